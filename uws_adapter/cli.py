@@ -1,0 +1,136 @@
+"""The ``uws-adapter`` command line.
+
+Every failure prints one line on stderr and exits non-zero (2 for bad input, 1 for anything else);
+set ``UWS_ADAPTER_DEBUG=1`` to see the traceback of an unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, NoReturn, Optional, Sequence
+
+from . import __version__
+from .actions import action_named
+from .devices import Device, read_devices_csv
+from .envelope import build_envelope
+from .errors import InputError, UwsAdapterError
+from .selection import CustomField, Selection, select
+
+PROG = "uws-adapter"
+EXIT_INPUT = 2
+EXIT_FAILURE = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, not usage text plus a message."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(self.prog, message, f"see '{self.prog} --help'")
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("devices (a list, or account/group with filters)")
+    group.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="KIND:ID",
+        help="a device, e.g. IMEI:990003420535573; several identifiers of one device joined with +",
+    )
+    group.add_argument("--devices-file", metavar="FILE", help="CSV rows kind,identifier (one device per row)")
+    group.add_argument("--account", help="account name, e.g. 0000123456-00001 (keep leading zeros)")
+    group.add_argument("--group", help="device group name")
+    group.add_argument("--service-plan", help="only devices on this service plan")
+    group.add_argument(
+        "--custom-field", action="append", default=[], metavar="NAME=VALUE", help="e.g. CustomField2=SuperVend"
+    )
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    devices: Optional[List[Device]] = None
+    if args.device or args.devices_file:
+        devices = []
+        for text in args.device:
+            try:
+                devices.append(Device.parse(text))
+            except InputError as exc:
+                raise exc.within("--device ") from None
+        if args.devices_file:
+            devices.extend(read_devices_csv(args.devices_file))
+    fields = []
+    for text in args.custom_field:
+        try:
+            fields.append(CustomField.parse(text))
+        except InputError as exc:
+            raise exc.within("--custom-field ") from None
+    return select(
+        devices, account=args.account, group=args.group, service_plan=args.service_plan, custom_fields=fields
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Verizon ThingSpace UWS SOAP and REST provisioning adapter.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    envelope = commands.add_parser(
+        "envelope", help="print a ChangeDeviceState SOAP envelope", description="Print a ChangeDeviceState envelope."
+    )
+    envelope.add_argument("action", choices=["restore", "suspend"])
+    _add_selection(envelope)
+    envelope.add_argument(
+        "--token",
+        default=os.environ.get("UWS_TOKEN"),
+        help="session token for the v2:token header (default: $UWS_TOKEN)",
+    )
+    billing = envelope.add_mutually_exclusive_group()
+    billing.add_argument(
+        "--with-billing", dest="with_billing", action="store_const", const=True, help="REST only; refused for SOAP"
+    )
+    billing.add_argument("--without-billing", dest="with_billing", action="store_const", const=False)
+    envelope.set_defaults(run=_run_envelope)
+    return parser
+
+
+def _run_envelope(args: argparse.Namespace) -> int:
+    action = action_named(args.action, with_billing=args.with_billing)
+    selection = _selection(args)
+    if not args.token:
+        raise InputError("--token", "a session token is required", "pass --token or set UWS_TOKEN")
+    request = build_envelope(action, selection, token=args.token)
+    sys.stdout.write(request.text + "\n")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the CLI; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        status: int = args.run(args)
+        return status
+    except InputError as exc:
+        _say(f"error: {exc}")
+        return EXIT_INPUT
+    except UwsAdapterError as exc:
+        _say(f"error: {exc}")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`); nothing useful is left to say.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+    except Exception as exc:  # the promise: no traceback unless asked for
+        if os.environ.get("UWS_ADAPTER_DEBUG"):
+            raise
+        _say(f"unexpected {type(exc).__name__}: {exc} (set UWS_ADAPTER_DEBUG=1 for a traceback)")
+        return EXIT_FAILURE
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(f"{PROG}: {' '.join(line.split())}\n")

@@ -1,0 +1,190 @@
+"""Which devices a request acts on: EITHER a device list OR an account / device group query with
+optional service-plan and custom-field filters (the carrier refuses the mix [doc])."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence, Tuple, Union
+
+from .devices import Device
+from .errors import InputError
+from .wire import (
+    CUSTOM_FIELD_FORBIDDEN_CHARS,
+    CUSTOM_FIELD_NAMES,
+    CUSTOM_FIELD_VALUE_MAX,
+    MAX_DEVICES_PER_REQUEST,
+)
+
+_CUSTOM_FIELD_BY_LOWER = {name.lower(): name for name in CUSTOM_FIELD_NAMES}
+
+
+def _text(field: str, value: object, fix: str) -> str:
+    """A non-empty string; numbers are refused because account names keep their leading zeros."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise InputError(field, f"expected a string, got {type(value).__name__} {value!r}", fix)
+    stripped = value.strip()
+    if not stripped:
+        raise InputError(field, "is empty", fix)
+    return stripped
+
+
+@dataclass(frozen=True)
+class CustomField:
+    """A custom-field filter: ``CustomField1`` … ``CustomField5`` equal to ``value``
+    (matched case-insensitively by the carrier, no wildcards)."""
+
+    name: str
+    value: str
+
+    def __post_init__(self) -> None:
+        name = _text("custom field name", self.name, "use CustomField1 to CustomField5")
+        canonical = _CUSTOM_FIELD_BY_LOWER.get(name.lower())
+        if canonical is None:
+            raise InputError(
+                "custom field name", f"{name!r} is not a custom field", "use CustomField1 to CustomField5"
+            )
+        value = _text(f"custom field {canonical} value", self.value, "give the value to match")
+        if len(value) > CUSTOM_FIELD_VALUE_MAX:
+            raise InputError(
+                f"custom field {canonical} value",
+                f"{len(value)} characters, the carrier allows {CUSTOM_FIELD_VALUE_MAX}",
+                "shorten the value",
+            )
+        bad = [c for c in CUSTOM_FIELD_FORBIDDEN_CHARS if c in value]
+        if bad:
+            raise InputError(
+                f"custom field {canonical} value",
+                "contains " + " and ".join(repr(c) for c in bad) + ", which the carrier refuses",
+                "remove the characters ' < and \\",
+            )
+        object.__setattr__(self, "name", canonical)
+        object.__setattr__(self, "value", value)
+
+    @classmethod
+    def parse(cls, text: str) -> CustomField:
+        """Parse ``NAME=VALUE``."""
+        name, sep, value = text.partition("=")
+        if not sep:
+            raise InputError("custom field", f"{text!r} is not NAME=VALUE", "write e.g. CustomField2=SuperVend")
+        return cls(name, value)
+
+
+@dataclass(frozen=True)
+class DeviceList:
+    """Up to 10,000 distinct devices, named one by one."""
+
+    devices: Tuple[Device, ...]
+
+    def __post_init__(self) -> None:
+        devices = self.devices
+        if isinstance(devices, Device):
+            devices = (devices,)
+        if isinstance(devices, (str, bytes)) or not isinstance(devices, Iterable):
+            raise InputError("devices", f"expected Device objects, got {devices!r}", "pass a list of Device")
+        devices = tuple(devices)
+        if not devices:
+            raise InputError("devices", "the device list is empty", "name at least one device")
+        if len(devices) > MAX_DEVICES_PER_REQUEST:
+            raise InputError(
+                "devices",
+                f"{len(devices):,} devices, the carrier takes at most {MAX_DEVICES_PER_REQUEST:,} per request",
+                "split them into several requests",
+            )
+        first_seen = {}
+        for position, device in enumerate(devices):
+            if not isinstance(device, Device):
+                raise InputError(
+                    f"devices[{position}]",
+                    f"expected a Device, got {type(device).__name__}",
+                    "build it with Device.parse('KIND:ID')",
+                )
+            for ident in device.identifiers:
+                key = (ident.kind, ident.identifier.upper())
+                earlier = first_seen.setdefault(key, position)
+                if earlier != position:
+                    raise InputError(
+                        f"devices[{position}]",
+                        f"{ident} is already devices[{earlier}]",
+                        "name each device once",
+                    )
+        object.__setattr__(self, "devices", devices)
+
+
+@dataclass(frozen=True)
+class DeviceQuery:
+    """Every device of an account and/or device group, narrowed by optional filters that must all
+    match. ``account`` is a string such as ``"0000123456-00001"``: leading zeros matter."""
+
+    account: Optional[str] = None
+    group: Optional[str] = None
+    service_plan: Optional[str] = None
+    custom_fields: Tuple[CustomField, ...] = ()
+
+    def __post_init__(self) -> None:
+        account = None
+        if self.account is not None:
+            account = _text("account", self.account, "give the account name as a string, e.g. '0000123456-00001'")
+        group = None if self.group is None else _text("group", self.group, "give the device group name")
+        plan = None
+        if self.service_plan is not None:
+            plan = _text("service_plan", self.service_plan, "give the service plan name")
+        if account is None and group is None:
+            raise InputError(
+                "selection",
+                "no account or device group given",
+                "name devices, or give an account and/or a device group (filters narrow those)",
+            )
+        fields = self.custom_fields
+        if isinstance(fields, CustomField):
+            fields = (fields,)
+        fields = tuple(fields)
+        names = set()
+        for position, item in enumerate(fields):
+            if not isinstance(item, CustomField):
+                raise InputError(
+                    f"custom_fields[{position}]",
+                    f"expected a CustomField, got {type(item).__name__}",
+                    "build it with CustomField(name, value)",
+                )
+            if item.name in names:
+                raise InputError(
+                    f"custom_fields[{position}]", f"{item.name} is given twice", "filter on each field once"
+                )
+            names.add(item.name)
+        object.__setattr__(self, "account", account)
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "service_plan", plan)
+        object.__setattr__(self, "custom_fields", fields)
+
+
+Selection = Union[DeviceList, DeviceQuery]
+
+
+def select(
+    devices: Optional[Sequence[Device]] = None,
+    *,
+    account: Optional[str] = None,
+    group: Optional[str] = None,
+    service_plan: Optional[str] = None,
+    custom_fields: Sequence[CustomField] = (),
+) -> Selection:
+    """The selection the arguments describe, refusing a device list mixed with a query."""
+    if devices is not None:
+        mixed = [
+            name
+            for name, value in (
+                ("account", account),
+                ("group", group),
+                ("service_plan", service_plan),
+                ("custom_fields", custom_fields),
+            )
+            if value
+        ]
+        if mixed:
+            raise InputError(
+                "selection",
+                "a device list cannot be combined with " + ", ".join(mixed),
+                "name devices, or select by account/group with filters, not both",
+            )
+        return DeviceList(tuple(devices))
+    return DeviceQuery(account, group, service_plan, tuple(custom_fields))

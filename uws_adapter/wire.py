@@ -1,0 +1,46 @@
+"""Facts about the UWS and REST wire formats, in one place.
+
+Each constant carries its evidence from ``uws-wire-notes.md``: [doc] carrier documentation,
+[seen] public traffic or code, [inferred] our best reading. Change a value here when a real
+capture disagrees. Element *order* is not here: it lives in ``wsdl/uws-carrier.xsd``, the one
+source zeep renders from.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+# Namespaces [doc], spelled exactly; prefixes as in the carrier's example envelope.
+NS_SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"  # SOAP 1.1 [seen]
+NS_V2 = "http://nphase.com/unifiedwebservice/v2"
+_CONTRACT = "http://schemas.datacontract.org/2004/07/NPhase.UnifiedWebService.APIs.v2.Contract."
+NS_CARRIER = _CONTRACT + "CarrierService"
+NS_COMMON = _CONTRACT + "Common"
+NS_SESSION = _CONTRACT + "SessionService"  # [seen]
+NS_XSI = "http://www.w3.org/2001/XMLSchema-instance"
+
+#: Prefixes declared once, on the Envelope, in the requests we write (the envelope's own prefix is
+#: zeep's ``soap-env``; prefixes carry no meaning on the wire).
+REQUEST_PREFIXES: Dict[str, str] = {
+    "v2": NS_V2,
+    "nph": NS_CARRIER,
+    "nph1": NS_COMMON,
+}
+
+# Transport [seen unless noted].
+CONTENT_TYPE = "text/xml; charset=utf-8"
+UWS_BASE_URL = "https://uws.apps.nphase.com/api/v2"
+SOAP_ACTION_BASE = "http://nphase.com/unifiedwebservice/v2"
+
+
+def soap_action(service: str, operation: str) -> str:
+    """SOAPAction of an operation: ``.../I<Service>/<Operation>`` [seen for LogIn, else inferred]."""
+    return f"{SOAP_ACTION_BASE}/I{service}/{operation}"
+
+
+# Limits [doc].
+MAX_DEVICES_PER_REQUEST = 10_000
+CUSTOM_FIELD_NAMES = tuple(f"CustomField{n}" for n in range(1, 6))
+CUSTOM_FIELD_VALUE_MAX = 50
+#: Refused by UWS with INPUT_INVALID.Request.InvalidCharacter [doc].
+CUSTOM_FIELD_FORBIDDEN_CHARS = ("'", "<", "\\")
