@@ -31,11 +31,11 @@ def resource_dir() -> Path:
     return root
 
 
-class _OfflineTransport(Transport):  # type: ignore[misc]  # zeep ships no type hints
+class _OfflineTransport(Transport):
     """Reads the WSDL's own files and nothing else: no network, no file outside the folder."""
 
     def __init__(self, root: Path) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._root = root.resolve()
 
     def load(self, url: str) -> bytes:
@@ -77,7 +77,9 @@ def _load() -> Bindings:
     root = resource_dir()
     settings = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     try:
-        client = zeep.Client(str(root / WSDL_FILE), transport=_OfflineTransport(root), settings=settings)
+        client = zeep.Client(  # type: ignore[no-untyped-call]
+            str(root / WSDL_FILE), transport=_OfflineTransport(root), settings=settings
+        )
         carrier = client.bind("CarrierService", "CarrierServicePort")
         session = client.bind("SessionService", "SessionServicePort")
     except ResourceError:

@@ -65,9 +65,7 @@ def _selection(args: argparse.Namespace) -> Selection:
             fields.append(CustomField.parse(text))
         except InputError as exc:
             raise exc.within("--custom-field ") from None
-    return select(
-        devices, account=args.account, group=args.group, service_plan=args.service_plan, custom_fields=fields
-    )
+    return select(devices, account=args.account, group=args.group, service_plan=args.service_plan, custom_fields=fields)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -137,11 +137,13 @@ class Device:
         if not isinstance(text, str):
             raise InputError("device", f"expected a string, got {type(text).__name__}", "write KIND:IDENTIFIER")
         identifiers = []
-        for position, part in enumerate(text.split("+")):
+        parts = text.split("+")
+        for position, part in enumerate(parts):
             try:
                 identifiers.append(DeviceIdentifier.parse(part))
             except InputError as exc:
-                raise exc.within(f"device {text!r} part {position + 1}: ") from None
+                where = f"{text!r} part {position + 1}: " if len(parts) > 1 else f"{text!r}: "
+                raise exc.within(where) from None
         return cls(tuple(identifiers))
 
     def __str__(self) -> str:

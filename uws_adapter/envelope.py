@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, List, Mapping
 
 from lxml import etree
 
-from .actions import Action, Suspend
+from .actions import Action, Restore, Suspend
 from .bindings import bindings
 from .devices import REST_ONLY_KINDS, Device
 from .errors import InputError, UnsupportedByApi
@@ -45,6 +45,10 @@ class SoapRequest:
 
 def check_soap_request(action: Action, selection: Selection) -> None:
     """Refuse what UWS cannot carry, instead of dropping it silently."""
+    if not isinstance(action, (Restore, Suspend)):
+        raise InputError("action", f"expected Restore() or Suspend(), got {action!r}", "use action_named('restore')")
+    if not isinstance(selection, (DeviceList, DeviceQuery)):
+        raise InputError("selection", f"expected a DeviceList or DeviceQuery, got {selection!r}", "use select(...)")
     if isinstance(action, Suspend) and action.with_billing is not None:
         raise UnsupportedByApi(
             "with_billing",
@@ -102,17 +106,17 @@ def zeep_envelope(action: Action, selection: Selection, *, token: str) -> etree.
 
 def _zeep_message(action: Action, selection: Selection, token: str) -> etree._Element:
     found = bindings()
-    message: etree._Element = found.client.create_message(
+    message: etree._Element = found.client.create_message(  # type: ignore[no-untyped-call]
         found.carrier, OPERATION, Input=_zeep_input(action, selection), _soapheaders={"token": _check_token(token)}
     )
     return message
 
 
-# The nph1 prefix is declared on the envelope (REQUEST_PREFIXES); identifiers and kinds are
-# validated against [0-9A-Za-z] patterns, so they need no XML escaping.
-_ID_TEMPLATE = "<nph1:DeviceIdentifier><nph1:Kind>{}</nph1:Kind><nph1:Identifier>{}</nph1:Identifier></nph1:DeviceIdentifier>"
-_DEVICE_OPEN = "<nph1:DeviceIdentifierCollection><nph1:DeviceIdentifiers>"
-_DEVICE_CLOSE = "</nph1:DeviceIdentifiers></nph1:DeviceIdentifierCollection>"
+# The Common contract is the envelope's default namespace (REQUEST_PREFIXES); identifiers and
+# kinds are validated against [0-9A-Za-z] patterns, so they need no XML escaping.
+_ID_TEMPLATE = "<DeviceIdentifier><Kind>{}</Kind><Identifier>{}</Identifier></DeviceIdentifier>"
+_DEVICE_OPEN = "<DeviceIdentifierCollection><DeviceIdentifiers>"
+_DEVICE_CLOSE = "</DeviceIdentifiers></DeviceIdentifierCollection>"
 
 
 def _render_devices(devices: Iterable[Device]) -> str:
@@ -129,13 +133,12 @@ def _render_devices(devices: Iterable[Device]) -> str:
 
 def build_envelope(action: Action, selection: Selection, *, token: str) -> SoapRequest:
     """The ChangeDeviceState request for ``action`` on ``selection``, with the token header."""
-    if not isinstance(selection, (DeviceList, DeviceQuery)):
-        raise InputError("selection", f"expected a DeviceList or DeviceQuery, got {selection!r}", "use select(...)")
     check_soap_request(action, selection)
     devices = selection.devices if isinstance(selection, DeviceList) else ()
     skeleton = DeviceList(devices[:1]) if devices else selection
     message = _zeep_message(action, skeleton, token)
-    etree.cleanup_namespaces(message, top_nsmap=REQUEST_PREFIXES)
+    # lxml takes None as the default-namespace key; lxml-stubs does not know that.
+    etree.cleanup_namespaces(message, top_nsmap=REQUEST_PREFIXES)  # type: ignore[arg-type]
     text: str = etree.tostring(message, encoding="unicode")
     if devices:
         first = _render_devices(devices[:1])

@@ -29,7 +29,7 @@ def _bundle(xsd: str) -> str:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lxml_schema(xsd: str = REQUEST_XSD) -> etree.XMLSchema:
     """An lxml validator for SOAP messages whose contents ``xsd`` describes."""
     root = resource_dir()
@@ -38,7 +38,7 @@ def lxml_schema(xsd: str = REQUEST_XSD) -> etree.XMLSchema:
     return etree.XMLSchema(document)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def xmlschema_schema(xsd: str = REQUEST_XSD) -> Any:
     """The same validator built by xmlschema (offline: only files in the bundled folder)."""
     import xmlschema  # only the validators need it; keep it off the import path of the builder

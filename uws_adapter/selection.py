@@ -4,7 +4,7 @@ optional service-plan and custom-field filters (the carrier refuses the mix [doc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
 
 from .devices import Device
 from .errors import InputError
@@ -40,9 +40,7 @@ class CustomField:
         name = _text("custom field name", self.name, "use CustomField1 to CustomField5")
         canonical = _CUSTOM_FIELD_BY_LOWER.get(name.lower())
         if canonical is None:
-            raise InputError(
-                "custom field name", f"{name!r} is not a custom field", "use CustomField1 to CustomField5"
-            )
+            raise InputError("custom field name", f"{name!r} is not a custom field", "use CustomField1 to CustomField5")
         value = _text(f"custom field {canonical} value", self.value, "give the value to match")
         if len(value) > CUSTOM_FIELD_VALUE_MAX:
             raise InputError(
@@ -90,7 +88,7 @@ class DeviceList:
                 f"{len(devices):,} devices, the carrier takes at most {MAX_DEVICES_PER_REQUEST:,} per request",
                 "split them into several requests",
             )
-        first_seen = {}
+        first_seen: Dict[Tuple[str, str], int] = {}
         for position, device in enumerate(devices):
             if not isinstance(device, Device):
                 raise InputError(

@@ -8,7 +8,7 @@ source zeep renders from.
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 # Namespaces [doc], spelled exactly; prefixes as in the carrier's example envelope.
 NS_SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"  # SOAP 1.1 [seen]
@@ -19,12 +19,13 @@ NS_COMMON = _CONTRACT + "Common"
 NS_SESSION = _CONTRACT + "SessionService"  # [seen]
 NS_XSI = "http://www.w3.org/2001/XMLSchema-instance"
 
-#: Prefixes declared once, on the Envelope, in the requests we write (the envelope's own prefix is
-#: zeep's ``soap-env``; prefixes carry no meaning on the wire).
-REQUEST_PREFIXES: Dict[str, str] = {
+#: Namespaces declared once, on the Envelope, in the requests we write. Prefixes carry no meaning
+#: on the wire; the Common contract is the default namespace because the per-device elements are
+#: in it, and at 10,000 devices their tags are most of the message.
+REQUEST_PREFIXES: Dict[Optional[str], str] = {
     "v2": NS_V2,
     "nph": NS_CARRIER,
-    "nph1": NS_COMMON,
+    None: NS_COMMON,
 }
 
 # Transport [seen unless noted].

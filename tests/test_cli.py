@@ -1,0 +1,133 @@
+"""The installed ``uws-adapter`` command, run as a real process from outside the checkout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import pytest
+from conftest import DATA, parse_trusted, shape
+
+from uws_adapter import __version__
+
+
+def run(args: List[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k not in ("UWS_TOKEN", "UWS_ADAPTER_DEBUG")}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "uws_adapter", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_prints_the_documented_example(tmp_path: Path, doc_request: bytes) -> None:
+    result = run(["envelope", "restore", "--device", "ESN:09611822299", "--token", "current_session_token"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert shape(parse_trusted(result.stdout)) == shape(parse_trusted(doc_request))
+
+
+def test_token_from_the_environment_and_devices_from_a_file(tmp_path: Path) -> None:
+    result = run(
+        ["envelope", "suspend", "--devices-file", str(DATA / "devices.csv"), "--device", "MDN:5551234567"],
+        tmp_path,
+        UWS_TOKEN="from-env",
+    )
+    assert result.returncode == 0, result.stderr
+    root = parse_trusted(result.stdout)
+    assert root.findtext(".//{http://nphase.com/unifiedwebservice/v2}token") == "from-env"
+    kinds = [k.text for k in root.iter("{*}Kind")]
+    assert kinds == ["MDN", "IMEI", "ICCID", "ESN", "MEID"]
+    assert root.find(".//{*}Suspend") is not None
+
+
+def test_query_selection(tmp_path: Path) -> None:
+    result = run(
+        [
+            "envelope",
+            "restore",
+            "--account",
+            "0000123456-00001",
+            "--service-plan",
+            "Plan",
+            "--custom-field",
+            "CustomField2=SuperVend",
+            "--token",
+            "t",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "<nph:AccountName>0000123456-00001</nph:AccountName>" in result.stdout
+    assert "<Name>CustomField2</Name><Value>SuperVend</Value>" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["envelope", "restore", "--device", "IMEI:123", "--token", "t"],
+            "--device 'IMEI:123': identifier: '123' is not a valid IMEI",
+        ),
+        (["envelope", "restore", "--device", "ESN:09611822299"], "--token: a session token is required"),
+        (["envelope", "restore", "--token", "t"], "selection: no account or device group given"),
+        (
+            ["envelope", "restore", "--device", "ESN:09611822299", "--account", "1", "--token", "t"],
+            "a device list cannot be combined with account",
+        ),
+        (
+            ["envelope", "suspend", "--device", "ESN:09611822299", "--with-billing", "--token", "t"],
+            "UWS ChangeDeviceState has no withBilling field",
+        ),
+        (
+            ["envelope", "restore", "--custom-field", "CustomField9=x", "--account", "1", "--token", "t"],
+            "'CustomField9' is not a custom field",
+        ),
+        (["envelope", "restore", "--devices-file", "nope.csv", "--token", "t"], "cannot read nope.csv"),
+        (["envelope", "pause"], "invalid choice: 'pause'"),
+        ([], "the following arguments are required: COMMAND"),
+        (["envelope", "restore", "--bogus"], "unrecognized arguments: --bogus"),
+    ],
+    ids=[
+        "bad-identifier",
+        "no-token",
+        "no-selector",
+        "mixed",
+        "with-billing",
+        "custom-field-name",
+        "missing-file",
+        "bad-action",
+        "no-command",
+        "unknown-option",
+    ],
+)
+def test_errors_are_one_line_exit_2_no_traceback(tmp_path: Path, args: List[str], message: str) -> None:
+    result = run(args, tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("uws-adapter: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    version = run(["--version"], tmp_path)
+    assert (version.returncode, version.stdout.strip()) == (0, f"uws-adapter {__version__}")
+    helped = run(["envelope", "--help"], tmp_path)
+    assert helped.returncode == 0
+    assert "--devices-file" in helped.stdout
+
+
+def test_console_script_is_installed(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("uws-adapter")
+    result = subprocess.run([str(script), "--version"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from uws_adapter import Device, DeviceIdentifier, InputError, read_devices_csv
+from uws_adapter.devices import KINDS
+
+DATA = Path(__file__).parent / "data"
+
+VALID = {
+    "ESN": ["09611822299", "A1B2C3D4"],
+    "MEID": ["A100003685A2D0"],
+    "IMEI": ["990003420535573", "9900034205355731"],
+    "ICCID": ["8914800000080078425", "89148000000800784259"],
+    "MDN": ["5551234567"],
+    "MSISDN": ["15551234567"],
+    "MIN": ["5551234567"],
+    "EID": ["8" * 32],
+    "IMSI": ["311480123456789"],
+}
+
+INVALID = [
+    ("IMEI", "99000342053557"),  # 14 digits
+    ("IMEI", "99000342053557312"),  # 17 digits
+    ("IMEI", "99000342053557X"),
+    ("ICCID", "891480000008007842"),  # 18 digits
+    ("ICCID", "891480000008007842591"),  # 21 digits
+    ("MEID", "A100003685A2DZ"),
+    ("MEID", "A100003685A2D"),
+    ("MDN", "555123456"),
+    ("MDN", "555-123-4567"),
+    ("ESN", "0961182229"),
+    ("ESN", "A1B2C3D"),
+    ("EID", "8" * 31),
+    ("MSISDN", "+15551234567"),
+]
+
+
+def test_every_kind_has_a_valid_example() -> None:
+    assert set(VALID) == set(KINDS)
+
+
+@pytest.mark.parametrize(
+    ("kind", "identifier"), [(k, i) for k, ids in VALID.items() for i in ids], ids=lambda v: str(v)[:12]
+)
+def test_valid_identifiers_are_accepted(kind: str, identifier: str) -> None:
+    ident = DeviceIdentifier(kind.lower(), f" {identifier} ")
+    assert (ident.kind, ident.identifier) == (kind, identifier)
+
+
+@pytest.mark.parametrize(("kind", "identifier"), INVALID, ids=[f"{k}-{i}" for k, i in INVALID])
+def test_identifiers_that_cannot_be_of_their_kind_are_refused(kind: str, identifier: str) -> None:
+    with pytest.raises(
+        InputError, match=rf"identifier: '{identifier.replace('+', '.')}' is not a valid {kind}"
+    ) as info:
+        DeviceIdentifier(kind, identifier)
+    assert info.value.field == "identifier"
+    assert "digits" in info.value.fix
+
+
+@pytest.mark.parametrize("spelling", ["imei", "Imei", "IMEI", " iMeI "])
+def test_kind_matching_ignores_case_and_writes_upper_case(spelling: str) -> None:
+    assert DeviceIdentifier(spelling, "990003420535573").kind == "IMEI"
+
+
+def test_unknown_kind_lists_the_known_ones() -> None:
+    with pytest.raises(InputError, match=r"kind: unknown identifier kind 'IMEX'; use one of ESN, MEID, IMEI"):
+        DeviceIdentifier("IMEX", "990003420535573")
+
+
+def test_identifier_given_as_a_number_is_refused() -> None:
+    with pytest.raises(InputError, match="leading zeros"):
+        DeviceIdentifier("ESN", 9611822299)  # type: ignore[arg-type]
+
+
+def test_device_parse_joins_identifiers_with_plus() -> None:
+    device = Device.parse("IMEI:990003420535573+iccid:89148000000800784259")
+    assert [str(i) for i in device.identifiers] == ["IMEI:990003420535573", "ICCID:89148000000800784259"]
+    assert str(device) == "IMEI:990003420535573+ICCID:89148000000800784259"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("990003420535573", "is not KIND:IDENTIFIER"),
+        ("IMEI:", "is not KIND:IDENTIFIER"),
+        ("IMEI:990003420535573+", "part 2"),
+        ("IMEI:990003420535573+IMEI:9900034205355731", "a second IMEI for one device"),
+    ],
+    ids=["no-kind", "no-identifier", "empty-part", "kind-twice"],
+)
+def test_device_parse_errors_name_the_problem(text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        Device.parse(text)
+
+
+def test_device_needs_an_identifier() -> None:
+    with pytest.raises(InputError, match="at least one identifier"):
+        Device(())
+
+
+def test_devices_are_frozen_and_hashable() -> None:
+    device = Device.of("MDN", "5551234567")
+    assert device == Device.parse("mdn:5551234567")
+    assert len({device, Device.parse("MDN:5551234567")}) == 1
+    with pytest.raises(AttributeError):
+        device.identifiers = ()  # type: ignore[misc]
+
+
+def test_csv_rows_become_devices() -> None:
+    devices = read_devices_csv(DATA / "devices.csv")
+    assert [str(d) for d in devices] == [
+        "IMEI:990003420535573+ICCID:89148000000800784259",
+        "ESN:09611822299",
+        "MEID:A100003685A2D0",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("IMEI,990003420535573\nIMEI\n", r"devices file line 2: 1 cells"),
+        ("IMEI,990003420535573\nIMEI,123\n", r"devices file line 2: identifier: '123' is not a valid IMEI"),
+        ("XYZ,1\n", r"devices file line 1: kind: unknown"),
+    ],
+    ids=["odd-cells", "bad-identifier", "bad-kind"],
+)
+def test_csv_errors_name_the_line(text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        read_devices_csv(io.StringIO(text))
+
+
+def test_csv_missing_file_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read"):
+        read_devices_csv(tmp_path / "absent.csv")

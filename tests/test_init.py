@@ -1,0 +1,58 @@
+"""The public API is small and deliberate: __all__ is guarded here."""
+
+from __future__ import annotations
+
+import uws_adapter
+from uws_adapter import errors
+
+EXPECTED = {
+    "KINDS",
+    "MAX_DEVICES_PER_REQUEST",
+    "REST_ONLY_KINDS",
+    "Action",
+    "CustomField",
+    "Device",
+    "DeviceIdentifier",
+    "DeviceList",
+    "DeviceQuery",
+    "InputError",
+    "ResourceError",
+    "Restore",
+    "Selection",
+    "SoapRequest",
+    "Suspend",
+    "UnsupportedByApi",
+    "UwsAdapterError",
+    "__version__",
+    "action_named",
+    "build_envelope",
+    "read_devices_csv",
+    "select",
+    "zeep_envelope",
+}
+
+
+def test_all_is_exactly_the_public_api() -> None:
+    assert set(uws_adapter.__all__) == EXPECTED
+    assert len(uws_adapter.__all__) == len(EXPECTED)
+    for name in uws_adapter.__all__:
+        assert hasattr(uws_adapter, name), name
+
+
+def test_every_exception_derives_from_the_base() -> None:
+    classes = [v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, BaseException)]
+    assert all(issubclass(c, uws_adapter.UwsAdapterError) for c in classes)
+    assert issubclass(uws_adapter.InputError, ValueError)
+    assert issubclass(uws_adapter.UnsupportedByApi, uws_adapter.InputError)
+
+
+def test_input_error_carries_field_and_fix() -> None:
+    error = uws_adapter.InputError("account", "is empty", "give the account name")
+    assert (error.field, error.problem, error.fix, str(error)) == (
+        "account",
+        "is empty",
+        "give the account name",
+        "account: is empty; give the account name",
+    )
+    located = error.within("line 3: ")
+    assert (type(located), str(located)) == (uws_adapter.InputError, "line 3: account: is empty; give the account name")

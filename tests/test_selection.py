@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import pytest
+
+from uws_adapter import CustomField, Device, DeviceList, DeviceQuery, InputError, select
+from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
+
+ONE = Device.of("ESN", "09611822299")
+
+
+def _imeis(count: int) -> list[Device]:
+    return [Device.of("IMEI", f"{350000000000000 + n}") for n in range(count)]
+
+
+def test_select_with_devices_gives_a_device_list() -> None:
+    assert select([ONE]) == DeviceList((ONE,))
+
+
+def test_select_with_account_and_filters_gives_a_query() -> None:
+    query = select(account="0000123456-00001", service_plan="Plan", custom_fields=[CustomField("customfield2", "x")])
+    assert query == DeviceQuery("0000123456-00001", None, "Plan", (CustomField("CustomField2", "x"),))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"account": "1"}, {"group": "g"}, {"service_plan": "p"}, {"custom_fields": [CustomField("CustomField1", "v")]}],
+    ids=["account", "group", "service-plan", "custom-field"],
+)
+def test_device_list_mixed_with_a_query_is_refused(extra: Dict[str, Any]) -> None:
+    with pytest.raises(InputError, match=r"selection: a device list cannot be combined with") as info:
+        select([ONE], **extra)
+    assert next(iter(extra)) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"service_plan": "p"}, {"custom_fields": [CustomField("CustomField1", "v")]}],
+    ids=["nothing", "plan-only", "field-only"],
+)
+def test_no_account_or_group_is_refused(kwargs: Dict[str, Any]) -> None:
+    with pytest.raises(InputError, match="no account or device group given"):
+        select(**kwargs)
+
+
+def test_account_given_as_a_number_is_refused() -> None:
+    with pytest.raises(InputError, match=r"account: expected a string, got int 123456; give the account name"):
+        select(account=123456)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["", "   "], ids=["empty", "blank"])
+def test_empty_group_is_refused(value: str) -> None:
+    with pytest.raises(InputError, match="group: is empty"):
+        DeviceQuery(group=value)
+
+
+@pytest.mark.parametrize("name", ["CustomField0", "CustomField6", "Field1", "custom field 1"])
+def test_custom_field_names_other_than_the_five_are_refused(name: str) -> None:
+    with pytest.raises(InputError, match="use CustomField1 to CustomField5"):
+        CustomField(name, "v")
+
+
+def test_custom_field_value_over_50_characters_is_refused() -> None:
+    CustomField("CustomField1", "x" * 50)
+    with pytest.raises(InputError, match="51 characters, the carrier allows 50"):
+        CustomField("CustomField1", "x" * 51)
+
+
+@pytest.mark.parametrize("char", ["'", "<", "\\"], ids=["quote", "less-than", "backslash"])
+def test_custom_field_characters_the_carrier_refuses(char: str) -> None:
+    with pytest.raises(InputError, match=r"custom field CustomField3 value: contains .*which the carrier refuses"):
+        CustomField("CustomField3", f"a{char}b")
+
+
+def test_custom_field_parse() -> None:
+    assert CustomField.parse("CustomField2=Super=Vend") == CustomField("CustomField2", "Super=Vend")
+    with pytest.raises(InputError, match="is not NAME=VALUE"):
+        CustomField.parse("CustomField2")
+
+
+def test_the_same_custom_field_twice_is_refused() -> None:
+    with pytest.raises(InputError, match="CustomField1 is given twice"):
+        DeviceQuery(account="1", custom_fields=(CustomField("CustomField1", "a"), CustomField("customfield1", "b")))
+
+
+def test_the_same_device_twice_is_refused() -> None:
+    other = Device.parse("IMEI:990003420535573+ESN:09611822299")
+    with pytest.raises(InputError, match=r"devices\[1\]: ESN:09611822299 is already devices\[0\]"):
+        DeviceList((ONE, other))
+
+
+def test_hex_identifiers_are_compared_without_case() -> None:
+    with pytest.raises(InputError, match="already"):
+        DeviceList((Device.of("MEID", "A100003685A2D0"), Device.of("MEID", "a100003685a2d0")))
+
+
+def test_empty_device_list_is_refused() -> None:
+    with pytest.raises(InputError, match="the device list is empty"):
+        select([])
+
+
+def test_device_count_limit() -> None:
+    assert len(DeviceList(tuple(_imeis(MAX_DEVICES_PER_REQUEST))).devices) == MAX_DEVICES_PER_REQUEST
+    with pytest.raises(InputError, match="10,001 devices, the carrier takes at most 10,000"):
+        DeviceList(tuple(_imeis(MAX_DEVICES_PER_REQUEST + 1)))
+
+
+def test_non_device_entries_are_refused() -> None:
+    with pytest.raises(InputError, match=r"devices\[0\]: expected a Device, got str"):
+        DeviceList(("IMEI:990003420535573",))  # type: ignore[arg-type]
