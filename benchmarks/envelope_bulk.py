@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
 from lxml import etree
 
-from uws_adapter import Device, Restore, build_envelope, select, zeep_envelope
+from uws_adapter import Device, Restore, Selection, build_envelope, select, zeep_envelope
 
 
 def _devices(count: int) -> List[Device]:
     return [Device.of("IMEI", f"{350000000000000 + n}") for n in range(count)]
 
 
-def _best(func: Callable[[], bytes], repeat: int) -> "tuple[float, bytes]":
+def _best(func: Callable[[], bytes], repeat: int) -> Tuple[float, bytes]:
     best = float("inf")
     out = b""
     for _ in range(repeat):
@@ -37,14 +37,15 @@ def main() -> None:
     args = parser.parse_args()
     build_envelope(Restore(), select(_devices(1)), token="t")  # load the WSDL outside the timings
 
-    print(f"{'devices':>8} {'zeep ms':>10} {'ours ms':>10} {'speed-up':>9} {'zeep bytes':>11} {'ours bytes':>11} {'size':>6}")
+    header = ("devices", "zeep ms", "ours ms", "speed-up", "zeep bytes", "ours bytes", "size")
+    print("{:>8} {:>10} {:>10} {:>9} {:>11} {:>11} {:>6}".format(*header))
     for count in (100, 1_000, 10_000):
         selection = select(_devices(count))
 
-        def plain(selection=selection) -> bytes:  # type: ignore[no-untyped-def]
+        def plain(selection: Selection = selection) -> bytes:
             return etree.tostring(zeep_envelope(Restore(), selection, token="token"))
 
-        def ours(selection=selection) -> bytes:  # type: ignore[no-untyped-def]
+        def ours(selection: Selection = selection) -> bytes:
             return build_envelope(Restore(), selection, token="token").body
 
         zeep_s, zeep_out = _best(plain, max(1, args.repeat if count < 10_000 else min(args.repeat, 3)))
