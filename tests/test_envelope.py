@@ -4,6 +4,8 @@ from typing import List
 
 import pytest
 from conftest import parse_trusted, shape
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from uws_adapter import (
@@ -141,3 +143,28 @@ def test_token_is_required(token: str) -> None:
 def test_selection_must_be_a_selection() -> None:
     with pytest.raises(InputError, match="selection: expected a DeviceList or DeviceQuery"):
         build_envelope(Restore(), [Device.of("ESN", "09611822299")], token="t")  # type: ignore[arg-type]
+
+
+_identifier = st.one_of(
+    st.from_regex(r"[0-9]{15}", fullmatch=True).map(lambda v: f"IMEI:{v}"),
+    st.from_regex(r"[0-9]{20}", fullmatch=True).map(lambda v: f"ICCID:{v}"),
+    st.from_regex(r"[0-9A-Fa-f]{14}", fullmatch=True).map(lambda v: f"MEID:{v}"),
+    st.from_regex(r"[0-9]{10}", fullmatch=True).map(lambda v: f"MDN:{v}"),
+)
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(st.lists(st.lists(_identifier, min_size=1, max_size=3), min_size=1, max_size=25))
+def test_any_device_list_renders_as_zeep_does(raw: List[List[str]]) -> None:
+    devices, seen = [], set()
+    for parts in raw:
+        kinds = {p.split(":")[0] for p in parts}
+        keys = {p.upper() for p in parts}
+        if len(kinds) == len(parts) and not keys & seen:
+            seen |= keys
+            devices.append(Device.parse("+".join(parts)))
+    assume(devices)
+    selection = select(devices)
+    assert shape(parse_trusted(build_envelope(Suspend(), selection, token="t").body)) == shape(
+        zeep_envelope(Suspend(), selection, token="t")
+    )
