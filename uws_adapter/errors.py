@@ -5,12 +5,16 @@ Every error the package raises on purpose derives from :class:`UwsAdapterError`:
     UwsAdapterError
     ├── InputError (also ValueError)         bad input to a public entry point
     │   └── UnsupportedByApi                 valid input the chosen API cannot carry
+    ├── DocumentError (also ValueError)      an untrusted document (XML or JSON) was refused
+    │   └── CallbackParseError               ... and it was meant to be a callback
     └── ResourceError                        the bundled WSDL/XSD files are missing or broken
 
 Messages name the offending field and say how to fix it, so that a CLI can print them as they are.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 
 class UwsAdapterError(Exception):
@@ -35,6 +39,21 @@ class InputError(UwsAdapterError, ValueError):
 
 class UnsupportedByApi(InputError):
     """A valid request that the chosen API (UWS SOAP or REST) has no way to express."""
+
+
+class DocumentError(UwsAdapterError, ValueError):
+    """An untrusted XML or JSON document that is malformed, hostile, too large or of the wrong shape.
+
+    ``line`` is the line of the problem in an XML document, when known.
+    """
+
+    def __init__(self, message: str, *, line: Optional[int] = None) -> None:
+        self.line = line
+        super().__init__(message)
+
+
+class CallbackParseError(DocumentError):
+    """A document that is not a valid carrier callback (UWS SOAP or REST JSON)."""
 
 
 class ResourceError(UwsAdapterError):

@@ -1,0 +1,203 @@
+"""The carrier's per-device callbacks as plain, typed, frozen dataclasses, and their JSON form.
+
+One model for both APIs: :func:`uws_adapter.parse_callback` (UWS SOAP) and
+:func:`uws_adapter.parse_rest_callback` (REST JSON) return the same :class:`CallbackRequest`.
+The JSON form (:meth:`CallbackRequest.to_dict`) uses the field names as keys and ISO 8601 dates;
+``callback.schema.json`` in this package describes it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from .errors import CallbackParseError
+
+#: Status values that mean the device's change went through [doc].
+SUCCESS_STATUSES = frozenset({"success", "configcreated"})
+#: The action names of ChangeDeviceState, in schema order [doc].
+ACTIONS = ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend")
+
+
+@dataclass(frozen=True)
+class ReportedDevice:
+    """An identifier as the carrier reports it: ``kind`` upper-cased, ``identifier`` verbatim
+    (callbacks are not validated against identifier formats: the carrier's word is final)."""
+
+    kind: str
+    identifier: str
+
+
+@dataclass(frozen=True)
+class SuspendResult:
+    """When a suspended device will return to Active by itself, and its suspend budget."""
+
+    expected_resume_date: Optional[_dt.date] = None
+    max_suspend_days_allowed: Optional[int] = None
+    num_days_suspended_last_12_months: Optional[int] = None
+    num_days_suspend_allowed_current_12_months: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """``restored`` as REST reports it; for UWS, which sends an empty Restore, it follows Status."""
+
+    restored: Optional[bool] = None
+
+
+@dataclass(frozen=True)
+class CallbackFault:
+    """A fault in a callback: ``code`` (e.g. ``REQUEST_FAILED.DeviceNotFound``), ``string``,
+    ``actor`` and ``detail`` (text)."""
+
+    code: Optional[str] = None
+    string: Optional[str] = None
+    actor: Optional[str] = None
+    detail: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class NiddResult:
+    """The NiddService result that follows a restore of an NB-IoT device."""
+
+    account_name: Optional[str] = None
+    reason: Optional[str] = None
+    devices: Tuple[ReportedDevice, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    """An eSIM profile result (DeviceProfileService)."""
+
+    devices: Tuple[ReportedDevice, ...] = ()
+    state: Optional[str] = None
+    profile_status: Optional[str] = None
+    profile_role: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    """One callback: the result of one request for one device.
+
+    ``succeeded`` is derived: the status means success and there is no fault. ``unmodeled`` names
+    the non-empty sections this package does not model, so that nothing is dropped silently.
+    ``password`` is kept out of ``repr`` so that it does not end up in logs.
+    """
+
+    request_id: str
+    devices: Tuple[ReportedDevice, ...] = ()
+    username: Optional[str] = None
+    password: Optional[str] = field(default=None, repr=False)
+    service: Optional[str] = None
+    action: Optional[str] = None
+    status: Optional[str] = None
+    callback_count: Optional[int] = None
+    max_callback_threshold: Optional[int] = None
+    comment: Optional[str] = None
+    suspend: Optional[SuspendResult] = None
+    restore: Optional[RestoreResult] = None
+    fault: Optional[CallbackFault] = None
+    nidd: Optional[NiddResult] = None
+    profile: Optional[ProfileResult] = None
+    unmodeled: Tuple[str, ...] = ()
+    succeeded: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        ok = self.status is not None and self.status.lower() in SUCCESS_STATUSES and self.fault is None
+        object.__setattr__(self, "succeeded", ok)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The JSON form: field names as keys, dates as ISO 8601, the password left out."""
+        return _jsonable(self)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CallbackRequest:
+        """Rebuild from :meth:`to_dict` output (``succeeded`` is derived again, not read)."""
+        try:
+            return cls(
+                request_id=data["request_id"],
+                devices=_devices(data.get("devices", ())),
+                username=data.get("username"),
+                password=data.get("password"),
+                service=data.get("service"),
+                action=data.get("action"),
+                status=data.get("status"),
+                callback_count=data.get("callback_count"),
+                max_callback_threshold=data.get("max_callback_threshold"),
+                comment=data.get("comment"),
+                suspend=_suspend(data.get("suspend")),
+                restore=None if data.get("restore") is None else RestoreResult(**data["restore"]),
+                fault=None if data.get("fault") is None else CallbackFault(**data["fault"]),
+                nidd=_nidd(data.get("nidd")),
+                profile=_profile(data.get("profile")),
+                unmodeled=tuple(data.get("unmodeled", ())),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CallbackParseError(f"not the JSON form of a callback: {exc!r}") from None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, CallbackRequest):
+        out = {name: _jsonable(getattr(value, name)) for name in value.__dataclass_fields__}
+        out.pop("password")
+        return out
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _jsonable(getattr(value, name)) for name in value.__dataclass_fields__}
+    if isinstance(value, tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    return value
+
+
+def _devices(items: Any) -> Tuple[ReportedDevice, ...]:
+    return tuple(ReportedDevice(item["kind"], item["identifier"]) for item in items)
+
+
+def _suspend(data: Any) -> Optional[SuspendResult]:
+    if data is None:
+        return None
+    date = data.get("expected_resume_date")
+    return SuspendResult(
+        None if date is None else _dt.date.fromisoformat(date),
+        data.get("max_suspend_days_allowed"),
+        data.get("num_days_suspended_last_12_months"),
+        data.get("num_days_suspend_allowed_current_12_months"),
+    )
+
+
+def _nidd(data: Any) -> Optional[NiddResult]:
+    if data is None:
+        return None
+    return NiddResult(data.get("account_name"), data.get("reason"), _devices(data.get("devices", ())))
+
+
+def _profile(data: Any) -> Optional[ProfileResult]:
+    if data is None:
+        return None
+    return ProfileResult(
+        _devices(data.get("devices", ())), data.get("state"), data.get("profile_status"), data.get("profile_role")
+    )
+
+
+def parse_date(text: str, where: str) -> _dt.date:
+    """``MM/DD/YYYY`` (the carrier's US order, optionally with a time) or ISO ``YYYY-MM-DD``."""
+    value = text.strip()
+    try:
+        if "/" in value:
+            month, day, year = value.split()[0].split("/")
+            return _dt.date(int(year), int(month), int(day))
+        return _dt.date.fromisoformat(value[:10])
+    except ValueError:
+        raise CallbackParseError(f"{where}: {text!r} is not a date (MM/DD/YYYY or YYYY-MM-DD)") from None
+
+
+def format_date(value: _dt.date) -> str:
+    """The carrier's ``MM/DD/YYYY``."""
+    return f"{value.month:02d}/{value.day:02d}/{value.year:04d}"
+
+
+def reported_kind(kind: str) -> str:
+    """Kinds arrive as ``IMEI``, ``Imei`` or ``imei``: one spelling for all."""
+    return kind.strip().upper()
