@@ -8,9 +8,28 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .actions import Action, Restore, Suspend, action_named
+from .callback_json import parse_rest_callback, render_rest_callback
+from .callback_xml import parse_callback, render_callback
+from .callbacks import (
+    CallbackFault,
+    CallbackRequest,
+    NiddResult,
+    ProfileResult,
+    ReportedDevice,
+    RestoreResult,
+    SuspendResult,
+    callback_json_schema,
+)
 from .devices import KINDS, REST_ONLY_KINDS, Device, DeviceIdentifier, read_devices_csv
 from .envelope import SoapRequest, build_envelope, zeep_envelope
-from .errors import InputError, ResourceError, UnsupportedByApi, UwsAdapterError
+from .errors import (
+    CallbackParseError,
+    DocumentError,
+    InputError,
+    ResourceError,
+    UnsupportedByApi,
+    UwsAdapterError,
+)
 from .selection import CustomField, DeviceList, DeviceQuery, Selection, select
 from .wire import MAX_DEVICES_PER_REQUEST
 
@@ -24,23 +43,37 @@ __all__ = [
     "MAX_DEVICES_PER_REQUEST",
     "REST_ONLY_KINDS",
     "Action",
+    "CallbackFault",
+    "CallbackParseError",
+    "CallbackRequest",
     "CustomField",
     "Device",
     "DeviceIdentifier",
     "DeviceList",
     "DeviceQuery",
+    "DocumentError",
     "InputError",
+    "NiddResult",
+    "ProfileResult",
+    "ReportedDevice",
     "ResourceError",
     "Restore",
+    "RestoreResult",
     "Selection",
     "SoapRequest",
     "Suspend",
+    "SuspendResult",
     "UnsupportedByApi",
     "UwsAdapterError",
     "__version__",
     "action_named",
     "build_envelope",
+    "callback_json_schema",
+    "parse_callback",
+    "parse_rest_callback",
     "read_devices_csv",
+    "render_callback",
+    "render_rest_callback",
     "select",
     "zeep_envelope",
 ]

@@ -244,8 +244,9 @@ def rest_callback_dict(callback: CallbackRequest) -> Dict[str, Any]:
         "username": callback.username or "",
         "password": callback.password or "",
         "requestId": callback.request_id,
-        "deviceIds": _device_ids(callback.devices),
     }
+    if callback.devices:  # NiddService callbacks carry their devices inside niddResponse only
+        out["deviceIds"] = _device_ids(callback.devices)
     response: Dict[str, Any] = {}
     if callback.action is not None:
         key = next(k for k, v in _ACTION_KEYS.items() if v == callback.action)

@@ -16,6 +16,8 @@ from .errors import CallbackParseError
 
 #: Status values that mean the device's change went through [doc].
 SUCCESS_STATUSES = frozenset({"success", "configcreated"})
+#: What :meth:`CallbackRequest.to_dict` writes in place of a password.
+REDACTED = "***"
 #: The action names of ChangeDeviceState, in schema order [doc].
 ACTIONS = ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend")
 
@@ -107,9 +109,13 @@ class CallbackRequest:
         ok = self.status is not None and self.status.lower() in SUCCESS_STATUSES and self.fault is None
         object.__setattr__(self, "succeeded", ok)
 
-    def to_dict(self) -> Dict[str, Any]:
-        """The JSON form: field names as keys, dates as ISO 8601, the password left out."""
-        return _jsonable(self)  # type: ignore[no-any-return]
+    def to_dict(self, *, reveal_password: bool = False) -> Dict[str, Any]:
+        """The JSON form: field names as keys, dates as ISO 8601. A password is written as
+        :data:`REDACTED` unless ``reveal_password`` is true."""
+        out: Dict[str, Any] = _jsonable(self)
+        if self.password is not None and not reveal_password:
+            out["password"] = REDACTED
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CallbackRequest:
@@ -138,10 +144,6 @@ class CallbackRequest:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, CallbackRequest):
-        out = {name: _jsonable(getattr(value, name)) for name in value.__dataclass_fields__}
-        out.pop("password")
-        return out
     if hasattr(value, "__dataclass_fields__"):
         return {name: _jsonable(getattr(value, name)) for name in value.__dataclass_fields__}
     if isinstance(value, tuple):
@@ -201,3 +203,12 @@ def format_date(value: _dt.date) -> str:
 def reported_kind(kind: str) -> str:
     """Kinds arrive as ``IMEI``, ``Imei`` or ``imei``: one spelling for all."""
     return kind.strip().upper()
+
+
+def callback_json_schema() -> Dict[str, Any]:
+    """The JSON Schema of :meth:`CallbackRequest.to_dict` output (shipped as callback.schema.json)."""
+    import json
+    from importlib import resources
+
+    schema: Dict[str, Any] = json.loads(resources.files("uws_adapter").joinpath("callback.schema.json").read_text())
+    return schema

@@ -7,16 +7,20 @@ set ``UWS_ADAPTER_DEBUG=1`` to see the traceback of an unexpected failure.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import List, NoReturn, Optional, Sequence
 
 from . import __version__
 from .actions import action_named
+from .callback_json import parse_rest_callback, rest_callback_dict
+from .callback_xml import parse_callback, render_callback
 from .devices import Device, read_devices_csv
 from .envelope import build_envelope
-from .errors import InputError, UwsAdapterError
+from .errors import DocumentError, InputError, UwsAdapterError
 from .selection import CustomField, Selection, select
+from .xmlsafe import MAX_BYTES
 
 PROG = "uws-adapter"
 EXIT_INPUT = 2
@@ -90,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     billing.add_argument("--without-billing", dest="with_billing", action="store_const", const=False)
     envelope.set_defaults(run=_run_envelope)
+
+    parse = commands.add_parser(
+        "parse",
+        help="parse a callback (UWS SOAP or REST JSON) and print its JSON form",
+        description="Parse a carrier callback, UWS SOAP XML or REST JSON (detected), and print the JSON "
+        "form of the model, or convert it with --to.",
+    )
+    parse.add_argument("file", metavar="FILE", help="the callback document, or - for standard input")
+    parse.add_argument("--repair", action="store_true", help="mend end tags written </Name/> (old senders)")
+    parse.add_argument("--to", choices=["soap", "rest"], help="print the callback in this format instead")
+    parse.add_argument(
+        "--reveal-password", action="store_true", help="print the callback's password instead of ***"
+    )
+    parse.set_defaults(run=_run_parse)
     return parser
 
 
@@ -103,6 +121,31 @@ def _run_envelope(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_document(name: str) -> bytes:
+    limit = MAX_BYTES + 1  # one byte more than allowed, so that the parser reports the size
+    if name == "-":
+        return sys.stdin.buffer.read(limit)
+    try:
+        with open(name, "rb") as handle:
+            return handle.read(limit)
+    except OSError as exc:
+        raise InputError("FILE", f"cannot read {name}: {exc.strerror}", "check the path") from None
+
+
+def _run_parse(args: argparse.Namespace) -> int:
+    data = _read_document(args.file)
+    is_json = data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+    callback = parse_rest_callback(data) if is_json else parse_callback(data, repair=args.repair)
+    if args.to == "soap":
+        sys.stdout.write(render_callback(callback).decode("utf-8") + "\n")
+    elif args.to == "rest":
+        sys.stdout.write(json.dumps(rest_callback_dict(callback), indent=2, ensure_ascii=False) + "\n")
+    else:
+        form = callback.to_dict(reveal_password=args.reveal_password)
+        sys.stdout.write(json.dumps(form, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the exit status."""
     try:
@@ -110,6 +153,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         status: int = args.run(args)
         return status
     except InputError as exc:
+        _say(f"error: {exc}")
+        return EXIT_INPUT
+    except DocumentError as exc:
         _say(f"error: {exc}")
         return EXIT_INPUT
     except UwsAdapterError as exc:
