@@ -6,30 +6,18 @@ import uws_adapter
 from uws_adapter import errors
 
 EXPECTED = {
-    "KINDS",
-    "MAX_DEVICES_PER_REQUEST",
-    "REST_ONLY_KINDS",
-    "Action",
-    "CustomField",
-    "Device",
-    "DeviceIdentifier",
-    "DeviceList",
-    "DeviceQuery",
-    "InputError",
-    "ResourceError",
-    "Restore",
-    "Selection",
-    "SoapRequest",
-    "Suspend",
-    "UnsupportedByApi",
-    "UwsAdapterError",
+    # request model and envelopes
+    "KINDS", "MAX_DEVICES_PER_REQUEST", "REST_ONLY_KINDS", "Action", "CustomField", "Device", "DeviceIdentifier",
+    "DeviceList", "DeviceQuery", "Restore", "Selection", "SoapRequest", "Suspend", "action_named", "build_envelope",
+    "read_devices_csv", "select", "zeep_envelope",
+    # callbacks
+    "CallbackFault", "CallbackRequest", "NiddResult", "ProfileResult", "ReportedDevice", "RestoreResult",
+    "SuspendResult", "callback_json_schema", "parse_callback", "parse_rest_callback", "render_callback",
+    "render_rest_callback",
+    # errors
+    "UwsAdapterError", "InputError", "UnsupportedByApi", "DocumentError", "CallbackParseError", "ResourceError",
     "__version__",
-    "action_named",
-    "build_envelope",
-    "read_devices_csv",
-    "select",
-    "zeep_envelope",
-}
+}  # fmt: skip
 
 
 def test_all_is_exactly_the_public_api() -> None:

@@ -200,7 +200,7 @@ def _read(obj: Mapping[str, Any]) -> CallbackRequest:
         service = "NiddService"
         nidd = NiddResult(_string(config, "accountName", where), _string(config, "reason", where),
                           _devices(config, "deviceIds", where))  # fmt: skip
-    fault = None
+    fault: Optional[CallbackFault] = None
     fault_response = _object(obj, "faultResponse")
     if fault_response:
         where = "faultResponse."
@@ -284,14 +284,13 @@ def rest_callback_dict(callback: CallbackRequest) -> Dict[str, Any]:
         f = callback.fault
         fault = {"faultcode": f.code, "faultstring": f.string, "faultactor": f.actor, "detail": f.detail}
         out["faultResponse"] = {k: v for k, v in fault.items() if v is not None}
-    for key, value in (
+    trailer: Tuple[Tuple[str, object], ...] = (
         ("comment", callback.comment),
         ("status", callback.status),
         ("callbackCount", callback.callback_count),
         ("maxCallbackThreshold", callback.max_callback_threshold),
-    ):
-        if value is not None:
-            out[key] = value
+    )
+    out.update((key, value) for key, value in trailer if value is not None)
     return out
 
 

@@ -52,7 +52,13 @@ def parse_callback(data: Union[bytes, str], *, repair: bool = False, max_bytes: 
     try:
         root = parse_untrusted(data, max_bytes=max_bytes, error=CallbackParseError, what="callback")
     except CallbackParseError as exc:
-        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data) if isinstance(data, (bytes, bytearray)) else b""
+        raw = (
+            data.encode("utf-8")
+            if isinstance(data, str)
+            else bytes(data)
+            if isinstance(data, (bytes, bytearray))
+            else b""
+        )
         if not _SLASHED_END_TAG.search(raw):
             raise
         if not repair:
@@ -77,21 +83,29 @@ def _local(element: etree._Element) -> Optional[str]:
     return name if namespace == NS_V2 else None
 
 
+def _line(element: etree._Element) -> Optional[int]:
+    line: Optional[int] = element.sourceline  # type: ignore[assignment]  # lxml-stubs mistypes it
+    return line
+
+
+def _error(element: etree._Element, problem: str) -> CallbackParseError:
+    """An error naming the element and its line: ``callback: Name (line 7): problem``."""
+    name = etree.QName(element).localname if isinstance(element.tag, str) else "node"
+    return CallbackParseError(f"callback: {name} (line {_line(element)}){problem}", line=_line(element))
+
+
 def _callback_element(root: etree._Element) -> etree._Element:
     if root.tag in (f"{{{NS_SOAP_ENV}}}Envelope", f"{{{_SOAP12}}}Envelope"):
         namespace = root.tag[1:].partition("}")[0]
         body = root.find(f"{{{namespace}}}Body")
         children = [] if body is None else [c for c in body if isinstance(c.tag, str)]
         if not children:
-            raise CallbackParseError(f"callback: the SOAP Body (line {root.sourceline}) is empty", line=root.sourceline)
+            raise _error(root if body is None else body, " is empty: no callback in the SOAP Body")
         root = children[0]
         if root.tag == f"{{{namespace}}}Fault":
-            raise CallbackParseError(f"callback: a SOAP Fault (line {root.sourceline}), not a callback", line=root.sourceline)
+            raise _error(root, ": a SOAP Fault, not a callback")
     if _local(root) != "CallbackRequest":
-        raise CallbackParseError(
-            f"callback: the document is {etree.QName(root).localname!r} (line {root.sourceline}), not a CallbackRequest",
-            line=root.sourceline,
-        )
+        raise _error(root, ": the document is not a CallbackRequest")
     return root
 
 
@@ -102,7 +116,7 @@ def _nil(element: etree._Element) -> bool:
 def _text(element: etree._Element) -> Optional[str]:
     if _nil(element):
         return None
-    text = "".join(element.itertext()).strip()
+    text = "".join(str(t) for t in element.itertext()).strip()
     return text or None
 
 
@@ -125,9 +139,7 @@ class _Reader:
 
     def scalar(self, element: etree._Element, name: str) -> None:
         if name in self.values:
-            raise CallbackParseError(
-                f"callback: {name} (line {element.sourceline}) appears twice", line=element.sourceline
-            )
+            raise _error(element, " appears twice")
         self.values[name] = _text(element)
 
     def integer(self, element: etree._Element, name: str) -> Optional[int]:
@@ -135,9 +147,7 @@ class _Reader:
         if text is None:
             return None
         if not _INT.fullmatch(text):
-            raise CallbackParseError(
-                f"callback: {name} (line {element.sourceline}): {text!r} is not an integer", line=element.sourceline
-            )
+            raise _error(element, f": {text!r} is not an integer")
         return int(text)
 
     def other(self, element: etree._Element, path: str) -> None:
@@ -156,16 +166,14 @@ class _Reader:
                 devices.append(_device(child))
             elif name == "Data":
                 if data_seen:
-                    raise CallbackParseError(f"callback: Data (line {child.sourceline}) appears twice", line=child.sourceline)
+                    raise _error(child, " appears twice")
                 data_seen = True
                 counts = self.data(_innermost_data(child))
             elif name is not None:
                 self.other(child, name)
         request_id = self.values.get("RequestId")
         if request_id is None:
-            raise CallbackParseError(
-                f"callback: CallbackRequest (line {request.sourceline}) has no RequestId", line=request.sourceline
-            )
+            raise _error(request, " has no RequestId")
         return CallbackRequest(
             request_id=request_id,
             devices=tuple(devices),
@@ -200,7 +208,7 @@ class _Reader:
                 self.scalar(child, name)
             elif name in ("CallbackCount", "MaxCallbackThreshold"):
                 if name in counts:
-                    raise CallbackParseError(f"callback: {name} (line {child.sourceline}) appears twice", line=child.sourceline)
+                    raise _error(child, " appears twice")
                 counts[name] = self.integer(child, name)
             elif name == "CarrierService" and not _nil(child):
                 self.set_service(child, "CarrierService")
@@ -224,10 +232,7 @@ class _Reader:
 
     def set_service(self, element: etree._Element, service: str) -> None:
         if self.service is not None:
-            raise CallbackParseError(
-                f"callback: {service} (line {element.sourceline}) beside {self.service}: one service per callback",
-                line=element.sourceline,
-            )
+            raise _error(element, f" beside {self.service}: one service per callback")
         self.service = service
 
     def carrier_service(self, section: etree._Element) -> None:
@@ -238,11 +243,7 @@ class _Reader:
                     action_name = _local(action)
                     if action_name in ACTIONS and not _nil(action):
                         if self.action is not None:
-                            raise CallbackParseError(
-                                f"callback: {action_name} (line {action.sourceline}) beside {self.action}: "
-                                "one action per callback",
-                                line=action.sourceline,
-                            )
+                            raise _error(action, f" beside {self.action}: one action per callback")
                         self.action = action_name
                         if action_name == "Suspend":
                             self.suspend = self.suspend_result(action)
@@ -259,8 +260,8 @@ class _Reader:
                 if name == element_name:
                     if field_name == "expected_resume_date":
                         text = _text(child)
-                        where = f"ExpectedResumeDate (line {child.sourceline})"
-                        found[field_name] = None if text is None else parse_date(text, f"callback: {where}")
+                        where = f"callback: ExpectedResumeDate (line {_line(child)})"
+                        found[field_name] = None if text is None else parse_date(text, where, _line(child))
                     else:
                         found[field_name] = self.integer(child, element_name)
         return SuspendResult(**found)  # type: ignore[arg-type]
@@ -278,9 +279,7 @@ def _device(element: etree._Element) -> ReportedDevice:
     kind = _child_text(element, "Kind")
     identifier = _child_text(element, "Identifier")
     if kind is None or identifier is None:
-        raise CallbackParseError(
-            f"callback: Device (line {element.sourceline}) needs a Kind and an Identifier", line=element.sourceline
-        )
+        raise _error(element, " needs a Kind and an Identifier")
     return ReportedDevice(reported_kind(kind), identifier)
 
 
@@ -302,7 +301,9 @@ def _fault(element: etree._Element) -> CallbackFault:
         name = tag.rpartition("}")[2]  # fault children are unqualified in SOAP; accept any namespace
         if name in ("faultcode", "faultstring", "faultactor", "faultfactor", "detail"):
             values["faultactor" if name == "faultfactor" else name] = _text(child)
-    return CallbackFault(values.get("faultcode"), values.get("faultstring"), values.get("faultactor"), values.get("detail"))
+    return CallbackFault(
+        values.get("faultcode"), values.get("faultstring"), values.get("faultactor"), values.get("detail")
+    )
 
 
 # Rendering ---------------------------------------------------------------------------------------
@@ -318,6 +319,8 @@ _CARRIER_SECTIONS = (
     "MoveDevice",
     "ChangeDeviceContactInfo",
 )
+# The callback example orders the actions so [doc], unlike the request schema.
+_CALLBACK_ACTION_ORDER = ("Activate", "Deactivate", "Restore", "Suspend", "Reconnect")
 _OTHER_SECTIONS = ("ExternalProvisioningChange", "PromoChange", "SMSDelivery", "PRLInformation", "GoToState")
 
 
@@ -347,7 +350,7 @@ def render_callback(callback: CallbackRequest) -> bytes:
     """
     envelope = etree.Element(f"{{{NS_SOAP_ENV}}}Envelope", nsmap={"s": NS_SOAP_ENV})
     body = etree.SubElement(envelope, f"{{{NS_SOAP_ENV}}}Body", nsmap={"xsi": NS_XSI})
-    request = etree.SubElement(body, _V + "CallbackRequest", nsmap={None: NS_V2})
+    request = etree.SubElement(body, _V + "CallbackRequest", nsmap={None: NS_V2})  # type: ignore[dict-item]
     _sub(request, "Username", callback.username)
     _sub(request, "Password", callback.password)
     _sub(request, "RequestId", callback.request_id)
@@ -357,7 +360,7 @@ def render_callback(callback: CallbackRequest) -> bytes:
         carrier = _sub(data, "CarrierService")
         state = _sub(carrier, "ChangeDeviceState", nil=callback.action is None)
         if callback.action is not None:
-            for action in ACTIONS:
+            for action in _CALLBACK_ACTION_ORDER:
                 section = _sub(state, action, nil=action != callback.action)
                 if action == "Suspend" and callback.action == "Suspend" and callback.suspend is not None:
                     _render_suspend(section, callback.suspend)

@@ -183,7 +183,7 @@ def _profile(data: Any) -> Optional[ProfileResult]:
     )
 
 
-def parse_date(text: str, where: str) -> _dt.date:
+def parse_date(text: str, where: str, line: Optional[int] = None) -> _dt.date:
     """``MM/DD/YYYY`` (the carrier's US order, optionally with a time) or ISO ``YYYY-MM-DD``."""
     value = text.strip()
     try:
@@ -192,7 +192,7 @@ def parse_date(text: str, where: str) -> _dt.date:
             return _dt.date(int(year), int(month), int(day))
         return _dt.date.fromisoformat(value[:10])
     except ValueError:
-        raise CallbackParseError(f"{where}: {text!r} is not a date (MM/DD/YYYY or YYYY-MM-DD)") from None
+        raise CallbackParseError(f"{where}: {text!r} is not a date (MM/DD/YYYY or YYYY-MM-DD)", line=line) from None
 
 
 def format_date(value: _dt.date) -> str:

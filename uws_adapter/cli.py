@@ -104,9 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("file", metavar="FILE", help="the callback document, or - for standard input")
     parse.add_argument("--repair", action="store_true", help="mend end tags written </Name/> (old senders)")
     parse.add_argument("--to", choices=["soap", "rest"], help="print the callback in this format instead")
-    parse.add_argument(
-        "--reveal-password", action="store_true", help="print the callback's password instead of ***"
-    )
+    parse.add_argument("--reveal-password", action="store_true", help="print the callback's password instead of ***")
     parse.set_defaults(run=_run_parse)
     return parser
 

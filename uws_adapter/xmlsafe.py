@@ -25,8 +25,9 @@ _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 class _NoResolver(etree.Resolver):
     """Any attempt to fetch an external resource fails, whatever the parser options say."""
 
-    def resolve(self, system_url: Optional[str], public_id: Optional[str], context: object) -> None:
-        raise etree.XMLSyntaxError(f"external resource {system_url!r} refused", 0, 0, 0)  # type: ignore[call-arg]
+    # lxml passes a context argument that lxml-stubs does not declare.
+    def resolve(self, system_url: str, public_id: str, context: object = None) -> None:  # type: ignore[override]
+        raise ValueError(f"external resource {system_url!r} refused")
 
 
 _local = threading.local()
@@ -81,10 +82,10 @@ def parse_untrusted(
         line = exc.position[0] if exc.position else None
         message = exc.msg or str(exc)
         raise error(f"{what}: not well-formed XML at line {line}: {message}", line=line) from None
-    except (ValueError, LookupError) as exc:  # e.g. an unknown encoding name in the declaration
-        raise error(f"{what}: cannot be decoded: {exc}") from None
+    except (ValueError, LookupError) as exc:  # an unknown encoding name, or our resolver's refusal
+        raise error(f"{what}: refused: {exc}") from None
     tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:  # type: ignore[union-attr]
         raise error(f"{what}: a DOCTYPE is not allowed (DTDs and entities are refused)", line=1)
     _check_depth(root, max_depth, error, what)
     return root
