@@ -26,7 +26,7 @@ class _NoResolver(etree.Resolver):
     """Any attempt to fetch an external resource fails, whatever the parser options say."""
 
     # lxml passes a context argument that lxml-stubs does not declare.
-    def resolve(self, system_url: str, public_id: str, context: object = None) -> None:  # type: ignore[override]
+    def resolve(self, system_url: str, public_id: str, context: object = None) -> None:
         raise ValueError(f"external resource {system_url!r} refused")
 
 
