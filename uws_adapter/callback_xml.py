@@ -15,6 +15,7 @@ from lxml import etree
 
 from .callbacks import (
     ACTIONS,
+    SUCCESS_STATUSES,
     CallbackFault,
     CallbackRequest,
     NiddResult,
@@ -26,7 +27,7 @@ from .callbacks import (
     parse_date,
     reported_kind,
 )
-from .errors import CallbackParseError
+from .errors import CallbackParseError, InputError
 from .wire import NS_SOAP_ENV, NS_V2, NS_XSI
 from .xmlsafe import MAX_BYTES, parse_untrusted
 
@@ -197,8 +198,8 @@ class _Reader:
         if self.action != "Restore":
             return None
         status = self.values.get("Status")
-        # UWS sends Restore empty; whether it worked is in Status (and Fault).
-        return RestoreResult(status is not None and status.lower() == "success" and self.fault is None)
+        # UWS sends Restore empty; whether it worked is in Status and Fault, as for `succeeded`.
+        return RestoreResult(status is not None and status.lower() in SUCCESS_STATUSES and self.fault is None)
 
     def data(self, data: etree._Element) -> Dict[str, Optional[int]]:
         counts: Dict[str, Optional[int]] = {}
@@ -329,7 +330,12 @@ def _sub(parent: etree._Element, name: str, text: Optional[object] = None, *, ni
     if nil:
         element.set(_NIL, "true")
     elif text is not None:
-        element.text = str(text)
+        try:
+            element.text = str(text)
+        except ValueError:  # control characters, which JSON can carry and XML 1.0 cannot
+            raise InputError(
+                name, f"{str(text)[:40]!r} has characters XML cannot carry", "remove control characters"
+            ) from None
     return element
 
 

@@ -19,7 +19,12 @@ MAX_BYTES = 1024 * 1024
 #: Default cap on element nesting (callbacks nest about 8 deep).
 MAX_DEPTH = 64
 
+_XINCLUDE = "{http://www.w3.org/2001/XInclude}"
 _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+# A DOCTYPE can only stand in the prolog: after a BOM, the declaration, comments and PIs. Refusing
+# it here means libxml2 never reads an internal subset (entity bombs) at all; the check after
+# parsing still catches encodings this pattern cannot see (UTF-16).
+_PROLOG_DOCTYPE = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*<!DOCTYPE", re.S)
 
 
 class _NoResolver(etree.Resolver):
@@ -76,6 +81,8 @@ def parse_untrusted(
         raise error(f"{what}: empty")
     if b"\x00" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise error(f"{what}: contains NUL bytes; not an XML text")
+    if _PROLOG_DOCTYPE.match(data):
+        raise error(f"{what}: a DOCTYPE is not allowed (DTDs and entities are refused)", line=1)
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
@@ -92,16 +99,17 @@ def parse_untrusted(
 
 
 def _check_depth(root: etree._Element, max_depth: int, error: Type[DocumentError], what: str) -> None:
+    # One pass for the depth cap and for XInclude, which is never processed but refused outright
+    # so that no later code can be talked into processing it.
     depth = 0
     for event, element in etree.iterwalk(root, events=("start", "end")):
-        if event == "start":
-            depth += 1
-            if depth > max_depth:
-                raise error(
-                    f"{what}: nesting deeper than {max_depth} levels at line {element.sourceline}",
-                    line=element.sourceline,
-                )
-        else:
+        if event == "end":
             depth -= 1
-        if isinstance(element, etree._Entity):
-            raise error(f"{what}: entity references are not allowed", line=element.sourceline)
+            continue
+        depth += 1
+        line: Optional[int] = element.sourceline
+        if depth > max_depth:
+            raise error(f"{what}: nesting deeper than {max_depth} levels at line {line}", line=line)
+        tag = element.tag
+        if isinstance(tag, str) and tag.startswith(_XINCLUDE):
+            raise error(f"{what}: XInclude is not allowed (line {line})", line=line)

@@ -1,0 +1,154 @@
+"""The hardened XML path against a generated hostile corpus, with a loopback canary listening."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Callable, Dict, Iterator, List, Union
+
+import pytest
+
+from uws_adapter import CallbackParseError, DocumentError, parse_callback, parse_rest_callback
+from uws_adapter.xmlsafe import parse_untrusted
+
+NS = 'xmlns="http://nphase.com/unifiedwebservice/v2"'
+VALID = f"<CallbackRequest {NS}><RequestId>r1</RequestId></CallbackRequest>"
+
+
+class Canary:
+    """A loopback TCP listener that counts every connection made to it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def canary() -> Iterator[Canary]:
+    listener = Canary()
+    yield listener
+    listener.close()
+
+
+def hostile_corpus(port: int) -> Dict[str, Union[bytes, str]]:
+    url = f"http://127.0.0.1:{port}"
+    laughs = "".join(f'<!ENTITY l{n} "{f"&l{n - 1};" * 10}">' for n in range(1, 10))
+    return {
+        "xxe-file": f'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><CallbackRequest {NS}><RequestId>&x;</RequestId></CallbackRequest>',
+        "xxe-loopback-url": f'<!DOCTYPE r [<!ENTITY x SYSTEM "{url}/xxe">]><CallbackRequest {NS}><RequestId>&x;</RequestId></CallbackRequest>',
+        "parameter-entity": f'<!DOCTYPE r [<!ENTITY % p SYSTEM "{url}/p.dtd"> %p;]><CallbackRequest {NS}/>',
+        "external-dtd": f'<!DOCTYPE CallbackRequest SYSTEM "{url}/evil.dtd">{VALID}',
+        "billion-laughs": f'<!DOCTYPE r [<!ENTITY l0 "lol">{laughs}]><CallbackRequest {NS}><RequestId>&l9;</RequestId></CallbackRequest>',
+        "quadratic-blowup": f'<!DOCTYPE r [<!ENTITY a "{"x" * 50_000}">]><CallbackRequest {NS}><RequestId>{"&a;" * 50_000}</RequestId></CallbackRequest>',
+        "doctype-only": f"<!DOCTYPE CallbackRequest>{VALID}",
+        "doctype-in-soap": f'<!DOCTYPE s:Envelope [<!ENTITY x "y">]><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>{VALID}</s:Body></s:Envelope>',
+        "xinclude": f'<CallbackRequest {NS} xmlns:xi="http://www.w3.org/2001/XInclude"><RequestId>r</RequestId><xi:include href="{url}/x"/></CallbackRequest>',
+        "deep-nesting": "<a>" * 100_000 + "</a>" * 100_000,
+        "deep-under-libxml2-limit": f"<CallbackRequest {NS}><RequestId>r</RequestId>" + "<x>" * 200 + "</x>" * 200 + "</CallbackRequest>",
+        "oversized-text": f"<CallbackRequest {NS}><RequestId>r</RequestId><Comment>{'x' * (2 * 1024 * 1024)}</Comment></CallbackRequest>",
+        "invalid-utf8": f"<CallbackRequest {NS}><RequestId>".encode() + b"\xc3\x28\xff" + b"</RequestId></CallbackRequest>",
+        "nul-bytes": f"<CallbackRequest {NS}><RequestId>r\x00</RequestId></CallbackRequest>".encode(),
+        "empty-body": b"",
+        "whitespace-only": b"  \n\t ",
+        "json-given-as-xml": b'{"requestId": "r1", "status": "Success"}',
+        "unknown-encoding": f'<?xml version="1.0" encoding="x-no-such-codec"?>{VALID}'.encode(),
+        "unterminated": VALID[:-5].encode(),
+    }
+
+
+def _run_all(parse: Callable[[Union[bytes, str]], object], corpus: Dict[str, Union[bytes, str]]) -> Dict[str, float]:
+    elapsed = {}
+    for name, document in corpus.items():
+        start = time.perf_counter()
+        with pytest.raises(CallbackParseError):
+            parse(document)
+        elapsed[name] = time.perf_counter() - start
+    return elapsed
+
+
+def test_hostile_xml_is_refused_quickly_and_offline(canary: Canary) -> None:
+    elapsed = _run_all(parse_callback, hostile_corpus(canary.port))
+    slow = {name: round(t, 3) for name, t in elapsed.items() if t > 0.1}
+    assert slow == {}
+    time.sleep(0.2)  # give any stray connection time to land
+    assert canary.connections == 0
+
+
+def test_hostile_xml_is_refused_in_repair_mode_too(canary: Canary) -> None:
+    _run_all(lambda d: parse_callback(d, repair=True), hostile_corpus(canary.port))
+    assert canary.connections == 0
+
+
+def test_xml_given_as_json_and_hostile_json() -> None:
+    corpus: Dict[str, Union[bytes, str]] = {
+        "xml-given-as-json": VALID,
+        "deep-json": "[" * 100_000 + "]" * 100_000,
+        "deep-json-objects": '{"a":' * 50_000 + "1" + "}" * 50_000,
+        "oversized-json": '{"requestId": "' + "x" * (2 * 1024 * 1024) + '"}',
+        "nul-json": b'{"requestId": "r\x00"',
+        "empty": b"",
+        "invalid-utf8-json": b'{"requestId": "\xc3\x28"}',
+    }
+    elapsed = _run_all(parse_rest_callback, corpus)
+    assert {name: round(t, 3) for name, t in elapsed.items() if t > 0.1} == {}
+
+
+def test_the_canary_would_notice_a_connection(canary: Canary) -> None:
+    before = canary.connections
+    with socket.create_connection(("127.0.0.1", canary.port), timeout=2):
+        pass
+    deadline = time.monotonic() + 2
+    while canary.connections == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert canary.connections == before + 1
+    canary.connections = before
+
+
+def test_size_and_depth_caps_are_configurable() -> None:
+    assert parse_untrusted(VALID, max_bytes=len(VALID)).tag.endswith("CallbackRequest")
+    with pytest.raises(DocumentError, match="over the 10-byte limit"):
+        parse_untrusted(VALID, max_bytes=10)
+    with pytest.raises(DocumentError, match="deeper than 1 levels"):
+        parse_untrusted(VALID, max_depth=1)
+
+
+def test_safe_under_threads() -> None:
+    documents = [f"<CallbackRequest {NS}><RequestId>r{n}</RequestId></CallbackRequest>" for n in range(200)]
+    errors: List[BaseException] = []
+    results: Dict[int, List[str]] = {}
+
+    def work(worker: int) -> None:
+        try:
+            results[worker] = [parse_callback(d).request_id for d in documents]
+        except BaseException as exc:  # collected and re-checked in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert all(ids == [f"r{n}" for n in range(200)] for ids in results.values())
