@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -131,3 +132,53 @@ def test_console_script_is_installed(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("uws-adapter")
     result = subprocess.run([str(script), "--version"], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "request_id"),
+    [("doc-rest-restore-callback.json", "595f5c44-c31c-4552-8670-020a1545a84d"),
+     ("suspend-callback-one-data.xml", "7f0e9a40-0000-4000-8000-000000000001")],
+    ids=["rest-json", "soap-xml"],
+)  # fmt: skip
+def test_parse_prints_the_json_form(tmp_path: Path, name: str, request_id: str) -> None:
+    result = run(["parse", str(DATA / name)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    form = json.loads(result.stdout)
+    assert form["request_id"] == request_id
+    assert form["succeeded"] is True
+    assert "s3cret" not in result.stdout
+
+
+def test_parse_repair_and_conversion_from_stdin(tmp_path: Path) -> None:
+    document = (DATA / "doc-restore-callback.xml").read_text()
+    strict = subprocess.run([sys.executable, "-m", "uws_adapter", "parse", "-"], input=document, capture_output=True,
+                            text=True, cwd=tmp_path, check=False)  # fmt: skip
+    assert strict.returncode == 2
+    assert "--repair" in strict.stderr
+    assert len(strict.stderr.splitlines()) == 1
+    to_rest = subprocess.run([sys.executable, "-m", "uws_adapter", "parse", "--repair", "--to", "rest", "-"],
+                             input=document, capture_output=True, text=True, cwd=tmp_path, check=False)  # fmt: skip
+    assert to_rest.returncode == 0, to_rest.stderr
+    body = json.loads(to_rest.stdout)
+    assert body["deviceResponse"] == {"restoreResponse": {"restored": True}}
+    rest_file = tmp_path / "cb.json"
+    rest_file.write_text(to_rest.stdout)
+    to_soap = run(["parse", "--to", "soap", str(rest_file)], tmp_path)
+    assert to_soap.returncode == 0, to_soap.stderr
+    assert "<Restore/>" in to_soap.stdout
+    assert "2c90bd28-ece4-42ef-9f02-7e3bd4fbff33" in to_soap.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"<!DOCTYPE x [<!ENTITY a 'b'>]><x/>", "DOCTYPE is not allowed"), (b'{"status": "Success"}', "requestId is missing"),
+     (b"", "callback: empty")],
+    ids=["doctype", "no-request-id", "empty"],
+)  # fmt: skip
+def test_parse_errors_are_one_line(tmp_path: Path, content: bytes, message: str) -> None:
+    bad = tmp_path / "bad"
+    bad.write_bytes(content)
+    result = run(["parse", str(bad)], tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert len(result.stderr.splitlines()) == 1
+    assert message in result.stderr

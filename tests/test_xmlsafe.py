@@ -66,9 +66,14 @@ def hostile_corpus(port: int) -> Dict[str, Union[bytes, str]]:
         "doctype-in-soap": f'<!DOCTYPE s:Envelope [<!ENTITY x "y">]><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>{VALID}</s:Body></s:Envelope>',
         "xinclude": f'<CallbackRequest {NS} xmlns:xi="http://www.w3.org/2001/XInclude"><RequestId>r</RequestId><xi:include href="{url}/x"/></CallbackRequest>',
         "deep-nesting": "<a>" * 100_000 + "</a>" * 100_000,
-        "deep-under-libxml2-limit": f"<CallbackRequest {NS}><RequestId>r</RequestId>" + "<x>" * 200 + "</x>" * 200 + "</CallbackRequest>",
+        "deep-under-libxml2-limit": f"<CallbackRequest {NS}><RequestId>r</RequestId>"
+        + "<x>" * 200
+        + "</x>" * 200
+        + "</CallbackRequest>",
         "oversized-text": f"<CallbackRequest {NS}><RequestId>r</RequestId><Comment>{'x' * (2 * 1024 * 1024)}</Comment></CallbackRequest>",
-        "invalid-utf8": f"<CallbackRequest {NS}><RequestId>".encode() + b"\xc3\x28\xff" + b"</RequestId></CallbackRequest>",
+        "invalid-utf8": f"<CallbackRequest {NS}><RequestId>".encode()
+        + b"\xc3\x28\xff"
+        + b"</RequestId></CallbackRequest>",
         "nul-bytes": f"<CallbackRequest {NS}><RequestId>r\x00</RequestId></CallbackRequest>".encode(),
         "empty-body": b"",
         "whitespace-only": b"  \n\t ",
