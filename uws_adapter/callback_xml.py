@@ -9,7 +9,7 @@ naming the element and its line.
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from lxml import etree
 
@@ -31,17 +31,18 @@ from .errors import CallbackParseError, InputError
 from .wire import NS_SOAP_ENV, NS_V2, NS_XSI
 from .xmlsafe import MAX_BYTES, parse_untrusted
 
+_V = f"{{{NS_V2}}}"
 _NIL = f"{{{NS_XSI}}}nil"
 _SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 # The defect in the carrier's documented example: an end tag written as </Name/>.
 _SLASHED_END_TAG = re.compile(rb"</([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)\s*/>")
 _INT = re.compile(r"[+-]?\d+")
-_SUSPEND_FIELDS = (
-    ("ExpectedResumeDate", "expected_resume_date"),
-    ("MaxSuspendDaysAllowed", "max_suspend_days_allowed"),
-    ("NumDaysSuspendedLast12Months", "num_days_suspended_last_12_months"),
-    ("NumDaysSuspendAllowedCurrent12Months", "num_days_suspend_allowed_current_12_months"),
-)
+_SUSPEND_FIELDS = {
+    "ExpectedResumeDate": "expected_resume_date",
+    "MaxSuspendDaysAllowed": "max_suspend_days_allowed",
+    "NumDaysSuspendedLast12Months": "num_days_suspended_last_12_months",
+    "NumDaysSuspendAllowedCurrent12Months": "num_days_suspend_allowed_current_12_months",
+}
 
 
 def parse_callback(data: Union[bytes, str], *, repair: bool = False, max_bytes: int = MAX_BYTES) -> CallbackRequest:
@@ -73,9 +74,42 @@ def parse_callback(data: Union[bytes, str], *, repair: bool = False, max_bytes: 
     return _Reader().read(_callback_element(root))
 
 
+_CARRIER_SECTIONS = (
+    "ChangeDeviceFeatureCodes",
+    "ChangeDeviceServicePlan",
+    "ChangeDeviceCostCenter",
+    "ChangeDeviceCustomFields",
+    "ChangeDeviceIdentifier",
+    "Change4GDeviceIdentifier",
+    "MoveDevice",
+    "ChangeDeviceContactInfo",
+)
+# The callback example orders the actions so [doc], unlike the request schema.
+_CALLBACK_ACTION_ORDER = ("Activate", "Deactivate", "Restore", "Suspend", "Reconnect")
+_OTHER_SECTIONS = ("ExternalProvisioningChange", "PromoChange", "SMSDelivery", "PRLInformation", "GoToState")
+
+# Known names, qualified and unqualified, map straight to their local name: the parser looks up
+# every element's tag, and a dict hit is far cheaper than splitting the string each time.
+_KNOWN_NAMES = (
+    "CallbackRequest", "Username", "Password", "RequestId", "Device", "Kind", "Identifier", "Data",
+    "CarrierService", "ChangeDeviceState", *ACTIONS, "Fault", "Comment", "Summary", "Status", "CallbackCount",
+    "MaxCallbackThreshold", "NiddService", "DeviceProfileService", "AccountName", "Reason", "State",
+    "ProfileStatus", "ProfileRole", "ExpectedResumeDate", "MaxSuspendDaysAllowed", "NumDaysSuspendedLast12Months",
+    "NumDaysSuspendAllowedCurrent12Months", *_CARRIER_SECTIONS, *_OTHER_SECTIONS, "DeviceSuspendStatus", "Usage",
+)  # fmt: skip
+_SERVICES = ("CarrierService", "NiddService", "DeviceProfileService")
+# Empty elements whose emptiness still says something: an empty service section or Fault is
+# present (unless nil), and a scalar seen twice is an error even when empty.
+_EMPTY_MATTERS = frozenset({*_SERVICES, "Fault", "Status", "Comment", "CallbackCount", "MaxCallbackThreshold"})
+_TAGS = {**{name: name for name in _KNOWN_NAMES}, **{f"{{{NS_V2}}}{name}": name for name in _KNOWN_NAMES}}
+
+
 def _local(element: etree._Element) -> Optional[str]:
     """The local name of a v2 (or unqualified) element; None for others, comments and PIs."""
     tag = element.tag
+    known = _TAGS.get(tag)  # a comment's tag is a function: no hit
+    if known is not None:
+        return known
     if not isinstance(tag, str):
         return None
     if tag[0] != "{":
@@ -95,34 +129,57 @@ def _error(element: etree._Element, problem: str) -> CallbackParseError:
     return CallbackParseError(f"callback: {name} (line {_line(element)}){problem}", line=_line(element))
 
 
+_ENVELOPES = {f"{{{NS_SOAP_ENV}}}Envelope": NS_SOAP_ENV, f"{{{_SOAP12}}}Envelope": _SOAP12}
+
+
 def _callback_element(root: etree._Element) -> etree._Element:
-    if root.tag in (f"{{{NS_SOAP_ENV}}}Envelope", f"{{{_SOAP12}}}Envelope"):
-        namespace = root.tag[1:].partition("}")[0]
-        body = root.find(f"{{{namespace}}}Body")
-        children = [] if body is None else [c for c in body if isinstance(c.tag, str)]
-        if not children:
+    namespace = _ENVELOPES.get(root.tag)
+    if namespace is not None:
+        body_tag = f"{{{namespace}}}Body"
+        body = next((child for child in root if child.tag == body_tag), None)
+        first = None if body is None else next((c for c in body if isinstance(c.tag, str)), None)
+        if first is None:
             raise _error(root if body is None else body, " is empty: no callback in the SOAP Body")
-        root = children[0]
-        if root.tag == f"{{{namespace}}}Fault":
-            raise _error(root, ": a SOAP Fault, not a callback")
+        if first.tag == f"{{{namespace}}}Fault":
+            raise _error(first, ": a SOAP Fault, not a callback")
+        root = first
     if _local(root) != "CallbackRequest":
         raise _error(root, ": the document is not a CallbackRequest")
     return root
 
 
 def _nil(element: etree._Element) -> bool:
-    return element.get(_NIL, "").strip() in ("true", "1")
+    value = element.get(_NIL)
+    return value is not None and value.strip() in ("true", "1")
 
 
 def _text(element: etree._Element) -> Optional[str]:
-    if _nil(element):
-        return None
-    text = "".join(str(t) for t in element.itertext()).strip()
-    return text or None
+    return None if not _has_content(element) else _leaf_text(element)
 
 
-def _empty(element: etree._Element) -> bool:
-    return _nil(element) or (len(element) == 0 and not (element.text or "").strip())
+def _children(element: etree._Element) -> Iterator[Tuple[str, etree._Element]]:
+    """(local name, element) for each v2 (or unqualified) child element."""
+    for child in element:
+        name = _TAGS.get(child.tag) or _local(child)
+        if name is not None:
+            yield name, child
+
+
+def _has_content(element: etree._Element) -> bool:
+    return len(element) > 0 or bool((element.text or "").strip())
+
+
+def _present(element: etree._Element) -> bool:
+    """Present and not nil. xsi:nil is read only for empty elements, where it means something
+    (an empty <Restore/> is the action that ran; <Suspend xsi:nil="true"/> is not): reading a
+    namespaced attribute costs more than the rest of an element's handling."""
+    return _has_content(element) or not _nil(element)
+
+
+def _leaf_text(element: etree._Element) -> Optional[str]:
+    # An element with children (rare: a fault detail with markup) reads as all of its text.
+    text = "".join(str(t) for t in element.itertext()) if len(element) else (element.text or "")
+    return text.strip() or None
 
 
 class _Reader:
@@ -130,7 +187,9 @@ class _Reader:
 
     def __init__(self) -> None:
         self.values: Dict[str, Optional[str]] = {}
+        self.counts: Dict[str, Optional[int]] = {}
         self.unmodeled: List[str] = []
+        self.devices: List[ReportedDevice] = []
         self.service: Optional[str] = None
         self.action: Optional[str] = None
         self.suspend: Optional[SuspendResult] = None
@@ -141,144 +200,150 @@ class _Reader:
     def scalar(self, element: etree._Element, name: str) -> None:
         if name in self.values:
             raise _error(element, " appears twice")
-        self.values[name] = _text(element)
+        self.values[name] = _leaf_text(element)
 
-    def integer(self, element: etree._Element, name: str) -> Optional[int]:
-        text = _text(element)
+    def integer(self, element: etree._Element) -> Optional[int]:
+        text = _leaf_text(element)
         if text is None:
             return None
         if not _INT.fullmatch(text):
             raise _error(element, f": {text!r} is not an integer")
         return int(text)
 
-    def other(self, element: etree._Element, path: str) -> None:
-        if not _empty(element):
-            self.unmodeled.append(path)
-
     def read(self, request: etree._Element) -> CallbackRequest:
-        devices: List[ReportedDevice] = []
-        counts: Dict[str, Optional[int]] = {}
         data_seen = False
-        for child in request:
-            name = _local(child)
+        for name, child in _children(request):
             if name in ("Username", "Password", "RequestId"):
                 self.scalar(child, name)
             elif name == "Device":
-                devices.append(_device(child))
+                self.devices.append(_device(child))
             elif name == "Data":
                 if data_seen:
                     raise _error(child, " appears twice")
                 data_seen = True
-                counts = self.data(_innermost_data(child))
-            elif name is not None:
-                self.other(child, name)
+                if _has_content(child):
+                    self.data(_innermost_data(child))
+            elif _has_content(child):
+                self.unmodeled.append(name)
         request_id = self.values.get("RequestId")
         if request_id is None:
             raise _error(request, " has no RequestId")
+        status = self.values.get("Status")
+        restore = None
+        if self.action == "Restore":
+            # UWS sends Restore empty; whether it worked is in Status and Fault, as for `succeeded`.
+            restore = RestoreResult(status is not None and status.lower() in SUCCESS_STATUSES and self.fault is None)
         return CallbackRequest(
             request_id=request_id,
-            devices=tuple(devices),
+            devices=tuple(self.devices),
             username=self.values.get("Username"),
             password=self.values.get("Password"),
             service=self.service,
             action=self.action,
-            status=self.values.get("Status"),
-            callback_count=counts.get("CallbackCount"),
-            max_callback_threshold=counts.get("MaxCallbackThreshold"),
+            status=status,
+            callback_count=self.counts.get("CallbackCount"),
+            max_callback_threshold=self.counts.get("MaxCallbackThreshold"),
             comment=self.values.get("Comment"),
             suspend=self.suspend,
-            restore=self.restore_result(),
+            restore=restore,
             fault=self.fault,
             nidd=self.nidd,
             profile=self.profile,
             unmodeled=tuple(self.unmodeled),
         )
 
-    def restore_result(self) -> Optional[RestoreResult]:
-        if self.action != "Restore":
-            return None
-        status = self.values.get("Status")
-        # UWS sends Restore empty; whether it worked is in Status and Fault, as for `succeeded`.
-        return RestoreResult(status is not None and status.lower() in SUCCESS_STATUSES and self.fault is None)
-
-    def data(self, data: etree._Element) -> Dict[str, Optional[int]]:
-        counts: Dict[str, Optional[int]] = {}
+    def data(self, data: etree._Element) -> None:
+        # The hot loop of the parser (a callback is mostly empty sections): _children and
+        # _has_content are inlined here, which measurably cuts the cost per callback.
         for child in data:
-            name = _local(child)
+            name = _TAGS.get(child.tag) or _local(child)
+            if name is None:
+                continue
+            if len(child) == 0 and not (child.text or "").strip() and name not in _EMPTY_MATTERS:
+                continue
             if name in ("Status", "Comment"):
                 self.scalar(child, name)
             elif name in ("CallbackCount", "MaxCallbackThreshold"):
-                if name in counts:
+                if name in self.counts:
                     raise _error(child, " appears twice")
-                counts[name] = self.integer(child, name)
-            elif name == "CarrierService" and not _nil(child):
-                self.set_service(child, "CarrierService")
-                self.carrier_service(child)
-            elif name == "Fault" and not _nil(child):
-                self.fault = _fault(child)
-            elif name == "NiddService" and not _nil(child):
-                self.set_service(child, "NiddService")
-                self.nidd = NiddResult(_child_text(child, "AccountName"), _child_text(child, "Reason"), _devices(child))
-            elif name == "DeviceProfileService" and not _nil(child):
-                self.set_service(child, "DeviceProfileService")
-                self.profile = ProfileResult(
-                    _devices(child),
-                    _child_text(child, "State"),
-                    _child_text(child, "ProfileStatus"),
-                    _child_text(child, "ProfileRole"),
-                )
-            elif name is not None:
-                self.other(child, name)
-        return counts
+                self.counts[name] = self.integer(child)
+            elif name in _SERVICES:
+                if _present(child):
+                    self.service_section(name, child)
+            elif name == "Fault":
+                if _present(child):
+                    self.fault = _fault(child)
+            elif _has_content(child):
+                self.unmodeled.append(name)
 
-    def set_service(self, element: etree._Element, service: str) -> None:
+    def service_section(self, name: str, section: etree._Element) -> None:
         if self.service is not None:
-            raise _error(element, f" beside {self.service}: one service per callback")
-        self.service = service
+            raise _error(section, f" beside {self.service}: one service per callback")
+        self.service = name
+        if name == "CarrierService":
+            self.carrier_service(section)
+        elif name == "NiddService":
+            self.nidd = NiddResult(
+                _child_text(section, "AccountName"), _child_text(section, "Reason"), _devices(section)
+            )
+        else:
+            self.profile = ProfileResult(
+                _devices(section),
+                _child_text(section, "State"),
+                _child_text(section, "ProfileStatus"),
+                _child_text(section, "ProfileRole"),
+            )
 
     def carrier_service(self, section: etree._Element) -> None:
         for child in section:
-            name = _local(child)
-            if name == "ChangeDeviceState" and not _nil(child):
-                for action in child:
-                    action_name = _local(action)
-                    if action_name in ACTIONS and not _nil(action):
-                        if self.action is not None:
-                            raise _error(action, f" beside {self.action}: one action per callback")
-                        self.action = action_name
-                        if action_name == "Suspend":
-                            self.suspend = self.suspend_result(action)
-                    elif action_name is not None and action_name not in ACTIONS:
-                        self.other(action, f"CarrierService/ChangeDeviceState/{action_name}")
-            elif name is not None:
-                self.other(child, f"CarrierService/{name}")
+            if len(child) == 0 and not (child.text or "").strip():
+                continue  # nil or empty: neither an action nor an unmodeled section
+            name = _TAGS.get(child.tag) or _local(child)
+            if name is None:
+                continue
+            if name != "ChangeDeviceState":
+                self.unmodeled.append(f"CarrierService/{name}")
+                continue
+            for action_name, action in _children(child):
+                if action_name in ACTIONS:
+                    if not _present(action):
+                        continue
+                    if self.action is not None:
+                        raise _error(action, f" beside {self.action}: one action per callback")
+                    self.action = action_name
+                    if action_name == "Suspend":
+                        self.suspend = self.suspend_result(action)
+                elif _has_content(action):
+                    self.unmodeled.append(f"CarrierService/ChangeDeviceState/{action_name}")
 
     def suspend_result(self, section: etree._Element) -> SuspendResult:
         found: Dict[str, object] = {}
-        for child in section:
-            name = _local(child)
-            for element_name, field_name in _SUSPEND_FIELDS:
-                if name == element_name:
-                    if field_name == "expected_resume_date":
-                        text = _text(child)
-                        where = f"callback: ExpectedResumeDate (line {_line(child)})"
-                        found[field_name] = None if text is None else parse_date(text, where, _line(child))
-                    else:
-                        found[field_name] = self.integer(child, element_name)
+        for name, child in _children(section):
+            field_name = _SUSPEND_FIELDS.get(name)
+            if field_name == "expected_resume_date":
+                text = _leaf_text(child)
+                where = f"callback: ExpectedResumeDate (line {_line(child)})"
+                found[field_name] = None if text is None else parse_date(text, where, _line(child))
+            elif field_name is not None:
+                found[field_name] = self.integer(child)
         return SuspendResult(**found)  # type: ignore[arg-type]
 
 
 def _innermost_data(data: etree._Element) -> etree._Element:
     # The 2018 example nests Data twice, the 2017 one once [doc]: accept both.
-    inner = [c for c in data if _local(c) == "Data"]
-    if len(inner) == 1 and not _nil(inner[0]) and all(_local(c) in ("Data", None) for c in data):
-        return inner[0]
+    elements = data if len(data) == 1 else [c for c in data if isinstance(c.tag, str)]
+    if len(elements) == 1 and _local(elements[0]) == "Data" and _present(elements[0]):
+        return elements[0]
     return data
 
 
 def _device(element: etree._Element) -> ReportedDevice:
-    kind = _child_text(element, "Kind")
-    identifier = _child_text(element, "Identifier")
+    kind = identifier = None
+    for name, child in _children(element):
+        if name == "Kind":
+            kind = _leaf_text(child)
+        elif name == "Identifier":
+            identifier = _leaf_text(child)
     if kind is None or identifier is None:
         raise _error(element, " needs a Kind and an Identifier")
     return ReportedDevice(reported_kind(kind), identifier)
@@ -309,20 +374,7 @@ def _fault(element: etree._Element) -> CallbackFault:
 
 # Rendering ---------------------------------------------------------------------------------------
 
-_V = f"{{{NS_V2}}}"
-_CARRIER_SECTIONS = (
-    "ChangeDeviceFeatureCodes",
-    "ChangeDeviceServicePlan",
-    "ChangeDeviceCostCenter",
-    "ChangeDeviceCustomFields",
-    "ChangeDeviceIdentifier",
-    "Change4GDeviceIdentifier",
-    "MoveDevice",
-    "ChangeDeviceContactInfo",
-)
-# The callback example orders the actions so [doc], unlike the request schema.
-_CALLBACK_ACTION_ORDER = ("Activate", "Deactivate", "Restore", "Suspend", "Reconnect")
-_OTHER_SECTIONS = ("ExternalProvisioningChange", "PromoChange", "SMSDelivery", "PRLInformation", "GoToState")
+# Rendering ---------------------------------------------------------------------------------------
 
 
 def _sub(parent: etree._Element, name: str, text: Optional[object] = None, *, nil: bool = False) -> etree._Element:
@@ -406,7 +458,7 @@ def _fault_values(fault: CallbackFault) -> Tuple[Optional[str], ...]:
 
 
 def _render_suspend(section: etree._Element, result: SuspendResult) -> None:
-    for element_name, field_name in _SUSPEND_FIELDS:
+    for element_name, field_name in _SUSPEND_FIELDS.items():
         value = getattr(result, field_name)
         if value is not None:
             _sub(section, element_name, format_date(value) if field_name == "expected_resume_date" else value)
