@@ -136,3 +136,10 @@ def test_csv_errors_name_the_line(text: str, message: str) -> None:
 def test_csv_missing_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot read"):
         read_devices_csv(tmp_path / "absent.csv")
+
+
+def test_identifiers_must_be_identifier_objects() -> None:
+    with pytest.raises(InputError, match=r"identifiers\[1\]: expected a DeviceIdentifier, got str"):
+        Device((DeviceIdentifier("MDN", "5551234567"), "IMEI:990003420535573"))  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="identifiers: expected DeviceIdentifier objects, got 'IMEI:1'"):
+        Device("IMEI:1")  # type: ignore[arg-type]

@@ -109,3 +109,18 @@ def test_device_count_limit() -> None:
 def test_non_device_entries_are_refused() -> None:
     with pytest.raises(InputError, match=r"devices\[0\]: expected a Device, got str"):
         DeviceList(("IMEI:990003420535573",))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [("CustomField1=x", "custom_fields: expected CustomField objects"), (["CustomField1=x"], r"custom_fields\[0\]: expected a CustomField, got str")],
+    ids=["a-string", "a-list-of-strings"],
+)  # fmt: skip
+def test_custom_fields_must_be_custom_field_objects(fields: Any, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        DeviceQuery(account="1", custom_fields=fields)
+
+
+def test_a_single_custom_field_is_taken_as_one() -> None:
+    field = CustomField("CustomField1", "x")
+    assert DeviceQuery(account="1", custom_fields=field).custom_fields == (field,)  # type: ignore[arg-type]

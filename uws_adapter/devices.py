@@ -11,7 +11,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, List, Mapping, Pattern, Tuple, Union
+from typing import Iterable, Iterator, List, Mapping, Pattern, Tuple, Type, TypeVar, Union
 
 from .errors import InputError
 
@@ -32,6 +32,23 @@ _KIND_RULES: Mapping[str, Tuple[Pattern[str], str]] = {
 KINDS: Tuple[str, ...] = tuple(_KIND_RULES)
 #: Kinds that only the REST API knows [doc]; a UWS envelope refuses them.
 REST_ONLY_KINDS = frozenset({"EID", "IMSI"})
+
+
+T = TypeVar("T")
+
+
+def as_tuple_of(value: object, item_type: Type[T], field: str, fix: str) -> Tuple[T, ...]:
+    """One ``item_type`` or an iterable of them, as a tuple; anything else is an InputError that
+    names ``field`` (and the position of a wrong item)."""
+    if isinstance(value, item_type):
+        return (value,)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InputError(field, f"expected {item_type.__name__} objects, got {value!r}", fix)
+    items = tuple(value)
+    for position, item in enumerate(items):
+        if not isinstance(item, item_type):
+            raise InputError(f"{field}[{position}]", f"expected a {item_type.__name__}, got {type(item).__name__}", fix)
+    return items
 
 
 def normalize_kind(kind: object) -> str:
@@ -99,24 +116,11 @@ class Device:
     identifiers: Tuple[DeviceIdentifier, ...]
 
     def __post_init__(self) -> None:
-        ids = self.identifiers
-        if isinstance(ids, DeviceIdentifier):
-            ids = (ids,)
-        if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
-            raise InputError(
-                "identifiers", f"expected DeviceIdentifier objects, got {ids!r}", "use Device.parse('IMEI:...')"
-            )
-        ids = tuple(ids)
+        ids = as_tuple_of(self.identifiers, DeviceIdentifier, "identifiers", "use DeviceIdentifier(kind, identifier)")
         if not ids:
             raise InputError("identifiers", "a device needs at least one identifier", "add e.g. IMEI:990003420535573")
         seen = set()
         for position, item in enumerate(ids):
-            if not isinstance(item, DeviceIdentifier):
-                raise InputError(
-                    f"identifiers[{position}]",
-                    f"expected a DeviceIdentifier, got {type(item).__name__}",
-                    "build it with DeviceIdentifier(kind, identifier)",
-                )
             if item.kind in seen:
                 raise InputError(
                     f"identifiers[{position}]",

@@ -4,9 +4,9 @@ optional service-plan and custom-field filters (the carrier refuses the mix [doc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
-from .devices import Device
+from .devices import Device, as_tuple_of
 from .errors import InputError
 from .wire import (
     CUSTOM_FIELD_FORBIDDEN_CHARS,
@@ -74,12 +74,7 @@ class DeviceList:
     devices: Tuple[Device, ...]
 
     def __post_init__(self) -> None:
-        devices = self.devices
-        if isinstance(devices, Device):
-            devices = (devices,)
-        if isinstance(devices, (str, bytes)) or not isinstance(devices, Iterable):
-            raise InputError("devices", f"expected Device objects, got {devices!r}", "pass a list of Device")
-        devices = tuple(devices)
+        devices = as_tuple_of(self.devices, Device, "devices", "build devices with Device.parse('KIND:ID')")
         if not devices:
             raise InputError("devices", "the device list is empty", "name at least one device")
         if len(devices) > MAX_DEVICES_PER_REQUEST:
@@ -90,12 +85,6 @@ class DeviceList:
             )
         first_seen: Dict[Tuple[str, str], int] = {}
         for position, device in enumerate(devices):
-            if not isinstance(device, Device):
-                raise InputError(
-                    f"devices[{position}]",
-                    f"expected a Device, got {type(device).__name__}",
-                    "build it with Device.parse('KIND:ID')",
-                )
             for ident in device.identifiers:
                 key = (ident.kind, ident.identifier.upper())
                 earlier = first_seen.setdefault(key, position)
@@ -132,18 +121,9 @@ class DeviceQuery:
                 "no account or device group given",
                 "name devices, or give an account and/or a device group (filters narrow those)",
             )
-        fields = self.custom_fields
-        if isinstance(fields, CustomField):
-            fields = (fields,)
-        fields = tuple(fields)
+        fields = as_tuple_of(self.custom_fields, CustomField, "custom_fields", "use CustomField(name, value)")
         names = set()
         for position, item in enumerate(fields):
-            if not isinstance(item, CustomField):
-                raise InputError(
-                    f"custom_fields[{position}]",
-                    f"expected a CustomField, got {type(item).__name__}",
-                    "build it with CustomField(name, value)",
-                )
             if item.name in names:
                 raise InputError(
                     f"custom_fields[{position}]", f"{item.name} is given twice", "filter on each field once"
