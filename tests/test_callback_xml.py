@@ -162,3 +162,13 @@ def test_suspend_rendering_round_trips() -> None:
 
 def _fields(cb: CallbackRequest) -> dict:  # type: ignore[type-arg]
     return {name: getattr(cb, name) for name in cb.__dataclass_fields__ if name != "succeeded"}
+
+
+def test_repair_keeps_str_input_as_text_whatever_its_declaration_says() -> None:
+    text = '<?xml version="1.0" encoding="ISO-8859-1"?>' + _bare(
+        "<Data><Comment>é</Comment><CallbackCount>1</CallbackCount/></Data>"
+    )
+    with pytest.raises(CallbackParseError, match="repair=True"):
+        parse_callback(text)
+    cb = parse_callback(text, repair=True)
+    assert (cb.comment, cb.callback_count) == ("é", 1)

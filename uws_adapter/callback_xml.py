@@ -35,7 +35,9 @@ _V = f"{{{NS_V2}}}"
 _NIL = f"{{{NS_XSI}}}nil"
 _SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 # The defect in the carrier's documented example: an end tag written as </Name/>.
-_SLASHED_END_TAG = re.compile(rb"</([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)\s*/>")
+_SLASHED_END_TAG = r"</([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)\s*/>"
+_SLASHED_END_TAG_TEXT = re.compile(_SLASHED_END_TAG)
+_SLASHED_END_TAG_BYTES = re.compile(_SLASHED_END_TAG.encode())
 _INT = re.compile(r"[+-]?\d+")
 _SUSPEND_FIELDS = {
     "ExpectedResumeDate": "expected_resume_date",
@@ -54,23 +56,15 @@ def parse_callback(data: Union[bytes, str], *, repair: bool = False, max_bytes: 
     try:
         root = parse_untrusted(data, max_bytes=max_bytes, error=CallbackParseError, what="callback")
     except CallbackParseError as exc:
-        raw = (
-            data.encode("utf-8")
-            if isinstance(data, str)
-            else bytes(data)
-            if isinstance(data, (bytes, bytearray))
-            else b""
-        )
-        if not _SLASHED_END_TAG.search(raw):
+        mended = _mend_end_tags(data)
+        if mended is None:
             raise
         if not repair:
             raise CallbackParseError(
                 f"{exc} (an end tag written like </Name/>; pass repair=True, or --repair, to mend exactly that)",
                 line=exc.line,
             ) from None
-        root = parse_untrusted(
-            _SLASHED_END_TAG.sub(rb"</\1>", raw), max_bytes=max_bytes, error=CallbackParseError, what="callback"
-        )
+        root = parse_untrusted(mended, max_bytes=max_bytes, error=CallbackParseError, what="callback")
     return _Reader().read(_callback_element(root))
 
 
@@ -102,6 +96,18 @@ _SERVICES = ("CarrierService", "NiddService", "DeviceProfileService")
 # present (unless nil), and a scalar seen twice is an error even when empty.
 _EMPTY_MATTERS = frozenset({*_SERVICES, "Fault", "Status", "Comment", "CallbackCount", "MaxCallbackThreshold"})
 _TAGS = {**{name: name for name in _KNOWN_NAMES}, **{f"{{{NS_V2}}}{name}": name for name in _KNOWN_NAMES}}
+
+
+def _mend_end_tags(data: object) -> Union[bytes, str, None]:
+    """``data`` with every ``</Name/>`` written ``</Name>``, in its own type (so that a str keeps
+    being read as text, whatever its declaration says); None when there is no such defect."""
+    if isinstance(data, str):
+        text, count = _SLASHED_END_TAG_TEXT.subn(r"</\1>", data)
+        return text if count else None
+    if isinstance(data, (bytes, bytearray)):
+        raw, count = _SLASHED_END_TAG_BYTES.subn(rb"</\1>", bytes(data))
+        return raw if count else None
+    return None
 
 
 def _local(element: etree._Element) -> Optional[str]:
