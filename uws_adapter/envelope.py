@@ -20,10 +20,18 @@ from .bindings import bindings
 from .devices import REST_ONLY_KINDS, Device
 from .errors import InputError, UnsupportedByApi
 from .selection import DeviceList, DeviceQuery, Selection
-from .wire import CONTENT_TYPE, REQUEST_PREFIXES, UWS_BASE_URL, soap_action
+from .wire import CONTENT_TYPE, NS_SESSION, REQUEST_PREFIXES, UWS_BASE_URL, soap_action
 
 OPERATION = "ChangeDeviceState"
-CARRIER_URL = f"{UWS_BASE_URL}/CarrierService.svc"
+
+
+def service_url(base_url: str, service: str) -> str:
+    """``<base>/<Service>.svc``, e.g. the emulator's or the carrier's CarrierService endpoint."""
+    return f"{base_url.rstrip('/')}/{service}.svc"
+
+
+def _headers(service: str, operation: str) -> Dict[str, str]:
+    return {"Content-Type": CONTENT_TYPE, "SOAPAction": f'"{soap_action(service, operation)}"'}
 
 
 @dataclass(frozen=True)
@@ -131,7 +139,7 @@ def _render_devices(devices: Iterable[Device]) -> str:
     return "".join(parts)
 
 
-def build_envelope(action: Action, selection: Selection, *, token: str) -> SoapRequest:
+def build_envelope(action: Action, selection: Selection, *, token: str, base_url: str = UWS_BASE_URL) -> SoapRequest:
     """The ChangeDeviceState request for ``action`` on ``selection``, with the token header."""
     check_soap_request(action, selection)
     devices = selection.devices if isinstance(selection, DeviceList) else ()
@@ -146,5 +154,30 @@ def build_envelope(action: Action, selection: Selection, *, token: str) -> SoapR
         if not found or first in after:
             raise AssertionError("device template no longer matches zeep's rendering; fix _ID_TEMPLATE")
         text = before + _render_devices(devices) + after
-    headers = {"Content-Type": CONTENT_TYPE, "SOAPAction": f'"{soap_action("CarrierService", OPERATION)}"'}
-    return SoapRequest(CARRIER_URL, text.encode("utf-8"), headers)
+    return SoapRequest(
+        service_url(base_url, "CarrierService"), text.encode("utf-8"), _headers("CarrierService", OPERATION)
+    )
+
+
+def _session_message(operation: str, **kwargs: Any) -> bytes:
+    found = bindings()
+    message: etree._Element = found.client.create_message(found.session, operation, **kwargs)  # type: ignore[no-untyped-call]
+    etree.cleanup_namespaces(message, top_nsmap={"v2": REQUEST_PREFIXES["v2"], "ses": NS_SESSION})
+    text: bytes = etree.tostring(message, encoding="utf-8")
+    return text
+
+
+def build_login(username: str, password: str, *, base_url: str = UWS_BASE_URL) -> SoapRequest:
+    """SessionService LogIn (no token header)."""
+    for field_name, value in (("username", username), ("password", password)):
+        if not isinstance(value, str) or not value:
+            raise InputError(field_name, "is required to log in", f"pass the UWS {field_name}")
+    body = _session_message("LogIn", Input={"Username": username, "Password": password})
+    return SoapRequest(service_url(base_url, "SessionService"), body, _headers("SessionService", "LogIn"))
+
+
+def build_logout(token: str, *, base_url: str = UWS_BASE_URL) -> SoapRequest:
+    """SessionService LogOut, with the token in the header and the body."""
+    token = _check_token(token)
+    body = _session_message("LogOut", Input={"SessionToken": token}, _soapheaders={"token": token})
+    return SoapRequest(service_url(base_url, "SessionService"), body, _headers("SessionService", "LogOut"))

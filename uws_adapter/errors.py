@@ -7,6 +7,14 @@ Every error the package raises on purpose derives from :class:`UwsAdapterError`:
     │   └── UnsupportedByApi                 valid input the chosen API cannot carry
     ├── DocumentError (also ValueError)      an untrusted document (XML or JSON) was refused
     │   └── CallbackParseError               ... and it was meant to be a callback
+    ├── TransportError                       no usable answer from the service
+    │   ├── ConnectionFailed                 the request never reached it (safe to send again)
+    │   └── OutcomeUnknown                   it may have been received: reconcile from callbacks
+    ├── ServiceFault                         the service refused: .code, .message, .http_status
+    │   ├── SessionExpired                   ...SessionToken.Expired
+    │   ├── InvalidInputFault                INPUT_INVALID..., DeserializationFailed, AccountNotFound
+    │   ├── DeviceFault                      DeviceNotFound, Device.*, DeviceState.Invalid
+    │   └── UnknownFault                     any other code
     └── ResourceError                        the bundled WSDL/XSD files are missing or broken
 
 Messages name the offending field and say how to fix it, so that a CLI can print them as they are.
@@ -54,6 +62,54 @@ class DocumentError(UwsAdapterError, ValueError):
 
 class CallbackParseError(DocumentError):
     """A document that is not a valid carrier callback (UWS SOAP or REST JSON)."""
+
+
+class TransportError(UwsAdapterError):
+    """No usable answer: an HTML error page, a non-SOAP body, an HTTP error without a fault."""
+
+    def __init__(self, message: str, *, http_status: Optional[int] = None) -> None:
+        self.http_status = http_status
+        super().__init__(message)
+
+
+class ConnectionFailed(TransportError):
+    """The request never left (DNS, refused connection, connect timeout), even after retries."""
+
+
+class OutcomeUnknown(TransportError):
+    """The request may have been received and acted on (read timeout, reset, HTTP 5xx without a
+    fault). Provisioning is not idempotent, so it is never re-sent blindly: ``request`` is what was
+    sent, to reconcile from callbacks."""
+
+    def __init__(self, message: str, *, request: object, http_status: Optional[int] = None) -> None:
+        self.request = request
+        super().__init__(message, http_status=http_status)
+
+
+class ServiceFault(UwsAdapterError):
+    """The service refused the request: a SOAP fault (or a REST error) with its ``code``."""
+
+    def __init__(self, code: str, message: str, *, http_status: Optional[int] = None) -> None:
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+        super().__init__(f"{code}: {message}" if message else code)
+
+
+class SessionExpired(ServiceFault):
+    """The session token expired (20 minutes idle): log in again."""
+
+
+class InvalidInputFault(ServiceFault):
+    """The service found the request invalid; sending it again will not help."""
+
+
+class DeviceFault(ServiceFault):
+    """A device is unknown, or in a state that does not allow the change."""
+
+
+class UnknownFault(ServiceFault):
+    """A fault code this package does not classify."""
 
 
 class ResourceError(UwsAdapterError):
