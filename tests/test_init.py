@@ -14,8 +14,12 @@ EXPECTED = {
     "CallbackFault", "CallbackRequest", "NiddResult", "ProfileResult", "ReportedDevice", "RestoreResult",
     "SuspendResult", "callback_json_schema", "parse_callback", "parse_rest_callback", "render_callback",
     "render_rest_callback",
+    # client and emulator
+    "BatchResult", "UwsClient", "EmulatedDevice", "Emulator", "generated_devices",
     # errors
     "UwsAdapterError", "InputError", "UnsupportedByApi", "DocumentError", "CallbackParseError", "ResourceError",
+    "TransportError", "ConnectionFailed", "OutcomeUnknown", "ServiceFault", "SessionExpired", "InvalidInputFault",
+    "DeviceFault", "UnknownFault",
     "__version__",
 }  # fmt: skip
 

@@ -10,16 +10,20 @@ import argparse
 import json
 import os
 import sys
-from typing import List, NoReturn, Optional, Sequence
+import threading
+from typing import List, NoReturn, Optional, Sequence, Tuple
 
 from . import __version__
 from .actions import action_named
 from .callback_json import parse_rest_callback, rest_callback_dict
 from .callback_xml import parse_callback, render_callback
+from .client import UwsClient
 from .devices import Device, read_devices_csv
+from .emulator import DEFAULT_ACCOUNT, EmulatedDevice, Emulator, generated_devices
 from .envelope import build_envelope
 from .errors import DocumentError, InputError, UwsAdapterError
-from .selection import CustomField, Selection, select
+from .selection import CustomField, DeviceQuery, Selection, select
+from .wire import UWS_BASE_URL
 from .xmlsafe import MAX_BYTES
 
 PROG = "uws-adapter"
@@ -106,6 +110,51 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--to", choices=["soap", "rest"], help="print the callback in this format instead")
     parse.add_argument("--reveal-password", action="store_true", help="print the callback's password instead of ***")
     parse.set_defaults(run=_run_parse)
+
+    for name in ("restore", "suspend"):
+        send = commands.add_parser(
+            name,
+            help=f"{name} devices through UWS and print the RequestId",
+            description=f"Send ChangeDeviceState {name.capitalize()} to UWS and print the RequestId. A selection by "
+            "account, group or filter reaches every matching line, so it asks for confirmation unless --yes.",
+        )
+        _add_selection(send)
+        connection = send.add_argument_group("connection")
+        connection.add_argument(
+            "--endpoint",
+            default=os.environ.get("UWS_ENDPOINT", UWS_BASE_URL),
+            help="UWS base URL (default: $UWS_ENDPOINT or the carrier's)",
+        )
+        connection.add_argument("--username", default=os.environ.get("UWS_USERNAME"), help="default: $UWS_USERNAME")
+        connection.add_argument(
+            "--password",
+            default=os.environ.get("UWS_PASSWORD"),
+            help="default: $UWS_PASSWORD (prefer it: arguments show in ps)",
+        )
+        connection.add_argument(
+            "--token", default=os.environ.get("UWS_TOKEN"), help="use this session token instead of logging in"
+        )
+        connection.add_argument("--timeout", default="10,120", metavar="CONNECT,READ", help="seconds (default 10,120)")
+        send.add_argument("--yes", action="store_true", help="do not ask before acting on an account, group or filter")
+        send.set_defaults(run=_run_send, action=name)
+
+    emulator = commands.add_parser(
+        "emulator",
+        help="run the UWS emulator on loopback",
+        description="Run a UWS emulator (SOAP, callbacks) until Ctrl-C.",
+    )
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8080)
+    emulator.add_argument("--devices", type=int, default=100, metavar="N", help="generated Active devices (IMEI+ICCID)")
+    emulator.add_argument("--devices-file", metavar="FILE", help="CSV devices instead (kind,identifier rows)")
+    emulator.add_argument("--listener", metavar="URL", help="callback listener for the emulated account")
+    emulator.add_argument(
+        "--user", default="uws-user:uws-password", metavar="NAME:PASSWORD", help="the login it accepts"
+    )
+    emulator.add_argument("--callback-spacing", type=float, default=300.0, metavar="SECONDS", help="between re-sends")
+    emulator.add_argument("--session-idle", type=float, default=1200.0, metavar="SECONDS")
+    emulator.add_argument("--daily-budget", type=int, default=5, metavar="N", help="actions per line per day")
+    emulator.set_defaults(run=_run_emulator)
     return parser
 
 
@@ -141,6 +190,72 @@ def _run_parse(args: argparse.Namespace) -> int:
     else:
         form = callback.to_dict(reveal_password=args.reveal_password)
         sys.stdout.write(json.dumps(form, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _timeout(text: str) -> Tuple[float, float]:
+    try:
+        connect, read = (float(part) for part in text.split(","))
+    except ValueError:
+        raise InputError("--timeout", f"{text!r} is not CONNECT,READ seconds", "write e.g. 10,120") from None
+    return connect, read
+
+
+def _confirm(args: argparse.Namespace, selection: Selection) -> None:
+    if args.yes or not isinstance(selection, DeviceQuery):
+        return
+    what = ", ".join(
+        f"{label} {value}"
+        for label, value in (
+            ("account", selection.account),
+            ("group", selection.group),
+            ("plan", selection.service_plan),
+        )
+        if value
+    )
+    if not sys.stdin.isatty():
+        raise InputError("--yes", f"{args.action} would reach every line of {what}", "pass --yes to confirm")
+    sys.stderr.write(f"{args.action} every line of {what}? Type yes to go on: ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() != "yes":
+        raise InputError("confirmation", "not given", "nothing was sent")
+
+
+def _run_send(args: argparse.Namespace) -> int:
+    action = action_named(args.action)
+    selection = _selection(args)
+    _confirm(args, selection)
+    client = UwsClient(
+        base_url=args.endpoint,
+        username=args.username,
+        password=args.password,
+        token=args.token,
+        timeout=_timeout(args.timeout),
+    )
+    if not args.token and not (args.username and args.password):
+        raise InputError("--username", "no credentials", "pass --username and set UWS_PASSWORD, or pass --token")
+    sys.stdout.write(client.change_device_state(action, selection) + "\n")
+    return 0
+
+
+def _run_emulator(args: argparse.Namespace) -> int:
+    name, sep, password = args.user.partition(":")
+    if not sep or not name:
+        raise InputError("--user", f"{args.user!r} is not NAME:PASSWORD", "write e.g. uws-user:secret")
+    if args.devices_file:
+        lines = [EmulatedDevice(device) for device in read_devices_csv(args.devices_file)]
+    else:
+        lines = generated_devices(args.devices)
+    emulator = Emulator(
+        host=args.host, port=args.port, devices=lines, users={name: password}, session_idle=args.session_idle,
+        daily_budget=args.daily_budget, callback_spacing=args.callback_spacing,
+    )  # fmt: skip
+    if args.listener:
+        emulator.register_listener(DEFAULT_ACCOUNT, args.listener)
+    with emulator:
+        sys.stdout.write(f"UWS emulator at {emulator.base_url} ({len(lines)} devices, account {DEFAULT_ACCOUNT})\n")
+        sys.stdout.flush()
+        threading.Event().wait()  # until Ctrl-C
     return 0
 
 

@@ -1,0 +1,113 @@
+"""Loopback servers for tests: a callback listener, and servers that misbehave the way a carrier or
+a proxy in front of it can. Bounded: every server runs in a daemon thread and is shut down."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, List, Tuple
+
+Responder = Callable[[bytes], Tuple[int, str, bytes]]
+
+
+class HttpServer:
+    """A real HTTP server on 127.0.0.1 that records request bodies and answers with ``responder``."""
+
+    def __init__(self, responder: Responder) -> None:
+        self.bodies: List[bytes] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with outer.lock:
+                    outer.bodies.append(body)
+                status, content_type, answer = responder(body)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> List[bytes]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.bodies) >= count:
+                    return list(self.bodies)
+            time.sleep(0.01)
+        with self.lock:
+            return list(self.bodies)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def listener() -> HttpServer:
+    """A callback listener that acknowledges everything with 200."""
+    return HttpServer(lambda body: (200, "text/plain", b""))
+
+
+class SilentServer:
+    """Accepts connections, reads the request, and never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.requests = 0
+        self._open: List[socket.socket] = []
+        self._stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            conn.settimeout(2)
+            try:
+                if conn.recv(65536):
+                    self.requests += 1
+            except OSError:
+                pass
+            self._open.append(conn)  # held open, unanswered
+
+    def close(self) -> None:
+        self._stop.set()
+        for conn in self._open:
+            conn.close()
+        self.sock.close()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def soap_fault(code: str, message: str = "refused") -> bytes:
+    return (
+        '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>'
+        f"<faultcode>{code}</faultcode><faultstring>{message}</faultstring></s:Fault></s:Body></s:Envelope>"
+    ).encode()
