@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,10 @@ from typing import List
 
 import pytest
 from conftest import DATA, parse_trusted, shape
+from servers import listener
 
-from uws_adapter import __version__
+from uws_adapter import Emulator, UwsClient, __version__, generated_devices, parse_callback, select
+from uws_adapter.emulator import DEFAULT_ACCOUNT
 
 
 def run(args: List[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -182,3 +185,61 @@ def test_parse_errors_are_one_line(tmp_path: Path, content: bytes, message: str)
     assert (result.returncode, result.stdout) == (2, "")
     assert len(result.stderr.splitlines()) == 1
     assert message in result.stderr
+
+
+def test_suspend_against_the_emulator_prints_the_request_id(tmp_path: Path) -> None:
+    lines = generated_devices(3)
+    callbacks = listener()
+    try:
+        with Emulator(devices=lines) as emulator:
+            emulator.register_listener(DEFAULT_ACCOUNT, callbacks.url)
+            args = ["suspend", "--endpoint", emulator.base_url, "--username", "uws-user", "--timeout", "2,5"]
+            args += [arg for line in lines for arg in ("--device", str(line.device))]
+            result = run(args, tmp_path, UWS_PASSWORD="uws-password")
+            assert result.returncode == 0, result.stderr
+            request_id = result.stdout.strip()
+            assert {parse_callback(b).request_id for b in callbacks.wait_for(3)} == {request_id}
+            assert "uws-password" not in result.stdout + result.stderr
+    finally:
+        callbacks.close()
+
+
+def test_an_account_selection_needs_yes(tmp_path: Path) -> None:
+    with Emulator(devices=generated_devices(2)) as emulator:
+        args = ["restore", "--account", DEFAULT_ACCOUNT, "--endpoint", emulator.base_url, "--username", "uws-user"]
+        refused = run(args, tmp_path, UWS_PASSWORD="uws-password")
+        assert refused.returncode == 2
+        assert "pass --yes to confirm" in refused.stderr
+        assert emulator.counters["requests"] == 0
+        confirmed = run([*args, "--yes"], tmp_path, UWS_PASSWORD="uws-password")
+        assert confirmed.returncode == 0, confirmed.stderr
+        assert len(confirmed.stdout.strip()) == 36
+
+
+def test_a_fault_is_one_line_and_never_shows_the_password(tmp_path: Path) -> None:
+    with Emulator(devices=generated_devices(1)) as emulator:
+        args = ["restore", "--device", "ESN:09611822299", "--endpoint", emulator.base_url, "--username", "uws-user"]
+        result = run(args, tmp_path, UWS_PASSWORD="not-the-password")
+        assert result.returncode == 1
+        assert result.stderr.count("\n") == 1
+        assert "InvalidCredentials" in result.stderr
+        assert "not-the-password" not in result.stderr
+
+
+def test_the_emulator_command_serves_until_interrupted(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uws_adapter", "emulator", "--port", "0", "--devices", "5"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "UWS emulator at http://127.0.0.1:" in first, first
+        base_url = first.split(" at ")[1].split()[0]
+        client = UwsClient(base_url=base_url, username="uws-user", password="uws-password", timeout=(2.0, 5.0))
+        assert client.suspend(select(account=DEFAULT_ACCOUNT))
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr

@@ -10,7 +10,17 @@ import pytest
 import requests
 from servers import HttpServer, listener
 
-from uws_adapter import Device, Emulator, Restore, ServiceFault, UwsClient, generated_devices, parse_callback, select
+from uws_adapter import (
+    CustomField,
+    Device,
+    Emulator,
+    Restore,
+    ServiceFault,
+    UwsClient,
+    generated_devices,
+    parse_callback,
+    select,
+)
 from uws_adapter.emulator import DEFAULT_ACCOUNT
 from uws_adapter.envelope import build_envelope
 
@@ -119,3 +129,34 @@ def test_callbacks_stop_at_the_threshold() -> None:
             assert [parse_callback(b).callback_count for b in server.bodies] == [1, 2, 3, 4]
     finally:
         server.close()
+
+
+def test_the_daily_budget_per_line(callbacks: HttpServer) -> None:
+    lines = generated_devices(1)
+    with Emulator(devices=lines, daily_budget=1) as emulator:
+        emulator.register_listener(DEFAULT_ACCOUNT, callbacks.url)
+        client = _client(emulator.base_url)
+        client.suspend(select([lines[0].device]))
+        callbacks.wait_for(1)
+        client.restore(select([lines[0].device]))
+        second = parse_callback(callbacks.wait_for(2)[1])
+        assert (second.action, second.status) == ("Restore", "Failed")
+        assert second.fault is not None
+        assert second.fault.code == "REQUEST_FAILED.ProvisioningLimitExceeded"
+        assert lines[0].state == "Suspended"
+
+
+def test_query_selection_with_filters(callbacks: HttpServer) -> None:
+    lines = generated_devices(6)
+    for n, line in enumerate(lines):
+        line.group = "Vending" if n < 4 else "Meters"
+        line.custom_fields["CustomField2"] = "SuperVend" if n % 2 == 0 else "Other"
+    with Emulator(devices=lines) as emulator:
+        emulator.register_listener(DEFAULT_ACCOUNT, callbacks.url)
+        query = select(group="Vending", custom_fields=[CustomField("CustomField2", "supervend")])
+        _client(emulator.base_url).suspend(query)
+        time.sleep(0.3)
+        reached = {parse_callback(b).devices[0].identifier for b in callbacks.wait_for(2)}
+        assert reached == {lines[0].device.identifiers[0].identifier, lines[2].device.identifiers[0].identifier}
+        with pytest.raises(ServiceFault, match="AccountNotFound"):
+            _client(emulator.base_url).suspend(select(account="0000999999-00001"))
