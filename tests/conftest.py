@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Tuple, Union
+from typing import Iterator, List, Tuple, Union
 
 import pytest
 from lxml import etree
+from servers import HttpServer, listener
+
+from uws_adapter import UwsClient
 
 DATA = Path(__file__).parent / "data"
 SHARED_DOCS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "thingspace-docs"
@@ -29,3 +32,21 @@ def shape(element: etree._Element) -> Shape:
 @pytest.fixture(scope="session")
 def doc_request() -> bytes:
     return (DATA / "doc-restore-request.xml").read_bytes()
+
+
+#: The login the emulator accepts by default.
+USER, PASSWORD = "uws-user", "uws-password"
+
+
+def client_for(base_url: str, **options: object) -> UwsClient:
+    """A client with the emulator's login, short timeouts and tiny backoff, for loopback tests."""
+    defaults = {"username": USER, "password": PASSWORD, "timeout": (1.0, 1.0), "backoff": 0.01}
+    return UwsClient(base_url=base_url, **{**defaults, **options})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def callbacks() -> Iterator[HttpServer]:
+    """A loopback callback listener that acknowledges everything."""
+    server = listener()
+    yield server
+    server.close()

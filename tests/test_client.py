@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Iterator, List, Type
+from typing import List, Type
 
 import pytest
-from servers import HttpServer, SilentServer, closed_port, listener, soap_fault
+from conftest import client_for
+from servers import HttpServer, SilentServer, closed_port, soap_fault
 
 from uws_adapter import (
     ConnectionFailed,
@@ -30,27 +31,14 @@ from uws_adapter import (
 )
 from uws_adapter.emulator import DEFAULT_ACCOUNT
 
-USER, PASSWORD = "uws-user", "uws-password"
 FAST = (1.0, 1.0)
-
-
-@pytest.fixture
-def callbacks() -> Iterator[HttpServer]:
-    server = listener()
-    yield server
-    server.close()
-
-
-def _client(base_url: str, **options: object) -> UwsClient:
-    defaults = {"username": USER, "password": PASSWORD, "timeout": FAST, "backoff": 0.01}
-    return UwsClient(base_url=base_url, **{**defaults, **options})  # type: ignore[arg-type]
 
 
 def test_end_to_end_suspend_then_restore(callbacks: HttpServer) -> None:
     lines = generated_devices(25)
     with Emulator(devices=lines) as emulator:
         emulator.register_listener(DEFAULT_ACCOUNT, callbacks.url, "listener", "s3cret")
-        client = _client(emulator.base_url)
+        client = client_for(emulator.base_url)
         devices = [line.device for line in lines]
         suspend_id = client.suspend(select(devices))
         received = [parse_callback(body) for body in callbacks.wait_for(25)]
@@ -70,7 +58,7 @@ def test_end_to_end_suspend_then_restore(callbacks: HttpServer) -> None:
 
 def test_a_closed_port_is_retried_with_backoff_then_connection_failed() -> None:
     pauses: List[float] = []
-    client = _client(f"http://127.0.0.1:{closed_port()}/api/v2", connect_retries=3, sleep=pauses.append)
+    client = client_for(f"http://127.0.0.1:{closed_port()}/api/v2", connect_retries=3, sleep=pauses.append)
     with pytest.raises(ConnectionFailed, match="4 attempts"):
         client.login()
     assert len(pauses) == 3
@@ -80,7 +68,7 @@ def test_a_closed_port_is_retried_with_backoff_then_connection_failed() -> None:
 def test_a_server_that_never_answers_gives_outcome_unknown_after_one_request() -> None:
     server = SilentServer()
     try:
-        client = _client(server.url, token="known-token", timeout=(1.0, 0.5))
+        client = client_for(server.url, token="known-token", timeout=(1.0, 0.5))
         with pytest.raises(OutcomeUnknown, match="may have been carried out") as info:
             client.restore(select([Device.of("ESN", "09611822299")]))
         assert b"09611822299" in info.value.request.body  # type: ignore[attr-defined]
@@ -102,7 +90,7 @@ def test_a_server_that_never_answers_gives_outcome_unknown_after_one_request() -
 def test_5xx_without_a_fault_is_outcome_unknown_and_not_resent(status: int, content_type: str, body: bytes) -> None:
     server = HttpServer(lambda _: (status, content_type, body))
     try:
-        client = _client(server.url, token="t")
+        client = client_for(server.url, token="t")
         with pytest.raises(OutcomeUnknown) as info:
             client.suspend(select([Device.of("ESN", "09611822299")]))
         assert info.value.http_status == status
@@ -115,7 +103,7 @@ def test_an_html_error_page_is_a_transport_error() -> None:
     server = HttpServer(lambda _: (404, "text/html", b"<!DOCTYPE html><html><title>Not Found</title></html>"))
     try:
         with pytest.raises(TransportError, match="HTTP 404") as info:
-            _client(server.url).login()
+            client_for(server.url).login()
         assert not isinstance(info.value, OutcomeUnknown)
         assert info.value.http_status == 404
     finally:
@@ -125,7 +113,7 @@ def test_an_html_error_page_is_a_transport_error() -> None:
 def test_an_expired_session_logs_in_once_and_resends_once(callbacks: HttpServer) -> None:
     lines = generated_devices(1)
     with Emulator(devices=lines, session_idle=0.2) as emulator:
-        client = _client(emulator.base_url)
+        client = client_for(emulator.base_url)
         client.login()
         time.sleep(0.4)
         request_id = client.suspend(select([lines[0].device]))
@@ -146,7 +134,7 @@ def test_expiry_without_credentials_is_raised() -> None:
 
 def test_a_failed_login_is_never_retried() -> None:
     with Emulator(devices=generated_devices(1)) as emulator:
-        client = _client(emulator.base_url, password="wrong")
+        client = client_for(emulator.base_url, password="wrong")
         with pytest.raises(ServiceFault, match=r"REQUEST_FAILED\.InvalidCredentials"):
             client.suspend(select(account=DEFAULT_ACCOUNT))
         assert (emulator.counters["requests"], emulator.counters["failed_logins"]) == (1, 1)
@@ -183,7 +171,7 @@ def test_batches_beyond_the_request_limit(callbacks: HttpServer) -> None:
     with Emulator(devices=lines) as emulator:
         emulator.register_listener(DEFAULT_ACCOUNT, callbacks.url)
         devices = [line.device for line in lines]
-        results = _client(emulator.base_url).change_device_state_in_batches(Suspend(), devices, batch_size=10)
+        results = client_for(emulator.base_url).change_device_state_in_batches(Suspend(), devices, batch_size=10)
         assert [len(r.devices) for r in results] == [10, 10, 5]
         assert [d for r in results for d in r.devices] == devices
         by_request = {parse_callback(b).request_id for b in callbacks.wait_for(25)}

@@ -4,11 +4,12 @@ serves, and callback delivery with re-sends until acknowledged."""
 from __future__ import annotations
 
 import time
-from typing import Iterator, List, Tuple
+from typing import List, Tuple
 
 import pytest
 import requests
-from servers import HttpServer, listener
+from conftest import client_for
+from servers import HttpServer
 
 from uws_adapter import (
     CustomField,
@@ -16,7 +17,6 @@ from uws_adapter import (
     Emulator,
     Restore,
     ServiceFault,
-    UwsClient,
     generated_devices,
     parse_callback,
     select,
@@ -24,26 +24,12 @@ from uws_adapter import (
 from uws_adapter.emulator import DEFAULT_ACCOUNT
 from uws_adapter.envelope import build_envelope
 
-USER, PASSWORD = "uws-user", "uws-password"
-
-
-@pytest.fixture
-def callbacks() -> Iterator[HttpServer]:
-    server = listener()
-    yield server
-    server.close()
-
-
-def _client(base_url: str, **options: object) -> UwsClient:
-    defaults = {"username": USER, "password": PASSWORD, "timeout": (1.0, 1.0), "backoff": 0.01}
-    return UwsClient(base_url=base_url, **{**defaults, **options})  # type: ignore[arg-type]
-
 
 def test_state_machine_failures_arrive_as_failed_callbacks(callbacks: HttpServer) -> None:
     lines = generated_devices(2)
     with Emulator(devices=lines) as emulator:
         emulator.register_listener(DEFAULT_ACCOUNT, callbacks.url)
-        client = _client(emulator.base_url)
+        client = client_for(emulator.base_url)
         client.restore(select([lines[0].device]))  # Restore needs a suspended line
         client.suspend(select([Device.parse("IMEI:359999999999999")]))  # not in the inventory
         results = sorted((parse_callback(body) for body in callbacks.wait_for(2)), key=lambda cb: cb.action or "")
@@ -57,9 +43,9 @@ def test_five_failed_logins_lock_the_account() -> None:
     with Emulator(devices=generated_devices(1)) as emulator:
         for _ in range(5):
             with pytest.raises(ServiceFault, match="InvalidCredentials"):
-                _client(emulator.base_url, password="wrong").login()
+                client_for(emulator.base_url, password="wrong").login()
         with pytest.raises(ServiceFault, match="AccountLocked"):
-            _client(emulator.base_url).login()
+            client_for(emulator.base_url).login()
 
 
 @pytest.mark.parametrize(
@@ -79,7 +65,7 @@ def test_five_failed_logins_lock_the_account() -> None:
 )
 def test_the_emulator_faults_like_the_service(mutate: object, code: str) -> None:
     with Emulator(devices=generated_devices(1)) as emulator:
-        client = _client(emulator.base_url)
+        client = client_for(emulator.base_url)
         token = client.login()
         request = build_envelope(
             Restore(), select([Device.of("ESN", "09611822299")]), token=token, base_url=emulator.base_url
@@ -108,7 +94,7 @@ def test_callbacks_are_resent_until_acknowledged() -> None:
     try:
         with Emulator(devices=lines, callback_spacing=0.05) as emulator:
             emulator.register_listener(DEFAULT_ACCOUNT, server.url)
-            _client(emulator.base_url).suspend(select([lines[0].device]))
+            client_for(emulator.base_url).suspend(select([lines[0].device]))
             bodies = server.wait_for(3)
             time.sleep(0.2)
             assert [parse_callback(b).callback_count for b in server.bodies] == [1, 2, 3]
@@ -123,7 +109,7 @@ def test_callbacks_stop_at_the_threshold() -> None:
     try:
         with Emulator(devices=lines, callback_spacing=0.02, max_callback_threshold=4) as emulator:
             emulator.register_listener(DEFAULT_ACCOUNT, server.url)
-            _client(emulator.base_url).suspend(select([lines[0].device]))
+            client_for(emulator.base_url).suspend(select([lines[0].device]))
             server.wait_for(4)
             time.sleep(0.3)
             assert [parse_callback(b).callback_count for b in server.bodies] == [1, 2, 3, 4]
@@ -135,7 +121,7 @@ def test_the_daily_budget_per_line(callbacks: HttpServer) -> None:
     lines = generated_devices(1)
     with Emulator(devices=lines, daily_budget=1) as emulator:
         emulator.register_listener(DEFAULT_ACCOUNT, callbacks.url)
-        client = _client(emulator.base_url)
+        client = client_for(emulator.base_url)
         client.suspend(select([lines[0].device]))
         callbacks.wait_for(1)
         client.restore(select([lines[0].device]))
@@ -154,9 +140,9 @@ def test_query_selection_with_filters(callbacks: HttpServer) -> None:
     with Emulator(devices=lines) as emulator:
         emulator.register_listener(DEFAULT_ACCOUNT, callbacks.url)
         query = select(group="Vending", custom_fields=[CustomField("CustomField2", "supervend")])
-        _client(emulator.base_url).suspend(query)
+        client_for(emulator.base_url).suspend(query)
         time.sleep(0.3)
         reached = {parse_callback(b).devices[0].identifier for b in callbacks.wait_for(2)}
         assert reached == {lines[0].device.identifiers[0].identifier, lines[2].device.identifiers[0].identifier}
         with pytest.raises(ServiceFault, match="AccountNotFound"):
-            _client(emulator.base_url).suspend(select(account="0000999999-00001"))
+            client_for(emulator.base_url).suspend(select(account="0000999999-00001"))
