@@ -1,0 +1,362 @@
+"""The durable store: callbacks (one event per service, RequestId, device and action, every
+delivery attempt kept), dead letters, and the requests the client sent.
+
+SQLite in WAL mode with full synchronous commits. All writes go through one writer thread that
+commits queued jobs in groups: each job runs in its own savepoint, and every caller is released
+only after the COMMIT of its group returned, so nothing is acknowledged before it is durable while
+one fsync serves many concurrent callbacks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
+
+from .callbacks import CallbackRequest, ReportedDevice
+from .devices import Device
+from .errors import UwsAdapterError
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    service TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    device TEXT NOT NULL,
+    action TEXT NOT NULL,
+    status TEXT,
+    succeeded INTEGER NOT NULL,
+    fault_code TEXT,
+    callback TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    differs INTEGER NOT NULL DEFAULT 0,
+    received_at REAL NOT NULL,
+    UNIQUE (service, request_id, device, action)
+);
+CREATE INDEX IF NOT EXISTS events_by_request ON events (request_id);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY,
+    event_id INTEGER NOT NULL REFERENCES events (id),
+    callback_count INTEGER,
+    content_hash TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    content_type TEXT,
+    reason TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY,
+    action TEXT NOT NULL,
+    api TEXT NOT NULL,
+    sent_at REAL NOT NULL,
+    devices TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS request_identifiers (
+    request_id TEXT NOT NULL,
+    identifier TEXT NOT NULL,
+    device INTEGER NOT NULL,
+    PRIMARY KEY (request_id, identifier)
+);
+CREATE TABLE IF NOT EXISTS handler_queue (
+    event_id INTEGER NOT NULL,
+    handler TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    last_error TEXT,
+    PRIMARY KEY (event_id, handler)
+);
+"""
+
+
+class StoreError(UwsAdapterError):
+    """The store could not write (disk full, locked, closed): nothing was acknowledged."""
+
+
+def device_key(devices: Sequence[ReportedDevice]) -> str:
+    """One key per device whatever the order or case its identifiers arrive in."""
+    return "|".join(sorted(f"{d.kind}:{d.identifier.upper()}" for d in devices))
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as stored: the callback (password redacted), its delivery attempts, and whether a
+    re-send differed from the first delivery."""
+
+    id: int
+    callback: CallbackRequest
+    attempts: int
+    differs: bool
+    received_at: float
+
+
+@dataclass(frozen=True)
+class RequestStatus:
+    """Where a request stands: per device, succeeded, failed (with fault codes) or pending."""
+
+    request_id: str
+    action: Optional[str]
+    total: int
+    succeeded: Tuple[str, ...]
+    failed: Dict[str, Optional[str]] = field(default_factory=dict)
+    pending: Tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return not self.pending and self.total > 0
+
+
+@dataclass
+class _Job:
+    work: Callable[[sqlite3.Connection], Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: Optional[BaseException] = None
+
+
+class Store:
+    """A SQLite file; ``batch=False`` commits each write alone (the baseline in benchmarks)."""
+
+    def __init__(
+        self, path: Union[str, Path], *, synchronous: str = "FULL", batch: bool = True, max_batch: int = 512
+    ) -> None:
+        if synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
+            raise UwsAdapterError(f"synchronous={synchronous!r}: use FULL, EXTRA or NORMAL")
+        self.path = Path(path)
+        self.synchronous = synchronous.upper()
+        self.max_batch = max_batch if batch else 1
+        self._jobs: queue.Queue[Optional[_Job]] = queue.Queue()
+        self._local = threading.local()
+        self._closed = False
+        setup = self._connect()
+        setup.executescript(_SCHEMA)
+        setup.close()
+        self._writer = threading.Thread(target=self._write_loop, daemon=True, name="uws-store-writer")
+        self._writer.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={self.synchronous}")
+        connection.execute("PRAGMA foreign_keys=ON")
+        return connection
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._jobs.put(None)
+            self._writer.join(timeout=10)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Writing -------------------------------------------------------------------------------------
+
+    def write(self, work: Callable[[sqlite3.Connection], T], *, timeout: float = 30.0) -> T:
+        """Run ``work`` in the writer's transaction; return once it is committed durably."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        job = _Job(work)
+        self._jobs.put(job)
+        if not job.done.wait(timeout):
+            raise StoreError(f"no commit within {timeout} s")
+        if job.error is not None:
+            raise StoreError(f"could not store: {job.error}") from job.error
+        result: T = job.result
+        return result
+
+    def _write_loop(self) -> None:
+        connection = self._connect()
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                connection.close()
+                return
+            jobs = [first]
+            while len(jobs) < self.max_batch:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._jobs.put(None)
+                    break
+                jobs.append(more)
+            self._commit(connection, jobs)
+
+    def _commit(self, connection: sqlite3.Connection, jobs: List[_Job]) -> None:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for job in jobs:
+                connection.execute("SAVEPOINT job")
+                try:
+                    job.result = job.work(connection)
+                    connection.execute("RELEASE job")
+                except Exception as exc:  # one bad job must not undo the others
+                    connection.execute("ROLLBACK TO job")
+                    connection.execute("RELEASE job")
+                    job.error = exc
+            connection.execute("COMMIT")
+        except Exception as exc:  # the commit itself failed: nothing of this group is durable
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            for job in jobs:
+                job.error = job.error or exc
+        for job in jobs:
+            job.done.set()
+
+    def add_callback(self, callback: CallbackRequest, handlers: Sequence[str] = ()) -> Tuple[int, bool]:
+        """Store a callback durably; returns (event id, whether it is a new event). A re-send adds
+        an attempt, and flags the event when its content differs from the first delivery."""
+        form = callback.to_dict()  # the password is redacted here, never stored
+        content = {k: v for k, v in form.items() if k != "callback_count"}
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+        key = (callback.service or "", callback.request_id, device_key(callback.devices), callback.action or "")
+        fault_code = callback.fault.code if callback.fault else None
+
+        def work(db: sqlite3.Connection) -> Tuple[int, bool]:
+            now = time.time()
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO events (service, request_id, device, action, status, succeeded, fault_code,"
+                " callback, content_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*key, callback.status, int(callback.succeeded), fault_code, json.dumps(form), digest, now),
+            )
+            new = cursor.rowcount == 1
+            if new:
+                event_id = int(cursor.lastrowid or 0)
+                db.executemany(
+                    "INSERT INTO handler_queue (event_id, handler, next_at) VALUES (?, ?, ?)",
+                    [(event_id, name, now) for name in handlers],
+                )
+            else:
+                event_id, first_digest = db.execute(
+                    "SELECT id, content_hash FROM events"
+                    " WHERE service = ? AND request_id = ? AND device = ? AND action = ?",
+                    key,
+                ).fetchone()
+                if first_digest != digest:
+                    db.execute("UPDATE events SET differs = 1 WHERE id = ?", (event_id,))
+            db.execute(
+                "INSERT INTO attempts (event_id, callback_count, content_hash, received_at) VALUES (?, ?, ?, ?)",
+                (event_id, callback.callback_count, digest, now),
+            )
+            return event_id, new
+
+        return self.write(work)
+
+    def add_dead_letter(self, body: bytes, content_type: Optional[str], reason: str) -> int:
+        """Keep a refused document (already redacted and capped by the caller)."""
+        return self.write(
+            lambda db: int(
+                db.execute(
+                    "INSERT INTO dead_letters (received_at, content_type, reason, body) VALUES (?, ?, ?, ?)",
+                    (time.time(), content_type, reason, body),
+                ).lastrowid
+                or 0
+            )
+        )
+
+    def record_request(self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap") -> None:
+        """Remember a sent request so that the tracker knows which devices to expect."""
+        names = [str(d) for d in devices]
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO requests (request_id, action, api, sent_at, devices) VALUES (?, ?, ?, ?, ?)",
+                (request_id, action, api, time.time(), json.dumps(names)),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO request_identifiers (request_id, identifier, device) VALUES (?, ?, ?)",
+                [
+                    (request_id, f"{i.kind}:{i.identifier.upper()}", position)
+                    for position, device in enumerate(devices)
+                    for i in device.identifiers
+                ],
+            )
+
+        self.write(work)
+
+    # Reading -------------------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        connection: Optional[sqlite3.Connection] = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._connect()
+            self._local.connection = connection
+        return connection
+
+    def events(self, *, request_id: Optional[str] = None, after_id: int = 0, limit: int = 1000) -> List[StoredEvent]:
+        """Events in arrival order, after ``after_id`` (poll with the last id you saw)."""
+        where, args = "e.id > ?", [after_id]
+        if request_id is not None:
+            where += " AND e.request_id = ?"
+            args.append(request_id)  # type: ignore[arg-type]
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT e.id, e.callback, (SELECT count(*) FROM attempts a WHERE a.event_id = e.id),"
+                f" e.differs, e.received_at FROM events e WHERE {where} ORDER BY e.id LIMIT ?",
+                (*args, limit),
+            )
+            .fetchall()
+        )
+        return [StoredEvent(r[0], CallbackRequest.from_dict(json.loads(r[1])), r[2], bool(r[3]), r[4]) for r in rows]
+
+    def iter_events(self, *, request_id: Optional[str] = None, after_id: int = 0) -> Iterator[StoredEvent]:
+        """Every event, in pages."""
+        while True:
+            page = self.events(request_id=request_id, after_id=after_id)
+            if not page:
+                return
+            yield from page
+            after_id = page[-1].id
+
+    def counts(self) -> Dict[str, int]:
+        db = self._reader()
+        return {
+            table: int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+            for table in ("events", "attempts", "dead_letters", "requests", "handler_queue")
+        }
+
+    def status(self, request_id: str) -> RequestStatus:
+        """Per device of a request: succeeded, failed (fault code) or still pending."""
+        db = self._reader()
+        sent = db.execute("SELECT action, devices FROM requests WHERE request_id = ?", (request_id,)).fetchone()
+        identifiers = dict(
+            db.execute(
+                "SELECT identifier, device FROM request_identifiers WHERE request_id = ?", (request_id,)
+            ).fetchall()
+        )
+        names: List[str] = json.loads(sent[1]) if sent else []
+        outcome: Dict[str, Tuple[bool, Optional[str]]] = {}
+        action = sent[0] if sent else None
+        for device, succeeded, fault_code, event_action in db.execute(
+            "SELECT device, succeeded, fault_code, action FROM events WHERE request_id = ?", (request_id,)
+        ):
+            action = action or event_action or None
+            matched = next((identifiers[part] for part in device.split("|") if part in identifiers), None)
+            name = names[matched] if matched is not None else device
+            outcome[name] = (bool(succeeded), fault_code)
+        every = names or sorted(outcome)
+        return RequestStatus(
+            request_id=request_id,
+            action=action,
+            total=len(every),
+            succeeded=tuple(n for n in every if n in outcome and outcome[n][0]),
+            failed={n: outcome[n][1] for n in every if n in outcome and not outcome[n][0]},
+            pending=tuple(n for n in every if n not in outcome),
+        )
