@@ -22,7 +22,9 @@ from .devices import Device, read_devices_csv
 from .emulator import DEFAULT_ACCOUNT, EmulatedDevice, Emulator, generated_devices
 from .envelope import build_envelope
 from .errors import DocumentError, InputError, UwsAdapterError
+from .receiver import Receiver
 from .selection import CustomField, DeviceQuery, Selection, select
+from .store import Store
 from .wire import UWS_BASE_URL
 from .xmlsafe import MAX_BYTES
 
@@ -155,6 +157,29 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--session-idle", type=float, default=1200.0, metavar="SECONDS")
     emulator.add_argument("--daily-budget", type=int, default=5, metavar="N", help="actions per line per day")
     emulator.set_defaults(run=_run_emulator)
+
+    receiver = commands.add_parser(
+        "receiver",
+        help="receive callbacks into an SQLite store (needs the receiver extra: waitress)",
+        description="Receive UWS SOAP and REST JSON callbacks, store them durably, acknowledge after commit.",
+    )
+    receiver.add_argument("--host", default="127.0.0.1")
+    receiver.add_argument("--port", type=int, default=8081, help="0 picks a free port")
+    receiver.add_argument("--db", default="callbacks.db", metavar="FILE", help="SQLite store (default callbacks.db)")
+    receiver.add_argument(
+        "--username", default=os.environ.get("UWS_CALLBACK_USERNAME"), help="default: $UWS_CALLBACK_USERNAME"
+    )
+    receiver.add_argument(
+        "--password", default=os.environ.get("UWS_CALLBACK_PASSWORD"), help="default: $UWS_CALLBACK_PASSWORD"
+    )
+    receiver.add_argument(
+        "--previous-password",
+        default=os.environ.get("UWS_CALLBACK_PREVIOUS_PASSWORD"),
+        help="also accepted, while rotating",
+    )
+    receiver.add_argument("--threads", type=int, default=16, help="waitress worker threads")
+    receiver.add_argument("--max-body", type=int, default=MAX_BYTES, metavar="BYTES")
+    receiver.set_defaults(run=_run_receiver)
     return parser
 
 
@@ -256,6 +281,27 @@ def _run_emulator(args: argparse.Namespace) -> int:
         sys.stdout.write(f"UWS emulator at {emulator.base_url} ({len(lines)} devices, account {DEFAULT_ACCOUNT})\n")
         sys.stdout.flush()
         threading.Event().wait()  # until Ctrl-C
+    return 0
+
+
+def _run_receiver(args: argparse.Namespace) -> int:
+    try:
+        from waitress.server import create_server
+    except ImportError:
+        raise InputError("receiver", "waitress is not installed", "pip install 'uws-adapter[receiver]'") from None
+    if bool(args.username) != bool(args.password):
+        raise InputError("--username", "give both a username and a password, or neither", "set UWS_CALLBACK_PASSWORD")
+    with Store(args.db) as store:
+        app = Receiver(store, username=args.username, password=args.password, previous_password=args.previous_password,
+                       max_body=args.max_body)  # fmt: skip
+        server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="uws-adapter")
+        sys.stdout.write(f"receiver on http://{args.host}:{server.effective_port}/ storing into {args.db}\n")
+        sys.stdout.flush()
+        try:
+            server.run()
+        finally:
+            server.close()
+            app.close()
     return 0
 
 

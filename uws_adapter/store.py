@@ -325,6 +325,32 @@ class Store:
             yield from page
             after_id = page[-1].id
 
+    def event(self, event_id: int) -> Optional[StoredEvent]:
+        page = self.events(after_id=event_id - 1, limit=1)
+        return page[0] if page and page[0].id == event_id else None
+
+    def due_handlers(self, limit: int = 500) -> List[Tuple[int, str, int]]:
+        """(event id, handler name, attempts so far) of handler runs that are due."""
+        rows = self._reader().execute(
+            "SELECT event_id, handler, attempts FROM handler_queue WHERE next_at <= ? ORDER BY event_id LIMIT ?",
+            (time.time(), limit),
+        )
+        return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    def handler_done(self, event_id: int, handler: str) -> None:
+        self.write(
+            lambda db: db.execute("DELETE FROM handler_queue WHERE event_id = ? AND handler = ?", (event_id, handler))
+        )
+
+    def handler_failed(self, event_id: int, handler: str, error: str, delay: float) -> None:
+        self.write(
+            lambda db: db.execute(
+                "UPDATE handler_queue SET attempts = attempts + 1, next_at = ?, last_error = ?"
+                " WHERE event_id = ? AND handler = ?",
+                (time.time() + delay, error[:500], event_id, handler),
+            )
+        )
+
     def counts(self) -> Dict[str, int]:
         db = self._reader()
         return {
