@@ -22,7 +22,7 @@ from .devices import Device, read_devices_csv
 from .emulator import DEFAULT_ACCOUNT, EmulatedDevice, Emulator, generated_devices
 from .envelope import build_envelope
 from .errors import DocumentError, InputError, UwsAdapterError
-from .receiver import Receiver
+from .receiver import Receiver, server_options
 from .selection import CustomField, DeviceQuery, Selection, select
 from .store import Store
 from .wire import UWS_BASE_URL
@@ -294,7 +294,7 @@ def _run_receiver(args: argparse.Namespace) -> int:
     with Store(args.db) as store:
         app = Receiver(store, username=args.username, password=args.password, previous_password=args.previous_password,
                        max_body=args.max_body)  # fmt: skip
-        server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="uws-adapter")
+        server = create_server(app, **server_options(app, host=args.host, port=args.port, threads=args.threads))
         sys.stdout.write(f"receiver on http://{args.host}:{server.effective_port}/ storing into {args.db}\n")
         sys.stdout.flush()
         try:

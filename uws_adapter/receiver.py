@@ -167,6 +167,12 @@ class Receiver:
         self.store.handler_done(event_id, name)
 
 
+def server_options(receiver: Receiver, **options: Any) -> Dict[str, Any]:
+    """waitress options for serving ``receiver``: waitress reads a whole body before calling the
+    application, so the size cap must be its own as well, to answer 413 before reading."""
+    return {"max_request_body_size": receiver.max_body, "ident": "uws-adapter", **options}
+
+
 def _reply(
     start_response: StartResponse,
     status: int,
