@@ -24,6 +24,7 @@ from .envelope import SoapRequest, build_envelope, build_login, build_logout
 from .errors import ConnectionFailed, DocumentError, InputError, OutcomeUnknown, SessionExpired, TransportError
 from .faults import make_fault, soap_fault
 from .selection import DeviceList, Selection
+from .store import Store
 from .wire import MAX_DEVICES_PER_REQUEST, UWS_BASE_URL
 from .xmlsafe import parse_untrusted
 
@@ -69,6 +70,7 @@ class UwsClient:
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         sleep: Callable[[float], None] = time.sleep,
+        store: Optional[Store] = None,
     ) -> None:
         if not (isinstance(timeout, tuple) and len(timeout) == 2 and all(t and t > 0 for t in timeout)):
             raise InputError("timeout", f"{timeout!r} is not (connect, read) seconds", "pass e.g. (10, 120)")
@@ -84,6 +86,7 @@ class UwsClient:
         self.max_backoff = max_backoff
         self._sleep = sleep
         self._login_lock = threading.Lock()
+        self.store = store
 
     @property
     def token(self) -> Optional[str]:
@@ -121,16 +124,21 @@ class UwsClient:
         return self.change_device_state(Suspend(with_billing), selection)
 
     def change_device_state(self, action: Action, selection: Selection) -> str:
-        """Send ChangeDeviceState; returns the RequestId that all its callbacks will carry."""
+        """Send ChangeDeviceState; returns the RequestId that all its callbacks will carry. With a
+        ``store``, the request is recorded there so that its progress can be tracked."""
         if self._token is None:
             self.login()
         try:
-            return self._change(action, selection)
+            request_id = self._change(action, selection)
         except SessionExpired:
             if self._credentials is None:
                 raise
             self.login()
-            return self._change(action, selection)
+            request_id = self._change(action, selection)
+        if self.store is not None:
+            devices = selection.devices if isinstance(selection, DeviceList) else ()
+            self.store.record_request(request_id, action.element, devices, api="soap")
+        return request_id
 
     def change_device_state_in_batches(
         self, action: Action, devices: Sequence[Device], *, batch_size: int = MAX_DEVICES_PER_REQUEST
