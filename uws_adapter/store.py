@@ -223,7 +223,9 @@ class Store:
         """Store a callback durably; returns (event id, whether it is a new event). A re-send adds
         an attempt, and flags the event when its content differs from the first delivery."""
         form = callback.to_dict()  # the password is redacted here, never stored
+        # What a re-send may change without being "different": its count, and its devices' order.
         content = {k: v for k, v in form.items() if k != "callback_count"}
+        content["devices"] = sorted(content["devices"], key=lambda d: (d["kind"], d["identifier"].upper()))
         digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
         key = (callback.service or "", callback.request_id, device_key(callback.devices), callback.action or "")
         fault_code = callback.fault.code if callback.fault else None

@@ -1,0 +1,116 @@
+"""The SQLite store: group commit, de-duplication, tracking of sent requests."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from uws_adapter import CallbackFault, CallbackRequest, Device, ReportedDevice
+from uws_adapter.store import Store, StoreError
+
+
+def _cb(n: int, request_id: str = "r1", *, count: int = 1, failed: bool = False) -> CallbackRequest:
+    return CallbackRequest(
+        request_id,
+        devices=(
+            ReportedDevice("IMEI", f"{350000000000000 + n}"),
+            ReportedDevice("ICCID", f"{89148000000000000000 + n}"),
+        ),
+        service="CarrierService",
+        action="Suspend",
+        status="Failed" if failed else "Success",
+        callback_count=count,
+        fault=CallbackFault("REQUEST_FAILED.DeviceNotFound") if failed else None,
+    )
+
+
+@pytest.mark.parametrize("batch", [True, False], ids=["group-commit", "one-commit-each"])
+def test_concurrent_writers_are_all_committed(tmp_path: Path, batch: bool) -> None:
+    with Store(tmp_path / "s.db", batch=batch) as store:
+        results: List[bool] = []
+
+        def write(worker: int) -> None:
+            for n in range(50):
+                results.append(store.add_callback(_cb(worker * 1000 + n))[1])
+
+        threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results.count(True) == 400
+    # a fresh connection sees everything: it was committed, not just written
+    db = sqlite3.connect(str(tmp_path / "s.db"))
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 400
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_failing_job_does_not_undo_its_batch_neighbours(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db") as store:
+
+        def broken(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO no_such_table VALUES (1)")
+
+        with pytest.raises(StoreError, match="no such table"):
+            store.write(broken)
+        assert store.add_callback(_cb(1)) == (1, True)
+        assert store.counts()["events"] == 1
+
+
+def test_a_closed_store_refuses_writes(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.add_callback(_cb(1))
+
+
+def test_the_same_device_in_another_order_or_case_is_the_same_event(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db") as store:
+        first = _cb(1)
+        reordered = CallbackRequest(
+            "r1", devices=tuple(reversed(first.devices)), service="CarrierService", action="Suspend", status="Success",
+            callback_count=2,
+        )  # fmt: skip
+        assert store.add_callback(first)[1] is True
+        assert store.add_callback(reordered)[1] is False
+        [event] = store.events()
+        assert (event.attempts, event.differs) == (2, False)
+
+
+def test_status_of_a_tracked_request(tmp_path: Path) -> None:
+    devices = [Device.parse(f"IMEI:{350000000000000 + n}") for n in range(4)]
+    with Store(tmp_path / "s.db") as store:
+        store.record_request("r1", "Suspend", devices)
+        assert store.status("r1").pending == tuple(str(d) for d in devices)
+        store.add_callback(_cb(0))
+        store.add_callback(_cb(1, failed=True))
+        status = store.status("r1")
+        assert (status.action, status.total, status.complete) == ("Suspend", 4, False)
+        assert status.succeeded == ("IMEI:350000000000000",)
+        assert status.failed == {"IMEI:350000000000001": "REQUEST_FAILED.DeviceNotFound"}
+        assert status.pending == ("IMEI:350000000000002", "IMEI:350000000000003")
+        store.add_callback(_cb(2))
+        store.add_callback(_cb(3))
+        assert store.status("r1").complete
+
+
+def test_status_of_an_untracked_request_comes_from_its_callbacks(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db") as store:
+        store.add_callback(_cb(0, "r2"))
+        status = store.status("r2")
+        assert (status.total, status.complete, len(status.succeeded)) == (1, True, 1)
+        assert store.status("unknown").total == 0
+
+
+def test_iterating_events_in_pages(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db") as store:
+        for n in range(2500):
+            store.add_callback(_cb(n, "r3" if n % 2 else "r4"))
+        assert len(list(store.iter_events())) == 2500
+        assert len(list(store.iter_events(request_id="r3"))) == 1250
+        assert [e.id for e in store.events(after_id=2498)] == [2499, 2500]
