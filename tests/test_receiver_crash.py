@@ -1,0 +1,105 @@
+"""kill -9 of the receiver under load, five times at random moments: nothing acknowledged is lost,
+the database stays intact, and the restarted receiver takes traffic within 2 s."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import List, Optional, Set
+
+from servers import closed_port
+
+from uws_adapter import CallbackRequest, ReportedDevice, render_callback
+
+
+def _start(db: Path, port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "uws_adapter", "receiver", "--port", str(port), "--db", str(db), "--threads", "8"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _post(port: int, body: bytes) -> Optional[int]:
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        connection.request("POST", "/", body=body, headers={"Content-Type": "text/xml"})
+        status = connection.getresponse().status
+        connection.close()
+        return status
+    except OSError:
+        return None
+
+
+def _callback(n: int) -> bytes:
+    return render_callback(
+        CallbackRequest(
+            f"req-{n // 100}",
+            devices=(ReportedDevice("IMEI", f"{350000000000000 + n}"),),
+            service="CarrierService",
+            action="Suspend",
+            status="Success",
+            callback_count=1,
+        )
+    )
+
+
+def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    db, port = tmp_path / "callbacks.db", closed_port()
+    rng = random.Random(20261123)
+    acknowledged: Set[int] = set()
+    lock = threading.Lock()
+    counter = iter(range(10**9))
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            with lock:
+                n = next(counter)
+            if _post(port, _callback(n)) == 200:
+                with lock:
+                    acknowledged.add(n)
+            else:
+                time.sleep(0.005)
+
+    process = _start(db, port)
+    workers = [threading.Thread(target=load, daemon=True) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    restarts: List[float] = []
+    try:
+        for _ in range(5):
+            time.sleep(rng.uniform(0.3, 1.2))
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+            with lock:
+                before = len(acknowledged)
+            started = time.monotonic()
+            process = _start(db, port)
+            while time.monotonic() - started < 10:
+                with lock:
+                    if len(acknowledged) > before:
+                        break
+                time.sleep(0.01)
+            restarts.append(time.monotonic() - started)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=10)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+
+    connection = sqlite3.connect(str(db))
+    assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    stored = {int(row[0].split(":")[1]) - 350000000000000 for row in connection.execute("SELECT device FROM events")}
+    assert len(acknowledged) > 100, "the load generator barely got through"
+    assert acknowledged - stored == set()
+    assert max(restarts) < 2.0, restarts
