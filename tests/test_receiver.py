@@ -242,3 +242,22 @@ def test_redact() -> None:
         b'<a:Password x="1">***</a:Password>{"password": "***"}'
     )
     assert redact(b"...zzz...", ["zzz"]) == b"...***..."
+
+
+def test_wsgi_factory_reads_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from uws_adapter.wsgi import create_app
+
+    monkeypatch.setenv("UWS_CALLBACK_DB", str(tmp_path / "env.db"))
+    monkeypatch.setenv("UWS_CALLBACK_USERNAME", "listener")
+    monkeypatch.setenv("UWS_CALLBACK_PASSWORD", SECRET)
+    app = create_app()
+    try:
+        assert (app.username, app.passwords, app.store.path) == ("listener", [SECRET], tmp_path / "env.db")
+    finally:
+        app.close()
+        app.store.close()
+    monkeypatch.delenv("UWS_CALLBACK_PASSWORD")
+    from uws_adapter import InputError
+
+    with pytest.raises(InputError, match="UWS_CALLBACK_USERNAME"):
+        create_app()

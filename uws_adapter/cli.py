@@ -181,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     receiver.add_argument("--threads", type=int, default=16, help="waitress worker threads")
     receiver.add_argument("--max-body", type=int, default=MAX_BYTES, metavar="BYTES")
+    receiver.add_argument(
+        "--commit",
+        choices=["group", "each"],
+        default="group",
+        help="each: one commit per callback (a benchmark baseline)",
+    )
     receiver.set_defaults(run=_run_receiver)
 
     status = commands.add_parser("status", help="where a request stands, from the store")
@@ -325,7 +331,7 @@ def _run_receiver(args: argparse.Namespace) -> int:
         raise InputError("receiver", "waitress is not installed", "pip install 'uws-adapter[receiver]'") from None
     if bool(args.username) != bool(args.password):
         raise InputError("--username", "give both a username and a password, or neither", "set UWS_CALLBACK_PASSWORD")
-    with Store(args.db) as store:
+    with Store(args.db, batch=args.commit == "group") as store:
         app = Receiver(store, username=args.username, password=args.password, previous_password=args.previous_password,
                        max_body=args.max_body)  # fmt: skip
         server = create_server(app, **server_options(app, host=args.host, port=args.port, threads=args.threads))
