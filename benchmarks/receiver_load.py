@@ -122,9 +122,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="load processes, 8 connections each")
     args = parser.parse_args()
     documents = bodies(args.devices)
-    print(
-        f"{len(documents):,} callbacks ({args.devices:,} devices x 4), {args.processes * CONNECTIONS_PER_PROCESS} connections"
-    )
+    connections = args.processes * CONNECTIONS_PER_PROCESS
+    print(f"{len(documents):,} callbacks ({args.devices:,} devices x 4) over {connections} connections")
     figures = {}
     for mode, label in (("each", "one commit per callback"), ("group", "group commit (ours)")):
         rate, p50, p99, events, failures = run(mode, documents, args.processes)
