@@ -84,7 +84,7 @@ def test_query_selection(tmp_path: Path) -> None:
         (["envelope", "restore", "--token", "t"], "selection: no account or device group given"),
         (
             ["envelope", "restore", "--device", "ESN:09611822299", "--account", "1", "--token", "t"],
-            "a device list cannot be combined with account",
+            "account: UWS forbids AccountName beside a device list",
         ),
         (
             ["envelope", "suspend", "--device", "ESN:09611822299", "--with-billing", "--token", "t"],

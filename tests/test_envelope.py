@@ -128,6 +128,11 @@ def test_rest_only_kinds_are_refused() -> None:
         build_envelope(Restore(), select(devices), token="t")
 
 
+def test_account_beside_a_device_list_is_refused_for_soap() -> None:
+    with pytest.raises(UnsupportedByApi, match="account: UWS forbids AccountName beside a device list"):
+        build_envelope(Restore(), select([Device.of("ESN", "09611822299")], account="1"), token="t")
+
+
 def test_more_than_one_custom_field_is_refused_for_soap() -> None:
     query = DeviceQuery(account="1", custom_fields=(CustomField("CustomField1", "a"), CustomField("CustomField2", "b")))
     with pytest.raises(UnsupportedByApi, match="takes one custom-field filter"):

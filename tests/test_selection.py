@@ -25,13 +25,21 @@ def test_select_with_account_and_filters_gives_a_query() -> None:
 
 @pytest.mark.parametrize(
     "extra",
-    [{"account": "1"}, {"group": "g"}, {"service_plan": "p"}, {"custom_fields": [CustomField("CustomField1", "v")]}],
-    ids=["account", "group", "service-plan", "custom-field"],
+    [{"group": "g"}, {"service_plan": "p"}, {"custom_fields": [CustomField("CustomField1", "v")]}],
+    ids=["group", "service-plan", "custom-field"],
 )
 def test_device_list_mixed_with_a_query_is_refused(extra: Dict[str, Any]) -> None:
     with pytest.raises(InputError, match=r"selection: a device list cannot be combined with") as info:
         select([ONE], **extra)
     assert next(iter(extra)) in str(info.value)
+
+
+def test_device_list_may_name_its_account() -> None:
+    selection = select([ONE], account=" 0000123456-00001 ")
+    assert isinstance(selection, DeviceList)
+    assert selection.account == "0000123456-00001"
+    with pytest.raises(InputError, match="account: expected a string"):
+        DeviceList((ONE,), 123456)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

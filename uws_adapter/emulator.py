@@ -1,8 +1,10 @@
-"""A UWS emulator on loopback: SessionService and CarrierService as our WSDL describes them, a
-device inventory with the documented state machine, and real callbacks to registered listeners.
+"""A carrier emulator on loopback: UWS SOAP (:mod:`.emulator_soap`) and the REST M2M API
+(:mod:`.emulator_rest`) in front of one device inventory with the documented state machine, and
+real callbacks to registered listeners, re-sent until acknowledged.
 
-Faults are shaped like the real service's (``<Service>.<CODE>``, HTTP 500). Codes not in the
-carrier's documentation are marked [inferred] where they are raised.
+Both fronts share the inventory, the users (five failed logins lock an account [doc]), the
+sessions (20 minutes idle [doc]) and the callback queue. Codes not in the carrier's documentation
+are marked [inferred] where they are raised.
 """
 
 from __future__ import annotations
@@ -18,26 +20,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import requests
-from lxml import etree
 
-from .bindings import WSDL_FILE, resource_dir
+from .callback_json import render_rest_callback
 from .callback_xml import render_callback
-from .callbacks import CallbackFault, CallbackRequest, ReportedDevice, SuspendResult
+from .callbacks import CallbackFault, CallbackRequest, NiddResult, ProfileResult, ReportedDevice, SuspendResult
 from .devices import Device, DeviceIdentifier
-from .errors import DocumentError, InputError
-from .schemas import lxml_schema
 from .selection import CustomField
-from .wire import CONTENT_TYPE, MAX_DEVICES_PER_REQUEST, NS_CARRIER, NS_SOAP_ENV, NS_V2
-from .xmlsafe import parse_untrusted
+from .wire import CONTENT_TYPE, MAX_DEVICES_PER_REQUEST
 
 DEFAULT_ACCOUNT = "0000123456-00001"
 ACTIVE, SUSPENDED = "Active", "Suspended"
-_MAX_BODY = 8 * 1024 * 1024  # a 10,000-device request is about 2 MB
+MAX_BODY = 8 * 1024 * 1024  # a 10,000-device request is about 2 MB
 
 
 @dataclass
 class EmulatedDevice:
-    """One line in the emulator's inventory (mutable: its state changes)."""
+    """One line in the emulator's inventory (mutable: its state changes). ``nb_iot`` lines get a
+    NiddService callback after a restore [doc]; ``profile_status`` is the eSIM profile's
+    (``"SUSPEND"`` can be resumed with profile_resume), None for a physical SIM."""
 
     device: Device
     account: str = DEFAULT_ACCOUNT
@@ -47,6 +47,8 @@ class EmulatedDevice:
     state: str = ACTIVE
     actions_today: int = 0
     suspended_days: int = 0
+    nb_iot: bool = False
+    profile_status: Optional[str] = None
 
 
 def generated_devices(count: int, *, account: str = DEFAULT_ACCOUNT, state: str = ACTIVE) -> List[EmulatedDevice]:
@@ -59,21 +61,31 @@ def generated_devices(count: int, *, account: str = DEFAULT_ACCOUNT, state: str 
     ]
 
 
-class _Fault(Exception):
-    def __init__(self, service: str, code: str, message: str) -> None:
+class EmulatorFault(Exception):
+    """A refusal, rendered by each front in its own way (SOAP fault, REST errorCode)."""
+
+    def __init__(self, code: str, message: str, *, http_status: int = 400) -> None:
         super().__init__(message)
-        self.faultcode = f"{service}.{code}"
+        self.code = code
+        self.http_status = http_status
 
 
 @dataclass(frozen=True)
 class Listener:
+    """Where callbacks of one account and service go; ``api`` is how they are written."""
+
     url: str
     username: str = ""
     password: str = ""
+    api: str = "soap"
+
+
+Target = Tuple[Tuple[DeviceIdentifier, ...], Optional[EmulatedDevice]]
 
 
 class Emulator:
-    """Start with ``with Emulator(devices=100) as emu:``; ``emu.base_url`` is what a UwsClient takes."""
+    """Start with ``with Emulator(devices=100) as emu:``; ``emu.base_url`` is what a UwsClient
+    takes, ``emu.rest_url`` what a RestClient takes."""
 
     def __init__(
         self,
@@ -82,33 +94,43 @@ class Emulator:
         port: int = 0,
         devices: Sequence[EmulatedDevice] = (),
         users: Optional[Dict[str, str]] = None,
+        clients: Optional[Dict[str, str]] = None,
         session_idle: float = 20 * 60,
+        bearer_lifetime: float = 3600.0,
         daily_budget: int = 5,
         callback_spacing: float = 300.0,
         max_callback_threshold: int = 4,
         delivery_workers: int = 4,
     ) -> None:
+        from .emulator_rest import RestFront
+        from .emulator_soap import SoapFront
+
         self.devices = list(devices)
         self._index: Dict[Tuple[str, str], EmulatedDevice] = {}
         for line in self.devices:
             for ident in line.device.identifiers:
                 self._index[(ident.kind, ident.identifier.upper())] = line
         self.users = dict(users or {"uws-user": "uws-password"})
+        self.clients = dict(clients or {"ts-client": "ts-secret"})
         self.session_idle = session_idle
+        self.bearer_lifetime = bearer_lifetime
         self.daily_budget = daily_budget
         self.callback_spacing = callback_spacing
         self.max_callback_threshold = max_callback_threshold
-        self.listeners: Dict[str, Listener] = {}
+        self.listeners: Dict[Tuple[str, str], Listener] = {}
         self.counters: Dict[str, int] = dict.fromkeys(
-            ("logins", "failed_logins", "requests", "faults", "callbacks_sent", "callbacks_acknowledged"), 0
-        )
+            ("logins", "failed_logins", "requests", "faults", "callbacks_sent", "callbacks_acknowledged",
+             "oauth_tokens", "rest_requests"), 0,
+        )  # fmt: skip
         self._sessions: Dict[str, float] = {}
         self._failures: Dict[str, int] = {}
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self._queue: List[Tuple[float, int, CallbackRequest, Listener]] = []
-        self._queued = threading.Condition(self._lock)
+        self._queued = threading.Condition(self.lock)
         self._sequence = itertools.count()
         self._stopping = False
+        self.soap = SoapFront(self)
+        self.rest = RestFront(self)
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True, name="uws-emulator")]
@@ -118,9 +140,19 @@ class Emulator:
         ]
 
     @property
-    def base_url(self) -> str:
+    def root_url(self) -> str:
         address = self._server.server_address
-        return f"http://{address[0]!s}:{address[1]}/api/v2"
+        return f"http://{address[0]!s}:{address[1]}"
+
+    @property
+    def base_url(self) -> str:
+        """The UWS base URL (``.../api/v2``)."""
+        return f"{self.root_url}/api/v2"
+
+    @property
+    def rest_url(self) -> str:
+        """The REST base URL (``.../api``)."""
+        return f"{self.root_url}/api"
 
     def start(self) -> Emulator:
         for thread in self._threads:
@@ -140,178 +172,106 @@ class Emulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def register_listener(self, account: str, url: str, username: str = "", password: str = "") -> None:
-        """Where callbacks for ``account`` go (CarrierService)."""
-        self.listeners[account] = Listener(url, username, password)
+    def register_listener(
+        self, account: str, url: str, username: str = "", password: str = "", *, service: str = "CarrierService"
+    ) -> None:
+        """Where ``service`` callbacks for ``account`` go, registered the UWS way: SOAP documents.
+        (UWS's CallbackRegistrationService is not emulated; this stands in for it.)"""
+        with self.lock:
+            self.listeners[(account, service)] = Listener(url, username, password, "soap")
+
+    def unregister_listener(self, account: str, service: str = "CarrierService") -> None:
+        """Remove a listener, as UWS's unregistration would."""
+        with self.lock:
+            self.listeners.pop((account, service), None)
 
     def pending_callbacks(self) -> int:
-        with self._lock:
+        with self.lock:
             return len(self._queue)
 
-    # SOAP -----------------------------------------------------------------------------------
+    # Users and sessions (both APIs) --------------------------------------------------------
 
-    def handle(self, path: str, body: bytes) -> Tuple[int, bytes]:
-        service = path.rstrip("/").rpartition("/")[2].removesuffix(".svc") if path.endswith(".svc") else ""
-        if service not in ("SessionService", "CarrierService"):
-            return 404, b"no such service"
-        with self._lock:
-            self.counters["requests"] += 1
-        try:
-            try:
-                root = parse_untrusted(body, max_bytes=_MAX_BODY, what="request")
-            except DocumentError as exc:
-                raise _Fault(service, "DeserializationFailed", str(exc)) from None
-            schema = lxml_schema()
-            if not schema.validate(root):
-                # The first complaint names the element and line, as WCF's message does.
-                first = next(iter(schema.error_log), None)  # type: ignore[call-overload]  # lxml-stubs
-                detail = str(first) if first is not None else "the request does not match the contract"
-                raise _Fault(service, "DeserializationFailed", detail)
-            payload = root.find(f"{{{NS_SOAP_ENV}}}Body")[0]  # type: ignore[index]
-            operation = etree.QName(payload).localname
-            token = root.findtext(f"{{{NS_SOAP_ENV}}}Header/{{{NS_V2}}}token")
-            if (service, operation) == ("SessionService", "LogIn"):
-                return 200, self._login(payload)
-            if (service, operation) == ("SessionService", "LogOut"):
-                self._check_session(service, token)
-                with self._lock:
-                    self._sessions.pop(token or "", None)
-                return 200, _envelope(f'<LogOutResponse xmlns="{NS_V2}"/>')
-            if (service, operation) == ("CarrierService", "ChangeDeviceState"):
-                self._check_session(service, token)
-                return 200, self._change_device_state(payload[0])
-            raise _Fault(service, "INPUT_INVALID.RequestUndefined", f"{operation} is not a {service} operation")
-        except _Fault as fault:
-            with self._lock:
-                self.counters["faults"] += 1
-            text = etree.Element("faultstring")
-            text.text = str(fault)
-            code = etree.Element("faultcode")
-            code.text = fault.faultcode
-            detail = etree.tostring(code, encoding="unicode") + etree.tostring(text, encoding="unicode")
-            return 500, _envelope(f"<s:Fault>{detail}</s:Fault>")
-
-    def _login(self, payload: etree._Element) -> bytes:
-        username = payload.findtext("{*}Input/{*}Username") or ""
-        password = payload.findtext("{*}Input/{*}Password") or ""
-        with self._lock:
+    def open_session(self, username: str, password: str) -> str:
+        with self.lock:
             if self._failures.get(username, 0) >= 5:
-                raise _Fault(
-                    "SessionService", "REQUEST_FAILED.AccountLocked", "account locked after 5 failed logins"
+                raise EmulatorFault(
+                    "REQUEST_FAILED.AccountLocked", "account locked after 5 failed logins"
                 )  # [inferred]
             if self.users.get(username) != password:
                 self._failures[username] = self._failures.get(username, 0) + 1
                 self.counters["failed_logins"] += 1
-                raise _Fault(
-                    "SessionService", "REQUEST_FAILED.InvalidCredentials", "wrong username or password"
-                )  # [inferred]
+                raise EmulatorFault("REQUEST_FAILED.InvalidCredentials", "wrong username or password")  # [inferred]
             self._failures[username] = 0
             token = uuid.uuid4().hex
             self._sessions[token] = time.monotonic()
             self.counters["logins"] += 1
-        return _envelope(
-            f'<LogInResponse xmlns="{NS_V2}"><Output><SessionToken>{token}</SessionToken></Output></LogInResponse>'
-        )
+            return token
 
-    def _check_session(self, service: str, token: Optional[str]) -> None:
+    def touch_session(self, token: Optional[str]) -> None:
         now = time.monotonic()
-        with self._lock:
+        with self.lock:
             last = self._sessions.get(token or "")
             if last is None:
-                raise _Fault(service, "REQUEST_FAILED.SessionToken.Invalid", "unknown session token")  # [inferred]
+                raise EmulatorFault("REQUEST_FAILED.SessionToken.Invalid", "unknown session token")  # [inferred]
             if now - last > self.session_idle:
                 del self._sessions[token or ""]
-                raise _Fault(service, "REQUEST_FAILED.SessionToken.Expired", "the session token has expired")
+                raise EmulatorFault("REQUEST_FAILED.SessionToken.Expired", "the session token has expired")
             self._sessions[token or ""] = now
 
-    def _change_device_state(self, request: etree._Element) -> bytes:
-        fields = {etree.QName(child).localname: child for child in request}
-        actions = [name for name in ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend") if name in fields]
-        if len(actions) != 1:
-            raise _Fault("CarrierService", "INPUT_INVALID.RequestUndefined", "send exactly one action element")
-        action = actions[0]
-        if action not in ("Restore", "Suspend"):
-            raise _Fault("CarrierService", "INPUT_INVALID.RequestUndefined", f"the emulator does not model {action}")
-        targets = self._select(fields)
-        request_id = str(uuid.uuid4())
-        with self._queued:
-            for given, line in targets:
-                callback = self._apply(request_id, action, given, line)
-                listener = self.listeners.get(line.account if line else DEFAULT_ACCOUNT)
-                if listener is not None:
-                    heapq.heappush(self._queue, (time.monotonic(), next(self._sequence), callback, listener))
-            self._queued.notify_all()
-        return _envelope(
-            f'<ChangeDeviceStateResponse xmlns="{NS_V2}"><Output xmlns:a="{NS_CARRIER}">'
-            f"<a:RequestId>{request_id}</a:RequestId></Output></ChangeDeviceStateResponse>"
-        )
+    def close_session(self, token: Optional[str]) -> None:
+        with self.lock:
+            self._sessions.pop(token or "", None)
 
-    def _select(
-        self, fields: Dict[str, etree._Element]
-    ) -> List[Tuple[Tuple[DeviceIdentifier, ...], Optional[EmulatedDevice]]]:
-        query = [
-            name
-            for name in ("AccountName", "DeviceGroupName", "DeviceServicePlanFilter", "DeviceCustomFieldFilter")
-            if name in fields
-        ]
-        if "DeviceList" in fields:
-            if query:
-                raise _Fault("CarrierService", "INPUT_INVALID.RequestUndefined", f"DeviceList with {', '.join(query)}")
-            collections = list(fields["DeviceList"])
-            if len(collections) > MAX_DEVICES_PER_REQUEST:
-                raise _Fault("CarrierService", "INPUT_INVALID.MaxRequestsExceeded", f"{len(collections)} devices")
-            out = []
-            for collection in collections:
-                given = []
-                for pair in collection.iterfind("{*}DeviceIdentifiers/{*}DeviceIdentifier"):
-                    try:
-                        given.append(
-                            DeviceIdentifier(pair.findtext("{*}Kind") or "", pair.findtext("{*}Identifier") or "")
-                        )
-                    except InputError as exc:
-                        code = "Kind" if exc.field == "kind" else "Identifier"
-                        raise _Fault("CarrierService", f"INPUT_INVALID.Device.{code}.Invalid", str(exc)) from None
-                line = next(
-                    (
-                        self._index.get((i.kind, i.identifier.upper()))
-                        for i in given
-                        if (i.kind, i.identifier.upper()) in self._index
-                    ),
-                    None,
-                )
-                out.append((tuple(given), line))
-            return out
-        account = fields["AccountName"].text if "AccountName" in fields else None
-        group = fields["DeviceGroupName"].text if "DeviceGroupName" in fields else None
+    # Inventory ------------------------------------------------------------------------------
+
+    def find(self, given: Sequence[DeviceIdentifier]) -> Optional[EmulatedDevice]:
+        for ident in given:
+            line = self._index.get((ident.kind, ident.identifier.upper()))
+            if line is not None:
+                return line
+        return None
+
+    def listed(self, devices: Sequence[Tuple[DeviceIdentifier, ...]]) -> List[Target]:
+        if len(devices) > MAX_DEVICES_PER_REQUEST:
+            raise EmulatorFault("INPUT_INVALID.MaxRequestsExceeded", f"{len(devices)} devices")
+        return [(given, self.find(given)) for given in devices]
+
+    def query(
+        self, account: Optional[str], group: Optional[str], plan: Optional[str], custom: Sequence[CustomField]
+    ) -> List[Target]:
         if account is None and group is None:
-            raise _Fault(
-                "CarrierService", "INPUT_INVALID.RequestUndefined", "no DeviceList, AccountName or DeviceGroupName"
-            )
+            raise EmulatorFault("INPUT_INVALID.RequestUndefined", "no devices, account or device group")
         if account is not None and not any(line.account == account for line in self.devices):
-            raise _Fault("CarrierService", "REQUEST_FAILED.AccountNotFound", f"no account {account}")
-        plan = fields["DeviceServicePlanFilter"].text if "DeviceServicePlanFilter" in fields else None
-        custom = None
-        if "DeviceCustomFieldFilter" in fields:
-            element = fields["DeviceCustomFieldFilter"]
-            try:
-                custom = CustomField(element.findtext("{*}Name") or "", element.findtext("{*}Value") or "")
-            except InputError as exc:
-                code = (
-                    "CustomField.InvalidName"
-                    if "name" in exc.field
-                    else "CustomField.TooLong"
-                    if "characters," in exc.problem
-                    else "Request.InvalidCharacter"
-                )
-                raise _Fault("CarrierService", f"INPUT_INVALID.{code}", str(exc)) from None
+            raise EmulatorFault("REQUEST_FAILED.AccountNotFound", f"no account {account}")
         return [
             (line.device.identifiers, line)
             for line in self.devices
             if (account is None or line.account == account)
             and (group is None or line.group == group)
             and (plan is None or line.service_plan == plan)
-            and (custom is None or line.custom_fields.get(custom.name, "").lower() == custom.value.lower())
+            and all(line.custom_fields.get(f.name, "").lower() == f.value.lower() for f in custom)
         ]
+
+    def provision(self, action: str, targets: Sequence[Target], *, account: Optional[str] = None) -> str:
+        """Apply ``action`` to every target and queue one callback per device; the RequestId."""
+        request_id = str(uuid.uuid4())
+        with self._queued:
+            for given, line in targets:
+                owner = line.account if line else (account or DEFAULT_ACCOUNT)
+                if action == "ProfileResume":
+                    self._enqueue(owner, self._resume_profile(request_id, given, line))
+                    continue
+                callback = self._apply(request_id, action, given, line)
+                self._enqueue(owner, callback)
+                if action == "Restore" and callback.succeeded and line is not None and line.nb_iot:
+                    self._enqueue(owner, _nidd_callback(callback, owner))
+        return request_id
+
+    def _enqueue(self, account: str, callback: CallbackRequest) -> None:
+        listener = self.listeners.get((account, callback.service or "CarrierService"))
+        if listener is not None:
+            heapq.heappush(self._queue, (time.monotonic(), next(self._sequence), callback, listener))
+            self._queued.notify_all()
 
     def _apply(
         self, request_id: str, action: str, given: Tuple[DeviceIdentifier, ...], line: Optional[EmulatedDevice]
@@ -354,6 +314,24 @@ class Emulator:
             base, status="Success", suspend=suspend, comment="Device Suspended - Applicable Charges Will Continue"
         )
 
+    def _resume_profile(
+        self, request_id: str, given: Tuple[DeviceIdentifier, ...], line: Optional[EmulatedDevice]
+    ) -> CallbackRequest:
+        devices = tuple(ReportedDevice(i.kind, i.identifier) for i in (line.device.identifiers if line else given))
+        base = CallbackRequest(
+            request_id, devices, service="DeviceProfileService", max_callback_threshold=self.max_callback_threshold
+        )
+        if line is None or line.profile_status is None:
+            fault = CallbackFault("REQUEST_FAILED.DeviceNotFound", "no eSIM profile with this ICCID")
+            return replace(base, status="FAILED", fault=fault)
+        if line.profile_status != "SUSPEND":
+            fault = CallbackFault("INPUT_INVALID.DeviceState.Invalid", f"the profile is {line.profile_status}")
+            return replace(base, status="FAILED", fault=fault)
+        line.profile_status = "ENABLE"
+        line.state = ACTIVE
+        profile = ProfileResult(devices, "ACTIVE", "ENABLE", "LOCAL")
+        return replace(base, status="SUCCESS", profile=profile)
+
     # Callbacks ----------------------------------------------------------------------------------
 
     def _deliver(self) -> None:
@@ -370,9 +348,13 @@ class Emulator:
             attempt = replace(
                 callback, callback_count=count, username=listener.username or None, password=listener.password or None
             )
+            if listener.api == "rest":
+                body, content_type = render_rest_callback(attempt), "application/json"
+            else:
+                body, content_type = render_callback(attempt), CONTENT_TYPE
             try:
                 response = session.post(
-                    listener.url, data=render_callback(attempt), headers={"Content-Type": CONTENT_TYPE}, timeout=(2, 10)
+                    listener.url, data=body, headers={"Content-Type": content_type}, timeout=(2, 10)
                 )
                 acknowledged = 200 <= response.status_code < 300
             except requests.RequestException:
@@ -387,8 +369,15 @@ class Emulator:
                     self._queued.notify_all()
 
 
-def _envelope(body: str) -> bytes:
-    return f'<s:Envelope xmlns:s="{NS_SOAP_ENV}"><s:Body>{body}</s:Body></s:Envelope>'.encode()
+def _nidd_callback(restored: CallbackRequest, account: str) -> CallbackRequest:
+    """The second, NiddService callback of an NB-IoT restore: NIDD config enabled again [doc]."""
+    return CallbackRequest(
+        restored.request_id,
+        service="NiddService",
+        status="ConfigCreated",
+        nidd=NiddResult(account, None, restored.devices),
+        max_callback_threshold=restored.max_callback_threshold,
+    )
 
 
 def _handler_for(emulator: Emulator) -> type:
@@ -399,26 +388,28 @@ def _handler_for(emulator: Emulator) -> type:
             pass
 
         def do_GET(self) -> None:
-            name = self.path.partition("?")[0].rpartition("/")[2]
-            if self.path.endswith("?wsdl"):
-                name = WSDL_FILE
-            target = resource_dir() / name
-            if not name.endswith((".wsdl", ".xsd")) or not target.is_file():
-                self._reply(404, b"not found", "text/plain")
-                return
-            data = target.read_bytes()
-            if name == WSDL_FILE:  # point the service addresses here
-                data = data.replace(b"https://uws.apps.nphase.com/api/v2", emulator.base_url.encode())
-            self._reply(200, data, "text/xml; charset=utf-8")
+            if self.path.startswith("/api/v2/"):
+                self._reply(*emulator.soap.get(self.path))
+            else:
+                self._reply(*emulator.rest.handle("GET", self.path, self._headers(), b""))
+
+        def do_DELETE(self) -> None:
+            self._reply(*emulator.rest.handle("DELETE", self.path, self._headers(), b""))
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            if length > _MAX_BODY:
+            if length > MAX_BODY:
                 self._reply(413, b"too large", "text/plain")
                 self.close_connection = True
                 return
-            status, body = emulator.handle(self.path, self.rfile.read(length))
-            self._reply(status, body, CONTENT_TYPE)
+            body = self.rfile.read(length)
+            if self.path.startswith("/api/v2/"):
+                self._reply(*emulator.soap.post(self.path, body))
+            else:
+                self._reply(*emulator.rest.handle("POST", self.path, self._headers(), body))
+
+        def _headers(self) -> Dict[str, str]:
+            return {name.lower(): value for name, value in self.headers.items()}
 
         def _reply(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)

@@ -64,6 +64,12 @@ def check_soap_request(action: Action, selection: Selection) -> None:
             "leave it unset for SOAP, or send the suspend through the REST API",
         )
     if isinstance(selection, DeviceList):
+        if selection.account is not None:
+            raise UnsupportedByApi(
+                "account",
+                "UWS forbids AccountName beside a device list",
+                "drop the account for SOAP (it is REST-only with a device list), or send through the REST API",
+            )
         for position, device in enumerate(selection.devices):
             for ident in device.identifiers:
                 if ident.kind in REST_ONLY_KINDS:

@@ -1,5 +1,10 @@
 """Which devices a request acts on: EITHER a device list OR an account / device group query with
-optional service-plan and custom-field filters (the carrier refuses the mix [doc])."""
+optional service-plan and custom-field filters (the carrier refuses the mix [doc]).
+
+A device list may name the billing account its devices are in. The REST API recommends sending
+``accountName`` with a device list whenever the login reaches several billing accounts [doc]; UWS
+forbids AccountName beside DeviceList [doc], so the SOAP envelope builder refuses such a list.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +20,11 @@ from .wire import (
     MAX_DEVICES_PER_REQUEST,
 )
 
+ACCOUNT_FIX = "give the account name as a string, e.g. '0000123456-00001'"
 _CUSTOM_FIELD_BY_LOWER = {name.lower(): name for name in CUSTOM_FIELD_NAMES}
 
 
-def _text(field: str, value: object, fix: str) -> str:
+def required_text(field: str, value: object, fix: str) -> str:
     """A non-empty string; numbers are refused because account names keep their leading zeros."""
     if isinstance(value, bool) or not isinstance(value, str):
         raise InputError(field, f"expected a string, got {type(value).__name__} {value!r}", fix)
@@ -37,11 +43,11 @@ class CustomField:
     value: str
 
     def __post_init__(self) -> None:
-        name = _text("custom field name", self.name, "use CustomField1 to CustomField5")
+        name = required_text("custom field name", self.name, "use CustomField1 to CustomField5")
         canonical = _CUSTOM_FIELD_BY_LOWER.get(name.lower())
         if canonical is None:
             raise InputError("custom field name", f"{name!r} is not a custom field", "use CustomField1 to CustomField5")
-        value = _text(f"custom field {canonical} value", self.value, "give the value to match")
+        value = required_text(f"custom field {canonical} value", self.value, "give the value to match")
         if len(value) > CUSTOM_FIELD_VALUE_MAX:
             raise InputError(
                 f"custom field {canonical} value",
@@ -69,11 +75,16 @@ class CustomField:
 
 @dataclass(frozen=True)
 class DeviceList:
-    """Up to 10,000 distinct devices, named one by one."""
+    """Up to 10,000 distinct devices, named one by one; ``account`` is the billing account they
+    are in (REST only)."""
 
     devices: Tuple[Device, ...]
+    account: Optional[str] = None
 
     def __post_init__(self) -> None:
+        if self.account is not None:
+            account = required_text("account", self.account, ACCOUNT_FIX)
+            object.__setattr__(self, "account", account)
         devices = as_tuple_of(self.devices, Device, "devices", "build devices with Device.parse('KIND:ID')")
         if not devices:
             raise InputError("devices", "the device list is empty", "name at least one device")
@@ -110,11 +121,11 @@ class DeviceQuery:
     def __post_init__(self) -> None:
         account = None
         if self.account is not None:
-            account = _text("account", self.account, "give the account name as a string, e.g. '0000123456-00001'")
-        group = None if self.group is None else _text("group", self.group, "give the device group name")
+            account = required_text("account", self.account, ACCOUNT_FIX)
+        group = None if self.group is None else required_text("group", self.group, "give the device group name")
         plan = None
         if self.service_plan is not None:
-            plan = _text("service_plan", self.service_plan, "give the service plan name")
+            plan = required_text("service_plan", self.service_plan, "give the service plan name")
         if account is None and group is None:
             raise InputError(
                 "selection",
@@ -146,12 +157,12 @@ def select(
     service_plan: Optional[str] = None,
     custom_fields: Sequence[CustomField] = (),
 ) -> Selection:
-    """The selection the arguments describe, refusing a device list mixed with a query."""
+    """The selection the arguments describe. A device list may carry ``account`` (REST only);
+    group, service plan and custom fields never go with a device list."""
     if devices is not None:
         mixed = [
             name
             for name, value in (
-                ("account", account),
                 ("group", group),
                 ("service_plan", service_plan),
                 ("custom_fields", custom_fields),
@@ -164,5 +175,5 @@ def select(
                 "a device list cannot be combined with " + ", ".join(mixed),
                 "name devices, or select by account/group with filters, not both",
             )
-        return DeviceList(tuple(devices))
+        return DeviceList(tuple(devices), account)
     return DeviceQuery(account, group, service_plan, tuple(custom_fields))

@@ -39,6 +39,16 @@ def soap_action(service: str, operation: str) -> str:
     return f"{SOAP_ACTION_BASE}/I{service}/{operation}"
 
 
+# REST M2M API [doc].
+REST_BASE_URL = "https://thingspace.verizon.com/api"
+OAUTH_TOKEN_PATH = "/ts/v1/oauth2/token"
+SESSION_LOGIN_PATH = "/m2m/v1/session/login"
+CALLBACKS_PATH = "/m2m/v1/callbacks"
+#: The header that carries the M2M session token, beside ``Authorization: Bearer``.
+M2M_TOKEN_HEADER = "VZ-M2M-Token"
+#: Callback services a REST listener is registered for [doc for the names].
+CALLBACK_SERVICES = ("CarrierService", "NiddService", "DeviceProfileService")
+
 # Limits [doc].
 MAX_DEVICES_PER_REQUEST = 10_000
 CUSTOM_FIELD_NAMES = tuple(f"CustomField{n}" for n in range(1, 6))

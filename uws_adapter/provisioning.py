@@ -1,0 +1,164 @@
+"""One provisioning interface for both backends: :class:`UwsClient` (SOAP) and
+:class:`RestClient` (REST) both are a :class:`Provisioner`, so code written against ``restore`` /
+``suspend`` switches backend by configuration (see :mod:`uws_adapter.config`).
+
+What both share lives here: the session rule (log in on first use; on expiry log in once more and
+resend once; one login at a time across threads; a failed login is never retried, five in a row
+lock the account [doc]), batching, and recording each request in a store for tracking.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import requests
+
+from .actions import Action, Restore, Suspend
+from .devices import Device
+from .errors import InputError, SessionExpired
+from .selection import DeviceList, Selection
+from .store import Store
+from .transport import DEFAULT_TIMEOUT, HttpSender
+from .wire import MAX_DEVICES_PER_REQUEST
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One request of a batched send: its RequestId and the devices it carried."""
+
+    request_id: str
+    devices: Tuple[Device, ...]
+
+
+class Provisioner(ABC):
+    """Restore and suspend lines; every call returns the RequestId its callbacks will carry."""
+
+    #: ``"soap"`` or ``"rest"``: recorded with each request in the store.
+    api: str = ""
+
+    def __init__(
+        self,
+        *,
+        username: Optional[str],
+        password: Optional[str],
+        token: Optional[str],
+        session: Optional[requests.Session],
+        timeout: Tuple[float, float] = DEFAULT_TIMEOUT,
+        connect_retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        sleep: Callable[[float], None] = time.sleep,
+        store: Optional[Store] = None,
+    ) -> None:
+        self._http = HttpSender(
+            session=session, timeout=timeout, connect_retries=connect_retries, backoff=backoff,
+            max_backoff=max_backoff, sleep=sleep,
+        )  # fmt: skip
+        self._credentials = (username, password) if username and password else None
+        self._token = token
+        self._login_lock = threading.Lock()
+        self.store = store
+
+    @property
+    def session(self) -> requests.Session:
+        """The :class:`requests.Session` every call goes through."""
+        return self._http.session
+
+    @property
+    def timeout(self) -> Tuple[float, float]:
+        return self._http.timeout
+
+    @property
+    def token(self) -> Optional[str]:
+        """The current session token, if any."""
+        return self._token
+
+    def login(self, username: Optional[str] = None, password: Optional[str] = None) -> str:
+        """Log in and keep the session token; never retried on a refusal."""
+        if username is not None or password is not None:
+            self._credentials = (username or "", password or "")
+        if self._credentials is None:
+            raise InputError("username", "no credentials to log in with", "pass username= and password=")
+        with self._login_lock:
+            self._token = self._login(*self._credentials)
+            return self._token
+
+    def _session_token(self, stale: Optional[str] = None) -> str:
+        """The current token, logging in when there is none or it is ``stale``. Threads that find a
+        login under way wait for it and use its token instead of logging in again."""
+        with self._login_lock:
+            if self._token is None or self._token == stale:
+                if self._credentials is None:
+                    raise InputError("username", "no session and no credentials", "pass username= and password=")
+                self._token = self._login(*self._credentials)
+            return self._token
+
+    def restore(self, selection: Selection) -> str:
+        """Restore service to the selected devices; returns the RequestId."""
+        return self.change_device_state(Restore(), selection)
+
+    def suspend(self, selection: Selection, *, with_billing: Optional[bool] = None) -> str:
+        """Suspend the selected devices; returns the RequestId. ``with_billing`` is REST-only."""
+        return self.change_device_state(Suspend(with_billing), selection)
+
+    def change_device_state(self, action: Action, selection: Selection) -> str:
+        """Send the action; returns the RequestId. With a ``store``, the request is recorded there
+        so that its progress can be tracked."""
+        self._check(action, selection)
+        token = self._session_token()
+        try:
+            request_id = self._change(action, selection, token)
+        except SessionExpired:
+            if self._credentials is None:
+                raise
+            request_id = self._change(action, selection, self._session_token(stale=token))
+        if self.store is not None:
+            devices = selection.devices if isinstance(selection, DeviceList) else ()
+            self.store.record_request(request_id, action.element, devices, api=self.api)
+        return request_id
+
+    def change_device_state_in_batches(
+        self, action: Action, devices: Sequence[Device], *, batch_size: int = MAX_DEVICES_PER_REQUEST,
+        account: Optional[str] = None,
+    ) -> List[BatchResult]:  # fmt: skip
+        """Send more devices than one request takes, ``batch_size`` at a time. Returns every
+        RequestId with its devices. A failure stops the sending; the error's ``sent`` attribute
+        lists the batches that went out before it."""
+        if not 1 <= batch_size <= MAX_DEVICES_PER_REQUEST:
+            raise InputError("batch_size", f"{batch_size} is out of range", f"use 1 to {MAX_DEVICES_PER_REQUEST:,}")
+        results: List[BatchResult] = []
+        for start in range(0, len(devices), batch_size):
+            chunk = tuple(devices[start : start + batch_size])
+            try:
+                request_id = self.change_device_state(action, DeviceList(chunk, account))
+            except Exception as exc:
+                exc.sent = list(results)  # type: ignore[attr-defined]
+                raise
+            results.append(BatchResult(request_id, chunk))
+        return results
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._http.session.close()
+
+    def __enter__(self) -> Provisioner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def _check(self, action: Action, selection: Selection) -> None:
+        """Refuse what this API cannot carry, before anything is sent."""
+
+    @abstractmethod
+    def _login(self, username: str, password: str) -> str:
+        """Log in once; the session token."""
+
+    @abstractmethod
+    def _change(self, action: Action, selection: Selection, token: str) -> str:
+        """Send one request with ``token``; its RequestId."""
