@@ -9,7 +9,7 @@ import pytest
 from lxml import etree
 from servers import HttpServer, listener
 
-from uws_adapter import UwsClient
+from uws_adapter import RestClient, UwsClient
 
 DATA = Path(__file__).parent / "data"
 SHARED_DOCS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "thingspace-docs"
@@ -42,6 +42,23 @@ def client_for(base_url: str, **options: object) -> UwsClient:
     """A client with the emulator's login, short timeouts and tiny backoff, for loopback tests."""
     defaults = {"username": USER, "password": PASSWORD, "timeout": (1.0, 1.0), "backoff": 0.01}
     return UwsClient(base_url=base_url, **{**defaults, **options})  # type: ignore[arg-type]
+
+
+#: The OAuth2 application the emulator accepts by default.
+CLIENT_ID, CLIENT_SECRET = "ts-client", "ts-secret"
+
+
+def rest_client_for(base_url: str, **options: object) -> RestClient:
+    """A REST client with the emulator's keys and login, short timeouts and tiny backoff."""
+    defaults = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "username": USER,
+        "password": PASSWORD,
+        "timeout": (1.0, 2.0),
+        "backoff": 0.01,
+    }
+    return RestClient(base_url=base_url, **{**defaults, **options})  # type: ignore[arg-type]
 
 
 @pytest.fixture

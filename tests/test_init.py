@@ -14,8 +14,9 @@ EXPECTED = {
     "CallbackFault", "CallbackRequest", "NiddResult", "ProfileResult", "ReportedDevice", "RestoreResult",
     "SuspendResult", "callback_json_schema", "parse_callback", "parse_rest_callback", "render_callback",
     "render_rest_callback",
-    # client and emulator
-    "BatchResult", "UwsClient", "EmulatedDevice", "Emulator", "generated_devices",
+    # clients, configuration and emulator
+    "BatchResult", "Provisioner", "UwsClient", "RestClient", "RestRequest", "CallbackListener", "rest_body",
+    "profile_resume_body", "Settings", "connect", "load_settings", "EmulatedDevice", "Emulator", "generated_devices",
     # errors
     "UwsAdapterError", "InputError", "UnsupportedByApi", "DocumentError", "CallbackParseError", "ResourceError",
     "TransportError", "ConnectionFailed", "OutcomeUnknown", "ServiceFault", "SessionExpired", "InvalidInputFault",

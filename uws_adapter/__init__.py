@@ -20,10 +20,14 @@ from .callbacks import (
     SuspendResult,
     callback_json_schema,
 )
-from .client import BatchResult, UwsClient
+from .client import UwsClient
+from .config import Settings, connect, load_settings
 from .devices import KINDS, REST_ONLY_KINDS, Device, DeviceIdentifier, read_devices_csv
 from .emulator import EmulatedDevice, Emulator, generated_devices
 from .envelope import SoapRequest, build_envelope, zeep_envelope
+from .provisioning import BatchResult, Provisioner
+from .rest_body import RestRequest, profile_resume_body, rest_body
+from .rest_client import CallbackListener, RestClient
 from .errors import (
     CallbackParseError,
     ConnectionFailed,
@@ -55,6 +59,7 @@ __all__ = [
     "Action",
     "BatchResult",
     "CallbackFault",
+    "CallbackListener",
     "CallbackParseError",
     "CallbackRequest",
     "ConnectionFailed",
@@ -72,12 +77,16 @@ __all__ = [
     "NiddResult",
     "OutcomeUnknown",
     "ProfileResult",
+    "Provisioner",
     "ReportedDevice",
     "ResourceError",
     "Restore",
+    "RestClient",
+    "RestRequest",
     "RestoreResult",
     "Selection",
     "ServiceFault",
+    "Settings",
     "SessionExpired",
     "SoapRequest",
     "Suspend",
@@ -91,12 +100,16 @@ __all__ = [
     "action_named",
     "build_envelope",
     "callback_json_schema",
+    "connect",
     "generated_devices",
+    "load_settings",
     "parse_callback",
     "parse_rest_callback",
+    "profile_resume_body",
     "read_devices_csv",
     "render_callback",
     "render_rest_callback",
+    "rest_body",
     "select",
     "zeep_envelope",
 ]

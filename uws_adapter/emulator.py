@@ -318,8 +318,13 @@ class Emulator:
         self, request_id: str, given: Tuple[DeviceIdentifier, ...], line: Optional[EmulatedDevice]
     ) -> CallbackRequest:
         devices = tuple(ReportedDevice(i.kind, i.identifier) for i in (line.device.identifiers if line else given))
+        # A failed profile callback still names its service by an (empty) deviceProfileResponse.
         base = CallbackRequest(
-            request_id, devices, service="DeviceProfileService", max_callback_threshold=self.max_callback_threshold
+            request_id,
+            devices,
+            service="DeviceProfileService",
+            max_callback_threshold=self.max_callback_threshold,
+            profile=ProfileResult(devices),
         )
         if line is None or line.profile_status is None:
             fault = CallbackFault("REQUEST_FAILED.DeviceNotFound", "no eSIM profile with this ICCID")
