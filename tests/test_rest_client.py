@@ -237,7 +237,8 @@ def test_restoring_nb_iot_lines_sends_a_second_nidd_callback(callbacks: HttpServ
         assert len(received) == 4
         nidd = [cb for cb in received if cb.service == "NiddService"]
         assert [(cb.request_id, cb.status, cb.succeeded) for cb in nidd] == [(request_id, "ConfigCreated", True)]
-        assert nidd[0].nidd is not None and nidd[0].nidd.account_name == DEFAULT_ACCOUNT
+        assert nidd[0].nidd is not None
+        assert nidd[0].nidd.account_name == DEFAULT_ACCOUNT
         assert {d.identifier for d in nidd[0].nidd.devices} == {i.identifier for i in lines[0].device.identifiers}
 
 
@@ -255,5 +256,6 @@ def test_profile_resume_sends_esim_profile_callbacks(callbacks: HttpServer) -> N
             (request_id, "DeviceProfileService", False),
         ]
         profile = received[0].profile
-        assert profile is not None and (profile.state, profile.profile_status) == ("ACTIVE", "ENABLE")
+        assert profile is not None
+        assert (profile.state, profile.profile_status) == ("ACTIVE", "ENABLE")
         assert lines[0].state == "Active"

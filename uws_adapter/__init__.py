@@ -25,9 +25,6 @@ from .config import Settings, connect, load_settings
 from .devices import KINDS, REST_ONLY_KINDS, Device, DeviceIdentifier, read_devices_csv
 from .emulator import EmulatedDevice, Emulator, generated_devices
 from .envelope import SoapRequest, build_envelope, zeep_envelope
-from .provisioning import BatchResult, Provisioner
-from .rest_body import RestRequest, profile_resume_body, rest_body
-from .rest_client import CallbackListener, RestClient
 from .errors import (
     CallbackParseError,
     ConnectionFailed,
@@ -44,6 +41,9 @@ from .errors import (
     UnsupportedByApi,
     UwsAdapterError,
 )
+from .provisioning import BatchResult, Provisioner
+from .rest_body import RestRequest, profile_resume_body, rest_body
+from .rest_client import CallbackListener, RestClient
 from .selection import CustomField, DeviceList, DeviceQuery, Selection, select
 from .wire import MAX_DEVICES_PER_REQUEST
 
@@ -80,14 +80,14 @@ __all__ = [
     "Provisioner",
     "ReportedDevice",
     "ResourceError",
-    "Restore",
     "RestClient",
     "RestRequest",
+    "Restore",
     "RestoreResult",
     "Selection",
     "ServiceFault",
-    "Settings",
     "SessionExpired",
+    "Settings",
     "SoapRequest",
     "Suspend",
     "SuspendResult",
