@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, unquote
 
 from .devices import DeviceIdentifier
 from .emulator import Emulator, EmulatorFault, Listener, Target
-from .emulator_soap import custom_field_code
 from .errors import InputError
 from .selection import CustomField
+from .soap_service import input_fault_code
 from .wire import CALLBACK_SERVICES, M2M_TOKEN_HEADER, OAUTH_TOKEN_PATH, SESSION_LOGIN_PATH
 
 Reply = Tuple[int, bytes, str]
@@ -197,8 +197,7 @@ def _devices(data: Mapping[str, Any]) -> List[Tuple[DeviceIdentifier, ...]]:
             try:
                 given.append(DeviceIdentifier(pair.get("kind"), pair.get("id")))
             except InputError as exc:
-                code = "Kind" if exc.field == "kind" else "Identifier"
-                raise EmulatorFault(f"INPUT_INVALID.Device.{code}.Invalid", str(exc)) from None
+                raise EmulatorFault(input_fault_code(exc), str(exc)) from None
         out.append(tuple(given))
     return out
 
@@ -212,5 +211,5 @@ def _custom_fields(data: Mapping[str, Any]) -> List[CustomField]:
         try:
             fields.append(CustomField(item["key"], item["value"]))
         except InputError as exc:
-            raise EmulatorFault(custom_field_code(exc), str(exc)) from None
+            raise EmulatorFault(input_fault_code(exc), str(exc)) from None
     return fields

@@ -87,6 +87,10 @@ class Provisioner(ABC):
             self._token = self._login(*self._credentials)
             return self._token
 
+    def ensure_login(self) -> str:
+        """The session token, logging in first if there is none yet."""
+        return self._session_token()
+
     def _session_token(self, stale: Optional[str] = None) -> str:
         """The current token, logging in when there is none or it is ``stale``. Threads that find a
         login under way wait for it and use its token instead of logging in again."""

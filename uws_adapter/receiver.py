@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import re
 import threading
+from dataclasses import replace
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from .callback_json import parse_rest_callback
@@ -92,22 +93,22 @@ class Receiver:
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         if method == "GET" and environ.get("PATH_INFO", "/") in ("/", "/health"):
-            return _reply(start_response, 200, "text/plain", b"ok\n")
+            return reply(start_response, 200, "text/plain", b"ok\n")
         if method != "POST":
-            return _reply(start_response, 405, "text/plain", b"POST callbacks here\n", (("Allow", "POST"),))
+            return reply(start_response, 405, "text/plain", b"POST callbacks here\n", (("Allow", "POST"),))
         try:
             length = int(environ.get("CONTENT_LENGTH") or "")
         except ValueError:
-            return _reply(start_response, 411, "text/plain", b"a Content-Length is required\n")
+            return reply(start_response, 411, "text/plain", b"a Content-Length is required\n")
         if length > self.max_body:
-            return _reply(start_response, 413, "text/plain", f"over the {self.max_body}-byte limit\n".encode())
+            return reply(start_response, 413, "text/plain", f"over the {self.max_body}-byte limit\n".encode())
         encoding = (environ.get("HTTP_CONTENT_ENCODING") or "identity").strip().lower()
         if encoding != "identity":
-            return _reply(start_response, 415, "text/plain", b"compressed bodies are refused; send identity\n")
+            return reply(start_response, 415, "text/plain", b"compressed bodies are refused; send identity\n")
         content_type = (environ.get("CONTENT_TYPE") or "").split(";")[0].strip().lower()
         is_xml = content_type in _XML_TYPES
         if not is_xml and content_type != "application/json":
-            return _reply(start_response, 415, "text/plain", b"send text/xml (UWS) or application/json (REST)\n")
+            return reply(start_response, 415, "text/plain", b"send text/xml (UWS) or application/json (REST)\n")
         body = environ["wsgi.input"].read(length)
         try:
             callback = parse_callback(body) if is_xml else parse_rest_callback(body)
@@ -116,19 +117,19 @@ class Receiver:
             try:
                 self.store.add_dead_letter(redact(body[:DEAD_LETTER_MAX], self.passwords), content_type, reason)
             except StoreError:
-                return _reply(start_response, 503, "text/plain", b"could not keep the refused document\n")
-            return _reply(start_response, 400, "text/plain", (reason + "\n").encode())
+                return reply(start_response, 503, "text/plain", b"could not keep the refused document\n")
+            return reply(start_response, 400, "text/plain", (reason + "\n").encode())
         if not self._authentic(callback):
-            return _reply(start_response, 401, "text/plain", b"wrong callback username or password\n")
+            return reply(start_response, 401, "text/plain", b"wrong callback username or password\n")
         try:
             _, new = self.store.add_callback(callback, tuple(self.handlers))
         except StoreError:
-            return _reply(start_response, 503, "text/plain", b"not stored; send it again\n")
+            return reply(start_response, 503, "text/plain", b"not stored; send it again\n")
         if new and self.handlers:
             self._wake.set()
         if is_xml:
-            return _reply(start_response, 200, "text/xml; charset=utf-8", _SOAP_ACK)
-        return _reply(start_response, 200, "application/json", b'{"stored":true}')
+            return reply(start_response, 200, "text/xml; charset=utf-8", _SOAP_ACK)
+        return reply(start_response, 200, "application/json", b'{"stored":true}')
 
     def _authentic(self, callback: CallbackRequest) -> bool:
         if self.username is None and not self.passwords:
@@ -159,7 +160,7 @@ class Receiver:
         event = self.store.event(event_id)
         try:
             if event is not None:
-                handler(event)
+                handler(replace(event, handler_attempts=attempts))
         except Exception as exc:  # a handler's failure is retried, never lost
             delay = min(300.0, self.handler_backoff * 2**attempts)
             self.store.handler_failed(event_id, name, f"{type(exc).__name__}: {exc}", delay)
@@ -173,14 +174,15 @@ def server_options(receiver: Receiver, **options: Any) -> Dict[str, Any]:
     return {"max_request_body_size": receiver.max_body, "ident": "uws-adapter", **options}
 
 
-def _reply(
+def reply(
     start_response: StartResponse,
     status: int,
     content_type: str,
     body: bytes,
     extra: Tuple[Tuple[str, str], ...] = (),
 ) -> List[bytes]:
-    reasons = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 405: "Method Not Allowed", 411: "Length Required",
+    reasons = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+               411: "Length Required", 500: "Internal Server Error",
                413: "Payload Too Large", 415: "Unsupported Media Type", 503: "Service Unavailable"}  # fmt: skip
     headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *extra]
     if status == 413:

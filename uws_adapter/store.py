@@ -92,13 +92,15 @@ def device_key(devices: Sequence[ReportedDevice]) -> str:
 @dataclass(frozen=True)
 class StoredEvent:
     """An event as stored: the callback (password redacted), its delivery attempts, and whether a
-    re-send differed from the first delivery."""
+    re-send differed from the first delivery. A handler sees ``handler_attempts``: how many times
+    it failed on this event before (0 on its first run)."""
 
     id: int
     callback: CallbackRequest
     attempts: int
     differs: bool
     received_at: float
+    handler_attempts: int = 0
 
 
 @dataclass(frozen=True)

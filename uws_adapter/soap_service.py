@@ -1,0 +1,180 @@
+"""The server side of our WSDL, shared by the emulator's UWS front and the bridge's SOAP façade:
+reading and validating incoming SOAP requests, turning a ChangeDeviceState ``Input`` back into
+the request model, and writing answers and faults the way UWS does (``<Service>.<CODE>``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+from xml.sax.saxutils import escape
+
+from lxml import etree
+
+from .actions import Action, Restore, Suspend
+from .bindings import WSDL_FILE, resource_dir
+from .devices import Device, DeviceIdentifier
+from .errors import DocumentError, InputError
+from .schemas import lxml_schema
+from .selection import CustomField, DeviceList, Selection, select
+from .wire import MAX_DEVICES_PER_REQUEST, NS_CARRIER, NS_SESSION, NS_SOAP_ENV, NS_V2, UWS_BASE_URL
+from .xmlsafe import parse_untrusted
+
+SERVICES = ("SessionService", "CarrierService")
+_ACTIONS = ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend")
+_QUERY = ("AccountName", "DeviceGroupName", "DeviceServicePlanFilter", "DeviceCustomFieldFilter")
+_UNDEFINED = "INPUT_INVALID.RequestUndefined"
+
+
+class Refused(Exception):
+    """A request the service refuses with ``code`` (without the ``<Service>.`` prefix)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class SoapCall:
+    """A validated incoming call: its operation, its payload element and the header token."""
+
+    service: str
+    operation: str
+    payload: etree._Element
+    token: Optional[str]
+
+
+def service_of(path: str) -> Optional[str]:
+    """``CarrierService`` for ``.../CarrierService.svc``, None for anything else we do not serve."""
+    name = path.partition("?")[0].rstrip("/").rpartition("/")[2]
+    service = name[: -len(".svc")] if name.endswith(".svc") else ""
+    return service if service in SERVICES else None
+
+
+def read_call(service: str, body: bytes, *, max_bytes: int) -> SoapCall:
+    """Parse (hardened) and validate against our XSD, as WCF would (``DeserializationFailed``)."""
+    try:
+        root = parse_untrusted(body, max_bytes=max_bytes, what="request")
+    except DocumentError as exc:
+        raise Refused("DeserializationFailed", str(exc)) from None
+    schema = lxml_schema()
+    if not schema.validate(root):
+        # The first complaint names the element and line, as WCF's message does.
+        first = next(iter(schema.error_log), None)  # type: ignore[call-overload]  # lxml-stubs
+        raise Refused("DeserializationFailed", str(first) if first else "the request does not match the contract")
+    payload = root.find(f"{{{NS_SOAP_ENV}}}Body")[0]  # type: ignore[index]
+    token = root.findtext(f"{{{NS_SOAP_ENV}}}Header/{{{NS_V2}}}token")
+    return SoapCall(service, etree.QName(payload).localname, payload, token)
+
+
+def login_credentials(call: SoapCall) -> Tuple[str, str]:
+    return call.payload.findtext("{*}Input/{*}Username") or "", call.payload.findtext("{*}Input/{*}Password") or ""
+
+
+def input_fault_code(exc: InputError) -> str:
+    """The carrier's code for input our model refuses [doc]."""
+    if exc.field.startswith("custom field name"):
+        return "INPUT_INVALID.CustomField.InvalidName"
+    if exc.field.startswith("custom field"):
+        return (
+            "INPUT_INVALID.CustomField.TooLong"
+            if "characters," in exc.problem
+            else "INPUT_INVALID.Request.InvalidCharacter"
+        )
+    if exc.field == "kind":
+        return "INPUT_INVALID.Device.Kind.Invalid"
+    if exc.field == "identifier":
+        return "INPUT_INVALID.Device.Identifier.Invalid"
+    if "per request" in exc.problem:
+        return "INPUT_INVALID.MaxRequestsExceeded"
+    return _UNDEFINED
+
+
+def read_change_device_state(call: SoapCall) -> Tuple[Action, Selection]:
+    """The action and selection of a ChangeDeviceState ``Input`` (already schema-valid)."""
+    fields: Dict[str, etree._Element] = {etree.QName(child).localname: child for child in call.payload[0]}
+    actions = [name for name in _ACTIONS if name in fields]
+    if len(actions) != 1:
+        raise Refused(_UNDEFINED, "send exactly one action element")
+    if actions[0] not in ("Restore", "Suspend"):
+        raise Refused(_UNDEFINED, f"{actions[0]} is not supported here (Restore and Suspend are)")
+    action: Action = Restore() if actions[0] == "Restore" else Suspend()
+    query = [name for name in _QUERY if name in fields]
+    try:
+        if "DeviceList" in fields:
+            if query:
+                raise Refused(_UNDEFINED, f"DeviceList with {', '.join(query)}")
+            collections = list(fields["DeviceList"])
+            if len(collections) > MAX_DEVICES_PER_REQUEST:
+                raise Refused("INPUT_INVALID.MaxRequestsExceeded", f"{len(collections)} devices")
+            return action, DeviceList(tuple(_device(c) for c in collections))
+        custom: List[CustomField] = []
+        if "DeviceCustomFieldFilter" in fields:
+            element = fields["DeviceCustomFieldFilter"]
+            custom.append(CustomField(element.findtext("{*}Name") or "", element.findtext("{*}Value") or ""))
+        text = {name: fields[name].text or "" for name in _QUERY[:3] if name in fields}
+        selection = select(
+            account=text.get("AccountName"),
+            group=text.get("DeviceGroupName"),
+            service_plan=text.get("DeviceServicePlanFilter"),
+            custom_fields=custom,
+        )
+        return action, selection
+    except InputError as exc:
+        raise Refused(input_fault_code(exc), str(exc)) from None
+
+
+def _device(collection: etree._Element) -> Device:
+    pairs = collection.iterfind("{*}DeviceIdentifiers/{*}DeviceIdentifier")
+    return Device(
+        tuple(DeviceIdentifier(p.findtext("{*}Kind") or "", p.findtext("{*}Identifier") or "") for p in pairs)
+    )
+
+
+def soap_envelope(body: str) -> bytes:
+    return f'<s:Envelope xmlns:s="{NS_SOAP_ENV}"><s:Body>{body}</s:Body></s:Envelope>'.encode()
+
+
+def fault_envelope(faultcode: str, message: str) -> bytes:
+    """A SOAP 1.1 fault with ``faultcode`` and ``faultstring`` (escaped)."""
+    code = etree.Element("faultcode")
+    code.text = faultcode
+    text = etree.Element("faultstring")
+    text.text = message
+    detail = etree.tostring(code, encoding="unicode") + etree.tostring(text, encoding="unicode")
+    return soap_envelope(f"<s:Fault>{detail}</s:Fault>")
+
+
+def login_response(token: str) -> bytes:
+    # Output is a v2 element; its children are in the SessionService contract namespace [seen].
+    return soap_envelope(
+        f'<LogInResponse xmlns="{NS_V2}"><Output xmlns:a="{NS_SESSION}"><a:SessionToken>{escape(token)}'
+        "</a:SessionToken></Output></LogInResponse>"
+    )
+
+
+def logout_response() -> bytes:
+    return soap_envelope(f'<LogOutResponse xmlns="{NS_V2}"/>')
+
+
+def change_response(request_id: str) -> bytes:
+    # Escaped: a requestId relayed from the REST API is not ours to trust.
+    return soap_envelope(
+        f'<ChangeDeviceStateResponse xmlns="{NS_V2}"><Output xmlns:a="{NS_CARRIER}">'
+        f"<a:RequestId>{escape(request_id)}</a:RequestId></Output></ChangeDeviceStateResponse>"
+    )
+
+
+def wsdl_document(address: str) -> bytes:
+    """Our WSDL with the service addresses pointing at ``address`` (a ``.../api/v2`` base)."""
+    return (resource_dir() / WSDL_FILE).read_bytes().replace(UWS_BASE_URL.encode(), address.encode())
+
+
+def served_file(path: str, address: str) -> Optional[bytes]:
+    """What a GET of ``path`` serves: the WSDL (``?wsdl``) or a bundled XSD; None otherwise."""
+    bare = path.partition("?")[0]
+    name = bare.rpartition("/")[2]
+    if path.endswith("?wsdl") or name == WSDL_FILE:
+        return wsdl_document(address)
+    target = resource_dir() / name
+    return target.read_bytes() if name.endswith(".xsd") and target.is_file() else None
