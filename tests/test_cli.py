@@ -234,12 +234,72 @@ def test_the_emulator_command_serves_until_interrupted(tmp_path: Path) -> None:
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
-        assert "UWS emulator at http://127.0.0.1:" in first, first
-        base_url = first.split(" at ")[1].split()[0]
+        assert "emulator: UWS at http://127.0.0.1:" in first, first
+        base_url, rest_url = first.split(" at ")[1].split(",")[0], first.split(" at ")[2].split()[0]
         client = UwsClient(base_url=base_url, username="uws-user", password="uws-password", timeout=(2.0, 5.0))
         assert client.suspend(select(account=DEFAULT_ACCOUNT))
+        rest = subprocess.run(
+            [sys.executable, "-m", "uws_adapter", "restore", "--backend", "rest", "--rest-url", rest_url,
+             "--account", DEFAULT_ACCOUNT, "--yes"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "UWS_USERNAME": "uws-user", "UWS_PASSWORD": "uws-password",
+                 "THINGSPACE_CLIENT_ID": "ts-client", "THINGSPACE_CLIENT_SECRET": "ts-secret"},
+        )  # fmt: skip
+        assert rest.returncode == 0, rest.stderr
+        assert len(rest.stdout.strip()) == 36  # a requestId
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=10)
     assert process.returncode == 130
     assert "Traceback" not in stderr
+
+
+def test_rest_body_prints_the_documented_fields(tmp_path: Path) -> None:
+    iccid = "89148000000800784259"
+    result = run(
+        ["rest-body", "suspend", "--device", f"ICCID:{iccid}", "--account", "0000123456-00001", "--with-billing"],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "accountName": "0000123456-00001",
+        "devices": [{"deviceIds": [{"id": iccid, "kind": "iccid"}]}],
+        "withBilling": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["rest-body", "restore", "--device", "ESN:09611822299", "--group", "g"], "cannot be combined with group"),
+        (["rest-body", "restore", "--with-billing", "--account", "1"], "with_billing: applies to suspend only"),
+        (["suspend", "--device", "ESN:09611822299", "--with-billing", "--username", "u"], "no withBilling field"),
+        (["restore", "--backend", "rest", "--device", "ESN:09611822299"], "username: no UWS login configured"),
+        (["bridge"], "--legacy-login: no legacy login"),
+        (["bridge", "--legacy-login", "nopassword"], "--legacy-login: is not NAME:PASSWORD"),
+    ],
+    ids=["mixed", "billing-on-restore", "billing-on-soap", "no-login", "bridge-no-login", "bridge-bad-login"],
+)
+def test_rest_and_bridge_errors_are_one_line(tmp_path: Path, args: List[str], message: str) -> None:
+    result = run(args, tmp_path, UWS_PASSWORD="p")
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_suspend_over_rest_from_a_config_file_then_status(tmp_path: Path) -> None:
+    lines = generated_devices(2)
+    with Emulator(devices=lines) as emulator:
+        config = tmp_path / "uws-adapter.ini"
+        config.write_text(
+            f"[uws-adapter]\nbackend = rest\nrest_url = {emulator.rest_url}\nusername = uws-user\n"
+            "client_id = ts-client\ntimeout = 2,5\n"
+        )
+        args = ["suspend", "--config", str(config), "--with-billing", "--db", str(tmp_path / "c.db")]
+        args += [arg for line in lines for arg in ("--device", str(line.device))]
+        result = run(args, tmp_path, UWS_PASSWORD="uws-password", THINGSPACE_CLIENT_SECRET="ts-secret")
+        assert result.returncode == 0, result.stderr
+        assert all(line.state == "Suspended" for line in lines)
+        status = run(["status", result.stdout.strip(), "--db", str(tmp_path / "c.db"), "--json"], tmp_path)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["total"] == 2

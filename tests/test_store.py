@@ -9,7 +9,7 @@ from typing import List
 
 import pytest
 
-from uws_adapter import CallbackFault, CallbackRequest, Device, ReportedDevice
+from uws_adapter import CallbackFault, CallbackRequest, Device, NiddResult, ReportedDevice
 from uws_adapter.store import Store, StoreError
 
 
@@ -114,3 +114,18 @@ def test_iterating_events_in_pages(tmp_path: Path) -> None:
         assert len(list(store.iter_events())) == 2500
         assert len(list(store.iter_events(request_id="r3"))) == 1250
         assert [e.id for e in store.events(after_id=2498)] == [2499, 2500]
+
+
+def test_the_nidd_callback_of_a_restore_does_not_decide_the_device_outcome(tmp_path: Path) -> None:
+    device = Device.parse("IMEI:990003420535573")
+    reported = (ReportedDevice("IMEI", "990003420535573"),)
+    with Store(tmp_path / "s.db") as store:
+        store.record_request("r-1", "Restore", [device], api="rest")
+        store.add_callback(
+            CallbackRequest("r-1", reported, service="CarrierService", action="Restore", status="Success")
+        )
+        nidd = NiddResult("0000123456-00001", "Not CatM or NBIoT Device", reported)
+        store.add_callback(CallbackRequest("r-1", (), service="NiddService", status="ConfigFailed", nidd=nidd))
+        status = store.status("r-1")
+        assert (status.succeeded, status.failed, status.complete) == (("IMEI:990003420535573",), {}, True)
+        assert store.counts()["events"] == 2

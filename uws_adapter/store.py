@@ -375,7 +375,11 @@ class Store:
         outcome: Dict[str, Tuple[bool, Optional[str]]] = {}
         action = sent[0] if sent else None
         for device, succeeded, fault_code, event_action in db.execute(
-            "SELECT device, succeeded, fault_code, action FROM events WHERE request_id = ?", (request_id,)
+            # A NiddService callback follows an NB-IoT restore [doc]; the device's outcome is its
+            # CarrierService callback, so the second one does not count here.
+            "SELECT device, succeeded, fault_code, action FROM events"
+            " WHERE request_id = ? AND service != 'NiddService'",
+            (request_id,),
         ):
             action = action or event_action or None
             matched = next((identifiers[part] for part in device.split("|") if part in identifiers), None)

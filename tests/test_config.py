@@ -1,0 +1,120 @@
+"""Backend selection by configuration, and one code path for both backends: the same function
+provisions over UWS or REST, the callbacks arrive at the receiver as the same dataclasses, and
+the tracker follows both."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER
+from waitress.server import create_server
+
+from uws_adapter import (
+    Emulator,
+    InputError,
+    Provisioner,
+    RestClient,
+    UwsClient,
+    connect,
+    generated_devices,
+    load_settings,
+    select,
+)
+from uws_adapter.emulator import DEFAULT_ACCOUNT
+from uws_adapter.receiver import Receiver, server_options
+from uws_adapter.store import Store
+from uws_adapter.tracking import wait_for
+
+
+def environment(backend: str, emulator: Emulator) -> Dict[str, str]:
+    return {
+        "UWS_ADAPTER_BACKEND": backend,
+        "UWS_ENDPOINT": emulator.base_url,
+        "UWS_ADAPTER_REST_URL": emulator.rest_url,
+        "UWS_USERNAME": USER,
+        "UWS_PASSWORD": PASSWORD,
+        "THINGSPACE_CLIENT_ID": CLIENT_ID,
+        "THINGSPACE_CLIENT_SECRET": CLIENT_SECRET,
+    }
+
+
+def test_file_then_environment_then_arguments(tmp_path: Path) -> None:
+    config = tmp_path / "settings.ini"
+    config.write_text("[uws-adapter]\nbackend = rest\nusername = from-file\npassword = file-secret\ntimeout = 3,30\n")
+    settings = load_settings(config, environ={"UWS_USERNAME": "from-env"})
+    assert (settings.backend, settings.username, settings.password, settings.timeout) == (
+        "rest", "from-env", "file-secret", (3.0, 30.0),
+    )  # fmt: skip
+    assert load_settings(environ={"UWS_ADAPTER_CONFIG": str(config)}, backend="soap").backend == "soap"
+    assert "file-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "message"),
+    [
+        ("[uws-adapter]\nbackend = grpc\n", {}, "backend: 'grpc' is not a backend"),
+        ("[uws-adapter]\nendpoint = x\n", {}, r"\[uws-adapter\] endpoint: unknown setting"),
+        ("[uws-adapter]\ntimeout = soon\n", {}, "'soon' is not CONNECT,READ seconds"),
+        ("not ini", {}, "is not an INI file"),
+        ("", {"UWS_ADAPTER_TIMEOUT": "0,5"}, r"timeout: \(0.0, 5.0\) is not \(connect, read\) seconds"),
+    ],
+    ids=["backend", "unknown-key", "timeout", "not-ini", "zero-timeout"],
+)
+def test_bad_settings_name_the_setting(tmp_path: Path, text: str, environ: Dict[str, str], message: str) -> None:
+    config = tmp_path / "settings.ini"
+    config.write_text(text)
+    with pytest.raises(InputError, match=message):
+        load_settings(config, environ=environ)
+
+
+def test_connect_picks_the_backend_and_refuses_incomplete_settings() -> None:
+    with Emulator() as emulator:
+        assert isinstance(connect(load_settings(environ=environment("soap", emulator))), UwsClient)
+        assert isinstance(connect(load_settings(environ=environment("rest", emulator))), RestClient)
+        incomplete = {**environment("rest", emulator), "THINGSPACE_CLIENT_SECRET": ""}
+        with pytest.raises(InputError, match="the REST backend needs OAuth2 keys"):
+            connect(load_settings(environ=incomplete))
+
+
+def suspend_everything(client: Provisioner, devices: List[Any]) -> str:
+    """Application code: it does not know which backend it drives."""
+    return client.suspend(select(devices))
+
+
+def run_backend(backend: str, tmp_path: Path) -> List[Dict[str, Any]]:
+    lines = generated_devices(5)
+    with Emulator(devices=lines) as emulator, Store(tmp_path / f"{backend}.db") as store:
+        receiver = Receiver(store, username="listener", password="listener-secret")
+        server = create_server(receiver, **server_options(receiver, host="127.0.0.1", port=0, threads=4))
+        threading.Thread(target=server.run, daemon=True).start()
+        url = f"http://127.0.0.1:{server.effective_port}/callbacks"
+        try:
+            client = connect(load_settings(environ=environment(backend, emulator)), store=store)
+            if isinstance(client, RestClient):
+                client.register_callback(
+                    DEFAULT_ACCOUNT, "CarrierService", url, username="listener", password="listener-secret"
+                )
+            else:
+                emulator.register_listener(DEFAULT_ACCOUNT, url, "listener", "listener-secret")
+            request_id = suspend_everything(client, [line.device for line in lines])
+            status = wait_for(store, [request_id], timeout=20)[request_id]
+            assert (status.complete, len(status.succeeded), status.action) == (True, 5, "Suspend")
+            assert store.counts()["requests"] == 1
+            forms = []
+            for event in store.iter_events(request_id=request_id):
+                form = event.callback.to_dict()
+                del form["request_id"]
+                forms.append(form)
+            return sorted(forms, key=lambda form: str(form["devices"]))
+        finally:
+            server.close()
+            receiver.close()
+
+
+def test_both_backends_run_the_same_code_and_give_the_same_callbacks(tmp_path: Path) -> None:
+    soap, rest = run_backend("soap", tmp_path), run_backend("rest", tmp_path)
+    assert len(soap) == 5
+    assert soap == rest

@@ -1,0 +1,224 @@
+"""CLI commands that run a service until Ctrl-C: ``emulator``, ``receiver`` and ``bridge``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from typing import Any, Tuple
+
+from .bridge import Bridge, LegacyRelay
+from .config import CONFIG_VARIABLE, load_settings
+from .devices import read_devices_csv
+from .emulator import DEFAULT_ACCOUNT, EmulatedDevice, Emulator, generated_devices
+from .errors import InputError
+from .receiver import Receiver, server_options
+from .rest_client import RestClient
+from .store import Store
+from .wire import CALLBACK_SERVICES
+from .xmlsafe import MAX_BYTES
+
+
+def _pair(text: str, option: str) -> Tuple[str, str]:
+    name, sep, password = text.partition(":")
+    if not sep or not name or not password:
+        raise InputError(option, "is not NAME:PASSWORD", "write e.g. legacy-user:secret")
+    return name, password
+
+
+def _waitress() -> Any:
+    try:
+        from waitress.server import create_server
+    except ImportError:
+        raise InputError("waitress", "is not installed", "pip install 'uws-adapter[receiver]'") from None
+    return create_server
+
+
+def add_commands(commands: Any) -> None:
+    emulator = commands.add_parser(
+        "emulator",
+        help="run the carrier emulator (UWS SOAP and REST) on loopback",
+        description="Run a carrier emulator (UWS SOAP, REST M2M, callbacks) until Ctrl-C.",
+    )
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8080)
+    emulator.add_argument("--devices", type=int, default=100, metavar="N", help="generated Active devices (IMEI+ICCID)")
+    emulator.add_argument("--devices-file", metavar="FILE", help="CSV devices instead (kind,identifier rows)")
+    emulator.add_argument("--listener", metavar="URL", help="UWS (SOAP) callback listener for the emulated account")
+    emulator.add_argument(
+        "--user", default="uws-user:uws-password", metavar="NAME:PASSWORD", help="the login it accepts"
+    )
+    emulator.add_argument(
+        "--client", default="ts-client:ts-secret", metavar="ID:SECRET", help="the REST OAuth2 keys it accepts"
+    )
+    emulator.add_argument("--callback-spacing", type=float, default=300.0, metavar="SECONDS", help="between re-sends")
+    emulator.add_argument("--session-idle", type=float, default=1200.0, metavar="SECONDS")
+    emulator.add_argument("--daily-budget", type=int, default=5, metavar="N", help="actions per line per day")
+    emulator.set_defaults(run=_run_emulator)
+
+    receiver = commands.add_parser(
+        "receiver",
+        help="receive callbacks into an SQLite store (needs the receiver extra: waitress)",
+        description="Receive UWS SOAP and REST JSON callbacks, store them durably, acknowledge after commit.",
+    )
+    receiver.add_argument("--host", default="127.0.0.1")
+    receiver.add_argument("--port", type=int, default=8081, help="0 picks a free port")
+    receiver.add_argument("--db", default="callbacks.db", metavar="FILE", help="SQLite store (default callbacks.db)")
+    _add_callback_credentials(receiver)
+    receiver.add_argument(
+        "--previous-password",
+        default=os.environ.get("UWS_CALLBACK_PREVIOUS_PASSWORD"),
+        help="also accepted, while rotating",
+    )
+    receiver.add_argument("--threads", type=int, default=16, help="waitress worker threads")
+    receiver.add_argument("--max-body", type=int, default=MAX_BYTES, metavar="BYTES")
+    receiver.add_argument(
+        "--commit",
+        choices=["group", "each"],
+        default="group",
+        help="each: one commit per callback (a benchmark baseline)",
+    )
+    receiver.set_defaults(run=_run_receiver)
+
+    bridge = commands.add_parser(
+        "bridge",
+        help="serve the UWS SOAP API to legacy systems and carry it out on the REST API",
+        description="A UWS SOAP façade (our WSDL) that performs each call on the REST API, and relays REST "
+        "callbacks to the legacy system's SOAP listener until acknowledged. REST credentials come from "
+        f"--config / ${CONFIG_VARIABLE} and the environment, as for restore and suspend.",
+    )
+    bridge.add_argument("--host", default="127.0.0.1")
+    bridge.add_argument("--port", type=int, default=8082)
+    bridge.add_argument("--db", default="bridge.db", metavar="FILE", help="store and relay outbox (default bridge.db)")
+    bridge.add_argument("--config", metavar="FILE", help="INI settings file with the REST credentials")
+    bridge.add_argument(
+        "--legacy-login",
+        default=os.environ.get("UWS_BRIDGE_LEGACY_LOGIN"),
+        metavar="NAME:PASSWORD",
+        help="the UWS login legacy systems use with the bridge (default: $UWS_BRIDGE_LEGACY_LOGIN)",
+    )
+    bridge.add_argument("--legacy-listener", metavar="URL", help="the legacy system's SOAP callback listener")
+    bridge.add_argument(
+        "--legacy-listener-login",
+        default=os.environ.get("UWS_BRIDGE_LISTENER_LOGIN"),
+        metavar="NAME:PASSWORD",
+        help="credentials written into relayed callbacks (default: $UWS_BRIDGE_LISTENER_LOGIN)",
+    )
+    _add_callback_credentials(bridge)
+    bridge.add_argument(
+        "--register", metavar="ACCOUNT", action="append", default=[], help="register the bridge as REST listener"
+    )
+    bridge.add_argument(
+        "--service",
+        action="append",
+        choices=CALLBACK_SERVICES,
+        default=[],
+        help="with --register (default CarrierService)",
+    )
+    bridge.add_argument(
+        "--public-url", metavar="URL", help="the bridge's address as the carrier and legacy systems see it"
+    )
+    bridge.add_argument("--threads", type=int, default=16, help="waitress worker threads")
+    bridge.set_defaults(run=_run_bridge)
+
+
+def _add_callback_credentials(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--username",
+        default=os.environ.get("UWS_CALLBACK_USERNAME"),
+        help="callback username (default: $UWS_CALLBACK_USERNAME)",
+    )
+    parser.add_argument(
+        "--password",
+        default=os.environ.get("UWS_CALLBACK_PASSWORD"),
+        help="callback password (default: $UWS_CALLBACK_PASSWORD)",
+    )
+
+
+def _run_emulator(args: argparse.Namespace) -> int:
+    name, password = _pair(args.user, "--user")
+    client_id, secret = _pair(args.client, "--client")
+    if args.devices_file:
+        lines = [EmulatedDevice(device) for device in read_devices_csv(args.devices_file)]
+    else:
+        lines = generated_devices(args.devices)
+    emulator = Emulator(
+        host=args.host, port=args.port, devices=lines, users={name: password}, clients={client_id: secret},
+        session_idle=args.session_idle, daily_budget=args.daily_budget, callback_spacing=args.callback_spacing,
+    )  # fmt: skip
+    if args.listener:
+        emulator.register_listener(DEFAULT_ACCOUNT, args.listener)
+    with emulator:
+        sys.stdout.write(
+            f"emulator: UWS at {emulator.base_url}, REST at {emulator.rest_url} "
+            f"({len(lines)} devices, account {DEFAULT_ACCOUNT})\n"
+        )
+        sys.stdout.flush()
+        threading.Event().wait()  # until Ctrl-C
+    return 0
+
+
+def _run_receiver(args: argparse.Namespace) -> int:
+    create_server = _waitress()
+    if bool(args.username) != bool(args.password):
+        raise InputError("--username", "give both a username and a password, or neither", "set UWS_CALLBACK_PASSWORD")
+    with Store(args.db, batch=args.commit == "group") as store:
+        app = Receiver(store, username=args.username, password=args.password, previous_password=args.previous_password,
+                       max_body=args.max_body)  # fmt: skip
+        server = create_server(app, **server_options(app, host=args.host, port=args.port, threads=args.threads))
+        sys.stdout.write(f"receiver on http://{args.host}:{server.effective_port}/ storing into {args.db}\n")
+        sys.stdout.flush()
+        try:
+            server.run()
+        finally:
+            server.close()
+            app.close()
+    return 0
+
+
+def _run_bridge(args: argparse.Namespace) -> int:
+    create_server = _waitress()
+    if not args.legacy_login:
+        raise InputError("--legacy-login", "no legacy login", "pass NAME:PASSWORD or set UWS_BRIDGE_LEGACY_LOGIN")
+    legacy_name, legacy_password = _pair(args.legacy_login, "--legacy-login")
+    if not (args.username and args.password):
+        raise InputError(
+            "--username", "the bridge needs callback credentials", "set UWS_CALLBACK_USERNAME and _PASSWORD"
+        )
+    if args.register and not args.public_url:
+        raise InputError("--public-url", "--register needs the address the carrier calls back", "pass --public-url")
+    settings = load_settings(args.config)
+    if not (settings.client_id and settings.client_secret and settings.username and settings.password):
+        raise InputError(
+            "REST credentials",
+            "incomplete",
+            "set THINGSPACE_CLIENT_ID, THINGSPACE_CLIENT_SECRET, UWS_USERNAME, UWS_PASSWORD",
+        )
+    relay = None
+    if args.legacy_listener:
+        listener = (
+            _pair(args.legacy_listener_login, "--legacy-listener-login") if args.legacy_listener_login else (None, None)
+        )
+        relay = LegacyRelay(args.legacy_listener, username=listener[0], password=listener[1])
+    with Store(args.db) as store:
+        rest = RestClient(
+            base_url=settings.rest_url, client_id=settings.client_id, client_secret=settings.client_secret,
+            username=settings.username, password=settings.password, timeout=settings.timeout, store=store,
+        )  # fmt: skip
+        app = Bridge(
+            rest, store, legacy_users={legacy_name: legacy_password}, relay=relay, callback_username=args.username,
+            callback_password=args.password, public_url=args.public_url,
+        )  # fmt: skip
+        server = create_server(app, **app.server_options(host=args.host, port=args.port, threads=args.threads))
+        address = args.public_url or f"http://{args.host}:{server.effective_port}"
+        for account in args.register:
+            app.register(account, f"{address}/callbacks", args.service or ["CarrierService"])
+        sys.stdout.write(f"bridge: UWS at {address}/api/v2, REST callbacks at {address}/callbacks, store {args.db}\n")
+        sys.stdout.flush()
+        try:
+            server.run()
+        finally:
+            server.close()
+            app.close()
+    return 0
