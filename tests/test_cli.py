@@ -303,3 +303,33 @@ def test_suspend_over_rest_from_a_config_file_then_status(tmp_path: Path) -> Non
         status = run(["status", result.stdout.strip(), "--db", str(tmp_path / "c.db"), "--json"], tmp_path)
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)["total"] == 2
+
+
+def test_the_bridge_command_serves_legacy_soap_over_rest_until_interrupted(tmp_path: Path) -> None:
+    lines = generated_devices(2)
+    with Emulator(devices=lines) as emulator:
+        environment = {
+            **os.environ, "UWS_ADAPTER_REST_URL": emulator.rest_url, "UWS_USERNAME": "uws-user",
+            "UWS_PASSWORD": "uws-password", "THINGSPACE_CLIENT_ID": "ts-client", "THINGSPACE_CLIENT_SECRET": "ts-secret",
+            "UWS_CALLBACK_USERNAME": "bridge", "UWS_CALLBACK_PASSWORD": "bridge-secret",
+            "UWS_BRIDGE_LEGACY_LOGIN": "legacy:legacy-secret",
+        }  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uws_adapter", "bridge", "--port", "0", "--db", str(tmp_path / "b.db")],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+        )  # fmt: skip
+        try:
+            assert process.stdout is not None
+            first = process.stdout.readline()
+            assert first.startswith("bridge: UWS at http://127.0.0.1:"), first
+            client = UwsClient(
+                base_url=first.split(" at ")[1].split(",")[0], username="legacy", password="legacy-secret",
+                timeout=(2.0, 5.0),
+            )  # fmt: skip
+            assert client.suspend(select([line.device for line in lines]))
+            assert all(line.state == "Suspended" for line in lines)
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=10)
+        assert process.returncode in (0, 130)  # waitress ends its loop cleanly on SIGINT
+        assert "Traceback" not in stderr
