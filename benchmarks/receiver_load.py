@@ -1,18 +1,19 @@
-"""Load on a live receiver on loopback: callbacks/s, p50 and p99, for one commit per callback and
-for our group commit, with full synchronous commits.
+"""Load on a live receiver on loopback, with wrk (Debian package ``wrk``): callbacks/s, p50 and p99,
+for one commit per callback and for group commit, with full synchronous commits, on both servers.
 
-Replays the callbacks of a 10,000-device request, each sent 4 times (shuffled), from separate load
-processes over keep-alive connections, then checks that the store holds exactly 10,000 events.
+The load is the callbacks of a 10,000-device request, each device sent 4 times (CallbackCount 1 to
+4), over 32 keep-alive connections. Timed runs are interleaved over ``--rounds`` and the best of
+each configuration is kept. A last run sends exactly 4 x devices callbacks and checks that the
+store holds exactly one event per device and one attempt per delivery.
 
-    python benchmarks/receiver_load.py [--devices N] [--processes P] [--connections C]
+    python benchmarks/receiver_load.py [--devices N] [--seconds S] [--rounds R]
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
-import multiprocessing
-import random
+import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -20,117 +21,140 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 from uws_adapter import CallbackRequest, ReportedDevice, render_callback
 
+CONFIGS: Dict[str, List[str]] = {
+    "waitress, one commit per callback": ["--server", "waitress", "--commit", "each"],
+    "waitress, group commit": ["--server", "waitress", "--commit", "group"],
+    "uvicorn x2, one commit per callback": ["--server", "uvicorn", "--workers", "2", "--commit", "each"],
+    "uvicorn x2, group commit (ours)": ["--server", "uvicorn", "--workers", "2", "--commit", "group"],
+}
+THREADS, CONNECTIONS = 2, 32
 
-def bodies(devices: int) -> List[bytes]:
-    out = []
-    for n in range(devices):
-        for count in range(1, 5):
-            out.append(
-                render_callback(
-                    CallbackRequest(
-                        "bench-request", devices=(ReportedDevice("IMEI", f"{350000000000000 + n}"),),
-                        service="CarrierService", action="Suspend", status="Success", callback_count=count,
-                        max_callback_threshold=4,
-                    )
-                )
-            )  # fmt: skip
-    random.Random(1).shuffle(out)
-    return out
-
-
-def lane(port: int, documents: List[bytes], results: multiprocessing.Queue[Tuple[List[float], int]]) -> None:
-    import threading
-
-    latencies: List[float] = []
-    failures = 0
-    lock = threading.Lock()
-
-    def connection_worker(items: List[bytes]) -> None:
-        nonlocal failures
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine = []
-        bad = 0
-        for body in items:
-            start = time.perf_counter()
-            connection.request("POST", "/", body=body, headers={"Content-Type": "text/xml"})
-            response = connection.getresponse()
-            response.read()
-            mine.append(time.perf_counter() - start)
-            bad += response.status != 200
-        connection.close()
-        with lock:
-            latencies.extend(mine)
-            failures += bad
-
-    threads = [threading.Thread(target=connection_worker, args=(part,)) for part in documents_split(documents)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    results.put((latencies, failures))
+# Thread t of T sends request number k = n*T + t: device k % D, CallbackCount k // D % 4 + 1, so the
+# first 4*D requests are every device 4 times. With a quota, each thread stops after its share.
+LUA = """
+local n = 0
+local answered = 0
+local counter = 0
+local template = [==[%(template)s]==]
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+end
+function request()
+  local k = n * %(threads)d + tid
+  n = n + 1
+  return wrk.format("POST", "/", {["Content-Type"] = "text/xml; charset=utf-8"},
+    string.format(template, 350000000000000 + k %% %(devices)d, math.floor(k / %(devices)d) %% 4 + 1))
+end
+function response(status, headers, body)
+  if status ~= 200 then error("HTTP " .. status) end
+  answered = answered + 1
+  if %(quota)d > 0 and answered >= %(quota)d then wrk.thread:stop() end
+end
+"""
 
 
-CONNECTIONS_PER_PROCESS = 8
-THREADS = 8
+def lua_script(devices: int, quota_per_thread: int) -> str:
+    body = render_callback(
+        CallbackRequest(
+            "bench-request", devices=(ReportedDevice("IMEI", "350000000000001"),), service="CarrierService",
+            action="Suspend", status="Success", callback_count=3, max_callback_threshold=4,
+        )
+    ).decode()  # fmt: skip
+    template = body.replace("350000000000001", "%d").replace("<CallbackCount>3<", "<CallbackCount>%d<")
+    return LUA % {"template": template, "threads": THREADS, "devices": devices, "quota": quota_per_thread}
 
 
-def documents_split(documents: List[bytes]) -> List[List[bytes]]:
-    return [documents[i::CONNECTIONS_PER_PROCESS] for i in range(CONNECTIONS_PER_PROCESS)]
+def start_receiver(db: Path, options: List[str]) -> Tuple[subprocess.Popen[str], int]:
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "uws_adapter", "receiver", "--port", "0", "--db", str(db), *options],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert receiver.stdout is not None
+    port = int(receiver.stdout.readline().split("http://127.0.0.1:")[1].split("/")[0])
+    time.sleep(1.5)  # the workers start after the line is printed
+    return receiver, port
 
 
-def run(mode: str, documents: List[bytes], processes: int) -> Tuple[float, float, float, int, int]:
+def stop_receiver(receiver: subprocess.Popen[str]) -> None:
+    import os
+
+    os.killpg(receiver.pid, signal.SIGINT)
+    receiver.wait(timeout=30)
+
+
+def wrk(port: int, script: Path, seconds: float) -> str:
+    command = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", str(script),
+               f"http://127.0.0.1:{port}/"]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+def milliseconds(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def timed_run(options: List[str], script: Path, seconds: float) -> Tuple[float, float, float]:
     with tempfile.TemporaryDirectory() as folder:
-        db = Path(folder) / "bench.db"
-        receiver = subprocess.Popen(
-            [sys.executable, "-m", "uws_adapter", "receiver", "--port", "0", "--db", str(db), "--threads", str(THREADS),
-             "--commit", mode],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert receiver.stdout is not None
-        port = int(receiver.stdout.readline().split("http://127.0.0.1:")[1].split("/")[0])
-        results: multiprocessing.Queue[Tuple[List[float], int]] = multiprocessing.Queue()
-        parts = [documents[i::processes] for i in range(processes)]
-        workers = [multiprocessing.Process(target=lane, args=(port, part, results)) for part in parts]
-        start = time.perf_counter()
-        for worker in workers:
-            worker.start()
-        latencies: List[float] = []
-        failures = 0
-        for _ in workers:
-            got, bad = results.get()
-            latencies.extend(got)
-            failures += bad
-        elapsed = time.perf_counter() - start
-        for worker in workers:
-            worker.join()
-        receiver.send_signal(signal.SIGINT)
-        receiver.wait(timeout=30)
-        events = sqlite3.connect(str(db)).execute("SELECT count(*) FROM events").fetchone()[0]
-    latencies.sort()
-    p50 = latencies[len(latencies) // 2]
-    p99 = latencies[int(len(latencies) * 0.99)]
-    return len(latencies) / elapsed, p50, p99, events, failures
+        receiver, port = start_receiver(Path(folder) / "bench.db", options)
+        try:
+            out = wrk(port, script, seconds)
+        finally:
+            stop_receiver(receiver)
+    if "Non-2xx" in out or "error" in out.lower():
+        raise SystemExit(f"the receiver refused callbacks:\n{out}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = milliseconds(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = milliseconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    return rate, p50, p99
+
+
+def exact_run(options: List[str], devices: int, folder: Path) -> Tuple[int, int, int]:
+    script = folder / "quota.lua"
+    script.write_text(lua_script(devices, 4 * devices // THREADS))
+    db = folder / "exact.db"
+    receiver, port = start_receiver(db, options)
+    try:
+        out = wrk(port, script, max(30.0, devices * 4 / 500))
+    finally:
+        stop_receiver(receiver)
+    # Each wrk thread stops after its quota of answers; requests already in flight still complete.
+    sent = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    connection = sqlite3.connect(str(db))
+    events, attempts = (connection.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("events", "attempts"))
+    return sent, events, attempts
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=10_000)
-    parser.add_argument("--processes", type=int, default=2, help="load processes, 8 connections each")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per timed run")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    documents = bodies(args.devices)
-    connections = args.processes * CONNECTIONS_PER_PROCESS
-    print(f"{len(documents):,} callbacks ({args.devices:,} devices x 4) over {connections} connections")
-    figures = {}
-    for mode, label in (("each", "one commit per callback"), ("group", "group commit (ours)")):
-        rate, p50, p99, events, failures = run(mode, documents, args.processes)
-        figures[mode] = rate
-        print(f"  {label:26} {rate:8,.0f} callbacks/s   p50 {p50 * 1e3:6.1f} ms   p99 {p99 * 1e3:6.1f} ms   "
-              f"events {events:,}   non-200 {failures}")  # fmt: skip
-    print(f"  group commit is {figures['group'] / figures['each']:.2f}x one commit per callback")
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    best: Dict[str, Tuple[float, float, float]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "load.lua"
+        script.write_text(lua_script(args.devices, 0))
+        print(f"{args.devices:,} devices x 4 callbacks over {CONNECTIONS} connections, {args.seconds:g} s per run")
+        for _ in range(args.rounds):
+            for label, options in CONFIGS.items():
+                figures = timed_run(options, script, args.seconds)
+                if label not in best or figures[0] > best[label][0]:
+                    best[label] = figures
+        for label, (rate, p50, p99) in best.items():
+            print(f"  {label:36} {rate:7,.0f} callbacks/s   p50 {p50:5.1f} ms   p99 {p99:5.1f} ms")
+        ours = best["uvicorn x2, group commit (ours)"][0]
+        for baseline in ("uvicorn x2, one commit per callback", "waitress, one commit per callback"):
+            print(f"  ours / {baseline}: {ours / best[baseline][0]:.2f}x")
+        sent, events, attempts = exact_run(CONFIGS["uvicorn x2, group commit (ours)"], args.devices, Path(folder))
+        print(f"  exact run: every device 4 times ({sent:,} deliveries, all acknowledged) -> {events:,} events, "
+              f"{attempts:,} attempts")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,32 +1,70 @@
-"""The receiver behind a real waitress server on loopback, storing into real SQLite files."""
+"""The receiver behind real servers on loopback (waitress for the WSGI application, uvicorn for
+the asyncio one), storing into real SQLite files: every test runs against both."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import random
+import socket
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
+import uvicorn
 from test_xmlsafe import Canary, hostile_corpus
 from waitress.server import create_server
 
 from uws_adapter import CallbackRequest, ReportedDevice, RestoreResult, render_callback, render_rest_callback
 from uws_adapter.receiver import Receiver, redact, server_options
+from uws_adapter.receiver_async import AsyncReceiver, server_config
 from uws_adapter.store import Store, StoredEvent
 
 SECRET = "Sup3r-S3cret-pw"
 
 
 class Running:
-    def __init__(self, store: Store, app: Receiver) -> None:
+    def __init__(self, store: Store, app: Receiver, server: str) -> None:
         self.store, self.app = store, app
-        self.server = create_server(app, **server_options(app, host="127.0.0.1", port=0, threads=16))
-        self.port = self.server.effective_port
-        threading.Thread(target=self.server.run, daemon=True).start()
+        if server == "waitress":
+            self.server = create_server(app, **server_options(app, host="127.0.0.1", port=0, threads=16))
+            self.port = self.server.effective_port
+            closing = threading.Event()
+
+            def serve() -> None:
+                try:
+                    self.server.run()
+                except OSError:  # waitress's loop sees its socket closed under it: that is the stop
+                    if not closing.is_set():
+                        raise
+
+            threading.Thread(target=serve, daemon=True).start()
+
+            def stop_waitress() -> None:
+                closing.set()
+                self.server.close()
+
+            self._stop = stop_waitress
+            return
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        self.port = listener.getsockname()[1]
+        asgi = AsyncReceiver(app)
+        uvicorn_server = uvicorn.Server(uvicorn.Config(asgi, **server_config(asgi)))
+        thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [listener]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not uvicorn_server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+        def stop() -> None:
+            uvicorn_server.should_exit = True
+            thread.join(10)
+            listener.close()
+
+        self._stop = stop
 
     def post(self, body: bytes, content_type: str = "text/xml; charset=utf-8", **headers: str) -> Tuple[int, bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -46,18 +84,18 @@ class Running:
             connection.close()
 
     def close(self) -> None:
-        self.server.close()
+        self._stop()
         self.app.close()
         self.store.close()
 
 
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[..., Running]]:
+@pytest.fixture(params=["waitress", "uvicorn"])
+def start(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Running]]:
     running: List[Running] = []
 
     def make(**options: Any) -> Running:
         store = Store(tmp_path / "callbacks.db")
-        server = Running(store, Receiver(store, **options))
+        server = Running(store, Receiver(store, **options), request.param)
         running.append(server)
         return server
 

@@ -15,15 +15,21 @@ import time
 from pathlib import Path
 from typing import List, Optional, Set
 
+import pytest
 from servers import closed_port
 
 from uws_adapter import CallbackRequest, ReportedDevice, render_callback
 
+SERVERS = {
+    "waitress": ["--server", "waitress", "--threads", "8"],
+    "uvicorn-2-workers": ["--server", "uvicorn", "--workers", "2"],
+}
 
-def _start(db: Path, port: int) -> subprocess.Popen[str]:
+
+def _start(db: Path, port: int, server: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "uws_adapter", "receiver", "--port", str(port), "--db", str(db), "--threads", "8"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "uws_adapter", "receiver", "--port", str(port), "--db", str(db), *SERVERS[server]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
 
 
@@ -51,7 +57,8 @@ def _callback(n: int) -> bytes:
     )
 
 
-def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", list(SERVERS))
+def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path, server: str) -> None:
     db, port = tmp_path / "callbacks.db", closed_port()
     rng = random.Random(20261123)
     acknowledged: Set[int] = set()
@@ -69,7 +76,7 @@ def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
             else:
                 time.sleep(0.005)
 
-    process = _start(db, port)
+    process = _start(db, port, server)
     workers = [threading.Thread(target=load, daemon=True) for _ in range(6)]
     for worker in workers:
         worker.start()
@@ -77,12 +84,12 @@ def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
     try:
         for _ in range(5):
             time.sleep(rng.uniform(0.3, 1.2))
-            os.kill(process.pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGKILL)  # the receiver and any worker processes it started
             process.wait(timeout=10)
             with lock:
                 before = len(acknowledged)
             started = time.monotonic()
-            process = _start(db, port)
+            process = _start(db, port, server)
             while time.monotonic() - started < 10:
                 with lock:
                     if len(acknowledged) > before:
@@ -94,7 +101,7 @@ def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
         stop.set()
         for worker in workers:
             worker.join(timeout=10)
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=10)
 
     connection = sqlite3.connect(str(db))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import logging
 import os
+import socket
 import sys
 import threading
 from typing import Any, Tuple
@@ -71,6 +74,13 @@ def add_commands(commands: Any) -> None:
         default=os.environ.get("UWS_CALLBACK_PREVIOUS_PASSWORD"),
         help="also accepted, while rotating",
     )
+    receiver.add_argument(
+        "--server",
+        choices=["auto", "uvicorn", "waitress"],
+        default="auto",
+        help="uvicorn (asyncio, the fast one; auto picks it when installed) or waitress (WSGI threads)",
+    )
+    receiver.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (2 on a 2-core machine)")
     receiver.add_argument("--threads", type=int, default=16, help="waitress worker threads")
     receiver.add_argument("--max-body", type=int, default=MAX_BYTES, metavar="BYTES")
     receiver.add_argument(
@@ -160,14 +170,23 @@ def _run_emulator(args: argparse.Namespace) -> int:
 
 
 def _run_receiver(args: argparse.Namespace) -> int:
-    create_server = _waitress()
     if bool(args.username) != bool(args.password):
         raise InputError("--username", "give both a username and a password, or neither", "set UWS_CALLBACK_PASSWORD")
+    server = args.server
+    if server == "auto":
+        server = "uvicorn" if importlib.util.find_spec("uvicorn") is not None else "waitress"
+    if server == "uvicorn":
+        return _run_uvicorn_receiver(args)
+    if args.workers != 1:
+        raise InputError("--workers", "applies to --server uvicorn only", "use --threads with waitress")
+    create_server = _waitress()
+    # waitress warns at every queued request; under a burst of callbacks that is the normal state.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     with Store(args.db, batch=args.commit == "group") as store:
         app = Receiver(store, username=args.username, password=args.password, previous_password=args.previous_password,
                        max_body=args.max_body)  # fmt: skip
         server = create_server(app, **server_options(app, host=args.host, port=args.port, threads=args.threads))
-        sys.stdout.write(f"receiver on http://{args.host}:{server.effective_port}/ storing into {args.db}\n")
+        sys.stdout.write(f"receiver (waitress) on http://{args.host}:{server.effective_port}/ storing into {args.db}\n")
         sys.stdout.flush()
         try:
             server.run()
@@ -175,6 +194,50 @@ def _run_receiver(args: argparse.Namespace) -> int:
             server.close()
             app.close()
     return 0
+
+
+def _run_uvicorn_receiver(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        raise InputError("--server", "uvicorn is not installed", "pip install 'uws-adapter[receiver]'") from None
+    from .receiver_async import server_config
+
+    if not 1 <= args.workers <= 64:
+        raise InputError("--workers", f"{args.workers} is out of range", "use 1 to 64 (2 on a 2-core machine)")
+    Store(args.db).close()  # create the schema once, before the workers race for it
+    # The workers are separate processes that build the application from the environment.
+    settings = {
+        "UWS_CALLBACK_DB": args.db,
+        "UWS_CALLBACK_MAX_BODY": str(args.max_body),
+        "UWS_CALLBACK_COMMIT": args.commit,
+        "UWS_CALLBACK_USERNAME": args.username,
+        "UWS_CALLBACK_PASSWORD": args.password,
+        "UWS_CALLBACK_PREVIOUS_PASSWORD": args.previous_password,
+    }
+    for name, value in settings.items():
+        if value:
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
+    port = args.port or _free_port(args.host)  # printed before the workers start
+    sys.stdout.write(
+        f"receiver (uvicorn, {args.workers} worker{'s' if args.workers > 1 else ''}) on http://{args.host}:{port}/ "
+        f"storing into {args.db}\n"
+    )
+    sys.stdout.flush()
+    # uvicorn binds the socket itself (a socket passed by descriptor would lose TCP_NODELAY, and
+    # with it the latency); its workers share it.
+    app = "uws_adapter.receiver_async:create_app"
+    uvicorn.run(app, **server_config(factory=True, workers=args.workers, host=args.host, port=port))
+    return 0
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _run_bridge(args: argparse.Namespace) -> int:

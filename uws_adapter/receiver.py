@@ -12,14 +12,14 @@ from __future__ import annotations
 import hmac
 import re
 import threading
-from dataclasses import replace
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from .callback_json import parse_rest_callback
 from .callback_xml import parse_callback
 from .callbacks import REDACTED, CallbackRequest
 from .errors import CallbackParseError
-from .store import Store, StoredEvent, StoreError
+from .store import Store, StoredEvent, StoreError, callback_work, dead_letter_work
 from .wire import NS_SOAP_ENV, NS_V2
 from .xmlsafe import MAX_BYTES
 
@@ -34,6 +34,33 @@ _SOAP_ACK = (
 # Passwords inside refused documents: <Password>...</Password> in any prefix, "password": "..." in JSON.
 _XML_PASSWORD = re.compile(rb"(<(?:[\w.-]+:)?Password(?:\s[^>]*)?>)(.*?)(</(?:[\w.-]+:)?Password\s*>)", re.S | re.I)
 _JSON_PASSWORD = re.compile(rb'("password"\s*:\s*")((?:[^"\\]|\\.)*)(")', re.I)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer: status, content type, body and extra headers."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: Tuple[Tuple[str, str], ...] = ()
+
+    def send(self, start_response: StartResponse) -> List[bytes]:
+        return reply(start_response, self.status, self.content_type, self.body, self.headers)
+
+
+@dataclass(frozen=True)
+class Intake:
+    """A body accepted for storing: the store ``work``, the answer once it is committed, and the
+    answer if the commit failed (nothing is acknowledged that is not stored)."""
+
+    work: Callable[[Any], Any]
+    stored: Answer
+    unstored: Answer
+    is_callback: bool = False
+
+
+_JSON_ACK = Answer(200, "application/json", b'{"stored":true}')
 
 
 def redact(body: bytes, secrets: Iterable[str] = ()) -> bytes:
@@ -88,48 +115,76 @@ class Receiver:
         if self._runner is not None:
             self._runner.join(timeout=5)
 
-    # WSGI ------------------------------------------------------------------------------------------
+    # The protocol, shared by the WSGI application and the asyncio one (receiver_async) -----------
 
-    def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
-        method = environ.get("REQUEST_METHOD", "GET")
-        if method == "GET" and environ.get("PATH_INFO", "/") in ("/", "/health"):
-            return reply(start_response, 200, "text/plain", b"ok\n")
+    def screen(
+        self, method: str, path: str, length: Optional[str], encoding: Optional[str], content_type: Optional[str]
+    ) -> Union[Answer, Tuple[int, bool]]:
+        """Everything decided before the body is read: an answer to send at once, or (the body's
+        length, whether it is XML)."""
+        if method == "GET" and path in ("/", "/health"):
+            return Answer(200, "text/plain", b"ok\n")
         if method != "POST":
-            return reply(start_response, 405, "text/plain", b"POST callbacks here\n", (("Allow", "POST"),))
+            return Answer(405, "text/plain", b"POST callbacks here\n", (("Allow", "POST"),))
         try:
-            length = int(environ.get("CONTENT_LENGTH") or "")
+            size = int(length or "")
         except ValueError:
-            return reply(start_response, 411, "text/plain", b"a Content-Length is required\n")
-        if length > self.max_body:
-            return reply(start_response, 413, "text/plain", f"over the {self.max_body}-byte limit\n".encode())
-        encoding = (environ.get("HTTP_CONTENT_ENCODING") or "identity").strip().lower()
-        if encoding != "identity":
-            return reply(start_response, 415, "text/plain", b"compressed bodies are refused; send identity\n")
-        content_type = (environ.get("CONTENT_TYPE") or "").split(";")[0].strip().lower()
-        is_xml = content_type in _XML_TYPES
-        if not is_xml and content_type != "application/json":
-            return reply(start_response, 415, "text/plain", b"send text/xml (UWS) or application/json (REST)\n")
-        body = environ["wsgi.input"].read(length)
+            return Answer(411, "text/plain", b"a Content-Length is required\n")
+        if size > self.max_body:
+            return Answer(413, "text/plain", f"over the {self.max_body}-byte limit\n".encode())
+        if (encoding or "identity").strip().lower() != "identity":
+            return Answer(415, "text/plain", b"compressed bodies are refused; send identity\n")
+        kind = (content_type or "").split(";")[0].strip().lower()
+        if kind not in _XML_TYPES and kind != "application/json":
+            return Answer(415, "text/plain", b"send text/xml (UWS) or application/json (REST)\n")
+        return size, kind in _XML_TYPES
+
+    def intake(self, body: bytes, is_xml: bool) -> Union[Answer, Intake]:
+        """What to store for a body, and what to answer once it is (or is not) stored."""
         try:
             callback = parse_callback(body) if is_xml else parse_rest_callback(body)
         except CallbackParseError as exc:
             reason = " ".join(str(exc).split())[:300]
-            try:
-                self.store.add_dead_letter(redact(body[:DEAD_LETTER_MAX], self.passwords), content_type, reason)
-            except StoreError:
-                return reply(start_response, 503, "text/plain", b"could not keep the refused document\n")
-            return reply(start_response, 400, "text/plain", (reason + "\n").encode())
+            kept = redact(body[:DEAD_LETTER_MAX], self.passwords)
+            return Intake(
+                dead_letter_work(kept, "text/xml" if is_xml else "application/json", reason),
+                Answer(400, "text/plain", (reason + "\n").encode()),
+                Answer(503, "text/plain", b"could not keep the refused document\n"),
+            )
         if not self._authentic(callback):
-            return reply(start_response, 401, "text/plain", b"wrong callback username or password\n")
-        try:
-            _, new = self.store.add_callback(callback, tuple(self.handlers))
-        except StoreError:
-            return reply(start_response, 503, "text/plain", b"not stored; send it again\n")
-        if new and self.handlers:
+            return Answer(401, "text/plain", b"wrong callback username or password\n")
+        stored = Answer(200, "text/xml; charset=utf-8", _SOAP_ACK) if is_xml else _JSON_ACK
+        return Intake(
+            callback_work(callback, tuple(self.handlers)),
+            stored,
+            Answer(503, "text/plain", b"not stored; send it again\n"),
+            is_callback=True,
+        )
+
+    def committed(self, intake: Intake, result: Any) -> None:
+        """Call after ``intake.work`` committed with ``result``: wakes the handlers for a new event."""
+        if intake.is_callback and self.handlers and result[1]:
             self._wake.set()
-        if is_xml:
-            return reply(start_response, 200, "text/xml; charset=utf-8", _SOAP_ACK)
-        return reply(start_response, 200, "application/json", b'{"stored":true}')
+
+    # WSGI ------------------------------------------------------------------------------------------
+
+    def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
+        screened = self.screen(
+            environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/"), environ.get("CONTENT_LENGTH"),
+            environ.get("HTTP_CONTENT_ENCODING"), environ.get("CONTENT_TYPE"),
+        )  # fmt: skip
+        if isinstance(screened, Answer):
+            return screened.send(start_response)
+        length, is_xml = screened
+        decided = self.intake(environ["wsgi.input"].read(length), is_xml)
+        if isinstance(decided, Answer):
+            return decided.send(start_response)
+        try:
+            result = self.store.write(decided.work)
+        except StoreError:
+            return decided.unstored.send(start_response)
+        self.committed(decided, result)
+        return decided.stored.send(start_response)
 
     def _authentic(self, callback: CallbackRequest) -> bool:
         if self.username is None and not self.passwords:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import queue
 import sqlite3
 import threading
@@ -19,11 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
+try:
+    import fcntl
+except ImportError:  # Windows: one process per store there
+    fcntl = None  # type: ignore[assignment]
+
 from .callbacks import CallbackRequest, ReportedDevice
 from .devices import Device
 from .errors import UwsAdapterError
 
 T = TypeVar("T")
+#: A unit of store work: runs inside the writer's transaction, returns its result.
+Work = Callable[[sqlite3.Connection], Any]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -125,6 +133,87 @@ class _Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: Optional[BaseException] = None
+    #: Called in the writer thread once the job's group is committed (or failed).
+    notify: Optional[Callable[[_Job], None]] = None
+
+
+def callback_work(
+    callback: CallbackRequest, handlers: Sequence[str] = ()
+) -> Callable[[sqlite3.Connection], Tuple[int, bool]]:
+    """The store transaction for one callback: insert its event (or count a re-send), its attempt,
+    and its handler runs. Runs in the writer thread (:meth:`Store.write` or :meth:`Store.submit`)."""
+    form = callback.to_dict()  # the password is redacted here, never stored
+    # What a re-send may change without being "different": its count, and its devices' order.
+    content = {k: v for k, v in form.items() if k != "callback_count"}
+    content["devices"] = sorted(content["devices"], key=lambda d: (d["kind"], d["identifier"].upper()))
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    key = (callback.service or "", callback.request_id, device_key(callback.devices), callback.action or "")
+    fault_code = callback.fault.code if callback.fault else None
+
+    def work(db: sqlite3.Connection) -> Tuple[int, bool]:
+        now = time.time()
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO events (service, request_id, device, action, status, succeeded, fault_code,"
+            " callback, content_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*key, callback.status, int(callback.succeeded), fault_code, json.dumps(form), digest, now),
+        )
+        new = cursor.rowcount == 1
+        if new:
+            event_id = int(cursor.lastrowid or 0)
+            db.executemany(
+                "INSERT INTO handler_queue (event_id, handler, next_at) VALUES (?, ?, ?)",
+                [(event_id, name, now) for name in handlers],
+            )
+        else:
+            event_id, first_digest = db.execute(
+                "SELECT id, content_hash FROM events"
+                " WHERE service = ? AND request_id = ? AND device = ? AND action = ?",
+                key,
+            ).fetchone()
+            if first_digest != digest:
+                db.execute("UPDATE events SET differs = 1 WHERE id = ?", (event_id,))
+        db.execute(
+            "INSERT INTO attempts (event_id, callback_count, content_hash, received_at) VALUES (?, ?, ?, ?)",
+            (event_id, callback.callback_count, digest, now),
+        )
+        return event_id, new
+
+    return work
+
+
+def dead_letter_work(body: bytes, content_type: Optional[str], reason: str) -> Callable[[sqlite3.Connection], int]:
+    """The store transaction that keeps a refused document (redacted and capped by the caller)."""
+
+    def work(db: sqlite3.Connection) -> int:
+        cursor = db.execute(
+            "INSERT INTO dead_letters (received_at, content_type, reason, body) VALUES (?, ?, ?, ?)",
+            (time.time(), content_type, reason, body),
+        )
+        return int(cursor.lastrowid or 0)
+
+    return work
+
+
+class _FileLock:
+    """An exclusive advisory lock on a file, across processes (a no-op where fcntl is missing)."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd: Optional[int] = None
+        if fcntl is not None:
+            self._fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o600)
+
+    def __enter__(self) -> None:
+        if self._fd is not None and fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None and fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class Store:
@@ -141,6 +230,8 @@ class Store:
         self._jobs: queue.Queue[Optional[_Job]] = queue.Queue()
         self._local = threading.local()
         self._closed = False
+        self._commit_lock = threading.Lock()
+        self._file_lock = _FileLock(Path(f"{self.path}.writelock"))
         setup = self._connect()
         setup.executescript(_SCHEMA)
         setup.close()
@@ -159,6 +250,7 @@ class Store:
             self._closed = True
             self._jobs.put(None)
             self._writer.join(timeout=10)
+            self._file_lock.close()
 
     def __enter__(self) -> Store:
         return self
@@ -200,7 +292,28 @@ class Store:
                 jobs.append(more)
             self._commit(connection, jobs)
 
+    def connect_writer(self) -> sqlite3.Connection:
+        """A connection for :meth:`commit_group`, for a caller that commits in its own thread (an
+        event loop, which must not wait on the writer thread)."""
+        return self._connect()
+
+    def commit_group(
+        self, connection: sqlite3.Connection, works: Sequence[Callable[[sqlite3.Connection], Any]]
+    ) -> List[_Job]:
+        """Run ``works`` in one transaction on ``connection``, each in its own savepoint, and commit
+        durably; each job's ``result`` or ``error`` says how it went."""
+        jobs = [_Job(work) for work in works]
+        self._commit(connection, jobs)
+        return jobs
+
     def _commit(self, connection: sqlite3.Connection, jobs: List[_Job]) -> None:
+        # Writers in this process take turns on a lock, and writers in other processes (gunicorn
+        # or uvicorn workers) on a file lock: both wake at once when it is free, where SQLite's own
+        # busy handler would sleep in steps of up to 100 ms.
+        with self._commit_lock, self._file_lock:
+            self._commit_locked(connection, jobs)
+
+    def _commit_locked(self, connection: sqlite3.Connection, jobs: List[_Job]) -> None:
         try:
             connection.execute("BEGIN IMMEDIATE")
             for job in jobs:
@@ -220,59 +333,24 @@ class Store:
                 job.error = job.error or exc
         for job in jobs:
             job.done.set()
+            if job.notify is not None:
+                job.notify(job)
 
     def add_callback(self, callback: CallbackRequest, handlers: Sequence[str] = ()) -> Tuple[int, bool]:
         """Store a callback durably; returns (event id, whether it is a new event). A re-send adds
         an attempt, and flags the event when its content differs from the first delivery."""
-        form = callback.to_dict()  # the password is redacted here, never stored
-        # What a re-send may change without being "different": its count, and its devices' order.
-        content = {k: v for k, v in form.items() if k != "callback_count"}
-        content["devices"] = sorted(content["devices"], key=lambda d: (d["kind"], d["identifier"].upper()))
-        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-        key = (callback.service or "", callback.request_id, device_key(callback.devices), callback.action or "")
-        fault_code = callback.fault.code if callback.fault else None
+        return self.write(callback_work(callback, handlers))
 
-        def work(db: sqlite3.Connection) -> Tuple[int, bool]:
-            now = time.time()
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO events (service, request_id, device, action, status, succeeded, fault_code,"
-                " callback, content_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*key, callback.status, int(callback.succeeded), fault_code, json.dumps(form), digest, now),
-            )
-            new = cursor.rowcount == 1
-            if new:
-                event_id = int(cursor.lastrowid or 0)
-                db.executemany(
-                    "INSERT INTO handler_queue (event_id, handler, next_at) VALUES (?, ?, ?)",
-                    [(event_id, name, now) for name in handlers],
-                )
-            else:
-                event_id, first_digest = db.execute(
-                    "SELECT id, content_hash FROM events"
-                    " WHERE service = ? AND request_id = ? AND device = ? AND action = ?",
-                    key,
-                ).fetchone()
-                if first_digest != digest:
-                    db.execute("UPDATE events SET differs = 1 WHERE id = ?", (event_id,))
-            db.execute(
-                "INSERT INTO attempts (event_id, callback_count, content_hash, received_at) VALUES (?, ?, ?, ?)",
-                (event_id, callback.callback_count, digest, now),
-            )
-            return event_id, new
-
-        return self.write(work)
+    def submit(self, work: Callable[[sqlite3.Connection], Any], notify: Callable[[_Job], None]) -> None:
+        """Queue ``work`` without waiting: ``notify(job)`` runs in the writer thread once its group
+        is committed (``job.error`` is set if it was not). For event loops, which must not block."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        self._jobs.put(_Job(work, notify=notify))
 
     def add_dead_letter(self, body: bytes, content_type: Optional[str], reason: str) -> int:
         """Keep a refused document (already redacted and capped by the caller)."""
-        return self.write(
-            lambda db: int(
-                db.execute(
-                    "INSERT INTO dead_letters (received_at, content_type, reason, body) VALUES (?, ?, ?, ?)",
-                    (time.time(), content_type, reason, body),
-                ).lastrowid
-                or 0
-            )
-        )
+        return self.write(dead_letter_work(body, content_type, reason))
 
     def record_request(self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap") -> None:
         """Remember a sent request so that the tracker knows which devices to expect."""
