@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 from typing import Any, Optional
 
@@ -219,3 +221,27 @@ def test_fuzz_soap_parser_raises_only_parse_errors(data: Any) -> None:
 @given(any_input)
 def test_fuzz_rest_parser_raises_only_parse_errors(data: Any) -> None:
     _only_parse_errors(parse_rest_callback, data)
+
+
+def _generic_form(value: object) -> object:
+    """The JSON form by a generic walk over the dataclasses: what to_dict must equal."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _generic_form(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_generic_form(item) for item in value]
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return value
+
+
+def test_to_dict_writes_every_field_of_every_part() -> None:
+    device = ReportedDevice("IMEI", "990003420535573")
+    full = CallbackRequest(
+        "r-1", (device,), "user", "pw", "CarrierService", "Suspend", "Failed", 2, 4, "comment",
+        SuspendResult(datetime.date(2026, 5, 25), 180, 93, 87), RestoreResult(False),
+        CallbackFault("c", "s", "a", "d"), NiddResult("acct", "why", (device,)),
+        ProfileResult((device,), "ACTIVE", "ENABLE", "LOCAL"), ("Usage",),
+    )  # fmt: skip
+    assert full.to_dict(reveal_password=True) == _generic_form(full)
+    empty = CallbackRequest("r-2")
+    assert empty.to_dict() == _generic_form(empty)
