@@ -186,13 +186,9 @@ def _run_receiver(args: argparse.Namespace) -> int:
         app = Receiver(store, username=args.username, password=args.password, previous_password=args.previous_password,
                        max_body=args.max_body)  # fmt: skip
         server = create_server(app, **server_options(app, host=args.host, port=args.port, threads=args.threads))
-        sys.stdout.write(f"receiver (waitress) on http://{args.host}:{server.effective_port}/ storing into {args.db}\n")
-        sys.stdout.flush()
-        try:
-            server.run()
-        finally:
-            server.close()
-            app.close()
+        _serve(
+            server, app, f"receiver (waitress) on http://{args.host}:{server.effective_port}/ storing into {args.db}"
+        )
     return 0
 
 
@@ -231,6 +227,17 @@ def _run_uvicorn_receiver(args: argparse.Namespace) -> int:
     app = "uws_adapter.receiver_async:create_app"
     uvicorn.run(app, **server_config(factory=True, workers=args.workers, host=args.host, port=port))
     return 0
+
+
+def _serve(server: Any, app: Any, announcement: str) -> None:
+    """Say where the service listens (first line of stdout), then serve until Ctrl-C."""
+    sys.stdout.write(announcement + "\n")
+    sys.stdout.flush()
+    try:
+        server.run()
+    finally:
+        server.close()
+        app.close()
 
 
 def _free_port(host: str) -> int:
@@ -277,11 +284,5 @@ def _run_bridge(args: argparse.Namespace) -> int:
         address = args.public_url or f"http://{args.host}:{server.effective_port}"
         for account in args.register:
             app.register(account, f"{address}/callbacks", args.service or ["CarrierService"])
-        sys.stdout.write(f"bridge: UWS at {address}/api/v2, REST callbacks at {address}/callbacks, store {args.db}\n")
-        sys.stdout.flush()
-        try:
-            server.run()
-        finally:
-            server.close()
-            app.close()
+        _serve(server, app, f"bridge: UWS at {address}/api/v2, REST callbacks at {address}/callbacks, store {args.db}")
     return 0
