@@ -19,7 +19,8 @@ from .callback_json import parse_rest_callback
 from .callback_xml import parse_callback
 from .callbacks import REDACTED, CallbackRequest
 from .errors import CallbackParseError
-from .store import Store, StoredEvent, StoreError, callback_work, dead_letter_work
+from .store import Store, StoredEvent, StoreError
+from .store_writes import callback_work, dead_letter_work
 from .wire import NS_SOAP_ENV, NS_V2
 from .xmlsafe import MAX_BYTES
 

@@ -1,15 +1,15 @@
 """The durable store: callbacks (one event per service, RequestId, device and action, every
 delivery attempt kept), dead letters, and the requests the client sent.
 
-SQLite in WAL mode with full synchronous commits. All writes go through one writer thread that
-commits queued jobs in groups: each job runs in its own savepoint, and every caller is released
-only after the COMMIT of its group returned, so nothing is acknowledged before it is durable while
-one fsync serves many concurrent callbacks.
+SQLite in WAL mode with full synchronous commits. Writes go through one writer thread that commits
+queued jobs in groups (or, for an event loop, through :meth:`Store.commit_group` on its own
+connection): each job runs in its own savepoint, and every caller is released only after the
+COMMIT of its group returned, so nothing is acknowledged before it is durable while one fsync
+serves many concurrent callbacks. What a job writes is in :mod:`uws_adapter.store_writes`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import queue
@@ -25,9 +25,10 @@ try:
 except ImportError:  # Windows: one process per store there
     fcntl = None  # type: ignore[assignment]
 
-from .callbacks import CallbackRequest, ReportedDevice
+from .callbacks import CallbackRequest
 from .devices import Device
 from .errors import UwsAdapterError
+from .store_writes import callback_work, dead_letter_work
 
 T = TypeVar("T")
 #: A unit of store work: runs inside the writer's transaction, returns its result.
@@ -92,11 +93,6 @@ class StoreError(UwsAdapterError):
     """The store could not write (disk full, locked, closed): nothing was acknowledged."""
 
 
-def device_key(devices: Sequence[ReportedDevice]) -> str:
-    """One key per device whatever the order or case its identifiers arrive in."""
-    return "|".join(sorted(f"{d.kind}:{d.identifier.upper()}" for d in devices))
-
-
 @dataclass(frozen=True)
 class StoredEvent:
     """An event as stored: the callback (password redacted), its delivery attempts, and whether a
@@ -135,63 +131,6 @@ class _Job:
     error: Optional[BaseException] = None
     #: Called in the writer thread once the job's group is committed (or failed).
     notify: Optional[Callable[[_Job], None]] = None
-
-
-def callback_work(
-    callback: CallbackRequest, handlers: Sequence[str] = ()
-) -> Callable[[sqlite3.Connection], Tuple[int, bool]]:
-    """The store transaction for one callback: insert its event (or count a re-send), its attempt,
-    and its handler runs. Runs in the writer thread (:meth:`Store.write` or :meth:`Store.submit`)."""
-    form = callback.to_dict()  # the password is redacted here, never stored
-    # What a re-send may change without being "different": its count, and its devices' order.
-    content = {k: v for k, v in form.items() if k != "callback_count"}
-    content["devices"] = sorted(content["devices"], key=lambda d: (d["kind"], d["identifier"].upper()))
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-    key = (callback.service or "", callback.request_id, device_key(callback.devices), callback.action or "")
-    fault_code = callback.fault.code if callback.fault else None
-
-    def work(db: sqlite3.Connection) -> Tuple[int, bool]:
-        now = time.time()
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO events (service, request_id, device, action, status, succeeded, fault_code,"
-            " callback, content_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*key, callback.status, int(callback.succeeded), fault_code, json.dumps(form), digest, now),
-        )
-        new = cursor.rowcount == 1
-        if new:
-            event_id = int(cursor.lastrowid or 0)
-            db.executemany(
-                "INSERT INTO handler_queue (event_id, handler, next_at) VALUES (?, ?, ?)",
-                [(event_id, name, now) for name in handlers],
-            )
-        else:
-            event_id, first_digest = db.execute(
-                "SELECT id, content_hash FROM events"
-                " WHERE service = ? AND request_id = ? AND device = ? AND action = ?",
-                key,
-            ).fetchone()
-            if first_digest != digest:
-                db.execute("UPDATE events SET differs = 1 WHERE id = ?", (event_id,))
-        db.execute(
-            "INSERT INTO attempts (event_id, callback_count, content_hash, received_at) VALUES (?, ?, ?, ?)",
-            (event_id, callback.callback_count, digest, now),
-        )
-        return event_id, new
-
-    return work
-
-
-def dead_letter_work(body: bytes, content_type: Optional[str], reason: str) -> Callable[[sqlite3.Connection], int]:
-    """The store transaction that keeps a refused document (redacted and capped by the caller)."""
-
-    def work(db: sqlite3.Connection) -> int:
-        cursor = db.execute(
-            "INSERT INTO dead_letters (received_at, content_type, reason, body) VALUES (?, ?, ?, ?)",
-            (time.time(), content_type, reason, body),
-        )
-        return int(cursor.lastrowid or 0)
-
-    return work
 
 
 class _FileLock:
