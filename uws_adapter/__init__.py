@@ -9,7 +9,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .actions import Action, Restore, Suspend, action_named
 from .callback_json import parse_rest_callback, render_rest_callback
-from .callback_xml import parse_callback, render_callback
+from .callback_xml import parse_callback
+from .callback_xml_render import render_callback
 from .callbacks import (
     CallbackFault,
     CallbackRequest,

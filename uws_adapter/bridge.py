@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import requests
 
-from .callback_xml import render_callback
+from .callback_xml_render import render_callback
 from .errors import InputError, OutcomeUnknown, ServiceFault, TransportError, UwsAdapterError
 from .receiver import Receiver, StartResponse, reply
 from .rest_client import RestClient

@@ -23,11 +23,10 @@ from .callbacks import (
     ReportedDevice,
     RestoreResult,
     SuspendResult,
-    format_date,
     parse_date,
     reported_kind,
 )
-from .errors import CallbackParseError, InputError
+from .errors import CallbackParseError
 from .wire import NS_SOAP_ENV, NS_V2, NS_XSI
 from .xmlsafe import MAX_BYTES, parse_untrusted
 
@@ -39,7 +38,7 @@ _SLASHED_END_TAG = r"</([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)\s*/>"
 _SLASHED_END_TAG_TEXT = re.compile(_SLASHED_END_TAG)
 _SLASHED_END_TAG_BYTES = re.compile(_SLASHED_END_TAG.encode())
 _INT = re.compile(r"[+-]?\d+")
-_SUSPEND_FIELDS = {
+SUSPEND_FIELDS = {
     "ExpectedResumeDate": "expected_resume_date",
     "MaxSuspendDaysAllowed": "max_suspend_days_allowed",
     "NumDaysSuspendedLast12Months": "num_days_suspended_last_12_months",
@@ -68,7 +67,7 @@ def parse_callback(data: Union[bytes, str], *, repair: bool = False, max_bytes: 
     return _Reader().read(_callback_element(root))
 
 
-_CARRIER_SECTIONS = (
+CARRIER_SECTIONS = (
     "ChangeDeviceFeatureCodes",
     "ChangeDeviceServicePlan",
     "ChangeDeviceCostCenter",
@@ -79,8 +78,8 @@ _CARRIER_SECTIONS = (
     "ChangeDeviceContactInfo",
 )
 # The callback example orders the actions so [doc], unlike the request schema.
-_CALLBACK_ACTION_ORDER = ("Activate", "Deactivate", "Restore", "Suspend", "Reconnect")
-_OTHER_SECTIONS = ("ExternalProvisioningChange", "PromoChange", "SMSDelivery", "PRLInformation", "GoToState")
+CALLBACK_ACTION_ORDER = ("Activate", "Deactivate", "Restore", "Suspend", "Reconnect")
+OTHER_SECTIONS = ("ExternalProvisioningChange", "PromoChange", "SMSDelivery", "PRLInformation", "GoToState")
 
 # Known names, qualified and unqualified, map straight to their local name: the parser looks up
 # every element's tag, and a dict hit is far cheaper than splitting the string each time.
@@ -89,7 +88,7 @@ _KNOWN_NAMES = (
     "CarrierService", "ChangeDeviceState", *ACTIONS, "Fault", "Comment", "Summary", "Status", "CallbackCount",
     "MaxCallbackThreshold", "NiddService", "DeviceProfileService", "AccountName", "Reason", "State",
     "ProfileStatus", "ProfileRole", "ExpectedResumeDate", "MaxSuspendDaysAllowed", "NumDaysSuspendedLast12Months",
-    "NumDaysSuspendAllowedCurrent12Months", *_CARRIER_SECTIONS, *_OTHER_SECTIONS, "DeviceSuspendStatus", "Usage",
+    "NumDaysSuspendAllowedCurrent12Months", *CARRIER_SECTIONS, *OTHER_SECTIONS, "DeviceSuspendStatus", "Usage",
 )  # fmt: skip
 _SERVICES = ("CarrierService", "NiddService", "DeviceProfileService")
 # Empty elements whose emptiness still says something: an empty service section or Fault is
@@ -325,7 +324,7 @@ class _Reader:
     def suspend_result(self, section: etree._Element) -> SuspendResult:
         found: Dict[str, object] = {}
         for name, child in _children(section):
-            field_name = _SUSPEND_FIELDS.get(name)
+            field_name = SUSPEND_FIELDS.get(name)
             if field_name == "expected_resume_date":
                 text = _leaf_text(child)
                 where = f"callback: ExpectedResumeDate (line {_line(child)})"
@@ -376,95 +375,3 @@ def _fault(element: etree._Element) -> CallbackFault:
     return CallbackFault(
         values.get("faultcode"), values.get("faultstring"), values.get("faultactor"), values.get("detail")
     )
-
-
-# Rendering ---------------------------------------------------------------------------------------
-
-# Rendering ---------------------------------------------------------------------------------------
-
-
-def _sub(parent: etree._Element, name: str, text: Optional[object] = None, *, nil: bool = False) -> etree._Element:
-    element = etree.SubElement(parent, _V + name)
-    if nil:
-        element.set(_NIL, "true")
-    elif text is not None:
-        try:
-            element.text = str(text)
-        except ValueError:  # control characters, which JSON can carry and XML 1.0 cannot
-            raise InputError(
-                name, f"{str(text)[:40]!r} has characters XML cannot carry", "remove control characters"
-            ) from None
-    return element
-
-
-def _sub_devices(parent: etree._Element, devices: Tuple[ReportedDevice, ...]) -> None:
-    for device in devices:
-        element = _sub(parent, "Device")
-        _sub(element, "Kind", device.kind)
-        _sub(element, "Identifier", device.identifier)
-
-
-def render_callback(callback: CallbackRequest) -> bytes:
-    """The UWS SOAP callback the carrier would send for ``callback``, shaped like its documented
-    example (CallbackRequest in the v2 default namespace, Data nested twice, unused sections nil).
-
-    Not rendered: ``unmodeled`` (only names are kept) and ``restore.restored``, which UWS derives
-    from Status. NiddService and DeviceProfileService sections are our own [inferred] shape: UWS
-    documents no such callbacks.
-    """
-    envelope = etree.Element(f"{{{NS_SOAP_ENV}}}Envelope", nsmap={"s": NS_SOAP_ENV})
-    body = etree.SubElement(envelope, f"{{{NS_SOAP_ENV}}}Body", nsmap={"xsi": NS_XSI})
-    request = etree.SubElement(body, _V + "CallbackRequest", nsmap={None: NS_V2})  # type: ignore[dict-item]
-    _sub(request, "Username", callback.username)
-    _sub(request, "Password", callback.password)
-    _sub(request, "RequestId", callback.request_id)
-    _sub_devices(request, callback.devices)
-    data = _sub(_sub(request, "Data"), "Data")
-    if callback.service == "CarrierService":
-        carrier = _sub(data, "CarrierService")
-        state = _sub(carrier, "ChangeDeviceState", nil=callback.action is None)
-        if callback.action is not None:
-            for action in _CALLBACK_ACTION_ORDER:
-                section = _sub(state, action, nil=action != callback.action)
-                if action == "Suspend" and callback.action == "Suspend" and callback.suspend is not None:
-                    _render_suspend(section, callback.suspend)
-        for name in _CARRIER_SECTIONS:
-            _sub(carrier, name, nil=True)
-    else:
-        _sub(data, "CarrierService", nil=True)
-    for name in _OTHER_SECTIONS:
-        _sub(data, name, nil=True)
-    if callback.service == "NiddService" and callback.nidd is not None:
-        nidd = _sub(data, "NiddService")
-        _sub(nidd, "AccountName", callback.nidd.account_name)
-        _sub(nidd, "Reason", callback.nidd.reason)
-        _sub_devices(nidd, callback.nidd.devices)
-    if callback.service == "DeviceProfileService" and callback.profile is not None:
-        profile = _sub(data, "DeviceProfileService")
-        _sub_devices(profile, callback.profile.devices)
-        _sub(profile, "State", callback.profile.state)
-        _sub(profile, "ProfileStatus", callback.profile.profile_status)
-        _sub(profile, "ProfileRole", callback.profile.profile_role)
-    fault = _sub(data, "Fault", nil=callback.fault is None)
-    if callback.fault is not None:
-        for name, value in zip(("faultcode", "faultstring", "faultactor", "detail"), _fault_values(callback.fault)):
-            if value is not None:
-                _sub(fault, name, value)
-    _sub(data, "Comment", callback.comment, nil=callback.comment is None)
-    _sub(data, "Summary", nil=True)
-    _sub(data, "Status", callback.status, nil=callback.status is None)
-    _sub(data, "CallbackCount", callback.callback_count, nil=callback.callback_count is None)
-    _sub(data, "MaxCallbackThreshold", callback.max_callback_threshold, nil=callback.max_callback_threshold is None)
-    rendered: bytes = etree.tostring(envelope, encoding="utf-8")
-    return rendered
-
-
-def _fault_values(fault: CallbackFault) -> Tuple[Optional[str], ...]:
-    return (fault.code, fault.string, fault.actor, fault.detail)
-
-
-def _render_suspend(section: etree._Element, result: SuspendResult) -> None:
-    for element_name, field_name in _SUSPEND_FIELDS.items():
-        value = getattr(result, field_name)
-        if value is not None:
-            _sub(section, element_name, format_date(value) if field_name == "expected_resume_date" else value)

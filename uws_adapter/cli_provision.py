@@ -11,7 +11,8 @@ from typing import Any, List, Optional, Tuple
 
 from .actions import action_named
 from .callback_json import parse_rest_callback, rest_callback_dict
-from .callback_xml import parse_callback, render_callback
+from .callback_xml import parse_callback
+from .callback_xml_render import render_callback
 from .client import UwsClient
 from .config import BACKENDS, CONFIG_VARIABLE, ENVIRONMENT, load_settings
 from .config import connect as connect_backend

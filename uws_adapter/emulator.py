@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import requests
 
 from .callback_json import render_rest_callback
-from .callback_xml import render_callback
+from .callback_xml_render import render_callback
 from .callbacks import CallbackFault, CallbackRequest, NiddResult, ProfileResult, ReportedDevice, SuspendResult
 from .devices import Device, DeviceIdentifier
 from .selection import CustomField
