@@ -9,13 +9,12 @@ are marked [inferred] where they are raised.
 
 from __future__ import annotations
 
-import datetime as dt
 import heapq
 import itertools
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -23,42 +22,26 @@ import requests
 
 from .callback_json import render_rest_callback
 from .callback_xml_render import render_callback
-from .callbacks import CallbackFault, CallbackRequest, NiddResult, ProfileResult, ReportedDevice, SuspendResult
-from .devices import Device, DeviceIdentifier
+from .callbacks import CallbackRequest
+from .devices import DeviceIdentifier
+from .emulator_lines import (
+    ACTIVE,
+    DEFAULT_ACCOUNT,
+    SUSPENDED,
+    EmulatedDevice,
+    change_state,
+    generated_devices,
+    nidd_callback,
+    resume_profile,
+)
 from .selection import CustomField
 from .wire import CONTENT_TYPE, MAX_DEVICES_PER_REQUEST
 
-DEFAULT_ACCOUNT = "0000123456-00001"
-ACTIVE, SUSPENDED = "Active", "Suspended"
+__all__ = [
+    "ACTIVE", "DEFAULT_ACCOUNT", "MAX_BODY", "SUSPENDED", "EmulatedDevice", "Emulator", "EmulatorFault", "Listener",
+    "generated_devices",
+]  # fmt: skip
 MAX_BODY = 8 * 1024 * 1024  # a 10,000-device request is about 2 MB
-
-
-@dataclass
-class EmulatedDevice:
-    """One line in the emulator's inventory (mutable: its state changes). ``nb_iot`` lines get a
-    NiddService callback after a restore [doc]; ``profile_status`` is the eSIM profile's
-    (``"SUSPEND"`` can be resumed with profile_resume), None for a physical SIM."""
-
-    device: Device
-    account: str = DEFAULT_ACCOUNT
-    group: Optional[str] = None
-    service_plan: str = "M2M Flex"
-    custom_fields: Dict[str, str] = field(default_factory=dict)
-    state: str = ACTIVE
-    actions_today: int = 0
-    suspended_days: int = 0
-    nb_iot: bool = False
-    profile_status: Optional[str] = None
-
-
-def generated_devices(count: int, *, account: str = DEFAULT_ACCOUNT, state: str = ACTIVE) -> List[EmulatedDevice]:
-    """``count`` Active devices, each with an IMEI and an ICCID."""
-    return [
-        EmulatedDevice(
-            Device.parse(f"IMEI:{350000000000000 + n}+ICCID:{89148000000000000000 + n}"), account, state=state
-        )
-        for n in range(count)
-    ]
 
 
 class EmulatorFault(Exception):
@@ -259,12 +242,18 @@ class Emulator:
             for given, line in targets:
                 owner = line.account if line else (account or DEFAULT_ACCOUNT)
                 if action == "ProfileResume":
-                    self._enqueue(owner, self._resume_profile(request_id, given, line))
+                    self._enqueue(
+                        owner,
+                        resume_profile(request_id, given, line, max_callback_threshold=self.max_callback_threshold),
+                    )
                     continue
-                callback = self._apply(request_id, action, given, line)
+                callback = change_state(
+                    request_id, action, given, line, daily_budget=self.daily_budget,
+                    max_callback_threshold=self.max_callback_threshold,
+                )  # fmt: skip
                 self._enqueue(owner, callback)
                 if action == "Restore" and callback.succeeded and line is not None and line.nb_iot:
-                    self._enqueue(owner, _nidd_callback(callback, owner))
+                    self._enqueue(owner, nidd_callback(callback, owner))
         return request_id
 
     def _enqueue(self, account: str, callback: CallbackRequest) -> None:
@@ -272,70 +261,6 @@ class Emulator:
         if listener is not None:
             heapq.heappush(self._queue, (time.monotonic(), next(self._sequence), callback, listener))
             self._queued.notify_all()
-
-    def _apply(
-        self, request_id: str, action: str, given: Tuple[DeviceIdentifier, ...], line: Optional[EmulatedDevice]
-    ) -> CallbackRequest:
-        identifiers = line.device.identifiers if line else given
-        base = CallbackRequest(
-            request_id=request_id,
-            devices=tuple(ReportedDevice(i.kind, i.identifier) for i in identifiers),
-            service="CarrierService",
-            action=action,
-            max_callback_threshold=self.max_callback_threshold,
-        )
-        if line is None:
-            return replace(
-                base, status="Failed", fault=CallbackFault("REQUEST_FAILED.DeviceNotFound", "device not found")
-            )
-        needed = SUSPENDED if action == "Restore" else ACTIVE
-        if line.state != needed:
-            fault = CallbackFault(
-                "INPUT_INVALID.DeviceState.Invalid", f"{action} needs the device {needed}; it is {line.state}"
-            )
-            return replace(base, status="Failed", fault=fault)
-        if line.actions_today >= self.daily_budget:
-            fault = CallbackFault(
-                "REQUEST_FAILED.ProvisioningLimitExceeded", f"{self.daily_budget} actions a day"
-            )  # [inferred]
-            return replace(base, status="Failed", fault=fault)
-        line.actions_today += 1
-        line.state = ACTIVE if action == "Restore" else SUSPENDED
-        if action == "Restore":
-            return replace(base, status="Success")
-        allowed = 180
-        suspend = SuspendResult(
-            dt.date.today() + dt.timedelta(days=allowed - line.suspended_days),
-            allowed,
-            line.suspended_days,
-            allowed - line.suspended_days,
-        )
-        return replace(
-            base, status="Success", suspend=suspend, comment="Device Suspended - Applicable Charges Will Continue"
-        )
-
-    def _resume_profile(
-        self, request_id: str, given: Tuple[DeviceIdentifier, ...], line: Optional[EmulatedDevice]
-    ) -> CallbackRequest:
-        devices = tuple(ReportedDevice(i.kind, i.identifier) for i in (line.device.identifiers if line else given))
-        # A failed profile callback still names its service by an (empty) deviceProfileResponse.
-        base = CallbackRequest(
-            request_id,
-            devices,
-            service="DeviceProfileService",
-            max_callback_threshold=self.max_callback_threshold,
-            profile=ProfileResult(devices),
-        )
-        if line is None or line.profile_status is None:
-            fault = CallbackFault("REQUEST_FAILED.DeviceNotFound", "no eSIM profile with this ICCID")
-            return replace(base, status="FAILED", fault=fault)
-        if line.profile_status != "SUSPEND":
-            fault = CallbackFault("INPUT_INVALID.DeviceState.Invalid", f"the profile is {line.profile_status}")
-            return replace(base, status="FAILED", fault=fault)
-        line.profile_status = "ENABLE"
-        line.state = ACTIVE
-        profile = ProfileResult(devices, "ACTIVE", "ENABLE", "LOCAL")
-        return replace(base, status="SUCCESS", profile=profile)
 
     # Callbacks ----------------------------------------------------------------------------------
 
@@ -372,17 +297,6 @@ class Emulator:
                     due = time.monotonic() + self.callback_spacing
                     heapq.heappush(self._queue, (due, next(self._sequence), attempt, listener))
                     self._queued.notify_all()
-
-
-def _nidd_callback(restored: CallbackRequest, account: str) -> CallbackRequest:
-    """The second, NiddService callback of an NB-IoT restore: NIDD config enabled again [doc]."""
-    return CallbackRequest(
-        restored.request_id,
-        service="NiddService",
-        status="ConfigCreated",
-        nidd=NiddResult(account, None, restored.devices),
-        max_callback_threshold=restored.max_callback_threshold,
-    )
 
 
 def _handler_for(emulator: Emulator) -> type:
