@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Sequence, Tuple
 
 from .receiver import Answer, Intake, Receiver
 
@@ -26,6 +26,14 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+
+class _Failed:
+    """A job that never ran: its group could not be committed."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.result = None
 
 
 class AsyncReceiver:
@@ -82,12 +90,17 @@ class AsyncReceiver:
         arrives meanwhile becomes the next group."""
         self._flush_scheduled = False
         parked, self._parked = self._parked, []
-        if self._connection is None:
-            self._connection = self.store.connect_writer()
         group = max(1, self.store.max_batch)  # max_batch 1 is the one-commit-per-callback baseline
         for start in range(0, len(parked), group):
             chunk = parked[start : start + group]
-            jobs = self.store.commit_group(self._connection, [intake.work for intake, _ in chunk])
+            jobs: Sequence[Any]
+            try:
+                if self._connection is None:
+                    self._connection = self.store.connect_writer()
+                jobs = self.store.commit_group(self._connection, [intake.work for intake, _ in chunk])
+            except Exception as exc:  # no connection, or the store refused: nothing of this group is stored
+                self._connection = None
+                jobs = [_Failed(exc)] * len(chunk)
             for (_, future), job in zip(chunk, jobs):
                 if future.done():  # the client went away
                     continue
