@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import List
 
+import pytest
 from test_cli import run
 
 from uws_adapter import Device, Emulator, UwsClient, generated_devices, select
@@ -23,9 +24,10 @@ def test_progress_bar() -> None:
     assert progress_bar(3000, 3000, width=4) == "[####] 3,000/3,000"
 
 
-def test_demo_end_to_end(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["soap", "rest"])
+def test_demo_end_to_end(tmp_path: Path, backend: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "uws_adapter", "demo", "--devices", "200", "--timeout", "60"],
+        [sys.executable, "-m", "uws_adapter", "demo", "--devices", "200", "--timeout", "60", "--backend", backend],
         cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

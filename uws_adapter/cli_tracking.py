@@ -39,6 +39,7 @@ def add_commands(commands: Any) -> None:
     )
     demo.add_argument("--devices", type=int, default=3000, metavar="N")
     demo.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS", help="per phase")
+    demo.add_argument("--backend", choices=["soap", "rest"], default="soap", help="the API the demo provisions over")
     demo.set_defaults(run=_run_demo)
 
 
@@ -95,4 +96,4 @@ def _run_demo(args: argparse.Namespace) -> int:
         import waitress  # noqa: F401  # the demo runs the receiver on it
     except ImportError:
         raise InputError("demo", "waitress is not installed", "pip install 'uws-adapter[receiver]'") from None
-    return 0 if run_demo(args.devices, timeout=args.timeout) else EXIT_FAILURE
+    return 0 if run_demo(args.devices, timeout=args.timeout, backend=args.backend) else EXIT_FAILURE

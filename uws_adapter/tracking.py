@@ -15,7 +15,9 @@ from typing import Dict, List, Optional, Sequence, TextIO
 from .actions import Restore, Suspend
 from .client import UwsClient
 from .emulator import ACTIVE, DEFAULT_ACCOUNT, SUSPENDED, Emulator, generated_devices
+from .provisioning import Provisioner
 from .receiver import Receiver, server_options
+from .rest_client import RestClient
 from .store import RequestStatus, Store
 
 
@@ -56,10 +58,16 @@ def summary(status: RequestStatus) -> str:
 
 
 def run_demo(
-    devices: int = 3000, *, out: TextIO = sys.stdout, progress: Optional[TextIO] = sys.stderr, timeout: float = 300.0
+    devices: int = 3000,
+    *,
+    out: TextIO = sys.stdout,
+    progress: Optional[TextIO] = sys.stderr,
+    timeout: float = 300.0,
+    backend: str = "soap",
 ) -> bool:
-    """Suspend then restore ``devices`` emulated lines over SOAP, with callbacks into a receiver and
-    a temporary store; True when every device reached the expected state."""
+    """Suspend then restore ``devices`` emulated lines over UWS SOAP (or the REST API), with
+    callbacks into a receiver and a temporary store; True when every device reached the expected
+    state."""
     from waitress.server import create_server
 
     # waitress warns on its task queue depth, which a burst of callbacks reaches by design here.
@@ -72,17 +80,24 @@ def run_demo(
         threading.Thread(target=server.run, daemon=True, name="uws-demo-receiver").start()
         try:
             with Emulator(devices=lines, callback_spacing=5.0, delivery_workers=16) as emulator:
-                emulator.register_listener(
-                    DEFAULT_ACCOUNT,
-                    f"http://127.0.0.1:{server.effective_port}/callbacks",
-                    "demo-listener",
-                    listener_password,
-                )
-                receiver_url = f"http://127.0.0.1:{server.effective_port}/"
-                out.write(f"emulator {emulator.base_url}, receiver {receiver_url}, {devices:,} devices\n")
-                client = UwsClient(
-                    base_url=emulator.base_url, username="uws-user", password="uws-password", store=store
-                )
+                listener_url = f"http://127.0.0.1:{server.effective_port}/callbacks"
+                client: Provisioner
+                if backend == "rest":
+                    client = RestClient(
+                        base_url=emulator.rest_url, client_id="ts-client", client_secret="ts-secret",
+                        username="uws-user", password="uws-password", store=store,
+                    )  # fmt: skip
+                    client.register_callback(
+                        DEFAULT_ACCOUNT, "CarrierService", listener_url, username="demo-listener",
+                        password=listener_password,
+                    )  # fmt: skip
+                else:
+                    emulator.register_listener(DEFAULT_ACCOUNT, listener_url, "demo-listener", listener_password)
+                    client = UwsClient(
+                        base_url=emulator.base_url, username="uws-user", password="uws-password", store=store
+                    )
+                address = emulator.rest_url if backend == "rest" else emulator.base_url
+                out.write(f"emulator {address} ({backend}), receiver {listener_url}, {devices:,} devices\n")
                 everything = [line.device for line in lines]
                 ok = True
                 for action, expected in ((Suspend(), SUSPENDED), (Restore(), ACTIVE)):
