@@ -15,11 +15,11 @@ from typing import Any, Dict, Iterable, List, Mapping
 
 from lxml import etree
 
-from .actions import Action, Restore, Suspend
+from .actions import Action, Suspend
 from .bindings import bindings
 from .devices import REST_ONLY_KINDS, Device
 from .errors import InputError, UnsupportedByApi
-from .selection import DeviceList, DeviceQuery, Selection
+from .selection import DeviceList, Selection, check_request
 from .wire import CONTENT_TYPE, NS_SESSION, REQUEST_PREFIXES, UWS_BASE_URL, soap_action
 
 OPERATION = "ChangeDeviceState"
@@ -53,10 +53,7 @@ class SoapRequest:
 
 def check_soap_request(action: Action, selection: Selection) -> None:
     """Refuse what UWS cannot carry, instead of dropping it silently."""
-    if not isinstance(action, (Restore, Suspend)):
-        raise InputError("action", f"expected Restore() or Suspend(), got {action!r}", "use action_named('restore')")
-    if not isinstance(selection, (DeviceList, DeviceQuery)):
-        raise InputError("selection", f"expected a DeviceList or DeviceQuery, got {selection!r}", "use select(...)")
+    check_request(action, selection)
     if isinstance(action, Suspend) and action.with_billing is not None:
         raise UnsupportedByApi(
             "with_billing",

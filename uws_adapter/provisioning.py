@@ -13,7 +13,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
 
 import requests
 
@@ -24,6 +24,8 @@ from .selection import DeviceList, Selection
 from .store import Store
 from .transport import DEFAULT_TIMEOUT, HttpSender
 from .wire import MAX_DEVICES_PER_REQUEST
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,16 @@ class Provisioner(ABC):
                 self._token = self._login(*self._credentials)
             return self._token
 
+    def _with_session(self, call: Callable[[str], T]) -> T:
+        """``call(token)``; when the token has expired, one new login and one more call."""
+        token = self._session_token()
+        try:
+            return call(token)
+        except SessionExpired:
+            if self._credentials is None:
+                raise
+            return call(self._session_token(stale=token))
+
     def restore(self, selection: Selection) -> str:
         """Restore service to the selected devices; returns the RequestId."""
         return self.change_device_state(Restore(), selection)
@@ -113,13 +125,7 @@ class Provisioner(ABC):
         """Send the action; returns the RequestId. With a ``store``, the request is recorded there
         so that its progress can be tracked."""
         self._check(action, selection)
-        token = self._session_token()
-        try:
-            request_id = self._change(action, selection, token)
-        except SessionExpired:
-            if self._credentials is None:
-                raise
-            request_id = self._change(action, selection, self._session_token(stale=token))
+        request_id = self._with_session(lambda token: self._change(action, selection, token))
         if self.store is not None:
             devices = selection.devices if isinstance(selection, DeviceList) else ()
             self.store.record_request(request_id, action.element, devices, api=self.api)

@@ -18,7 +18,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 from .actions import Action, Restore, Suspend
 from .devices import Device, as_tuple_of
 from .errors import InputError
-from .selection import ACCOUNT_FIX, DeviceList, DeviceQuery, Selection, required_text
+from .selection import ACCOUNT_FIX, DeviceList, DeviceQuery, Selection, check_request, required_text
 from .wire import MAX_DEVICES_PER_REQUEST, REST_BASE_URL
 
 #: POST paths under the REST base URL [doc].
@@ -62,8 +62,7 @@ def rest_body(action: Action, selection: Selection) -> Dict[str, Any]:
     Key order as in the documented example: accountName, customFields, devices, withBilling,
     groupName, servicePlan.
     """
-    if not isinstance(action, (Restore, Suspend)):
-        raise InputError("action", f"expected Restore() or Suspend(), got {action!r}", "use action_named('restore')")
+    check_request(action, selection)
     body: Dict[str, Any] = {}
     if isinstance(selection, DeviceList):
         if selection.account is not None:
@@ -72,8 +71,7 @@ def rest_body(action: Action, selection: Selection) -> Dict[str, Any]:
         if isinstance(action, Suspend) and action.with_billing is not None:
             body["withBilling"] = action.with_billing
         return body
-    if not isinstance(selection, DeviceQuery):
-        raise InputError("selection", f"expected a DeviceList or DeviceQuery, got {selection!r}", "use select(...)")
+    assert isinstance(selection, DeviceQuery)  # check_request said so
     if selection.account is not None:
         body["accountName"] = selection.account
     if selection.custom_fields:

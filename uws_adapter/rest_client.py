@@ -17,13 +17,13 @@ from urllib.parse import quote
 
 import requests
 
-from .actions import Action, Restore, Suspend
+from .actions import Action
 from .devices import Device
-from .errors import InputError, OutcomeUnknown, SessionExpired, TransportError
+from .errors import InputError, OutcomeUnknown, TransportError
 from .faults import make_fault
 from .provisioning import Provisioner
 from .rest_body import JSON_TYPE, PROFILE_RESUME_PATH, RestRequest, profile_resume_body, rest_request
-from .selection import ACCOUNT_FIX, DeviceList, DeviceQuery, Selection, required_text
+from .selection import ACCOUNT_FIX, Selection, check_request, required_text
 from .store import Store
 from .transport import DEFAULT_TIMEOUT
 from .wire import (
@@ -136,10 +136,7 @@ class RestClient(Provisioner):
     # Provisioning ---------------------------------------------------------------------------
 
     def _check(self, action: Action, selection: Selection) -> None:
-        if not isinstance(action, (Restore, Suspend)):
-            raise InputError("action", f"expected Restore() or Suspend(), got {action!r}", "use action_named()")
-        if not isinstance(selection, (DeviceList, DeviceQuery)):
-            raise InputError("selection", f"expected a DeviceList or DeviceQuery, got {selection!r}", "use select()")
+        check_request(action, selection)  # the REST body carries every valid request
 
     def _change(self, action: Action, selection: Selection, token: str) -> str:
         request = rest_request(action, selection, base_url=self.base_url)
@@ -193,13 +190,7 @@ class RestClient(Provisioner):
         return f"{self.base_url}{CALLBACKS_PATH}/{quote(account, safe='')}"
 
     def _session_call(self, request: RestRequest, *, may_resend: bool = False) -> Dict[str, Any]:
-        token = self._session_token()
-        try:
-            return self._call(request, m2m_token=token, may_resend=may_resend)
-        except SessionExpired:
-            if self._credentials is None:
-                raise
-            return self._call(request, m2m_token=self._session_token(stale=token), may_resend=may_resend)
+        return self._with_session(lambda token: self._call(request, m2m_token=token, may_resend=may_resend))
 
     # HTTP -------------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple, Union
 
+from .actions import Restore, Suspend
 from .devices import Device, as_tuple_of
 from .errors import InputError
 from .wire import (
@@ -177,3 +178,11 @@ def select(
             )
         return DeviceList(tuple(devices), account)
     return DeviceQuery(account, group, service_plan, tuple(custom_fields))
+
+
+def check_request(action: object, selection: object) -> None:
+    """Refuse anything but an action and a selection of this package (both APIs' first check)."""
+    if not isinstance(action, (Restore, Suspend)):
+        raise InputError("action", f"expected Restore() or Suspend(), got {action!r}", "use action_named('restore')")
+    if not isinstance(selection, (DeviceList, DeviceQuery)):
+        raise InputError("selection", f"expected a DeviceList or DeviceQuery, got {selection!r}", "use select(...)")
