@@ -15,9 +15,7 @@ cannot change their code.
 from __future__ import annotations
 
 import hmac
-import secrets
 import threading
-import time
 from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -28,6 +26,7 @@ from .errors import InputError, OutcomeUnknown, ServiceFault, TransportError, Uw
 from .receiver import Receiver, StartResponse, reply
 from .rest_client import RestClient
 from .soap_service import (
+    IdleSessions,
     Refused,
     SoapCall,
     change_response,
@@ -121,13 +120,12 @@ class Bridge:
         self.relay = relay
         self.callback_username = callback_username
         self.callback_password = callback_password
-        self.session_idle = session_idle
         self.public_url = public_url.rstrip("/") if public_url else None
         self.receiver = Receiver(
             store, username=callback_username, password=callback_password, max_body=max_callback_bytes,
             handlers={RELAY_HANDLER: relay} if relay is not None else {}, handler_backoff=handler_backoff,
         )  # fmt: skip
-        self._sessions: Dict[str, float] = {}
+        self.sessions = IdleSessions(session_idle)
         self._lock = threading.Lock()
         self.counters: Dict[str, int] = {"logins": 0, "requests": 0, "faults": 0}
 
@@ -200,12 +198,11 @@ class Bridge:
         if (call.service, call.operation) == ("SessionService", "LogIn"):
             return login_response(self._login(*login_credentials(call)))
         if (call.service, call.operation) == ("SessionService", "LogOut"):
-            self._touch(call.token)
-            with self._lock:
-                self._sessions.pop(call.token or "", None)
+            self.sessions.touch(call.token)
+            self.sessions.close(call.token)
             return logout_response()
         if (call.service, call.operation) == ("CarrierService", "ChangeDeviceState"):
-            self._touch(call.token)
+            self.sessions.touch(call.token)
             action, selection = read_change_device_state(call)
             return change_response(self.rest.change_device_state(action, selection))
         raise Refused("INPUT_INVALID.RequestUndefined", f"{call.operation} is not a {call.service} operation")
@@ -219,19 +216,6 @@ class Bridge:
         if not any(matches):
             raise Refused("REQUEST_FAILED.InvalidCredentials", "wrong username or password")  # [inferred] code
         self.rest.ensure_login()  # a refused REST login comes back as this LogIn's fault, with its code
-        token = secrets.token_hex(16)
         with self._lock:
-            self._sessions[token] = time.monotonic()
             self.counters["logins"] += 1
-        return token
-
-    def _touch(self, token: Optional[str]) -> None:
-        now = time.monotonic()
-        with self._lock:
-            last = self._sessions.get(token or "")
-            if last is None:
-                raise Refused("REQUEST_FAILED.SessionToken.Invalid", "unknown session token")  # [inferred] code
-            if now - last > self.session_idle:
-                del self._sessions[token or ""]
-                raise Refused("REQUEST_FAILED.SessionToken.Expired", "the session token has expired")
-            self._sessions[token or ""] = now
+        return self.sessions.open()

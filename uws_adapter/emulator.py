@@ -35,6 +35,7 @@ from .emulator_lines import (
     resume_profile,
 )
 from .selection import CustomField
+from .soap_service import IdleSessions, Refused
 from .wire import CONTENT_TYPE, MAX_DEVICES_PER_REQUEST
 
 __all__ = [
@@ -44,12 +45,11 @@ __all__ = [
 MAX_BODY = 8 * 1024 * 1024  # a 10,000-device request is about 2 MB
 
 
-class EmulatorFault(Exception):
+class EmulatorFault(Refused):
     """A refusal, rendered by each front in its own way (SOAP fault, REST errorCode)."""
 
     def __init__(self, code: str, message: str, *, http_status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(code, message)
         self.http_status = http_status
 
 
@@ -95,7 +95,6 @@ class Emulator:
                 self._index[(ident.kind, ident.identifier.upper())] = line
         self.users = dict(users or {"uws-user": "uws-password"})
         self.clients = dict(clients or {"ts-client": "ts-secret"})
-        self.session_idle = session_idle
         self.bearer_lifetime = bearer_lifetime
         self.daily_budget = daily_budget
         self.callback_spacing = callback_spacing
@@ -105,7 +104,7 @@ class Emulator:
             ("logins", "failed_logins", "requests", "faults", "callbacks_sent", "callbacks_acknowledged",
              "oauth_tokens", "rest_requests"), 0,
         )  # fmt: skip
-        self._sessions: Dict[str, float] = {}
+        self.sessions = IdleSessions(session_idle)
         self._failures: Dict[str, int] = {}
         self.lock = threading.RLock()
         self._queue: List[Tuple[float, int, CallbackRequest, Listener]] = []
@@ -185,25 +184,14 @@ class Emulator:
                 self.counters["failed_logins"] += 1
                 raise EmulatorFault("REQUEST_FAILED.InvalidCredentials", "wrong username or password")  # [inferred]
             self._failures[username] = 0
-            token = uuid.uuid4().hex
-            self._sessions[token] = time.monotonic()
             self.counters["logins"] += 1
-            return token
+        return self.sessions.open()
 
     def touch_session(self, token: Optional[str]) -> None:
-        now = time.monotonic()
-        with self.lock:
-            last = self._sessions.get(token or "")
-            if last is None:
-                raise EmulatorFault("REQUEST_FAILED.SessionToken.Invalid", "unknown session token")  # [inferred]
-            if now - last > self.session_idle:
-                del self._sessions[token or ""]
-                raise EmulatorFault("REQUEST_FAILED.SessionToken.Expired", "the session token has expired")
-            self._sessions[token or ""] = now
+        self.sessions.touch(token)
 
     def close_session(self, token: Optional[str]) -> None:
-        with self.lock:
-            self._sessions.pop(token or "", None)
+        self.sessions.close(token)
 
     # Inventory ------------------------------------------------------------------------------
 

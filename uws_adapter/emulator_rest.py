@@ -21,7 +21,7 @@ from .devices import DeviceIdentifier
 from .emulator import Emulator, EmulatorFault, Listener, Target
 from .errors import InputError
 from .selection import CustomField
-from .soap_service import input_fault_code
+from .soap_service import Refused, input_fault_code
 from .wire import CALLBACK_SERVICES, M2M_TOKEN_HEADER, OAUTH_TOKEN_PATH, SESSION_LOGIN_PATH
 
 Reply = Tuple[int, bytes, str]
@@ -54,10 +54,11 @@ class RestFront:
             return _json(401, {"error": "invalid_token", "error_description": "missing or expired bearer token"})
         try:
             return _json(200, self._m2m(method, path[len(_M2M) :], headers, body))
-        except EmulatorFault as fault:
+        except Refused as fault:  # EmulatorFault, or a session refused
             with emulator.lock:
                 emulator.counters["faults"] += 1
-            return _json(fault.http_status, {"errorCode": fault.code, "errorMessage": str(fault)})
+            status = fault.http_status if isinstance(fault, EmulatorFault) else 400
+            return _json(status, {"errorCode": fault.code, "errorMessage": str(fault)})
 
     # OAuth2 -------------------------------------------------------------------------------------
 

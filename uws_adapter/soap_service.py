@@ -5,6 +5,9 @@ the request model, and writing answers and faults the way UWS does (``<Service>.
 
 from __future__ import annotations
 
+import secrets
+import threading
+import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 from xml.sax.saxutils import escape
@@ -32,6 +35,38 @@ class Refused(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class IdleSessions:
+    """Session tokens that expire after ``idle`` seconds without use, as UWS's do (20 minutes
+    [doc]); thread-safe. The emulator (both of its APIs) and the bridge keep their sessions here."""
+
+    def __init__(self, idle: float) -> None:
+        self.idle = idle
+        self._last_use: Dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def open(self) -> str:
+        token = secrets.token_hex(16)
+        with self._lock:
+            self._last_use[token] = time.monotonic()
+        return token
+
+    def touch(self, token: Optional[str]) -> None:
+        """Note a use of ``token``; :class:`Refused` when it is unknown or has expired."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._last_use.get(token or "")
+            if last is None:
+                raise Refused("REQUEST_FAILED.SessionToken.Invalid", "unknown session token")  # [inferred] code
+            if now - last > self.idle:
+                del self._last_use[token or ""]
+                raise Refused("REQUEST_FAILED.SessionToken.Expired", "the session token has expired")
+            self._last_use[token or ""] = now
+
+    def close(self, token: Optional[str]) -> None:
+        with self._lock:
+            self._last_use.pop(token or "", None)
 
 
 @dataclass(frozen=True)
