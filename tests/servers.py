@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, List, Tuple
+from typing import Any, Callable, List, Tuple
 
 Responder = Callable[[bytes], Tuple[int, str, bytes]]
 
@@ -111,3 +111,25 @@ def soap_fault(code: str, message: str = "refused") -> bytes:
         '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>'
         f"<faultcode>{code}</faultcode><faultstring>{message}</faultstring></s:Fault></s:Body></s:Envelope>"
     ).encode()
+
+
+class AsgiServer:
+    """An ASGI application on a real uvicorn server on loopback, in a thread."""
+
+    def __init__(self, app: Any, **options: Any) -> None:
+        import uvicorn
+
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(app, **options))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._listener]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._listener.close()

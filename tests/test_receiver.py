@@ -6,14 +6,13 @@ from __future__ import annotations
 import http.client
 import json
 import random
-import socket
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
-import uvicorn
+from servers import AsgiServer
 from test_xmlsafe import Canary, hostile_corpus
 from waitress.server import create_server
 
@@ -48,23 +47,10 @@ class Running:
 
             self._stop = stop_waitress
             return
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        self.port = listener.getsockname()[1]
         asgi = AsyncReceiver(app)
-        uvicorn_server = uvicorn.Server(uvicorn.Config(asgi, **server_config(asgi)))
-        thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [listener]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not uvicorn_server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-        def stop() -> None:
-            uvicorn_server.should_exit = True
-            thread.join(10)
-            listener.close()
-
-        self._stop = stop
+        running = AsgiServer(asgi, **server_config(asgi))
+        self.port = running.port
+        self._stop = running.close
 
     def post(self, body: bytes, content_type: str = "text/xml; charset=utf-8", **headers: str) -> Tuple[int, bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)

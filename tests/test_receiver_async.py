@@ -5,16 +5,13 @@ protocol runs in test_receiver.py, against both servers."""
 from __future__ import annotations
 
 import http.client
-import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any, Iterator, List, Sequence, Tuple
 
 import pytest
-import uvicorn
+from servers import AsgiServer
 
 from uws_adapter import CallbackRequest, ReportedDevice, render_callback
 from uws_adapter.receiver import Receiver
@@ -43,18 +40,9 @@ def served(tmp_path: Path) -> Iterator[Tuple[CountingStore, int]]:
     store = CountingStore(tmp_path / "callbacks.db")
     receiver = Receiver(store)
     app = AsyncReceiver(receiver)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, **server_config(app)))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    yield store, listener.getsockname()[1]
-    server.should_exit = True
-    thread.join(10)
-    listener.close()
+    server = AsgiServer(app, **server_config(app))
+    yield store, server.port
+    server.close()
     receiver.close()
     store.close()
 

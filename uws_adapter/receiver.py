@@ -19,7 +19,7 @@ from .callback_json import parse_rest_callback
 from .callback_xml import parse_callback
 from .callbacks import REDACTED, CallbackRequest
 from .errors import CallbackParseError
-from .store import Store, StoredEvent, StoreError
+from .store import Store, StoredEvent, StoreError, Work
 from .store_writes import callback_work, dead_letter_work
 from .wire import NS_SOAP_ENV, NS_V2
 from .xmlsafe import MAX_BYTES
@@ -55,7 +55,7 @@ class Intake:
     """A body accepted for storing: the store ``work``, the answer once it is committed, and the
     answer if the commit failed (nothing is acknowledged that is not stored)."""
 
-    work: Callable[[Any], Any]
+    work: Work
     stored: Answer
     unstored: Answer
     is_callback: bool = False
@@ -120,9 +120,9 @@ class Receiver:
 
     def screen(
         self, method: str, path: str, length: Optional[str], encoding: Optional[str], content_type: Optional[str]
-    ) -> Union[Answer, Tuple[int, bool]]:
+    ) -> Union[Answer, Tuple[int, str]]:
         """Everything decided before the body is read: an answer to send at once, or (the body's
-        length, whether it is XML)."""
+        length, its media type)."""
         if method == "GET" and path in ("/", "/health"):
             return Answer(200, "text/plain", b"ok\n")
         if method != "POST":
@@ -138,17 +138,19 @@ class Receiver:
         kind = (content_type or "").split(";")[0].strip().lower()
         if kind not in _XML_TYPES and kind != "application/json":
             return Answer(415, "text/plain", b"send text/xml (UWS) or application/json (REST)\n")
-        return size, kind in _XML_TYPES
+        return size, kind
 
-    def intake(self, body: bytes, is_xml: bool) -> Union[Answer, Intake]:
-        """What to store for a body, and what to answer once it is (or is not) stored."""
+    def intake(self, body: bytes, media_type: str) -> Union[Answer, Intake]:
+        """What to store for a body of ``media_type`` (as :meth:`screen` gave it), and what to
+        answer once it is (or is not) stored."""
+        is_xml = media_type in _XML_TYPES
         try:
             callback = parse_callback(body) if is_xml else parse_rest_callback(body)
         except CallbackParseError as exc:
             reason = " ".join(str(exc).split())[:300]
             kept = redact(body[:DEAD_LETTER_MAX], self.passwords)
             return Intake(
-                dead_letter_work(kept, "text/xml" if is_xml else "application/json", reason),
+                dead_letter_work(kept, media_type, reason),
                 Answer(400, "text/plain", (reason + "\n").encode()),
                 Answer(503, "text/plain", b"could not keep the refused document\n"),
             )
@@ -176,8 +178,8 @@ class Receiver:
         )  # fmt: skip
         if isinstance(screened, Answer):
             return screened.send(start_response)
-        length, is_xml = screened
-        decided = self.intake(environ["wsgi.input"].read(length), is_xml)
+        length, media_type = screened
+        decided = self.intake(environ["wsgi.input"].read(length), media_type)
         if isinstance(decided, Answer):
             return decided.send(start_response)
         try:

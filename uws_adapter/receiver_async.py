@@ -60,12 +60,12 @@ class AsyncReceiver:
         if isinstance(screened, Answer):
             await _send(send, screened, close=screened.status == 413)
             return
-        length, is_xml = screened
+        length, media_type = screened
         body = await _read_body(receive, length)
         if body is None:
             await _send(send, Answer(400, "text/plain", b"the body does not match its Content-Length\n"), close=True)
             return
-        decided = self.receiver.intake(body, is_xml)
+        decided = self.receiver.intake(body, media_type)
         if isinstance(decided, Answer):
             await _send(send, decided)
             return
