@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
 from typing import Callable, Dict, Iterator, List, Union
 
 import pytest
+from hostile import FAMILIES
 
 from uws_adapter import CallbackParseError, DocumentError, parse_callback, parse_rest_callback
 from uws_adapter.xmlsafe import parse_untrusted
@@ -104,6 +106,29 @@ def test_hostile_xml_is_refused_quickly_and_offline(canary: Canary) -> None:
 def test_hostile_xml_is_refused_in_repair_mode_too(canary: Canary) -> None:
     _run_all(lambda d: parse_callback(d, repair=True), hostile_corpus(canary.port))
     assert canary.connections == 0
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_worst_case_families_are_refused_in_linear_time(family: str) -> None:
+    # 256 KiB: a backtracking check takes hours here (each <?a?> doubled the old one's time), a
+    # quadratic one minutes; the alarm turns such a hang into a failure instead of a stuck run.
+    media_type, make = FAMILIES[family]
+    document = make(256 * 1024)
+    parse = parse_rest_callback if media_type == "application/json" else parse_callback
+    signal.signal(signal.SIGALRM, _too_slow)
+    signal.alarm(60)
+    try:
+        with pytest.raises(CallbackParseError):
+            parse(document)
+        if media_type == "text/xml":
+            with pytest.raises(CallbackParseError):
+                parse_callback(document, repair=True)
+    finally:
+        signal.alarm(0)
+
+
+def _too_slow(signum: int, frame: object) -> None:
+    raise AssertionError("not linear: still running after 60 s")
 
 
 def test_xml_given_as_json_and_hostile_json() -> None:

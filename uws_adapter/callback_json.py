@@ -8,7 +8,6 @@ reach a RecursionError.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from .callbacks import (
@@ -24,11 +23,10 @@ from .callbacks import (
     reported_kind,
 )
 from .errors import CallbackParseError
+from .jsonsafe import check_depth, loads_untrusted, wire_integer
 from .xmlsafe import MAX_BYTES
 
 MAX_DEPTH = 32
-_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-_INT = re.compile(r"[+-]?\d+")
 #: deviceResponse key -> action [doc for restore and suspend; inferred for the other three].
 _ACTION_KEYS = {
     "restoreResponse": "Restore",
@@ -48,7 +46,7 @@ def parse_rest_callback(
 ) -> CallbackRequest:
     """Parse a REST JSON callback given as bytes, str or an already decoded mapping."""
     if isinstance(data, Mapping):
-        _check_value_depth(data, max_depth)
+        check_depth(data, max_depth, error=CallbackParseError, what="callback")
         return _read(data)
     if isinstance(data, (bytes, bytearray)):
         if len(data) > max_bytes:
@@ -67,38 +65,10 @@ def parse_rest_callback(
         raise CallbackParseError("callback: empty")
     if text.lstrip().startswith("<"):
         raise CallbackParseError("callback: this is XML, not JSON; parse it with parse_callback")
-    _check_text_depth(text, max_depth)
-    try:
-        decoded = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise CallbackParseError(f"callback: not valid JSON: {exc}") from None
+    decoded = loads_untrusted(text, max_depth=max_depth, error=CallbackParseError, what="callback")
     if not isinstance(decoded, dict):
         raise CallbackParseError(f"callback: the JSON document is a {type(decoded).__name__}, not an object")
     return _read(decoded)
-
-
-def _check_text_depth(text: str, max_depth: int) -> None:
-    depth = 0
-    for match in _TOKENS.finditer(text):
-        token = match.group()
-        if token in "[{":
-            depth += 1
-            if depth > max_depth:
-                raise CallbackParseError(f"callback: JSON nested deeper than {max_depth} levels")
-        elif token in "]}":
-            depth -= 1
-
-
-def _check_value_depth(value: Any, max_depth: int) -> None:
-    stack: List[Tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > max_depth:
-            raise CallbackParseError(f"callback: JSON nested deeper than {max_depth} levels")
-        if isinstance(item, Mapping):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend((v, depth + 1) for v in item)
 
 
 def _string(obj: Mapping[str, Any], key: str, where: str) -> Optional[str]:
@@ -115,10 +85,12 @@ def _integer(obj: Mapping[str, Any], key: str, where: str = "") -> Optional[int]
     value = obj.get(key)
     if value is None or value == "":
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and _INT.fullmatch(value.strip()):
-        return int(value.strip())
+    if isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            # An int from an already decoded mapping is bounded like one read from text.
+            return wire_integer(value.strip() if isinstance(value, str) else str(value))
+        except ValueError as exc:
+            raise CallbackParseError(f"callback: {where}{key}: {exc}") from None
     raise CallbackParseError(f"callback: {where}{key}: {value!r} is not an integer")
 
 

@@ -27,6 +27,7 @@ from .callbacks import (
     reported_kind,
 )
 from .errors import CallbackParseError
+from .jsonsafe import wire_integer
 from .wire import NS_SOAP_ENV, NS_V2, NS_XSI
 from .xmlsafe import MAX_BYTES, parse_untrusted
 
@@ -37,7 +38,6 @@ _SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 _SLASHED_END_TAG = r"</([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)\s*/>"
 _SLASHED_END_TAG_TEXT = re.compile(_SLASHED_END_TAG)
 _SLASHED_END_TAG_BYTES = re.compile(_SLASHED_END_TAG.encode())
-_INT = re.compile(r"[+-]?\d+")
 SUSPEND_FIELDS = {
     "ExpectedResumeDate": "expected_resume_date",
     "MaxSuspendDaysAllowed": "max_suspend_days_allowed",
@@ -211,9 +211,10 @@ class _Reader:
         text = _leaf_text(element)
         if text is None:
             return None
-        if not _INT.fullmatch(text):
-            raise _error(element, f": {text!r} is not an integer")
-        return int(text)
+        try:
+            return wire_integer(text)
+        except ValueError as exc:
+            raise _error(element, f": {exc}") from None
 
     def read(self, request: etree._Element) -> CallbackRequest:
         data_seen = False
