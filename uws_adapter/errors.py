@@ -15,7 +15,8 @@ Every error the package raises on purpose derives from :class:`UwsAdapterError`:
     │   ├── InvalidInputFault                INPUT_INVALID..., DeserializationFailed, AccountNotFound
     │   ├── DeviceFault                      DeviceNotFound, Device.*, DeviceState.Invalid
     │   └── UnknownFault                     any other code
-    └── ResourceError                        the bundled WSDL/XSD files are missing or broken
+    ├── ResourceError                        the bundled WSDL/XSD files are missing or broken
+    └── HandlerGaveUp                        a handler can never handle an event: no more retries
 
 Messages name the offending field and say how to fix it, so that a CLI can print them as they are.
 """
@@ -114,3 +115,13 @@ class UnknownFault(ServiceFault):
 
 class ResourceError(UwsAdapterError):
     """The WSDL or schema files shipped with the package cannot be found or loaded."""
+
+
+class HandlerGaveUp(UwsAdapterError):
+    """Raised by a receiver handler for an event it can never handle (a callback that cannot be
+    written in the form it relays, say): the run is not retried but kept, with ``reason``, among the
+    dead letters."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
