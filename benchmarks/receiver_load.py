@@ -71,7 +71,8 @@ def lua_script(devices: int) -> str:
 
 def start_receiver(db: Path, options: List[str]) -> Tuple[subprocess.Popen[str], int]:
     receiver = subprocess.Popen(
-        [sys.executable, "-m", "uws_adapter", "receiver", "--port", "0", "--db", str(db), *options],
+        [sys.executable, "-m", "uws_adapter", "receiver", "--port", "0", "--db", str(db), "--allow-anonymous",
+         *options],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     )  # fmt: skip
     assert receiver.stdout is not None

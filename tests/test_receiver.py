@@ -81,6 +81,7 @@ def start(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[.
 
     def make(**options: Any) -> Running:
         store = Store(tmp_path / "callbacks.db")
+        options.setdefault("allow_anonymous", "username" not in options)
         server = Running(store, Receiver(store, **options), request.param)
         running.append(server)
         return server

@@ -38,7 +38,7 @@ class CountingStore(Store):
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Tuple[CountingStore, int]]:
     store = CountingStore(tmp_path / "callbacks.db")
-    receiver = Receiver(store)
+    receiver = Receiver(store, allow_anonymous=True)
     app = AsyncReceiver(receiver)
     server = AsgiServer(app, **server_config(app))
     yield store, server.port

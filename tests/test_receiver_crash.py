@@ -28,7 +28,8 @@ SERVERS = {
 
 def _start(db: Path, port: int, server: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "uws_adapter", "receiver", "--port", str(port), "--db", str(db), *SERVERS[server]],
+        [sys.executable, "-m", "uws_adapter", "receiver", "--port", str(port), "--db", str(db), "--allow-anonymous",
+         *SERVERS[server]],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
 

@@ -45,7 +45,7 @@ def test_status_callbacks_and_wait_commands(tmp_path: Path) -> None:
     db = tmp_path / "callbacks.db"
     lines = generated_devices(5)
     with Store(db) as store:
-        receiver = Receiver(store)
+        receiver = Receiver(store, allow_anonymous=True)
         server = create_server(receiver, **server_options(receiver, host="127.0.0.1", port=0))
         threading.Thread(target=server.run, daemon=True).start()
         try:

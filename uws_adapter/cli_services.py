@@ -16,7 +16,7 @@ from .config import CONFIG_VARIABLE, load_settings
 from .devices import read_devices_csv
 from .emulator import DEFAULT_ACCOUNT, EmulatedDevice, Emulator, generated_devices
 from .errors import InputError
-from .receiver import Receiver, server_options
+from .receiver import DeadLetterBudget, Receiver, server_options
 from .rest_client import RestClient
 from .store import Store
 from .wire import CALLBACK_SERVICES
@@ -73,6 +73,25 @@ def add_commands(commands: Any) -> None:
         "--previous-password",
         default=os.environ.get("UWS_CALLBACK_PREVIOUS_PASSWORD"),
         help="also accepted, while rotating",
+    )
+    receiver.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="store callbacks without checking credentials (only on a closed network; logged at start)",
+    )
+    receiver.add_argument(
+        "--dead-letter-rate",
+        type=float,
+        default=2.0,
+        metavar="N",
+        help="refused documents kept per second, after a burst of 100 (default 2; the rest are counted)",
+    )
+    receiver.add_argument(
+        "--dead-letter-max-bytes",
+        type=int,
+        default=256 * 1024 * 1024,
+        metavar="BYTES",
+        help="total size the dead letters may hold (default 256 MiB)",
     )
     receiver.add_argument(
         "--server",
@@ -172,6 +191,20 @@ def _run_emulator(args: argparse.Namespace) -> int:
 def _run_receiver(args: argparse.Namespace) -> int:
     if bool(args.username) != bool(args.password):
         raise InputError("--username", "give both a username and a password, or neither", "set UWS_CALLBACK_PASSWORD")
+    if not args.username and not args.allow_anonymous:
+        raise InputError(
+            "--username",
+            "a receiver without callback credentials would store callbacks from anyone",
+            "give --username and --password (or UWS_CALLBACK_USERNAME/UWS_CALLBACK_PASSWORD), "
+            "or --allow-anonymous on a closed network",
+        )
+    if args.dead_letter_rate < 0 or args.dead_letter_max_bytes < 0:
+        raise InputError("--dead-letter-rate", "cannot be negative", "use 0 to keep no refused documents")
+    if args.allow_anonymous:
+        logging.getLogger("uws_adapter.receiver").warning(
+            "--allow-anonymous: callbacks are stored without checking any credentials"
+        )
+        sys.stderr.write("warning: --allow-anonymous: callbacks are stored without checking any credentials\n")
     server = args.server
     if server == "auto":
         server = "uvicorn" if importlib.util.find_spec("uvicorn") is not None else "waitress"
@@ -184,7 +217,9 @@ def _run_receiver(args: argparse.Namespace) -> int:
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     with Store(args.db, batch=args.commit == "group") as store:
         app = Receiver(store, username=args.username, password=args.password, previous_password=args.previous_password,
-                       max_body=args.max_body)  # fmt: skip
+                       max_body=args.max_body, allow_anonymous=args.allow_anonymous,
+                       dead_letters=DeadLetterBudget(per_second=args.dead_letter_rate,
+                                                     max_total=args.dead_letter_max_bytes))  # fmt: skip
         server = create_server(app, **server_options(app, host=args.host, port=args.port, threads=args.threads))
         _serve(
             server, app, f"receiver (waitress) on http://{args.host}:{server.effective_port}/ storing into {args.db}"
@@ -210,6 +245,9 @@ def _run_uvicorn_receiver(args: argparse.Namespace) -> int:
         "UWS_CALLBACK_USERNAME": args.username,
         "UWS_CALLBACK_PASSWORD": args.password,
         "UWS_CALLBACK_PREVIOUS_PASSWORD": args.previous_password,
+        "UWS_CALLBACK_ALLOW_ANONYMOUS": "1" if args.allow_anonymous else None,
+        "UWS_CALLBACK_DEAD_LETTER_RATE": str(args.dead_letter_rate),
+        "UWS_CALLBACK_DEAD_LETTER_MAX_BYTES": str(args.dead_letter_max_bytes),
     }
     for name, value in settings.items():
         if value:

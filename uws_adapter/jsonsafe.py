@@ -10,6 +10,7 @@ interpreter's recursion guard during decoding and by ``max_depth`` after it. ``N
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, List, Mapping, Tuple, Type
 
 from .errors import DocumentError
@@ -18,6 +19,8 @@ from .errors import DocumentError
 MAX_INT_DIGITS = 18
 #: Default cap on nesting (callbacks nest about 5 deep).
 MAX_DEPTH = 32
+# A \uD800-\uDFFF escape: the only way a lone surrogate (not text, and not storable) gets in.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _bounded_int(text: str) -> int:
@@ -41,6 +44,11 @@ def loads_untrusted(
     except ValueError as exc:
         raise error(f"{what}: not valid JSON: {exc}") from None
     check_depth(value, max_depth, error=error, what=what)
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise error(f"{what}: a string holds a lone surrogate escape (\\uD800-\\uDFFF); not text") from None
     return value
 
 

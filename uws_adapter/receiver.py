@@ -2,23 +2,30 @@
 
 Never acknowledges what it did not store: a 2xx (a SOAP envelope for UWS callbacks) is sent only
 after the callback's group commit returned. Authenticates each callback's username and password
-against the configured ones in constant time (a previous password is accepted during rotation),
-refuses oversized, compressed and non-XML/JSON bodies, and keeps malformed documents as dead
-letters, redacted and capped, so that nothing is lost.
+against the configured ones in constant time (a previous password is accepted during rotation;
+without credentials it refuses to start unless told ``allow_anonymous``), refuses oversized,
+compressed and non-XML/JSON bodies, and keeps malformed documents as dead letters, redacted and
+capped, within a budget (a rate and a total size) that no unauthenticated flood can exceed.
+
+A callback whose values the store cannot hold is kept as a dead letter and acknowledged (see
+:mod:`uws_adapter.store_writes`). Handler runs survive store errors: the runner logs, waits and
+goes on; a handler that raises :class:`~uws_adapter.errors.HandlerGaveUp` is not retried.
 """
 
 from __future__ import annotations
 
 import hmac
-import re
+import logging
 import threading
+import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from .callback_json import parse_rest_callback
 from .callback_xml import parse_callback
-from .callbacks import REDACTED, CallbackRequest
-from .errors import CallbackParseError
+from .callbacks import CallbackRequest
+from .errors import CallbackParseError, HandlerGaveUp, InputError
+from .redaction import redact
 from .store import Store, StoredEvent, StoreError, Work
 from .store_writes import callback_work, dead_letter_work
 from .wire import NS_SOAP_ENV, NS_V2
@@ -27,14 +34,13 @@ from .xmlsafe import MAX_BYTES
 Handler = Callable[[StoredEvent], None]
 StartResponse = Callable[[str, List[Tuple[str, str]]], Any]
 
+_log = logging.getLogger("uws_adapter.receiver")
+
 DEAD_LETTER_MAX = 64 * 1024
 _XML_TYPES = ("text/xml", "application/xml", "application/soap+xml")
 _SOAP_ACK = (
     f'<s:Envelope xmlns:s="{NS_SOAP_ENV}"><s:Body><CallbackResponse xmlns="{NS_V2}"/></s:Body></s:Envelope>'
 ).encode()
-# Passwords inside refused documents: <Password>...</Password> in any prefix, "password": "..." in JSON.
-_XML_PASSWORD = re.compile(rb"(<(?:[\w.-]+:)?Password(?:\s[^>]*)?>)(.*?)(</(?:[\w.-]+:)?Password\s*>)", re.S | re.I)
-_JSON_PASSWORD = re.compile(rb'("password"\s*:\s*")((?:[^"\\]|\\.)*)(")', re.I)
 
 
 @dataclass(frozen=True)
@@ -64,19 +70,60 @@ class Intake:
 _JSON_ACK = Answer(200, "application/json", b'{"stored":true}')
 
 
-def redact(body: bytes, secrets: Iterable[str] = ()) -> bytes:
-    """``body`` with password elements and fields, and any known secret, replaced by ***."""
-    mask = REDACTED.encode()
-    body = _XML_PASSWORD.sub(lambda m: m.group(1) + mask + m.group(3), body)
-    body = _JSON_PASSWORD.sub(lambda m: m.group(1) + mask + m.group(3), body)
-    for secret in secrets:
-        if secret:
-            body = body.replace(secret.encode("utf-8"), mask)
-    return body
+class DeadLetterBudget:
+    """How many refused documents may be kept: a token bucket of ``burst`` letters refilled at
+    ``per_second``, and ``max_total`` bytes held in the store at most. What is not kept is counted
+    in :attr:`dropped` and logged (one line per ``log_every`` seconds at most)."""
+
+    def __init__(
+        self,
+        *,
+        per_second: float = 2.0,
+        burst: int = 100,
+        max_total: Optional[int] = 256 * 1024 * 1024,
+        log_every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if per_second < 0 or burst < 0 or (max_total is not None and max_total < 0):
+            raise InputError("dead letter budget", "rates and sizes cannot be negative", "use 0 to keep none")
+        self.per_second = per_second
+        self.burst = burst
+        self.max_total = max_total
+        self.log_every = log_every
+        self.dropped = 0
+        self._clock = clock
+        self._tokens = float(burst)
+        self._last = clock()
+        self._logged_at: Optional[float] = None
+        self._dropped_since_log = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """True when one more dead letter may be kept now."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.per_second)
+            self._last = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+        self.drop("over the rate")
+        return False
+
+    def drop(self, why: str) -> None:
+        with self._lock:
+            self.dropped += 1
+            self._dropped_since_log += 1
+            now = self._clock()
+            if self._logged_at is not None and now - self._logged_at < self.log_every:
+                return
+            count, self._dropped_since_log, self._logged_at = self._dropped_since_log, 0, now
+        _log.warning("refused documents not kept as dead letters (%s): %d, %d in all", why, count, self.dropped)
 
 
 def _same(given: Optional[str], expected: str) -> bool:
-    return hmac.compare_digest((given or "").encode("utf-8"), expected.encode("utf-8"))
+    # surrogatepass: a lone surrogate from a JSON escape is a wrong password, not a crash.
+    return hmac.compare_digest((given or "").encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
 
 
 class Receiver:
@@ -96,10 +143,21 @@ class Receiver:
         max_body: int = MAX_BYTES,
         handlers: Optional[Dict[str, Handler]] = None,
         handler_backoff: float = 1.0,
+        allow_anonymous: bool = False,
+        dead_letters: Optional[DeadLetterBudget] = None,
     ) -> None:
+        if not username and not password and not allow_anonymous:
+            raise InputError(
+                "callback credentials",
+                "a receiver without a username and password would store callbacks from anyone",
+                "give the ones registered with the carrier (--username/--password, UWS_CALLBACK_USERNAME/"
+                "UWS_CALLBACK_PASSWORD), or allow_anonymous=True (--allow-anonymous) for a closed network",
+            )
         self.store = store
         self.username = username
         self.passwords = [p for p in (password, previous_password) if p]
+        self.allow_anonymous = allow_anonymous and not username and not password
+        self.dead_letters = dead_letters or DeadLetterBudget()
         self.max_body = max_body
         self.handlers = dict(handlers or {})
         self.handler_backoff = handler_backoff
@@ -148,26 +206,41 @@ class Receiver:
             callback = parse_callback(body) if is_xml else parse_rest_callback(body)
         except CallbackParseError as exc:
             reason = " ".join(str(exc).split())[:300]
-            kept = redact(body[:DEAD_LETTER_MAX], self.passwords)
+            refused = Answer(400, "text/plain", (reason + "\n").encode("utf-8", "replace"))
+            _log.info("refused %s body of %d bytes: %s", media_type, len(body), reason)
+            if not self.dead_letters.take():
+                return refused
+            kept = redact(body, self.passwords, limit=DEAD_LETTER_MAX)
             return Intake(
-                dead_letter_work(kept, media_type, reason),
-                Answer(400, "text/plain", (reason + "\n").encode()),
-                Answer(503, "text/plain", b"could not keep the refused document\n"),
+                dead_letter_work(
+                    kept, media_type, reason, max_total=self.dead_letters.max_total, clock=self.store.clock
+                ),
+                refused,
+                # Kept or not, the document was refused: the answer says why, never "stored".
+                refused,
             )
         if not self._authentic(callback):
+            _log.info("refused callback %r: wrong username or password", callback.request_id[:80])
             return Answer(401, "text/plain", b"wrong callback username or password\n")
         stored = Answer(200, "text/xml; charset=utf-8", _SOAP_ACK) if is_xml else _JSON_ACK
+        document = redact(body, self.passwords, limit=DEAD_LETTER_MAX)
         return Intake(
-            callback_work(callback, tuple(self.handlers)),
+            callback_work(
+                callback, tuple(self.handlers), document=document, media_type=media_type, clock=self.store.clock
+            ),
             stored,
             Answer(503, "text/plain", b"not stored; send it again\n"),
             is_callback=True,
         )
 
     def committed(self, intake: Intake, result: Any) -> None:
-        """Call after ``intake.work`` committed with ``result``: wakes the handlers for a new event."""
-        if intake.is_callback and self.handlers and result[1]:
-            self._wake.set()
+        """Call after ``intake.work`` committed with ``result``: wakes the handlers for a new event,
+        counts a dead letter the store had no room for."""
+        if intake.is_callback:
+            if self.handlers and result[1]:
+                self._wake.set()
+        elif result == 0:
+            self.dead_letters.drop(f"the dead letters hold {self.dead_letters.max_total} bytes")
 
     # WSGI ------------------------------------------------------------------------------------------
 
@@ -190,7 +263,7 @@ class Receiver:
         return decided.stored.send(start_response)
 
     def _authentic(self, callback: CallbackRequest) -> bool:
-        if self.username is None and not self.passwords:
+        if self.allow_anonymous:
             return True
         user_ok = _same(callback.username, self.username or "")
         # Compare against every accepted password, always, so that timing says nothing.
@@ -203,13 +276,18 @@ class Receiver:
         while not self._stopping.is_set():
             self._wake.wait(timeout=self.handler_backoff)
             self._wake.clear()
-            for event_id, name, attempts in self._due():
+            try:
+                due = self.store.due_handlers()
+            except Exception as exc:  # the store is down for a while: wait and look again
+                _log.warning("handler queue unreadable, retrying in %s s: %s", self.handler_backoff, exc)
+                continue
+            for event_id, name, attempts in due:
                 if self._stopping.is_set():
                     return
-                self._run_one(event_id, name, attempts)
-
-    def _due(self) -> List[Tuple[int, str, int]]:
-        return self.store.due_handlers()
+                try:
+                    self._run_one(event_id, name, attempts)
+                except Exception as exc:  # a store error around the run: the run stays queued
+                    _log.warning("handler %s on event %d: store error, will retry: %s", name, event_id, exc)
 
     def _run_one(self, event_id: int, name: str, attempts: int) -> None:
         handler = self.handlers.get(name)
@@ -219,11 +297,29 @@ class Receiver:
         try:
             if event is not None:
                 handler(replace(event, handler_attempts=attempts))
+        except HandlerGaveUp as exc:
+            reason = exc.reason
+            _log.error("handler %s gave up on event %d: %s", name, event_id, reason)
+            self._until_stored(lambda: self.store.handler_gave_up(event_id, name, reason))
+            return
         except Exception as exc:  # a handler's failure is retried, never lost
             delay = min(300.0, self.handler_backoff * 2**attempts)
+            _log.warning("handler %s failed on event %d (attempt %d), retry in %.0f s: %s: %s",
+                         name, event_id, attempts + 1, delay, type(exc).__name__, exc)  # fmt: skip
             self.store.handler_failed(event_id, name, f"{type(exc).__name__}: {exc}", delay)
             return
-        self.store.handler_done(event_id, name)
+        # The handler ran: recording that must not be given up on, or it would run again.
+        self._until_stored(lambda: self.store.handler_done(event_id, name))
+
+    def _until_stored(self, write: Callable[[], None]) -> None:
+        while True:
+            try:
+                write()
+                return
+            except StoreError as exc:
+                _log.warning("could not record a handler run, retrying in %s s: %s", self.handler_backoff, exc)
+                if self._stopping.wait(self.handler_backoff):
+                    return
 
 
 def server_options(receiver: Receiver, **options: Any) -> Dict[str, Any]:

@@ -1,12 +1,15 @@
 """The receiver as an ASGI application, for uvicorn: the same protocol as the WSGI
-:class:`~uws_adapter.receiver.Receiver` (it delegates every decision to it), with group commits
-made on the event loop itself.
+:class:`~uws_adapter.receiver.Receiver` (it delegates every decision to it), with group commits.
 
 Why: under WSGI each callback holds a worker thread while it waits for the writer thread, and the
-two trade the GIL for every callback. Here a request parks on a future, and the loop hands the
-writer thread one group at a time: everything parked since the last commit, written in one
-transaction and committed durably (one fsync, during which the GIL is free and the loop goes on
-parsing). Only then are the group's acknowledgements sent. One handoff per group, not per callback.
+two trade the GIL for every callback. Here a request parks on a future, and one committer thread
+takes everything parked since its last commit as one group: written in one transaction and
+committed durably (one fsync, during which the GIL is free and the loop goes on parsing what
+becomes the next group). Only then are the group's acknowledgements sent. One handoff per group.
+
+The loop itself never waits for the database: a commit stuck behind another process's write lock
+costs its group a 503 after ``commit_timeout`` seconds (the store's lock wait is bounded too), while
+``/health`` and the parsing of other requests go on.
 
     uvicorn --factory uws_adapter.receiver_async:create_app --port 8081
 
@@ -17,6 +20,7 @@ parsing). Only then are the group's acknowledgements sent. One handoff per group
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sqlite3
 from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Sequence, Tuple
 
@@ -39,12 +43,16 @@ class _Failed:
 class AsyncReceiver:
     """ASGI application over a :class:`Receiver` (its store, credentials, limits and handlers)."""
 
-    def __init__(self, receiver: Receiver) -> None:
+    def __init__(self, receiver: Receiver, *, commit_timeout: Optional[float] = None) -> None:
         self.receiver = receiver
         self.store = receiver.store
+        #: How long a callback waits for its group's commit before it is answered 503.
+        self.commit_timeout = commit_timeout if commit_timeout is not None else self.store.lock_timeout + 5.0
         self._connection: Optional[sqlite3.Connection] = None
         self._parked: List[Tuple[Intake, asyncio.Future[Any]]] = []
-        self._flush_scheduled = False
+        self._committing = False
+        # One thread: commits of one process are serial anyway, and a group forms while one runs.
+        self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="uws-commit")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -72,42 +80,52 @@ class AsyncReceiver:
         loop = asyncio.get_running_loop()
         committed: asyncio.Future[Any] = loop.create_future()
         self._parked.append((decided, committed))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
+        if not self._committing:
+            self._committing = True
             # call_soon runs after the requests already scheduled in this loop iteration, so
             # everything that arrived together is committed together.
-            loop.call_soon(self._flush)
+            loop.call_soon(lambda: asyncio.ensure_future(self._commit_parked()))
         try:
-            result = await committed
+            # shield: a timeout answers 503 but leaves the group's outcome to the committer.
+            result = await asyncio.wait_for(asyncio.shield(committed), self.commit_timeout)
         except Exception:
             await _send(send, decided.unstored)
             return
         self.receiver.committed(decided, result)
         await _send(send, decided.stored)
 
-    def _flush(self) -> None:
-        """Commit everything parked, in groups, on the loop: the loop waits for the fsync, and what
-        arrives meanwhile becomes the next group."""
-        self._flush_scheduled = False
-        parked, self._parked = self._parked, []
-        group = max(1, self.store.max_batch)  # max_batch 1 is the one-commit-per-callback baseline
-        for start in range(0, len(parked), group):
-            chunk = parked[start : start + group]
-            jobs: Sequence[Any]
-            try:
-                if self._connection is None:
-                    self._connection = self.store.connect_writer()
-                jobs = self.store.commit_group(self._connection, [intake.work for intake, _ in chunk])
-            except Exception as exc:  # no connection, or the store refused: nothing of this group is stored
-                self._connection = None
-                jobs = [_Failed(exc)] * len(chunk)
-            for (_, future), job in zip(chunk, jobs):
-                if future.done():  # the client went away
-                    continue
-                if job.error is not None:
-                    future.set_exception(job.error)
-                else:
-                    future.set_result(job.result)
+    async def _commit_parked(self) -> None:
+        """Commit everything parked, group after group, in the committer thread; what arrives
+        while one group commits becomes the next."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._parked:
+                parked, self._parked = self._parked, []
+                group = max(1, self.store.max_batch)  # max_batch 1 is the one-commit-per-callback baseline
+                for start in range(0, len(parked), group):
+                    chunk = parked[start : start + group]
+                    works = [intake.work for intake, _ in chunk]
+                    jobs = await loop.run_in_executor(self._committer, self._commit, works)
+                    for (_, future), job in zip(chunk, jobs):
+                        if future.done():  # the client went away
+                            continue
+                        if job.error is not None:
+                            future.set_exception(job.error)
+                        else:
+                            future.set_result(job.result)
+        finally:
+            self._committing = False
+
+    def _commit(self, works: List[Any]) -> Sequence[Any]:
+        try:
+            if self._connection is None:
+                self._connection = self.store.connect_writer()
+            return self.store.commit_group(self._connection, works)
+        except Exception as exc:  # no connection, or the store refused: nothing of this group is stored
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = None
+            return [_Failed(exc)] * len(works)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -115,6 +133,7 @@ class AsyncReceiver:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self._committer.shutdown(wait=True)
                 if self._connection is not None:
                     self._connection.close()
                     self._connection = None

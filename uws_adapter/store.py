@@ -28,7 +28,7 @@ except ImportError:  # Windows: one process per store there
 from .callbacks import CallbackRequest
 from .devices import Device
 from .errors import UwsAdapterError
-from .store_writes import callback_work, dead_letter_work
+from .store_writes import callback_work, handler_gave_up_work
 
 T = TypeVar("T")
 #: A unit of store work: runs inside the writer's transaction, returns its result.
@@ -129,21 +129,35 @@ class _Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: Optional[BaseException] = None
-    #: Called in the writer thread once the job's group is committed (or failed).
-    notify: Optional[Callable[[_Job], None]] = None
 
 
 class _FileLock:
-    """An exclusive advisory lock on a file, across processes (a no-op where fcntl is missing)."""
+    """An exclusive advisory lock on a file, across processes (a no-op where fcntl is missing).
 
-    def __init__(self, path: Path) -> None:
+    Waits at most ``timeout`` seconds: a writer that holds it longer (stuck, or a foreign process)
+    must cost a group of callbacks a 503, never freeze the process that waits."""
+
+    def __init__(self, path: Path, timeout: float) -> None:
         self._fd: Optional[int] = None
+        self.timeout = timeout
         if fcntl is not None:
             self._fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o600)
 
     def __enter__(self) -> None:
-        if self._fd is not None and fcntl is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        if self._fd is None or fcntl is None:
+            return
+        deadline = time.monotonic() + self.timeout
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreError(f"another writer held the store's write lock for over {self.timeout} s") from None
+                # A commit holds the lock for about one fsync: short pauses, growing while it lasts.
+                time.sleep(pause)
+                pause = min(pause * 2, 0.005)
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None and fcntl is not None:
@@ -159,18 +173,28 @@ class Store:
     """A SQLite file; ``batch=False`` commits each write alone (the baseline in benchmarks)."""
 
     def __init__(
-        self, path: Union[str, Path], *, synchronous: str = "FULL", batch: bool = True, max_batch: int = 512
+        self,
+        path: Union[str, Path],
+        *,
+        synchronous: str = "FULL",
+        batch: bool = True,
+        max_batch: int = 512,
+        lock_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
             raise UwsAdapterError(f"synchronous={synchronous!r}: use FULL, EXTRA or NORMAL")
         self.path = Path(path)
+        self.lock_timeout = lock_timeout
+        #: Wall-clock time for what is stored and for handler back-off (injected by tests).
+        self.clock = clock
         self.synchronous = synchronous.upper()
         self.max_batch = max_batch if batch else 1
         self._jobs: queue.Queue[Optional[_Job]] = queue.Queue()
         self._local = threading.local()
         self._closed = False
         self._commit_lock = threading.Lock()
-        self._file_lock = _FileLock(Path(f"{self.path}.writelock"))
+        self._file_lock = _FileLock(Path(f"{self.path}.writelock"), lock_timeout)
         setup = self._connect()
         setup.executescript(_SCHEMA)
         setup.close()
@@ -178,7 +202,9 @@ class Store:
         self._writer.start()
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+        connection = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=self.lock_timeout
+        )
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={self.synchronous}")
         connection.execute("PRAGMA foreign_keys=ON")
@@ -249,8 +275,21 @@ class Store:
         # Writers in this process take turns on a lock, and writers in other processes (gunicorn
         # or uvicorn workers) on a file lock: both wake at once when it is free, where SQLite's own
         # busy handler would sleep in steps of up to 100 ms.
-        with self._commit_lock, self._file_lock:
-            self._commit_locked(connection, jobs)
+        if not self._commit_lock.acquire(timeout=self.lock_timeout):
+            error = StoreError(f"no turn to commit within {self.lock_timeout} s")
+            for job in jobs:
+                job.error = error
+                job.done.set()
+            return
+        try:
+            with self._file_lock:
+                self._commit_locked(connection, jobs)
+        except StoreError as exc:  # the file lock was not had in time: nothing was written
+            for job in jobs:
+                job.error = exc
+                job.done.set()
+        finally:
+            self._commit_lock.release()
 
     def _commit_locked(self, connection: sqlite3.Connection, jobs: List[_Job]) -> None:
         try:
@@ -272,24 +311,11 @@ class Store:
                 job.error = job.error or exc
         for job in jobs:
             job.done.set()
-            if job.notify is not None:
-                job.notify(job)
 
     def add_callback(self, callback: CallbackRequest, handlers: Sequence[str] = ()) -> Tuple[int, bool]:
         """Store a callback durably; returns (event id, whether it is a new event). A re-send adds
         an attempt, and flags the event when its content differs from the first delivery."""
         return self.write(callback_work(callback, handlers))
-
-    def submit(self, work: Callable[[sqlite3.Connection], Any], notify: Callable[[_Job], None]) -> None:
-        """Queue ``work`` without waiting: ``notify(job)`` runs in the writer thread once its group
-        is committed (``job.error`` is set if it was not). For event loops, which must not block."""
-        if self._closed:
-            raise StoreError("the store is closed")
-        self._jobs.put(_Job(work, notify=notify))
-
-    def add_dead_letter(self, body: bytes, content_type: Optional[str], reason: str) -> int:
-        """Keep a refused document (already redacted and capped by the caller)."""
-        return self.write(dead_letter_work(body, content_type, reason))
 
     def record_request(self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap") -> None:
         """Remember a sent request so that the tracker knows which devices to expect."""
@@ -298,7 +324,7 @@ class Store:
         def work(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT OR REPLACE INTO requests (request_id, action, api, sent_at, devices) VALUES (?, ?, ?, ?, ?)",
-                (request_id, action, api, time.time(), json.dumps(names)),
+                (request_id, action, api, self.clock(), json.dumps(names)),
             )
             db.executemany(
                 "INSERT OR IGNORE INTO request_identifiers (request_id, identifier, device) VALUES (?, ?, ?)",
@@ -354,7 +380,7 @@ class Store:
         """(event id, handler name, attempts so far) of handler runs that are due."""
         rows = self._reader().execute(
             "SELECT event_id, handler, attempts FROM handler_queue WHERE next_at <= ? ORDER BY event_id LIMIT ?",
-            (time.time(), limit),
+            (self.clock(), limit),
         )
         return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
 
@@ -368,9 +394,13 @@ class Store:
             lambda db: db.execute(
                 "UPDATE handler_queue SET attempts = attempts + 1, next_at = ?, last_error = ?"
                 " WHERE event_id = ? AND handler = ?",
-                (time.time() + delay, error[:500], event_id, handler),
+                (self.clock() + delay, error[:500], event_id, handler),
             )
         )
+
+    def handler_gave_up(self, event_id: int, handler: str, reason: str) -> None:
+        """Take a handler run off the queue for good, kept among the dead letters with ``reason``."""
+        self.write(handler_gave_up_work(event_id, handler, reason, self.clock()))
 
     def counts(self) -> Dict[str, int]:
         db = self._reader()

@@ -1,17 +1,28 @@
 """What the store writes for each document the receiver takes: the transaction for a callback
 (one event per service, RequestId, device and action; one attempt per delivery; its handler runs)
 and for a refused document (a dead letter). Each is a function of a connection, run by the store's
-writer inside a group commit (:meth:`Store.write`, :meth:`Store.commit_group`)."""
+writer inside a group commit (:meth:`Store.write`, :meth:`Store.commit_group`).
+
+A callback whose values the database cannot hold is not lost: the same transaction keeps it as a
+dead letter instead (:data:`POISONED`), so that it can be acknowledged rather than refused on every
+re-send until the carrier gives up. Only failures of the database itself (disk full, lock, I/O)
+propagate, for a 503 and a re-send.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import time
 from typing import Callable, Optional, Sequence, Tuple
 
 from .callbacks import CallbackRequest, ReportedDevice
+
+_log = logging.getLogger("uws_adapter.store")
+#: The event id a callback work returns when it kept the callback as a dead letter instead.
+POISONED = 0
 
 
 def device_key(devices: Sequence[ReportedDevice]) -> str:
@@ -20,10 +31,16 @@ def device_key(devices: Sequence[ReportedDevice]) -> str:
 
 
 def callback_work(
-    callback: CallbackRequest, handlers: Sequence[str] = ()
+    callback: CallbackRequest,
+    handlers: Sequence[str] = (),
+    *,
+    document: Optional[bytes] = None,
+    media_type: Optional[str] = None,
+    clock: Callable[[], float] = time.time,
 ) -> Callable[[sqlite3.Connection], Tuple[int, bool]]:
     """The store transaction for one callback: insert its event (or count a re-send), its attempt,
-    and its handler runs. Runs in the writer thread (:meth:`Store.write` or :meth:`Store.submit`)."""
+    and its handler runs. ``document`` (redacted) is what to keep as a dead letter if the callback's
+    values cannot be stored; the result is then ``(POISONED, False)``."""
     form = callback.to_dict()  # the password is redacted here, never stored
     # What a re-send may change without being "different": its count, and its devices' order.
     content = {k: v for k, v in form.items() if k != "callback_count"}
@@ -33,7 +50,23 @@ def callback_work(
     fault_code = callback.fault.code if callback.fault else None
 
     def work(db: sqlite3.Connection) -> Tuple[int, bool]:
-        now = time.time()
+        db.execute("SAVEPOINT event")
+        try:
+            stored = store_event(db, clock())
+        except sqlite3.OperationalError:
+            raise  # the database itself (disk, lock, I/O): worth a re-send
+        except Exception as exc:  # these values cannot be stored, now or on any re-send
+            db.execute("ROLLBACK TO event")
+            db.execute("RELEASE event")
+            reason = f"callback {callback.request_id[:80]!r} could not be stored as an event: {type(exc).__name__}"
+            kept = document if document is not None else json.dumps(form, default=str).encode("utf-8", "replace")
+            letter = _insert_dead_letter(db, kept, media_type, reason, clock())
+            _log.warning("%s; kept as dead letter %d", reason, letter)
+            return POISONED, False
+        db.execute("RELEASE event")
+        return stored
+
+    def store_event(db: sqlite3.Connection, now: float) -> Tuple[int, bool]:
         cursor = db.execute(
             "INSERT OR IGNORE INTO events (service, request_id, device, action, status, succeeded, fault_code,"
             " callback, content_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -63,14 +96,46 @@ def callback_work(
     return work
 
 
-def dead_letter_work(body: bytes, content_type: Optional[str], reason: str) -> Callable[[sqlite3.Connection], int]:
-    """The store transaction that keeps a refused document (redacted and capped by the caller)."""
+def dead_letter_work(
+    body: bytes,
+    content_type: Optional[str],
+    reason: str,
+    *,
+    max_total: Optional[int] = None,
+    clock: Callable[[], float] = time.time,
+) -> Callable[[sqlite3.Connection], int]:
+    """The store transaction that keeps a refused document (redacted and capped by the caller).
+
+    Returns the dead letter's id, or 0 when the dead letters already hold ``max_total`` bytes: a
+    flood of refused documents must not fill the disk that legitimate callbacks need."""
 
     def work(db: sqlite3.Connection) -> int:
-        cursor = db.execute(
-            "INSERT INTO dead_letters (received_at, content_type, reason, body) VALUES (?, ?, ?, ?)",
-            (time.time(), content_type, reason, body),
-        )
-        return int(cursor.lastrowid or 0)
+        if max_total is not None:
+            held = int(db.execute("SELECT coalesce(sum(length(body)), 0) FROM dead_letters").fetchone()[0])
+            if held + len(body) > max_total:
+                return 0
+        return _insert_dead_letter(db, body, content_type, reason, clock())
 
     return work
+
+
+def handler_gave_up_work(event_id: int, handler: str, reason: str, now: float) -> Callable[[sqlite3.Connection], None]:
+    """Take a handler run off the queue, keeping the event (password redacted) as a dead letter."""
+
+    def work(db: sqlite3.Connection) -> None:
+        row = db.execute("SELECT callback FROM events WHERE id = ?", (event_id,)).fetchone()
+        db.execute("DELETE FROM handler_queue WHERE event_id = ? AND handler = ?", (event_id, handler))
+        why = f"handler {handler!r} gave up on event {event_id}: {reason}"[:500]
+        _insert_dead_letter(db, (row[0] if row else "").encode("utf-8"), "application/json", why, now)
+
+    return work
+
+
+def _insert_dead_letter(
+    db: sqlite3.Connection, body: bytes, content_type: Optional[str], reason: str, now: float
+) -> int:
+    cursor = db.execute(
+        "INSERT INTO dead_letters (received_at, content_type, reason, body) VALUES (?, ?, ?, ?)",
+        (now, content_type, reason, body),
+    )
+    return int(cursor.lastrowid or 0)

@@ -4,16 +4,20 @@
 
 UWS_CALLBACK_DB (default callbacks.db), UWS_CALLBACK_USERNAME, UWS_CALLBACK_PASSWORD,
 UWS_CALLBACK_PREVIOUS_PASSWORD, UWS_CALLBACK_MAX_BODY (bytes), UWS_CALLBACK_COMMIT (group, or each
-for the one-commit-per-callback baseline). Several worker processes may share one store file:
-their commits take turns on a file lock beside it.
+for the one-commit-per-callback baseline), UWS_CALLBACK_ALLOW_ANONYMOUS (1 to store callbacks without
+credentials; refused to start otherwise), UWS_CALLBACK_DEAD_LETTER_RATE (refused documents kept per
+second, default 2) and UWS_CALLBACK_DEAD_LETTER_MAX_BYTES (default 256 MiB). Several worker
+processes may share one store file: their commits take turns on a file lock beside it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from typing import Callable
 
 from .errors import InputError
-from .receiver import Receiver
+from .receiver import DeadLetterBudget, Receiver
 from .store import Store
 from .xmlsafe import MAX_BYTES
 
@@ -31,11 +35,39 @@ def create_app() -> Receiver:
     commit = (os.environ.get("UWS_CALLBACK_COMMIT") or "group").strip().lower()
     if commit not in ("group", "each"):
         raise InputError("UWS_CALLBACK_COMMIT", f"{commit!r} is not group or each", "use group (each is a baseline)")
+    allow_anonymous = (os.environ.get("UWS_CALLBACK_ALLOW_ANONYMOUS") or "").strip().lower() in ("1", "true", "yes")
+    if not username and not allow_anonymous:
+        raise InputError(
+            "UWS_CALLBACK_USERNAME",
+            "a receiver without callback credentials would store callbacks from anyone",
+            "set UWS_CALLBACK_USERNAME and UWS_CALLBACK_PASSWORD, or UWS_CALLBACK_ALLOW_ANONYMOUS=1",
+        )
+    budget = DeadLetterBudget(
+        per_second=_number("UWS_CALLBACK_DEAD_LETTER_RATE", 2.0, float),
+        max_total=int(_number("UWS_CALLBACK_DEAD_LETTER_MAX_BYTES", 256 * 1024 * 1024, int)),
+    )
     store = Store(os.environ.get("UWS_CALLBACK_DB") or "callbacks.db", batch=commit == "group")
+    if allow_anonymous:
+        logging.getLogger("uws_adapter.receiver").warning("callbacks are stored without checking any credentials")
     return Receiver(
         store,
         username=username,
         password=password,
         previous_password=os.environ.get("UWS_CALLBACK_PREVIOUS_PASSWORD") or None,
         max_body=max_body,
+        allow_anonymous=allow_anonymous,
+        dead_letters=budget,
     )
+
+
+def _number(name: str, default: float, kind: Callable[[str], float]) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise InputError(name, f"{text[:40]!r} is not a number", "e.g. 2 (per second) or 268435456 (bytes)") from None
+    if value < 0:
+        raise InputError(name, "cannot be negative", "use 0 to keep no refused documents")
+    return value

@@ -1,0 +1,193 @@
+"""Secrets blanked out of documents we keep but could not parse (dead letters).
+
+A refused document may still carry a real password, and an attacker-chosen one may hide it: in
+UTF-16 or UTF-32, behind character references (``&#112;``) or JSON escapes (``\\u0070``), or cut
+off before its end tag by a size cap. So redaction works on the *decoded* text with those
+references resolved, blanks the value of every element, attribute or JSON member whose name ends
+in one of :data:`SECRET_NAMES` up to where it ends (or to the end of the document when it never
+does), and finally replaces every known secret wherever it still stands. The result is UTF-8.
+
+Linear time on any input: each step is a single forward scan with ``str.find`` from where the last
+one stopped; the only patterns are bounded character references, which cannot backtrack.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from typing import Iterable, List, Optional, Tuple
+
+from .callbacks import REDACTED
+
+#: Element, attribute and JSON member names (their endings, case-insensitive) whose values are secret.
+SECRET_NAMES = ("password", "token", "secret")
+
+_WIDE = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00", "utf-16-le"),
+    (b"\x00<", "utf-16-be"),
+)
+# Bounded quantifiers after a fixed prefix: at most a dozen characters tried per "&" or "\".
+_REFERENCE = re.compile(r"&#[xX]([0-9a-fA-F]{1,6});|&#([0-9]{1,7});|\\u([0-9a-fA-F]{4})")
+_ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_SPACE = " \t\r\n"
+
+
+def decode(body: bytes) -> str:
+    """``body`` as text: by its byte-order mark, its first bytes, or its XML declaration; UTF-8
+    otherwise. Undecodable bytes become U+FFFD rather than an error."""
+    for mark, encoding in _WIDE:
+        if body.startswith(mark):
+            return body.decode(encoding, errors="replace")
+    declared = _declared_encoding(body)
+    if declared:
+        try:
+            return body.decode(declared, errors="replace")
+        except LookupError:
+            pass
+    return body.decode("utf-8", errors="replace")
+
+
+def _declared_encoding(body: bytes) -> Optional[str]:
+    head = body[:256].lstrip()
+    if not head.startswith(b"<?xml"):
+        return None
+    end = head.find(b"?>")
+    declaration = head[: end if end > 0 else len(head)].decode("ascii", errors="replace")
+    at = declaration.find("encoding")
+    if at < 0:
+        return None
+    rest = declaration[at + len("encoding") :].lstrip(" \t\r\n=").lstrip()
+    if not rest or rest[0] not in "'\"":
+        return None
+    close = rest.find(rest[0], 1)
+    return rest[1:close] if close > 0 else None
+
+
+def resolve_references(text: str) -> str:
+    """Numeric character references and JSON ``\\uXXXX`` escapes replaced by their characters."""
+
+    def character(match: re.Match[str]) -> str:
+        hexa, decimal, escape = match.groups()
+        code = int(hexa or escape, 16) if (hexa or escape) else int(decimal)
+        return chr(code) if code <= 0x10FFFF else "\ufffd"
+
+    resolved = _REFERENCE.sub(character, text)
+    # Escaped surrogate pairs become one character; a lone surrogate becomes U+FFFD.
+    return resolved.encode("utf-16", "surrogatepass").decode("utf-16", errors="replace")
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with the values of secret elements, attributes and members, and every known
+    secret, replaced by ``***``."""
+    for name in SECRET_NAMES:
+        text = _blank_values(text, name)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact(body: bytes, secrets: Iterable[str] = (), *, limit: Optional[int] = None) -> bytes:
+    """A refused document made safe to keep: decoded, references resolved, secrets blanked, UTF-8,
+    and cut to ``limit`` bytes *after* redaction (so a cut never leaves half a secret)."""
+    text = redact_text(resolve_references(decode(body)), secrets)
+    kept = text.encode("utf-8", errors="replace")
+    if limit is not None and len(kept) > limit:
+        kept = kept[:limit].decode("utf-8", errors="ignore").encode("utf-8")
+    return kept
+
+
+def _blank_values(text: str, name: str) -> str:
+    lowered = text.translate(_ASCII_LOWER)  # same length as text, unlike str.lower()
+    blanks: List[Tuple[int, int]] = []
+    at = 0
+    while True:
+        found = lowered.find(name, at)
+        if found < 0:
+            break
+        after = found + len(name)
+        span = _xml_element_value(text, lowered, found, after, name) or _member_value(text, after)
+        if span is None:
+            at = after
+            continue
+        blanks.append(span)
+        at = max(span[1], after)
+    if not blanks:
+        return text
+    parts, last = [], 0
+    for start, end in blanks:
+        parts += [text[last:start], REDACTED]
+        last = end
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def _xml_element_value(text: str, lowered: str, found: int, after: int, name: str) -> Optional[Tuple[int, int]]:
+    """The content of ``<[prefix:]...name ...>`` up to its end tag (or the document's end)."""
+    start = found
+    # The name may end in ``name`` (SessionToken) and carry a prefix (v2:token); names are short.
+    while start > 0 and found - start < 64 and text[start - 1] in _NAME_CHARS:
+        start -= 1
+    if start > 0 and text[start - 1] == ":":
+        start -= 1
+        while start > 0 and found - start < 128 and text[start - 1] in _NAME_CHARS:
+            start -= 1
+    if start == 0 or text[start - 1] != "<" or (after < len(text) and text[after] not in _SPACE + "/>"):
+        return None
+    close = text.find(">", after)
+    if close < 0:
+        return (after, len(text))  # cut inside the start tag: nothing after it is safe to show
+    if text[close - 1] == "/":
+        return None  # <Password/>: empty
+    # Up to the next mention of the name (its end tag, normally), backed up to that tag's "<".
+    following = lowered.find(name, close + 1)
+    if following < 0:
+        return (close + 1, len(text))
+    end = text.rfind("<", close + 1, following)
+    return (close + 1, end if end >= 0 else following)
+
+
+def _member_value(text: str, after: int) -> Optional[Tuple[int, int]]:
+    """The value of a JSON member ``"...name": value`` or an attribute ``...name="value"``."""
+    at = after
+    if at < len(text) and text[at] == '"':  # the end of a JSON key
+        at += 1
+        while at < len(text) and text[at] in _SPACE:
+            at += 1
+        if at >= len(text) or text[at] != ":":
+            return None
+    elif at >= len(text) or text[at] not in _SPACE + "=":
+        return None
+    at += 1
+    while at < len(text) and text[at] in _SPACE + "=":
+        at += 1
+    if at >= len(text):
+        return (at, at)
+    quote = text[at]
+    if quote in "\"'":
+        return (at + 1, _closing_quote(text, at + 1, quote))
+    end = at
+    while end < len(text) and text[end] not in ",}]" + _SPACE:
+        end += 1
+    return (at, end)
+
+
+def _closing_quote(text: str, at: int, quote: str) -> int:
+    while True:
+        found = text.find(quote, at)
+        if found < 0:
+            return len(text)
+        backslashes = 0
+        while found - 1 - backslashes >= 0 and text[found - 1 - backslashes] == "\\":
+            backslashes += 1
+        if backslashes % 2 == 0:
+            return found
+        at = found + 1
