@@ -28,6 +28,10 @@ _KIND_RULES: Mapping[str, Tuple[Pattern[str], str]] = {
     "IMSI": (re.compile(r"[0-9]{6,15}"), "6 to 15 digits"),
 }
 
+#: The carrier's fault codes for a bad kind and a bad identifier [doc].
+KIND_INVALID = "INPUT_INVALID.Device.Kind.Invalid"
+IDENTIFIER_INVALID = "INPUT_INVALID.Device.Identifier.Invalid"
+
 #: Every kind the package accepts, in the documented spelling.
 KINDS: Tuple[str, ...] = tuple(_KIND_RULES)
 #: Kinds that only the REST API knows [doc]; a UWS envelope refuses them.
@@ -54,10 +58,10 @@ def as_tuple_of(value: object, item_type: Type[T], field: str, fix: str) -> Tupl
 def normalize_kind(kind: object) -> str:
     """The documented spelling of ``kind`` (any case), or :class:`InputError`."""
     if not isinstance(kind, str):
-        raise InputError("kind", f"expected a string, got {type(kind).__name__}", _kinds_hint())
+        raise InputError("kind", f"expected a string, got {type(kind).__name__}", _kinds_hint(), code=KIND_INVALID)
     upper = kind.strip().upper()
     if upper not in _KIND_RULES:
-        raise InputError("kind", f"unknown identifier kind {kind!r}", _kinds_hint())
+        raise InputError("kind", f"unknown identifier kind {kind!r}", _kinds_hint(), code=KIND_INVALID)
     return upper
 
 
@@ -84,6 +88,7 @@ class DeviceIdentifier:
                 "identifier",
                 f"expected a string, got {type(value).__name__} {value!r}",
                 "pass identifiers as strings: a number loses leading zeros",
+                code=IDENTIFIER_INVALID,
             )
         value = value.strip()
         pattern, described = _KIND_RULES[kind]
@@ -92,6 +97,7 @@ class DeviceIdentifier:
                 "identifier",
                 f"{value!r} is not a valid {kind}",
                 f"an {kind} is {described}" if kind[0] in "AEIOU" else f"a {kind} is {described}",
+                code=IDENTIFIER_INVALID,
             )
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "identifier", value)
@@ -101,7 +107,12 @@ class DeviceIdentifier:
         """Parse ``KIND:IDENTIFIER``, e.g. ``"ESN:09611822299"``."""
         kind, sep, value = text.partition(":")
         if not sep or not kind.strip() or not value.strip():
-            raise InputError("identifier", f"{text!r} is not KIND:IDENTIFIER", "write e.g. IMEI:990003420535573")
+            raise InputError(
+                "identifier",
+                f"{text!r} is not KIND:IDENTIFIER",
+                "write e.g. IMEI:990003420535573",
+                code=IDENTIFIER_INVALID,
+            )
         return cls(kind, value)
 
     def __str__(self) -> str:

@@ -30,18 +30,25 @@ class UwsAdapterError(Exception):
     """Base class of every exception uws-adapter raises on purpose."""
 
 
-class InputError(UwsAdapterError, ValueError):
-    """Input that cannot become a valid request. ``field`` names where it is, ``fix`` what to do."""
+#: The carrier's code for a request it cannot make sense of, when no more precise code applies.
+REQUEST_UNDEFINED = "INPUT_INVALID.RequestUndefined"
 
-    def __init__(self, field: str, problem: str, fix: str) -> None:
+
+class InputError(UwsAdapterError, ValueError):
+    """Input that cannot become a valid request. ``field`` names where it is, ``fix`` what to do,
+    and ``code`` is the fault code the carrier answers the same mistake with (what the emulator and
+    the bridge send back), set where the error is raised, never derived from the wording."""
+
+    def __init__(self, field: str, problem: str, fix: str, *, code: str = REQUEST_UNDEFINED) -> None:
         self.field = field
         self.problem = problem
         self.fix = fix
+        self.code = code
         super().__init__(f"{field}: {problem}; {fix}")
 
     def within(self, outer: str) -> InputError:
         """The same error, located inside ``outer`` (e.g. a list index or a file line)."""
-        located = type(self)(f"{outer}{self.field}", self.problem, self.fix)
+        located = type(self)(f"{outer}{self.field}", self.problem, self.fix, code=self.code)
         located.__cause__ = self.__cause__
         return located
 

@@ -13,7 +13,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 from .actions import Restore, Suspend
 from .devices import Device, as_tuple_of
-from .errors import InputError
+from .errors import REQUEST_UNDEFINED, InputError
 from .wire import (
     CUSTOM_FIELD_FORBIDDEN_CHARS,
     CUSTOM_FIELD_NAMES,
@@ -23,15 +23,18 @@ from .wire import (
 
 ACCOUNT_FIX = "give the account name as a string, e.g. '0000123456-00001'"
 _CUSTOM_FIELD_BY_LOWER = {name.lower(): name for name in CUSTOM_FIELD_NAMES}
+# The carrier's fault codes for bad custom-field filters [doc].
+_INVALID_NAME = "INPUT_INVALID.CustomField.InvalidName"
+_INVALID_CHARACTER = "INPUT_INVALID.Request.InvalidCharacter"
 
 
-def required_text(field: str, value: object, fix: str) -> str:
+def required_text(field: str, value: object, fix: str, *, code: str = REQUEST_UNDEFINED) -> str:
     """A non-empty string; numbers are refused because account names keep their leading zeros."""
     if isinstance(value, bool) or not isinstance(value, str):
-        raise InputError(field, f"expected a string, got {type(value).__name__} {value!r}", fix)
+        raise InputError(field, f"expected a string, got {type(value).__name__} {value!r}", fix, code=code)
     stripped = value.strip()
     if not stripped:
-        raise InputError(field, "is empty", fix)
+        raise InputError(field, "is empty", fix, code=code)
     return stripped
 
 
@@ -44,16 +47,24 @@ class CustomField:
     value: str
 
     def __post_init__(self) -> None:
-        name = required_text("custom field name", self.name, "use CustomField1 to CustomField5")
+        name = required_text("custom field name", self.name, "use CustomField1 to CustomField5", code=_INVALID_NAME)
         canonical = _CUSTOM_FIELD_BY_LOWER.get(name.lower())
         if canonical is None:
-            raise InputError("custom field name", f"{name!r} is not a custom field", "use CustomField1 to CustomField5")
-        value = required_text(f"custom field {canonical} value", self.value, "give the value to match")
+            raise InputError(
+                "custom field name",
+                f"{name!r} is not a custom field",
+                "use CustomField1 to CustomField5",
+                code=_INVALID_NAME,
+            )
+        value = required_text(
+            f"custom field {canonical} value", self.value, "give the value to match", code=_INVALID_CHARACTER
+        )
         if len(value) > CUSTOM_FIELD_VALUE_MAX:
             raise InputError(
                 f"custom field {canonical} value",
                 f"{len(value)} characters, the carrier allows {CUSTOM_FIELD_VALUE_MAX}",
                 "shorten the value",
+                code="INPUT_INVALID.CustomField.TooLong",
             )
         bad = [c for c in CUSTOM_FIELD_FORBIDDEN_CHARS if c in value]
         if bad:
@@ -61,6 +72,7 @@ class CustomField:
                 f"custom field {canonical} value",
                 "contains " + " and ".join(repr(c) for c in bad) + ", which the carrier refuses",
                 "remove the characters ' < and \\",
+                code=_INVALID_CHARACTER,
             )
         object.__setattr__(self, "name", canonical)
         object.__setattr__(self, "value", value)
@@ -70,7 +82,12 @@ class CustomField:
         """Parse ``NAME=VALUE``."""
         name, sep, value = text.partition("=")
         if not sep:
-            raise InputError("custom field", f"{text!r} is not NAME=VALUE", "write e.g. CustomField2=SuperVend")
+            raise InputError(
+                "custom field",
+                f"{text!r} is not NAME=VALUE",
+                "write e.g. CustomField2=SuperVend",
+                code=_INVALID_CHARACTER,
+            )
         return cls(name, value)
 
 
@@ -94,6 +111,7 @@ class DeviceList:
                 "devices",
                 f"{len(devices):,} devices, the carrier takes at most {MAX_DEVICES_PER_REQUEST:,} per request",
                 "split them into several requests",
+                code="INPUT_INVALID.MaxRequestsExceeded",
             )
         first_seen: Dict[Tuple[str, str], int] = {}
         for position, device in enumerate(devices):
