@@ -8,7 +8,7 @@ import http.client
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator, List, Sequence, Tuple
+from typing import Iterator, List, Sequence, Tuple
 
 import pytest
 from servers import AsgiServer
@@ -16,7 +16,8 @@ from servers import AsgiServer
 from uws_adapter import CallbackRequest, ReportedDevice, render_callback
 from uws_adapter.receiver import Receiver
 from uws_adapter.receiver_async import AsyncReceiver, server_config
-from uws_adapter.store import Store, StoreError, Work
+from uws_adapter.store import Store, StoreError
+from uws_adapter.stores import Outcome, Write
 
 
 class CountingStore(Store):
@@ -27,12 +28,12 @@ class CountingStore(Store):
         self.groups: List[int] = []
         self.fail_next = False
 
-    def commit_group(self, connection: Any, works: Sequence[Work]) -> Any:
+    def commit_group(self, writes: Sequence[Write]) -> List[Outcome]:
         if self.fail_next:
             self.fail_next = False
             raise StoreError("disk full (injected)")
-        self.groups.append(len(works))
-        return super().commit_group(connection, works)
+        self.groups.append(len(writes))
+        return super().commit_group(writes)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ Every error the package raises on purpose derives from :class:`UwsAdapterError`:
     │   ├── InvalidInputFault                INPUT_INVALID..., DeserializationFailed, AccountNotFound
     │   ├── DeviceFault                      DeviceNotFound, Device.*, DeviceState.Invalid
     │   └── UnknownFault                     any other code
+    ├── StoreError (also OSError)            the store could not write: nothing was acknowledged
     ├── ResourceError                        the bundled WSDL/XSD files are missing or broken
     └── HandlerGaveUp                        a handler can never handle an event: no more retries
 
@@ -118,6 +119,10 @@ class DeviceFault(ServiceFault):
 
 class UnknownFault(ServiceFault):
     """A fault code this package does not classify."""
+
+
+class StoreError(UwsAdapterError, OSError):
+    """The store could not write (disk full, locked, closed): nothing was acknowledged."""
 
 
 class ResourceError(UwsAdapterError):

@@ -24,10 +24,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from .callback_json import parse_rest_callback
 from .callback_xml import parse_callback
 from .callbacks import CallbackRequest
-from .errors import CallbackParseError, HandlerGaveUp, InputError
+from .errors import CallbackParseError, HandlerGaveUp, InputError, StoreError
 from .redaction import redact
-from .store import Store, StoredEvent, StoreError, Work
-from .store_writes import callback_work, dead_letter_work
+from .stores import CallbackWrite, DeadLetterWrite, ReceiverStore, StoredEvent, Write
 from .wire import NS_SOAP_ENV, NS_V2
 from .xmlsafe import MAX_BYTES
 
@@ -58,10 +57,10 @@ class Answer:
 
 @dataclass(frozen=True)
 class Intake:
-    """A body accepted for storing: the store ``work``, the answer once it is committed, and the
+    """A body accepted for storing: the store ``write``, the answer once it is committed, and the
     answer if the commit failed (nothing is acknowledged that is not stored)."""
 
-    work: Work
+    write: Write
     stored: Answer
     unstored: Answer
     is_callback: bool = False
@@ -135,7 +134,7 @@ class Receiver:
 
     def __init__(
         self,
-        store: Store,
+        store: ReceiverStore,
         *,
         username: Optional[str] = None,
         password: Optional[str] = None,
@@ -212,9 +211,7 @@ class Receiver:
                 return refused
             kept = redact(body, self.passwords, limit=DEAD_LETTER_MAX)
             return Intake(
-                dead_letter_work(
-                    kept, media_type, reason, max_total=self.dead_letters.max_total, clock=self.store.clock
-                ),
+                DeadLetterWrite(kept, media_type, reason, max_total=self.dead_letters.max_total),
                 refused,
                 # Kept or not, the document was refused: the answer says why, never "stored".
                 refused,
@@ -225,16 +222,14 @@ class Receiver:
         stored = Answer(200, "text/xml; charset=utf-8", _SOAP_ACK) if is_xml else _JSON_ACK
         document = redact(body, self.passwords, limit=DEAD_LETTER_MAX)
         return Intake(
-            callback_work(
-                callback, tuple(self.handlers), document=document, media_type=media_type, clock=self.store.clock
-            ),
+            CallbackWrite(callback, tuple(self.handlers), document=document, media_type=media_type),
             stored,
             Answer(503, "text/plain", b"not stored; send it again\n"),
             is_callback=True,
         )
 
     def committed(self, intake: Intake, result: Any) -> None:
-        """Call after ``intake.work`` committed with ``result``: wakes the handlers for a new event,
+        """Call after ``intake.write`` committed with ``result``: wakes the handlers for a new event,
         counts a dead letter the store had no room for."""
         if intake.is_callback:
             if self.handlers and result[1]:
@@ -256,7 +251,7 @@ class Receiver:
         if isinstance(decided, Answer):
             return decided.send(start_response)
         try:
-            result = self.store.write(decided.work)
+            result = self.store.apply(decided.write)
         except StoreError:
             return decided.unstored.send(start_response)
         self.committed(decided, result)

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import sqlite3
 from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Sequence, Tuple
 
 from .receiver import Answer, Intake, Receiver
+from .stores import Outcome, ReceiverStore, Write
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,23 +32,14 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-class _Failed:
-    """A job that never ran: its group could not be committed."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-        self.result = None
-
-
 class AsyncReceiver:
     """ASGI application over a :class:`Receiver` (its store, credentials, limits and handlers)."""
 
     def __init__(self, receiver: Receiver, *, commit_timeout: Optional[float] = None) -> None:
         self.receiver = receiver
-        self.store = receiver.store
+        self.store: ReceiverStore = receiver.store
         #: How long a callback waits for its group's commit before it is answered 503.
         self.commit_timeout = commit_timeout if commit_timeout is not None else self.store.lock_timeout + 5.0
-        self._connection: Optional[sqlite3.Connection] = None
         self._parked: List[Tuple[Intake, asyncio.Future[Any]]] = []
         self._committing = False
         # One thread: commits of one process are serial anyway, and a group forms while one runs.
@@ -104,8 +95,8 @@ class AsyncReceiver:
                 group = max(1, self.store.max_batch)  # max_batch 1 is the one-commit-per-callback baseline
                 for start in range(0, len(parked), group):
                     chunk = parked[start : start + group]
-                    works = [intake.work for intake, _ in chunk]
-                    jobs = await loop.run_in_executor(self._committer, self._commit, works)
+                    writes = [intake.write for intake, _ in chunk]
+                    jobs = await loop.run_in_executor(self._committer, self._commit, writes)
                     for (_, future), job in zip(chunk, jobs):
                         if future.done():  # the client went away
                             continue
@@ -116,16 +107,11 @@ class AsyncReceiver:
         finally:
             self._committing = False
 
-    def _commit(self, works: List[Any]) -> Sequence[Any]:
+    def _commit(self, writes: List[Write]) -> Sequence[Outcome]:
         try:
-            if self._connection is None:
-                self._connection = self.store.connect_writer()
-            return self.store.commit_group(self._connection, works)
+            return self.store.commit_group(writes)
         except Exception as exc:  # no connection, or the store refused: nothing of this group is stored
-            if self._connection is not None:
-                self._connection.close()
-            self._connection = None
-            return [_Failed(exc)] * len(works)
+            return [Outcome(error=exc)] * len(writes)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -134,9 +120,6 @@ class AsyncReceiver:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self._committer.shutdown(wait=True)
-                if self._connection is not None:
-                    self._connection.close()
-                    self._connection = None
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -27,8 +27,11 @@ except ImportError:  # Windows: one process per store there
 
 from .callbacks import CallbackRequest
 from .devices import Device
-from .errors import UwsAdapterError
-from .store_writes import callback_work, handler_gave_up_work
+from .errors import StoreError, UwsAdapterError
+from .store_writes import callback_work, handler_gave_up_work, work_for
+from .stores import Outcome, RequestStatus, StoredEvent, Write
+
+__all__ = ["RequestStatus", "Store", "StoreError", "StoredEvent", "Work"]
 
 T = TypeVar("T")
 #: A unit of store work: runs inside the writer's transaction, returns its result.
@@ -87,40 +90,6 @@ CREATE TABLE IF NOT EXISTS handler_queue (
     PRIMARY KEY (event_id, handler)
 );
 """
-
-
-class StoreError(UwsAdapterError):
-    """The store could not write (disk full, locked, closed): nothing was acknowledged."""
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event as stored: the callback (password redacted), its delivery attempts, and whether a
-    re-send differed from the first delivery. A handler sees ``handler_attempts``: how many times
-    it failed on this event before (0 on its first run)."""
-
-    id: int
-    callback: CallbackRequest
-    attempts: int
-    differs: bool
-    received_at: float
-    handler_attempts: int = 0
-
-
-@dataclass(frozen=True)
-class RequestStatus:
-    """Where a request stands: per device, succeeded, failed (with fault codes) or pending."""
-
-    request_id: str
-    action: Optional[str]
-    total: int
-    succeeded: Tuple[str, ...]
-    failed: Dict[str, Optional[str]] = field(default_factory=dict)
-    pending: Tuple[str, ...] = ()
-
-    @property
-    def complete(self) -> bool:
-        return not self.pending and self.total > 0
 
 
 @dataclass
@@ -257,19 +226,28 @@ class Store:
                 jobs.append(more)
             self._commit(connection, jobs)
 
-    def connect_writer(self) -> sqlite3.Connection:
-        """A connection for :meth:`commit_group`, for a caller that commits in its own thread (an
-        event loop, which must not wait on the writer thread)."""
-        return self._connect()
+    def apply(self, write: Write, *, timeout: float = 30.0) -> Any:
+        """Store ``write`` through the writer thread's group commit; return its result once it is
+        committed durably, or raise :class:`StoreError`."""
+        return self.write(work_for(write, self.clock), timeout=timeout)
 
-    def commit_group(
-        self, connection: sqlite3.Connection, works: Sequence[Callable[[sqlite3.Connection], Any]]
-    ) -> List[_Job]:
-        """Run ``works`` in one transaction on ``connection``, each in its own savepoint, and commit
-        durably; each job's ``result`` or ``error`` says how it went."""
-        jobs = [_Job(work) for work in works]
+    def commit_group(self, writes: Sequence[Write]) -> List[Outcome]:
+        """Store ``writes`` in one transaction in the calling thread (on a connection of its own),
+        each in its own savepoint, committed durably: for a caller with its own committer thread,
+        which must not hand every group to the writer thread."""
+        connection: Optional[sqlite3.Connection] = getattr(self._local, "writer", None)
+        if connection is None:
+            if self._closed:
+                raise StoreError("the store is closed")
+            connection = self._connect()
+            self._local.writer = connection
+        jobs = [_Job(work_for(write, self.clock)) for write in writes]
         self._commit(connection, jobs)
-        return jobs
+        failed = next((job.error for job in jobs if isinstance(job.error, sqlite3.OperationalError)), None)
+        if failed is not None:  # the connection may be unusable now: the next group opens another
+            connection.close()
+            self._local.writer = None
+        return [Outcome(job.result, job.error) for job in jobs]
 
     def _commit(self, connection: sqlite3.Connection, jobs: List[_Job]) -> None:
         # Writers in this process take turns on a lock, and writers in other processes (gunicorn
@@ -315,7 +293,7 @@ class Store:
     def add_callback(self, callback: CallbackRequest, handlers: Sequence[str] = ()) -> Tuple[int, bool]:
         """Store a callback durably; returns (event id, whether it is a new event). A re-send adds
         an attempt, and flags the event when its content differs from the first delivery."""
-        return self.write(callback_work(callback, handlers))
+        return self.write(callback_work(callback, handlers, clock=self.clock))
 
     def record_request(self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap") -> None:
         """Remember a sent request so that the tracker knows which devices to expect."""

@@ -19,10 +19,9 @@ import time
 from typing import Callable, Optional, Sequence, Tuple
 
 from .callbacks import CallbackRequest, ReportedDevice
+from .stores import POISONED, CallbackWrite, DeadLetterWrite, Write
 
 _log = logging.getLogger("uws_adapter.store")
-#: The event id a callback work returns when it kept the callback as a dead letter instead.
-POISONED = 0
 
 
 def device_key(devices: Sequence[ReportedDevice]) -> str:
@@ -139,3 +138,13 @@ def _insert_dead_letter(
         (now, content_type, reason, body),
     )
     return int(cursor.lastrowid or 0)
+
+
+def work_for(write: Write, clock: Callable[[], float]) -> Callable[[sqlite3.Connection], object]:
+    """The SQLite transaction for a backend-neutral write."""
+    if isinstance(write, CallbackWrite):
+        return callback_work(write.callback, write.handlers, document=write.document, media_type=write.media_type,
+                             clock=clock)  # fmt: skip
+    if isinstance(write, DeadLetterWrite):
+        return dead_letter_work(write.body, write.media_type, write.reason, max_total=write.max_total, clock=clock)
+    raise TypeError(f"not a store write: {write!r}")
