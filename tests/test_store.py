@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import List
 import pytest
 
 from uws_adapter import CallbackFault, CallbackRequest, Device, NiddResult, ReportedDevice
-from uws_adapter.store import Store, StoreError
+from uws_adapter.store import SCHEMA_VERSION, Store, StoreError
+from uws_adapter.store_writes import device_key
 
 
 def _cb(n: int, request_id: str = "r1", *, count: int = 1, failed: bool = False) -> CallbackRequest:
@@ -129,3 +131,41 @@ def test_the_nidd_callback_of_a_restore_does_not_decide_the_device_outcome(tmp_p
         status = store.status("r-1")
         assert (status.succeeded, status.failed, status.complete) == (("IMEI:990003420535573",), {}, True)
         assert store.counts()["events"] == 2
+
+
+def test_a_database_of_the_previous_release_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(str(path))
+    old.executescript((Path(__file__).parent / "data" / "store-schema-0.sql").read_text())
+    old.execute(
+        "INSERT INTO events (service, request_id, device, action, status, succeeded, callback, content_hash,"
+        " received_at) VALUES ('CarrierService', 'r0', ?, 'Suspend', 'Success', 1, ?, 'h', 1.0)",
+        (device_key(_cb(0, "r0").devices), json.dumps(_cb(0, "r0").to_dict())),
+    )
+    old.commit()
+    old.close()
+    assert Store.schema_version(path) == 0
+    with Store(path) as store:
+        assert [event.callback.request_id for event in store.events()] == ["r0"]
+        assert store.add_callback(_cb(0, "r0", count=2))[1] is False  # the old event is found again
+        assert store.add_callback(_cb(1, "r1"))[1] is True
+    assert Store.schema_version(path) == SCHEMA_VERSION
+    indexes = {
+        row[0] for row in sqlite3.connect(str(path)).execute("SELECT name FROM sqlite_master WHERE type='index'")
+    }
+    assert "handler_queue_by_due" in indexes
+
+
+def test_a_database_of_a_newer_release_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    Store(path).close()
+    newer = sqlite3.connect(str(path))
+    newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    newer.close()
+    with pytest.raises(StoreError, match=f"schema {SCHEMA_VERSION + 1}, written by a newer uws-adapter"):
+        Store(path)
+
+
+def test_a_store_in_a_missing_folder_names_the_database(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"nowhere/c\.db: the folder .*nowhere does not exist"):
+        Store(tmp_path / "nowhere" / "c.db")

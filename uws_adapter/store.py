@@ -37,6 +37,12 @@ T = TypeVar("T")
 #: A unit of store work: runs inside the writer's transaction, returns its result.
 Work = Callable[[sqlite3.Connection], Any]
 
+#: The schema this release writes (``PRAGMA user_version``). 0 is 0.1.0's, which had no version.
+SCHEMA_VERSION = 1
+#: How to go from version N-1 to N, applied in order in one transaction when a store is opened.
+_MIGRATIONS: Dict[int, str] = {
+    1: "CREATE INDEX IF NOT EXISTS handler_queue_by_due ON handler_queue (next_at);",
+}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
@@ -163,12 +169,52 @@ class Store:
         self._local = threading.local()
         self._closed = False
         self._commit_lock = threading.Lock()
+        if not self.path.parent.is_dir():
+            raise StoreError(f"cannot open the store {self.path}: the folder {self.path.parent} does not exist")
         self._file_lock = _FileLock(Path(f"{self.path}.writelock"), lock_timeout)
-        setup = self._connect()
-        setup.executescript(_SCHEMA)
-        setup.close()
+        self._migrate()
         self._writer = threading.Thread(target=self._write_loop, daemon=True, name="uws-store-writer")
         self._writer.start()
+
+    def _migrate(self) -> None:
+        """Create the schema, or bring a database of an earlier release up to this one's in place;
+        refuse one written by a newer release, whose meaning this one cannot know."""
+        setup = self._connect()
+        try:
+            with self._file_lock:
+                version = int(setup.execute("PRAGMA user_version").fetchone()[0])
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.path} has store schema {version}, written by a newer uws-adapter; this release "
+                        f"reads schema {SCHEMA_VERSION} at most: upgrade uws-adapter, or use another database"
+                    )
+                if version == SCHEMA_VERSION:
+                    return
+                setup.execute("BEGIN IMMEDIATE")
+                setup.execute("CREATE TABLE IF NOT EXISTS _probe (x)")  # fails early on a read-only file
+                setup.execute("DROP TABLE _probe")
+                for statement in _SCHEMA.split(";"):  # executescript would commit on its own
+                    if statement.strip():
+                        setup.execute(statement)
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[step].split(";"):
+                        if statement.strip():
+                            setup.execute(statement)
+                setup.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                setup.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from None
+        finally:
+            setup.close()
+
+    @staticmethod
+    def schema_version(path: Union[str, Path]) -> int:
+        """The schema version of the database at ``path`` (0 for one written by 0.1.0)."""
+        connection = sqlite3.connect(str(path))
+        try:
+            return int(connection.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            connection.close()
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
