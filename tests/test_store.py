@@ -11,8 +11,8 @@ from typing import List
 import pytest
 
 from uws_adapter import CallbackFault, CallbackRequest, Device, NiddResult, ReportedDevice
+from uws_adapter.devices import device_key
 from uws_adapter.store import SCHEMA_VERSION, Store, StoreError
-from uws_adapter.store_writes import device_key
 
 
 def _cb(n: int, request_id: str = "r1", *, count: int = 1, failed: bool = False) -> CallbackRequest:

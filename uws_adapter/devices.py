@@ -11,7 +11,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, List, Mapping, Pattern, Tuple, Type, TypeVar, Union
+from typing import Iterable, Iterator, List, Mapping, Pattern, Protocol, Tuple, Type, TypeVar, Union
 
 from .errors import InputError
 
@@ -39,6 +39,27 @@ REST_ONLY_KINDS = frozenset({"EID", "IMSI"})
 
 
 T = TypeVar("T")
+
+
+class _Named(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def identifier(self) -> str: ...
+
+
+def identity(kind: str, identifier: str) -> str:
+    """The one key of an identifier, wherever identifiers are compared or stored (the emulator's
+    inventory, the store's events and request log, the tracker, the relay): ``KIND:IDENTIFIER``,
+    both upper-cased, since the wire writes kinds in any case and hex ESN/MEID in either."""
+    return f"{kind.strip().upper()}:{identifier.strip().upper()}"
+
+
+def device_key(identifiers: Iterable[_Named]) -> str:
+    """The one key of a device named by ``identifiers`` (any order, any case): their identities,
+    sorted, joined by ``|``."""
+    return "|".join(sorted(identity(i.kind, i.identifier) for i in identifiers))
 
 
 def as_tuple_of(value: object, item_type: Type[T], field: str, fix: str) -> Tuple[T, ...]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 from .actions import Restore, Suspend
-from .devices import Device, as_tuple_of
+from .devices import Device, as_tuple_of, identity
 from .errors import REQUEST_UNDEFINED, InputError
 from .wire import (
     CUSTOM_FIELD_FORBIDDEN_CHARS,
@@ -113,10 +113,10 @@ class DeviceList:
                 "split them into several requests",
                 code="INPUT_INVALID.MaxRequestsExceeded",
             )
-        first_seen: Dict[Tuple[str, str], int] = {}
+        first_seen: Dict[str, int] = {}
         for position, device in enumerate(devices):
             for ident in device.identifiers:
-                key = (ident.kind, ident.identifier.upper())
+                key = identity(ident.kind, ident.identifier)
                 earlier = first_seen.setdefault(key, position)
                 if earlier != position:
                     raise InputError(

@@ -26,7 +26,7 @@ except ImportError:  # Windows: one process per store there
     fcntl = None  # type: ignore[assignment]
 
 from .callbacks import CallbackRequest
-from .devices import Device
+from .devices import Device, identity
 from .errors import StoreError, UwsAdapterError
 from .store_writes import callback_work, handler_gave_up_work, work_for
 from .stores import Outcome, RequestStatus, StoredEvent, Write
@@ -353,7 +353,7 @@ class Store:
             db.executemany(
                 "INSERT OR IGNORE INTO request_identifiers (request_id, identifier, device) VALUES (?, ?, ?)",
                 [
-                    (request_id, f"{i.kind}:{i.identifier.upper()}", position)
+                    (request_id, identity(i.kind, i.identifier), position)
                     for position, device in enumerate(devices)
                     for i in device.identifiers
                 ],

@@ -18,15 +18,11 @@ import sqlite3
 import time
 from typing import Callable, Optional, Sequence, Tuple
 
-from .callbacks import CallbackRequest, ReportedDevice
+from .callbacks import CallbackRequest
+from .devices import device_key
 from .stores import POISONED, CallbackWrite, DeadLetterWrite, Write
 
 _log = logging.getLogger("uws_adapter.store")
-
-
-def device_key(devices: Sequence[ReportedDevice]) -> str:
-    """One key per device whatever the order or case its identifiers arrive in."""
-    return "|".join(sorted(f"{d.kind}:{d.identifier.upper()}" for d in devices))
 
 
 def callback_work(
