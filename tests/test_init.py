@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 import uws_adapter
 from uws_adapter import errors
 
@@ -17,10 +22,13 @@ EXPECTED = {
     # clients, configuration and emulator
     "BatchResult", "Provisioner", "UwsClient", "RestClient", "RestRequest", "CallbackListener", "rest_body",
     "profile_resume_body", "Settings", "connect", "load_settings", "EmulatedDevice", "Emulator", "generated_devices",
+    # services: receiver, store, bridge, the hardened parse
+    "Store", "StoredEvent", "RequestStatus", "RequestLog", "Receiver", "AsyncReceiver", "DeadLetterBudget", "Bridge",
+    "parse_untrusted",
     # errors
     "UwsAdapterError", "InputError", "UnsupportedByApi", "DocumentError", "CallbackParseError", "ResourceError",
     "TransportError", "ConnectionFailed", "OutcomeUnknown", "ServiceFault", "SessionExpired", "InvalidInputFault",
-    "DeviceFault", "UnknownFault",
+    "DeviceFault", "UnknownFault", "StoreError", "HandlerGaveUp",
     "__version__",
 }  # fmt: skip
 
@@ -49,3 +57,21 @@ def test_input_error_carries_field_and_fix() -> None:
     )
     located = error.within("line 3: ")
     assert (type(located), str(located)) == (uws_adapter.InputError, "line 3: account: is empty; give the account name")
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["uws_adapter", "uws_adapter.receiver", "uws_adapter.receiver_async", "uws_adapter.wsgi", "uws_adapter.store"],
+)
+def test_the_receiver_side_never_imports_zeep_requests_or_the_emulator(module: str) -> None:
+    # A fresh interpreter: this one has long imported everything.
+    probe = f"import sys, {module}; print(sorted(m for m in ('zeep', 'requests', 'xmlschema', 'uws_adapter.emulator') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
+
+
+def test_public_names_resolve_lazily_and_unknown_ones_fail_clearly() -> None:
+    assert uws_adapter.Store.__name__ == "Store"
+    assert "Store" in dir(uws_adapter)
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
+        uws_adapter.NoSuchThing  # noqa: B018
