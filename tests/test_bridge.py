@@ -209,10 +209,12 @@ def test_a_refused_rest_login_comes_back_as_the_login_fault(tmp_path: Path, lega
 def test_an_idle_legacy_session_expires_and_our_client_logs_in_again(tmp_path: Path, legacy: LegacyListener) -> None:
     lines = generated_devices(1)
     emulator = Emulator(devices=lines)
-    with emulator, running_bridge(tmp_path / "b.db", emulator, legacy.url, session_idle=0.2) as (bridge, url):
+    now = [1_800_000_000.0]  # the bridge's sessions run on this clock: no waiting for expiry
+    options = {"session_idle": 20 * 60, "clock": lambda: now[0]}
+    with emulator, running_bridge(tmp_path / "b.db", emulator, legacy.url, **options) as (bridge, url):
         client = client_for(f"{url}/api/v2", username=LEGACY_USER, password=LEGACY_PASSWORD, timeout=(2.0, 5.0))
         client.login()
-        time.sleep(0.4)
+        now[0] += 20 * 60 + 1
         assert client.suspend(select([lines[0].device]))
         assert (bridge.counters["logins"], bridge.counters["faults"]) == (2, 1)
 

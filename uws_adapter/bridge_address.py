@@ -81,7 +81,7 @@ def soap_address(environ: Mapping[str, object], *, public_url: Optional[str], al
         if host not in names:  # an exact match: no parsing of what the client wrote
             raise HostRefused(
                 "Host",
-                f"{str(given)[:60]!r} is not a name of this bridge (allowed: {', '.join(names)})",
+                f"is not a name of this bridge (allowed: {', '.join(names)})",  # what was sent is not echoed
                 "call the bridge by one of those names, or start it with --allowed-host NAME:PORT or --public-url URL",
             )
     return f"{environ.get('wsgi.url_scheme', 'http')}://{host}/api/v2"

@@ -39,6 +39,9 @@ _UNEXPECTED = "REQUEST_FAILED.UnexpectedError"  # [doc]
 #: so that a wrong name costs the same store write as a wrong password and timing says nothing.
 _NO_SUCH_LOGIN = ""
 
+#: How long an expired session's hash is kept, to answer Expired rather than Invalid.
+_KEEP_EXPIRED = 24 * 3600.0
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bridge_sessions (
     token_sha256 TEXT PRIMARY KEY,
@@ -108,8 +111,9 @@ class StoredSessions:
         now = self.clock()
 
         def work(db: sqlite3.Connection) -> None:
-            # Sessions nobody closed go when a new one opens, so the table stays small.
-            db.execute("DELETE FROM bridge_sessions WHERE last_used < ?", (now - self.idle,))
+            # Sessions nobody closed go when a new one opens, so the table stays small; a day late,
+            # so that a legacy system coming back after a while still hears "Expired" [doc].
+            db.execute("DELETE FROM bridge_sessions WHERE last_used < ?", (now - self.idle - _KEEP_EXPIRED,))
             db.execute("INSERT INTO bridge_sessions (token_sha256, last_used) VALUES (?, ?)", (_digest(token), now))
 
         self._write(work)
