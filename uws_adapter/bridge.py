@@ -132,7 +132,9 @@ class Bridge:
         lockout: Optional[float] = DEFAULT_LOCKOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not legacy_users or not all(isinstance(v, str) and v for v in legacy_users.values()):
+        if not legacy_users or not all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in legacy_users.items()
+        ):
             raise InputError(
                 "legacy_users", "no legacy login with a password", "give NAME:PASSWORD for the legacy system"
             )

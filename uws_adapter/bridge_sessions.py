@@ -72,7 +72,7 @@ def unlock(store: Store, username: str) -> bool:
         lambda db: db.execute("DELETE FROM bridge_login_failures WHERE username = ?", (username,)).rowcount
     )
     if cleared:
-        log.info("legacy login unlocked by the operator")  # the name is not logged: it is half a credential
+        log.info("legacy login %r unlocked by the operator", username)
     return bool(cleared)
 
 
@@ -176,7 +176,7 @@ class StoredSessions:
         outcome = self._write(work)
         if outcome == "locked":
             raise Refused(LOCKED_CODE, f"login locked after {MAX_FAILED_LOGINS} failed logins; ask the operator")
-        if outcome == "locking":
-            log.warning("a legacy login is now locked after %d failed logins in a row", MAX_FAILED_LOGINS)
+        if outcome == "locking":  # only configured logins lock: the name is ours, not the client's
+            log.warning("legacy login %r locked after %d failed logins in a row", login, MAX_FAILED_LOGINS)
         if outcome != "ok":
             raise Refused("REQUEST_FAILED.InvalidCredentials", "wrong username or password")  # [inferred] code
