@@ -10,6 +10,10 @@ cannot change their code.
   system's SOAP listener as a UWS ``CallbackRequest`` by a receiver handler, which the store
   re-runs with backoff until the legacy listener answers 2xx, counting ``CallbackCount`` up.
   Nothing is lost while the legacy listener is down; nothing is relayed again once acknowledged.
+  A callback that can never be written as SOAP is given up (``HandlerGaveUp``), not retried.
+- Legacy sessions and login lockouts live in the store (:mod:`uws_adapter.bridge_sessions`), so a
+  restart changes neither; the WSDL's address never comes from an unchecked Host
+  (:mod:`uws_adapter.bridge_address`).
 """
 
 from __future__ import annotations
