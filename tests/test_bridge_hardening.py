@@ -442,11 +442,6 @@ def test_an_unrenderable_callback_is_acknowledged_never_relayed_and_the_relay_go
         legacy.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the receiver's handler runner to dead-letter HandlerGaveUp runs (the lead's part of "
-    "issue 10 item 7); remove this mark once it is merged",
-)
 def test_an_unrenderable_callback_leaves_the_relay_queue_for_the_dead_letters(tmp_path: Path) -> None:
     legacy = LegacyListener()
     try:
@@ -455,7 +450,12 @@ def test_an_unrenderable_callback_leaves_the_relay_queue_for_the_dead_letters(tm
             wait_until(lambda: len(legacy.acknowledged()) == 1)
             wait_until(lambda: bridge.store.counts()["handler_queue"] == 0, timeout=10)  # not retried forever
             assert bridge.store.counts()["dead_letters"] == 1
+            assert bridge.store.counts()["events"] == 2  # the callback itself stays stored
             assert all(b"poison-1" not in body for _, body in legacy.answers)
+        kept = store_bytes(tmp_path / "b.db")
+        assert b"cannot be written as a UWS SOAP callback" in kept  # the reason, with the dead letter
+        assert BRIDGE_PASSWORD.encode() not in kept
+        assert LISTENER_PASSWORD.encode() not in kept
     finally:
         legacy.close()
 
