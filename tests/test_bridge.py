@@ -209,10 +209,12 @@ def test_a_refused_rest_login_comes_back_as_the_login_fault(tmp_path: Path, lega
 def test_an_idle_legacy_session_expires_and_our_client_logs_in_again(tmp_path: Path, legacy: LegacyListener) -> None:
     lines = generated_devices(1)
     emulator = Emulator(devices=lines)
-    with emulator, running_bridge(tmp_path / "b.db", emulator, legacy.url, session_idle=0.2) as (bridge, url):
+    now = [1_800_000_000.0]  # the bridge's sessions run on this clock: no waiting for expiry
+    options = {"session_idle": 20 * 60, "clock": lambda: now[0]}
+    with emulator, running_bridge(tmp_path / "b.db", emulator, legacy.url, **options) as (bridge, url):
         client = client_for(f"{url}/api/v2", username=LEGACY_USER, password=LEGACY_PASSWORD, timeout=(2.0, 5.0))
         client.login()
-        time.sleep(0.4)
+        now[0] += 20 * 60 + 1
         assert client.suspend(select([lines[0].device]))
         assert (bridge.counters["logins"], bridge.counters["faults"]) == (2, 1)
 
@@ -249,10 +251,12 @@ def test_the_legacy_listener_down_for_a_while_and_a_bridge_restart_lose_nothing(
             wait_until(lambda: len(legacy.answers) >= 40)  # the relay keeps trying while the listener is down
         # The bridge stops with everything unrelayed; a new one on the same store takes over.
         with running_bridge(tmp_path / "b.db", emulator, legacy.url) as (bridge, url):
-            time.sleep(0.3)
+            tried = len(legacy.answers)
+            wait_until(lambda: len(legacy.answers) > tried)  # the new bridge relays while it is still down
             legacy.up = True
             wait_until(lambda: len(legacy.acknowledged()) == 20)
-            time.sleep(0.5)  # nothing more may come once all are acknowledged
+            # Nothing more may come once all are acknowledged: no relay is left to run.
+            wait_until(lambda: bridge.store.counts()["handler_queue"] == 0)
             relayed = legacy.acknowledged()
             assert len(relayed) == 20
             assert len({cb.devices for cb in relayed}) == 20
@@ -267,6 +271,7 @@ def test_a_carrier_resend_is_acknowledged_but_not_relayed_again(tmp_path: Path, 
         bridge.register(DEFAULT_ACCOUNT, f"{url}/callbacks")
         bridge.rest.suspend(select([lines[0].device]))
         wait_until(lambda: len(legacy.acknowledged()) == 1)
+        wait_until(lambda: bridge.store.counts()["handler_queue"] == 0)  # the relay is marked done
         first = next(bridge.store.iter_events()).callback
         resend = render_rest_callback(
             CallbackRequest(**{**{f: getattr(first, f) for f in ("request_id", "devices", "service", "action", "status", "suspend", "comment")},
@@ -276,7 +281,8 @@ def test_a_carrier_resend_is_acknowledged_but_not_relayed_again(tmp_path: Path, 
             f"{url}/callbacks", data=resend, headers={"Content-Type": "application/json"}, timeout=5
         )
         assert response.status_code == 200
-        time.sleep(0.4)
+        # Acknowledged after commit, with no relay queued for it: nothing can be sent again.
+        assert bridge.store.counts()["handler_queue"] == 0
         assert len(legacy.answers) == 1
         assert [event.attempts for event in bridge.store.iter_events()] == [2]
         unauthenticated = json.loads(resend.decode())

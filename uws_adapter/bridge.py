@@ -10,23 +10,29 @@ cannot change their code.
   system's SOAP listener as a UWS ``CallbackRequest`` by a receiver handler, which the store
   re-runs with backoff until the legacy listener answers 2xx, counting ``CallbackCount`` up.
   Nothing is lost while the legacy listener is down; nothing is relayed again once acknowledged.
+  A callback that can never be written as SOAP is given up (``HandlerGaveUp``), not retried.
+- Legacy sessions and login lockouts live in the store (:mod:`uws_adapter.bridge_sessions`), so a
+  restart changes neither; the WSDL's address never comes from an unchecked Host
+  (:mod:`uws_adapter.bridge_address`).
 """
 
 from __future__ import annotations
 
 import hmac
 import threading
+import time
 from dataclasses import replace
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import requests
 
+from .bridge_address import HostRefused, checked_names, soap_address, with_address
+from .bridge_sessions import DEFAULT_LOCKOUT, StoredSessions
 from .callback_xml_render import render_callback
-from .errors import InputError, OutcomeUnknown, ServiceFault, TransportError, UwsAdapterError
+from .errors import HandlerGaveUp, InputError, OutcomeUnknown, ServiceFault, TransportError, UwsAdapterError
 from .receiver import Receiver, StartResponse, reply
 from .rest_client import RestClient
 from .soap_service import (
-    IdleSessions,
     Refused,
     SoapCall,
     change_response,
@@ -41,7 +47,7 @@ from .soap_service import (
 )
 from .store import Store, StoredEvent
 from .transport import check_timeout
-from .wire import CONTENT_TYPE
+from .wire import CONTENT_TYPE, UWS_BASE_URL
 from .xmlsafe import MAX_BYTES
 
 #: A 10,000-device ChangeDeviceState is about 2 MB.
@@ -72,6 +78,10 @@ class LegacyRelay:
         self.url = url
         self.username = username
         self.password = password
+        # Credentials XML cannot carry would make every relay unrenderable: refuse them now.
+        for field, value in (("legacy listener username", username), ("legacy listener password", password)):
+            if value is not None and not _xml_safe(value):
+                raise InputError(field, "has characters XML cannot carry", "remove control characters")
         self.timeout = check_timeout(timeout)
         self.session = session if session is not None else requests.Session()
 
@@ -84,17 +94,30 @@ class LegacyRelay:
             callback_count=event.handler_attempts + 1,  # the carrier's meaning: sends of this message so far
             max_callback_threshold=callback.max_callback_threshold or 4,
         )
-        response = self.session.post(
-            self.url, data=render_callback(document), headers={"Content-Type": CONTENT_TYPE}, timeout=self.timeout
-        )
+        try:
+            body = render_callback(document)
+        except ValueError as exc:  # InputError included: no number of retries makes it renderable
+            raise HandlerGaveUp(f"the callback cannot be written as a UWS SOAP callback: {exc}") from None
+        response = self.session.post(self.url, data=body, headers={"Content-Type": CONTENT_TYPE}, timeout=self.timeout)
         if not 200 <= response.status_code < 300:
             raise RelayRefused(f"the legacy listener answered HTTP {response.status_code}")
+
+
+def _xml_safe(text: str) -> bool:
+    """Whether XML 1.0 can carry ``text`` (no control characters but tab, LF, CR; no surrogates)."""
+    return all(c in "\t\n\r" or "\x20" <= c <= "\ud7ff" or "\ue000" <= c <= "\ufffd" or c >= "\U00010000" for c in text)
 
 
 class Bridge:
     """WSGI application: the SOAP façade under ``/api/v2/`` and the REST callback listener on
     every other path. ``legacy_users`` maps each legacy login to its password; every legacy login
-    is carried out with ``rest``'s credentials."""
+    is carried out with ``rest``'s credentials.
+
+    Legacy sessions and login lockouts are kept in ``store`` (see :mod:`uws_adapter.bridge_sessions`):
+    ``lockout`` seconds after five failed logins in a row (None: until :func:`~uws_adapter.
+    bridge_sessions.unlock`); ``clock`` is the wall clock they are timed by. The WSDL's address is
+    ``public_url``, else the request's Host when it is one of ``allowed_hosts`` (default: the
+    loopback names of the port it came in on; see :meth:`allow_hosts`)."""
 
     def __init__(
         self,
@@ -109,8 +132,13 @@ class Bridge:
         handler_backoff: float = 5.0,
         max_callback_bytes: int = MAX_BYTES,
         public_url: Optional[str] = None,
+        allowed_hosts: Optional[Sequence[str]] = None,
+        lockout: Optional[float] = DEFAULT_LOCKOUT,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        if not legacy_users or not all(isinstance(v, str) and v for v in legacy_users.values()):
+        if not legacy_users or not all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in legacy_users.items()
+        ):
             raise InputError(
                 "legacy_users", "no legacy login with a password", "give NAME:PASSWORD for the legacy system"
             )
@@ -125,12 +153,23 @@ class Bridge:
             store, username=callback_username, password=callback_password, max_body=max_callback_bytes,
             handlers={RELAY_HANDLER: relay} if relay is not None else {}, handler_backoff=handler_backoff,
         )  # fmt: skip
-        self.sessions = IdleSessions(session_idle)
+        self.sessions = StoredSessions(store, idle=session_idle, lockout=lockout, clock=clock)
+        self.allowed_hosts: Optional[Tuple[str, ...]] = None
+        if allowed_hosts is not None:
+            self.allow_hosts(allowed_hosts)
         self._lock = threading.Lock()
         self.counters: Dict[str, int] = {"logins": 0, "requests": 0, "faults": 0}
 
     def close(self) -> None:
         self.receiver.close()
+
+    def allow_hosts(self, names: Sequence[str]) -> None:
+        """The Host values (``name:port``) whose name may go into the WSDL when there is no
+        ``public_url``; e.g. :func:`~uws_adapter.bridge_address.listen_names` once the port is known."""
+        checked = checked_names(names)
+        if not checked:
+            raise InputError("allowed hosts", "none given", "give at least one NAME:PORT")
+        self.allowed_hosts = checked
 
     def register(self, account: str, callback_url: str, services: Sequence[str] = ("CarrierService",)) -> None:
         """Register the bridge as the REST listener of ``services`` for ``account``."""
@@ -152,10 +191,14 @@ class Bridge:
         method = environ.get("REQUEST_METHOD", "GET")
         if method == "GET":
             query = environ.get("QUERY_STRING", "")
-            data = served_file(path + ("?" + query if query else ""), self._address(environ))
+            try:
+                address = soap_address(environ, public_url=self.public_url, allowed=self.allowed_hosts)
+            except HostRefused as exc:
+                return reply(start_response, 400, "text/plain", f"{exc}\n".encode("utf-8", "replace"))
+            data = served_file(path + ("?" + query if query else ""), UWS_BASE_URL)
             if data is None:
                 return reply(start_response, 404, "text/plain", b"no such document\n")
-            return reply(start_response, 200, CONTENT_TYPE, data)
+            return reply(start_response, 200, CONTENT_TYPE, with_address(data, address))
         service = service_of(path)
         if method != "POST" or service is None:
             return reply(start_response, 405, "text/plain", b"POST SOAP requests to a .svc address\n")
@@ -183,12 +226,6 @@ class Bridge:
             return self._fault(start_response, f"{service}.INPUT_INVALID.RequestUndefined", str(exc))
         return reply(start_response, 200, CONTENT_TYPE, answer)
 
-    def _address(self, environ: Mapping[str, Any]) -> str:
-        if self.public_url:
-            return self.public_url + "/api/v2"
-        host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
-        return f"{environ.get('wsgi.url_scheme', 'http')}://{host}/api/v2"
-
     def _fault(self, start_response: StartResponse, code: str, message: str) -> List[bytes]:
         with self._lock:
             self.counters["faults"] += 1
@@ -209,12 +246,15 @@ class Bridge:
 
     def _login(self, username: str, password: str) -> str:
         # Compare against every legacy login, always, so that timing says nothing.
+        given_name, given_password = username.encode("utf-8", "replace"), password.encode("utf-8", "replace")
+        names = [hmac.compare_digest(given_name, name.encode()) for name in self.legacy_users]
         matches = [
-            hmac.compare_digest(username.encode(), name.encode()) & hmac.compare_digest(password.encode(), pw.encode())
-            for name, pw in self.legacy_users.items()
+            known & hmac.compare_digest(given_password, pw.encode())
+            for known, pw in zip(names, self.legacy_users.values())
         ]
-        if not any(matches):
-            raise Refused("REQUEST_FAILED.InvalidCredentials", "wrong username or password")  # [inferred] code
+        # Locked, or wrong (counted towards the lock): a fault before anything reaches REST.
+        login = next((name for name, known in zip(self.legacy_users, names) if known), None)
+        self.sessions.check_login(login, matched=any(matches))
         self.rest.ensure_login()  # a refused REST login comes back as this LogIn's fault, with its code
         with self._lock:
             self.counters["logins"] += 1

@@ -12,6 +12,8 @@ import threading
 from typing import Any, Tuple
 
 from .bridge import Bridge, LegacyRelay
+from .bridge_address import listen_names
+from .bridge_sessions import DEFAULT_LOCKOUT, unlock
 from .config import CONFIG_VARIABLE, load_settings
 from .devices import read_devices_csv
 from .emulator import DEFAULT_ACCOUNT, EmulatedDevice, Emulator, generated_devices
@@ -147,6 +149,25 @@ def add_commands(commands: Any) -> None:
     )
     bridge.add_argument(
         "--public-url", metavar="URL", help="the bridge's address as the carrier and legacy systems see it"
+    )
+    bridge.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME:PORT",
+        help="without --public-url, a Host the WSDL's address may name (repeatable; default: the listen "
+        "address's names, e.g. 127.0.0.1:PORT and localhost:PORT for a loopback bind)",
+    )
+    bridge.add_argument(
+        "--lockout-seconds",
+        type=float,
+        default=DEFAULT_LOCKOUT,
+        metavar="SECONDS",
+        help=f"how long five failed legacy logins in a row lock that login (default {DEFAULT_LOCKOUT:.0f}; "
+        "0: until --unlock)",
+    )
+    bridge.add_argument(
+        "--unlock", metavar="NAME", help="clear the legacy login NAME's lockout in --db, then exit (no server)"
     )
     bridge.add_argument("--threads", type=int, default=16, help="waitress worker threads")
     bridge.set_defaults(run=_run_bridge)
@@ -285,7 +306,18 @@ def _free_port(host: str) -> int:
         return port
 
 
+def _unlock_bridge_login(args: argparse.Namespace) -> int:
+    with Store(args.db) as store:
+        cleared = unlock(store, args.unlock)
+    sys.stdout.write(f"bridge: {'unlocked' if cleared else 'nothing to unlock for'} that login in {args.db}\n")
+    return 0
+
+
 def _run_bridge(args: argparse.Namespace) -> int:
+    if args.unlock:
+        return _unlock_bridge_login(args)
+    if args.lockout_seconds < 0:
+        raise InputError("--lockout-seconds", f"{args.lockout_seconds} is negative", "give seconds, or 0")
     create_server = _waitress()
     if not args.legacy_login:
         raise InputError("--legacy-login", "no legacy login", "pass NAME:PASSWORD or set UWS_BRIDGE_LEGACY_LOGIN")
@@ -316,9 +348,10 @@ def _run_bridge(args: argparse.Namespace) -> int:
         )  # fmt: skip
         app = Bridge(
             rest, store, legacy_users={legacy_name: legacy_password}, relay=relay, callback_username=args.username,
-            callback_password=args.password, public_url=args.public_url,
+            callback_password=args.password, public_url=args.public_url, lockout=args.lockout_seconds or None,
         )  # fmt: skip
         server = create_server(app, **app.server_options(host=args.host, port=args.port, threads=args.threads))
+        app.allow_hosts(args.allowed_host or listen_names(args.host, server.effective_port))
         address = args.public_url or f"http://{args.host}:{server.effective_port}"
         for account in args.register:
             app.register(account, f"{address}/callbacks", args.service or ["CarrierService"])
