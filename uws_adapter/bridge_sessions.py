@@ -42,32 +42,13 @@ _NO_SUCH_LOGIN = ""
 #: How long an expired session's hash is kept, to answer Expired rather than Invalid.
 _KEEP_EXPIRED = 24 * 3600.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS bridge_sessions (
-    token_sha256 TEXT PRIMARY KEY,
-    last_used REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS bridge_login_failures (
-    username TEXT PRIMARY KEY,
-    failures INTEGER NOT NULL,
-    locked_at REAL
-);
-"""
-
 
 def _digest(token: Optional[str]) -> str:
     return hashlib.sha256((token or "").encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _create(db: sqlite3.Connection) -> None:
-    for statement in _SCHEMA.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
 def unlock(store: Store, username: str) -> bool:
     """Clear ``username``'s failed logins and lock (the operator's unlock); True if it had any."""
-    store.write(_create)
     cleared: int = store.write(
         lambda db: db.execute("DELETE FROM bridge_login_failures WHERE username = ?", (username,)).rowcount
     )
@@ -95,7 +76,6 @@ class StoredSessions:
         self.idle = idle
         self.lockout = lockout
         self.clock = clock
-        self._write(_create)
 
     def _write(self, work: Callable[[sqlite3.Connection], object]) -> object:
         try:

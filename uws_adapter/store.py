@@ -38,10 +38,17 @@ T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 
 #: The schema this release writes (``PRAGMA user_version``). 0 is 0.1.0's, which had no version.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: How to go from version N-1 to N, applied in order in one transaction when a store is opened.
 _MIGRATIONS: Dict[int, str] = {
     1: "CREATE INDEX IF NOT EXISTS handler_queue_by_due ON handler_queue (next_at);",
+    # The bridge's legacy sessions (token hashes only) and login lockout, kept across restarts.
+    2: """
+        CREATE TABLE IF NOT EXISTS bridge_sessions (token_sha256 TEXT PRIMARY KEY, last_used REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS bridge_login_failures (
+            username TEXT PRIMARY KEY, failures INTEGER NOT NULL, locked_at REAL
+        );
+    """,
 }
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
