@@ -100,7 +100,7 @@ def run_backend(backend: str, tmp_path: Path) -> List[Dict[str, Any]]:
             else:
                 emulator.register_listener(DEFAULT_ACCOUNT, url, "listener", "listener-secret")
             request_id = suspend_everything(client, [line.device for line in lines])
-            status = wait_for(store, [request_id], timeout=20)[request_id]
+            status = wait_for(store, [request_id], timeout=20)[1][request_id]
             assert (status.complete, len(status.succeeded), status.action) == (True, 5, "Suspend")
             assert store.counts()["requests"] == 1
             forms = []

@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import InputError, TransportError
 from .store import Store
-from .tracking import run_demo, summary, wait_for
+from .tracking import DEFAULT_SETTLE, SETTLED, TIMED_OUT, run_demo, summary, wait_for
 
 EXIT_FAILURE = 1
 
@@ -28,16 +28,31 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--json", action="store_true", help="one JSON object per line (the JSON form)")
     listing.set_defaults(run=_run_callbacks)
 
-    wait = commands.add_parser("wait", help="wait with a progress bar until every device of a request has a callback")
+    wait = commands.add_parser(
+        "wait",
+        help="wait until every listed device of a request has a callback (or an open-ended one settles)",
+        description="Wait for a request's callbacks. A device-list request is complete when every listed "
+        "device has a callback (exit 0). An account, group or filter request has no known total: it is "
+        "settled when no callback has come for --settle seconds (exit 3), never complete. Exit 1 when "
+        "--timeout passes first.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     wait.add_argument("request_id", metavar="REQUEST_ID")
     wait.add_argument("--db", default="callbacks.db", metavar="FILE")
     wait.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS")
+    wait.add_argument(
+        "--settle",
+        type=float,
+        default=DEFAULT_SETTLE,
+        metavar="SECONDS",
+        help="for account, group and filter requests: quiet time after the last callback that ends the wait",
+    )
     wait.set_defaults(run=_run_wait)
 
     demo = commands.add_parser(
         "demo", help="end to end on loopback: emulator, receiver, suspend and restore a few thousand devices"
     )
-    demo.add_argument("--devices", type=int, default=3000, metavar="N")
+    demo.add_argument("--devices", type=int, default=3000, metavar="N", help="emulated lines (1 to 10,000)")
     demo.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS", help="per phase")
     demo.add_argument("--backend", choices=["soap", "rest"], default="soap", help="the API the demo provisions over")
     demo.set_defaults(run=_run_demo)
@@ -52,12 +67,14 @@ def _existing_store(path: str) -> Store:
 def _run_status(args: argparse.Namespace) -> int:
     with _existing_store(args.db) as store:
         status = store.status(args.request_id)
-    if status.total == 0:
+    if not status.known:
         raise InputError("REQUEST_ID", f"nothing known of {args.request_id}", "check the id and --db")
     if args.json:
-        form = {"request_id": status.request_id, "action": status.action, "total": status.total,
+        form = {"request_id": status.request_id, "action": status.action, "open_ended": status.open_ended,
+                "total": None if status.open_ended else status.total, "callbacks": status.callbacks,
                 "succeeded": list(status.succeeded), "failed": status.failed, "pending": list(status.pending),
-                "complete": status.complete}  # fmt: skip
+                "complete": status.complete, "sent_at": status.sent_at,
+                "last_callback_at": status.last_callback_at}  # fmt: skip
         sys.stdout.write(json.dumps(form, indent=2) + "\n")
     else:
         sys.stdout.write(summary(status) + "\n")
@@ -82,13 +99,22 @@ def _run_callbacks(args: argparse.Namespace) -> int:
 
 
 def _run_wait(args: argparse.Namespace) -> int:
+    if args.timeout < 0 or args.settle < 0:
+        raise InputError("--timeout", "cannot be negative", "give seconds")
     with _existing_store(args.db) as store:
-        statuses = wait_for(store, [args.request_id], timeout=args.timeout, out=sys.stderr)
+        if not store.status(args.request_id).known:
+            raise InputError("REQUEST_ID", f"nothing known of {args.request_id}", "check the id and --db")
+        ended, statuses = wait_for(store, [args.request_id], timeout=args.timeout, settle=args.settle, out=sys.stderr)
     status = statuses[args.request_id]
-    sys.stdout.write(summary(status) + "\n")
-    if not status.complete:
-        raise TransportError(f"{len(status.pending):,} devices still without a callback after {args.timeout:g} s")
-    return 0
+    sys.stdout.write(summary(status, settled=ended == SETTLED) + "\n")
+    if ended == TIMED_OUT:
+        missing = (
+            f"{len(status.pending):,} devices still without a callback"
+            if not status.open_ended
+            else f"callbacks still arriving less than {args.settle:g} s apart"
+        )
+        raise TransportError(f"{missing} after {args.timeout:g} s")
+    return ended
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -96,4 +122,8 @@ def _run_demo(args: argparse.Namespace) -> int:
         import waitress  # noqa: F401  # the demo runs the receiver on it
     except ImportError:
         raise InputError("demo", "waitress is not installed", "pip install 'uws-adapter[receiver]'") from None
+    if not 1 <= args.devices <= 10_000:
+        raise InputError("--devices", f"{args.devices} is out of range", "give 1 to 10,000 lines")
+    if args.timeout <= 0:
+        raise InputError("--timeout", "must be positive", "give seconds per phase")
     return 0 if run_demo(args.devices, timeout=args.timeout, backend=args.backend) else EXIT_FAILURE

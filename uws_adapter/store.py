@@ -443,7 +443,9 @@ class Store:
     def status(self, request_id: str) -> RequestStatus:
         """Per device of a request: succeeded, failed (fault code) or still pending."""
         db = self._reader()
-        sent = db.execute("SELECT action, devices FROM requests WHERE request_id = ?", (request_id,)).fetchone()
+        sent = db.execute(
+            "SELECT action, devices, sent_at FROM requests WHERE request_id = ?", (request_id,)
+        ).fetchone()
         identifiers = dict(
             db.execute(
                 "SELECT identifier, device FROM request_identifiers WHERE request_id = ?", (request_id,)
@@ -452,14 +454,16 @@ class Store:
         names: List[str] = json.loads(sent[1]) if sent else []
         outcome: Dict[str, Tuple[bool, Optional[str]]] = {}
         action = sent[0] if sent else None
-        for device, succeeded, fault_code, event_action in db.execute(
+        last: Optional[float] = None
+        for device, succeeded, fault_code, event_action, received_at in db.execute(
             # A NiddService callback follows an NB-IoT restore [doc]; the device's outcome is its
             # CarrierService callback, so the second one does not count here.
-            "SELECT device, succeeded, fault_code, action FROM events"
+            "SELECT device, succeeded, fault_code, action, received_at FROM events"
             " WHERE request_id = ? AND service != 'NiddService'",
             (request_id,),
         ):
             action = action or event_action or None
+            last = received_at if last is None else max(last, received_at)
             matched = next((identifiers[part] for part in device.split("|") if part in identifiers), None)
             name = names[matched] if matched is not None else device
             outcome[name] = (bool(succeeded), fault_code)
@@ -471,4 +475,8 @@ class Store:
             succeeded=tuple(n for n in every if n in outcome and outcome[n][0]),
             failed={n: outcome[n][1] for n in every if n in outcome and not outcome[n][0]},
             pending=tuple(n for n in every if n not in outcome),
+            # No device list (a query, or a request this store never sent): no total is known.
+            open_ended=not names,
+            sent_at=float(sent[2]) if sent else None,
+            last_callback_at=last,
         )

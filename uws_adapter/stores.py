@@ -46,7 +46,13 @@ class StoredEvent:
 
 @dataclass(frozen=True)
 class RequestStatus:
-    """Where a request stands: per device, succeeded, failed (with fault codes) or pending."""
+    """Where a request stands: per device, succeeded, failed (with fault codes) or pending.
+
+    A device-list request has a known ``total``: it is complete when every listed device has a
+    callback. An account, group or filter request is ``open_ended``: no total exists before the
+    carrier has answered for every line it matched, so it is never complete; ``total`` is then the
+    devices heard from so far. A request the store has neither sent nor heard of is not ``known``.
+    """
 
     request_id: str
     action: Optional[str]
@@ -54,10 +60,24 @@ class RequestStatus:
     succeeded: Tuple[str, ...]
     failed: Dict[str, Optional[str]] = field(default_factory=dict)
     pending: Tuple[str, ...] = ()
+    open_ended: bool = False
+    #: When the request was recorded as sent (None: not sent through this store's request log).
+    sent_at: Optional[float] = None
+    #: When the last callback of this request was stored.
+    last_callback_at: Optional[float] = None
+
+    @property
+    def known(self) -> bool:
+        return self.sent_at is not None or self.total > 0
+
+    @property
+    def callbacks(self) -> int:
+        """Devices heard from so far."""
+        return len(self.succeeded) + len(self.failed)
 
     @property
     def complete(self) -> bool:
-        return not self.pending and self.total > 0
+        return not self.open_ended and not self.pending and self.total > 0
 
 
 @dataclass(frozen=True)
