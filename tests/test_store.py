@@ -170,3 +170,21 @@ def test_a_database_of_a_newer_release_is_refused(tmp_path: Path) -> None:
 def test_a_store_in_a_missing_folder_names_the_database(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"nowhere/c\.db: the folder .*nowhere does not exist"):
         Store(tmp_path / "nowhere" / "c.db")
+
+
+def test_nidd_callbacks_of_two_devices_are_two_events(tmp_path: Path) -> None:
+    # The documented NiddService callbacks name their devices only under niddResponse.
+    from uws_adapter import parse_rest_callback
+
+    document = json.loads((Path(__file__).parent / "data" / "doc-rest-nidd-created-callback.json").read_text())
+    first = parse_rest_callback(document)
+    document["niddResponse"]["niddConfigResponse"]["deviceIds"] = [{"id": "990003420535573", "kind": "IMEI"}]
+    second = parse_rest_callback(document)
+    assert first.devices == second.devices == ()
+    with Store(tmp_path / "s.db") as store:
+        assert store.add_callback(first, ("relay",))[1] is True
+        assert store.add_callback(second, ("relay",))[1] is True
+        assert store.add_callback(second)[1] is False  # its re-send is one
+        counts = store.counts()
+        assert (counts["events"], counts["attempts"], counts["handler_queue"]) == (2, 3, 2)
+        assert [e.differs for e in store.events()] == [False, False]

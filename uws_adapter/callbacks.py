@@ -109,6 +109,18 @@ class CallbackRequest:
         ok = self.status is not None and self.status.lower() in SUCCESS_STATUSES and self.fault is None
         object.__setattr__(self, "succeeded", ok)
 
+    @property
+    def about(self) -> Tuple[ReportedDevice, ...]:
+        """The devices this callback is about, wherever the format puts them: at the top level, or
+        only inside the NIDD or eSIM profile result (the documented NiddService callbacks) [doc]."""
+        if self.devices:
+            return self.devices
+        if self.nidd is not None and self.nidd.devices:
+            return self.nidd.devices
+        if self.profile is not None and self.profile.devices:
+            return self.profile.devices
+        return ()
+
     def to_dict(self, *, reveal_password: bool = False) -> Dict[str, Any]:
         """The JSON form: field names as keys, dates as ISO 8601. A password is written as
         :data:`REDACTED` unless ``reveal_password`` is true."""

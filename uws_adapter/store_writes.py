@@ -41,7 +41,7 @@ def callback_work(
     content = {k: v for k, v in form.items() if k != "callback_count"}
     content["devices"] = sorted(content["devices"], key=lambda d: (d["kind"], d["identifier"].upper()))
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-    key = (callback.service or "", callback.request_id, device_key(callback.devices), callback.action or "")
+    key = (callback.service or "", callback.request_id, device_key(callback.about), callback.action or "")
     fault_code = callback.fault.code if callback.fault else None
 
     def work(db: sqlite3.Connection) -> Tuple[int, bool]:
