@@ -36,3 +36,11 @@ def test_suspend_rendering_round_trips() -> None:
 
 def _fields(cb: CallbackRequest) -> dict:  # type: ignore[type-arg]
     return {name: getattr(cb, name) for name in cb.__dataclass_fields__ if name != "succeeded"}
+
+
+def test_kinds_are_written_as_the_carrier_writes_them() -> None:
+    parsed = parse_callback(DOC, repair=True)
+    assert [d.kind for d in parsed.devices] == ["IMEI", "ICCID"]  # the model keeps its normalized kind
+    rendered = render_callback(parsed)
+    assert b"<Kind>imei</Kind>" in rendered
+    assert b"<Kind>iccid</Kind>" in rendered

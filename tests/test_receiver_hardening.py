@@ -303,3 +303,18 @@ def test_no_input_gets_a_5xx(start: Callable[..., Running]) -> None:
     refused = sum(1 for s in statuses.values() if 400 <= s < 500)
     print(f"\n{len(inputs)} inputs over HTTP: {refused} clean refusals, "
           f"{sum(1 for s in statuses.values() if s == 200)} accepted, 0 with 5xx")  # fmt: skip
+
+
+def test_the_documented_end_tag_defect_is_mended_only_when_repair_is_on(start: Callable[..., Running]) -> None:
+    documented = (Path(__file__).parent / "data" / "doc-restore-callback.xml").read_bytes()
+    assert b"</MaxCallbackThreshold/>" in documented
+    strict = start()
+    status, reason = strict.post(documented)
+    assert status == 400
+    assert b"repair" in reason
+    strict.close()
+    mending = start(repair=True)
+    assert mending.post(documented)[0] == 200
+    assert mending.app.repaired == 1
+    assert mending.post(render_callback(callback()))[0] == 200  # a sound callback is not counted
+    assert mending.app.repaired == 1

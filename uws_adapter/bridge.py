@@ -135,6 +135,7 @@ class Bridge:
         allowed_hosts: Optional[Sequence[str]] = None,
         lockout: Optional[float] = DEFAULT_LOCKOUT,
         clock: Callable[[], float] = time.time,
+        repair: bool = False,
     ) -> None:
         if not legacy_users or not all(
             isinstance(k, str) and k and isinstance(v, str) and v for k, v in legacy_users.items()
@@ -152,6 +153,7 @@ class Bridge:
         self.receiver = Receiver(
             store, username=callback_username, password=callback_password, max_body=max_callback_bytes,
             handlers={RELAY_HANDLER: relay} if relay is not None else {}, handler_backoff=handler_backoff,
+            repair=repair,
         )  # fmt: skip
         self.sessions = StoredSessions(store, idle=session_idle, lockout=lockout, clock=clock)
         self.allowed_hosts: Optional[Tuple[str, ...]] = None

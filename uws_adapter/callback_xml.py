@@ -52,6 +52,14 @@ def parse_callback(data: Union[bytes, str], *, repair: bool = False, max_bytes: 
     ``repair=True`` mends exactly one known defect of old senders (an end tag written
     ``</Name/>``, as in the carrier's own example) and nothing else.
     """
+    return parse_callback_mended(data, repair=repair, max_bytes=max_bytes)[0]
+
+
+def parse_callback_mended(
+    data: Union[bytes, str], *, repair: bool = False, max_bytes: int = MAX_BYTES
+) -> Tuple[CallbackRequest, bool]:
+    """As :func:`parse_callback`, and whether the repair was needed (for services to count it)."""
+    mended_used = False
     try:
         root = parse_untrusted(data, max_bytes=max_bytes, error=CallbackParseError, what="callback")
     except CallbackParseError as exc:
@@ -64,7 +72,8 @@ def parse_callback(data: Union[bytes, str], *, repair: bool = False, max_bytes: 
                 line=exc.line,
             ) from None
         root = parse_untrusted(mended, max_bytes=max_bytes, error=CallbackParseError, what="callback")
-    return _Reader().read(_callback_element(root))
+        mended_used = True
+    return _Reader().read(_callback_element(root)), mended_used
 
 
 CARRIER_SECTIONS = (

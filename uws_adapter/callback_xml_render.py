@@ -16,6 +16,9 @@ from .wire import NS_SOAP_ENV, NS_V2, NS_XSI
 _V = f"{{{NS_V2}}}"
 _NIL = f"{{{NS_XSI}}}nil"
 
+# ASCII only: str.lower() changes the length of some letters (İ), and kinds are ASCII names.
+_ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
+
 
 def _sub(parent: etree._Element, name: str, text: Optional[object] = None, *, nil: bool = False) -> etree._Element:
     element = etree.SubElement(parent, _V + name)
@@ -34,7 +37,9 @@ def _sub(parent: etree._Element, name: str, text: Optional[object] = None, *, ni
 def _sub_devices(parent: etree._Element, devices: Tuple[ReportedDevice, ...]) -> None:
     for device in devices:
         element = _sub(parent, "Device")
-        _sub(element, "Kind", device.kind)
+        # The carrier's callbacks write kinds in lower case (<Kind>imei</Kind>) [doc]; a legacy
+        # listener comparing them as strings must see the same behind the bridge.
+        _sub(element, "Kind", device.kind.translate(_ASCII_LOWER))
         _sub(element, "Identifier", device.identifier)
 
 

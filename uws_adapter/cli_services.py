@@ -81,6 +81,7 @@ def add_commands(commands: Any) -> None:
         action="store_true",
         help="store callbacks without checking credentials (only on a closed network; logged at start)",
     )
+    _add_repair(receiver)
     receiver.add_argument(
         "--dead-letter-rate",
         type=float,
@@ -170,6 +171,7 @@ def add_commands(commands: Any) -> None:
         "--unlock", metavar="NAME", help="clear the legacy login NAME's lockout in --db, then exit (no server)"
     )
     bridge.add_argument("--threads", type=int, default=16, help="waitress worker threads")
+    _add_repair(bridge)
     bridge.set_defaults(run=_run_bridge)
 
 
@@ -209,6 +211,15 @@ def _run_emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_repair(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--repair",
+        action="store_true",
+        help="mend an end tag written </Name/> in SOAP callbacks, as in the carrier's documented example "
+        "(counted and logged; without it such callbacks are refused with 400)",
+    )
+
+
 def _run_receiver(args: argparse.Namespace) -> int:
     if bool(args.username) != bool(args.password):
         raise InputError("--username", "give both a username and a password, or neither", "set UWS_CALLBACK_PASSWORD")
@@ -238,7 +249,7 @@ def _run_receiver(args: argparse.Namespace) -> int:
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     with Store(args.db, batch=args.commit == "group") as store:
         app = Receiver(store, username=args.username, password=args.password, previous_password=args.previous_password,
-                       max_body=args.max_body, allow_anonymous=args.allow_anonymous,
+                       max_body=args.max_body, allow_anonymous=args.allow_anonymous, repair=args.repair,
                        dead_letters=DeadLetterBudget(per_second=args.dead_letter_rate,
                                                      max_total=args.dead_letter_max_bytes))  # fmt: skip
         server = create_server(app, **server_options(app, host=args.host, port=args.port, threads=args.threads))
@@ -267,6 +278,7 @@ def _run_uvicorn_receiver(args: argparse.Namespace) -> int:
         "UWS_CALLBACK_PASSWORD": args.password,
         "UWS_CALLBACK_PREVIOUS_PASSWORD": args.previous_password,
         "UWS_CALLBACK_ALLOW_ANONYMOUS": "1" if args.allow_anonymous else None,
+        "UWS_CALLBACK_REPAIR": "1" if args.repair else None,
         "UWS_CALLBACK_DEAD_LETTER_RATE": str(args.dead_letter_rate),
         "UWS_CALLBACK_DEAD_LETTER_MAX_BYTES": str(args.dead_letter_max_bytes),
     }
@@ -349,6 +361,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
         app = Bridge(
             rest, store, legacy_users={legacy_name: legacy_password}, relay=relay, callback_username=args.username,
             callback_password=args.password, public_url=args.public_url, lockout=args.lockout_seconds or None,
+            repair=args.repair,
         )  # fmt: skip
         server = create_server(app, **app.server_options(host=args.host, port=args.port, threads=args.threads))
         app.allow_hosts(args.allowed_host or listen_names(args.host, server.effective_port))

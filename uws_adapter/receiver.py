@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from .callback_json import parse_rest_callback
-from .callback_xml import parse_callback
+from .callback_xml import parse_callback_mended
 from .callbacks import CallbackRequest
 from .errors import CallbackParseError, HandlerGaveUp, InputError, StoreError
 from .redaction import redact
@@ -144,6 +144,7 @@ class Receiver:
         handler_backoff: float = 1.0,
         allow_anonymous: bool = False,
         dead_letters: Optional[DeadLetterBudget] = None,
+        repair: bool = False,
     ) -> None:
         if not username and not password and not allow_anonymous:
             raise InputError(
@@ -157,6 +158,9 @@ class Receiver:
         self.passwords = [p for p in (password, previous_password) if p]
         self.allow_anonymous = allow_anonymous and not username and not password
         self.dead_letters = dead_letters or DeadLetterBudget()
+        #: Mend the </Name/> end-tag defect of the carrier's documented example (opt-in, counted).
+        self.repair = repair
+        self.repaired = 0
         self.max_body = max_body
         self.handlers = dict(handlers or {})
         self.handler_backoff = handler_backoff
@@ -202,7 +206,13 @@ class Receiver:
         answer once it is (or is not) stored."""
         is_xml = media_type in _XML_TYPES
         try:
-            callback = parse_callback(body) if is_xml else parse_rest_callback(body)
+            if is_xml:
+                callback, mended = parse_callback_mended(body, repair=self.repair)
+                if mended:
+                    self.repaired += 1
+                    _log.info("mended a </Name/> end tag in callback %r (repair is on)", callback.request_id[:80])
+            else:
+                callback = parse_rest_callback(body)
         except CallbackParseError as exc:
             reason = " ".join(str(exc).split())[:300]
             refused = Answer(400, "text/plain", (reason + "\n").encode("utf-8", "replace"))

@@ -6,7 +6,8 @@ UWS_CALLBACK_DB (default callbacks.db), UWS_CALLBACK_USERNAME, UWS_CALLBACK_PASS
 UWS_CALLBACK_PREVIOUS_PASSWORD, UWS_CALLBACK_MAX_BODY (bytes), UWS_CALLBACK_COMMIT (group, or each
 for the one-commit-per-callback baseline), UWS_CALLBACK_ALLOW_ANONYMOUS (1 to store callbacks without
 credentials; refused to start otherwise), UWS_CALLBACK_DEAD_LETTER_RATE (refused documents kept per
-second, default 2) and UWS_CALLBACK_DEAD_LETTER_MAX_BYTES (default 256 MiB). Several worker
+second, default 2), UWS_CALLBACK_DEAD_LETTER_MAX_BYTES (default 256 MiB) and UWS_CALLBACK_REPAIR (1 to
+mend the </Name/> end-tag defect). Several worker
 processes may share one store file: their commits take turns on a file lock beside it.
 """
 
@@ -35,7 +36,7 @@ def create_app() -> Receiver:
     commit = (os.environ.get("UWS_CALLBACK_COMMIT") or "group").strip().lower()
     if commit not in ("group", "each"):
         raise InputError("UWS_CALLBACK_COMMIT", f"{commit!r} is not group or each", "use group (each is a baseline)")
-    allow_anonymous = (os.environ.get("UWS_CALLBACK_ALLOW_ANONYMOUS") or "").strip().lower() in ("1", "true", "yes")
+    allow_anonymous = _flag("UWS_CALLBACK_ALLOW_ANONYMOUS")
     if not username and not allow_anonymous:
         raise InputError(
             "UWS_CALLBACK_USERNAME",
@@ -57,7 +58,12 @@ def create_app() -> Receiver:
         max_body=max_body,
         allow_anonymous=allow_anonymous,
         dead_letters=budget,
+        repair=_flag("UWS_CALLBACK_REPAIR"),
     )
+
+
+def _flag(name: str) -> bool:
+    return (os.environ.get(name) or "").strip().lower() in ("1", "true", "yes")
 
 
 def _number(name: str, default: float, kind: Callable[[str], float]) -> float:
