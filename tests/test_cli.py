@@ -77,8 +77,8 @@ def test_query_selection(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (
-            ["envelope", "restore", "--device", "IMEI:123", "--token", "t"],
-            "--device 'IMEI:123': identifier: '123' is not a valid IMEI",
+            ["envelope", "restore", "--device", "IMEI:12X", "--token", "t"],
+            "--device 'IMEI:12X': identifier: '12X' is not a valid IMEI",
         ),
         (["envelope", "restore", "--device", "ESN:09611822299"], "--token: a session token is required"),
         (["envelope", "restore", "--token", "t"], "selection: no account or device group given"),

@@ -17,7 +17,7 @@ _MANY = tuple(Device.of("IMEI", f"{350000000000000 + n}") for n in range(10_001)
     [
         (lambda: DeviceIdentifier("IMEIX", "350000000000000"), "INPUT_INVALID.Device.Kind.Invalid"),
         (lambda: DeviceIdentifier(7, "350000000000000"), "INPUT_INVALID.Device.Kind.Invalid"),
-        (lambda: DeviceIdentifier("IMEI", "12"), "INPUT_INVALID.Device.Identifier.Invalid"),
+        (lambda: DeviceIdentifier("IMEI", "12X"), "INPUT_INVALID.Device.Identifier.Invalid"),
         (lambda: DeviceIdentifier("IMEI", 350000000000000), "INPUT_INVALID.Device.Identifier.Invalid"),
         (lambda: DeviceIdentifier.parse("IMEI"), "INPUT_INVALID.Device.Identifier.Invalid"),
         (lambda: CustomField("CustomField9", "x"), "INPUT_INVALID.CustomField.InvalidName"),
@@ -41,6 +41,6 @@ def test_input_errors_carry_their_wire_code(make: Callable[[], object], code: st
 
 def test_a_located_error_keeps_its_code() -> None:
     with pytest.raises(InputError) as raised:
-        DeviceIdentifier("IMEI", "12")
+        DeviceIdentifier("IMEI", "12X")
     located = raised.value.within("devices[3].")
     assert (located.field, located.code) == ("devices[3].identifier", "INPUT_INVALID.Device.Identifier.Invalid")

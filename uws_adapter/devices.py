@@ -15,17 +15,22 @@ from typing import Iterable, Iterator, List, Mapping, Pattern, Protocol, Tuple, 
 
 from .errors import InputError
 
-# Kind -> (pattern of a valid identifier, description used in error messages) [doc].
+# Kind -> (pattern of a valid identifier, description used in error messages). Only what the
+# carrier's documents state is enforced [doc]: ESN decimal, ICCID up to 20 digits, IMEI up to 16
+# digits, MEID hexadecimal. They state nothing for the other kinds, whose examples are digits of
+# various lengths, so those are checked leniently: 1 to 64 letters, digits, "+" or "-", the rest
+# left to the carrier [inferred]. A real line refused here would be a bug.
+_LENIENT = (re.compile(r"[0-9A-Za-z+\-]{1,64}"), "1 to 64 letters, digits, + or - (the carrier checks the rest)")
 _KIND_RULES: Mapping[str, Tuple[Pattern[str], str]] = {
-    "ESN": (re.compile(r"[0-9A-Fa-f]{8}|[0-9]{11}"), "8 hex digits or 11 decimal digits"),
-    "MEID": (re.compile(r"[0-9A-Fa-f]{14}"), "14 hex digits"),
-    "IMEI": (re.compile(r"[0-9]{15,16}"), "15 or 16 digits"),
-    "ICCID": (re.compile(r"[0-9]{19,20}"), "19 or 20 digits"),
-    "MDN": (re.compile(r"[0-9]{10}"), "10 digits"),
-    "MSISDN": (re.compile(r"[0-9]{10,15}"), "10 to 15 digits (country code first, no '+')"),
-    "MIN": (re.compile(r"[0-9]{10}"), "10 digits"),
-    "EID": (re.compile(r"[0-9]{32}"), "32 digits"),
-    "IMSI": (re.compile(r"[0-9]{6,15}"), "6 to 15 digits"),
+    "ESN": (re.compile(r"[0-9]{1,32}"), "decimal digits"),
+    "MEID": (re.compile(r"[0-9A-Fa-f]{1,32}"), "hexadecimal digits"),
+    "IMEI": (re.compile(r"[0-9]{1,16}"), "up to 16 digits"),
+    "ICCID": (re.compile(r"[0-9]{1,20}"), "up to 20 digits"),
+    "MDN": _LENIENT,
+    "MSISDN": _LENIENT,
+    "MIN": _LENIENT,
+    "EID": _LENIENT,
+    "IMSI": _LENIENT,
 }
 
 #: The carrier's fault codes for a bad kind and a bad identifier [doc].
