@@ -58,7 +58,7 @@ def test_file_then_environment_then_arguments(tmp_path: Path) -> None:
         ("[uws-adapter]\nbackend = grpc\n", {}, "backend: 'grpc' is not a backend"),
         ("[uws-adapter]\nendpoint = x\n", {}, r"\[uws-adapter\] endpoint: unknown setting"),
         ("[uws-adapter]\ntimeout = soon\n", {}, "'soon' is not CONNECT,READ seconds"),
-        ("not ini", {}, "is not an INI file"),
+        ("not ini", {}, r"line 1 comes before any \[section\] header"),
         ("", {"UWS_ADAPTER_TIMEOUT": "0,5"}, r"timeout: \(0.0, 5.0\) is not \(connect, read\) seconds"),
     ],
     ids=["backend", "unknown-key", "timeout", "not-ini", "zero-timeout"],
