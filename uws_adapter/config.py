@@ -174,17 +174,24 @@ def load_settings(
     path = path if path is not None else env.get(CONFIG_VARIABLE) or None
     if path is not None:
         parser = configparser.ConfigParser(interpolation=None)
+        # Refusals are raised outside the except blocks, so that not even their context (a
+        # UnicodeDecodeError holds the whole file, a ParsingError the line) can show a secret.
+        refusal: Optional[InputError] = None
+        lines: List[str] = []
         try:
             with open(path, encoding="utf-8") as handle:
                 lines = handle.readlines()
         except OSError as exc:
-            raise InputError("config file", f"cannot read {path}: {exc.strerror}", "check the path") from None
+            refusal = InputError("config file", f"cannot read {path}: {exc.strerror}", "check the path")
         except UnicodeDecodeError as exc:
-            raise InputError("config file", f"{path} is not UTF-8 (byte {exc.start})", "save it as UTF-8") from None
-        try:
-            parser.read_file(lines, source=str(path))
-        except configparser.Error as exc:
-            raise _syntax_error(path, exc) from None
+            refusal = InputError("config file", f"{path} is not UTF-8 (byte {exc.start})", "save it as UTF-8")
+        if refusal is None:
+            try:
+                parser.read_file(lines, source=str(path))
+            except configparser.Error as exc:
+                refusal = _syntax_error(path, exc)
+        if refusal is not None:
+            raise refusal
         if parser.has_section(SECTION):
             where = _key_lines(lines, parser)
             for key, text in parser.items(SECTION):
