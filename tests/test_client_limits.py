@@ -21,13 +21,15 @@ from uws_adapter import (
     OutcomeUnknown,
     Provisioner,
     RestClient,
+    Suspend,
     TransportError,
     UwsClient,
     load_settings,
     select,
 )
+from uws_adapter.envelope import build_envelope
 from uws_adapter.soap_service import change_response, login_response
-from uws_adapter.transport import SentRequest
+from uws_adapter.transport import SentRequest, redact_xml
 
 CAP = 64 * 1024
 DEADLINE = 0.4
@@ -348,3 +350,12 @@ def test_a_sent_request_redacts_secret_headers() -> None:
     assert dict(sent.headers) == {"Authorization": "***", "VZ-M2M-Token": "***"}
     provisioner: Provisioner = UwsClient(username="u", password=PASSWORD, token=TOKEN)
     assert_no_secret([sent, provisioner])
+
+
+def test_a_large_envelope_is_kept_redacted_not_dropped() -> None:
+    devices = [Device.of("ESN", f"{n:011d}") for n in range(4000)]  # over xmlsafe's 1 MiB default
+    body = build_envelope(Suspend(), select(devices), token=TOKEN).body
+    redacted = redact_xml(body)
+    assert len(body) > 1024 * 1024
+    assert TOKEN.encode() not in redacted
+    assert redacted.count(b"<DeviceIdentifier>") == 4000

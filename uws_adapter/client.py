@@ -91,12 +91,14 @@ class UwsClient(Provisioner):
         self, soap: SoapRequest, operation: str, *, may_resend: bool, action: Optional[Action] = None,
         selection: Optional[Selection] = None,
     ) -> etree._Element:  # fmt: skip
-        request = SentRequest(
-            "POST", soap.url, operation, redact_xml(soap.body), soap.headers,
-            action=action.element if action is not None else None, selection=selection,
-        )  # fmt: skip
+        def describe() -> SentRequest:  # what an OutcomeUnknown shows: no password, no token
+            return SentRequest(
+                "POST", soap.url, operation, redact_xml(soap.body), soap.headers,
+                action=action.element if action is not None else None, selection=selection,
+            )  # fmt: skip
+
         response = self._http.send(
-            "POST", soap.url, request=request, headers=soap.headers, data=soap.body, login=operation == "LogIn"
+            "POST", soap.url, request=describe, headers=soap.headers, data=soap.body, login=operation == "LogIn"
         )
         status = response.status_code
         root: Optional[etree._Element] = None
@@ -115,7 +117,7 @@ class UwsClient(Provisioner):
         if status >= 500 or (200 <= status < 300 and not may_resend):
             raise OutcomeUnknown(
                 f"{detail}; the request may have been carried out: check its callbacks before sending it again",
-                request=request,
+                request=describe(),
                 http_status=status,
             )
         raise TransportError(detail, http_status=status)

@@ -25,7 +25,15 @@ from .provisioning import Provisioner
 from .rest_body import JSON_TYPE, PROFILE_RESUME_PATH, RestRequest, profile_resume_body, rest_request
 from .selection import ACCOUNT_FIX, DeviceList, Selection, check_request, required_text
 from .store import Store
-from .transport import DEFAULT_DEADLINE, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_TIMEOUT, Answer, SentRequest, redact_json
+from .transport import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_ANSWER_BYTES,
+    DEFAULT_TIMEOUT,
+    Answer,
+    Describe,
+    SentRequest,
+    redact_json,
+)
 from .wire import (
     CALLBACK_SERVICES,
     CALLBACKS_PATH,
@@ -105,7 +113,10 @@ class RestClient(Provisioner):
                 return self._bearer
             url = self.base_url + OAUTH_TOKEN_PATH
             headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": JSON_TYPE}
-            sent = SentRequest("POST", url, "OAuth2 token", b"grant_type=client_credentials", headers)
+
+            def sent() -> SentRequest:
+                return SentRequest("POST", url, "OAuth2 token", b"grant_type=client_credentials", headers)
+
             response = self._http.send(
                 "POST", url, request=sent, data=b"grant_type=client_credentials", headers=headers, auth=self._oauth,
                 login=True,
@@ -202,7 +213,7 @@ class RestClient(Provisioner):
 
     def _call(
         self, request: RestRequest, *, m2m_token: Optional[str], may_resend: bool = False, login: bool = False,
-        sent: Optional[SentRequest] = None,
+        sent: Optional[Describe] = None,
     ) -> Dict[str, Any]:  # fmt: skip
         """One call with the bearer (renewed once if the gateway refuses it with a bare 401)."""
         sent = sent if sent is not None else _sent(request)
@@ -223,11 +234,15 @@ class RestClient(Provisioner):
         raise AssertionError("unreachable")
 
 
-def _sent(request: RestRequest, action: Optional[str] = None, selection: Optional[Selection] = None) -> SentRequest:
+def _sent(request: RestRequest, action: Optional[str] = None, selection: Optional[Selection] = None) -> Describe:
     """What an :class:`OutcomeUnknown` shows of ``request``: its body without passwords or tokens."""
-    body = redact_json(request.body) if request.payload else b""
-    operation = f"{request.method} {urlsplit(request.url).path}"
-    return SentRequest(request.method, request.url, operation, body, action=action, selection=selection)
+
+    def describe() -> SentRequest:
+        body = redact_json(request.body) if request.payload else b""
+        operation = f"{request.method} {urlsplit(request.url).path}"
+        return SentRequest(request.method, request.url, operation, body, action=action, selection=selection)
+
+    return describe
 
 
 def _account(account: object) -> str:
@@ -241,11 +256,11 @@ def _service(service: object) -> str:
     return name
 
 
-def _request_id(answer: Mapping[str, Any], request: SentRequest) -> str:
+def _request_id(answer: Mapping[str, Any], request: Describe) -> str:
     request_id = answer.get("requestId")
     if not isinstance(request_id, str) or not request_id.strip():
         raise OutcomeUnknown(
-            "the service answered without a requestId; check callbacks before sending it again", request=request
+            "the service answered without a requestId; check callbacks before sending it again", request=request()
         )
     return request_id.strip()
 
@@ -267,7 +282,7 @@ def _error_code(response: Answer) -> Optional[str]:
     return None
 
 
-def _answer(response: Answer, *, may_resend: bool, request: SentRequest) -> Dict[str, Any]:
+def _answer(response: Answer, *, may_resend: bool, request: Describe) -> Dict[str, Any]:
     status = response.status_code
     decoded = _decode(response)
     if isinstance(decoded, dict) and decoded.get("errorCode") not in (None, ""):
@@ -284,7 +299,7 @@ def _answer(response: Answer, *, may_resend: bool, request: SentRequest) -> Dict
     if status >= 500 or (200 <= status < 300 and not may_resend):
         raise OutcomeUnknown(
             f"{detail}; the request may have been carried out: check its callbacks before sending it again",
-            request=request,
+            request=request(),
             http_status=status,
         )
     raise TransportError(detail, http_status=status)

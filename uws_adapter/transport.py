@@ -105,7 +105,7 @@ def redact_xml(body: bytes) -> bytes:
     """Our own SOAP envelope with the text of every secret element (``Password``, ``token``,
     ``SessionToken``) replaced; a body that does not parse is not shown at all."""
     try:
-        root = parse_untrusted(body, what="request")
+        root = parse_untrusted(body, max_bytes=max(len(body), 1), what="request")  # our own envelope
     except DocumentError:
         return b""
     from lxml import etree
@@ -183,6 +183,11 @@ class SentRequest:
         return "SentRequest(" + ", ".join(parts) + ")"
 
     __str__ = __repr__
+
+
+#: Builds the :class:`SentRequest` only when an error needs it: redacting a 10,000-device
+#: envelope costs more than building it, and most requests succeed.
+Describe = Callable[[], SentRequest]
 
 
 @dataclass(frozen=True)
@@ -336,13 +341,13 @@ class HttpSender:
         method: str,
         url: str,
         *,
-        request: SentRequest,
+        request: Describe,
         headers: Mapping[str, str],
         data: Optional[bytes] = None,
         login: bool = False,
         **options: Any,
     ) -> Answer:
-        """One HTTP exchange, with its complete answer. ``request`` is what an
+        """One HTTP exchange, with its complete answer. ``request()`` is what an
         :class:`OutcomeUnknown` carries; with ``login``, an answer lost after sending is a
         :class:`TransportError` of the login instead (nothing was provisioned)."""
         attempt = 0
@@ -361,7 +366,8 @@ class HttpSender:
                 attempt += 1
 
     @staticmethod
-    def _lost(reason: str, url: str, request: SentRequest, login: bool) -> TransportError:
+    def _lost(reason: str, url: str, describe: Describe, login: bool) -> TransportError:
+        request = describe()
         logger.warning("%s at %s: %s", request.operation, url, reason)
         if login:
             return TransportError(
