@@ -14,6 +14,7 @@ import threading
 from typing import Any, Callable, Iterator, List, Optional
 
 import pytest
+import requests
 from conftest import client_for, rest_client_for
 
 from uws_adapter import (
@@ -29,7 +30,7 @@ from uws_adapter import (
 )
 from uws_adapter.envelope import build_envelope
 from uws_adapter.soap_service import change_response, login_response
-from uws_adapter.transport import SentRequest, redact_xml
+from uws_adapter.transport import DeadlineAdapter, SentRequest, redact_xml
 
 CAP = 64 * 1024
 DEADLINE = 0.4
@@ -359,3 +360,11 @@ def test_a_large_envelope_is_kept_redacted_not_dropped() -> None:
     assert len(body) > 1024 * 1024
     assert TOKEN.encode() not in redacted
     assert redacted.count(b"<DeviceIdentifier>") == 6000
+
+
+def test_a_session_passed_in_gets_the_deadline_too(hostile: Callable[[Behaviour], HostileServer]) -> None:
+    server = hostile(trickled_headers)
+    client = soap(server.url, session=requests.Session())
+    with pytest.raises(OutcomeUnknown, match="0.4 s deadline"):
+        client.suspend(select([DEVICE]))
+    assert isinstance(client.session.get_adapter(server.url), DeadlineAdapter)

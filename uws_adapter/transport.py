@@ -368,7 +368,7 @@ class HttpSender:
     @staticmethod
     def _lost(reason: str, url: str, describe: Describe, login: bool) -> TransportError:
         request = describe()
-        logger.warning("%s at %s: %s", request.operation, url, reason)
+        logger.info("%s at %s: %s", request.operation, url, reason)
         if login:
             return TransportError(
                 f"{request.operation}: no usable answer from {url} ({reason}); nothing was provisioned: "
