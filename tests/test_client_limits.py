@@ -365,6 +365,6 @@ def test_a_large_envelope_is_kept_redacted_not_dropped() -> None:
 def test_a_session_passed_in_gets_the_deadline_too(hostile: Callable[[Behaviour], HostileServer]) -> None:
     server = hostile(trickled_headers)
     client = soap(server.url, session=requests.Session())
-    with pytest.raises(OutcomeUnknown, match="0.4 s deadline"):
+    with pytest.raises(OutcomeUnknown, match=r"0\.4 s deadline"):
         client.suspend(select([DEVICE]))
     assert isinstance(client.session.get_adapter(server.url), DeadlineAdapter)
