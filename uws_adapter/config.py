@@ -44,10 +44,10 @@ ENVIRONMENT = {
     "deadline": "UWS_ADAPTER_DEADLINE",
     "max_answer_bytes": "UWS_ADAPTER_MAX_ANSWER_BYTES",
 }
-#: Settings whose values are never shown, in errors or in a repr. Any other key whose name says
-#: it holds a secret (a typo of one, a callback password) is treated the same way.
+#: Settings shown as *** in a repr. No error shows the value of any setting read from a file
+#: (only those that are not secret are checked, and only they are quoted), nor the text of a line
+#: that does not parse, nor a key that is not a plain name (a mangled line may hold a password).
 SECRET_KEYS = frozenset({"password", "client_secret"})
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "key", "credential")
 CONFIG_VARIABLE = "UWS_ADAPTER_CONFIG"
 
 
@@ -87,12 +87,6 @@ class Settings:
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     __str__ = __repr__
-
-
-def is_secret(key: str) -> bool:
-    """True for a setting whose value must never be shown."""
-    name = key.lower()
-    return name in SECRET_KEYS or any(word in name for word in _SECRET_WORDS)
 
 
 def _timeout(text: str, origin: str) -> Tuple[float, float]:
@@ -167,8 +161,8 @@ def load_settings(
     path: Union[str, Path, None] = None, *, environ: Optional[Mapping[str, str]] = None, **overrides: Any
 ) -> Settings:
     """Settings from the ``[uws-adapter]`` section of ``path`` (default ``$UWS_ADAPTER_CONFIG``,
-    if set), then the environment, then ``overrides``. No error shows the value of a secret key
-    (:func:`is_secret`): it names the key and its line."""
+    if set), then the environment, then ``overrides``. No error shows the value of a secret key,
+    or the text of a line: errors name the key and the line number."""
     env = os.environ if environ is None else environ
     values: Dict[str, Any] = {}
     path = path if path is not None else env.get(CONFIG_VARIABLE) or None
