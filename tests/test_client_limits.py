@@ -368,3 +368,21 @@ def test_a_session_passed_in_gets_the_deadline_too(hostile: Callable[[Behaviour]
     with pytest.raises(OutcomeUnknown, match=r"0\.4 s deadline"):
         client.suspend(select([DEVICE]))
     assert isinstance(client.session.get_adapter(server.url), DeadlineAdapter)
+
+
+def unavailable(conn: socket.socket, stop: threading.Event) -> None:
+    body = b"<html>Service Unavailable</html>"
+    conn.sendall(_head(f"Content-Length: {len(body)}", "Content-Type: text/html").replace(b"200 OK", b"503 No") + body)
+
+
+@pytest.mark.parametrize("api", CLIENTS)
+def test_a_login_answered_with_503_is_an_error_of_the_login(
+    hostile: Callable[[Behaviour], HostileServer], api: str
+) -> None:
+    server = hostile(unavailable)
+    client = CLIENTS[api](server.url, token=None, bearer_token=None) if api == "rest" else soap(server.url, token=None)
+    with pytest.raises(TransportError, match="logging in failed") as info:
+        client.suspend(select([DEVICE]))
+    assert not isinstance(info.value, OutcomeUnknown)
+    assert info.value.http_status == 503
+    assert server.requests == 1

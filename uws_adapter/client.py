@@ -114,6 +114,8 @@ class UwsClient(Provisioner):
                 return root
         kind = response.headers.get("Content-Type", "no content type")
         detail = f"HTTP {status} ({kind}) without a SOAP answer" if root is not None else unreadable
+        if operation == "LogIn":  # nothing was provisioned, and a login may be repeated
+            raise TransportError(f"{detail}; logging in failed: log in again", http_status=status)
         if status >= 500 or (200 <= status < 300 and not may_resend):
             raise OutcomeUnknown(
                 f"{detail}; the request may have been carried out: check its callbacks before sending it again",

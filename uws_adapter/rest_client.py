@@ -121,7 +121,7 @@ class RestClient(Provisioner):
                 "POST", url, request=sent, data=b"grant_type=client_credentials", headers=headers, auth=self._oauth,
                 login=True,
             )  # fmt: skip
-            answer = _answer(response, may_resend=True, request=sent)
+            answer = _answer(response, may_resend=True, request=sent, login=True)
             token, lifetime = answer.get("access_token"), answer.get("expires_in", 3600)
             if not isinstance(token, str) or not token:
                 raise TransportError("the OAuth2 token answer has no access_token", http_status=response.status_code)
@@ -230,7 +230,7 @@ class RestClient(Provisioner):
             )
             if response.status_code == 401 and not renew and self._oauth is not None and not _error_code(response):
                 continue  # a 401 was not acted on: a fresh bearer token and one resend are safe
-            return _answer(response, may_resend=may_resend, request=sent)
+            return _answer(response, may_resend=may_resend, request=sent, login=login)
         raise AssertionError("unreachable")
 
 
@@ -282,7 +282,7 @@ def _error_code(response: Answer) -> Optional[str]:
     return None
 
 
-def _answer(response: Answer, *, may_resend: bool, request: Describe) -> Dict[str, Any]:
+def _answer(response: Answer, *, may_resend: bool, request: Describe, login: bool = False) -> Dict[str, Any]:
     status = response.status_code
     decoded = _decode(response)
     if isinstance(decoded, dict) and decoded.get("errorCode") not in (None, ""):
@@ -296,6 +296,8 @@ def _answer(response: Answer, *, may_resend: bool, request: Describe) -> Dict[st
             return {}  # registration and removal may answer with an empty 2xx
     kind = response.headers.get("Content-Type", "no content type")
     detail = f"HTTP {status} ({kind}) without a JSON answer or an errorCode"
+    if login:  # nothing was provisioned, and a login may be repeated
+        raise TransportError(f"{detail}; logging in failed: log in again", http_status=status)
     if status >= 500 or (200 <= status < 300 and not may_resend):
         raise OutcomeUnknown(
             f"{detail}; the request may have been carried out: check its callbacks before sending it again",
