@@ -30,6 +30,7 @@ from uws_adapter import (
     select,
 )
 from uws_adapter.emulator import DEFAULT_ACCOUNT
+from uws_adapter.soap_service import login_response
 
 FAST = (1.0, 1.0)
 
@@ -71,7 +72,9 @@ def test_a_server_that_never_answers_gives_outcome_unknown_after_one_request() -
         client = client_for(server.url, token="known-token", timeout=(1.0, 0.5))
         with pytest.raises(OutcomeUnknown, match="may have been carried out") as info:
             client.restore(select([Device.of("ESN", "09611822299")]))
-        assert b"09611822299" in info.value.request.body  # type: ignore[attr-defined]
+        assert b"09611822299" in info.value.request.body
+        assert info.value.request.devices == (Device.of("ESN", "09611822299"),)
+        assert b"known-token" not in info.value.request.body
         time.sleep(0.2)
         assert server.requests == 1
     finally:
@@ -120,6 +123,41 @@ def test_an_expired_session_logs_in_once_and_resends_once(callbacks: HttpServer)
         assert request_id
         # login, the expired attempt (the one fault), one re-login, one resend
         assert (emulator.counters["logins"], emulator.counters["faults"], emulator.counters["requests"]) == (2, 1, 4)
+
+
+def test_a_session_the_service_forgot_logs_in_once_and_resends_once() -> None:
+    lines = generated_devices(1)
+    with Emulator(devices=lines) as emulator:
+        client = client_for(emulator.base_url)
+        forgotten = client.login()
+        emulator.close_session(forgotten)  # as a restart of the service would
+        assert client.suspend(select([lines[0].device]))
+        assert client.token != forgotten
+        # login, the refused attempt (the one fault), one re-login, one resend
+        assert (emulator.counters["logins"], emulator.counters["faults"], emulator.counters["requests"]) == (2, 1, 4)
+
+
+def test_a_session_refused_again_after_the_new_login_is_raised() -> None:
+    invalid = soap_fault("CarrierService.REQUEST_FAILED.SessionToken.Invalid")
+    server = HttpServer(
+        lambda body: (200, "text/xml", login_response("s")) if b"LogIn" in body else (500, "text/xml", invalid)
+    )
+    try:
+        with pytest.raises(ServiceFault, match=r"SessionToken\.Invalid"):
+            client_for(server.url).suspend(select([Device.of("ESN", "09611822299")]))
+        assert [b"LogIn" in body for body in server.bodies] == [True, False, True, False]
+    finally:
+        server.close()
+
+
+def test_a_refused_session_without_credentials_is_raised() -> None:
+    server = HttpServer(lambda _: (500, "text/xml", soap_fault("CarrierService.REQUEST_FAILED.SessionToken.Invalid")))
+    try:
+        with pytest.raises(ServiceFault, match=r"SessionToken\.Invalid"):
+            UwsClient(base_url=server.url, token="old", timeout=FAST).restore(select([Device.of("ESN", "09611822299")]))
+        assert len(server.bodies) == 1
+    finally:
+        server.close()
 
 
 def test_expiry_without_credentials_is_raised() -> None:

@@ -5,6 +5,7 @@ the tracker follows both."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -58,7 +59,7 @@ def test_file_then_environment_then_arguments(tmp_path: Path) -> None:
         ("[uws-adapter]\nbackend = grpc\n", {}, "backend: 'grpc' is not a backend"),
         ("[uws-adapter]\nendpoint = x\n", {}, r"\[uws-adapter\] endpoint: unknown setting"),
         ("[uws-adapter]\ntimeout = soon\n", {}, "'soon' is not CONNECT,READ seconds"),
-        ("not ini", {}, "is not an INI file"),
+        ("not ini", {}, r"line 1 comes before any \[section\] header"),
         ("", {"UWS_ADAPTER_TIMEOUT": "0,5"}, r"timeout: \(0.0, 5.0\) is not \(connect, read\) seconds"),
     ],
     ids=["backend", "unknown-key", "timeout", "not-ini", "zero-timeout"],
@@ -118,3 +119,56 @@ def test_both_backends_run_the_same_code_and_give_the_same_callbacks(tmp_path: P
     soap, rest = run_backend("soap", tmp_path), run_backend("rest", tmp_path)
     assert len(soap) == 5
     assert soap == rest
+
+
+SECRET = "hunter2-Qx7"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (f"[uws-adapter]\nusername = u\npassword {SECRET}\n", r"line 3 is not KEY = VALUE"),
+        (f"password = {SECRET}\n[uws-adapter]\n", r"line 1 comes before any \[section\] header"),
+        (f"[uws-adapter]\npasword = {SECRET}\n", r"line 2: \[uws-adapter\] pasword: unknown setting"),
+        (f"[uws-adapter]\n\npassword {SECRET} = x\n", r"line 3: \[uws-adapter\] this key: unknown setting"),
+        (f"[uws-adapter]\npassword = a\npassword = {SECRET}\n", r"line 3: \[uws-adapter\] password is set twice"),
+        (f"[uws-adapter]\nclient_secret = {SECRET}\n  {SECRET}\n[x\n", r"line 4 is not KEY = VALUE"),
+    ],
+    ids=["no-equals", "before-section", "unknown-key", "mangled-key", "duplicate", "broken-after-continuation"],
+)
+def test_settings_errors_never_show_a_secret(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "settings.ini"
+    config.write_text(text)
+    with pytest.raises(InputError, match=message) as info:
+        load_settings(config, environ={})
+    assert SECRET not in str(info.value)
+    assert SECRET not in repr(info.value)
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+
+
+def test_a_settings_file_that_is_not_utf8_is_refused_without_its_text(tmp_path: Path) -> None:
+    config = tmp_path / "settings.ini"
+    config.write_bytes(f"[uws-adapter]\npassword = {SECRET}\xff\n".encode("latin-1"))
+    with pytest.raises(InputError, match="is not UTF-8") as info:
+        load_settings(config, environ={})
+    assert SECRET not in str(info.value)
+    assert info.value.__context__ is None
+
+
+def test_the_answer_limits_come_from_file_environment_and_arguments(tmp_path: Path) -> None:
+    config = tmp_path / "settings.ini"
+    config.write_text("[uws-adapter]\ndeadline = 30\nmax_answer_bytes = 65536\n")
+    settings = load_settings(config, environ={})
+    assert (settings.deadline, settings.max_answer_bytes) == (30.0, 65536)
+    settings = load_settings(config, environ={"UWS_ADAPTER_DEADLINE": "12.5"}, max_answer_bytes=2048)
+    assert (settings.deadline, settings.max_answer_bytes) == (12.5, 2048)
+    client = connect(replace(settings, username="u", password=SECRET))
+    assert (client.deadline, client.max_answer_bytes) == (12.5, 2048)
+    assert SECRET not in repr(client)
+    assert SECRET not in str(settings)
+    config.write_text("[uws-adapter]\nmax_answer_bytes = lots\n")
+    with pytest.raises(InputError, match=r"line 2: \[uws-adapter\] max_answer_bytes: 'lots' is not a byte count"):
+        load_settings(config, environ={})
+    with pytest.raises(InputError, match=r"^deadline: -1.0 is not a number of seconds"):
+        load_settings(environ={"UWS_ADAPTER_DEADLINE": "-1"})

@@ -112,6 +112,16 @@ def test_a_failed_login_is_not_retried() -> None:
         assert emulator.counters["failed_logins"] == 1
 
 
+def test_a_session_the_service_forgot_logs_in_once_and_resends_once() -> None:
+    lines = generated_devices(1)
+    with Emulator(devices=lines) as emulator:
+        client = rest_client_for(emulator.rest_url)
+        forgotten = client.login()
+        emulator.close_session(forgotten)  # as a restart of the service would
+        assert client.suspend(select([lines[0].device]))
+        assert (emulator.counters["logins"], emulator.counters["faults"]) == (2, 1)
+
+
 def test_an_expired_session_logs_in_once_and_resends_once() -> None:
     lines = generated_devices(1)
     with Emulator(devices=lines, session_idle=0.2) as emulator:
@@ -168,7 +178,8 @@ def test_a_server_that_never_answers_gives_outcome_unknown_after_one_request() -
         client = rest_client_for(server.url, bearer_token="b", token="t", timeout=(1.0, 0.5))
         with pytest.raises(OutcomeUnknown, match="may have been carried out") as info:
             client.restore(select([ESN]))
-        assert b"09611822299" in info.value.request.body  # type: ignore[attr-defined]
+        assert b"09611822299" in info.value.request.body
+        assert info.value.request.action == "Restore"
         time.sleep(0.2)
         assert server.requests == 1
     finally:

@@ -136,7 +136,19 @@ def add_commands(commands: Any) -> None:
             "--password", help=f"default: ${ENVIRONMENT['password']} (prefer it: arguments show in ps)"
         )
         connection.add_argument("--token", default=os.environ.get("UWS_TOKEN"), help="UWS only: use this session token")
-        connection.add_argument("--timeout", metavar="CONNECT,READ", help="seconds (default 10,120)")
+        connection.add_argument(
+            "--timeout",
+            metavar="CONNECT,READ",
+            help=f"seconds per connect and per read (default: ${ENVIRONMENT['timeout']} or 10,120)",
+        )
+        connection.add_argument(
+            "--deadline", type=float, metavar="SECONDS",
+            help=f"for each whole exchange, answer included (default: ${ENVIRONMENT['deadline']} or 180)",
+        )  # fmt: skip
+        connection.add_argument(
+            "--max-answer-bytes", type=int, metavar="BYTES",
+            help=f"largest answer accepted, decompressed (default: ${ENVIRONMENT['max_answer_bytes']} or 1048576)",
+        )  # fmt: skip
         send.add_argument("--yes", action="store_true", help="do not ask before acting on an account, group or filter")
         send.add_argument("--db", metavar="FILE", help="record the request in this store, for status and wait")
         send.set_defaults(run=_run_send, action=name, with_billing=None)
@@ -216,14 +228,16 @@ def _run_send(args: argparse.Namespace) -> int:
     settings = load_settings(
         args.config, backend=args.backend, soap_url=args.endpoint, rest_url=args.rest_url, username=args.username,
         password=args.password, timeout=parse_timeout(args.timeout) if args.timeout else None,
+        deadline=args.deadline, max_answer_bytes=args.max_answer_bytes,
     )  # fmt: skip
     _confirm(args, selection)
     store = Store(args.db) if args.db else None
     try:
         if settings.backend == "soap" and args.token and not (settings.username and settings.password):
             client: Provisioner = UwsClient(
-                base_url=settings.soap_url, token=args.token, timeout=settings.timeout, store=store
-            )
+                base_url=settings.soap_url, token=args.token, timeout=settings.timeout, deadline=settings.deadline,
+                max_answer_bytes=settings.max_answer_bytes, store=store,
+            )  # fmt: skip
         else:
             client = connect_backend(settings, store=store)
         sys.stdout.write(client.change_device_state(action, selection) + "\n")

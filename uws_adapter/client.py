@@ -19,7 +19,7 @@ from .faults import make_fault, soap_fault
 from .provisioning import BatchResult, Provisioner
 from .selection import Selection
 from .store import Store
-from .transport import DEFAULT_TIMEOUT
+from .transport import DEFAULT_DEADLINE, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_TIMEOUT, SentRequest, redact_xml
 from .wire import UWS_BASE_URL
 from .xmlsafe import parse_untrusted
 
@@ -30,8 +30,10 @@ class UwsClient(Provisioner):
     """UWS SessionService and CarrierService over HTTPS.
 
     ``session`` is an injectable :class:`requests.Session`; ``timeout`` is (connect, read) seconds
-    and never None. With ``username`` and ``password`` the client logs in on first use and once
-    more when the token expires; with ``token`` alone it uses that token as it is.
+    and never None; ``deadline`` bounds each whole exchange (connect, send, complete answer) and
+    ``max_answer_bytes`` the answer's size after decompression. With ``username`` and ``password``
+    the client logs in on first use and once more when the token expires or is refused as invalid;
+    with ``token`` alone it uses that token as it is.
     """
 
     api = "soap"
@@ -45,6 +47,8 @@ class UwsClient(Provisioner):
         token: Optional[str] = None,
         session: Optional[requests.Session] = None,
         timeout: Tuple[float, float] = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         connect_retries: int = 3,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
@@ -53,7 +57,8 @@ class UwsClient(Provisioner):
     ) -> None:
         super().__init__(
             username=username, password=password, token=token, session=session, timeout=timeout,
-            connect_retries=connect_retries, backoff=backoff, max_backoff=max_backoff, sleep=sleep, store=store,
+            deadline=deadline, max_answer_bytes=max_answer_bytes, connect_retries=connect_retries, backoff=backoff,
+            max_backoff=max_backoff, sleep=sleep, store=store,
         )  # fmt: skip
         self.base_url = base_url.rstrip("/")
 
@@ -62,27 +67,39 @@ class UwsClient(Provisioner):
         if self._token is None:
             return
         token, self._token = self._token, None
-        self._post(build_logout(token, base_url=self.base_url), may_resend=True)
+        self._post(build_logout(token, base_url=self.base_url), "LogOut", may_resend=True)
 
     def _check(self, action: Action, selection: Selection) -> None:
         check_soap_request(action, selection)
 
     def _login(self, username: str, password: str) -> str:
-        root = self._post(build_login(username, password, base_url=self.base_url), may_resend=True)
+        root = self._post(build_login(username, password, base_url=self.base_url), "LogIn", may_resend=True)
         token = _find_text(root, "SessionToken")
         if not token:
             raise TransportError("LogIn answered without a SessionToken")
         return token
 
     def _change(self, action: Action, selection: Selection, token: str) -> str:
-        root = self._post(build_envelope(action, selection, token=token, base_url=self.base_url), may_resend=False)
+        envelope = build_envelope(action, selection, token=token, base_url=self.base_url)
+        root = self._post(envelope, "ChangeDeviceState", may_resend=False, action=action, selection=selection)
         request_id = _find_text(root, "RequestId")
         if not request_id:
             raise TransportError("ChangeDeviceState answered without a RequestId")
         return request_id
 
-    def _post(self, request: SoapRequest, *, may_resend: bool) -> etree._Element:
-        response = self._http.send("POST", request.url, request=request, headers=request.headers, data=request.body)
+    def _post(
+        self, soap: SoapRequest, operation: str, *, may_resend: bool, action: Optional[Action] = None,
+        selection: Optional[Selection] = None,
+    ) -> etree._Element:  # fmt: skip
+        def describe() -> SentRequest:  # what an OutcomeUnknown shows: no password, no token
+            return SentRequest(
+                "POST", soap.url, operation, redact_xml(soap.body), soap.headers,
+                action=action.element if action is not None else None, selection=selection,
+            )  # fmt: skip
+
+        response = self._http.send(
+            "POST", soap.url, request=describe, headers=soap.headers, data=soap.body, login=operation == "LogIn"
+        )
         status = response.status_code
         root: Optional[etree._Element] = None
         try:
@@ -97,10 +114,12 @@ class UwsClient(Provisioner):
                 return root
         kind = response.headers.get("Content-Type", "no content type")
         detail = f"HTTP {status} ({kind}) without a SOAP answer" if root is not None else unreadable
+        if operation == "LogIn":  # nothing was provisioned, and a login may be repeated
+            raise TransportError(f"{detail}; logging in failed: log in again", http_status=status)
         if status >= 500 or (200 <= status < 300 and not may_resend):
             raise OutcomeUnknown(
                 f"{detail}; the request may have been carried out: check its callbacks before sending it again",
-                request=request,
+                request=describe(),
                 http_status=status,
             )
         raise TransportError(detail, http_status=status)

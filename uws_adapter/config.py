@@ -14,12 +14,19 @@ import configparser
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from .errors import InputError
 from .provisioning import Provisioner
 from .store import Store
-from .transport import DEFAULT_TIMEOUT, check_timeout
+from .transport import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_ANSWER_BYTES,
+    DEFAULT_TIMEOUT,
+    check_deadline,
+    check_max_answer_bytes,
+    check_timeout,
+)
 from .wire import REST_BASE_URL, UWS_BASE_URL
 
 SECTION = "uws-adapter"
@@ -34,7 +41,13 @@ ENVIRONMENT = {
     "client_id": "THINGSPACE_CLIENT_ID",
     "client_secret": "THINGSPACE_CLIENT_SECRET",
     "timeout": "UWS_ADAPTER_TIMEOUT",
+    "deadline": "UWS_ADAPTER_DEADLINE",
+    "max_answer_bytes": "UWS_ADAPTER_MAX_ANSWER_BYTES",
 }
+#: Settings shown as *** in a repr. No error shows the value of any setting read from a file
+#: (only those that are not secret are checked, and only they are quoted), nor the text of a line
+#: that does not parse, nor a key that is not a plain name (a mangled line may hold a password).
+SECRET_KEYS = frozenset({"password", "client_secret"})
 CONFIG_VARIABLE = "UWS_ADAPTER_CONFIG"
 
 
@@ -52,6 +65,8 @@ class Settings:
     client_id: Optional[str] = None
     client_secret: Optional[str] = None
     timeout: Tuple[float, float] = DEFAULT_TIMEOUT
+    deadline: float = DEFAULT_DEADLINE
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
 
     def __post_init__(self) -> None:
         backend = self.backend.strip().lower() if isinstance(self.backend, str) else self.backend
@@ -61,13 +76,17 @@ class Settings:
             )
         object.__setattr__(self, "backend", backend)
         object.__setattr__(self, "timeout", check_timeout(self.timeout))
+        object.__setattr__(self, "deadline", check_deadline(self.deadline))
+        object.__setattr__(self, "max_answer_bytes", check_max_answer_bytes(self.max_answer_bytes))
 
     def __repr__(self) -> str:  # secrets are shown as *** so that settings can be logged
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        for secret in ("password", "client_secret"):
+        for secret in SECRET_KEYS:
             if shown[secret] is not None:
                 shown[secret] = "***"
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    __str__ = __repr__
 
 
 def _timeout(text: str, origin: str) -> Tuple[float, float]:
@@ -78,33 +97,108 @@ def _timeout(text: str, origin: str) -> Tuple[float, float]:
     return connect, read
 
 
+def _deadline(text: str, origin: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(origin, f"{text!r} is not a number of seconds", "write e.g. 180") from None
+
+
+def _byte_count(text: str, origin: str) -> int:
+    try:
+        return int(text.strip().replace("_", ""))
+    except ValueError:
+        raise InputError(origin, f"{text!r} is not a byte count", "write e.g. 1048576") from None
+
+
+_CONVERT = {"timeout": _timeout, "deadline": _deadline, "max_answer_bytes": _byte_count}
+
+
+def _value(key: str, text: str, origin: str) -> Any:
+    convert = _CONVERT.get(key)
+    return convert(text, origin) if convert is not None else text
+
+
+def _plain_name(key: str) -> bool:
+    return bool(key) and all(c.isascii() and (c.isalnum() or c in "_-.") for c in key)
+
+
+def _key_lines(lines: List[str], parser: configparser.ConfigParser) -> Dict[str, int]:
+    """Line numbers of the keys of [uws-adapter], as configparser reads them (the last wins)."""
+    found: Dict[str, int] = {}
+    section = None
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;" or line[0] in " \t":
+            continue  # blank, a comment, or a continuation of the value above
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1].strip()
+            continue
+        if section == SECTION:
+            cut = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
+            if cut > 0:
+                found[parser.optionxform(line[:cut].strip())] = number
+    return found
+
+
+def _syntax_error(path: Union[str, Path], exc: configparser.Error) -> InputError:
+    """The parser's complaint without the offending line's text, which may hold a password."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        problem = f"line {exc.lineno} comes before any [section] header"
+    elif isinstance(exc, configparser.ParsingError):
+        numbers = [str(error[0]) for error in getattr(exc, "errors", ())] or [str(getattr(exc, "lineno", "?"))]
+        problem = f"line {', '.join(numbers)} is not KEY = VALUE"
+    elif isinstance(exc, configparser.DuplicateOptionError):
+        problem = f"line {exc.lineno}: [{exc.section}] {exc.option} is set twice"
+    elif isinstance(exc, configparser.DuplicateSectionError):
+        problem = f"line {exc.lineno}: [{exc.section}] appears twice"
+    else:
+        problem = type(exc).__name__
+    return InputError(f"config file {path}", problem, f"write [{SECTION}] then KEY = VALUE lines (see the README)")
+
+
 def load_settings(
     path: Union[str, Path, None] = None, *, environ: Optional[Mapping[str, str]] = None, **overrides: Any
 ) -> Settings:
     """Settings from the ``[uws-adapter]`` section of ``path`` (default ``$UWS_ADAPTER_CONFIG``,
-    if set), then the environment, then ``overrides``."""
+    if set), then the environment, then ``overrides``. No error shows the value of a secret key,
+    or the text of a line: errors name the key and the line number."""
     env = os.environ if environ is None else environ
     values: Dict[str, Any] = {}
     path = path if path is not None else env.get(CONFIG_VARIABLE) or None
     if path is not None:
         parser = configparser.ConfigParser(interpolation=None)
+        # Refusals are raised outside the except blocks, so that not even their context (a
+        # UnicodeDecodeError holds the whole file, a ParsingError the line) can show a secret.
+        refusal: Optional[InputError] = None
+        lines: List[str] = []
         try:
             with open(path, encoding="utf-8") as handle:
-                parser.read_file(handle)
+                lines = handle.readlines()
         except OSError as exc:
-            raise InputError("config file", f"cannot read {path}: {exc.strerror}", "check the path") from None
-        except configparser.Error as exc:
-            raise InputError("config file", f"{path} is not an INI file: {exc.message}", "see the README") from None
+            refusal = InputError("config file", f"cannot read {path}: {exc.strerror}", "check the path")
+        except UnicodeDecodeError as exc:
+            refusal = InputError("config file", f"{path} is not UTF-8 (byte {exc.start})", "save it as UTF-8")
+        if refusal is None:
+            try:
+                parser.read_file(lines, source=str(path))
+            except configparser.Error as exc:
+                refusal = _syntax_error(path, exc)
+        if refusal is not None:
+            raise refusal
         if parser.has_section(SECTION):
-            for key, value in parser.items(SECTION):
+            where = _key_lines(lines, parser)
+            for key, text in parser.items(SECTION):
+                line = f"config file {path} line {where.get(key, '?')}: [{SECTION}]"
                 if key not in ENVIRONMENT:
-                    raise InputError(
-                        f"config file [{SECTION}] {key}", "unknown setting", "use " + ", ".join(ENVIRONMENT)
-                    )
-                values[key] = _timeout(value, f"{path} timeout") if key == "timeout" else value
+                    # A mangled line ("password hunter2 = x") makes a key of a secret: name only plain keys.
+                    shown = key if _plain_name(key) and len(key) <= 40 else "this key"
+                    raise InputError(f"{line} {shown}", "unknown setting", "use " + ", ".join(ENVIRONMENT))
+                origin = f"{line} {key}"
+                values[key] = _value(key, text, origin)
     for key, variable in ENVIRONMENT.items():
         if env.get(variable):
-            values[key] = _timeout(env[variable], variable) if key == "timeout" else env[variable]
+            values[key] = _value(key, env[variable], variable)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return replace(Settings(), **values)
 
@@ -126,9 +220,10 @@ def connect(settings: Optional[Settings] = None, *, store: Optional[Store] = Non
             )
         return RestClient(
             base_url=settings.rest_url, client_id=settings.client_id, client_secret=settings.client_secret,
-            username=settings.username, password=settings.password, timeout=settings.timeout, store=store,
+            username=settings.username, password=settings.password, timeout=settings.timeout,
+            deadline=settings.deadline, max_answer_bytes=settings.max_answer_bytes, store=store,
         )  # fmt: skip
     return UwsClient(
         base_url=settings.soap_url, username=settings.username, password=settings.password,
-        timeout=settings.timeout, store=store,
+        timeout=settings.timeout, deadline=settings.deadline, max_answer_bytes=settings.max_answer_bytes, store=store,
     )  # fmt: skip

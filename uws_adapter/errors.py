@@ -10,6 +10,7 @@ Every error the package raises on purpose derives from :class:`UwsAdapterError`:
     ├── TransportError                       no usable answer from the service
     │   ├── ConnectionFailed                 the request never reached it (safe to send again)
     │   └── OutcomeUnknown                   it may have been received: reconcile from callbacks
+    │                                        (.request: what was sent, secrets redacted)
     ├── ServiceFault                         the service refused: .code, .message, .http_status
     │   ├── SessionExpired                   ...SessionToken.Expired
     │   ├── InvalidInputFault                INPUT_INVALID..., DeserializationFailed, AccountNotFound
@@ -24,7 +25,10 @@ Messages name the offending field and say how to fix it, so that a CLI can print
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # transport imports this module
+    from .transport import SentRequest
 
 
 class UwsAdapterError(Exception):
@@ -87,10 +91,11 @@ class ConnectionFailed(TransportError):
 
 class OutcomeUnknown(TransportError):
     """The request may have been received and acted on (read timeout, reset, HTTP 5xx without a
-    fault). Provisioning is not idempotent, so it is never re-sent blindly: ``request`` is what was
-    sent, to reconcile from callbacks."""
+    fault, an answer over the deadline or the size cap). Provisioning is not idempotent, so it is
+    never re-sent blindly: ``request`` is what was sent (a :class:`~uws_adapter.transport.SentRequest`,
+    secrets redacted), to reconcile from callbacks."""
 
-    def __init__(self, message: str, *, request: object, http_status: Optional[int] = None) -> None:
+    def __init__(self, message: str, *, request: SentRequest, http_status: Optional[int] = None) -> None:
         self.request = request
         super().__init__(message, http_status=http_status)
 

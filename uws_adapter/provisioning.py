@@ -2,9 +2,10 @@
 :class:`RestClient` (REST) both are a :class:`Provisioner`, so code written against ``restore`` /
 ``suspend`` switches backend by configuration (see :mod:`uws_adapter.config`).
 
-What both share lives here: the session rule (log in on first use; on expiry log in once more and
-resend once; one login at a time across threads; a failed login is never retried, five in a row
-lock the account [doc]), batching, and recording each request in a store for tracking.
+What both share lives here: the session rule (log in on first use; when the service says the token
+has expired or is invalid, e.g. after its restart, log in once more and resend once; one login at
+a time across threads; a failed login is never retried, five in a row lock the account [doc]),
+batching, and recording each request in a store for tracking.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import requests
 
 from .actions import Action, Restore, Suspend
 from .devices import Device
-from .errors import InputError, SessionExpired
+from .errors import InputError, ServiceFault, SessionExpired
 from .selection import DeviceList, Selection
 from .store import Store
-from .transport import DEFAULT_TIMEOUT, HttpSender
+from .transport import DEFAULT_DEADLINE, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_TIMEOUT, HttpSender
 from .wire import MAX_DEVICES_PER_REQUEST
 
 T = TypeVar("T")
@@ -34,6 +35,11 @@ class BatchResult:
 
     request_id: str
     devices: Tuple[Device, ...]
+
+
+def session_refused(fault: ServiceFault) -> bool:
+    """True for a fault that refuses the session token: ``SessionToken.Expired`` or ``.Invalid``."""
+    return isinstance(fault, SessionExpired) or fault.code.rpartition(":")[2].endswith("SessionToken.Invalid")
 
 
 class Provisioner(ABC):
@@ -50,6 +56,8 @@ class Provisioner(ABC):
         token: Optional[str],
         session: Optional[requests.Session],
         timeout: Tuple[float, float] = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         connect_retries: int = 3,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
@@ -57,8 +65,8 @@ class Provisioner(ABC):
         store: Optional[Store] = None,
     ) -> None:
         self._http = HttpSender(
-            session=session, timeout=timeout, connect_retries=connect_retries, backoff=backoff,
-            max_backoff=max_backoff, sleep=sleep,
+            session=session, timeout=timeout, deadline=deadline, max_answer_bytes=max_answer_bytes,
+            connect_retries=connect_retries, backoff=backoff, max_backoff=max_backoff, sleep=sleep,
         )  # fmt: skip
         self._credentials = (username, password) if username and password else None
         self._token = token
@@ -73,6 +81,16 @@ class Provisioner(ABC):
     @property
     def timeout(self) -> Tuple[float, float]:
         return self._http.timeout
+
+    @property
+    def deadline(self) -> float:
+        """Seconds for a whole exchange: connect, send and the complete answer."""
+        return self._http.deadline
+
+    @property
+    def max_answer_bytes(self) -> int:
+        """The largest answer accepted, counted after decompression."""
+        return self._http.max_answer_bytes
 
     @property
     def token(self) -> Optional[str]:
@@ -104,14 +122,24 @@ class Provisioner(ABC):
             return self._token
 
     def _with_session(self, call: Callable[[str], T]) -> T:
-        """``call(token)``; when the token has expired, one new login and one more call."""
+        """``call(token)``; when the service refuses the token as expired or invalid (it forgot its
+        sessions in a restart), one new login and one more call. A refusal was not acted on, so
+        sending again is safe; a second refusal is raised."""
         token = self._session_token()
         try:
             return call(token)
-        except SessionExpired:
-            if self._credentials is None:
+        except ServiceFault as fault:
+            if self._credentials is None or not session_refused(fault):
                 raise
             return call(self._session_token(stale=token))
+
+    def __repr__(self) -> str:  # never the password or a token
+        user = self._credentials[0] if self._credentials else None
+        return (
+            f"{type(self).__name__}(base_url={getattr(self, 'base_url', None)!r}, username={user!r}, "
+            f"session={'open' if self._token else 'none'}, timeout={self.timeout}, deadline={self.deadline:g}, "
+            f"max_answer_bytes={self.max_answer_bytes})"
+        )
 
     def restore(self, selection: Selection) -> str:
         """Restore service to the selected devices; returns the RequestId."""

@@ -8,24 +8,32 @@ same request model, the same exceptions (``{errorCode, errorMessage}`` becomes t
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
 from .actions import Action
 from .devices import Device
-from .errors import InputError, OutcomeUnknown, TransportError
+from .errors import DocumentError, InputError, OutcomeUnknown, TransportError
 from .faults import make_fault
+from .jsonsafe import loads_untrusted
 from .provisioning import Provisioner
 from .rest_body import JSON_TYPE, PROFILE_RESUME_PATH, RestRequest, profile_resume_body, rest_request
-from .selection import ACCOUNT_FIX, Selection, check_request, required_text
+from .selection import ACCOUNT_FIX, DeviceList, Selection, check_request, required_text
 from .store import Store
-from .transport import DEFAULT_TIMEOUT
+from .transport import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_ANSWER_BYTES,
+    DEFAULT_TIMEOUT,
+    Answer,
+    Describe,
+    SentRequest,
+    redact_json,
+)
 from .wire import (
     CALLBACK_SERVICES,
     CALLBACKS_PATH,
@@ -34,9 +42,6 @@ from .wire import (
     REST_BASE_URL,
     SESSION_LOGIN_PATH,
 )
-
-#: Answers larger than this are refused unread (a requestId answer is tens of bytes).
-MAX_RESPONSE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class RestClient(Provisioner):
         token: Optional[str] = None,
         session: Optional[requests.Session] = None,
         timeout: Tuple[float, float] = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         connect_retries: int = 3,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
@@ -77,7 +84,8 @@ class RestClient(Provisioner):
     ) -> None:
         super().__init__(
             username=username, password=password, token=token, session=session, timeout=timeout,
-            connect_retries=connect_retries, backoff=backoff, max_backoff=max_backoff, sleep=sleep, store=store,
+            deadline=deadline, max_answer_bytes=max_answer_bytes, connect_retries=connect_retries, backoff=backoff,
+            max_backoff=max_backoff, sleep=sleep, store=store,
         )  # fmt: skip
         if not (client_id and client_secret) and not bearer_token:
             raise InputError(
@@ -103,12 +111,17 @@ class RestClient(Provisioner):
                 if self._bearer is None:
                     raise InputError("client_id", "no OAuth2 credentials", "pass client_id= and client_secret=")
                 return self._bearer
-            request = RestRequest("POST", self.base_url + OAUTH_TOKEN_PATH)
+            url = self.base_url + OAUTH_TOKEN_PATH
+            headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": JSON_TYPE}
+
+            def sent() -> SentRequest:
+                return SentRequest("POST", url, "OAuth2 token", b"grant_type=client_credentials", headers)
+
             response = self._http.send(
-                "POST", request.url, request=request, data=b"grant_type=client_credentials",
-                headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": JSON_TYPE}, auth=self._oauth,
+                "POST", url, request=sent, data=b"grant_type=client_credentials", headers=headers, auth=self._oauth,
+                login=True,
             )  # fmt: skip
-            answer = _answer(response, may_resend=True, request=request)
+            answer = _answer(response, may_resend=True, request=sent, login=True)
             token, lifetime = answer.get("access_token"), answer.get("expires_in", 3600)
             if not isinstance(token, str) or not token:
                 raise TransportError("the OAuth2 token answer has no access_token", http_status=response.status_code)
@@ -123,7 +136,7 @@ class RestClient(Provisioner):
 
     def _login(self, username: str, password: str) -> str:
         request = RestRequest("POST", self.base_url + SESSION_LOGIN_PATH, {"username": username, "password": password})
-        answer = self._call(request, m2m_token=None, may_resend=True)
+        answer = self._call(request, m2m_token=None, may_resend=True, login=True)
         token = answer.get("sessionToken")
         if not isinstance(token, str) or not token:
             raise TransportError("session/login answered without a sessionToken")
@@ -140,7 +153,8 @@ class RestClient(Provisioner):
 
     def _change(self, action: Action, selection: Selection, token: str) -> str:
         request = rest_request(action, selection, base_url=self.base_url)
-        return _request_id(self._call(request, m2m_token=token), request)
+        sent = _sent(request, action.element, selection)
+        return _request_id(self._call(request, m2m_token=token, sent=sent), sent)
 
     def profile_resume(
         self, devices: Sequence[Device], *, account: str, service_plan: Optional[str] = None
@@ -149,7 +163,10 @@ class RestClient(Provisioner):
         per profile, from DeviceProfileService."""
         body = profile_resume_body(devices, account=account, service_plan=service_plan)
         request = RestRequest("POST", self.base_url + PROFILE_RESUME_PATH, body)
-        request_id = _request_id(self._session_call(request), request)
+        sent = _sent(request, "ProfileResume", DeviceList(tuple(devices), account))
+        request_id = _request_id(
+            self._with_session(lambda token: self._call(request, m2m_token=token, sent=sent)), sent
+        )
         if self.store is not None:
             self.store.record_request(request_id, "ProfileResume", tuple(devices), api=self.api)
         return request_id
@@ -194,8 +211,12 @@ class RestClient(Provisioner):
 
     # HTTP -------------------------------------------------------------------------------------
 
-    def _call(self, request: RestRequest, *, m2m_token: Optional[str], may_resend: bool = False) -> Dict[str, Any]:
+    def _call(
+        self, request: RestRequest, *, m2m_token: Optional[str], may_resend: bool = False, login: bool = False,
+        sent: Optional[Describe] = None,
+    ) -> Dict[str, Any]:  # fmt: skip
         """One call with the bearer (renewed once if the gateway refuses it with a bare 401)."""
+        sent = sent if sent is not None else _sent(request)
         for renew in (False, True):
             headers = {"Authorization": f"Bearer {self.bearer_token(renew=renew)}", "Accept": JSON_TYPE}
             if m2m_token is not None:
@@ -204,11 +225,24 @@ class RestClient(Provisioner):
             if request.method in ("POST", "PUT"):
                 headers["Content-Type"] = JSON_TYPE
                 data = request.body
-            response = self._http.send(request.method, request.url, request=request, headers=headers, data=data)
+            response = self._http.send(
+                request.method, request.url, request=sent, headers=headers, data=data, login=login
+            )
             if response.status_code == 401 and not renew and self._oauth is not None and not _error_code(response):
                 continue  # a 401 was not acted on: a fresh bearer token and one resend are safe
-            return _answer(response, may_resend=may_resend, request=request)
+            return _answer(response, may_resend=may_resend, request=sent, login=login)
         raise AssertionError("unreachable")
+
+
+def _sent(request: RestRequest, action: Optional[str] = None, selection: Optional[Selection] = None) -> Describe:
+    """What an :class:`OutcomeUnknown` shows of ``request``: its body without passwords or tokens."""
+
+    def describe() -> SentRequest:
+        body = redact_json(request.body) if request.payload else b""
+        operation = f"{request.method} {urlsplit(request.url).path}"
+        return SentRequest(request.method, request.url, operation, body, action=action, selection=selection)
+
+    return describe
 
 
 def _account(account: object) -> str:
@@ -222,33 +256,33 @@ def _service(service: object) -> str:
     return name
 
 
-def _request_id(answer: Mapping[str, Any], request: RestRequest) -> str:
+def _request_id(answer: Mapping[str, Any], request: Describe) -> str:
     request_id = answer.get("requestId")
     if not isinstance(request_id, str) or not request_id.strip():
         raise OutcomeUnknown(
-            "the service answered without a requestId; check callbacks before sending it again", request=request
+            "the service answered without a requestId; check callbacks before sending it again", request=request()
         )
     return request_id.strip()
 
 
-def _decode(response: requests.Response) -> Optional[Any]:
-    content = response.content
-    if len(content) > MAX_RESPONSE_BYTES or not content.strip():
+def _decode(response: Answer) -> Optional[Any]:
+    content = response.content  # already within the client's max_answer_bytes
+    if not content.strip():
         return None
     try:
-        return json.loads(content.decode("utf-8"))
-    except (ValueError, RecursionError):
+        return loads_untrusted(content.decode("utf-8"), what="answer")
+    except (DocumentError, UnicodeDecodeError):
         return None
 
 
-def _error_code(response: requests.Response) -> Optional[str]:
+def _error_code(response: Answer) -> Optional[str]:
     decoded = _decode(response)
     if isinstance(decoded, dict) and decoded.get("errorCode") not in (None, ""):
         return str(decoded["errorCode"])
     return None
 
 
-def _answer(response: requests.Response, *, may_resend: bool, request: RestRequest) -> Dict[str, Any]:
+def _answer(response: Answer, *, may_resend: bool, request: Describe, login: bool = False) -> Dict[str, Any]:
     status = response.status_code
     decoded = _decode(response)
     if isinstance(decoded, dict) and decoded.get("errorCode") not in (None, ""):
@@ -262,10 +296,12 @@ def _answer(response: requests.Response, *, may_resend: bool, request: RestReque
             return {}  # registration and removal may answer with an empty 2xx
     kind = response.headers.get("Content-Type", "no content type")
     detail = f"HTTP {status} ({kind}) without a JSON answer or an errorCode"
+    if login:  # nothing was provisioned, and a login may be repeated
+        raise TransportError(f"{detail}; logging in failed: log in again", http_status=status)
     if status >= 500 or (200 <= status < 300 and not may_resend):
         raise OutcomeUnknown(
             f"{detail}; the request may have been carried out: check its callbacks before sending it again",
-            request=request,
+            request=request(),
             http_status=status,
         )
     raise TransportError(detail, http_status=status)
