@@ -6,7 +6,7 @@ limits and 413/415 behave the same on every service of the package."""
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 from urllib.parse import quote
 
 from .errors import InputError
@@ -58,19 +58,20 @@ class EmulatorApp:
 
 class ServedApp:
     """A WSGI application on a waitress server, bound at once (so its port is known before it
-    serves) and run in a daemon thread by :meth:`start`; :meth:`stop` returns without waiting for
-    idle keep-alive connections, which the server loop then closes."""
+    serves) and run in a daemon thread by :meth:`start`. :meth:`stop` lets the requests being
+    served finish, then closes the listening socket and every connection from inside the
+    server's own loop (closing them from another thread races with its ``select``)."""
 
     def __init__(self, app: WsgiApp, *, host: str, port: int, threads: int, max_body: int, ident: str) -> None:
         try:
             from waitress.server import create_server
         except ImportError:
             raise InputError("waitress", "is not installed", "pip install 'uws-adapter[receiver]'") from None
+
         self._server: Any = create_server(
             app, host=host, port=port, threads=threads, max_request_body_size=max_body, ident=ident
         )
         self._thread = threading.Thread(target=self._server.run, daemon=True, name=ident)
-        self._started = False
 
     @property
     def address(self) -> Tuple[str, int]:
@@ -86,15 +87,21 @@ class ServedApp:
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> None:
-        if not self._started:
-            self._started = True
+        if not self._thread.is_alive():
             self._thread.start()
 
-    def stop(self, timeout: Optional[float] = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         server = self._server
-        # Keep-alive connections are closed by the server loop once it next wakes; none is left
-        # waiting for an answer that no worker would give.
-        for channel in list(getattr(server, "active_channels", {}).values()):
-            channel.will_close = True
-        server.close()  # the listening socket and the loop's trigger
-        server.task_dispatcher.shutdown(timeout=timeout or 0)
+        server.task_dispatcher.shutdown(timeout=timeout)  # answers being written are finished
+        trigger = getattr(server, "trigger", None)
+        if trigger is None or not self._thread.is_alive():
+            server.close()
+            return
+
+        def close_all() -> None:  # run by the server loop, which then ends (nothing left to watch)
+            for channel in list(server.active_channels.values()):
+                channel.handle_close()
+            server.close()
+
+        trigger.pull_trigger(close_all)
+        self._thread.join(timeout)
