@@ -71,7 +71,8 @@ Target = Tuple[Tuple[DeviceIdentifier, ...], Optional[EmulatedDevice]]
 
 class Emulator:
     """Start with ``with Emulator(devices=100) as emu:``; ``emu.base_url`` is what a UwsClient
-    takes, ``emu.rest_url`` what a RestClient takes."""
+    takes, ``emu.rest_url`` what a RestClient takes. Served by waitress (the ``receiver`` extra)
+    with ``threads`` worker threads; ``emu.app`` is the WSGI application itself."""
 
     def __init__(
         self,
@@ -93,6 +94,8 @@ class Emulator:
         from .emulator_rest import RestFront
         from .emulator_soap import SoapFront
 
+        if not isinstance(threads, int) or threads < 1:
+            raise InputError("threads", f"{threads!r} is not a positive number", "give 1 or more (8 by default)")
         self.devices = list(devices)
         self._index: Dict[Tuple[str, str], EmulatedDevice] = {}
         for line in self.devices:
