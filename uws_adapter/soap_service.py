@@ -82,22 +82,9 @@ def login_credentials(call: SoapCall) -> Tuple[str, str]:
 
 
 def input_fault_code(exc: InputError) -> str:
-    """The carrier's code for input our model refuses [doc]."""
-    if exc.field.startswith("custom field name"):
-        return "INPUT_INVALID.CustomField.InvalidName"
-    if exc.field.startswith("custom field"):
-        return (
-            "INPUT_INVALID.CustomField.TooLong"
-            if "characters," in exc.problem
-            else "INPUT_INVALID.Request.InvalidCharacter"
-        )
-    if exc.field == "kind":
-        return "INPUT_INVALID.Device.Kind.Invalid"
-    if exc.field == "identifier":
-        return "INPUT_INVALID.Device.Identifier.Invalid"
-    if "per request" in exc.problem:
-        return "INPUT_INVALID.MaxRequestsExceeded"
-    return _UNDEFINED
+    """The carrier's code for input our model refuses [doc]: set where the error is raised
+    (``InputError.code``), never read from its wording."""
+    return exc.code
 
 
 def read_change_device_state(call: SoapCall) -> Tuple[Action, Selection]:
