@@ -170,9 +170,9 @@ class SoapServer:
     """WSGI application serving our WSDL's services under any prefix (``.../CarrierService.svc``).
 
     ``address(environ)`` is the ``.../api/v2`` base written into the WSDL (an :class:`.InputError`
-    from it is answered 400); ``count(name)`` is told
-    of each ``"requests"`` (a POST to a service) and each ``"faults"``; ``refusal(exc)`` turns a
-    backend's own exceptions into a :class:`.Refused` (None: not one to answer, re-raised).
+    from it is answered 400); ``count(name)`` is told of each ``"requests"`` (a POST to a service)
+    and each ``"faults"``; ``refusal(exc)`` turns a backend's own exceptions into a
+    :class:`.Refused` (None: not one to answer, re-raised).
     """
 
     def __init__(
