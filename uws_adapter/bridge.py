@@ -26,28 +26,19 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import requests
 
-from .bridge_address import HostRefused, checked_names, soap_address, with_address
+from .actions import Action
+from .bridge_address import checked_names, soap_address
 from .bridge_sessions import DEFAULT_LOCKOUT, StoredSessions
 from .callback_xml_render import render_callback
 from .errors import HandlerGaveUp, InputError, OutcomeUnknown, ServiceFault, TransportError, UwsAdapterError
-from .receiver import Receiver, StartResponse, reply
+from .receiver import Receiver, StartResponse
 from .rest_client import RestClient
-from .soap_service import (
-    Refused,
-    SoapCall,
-    change_response,
-    fault_envelope,
-    login_credentials,
-    login_response,
-    logout_response,
-    read_call,
-    read_change_device_state,
-    served_file,
-    service_of,
-)
+from .selection import Selection
+from .soap_server import SoapServer
+from .soap_service import Refused
 from .store import Store, StoredEvent
 from .transport import check_timeout
-from .wire import CONTENT_TYPE, UWS_BASE_URL
+from .wire import CONTENT_TYPE
 from .xmlsafe import MAX_BYTES
 
 #: A 10,000-device ChangeDeviceState is about 2 MB.
@@ -161,6 +152,9 @@ class Bridge:
             self.allow_hosts(allowed_hosts)
         self._lock = threading.Lock()
         self.counters: Dict[str, int] = {"logins": 0, "requests": 0, "faults": 0}
+        self.soap = SoapServer(
+            self, address=self._address, max_body=MAX_REQUEST_BYTES, count=self._count, refusal=_refusal
+        )
 
     def close(self) -> None:
         self.receiver.close()
@@ -190,63 +184,27 @@ class Bridge:
         path = environ.get("PATH_INFO", "/")
         if not path.startswith("/api/v2/"):
             return self.receiver(environ, start_response)
-        method = environ.get("REQUEST_METHOD", "GET")
-        if method == "GET":
-            query = environ.get("QUERY_STRING", "")
-            try:
-                address = soap_address(environ, public_url=self.public_url, allowed=self.allowed_hosts)
-            except HostRefused as exc:
-                return reply(start_response, 400, "text/plain", f"{exc}\n".encode("utf-8", "replace"))
-            data = served_file(path + ("?" + query if query else ""), UWS_BASE_URL)
-            if data is None:
-                return reply(start_response, 404, "text/plain", b"no such document\n")
-            return reply(start_response, 200, CONTENT_TYPE, with_address(data, address))
-        service = service_of(path)
-        if method != "POST" or service is None:
-            return reply(start_response, 405, "text/plain", b"POST SOAP requests to a .svc address\n")
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or "")
-        except ValueError:
-            return reply(start_response, 411, "text/plain", b"a Content-Length is required\n")
-        if length > MAX_REQUEST_BYTES:
-            return reply(start_response, 413, "text/plain", b"request too large\n")
-        body = environ["wsgi.input"].read(length)
+        return self.soap(environ, start_response)
+
+    def _address(self, environ: Mapping[str, Any]) -> str:
+        return soap_address(environ, public_url=self.public_url, allowed=self.allowed_hosts)  # HostRefused: 400
+
+    def _count(self, counter: str) -> None:
         with self._lock:
-            self.counters["requests"] += 1
-        try:
-            answer = self._operation(read_call(service, body, max_bytes=MAX_REQUEST_BYTES))
-        except Refused as refused:
-            return self._fault(start_response, f"{service}.{refused.code}", str(refused))
-        except ServiceFault as fault:  # the REST API's error, with its code
-            return self._fault(start_response, f"{service}.{fault.code}", fault.message)
-        except OutcomeUnknown as exc:
-            message = f"the REST API's answer was lost ({exc}); check callbacks before sending it again"
-            return self._fault(start_response, f"{service}.{_UNEXPECTED}", message)
-        except TransportError as exc:
-            return self._fault(start_response, f"{service}.{_UNEXPECTED}", f"the REST API did not answer: {exc}")
-        except InputError as exc:
-            return self._fault(start_response, f"{service}.INPUT_INVALID.RequestUndefined", str(exc))
-        return reply(start_response, 200, CONTENT_TYPE, answer)
+            self.counters[counter] += 1
 
-    def _fault(self, start_response: StartResponse, code: str, message: str) -> List[bytes]:
-        with self._lock:
-            self.counters["faults"] += 1
-        return reply(start_response, 500, CONTENT_TYPE, fault_envelope(code, message))
+    # The UWS operations, served by self.soap (a soap_server.UwsOperations) -----------------------
 
-    def _operation(self, call: SoapCall) -> bytes:
-        if (call.service, call.operation) == ("SessionService", "LogIn"):
-            return login_response(self._login(*login_credentials(call)))
-        if (call.service, call.operation) == ("SessionService", "LogOut"):
-            self.sessions.touch(call.token)
-            self.sessions.close(call.token)
-            return logout_response()
-        if (call.service, call.operation) == ("CarrierService", "ChangeDeviceState"):
-            self.sessions.touch(call.token)
-            action, selection = read_change_device_state(call)
-            return change_response(self.rest.change_device_state(action, selection))
-        raise Refused("INPUT_INVALID.RequestUndefined", f"{call.operation} is not a {call.service} operation")
+    def check_session(self, token: Optional[str]) -> None:
+        self.sessions.touch(token)
 
-    def _login(self, username: str, password: str) -> str:
+    def log_out(self, token: Optional[str]) -> None:
+        self.sessions.close(token)
+
+    def change_device_state(self, action: Action, selection: Selection) -> str:
+        return self.rest.change_device_state(action, selection)
+
+    def log_in(self, username: str, password: str) -> str:
         # Compare against every legacy login, always, so that timing says nothing.
         given_name, given_password = username.encode("utf-8", "replace"), password.encode("utf-8", "replace")
         names = [hmac.compare_digest(given_name, name.encode()) for name in self.legacy_users]
@@ -261,3 +219,16 @@ class Bridge:
         with self._lock:
             self.counters["logins"] += 1
         return self.sessions.open()
+
+
+def _refusal(exc: Exception) -> Optional[Refused]:
+    """The SOAP fault a legacy client gets for an error of the REST side (None: not one of them)."""
+    if isinstance(exc, ServiceFault):  # the REST API's error, with its code
+        return Refused(exc.code, exc.message)
+    if isinstance(exc, OutcomeUnknown):
+        return Refused(_UNEXPECTED, f"the REST API's answer was lost ({exc}); check callbacks before sending it again")
+    if isinstance(exc, TransportError):
+        return Refused(_UNEXPECTED, f"the REST API did not answer: {exc}")
+    if isinstance(exc, InputError):  # its carrier code, set where it was raised
+        return Refused(exc.code, str(exc))
+    return None

@@ -60,6 +60,7 @@ def add_commands(commands: Any) -> None:
     emulator.add_argument("--callback-spacing", type=float, default=300.0, metavar="SECONDS", help="between re-sends")
     emulator.add_argument("--session-idle", type=float, default=1200.0, metavar="SECONDS")
     emulator.add_argument("--daily-budget", type=int, default=5, metavar="N", help="actions per line per day")
+    emulator.add_argument("--threads", type=int, default=8, help="waitress worker threads")
     emulator.set_defaults(run=_run_emulator)
 
     receiver = commands.add_parser(
@@ -198,6 +199,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
     emulator = Emulator(
         host=args.host, port=args.port, devices=lines, users={name: password}, clients={client_id: secret},
         session_idle=args.session_idle, daily_budget=args.daily_budget, callback_spacing=args.callback_spacing,
+        threads=args.threads,
     )  # fmt: skip
     if args.listener:
         emulator.register_listener(DEFAULT_ACCOUNT, args.listener)

@@ -1,6 +1,7 @@
 """A carrier emulator on loopback: UWS SOAP (:mod:`.emulator_soap`) and the REST M2M API
 (:mod:`.emulator_rest`) in front of one device inventory with the documented state machine, and
-real callbacks to registered listeners, re-sent until acknowledged.
+real callbacks to registered listeners, re-sent until acknowledged. Both fronts are one WSGI
+application on waitress (:mod:`.emulator_http`).
 
 Both fronts share the inventory, the users (five failed logins lock an account [doc]), the
 sessions (20 minutes idle [doc]) and the callback queue. Codes not in the carrier's documentation
@@ -11,11 +12,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import requests
@@ -34,6 +35,7 @@ from .emulator_lines import (
     nidd_callback,
     resume_profile,
 )
+from .errors import InputError
 from .selection import CustomField
 from .soap_service import IdleSessions, Refused
 from .wire import CONTENT_TYPE, MAX_DEVICES_PER_REQUEST
@@ -43,6 +45,7 @@ __all__ = [
     "generated_devices",
 ]  # fmt: skip
 MAX_BODY = 8 * 1024 * 1024  # a 10,000-device request is about 2 MB
+_log = logging.getLogger("uws_adapter.emulator")
 
 
 class EmulatorFault(Refused):
@@ -68,7 +71,8 @@ Target = Tuple[Tuple[DeviceIdentifier, ...], Optional[EmulatedDevice]]
 
 class Emulator:
     """Start with ``with Emulator(devices=100) as emu:``; ``emu.base_url`` is what a UwsClient
-    takes, ``emu.rest_url`` what a RestClient takes."""
+    takes, ``emu.rest_url`` what a RestClient takes. Served by waitress (the ``receiver`` extra)
+    with ``threads`` worker threads; ``emu.app`` is the WSGI application itself."""
 
     def __init__(
         self,
@@ -84,10 +88,14 @@ class Emulator:
         callback_spacing: float = 300.0,
         max_callback_threshold: int = 4,
         delivery_workers: int = 4,
+        threads: int = 8,
     ) -> None:
+        from .emulator_http import EmulatorApp, ServedApp
         from .emulator_rest import RestFront
         from .emulator_soap import SoapFront
 
+        if not isinstance(threads, int) or threads < 1:
+            raise InputError("threads", f"{threads!r} is not a positive number", "give 1 or more (8 by default)")
         self.devices = list(devices)
         self._index: Dict[Tuple[str, str], EmulatedDevice] = {}
         for line in self.devices:
@@ -113,18 +121,18 @@ class Emulator:
         self._stopping = False
         self.soap = SoapFront(self)
         self.rest = RestFront(self)
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True, name="uws-emulator")]
-        self._threads += [
+        self.app = EmulatorApp(self.soap.server, self.rest.handle, max_body=MAX_BODY)
+        self._server = ServedApp(
+            self.app, host=host, port=port, threads=threads, max_body=MAX_BODY, ident="uws-emulator"
+        )
+        self._threads = [
             threading.Thread(target=self._deliver, daemon=True, name=f"uws-callbacks-{n}")
             for n in range(delivery_workers)
         ]
 
     @property
     def root_url(self) -> str:
-        address = self._server.server_address
-        return f"http://{address[0]!s}:{address[1]}"
+        return self._server.url
 
     @property
     def base_url(self) -> str:
@@ -137,6 +145,7 @@ class Emulator:
         return f"{self.root_url}/api"
 
     def start(self) -> Emulator:
+        self._server.start()
         for thread in self._threads:
             thread.start()
         return self
@@ -145,8 +154,12 @@ class Emulator:
         with self._queued:
             self._stopping = True
             self._queued.notify_all()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
+
+    def count(self, counter: str) -> None:
+        """One more of ``counter`` (see :attr:`counters`)."""
+        with self.lock:
+            self.counters[counter] += 1
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -158,7 +171,11 @@ class Emulator:
         self, account: str, url: str, username: str = "", password: str = "", *, service: str = "CarrierService"
     ) -> None:
         """Where ``service`` callbacks for ``account`` go, registered the UWS way: SOAP documents.
-        (UWS's CallbackRegistrationService is not emulated; this stands in for it.)"""
+        (UWS's CallbackRegistrationService is not emulated; this stands in for it.)
+        :class:`.InputError` for a URL callbacks cannot be sent to."""
+        problem = listener_url_problem(url)
+        if problem is not None:
+            raise InputError("listener url", problem, "give an http(s) URL with a host, e.g. http://127.0.0.1:8081/")
         with self.lock:
             self.listeners[(account, service)] = Listener(url, username, password, "soap")
 
@@ -266,16 +283,15 @@ class Emulator:
             attempt = replace(
                 callback, callback_count=count, username=listener.username or None, password=listener.password or None
             )
-            if listener.api == "rest":
-                body, content_type = render_rest_callback(attempt), "application/json"
-            else:
-                body, content_type = render_callback(attempt), CONTENT_TYPE
             try:
-                response = session.post(
-                    listener.url, data=body, headers={"Content-Type": content_type}, timeout=(2, 10)
-                )
-                acknowledged = 200 <= response.status_code < 300
-            except requests.RequestException:
+                acknowledged = self._send(session, attempt, listener)
+            except Exception as exc:  # any failure (a URL requests cannot use, a body that cannot be
+                # written) is one unacknowledged attempt: this thread must go on delivering the others
+                _log.warning(
+                    "callback %s (attempt %d of %d) to %s not delivered: %s",
+                    attempt.request_id, count, self.max_callback_threshold, _shown(listener.url),
+                    _reason(exc, listener),
+                )  # fmt: skip
                 acknowledged = False
             with self._queued:
                 self.counters["callbacks_sent"] += 1
@@ -285,44 +301,54 @@ class Emulator:
                     due = time.monotonic() + self.callback_spacing
                     heapq.heappush(self._queue, (due, next(self._sequence), attempt, listener))
                     self._queued.notify_all()
+                else:
+                    _log.warning("callback %s dropped after %d attempts", attempt.request_id, count)
+
+    @staticmethod
+    def _send(session: requests.Session, attempt: CallbackRequest, listener: Listener) -> bool:
+        if listener.api == "rest":
+            body, content_type = render_rest_callback(attempt), "application/json"
+        else:
+            body, content_type = render_callback(attempt), CONTENT_TYPE
+        response = session.post(listener.url, data=body, headers={"Content-Type": content_type}, timeout=(2, 10))
+        return 200 <= response.status_code < 300
 
 
-def _handler_for(emulator: Emulator) -> type:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def listener_url_problem(url: object) -> Optional[str]:
+    """Why callbacks cannot be sent to ``url`` (None when they can): an http(s) URL with a host,
+    printable ASCII (a user and password in it go into a Basic header, which must be latin-1),
+    that ``requests`` can parse."""
+    if not isinstance(url, str) or not url:
+        return "no URL"
+    if not (url.isascii() and url.isprintable()) or " " in url:
+        return f"{_shown(url)} has spaces, control or non-ASCII characters (percent-encode them)"
+    scheme = url.partition("://")[0].lower()
+    if scheme not in ("http", "https") or "://" not in url:
+        return f"{_shown(url)} is not an http(s) URL"
+    try:
+        requests.Request("POST", url).prepare()
+    except (requests.RequestException, ValueError) as exc:
+        return f"{_shown(url)} cannot be parsed ({type(exc).__name__})"
+    return None
 
-        def log_message(self, format: str, *args: object) -> None:  # quiet: tests and CLI
-            pass
 
-        def do_GET(self) -> None:
-            if self.path.startswith("/api/v2/"):
-                self._reply(*emulator.soap.get(self.path))
-            else:
-                self._reply(*emulator.rest.handle("GET", self.path, self._headers(), b""))
+def _shown(url: str) -> str:
+    """``url`` for a log or a message: any user and password in it masked, and cut short.
+    Plain string work, so that it cannot fail on a URL no parser accepts."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    shown = scheme + sep + authority + slash + path
+    return repr(shown[:200] + ("..." if len(shown) > 200 else ""))
 
-        def do_DELETE(self) -> None:
-            self._reply(*emulator.rest.handle("DELETE", self.path, self._headers(), b""))
 
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._reply(413, b"too large", "text/plain")
-                self.close_connection = True
-                return
-            body = self.rfile.read(length)
-            if self.path.startswith("/api/v2/"):
-                self._reply(*emulator.soap.post(self.path, body))
-            else:
-                self._reply(*emulator.rest.handle("POST", self.path, self._headers(), body))
-
-        def _headers(self) -> Dict[str, str]:
-            return {name.lower(): value for name, value in self.headers.items()}
-
-        def _reply(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    return Handler
+def _reason(exc: Exception, listener: Listener) -> str:
+    """The failure's type and message, with the listener's credentials masked (a parse error
+    may quote the whole URL, user and password included)."""
+    text = str(exc)
+    authority = listener.url.partition("://")[2].partition("/")[0]
+    for secret in (authority.rpartition("@")[0] if "@" in authority else "", listener.password):
+        if secret:
+            text = text.replace(secret, "***")
+    return f"{type(exc).__name__}: {text[:300]}"

@@ -1,7 +1,8 @@
 """The emulated inventory: lines, and what each provisioning action does to one of them by the
 documented state machine (Suspend from Active, Restore from Suspended, a daily budget of actions
-per line), with the callback it produces. The emulator's HTTP fronts and queue are in
-:mod:`uws_adapter.emulator`."""
+per line), with the callback it produces. The emulator's callback queue is in
+:mod:`uws_adapter.emulator`, its fronts in :mod:`.emulator_soap` and :mod:`.emulator_rest`, its HTTP
+server in :mod:`.emulator_http`."""
 
 from __future__ import annotations
 

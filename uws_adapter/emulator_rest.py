@@ -18,7 +18,7 @@ from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qs, unquote
 
 from .devices import DeviceIdentifier
-from .emulator import Emulator, EmulatorFault, Listener, Target
+from .emulator import Emulator, EmulatorFault, Listener, Target, listener_url_problem
 from .errors import InputError
 from .selection import CustomField
 from .soap_service import Refused, input_fault_code
@@ -146,8 +146,11 @@ class RestFront:
         if method == "POST" and not rest:
             _only(data, {"name", "url", "username", "password"})
             name, url = _string(data, "name"), _string(data, "url")
-            if name not in CALLBACK_SERVICES or url is None or not url.startswith(("http://", "https://")):
+            if name not in CALLBACK_SERVICES or url is None:
                 raise EmulatorFault(_UNDEFINED, f"name must be one of {', '.join(CALLBACK_SERVICES)} and url http(s)")
+            problem = listener_url_problem(url)
+            if problem is not None:
+                raise EmulatorFault(_UNDEFINED, f"url: {problem}; give an http(s) URL with a host")
             with emulator.lock:
                 existing = emulator.listeners.get((account, name))
                 if existing is not None and existing.api == "soap":

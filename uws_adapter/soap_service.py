@@ -1,6 +1,7 @@
-"""The server side of our WSDL, shared by the emulator's UWS front and the bridge's SOAP façade:
-reading and validating incoming SOAP requests, turning a ChangeDeviceState ``Input`` back into
-the request model, and writing answers and faults the way UWS does (``<Service>.<CODE>``).
+"""The UWS messages our SOAP server (:mod:`.soap_server`) reads and answers, shared by the
+emulator's UWS front and the bridge's SOAP façade: the LogIn credentials, a ChangeDeviceState
+``Input`` turned back into the request model, the answers written as UWS writes them, and the
+sessions both keep (:class:`IdleSessions`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ from xml.sax.saxutils import escape
 from lxml import etree
 
 from .actions import Action, Restore, Suspend
-from .bindings import WSDL_FILE, resource_dir
 from .devices import Device, DeviceIdentifier
-from .errors import DocumentError, InputError
-from .schemas import lxml_schema
+from .errors import InputError
 from .selection import CustomField, DeviceList, Selection, select
-from .wire import MAX_DEVICES_PER_REQUEST, NS_CARRIER, NS_SESSION, NS_SOAP_ENV, NS_V2, UWS_BASE_URL
-from .xmlsafe import parse_untrusted
+from .wire import MAX_DEVICES_PER_REQUEST, NS_CARRIER, NS_SESSION, NS_SOAP_ENV, NS_V2
 
 SERVICES = ("SessionService", "CarrierService")
 _ACTIONS = ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend")
@@ -79,50 +77,14 @@ class SoapCall:
     token: Optional[str]
 
 
-def service_of(path: str) -> Optional[str]:
-    """``CarrierService`` for ``.../CarrierService.svc``, None for anything else we do not serve."""
-    name = path.partition("?")[0].rstrip("/").rpartition("/")[2]
-    service = name[: -len(".svc")] if name.endswith(".svc") else ""
-    return service if service in SERVICES else None
-
-
-def read_call(service: str, body: bytes, *, max_bytes: int) -> SoapCall:
-    """Parse (hardened) and validate against our XSD, as WCF would (``DeserializationFailed``)."""
-    try:
-        root = parse_untrusted(body, max_bytes=max_bytes, what="request")
-    except DocumentError as exc:
-        raise Refused("DeserializationFailed", str(exc)) from None
-    schema = lxml_schema()
-    if not schema.validate(root):
-        # The first complaint names the element and line, as WCF's message does.
-        first = next(iter(schema.error_log), None)  # type: ignore[call-overload]  # lxml-stubs
-        raise Refused("DeserializationFailed", str(first) if first else "the request does not match the contract")
-    payload = root.find(f"{{{NS_SOAP_ENV}}}Body")[0]  # type: ignore[index]
-    token = root.findtext(f"{{{NS_SOAP_ENV}}}Header/{{{NS_V2}}}token")
-    return SoapCall(service, etree.QName(payload).localname, payload, token)
-
-
 def login_credentials(call: SoapCall) -> Tuple[str, str]:
     return call.payload.findtext("{*}Input/{*}Username") or "", call.payload.findtext("{*}Input/{*}Password") or ""
 
 
 def input_fault_code(exc: InputError) -> str:
-    """The carrier's code for input our model refuses [doc]."""
-    if exc.field.startswith("custom field name"):
-        return "INPUT_INVALID.CustomField.InvalidName"
-    if exc.field.startswith("custom field"):
-        return (
-            "INPUT_INVALID.CustomField.TooLong"
-            if "characters," in exc.problem
-            else "INPUT_INVALID.Request.InvalidCharacter"
-        )
-    if exc.field == "kind":
-        return "INPUT_INVALID.Device.Kind.Invalid"
-    if exc.field == "identifier":
-        return "INPUT_INVALID.Device.Identifier.Invalid"
-    if "per request" in exc.problem:
-        return "INPUT_INVALID.MaxRequestsExceeded"
-    return _UNDEFINED
+    """The carrier's code for input our model refuses [doc]: set where the error is raised
+    (``InputError.code``), never read from its wording."""
+    return exc.code
 
 
 def read_change_device_state(call: SoapCall) -> Tuple[Action, Selection]:
@@ -170,16 +132,6 @@ def soap_envelope(body: str) -> bytes:
     return f'<s:Envelope xmlns:s="{NS_SOAP_ENV}"><s:Body>{body}</s:Body></s:Envelope>'.encode()
 
 
-def fault_envelope(faultcode: str, message: str) -> bytes:
-    """A SOAP 1.1 fault with ``faultcode`` and ``faultstring`` (escaped)."""
-    code = etree.Element("faultcode")
-    code.text = faultcode
-    text = etree.Element("faultstring")
-    text.text = message
-    detail = etree.tostring(code, encoding="unicode") + etree.tostring(text, encoding="unicode")
-    return soap_envelope(f"<s:Fault>{detail}</s:Fault>")
-
-
 def login_response(token: str) -> bytes:
     # Output is a v2 element; its children are in the SessionService contract namespace [seen].
     return soap_envelope(
@@ -198,18 +150,3 @@ def change_response(request_id: str) -> bytes:
         f'<ChangeDeviceStateResponse xmlns="{NS_V2}"><Output xmlns:a="{NS_CARRIER}">'
         f"<a:RequestId>{escape(request_id)}</a:RequestId></Output></ChangeDeviceStateResponse>"
     )
-
-
-def wsdl_document(address: str) -> bytes:
-    """Our WSDL with the service addresses pointing at ``address`` (a ``.../api/v2`` base)."""
-    return (resource_dir() / WSDL_FILE).read_bytes().replace(UWS_BASE_URL.encode(), address.encode())
-
-
-def served_file(path: str, address: str) -> Optional[bytes]:
-    """What a GET of ``path`` serves: the WSDL (``?wsdl``) or a bundled XSD; None otherwise."""
-    bare = path.partition("?")[0]
-    name = bare.rpartition("/")[2]
-    if path.endswith("?wsdl") or name == WSDL_FILE:
-        return wsdl_document(address)
-    target = resource_dir() / name
-    return target.read_bytes() if name.endswith(".xsd") and target.is_file() else None
