@@ -35,12 +35,12 @@ from test_bridge import (
 from waitress.server import create_server
 
 from uws_adapter import Emulator, RestClient, generated_devices, render_rest_callback
-from uws_adapter.bridge import Bridge, LegacyRelay, RelayRefused
+from uws_adapter.bridge import Bridge, LegacyRelay
 from uws_adapter.bridge_address import listen_names
 from uws_adapter.bridge_sessions import DEFAULT_LOCKOUT, MAX_FAILED_LOGINS, unlock
 from uws_adapter.callbacks import CallbackRequest, ReportedDevice
 from uws_adapter.envelope import build_login
-from uws_adapter.errors import HandlerGaveUp, InputError
+from uws_adapter.errors import HandlerGaveUp, InputError, RelayRefused
 from uws_adapter.store import Store, StoredEvent
 
 NS_WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+import inspect
+import pkgutil
+from typing import Callable, List
 
 import pytest
 
-from uws_adapter import CustomField, Device, DeviceIdentifier, DeviceList, InputError
-from uws_adapter.errors import REQUEST_UNDEFINED
+from uws_adapter import CustomField, Device, DeviceIdentifier, DeviceList, InputError, errors
+from uws_adapter.errors import REQUEST_UNDEFINED, UwsAdapterError
 
 _MANY = tuple(Device.of("IMEI", f"{350000000000000 + n}") for n in range(10_001))
 
@@ -44,3 +47,35 @@ def test_a_located_error_keeps_its_code() -> None:
         DeviceIdentifier("IMEI", "12X")
     located = raised.value.within("devices[3].")
     assert (located.field, located.code) == ("devices[3].identifier", "INPUT_INVALID.Device.Identifier.Invalid")
+
+
+def _exception_classes() -> List[type]:
+    import uws_adapter
+
+    found = []
+    for module in pkgutil.walk_packages(uws_adapter.__path__, "uws_adapter."):
+        if module.name.endswith("__main__"):
+            continue
+        loaded = importlib.import_module(module.name)
+        found += [
+            value
+            for value in vars(loaded).values()
+            if inspect.isclass(value) and issubclass(value, BaseException) and value.__module__ == loaded.__name__
+        ]
+    return found
+
+
+def test_every_exception_class_in_the_package_is_in_the_tree() -> None:
+    outside = [f"{c.__module__}.{c.__name__}" for c in _exception_classes() if not issubclass(c, UwsAdapterError)]
+    assert outside == []
+
+
+def test_the_documented_tree_names_every_public_error_and_its_builtin() -> None:
+    documented = errors.__doc__ or ""
+    public = [c for c in _exception_classes() if c.__module__ == "uws_adapter.errors"]
+    assert [c.__name__ for c in public if c.__name__ not in documented] == []
+    builtins = {InputError: ValueError, errors.DocumentError: ValueError, errors.TransportError: ConnectionError,
+                errors.StoreError: OSError}  # fmt: skip
+    for cls, builtin in builtins.items():
+        assert issubclass(cls, builtin), cls
+        assert f"{cls.__name__} (also {builtin.__name__})" in documented

@@ -30,12 +30,19 @@ from .actions import Action
 from .bridge_address import checked_names, soap_address
 from .bridge_sessions import DEFAULT_LOCKOUT, StoredSessions
 from .callback_xml_render import render_callback
-from .errors import HandlerGaveUp, InputError, OutcomeUnknown, ServiceFault, TransportError, UwsAdapterError
+from .errors import (
+    HandlerGaveUp,
+    InputError,
+    OutcomeUnknown,
+    Refused,
+    RelayRefused,
+    ServiceFault,
+    TransportError,
+)
 from .receiver import Receiver, StartResponse
 from .rest_client import RestClient
 from .selection import Selection
 from .soap_server import SoapServer
-from .soap_service import Refused
 from .store import Store, StoredEvent
 from .transport import check_timeout
 from .wire import CONTENT_TYPE
@@ -45,10 +52,6 @@ from .xmlsafe import MAX_BYTES
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 RELAY_HANDLER = "legacy-relay"
 _UNEXPECTED = "REQUEST_FAILED.UnexpectedError"  # [doc] code, used for answers the REST side lost
-
-
-class RelayRefused(UwsAdapterError):
-    """The legacy listener did not acknowledge a relayed callback (it will be sent again)."""
 
 
 class LegacyRelay:

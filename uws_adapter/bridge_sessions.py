@@ -21,8 +21,7 @@ import sqlite3
 import time
 from typing import Callable, Optional
 
-from .errors import InputError, UwsAdapterError
-from .soap_service import Refused
+from .errors import InputError, Refused, UwsAdapterError
 from .store import Store
 
 log = logging.getLogger("uws_adapter.bridge")

@@ -35,9 +35,9 @@ from .emulator_lines import (
     nidd_callback,
     resume_profile,
 )
-from .errors import InputError
+from .errors import InputError, Refused
 from .selection import CustomField
-from .soap_service import IdleSessions, Refused
+from .soap_service import IdleSessions
 from .wire import CONTENT_TYPE, MAX_DEVICES_PER_REQUEST
 
 __all__ = [

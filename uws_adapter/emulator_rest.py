@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, unquote
 
 from .devices import DeviceIdentifier
 from .emulator import Emulator, EmulatorFault, Listener, Target, listener_url_problem
-from .errors import InputError
+from .errors import InputError, Refused
 from .selection import CustomField
-from .soap_service import Refused, input_fault_code
+from .soap_service import input_fault_code
 from .wire import CALLBACK_SERVICES, M2M_TOKEN_HEADER, OAUTH_TOKEN_PATH, SESSION_LOGIN_PATH
 
 Reply = Tuple[int, bytes, str]

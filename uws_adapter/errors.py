@@ -7,15 +7,17 @@ Every error the package raises on purpose derives from :class:`UwsAdapterError`:
     │   └── UnsupportedByApi                 valid input the chosen API cannot carry
     ├── DocumentError (also ValueError)      an untrusted document (XML or JSON) was refused
     │   └── CallbackParseError               ... and it was meant to be a callback
-    ├── TransportError                       no usable answer from the service
+    ├── TransportError (also ConnectionError) no usable answer from the service
     │   ├── ConnectionFailed                 the request never reached it (safe to send again)
-    │   └── OutcomeUnknown                   it may have been received: reconcile from callbacks
-    │                                        (.request: what was sent, secrets redacted)
+    │   ├── OutcomeUnknown                   it may have been received: reconcile from callbacks
+    │   │                                    (.request: what was sent, secrets redacted)
+    │   └── RelayRefused                     the legacy listener did not take a relayed callback
     ├── ServiceFault                         the service refused: .code, .message, .http_status
     │   ├── SessionExpired                   ...SessionToken.Expired
     │   ├── InvalidInputFault                INPUT_INVALID..., DeserializationFailed, AccountNotFound
     │   ├── DeviceFault                      DeviceNotFound, Device.*, DeviceState.Invalid
     │   └── UnknownFault                     any other code
+    ├── Refused                              our server (emulator, bridge) answers with a fault .code
     ├── StoreError (also OSError)            the store could not write: nothing was acknowledged
     ├── ResourceError                        the bundled WSDL/XSD files are missing or broken
     └── HandlerGaveUp                        a handler can never handle an event: no more retries
@@ -77,7 +79,7 @@ class CallbackParseError(DocumentError):
     """A document that is not a valid carrier callback (UWS SOAP or REST JSON)."""
 
 
-class TransportError(UwsAdapterError):
+class TransportError(UwsAdapterError, ConnectionError):
     """No usable answer: an HTML error page, a non-SOAP body, an HTTP error without a fault."""
 
     def __init__(self, message: str, *, http_status: Optional[int] = None) -> None:
@@ -124,6 +126,19 @@ class DeviceFault(ServiceFault):
 
 class UnknownFault(ServiceFault):
     """A fault code this package does not classify."""
+
+
+class RelayRefused(TransportError):
+    """The legacy listener did not acknowledge a relayed callback (it will be sent again)."""
+
+
+class Refused(UwsAdapterError):
+    """Raised inside our SOAP and REST servers (the emulator, the bridge): the request is answered
+    with the carrier fault ``code`` (without the ``<Service>.`` prefix) and ``message``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class StoreError(UwsAdapterError, OSError):

@@ -17,12 +17,11 @@ from lxml import etree
 
 from .actions import Action
 from .bindings import WSDL_FILE, resource_dir
-from .errors import DocumentError, InputError
+from .errors import DocumentError, InputError, Refused
 from .schemas import lxml_schema
 from .selection import Selection
 from .soap_service import (
     SERVICES,
-    Refused,
     SoapCall,
     change_response,
     login_credentials,

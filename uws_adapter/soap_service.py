@@ -17,7 +17,7 @@ from lxml import etree
 
 from .actions import Action, Restore, Suspend
 from .devices import Device, DeviceIdentifier
-from .errors import InputError
+from .errors import InputError, Refused
 from .selection import CustomField, DeviceList, Selection, select
 from .wire import MAX_DEVICES_PER_REQUEST, NS_CARRIER, NS_SESSION, NS_SOAP_ENV, NS_V2
 
@@ -25,14 +25,6 @@ SERVICES = ("SessionService", "CarrierService")
 _ACTIONS = ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend")
 _QUERY = ("AccountName", "DeviceGroupName", "DeviceServicePlanFilter", "DeviceCustomFieldFilter")
 _UNDEFINED = "INPUT_INVALID.RequestUndefined"
-
-
-class Refused(Exception):
-    """A request the service refuses with ``code`` (without the ``<Service>.`` prefix)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class IdleSessions:

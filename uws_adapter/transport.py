@@ -306,7 +306,7 @@ def _with_deadline_adapters(session: requests.Session) -> requests.Session:
     return session
 
 
-class _LimitExceeded(Exception):
+class _LimitExceeded(TransportError):
     """Internal: the deadline or the cap ended the read; turned into the right public error."""
 
 
