@@ -18,8 +18,8 @@ Here, on both servers, each connection is in one of four states, each with its o
 * **application** running: not bounded here (the store's own lock timeout bounds a commit).
 
 At ``max_connections`` (per process: each uvicorn worker keeps its own count, as it has its own
-descriptor limit), a new connection first evicts the longest-awaiting connection (an idle
-keep-alive or a silent one: neither has a request to lose), so idle clients never shut anyone out;
+descriptor limit), a new connection first evicts the longest-idle keep-alive connection (it has no
+request to lose), so idle clients never shut anyone out;
 when every connection has a request in progress, the new one is answered ``503`` at once and
 closed, instead of waiting unseen in the listen backlog.
 
@@ -173,9 +173,10 @@ class BoundedChannel(HTTPChannel):  # type: ignore[misc]
     def closing(self) -> bool:
         return bool(self.will_close or self.close_when_flushed)
 
-    def awaiting(self) -> bool:
-        """Between requests: nothing in progress, nothing to lose by closing."""
-        return not self.requests and self.request is None and not self.closing()
+    def kept_alive(self) -> bool:
+        """Idle after a response: nothing in progress, nothing to lose by closing. (A connection that
+        has sent nothing yet is not: it may be a caller whose request is on its way.)"""
+        return self._seen_bytes and not self.requests and self.request is None and not self.closing()
 
     def overdue(self, now: float, limits: ConnectionLimits) -> bool:
         """Close this connection if it is past its deadline; say whether it was."""
@@ -260,10 +261,10 @@ class BoundedWsgiServer(TcpWSGIServer):  # type: ignore[misc]
         live: List[BoundedChannel] = [c for c in self.active_channels.values() if not c.closing()]
         if len(live) < self.limits.max_connections:
             return True
-        awaiting = [c for c in live if c.awaiting()]
-        if not awaiting:
+        idle = [c for c in live if c.kept_alive()]
+        if not idle:
             return False
-        victim = min(awaiting, key=lambda c: c.last_activity)
+        victim = min(idle, key=lambda c: c.last_activity)
         victim.will_close = True
         return True
 
@@ -333,10 +334,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         live = [c for c in self.connections if not c.transport.is_closing()]
         if len(live) < self.limits.max_connections:
             return True
-        awaiting = [c for c in live if isinstance(c, BoundedHttpToolsProtocol) and c._phase == _AWAITING]
-        if not awaiting:
+        idle = [c for c in live if isinstance(c, BoundedHttpToolsProtocol) and c._phase == _AWAITING and c._served]
+        if not idle:
             return False
-        min(awaiting, key=lambda c: c._awaiting_since).transport.close()
+        min(idle, key=lambda c: c._awaiting_since).transport.close()
         return True
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
