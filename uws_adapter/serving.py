@@ -15,13 +15,16 @@ Here, on both servers, each connection is in one of four states, each with its o
   after the request began (after the connection was made, for its first request);
 * **body** arriving: answered ``408`` and closed when it is not complete ``body_timeout`` after
   the headers;
-* **application** running: not bounded here (the store's own lock timeout bounds a commit).
+* **application** answering: not bounded here (that is the application's business).
 
 At ``max_connections`` (per process: each uvicorn worker keeps its own count, as it has its own
-descriptor limit), a new connection first evicts the longest-idle keep-alive connection (it has no
-request to lose), so idle clients never shut anyone out;
-when every connection has a request in progress, the new one is answered ``503`` at once and
-closed, instead of waiting unseen in the listen backlog.
+descriptor limit), a newcomer makes room by closing, first, the longest-idle keep-alive connection
+(it has no request to lose), else the connection whose request has been arriving longest, if for
+more than a second (a legitimate request arrives in milliseconds: under a flood of slow clients the
+oldest of them gives way). So idle clients never shut a callback out, and slow ones only for as
+long as they are all younger than a second. When every connection is being answered (or arrived
+within the second), the newcomer is answered ``503`` at once and closed, instead of waiting unseen
+in the listen backlog.
 
 Requests with both ``Content-Length`` and ``Transfer-Encoding`` are refused with ``400`` and the
 connection closed (RFC 9112 section 6.1), on both servers: httptools does so itself; waitress gets
@@ -36,7 +39,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Protocol, Tuple, TypeVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from waitress.adjustments import Adjustments
@@ -63,6 +66,8 @@ REFUSED = _raw_answer("503 Service Unavailable", b"too many open connections; re
 TIMED_OUT = _raw_answer("408 Request Timeout", b"the request did not arrive in time\n")
 #: Descriptors a process needs beside its connections (listening socket, SQLite files, logs, pipes).
 RESERVED_DESCRIPTORS = 64
+#: At the limit, a request still arriving after this many seconds may be closed for a newcomer.
+EVICT_AFTER = 1.0
 #: At most one "connection limit reached" warning per this many seconds: an attacker must not flood the log.
 WARN_EVERY = 60.0
 
@@ -127,6 +132,23 @@ def ensure_descriptors(limits: ConnectionLimits) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
+class _Evictable(Protocol):
+    def eviction_rank(self, now: float) -> Optional[Tuple[int, float]]: ...
+
+
+E = TypeVar("E", bound=_Evictable)
+
+
+def _evict(connections: Iterable[E], now: float) -> Optional[E]:
+    """The connection to close for a newcomer at the limit: the longest-idle keep-alive connection
+    (it has no request to lose); else the one whose request (or first byte) has been awaited longest,
+    if longer than EVICT_AFTER: a legitimate request arrives in milliseconds, so under a flood of
+    slow clients the oldest of them gives way, not the caller. A connection whose request the
+    application is answering is never closed; a newcomer that finds nothing to close is refused."""
+    ranked = [(rank, connection) for connection in connections for rank in [connection.eviction_rank(now)] if rank]
+    return min(ranked, key=lambda pair: pair[0])[1] if ranked else None
+
+
 # waitress ------------------------------------------------------------------------------------------
 
 
@@ -173,10 +195,14 @@ class BoundedChannel(HTTPChannel):  # type: ignore[misc]
     def closing(self) -> bool:
         return bool(self.will_close or self.close_when_flushed)
 
-    def kept_alive(self) -> bool:
-        """Idle after a response: nothing in progress, nothing to lose by closing. (A connection that
-        has sent nothing yet is not: it may be a caller whose request is on its way.)"""
-        return self._seen_bytes and not self.requests and self.request is None and not self.closing()
+    def eviction_rank(self, now: float) -> Optional[Tuple[int, float]]:
+        """See :func:`_evict`."""
+        if self.requests or self.closing():
+            return None
+        if self.request is None and self._seen_bytes:
+            return (0, self.last_activity)
+        since = self._request_at if self.request is not None else self.creation_time
+        return (1, since) if now - since > EVICT_AFTER else None
 
     def overdue(self, now: float, limits: ConnectionLimits) -> bool:
         """Close this connection if it is past its deadline; say whether it was."""
@@ -256,15 +282,14 @@ class BoundedWsgiServer(TcpWSGIServer):  # type: ignore[misc]
         super().handle_accept()
 
     def _make_room(self) -> bool:
-        """Whether a new connection fits, after marking the longest-awaiting one for closing.
+        """Whether a new connection fits, after marking one for closing (see :func:`_evict`).
         (Marked, not closed: the loop may still hold poll results for its descriptor.)"""
         live: List[BoundedChannel] = [c for c in self.active_channels.values() if not c.closing()]
         if len(live) < self.limits.max_connections:
             return True
-        idle = [c for c in live if c.kept_alive()]
-        if not idle:
+        victim = _evict(live, time.time())
+        if victim is None:
             return False
-        victim = min(idle, key=lambda c: c.last_activity)
         victim.will_close = True
         return True
 
@@ -315,7 +340,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.limits = limits
         self._phase = _AWAITING
         self._served = False
-        self._awaiting_since = 0.0
+        self._since = 0.0
         self._timer: Optional[asyncio.TimerHandle] = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -327,18 +352,26 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             transport.close()
             _warner.refused_one(self.limits.max_connections)
             return
-        self._awaiting_since = self.loop.time()
+        self._since = self.loop.time()
         self._arm(self.limits.header_timeout)  # the first request's headers are due from now
 
     def _make_room(self) -> bool:
         live = [c for c in self.connections if not c.transport.is_closing()]
         if len(live) < self.limits.max_connections:
             return True
-        idle = [c for c in live if isinstance(c, BoundedHttpToolsProtocol) and c._phase == _AWAITING and c._served]
-        if not idle:
+        victim = _evict([c for c in live if isinstance(c, BoundedHttpToolsProtocol)], self.loop.time())
+        if victim is None:
             return False
-        min(idle, key=lambda c: c._awaiting_since).transport.close()
+        victim.transport.close()
         return True
+
+    def eviction_rank(self, now: float) -> Optional[Tuple[int, float]]:
+        """See :func:`_evict`."""
+        if self.transport.is_closing() or self._phase in (_APPLICATION, _REFUSED):
+            return None
+        if self._phase == _AWAITING and self._served:
+            return (0, self._since)
+        return (1, self._since) if now - self._since > EVICT_AFTER else None
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self._arm(None)
@@ -355,6 +388,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         if self._served or self._phase != _AWAITING:  # a later request: its own header deadline
             self._arm(self.limits.header_timeout)
+            self._since = self.loop.time()
         self._phase = _HEADERS
 
     def on_headers_complete(self) -> None:
@@ -372,7 +406,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._served = True
         if self._phase == _APPLICATION and self.cycle is not None and self.cycle.response_complete:
             self._phase = _AWAITING  # uvicorn has armed its keep-alive timer
-            self._awaiting_since = self.loop.time()
+            self._since = self.loop.time()
 
     def _arm(self, seconds: Optional[float]) -> None:
         if self._timer is not None:
