@@ -368,3 +368,20 @@ def test_a_request_smuggled_behind_content_length_and_transfer_encoding_is_refus
     assert answer.startswith(b"HTTP/1.1 400")
     assert answer.count(b"HTTP/1.1 ") == 1, answer  # nothing answered for what was smuggled behind it
     assert service.stored() == 0
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_pipelined_requests_are_all_answered_within_the_deadlines(start: object, name: str) -> None:
+    service: Service = start(name, idle_timeout=1, header_timeout=2, body_timeout=2)  # type: ignore[operator]
+    body = callback_body(6)
+    post = b"POST /callbacks HTTP/1.1\r\nHost: receiver\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n%s"
+    sock = connect(service.port)
+    sock.settimeout(5)
+    sock.sendall(
+        post % (len(body), body) + b"GET /health HTTP/1.1\r\nHost: receiver\r\n\r\n" + post % (len(body), body)
+    )
+    answer, closed = read_answer(sock)  # then closed once idle
+    sock.close()
+    assert closed
+    assert answer.count(b"HTTP/1.1 200") == 3, answer
+    assert service.stored() == 1

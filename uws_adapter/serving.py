@@ -394,7 +394,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         self._phase = _BODY
-        self._arm(self.limits.body_timeout)
+        # A pipelined request waits (reading paused) for the one before it: its body is due only
+        # once it is started, in on_response_complete.
+        self._arm(None if self.pipeline else self.limits.body_timeout)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -407,6 +409,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._phase == _APPLICATION and self.cycle is not None and self.cycle.response_complete:
             self._phase = _AWAITING  # uvicorn has armed its keep-alive timer
             self._since = self.loop.time()
+        elif self._phase == _BODY and not self.pipeline and not self.transport.is_closing():
+            self._arm(self.limits.body_timeout)  # the pipelined request has started: its body is due
 
     def _arm(self, seconds: Optional[float]) -> None:
         if self._timer is not None:
