@@ -153,15 +153,24 @@ def _evict(connections: Iterable[E], now: float) -> Optional[E]:
 
 
 class StrictRequestParser(HTTPRequestParser):  # type: ignore[misc]
-    """waitress's parser, refusing Content-Length together with Transfer-Encoding: waitress would
-    read the body by Transfer-Encoding and keep the connection, serving whatever was smuggled behind
-    it. The refusal is a 400 after which waitress closes the connection (and drops what followed)."""
+    """waitress's parser, refusing Content-Length together with Transfer-Encoding, and any
+    Transfer-Encoding in HTTP/1.0 (RFC 9112 section 6.1): waitress would frame the body one way and
+    keep the connection, serving whatever was smuggled behind it. The refusal is a 400 after which
+    waitress closes the connection (and drops what followed)."""
 
     def parse_header(self, header_plus: bytes) -> None:
         super().parse_header(header_plus)
-        # waitress removes TRANSFER_ENCODING from the headers once parsed; ``chunked`` is what remains.
+        problem = None
+        # waitress removes TRANSFER_ENCODING from HTTP/1.1 headers once parsed; ``chunked`` remains.
         if self.chunked and "CONTENT_LENGTH" in self.headers:
-            raise ParsingError("Content-Length and Transfer-Encoding together; send one of them")
+            problem = "Content-Length and Transfer-Encoding together; send one of them"
+        # HTTP/1.0 has no Transfer-Encoding: waitress frames by Content-Length, a proxy may not.
+        elif "TRANSFER_ENCODING" in self.headers:
+            problem = "Transfer-Encoding in an HTTP/1.0 request; send HTTP/1.1 or Content-Length alone"
+        if problem:
+            # The error answer then says "Connection: close" only (not also the client's keep-alive).
+            self.headers["CONNECTION"] = "close"
+            raise ParsingError(problem)
 
 
 class BoundedChannel(HTTPChannel):  # type: ignore[misc]
