@@ -22,6 +22,8 @@ import pytest
 from servers import closed_port
 
 from uws_adapter import CallbackRequest, ReportedDevice, render_callback
+from uws_adapter.errors import InputError
+from uws_adapter.serving import ConnectionLimits
 from uws_adapter.store import Store
 
 USERNAME, SECRET = "listener", "Conn-Test-S3cret"
@@ -404,3 +406,13 @@ def test_pipelined_requests_are_all_answered_within_the_deadlines(start: object,
     assert closed
     assert answer.count(b"HTTP/1.1 200") == 3, answer
     assert service.stored() == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("max_connections", 0), ("idle_timeout", 0), ("header_timeout", -1), ("body_timeout", 7200)],
+    ids=["no-connections", "no-idle-time", "negative-header-time", "two-hour-body"],
+)
+def test_limits_out_of_range_are_refused_naming_the_option(option: str, value: float) -> None:
+    with pytest.raises(InputError, match="--" + option.replace("_", "-")):
+        ConnectionLimits(**{option: value})  # type: ignore[arg-type]

@@ -50,11 +50,15 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1000,
         metavar="N",
-        help="open connections per server process (default 1000); at the limit an idle one is closed "
-        "to make room, or the newcomer gets 503",
+        help="open connections per server process (default 1000); at the limit an idle one (else the "
+        "one whose request has been arriving longest, over 1 s) is closed to make room, or the newcomer gets 503",
     )
     parser.add_argument(
-        "--idle-timeout", type=float, default=5.0, metavar="SECONDS", help="keep-alive wait for the next request"
+        "--idle-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="keep-alive wait for the next request (default 5)",
     )
     parser.add_argument(
         "--header-timeout",
