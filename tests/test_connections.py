@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -416,3 +417,18 @@ def test_pipelined_requests_are_all_answered_within_the_deadlines(start: object,
 def test_limits_out_of_range_are_refused_naming_the_option(option: str, value: float) -> None:
     with pytest.raises(InputError, match="--" + option.replace("_", "-")):
         ConnectionLimits(**{option: value})  # type: ignore[arg-type]
+
+
+def test_a_limit_beyond_the_open_file_hard_limit_refuses_to_start(tmp_path: Path) -> None:
+    def low_hard_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "uws_adapter", "receiver", "--server", "waitress", "--port", "0",
+         "--db", str(tmp_path / "c.db"), "--max-connections", "1000"],
+        env={**os.environ, "UWS_CALLBACK_USERNAME": USERNAME, "UWS_CALLBACK_PASSWORD": SECRET},
+        preexec_fn=low_hard_limit, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert finished.returncode != 0
+    assert "--max-connections" in finished.stderr
+    assert "ulimit -Hn" in finished.stderr
