@@ -208,9 +208,14 @@ class BoundedChannel(HTTPChannel):  # type: ignore[misc]
         """See :func:`_evict`."""
         if self.requests or self.closing():
             return None
-        if self.request is None and self._seen_bytes:
+        if self.request is not None:
+            since = self._request_at
+        elif not self._seen_bytes:
+            since = self.creation_time
+        elif self.total_outbufs_len:  # an answer still on its way to a slow reader
+            since = self.last_activity
+        else:
             return (0, self.last_activity)
-        since = self._request_at if self.request is not None else self.creation_time
         return (1, since) if now - since > EVICT_AFTER else None
 
     def overdue(self, now: float, limits: ConnectionLimits) -> bool:
@@ -349,7 +354,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.limits = limits
         self._phase = _AWAITING
         self._served = False
-        self._since = 0.0
+        self._since = 0.0  # time.monotonic(): uvloop's loop.time() has millisecond steps, too coarse to rank
         self._timer: Optional[asyncio.TimerHandle] = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -361,14 +366,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             transport.close()
             _warner.refused_one(self.limits.max_connections)
             return
-        self._since = self.loop.time()
+        self._since = time.monotonic()
         self._arm(self.limits.header_timeout)  # the first request's headers are due from now
 
     def _make_room(self) -> bool:
         live = [c for c in self.connections if not c.transport.is_closing()]
         if len(live) < self.limits.max_connections:
             return True
-        victim = _evict([c for c in live if isinstance(c, BoundedHttpToolsProtocol)], self.loop.time())
+        victim = _evict([c for c in live if isinstance(c, BoundedHttpToolsProtocol)], time.monotonic())
         if victim is None:
             return False
         victim.transport.close()
@@ -397,7 +402,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         if self._served or self._phase != _AWAITING:  # a later request: its own header deadline
             self._arm(self.limits.header_timeout)
-            self._since = self.loop.time()
+            self._since = time.monotonic()
         self._phase = _HEADERS
 
     def on_headers_complete(self) -> None:
@@ -417,7 +422,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._served = True
         if self._phase == _APPLICATION and self.cycle is not None and self.cycle.response_complete:
             self._phase = _AWAITING  # uvicorn has armed its keep-alive timer
-            self._since = self.loop.time()
+            self._since = time.monotonic()
         elif self._phase == _BODY and not self.pipeline and not self.transport.is_closing():
             self._arm(self.limits.body_timeout)  # the pipelined request has started: its body is due
 
@@ -432,7 +437,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._timer = None
         if self.transport.is_closing():
             return
-        if self._phase in (_HEADERS, _BODY) and not (self.cycle is not None and self.cycle.response_started):
+        answering = self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete
+        if self._phase in (_HEADERS, _BODY) and not answering:
             self.transport.write(TIMED_OUT)  # a request was under way: say why it ends
         self.transport.close()
 
