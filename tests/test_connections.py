@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 from servers import closed_port
@@ -91,7 +91,7 @@ class Service:
 
 
 @pytest.fixture
-def start(tmp_path: Path) -> Iterator[object]:
+def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     started: List[Service] = []
 
     def make(name: str, **limits: float) -> Service:
@@ -104,10 +104,10 @@ def start(tmp_path: Path) -> Iterator[object]:
         service.stop()
 
 
-def until(condition: object, what: str, patience: float = PATIENCE) -> None:
+def until(condition: Callable[[], object], what: str, patience: float = PATIENCE) -> None:
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return
         time.sleep(0.05)
     raise AssertionError(f"not within {patience} s: {what}")
@@ -242,12 +242,12 @@ def slow_body_client(port: int, trickler: Trickler) -> socket.socket:
 
 
 @pytest.mark.parametrize("name", list(SERVICES))
-def test_idle_and_slow_clients_up_to_the_limit_never_keep_a_callback_out(start: object, name: str) -> None:
+def test_idle_and_slow_clients_up_to_the_limit_never_keep_a_callback_out(
+    start: Callable[..., Service], name: str
+) -> None:
     limit, slow = 24, 4
     # Deadlines far beyond the wait: the callback must get in while every slow client is still held.
-    service: Service = start(  # type: ignore[operator]
-        name, max_connections=limit, idle_timeout=120, header_timeout=120, body_timeout=120
-    )
+    service: Service = start(name, max_connections=limit, idle_timeout=120, header_timeout=120, body_timeout=120)
     idle = [idle_client(service.port) for _ in range(limit)]
     trickler = Trickler()
     try:
@@ -267,10 +267,10 @@ def test_idle_and_slow_clients_up_to_the_limit_never_keep_a_callback_out(start: 
 
 
 @pytest.mark.parametrize("name", list(SERVICES))
-def test_idle_silent_and_slow_connections_are_closed_at_their_deadlines(start: object, name: str) -> None:
-    service: Service = start(  # type: ignore[operator]
-        name, max_connections=50, idle_timeout=1, header_timeout=2, body_timeout=2
-    )
+def test_idle_silent_and_slow_connections_are_closed_at_their_deadlines(
+    start: Callable[..., Service], name: str
+) -> None:
+    service: Service = start(name, max_connections=50, idle_timeout=1, header_timeout=2, body_timeout=2)
     idle, silent = idle_client(service.port), connect(service.port)
     trickler = Trickler(interval=0.5)
     try:
@@ -310,23 +310,23 @@ def attempt(port: int, n: int) -> bytes:
 
 
 @pytest.mark.parametrize("name", SINGLE_PROCESS)
-def test_at_the_limit_slow_clients_give_way_and_no_newcomer_hangs(start: object, name: str) -> None:
+def test_at_the_limit_slow_clients_give_way_and_no_newcomer_hangs(start: Callable[..., Service], name: str) -> None:
     limit = 6
-    service: Service = start(  # type: ignore[operator]
-        name, max_connections=limit, idle_timeout=120, header_timeout=120, body_timeout=120
-    )
+    service: Service = start(name, max_connections=limit, idle_timeout=120, header_timeout=120, body_timeout=120)
     trickler = Trickler()
     outcomes: List[bytes] = []
     try:
         for _ in range(limit // 2):
             slow_header_client(service.port, trickler)
             slow_body_client(service.port, trickler)
+
         # A carrier retrying: refused (503, or a bare close) while every slow client is younger than
         # the eviction grace, then in, at the expense of the oldest slow client.
-        until(
-            lambda: outcomes.append(attempt(service.port, 5)[:12]) or outcomes[-1] == b"HTTP/1.1 200",
-            "a callback got in",
-        )
+        def carrier_attempt() -> bool:
+            outcomes.append(attempt(service.port, 5)[:12])
+            return outcomes[-1] == b"HTTP/1.1 200"
+
+        until(carrier_attempt, "a callback got in")
         until(lambda: service.stored() == 1, "the callback is in the store")
         assert set(outcomes) <= {b"HTTP/1.1 200", b"HTTP/1.1 503", b""}, outcomes
         until(lambda: len(trickler.closed) >= 1, "the oldest slow client was closed to make room")
@@ -337,11 +337,9 @@ def test_at_the_limit_slow_clients_give_way_and_no_newcomer_hangs(start: object,
 
 
 @pytest.mark.parametrize("name", SINGLE_PROCESS)
-def test_at_the_limit_an_idle_connection_makes_room_for_a_callback(start: object, name: str) -> None:
+def test_at_the_limit_an_idle_connection_makes_room_for_a_callback(start: Callable[..., Service], name: str) -> None:
     limit = 6
-    service: Service = start(  # type: ignore[operator]
-        name, max_connections=limit, idle_timeout=120, header_timeout=120, body_timeout=120
-    )
+    service: Service = start(name, max_connections=limit, idle_timeout=120, header_timeout=120, body_timeout=120)
     idle = [idle_client(service.port) for _ in range(limit)]
     try:
         assert post_callback(service.port, 3) == 200
@@ -366,9 +364,9 @@ SMUGGLING = {
 @pytest.mark.parametrize("framing", list(SMUGGLING))
 @pytest.mark.parametrize("name", list(SERVICES))
 def test_a_request_smuggled_behind_content_length_and_transfer_encoding_is_refused(
-    start: object, name: str, framing: str
+    start: Callable[..., Service], name: str, framing: str
 ) -> None:
-    service: Service = start(name)  # type: ignore[operator]
+    service: Service = start(name)
     smuggler = connect(service.port)
     smuggler.settimeout(5)
     body = callback_body(4)
@@ -393,8 +391,8 @@ def test_a_request_smuggled_behind_content_length_and_transfer_encoding_is_refus
 
 
 @pytest.mark.parametrize("name", list(SERVICES))
-def test_pipelined_requests_are_all_answered_within_the_deadlines(start: object, name: str) -> None:
-    service: Service = start(name, idle_timeout=1, header_timeout=2, body_timeout=2)  # type: ignore[operator]
+def test_pipelined_requests_are_all_answered_within_the_deadlines(start: Callable[..., Service], name: str) -> None:
+    service: Service = start(name, idle_timeout=1, header_timeout=2, body_timeout=2)
     body = callback_body(6)
     post = b"POST /callbacks HTTP/1.1\r\nHost: receiver\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n%s"
     sock = connect(service.port)
