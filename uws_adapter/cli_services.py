@@ -32,12 +32,58 @@ def _pair(text: str, option: str) -> Tuple[str, str]:
     return name, password
 
 
-def _waitress() -> Any:
+def _serving() -> Any:
+    """The bounded-serving module (it needs the receiver extra: waitress, uvicorn, httptools)."""
     try:
-        from waitress.server import create_server
+        from . import serving
     except ImportError:
-        raise InputError("waitress", "is not installed", "pip install 'uws-adapter[receiver]'") from None
-    return create_server
+        raise InputError(
+            "waitress/uvicorn/httptools", "the receiver extra is not installed", "pip install 'uws-adapter[receiver]'"
+        ) from None
+    return serving
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """Connection bounds, the same options on every service (see uws_adapter/serving.py)."""
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="open connections per server process (default 1000); at the limit an idle one (else the "
+        "one whose request has been arriving longest, over 1 s) is closed to make room, or the newcomer gets 503",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="keep-alive wait for the next request (default 5)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="deadline for a request's headers, from its first byte (or the connection) (default 10)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="deadline for a request's body, from the end of its headers (default 30)",
+    )
+
+
+def _limits(args: argparse.Namespace) -> Any:
+    serving = _serving()
+    limits = serving.ConnectionLimits(
+        max_connections=args.max_connections, idle_timeout=args.idle_timeout,
+        header_timeout=args.header_timeout, body_timeout=args.body_timeout,
+    )  # fmt: skip
+    serving.ensure_descriptors(limits)
+    return limits
 
 
 def add_commands(commands: Any) -> None:
@@ -112,6 +158,7 @@ def add_commands(commands: Any) -> None:
         default="group",
         help="each: one commit per callback (a benchmark baseline)",
     )
+    _add_connection_options(receiver)
     receiver.set_defaults(run=_run_receiver)
 
     bridge = commands.add_parser(
@@ -173,6 +220,7 @@ def add_commands(commands: Any) -> None:
     )
     bridge.add_argument("--threads", type=int, default=16, help="waitress worker threads")
     _add_repair(bridge)
+    _add_connection_options(bridge)
     bridge.set_defaults(run=_run_bridge)
 
 
@@ -246,7 +294,7 @@ def _run_receiver(args: argparse.Namespace) -> int:
         return _run_uvicorn_receiver(args)
     if args.workers != 1:
         raise InputError("--workers", "applies to --server uvicorn only", "use --threads with waitress")
-    create_server = _waitress()
+    limits = _limits(args)
     # waitress warns at every queued request; under a burst of callbacks that is the normal state.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     with Store(args.db, batch=args.commit == "group") as store:
@@ -254,7 +302,8 @@ def _run_receiver(args: argparse.Namespace) -> int:
                        max_body=args.max_body, allow_anonymous=args.allow_anonymous, repair=args.repair,
                        dead_letters=DeadLetterBudget(per_second=args.dead_letter_rate,
                                                      max_total=args.dead_letter_max_bytes))  # fmt: skip
-        server = create_server(app, **server_options(app, host=args.host, port=args.port, threads=args.threads))
+        options = server_options(app, host=args.host, port=args.port, threads=args.threads)
+        server = _serving().waitress_server(app, limits, **options)
         _serve(
             server, app, f"receiver (waitress) on http://{args.host}:{server.effective_port}/ storing into {args.db}"
         )
@@ -268,6 +317,7 @@ def _run_uvicorn_receiver(args: argparse.Namespace) -> int:
         raise InputError("--server", "uvicorn is not installed", "pip install 'uws-adapter[receiver]'") from None
     from .receiver_async import server_config
 
+    limits = _limits(args)
     if not 1 <= args.workers <= 64:
         raise InputError("--workers", f"{args.workers} is out of range", "use 1 to 64 (2 on a 2-core machine)")
     Store(args.db).close()  # create the schema once, before the workers race for it
@@ -298,7 +348,8 @@ def _run_uvicorn_receiver(args: argparse.Namespace) -> int:
     # uvicorn binds the socket itself (a socket passed by descriptor would lose TCP_NODELAY, and
     # with it the latency); its workers share it.
     app = "uws_adapter.receiver_async:create_app"
-    uvicorn.run(app, **server_config(factory=True, workers=args.workers, host=args.host, port=port))
+    options = server_config(factory=True, workers=args.workers, host=args.host, port=port)
+    uvicorn.run(app, **{**options, **_serving().uvicorn_options(limits)})
     return 0
 
 
@@ -332,7 +383,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
         return _unlock_bridge_login(args)
     if args.lockout_seconds < 0:
         raise InputError("--lockout-seconds", f"{args.lockout_seconds} is negative", "give seconds, or 0")
-    create_server = _waitress()
+    limits = _limits(args)
     if not args.legacy_login:
         raise InputError("--legacy-login", "no legacy login", "pass NAME:PASSWORD or set UWS_BRIDGE_LEGACY_LOGIN")
     legacy_name, legacy_password = _pair(args.legacy_login, "--legacy-login")
@@ -365,7 +416,8 @@ def _run_bridge(args: argparse.Namespace) -> int:
             callback_password=args.password, public_url=args.public_url, lockout=args.lockout_seconds or None,
             repair=args.repair,
         )  # fmt: skip
-        server = create_server(app, **app.server_options(host=args.host, port=args.port, threads=args.threads))
+        options = app.server_options(host=args.host, port=args.port, threads=args.threads)
+        server = _serving().waitress_server(app, limits, **options)
         app.allow_hosts(args.allowed_host or listen_names(args.host, server.effective_port))
         address = args.public_url or f"http://{args.host}:{server.effective_port}"
         for account in args.register:

@@ -14,7 +14,9 @@ costs its group a 503 after ``commit_timeout`` seconds (the store's lock wait is
     uvicorn --factory uws_adapter.receiver_async:create_app --port 8081
 
 (configured by the same environment variables as :mod:`uws_adapter.wsgi`), or
-``uws-adapter receiver --server uvicorn``.
+``uws-adapter receiver --server uvicorn``. Only the latter bounds connections (a limit, and
+deadlines for idle, slow-header and slow-body clients, which plain uvicorn lacks): in a program,
+merge :func:`uws_adapter.serving.uvicorn_options` over :func:`server_config`.
 """
 
 from __future__ import annotations

@@ -9,6 +9,12 @@ credentials; refused to start otherwise), UWS_CALLBACK_DEAD_LETTER_RATE (refused
 second, default 2), UWS_CALLBACK_DEAD_LETTER_MAX_BYTES (default 256 MiB) and UWS_CALLBACK_REPAIR (1 to
 mend the </Name/> end-tag defect). Several worker
 processes may share one store file: their commits take turns on a file lock beside it.
+
+Connections are then bounded only as far as that server bounds them (its connection limit, its
+keep-alive timeout, its deadlines for slow headers and bodies), or by a reverse proxy in front.
+``uws-adapter receiver`` bounds them itself (see :mod:`uws_adapter.serving`); in a program:
+
+    serving.waitress_server(app, serving.ConnectionLimits(), **server_options(app, host=..., port=...))
 """
 
 from __future__ import annotations
