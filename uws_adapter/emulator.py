@@ -90,9 +90,10 @@ class Emulator:
         delivery_workers: int = 4,
         threads: int = 8,
     ) -> None:
-        from .emulator_http import EmulatorApp, ServedApp
+        from .emulator_http import EmulatorApp
         from .emulator_rest import RestFront
         from .emulator_soap import SoapFront
+        from .served_app import ServedApp
 
         if not isinstance(threads, int) or threads < 1:
             raise InputError("threads", f"{threads!r} is not a positive number", "give 1 or more (8 by default)")

@@ -7,7 +7,6 @@ import logging
 import secrets
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
@@ -16,8 +15,9 @@ from .actions import Restore, Suspend
 from .client import UwsClient
 from .emulator import ACTIVE, DEFAULT_ACCOUNT, SUSPENDED, Emulator, generated_devices
 from .provisioning import Provisioner
-from .receiver import Receiver, server_options
+from .receiver import Receiver
 from .rest_client import RestClient
+from .served_app import ServedApp
 from .store import Store
 from .stores import RequestStatus, Tracking
 
@@ -153,19 +153,17 @@ def run_demo(
     """Suspend then restore ``devices`` emulated lines over UWS SOAP (or the REST API), with
     callbacks into a receiver and a temporary store; True when every device reached the expected
     state."""
-    from waitress.server import create_server
-
     # waitress warns on its task queue depth, which a burst of callbacks reaches by design here.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     listener_password = secrets.token_urlsafe(16)
     lines = generated_devices(devices)
     with tempfile.TemporaryDirectory(prefix="uws-demo-") as folder, Store(Path(folder) / "demo.db") as store:
         receiver = Receiver(store, username="demo-listener", password=listener_password)
-        server = create_server(receiver, **server_options(receiver, host="127.0.0.1", port=0, threads=16))
-        threading.Thread(target=server.run, daemon=True, name="uws-demo-receiver").start()
+        server = ServedApp(receiver, threads=16, max_body=receiver.max_body, ident="uws-demo-receiver")
+        server.start()
         try:
             with Emulator(devices=lines, callback_spacing=5.0, delivery_workers=16) as emulator:
-                listener_url = f"http://127.0.0.1:{server.effective_port}/callbacks"
+                listener_url = f"{server.url}/callbacks"
                 client: Provisioner
                 if backend == "rest":
                     client = RestClient(
@@ -206,5 +204,5 @@ def run_demo(
                 out.write("demo passed\n" if ok else "demo FAILED\n")
                 return ok
         finally:
-            server.close()
+            server.stop()
             receiver.close()
