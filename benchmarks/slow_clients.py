@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from uws_adapter import CallbackRequest, ReportedDevice, render_callback
-from uws_adapter.store import Store
+from uws_adapter.store.sqlite import Store
 
 USERNAME, SECRET = "listener", "bench-secret"
 SERVICES: Dict[str, List[str]] = {

@@ -24,9 +24,9 @@ from uws_adapter import (
     load_settings,
     select,
 )
-from uws_adapter.emulator import DEFAULT_ACCOUNT
-from uws_adapter.receiver import Receiver, server_options
-from uws_adapter.store import Store
+from uws_adapter.emulator.core import DEFAULT_ACCOUNT
+from uws_adapter.receiver.app import Receiver, server_options
+from uws_adapter.store.sqlite import Store
 from uws_adapter.tracking import wait_for
 
 

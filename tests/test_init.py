@@ -24,7 +24,7 @@ EXPECTED = {
     "profile_resume_body", "Settings", "connect", "load_settings", "EmulatedDevice", "Emulator", "generated_devices",
     # services: receiver, store, bridge, the hardened parse
     "Store", "StoredEvent", "RequestStatus", "RequestLog", "Receiver", "AsyncReceiver", "DeadLetterBudget", "Bridge",
-    "parse_untrusted",
+    "parse_untrusted", "create_wsgi_app", "create_asgi_app",
     # errors
     "UwsAdapterError", "InputError", "UnsupportedByApi", "DocumentError", "CallbackParseError", "ResourceError",
     "TransportError", "ConnectionFailed", "OutcomeUnknown", "ServiceFault", "SessionExpired", "InvalidInputFault",
@@ -61,7 +61,16 @@ def test_input_error_carries_field_and_fix() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["uws_adapter", "uws_adapter.receiver", "uws_adapter.receiver_async", "uws_adapter.wsgi", "uws_adapter.store"],
+    [
+        "uws_adapter",
+        "uws_adapter.receiver",
+        "uws_adapter.receiver_async",
+        "uws_adapter.wsgi",
+        "uws_adapter.store",
+        "uws_adapter.callbacks",
+        "uws_adapter.model",
+        "uws_adapter.rest",
+    ],
 )
 def test_the_receiver_side_never_imports_zeep_requests_or_the_emulator(module: str) -> None:
     # A fresh interpreter: this one has long imported everything.

@@ -18,38 +18,38 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 #: public name -> the module (in this package) that defines it
 _PUBLIC: Dict[str, str] = {
-    "Action": "actions",
-    "Restore": "actions",
-    "Suspend": "actions",
-    "action_named": "actions",
-    "Bridge": "bridge",
-    "parse_rest_callback": "callback_json",
-    "render_rest_callback": "callback_json",
-    "parse_callback": "callback_xml",
-    "render_callback": "callback_xml_render",
-    "CallbackFault": "callbacks",
-    "CallbackRequest": "callbacks",
-    "NiddResult": "callbacks",
-    "ProfileResult": "callbacks",
-    "ReportedDevice": "callbacks",
-    "RestoreResult": "callbacks",
-    "SuspendResult": "callbacks",
-    "callback_json_schema": "callbacks",
-    "UwsClient": "client",
+    "Action": "model.actions",
+    "Restore": "model.actions",
+    "Suspend": "model.actions",
+    "action_named": "model.actions",
+    "Bridge": "bridge.app",
+    "parse_rest_callback": "callbacks.rest_json",
+    "render_rest_callback": "callbacks.rest_json",
+    "parse_callback": "callbacks.uws_xml",
+    "render_callback": "callbacks.uws_render",
+    "CallbackFault": "model.callbacks",
+    "CallbackRequest": "model.callbacks",
+    "NiddResult": "model.callbacks",
+    "ProfileResult": "model.callbacks",
+    "ReportedDevice": "model.callbacks",
+    "RestoreResult": "model.callbacks",
+    "SuspendResult": "model.callbacks",
+    "callback_json_schema": "model.callbacks",
+    "UwsClient": "soap.client",
     "Settings": "config",
     "connect": "config",
     "load_settings": "config",
-    "Device": "devices",
-    "DeviceIdentifier": "devices",
-    "KINDS": "devices",
-    "REST_ONLY_KINDS": "devices",
-    "read_devices_csv": "devices",
-    "EmulatedDevice": "emulator",
-    "Emulator": "emulator",
-    "generated_devices": "emulator",
-    "SoapRequest": "envelope",
-    "build_envelope": "envelope",
-    "zeep_envelope": "envelope",
+    "Device": "model.devices",
+    "DeviceIdentifier": "model.devices",
+    "KINDS": "model.devices",
+    "REST_ONLY_KINDS": "model.devices",
+    "read_devices_csv": "model.devices",
+    "EmulatedDevice": "emulator.core",
+    "Emulator": "emulator.core",
+    "generated_devices": "emulator.core",
+    "SoapRequest": "soap.envelope",
+    "build_envelope": "soap.envelope",
+    "zeep_envelope": "soap.envelope",
     "CallbackParseError": "errors",
     "ConnectionFailed": "errors",
     "DeviceFault": "errors",
@@ -66,26 +66,28 @@ _PUBLIC: Dict[str, str] = {
     "UnknownFault": "errors",
     "UnsupportedByApi": "errors",
     "UwsAdapterError": "errors",
-    "BatchResult": "provisioning",
-    "Provisioner": "provisioning",
-    "DeadLetterBudget": "receiver",
-    "Receiver": "receiver",
-    "AsyncReceiver": "receiver_async",
-    "RestRequest": "rest_body",
-    "profile_resume_body": "rest_body",
-    "rest_body": "rest_body",
-    "CallbackListener": "rest_client",
-    "RestClient": "rest_client",
-    "CustomField": "selection",
-    "DeviceList": "selection",
-    "DeviceQuery": "selection",
-    "Selection": "selection",
-    "select": "selection",
-    "Store": "store",
-    "RequestLog": "stores",
-    "RequestStatus": "stores",
-    "StoredEvent": "stores",
-    "MAX_DEVICES_PER_REQUEST": "wire",
+    "BatchResult": "provisioning.base",
+    "Provisioner": "provisioning.base",
+    "DeadLetterBudget": "receiver.app",
+    "Receiver": "receiver.app",
+    "create_wsgi_app": "receiver",
+    "create_asgi_app": "receiver",
+    "AsyncReceiver": "receiver.asgi",
+    "RestRequest": "rest.body",
+    "profile_resume_body": "rest.body",
+    "rest_body": "rest.body",
+    "CallbackListener": "rest.client",
+    "RestClient": "rest.client",
+    "CustomField": "model.selection",
+    "DeviceList": "model.selection",
+    "DeviceQuery": "model.selection",
+    "Selection": "model.selection",
+    "select": "model.selection",
+    "Store": "store.sqlite",
+    "RequestLog": "store.interfaces",
+    "RequestStatus": "store.interfaces",
+    "StoredEvent": "store.interfaces",
+    "MAX_DEVICES_PER_REQUEST": "model.selection",
     "parse_untrusted": "xmlsafe",
 }
 
@@ -106,72 +108,74 @@ def __dir__() -> List[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
-    from .actions import Action as Action
-    from .actions import Restore as Restore
-    from .actions import Suspend as Suspend
-    from .actions import action_named as action_named
-    from .bridge import Bridge as Bridge
-    from .callback_json import parse_rest_callback as parse_rest_callback
-    from .callback_json import render_rest_callback as render_rest_callback
-    from .callback_xml import parse_callback as parse_callback
-    from .callback_xml_render import render_callback as render_callback
-    from .callbacks import CallbackFault as CallbackFault
-    from .callbacks import CallbackRequest as CallbackRequest
-    from .callbacks import NiddResult as NiddResult
-    from .callbacks import ProfileResult as ProfileResult
-    from .callbacks import ReportedDevice as ReportedDevice
-    from .callbacks import RestoreResult as RestoreResult
-    from .callbacks import SuspendResult as SuspendResult
-    from .callbacks import callback_json_schema as callback_json_schema
-    from .client import UwsClient as UwsClient
-    from .config import Settings as Settings
-    from .config import connect as connect
-    from .config import load_settings as load_settings
-    from .devices import KINDS as KINDS
-    from .devices import REST_ONLY_KINDS as REST_ONLY_KINDS
-    from .devices import Device as Device
-    from .devices import DeviceIdentifier as DeviceIdentifier
-    from .devices import read_devices_csv as read_devices_csv
-    from .emulator import EmulatedDevice as EmulatedDevice
-    from .emulator import Emulator as Emulator
-    from .emulator import generated_devices as generated_devices
-    from .envelope import SoapRequest as SoapRequest
-    from .envelope import build_envelope as build_envelope
-    from .envelope import zeep_envelope as zeep_envelope
-    from .errors import CallbackParseError as CallbackParseError
-    from .errors import ConnectionFailed as ConnectionFailed
-    from .errors import DeviceFault as DeviceFault
-    from .errors import DocumentError as DocumentError
-    from .errors import HandlerGaveUp as HandlerGaveUp
-    from .errors import InputError as InputError
-    from .errors import InvalidInputFault as InvalidInputFault
-    from .errors import OutcomeUnknown as OutcomeUnknown
-    from .errors import ResourceError as ResourceError
-    from .errors import ServiceFault as ServiceFault
-    from .errors import SessionExpired as SessionExpired
-    from .errors import StoreError as StoreError
-    from .errors import TransportError as TransportError
-    from .errors import UnknownFault as UnknownFault
-    from .errors import UnsupportedByApi as UnsupportedByApi
-    from .errors import UwsAdapterError as UwsAdapterError
-    from .provisioning import BatchResult as BatchResult
-    from .provisioning import Provisioner as Provisioner
-    from .receiver import DeadLetterBudget as DeadLetterBudget
-    from .receiver import Receiver as Receiver
-    from .receiver_async import AsyncReceiver as AsyncReceiver
-    from .rest_body import RestRequest as RestRequest
-    from .rest_body import profile_resume_body as profile_resume_body
-    from .rest_body import rest_body as rest_body
-    from .rest_client import CallbackListener as CallbackListener
-    from .rest_client import RestClient as RestClient
-    from .selection import CustomField as CustomField
-    from .selection import DeviceList as DeviceList
-    from .selection import DeviceQuery as DeviceQuery
-    from .selection import Selection as Selection
-    from .selection import select as select
-    from .store import Store as Store
-    from .stores import RequestLog as RequestLog
-    from .stores import RequestStatus as RequestStatus
-    from .stores import StoredEvent as StoredEvent
-    from .wire import MAX_DEVICES_PER_REQUEST as MAX_DEVICES_PER_REQUEST
-    from .xmlsafe import parse_untrusted as parse_untrusted
+    from uws_adapter.bridge.app import Bridge as Bridge
+    from uws_adapter.callbacks.rest_json import parse_rest_callback as parse_rest_callback
+    from uws_adapter.callbacks.rest_json import render_rest_callback as render_rest_callback
+    from uws_adapter.callbacks.uws_render import render_callback as render_callback
+    from uws_adapter.callbacks.uws_xml import parse_callback as parse_callback
+    from uws_adapter.config import Settings as Settings
+    from uws_adapter.config import connect as connect
+    from uws_adapter.config import load_settings as load_settings
+    from uws_adapter.emulator.core import EmulatedDevice as EmulatedDevice
+    from uws_adapter.emulator.core import Emulator as Emulator
+    from uws_adapter.emulator.core import generated_devices as generated_devices
+    from uws_adapter.errors import CallbackParseError as CallbackParseError
+    from uws_adapter.errors import ConnectionFailed as ConnectionFailed
+    from uws_adapter.errors import DeviceFault as DeviceFault
+    from uws_adapter.errors import DocumentError as DocumentError
+    from uws_adapter.errors import HandlerGaveUp as HandlerGaveUp
+    from uws_adapter.errors import InputError as InputError
+    from uws_adapter.errors import InvalidInputFault as InvalidInputFault
+    from uws_adapter.errors import OutcomeUnknown as OutcomeUnknown
+    from uws_adapter.errors import ResourceError as ResourceError
+    from uws_adapter.errors import ServiceFault as ServiceFault
+    from uws_adapter.errors import SessionExpired as SessionExpired
+    from uws_adapter.errors import StoreError as StoreError
+    from uws_adapter.errors import TransportError as TransportError
+    from uws_adapter.errors import UnknownFault as UnknownFault
+    from uws_adapter.errors import UnsupportedByApi as UnsupportedByApi
+    from uws_adapter.errors import UwsAdapterError as UwsAdapterError
+    from uws_adapter.model.actions import Action as Action
+    from uws_adapter.model.actions import Restore as Restore
+    from uws_adapter.model.actions import Suspend as Suspend
+    from uws_adapter.model.actions import action_named as action_named
+    from uws_adapter.model.callbacks import CallbackFault as CallbackFault
+    from uws_adapter.model.callbacks import CallbackRequest as CallbackRequest
+    from uws_adapter.model.callbacks import NiddResult as NiddResult
+    from uws_adapter.model.callbacks import ProfileResult as ProfileResult
+    from uws_adapter.model.callbacks import ReportedDevice as ReportedDevice
+    from uws_adapter.model.callbacks import RestoreResult as RestoreResult
+    from uws_adapter.model.callbacks import SuspendResult as SuspendResult
+    from uws_adapter.model.callbacks import callback_json_schema as callback_json_schema
+    from uws_adapter.model.devices import KINDS as KINDS
+    from uws_adapter.model.devices import REST_ONLY_KINDS as REST_ONLY_KINDS
+    from uws_adapter.model.devices import Device as Device
+    from uws_adapter.model.devices import DeviceIdentifier as DeviceIdentifier
+    from uws_adapter.model.devices import read_devices_csv as read_devices_csv
+    from uws_adapter.model.selection import MAX_DEVICES_PER_REQUEST as MAX_DEVICES_PER_REQUEST
+    from uws_adapter.model.selection import CustomField as CustomField
+    from uws_adapter.model.selection import DeviceList as DeviceList
+    from uws_adapter.model.selection import DeviceQuery as DeviceQuery
+    from uws_adapter.model.selection import Selection as Selection
+    from uws_adapter.model.selection import select as select
+    from uws_adapter.provisioning.base import BatchResult as BatchResult
+    from uws_adapter.provisioning.base import Provisioner as Provisioner
+    from uws_adapter.receiver import create_asgi_app as create_asgi_app
+    from uws_adapter.receiver import create_wsgi_app as create_wsgi_app
+    from uws_adapter.receiver.app import DeadLetterBudget as DeadLetterBudget
+    from uws_adapter.receiver.app import Receiver as Receiver
+    from uws_adapter.receiver.asgi import AsyncReceiver as AsyncReceiver
+    from uws_adapter.rest.body import RestRequest as RestRequest
+    from uws_adapter.rest.body import profile_resume_body as profile_resume_body
+    from uws_adapter.rest.body import rest_body as rest_body
+    from uws_adapter.rest.client import CallbackListener as CallbackListener
+    from uws_adapter.rest.client import RestClient as RestClient
+    from uws_adapter.soap.client import UwsClient as UwsClient
+    from uws_adapter.soap.envelope import SoapRequest as SoapRequest
+    from uws_adapter.soap.envelope import build_envelope as build_envelope
+    from uws_adapter.soap.envelope import zeep_envelope as zeep_envelope
+    from uws_adapter.store.interfaces import RequestLog as RequestLog
+    from uws_adapter.store.interfaces import RequestStatus as RequestStatus
+    from uws_adapter.store.interfaces import StoredEvent as StoredEvent
+    from uws_adapter.store.sqlite import Store as Store
+    from uws_adapter.xmlsafe import parse_untrusted as parse_untrusted

@@ -16,10 +16,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from .errors import InputError
-from .provisioning import Provisioner
-from .store import Store
-from .transport import (
+from uws_adapter.errors import InputError
+from uws_adapter.provisioning.base import Provisioner
+from uws_adapter.provisioning.transport import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_TIMEOUT,
@@ -27,7 +26,8 @@ from .transport import (
     check_max_answer_bytes,
     check_timeout,
 )
-from .wire import REST_BASE_URL, UWS_BASE_URL
+from uws_adapter.store.sqlite import Store
+from uws_adapter.wire import REST_BASE_URL, UWS_BASE_URL
 
 SECTION = "uws-adapter"
 BACKENDS = ("soap", "rest")
@@ -205,8 +205,8 @@ def load_settings(
 
 def connect(settings: Optional[Settings] = None, *, store: Optional[Store] = None) -> Provisioner:
     """A client for the configured backend (:class:`UwsClient` or :class:`RestClient`)."""
-    from .client import UwsClient
-    from .rest_client import RestClient
+    from uws_adapter.rest.client import RestClient
+    from uws_adapter.soap.client import UwsClient
 
     settings = settings if settings is not None else load_settings()
     if not (settings.username and settings.password):

@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # transport imports this module
-    from .transport import SentRequest
+    from uws_adapter.provisioning.transport import SentRequest
 
 
 class UwsAdapterError(Exception):

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any, List, Mapping, Tuple, Type
 
-from .errors import DocumentError
+from uws_adapter.errors import DocumentError
 
 #: Integers on the wire are counts and days; 18 digits always fit a signed 64-bit column.
 MAX_INT_DIGITS = 18

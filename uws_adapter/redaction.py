@@ -17,7 +17,7 @@ import codecs
 import re
 from typing import Iterable, List, Optional, Tuple
 
-from .callbacks import REDACTED
+from uws_adapter.model.callbacks import REDACTED
 
 #: Element, attribute and JSON member names (their endings, case-insensitive) whose values are secret.
 SECRET_NAMES = ("password", "token", "secret")

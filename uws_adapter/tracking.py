@@ -11,15 +11,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from .actions import Restore, Suspend
-from .client import UwsClient
-from .emulator import ACTIVE, DEFAULT_ACCOUNT, SUSPENDED, Emulator, generated_devices
-from .provisioning import Provisioner
-from .receiver import Receiver
-from .rest_client import RestClient
-from .served_app import ServedApp
-from .store import Store
-from .stores import RequestStatus, Tracking
+from uws_adapter.emulator.core import ACTIVE, DEFAULT_ACCOUNT, SUSPENDED, Emulator, generated_devices
+from uws_adapter.model.actions import Restore, Suspend
+from uws_adapter.provisioning.base import Provisioner
+from uws_adapter.receiver.app import Receiver
+from uws_adapter.rest.client import RestClient
+from uws_adapter.serving.thread import ServedApp
+from uws_adapter.soap.client import UwsClient
+from uws_adapter.store.interfaces import RequestStatus, Tracking
+from uws_adapter.store.sqlite import Store
 
 #: How long ``wait`` waits without a new callback before it calls an open-ended request settled:
 #: the carrier re-sends an unacknowledged callback after about 5 minutes [doc], so a quiet period

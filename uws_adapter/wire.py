@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
+# The carrier's request limits are model rules; named here too, with the other wire facts.
+from uws_adapter.model.selection import CUSTOM_FIELD_FORBIDDEN_CHARS as CUSTOM_FIELD_FORBIDDEN_CHARS
+from uws_adapter.model.selection import CUSTOM_FIELD_NAMES as CUSTOM_FIELD_NAMES
+from uws_adapter.model.selection import CUSTOM_FIELD_VALUE_MAX as CUSTOM_FIELD_VALUE_MAX
+from uws_adapter.model.selection import MAX_DEVICES_PER_REQUEST as MAX_DEVICES_PER_REQUEST
+
 # Namespaces [doc], spelled exactly; prefixes as in the carrier's example envelope.
 NS_SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"  # SOAP 1.1 [seen]
 NS_V2 = "http://nphase.com/unifiedwebservice/v2"
@@ -48,10 +54,3 @@ CALLBACKS_PATH = "/m2m/v1/callbacks"
 M2M_TOKEN_HEADER = "VZ-M2M-Token"
 #: Callback services a REST listener is registered for [doc for the names].
 CALLBACK_SERVICES = ("CarrierService", "NiddService", "DeviceProfileService")
-
-# Limits [doc].
-MAX_DEVICES_PER_REQUEST = 10_000
-CUSTOM_FIELD_NAMES = tuple(f"CustomField{n}" for n in range(1, 6))
-CUSTOM_FIELD_VALUE_MAX = 50
-#: Refused by UWS with INPUT_INVALID.Request.InvalidCharacter [doc].
-CUSTOM_FIELD_FORBIDDEN_CHARS = ("'", "<", "\\")

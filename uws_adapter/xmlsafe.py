@@ -14,7 +14,7 @@ from typing import Optional, Type, Union
 
 from lxml import etree
 
-from .errors import DocumentError
+from uws_adapter.errors import DocumentError
 
 #: Default cap on the size of one document.
 MAX_BYTES = 1024 * 1024

@@ -1,0 +1,148 @@
+"""The UWS emulator: faults shaped like the service's, the state machine, lockout, the WSDL it
+serves, and callback delivery with re-sends until acknowledged."""
+
+from __future__ import annotations
+
+import time
+from typing import List, Tuple
+
+import pytest
+import requests
+from conftest import client_for
+from servers import HttpServer
+
+from uws_adapter import (
+    CustomField,
+    Device,
+    Emulator,
+    Restore,
+    ServiceFault,
+    generated_devices,
+    parse_callback,
+    select,
+)
+from uws_adapter.emulator.core import DEFAULT_ACCOUNT
+from uws_adapter.soap.envelope import build_envelope
+
+
+def test_state_machine_failures_arrive_as_failed_callbacks(callbacks: HttpServer) -> None:
+    lines = generated_devices(2)
+    with Emulator(devices=lines) as emulator:
+        emulator.register_listener(DEFAULT_ACCOUNT, callbacks.url)
+        client = client_for(emulator.base_url)
+        client.restore(select([lines[0].device]))  # Restore needs a suspended line
+        client.suspend(select([Device.parse("IMEI:359999999999999")]))  # not in the inventory
+        results = sorted((parse_callback(body) for body in callbacks.wait_for(2)), key=lambda cb: cb.action or "")
+        assert [(cb.action, cb.status, cb.fault.code if cb.fault else None) for cb in results] == [
+            ("Restore", "Failed", "INPUT_INVALID.DeviceState.Invalid"),
+            ("Suspend", "Failed", "REQUEST_FAILED.DeviceNotFound"),
+        ]
+
+
+def test_five_failed_logins_lock_the_account() -> None:
+    with Emulator(devices=generated_devices(1)) as emulator:
+        for _ in range(5):
+            with pytest.raises(ServiceFault, match="InvalidCredentials"):
+                client_for(emulator.base_url, password="wrong").login()
+        with pytest.raises(ServiceFault, match="AccountLocked"):
+            client_for(emulator.base_url).login()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code"),
+    [
+        (
+            lambda b: b.replace(
+                b"<Kind>ESN</Kind><Identifier>09611822299</Identifier>",
+                b"<Identifier>09611822299</Identifier><Kind>ESN</Kind>",
+            ),
+            "DeserializationFailed",
+        ),
+        (lambda b: b.replace(b"<nph:Restore/>", b"<nph:Restore/><nph:Suspend/>"), "INPUT_INVALID.RequestUndefined"),
+        (lambda b: b.replace(b"<v2:token>", b"<v2:token>x"), "REQUEST_FAILED.SessionToken.Invalid"),
+    ],
+    ids=["misordered", "two-actions", "unknown-token"],
+)
+def test_the_emulator_faults_like_the_service(mutate: object, code: str) -> None:
+    with Emulator(devices=generated_devices(1)) as emulator:
+        client = client_for(emulator.base_url)
+        token = client.login()
+        request = build_envelope(
+            Restore(), select([Device.of("ESN", "09611822299")]), token=token, base_url=emulator.base_url
+        )
+        response = requests.post(request.url, data=mutate(request.body), headers=dict(request.headers), timeout=5)  # type: ignore[operator]
+        assert response.status_code == 500
+        assert f"CarrierService.{code}".encode() in response.content
+
+
+def test_the_emulator_serves_the_wsdl_with_its_own_address() -> None:
+    with Emulator() as emulator:
+        wsdl = requests.get(f"{emulator.base_url}/CarrierService.svc?wsdl", timeout=5)
+        assert wsdl.status_code == 200
+        assert f'location="{emulator.base_url}/CarrierService.svc"'.encode() in wsdl.content
+        assert requests.get(f"{emulator.base_url}/uws-v2.xsd", timeout=5).status_code == 200
+
+
+def test_callbacks_are_resent_until_acknowledged() -> None:
+    answers: List[Tuple[int, str, bytes]] = [
+        (503, "text/plain", b""),
+        (500, "text/plain", b""),
+        (200, "text/plain", b""),
+    ]
+    server = HttpServer(lambda _: answers.pop(0) if answers else (200, "text/plain", b""))
+    lines = generated_devices(1)
+    try:
+        with Emulator(devices=lines, callback_spacing=0.05) as emulator:
+            emulator.register_listener(DEFAULT_ACCOUNT, server.url)
+            client_for(emulator.base_url).suspend(select([lines[0].device]))
+            bodies = server.wait_for(3)
+            time.sleep(0.2)
+            assert [parse_callback(b).callback_count for b in server.bodies] == [1, 2, 3]
+            assert len({parse_callback(b).request_id for b in bodies}) == 1
+    finally:
+        server.close()
+
+
+def test_callbacks_stop_at_the_threshold() -> None:
+    server = HttpServer(lambda _: (500, "text/plain", b""))
+    lines = generated_devices(1)
+    try:
+        with Emulator(devices=lines, callback_spacing=0.02, max_callback_threshold=4) as emulator:
+            emulator.register_listener(DEFAULT_ACCOUNT, server.url)
+            client_for(emulator.base_url).suspend(select([lines[0].device]))
+            server.wait_for(4)
+            time.sleep(0.3)
+            assert [parse_callback(b).callback_count for b in server.bodies] == [1, 2, 3, 4]
+    finally:
+        server.close()
+
+
+def test_the_daily_budget_per_line(callbacks: HttpServer) -> None:
+    lines = generated_devices(1)
+    with Emulator(devices=lines, daily_budget=1) as emulator:
+        emulator.register_listener(DEFAULT_ACCOUNT, callbacks.url)
+        client = client_for(emulator.base_url)
+        client.suspend(select([lines[0].device]))
+        callbacks.wait_for(1)
+        client.restore(select([lines[0].device]))
+        second = parse_callback(callbacks.wait_for(2)[1])
+        assert (second.action, second.status) == ("Restore", "Failed")
+        assert second.fault is not None
+        assert second.fault.code == "REQUEST_FAILED.ProvisioningLimitExceeded"
+        assert lines[0].state == "Suspended"
+
+
+def test_query_selection_with_filters(callbacks: HttpServer) -> None:
+    lines = generated_devices(6)
+    for n, line in enumerate(lines):
+        line.group = "Vending" if n < 4 else "Meters"
+        line.custom_fields["CustomField2"] = "SuperVend" if n % 2 == 0 else "Other"
+    with Emulator(devices=lines) as emulator:
+        emulator.register_listener(DEFAULT_ACCOUNT, callbacks.url)
+        query = select(group="Vending", custom_fields=[CustomField("CustomField2", "supervend")])
+        client_for(emulator.base_url).suspend(query)
+        time.sleep(0.3)
+        reached = {parse_callback(b).devices[0].identifier for b in callbacks.wait_for(2)}
+        assert reached == {lines[0].device.identifiers[0].identifier, lines[2].device.identifiers[0].identifier}
+        with pytest.raises(ServiceFault, match="AccountNotFound"):
+            client_for(emulator.base_url).suspend(select(account="0000999999-00001"))

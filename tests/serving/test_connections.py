@@ -1,0 +1,432 @@
+"""Bounded connections, against the services started as the CLI starts them (``python -m uws_adapter
+receiver|bridge``, as processes): idle and slow clients up to the connection limit never keep a
+callback out; slow and idle connections are closed at their deadlines; at the limit idle, then slow
+connections make room for a newcomer, which is otherwise refused at once, never left hanging; a
+request smuggled behind Content-Length + Transfer-Encoding is refused and its connection closed."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+from servers import closed_port
+
+from uws_adapter import CallbackRequest, ReportedDevice, render_callback
+from uws_adapter.errors import InputError
+from uws_adapter.serving.limits import ConnectionLimits
+from uws_adapter.store.sqlite import Store
+
+USERNAME, SECRET = "listener", "Conn-Test-S3cret"
+
+SERVICES: Dict[str, List[str]] = {
+    "waitress": ["receiver", "--server", "waitress", "--threads", "4"],
+    "uvicorn-1-worker": ["receiver", "--server", "uvicorn", "--workers", "1"],
+    "uvicorn-2-workers": ["receiver", "--server", "uvicorn", "--workers", "2"],
+    "bridge": ["bridge", "--legacy-login", "legacy:legacy-pw", "--threads", "4"],
+}
+#: Services that run one process: there the connection limit is the whole server's.
+SINGLE_PROCESS = ["waitress", "uvicorn-1-worker", "bridge"]
+#: Every wait on a condition is bounded by this; nothing asserts on how long it took.
+PATIENCE = 20.0
+
+
+class Service:
+    """A receiver or bridge process on loopback, its store, its log files."""
+
+    def __init__(self, tmp_path: Path, name: str, **limits: float) -> None:
+        self.db = tmp_path / f"{name}.db"
+        options = [f"--{key.replace('_', '-')}={value}" for key, value in limits.items()]
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("UWS_", "THINGSPACE_"))}
+        env.update(
+            UWS_CALLBACK_USERNAME=USERNAME, UWS_CALLBACK_PASSWORD=SECRET,
+            # The bridge's REST side is never called here (no --register): a closed port.
+            THINGSPACE_CLIENT_ID="id", THINGSPACE_CLIENT_SECRET="secret", UWS_USERNAME="u", UWS_PASSWORD="p",
+            UWS_ADAPTER_REST_URL=f"http://127.0.0.1:{closed_port()}/api",
+        )  # fmt: skip
+        self.out, self.err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "uws_adapter", *SERVICES[name], "--port", "0", "--db", str(self.db), *options],
+                stdout=out, stderr=err, env=env, start_new_session=True,
+            )  # fmt: skip
+        self.port = self._announced_port()
+        until(lambda: get_health(self.port) == 200, "the service answers /health")
+
+    def _announced_port(self) -> int:
+        deadline = time.monotonic() + PATIENCE
+        while time.monotonic() < deadline:
+            first = self.out.read_text().partition("\n")
+            if first[1]:
+                # "... on http://127.0.0.1:PORT/ ..." or "bridge: UWS at http://127.0.0.1:PORT/api/v2, ..."
+                address = first[0].partition("http://127.0.0.1:")[2]
+                return int(address.partition("/")[0])
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no announcement; stderr: {self.err.read_text()[-2000:]}")
+
+    def stored(self) -> int:
+        with Store(self.db) as store:
+            return len(store.events())
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(15)
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    started: List[Service] = []
+
+    def make(name: str, **limits: float) -> Service:
+        service = Service(tmp_path, name, **limits)
+        started.append(service)
+        return service
+
+    yield make
+    for service in started:
+        service.stop()
+
+
+def until(condition: Callable[[], object], what: str, patience: float = PATIENCE) -> None:
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {patience} s: {what}")
+
+
+def get_health(port: int) -> Optional[int]:
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("GET", "/health")
+        status = connection.getresponse().status
+        connection.close()
+        return status
+    except OSError:
+        return None
+
+
+def callback_body(n: int) -> bytes:
+    return render_callback(
+        CallbackRequest(
+            f"conn-{n}",
+            devices=(ReportedDevice("IMEI", f"{350000000000000 + n}"),),
+            username=USERNAME,
+            password=SECRET,
+            service="CarrierService",
+            action="Suspend",
+            status="Success",
+            callback_count=1,
+        )
+    )
+
+
+def post_callback(port: int, n: int) -> Optional[int]:
+    """One carrier attempt: the status, or None when the connection failed."""
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("POST", "/callbacks", body=callback_body(n), headers={"Content-Type": "text/xml"})
+        status = connection.getresponse().status
+        connection.close()
+        return status
+    except OSError:
+        return None
+
+
+def connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def read_answer(sock: socket.socket) -> Tuple[bytes, bool]:
+    """Everything the server sends until it closes (or goes quiet for the socket's timeout):
+    (bytes, closed)."""
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data, True
+            data += chunk
+    except ConnectionResetError:
+        return data, True
+    except socket.timeout:
+        return data, False
+
+
+def idle_client(port: int) -> socket.socket:
+    """A keep-alive connection after one valid GET /health, then silent."""
+    sock = connect(port)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: receiver\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before answering /health"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 200")
+    length = int(head.lower().partition(b"content-length:")[2].split(b"\r\n")[0])
+    body = head.partition(b"\r\n\r\n")[2]
+    while len(body) < length:
+        body += sock.recv(65536)
+    return sock
+
+
+SLOW_HEADERS = b"POST /callbacks HTTP/1.1\r\nHost: receiver\r\nContent-Type: text/xml\r\nX-Slow: " + b"a" * 10_000
+SLOW_BODY_HEAD = (
+    b"POST /callbacks HTTP/1.1\r\nHost: receiver\r\nContent-Type: text/xml\r\nContent-Length: 100000\r\n\r\n"
+)
+
+
+class Trickler:
+    """Sends one byte a second (every ``interval``) on each of its connections: slow headers or
+    slow bodies that never complete. Stops on close; counts connections the server closed."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.sockets: List[socket.socket] = []
+        self.closed: List[socket.socket] = []
+        self.interval = interval
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def add(self, sock: socket.socket, prefix: bytes = b"") -> socket.socket:
+        if prefix:
+            sock.sendall(prefix)
+        with self._lock:
+            self.sockets.append(sock)
+        return sock
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                for sock in list(self.sockets):
+                    try:
+                        sock.send(b"a")
+                    except OSError:  # the server closed it
+                        self.sockets.remove(sock)
+                        self.closed.append(sock)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for sock in self.sockets + self.closed:
+            sock.close()
+
+
+def slow_header_client(port: int, trickler: Trickler) -> socket.socket:
+    return trickler.add(connect(port), SLOW_HEADERS[:40])
+
+
+def slow_body_client(port: int, trickler: Trickler) -> socket.socket:
+    return trickler.add(connect(port), SLOW_BODY_HEAD)
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_idle_and_slow_clients_up_to_the_limit_never_keep_a_callback_out(
+    start: Callable[..., Service], name: str
+) -> None:
+    limit, slow = 24, 4
+    # Deadlines far beyond the wait: the callback must get in while every slow client is still held.
+    service: Service = start(name, max_connections=limit, idle_timeout=120, header_timeout=120, body_timeout=120)
+    idle = [idle_client(service.port) for _ in range(limit)]
+    trickler = Trickler()
+    try:
+        for _ in range(slow):
+            slow_header_client(service.port, trickler)
+            slow_body_client(service.port, trickler)
+        began = time.monotonic()
+        assert post_callback(service.port, 1) == 200
+        acknowledged = time.monotonic() - began
+        until(lambda: service.stored() == 1, "the callback is in the store")
+        print(f"\n{name}: {limit} idle + {2 * slow} slow connections, callback acknowledged in {acknowledged:.3f} s")
+        assert not trickler.closed, "slow clients were closed before their deadline"
+    finally:
+        trickler.close()
+        for sock in idle:
+            sock.close()
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_idle_silent_and_slow_connections_are_closed_at_their_deadlines(
+    start: Callable[..., Service], name: str
+) -> None:
+    service: Service = start(name, max_connections=50, idle_timeout=1, header_timeout=2, body_timeout=2)
+    idle, silent = idle_client(service.port), connect(service.port)
+    trickler = Trickler(interval=0.5)
+    try:
+        slow_headers = slow_header_client(service.port, trickler)
+        slow_body = slow_body_client(service.port, trickler)
+        until(lambda: len(trickler.closed) == 2, "both slow clients are cut off")
+        for sock in (idle, silent):
+            assert read_answer(sock) == (b"", True)  # closed without a word: no request was under way
+        for sock in (slow_headers, slow_body):
+            sock.settimeout(5)
+            answer, closed = read_answer(sock)
+            # The 408 may be lost to a reset when the server closes with our bytes unread; the close never is.
+            assert closed
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer
+        assert post_callback(service.port, 2) == 200
+        until(lambda: service.stored() == 1, "the callback is in the store")
+    finally:
+        trickler.close()
+        idle.close()
+        silent.close()
+
+
+def attempt(port: int, n: int) -> bytes:
+    """One carrier attempt over a raw socket: what the server said before closing (b"" for a bare
+    close). A newcomer at the limit must be answered or refused, never left hanging."""
+    body = callback_body(n)
+    sock = connect(port)
+    with contextlib.suppress(OSError):  # refused and closed before our request was written
+        sock.sendall(
+            b"POST /callbacks HTTP/1.1\r\nHost: receiver\r\nContent-Type: text/xml\r\nConnection: close\r\n"
+            + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+    answer, closed = read_answer(sock)
+    sock.close()
+    assert closed, f"left hanging at the limit: {answer!r}"
+    return answer
+
+
+@pytest.mark.parametrize("name", SINGLE_PROCESS)
+def test_at_the_limit_slow_clients_give_way_and_no_newcomer_hangs(start: Callable[..., Service], name: str) -> None:
+    limit = 6
+    service: Service = start(name, max_connections=limit, idle_timeout=120, header_timeout=120, body_timeout=120)
+    trickler = Trickler()
+    outcomes: List[bytes] = []
+    try:
+        for _ in range(limit // 2):
+            slow_header_client(service.port, trickler)
+            slow_body_client(service.port, trickler)
+
+        # A carrier retrying: refused (503, or a bare close) while every slow client is younger than
+        # the eviction grace, then in, at the expense of the oldest slow client.
+        def carrier_attempt() -> bool:
+            outcomes.append(attempt(service.port, 5)[:12])
+            return outcomes[-1] == b"HTTP/1.1 200"
+
+        until(carrier_attempt, "a callback got in")
+        until(lambda: service.stored() == 1, "the callback is in the store")
+        assert set(outcomes) <= {b"HTTP/1.1 200", b"HTTP/1.1 503", b""}, outcomes
+        until(lambda: len(trickler.closed) >= 1, "the oldest slow client was closed to make room")
+        tally = {outcome.decode() or "closed": outcomes.count(outcome) for outcome in set(outcomes)}
+        print(f"\n{name}: attempts at the limit while {limit} slow clients were held: {tally}")
+    finally:
+        trickler.close()
+
+
+@pytest.mark.parametrize("name", SINGLE_PROCESS)
+def test_at_the_limit_an_idle_connection_makes_room_for_a_callback(start: Callable[..., Service], name: str) -> None:
+    limit = 6
+    service: Service = start(name, max_connections=limit, idle_timeout=120, header_timeout=120, body_timeout=120)
+    idle = [idle_client(service.port) for _ in range(limit)]
+    try:
+        assert post_callback(service.port, 3) == 200
+        until(lambda: service.stored() == 1, "the callback is in the store")
+        idle[0].settimeout(5)
+        assert read_answer(idle[0]) == (b"", True)  # the longest-idle one made room
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+SMUGGLING = {
+    # RFC 9112 6.1: answer (or refuse) a request with both, then close the connection.
+    "length-and-chunked": b"HTTP/1.1\r\nContent-Length: %d\r\nTransfer-Encoding: chunked",
+    "chunked-and-length": b"HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: %d",
+    # HTTP/1.0 has no Transfer-Encoding: its framing is faulty whatever the Content-Length.
+    "http-1.0-keep-alive-chunked": b"HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: %d\r\n"
+    b"Transfer-Encoding: chunked",
+}
+
+
+@pytest.mark.parametrize("framing", list(SMUGGLING))
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_a_request_smuggled_behind_content_length_and_transfer_encoding_is_refused(
+    start: Callable[..., Service], name: str, framing: str
+) -> None:
+    service: Service = start(name)
+    smuggler = connect(service.port)
+    smuggler.settimeout(5)
+    body = callback_body(4)
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    smuggler.sendall(
+        b"POST /callbacks "
+        + SMUGGLING[framing] % len(chunked)
+        + b"\r\nHost: receiver\r\nContent-Type: text/xml\r\n\r\n"
+        + chunked
+        + b"GET /smuggled HTTP/1.1\r\nHost: receiver\r\n\r\n"
+    )
+    answer, closed = read_answer(smuggler)
+    smuggler.close()
+    assert closed
+    status_line = answer.partition(b"\r\n")[0]
+    assert status_line in (b"HTTP/1.1 400 Bad Request", b"HTTP/1.0 400 Bad Request"), answer
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    length = int(head.lower().partition(b"content-length:")[2].partition(b"\r\n")[0])
+    assert rest[length:] == b"", answer  # nothing answered for what was smuggled behind it
+    assert b"keep-alive" not in head.lower()
+    assert service.stored() == 0
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_pipelined_requests_are_all_answered_within_the_deadlines(start: Callable[..., Service], name: str) -> None:
+    service: Service = start(name, idle_timeout=1, header_timeout=2, body_timeout=2)
+    body = callback_body(6)
+    post = b"POST /callbacks HTTP/1.1\r\nHost: receiver\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n%s"
+    sock = connect(service.port)
+    sock.settimeout(5)
+    sock.sendall(
+        post % (len(body), body) + b"GET /health HTTP/1.1\r\nHost: receiver\r\n\r\n" + post % (len(body), body)
+    )
+    answer, closed = read_answer(sock)  # then closed once idle
+    sock.close()
+    assert closed
+    assert answer.count(b"HTTP/1.1 200") == 3, answer
+    assert service.stored() == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("max_connections", 0), ("idle_timeout", 0), ("header_timeout", -1), ("body_timeout", 7200)],
+    ids=["no-connections", "no-idle-time", "negative-header-time", "two-hour-body"],
+)
+def test_limits_out_of_range_are_refused_naming_the_option(option: str, value: float) -> None:
+    with pytest.raises(InputError, match="--" + option.replace("_", "-")):
+        ConnectionLimits(**{option: value})  # type: ignore[arg-type]
+
+
+def test_a_limit_beyond_the_open_file_hard_limit_refuses_to_start(tmp_path: Path) -> None:
+    def low_hard_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "uws_adapter", "receiver", "--server", "waitress", "--port", "0",
+         "--db", str(tmp_path / "c.db"), "--max-connections", "1000"],
+        env={**os.environ, "UWS_CALLBACK_USERNAME": USERNAME, "UWS_CALLBACK_PASSWORD": SECRET},
+        preexec_fn=low_hard_limit, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert finished.returncode != 0
+    assert "--max-connections" in finished.stderr
+    assert "ulimit -Hn" in finished.stderr

@@ -1,0 +1,237 @@
+"""The migration bridge: a UWS SOAP façade in front of the REST API, for legacy systems that
+cannot change their code.
+
+- Legacy SOAP clients call our WSDL (SessionService LogIn/LogOut, CarrierService
+  ChangeDeviceState) on the bridge; each call is carried out on the REST API with the configured
+  REST credentials. The REST requestId comes back as the SOAP RequestId; REST errors come back as
+  SOAP faults with the same code (``CarrierService.<errorCode>``).
+- The bridge is the REST callback listener: each JSON callback is stored durably (the receiver:
+  authenticated, de-duplicated, acknowledged only after commit), then relayed to the legacy
+  system's SOAP listener as a UWS ``CallbackRequest`` by a receiver handler, which the store
+  re-runs with backoff until the legacy listener answers 2xx, counting ``CallbackCount`` up.
+  Nothing is lost while the legacy listener is down; nothing is relayed again once acknowledged.
+  A callback that can never be written as SOAP is given up (``HandlerGaveUp``), not retried.
+- Legacy sessions and login lockouts live in the store (:mod:`uws_adapter.bridge_sessions`), so a
+  restart changes neither; the WSDL's address never comes from an unchecked Host
+  (:mod:`uws_adapter.bridge_address`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from dataclasses import replace
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import requests
+
+from uws_adapter.bridge.address import checked_names, soap_address
+from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, StoredSessions
+from uws_adapter.callbacks.uws_render import render_callback
+from uws_adapter.errors import (
+    HandlerGaveUp,
+    InputError,
+    OutcomeUnknown,
+    Refused,
+    RelayRefused,
+    ServiceFault,
+    TransportError,
+)
+from uws_adapter.model.actions import Action
+from uws_adapter.model.selection import Selection
+from uws_adapter.provisioning.transport import check_timeout
+from uws_adapter.receiver.app import Receiver, StartResponse
+from uws_adapter.rest.client import RestClient
+from uws_adapter.soap.server import SoapServer
+from uws_adapter.store.sqlite import Store, StoredEvent
+from uws_adapter.wire import CONTENT_TYPE
+from uws_adapter.xmlsafe import MAX_BYTES
+
+#: A 10,000-device ChangeDeviceState is about 2 MB.
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+RELAY_HANDLER = "legacy-relay"
+_UNEXPECTED = "REQUEST_FAILED.UnexpectedError"  # [doc] code, used for answers the REST side lost
+
+
+class LegacyRelay:
+    """A receiver handler that POSTs each stored callback to the legacy SOAP listener ``url``,
+    with the credentials the legacy system registered, as UWS would."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        timeout: Tuple[float, float] = (5.0, 30.0),
+        session: Optional[requests.Session] = None,
+    ) -> None:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise InputError("legacy listener", f"{url!r} is not an http(s) URL", "give the legacy listener's URL")
+        self.url = url
+        self.username = username
+        self.password = password
+        # Credentials XML cannot carry would make every relay unrenderable: refuse them now.
+        for field, value in (("legacy listener username", username), ("legacy listener password", password)):
+            if value is not None and not _xml_safe(value):
+                raise InputError(field, "has characters XML cannot carry", "remove control characters")
+        self.timeout = check_timeout(timeout)
+        self.session = session if session is not None else requests.Session()
+
+    def __call__(self, event: StoredEvent) -> None:
+        callback = event.callback
+        document = replace(
+            callback,
+            username=self.username,
+            password=self.password,
+            callback_count=event.handler_attempts + 1,  # the carrier's meaning: sends of this message so far
+            max_callback_threshold=callback.max_callback_threshold or 4,
+        )
+        try:
+            body = render_callback(document)
+        except ValueError as exc:  # InputError included: no number of retries makes it renderable
+            raise HandlerGaveUp(f"the callback cannot be written as a UWS SOAP callback: {exc}") from None
+        response = self.session.post(self.url, data=body, headers={"Content-Type": CONTENT_TYPE}, timeout=self.timeout)
+        if not 200 <= response.status_code < 300:
+            raise RelayRefused(f"the legacy listener answered HTTP {response.status_code}")
+
+
+def _xml_safe(text: str) -> bool:
+    """Whether XML 1.0 can carry ``text`` (no control characters but tab, LF, CR; no surrogates)."""
+    return all(c in "\t\n\r" or "\x20" <= c <= "\ud7ff" or "\ue000" <= c <= "\ufffd" or c >= "\U00010000" for c in text)
+
+
+class Bridge:
+    """WSGI application: the SOAP façade under ``/api/v2/`` and the REST callback listener on
+    every other path. ``legacy_users`` maps each legacy login to its password; every legacy login
+    is carried out with ``rest``'s credentials.
+
+    Legacy sessions and login lockouts are kept in ``store`` (see :mod:`uws_adapter.bridge_sessions`):
+    ``lockout`` seconds after five failed logins in a row (None: until :func:`~uws_adapter.
+    bridge_sessions.unlock`); ``clock`` is the wall clock they are timed by. The WSDL's address is
+    ``public_url``, else the request's Host when it is one of ``allowed_hosts`` (default: the
+    loopback names of the port it came in on; see :meth:`allow_hosts`)."""
+
+    def __init__(
+        self,
+        rest: RestClient,
+        store: Store,
+        *,
+        legacy_users: Mapping[str, str],
+        relay: Optional[LegacyRelay] = None,
+        callback_username: Optional[str] = None,
+        callback_password: Optional[str] = None,
+        session_idle: float = 20 * 60,
+        handler_backoff: float = 5.0,
+        max_callback_bytes: int = MAX_BYTES,
+        public_url: Optional[str] = None,
+        allowed_hosts: Optional[Sequence[str]] = None,
+        lockout: Optional[float] = DEFAULT_LOCKOUT,
+        clock: Callable[[], float] = time.time,
+        repair: bool = False,
+    ) -> None:
+        if not legacy_users or not all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in legacy_users.items()
+        ):
+            raise InputError(
+                "legacy_users", "no legacy login with a password", "give NAME:PASSWORD for the legacy system"
+            )
+        self.rest = rest
+        self.store = store
+        self.legacy_users = dict(legacy_users)
+        self.relay = relay
+        self.callback_username = callback_username
+        self.callback_password = callback_password
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.receiver = Receiver(
+            store, username=callback_username, password=callback_password, max_body=max_callback_bytes,
+            handlers={RELAY_HANDLER: relay} if relay is not None else {}, handler_backoff=handler_backoff,
+            repair=repair,
+        )  # fmt: skip
+        self.sessions = StoredSessions(store, idle=session_idle, lockout=lockout, clock=clock)
+        self.allowed_hosts: Optional[Tuple[str, ...]] = None
+        if allowed_hosts is not None:
+            self.allow_hosts(allowed_hosts)
+        self._lock = threading.Lock()
+        self.counters: Dict[str, int] = {"logins": 0, "requests": 0, "faults": 0}
+        self.soap = SoapServer(
+            self, address=self._address, max_body=MAX_REQUEST_BYTES, count=self._count, refusal=_refusal
+        )
+
+    def close(self) -> None:
+        self.receiver.close()
+
+    def allow_hosts(self, names: Sequence[str]) -> None:
+        """The Host values (``name:port``) whose name may go into the WSDL when there is no
+        ``public_url``; e.g. :func:`~uws_adapter.bridge_address.listen_names` once the port is known."""
+        checked = checked_names(names)
+        if not checked:
+            raise InputError("allowed hosts", "none given", "give at least one NAME:PORT")
+        self.allowed_hosts = checked
+
+    def register(self, account: str, callback_url: str, services: Sequence[str] = ("CarrierService",)) -> None:
+        """Register the bridge as the REST listener of ``services`` for ``account``."""
+        for service in services:
+            self.rest.register_callback(
+                account, service, callback_url, username=self.callback_username, password=self.callback_password
+            )
+
+    def server_options(self, **options: Any) -> Dict[str, Any]:
+        """waitress options: the body cap covers the largest SOAP request."""
+        return {"max_request_body_size": MAX_REQUEST_BYTES, "ident": "uws-adapter-bridge", **options}
+
+    # WSGI --------------------------------------------------------------------------------------
+
+    def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if not path.startswith("/api/v2/"):
+            return self.receiver(environ, start_response)
+        return self.soap(environ, start_response)
+
+    def _address(self, environ: Mapping[str, Any]) -> str:
+        return soap_address(environ, public_url=self.public_url, allowed=self.allowed_hosts)  # HostRefused: 400
+
+    def _count(self, counter: str) -> None:
+        with self._lock:
+            self.counters[counter] += 1
+
+    # The UWS operations, served by self.soap (a soap_server.UwsOperations) -----------------------
+
+    def check_session(self, token: Optional[str]) -> None:
+        self.sessions.touch(token)
+
+    def log_out(self, token: Optional[str]) -> None:
+        self.sessions.close(token)
+
+    def change_device_state(self, action: Action, selection: Selection) -> str:
+        return self.rest.change_device_state(action, selection)
+
+    def log_in(self, username: str, password: str) -> str:
+        # Compare against every legacy login, always, so that timing says nothing.
+        given_name, given_password = username.encode("utf-8", "replace"), password.encode("utf-8", "replace")
+        names = [hmac.compare_digest(given_name, name.encode()) for name in self.legacy_users]
+        matches = [
+            known & hmac.compare_digest(given_password, pw.encode())
+            for known, pw in zip(names, self.legacy_users.values())
+        ]
+        # Locked, or wrong (counted towards the lock): a fault before anything reaches REST.
+        login = next((name for name, known in zip(self.legacy_users, names) if known), None)
+        self.sessions.check_login(login, matched=any(matches))
+        self.rest.ensure_login()  # a refused REST login comes back as this LogIn's fault, with its code
+        with self._lock:
+            self.counters["logins"] += 1
+        return self.sessions.open()
+
+
+def _refusal(exc: Exception) -> Optional[Refused]:
+    """The SOAP fault a legacy client gets for an error of the REST side (None: not one of them)."""
+    if isinstance(exc, ServiceFault):  # the REST API's error, with its code
+        return Refused(exc.code, exc.message)
+    if isinstance(exc, OutcomeUnknown):
+        return Refused(_UNEXPECTED, f"the REST API's answer was lost ({exc}); check callbacks before sending it again")
+    if isinstance(exc, TransportError):
+        return Refused(_UNEXPECTED, f"the REST API did not answer: {exc}")
+    if isinstance(exc, InputError):  # its carrier code, set where it was raised
+        return Refused(exc.code, str(exc))
+    return None

@@ -1,0 +1,161 @@
+"""The bridge's legacy sessions and login lockout, kept in its store so that a restart changes
+neither: a legacy system's token stays valid (until 20 minutes idle, as UWS's), and a locked
+legacy login stays locked.
+
+Only the SHA-256 of a token is stored, never the token: whoever reads the database cannot use
+the sessions in it. Times are wall-clock seconds (``clock``, injectable for tests), because they
+must mean the same thing to the next process.
+
+Lockout follows UWS and the emulator: five failed logins in a row lock the login [doc], and
+every later LogIn, with the right password or not, gets ``REQUEST_FAILED.AccountLocked``
+[inferred, as in the emulator]. UWS documents no duration; the bridge keeps the lock for
+``lockout`` seconds (``None``: until an operator unlocks it, see :func:`unlock`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import sqlite3
+import time
+from typing import Callable, Optional
+
+from uws_adapter.errors import InputError, Refused, UwsAdapterError
+from uws_adapter.store.sqlite import Store
+
+log = logging.getLogger("uws_adapter.bridge")
+
+#: Failed logins in a row that lock a legacy login, as UWS [doc] and the emulator.
+MAX_FAILED_LOGINS = 5
+#: How long a lock lasts by default (UWS documents none; long enough to make guessing useless).
+DEFAULT_LOCKOUT = 30 * 60.0
+LOCKED_CODE = "REQUEST_FAILED.AccountLocked"  # [inferred], the emulator's code
+_INVALID = "REQUEST_FAILED.SessionToken.Invalid"  # [inferred] code, as IdleSessions
+_EXPIRED = "REQUEST_FAILED.SessionToken.Expired"  # [doc]
+_UNEXPECTED = "REQUEST_FAILED.UnexpectedError"  # [doc]
+#: Failures for logins that do not exist are counted under this key (no legacy login is empty),
+#: so that a wrong name costs the same store write as a wrong password and timing says nothing.
+_NO_SUCH_LOGIN = ""
+
+#: How long an expired session's hash is kept, to answer Expired rather than Invalid.
+_KEEP_EXPIRED = 24 * 3600.0
+
+
+def _digest(token: Optional[str]) -> str:
+    return hashlib.sha256((token or "").encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def unlock(store: Store, username: str) -> bool:
+    """Clear ``username``'s failed logins and lock (the operator's unlock); True if it had any."""
+    cleared: int = store.write(
+        lambda db: db.execute("DELETE FROM bridge_login_failures WHERE username = ?", (username,)).rowcount
+    )
+    if cleared:
+        log.info("legacy login %r unlocked by the operator", username)
+    return bool(cleared)
+
+
+class StoredSessions:
+    """Legacy session tokens with idle expiry, and the login lockout, in ``store``."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        idle: float = 20 * 60,
+        lockout: Optional[float] = DEFAULT_LOCKOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if idle <= 0:
+            raise InputError("session idle", f"{idle} is not positive", "give the idle expiry in seconds")
+        if lockout is not None and lockout <= 0:
+            raise InputError("lockout", f"{lockout} is not positive", "give seconds, or None for until unlocked")
+        self.store = store
+        self.idle = idle
+        self.lockout = lockout
+        self.clock = clock
+
+    def _write(self, work: Callable[[sqlite3.Connection], object]) -> object:
+        try:
+            return self.store.write(work)
+        except UwsAdapterError as exc:  # disk full, store closed: a fault the legacy client can retry
+            log.warning("bridge sessions: the store refused a write (%s)", type(exc).__name__)
+            raise Refused(_UNEXPECTED, "the bridge could not record the session; try again later") from None
+
+    # Sessions ------------------------------------------------------------------------------------
+
+    def open(self) -> str:
+        token = secrets.token_hex(16)
+        now = self.clock()
+
+        def work(db: sqlite3.Connection) -> None:
+            # Sessions nobody closed go when a new one opens, so the table stays small; a day late,
+            # so that a legacy system coming back after a while still hears "Expired" [doc].
+            db.execute("DELETE FROM bridge_sessions WHERE last_used < ?", (now - self.idle - _KEEP_EXPIRED,))
+            db.execute("INSERT INTO bridge_sessions (token_sha256, last_used) VALUES (?, ?)", (_digest(token), now))
+
+        self._write(work)
+        return token
+
+    def touch(self, token: Optional[str]) -> None:
+        """Note a use of ``token``; :class:`Refused` when it is unknown or has expired."""
+        now, key = self.clock(), _digest(token)
+
+        def work(db: sqlite3.Connection) -> str:
+            row = db.execute("SELECT last_used FROM bridge_sessions WHERE token_sha256 = ?", (key,)).fetchone()
+            if row is None:
+                return "unknown"
+            if now - float(row[0]) > self.idle:
+                db.execute("DELETE FROM bridge_sessions WHERE token_sha256 = ?", (key,))
+                return "expired"
+            db.execute("UPDATE bridge_sessions SET last_used = ? WHERE token_sha256 = ?", (now, key))
+            return "valid"
+
+        outcome = self._write(work)
+        if outcome == "unknown":
+            raise Refused(_INVALID, "unknown session token; log in again")
+        if outcome == "expired":
+            raise Refused(_EXPIRED, "the session token has expired; log in again")
+
+    def close(self, token: Optional[str]) -> None:
+        key = _digest(token)
+        self._write(lambda db: db.execute("DELETE FROM bridge_sessions WHERE token_sha256 = ?", (key,)))
+
+    # Lockout -------------------------------------------------------------------------------------
+
+    def check_login(self, login: Optional[str], matched: bool) -> None:
+        """Count a LogIn attempt on the legacy ``login`` it named (None: no such login) whose
+        password was right or not (``matched``): :class:`Refused` when the login is locked or the
+        credentials are wrong."""
+        now = self.clock()
+        known = login is not None
+        key = login if login is not None else _NO_SUCH_LOGIN
+
+        def work(db: sqlite3.Connection) -> str:
+            row = db.execute(
+                "SELECT failures, locked_at FROM bridge_login_failures WHERE username = ?", (key,)
+            ).fetchone()
+            failures = int(row[0]) if row else 0
+            if row is not None and row[1] is not None:
+                if self.lockout is None or now - float(row[1]) < self.lockout:
+                    return "locked"
+                failures = 0  # the lock has run out: a fresh count
+            if matched:
+                db.execute("DELETE FROM bridge_login_failures WHERE username = ?", (key,))
+                return "ok"
+            failures += 1
+            locked_at = now if known and failures >= MAX_FAILED_LOGINS else None
+            db.execute(
+                "INSERT OR REPLACE INTO bridge_login_failures (username, failures, locked_at) VALUES (?, ?, ?)",
+                (key, failures, locked_at),
+            )
+            return "locking" if locked_at is not None else "wrong"
+
+        outcome = self._write(work)
+        if outcome == "locked":
+            raise Refused(LOCKED_CODE, f"login locked after {MAX_FAILED_LOGINS} failed logins; ask the operator")
+        if outcome == "locking":  # only configured logins lock: the name is ours, not the client's
+            log.warning("legacy login %r locked after %d failed logins in a row", login, MAX_FAILED_LOGINS)
+        if outcome != "ok":
+            raise Refused("REQUEST_FAILED.InvalidCredentials", "wrong username or password")  # [inferred] code

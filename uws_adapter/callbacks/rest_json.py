@@ -1,0 +1,271 @@
+"""ThingSpace REST JSON callbacks to :class:`CallbackRequest` and back.
+
+Field names, nesting and value types follow the carrier's examples; numbers may arrive as
+strings [seen]. Size and nesting are capped before ``json`` runs, so that deep nesting cannot
+reach a RecursionError.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+from uws_adapter.errors import CallbackParseError
+from uws_adapter.jsonsafe import check_depth, loads_untrusted, wire_integer
+from uws_adapter.model.callbacks import (
+    CallbackFault,
+    CallbackRequest,
+    NiddResult,
+    ProfileResult,
+    ReportedDevice,
+    RestoreResult,
+    SuspendResult,
+    format_date,
+    parse_date,
+    reported_kind,
+)
+from uws_adapter.xmlsafe import MAX_BYTES
+
+MAX_DEPTH = 32
+#: deviceResponse key -> action [doc for restore and suspend; inferred for the other three].
+_ACTION_KEYS = {
+    "restoreResponse": "Restore",
+    "suspendResponse": "Suspend",
+    "activateResponse": "Activate",
+    "deactivateResponse": "Deactivate",
+    "reconnectResponse": "Reconnect",
+}
+_KNOWN = {
+    "username", "password", "requestId", "deviceIds", "deviceResponse", "niddResponse", "faultResponse",
+    "comment", "status", "callbackCount", "maxCallbackThreshold",
+}  # fmt: skip
+
+
+def parse_rest_callback(
+    data: Union[bytes, str, Mapping[str, Any]], *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH
+) -> CallbackRequest:
+    """Parse a REST JSON callback given as bytes, str or an already decoded mapping."""
+    if isinstance(data, Mapping):
+        check_depth(data, max_depth, error=CallbackParseError, what="callback")
+        return _read(data)
+    if isinstance(data, (bytes, bytearray)):
+        if len(data) > max_bytes:
+            raise CallbackParseError(f"callback: {len(data):,} bytes is over the {max_bytes:,}-byte limit")
+        try:
+            text = bytes(data).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise CallbackParseError(f"callback: not UTF-8 at byte {exc.start}") from None
+    elif isinstance(data, str):
+        text = data.lstrip("\ufeff")
+        if len(text) > max_bytes:
+            raise CallbackParseError(f"callback: {len(text):,} characters is over the {max_bytes:,} limit")
+    else:
+        raise CallbackParseError(f"callback: expected bytes, str or a mapping, got {type(data).__name__}")
+    if not text.strip():
+        raise CallbackParseError("callback: empty")
+    if text.lstrip().startswith("<"):
+        raise CallbackParseError("callback: this is XML, not JSON; parse it with parse_callback")
+    decoded = loads_untrusted(text, max_depth=max_depth, error=CallbackParseError, what="callback")
+    if not isinstance(decoded, dict):
+        raise CallbackParseError(f"callback: the JSON document is a {type(decoded).__name__}, not an object")
+    return _read(decoded)
+
+
+def _string(obj: Mapping[str, Any], key: str, where: str) -> Optional[str]:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise CallbackParseError(f"callback: {where}{key}: expected a string, got {type(value).__name__}")
+    text = str(value).strip()
+    return text or None
+
+
+def _integer(obj: Mapping[str, Any], key: str, where: str = "") -> Optional[int]:
+    value = obj.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            # An int from an already decoded mapping is bounded like one read from text.
+            return wire_integer(value.strip() if isinstance(value, str) else str(value))
+        except ValueError as exc:
+            raise CallbackParseError(f"callback: {where}{key}: {exc}") from None
+    raise CallbackParseError(f"callback: {where}{key}: {value!r} is not an integer")
+
+
+def _boolean(obj: Mapping[str, Any], key: str, where: str) -> Optional[bool]:
+    value = obj.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise CallbackParseError(f"callback: {where}{key}: {value!r} is not true or false")
+
+
+def _object(obj: Mapping[str, Any], key: str, where: str = "") -> Optional[Mapping[str, Any]]:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise CallbackParseError(f"callback: {where}{key}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _devices(obj: Mapping[str, Any], key: str, where: str) -> Tuple[ReportedDevice, ...]:
+    items = obj.get(key)
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise CallbackParseError(f"callback: {where}{key}: expected a list, got {type(items).__name__}")
+    devices = []
+    for position, item in enumerate(items):
+        here = f"{where}{key}[{position}]."
+        if not isinstance(item, Mapping):
+            raise CallbackParseError(f"callback: {here[:-1]}: expected an object, got {type(item).__name__}")
+        kind, identifier = _string(item, "kind", here), _string(item, "id", here)
+        if kind is None or identifier is None:
+            raise CallbackParseError(f"callback: {here[:-1]}: needs both kind and id")
+        devices.append(ReportedDevice(reported_kind(kind), identifier))
+    return tuple(devices)
+
+
+def _read(obj: Mapping[str, Any]) -> CallbackRequest:
+    request_id = _string(obj, "requestId", "")
+    if request_id is None:
+        raise CallbackParseError("callback: requestId is missing or empty")
+    unmodeled = [key for key, value in obj.items() if key not in _KNOWN and value not in (None, "", [], {})]
+    service = action = None
+    suspend = restore = None
+    profile = nidd = None
+    response = _object(obj, "deviceResponse")
+    for key, value in (response or {}).items():
+        where = f"deviceResponse.{key}."
+        if key in _ACTION_KEYS:
+            section = _object(response or {}, key, "deviceResponse.") or {}
+            service, action = "CarrierService", _ACTION_KEYS[key]
+            if key == "suspendResponse":
+                date = _string(section, "expectedResumeDate", where)
+                suspend = SuspendResult(
+                    None if date is None else parse_date(date, f"callback: {where}expectedResumeDate"),
+                    _integer(section, "maxSuspendDaysAllowed", where),
+                    _integer(section, "numDaysSuspendedLast12Months", where),
+                    _integer(section, "numDaysSuspendAllowedCurrent12Months", where),
+                )
+            elif key == "restoreResponse":
+                restore = RestoreResult(_boolean(section, "restored", where))
+        elif key == "deviceProfileResponse":
+            section = _object(response or {}, key, "deviceResponse.") or {}
+            service = "DeviceProfileService"
+            profile = ProfileResult(
+                _devices(section, "deviceIdentifierCollection", where),
+                _string(section, "state", where),
+                _string(section, "profileStatus", where),
+                _string(section, "profileRole", where),
+            )
+        elif value not in (None, "", [], {}):
+            unmodeled.append(f"deviceResponse.{key}")
+    nidd_response = _object(obj, "niddResponse")
+    if nidd_response is not None:
+        config = _object(nidd_response, "niddConfigResponse", "niddResponse.") or {}
+        where = "niddResponse.niddConfigResponse."
+        service = "NiddService"
+        nidd = NiddResult(_string(config, "accountName", where), _string(config, "reason", where),
+                          _devices(config, "deviceIds", where))  # fmt: skip
+    fault: Optional[CallbackFault] = None
+    fault_response = _object(obj, "faultResponse")
+    if fault_response:
+        where = "faultResponse."
+        detail = fault_response.get("detail")
+        fault = CallbackFault(
+            _string(fault_response, "faultcode", where),
+            _string(fault_response, "faultstring", where),
+            _string(fault_response, "faultactor", where),
+            detail if detail is None or isinstance(detail, str) else json.dumps(detail, sort_keys=True),
+        )
+    return CallbackRequest(
+        request_id=request_id,
+        devices=_devices(obj, "deviceIds", ""),
+        username=_string(obj, "username", ""),
+        password=_string(obj, "password", ""),
+        service=service,
+        action=action,
+        status=_string(obj, "status", ""),
+        callback_count=_integer(obj, "callbackCount"),
+        max_callback_threshold=_integer(obj, "maxCallbackThreshold"),
+        comment=_string(obj, "comment", ""),
+        suspend=suspend,
+        restore=restore,
+        fault=fault,
+        nidd=nidd,
+        profile=profile,
+        unmodeled=tuple(unmodeled),
+    )
+
+
+def _device_ids(devices: Tuple[ReportedDevice, ...]) -> List[Dict[str, str]]:
+    return [{"id": d.identifier, "kind": d.kind} for d in devices]
+
+
+def rest_callback_dict(callback: CallbackRequest) -> Dict[str, Any]:
+    """The REST JSON callback for ``callback`` as a dict, keys and nesting as the carrier's examples.
+
+    Not rendered: ``unmodeled`` (only names are kept).
+    """
+    out: Dict[str, Any] = {
+        "username": callback.username or "",
+        "password": callback.password or "",
+        "requestId": callback.request_id,
+    }
+    if callback.devices:  # NiddService callbacks carry their devices inside niddResponse only
+        out["deviceIds"] = _device_ids(callback.devices)
+    response: Dict[str, Any] = {}
+    if callback.action is not None:
+        key = next(k for k, v in _ACTION_KEYS.items() if v == callback.action)
+        section: Dict[str, Any] = {}
+        if callback.suspend is not None:
+            s = callback.suspend
+            values = (
+                ("expectedResumeDate", None if s.expected_resume_date is None else format_date(s.expected_resume_date)),
+                ("maxSuspendDaysAllowed", s.max_suspend_days_allowed),
+                ("numDaysSuspendedLast12Months", s.num_days_suspended_last_12_months),
+                ("numDaysSuspendAllowedCurrent12Months", s.num_days_suspend_allowed_current_12_months),
+            )
+            section.update((k, v) for k, v in values if v is not None)
+        if callback.restore is not None and callback.restore.restored is not None:
+            section["restored"] = callback.restore.restored
+        response[key] = section
+    if callback.profile is not None:
+        p = callback.profile
+        profile: Dict[str, Any] = {"deviceIdentifierCollection": _device_ids(p.devices)}
+        for key, value in (("state", p.state), ("profileStatus", p.profile_status), ("profileRole", p.profile_role)):
+            if value is not None:
+                profile[key] = value
+        response["deviceProfileResponse"] = profile
+    if response:
+        out["deviceResponse"] = response
+    if callback.nidd is not None:
+        config: Dict[str, Any] = {}
+        if callback.nidd.account_name is not None:
+            config["accountName"] = callback.nidd.account_name
+        if callback.nidd.reason is not None:
+            config["reason"] = callback.nidd.reason
+        config["deviceIds"] = _device_ids(callback.nidd.devices)
+        out["niddResponse"] = {"niddConfigResponse": config}
+    if callback.fault is not None:
+        f = callback.fault
+        fault = {"faultcode": f.code, "faultstring": f.string, "faultactor": f.actor, "detail": f.detail}
+        out["faultResponse"] = {k: v for k, v in fault.items() if v is not None}
+    trailer: Tuple[Tuple[str, object], ...] = (
+        ("comment", callback.comment),
+        ("status", callback.status),
+        ("callbackCount", callback.callback_count),
+        ("maxCallbackThreshold", callback.max_callback_threshold),
+    )
+    out.update((key, value) for key, value in trailer if value is not None)
+    return out
+
+
+def render_rest_callback(callback: CallbackRequest) -> bytes:
+    """The REST JSON callback for ``callback``, as UTF-8 bytes."""
+    return json.dumps(rest_callback_dict(callback), ensure_ascii=False).encode("utf-8")

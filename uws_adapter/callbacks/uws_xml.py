@@ -1,0 +1,387 @@
+"""UWS SOAP callbacks: ``CallbackRequest`` documents to :class:`CallbackRequest` and back.
+
+Tolerant where real senders vary: one or two ``Data`` levels, any element order, any prefixes,
+``xsi:nil`` as ``true`` or ``1``, unknown elements anywhere, kinds in any case. Strict where it
+matters: no RequestId, a second RequestId or a non-integer count is a :class:`CallbackParseError`
+naming the element and its line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, Iterator, List, Optional, Tuple, Union
+
+from lxml import etree
+
+from uws_adapter.errors import CallbackParseError
+from uws_adapter.jsonsafe import wire_integer
+from uws_adapter.model.callbacks import (
+    ACTIONS,
+    SUCCESS_STATUSES,
+    CallbackFault,
+    CallbackRequest,
+    NiddResult,
+    ProfileResult,
+    ReportedDevice,
+    RestoreResult,
+    SuspendResult,
+    parse_date,
+    reported_kind,
+)
+from uws_adapter.wire import NS_SOAP_ENV, NS_V2, NS_XSI
+from uws_adapter.xmlsafe import MAX_BYTES, parse_untrusted
+
+_V = f"{{{NS_V2}}}"
+_NIL = f"{{{NS_XSI}}}nil"
+_SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
+# The defect in the carrier's documented example: an end tag written as </Name/>.
+_SLASHED_END_TAG = r"</([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)\s*/>"
+_SLASHED_END_TAG_TEXT = re.compile(_SLASHED_END_TAG)
+_SLASHED_END_TAG_BYTES = re.compile(_SLASHED_END_TAG.encode())
+SUSPEND_FIELDS = {
+    "ExpectedResumeDate": "expected_resume_date",
+    "MaxSuspendDaysAllowed": "max_suspend_days_allowed",
+    "NumDaysSuspendedLast12Months": "num_days_suspended_last_12_months",
+    "NumDaysSuspendAllowedCurrent12Months": "num_days_suspend_allowed_current_12_months",
+}
+
+
+def parse_callback(data: Union[bytes, str], *, repair: bool = False, max_bytes: int = MAX_BYTES) -> CallbackRequest:
+    """Parse a UWS SOAP callback: a SOAP 1.1 envelope or a bare ``CallbackRequest`` element.
+
+    ``repair=True`` mends exactly one known defect of old senders (an end tag written
+    ``</Name/>``, as in the carrier's own example) and nothing else.
+    """
+    return parse_callback_mended(data, repair=repair, max_bytes=max_bytes)[0]
+
+
+def parse_callback_mended(
+    data: Union[bytes, str], *, repair: bool = False, max_bytes: int = MAX_BYTES
+) -> Tuple[CallbackRequest, bool]:
+    """As :func:`parse_callback`, and whether the repair was needed (for services to count it)."""
+    mended_used = False
+    try:
+        root = parse_untrusted(data, max_bytes=max_bytes, error=CallbackParseError, what="callback")
+    except CallbackParseError as exc:
+        mended = _mend_end_tags(data)
+        if mended is None:
+            raise
+        if not repair:
+            raise CallbackParseError(
+                f"{exc} (an end tag written like </Name/>; pass repair=True, or --repair, to mend exactly that)",
+                line=exc.line,
+            ) from None
+        root = parse_untrusted(mended, max_bytes=max_bytes, error=CallbackParseError, what="callback")
+        mended_used = True
+    return _Reader().read(_callback_element(root)), mended_used
+
+
+CARRIER_SECTIONS = (
+    "ChangeDeviceFeatureCodes",
+    "ChangeDeviceServicePlan",
+    "ChangeDeviceCostCenter",
+    "ChangeDeviceCustomFields",
+    "ChangeDeviceIdentifier",
+    "Change4GDeviceIdentifier",
+    "MoveDevice",
+    "ChangeDeviceContactInfo",
+)
+# The callback example orders the actions so [doc], unlike the request schema.
+CALLBACK_ACTION_ORDER = ("Activate", "Deactivate", "Restore", "Suspend", "Reconnect")
+OTHER_SECTIONS = ("ExternalProvisioningChange", "PromoChange", "SMSDelivery", "PRLInformation", "GoToState")
+
+# Known names, qualified and unqualified, map straight to their local name: the parser looks up
+# every element's tag, and a dict hit is far cheaper than splitting the string each time.
+_KNOWN_NAMES = (
+    "CallbackRequest", "Username", "Password", "RequestId", "Device", "Kind", "Identifier", "Data",
+    "CarrierService", "ChangeDeviceState", *ACTIONS, "Fault", "Comment", "Summary", "Status", "CallbackCount",
+    "MaxCallbackThreshold", "NiddService", "DeviceProfileService", "AccountName", "Reason", "State",
+    "ProfileStatus", "ProfileRole", "ExpectedResumeDate", "MaxSuspendDaysAllowed", "NumDaysSuspendedLast12Months",
+    "NumDaysSuspendAllowedCurrent12Months", *CARRIER_SECTIONS, *OTHER_SECTIONS, "DeviceSuspendStatus", "Usage",
+)  # fmt: skip
+_SERVICES = ("CarrierService", "NiddService", "DeviceProfileService")
+# Empty elements whose emptiness still says something: an empty service section or Fault is
+# present (unless nil), and a scalar seen twice is an error even when empty.
+_EMPTY_MATTERS = frozenset({*_SERVICES, "Fault", "Status", "Comment", "CallbackCount", "MaxCallbackThreshold"})
+_TAGS = {**{name: name for name in _KNOWN_NAMES}, **{f"{{{NS_V2}}}{name}": name for name in _KNOWN_NAMES}}
+
+
+def _mend_end_tags(data: object) -> Union[bytes, str, None]:
+    """``data`` with every ``</Name/>`` written ``</Name>``, in its own type (so that a str keeps
+    being read as text, whatever its declaration says); None when there is no such defect."""
+    if isinstance(data, str):
+        text, count = _SLASHED_END_TAG_TEXT.subn(r"</\1>", data)
+        return text if count else None
+    if isinstance(data, (bytes, bytearray)):
+        raw, count = _SLASHED_END_TAG_BYTES.subn(rb"</\1>", bytes(data))
+        return raw if count else None
+    return None
+
+
+def _local(element: etree._Element) -> Optional[str]:
+    """The local name of a v2 (or unqualified) element; None for others, comments and PIs."""
+    tag = element.tag
+    known = _TAGS.get(tag)  # a comment's tag is a function: no hit
+    if known is not None:
+        return known
+    if not isinstance(tag, str):
+        return None
+    if tag[0] != "{":
+        return tag
+    namespace, _, name = tag[1:].partition("}")
+    return name if namespace == NS_V2 else None
+
+
+def _line(element: etree._Element) -> Optional[int]:
+    line: Optional[int] = element.sourceline  # type: ignore[assignment]  # lxml-stubs mistypes it
+    return line
+
+
+def _error(element: etree._Element, problem: str) -> CallbackParseError:
+    """An error naming the element and its line: ``callback: Name (line 7): problem``."""
+    name = etree.QName(element).localname if isinstance(element.tag, str) else "node"
+    return CallbackParseError(f"callback: {name} (line {_line(element)}){problem}", line=_line(element))
+
+
+_ENVELOPES = {f"{{{NS_SOAP_ENV}}}Envelope": NS_SOAP_ENV, f"{{{_SOAP12}}}Envelope": _SOAP12}
+
+
+def _callback_element(root: etree._Element) -> etree._Element:
+    namespace = _ENVELOPES.get(root.tag)
+    if namespace is not None:
+        body_tag = f"{{{namespace}}}Body"
+        body = next((child for child in root if child.tag == body_tag), None)
+        first = None if body is None else next((c for c in body if isinstance(c.tag, str)), None)
+        if first is None:
+            raise _error(root if body is None else body, " is empty: no callback in the SOAP Body")
+        if first.tag == f"{{{namespace}}}Fault":
+            raise _error(first, ": a SOAP Fault, not a callback")
+        root = first
+    if _local(root) != "CallbackRequest":
+        raise _error(root, ": the document is not a CallbackRequest")
+    return root
+
+
+def _nil(element: etree._Element) -> bool:
+    value = element.get(_NIL)
+    return value is not None and value.strip() in ("true", "1")
+
+
+def _text(element: etree._Element) -> Optional[str]:
+    return None if not _has_content(element) else _leaf_text(element)
+
+
+def _children(element: etree._Element) -> Iterator[Tuple[str, etree._Element]]:
+    """(local name, element) for each v2 (or unqualified) child element."""
+    for child in element:
+        name = _TAGS.get(child.tag) or _local(child)
+        if name is not None:
+            yield name, child
+
+
+def _has_content(element: etree._Element) -> bool:
+    return len(element) > 0 or bool((element.text or "").strip())
+
+
+def _present(element: etree._Element) -> bool:
+    """Present and not nil. xsi:nil is read only for empty elements, where it means something
+    (an empty <Restore/> is the action that ran; <Suspend xsi:nil="true"/> is not): reading a
+    namespaced attribute costs more than the rest of an element's handling."""
+    return _has_content(element) or not _nil(element)
+
+
+def _leaf_text(element: etree._Element) -> Optional[str]:
+    # An element with children (rare: a fault detail with markup) reads as all of its text.
+    text = "".join(str(t) for t in element.itertext()) if len(element) else (element.text or "")
+    return text.strip() or None
+
+
+class _Reader:
+    """Reads one CallbackRequest; remembers which single-valued elements it has seen."""
+
+    def __init__(self) -> None:
+        self.values: Dict[str, Optional[str]] = {}
+        self.counts: Dict[str, Optional[int]] = {}
+        self.unmodeled: List[str] = []
+        self.devices: List[ReportedDevice] = []
+        self.service: Optional[str] = None
+        self.action: Optional[str] = None
+        self.suspend: Optional[SuspendResult] = None
+        self.fault: Optional[CallbackFault] = None
+        self.nidd: Optional[NiddResult] = None
+        self.profile: Optional[ProfileResult] = None
+
+    def scalar(self, element: etree._Element, name: str) -> None:
+        if name in self.values:
+            raise _error(element, " appears twice")
+        self.values[name] = _leaf_text(element)
+
+    def integer(self, element: etree._Element) -> Optional[int]:
+        text = _leaf_text(element)
+        if text is None:
+            return None
+        try:
+            return wire_integer(text)
+        except ValueError as exc:
+            raise _error(element, f": {exc}") from None
+
+    def read(self, request: etree._Element) -> CallbackRequest:
+        data_seen = False
+        for name, child in _children(request):
+            if name in ("Username", "Password", "RequestId"):
+                self.scalar(child, name)
+            elif name == "Device":
+                self.devices.append(_device(child))
+            elif name == "Data":
+                if data_seen:
+                    raise _error(child, " appears twice")
+                data_seen = True
+                if _has_content(child):
+                    self.data(_innermost_data(child))
+            elif _has_content(child):
+                self.unmodeled.append(name)
+        request_id = self.values.get("RequestId")
+        if request_id is None:
+            raise _error(request, " has no RequestId")
+        status = self.values.get("Status")
+        restore = None
+        if self.action == "Restore":
+            # UWS sends Restore empty; whether it worked is in Status and Fault, as for `succeeded`.
+            restore = RestoreResult(status is not None and status.lower() in SUCCESS_STATUSES and self.fault is None)
+        return CallbackRequest(
+            request_id=request_id,
+            devices=tuple(self.devices),
+            username=self.values.get("Username"),
+            password=self.values.get("Password"),
+            service=self.service,
+            action=self.action,
+            status=status,
+            callback_count=self.counts.get("CallbackCount"),
+            max_callback_threshold=self.counts.get("MaxCallbackThreshold"),
+            comment=self.values.get("Comment"),
+            suspend=self.suspend,
+            restore=restore,
+            fault=self.fault,
+            nidd=self.nidd,
+            profile=self.profile,
+            unmodeled=tuple(self.unmodeled),
+        )
+
+    def data(self, data: etree._Element) -> None:
+        # The hot loop of the parser (a callback is mostly empty sections): _children and
+        # _has_content are inlined here, which measurably cuts the cost per callback.
+        for child in data:
+            name = _TAGS.get(child.tag) or _local(child)
+            if name is None:
+                continue
+            if len(child) == 0 and not (child.text or "").strip() and name not in _EMPTY_MATTERS:
+                continue
+            if name in ("Status", "Comment"):
+                self.scalar(child, name)
+            elif name in ("CallbackCount", "MaxCallbackThreshold"):
+                if name in self.counts:
+                    raise _error(child, " appears twice")
+                self.counts[name] = self.integer(child)
+            elif name in _SERVICES:
+                if _present(child):
+                    self.service_section(name, child)
+            elif name == "Fault":
+                if _present(child):
+                    self.fault = _fault(child)
+            elif _has_content(child):
+                self.unmodeled.append(name)
+
+    def service_section(self, name: str, section: etree._Element) -> None:
+        if self.service is not None:
+            raise _error(section, f" beside {self.service}: one service per callback")
+        self.service = name
+        if name == "CarrierService":
+            self.carrier_service(section)
+        elif name == "NiddService":
+            self.nidd = NiddResult(
+                _child_text(section, "AccountName"), _child_text(section, "Reason"), _devices(section)
+            )
+        else:
+            self.profile = ProfileResult(
+                _devices(section),
+                _child_text(section, "State"),
+                _child_text(section, "ProfileStatus"),
+                _child_text(section, "ProfileRole"),
+            )
+
+    def carrier_service(self, section: etree._Element) -> None:
+        for child in section:
+            if len(child) == 0 and not (child.text or "").strip():
+                continue  # nil or empty: neither an action nor an unmodeled section
+            name = _TAGS.get(child.tag) or _local(child)
+            if name is None:
+                continue
+            if name != "ChangeDeviceState":
+                self.unmodeled.append(f"CarrierService/{name}")
+                continue
+            for action_name, action in _children(child):
+                if action_name in ACTIONS:
+                    if not _present(action):
+                        continue
+                    if self.action is not None:
+                        raise _error(action, f" beside {self.action}: one action per callback")
+                    self.action = action_name
+                    if action_name == "Suspend":
+                        self.suspend = self.suspend_result(action)
+                elif _has_content(action):
+                    self.unmodeled.append(f"CarrierService/ChangeDeviceState/{action_name}")
+
+    def suspend_result(self, section: etree._Element) -> SuspendResult:
+        found: Dict[str, object] = {}
+        for name, child in _children(section):
+            field_name = SUSPEND_FIELDS.get(name)
+            if field_name == "expected_resume_date":
+                text = _leaf_text(child)
+                where = f"callback: ExpectedResumeDate (line {_line(child)})"
+                found[field_name] = None if text is None else parse_date(text, where, _line(child))
+            elif field_name is not None:
+                found[field_name] = self.integer(child)
+        return SuspendResult(**found)  # type: ignore[arg-type]
+
+
+def _innermost_data(data: etree._Element) -> etree._Element:
+    # The 2018 example nests Data twice, the 2017 one once [doc]: accept both.
+    elements = data if len(data) == 1 else [c for c in data if isinstance(c.tag, str)]
+    if len(elements) == 1 and _local(elements[0]) == "Data" and _present(elements[0]):
+        return elements[0]
+    return data
+
+
+def _device(element: etree._Element) -> ReportedDevice:
+    kind = identifier = None
+    for name, child in _children(element):
+        if name == "Kind":
+            kind = _leaf_text(child)
+        elif name == "Identifier":
+            identifier = _leaf_text(child)
+    if kind is None or identifier is None:
+        raise _error(element, " needs a Kind and an Identifier")
+    return ReportedDevice(reported_kind(kind), identifier)
+
+
+def _devices(section: etree._Element) -> Tuple[ReportedDevice, ...]:
+    return tuple(_device(child) for child in section if _local(child) == "Device")
+
+
+def _child_text(element: etree._Element, name: str) -> Optional[str]:
+    for child in element:
+        if _local(child) == name:
+            return _text(child)
+    return None
+
+
+def _fault(element: etree._Element) -> CallbackFault:
+    values: Dict[str, Optional[str]] = {}
+    for child in element:
+        tag = child.tag if isinstance(child.tag, str) else ""
+        name = tag.rpartition("}")[2]  # fault children are unqualified in SOAP; accept any namespace
+        if name in ("faultcode", "faultstring", "faultactor", "faultfactor", "detail"):
+            values["faultactor" if name == "faultfactor" else name] = _text(child)
+    return CallbackFault(
+        values.get("faultcode"), values.get("faultstring"), values.get("faultactor"), values.get("detail")
+    )

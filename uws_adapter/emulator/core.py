@@ -1,0 +1,355 @@
+"""A carrier emulator on loopback: UWS SOAP (:mod:`.emulator_soap`) and the REST M2M API
+(:mod:`.emulator_rest`) in front of one device inventory with the documented state machine, and
+real callbacks to registered listeners, re-sent until acknowledged. Both fronts are one WSGI
+application on waitress (:mod:`.emulator_http`).
+
+Both fronts share the inventory, the users (five failed logins lock an account [doc]), the
+sessions (20 minutes idle [doc]) and the callback queue. Codes not in the carrier's documentation
+are marked [inferred] where they are raised.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, replace
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import requests
+
+from uws_adapter.callbacks.rest_json import render_rest_callback
+from uws_adapter.callbacks.uws_render import render_callback
+from uws_adapter.emulator.lines import (
+    ACTIVE,
+    DEFAULT_ACCOUNT,
+    SUSPENDED,
+    EmulatedDevice,
+    change_state,
+    generated_devices,
+    nidd_callback,
+    resume_profile,
+)
+from uws_adapter.errors import InputError, Refused
+from uws_adapter.model.callbacks import CallbackRequest
+from uws_adapter.model.devices import DeviceIdentifier
+from uws_adapter.model.selection import CustomField
+from uws_adapter.soap.service import IdleSessions
+from uws_adapter.wire import CONTENT_TYPE, MAX_DEVICES_PER_REQUEST
+
+__all__ = [
+    "ACTIVE", "DEFAULT_ACCOUNT", "MAX_BODY", "SUSPENDED", "EmulatedDevice", "Emulator", "EmulatorFault", "Listener",
+    "generated_devices",
+]  # fmt: skip
+MAX_BODY = 8 * 1024 * 1024  # a 10,000-device request is about 2 MB
+_log = logging.getLogger("uws_adapter.emulator")
+
+
+class EmulatorFault(Refused):
+    """A refusal, rendered by each front in its own way (SOAP fault, REST errorCode)."""
+
+    def __init__(self, code: str, message: str, *, http_status: int = 400) -> None:
+        super().__init__(code, message)
+        self.http_status = http_status
+
+
+@dataclass(frozen=True)
+class Listener:
+    """Where callbacks of one account and service go; ``api`` is how they are written."""
+
+    url: str
+    username: str = ""
+    password: str = ""
+    api: str = "soap"
+
+
+Target = Tuple[Tuple[DeviceIdentifier, ...], Optional[EmulatedDevice]]
+
+
+class Emulator:
+    """Start with ``with Emulator(devices=100) as emu:``; ``emu.base_url`` is what a UwsClient
+    takes, ``emu.rest_url`` what a RestClient takes. Served by waitress (the ``receiver`` extra)
+    with ``threads`` worker threads; ``emu.app`` is the WSGI application itself."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        devices: Sequence[EmulatedDevice] = (),
+        users: Optional[Dict[str, str]] = None,
+        clients: Optional[Dict[str, str]] = None,
+        session_idle: float = 20 * 60,
+        bearer_lifetime: float = 3600.0,
+        daily_budget: int = 5,
+        callback_spacing: float = 300.0,
+        max_callback_threshold: int = 4,
+        delivery_workers: int = 4,
+        threads: int = 8,
+    ) -> None:
+        from uws_adapter.emulator.http import EmulatorApp
+        from uws_adapter.emulator.rest import RestFront
+        from uws_adapter.emulator.soap import SoapFront
+        from uws_adapter.serving.thread import ServedApp
+
+        if not isinstance(threads, int) or threads < 1:
+            raise InputError("threads", f"{threads!r} is not a positive number", "give 1 or more (8 by default)")
+        self.devices = list(devices)
+        self._index: Dict[Tuple[str, str], EmulatedDevice] = {}
+        for line in self.devices:
+            for ident in line.device.identifiers:
+                self._index[(ident.kind, ident.identifier.upper())] = line
+        self.users = dict(users or {"uws-user": "uws-password"})
+        self.clients = dict(clients or {"ts-client": "ts-secret"})
+        self.bearer_lifetime = bearer_lifetime
+        self.daily_budget = daily_budget
+        self.callback_spacing = callback_spacing
+        self.max_callback_threshold = max_callback_threshold
+        self.listeners: Dict[Tuple[str, str], Listener] = {}
+        self.counters: Dict[str, int] = dict.fromkeys(
+            ("logins", "failed_logins", "requests", "faults", "callbacks_sent", "callbacks_acknowledged",
+             "oauth_tokens", "rest_requests"), 0,
+        )  # fmt: skip
+        self.sessions = IdleSessions(session_idle)
+        self._failures: Dict[str, int] = {}
+        self.lock = threading.RLock()
+        self._queue: List[Tuple[float, int, CallbackRequest, Listener]] = []
+        self._queued = threading.Condition(self.lock)
+        self._sequence = itertools.count()
+        self._stopping = False
+        self.soap = SoapFront(self)
+        self.rest = RestFront(self)
+        self.app = EmulatorApp(self.soap.server, self.rest.handle, max_body=MAX_BODY)
+        self._server = ServedApp(
+            self.app, host=host, port=port, threads=threads, max_body=MAX_BODY, ident="uws-emulator"
+        )
+        self._threads = [
+            threading.Thread(target=self._deliver, daemon=True, name=f"uws-callbacks-{n}")
+            for n in range(delivery_workers)
+        ]
+
+    @property
+    def root_url(self) -> str:
+        return self._server.url
+
+    @property
+    def base_url(self) -> str:
+        """The UWS base URL (``.../api/v2``)."""
+        return f"{self.root_url}/api/v2"
+
+    @property
+    def rest_url(self) -> str:
+        """The REST base URL (``.../api``)."""
+        return f"{self.root_url}/api"
+
+    def start(self) -> Emulator:
+        self._server.start()
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._queued:
+            self._stopping = True
+            self._queued.notify_all()
+        self._server.stop()
+
+    def count(self, counter: str) -> None:
+        """One more of ``counter`` (see :attr:`counters`)."""
+        with self.lock:
+            self.counters[counter] += 1
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def register_listener(
+        self, account: str, url: str, username: str = "", password: str = "", *, service: str = "CarrierService"
+    ) -> None:
+        """Where ``service`` callbacks for ``account`` go, registered the UWS way: SOAP documents.
+        (UWS's CallbackRegistrationService is not emulated; this stands in for it.)
+        :class:`.InputError` for a URL callbacks cannot be sent to."""
+        problem = listener_url_problem(url)
+        if problem is not None:
+            raise InputError("listener url", problem, "give an http(s) URL with a host, e.g. http://127.0.0.1:8081/")
+        with self.lock:
+            self.listeners[(account, service)] = Listener(url, username, password, "soap")
+
+    def unregister_listener(self, account: str, service: str = "CarrierService") -> None:
+        """Remove a listener, as UWS's unregistration would."""
+        with self.lock:
+            self.listeners.pop((account, service), None)
+
+    def pending_callbacks(self) -> int:
+        with self.lock:
+            return len(self._queue)
+
+    # Users and sessions (both APIs) --------------------------------------------------------
+
+    def open_session(self, username: str, password: str) -> str:
+        with self.lock:
+            if self._failures.get(username, 0) >= 5:
+                raise EmulatorFault(
+                    "REQUEST_FAILED.AccountLocked", "account locked after 5 failed logins"
+                )  # [inferred]
+            if self.users.get(username) != password:
+                self._failures[username] = self._failures.get(username, 0) + 1
+                self.counters["failed_logins"] += 1
+                raise EmulatorFault("REQUEST_FAILED.InvalidCredentials", "wrong username or password")  # [inferred]
+            self._failures[username] = 0
+            self.counters["logins"] += 1
+        return self.sessions.open()
+
+    def touch_session(self, token: Optional[str]) -> None:
+        self.sessions.touch(token)
+
+    def close_session(self, token: Optional[str]) -> None:
+        self.sessions.close(token)
+
+    # Inventory ------------------------------------------------------------------------------
+
+    def find(self, given: Sequence[DeviceIdentifier]) -> Optional[EmulatedDevice]:
+        for ident in given:
+            line = self._index.get((ident.kind, ident.identifier.upper()))
+            if line is not None:
+                return line
+        return None
+
+    def listed(self, devices: Sequence[Tuple[DeviceIdentifier, ...]]) -> List[Target]:
+        if len(devices) > MAX_DEVICES_PER_REQUEST:
+            raise EmulatorFault("INPUT_INVALID.MaxRequestsExceeded", f"{len(devices)} devices")
+        return [(given, self.find(given)) for given in devices]
+
+    def query(
+        self, account: Optional[str], group: Optional[str], plan: Optional[str], custom: Sequence[CustomField]
+    ) -> List[Target]:
+        if account is None and group is None:
+            raise EmulatorFault("INPUT_INVALID.RequestUndefined", "no devices, account or device group")
+        if account is not None and not any(line.account == account for line in self.devices):
+            raise EmulatorFault("REQUEST_FAILED.AccountNotFound", f"no account {account}")
+        return [
+            (line.device.identifiers, line)
+            for line in self.devices
+            if (account is None or line.account == account)
+            and (group is None or line.group == group)
+            and (plan is None or line.service_plan == plan)
+            and all(line.custom_fields.get(f.name, "").lower() == f.value.lower() for f in custom)
+        ]
+
+    def provision(self, action: str, targets: Sequence[Target], *, account: Optional[str] = None) -> str:
+        """Apply ``action`` to every target and queue one callback per device; the RequestId."""
+        request_id = str(uuid.uuid4())
+        with self._queued:
+            for given, line in targets:
+                owner = line.account if line else (account or DEFAULT_ACCOUNT)
+                if action == "ProfileResume":
+                    self._enqueue(
+                        owner,
+                        resume_profile(request_id, given, line, max_callback_threshold=self.max_callback_threshold),
+                    )
+                    continue
+                callback = change_state(
+                    request_id, action, given, line, daily_budget=self.daily_budget,
+                    max_callback_threshold=self.max_callback_threshold,
+                )  # fmt: skip
+                self._enqueue(owner, callback)
+                if action == "Restore" and callback.succeeded and line is not None and line.nb_iot:
+                    self._enqueue(owner, nidd_callback(callback, owner))
+        return request_id
+
+    def _enqueue(self, account: str, callback: CallbackRequest) -> None:
+        listener = self.listeners.get((account, callback.service or "CarrierService"))
+        if listener is not None:
+            heapq.heappush(self._queue, (time.monotonic(), next(self._sequence), callback, listener))
+            self._queued.notify_all()
+
+    # Callbacks ----------------------------------------------------------------------------------
+
+    def _deliver(self) -> None:
+        session = requests.Session()
+        while True:
+            with self._queued:
+                while not self._stopping and (not self._queue or self._queue[0][0] > time.monotonic()):
+                    wait = None if not self._queue else max(0.0, self._queue[0][0] - time.monotonic())
+                    self._queued.wait(wait)
+                if self._stopping:
+                    return
+                _, _, callback, listener = heapq.heappop(self._queue)
+            count = (callback.callback_count or 0) + 1
+            attempt = replace(
+                callback, callback_count=count, username=listener.username or None, password=listener.password or None
+            )
+            try:
+                acknowledged = self._send(session, attempt, listener)
+            except Exception as exc:  # any failure (a URL requests cannot use, a body that cannot be
+                # written) is one unacknowledged attempt: this thread must go on delivering the others
+                _log.warning(
+                    "callback %s (attempt %d of %d) to %s not delivered: %s",
+                    attempt.request_id, count, self.max_callback_threshold, _shown(listener.url),
+                    _reason(exc, listener),
+                )  # fmt: skip
+                acknowledged = False
+            with self._queued:
+                self.counters["callbacks_sent"] += 1
+                if acknowledged:
+                    self.counters["callbacks_acknowledged"] += 1
+                elif count < self.max_callback_threshold:
+                    due = time.monotonic() + self.callback_spacing
+                    heapq.heappush(self._queue, (due, next(self._sequence), attempt, listener))
+                    self._queued.notify_all()
+                else:
+                    _log.warning("callback %s dropped after %d attempts", attempt.request_id, count)
+
+    @staticmethod
+    def _send(session: requests.Session, attempt: CallbackRequest, listener: Listener) -> bool:
+        if listener.api == "rest":
+            body, content_type = render_rest_callback(attempt), "application/json"
+        else:
+            body, content_type = render_callback(attempt), CONTENT_TYPE
+        response = session.post(listener.url, data=body, headers={"Content-Type": content_type}, timeout=(2, 10))
+        return 200 <= response.status_code < 300
+
+
+def listener_url_problem(url: object) -> Optional[str]:
+    """Why callbacks cannot be sent to ``url`` (None when they can): an http(s) URL with a host,
+    printable ASCII (a user and password in it go into a Basic header, which must be latin-1),
+    that ``requests`` can parse."""
+    if not isinstance(url, str) or not url:
+        return "no URL"
+    if not (url.isascii() and url.isprintable()) or " " in url:
+        return f"{_shown(url)} has spaces, control or non-ASCII characters (percent-encode them)"
+    scheme = url.partition("://")[0].lower()
+    if scheme not in ("http", "https") or "://" not in url:
+        return f"{_shown(url)} is not an http(s) URL"
+    try:
+        requests.Request("POST", url).prepare()
+    except (requests.RequestException, ValueError) as exc:
+        return f"{_shown(url)} cannot be parsed ({type(exc).__name__})"
+    return None
+
+
+def _shown(url: str) -> str:
+    """``url`` for a log or a message: any user and password in it masked, and cut short.
+    Plain string work, so that it cannot fail on a URL no parser accepts."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    shown = scheme + sep + authority + slash + path
+    return repr(shown[:200] + ("..." if len(shown) > 200 else ""))
+
+
+def _reason(exc: Exception, listener: Listener) -> str:
+    """The failure's type and message, with the listener's credentials masked (a parse error
+    may quote the whole URL, user and password included)."""
+    text = str(exc)
+    authority = listener.url.partition("://")[2].partition("/")[0]
+    for secret in (authority.rpartition("@")[0] if "@" in authority else "", listener.password):
+        if secret:
+            text = text.replace(secret, "***")
+    return f"{type(exc).__name__}: {text[:300]}"

@@ -1,0 +1,133 @@
+"""The emulated inventory: lines, and what each provisioning action does to one of them by the
+documented state machine (Suspend from Active, Restore from Suspended, a daily budget of actions
+per line), with the callback it produces. The emulator's callback queue is in
+:mod:`uws_adapter.emulator`, its fronts in :mod:`.emulator_soap` and :mod:`.emulator_rest`, its HTTP
+server in :mod:`.emulator_http`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Dict, List, Optional, Tuple
+
+from uws_adapter.model.callbacks import (
+    CallbackFault,
+    CallbackRequest,
+    NiddResult,
+    ProfileResult,
+    ReportedDevice,
+    SuspendResult,
+)
+from uws_adapter.model.devices import Device, DeviceIdentifier
+
+DEFAULT_ACCOUNT = "0000123456-00001"
+ACTIVE, SUSPENDED = "Active", "Suspended"
+
+
+@dataclass
+class EmulatedDevice:
+    """One line in the emulator's inventory (mutable: its state changes). ``nb_iot`` lines get a
+    NiddService callback after a restore [doc]; ``profile_status`` is the eSIM profile's
+    (``"SUSPEND"`` can be resumed with profile_resume), None for a physical SIM."""
+
+    device: Device
+    account: str = DEFAULT_ACCOUNT
+    group: Optional[str] = None
+    service_plan: str = "M2M Flex"
+    custom_fields: Dict[str, str] = field(default_factory=dict)
+    state: str = ACTIVE
+    actions_today: int = 0
+    suspended_days: int = 0
+    nb_iot: bool = False
+    profile_status: Optional[str] = None
+
+
+def generated_devices(count: int, *, account: str = DEFAULT_ACCOUNT, state: str = ACTIVE) -> List[EmulatedDevice]:
+    """``count`` Active devices, each with an IMEI and an ICCID."""
+    return [
+        EmulatedDevice(
+            Device.parse(f"IMEI:{350000000000000 + n}+ICCID:{89148000000000000000 + n}"), account, state=state
+        )
+        for n in range(count)
+    ]
+
+
+def change_state(
+    request_id: str,
+    action: str,
+    given: Tuple[DeviceIdentifier, ...],
+    line: Optional[EmulatedDevice],
+    *,
+    daily_budget: int,
+    max_callback_threshold: int,
+) -> CallbackRequest:
+    """Restore or Suspend one line by the documented state machine; its callback."""
+    identifiers = line.device.identifiers if line else given
+    base = CallbackRequest(
+        request_id=request_id,
+        devices=tuple(ReportedDevice(i.kind, i.identifier) for i in identifiers),
+        service="CarrierService",
+        action=action,
+        max_callback_threshold=max_callback_threshold,
+    )
+    if line is None:
+        return replace(base, status="Failed", fault=CallbackFault("REQUEST_FAILED.DeviceNotFound", "device not found"))
+    needed = SUSPENDED if action == "Restore" else ACTIVE
+    if line.state != needed:
+        fault = CallbackFault(
+            "INPUT_INVALID.DeviceState.Invalid", f"{action} needs the device {needed}; it is {line.state}"
+        )
+        return replace(base, status="Failed", fault=fault)
+    if line.actions_today >= daily_budget:
+        fault = CallbackFault("REQUEST_FAILED.ProvisioningLimitExceeded", f"{daily_budget} actions a day")  # [inferred]
+        return replace(base, status="Failed", fault=fault)
+    line.actions_today += 1
+    line.state = ACTIVE if action == "Restore" else SUSPENDED
+    if action == "Restore":
+        return replace(base, status="Success")
+    allowed = 180
+    suspend = SuspendResult(
+        dt.date.today() + dt.timedelta(days=allowed - line.suspended_days),
+        allowed,
+        line.suspended_days,
+        allowed - line.suspended_days,
+    )
+    return replace(
+        base, status="Success", suspend=suspend, comment="Device Suspended - Applicable Charges Will Continue"
+    )
+
+
+def resume_profile(
+    request_id: str, given: Tuple[DeviceIdentifier, ...], line: Optional[EmulatedDevice], *, max_callback_threshold: int
+) -> CallbackRequest:
+    """eSIM profile_resume of one line; its DeviceProfileService callback."""
+    devices = tuple(ReportedDevice(i.kind, i.identifier) for i in (line.device.identifiers if line else given))
+    # A failed profile callback still names its service by an (empty) deviceProfileResponse.
+    base = CallbackRequest(
+        request_id,
+        devices,
+        service="DeviceProfileService",
+        max_callback_threshold=max_callback_threshold,
+        profile=ProfileResult(devices),
+    )
+    if line is None or line.profile_status is None:
+        fault = CallbackFault("REQUEST_FAILED.DeviceNotFound", "no eSIM profile with this ICCID")
+        return replace(base, status="FAILED", fault=fault)
+    if line.profile_status != "SUSPEND":
+        fault = CallbackFault("INPUT_INVALID.DeviceState.Invalid", f"the profile is {line.profile_status}")
+        return replace(base, status="FAILED", fault=fault)
+    line.profile_status = "ENABLE"
+    line.state = ACTIVE
+    profile = ProfileResult(devices, "ACTIVE", "ENABLE", "LOCAL")
+    return replace(base, status="SUCCESS", profile=profile)
+
+
+def nidd_callback(restored: CallbackRequest, account: str) -> CallbackRequest:
+    """The second, NiddService callback of an NB-IoT restore: NIDD config enabled again [doc]."""
+    return CallbackRequest(
+        restored.request_id,
+        service="NiddService",
+        status="ConfigCreated",
+        nidd=NiddResult(account, None, restored.devices),
+        max_callback_threshold=restored.max_callback_threshold,
+    )

@@ -1,0 +1,219 @@
+"""The emulator's REST M2M front: OAuth2 token, session login, suspend, restore, eSIM
+profile_resume and callback registration, over the same inventory and state machine as UWS.
+
+Errors are ``{errorCode, errorMessage}`` with HTTP 400 [doc]; a missing or expired bearer token is
+a bare HTTP 401, as an API gateway answers. Bodies are checked strictly (unknown fields, wrong
+types, a device list mixed with group / plan / custom fields), so that the emulator catches a
+client that drifts from the documented bodies.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+import uuid
+from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import parse_qs, unquote
+
+from uws_adapter.emulator.core import Emulator, EmulatorFault, Listener, Target, listener_url_problem
+from uws_adapter.errors import InputError, Refused
+from uws_adapter.model.devices import DeviceIdentifier
+from uws_adapter.model.selection import CustomField
+from uws_adapter.soap.service import input_fault_code
+from uws_adapter.wire import CALLBACK_SERVICES, M2M_TOKEN_HEADER, OAUTH_TOKEN_PATH, SESSION_LOGIN_PATH
+
+Reply = Tuple[int, bytes, str]
+_JSON = "application/json"
+_M2M = "/api/m2m/v1"  # the prefix of SESSION_LOGIN_PATH and CALLBACKS_PATH, under the base URL
+_CHANGE_KEYS = {"accountName", "customFields", "devices", "groupName", "servicePlan"}
+_UNDEFINED = "INPUT_INVALID.RequestUndefined"
+
+
+def _json(status: int, value: object) -> Reply:
+    return status, json.dumps(value).encode(), _JSON
+
+
+class RestFront:
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self._bearers: Dict[str, float] = {}
+
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        """One request; ``headers`` with lower-case names."""
+        emulator = self.emulator
+        path = path.partition("?")[0]
+        with emulator.lock:
+            emulator.counters["rest_requests"] += 1
+        if (method, path) == ("POST", "/api" + OAUTH_TOKEN_PATH):
+            return self._token(headers, body)
+        if not path.startswith(_M2M + "/"):
+            return _json(404, {"error": "not found"})
+        if not self._bearer_ok(headers.get("authorization", "")):
+            return _json(401, {"error": "invalid_token", "error_description": "missing or expired bearer token"})
+        try:
+            return _json(200, self._m2m(method, path[len(_M2M) :], headers, body))
+        except Refused as fault:  # EmulatorFault, or a session refused
+            with emulator.lock:
+                emulator.counters["faults"] += 1
+            status = fault.http_status if isinstance(fault, EmulatorFault) else 400
+            return _json(status, {"errorCode": fault.code, "errorMessage": str(fault)})
+
+    # OAuth2 -------------------------------------------------------------------------------------
+
+    def _token(self, headers: Mapping[str, str], body: bytes) -> Reply:
+        scheme, _, encoded = headers.get("authorization", "").partition(" ")
+        try:
+            client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            client_id = secret = ""
+        grant = parse_qs(body.decode("utf-8", "replace")).get("grant_type", [""])[0]
+        if scheme.lower() != "basic" or self.emulator.clients.get(client_id) != secret or not client_id:
+            return _json(401, {"error": "invalid_client"})
+        if grant != "client_credentials":
+            return _json(400, {"error": "unsupported_grant_type"})
+        token = uuid.uuid4().hex
+        lifetime = self.emulator.bearer_lifetime
+        with self.emulator.lock:
+            self._bearers[token] = time.monotonic() + lifetime
+            self.emulator.counters["oauth_tokens"] += 1
+        return _json(200, {"access_token": token, "token_type": "bearer", "expires_in": int(lifetime)})
+
+    def _bearer_ok(self, header: str) -> bool:
+        scheme, _, token = header.partition(" ")
+        with self.emulator.lock:
+            expires = self._bearers.get(token.strip())
+        return scheme.lower() == "bearer" and expires is not None and time.monotonic() < expires
+
+    # M2M ----------------------------------------------------------------------------------------
+
+    def _m2m(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Any:
+        emulator = self.emulator
+        data = _object(body) if method == "POST" else {}
+        if (method, "/m2m/v1" + path) == ("POST", SESSION_LOGIN_PATH):
+            username, password = data.get("username"), data.get("password")
+            if not isinstance(username, str) or not isinstance(password, str):
+                raise EmulatorFault(_UNDEFINED, "username and password are required strings")
+            return {"sessionToken": emulator.open_session(username, password)}
+        emulator.touch_session(headers.get(M2M_TOKEN_HEADER.lower()))
+        if method == "POST" and path in ("/devices/actions/restore", "/devices/actions/suspend"):
+            action = "Restore" if path.endswith("restore") else "Suspend"
+            return {"requestId": self._change(action, data)}
+        if (method, path) == ("POST", "/devices/profile/actions/profile_resume"):
+            _only(data, {"devices", "accountName", "servicePlan"})
+            account = _string(data, "accountName")
+            if account is None:
+                raise EmulatorFault(_UNDEFINED, "accountName is required")
+            return {"requestId": emulator.provision("ProfileResume", emulator.listed(_devices(data)), account=account)}
+        parts = [unquote(p) for p in path.split("/")[1:]]
+        if parts[:1] == ["callbacks"] and len(parts) >= 2:
+            return self._callbacks(method, parts[1], parts[2:], data)
+        raise EmulatorFault(_UNDEFINED, f"{method} {path} is not an M2M operation", http_status=404)
+
+    def _change(self, action: str, data: Mapping[str, Any]) -> str:
+        emulator = self.emulator
+        _only(data, _CHANGE_KEYS | ({"withBilling"} if action == "Suspend" else set()))
+        if "withBilling" in data and not isinstance(data["withBilling"], bool):
+            raise EmulatorFault(_UNDEFINED, "withBilling must be true or false")
+        account = _string(data, "accountName")
+        if "devices" in data:
+            mixed = sorted({"groupName", "servicePlan", "customFields"} & set(data))
+            if mixed:
+                raise EmulatorFault(_UNDEFINED, f"do not use {', '.join(mixed)} with devices")
+            if account is not None and not any(line.account == account for line in emulator.devices):
+                raise EmulatorFault("REQUEST_FAILED.AccountNotFound", f"no account {account}")
+            return emulator.provision(action, emulator.listed(_devices(data)), account=account)
+        targets: List[Target] = emulator.query(
+            account, _string(data, "groupName"), _string(data, "servicePlan"), _custom_fields(data)
+        )
+        return emulator.provision(action, targets, account=account)
+
+    def _callbacks(self, method: str, account: str, rest: List[str], data: Mapping[str, Any]) -> Any:
+        emulator = self.emulator
+        if method == "GET" and not rest:
+            with emulator.lock:
+                return [
+                    {"accountName": acc, "name": service, "url": listener.url}
+                    for (acc, service), listener in sorted(emulator.listeners.items())
+                    if acc == account
+                ]
+        if method == "DELETE" and len(rest) == 2 and rest[0] == "name":
+            with emulator.lock:
+                if emulator.listeners.pop((account, rest[1]), None) is None:
+                    raise EmulatorFault("REQUEST_FAILED.CallbackNotFound", f"no {rest[1]} listener")  # [inferred]
+            return {"accountName": account, "name": rest[1]}
+        if method == "POST" and not rest:
+            _only(data, {"name", "url", "username", "password"})
+            name, url = _string(data, "name"), _string(data, "url")
+            if name not in CALLBACK_SERVICES or url is None:
+                raise EmulatorFault(_UNDEFINED, f"name must be one of {', '.join(CALLBACK_SERVICES)} and url http(s)")
+            problem = listener_url_problem(url)
+            if problem is not None:
+                raise EmulatorFault(_UNDEFINED, f"url: {problem}; give an http(s) URL with a host")
+            with emulator.lock:
+                existing = emulator.listeners.get((account, name))
+                if existing is not None and existing.api == "soap":
+                    raise EmulatorFault(
+                        "REQUEST_FAILED.CallbackAlreadyRegistered",  # [inferred]
+                        f"{name} is registered through UWS for {account}: unregister it there first",
+                    )
+                listener = Listener(url, _string(data, "username") or "", _string(data, "password") or "", "rest")
+                emulator.listeners[(account, name)] = listener
+            return {"accountName": account, "name": name}
+        raise EmulatorFault(_UNDEFINED, f"{method} callbacks/{'/'.join(rest)} is not an operation", http_status=404)
+
+
+def _object(body: bytes) -> Dict[str, Any]:
+    try:
+        data = json.loads(body.decode("utf-8")) if body.strip() else None
+    except (ValueError, RecursionError):
+        raise EmulatorFault(_UNDEFINED, "the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise EmulatorFault(_UNDEFINED, "the body must be a JSON object")
+    return data
+
+
+def _only(data: Mapping[str, Any], allowed: AbstractSet[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise EmulatorFault(_UNDEFINED, f"unknown field(s) {', '.join(unknown)}")
+
+
+def _string(data: Mapping[str, Any], key: str) -> Optional[str]:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise EmulatorFault(_UNDEFINED, f"{key} must be a string")
+    return value
+
+
+def _devices(data: Mapping[str, Any]) -> List[Tuple[DeviceIdentifier, ...]]:
+    items = data.get("devices")
+    if not isinstance(items, list) or not items:
+        raise EmulatorFault(_UNDEFINED, "devices must be a non-empty array")
+    out = []
+    for item in items:
+        ids = item.get("deviceIds") if isinstance(item, dict) else None
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, dict) for i in ids):
+            raise EmulatorFault(_UNDEFINED, "each device needs deviceIds: [{id, kind}]")
+        given = []
+        for pair in ids:
+            try:
+                given.append(DeviceIdentifier(pair.get("kind"), pair.get("id")))
+            except InputError as exc:
+                raise EmulatorFault(input_fault_code(exc), str(exc)) from None
+        out.append(tuple(given))
+    return out
+
+
+def _custom_fields(data: Mapping[str, Any]) -> List[CustomField]:
+    items = data.get("customFields", [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) and set(i) == {"key", "value"} for i in items):
+        raise EmulatorFault(_UNDEFINED, "customFields must be [{key, value}]")
+    fields = []
+    for item in items:
+        try:
+            fields.append(CustomField(item["key"], item["value"]))
+        except InputError as exc:
+            raise EmulatorFault(input_fault_code(exc), str(exc)) from None
+    return fields

@@ -1,0 +1,43 @@
+"""The emulator's UWS front: SessionService and CarrierService as our WSDL describes them, carried
+out on the emulator's inventory and served by the shared :class:`.SoapServer` (every request
+validated against our XSD, ``DeserializationFailed`` otherwise; faults written
+``<Service>.<CODE>`` with HTTP 500 like WCF [inferred status])."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from uws_adapter.emulator.core import MAX_BODY, Emulator
+from uws_adapter.model.actions import Action
+from uws_adapter.model.selection import DeviceList, Selection
+from uws_adapter.soap.server import SoapServer
+
+
+class SoapFront:
+    """The UWS operations over ``emulator`` (a :class:`.UwsOperations`); ``server`` serves them."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.server = SoapServer(self, address=self._address, max_body=MAX_BODY, count=emulator.count)
+
+    def _address(self, environ: Mapping[str, Any]) -> str:
+        return self.emulator.base_url  # the address it is bound to, whatever Host the caller sent
+
+    def log_in(self, username: str, password: str) -> str:
+        return self.emulator.open_session(username, password)
+
+    def check_session(self, token: Optional[str]) -> None:
+        self.emulator.touch_session(token)
+
+    def log_out(self, token: Optional[str]) -> None:
+        self.emulator.close_session(token)
+
+    def change_device_state(self, action: Action, selection: Selection) -> str:
+        emulator = self.emulator
+        if isinstance(selection, DeviceList):
+            targets = emulator.listed([device.identifiers for device in selection.devices])
+        else:
+            targets = emulator.query(
+                selection.account, selection.group, selection.service_plan, selection.custom_fields
+            )
+        return emulator.provision(action.element, targets)

@@ -1,0 +1,230 @@
+"""Device identifiers and devices: the kinds the carrier knows and what each kind's value looks like.
+
+Kinds are matched case-insensitively (the wire carries ``IMEI``, ``Imei`` and ``imei``) and always
+written in the documented upper-case spelling.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, List, Mapping, Pattern, Protocol, Tuple, Type, TypeVar, Union
+
+from uws_adapter.errors import InputError
+
+# Kind -> (pattern of a valid identifier, description used in error messages). Only what the
+# carrier's documents state is enforced [doc]: ESN decimal, ICCID up to 20 digits, IMEI up to 16
+# digits, MEID hexadecimal. They state nothing for the other kinds, whose examples are digits of
+# various lengths, so those are checked leniently: 1 to 64 letters, digits, "+" or "-", the rest
+# left to the carrier [inferred]. A real line refused here would be a bug.
+_LENIENT = (re.compile(r"[0-9A-Za-z+\-]{1,64}"), "1 to 64 letters, digits, + or - (the carrier checks the rest)")
+_KIND_RULES: Mapping[str, Tuple[Pattern[str], str]] = {
+    "ESN": (re.compile(r"[0-9]{1,32}"), "decimal digits"),
+    "MEID": (re.compile(r"[0-9A-Fa-f]{1,32}"), "hexadecimal digits"),
+    "IMEI": (re.compile(r"[0-9]{1,16}"), "up to 16 digits"),
+    "ICCID": (re.compile(r"[0-9]{1,20}"), "up to 20 digits"),
+    "MDN": _LENIENT,
+    "MSISDN": _LENIENT,
+    "MIN": _LENIENT,
+    "EID": _LENIENT,
+    "IMSI": _LENIENT,
+}
+
+#: The carrier's fault codes for a bad kind and a bad identifier [doc].
+KIND_INVALID = "INPUT_INVALID.Device.Kind.Invalid"
+IDENTIFIER_INVALID = "INPUT_INVALID.Device.Identifier.Invalid"
+
+#: Every kind the package accepts, in the documented spelling.
+KINDS: Tuple[str, ...] = tuple(_KIND_RULES)
+#: Kinds that only the REST API knows [doc]; a UWS envelope refuses them.
+REST_ONLY_KINDS = frozenset({"EID", "IMSI"})
+
+
+T = TypeVar("T")
+
+
+class _Named(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def identifier(self) -> str: ...
+
+
+def identity(kind: str, identifier: str) -> str:
+    """The one key of an identifier, wherever identifiers are compared or stored (the emulator's
+    inventory, the store's events and request log, the tracker, the relay): ``KIND:IDENTIFIER``,
+    both upper-cased, since the wire writes kinds in any case and hex ESN/MEID in either."""
+    return f"{kind.strip().upper()}:{identifier.strip().upper()}"
+
+
+def device_key(identifiers: Iterable[_Named]) -> str:
+    """The one key of a device named by ``identifiers`` (any order, any case): their identities,
+    sorted, joined by ``|``."""
+    return "|".join(sorted(identity(i.kind, i.identifier) for i in identifiers))
+
+
+def as_tuple_of(value: object, item_type: Type[T], field: str, fix: str) -> Tuple[T, ...]:
+    """One ``item_type`` or an iterable of them, as a tuple; anything else is an InputError that
+    names ``field`` (and the position of a wrong item)."""
+    if isinstance(value, item_type):
+        return (value,)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InputError(field, f"expected {item_type.__name__} objects, got {value!r}", fix)
+    items = tuple(value)
+    for position, item in enumerate(items):
+        if not isinstance(item, item_type):
+            raise InputError(f"{field}[{position}]", f"expected a {item_type.__name__}, got {type(item).__name__}", fix)
+    return items
+
+
+def normalize_kind(kind: object) -> str:
+    """The documented spelling of ``kind`` (any case), or :class:`InputError`."""
+    if not isinstance(kind, str):
+        raise InputError("kind", f"expected a string, got {type(kind).__name__}", _kinds_hint(), code=KIND_INVALID)
+    upper = kind.strip().upper()
+    if upper not in _KIND_RULES:
+        raise InputError("kind", f"unknown identifier kind {kind!r}", _kinds_hint(), code=KIND_INVALID)
+    return upper
+
+
+def _kinds_hint() -> str:
+    return "use one of " + ", ".join(KINDS)
+
+
+@dataclass(frozen=True)
+class DeviceIdentifier:
+    """One identifier of a device, e.g. ``DeviceIdentifier("imei", "990003420535573")``.
+
+    ``kind`` is normalized to upper case; ``identifier`` must fit the kind (an IMEI is 15 or 16
+    digits, an ICCID 19 or 20, an MEID 14 hex digits, ...).
+    """
+
+    kind: str
+    identifier: str
+
+    def __post_init__(self) -> None:
+        kind = normalize_kind(self.kind)
+        value = self.identifier
+        if not isinstance(value, str):
+            raise InputError(
+                "identifier",
+                f"expected a string, got {type(value).__name__} {value!r}",
+                "pass identifiers as strings: a number loses leading zeros",
+                code=IDENTIFIER_INVALID,
+            )
+        value = value.strip()
+        pattern, described = _KIND_RULES[kind]
+        if not pattern.fullmatch(value):
+            raise InputError(
+                "identifier",
+                f"{value!r} is not a valid {kind}",
+                f"an {kind} is {described}" if kind[0] in "AEIOU" else f"a {kind} is {described}",
+                code=IDENTIFIER_INVALID,
+            )
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "identifier", value)
+
+    @classmethod
+    def parse(cls, text: str) -> DeviceIdentifier:
+        """Parse ``KIND:IDENTIFIER``, e.g. ``"ESN:09611822299"``."""
+        kind, sep, value = text.partition(":")
+        if not sep or not kind.strip() or not value.strip():
+            raise InputError(
+                "identifier",
+                f"{text!r} is not KIND:IDENTIFIER",
+                "write e.g. IMEI:990003420535573",
+                code=IDENTIFIER_INVALID,
+            )
+        return cls(kind, value)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.identifier}"
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device, named by one or more identifiers of different kinds (one is enough for Restore
+    and Suspend)."""
+
+    identifiers: Tuple[DeviceIdentifier, ...]
+
+    def __post_init__(self) -> None:
+        ids = as_tuple_of(self.identifiers, DeviceIdentifier, "identifiers", "use DeviceIdentifier(kind, identifier)")
+        if not ids:
+            raise InputError("identifiers", "a device needs at least one identifier", "add e.g. IMEI:990003420535573")
+        seen = set()
+        for position, item in enumerate(ids):
+            if item.kind in seen:
+                raise InputError(
+                    f"identifiers[{position}]",
+                    f"a second {item.kind} for one device",
+                    "give each kind at most once per device",
+                )
+            seen.add(item.kind)
+        object.__setattr__(self, "identifiers", ids)
+
+    @classmethod
+    def of(cls, kind: str, identifier: str) -> Device:
+        """A device with a single identifier."""
+        return cls((DeviceIdentifier(kind, identifier),))
+
+    @classmethod
+    def parse(cls, text: str) -> Device:
+        """Parse ``KIND:ID`` or several joined with ``+``: ``"IMEI:...+ICCID:..."``."""
+        if not isinstance(text, str):
+            raise InputError("device", f"expected a string, got {type(text).__name__}", "write KIND:IDENTIFIER")
+        identifiers = []
+        parts = text.split("+")
+        for position, part in enumerate(parts):
+            try:
+                identifiers.append(DeviceIdentifier.parse(part))
+            except InputError as exc:
+                where = f"{text!r} part {position + 1}: " if len(parts) > 1 else f"{text!r}: "
+                raise exc.within(where) from None
+        return cls(tuple(identifiers))
+
+    def __str__(self) -> str:
+        return "+".join(str(i) for i in self.identifiers)
+
+
+def read_devices_csv(source: Union[str, Path, io.TextIOBase]) -> List[Device]:
+    """Devices from CSV rows ``kind,identifier[,kind,identifier...]`` (one device per row).
+
+    A header row starting with ``kind``, blank rows and rows starting with ``#`` are skipped.
+    Errors name the file and line.
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                return list(_rows_to_devices(handle, str(path)))
+        except OSError as exc:
+            raise InputError("devices file", f"cannot read {path}: {exc.strerror}", "check the path") from None
+        except UnicodeDecodeError:
+            raise InputError("devices file", f"{path} is not UTF-8 text", "save it as UTF-8 CSV") from None
+    return list(_rows_to_devices(source, "devices file"))
+
+
+def _rows_to_devices(handle: Iterable[str], name: str) -> Iterator[Device]:
+    for line_no, row in enumerate(csv.reader(handle), start=1):
+        cells = [cell.strip() for cell in row]
+        while cells and not cells[-1]:
+            cells.pop()
+        if not cells or cells[0].startswith("#"):
+            continue
+        if line_no == 1 and cells[0].lower() == "kind":
+            continue
+        if len(cells) % 2:
+            raise InputError(
+                f"{name} line {line_no}",
+                f"{len(cells)} cells, expected kind,identifier pairs",
+                "write each row as kind,identifier[,kind,identifier...]",
+            )
+        try:
+            yield Device(tuple(DeviceIdentifier(cells[i], cells[i + 1]) for i in range(0, len(cells), 2)))
+        except InputError as exc:
+            raise exc.within(f"{name} line {line_no}: ") from None

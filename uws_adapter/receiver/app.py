@@ -1,0 +1,350 @@
+"""The callback receiver: a WSGI application that stores each callback durably before it answers.
+
+Never acknowledges what it did not store: a 2xx (a SOAP envelope for UWS callbacks) is sent only
+after the callback's group commit returned. Authenticates each callback's username and password
+against the configured ones in constant time (a previous password is accepted during rotation;
+without credentials it refuses to start unless told ``allow_anonymous``), refuses oversized,
+compressed and non-XML/JSON bodies, and keeps malformed documents as dead letters, redacted and
+capped, within a budget (a rate and a total size) that no unauthenticated flood can exceed.
+
+A callback whose values the store cannot hold is kept as a dead letter and acknowledged (see
+:mod:`uws_adapter.store_writes`). Handler runs survive store errors: the runner logs, waits and
+goes on; a handler that raises :class:`~uws_adapter.errors.HandlerGaveUp` is not retried.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+from uws_adapter.callbacks.rest_json import parse_rest_callback
+from uws_adapter.callbacks.uws_xml import parse_callback_mended
+from uws_adapter.errors import CallbackParseError, HandlerGaveUp, InputError, StoreError
+from uws_adapter.model.callbacks import CallbackRequest
+from uws_adapter.redaction import redact
+from uws_adapter.store.interfaces import CallbackWrite, DeadLetterWrite, ReceiverStore, StoredEvent, Write
+from uws_adapter.wire import NS_SOAP_ENV, NS_V2
+from uws_adapter.xmlsafe import MAX_BYTES
+
+Handler = Callable[[StoredEvent], None]
+StartResponse = Callable[[str, List[Tuple[str, str]]], Any]
+
+_log = logging.getLogger("uws_adapter.receiver")
+
+DEAD_LETTER_MAX = 64 * 1024
+_XML_TYPES = ("text/xml", "application/xml", "application/soap+xml")
+_SOAP_ACK = (
+    f'<s:Envelope xmlns:s="{NS_SOAP_ENV}"><s:Body><CallbackResponse xmlns="{NS_V2}"/></s:Body></s:Envelope>'
+).encode()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer: status, content type, body and extra headers."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: Tuple[Tuple[str, str], ...] = ()
+
+    def send(self, start_response: StartResponse) -> List[bytes]:
+        return reply(start_response, self.status, self.content_type, self.body, self.headers)
+
+
+@dataclass(frozen=True)
+class Intake:
+    """A body accepted for storing: the store ``write``, the answer once it is committed, and the
+    answer if the commit failed (nothing is acknowledged that is not stored)."""
+
+    write: Write
+    stored: Answer
+    unstored: Answer
+    is_callback: bool = False
+
+
+_JSON_ACK = Answer(200, "application/json", b'{"stored":true}')
+
+
+class DeadLetterBudget:
+    """How many refused documents may be kept: a token bucket of ``burst`` letters refilled at
+    ``per_second``, and ``max_total`` bytes held in the store at most. What is not kept is counted
+    in :attr:`dropped` and logged (one line per ``log_every`` seconds at most)."""
+
+    def __init__(
+        self,
+        *,
+        per_second: float = 2.0,
+        burst: int = 100,
+        max_total: Optional[int] = 256 * 1024 * 1024,
+        log_every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if per_second < 0 or burst < 0 or (max_total is not None and max_total < 0):
+            raise InputError("dead letter budget", "rates and sizes cannot be negative", "use 0 to keep none")
+        self.per_second = per_second
+        self.burst = burst
+        self.max_total = max_total
+        self.log_every = log_every
+        self.dropped = 0
+        self._clock = clock
+        self._tokens = float(burst)
+        self._last = clock()
+        self._logged_at: Optional[float] = None
+        self._dropped_since_log = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """True when one more dead letter may be kept now."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.per_second)
+            self._last = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+        self.drop("over the rate")
+        return False
+
+    def drop(self, why: str) -> None:
+        with self._lock:
+            self.dropped += 1
+            self._dropped_since_log += 1
+            now = self._clock()
+            if self._logged_at is not None and now - self._logged_at < self.log_every:
+                return
+            count, self._dropped_since_log, self._logged_at = self._dropped_since_log, 0, now
+        _log.warning("refused documents not kept as dead letters (%s): %d, %d in all", why, count, self.dropped)
+
+
+def _same(given: Optional[str], expected: str) -> bool:
+    # surrogatepass: a lone surrogate from a JSON escape is a wrong password, not a crash.
+    return hmac.compare_digest((given or "").encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+
+
+class Receiver:
+    """WSGI application: ``Receiver(Store("callbacks.db"), username=..., password=...)``.
+
+    ``handlers`` are called with each new event after it is committed, at least once, in a
+    background thread, retried with backoff when they raise; they never delay acknowledgements.
+    """
+
+    def __init__(
+        self,
+        store: ReceiverStore,
+        *,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        previous_password: Optional[str] = None,
+        max_body: int = MAX_BYTES,
+        handlers: Optional[Dict[str, Handler]] = None,
+        handler_backoff: float = 1.0,
+        allow_anonymous: bool = False,
+        dead_letters: Optional[DeadLetterBudget] = None,
+        repair: bool = False,
+    ) -> None:
+        if not username and not password and not allow_anonymous:
+            raise InputError(
+                "callback credentials",
+                "a receiver without a username and password would store callbacks from anyone",
+                "give the ones registered with the carrier (--username/--password, UWS_CALLBACK_USERNAME/"
+                "UWS_CALLBACK_PASSWORD), or allow_anonymous=True (--allow-anonymous) for a closed network",
+            )
+        self.store = store
+        self.username = username
+        self.passwords = [p for p in (password, previous_password) if p]
+        self.allow_anonymous = allow_anonymous and not username and not password
+        self.dead_letters = dead_letters or DeadLetterBudget()
+        #: Mend the </Name/> end-tag defect of the carrier's documented example (opt-in, counted).
+        self.repair = repair
+        self.repaired = 0
+        self.max_body = max_body
+        self.handlers = dict(handlers or {})
+        self.handler_backoff = handler_backoff
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._runner: Optional[threading.Thread] = None
+        if self.handlers:
+            self._runner = threading.Thread(target=self._run_handlers, daemon=True, name="uws-handlers")
+            self._runner.start()
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._runner is not None:
+            self._runner.join(timeout=5)
+
+    # The protocol, shared by the WSGI application and the asyncio one (receiver_async) -----------
+
+    def screen(
+        self, method: str, path: str, length: Optional[str], encoding: Optional[str], content_type: Optional[str]
+    ) -> Union[Answer, Tuple[int, str]]:
+        """Everything decided before the body is read: an answer to send at once, or (the body's
+        length, its media type)."""
+        if method == "GET" and path in ("/", "/health"):
+            return Answer(200, "text/plain", b"ok\n")
+        if method != "POST":
+            return Answer(405, "text/plain", b"POST callbacks here\n", (("Allow", "POST"),))
+        try:
+            size = int(length or "")
+        except ValueError:
+            return Answer(411, "text/plain", b"a Content-Length is required\n")
+        if size > self.max_body:
+            return Answer(413, "text/plain", f"over the {self.max_body}-byte limit\n".encode())
+        if (encoding or "identity").strip().lower() != "identity":
+            return Answer(415, "text/plain", b"compressed bodies are refused; send identity\n")
+        kind = (content_type or "").split(";")[0].strip().lower()
+        if kind not in _XML_TYPES and kind != "application/json":
+            return Answer(415, "text/plain", b"send text/xml (UWS) or application/json (REST)\n")
+        return size, kind
+
+    def intake(self, body: bytes, media_type: str) -> Union[Answer, Intake]:
+        """What to store for a body of ``media_type`` (as :meth:`screen` gave it), and what to
+        answer once it is (or is not) stored."""
+        is_xml = media_type in _XML_TYPES
+        try:
+            if is_xml:
+                callback, mended = parse_callback_mended(body, repair=self.repair)
+                if mended:
+                    self.repaired += 1
+                    _log.info("mended a </Name/> end tag in callback %r (repair is on)", callback.request_id[:80])
+            else:
+                callback = parse_rest_callback(body)
+        except CallbackParseError as exc:
+            reason = " ".join(str(exc).split())[:300]
+            refused = Answer(400, "text/plain", (reason + "\n").encode("utf-8", "replace"))
+            _log.info("refused %s body of %d bytes: %s", media_type, len(body), reason)
+            if not self.dead_letters.take():
+                return refused
+            kept = redact(body, self.passwords, limit=DEAD_LETTER_MAX)
+            return Intake(
+                DeadLetterWrite(kept, media_type, reason, max_total=self.dead_letters.max_total),
+                refused,
+                # Kept or not, the document was refused: the answer says why, never "stored".
+                refused,
+            )
+        if not self._authentic(callback):
+            _log.info("refused callback %r: wrong username or password", callback.request_id[:80])
+            return Answer(401, "text/plain", b"wrong callback username or password\n")
+        stored = Answer(200, "text/xml; charset=utf-8", _SOAP_ACK) if is_xml else _JSON_ACK
+        document = redact(body, self.passwords, limit=DEAD_LETTER_MAX)
+        return Intake(
+            CallbackWrite(callback, tuple(self.handlers), document=document, media_type=media_type),
+            stored,
+            Answer(503, "text/plain", b"not stored; send it again\n"),
+            is_callback=True,
+        )
+
+    def committed(self, intake: Intake, result: Any) -> None:
+        """Call after ``intake.write`` committed with ``result``: wakes the handlers for a new event,
+        counts a dead letter the store had no room for."""
+        if intake.is_callback:
+            if self.handlers and result[1]:
+                self._wake.set()
+        elif result == 0:
+            self.dead_letters.drop(f"the dead letters hold {self.dead_letters.max_total} bytes")
+
+    # WSGI ------------------------------------------------------------------------------------------
+
+    def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
+        screened = self.screen(
+            environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/"), environ.get("CONTENT_LENGTH"),
+            environ.get("HTTP_CONTENT_ENCODING"), environ.get("CONTENT_TYPE"),
+        )  # fmt: skip
+        if isinstance(screened, Answer):
+            return screened.send(start_response)
+        length, media_type = screened
+        decided = self.intake(environ["wsgi.input"].read(length), media_type)
+        if isinstance(decided, Answer):
+            return decided.send(start_response)
+        try:
+            result = self.store.apply(decided.write)
+        except StoreError:
+            return decided.unstored.send(start_response)
+        self.committed(decided, result)
+        return decided.stored.send(start_response)
+
+    def _authentic(self, callback: CallbackRequest) -> bool:
+        if self.allow_anonymous:
+            return True
+        user_ok = _same(callback.username, self.username or "")
+        # Compare against every accepted password, always, so that timing says nothing.
+        password_ok = [_same(callback.password, p) for p in self.passwords] or [_same(callback.password, "")]
+        return user_ok and any(password_ok)
+
+    # Handlers --------------------------------------------------------------------------------------
+
+    def _run_handlers(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(timeout=self.handler_backoff)
+            self._wake.clear()
+            try:
+                due = self.store.due_handlers()
+            except Exception as exc:  # the store is down for a while: wait and look again
+                _log.warning("handler queue unreadable, retrying in %s s: %s", self.handler_backoff, exc)
+                continue
+            for event_id, name, attempts in due:
+                if self._stopping.is_set():
+                    return
+                try:
+                    self._run_one(event_id, name, attempts)
+                except Exception as exc:  # a store error around the run: the run stays queued
+                    _log.warning("handler %s on event %d: store error, will retry: %s", name, event_id, exc)
+
+    def _run_one(self, event_id: int, name: str, attempts: int) -> None:
+        handler = self.handlers.get(name)
+        if handler is None:
+            return  # registered in an earlier run; kept until a handler of that name is back
+        event = self.store.event(event_id)
+        try:
+            if event is not None:
+                handler(replace(event, handler_attempts=attempts))
+        except HandlerGaveUp as exc:
+            reason = exc.reason
+            _log.error("handler %s gave up on event %d: %s", name, event_id, reason)
+            self._until_stored(lambda: self.store.handler_gave_up(event_id, name, reason))
+            return
+        except Exception as exc:  # a handler's failure is retried, never lost
+            delay = min(300.0, self.handler_backoff * 2**attempts)
+            _log.warning("handler %s failed on event %d (attempt %d), retry in %.0f s: %s: %s",
+                         name, event_id, attempts + 1, delay, type(exc).__name__, exc)  # fmt: skip
+            self.store.handler_failed(event_id, name, f"{type(exc).__name__}: {exc}", delay)
+            return
+        # The handler ran: recording that must not be given up on, or it would run again.
+        self._until_stored(lambda: self.store.handler_done(event_id, name))
+
+    def _until_stored(self, write: Callable[[], None]) -> None:
+        while True:
+            try:
+                write()
+                return
+            except StoreError as exc:
+                _log.warning("could not record a handler run, retrying in %s s: %s", self.handler_backoff, exc)
+                if self._stopping.wait(self.handler_backoff):
+                    return
+
+
+def server_options(receiver: Receiver, **options: Any) -> Dict[str, Any]:
+    """waitress options for serving ``receiver``: waitress reads a whole body before calling the
+    application, so the size cap must be its own as well, to answer 413 before reading."""
+    return {"max_request_body_size": receiver.max_body, "ident": "uws-adapter", **options}
+
+
+def reply(
+    start_response: StartResponse,
+    status: int,
+    content_type: str,
+    body: bytes,
+    extra: Tuple[Tuple[str, str], ...] = (),
+) -> List[bytes]:
+    reasons = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+               411: "Length Required", 500: "Internal Server Error",
+               413: "Payload Too Large", 415: "Unsupported Media Type", 503: "Service Unavailable"}  # fmt: skip
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *extra]
+    if status == 413:
+        headers.append(("Connection", "close"))  # the unread body must not be taken for the next request
+    start_response(f"{status} {reasons[status]}", headers)
+    return [body]

@@ -1,0 +1,180 @@
+"""The receiver as an ASGI application, for uvicorn: the same protocol as the WSGI
+:class:`~uws_adapter.receiver.Receiver` (it delegates every decision to it), with group commits.
+
+Why: under WSGI each callback holds a worker thread while it waits for the writer thread, and the
+two trade the GIL for every callback. Here a request parks on a future, and one committer thread
+takes everything parked since its last commit as one group: written in one transaction and
+committed durably (one fsync, during which the GIL is free and the loop goes on parsing what
+becomes the next group). Only then are the group's acknowledgements sent. One handoff per group.
+
+The loop itself never waits for the database: a commit stuck behind another process's write lock
+costs its group a 503 after ``commit_timeout`` seconds (the store's lock wait is bounded too), while
+``/health`` and the parsing of other requests go on.
+
+    uvicorn --factory uws_adapter.receiver_async:create_app --port 8081
+
+(configured by the same environment variables as :mod:`uws_adapter.wsgi`), or
+``uws-adapter receiver --server uvicorn``. Only the latter bounds connections (a limit, and
+deadlines for idle, slow-header and slow-body clients, which plain uvicorn lacks): in a program,
+merge :func:`uws_adapter.serving.uvicorn_options` over :func:`server_config`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Sequence, Tuple
+
+from uws_adapter.receiver.app import Answer, Intake, Receiver
+from uws_adapter.store.interfaces import Outcome, ReceiverStore, Write
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class AsyncReceiver:
+    """ASGI application over a :class:`Receiver` (its store, credentials, limits and handlers)."""
+
+    def __init__(self, receiver: Receiver, *, commit_timeout: Optional[float] = None) -> None:
+        self.receiver = receiver
+        self.store: ReceiverStore = receiver.store
+        #: How long a callback waits for its group's commit before it is answered 503.
+        self.commit_timeout = commit_timeout if commit_timeout is not None else self.store.lock_timeout + 5.0
+        self._parked: List[Tuple[Intake, asyncio.Future[Any]]] = []
+        self._committing = False
+        # One thread: commits of one process are serial anyway, and a group forms while one runs.
+        self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="uws-commit")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        screened = self.receiver.screen(
+            scope["method"], scope["path"], headers.get("content-length"), headers.get("content-encoding"),
+            headers.get("content-type"),
+        )  # fmt: skip
+        if isinstance(screened, Answer):
+            await _send(send, screened, close=screened.status == 413)
+            return
+        length, media_type = screened
+        body = await _read_body(receive, length)
+        if body is None:
+            await _send(send, Answer(400, "text/plain", b"the body does not match its Content-Length\n"), close=True)
+            return
+        decided = self.receiver.intake(body, media_type)
+        if isinstance(decided, Answer):
+            await _send(send, decided)
+            return
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[Any] = loop.create_future()
+        self._parked.append((decided, committed))
+        if not self._committing:
+            self._committing = True
+            # call_soon runs after the requests already scheduled in this loop iteration, so
+            # everything that arrived together is committed together.
+            loop.call_soon(lambda: asyncio.ensure_future(self._commit_parked()))
+        try:
+            # shield: a timeout answers 503 but leaves the group's outcome to the committer.
+            result = await asyncio.wait_for(asyncio.shield(committed), self.commit_timeout)
+        except Exception:
+            await _send(send, decided.unstored)
+            return
+        self.receiver.committed(decided, result)
+        await _send(send, decided.stored)
+
+    async def _commit_parked(self) -> None:
+        """Commit everything parked, group after group, in the committer thread; what arrives
+        while one group commits becomes the next."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._parked:
+                parked, self._parked = self._parked, []
+                group = max(1, self.store.max_batch)  # max_batch 1 is the one-commit-per-callback baseline
+                for start in range(0, len(parked), group):
+                    chunk = parked[start : start + group]
+                    writes = [intake.write for intake, _ in chunk]
+                    jobs = await loop.run_in_executor(self._committer, self._commit, writes)
+                    for (_, future), job in zip(chunk, jobs):
+                        if future.done():  # the client went away
+                            continue
+                        if job.error is not None:
+                            future.set_exception(job.error)
+                        else:
+                            future.set_result(job.result)
+        finally:
+            self._committing = False
+
+    def _commit(self, writes: List[Write]) -> Sequence[Outcome]:
+        try:
+            return self.store.commit_group(writes)
+        except Exception as exc:  # no connection, or the store refused: nothing of this group is stored
+            return [Outcome(error=exc)] * len(writes)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self._committer.shutdown(wait=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _read_body(receive: Receive, length: int) -> Optional[bytes]:
+    parts: List[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None  # the client went away
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > length:
+            return None
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts) if size == length else None
+
+
+async def _send(send: Send, answer: Answer, *, close: bool = False) -> None:
+    headers: List[Tuple[bytes, bytes]] = [
+        (b"content-type", answer.content_type.encode("latin-1")),
+        (b"content-length", str(len(answer.body)).encode("latin-1")),
+    ]
+    headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers]
+    if close:  # an unread body must not be taken for the next request
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+def create_app() -> AsyncReceiver:
+    """An AsyncReceiver configured from the environment, as :func:`uws_adapter.wsgi.create_app`."""
+    from uws_adapter.receiver.wsgi import create_app as create_wsgi_app
+
+    return AsyncReceiver(create_wsgi_app())
+
+
+def server_config(app: Optional[AsyncReceiver] = None, **options: Any) -> Dict[str, Any]:
+    """uvicorn options for the receiver: its fastest HTTP parser and loop when installed, no access
+    log, no proxy-header rewriting (the receiver does not use client addresses)."""
+    chosen: Dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "on", "proxy_headers": False}
+    try:
+        import httptools  # noqa: F401
+
+        chosen["http"] = "httptools"
+    except ImportError:
+        chosen["http"] = "h11"
+    try:
+        import uvloop  # noqa: F401
+
+        chosen["loop"] = "uvloop"
+    except ImportError:
+        chosen["loop"] = "asyncio"
+    return {**chosen, **options}

@@ -1,0 +1,307 @@
+"""A ThingSpace REST M2M client: OAuth2 client credentials, the M2M session, restore, suspend,
+eSIM profile_resume, and callback listener registration.
+
+It is a :class:`~uws_adapter.provisioning.Provisioner` like :class:`~uws_adapter.UwsClient`: the
+same request model, the same exceptions (``{errorCode, errorMessage}`` becomes the
+:class:`ServiceFault` subclass its code means), the same timeout and no-blind-retry rule.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from uws_adapter.errors import DocumentError, InputError, OutcomeUnknown, TransportError
+from uws_adapter.jsonsafe import loads_untrusted
+from uws_adapter.model.actions import Action
+from uws_adapter.model.devices import Device
+from uws_adapter.model.selection import ACCOUNT_FIX, DeviceList, Selection, check_request, required_text
+from uws_adapter.provisioning.base import Provisioner
+from uws_adapter.provisioning.faults import make_fault
+from uws_adapter.provisioning.transport import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_ANSWER_BYTES,
+    DEFAULT_TIMEOUT,
+    Answer,
+    Describe,
+    SentRequest,
+    redact_json,
+)
+from uws_adapter.rest.body import JSON_TYPE, PROFILE_RESUME_PATH, RestRequest, profile_resume_body, rest_request
+from uws_adapter.store.sqlite import Store
+from uws_adapter.wire import (
+    CALLBACK_SERVICES,
+    CALLBACKS_PATH,
+    M2M_TOKEN_HEADER,
+    OAUTH_TOKEN_PATH,
+    REST_BASE_URL,
+    SESSION_LOGIN_PATH,
+)
+
+
+@dataclass(frozen=True)
+class CallbackListener:
+    """A callback listener registered for an account and a service."""
+
+    account: str
+    service: str
+    url: str
+
+
+class RestClient(Provisioner):
+    """The REST M2M API. ``client_id`` / ``client_secret`` get the OAuth2 bearer token (cached and
+    renewed ``renew_before`` seconds before it expires), or ``bearer_token`` is used as it is;
+    ``username`` / ``password`` open the M2M session (header ``VZ-M2M-Token``)."""
+
+    api = "rest"
+
+    def __init__(
+        self,
+        *,
+        base_url: str = REST_BASE_URL,
+        client_id: Optional[str] = None,
+        client_secret: Optional[str] = None,
+        bearer_token: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        token: Optional[str] = None,
+        session: Optional[requests.Session] = None,
+        timeout: Tuple[float, float] = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        connect_retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        sleep: Callable[[float], None] = time.sleep,
+        store: Optional[Store] = None,
+        renew_before: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(
+            username=username, password=password, token=token, session=session, timeout=timeout,
+            deadline=deadline, max_answer_bytes=max_answer_bytes, connect_retries=connect_retries, backoff=backoff,
+            max_backoff=max_backoff, sleep=sleep, store=store,
+        )  # fmt: skip
+        if not (client_id and client_secret) and not bearer_token:
+            raise InputError(
+                "client_id", "no OAuth2 credentials", "pass client_id= and client_secret= (or bearer_token=)"
+            )
+        self.base_url = base_url.rstrip("/")
+        self._oauth = (client_id, client_secret) if client_id and client_secret else None
+        self._bearer = bearer_token
+        self._bearer_expires = float("inf") if bearer_token else 0.0
+        self._bearer_lock = threading.Lock()
+        self.renew_before = renew_before
+        self._clock = clock
+
+    # OAuth2 and session ---------------------------------------------------------------------
+
+    def bearer_token(self, *, renew: bool = False) -> str:
+        """The OAuth2 bearer token, fetched when missing, near expiry, or ``renew``."""
+        with self._bearer_lock:
+            now = self._clock()
+            if self._bearer is not None and not renew and now < self._bearer_expires:
+                return self._bearer
+            if self._oauth is None:
+                if self._bearer is None:
+                    raise InputError("client_id", "no OAuth2 credentials", "pass client_id= and client_secret=")
+                return self._bearer
+            url = self.base_url + OAUTH_TOKEN_PATH
+            headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": JSON_TYPE}
+
+            def sent() -> SentRequest:
+                return SentRequest("POST", url, "OAuth2 token", b"grant_type=client_credentials", headers)
+
+            response = self._http.send(
+                "POST", url, request=sent, data=b"grant_type=client_credentials", headers=headers, auth=self._oauth,
+                login=True,
+            )  # fmt: skip
+            answer = _answer(response, may_resend=True, request=sent, login=True)
+            token, lifetime = answer.get("access_token"), answer.get("expires_in", 3600)
+            if not isinstance(token, str) or not token:
+                raise TransportError("the OAuth2 token answer has no access_token", http_status=response.status_code)
+            try:
+                seconds = float(lifetime)
+            except (TypeError, ValueError):
+                seconds = 3600.0
+            # Renew early, but never sooner than half way through a short-lived token.
+            self._bearer = token
+            self._bearer_expires = now + max(seconds / 2, seconds - self.renew_before)
+            return token
+
+    def _login(self, username: str, password: str) -> str:
+        request = RestRequest("POST", self.base_url + SESSION_LOGIN_PATH, {"username": username, "password": password})
+        answer = self._call(request, m2m_token=None, may_resend=True, login=True)
+        token = answer.get("sessionToken")
+        if not isinstance(token, str) or not token:
+            raise TransportError("session/login answered without a sessionToken")
+        return token
+
+    def logout(self) -> None:
+        """Forget the session token (the REST API has no logout call [doc])."""
+        self._token = None
+
+    # Provisioning ---------------------------------------------------------------------------
+
+    def _check(self, action: Action, selection: Selection) -> None:
+        check_request(action, selection)  # the REST body carries every valid request
+
+    def _change(self, action: Action, selection: Selection, token: str) -> str:
+        request = rest_request(action, selection, base_url=self.base_url)
+        sent = _sent(request, action.element, selection)
+        return _request_id(self._call(request, m2m_token=token, sent=sent), sent)
+
+    def profile_resume(
+        self, devices: Sequence[Device], *, account: str, service_plan: Optional[str] = None
+    ) -> str:  # fmt: skip
+        """Resume suspended eSIM profiles (named by ICCID); returns the requestId. One callback
+        per profile, from DeviceProfileService."""
+        body = profile_resume_body(devices, account=account, service_plan=service_plan)
+        request = RestRequest("POST", self.base_url + PROFILE_RESUME_PATH, body)
+        sent = _sent(request, "ProfileResume", DeviceList(tuple(devices), account))
+        request_id = _request_id(
+            self._with_session(lambda token: self._call(request, m2m_token=token, sent=sent)), sent
+        )
+        if self.store is not None:
+            self.store.record_request(request_id, "ProfileResume", tuple(devices), api=self.api)
+        return request_id
+
+    # Callback listeners ---------------------------------------------------------------------
+
+    def register_callback(
+        self, account: str, service: str, url: str, *, username: Optional[str] = None, password: Optional[str] = None
+    ) -> None:
+        """Register ``url`` as the listener for ``service`` callbacks of ``account``. A service
+        registered through UWS must be unregistered there first [doc]."""
+        account, service = _account(account), _service(service)
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise InputError("url", f"{url!r} is not an http(s) URL", "give the listener's full URL")
+        body: Dict[str, Any] = {"name": service, "url": url}
+        if username:
+            body["username"] = username
+        if password:
+            body["password"] = password
+        self._session_call(RestRequest("POST", self._callbacks_url(account), body), may_resend=True)
+
+    def callback_listeners(self, account: str) -> List[CallbackListener]:
+        """The listeners registered for ``account``."""
+        answer = self._session_call(RestRequest("GET", self._callbacks_url(_account(account))), may_resend=True)
+        items = answer.get("items", [])
+        return [
+            CallbackListener(str(item.get("accountName", account)), str(item.get("name")), str(item.get("url")))
+            for item in items
+            if isinstance(item, Mapping)
+        ]
+
+    def unregister_callback(self, account: str, service: str) -> None:
+        """Remove the listener of ``service`` for ``account``."""
+        url = f"{self._callbacks_url(_account(account))}/name/{quote(_service(service), safe='')}"
+        self._session_call(RestRequest("DELETE", url), may_resend=True)
+
+    def _callbacks_url(self, account: str) -> str:
+        return f"{self.base_url}{CALLBACKS_PATH}/{quote(account, safe='')}"
+
+    def _session_call(self, request: RestRequest, *, may_resend: bool = False) -> Dict[str, Any]:
+        return self._with_session(lambda token: self._call(request, m2m_token=token, may_resend=may_resend))
+
+    # HTTP -------------------------------------------------------------------------------------
+
+    def _call(
+        self, request: RestRequest, *, m2m_token: Optional[str], may_resend: bool = False, login: bool = False,
+        sent: Optional[Describe] = None,
+    ) -> Dict[str, Any]:  # fmt: skip
+        """One call with the bearer (renewed once if the gateway refuses it with a bare 401)."""
+        sent = sent if sent is not None else _sent(request)
+        for renew in (False, True):
+            headers = {"Authorization": f"Bearer {self.bearer_token(renew=renew)}", "Accept": JSON_TYPE}
+            if m2m_token is not None:
+                headers[M2M_TOKEN_HEADER] = m2m_token
+            data = None
+            if request.method in ("POST", "PUT"):
+                headers["Content-Type"] = JSON_TYPE
+                data = request.body
+            response = self._http.send(
+                request.method, request.url, request=sent, headers=headers, data=data, login=login
+            )
+            if response.status_code == 401 and not renew and self._oauth is not None and not _error_code(response):
+                continue  # a 401 was not acted on: a fresh bearer token and one resend are safe
+            return _answer(response, may_resend=may_resend, request=sent, login=login)
+        raise AssertionError("unreachable")
+
+
+def _sent(request: RestRequest, action: Optional[str] = None, selection: Optional[Selection] = None) -> Describe:
+    """What an :class:`OutcomeUnknown` shows of ``request``: its body without passwords or tokens."""
+
+    def describe() -> SentRequest:
+        body = redact_json(request.body) if request.payload else b""
+        operation = f"{request.method} {urlsplit(request.url).path}"
+        return SentRequest(request.method, request.url, operation, body, action=action, selection=selection)
+
+    return describe
+
+
+def _account(account: object) -> str:
+    return required_text("account", account, ACCOUNT_FIX)
+
+
+def _service(service: object) -> str:
+    name = required_text("service", service, "use one of " + ", ".join(CALLBACK_SERVICES))
+    if name not in CALLBACK_SERVICES:
+        raise InputError("service", f"unknown callback service {name!r}", "use one of " + ", ".join(CALLBACK_SERVICES))
+    return name
+
+
+def _request_id(answer: Mapping[str, Any], request: Describe) -> str:
+    request_id = answer.get("requestId")
+    if not isinstance(request_id, str) or not request_id.strip():
+        raise OutcomeUnknown(
+            "the service answered without a requestId; check callbacks before sending it again", request=request()
+        )
+    return request_id.strip()
+
+
+def _decode(response: Answer) -> Optional[Any]:
+    content = response.content  # already within the client's max_answer_bytes
+    if not content.strip():
+        return None
+    try:
+        return loads_untrusted(content.decode("utf-8"), what="answer")
+    except (DocumentError, UnicodeDecodeError):
+        return None
+
+
+def _error_code(response: Answer) -> Optional[str]:
+    decoded = _decode(response)
+    if isinstance(decoded, dict) and decoded.get("errorCode") not in (None, ""):
+        return str(decoded["errorCode"])
+    return None
+
+
+def _answer(response: Answer, *, may_resend: bool, request: Describe, login: bool = False) -> Dict[str, Any]:
+    status = response.status_code
+    decoded = _decode(response)
+    if isinstance(decoded, dict) and decoded.get("errorCode") not in (None, ""):
+        raise make_fault(str(decoded["errorCode"]), str(decoded.get("errorMessage") or ""), http_status=status)
+    if 200 <= status < 300:
+        if isinstance(decoded, dict):
+            return decoded
+        if isinstance(decoded, list):  # listings come as a bare array
+            return {"items": decoded}
+        if not response.content.strip():
+            return {}  # registration and removal may answer with an empty 2xx
+    kind = response.headers.get("Content-Type", "no content type")
+    detail = f"HTTP {status} ({kind}) without a JSON answer or an errorCode"
+    if login:  # nothing was provisioned, and a login may be repeated
+        raise TransportError(f"{detail}; logging in failed: log in again", http_status=status)
+    if status >= 500 or (200 <= status < 300 and not may_resend):
+        raise OutcomeUnknown(
+            f"{detail}; the request may have been carried out: check its callbacks before sending it again",
+            request=request(),
+            http_status=status,
+        )
+    raise TransportError(detail, http_status=status)

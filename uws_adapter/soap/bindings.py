@@ -1,0 +1,89 @@
+"""zeep bindings from the bundled WSDL: loaded once per process, from package data, offline."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import unquote, urlparse
+
+import zeep
+from zeep.transports import Transport
+
+from uws_adapter.errors import ResourceError
+
+WSDL_FILE = "uws.wsdl"
+
+
+def resource_dir() -> Path:
+    """The folder of the installed WSDL and XSD files (package ``uws_adapter.wsdl``)."""
+    try:
+        root = resources.files("uws_adapter.wsdl")
+    except ModuleNotFoundError:
+        raise ResourceError(
+            "the bundled WSDL (package uws_adapter.wsdl) is not installed; reinstall uws-adapter"
+        ) from None
+    # A zipped install would need extraction; wheels install as files, which zeep and lxml need.
+    if not isinstance(root, Path) or not (root / WSDL_FILE).is_file():
+        raise ResourceError(f"{WSDL_FILE} is missing from {root}; reinstall uws-adapter")
+    return root
+
+
+class _OfflineTransport(Transport):
+    """Reads the WSDL's own files and nothing else: no network, no file outside the folder."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._root = root.resolve()
+
+    def load(self, url: str) -> bytes:
+        parsed = urlparse(url)
+        if parsed.scheme == "file":
+            url = unquote(parsed.path)
+        elif parsed.scheme:
+            raise ResourceError(f"refused to fetch {url}: the bundled WSDL is loaded offline")
+        path = Path(url).resolve()
+        if self._root not in path.parents:
+            raise ResourceError(f"refused to read {path}: outside the bundled WSDL folder")
+        return path.read_bytes()
+
+
+@dataclass(frozen=True)
+class Bindings:
+    """The zeep client and the bound services of the bundled WSDL."""
+
+    client: zeep.Client
+    carrier: Any  # zeep ServiceProxy of CarrierService
+    session: Any  # zeep ServiceProxy of SessionService
+
+
+_lock = threading.Lock()
+_loaded: Optional[Bindings] = None
+
+
+def bindings() -> Bindings:
+    """The process-wide zeep bindings; the WSDL is parsed on first use only."""
+    global _loaded
+    if _loaded is None:
+        with _lock:
+            if _loaded is None:
+                _loaded = _load()
+    return _loaded
+
+
+def _load() -> Bindings:
+    root = resource_dir()
+    settings = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    try:
+        client = zeep.Client(  # type: ignore[no-untyped-call]
+            str(root / WSDL_FILE), transport=_OfflineTransport(root), settings=settings
+        )
+        carrier = client.bind("CarrierService", "CarrierServicePort")
+        session = client.bind("SessionService", "SessionServicePort")
+    except ResourceError:
+        raise
+    except Exception as exc:  # zeep raises many unrelated types for a broken WSDL
+        raise ResourceError(f"the bundled WSDL cannot be loaded: {exc}") from exc
+    return Bindings(client, carrier, session)

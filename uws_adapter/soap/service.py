@@ -1,0 +1,144 @@
+"""The UWS messages our SOAP server (:mod:`.soap_server`) reads and answers, shared by the
+emulator's UWS front and the bridge's SOAP façade: the LogIn credentials, a ChangeDeviceState
+``Input`` turned back into the request model, the answers written as UWS writes them, and the
+sessions both keep (:class:`IdleSessions`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+from xml.sax.saxutils import escape
+
+from lxml import etree
+
+from uws_adapter.errors import InputError, Refused
+from uws_adapter.model.actions import Action, Restore, Suspend
+from uws_adapter.model.devices import Device, DeviceIdentifier
+from uws_adapter.model.selection import CustomField, DeviceList, Selection, select
+from uws_adapter.wire import MAX_DEVICES_PER_REQUEST, NS_CARRIER, NS_SESSION, NS_SOAP_ENV, NS_V2
+
+SERVICES = ("SessionService", "CarrierService")
+_ACTIONS = ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend")
+_QUERY = ("AccountName", "DeviceGroupName", "DeviceServicePlanFilter", "DeviceCustomFieldFilter")
+_UNDEFINED = "INPUT_INVALID.RequestUndefined"
+
+
+class IdleSessions:
+    """Session tokens that expire after ``idle`` seconds without use, as UWS's do (20 minutes
+    [doc]); thread-safe. The emulator (both of its APIs) and the bridge keep their sessions here."""
+
+    def __init__(self, idle: float) -> None:
+        self.idle = idle
+        self._last_use: Dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def open(self) -> str:
+        token = secrets.token_hex(16)
+        with self._lock:
+            self._last_use[token] = time.monotonic()
+        return token
+
+    def touch(self, token: Optional[str]) -> None:
+        """Note a use of ``token``; :class:`Refused` when it is unknown or has expired."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._last_use.get(token or "")
+            if last is None:
+                raise Refused("REQUEST_FAILED.SessionToken.Invalid", "unknown session token")  # [inferred] code
+            if now - last > self.idle:
+                del self._last_use[token or ""]
+                raise Refused("REQUEST_FAILED.SessionToken.Expired", "the session token has expired")
+            self._last_use[token or ""] = now
+
+    def close(self, token: Optional[str]) -> None:
+        with self._lock:
+            self._last_use.pop(token or "", None)
+
+
+@dataclass(frozen=True)
+class SoapCall:
+    """A validated incoming call: its operation, its payload element and the header token."""
+
+    service: str
+    operation: str
+    payload: etree._Element
+    token: Optional[str]
+
+
+def login_credentials(call: SoapCall) -> Tuple[str, str]:
+    return call.payload.findtext("{*}Input/{*}Username") or "", call.payload.findtext("{*}Input/{*}Password") or ""
+
+
+def input_fault_code(exc: InputError) -> str:
+    """The carrier's code for input our model refuses [doc]: set where the error is raised
+    (``InputError.code``), never read from its wording."""
+    return exc.code
+
+
+def read_change_device_state(call: SoapCall) -> Tuple[Action, Selection]:
+    """The action and selection of a ChangeDeviceState ``Input`` (already schema-valid)."""
+    fields: Dict[str, etree._Element] = {etree.QName(child).localname: child for child in call.payload[0]}
+    actions = [name for name in _ACTIONS if name in fields]
+    if len(actions) != 1:
+        raise Refused(_UNDEFINED, "send exactly one action element")
+    if actions[0] not in ("Restore", "Suspend"):
+        raise Refused(_UNDEFINED, f"{actions[0]} is not supported here (Restore and Suspend are)")
+    action: Action = Restore() if actions[0] == "Restore" else Suspend()
+    query = [name for name in _QUERY if name in fields]
+    try:
+        if "DeviceList" in fields:
+            if query:
+                raise Refused(_UNDEFINED, f"DeviceList with {', '.join(query)}")
+            collections = list(fields["DeviceList"])
+            if len(collections) > MAX_DEVICES_PER_REQUEST:
+                raise Refused("INPUT_INVALID.MaxRequestsExceeded", f"{len(collections)} devices")
+            return action, DeviceList(tuple(_device(c) for c in collections))
+        custom: List[CustomField] = []
+        if "DeviceCustomFieldFilter" in fields:
+            element = fields["DeviceCustomFieldFilter"]
+            custom.append(CustomField(element.findtext("{*}Name") or "", element.findtext("{*}Value") or ""))
+        text = {name: fields[name].text or "" for name in _QUERY[:3] if name in fields}
+        selection = select(
+            account=text.get("AccountName"),
+            group=text.get("DeviceGroupName"),
+            service_plan=text.get("DeviceServicePlanFilter"),
+            custom_fields=custom,
+        )
+        return action, selection
+    except InputError as exc:
+        raise Refused(input_fault_code(exc), str(exc)) from None
+
+
+def _device(collection: etree._Element) -> Device:
+    pairs = collection.iterfind("{*}DeviceIdentifiers/{*}DeviceIdentifier")
+    return Device(
+        tuple(DeviceIdentifier(p.findtext("{*}Kind") or "", p.findtext("{*}Identifier") or "") for p in pairs)
+    )
+
+
+def soap_envelope(body: str) -> bytes:
+    return f'<s:Envelope xmlns:s="{NS_SOAP_ENV}"><s:Body>{body}</s:Body></s:Envelope>'.encode()
+
+
+def login_response(token: str) -> bytes:
+    # Output is a v2 element; its children are in the SessionService contract namespace [seen].
+    return soap_envelope(
+        f'<LogInResponse xmlns="{NS_V2}"><Output xmlns:a="{NS_SESSION}"><a:SessionToken>{escape(token)}'
+        "</a:SessionToken></Output></LogInResponse>"
+    )
+
+
+def logout_response() -> bytes:
+    return soap_envelope(f'<LogOutResponse xmlns="{NS_V2}"/>')
+
+
+def change_response(request_id: str) -> bytes:
+    # Escaped: a requestId relayed from the REST API is not ours to trust.
+    return soap_envelope(
+        f'<ChangeDeviceStateResponse xmlns="{NS_V2}"><Output xmlns:a="{NS_CARRIER}">'
+        f"<a:RequestId>{escape(request_id)}</a:RequestId></Output></ChangeDeviceStateResponse>"
+    )

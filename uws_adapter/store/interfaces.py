@@ -1,0 +1,183 @@
+"""What the services need of a store, as small typed interfaces, so that a second backend can
+implement them without touching the receiver, the bridge, the tracker or the clients.
+
+Four roles, one per concern:
+
+- :class:`CallbackEvents`: callbacks as events (one per service, RequestId, device and action),
+  every delivery attempt, and dead letters. Writes are described by :class:`CallbackWrite` and
+  :class:`DeadLetterWrite`; a backend commits a group of them in one transaction, each in its own
+  savepoint, and a caller acknowledges nothing before that commit returned.
+- :class:`HandlerQueue`: the runs of handlers (and of the bridge's relay) still due per event.
+- :class:`RequestLog`: what the clients sent, so that the tracker knows which devices to expect.
+  The clients depend on this role only.
+- :class:`Tracking`: where a request stands.
+
+:class:`~uws_adapter.store.Store` (SQLite) implements all four.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, Union
+
+from uws_adapter.errors import StoreError
+from uws_adapter.model.callbacks import CallbackRequest
+from uws_adapter.model.devices import Device
+
+__all__ = [
+    "POISONED", "CallbackEvents", "CallbackWrite", "DeadLetterWrite", "HandlerQueue", "Outcome", "ReceiverStore",
+    "RequestLog", "RequestStatus", "StoreError", "StoredEvent", "Tracking", "Write",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as stored: the callback (password redacted), its delivery attempts, and whether a
+    re-send differed from the first delivery. A handler sees ``handler_attempts``: how many times
+    it failed on this event before (0 on its first run)."""
+
+    id: int
+    callback: CallbackRequest
+    attempts: int
+    differs: bool
+    received_at: float
+    handler_attempts: int = 0
+
+
+@dataclass(frozen=True)
+class RequestStatus:
+    """Where a request stands: per device, succeeded, failed (with fault codes) or pending.
+
+    A device-list request has a known ``total``: it is complete when every listed device has a
+    callback. An account, group or filter request is ``open_ended``: no total exists before the
+    carrier has answered for every line it matched, so it is never complete; ``total`` is then the
+    devices heard from so far. A request the store has neither sent nor heard of is not ``known``.
+    """
+
+    request_id: str
+    action: Optional[str]
+    total: int
+    succeeded: Tuple[str, ...]
+    failed: Dict[str, Optional[str]] = field(default_factory=dict)
+    pending: Tuple[str, ...] = ()
+    open_ended: bool = False
+    #: When the request was recorded as sent (None: not sent through this store's request log).
+    sent_at: Optional[float] = None
+    #: When the last callback of this request was stored.
+    last_callback_at: Optional[float] = None
+
+    @property
+    def known(self) -> bool:
+        return self.sent_at is not None or self.total > 0
+
+    @property
+    def callbacks(self) -> int:
+        """Devices heard from so far."""
+        return len(self.succeeded) + len(self.failed)
+
+    @property
+    def complete(self) -> bool:
+        return not self.open_ended and not self.pending and self.total > 0
+
+
+@dataclass(frozen=True)
+class CallbackWrite:
+    """Store one callback: a new event with its handler runs, or one more attempt of a known one.
+
+    ``document`` (already redacted) is kept as a dead letter instead if the callback's values
+    cannot be stored; the outcome is then ``(POISONED, False)``."""
+
+    callback: CallbackRequest
+    handlers: Tuple[str, ...] = ()
+    document: Optional[bytes] = None
+    media_type: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class DeadLetterWrite:
+    """Keep a refused document (redacted and cut by the caller) unless the dead letters already
+    hold ``max_total`` bytes; the outcome is its id, or 0 when it was not kept."""
+
+    body: bytes
+    media_type: Optional[str]
+    reason: str
+    max_total: Optional[int] = None
+
+
+Write = Union[CallbackWrite, DeadLetterWrite]
+#: The event id of a :class:`CallbackWrite` that was kept as a dead letter instead.
+POISONED = 0
+
+
+@dataclass
+class Outcome:
+    """How one write of a group went: its ``result``, or the ``error`` that kept it out."""
+
+    result: Any = None
+    error: Optional[BaseException] = None
+
+
+class CallbackEvents(Protocol):
+    """Callback events, their attempts, and dead letters."""
+
+    #: Wall-clock time for what is stored and for handler back-off (tests inject one).
+    clock: Callable[[], float]
+    #: How long a writer waits for its turn before the write fails (seconds).
+    lock_timeout: float
+    #: The largest group committed in one transaction (1: one commit per write).
+    max_batch: int
+
+    def apply(self, write: Write, *, timeout: float = 30.0) -> Any:
+        """Store ``write`` durably and return its outcome's result, or raise :class:`StoreError`."""
+
+    def commit_group(self, writes: Sequence[Write]) -> List[Outcome]:
+        """Store ``writes`` in one transaction, in the calling thread; one outcome per write."""
+
+    def events(self, *, request_id: Optional[str] = None, after_id: int = 0, limit: int = 1000) -> List[StoredEvent]:
+        """Events in arrival order, after ``after_id``."""
+
+    def iter_events(self, *, request_id: Optional[str] = None, after_id: int = 0) -> Iterator[StoredEvent]:
+        """Every event, in pages."""
+
+    def event(self, event_id: int) -> Optional[StoredEvent]:
+        """One event, or None."""
+
+    def counts(self) -> Dict[str, int]:
+        """Rows per table: events, attempts, dead_letters, requests, handler_queue."""
+
+    def close(self) -> None:
+        """Release connections and threads."""
+
+
+class HandlerQueue(Protocol):
+    """Handler runs still due, per event and handler name."""
+
+    def due_handlers(self, limit: int = 500) -> List[Tuple[int, str, int]]:
+        """(event id, handler name, attempts so far) of runs that are due now."""
+
+    def handler_done(self, event_id: int, handler: str) -> None:
+        """The run succeeded: never again."""
+
+    def handler_failed(self, event_id: int, handler: str, error: str, delay: float) -> None:
+        """The run failed: due again after ``delay`` seconds."""
+
+    def handler_gave_up(self, event_id: int, handler: str, reason: str) -> None:
+        """The run can never succeed: off the queue, kept among the dead letters."""
+
+
+class RequestLog(Protocol):
+    """What the clients sent."""
+
+    def record_request(self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap") -> None:
+        """Remember a sent request and the devices it names."""
+
+
+class Tracking(Protocol):
+    """Where requests stand."""
+
+    def status(self, request_id: str) -> RequestStatus:
+        """Per device of a request: succeeded, failed (with the fault code) or still pending."""
+
+
+class ReceiverStore(CallbackEvents, HandlerQueue, Protocol):
+    """What a receiver (and the bridge, which is one) needs of its store."""

@@ -1,0 +1,146 @@
+"""What the store writes for each document the receiver takes: the transaction for a callback
+(one event per service, RequestId, device and action; one attempt per delivery; its handler runs)
+and for a refused document (a dead letter). Each is a function of a connection, run by the store's
+writer inside a group commit (:meth:`Store.write`, :meth:`Store.commit_group`).
+
+A callback whose values the database cannot hold is not lost: the same transaction keeps it as a
+dead letter instead (:data:`POISONED`), so that it can be acknowledged rather than refused on every
+re-send until the carrier gives up. Only failures of the database itself (disk full, lock, I/O)
+propagate, for a 503 and a re-send.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import time
+from typing import Callable, Optional, Sequence, Tuple
+
+from uws_adapter.model.callbacks import CallbackRequest
+from uws_adapter.model.devices import device_key
+from uws_adapter.store.interfaces import POISONED, CallbackWrite, DeadLetterWrite, Write
+
+_log = logging.getLogger("uws_adapter.store")
+
+
+def callback_work(
+    callback: CallbackRequest,
+    handlers: Sequence[str] = (),
+    *,
+    document: Optional[bytes] = None,
+    media_type: Optional[str] = None,
+    clock: Callable[[], float] = time.time,
+) -> Callable[[sqlite3.Connection], Tuple[int, bool]]:
+    """The store transaction for one callback: insert its event (or count a re-send), its attempt,
+    and its handler runs. ``document`` (redacted) is what to keep as a dead letter if the callback's
+    values cannot be stored; the result is then ``(POISONED, False)``."""
+    form = callback.to_dict()  # the password is redacted here, never stored
+    # What a re-send may change without being "different": its count, and its devices' order.
+    content = {k: v for k, v in form.items() if k != "callback_count"}
+    content["devices"] = sorted(content["devices"], key=lambda d: (d["kind"], d["identifier"].upper()))
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    key = (callback.service or "", callback.request_id, device_key(callback.about), callback.action or "")
+    fault_code = callback.fault.code if callback.fault else None
+
+    def work(db: sqlite3.Connection) -> Tuple[int, bool]:
+        db.execute("SAVEPOINT event")
+        try:
+            stored = store_event(db, clock())
+        except sqlite3.OperationalError:
+            raise  # the database itself (disk, lock, I/O): worth a re-send
+        except Exception as exc:  # these values cannot be stored, now or on any re-send
+            db.execute("ROLLBACK TO event")
+            db.execute("RELEASE event")
+            reason = f"callback {callback.request_id[:80]!r} could not be stored as an event: {type(exc).__name__}"
+            kept = document if document is not None else json.dumps(form, default=str).encode("utf-8", "replace")
+            letter = _insert_dead_letter(db, kept, media_type, reason, clock())
+            _log.warning("%s; kept as dead letter %d", reason, letter)
+            return POISONED, False
+        db.execute("RELEASE event")
+        return stored
+
+    def store_event(db: sqlite3.Connection, now: float) -> Tuple[int, bool]:
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO events (service, request_id, device, action, status, succeeded, fault_code,"
+            " callback, content_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*key, callback.status, int(callback.succeeded), fault_code, json.dumps(form), digest, now),
+        )
+        new = cursor.rowcount == 1
+        if new:
+            event_id = int(cursor.lastrowid or 0)
+            db.executemany(
+                "INSERT INTO handler_queue (event_id, handler, next_at) VALUES (?, ?, ?)",
+                [(event_id, name, now) for name in handlers],
+            )
+        else:
+            event_id, first_digest = db.execute(
+                "SELECT id, content_hash FROM events"
+                " WHERE service = ? AND request_id = ? AND device = ? AND action = ?",
+                key,
+            ).fetchone()
+            if first_digest != digest:
+                db.execute("UPDATE events SET differs = 1 WHERE id = ?", (event_id,))
+        db.execute(
+            "INSERT INTO attempts (event_id, callback_count, content_hash, received_at) VALUES (?, ?, ?, ?)",
+            (event_id, callback.callback_count, digest, now),
+        )
+        return event_id, new
+
+    return work
+
+
+def dead_letter_work(
+    body: bytes,
+    content_type: Optional[str],
+    reason: str,
+    *,
+    max_total: Optional[int] = None,
+    clock: Callable[[], float] = time.time,
+) -> Callable[[sqlite3.Connection], int]:
+    """The store transaction that keeps a refused document (redacted and capped by the caller).
+
+    Returns the dead letter's id, or 0 when the dead letters already hold ``max_total`` bytes: a
+    flood of refused documents must not fill the disk that legitimate callbacks need."""
+
+    def work(db: sqlite3.Connection) -> int:
+        if max_total is not None:
+            held = int(db.execute("SELECT coalesce(sum(length(body)), 0) FROM dead_letters").fetchone()[0])
+            if held + len(body) > max_total:
+                return 0
+        return _insert_dead_letter(db, body, content_type, reason, clock())
+
+    return work
+
+
+def handler_gave_up_work(event_id: int, handler: str, reason: str, now: float) -> Callable[[sqlite3.Connection], None]:
+    """Take a handler run off the queue, keeping the event (password redacted) as a dead letter."""
+
+    def work(db: sqlite3.Connection) -> None:
+        row = db.execute("SELECT callback FROM events WHERE id = ?", (event_id,)).fetchone()
+        db.execute("DELETE FROM handler_queue WHERE event_id = ? AND handler = ?", (event_id, handler))
+        why = f"handler {handler!r} gave up on event {event_id}: {reason}"[:500]
+        _insert_dead_letter(db, (row[0] if row else "").encode("utf-8"), "application/json", why, now)
+
+    return work
+
+
+def _insert_dead_letter(
+    db: sqlite3.Connection, body: bytes, content_type: Optional[str], reason: str, now: float
+) -> int:
+    cursor = db.execute(
+        "INSERT INTO dead_letters (received_at, content_type, reason, body) VALUES (?, ?, ?, ?)",
+        (now, content_type, reason, body),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def work_for(write: Write, clock: Callable[[], float]) -> Callable[[sqlite3.Connection], object]:
+    """The SQLite transaction for a backend-neutral write."""
+    if isinstance(write, CallbackWrite):
+        return callback_work(write.callback, write.handlers, document=write.document, media_type=write.media_type,
+                             clock=clock)  # fmt: skip
+    if isinstance(write, DeadLetterWrite):
+        return dead_letter_work(write.body, write.media_type, write.reason, max_total=write.max_total, clock=clock)
+    raise TypeError(f"not a store write: {write!r}")
