@@ -69,7 +69,6 @@ def test_input_error_carries_field_and_fix() -> None:
         "uws_adapter.store",
         "uws_adapter.callbacks",
         "uws_adapter.model",
-        "uws_adapter.rest",
     ],
 )
 def test_the_receiver_side_never_imports_zeep_requests_or_the_emulator(module: str) -> None:
