@@ -4,6 +4,7 @@ closed (no shutdown poll to wait out)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import socketserver
 import threading
@@ -32,10 +33,8 @@ def serve_in_thread(server: socketserver.BaseServer) -> Callable[[], None]:
 
     def stop() -> None:
         stopping.set()
-        try:  # wakes handle_request, which takes this connection (it reads nothing) and returns
-            socket.create_connection(server.server_address[:2], timeout=2).close()  # type: ignore[index]
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # wakes handle_request: it takes this connection, which says nothing
+            socket.create_connection(server.server_address[:2], timeout=2).close()
         thread.join(timeout=5)
         server.server_close()
 
