@@ -160,6 +160,31 @@ def soap_fault(code: str, message: str = "refused") -> bytes:
     ).encode()
 
 
+class WaitressServer:
+    """A WSGI application on a real waitress server on loopback, in a thread."""
+
+    def __init__(self, app: Any, **options: Any) -> None:
+        from waitress.server import create_server
+
+        self.server = create_server(app, **{"host": "127.0.0.1", "port": 0, **options})
+        self.port: int = self.server.effective_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.server.run, daemon=True, name="test-waitress")
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop at once and cleanly: waitress's loop, woken through its trigger, closes every socket
+        it watches in its own thread and ends with nothing left to watch. (Closing them from here
+        would pull them from under its select: EBADF in the server thread.)"""
+        from waitress import wasyncore
+
+        if not self._thread.is_alive():  # closed already
+            return
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
+        self._thread.join(timeout=5)
+        self.server.task_dispatcher.shutdown()
+
+
 class AsgiServer:
     """An ASGI application on a real uvicorn server on loopback, in a thread."""
 

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
-from servers import AsgiServer, wait_until
+from servers import AsgiServer, WaitressServer, wait_until
 from test_xmlsafe import Canary, hostile_corpus
-from waitress.server import create_server
 
 from uws_adapter import CallbackRequest, ReportedDevice, RestoreResult, render_callback, render_rest_callback
 from uws_adapter.receiver import Receiver, redact, server_options
@@ -27,24 +26,9 @@ class Running:
     def __init__(self, store: Store, app: Receiver, server: str) -> None:
         self.store, self.app = store, app
         if server == "waitress":
-            self.server = create_server(app, **server_options(app, host="127.0.0.1", port=0, threads=16))
-            self.port = self.server.effective_port
-            closing = threading.Event()
-
-            def serve() -> None:
-                try:
-                    self.server.run()
-                except OSError:  # waitress's loop sees its socket closed under it: that is the stop
-                    if not closing.is_set():
-                        raise
-
-            threading.Thread(target=serve, daemon=True).start()
-
-            def stop_waitress() -> None:
-                closing.set()
-                self.server.close()
-
-            self._stop = stop_waitress
+            wsgi = WaitressServer(app, **server_options(app, threads=16))
+            self.port = wsgi.port
+            self._stop = wsgi.close
             return
         asgi = AsyncReceiver(app)
         running = AsgiServer(asgi, **server_config(asgi))
