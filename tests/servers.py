@@ -9,6 +9,7 @@ import socket
 import socketserver
 import threading
 import time
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, List, Set, Tuple
 
@@ -193,7 +194,12 @@ class WaitressServer:
             self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
         except OSError:
             # The trigger is gone (seen once in a full run, cause unknown): close from here instead;
-            # the loop then ends on its next wake-up, in its own time.
+            # the loop then ends on its next wake-up, in its own time. Warned, to be looked into.
+            warnings.warn(
+                f"waitress's trigger was closed before close(): server accepting={self.server.accepting}, "
+                f"{len(self.server._map)} sockets watched, loop alive={self._thread.is_alive()}",
+                stacklevel=2,
+            )
             self.server.close()
             return
         self._thread.join(timeout=5)
