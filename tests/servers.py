@@ -1,15 +1,54 @@
 """Loopback servers for tests: a callback listener, and servers that misbehave the way a carrier or
-a proxy in front of it can. Bounded: every server runs in a daemon thread and is shut down."""
+a proxy in front of it can. Bounded: every server runs in a daemon thread and stops at once when
+closed (no shutdown poll to wait out)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import socketserver
 import threading
 import time
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, List, Set, Tuple
 
 Responder = Callable[[bytes], Tuple[int, str, bytes]]
+
+
+def serve_in_thread(server: socketserver.BaseServer) -> Callable[[], None]:
+    """Serve ``server`` in a daemon thread; the returned function stops it at once and closes it.
+
+    ``serve_forever`` notices a shutdown only when its poll times out (half a second by default),
+    so the loop here waits for connections with no timeout and is woken by a connection of our own.
+    """
+    stopping = threading.Event()
+
+    def serve() -> None:
+        while not stopping.is_set():
+            server.handle_request()
+
+    server.timeout = None
+    thread = threading.Thread(target=serve, daemon=True, name="test-server")
+    thread.start()
+
+    def stop() -> None:
+        stopping.set()
+        with contextlib.suppress(OSError):  # wakes handle_request: it takes this connection, which says nothing
+            socket.create_connection(server.server_address[:2], timeout=2).close()
+        thread.join(timeout=5)
+        server.server_close()
+
+    return stop
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 15.0, what: str = "the condition") -> None:
+    """Return as soon as ``condition()`` is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
 
 
 class HttpServer:
@@ -40,7 +79,7 @@ class HttpServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self._stop = serve_in_thread(self.server)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> List[bytes]:
         deadline = time.monotonic() + timeout
@@ -53,8 +92,7 @@ class HttpServer:
             return list(self.bodies)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._stop()
 
 
 def listener() -> HttpServer:
@@ -72,6 +110,7 @@ class SilentServer:
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.requests = 0
         self._open: List[socket.socket] = []
+        self._taken: Set[int] = set()  # client ports of the connections read so far
         self._stop = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -79,7 +118,7 @@ class SilentServer:
         self.sock.settimeout(0.1)
         while not self._stop.is_set():
             try:
-                conn, _ = self.sock.accept()
+                conn, peer = self.sock.accept()
             except OSError:
                 continue
             conn.settimeout(2)
@@ -88,7 +127,16 @@ class SilentServer:
                     self.requests += 1
             except OSError:
                 pass
+            self._taken.add(peer[1])
             self._open.append(conn)  # held open, unanswered
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Return once every connection made before the call has been taken and read, so that
+        :attr:`requests` is final: connections are taken in order, so one of our own (which sends
+        nothing) is taken after all of them."""
+        with socket.create_connection(("127.0.0.1", self.sock.getsockname()[1]), timeout=2) as own:
+            port = own.getsockname()[1]
+        wait_until(lambda: port in self._taken, timeout, "the silent server to take a connection")
 
     def close(self) -> None:
         self._stop.set()
@@ -113,6 +161,51 @@ def soap_fault(code: str, message: str = "refused") -> bytes:
     ).encode()
 
 
+class WaitressServer:
+    """A WSGI application on a real waitress server on loopback, in a thread."""
+
+    def __init__(self, app: Any, **options: Any) -> None:
+        from waitress.server import create_server
+
+        self.server = create_server(app, **{"host": "127.0.0.1", "port": 0, **options})
+        self.port: int = self.server.effective_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="test-waitress")
+        self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except OSError:  # only after close() fell back to closing the sockets under the loop (EBADF)
+            if not self._closing.is_set():
+                raise
+
+    def close(self) -> None:
+        """Stop at once and cleanly: waitress's loop, woken through its trigger, closes every socket
+        it watches in its own thread and ends with nothing left to watch. (Closing them from here
+        would pull them from under its select: EBADF in the server thread.)"""
+        from waitress import wasyncore
+
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        try:
+            self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
+        except OSError:
+            # The trigger is gone (seen once in a full run, cause unknown): close from here instead;
+            # the loop then ends on its next wake-up, in its own time. Warned, to be looked into.
+            warnings.warn(
+                f"waitress's trigger was closed before close(): server accepting={self.server.accepting}, "
+                f"{len(self.server._map)} sockets watched, loop alive={self._thread.is_alive()}",
+                stacklevel=2,
+            )
+            self.server.close()
+            return
+        self._thread.join(timeout=5)
+        self.server.task_dispatcher.shutdown()
+
+
 class AsgiServer:
     """An ASGI application on a real uvicorn server on loopback, in a thread."""
 
@@ -125,9 +218,7 @@ class AsgiServer:
         self._server = uvicorn.Server(uvicorn.Config(app, **options))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._listener]}, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: self._server.started, 10, "uvicorn to start")
 
     def close(self) -> None:
         self._server.should_exit = True

@@ -4,14 +4,13 @@ the tracker follows both."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER
-from waitress.server import create_server
+from servers import WaitressServer
 
 from uws_adapter import (
     Emulator,
@@ -89,9 +88,8 @@ def run_backend(backend: str, tmp_path: Path) -> List[Dict[str, Any]]:
     lines = generated_devices(5)
     with Emulator(devices=lines) as emulator, Store(tmp_path / f"{backend}.db") as store:
         receiver = Receiver(store, username="listener", password="listener-secret")
-        server = create_server(receiver, **server_options(receiver, host="127.0.0.1", port=0, threads=4))
-        threading.Thread(target=server.run, daemon=True).start()
-        url = f"http://127.0.0.1:{server.effective_port}/callbacks"
+        server = WaitressServer(receiver, **server_options(receiver, threads=4))
+        url = f"{server.url}/callbacks"
         try:
             client = connect(load_settings(environ=environment(backend, emulator)), store=store)
             if isinstance(client, RestClient):

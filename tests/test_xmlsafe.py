@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import threading
-import time
-from typing import Callable, Dict, Iterator, List, Union
+from typing import Callable, Dict, Iterator, List, Set, Union
 
 import pytest
 from hostile import FAMILIES
+from servers import wait_until
 
 from uws_adapter import CallbackParseError, DocumentError, parse_callback, parse_rest_callback
 from uws_adapter.xmlsafe import parse_untrusted
@@ -19,7 +20,7 @@ VALID = f"<CallbackRequest {NS}><RequestId>r1</RequestId></CallbackRequest>"
 
 
 class Canary:
-    """A loopback TCP listener that counts every connection made to it."""
+    """A loopback TCP listener that counts every connection made to it (but its own, see settled)."""
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -28,6 +29,8 @@ class Canary:
         self.sock.settimeout(0.1)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
+        self._own: Set[int] = set()  # client ports of settled()'s connections, not counted
+        self._taken: Set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -35,11 +38,24 @@ class Canary:
     def _serve(self) -> None:
         while not self._stop.is_set():
             try:
-                conn, _ = self.sock.accept()
+                conn, peer = self.sock.accept()
             except OSError:
                 continue
-            self.connections += 1
+            if peer[1] not in self._own:
+                self.connections += 1
+            self._taken.add(peer[1])
             conn.close()
+
+    def settled(self) -> int:
+        """:attr:`connections` once every connection made before the call has been taken: they are
+        taken in order, so a connection of the canary's own is taken after all of them."""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as own:
+            own.bind(("127.0.0.1", 0))
+            port = own.getsockname()[1]
+            self._own.add(port)
+            own.connect(("127.0.0.1", self.port))
+        wait_until(lambda: port in self._taken, 10, "the canary to take a connection")
+        return self.connections
 
     def close(self) -> None:
         self._stop.set()
@@ -85,27 +101,41 @@ def hostile_corpus(port: int) -> Dict[str, Union[bytes, str]]:
     }
 
 
-def _run_all(parse: Callable[[Union[bytes, str]], object], corpus: Dict[str, Union[bytes, str]]) -> Dict[str, float]:
-    elapsed = {}
+@contextlib.contextmanager
+def hang_guard(seconds: int = 60) -> Iterator[None]:
+    """Turn a parse that hangs (a backtracking or quadratic check) into a failure instead of a stuck
+    run. No time is asserted: a loaded machine is slow, a hang is unbounded."""
+
+    def too_slow(signum: int, frame: object) -> None:
+        raise AssertionError(f"still running after {seconds} s: not linear")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _run_all(parse: Callable[[Union[bytes, str]], object], corpus: Dict[str, Union[bytes, str]]) -> None:
     for name, document in corpus.items():
-        start = time.perf_counter()
-        with pytest.raises(CallbackParseError):
-            parse(document)
-        elapsed[name] = time.perf_counter() - start
-    return elapsed
+        with hang_guard():
+            try:
+                parse(document)
+            except CallbackParseError:
+                continue
+        pytest.fail(f"{name}: accepted")
 
 
 def test_hostile_xml_is_refused_quickly_and_offline(canary: Canary) -> None:
-    elapsed = _run_all(parse_callback, hostile_corpus(canary.port))
-    slow = {name: round(t, 3) for name, t in elapsed.items() if t > 0.1}
-    assert slow == {}
-    time.sleep(0.2)  # give any stray connection time to land
-    assert canary.connections == 0
+    _run_all(parse_callback, hostile_corpus(canary.port))
+    assert canary.settled() == 0
 
 
 def test_hostile_xml_is_refused_in_repair_mode_too(canary: Canary) -> None:
     _run_all(lambda d: parse_callback(d, repair=True), hostile_corpus(canary.port))
-    assert canary.connections == 0
+    assert canary.settled() == 0
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -115,20 +145,12 @@ def test_worst_case_families_are_refused_in_linear_time(family: str) -> None:
     media_type, make = FAMILIES[family]
     document = make(256 * 1024)
     parse = parse_rest_callback if media_type == "application/json" else parse_callback
-    signal.signal(signal.SIGALRM, _too_slow)
-    signal.alarm(60)
-    try:
+    with hang_guard(60):
         with pytest.raises(CallbackParseError):
             parse(document)
         if media_type == "text/xml":
             with pytest.raises(CallbackParseError):
                 parse_callback(document, repair=True)
-    finally:
-        signal.alarm(0)
-
-
-def _too_slow(signum: int, frame: object) -> None:
-    raise AssertionError("not linear: still running after 60 s")
 
 
 def test_xml_given_as_json_and_hostile_json() -> None:
@@ -141,18 +163,14 @@ def test_xml_given_as_json_and_hostile_json() -> None:
         "empty": b"",
         "invalid-utf8-json": b'{"requestId": "\xc3\x28"}',
     }
-    elapsed = _run_all(parse_rest_callback, corpus)
-    assert {name: round(t, 3) for name, t in elapsed.items() if t > 0.1} == {}
+    _run_all(parse_rest_callback, corpus)
 
 
 def test_the_canary_would_notice_a_connection(canary: Canary) -> None:
-    before = canary.connections
+    before = canary.settled()
     with socket.create_connection(("127.0.0.1", canary.port), timeout=2):
         pass
-    deadline = time.monotonic() + 2
-    while canary.connections == before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert canary.connections == before + 1
+    assert canary.settled() == before + 1
     canary.connections = before
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
@@ -15,9 +14,8 @@ import pytest
 import requests
 import zeep
 from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER, client_for
-from servers import HttpServer
+from servers import HttpServer, WaitressServer
 from suds.client import Client as SudsClient
-from waitress.server import create_server
 
 from uws_adapter import (
     Emulator,
@@ -68,10 +66,8 @@ def running_bridge(db: Path, emulator: Emulator, legacy_url: str, **options: Any
         rest, store, legacy_users={LEGACY_USER: LEGACY_PASSWORD}, relay=relay, callback_username=BRIDGE_USER,
         callback_password=BRIDGE_PASSWORD, **settings,
     )  # fmt: skip
-    server = create_server(bridge, **bridge.server_options(host="127.0.0.1", port=0, threads=8))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.effective_port}"
+    server = WaitressServer(bridge, **bridge.server_options(host="127.0.0.1", port=0, threads=8))
+    url = server.url
     try:
         yield bridge, url
     finally:

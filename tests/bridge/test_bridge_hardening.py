@@ -12,7 +12,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -21,7 +20,7 @@ import requests
 import zeep
 from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER
 from lxml import etree
-from servers import closed_port
+from servers import WaitressServer, closed_port
 from test_bridge import (
     BRIDGE_PASSWORD,
     BRIDGE_USER,
@@ -32,7 +31,6 @@ from test_bridge import (
     LegacyListener,
     wait_until,
 )
-from waitress.server import create_server
 
 from uws_adapter import Emulator, RestClient, generated_devices, render_rest_callback
 from uws_adapter.bridge.address import listen_names
@@ -75,11 +73,9 @@ def running_bridge(
         rest, store, legacy_users={LEGACY_USER: LEGACY_PASSWORD}, relay=relay, callback_username=BRIDGE_USER,
         callback_password=BRIDGE_PASSWORD, **settings,
     )  # fmt: skip
-    server = create_server(bridge, **bridge.server_options(host="127.0.0.1", port=0, threads=4))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    server = WaitressServer(bridge, **bridge.server_options(host="127.0.0.1", port=0, threads=4))
     try:
-        yield bridge, f"http://127.0.0.1:{server.effective_port}"
+        yield bridge, server.url
     finally:
         server.close()
         bridge.close()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 import pytest
+from servers import WaitressServer
 from test_cli import run
 
 from uws_adapter import CallbackRequest, Device, Emulator, ReportedDevice, UwsClient, generated_devices, select
@@ -38,19 +38,16 @@ def test_demo_end_to_end(tmp_path: Path, backend: str) -> None:
 
 
 def test_status_callbacks_and_wait_commands(tmp_path: Path) -> None:
-    from waitress.server import create_server  # the receiver needs it
-
-    from uws_adapter.receiver.app import Receiver, server_options
+    from uws_adapter.receiver import Receiver, server_options
 
     db = tmp_path / "callbacks.db"
     lines = generated_devices(5)
     with Store(db) as store:
         receiver = Receiver(store, allow_anonymous=True)
-        server = create_server(receiver, **server_options(receiver, host="127.0.0.1", port=0))
-        threading.Thread(target=server.run, daemon=True).start()
+        server = WaitressServer(receiver, **server_options(receiver))
         try:
             with Emulator(devices=lines) as emulator:
-                emulator.register_listener(DEFAULT_ACCOUNT, f"http://127.0.0.1:{server.effective_port}/")
+                emulator.register_listener(DEFAULT_ACCOUNT, f"{server.url}/")
                 devices: List[Device] = [line.device for line in lines]
                 args = ["suspend", "--db", str(db), "--endpoint", emulator.base_url, "--username", "uws-user"]
                 args += [a for d in devices for a in ("--device", str(d))]

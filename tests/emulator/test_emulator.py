@@ -3,13 +3,12 @@ serves, and callback delivery with re-sends until acknowledged."""
 
 from __future__ import annotations
 
-import time
 from typing import List, Tuple
 
 import pytest
 import requests
 from conftest import client_for
-from servers import HttpServer
+from servers import HttpServer, wait_until
 
 from uws_adapter import (
     CustomField,
@@ -96,7 +95,7 @@ def test_callbacks_are_resent_until_acknowledged() -> None:
             emulator.register_listener(DEFAULT_ACCOUNT, server.url)
             client_for(emulator.base_url).suspend(select([lines[0].device]))
             bodies = server.wait_for(3)
-            time.sleep(0.2)
+            wait_until(lambda: emulator.counters["callbacks_acknowledged"] == 1)  # done: no more tries come
             assert [parse_callback(b).callback_count for b in server.bodies] == [1, 2, 3]
             assert len({parse_callback(b).request_id for b in bodies}) == 1
     finally:
@@ -111,7 +110,8 @@ def test_callbacks_stop_at_the_threshold() -> None:
             emulator.register_listener(DEFAULT_ACCOUNT, server.url)
             client_for(emulator.base_url).suspend(select([lines[0].device]))
             server.wait_for(4)
-            time.sleep(0.3)
+            # The 4th try is over and, at the threshold, not queued again.
+            wait_until(lambda: emulator.counters["callbacks_sent"] == 4)
             assert [parse_callback(b).callback_count for b in server.bodies] == [1, 2, 3, 4]
     finally:
         server.close()
@@ -141,7 +141,8 @@ def test_query_selection_with_filters(callbacks: HttpServer) -> None:
         emulator.register_listener(DEFAULT_ACCOUNT, callbacks.url)
         query = select(group="Vending", custom_fields=[CustomField("CustomField2", "supervend")])
         client_for(emulator.base_url).suspend(query)
-        time.sleep(0.3)
+        # Only the 2 matching lines were suspended, so no other callback can come.
+        assert [line.state for line in lines].count("Suspended") == 2
         reached = {parse_callback(b).devices[0].identifier for b in callbacks.wait_for(2)}
         assert reached == {lines[0].device.identifiers[0].identifier, lines[2].device.identifiers[0].identifier}
         with pytest.raises(ServiceFault, match="AccountNotFound"):

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import jsonschema
 import pytest
-from conftest import DATA
+from conftest import DATA, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -93,13 +93,13 @@ def callbacks(draw: st.DrawFn, fmt: str) -> CallbackRequest:
     )
 
 
-@settings(max_examples=400, derandomize=True, deadline=None)
+@settings(max_examples=examples(400))
 @given(callbacks("soap"))
 def test_soap_round_trip(callback: CallbackRequest) -> None:
     assert parse_callback(render_callback(callback)) == callback
 
 
-@settings(max_examples=400, derandomize=True, deadline=None)
+@settings(max_examples=examples(400))
 @given(callbacks("rest"))
 def test_rest_round_trip(callback: CallbackRequest) -> None:
     assert parse_rest_callback(render_rest_callback(callback)) == callback
@@ -108,7 +108,7 @@ def test_rest_round_trip(callback: CallbackRequest) -> None:
 _VALIDATOR = jsonschema.Draft202012Validator(callback_json_schema())
 
 
-@settings(max_examples=200, derandomize=True, deadline=None)
+@settings(max_examples=examples(200))
 @given(st.one_of(callbacks("soap"), callbacks("rest")))
 def test_json_form_matches_its_schema_and_round_trips(callback: CallbackRequest) -> None:
     form = callback.to_dict(reveal_password=True)
@@ -208,7 +208,7 @@ def _only_parse_errors(parse: Any, data: Any) -> None:
     assert isinstance(result, CallbackRequest)
 
 
-@settings(max_examples=2500, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(2500), suppress_health_check=[HealthCheck.too_slow])
 @given(any_input)
 def test_fuzz_soap_parser_raises_only_parse_errors(data: Any) -> None:
     if isinstance(data, dict):
@@ -217,7 +217,7 @@ def test_fuzz_soap_parser_raises_only_parse_errors(data: Any) -> None:
     _only_parse_errors(lambda d: parse_callback(d, repair=True), data)
 
 
-@settings(max_examples=2500, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(2500), suppress_health_check=[HealthCheck.too_slow])
 @given(any_input)
 def test_fuzz_rest_parser_raises_only_parse_errors(data: Any) -> None:
     _only_parse_errors(parse_rest_callback, data)

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from typing import List, Type
 
 import pytest
-from conftest import rest_client_for
+from conftest import ManualClock, rest_client_for
 from servers import HttpServer, SilentServer, closed_port
 
 from uws_adapter import (
@@ -66,10 +65,11 @@ def test_the_bearer_token_is_cached_and_renewed_before_it_expires() -> None:
 
 def test_a_bearer_refused_with_a_bare_401_is_renewed_once_and_the_call_resent() -> None:
     lines = generated_devices(1)
-    with Emulator(devices=lines, bearer_lifetime=0.3) as emulator:
+    clock = ManualClock()
+    with Emulator(devices=lines, bearer_lifetime=0.3, clock=clock) as emulator:
         client = rest_client_for(emulator.rest_url, clock=lambda: 0.0)  # never thinks it expired
         client.login()
-        time.sleep(0.5)
+        clock.advance(0.5)
         assert client.suspend(select([lines[0].device]))
         assert emulator.counters["oauth_tokens"] == 2
         assert lines[0].state == "Suspended"
@@ -124,10 +124,11 @@ def test_a_session_the_service_forgot_logs_in_once_and_resends_once() -> None:
 
 def test_an_expired_session_logs_in_once_and_resends_once() -> None:
     lines = generated_devices(1)
-    with Emulator(devices=lines, session_idle=0.2) as emulator:
+    clock = ManualClock()
+    with Emulator(devices=lines, session_idle=0.2, clock=clock) as emulator:
         client = rest_client_for(emulator.rest_url)
         client.login()
-        time.sleep(0.4)
+        clock.advance(0.4)
         assert client.suspend(select([lines[0].device]))
         assert (emulator.counters["logins"], emulator.counters["faults"]) == (2, 1)
 
@@ -180,7 +181,7 @@ def test_a_server_that_never_answers_gives_outcome_unknown_after_one_request() -
             client.restore(select([ESN]))
         assert b"09611822299" in info.value.request.body
         assert info.value.request.action == "Restore"
-        time.sleep(0.2)
+        server.settle()
         assert server.requests == 1
     finally:
         server.close()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import List, Type
 
 import pytest
-from conftest import client_for
+from conftest import ManualClock, client_for
 from servers import HttpServer, SilentServer, closed_port, soap_fault
 
 from uws_adapter import (
@@ -75,7 +74,7 @@ def test_a_server_that_never_answers_gives_outcome_unknown_after_one_request() -
         assert b"09611822299" in info.value.request.body
         assert info.value.request.devices == (Device.of("ESN", "09611822299"),)
         assert b"known-token" not in info.value.request.body
-        time.sleep(0.2)
+        server.settle()
         assert server.requests == 1
     finally:
         server.close()
@@ -115,10 +114,11 @@ def test_an_html_error_page_is_a_transport_error() -> None:
 
 def test_an_expired_session_logs_in_once_and_resends_once(callbacks: HttpServer) -> None:
     lines = generated_devices(1)
-    with Emulator(devices=lines, session_idle=0.2) as emulator:
+    clock = ManualClock()
+    with Emulator(devices=lines, session_idle=0.2, clock=clock) as emulator:
         client = client_for(emulator.base_url)
         client.login()
-        time.sleep(0.4)
+        clock.advance(0.4)
         request_id = client.suspend(select([lines[0].device]))
         assert request_id
         # login, the expired attempt (the one fault), one re-login, one resend

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import List
 
 import pytest
-from conftest import parse_trusted, shape
+from conftest import examples, parse_trusted, shape
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -158,7 +158,7 @@ _identifier = st.one_of(
 )
 
 
-@settings(max_examples=60, derandomize=True, deadline=None)
+@settings(max_examples=examples(60))
 @given(st.lists(st.lists(_identifier, min_size=1, max_size=3), min_size=1, max_size=25))
 def test_any_device_list_renders_as_zeep_does(raw: List[List[str]]) -> None:
     devices, seen = [], set()

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import requests
 
@@ -89,6 +89,7 @@ class Emulator:
         max_callback_threshold: int = 4,
         delivery_workers: int = 4,
         threads: int = 8,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         from uws_adapter.emulator.http import EmulatorApp
         from uws_adapter.emulator.rest import RestFront
@@ -113,7 +114,8 @@ class Emulator:
             ("logins", "failed_logins", "requests", "faults", "callbacks_sent", "callbacks_acknowledged",
              "oauth_tokens", "rest_requests"), 0,
         )  # fmt: skip
-        self.sessions = IdleSessions(session_idle)
+        self.clock = clock  # times sessions and bearer tokens; callback spacing is real time
+        self.sessions = IdleSessions(session_idle, clock)
         self._failures: Dict[str, int] = {}
         self.lock = threading.RLock()
         self._queue: List[Tuple[float, int, CallbackRequest, Listener]] = []

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import time
 import uuid
 from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qs, unquote
@@ -76,7 +75,7 @@ class RestFront:
         token = uuid.uuid4().hex
         lifetime = self.emulator.bearer_lifetime
         with self.emulator.lock:
-            self._bearers[token] = time.monotonic() + lifetime
+            self._bearers[token] = self.emulator.clock() + lifetime
             self.emulator.counters["oauth_tokens"] += 1
         return _json(200, {"access_token": token, "token_type": "bearer", "expires_in": int(lifetime)})
 
@@ -84,7 +83,7 @@ class RestFront:
         scheme, _, token = header.partition(" ")
         with self.emulator.lock:
             expires = self._bearers.get(token.strip())
-        return scheme.lower() == "bearer" and expires is not None and time.monotonic() < expires
+        return scheme.lower() == "bearer" and expires is not None and self.emulator.clock() < expires
 
     # M2M ----------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -29,22 +29,24 @@ _UNDEFINED = "INPUT_INVALID.RequestUndefined"
 
 class IdleSessions:
     """Session tokens that expire after ``idle`` seconds without use, as UWS's do (20 minutes
-    [doc]); thread-safe. The emulator (both of its APIs) and the bridge keep their sessions here."""
+    [doc]); thread-safe. The emulator (both of its APIs) and the bridge keep their sessions here.
+    ``clock`` is what idle time is measured by (tests pass one they move by hand)."""
 
-    def __init__(self, idle: float) -> None:
+    def __init__(self, idle: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.idle = idle
+        self._clock = clock
         self._last_use: Dict[str, float] = {}
         self._lock = threading.Lock()
 
     def open(self) -> str:
         token = secrets.token_hex(16)
         with self._lock:
-            self._last_use[token] = time.monotonic()
+            self._last_use[token] = self._clock()
         return token
 
     def touch(self, token: Optional[str]) -> None:
         """Note a use of ``token``; :class:`Refused` when it is unknown or has expired."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             last = self._last_use.get(token or "")
             if last is None:
