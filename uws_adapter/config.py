@@ -26,7 +26,7 @@ from uws_adapter.provisioning.transport import (
     check_max_answer_bytes,
     check_timeout,
 )
-from uws_adapter.store.sqlite import Store
+from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import REST_BASE_URL, UWS_BASE_URL
 
 SECTION = "uws-adapter"
@@ -203,7 +203,7 @@ def load_settings(
     return replace(Settings(), **values)
 
 
-def connect(settings: Optional[Settings] = None, *, store: Optional[Store] = None) -> Provisioner:
+def connect(settings: Optional[Settings] = None, *, store: Optional[RequestLog] = None) -> Provisioner:
     """A client for the configured backend (:class:`UwsClient` or :class:`RestClient`)."""
     from uws_adapter.rest.client import RestClient
     from uws_adapter.soap.client import UwsClient

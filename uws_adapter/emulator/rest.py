@@ -20,7 +20,6 @@ from uws_adapter.emulator.core import Emulator, EmulatorFault, Listener, Target,
 from uws_adapter.errors import InputError, Refused
 from uws_adapter.model.devices import DeviceIdentifier
 from uws_adapter.model.selection import CustomField
-from uws_adapter.soap.service import input_fault_code
 from uws_adapter.wire import CALLBACK_SERVICES, M2M_TOKEN_HEADER, OAUTH_TOKEN_PATH, SESSION_LOGIN_PATH
 
 Reply = Tuple[int, bytes, str]
@@ -200,7 +199,7 @@ def _devices(data: Mapping[str, Any]) -> List[Tuple[DeviceIdentifier, ...]]:
             try:
                 given.append(DeviceIdentifier(pair.get("kind"), pair.get("id")))
             except InputError as exc:
-                raise EmulatorFault(input_fault_code(exc), str(exc)) from None
+                raise EmulatorFault(exc.code, str(exc)) from None
         out.append(tuple(given))
     return out
 
@@ -214,5 +213,5 @@ def _custom_fields(data: Mapping[str, Any]) -> List[CustomField]:
         try:
             fields.append(CustomField(item["key"], item["value"]))
         except InputError as exc:
-            raise EmulatorFault(input_fault_code(exc), str(exc)) from None
+            raise EmulatorFault(exc.code, str(exc)) from None
     return fields

@@ -23,7 +23,7 @@ from uws_adapter.model.actions import Action, Restore, Suspend
 from uws_adapter.model.devices import Device
 from uws_adapter.model.selection import DeviceList, Selection
 from uws_adapter.provisioning.transport import DEFAULT_DEADLINE, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_TIMEOUT, HttpSender
-from uws_adapter.store.sqlite import Store
+from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
 
 T = TypeVar("T")
@@ -62,7 +62,7 @@ class Provisioner(ABC):
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         sleep: Callable[[float], None] = time.sleep,
-        store: Optional[Store] = None,
+        store: Optional[RequestLog] = None,
     ) -> None:
         self._http = HttpSender(
             session=session, timeout=timeout, deadline=deadline, max_answer_bytes=max_answer_bytes,

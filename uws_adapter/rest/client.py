@@ -33,7 +33,7 @@ from uws_adapter.provisioning.transport import (
     redact_json,
 )
 from uws_adapter.rest.body import JSON_TYPE, PROFILE_RESUME_PATH, RestRequest, profile_resume_body, rest_request
-from uws_adapter.store.sqlite import Store
+from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import (
     CALLBACK_SERVICES,
     CALLBACKS_PATH,
@@ -78,7 +78,7 @@ class RestClient(Provisioner):
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         sleep: Callable[[float], None] = time.sleep,
-        store: Optional[Store] = None,
+        store: Optional[RequestLog] = None,
         renew_before: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -25,7 +25,7 @@ from uws_adapter.provisioning.transport import (
     redact_xml,
 )
 from uws_adapter.soap.envelope import SoapRequest, build_envelope, build_login, build_logout, check_soap_request
-from uws_adapter.store.sqlite import Store
+from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import UWS_BASE_URL
 from uws_adapter.xmlsafe import parse_untrusted
 
@@ -59,7 +59,7 @@ class UwsClient(Provisioner):
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         sleep: Callable[[float], None] = time.sleep,
-        store: Optional[Store] = None,
+        store: Optional[RequestLog] = None,
     ) -> None:
         super().__init__(
             username=username, password=password, token=token, session=session, timeout=timeout,

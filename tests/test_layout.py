@@ -1,0 +1,81 @@
+"""The package layout's boundaries, read from the source (imports anywhere in a module, including
+the ones inside functions): each concern depends only on what it should."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Dict, List, Set
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "uws_adapter"
+
+
+def _imports(path: Path) -> Set[str]:
+    names: Set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            assert node.level == 0, f"{path}: relative import (the package uses absolute imports)"
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _modules(package: str) -> Dict[str, Set[str]]:
+    return {str(p.relative_to(PACKAGE.parent)): _imports(p) for p in sorted((PACKAGE / package).rglob("*.py"))}
+
+
+def _offending(package: str, forbidden: List[str]) -> List[str]:
+    return [
+        f"{module} imports {name}"
+        for module, names in _modules(package).items()
+        for name in sorted(names)
+        if any(name == f or name.startswith(f + ".") for f in forbidden)
+    ]
+
+
+def test_the_model_imports_only_the_standard_library_and_errors() -> None:
+    allowed_ours = {"uws_adapter.errors"}
+    offending = []
+    for module, names in _modules("model").items():
+        for name in sorted(names):
+            top = name.split(".")[0]
+            if top == "uws_adapter":
+                if not (name.startswith("uws_adapter.model") or any(name.startswith(a) for a in allowed_ours)):
+                    offending.append(f"{module} imports {name}")
+            elif top not in _STDLIB:
+                offending.append(f"{module} imports {name}")
+    assert offending == []
+
+
+@pytest.mark.parametrize("package", ["rest", "receiver", "callbacks", "store", "model"])
+def test_the_rest_side_and_the_receiver_never_touch_soap_zeep_or_the_emulator(package: str) -> None:
+    assert _offending(package, ["uws_adapter.soap", "zeep", "uws_adapter.emulator", "uws_adapter.bridge"]) == []
+
+
+@pytest.mark.parametrize("package", ["soap", "rest", "provisioning"])
+def test_clients_record_through_the_request_log_interface_only(package: str) -> None:
+    offending = _offending(package, ["uws_adapter.store.sqlite", "uws_adapter.store.sqlite_writes", "sqlite3"])
+    assert offending == []
+
+
+def test_retiring_uws_means_deleting_soap_the_emulator_soap_front_and_the_bridge() -> None:
+    # Outside those, only the CLI (which offers the SOAP commands) and the lazy public API name soap/.
+    users = {
+        module
+        for package in [p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name not in ("soap", "bridge", "wsdl")]
+        for module, names in _modules(package).items()
+        if any(n == "uws_adapter.soap" or n.startswith("uws_adapter.soap.") for n in names)
+    }
+    allowed = {"uws_adapter/emulator/soap.py", "uws_adapter/emulator/core.py", "uws_adapter/emulator/http.py"}
+    assert {u for u in users if not u.startswith("uws_adapter/cli/")} - allowed == set()
+
+
+_STDLIB = {
+    "__future__", "argparse", "codecs", "collections", "contextlib", "csv", "dataclasses", "datetime", "enum",
+    "functools", "hashlib", "importlib", "io", "itertools", "json", "math", "os", "pathlib", "re", "string", "sys",
+    "typing", "uuid", "warnings",
+}  # fmt: skip
