@@ -18,21 +18,11 @@ import re
 from typing import Iterable, List, Optional, Tuple
 
 from uws_adapter.model.callbacks import REDACTED
+from uws_adapter.xmlsafe import wide_encoding
 
 #: Element, attribute and JSON member names (their endings, case-insensitive) whose values are secret.
 SECRET_NAMES = ("password", "token", "secret")
 
-_WIDE = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (b"<\x00\x00\x00", "utf-32-le"),
-    (b"\x00\x00\x00<", "utf-32-be"),
-    (b"<\x00", "utf-16-le"),
-    (b"\x00<", "utf-16-be"),
-)
 # Bounded quantifiers after a fixed prefix: at most a dozen characters tried per "&" or "\".
 _REFERENCE = re.compile(r"&#[xX]([0-9a-fA-F]{1,6});|&#([0-9]{1,7});|\\u([0-9a-fA-F]{4})")
 _ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
@@ -43,9 +33,11 @@ _SPACE = " \t\r\n"
 def decode(body: bytes) -> str:
     """``body`` as text: by its byte-order mark, its first bytes, or its XML declaration; UTF-8
     otherwise. Undecodable bytes become U+FFFD rather than an error."""
-    for mark, encoding in _WIDE:
-        if body.startswith(mark):
-            return body.decode(encoding, errors="replace")
+    encoding = wide_encoding(body)
+    if encoding is not None:
+        return body.decode(encoding, errors="replace").lstrip("\ufeff")
+    if body.startswith(codecs.BOM_UTF8):
+        return body[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
     declared = _declared_encoding(body)
     if declared:
         try:

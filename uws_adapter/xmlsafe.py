@@ -23,17 +23,11 @@ MAX_DEPTH = 64
 
 _XINCLUDE = "{http://www.w3.org/2001/XInclude}"
 _XML_SPACE = " \t\r\n"
-# Byte-order marks and, without one, the first four bytes of "<?xm" (XML 1.0 appendix F), for
-# the encodings whose prolog a byte scan cannot read.
-_WIDE_ENCODINGS = (
+_BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
     (codecs.BOM_UTF32_BE, "utf-32-be"),
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
-    (b"<\x00\x00\x00", "utf-32-le"),
-    (b"\x00\x00\x00<", "utf-32-be"),
-    (b"<\x00?\x00", "utf-16-le"),
-    (b"\x00<\x00?", "utf-16-be"),
 )
 _SPACE_RUN = re.compile(rb"[ \t\r\n]*")
 
@@ -135,11 +129,29 @@ def prolog_has_doctype(data: bytes) -> bool:
     ended, so the time is linear in the prolog's length whatever it holds (the backtracking pattern
     this replaces took exponential time on a run of ``<?a?>``).
     """
-    for mark, encoding in _WIDE_ENCODINGS:
-        if data.startswith(mark):
-            text = data.decode(encoding, errors="replace").lstrip("\ufeff")
-            return _scan_prolog(text.encode("utf-8"))
+    encoding = wide_encoding(data)
+    if encoding is not None:
+        return _scan_prolog(data.decode(encoding, errors="replace").lstrip("\ufeff").encode("utf-8"))
     return _scan_prolog(data[len(codecs.BOM_UTF8) :] if data.startswith(codecs.BOM_UTF8) else data)
+
+
+def wide_encoding(data: bytes) -> Optional[str]:
+    """UTF-16 or UTF-32 (and which byte order) when ``data`` starts with its byte-order mark or,
+    without one, with the zero bytes of an ASCII first character in it (XML 1.0 appendix F): the
+    encodings a byte scan for ASCII markup cannot read. None otherwise."""
+    for mark, encoding in _BOMS:
+        if data.startswith(mark):
+            return encoding
+    head = data[:4]
+    if len(head) == 4 and head[0] and head[1:] == b"\x00\x00\x00":
+        return "utf-32-le"
+    if len(head) == 4 and head[:3] == b"\x00\x00\x00" and head[3]:
+        return "utf-32-be"
+    if len(head) >= 2 and head[0] and not head[1]:
+        return "utf-16-le"
+    if len(head) >= 2 and not head[0] and head[1]:
+        return "utf-16-be"
+    return None
 
 
 def _scan_prolog(text: bytes) -> bool:

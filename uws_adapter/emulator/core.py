@@ -187,10 +187,6 @@ class Emulator:
         with self.lock:
             self.listeners.pop((account, service), None)
 
-    def pending_callbacks(self) -> int:
-        with self.lock:
-            return len(self._queue)
-
     # Users and sessions (both APIs) --------------------------------------------------------
 
     def open_session(self, username: str, password: str) -> str:
