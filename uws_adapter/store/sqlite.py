@@ -5,7 +5,7 @@ SQLite in WAL mode with full synchronous commits. Writes go through one writer t
 queued jobs in groups (or, for an event loop, through :meth:`Store.commit_group` on its own
 connection): each job runs in its own savepoint, and every caller is released only after the
 COMMIT of its group returned, so nothing is acknowledged before it is durable while one fsync
-serves many concurrent callbacks. What a job writes is in :mod:`uws_adapter.store_writes`.
+serves many concurrent callbacks. What a job writes is in :mod:`uws_adapter.store.sqlite_writes`.
 """
 
 from __future__ import annotations
