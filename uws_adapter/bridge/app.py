@@ -196,7 +196,7 @@ class Bridge:
         with self._lock:
             self.counters[counter] += 1
 
-    # The UWS operations, served by self.soap (a soap_server.UwsOperations) -----------------------
+    # The UWS operations, served by self.soap (a uws_adapter.soap.server.UwsOperations) -----------------------
 
     def check_session(self, token: Optional[str]) -> None:
         self.sessions.touch(token)

@@ -1,8 +1,8 @@
 """ThingSpace REST JSON callbacks to :class:`CallbackRequest` and back.
 
 Field names, nesting and value types follow the carrier's examples; numbers may arrive as
-strings [seen]. Size and nesting are capped before ``json`` runs, so that deep nesting cannot
-reach a RecursionError.
+strings [seen]. Decoded only through :func:`uws_adapter.jsonsafe.loads_untrusted`: size capped
+before, nesting and integer length bounded while decoding, linear time on any input.
 """
 
 from __future__ import annotations

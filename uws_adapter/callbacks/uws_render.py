@@ -1,6 +1,6 @@
 """Rendering :class:`CallbackRequest` as the UWS SOAP callback document the carrier sends (the
 emulator's callbacks, the bridge's relayed ones, ``uws-adapter parse --to soap``). The element
-names and orders it writes are the parser's, in :mod:`uws_adapter.callback_xml`."""
+names and orders it writes are the parser's, in :mod:`uws_adapter.callbacks.uws_xml`."""
 
 from __future__ import annotations
 

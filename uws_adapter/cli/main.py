@@ -2,8 +2,9 @@
 
 Every failure prints one line on stderr and exits non-zero (2 for bad input, 1 for anything else);
 set ``UWS_ADAPTER_DEBUG=1`` to see the traceback of an unexpected failure. The commands live in
-``cli_provision`` (envelope, rest-body, parse, restore, suspend), ``cli_services`` (emulator,
-receiver, bridge) and ``cli_tracking`` (status, callbacks, wait, demo).
+:mod:`uws_adapter.cli.provision` (envelope, rest-body, parse, restore, suspend),
+:mod:`uws_adapter.cli.services` (emulator, receiver, bridge) and :mod:`uws_adapter.cli.tracking`
+(status, callbacks, wait, demo).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""A carrier emulator on loopback: UWS SOAP (:mod:`.emulator_soap`) and the REST M2M API
-(:mod:`.emulator_rest`) in front of one device inventory with the documented state machine, and
+"""A carrier emulator on loopback: UWS SOAP (:mod:`uws_adapter.emulator.soap`) and the REST M2M API
+(:mod:`uws_adapter.emulator.rest`) in front of one device inventory with the documented state machine, and
 real callbacks to registered listeners, re-sent until acknowledged. Both fronts are one WSGI
-application on waitress (:mod:`.emulator_http`).
+application on waitress (:mod:`uws_adapter.emulator.http`).
 
 Both fronts share the inventory, the users (five failed logins lock an account [doc]), the
 sessions (20 minutes idle [doc]) and the callback queue. Codes not in the carrier's documentation

@@ -1,8 +1,8 @@
 """The emulated inventory: lines, and what each provisioning action does to one of them by the
 documented state machine (Suspend from Active, Restore from Suspended, a daily budget of actions
 per line), with the callback it produces. The emulator's callback queue is in
-:mod:`uws_adapter.emulator`, its fronts in :mod:`.emulator_soap` and :mod:`.emulator_rest`, its HTTP
-server in :mod:`.emulator_http`."""
+:mod:`uws_adapter.emulator.core`, its fronts in :mod:`uws_adapter.emulator.soap` and
+:mod:`uws_adapter.emulator.rest`, its HTTP side in :mod:`uws_adapter.emulator.http`."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ compressed and non-XML/JSON bodies, and keeps malformed documents as dead letter
 capped, within a budget (a rate and a total size) that no unauthenticated flood can exceed.
 
 A callback whose values the store cannot hold is kept as a dead letter and acknowledged (see
-:mod:`uws_adapter.store_writes`). Handler runs survive store errors: the runner logs, waits and
+:mod:`uws_adapter.store.sqlite_writes`). Handler runs survive store errors: the runner logs, waits and
 goes on; a handler that raises :class:`~uws_adapter.errors.HandlerGaveUp` is not retried.
 """
 

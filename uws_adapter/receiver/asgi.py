@@ -13,7 +13,7 @@ costs its group a 503 after ``commit_timeout`` seconds (the store's lock wait is
 
     uvicorn --factory uws_adapter.receiver_async:create_app --port 8081
 
-(configured by the same environment variables as :mod:`uws_adapter.wsgi`), or
+(configured by the same environment variables as :mod:`uws_adapter.receiver.wsgi`), or
 ``uws-adapter receiver --server uvicorn``. Only the latter bounds connections (a limit, and
 deadlines for idle, slow-header and slow-body clients, which plain uvicorn lacks): in a program,
 merge :func:`uws_adapter.serving.uvicorn_options` over :func:`server_config`.
@@ -155,7 +155,7 @@ async def _send(send: Send, answer: Answer, *, close: bool = False) -> None:
 
 
 def create_app() -> AsyncReceiver:
-    """An AsyncReceiver configured from the environment, as :func:`uws_adapter.wsgi.create_app`."""
+    """An AsyncReceiver configured from the environment, as :func:`uws_adapter.receiver.wsgi.create_app`."""
     from uws_adapter.receiver.wsgi import create_app as create_wsgi_app
 
     return AsyncReceiver(create_wsgi_app())

@@ -5,7 +5,7 @@ against our XSD as WCF would (``DeserializationFailed``), dispatches it by opera
 (:class:`UwsOperations`), writes SOAP 1.1 faults the way UWS does (HTTP 500,
 ``<Service>.<CODE>``), and serves the WSDL with the caller's own address and the bundled XSDs.
 
-What each operation reads and answers (the UWS messages) is in :mod:`.soap_service`.
+What each operation reads and answers (the UWS messages) is in :mod:`uws_adapter.soap.service`.
 """
 
 from __future__ import annotations

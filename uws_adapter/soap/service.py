@@ -1,4 +1,4 @@
-"""The UWS messages our SOAP server (:mod:`.soap_server`) reads and answers, shared by the
+"""The UWS messages our SOAP server (:mod:`uws_adapter.soap.server`) reads and answers, shared by the
 emulator's UWS front and the bridge's SOAP façade: the LogIn credentials, a ChangeDeviceState
 ``Input`` turned back into the request model, the answers written as UWS writes them, and the
 sessions both keep (:class:`IdleSessions`).

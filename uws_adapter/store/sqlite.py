@@ -1,11 +1,15 @@
-"""The durable store: callbacks (one event per service, RequestId, device and action, every
-delivery attempt kept), dead letters, and the requests the client sent.
+"""The SQLite store, implementing every role of :mod:`uws_adapter.store.interfaces`: callbacks
+(one event per service, RequestId, device and action, every delivery attempt kept), dead letters,
+the handler queue, the requests the clients sent, and the bridge's sessions.
 
-SQLite in WAL mode with full synchronous commits. Writes go through one writer thread that commits
-queued jobs in groups (or, for an event loop, through :meth:`Store.commit_group` on its own
-connection): each job runs in its own savepoint, and every caller is released only after the
-COMMIT of its group returned, so nothing is acknowledged before it is durable while one fsync
-serves many concurrent callbacks. What a job writes is in :mod:`uws_adapter.store_writes`.
+WAL mode with full synchronous commits. Writes go through one writer thread that commits queued
+jobs in groups (or, for a caller with a committer thread of its own such as the ASGI receiver,
+through :meth:`Store.commit_group` on that thread's connection): each job runs in its own savepoint,
+and every caller is released only after the COMMIT of its group returned, so nothing is
+acknowledged before it is durable while one fsync serves many concurrent callbacks. What a job
+writes is in :mod:`uws_adapter.store.sqlite_writes`. Waits for the write lock are bounded
+(``lock_timeout``). The schema carries its version (``PRAGMA user_version``): older databases are
+upgraded in place when opened, newer ones refused.
 """
 
 from __future__ import annotations
