@@ -94,7 +94,7 @@ class ConnectionFailed(TransportError):
 class OutcomeUnknown(TransportError):
     """The request may have been received and acted on (read timeout, reset, HTTP 5xx without a
     fault, an answer over the deadline or the size cap). Provisioning is not idempotent, so it is
-    never re-sent blindly: ``request`` is what was sent (a :class:`~uws_adapter.transport.SentRequest`,
+    never re-sent blindly: ``request`` is what was sent (a :class:`~uws_adapter.provisioning.transport.SentRequest`,
     secrets redacted), to reconcile from callbacks."""
 
     def __init__(self, message: str, *, request: SentRequest, http_status: Optional[int] = None) -> None:

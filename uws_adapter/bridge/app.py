@@ -11,9 +11,9 @@ cannot change their code.
   re-runs with backoff until the legacy listener answers 2xx, counting ``CallbackCount`` up.
   Nothing is lost while the legacy listener is down; nothing is relayed again once acknowledged.
   A callback that can never be written as SOAP is given up (``HandlerGaveUp``), not retried.
-- Legacy sessions and login lockouts live in the store (:mod:`uws_adapter.bridge_sessions`), so a
+- Legacy sessions and login lockouts live in the store (:mod:`uws_adapter.bridge.sessions`), so a
   restart changes neither; the WSDL's address never comes from an unchecked Host
-  (:mod:`uws_adapter.bridge_address`).
+  (:mod:`uws_adapter.bridge.address`).
 """
 
 from __future__ import annotations
@@ -107,9 +107,9 @@ class Bridge:
     every other path. ``legacy_users`` maps each legacy login to its password; every legacy login
     is carried out with ``rest``'s credentials.
 
-    Legacy sessions and login lockouts are kept in ``store`` (see :mod:`uws_adapter.bridge_sessions`):
+    Legacy sessions and login lockouts are kept in ``store`` (see :mod:`uws_adapter.bridge.sessions`):
     ``lockout`` seconds after five failed logins in a row (None: until :func:`~uws_adapter.
-    bridge_sessions.unlock`); ``clock`` is the wall clock they are timed by. The WSDL's address is
+    bridge.sessions.unlock`); ``clock`` is the wall clock they are timed by. The WSDL's address is
     ``public_url``, else the request's Host when it is one of ``allowed_hosts`` (default: the
     loopback names of the port it came in on; see :meth:`allow_hosts`)."""
 
@@ -164,7 +164,7 @@ class Bridge:
 
     def allow_hosts(self, names: Sequence[str]) -> None:
         """The Host values (``name:port``) whose name may go into the WSDL when there is no
-        ``public_url``; e.g. :func:`~uws_adapter.bridge_address.listen_names` once the port is known."""
+        ``public_url``; e.g. :func:`~uws_adapter.bridge.address.listen_names` once the port is known."""
         checked = checked_names(names)
         if not checked:
             raise InputError("allowed hosts", "none given", "give at least one NAME:PORT")

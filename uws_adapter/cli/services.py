@@ -281,7 +281,7 @@ def _run_receiver(args: argparse.Namespace) -> int:
             "or --allow-anonymous on a closed network",
         )
     if args.dead_letter_rate < 0 or args.dead_letter_max_bytes < 0:
-        raise InputError("--dead-letter-rate", "cannot be negative", "use 0 to keep no refused documents")
+        raise InputError("--dead-letter-rate", "cannot be negative", "use --dead-letter-max-bytes 0 to keep none")
     if args.allow_anonymous:
         logging.getLogger("uws_adapter.receiver").warning(
             "--allow-anonymous: callbacks are stored without checking any credentials"
@@ -410,6 +410,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
         rest = RestClient(
             base_url=settings.rest_url, client_id=settings.client_id, client_secret=settings.client_secret,
             username=settings.username, password=settings.password, timeout=settings.timeout, store=store,
+            deadline=settings.deadline, max_answer_bytes=settings.max_answer_bytes,
         )  # fmt: skip
         app = Bridge(
             rest, store, legacy_users={legacy_name: legacy_password}, relay=relay, callback_username=args.username,

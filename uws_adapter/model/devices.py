@@ -99,8 +99,9 @@ def _kinds_hint() -> str:
 class DeviceIdentifier:
     """One identifier of a device, e.g. ``DeviceIdentifier("imei", "990003420535573")``.
 
-    ``kind`` is normalized to upper case; ``identifier`` must fit the kind (an IMEI is 15 or 16
-    digits, an ICCID 19 or 20, an MEID 14 hex digits, ...).
+    ``kind`` is normalized to upper case; ``identifier`` must fit what the carrier documents for
+    the kind (an IMEI up to 16 digits, an ICCID up to 20, an MEID hexadecimal, an ESN decimal) and
+    is otherwise checked leniently (1 to 64 letters, digits, + or -).
     """
 
     kind: str

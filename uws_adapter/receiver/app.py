@@ -84,7 +84,7 @@ class DeadLetterBudget:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if per_second < 0 or burst < 0 or (max_total is not None and max_total < 0):
-            raise InputError("dead letter budget", "rates and sizes cannot be negative", "use 0 to keep none")
+            raise InputError("dead letter budget", "rates and sizes cannot be negative", "use max_total=0 to keep none")
         self.per_second = per_second
         self.burst = burst
         self.max_total = max_total

@@ -81,5 +81,5 @@ def _number(name: str, default: float, kind: Callable[[str], float]) -> float:
     except ValueError:
         raise InputError(name, f"{text[:40]!r} is not a number", "e.g. 2 (per second) or 268435456 (bytes)") from None
     if value < 0:
-        raise InputError(name, "cannot be negative", "use 0 to keep no refused documents")
+        raise InputError(name, "cannot be negative", "use UWS_CALLBACK_DEAD_LETTER_MAX_BYTES=0 to keep none")
     return value
