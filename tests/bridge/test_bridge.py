@@ -92,8 +92,10 @@ def wait_until(condition: Any, timeout: float = 15.0) -> None:
 
 
 def zeep_legacy_client(url: str) -> Tuple[Any, Any]:
-    client = zeep.Client(f"{url}/api/v2/CarrierService.svc?wsdl")
-    return client.bind("SessionService", "SessionServicePort"), client.bind("CarrierService", "CarrierServicePort")
+    # Each .svc?wsdl describes its own service only, as WCF serves it.
+    session = zeep.Client(f"{url}/api/v2/SessionService.svc?wsdl")
+    carrier = zeep.Client(f"{url}/api/v2/CarrierService.svc?wsdl")
+    return session.bind("SessionService", "SessionServicePort"), carrier.bind("CarrierService", "CarrierServicePort")
 
 
 def device_list(lines: List[EmulatedDevice]) -> Dict[str, Any]:
@@ -145,12 +147,11 @@ def test_suds_an_independent_soap_library_restores_over_rest(tmp_path: Path, leg
     lines = generated_devices(4, state="Suspended")
     with Emulator(devices=lines) as emulator, running_bridge(tmp_path / "b.db", emulator, legacy.url) as (bridge, url):
         bridge.register(DEFAULT_ACCOUNT, f"{url}/callbacks")
-        client = SudsClient(f"{url}/api/v2/SessionService.svc?wsdl", cache=None)
-        login = client.service["SessionService"].LogIn(Input={"Username": LEGACY_USER, "Password": LEGACY_PASSWORD})
+        session = SudsClient(f"{url}/api/v2/SessionService.svc?wsdl", cache=None)
+        login = session.service.LogIn(Input={"Username": LEGACY_USER, "Password": LEGACY_PASSWORD})
+        client = SudsClient(f"{url}/api/v2/CarrierService.svc?wsdl", cache=None)
         client.set_options(soapheaders={"token": login.SessionToken})
-        answer = client.service["CarrierService"].ChangeDeviceState(
-            Input={"DeviceList": device_list(lines), "Restore": ""}
-        )
+        answer = client.service.ChangeDeviceState(Input={"DeviceList": device_list(lines), "Restore": ""})
         wait_until(lambda: len(legacy.acknowledged()) == 4)
         assert {(cb.request_id, cb.action, cb.succeeded) for cb in legacy.acknowledged()} == {
             (answer.RequestId, "Restore", True)

@@ -5,7 +5,7 @@ It comes from ``--public-url`` when one is configured. Otherwise from the reques
 but only a Host among the configured names (by default the names of the listen address): a
 Host is the client's to choose, and a WSDL pointed elsewhere, or with markup smuggled into it,
 would be served to whoever asks next (caches, proxies, DNS rebinding). The WSDL is built with
-lxml, so that whatever goes into it is escaped.
+lxml (:mod:`uws_adapter.soap.documents`), so that whatever goes into it is escaped.
 """
 
 from __future__ import annotations
@@ -13,14 +13,8 @@ from __future__ import annotations
 import socket
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from lxml import etree
-
 from uws_adapter.errors import InputError
-from uws_adapter.wire import UWS_BASE_URL
-from uws_adapter.xmlsafe import parse_untrusted
 
-NS_WSDL = "http://schemas.xmlsoap.org/wsdl/"
-NS_WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 _WILDCARD = ("", "0.0.0.0", "::")
 #: What a host name, an IPv4 address or a bracketed IPv6 address, with a port, can hold.
@@ -85,16 +79,3 @@ def soap_address(environ: Mapping[str, object], *, public_url: Optional[str], al
                 "call the bridge by one of those names, or start it with --allowed-host NAME:PORT or --public-url URL",
             )
     return f"{environ.get('wsgi.url_scheme', 'http')}://{host}/api/v2"
-
-
-def with_address(document: bytes, address: str) -> bytes:
-    """A served ``document``: when it is our WSDL, with every ``soap:address`` under ``address``
-    instead of UWS's base (lxml escapes the attribute as it writes it); else as it is (an XSD)."""
-    root = parse_untrusted(document, what="bundled document")
-    if root.tag != f"{{{NS_WSDL}}}definitions":
-        return document
-    for element in root.iter(f"{{{NS_WSDL_SOAP}}}address"):
-        location = element.get("location") or ""
-        if location.startswith(UWS_BASE_URL):
-            element.set("location", address + location[len(UWS_BASE_URL) :])
-    return etree.tostring(root.getroottree(), xml_declaration=True, encoding="utf-8")

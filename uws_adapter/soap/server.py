@@ -1,15 +1,26 @@
 """The one SOAP server of our WSDL, used by the emulator's UWS front and by the bridge's SOAP
 façade: a WSGI application (served by waitress, like the receiver) that screens each request
-(method, media type, encoding, size), parses the body hardened (:mod:`.xmlsafe`), validates it
-against our XSD as WCF would (``DeserializationFailed``), dispatches it by operation to a backend
-(:class:`UwsOperations`), writes SOAP 1.1 faults the way UWS does (HTTP 500,
-``<Service>.<CODE>``), and serves the WSDL with the caller's own address and the bundled XSDs.
+(method, media type, encoding, size), parses the body hardened (:mod:`.xmlsafe`), reads it as
+SOAP 1.1 allows and validates the Body's payload against our XSD as WCF would
+(``DeserializationFailed``), dispatches it by operation to a backend (:class:`UwsOperations`),
+writes SOAP 1.1 faults the way UWS does (HTTP 500, ``<Service>.<CODE>``), and serves the WSDL
+and XSDs as WCF serves a ``.svc`` (:mod:`uws_adapter.soap.documents`).
+
+Lenient where SOAP 1.1 allows (what legacy stacks send): chunked bodies (waitress reassembles
+them), qualified attributes such as ``soap:encodingStyle`` on Envelope, Header and Body, header
+blocks we do not know (ignored unless ``mustUnderstand="1"``: a ``soap:MustUnderstand`` fault),
+``soap:mustUnderstand`` / ``soap:actor`` on ``v2:token``, ``xsi:nil="true"`` optional members
+(absent) and ``xsi:type`` annotations (ignored). Strict where the carrier is: a SOAPAction that
+does not name the Body's operation is an ``ActionNotSupported`` fault [inferred code], SOAP 1.2's
+``application/soap+xml`` is a 415, an Envelope of another namespace a ``VersionMismatch``.
 
 What each operation reads and answers (the UWS messages) is in :mod:`uws_adapter.soap.service`.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 from http import HTTPStatus
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
@@ -18,9 +29,11 @@ from lxml import etree
 from uws_adapter.errors import DocumentError, InputError, Refused
 from uws_adapter.model.actions import Action
 from uws_adapter.model.selection import Selection
-from uws_adapter.soap.bindings import WSDL_FILE, resource_dir
-from uws_adapter.soap.schemas import lxml_schema
+from uws_adapter.soap.bindings import resource_dir
+from uws_adapter.soap.documents import served_document
+from uws_adapter.soap.schemas import REQUEST_XSD
 from uws_adapter.soap.service import (
+    OPERATIONS,
     SERVICES,
     SoapCall,
     change_response,
@@ -30,20 +43,33 @@ from uws_adapter.soap.service import (
     read_change_device_state,
     soap_envelope,
 )
-from uws_adapter.wire import CONTENT_TYPE, NS_SOAP_ENV, NS_V2, UWS_BASE_URL
+from uws_adapter.wire import CONTENT_TYPE, NS_SOAP_ENV, NS_V2, NS_XSI, soap_action
 from uws_adapter.xmlsafe import parse_untrusted
 
 __all__ = [
-    "XML_TYPES", "Reply", "SoapServer", "UwsOperations", "dispatch", "fault_envelope", "read_call", "reply",
-    "served_file", "service_of", "wsdl_document",
+    "QUALIFIED_CODES", "XML_TYPES", "Reply", "SoapServer", "UwsOperations", "dispatch", "fault_envelope",
+    "payload_schema", "read_call", "reply", "served_file", "service_of",
 ]  # fmt: skip
 
-NS_WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
 StartResponse = Callable[[str, List[Tuple[str, str]]], Any]
 #: An HTTP answer before it is sent: status, body, content type.
 Reply = Tuple[int, bytes, str]
-#: What a SOAP request may be sent as (SOAP 1.1 is text/xml; the others are accepted as the receiver does).
-XML_TYPES = ("text/xml", "application/xml", "application/soap+xml")
+#: What a SOAP 1.1 request may be sent as: text/xml, and application/xml as the receiver accepts it.
+XML_TYPES = ("text/xml", "application/xml")
+#: SOAP 1.2's media type: a basicHttpBinding (SOAP 1.1) answers it with 415 [seen].
+SOAP12_TYPE = "application/soap+xml"
+#: The WCF namespace of ``ActionNotSupported`` on a binding without WS-Addressing [inferred].
+NS_ADDRESSING_NONE = "http://schemas.microsoft.com/ws/2005/05/addressing/none"
+#: Fault codes written qualified (``s:MustUnderstand``), not as ``<Service>.<CODE>``.
+QUALIFIED_CODES = {
+    "VersionMismatch": NS_SOAP_ENV,
+    "MustUnderstand": NS_SOAP_ENV,
+    "ActionNotSupported": NS_ADDRESSING_NONE,  # [inferred]: what WCF's contract filter answers
+}
+ACTOR_NEXT = "http://schemas.xmlsoap.org/soap/actor/next"
+ENVELOPE, HEADER, BODY = (f"{{{NS_SOAP_ENV}}}{name}" for name in ("Envelope", "Header", "Body"))
+TOKEN = f"{{{NS_V2}}}token"
+XSI_TYPE, XSI_NIL = f"{{{NS_XSI}}}type", f"{{{NS_XSI}}}nil"
 
 
 class UwsOperations(Protocol):
@@ -72,19 +98,144 @@ def service_of(path: str) -> Optional[str]:
     return service if service in SERVICES else None
 
 
-def read_call(service: str, body: bytes, *, max_bytes: int) -> SoapCall:
-    """Parse (hardened) and validate against our XSD, as WCF would (``DeserializationFailed``)."""
+@functools.cache
+def payload_schema() -> etree.XMLSchema:
+    """Our request XSD (the v2 operations and their data contracts), for the Body's payload alone:
+    the envelope around it is checked by the SOAP 1.1 rules in :func:`read_call`, not by a schema."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    return etree.XMLSchema(etree.parse(str(resource_dir() / REQUEST_XSD), parser))
+
+
+def _malformed(problem: str) -> Refused:
+    return Refused("DeserializationFailed", f"{problem}; send a SOAP 1.1 envelope as the WSDL describes")
+
+
+def _elements(parent: etree._Element, where: str) -> List[etree._Element]:
+    """The element children of ``parent`` (comments skipped); text between them is refused."""
+    if (parent.text or "").strip():
+        raise _malformed(f"text inside {where}")
+    found = []
+    for node in parent:
+        if isinstance(node.tag, str):  # not a comment or processing instruction
+            found.append(node)
+        if (node.tail or "").strip():
+            raise _malformed(f"text inside {where}")
+    return found
+
+
+def _check_attributes(element: etree._Element, where: str) -> None:
+    # SOAP 1.1 lets Envelope, Header and Body carry namespace-qualified attributes (e.g.
+    # soap:encodingStyle, SOAP::Lite's default); an unqualified one is not SOAP.
+    for name in element.attrib:
+        if not str(name).startswith("{"):
+            raise _malformed(f"{where} carries the unqualified attribute {str(name)[:40]!r}")
+
+
+def _must_understand(block: etree._Element) -> bool:
+    """Whether ``block`` must be understood by us: mustUnderstand 1 and meant for this node (no
+    actor, or the next one) [SOAP 1.1 section 4.2]."""
+    actor = block.get(f"{{{NS_SOAP_ENV}}}actor")
+    flag = (block.get(f"{{{NS_SOAP_ENV}}}mustUnderstand") or "0").strip().lower()
+    return flag in ("1", "true") and actor in (None, "", ACTOR_NEXT)
+
+
+def _read_header(header: Optional[etree._Element]) -> Optional[str]:
+    """The session token; a MustUnderstand fault for a block we do not know that must be understood.
+    Other blocks (WS-Addressing, WS-Security meant for a proxy, ...) are ignored, as WCF does."""
+    if header is None:
+        return None
+    _check_attributes(header, "Header")
+    tokens = []
+    for block in _elements(header, "Header"):
+        if block.tag == TOKEN:
+            if len(block):
+                raise _malformed("v2:token holds elements; send the session token as text")
+            tokens.append(block.text or "")
+        elif _must_understand(block):
+            qname = etree.QName(block)
+            raise Refused(
+                "MustUnderstand",
+                f"The header '{qname.localname}' from the namespace '{qname.namespace or ''}' was not understood "
+                'by the recipient of this message; drop it or send it without mustUnderstand="1"',
+            )
+    if len(tokens) > 1:
+        raise _malformed("more than one v2:token header")
+    return tokens[0].strip() if tokens else None
+
+
+def _check_action(service: str, operation: str, soap_action_header: Optional[str]) -> None:
+    """A SOAPAction that does not name the Body's operation of this service: WCF's contract filter
+    refuses it (``ActionNotSupported`` [inferred code]). No SOAPAction header: dispatched by the
+    Body, as SOAP 1.1 reads an absent intent."""
+    if soap_action_header is None:
+        return
+    given = soap_action_header.strip()
+    if len(given) >= 2 and given[0] == given[-1] == '"':
+        given = given[1:-1]
+    expected = soap_action(service, operation) if operation in OPERATIONS[service] else None
+    if given != expected:
+        shown = given if len(given) <= 200 else given[:200] + "..."
+        raise Refused(
+            "ActionNotSupported",
+            f"The message with Action '{shown}' cannot be processed at the receiver, due to a ContractFilter "
+            f"mismatch at the EndpointDispatcher; send SOAPAction "
+            + (f'"{expected}"' if expected else f"one of {', '.join(OPERATIONS[service])} of {service}"),
+        )
+
+
+def _payload(body: etree._Element) -> etree._Element:
+    """The Body's one payload element, validated on its own against our XSD (as WCF would:
+    ``DeserializationFailed``). ``xsi:type`` annotations are dropped first (each element is read
+    by its declared type); members sent ``xsi:nil="true"`` (nillable in our XSD) are then removed,
+    so that they count as absent."""
+    _check_attributes(body, "Body")
+    children = _elements(body, "Body")
+    if len(children) != 1:
+        raise _malformed(f"the Body holds {len(children)} elements, not one operation element")
+    payload = copy.deepcopy(children[0])
+    for element in payload.iter():
+        if isinstance(element.tag, str) and XSI_TYPE in element.attrib:
+            del element.attrib[XSI_TYPE]
+    schema = payload_schema()
+    if not schema.validate(payload):
+        # The first complaint names the element and line, as WCF's message does.
+        first = next(iter(schema.error_log), None)  # type: ignore[call-overload]  # lxml-stubs
+        raise Refused("DeserializationFailed", str(first) if first else "the request does not match the contract")
+    for element in [e for e in payload.iter() if e.get(XSI_NIL, "").strip() in ("true", "1")]:
+        parent = element.getparent()
+        if parent is not None:
+            parent.remove(element)
+    return payload
+
+
+def read_call(service: str, body: bytes, *, max_bytes: int, soap_action_header: Optional[str] = None) -> SoapCall:
+    """Parse (hardened) and read one SOAP 1.1 request as the spec allows: any namespace-qualified
+    attributes on Envelope, Header and Body; header blocks we do not know ignored unless they must
+    be understood; the SOAPAction, when sent, naming the Body's operation; the payload validated
+    against our XSD."""
     try:
         root = parse_untrusted(body, max_bytes=max_bytes, what="request")
     except DocumentError as exc:
         raise Refused("DeserializationFailed", str(exc)) from None
-    schema = lxml_schema()
-    if not schema.validate(root):
-        # The first complaint names the element and line, as WCF's message does.
-        first = next(iter(schema.error_log), None)  # type: ignore[call-overload]  # lxml-stubs
-        raise Refused("DeserializationFailed", str(first) if first else "the request does not match the contract")
-    payload = root.find(f"{{{NS_SOAP_ENV}}}Body")[0]  # type: ignore[index]
-    token = root.findtext(f"{{{NS_SOAP_ENV}}}Header/{{{NS_V2}}}token")
+    qname = etree.QName(root)
+    if qname.localname == "Envelope" and qname.namespace != NS_SOAP_ENV:
+        raise Refused(
+            "VersionMismatch", f"the Envelope is in {str(qname.namespace)[:100]!r}; send SOAP 1.1 ({NS_SOAP_ENV})"
+        )
+    if root.tag != ENVELOPE:
+        raise _malformed(f"the document is {qname.localname[:60]!r}, not a SOAP Envelope")
+    _check_attributes(root, "Envelope")
+    parts = _elements(root, "Envelope")
+    header = parts.pop(0) if parts and parts[0].tag == HEADER else None
+    if not parts or parts[0].tag != BODY:
+        raise _malformed("the Envelope has no Body (after an optional Header)")
+    # SOAP 1.1 section 4.3: qualified elements may follow the Body; they mean nothing to us.
+    if any(etree.QName(extra).namespace in (None, NS_SOAP_ENV) for extra in parts[1:]):
+        raise _malformed("only namespace-qualified elements of another namespace may follow the Body")
+    operation = etree.QName(parts[0][0]).localname if len(parts[0]) and isinstance(parts[0][0].tag, str) else ""
+    _check_action(service, operation, soap_action_header)
+    token = _read_header(header)
+    payload = _payload(parts[0])
     return SoapCall(service, etree.QName(payload).localname, payload, token)
 
 
@@ -104,9 +255,11 @@ def dispatch(operations: UwsOperations, call: SoapCall) -> bytes:
     raise Refused("INPUT_INVALID.RequestUndefined", f"{call.operation} is not a {call.service} operation")
 
 
-def fault_envelope(faultcode: str, message: str) -> bytes:
-    """A SOAP 1.1 fault with ``faultcode`` and ``faultstring`` (escaped)."""
-    code = etree.Element("faultcode")
+def fault_envelope(faultcode: str, message: str, *, code_namespace: Optional[Tuple[str, str]] = None) -> bytes:
+    """A SOAP 1.1 fault with ``faultcode`` and ``faultstring`` (escaped). ``code_namespace``
+    (prefix, URI) is declared on ``faultcode`` for a code qualified by another namespace than the
+    envelope's (prefix ``s``)."""
+    code = etree.Element("faultcode", nsmap=dict([code_namespace]) if code_namespace else None)
     code.text = faultcode
     text = etree.Element("faultstring")
     text.text = message
@@ -114,25 +267,10 @@ def fault_envelope(faultcode: str, message: str) -> bytes:
     return soap_envelope(f"<s:Fault>{detail}</s:Fault>")
 
 
-def wsdl_document(address: str) -> bytes:
-    """Our WSDL with every ``soap:address`` under ``address`` (a ``.../api/v2`` base) instead of
-    UWS's. Written by lxml, so that whatever ``address`` holds is escaped."""
-    root = parse_untrusted((resource_dir() / WSDL_FILE).read_bytes(), what="bundled WSDL")
-    for element in root.iter(f"{{{NS_WSDL_SOAP}}}address"):
-        location = element.get("location") or ""
-        if location.startswith(UWS_BASE_URL):
-            element.set("location", address + location[len(UWS_BASE_URL) :])
-    return etree.tostring(root.getroottree(), xml_declaration=True, encoding="utf-8")
-
-
 def served_file(path: str, address: str) -> Optional[bytes]:
-    """What a GET of ``path`` serves: the WSDL (``?wsdl``) or a bundled XSD; None otherwise."""
-    bare = path.partition("?")[0]
-    name = bare.rpartition("/")[2]
-    if path.endswith("?wsdl") or name == WSDL_FILE:
-        return wsdl_document(address)
-    target = resource_dir() / name
-    return target.read_bytes() if name.endswith(".xsd") and target.is_file() else None
+    """What a GET of ``path`` (with its query) serves; None otherwise. See :mod:`.documents`."""
+    bare, _, query = path.partition("?")
+    return served_document(bare, query, address, service_of(bare))
 
 
 def reply(start_response: StartResponse, status: int, body: bytes, content_type: str) -> List[bytes]:
@@ -145,9 +283,9 @@ def reply(start_response: StartResponse, status: int, body: bytes, content_type:
 
 
 def screen(environ: Mapping[str, Any], max_body: int) -> Optional[Reply]:
-    """What to answer before reading a POSTed body (None: read it). The same rules as the
-    receiver's: a length is required (waitress gives one for a chunked body, once it has it all),
-    413 over the cap, 415 for a compressed body or a media type that is not XML."""
+    """What to answer before reading a POSTed body (None: read it). A length is required (waitress
+    gives one for a chunked body, once it has it all), 413 over the cap, 415 for a compressed body,
+    for SOAP 1.2's media type (a basicHttpBinding answers so) or one that is not XML."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or "")
     except ValueError:
@@ -157,6 +295,8 @@ def screen(environ: Mapping[str, Any], max_body: int) -> Optional[Reply]:
     if (environ.get("HTTP_CONTENT_ENCODING") or "identity").strip().lower() != "identity":
         return 415, b"compressed bodies are refused; send identity\n", "text/plain"
     kind = (environ.get("CONTENT_TYPE") or "").split(";")[0].strip().lower()
+    if kind == SOAP12_TYPE:
+        return 415, b"SOAP 1.2 (application/soap+xml) is not served; send SOAP 1.1 as text/xml\n", "text/plain"
     if kind not in XML_TYPES:
         return 415, b"send SOAP requests as text/xml\n", "text/plain"
     return None
@@ -214,7 +354,8 @@ class SoapServer:
         body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
         self.count("requests")
         try:
-            return 200, dispatch(self.operations, read_call(service, body, max_bytes=self.max_body)), CONTENT_TYPE
+            call = read_call(service, body, max_bytes=self.max_body, soap_action_header=environ.get("HTTP_SOAPACTION"))
+            return 200, dispatch(self.operations, call), CONTENT_TYPE
         except Refused as refused:
             return self._fault(service, refused)
         except Exception as exc:  # the backend's own errors, when it says how they are answered
@@ -225,4 +366,10 @@ class SoapServer:
 
     def _fault(self, service: str, refused: Refused) -> Reply:
         self.count("faults")
-        return 500, fault_envelope(f"{service}.{refused.code}", str(refused)), CONTENT_TYPE
+        namespace = QUALIFIED_CODES.get(refused.code)
+        if namespace is None:
+            return 500, fault_envelope(f"{service}.{refused.code}", str(refused)), CONTENT_TYPE
+        prefix = "s" if namespace == NS_SOAP_ENV else "a"  # s: the envelope's own prefix
+        code_namespace = None if prefix == "s" else (prefix, namespace)
+        body = fault_envelope(f"{prefix}:{refused.code}", str(refused), code_namespace=code_namespace)
+        return 500, body, CONTENT_TYPE

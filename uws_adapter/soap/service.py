@@ -22,6 +22,8 @@ from uws_adapter.model.selection import CustomField, DeviceList, Selection, sele
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST, NS_CARRIER, NS_SESSION, NS_SOAP_ENV, NS_V2
 
 SERVICES = ("SessionService", "CarrierService")
+#: The operations of each service, as the WSDL binds them.
+OPERATIONS = {"SessionService": ("LogIn", "LogOut"), "CarrierService": ("ChangeDeviceState",)}
 _ACTIONS = ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend")
 _QUERY = ("AccountName", "DeviceGroupName", "DeviceServicePlanFilter", "DeviceCustomFieldFilter")
 _UNDEFINED = "INPUT_INVALID.RequestUndefined"

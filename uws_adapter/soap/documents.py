@@ -1,0 +1,163 @@
+"""The WSDL and XSD documents our SOAP server serves on GET, laid out as WCF serves a ``.svc``:
+
+- ``<Service>.svc?wsdl`` (any case: ``?WSDL``, ``?Wsdl``): a WSDL describing that service only
+  (its service, binding, port type and messages), its schema imported from ``?xsd=...``;
+- ``<Service>.svc?singleWsdl`` (any case): the same with every XSD inlined in ``wsdl:types``, for
+  stacks that fetch one document only;
+- ``<Service>.svc?xsd=<file>.xsd``: one bundled XSD, its own imports pointed at ``?xsd=...`` too;
+- ``.../uws.wsdl`` (both services) and ``.../<file>.xsd`` as the bundled files are (relative
+  imports, resolvable from that path).
+
+Every ``soap:address`` is written under the caller's base address (checked by the caller: see
+:mod:`uws_adapter.bridge.address`) and every ``schemaLocation`` is an absolute URL under it, so a
+client can fetch each one from the served URL. Documents are written by lxml, so whatever the
+address holds is escaped.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Dict, List, Optional, Set
+
+from lxml import etree
+
+from uws_adapter.soap.bindings import WSDL_FILE, resource_dir
+from uws_adapter.wire import UWS_BASE_URL
+from uws_adapter.xmlsafe import parse_untrusted
+
+__all__ = ["served_document", "service_wsdl", "whole_wsdl", "xsd_document"]
+
+NS_WSDL = "http://schemas.xmlsoap.org/wsdl/"
+NS_WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
+NS_XS = "http://www.w3.org/2001/XMLSchema"
+#: The schema the WSDL's types import; the other XSDs are reached from it.
+TYPES_XSD = "uws-v2.xsd"
+
+
+def _bundled(name: str) -> etree._Element:
+    return parse_untrusted((resource_dir() / name).read_bytes(), what=f"bundled {name}")
+
+
+def _xsd_names() -> Set[str]:
+    return {path.name for path in resource_dir().iterdir() if path.name.endswith(".xsd")}
+
+
+def _written(root: etree._Element) -> bytes:
+    return etree.tostring(root.getroottree(), xml_declaration=True, encoding="utf-8")
+
+
+def _local(qname: Optional[str]) -> str:
+    # Every reference in our WSDL is to its own target namespace: the local part names it.
+    return (qname or "").rpartition(":")[2]
+
+
+def _set_addresses(root: etree._Element, address: str) -> None:
+    for element in root.iter(f"{{{NS_WSDL_SOAP}}}address"):
+        location = element.get("location") or ""
+        if location.startswith(UWS_BASE_URL):
+            element.set("location", address + location[len(UWS_BASE_URL) :])
+
+
+def _schema_references(schema: etree._Element) -> List[etree._Element]:
+    return [e for e in schema.iter(f"{{{NS_XS}}}import", f"{{{NS_XS}}}include") if e.get("schemaLocation")]
+
+
+def whole_wsdl(address: str) -> bytes:
+    """The bundled WSDL, both services, under ``address`` (a ``.../api/v2`` base)."""
+    root = _bundled(WSDL_FILE)
+    _set_addresses(root, address)
+    return _written(root)
+
+
+def _only_service(root: etree._Element, service: str) -> None:
+    """Remove from ``root`` every service but ``service`` and what only the others use."""
+    wsdl = f"{{{NS_WSDL}}}"
+    for element in root.findall(f"{wsdl}service"):
+        if element.get("name") != service:
+            root.remove(element)
+    bindings = {_local(port.get("binding")) for port in root.iterfind(f"{wsdl}service/{wsdl}port")}
+    for element in root.findall(f"{wsdl}binding"):
+        if element.get("name") not in bindings:
+            root.remove(element)
+    port_types = {_local(b.get("type")) for b in root.iterfind(f"{wsdl}binding")}
+    for element in root.findall(f"{wsdl}portType"):
+        if element.get("name") not in port_types:
+            root.remove(element)
+    messages = {_local(e.get("message")) for e in root.iter() if e.get("message") and e.tag != f"{wsdl}part"}
+    for element in root.findall(f"{wsdl}message"):
+        if element.get("name") not in messages:
+            root.remove(element)
+
+
+def _inlined_schemas() -> List[etree._Element]:
+    """Every XSD reachable from :data:`TYPES_XSD`, each root copied with its imports left by
+    namespace only (the schemas are all in the same ``wsdl:types``)."""
+    found: Dict[str, etree._Element] = {}
+    pending = [TYPES_XSD]
+    while pending:
+        name = pending.pop(0)
+        if name in found:
+            continue
+        schema = copy.deepcopy(_bundled(name))
+        for reference in _schema_references(schema):
+            pending.append(str(reference.get("schemaLocation")))
+            del reference.attrib["schemaLocation"]
+        found[name] = schema
+    # Dependencies first: some stacks read the schemas in order.
+    return list(reversed(list(found.values())))
+
+
+def service_wsdl(service: str, address: str, *, single: bool = False) -> bytes:
+    """The WSDL of ``service`` alone under ``address``: its schema imported from ``?xsd=``, or
+    inlined (``single``, WCF's ``?singleWsdl``)."""
+    root = _bundled(WSDL_FILE)
+    _only_service(root, service)
+    _set_addresses(root, address)
+    types = root.find(f"{{{NS_WSDL}}}types")
+    if types is not None:
+        if single:
+            for child in list(types):
+                types.remove(child)
+            types.extend(_inlined_schemas())
+        else:
+            for reference in _schema_references(types):
+                reference.set("schemaLocation", _xsd_url(address, service, str(reference.get("schemaLocation"))))
+    return _written(root)
+
+
+def _xsd_url(address: str, service: str, name: str) -> str:
+    return f"{address}/{service}.svc?xsd={name}"
+
+
+def xsd_document(name: str, *, address: Optional[str] = None, service: Optional[str] = None) -> Optional[bytes]:
+    """The bundled XSD ``name`` (None when there is no such file): as it is, or with its imports
+    pointed at ``<address>/<service>.svc?xsd=...`` when both are given."""
+    if name not in _xsd_names():  # only our files: no path, no other name reaches the disk
+        return None
+    if address is None or service is None:
+        return (resource_dir() / name).read_bytes()
+    root = _bundled(name)
+    for reference in _schema_references(root):
+        reference.set("schemaLocation", _xsd_url(address, service, str(reference.get("schemaLocation"))))
+    return _written(root)
+
+
+def served_document(path: str, query: str, address: str, service: Optional[str]) -> Optional[bytes]:
+    """What a GET of ``path`` with ``query`` serves (None: 404). ``service`` is the ``.svc`` the
+    path names, if any."""
+    name = path.rstrip("/").rpartition("/")[2]
+    key, _, value = query.partition("=")
+    key = key.strip().lower()
+    if service is not None:
+        if key == "wsdl" and not value:
+            return service_wsdl(service, address)
+        if key == "singlewsdl" and not value:
+            return service_wsdl(service, address, single=True)
+        if key == "xsd" and value:
+            return xsd_document(value, address=address, service=service)
+        return None
+    if name == WSDL_FILE:
+        return whole_wsdl(address)
+    if name.endswith(".xsd"):
+        return xsd_document(name)
+    return None
