@@ -16,6 +16,7 @@ Every error the package raises on purpose derives from :class:`UwsAdapterError`:
     │   ├── SessionExpired                   ...SessionToken.Expired
     │   ├── InvalidInputFault                INPUT_INVALID..., DeserializationFailed, AccountNotFound
     │   ├── DeviceFault                      DeviceNotFound, Device.*, DeviceState.Invalid
+    │   ├── AuthenticationFailed             an OAuth2 error (.code: invalid_client, invalid_token, ...)
     │   └── UnknownFault                     any other code
     ├── Refused                              our server (emulator, bridge) answers with a fault .code
     ├── StoreError (also OSError)            the store could not write: nothing was acknowledged
@@ -122,6 +123,12 @@ class InvalidInputFault(ServiceFault):
 
 class DeviceFault(ServiceFault):
     """A device is unknown, or in a state that does not allow the change."""
+
+
+class AuthenticationFailed(ServiceFault):
+    """The REST API's OAuth2 side refused the credentials or the bearer token: an RFC 6749 / 6750
+    error body (``{"error": "invalid_client", "error_description": ...}``); ``code`` is that error.
+    Sending again with the same credentials will not help."""
 
 
 class UnknownFault(ServiceFault):

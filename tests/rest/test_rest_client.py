@@ -22,13 +22,13 @@ from uws_adapter import (
     OutcomeUnknown,
     ServiceFault,
     SessionExpired,
-    TransportError,
     UnknownFault,
     generated_devices,
     parse_rest_callback,
     select,
 )
 from uws_adapter.emulator.core import DEFAULT_ACCOUNT
+from uws_adapter.errors import AuthenticationFailed
 
 ESN = Device.of("ESN", "09611822299")
 
@@ -77,9 +77,12 @@ def test_a_bearer_refused_with_a_bare_401_is_renewed_once_and_the_call_resent() 
 
 def test_wrong_oauth_keys_are_refused_without_a_retry() -> None:
     with Emulator() as emulator:
-        client = rest_client_for(emulator.rest_url, client_secret="wrong")
-        with pytest.raises(TransportError, match="HTTP 401"):
+        client = rest_client_for(emulator.rest_url, client_secret="wrong-secret")
+        with pytest.raises(AuthenticationFailed) as raised:
             client.login()
+        assert (raised.value.code, raised.value.http_status) == ("invalid_client", 401)
+        assert "client_secret" in str(raised.value)
+        assert "wrong-secret" not in str(raised.value)
         assert emulator.counters["rest_requests"] == 1
 
 

@@ -1,4 +1,4 @@
-"""The emulator's REST M2M front: OAuth2 token, session login, suspend, restore, eSIM
+"""The emulator's REST M2M front: OAuth2 token, session login and logout, suspend, restore, eSIM
 profile_resume and callback registration, over the same inventory and state machine as UWS.
 
 Errors are ``{errorCode, errorMessage}`` with HTTP 400 [doc]; a missing or expired bearer token is
@@ -20,6 +20,7 @@ from uws_adapter.emulator.core import Emulator, EmulatorFault, Listener, Target,
 from uws_adapter.errors import InputError, Refused
 from uws_adapter.model.devices import DeviceIdentifier
 from uws_adapter.model.selection import CustomField
+from uws_adapter.rest.client import SESSION_LOGOUT_PATH
 from uws_adapter.wire import CALLBACK_SERVICES, M2M_TOKEN_HEADER, OAUTH_TOKEN_PATH, SESSION_LOGIN_PATH
 
 Reply = Tuple[int, bytes, str]
@@ -68,9 +69,11 @@ class RestFront:
             client_id = secret = ""
         grant = parse_qs(body.decode("utf-8", "replace")).get("grant_type", [""])[0]
         if scheme.lower() != "basic" or self.emulator.clients.get(client_id) != secret or not client_id:
-            return _json(401, {"error": "invalid_client"})
+            return _json(401, {"error": "invalid_client", "error_description": "client authentication failed"})
         if grant != "client_credentials":
-            return _json(400, {"error": "unsupported_grant_type"})
+            return _json(
+                400, {"error": "unsupported_grant_type", "error_description": "grant_type must be client_credentials"}
+            )
         token = uuid.uuid4().hex
         lifetime = self.emulator.bearer_lifetime
         with self.emulator.lock:
@@ -87,18 +90,25 @@ class RestFront:
     # M2M ----------------------------------------------------------------------------------------
 
     def _m2m(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Any:
+        """Routed first, the body read only by the operations that take one: the vendor SDK POSTs
+        session/logout with no body at all."""
         emulator = self.emulator
-        data = _object(body) if method == "POST" else {}
         if (method, "/m2m/v1" + path) == ("POST", SESSION_LOGIN_PATH):
+            data = _object(body)
             username, password = data.get("username"), data.get("password")
             if not isinstance(username, str) or not isinstance(password, str):
                 raise EmulatorFault(_UNDEFINED, "username and password are required strings")
             return {"sessionToken": emulator.open_session(username, password)}
-        emulator.touch_session(headers.get(M2M_TOKEN_HEADER.lower()))
+        token = headers.get(M2M_TOKEN_HEADER.lower())
+        emulator.touch_session(token)
+        if (method, "/m2m/v1" + path) == ("POST", SESSION_LOGOUT_PATH):
+            emulator.close_session(token)  # no body is read: the SDK sends none [doc]
+            return {"sessionToken": token}
         if method == "POST" and path in ("/devices/actions/restore", "/devices/actions/suspend"):
             action = "Restore" if path.endswith("restore") else "Suspend"
-            return {"requestId": self._change(action, data)}
+            return {"requestId": self._change(action, _object(body))}
         if (method, path) == ("POST", "/devices/profile/actions/profile_resume"):
+            data = _object(body)
             _only(data, {"devices", "accountName", "servicePlan"})
             account = _string(data, "accountName")
             if account is None:
@@ -106,11 +116,14 @@ class RestFront:
             return {"requestId": emulator.provision("ProfileResume", emulator.listed(_devices(data)), account=account)}
         parts = [unquote(p) for p in path.split("/")[1:]]
         if parts[:1] == ["callbacks"] and len(parts) >= 2:
-            return self._callbacks(method, parts[1], parts[2:], data)
+            return self._callbacks(method, parts[1], parts[2:], body)
         raise EmulatorFault(_UNDEFINED, f"{method} {path} is not an M2M operation", http_status=404)
 
     def _change(self, action: str, data: Mapping[str, Any]) -> str:
         emulator = self.emulator
+        # withBilling is a suspend field only: the restore page lists accountName, customFields,
+        # devices, groupName and servicePlan, and no withBilling [doc: rest-restore-devices], so a
+        # restore carrying it is refused as an unknown field, as every undocumented field is.
         _only(data, _CHANGE_KEYS | ({"withBilling"} if action == "Suspend" else set()))
         if "withBilling" in data and not isinstance(data["withBilling"], bool):
             raise EmulatorFault(_UNDEFINED, "withBilling must be true or false")
@@ -127,12 +140,16 @@ class RestFront:
         )
         return emulator.provision(action, targets, account=account)
 
-    def _callbacks(self, method: str, account: str, rest: List[str], data: Mapping[str, Any]) -> Any:
+    def _callbacks(self, method: str, account: str, rest: List[str], body: bytes) -> Any:
+        """Listener registration, listing and removal, answered with ``accountName``,
+        ``serviceName`` and ``url`` as the vendor's API and SDK models
+        (``CallbackActionResult``, ``ConnectivityManagementCallback``) have them [doc]; the
+        registration body names the service ``name`` [doc]."""
         emulator = self.emulator
         if method == "GET" and not rest:
             with emulator.lock:
                 return [
-                    {"accountName": acc, "name": service, "url": listener.url}
+                    {"accountName": acc, "serviceName": service, "url": listener.url}
                     for (acc, service), listener in sorted(emulator.listeners.items())
                     if acc == account
                 ]
@@ -140,8 +157,9 @@ class RestFront:
             with emulator.lock:
                 if emulator.listeners.pop((account, rest[1]), None) is None:
                     raise EmulatorFault("REQUEST_FAILED.CallbackNotFound", f"no {rest[1]} listener")  # [inferred]
-            return {"accountName": account, "name": rest[1]}
+            return {"accountName": account, "serviceName": rest[1]}
         if method == "POST" and not rest:
+            data = _object(body)
             _only(data, {"name", "url", "username", "password"})
             name, url = _string(data, "name"), _string(data, "url")
             if name not in CALLBACK_SERVICES or url is None:
@@ -158,7 +176,7 @@ class RestFront:
                     )
                 listener = Listener(url, _string(data, "username") or "", _string(data, "password") or "", "rest")
                 emulator.listeners[(account, name)] = listener
-            return {"accountName": account, "name": name}
+            return {"accountName": account, "serviceName": name}
         raise EmulatorFault(_UNDEFINED, f"{method} callbacks/{'/'.join(rest)} is not an operation", http_status=404)
 
 

@@ -1,9 +1,10 @@
-"""A ThingSpace REST M2M client: OAuth2 client credentials, the M2M session, restore, suspend,
-eSIM profile_resume, and callback listener registration.
+"""A ThingSpace REST M2M client: OAuth2 client credentials, the M2M session (login, logout),
+restore, suspend, eSIM profile_resume, and callback listener registration.
 
 It is a :class:`~uws_adapter.provisioning.Provisioner` like :class:`~uws_adapter.UwsClient`: the
 same request model, the same exceptions (``{errorCode, errorMessage}`` becomes the
-:class:`ServiceFault` subclass its code means), the same timeout and no-blind-retry rule.
+:class:`ServiceFault` subclass its code means, an OAuth2 ``{error, error_description}`` an
+:class:`.AuthenticationFailed`), the same timeout and no-blind-retry rule.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from uws_adapter.errors import DocumentError, InputError, OutcomeUnknown, TransportError
+from uws_adapter.errors import (
+    AuthenticationFailed,
+    DocumentError,
+    InputError,
+    OutcomeUnknown,
+    ServiceFault,
+    SessionExpired,
+    TransportError,
+)
 from uws_adapter.jsonsafe import loads_untrusted
 from uws_adapter.model.actions import Action
 from uws_adapter.model.devices import Device
@@ -42,6 +51,11 @@ from uws_adapter.wire import (
     REST_BASE_URL,
     SESSION_LOGIN_PATH,
 )
+
+#: Ends the M2M session; no body [doc] (the vendor SDK's ``end_connectivity_management_session``).
+SESSION_LOGOUT_PATH = "/m2m/v1/session/logout"
+#: OAuth2 error statuses (RFC 6749 section 5.2, RFC 6750 section 3.1).
+_OAUTH_STATUSES = (400, 401, 403)
 
 
 @dataclass(frozen=True)
@@ -143,8 +157,20 @@ class RestClient(Provisioner):
         return token
 
     def logout(self) -> None:
-        """Forget the session token (the REST API has no logout call [doc])."""
-        self._token = None
+        """End the M2M session (POST ``/m2m/v1/session/logout``, no body [doc]), then forget its
+        token. A session the service no longer knows (expired, invalid) is ended already: that is
+        not an error. Nothing to do without a session."""
+        if self._token is None:
+            return
+        token, self._token = self._token, None
+        request = RestRequest("POST", self.base_url + SESSION_LOGOUT_PATH)
+        try:
+            self._call(request, m2m_token=token, may_resend=True)
+        except SessionExpired:
+            return
+        except ServiceFault as fault:
+            if not fault.code.endswith("SessionToken.Invalid"):
+                raise
 
     # Provisioning ---------------------------------------------------------------------------
 
@@ -189,14 +215,10 @@ class RestClient(Provisioner):
         self._session_call(RestRequest("POST", self._callbacks_url(account), body), may_resend=True)
 
     def callback_listeners(self, account: str) -> List[CallbackListener]:
-        """The listeners registered for ``account``."""
+        """The listeners registered for ``account``: ``accountName``, ``serviceName``, ``url`` as
+        the API answers [doc] (``name`` read too, for older answers)."""
         answer = self._session_call(RestRequest("GET", self._callbacks_url(_account(account))), may_resend=True)
-        items = answer.get("items", [])
-        return [
-            CallbackListener(str(item.get("accountName", account)), str(item.get("name")), str(item.get("url")))
-            for item in items
-            if isinstance(item, Mapping)
-        ]
+        return listeners_from(answer.get("items", []), account)
 
     def unregister_callback(self, account: str, service: str) -> None:
         """Remove the listener of ``service`` for ``account``."""
@@ -222,7 +244,7 @@ class RestClient(Provisioner):
             if m2m_token is not None:
                 headers[M2M_TOKEN_HEADER] = m2m_token
             data = None
-            if request.method in ("POST", "PUT"):
+            if request.method in ("POST", "PUT") and request.payload:  # a bodiless POST (logout) sends none
                 headers["Content-Type"] = JSON_TYPE
                 data = request.body
             response = self._http.send(
@@ -243,6 +265,22 @@ def _sent(request: RestRequest, action: Optional[str] = None, selection: Optiona
         return SentRequest(request.method, request.url, operation, body, action=action, selection=selection)
 
     return describe
+
+
+def listeners_from(items: object, account: str) -> List[CallbackListener]:
+    """The listeners in a listing answer: ``accountName``, ``serviceName``, ``url`` [doc], with
+    ``name`` read where ``serviceName`` is missing (what older answers, and our emulator, sent)."""
+    if not isinstance(items, list):
+        return []
+    return [
+        CallbackListener(
+            str(item.get("accountName") or account),
+            str(item.get("serviceName") or item.get("name") or ""),
+            str(item.get("url") or ""),
+        )
+        for item in items
+        if isinstance(item, Mapping)
+    ]
 
 
 def _account(account: object) -> str:
@@ -282,11 +320,27 @@ def _error_code(response: Answer) -> Optional[str]:
     return None
 
 
+def _oauth_error(decoded: Mapping[str, Any], status: int) -> AuthenticationFailed:
+    """An RFC 6749 / 6750 error body as an :class:`AuthenticationFailed` naming the error."""
+    error = str(decoded["error"])[:100] or "unnamed_error"
+    description = str(decoded.get("error_description") or "")[:300]
+    if error in ("invalid_client", "unauthorized_client"):
+        fix = "check client_id and client_secret (the OAuth2 keys of the ThingSpace app)"
+    elif error == "invalid_token":
+        fix = "the bearer token was refused even after a renewal: check the OAuth2 keys and the base URL"
+    else:
+        fix = "check the OAuth2 keys and the request to the token endpoint"
+    said = f" ({description})" if description else ""
+    return AuthenticationFailed(error, f"the OAuth2 side refused the request{said}; {fix}", http_status=status)
+
+
 def _answer(response: Answer, *, may_resend: bool, request: Describe, login: bool = False) -> Dict[str, Any]:
     status = response.status_code
     decoded = _decode(response)
     if isinstance(decoded, dict) and decoded.get("errorCode") not in (None, ""):
         raise make_fault(str(decoded["errorCode"]), str(decoded.get("errorMessage") or ""), http_status=status)
+    if status in _OAUTH_STATUSES and isinstance(decoded, dict) and isinstance(decoded.get("error"), str):
+        raise _oauth_error(decoded, status)
     if 200 <= status < 300:
         if isinstance(decoded, dict):
             return decoded
