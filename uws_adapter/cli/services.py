@@ -16,6 +16,7 @@ from uws_adapter.bridge.app import Bridge, LegacyRelay
 from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, unlock
 from uws_adapter.config import CONFIG_VARIABLE, load_settings
 from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice, Emulator, generated_devices
+from uws_adapter.emulator.lines import seed_lines, seeds
 from uws_adapter.errors import InputError
 from uws_adapter.model.devices import read_devices_csv
 from uws_adapter.receiver.app import DeadLetterBudget, Receiver, server_options
@@ -107,6 +108,28 @@ def add_commands(commands: Any) -> None:
     emulator.add_argument("--session-idle", type=float, default=1200.0, metavar="SECONDS")
     emulator.add_argument("--daily-budget", type=int, default=5, metavar="N", help="actions per line per day")
     emulator.add_argument("--threads", type=int, default=8, help="waitress worker threads")
+    # Seeding: each attribute is handed out from the first line on, in the order given (see seed_lines).
+    emulator.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="NAME[:COUNT]",
+        help="put the next COUNT lines (default: all the rest) in device group NAME; repeat for more groups",
+    )
+    emulator.add_argument(
+        "--service-plan",
+        action="append",
+        default=[],
+        metavar="PLAN[:COUNT]",
+        help="give the next COUNT lines (default: all the rest) service plan PLAN (lines have 'M2M Flex' otherwise)",
+    )
+    emulator.add_argument(
+        "--custom-field",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE[:COUNT]",
+        help="set custom field NAME (CustomField1..5) to VALUE on the next COUNT lines (default: all the rest)",
+    )
     emulator.set_defaults(run=_run_emulator)
 
     receiver = commands.add_parser(
@@ -244,6 +267,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
         lines = [EmulatedDevice(device) for device in read_devices_csv(args.devices_file)]
     else:
         lines = generated_devices(args.devices)
+    seed_lines(lines, seeds(groups=args.group, service_plans=args.service_plan, custom_fields=args.custom_field))
     emulator = Emulator(
         host=args.host, port=args.port, devices=lines, users={name: password}, clients={client_id: secret},
         session_idle=args.session_idle, daily_budget=args.daily_budget, callback_spacing=args.callback_spacing,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from uws_adapter.errors import InputError
 from uws_adapter.model.callbacks import (
     CallbackFault,
     CallbackRequest,
@@ -19,6 +20,7 @@ from uws_adapter.model.callbacks import (
     SuspendResult,
 )
 from uws_adapter.model.devices import Device, DeviceIdentifier
+from uws_adapter.model.selection import CustomField
 
 DEFAULT_ACCOUNT = "0000123456-00001"
 ACTIVE, SUSPENDED = "Active", "Suspended"
@@ -50,6 +52,77 @@ def generated_devices(count: int, *, account: str = DEFAULT_ACCOUNT, state: str 
         )
         for n in range(count)
     ]
+
+
+@dataclass(frozen=True)
+class Seed:
+    """``count`` lines (None: every line not yet given one) get ``value`` for ``attribute``:
+    ``"group"``, ``"service_plan"`` or a custom field's name (``CustomField1`` ... ``5``)."""
+
+    attribute: str
+    value: str
+    count: Optional[int] = None
+
+
+def parse_seed(text: str, attribute: str) -> Seed:
+    """``VALUE[:COUNT]`` (``NAME=VALUE[:COUNT]`` for ``attribute="custom_field"``), as the
+    emulator's ``--group``, ``--service-plan`` and ``--custom-field`` options take it. A suffix
+    of digits after the last ``:`` is the count; anything else is part of the value."""
+    option = "--" + attribute.replace("_", "-")
+    head, sep, tail = text.rpartition(":")
+    value, count = (head, int(tail)) if sep and tail.isdigit() else (text, None)
+    if count is not None and count < 1:
+        raise InputError(option, f"{text!r} seeds no line", "give a count of 1 or more, or none for every line")
+    if attribute == "custom_field":
+        name, equals, value = value.partition("=")
+        if not equals:
+            raise InputError(option, f"{text!r} is not NAME=VALUE[:COUNT]", "write e.g. CustomField2=SuperVend:10")
+        try:
+            field = CustomField(name.strip(), value)  # the carrier's rules for names and values
+        except InputError as exc:
+            raise exc.within(f"{option} ") from None
+        return Seed(field.name, field.value, count)
+    if not value.strip():
+        raise InputError(option, f"{text!r} has no name", f"write e.g. {option} fleet-a:10")
+    return Seed(attribute, value.strip(), count)
+
+
+def seeds(
+    *, groups: Iterable[str] = (), service_plans: Iterable[str] = (), custom_fields: Iterable[str] = ()
+) -> List[Seed]:
+    """The seeds of the emulator's ``--group``, ``--service-plan`` and ``--custom-field`` options."""
+    return [
+        *(parse_seed(text, "group") for text in groups),
+        *(parse_seed(text, "service_plan") for text in service_plans),
+        *(parse_seed(text, "custom_field") for text in custom_fields),
+    ]
+
+
+def seed_lines(lines: Sequence[EmulatedDevice], seeds: Iterable[Seed]) -> None:
+    """Give ``lines`` their groups, service plans and custom-field values. Each attribute is
+    handed out on its own, from the first line on, in the order the seeds come: ``--group a:10
+    --group b:5`` puts lines 1-10 in a and 11-15 in b, and ``--service-plan P:3`` gives lines 1-3
+    plan P, so that filters can be combined. :class:`.InputError` when a seed wants more lines
+    than are left."""
+    given: Dict[str, int] = {}  # lines handed out so far, per attribute
+    for seed in seeds:
+        start = given.get(seed.attribute, 0)
+        count = len(lines) - start if seed.count is None else seed.count
+        if start + count > len(lines) or count < 1:
+            option = f"--{seed.attribute.replace('_', '-')}" if seed.attribute in ("group", "service_plan") else ""
+            raise InputError(
+                option or f"--custom-field {seed.attribute}",
+                f"{seed.value!r} wants {count} line(s) but {len(lines) - start} of {len(lines)} are left",
+                "lower the count or generate more devices (--devices)",
+            )
+        for line in lines[start : start + count]:
+            if seed.attribute == "group":
+                line.group = seed.value
+            elif seed.attribute == "service_plan":
+                line.service_plan = seed.value
+            else:
+                line.custom_fields[seed.attribute] = seed.value
+        given[seed.attribute] = start + count
 
 
 def change_state(
