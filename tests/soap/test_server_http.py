@@ -202,9 +202,9 @@ class Connection:
 
 def test_chunked_bodies_of_any_size_keep_the_connection_usable(served: Served) -> None:
     token = log_in(served)
-    # 2,000 devices (about 580 KB) sent in 8 KiB chunks, then a small chunked request, then a
-    # plain one, on the same keep-alive connection: nothing is lost or left over between them.
-    big = build_envelope(Suspend(), select([line.device for line in generated_devices(2000)]), token=token).body
+    # 10,000 devices (the most a request may name, about 2.9 MB) sent in 8 KiB chunks, then a small
+    # chunked request, then a plain one, on one keep-alive connection: nothing lost or left over.
+    big = build_envelope(Suspend(), select([line.device for line in generated_devices(10_000)]), token=token).body
     connection = Connection(served.address)
     try:
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{CHANGE_ACTION}"'}
