@@ -4,7 +4,9 @@ Every error the package raises on purpose derives from :class:`UwsAdapterError`:
 
     UwsAdapterError
     ├── InputError (also ValueError)         bad input to a public entry point
-    │   └── UnsupportedByApi                 valid input the chosen API cannot carry
+    │   ├── UnsupportedByApi                 valid input the chosen API cannot carry
+    │   └── BudgetExceeded                   lines would exceed their daily provisioning budget
+    │                                        (.lines: identity, actions in 24 h, when one frees up)
     ├── DocumentError (also ValueError)      an untrusted document (XML or JSON) was refused
     │   └── CallbackParseError               ... and it was meant to be a callback
     ├── TransportError (also ConnectionError) no usable answer from the service
@@ -28,7 +30,7 @@ Messages name the offending field and say how to fix it, so that a CLI can print
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Tuple
 
 if TYPE_CHECKING:  # transport imports this module
     from uws_adapter.provisioning.transport import SentRequest
@@ -63,6 +65,47 @@ class InputError(UwsAdapterError, ValueError):
 
 class UnsupportedByApi(InputError):
     """A valid request that the chosen API (UWS SOAP or REST) has no way to express."""
+
+
+#: The fault code for a line over its daily budget: what the emulator's per-device callbacks carry.
+PROVISIONING_LIMIT = "REQUEST_FAILED.ProvisioningLimitExceeded"
+
+
+class BudgetExceeded(InputError):
+    """A device-list request would take lines over their daily budget of provisioning actions
+    (counted from the request log and stored callbacks of the last 24 hours). Nothing was sent.
+    ``lines`` holds, per line over budget, (its identity, its actions in the last 24 hours, the
+    time (clock seconds) when one of them is 24 hours old and the line can take this request);
+    ``budget`` is the setting it was checked against."""
+
+    def __init__(self, lines: Tuple[Tuple[str, int, float], ...], budget: int) -> None:
+        self.lines = lines
+        self.budget = budget
+        shown = "; ".join(
+            f"{line}: {count} in the last 24 h, free from {_utc(frees)}" for line, count, frees in lines[:20]
+        )
+        more = f"; and {len(lines) - 20} more" if len(lines) > 20 else ""
+        super().__init__(
+            "daily_budget",
+            f"{len(lines)} line(s) already had {budget} provisioning action(s) in 24 hours ({shown}{more})",
+            "wait until then, send the other lines alone, raise daily_budget (--daily-budget, "
+            "UWS_ADAPTER_DAILY_BUDGET; 25 with the upgrade), or send anyway with --force (force=True; recorded)",
+            code=PROVISIONING_LIMIT,
+        )
+
+    def within(self, outer: str) -> InputError:
+        located = BudgetExceeded(self.lines, self.budget)
+        located.field = f"{outer}{self.field}"
+        return located
+
+
+def _utc(seconds: float) -> str:
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds:.0f} s"
 
 
 class DocumentError(UwsAdapterError, ValueError):

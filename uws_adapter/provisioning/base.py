@@ -5,28 +5,61 @@
 What both share lives here: the session rule (log in on first use; when the service says the token
 has expired or is invalid, e.g. after its restart, log in once more and resend once; one login at
 a time across threads; a failed login is never retried, five in a row lock the account [doc]),
-batching, and recording each request in a store for tracking.
+batching, recording each request in a store for tracking, the provisioning-budget guard, and
+the client metrics (requests by outcome, faults by code, outcomes unknown; :mod:`uws_adapter.metrics`).
+
+The budget guard: the carrier allows most accounts five provisioning actions per line per day (25
+with an upgrade) [doc], and says a line is over only in that line's failure callback. So before a
+device-list request is sent, each line's actions of the last 24 hours are counted from the request
+log (:meth:`RequestLog.recent_actions`: requests recorded there, and callbacks of queries); a request
+that would take a line over ``daily_budget`` raises :class:`BudgetExceeded` and sends nothing, unless
+``force=True``, which sends it and records it as forced. A query selection (account, group, filter)
+cannot be counted in advance: it is never refused, and its lines count from their callbacks.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import requests
 
-from uws_adapter.errors import InputError, ServiceFault, SessionExpired
+from uws_adapter import metrics
+from uws_adapter.errors import (
+    BudgetExceeded,
+    ConnectionFailed,
+    InputError,
+    OutcomeUnknown,
+    ServiceFault,
+    SessionExpired,
+)
 from uws_adapter.model.actions import Action, Restore, Suspend
-from uws_adapter.model.devices import Device
+from uws_adapter.model.devices import Device, identity
 from uws_adapter.model.selection import DeviceList, Selection
 from uws_adapter.provisioning.transport import DEFAULT_DEADLINE, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_TIMEOUT, HttpSender
 from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
 
 T = TypeVar("T")
+_log = logging.getLogger("uws_adapter.provisioning")
+
+#: Provisioning actions per line in 24 hours that most accounts allow [doc]; 25 with the upgrade.
+DEFAULT_DAILY_BUDGET = 5
+#: The window the budget counts over, in seconds.
+BUDGET_WINDOW = 24 * 60 * 60
+
+
+def check_daily_budget(budget: object, field: str = "daily_budget") -> int:
+    """``budget`` as a whole number of actions per line per day, 1 to 1,000."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= 1000:
+        raise InputError(
+            field, f"{budget!r} is not a number of actions per line per day", "use 5, or 25 with the upgrade"
+        )
+    return budget
 
 
 @dataclass(frozen=True)
@@ -72,6 +105,10 @@ class Provisioner(ABC):
         self._token = token
         self._login_lock = threading.Lock()
         self.store = store
+        #: Actions per line in 24 hours the guard allows (see the module); None turns the guard off.
+        self.daily_budget: Optional[int] = DEFAULT_DAILY_BUDGET
+        #: The clock the guard counts 24 hours by: the store's (``store.clock``) unless set.
+        self.budget_clock: Optional[Callable[[], float]] = None
 
     @property
     def session(self) -> requests.Session:
@@ -141,38 +178,94 @@ class Provisioner(ABC):
             f"max_answer_bytes={self.max_answer_bytes})"
         )
 
-    def restore(self, selection: Selection) -> str:
+    def restore(self, selection: Selection, *, force: bool = False) -> str:
         """Restore service to the selected devices; returns the RequestId."""
-        return self.change_device_state(Restore(), selection)
+        return self.change_device_state(Restore(), selection, force=force)
 
-    def suspend(self, selection: Selection, *, with_billing: Optional[bool] = None) -> str:
+    def suspend(self, selection: Selection, *, with_billing: Optional[bool] = None, force: bool = False) -> str:
         """Suspend the selected devices; returns the RequestId. ``with_billing`` is REST-only."""
-        return self.change_device_state(Suspend(with_billing), selection)
+        return self.change_device_state(Suspend(with_billing), selection, force=force)
 
-    def change_device_state(self, action: Action, selection: Selection) -> str:
+    def change_device_state(self, action: Action, selection: Selection, *, force: bool = False) -> str:
         """Send the action; returns the RequestId. With a ``store``, the request is recorded there
-        so that its progress can be tracked."""
+        so that its progress can be tracked, and a device-list request that would take a line over
+        ``daily_budget`` raises :class:`BudgetExceeded` first, unless ``force`` (then it is sent,
+        logged and recorded as forced)."""
         self._check(action, selection)
-        request_id = self._with_session(lambda token: self._change(action, selection, token))
+        forced = self._guard_budget(selection, force)
+        try:
+            request_id = self._with_session(lambda token: self._change(action, selection, token))
+        except ServiceFault as fault:
+            metrics.provisioning_sent(self.api, action.element, "fault")
+            metrics.provisioning_fault(self.api, fault.code)
+            raise
+        except OutcomeUnknown:
+            metrics.provisioning_sent(self.api, action.element, "unknown")
+            metrics.provisioning_outcome_unknown(self.api)
+            raise
+        except ConnectionFailed:
+            metrics.provisioning_sent(self.api, action.element, "not_sent")
+            raise
+        metrics.provisioning_sent(self.api, action.element, "accepted")
         if self.store is not None:
             devices = selection.devices if isinstance(selection, DeviceList) else ()
-            self.store.record_request(request_id, action.element, devices, api=self.api)
+            self.store.record_request(request_id, action.element, devices, api=self.api, forced=forced)
         return request_id
+
+    def _guard_budget(self, selection: Selection, force: bool) -> bool:
+        """Refuse a device-list request that would take a line over its budget; True when it goes
+        out over the budget because of ``force``."""
+        if self.store is None or self.daily_budget is None or not isinstance(selection, DeviceList):
+            return False  # no log to count from; a query's lines are not known before its callbacks
+        over = self.over_budget(selection.devices)
+        if not over:
+            return False
+        if not force:
+            metrics.budget_decision(self.api, forced=False)
+            raise BudgetExceeded(over, self.daily_budget)
+        metrics.budget_decision(self.api, forced=True)
+        _log.warning(
+            "sending over the daily budget of %d on purpose (force): %s", self.daily_budget,
+            ", ".join(f"{line} ({count} in 24 h)" for line, count, _ in over[:20]),
+        )  # fmt: skip
+        return True
+
+    def over_budget(self, devices: Sequence[Device]) -> Tuple[Tuple[str, int, float], ...]:
+        """The lines among ``devices`` that already had ``daily_budget`` actions in the last 24
+        hours: (the line, its actions, when the oldest counted one is 24 hours old). A line named by
+        several identifiers counts each request once."""
+        if self.store is None or self.daily_budget is None:
+            return ()
+        budget = check_daily_budget(self.daily_budget)
+        clock = self.budget_clock or getattr(self.store, "clock", None) or time.time
+        named = [(device, {identity(i.kind, i.identifier) for i in device.identifiers}) for device in devices]
+        found = self.store.recent_actions(sorted(set().union(*(ids for _, ids in named))), clock() - BUDGET_WINDOW)
+        over: List[Tuple[str, int, float]] = []
+        for device, ids in named:
+            requests_seen: Dict[str, float] = {}
+            for name in ids:
+                for request_id, when in found.get(name, ()):
+                    requests_seen[request_id] = min(when, requests_seen.get(request_id, when))
+            if len(requests_seen) >= budget:
+                times = sorted(requests_seen.values())
+                # Sending needs len - k + 1 <= budget: the (len - budget + 1)th oldest must age out.
+                over.append((str(device), len(times), times[len(times) - budget] + BUDGET_WINDOW))
+        return tuple(over)
 
     def change_device_state_in_batches(
         self, action: Action, devices: Sequence[Device], *, batch_size: int = MAX_DEVICES_PER_REQUEST,
-        account: Optional[str] = None,
+        account: Optional[str] = None, force: bool = False,
     ) -> List[BatchResult]:  # fmt: skip
         """Send more devices than one request takes, ``batch_size`` at a time. Returns every
         RequestId with its devices. A failure stops the sending; the error's ``sent`` attribute
-        lists the batches that went out before it."""
+        lists the batches that went out before it (a batch over the budget stops it too)."""
         if not 1 <= batch_size <= MAX_DEVICES_PER_REQUEST:
             raise InputError("batch_size", f"{batch_size} is out of range", f"use 1 to {MAX_DEVICES_PER_REQUEST:,}")
         results: List[BatchResult] = []
         for start in range(0, len(devices), batch_size):
             chunk = tuple(devices[start : start + batch_size])
             try:
-                request_id = self.change_device_state(action, DeviceList(chunk, account))
+                request_id = self.change_device_state(action, DeviceList(chunk, account), force=force)
             except Exception as exc:
                 exc.sent = list(results)  # type: ignore[attr-defined]
                 raise

@@ -145,6 +145,10 @@ class CallbackEvents(Protocol):
     def counts(self) -> Dict[str, int]:
         """Rows per table: events, attempts, dead_letters, requests, handler_queue."""
 
+    def ready(self) -> bool:
+        """Whether the store answers and takes a write now (a write that is rolled back, so nothing
+        is kept); False rather than an error, for a readiness probe. Bounded by ``lock_timeout``."""
+
     def close(self) -> None:
         """Release connections and threads."""
 
@@ -164,12 +168,30 @@ class HandlerQueue(Protocol):
     def handler_gave_up(self, event_id: int, handler: str, reason: str) -> None:
         """The run can never succeed: off the queue, kept among the dead letters."""
 
+    def handler_backlog(self) -> Dict[str, Tuple[int, Optional[float]]]:
+        """Per handler name with runs queued (due or waiting to be retried): how many, and when the
+        oldest of their events was received (store clock). Read by the metrics at scrape time."""
+
 
 class RequestLog(Protocol):
     """What the clients sent."""
 
-    def record_request(self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap") -> None:
-        """Remember a sent request and the devices it names."""
+    def record_request(
+        self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap", forced: bool = False
+    ) -> None:
+        """Remember a sent request and the devices it names; ``forced``: it was sent over the
+        provisioning budget on purpose (``--force``)."""
+
+    def recent_actions(self, identities: Sequence[str], since: float) -> Dict[str, List[Tuple[str, float]]]:
+        """The provisioning actions on each of ``identities`` (``model.devices.identity`` values)
+        after ``since`` (store clock), as ``(request id, when)`` pairs, for the budget guard.
+
+        Two sources: each recorded device-list request naming the identity (when it was sent,
+        forced or not, whatever its outcome), and each *succeeded* callback of any other request
+        (an account, group or filter query, or a request this log never sent) whose device carries
+        the identity (when the callback was stored); NiddService callbacks, which follow a restore,
+        are not actions of their own. Identities without actions are left out. A device named by
+        several identities appears under each: callers count its distinct request ids."""
 
 
 class Tracking(Protocol):

@@ -42,7 +42,7 @@ T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 
 #: The schema this release writes (``PRAGMA user_version``). 0 is 0.1.0's, which had no version.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: How to go from version N-1 to N, applied in order in one transaction when a store is opened.
 _MIGRATIONS: Dict[int, str] = {
     1: "CREATE INDEX IF NOT EXISTS handler_queue_by_due ON handler_queue (next_at);",
@@ -53,7 +53,16 @@ _MIGRATIONS: Dict[int, str] = {
             username TEXT PRIMARY KEY, failures INTEGER NOT NULL, locked_at REAL
         );
     """,
+    # The budget guard: requests sent over the budget on purpose, and the lookups it makes (the
+    # requests naming an identity; the callbacks of the last 24 hours).
+    3: """
+        ALTER TABLE requests ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX IF NOT EXISTS request_identifiers_by_identifier ON request_identifiers (identifier);
+        CREATE INDEX IF NOT EXISTS events_by_received ON events (received_at);
+    """,
 }
+#: How long a provisioning action counts against a line's daily budget.
+DAY = 24 * 60 * 60
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
@@ -352,14 +361,18 @@ class Store:
         an attempt, and flags the event when its content differs from the first delivery."""
         return self.write(callback_work(callback, handlers, clock=self.clock))
 
-    def record_request(self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap") -> None:
-        """Remember a sent request so that the tracker knows which devices to expect."""
+    def record_request(
+        self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap", forced: bool = False
+    ) -> None:
+        """Remember a sent request so that the tracker knows which devices to expect (and the
+        budget guard what each line was sent); ``forced``: sent over the budget on purpose."""
         names = [str(d) for d in devices]
 
         def work(db: sqlite3.Connection) -> None:
             db.execute(
-                "INSERT OR REPLACE INTO requests (request_id, action, api, sent_at, devices) VALUES (?, ?, ?, ?, ?)",
-                (request_id, action, api, self.clock(), json.dumps(names)),
+                "INSERT OR REPLACE INTO requests (request_id, action, api, sent_at, devices, forced)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (request_id, action, api, self.clock(), json.dumps(names), int(forced)),
             )
             db.executemany(
                 "INSERT OR IGNORE INTO request_identifiers (request_id, identifier, device) VALUES (?, ?, ?)",
@@ -436,6 +449,71 @@ class Store:
     def handler_gave_up(self, event_id: int, handler: str, reason: str) -> None:
         """Take a handler run off the queue for good, kept among the dead letters with ``reason``."""
         self.write(handler_gave_up_work(event_id, handler, reason, self.clock()))
+
+    def recent_actions(self, identities: Sequence[str], since: float) -> Dict[str, List[Tuple[str, float]]]:
+        """Per identity, the ``(request id, when)`` of its provisioning actions after ``since``:
+        device-list requests from the log, succeeded callbacks of every other request (see
+        :meth:`uws_adapter.store.interfaces.RequestLog.recent_actions`)."""
+        wanted = set(identities)
+        found: Dict[str, List[Tuple[str, float]]] = {}
+        if not wanted:
+            return found
+        db = self._reader()
+        # Read both sources in one snapshot, so that a request recorded in between is not missed.
+        db.execute("BEGIN")
+        try:
+            listed = sorted(wanted)
+            for start in range(0, len(listed), 500):  # SQLite's bound-parameter limit
+                chunk = listed[start : start + 500]
+                for identifier, request_id, sent_at in db.execute(
+                    "SELECT i.identifier, r.request_id, r.sent_at FROM request_identifiers i"
+                    " JOIN requests r ON r.request_id = i.request_id"
+                    f" WHERE i.identifier IN ({','.join('?' * len(chunk))}) AND r.sent_at > ?",
+                    (*chunk, since),
+                ):
+                    found.setdefault(identifier, []).append((request_id, float(sent_at)))
+            # A query's lines are known only from its callbacks; so are those of requests sent by
+            # other tools. Callbacks of device-list requests in this log are counted above.
+            for request_id, device, received_at in db.execute(
+                "SELECT e.request_id, e.device, e.received_at FROM events e WHERE e.received_at > ?"
+                " AND e.succeeded = 1 AND e.service != 'NiddService' AND e.action != ''"
+                " AND NOT EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = e.request_id)",
+                (since,),
+            ):
+                for part in str(device).split("|"):
+                    if part in wanted:
+                        found.setdefault(part, []).append((request_id, float(received_at)))
+        finally:
+            db.execute("COMMIT")
+        for actions in found.values():
+            actions.sort(key=lambda pair: pair[1])
+        return found
+
+    def handler_backlog(self) -> Dict[str, Tuple[int, Optional[float]]]:
+        """Per handler name: runs queued, and when the oldest of their events was received."""
+        rows = self._reader().execute(
+            "SELECT q.handler, count(*), min(e.received_at) FROM handler_queue q"
+            " LEFT JOIN events e ON e.id = q.event_id GROUP BY q.handler"
+        )
+        return {str(r[0]): (int(r[1]), float(r[2]) if r[2] is not None else None) for r in rows}
+
+    def ready(self) -> bool:
+        """Whether the store answers and takes a write: a write transaction that is rolled back."""
+        if self._closed:
+            return False
+        try:
+            probe = sqlite3.connect(str(self.path), isolation_level=None, timeout=min(self.lock_timeout, 2.0))
+        except sqlite3.Error:
+            return False
+        try:
+            probe.execute("BEGIN IMMEDIATE")  # the write lock: refused on a read-only file or folder
+            probe.execute("CREATE TABLE _ready_probe (x)")
+            probe.execute("ROLLBACK")
+            return True
+        except sqlite3.Error:
+            return False
+        finally:
+            probe.close()
 
     def counts(self) -> Dict[str, int]:
         db = self._reader()

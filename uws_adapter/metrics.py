@@ -1,0 +1,255 @@
+"""Prometheus metrics, when prometheus_client is installed (the ``metrics`` extra); otherwise every
+function here is a no-op and :func:`scrape` says so, so that the core never needs the package.
+
+Counters are bumped where the decisions are made (the receiver's intake and commits, the ASGI
+commit loop, the handler runner, the provisioning clients) through the small functions below.
+Queue depths and ages are read from the store at scrape time (:class:`StoreCollector`), since the
+queue is shared by every process and instance.
+
+Several worker processes (``uws-adapter receiver --server uvicorn --workers 2``) report as one:
+with ``PROMETHEUS_MULTIPROC_DIR`` set before the workers start (the CLI makes one per run with
+:func:`multiprocess_dir` and removes it afterwards), each process writes its values to files there
+and a scrape of any worker sums them all (prometheus_client's multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+
+__all__ = [
+    "CONTENT_TYPE", "MULTIPROC_VARIABLE", "StoreCollector", "available", "budget_decision", "callback_committed",
+    "callback_received", "callback_refused", "commit_group", "dead_letter", "handler_run", "multiprocess_dir",
+    "provisioning_fault", "provisioning_outcome_unknown", "provisioning_sent", "scrape",
+]  # fmt: skip
+
+MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: At most this many distinct fault codes get their own label value; the rest are counted as "other"
+#: (codes come from the server's answers: a broken one must not grow the metrics without bound).
+MAX_FAULT_CODES = 50
+_GROUP_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+_lock = threading.Lock()
+_made: Optional[Dict[str, Any]] = None
+_missing = False
+_fault_codes: Dict[str, None] = {}
+
+
+def _metrics() -> Optional[Dict[str, Any]]:
+    """The metric objects, made on first use; None without prometheus_client."""
+    global _made, _missing
+    if _made is not None or _missing:
+        return _made
+    with _lock:
+        if _made is not None or _missing:
+            return _made
+        try:
+            from prometheus_client import CollectorRegistry, Counter, Histogram
+        except ImportError:
+            _missing = True
+            return None
+        # Our own registry: the application's default registry is not ours to fill.
+        registry = CollectorRegistry(auto_describe=True)
+
+        def counter(name: str, text: str, labels: Tuple[str, ...] = ()) -> Any:
+            return Counter(f"uws_adapter_{name}", text, labels, registry=registry)
+
+        _made = {
+            "registry": registry,
+            "received": counter("callbacks_received", "Callback POSTs that reached the receiver"),
+            "stored": counter("callbacks_stored", "Callbacks committed as new events"),
+            "duplicate": counter("callbacks_duplicate", "Re-sent callbacks committed as one more attempt"),
+            "refused": counter(
+                "callbacks_refused", "Callback POSTs answered with an error, by HTTP status", ("reason",)
+            ),
+            "dead_letters": counter(
+                "dead_letters", "Refused or unstorable documents kept or dropped (over budget)", ("outcome",)
+            ),
+            "group": Histogram(
+                "uws_adapter_commit_group_size",
+                "Callbacks per group commit (ASGI receiver)",
+                buckets=_GROUP_BUCKETS,
+                registry=registry,
+            ),
+            "latency": Histogram(
+                "uws_adapter_commit_seconds",
+                "Duration of one group commit (ASGI receiver)",
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            "handler": counter("handler_runs", "Handler (and relay) runs by outcome", ("handler", "outcome")),
+            "retries": counter("handler_retries", "Handler runs that were a retry of a failed one", ("handler",)),
+            "sent": counter(
+                "provisioning_requests",
+                "Provisioning requests by outcome: accepted (a RequestId), fault, unknown, not_sent (never left)",
+                ("api", "action", "outcome"),
+            ),
+            "faults": counter("provisioning_faults", "Provisioning requests refused, by fault code", ("api", "code")),
+            "unknown": counter("provisioning_outcome_unknown", "Requests whose outcome is unknown", ("api",)),
+            "budget": counter(
+                "provisioning_budget",
+                "Device-list requests the budget guard refused or let through by --force",
+                ("api", "decision"),
+            ),
+        }
+        return _made
+
+
+def available() -> bool:
+    """Whether prometheus_client is installed (metrics are collected and served)."""
+    return _metrics() is not None
+
+
+def _inc(name: str, *labels: str, by: float = 1.0) -> None:
+    made = _metrics()
+    if made is not None:
+        metric = made[name]
+        (metric.labels(*labels) if labels else metric).inc(by)
+
+
+def callback_received() -> None:
+    _inc("received")
+
+
+def callback_refused(status: int) -> None:
+    _inc("refused", str(status))
+
+
+def callback_committed(new: bool) -> None:
+    _inc("stored" if new else "duplicate")
+
+
+def dead_letter(kept: bool) -> None:
+    _inc("dead_letters", "kept" if kept else "dropped")
+
+
+def commit_group(size: int, seconds: float) -> None:
+    made = _metrics()
+    if made is not None:
+        made["group"].observe(size)
+        made["latency"].observe(seconds)
+
+
+def handler_run(handler: str, outcome: str, attempts: int) -> None:
+    """One run of ``handler``: ``outcome`` done, failed (due again later) or gave_up."""
+    _inc("handler", handler, outcome)
+    if attempts > 0:
+        _inc("retries", handler)
+
+
+def provisioning_sent(api: str, action: str, outcome: str) -> None:
+    _inc("sent", api, action, outcome)
+
+
+def provisioning_fault(api: str, code: str) -> None:
+    _inc("faults", api, _fault_label(code))
+
+
+def provisioning_outcome_unknown(api: str) -> None:
+    _inc("unknown", api)
+
+
+def budget_decision(api: str, *, forced: bool) -> None:
+    """A device-list request over the budget: refused, or sent anyway because of ``force``."""
+    _inc("budget", api, "forced" if forced else "refused")
+
+
+def _fault_label(code: str) -> str:
+    plain = 0 < len(code) <= 100 and all(c.isascii() and (c.isalnum() or c in "._:-") for c in code)
+    if not plain:
+        return "other"
+    with _lock:
+        if code in _fault_codes:
+            return code
+        if len(_fault_codes) < MAX_FAULT_CODES:
+            _fault_codes[code] = None
+            return code
+    return "other"
+
+
+class StoreCollector:
+    """Gauges read from the store when scraped: runs queued per handler (the bridge's relay is the
+    handler ``legacy-relay``) and the age of the oldest queued event."""
+
+    def __init__(self, backlog: Callable[[], Dict[str, Tuple[int, Optional[float]]]], now: Callable[[], float]) -> None:
+        self.backlog = backlog
+        self.now = now
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        depth = GaugeMetricFamily("uws_adapter_handler_queue_depth", "Handler runs queued", labels=["handler"])
+        age = GaugeMetricFamily(
+            "uws_adapter_handler_queue_oldest_seconds", "Age of the oldest queued event", labels=["handler"]
+        )
+        now = self.now()
+        for handler, (queued, oldest) in sorted(self.backlog().items()):
+            depth.add_metric([handler], queued)
+            age.add_metric([handler], max(0.0, now - oldest) if oldest is not None else 0.0)
+        yield depth
+        yield age
+
+
+class _Forward:
+    """Collects another registry's metrics into the one being scraped."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Any]:
+        return iter(self.registry.collect())
+
+
+def scrape(store_collector: Optional[StoreCollector] = None) -> Optional[bytes]:
+    """The Prometheus text exposition of every metric (summed over the processes that share
+    ``PROMETHEUS_MULTIPROC_DIR`` when it is set), or None without prometheus_client."""
+    made = _metrics()
+    if made is None:
+        return None
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get(MULTIPROC_VARIABLE):
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_Forward(made["registry"]))
+    if store_collector is not None:
+        registry.register(store_collector)
+    text: bytes = generate_latest(registry)
+    return text
+
+
+@contextlib.contextmanager
+def multiprocess_dir() -> Iterator[Optional[str]]:
+    """For a run of worker processes: a fresh, empty ``PROMETHEUS_MULTIPROC_DIR`` (made here unless
+    the environment names one already, which is then the operator's to manage), removed at exit.
+    Yields the folder, or None without prometheus_client."""
+    if os.environ.get(MULTIPROC_VARIABLE):
+        yield os.environ[MULTIPROC_VARIABLE]
+        return
+    if _missing or not _installed():
+        yield None
+        return
+    # Values of an earlier run must not be summed into this one's: a new folder per run.
+    folder = tempfile.mkdtemp(prefix="uws-adapter-metrics-")
+    os.environ[MULTIPROC_VARIABLE] = folder
+    try:
+        yield folder
+    finally:
+        os.environ.pop(MULTIPROC_VARIABLE, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _installed() -> bool:
+    # Without importing it: the parent process must not make its metrics before the variable is set.
+    import importlib.util
+
+    return importlib.util.find_spec("prometheus_client") is not None
