@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from uws_adapter.errors import InputError
-from uws_adapter.provisioning.base import Provisioner
+from uws_adapter.provisioning.base import DEFAULT_DAILY_BUDGET, Provisioner, check_daily_budget
 from uws_adapter.provisioning.transport import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_ANSWER_BYTES,
@@ -43,6 +43,7 @@ ENVIRONMENT = {
     "timeout": "UWS_ADAPTER_TIMEOUT",
     "deadline": "UWS_ADAPTER_DEADLINE",
     "max_answer_bytes": "UWS_ADAPTER_MAX_ANSWER_BYTES",
+    "daily_budget": "UWS_ADAPTER_DAILY_BUDGET",
 }
 #: Settings shown as *** in a repr. No error shows the value of any setting read from a file
 #: (only those that are not secret are checked, and only they are quoted), nor the text of a line
@@ -67,6 +68,9 @@ class Settings:
     timeout: Tuple[float, float] = DEFAULT_TIMEOUT
     deadline: float = DEFAULT_DEADLINE
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+    #: Provisioning actions per line in 24 hours the client's budget guard allows (5 for most
+    #: accounts [doc], 25 with the upgrade); counted from the request log of the client's store.
+    daily_budget: int = DEFAULT_DAILY_BUDGET
 
     def __post_init__(self) -> None:
         backend = self.backend.strip().lower() if isinstance(self.backend, str) else self.backend
@@ -78,6 +82,7 @@ class Settings:
         object.__setattr__(self, "timeout", check_timeout(self.timeout))
         object.__setattr__(self, "deadline", check_deadline(self.deadline))
         object.__setattr__(self, "max_answer_bytes", check_max_answer_bytes(self.max_answer_bytes))
+        object.__setattr__(self, "daily_budget", check_daily_budget(self.daily_budget))
 
     def __repr__(self) -> str:  # secrets are shown as *** so that settings can be logged
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -111,7 +116,16 @@ def _byte_count(text: str, origin: str) -> int:
         raise InputError(origin, f"{text!r} is not a byte count", "write e.g. 1048576") from None
 
 
-_CONVERT = {"timeout": _timeout, "deadline": _deadline, "max_answer_bytes": _byte_count}
+def _action_count(text: str, origin: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise InputError(
+            origin, f"{text!r} is not a whole number of actions", "write e.g. 5 (25 with the upgrade)"
+        ) from None
+
+
+_CONVERT = {"timeout": _timeout, "deadline": _deadline, "max_answer_bytes": _byte_count, "daily_budget": _action_count}
 
 
 def _value(key: str, text: str, origin: str) -> Any:
@@ -218,12 +232,16 @@ def connect(settings: Optional[Settings] = None, *, store: Optional[RequestLog] 
                 "the REST backend needs OAuth2 keys",
                 "set THINGSPACE_CLIENT_ID and THINGSPACE_CLIENT_SECRET",
             )
-        return RestClient(
+        client: Provisioner = RestClient(
             base_url=settings.rest_url, client_id=settings.client_id, client_secret=settings.client_secret,
             username=settings.username, password=settings.password, timeout=settings.timeout,
             deadline=settings.deadline, max_answer_bytes=settings.max_answer_bytes, store=store,
         )  # fmt: skip
-    return UwsClient(
-        base_url=settings.soap_url, username=settings.username, password=settings.password,
-        timeout=settings.timeout, deadline=settings.deadline, max_answer_bytes=settings.max_answer_bytes, store=store,
-    )  # fmt: skip
+    else:
+        client = UwsClient(
+            base_url=settings.soap_url, username=settings.username, password=settings.password,
+            timeout=settings.timeout, deadline=settings.deadline, max_answer_bytes=settings.max_answer_bytes,
+            store=store,
+        )  # fmt: skip
+    client.daily_budget = settings.daily_budget
+    return client

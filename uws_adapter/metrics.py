@@ -22,9 +22,9 @@ import threading
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 __all__ = [
-    "CONTENT_TYPE", "MULTIPROC_VARIABLE", "StoreCollector", "available", "budget_decision", "callback_committed",
-    "callback_received", "callback_refused", "commit_group", "dead_letter", "handler_run", "multiprocess_dir",
-    "provisioning_fault", "provisioning_outcome_unknown", "provisioning_sent", "scrape",
+    "CONTENT_TYPE", "MULTIPROC_VARIABLE", "StoreCollector", "available", "bridge_call", "budget_decision",
+    "callback_committed", "callback_received", "callback_refused", "commit_group", "dead_letter", "handler_run",
+    "multiprocess_dir", "provisioning_fault", "provisioning_outcome_unknown", "provisioning_sent", "scrape",
 ]  # fmt: skip
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -85,6 +85,9 @@ def _metrics() -> Optional[Dict[str, Any]]:
             ),
             "handler": counter("handler_runs", "Handler (and relay) runs by outcome", ("handler", "outcome")),
             "retries": counter("handler_retries", "Handler runs that were a retry of a failed one", ("handler",)),
+            "bridge": counter(
+                "bridge_soap_calls", "Legacy SOAP calls to the bridge: logins, requests, faults", ("kind",)
+            ),
             "sent": counter(
                 "provisioning_requests",
                 "Provisioning requests by outcome: accepted (a RequestId), fault, unknown, not_sent (never left)",
@@ -141,6 +144,11 @@ def handler_run(handler: str, outcome: str, attempts: int) -> None:
     _inc("handler", handler, outcome)
     if attempts > 0:
         _inc("retries", handler)
+
+
+def bridge_call(kind: str) -> None:
+    """A legacy SOAP call to the bridge: ``logins``, ``requests`` or ``faults``."""
+    _inc("bridge", kind)
 
 
 def provisioning_sent(api: str, action: str, outcome: str) -> None:

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import requests
 
+from uws_adapter import metrics
 from uws_adapter.bridge.address import checked_names, soap_address
 from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, StoredSessions
 from uws_adapter.callbacks.uws_render import render_callback
@@ -195,6 +196,7 @@ class Bridge:
     def _count(self, counter: str) -> None:
         with self._lock:
             self.counters[counter] += 1
+        metrics.bridge_call(counter)
 
     # The UWS operations, served by self.soap (a uws_adapter.soap.server.UwsOperations) -----------------------
 
@@ -221,6 +223,7 @@ class Bridge:
         self.rest.ensure_login()  # a refused REST login comes back as this LogIn's fault, with its code
         with self._lock:
             self.counters["logins"] += 1
+        metrics.bridge_call("logins")
         return self.sessions.open()
 
 

@@ -17,7 +17,7 @@ from uws_adapter.config import connect as connect_backend
 from uws_adapter.errors import InputError
 from uws_adapter.model.actions import action_named
 from uws_adapter.model.devices import Device, read_devices_csv
-from uws_adapter.model.selection import CustomField, DeviceQuery, Selection, select
+from uws_adapter.model.selection import CustomField, DeviceList, DeviceQuery, Selection, select
 from uws_adapter.provisioning.base import Provisioner
 from uws_adapter.rest.body import rest_body
 from uws_adapter.soap.client import UwsClient
@@ -150,7 +150,20 @@ def add_commands(commands: Any) -> None:
             help=f"largest answer accepted, decompressed (default: ${ENVIRONMENT['max_answer_bytes']} or 1048576)",
         )  # fmt: skip
         send.add_argument("--yes", action="store_true", help="do not ask before acting on an account, group or filter")
-        send.add_argument("--db", metavar="FILE", help="record the request in this store, for status and wait")
+        send.add_argument(
+            "--db", metavar="FILE",
+            help="record the request in this store, for status and wait; a device list is then checked against "
+            "the daily budget (its lines' actions of the last 24 hours counted from this store)",
+        )  # fmt: skip
+        send.add_argument(
+            "--daily-budget", type=int, metavar="N",
+            help=f"actions per line per 24 hours allowed with --db (default: ${ENVIRONMENT['daily_budget']} or 5; "
+            "25 for accounts with the upgrade)",
+        )  # fmt: skip
+        send.add_argument(
+            "--force", action="store_true",
+            help="send a device list even if it takes lines over the daily budget (logged and recorded as forced)",
+        )  # fmt: skip
         send.set_defaults(run=_run_send, action=name, with_billing=None)
 
 
@@ -228,7 +241,7 @@ def _run_send(args: argparse.Namespace) -> int:
     settings = load_settings(
         args.config, backend=args.backend, soap_url=args.endpoint, rest_url=args.rest_url, username=args.username,
         password=args.password, timeout=parse_timeout(args.timeout) if args.timeout else None,
-        deadline=args.deadline, max_answer_bytes=args.max_answer_bytes,
+        deadline=args.deadline, max_answer_bytes=args.max_answer_bytes, daily_budget=args.daily_budget,
     )  # fmt: skip
     _confirm(args, selection)
     store = Store(args.db) if args.db else None
@@ -240,7 +253,13 @@ def _run_send(args: argparse.Namespace) -> int:
             )  # fmt: skip
         else:
             client = connect_backend(settings, store=store)
-        sys.stdout.write(client.change_device_state(action, selection) + "\n")
+        client.daily_budget = settings.daily_budget
+        if args.force and store is not None and isinstance(selection, DeviceList):
+            over = client.over_budget(selection.devices)
+            if over:
+                sys.stderr.write(f"warning: --force: {len(over)} line(s) over the daily budget of "
+                                 f"{settings.daily_budget}; sending anyway (recorded as forced)\n")  # fmt: skip
+        sys.stdout.write(client.change_device_state(action, selection, force=args.force) + "\n")
     finally:
         if store is not None:
             store.close()

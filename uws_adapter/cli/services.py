@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import logging
 import os
@@ -11,6 +12,7 @@ import sys
 import threading
 from typing import Any, Tuple
 
+from uws_adapter import metrics
 from uws_adapter.bridge.address import listen_names
 from uws_adapter.bridge.app import Bridge, LegacyRelay
 from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, unlock
@@ -373,7 +375,9 @@ def _run_uvicorn_receiver(args: argparse.Namespace) -> int:
     # with it the latency); its workers share it.
     app = "uws_adapter.receiver.asgi:create_app"
     options = server_config(factory=True, workers=args.workers, host=args.host, port=port)
-    uvicorn.run(app, **{**options, **_serving().uvicorn_options(limits)})
+    # Worker processes report their metrics through files in one folder, made (and removed) per run.
+    with metrics.multiprocess_dir() if args.workers > 1 else contextlib.nullcontext():
+        uvicorn.run(app, **{**options, **_serving().uvicorn_options(limits)})
     return 0
 
 

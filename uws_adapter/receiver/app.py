@@ -10,6 +10,11 @@ capped, within a budget (a rate and a total size) that no unauthenticated flood 
 A callback whose values the store cannot hold is kept as a dead letter and acknowledged (see
 :mod:`uws_adapter.store.sqlite_writes`). Handler runs survive store errors: the runner logs, waits and
 goes on; a handler that raises :class:`~uws_adapter.errors.HandlerGaveUp` is not retried.
+
+Besides callbacks it answers, without credentials, ``GET /healthz`` (the process is alive; ``/``
+and ``/health`` too), ``GET /readyz`` (the store answers and takes a write: 200 ``ok``, else 503
+``not ready: store``; nothing else is said) and ``GET /metrics`` (Prometheus text, with the
+``metrics`` extra; see :mod:`uws_adapter.metrics`). Counters are bumped where each decision is made.
 """
 
 from __future__ import annotations
@@ -21,12 +26,20 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from uws_adapter import metrics
 from uws_adapter.callbacks.rest_json import parse_rest_callback
 from uws_adapter.callbacks.uws_xml import parse_callback_mended
 from uws_adapter.errors import CallbackParseError, HandlerGaveUp, InputError, StoreError
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.redaction import redact
-from uws_adapter.store.interfaces import CallbackWrite, DeadLetterWrite, ReceiverStore, StoredEvent, Write
+from uws_adapter.store.interfaces import (
+    POISONED,
+    CallbackWrite,
+    DeadLetterWrite,
+    ReceiverStore,
+    StoredEvent,
+    Write,
+)
 from uws_adapter.wire import NS_SOAP_ENV, NS_V2
 from uws_adapter.xmlsafe import MAX_BYTES
 
@@ -66,7 +79,19 @@ class Intake:
     is_callback: bool = False
 
 
+@dataclass(frozen=True)
+class Probe:
+    """A GET whose answer reads the store (``/readyz``, ``/metrics``): ``answer`` is called off the
+    event loop by the ASGI server, in the request's thread by the WSGI one."""
+
+    answer: Callable[[], Answer]
+
+
 _JSON_ACK = Answer(200, "application/json", b'{"stored":true}')
+_ALIVE = Answer(200, "text/plain", b"ok\n")
+_READY = Answer(200, "text/plain", b"ok\n")
+_NOT_READY = Answer(503, "text/plain", b"not ready: store\n")
+_NO_METRICS = Answer(404, "text/plain", b"metrics need prometheus_client: pip install 'uws-adapter[metrics]'\n")
 
 
 class DeadLetterBudget:
@@ -110,6 +135,7 @@ class DeadLetterBudget:
         return False
 
     def drop(self, why: str) -> None:
+        metrics.dead_letter(kept=False)
         with self._lock:
             self.dropped += 1
             self._dropped_since_log += 1
@@ -181,25 +207,57 @@ class Receiver:
 
     def screen(
         self, method: str, path: str, length: Optional[str], encoding: Optional[str], content_type: Optional[str]
-    ) -> Union[Answer, Tuple[int, str]]:
-        """Everything decided before the body is read: an answer to send at once, or (the body's
-        length, its media type)."""
-        if method == "GET" and path in ("/", "/health"):
-            return Answer(200, "text/plain", b"ok\n")
+    ) -> Union[Answer, Probe, Tuple[int, str]]:
+        """Everything decided before the body is read: an answer to send at once, a :class:`Probe`
+        to answer off the loop, or (the body's length, its media type)."""
+        if method == "GET":
+            if path in ("/", "/health", "/healthz"):
+                return _ALIVE
+            if path == "/readyz":
+                return Probe(self.readiness)
+            if path == "/metrics":
+                return Probe(self.scrape_metrics)
         if method != "POST":
             return Answer(405, "text/plain", b"POST callbacks here\n", (("Allow", "POST"),))
+        metrics.callback_received()
         try:
             size = int(length or "")
         except ValueError:
-            return Answer(411, "text/plain", b"a Content-Length is required\n")
+            return self.refuse(Answer(411, "text/plain", b"a Content-Length is required\n"))
         if size > self.max_body:
-            return Answer(413, "text/plain", f"over the {self.max_body}-byte limit\n".encode())
+            return self.refuse(Answer(413, "text/plain", f"over the {self.max_body}-byte limit\n".encode()))
         if (encoding or "identity").strip().lower() != "identity":
-            return Answer(415, "text/plain", b"compressed bodies are refused; send identity\n")
+            return self.refuse(Answer(415, "text/plain", b"compressed bodies are refused; send identity\n"))
         kind = (content_type or "").split(";")[0].strip().lower()
         if kind not in _XML_TYPES and kind != "application/json":
-            return Answer(415, "text/plain", b"send text/xml (UWS) or application/json (REST)\n")
+            return self.refuse(Answer(415, "text/plain", b"send text/xml (UWS) or application/json (REST)\n"))
         return size, kind
+
+    @staticmethod
+    def refuse(answer: Answer) -> Answer:
+        """``answer`` to a callback POST, counted by its status."""
+        metrics.callback_refused(answer.status)
+        return answer
+
+    def readiness(self) -> Answer:
+        """``/readyz``: 200 while the store takes writes, else 503; says nothing more."""
+        try:
+            ready = self.store.ready()
+        except Exception:  # a backend that raises instead of answering False
+            ready = False
+        return _READY if ready else _NOT_READY
+
+    def scrape_metrics(self) -> Answer:
+        """``/metrics``: the Prometheus text exposition (404 without prometheus_client)."""
+        text = metrics.scrape(metrics.StoreCollector(self._backlog, self.store.clock))
+        return _NO_METRICS if text is None else Answer(200, metrics.CONTENT_TYPE, text)
+
+    def _backlog(self) -> Dict[str, Tuple[int, Optional[float]]]:
+        try:
+            return self.store.handler_backlog()
+        except Exception as exc:  # the counters are still worth serving without the queue gauges
+            _log.warning("handler queue unreadable for /metrics: %s", exc)
+            return {}
 
     def intake(self, body: bytes, media_type: str) -> Union[Answer, Intake]:
         """What to store for a body of ``media_type`` (as :meth:`screen` gave it), and what to
@@ -217,6 +275,7 @@ class Receiver:
             reason = " ".join(str(exc).split())[:300]
             refused = Answer(400, "text/plain", (reason + "\n").encode("utf-8", "replace"))
             _log.info("refused %s body of %d bytes: %s", media_type, len(body), reason)
+            metrics.callback_refused(400)
             if not self.dead_letters.take():
                 return refused
             kept = redact(body, self.passwords, limit=DEAD_LETTER_MAX)
@@ -228,7 +287,7 @@ class Receiver:
             )
         if not self._authentic(callback):
             _log.info("refused callback %r: wrong username or password", callback.request_id[:80])
-            return Answer(401, "text/plain", b"wrong callback username or password\n")
+            return self.refuse(Answer(401, "text/plain", b"wrong callback username or password\n"))
         stored = Answer(200, "text/xml; charset=utf-8", _SOAP_ACK) if is_xml else _JSON_ACK
         document = redact(body, self.passwords, limit=DEAD_LETTER_MAX)
         return Intake(
@@ -242,10 +301,16 @@ class Receiver:
         """Call after ``intake.write`` committed with ``result``: wakes the handlers for a new event,
         counts a dead letter the store had no room for."""
         if intake.is_callback:
+            if result[0] == POISONED:  # its values could not be stored: kept as a dead letter instead
+                metrics.dead_letter(kept=True)
+            else:
+                metrics.callback_committed(bool(result[1]))
             if self.handlers and result[1]:
                 self._wake.set()
         elif result == 0:
             self.dead_letters.drop(f"the dead letters hold {self.dead_letters.max_total} bytes")
+        else:
+            metrics.dead_letter(kept=True)
 
     # WSGI ------------------------------------------------------------------------------------------
 
@@ -256,6 +321,8 @@ class Receiver:
         )  # fmt: skip
         if isinstance(screened, Answer):
             return screened.send(start_response)
+        if isinstance(screened, Probe):
+            return screened.answer().send(start_response)
         length, media_type = screened
         decided = self.intake(environ["wsgi.input"].read(length), media_type)
         if isinstance(decided, Answer):
@@ -263,6 +330,8 @@ class Receiver:
         try:
             result = self.store.apply(decided.write)
         except StoreError:
+            if decided.is_callback:
+                metrics.callback_refused(decided.unstored.status)
             return decided.unstored.send(start_response)
         self.committed(decided, result)
         return decided.stored.send(start_response)
@@ -303,17 +372,20 @@ class Receiver:
             if event is not None:
                 handler(replace(event, handler_attempts=attempts))
         except HandlerGaveUp as exc:
+            metrics.handler_run(name, "gave_up", attempts)
             reason = exc.reason
             _log.error("handler %s gave up on event %d: %s", name, event_id, reason)
             self._until_stored(lambda: self.store.handler_gave_up(event_id, name, reason))
             return
         except Exception as exc:  # a handler's failure is retried, never lost
+            metrics.handler_run(name, "failed", attempts)
             delay = min(300.0, self.handler_backoff * 2**attempts)
             _log.warning("handler %s failed on event %d (attempt %d), retry in %.0f s: %s: %s",
                          name, event_id, attempts + 1, delay, type(exc).__name__, exc)  # fmt: skip
             self.store.handler_failed(event_id, name, f"{type(exc).__name__}: {exc}", delay)
             return
         # The handler ran: recording that must not be given up on, or it would run again.
+        metrics.handler_run(name, "done", attempts)
         self._until_stored(lambda: self.store.handler_done(event_id, name))
 
     def _until_stored(self, write: Callable[[], None]) -> None:

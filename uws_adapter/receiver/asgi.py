@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Sequence, Tuple
 
-from uws_adapter.receiver.app import Answer, Intake, Receiver
+from uws_adapter import metrics
+from uws_adapter.receiver.app import Answer, Intake, Probe, Receiver
 from uws_adapter.store.interfaces import Outcome, ReceiverStore, Write
 
 Scope = MutableMapping[str, Any]
@@ -61,10 +63,14 @@ class AsyncReceiver:
         if isinstance(screened, Answer):
             await _send(send, screened, close=screened.status == 413)
             return
+        if isinstance(screened, Probe):  # it reads the store: never in the loop's thread
+            await _send(send, await asyncio.get_running_loop().run_in_executor(None, screened.answer))
+            return
         length, media_type = screened
         body = await _read_body(receive, length)
         if body is None:
-            await _send(send, Answer(400, "text/plain", b"the body does not match its Content-Length\n"), close=True)
+            mismatch = self.receiver.refuse(Answer(400, "text/plain", b"the body does not match its Content-Length\n"))
+            await _send(send, mismatch, close=True)
             return
         decided = self.receiver.intake(body, media_type)
         if isinstance(decided, Answer):
@@ -82,6 +88,8 @@ class AsyncReceiver:
             # shield: a timeout answers 503 but leaves the group's outcome to the committer.
             result = await asyncio.wait_for(asyncio.shield(committed), self.commit_timeout)
         except Exception:
+            if decided.is_callback:
+                metrics.callback_refused(decided.unstored.status)
             await _send(send, decided.unstored)
             return
         self.receiver.committed(decided, result)
@@ -110,10 +118,13 @@ class AsyncReceiver:
             self._committing = False
 
     def _commit(self, writes: List[Write]) -> Sequence[Outcome]:
+        started = time.perf_counter()
         try:
             return self.store.commit_group(writes)
         except Exception as exc:  # no connection, or the store refused: nothing of this group is stored
             return [Outcome(error=exc)] * len(writes)
+        finally:
+            metrics.commit_group(len(writes), time.perf_counter() - started)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
