@@ -205,13 +205,16 @@ class StoreCollector:
 
 
 class _Forward:
-    """Collects another registry's metrics into the one being scraped."""
+    """Collects another registry's metrics into the one being scraped, without the ``_created``
+    series (creation times, which multiprocess mode never shows either: one exposition either way)."""
 
     def __init__(self, registry: Any) -> None:
         self.registry = registry
 
     def collect(self) -> Iterator[Any]:
-        return iter(self.registry.collect())
+        for family in self.registry.collect():
+            family.samples = [sample for sample in family.samples if not sample.name.endswith("_created")]
+            yield family
 
 
 def scrape(store_collector: Optional[StoreCollector] = None) -> Optional[bytes]:
