@@ -26,7 +26,6 @@ from uws_adapter import CallbackRequest, Emulator, ReportedDevice, RestoreResult
 from uws_adapter import metrics as uws_metrics
 from uws_adapter.bridge.app import Bridge, LegacyRelay
 from uws_adapter.emulator.core import DEFAULT_ACCOUNT
-from uws_adapter.model.selection import select
 from uws_adapter.receiver.app import Receiver, server_options
 from uws_adapter.receiver.asgi import AsyncReceiver, server_config
 from uws_adapter.rest.client import RestClient
@@ -63,7 +62,8 @@ def post(port: int, body: bytes, content_type: str = "text/xml; charset=utf-8", 
 
 def scrape(port: int) -> Samples:
     status, headers, body = get(port, "/metrics")
-    assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert status == 200
+    assert headers["content-type"].startswith("text/plain; version=0.0.4")
     return parse(body.decode())
 
 
@@ -289,7 +289,8 @@ def test_a_two_worker_uvicorn_receiver_reports_the_sum_of_both(tmp_path: Path) -
                 thread.join()
             sent += 80
         per_worker = _worker_values(folders[0], "uws_adapter_callbacks_received_total")
-        assert sum(per_worker.values()) == sent and all(v > 0 for v in per_worker.values())
+        assert sum(per_worker.values()) == sent
+        assert all(v > 0 for v in per_worker.values())
         for _ in range(4):  # whichever worker answers the scrape, it reports both
             samples = scrape(port)
             assert value(samples, "uws_adapter_callbacks_received_total") == sent

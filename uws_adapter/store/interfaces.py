@@ -190,8 +190,12 @@ class RequestLog(Protocol):
         forced or not, whatever its outcome), and each *succeeded* callback of any other request
         (an account, group or filter query, or a request this log never sent) whose device carries
         the identity (when the callback was stored); NiddService callbacks, which follow a restore,
-        are not actions of their own. Identities without actions are left out. A device named by
-        several identities appears under each: callers count its distinct request ids."""
+        are not actions of their own. Identities without actions are left out.
+
+        An identity stands for its line: the identifiers that any recorded request named together
+        for one device are one line, so an action on any of them is listed under each wanted
+        identity of that line (once per request id per identity: callers count distinct request
+        ids, e.g. when a device is given by its IMEI and its ICCID)."""
 
 
 class Tracking(Protocol):

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, TypeVar, Union
 
 try:
     import fcntl
@@ -451,27 +451,45 @@ class Store:
         self.write(handler_gave_up_work(event_id, handler, reason, self.clock()))
 
     def recent_actions(self, identities: Sequence[str], since: float) -> Dict[str, List[Tuple[str, float]]]:
-        """Per identity, the ``(request id, when)`` of its provisioning actions after ``since``:
-        device-list requests from the log, succeeded callbacks of every other request (see
-        :meth:`uws_adapter.store.interfaces.RequestLog.recent_actions`)."""
+        """Per identity, the ``(request id, when)`` of its line's provisioning actions after
+        ``since``: device-list requests from the log, succeeded callbacks of every other request
+        (see :meth:`uws_adapter.store.interfaces.RequestLog.recent_actions`)."""
         wanted = set(identities)
-        found: Dict[str, List[Tuple[str, float]]] = {}
         if not wanted:
-            return found
+            return {}
         db = self._reader()
-        # Read both sources in one snapshot, so that a request recorded in between is not missed.
+        # Both sources in one snapshot, so that a request recorded in between is not half seen.
         db.execute("BEGIN")
         try:
-            listed = sorted(wanted)
-            for start in range(0, len(listed), 500):  # SQLite's bound-parameter limit
-                chunk = listed[start : start + 500]
+            # The identifiers a request ever named together for one device belong to one line.
+            line_of: Dict[str, Set[str]] = {name: {name} for name in wanted}
+            for chunk in _chunks(sorted(wanted)):
+                for mine, other in db.execute(
+                    "SELECT a.identifier, b.identifier FROM request_identifiers a JOIN request_identifiers b"
+                    " ON b.request_id = a.request_id AND b.device = a.device AND b.identifier != a.identifier"
+                    f" WHERE a.identifier IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ):
+                    line_of[mine].add(other)
+            named_by: Dict[str, Set[str]] = {}  # an identifier -> the wanted identities of its line
+            for name, linked in line_of.items():
+                for other in linked:
+                    named_by.setdefault(other, set()).add(name)
+            found: Dict[str, Dict[str, float]] = {}
+
+            def add(identifier: str, request_id: str, when: float) -> None:
+                for name in named_by.get(identifier, ()):
+                    seen = found.setdefault(name, {})
+                    seen[request_id] = min(when, seen.get(request_id, when))
+
+            for chunk in _chunks(sorted(named_by)):
                 for identifier, request_id, sent_at in db.execute(
                     "SELECT i.identifier, r.request_id, r.sent_at FROM request_identifiers i"
                     " JOIN requests r ON r.request_id = i.request_id"
                     f" WHERE i.identifier IN ({','.join('?' * len(chunk))}) AND r.sent_at > ?",
                     (*chunk, since),
                 ):
-                    found.setdefault(identifier, []).append((request_id, float(sent_at)))
+                    add(identifier, request_id, float(sent_at))
             # A query's lines are known only from its callbacks; so are those of requests sent by
             # other tools. Callbacks of device-list requests in this log are counted above.
             for request_id, device, received_at in db.execute(
@@ -481,13 +499,10 @@ class Store:
                 (since,),
             ):
                 for part in str(device).split("|"):
-                    if part in wanted:
-                        found.setdefault(part, []).append((request_id, float(received_at)))
+                    add(part, request_id, float(received_at))
         finally:
             db.execute("COMMIT")
-        for actions in found.values():
-            actions.sort(key=lambda pair: pair[1])
-        return found
+        return {name: sorted(seen.items(), key=lambda pair: pair[1]) for name, seen in found.items()}
 
     def handler_backlog(self) -> Dict[str, Tuple[int, Optional[float]]]:
         """Per handler name: runs queued, and when the oldest of their events was received."""
@@ -562,3 +577,9 @@ class Store:
             sent_at=float(sent[2]) if sent else None,
             last_callback_at=last,
         )
+
+
+def _chunks(names: List[str], size: int = 500) -> Iterator[List[str]]:
+    """``names`` in pieces that SQLite's bound-parameter limit takes."""
+    for start in range(0, len(names), size):
+        yield names[start : start + size]
