@@ -14,16 +14,18 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
-from conftest import PASSWORD, USER, ManualClock, client_for
-from servers import WaitressServer, wait_until
+from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER, ManualClock, client_for
+from servers import SilentServer, WaitressServer, wait_until
 
 from uws_adapter import Emulator, UwsClient, generated_devices, select
+from uws_adapter.bridge.app import Bridge
 from uws_adapter.config import connect, load_settings
 from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice
-from uws_adapter.errors import BudgetExceeded, InputError
+from uws_adapter.errors import BudgetExceeded, InputError, OutcomeUnknown, ServiceFault
 from uws_adapter.model.devices import Device
 from uws_adapter.provisioning.base import BUDGET_WINDOW
 from uws_adapter.receiver.app import Receiver, server_options
+from uws_adapter.rest.client import RestClient
 from uws_adapter.store.sqlite import _MIGRATIONS, _SCHEMA, SCHEMA_VERSION, Store
 
 DAY = BUDGET_WINDOW
@@ -116,6 +118,24 @@ def test_identifiers_never_named_together_are_counted_apart(setup: Setup) -> Non
     assert client.over_budget([Device((iccid,))]) == ()
     # Named by both, the line's five actions are found.
     assert [count for _, count, _ in client.over_budget([lines[0].device])] == [5]
+
+
+def test_a_request_whose_outcome_is_unknown_counts(tmp_path: Path) -> None:
+    device = Device.parse("IMEI:350000000000000")
+    silent = SilentServer()
+    try:
+        with Store(tmp_path / "log.db") as store:
+            client = UwsClient(base_url=silent.url, token="session-token", timeout=(1.0, 0.3), store=store)
+            client.daily_budget = 1
+            with pytest.raises(OutcomeUnknown):
+                client.suspend(select([device]))
+            # The carrier may have acted on it: resending the same lines is what the guard is for.
+            with pytest.raises(BudgetExceeded):
+                client.suspend(select([device]))
+            assert [count for _, count, _ in client.over_budget([device])] == [1]
+            client.close()
+    finally:
+        silent.close()
 
 
 def test_a_budget_of_25_for_accounts_with_the_upgrade(setup: Setup) -> None:
@@ -235,3 +255,28 @@ def test_a_schema_2_database_is_upgraded_and_its_requests_count(tmp_path: Path) 
     assert Store.schema_version(path) == 3
     with sqlite3.connect(str(path)) as db:
         assert dict(db.execute("SELECT request_id, forced FROM requests")) == {"old": 0, "new": 1}
+
+
+def test_the_bridge_refuses_a_legacy_resend_over_the_budget_with_a_fault(tmp_path: Path) -> None:
+    lines = generated_devices(1)
+    with Emulator(devices=lines, daily_budget=1000) as emulator, Store(tmp_path / "bridge.db") as store:
+        rest = RestClient(
+            base_url=emulator.rest_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, username=USER,
+            password=PASSWORD, store=store, timeout=(2.0, 5.0),
+        )  # fmt: skip
+        rest.daily_budget = 2
+        bridge = Bridge(rest, store, legacy_users={"legacy": "legacy-pw"}, callback_username="b", callback_password="p")
+        server = WaitressServer(bridge, **bridge.server_options(threads=4))
+        try:
+            legacy = client_for(f"{server.url}/api/v2", username="legacy", password="legacy-pw", timeout=(2.0, 5.0))
+            legacy.suspend(select([lines[0].device]))
+            legacy.restore(select([lines[0].device]))
+            sent = emulator.counters["rest_requests"]
+            with pytest.raises(ServiceFault) as refused:
+                legacy.suspend(select([lines[0].device]))
+            assert refused.value.code == "CarrierService.REQUEST_FAILED.ProvisioningLimitExceeded"
+            assert "2 in the last 24 h" in refused.value.message
+            assert emulator.counters["rest_requests"] == sent  # nothing reached the REST API
+        finally:
+            server.close()
+            bridge.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
@@ -36,6 +37,7 @@ from uws_adapter.errors import (
     OutcomeUnknown,
     ServiceFault,
     SessionExpired,
+    StoreError,
 )
 from uws_adapter.model.actions import Action, Restore, Suspend
 from uws_adapter.model.devices import Device, identity
@@ -202,6 +204,7 @@ class Provisioner(ABC):
         except OutcomeUnknown:
             metrics.provisioning_sent(self.api, action.element, "unknown")
             metrics.provisioning_outcome_unknown(self.api)
+            self._record_unknown(action, selection, forced)
             raise
         except ConnectionFailed:
             metrics.provisioning_sent(self.api, action.element, "not_sent")
@@ -211,6 +214,20 @@ class Provisioner(ABC):
             devices = selection.devices if isinstance(selection, DeviceList) else ()
             self.store.record_request(request_id, action.element, devices, api=self.api, forced=forced)
         return request_id
+
+    def _record_unknown(self, action: Action, selection: Selection, forced: bool) -> None:
+        """A device-list request that may have been acted on is recorded under an id of its own
+        (``outcome-unknown:<uuid>``), so that its lines count against the budget: a resend after
+        a lost answer is exactly what would burn a line's budget unseen."""
+        if self.store is None or not isinstance(selection, DeviceList):
+            return
+        stand_in = f"outcome-unknown:{uuid.uuid4()}"
+        try:
+            self.store.record_request(stand_in, action.element, selection.devices, api=self.api, forced=forced)
+        except StoreError as exc:
+            _log.warning("could not record a request whose outcome is unknown: %s", exc)
+            return
+        _log.warning("a %s request's outcome is unknown; recorded as %s for the daily budget", action.element, stand_in)
 
     def _guard_budget(self, selection: Selection, force: bool) -> bool:
         """Refuse a device-list request that would take a line over its budget; True when it goes
