@@ -440,6 +440,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
             username=settings.username, password=settings.password, timeout=settings.timeout, store=store,
             deadline=settings.deadline, max_answer_bytes=settings.max_answer_bytes,
         )  # fmt: skip
+        rest.daily_budget = settings.daily_budget  # the budget guard (daily_budget, UWS_ADAPTER_DAILY_BUDGET)
         app = Bridge(
             rest, store, legacy_users={legacy_name: legacy_password}, relay=relay, callback_username=args.username,
             callback_password=args.password, public_url=args.public_url, lockout=args.lockout_seconds or None,
