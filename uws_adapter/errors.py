@@ -96,6 +96,7 @@ class BudgetExceeded(InputError):
     def within(self, outer: str) -> InputError:
         located = BudgetExceeded(self.lines, self.budget)
         located.field = f"{outer}{self.field}"
+        located.args = (f"{located.field}: {self.problem}; {self.fix}",)
         return located
 
 
