@@ -513,22 +513,28 @@ class Store:
         return {str(r[0]): (int(r[1]), float(r[2]) if r[2] is not None else None) for r in rows}
 
     def ready(self) -> bool:
-        """Whether the store answers and takes a write: a write transaction that is rolled back."""
+        """Whether the store answers and takes a write: a write transaction that is rolled back.
+        It takes its turn on the write locks as a commit does, so a probe never makes a commit
+        wait in SQLite's busy handler."""
         if self._closed:
             return False
-        try:
-            probe = sqlite3.connect(str(self.path), isolation_level=None, timeout=min(self.lock_timeout, 2.0))
-        except sqlite3.Error:
+        wait = min(self.lock_timeout, 2.0)
+        if not self._commit_lock.acquire(timeout=wait):
             return False
         try:
-            probe.execute("BEGIN IMMEDIATE")  # the write lock: refused on a read-only file or folder
-            probe.execute("CREATE TABLE _ready_probe (x)")
-            probe.execute("ROLLBACK")
+            with self._file_lock:
+                probe = sqlite3.connect(str(self.path), isolation_level=None, timeout=wait)
+                try:
+                    probe.execute("BEGIN IMMEDIATE")  # the write lock: refused on a read-only file or folder
+                    probe.execute("CREATE TABLE _ready_probe (x)")
+                    probe.execute("ROLLBACK")
+                finally:
+                    probe.close()
             return True
-        except sqlite3.Error:
+        except (sqlite3.Error, StoreError):
             return False
         finally:
-            probe.close()
+            self._commit_lock.release()
 
     def counts(self) -> Dict[str, int]:
         db = self._reader()
