@@ -28,7 +28,7 @@ EXPECTED = {
     # errors
     "UwsAdapterError", "InputError", "UnsupportedByApi", "DocumentError", "CallbackParseError", "ResourceError",
     "TransportError", "ConnectionFailed", "OutcomeUnknown", "ServiceFault", "SessionExpired", "InvalidInputFault",
-    "DeviceFault", "UnknownFault", "StoreError", "HandlerGaveUp", "AuthenticationFailed",
+    "DeviceFault", "UnknownFault", "StoreError", "HandlerGaveUp", "AuthenticationFailed", "BudgetExceeded",
     "__version__",
 }  # fmt: skip
 

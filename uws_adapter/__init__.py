@@ -51,6 +51,7 @@ _PUBLIC: Dict[str, str] = {
     "build_envelope": "soap.envelope",
     "zeep_envelope": "soap.envelope",
     "AuthenticationFailed": "errors",
+    "BudgetExceeded": "errors",
     "CallbackParseError": "errors",
     "ConnectionFailed": "errors",
     "DeviceFault": "errors",
@@ -121,6 +122,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from uws_adapter.emulator.core import Emulator as Emulator
     from uws_adapter.emulator.core import generated_devices as generated_devices
     from uws_adapter.errors import AuthenticationFailed as AuthenticationFailed
+    from uws_adapter.errors import BudgetExceeded as BudgetExceeded
     from uws_adapter.errors import CallbackParseError as CallbackParseError
     from uws_adapter.errors import ConnectionFailed as ConnectionFailed
     from uws_adapter.errors import DeviceFault as DeviceFault
