@@ -126,7 +126,7 @@ def imei(line_or_callback: Any) -> str:
     identifiers = getattr(line_or_callback, "devices", None)
     if identifiers is None:
         identifiers = line_or_callback.device.identifiers
-    return next(i.identifier for i in identifiers if i.kind == "IMEI")
+    return next(i.identifier for i in identifiers if i.kind.upper() == "IMEI")
 
 
 # Servers -------------------------------------------------------------------------------------------

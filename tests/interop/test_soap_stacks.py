@@ -63,9 +63,11 @@ def java_client(target: Target, build_root: Path, builds: Dict[str, Path]) -> Li
     if out is None:
         out = build_root / f"java-{target.name}"
         sources, classes = out / "src", out / "classes"
+        sources.mkdir(parents=True)
         for package, wsdl in (("uws.session", target.session_wsdl), ("uws.carrier", target.carrier_wsdl)):
             run(
-                [wsimport, "-quiet", "-Xnocompile", "-XadditionalHeaders", "-s", str(sources), "-p", package, wsdl],
+                [wsimport, "-quiet", "-Xnocompile", "-XadditionalHeaders", "-s", str(sources), "-d", str(sources)]
+                + ["-p", package, wsdl],
                 what=f"wsimport {wsdl}",
             )
         java_files = [str(path) for path in sources.rglob("*.java")] + [str(CLIENTS / "java" / "UwsClient.java")]
