@@ -57,7 +57,9 @@ def java_client(target: Target, build_root: Path, builds: Dict[str, Path]) -> Li
     jars = [Path("/usr/share/java") / f"{name}.jar" for name in JAXWS_JARS]
     missing = [str(jar) for jar in jars if not jar.is_file()]
     if missing:
-        unavailable(f"the JAX-WS runtime is incomplete, {', '.join(missing)} missing (Debian packages jaxws, libjaxws-java)")
+        unavailable(
+            f"the JAX-WS runtime is incomplete, {', '.join(missing)} missing (Debian packages jaxws, libjaxws-java)"
+        )
     classpath = ":".join(str(jar) for jar in jars)
     out = builds.get(target.name)
     if out is None:
@@ -65,11 +67,8 @@ def java_client(target: Target, build_root: Path, builds: Dict[str, Path]) -> Li
         sources, classes = out / "src", out / "classes"
         sources.mkdir(parents=True)
         for package, wsdl in (("uws.session", target.session_wsdl), ("uws.carrier", target.carrier_wsdl)):
-            run(
-                [wsimport, "-quiet", "-Xnocompile", "-XadditionalHeaders", "-s", str(sources), "-d", str(sources)]
-                + ["-p", package, wsdl],
-                what=f"wsimport {wsdl}",
-            )
+            options = ["-quiet", "-Xnocompile", "-XadditionalHeaders", "-s", str(sources), "-d", str(sources)]
+            run([wsimport, *options, "-p", package, wsdl], what=f"wsimport {wsdl}")
         java_files = [str(path) for path in sources.rglob("*.java")] + [str(CLIENTS / "java" / "UwsClient.java")]
         run([javac, "-nowarn", "-encoding", "UTF-8", "-cp", classpath, "-d", str(classes), *java_files], what="javac")
         builds[target.name] = out

@@ -61,7 +61,8 @@ def main() -> None:
             steps.run(f"{action.lower()}-account-group-field", lambda input=query: change(input))
         listed = {"DeviceList": device_list(args.devices), "Suspend": ""}
         steps.fault("fault-bad-token", lambda: change(listed, "not-a-session-token"))
-        steps.fault("fault-unknown-kind", lambda: change({"DeviceList": device_list([[("FOO", "123")]]), "Suspend": ""}))
+        unknown_kind = {"DeviceList": device_list([[("FOO", "123")]]), "Suspend": ""}
+        steps.fault("fault-unknown-kind", lambda: change(unknown_kind))
         steps.run("logout", logout)
         steps.fault("fault-after-logout", lambda: change({"DeviceList": device_list(args.devices), "Restore": ""}))
     steps.print(f"suds-community {suds.__version__}")

@@ -58,10 +58,10 @@ def main() -> None:
 
     def token() -> Dict[str, Any]:
         fetched = state["client"].thingspace_oauth.fetch_token()
-        state["client"] = VerizonClient(
-            thingspace_oauth_credentials=oauth.clone_with(oauth_token=fetched), timeout=10
-        )
-        return {"fields": {**fields(fetched, ["token_type", "expires_in"]), "has_access_token": bool(fetched.access_token)}}
+        state["client"] = VerizonClient(thingspace_oauth_credentials=oauth.clone_with(oauth_token=fetched), timeout=10)
+        return {
+            "fields": {**fields(fetched, ["token_type", "expires_in"]), "has_access_token": bool(fetched.access_token)}
+        }
 
     def login() -> Dict[str, Any]:
         client = state["client"]

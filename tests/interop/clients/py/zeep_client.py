@@ -41,9 +41,13 @@ def main() -> None:
             given = token[0] if with_token is None else with_token
             return str(carrier.ChangeDeviceState(Input=input, _soapheaders={"token": given}).RequestId)
 
+        def logout() -> None:
+            session.LogOut(Input={"SessionToken": token[0]}, _soapheaders={"token": token[0]})
+
         steps.run("login", login)
         for action in ("Suspend", "Restore"):
-            steps.run(f"{action.lower()}-device-list", lambda: change({"DeviceList": device_list(args.devices), action: {}}))
+            by_devices = {"DeviceList": device_list(args.devices), action: {}}
+            steps.run(f"{action.lower()}-device-list", lambda input=by_devices: change(input))
         for action in ("Suspend", "Restore"):
             query = {
                 "DeviceGroupName": args.group,
@@ -51,15 +55,12 @@ def main() -> None:
                 "DeviceCustomFieldFilter": {"Name": args.field, "Value": args.value},
                 action: {},
             }
-            steps.run(f"{action.lower()}-account-group-field", lambda: change(query))
-        steps.fault(
-            "fault-bad-token",
-            lambda: change({"DeviceList": device_list(args.devices), "Suspend": {}}, "not-a-session-token"),
-        )
-        steps.fault("fault-unknown-kind", lambda: change({"DeviceList": device_list([[("FOO", "123")]]), "Suspend": {}}))
-        steps.run(
-            "logout", lambda: session.LogOut(Input={"SessionToken": token[0]}, _soapheaders={"token": token[0]}) and None
-        )
+            steps.run(f"{action.lower()}-account-group-field", lambda input=query: change(input))
+        listed = {"DeviceList": device_list(args.devices), "Suspend": {}}
+        unknown_kind = {"DeviceList": device_list([[("FOO", "123")]]), "Suspend": {}}
+        steps.fault("fault-bad-token", lambda: change(listed, "not-a-session-token"))
+        steps.fault("fault-unknown-kind", lambda: change(unknown_kind))
+        steps.run("logout", logout)
         steps.fault("fault-after-logout", lambda: change({"DeviceList": device_list(args.devices), "Restore": {}}))
     steps.print(f"zeep {zeep.__version__}")
 
