@@ -66,12 +66,16 @@ def java_client(target: Target, build_root: Path, builds: Dict[str, Path]) -> Li
         out = build_root / f"java-{target.name}"
         sources, classes = out / "src", out / "classes"
         sources.mkdir(parents=True)
+        builds[target.name] = out  # built once per run, even when the build fails
         for package, wsdl in (("uws.session", target.session_wsdl), ("uws.carrier", target.carrier_wsdl)):
-            options = ["-quiet", "-Xnocompile", "-XadditionalHeaders", "-s", str(sources), "-d", str(sources)]
+            options = ["-quiet", "-Xnocompile", "-XadditionalHeaders", "-b", str(CLIENTS / "java" / "bindings.xjb")]
+            options += ["-s", str(sources), "-d", str(sources)]
             run([wsimport, *options, "-p", package, wsdl], what=f"wsimport {wsdl}")
         java_files = [str(path) for path in sources.rglob("*.java")] + [str(CLIENTS / "java" / "UwsClient.java")]
         run([javac, "-nowarn", "-encoding", "UTF-8", "-cp", classpath, "-d", str(classes), *java_files], what="javac")
-        builds[target.name] = out
+        (out / "built").touch()
+    if not (out / "built").exists():
+        pytest.fail(f"the JAX-WS client could not be built from the {target.name}'s WSDL (see the first such test)", False)
     return [java, "-cp", f"{out / 'classes'}:{classpath}", "UwsClient"]
 
 
