@@ -75,7 +75,9 @@ def java_client(target: Target, build_root: Path, builds: Dict[str, Path]) -> Li
         run([javac, "-nowarn", "-encoding", "UTF-8", "-cp", classpath, "-d", str(classes), *java_files], what="javac")
         (out / "built").touch()
     if not (out / "built").exists():
-        pytest.fail(f"the JAX-WS client could not be built from the {target.name}'s WSDL (see the first such test)", False)
+        pytest.fail(
+            f"the JAX-WS client could not be built from the {target.name}'s WSDL (see the first such test)", False
+        )
     return [java, "-cp", f"{out / 'classes'}:{classpath}", "UwsClient"]
 
 
