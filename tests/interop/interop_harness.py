@@ -21,7 +21,7 @@ import shutil
 import socket
 import subprocess
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Set, Tuple
 
@@ -154,7 +154,6 @@ class Target:
     emulator: Emulator
     fleet: Fleet
     listener: LegacyListener
-    notes: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def session_wsdl(self) -> str:

@@ -166,7 +166,17 @@ def test_node_soap(target: str, tmp_path: Path, node_modules: Path) -> None:
 def test_perl_soap_lite_default_envelope(target: str, tmp_path: Path) -> None:
     command = perl_client()
     with running(target, tmp_path) as server:
-        check_soap_report(run_client([*command, *server.arguments()]), server)
+        report = run_client([*command, *server.arguments()])
+        check_soap_report(report, server)
+    # What made it SOAP::Lite's default envelope, on every request: soap:encodingStyle on the
+    # Envelope and xsi:type="xsd:..." on simple values.
+    wire = report["wire"]
+    assert wire["requests"] >= 9
+    assert wire == {
+        "requests": wire["requests"],
+        "with_encoding_style": wire["requests"],
+        "with_xsi_type": wire["requests"],
+    }
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -8,7 +8,9 @@
 use strict;
 use warnings;
 use JSON::PP;
-use SOAP::Lite;
+# Every request as sent, to report what SOAP::Lite's default envelope carried.
+our @SENT;
+use SOAP::Lite +trace => [transport => sub { push @SENT, $_[0]->content if UNIVERSAL::isa($_[0], 'HTTP::Request') }];
 
 my ($session_wsdl, $carrier_wsdl, $user, $password, $account, $group, $field, $value, @devices) = @ARGV;
 my $NS_V2 = 'http://nphase.com/unifiedwebservice/v2';
@@ -120,4 +122,8 @@ if ($loaded) {
     });
     expect_fault('fault-after-logout', sub { change($carrier, $token, device_list(@devices), action('Restore')) });
 }
-print JSON::PP->new->canonical->encode({ client => "SOAP::Lite $SOAP::Lite::VERSION (Perl $^V)", steps => \@steps }), "\n";
+my %wire = (requests => scalar @SENT,
+            with_encoding_style => scalar(grep { /<soap:Envelope[^>]* soap:encodingStyle="/ } @SENT),
+            with_xsi_type => scalar(grep { / xsi:type="xsd:/ } @SENT));
+print JSON::PP->new->canonical->encode({ client => "SOAP::Lite $SOAP::Lite::VERSION (Perl $^V)", steps => \@steps,
+                                         wire => \%wire }), "\n";
