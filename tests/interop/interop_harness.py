@@ -99,7 +99,7 @@ class Fleet:
             return EmulatedDevice(device, DEFAULT_ACCOUNT, group=group, custom_fields=fields)
 
         return cls([
-            line(0), line(1), line(2, GROUP, VALUE), line(3, GROUP, VALUE.upper()), line(4, GROUP, "other"),
+            line(0), line(1), line(2, GROUP, VALUE), line(3, GROUP, VALUE), line(4, GROUP, "other"),
             line(5, "another-fleet", VALUE),
         ])  # fmt: skip
 
@@ -122,6 +122,7 @@ class Fleet:
 
 
 def imei(line_or_callback: Any) -> str:
+    """The IMEI of an emulated line or of the (one) device a callback reports."""
     identifiers = getattr(line_or_callback, "devices", None)
     if identifiers is None:
         identifiers = line_or_callback.device.identifiers
