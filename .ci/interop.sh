@@ -25,7 +25,7 @@ step() { printf '\n=== interop: %s\n' "$*"; }
 # Debian package -> a file it installs: the package is installed only when the file is missing.
 packages=(
   "php-cli:/usr/bin/php"
-  "php-soap:/usr/share/php-soap"
+  "php-soap:(php -m lists soap)"
   "libsoap-lite-perl:/usr/share/perl5/SOAP/Lite.pm"
   "jaxws:/usr/bin/wsimport"
   "default-jdk-headless:/usr/bin/javac"
