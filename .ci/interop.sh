@@ -38,7 +38,7 @@ for entry in "${packages[@]}"; do
   probe=${entry#*:}
   # php-soap is a metapackage: its extension lives under the PHP version's own package.
   if [ "$name" = php-soap ]; then
-    if command -v php >/dev/null && php -m 2>/dev/null | grep -qx soap; then continue; fi
+    if command -v php >/dev/null && php -m 2>/dev/null | grep -x soap >/dev/null; then continue; fi
   elif [ -e "$probe" ]; then
     continue
   fi
