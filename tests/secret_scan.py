@@ -11,7 +11,8 @@ fails the run (exit status 1) naming each place a secret was found.
   DEBUG for the session, so the wire log of every client exchange is seen); its message, exception
   and stack are searched.
 - **Files**: everything under the session's basetemp (SQLite databases, WAL files, logs, whatever a
-  test or a service wrote), in UTF-8, UTF-16 and UTF-32 (both byte orders).
+  service wrote), in UTF-8, UTF-16 and UTF-32 (both byte orders); but not settings files
+  (:data:`INPUT_SUFFIXES`): they hold secrets by design, and the tests write them as input.
 - **Output**: every section of every test report (captured stdout, stderr and log).
 
 A test that shows a secret on purpose (``parse --reveal-password``, a settings file it writes
@@ -38,6 +39,8 @@ EXPLICIT: Dict[str, str] = {
     "legacy-pw": "the legacy login of tests/serving/test_connections.py",
 }
 MIN_LENGTH = 6
+#: Files a user (here: a test) writes for the package to read, secrets included; the package never writes them.
+INPUT_SUFFIXES = (".ini", ".env")
 _WORDS = ("PASSWORD", "SECRET", "TOKEN")
 _NOT_SECRET_SUFFIXES = ("_PATH", "_URL", "_HEADER", "_NAME", "_FILE", "_VARIABLE", "_PATTERN", "_FIELD")
 _ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
@@ -201,7 +204,7 @@ class SecretScan:
         patterns = [(name, encoding, secret.encode(encoding)) for secret, name in self.secrets.items()
                     for encoding in _ENCODINGS]  # fmt: skip
         for path in sorted(self.basetemp.rglob("*")):
-            if path.is_symlink() or not path.is_file():
+            if path.is_symlink() or not path.is_file() or path.suffix in INPUT_SUFFIXES:
                 continue
             resolved = path.resolve()
             if any(folder == resolved or folder in resolved.parents for folder in self.exempt_dirs):

@@ -390,11 +390,11 @@ class Receiver:
                          name, event_id, _request_of(event), attempts + 1, delay, type(exc).__name__, exc)  # fmt: skip
             self.store.handler_failed(event_id, name, f"{type(exc).__name__}: {exc}", delay)
             return
-        _log.debug("handler %s done on event %d (request %s, attempt %d)", name, event_id, _request_of(event),
-                   attempts + 1)  # fmt: skip
         # The handler ran: recording that must not be given up on, or it would run again.
         metrics.handler_run(name, "done", attempts)
         self._until_stored(lambda: self.store.handler_done(event_id, name))
+        _log.debug("handler %s done on event %d (request %s, attempt %d)", name, event_id, _request_of(event),
+                   attempts + 1)  # fmt: skip
 
     def _until_stored(self, write: Callable[[], None]) -> None:
         while True:
