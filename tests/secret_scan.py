@@ -69,7 +69,12 @@ def collect_secrets(modules: Iterable[Any]) -> Dict[str, str]:
     for module in modules:
         where = Path(getattr(module, "__file__", "") or "").name
         for name, value in sorted(vars(module).items()):
-            if not name.isupper() or not any(word in name for word in _WORDS) or name.endswith(_NOT_SECRET_SUFFIXES):
+            if (
+                not name.isupper()
+                or name.startswith("_")
+                or not any(word in name for word in _WORDS)
+                or name.endswith(_NOT_SECRET_SUFFIXES)
+            ):
                 continue
             values = value if isinstance(value, (tuple, list, frozenset, set)) else (value,)
             for one in values:
@@ -133,12 +138,13 @@ class SecretScan:
         logging.getLogger().addHandler(self._handler)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        modules = [
-            module
-            for module in list(sys.modules.values())
-            if _TESTS in Path(getattr(module, "__file__", None) or "/").resolve().parents
-        ]
-        self.secrets = collect_secrets(modules)
+        # The collected test modules, and the helpers beside this plugin (conftest, servers, ...).
+        modules = {id(m): m for m in (getattr(item, "module", None) for item in session.items) if m is not None}
+        for module in list(sys.modules.values()):
+            where = Path(getattr(module, "__file__", None) or "/").resolve()
+            if _TESTS in where.parents and module is not sys.modules[__name__]:
+                modules[id(module)] = module
+        self.secrets = collect_secrets(modules.values())
         self.exempt = {item.nodeid for item in session.items if item.get_closest_marker("shows_secrets")}
         with self._lock:
             pending, self.pending = self.pending, []

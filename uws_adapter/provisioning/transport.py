@@ -166,9 +166,10 @@ def log_exchange(
     document = ""
     if body:
         # Cut before redacting as well, to bound the work; the redaction blanks a value cut short.
-        kept = redact(body[: 4 * WIRE_SHOWN_BYTES], limit=WIRE_SHOWN_BYTES).decode("utf-8", errors="replace")
-        cut = f" ({len(body):,} bytes in all)" if len(kept) < len(body) else ""
-        document = printable(kept, WIRE_SHOWN_BYTES) + cut
+        redacted = redact(body[: 4 * WIRE_SHOWN_BYTES])
+        kept = redacted[:WIRE_SHOWN_BYTES].decode("utf-8", errors="ignore")
+        cut = len(body) > 4 * WIRE_SHOWN_BYTES or len(redacted) > WIRE_SHOWN_BYTES
+        document = printable(kept, WIRE_SHOWN_BYTES) + (f"... ({len(body):,} bytes in all)" if cut else "")
     if status is None:
         direction, summary = "sent", f"{method} {shown_url(url)}"
     else:

@@ -234,7 +234,7 @@ class AccessErrorTask(ErrorTask):  # type: ignore[misc]
 
     def execute(self) -> None:
         super().execute()
-        app = getattr(self.channel.server, "application", None)
+        app = getattr(self.channel.server, "wsgi_app", None)  # the bounded server's (see serving.limits)
         if isinstance(app, AccessLog) and not str(self.status).startswith("500"):
             app.refused(self)
 

@@ -261,6 +261,7 @@ class BoundedWsgiServer(TcpWSGIServer):  # type: ignore[misc]
     def __init__(self, application: Any, *args: Any, limits: ConnectionLimits, **kw: Any) -> None:
         self.limits = limits
         self._warner = _Warner()
+        self.wsgi_app = application  # as given: waitress wraps it (proxy headers) as self.application
         super().__init__(application, *args, **kw)
 
     def readable(self) -> bool:
