@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 from conftest import CLIENT_SECRET, PASSWORD, client_for, rest_client_for
-from servers import AsgiServer, closed_port, wait_until
+from servers import AsgiServer, wait_until
 
 from uws_adapter import CallbackRequest, Emulator, ReportedDevice, RestoreResult, generated_devices, render_callback
 from uws_adapter.errors import InputError, ServiceFault
@@ -437,34 +437,42 @@ def test_receiver_command_logs_json_access_lines(start: Callable[..., Service], 
     assert LISTENER_PASSWORD not in receiver.err.read_text()
 
 
-def test_bridge_command_logs_access_lines_and_soap_faults(start: Callable[..., Service], tmp_path: Path) -> None:
-    bridge = start(
-        "bridge",
-        ["bridge", "--db", str(tmp_path / "b.db"), "--log-level", "debug"],
-        {
-            "UWS_BRIDGE_LEGACY_LOGIN": f"legacy:{LEGACY_PASSWORD}",
-            "UWS_CALLBACK_USERNAME": LISTENER_USER, "UWS_CALLBACK_PASSWORD": LISTENER_PASSWORD,
-            "THINGSPACE_CLIENT_ID": "id", "THINGSPACE_CLIENT_SECRET": CLIENT_SECRET, "UWS_USERNAME": "u",
-            "UWS_PASSWORD": PASSWORD, "UWS_ADAPTER_REST_URL": f"http://127.0.0.1:{closed_port()}/api",
-        },
-    )  # fmt: skip
-    client = client_for(f"http://127.0.0.1:{bridge.port}/api/v2", username="legacy", password="wrong-legacy-pw")
-    with pytest.raises(ServiceFault, match="InvalidCredentials"):
-        client.login()
-    assert (
-        exchange(bridge.port, "POST", "/callbacks", callback(password="wrong-password"), Content_Type="text/xml")[0]
-        == 401
-    )
-    lines = bridge.wait_for(
-        lambda lines: sum(" uws_adapter.bridge.access " in line for line in lines) >= 2, "the bridge's access lines"
-    )
+def test_bridge_command_logs_access_lines_faults_and_its_rest_documents_redacted(
+    start: Callable[..., Service], tmp_path: Path
+) -> None:
+    with Emulator(devices=generated_devices(1)) as carrier:  # the REST API the bridge carries calls out on
+        bridge = start(
+            "bridge",
+            ["bridge", "--db", str(tmp_path / "b.db"), "--log-level", "debug"],
+            {
+                "UWS_BRIDGE_LEGACY_LOGIN": f"legacy:{LEGACY_PASSWORD}",
+                "UWS_CALLBACK_USERNAME": LISTENER_USER, "UWS_CALLBACK_PASSWORD": LISTENER_PASSWORD,
+                "THINGSPACE_CLIENT_ID": "ts-client", "THINGSPACE_CLIENT_SECRET": CLIENT_SECRET,
+                "UWS_USERNAME": "uws-user", "UWS_PASSWORD": PASSWORD, "UWS_ADAPTER_REST_URL": carrier.rest_url,
+            },
+        )  # fmt: skip
+        legacy = f"http://127.0.0.1:{bridge.port}/api/v2"
+        with pytest.raises(ServiceFault, match="InvalidCredentials"):
+            client_for(legacy, username="legacy", password="wrong-legacy-pw").login()
+        client_for(legacy, username="legacy", password=LEGACY_PASSWORD).login()  # the bridge logs in to REST
+        refused = exchange(
+            bridge.port, "POST", "/callbacks", callback(password="wrong-password"), Content_Type="text/xml"
+        )
+        assert refused[0] == 401
+        lines = bridge.wait_for(
+            lambda lines: sum(" uws_adapter.bridge.access " in line for line in lines) >= 3, "the bridge's access lines"
+        )
     access = [line for line in lines if " uws_adapter.bridge.access " in line]
-    assert any('"POST /api/v2/SessionService.svc" 500 ' in line and "InvalidCredentials" in line for line in access), (
-        access
-    )
+    faults = [line for line in access if '"POST /api/v2/SessionService.svc" 500 ' in line]
+    assert len(faults) == 1
+    assert "InvalidCredentials" in faults[0]
+    assert any('"POST /api/v2/SessionService.svc" 200 ' in line for line in access), access
     assert any('"POST /callbacks" 401 ' in line and "wrong callback username or password" in line for line in access)
+    wire = [line for line in lines if " DEBUG uws_adapter.wire " in line]
+    assert any("sent POST " in line and "/oauth2/token" in line for line in wire), wire
+    assert any('"password": "***"' in line for line in wire), wire
     text = bridge.err.read_text()
-    for secret in (LEGACY_PASSWORD, "wrong-legacy-pw", LISTENER_PASSWORD):
+    for secret in (LEGACY_PASSWORD, "wrong-legacy-pw", LISTENER_PASSWORD, PASSWORD, CLIENT_SECRET):
         assert secret not in text
 
 
