@@ -13,13 +13,15 @@ fails the run (exit status 1) naming each place a secret was found.
 - **Files**: everything under the session's basetemp (SQLite databases, WAL files, logs, whatever a
   service wrote), in UTF-8, UTF-16 and UTF-32 (both byte orders); but not settings files
   (:data:`INPUT_SUFFIXES`): they hold secrets by design, and the tests write them as input.
-- **Output**: every section of every test report (captured stdout, stderr and log).
+- **Output**: every section of every test report (captured stdout, stderr and log), and the
+  message of every warning the tests raise.
 
 A test that shows a secret on purpose (``parse --reveal-password``, a settings file it writes
 itself) is marked ``@pytest.mark.shows_secrets``: its own records, output and ``tmp_path`` are
 not searched. Everything else is. ``-p no:secret_scan`` turns the plugin off.
 
-Not seen: what subprocesses log to pipes a test reads and does not print.
+Not seen: what subprocesses log to pipes a test reads and does not print (their files under
+basetemp are searched), and output a test took with ``capsys.readouterr()``.
 """
 
 from __future__ import annotations
@@ -197,6 +199,10 @@ class SecretScan:
         for title, content in report.sections:
             self.counts["sections"] += 1
             self._search(f"{title} of {report.nodeid}", content)
+
+    def pytest_warning_recorded(self, warning_message: Any, nodeid: str) -> None:
+        if nodeid not in self.exempt:
+            self._search(f"warning in {nodeid or 'the session'}", str(warning_message.message))
 
     def _search(self, place: str, text: str) -> None:
         for secret, name in (self.secrets or {}).items():

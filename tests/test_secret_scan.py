@@ -31,6 +31,10 @@ def test_the_secret_scan_fails_a_run_that_leaks(tmp_path: Path) -> None:
             def test_prints_it():
                 print("token:", API_TOKEN)
 
+            def test_warns_it():
+                import warnings
+                warnings.warn(f"token {API_TOKEN}", UserWarning)
+
             @pytest.mark.shows_secrets
             def test_reveals_it_on_purpose(tmp_path):
                 print(API_TOKEN)
@@ -53,9 +57,11 @@ def test_the_secret_scan_fails_a_run_that_leaks(tmp_path: Path) -> None:
     assert any("in log record of uws_adapter.wire (test_leaky.py::test_logs_it)" in f for f in findings), findings
     assert any("in file test_stores_it_in_utf160/kept.bin (utf-16-le)" in f for f in findings), findings
     assert any("in Captured stdout call of test_leaky.py::test_prints_it" in f for f in findings), findings
+    assert any("in warning in test_leaky.py::test_warns_it" in f for f in findings), findings
     assert not any("reveals_it_on_purpose" in f or "settings.ini" in f or "test_clean" in f for f in findings)
-    assert "Tok-Scan-Self-Test" not in result.stdout  # named, never shown
-    assert "5 passed" in result.stdout
+    report = result.stdout.partition(" secret scan ")[2]
+    assert "Tok-Scan-Self-Test" not in report  # named, never shown (pytest's warnings summary shows it)
+    assert "6 passed" in result.stdout
 
 
 def test_secrets_are_constants_named_for_them() -> None:
