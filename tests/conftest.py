@@ -13,6 +13,9 @@ from servers import HttpServer, listener
 
 from uws_adapter import RestClient, UwsClient
 
+# No secret of the tests in a log record, a left-behind file or a test's output (tests/secret_scan.py).
+pytest_plugins = ["secret_scan"]
+
 DATA = Path(__file__).parent / "data"
 SHARED_DOCS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "thingspace-docs"
 

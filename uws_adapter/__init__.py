@@ -8,6 +8,7 @@ never pays for zeep, requests or the emulator.
 from __future__ import annotations
 
 import importlib
+import logging
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, Dict, List
 
@@ -15,6 +16,10 @@ try:
     __version__ = version("uws-adapter")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
+
+# A library logs, it never configures logging: without a handler of the program's, nothing is shown
+# (not even Python's last-resort echo of warnings to stderr). See uws_adapter.logs for the loggers.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 #: public name -> the module (in this package) that defines it
 _PUBLIC: Dict[str, str] = {

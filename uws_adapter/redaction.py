@@ -124,14 +124,7 @@ def _blank_values(text: str, name: str) -> str:
 
 def _xml_element_value(text: str, lowered: str, found: int, after: int, name: str) -> Optional[Tuple[int, int]]:
     """The content of ``<[prefix:]...name ...>`` up to its end tag (or the document's end)."""
-    start = found
-    # The name may end in ``name`` (SessionToken) and carry a prefix (v2:token); names are short.
-    while start > 0 and found - start < 64 and text[start - 1] in _NAME_CHARS:
-        start -= 1
-    if start > 0 and text[start - 1] == ":":
-        start -= 1
-        while start > 0 and found - start < 128 and text[start - 1] in _NAME_CHARS:
-            start -= 1
+    start = _name_start(text, found)
     if start == 0 or text[start - 1] != "<" or (after < len(text) and text[after] not in _SPACE + "/>"):
         return None
     close = text.find(">", after)
@@ -139,12 +132,31 @@ def _xml_element_value(text: str, lowered: str, found: int, after: int, name: st
         return (after, len(text))  # cut inside the start tag: nothing after it is safe to show
     if text[close - 1] == "/":
         return None  # <Password/>: empty
-    # Up to the next mention of the name (its end tag, normally), backed up to that tag's "<".
-    following = lowered.find(name, close + 1)
-    if following < 0:
-        return (close + 1, len(text))
-    end = text.rfind("<", close + 1, following)
-    return (close + 1, end if end >= 0 else following)
+    # Up to its end tag: the next mention of the name that is one (``</[prefix:]...name>``); a
+    # mention inside the value (the password "my-password-1") is part of the value. Each mention
+    # is looked at once, so this stays one forward scan. No end tag: to the document's end.
+    following = close + 1
+    while True:
+        mention = lowered.find(name, following)
+        if mention < 0:
+            return (close + 1, len(text))
+        following = mention + len(name)
+        tag = _name_start(text, mention)
+        if tag >= 2 and text[tag - 2 : tag] == "</" and (following >= len(text) or text[following] in _SPACE + ">"):
+            return (close + 1, tag - 2)
+
+
+def _name_start(text: str, found: int) -> int:
+    """Where the XML name holding ``found`` begins: it may end in the secret's name (SessionToken)
+    and carry a prefix (v2:token); names are short, so the scan back is bounded."""
+    start = found
+    while start > 0 and found - start < 64 and text[start - 1] in _NAME_CHARS:
+        start -= 1
+    if start > 0 and text[start - 1] == ":":
+        start -= 1
+        while start > 0 and found - start < 128 and text[start - 1] in _NAME_CHARS:
+            start -= 1
+    return start
 
 
 def _member_value(text: str, after: int) -> Optional[Tuple[int, int]]:

@@ -20,6 +20,7 @@ from uws_adapter.config import CONFIG_VARIABLE, load_settings
 from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice, Emulator, generated_devices
 from uws_adapter.emulator.lines import seed_lines, seeds
 from uws_adapter.errors import InputError
+from uws_adapter.logs import add_logging_options, configure_from_options, worker_environment
 from uws_adapter.model.devices import read_devices_csv
 from uws_adapter.receiver.app import DeadLetterBudget, Receiver, server_options
 from uws_adapter.rest.client import RestClient
@@ -132,6 +133,7 @@ def add_commands(commands: Any) -> None:
         metavar="NAME=VALUE[:COUNT]",
         help="set custom field NAME (CustomField1..5) to VALUE on the next COUNT lines (default: all the rest)",
     )
+    add_logging_options(emulator)
     emulator.set_defaults(run=_run_emulator)
 
     receiver = commands.add_parser(
@@ -184,6 +186,7 @@ def add_commands(commands: Any) -> None:
         help="each: one commit per callback (a benchmark baseline)",
     )
     _add_connection_options(receiver)
+    add_logging_options(receiver)
     receiver.set_defaults(run=_run_receiver)
 
     bridge = commands.add_parser(
@@ -246,6 +249,7 @@ def add_commands(commands: Any) -> None:
     bridge.add_argument("--threads", type=int, default=16, help="waitress worker threads")
     _add_repair(bridge)
     _add_connection_options(bridge)
+    add_logging_options(bridge)
     bridge.set_defaults(run=_run_bridge)
 
 
@@ -263,6 +267,7 @@ def _add_callback_credentials(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_emulator(args: argparse.Namespace) -> int:
+    configure_from_options(args)
     name, password = _pair(args.user, "--user")
     client_id, secret = _pair(args.client, "--client")
     if args.devices_file:
@@ -273,7 +278,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
     emulator = Emulator(
         host=args.host, port=args.port, devices=lines, users={name: password}, clients={client_id: secret},
         session_idle=args.session_idle, daily_budget=args.daily_budget, callback_spacing=args.callback_spacing,
-        threads=args.threads,
+        threads=args.threads, middleware=lambda wsgi: _access_log(wsgi, "emulator"),
     )  # fmt: skip
     if args.listener:
         emulator.register_listener(DEFAULT_ACCOUNT, args.listener)
@@ -297,6 +302,7 @@ def _add_repair(command: argparse.ArgumentParser) -> None:
 
 
 def _run_receiver(args: argparse.Namespace) -> int:
+    configure_from_options(args)
     if bool(args.username) != bool(args.password):
         raise InputError("--username", "give both a username and a password, or neither", "set UWS_CALLBACK_PASSWORD")
     if not args.username and not args.allow_anonymous:
@@ -329,7 +335,7 @@ def _run_receiver(args: argparse.Namespace) -> int:
                        dead_letters=DeadLetterBudget(per_second=args.dead_letter_rate,
                                                      max_total=args.dead_letter_max_bytes))  # fmt: skip
         options = server_options(app, host=args.host, port=args.port, threads=args.threads)
-        server = _serving().waitress_server(app, limits, **options)
+        server = _serving().waitress_server(_access_log(app, "receiver"), limits, **options)
         _serve(
             server, app, f"receiver (waitress) on http://{args.host}:{server.effective_port}/ storing into {args.db}"
         )
@@ -359,6 +365,7 @@ def _run_uvicorn_receiver(args: argparse.Namespace) -> int:
         "UWS_CALLBACK_REPAIR": "1" if args.repair else None,
         "UWS_CALLBACK_DEAD_LETTER_RATE": str(args.dead_letter_rate),
         "UWS_CALLBACK_DEAD_LETTER_MAX_BYTES": str(args.dead_letter_max_bytes),
+        **worker_environment(args),  # the workers log as this process does
     }
     for name, value in settings.items():
         if value:
@@ -373,12 +380,21 @@ def _run_uvicorn_receiver(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     # uvicorn binds the socket itself (a socket passed by descriptor would lose TCP_NODELAY, and
     # with it the latency); its workers share it.
-    app = "uws_adapter.receiver.asgi:create_app"
-    options = server_config(factory=True, workers=args.workers, host=args.host, port=port)
+    app = "uws_adapter.serving.access:receiver_worker"  # the receiver with its access log
+    # log_config None: uvicorn's own lines go through our handler and format (its access log stays off).
+    options = server_config(factory=True, workers=args.workers, host=args.host, port=port, log_config=None)
     # Worker processes report their metrics through files in one folder, made (and removed) per run.
     with metrics.multiprocess_dir() if args.workers > 1 else contextlib.nullcontext():
         uvicorn.run(app, **{**options, **_serving().uvicorn_options(limits)})
     return 0
+
+
+def _access_log(app: Any, service: str) -> Any:
+    """``app`` logging one line per request on ``uws_adapter.<service>.access``."""
+    _serving()  # the receiver extra, with a clear message when it is missing
+    from uws_adapter.serving.access import AccessLog
+
+    return AccessLog(app, service)
 
 
 def _serve(server: Any, app: Any, announcement: str) -> None:
@@ -407,6 +423,7 @@ def _unlock_bridge_login(args: argparse.Namespace) -> int:
 
 
 def _run_bridge(args: argparse.Namespace) -> int:
+    configure_from_options(args)
     if args.unlock:
         return _unlock_bridge_login(args)
     if args.lockout_seconds < 0:
@@ -447,7 +464,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
             repair=args.repair,
         )  # fmt: skip
         options = app.server_options(host=args.host, port=args.port, threads=args.threads)
-        server = _serving().waitress_server(app, limits, **options)
+        server = _serving().waitress_server(_access_log(app, "bridge"), limits, **options)
         app.allow_hosts(args.allowed_host or listen_names(args.host, server.effective_port))
         address = args.public_url or f"http://{args.host}:{server.effective_port}"
         for account in args.register:

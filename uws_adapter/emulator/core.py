@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import requests
 
@@ -90,6 +90,7 @@ class Emulator:
         delivery_workers: int = 4,
         threads: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        middleware: Optional[Callable[[Any], Any]] = None,
     ) -> None:
         from uws_adapter.emulator.http import EmulatorApp
         from uws_adapter.emulator.rest import RestFront
@@ -125,9 +126,11 @@ class Emulator:
         self.soap = SoapFront(self)
         self.rest = RestFront(self)
         self.app = EmulatorApp(self.soap.server, self.rest.handle, max_body=MAX_BODY)
+        # middleware: what the command line wraps the application in (its access log).
         self._server = ServedApp(
-            self.app, host=host, port=port, threads=threads, max_body=MAX_BODY, ident="uws-emulator"
-        )
+            middleware(self.app) if middleware is not None else self.app, host=host, port=port, threads=threads,
+            max_body=MAX_BODY, ident="uws-emulator",
+        )  # fmt: skip
         self._threads = [
             threading.Thread(target=self._deliver, daemon=True, name=f"uws-callbacks-{n}")
             for n in range(delivery_workers)
@@ -242,6 +245,7 @@ class Emulator:
     def provision(self, action: str, targets: Sequence[Target], *, account: Optional[str] = None) -> str:
         """Apply ``action`` to every target and queue one callback per device; the RequestId."""
         request_id = str(uuid.uuid4())
+        unheard: Dict[Tuple[str, str], int] = {}
         with self._queued:
             for given, line in targets:
                 owner = line.account if line else (account or DEFAULT_ACCOUNT)
@@ -249,22 +253,31 @@ class Emulator:
                     self._enqueue(
                         owner,
                         resume_profile(request_id, given, line, max_callback_threshold=self.max_callback_threshold),
+                        unheard,
                     )
                     continue
                 callback = change_state(
                     request_id, action, given, line, daily_budget=self.daily_budget,
                     max_callback_threshold=self.max_callback_threshold,
                 )  # fmt: skip
-                self._enqueue(owner, callback)
+                self._enqueue(owner, callback, unheard)
                 if action == "Restore" and callback.succeeded and line is not None and line.nb_iot:
-                    self._enqueue(owner, nidd_callback(callback, owner))
+                    self._enqueue(owner, nidd_callback(callback, owner), unheard)
+        for (account, service), count in sorted(unheard.items()):
+            _log.warning(
+                "request %s: %d %s callback(s) not sent: no listener registered for account %r",
+                request_id, count, service, account,
+            )  # fmt: skip
         return request_id
 
-    def _enqueue(self, account: str, callback: CallbackRequest) -> None:
-        listener = self.listeners.get((account, callback.service or "CarrierService"))
+    def _enqueue(self, account: str, callback: CallbackRequest, unheard: Dict[Tuple[str, str], int]) -> None:
+        service = callback.service or "CarrierService"
+        listener = self.listeners.get((account, service))
         if listener is not None:
             heapq.heappush(self._queue, (time.monotonic(), next(self._sequence), callback, listener))
             self._queued.notify_all()
+        else:  # counted, and logged once per request
+            unheard[(account, service)] = unheard.get((account, service), 0) + 1
 
     # Callbacks ----------------------------------------------------------------------------------
 
@@ -283,7 +296,13 @@ class Emulator:
                 callback, callback_count=count, username=listener.username or None, password=listener.password or None
             )
             try:
-                acknowledged = self._send(session, attempt, listener)
+                status = self._send(session, attempt, listener)
+                acknowledged = 200 <= status < 300
+                if not acknowledged:
+                    _log.warning(
+                        "callback %s (attempt %d of %d) to %s answered HTTP %d",
+                        attempt.request_id, count, self.max_callback_threshold, _shown(listener.url), status,
+                    )  # fmt: skip
             except Exception as exc:  # any failure (a URL requests cannot use, a body that cannot be
                 # written) is one unacknowledged attempt: this thread must go on delivering the others
                 _log.warning(
@@ -304,13 +323,13 @@ class Emulator:
                     _log.warning("callback %s dropped after %d attempts", attempt.request_id, count)
 
     @staticmethod
-    def _send(session: requests.Session, attempt: CallbackRequest, listener: Listener) -> bool:
+    def _send(session: requests.Session, attempt: CallbackRequest, listener: Listener) -> int:
         if listener.api == "rest":
             body, content_type = render_rest_callback(attempt), "application/json"
         else:
             body, content_type = render_callback(attempt), CONTENT_TYPE
         response = session.post(listener.url, data=body, headers={"Content-Type": content_type}, timeout=(2, 10))
-        return 200 <= response.status_code < 300
+        return response.status_code
 
 
 def listener_url_problem(url: object) -> Optional[str]:

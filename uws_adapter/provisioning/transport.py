@@ -35,11 +35,17 @@ from urllib3.exceptions import HTTPError, NewConnectionError, ReadTimeoutError
 
 from uws_adapter.errors import ConnectionFailed, DocumentError, InputError, OutcomeUnknown, TransportError
 from uws_adapter.jsonsafe import loads_untrusted
+from uws_adapter.logs import WIRE, printable
 from uws_adapter.model.devices import Device
 from uws_adapter.model.selection import DeviceList, Selection
+from uws_adapter.redaction import redact
 from uws_adapter.xmlsafe import parse_untrusted
 
 logger = logging.getLogger("uws_adapter.transport")
+#: DEBUG: every document the clients send and receive, secrets redacted (see :func:`log_exchange`).
+wire = logging.getLogger(WIRE)
+#: Bytes of a document the wire log shows (a 10,000-device envelope is about 2 MB).
+WIRE_SHOWN_BYTES = 16 * 1024
 
 #: (connect, read) seconds. The carrier can take a while to accept a 10,000-device request.
 DEFAULT_TIMEOUT: Tuple[float, float] = (10.0, 120.0)
@@ -52,7 +58,7 @@ _CHUNK = 16 * 1024
 #: Names (compared in lower case) whose values are never shown: XML elements, JSON keys, headers.
 SECRET_NAMES = frozenset(
     {"password", "token", "sessiontoken", "client_secret", "access_token", "refresh_token", "authorization",
-     "vz-m2m-token", "proxy-authorization", "cookie"}
+     "vz-m2m-token", "proxy-authorization", "cookie", "set-cookie"}
 )  # fmt: skip
 REDACTED = "***"
 #: How the limits are changed, for messages.
@@ -136,6 +142,42 @@ def redact_json(body: bytes) -> bytes:
     except (DocumentError, UnicodeDecodeError):
         return b""
     return json.dumps(_redact_value(value), ensure_ascii=False).encode("utf-8")
+
+
+def shown_url(url: str) -> str:
+    """``url`` for a log: any user and password in it masked, its query left out (it may hold a
+    token), control characters escaped."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = REDACTED + "@" + authority.rpartition("@")[2]
+    return printable(scheme + sep + authority + slash + path.partition("?")[0], 300)
+
+
+def log_exchange(
+    method: str, url: str, *, headers: Mapping[str, str], body: Optional[bytes], status: Optional[int] = None
+) -> None:
+    """One document on the ``uws_adapter.wire`` logger (DEBUG): a request as sent (``status``
+    None) or an answer as received. Secret headers (Authorization, VZ-M2M-Token, cookies) are
+    masked and the values of secret elements, attributes and members (passwords, tokens, client
+    secrets) blanked, by :func:`uws_adapter.redaction.redact`; the document is cut to
+    :data:`WIRE_SHOWN_BYTES` after redaction, and its line breaks escaped."""
+    shown_headers = {name: printable(str(value), 200) for name, value in redact_headers(headers).items()}
+    document = ""
+    if body:
+        # Cut before redacting as well, to bound the work; the redaction blanks a value cut short.
+        redacted = redact(body[: 4 * WIRE_SHOWN_BYTES])
+        kept = redacted[:WIRE_SHOWN_BYTES].decode("utf-8", errors="ignore")
+        cut = len(body) > 4 * WIRE_SHOWN_BYTES or len(redacted) > WIRE_SHOWN_BYTES
+        document = printable(kept, WIRE_SHOWN_BYTES) + (f"... ({len(body):,} bytes in all)" if cut else "")
+    if status is None:
+        direction, summary = "sent", f"{method} {shown_url(url)}"
+    else:
+        direction, summary = "received", f"HTTP {status} for {method} {shown_url(url)}"
+    wire.debug(
+        "%s %s headers=%s body=%s", direction, summary, shown_headers, document or "(none)",
+        extra={"direction": direction, "method": method, "url": shown_url(url), "status": status},
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -351,9 +393,11 @@ class HttpSender:
         :class:`OutcomeUnknown` carries; with ``login``, an answer lost after sending is a
         :class:`TransportError` of the login instead (nothing was provisioned)."""
         attempt = 0
+        if wire.isEnabledFor(logging.DEBUG):
+            log_exchange(method, url, headers=headers, body=data)
         while True:
             try:
-                return self._exchange(method, url, headers, data, options)
+                answer = self._exchange(method, url, headers, data, options)
             except _LimitExceeded as exc:
                 raise self._lost(str(exc), url, request, login) from None
             except requests.RequestException as exc:
@@ -362,13 +406,22 @@ class HttpSender:
                 if attempt >= self.connect_retries:
                     raise ConnectionFailed(f"could not connect to {url} ({attempt + 1} attempts): {exc}") from exc
                 # Capped exponential backoff with full jitter, so many clients do not retry in step.
-                self._sleep(random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt)))
+                delay = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
+                logger.info(
+                    "%s %s: could not connect (attempt %d of %d), retrying in %.2f s: %s",
+                    method, shown_url(url), attempt + 1, self.connect_retries + 1, delay, type(exc).__name__,
+                )  # fmt: skip
+                self._sleep(delay)
                 attempt += 1
+                continue
+            if wire.isEnabledFor(logging.DEBUG):
+                log_exchange(method, url, headers=answer.headers, body=answer.content, status=answer.status_code)
+            return answer
 
     @staticmethod
     def _lost(reason: str, url: str, describe: Describe, login: bool) -> TransportError:
         request = describe()
-        logger.info("%s at %s: %s", request.operation, url, reason)
+        logger.info("%s at %s: %s", request.operation, shown_url(url), reason)
         if login:
             return TransportError(
                 f"{request.operation}: no usable answer from {url} ({reason}); nothing was provisioned: "

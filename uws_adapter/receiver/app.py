@@ -312,6 +312,11 @@ class Receiver:
         else:
             metrics.dead_letter(kept=True)
 
+    def not_stored(self, intake: Intake, exc: BaseException) -> None:
+        """Call when ``intake.write`` could not be committed (it is answered ``intake.unstored``)."""
+        what = "callback" if intake.is_callback else "dead letter"
+        _log.warning("%s not stored (answered %d): %s: %s", what, intake.unstored.status, type(exc).__name__, exc)
+
     # WSGI ------------------------------------------------------------------------------------------
 
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
@@ -329,7 +334,8 @@ class Receiver:
             return decided.send(start_response)
         try:
             result = self.store.apply(decided.write)
-        except StoreError:
+        except StoreError as exc:
+            self.not_stored(decided, exc)
             if decided.is_callback:
                 metrics.callback_refused(decided.unstored.status)
             return decided.unstored.send(start_response)
@@ -374,19 +380,21 @@ class Receiver:
         except HandlerGaveUp as exc:
             metrics.handler_run(name, "gave_up", attempts)
             reason = exc.reason
-            _log.error("handler %s gave up on event %d: %s", name, event_id, reason)
+            _log.error("handler %s gave up on event %d (request %s): %s", name, event_id, _request_of(event), reason)
             self._until_stored(lambda: self.store.handler_gave_up(event_id, name, reason))
             return
         except Exception as exc:  # a handler's failure is retried, never lost
             metrics.handler_run(name, "failed", attempts)
             delay = min(300.0, self.handler_backoff * 2**attempts)
-            _log.warning("handler %s failed on event %d (attempt %d), retry in %.0f s: %s: %s",
-                         name, event_id, attempts + 1, delay, type(exc).__name__, exc)  # fmt: skip
+            _log.warning("handler %s failed on event %d (request %s, attempt %d), retry in %.0f s: %s: %s",
+                         name, event_id, _request_of(event), attempts + 1, delay, type(exc).__name__, exc)  # fmt: skip
             self.store.handler_failed(event_id, name, f"{type(exc).__name__}: {exc}", delay)
             return
         # The handler ran: recording that must not be given up on, or it would run again.
         metrics.handler_run(name, "done", attempts)
         self._until_stored(lambda: self.store.handler_done(event_id, name))
+        _log.debug("handler %s done on event %d (request %s, attempt %d)", name, event_id, _request_of(event),
+                   attempts + 1)  # fmt: skip
 
     def _until_stored(self, write: Callable[[], None]) -> None:
         while True:
@@ -397,6 +405,10 @@ class Receiver:
                 _log.warning("could not record a handler run, retrying in %s s: %s", self.handler_backoff, exc)
                 if self._stopping.wait(self.handler_backoff):
                     return
+
+
+def _request_of(event: Optional[StoredEvent]) -> str:
+    return repr(event.callback.request_id[:80]) if event is not None else "unknown"
 
 
 def server_options(receiver: Receiver, **options: Any) -> Dict[str, Any]:

@@ -87,7 +87,8 @@ class AsyncReceiver:
         try:
             # shield: a timeout answers 503 but leaves the group's outcome to the committer.
             result = await asyncio.wait_for(asyncio.shield(committed), self.commit_timeout)
-        except Exception:
+        except Exception as exc:
+            self.receiver.not_stored(decided, exc)
             if decided.is_callback:
                 metrics.callback_refused(decided.unstored.status)
             await _send(send, decided.unstored)

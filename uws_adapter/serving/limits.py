@@ -49,6 +49,7 @@ from waitress.server import MultiSocketServer, TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 from uws_adapter.errors import InputError
+from uws_adapter.serving.access import AccessErrorTask
 
 logger = logging.getLogger("uws_adapter.serving")
 
@@ -177,6 +178,7 @@ class BoundedChannel(HTTPChannel):  # type: ignore[misc]
     """A waitress connection that knows when its current request began and when its headers ended."""
 
     parser_class = StrictRequestParser
+    error_task_class = AccessErrorTask  # waitress's own refusals get an access line too
     request: Any = None  # as waitress's: the request still arriving, if any
 
     def __init__(self, server: Any, sock: Any, addr: Any, adj: Any, map: Any = None) -> None:
@@ -259,6 +261,7 @@ class BoundedWsgiServer(TcpWSGIServer):  # type: ignore[misc]
     def __init__(self, application: Any, *args: Any, limits: ConnectionLimits, **kw: Any) -> None:
         self.limits = limits
         self._warner = _Warner()
+        self.wsgi_app = application  # as given: waitress wraps it (proxy headers) as self.application
         super().__init__(application, *args, **kw)
 
     def readable(self) -> bool:

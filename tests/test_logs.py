@@ -1,0 +1,588 @@
+"""Logging (uws_adapter.logs, uws_adapter.serving.access): one access line per request on every
+service over real loopback servers, refusals with their reasons, the JSON format, the wire debug
+logger's redaction, and a library that configures nothing when imported."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+from conftest import CLIENT_SECRET, PASSWORD, client_for, rest_client_for
+from servers import AsgiServer, wait_until
+
+from uws_adapter import CallbackRequest, Emulator, ReportedDevice, RestoreResult, generated_devices, render_callback
+from uws_adapter.errors import InputError, ServiceFault
+from uws_adapter.logs import (
+    FORMAT_VARIABLE,
+    LEVEL_VARIABLE,
+    StderrHandler,
+    configure_from_environment,
+    configure_logging,
+    fields,
+    printable,
+)
+from uws_adapter.model.selection import select
+from uws_adapter.receiver.app import Receiver
+from uws_adapter.receiver.asgi import AsyncReceiver, server_config
+from uws_adapter.redaction import redact
+from uws_adapter.serving.access import AccessLog, AsgiAccessLog, refusal_reason
+from uws_adapter.serving.limits import ConnectionLimits, uvicorn_options
+from uws_adapter.serving.thread import ServedApp
+from uws_adapter.store.sqlite import Store
+
+LISTENER_USER, LISTENER_PASSWORD = "log-listener", "Log-Test-Pa55word"
+LEGACY_PASSWORD = "Legacy-Log-Pa55"
+PATIENCE = 20.0
+
+
+def callback(password: str = LISTENER_PASSWORD, request_id: str = "req-log-1") -> bytes:
+    return render_callback(
+        CallbackRequest(
+            request_id=request_id,
+            devices=(ReportedDevice("IMEI", "350000000000001"),),
+            username=LISTENER_USER,
+            password=password,
+            service="CarrierService",
+            action="Restore",
+            status="Success",
+            callback_count=1,
+            max_callback_threshold=4,
+            restore=RestoreResult(True),
+        )
+    )
+
+
+def exchange(port: int, method: str, path: str, body: bytes = b"", **headers: str) -> Tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name.replace("_", "-"), value)
+        if "Content_Length" not in headers:
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body if "Content_Length" not in headers else None)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def healthy(port: int) -> bool:
+    try:
+        return exchange(port, "GET", "/health")[0] == 200
+    except OSError:  # not listening yet (the announcement comes first)
+        return False
+
+
+def raw_exchange(port: int, request: bytes) -> bytes:
+    """Send ``request`` as it is; the answer, up to the connection's close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return answer
+            answer += chunk
+
+
+def access_records(caplog: pytest.LogCaptureFixture, service: str) -> List[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == f"uws_adapter.{service}.access"]
+
+
+# The library configures nothing ------------------------------------------------------------------
+
+
+def test_importing_the_package_adds_no_handler_and_shows_nothing() -> None:
+    code = textwrap.dedent(
+        """
+        import logging, sys
+        import uws_adapter
+        assert logging.getLogger().handlers == [], logging.getLogger().handlers
+        handlers = logging.getLogger("uws_adapter").handlers
+        assert [type(h).__name__ for h in handlers] == ["NullHandler"], handlers
+        assert "uws_adapter.receiver.app" not in sys.modules  # the lazy imports still hold
+        assert uws_adapter.Receiver.__name__ == "Receiver"
+        assert logging.getLogger().handlers == []
+        logging.getLogger("uws_adapter.receiver").warning("a library's warning, not shown without a handler")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+# Formats and configuration -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def configured() -> Iterator[Callable[..., logging.Handler]]:
+    """configure_logging, undone afterwards (it replaces the root's StderrHandler)."""
+    before = logging.getLogger("uws_adapter").level
+
+    def configure(*args: str) -> logging.Handler:
+        return configure_logging(*args)
+
+    yield configure
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, StderrHandler)]:
+        root.removeHandler(handler)
+    logging.getLogger("uws_adapter").setLevel(before)
+
+
+def test_json_format_is_one_parseable_object_per_line(
+    configured: Callable[..., logging.Handler], capsys: pytest.CaptureFixture[str]
+) -> None:
+    configured("debug", "json")
+    log = logging.getLogger("uws_adapter.receiver.access")
+    log.info('"%s %s" %d', "POST", "/", 401, extra={"method": "POST", "status": 401, "reason": "wrong\nline"})
+    try:
+        raise ValueError("broken")
+    except ValueError:
+        logging.getLogger("uws_adapter.receiver").exception("a failure")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert set(first) == {"time", "level", "logger", "message", "method", "status", "reason"}
+    assert first["time"].endswith("Z")
+    assert (first["level"], first["logger"], first["message"]) == (
+        "INFO",
+        "uws_adapter.receiver.access",
+        '"POST /" 401',
+    )
+    assert (first["method"], first["status"], first["reason"]) == ("POST", 401, "wrong\nline")
+    assert second["message"] == "a failure"
+    assert "ValueError: broken" in second["exception"]
+
+
+def test_text_format_is_one_line_a_record_and_escapes_line_breaks(
+    configured: Callable[..., logging.Handler], capsys: pytest.CaptureFixture[str]
+) -> None:
+    configured("info", "text")
+    logging.getLogger("uws_adapter.receiver.access").info('"GET %s" 404', "/x\n2026-01-01 INFO forged\r")
+    logging.getLogger("uws_adapter.receiver").debug("below the level")
+    [line] = capsys.readouterr().err.splitlines()
+    assert " INFO uws_adapter.receiver.access " in line
+    assert line.endswith('"GET /x\\n2026-01-01 INFO forged\\r" 404')
+
+
+def test_configuring_again_replaces_the_handler(configured: Callable[..., logging.Handler]) -> None:
+    configured("info", "text")
+    configured("warning", "json")
+    assert len([h for h in logging.getLogger().handlers if isinstance(h, StderrHandler)]) == 1
+    assert logging.getLogger("uws_adapter").level == logging.WARNING
+
+
+@pytest.mark.parametrize(
+    ("level", "log_format", "option"),
+    [("loud", "text", "--log-level"), ("info", "xml", "--log-format")],
+    ids=["unknown-level", "unknown-format"],
+)
+def test_unknown_level_or_format_is_an_input_error(level: str, log_format: str, option: str) -> None:
+    with pytest.raises(InputError, match=f"^{option}: "):
+        configure_logging(level, log_format)
+
+
+def test_workers_are_configured_from_the_environment_only_when_asked(
+    configured: Callable[..., logging.Handler],
+) -> None:
+    assert configure_from_environment({}) is None
+    handler = configure_from_environment({LEVEL_VARIABLE: "debug", FORMAT_VARIABLE: "json"})
+    assert handler is not None
+    assert logging.getLogger("uws_adapter").level == logging.DEBUG
+
+
+def test_printable_cuts_and_escapes() -> None:
+    assert printable("a\u2028b\x1b[31m\tc", 40) == "a\\u2028b\\x1b[31m\\tc"
+    assert printable("x" * 10, 4) == "xxxx..."
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "reason"),
+    [
+        ("text/plain", b"over the 10-byte limit\nmore\n", "over the 10-byte limit"),
+        (
+            "text/xml; charset=utf-8",
+            b"<s:Fault><faultcode>Client</faultcode><faultstring>no</faultstring>",
+            "Client: no",
+        ),
+        (
+            "application/json",
+            b'{"errorCode": "UnauthorizedAccess", "errorMessage": "no token"}',
+            "UnauthorizedAccess: no token",
+        ),
+        ("application/json", b'{"error": "invalid_client"}', "invalid_client"),
+        ("application/json", b"[1, 2", ""),
+        ("image/png", b"\x89PNG", ""),
+    ],
+    ids=["plain-text", "soap-fault", "rest-error", "oauth-error", "broken-json", "other"],
+)
+def test_refusal_reason_is_read_from_the_answer(content_type: str, body: bytes, reason: str) -> None:
+    assert refusal_reason(content_type, body) == reason
+
+
+# Access lines on the receiver, in process, on both servers ---------------------------------------
+
+
+class Served:
+    def __init__(self, tmp_path: Path, server: str, **options: Any) -> None:
+        self.store = Store(tmp_path / "callbacks.db")
+        self.receiver = Receiver(
+            self.store, username=LISTENER_USER, password=LISTENER_PASSWORD, max_body=4096, **options
+        )
+        if server == "waitress":
+            served = ServedApp(AccessLog(self.receiver, "receiver"), max_body=self.receiver.max_body)
+            served.start()
+            self.port = served.address[1]
+            self._stop: Callable[[], None] = served.stop
+        else:
+            asgi = AsgiAccessLog(AsyncReceiver(self.receiver), "receiver")
+            running = AsgiServer(asgi, **{**server_config(), **uvicorn_options(ConnectionLimits())})
+            self.port = running.port
+            self._stop = running.close
+
+    def close(self) -> None:
+        self._stop()
+        self.receiver.close()
+        self.store.close()
+
+
+@pytest.fixture(params=["waitress", "uvicorn"])
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    running = Served(tmp_path, request.param)
+    yield running
+    running.close()
+
+
+def test_receiver_logs_one_access_line_per_request_with_reasons(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="uws_adapter")
+    xml = {"Content_Type": "text/xml; charset=utf-8"}
+    answers = [
+        exchange(served.port, "GET", "/health?token=Query-Token-123"),
+        exchange(served.port, "POST", "/callbacks", callback(), **xml),
+        exchange(served.port, "POST", "/callbacks", callback(password="not-the-password"), **xml),
+        exchange(served.port, "POST", "/callbacks", b"<CallbackRequest>", **xml),
+        exchange(served.port, "POST", "/callbacks", b"x", Content_Type="image/png"),
+        exchange(served.port, "POST", "/callbacks", Content_Length="99999", **xml),
+        exchange(served.port, "GET", "/a%0Ab"),
+    ]
+    assert [status for status, _ in answers] == [200, 200, 401, 400, 415, 413, 405]
+    wait_until(lambda: len(access_records(caplog, "receiver")) >= len(answers), PATIENCE, "the access lines")
+    lines = {r.status: r for r in access_records(caplog, "receiver")}  # type: ignore[attr-defined]
+    assert len(access_records(caplog, "receiver")) == len(answers)
+    for status, record in lines.items():
+        entry = fields(record)
+        assert entry["status"] == status
+        assert entry["client"].startswith("127.0.0.1:")
+        assert entry["bytes"] > 0
+        assert isinstance(entry["duration_ms"], float)
+        assert record.levelno == logging.INFO
+    assert (lines[200].method, lines[200].path) == ("POST", "/callbacks")  # type: ignore[attr-defined]
+    assert "reason" not in fields(lines[200])
+    assert lines[401].reason == "wrong callback username or password"  # type: ignore[attr-defined]
+    assert lines[400].reason.startswith("callback: ")  # type: ignore[attr-defined]
+    assert lines[415].reason == "send text/xml (UWS) or application/json (REST)"  # type: ignore[attr-defined]
+    # waitress refuses it itself (AccessErrorTask), uvicorn through the receiver: each says why.
+    assert lines[413].reason in ("exceeds max_body of 4096", "over the 4096-byte limit")  # type: ignore[attr-defined]
+    assert lines[405].path == "/a\\nb"  # type: ignore[attr-defined]
+    assert '"POST /callbacks" 401 ' in lines[401].getMessage()
+    everything = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Query-Token-123" not in everything
+    assert LISTENER_PASSWORD not in everything
+    assert "not-the-password" not in everything
+    assert "refused callback 'req-log-1': wrong username or password" in everything
+
+
+def test_waitress_refusals_before_the_application_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # (uvicorn answers such requests itself, and logs them on uvicorn.error.)
+    caplog.set_level(logging.INFO, logger="uws_adapter")
+    served = Served(tmp_path, "waitress")
+    try:
+        smuggled = (
+            b"POST /callbacks HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        )
+        assert raw_exchange(served.port, smuggled).startswith(b"HTTP/1.1 400 ")
+        wait_until(lambda: access_records(caplog, "receiver"), PATIENCE, "the access line")
+    finally:
+        served.close()
+    [record] = access_records(caplog, "receiver")
+    assert record.status == 400  # type: ignore[attr-defined]
+    assert "Content-Length and Transfer-Encoding together" in record.reason  # type: ignore[attr-defined]
+
+
+def test_handler_failures_and_retries_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The bridge's relay to the legacy listener is such a handler: each failed relay is one of these.
+    caplog.set_level(logging.DEBUG, logger="uws_adapter.receiver")
+    runs: List[str] = []
+
+    def flaky(event: Any) -> None:
+        runs.append(event.callback.request_id)
+        if len(runs) == 1:
+            raise ConnectionError("the legacy listener is down")
+
+    served = Served(tmp_path, "waitress", handlers={"relay": flaky}, handler_backoff=0.01)
+    try:
+        assert exchange(served.port, "POST", "/", callback(), Content_Type="text/xml")[0] == 200
+        wait_until(lambda: any("done on event" in r.getMessage() for r in caplog.records), PATIENCE, "the retry")
+    finally:
+        served.close()
+    messages = [r.getMessage() for r in caplog.records if r.name == "uws_adapter.receiver"]
+    [failed] = [m for m in messages if "failed on event" in m]
+    assert failed.startswith("handler relay failed on event 1 (request 'req-log-1', attempt 1), retry in ")
+    assert failed.endswith("ConnectionError: the legacy listener is down")
+    assert "handler relay done on event 1 (request 'req-log-1', attempt 2)" in messages
+
+
+# The command line's services: options, formats, worker processes ---------------------------------
+
+
+class Service:
+    """A service of the command line on loopback, its stdout and stderr in files (which the secret
+    scan then searches too)."""
+
+    def __init__(self, tmp_path: Path, name: str, args: List[str], env: Optional[Dict[str, str]] = None) -> None:
+        clean = {key: value for key, value in os.environ.items() if not key.startswith(("UWS_", "THINGSPACE_"))}
+        self.out, self.err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "uws_adapter", *args, "--port", "0"],
+                stdout=out, stderr=err, env={**clean, **(env or {})}, start_new_session=True,
+            )  # fmt: skip
+        self.port = self._announced_port()
+
+    def _announced_port(self) -> int:
+        deadline = time.monotonic() + PATIENCE
+        while time.monotonic() < deadline:
+            first, newline, _ = self.out.read_text().partition("\n")
+            if newline:
+                return int(first.partition("http://127.0.0.1:")[2].partition("/")[0])
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no announcement; stderr: {self.err.read_text()[-2000:]}")
+
+    def lines(self) -> List[str]:
+        return self.err.read_text().splitlines()
+
+    def wait_for(self, condition: Callable[[List[str]], bool], what: str) -> List[str]:
+        found: List[List[str]] = []
+
+        def check() -> bool:
+            found[:] = [self.lines()]
+            return condition(found[0])
+
+        try:
+            wait_until(check, PATIENCE, what)
+        except AssertionError:
+            raise AssertionError(f"{what}; stderr so far: {self.err.read_text()[-3000:]}") from None
+        return found[0]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(15)
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    started: List[Service] = []
+
+    def make(name: str, args: List[str], env: Optional[Dict[str, str]] = None) -> Service:
+        service = Service(tmp_path, name, args, env)
+        started.append(service)
+        return service
+
+    yield make
+    for service in started:
+        service.stop()
+
+
+def _json_access(lines: List[str], service: str) -> List[Dict[str, Any]]:
+    entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    return [e for e in entries if e["logger"] == f"uws_adapter.{service}.access"]
+
+
+RECEIVERS = {
+    "waitress": ["--server", "waitress"],
+    "uvicorn-2-workers": ["--server", "uvicorn", "--workers", "2"],
+}
+
+
+@pytest.mark.parametrize("server", list(RECEIVERS))
+def test_receiver_command_logs_json_access_lines(start: Callable[..., Service], tmp_path: Path, server: str) -> None:
+    receiver = start(
+        server,
+        ["receiver", *RECEIVERS[server], "--db", str(tmp_path / "cb.db"), "--log-format", "json", "--max-body", "4096"],
+        {"UWS_CALLBACK_USERNAME": LISTENER_USER, "UWS_CALLBACK_PASSWORD": LISTENER_PASSWORD},
+    )
+    wait_until(lambda: healthy(receiver.port), PATIENCE, "the receiver to answer")
+    xml = {"Content_Type": "text/xml"}
+    assert exchange(receiver.port, "POST", "/", callback(), **xml)[0] == 200
+    assert exchange(receiver.port, "POST", "/", callback(password="wrong-password"), **xml)[0] == 401
+    assert exchange(receiver.port, "POST", "/", Content_Length="99999", **xml)[0] == 413
+    lines = receiver.wait_for(
+        lambda lines: {401, 413} <= {e["status"] for e in _json_access(lines, "receiver")}, "the refusals' lines"
+    )
+    access = _json_access(lines, "receiver")
+    statuses = [e["status"] for e in access]
+    assert statuses.count(200) >= 2  # /health (at least once) and the callback
+    for entry in access:
+        assert {
+            "time",
+            "level",
+            "logger",
+            "message",
+            "method",
+            "path",
+            "status",
+            "bytes",
+            "duration_ms",
+            "client",
+        } <= set(entry)
+    refused = {e["status"]: e for e in access if e["status"] >= 400}
+    assert refused[401]["reason"] == "wrong callback username or password"
+    assert refused[413]["reason"] in ("exceeds max_body of 4096", "over the 4096-byte limit")
+    assert not any("uvicorn.access" in line for line in lines)  # ours replaces uvicorn's own
+    assert LISTENER_PASSWORD not in receiver.err.read_text()
+
+
+def test_bridge_command_logs_access_lines_faults_and_its_rest_documents_redacted(
+    start: Callable[..., Service], tmp_path: Path
+) -> None:
+    with Emulator(devices=generated_devices(1)) as carrier:  # the REST API the bridge carries calls out on
+        bridge = start(
+            "bridge",
+            ["bridge", "--db", str(tmp_path / "b.db"), "--log-level", "debug"],
+            {
+                "UWS_BRIDGE_LEGACY_LOGIN": f"legacy:{LEGACY_PASSWORD}",
+                "UWS_CALLBACK_USERNAME": LISTENER_USER, "UWS_CALLBACK_PASSWORD": LISTENER_PASSWORD,
+                "THINGSPACE_CLIENT_ID": "ts-client", "THINGSPACE_CLIENT_SECRET": CLIENT_SECRET,
+                "UWS_USERNAME": "uws-user", "UWS_PASSWORD": PASSWORD, "UWS_ADAPTER_REST_URL": carrier.rest_url,
+            },
+        )  # fmt: skip
+        legacy = f"http://127.0.0.1:{bridge.port}/api/v2"
+        with pytest.raises(ServiceFault, match="InvalidCredentials"):
+            client_for(legacy, username="legacy", password="wrong-legacy-pw").login()
+        client_for(legacy, username="legacy", password=LEGACY_PASSWORD).login()  # the bridge logs in to REST
+        refused = exchange(
+            bridge.port, "POST", "/callbacks", callback(password="wrong-password"), Content_Type="text/xml"
+        )
+        assert refused[0] == 401
+        lines = bridge.wait_for(
+            lambda lines: sum(" uws_adapter.bridge.access " in line for line in lines) >= 3, "the bridge's access lines"
+        )
+    access = [line for line in lines if " uws_adapter.bridge.access " in line]
+    faults = [line for line in access if '"POST /api/v2/SessionService.svc" 500 ' in line]
+    assert len(faults) == 1
+    assert "InvalidCredentials" in faults[0]
+    assert any('"POST /api/v2/SessionService.svc" 200 ' in line for line in access), access
+    assert any('"POST /callbacks" 401 ' in line and "wrong callback username or password" in line for line in access)
+    wire = [line for line in lines if " DEBUG uws_adapter.wire " in line]
+    assert any("sent POST " in line and "/oauth2/token" in line for line in wire), wire
+    assert any('"password": "***"' in line for line in wire), wire
+    text = bridge.err.read_text()
+    for secret in (LEGACY_PASSWORD, "wrong-legacy-pw", LISTENER_PASSWORD, PASSWORD, CLIENT_SECRET):
+        assert secret not in text
+
+
+def test_emulator_command_logs_access_lines_and_callbacks_without_a_listener(start: Callable[..., Service]) -> None:
+    emulator = start("emulator", ["emulator", "--devices", "3", "--log-level", "debug"])
+    client = client_for(f"http://127.0.0.1:{emulator.port}/api/v2")  # the emulator's default login
+    request_id = client.restore(select([line.device for line in generated_devices(3)]))  # the same devices
+    status, _ = exchange(emulator.port, "GET", "/api/m2m/v1/devices/actions/list")  # no bearer token
+    assert status == 401
+    lines = emulator.wait_for(
+        lambda lines: (
+            any("no listener registered" in line for line in lines) and any(" 401 " in line for line in lines)
+        ),
+        "the emulator's lines",
+    )
+    access = [line for line in lines if " uws_adapter.emulator.access " in line]
+    assert any('"POST /api/v2/SessionService.svc" 200 ' in line for line in access), access
+    assert any('"POST /api/v2/CarrierService.svc" 200 ' in line for line in access), access
+    assert any('"GET /api/m2m/v1/devices/actions/list" 401 ' in line for line in access), access
+    [dropped] = [line for line in lines if "no listener registered" in line]
+    assert f"request {request_id}: 3 CarrierService callback(s) not sent" in dropped
+    assert PASSWORD not in emulator.err.read_text()
+
+
+def test_an_unknown_log_level_is_refused_in_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "uws_adapter", "receiver", "--log-level", "loud", "--allow-anonymous",
+         "--db", str(tmp_path / "cb.db")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "uws-adapter: error: --log-level: 'loud' is not a level; use debug, info, warning, error"
+    ]
+
+
+# The wire debug logger ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api", ["soap", "rest"])
+def test_wire_logger_shows_the_documents_with_secrets_redacted(api: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="uws_adapter.wire")
+    lines = generated_devices(2)
+    with Emulator(devices=lines) as emulator:
+        client: Any = client_for(emulator.base_url) if api == "soap" else rest_client_for(emulator.rest_url)
+        client.restore(select([line.device for line in lines]))
+        tokens = [client.token, getattr(client, "_bearer", None)]
+    wire = [r for r in caplog.records if r.name == "uws_adapter.wire"]
+    assert {r.direction for r in wire} == {"sent", "received"}  # type: ignore[attr-defined]
+    text = "\n".join(r.getMessage() for r in wire)
+    assert lines[0].device.identifiers[0].identifier in text  # the documents are there
+    assert "***" in text
+    for secret in [PASSWORD, CLIENT_SECRET, *[t for t in tokens if t]]:
+        assert secret not in text
+    if api == "soap":
+        for element in ("Password", "SessionToken", "token"):
+            assert f":{element}>***</" in text
+    else:
+        assert "'Authorization': '***'" in text
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"<ses:Password>uws-password</ses:Password><x>1</x>",
+        b"<a:SessionToken>tok-token-9</a:SessionToken><x>1</x>",
+        b'{"password": "my-password-1", "x": 1}',
+        b"<Password>MyPassword123 <!-- --></Password><x>1</x>",
+    ],
+    ids=["password-in-password", "token-in-token", "json", "with-a-comment"],
+)
+def test_a_secret_holding_its_own_name_is_redacted_whole(document: bytes) -> None:
+    # The redaction of the wire log and of dead letters: the value ends at the end tag, not at the
+    # next mention of the name (which once left "password" of "uws-password" in view).
+    redacted = redact(document).decode()
+    assert "***" in redacted
+    assert "password" not in redacted.lower().replace("password>", "").replace('"password"', "")
+    assert "token-9" not in redacted
+    assert redacted.endswith(("<x>1</x>", '"x": 1}'))
+
+
+def test_wire_logger_costs_nothing_when_off(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="uws_adapter")
+    with Emulator(devices=generated_devices(1)) as emulator:
+        client_for(emulator.base_url).login()
+    assert not [r for r in caplog.records if r.name == "uws_adapter.wire"]

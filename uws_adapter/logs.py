@@ -1,0 +1,180 @@
+"""Logging: the package's loggers, and the one place where the command line configures them.
+
+The library never configures logging. Each subsystem logs to its own logger under ``uws_adapter``
+and the ``uws_adapter`` logger has a :class:`logging.NullHandler`, so a program that uses the
+library sees nothing until it configures logging itself (``logging.basicConfig(level="INFO")``
+shows the services' access lines and warnings).
+
+``uws_adapter.receiver``, ``.bridge``, ``.emulator``
+    the services: refusals with their reasons, handler failures and relay retries, dropped callbacks;
+``uws_adapter.receiver.access``, ``.bridge.access``, ``.emulator.access``
+    one line per request (:mod:`uws_adapter.serving.access`), when the command line serves them;
+``uws_adapter.store``, ``.serving``, ``.transport``, ``.cli``
+    the store, connection limits, the clients' retries and lost answers, the command line;
+``uws_adapter.wire`` (DEBUG)
+    the SOAP and JSON documents the clients send and receive, secrets redacted.
+
+The services of the command line (``receiver``, ``bridge``, ``emulator``) take ``--log-level`` and
+``--log-format text|json`` (:func:`add_logging_options`, :func:`configure_from_options`) and hand
+the same choice to their worker processes through :data:`LEVEL_VARIABLE` and
+:data:`FORMAT_VARIABLE` (:func:`worker_environment`, :func:`configure_from_environment`).
+
+Standard library only: receiver workers import this without the clients' dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any, Dict, Mapping, Optional
+
+from uws_adapter.errors import InputError
+
+#: Levels the options accept, and what they mean to :mod:`logging`.
+LEVELS: Mapping[str, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+FORMATS = ("text", "json")
+#: The environment variables a service's worker processes are configured from (and the options' defaults).
+LEVEL_VARIABLE = "UWS_ADAPTER_LOG_LEVEL"
+FORMAT_VARIABLE = "UWS_ADAPTER_LOG_FORMAT"
+#: The logger of the clients' documents (DEBUG).
+WIRE = "uws_adapter.wire"
+
+# Line breaks and other control characters of attacker-chosen text (a path, a header, a document)
+# are shown escaped, so that no request can write a line of its own into a log. str.translate is
+# one pass over the text.
+_ESCAPES: Dict[int, str] = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]}
+_ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+# The attributes every LogRecord has: the rest were given as ``extra=`` and are the structured fields.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters, control characters and line breaks escaped."""
+    cut = text[:limit].translate(_ESCAPES)
+    return cut + "..." if len(text) > limit else cut
+
+
+def fields(record: logging.LogRecord) -> Dict[str, Any]:
+    """The structured fields of ``record`` (what was logged with ``extra=``)."""
+    return {name: value for name, value in vars(record).items() if name not in _STANDARD and not name.startswith("_")}
+
+
+def _time(record: logging.LogRecord) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-11-30T06:10:00.123Z INFO uws_adapter.receiver.access "POST /" 200 ...``: one line
+    per record (the message's control characters escaped), then any traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{_time(record)} {record.levelname} {record.name} {printable(record.getMessage(), 100_000)}"
+        details = self._details(record)
+        return f"{line}\n{details}" if details else line
+
+    def _details(self, record: logging.LogRecord) -> str:
+        parts = []
+        if record.exc_info:
+            parts.append(self.formatException(record.exc_info))
+        if record.stack_info:
+            parts.append(self.formatStack(record.stack_info))
+        return "\n".join(parts)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time``, ``level``, ``logger``, ``message``, the record's
+    structured fields, and ``exception`` (the traceback) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: Dict[str, Any] = {
+            "time": _time(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, value in fields(record).items():
+            entry.setdefault(name, value)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (a test's capture, a redirect)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = sys.stderr
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def configure_logging(level: str = "info", log_format: str = "text") -> logging.Handler:
+    """Log to stderr in ``log_format`` (text or json): the package's records from ``level`` up,
+    other libraries' (waitress, uvicorn, urllib3) from WARNING up. Replaces what an earlier call
+    installed; for the command line and programs, never called by the library itself."""
+    chosen = LEVELS.get((level or "").strip().lower())
+    if chosen is None:
+        raise InputError("--log-level", f"{printable(str(level), 40)!r} is not a level", "use " + ", ".join(LEVELS))
+    kind = (log_format or "").strip().lower()
+    if kind not in FORMATS:
+        raise InputError("--log-format", f"{printable(str(log_format), 40)!r} is not a format", "use text or json")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, StderrHandler)]:
+        root.removeHandler(old)
+    handler = StderrHandler()
+    handler.setFormatter(JsonFormatter() if kind == "json" else TextFormatter())
+    root.addHandler(handler)
+    root.setLevel(max(chosen, logging.WARNING))
+    logging.getLogger("uws_adapter").setLevel(chosen)
+    return handler
+
+
+def add_logging_options(parser: argparse.ArgumentParser) -> None:
+    """``--log-level`` and ``--log-format``, defaulting to the environment's choice, else info and text."""
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get(LEVEL_VARIABLE) or "info",
+        metavar="LEVEL",
+        help=f"debug, info, warning or error (default: ${LEVEL_VARIABLE}, else info); "
+        "debug adds the clients' documents, secrets redacted",
+    )
+    parser.add_argument(
+        "--log-format",
+        default=os.environ.get(FORMAT_VARIABLE) or "text",
+        metavar="FORMAT",
+        help=f"text (one line a record) or json (one object a line) (default: ${FORMAT_VARIABLE}, else text)",
+    )
+
+
+def configure_from_options(args: argparse.Namespace) -> logging.Handler:
+    """:func:`configure_logging` with the options :func:`add_logging_options` added."""
+    return configure_logging(args.log_level, args.log_format)
+
+
+def worker_environment(args: argparse.Namespace) -> Dict[str, str]:
+    """The environment that makes worker processes log as ``args`` says (see :func:`configure_from_environment`)."""
+    return {LEVEL_VARIABLE: args.log_level, FORMAT_VARIABLE: args.log_format}
+
+
+def configure_from_environment(environ: Optional[Mapping[str, str]] = None) -> Optional[logging.Handler]:
+    """In a service's worker process: :func:`configure_logging` as :data:`LEVEL_VARIABLE` and
+    :data:`FORMAT_VARIABLE` say, when either is set (None, and nothing configured, otherwise)."""
+    environ = os.environ if environ is None else environ
+    level, log_format = environ.get(LEVEL_VARIABLE), environ.get(FORMAT_VARIABLE)
+    if not level and not log_format:
+        return None
+    return configure_logging(level or "info", log_format or "text")

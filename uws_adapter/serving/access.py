@@ -1,0 +1,289 @@
+"""One access line per request, for every service the command line serves: a WSGI middleware
+(:class:`AccessLog`, receiver and bridge on waitress, the emulator), an ASGI wrapper
+(:class:`AsgiAccessLog`, the receiver on uvicorn), and waitress's own refusals
+(:class:`AccessErrorTask`: a body over the limit, a smuggled request), which never reach the
+application.
+
+Each line goes to ``uws_adapter.<service>.access`` at INFO (WARNING for 5xx)::
+
+    "POST /" 401 37 bytes in 2.1 ms from 127.0.0.1:50312: wrong callback username or password
+
+with the structured fields ``method``, ``path``, ``status``, ``bytes``, ``duration_ms``,
+``client`` and, for a refusal, ``reason`` (for ``--log-format json``). What is never logged:
+bodies, headers (so no credentials), and query strings (a query may carry a token). The reason
+is read from the service's own answer: the first line of a plain-text refusal, a SOAP fault's
+code and string, a JSON error's code and message. Attacker-chosen text (the method, the path)
+is cut short and its control characters escaped, so that no request can forge a log line.
+
+Applied where the command line builds each service, not inside the protocol classes: a program
+that serves a :class:`~uws_adapter.receiver.app.Receiver` itself wraps it the same way if it wants
+these lines (``AccessLog(receiver, "receiver")``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, List, MutableMapping, Optional, Tuple
+
+from waitress.task import ErrorTask
+
+from uws_adapter.errors import DocumentError
+from uws_adapter.jsonsafe import loads_untrusted
+from uws_adapter.logs import printable
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[Dict[str, Any], StartResponse], Iterable[bytes]]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Bytes of a refusal's answer kept to read its reason from (our refusals are short).
+_REASON_BYTES = 2048
+
+
+def access_logger(service: str) -> logging.Logger:
+    return logging.getLogger(f"uws_adapter.{service}.access")
+
+
+class _Line:
+    """What one request's access line says, filled in as the answer goes out."""
+
+    __slots__ = ("bytes", "client", "content_type", "head", "logged", "method", "path", "started", "status")
+
+    def __init__(self, method: str, path: str, client: str) -> None:
+        self.method = method
+        self.path = path
+        self.client = client
+        self.started = time.perf_counter()
+        self.status = 0
+        self.content_type = ""
+        self.bytes = 0
+        self.head = b""
+        self.logged = False
+
+    def answered(self, status: int, headers: Iterable[Tuple[Any, Any]]) -> None:
+        self.status = status
+        for name, value in headers:
+            name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+            if name.lower() == "content-type":
+                self.content_type = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+    def sent(self, chunk: bytes) -> None:
+        self.bytes += len(chunk)
+        if self.status >= 400 and len(self.head) < _REASON_BYTES:
+            self.head += chunk[: _REASON_BYTES - len(self.head)]
+
+    def log(self, logger: logging.Logger, reason: Optional[str] = None) -> None:
+        if self.logged:
+            return
+        self.logged = True
+        status = self.status or 500
+        if reason is None and status >= 400:
+            reason = refusal_reason(self.content_type, self.head)
+        duration = (time.perf_counter() - self.started) * 1000
+        logger.log(
+            logging.WARNING if status >= 500 else logging.INFO,
+            '"%s %s" %d %d bytes in %.1f ms from %s%s',
+            self.method, self.path, status, self.bytes, duration, self.client, f": {reason}" if reason else "",
+            extra={
+                "method": self.method, "path": self.path, "status": status, "bytes": self.bytes,
+                "duration_ms": round(duration, 3), "client": self.client, **({"reason": reason} if reason else {}),
+            },
+        )  # fmt: skip
+
+
+def refusal_reason(content_type: str, head: bytes) -> str:
+    """Why a service refused, from the start of its own answer: the first line of a plain-text
+    body, a SOAP fault's code and string, or a JSON error's code and message ("" otherwise)."""
+    text = head.decode("utf-8", errors="replace")
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "text/plain":
+        return printable(text.strip().partition("\n")[0])
+    if kind.endswith("xml"):
+        code, message = _between(text, "<faultcode>", "</faultcode>"), _between(text, "<faultstring>", "</faultstring>")
+        return printable(f"{code}: {message}" if code and message else code or message)
+    if kind.endswith("json") and len(head) < _REASON_BYTES:
+        try:
+            value = loads_untrusted(text, what="answer")
+        except DocumentError:
+            return ""
+        if isinstance(value, dict):
+            parts = (
+                value.get("errorCode") or value.get("error"),
+                value.get("errorMessage") or value.get("error_description"),
+            )
+            return printable(": ".join(str(part) for part in parts if part))
+    return ""
+
+
+def _between(text: str, start: str, end: str) -> str:
+    at = text.find(start)
+    if at < 0:
+        return ""
+    at += len(start)
+    stop = text.find(end, at)
+    return text[at : stop if stop >= 0 else len(text)]
+
+
+def _host_port(address: Any) -> Tuple[Any, Any]:
+    return (address[0], address[1]) if isinstance(address, (tuple, list)) and len(address) >= 2 else (None, None)
+
+
+def _client(host: Any, port: Any) -> str:
+    if not host:
+        return "-"
+    host = printable(str(host), 64)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# WSGI ----------------------------------------------------------------------------------------------
+
+
+class AccessLog:
+    """WSGI middleware: ``AccessLog(app, "receiver")`` logs each request ``app`` answers on
+    ``uws_adapter.receiver.access``; requests waitress refuses itself are logged by
+    :class:`AccessErrorTask` through :meth:`refused`."""
+
+    def __init__(self, app: WsgiApp, service: str) -> None:
+        self.app = app
+        self.service = service
+        self.logger = access_logger(service)
+
+    def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        line = _Line(
+            printable(str(environ.get("REQUEST_METHOD", "-")), 16),
+            printable(str(environ.get("PATH_INFO", "/")), 200),  # PATH_INFO has no query string
+            _client(environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT", "-")),
+        )
+
+        def recording_start_response(status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Any:
+            try:
+                code = int(status[:3])
+            except ValueError:
+                code = 500
+            line.answered(code, headers)
+            write = start_response(status, headers, exc_info)
+
+            def recording_write(data: bytes) -> Any:
+                line.sent(data)
+                return write(data)
+
+            return recording_write
+
+        try:
+            body = self.app(environ, recording_start_response)
+        except Exception as exc:  # the server answers 500 and logs the traceback; this is its line
+            line.status = 500
+            line.log(self.logger, f"the application failed: {type(exc).__name__}")
+            raise
+        return _LoggedBody(body, line, self.logger)
+
+    def refused(self, task: Any) -> None:
+        """The line of a request waitress answered itself (see :class:`AccessErrorTask`)."""
+        request = task.request
+        error = getattr(request, "error", None)
+        line = _Line(
+            printable(str(getattr(request, "command", None) or "-"), 16),
+            printable(str(getattr(request, "path", None) or "-"), 200),
+            _client(*_host_port(getattr(task.channel, "addr", None))),
+        )
+        try:
+            line.status = int(str(task.status)[:3])
+        except ValueError:
+            line.status = 400
+        line.bytes = int(getattr(task, "content_length", 0) or 0)
+        reason = getattr(error, "body", None) or getattr(error, "reason", None) or ""
+        line.log(self.logger, printable(str(reason)))
+
+    def close(self) -> None:
+        close = getattr(self.app, "close", None)
+        if close is not None:
+            close()
+
+
+class _LoggedBody:
+    """The answer's body as the application gave it, counted as it goes out; the line is logged
+    when the server closes it (after the last byte, or when the client went away)."""
+
+    def __init__(self, body: Iterable[bytes], line: _Line, logger: logging.Logger) -> None:
+        self._body = body
+        self._line = line
+        self._logger = logger
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._body:
+            self._line.sent(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._line.log(self._logger)
+
+
+class AccessErrorTask(ErrorTask):  # type: ignore[misc]
+    """waitress's answer to a request it refuses before the application (a body over the limit,
+    a malformed or smuggled request), logged by the application's :class:`AccessLog` if it has one.
+    (A 500 for an application that raised is already logged by the AccessLog itself.)"""
+
+    def execute(self) -> None:
+        super().execute()
+        app = getattr(self.channel.server, "wsgi_app", None)  # the bounded server's (see serving.limits)
+        if isinstance(app, AccessLog) and not str(self.status).startswith("500"):
+            app.refused(self)
+
+
+# ASGI ----------------------------------------------------------------------------------------------
+
+
+class AsgiAccessLog:
+    """ASGI wrapper: ``AsgiAccessLog(app, "receiver")``, as :class:`AccessLog` for WSGI."""
+
+    def __init__(self, app: AsgiApp, service: str) -> None:
+        self.app = app
+        self.service = service
+        self.logger = access_logger(service)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        line = _Line(
+            printable(str(scope.get("method", "-")), 16),
+            printable(str(scope.get("path", "/")), 200),  # the ASGI path has no query string
+            _client(*_host_port(scope.get("client"))),
+        )
+
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                line.answered(int(message["status"]), message.get("headers") or ())
+            elif message["type"] == "http.response.body":
+                line.sent(bytes(message.get("body", b"")))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        except Exception as exc:  # uvicorn answers 500 and logs the traceback; this is its line
+            if not line.status:
+                line.status = 500
+            line.log(self.logger, f"the application failed: {type(exc).__name__}")
+            raise
+        finally:
+            line.log(self.logger)
+
+
+def receiver_worker() -> AsgiAccessLog:
+    """The application each uvicorn worker of ``uws-adapter receiver`` builds: logging as the
+    command line chose (handed over in the environment), the receiver configured from the
+    environment (:func:`uws_adapter.receiver.wsgi.create_app`), one access line per request."""
+    from uws_adapter.logs import configure_from_environment
+    from uws_adapter.receiver.asgi import create_app
+
+    configure_from_environment()
+    return AsgiAccessLog(create_app(), "receiver")
