@@ -184,6 +184,7 @@ def test_handler_runs_survive_a_store_that_fails_for_a_while(tmp_path: Path) -> 
         event_id, _ = store.write(callback_work(callback(), ("count",)))
         receiver._wake.set()
         assert wait_until(lambda: ran == [event_id])
+        assert wait_until(lambda: store.counts()["handler_queue"] == 0)  # the first run is recorded
         # A foreign writer holds the store's write lock: recording runs fails until it lets go.
         held = open(f"{store.path}.writelock", "a+")  # noqa: SIM115
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
