@@ -87,7 +87,7 @@ class BudgetExceeded(InputError):
         more = f"; and {len(lines) - 20} more" if len(lines) > 20 else ""
         super().__init__(
             "daily_budget",
-            f"{len(lines)} line(s) already had {budget} provisioning action(s) in 24 hours ({shown}{more})",
+            f"{len(lines)} line(s) at or over the daily budget of {budget} provisioning action(s) ({shown}{more})",
             "wait until then, send the other lines alone, raise daily_budget (--daily-budget, "
             "UWS_ADAPTER_DAILY_BUDGET; 25 with the upgrade), or send anyway with --force (force=True; recorded)",
             code=PROVISIONING_LIMIT,
