@@ -45,7 +45,7 @@ from uws_adapter.provisioning.transport import check_timeout
 from uws_adapter.receiver.app import Receiver, StartResponse
 from uws_adapter.rest.client import RestClient
 from uws_adapter.soap.server import SoapServer
-from uws_adapter.store.sqlite import Store, StoredEvent
+from uws_adapter.store.interfaces import BridgeStore, StoredEvent
 from uws_adapter.wire import CONTENT_TYPE
 from uws_adapter.xmlsafe import MAX_BYTES
 
@@ -117,7 +117,7 @@ class Bridge:
     def __init__(
         self,
         rest: RestClient,
-        store: Store,
+        store: BridgeStore,
         *,
         legacy_users: Mapping[str, str],
         relay: Optional[LegacyRelay] = None,

@@ -17,14 +17,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import sqlite3
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 from uws_adapter.errors import InputError, Refused, UwsAdapterError
-from uws_adapter.store.sqlite import Store
+from uws_adapter.store.interfaces import SessionStore
 
 log = logging.getLogger("uws_adapter.bridge")
+T = TypeVar("T")
 
 #: Failed logins in a row that lock a legacy login, as UWS [doc] and the emulator.
 MAX_FAILED_LOGINS = 5
@@ -46,11 +46,9 @@ def _digest(token: Optional[str]) -> str:
     return hashlib.sha256((token or "").encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def unlock(store: Store, username: str) -> bool:
+def unlock(store: SessionStore, username: str) -> bool:
     """Clear ``username``'s failed logins and lock (the operator's unlock); True if it had any."""
-    cleared: int = store.write(
-        lambda db: db.execute("DELETE FROM bridge_login_failures WHERE username = ?", (username,)).rowcount
-    )
+    cleared = store.unlock_login(username)
     if cleared:
         log.info("legacy login %r unlocked by the operator", username)
     return bool(cleared)
@@ -61,7 +59,7 @@ class StoredSessions:
 
     def __init__(
         self,
-        store: Store,
+        store: SessionStore,
         *,
         idle: float = 20 * 60,
         lockout: Optional[float] = DEFAULT_LOCKOUT,
@@ -76,9 +74,9 @@ class StoredSessions:
         self.lockout = lockout
         self.clock = clock
 
-    def _write(self, work: Callable[[sqlite3.Connection], object]) -> object:
+    def _write(self, work: Callable[[], T]) -> T:
         try:
-            return self.store.write(work)
+            return work()
         except UwsAdapterError as exc:  # disk full, store closed: a fault the legacy client can retry
             log.warning("bridge sessions: the store refused a write (%s)", type(exc).__name__)
             raise Refused(_UNEXPECTED, "the bridge could not record the session; try again later") from None
@@ -88,31 +86,15 @@ class StoredSessions:
     def open(self) -> str:
         token = secrets.token_hex(16)
         now = self.clock()
-
-        def work(db: sqlite3.Connection) -> None:
-            # Sessions nobody closed go when a new one opens, so the table stays small; a day late,
-            # so that a legacy system coming back after a while still hears "Expired" [doc].
-            db.execute("DELETE FROM bridge_sessions WHERE last_used < ?", (now - self.idle - _KEEP_EXPIRED,))
-            db.execute("INSERT INTO bridge_sessions (token_sha256, last_used) VALUES (?, ?)", (_digest(token), now))
-
-        self._write(work)
+        # Sessions nobody closed go when a new one opens, so the table stays small; a day late,
+        # so that a legacy system coming back after a while still hears "Expired" [doc].
+        self._write(lambda: self.store.open_session(_digest(token), now, now - self.idle - _KEEP_EXPIRED))
         return token
 
     def touch(self, token: Optional[str]) -> None:
         """Note a use of ``token``; :class:`Refused` when it is unknown or has expired."""
         now, key = self.clock(), _digest(token)
-
-        def work(db: sqlite3.Connection) -> str:
-            row = db.execute("SELECT last_used FROM bridge_sessions WHERE token_sha256 = ?", (key,)).fetchone()
-            if row is None:
-                return "unknown"
-            if now - float(row[0]) > self.idle:
-                db.execute("DELETE FROM bridge_sessions WHERE token_sha256 = ?", (key,))
-                return "expired"
-            db.execute("UPDATE bridge_sessions SET last_used = ? WHERE token_sha256 = ?", (now, key))
-            return "valid"
-
-        outcome = self._write(work)
+        outcome = self._write(lambda: self.store.touch_session(key, now, self.idle))
         if outcome == "unknown":
             raise Refused(_INVALID, "unknown session token; log in again")
         if outcome == "expired":
@@ -120,7 +102,7 @@ class StoredSessions:
 
     def close(self, token: Optional[str]) -> None:
         key = _digest(token)
-        self._write(lambda db: db.execute("DELETE FROM bridge_sessions WHERE token_sha256 = ?", (key,)))
+        self._write(lambda: self.store.close_session(key))
 
     # Lockout -------------------------------------------------------------------------------------
 
@@ -132,27 +114,11 @@ class StoredSessions:
         known = login is not None
         key = login if login is not None else _NO_SUCH_LOGIN
 
-        def work(db: sqlite3.Connection) -> str:
-            row = db.execute(
-                "SELECT failures, locked_at FROM bridge_login_failures WHERE username = ?", (key,)
-            ).fetchone()
-            failures = int(row[0]) if row else 0
-            if row is not None and row[1] is not None:
-                if self.lockout is None or now - float(row[1]) < self.lockout:
-                    return "locked"
-                failures = 0  # the lock has run out: a fresh count
-            if matched:
-                db.execute("DELETE FROM bridge_login_failures WHERE username = ?", (key,))
-                return "ok"
-            failures += 1
-            locked_at = now if known and failures >= MAX_FAILED_LOGINS else None
-            db.execute(
-                "INSERT OR REPLACE INTO bridge_login_failures (username, failures, locked_at) VALUES (?, ?, ?)",
-                (key, failures, locked_at),
+        outcome = self._write(
+            lambda: self.store.count_login(
+                key, matched, now, lock_after=MAX_FAILED_LOGINS if known else None, lockout=self.lockout
             )
-            return "locking" if locked_at is not None else "wrong"
-
-        outcome = self._write(work)
+        )
         if outcome == "locked":
             raise Refused(LOCKED_CODE, f"login locked after {MAX_FAILED_LOGINS} failed logins; ask the operator")
         if outcome == "locking":  # only configured logins lock: the name is ours, not the client's

@@ -156,6 +156,8 @@ class Receiver:
 
     ``handlers`` are called with each new event after it is committed, at least once, in a
     background thread, retried with backoff when they raise; they never delay acknowledgements.
+    Each run is claimed for ``handler_lease`` seconds first, so that instances sharing the store
+    never run it twice at once; a run whose claimer died is taken again when its lease is out.
     """
 
     def __init__(
@@ -168,6 +170,8 @@ class Receiver:
         max_body: int = MAX_BYTES,
         handlers: Optional[Dict[str, Handler]] = None,
         handler_backoff: float = 1.0,
+        handler_lease: float = 300.0,
+        handler_batch: int = 20,
         allow_anonymous: bool = False,
         dead_letters: Optional[DeadLetterBudget] = None,
         repair: bool = False,
@@ -190,6 +194,10 @@ class Receiver:
         self.max_body = max_body
         self.handlers = dict(handlers or {})
         self.handler_backoff = handler_backoff
+        #: How long a claimed handler run is the claimer's: a run must end within it.
+        self.handler_lease = handler_lease
+        #: Runs claimed at a time: small, so that instances sharing a store share the work.
+        self.handler_batch = max(1, handler_batch)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._runner: Optional[threading.Thread] = None
@@ -353,20 +361,27 @@ class Receiver:
     # Handlers --------------------------------------------------------------------------------------
 
     def _run_handlers(self) -> None:
+        names = tuple(self.handlers)
+        more = False
         while not self._stopping.is_set():
-            self._wake.wait(timeout=self.handler_backoff)
+            if not more:  # a full batch was claimed: there may be more due at once
+                self._wake.wait(timeout=self.handler_backoff)
             self._wake.clear()
             try:
-                due = self.store.due_handlers()
+                # Claimed atomically (leased): a run is never taken by two runners at once, in this
+                # process or in another instance sharing the store.
+                due = self.store.claim_handlers(self.handler_batch, lease=self.handler_lease, names=names)
             except Exception as exc:  # the store is down for a while: wait and look again
                 _log.warning("handler queue unreadable, retrying in %s s: %s", self.handler_backoff, exc)
+                more = False
                 continue
+            more = len(due) >= self.handler_batch
             for event_id, name, attempts in due:
                 if self._stopping.is_set():
                     return
                 try:
                     self._run_one(event_id, name, attempts)
-                except Exception as exc:  # a store error around the run: the run stays queued
+                except Exception as exc:  # a store error around the run: it is run again when its lease is out
                     _log.warning("handler %s on event %d: store error, will retry: %s", name, event_id, exc)
 
     def _run_one(self, event_id: int, name: str, attempts: int) -> None:

@@ -1,10 +1,20 @@
 """Durable storage behind small interfaces: callback events with their attempts and dead letters,
-the handler queue, the request log and tracking queries (:mod:`.interfaces`), and the SQLite
-backend that implements them all (:class:`Store`). The clients depend on :class:`RequestLog` only."""
+the handler queue, the request log, tracking queries and the bridge's sessions
+(:mod:`.interfaces`), with two backends that implement them all: SQLite (:class:`Store`, the
+embedded default) and PostgreSQL (:class:`~uws_adapter.store.postgres.PostgresStore`, for several
+instances sharing one database). :func:`open_store` picks one from a path or a URL. The clients
+depend on :class:`RequestLog` only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Union
 
 from uws_adapter.errors import StoreError
 from uws_adapter.store.interfaces import (
     POISONED,
+    Backend,
+    BridgeStore,
     CallbackEvents,
     CallbackWrite,
     DeadLetterWrite,
@@ -13,6 +23,7 @@ from uws_adapter.store.interfaces import (
     ReceiverStore,
     RequestLog,
     RequestStatus,
+    SessionStore,
     StoredEvent,
     Tracking,
     Write,
@@ -20,6 +31,51 @@ from uws_adapter.store.interfaces import (
 from uws_adapter.store.sqlite import SCHEMA_VERSION, Store
 
 __all__ = [
-    "POISONED", "SCHEMA_VERSION", "CallbackEvents", "CallbackWrite", "DeadLetterWrite", "HandlerQueue", "Outcome",
-    "ReceiverStore", "RequestLog", "RequestStatus", "Store", "StoreError", "StoredEvent", "Tracking", "Write",
+    "POISONED", "SCHEMA_VERSION", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterWrite",
+    "HandlerQueue", "Outcome", "ReceiverStore", "RequestLog", "RequestStatus", "SessionStore", "Store", "StoreError",
+    "StoredEvent", "Tracking", "Write", "describe_store", "is_postgres_url", "open_store", "upgrade_store",
 ]  # fmt: skip
+
+
+def is_postgres_url(location: Union[str, Path]) -> bool:
+    """True for ``postgresql://...`` (or ``postgres://``); anything else is a SQLite file's path."""
+    return isinstance(location, str) and location.strip().lower().startswith(("postgresql://", "postgres://"))
+
+
+def open_store(location: Union[str, Path], *, batch: bool = True, **options: Any) -> Backend:
+    """The store at ``location``: a ``postgresql://`` URL (needs the ``postgres`` extra; its schema
+    must be this release's: see :func:`upgrade_store`), or a SQLite file's path (created, and
+    upgraded in place, as needed). ``batch=False`` commits each write alone."""
+    if is_postgres_url(location):
+        from uws_adapter.store.postgres import PostgresStore  # psycopg only when asked for
+
+        return PostgresStore(str(location), batch=batch, **options)
+    return Store(location, batch=batch, **options)
+
+
+def upgrade_store(location: Union[str, Path]) -> str:
+    """Bring the store at ``location`` to this release's schema; says what was done."""
+    if is_postgres_url(location):
+        from uws_adapter.store.postgres import PostgresStore, redact_url
+
+        with PostgresStore(str(location), upgrade=True) as store:
+            before, after = store.last_upgrade
+        shown = redact_url(str(location))
+        if before == after:
+            return f"{shown}: store schema {after}, nothing to do"
+        return f"{shown}: store schema {before} -> {after}"
+    before = Store.schema_version(location) if Path(location).exists() else 0
+    Store(location).close()
+    after = Store.schema_version(location)
+    if before == after:
+        return f"{location}: store schema {after}, nothing to do"
+    return f"{location}: store schema {before} -> {after}"
+
+
+def describe_store(location: Union[str, Path]) -> str:
+    """``location`` fit to show: a URL without its password, or the path."""
+    if is_postgres_url(location):
+        from uws_adapter.store.postgres import redact_url
+
+        return redact_url(str(location))
+    return str(location)

@@ -12,7 +12,10 @@ Four roles, one per concern:
   The clients depend on this role only.
 - :class:`Tracking`: where a request stands.
 
-:class:`~uws_adapter.store.Store` (SQLite) implements all four.
+:class:`SessionStore` keeps the bridge's legacy sessions and lockouts.
+
+:class:`~uws_adapter.store.Store` (SQLite) and :class:`~uws_adapter.store.postgres.PostgresStore`
+implement them all; :func:`~uws_adapter.store.open_store` picks one from a path or a URL.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device
 
 __all__ = [
-    "POISONED", "CallbackEvents", "CallbackWrite", "DeadLetterWrite", "HandlerQueue", "Outcome", "ReceiverStore",
-    "RequestLog", "RequestStatus", "StoreError", "StoredEvent", "Tracking", "Write",
+    "POISONED", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterWrite", "HandlerQueue", "Outcome", "ReceiverStore",
+    "RequestLog", "RequestStatus", "SessionStore", "StoreError", "StoredEvent", "Tracking", "Write",
 ]  # fmt: skip
 
 
@@ -157,7 +160,16 @@ class HandlerQueue(Protocol):
     """Handler runs still due, per event and handler name."""
 
     def due_handlers(self, limit: int = 500) -> List[Tuple[int, str, int]]:
-        """(event id, handler name, attempts so far) of runs that are due now."""
+        """(event id, handler name, attempts so far) of runs that are due now (a look: nothing is
+        claimed; a runner uses :meth:`claim_handlers`)."""
+
+    def claim_handlers(
+        self, limit: int = 50, *, lease: float = 300.0, names: Optional[Sequence[str]] = None
+    ) -> List[Tuple[int, str, int]]:
+        """Claim up to ``limit`` due runs (of the handlers ``names``, or any) atomically, for
+        ``lease`` seconds: no other runner, in this process or another sharing the store, gets
+        them until they are done, failed, or the lease runs out (the claimer died: at least once).
+        A run must end within its lease, or it may start again elsewhere while it goes on."""
 
     def handler_done(self, event_id: int, handler: str) -> None:
         """The run succeeded: never again."""
@@ -205,5 +217,42 @@ class Tracking(Protocol):
         """Per device of a request: succeeded, failed (with the fault code) or still pending."""
 
 
+class SessionStore(Protocol):
+    """The bridge's legacy sessions (SHA-256 of tokens only) and login lockouts; the policy is in
+    :mod:`uws_adapter.bridge.sessions`, each operation here is one transaction."""
+
+    def open_session(self, token_sha256: str, now: float, forget_before: float) -> None:
+        """Record a new session used at ``now``; forget sessions last used before ``forget_before``."""
+
+    def touch_session(self, token_sha256: str, now: float, idle: float) -> str:
+        """``"valid"`` (and noted as used at ``now``), ``"expired"`` (idle over ``idle`` seconds:
+        forgotten) or ``"unknown"``."""
+
+    def close_session(self, token_sha256: str) -> None:
+        """Forget a session."""
+
+    def count_login(
+        self, username: str, matched: bool, now: float, *, lock_after: Optional[int], lockout: Optional[float]
+    ) -> str:
+        """Count one LogIn on ``username``: ``"locked"`` (locked since less than ``lockout``
+        seconds, or for good when None), ``"ok"`` (``matched``: failures cleared), ``"locking"``
+        (this failure is the ``lock_after``-th in a row: locked from ``now``) or ``"wrong"``."""
+
+    def unlock_login(self, username: str) -> bool:
+        """Clear the failures and lock of ``username``; True if it had any."""
+
+
 class ReceiverStore(CallbackEvents, HandlerQueue, Protocol):
     """What a receiver (and the bridge, which is one) needs of its store."""
+
+
+class BridgeStore(ReceiverStore, SessionStore, Protocol):
+    """What the bridge needs: a receiver's store that keeps legacy sessions too."""
+
+
+class Backend(BridgeStore, RequestLog, Tracking, Protocol):
+    """Every role: what :func:`uws_adapter.store.open_store` returns."""
+
+    def __enter__(self) -> Backend: ...
+
+    def __exit__(self, *exc: object) -> None: ...

@@ -33,7 +33,9 @@ from uws_adapter.errors import StoreError, UwsAdapterError
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device, identity
 from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Write
+from uws_adapter.store.sqlite_sessions import SqliteSessions
 from uws_adapter.store.sqlite_writes import callback_work, handler_gave_up_work, work_for
+from uws_adapter.store.tracking_rows import request_status
 
 __all__ = ["RequestStatus", "Store", "StoreError", "StoredEvent", "Work"]
 
@@ -42,7 +44,7 @@ T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 
 #: The schema this release writes (``PRAGMA user_version``). 0 is 0.1.0's, which had no version.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: How to go from version N-1 to N, applied in order in one transaction when a store is opened.
 _MIGRATIONS: Dict[int, str] = {
     1: "CREATE INDEX IF NOT EXISTS handler_queue_by_due ON handler_queue (next_at);",
@@ -60,6 +62,9 @@ _MIGRATIONS: Dict[int, str] = {
         CREATE INDEX IF NOT EXISTS request_identifiers_by_identifier ON request_identifiers (identifier);
         CREATE INDEX IF NOT EXISTS events_by_received ON events (received_at);
     """,
+    # Handler runs are claimed (leased) before they run, so that two processes sharing the file
+    # never run the same one at once.
+    4: "ALTER TABLE handler_queue ADD COLUMN claimed_until REAL;",
 }
 #: How long a provisioning action counts against a line's daily budget.
 DAY = 24 * 60 * 60
@@ -164,7 +169,7 @@ class _FileLock:
             self._fd = None
 
 
-class Store:
+class Store(SqliteSessions):
     """A SQLite file; ``batch=False`` commits each write alone (the baseline in benchmarks)."""
 
     def __init__(
@@ -425,12 +430,38 @@ class Store:
         return page[0] if page and page[0].id == event_id else None
 
     def due_handlers(self, limit: int = 500) -> List[Tuple[int, str, int]]:
-        """(event id, handler name, attempts so far) of handler runs that are due."""
+        """(event id, handler name, attempts so far) of handler runs that are due (a look only)."""
+        now = self.clock()
         rows = self._reader().execute(
-            "SELECT event_id, handler, attempts FROM handler_queue WHERE next_at <= ? ORDER BY event_id LIMIT ?",
-            (self.clock(), limit),
+            "SELECT event_id, handler, attempts FROM handler_queue WHERE next_at <= ?"
+            " AND coalesce(claimed_until, 0) <= ? ORDER BY event_id LIMIT ?",
+            (now, now, limit),
         )
         return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    def claim_handlers(
+        self, limit: int = 50, *, lease: float = 300.0, names: Optional[Sequence[str]] = None
+    ) -> List[Tuple[int, str, int]]:
+        """Claim due runs for ``lease`` seconds, in the writer's transaction: processes sharing the
+        file take turns on its write lock, so no two claim the same run."""
+        now = self.clock()
+        only = "" if names is None else f" AND handler IN ({', '.join('?' for _ in names)})"
+
+        def work(db: sqlite3.Connection) -> List[Tuple[int, str, int]]:
+            rows = db.execute(
+                "SELECT event_id, handler, attempts FROM handler_queue WHERE next_at <= ?"
+                f" AND coalesce(claimed_until, 0) <= ?{only} ORDER BY event_id LIMIT ?",
+                (now, now, *(names or ()), limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE handler_queue SET claimed_until = ? WHERE event_id = ? AND handler = ?",
+                [(now + lease, r[0], r[1]) for r in rows],
+            )
+            return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+        if names is not None and not names:
+            return []
+        return self.write(work)
 
     def handler_done(self, event_id: int, handler: str) -> None:
         self.write(
@@ -440,7 +471,7 @@ class Store:
     def handler_failed(self, event_id: int, handler: str, error: str, delay: float) -> None:
         self.write(
             lambda db: db.execute(
-                "UPDATE handler_queue SET attempts = attempts + 1, next_at = ?, last_error = ?"
+                "UPDATE handler_queue SET attempts = attempts + 1, next_at = ?, claimed_until = NULL, last_error = ?"
                 " WHERE event_id = ? AND handler = ?",
                 (self.clock() + delay, error[:500], event_id, handler),
             )
@@ -549,40 +580,15 @@ class Store:
         sent = db.execute(
             "SELECT action, devices, sent_at FROM requests WHERE request_id = ?", (request_id,)
         ).fetchone()
-        identifiers = dict(
-            db.execute(
-                "SELECT identifier, device FROM request_identifiers WHERE request_id = ?", (request_id,)
-            ).fetchall()
-        )
-        names: List[str] = json.loads(sent[1]) if sent else []
-        outcome: Dict[str, Tuple[bool, Optional[str]]] = {}
-        action = sent[0] if sent else None
-        last: Optional[float] = None
-        for device, succeeded, fault_code, event_action, received_at in db.execute(
-            # A NiddService callback follows an NB-IoT restore [doc]; the device's outcome is its
-            # CarrierService callback, so the second one does not count here.
+        identifiers = db.execute(
+            "SELECT identifier, device FROM request_identifiers WHERE request_id = ?", (request_id,)
+        ).fetchall()
+        events = db.execute(
             "SELECT device, succeeded, fault_code, action, received_at FROM events"
             " WHERE request_id = ? AND service != 'NiddService'",
             (request_id,),
-        ):
-            action = action or event_action or None
-            last = received_at if last is None else max(last, received_at)
-            matched = next((identifiers[part] for part in device.split("|") if part in identifiers), None)
-            name = names[matched] if matched is not None else device
-            outcome[name] = (bool(succeeded), fault_code)
-        every = names or sorted(outcome)
-        return RequestStatus(
-            request_id=request_id,
-            action=action,
-            total=len(every),
-            succeeded=tuple(n for n in every if n in outcome and outcome[n][0]),
-            failed={n: outcome[n][1] for n in every if n in outcome and not outcome[n][0]},
-            pending=tuple(n for n in every if n not in outcome),
-            # No device list (a query, or a request this store never sent): no total is known.
-            open_ended=not names,
-            sent_at=float(sent[2]) if sent else None,
-            last_callback_at=last,
-        )
+        ).fetchall()
+        return request_status(request_id, sent, identifiers, events)
 
 
 def _chunks(names: List[str], size: int = 500) -> Iterator[List[str]]:

@@ -16,13 +16,35 @@ import json
 import logging
 import sqlite3
 import time
-from typing import Callable, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import device_key
 from uws_adapter.store.interfaces import POISONED, CallbackWrite, DeadLetterWrite, Write
 
 _log = logging.getLogger("uws_adapter.store")
+
+
+@dataclass(frozen=True)
+class CallbackRow:
+    """What any backend stores of a callback: its form (password redacted), the digest of what a
+    re-send may not change, its event key (service, RequestId, device, action), its fault code."""
+
+    form: Dict[str, Any]
+    digest: str
+    key: Tuple[str, str, str, str]
+    fault_code: Optional[str]
+
+
+def callback_row(callback: CallbackRequest) -> CallbackRow:
+    form = callback.to_dict()  # the password is redacted here, never stored
+    # What a re-send may change without being "different": its count, and its devices' order.
+    content = {k: v for k, v in form.items() if k != "callback_count"}
+    content["devices"] = sorted(content["devices"], key=lambda d: (d["kind"], d["identifier"].upper()))
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    key = (callback.service or "", callback.request_id, device_key(callback.about), callback.action or "")
+    return CallbackRow(form, digest, key, callback.fault.code if callback.fault else None)
 
 
 def callback_work(
@@ -36,13 +58,8 @@ def callback_work(
     """The store transaction for one callback: insert its event (or count a re-send), its attempt,
     and its handler runs. ``document`` (redacted) is what to keep as a dead letter if the callback's
     values cannot be stored; the result is then ``(POISONED, False)``."""
-    form = callback.to_dict()  # the password is redacted here, never stored
-    # What a re-send may change without being "different": its count, and its devices' order.
-    content = {k: v for k, v in form.items() if k != "callback_count"}
-    content["devices"] = sorted(content["devices"], key=lambda d: (d["kind"], d["identifier"].upper()))
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-    key = (callback.service or "", callback.request_id, device_key(callback.about), callback.action or "")
-    fault_code = callback.fault.code if callback.fault else None
+    row = callback_row(callback)
+    form, digest, key, fault_code = row.form, row.digest, row.key, row.fault_code
 
     def work(db: sqlite3.Connection) -> Tuple[int, bool]:
         db.execute("SAVEPOINT event")

@@ -1,0 +1,89 @@
+"""The PostgreSQL store's schema, its versions and how to go from one to the next.
+
+The version is the one row of ``uws_schema_version``. Migrations run in one transaction under an
+advisory lock, so that two instances upgrading at once take turns and the second finds nothing to
+do; they are applied by ``uws-adapter db upgrade --db URL`` (or ``PostgresStore(url,
+upgrade=True)``), never behind an operator's back: a store opened on an older schema refuses to
+start and says to run the upgrade, and one on a newer schema (written by a later release, whose
+meaning this one cannot know) refuses too.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+#: The schema this release writes.
+SCHEMA_VERSION = 1
+#: Any constant taken by every upgrade (pg_advisory_xact_lock): "uws-adapter" on a phone keypad.
+UPGRADE_LOCK = 8_792_332_378
+
+#: version N: the statements that take a database from version N-1 to N.
+MIGRATIONS: Dict[int, str] = {
+    1: """
+CREATE TABLE IF NOT EXISTS events (
+    id BIGSERIAL PRIMARY KEY,
+    service TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    device TEXT NOT NULL,
+    action TEXT NOT NULL,
+    status TEXT,
+    succeeded BOOLEAN NOT NULL,
+    fault_code TEXT,
+    callback TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    differs BOOLEAN NOT NULL DEFAULT FALSE,
+    received_at DOUBLE PRECISION NOT NULL,
+    UNIQUE (service, request_id, device, action)
+);
+CREATE INDEX IF NOT EXISTS events_by_request ON events (request_id);
+CREATE TABLE IF NOT EXISTS attempts (
+    id BIGSERIAL PRIMARY KEY,
+    event_id BIGINT NOT NULL REFERENCES events (id),
+    callback_count INTEGER,
+    content_hash TEXT NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_by_event ON attempts (event_id);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id BIGSERIAL PRIMARY KEY,
+    received_at DOUBLE PRECISION NOT NULL,
+    content_type TEXT,
+    reason TEXT NOT NULL,
+    body BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY,
+    action TEXT NOT NULL,
+    api TEXT NOT NULL,
+    sent_at DOUBLE PRECISION NOT NULL,
+    devices TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS request_identifiers (
+    request_id TEXT NOT NULL,
+    identifier TEXT NOT NULL,
+    device INTEGER NOT NULL,
+    PRIMARY KEY (request_id, identifier)
+);
+CREATE TABLE IF NOT EXISTS handler_queue (
+    event_id BIGINT NOT NULL,
+    handler TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at DOUBLE PRECISION NOT NULL,
+    claimed_until DOUBLE PRECISION,
+    last_error TEXT,
+    PRIMARY KEY (event_id, handler)
+);
+CREATE INDEX IF NOT EXISTS handler_queue_by_due ON handler_queue (next_at);
+CREATE TABLE IF NOT EXISTS bridge_sessions (
+    token_sha256 TEXT PRIMARY KEY,
+    last_used DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bridge_login_failures (
+    username TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    locked_at DOUBLE PRECISION
+)
+""",
+}
+
+VERSION_TABLE = "CREATE TABLE IF NOT EXISTS uws_schema_version (version INTEGER NOT NULL)"

@@ -1,0 +1,222 @@
+"""What the PostgreSQL store writes for a group of callbacks and refused documents, in one
+transaction (:func:`commit_writes`).
+
+De-duplication is the events table's unique constraint: ``INSERT ... ON CONFLICT DO NOTHING``,
+then a separate statement counts the attempt. A re-send racing on another instance waits on the
+constraint for that instance's commit, then finds the event in the next statement (a new snapshot
+under READ COMMITTED) and is stored once and counted as an attempt. The writes of a group are run
+in the order of their event keys, so two instances' groups lock rows in the same order and cannot
+deadlock on one another.
+
+The fast path runs the whole group in a pipeline (one round trip per stage, not per statement).
+If a value is refused (a NUL character, a lone surrogate: what PostgreSQL text cannot hold) the
+group is rolled back and written again one savepoint per write, so that only the poisoned
+callback becomes a dead letter (as :mod:`.sqlite_writes` does) and its neighbours are stored.
+Failures of the database itself (connection, disk, lock timeout) propagate: nothing of the group
+is acknowledged, and the carrier re-sends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
+
+from uws_adapter.errors import StoreError
+from uws_adapter.store.interfaces import POISONED, CallbackWrite, DeadLetterWrite, Outcome, Write
+from uws_adapter.store.sqlite_writes import CallbackRow, callback_row
+
+if TYPE_CHECKING:  # psycopg is imported lazily: `import uws_adapter` must not need it
+    import psycopg
+
+_log = logging.getLogger("uws_adapter.store")
+
+_NEW_EVENT = """
+WITH ev AS (
+    INSERT INTO events (service, request_id, device, action, status, succeeded, fault_code, callback,
+                        content_hash, received_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (service, request_id, device, action) DO NOTHING
+    RETURNING id
+), attempt AS (
+    INSERT INTO attempts (event_id, callback_count, content_hash, received_at)
+    SELECT id, %s, %s, %s FROM ev
+), runs AS (
+    INSERT INTO handler_queue (event_id, handler, next_at)
+    SELECT ev.id, name, %s FROM ev, unnest(%s::text[]) AS name
+)
+SELECT id FROM ev
+"""
+# A separate statement from _NEW_EVENT: one statement's snapshot cannot see the row another
+# instance committed while this one waited on the constraint.
+_RESEND = """
+WITH ev AS (
+    SELECT id, content_hash FROM events WHERE service = %s AND request_id = %s AND device = %s AND action = %s
+), flagged AS (
+    UPDATE events SET differs = TRUE WHERE id = (SELECT id FROM ev) AND content_hash <> %s AND NOT differs
+), attempt AS (
+    INSERT INTO attempts (event_id, callback_count, content_hash, received_at)
+    SELECT id, %s, %s, %s FROM ev
+    RETURNING event_id
+)
+SELECT event_id FROM attempt
+"""
+_DEAD_LETTER = "INSERT INTO dead_letters (received_at, content_type, reason, body) VALUES (%s, %s, %s, %s) RETURNING id"
+# The cap is checked in the same statement; two instances may each keep one letter past it at once,
+# which a cap against flooding the disk can afford (64 KiB a letter at most).
+_CAPPED_DEAD_LETTER = """
+INSERT INTO dead_letters (received_at, content_type, reason, body)
+SELECT %s, %s, %s, %s
+WHERE (SELECT coalesce(sum(octet_length(body)), 0) FROM dead_letters) + %s <= %s
+RETURNING id
+"""
+
+
+def is_database_failure(exc: BaseException) -> bool:
+    """A failure of the database itself (worth a re-send), not of the values written."""
+    import psycopg
+
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+def _new_event_args(row: CallbackRow, write: CallbackWrite, now: float) -> Tuple[Any, ...]:
+    callback = write.callback
+    return (
+        *row.key, callback.status, callback.succeeded, row.fault_code, json.dumps(row.form), row.digest, now,
+        callback.callback_count, row.digest, now,
+        now, list(write.handlers),
+    )  # fmt: skip
+
+
+def _resend_args(row: CallbackRow, write: CallbackWrite, now: float) -> Tuple[Any, ...]:
+    return (*row.key, row.digest, write.callback.callback_count, row.digest, now)
+
+
+def _dead_letter(cursor: psycopg.Cursor[Any], write: DeadLetterWrite, now: float) -> int:
+    if write.max_total is None:
+        cursor.execute(_DEAD_LETTER, (now, write.media_type, write.reason, write.body))
+    else:
+        cursor.execute(
+            _CAPPED_DEAD_LETTER, (now, write.media_type, write.reason, write.body, len(write.body), write.max_total)
+        )
+    found = cursor.fetchone()
+    return int(found[0]) if found else 0
+
+
+def _order(writes: Sequence[Write]) -> List[int]:
+    """Positions of ``writes`` in the order to run them: callbacks by event key (one lock order for
+    every instance), then dead letters."""
+
+    def key(position: int) -> Tuple[int, Tuple[str, ...]]:
+        write = writes[position]
+        if isinstance(write, CallbackWrite):
+            return 0, callback_row(write.callback).key
+        return 1, ()
+
+    return sorted(range(len(writes)), key=key)
+
+
+def commit_writes(connection: psycopg.Connection[Any], writes: Sequence[Write], clock: Callable[[], float]) -> List[Outcome]:
+    """Store ``writes`` in one transaction on ``connection`` (autocommit mode), committed before
+    this returns; one outcome per write. Raises what the database itself raised."""
+    for write in writes:
+        if not isinstance(write, (CallbackWrite, DeadLetterWrite)):
+            raise TypeError(f"not a store write: {write!r}")
+    try:
+        return _fast(connection, writes, clock())
+    except Exception as exc:
+        if is_database_failure(exc):
+            raise
+        # A value was refused somewhere in the group (rolled back): find it, one savepoint each.
+        return _careful(connection, writes, clock())
+
+
+def _fast(connection: psycopg.Connection[Any], writes: Sequence[Write], now: float) -> List[Outcome]:
+    outcomes = [Outcome() for _ in writes]
+    order = _order(writes)
+    rows = {i: callback_row(w.callback) for i, w in enumerate(writes) if isinstance(w, CallbackWrite)}
+    with connection.transaction(), connection.pipeline():
+        cursors = {}
+        for i in order:
+            write = writes[i]
+            cursor = connection.cursor()
+            if isinstance(write, CallbackWrite):
+                cursor.execute(_NEW_EVENT, _new_event_args(rows[i], write, now))
+            cursors[i] = cursor
+        resends = {}
+        for i in order:
+            write = writes[i]
+            if isinstance(write, CallbackWrite):
+                found = cursors[i].fetchone()
+                if found is not None:
+                    outcomes[i].result = (int(found[0]), True)
+                else:
+                    cursor = connection.cursor()
+                    cursor.execute(_RESEND, _resend_args(rows[i], write, now))
+                    resends[i] = cursor
+            else:
+                assert isinstance(write, DeadLetterWrite)
+                outcomes[i].result = _dead_letter(cursors[i], write, now)
+        for i, cursor in resends.items():
+            found = cursor.fetchone()
+            if found is None:
+                raise StoreError("an event vanished between its insert and its re-send's attempt")
+            outcomes[i].result = (int(found[0]), False)
+    return outcomes
+
+
+def _careful(connection: psycopg.Connection[Any], writes: Sequence[Write], now: float) -> List[Outcome]:
+    outcomes = [Outcome() for _ in writes]
+    with connection.transaction():
+        cursor = connection.cursor()
+        for i in _order(writes):
+            write = writes[i]
+            try:
+                with connection.transaction():  # a savepoint
+                    if isinstance(write, CallbackWrite):
+                        outcomes[i].result = _one_callback(cursor, write, now)
+                    else:
+                        assert isinstance(write, DeadLetterWrite)
+                        outcomes[i].result = _dead_letter(cursor, write, now)
+            except Exception as exc:
+                if is_database_failure(exc):
+                    raise
+                if not isinstance(write, CallbackWrite):
+                    outcomes[i].error = exc
+                    continue
+                outcomes[i].result = _poisoned(cursor, write, exc, now)
+    return outcomes
+
+
+def _one_callback(cursor: psycopg.Cursor[Any], write: CallbackWrite, now: float) -> Tuple[int, bool]:
+    row = callback_row(write.callback)
+    cursor.execute(_NEW_EVENT, _new_event_args(row, write, now))
+    found = cursor.fetchone()
+    if found is not None:
+        return int(found[0]), True
+    cursor.execute(_RESEND, _resend_args(row, write, now))
+    found = cursor.fetchone()
+    if found is None:
+        raise StoreError("an event vanished between its insert and its re-send's attempt")
+    return int(found[0]), False
+
+
+def _poisoned(cursor: psycopg.Cursor[Any], write: CallbackWrite, exc: BaseException, now: float) -> Tuple[int, bool]:
+    """Keep a callback whose values PostgreSQL refused as a dead letter, to be acknowledged: it
+    would be refused on every re-send until the carrier gives up."""
+    callback = write.callback
+    reason = f"callback {callback.request_id[:80]!r} could not be stored as an event: {type(exc).__name__}"
+    if write.document is not None:
+        kept = write.document
+    else:
+        kept = json.dumps(callback.to_dict(), default=str).encode("utf-8", "replace")
+    cursor.execute(_DEAD_LETTER, (now, write.media_type, reason, kept))
+    found = cursor.fetchone()
+    _log.warning("%s; kept as dead letter %d", reason, int(found[0]) if found else 0)
+    return POISONED, False
+
+
+def keep_dead_letter(cursor: psycopg.Cursor[Any], body: bytes, media_type: Optional[str], reason: str, now: float) -> int:
+    cursor.execute(_DEAD_LETTER, (now, media_type, reason, body))
+    found = cursor.fetchone()
+    return int(found[0]) if found else 0
