@@ -174,7 +174,7 @@ def test_refused_documents_are_redacted_in_every_form(start: Callable[..., Runni
             assert SECRET.encode(encoding) not in data, (path.name, encoding)
 
 
-def test_handler_runs_survive_a_store_that_fails_for_a_while(tmp_path: Path) -> None:
+def test_handler_runs_survive_a_store_that_fails_for_a_while(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     ran: List[int] = []
     store = Store(tmp_path / "c.db", lock_timeout=0.2)
     receiver = Receiver(
@@ -194,10 +194,14 @@ def test_handler_runs_survive_a_store_that_fails_for_a_while(tmp_path: Path) -> 
         raw.execute("COMMIT")
         raw.close()
         receiver._wake.set()
-        assert wait_until(lambda: ran == [event_id, second])  # the handler ran; recording it fails
+        # Claiming a run is a write (so that no two runners take it): it fails while the lock is
+        # held, the runner logs and keeps trying, and nothing runs unclaimed.
+        assert wait_until(lambda: "handler queue unreadable" in caplog.text)
+        assert ran == [event_id]
         assert store.counts()["handler_queue"] == 1
         fcntl.flock(held.fileno(), fcntl.LOCK_UN)
         held.close()
+        assert wait_until(lambda: ran == [event_id, second])
         assert wait_until(lambda: store.counts()["handler_queue"] == 0)
         third, _ = store.write(callback_work(callback(2), ("count",)))
         receiver._wake.set()

@@ -1,4 +1,4 @@
-"""The SQLite store: group commit, de-duplication, tracking of sent requests."""
+"""The stores (SQLite and PostgreSQL): group commit, de-duplication, tracking of sent requests."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from uws_adapter import CallbackFault, CallbackRequest, Device, NiddResult, ReportedDevice
 from uws_adapter.model.devices import device_key
+from uws_adapter.store import open_store
 from uws_adapter.store.sqlite import SCHEMA_VERSION, Store, StoreError
 
 
@@ -31,8 +32,8 @@ def _cb(n: int, request_id: str = "r1", *, count: int = 1, failed: bool = False)
 
 
 @pytest.mark.parametrize("batch", [True, False], ids=["group-commit", "one-commit-each"])
-def test_concurrent_writers_are_all_committed(tmp_path: Path, batch: bool) -> None:
-    with Store(tmp_path / "s.db", batch=batch) as store:
+def test_concurrent_writers_are_all_committed(location: str, batch: bool) -> None:
+    with open_store(location, batch=batch) as store:
         results: List[bool] = []
 
         def write(worker: int) -> None:
@@ -46,7 +47,11 @@ def test_concurrent_writers_are_all_committed(tmp_path: Path, batch: bool) -> No
             thread.join()
         assert results.count(True) == 400
     # a fresh connection sees everything: it was committed, not just written
-    db = sqlite3.connect(str(tmp_path / "s.db"))
+    with open_store(location) as again:
+        assert again.counts()["events"] == 400
+    if location.startswith("postgresql://"):
+        return
+    db = sqlite3.connect(location)
     assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 400
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -64,15 +69,15 @@ def test_a_failing_job_does_not_undo_its_batch_neighbours(tmp_path: Path) -> Non
         assert store.counts()["events"] == 1
 
 
-def test_a_closed_store_refuses_writes(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_closed_store_refuses_writes(location: str) -> None:
+    store = open_store(location)
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.add_callback(_cb(1))
 
 
-def test_the_same_device_in_another_order_or_case_is_the_same_event(tmp_path: Path) -> None:
-    with Store(tmp_path / "s.db") as store:
+def test_the_same_device_in_another_order_or_case_is_the_same_event(location: str) -> None:
+    with open_store(location) as store:
         first = _cb(1)
         reordered = CallbackRequest(
             "r1", devices=tuple(reversed(first.devices)), service="CarrierService", action="Suspend", status="Success",
@@ -84,9 +89,9 @@ def test_the_same_device_in_another_order_or_case_is_the_same_event(tmp_path: Pa
         assert (event.attempts, event.differs) == (2, False)
 
 
-def test_status_of_a_tracked_request(tmp_path: Path) -> None:
+def test_status_of_a_tracked_request(location: str) -> None:
     devices = [Device.parse(f"IMEI:{350000000000000 + n}") for n in range(4)]
-    with Store(tmp_path / "s.db") as store:
+    with open_store(location) as store:
         store.record_request("r1", "Suspend", devices)
         assert store.status("r1").pending == tuple(str(d) for d in devices)
         store.add_callback(_cb(0))
@@ -101,8 +106,8 @@ def test_status_of_a_tracked_request(tmp_path: Path) -> None:
         assert store.status("r1").complete
 
 
-def test_status_of_an_untracked_request_comes_from_its_callbacks(tmp_path: Path) -> None:
-    with Store(tmp_path / "s.db") as store:
+def test_status_of_an_untracked_request_comes_from_its_callbacks(location: str) -> None:
+    with open_store(location) as store:
         store.add_callback(_cb(0, "r2"))
         status = store.status("r2")
         # Never sent through this store: no total is known, so it is open-ended, never complete.
@@ -110,8 +115,8 @@ def test_status_of_an_untracked_request_comes_from_its_callbacks(tmp_path: Path)
         assert not store.status("unknown").known
 
 
-def test_iterating_events_in_pages(tmp_path: Path) -> None:
-    with Store(tmp_path / "s.db") as store:
+def test_iterating_events_in_pages(location: str) -> None:
+    with open_store(location) as store:
         for n in range(2500):
             store.add_callback(_cb(n, "r3" if n % 2 else "r4"))
         assert len(list(store.iter_events())) == 2500
@@ -119,10 +124,10 @@ def test_iterating_events_in_pages(tmp_path: Path) -> None:
         assert [e.id for e in store.events(after_id=2498)] == [2499, 2500]
 
 
-def test_the_nidd_callback_of_a_restore_does_not_decide_the_device_outcome(tmp_path: Path) -> None:
+def test_the_nidd_callback_of_a_restore_does_not_decide_the_device_outcome(location: str) -> None:
     device = Device.parse("IMEI:990003420535573")
     reported = (ReportedDevice("IMEI", "990003420535573"),)
-    with Store(tmp_path / "s.db") as store:
+    with open_store(location) as store:
         store.record_request("r-1", "Restore", [device], api="rest")
         store.add_callback(
             CallbackRequest("r-1", reported, service="CarrierService", action="Restore", status="Success")
@@ -172,7 +177,7 @@ def test_a_store_in_a_missing_folder_names_the_database(tmp_path: Path) -> None:
         Store(tmp_path / "nowhere" / "c.db")
 
 
-def test_nidd_callbacks_of_two_devices_are_two_events(tmp_path: Path) -> None:
+def test_nidd_callbacks_of_two_devices_are_two_events(location: str) -> None:
     # The documented NiddService callbacks name their devices only under niddResponse.
     from uws_adapter import parse_rest_callback
 
@@ -181,7 +186,7 @@ def test_nidd_callbacks_of_two_devices_are_two_events(tmp_path: Path) -> None:
     document["niddResponse"]["niddConfigResponse"]["deviceIds"] = [{"id": "990003420535573", "kind": "IMEI"}]
     second = parse_rest_callback(document)
     assert first.devices == second.devices == ()
-    with Store(tmp_path / "s.db") as store:
+    with open_store(location) as store:
         assert store.add_callback(first, ("relay",))[1] is True
         assert store.add_callback(second, ("relay",))[1] is True
         assert store.add_callback(second)[1] is False  # its re-send is one

@@ -376,13 +376,22 @@ class Receiver:
                 more = False
                 continue
             more = len(due) >= self.handler_batch
-            for event_id, name, attempts in due:
+            for position, (event_id, name, attempts) in enumerate(due):
                 if self._stopping.is_set():
+                    self._release([(e, n) for e, n, _ in due[position:]])
                     return
                 try:
                     self._run_one(event_id, name, attempts)
                 except Exception as exc:  # a store error around the run: it is run again when its lease is out
                     _log.warning("handler %s on event %d: store error, will retry: %s", name, event_id, exc)
+
+    def _release(self, runs: List[Tuple[int, str]]) -> None:
+        """Give back what was claimed and not run, so that the next runner (a restart, or another
+        instance) need not wait for the lease to run out."""
+        try:
+            self.store.release_handlers(runs)
+        except Exception as exc:  # they come back when their lease is out
+            _log.warning("could not give back %d claimed handler runs: %s", len(runs), exc)
 
     def _run_one(self, event_id: int, name: str, attempts: int) -> None:
         handler = self.handlers.get(name)

@@ -171,6 +171,10 @@ class HandlerQueue(Protocol):
         them until they are done, failed, or the lease runs out (the claimer died: at least once).
         A run must end within its lease, or it may start again elsewhere while it goes on."""
 
+    def release_handlers(self, runs: Sequence[Tuple[int, str]]) -> None:
+        """Give back claimed (event id, handler) runs that were not run (the runner is stopping):
+        due again at once, for any runner."""
+
     def handler_done(self, event_id: int, handler: str) -> None:
         """The run succeeded: never again."""
 

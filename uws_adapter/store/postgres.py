@@ -119,12 +119,16 @@ class PostgresStore:
 
     def _connect(self) -> psycopg.Connection[Any]:
         psycopg = _psycopg()
+        from psycopg.conninfo import conninfo_to_dict
+
         try:
+            given = str(conninfo_to_dict(self._url).get("options") or "")
             connection = psycopg.connect(
                 self._url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)),
                 # A write waiting on another instance's lock fails in time (a 503 and a re-send),
                 # never hangs; the server's own settings decide durability (synchronous_commit).
-                options=f"-c lock_timeout={int(self.lock_timeout * 1000)}",
+                # The URL's own options (a search_path, say) are kept.
+                options=f"{given} -c lock_timeout={int(self.lock_timeout * 1000)}".strip(),
                 application_name="uws-adapter",
             )  # fmt: skip
         except psycopg.Error as exc:
@@ -347,6 +351,15 @@ class PostgresStore:
         args = {"until": now + lease, "now": now, "limit": limit, "names": list(names or ())}
         rows = self._run("claim handler runs", lambda db: db.execute(query, args).fetchall())  # type: ignore[arg-type]
         return sorted((int(r[0]), str(r[1]), int(r[2])) for r in rows)
+
+    def release_handlers(self, runs: Sequence[Tuple[int, str]]) -> None:
+        if runs:
+            self._run(
+                "give back handler runs",
+                lambda db: db.cursor().executemany(
+                    "UPDATE handler_queue SET claimed_until = NULL WHERE event_id = %s AND handler = %s", list(runs)
+                ),
+            )
 
     def handler_done(self, event_id: int, handler: str) -> None:
         self._run(

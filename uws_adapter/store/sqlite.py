@@ -463,6 +463,14 @@ class Store(SqliteSessions):
             return []
         return self.write(work)
 
+    def release_handlers(self, runs: Sequence[Tuple[int, str]]) -> None:
+        if runs:
+            self.write(
+                lambda db: db.executemany(
+                    "UPDATE handler_queue SET claimed_until = NULL WHERE event_id = ? AND handler = ?", list(runs)
+                )
+            )
+
     def handler_done(self, event_id: int, handler: str) -> None:
         self.write(
             lambda db: db.execute("DELETE FROM handler_queue WHERE event_id = ? AND handler = ?", (event_id, handler))

@@ -1,0 +1,59 @@
+"""What only the PostgreSQL store does: its schema versions (upgraded by a command, checked at
+start-up), its URL shown without the password, and psycopg imported only when asked for."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from urllib.parse import quote
+
+import pytest
+
+from uws_adapter.errors import StoreError
+from uws_adapter.store import describe_store, open_store, upgrade_store
+from uws_adapter.store.postgres import SCHEMA_VERSION, PostgresStore, redact_url
+
+
+def test_a_database_without_the_schema_is_refused_until_upgraded(postgres_url: str) -> None:
+    with pytest.raises(StoreError, match=r"schema 0 and this release needs \d+: run `uws-adapter db upgrade"):
+        open_store(postgres_url)
+    assert upgrade_store(postgres_url).endswith(f"store schema 0 -> {SCHEMA_VERSION}")
+    assert upgrade_store(postgres_url).endswith("nothing to do")
+    with open_store(postgres_url) as store:
+        assert isinstance(store, PostgresStore)
+        assert store.schema_version() == SCHEMA_VERSION
+
+
+def test_a_database_of_a_newer_release_is_refused(postgres_url: str) -> None:
+    upgrade_store(postgres_url)
+    with open_store(postgres_url) as store:
+        store._run("pretend", lambda db: db.execute("UPDATE uws_schema_version SET version = version + 1"))
+    with pytest.raises(StoreError, match="written by a newer uws-adapter"):
+        open_store(postgres_url)
+    with pytest.raises(StoreError, match="newer than this release's"):
+        upgrade_store(postgres_url)
+
+
+def test_the_password_is_never_shown(postgres_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    secret = "s3cret-Pa55"
+    with_password = postgres_url.replace("postgresql://uws@", f"postgresql://uws:{quote(secret)}@")
+    assert secret not in redact_url(with_password)
+    assert secret not in describe_store(with_password)
+    assert secret not in redact_url(f"host=127.0.0.1 password={secret} dbname=x")
+    unreachable = f"postgresql://uws:{secret}@127.0.0.1:1/uws"
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(StoreError) as raised:
+        open_store(unreachable, connect_timeout=2)
+    assert "cannot connect to the store postgresql://uws@127.0.0.1:1/uws" in str(raised.value)
+    assert secret not in str(raised.value) and secret not in repr(raised.value)
+    upgrade_store(postgres_url)
+    with open_store(with_password) as store:  # trust authentication: any password does
+        assert secret not in repr(store)
+    assert secret not in caplog.text
+
+
+def test_importing_the_package_does_not_import_psycopg() -> None:
+    code = "import sys, uws_adapter, uws_adapter.store; from uws_adapter.store import open_store; " \
+           "print('psycopg' in sys.modules)"  # fmt: skip
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

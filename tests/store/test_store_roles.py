@@ -1,0 +1,167 @@
+"""The roles every backend plays alike (tests/store/conftest.py runs each on SQLite and on
+PostgreSQL): commit groups with poisoned callbacks, the dead-letter cap, re-sends racing across two
+instances, the shared handler queue and its leases, and the bridge's sessions."""
+
+from __future__ import annotations
+
+import threading
+from typing import List, Set, Tuple
+
+from test_store import _cb
+
+from uws_adapter import CallbackRequest, ReportedDevice
+from uws_adapter.store import POISONED, CallbackWrite, DeadLetterWrite, open_store
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _poisoned() -> CallbackRequest:
+    # A NUL in a value: PostgreSQL text cannot hold one; SQLite can, so a lone surrogate too.
+    return CallbackRequest(
+        "bad\x00\ud800", (ReportedDevice("IMEI", "350000000000009"),), service="CarrierService", action="Suspend",
+        status="Success",
+    )  # fmt: skip
+
+
+def test_a_poisoned_callback_is_a_dead_letter_and_its_group_is_stored(location: str) -> None:
+    with open_store(location) as store:
+        outcomes = store.commit_group(
+            [CallbackWrite(_cb(1)), CallbackWrite(_poisoned(), document=b"<doc/>", media_type="text/xml"),
+             CallbackWrite(_cb(2))]
+        )  # fmt: skip
+        assert [o.error for o in outcomes] == [None, None, None]
+        assert [o.result[1] for o in outcomes] == [True, False, True]
+        assert outcomes[1].result == (POISONED, False)
+        counts = store.counts()
+        assert (counts["events"], counts["attempts"], counts["dead_letters"]) == (2, 2, 1)
+
+
+def test_the_dead_letters_stop_at_their_total_size(location: str) -> None:
+    with open_store(location) as store:
+        kept = [store.apply(DeadLetterWrite(b"x" * 400, "text/xml", "bad", max_total=1000)) for _ in range(4)]
+        assert [k > 0 for k in kept] == [True, True, False, False]
+        assert store.counts()["dead_letters"] == 2
+
+
+def test_a_group_with_one_event_twice_stores_it_once_with_two_attempts(location: str) -> None:
+    with open_store(location) as store:
+        outcomes = store.commit_group([CallbackWrite(_cb(1)), CallbackWrite(_cb(1, count=2))])
+        assert [o.result[1] for o in outcomes] == [True, False]
+        assert outcomes[0].result[0] == outcomes[1].result[0]
+        [event] = store.events()
+        assert event.attempts == 2
+
+
+def test_resends_racing_on_two_instances_are_stored_once_and_all_counted(location: str) -> None:
+    # Two store objects on one database stand for two instances: each commits groups in its own
+    # thread, every group holding the same events in another order.
+    stores = [open_store(location), open_store(location)]
+    new: List[bool] = []
+    lock = threading.Lock()
+
+    def deliver(store_index: int, rounds: int) -> None:
+        store = stores[store_index]
+        for round_ in range(rounds):
+            group = [CallbackWrite(_cb(n, count=round_ + 1)) for n in range(20)]
+            if (store_index + round_) % 2:
+                group.reverse()
+            outcomes = store.commit_group(group)
+            assert all(o.error is None for o in outcomes), [o.error for o in outcomes]
+            with lock:
+                new.extend(o.result[1] for o in outcomes)
+
+    try:
+        threads = [threading.Thread(target=deliver, args=(i % 2, 5)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        counts = stores[0].counts()
+        assert (counts["events"], counts["attempts"]) == (20, 400)
+        assert new.count(True) == 20
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_handler_runs_are_claimed_by_one_runner_only(location: str) -> None:
+    stores = [open_store(location), open_store(location)]
+    try:
+        for n in range(200):
+            stores[0].add_callback(_cb(n), ("a", "b"))
+        claimed: List[Tuple[int, str, int]] = []
+        lock = threading.Lock()
+
+        def claim(store_index: int) -> None:
+            while True:
+                got = stores[store_index].claim_handlers(7, lease=60.0)
+                if not got:
+                    return
+                with lock:
+                    claimed.extend(got)
+
+        threads = [threading.Thread(target=claim, args=(i % 2,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(claimed) == 400
+        assert len({(e, h) for e, h, _ in claimed}) == 400  # none twice
+        assert stores[0].due_handlers() == []
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_claim_runs_out_and_a_failed_or_released_run_is_due_again(location: str) -> None:
+    clock = Clock()
+    with open_store(location, clock=clock) as store:
+        event_id, _ = store.add_callback(_cb(1), ("relay", "other"))
+        assert store.claim_handlers(10, lease=30.0, names=["relay"]) == [(event_id, "relay", 0)]
+        assert store.claim_handlers(10, lease=30.0, names=["relay"]) == []
+        clock.now += 31  # the claimer died: its lease is out
+        assert store.claim_handlers(10, lease=30.0, names=["relay"]) == [(event_id, "relay", 0)]
+        store.handler_failed(event_id, "relay", "refused", delay=5.0)
+        assert store.claim_handlers(10, lease=30.0, names=["relay"]) == []
+        clock.now += 5
+        assert store.claim_handlers(10, lease=30.0, names=["relay"]) == [(event_id, "relay", 1)]
+        store.release_handlers([(event_id, "relay")])
+        assert store.claim_handlers(10, lease=30.0) == [(event_id, "other", 0), (event_id, "relay", 1)]
+        store.handler_done(event_id, "relay")
+        store.handler_gave_up(event_id, "other", "no such target")
+        counts = store.counts()
+        assert (counts["handler_queue"], counts["dead_letters"]) == (0, 1)
+
+
+def test_sessions_and_lockouts(location: str) -> None:
+    with open_store(location) as store:
+        store.open_session("t1", 100.0, 0.0)
+        assert store.touch_session("t1", 150.0, idle=60.0) == "valid"
+        assert store.touch_session("t1", 300.0, idle=60.0) == "expired"
+        assert store.touch_session("t1", 301.0, idle=60.0) == "unknown"
+        store.open_session("t2", 100.0, 0.0)
+        store.close_session("t2")
+        assert store.touch_session("t2", 101.0, idle=60.0) == "unknown"
+        outcomes = [store.count_login("ops", False, 10.0 + n, lock_after=3, lockout=100.0) for n in range(4)]
+        assert outcomes == ["wrong", "wrong", "locking", "locked"]
+        assert store.count_login("ops", True, 20.0, lock_after=3, lockout=100.0) == "locked"
+        assert store.count_login("ops", True, 200.0, lock_after=3, lockout=100.0) == "ok"  # the lock ran out
+        assert [store.count_login("", False, 1.0, lock_after=None, lockout=None) for _ in range(6)] == ["wrong"] * 6
+        assert store.unlock_login("")
+        assert not store.unlock_login("nobody")
+
+
+def test_sessions_opened_on_two_instances_are_seen_by_both(location: str) -> None:
+    with open_store(location) as one, open_store(location) as two:
+        one.open_session("shared", 100.0, 0.0)
+        assert two.touch_session("shared", 110.0, idle=60.0) == "valid"
+        seen: Set[str] = set()
+        for store in (one, two):
+            seen.add(store.count_login("ops", False, 10.0, lock_after=2, lockout=None))
+        assert seen == {"wrong", "locking"}  # the second failure, on the other instance, locks
