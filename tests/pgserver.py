@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
 
@@ -49,3 +50,20 @@ def upgraded(url: str) -> str:
 
     upgrade_store(url)
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where a store lives, for tests that run on both backends: a SQLite path, or a PostgreSQL
+    URL (a schema of its own) with this release's schema. Import it into the test module."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "s.db")
+        return
+    for url in fresh_schema():
+        yield upgraded(url)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """An empty schema on the PostgreSQL test server (no store schema in it yet)."""
+    yield from fresh_schema()

@@ -1,5 +1,7 @@
 """The stores (SQLite and PostgreSQL): group commit, de-duplication, tracking of sent requests."""
 
+# ruff: noqa: F811 (the fixtures imported from pgserver are the parameters of their name)
+
 from __future__ import annotations
 
 import json
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
+from pgserver import location  # noqa: F401 (a fixture)
 
 from uws_adapter import CallbackFault, CallbackRequest, Device, NiddResult, ReportedDevice
 from uws_adapter.model.devices import device_key

@@ -1,6 +1,8 @@
 """What only the PostgreSQL store does: its schema versions (upgraded by a command, checked at
 start-up), its URL shown without the password, and psycopg imported only when asked for."""
 
+# ruff: noqa: F811 (the fixtures imported from pgserver are the parameters of their name)
+
 from __future__ import annotations
 
 import logging
@@ -9,6 +11,7 @@ import sys
 from urllib.parse import quote
 
 import pytest
+from pgserver import postgres_url  # noqa: F401 (a fixture)
 
 from uws_adapter.errors import StoreError
 from uws_adapter.store import describe_store, open_store, upgrade_store
@@ -46,7 +49,8 @@ def test_the_password_is_never_shown(postgres_url: str, caplog: pytest.LogCaptur
     with pytest.raises(StoreError) as raised:
         open_store(unreachable, connect_timeout=2)
     assert "cannot connect to the store postgresql://uws@127.0.0.1:1/uws" in str(raised.value)
-    assert secret not in str(raised.value) and secret not in repr(raised.value)
+    assert secret not in str(raised.value)
+    assert secret not in repr(raised.value)
     upgrade_store(postgres_url)
     with open_store(with_password) as store:  # trust authentication: any password does
         assert secret not in repr(store)

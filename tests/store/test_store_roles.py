@@ -1,12 +1,15 @@
-"""The roles every backend plays alike (tests/store/conftest.py runs each on SQLite and on
+"""The roles every backend plays alike (the ``location`` fixture runs each on SQLite and on
 PostgreSQL): commit groups with poisoned callbacks, the dead-letter cap, re-sends racing across two
 instances, the shared handler queue and its leases, and the bridge's sessions."""
+
+# ruff: noqa: F811 (the fixtures imported from pgserver are the parameters of their name)
 
 from __future__ import annotations
 
 import threading
 from typing import List, Set, Tuple
 
+from pgserver import location  # noqa: F401 (a fixture)
 from test_store import _cb
 
 from uws_adapter import CallbackRequest, ReportedDevice

@@ -15,6 +15,7 @@ import sys
 from typing import NoReturn, Optional, Sequence
 
 from uws_adapter import __version__
+from uws_adapter.cli import db as cli_db
 from uws_adapter.cli import provision as cli_provision
 from uws_adapter.cli import services as cli_services
 from uws_adapter.cli import tracking as cli_tracking
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    for module in (cli_provision, cli_services, cli_tracking):
+    for module in (cli_provision, cli_services, cli_tracking, cli_db):
         module.add_commands(commands)
     return parser
 

@@ -12,6 +12,7 @@ from typing import Any, List, Optional, Tuple
 from uws_adapter.callbacks.rest_json import parse_rest_callback, rest_callback_dict
 from uws_adapter.callbacks.uws_render import render_callback
 from uws_adapter.callbacks.uws_xml import parse_callback
+from uws_adapter.cli.db import DB_VARIABLE, open_db
 from uws_adapter.config import BACKENDS, CONFIG_VARIABLE, ENVIRONMENT, load_settings
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.errors import InputError
@@ -22,7 +23,6 @@ from uws_adapter.provisioning.base import Provisioner
 from uws_adapter.rest.body import rest_body
 from uws_adapter.soap.client import UwsClient
 from uws_adapter.soap.envelope import build_envelope
-from uws_adapter.store.sqlite import Store
 from uws_adapter.xmlsafe import MAX_BYTES
 
 
@@ -151,9 +151,10 @@ def add_commands(commands: Any) -> None:
         )  # fmt: skip
         send.add_argument("--yes", action="store_true", help="do not ask before acting on an account, group or filter")
         send.add_argument(
-            "--db", metavar="FILE",
-            help="record the request in this store, for status and wait; a device list is then checked against "
-            "the daily budget (its lines' actions of the last 24 hours counted from this store)",
+            "--db", default=os.environ.get(DB_VARIABLE) or None, metavar="FILE|URL",
+            help=f"record the request in this store (SQLite file or postgresql:// URL, default ${DB_VARIABLE}), for "
+            "status and wait; a device list is then checked against the daily budget (its lines' actions of the "
+            "last 24 hours counted from this store)",
         )  # fmt: skip
         send.add_argument(
             "--daily-budget", type=int, metavar="N",
@@ -244,7 +245,7 @@ def _run_send(args: argparse.Namespace) -> int:
         deadline=args.deadline, max_answer_bytes=args.max_answer_bytes, daily_budget=args.daily_budget,
     )  # fmt: skip
     _confirm(args, selection)
-    store = Store(args.db) if args.db else None
+    store = open_db(args.db) if args.db else None
     try:
         if settings.backend == "soap" and args.token and not (settings.username and settings.password):
             client: Provisioner = UwsClient(

@@ -16,6 +16,7 @@ from uws_adapter import metrics
 from uws_adapter.bridge.address import listen_names
 from uws_adapter.bridge.app import Bridge, LegacyRelay
 from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, unlock
+from uws_adapter.cli.db import add_db_option, open_db
 from uws_adapter.config import CONFIG_VARIABLE, load_settings
 from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice, Emulator, generated_devices
 from uws_adapter.emulator.lines import seed_lines, seeds
@@ -24,7 +25,7 @@ from uws_adapter.logs import add_logging_options, configure_from_options, worker
 from uws_adapter.model.devices import read_devices_csv
 from uws_adapter.receiver.app import DeadLetterBudget, Receiver, server_options
 from uws_adapter.rest.client import RestClient
-from uws_adapter.store.sqlite import Store
+from uws_adapter.store import describe_store
 from uws_adapter.wire import CALLBACK_SERVICES
 from uws_adapter.xmlsafe import MAX_BYTES
 
@@ -143,7 +144,7 @@ def add_commands(commands: Any) -> None:
     )
     receiver.add_argument("--host", default="127.0.0.1")
     receiver.add_argument("--port", type=int, default=8081, help="0 picks a free port")
-    receiver.add_argument("--db", default="callbacks.db", metavar="FILE", help="SQLite store (default callbacks.db)")
+    add_db_option(receiver)
     _add_callback_credentials(receiver)
     receiver.add_argument(
         "--previous-password",
@@ -198,7 +199,7 @@ def add_commands(commands: Any) -> None:
     )
     bridge.add_argument("--host", default="127.0.0.1")
     bridge.add_argument("--port", type=int, default=8082)
-    bridge.add_argument("--db", default="bridge.db", metavar="FILE", help="store and relay outbox (default bridge.db)")
+    add_db_option(bridge, "bridge.db", variable="UWS_BRIDGE_DB", what="store and relay outbox")
     bridge.add_argument("--config", metavar="FILE", help="INI settings file with the REST credentials")
     bridge.add_argument(
         "--legacy-login",
@@ -329,16 +330,15 @@ def _run_receiver(args: argparse.Namespace) -> int:
     limits = _limits(args)
     # waitress warns at every queued request; under a burst of callbacks that is the normal state.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    with Store(args.db, batch=args.commit == "group") as store:
+    with open_db(args.db, batch=args.commit == "group") as store:
         app = Receiver(store, username=args.username, password=args.password, previous_password=args.previous_password,
                        max_body=args.max_body, allow_anonymous=args.allow_anonymous, repair=args.repair,
                        dead_letters=DeadLetterBudget(per_second=args.dead_letter_rate,
                                                      max_total=args.dead_letter_max_bytes))  # fmt: skip
         options = server_options(app, host=args.host, port=args.port, threads=args.threads)
         server = _serving().waitress_server(_access_log(app, "receiver"), limits, **options)
-        _serve(
-            server, app, f"receiver (waitress) on http://{args.host}:{server.effective_port}/ storing into {args.db}"
-        )
+        shown = describe_store(args.db)
+        _serve(server, app, f"receiver (waitress) on http://{args.host}:{server.effective_port}/ storing into {shown}")
     return 0
 
 
@@ -352,7 +352,7 @@ def _run_uvicorn_receiver(args: argparse.Namespace) -> int:
     limits = _limits(args)
     if not 1 <= args.workers <= 64:
         raise InputError("--workers", f"{args.workers} is out of range", "use 1 to 64 (2 on a 2-core machine)")
-    Store(args.db).close()  # create the schema once, before the workers race for it
+    open_db(args.db).close()  # create (SQLite) or check (PostgreSQL) the schema once, before the workers start
     # The workers are separate processes that build the application from the environment.
     settings = {
         "UWS_CALLBACK_DB": args.db,
@@ -375,7 +375,7 @@ def _run_uvicorn_receiver(args: argparse.Namespace) -> int:
     port = args.port or _free_port(args.host)  # printed before the workers start
     sys.stdout.write(
         f"receiver (uvicorn, {args.workers} worker{'s' if args.workers > 1 else ''}) on http://{args.host}:{port}/ "
-        f"storing into {args.db}\n"
+        f"storing into {describe_store(args.db)}\n"
     )
     sys.stdout.flush()
     # uvicorn binds the socket itself (a socket passed by descriptor would lose TCP_NODELAY, and
@@ -416,9 +416,10 @@ def _free_port(host: str) -> int:
 
 
 def _unlock_bridge_login(args: argparse.Namespace) -> int:
-    with Store(args.db) as store:
+    with open_db(args.db) as store:
         cleared = unlock(store, args.unlock)
-    sys.stdout.write(f"bridge: {'unlocked' if cleared else 'nothing to unlock for'} that login in {args.db}\n")
+    shown = describe_store(args.db)
+    sys.stdout.write(f"bridge: {'unlocked' if cleared else 'nothing to unlock for'} that login in {shown}\n")
     return 0
 
 
@@ -451,7 +452,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
             _pair(args.legacy_listener_login, "--legacy-listener-login") if args.legacy_listener_login else (None, None)
         )
         relay = LegacyRelay(args.legacy_listener, username=listener[0], password=listener[1])
-    with Store(args.db) as store:
+    with open_db(args.db) as store:
         rest = RestClient(
             base_url=settings.rest_url, client_id=settings.client_id, client_secret=settings.client_secret,
             username=settings.username, password=settings.password, timeout=settings.timeout, store=store,
@@ -469,5 +470,9 @@ def _run_bridge(args: argparse.Namespace) -> int:
         address = args.public_url or f"http://{args.host}:{server.effective_port}"
         for account in args.register:
             app.register(account, f"{address}/callbacks", args.service or ["CarrierService"])
-        _serve(server, app, f"bridge: UWS at {address}/api/v2, REST callbacks at {address}/callbacks, store {args.db}")
+        _serve(
+            server,
+            app,
+            f"bridge: UWS at {address}/api/v2, REST callbacks at {address}/callbacks, store {describe_store(args.db)}",
+        )
     return 0

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
+from uws_adapter.cli.db import add_db_option, open_db
 from uws_adapter.errors import InputError, TransportError
-from uws_adapter.store.sqlite import Store
+from uws_adapter.store import Backend
 from uws_adapter.tracking import DEFAULT_SETTLE, SETTLED, TIMED_OUT, run_demo, summary, wait_for
 
 EXIT_FAILURE = 1
@@ -18,12 +18,12 @@ EXIT_FAILURE = 1
 def add_commands(commands: Any) -> None:
     status = commands.add_parser("status", help="where a request stands, from the store")
     status.add_argument("request_id", metavar="REQUEST_ID")
-    status.add_argument("--db", default="callbacks.db", metavar="FILE")
+    add_db_option(status)
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(run=_run_status)
 
     listing = commands.add_parser("callbacks", help="list stored callbacks")
-    listing.add_argument("--db", default="callbacks.db", metavar="FILE")
+    add_db_option(listing)
     listing.add_argument("--request-id", metavar="REQUEST_ID")
     listing.add_argument("--json", action="store_true", help="one JSON object per line (the JSON form)")
     listing.set_defaults(run=_run_callbacks)
@@ -38,7 +38,7 @@ def add_commands(commands: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     wait.add_argument("request_id", metavar="REQUEST_ID")
-    wait.add_argument("--db", default="callbacks.db", metavar="FILE")
+    add_db_option(wait)
     wait.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS")
     wait.add_argument(
         "--settle",
@@ -58,10 +58,8 @@ def add_commands(commands: Any) -> None:
     demo.set_defaults(run=_run_demo)
 
 
-def _existing_store(path: str) -> Store:
-    if not os.path.isfile(path):
-        raise InputError("--db", f"no store at {path}", "point --db at the receiver's SQLite file")
-    return Store(path)
+def _existing_store(location: str) -> Backend:
+    return open_db(location, must_exist=True)
 
 
 def _run_status(args: argparse.Namespace) -> int:

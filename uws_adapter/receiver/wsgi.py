@@ -2,13 +2,15 @@
 
     gunicorn --workers 1 --threads 16 --bind 127.0.0.1:8081 'uws_adapter.wsgi:create_app()'
 
-UWS_CALLBACK_DB (default callbacks.db), UWS_CALLBACK_USERNAME, UWS_CALLBACK_PASSWORD,
-UWS_CALLBACK_PREVIOUS_PASSWORD, UWS_CALLBACK_MAX_BODY (bytes), UWS_CALLBACK_COMMIT (group, or each
-for the one-commit-per-callback baseline), UWS_CALLBACK_ALLOW_ANONYMOUS (1 to store callbacks without
-credentials; refused to start otherwise), UWS_CALLBACK_DEAD_LETTER_RATE (refused documents kept per
-second, default 2), UWS_CALLBACK_DEAD_LETTER_MAX_BYTES (default 256 MiB) and UWS_CALLBACK_REPAIR (1 to
+UWS_CALLBACK_DB (default callbacks.db; a SQLite path or a postgresql:// URL), UWS_CALLBACK_USERNAME,
+UWS_CALLBACK_PASSWORD, UWS_CALLBACK_PREVIOUS_PASSWORD, UWS_CALLBACK_MAX_BODY (bytes),
+UWS_CALLBACK_COMMIT (group, or each for the one-commit-per-callback baseline),
+UWS_CALLBACK_ALLOW_ANONYMOUS (1 to store callbacks without credentials; refused to start otherwise),
+UWS_CALLBACK_DEAD_LETTER_RATE (refused documents kept per second, default 2),
+UWS_CALLBACK_DEAD_LETTER_MAX_BYTES (default 256 MiB) and UWS_CALLBACK_REPAIR (1 to
 mend the </Name/> end-tag defect). Several worker
-processes may share one store file: their commits take turns on a file lock beside it.
+processes may share one store file: their commits take turns on a file lock beside it; several
+instances (on several hosts) may share one PostgreSQL database.
 
 Connections are then bounded only as far as that server bounds them (its connection limit, its
 keep-alive timeout, its deadlines for slow headers and bodies), or by a reverse proxy in front.
@@ -25,7 +27,7 @@ from typing import Callable
 
 from uws_adapter.errors import InputError
 from uws_adapter.receiver.app import DeadLetterBudget, Receiver
-from uws_adapter.store.sqlite import Store
+from uws_adapter.store import open_store
 from uws_adapter.xmlsafe import MAX_BYTES
 
 
@@ -53,7 +55,8 @@ def create_app() -> Receiver:
         per_second=_number("UWS_CALLBACK_DEAD_LETTER_RATE", 2.0, float),
         max_total=int(_number("UWS_CALLBACK_DEAD_LETTER_MAX_BYTES", 256 * 1024 * 1024, int)),
     )
-    store = Store(os.environ.get("UWS_CALLBACK_DB") or "callbacks.db", batch=commit == "group")
+    # A SQLite path or a postgresql:// URL (whose schema must be current: `uws-adapter db upgrade`).
+    store = open_store(os.environ.get("UWS_CALLBACK_DB") or "callbacks.db", batch=commit == "group")
     if allow_anonymous:
         logging.getLogger("uws_adapter.receiver").warning("callbacks are stored without checking any credentials")
     return Receiver(

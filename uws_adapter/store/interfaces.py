@@ -28,8 +28,9 @@ from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device
 
 __all__ = [
-    "POISONED", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterWrite", "HandlerQueue", "Outcome", "ReceiverStore",
-    "RequestLog", "RequestStatus", "SessionStore", "StoreError", "StoredEvent", "Tracking", "Write",
+    "POISONED", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterWrite", "HandlerQueue",
+    "Outcome", "ReceiverStore", "RequestLog", "RequestStatus", "SessionStore", "StoreError", "StoredEvent",
+    "Tracking", "Write",
 ]  # fmt: skip
 
 

@@ -18,6 +18,7 @@ The connection URL's password is never shown: not in a repr, a log record nor an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -35,7 +36,7 @@ from uws_adapter.store.tracking_rows import request_status
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore", "is_postgres_url", "redact_url"]
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "is_postgres_url", "read_schema_version", "redact_url"]
 
 T = TypeVar("T")
 _SCHEMES = ("postgresql://", "postgres://")
@@ -59,13 +60,29 @@ def redact_url(url: str) -> str:
     return f"postgresql://{user}{parts.get('host') or ''}{port}/{parts.get('dbname') or ''}"
 
 
+def read_schema_version(url: str, *, connect_timeout: float = 10.0) -> int:
+    """The schema version of the database at ``url`` (0: none), without refusing any."""
+    psycopg = _psycopg()
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout))) as db:
+            return _schema_version(db)
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot read the schema of {redact_url(url)}: {_first_line(exc)}") from None
+
+
+def _schema_version(db: psycopg.Connection[Any]) -> int:
+    found = db.execute("SELECT to_regclass('uws_schema_version') IS NOT NULL").fetchone()
+    if not found or not found[0]:
+        return 0
+    row = db.execute("SELECT max(version) FROM uws_schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
 def _psycopg() -> Any:
     try:
         import psycopg
     except ImportError:
-        raise StoreError(
-            "a postgresql:// store needs psycopg 3: pip install 'uws-adapter[postgres]'"
-        ) from None
+        raise StoreError("a postgresql:// store needs psycopg 3: pip install 'uws-adapter[postgres]'") from None
     return psycopg
 
 
@@ -118,12 +135,12 @@ class PostgresStore:
     # Connections ---------------------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
-        psycopg = _psycopg()
+        pg = _psycopg()
         from psycopg.conninfo import conninfo_to_dict
 
         try:
             given = str(conninfo_to_dict(self._url).get("options") or "")
-            connection = psycopg.connect(
+            connection = pg.connect(
                 self._url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)),
                 # A write waiting on another instance's lock fails in time (a 503 and a re-send),
                 # never hangs; the server's own settings decide durability (synchronous_commit).
@@ -131,11 +148,12 @@ class PostgresStore:
                 options=f"{given} -c lock_timeout={int(self.lock_timeout * 1000)}".strip(),
                 application_name="uws-adapter",
             )  # fmt: skip
-        except psycopg.Error as exc:
+        except pg.Error as exc:
             raise StoreError(f"cannot connect to the store {self.display}: {_first_line(exc)}") from None
         with self._connections_lock:
             self._connections.append(connection)
-        return connection
+        opened: psycopg.Connection[Any] = connection
+        return opened
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._closed:
@@ -144,14 +162,13 @@ class PostgresStore:
         if connection is None or connection.closed:
             connection = self._connect()
             self._local.connection = connection
-        return connection
+        chosen: psycopg.Connection[Any] = connection
+        return chosen
 
     def _drop(self, connection: Any) -> None:
         """Forget a connection that failed: the next use of this thread opens another."""
-        try:
+        with contextlib.suppress(Exception):  # already broken; nothing to release
             connection.close()
-        except Exception:  # already broken; nothing to release
-            pass
         if getattr(self._local, "connection", None) is connection:
             self._local.connection = None
         with self._connections_lock:
@@ -178,10 +195,8 @@ class PostgresStore:
         with self._connections_lock:
             connections, self._connections = self._connections, []
         for connection in connections:
-            try:
+            with contextlib.suppress(Exception):  # closing what may be broken already
                 connection.close()
-            except Exception:  # closing what may be broken already
-                pass
 
     def __enter__(self) -> PostgresStore:
         return self
@@ -194,14 +209,7 @@ class PostgresStore:
     def schema_version(self) -> int:
         """The schema version the database holds (0: none yet)."""
 
-        def read(db: psycopg.Connection[Any]) -> int:
-            found = db.execute("SELECT to_regclass('uws_schema_version') IS NOT NULL").fetchone()
-            if not found or not found[0]:
-                return 0
-            row = db.execute("SELECT max(version) FROM uws_schema_version").fetchone()
-            return int(row[0]) if row and row[0] is not None else 0
-
-        return self._run("read the schema version", read)
+        return self._run("read the schema version", _schema_version)
 
     def check_schema(self) -> None:
         version = self.schema_version()
@@ -233,7 +241,7 @@ class PostgresStore:
                 for step in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in MIGRATIONS[step].split(";"):
                         if statement.strip():
-                            db.execute(statement)  # type: ignore[call-overload]
+                            db.execute(statement)
                 if version < SCHEMA_VERSION:
                     db.execute("DELETE FROM uws_schema_version")
                     db.execute("INSERT INTO uws_schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
@@ -349,7 +357,7 @@ class PostgresStore:
             " RETURNING q.event_id, q.handler, q.attempts"
         )  # fmt: skip
         args = {"until": now + lease, "now": now, "limit": limit, "names": list(names or ())}
-        rows = self._run("claim handler runs", lambda db: db.execute(query, args).fetchall())  # type: ignore[arg-type]
+        rows = self._run("claim handler runs", lambda db: db.execute(query, args).fetchall())
         return sorted((int(r[0]), str(r[1]), int(r[2])) for r in rows)
 
     def release_handlers(self, runs: Sequence[Tuple[int, str]]) -> None:
@@ -404,7 +412,7 @@ class PostgresStore:
             "SELECT e.id, e.callback, (SELECT count(*) FROM attempts a WHERE a.event_id = e.id),"
             f" e.differs, e.received_at FROM events e WHERE {where} ORDER BY e.id LIMIT %s"
         )
-        rows = self._run("read events", lambda db: db.execute(query, (*args, limit)).fetchall())  # type: ignore[call-overload]
+        rows = self._run("read events", lambda db: db.execute(query, (*args, limit)).fetchall())
         return [StoredEvent(r[0], CallbackRequest.from_dict(json.loads(r[1])), r[2], bool(r[3]), r[4]) for r in rows]
 
     def iter_events(self, *, request_id: Optional[str] = None, after_id: int = 0) -> Iterator[StoredEvent]:

@@ -116,7 +116,9 @@ def _order(writes: Sequence[Write]) -> List[int]:
     return sorted(range(len(writes)), key=key)
 
 
-def commit_writes(connection: psycopg.Connection[Any], writes: Sequence[Write], clock: Callable[[], float]) -> List[Outcome]:
+def commit_writes(
+    connection: psycopg.Connection[Any], writes: Sequence[Write], clock: Callable[[], float]
+) -> List[Outcome]:
     """Store ``writes`` in one transaction on ``connection`` (autocommit mode), committed before
     this returns; one outcome per write. Raises what the database itself raised."""
     for write in writes:
@@ -216,7 +218,9 @@ def _poisoned(cursor: psycopg.Cursor[Any], write: CallbackWrite, exc: BaseExcept
     return POISONED, False
 
 
-def keep_dead_letter(cursor: psycopg.Cursor[Any], body: bytes, media_type: Optional[str], reason: str, now: float) -> int:
+def keep_dead_letter(
+    cursor: psycopg.Cursor[Any], body: bytes, media_type: Optional[str], reason: str, now: float
+) -> int:
     cursor.execute(_DEAD_LETTER, (now, media_type, reason, body))
     found = cursor.fetchone()
     return int(found[0]) if found else 0

@@ -1,0 +1,82 @@
+"""Where the CLI's stores are, and the ``db`` command group.
+
+Every ``--db`` takes a SQLite file's path (the embedded default) or a ``postgresql://`` URL (the
+``postgres`` extra), with ``$UWS_CALLBACK_DB`` as the default where the command reads or writes
+the callback store. ``uws-adapter db upgrade --db URL`` brings a store to this release's schema
+(a PostgreSQL store is never upgraded behind the operator's back: a service refuses to start on an
+older schema and says to run it); ``uws-adapter db version --db URL`` shows where one stands.
+A URL is shown without its password, always.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from uws_adapter.errors import InputError
+from uws_adapter.store import Backend, describe_store, is_postgres_url, open_store, upgrade_store
+
+#: The environment variable that names the callback store, for every command that uses it.
+DB_VARIABLE = "UWS_CALLBACK_DB"
+
+
+def add_db_option(
+    parser: Any, default: str = "callbacks.db", *, variable: str = DB_VARIABLE, what: str = "store"
+) -> None:
+    """``--db FILE|URL``, defaulting to ``$variable`` and then ``default``."""
+    parser.add_argument(
+        "--db",
+        default=os.environ.get(variable) or default,
+        metavar="FILE|URL",
+        help=f"{what}: a SQLite file or a postgresql:// URL (default: ${variable} or {default})",
+    )
+
+
+def open_db(location: str, *, must_exist: bool = False, **options: Any) -> Backend:
+    """The store at ``location``; with ``must_exist``, a SQLite path that is not a file is an
+    error (a reader must not create an empty store and report that nothing is known)."""
+    if must_exist and not is_postgres_url(location) and not os.path.isfile(location):
+        raise InputError("--db", f"no store at {location}", "point --db at the receiver's SQLite file or database URL")
+    return open_store(location, **options)
+
+
+def add_commands(commands: Any) -> None:
+    db = commands.add_parser(
+        "db",
+        help="the store's schema: upgrade it, or show its version",
+        description="Manage a store's schema. A PostgreSQL store must be upgraded with 'db upgrade' before "
+        "the services of a new release start on it (they refuse an older schema); a SQLite file is upgraded "
+        "in place when opened, and 'db upgrade' does that too.",
+    )
+    actions = db.add_subparsers(dest="db_command", metavar="ACTION")
+    actions.required = True
+    upgrade = actions.add_parser("upgrade", help="bring the store to this release's schema (idempotent)")
+    add_db_option(upgrade)
+    upgrade.set_defaults(run=_run_upgrade)
+    version = actions.add_parser("version", help="show the store's schema version")
+    add_db_option(version)
+    version.set_defaults(run=_run_version)
+
+
+def _run_upgrade(args: argparse.Namespace) -> int:
+    sys.stdout.write(upgrade_store(args.db) + "\n")
+    return 0
+
+
+def _run_version(args: argparse.Namespace) -> int:
+    if is_postgres_url(args.db):
+        from uws_adapter.store.postgres import SCHEMA_VERSION, read_schema_version
+
+        version, expected = read_schema_version(args.db), SCHEMA_VERSION
+    else:
+        from uws_adapter.store.sqlite import SCHEMA_VERSION as SQLITE_VERSION
+        from uws_adapter.store.sqlite import Store
+
+        if not os.path.isfile(args.db):
+            raise InputError("--db", f"no store at {args.db}", "point --db at a SQLite file or a database URL")
+        version, expected = Store.schema_version(args.db), SQLITE_VERSION
+    state = "current" if version == expected else ("run 'db upgrade'" if version < expected else "newer release")
+    sys.stdout.write(f"{describe_store(args.db)}: store schema {version} (this release: {expected}; {state})\n")
+    return 0
