@@ -20,7 +20,9 @@ def main(db: str, port: int, sink: str) -> None:
 
     def side_effect(event: StoredEvent) -> None:
         connection = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port or 80, timeout=10)
-        connection.request("POST", "/", body=f"{os.getpid()} {event.id}".encode(), headers={"Content-Type": "text/plain"})
+        connection.request(
+            "POST", "/", body=f"{os.getpid()} {event.id}".encode(), headers={"Content-Type": "text/plain"}
+        )
         if connection.getresponse().status != 200:
             raise RuntimeError("the sink refused")
         connection.close()

@@ -3,8 +3,6 @@ except under CI): kill -9 of either at random moments under load loses nothing a
 re-sends spread over both are stored once and all counted; handler runs are shared, each run once.
 (Durations are never asserted; a receiver that never takes traffic fails after a generous bound.)"""
 
-# ruff: noqa: F811 (the fixtures imported from pgserver are the parameters of their name)
-
 from __future__ import annotations
 
 import http.client
@@ -125,7 +123,7 @@ def test_kill_9_of_either_receiver_under_load_loses_nothing_acknowledged(databas
     workers = [threading.Thread(target=load, args=(w,), daemon=True) for w in range(6)]
     try:
         for port in ports:
-            wait_until(lambda: takes_traffic(port), RESTART_BOUND, "the receivers to take traffic")
+            wait_until(lambda port=port: takes_traffic(port), RESTART_BOUND, "the receivers to take traffic")
         for worker in workers:
             worker.start()
         for kill in range(5):
@@ -134,7 +132,11 @@ def test_kill_9_of_either_receiver_under_load_loses_nothing_acknowledged(databas
             os.killpg(processes[victim].pid, signal.SIGKILL)
             processes[victim].wait(timeout=10)
             processes[victim] = _start(database, ports[victim], ["uvicorn", "waitress"][victim])
-            wait_until(lambda: takes_traffic(ports[victim]), RESTART_BOUND, f"receiver {victim} after kill {kill + 1}")
+            wait_until(
+                lambda victim=victim: takes_traffic(ports[victim]),
+                RESTART_BOUND,
+                f"receiver {victim} after kill {kill + 1}",
+            )
     finally:
         stop.set()
         for worker in workers:
@@ -169,7 +171,9 @@ def test_four_deliveries_of_1000_callbacks_over_two_receivers_are_1000_events_an
 
     try:
         for port in ports:
-            wait_until(lambda: Poster(port).post(_callback(10**6)) == 200, RESTART_BOUND, "the receivers to start")
+            wait_until(
+                lambda port=port: Poster(port).post(_callback(10**6)) == 200, RESTART_BOUND, "the receivers to start"
+            )
         threads = [threading.Thread(target=send, args=(deliveries[w::8], w)) for w in range(8)]
         for thread in threads:
             thread.start()
@@ -202,7 +206,9 @@ def test_handlers_on_two_receivers_run_once_per_event(database: str) -> None:
             assert process.stdout.readline().strip() == "ready"
         posters: Dict[int, Poster] = {port: Poster(port) for port in ports}
         for port in ports:
-            wait_until(lambda: posters[port].post(_callback(0)) == 200, RESTART_BOUND, "the receivers to start")
+            wait_until(
+                lambda port=port: posters[port].post(_callback(0)) == 200, RESTART_BOUND, "the receivers to start"
+            )
         for n in range(1, 300):  # each callback to one receiver, then re-sent to the other
             assert posters[ports[n % 2]].post(_callback(n)) == 200
             assert posters[ports[(n + 1) % 2]].post(_callback(n, 2)) == 200
