@@ -44,6 +44,7 @@ ENVIRONMENT = {
     "deadline": "UWS_ADAPTER_DEADLINE",
     "max_answer_bytes": "UWS_ADAPTER_MAX_ANSWER_BYTES",
     "daily_budget": "UWS_ADAPTER_DAILY_BUDGET",
+    "db": "UWS_CALLBACK_DB",
 }
 #: Settings shown as *** in a repr. No error shows the value of any setting read from a file
 #: (only those that are not secret are checked, and only they are quoted), nor the text of a line
@@ -71,6 +72,8 @@ class Settings:
     #: Provisioning actions per line in 24 hours the client's budget guard allows (5 for most
     #: accounts [doc], 25 with the upgrade); counted from the request log of the client's store.
     daily_budget: int = DEFAULT_DAILY_BUDGET
+    #: The store requests are recorded in (a SQLite path or a postgresql:// URL); None: none.
+    db: Optional[str] = None
 
     def __post_init__(self) -> None:
         backend = self.backend.strip().lower() if isinstance(self.backend, str) else self.backend
@@ -89,6 +92,10 @@ class Settings:
         for secret in SECRET_KEYS:
             if shown[secret] is not None:
                 shown[secret] = "***"
+        if self.db is not None:  # a database URL may hold a password
+            from uws_adapter.store import describe_store
+
+            shown["db"] = describe_store(self.db)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     __str__ = __repr__

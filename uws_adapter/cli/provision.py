@@ -151,10 +151,10 @@ def add_commands(commands: Any) -> None:
         )  # fmt: skip
         send.add_argument("--yes", action="store_true", help="do not ask before acting on an account, group or filter")
         send.add_argument(
-            "--db", default=os.environ.get(DB_VARIABLE) or None, metavar="FILE|URL",
-            help=f"record the request in this store (SQLite file or postgresql:// URL, default ${DB_VARIABLE}), for "
-            "status and wait; a device list is then checked against the daily budget (its lines' actions of the "
-            "last 24 hours counted from this store)",
+            "--db", metavar="FILE|URL",
+            help=f"record the request in this store (SQLite file or postgresql:// URL; default: the db setting, "
+            f"${DB_VARIABLE}), for status and wait; a device list is then checked against the daily budget (its "
+            "lines' actions of the last 24 hours counted from this store)",
         )  # fmt: skip
         send.add_argument(
             "--daily-budget", type=int, metavar="N",
@@ -245,7 +245,8 @@ def _run_send(args: argparse.Namespace) -> int:
         deadline=args.deadline, max_answer_bytes=args.max_answer_bytes, daily_budget=args.daily_budget,
     )  # fmt: skip
     _confirm(args, selection)
-    store = open_db(args.db) if args.db else None
+    location = args.db or settings.db
+    store = open_db(location) if location else None
     try:
         if settings.backend == "soap" and args.token and not (settings.username and settings.password):
             client: Provisioner = UwsClient(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from uws_adapter.errors import StoreError
 from uws_adapter.store.interfaces import POISONED, CallbackWrite, DeadLetterWrite, Outcome, Write
@@ -103,17 +103,18 @@ def _dead_letter(cursor: psycopg.Cursor[Any], write: DeadLetterWrite, now: float
     return int(found[0]) if found else 0
 
 
-def _order(writes: Sequence[Write]) -> List[int]:
+def _order(writes: Sequence[Write], rows: Dict[int, CallbackRow]) -> List[int]:
     """Positions of ``writes`` in the order to run them: callbacks by event key (one lock order for
     every instance), then dead letters."""
 
     def key(position: int) -> Tuple[int, Tuple[str, ...]]:
-        write = writes[position]
-        if isinstance(write, CallbackWrite):
-            return 0, callback_row(write.callback).key
-        return 1, ()
+        return (0, rows[position].key) if position in rows else (1, ())
 
     return sorted(range(len(writes)), key=key)
+
+
+def _rows(writes: Sequence[Write]) -> Dict[int, CallbackRow]:
+    return {i: callback_row(w.callback) for i, w in enumerate(writes) if isinstance(w, CallbackWrite)}
 
 
 def commit_writes(
@@ -135,9 +136,11 @@ def commit_writes(
 
 def _fast(connection: psycopg.Connection[Any], writes: Sequence[Write], now: float) -> List[Outcome]:
     outcomes = [Outcome() for _ in writes]
-    order = _order(writes)
-    rows = {i: callback_row(w.callback) for i, w in enumerate(writes) if isinstance(w, CallbackWrite)}
-    with connection.transaction(), connection.pipeline():
+    rows = _rows(writes)
+    order = _order(writes, rows)
+    # The pipeline first: BEGIN goes out with the inserts, COMMIT with the re-sends' attempts, so
+    # that a group costs two or three round trips, whatever its size.
+    with connection.pipeline(), connection.transaction():
         cursors = {}
         for i in order:
             write = writes[i]
@@ -169,14 +172,15 @@ def _fast(connection: psycopg.Connection[Any], writes: Sequence[Write], now: flo
 
 def _careful(connection: psycopg.Connection[Any], writes: Sequence[Write], now: float) -> List[Outcome]:
     outcomes = [Outcome() for _ in writes]
+    rows = _rows(writes)
     with connection.transaction():
         cursor = connection.cursor()
-        for i in _order(writes):
+        for i in _order(writes, rows):
             write = writes[i]
             try:
                 with connection.transaction():  # a savepoint
                     if isinstance(write, CallbackWrite):
-                        outcomes[i].result = _one_callback(cursor, write, now)
+                        outcomes[i].result = _one_callback(cursor, write, rows[i], now)
                     else:
                         assert isinstance(write, DeadLetterWrite)
                         outcomes[i].result = _dead_letter(cursor, write, now)
@@ -190,8 +194,7 @@ def _careful(connection: psycopg.Connection[Any], writes: Sequence[Write], now: 
     return outcomes
 
 
-def _one_callback(cursor: psycopg.Cursor[Any], write: CallbackWrite, now: float) -> Tuple[int, bool]:
-    row = callback_row(write.callback)
+def _one_callback(cursor: psycopg.Cursor[Any], write: CallbackWrite, row: CallbackRow, now: float) -> Tuple[int, bool]:
     cursor.execute(_NEW_EVENT, _new_event_args(row, write, now))
     found = cursor.fetchone()
     if found is not None:
