@@ -191,8 +191,10 @@ def exact_run(url: str, options: List[str], devices: int) -> Tuple[int, int, int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default=os.environ.get("UWS_TEST_POSTGRES_URL"), metavar="URL",
-                        help="a postgresql:// URL whose user may create schemas (default $UWS_TEST_POSTGRES_URL)")  # fmt: skip
+    parser.add_argument(
+        "--db", default=os.environ.get("UWS_TEST_POSTGRES_URL"), metavar="URL",
+        help="a postgresql:// URL whose user may create schemas (default $UWS_TEST_POSTGRES_URL)",
+    )  # fmt: skip
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=8.0, help="per timed run")
     parser.add_argument("--rounds", type=int, default=2)
