@@ -1,0 +1,61 @@
+"""``uws-adapter db upgrade|version`` and ``--db postgresql://...`` on the commands that read the
+store, on both backends; the URL's password never printed."""
+
+# ruff: noqa: F811 (the fixtures imported from pgserver are the parameters of their name)
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from pgserver import postgres_url  # noqa: F401 (a fixture)
+
+from uws_adapter import CallbackRequest, ReportedDevice
+from uws_adapter.cli.main import main
+from uws_adapter.store import open_store
+
+
+def _callback() -> CallbackRequest:
+    return CallbackRequest(
+        "r-cli", (ReportedDevice("IMEI", "350000000000001"),), service="CarrierService", action="Suspend",
+        status="Success",
+    )  # fmt: skip
+
+
+def test_db_upgrade_then_status_on_postgres(postgres_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    secret = "pa55-w0rd"
+    url = postgres_url.replace("postgresql://uws@", f"postgresql://uws:{quote(secret)}@")
+    assert main(["db", "version", "--db", url]) == 0
+    assert "store schema 0 (this release: 1; run 'db upgrade')" in capsys.readouterr().out
+    assert main(["status", "r-cli", "--db", url]) == 1  # refused: an older schema
+    assert "run `uws-adapter db upgrade --db URL`" in capsys.readouterr().err
+    assert main(["db", "upgrade", "--db", url]) == 0
+    assert "store schema 0 -> 1" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--db", url]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    with open_store(url) as store:
+        store.add_callback(_callback())
+    assert main(["status", "r-cli", "--db", url]) == 0
+    assert main(["callbacks", "--db", url, "--json"]) == 0
+    printed = capsys.readouterr()
+    assert "350000000000001" in printed.out
+    assert secret not in printed.out + printed.err
+
+
+def test_db_upgrade_and_version_on_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "c.db")
+    assert main(["db", "version", "--db", db]) == 2  # no such file: nothing is created
+    assert not Path(db).exists()
+    assert main(["db", "upgrade", "--db", db]) == 0
+    assert "store schema 0 -> " in capsys.readouterr().out
+    assert main(["db", "version", "--db", db]) == 0
+    assert "current" in capsys.readouterr().out
+
+
+def test_the_environment_names_the_store(
+    postgres_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UWS_CALLBACK_DB", postgres_url)
+    assert main(["db", "upgrade"]) == 0
+    assert "store schema 0 -> 1" in capsys.readouterr().out
