@@ -61,3 +61,28 @@ def test_importing_the_package_does_not_import_psycopg() -> None:
     code = "import sys, uws_adapter, uws_adapter.store; from uws_adapter.store import open_store; " \
            "print('psycopg' in sys.modules)"  # fmt: skip
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_a_lost_connection_fails_its_group_and_the_next_one_reconnects(postgres_url: str) -> None:
+    import psycopg
+
+    from uws_adapter import CallbackRequest, ReportedDevice
+    from uws_adapter.store import CallbackWrite
+
+    def write(n: int) -> CallbackWrite:
+        device = (ReportedDevice("IMEI", f"{350000000000000 + n}"),)
+        return CallbackWrite(CallbackRequest("r", device, service="CarrierService", action="Suspend", status="Success"))
+
+    upgrade_store(postgres_url)
+    with open_store(postgres_url) as store:
+        assert store.commit_group([write(1)])[0].error is None
+        assert isinstance(store, PostgresStore)
+        # commit_group runs on this thread's connection: the server drops it.
+        pid = store._run("find the session", lambda db: db.execute("SELECT pg_backend_pid()").fetchone())
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", pid)
+        first = store.commit_group([write(2), write(3)])
+        assert all(isinstance(o.error, StoreError) for o in first)  # nothing acknowledged: a 503
+        assert "could not store" in str(first[0].error)
+        assert [o.error for o in store.commit_group([write(2), write(3)])] == [None, None]
+        assert store.counts()["events"] == 3

@@ -123,9 +123,13 @@ class PostgresStore:
         self._closed = False
         #: (schema before, after) of the upgrade run on opening (``upgrade=True``).
         self.last_upgrade = (SCHEMA_VERSION, SCHEMA_VERSION)
-        if upgrade:
-            self.last_upgrade = self.upgrade()
-        self.check_schema()
+        try:
+            if upgrade:
+                self.last_upgrade = self.upgrade()
+            self.check_schema()
+        except BaseException:
+            self._close_connections()
+            raise
         self._writer = threading.Thread(target=self._write_loop, daemon=True, name="uws-store-writer")
         self._writer.start()
 
@@ -192,6 +196,9 @@ class PostgresStore:
         self._closed = True
         self._jobs.put(None)
         self._writer.join(timeout=10)
+        self._close_connections()
+
+    def _close_connections(self) -> None:
         with self._connections_lock:
             connections, self._connections = self._connections, []
         for connection in connections:
