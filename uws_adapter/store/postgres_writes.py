@@ -138,36 +138,49 @@ def _fast(connection: psycopg.Connection[Any], writes: Sequence[Write], now: flo
     outcomes = [Outcome() for _ in writes]
     rows = _rows(writes)
     order = _order(writes, rows)
+    callbacks = [i for i in order if i in rows]
     # The pipeline first: BEGIN goes out with the inserts, COMMIT with the re-sends' attempts, so
-    # that a group costs two or three round trips, whatever its size.
+    # that a group costs two or three round trips whatever its size; executemany sends a group's
+    # statements in one go.
     with connection.pipeline(), connection.transaction():
-        cursors = {}
-        for i in order:
-            write = writes[i]
-            cursor = connection.cursor()
-            if isinstance(write, CallbackWrite):
-                cursor.execute(_NEW_EVENT, _new_event_args(rows[i], write, now))
-            cursors[i] = cursor
-        resends = {}
-        for i in order:
-            write = writes[i]
-            if isinstance(write, CallbackWrite):
-                found = cursors[i].fetchone()
+        cursor = connection.cursor()
+        if callbacks:
+            new_args = [_new_event_args(rows[i], _callback_write(writes[i]), now) for i in callbacks]
+            inserted = _each_result(cursor, _NEW_EVENT, new_args)
+            resends = []
+            for i, found in zip(callbacks, inserted):
                 if found is not None:
                     outcomes[i].result = (int(found[0]), True)
                 else:
-                    cursor = connection.cursor()
-                    cursor.execute(_RESEND, _resend_args(rows[i], write, now))
-                    resends[i] = cursor
-            else:
-                assert isinstance(write, DeadLetterWrite)
-                outcomes[i].result = _dead_letter(cursors[i], write, now)
-        for i, cursor in resends.items():
-            found = cursor.fetchone()
-            if found is None:
-                raise StoreError("an event vanished between its insert and its re-send's attempt")
-            outcomes[i].result = (int(found[0]), False)
+                    resends.append(i)
+            if resends:
+                resend_args = [_resend_args(rows[i], _callback_write(writes[i]), now) for i in resends]
+                for i, found in zip(resends, _each_result(cursor, _RESEND, resend_args)):
+                    if found is None:
+                        raise StoreError("an event vanished between its insert and its re-send's attempt")
+                    outcomes[i].result = (int(found[0]), False)
+        for i in order:
+            write = writes[i]
+            if isinstance(write, DeadLetterWrite):
+                outcomes[i].result = _dead_letter(cursor, write, now)
     return outcomes
+
+
+def _callback_write(write: Write) -> CallbackWrite:
+    assert isinstance(write, CallbackWrite)
+    return write
+
+
+def _each_result(
+    cursor: psycopg.Cursor[Any], query: str, args: List[Tuple[Any, ...]]
+) -> List[Optional[Tuple[Any, ...]]]:
+    """The first row (or None) of each execution of ``query``, run once per ``args``."""
+    cursor.executemany(query, args, returning=True)
+    found: List[Optional[Tuple[Any, ...]]] = []
+    while True:
+        found.append(cursor.fetchone())
+        if not cursor.nextset():
+            return found
 
 
 def _careful(connection: psycopg.Connection[Any], writes: Sequence[Write], now: float) -> List[Outcome]:
