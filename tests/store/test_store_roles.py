@@ -168,3 +168,41 @@ def test_sessions_opened_on_two_instances_are_seen_by_both(location: str) -> Non
         for store in (one, two):
             seen.add(store.count_login("ops", False, 10.0, lock_after=2, lockout=None))
         assert seen == {"wrong", "locking"}  # the second failure, on the other instance, locks
+
+
+def test_recent_actions_count_a_line_by_any_of_its_identifiers(location: str) -> None:
+    from uws_adapter import Device
+    from uws_adapter.model.devices import identity
+
+    clock = Clock(2_000_000.0)
+    imei, iccid = "350000000000000", "89148000000000000000"
+    wanted = identity("IMEI", imei)
+    with open_store(location, clock=clock) as store:
+        store.record_request("old", "Suspend", [Device.parse(f"IMEI:{imei}")])
+        clock.now += 100
+        store.record_request("both", "Restore", [Device.parse(f"IMEI:{imei}+ICCID:{iccid}")], forced=True)
+        clock.now += 100
+        store.record_request("by-iccid", "Suspend", [Device.parse(f"ICCID:{iccid}")])
+        clock.now += 100
+        store.add_callback(_cb(0, "query-1"))  # a query's callback: its line counts from it
+        store.add_callback(_cb(5, "query-1"))  # another line
+        store.add_callback(_cb(0, "query-2", failed=True))  # a failed callback is no action
+        found = store.recent_actions([wanted], since=2_000_050.0)
+        assert found == {wanted: [("both", 2_000_100.0), ("by-iccid", 2_000_200.0), ("query-1", 2_000_300.0)]}
+        assert store.recent_actions([identity("IMEI", "1")], since=0.0) == {}
+        assert store.recent_actions([], since=0.0) == {}
+
+
+def test_readiness_and_the_handler_backlog(location: str) -> None:
+    clock = Clock()
+    with open_store(location, clock=clock) as store:
+        assert store.ready()
+        assert store.handler_backlog() == {}
+        store.add_callback(_cb(1), ("relay",))
+        clock.now += 10
+        store.add_callback(_cb(2), ("relay", "audit"))
+        assert store.handler_backlog() == {"relay": (2, 1_000_000.0), "audit": (1, 1_000_010.0)}
+        before = store.counts()
+        assert store.ready()
+        assert store.counts() == before  # the probe keeps nothing
+    assert not store.ready()  # closed

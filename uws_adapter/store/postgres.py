@@ -31,7 +31,7 @@ from uws_adapter.model.devices import Device, identity
 from uws_adapter.store.interfaces import CallbackWrite, Outcome, RequestStatus, StoredEvent, Write
 from uws_adapter.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION, UPGRADE_LOCK, VERSION_TABLE
 from uws_adapter.store.postgres_writes import commit_writes, is_database_failure, keep_dead_letter
-from uws_adapter.store.tracking_rows import request_status
+from uws_adapter.store.tracking_rows import recent_line_actions, request_status
 
 if TYPE_CHECKING:
     import psycopg
@@ -309,8 +309,11 @@ class PostgresStore:
             error = exc if isinstance(exc, StoreError) else StoreError(f"could not store: {_first_line(exc)}")
             return [Outcome(error=error) for _ in writes]
 
-    def record_request(self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap") -> None:
-        """Remember a sent request so that the tracker knows which devices to expect."""
+    def record_request(
+        self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap", forced: bool = False
+    ) -> None:
+        """Remember a sent request so that the tracker knows which devices to expect (and the
+        budget guard what each line was sent); ``forced``: sent over the budget on purpose."""
         names = json.dumps([str(d) for d in devices])
         identifiers = [
             (request_id, identity(i.kind, i.identifier), position)
@@ -321,10 +324,11 @@ class PostgresStore:
         def work(db: psycopg.Connection[Any]) -> None:
             with db.transaction(), db.cursor() as cursor:
                 cursor.execute(
-                    "INSERT INTO requests (request_id, action, api, sent_at, devices) VALUES (%s, %s, %s, %s, %s)"
+                    "INSERT INTO requests (request_id, action, api, sent_at, devices, forced)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)"
                     " ON CONFLICT (request_id) DO UPDATE SET action = EXCLUDED.action, api = EXCLUDED.api,"
-                    " sent_at = EXCLUDED.sent_at, devices = EXCLUDED.devices",
-                    (request_id, action, api, self.clock(), names),
+                    " sent_at = EXCLUDED.sent_at, devices = EXCLUDED.devices, forced = EXCLUDED.forced",
+                    (request_id, action, api, self.clock(), names, forced),
                 )
                 cursor.executemany(
                     "INSERT INTO request_identifiers (request_id, identifier, device) VALUES (%s, %s, %s)"
@@ -333,6 +337,75 @@ class PostgresStore:
                 )
 
         self._run("record the request", work)
+
+    def recent_actions(self, identities: Sequence[str], since: float) -> Dict[str, List[Tuple[str, float]]]:
+        """Per identity, the ``(request id, when)`` of its line's provisioning actions after
+        ``since``, across every instance sharing the log (see
+        :meth:`uws_adapter.store.interfaces.RequestLog.recent_actions`)."""
+        wanted = set(identities)
+        if not wanted:
+            return {}
+
+        def read(db: psycopg.Connection[Any]) -> Dict[str, List[Tuple[str, float]]]:
+            # One snapshot for every query: a request recorded in between is not half seen.
+            db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                return recent_line_actions(
+                    wanted,
+                    lambda names: db.execute(
+                        "SELECT a.identifier, b.identifier FROM request_identifiers a JOIN request_identifiers b"
+                        " ON b.request_id = a.request_id AND b.device = a.device AND b.identifier <> a.identifier"
+                        " WHERE a.identifier = ANY(%s)",
+                        (names,),
+                    ).fetchall(),
+                    lambda names: db.execute(
+                        "SELECT i.identifier, r.request_id, r.sent_at FROM request_identifiers i"
+                        " JOIN requests r ON r.request_id = i.request_id"
+                        " WHERE i.identifier = ANY(%s) AND r.sent_at > %s",
+                        (names, since),
+                    ).fetchall(),
+                    # A query's lines are known only from its callbacks; so are those of requests
+                    # sent by other tools. Callbacks of device-list requests are counted above.
+                    db.execute(
+                        "SELECT e.request_id, e.device, e.received_at FROM events e WHERE e.received_at > %s"
+                        " AND e.succeeded AND e.service <> 'NiddService' AND e.action <> ''"
+                        " AND NOT EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = e.request_id)",
+                        (since,),
+                    ).fetchall(),
+                )
+            finally:
+                db.execute("COMMIT")
+
+        return self._run("count recent actions", read)
+
+    def ready(self) -> bool:
+        """Whether the database answers and takes a write now: a row lock taken and rolled back,
+        bounded by ``lock_timeout`` (2 s at most); False rather than an error."""
+        if self._closed:
+            return False
+        wait = int(min(self.lock_timeout, 2.0) * 1000)
+
+        def probe(db: psycopg.Connection[Any]) -> bool:
+            with db.transaction(force_rollback=True):
+                db.execute(f"SET LOCAL statement_timeout = {wait}")
+                db.execute("UPDATE uws_schema_version SET version = version")  # refused read-only
+            return True
+
+        try:
+            return self._run("probe the store", probe)
+        except StoreError:
+            return False
+
+    def handler_backlog(self) -> Dict[str, Tuple[int, Optional[float]]]:
+        """Per handler name: runs queued, and when the oldest of their events was received."""
+        rows = self._run(
+            "read the handler backlog",
+            lambda db: db.execute(
+                "SELECT q.handler, count(*), min(e.received_at) FROM handler_queue q"
+                " LEFT JOIN events e ON e.id = q.event_id GROUP BY q.handler"
+            ).fetchall(),
+        )
+        return {str(r[0]): (int(r[1]), float(r[2]) if r[2] is not None else None) for r in rows}
 
     # The handler and relay queue -------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (service, request_id, device, action)
 );
 CREATE INDEX IF NOT EXISTS events_by_request ON events (request_id);
+CREATE INDEX IF NOT EXISTS events_by_received ON events (received_at);
 CREATE TABLE IF NOT EXISTS attempts (
     id BIGSERIAL PRIMARY KEY,
     event_id BIGINT NOT NULL REFERENCES events (id),
@@ -56,7 +57,8 @@ CREATE TABLE IF NOT EXISTS requests (
     action TEXT NOT NULL,
     api TEXT NOT NULL,
     sent_at DOUBLE PRECISION NOT NULL,
-    devices TEXT NOT NULL
+    devices TEXT NOT NULL,
+    forced BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE TABLE IF NOT EXISTS request_identifiers (
     request_id TEXT NOT NULL,
@@ -64,6 +66,7 @@ CREATE TABLE IF NOT EXISTS request_identifiers (
     device INTEGER NOT NULL,
     PRIMARY KEY (request_id, identifier)
 );
+CREATE INDEX IF NOT EXISTS request_identifiers_by_identifier ON request_identifiers (identifier);
 CREATE TABLE IF NOT EXISTS handler_queue (
     event_id BIGINT NOT NULL,
     handler TEXT NOT NULL,

@@ -4,7 +4,7 @@ stores so that both answer :meth:`~uws_adapter.store.interfaces.Tracking.status`
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from uws_adapter.store.interfaces import RequestStatus
 
@@ -43,3 +43,36 @@ def request_status(
         sent_at=float(sent[2]) if sent else None,
         last_callback_at=last,
     )
+
+
+def recent_line_actions(
+    wanted: Set[str],
+    linked: Callable[[List[str]], Iterable[Sequence[Any]]],
+    requests: Callable[[List[str]], Iterable[Sequence[Any]]],
+    callbacks: Iterable[Sequence[Any]],
+) -> Dict[str, List[Tuple[str, float]]]:
+    """:meth:`~uws_adapter.store.interfaces.RequestLog.recent_actions` from a backend's rows:
+    ``linked(identities)`` gives (identity, other identifier) pairs a request named together for
+    one device; ``requests(identifiers)`` the (identifier, request id, sent_at) of recent requests
+    naming them; ``callbacks`` the (request id, device key, received_at) of recent succeeded
+    callbacks of requests the log does not name devices for."""
+    line_of: Dict[str, Set[str]] = {name: {name} for name in wanted}
+    for mine, other in linked(sorted(wanted)):
+        line_of[str(mine)].add(str(other))
+    named_by: Dict[str, Set[str]] = {}  # an identifier -> the wanted identities of its line
+    for name, others in line_of.items():
+        for other in others:
+            named_by.setdefault(other, set()).add(name)
+    found: Dict[str, Dict[str, float]] = {}
+
+    def add(identifier: str, request_id: str, when: float) -> None:
+        for name in named_by.get(identifier, ()):
+            seen = found.setdefault(name, {})
+            seen[request_id] = min(when, seen.get(request_id, when))
+
+    for identifier, request_id, sent_at in requests(sorted(named_by)):
+        add(str(identifier), str(request_id), float(sent_at))
+    for request_id, device, received_at in callbacks:
+        for part in str(device).split("|"):
+            add(part, str(request_id), float(received_at))
+    return {name: sorted(seen.items(), key=lambda pair: pair[1]) for name, seen in found.items()}
