@@ -247,12 +247,12 @@ def test_a_schema_2_database_is_upgraded_and_its_requests_count(tmp_path: Path) 
     )
     old.execute("INSERT INTO request_identifiers VALUES ('old', 'IMEI:350000000000000', 0)")
     old.close()
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4  # 3: the budget guard; 4: leased handler claims
     assert Store.schema_version(path) == 2
     with Store(path, clock=ManualClock(START + 10)) as store:
         assert store.recent_actions(["IMEI:350000000000000"], START - 1) == {"IMEI:350000000000000": [("old", START)]}
         store.record_request("new", "Restore", [Device.parse("IMEI:350000000000000")], forced=True)
-    assert Store.schema_version(path) == 3
+    assert Store.schema_version(path) == SCHEMA_VERSION
     with sqlite3.connect(str(path)) as db:
         assert dict(db.execute("SELECT request_id, forced FROM requests")) == {"old": 0, "new": 1}
 
