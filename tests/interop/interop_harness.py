@@ -45,7 +45,7 @@ LISTENER_USER, LISTENER_PASSWORD = "legacy-listener", "listener-secret"
 BRIDGE_USER, BRIDGE_PASSWORD = "bridge", "bridge-callback-secret"
 
 GROUP, FIELD, VALUE = "interop-fleet", "CustomField2", "interop"
-BAD_TOKEN_CODE = "CarrierService.REQUEST_FAILED.SessionToken.Invalid"
+INVALID_SESSION_CODE = "CarrierService.REQUEST_FAILED.SessionToken.Invalid"
 UNKNOWN_KIND_CODE = "CarrierService.INPUT_INVALID.Device.Kind.Invalid"
 #: Every step a SOAP client runs, in order ("wsdl" is loading both services' WSDLs, where a client has it).
 SOAP_STEPS = (
@@ -306,9 +306,9 @@ def check_soap_report(report: Dict[str, Any], target: Target) -> None:
     assert not problems, f"{report['client']} against the {target.name}:\n  " + "\n  ".join(problems)
     steps = {step["step"]: step for step in report["steps"]}
     for name, code in (
-        ("fault-bad-token", BAD_TOKEN_CODE),
+        ("fault-bad-token", INVALID_SESSION_CODE),
         ("fault-unknown-kind", UNKNOWN_KIND_CODE),
-        ("fault-after-logout", BAD_TOKEN_CODE),
+        ("fault-after-logout", INVALID_SESSION_CODE),
     ):
         assert (steps[name]["fault_code"], bool(steps[name]["fault_type"])) == (code, True), steps[name]
 
