@@ -51,6 +51,9 @@ ENVIRONMENT = {
 #: that does not parse, nor a key that is not a plain name (a mangled line may hold a password).
 SECRET_KEYS = frozenset({"password", "client_secret"})
 CONFIG_VARIABLE = "UWS_ADAPTER_CONFIG"
+#: What starts an inline comment in the settings file, after whitespace: a value cannot hold
+#: " ;" or " #" (put such a password in the environment instead).
+INLINE_COMMENTS = (";", "#")
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,9 @@ def load_settings(
     values: Dict[str, Any] = {}
     path = path if path is not None else env.get(CONFIG_VARIABLE) or None
     if path is not None:
-        parser = configparser.ConfigParser(interpolation=None)
+        # Inline comments (" ; ..." or " # ...", after whitespace) are stripped, as the README's
+        # example writes them: kept, they would become part of a login and fail it.
+        parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=INLINE_COMMENTS)
         # Refusals are raised outside the except blocks, so that not even their context (a
         # UnicodeDecodeError holds the whole file, a ParsingError the line) can show a secret.
         refusal: Optional[InputError] = None
