@@ -200,7 +200,8 @@ def test_the_readme_example_loads_as_written_with_its_inline_comments(tmp_path: 
             assert loaded == tuple(float(part) for part in written.split(","))
         else:
             assert loaded == written, key
-            assert ";" not in str(loaded) and "#" not in str(loaded)
+            assert ";" not in str(loaded)
+            assert "#" not in str(loaded)
 
 
 @pytest.mark.parametrize(

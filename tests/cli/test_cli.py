@@ -81,7 +81,7 @@ def test_query_selection(tmp_path: Path) -> None:
             "--device 'IMEI:12X': identifier: '12X' is not a valid IMEI",
         ),
         (["envelope", "restore", "--device", "ESN:09611822299"], "--token: a session token is required"),
-        (["envelope", "restore", "--token", "t"], "selection: no account or device group given"),
+        (["envelope", "restore", "--token", "t"], "selection: no devices, account, device group"),
         (
             ["envelope", "restore", "--device", "ESN:09611822299", "--account", "1", "--token", "t"],
             "account: UWS forbids AccountName beside a device list",

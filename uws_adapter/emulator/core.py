@@ -229,8 +229,10 @@ class Emulator:
     def query(
         self, account: Optional[str], group: Optional[str], plan: Optional[str], custom: Sequence[CustomField]
     ) -> List[Target]:
-        if account is None and group is None:
-            raise EmulatorFault("INPUT_INVALID.RequestUndefined", "no devices, account or device group")
+        if account is None and group is None and plan is None and not custom:
+            # REST takes a service plan or custom fields alone [doc]; the SOAP front refused such a
+            # query before it came here (UWS needs an account or a group).
+            raise EmulatorFault("INPUT_INVALID.RequestUndefined", "no devices, account, group or filter")
         if account is not None and not any(line.account == account for line in self.devices):
             raise EmulatorFault("REQUEST_FAILED.AccountNotFound", f"no account {account}")
         return [
