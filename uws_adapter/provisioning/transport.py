@@ -505,7 +505,7 @@ class HttpSender:
                 delay = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
                 logger.info(
                     "%s %s: could not connect (attempt %d of %d), retrying in %.2f s: %s",
-                    method, shown_url(url), attempt + 1, self.connect_retries + 1, delay, type(exc).__name__,
+                    method, shown_url(url), attempt + 1, self.connect_retries + 1, delay, type(cause).__name__,
                 )  # fmt: skip
                 self._sleep(delay)
                 attempt += 1
