@@ -37,6 +37,10 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(command, message, f"see '{self.prog} --help'")
 
 
+#: Options whose default (often from the environment) is never shown in --help.
+_SECRET_WORDS = ("password", "token", "secret", "login")
+
+
 def _show_defaults(parser: argparse.ArgumentParser) -> None:
     """Every option of every command says its default in --help (unless its text already does),
     and every command has a description; nested commands (rest-body restore) included."""
@@ -51,8 +55,8 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
         default = action.default
         if not action.option_strings or default in (None, False, [], argparse.SUPPRESS):
             continue
-        if action.help == argparse.SUPPRESS:
-            continue
+        if action.help == argparse.SUPPRESS or any(word in action.dest for word in _SECRET_WORDS):
+            continue  # a default read from the environment may be a secret: never printed
         text = action.help or ""
         if "default" not in text:
             action.help = f"{text} (default: %(default)s)".strip()

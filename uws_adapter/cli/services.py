@@ -173,7 +173,7 @@ def add_commands(commands: Any) -> None:
     receiver.add_argument(
         "--previous-password",
         default=os.environ.get("UWS_CALLBACK_PREVIOUS_PASSWORD"),
-        help="also accepted, while rotating",
+        help="also accepted, while rotating (default: $UWS_CALLBACK_PREVIOUS_PASSWORD)",
     )
     receiver.add_argument(
         "--allow-anonymous",
