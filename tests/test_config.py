@@ -195,8 +195,10 @@ def test_the_readme_example_loads_as_written_with_its_inline_comments(tmp_path: 
             continue
         written = value.split(" ;")[0].split(" #")[0].strip()
         loaded = getattr(settings, key.strip())
-        if key.strip() == "timeout":
-            assert loaded == tuple(float(part) for part in written.split(","))
+        if isinstance(loaded, tuple):  # timeout = CONNECT,READ
+            assert loaded == tuple(float(part) for part in written.split(",")), key
+        elif isinstance(loaded, (int, float)):  # deadline, max_answer_bytes
+            assert loaded == type(loaded)(written), key
         else:
             assert loaded == written, key
             assert ";" not in str(loaded)
