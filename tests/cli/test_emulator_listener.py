@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Dict, Iterator, List
 
@@ -101,14 +102,21 @@ def test_a_refusal_is_logged_without_the_secret(tmp_path: Path, services: List[S
     url = receiver(tmp_path, services)
     wrong = {"UWS_CALLBACK_USERNAME": "cb-user", "UWS_CALLBACK_PASSWORD": "not-the-secret-0815"}
     emulated = emulator(tmp_path, services, url, wrong)
+    lines: List[str] = []
+    stream = emulated.process.stderr
+    assert stream is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(stream.readline, "")), daemon=True)
+    reader.start()
     suspend_all(emulated.banner)
-    assert emulated.process.stderr is not None
-    line = emulated.process.stderr.readline()  # the first refusal is a warning, at once
-    assert "answered 401" in line
+    # The first refusal is a warning, logged at once (whatever else the process logs around it).
+    wait_until(lambda: any("answered 401" in line for line in lines), 20, "the emulator to log the 401")
+    line = next(line for line in lines if "answered 401" in line)
     assert "--listener-password" in line
-    emulated.stop()
-    assert "not-the-secret-0815" not in line + emulated.stderr
-    assert "cb-secret-4711" not in line + emulated.stderr
+    emulated.process.send_signal(signal.SIGINT)
+    emulated.process.wait(timeout=20)
+    reader.join(timeout=10)
+    assert "not-the-secret-0815" not in "".join(lines)
+    assert "cb-secret-4711" not in "".join(lines)
     assert stored(tmp_path / "cb.db") == 0
 
 
