@@ -60,7 +60,7 @@ def test_every_command_has_a_description() -> None:
 @pytest.mark.parametrize(
     ("command", "shown"),
     [(["receiver"], "(default: 8081)"), (["emulator"], "(default: 127.0.0.1)"), (["wait"], "(default: 600.0)"),
-     (["listeners", "register"], "(default: CarrierService)"), (["bridge"], "(default bridge.db)")],
+     (["listeners", "register"], "(default: CarrierService)"), (["bridge"], "bridge.db)")],
     ids=["receiver-port", "emulator-host", "wait-timeout", "listeners-service", "bridge-db"],
 )  # fmt: skip
 def test_help_shows_the_defaults(tmp_path: Path, command: List[str], shown: str) -> None:
@@ -78,6 +78,7 @@ def test_help_never_shows_a_secret_from_the_environment(tmp_path: Path, command:
     secrets = {name: f"secret-of-{name.lower()}" for name in (
         "UWS_CALLBACK_PASSWORD", "UWS_CALLBACK_PREVIOUS_PASSWORD", "UWS_BRIDGE_LEGACY_LOGIN",
         "UWS_BRIDGE_LISTENER_LOGIN", "UWS_TOKEN", "UWS_PASSWORD", "THINGSPACE_CLIENT_SECRET")}  # fmt: skip
+    secrets["UWS_CALLBACK_DB"] = secrets["UWS_BRIDGE_DB"] = "postgresql://u:secret-of-db@127.0.0.1/x"
     result = run([*command, "--help"], tmp_path, **secrets)
     assert result.returncode == 0, result.stderr
     assert "secret-of-" not in result.stdout

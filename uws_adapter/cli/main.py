@@ -37,8 +37,9 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(command, message, f"see '{self.prog} --help'")
 
 
-#: Options whose default (often from the environment) is never shown in --help.
-_SECRET_WORDS = ("password", "token", "secret", "login")
+#: Options whose default (often from the environment) is never shown in --help: secrets, and
+#: database locations (a postgresql:// URL may hold a password).
+_SECRET_WORDS = ("password", "token", "secret", "login", "db")
 
 
 def _show_defaults(parser: argparse.ArgumentParser) -> None:
