@@ -170,3 +170,48 @@ def test_the_answer_limits_come_from_file_environment_and_arguments(tmp_path: Pa
         load_settings(config, environ={})
     with pytest.raises(InputError, match=r"^deadline: -1.0 is not a number of seconds"):
         load_settings(environ={"UWS_ADAPTER_DEADLINE": "-1"})
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_ini_example() -> str:
+    """The first ```ini block of the README's configuration section, as written there."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("\n## Configuration") :]
+    start = section.index("```ini\n") + len("```ini\n")
+    return section[start : section.index("```", start)]
+
+
+def test_the_readme_example_loads_as_written_with_its_inline_comments(tmp_path: Path) -> None:
+    example = readme_ini_example()
+    config = tmp_path / "uws-adapter.ini"
+    config.write_text(example, encoding="utf-8")
+    settings = load_settings(config, environ={})
+    # What each line means, read by hand: the value is the text before an inline comment.
+    for line in example.splitlines():
+        key, sep, value = line.partition("=")
+        if not sep or line.lstrip()[:1] in (";", "#", "["):
+            continue
+        written = value.split(" ;")[0].split(" #")[0].strip()
+        loaded = getattr(settings, key.strip())
+        if isinstance(loaded, tuple):  # timeout = CONNECT,READ
+            assert loaded == tuple(float(part) for part in written.split(",")), key
+        elif isinstance(loaded, (int, float)):  # deadline, max_answer_bytes
+            assert loaded == type(loaded)(written), key
+        else:
+            assert loaded == written, key
+            assert ";" not in str(loaded)
+            assert "#" not in str(loaded)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [("username = uws-user ; the UWS login", "uws-user"), ("username = uws-user # the UWS login", "uws-user"),
+     ("username = uws-user;not-a-comment", "uws-user;not-a-comment")],
+    ids=["semicolon", "hash", "no-space-before"],
+)  # fmt: skip
+def test_inline_comments_are_stripped(tmp_path: Path, line: str, expected: str) -> None:
+    config = tmp_path / "settings.ini"
+    config.write_text(f"[uws-adapter]\n{line}\n")
+    assert load_settings(config, environ={}).username == expected

@@ -14,7 +14,7 @@ import configparser
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from uws_adapter.errors import InputError
 from uws_adapter.provisioning.base import DEFAULT_DAILY_BUDGET, Provisioner, check_daily_budget
@@ -22,6 +22,7 @@ from uws_adapter.provisioning.transport import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_TIMEOUT,
+    check_base_url,
     check_deadline,
     check_max_answer_bytes,
     check_timeout,
@@ -51,6 +52,9 @@ ENVIRONMENT = {
 #: that does not parse, nor a key that is not a plain name (a mangled line may hold a password).
 SECRET_KEYS = frozenset({"password", "client_secret"})
 CONFIG_VARIABLE = "UWS_ADAPTER_CONFIG"
+#: What starts an inline comment in the settings file, after whitespace: a value cannot hold
+#: " ;" or " #" (put such a password in the environment instead).
+INLINE_COMMENTS = (";", "#")
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class Settings:
                 "backend", f"{self.backend!r} is not a backend", f"use soap or rest ({ENVIRONMENT['backend']})"
             )
         object.__setattr__(self, "backend", backend)
+        object.__setattr__(self, "soap_url", check_base_url(self.soap_url, "soap_url"))
+        object.__setattr__(self, "rest_url", check_base_url(self.rest_url, "rest_url"))
         object.__setattr__(self, "timeout", check_timeout(self.timeout))
         object.__setattr__(self, "deadline", check_deadline(self.deadline))
         object.__setattr__(self, "max_answer_bytes", check_max_answer_bytes(self.max_answer_bytes))
@@ -132,7 +138,11 @@ def _action_count(text: str, origin: str) -> int:
         ) from None
 
 
-_CONVERT = {"timeout": _timeout, "deadline": _deadline, "max_answer_bytes": _byte_count, "daily_budget": _action_count}
+_CONVERT: Dict[str, Callable[[str, str], Any]] = {
+    "timeout": _timeout, "deadline": _deadline, "max_answer_bytes": _byte_count, "daily_budget": _action_count,
+    # A URL nothing can be sent to is refused here, naming where it was written.
+    "soap_url": check_base_url, "rest_url": check_base_url,
+}  # fmt: skip
 
 
 def _value(key: str, text: str, origin: str) -> Any:
@@ -188,7 +198,9 @@ def load_settings(
     values: Dict[str, Any] = {}
     path = path if path is not None else env.get(CONFIG_VARIABLE) or None
     if path is not None:
-        parser = configparser.ConfigParser(interpolation=None)
+        # Inline comments (" ; ..." or " # ...", after whitespace) are stripped, as the README's
+        # example writes them: kept, they would become part of a login and fail it.
+        parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=INLINE_COMMENTS)
         # Refusals are raised outside the except blocks, so that not even their context (a
         # UnicodeDecodeError holds the whole file, a ParsingError the line) can show a secret.
         refusal: Optional[InputError] = None

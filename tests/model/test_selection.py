@@ -5,6 +5,8 @@ from typing import Any, Dict
 import pytest
 
 from uws_adapter import CustomField, Device, DeviceList, DeviceQuery, InputError, select
+from uws_adapter.errors import UnsupportedByApi
+from uws_adapter.model.selection import check_uws_query
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
 
 ONE = Device.of("ESN", "09611822299")
@@ -42,14 +44,23 @@ def test_device_list_may_name_its_account() -> None:
         DeviceList((ONE,), 123456)  # type: ignore[arg-type]
 
 
+def test_an_empty_selection_is_refused() -> None:
+    with pytest.raises(InputError, match="no devices, account, device group, service plan or custom field given"):
+        select()
+
+
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"service_plan": "p"}, {"custom_fields": [CustomField("CustomField1", "v")]}],
-    ids=["nothing", "plan-only", "field-only"],
+    [{"service_plan": "p"}, {"custom_fields": [CustomField("CustomField1", "v")]}],
+    ids=["plan-only", "field-only"],
 )
-def test_no_account_or_group_is_refused(kwargs: Dict[str, Any]) -> None:
-    with pytest.raises(InputError, match="no account or device group given"):
-        select(**kwargs)
+def test_a_filter_alone_is_a_rest_selection_that_uws_refuses(kwargs: Dict[str, Any]) -> None:
+    # REST: "any combination of groupName, servicePlan, and customFields" [doc]; UWS: "an
+    # AccountName or a DeviceGroupName plus one or both filters" [doc].
+    selection = select(**kwargs)
+    with pytest.raises(UnsupportedByApi, match="UWS needs an account or a device group"):
+        check_uws_query(selection)
+    check_uws_query(select(account="0000123456-00001", **kwargs))
 
 
 def test_account_given_as_a_number_is_refused() -> None:

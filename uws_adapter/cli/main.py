@@ -3,8 +3,9 @@
 Every failure prints one line on stderr and exits non-zero (2 for bad input, 1 for anything else);
 set ``UWS_ADAPTER_DEBUG=1`` to see the traceback of an unexpected failure. The commands live in
 :mod:`uws_adapter.cli.provision` (envelope, rest-body, parse, restore, suspend),
-:mod:`uws_adapter.cli.services` (emulator, receiver, bridge) and :mod:`uws_adapter.cli.tracking`
-(status, callbacks, wait, demo).
+:mod:`uws_adapter.cli.services` (emulator, receiver, bridge), :mod:`uws_adapter.cli.tracking`
+(status, callbacks, wait, demo) and :mod:`uws_adapter.cli.listeners` (listeners register, list,
+remove).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import NoReturn, Optional, Sequence
 
 from uws_adapter import __version__
 from uws_adapter.cli import db as cli_db
+from uws_adapter.cli import listeners as cli_listeners
 from uws_adapter.cli import provision as cli_provision
 from uws_adapter.cli import services as cli_services
 from uws_adapter.cli import tracking as cli_tracking
@@ -30,7 +32,35 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line, not usage text plus a message."""
 
     def error(self, message: str) -> NoReturn:
-        raise InputError(self.prog, message, f"see '{self.prog} --help'")
+        # The line already starts with "uws-adapter: error:"; name the command, not the program again.
+        command = self.prog[len(PROG) :].strip() or "arguments"
+        raise InputError(command, message, f"see '{self.prog} --help'")
+
+
+#: Options whose default (often from the environment) is never shown in --help: secrets, and
+#: database locations (a postgresql:// URL may hold a password).
+_SECRET_WORDS = ("password", "token", "secret", "login", "db")
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every option of every command says its default in --help (unless its text already does),
+    and every command has a description; nested commands (rest-body restore) included."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if sub.description is None and helps.get(name):
+                    sub.description = str(helps[name])[:1].upper() + str(helps[name])[1:] + "."
+                _show_defaults(sub)
+            continue
+        default = action.default
+        if not action.option_strings or default in (None, False, [], argparse.SUPPRESS):
+            continue
+        if action.help == argparse.SUPPRESS or any(word in action.dest for word in _SECRET_WORDS):
+            continue  # a default read from the environment may be a secret: never printed
+        text = action.help or ""
+        if "default" not in text:
+            action.help = f"{text} (default: %(default)s)".strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,15 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    for module in (cli_provision, cli_services, cli_tracking, cli_db):
+    for module in (cli_provision, cli_services, cli_tracking, cli_db, cli_listeners):
         module.add_commands(commands)
+    _show_defaults(parser)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the exit status."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if not arguments:  # a bare call: the usage and the commands, once, then exit 2
+        sys.stderr.write(build_parser().format_help())
+        return EXIT_INPUT
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(arguments)
         status: int = args.run(args)
         return status
     except InputError as exc:

@@ -7,19 +7,22 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from typing import Any, List, Optional, Tuple
 
 from uws_adapter.callbacks.rest_json import parse_rest_callback, rest_callback_dict
 from uws_adapter.callbacks.uws_render import render_callback
 from uws_adapter.callbacks.uws_xml import parse_callback
 from uws_adapter.cli.db import DB_VARIABLE, open_db
-from uws_adapter.config import BACKENDS, CONFIG_VARIABLE, ENVIRONMENT, load_settings
+from uws_adapter.config import BACKENDS, CONFIG_VARIABLE, ENVIRONMENT, Settings, load_settings
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.errors import InputError
 from uws_adapter.model.actions import action_named
+from uws_adapter.model.callbacks import REDACTED
 from uws_adapter.model.devices import Device, read_devices_csv
 from uws_adapter.model.selection import CustomField, DeviceList, DeviceQuery, Selection, select
 from uws_adapter.provisioning.base import Provisioner
+from uws_adapter.provisioning.transport import check_base_url
 from uws_adapter.rest.body import rest_body
 from uws_adapter.soap.client import UwsClient
 from uws_adapter.soap.envelope import build_envelope
@@ -40,7 +43,9 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
         "--account", help="account name, e.g. 0000123456-00001 (keep leading zeros); REST only with devices"
     )
     group.add_argument("--group", help="device group name")
-    group.add_argument("--service-plan", help="only devices on this service plan")
+    group.add_argument(
+        "--service-plan", help="only devices on this service plan (REST: also on its own, every line on the plan)"
+    )
     group.add_argument(
         "--custom-field", action="append", default=[], metavar="NAME=VALUE", help="e.g. CustomField2=SuperVend"
     )
@@ -49,9 +54,11 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
 def _add_billing(parser: argparse.ArgumentParser) -> None:
     billing = parser.add_mutually_exclusive_group()
     billing.add_argument(
-        "--with-billing", dest="with_billing", action="store_const", const=True, help="suspend only; REST only"
+        "--with-billing", dest="with_billing", action="store_const", const=True, help="REST only: withBilling true"
     )
-    billing.add_argument("--without-billing", dest="with_billing", action="store_const", const=False)
+    billing.add_argument(
+        "--without-billing", dest="with_billing", action="store_const", const=False, help="REST only: withBilling false"
+    )
 
 
 def _selection(args: argparse.Namespace) -> Selection:
@@ -76,7 +83,9 @@ def _selection(args: argparse.Namespace) -> Selection:
 
 def add_commands(commands: Any) -> None:
     envelope = commands.add_parser(
-        "envelope", help="print a ChangeDeviceState SOAP envelope", description="Print a ChangeDeviceState envelope."
+        "envelope",
+        help="print a ChangeDeviceState SOAP envelope",
+        description="Print a UWS ChangeDeviceState envelope for a selection (UWS has no withBilling: see rest-body).",
     )
     envelope.add_argument("action", choices=["restore", "suspend"])
     _add_selection(envelope)
@@ -85,19 +94,25 @@ def add_commands(commands: Any) -> None:
         default=os.environ.get("UWS_TOKEN"),
         help="session token for the v2:token header (default: $UWS_TOKEN)",
     )
-    _add_billing(envelope)
-    envelope.set_defaults(run=_run_envelope)
+    envelope.set_defaults(run=_run_envelope, with_billing=None)
 
     body = commands.add_parser(
         "rest-body",
         help="print the REST JSON body of a restore or suspend",
         description="Print the body of POST /m2m/v1/devices/actions/restore|suspend for the same options as "
-        "envelope. A device list may carry --account here (UWS forbids it).",
+        "envelope. A device list may carry --account here (UWS forbids it), and a service plan or custom "
+        "fields may select on their own.",
     )
-    body.add_argument("action", choices=["restore", "suspend"])
-    _add_selection(body)
-    _add_billing(body)
-    body.set_defaults(run=_run_rest_body)
+    actions = body.add_subparsers(dest="action", metavar="ACTION", parser_class=type(body))
+    actions.required = True
+    for name in ("restore", "suspend"):
+        action = actions.add_parser(
+            name, help=f"the body of a {name}", description=f"Print the REST JSON body of a {name}."
+        )
+        _add_selection(action)
+        if name == "suspend":
+            _add_billing(action)
+        action.set_defaults(run=_run_rest_body, with_billing=None)
 
     parse = commands.add_parser(
         "parse",
@@ -122,34 +137,10 @@ def add_commands(commands: Any) -> None:
         _add_selection(send)
         if name == "suspend":
             _add_billing(send)
-        connection = send.add_argument_group("connection (defaults: --config file, then environment)")
-        connection.add_argument("--config", metavar="FILE", help=f"INI settings file (default: ${CONFIG_VARIABLE})")
-        connection.add_argument("--backend", choices=BACKENDS, help=f"default: ${ENVIRONMENT['backend']} or soap")
-        connection.add_argument(
-            "--endpoint", help=f"UWS base URL (default: ${ENVIRONMENT['soap_url']} or the carrier's)"
+        add_connection_options(send)
+        send.add_argument(
+            "--yes", action="store_true", help="do not ask before acting on an account, group, service plan or filter"
         )
-        connection.add_argument(
-            "--rest-url", help=f"REST base URL (default: ${ENVIRONMENT['rest_url']} or the carrier's)"
-        )
-        connection.add_argument("--username", help=f"default: ${ENVIRONMENT['username']}")
-        connection.add_argument(
-            "--password", help=f"default: ${ENVIRONMENT['password']} (prefer it: arguments show in ps)"
-        )
-        connection.add_argument("--token", default=os.environ.get("UWS_TOKEN"), help="UWS only: use this session token")
-        connection.add_argument(
-            "--timeout",
-            metavar="CONNECT,READ",
-            help=f"seconds per connect and per read (default: ${ENVIRONMENT['timeout']} or 10,120)",
-        )
-        connection.add_argument(
-            "--deadline", type=float, metavar="SECONDS",
-            help=f"for each whole exchange, answer included (default: ${ENVIRONMENT['deadline']} or 180)",
-        )  # fmt: skip
-        connection.add_argument(
-            "--max-answer-bytes", type=int, metavar="BYTES",
-            help=f"largest answer accepted, decompressed (default: ${ENVIRONMENT['max_answer_bytes']} or 1048576)",
-        )  # fmt: skip
-        send.add_argument("--yes", action="store_true", help="do not ask before acting on an account, group or filter")
         send.add_argument(
             "--db", metavar="FILE|URL",
             help=f"record the request in this store (SQLite file or postgresql:// URL; default: the db setting, "
@@ -166,6 +157,62 @@ def add_commands(commands: Any) -> None:
             help="send a device list even if it takes lines over the daily budget (logged and recorded as forced)",
         )  # fmt: skip
         send.set_defaults(run=_run_send, action=name, with_billing=None)
+
+
+def add_connection_options(parser: argparse.ArgumentParser, *, rest_only: bool = False) -> None:
+    """Where and how to reach the backend: the same options on restore, suspend and listeners."""
+    connection = parser.add_argument_group("connection (defaults: --config file, then environment)")
+    connection.add_argument("--config", metavar="FILE", help=f"INI settings file (default: ${CONFIG_VARIABLE})")
+    if not rest_only:
+        connection.add_argument("--backend", choices=BACKENDS, help=f"default: ${ENVIRONMENT['backend']} or soap")
+        connection.add_argument(
+            "--endpoint", metavar="URL", help=f"UWS base URL (default: ${ENVIRONMENT['soap_url']} or the carrier's)"
+        )
+    connection.add_argument(
+        "--rest-url", metavar="URL", help=f"REST base URL (default: ${ENVIRONMENT['rest_url']} or the carrier's)"
+    )
+    connection.add_argument("--username", help=f"the UWS login (default: ${ENVIRONMENT['username']})")
+    connection.add_argument("--password", help=f"default: ${ENVIRONMENT['password']} (prefer it: arguments show in ps)")
+    if not rest_only:
+        connection.add_argument(
+            "--token",
+            help="UWS only: use this session token instead of logging in; it wins over a login from the "
+            "settings file or the environment, and is refused beside --username/--password (default: "
+            "$UWS_TOKEN, used only when no login is configured)",
+        )
+    connection.add_argument(
+        "--timeout",
+        metavar="CONNECT,READ",
+        help=f"seconds per connect and per read (default: ${ENVIRONMENT['timeout']} or 10,120)",
+    )
+    connection.add_argument(
+        "--deadline", type=float, metavar="SECONDS",
+        help=f"for each whole exchange, answer included (default: ${ENVIRONMENT['deadline']} or 180)",
+    )  # fmt: skip
+    connection.add_argument(
+        "--max-answer-bytes", type=int, metavar="BYTES",
+        help=f"largest answer accepted, decompressed (default: ${ENVIRONMENT['max_answer_bytes']} or 1048576)",
+    )  # fmt: skip
+    if rest_only:
+        parser.set_defaults(backend="rest", endpoint=None, token=None)
+
+
+def connection_settings(args: argparse.Namespace) -> Settings:
+    """The settings the connection options, --config and the environment describe. A URL nothing
+    can be sent to is bad input, refused before any I/O (naming the option)."""
+    soap_url = check_base_url(args.endpoint, "--endpoint") if args.endpoint else None
+    rest_url = check_base_url(args.rest_url, "--rest-url") if args.rest_url else None
+    return load_settings(
+        args.config, backend=args.backend, soap_url=soap_url, rest_url=rest_url, username=args.username,
+        password=args.password, timeout=parse_timeout(args.timeout) if args.timeout else None,
+        deadline=args.deadline, max_answer_bytes=args.max_answer_bytes,
+        daily_budget=getattr(args, "daily_budget", None),
+    )  # fmt: skip
+
+
+def rest_settings(args: argparse.Namespace) -> Settings:
+    """:func:`connection_settings` for a REST-only command."""
+    return connection_settings(args)
 
 
 def _run_envelope(args: argparse.Namespace) -> int:
@@ -196,8 +243,13 @@ def _read_document(name: str) -> bytes:
 
 def _run_parse(args: argparse.Namespace) -> int:
     data = _read_document(args.file)
-    is_json = data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+    # The first non-blank character decides: "<" is XML, anything else is read as JSON, so that
+    # JSON that is not an object ([1,2]) gets a JSON error, not an XML one.
+    start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    is_json = start not in (b"<", b"")
     callback = parse_rest_callback(data) if is_json else parse_callback(data, repair=args.repair)
+    if args.to is not None and callback.password and not args.reveal_password:
+        callback = replace(callback, password=REDACTED)
     if args.to == "soap":
         sys.stdout.write(render_callback(callback).decode("utf-8") + "\n")
     elif args.to == "rest":
@@ -219,7 +271,7 @@ def parse_timeout(text: str, option: str = "--timeout") -> Tuple[float, float]:
 def _confirm(args: argparse.Namespace, selection: Selection) -> None:
     if args.yes or not isinstance(selection, DeviceQuery):
         return
-    what = ", ".join(
+    parts = [
         f"{label} {value}"
         for label, value in (
             ("account", selection.account),
@@ -227,30 +279,47 @@ def _confirm(args: argparse.Namespace, selection: Selection) -> None:
             ("plan", selection.service_plan),
         )
         if value
-    )
+    ]
+    parts += [f"{field.name}={field.value}" for field in selection.custom_fields]
+    what = ", ".join(parts)
     if not sys.stdin.isatty():
         raise InputError("--yes", f"{args.action} would reach every line of {what}", "pass --yes to confirm")
-    sys.stderr.write(f"{args.action} every line of {what}? Type yes to go on: ")
+    sys.stderr.write(f"{args.action} every line of {what}? [y/N] ")
     sys.stderr.flush()
-    if sys.stdin.readline().strip().lower() != "yes":
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
         raise InputError("confirmation", "not given", "nothing was sent")
+
+
+def _session_token(args: argparse.Namespace, settings: Settings) -> Optional[str]:
+    """The token to use instead of logging in, by one rule: an explicit --token wins over a login
+    from the settings file or the environment (and is refused beside --username/--password on the
+    same command line); $UWS_TOKEN is used only when no login is configured at all."""
+    if args.token:
+        if args.username or args.password:
+            raise InputError(
+                "--token", "given with --username/--password", "give either a session token or a login, not both"
+            )
+        if settings.backend != "soap":
+            raise InputError("--token", "is a UWS session token", "drop it for --backend rest (it logs in itself)")
+        return str(args.token)
+    from_environment = os.environ.get("UWS_TOKEN")
+    if from_environment and settings.backend == "soap" and not (settings.username and settings.password):
+        return from_environment
+    return None
 
 
 def _run_send(args: argparse.Namespace) -> int:
     action = action_named(args.action, with_billing=args.with_billing)
     selection = _selection(args)
-    settings = load_settings(
-        args.config, backend=args.backend, soap_url=args.endpoint, rest_url=args.rest_url, username=args.username,
-        password=args.password, timeout=parse_timeout(args.timeout) if args.timeout else None,
-        deadline=args.deadline, max_answer_bytes=args.max_answer_bytes, daily_budget=args.daily_budget,
-    )  # fmt: skip
+    settings = connection_settings(args)
+    token = _session_token(args, settings)
     _confirm(args, selection)
     location = args.db or settings.db
     store = open_db(location) if location else None
     try:
-        if settings.backend == "soap" and args.token and not (settings.username and settings.password):
+        if token is not None:
             client: Provisioner = UwsClient(
-                base_url=settings.soap_url, token=args.token, timeout=settings.timeout, deadline=settings.deadline,
+                base_url=settings.soap_url, token=token, timeout=settings.timeout, deadline=settings.deadline,
                 max_answer_bytes=settings.max_answer_bytes, store=store,
             )  # fmt: skip
         else:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib.util
+import inspect
 import logging
 import os
 import socket
 import sys
 import threading
-from typing import Any, Tuple
+from typing import Any, Callable, Tuple, TypeVar
 
 from uws_adapter import metrics
 from uws_adapter.bridge.address import listen_names
@@ -18,16 +20,24 @@ from uws_adapter.bridge.app import Bridge, LegacyRelay
 from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, unlock
 from uws_adapter.cli.db import add_db_option, open_db
 from uws_adapter.config import CONFIG_VARIABLE, load_settings
-from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice, Emulator, generated_devices
+from uws_adapter.emulator.core import (
+    DEFAULT_ACCOUNT,
+    EmulatedDevice,
+    Emulator,
+    generated_devices,
+    listener_url_problem,
+)
 from uws_adapter.emulator.lines import seed_lines, seeds
-from uws_adapter.errors import InputError
+from uws_adapter.errors import InputError, UwsAdapterError
 from uws_adapter.logs import add_logging_options, configure_from_options, worker_environment
 from uws_adapter.model.devices import read_devices_csv
 from uws_adapter.receiver.app import DeadLetterBudget, Receiver, server_options
 from uws_adapter.rest.client import RestClient
-from uws_adapter.store import describe_store
+from uws_adapter.store import describe_store, is_postgres_url
 from uws_adapter.wire import CALLBACK_SERVICES
 from uws_adapter.xmlsafe import MAX_BYTES
+
+T = TypeVar("T")
 
 
 def _pair(text: str, option: str) -> Tuple[str, str]:
@@ -103,6 +113,20 @@ def add_commands(commands: Any) -> None:
     emulator.add_argument("--devices-file", metavar="FILE", help="CSV devices instead (kind,identifier rows)")
     emulator.add_argument("--listener", metavar="URL", help="UWS (SOAP) callback listener for the emulated account")
     emulator.add_argument(
+        "--listener-username",
+        default=os.environ.get("UWS_CALLBACK_USERNAME"),
+        metavar="NAME",
+        help="username written into each callback to --listener (default: $UWS_CALLBACK_USERNAME, which the "
+        "receiver reads too)",
+    )
+    emulator.add_argument(
+        "--listener-password",
+        default=os.environ.get("UWS_CALLBACK_PASSWORD"),
+        metavar="PASSWORD",
+        help="password written into each callback to --listener (default: $UWS_CALLBACK_PASSWORD, which the "
+        "receiver reads too; prefer it: arguments show in ps)",
+    )
+    emulator.add_argument(
         "--user", default="uws-user:uws-password", metavar="NAME:PASSWORD", help="the login it accepts"
     )
     emulator.add_argument(
@@ -149,7 +173,7 @@ def add_commands(commands: Any) -> None:
     receiver.add_argument(
         "--previous-password",
         default=os.environ.get("UWS_CALLBACK_PREVIOUS_PASSWORD"),
-        help="also accepted, while rotating",
+        help="also accepted, while rotating (default: $UWS_CALLBACK_PREVIOUS_PASSWORD)",
     )
     receiver.add_argument(
         "--allow-anonymous",
@@ -269,20 +293,34 @@ def _add_callback_credentials(parser: argparse.ArgumentParser) -> None:
 
 def _run_emulator(args: argparse.Namespace) -> int:
     configure_from_options(args)
+    _check_port(args.port)
     name, password = _pair(args.user, "--user")
     client_id, secret = _pair(args.client, "--client")
+    if args.listener:
+        problem = listener_url_problem(args.listener)
+        if problem is not None:
+            raise InputError("--listener", problem, "give an http(s) URL with a host, e.g. http://127.0.0.1:8081/")
+        if bool(args.listener_username) != bool(args.listener_password):
+            raise InputError(
+                "--listener-username", "give both a username and a password, or neither", "set both, or neither"
+            )
     if args.devices_file:
         lines = [EmulatedDevice(device) for device in read_devices_csv(args.devices_file)]
     else:
         lines = generated_devices(args.devices)
     seed_lines(lines, seeds(groups=args.group, service_plans=args.service_plan, custom_fields=args.custom_field))
-    emulator = Emulator(
-        host=args.host, port=args.port, devices=lines, users={name: password}, clients={client_id: secret},
-        session_idle=args.session_idle, daily_budget=args.daily_budget, callback_spacing=args.callback_spacing,
-        threads=args.threads, middleware=lambda wsgi: _access_log(wsgi, "emulator"),
+    emulator = _bind(
+        lambda: Emulator(
+            host=args.host, port=args.port, devices=lines, users={name: password}, clients={client_id: secret},
+            session_idle=args.session_idle, daily_budget=args.daily_budget, callback_spacing=args.callback_spacing,
+            threads=args.threads, middleware=lambda wsgi: _access_log(wsgi, "emulator"),
+        ),
+        args.host, args.port,
     )  # fmt: skip
     if args.listener:
-        emulator.register_listener(DEFAULT_ACCOUNT, args.listener)
+        emulator.register_listener(
+            DEFAULT_ACCOUNT, args.listener, args.listener_username or "", args.listener_password or ""
+        )
     with emulator:
         sys.stdout.write(
             f"emulator: UWS at {emulator.base_url}, REST at {emulator.rest_url} "
@@ -291,6 +329,61 @@ def _run_emulator(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         threading.Event().wait()  # until Ctrl-C
     return 0
+
+
+# Start-up: bad input is exit 2 before anything is made; a failure to listen is exit 1; either way
+# one line, no banner, and no database file left behind. ----------------------------------------
+
+
+def _check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise InputError("--port", f"{port} is out of range", "give 1 to 65535, or 0 to pick a free port")
+
+
+def _check_db(path: str) -> None:
+    """A database the service can create or open: named as given, never its companion files.
+    (A postgresql:// URL is checked when it is opened.)"""
+    if is_postgres_url(path):
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError("--db", f"the folder of the database {path} does not exist", "create it, or give another path")
+    if os.path.isdir(path):
+        raise InputError("--db", f"{path} is a folder, not a database file", "give a file name")
+    if not os.access(folder, os.W_OK):
+        raise InputError("--db", f"cannot write in the folder of the database {path}", "give a writable place")
+
+
+def _new_store(path: str) -> bool:
+    """True when starting would create the SQLite file at ``path`` (then a failed start removes it)."""
+    return not is_postgres_url(path) and not os.path.exists(path)
+
+
+def _remove_new_store(path: str) -> None:
+    """The files a start that failed created (it found no database there before)."""
+    for suffix in ("", "-wal", "-shm", "-journal", ".writelock"):
+        with contextlib.suppress(OSError):
+            os.remove(path + suffix)
+
+
+def _bind_error(exc: OSError, host: str, port: int) -> UwsAdapterError:
+    where = f"{host}:{port}"
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        problem = f"cannot listen on {host} ({exc.strerror or exc})"
+        return InputError("--host", problem, "give an address of this machine")
+    if exc.errno == errno.EADDRINUSE:
+        return UwsAdapterError(f"--port: {where} is already in use; stop what listens there, or give another --port")
+    if exc.errno == errno.EACCES:
+        return UwsAdapterError(f"--port: no permission to listen on {where}; use a port above 1023")
+    return UwsAdapterError(f"cannot listen on {where}: {exc.strerror or exc}")
+
+
+def _bind(make: Callable[[], T], host: str, port: int) -> T:
+    """``make()``, which binds a listening socket; its OSError as one line naming the option."""
+    try:
+        return make()
+    except OSError as exc:
+        raise _bind_error(exc, host, port) from None
 
 
 def _add_repair(command: argparse.ArgumentParser) -> None:
@@ -304,6 +397,8 @@ def _add_repair(command: argparse.ArgumentParser) -> None:
 
 def _run_receiver(args: argparse.Namespace) -> int:
     configure_from_options(args)
+    _check_port(args.port)
+    _check_db(args.db)
     if bool(args.username) != bool(args.password):
         raise InputError("--username", "give both a username and a password, or neither", "set UWS_CALLBACK_PASSWORD")
     if not args.username and not args.allow_anonymous:
@@ -315,11 +410,6 @@ def _run_receiver(args: argparse.Namespace) -> int:
         )
     if args.dead_letter_rate < 0 or args.dead_letter_max_bytes < 0:
         raise InputError("--dead-letter-rate", "cannot be negative", "use --dead-letter-max-bytes 0 to keep none")
-    if args.allow_anonymous:
-        logging.getLogger("uws_adapter.receiver").warning(
-            "--allow-anonymous: callbacks are stored without checking any credentials"
-        )
-        sys.stderr.write("warning: --allow-anonymous: callbacks are stored without checking any credentials\n")
     server = args.server
     if server == "auto":
         server = "uvicorn" if importlib.util.find_spec("uvicorn") is not None else "waitress"
@@ -330,16 +420,56 @@ def _run_receiver(args: argparse.Namespace) -> int:
     limits = _limits(args)
     # waitress warns at every queued request; under a burst of callbacks that is the normal state.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    with open_db(args.db, batch=args.commit == "group") as store:
-        app = Receiver(store, username=args.username, password=args.password, previous_password=args.previous_password,
-                       max_body=args.max_body, allow_anonymous=args.allow_anonymous, repair=args.repair,
-                       dead_letters=DeadLetterBudget(per_second=args.dead_letter_rate,
-                                                     max_total=args.dead_letter_max_bytes))  # fmt: skip
-        options = server_options(app, host=args.host, port=args.port, threads=args.threads)
-        server = _serving().waitress_server(_access_log(app, "receiver"), limits, **options)
-        shown = describe_store(args.db)
-        _serve(server, app, f"receiver (waitress) on http://{args.host}:{server.effective_port}/ storing into {shown}")
+    created, started = _new_store(args.db), False
+    try:
+        with open_db(args.db, batch=args.commit == "group") as store:
+            app = Receiver(store, username=args.username, password=args.password,
+                           previous_password=args.previous_password, max_body=args.max_body,
+                           allow_anonymous=args.allow_anonymous, repair=args.repair,
+                           dead_letters=DeadLetterBudget(per_second=args.dead_letter_rate,
+                                                         max_total=args.dead_letter_max_bytes))  # fmt: skip
+            options = server_options(app, host=args.host, port=args.port, threads=args.threads)
+            try:
+                server = _bind(
+                    lambda: _serving().waitress_server(_access_log(app, "receiver"), limits, **options),
+                    args.host,
+                    args.port,
+                )
+            except UwsAdapterError:
+                app.close()
+                raise
+            started = True
+            _warn_anonymous(args)
+            where = f"http://{args.host}:{server.effective_port}/"
+            _serve(server, app, f"receiver (waitress) on {where} storing into {describe_store(args.db)}")
+    finally:
+        if created and not started:
+            _remove_new_store(args.db)
     return 0
+
+
+def _warn_anonymous(args: argparse.Namespace) -> None:
+    """Said once the receiver listens (a start that fails says only why)."""
+    if args.allow_anonymous:
+        logging.getLogger("uws_adapter.receiver").warning(
+            "--allow-anonymous: callbacks are stored without checking any credentials"
+        )
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """Bound and listening, as uvicorn binds its own (SO_REUSEADDR, inheritable for its workers):
+    made here so that a failure is one line before anything else, and the banner comes after it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 def _run_uvicorn_receiver(args: argparse.Namespace) -> int:
@@ -352,7 +482,6 @@ def _run_uvicorn_receiver(args: argparse.Namespace) -> int:
     limits = _limits(args)
     if not 1 <= args.workers <= 64:
         raise InputError("--workers", f"{args.workers} is out of range", "use 1 to 64 (2 on a 2-core machine)")
-    open_db(args.db).close()  # create (SQLite) or check (PostgreSQL) the schema once, before the workers start
     # The workers are separate processes that build the application from the environment.
     settings = {
         "UWS_CALLBACK_DB": args.db,
@@ -372,21 +501,48 @@ def _run_uvicorn_receiver(args: argparse.Namespace) -> int:
             os.environ[name] = value
         else:
             os.environ.pop(name, None)
-    port = args.port or _free_port(args.host)  # printed before the workers start
-    sys.stdout.write(
-        f"receiver (uvicorn, {args.workers} worker{'s' if args.workers > 1 else ''}) on http://{args.host}:{port}/ "
-        f"storing into {describe_store(args.db)}\n"
-    )
-    sys.stdout.flush()
-    # uvicorn binds the socket itself (a socket passed by descriptor would lose TCP_NODELAY, and
-    # with it the latency); its workers share it.
-    app = "uws_adapter.serving.access:receiver_worker"  # the receiver with its access log
-    # log_config None: uvicorn's own lines go through our handler and format (its access log stays off).
-    options = server_config(factory=True, workers=args.workers, host=args.host, port=port, log_config=None)
-    # Worker processes report their metrics through files in one folder, made (and removed) per run.
-    with metrics.multiprocess_dir() if args.workers > 1 else contextlib.nullcontext():
-        uvicorn.run(app, **{**options, **_serving().uvicorn_options(limits)})
+    sock = _bind(lambda: _listening_socket(args.host, args.port), args.host, args.port)
+    port = sock.getsockname()[1]
+    created, started = _new_store(args.db), False
+    try:
+        open_db(args.db).close()  # create (SQLite) or check (PostgreSQL) the schema once, before the workers start
+        app = "uws_adapter.serving.access:receiver_worker"  # the receiver with its access log
+        # log_config None: uvicorn's own lines go through our handler and format (its access log stays off).
+        options = server_config(factory=True, workers=args.workers, host=args.host, port=port, log_config=None)
+        config = uvicorn.Config(app, **{**options, **_serving().uvicorn_options(limits)})
+        server = uvicorn.Server(config)
+        _warn_anonymous(args)
+        sys.stdout.write(
+            f"receiver (uvicorn, {args.workers} worker{'s' if args.workers > 1 else ''}) on "
+            f"http://{args.host}:{port}/ storing into {describe_store(args.db)}\n"
+        )
+        sys.stdout.flush()
+        started = True
+        # uvicorn serves on the socket bound above (as uvicorn.run does for several workers).
+        if args.workers == 1:
+            server.run(sockets=[sock])
+            if not server.started:
+                raise UwsAdapterError("receiver: uvicorn did not start (its reason is on the lines above)")
+        else:
+            # Worker processes report their metrics through files in one folder, made (and removed) per run.
+            with metrics.multiprocess_dir():
+                _multiprocess(config, server, sock)
+    finally:
+        sock.close()
+        if created and not started:
+            _remove_new_store(args.db)
     return 0
+
+
+def _multiprocess(config: Any, server: Any, sock: socket.socket) -> None:
+    from uvicorn.supervisors import Multiprocess
+
+    supervisor: Any = Multiprocess
+    # Older uvicorn releases take the target; later ones make each worker's server themselves.
+    if "target" in inspect.signature(Multiprocess.__init__).parameters:
+        supervisor(config, target=server.run, sockets=[sock]).run()
+    else:
+        supervisor(config, sockets=[sock]).run()
 
 
 def _access_log(app: Any, service: str) -> Any:
@@ -408,13 +564,6 @@ def _serve(server: Any, app: Any, announcement: str) -> None:
         app.close()
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _unlock_bridge_login(args: argparse.Namespace) -> int:
     with open_db(args.db) as store:
         cleared = unlock(store, args.unlock)
@@ -425,8 +574,10 @@ def _unlock_bridge_login(args: argparse.Namespace) -> int:
 
 def _run_bridge(args: argparse.Namespace) -> int:
     configure_from_options(args)
+    _check_db(args.db)
     if args.unlock:
         return _unlock_bridge_login(args)
+    _check_port(args.port)
     if args.lockout_seconds < 0:
         raise InputError("--lockout-seconds", f"{args.lockout_seconds} is negative", "give seconds, or 0")
     limits = _limits(args)
@@ -452,27 +603,43 @@ def _run_bridge(args: argparse.Namespace) -> int:
             _pair(args.legacy_listener_login, "--legacy-listener-login") if args.legacy_listener_login else (None, None)
         )
         relay = LegacyRelay(args.legacy_listener, username=listener[0], password=listener[1])
-    with open_db(args.db) as store:
-        rest = RestClient(
-            base_url=settings.rest_url, client_id=settings.client_id, client_secret=settings.client_secret,
-            username=settings.username, password=settings.password, timeout=settings.timeout, store=store,
-            deadline=settings.deadline, max_answer_bytes=settings.max_answer_bytes,
-        )  # fmt: skip
-        rest.daily_budget = settings.daily_budget  # the budget guard (daily_budget, UWS_ADAPTER_DAILY_BUDGET)
-        app = Bridge(
-            rest, store, legacy_users={legacy_name: legacy_password}, relay=relay, callback_username=args.username,
-            callback_password=args.password, public_url=args.public_url, lockout=args.lockout_seconds or None,
-            repair=args.repair,
-        )  # fmt: skip
-        options = app.server_options(host=args.host, port=args.port, threads=args.threads)
-        server = _serving().waitress_server(_access_log(app, "bridge"), limits, **options)
-        app.allow_hosts(args.allowed_host or listen_names(args.host, server.effective_port))
-        address = args.public_url or f"http://{args.host}:{server.effective_port}"
-        for account in args.register:
-            app.register(account, f"{address}/callbacks", args.service or ["CarrierService"])
-        _serve(
-            server,
-            app,
-            f"bridge: UWS at {address}/api/v2, REST callbacks at {address}/callbacks, store {describe_store(args.db)}",
-        )
+    created, started = _new_store(args.db), False
+    try:
+        with open_db(args.db) as store:
+            rest = RestClient(
+                base_url=settings.rest_url, client_id=settings.client_id, client_secret=settings.client_secret,
+                username=settings.username, password=settings.password, timeout=settings.timeout, store=store,
+                deadline=settings.deadline, max_answer_bytes=settings.max_answer_bytes,
+            )  # fmt: skip
+            rest.daily_budget = settings.daily_budget  # the budget guard (daily_budget, UWS_ADAPTER_DAILY_BUDGET)
+            app = Bridge(
+                rest, store, legacy_users={legacy_name: legacy_password}, relay=relay,
+                callback_username=args.username, callback_password=args.password, public_url=args.public_url,
+                lockout=args.lockout_seconds or None, repair=args.repair,
+            )  # fmt: skip
+            options = app.server_options(host=args.host, port=args.port, threads=args.threads)
+            server: Any = None
+            try:
+                server = _bind(
+                    lambda: _serving().waitress_server(_access_log(app, "bridge"), limits, **options),
+                    args.host,
+                    args.port,
+                )
+                app.allow_hosts(args.allowed_host or listen_names(args.host, server.effective_port))
+                address = args.public_url or f"http://{args.host}:{server.effective_port}"
+                for account in args.register:
+                    app.register(account, f"{address}/callbacks", args.service or ["CarrierService"])
+            except Exception:
+                if server is not None:
+                    server.close()
+                app.close()
+                raise
+            started = True
+            shown = describe_store(args.db)
+            _serve(
+                server, app, f"bridge: UWS at {address}/api/v2, REST callbacks at {address}/callbacks, store {shown}"
+            )
+    finally:
+        if created and not started:
+            _remove_new_store(args.db)
     return 0

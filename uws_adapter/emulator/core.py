@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import requests
 
@@ -123,6 +123,8 @@ class Emulator:
         self._queued = threading.Condition(self.lock)
         self._sequence = itertools.count()
         self._stopping = False
+        #: Listener URLs that refused a callback's credentials (the first refusal is a warning).
+        self._refused_by: Set[str] = set()
         self.soap = SoapFront(self)
         self.rest = RestFront(self)
         self.app = EmulatorApp(self.soap.server, self.rest.handle, max_body=MAX_BODY)
@@ -229,8 +231,10 @@ class Emulator:
     def query(
         self, account: Optional[str], group: Optional[str], plan: Optional[str], custom: Sequence[CustomField]
     ) -> List[Target]:
-        if account is None and group is None:
-            raise EmulatorFault("INPUT_INVALID.RequestUndefined", "no devices, account or device group")
+        if account is None and group is None and plan is None and not custom:
+            # REST takes a service plan or custom fields alone [doc]; the SOAP front refused such a
+            # query before it came here (UWS needs an account or a group).
+            raise EmulatorFault("INPUT_INVALID.RequestUndefined", "no devices, account, group or filter")
         if account is not None and not any(line.account == account for line in self.devices):
             raise EmulatorFault("REQUEST_FAILED.AccountNotFound", f"no account {account}")
         return [
@@ -303,6 +307,7 @@ class Emulator:
                         "callback %s (attempt %d of %d) to %s answered HTTP %d",
                         attempt.request_id, count, self.max_callback_threshold, _shown(listener.url), status,
                     )  # fmt: skip
+                    self._refused(attempt, count, listener, status)
             except Exception as exc:  # any failure (a URL requests cannot use, a body that cannot be
                 # written) is one unacknowledged attempt: this thread must go on delivering the others
                 _log.warning(
@@ -320,7 +325,26 @@ class Emulator:
                     heapq.heappush(self._queue, (due, next(self._sequence), attempt, listener))
                     self._queued.notify_all()
                 else:
-                    _log.warning("callback %s dropped after %d attempts", attempt.request_id, count)
+                    _log.warning(
+                        "callback %s to %s dropped after %d attempts", attempt.request_id, _shown(listener.url), count
+                    )
+
+    def _refused(self, attempt: CallbackRequest, count: int, listener: Listener, status: int) -> None:
+        """A listener that answers 401/403 does not take the credentials registered with it: said
+        with the fix, once per listener (never the credentials themselves)."""
+        if status not in (401, 403):
+            return
+        with self.lock:
+            if listener.url in self._refused_by:
+                return
+            self._refused_by.add(listener.url)
+        _log.warning(
+            "listener %s answered %d to callback %s: it refuses the credentials registered with it (%s); give "
+            "the listener's with emulator --listener-username and --listener-password (or UWS_CALLBACK_USERNAME "
+            "/ UWS_CALLBACK_PASSWORD)",
+            _shown(listener.url), status, attempt.request_id,
+            f"username {listener.username!r}" if listener.username else "none",
+        )  # fmt: skip
 
     @staticmethod
     def _send(session: requests.Session, attempt: CallbackRequest, listener: Listener) -> int:
@@ -329,7 +353,7 @@ class Emulator:
         else:
             body, content_type = render_callback(attempt), CONTENT_TYPE
         response = session.post(listener.url, data=body, headers={"Content-Type": content_type}, timeout=(2, 10))
-        return response.status_code
+        return int(response.status_code)
 
 
 def listener_url_problem(url: object) -> Optional[str]:

@@ -1,5 +1,6 @@
-"""Which devices a request acts on: EITHER a device list OR an account / device group query with
-optional service-plan and custom-field filters (the carrier refuses the mix [doc]).
+"""Which devices a request acts on: EITHER a device list OR a query by account, device group,
+service plan and custom fields (the carrier refuses the mix [doc]). UWS needs an account or a
+device group in a query; REST also takes a service plan or custom fields alone [doc].
 
 A device list may name the billing account its devices are in. The REST API recommends sending
 ``accountName`` with a device list whenever the login reaches several billing accounts [doc]; UWS
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple, Union
 
-from uws_adapter.errors import REQUEST_UNDEFINED, InputError
+from uws_adapter.errors import REQUEST_UNDEFINED, InputError, UnsupportedByApi
 from uws_adapter.model.actions import Restore, Suspend
 from uws_adapter.model.devices import Device, as_tuple_of, identity
 
@@ -130,8 +131,11 @@ class DeviceList:
 
 @dataclass(frozen=True)
 class DeviceQuery:
-    """Every device of an account and/or device group, narrowed by optional filters that must all
-    match. ``account`` is a string such as ``"0000123456-00001"``: leading zeros matter."""
+    """Every device that matches all the criteria given: an account, a device group, a service
+    plan, custom fields. ``account`` is a string such as ``"0000123456-00001"``: leading zeros
+    matter. The REST API takes "any combination of groupName, servicePlan, and customFields"
+    [doc], a service plan alone included; UWS needs an account or a device group, which the
+    filters narrow [doc] (see :func:`check_uws_query`)."""
 
     account: Optional[str] = None
     group: Optional[str] = None
@@ -146,13 +150,13 @@ class DeviceQuery:
         plan = None
         if self.service_plan is not None:
             plan = required_text("service_plan", self.service_plan, "give the service plan name")
-        if account is None and group is None:
+        fields = as_tuple_of(self.custom_fields, CustomField, "custom_fields", "use CustomField(name, value)")
+        if account is None and group is None and plan is None and not fields:
             raise InputError(
                 "selection",
-                "no account or device group given",
-                "name devices, or give an account and/or a device group (filters narrow those)",
+                "no devices, account, device group, service plan or custom field given",
+                "name devices, or give an account, a device group, a service plan and/or custom fields",
             )
-        fields = as_tuple_of(self.custom_fields, CustomField, "custom_fields", "use CustomField(name, value)")
         names = set()
         for position, item in enumerate(fields):
             if item.name in names:
@@ -167,6 +171,17 @@ class DeviceQuery:
 
 
 Selection = Union[DeviceList, DeviceQuery]
+
+
+def check_uws_query(selection: Selection) -> None:
+    """Refuse a query UWS cannot carry: filters (service plan, custom field) without an account
+    or a device group ("an AccountName or a DeviceGroupName plus one or both filters" [doc])."""
+    if isinstance(selection, DeviceQuery) and selection.account is None and selection.group is None:
+        raise UnsupportedByApi(
+            "selection",
+            "UWS needs an account or a device group; a service plan or custom field only narrows them",
+            "add --account or --group, or send the request through the REST API",
+        )
 
 
 def select(

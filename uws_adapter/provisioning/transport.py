@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from http.client import HTTPException
 from types import MappingProxyType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -91,8 +92,56 @@ def check_max_answer_bytes(limit: object) -> int:
     return limit
 
 
+URL_FIX = "give an http(s) URL with a host, e.g. https://uws.apps.nphase.com/api/v2"
+#: Raised by requests before any connection is made: the URL or a header cannot be sent at all.
+_UNSENDABLE = (
+    requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidHeader, requests.exceptions.URLRequired,
+)  # fmt: skip
+
+
+def _masked(url: str) -> str:
+    """``url`` for a message: a user and password in it masked, cut short."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    shown = scheme + sep + authority + slash + path
+    return repr(shown[:200] + ("..." if len(shown) > 200 else ""))
+
+
+def check_base_url(url: object, field: str = "base_url") -> str:
+    """``url`` if a request can be sent to it (an http or https URL with a host and a valid port),
+    else an :class:`InputError` naming ``field``: checked before any I/O, so that a typo is bad
+    input, never an outcome to reconcile."""
+    if not isinstance(url, str) or not url.strip():
+        raise InputError(field, "no URL", URL_FIX)
+    if not url.isprintable() or any(c.isspace() for c in url):
+        raise InputError(field, f"{_masked(url)} has spaces or control characters", URL_FIX)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError for a port that is not a number in 0..65535
+    except ValueError:
+        raise InputError(field, f"{_masked(url)} has a port that is not a number from 1 to 65535", URL_FIX) from None
+    if parts.scheme.lower() not in ("http", "https") or "://" not in url:
+        raise InputError(field, f"{_masked(url)} is not an http(s) URL", URL_FIX)
+    if not parts.hostname:
+        raise InputError(field, f"{_masked(url)} has no host", URL_FIX)
+    if port == 0:
+        raise InputError(field, f"{_masked(url)} has port 0", URL_FIX)
+    try:
+        requests.Request("POST", url).prepare()
+    except (requests.RequestException, ValueError) as exc:
+        raise InputError(field, f"{_masked(url)} cannot be parsed ({type(exc).__name__})", URL_FIX) from None
+    return url
+
+
 def never_sent(exc: requests.RequestException) -> bool:
-    """True when the request provably did not leave: no connection was ever made."""
+    """True when the request provably did not leave: the URL could not be used, or no connection
+    was ever made. (Where the client's own connections are in use, the exchange also knows
+    whether a byte of the request was handed to a socket; see :meth:`HttpSender.send`.)"""
+    if isinstance(exc, _UNSENDABLE):
+        return True
     if isinstance(exc, requests.ConnectTimeout):
         return True
     if isinstance(exc, requests.ConnectionError) and exc.args:
@@ -256,6 +305,10 @@ class _Exchange:
         self._sock: Optional[socket.socket] = None
         self.expired = False
         self._done = False
+        #: True once one of our own connections served this exchange (then ``sending`` is known).
+        self.tracked = False
+        #: True once a byte of the request may have been handed to a connected socket.
+        self.sending = False
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
         self._timer.start()
@@ -293,16 +346,44 @@ def _attach(sock: Optional[socket.socket]) -> None:
         exchange.attach(sock)
 
 
-class _TrackedHTTPConnection(HTTPConnection):
-    def connect(self) -> None:
-        super().connect()
-        _attach(self.sock)
+def _mark(*, tracked: bool = False, sending: bool = False) -> None:
+    exchange: Optional[_Exchange] = getattr(_current, "exchange", None)
+    if exchange is not None:
+        exchange.tracked = exchange.tracked or tracked
+        exchange.sending = exchange.sending or sending
 
 
-class _TrackedHTTPSConnection(HTTPSConnection):
+class _SendTracking:
+    """Knows whether a byte of the request may have left: ``send`` on a connected socket, outside
+    ``connect`` (a proxy's CONNECT goes through ``send`` too, and is not the request). Everything
+    http.client and urllib3 write goes through ``send``."""
+
+    sock: Any
+    auto_open: int
+    _connecting = False
+
     def connect(self) -> None:
-        super().connect()
+        self._connecting = True
+        try:
+            super().connect()  # type: ignore[misc]
+        finally:
+            self._connecting = False
         _attach(self.sock)
+
+    def send(self, data: Any) -> None:
+        if self.sock is None and self.auto_open and not self._connecting:
+            self.connect()  # what http.client's send would do first, so that a failure here is "not sent"
+        if not self._connecting:
+            _mark(sending=True)
+        super().send(data)  # type: ignore[misc]
+
+
+class _TrackedHTTPConnection(_SendTracking, HTTPConnection):
+    pass
+
+
+class _TrackedHTTPSConnection(_SendTracking, HTTPSConnection):
+    pass
 
 
 class _TrackedHTTPPool(HTTPConnectionPool):
@@ -310,6 +391,7 @@ class _TrackedHTTPPool(HTTPConnectionPool):
 
     def _get_conn(self, timeout: Optional[float] = None) -> Any:
         conn = super()._get_conn(timeout)
+        _mark(tracked=isinstance(conn, _SendTracking))
         _attach(getattr(conn, "sock", None))  # a kept-alive connection is already open
         return conn
 
@@ -319,6 +401,7 @@ class _TrackedHTTPSPool(HTTPSConnectionPool):
 
     def _get_conn(self, timeout: Optional[float] = None) -> Any:
         conn = super()._get_conn(timeout)
+        _mark(tracked=isinstance(conn, _SendTracking))
         _attach(getattr(conn, "sock", None))
         return conn
 
@@ -350,6 +433,14 @@ def _with_deadline_adapters(session: requests.Session) -> requests.Session:
 
 class _LimitExceeded(TransportError):
     """Internal: the deadline or the cap ended the read; turned into the right public error."""
+
+
+class _NotSent(TransportError):
+    """Internal: the exchange failed before any byte of the request left (``cause``)."""
+
+    def __init__(self, cause: requests.RequestException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class HttpSender:
@@ -400,16 +491,21 @@ class HttpSender:
                 answer = self._exchange(method, url, headers, data, options)
             except _LimitExceeded as exc:
                 raise self._lost(str(exc), url, request, login) from None
-            except requests.RequestException as exc:
-                if not never_sent(exc):
-                    raise self._lost(type(exc).__name__, url, request, login) from exc
+            except requests.RequestException as exc:  # bytes of the request may have reached the server
+                raise self._lost(type(exc).__name__, url, request, login) from exc
+            except _NotSent as failure:
+                cause = failure.cause
+                if isinstance(cause, _UNSENDABLE):  # no retry fixes a URL or a header
+                    raise InputError(
+                        "url", f"{_masked(url)} cannot be sent to ({type(cause).__name__}); nothing was sent", URL_FIX
+                    ) from None
                 if attempt >= self.connect_retries:
-                    raise ConnectionFailed(f"could not connect to {url} ({attempt + 1} attempts): {exc}") from exc
+                    raise ConnectionFailed(f"could not connect to {url} ({attempt + 1} attempts): {cause}") from cause
                 # Capped exponential backoff with full jitter, so many clients do not retry in step.
                 delay = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
                 logger.info(
                     "%s %s: could not connect (attempt %d of %d), retrying in %.2f s: %s",
-                    method, shown_url(url), attempt + 1, self.connect_retries + 1, delay, type(exc).__name__,
+                    method, shown_url(url), attempt + 1, self.connect_retries + 1, delay, type(cause).__name__,
                 )  # fmt: skip
                 self._sleep(delay)
                 attempt += 1
@@ -453,8 +549,15 @@ class HttpSender:
                 raise _LimitExceeded(self._deadline_text())
             return Answer(response.status_code, response.headers, content)
         except requests.RequestException as exc:
+            expired = exchange.finish()
+            # Sent or not: known from our own connections, else judged by the kind of failure.
+            sent = exchange.sending if exchange.tracked else not never_sent(exc)
+            if isinstance(exc, _UNSENDABLE):
+                sent = False
+            if not sent:
+                raise _NotSent(exc) from exc
             # The watchdog's shutdown surfaces as a reset or a timeout: say what it was.
-            if exchange.finish() and not never_sent(exc):
+            if expired:
                 raise _LimitExceeded(self._deadline_text()) from None
             raise
         finally:

@@ -39,6 +39,7 @@ from uws_adapter.provisioning.transport import (
     Answer,
     Describe,
     SentRequest,
+    check_base_url,
     redact_json,
 )
 from uws_adapter.rest.body import JSON_TYPE, PROFILE_RESUME_PATH, RestRequest, profile_resume_body, rest_request
@@ -105,7 +106,7 @@ class RestClient(Provisioner):
             raise InputError(
                 "client_id", "no OAuth2 credentials", "pass client_id= and client_secret= (or bearer_token=)"
             )
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_base_url(base_url, "base_url").rstrip("/")
         self._oauth = (client_id, client_secret) if client_id and client_secret else None
         self._bearer = bearer_token
         self._bearer_expires = float("inf") if bearer_token else 0.0

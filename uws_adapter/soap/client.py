@@ -22,6 +22,7 @@ from uws_adapter.provisioning.transport import (
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_TIMEOUT,
     SentRequest,
+    check_base_url,
     redact_xml,
 )
 from uws_adapter.soap.envelope import SoapRequest, build_envelope, build_login, build_logout, check_soap_request
@@ -66,7 +67,7 @@ class UwsClient(Provisioner):
             deadline=deadline, max_answer_bytes=max_answer_bytes, connect_retries=connect_retries, backoff=backoff,
             max_backoff=max_backoff, sleep=sleep, store=store,
         )  # fmt: skip
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_base_url(base_url, "base_url").rstrip("/")
 
     def logout(self) -> None:
         """SessionService LogOut, then forget the token."""
@@ -108,6 +109,7 @@ class UwsClient(Provisioner):
         )
         status = response.status_code
         root: Optional[etree._Element] = None
+        unreadable = ""
         try:
             root = parse_untrusted(response.content, what=f"HTTP {status} response")
         except DocumentError as exc:  # an HTML error page, an empty body, a proxy's text
@@ -118,8 +120,12 @@ class UwsClient(Provisioner):
                 raise make_fault(fault[0], fault[1], http_status=status)
             if 200 <= status < 300:
                 return root
-        kind = response.headers.get("Content-Type", "no content type")
-        detail = f"HTTP {status} ({kind}) without a SOAP answer" if root is not None else unreadable
+        # Name what came instead of a SOAP answer (an HTML error page, a proxy's text): its status
+        # and content type; the XML parser's complaint only when it claimed to be XML.
+        kind = response.headers.get("Content-Type", "").split(";")[0].strip()[:100] or "no content type"
+        detail = f"HTTP {status} {kind}, not a SOAP answer"
+        if root is None and "xml" in kind.lower():
+            detail += f" ({unreadable})"
         if operation == "LogIn":  # nothing was provisioned, and a login may be repeated
             raise TransportError(f"{detail}; logging in failed: log in again", http_status=status)
         if status >= 500 or (200 <= status < 300 and not may_resend):

@@ -18,7 +18,7 @@ from lxml import etree
 from uws_adapter.errors import InputError, UnsupportedByApi
 from uws_adapter.model.actions import Action, Suspend
 from uws_adapter.model.devices import REST_ONLY_KINDS, Device
-from uws_adapter.model.selection import DeviceList, Selection, check_request
+from uws_adapter.model.selection import DeviceList, DeviceQuery, Selection, check_request, check_uws_query
 from uws_adapter.soap.bindings import bindings
 from uws_adapter.wire import CONTENT_TYPE, NS_SESSION, REQUEST_PREFIXES, UWS_BASE_URL, soap_action
 
@@ -75,7 +75,9 @@ def check_soap_request(action: Action, selection: Selection) -> None:
                         f"{ident.kind} identifiers exist only in the REST API",
                         "name the device by another kind (ICCID, IMEI, MDN, ...)",
                     )
-    elif len(selection.custom_fields) > 1:
+    else:
+        check_uws_query(selection)
+    if isinstance(selection, DeviceQuery) and len(selection.custom_fields) > 1:
         raise UnsupportedByApi(
             "custom_fields",
             "UWS ChangeDeviceState takes one custom-field filter",

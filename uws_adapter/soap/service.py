@@ -18,7 +18,7 @@ from lxml import etree
 from uws_adapter.errors import InputError, Refused
 from uws_adapter.model.actions import Action, Restore, Suspend
 from uws_adapter.model.devices import Device, DeviceIdentifier
-from uws_adapter.model.selection import CustomField, DeviceList, Selection, select
+from uws_adapter.model.selection import CustomField, DeviceList, Selection, check_uws_query, select
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST, NS_CARRIER, NS_SESSION, NS_SOAP_ENV, NS_V2
 
 SERVICES = ("SessionService", "CarrierService")
@@ -112,6 +112,7 @@ def read_change_device_state(call: SoapCall) -> Tuple[Action, Selection]:
             service_plan=text.get("DeviceServicePlanFilter"),
             custom_fields=custom,
         )
+        check_uws_query(selection)  # UWS needs an account or a group; a filter alone is refused
         return action, selection
     except InputError as exc:
         raise Refused(input_fault_code(exc), str(exc)) from None

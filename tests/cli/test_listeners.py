@@ -1,0 +1,55 @@
+"""``uws-adapter listeners register|list|remove`` against the emulator's REST API, as processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER
+from test_cli import run
+
+from uws_adapter import Emulator, generated_devices
+from uws_adapter.emulator.core import DEFAULT_ACCOUNT
+
+LOGIN = {"UWS_USERNAME": USER, "UWS_PASSWORD": PASSWORD, "THINGSPACE_CLIENT_ID": CLIENT_ID,
+         "THINGSPACE_CLIENT_SECRET": CLIENT_SECRET}  # fmt: skip
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator(devices=generated_devices(1)) as served:
+        yield served
+
+
+def test_register_list_and_remove(tmp_path: Path, emulator: Emulator) -> None:
+    url = "http://127.0.0.1:9/callbacks"
+    env = {**LOGIN, "UWS_ADAPTER_REST_URL": emulator.rest_url, "UWS_CALLBACK_USERNAME": "cb-user",
+           "UWS_CALLBACK_PASSWORD": "cb-secret"}  # fmt: skip
+    registered = run(["listeners", "register", DEFAULT_ACCOUNT, url, "--service", "NiddService"], tmp_path, **env)
+    assert registered.returncode == 0, registered.stderr
+    assert "cb-secret" not in registered.stdout + registered.stderr
+    listener = emulator.listeners[(DEFAULT_ACCOUNT, "NiddService")]
+    assert (listener.url, listener.username, listener.password) == (url, "cb-user", "cb-secret")
+
+    listed = run(["listeners", "list", DEFAULT_ACCOUNT], tmp_path, **env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == f"{DEFAULT_ACCOUNT}\tNiddService\t{url}\n"
+
+    removed = run(["listeners", "remove", DEFAULT_ACCOUNT, "--service", "NiddService"], tmp_path, **env)
+    assert removed.returncode == 0, removed.stderr
+    assert (DEFAULT_ACCOUNT, "NiddService") not in emulator.listeners
+    assert run(["listeners", "list", DEFAULT_ACCOUNT, "--json"], tmp_path, **env).stdout == ""
+
+
+def test_settings_from_a_config_file_and_bad_urls(tmp_path: Path, emulator: Emulator) -> None:
+    config = tmp_path / "uws-adapter.ini"
+    config.write_text(f"[uws-adapter]\nrest_url = {emulator.rest_url}  ; the emulator\nusername = {USER}\n"
+                      f"client_id = {CLIENT_ID}\n")  # fmt: skip
+    env = {"UWS_PASSWORD": PASSWORD, "THINGSPACE_CLIENT_SECRET": CLIENT_SECRET}
+    listed = run(["listeners", "list", DEFAULT_ACCOUNT, "--config", str(config)], tmp_path, **env)
+    assert listed.returncode == 0, listed.stderr
+    refused = run(["listeners", "register", DEFAULT_ACCOUNT, "not-a-url", "--config", str(config)], tmp_path, **env)
+    assert refused.returncode == 2
+    assert "URL: 'not-a-url' is not an http(s) URL" in refused.stderr
+    assert emulator.counters["oauth_tokens"] == 1  # the list only: the refusal sent nothing

@@ -1,0 +1,96 @@
+"""Start-up failures of the services, run as processes: one line on stderr, exit 2 for bad input,
+1 otherwise, no banner, and no database file left behind."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+
+#: What each service needs to get as far as listening.
+SERVICE_ENV: Dict[str, str] = {
+    "UWS_CALLBACK_USERNAME": "cb-user", "UWS_CALLBACK_PASSWORD": "cb-secret",
+    "UWS_BRIDGE_LEGACY_LOGIN": "legacy:legacy-secret", "UWS_USERNAME": "uws-user", "UWS_PASSWORD": "uws-password",
+    "THINGSPACE_CLIENT_ID": "ts-client", "THINGSPACE_CLIENT_SECRET": "ts-secret",
+    "UWS_ADAPTER_REST_URL": "http://127.0.0.1:9/api",
+}  # fmt: skip
+SERVICES = {
+    "receiver-uvicorn": ["receiver", "--server", "uvicorn"],
+    "receiver-waitress": ["receiver", "--server", "waitress"],
+    "bridge": ["bridge"],
+    "emulator": ["emulator"],
+}
+WITH_DB = ["receiver-uvicorn", "receiver-waitress", "bridge"]
+
+
+def start(args: List[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "UWS_ADAPTER_DEBUG"}
+    return subprocess.run(
+        [sys.executable, "-m", "uws_adapter", *args], cwd=cwd, capture_output=True, text=True,
+        env={**environment, **SERVICE_ENV}, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.stdout == "", "no banner for a start that failed"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("uws-adapter: error: ")
+    return lines[0]
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@pytest.mark.parametrize("service", list(SERVICES), ids=list(SERVICES))
+def test_a_port_in_use_is_one_line_exit_1_and_leaves_no_database(
+    tmp_path: Path, busy_port: int, service: str
+) -> None:  # fmt: skip
+    args = [*SERVICES[service], "--port", str(busy_port)]
+    if service in WITH_DB:
+        args += ["--db", str(tmp_path / "new.db")]
+    result = start(args, tmp_path)
+    assert result.returncode == 1
+    assert f"--port: 127.0.0.1:{busy_port} is already in use" in one_line(result)
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+@pytest.mark.parametrize("service", list(SERVICES), ids=list(SERVICES))
+@pytest.mark.parametrize("port", ["99999", "-1"], ids=["too-big", "negative"])
+def test_a_port_out_of_range_is_bad_input(tmp_path: Path, service: str, port: str) -> None:
+    result = start([*SERVICES[service], "--port", port, "--db", str(tmp_path / "x.db")]
+                   if service in WITH_DB else [*SERVICES[service], "--port", port], tmp_path)  # fmt: skip
+    assert result.returncode == 2
+    assert f"--port: {port} is out of range" in one_line(result)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("service", WITH_DB, ids=WITH_DB)
+def test_a_database_in_a_missing_folder_is_named(tmp_path: Path, service: str) -> None:
+    database = tmp_path / "missing" / "callbacks.db"
+    result = start([*SERVICES[service], "--port", "0", "--db", str(database)], tmp_path)
+    assert result.returncode == 2
+    line = one_line(result)
+    assert f"--db: the folder of the database {database} does not exist" in line
+    assert ".writelock" not in line
+
+
+def test_an_existing_database_is_kept_when_the_start_fails(tmp_path: Path, busy_port: int) -> None:
+    database = tmp_path / "kept.db"
+    first = start(["receiver", "--server", "waitress", "--port", "99999", "--db", str(database)], tmp_path)
+    assert first.returncode == 2
+    database.write_bytes(b"")  # a database the user already has
+    result = start(["receiver", "--server", "waitress", "--port", str(busy_port), "--db", str(database)], tmp_path)
+    assert result.returncode == 1
+    assert database.exists()

@@ -1,0 +1,109 @@
+"""CLI commands for REST callback listeners: ``listeners register``, ``listeners list`` and
+``listeners remove`` (RestClient.register_callback, callback_listeners, unregister_callback)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from uws_adapter.cli.provision import add_connection_options, rest_settings
+from uws_adapter.config import connect as connect_backend
+from uws_adapter.provisioning.transport import check_base_url
+from uws_adapter.rest.client import RestClient
+from uws_adapter.wire import CALLBACK_SERVICES
+
+
+def add_commands(commands: Any) -> None:
+    listeners = commands.add_parser(
+        "listeners",
+        help="register, list and remove REST callback listeners",
+        description="Register, list and remove the REST callback listeners of an account (REST API; the "
+        "settings come from --config and the environment, as for restore and suspend). A service registered "
+        "through UWS must be unregistered there first.",
+    )
+    actions = listeners.add_subparsers(dest="listeners_action", metavar="ACTION")
+    actions.required = True
+
+    register = actions.add_parser(
+        "register",
+        help="register URL as the listener of a callback service for an account",
+        description="Register URL as the listener of a callback service (default CarrierService) for ACCOUNT. "
+        "The carrier sends the listener credentials in every callback; by default they are the ones the "
+        "receiver checks ($UWS_CALLBACK_USERNAME, $UWS_CALLBACK_PASSWORD).",
+    )
+    register.add_argument("account", metavar="ACCOUNT", help="e.g. 0000123456-00001 (keep leading zeros)")
+    register.add_argument("url", metavar="URL", help="the listener's full http(s) URL")
+    register.add_argument("--service", choices=CALLBACK_SERVICES, default="CarrierService", help="the callback service")
+    register.add_argument(
+        "--listener-username",
+        default=os.environ.get("UWS_CALLBACK_USERNAME"),
+        metavar="NAME",
+        help="username the callbacks carry (default: $UWS_CALLBACK_USERNAME)",
+    )
+    register.add_argument(
+        "--listener-password",
+        default=os.environ.get("UWS_CALLBACK_PASSWORD"),
+        metavar="PASSWORD",
+        help="password the callbacks carry (default: $UWS_CALLBACK_PASSWORD; prefer it: arguments show in ps)",
+    )
+    add_connection_options(register, rest_only=True)
+    register.set_defaults(run=_run_register)
+
+    listing = actions.add_parser(
+        "list", help="the listeners registered for an account", description="Print the listeners of ACCOUNT."
+    )
+    listing.add_argument("account", metavar="ACCOUNT")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_connection_options(listing, rest_only=True)
+    listing.set_defaults(run=_run_list)
+
+    remove = actions.add_parser(
+        "remove",
+        help="remove the listener of a callback service for an account",
+        description="Remove the listener of a callback service (default CarrierService) for ACCOUNT.",
+    )
+    remove.add_argument("account", metavar="ACCOUNT")
+    remove.add_argument("--service", choices=CALLBACK_SERVICES, default="CarrierService", help="the callback service")
+    add_connection_options(remove, rest_only=True)
+    remove.set_defaults(run=_run_remove)
+
+
+def _client(args: argparse.Namespace) -> RestClient:
+    client = connect_backend(rest_settings(args))
+    assert isinstance(client, RestClient)  # rest_settings chose the REST backend
+    return client
+
+
+def _run_register(args: argparse.Namespace) -> int:
+    url = check_base_url(args.url, "URL")
+    with _client(args) as client:
+        assert isinstance(client, RestClient)
+        client.register_callback(
+            args.account, args.service, url, username=args.listener_username, password=args.listener_password
+        )
+    sys.stdout.write(f"registered {args.service} listener for {args.account}\n")
+    return 0
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        assert isinstance(client, RestClient)
+        found = client.callback_listeners(args.account)
+    for listener in found:
+        if args.json:
+            sys.stdout.write(json.dumps({"account": listener.account, "service": listener.service,
+                                         "url": listener.url}) + "\n")  # fmt: skip
+        else:
+            sys.stdout.write(f"{listener.account}\t{listener.service}\t{listener.url}\n")
+    return 0
+
+
+def _run_remove(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        assert isinstance(client, RestClient)
+        client.unregister_callback(args.account, args.service)
+    sys.stdout.write(f"removed {args.service} listener of {args.account}\n")
+    return 0
