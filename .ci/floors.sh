@@ -50,8 +50,10 @@ lines = cfg["options"]["install_requires"].splitlines()
 for extra in ("receiver", "test"):
     lines += cfg["options.extras_require"][extra].splitlines()
 floors = {}
+named = set()
 for line in filter(None, (raw.strip() for raw in lines)):
     req = Requirement(line)
+    named.add(canonicalize_name(req.name))
     if req.marker is not None and not req.marker.evaluate():
         continue  # not for this platform (uvloop on Windows)
     lows = [Version(spec.version) for spec in req.specifier if spec.operator == ">="]
@@ -64,7 +66,7 @@ for raw in (repo / "constraints/oldest.txt").read_text().splitlines():
     if line:
         req = Requirement(line)
         pins[canonicalize_name(req.name)] = Version(str(req.specifier).lstrip("="))
-problems = []
+problems = [f"{name}: pinned in constraints/oldest.txt, but not a dependency in setup.cfg" for name in sorted(set(pins) - named)]
 for name, floor in sorted(floors.items()):
     installed = Version(version(name))
     if pins.get(name) != floor:
