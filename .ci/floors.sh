@@ -26,6 +26,13 @@ if [ -z "$py39" ]; then
 fi
 step "Python: $py39 ($("$py39" --version 2>&1))"
 
+# The suite includes tests/interop (PHP, Java, Perl and Node.js SOAP clients against our servers),
+# which fails under CI=true when a client is missing: install them as CI's main job does.
+if [ -f .ci/interop.sh ]; then
+  step "interop clients (.ci/interop.sh --install-only)"
+  bash .ci/interop.sh --install-only
+fi
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$py39" -m venv "$work/venv"
