@@ -34,7 +34,22 @@ if [ -f .ci/interop.sh ]; then
 fi
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+pg_started=false
+cleanup() {
+  if [ "$pg_started" = true ]; then UWS_PG_DIR=$pg_dir bash .ci/postgres.sh stop >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The store's PostgreSQL tests need a server (under CI=true they fail without one). A server the
+# caller already gives (UWS_TEST_POSTGRES_URL) is used; otherwise one of our own, in a folder of
+# our own, so that a server of CI's main job is neither reused nor stopped here.
+if [ -z "${UWS_TEST_POSTGRES_URL:-}" ] && [ -f .ci/postgres.sh ]; then
+  step "PostgreSQL server for the store tests (.ci/postgres.sh start)"
+  pg_dir=/tmp/uws-postgres-floors
+  pg_started=true
+  eval "$(UWS_PG_DIR=$pg_dir bash .ci/postgres.sh start)"
+fi
 "$py39" -m venv "$work/venv"
 py="$work/venv/bin/python"
 
