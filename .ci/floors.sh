@@ -30,13 +30,13 @@ step "Python: $py39 ($("$py39" --version 2>&1))"
 # which fails under CI=true when a client is missing: install them as CI's main job does.
 if [ -f .ci/interop.sh ]; then
   step "interop clients (.ci/interop.sh --install-only)"
-  bash .ci/interop.sh --install-only
+  bash "$repo/.ci/interop.sh" --install-only
 fi
 
 work=$(mktemp -d)
 pg_started=false
 cleanup() {
-  if [ "$pg_started" = true ]; then UWS_PG_DIR=$pg_dir bash .ci/postgres.sh stop >/dev/null 2>&1 || true; fi
+  if [ "$pg_started" = true ]; then UWS_PG_DIR=$pg_dir bash "$repo/.ci/postgres.sh" stop >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -48,7 +48,7 @@ if [ -z "${UWS_TEST_POSTGRES_URL:-}" ] && [ -f .ci/postgres.sh ]; then
   step "PostgreSQL server for the store tests (.ci/postgres.sh start)"
   pg_dir=/tmp/uws-postgres-floors
   pg_started=true
-  eval "$(UWS_PG_DIR=$pg_dir bash .ci/postgres.sh start)"
+  eval "$(UWS_PG_DIR=$pg_dir bash "$repo/.ci/postgres.sh" start)"
 fi
 "$py39" -m venv "$work/venv"
 py="$work/venv/bin/python"
