@@ -5,7 +5,7 @@
 # A floor that does not really work fails here.
 #
 # Idempotent: everything is built in a temporary folder that is removed on exit.
-# Usage: .ci/floors.sh            (from anywhere; 4 to 5 minutes on a busy 2-core machine)
+# Usage: .ci/floors.sh            (from anywhere; about 4 minutes on a busy 2-core machine; run as root: it may apt-get)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
