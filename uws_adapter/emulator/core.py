@@ -35,7 +35,7 @@ from uws_adapter.emulator.lines import (
 )
 from uws_adapter.errors import InputError, Refused
 from uws_adapter.model.callbacks import CallbackRequest
-from uws_adapter.model.devices import DeviceIdentifier
+from uws_adapter.model.devices import DeviceIdentifier, identity
 from uws_adapter.model.selection import CustomField
 from uws_adapter.soap.service import IdleSessions
 from uws_adapter.wire import CONTENT_TYPE, MAX_DEVICES_PER_REQUEST
@@ -100,10 +100,10 @@ class Emulator:
         if not isinstance(threads, int) or threads < 1:
             raise InputError("threads", f"{threads!r} is not a positive number", "give 1 or more (8 by default)")
         self.devices = list(devices)
-        self._index: Dict[Tuple[str, str], EmulatedDevice] = {}
+        self._index: Dict[str, EmulatedDevice] = {}
         for line in self.devices:
             for ident in line.device.identifiers:
-                self._index[(ident.kind, ident.identifier.upper())] = line
+                self._index[identity(ident.kind, ident.identifier)] = line
         self.users = dict(users or {"uws-user": "uws-password"})
         self.clients = dict(clients or {"ts-client": "ts-secret"})
         self.bearer_lifetime = bearer_lifetime
@@ -218,7 +218,7 @@ class Emulator:
 
     def find(self, given: Sequence[DeviceIdentifier]) -> Optional[EmulatedDevice]:
         for ident in given:
-            line = self._index.get((ident.kind, ident.identifier.upper()))
+            line = self._index.get(identity(ident.kind, ident.identifier))
             if line is not None:
                 return line
         return None
