@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 try:
     import fcntl
@@ -35,7 +35,7 @@ from uws_adapter.model.devices import Device, identity
 from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sqlite_sessions import SqliteSessions
 from uws_adapter.store.sqlite_writes import callback_work, handler_gave_up_work, work_for
-from uws_adapter.store.tracking_rows import request_status
+from uws_adapter.store.tracking_rows import recent_line_actions, request_status
 
 __all__ = ["RequestStatus", "Store", "StoreError", "StoredEvent", "Work"]
 
@@ -497,51 +497,43 @@ class Store(SqliteSessions):
         if not wanted:
             return {}
         db = self._reader()
-        # Both sources in one snapshot, so that a request recorded in between is not half seen.
-        db.execute("BEGIN")
-        try:
-            # The identifiers a request ever named together for one device belong to one line.
-            line_of: Dict[str, Set[str]] = {name: {name} for name in wanted}
-            for chunk in _chunks(sorted(wanted)):
-                for mine, other in db.execute(
+
+        def linked(names: List[str]) -> Iterator[Sequence[Any]]:
+            for chunk in _chunks(names):
+                yield from db.execute(
                     "SELECT a.identifier, b.identifier FROM request_identifiers a JOIN request_identifiers b"
                     " ON b.request_id = a.request_id AND b.device = a.device AND b.identifier != a.identifier"
                     f" WHERE a.identifier IN ({','.join('?' * len(chunk))})",
                     chunk,
-                ):
-                    line_of[mine].add(other)
-            named_by: Dict[str, Set[str]] = {}  # an identifier -> the wanted identities of its line
-            for name, linked in line_of.items():
-                for other in linked:
-                    named_by.setdefault(other, set()).add(name)
-            found: Dict[str, Dict[str, float]] = {}
+                )
 
-            def add(identifier: str, request_id: str, when: float) -> None:
-                for name in named_by.get(identifier, ()):
-                    seen = found.setdefault(name, {})
-                    seen[request_id] = min(when, seen.get(request_id, when))
-
-            for chunk in _chunks(sorted(named_by)):
-                for identifier, request_id, sent_at in db.execute(
+        def requests(names: List[str]) -> Iterator[Sequence[Any]]:
+            for chunk in _chunks(names):
+                yield from db.execute(
                     "SELECT i.identifier, r.request_id, r.sent_at FROM request_identifiers i"
                     " JOIN requests r ON r.request_id = i.request_id"
                     f" WHERE i.identifier IN ({','.join('?' * len(chunk))}) AND r.sent_at > ?",
                     (*chunk, since),
-                ):
-                    add(identifier, request_id, float(sent_at))
-            # A query's lines are known only from its callbacks; so are those of requests sent by
-            # other tools. Callbacks of device-list requests in this log are counted above.
-            for request_id, device, received_at in db.execute(
-                "SELECT e.request_id, e.device, e.received_at FROM events e WHERE e.received_at > ?"
-                " AND e.succeeded = 1 AND e.service != 'NiddService' AND e.action != ''"
-                " AND NOT EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = e.request_id)",
-                (since,),
-            ):
-                for part in str(device).split("|"):
-                    add(part, request_id, float(received_at))
+                )
+
+        # Every source in one snapshot, so that a request recorded in between is not half seen.
+        db.execute("BEGIN")
+        try:
+            return recent_line_actions(
+                wanted,
+                linked,
+                requests,
+                # A query's lines are known only from its callbacks; so are those of requests sent
+                # by other tools. Callbacks of device-list requests in this log are counted above.
+                db.execute(
+                    "SELECT e.request_id, e.device, e.received_at FROM events e WHERE e.received_at > ?"
+                    " AND e.succeeded = 1 AND e.service != 'NiddService' AND e.action != ''"
+                    " AND NOT EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = e.request_id)",
+                    (since,),
+                ).fetchall(),
+            )
         finally:
             db.execute("COMMIT")
-        return {name: sorted(seen.items(), key=lambda pair: pair[1]) for name, seen in found.items()}
 
     def handler_backlog(self) -> Dict[str, Tuple[int, Optional[float]]]:
         """Per handler name: runs queued, and when the oldest of their events was received."""
