@@ -195,3 +195,14 @@ def _closing_quote(text: str, at: int, quote: str) -> int:
         if backslashes % 2 == 0:
             return found
         at = found + 1
+
+
+def masked_url(url: str) -> str:
+    """``url`` for a log line or a message: a user and password in it masked, cut short, quoted.
+    Plain string work, so that it cannot fail on a URL no parser accepts."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    shown = scheme + sep + authority + slash + path
+    return repr(shown[:200] + ("..." if len(shown) > 200 else ""))

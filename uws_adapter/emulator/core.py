@@ -37,6 +37,8 @@ from uws_adapter.errors import InputError, Refused
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import DeviceIdentifier, identity
 from uws_adapter.model.selection import CustomField
+from uws_adapter.provisioning.transport import check_base_url
+from uws_adapter.redaction import masked_url
 from uws_adapter.soap.service import IdleSessions
 from uws_adapter.wire import CONTENT_TYPE, MAX_DEVICES_PER_REQUEST
 
@@ -305,14 +307,14 @@ class Emulator:
                 if not acknowledged:
                     _log.warning(
                         "callback %s (attempt %d of %d) to %s answered HTTP %d",
-                        attempt.request_id, count, self.max_callback_threshold, _shown(listener.url), status,
+                        attempt.request_id, count, self.max_callback_threshold, masked_url(listener.url), status,
                     )  # fmt: skip
                     self._refused(attempt, count, listener, status)
             except Exception as exc:  # any failure (a URL requests cannot use, a body that cannot be
                 # written) is one unacknowledged attempt: this thread must go on delivering the others
                 _log.warning(
                     "callback %s (attempt %d of %d) to %s not delivered: %s",
-                    attempt.request_id, count, self.max_callback_threshold, _shown(listener.url),
+                    attempt.request_id, count, self.max_callback_threshold, masked_url(listener.url),
                     _reason(exc, listener),
                 )  # fmt: skip
                 acknowledged = False
@@ -326,7 +328,10 @@ class Emulator:
                     self._queued.notify_all()
                 else:
                     _log.warning(
-                        "callback %s to %s dropped after %d attempts", attempt.request_id, _shown(listener.url), count
+                        "callback %s to %s dropped after %d attempts",
+                        attempt.request_id,
+                        masked_url(listener.url),
+                        count,
                     )
 
     def _refused(self, attempt: CallbackRequest, count: int, listener: Listener, status: int) -> None:
@@ -342,7 +347,7 @@ class Emulator:
             "listener %s answered %d to callback %s: it refuses the credentials registered with it (%s); give "
             "the listener's with emulator --listener-username and --listener-password (or UWS_CALLBACK_USERNAME "
             "/ UWS_CALLBACK_PASSWORD)",
-            _shown(listener.url), status, attempt.request_id,
+            masked_url(listener.url), status, attempt.request_id,
             f"username {listener.username!r}" if listener.username else "none",
         )  # fmt: skip
 
@@ -360,29 +365,13 @@ def listener_url_problem(url: object) -> Optional[str]:
     """Why callbacks cannot be sent to ``url`` (None when they can): an http(s) URL with a host,
     printable ASCII (a user and password in it go into a Basic header, which must be latin-1),
     that ``requests`` can parse."""
-    if not isinstance(url, str) or not url:
-        return "no URL"
-    if not (url.isascii() and url.isprintable()) or " " in url:
-        return f"{_shown(url)} has spaces, control or non-ASCII characters (percent-encode them)"
-    scheme = url.partition("://")[0].lower()
-    if scheme not in ("http", "https") or "://" not in url:
-        return f"{_shown(url)} is not an http(s) URL"
+    if isinstance(url, str) and not url.isascii():
+        return f"{masked_url(url)} has non-ASCII characters (percent-encode them)"
     try:
-        requests.Request("POST", url).prepare()
-    except (requests.RequestException, ValueError) as exc:
-        return f"{_shown(url)} cannot be parsed ({type(exc).__name__})"
+        check_base_url(url, "listener url")
+    except InputError as exc:
+        return exc.problem
     return None
-
-
-def _shown(url: str) -> str:
-    """``url`` for a log or a message: any user and password in it masked, and cut short.
-    Plain string work, so that it cannot fail on a URL no parser accepts."""
-    scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    shown = scheme + sep + authority + slash + path
-    return repr(shown[:200] + ("..." if len(shown) > 200 else ""))
 
 
 def _reason(exc: Exception, listener: Listener) -> str:

@@ -39,7 +39,7 @@ from uws_adapter.jsonsafe import loads_untrusted
 from uws_adapter.logs import WIRE, printable
 from uws_adapter.model.devices import Device
 from uws_adapter.model.selection import DeviceList, Selection
-from uws_adapter.redaction import redact
+from uws_adapter.redaction import masked_url, redact
 from uws_adapter.xmlsafe import parse_untrusted
 
 logger = logging.getLogger("uws_adapter.transport")
@@ -100,16 +100,6 @@ _UNSENDABLE = (
 )  # fmt: skip
 
 
-def _masked(url: str) -> str:
-    """``url`` for a message: a user and password in it masked, cut short."""
-    scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    shown = scheme + sep + authority + slash + path
-    return repr(shown[:200] + ("..." if len(shown) > 200 else ""))
-
-
 def check_base_url(url: object, field: str = "base_url") -> str:
     """``url`` if a request can be sent to it (an http or https URL with a host and a valid port),
     else an :class:`InputError` naming ``field``: checked before any I/O, so that a typo is bad
@@ -117,22 +107,22 @@ def check_base_url(url: object, field: str = "base_url") -> str:
     if not isinstance(url, str) or not url.strip():
         raise InputError(field, "no URL", URL_FIX)
     if not url.isprintable() or any(c.isspace() for c in url):
-        raise InputError(field, f"{_masked(url)} has spaces or control characters", URL_FIX)
+        raise InputError(field, f"{masked_url(url)} has spaces or control characters", URL_FIX)
     try:
         parts = urlsplit(url)
         port = parts.port  # ValueError for a port that is not a number in 0..65535
     except ValueError:
-        raise InputError(field, f"{_masked(url)} has a port that is not a number from 1 to 65535", URL_FIX) from None
+        raise InputError(field, f"{masked_url(url)} has a port that is not a number from 1 to 65535", URL_FIX) from None
     if parts.scheme.lower() not in ("http", "https") or "://" not in url:
-        raise InputError(field, f"{_masked(url)} is not an http(s) URL", URL_FIX)
+        raise InputError(field, f"{masked_url(url)} is not an http(s) URL", URL_FIX)
     if not parts.hostname:
-        raise InputError(field, f"{_masked(url)} has no host", URL_FIX)
+        raise InputError(field, f"{masked_url(url)} has no host", URL_FIX)
     if port == 0:
-        raise InputError(field, f"{_masked(url)} has port 0", URL_FIX)
+        raise InputError(field, f"{masked_url(url)} has port 0", URL_FIX)
     try:
         requests.Request("POST", url).prepare()
     except (requests.RequestException, ValueError) as exc:
-        raise InputError(field, f"{_masked(url)} cannot be parsed ({type(exc).__name__})", URL_FIX) from None
+        raise InputError(field, f"{masked_url(url)} cannot be parsed ({type(exc).__name__})", URL_FIX) from None
     return url
 
 
@@ -497,7 +487,9 @@ class HttpSender:
                 cause = failure.cause
                 if isinstance(cause, _UNSENDABLE):  # no retry fixes a URL or a header
                     raise InputError(
-                        "url", f"{_masked(url)} cannot be sent to ({type(cause).__name__}); nothing was sent", URL_FIX
+                        "url",
+                        f"{masked_url(url)} cannot be sent to ({type(cause).__name__}); nothing was sent",
+                        URL_FIX,
                     ) from None
                 if attempt >= self.connect_retries:
                     raise ConnectionFailed(f"could not connect to {url} ({attempt + 1} attempts): {cause}") from cause
