@@ -28,9 +28,9 @@ from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device
 
 __all__ = [
-    "POISONED", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterWrite", "HandlerQueue",
-    "Outcome", "ReceiverStore", "RequestLog", "RequestStatus", "SessionStore", "StoreError", "StoredEvent",
-    "Tracking", "Write",
+    "POISONED", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterWrite", "EventPages",
+    "HandlerQueue", "Outcome", "ReceiverStore", "RequestLog", "RequestStatus", "SessionStore", "StoreError",
+    "StoredEvent", "Tracking", "Write",
 ]  # fmt: skip
 
 
@@ -245,6 +245,27 @@ class SessionStore(Protocol):
 
     def unlock_login(self, username: str) -> bool:
         """Clear the failures and lock of ``username``; True if it had any."""
+
+
+class EventPages:
+    """``iter_events`` and ``event`` for a backend, from its ``events`` (written once for all)."""
+
+    def events(self, *, request_id: Optional[str] = None, after_id: int = 0, limit: int = 1000) -> List[StoredEvent]:
+        raise NotImplementedError
+
+    def iter_events(self, *, request_id: Optional[str] = None, after_id: int = 0) -> Iterator[StoredEvent]:
+        """Every event, in pages."""
+        while True:
+            page = self.events(request_id=request_id, after_id=after_id)
+            if not page:
+                return
+            yield from page
+            after_id = page[-1].id
+
+    def event(self, event_id: int) -> Optional[StoredEvent]:
+        """One event, or None."""
+        page = self.events(after_id=event_id - 1, limit=1)
+        return page[0] if page and page[0].id == event_id else None
 
 
 class ReceiverStore(CallbackEvents, HandlerQueue, Protocol):

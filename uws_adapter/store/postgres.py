@@ -23,12 +23,12 @@ import json
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from uws_adapter.errors import StoreError
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device, identity
-from uws_adapter.store.interfaces import CallbackWrite, Outcome, RequestStatus, StoredEvent, Write
+from uws_adapter.store.interfaces import CallbackWrite, EventPages, Outcome, RequestStatus, StoredEvent, Write
 from uws_adapter.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION, UPGRADE_LOCK, VERSION_TABLE
 from uws_adapter.store.postgres_writes import commit_writes, is_database_failure, keep_dead_letter
 from uws_adapter.store.tracking_rows import recent_line_actions, request_status
@@ -93,7 +93,7 @@ class _Job:
         self.outcome = Outcome()
 
 
-class PostgresStore:
+class PostgresStore(EventPages):
     """Every store role on a PostgreSQL database; ``batch=False`` commits each write alone (the
     baseline in benchmarks). ``upgrade=True`` brings the schema up to this release's first (what
     ``uws-adapter db upgrade`` does); otherwise a database on another schema is refused."""
@@ -494,18 +494,6 @@ class PostgresStore:
         )
         rows = self._run("read events", lambda db: db.execute(query, (*args, limit)).fetchall())
         return [StoredEvent(r[0], CallbackRequest.from_dict(json.loads(r[1])), r[2], bool(r[3]), r[4]) for r in rows]
-
-    def iter_events(self, *, request_id: Optional[str] = None, after_id: int = 0) -> Iterator[StoredEvent]:
-        while True:
-            page = self.events(request_id=request_id, after_id=after_id)
-            if not page:
-                return
-            yield from page
-            after_id = page[-1].id
-
-    def event(self, event_id: int) -> Optional[StoredEvent]:
-        page = self.events(after_id=event_id - 1, limit=1)
-        return page[0] if page and page[0].id == event_id else None
 
     def counts(self) -> Dict[str, int]:
         def count(db: psycopg.Connection[Any]) -> Dict[str, int]:

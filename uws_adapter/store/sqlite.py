@@ -32,7 +32,7 @@ except ImportError:  # Windows: one process per store there
 from uws_adapter.errors import StoreError, UwsAdapterError
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device, identity
-from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Write
+from uws_adapter.store.interfaces import EventPages, Outcome, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sqlite_sessions import SqliteSessions
 from uws_adapter.store.sqlite_writes import callback_work, handler_gave_up_work, work_for
 from uws_adapter.store.tracking_rows import recent_line_actions, request_status
@@ -169,7 +169,7 @@ class _FileLock:
             self._fd = None
 
 
-class Store(SqliteSessions):
+class Store(SqliteSessions, EventPages):
     """A SQLite file; ``batch=False`` commits each write alone (the baseline in benchmarks)."""
 
     def __init__(
@@ -415,19 +415,6 @@ class Store(SqliteSessions):
             .fetchall()
         )
         return [StoredEvent(r[0], CallbackRequest.from_dict(json.loads(r[1])), r[2], bool(r[3]), r[4]) for r in rows]
-
-    def iter_events(self, *, request_id: Optional[str] = None, after_id: int = 0) -> Iterator[StoredEvent]:
-        """Every event, in pages."""
-        while True:
-            page = self.events(request_id=request_id, after_id=after_id)
-            if not page:
-                return
-            yield from page
-            after_id = page[-1].id
-
-    def event(self, event_id: int) -> Optional[StoredEvent]:
-        page = self.events(after_id=event_id - 1, limit=1)
-        return page[0] if page and page[0].id == event_id else None
 
     def due_handlers(self, limit: int = 500) -> List[Tuple[int, str, int]]:
         """(event id, handler name, attempts so far) of handler runs that are due (a look only)."""
