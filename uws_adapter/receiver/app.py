@@ -33,6 +33,7 @@ from uws_adapter.errors import CallbackParseError, HandlerGaveUp, InputError, St
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.redaction import redact
 from uws_adapter.store.interfaces import (
+    DEAD_LETTER_MAX,
     POISONED,
     CallbackWrite,
     DeadLetterWrite,
@@ -48,7 +49,6 @@ StartResponse = Callable[[str, List[Tuple[str, str]]], Any]
 
 _log = logging.getLogger("uws_adapter.receiver")
 
-DEAD_LETTER_MAX = 64 * 1024
 _XML_TYPES = ("text/xml", "application/xml", "application/soap+xml")
 _SOAP_ACK = (
     f'<s:Envelope xmlns:s="{NS_SOAP_ENV}"><s:Body><CallbackResponse xmlns="{NS_V2}"/></s:Body></s:Envelope>'
@@ -297,9 +297,8 @@ class Receiver:
             _log.info("refused callback %r: wrong username or password", callback.request_id[:80])
             return self.refuse(Answer(401, "text/plain", b"wrong callback username or password\n"))
         stored = Answer(200, "text/xml; charset=utf-8", _SOAP_ACK) if is_xml else _JSON_ACK
-        document = redact(body, self.passwords, limit=DEAD_LETTER_MAX)
         return Intake(
-            CallbackWrite(callback, tuple(self.handlers), document=document, media_type=media_type),
+            CallbackWrite(callback, tuple(self.handlers), document=body, media_type=media_type),
             stored,
             Answer(503, "text/plain", b"not stored; send it again\n"),
             is_callback=True,

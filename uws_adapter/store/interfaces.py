@@ -20,17 +20,19 @@ implement them all; :func:`~uws_adapter.store.open_store` picks one from a path 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, Union
 
 from uws_adapter.errors import StoreError
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device
+from uws_adapter.redaction import redact
 
 __all__ = [
-    "POISONED", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterWrite", "EventPages",
-    "HandlerQueue", "Outcome", "ReceiverStore", "RequestLog", "RequestStatus", "SessionStore", "StoreError",
-    "StoredEvent", "Tracking", "Write",
+    "DEAD_LETTER_MAX", "POISONED", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterWrite",
+    "EventPages", "HandlerQueue", "Outcome", "ReceiverStore", "RequestLog", "RequestStatus", "SessionStore",
+    "StoreError", "StoredEvent", "Tracking", "Write",
 ]  # fmt: skip
 
 
@@ -88,13 +90,23 @@ class RequestStatus:
 class CallbackWrite:
     """Store one callback: a new event with its handler runs, or one more attempt of a known one.
 
-    ``document`` (already redacted) is kept as a dead letter instead if the callback's values
-    cannot be stored; the outcome is then ``(POISONED, False)``."""
+    ``document`` is the body as received; if the callback's values cannot be stored, it is kept
+    as a dead letter instead (:meth:`dead_letter`: redacted only then, off the hot path) and the
+    outcome is ``(POISONED, False)``."""
 
     callback: CallbackRequest
     handlers: Tuple[str, ...] = ()
-    document: Optional[bytes] = None
+    document: Optional[bytes] = field(default=None, repr=False)  # may hold the password
     media_type: Optional[str] = None
+
+    def dead_letter(self) -> bytes:
+        """What to keep of a callback that cannot be stored as an event: its document redacted (every
+        secret-named value and the callback's own password blanked) and cut to
+        :data:`DEAD_LETTER_MAX`, or without one its JSON form (the password already ``***``)."""
+        if self.document is None:
+            return json.dumps(self.callback.to_dict(), default=str).encode("utf-8", "replace")
+        secrets = [self.callback.password] if self.callback.password else []
+        return redact(self.document, secrets, limit=DEAD_LETTER_MAX)
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,8 @@ class DeadLetterWrite:
 
 
 Write = Union[CallbackWrite, DeadLetterWrite]
+#: The most of one refused document kept as a dead letter (after redaction).
+DEAD_LETTER_MAX = 64 * 1024
 #: The event id of a :class:`CallbackWrite` that was kept as a dead letter instead.
 POISONED = 0
 

@@ -224,11 +224,7 @@ def _poisoned(cursor: psycopg.Cursor[Any], write: CallbackWrite, exc: BaseExcept
     would be refused on every re-send until the carrier gives up."""
     callback = write.callback
     reason = f"callback {callback.request_id[:80]!r} could not be stored as an event: {type(exc).__name__}"
-    if write.document is not None:
-        kept = write.document
-    else:
-        kept = json.dumps(callback.to_dict(), default=str).encode("utf-8", "replace")
-    cursor.execute(_DEAD_LETTER, (now, write.media_type, reason, kept))
+    cursor.execute(_DEAD_LETTER, (now, write.media_type, reason, write.dead_letter()))
     found = cursor.fetchone()
     _log.warning("%s; kept as dead letter %d", reason, int(found[0]) if found else 0)
     return POISONED, False

@@ -56,8 +56,9 @@ def callback_work(
     clock: Callable[[], float] = time.time,
 ) -> Callable[[sqlite3.Connection], Tuple[int, bool]]:
     """The store transaction for one callback: insert its event (or count a re-send), its attempt,
-    and its handler runs. ``document`` (redacted) is what to keep as a dead letter if the callback's
-    values cannot be stored; the result is then ``(POISONED, False)``."""
+    and its handler runs. ``document`` (the body as received) is kept, redacted, as a dead letter if
+    the callback's values cannot be stored; the result is then ``(POISONED, False)``."""
+    poisoned = CallbackWrite(callback, tuple(handlers), document, media_type)
     row = callback_row(callback)
     form, digest, key, fault_code = row.form, row.digest, row.key, row.fault_code
 
@@ -71,8 +72,7 @@ def callback_work(
             db.execute("ROLLBACK TO event")
             db.execute("RELEASE event")
             reason = f"callback {callback.request_id[:80]!r} could not be stored as an event: {type(exc).__name__}"
-            kept = document if document is not None else json.dumps(form, default=str).encode("utf-8", "replace")
-            letter = _insert_dead_letter(db, kept, media_type, reason, clock())
+            letter = _insert_dead_letter(db, poisoned.dead_letter(), media_type, reason, clock())
             _log.warning("%s; kept as dead letter %d", reason, letter)
             return POISONED, False
         db.execute("RELEASE event")
