@@ -196,3 +196,11 @@ def test_nidd_callbacks_of_two_devices_are_two_events(location: str) -> None:
         counts = store.counts()
         assert (counts["events"], counts["attempts"], counts["handler_queue"]) == (2, 3, 2)
         assert [e.differs for e in store.events()] == [False, False]
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_nothing_is_left_beside_it(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database, " * 100)
+    with pytest.raises(StoreError, match=r"cannot open the store .*notes\.txt: file is not a database"):
+        Store(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

@@ -196,15 +196,26 @@ class Store(SqliteSessions, EventPages):
         self._commit_lock = threading.Lock()
         if not self.path.parent.is_dir():
             raise StoreError(f"cannot open the store {self.path}: the folder {self.path.parent} does not exist")
-        self._file_lock = _FileLock(Path(f"{self.path}.writelock"), lock_timeout)
-        self._migrate()
+        lock_path = Path(f"{self.path}.writelock")
+        lock_existed = lock_path.exists()
+        self._file_lock = _FileLock(lock_path, lock_timeout)
+        try:
+            self._migrate()
+        except StoreError:
+            self._file_lock.close()
+            if not lock_existed:  # a store that could not be opened leaves nothing beside it
+                lock_path.unlink(missing_ok=True)
+            raise
         self._writer = threading.Thread(target=self._write_loop, daemon=True, name="uws-store-writer")
         self._writer.start()
 
     def _migrate(self) -> None:
         """Create the schema, or bring a database of an earlier release up to this one's in place;
         refuse one written by a newer release, whose meaning this one cannot know."""
-        setup = self._connect()
+        try:
+            setup = self._connect()  # reads the file: a file that is not a database fails here
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from None
         try:
             with self._file_lock:
                 version = int(setup.execute("PRAGMA user_version").fetchone()[0])
