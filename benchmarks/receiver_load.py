@@ -114,6 +114,28 @@ def timed_run(options: List[str], script: Path, seconds: float) -> Tuple[float, 
     return rate, p50, p99
 
 
+def deliver(documents: List[bytes], ports: List[int], lanes: int = 16) -> int:
+    """POST every document once over ``lanes`` keep-alive connections spread over ``ports``;
+    returns how many were acknowledged (HTTP 200)."""
+    acknowledged = [0] * lanes
+
+    def send(lane: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", ports[lane % len(ports)], timeout=30)
+        for body in documents[lane::lanes]:
+            connection.request("POST", "/", body=body, headers={"Content-Type": "text/xml; charset=utf-8"})
+            response = connection.getresponse()
+            response.read()
+            acknowledged[lane] += response.status == 200
+        connection.close()
+
+    threads = [threading.Thread(target=send, args=(lane,)) for lane in range(lanes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(acknowledged)
+
+
 def exact_run(options: List[str], devices: int, folder: Path) -> Tuple[int, int, int, int]:
     """Every device's callback exactly 4 times, shuffled, over 16 connections (a Python client:
     wrk cannot stop at an exact count). Returns (sent, acknowledged, events, attempts)."""
@@ -129,28 +151,13 @@ def exact_run(options: List[str], devices: int, folder: Path) -> Tuple[int, int,
     random.Random(1).shuffle(documents)
     db = folder / "exact.db"
     receiver, port = start_receiver(db, options)
-    acknowledged = [0] * 16
-
-    def send(lane: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        for body in documents[lane::16]:
-            connection.request("POST", "/", body=body, headers={"Content-Type": "text/xml; charset=utf-8"})
-            response = connection.getresponse()
-            response.read()
-            acknowledged[lane] += response.status == 200
-        connection.close()
-
     try:
-        lanes = [threading.Thread(target=send, args=(lane,)) for lane in range(16)]
-        for lane in lanes:
-            lane.start()
-        for lane in lanes:
-            lane.join()
+        acknowledged = deliver(documents, [port])
     finally:
         stop_receiver(receiver)
     connection = sqlite3.connect(str(db))
     events, attempts = (connection.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("events", "attempts"))
-    return len(documents), sum(acknowledged), events, attempts
+    return len(documents), acknowledged, events, attempts
 
 
 def main() -> None:

@@ -25,12 +25,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Dict, List, Tuple
 from urllib.parse import quote
+
+from receiver_load import deliver  # the sibling benchmark: python puts this folder on sys.path
 
 from uws_adapter import CallbackRequest, ReportedDevice, render_callback
 
@@ -164,29 +165,14 @@ def exact_run(url: str, options: List[str], devices: int) -> Tuple[int, int, int
     random.Random(1).shuffle(documents)
     schema = Schema(url)
     receivers = [start_receiver(schema.url, options) for _ in range(2)]
-    acknowledged = [0] * 16
-
-    def send(lane: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", receivers[lane % 2][1], timeout=30)
-        for body in documents[lane::16]:
-            connection.request("POST", "/", body=body, headers={"Content-Type": "text/xml; charset=utf-8"})
-            response = connection.getresponse()
-            response.read()
-            acknowledged[lane] += response.status == 200
-        connection.close()
-
     try:
-        lanes = [threading.Thread(target=send, args=(lane,)) for lane in range(16)]
-        for lane in lanes:
-            lane.start()
-        for lane in lanes:
-            lane.join()
+        acknowledged = deliver(documents, [port for _, port in receivers])
         events, attempts = schema.counts()
     finally:
         for receiver, _ in receivers:
             stop_receiver(receiver)
         schema.drop()
-    return len(documents), sum(acknowledged), events, attempts
+    return len(documents), acknowledged, events, attempts
 
 
 def main() -> None:
