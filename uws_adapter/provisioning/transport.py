@@ -110,6 +110,9 @@ def check_base_url(url: object, field: str = "base_url") -> str:
         raise InputError(field, f"{masked_url(url)} has spaces or control characters", URL_FIX)
     try:
         parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise InputError(field, f"{masked_url(url)} cannot be parsed ({exc})", URL_FIX) from None
+    try:
         port = parts.port  # ValueError for a port that is not a number in 0..65535
     except ValueError:
         raise InputError(field, f"{masked_url(url)} has a port that is not a number from 1 to 65535", URL_FIX) from None
