@@ -18,19 +18,25 @@ from __future__ import annotations
 
 import json
 import queue
+import threading
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
+from uws_adapter.errors import StoreError
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device, identity
 from uws_adapter.store.interfaces import CallbackWrite, EventPages, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sql import Dialect, Sql
 from uws_adapter.store.tracking_rows import recent_line_actions, request_status
 
-__all__ = ["BUDGET_LOCK", "PENDING", "UNKNOWN", "Admit", "LineActions", "SqlCore", "next_group", "pg_text"]
+__all__ = [
+    "BUDGET_LOCK", "PENDING", "UNKNOWN", "Admit", "Job", "LineActions", "SqlCore", "newer_schema", "next_group",
+    "pg_text",
+]  # fmt: skip
 
 T = TypeVar("T")
 J = TypeVar("J")
+S = TypeVar("S", bound="SqlCore")
 #: Per identity, its line's recent actions as (request id, when) pairs.
 LineActions = Dict[str, List[Tuple[str, float]]]
 #: Decides a reservation from its lines' recent actions: None refuses it (nothing is written),
@@ -47,6 +53,36 @@ def pg_text(value: str) -> str:
     """``value`` as PostgreSQL text can hold it (no NUL, no lone surrogate); SQLite stores it alike,
     so both backends keep the same text."""
     return value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def newer_schema(shown: str, version: int, supported: int) -> StoreError:
+    """The refusal of a store written by a newer release, whose meaning this one cannot know."""
+    return StoreError(
+        f"{shown} has store schema {version}, written by a newer uws-adapter; this release reads schema "
+        f"{supported} at most: upgrade uws-adapter, or use another database"
+    )
+
+
+class Job:
+    """One write handed to a backend's writer thread, and how it went."""
+
+    def __init__(self, work: Any) -> None:
+        self.work = work  # what the backend's writer runs: a function of a connection, or a Write
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: Optional[BaseException] = None
+
+    def finish(self, result: Any = None, error: Optional[BaseException] = None) -> None:
+        self.result, self.error = result, error
+        self.done.set()
+
+    def wait(self, timeout: float, describe: Callable[[BaseException], str] = str) -> Any:
+        """Its result once committed; StoreError when it failed or no commit came within ``timeout``."""
+        if not self.done.wait(timeout):
+            raise StoreError(f"no commit within {timeout} s")
+        if self.error is not None:
+            raise StoreError(f"could not store: {describe(self.error)}") from self.error
+        return self.result
 
 
 def next_group(jobs: queue.Queue[Optional[J]], max_batch: int) -> Optional[List[J]]:
@@ -91,6 +127,15 @@ class SqlCore(EventPages):
 
     def apply(self, write: Write, *, timeout: float = 30.0) -> Any:
         raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # Callbacks and events --------------------------------------------------------------------------
 
@@ -285,8 +330,7 @@ class SqlCore(EventPages):
 
         def work(db: Sql) -> None:
             if request_id != reservation:
-                db.run("DELETE FROM request_identifiers WHERE request_id = ?", (request_id,))
-                db.run("DELETE FROM requests WHERE request_id = ?", (request_id,))
+                _forget_request(db, request_id)
             db.run("UPDATE requests SET request_id = ?, sent_at = ? WHERE request_id = ?",
                    (request_id, self.clock(), reservation))  # fmt: skip
             db.run("UPDATE request_identifiers SET request_id = ? WHERE request_id = ?", (request_id, reservation))
@@ -296,11 +340,7 @@ class SqlCore(EventPages):
     def release_request(self, reservation: str) -> None:
         """The reserved request provably never left: its lines' reservation is given back."""
 
-        def work(db: Sql) -> None:
-            db.run("DELETE FROM request_identifiers WHERE request_id = ?", (reservation,))
-            db.run("DELETE FROM requests WHERE request_id = ?", (reservation,))
-
-        self._transact("release the reservation", work)
+        self._transact("release the reservation", lambda db: _forget_request(db, reservation))
 
     # The bridge's session rows ---------------------------------------------------------------------
 
@@ -398,6 +438,11 @@ def _insert_request(
     )
 
 
+def _forget_request(db: Sql, request_id: str) -> None:
+    db.run("DELETE FROM request_identifiers WHERE request_id = ?", (request_id,))
+    db.run("DELETE FROM requests WHERE request_id = ?", (request_id,))
+
+
 def _line_actions(db: Sql, wanted: List[str], since: float) -> LineActions:
     """The rows :func:`~uws_adapter.store.tracking_rows.recent_line_actions` reads, from ``db``."""
 
@@ -406,7 +451,7 @@ def _line_actions(db: Sql, wanted: List[str], since: float) -> LineActions:
             row
             for where, args in db.lists("a.identifier", names)
             for row in db.all(
-                "SELECT a.identifier, b.identifier FROM request_identifiers a JOIN request_identifiers b"
+                "SELECT DISTINCT a.identifier, b.identifier FROM request_identifiers a JOIN request_identifiers b"
                 " ON b.request_id = a.request_id AND b.device = a.device AND b.identifier != a.identifier"
                 f" WHERE {where}",
                 args,

@@ -25,7 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 from uws_adapter.errors import StoreError
-from uws_adapter.store.core import SqlCore, next_group
+from uws_adapter.store.core import Job, SqlCore, newer_schema, next_group
 from uws_adapter.store.interfaces import Outcome, Write
 from uws_adapter.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION, UPGRADE_LOCK, VERSION_TABLE
 from uws_adapter.store.postgres_writes import commit_writes, is_database_failure
@@ -84,13 +84,6 @@ def _psycopg() -> Any:
     return psycopg
 
 
-class _Job:
-    def __init__(self, write: Write) -> None:
-        self.write = write
-        self.done = threading.Event()
-        self.outcome = Outcome()
-
-
 class PostgresStore(SqlCore):
     """Every store role on a PostgreSQL database; ``batch=False`` commits each write alone (the
     baseline in benchmarks). ``upgrade=True`` brings the schema up to this release's first (what
@@ -119,7 +112,7 @@ class PostgresStore(SqlCore):
         self._local = threading.local()
         self._connections: List[Any] = []
         self._connections_lock = threading.Lock()
-        self._jobs: queue.Queue[Optional[_Job]] = queue.Queue()
+        self._jobs: queue.Queue[Optional[Job]] = queue.Queue()
         self._closed = False
         #: (schema before, after) of the upgrade run on opening (``upgrade=True``).
         self.last_upgrade = (SCHEMA_VERSION, SCHEMA_VERSION)
@@ -205,12 +198,6 @@ class PostgresStore(SqlCore):
             with contextlib.suppress(Exception):  # closing what may be broken already
                 connection.close()
 
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # Schema --------------------------------------------------------------------------------------
 
     def schema_version(self) -> int:
@@ -221,10 +208,7 @@ class PostgresStore(SqlCore):
     def check_schema(self) -> None:
         version = self.schema_version()
         if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.display} has store schema {version}, written by a newer uws-adapter; this release "
-                f"reads schema {SCHEMA_VERSION} at most: upgrade uws-adapter, or use another database"
-            )
+            raise newer_schema(self.display, version, SCHEMA_VERSION)
         if version < SCHEMA_VERSION:
             raise StoreError(
                 f"{self.display} has store schema {version} and this release needs {SCHEMA_VERSION}: "
@@ -241,10 +225,7 @@ class PostgresStore(SqlCore):
                 row = db.execute("SELECT max(version) FROM uws_schema_version").fetchone()
                 version = int(row[0]) if row and row[0] is not None else 0
                 if version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.display} has store schema {version}, newer than this release's "
-                        f"{SCHEMA_VERSION}: upgrade uws-adapter instead"
-                    )
+                    raise newer_schema(self.display, version, SCHEMA_VERSION)
                 for step in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in MIGRATIONS[step].split(";"):
                         if statement.strip():
@@ -263,22 +244,17 @@ class PostgresStore(SqlCore):
         committed, or raise :class:`StoreError`."""
         if self._closed:
             raise StoreError("the store is closed")
-        job = _Job(write)
+        job = Job(write)
         self._jobs.put(job)
-        if not job.done.wait(timeout):
-            raise StoreError(f"no commit within {timeout} s")
-        if job.outcome.error is not None:
-            raise StoreError(f"could not store: {_first_line(job.outcome.error)}") from None
-        return job.outcome.result
+        return job.wait(timeout, _first_line)
 
     def _write_loop(self) -> None:
         while True:
             jobs = next_group(self._jobs, self.max_batch)
             if jobs is None:
                 return
-            for job, outcome in zip(jobs, self._commit_or_fail([job.write for job in jobs])):
-                job.outcome = outcome
-                job.done.set()
+            for job, outcome in zip(jobs, self._commit_or_fail([job.work for job in jobs])):
+                job.finish(outcome.result, outcome.error)
 
     def commit_group(self, writes: Sequence[Write]) -> List[Outcome]:
         """Store ``writes`` in one transaction in the calling thread (on a connection of its own),

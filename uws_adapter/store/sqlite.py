@@ -19,7 +19,6 @@ import queue
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar, Union
 
@@ -29,7 +28,7 @@ except ImportError:  # Windows: one process per store there
     fcntl = None  # type: ignore[assignment]
 
 from uws_adapter.errors import StoreError, UwsAdapterError
-from uws_adapter.store.core import SqlCore, next_group
+from uws_adapter.store.core import Job, SqlCore, newer_schema, next_group
 from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sql import SQLITE, Sql
 from uws_adapter.store.sqlite_writes import work_for
@@ -41,7 +40,7 @@ T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 
 #: The schema this release writes (``PRAGMA user_version``). 0 is 0.1.0's, which had no version.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: How to go from version N-1 to N, applied in order in one transaction when a store is opened.
 _MIGRATIONS: Dict[int, str] = {
     1: "CREATE INDEX IF NOT EXISTS handler_queue_by_due ON handler_queue (next_at);",
@@ -62,6 +61,15 @@ _MIGRATIONS: Dict[int, str] = {
     # Handler runs are claimed (leased) before they run, so that two processes sharing the file
     # never run the same one at once.
     4: "ALTER TABLE handler_queue ADD COLUMN claimed_until REAL;",
+    # The budget check ties a line's identifiers together by (request, device position): without
+    # an index on it each of its rows scanned the whole request (quadratic in a device list's
+    # size). Both indexes cover what the check reads, so it never visits the table.
+    5: """
+        CREATE INDEX IF NOT EXISTS request_identifiers_by_device
+            ON request_identifiers (request_id, device, identifier);
+        DROP INDEX IF EXISTS request_identifiers_by_identifier;
+        CREATE INDEX IF NOT EXISTS request_identifiers_lines ON request_identifiers (identifier, request_id, device);
+    """,
 }
 #: How long a provisioning action counts against a line's daily budget.
 DAY = 24 * 60 * 60
@@ -118,14 +126,6 @@ CREATE TABLE IF NOT EXISTS handler_queue (
     PRIMARY KEY (event_id, handler)
 );
 """
-
-
-@dataclass
-class _Job:
-    work: Callable[[sqlite3.Connection], Any]
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
-    error: Optional[BaseException] = None
 
 
 class _FileLock:
@@ -189,7 +189,7 @@ class Store(SqlCore):
         self.clock = clock
         self.synchronous = synchronous.upper()
         self.max_batch = max_batch if batch else 1
-        self._jobs: queue.Queue[Optional[_Job]] = queue.Queue()
+        self._jobs: queue.Queue[Optional[Job]] = queue.Queue()
         self._local = threading.local()
         self._closed = False
         self._commit_lock = threading.Lock()
@@ -219,10 +219,7 @@ class Store(SqlCore):
             with self._file_lock:
                 version = int(setup.execute("PRAGMA user_version").fetchone()[0])
                 if version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.path} has store schema {version}, written by a newer uws-adapter; this release "
-                        f"reads schema {SCHEMA_VERSION} at most: upgrade uws-adapter, or use another database"
-                    )
+                    raise newer_schema(str(self.path), version, SCHEMA_VERSION)
                 if version == SCHEMA_VERSION:
                     return
                 setup.execute("BEGIN IMMEDIATE")
@@ -267,25 +264,15 @@ class Store(SqlCore):
             self._writer.join(timeout=10)
             self._file_lock.close()
 
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # Writing -------------------------------------------------------------------------------------
 
     def write(self, work: Callable[[sqlite3.Connection], T], *, timeout: float = 30.0) -> T:
         """Run ``work`` in the writer's transaction; return once it is committed durably."""
         if self._closed:
             raise StoreError("the store is closed")
-        job = _Job(work)
+        job = Job(work)
         self._jobs.put(job)
-        if not job.done.wait(timeout):
-            raise StoreError(f"no commit within {timeout} s")
-        if job.error is not None:
-            raise StoreError(f"could not store: {job.error}") from job.error
-        result: T = job.result
+        result: T = job.wait(timeout)
         return result
 
     def _write_loop(self) -> None:
@@ -312,7 +299,7 @@ class Store(SqlCore):
                 raise StoreError("the store is closed")
             connection = self._connect()
             self._local.writer = connection
-        jobs = [_Job(work_for(write, self.clock)) for write in writes]
+        jobs = [Job(work_for(write, self.clock)) for write in writes]
         self._commit(connection, jobs)
         failed = next((job.error for job in jobs if isinstance(job.error, sqlite3.OperationalError)), None)
         if failed is not None:  # the connection may be unusable now: the next group opens another
@@ -320,7 +307,7 @@ class Store(SqlCore):
             self._local.writer = None
         return [Outcome(job.result, job.error) for job in jobs]
 
-    def _commit(self, connection: sqlite3.Connection, jobs: List[_Job]) -> None:
+    def _commit(self, connection: sqlite3.Connection, jobs: List[Job]) -> None:
         # Writers in this process take turns on a lock, and writers in other processes (gunicorn
         # or uvicorn workers) on a file lock: both wake at once when it is free, where SQLite's own
         # busy handler would sleep in steps of up to 100 ms.
@@ -340,7 +327,7 @@ class Store(SqlCore):
         finally:
             self._commit_lock.release()
 
-    def _commit_locked(self, connection: sqlite3.Connection, jobs: List[_Job]) -> None:
+    def _commit_locked(self, connection: sqlite3.Connection, jobs: List[Job]) -> None:
         try:
             connection.execute("BEGIN IMMEDIATE")
             for job in jobs:
