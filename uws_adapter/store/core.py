@@ -447,27 +447,18 @@ def _line_actions(db: Sql, wanted: List[str], since: float) -> LineActions:
     """The rows :func:`~uws_adapter.store.tracking_rows.recent_line_actions` reads, from ``db``."""
 
     def linked(names: List[str]) -> List[Sequence[Any]]:
-        return [
-            row
-            for where, args in db.lists("a.identifier", names)
-            for row in db.all(
-                "SELECT DISTINCT a.identifier, b.identifier FROM request_identifiers a JOIN request_identifiers b"
-                " ON b.request_id = a.request_id AND b.device = a.device AND b.identifier != a.identifier"
-                f" WHERE {where}",
-                args,
-            )
-        ]
+        return db.all_in(
+            "SELECT DISTINCT a.identifier, b.identifier FROM request_identifiers a JOIN request_identifiers b"
+            " ON b.request_id = a.request_id AND b.device = a.device AND b.identifier != a.identifier WHERE {}",
+            "a.identifier", names,
+        )  # fmt: skip
 
     def requests(names: List[str]) -> List[Sequence[Any]]:
-        return [
-            row
-            for where, args in db.lists("i.identifier", names)
-            for row in db.all(
-                "SELECT i.identifier, r.request_id, r.sent_at FROM request_identifiers i"
-                f" JOIN requests r ON r.request_id = i.request_id WHERE {where} AND r.sent_at > ?",
-                (*args, since),
-            )
-        ]
+        return db.all_in(
+            "SELECT i.identifier, r.request_id, r.sent_at FROM request_identifiers i"
+            " JOIN requests r ON r.request_id = i.request_id WHERE {} AND r.sent_at > ?",
+            "i.identifier", names, (since,),
+        )  # fmt: skip
 
     # A query's lines are known only from its callbacks; so are those of requests sent by other
     # tools. Callbacks of device-list requests in this log are counted from the log.

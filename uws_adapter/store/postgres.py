@@ -25,6 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 from uws_adapter.errors import StoreError
+from uws_adapter.store import is_postgres_url  # one rule for what names a PostgreSQL store
 from uws_adapter.store.core import Job, SqlCore, newer_schema, next_group
 from uws_adapter.store.interfaces import Outcome, Write
 from uws_adapter.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION, UPGRADE_LOCK, VERSION_TABLE
@@ -37,11 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "is_postgres_url", "read_schema_version", "redact_url"]
 
 T = TypeVar("T")
-_SCHEMES = ("postgresql://", "postgres://")
-
-
-def is_postgres_url(text: str) -> bool:
-    return text.strip().lower().startswith(_SCHEMES)
 
 
 def redact_url(url: str) -> str:

@@ -67,6 +67,13 @@ class Sql:
     def all(self, sql: str, args: Sequence[Any] = ()) -> List[Row]:
         return list(self._execute(sql, args).fetchall())
 
+    def all_in(self, sql: str, column: str, values: Sequence[Any], args: Sequence[Any] = ()) -> List[Row]:
+        """Every row of ``sql`` whose ``{}`` is ``column`` in ``values`` (see :meth:`lists`), the
+        list's arguments bound before ``args``."""
+        return [
+            row for where, listed in self.lists(column, values) for row in self.all(sql.format(where), (*listed, *args))
+        ]
+
     def run(self, sql: str, args: Sequence[Any] = ()) -> int:
         """Run a change; how many rows it touched."""
         return int(self._execute(sql, args).rowcount)
