@@ -30,8 +30,8 @@ from uws_adapter.store.sql import Dialect, Sql
 from uws_adapter.store.tracking_rows import recent_line_actions, request_status
 
 __all__ = [
-    "BUDGET_LOCK", "PENDING", "UNKNOWN", "Admit", "Job", "LineActions", "SqlCore", "newer_schema", "next_group",
-    "pg_text",
+    "BUDGET_LOCK", "PENDING", "READY_MEMORY", "UNKNOWN", "Admit", "CommitHealth", "Job", "LineActions", "SqlCore",
+    "newer_schema", "next_group", "pg_text",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -53,6 +53,25 @@ def pg_text(value: str) -> str:
     """``value`` as PostgreSQL text can hold it (no NUL, no lone surrogate); SQLite stores it alike,
     so both backends keep the same text."""
     return value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+#: How long a failed commit keeps a store not ready (unless a later commit succeeds), in seconds:
+#: a readiness probe then says what the last callbacks met, not what one probe got through.
+READY_MEMORY = 5.0
+
+
+class CommitHealth:
+    """How the last commit went, for a readiness probe (plain assignments: safe across threads)."""
+
+    def __init__(self) -> None:
+        self.failed_at: Optional[float] = None
+
+    def record(self, ok: bool, now: float) -> None:
+        self.failed_at = None if ok else now
+
+    def failing(self, now: float) -> bool:
+        """The last commit failed less than :data:`READY_MEMORY` seconds ago."""
+        return self.failed_at is not None and 0 <= now - self.failed_at < READY_MEMORY
 
 
 def newer_schema(shown: str, version: int, supported: int) -> StoreError:

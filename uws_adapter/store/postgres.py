@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
 
 from uws_adapter.errors import StoreError
 from uws_adapter.store import is_postgres_url  # one rule for what names a PostgreSQL store
-from uws_adapter.store.core import Job, SqlCore, newer_schema, next_group
+from uws_adapter.store.core import CommitHealth, Job, SqlCore, newer_schema, next_group
 from uws_adapter.store.interfaces import Outcome, Write
 from uws_adapter.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION, UPGRADE_LOCK, VERSION_TABLE
 from uws_adapter.store.postgres_writes import commit_writes, is_database_failure
@@ -110,6 +110,7 @@ class PostgresStore(SqlCore):
         self._connections_lock = threading.Lock()
         self._jobs: queue.Queue[Optional[Job]] = queue.Queue()
         self._closed = False
+        self._health = CommitHealth()
         #: (schema before, after) of the upgrade run on opening (``upgrade=True``).
         self.last_upgrade = (SCHEMA_VERSION, SCHEMA_VERSION)
         try:
@@ -261,28 +262,41 @@ class PostgresStore(SqlCore):
 
     def _commit_or_fail(self, writes: Sequence[Write]) -> List[Outcome]:
         try:
-            return self._run("store a group of writes", lambda db: commit_writes(db, writes, self.clock))
+            outcomes = self._run("store a group of writes", lambda db: commit_writes(db, writes, self.clock))
+            self._health.record(True, self.clock())
+            return outcomes
         except Exception as exc:  # nothing of the group is committed: every write failed
+            self._health.record(False, self.clock())
             error = exc if isinstance(exc, StoreError) else StoreError(f"could not store: {_first_line(exc)}")
             return [Outcome(error=error) for _ in writes]
 
     def ready(self) -> bool:
-        """Whether the database answers and takes a write now: a row lock taken and rolled back,
-        bounded by ``lock_timeout`` (2 s at most); False rather than an error."""
-        if self._closed:
+        """Whether a callback can be committed now: no commit failed in the last few seconds
+        (:data:`~uws_adapter.store.core.READY_MEMORY`), and a probe write goes through — a row
+        inserted and rolled back, which no other session's row lock can hold up (the probe once
+        updated the shared schema row, and waited on whoever held it) and a read-only server
+        refuses — bounded by ``lock_timeout`` (2 s at most). A connection the server dropped is
+        opened again once, as the next callback's commit would. False rather than an error."""
+        if self._closed or self._health.failing(self.clock()):
             return False
+        psycopg = _psycopg()
         wait = int(min(self.lock_timeout, 2.0) * 1000)
-
-        def probe(db: psycopg.Connection[Any]) -> bool:
-            with db.transaction(force_rollback=True):
-                db.execute(f"SET LOCAL statement_timeout = {wait}")
-                db.execute("UPDATE uws_schema_version SET version = version")  # refused read-only
-            return True
-
-        try:
-            return self._run("probe the store", probe)
-        except StoreError:
-            return False
+        for _ in range(2):
+            try:
+                connection = self._connection()
+            except StoreError:  # the server cannot be reached
+                return False
+            try:
+                with connection.transaction(force_rollback=True):
+                    connection.execute(f"SET LOCAL statement_timeout = {wait}")
+                    connection.execute("INSERT INTO uws_schema_version (version) VALUES (0)")
+                return True
+            except psycopg.Error:
+                dropped = connection.broken or connection.closed
+                self._drop(connection)
+                if not dropped:
+                    return False
+        return False
 
     # What the SQL core needs ---------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ except ImportError:  # Windows: one process per store there
     fcntl = None  # type: ignore[assignment]
 
 from uws_adapter.errors import StoreError, UwsAdapterError
-from uws_adapter.store.core import Job, SqlCore, newer_schema, next_group
+from uws_adapter.store.core import CommitHealth, Job, SqlCore, newer_schema, next_group
 from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sql import SQLITE, Sql
 from uws_adapter.store.sqlite_writes import work_for
@@ -71,6 +71,8 @@ _MIGRATIONS: Dict[int, str] = {
         CREATE INDEX IF NOT EXISTS request_identifiers_lines ON request_identifiers (identifier, request_id, device);
     """,
 }
+#: The free space below which a store is not ready: room for a full group of callbacks' log frames.
+READY_RESERVE = 1024 * 1024
 #: How long a provisioning action counts against a line's daily budget.
 DAY = 24 * 60 * 60
 _SCHEMA = """
@@ -193,6 +195,7 @@ class Store(SqlCore):
         self._local = threading.local()
         self._closed = False
         self._commit_lock = threading.Lock()
+        self._health = CommitHealth()
         if not self.path.parent.is_dir():
             raise StoreError(f"cannot open the store {self.path}: the folder {self.path.parent} does not exist")
         lock_path = Path(f"{self.path}.writelock")
@@ -313,6 +316,7 @@ class Store(SqlCore):
         # busy handler would sleep in steps of up to 100 ms.
         if not self._commit_lock.acquire(timeout=self.lock_timeout):
             error = StoreError(f"no turn to commit within {self.lock_timeout} s")
+            self._health.record(False, self.clock())
             for job in jobs:
                 job.error = error
                 job.done.set()
@@ -321,6 +325,7 @@ class Store(SqlCore):
             with self._file_lock:
                 self._commit_locked(connection, jobs)
         except StoreError as exc:  # the file lock was not had in time: nothing was written
+            self._health.record(False, self.clock())
             for job in jobs:
                 job.error = exc
                 job.done.set()
@@ -345,6 +350,9 @@ class Store(SqlCore):
                 connection.execute("ROLLBACK")
             for job in jobs:
                 job.error = job.error or exc
+        # A database failure (disk full, I/O, lock) in any job, or of the commit, is one the next
+        # callback may meet too; a value refused in one job is not.
+        self._health.record(not any(isinstance(job.error, sqlite3.OperationalError) for job in jobs), self.clock())
         for job in jobs:
             job.done.set()
 
@@ -372,11 +380,20 @@ class Store(SqlCore):
         return self.write(lambda connection: work(Sql(connection, SQLITE)))
 
     def ready(self) -> bool:
-        """Whether the store answers and takes a write: a write transaction that is rolled back.
-        It takes its turn on the write locks as a commit does, so a probe never makes a commit
-        wait in SQLite's busy handler."""
-        if self._closed:
+        """Whether a callback can be committed now: no commit failed in the last few seconds
+        (:data:`~uws_adapter.store.core.READY_MEMORY`), the folder has room to grow the log
+        (:data:`READY_RESERVE`), and a probe commits: it rewrites the schema version (one page), so
+        it must reach the WAL and its fsync, as a callback's commit does (a transaction rolled back
+        never writes, and answered ready on a full disk). It takes its turn on the write locks as
+        a commit does, so that it never makes a commit wait in SQLite's busy handler."""
+        if self._closed or self._health.failing(self.clock()):
             return False
+        try:
+            folder = os.statvfs(self.path.parent)
+            if folder.f_bavail * folder.f_frsize < READY_RESERVE:
+                return False
+        except (AttributeError, OSError):  # no statvfs (Windows): the probe alone decides
+            pass
         wait = min(self.lock_timeout, 2.0)
         if not self._commit_lock.acquire(timeout=wait):
             return False
@@ -384,9 +401,11 @@ class Store(SqlCore):
             with self._file_lock:
                 probe = sqlite3.connect(str(self.path), isolation_level=None, timeout=wait)
                 try:
+                    probe.execute(f"PRAGMA synchronous={self.synchronous}")
                     probe.execute("BEGIN IMMEDIATE")  # the write lock: refused on a read-only file or folder
-                    probe.execute("CREATE TABLE _ready_probe (x)")
-                    probe.execute("ROLLBACK")
+                    version = int(probe.execute("PRAGMA user_version").fetchone()[0])
+                    probe.execute(f"PRAGMA user_version = {version}")  # the same value, written again
+                    probe.execute("COMMIT")
                 finally:
                     probe.close()
             return True
