@@ -1,0 +1,54 @@
+"""The manual stays true to the code: the CLI reference is the parsers' own text."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from uws_adapter.cli.main import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _gen_cli() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gen_cli", ROOT / "docs" / "gen_cli.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("gen_cli", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_committed_cli_reference_is_what_the_parsers_generate() -> None:
+    gen_cli = _gen_cli()
+    committed = (ROOT / "docs" / "cli-reference.md").read_text(encoding="utf-8")
+    assert committed == gen_cli.render(), "docs/cli-reference.md is out of date: run python docs/gen_cli.py"
+
+
+def test_the_reference_is_read_from_the_parsers(monkeypatch: pytest.MonkeyPatch) -> None:
+    gen_cli = _gen_cli()
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    commands.choices["status"].add_argument("--since", metavar="WHEN", help="only callbacks after <WHEN> (*new*)")
+    page = gen_cli.render(parser)
+    assert "| `--since WHEN` | only callbacks after &lt;WHEN&gt; (\\*new\\*) |" in page
+    assert page != gen_cli.render()
+    # Defaults read from the environment are named, never taken from this machine's environment.
+    monkeypatch.setenv("UWS_ADAPTER_DAILY_BUDGET", "17")
+    assert gen_cli.render() == (ROOT / "docs" / "cli-reference.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.shows_secrets  # the page names the emulator's documented demo login (uws-user:uws-password)
+def test_the_check_mode_fails_on_a_stale_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gen_cli = _gen_cli()
+    stale = tmp_path / "cli-reference.md"
+    stale.write_text("# CLI reference\n", encoding="utf-8")
+    monkeypatch.setattr(gen_cli, "PAGE", stale)
+    assert gen_cli.main(["--check"]) == 1
+    assert gen_cli.main([]) == 0
+    assert gen_cli.main(["--check"]) == 0
