@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -52,3 +53,31 @@ def test_the_check_mode_fails_on_a_stale_page(tmp_path: Path, monkeypatch: pytes
     assert gen_cli.main(["--check"]) == 1
     assert gen_cli.main([]) == 0
     assert gen_cli.main(["--check"]) == 0
+
+
+def _anchors(page: Path) -> set[str]:
+    """The heading ids MkDocs gives a page (its toc slugs: lower case, code marks and punctuation
+    dropped, spaces as hyphens)."""
+    anchors, fenced = set(), False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("#"):
+            title = line.lstrip("#").strip().replace("`", "").lower()
+            anchors.add(re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", title)).strip("-"))
+    return anchors
+
+
+def test_the_readme_links_resolve() -> None:
+    """The README is read on GitHub and PyPI, outside MkDocs' strict check: its links are checked here."""
+    readme = ROOT / "README.md"
+    links = re.findall(r"\]\(([^)\s]+)\)", readme.read_text(encoding="utf-8"))
+    assert links
+    for link in links:
+        if link.startswith(("http://", "https://")):
+            continue
+        target, _, anchor = link.partition("#")
+        page = (ROOT / target) if target else readme
+        assert page.is_file(), f"README.md links to {link}: no such file"
+        if anchor:
+            assert anchor in _anchors(page), f"README.md links to {link}: no such heading"
