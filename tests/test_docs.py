@@ -81,3 +81,20 @@ def test_the_readme_links_resolve() -> None:
         assert page.is_file(), f"README.md links to {link}: no such file"
         if anchor:
             assert anchor in _anchors(page), f"README.md links to {link}: no such heading"
+
+
+def test_the_version_is_written_once() -> None:
+    """setup.cfg holds the version; the package reads it from the installed metadata (`--version`
+    prints it), the changelog has a section for it, and no module writes it a second time."""
+    from importlib.metadata import version
+
+    import uws_adapter
+
+    written = re.search(r"^version\s*=\s*(\S+)\s*$", (ROOT / "setup.cfg").read_text(encoding="utf-8"), re.M)
+    assert written is not None
+    assert uws_adapter.__version__ == version("uws-adapter") == written.group(1)
+    assert f"## [{written.group(1)}]" in (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    quoted = (f'"{written.group(1)}"', f"'{written.group(1)}'")
+    for module in sorted(Path(uws_adapter.__file__).parent.rglob("*.py")):
+        text = module.read_text(encoding="utf-8")
+        assert not any(q in text for q in quoted), f"{module} writes the version; read uws_adapter.__version__"
