@@ -18,8 +18,10 @@ the service when the script ends.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -120,10 +122,11 @@ def _shell_script(code: List[str]) -> str:
             out.append(line)
             continue
         command, pipe, fd = line.rstrip()[:-2], f".service-{number}", 10 + number
-        # The service writes to a FIFO; reading its first line waits exactly until it listens.
+        # The service writes to a FIFO; reading its first line waits exactly until it listens. The
+        # command is started as it is (no subshell around it), so the job that is killed is the service.
         out += [
             f"mkfifo {pipe}",
-            f"{{ {command} ; }} > {pipe} 2> {pipe}.err &",
+            f"{command} > {pipe} 2> {pipe}.err &",
             f"exec {fd}< {pipe}",
             f"if ! IFS= read -r banner <&{fd}; then cat {pipe}.err >&2; exit 1; fi",
             'printf "%s\\n" "$banner"',
@@ -149,9 +152,19 @@ def test_the_example_runs(example: Example, tmp_path: Path) -> None:
         command = [sys.executable, "-c", code]
     else:
         command = ["bash", "-c", _shell_script(code.splitlines())]
-    result = subprocess.run(
-        command, cwd=tmp_path, env=_environment(), capture_output=True, text=True, timeout=TIMEOUT, check=False
-    )
+    # A session of its own: whatever the example leaves running (a service whose job the script lost)
+    # is stopped with the session's process group when the example ends.
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     report = f"{example.id} exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     assert result.returncode == 0, report
     shown = UUID.sub("<uuid>", result.stdout)
