@@ -10,7 +10,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from servers import serve_in_thread
 
@@ -63,3 +63,38 @@ def run_cli(args: List[str], cwd: Path, **env: str) -> subprocess.CompletedProce
         [sys.executable, "-m", "uws_adapter", *args], cwd=cwd, capture_output=True, text=True, env=environment,
         timeout=120, check=False,
     )  # fmt: skip
+
+
+def self_signed(folder: Path) -> Tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost, and its key, made by openssl."""
+    import shutil
+
+    import pytest
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed: no certificate to test TLS with")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+class TlsDocumentServer(DocumentServer):
+    """:class:`DocumentServer` over TLS with ``cert`` and ``key``."""
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        import ssl
+
+        super().__init__()
+        self._stop()  # restarted below, wrapped in TLS
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.server.RequestHandlerClass)
+        self.server.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(cert), str(key))
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
+        self._stop = serve_in_thread(self.server)

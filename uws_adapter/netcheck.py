@@ -120,8 +120,8 @@ class Reachability:
 
 
 def reach(url: str, *, timeout: float = 10.0) -> Reachability:
-    """Resolve ``url``'s host and, for https, make one TLS handshake with certificate and host
-    name checks, as requests would (the default trust store, or ``REQUESTS_CA_BUNDLE``)."""
+    """Resolve ``url``'s host, connect to it and, for https, make one TLS handshake with
+    certificate and host name checks, as requests would (its trust store, or ``REQUESTS_CA_BUNDLE``)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     secure = parts.scheme.lower() == "https"
@@ -131,20 +131,16 @@ def reach(url: str, *, timeout: float = 10.0) -> Reachability:
     except (socket.gaierror, UnicodeError) as exc:
         return Reachability(host, (), None, f"{host} does not resolve ({exc})")
     addresses = tuple(dict.fromkeys(str(entry[4][0]) for entry in found))
-    if not secure:
-        return Reachability(host, addresses, None)
-    context = _client_context()
+    context = _client_context() if secure else None
     try:
-        with (
-            socket.create_connection((host, port), timeout=timeout) as raw,
-            context.wrap_socket(raw, server_hostname=host),
-        ):
-            pass
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            if context is not None:
+                context.wrap_socket(raw, server_hostname=host).close()
     except ssl.SSLError as exc:
         return Reachability(host, addresses, False, tls_problem(exc))
     except OSError as exc:
         return Reachability(host, addresses, None, f"no connection to {host}:{port} ({exc.strerror or exc})")
-    return Reachability(host, addresses, True)
+    return Reachability(host, addresses, True if secure else None)
 
 
 def _client_context() -> ssl.SSLContext:
