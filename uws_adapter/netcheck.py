@@ -13,7 +13,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Callable, List, Mapping, Optional, Tuple
+from typing import Callable, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from uws_adapter.errors import TransportError
@@ -77,6 +77,8 @@ def fetch(
         return SentRequest("GET", url, "GET", b"")
 
     try:
+        # login=True: an answer lost after sending is a plain TransportError, not an OutcomeUnknown
+        # to reconcile (a GET provisions nothing).
         return sender.send("GET", url, request=describe, headers={"Accept": accept}, login=True, verify=verify)
     except TransportError as exc:
         problem = tls_problem(exc)
@@ -173,7 +175,3 @@ def clock_skew(headers: Mapping[str, str], clock: Callable[[], float] = time.tim
     """Seconds the local clock is ahead of the server's (negative: behind); None without a Date."""
     theirs = server_time(headers)
     return None if theirs is None else clock() - theirs
-
-
-def addresses_text(addresses: List[str]) -> str:
-    return ", ".join(addresses[:3]) + (" ..." if len(addresses) > 3 else "")

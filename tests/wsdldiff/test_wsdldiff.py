@@ -272,3 +272,45 @@ def test_a_source_with_none_of_our_services(tmp_path: Path) -> None:
     done = run_cli(["wsdl", "diff", str(other)], tmp_path)
     assert done.returncode == 2
     assert "none of our services" in done.stderr
+
+
+def test_the_carriers_type_names_are_benign(tmp_path: Path) -> None:
+    """The UWS reference pages name the filter type CustomFieldFilterObj: a name that never travels."""
+    source = altered(tmp_path, "uws-common.xsd", lambda t: t.replace('name="CustomFieldFilter"',
+                                                                     'name="CustomFieldFilterObj"'))  # fmt: skip
+    carrier = source.parent / "uws-carrier.xsd"
+    carrier.write_text(carrier.read_text().replace("common:CustomFieldFilter", "common:CustomFieldFilterObj"))
+    result = diff(str(source))
+    assert [(d.verdict, d.kind, d.ours, d.theirs) for d in result.differences] == [
+        (BENIGN, "type-name", "CustomFieldFilter", "CustomFieldFilterObj")
+    ]
+
+
+def test_a_base_type_and_references_are_read_as_wcf_writes_them(tmp_path: Path) -> None:
+    """Members inherited through complexContent/extension and declared by ref count as their own."""
+
+    def derived(text: str) -> str:
+        text = text.replace(
+            '<xs:complexType name="DeviceIdentifier">',
+            '<xs:complexType name="IdentifierBase"><xs:sequence><xs:element name="Kind" type="xs:string"/>'
+            '</xs:sequence></xs:complexType>\n<xs:element name="Identifier" type="xs:string"/>\n'
+            '<xs:complexType name="DeviceIdentifier">',
+        )
+        return text.replace(
+            '<xs:sequence>\n      <xs:element name="Kind" type="xs:string"/>\n      <xs:element name="Identifier" '
+            'type="xs:string"/>\n    </xs:sequence>',
+            '<xs:complexContent><xs:extension base="tns:IdentifierBase"><xs:sequence>'
+            '<xs:element ref="tns:Identifier"/></xs:sequence></xs:extension></xs:complexContent>',
+        )
+
+    result = diff(str(altered(tmp_path, "uws-common.xsd", derived)))
+    assert result.differences == ()
+
+
+def test_a_soap_12_binding_only_is_breaking(tmp_path: Path) -> None:
+    def soap12(text: str) -> str:
+        return text.replace("http://schemas.xmlsoap.org/wsdl/soap/", "http://schemas.xmlsoap.org/wsdl/soap12/")
+
+    found = kinds(list(diff(str(altered(tmp_path, "uws.wsdl", soap12))).differences), BREAKING)
+    assert set(found) == {"soap-version"}
+    assert len(found["soap-version"]) == 3

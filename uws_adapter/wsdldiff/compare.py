@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence, Set
 
-from uws_adapter.wsdldiff.contract import ANY, Contract, Member, Operation, Schema
+from uws_adapter.wsdldiff.contract import ANY, Contract, Member, Operation, Schema, documentation_of
 
 __all__ = ["BENIGN", "BREAKING", "Difference", "compare_contracts"]
 
@@ -150,7 +150,7 @@ class _Comparison:
                 self.add(BREAKING if sent else BENIGN, "type", where, _local(a), _local(b),
                          "what we send may not be valid for them" if sent else "we read it as text")  # fmt: skip
             return
-        self._documentation(f"{where} (type)", _type_doc(mine), _type_doc(other))
+        self._documentation(f"{where} (type)", documentation_of(mine), documentation_of(other))
         kind_ours, members_ours = self.ours.members(mine)
         kind_theirs, members_theirs = self.theirs.members(other)
         if sent and kind_theirs != kind_ours and kind_theirs != "all":
@@ -246,12 +246,6 @@ class _Comparison:
         # Only where both sides document: a WCF WSDL carries none, which says nothing.
         if ours and theirs and ours != theirs:
             self.add(BENIGN, "documentation", where, _short(ours), _short(theirs), "documentation does not travel")
-
-
-def _type_doc(complex_type: Any) -> str:
-    from uws_adapter.wsdldiff.contract import _documentation
-
-    return _documentation(complex_type)
 
 
 def _short(text: str) -> str:

@@ -17,7 +17,7 @@ from lxml import etree
 
 from uws_adapter.wsdldiff.sources import NS_WSDL, NS_XS, Documents
 
-__all__ = ["Contract", "Member", "Operation", "Schema", "contract_of"]
+__all__ = ["Contract", "Member", "Operation", "Schema", "contract_of", "documentation_of"]
 
 NS_SOAP11 = "http://schemas.xmlsoap.org/wsdl/soap/"
 NS_SOAP12 = "http://schemas.xmlsoap.org/wsdl/soap12/"
@@ -35,7 +35,7 @@ def _clark(element: etree._Element, qname: Optional[str]) -> str:
     return f"{{{namespace}}}{local}" if namespace else local
 
 
-def _documentation(element: etree._Element) -> str:
+def documentation_of(element: etree._Element) -> str:
     """The documentation of ``element`` (``xs:annotation`` or ``wsdl:documentation``), spaces normalised."""
     places = [*element.iterfind(f"{X}annotation/{X}documentation"), *element.iterfind(f"{W}documentation")]
     words = [" ".join("".join(str(part) for part in doc.itertext()).split()) for doc in places]
@@ -108,7 +108,7 @@ class Schema:
             name, _clark(declaration, declaration.get("type")),
             _occurs(element.get("minOccurs", min_occurs or "1")), _max(element.get("maxOccurs", max_occurs or "1")),
             (declaration.get("nillable") or element.get("nillable") or "false").strip() in ("true", "1"),
-            _documentation(element) or _documentation(declaration), declaration,
+            documentation_of(element) or documentation_of(declaration), declaration,
         )  # fmt: skip
 
     def complex_type(self, member: Member) -> Optional[etree._Element]:
@@ -307,7 +307,7 @@ class _Reader:
                     headers.extend(self._parts(_clark(header, header.get("message")), header.get("part")))
             if headers:  # header parts of the input message itself are not in the body
                 body_in = tuple(part for part in body_in if part not in headers)
-            documentation = _documentation(abstract_op) if abstract_op is not None else ""
+            documentation = documentation_of(abstract_op) if abstract_op is not None else ""
             found[name] = Operation(name, action, version, style, use, body_in, tuple(headers),
                                     self._parts(output_ref), documentation)  # fmt: skip
         return found
