@@ -46,8 +46,10 @@ def tls_problem(exc: BaseException) -> Optional[str]:
         seen.add(id(current))
         if isinstance(current, ssl.SSLCertVerificationError):
             said = str(current.verify_message or current.reason or current)
+            # OpenSSL 1.1 writes "self signed", 3.x "self-signed": compared without the hyphens.
+            plain = said.lower().replace("-", " ")
             for words, fix in _CERTIFICATE_FIXES:
-                if words in said.lower():
+                if words.replace("-", " ") in plain:
                     return f"certificate verify failed: {said} ({fix})"
             return f"certificate verify failed: {said}"
         if isinstance(current, ssl.SSLError):
