@@ -99,7 +99,7 @@ def test_a_self_signed_server_is_named_and_passes_once_trusted(tmp_path: Path) -
         found = reach(url)
         assert found.tls is False
         assert re.search("self.signed certificate", str(found.problem))  # OpenSSL 1.1: no hyphen
-        with pytest.raises(TransportError, match="certificate verify failed: self.signed certificate"):
+        with pytest.raises(TransportError, match=r"certificate verify failed: self.signed certificate"):
             fetch(url)
         done = run_cli(["doctor", "--endpoint", url], tmp_path, UWS_USERNAME=USER, UWS_PASSWORD=PASSWORD)
         assert done.returncode == 1
