@@ -15,6 +15,7 @@ from typing import Dict, Iterator, List
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER, rest_client_for
 from firstcontact import DocumentServer, TlsDocumentServer, run_cli, self_signed
+from pgserver import postgres_url  # noqa: F401 (a fixture)
 
 from uws_adapter import Emulator, generated_devices
 from uws_adapter.config import Settings
@@ -152,6 +153,17 @@ def test_the_store_behind_missing_or_not_a_store(tmp_path: Path) -> None:
     (tmp_path / "text.db").write_text("not a database")
     assert check_store(options(tmp_path, db=str(tmp_path / "text.db"))).status == FAIL
     assert check_store(options(tmp_path)).status == WARN
+
+
+def test_a_postgresql_store_before_and_after_its_upgrade(tmp_path: Path, postgres_url: str) -> None:  # noqa: F811
+    from uws_adapter.store import upgrade_store
+
+    before = check_store(options(tmp_path, db=postgres_url))
+    assert before.status == FAIL
+    assert "db upgrade" in before.fix
+    upgrade_store(postgres_url)
+    after = check_store(options(tmp_path, db=postgres_url))
+    assert after.status == PASS, after
 
 
 @pytest.mark.parametrize(("offset", "status"), [(0.0, PASS), (60.0, WARN), (-600.0, FAIL)])
