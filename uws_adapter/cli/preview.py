@@ -53,6 +53,7 @@ def rest_lister(settings: Settings) -> RestClient:
             f"set {', '.join(missing)} (in the environment or the --config file; REST URL: "
             f"{ENVIRONMENT['rest_url']} or --rest-url)",
         )
+    # A page holds up to 2000 devices [doc], some 1 MB of JSON: more than a provisioning answer's cap.
     return RestClient(
         base_url=settings.rest_url, client_id=settings.client_id, client_secret=settings.client_secret,
         username=settings.username, password=settings.password, timeout=settings.timeout,

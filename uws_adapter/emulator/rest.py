@@ -22,6 +22,7 @@ from uws_adapter.errors import InputError, Refused
 from uws_adapter.model.devices import DeviceIdentifier
 from uws_adapter.model.selection import CustomField
 from uws_adapter.rest.client import SESSION_LOGOUT_PATH
+from uws_adapter.rest.devicelist import PAGE_LIMIT
 from uws_adapter.wire import CALLBACK_SERVICES, M2M_TOKEN_HEADER, OAUTH_TOKEN_PATH, SESSION_LOGIN_PATH
 
 Reply = Tuple[int, bytes, str]
@@ -40,7 +41,7 @@ class RestFront:
         self.emulator = emulator
         self._bearers: Dict[str, float] = {}
         #: Devices per device-list answer: 2000 [doc]; tests lower it to see paging.
-        self.list_page_size = 2000
+        self.list_page_size = PAGE_LIMIT
 
     def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """One request; ``headers`` with lower-case names."""
