@@ -98,7 +98,9 @@ def check_url(name: str, url: str, timeout: float) -> Check:
 
 
 def check_uws_login(options: DoctorOptions) -> Check:
-    from uws_adapter.soap.client import UwsClient
+    from dataclasses import replace
+
+    from uws_adapter.config import connect
 
     settings = options.settings
     if not (settings.username and settings.password):
@@ -107,8 +109,8 @@ def check_uws_login(options: DoctorOptions) -> Check:
                          f"set {ENVIRONMENT['username']} and {ENVIRONMENT['password']} to check it")  # fmt: skip
         return Check("uws-login", FAIL, "no UWS login configured",
                      f"set {ENVIRONMENT['username']} and {ENVIRONMENT['password']} (or --config)")  # fmt: skip
-    client = UwsClient(base_url=settings.soap_url, username=settings.username, password=settings.password,
-                       timeout=settings.timeout, deadline=settings.deadline, connect_retries=0)  # fmt: skip
+    # Through the client factory: retiring UWS deletes the client, not this check's import of it.
+    client = connect(replace(settings, backend="soap"))
     try:
         client.login()
         client.logout()

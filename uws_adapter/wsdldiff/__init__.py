@@ -52,14 +52,9 @@ class WsdlDiff:
 @functools.lru_cache(maxsize=1)
 def our_contract() -> Contract:
     """The contract of the WSDL we ship (package data, read like any other source)."""
-    # Found without uws_adapter.soap.bindings, which imports zeep: the diff needs lxml only.
-    from importlib import resources
+    from uws_adapter.soap.resources import WSDL_FILE, resource_dir  # lxml's side: no zeep
 
-    from uws_adapter.errors import ResourceError
-
-    root = resources.files("uws_adapter.wsdl") / "uws.wsdl"
-    if not root.is_file():
-        raise ResourceError("the bundled WSDL (uws_adapter/wsdl/uws.wsdl) is missing; reinstall uws-adapter")
+    root = resource_dir() / WSDL_FILE
     return contract_of(read_documents(str(root)))
 
 
