@@ -138,7 +138,7 @@ def _fetched(url: str, home: Tuple[str, str, int], *, timeout: Tuple[float, floa
         scheme, host, port = home
         raise InputError(
             _FIELD, f"an import points at {masked_url(url)}, not at {scheme}://{host}:{port}; refused",
-            "only the host given is read: fetch that document yourself and diff a local copy",
+            "only the host given is read: diff the service's ?singleWsdl (everything inlined) instead",
         )  # fmt: skip
     try:
         answer = fetch(url, timeout=timeout, deadline=deadline, max_bytes=max_bytes, accept="text/xml, */*")
