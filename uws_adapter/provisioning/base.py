@@ -258,6 +258,10 @@ class Provisioner(ABC):
             results.append(BatchResult(request_id, chunk))
         return results
 
+    def logout(self) -> None:
+        """End the session (each API's own call) and forget its token."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release the HTTP connections."""
         self._http.session.close()
