@@ -493,11 +493,13 @@ def _lines_at_risk(db: Sql, devices: Sequence[Device], since: float, at_least: i
         kept = {
             int(row[0])
             for row in db.all(
-                f"SELECT w.pos FROM {wanted} {join} request_identifiers a ON a.identifier = w.identifier"
-                f" {join} request_identifiers b ON b.request_id = a.request_id AND b.device = a.device"
-                f" {join} request_identifiers i ON i.identifier = b.identifier"
+                # The identifiers of each device's line first (once each), then their requests.
+                f"WITH line AS (SELECT DISTINCT w.pos AS pos, b.identifier AS member FROM {wanted}"
+                f" {join} request_identifiers a ON a.identifier = w.identifier"
+                f" {join} request_identifiers b ON b.request_id = a.request_id AND b.device = a.device)"
+                f" SELECT line.pos FROM line {join} request_identifiers i ON i.identifier = line.member"
                 f" {join} requests r ON r.request_id = i.request_id AND r.sent_at > ?"
-                " GROUP BY w.pos HAVING count(DISTINCT i.request_id) >= ?",
+                " GROUP BY line.pos HAVING count(DISTINCT i.request_id) >= ?",
                 (*args, since, spare),
             )
         }
