@@ -38,7 +38,7 @@ from uws_adapter.errors import (
 from uws_adapter.model.actions import Action, Restore, Suspend
 from uws_adapter.model.devices import Device
 from uws_adapter.model.selection import DeviceList, Selection
-from uws_adapter.provisioning.budget import BUDGET_WINDOW, Reservation, lines_over, reserve, wanted_identities
+from uws_adapter.provisioning.budget import BUDGET_WINDOW, Reservation, lines_over, reserve
 from uws_adapter.provisioning.transport import DEFAULT_DEADLINE, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_TIMEOUT, HttpSender
 from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
@@ -235,7 +235,7 @@ class Provisioner(ABC):
             return ()
         budget = check_daily_budget(self.daily_budget)
         clock = self.budget_clock or getattr(self.store, "clock", None) or time.time
-        found = self.store.recent_actions(wanted_identities(devices), clock() - BUDGET_WINDOW)
+        found = self.store.device_actions(devices, clock() - BUDGET_WINDOW, at_least=budget)
         return lines_over(devices, found, budget)
 
     def change_device_state_in_batches(

@@ -112,7 +112,7 @@ def reserve(
         return bool(over)
 
     since = clock() - BUDGET_WINDOW if budget is not None else None
-    reservation = store.reserve_request(action, devices, api=api, since=since, admit=admit)
+    reservation = store.reserve_request(action, devices, api=api, since=since, admit=admit, at_least=budget or 1)
     over = verdict[-1] if verdict else ()
     if reservation is None:
         metrics.budget_decision(api, forced=False)

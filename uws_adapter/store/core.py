@@ -26,7 +26,7 @@ from uws_adapter.errors import StoreError
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device, identity
 from uws_adapter.store.interfaces import CallbackWrite, EventPages, RequestStatus, StoredEvent, Write
-from uws_adapter.store.sql import Dialect, Sql
+from uws_adapter.store.sql import Dialect, Row, Sql
 from uws_adapter.store.tracking_rows import recent_line_actions, request_status
 
 __all__ = [
@@ -322,20 +322,25 @@ class SqlCore(EventPages):
             return {}
         return self._snapshot("count recent actions", lambda db: _line_actions(db, wanted, since))
 
+    def device_actions(self, devices: Sequence[Device], since: float, *, at_least: int = 1) -> LineActions:
+        """:meth:`recent_actions` of the identities of ``devices``, left out for every device whose
+        line had fewer than ``at_least`` actions (counted first, in one query)."""
+        return self._snapshot("count recent actions", lambda db: _lines_at_risk(db, devices, since, at_least))
+
     def reserve_request(
         self, action: str, devices: Sequence[Device], *, api: str = "soap", since: Optional[float] = None,
-        admit: Admit = lambda found: False,
+        admit: Admit = lambda found: False, at_least: int = 1,
     ) -> Optional[str]:  # fmt: skip
         """Reserve a device-list request before it is sent (see the module): in one transaction that
         every other reservation waits for, the recent actions of the devices' lines after ``since``
-        (none read when None) are given to ``admit``; when it refuses, nothing is written and the
-        result is None, otherwise a pending request is recorded and its id returned."""
+        (none read when None; as :meth:`device_actions` with ``at_least``) are given to ``admit``;
+        when it refuses, nothing is written and the result is None, otherwise a pending request is
+        recorded and its id returned."""
         reservation = f"{PENDING}{uuid.uuid4()}"
-        wanted = sorted({identity(i.kind, i.identifier) for d in devices for i in d.identifiers})
 
         def work(db: Sql) -> Optional[str]:
             db.take_turns(BUDGET_LOCK)
-            forced = admit(_line_actions(db, wanted, since) if since is not None else {})
+            forced = admit(_lines_at_risk(db, devices, since, at_least) if since is not None else {})
             if forced is None:
                 return None
             _insert_request(db, reservation, action, devices, api, self.clock(), forced)
@@ -462,7 +467,45 @@ def _forget_request(db: Sql, request_id: str) -> None:
     db.run("DELETE FROM requests WHERE request_id = ?", (request_id,))
 
 
-def _line_actions(db: Sql, wanted: List[str], since: float) -> LineActions:
+_CALLBACK_ACTIONS = (
+    # A query's lines are known only from its callbacks; so are those of requests sent by other
+    # tools. Callbacks of device-list requests in this log are counted from the log.
+    "SELECT e.request_id, e.device, e.received_at FROM events e WHERE e.received_at > ?"
+    " AND e.succeeded = TRUE AND e.service != 'NiddService' AND e.action != ''"
+    " AND NOT EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = e.request_id)"
+)
+
+
+def _lines_at_risk(db: Sql, devices: Sequence[Device], since: float, at_least: int) -> LineActions:
+    """:func:`_line_actions` of the devices whose line may have ``at_least`` actions. The log's
+    requests on each device's line are counted in one query (distinct requests over the lines of
+    its identifiers, as :func:`~uws_adapter.store.tracking_rows.recent_line_actions` counts them);
+    the callbacks' requests, which that query does not see, can add at most as many as there are,
+    so a device is left out only when its count and all of them together stay under ``at_least``.
+    Only the devices kept are read row by row: a check costs one query for lines far from their
+    budget, which most are."""
+    callbacks = db.all(_CALLBACK_ACTIONS, (since,))
+    spare = at_least - len({row[0] for row in callbacks})
+    pairs = [(p, identity(i.kind, i.identifier)) for p, device in enumerate(devices) for i in device.identifiers]
+    if spare > 0 and pairs and db.dialect.count_first:
+        wanted, args = db.pairs("budget_wanted", "w", pairs)
+        join = db.dialect.ordered_join  # from the wanted identities outwards, one index step each
+        kept = {
+            int(row[0])
+            for row in db.all(
+                f"SELECT w.pos FROM {wanted} {join} request_identifiers a ON a.identifier = w.identifier"
+                f" {join} request_identifiers b ON b.request_id = a.request_id AND b.device = a.device"
+                f" {join} request_identifiers i ON i.identifier = b.identifier"
+                f" {join} requests r ON r.request_id = i.request_id AND r.sent_at > ?"
+                " GROUP BY w.pos HAVING count(DISTINCT i.request_id) >= ?",
+                (*args, since, spare),
+            )
+        }
+        pairs = [pair for pair in pairs if pair[0] in kept]
+    return _line_actions(db, sorted({name for _, name in pairs}), since, callbacks) if pairs else {}
+
+
+def _line_actions(db: Sql, wanted: List[str], since: float, callbacks: Optional[List[Row]] = None) -> LineActions:
     """The rows :func:`~uws_adapter.store.tracking_rows.recent_line_actions` reads, from ``db``."""
 
     def linked(names: List[str]) -> List[Sequence[Any]]:
@@ -479,12 +522,6 @@ def _line_actions(db: Sql, wanted: List[str], since: float) -> LineActions:
             "i.identifier", names, (since,),
         )  # fmt: skip
 
-    # A query's lines are known only from its callbacks; so are those of requests sent by other
-    # tools. Callbacks of device-list requests in this log are counted from the log.
-    callbacks = db.all(
-        "SELECT e.request_id, e.device, e.received_at FROM events e WHERE e.received_at > ?"
-        " AND e.succeeded = TRUE AND e.service != 'NiddService' AND e.action != ''"
-        " AND NOT EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = e.request_id)",
-        (since,),
-    )
+    if callbacks is None:
+        callbacks = db.all(_CALLBACK_ACTIONS, (since,))
     return recent_line_actions(set(wanted), linked, requests, callbacks)

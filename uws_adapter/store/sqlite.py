@@ -217,7 +217,7 @@ class Store(SqlCore):
         try:
             setup = self._connect()  # reads the file: a file that is not a database fails here
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from None
+            raise _cannot_open(self.path, exc) from None
         try:
             with self._file_lock:
                 version = int(setup.execute("PRAGMA user_version").fetchone()[0])
@@ -238,18 +238,22 @@ class Store(SqlCore):
                 setup.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 setup.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from None
+            raise _cannot_open(self.path, exc) from None
         finally:
             setup.close()
 
     @staticmethod
     def schema_version(path: Union[str, Path]) -> int:
-        """The schema version of the database at ``path`` (0 for one written by 0.1.0)."""
-        connection = sqlite3.connect(str(path))
+        """The schema version of the database at ``path`` (0 for one written by 0.1.0); a file that
+        is not a database is a :class:`StoreError`, as when a store is opened."""
         try:
-            return int(connection.execute("PRAGMA user_version").fetchone()[0])
-        finally:
-            connection.close()
+            connection = sqlite3.connect(str(path))
+            try:
+                return int(connection.execute("PRAGMA user_version").fetchone()[0])
+            finally:
+                connection.close()
+        except sqlite3.Error as exc:
+            raise _cannot_open(path, exc) from None
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -413,3 +417,8 @@ class Store(SqlCore):
             return False
         finally:
             self._commit_lock.release()
+
+
+def _cannot_open(path: Union[str, Path], exc: sqlite3.Error) -> StoreError:
+    """The one way a SQLite file that cannot be opened (not a database, unreadable) is reported."""
+    return StoreError(f"cannot open the store {path}: {exc}")
