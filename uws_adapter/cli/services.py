@@ -628,9 +628,8 @@ def _run_bridge(args: argparse.Namespace) -> int:
         listener = (
             _pair(args.legacy_listener_login, "--legacy-listener-login") if args.legacy_listener_login else (None, None)
         )
-        relay = LegacyRelay(
-            args.legacy_listener, username=listener[0], password=listener[1], soap_action=args.listener_soap_action
-        )
+        soap_action = check_soap_action(args.listener_soap_action, "--listener-soap-action")
+        relay = LegacyRelay(args.legacy_listener, username=listener[0], password=listener[1], soap_action=soap_action)
     elif args.listener_soap_action is not None:
         raise InputError(
             "--listener-soap-action", "is for callbacks to --legacy-listener", "give --legacy-listener too"
