@@ -59,7 +59,7 @@ def test_file_then_environment_then_arguments(tmp_path: Path) -> None:
         ("[uws-adapter]\nendpoint = x\n", {}, r"\[uws-adapter\] endpoint: unknown setting"),
         ("[uws-adapter]\ntimeout = soon\n", {}, "'soon' is not CONNECT,READ seconds"),
         ("not ini", {}, r"line 1 comes before any \[section\] header"),
-        ("", {"UWS_ADAPTER_TIMEOUT": "0,5"}, r"timeout: \(0.0, 5.0\) is not \(connect, read\) seconds"),
+        ("", {"UWS_ADAPTER_TIMEOUT": "0,5"}, r"^UWS_ADAPTER_TIMEOUT: \(0.0, 5.0\) is not \(connect, read\) seconds"),
     ],
     ids=["backend", "unknown-key", "timeout", "not-ini", "zero-timeout"],
 )
@@ -168,7 +168,7 @@ def test_the_answer_limits_come_from_file_environment_and_arguments(tmp_path: Pa
     config.write_text("[uws-adapter]\nmax_answer_bytes = lots\n")
     with pytest.raises(InputError, match=r"line 2: \[uws-adapter\] max_answer_bytes: 'lots' is not a byte count"):
         load_settings(config, environ={})
-    with pytest.raises(InputError, match=r"^deadline: -1.0 is not a number of seconds"):
+    with pytest.raises(InputError, match=r"^UWS_ADAPTER_DEADLINE: -1.0 is not a number of seconds"):
         load_settings(environ={"UWS_ADAPTER_DEADLINE": "-1"})
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from uws_adapter.cli.db import add_db_option, open_db
 from uws_adapter.errors import InputError, TransportError
 from uws_adapter.store import Backend
-from uws_adapter.tracking import DEFAULT_SETTLE, SETTLED, TIMED_OUT, run_demo, summary, wait_for
+from uws_adapter.tracking import DEFAULT_SETTLE, SETTLED, TIMED_OUT, summary, wait_for
 
 EXIT_FAILURE = 1
 
@@ -35,7 +35,6 @@ def add_commands(commands: Any) -> None:
         "device has a callback (exit 0). An account, group or filter request has no known total: it is "
         "settled when no callback has come for --settle seconds (exit 3), never complete. Exit 1 when "
         "--timeout passes first.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     wait.add_argument("request_id", metavar="REQUEST_ID")
     add_db_option(wait)
@@ -124,4 +123,6 @@ def _run_demo(args: argparse.Namespace) -> int:
         raise InputError("--devices", f"{args.devices} is out of range", "give 1 to 10,000 lines")
     if args.timeout <= 0:
         raise InputError("--timeout", "must be positive", "give seconds per phase")
+    from uws_adapter.demo import run_demo
+
     return 0 if run_demo(args.devices, timeout=args.timeout, backend=args.backend) else EXIT_FAILURE

@@ -201,10 +201,10 @@ class Provisioner(ABC):
             metrics.provisioning_sent(self.api, action.element, "fault")
             metrics.provisioning_fault(self.api, fault.code)
             raise
-        except OutcomeUnknown:
+        except OutcomeUnknown as unknown:
             metrics.provisioning_sent(self.api, action.element, "unknown")
             metrics.provisioning_outcome_unknown(self.api)
-            self._record_unknown(action, selection, forced)
+            unknown.recorded_as = self._record_unknown(action, selection, forced)
             raise
         except ConnectionFailed:
             metrics.provisioning_sent(self.api, action.element, "not_sent")
@@ -215,19 +215,20 @@ class Provisioner(ABC):
             self.store.record_request(request_id, action.element, devices, api=self.api, forced=forced)
         return request_id
 
-    def _record_unknown(self, action: Action, selection: Selection, forced: bool) -> None:
+    def _record_unknown(self, action: Action, selection: Selection, forced: bool) -> Optional[str]:
         """A device-list request that may have been acted on is recorded under an id of its own
         (``outcome-unknown:<uuid>``), so that its lines count against the budget: a resend after
         a lost answer is exactly what would burn a line's budget unseen."""
         if self.store is None or not isinstance(selection, DeviceList):
-            return
+            return None
         stand_in = f"outcome-unknown:{uuid.uuid4()}"
         try:
             self.store.record_request(stand_in, action.element, selection.devices, api=self.api, forced=forced)
         except StoreError as exc:
             _log.warning("could not record a request whose outcome is unknown: %s", exc)
-            return
+            return None
         _log.warning("a %s request's outcome is unknown; recorded as %s for the daily budget", action.element, stand_in)
+        return stand_in
 
     def _guard_budget(self, selection: Selection, force: bool) -> bool:
         """Refuse a device-list request that would take a line over its budget; True when it goes
