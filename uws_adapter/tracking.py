@@ -3,13 +3,19 @@ demo is :mod:`uws_adapter.demo`.)"""
 
 from __future__ import annotations
 
+import datetime
 import time
 from typing import Callable, Dict, Optional, Sequence, TextIO, Tuple
 
+from uws_adapter.model.devices import KINDS
 from uws_adapter.store.interfaces import RequestStatus, Tracking
 
-__all__ = ["COMPLETE", "DEFAULT_SETTLE", "SETTLED", "TIMED_OUT", "Progress", "progress_bar",
-           "summary", "wait_for"]  # fmt: skip
+_KIND_ORDER = {kind: rank for rank, kind in enumerate(KINDS)}
+
+__all__ = [
+    "COMPLETE", "DEFAULT_SETTLE", "NOTHING_ARRIVED", "NOTHING_ARRIVED_HINT", "SETTLED", "TIMED_OUT", "Progress",
+    "iso_time", "plural", "progress_bar", "shown_device", "summary", "wait_for",
+]  # fmt: skip
 
 #: How long ``wait`` waits without a new callback before it calls an open-ended request settled:
 #: the carrier re-sends an unacknowledged callback after about 5 minutes [doc], so a quiet period
@@ -17,7 +23,36 @@ __all__ = ["COMPLETE", "DEFAULT_SETTLE", "SETTLED", "TIMED_OUT", "Progress", "pr
 DEFAULT_SETTLE = 300.0
 
 #: The ends of a wait, as the CLI's exit codes (documented in the README).
-COMPLETE, TIMED_OUT, SETTLED = 0, 1, 3
+#: NOTHING_ARRIVED: an open-ended request settled without a single callback - nothing came at all,
+#: which usually means no listener, a receiver that is down or unreachable, or another store.
+COMPLETE, TIMED_OUT, SETTLED, NOTHING_ARRIVED = 0, 1, 3, 4
+#: What to check when nothing arrived (said by ``wait`` and the demo).
+NOTHING_ARRIVED_HINT = (
+    "no callback arrived at all: check that a listener is registered for the account (uws-adapter listeners list "
+    "ACCOUNT, or the UWS registration), that the receiver runs and the carrier can reach it, and that --db is the "
+    "store that receiver writes"
+)
+
+
+def plural(count: int, word: str) -> str:
+    """``1 device``, ``2 devices``, ``3,000 callbacks``."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def shown_device(key: str) -> str:
+    """A device as the command line writes it, whichever way it was stored (``IMEI:1+ICCID:2`` as
+    recorded, ``ICCID:2|IMEI:1`` as keyed from a callback): its identifiers joined with ``+``, in
+    the order of :data:`~uws_adapter.model.devices.KINDS`, so that one device reads one way."""
+    parts = [part for part in key.replace("|", "+").split("+") if part]
+    return "+".join(sorted(parts, key=lambda part: (_KIND_ORDER.get(part.partition(":")[0].upper(), 99), part)))
+
+
+def iso_time(when: Optional[float]) -> Optional[str]:
+    """Epoch seconds as ISO 8601 UTC (``2026-12-07T09:30:00.123Z``), None as None."""
+    if when is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(when, tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def progress_bar(done: int, total: int, width: int = 30) -> str:
@@ -42,7 +77,7 @@ class Progress:
             return
         heard = sum(s.callbacks for s in statuses)
         if any(s.open_ended for s in statuses):
-            text = f"{heard:,} callbacks so far"
+            text = f"{plural(heard, 'callback')} so far"
         else:
             text = progress_bar(heard, sum(s.total for s in statuses)) + " callbacks"
         if self.terminal:
@@ -69,11 +104,13 @@ def wait_for(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Tuple[int, Dict[str, RequestStatus]]:
     """Poll the store until the requests are done, or ``timeout`` passes; returns how the wait
-    ended (:data:`COMPLETE`, :data:`SETTLED` or :data:`TIMED_OUT`) and where each request stands.
+    ended (:data:`COMPLETE`, :data:`SETTLED`, :data:`NOTHING_ARRIVED` or :data:`TIMED_OUT`) and
+    where each request stands.
 
     A device-list request is done when every listed device has a callback. An open-ended one
     (account, group, filter) is done when no callback of it has arrived for ``settle`` seconds:
-    then it is *settled*, never complete, since no total exists to compare with."""
+    then it is *settled*, never complete, since no total exists to compare with - or, when not
+    one callback came, :data:`NOTHING_ARRIVED`."""
     started = clock()
     deadline = started + timeout
     progress = Progress(out, clock=clock)
@@ -86,7 +123,9 @@ def wait_for(
             progress.show(list(statuses.values()), final=True)
             if not done:
                 return TIMED_OUT, statuses
-            return (COMPLETE if all(s.complete for s in statuses.values()) else SETTLED), statuses
+            if all(s.complete for s in statuses.values()):
+                return COMPLETE, statuses
+            return (NOTHING_ARRIVED if all(s.callbacks == 0 for s in statuses.values()) else SETTLED), statuses
         progress.show(list(statuses.values()))
         sleep(poll)
 
@@ -100,10 +139,12 @@ def summary(status: RequestStatus, *, settled: bool = False) -> str:
         state = "settled: no callback for the settle period" if settled else "callbacks may still come"
         head = (
             f"{status.request_id} {status.action or '?'}: open-ended (account, group or filter): "
-            f"{status.callbacks:,} callbacks so far ({counts}); {state}"
+            f"{plural(status.callbacks, 'callback')} so far ({counts}); {state}"
         )
     elif status.callbacks == 0:
-        head = f"{status.request_id} {status.action or '?'}: sent, no callback yet (0 of {status.total:,} devices)"
+        head = (
+            f"{status.request_id} {status.action or '?'}: sent, no callback yet (0 of {plural(status.total, 'device')})"
+        )
     else:
         state = "complete" if status.complete else "in progress"
         head = (
@@ -111,5 +152,6 @@ def summary(status: RequestStatus, *, settled: bool = False) -> str:
             f"{len(status.pending):,} pending of {status.total:,} ({state})"
         )
     lines = [head]
-    lines += [f"  failed {device}: {code or 'no fault code'}" for device, code in sorted(status.failed.items())]
+    failed = sorted((shown_device(device), code) for device, code in status.failed.items())
+    lines += [f"  failed {device}: {code or 'no fault code'}" for device, code in failed]
     return "\n".join(lines)

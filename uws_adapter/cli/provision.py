@@ -24,7 +24,7 @@ from uws_adapter.model.selection import CustomField, DeviceList, DeviceQuery, Se
 from uws_adapter.rest.body import rest_body
 from uws_adapter.soap.envelope import build_envelope
 from uws_adapter.store import describe_store
-from uws_adapter.xmlsafe import MAX_BYTES
+from uws_adapter.xmlsafe import MAX_BYTES, wide_encoding
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
@@ -249,13 +249,19 @@ def _read_document(name: str) -> bytes:
         raise InputError("FILE", f"cannot read {name}: {exc.strerror}", "check the path") from None
 
 
+def is_xml(data: bytes) -> bool:
+    """Whether ``data`` is an XML document rather than JSON: its first character but blanks, in
+    the encoding its byte-order mark or its declaration's zero bytes say (UTF-8 otherwise), is
+    "<". Anything else is read as JSON, so that JSON that is not an object ([1,2]) gets a JSON
+    error, not an XML one. (An empty document is XML's to refuse.)"""
+    encoding = wide_encoding(data) or "utf-8"
+    head = data[:256].decode(encoding, errors="ignore").lstrip("\ufeff \t\r\n")
+    return head[:1] in ("<", "")
+
+
 def _run_parse(args: argparse.Namespace) -> int:
     data = _read_document(args.file)
-    # The first non-blank character decides: "<" is XML, anything else is read as JSON, so that
-    # JSON that is not an object ([1,2]) gets a JSON error, not an XML one.
-    start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    is_json = start not in (b"<", b"")
-    callback = parse_rest_callback(data) if is_json else parse_callback(data, repair=args.repair)
+    callback = parse_callback(data, repair=args.repair) if is_xml(data) else parse_rest_callback(data)
     if args.to is not None and callback.password and not args.reveal_password:
         callback = replace(callback, password=REDACTED)
     if args.to == "soap":
