@@ -193,7 +193,7 @@ def _scan(path: Union[str, Path], lines: List[str], parser: configparser.ConfigP
             section = stripped[1 : stripped.index("]")].strip()
             if section not in SECTIONS:
                 shown = f"[{section}]" if _plain_name(section) else "this section"
-                known = ", ".join(f"[{name}]" for name in SECTIONS)
+                known = ", ".join(f"[{name}]" for name in SECTIONS[:-1]) + f" or [{SECTIONS[-1]}]"
                 raise InputError(
                     f"config file {path} line {number_}", f"{shown} is not a known section", f"use {known}"
                 )
