@@ -230,7 +230,8 @@ def test_a_service_reads_its_section_then_the_environment_then_arguments(tmp_pat
                       "[bridge]\nregister = 0000123456-00001, 0000123456-00002\npublic_url = https://bridge.example\n")  # fmt: skip
     settings = ReceiverSettings.load(config, environ={"UWS_CALLBACK_USERNAME": "from-env"}, threads=8)
     assert (settings.port, settings.username, settings.password, settings.threads) == (9001, "from-env", "file-pw", 8)
-    assert "file-pw" not in repr(settings) and "file-pw" not in str(settings)
+    assert "file-pw" not in repr(settings)
+    assert "file-pw" not in str(settings)
     bridge = BridgeSettings.load(config, environ={"UWS_BRIDGE_LEGACY_LOGIN": "legacy:pw", "UWS_CALLBACK_USERNAME": "u",
                                                   "UWS_CALLBACK_PASSWORD": "p"})  # fmt: skip
     assert bridge.register == ("0000123456-00001", "0000123456-00002")
@@ -256,7 +257,7 @@ def test_settings_are_frozen_and_checked_in_code_too() -> None:
     settings = ReceiverSettings(allow_anonymous=True)
     with pytest.raises(Exception, match="cannot assign"):
         settings.port = 1  # type: ignore[misc]
-    with pytest.raises(InputError, match="^port: 70000 is out of range; give 1 to 65535"):
+    with pytest.raises(InputError, match=r"^port: 70000 is out of range; give 1 to 65535"):
         ReceiverSettings(allow_anonymous=True, port=70000)
     with pytest.raises(InputError, match="would store callbacks from anyone"):
         ReceiverSettings()
@@ -280,16 +281,16 @@ def test_settings_errors_name_the_file_and_line(tmp_path: Path, text: str, messa
 
 
 def test_an_environment_error_names_the_variable_and_an_argument_error_the_option() -> None:
-    with pytest.raises(InputError, match="^UWS_CALLBACK_MAX_BODY: 'big' is not a whole number of bytes"):
+    with pytest.raises(InputError, match=r"^UWS_CALLBACK_MAX_BODY: 'big' is not a whole number of bytes"):
         ReceiverSettings.load(environ={"UWS_CALLBACK_MAX_BODY": "big", "UWS_CALLBACK_ALLOW_ANONYMOUS": "1"})
-    with pytest.raises(InputError, match="^--port: 'x' is not a port number"):
+    with pytest.raises(InputError, match=r"^--port: 'x' is not a port number"):
         ReceiverSettings.load(environ={"UWS_CALLBACK_ALLOW_ANONYMOUS": "1"}, origins={"port": "--port"}, port="x")
 
 
 def test_a_username_without_password_is_named_as_such() -> None:
-    with pytest.raises(InputError, match="^password: the UWS login has a username but no password; set UWS_PASSWORD"):
+    with pytest.raises(InputError, match=r"^password: the UWS login has a username but no password; set UWS_PASSWORD"):
         connect(load_settings(environ={"UWS_USERNAME": "u"}))
-    with pytest.raises(InputError, match="^username: no UWS login configured"):
+    with pytest.raises(InputError, match=r"^username: no UWS login configured"):
         connect(load_settings(environ={}))
 
 

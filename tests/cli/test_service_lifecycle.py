@@ -93,7 +93,7 @@ def test_uvicorn_workers_read_a_private_file_and_nothing_is_left(tmp_path: Path,
     for folder in stale:
         folder.mkdir()
         (folder / "left-over").write_text("from a killed run")
-    process, port, _ = run_receiver(  # type: ignore[operator]
+    process, _, _ = run_receiver(  # type: ignore[operator]
         "--server", "uvicorn", "--workers", "2", "--username", "cb-user", "--password", PASSWORD
     )
     assert not any(folder.exists() for folder in stale), "the folders of a dead run are removed at start"
@@ -101,7 +101,8 @@ def test_uvicorn_workers_read_a_private_file_and_nothing_is_left(tmp_path: Path,
     for pid in [process.pid, *_children(process.pid)]:
         assert PASSWORD.encode() not in _environment(pid)
     private = list(temp.glob("uws-adapter-receiver-*"))
-    assert len(private) == 1 and oct(private[0].stat().st_mode & 0o777) == "0o700"
+    assert len(private) == 1
+    assert oct(private[0].stat().st_mode & 0o777) == "0o700"
     (settings,) = private[0].iterdir()
     assert oct(settings.stat().st_mode & 0o777) == "0o600"
     stderr = _interrupt(process)
@@ -113,7 +114,7 @@ def test_uvicorn_workers_read_a_private_file_and_nothing_is_left(tmp_path: Path,
 
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
 def test_ctrl_c_closes_the_store_and_exits_130(tmp_path: Path, run_receiver: object, server: str) -> None:
-    process, port, temp = run_receiver("--server", server, "--allow-anonymous")  # type: ignore[operator]
+    process, _, temp = run_receiver("--server", server, "--allow-anonymous")  # type: ignore[operator]
     stderr = _interrupt(process)
     assert process.returncode == 130, stderr
     assert stderr.rstrip().endswith("uws-adapter: interrupted"), stderr
