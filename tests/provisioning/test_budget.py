@@ -202,7 +202,11 @@ def test_the_budget_setting_from_a_file_and_bad_values(tmp_path: Path) -> None:
     config = tmp_path / "uws.ini"
     config.write_text("[uws-adapter]\ndaily_budget = 25\n")
     assert load_settings(config, environ={}).daily_budget == 25
-    for text, problem in (("five", "not a whole number"), ("-3", "-3 is out of range"), ("1000000", r"give 1 to 1,000")):
+    for text, problem in (
+        ("five", "not a whole number"),
+        ("-3", "-3 is out of range"),
+        ("1000000", r"give 1 to 1,000"),
+    ):
         with pytest.raises(InputError, match=problem) as refused:
             load_settings(environ={"UWS_ADAPTER_DAILY_BUDGET": text})
         assert "UWS_ADAPTER_DAILY_BUDGET" in str(refused.value) or "daily_budget" in str(refused.value)
