@@ -165,7 +165,7 @@ def connect(settings: Optional[Settings] = None, *, store: Optional[RequestLog] 
     """A client for the configured backend (:class:`UwsClient` or :class:`RestClient`); a UWS
     client with ``settings.token`` when no login is configured."""
     from uws_adapter.rest.client import RestClient
-    from uws_adapter.soap.client import UwsClient
+    from uws_adapter.uws.client import UwsClient
 
     settings = settings if settings is not None else load_settings()
     use_token = settings.backend == "soap" and settings.token and not (settings.username or settings.password)

@@ -17,10 +17,10 @@ from uws_adapter.provisioning.base import Provisioner
 from uws_adapter.receiver.app import Receiver
 from uws_adapter.rest.client import RestClient
 from uws_adapter.serving.thread import ServedApp
-from uws_adapter.soap.client import UwsClient
 from uws_adapter.store.interfaces import RequestStatus
 from uws_adapter.store.sqlite import Store
 from uws_adapter.tracking import summary, wait_for
+from uws_adapter.uws.client import UwsClient
 
 __all__ = ["run_demo"]
 

@@ -22,8 +22,8 @@ from uws_adapter.model.callbacks import REDACTED
 from uws_adapter.model.devices import Device, read_devices_csv
 from uws_adapter.model.selection import CustomField, DeviceList, DeviceQuery, Selection, select
 from uws_adapter.rest.body import rest_body
-from uws_adapter.soap.envelope import build_envelope
 from uws_adapter.store import describe_store
+from uws_adapter.uws.envelope import build_envelope
 from uws_adapter.xmlsafe import MAX_BYTES, wide_encoding
 
 

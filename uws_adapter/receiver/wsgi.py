@@ -1,6 +1,6 @@
 """The receiver for any WSGI server, configured from the environment:
 
-    gunicorn --workers 1 --threads 16 --bind 127.0.0.1:8081 'uws_adapter.wsgi:create_app()'
+    gunicorn --workers 1 --threads 16 --bind 127.0.0.1:8081 'uws_adapter.receiver.wsgi:create_app()'
 
 Its settings (:class:`uws_adapter.settings.receiver.ReceiverSettings`): ``[receiver]`` of the
 file $UWS_ADAPTER_CONFIG names, then the environment: UWS_CALLBACK_DB (default callbacks.db;
