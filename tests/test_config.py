@@ -303,3 +303,29 @@ def test_the_workers_settings_file_is_private_and_round_trips(tmp_path: Path) ->
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert ReceiverSettings.for_worker({"UWS_ADAPTER_WORKER_SETTINGS": str(path)}) == settings
     path.unlink()  # as the command line does at exit (the suite's secret scan reads what is left)
+
+
+CONFIGURATION = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+
+
+def test_the_configuration_page_names_every_setting_and_variable() -> None:
+    from uws_adapter.config import Settings
+
+    page = CONFIGURATION.read_text(encoding="utf-8")
+    for settings in (Settings, ReceiverSettings, BridgeSettings, EmulatorSettings):
+        for option in settings.OPTIONS:
+            assert f"`{option.name}`" in page or f"`{option.name}`," in page or option.name in page, option.name
+            if option.variable:
+                assert f"`{option.variable}`" in page, option.variable
+
+
+def test_the_configuration_pages_example_loads_for_every_service(tmp_path: Path) -> None:
+    page = CONFIGURATION.read_text(encoding="utf-8")
+    start = page.index("```ini\n") + len("```ini\n")
+    config = tmp_path / "uws-adapter.ini"
+    config.write_text(page[start : page.index("```", start)], encoding="utf-8")
+    env = {"UWS_CALLBACK_PASSWORD": "p", "UWS_CALLBACK_USERNAME": "u", "UWS_BRIDGE_LEGACY_LOGIN": "l:p"}
+    assert load_settings(config, environ={}).backend == "rest"
+    assert ReceiverSettings.load(config, environ=env).workers == 2
+    assert BridgeSettings.load(config, environ=env).register == ("0000123456-00001",)
+    assert EmulatorSettings.load(config, environ={}).devices == 500
