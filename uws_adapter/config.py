@@ -34,7 +34,7 @@ from uws_adapter.wire import REST_BASE_URL, UWS_BASE_URL
 
 __all__ = [
     "BACKENDS", "CONFIG_VARIABLE", "ENVIRONMENT", "OPTIONS", "SECRET_KEYS", "SECTION", "Settings", "check_login",
-    "connect", "load_settings",
+    "connect", "load_settings", "timeout_seconds",
 ]  # fmt: skip
 
 SECTION = "uws-adapter"
@@ -78,6 +78,9 @@ def _whole(text: str) -> int:
     return int(text.strip().replace("_", ""))
 
 
+#: ``CONNECT,READ`` seconds (text, or a pair), both positive; an error names where it was written.
+timeout_seconds = _checked(check_timeout, _pair_of_seconds, "CONNECT,READ seconds", "10,120")
+
 #: The budget guard's range: 0 turns it off (deliberately, logged when a client starts), else
 #: 1 to 1,000 actions per line in 24 hours (5 for most accounts [doc], 25 with the upgrade).
 MAX_DAILY_BUDGET = 1000
@@ -95,9 +98,7 @@ OPTIONS = (
     Option("password", "UWS_PASSWORD", secret=True),
     Option("client_id", "THINGSPACE_CLIENT_ID"),
     Option("client_secret", "THINGSPACE_CLIENT_SECRET", secret=True),
-    Option(
-        "timeout", "UWS_ADAPTER_TIMEOUT", _checked(check_timeout, _pair_of_seconds, "CONNECT,READ seconds", "10,120")
-    ),
+    Option("timeout", "UWS_ADAPTER_TIMEOUT", timeout_seconds),
     Option("deadline", "UWS_ADAPTER_DEADLINE", _checked(check_deadline, float, "a number of seconds", "180")),
     Option(
         "max_answer_bytes", "UWS_ADAPTER_MAX_ANSWER_BYTES",

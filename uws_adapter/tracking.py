@@ -22,7 +22,7 @@ __all__ = [
 #: as long as that means the callbacks have stopped coming [inferred].
 DEFAULT_SETTLE = 300.0
 
-#: The ends of a wait, as the CLI's exit codes (documented in the README).
+#: The ends of a wait, as the CLI's exit codes (documented in docs/cli-notes.md).
 #: NOTHING_ARRIVED: an open-ended request settled without a single callback - nothing came at all,
 #: which usually means no listener, a receiver that is down or unreachable, or another store.
 COMPLETE, TIMED_OUT, SETTLED, NOTHING_ARRIVED = 0, 1, 3, 4

@@ -17,11 +17,13 @@ from typing import Any, NoReturn, Optional, Sequence
 
 from uws_adapter import __version__
 from uws_adapter.cli import db as cli_db
+from uws_adapter.cli import doctor as cli_doctor
 from uws_adapter.cli import listeners as cli_listeners
 from uws_adapter.cli import provision as cli_provision
 from uws_adapter.cli import services as cli_services
 from uws_adapter.cli import tracking as cli_tracking
-from uws_adapter.cli.options import HelpFormatter, resolve_defaults
+from uws_adapter.cli import wsdl as cli_wsdl
+from uws_adapter.cli.options import HelpFormatter, help_with_default, resolve_defaults
 from uws_adapter.errors import DocumentError, InputError, UwsAdapterError
 from uws_adapter.logs import add_logging_options, configure_from_options
 
@@ -58,9 +60,9 @@ def _finish(parser: argparse.ArgumentParser) -> None:
                 _finish(sub)
     if leaf and parser.prog != PROG:
         add_logging_options(parser)
-        for action in parser._actions:
-            if action.help is None and action.option_strings and action.default not in (None, False, []):
-                action.help = HelpFormatter.default_only  # argparse shows no help (nor default) for None
+    for option in parser._actions:
+        # Written into the help (not only when printing), so that the generated reference says it too.
+        option.help = help_with_default(option)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    for module in (cli_provision, cli_services, cli_tracking, cli_db, cli_listeners):
+    for module in (cli_provision, cli_services, cli_tracking, cli_db, cli_listeners, cli_wsdl, cli_doctor):
         module.add_commands(commands)
     _finish(parser)
     return parser

@@ -18,7 +18,10 @@ from typing import Any, Dict, Mapping, Optional, Type, TypeVar
 
 from uws_adapter.settings.source import Loadable
 
-__all__ = ["Default", "HelpFormatter", "load_from_options", "option_name", "resolve_defaults", "settings_defaults"]
+__all__ = [
+    "Default", "HelpFormatter", "help_with_default", "load_from_options", "option_name", "resolve_defaults",
+    "settings_defaults",
+]  # fmt: skip
 
 T = TypeVar("T", bound=Loadable)
 #: Words that mark an option whose default is never shown, whatever it is.
@@ -46,25 +49,30 @@ class Default:
         return (env.get(self.variable) if self.variable else None) or self.value
 
 
-class HelpFormatter(argparse.HelpFormatter):
-    """The one formatter of every command: an option's help ends with its default, unless the
-    help already says it, the option is secret, or it has none."""
+def help_with_default(action: argparse.Action) -> Optional[str]:
+    """The one rule for an option's help: it ends with its default, unless the help already says
+    it, the option is secret, or it has none. (A :class:`Default` shows as ``$VARIABLE, else
+    VALUE``; nothing read from the environment is ever shown.)"""
+    text = action.help
+    default = action.default
+    if (
+        text == argparse.SUPPRESS
+        or not action.option_strings
+        or "default" in (text or "")
+        or default in (None, False, [], (), argparse.SUPPRESS)
+        or (not isinstance(default, Default) and any(word in action.dest for word in SECRET_WORDS))
+        or str(default) == ""
+    ):
+        return text
+    return f"{text or ''} (default: %(default)s)".strip()
 
-    #: The help of an option that has none but its default.
-    default_only = "(default: %(default)s)"
+
+class HelpFormatter(argparse.HelpFormatter):
+    """The one formatter of every command (:func:`help_with_default`, which the command line also
+    writes into each option's help when it builds the parser, for the generated reference)."""
 
     def _get_help_string(self, action: argparse.Action) -> Optional[str]:
-        text = action.help or ""
-        default = action.default
-        if (
-            not action.option_strings
-            or "default" in text
-            or default in (None, False, [], (), argparse.SUPPRESS)
-            or (not isinstance(default, Default) and any(word in action.dest for word in SECRET_WORDS))
-            or str(default) == ""
-        ):
-            return text
-        return f"{text} (default: %(default)s)".strip()
+        return help_with_default(action)
 
 
 def option_name(dest: str) -> str:

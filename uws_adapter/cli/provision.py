@@ -7,14 +7,23 @@ import argparse
 import json
 import sys
 from dataclasses import replace
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 from uws_adapter.callbacks.rest_json import parse_rest_callback, rest_callback_dict
 from uws_adapter.callbacks.uws_render import render_callback
 from uws_adapter.callbacks.uws_xml import parse_callback
 from uws_adapter.cli.db import DB_VARIABLE, open_db
 from uws_adapter.cli.options import Default
-from uws_adapter.config import BACKENDS, CONFIG_VARIABLE, ENVIRONMENT, MAX_DAILY_BUDGET, Settings, load_settings
+from uws_adapter.cli.preview import add_preview_option, count_text, describe_query, run_preview
+from uws_adapter.config import (
+    BACKENDS,
+    CONFIG_VARIABLE,
+    ENVIRONMENT,
+    MAX_DAILY_BUDGET,
+    Settings,
+    load_settings,
+    timeout_seconds,
+)
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.errors import InputError, OutcomeUnknown
 from uws_adapter.model.actions import action_named
@@ -135,6 +144,7 @@ def add_commands(commands: Any) -> None:
         send.add_argument(
             "--yes", action="store_true", help="do not ask before acting on an account, group, service plan or filter"
         )
+        add_preview_option(send)
         send.add_argument(
             "--db", metavar="FILE|URL",
             help=f"record the request in this store (SQLite file or postgresql:// URL; default: the db setting, "
@@ -274,23 +284,20 @@ def _run_parse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirm(args: argparse.Namespace, selection: Selection) -> None:
+def parse_timeout(text: str, option: str = "--timeout") -> Tuple[float, float]:
+    """``CONNECT,READ`` seconds, checked as the timeout setting is (one rule), naming ``option``."""
+    connect, read = timeout_seconds(text, option)
+    return connect, read
+
+
+def _confirm(args: argparse.Namespace, selection: Selection, settings: Settings) -> None:
     if args.yes or not isinstance(selection, DeviceQuery):
         return
-    parts = [
-        f"{label} {value}"
-        for label, value in (
-            ("account", selection.account),
-            ("group", selection.group),
-            ("plan", selection.service_plan),
-        )
-        if value
-    ]
-    parts += [f"{field.name}={field.value}" for field in selection.custom_fields]
-    what = ", ".join(parts)
+    what = describe_query(selection)
     if not sys.stdin.isatty():
         raise InputError("--yes", f"{args.action} would reach every line of {what}", "pass --yes to confirm")
-    sys.stderr.write(f"{args.action} every line of {what}? [y/N] ")
+    counted = count_text(settings, selection)  # through the REST device list, when configured
+    sys.stderr.write(f"{args.action} every line of {what}{f' ({counted})' if counted else ''}? [y/N] ")
     sys.stderr.flush()
     if sys.stdin.readline().strip().lower() not in ("y", "yes"):
         raise InputError("confirmation", "not given", "nothing was sent")
@@ -300,7 +307,9 @@ def _run_send(args: argparse.Namespace) -> int:
     action = action_named(args.action, with_billing=args.with_billing)
     selection = _selection(args)
     settings = connection_settings(args)
-    _confirm(args, selection)
+    if args.preview:
+        return run_preview(args.action, selection, settings)
+    _confirm(args, selection, settings)
     store = open_db(settings.db) if settings.db else None
     try:
         client = connect_backend(settings, store=store)

@@ -77,6 +77,14 @@ def _limits(settings: Any) -> Any:
 Spec = Tuple[Tuple[str, ...], Dict[str, Any]]
 
 
+#: --listener-soap-action of the emulator and the bridge (the trade-off: docs/interop.md).
+LISTENER_SOAP_ACTION_HELP = (
+    "the SOAPAction header of each callback to {0} (default: none, as before). A WCF listener whose "
+    'operation has a specific Action needs exactly that value; an empty one ("") breaks ASMX listeners '
+    "routed by SOAPAction (see docs/interop.md)"
+)
+
+
 def _o(flag: str, text: str, **options: Any) -> Spec:
     return (flag,), {"help": text, **options}
 
@@ -106,6 +114,7 @@ _EMULATOR: List[Spec] = [
        "variable)", metavar="NAME"),
     _o("--listener-password", "password written into each callback to --listener (prefer the variable: arguments "
        "show in ps)", metavar="PASSWORD"),
+    _o("--listener-soap-action", LISTENER_SOAP_ACTION_HELP.format("--listener"), metavar="ACTION"),
     _o("--user", "the login it accepts (default: uws-user:uws-password)", metavar="NAME:PASSWORD"),
     _o("--client", "the REST OAuth2 keys it accepts (default: ts-client:ts-secret)", metavar="ID:SECRET"),
     _o("--callback-spacing", "between re-sends", metavar="SECONDS"),
@@ -147,6 +156,7 @@ _BRIDGE: List[Spec] = [
     _o("--legacy-login", "the UWS login legacy systems use with the bridge", metavar="NAME:PASSWORD"),
     _o("--legacy-listener", "the legacy system's SOAP callback listener", metavar="URL"),
     _o("--legacy-listener-login", "credentials written into relayed callbacks", metavar="NAME:PASSWORD"),
+    _o("--listener-soap-action", LISTENER_SOAP_ACTION_HELP.format("--legacy-listener"), metavar="ACTION"),
     *_CALLBACK_LOGIN,
     _o("--register", "register the bridge as REST listener of ACCOUNT (repeatable)", metavar="ACCOUNT",
        action="append"),
@@ -229,8 +239,9 @@ def _run_emulator(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if settings.listener:
         emulator.register_listener(
-            DEFAULT_ACCOUNT, settings.listener, settings.listener_username or "", settings.listener_password or ""
-        )
+            DEFAULT_ACCOUNT, settings.listener, settings.listener_username or "", settings.listener_password or "",
+            soap_action=settings.listener_soap_action,
+        )  # fmt: skip
     with _stopping_on_sigterm(), emulator:
         sys.stdout.write(
             f"emulator: UWS at {emulator.base_url}, REST at {emulator.rest_url} "
@@ -496,7 +507,10 @@ def _run_bridge(args: argparse.Namespace) -> int:
     relay = None
     if settings.legacy_listener:
         listener = login_pair(settings.legacy_listener_login) if settings.legacy_listener_login else (None, None)
-        relay = LegacyRelay(settings.legacy_listener, username=listener[0], password=listener[1])
+        relay = LegacyRelay(
+            settings.legacy_listener, username=listener[0], password=listener[1],
+            soap_action=settings.listener_soap_action,
+        )  # fmt: skip
     created, started = _new_store(settings.db), False
     try:
         with open_db(settings.db) as store:

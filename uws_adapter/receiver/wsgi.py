@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Optional
 
 from uws_adapter.receiver.app import DeadLetterBudget, Receiver
-from uws_adapter.settings.receiver import WORKER_SETTINGS_VARIABLE, ReceiverSettings
+from uws_adapter.settings.receiver import ReceiverSettings
 from uws_adapter.store import open_store
 from uws_adapter.store.interfaces import ReceiverStore
 
@@ -53,9 +53,7 @@ def create_app(settings: Optional[ReceiverSettings] = None) -> Receiver:
     file ``uws-adapter receiver`` hands its workers, else ``[receiver]`` of $UWS_ADAPTER_CONFIG and
     the environment). The receiver owns the store it opens (closing the receiver's store is the
     server's shutdown)."""
-    import os
-
-    handed_over = settings is None and bool(os.environ.get(WORKER_SETTINGS_VARIABLE))
+    handed_over = settings is None and ReceiverSettings.handed_over()
     settings = settings if settings is not None else ReceiverSettings.for_worker()
     # A SQLite path or a postgresql:// URL (whose schema must be current: `uws-adapter db upgrade`).
     store = open_store(settings.db, batch=settings.commit == "group")

@@ -146,6 +146,12 @@ class ReceiverSettings(Loadable):
             ) from None
         return cls(**values)
 
+    @staticmethod
+    def handed_over(environ: Optional[Mapping[str, str]] = None) -> bool:
+        """Whether this process is a worker the command line started (it read its settings from
+        the command line's file, and the command line said what there was to say at start)."""
+        return bool((os.environ if environ is None else environ).get(WORKER_SETTINGS_VARIABLE))
+
     @classmethod
     def for_worker(cls, environ: Optional[Mapping[str, str]] = None) -> ReceiverSettings:
         """In a worker process: the settings file :data:`WORKER_SETTINGS_VARIABLE` names, else the

@@ -43,6 +43,13 @@ def _login(value: Any, origin: str) -> Optional[str]:
     return found
 
 
+def _soap_action(value: Any, origin: str) -> Optional[str]:
+    """A callback's SOAPAction: None for no header (the default), ``""`` for an empty one."""
+    from uws_adapter.callbacks.uws_render import check_soap_action
+
+    return check_soap_action(value, origin)
+
+
 def login_pair(value: str) -> Tuple[str, str]:
     """A checked NAME:PASSWORD as (name, password)."""
     name, _, password = value.partition(":")
@@ -62,6 +69,7 @@ class BridgeSettings(Loadable):
         Option("legacy_login", "UWS_BRIDGE_LEGACY_LOGIN", _login, secret=True),
         Option("legacy_listener", None, _listener),
         Option("legacy_listener_login", "UWS_BRIDGE_LISTENER_LOGIN", _login, secret=True),
+        Option("listener_soap_action", None, _soap_action),
         Option("username", "UWS_CALLBACK_USERNAME"),
         Option("password", "UWS_CALLBACK_PASSWORD", secret=True),
         Option("register", None, names()),
@@ -84,6 +92,8 @@ class BridgeSettings(Loadable):
     legacy_login: Optional[str] = None
     legacy_listener: Optional[str] = None
     legacy_listener_login: Optional[str] = None
+    #: The SOAPAction header of each relayed callback (None: none; the trade-off: docs/interop.md).
+    listener_soap_action: Optional[str] = None
     #: The credentials the carrier's REST callbacks carry to the bridge.
     username: Optional[str] = None
     password: Optional[str] = None
@@ -117,6 +127,10 @@ class BridgeSettings(Loadable):
             raise InputError("--username", "the bridge needs callback credentials", CREDENTIALS_FIX.split(", or")[0])
         if self.register and not self.public_url:
             raise InputError("--public-url", "--register needs the address the carrier calls back", "pass --public-url")
+        if self.listener_soap_action is not None and not self.legacy_listener:
+            raise InputError(
+                "--listener-soap-action", "is for callbacks to --legacy-listener", "give --legacy-listener too"
+            )
 
 
 def _emulator_listener(value: Any, origin: str) -> Optional[str]:
@@ -143,6 +157,7 @@ class EmulatorSettings(Loadable):
         Option("listener", None, _emulator_listener),
         Option("listener_username", "UWS_CALLBACK_USERNAME"),
         Option("listener_password", "UWS_CALLBACK_PASSWORD", secret=True),
+        Option("listener_soap_action", None, _soap_action),
         Option("user", None, _login, secret=True),
         Option("client", None, _login, secret=True),
         Option("callback_spacing", None, number(0, open_low=True)),
@@ -165,6 +180,8 @@ class EmulatorSettings(Loadable):
     listener: Optional[str] = None
     listener_username: Optional[str] = None
     listener_password: Optional[str] = None
+    #: The SOAPAction header of each callback to ``listener`` (None: none).
+    listener_soap_action: Optional[str] = None
     #: The login the emulator accepts, NAME:PASSWORD (a test login, not a secret of anyone's).
     user: str = "uws-user:uws-password"
     #: The REST OAuth2 keys it accepts, ID:SECRET.
@@ -178,6 +195,8 @@ class EmulatorSettings(Loadable):
     custom_field: Tuple[str, ...] = ()
 
     def check(self) -> None:
+        if self.listener_soap_action is not None and not self.listener:
+            raise InputError("--listener-soap-action", "is for callbacks to --listener", "give --listener too")
         if self.listener and bool(self.listener_username) != bool(self.listener_password):
             raise InputError(
                 "--listener-username", "give both a username and a password, or neither", "set both, or neither"

@@ -177,7 +177,9 @@ def _syntax_error(path: Union[str, Path], exc: configparser.Error) -> InputError
         problem = f"line {exc.lineno}: [{exc.section}] appears twice"
     else:
         problem = type(exc).__name__
-    return InputError(f"config file {path}", problem, "write [SECTION] then KEY = VALUE lines (docs/configuration.md)")
+    return InputError(
+        f"config file {path}", problem, "write [SECTION] then KEY = VALUE lines (see the configuration guide)"
+    )
 
 
 def _scan(path: Union[str, Path], lines: List[str], parser: configparser.ConfigParser) -> Dict[Tuple[str, str], int]:
