@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 import threading
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+
+from uws_adapter.runfiles import run_folder
 
 __all__ = [
     "CONTENT_TYPE", "MULTIPROC_VARIABLE", "StoreCollector", "available", "bridge_call", "budget_decision",
@@ -29,6 +29,8 @@ __all__ = [
 ]  # fmt: skip
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+#: The name of a run's metrics folder in the temporary directory, before the pid and a random part.
+METRICS_PREFIX = "uws-adapter-metrics-"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: At most this many distinct fault codes get their own label value; the rest are counted as "other"
 #: (codes come from the server's answers: a broken one must not grow the metrics without bound).
@@ -261,14 +263,14 @@ def multiprocess_dir() -> Iterator[Optional[str]]:
     if _missing or not _installed():
         yield None
         return
-    # Values of an earlier run must not be summed into this one's: a new folder per run.
-    folder = tempfile.mkdtemp(prefix="uws-adapter-metrics-")
-    os.environ[MULTIPROC_VARIABLE] = folder
-    try:
-        yield folder
-    finally:
-        os.environ.pop(MULTIPROC_VARIABLE, None)
-        shutil.rmtree(folder, ignore_errors=True)
+    # Values of an earlier run must not be summed into this one's: a new folder per run, named
+    # by this process so that the next run removes it if this one is killed (runfiles).
+    with run_folder(METRICS_PREFIX) as folder:
+        os.environ[MULTIPROC_VARIABLE] = str(folder)
+        try:
+            yield str(folder)
+        finally:
+            os.environ.pop(MULTIPROC_VARIABLE, None)
 
 
 def _installed() -> bool:

@@ -202,10 +202,22 @@ def test_the_budget_setting_from_a_file_and_bad_values(tmp_path: Path) -> None:
     config = tmp_path / "uws.ini"
     config.write_text("[uws-adapter]\ndaily_budget = 25\n")
     assert load_settings(config, environ={}).daily_budget == 25
-    for text, problem in (("five", "not a whole number"), ("0", "not a number of actions"), ("-3", "not a number")):
+    for text, problem in (
+        ("five", "not a whole number"),
+        ("-3", "-3 is out of range"),
+        ("1000000", r"give 1 to 1,000"),
+    ):
         with pytest.raises(InputError, match=problem) as refused:
             load_settings(environ={"UWS_ADAPTER_DAILY_BUDGET": text})
         assert "UWS_ADAPTER_DAILY_BUDGET" in str(refused.value) or "daily_budget" in str(refused.value)
+
+
+def test_a_daily_budget_of_0_turns_the_guard_off_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    settings = load_settings(environ={"UWS_ADAPTER_DAILY_BUDGET": "0"}, username=USER, password=PASSWORD)
+    assert settings.daily_budget == 0
+    with caplog.at_level("WARNING", logger="uws_adapter"):
+        assert connect(settings).daily_budget is None
+    assert "daily budget guard is off" in caplog.text
 
 
 def test_the_cli_refuses_over_the_budget_and_force_sends(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from uws_adapter import metrics
 from uws_adapter.callbacks.rest_json import parse_rest_callback
 from uws_adapter.callbacks.uws_xml import parse_callback_mended
-from uws_adapter.errors import CallbackParseError, HandlerGaveUp, InputError, StoreError
+from uws_adapter.errors import CallbackParseError, HandlerGaveUp, InputError, StoreError, install_hint
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.redaction import redact
 from uws_adapter.store.interfaces import (
@@ -91,7 +91,7 @@ _JSON_ACK = Answer(200, "application/json", b'{"stored":true}')
 _ALIVE = Answer(200, "text/plain", b"ok\n")
 _READY = Answer(200, "text/plain", b"ok\n")
 _NOT_READY = Answer(503, "text/plain", b"not ready: store\n")
-_NO_METRICS = Answer(404, "text/plain", b"metrics need prometheus_client: pip install 'uws-adapter[metrics]'\n")
+_NO_METRICS = Answer(404, "text/plain", f"metrics need prometheus_client: {install_hint('metrics')}\n".encode())
 
 
 class DeadLetterBudget:
