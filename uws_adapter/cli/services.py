@@ -17,7 +17,7 @@ from typing import Any, Callable, Tuple, TypeVar
 from uws_adapter import metrics
 from uws_adapter.bridge.address import listen_names
 from uws_adapter.bridge.app import Bridge, LegacyRelay
-from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, unlock
+from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT
 from uws_adapter.cli.db import add_db_option, open_db
 from uws_adapter.config import CONFIG_VARIABLE, load_settings
 from uws_adapter.emulator.core import (
@@ -265,12 +265,10 @@ def add_commands(commands: Any) -> None:
         type=float,
         default=DEFAULT_LOCKOUT,
         metavar="SECONDS",
-        help=f"how long five failed legacy logins in a row lock that login (default {DEFAULT_LOCKOUT:.0f}; "
-        "0: until --unlock)",
+        help="the longest a client address that keeps failing legacy LogIns must wait before its next "
+        f"(default {DEFAULT_LOCKOUT:.0f}; 0: no bound)",
     )
-    bridge.add_argument(
-        "--unlock", metavar="NAME", help="clear the legacy login NAME's lockout in --db, then exit (no server)"
-    )
+    bridge.add_argument("--unlock", metavar="NAME", help=argparse.SUPPRESS)  # nothing to unlock any more
     bridge.add_argument("--threads", type=int, default=16, help="waitress worker threads")
     _add_repair(bridge)
     _add_connection_options(bridge)
@@ -565,11 +563,12 @@ def _serve(server: Any, app: Any, announcement: str) -> None:
 
 
 def _unlock_bridge_login(args: argparse.Namespace) -> int:
-    with open_db(args.db) as store:
-        cleared = unlock(store, args.unlock)
-    shown = describe_store(args.db)
-    sys.stdout.write(f"bridge: {'unlocked' if cleared else 'nothing to unlock for'} that login in {shown}\n")
-    return 0
+    raise InputError(
+        "--unlock",
+        "no legacy login is locked in the store: failed LogIns are throttled per client address in the running "
+        "bridge's memory",
+        "restart the bridge to clear the throttle",
+    )
 
 
 def _run_bridge(args: argparse.Namespace) -> int:

@@ -237,28 +237,20 @@ class Tracking(Protocol):
 
 
 class SessionStore(Protocol):
-    """The bridge's legacy sessions (SHA-256 of tokens only) and login lockouts; the policy is in
-    :mod:`uws_adapter.bridge.sessions`, each operation here is one transaction."""
+    """The bridge's legacy sessions (SHA-256 of tokens only), as rows: the policy (expiry, when to
+    write a use) is :mod:`uws_adapter.bridge.sessions`; each operation here is one transaction."""
 
-    def open_session(self, token_sha256: str, now: float, forget_before: float) -> None:
+    def open_session(self, token_sha256: str, now: float, forget_before: Optional[float]) -> None:
         """Record a new session used at ``now``; forget sessions last used before ``forget_before``."""
 
-    def touch_session(self, token_sha256: str, now: float, idle: float) -> str:
-        """``"valid"`` (and noted as used at ``now``), ``"expired"`` (idle over ``idle`` seconds:
-        forgotten) or ``"unknown"``."""
+    def session_last_used(self, token_sha256: str) -> Optional[float]:
+        """When the session was last recorded as used (None: no such session); a read, no write."""
+
+    def touch_session(self, token_sha256: str, now: float) -> None:
+        """Record a use at ``now`` (never moving a later one back)."""
 
     def close_session(self, token_sha256: str) -> None:
         """Forget a session."""
-
-    def count_login(
-        self, username: str, matched: bool, now: float, *, lock_after: Optional[int], lockout: Optional[float]
-    ) -> str:
-        """Count one LogIn on ``username``: ``"locked"`` (locked since less than ``lockout``
-        seconds, or for good when None), ``"ok"`` (``matched``: failures cleared), ``"locking"``
-        (this failure is the ``lock_after``-th in a row: locked from ``now``) or ``"wrong"``."""
-
-    def unlock_login(self, username: str) -> bool:
-        """Clear the failures and lock of ``username``; True if it had any."""
 
 
 class EventPages:

@@ -521,84 +521,39 @@ class PostgresStore(EventPages):
 
         return self._run("read the request's status", read)
 
-    # The bridge's sessions and lockouts --------------------------------------------------------------
+    # The bridge's sessions --------------------------------------------------------------------------
 
-    def open_session(self, token_sha256: str, now: float, forget_before: float) -> None:
+    def open_session(self, token_sha256: str, now: float, forget_before: Optional[float]) -> None:
         def work(db: psycopg.Connection[Any]) -> None:
             with db.transaction():
-                db.execute("DELETE FROM bridge_sessions WHERE last_used < %s", (forget_before,))
+                if forget_before is not None:
+                    db.execute("DELETE FROM bridge_sessions WHERE last_used < %s", (forget_before,))
                 db.execute("INSERT INTO bridge_sessions (token_sha256, last_used) VALUES (%s, %s)", (token_sha256, now))
 
         self._run("record the session", work)
 
-    def touch_session(self, token_sha256: str, now: float, idle: float) -> str:
-        def work(db: psycopg.Connection[Any]) -> str:
-            with db.transaction():
-                row = db.execute(
-                    "SELECT last_used FROM bridge_sessions WHERE token_sha256 = %s FOR UPDATE", (token_sha256,)
-                ).fetchone()
-                if row is None:
-                    return "unknown"
-                if now - float(row[0]) > idle:
-                    db.execute("DELETE FROM bridge_sessions WHERE token_sha256 = %s", (token_sha256,))
-                    return "expired"
-                db.execute(
-                    "UPDATE bridge_sessions SET last_used = greatest(last_used, %s) WHERE token_sha256 = %s",
-                    (now, token_sha256),
-                )
-                return "valid"
+    def session_last_used(self, token_sha256: str) -> Optional[float]:
+        def read(db: psycopg.Connection[Any]) -> Optional[float]:
+            query = "SELECT last_used FROM bridge_sessions WHERE token_sha256 = %s"
+            row = db.execute(query, (token_sha256,)).fetchone()
+            return None if row is None else float(row[0])
 
-        return self._run("note the session's use", work)
+        return self._run("read the session", read)
+
+    def touch_session(self, token_sha256: str, now: float) -> None:
+        self._run(
+            "note the session's use",
+            lambda db: db.execute(
+                "UPDATE bridge_sessions SET last_used = greatest(last_used, %s) WHERE token_sha256 = %s",
+                (now, token_sha256),
+            ),
+        )
 
     def close_session(self, token_sha256: str) -> None:
         self._run(
             "forget the session",
             lambda db: db.execute("DELETE FROM bridge_sessions WHERE token_sha256 = %s", (token_sha256,)),
         )
-
-    def count_login(
-        self, username: str, matched: bool, now: float, *, lock_after: Optional[int], lockout: Optional[float]
-    ) -> str:
-        def work(db: psycopg.Connection[Any]) -> str:
-            with db.transaction():
-                # A row to lock first: two instances counting the same login's failures take turns.
-                db.execute(
-                    "INSERT INTO bridge_login_failures (username, failures, locked_at) VALUES (%s, 0, NULL)"
-                    " ON CONFLICT DO NOTHING",
-                    (username,),
-                )
-                row = db.execute(
-                    "SELECT failures, locked_at FROM bridge_login_failures WHERE username = %s FOR UPDATE",
-                    (username,),
-                ).fetchone()
-                assert row is not None
-                failures = int(row[0])
-                if row[1] is not None:
-                    if lockout is None or now - float(row[1]) < lockout:
-                        return "locked"
-                    failures = 0  # the lock has run out: a fresh count
-                if matched:
-                    db.execute("DELETE FROM bridge_login_failures WHERE username = %s", (username,))
-                    return "ok"
-                failures += 1
-                locked_at = now if lock_after is not None and failures >= lock_after else None
-                db.execute(
-                    "UPDATE bridge_login_failures SET failures = %s, locked_at = %s WHERE username = %s",
-                    (failures, locked_at, username),
-                )
-                return "locking" if locked_at is not None else "wrong"
-
-        return self._run("count the login", work)
-
-    def unlock_login(self, username: str) -> bool:
-        def work(db: psycopg.Connection[Any]) -> bool:
-            cursor = db.execute(
-                "DELETE FROM bridge_login_failures WHERE username = %s AND (failures > 0 OR locked_at IS NOT NULL)",
-                (username,),
-            )
-            return cursor.rowcount > 0
-
-        return self._run("unlock the login", work)
 
 
 def _text(value: str) -> str:
