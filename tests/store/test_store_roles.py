@@ -1,5 +1,5 @@
 """The roles every backend plays alike (the ``location`` fixture runs each on SQLite and on
-PostgreSQL): commit groups with poisoned callbacks, the dead-letter cap, re-sends racing across two
+PostgreSQL): commit groups with poisoned callbacks, re-sends racing across two
 instances, the shared handler queue and its leases, and the bridge's sessions."""
 
 # ruff: noqa: F811 (the fixtures imported from pgserver are the parameters of their name)
@@ -13,7 +13,7 @@ from pgserver import location  # noqa: F401 (a fixture)
 from test_store import _cb
 
 from uws_adapter import CallbackRequest, ReportedDevice
-from uws_adapter.store import POISONED, CallbackWrite, DeadLetterWrite, open_store
+from uws_adapter.store import POISONED, CallbackWrite, open_store
 
 
 class Clock:
@@ -43,13 +43,6 @@ def test_a_poisoned_callback_is_a_dead_letter_and_its_group_is_stored(location: 
         assert outcomes[1].result == (POISONED, False)
         counts = store.counts()
         assert (counts["events"], counts["attempts"], counts["dead_letters"]) == (2, 2, 1)
-
-
-def test_the_dead_letters_stop_at_their_total_size(location: str) -> None:
-    with open_store(location) as store:
-        kept = [store.apply(DeadLetterWrite(b"x" * 400, "text/xml", "bad", max_total=1000)) for _ in range(4)]
-        assert [k > 0 for k in kept] == [True, True, False, False]
-        assert store.counts()["dead_letters"] == 2
 
 
 def test_a_group_with_one_event_twice_stores_it_once_with_two_attempts(location: str) -> None:

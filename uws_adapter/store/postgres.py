@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 from uws_adapter.errors import StoreError
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device, identity
+from uws_adapter.store.dead_letters import DeadLetterReads, Execute
 from uws_adapter.store.interfaces import CallbackWrite, EventPages, Outcome, RequestStatus, StoredEvent, Write
 from uws_adapter.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION, UPGRADE_LOCK, VERSION_TABLE
 from uws_adapter.store.postgres_writes import commit_writes, is_database_failure, keep_dead_letter
@@ -93,7 +94,7 @@ class _Job:
         self.outcome = Outcome()
 
 
-class PostgresStore(EventPages):
+class PostgresStore(DeadLetterReads, EventPages):
     """Every store role on a PostgreSQL database; ``batch=False`` commits each write alone (the
     baseline in benchmarks). ``upgrade=True`` brings the schema up to this release's first (what
     ``uws-adapter db upgrade`` does); otherwise a database on another schema is refused."""
@@ -520,6 +521,18 @@ class PostgresStore(EventPages):
             return request_status(request_id, sent, identifiers, events)
 
         return self._run("read the request's status", read)
+
+    # Dead letters, for the operator (uws-adapter dead-letters) ---------------------------------------
+
+    def _dead_letter_rows(self, sql: str, args: Sequence[Any]) -> List[Any]:
+        return self._run("read the dead letters", lambda db: db.execute(sql.replace("?", "%s"), args).fetchall())
+
+    def _dead_letter_write(self, work: Callable[[Execute], T]) -> T:
+        def run(db: psycopg.Connection[Any]) -> T:
+            with db.transaction(), db.cursor() as cursor:
+                return work(lambda sql, args: cursor.execute(sql.replace("?", "%s"), args))
+
+        return self._run("purge the dead letters", run)
 
     # The bridge's sessions --------------------------------------------------------------------------
 

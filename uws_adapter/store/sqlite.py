@@ -32,6 +32,7 @@ except ImportError:  # Windows: one process per store there
 from uws_adapter.errors import StoreError, UwsAdapterError
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device, identity
+from uws_adapter.store.dead_letters import DeadLetterReads, Execute
 from uws_adapter.store.interfaces import EventPages, Outcome, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sqlite_sessions import SqliteSessions
 from uws_adapter.store.sqlite_writes import callback_work, handler_gave_up_work, work_for
@@ -44,11 +45,11 @@ T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 
 #: The schema this release writes (``PRAGMA user_version``). 0 is 0.1.0's, which had no version.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: How to go from version N-1 to N, applied in order in one transaction when a store is opened.
 _MIGRATIONS: Dict[int, str] = {
     1: "CREATE INDEX IF NOT EXISTS handler_queue_by_due ON handler_queue (next_at);",
-    # The bridge's legacy sessions (token hashes only) and login lockout, kept across restarts.
+    # The bridge's legacy sessions (token hashes only) and login lockout (dropped in 5).
     2: """
         CREATE TABLE IF NOT EXISTS bridge_sessions (token_sha256 TEXT PRIMARY KEY, last_used REAL NOT NULL);
         CREATE TABLE IF NOT EXISTS bridge_login_failures (
@@ -65,6 +66,18 @@ _MIGRATIONS: Dict[int, str] = {
     # Handler runs are claimed (leased) before they run, so that two processes sharing the file
     # never run the same one at once.
     4: "ALTER TABLE handler_queue ADD COLUMN claimed_until REAL;",
+    # Dead letters: each one's size as the cap counts it, and the running total of those sizes
+    # (see store/dead_letters.py; the sizes of older letters are reckoned here once). Failed
+    # legacy LogIns are throttled in memory now: their table goes.
+    5: """
+        ALTER TABLE dead_letters ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+        UPDATE dead_letters SET size = length(body) + length(CAST(coalesce(content_type, '') || reason AS BLOB)) + 64;
+        CREATE TABLE IF NOT EXISTS dead_letter_totals (
+            id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL, rotated INTEGER NOT NULL, max_bytes INTEGER
+        );
+        INSERT OR IGNORE INTO dead_letter_totals SELECT 0, coalesce(sum(size), 0), 0, NULL FROM dead_letters;
+        DROP TABLE IF EXISTS bridge_login_failures;
+    """,
 }
 #: How long a provisioning action counts against a line's daily budget.
 DAY = 24 * 60 * 60
@@ -169,7 +182,7 @@ class _FileLock:
             self._fd = None
 
 
-class Store(SqliteSessions, EventPages):
+class Store(SqliteSessions, DeadLetterReads, EventPages):
     """A SQLite file; ``batch=False`` commits each write alone (the baseline in benchmarks)."""
 
     def __init__(
@@ -401,7 +414,13 @@ class Store(SqliteSessions, EventPages):
 
         self.write(work)
 
+    def _dead_letter_write(self, work: Callable[[Execute], T]) -> T:
+        return self.write(lambda db: work(db.execute))
+
     # Reading -------------------------------------------------------------------------------------
+
+    def _dead_letter_rows(self, sql: str, args: Sequence[Any]) -> List[Any]:
+        return self._reader().execute(sql, args).fetchall()
 
     def _reader(self) -> sqlite3.Connection:
         connection: Optional[sqlite3.Connection] = getattr(self._local, "connection", None)
