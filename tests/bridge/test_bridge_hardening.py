@@ -39,9 +39,9 @@ from uws_adapter.bridge.address import listen_names
 from uws_adapter.bridge.app import Bridge, LegacyRelay
 from uws_adapter.errors import HandlerGaveUp, InputError, RelayRefused
 from uws_adapter.model.callbacks import CallbackRequest, ReportedDevice
-from uws_adapter.soap.envelope import build_login
 from uws_adapter.soap.sessions import FREE_FAILURES, KEEP_EXPIRED
 from uws_adapter.store.sqlite import Store, StoredEvent
+from uws_adapter.uws.envelope import build_login
 
 NS_WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
 WSDL_PATH = "/api/v2/CarrierService.svc?wsdl"

@@ -23,8 +23,8 @@ from uws_adapter import Emulator, RestClient, generated_devices, select
 from uws_adapter.bridge.app import Bridge
 from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice
 from uws_adapter.model.actions import Suspend
-from uws_adapter.soap.envelope import build_envelope, build_login
 from uws_adapter.store.sqlite import Store
+from uws_adapter.uws.envelope import build_envelope, build_login
 from uws_adapter.wire import NS_CARRIER, NS_COMMON, NS_SESSION, NS_SOAP_ENV, NS_V2, NS_XSI, soap_action
 
 LEGACY_USER, LEGACY_PASSWORD = "legacy-system", "legacy-password"

@@ -24,8 +24,8 @@ from uws_adapter.model.selection import CustomField, DeviceList, DeviceQuery, Se
 from uws_adapter.provisioning.base import Provisioner
 from uws_adapter.provisioning.transport import check_base_url
 from uws_adapter.rest.body import rest_body
-from uws_adapter.soap.client import UwsClient
-from uws_adapter.soap.envelope import build_envelope
+from uws_adapter.uws.client import UwsClient
+from uws_adapter.uws.envelope import build_envelope
 from uws_adapter.xmlsafe import MAX_BYTES
 
 

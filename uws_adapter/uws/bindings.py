@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import unquote, urlparse
@@ -13,22 +12,7 @@ import zeep
 from zeep.transports import Transport
 
 from uws_adapter.errors import ResourceError
-
-WSDL_FILE = "uws.wsdl"
-
-
-def resource_dir() -> Path:
-    """The folder of the installed WSDL and XSD files (package ``uws_adapter.wsdl``)."""
-    try:
-        root = resources.files("uws_adapter.wsdl")
-    except ModuleNotFoundError:
-        raise ResourceError(
-            "the bundled WSDL (package uws_adapter.wsdl) is not installed; reinstall uws-adapter"
-        ) from None
-    # A zipped install would need extraction; wheels install as files, which zeep and lxml need.
-    if not isinstance(root, Path) or not (root / WSDL_FILE).is_file():
-        raise ResourceError(f"{WSDL_FILE} is missing from {root}; reinstall uws-adapter")
-    return root
+from uws_adapter.soap.resources import WSDL_FILE, resource_dir
 
 
 class _OfflineTransport(Transport):
