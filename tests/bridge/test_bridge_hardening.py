@@ -58,13 +58,13 @@ class Clock:
 
 
 class CountingStore(Store):
-    """The real SQLite store, counting the transactions written through its writer."""
+    """The real SQLite store, counting every transaction written (durable or not)."""
 
     writes = 0
 
-    def write(self, work: Any, *, timeout: float = 30.0) -> Any:
+    def write(self, work: Any, *, timeout: float = 30.0, durable: bool = True) -> Any:
         self.writes += 1
-        return super().write(work, timeout=timeout)
+        return super().write(work, timeout=timeout, durable=durable)
 
 
 @contextlib.contextmanager
@@ -312,6 +312,32 @@ def test_idle_expiry_holds_across_a_restart_and_expired_stays_expired_for_a_day(
             assert fault_code(lambda: suspend(carrier, token, imei)).endswith(".SessionToken.Expired")
             clock.now += 120
             assert fault_code(lambda: suspend(carrier, token, imei)).endswith(".SessionToken.Invalid")
+
+
+def test_a_session_use_is_written_at_most_once_a_minute_and_expiry_stays_exact(tmp_path: Path) -> None:
+    lines = generated_devices(7)
+    imeis = [line.device.identifiers[0].identifier for line in lines]
+    clock = Clock()
+    with Emulator(devices=lines) as emulator:
+        with running_bridge(tmp_path / "b.db", emulator.rest_url, clock=clock) as (bridge, url):
+            store = bridge.store
+            assert isinstance(store, CountingStore)
+            session, carrier = soap_clients(url)
+            token = login(session)
+            before = store.writes
+            for imei in imeis[:3]:
+                clock.now += 10
+                assert suspend(carrier, token, imei)
+            assert store.writes == before + 3  # the request log only: no session write per call
+            clock.now += 40  # a minute since the last write of its use
+            assert suspend(carrier, token, imeis[3])
+            assert store.writes == before + 5  # its use written once, with the request
+            clock.now += 59
+            assert suspend(carrier, token, imeis[4])  # seen here, not written
+            clock.now += 20 * 60 - 1  # the store says 20 min 58 s idle; this process knows better
+            assert suspend(carrier, token, imeis[5])
+            clock.now += 20 * 60 + 1
+            assert fault_code(lambda: suspend(carrier, token, imeis[6])).endswith(".SessionToken.Expired")
 
 
 def test_logout_ends_the_session_for_good(tmp_path: Path) -> None:

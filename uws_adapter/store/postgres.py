@@ -324,6 +324,9 @@ class PostgresStore(DeadLetterReads, EventPages):
 
         def work(db: psycopg.Connection[Any]) -> None:
             with db.transaction(), db.cursor() as cursor:
+                # As on SQLite: committed, not waited for on the WAL flush (a server crash may lose
+                # the last ones; the request's callbacks count for the budget as well).
+                cursor.execute("SET LOCAL synchronous_commit TO off")
                 cursor.execute(
                     "INSERT INTO requests (request_id, action, api, sent_at, devices, forced)"
                     " VALUES (%s, %s, %s, %s, %s, %s)"

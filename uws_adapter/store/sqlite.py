@@ -139,6 +139,7 @@ CREATE TABLE IF NOT EXISTS handler_queue (
 @dataclass
 class _Job:
     work: Callable[[sqlite3.Connection], Any]
+    durable: bool = True
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: Optional[BaseException] = None
@@ -289,14 +290,23 @@ class Store(SqliteSessions, DeadLetterReads, EventPages):
 
     # Writing -------------------------------------------------------------------------------------
 
-    def write(self, work: Callable[[sqlite3.Connection], T], *, timeout: float = 30.0) -> T:
-        """Run ``work`` in the writer's transaction; return once it is committed durably."""
+    def write(self, work: Callable[[sqlite3.Connection], T], *, timeout: float = 30.0, durable: bool = True) -> T:
+        """Run ``work`` in the writer's transaction; return once it is committed durably.
+
+        ``durable=False``: committed (atomic, seen by every process, kept when a process dies) but
+        not fsynced on its own: a power loss or an OS crash may undo it until the next durable
+        commit or checkpoint fsyncs the write-ahead log (SQLite WAL with ``synchronous=NORMAL``).
+        For what need not survive a power loss at the price of an fsync (about a millisecond, and
+        several on a busy disk): the bridge's sessions, the request log."""
         if self._closed:
             raise StoreError("the store is closed")
-        job = _Job(work)
-        self._jobs.put(job)
-        if not job.done.wait(timeout):
-            raise StoreError(f"no commit within {timeout} s")
+        job = _Job(work, durable)
+        if not durable:  # no fsync to share with a group: committed here, without two thread switches
+            self._commit_here([job])
+        else:
+            self._jobs.put(job)
+            if not job.done.wait(timeout):
+                raise StoreError(f"no commit within {timeout} s")
         if job.error is not None:
             raise StoreError(f"could not store: {job.error}") from job.error
         result: T = job.result
@@ -330,19 +340,23 @@ class Store(SqliteSessions, DeadLetterReads, EventPages):
         """Store ``writes`` in one transaction in the calling thread (on a connection of its own),
         each in its own savepoint, committed durably: for a caller with its own committer thread,
         which must not hand every group to the writer thread."""
+        jobs = [_Job(work_for(write, self.clock)) for write in writes]
+        self._commit_here(jobs)
+        return [Outcome(job.result, job.error) for job in jobs]
+
+    def _commit_here(self, jobs: List[_Job]) -> None:
+        """Commit ``jobs`` in the calling thread, on its own connection."""
         connection: Optional[sqlite3.Connection] = getattr(self._local, "writer", None)
         if connection is None:
             if self._closed:
                 raise StoreError("the store is closed")
             connection = self._connect()
             self._local.writer = connection
-        jobs = [_Job(work_for(write, self.clock)) for write in writes]
         self._commit(connection, jobs)
         failed = next((job.error for job in jobs if isinstance(job.error, sqlite3.OperationalError)), None)
         if failed is not None:  # the connection may be unusable now: the next group opens another
             connection.close()
             self._local.writer = None
-        return [Outcome(job.result, job.error) for job in jobs]
 
     def _commit(self, connection: sqlite3.Connection, jobs: List[_Job]) -> None:
         # Writers in this process take turns on a lock, and writers in other processes (gunicorn
@@ -365,7 +379,10 @@ class Store(SqliteSessions, DeadLetterReads, EventPages):
             self._commit_lock.release()
 
     def _commit_locked(self, connection: sqlite3.Connection, jobs: List[_Job]) -> None:
+        relaxed = self.synchronous != "NORMAL" and not any(job.durable for job in jobs)
         try:
+            if relaxed:  # a group of non-durable writes only: committed without an fsync
+                connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("BEGIN IMMEDIATE")
             for job in jobs:
                 connection.execute("SAVEPOINT job")
@@ -382,6 +399,9 @@ class Store(SqliteSessions, DeadLetterReads, EventPages):
                 connection.execute("ROLLBACK")
             for job in jobs:
                 job.error = job.error or exc
+        finally:
+            if relaxed:
+                connection.execute(f"PRAGMA synchronous={self.synchronous}")
         for job in jobs:
             job.done.set()
 
@@ -394,7 +414,11 @@ class Store(SqliteSessions, DeadLetterReads, EventPages):
         self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap", forced: bool = False
     ) -> None:
         """Remember a sent request so that the tracker knows which devices to expect (and the
-        budget guard what each line was sent); ``forced``: sent over the budget on purpose."""
+        budget guard what each line was sent); ``forced``: sent over the budget on purpose.
+
+        Committed without an fsync of its own (``durable=False``): a process that dies keeps it;
+        a power loss may lose it until the next durable commit (the request's callbacks, which
+        the budget guard counts as well), for a millisecond or more off every request sent."""
         names = [str(d) for d in devices]
 
         def work(db: sqlite3.Connection) -> None:
@@ -412,7 +436,7 @@ class Store(SqliteSessions, DeadLetterReads, EventPages):
                 ],
             )
 
-        self.write(work)
+        self.write(work, durable=False)
 
     def _dead_letter_write(self, work: Callable[[Execute], T]) -> T:
         return self.write(lambda db: work(db.execute))
