@@ -42,7 +42,7 @@ Insert = Callable[[bytes, Optional[str], str, float, int], int]
 _LOCK_TOTALS = "UPDATE dead_letter_totals SET rotated = rotated WHERE id = 0"  # PostgreSQL: the row lock
 _SET_CAP = "UPDATE dead_letter_totals SET max_bytes = ? WHERE id = 0"
 _TOTALS = "SELECT bytes, rotated, max_bytes FROM dead_letter_totals WHERE id = 0"
-_OLDEST = "SELECT id, size FROM dead_letters WHERE id < ? ORDER BY id LIMIT 256"
+_OLDEST = "SELECT id, size FROM dead_letters WHERE id < ? ORDER BY id LIMIT 32"
 _ROTATED = "UPDATE dead_letter_totals SET bytes = ?, rotated = rotated + ? WHERE id = 0"
 _LIST = "SELECT id, received_at, content_type, reason, size{} FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?"
 _ONE = "SELECT id, received_at, content_type, reason, size, body FROM dead_letters WHERE id = ?"
