@@ -542,6 +542,7 @@ class PostgresStore(DeadLetterReads, EventPages):
     def open_session(self, token_sha256: str, now: float, forget_before: Optional[float]) -> None:
         def work(db: psycopg.Connection[Any]) -> None:
             with db.transaction():
+                db.execute("SET LOCAL synchronous_commit TO off")  # as on SQLite: committed, not flushed
                 if forget_before is not None:
                     db.execute("DELETE FROM bridge_sessions WHERE last_used < %s", (forget_before,))
                 db.execute("INSERT INTO bridge_sessions (token_sha256, last_used) VALUES (%s, %s)", (token_sha256, now))
@@ -557,13 +558,15 @@ class PostgresStore(DeadLetterReads, EventPages):
         return self._run("read the session", read)
 
     def touch_session(self, token_sha256: str, now: float) -> None:
-        self._run(
-            "note the session's use",
-            lambda db: db.execute(
-                "UPDATE bridge_sessions SET last_used = greatest(last_used, %s) WHERE token_sha256 = %s",
-                (now, token_sha256),
-            ),
-        )
+        def work(db: psycopg.Connection[Any]) -> None:
+            with db.transaction():
+                db.execute("SET LOCAL synchronous_commit TO off")
+                db.execute(
+                    "UPDATE bridge_sessions SET last_used = greatest(last_used, %s) WHERE token_sha256 = %s",
+                    (now, token_sha256),
+                )
+
+        self._run("note the session's use", work)
 
     def close_session(self, token_sha256: str) -> None:
         self._run(
