@@ -11,7 +11,8 @@ is not kept. The cap is the receiver's (``DeadLetterWrite.max_total``, ``--dead-
 the letters kept when a callback's values cannot be stored or a handler gives up count in the same
 total under the last cap a receiver wrote (the row's ``max_bytes``).
 
-The SQL here is written once with ``?`` placeholders; the backends run it through :data:`Execute`.
+The SQL here is written once against the store's small dialect (:mod:`.sql`); the reads and purges
+are the SQL core's (:class:`~uws_adapter.store.core.SqlCore`).
 """
 
 from __future__ import annotations
@@ -20,32 +21,29 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence, TypeVar
+from typing import Any, Optional, Sequence
+
+from uws_adapter.store.sql import Sql
 
 __all__ = [
-    "ROW_OVERHEAD", "DeadLetter", "DeadLetterReads", "DeadLetterTotals", "Execute", "Insert", "keep_letter",
-    "letter_size",
+    "LIST", "ONE", "ROW_OVERHEAD", "TOTALS", "DeadLetter", "DeadLetterTotals", "keep_letter", "letter_of",
+    "letter_size", "purge",
 ]  # fmt: skip
 
-T = TypeVar("T")
 _log = logging.getLogger("uws_adapter.store")
 
 #: Bytes one dead letter is reckoned to take beyond its body, reason and media type [estimate:
 #: SQLite's record header, id, time and size columns and the rowid index entry come to 30-60 bytes;
 #: PostgreSQL's tuple header and item pointer to 28, plus the primary key's index entry].
 ROW_OVERHEAD = 64
-#: Runs a statement written with ``?`` placeholders; returns a cursor (``fetchone``, ``fetchall``).
-Execute = Callable[[str, Sequence[Any]], Any]
-#: Inserts a letter (body, media type, reason, time, size); returns its id.
-Insert = Callable[[bytes, Optional[str], str, float, int], int]
 
 _LOCK_TOTALS = "UPDATE dead_letter_totals SET rotated = rotated WHERE id = 0"  # PostgreSQL: the row lock
 _SET_CAP = "UPDATE dead_letter_totals SET max_bytes = ? WHERE id = 0"
-_TOTALS = "SELECT bytes, rotated, max_bytes FROM dead_letter_totals WHERE id = 0"
 _OLDEST = "SELECT id, size FROM dead_letters WHERE id < ? ORDER BY id LIMIT 32"
 _ROTATED = "UPDATE dead_letter_totals SET bytes = ?, rotated = rotated + ? WHERE id = 0"
-_LIST = "SELECT id, received_at, content_type, reason, size{} FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?"
-_ONE = "SELECT id, received_at, content_type, reason, size, body FROM dead_letters WHERE id = ?"
+LIST = "SELECT id, received_at, content_type, reason, size{} FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?"
+ONE = "SELECT id, received_at, content_type, reason, size, body FROM dead_letters WHERE id = ?"
+TOTALS = "SELECT bytes, rotated, max_bytes FROM dead_letter_totals WHERE id = 0"
 _RESUM = "UPDATE dead_letter_totals SET bytes = (SELECT coalesce(sum(size), 0) FROM dead_letters) WHERE id = 0"
 
 
@@ -97,36 +95,37 @@ _rotation_log = _RotationLog()
 
 
 def keep_letter(
-    execute: Execute,
-    insert: Insert,
+    db: Sql,
     body: bytes,
     content_type: Optional[str],
     reason: str,
     now: float,
     *,
-    cap: Optional[int],
-    set_cap: bool,
+    cap: Optional[int] = None,
+    set_cap: bool = False,
 ) -> int:
-    """Keep one letter inside the caller's transaction, rotating the oldest out past the cap:
-    ``cap`` when ``set_cap`` (a receiver's letter; None: no cap), else the cap last written. The
-    letter's id, or 0 when it is larger than the cap on its own."""
+    """Keep one letter inside ``db``'s transaction, rotating the oldest out past the cap: ``cap``
+    when ``set_cap`` (a receiver's letter; None: no cap), else the cap last written. The letter's
+    id, or 0 when it is larger than the cap on its own."""
     if set_cap:
-        execute(_SET_CAP, (cap,))
+        db.run(_SET_CAP, (cap,))
     else:
-        execute(_LOCK_TOTALS, ())
-    held, _, stored_cap = execute(_TOTALS, ()).fetchone()
-    limit = cap if set_cap else stored_cap
+        db.run(_LOCK_TOTALS)
+    totals = db.one(TOTALS)
+    assert totals is not None  # the schema's one row
+    held, limit = int(totals[0]), (cap if set_cap else totals[2])
     size = letter_size(body, content_type, reason)
     if limit is not None and size > limit:
         if not set_cap:  # the receiver counts and logs its own; these would go unseen
-            _log.warning(
-                "a dead letter of %d bytes is larger than the cap of %d: not kept (%s)", size, limit, reason[:200]
-            )
+            _log.warning("a dead letter of %d bytes is over the cap of %d: not kept (%s)", size, limit, reason[:200])
         return 0
-    letter = insert(body, content_type, reason, now, size)
-    held, rotated = int(held) + size, 0
+    letter = db.insert(
+        "INSERT INTO dead_letters (received_at, content_type, reason, body, size) VALUES (?, ?, ?, ?, ?)",
+        (now, content_type, reason, body, size),
+    )
+    held, rotated = held + size, 0
     while limit is not None and held > limit:
-        oldest = execute(_OLDEST, (letter,)).fetchall()
+        oldest = db.all(_OLDEST, (letter,))
         if not oldest:
             break
         last = oldest[0][0]
@@ -134,55 +133,27 @@ def keep_letter(
             if held <= limit:
                 break
             held, rotated, last = held - int(row_size), rotated + 1, row_id
-        execute("DELETE FROM dead_letters WHERE id <= ?", (last,))
-    execute(_ROTATED, (held, rotated))
+        db.run("DELETE FROM dead_letters WHERE id <= ?", (last,))
+    db.run(_ROTATED, (held, rotated))
     if rotated and limit is not None:
-        _rotation_log.note(rotated, limit)
+        _rotation_log.note(rotated, int(limit))
     return letter
 
 
-def _letter(row: Sequence[Any]) -> DeadLetter:
+def letter_of(row: Sequence[Any]) -> DeadLetter:
+    """A letter from a row of :data:`LIST` or :data:`ONE`."""
     body = bytes(row[5]) if len(row) > 5 else None
     return DeadLetter(int(row[0]), float(row[1]), row[2], row[3], int(row[4]), body)
 
 
-class DeadLetterReads:
-    """The operator's reads and purges, for a backend that provides :meth:`_dead_letter_rows` (a
-    read) and :meth:`_dead_letter_write` (one transaction)."""
-
-    def _dead_letter_rows(self, sql: str, args: Sequence[Any]) -> List[Any]:
-        raise NotImplementedError
-
-    def _dead_letter_write(self, work: Callable[[Execute], T]) -> T:
-        raise NotImplementedError
-
-    def dead_letters(self, *, after_id: int = 0, limit: int = 100, bodies: bool = False) -> List[DeadLetter]:
-        """Letters in the order they were kept, after ``after_id``; with their bodies if ``bodies``."""
-        rows = self._dead_letter_rows(_LIST.format(", body" if bodies else ""), (after_id, limit))
-        return [_letter(row) for row in rows]
-
-    def dead_letter(self, letter_id: int) -> Optional[DeadLetter]:
-        """One letter with its body (as stored: redacted when it was kept), or None."""
-        rows = self._dead_letter_rows(_ONE, (letter_id,))
-        return _letter(rows[0]) if rows else None
-
-    def dead_letter_totals(self) -> DeadLetterTotals:
-        held, rotated, cap = self._dead_letter_rows(_TOTALS, ())[0]
-        return DeadLetterTotals(int(held), int(rotated), None if cap is None else int(cap))
-
-    def purge_dead_letters(self, *, ids: Sequence[int] = (), before: Optional[float] = None) -> int:
-        """Delete the letters ``ids``, or those kept before ``before`` (both empty: every letter);
-        how many went. The running total is summed again from what is left (once per purge)."""
-
-        def work(execute: Execute) -> int:
-            if ids:
-                marks = ", ".join("?" for _ in ids)
-                gone = execute(f"DELETE FROM dead_letters WHERE id IN ({marks})", tuple(ids)).rowcount
-            elif before is not None:
-                gone = execute("DELETE FROM dead_letters WHERE received_at < ?", (before,)).rowcount
-            else:
-                gone = execute("DELETE FROM dead_letters", ()).rowcount
-            execute(_RESUM, ())
-            return int(gone)
-
-        return self._dead_letter_write(work)
+def purge(db: Sql, ids: Sequence[int], before: Optional[float]) -> int:
+    """Delete the letters ``ids``, or those kept before ``before`` (neither: all); the running total
+    is summed again from what is left (once per purge, never per letter)."""
+    if ids:
+        gone = sum(db.run(f"DELETE FROM dead_letters WHERE {where}", listed) for where, listed in db.lists("id", ids))
+    elif before is not None:
+        gone = db.run("DELETE FROM dead_letters WHERE received_at < ?", (before,))
+    else:
+        gone = db.run("DELETE FROM dead_letters")
+    db.run(_RESUM)
+    return gone

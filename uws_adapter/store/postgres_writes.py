@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 from uws_adapter.errors import StoreError
 from uws_adapter.store.dead_letters import keep_letter
 from uws_adapter.store.interfaces import POISONED, CallbackWrite, DeadLetterWrite, Outcome, Write
-from uws_adapter.store.sqlite_writes import CallbackRow, callback_row
+from uws_adapter.store.rows import CallbackRow, callback_row
+from uws_adapter.store.sql import POSTGRES, Sql
 
 if TYPE_CHECKING:  # psycopg is imported lazily: `import uws_adapter` must not need it
     import psycopg
@@ -62,9 +63,6 @@ WITH ev AS (
 )
 SELECT event_id FROM attempt
 """
-_DEAD_LETTER = (
-    "INSERT INTO dead_letters (received_at, content_type, reason, body, size) VALUES (%s, %s, %s, %s, %s) RETURNING id"
-)
 
 
 def is_database_failure(exc: BaseException) -> bool:
@@ -88,7 +86,8 @@ def _resend_args(row: CallbackRow, write: CallbackWrite, now: float) -> Tuple[An
 
 
 def _dead_letter(cursor: psycopg.Cursor[Any], write: DeadLetterWrite, now: float) -> int:
-    return keep_dead_letter(cursor, write.body, write.media_type, write.reason, now, cap=write.max_total, set_cap=True)
+    db = Sql(cursor, POSTGRES)
+    return keep_letter(db, write.body, write.media_type, write.reason, now, cap=write.max_total, set_cap=True)
 
 
 def _order(writes: Sequence[Write], rows: Dict[int, CallbackRow]) -> List[int]:
@@ -212,28 +211,6 @@ def _poisoned(cursor: psycopg.Cursor[Any], write: CallbackWrite, exc: BaseExcept
     would be refused on every re-send until the carrier gives up."""
     callback = write.callback
     reason = f"callback {callback.request_id[:80]!r} could not be stored as an event: {type(exc).__name__}"
-    letter = keep_dead_letter(cursor, write.dead_letter(), write.media_type, reason, now)
+    letter = keep_letter(Sql(cursor, POSTGRES), write.dead_letter(), write.media_type, reason, now)
     _log.warning("%s; kept as dead letter %d", reason, letter)
     return POISONED, False
-
-
-def keep_dead_letter(
-    cursor: psycopg.Cursor[Any],
-    body: bytes,
-    media_type: Optional[str],
-    reason: str,
-    now: float,
-    *,
-    cap: Optional[int] = None,
-    set_cap: bool = False,
-) -> int:
-    """Keep a letter in the cursor's transaction, under the cap (see :mod:`.dead_letters`)."""
-
-    def execute(sql: str, args: Sequence[Any]) -> Any:
-        return cursor.execute(sql.replace("?", "%s"), args)
-
-    def insert(body: bytes, media_type: Optional[str], reason: str, now: float, size: int) -> int:
-        found = cursor.execute(_DEAD_LETTER, (now, media_type, reason, body, size)).fetchone()
-        return int(found[0]) if found else 0
-
-    return keep_letter(execute, insert, body, media_type, reason, now, cap=cap, set_cap=set_cap)
