@@ -197,11 +197,19 @@ def _fault_label(code: str) -> str:
 
 class StoreCollector:
     """Gauges read from the store when scraped: runs queued per handler (the bridge's relay is the
-    handler ``legacy-relay``) and the age of the oldest queued event."""
+    handler ``legacy-relay``) and the age of the oldest queued event; with ``dead_letters``, the
+    bytes the dead letters count against their cap and how many were ever rotated out past it
+    (kept in the store, so every process and instance reports the same)."""
 
-    def __init__(self, backlog: Callable[[], Dict[str, Tuple[int, Optional[float]]]], now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        backlog: Callable[[], Dict[str, Tuple[int, Optional[float]]]],
+        now: Callable[[], float],
+        dead_letters: Optional[Callable[[], Optional[Tuple[int, int]]]] = None,
+    ) -> None:
         self.backlog = backlog
         self.now = now
+        self.dead_letters = dead_letters
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
@@ -216,6 +224,18 @@ class StoreCollector:
             age.add_metric([handler], max(0.0, now - oldest) if oldest is not None else 0.0)
         yield depth
         yield age
+        totals = self.dead_letters() if self.dead_letters is not None else None
+        if totals is not None:
+            from prometheus_client.core import CounterMetricFamily
+
+            held = GaugeMetricFamily("uws_adapter_dead_letter_bytes", "Bytes the dead letters count against their cap")
+            held.add_metric([], totals[0])
+            yield held
+            rotated = CounterMetricFamily(
+                "uws_adapter_dead_letters_rotated", "Oldest dead letters deleted to stay under the cap"
+            )
+            rotated.add_metric([], totals[1])
+            yield rotated
 
 
 class _Forward:

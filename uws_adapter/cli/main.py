@@ -17,6 +17,7 @@ from typing import Any, NoReturn, Optional, Sequence
 
 from uws_adapter import __version__
 from uws_adapter.cli import db as cli_db
+from uws_adapter.cli import dead_letters as cli_dead_letters
 from uws_adapter.cli import doctor as cli_doctor
 from uws_adapter.cli import listeners as cli_listeners
 from uws_adapter.cli import provision as cli_provision
@@ -70,7 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    for module in (cli_provision, cli_services, cli_tracking, cli_db, cli_listeners, cli_wsdl, cli_doctor):
+    for module in (
+        cli_provision,
+        cli_services,
+        cli_tracking,
+        cli_db,
+        cli_dead_letters,
+        cli_listeners,
+        cli_wsdl,
+        cli_doctor,
+    ):
         module.add_commands(commands)
     _finish(parser)
     return parser

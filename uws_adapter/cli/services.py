@@ -23,7 +23,6 @@ from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple, TypeVar
 from uws_adapter import metrics, runfiles
 from uws_adapter.bridge.address import listen_names
 from uws_adapter.bridge.app import Bridge, LegacyRelay
-from uws_adapter.bridge.sessions import unlock
 from uws_adapter.cli.db import add_db_option, open_db
 from uws_adapter.cli.options import load_from_options, settings_defaults
 from uws_adapter.config import CONFIG_VARIABLE, ENVIRONMENT, Settings, load_settings
@@ -167,9 +166,9 @@ _BRIDGE: List[Spec] = [
     _o("--allowed-host", "without --public-url, a Host the WSDL's address may name (repeatable; default: the "
        "listen address's names, e.g. 127.0.0.1:PORT and localhost:PORT for a loopback bind)", action="append",
        metavar="NAME:PORT"),
-    _o("--lockout-seconds", "how long five failed legacy logins in a row lock that login (0: until --unlock)",
-       metavar="SECONDS"),
-    _o("--unlock", "clear the legacy login NAME's lockout in --db, then exit (no server)", metavar="NAME"),
+    _o("--lockout-seconds", "the longest a client address that keeps failing legacy LogIns must wait before its "
+       "next (0: no bound)", metavar="SECONDS"),
+    _o("--unlock", argparse.SUPPRESS, metavar="NAME"),  # nothing is locked in the store any more
     _o("--threads", "waitress worker threads"),
     _REPAIR,
     *_CONNECTIONS,
@@ -476,11 +475,12 @@ def _serve(server: Any, app: Any, announcement: str) -> None:
 
 
 def _unlock_bridge_login(settings: BridgeSettings) -> int:
-    with open_db(settings.db) as store:
-        cleared = unlock(store, settings.unlock or "")
-    shown = describe_store(settings.db)
-    sys.stdout.write(f"bridge: {'unlocked' if cleared else 'nothing to unlock for'} that login in {shown}\n")
-    return 0
+    raise InputError(
+        "--unlock",
+        "no legacy login is locked in the store: failed LogIns are throttled per client address in the running "
+        "bridge's memory",
+        "restart the bridge to clear the throttle",
+    )
 
 
 def _rest_settings(args: argparse.Namespace) -> Settings:

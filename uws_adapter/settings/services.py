@@ -104,9 +104,9 @@ class BridgeSettings(Loadable):
     service: Tuple[str, ...] = ()
     public_url: Optional[str] = None
     allowed_host: Tuple[str, ...] = ()
-    #: How long five failed legacy logins in a row lock that login; 0: until --unlock.
+    #: The longest a client address that keeps failing legacy LogIns waits before its next; 0: no bound.
     lockout_seconds: float = DEFAULT_LOCKOUT
-    #: A legacy login whose lockout to clear (then the command exits).
+    #: Kept for old command lines: refused with the reason (nothing is locked in the store any more).
     unlock: Optional[str] = None
     threads: int = 16
     repair: bool = False

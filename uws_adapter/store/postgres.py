@@ -329,9 +329,11 @@ class PostgresStore(SqlCore):
 
         return self._run(what, read)
 
-    def _transact(self, what: str, work: Callable[[Sql], T]) -> T:
+    def _transact(self, what: str, work: Callable[[Sql], T], *, durable: bool = True) -> T:
         def write(db: psycopg.Connection[Any]) -> T:
             with db.transaction():
+                if not durable:  # committed, not waited for on the WAL flush (see SqlCore._transact)
+                    db.execute("SET LOCAL synchronous_commit TO off")
                 return work(Sql(db, POSTGRES))
 
         return self._run(what, write)
