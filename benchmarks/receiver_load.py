@@ -7,11 +7,13 @@ that only answers 200, and one that only parses the body with the hardened parse
 The load is the callbacks of a 10,000-device request, each device sent 4 times (CallbackCount 1 to
 4), over 32 keep-alive connections. Each round runs every configuration once, the floors next to the
 receiver; the ratios are taken within a round (a shared machine's load moves between rounds) and
-printed per round with their median and range. The receiver logs as in production (INFO, one access
-line per request, to a file) and serves metrics (prometheus_client's multiprocess files): after each
-run its ``/metrics`` and its log are read back to show both were on. ``--baselines`` adds one commit
-per callback and waitress. A last run sends every device's callback exactly 4 times, shuffled, and
-reports the events (one per device) and attempts (one per delivery) the store ends with.
+printed per round with their median and range, with the servers' CPU time per callback (user and
+system, all their processes, from /proc: the figure that others' load on a shared machine moves
+least). The receiver logs as in production (INFO, one access line per request, to a file) and
+serves metrics (prometheus_client's multiprocess files): after each run its ``/metrics`` and its
+log are read back to show both were on. ``--baselines`` adds one commit per callback and waitress.
+A last run sends every device's callback exactly 4 times, shuffled, and reports the events (one per
+device) and attempts (one per delivery) the store ends with.
 
     python benchmarks/receiver_load.py [--devices N] [--seconds S] [--rounds R] [--baselines] [--no-exact]
 """
@@ -48,6 +50,7 @@ BASELINES: Dict[str, List[str]] = {
     "receiver, waitress, one commit per callback": ["--server", "waitress", "--commit", "each"],
 }
 THREADS, CONNECTIONS = 2, 32
+Figures = Tuple[float, float, float, float]  # callbacks/s, p50 ms, p99 ms, server CPU us per callback
 
 # Thread t of T sends request number k = n*T + t: device k % D, CallbackCount k // D % 4 + 1, so
 # every D requests cover every device once more.
@@ -156,6 +159,44 @@ def figures(out: str) -> Tuple[float, float, float, int]:
     return rate, p50, p99, count
 
 
+def process_tree(pid: int) -> List[int]:
+    """``pid`` and its descendants (the receiver and its uvicorn workers), read from /proc."""
+    children: Dict[int, List[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo.extend(children.get(found[-1], ()))
+    return found
+
+
+def cpu_seconds(pids: List[int]) -> float:
+    """User and system CPU seconds the processes ``pids`` have used (0 where /proc is missing):
+    a figure a shared machine's load moves less than it moves throughput."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.0
+
+
+def loaded(port: int, script: Path, seconds: float, pid: int) -> Tuple[float, float, float, int, float]:
+    """wrk on ``port``: (requests/s, p50 ms, p99 ms, requests, server CPU microseconds per request)."""
+    pids = process_tree(pid) if Path("/proc").is_dir() else []
+    before = cpu_seconds(pids)
+    rate, p50, p99, count = figures(wrk(port, script, seconds))
+    return rate, p50, p99, count, (cpu_seconds(pids) - before) * 1e6 / max(count, 1)
+
+
 def scraped(port: int, name: str) -> float:
     """The value of the metric ``name`` (no labels) at ``/metrics`` (-1 when it is not there)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -165,20 +206,20 @@ def scraped(port: int, name: str) -> float:
     return float(found.group(1)) if found else -1.0
 
 
-def timed_run(label: str, script: Path, seconds: float, folder: Path) -> Tuple[float, float, float]:
+def timed_run(label: str, script: Path, seconds: float, folder: Path) -> Figures:
     """One run of configuration ``label``; a receiver's metrics and access log are checked after it."""
     if label in FLOORS:
         process, port = start(floor_command(FLOORS[label]))
         try:
-            rate, p50, p99, _ = figures(wrk(port, script, seconds))
+            rate, p50, p99, _, cpu = loaded(port, script, seconds, process.pid)
         finally:
             stop(process)
-        return rate, p50, p99
+        return rate, p50, p99, cpu
     log = folder / "receiver.log"
     with tempfile.TemporaryDirectory() as store:
         process, port = start(receiver_command(str(Path(store) / "bench.db"), {**RECEIVERS, **BASELINES}[label]), log)
         try:
-            rate, p50, p99, count = figures(wrk(port, script, seconds))
+            rate, p50, p99, count, cpu = loaded(port, script, seconds, process.pid)
             received = scraped(port, "uws_adapter_callbacks_received_total")
         finally:
             stop(process)
@@ -188,7 +229,7 @@ def timed_run(label: str, script: Path, seconds: float, folder: Path) -> Tuple[f
         raise SystemExit(f"{label}: /metrics counted {received:.0f} callbacks of {count}")
     if lines < count:
         raise SystemExit(f"{label}: {lines} access lines for {count} callbacks")
-    return rate, p50, p99
+    return rate, p50, p99, cpu
 
 
 def deliver(documents: List[bytes], ports: List[int], lanes: int = 16) -> int:
@@ -237,20 +278,21 @@ def exact_run(options: List[str], devices: int, folder: Path) -> Tuple[int, int,
     return len(documents), acknowledged, events, attempts
 
 
-Figures = Tuple[float, float, float]  # callbacks/s, p50 ms, p99 ms
-
-
 def report(rounds: List[Dict[str, Figures]], ours: str, answer: str, parse: str) -> None:
     """Every run's figures, then ``ours`` as ratios to the floors of its own round: per round, and
     their median and range (the spread says how much the shared machine moved)."""
     for label in rounds[0]:
-        runs = "  ".join(f"{rate:7,.0f}/s p99 {p99:5.1f} ms" for rate, _, p99 in (r[label] for r in rounds))
+        runs = "  ".join(
+            f"{rate:6,.0f}/s p99 {p99:5.1f} ms {cpu:4.0f} us" for rate, _, p99, cpu in (r[label] for r in rounds)
+        )
         print(f"  {label:46} {runs}")
     ratios = {
         "throughput / parse-only floor": [r[ours][0] / r[parse][0] for r in rounds],
         "throughput / answer-only floor": [r[ours][0] / r[answer][0] for r in rounds],
         "p99 / parse-only floor's p99": [r[ours][2] / r[parse][2] for r in rounds],
     }
+    if all(r[ours][3] > 0 and r[parse][3] > 0 for r in rounds):
+        ratios["CPU per callback / parse-only's"] = [r[ours][3] / r[parse][3] for r in rounds]
     for name, values in ratios.items():
         each = " ".join(f"{v:.2f}" for v in values)
         middle, low, high = statistics.median(values), min(values), max(values)
