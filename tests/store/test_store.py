@@ -267,3 +267,25 @@ def test_a_failed_fsync_answers_the_group_as_not_stored(tmp_path: Path, monkeypa
         assert again.error is None
     finally:
         store.close()
+
+
+def test_a_write_that_need_not_be_durable_is_committed_at_once_and_seen_by_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Committed without an fsync of its own (WAL, synchronous=NORMAL): atomic and seen at once by
+    # another connection; a durable write after it is fsynced before it returns.
+    with Store(tmp_path / "s.db") as one, Store(tmp_path / "s.db") as two:
+        one.record_request("r-relaxed", "Suspend", [Device.parse("IMEI:350000000000001")])
+        assert two.status("r-relaxed").known
+        synced: List[int] = []
+        real_fsync = os.fsync
+
+        def recording_fsync(fd: int) -> None:
+            synced.append(fd)
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", recording_fsync)
+        assert one.write(lambda db: db.execute("PRAGMA synchronous").fetchone()[0], durable=False) == 1  # NORMAL
+        assert synced == []
+        one.write(lambda db: db.execute("PRAGMA user_version").fetchone()[0])
+        assert synced

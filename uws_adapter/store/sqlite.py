@@ -43,7 +43,7 @@ T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 
 #: The schema this release writes (``PRAGMA user_version``). 0 is 0.1.0's, which had no version.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: How to go from version N-1 to N, applied in order in one transaction when a store is opened.
 _MIGRATIONS: Dict[int, str] = {
     1: "CREATE INDEX IF NOT EXISTS handler_queue_by_due ON handler_queue (next_at);",
@@ -72,6 +72,18 @@ _MIGRATIONS: Dict[int, str] = {
             ON request_identifiers (request_id, device, identifier);
         DROP INDEX IF EXISTS request_identifiers_by_identifier;
         CREATE INDEX IF NOT EXISTS request_identifiers_lines ON request_identifiers (identifier, request_id, device);
+    """,
+    # Dead letters: each one's size as the cap counts it, and the running total of those sizes
+    # (see store/dead_letters.py; the sizes of older letters are reckoned here once). Failed
+    # legacy LogIns are throttled in memory now: their table goes.
+    6: """
+        ALTER TABLE dead_letters ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+        UPDATE dead_letters SET size = length(body) + length(CAST(coalesce(content_type, '') || reason AS BLOB)) + 64;
+        CREATE TABLE IF NOT EXISTS dead_letter_totals (
+            id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL, rotated INTEGER NOT NULL, max_bytes INTEGER
+        );
+        INSERT OR IGNORE INTO dead_letter_totals SELECT 0, coalesce(sum(size), 0), 0, NULL FROM dead_letters;
+        DROP TABLE IF EXISTS bridge_login_failures;
     """,
 }
 #: The free space below which a store is not ready: room for a full group of callbacks' log frames.
@@ -177,6 +189,7 @@ class _GroupJob:
     event (the committing thread reads the outcome itself), one allocation less per callback."""
 
     __slots__ = ("error", "result", "work")
+    durable = True
 
     def __init__(self, work: Callable[[sqlite3.Connection], Any]) -> None:
         self.work = work
@@ -348,12 +361,21 @@ class Store(SqlCore):
 
     # Writing -------------------------------------------------------------------------------------
 
-    def write(self, work: Callable[[sqlite3.Connection], T], *, timeout: float = 30.0) -> T:
-        """Run ``work`` in the writer's transaction; return once it is committed durably."""
+    def write(self, work: Callable[[sqlite3.Connection], T], *, timeout: float = 30.0, durable: bool = True) -> T:
+        """Run ``work`` in the writer's transaction; return once it is committed durably.
+
+        ``durable=False``: committed in the calling thread (no fsync to share with a group, so no
+        two thread switches) with ``synchronous=NORMAL`` for that transaction: atomic, seen by
+        every process, kept when a process dies, but a power loss or an OS crash may undo it until
+        the next durable commit or checkpoint fsyncs the write-ahead log."""
         if self._closed:
             raise StoreError("the store is closed")
-        job = Job(work)
-        self._jobs.put(job)
+        job = Job(work, durable)
+        if durable:
+            self._jobs.put(job)
+        else:
+            self._commit_here([job])
+            job.done.set()
         result: T = job.wait(timeout)
         return result
 
@@ -379,6 +401,13 @@ class Store(SqlCore):
         """Store ``writes`` in one transaction in the calling thread (on a connection of its own),
         each in its own savepoint, committed durably: for a caller with its own committer thread,
         which must not hand every group to the writer thread."""
+        # Plain jobs: this thread reads their outcomes itself, nobody waits on their events.
+        jobs = [_GroupJob(work_for(write, self.clock)) for write in writes]
+        self._commit_here(jobs)
+        return [Outcome(job.result, job.error) for job in jobs]
+
+    def _commit_here(self, jobs: Sequence[Union[Job, _GroupJob]]) -> None:
+        """Commit ``jobs`` in the calling thread, on its own connection."""
         connection: Optional[sqlite3.Connection] = getattr(self._local, "writer", None)
         sync: Optional[_WalSync] = getattr(self._local, "sync", None)
         if connection is None:
@@ -386,8 +415,6 @@ class Store(SqlCore):
                 raise StoreError("the store is closed")
             connection, sync = self._connect_writer()
             self._local.writer, self._local.sync = connection, sync
-        # Plain jobs: this thread reads their outcomes itself, nobody waits on their events.
-        jobs = [_GroupJob(work_for(write, self.clock)) for write in writes]
         self._commit(connection, jobs, sync)
         failed = next((job.error for job in jobs if isinstance(job.error, sqlite3.OperationalError)), None)
         if failed is not None:  # the connection may be unusable now: the next group opens another
@@ -395,7 +422,6 @@ class Store(SqlCore):
             if sync is not None:
                 sync.close()
             self._local.writer = self._local.sync = None
-        return [Outcome(job.result, job.error) for job in jobs]
 
     def _commit(
         self, connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJob]], sync: Optional[_WalSync]
@@ -413,7 +439,7 @@ class Store(SqlCore):
             return
         try:
             with self._file_lock:
-                committed = self._commit_locked(connection, jobs)
+                committed = self._commit_locked(connection, jobs, sync)
         except StoreError as exc:  # the file lock was not had in time: nothing was written
             self._health.record(False, self.clock())
             for job in jobs:
@@ -421,7 +447,7 @@ class Store(SqlCore):
             return
         finally:
             self._commit_lock.release()
-        if committed and sync is not None:
+        if committed and sync is not None and any(job.durable for job in jobs):
             try:
                 sync()
             except OSError as exc:  # committed, but not known to be on disk: answered as not stored
@@ -432,9 +458,16 @@ class Store(SqlCore):
                 for job in jobs:
                     job.error = job.error or error
 
-    def _commit_locked(self, connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJob]]) -> bool:
+    def _commit_locked(
+        self, connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJob]], sync: Optional[_WalSync]
+    ) -> bool:
         """Whether the transaction committed (some jobs in it may have failed alone)."""
+        # A connection whose fsync is ours (sync) runs at NORMAL already; another one is let off
+        # its fsync for a transaction of non-durable writes only.
+        relaxed = sync is None and self.synchronous != "NORMAL" and not any(job.durable for job in jobs)
         try:
+            if relaxed:  # non-durable writes only: committed without an fsync of their own
+                connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("BEGIN IMMEDIATE")
             for job in jobs:
                 connection.execute("SAVEPOINT job")
@@ -453,6 +486,9 @@ class Store(SqlCore):
             for job in jobs:
                 job.error = job.error or exc
             committed = False
+        finally:
+            if relaxed:
+                connection.execute(f"PRAGMA synchronous={self.synchronous}")
         # A database failure (disk full, I/O, lock) in any job, or of the commit, is one the next
         # callback may meet too; a value refused in one job is not.
         self._health.record(not any(isinstance(job.error, sqlite3.OperationalError) for job in jobs), self.clock())
@@ -478,8 +514,8 @@ class Store(SqlCore):
         finally:
             db.execute("COMMIT")
 
-    def _transact(self, what: str, work: Callable[[Sql], T]) -> T:
-        return self.write(lambda connection: work(Sql(connection, SQLITE)))
+    def _transact(self, what: str, work: Callable[[Sql], T], *, durable: bool = True) -> T:
+        return self.write(lambda connection: work(Sql(connection, SQLITE)), durable=durable)
 
     def ready(self) -> bool:
         """Whether a callback can be committed now: no commit failed in the last few seconds
