@@ -22,8 +22,8 @@ from zeep.loader import parse_xml
 from zeep.xsd import Schema
 
 from uws_adapter import parse_callback
-from uws_adapter.soap.bindings import _OfflineTransport, resource_dir
 from uws_adapter.soap.schemas import CALLBACK_XSD
+from uws_adapter.uws.bindings import _OfflineTransport, resource_dir
 from uws_adapter.wire import NS_V2
 from uws_adapter.xmlsafe import parse_untrusted
 

@@ -78,8 +78,30 @@ def test_the_receiver_side_never_imports_zeep_requests_or_the_emulator(module: s
     assert loaded == "[]"
 
 
+@pytest.mark.parametrize(
+    "module", ["uws_adapter.bridge", "uws_adapter.bridge.app", "uws_adapter.soap", "uws_adapter.receiver"]
+)
+def test_the_bridge_and_our_soap_server_never_import_zeep_or_the_uws_client(module: str) -> None:
+    # The bridge is what outlives UWS: it serves SOAP with lxml and calls the REST API.
+    probe = f"import sys, {module}; print(sorted(m for m in ('zeep', 'uws_adapter.uws') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
+
+
 def test_public_names_resolve_lazily_and_unknown_ones_fail_clearly() -> None:
     assert uws_adapter.Store.__name__ == "Store"
     assert "Store" in dir(uws_adapter)
     with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
         uws_adapter.NoSuchThing  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("uws_adapter.wsgi", "uws_adapter.receiver.wsgi"), ("uws_adapter.receiver_async", "uws_adapter.receiver.asgi")],
+)
+def test_the_compatibility_modules_warn_and_name_their_new_home(old: str, new: str) -> None:
+    probe = f"import warnings; warnings.simplefilter('error'); import {old}"
+    finished = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert finished.returncode != 0
+    assert "DeprecationWarning" in finished.stderr
+    assert new in finished.stderr

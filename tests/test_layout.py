@@ -53,24 +53,34 @@ def test_the_model_imports_only_the_standard_library_and_errors() -> None:
 
 @pytest.mark.parametrize("package", ["rest", "receiver", "callbacks", "store", "model"])
 def test_the_rest_side_and_the_receiver_never_touch_soap_zeep_or_the_emulator(package: str) -> None:
-    assert _offending(package, ["uws_adapter.soap", "zeep", "uws_adapter.emulator", "uws_adapter.bridge"]) == []
+    forbidden = ["uws_adapter.soap", "uws_adapter.uws", "zeep", "uws_adapter.emulator", "uws_adapter.bridge"]
+    assert _offending(package, forbidden) == []
 
 
-@pytest.mark.parametrize("package", ["soap", "rest", "provisioning"])
+@pytest.mark.parametrize("package", ["soap", "bridge", "serving", "emulator"])
+def test_only_the_uws_client_package_imports_zeep(package: str) -> None:
+    assert _offending(package, ["zeep", "uws_adapter.uws"]) == []
+
+
+@pytest.mark.parametrize("package", ["uws", "rest", "provisioning"])
 def test_clients_record_through_the_request_log_interface_only(package: str) -> None:
     offending = _offending(package, ["uws_adapter.store.sqlite", "uws_adapter.store.sqlite_writes", "sqlite3"])
     assert offending == []
 
 
-def test_retiring_uws_means_deleting_soap_the_emulator_soap_front_and_the_bridge() -> None:
-    # Outside those, only the CLI (which offers the SOAP commands) and the lazy public API name soap/.
+def test_retiring_uws_means_deleting_the_uws_client_the_emulator_uws_front_and_the_cli_uws_commands() -> None:
+    # Outside uws/, only the CLI (which offers the UWS commands), the lazy public API and the
+    # client factories name the UWS client; the emulator's UWS front uses our SOAP server only.
     users = {
-        module
-        for package in [p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name not in ("soap", "bridge", "wsdl")]
-        for module, names in _modules(package).items()
-        if any(n == "uws_adapter.soap" or n.startswith("uws_adapter.soap.") for n in names)
+        str(path.relative_to(PACKAGE.parent))
+        for path in PACKAGE.rglob("*.py")
+        if "uws" not in path.relative_to(PACKAGE).parts[:1]
+        and any(
+            n == "uws_adapter.uws" or n.startswith("uws_adapter.uws.") or n.split(".")[0] == "zeep"
+            for n in _imports(path)
+        )
     }
-    allowed = {"uws_adapter/emulator/soap.py", "uws_adapter/emulator/core.py", "uws_adapter/emulator/http.py"}
+    allowed = {"uws_adapter/__init__.py", "uws_adapter/config.py", "uws_adapter/tracking.py"}
     assert {u for u in users if not u.startswith("uws_adapter/cli/")} - allowed == set()
 
 

@@ -40,7 +40,7 @@ _PUBLIC: Dict[str, str] = {
     "RestoreResult": "model.callbacks",
     "SuspendResult": "model.callbacks",
     "callback_json_schema": "model.callbacks",
-    "UwsClient": "soap.client",
+    "UwsClient": "uws.client",
     "Settings": "config",
     "connect": "config",
     "load_settings": "config",
@@ -52,9 +52,9 @@ _PUBLIC: Dict[str, str] = {
     "EmulatedDevice": "emulator.core",
     "Emulator": "emulator.core",
     "generated_devices": "emulator.core",
-    "SoapRequest": "soap.envelope",
-    "build_envelope": "soap.envelope",
-    "zeep_envelope": "soap.envelope",
+    "SoapRequest": "uws.envelope",
+    "build_envelope": "uws.envelope",
+    "zeep_envelope": "uws.envelope",
     "AuthenticationFailed": "errors",
     "BudgetExceeded": "errors",
     "CallbackParseError": "errors",
@@ -179,12 +179,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from uws_adapter.rest.body import rest_body as rest_body
     from uws_adapter.rest.client import CallbackListener as CallbackListener
     from uws_adapter.rest.client import RestClient as RestClient
-    from uws_adapter.soap.client import UwsClient as UwsClient
-    from uws_adapter.soap.envelope import SoapRequest as SoapRequest
-    from uws_adapter.soap.envelope import build_envelope as build_envelope
-    from uws_adapter.soap.envelope import zeep_envelope as zeep_envelope
     from uws_adapter.store.interfaces import RequestLog as RequestLog
     from uws_adapter.store.interfaces import RequestStatus as RequestStatus
     from uws_adapter.store.interfaces import StoredEvent as StoredEvent
     from uws_adapter.store.sqlite import Store as Store
+    from uws_adapter.uws.client import UwsClient as UwsClient
+    from uws_adapter.uws.envelope import SoapRequest as SoapRequest
+    from uws_adapter.uws.envelope import build_envelope as build_envelope
+    from uws_adapter.uws.envelope import zeep_envelope as zeep_envelope
     from uws_adapter.xmlsafe import parse_untrusted as parse_untrusted

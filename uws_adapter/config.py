@@ -240,7 +240,7 @@ def load_settings(
 def connect(settings: Optional[Settings] = None, *, store: Optional[RequestLog] = None) -> Provisioner:
     """A client for the configured backend (:class:`UwsClient` or :class:`RestClient`)."""
     from uws_adapter.rest.client import RestClient
-    from uws_adapter.soap.client import UwsClient
+    from uws_adapter.uws.client import UwsClient
 
     settings = settings if settings is not None else load_settings()
     if not (settings.username and settings.password):

@@ -23,8 +23,9 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 __all__ = [
     "CONTENT_TYPE", "MULTIPROC_VARIABLE", "StoreCollector", "available", "bridge_call", "budget_decision",
-    "callback_committed", "callback_received", "callback_refused", "commit_group", "dead_letter", "handler_run",
-    "multiprocess_dir", "provisioning_fault", "provisioning_outcome_unknown", "provisioning_sent", "scrape",
+    "callback_committed", "callback_received", "callback_refused", "commit_group", "connection_refused",
+    "dead_letter", "handler_run", "multiprocess_dir", "provisioning_fault", "provisioning_outcome_unknown",
+    "provisioning_sent", "scrape",
 ]  # fmt: skip
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -67,6 +68,12 @@ def _metrics() -> Optional[Dict[str, Any]]:
             "duplicate": counter("callbacks_duplicate", "Re-sent callbacks committed as one more attempt"),
             "refused": counter(
                 "callbacks_refused", "Callback POSTs answered with an error, by HTTP status", ("reason",)
+            ),
+            "connections": counter(
+                "connections_refused",
+                "Requests the server answered itself before the application (header limits, deadlines, "
+                "connection limit), by HTTP status",
+                ("status",),
             ),
             "dead_letters": counter(
                 "dead_letters", "Refused or unstorable documents kept or dropped (over budget)", ("outcome",)
@@ -122,6 +129,11 @@ def callback_received() -> None:
 
 def callback_refused(status: int) -> None:
     _inc("refused", str(status))
+
+
+def connection_refused(status: int) -> None:
+    """A request answered by the bounded server itself (431, 408, 503, 400), before any application."""
+    _inc("connections", str(status))
 
 
 def callback_committed(new: bool) -> None:

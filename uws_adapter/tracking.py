@@ -17,9 +17,9 @@ from uws_adapter.provisioning.base import Provisioner
 from uws_adapter.receiver.app import Receiver
 from uws_adapter.rest.client import RestClient
 from uws_adapter.serving.thread import ServedApp
-from uws_adapter.soap.client import UwsClient
 from uws_adapter.store.interfaces import RequestStatus, Tracking
 from uws_adapter.store.sqlite import Store
+from uws_adapter.uws.client import UwsClient
 
 #: How long ``wait`` waits without a new callback before it calls an open-ended request settled:
 #: the carrier re-sends an unacknowledged callback after about 5 minutes [doc], so a quiet period

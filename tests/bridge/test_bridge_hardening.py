@@ -38,8 +38,8 @@ from uws_adapter.bridge.app import Bridge, LegacyRelay
 from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, MAX_FAILED_LOGINS, unlock
 from uws_adapter.errors import HandlerGaveUp, InputError, RelayRefused
 from uws_adapter.model.callbacks import CallbackRequest, ReportedDevice
-from uws_adapter.soap.envelope import build_login
 from uws_adapter.store.sqlite import Store, StoredEvent
+from uws_adapter.uws.envelope import build_login
 
 NS_WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
 WSDL_PATH = "/api/v2/CarrierService.svc?wsdl"
@@ -240,7 +240,8 @@ def soap_clients(url: str) -> Tuple[Any, Any]:
 
 
 def login(session: Any, password: str = LEGACY_PASSWORD, user: str = LEGACY_USER) -> str:
-    token: str = session.LogIn(Input={"Username": user, "Password": password}).SessionToken
+    # zeep answers a one-member result (a DataContract schema, as WCF publishes it) with its value.
+    token: str = session.LogIn(Input={"Username": user, "Password": password})
     return token
 
 
@@ -248,7 +249,7 @@ def suspend(carrier: Any, token: str, imei: str) -> str:
     devices = {"DeviceIdentifierCollection": [{"DeviceIdentifiers": {"DeviceIdentifier": [{"Kind": "IMEI", "Identifier": imei}]}}]}  # fmt: skip
     request_id: str = carrier.ChangeDeviceState(
         Input={"DeviceList": devices, "Suspend": {}}, _soapheaders={"token": token}
-    ).RequestId
+    )
     return request_id
 
 

@@ -21,7 +21,7 @@ from uws_adapter import (
     select,
 )
 from uws_adapter.emulator.core import DEFAULT_ACCOUNT
-from uws_adapter.soap.envelope import build_envelope
+from uws_adapter.uws.envelope import build_envelope
 
 
 def test_state_machine_failures_arrive_as_failed_callbacks(callbacks: HttpServer) -> None:

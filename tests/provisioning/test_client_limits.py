@@ -29,8 +29,8 @@ from uws_adapter import (
     select,
 )
 from uws_adapter.provisioning.transport import DeadlineAdapter, SentRequest, redact_xml
-from uws_adapter.soap.envelope import build_envelope
 from uws_adapter.soap.service import change_response, login_response
+from uws_adapter.uws.envelope import build_envelope
 
 CAP = 64 * 1024
 DEADLINE = 0.4

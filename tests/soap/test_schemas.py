@@ -11,7 +11,7 @@ from conftest import CARRIER_DOCS, DATA, parse_trusted
 from lxml import etree
 
 from uws_adapter import wire
-from uws_adapter.soap.bindings import resource_dir
+from uws_adapter.soap.resources import resource_dir
 from uws_adapter.soap.schemas import CALLBACK_XSD, lxml_schema, xmlschema_schema
 
 WSDL_NS = {"wsdl": "http://schemas.xmlsoap.org/wsdl/", "soap": "http://schemas.xmlsoap.org/wsdl/soap/"}

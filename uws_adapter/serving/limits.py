@@ -26,6 +26,13 @@ long as they are all younger than a second. When every connection is being answe
 within the second), the newcomer is answered ``503`` at once and closed, instead of waiting unseen
 in the listen backlog.
 
+Request headers are bounded too (:class:`ConnectionLimits` ``max_header_bytes``, ``max_header_count``,
+``max_header_line``): a request line plus headers over 64 KiB in all, more than 100 header fields, or
+one line over 8 KiB is answered ``431`` and the connection closed, without reading further. httptools
+keeps every header it is given and joins a value arriving in pieces by copying it, so, unbounded, one
+unauthenticated connection could grow a worker by gigabytes or hold its event loop; waitress's own cap
+(256 KiB by default) is set to the same total, and its parser checks the same count and line length.
+
 Requests with both ``Content-Length`` and ``Transfer-Encoding`` are refused with ``400`` and the
 connection closed (RFC 9112 section 6.1), on both servers: httptools does so itself; waitress gets
 a parser that does. uvicorn's h11 parser does not (it answers such a request and keeps the
@@ -41,13 +48,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Protocol, Tuple, TypeVar
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser, ParsingError
 from waitress.server import MultiSocketServer, TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
+from waitress.utilities import RequestHeaderFieldsTooLarge
 
+from uws_adapter import metrics
 from uws_adapter.errors import InputError
 from uws_adapter.serving.access import AccessErrorTask
 
@@ -65,6 +75,8 @@ def _raw_answer(status: str, body: bytes, *extra: bytes) -> bytes:
 REFUSED = _raw_answer("503 Service Unavailable", b"too many open connections; retry shortly\n", b"Retry-After: 1")
 #: Written to a request whose headers or body missed its deadline.
 TIMED_OUT = _raw_answer("408 Request Timeout", b"the request did not arrive in time\n")
+#: Written to a request whose headers are over a limit (the text says which, see :func:`too_large`).
+TOO_LARGE_STATUS = "431 Request Header Fields Too Large"
 #: Descriptors a process needs beside its connections (listening socket, SQLite files, logs, pipes).
 RESERVED_DESCRIPTORS = 64
 #: At the limit, a request still arriving after this many seconds may be closed for a newcomer.
@@ -81,10 +93,23 @@ class ConnectionLimits:
     idle_timeout: float = 5.0
     header_timeout: float = 10.0
     body_timeout: float = 30.0
+    #: The request line and every header together, in bytes (a carrier callback sends well under 1 KiB).
+    max_header_bytes: int = 64 * 1024
+    #: Header fields in one request.
+    max_header_count: int = 100
+    #: One header line (name and value) or the request line, in bytes.
+    max_header_line: int = 8 * 1024
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_connections <= 1_000_000:
             raise InputError("--max-connections", f"{self.max_connections} is out of range", "use 1 to 1000000")
+        for name, count, low, high in (
+            ("max_header_bytes", self.max_header_bytes, 1024, 1024 * 1024),
+            ("max_header_count", self.max_header_count, 1, 10_000),
+            ("max_header_line", self.max_header_line, 256, 1024 * 1024),
+        ):
+            if not low <= count <= high:
+                raise InputError(f"ConnectionLimits.{name}", f"{count} is out of range", f"use {low} to {high}")
         for option, value in (
             ("--idle-timeout", self.idle_timeout),
             ("--header-timeout", self.header_timeout),
@@ -95,23 +120,45 @@ class ConnectionLimits:
 
 
 class _Warner:
-    """Logs 'limit reached' at most once per WARN_EVERY seconds, with the count of refusals meanwhile."""
+    """Logs a refusal at most once per WARN_EVERY seconds, with the count of refusals meanwhile:
+    an attacker must not flood the log."""
 
-    def __init__(self) -> None:
+    def __init__(self, text: str, level: int = logging.WARNING) -> None:
+        self.text = text
+        self.level = level
         self.refused = 0
         self.last = -WARN_EVERY
 
-    def refused_one(self, limit: int) -> None:
+    def refused_one(self, *args: object) -> None:
         self.refused += 1
         now = time.monotonic()
         if now - self.last >= WARN_EVERY:
-            logger.warning(
-                "connection limit %d reached: %d connection(s) refused with 503 (raise --max-connections, "
-                "or filter slow clients in front)",
-                limit,
-                self.refused,
-            )
+            logger.log(self.level, self.text, *args, self.refused)
             self.last, self.refused = now, 0
+
+
+def _limit_warner() -> _Warner:
+    return _Warner(
+        "connection limit %d reached: %d connection(s) refused with 503 (raise --max-connections, "
+        "or filter slow clients in front)"
+    )
+
+
+#: Requests httptools could not parse (one line a minute at most, with the count).
+_malformed = _Warner("malformed HTTP requests: %d answered 400 and closed", logging.INFO)
+#: Requests whose headers were over a limit (one line a minute at most, with the count).
+_too_large = _Warner("request headers over the limit (%s): %d request(s) answered 431 and closed", logging.INFO)
+
+
+def too_large(limits: ConnectionLimits, what: str) -> bytes:
+    """The 431 answer for headers over a limit, counted and (rate-limited) logged."""
+    metrics.connection_refused(431)
+    _too_large.refused_one(what)
+    return _raw_answer(
+        TOO_LARGE_STATUS,
+        f"request headers over the limit: {what} (at most {limits.max_header_bytes} bytes, "
+        f"{limits.max_header_count} fields, {limits.max_header_line} bytes a line)\n".encode("ascii"),
+    )
 
 
 def ensure_descriptors(limits: ConnectionLimits) -> None:
@@ -160,6 +207,13 @@ class StrictRequestParser(HTTPRequestParser):  # type: ignore[misc]
     waitress closes the connection (and drops what followed)."""
 
     def parse_header(self, header_plus: bytes) -> None:
+        # waitress bounds the total (max_request_header_size); the count and line length are ours.
+        limits: Optional[ConnectionLimits] = getattr(self.adj, "uws_limits", None)
+        if limits is not None:
+            over = _over_line_limits(header_plus, limits)
+            if over:
+                self.too_large = over
+                raise ParsingError(over)
         super().parse_header(header_plus)
         problem = None
         # waitress removes TRANSFER_ENCODING from HTTP/1.1 headers once parsed; ``chunked`` remains.
@@ -172,6 +226,38 @@ class StrictRequestParser(HTTPRequestParser):  # type: ignore[misc]
             # The error answer then says "Connection: close" only (not also the client's keep-alive).
             self.headers["CONNECTION"] = "close"
             raise ParsingError(problem)
+
+    too_large: Optional[str] = None
+    error: Any = None  # as waitress's: the refusal, once the request is known to be bad
+
+    def received(self, data: bytes) -> int:
+        before = self.error
+        consumed: int = super().received(data)
+        over = self.too_large or isinstance(self.error, RequestHeaderFieldsTooLarge)
+        if before is None and self.error is not None and over:
+            limits: Optional[ConnectionLimits] = getattr(self.adj, "uws_limits", None)
+            what = self.too_large or f"more than {self.adj.max_request_header_size} bytes"
+            self.error = RequestHeaderFieldsTooLarge(what)
+            if limits is not None:
+                too_large(limits, what)  # counted and logged; waitress writes its own 431 answer
+        return consumed
+
+
+def _over_line_limits(header_plus: bytes, limits: ConnectionLimits) -> Optional[str]:
+    """What is over the count or line-length limit in a complete header block, if anything
+    (bytes methods only: linear, in C)."""
+    fields = header_plus.count(b"\n")  # one line per field after the request line
+    if fields > limits.max_header_count:
+        return f"{fields} header fields"
+    start = 0
+    while start < len(header_plus):
+        end = header_plus.find(b"\n", start)
+        if end < 0:
+            end = len(header_plus)
+        if end - start > limits.max_header_line:
+            return f"a line of {end - start} bytes"
+        start = end + 1
+    return None
 
 
 class BoundedChannel(HTTPChannel):  # type: ignore[misc]
@@ -243,6 +329,7 @@ class BoundedChannel(HTTPChannel):  # type: ignore[misc]
         with self.requests_lock:
             request.close()  # its buffers (possibly a temporary file)
             self.request = self._tracked = None
+        metrics.connection_refused(408)
         with self.outbuf_lock:  # as send_continue does: answer, then close once flushed
             self.outbufs[-1].append(TIMED_OUT)
             self.current_outbuf_count += len(TIMED_OUT)
@@ -260,7 +347,7 @@ class BoundedWsgiServer(TcpWSGIServer):  # type: ignore[misc]
 
     def __init__(self, application: Any, *args: Any, limits: ConnectionLimits, **kw: Any) -> None:
         self.limits = limits
-        self._warner = _Warner()
+        self._warner = _limit_warner()
         self.wsgi_app = application  # as given: waitress wraps it (proxy headers) as self.application
         super().__init__(application, *args, **kw)
 
@@ -295,6 +382,7 @@ class BoundedWsgiServer(TcpWSGIServer):  # type: ignore[misc]
             finally:
                 conn.close()
             self._warner.refused_one(self.limits.max_connections)
+            metrics.connection_refused(503)
             return
         super().handle_accept()
 
@@ -324,8 +412,10 @@ def waitress_server(application: Any, limits: ConnectionLimits, **options: Any) 
             "asyncore_loop_timeout": 1,
             # select() cannot watch descriptors past 1023; poll() can.
             "asyncore_use_poll": True,
+            "max_request_header_size": limits.max_header_bytes,
         }
     )
+    adj.uws_limits = limits  # read by StrictRequestParser: the header count and line limits
     if adj.unix_socket or adj.sockets:
         raise InputError("server options", "unix sockets and passed sockets are not supported", "give host and port")
     mapping: Dict[int, Any] = {}
@@ -359,6 +449,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._served = False
         self._since = 0.0  # time.monotonic(): uvloop's loop.time() has millisecond steps, too coarse to rank
         self._timer: Optional[asyncio.TimerHandle] = None
+        self._header_bytes = 0  # of the request whose headers are arriving
+        self._too_large: Optional[str] = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         room = len(self.connections) < self.limits.max_connections or self._make_room()
@@ -368,6 +460,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             transport.write(REFUSED)
             transport.close()
             _warner.refused_one(self.limits.max_connections)
+            metrics.connection_refused(503)
             return
         self._since = time.monotonic()
         self._arm(self.limits.header_timeout)  # the first request's headers are due from now
@@ -395,9 +488,58 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._phase == _REFUSED:
-            return  # answered 503 already; nothing it sends is read
-        super().data_received(data)
+        # While headers arrive, the parser is fed at most max_header_bytes of them: httptools would
+        # keep (and re-copy) whatever it is given. Past the headers, data goes through as it came.
+        limit = self.limits.max_header_bytes
+        while data and self._phase != _REFUSED and not self.transport.is_closing():
+            if self._phase not in (_AWAITING, _HEADERS):
+                self._feed(data)
+                return
+            room = limit - self._header_bytes
+            if room <= 0:
+                self._refuse_headers(f"more than {limit} bytes")
+                return
+            piece, data = data[:room], data[room:]
+            self._header_bytes += len(piece)
+            self._feed(piece)
+
+    def _feed(self, data: bytes) -> None:
+        """As uvicorn's ``data_received``, but a request over a header limit is answered 431, and a
+        malformed one is logged at INFO at most once a minute (uvicorn warns on every one: a client
+        could write the log at will)."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # no upgrade is served: the request goes on as plain HTTP (uvicorn's way without websockets)
+        except httptools.HttpParserError:
+            if self._too_large is not None:
+                self._refuse_headers(self._too_large)
+            else:
+                metrics.connection_refused(400)
+                _malformed.refused_one()
+                self.send_400_response("Invalid HTTP request received.")
+
+    def _refuse_headers(self, what: str) -> None:
+        self._phase = _REFUSED
+        self._arm(None)
+        self.transport.write(too_large(self.limits, what))
+        self.transport.close()
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > self.limits.max_header_line:
+            self._too_large = f"a request line over {self.limits.max_header_line} bytes"
+            raise ValueError(self._too_large)  # httptools stops parsing; see _feed
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self.headers) >= self.limits.max_header_count:
+            self._too_large = f"more than {self.limits.max_header_count} header fields"
+        elif len(name) + len(value) + 2 > self.limits.max_header_line:
+            self._too_large = f"a header line over {self.limits.max_header_line} bytes"
+        if self._too_large is not None:
+            raise ValueError(self._too_large)  # httptools stops parsing; see _feed
+        super().on_header(name, value)
 
     # httptools parser callbacks: the request's progress.
 
@@ -410,6 +552,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
+        self._header_bytes = 0  # the next request's headers have their own budget
         self._phase = _BODY
         # A pipelined request waits (reading paused) for the one before it: its body is due only
         # once it is started, in on_response_complete.
@@ -443,10 +586,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         answering = self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete
         if self._phase in (_HEADERS, _BODY) and not answering:
             self.transport.write(TIMED_OUT)  # a request was under way: say why it ends
+            metrics.connection_refused(408)
         self.transport.close()
 
 
-_warner = _Warner()
+_warner = _limit_warner()
 
 
 def uvicorn_options(limits: ConnectionLimits) -> Dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Set
 
 from lxml import etree
 
-from uws_adapter.soap.bindings import WSDL_FILE, resource_dir
+from uws_adapter.soap.resources import WSDL_FILE, resource_dir
 from uws_adapter.wire import UWS_BASE_URL
 from uws_adapter.xmlsafe import parse_untrusted
 

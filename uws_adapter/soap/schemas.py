@@ -11,7 +11,7 @@ from typing import Any
 
 from lxml import etree
 
-from uws_adapter.soap.bindings import resource_dir
+from uws_adapter.soap.resources import resource_dir
 from uws_adapter.wire import NS_SOAP_ENV, NS_V2
 
 REQUEST_XSD = "uws-v2.xsd"

@@ -28,8 +28,8 @@ from lxml import etree
 from uws_adapter.errors import DocumentError, InputError, Refused
 from uws_adapter.model.actions import Action
 from uws_adapter.model.selection import Selection
-from uws_adapter.soap.bindings import resource_dir
 from uws_adapter.soap.documents import served_document
+from uws_adapter.soap.resources import resource_dir
 from uws_adapter.soap.schemas import REQUEST_XSD
 from uws_adapter.soap.service import (
     OPERATIONS,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import unquote, urlparse
@@ -13,22 +12,7 @@ import zeep
 from zeep.transports import Transport
 
 from uws_adapter.errors import ResourceError
-
-WSDL_FILE = "uws.wsdl"
-
-
-def resource_dir() -> Path:
-    """The folder of the installed WSDL and XSD files (package ``uws_adapter.wsdl``)."""
-    try:
-        root = resources.files("uws_adapter.wsdl")
-    except ModuleNotFoundError:
-        raise ResourceError(
-            "the bundled WSDL (package uws_adapter.wsdl) is not installed; reinstall uws-adapter"
-        ) from None
-    # A zipped install would need extraction; wheels install as files, which zeep and lxml need.
-    if not isinstance(root, Path) or not (root / WSDL_FILE).is_file():
-        raise ResourceError(f"{WSDL_FILE} is missing from {root}; reinstall uws-adapter")
-    return root
+from uws_adapter.soap.resources import WSDL_FILE, resource_dir
 
 
 class _OfflineTransport(Transport):
@@ -80,6 +64,12 @@ def _load() -> Bindings:
         client = zeep.Client(  # type: ignore[no-untyped-call]
             str(root / WSDL_FILE), transport=_OfflineTransport(root), settings=settings
         )
+        # UWS is a basicHttpBinding service, without WS-Addressing: the WSDL's wsaw:Action attributes
+        # are published for .NET's svcutil (as WCF publishes them), and zeep would answer them with
+        # wsa:Action/MessageID/To headers in every request we build. Our requests stay as before.
+        for port_type in client.wsdl.port_types.values():
+            for operation in port_type.operations.values():
+                operation.wsa_action = None
         carrier = client.bind("CarrierService", "CarrierServicePort")
         session = client.bind("SessionService", "SessionServicePort")
     except ResourceError:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from uws_adapter import ResourceError
-from uws_adapter.soap.bindings import _OfflineTransport, bindings, resource_dir
+from uws_adapter.uws.bindings import _OfflineTransport, bindings, resource_dir
 
 
 def test_loaded_once_per_process() -> None:

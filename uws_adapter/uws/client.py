@@ -25,8 +25,8 @@ from uws_adapter.provisioning.transport import (
     check_base_url,
     redact_xml,
 )
-from uws_adapter.soap.envelope import SoapRequest, build_envelope, build_login, build_logout, check_soap_request
 from uws_adapter.store.interfaces import RequestLog
+from uws_adapter.uws.envelope import SoapRequest, build_envelope, build_login, build_logout, check_soap_request
 from uws_adapter.wire import UWS_BASE_URL
 from uws_adapter.xmlsafe import parse_untrusted
 
