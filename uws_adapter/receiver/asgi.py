@@ -2,10 +2,11 @@
 :class:`~uws_adapter.receiver.Receiver` (it delegates every decision to it), with group commits.
 
 Why: under WSGI each callback holds a worker thread while it waits for the writer thread, and the
-two trade the GIL for every callback. Here a request parks on a future, and one committer thread
-takes everything parked since its last commit as one group: written in one transaction and
-committed durably (one fsync, during which the GIL is free and the loop goes on parsing what
-becomes the next group). Only then are the group's acknowledgements sent. One handoff per group.
+two trade the GIL for every callback. Here a request parks on a future, and a committer thread
+takes everything parked as one group: written in one transaction and committed durably (one fsync,
+during which the GIL is free and the loop goes on parsing what becomes the next group). Only then
+are the group's acknowledgements sent. One handoff per group. Two groups may be committing at once
+(:data:`COMMITTERS`): the next is written while the last one's fsync runs.
 
 The loop itself never waits for the database: a commit stuck behind another process's write lock
 costs its group a 503 after ``commit_timeout`` seconds (the store's lock wait is bounded too), while
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Sequence, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Sequence, Set, Tuple
 
 from uws_adapter import metrics
 from uws_adapter.receiver.app import Answer, Intake, Probe, Receiver
@@ -36,18 +37,28 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+#: Groups committed at once by one process. Two: while one group waits for its fsync (which the
+#: SQLite store makes after letting the write lock go, and PostgreSQL makes on its own) the next
+#: group is written, instead of waiting its turn behind that fsync.
+COMMITTERS = 2
+
+
 class AsyncReceiver:
     """ASGI application over a :class:`Receiver` (its store, credentials, limits and handlers)."""
 
-    def __init__(self, receiver: Receiver, *, commit_timeout: Optional[float] = None) -> None:
+    def __init__(
+        self, receiver: Receiver, *, commit_timeout: Optional[float] = None, committers: int = COMMITTERS
+    ) -> None:
         self.receiver = receiver
         self.store: ReceiverStore = receiver.store
         #: How long a callback waits for its group's commit before it is answered 503.
         self.commit_timeout = commit_timeout if commit_timeout is not None else self.store.lock_timeout + 5.0
         self._parked: List[Tuple[Intake, asyncio.Future[Any]]] = []
-        self._committing = False
-        # One thread: commits of one process are serial anyway, and a group forms while one runs.
-        self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="uws-commit")
+        self._scheduled = False
+        self._in_flight = 0
+        self._groups: Set[asyncio.Future[None]] = set()
+        self._committers = max(1, committers)
+        self._committer = concurrent.futures.ThreadPoolExecutor(self._committers, thread_name_prefix="uws-commit")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -79,11 +90,11 @@ class AsyncReceiver:
         loop = asyncio.get_running_loop()
         committed: asyncio.Future[Any] = loop.create_future()
         self._parked.append((decided, committed))
-        if not self._committing:
-            self._committing = True
+        if not self._scheduled:
+            self._scheduled = True
             # call_soon runs after the requests already scheduled in this loop iteration, so
             # everything that arrived together is committed together.
-            loop.call_soon(lambda: asyncio.ensure_future(self._commit_parked()))
+            loop.call_soon(self._start_groups)
         try:
             # shield: a timeout answers 503 but leaves the group's outcome to the committer.
             result = await asyncio.wait_for(asyncio.shield(committed), self.commit_timeout)
@@ -96,27 +107,33 @@ class AsyncReceiver:
         self.receiver.committed(decided, result)
         await _send(send, decided.stored)
 
-    async def _commit_parked(self) -> None:
-        """Commit everything parked, group after group, in the committer thread; what arrives
-        while one group commits becomes the next."""
-        loop = asyncio.get_running_loop()
+    def _start_groups(self) -> None:
+        """Start committing what is parked, as groups, while fewer than ``committers`` groups are
+        committing; what arrives meanwhile waits for one of them to end and becomes the next."""
+        self._scheduled = False
+        group = max(1, self.store.max_batch)  # max_batch 1 is the one-commit-per-callback baseline
+        while self._parked and self._in_flight < self._committers:
+            chunk, self._parked = self._parked[:group], self._parked[group:]
+            self._in_flight += 1
+            task = asyncio.ensure_future(self._commit_chunk(chunk))
+            self._groups.add(task)  # held until done: the loop keeps only a weak reference
+            task.add_done_callback(self._groups.discard)
+
+    async def _commit_chunk(self, chunk: List[Tuple[Intake, asyncio.Future[Any]]]) -> None:
+        """Commit one group in a committer thread and answer its callbacks' futures."""
         try:
-            while self._parked:
-                parked, self._parked = self._parked, []
-                group = max(1, self.store.max_batch)  # max_batch 1 is the one-commit-per-callback baseline
-                for start in range(0, len(parked), group):
-                    chunk = parked[start : start + group]
-                    writes = [intake.write for intake, _ in chunk]
-                    jobs = await loop.run_in_executor(self._committer, self._commit, writes)
-                    for (_, future), job in zip(chunk, jobs):
-                        if future.done():  # the client went away
-                            continue
-                        if job.error is not None:
-                            future.set_exception(job.error)
-                        else:
-                            future.set_result(job.result)
+            writes = [intake.write for intake, _ in chunk]
+            jobs = await asyncio.get_running_loop().run_in_executor(self._committer, self._commit, writes)
+            for (_, future), job in zip(chunk, jobs):
+                if future.done():  # the client went away
+                    continue
+                if job.error is not None:
+                    future.set_exception(job.error)
+                else:
+                    future.set_result(job.result)
         finally:
-            self._committing = False
+            self._in_flight -= 1
+            self._start_groups()
 
     def _commit(self, writes: List[Write]) -> Sequence[Outcome]:
         started = time.perf_counter()
