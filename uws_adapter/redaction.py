@@ -197,12 +197,16 @@ def _closing_quote(text: str, at: int, quote: str) -> int:
         at = found + 1
 
 
-def masked_url(url: str) -> str:
-    """``url`` for a log line or a message: a user and password in it masked, cut short, quoted.
-    Plain string work, so that it cannot fail on a URL no parser accepts."""
+def masked_url(url: str, *, quoted: bool = True) -> str:
+    """``url`` for a log line or a message, the one way every module shows a URL: a user and
+    password in it masked, its query left out (it may hold a token), control characters escaped,
+    cut short; quoted unless ``quoted`` is False. Plain string work, so that it cannot fail on a
+    URL no parser accepts."""
     scheme, sep, rest = url.partition("://")
     authority, slash, path = rest.partition("/")
     if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    shown = scheme + sep + authority + slash + path
-    return repr(shown[:200] + ("..." if len(shown) > 200 else ""))
+        authority = REDACTED + "@" + authority.rpartition("@")[2]
+    path, query, _ = path.partition("?")
+    shown = scheme + sep + authority + slash + path + ("?..." if query else "")
+    text = repr(shown[:200] + ("..." if len(shown) > 200 else ""))
+    return text if quoted else text[1:-1]

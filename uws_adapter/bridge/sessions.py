@@ -20,7 +20,7 @@ import secrets
 import time
 from typing import Callable, Optional, TypeVar
 
-from uws_adapter.errors import InputError, Refused, UwsAdapterError
+from uws_adapter.errors import Code, InputError, Refused, UwsAdapterError
 from uws_adapter.store.interfaces import SessionStore
 
 log = logging.getLogger("uws_adapter.bridge")
@@ -30,10 +30,10 @@ T = TypeVar("T")
 MAX_FAILED_LOGINS = 5
 #: How long a lock lasts by default (UWS documents none; long enough to make guessing useless).
 DEFAULT_LOCKOUT = 30 * 60.0
-LOCKED_CODE = "REQUEST_FAILED.AccountLocked"  # [inferred], the emulator's code
-_INVALID = "REQUEST_FAILED.SessionToken.Invalid"  # [inferred] code, as IdleSessions
-_EXPIRED = "REQUEST_FAILED.SessionToken.Expired"  # [doc]
-_UNEXPECTED = "REQUEST_FAILED.UnexpectedError"  # [doc]
+LOCKED_CODE = Code.ACCOUNT_LOCKED  # [inferred], the emulator's code
+_INVALID = Code.SESSION_INVALID  # [inferred] code, as IdleSessions
+_EXPIRED = Code.SESSION_EXPIRED  # [doc]
+_UNEXPECTED = Code.UNEXPECTED  # [doc]
 #: Failures for logins that do not exist are counted under this key (no legacy login is empty),
 #: so that a wrong name costs the same store write as a wrong password and timing says nothing.
 _NO_SUCH_LOGIN = ""
@@ -124,4 +124,4 @@ class StoredSessions:
         if outcome == "locking":  # only configured logins lock: the name is ours, not the client's
             log.warning("legacy login %r locked after %d failed logins in a row", login, MAX_FAILED_LOGINS)
         if outcome != "ok":
-            raise Refused("REQUEST_FAILED.InvalidCredentials", "wrong username or password")  # [inferred] code
+            raise Refused(Code.INVALID_CREDENTIALS, "wrong username or password")  # [inferred] code

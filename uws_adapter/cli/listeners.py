@@ -11,7 +11,7 @@ from typing import Any
 
 from uws_adapter.cli.provision import add_connection_options, rest_settings
 from uws_adapter.config import connect as connect_backend
-from uws_adapter.provisioning.transport import check_base_url
+from uws_adapter.provisioning.urls import check_base_url
 from uws_adapter.rest.client import RestClient
 from uws_adapter.wire import CALLBACK_SERVICES
 

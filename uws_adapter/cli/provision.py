@@ -22,7 +22,7 @@ from uws_adapter.model.callbacks import REDACTED
 from uws_adapter.model.devices import Device, read_devices_csv
 from uws_adapter.model.selection import CustomField, DeviceList, DeviceQuery, Selection, select
 from uws_adapter.provisioning.base import Provisioner
-from uws_adapter.provisioning.transport import check_base_url
+from uws_adapter.provisioning.urls import check_base_url
 from uws_adapter.rest.body import rest_body
 from uws_adapter.uws.client import UwsClient
 from uws_adapter.uws.envelope import build_envelope

@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from uws_adapter.errors import InputError, Refused
+from uws_adapter.errors import Code, InputError, Refused
 from uws_adapter.model.actions import Action, Restore, Suspend
 from uws_adapter.model.devices import Device, DeviceIdentifier
 from uws_adapter.model.selection import CustomField, DeviceList, Selection, check_uws_query, select
@@ -26,7 +26,7 @@ SERVICES = ("SessionService", "CarrierService")
 OPERATIONS = {"SessionService": ("LogIn", "LogOut"), "CarrierService": ("ChangeDeviceState",)}
 _ACTIONS = ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend")
 _QUERY = ("AccountName", "DeviceGroupName", "DeviceServicePlanFilter", "DeviceCustomFieldFilter")
-_UNDEFINED = "INPUT_INVALID.RequestUndefined"
+_UNDEFINED = Code.REQUEST_UNDEFINED
 
 
 class IdleSessions:
@@ -52,10 +52,10 @@ class IdleSessions:
         with self._lock:
             last = self._last_use.get(token or "")
             if last is None:
-                raise Refused("REQUEST_FAILED.SessionToken.Invalid", "unknown session token")  # [inferred] code
+                raise Refused(Code.SESSION_INVALID, "unknown session token")  # [inferred] code
             if now - last > self.idle:
                 del self._last_use[token or ""]
-                raise Refused("REQUEST_FAILED.SessionToken.Expired", "the session token has expired")
+                raise Refused(Code.SESSION_EXPIRED, "the session token has expired")
             self._last_use[token or ""] = now
 
     def close(self, token: Optional[str]) -> None:
@@ -99,7 +99,7 @@ def read_change_device_state(call: SoapCall) -> Tuple[Action, Selection]:
                 raise Refused(_UNDEFINED, f"DeviceList with {', '.join(query)}")
             collections = list(fields["DeviceList"])
             if len(collections) > MAX_DEVICES_PER_REQUEST:
-                raise Refused("INPUT_INVALID.MaxRequestsExceeded", f"{len(collections)} devices")
+                raise Refused(Code.MAX_REQUESTS_EXCEEDED, f"{len(collections)} devices")
             return action, DeviceList(tuple(_device(c) for c in collections))
         custom: List[CustomField] = []
         if "DeviceCustomFieldFilter" in fields:

@@ -205,7 +205,11 @@ class HandlerQueue(Protocol):
 
 
 class RequestLog(Protocol):
-    """What the clients sent."""
+    """What the clients sent: all a client uses of its store (recording, the budget's count and
+    the clock it counts 24 hours by)."""
+
+    #: Seconds, the store's wall clock: what ``recent_actions``' ``since`` is measured on.
+    clock: Callable[[], float]
 
     def record_request(
         self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap", forced: bool = False
