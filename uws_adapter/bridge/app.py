@@ -47,6 +47,7 @@ from uws_adapter.provisioning.options import RELAY_OPTIONS, SendOptions
 from uws_adapter.provisioning.sent import SentRequest
 from uws_adapter.provisioning.urls import check_url
 from uws_adapter.receiver.app import Receiver, StartResponse
+from uws_adapter.receiver.handlers import DEFAULT_HANDLER_LEASE, DEFAULT_HANDLER_WORKERS
 from uws_adapter.rest.client import RestClient
 from uws_adapter.soap.server import SoapServer
 from uws_adapter.store.interfaces import BridgeStore, StoredEvent
@@ -155,6 +156,8 @@ class Bridge:
         callback_password: Optional[str] = None,
         session_idle: float = 20 * 60,
         handler_backoff: float = 5.0,
+        handler_lease: float = DEFAULT_HANDLER_LEASE,
+        handler_workers: int = DEFAULT_HANDLER_WORKERS,
         max_callback_bytes: int = MAX_BYTES,
         public_url: Optional[str] = None,
         allowed_hosts: Optional[Sequence[str]] = None,
@@ -178,6 +181,7 @@ class Bridge:
         self.receiver = Receiver(
             store, username=callback_username, password=callback_password, max_body=max_callback_bytes,
             handlers={RELAY_HANDLER: relay} if relay is not None else {}, handler_backoff=handler_backoff,
+            handler_lease=handler_lease, handler_workers=handler_workers,
             repair=repair,
         )  # fmt: skip
         self.sessions = StoredSessions(store, idle=session_idle, lockout=lockout, clock=clock)

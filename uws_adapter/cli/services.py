@@ -32,6 +32,7 @@ from uws_adapter.errors import InputError, UwsAdapterError
 from uws_adapter.logs import add_logging_options, configure_from_options, worker_environment
 from uws_adapter.model.devices import read_devices_csv
 from uws_adapter.receiver.app import DeadLetterBudget, Receiver, server_options
+from uws_adapter.receiver.handlers import DEFAULT_HANDLER_LEASE
 from uws_adapter.rest.client import RestClient
 from uws_adapter.store import describe_store, is_postgres_url
 from uws_adapter.wire import CALLBACK_SERVICES
@@ -181,6 +182,7 @@ def add_commands(commands: Any) -> None:
         help="store callbacks without checking credentials (only on a closed network; logged at start)",
     )
     _add_repair(receiver)
+    _add_handler_lease(receiver)
     receiver.add_argument(
         "--dead-letter-rate",
         type=float,
@@ -273,6 +275,7 @@ def add_commands(commands: Any) -> None:
     )
     bridge.add_argument("--threads", type=int, default=16, help="waitress worker threads")
     _add_repair(bridge)
+    _add_handler_lease(bridge)
     _add_connection_options(bridge)
     add_logging_options(bridge)
     bridge.set_defaults(run=_run_bridge)
@@ -386,6 +389,17 @@ def _bind(make: Callable[[], T], host: str, port: int) -> T:
         raise _bind_error(exc, host, port) from None
 
 
+def _add_handler_lease(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--handler-lease",
+        type=float,
+        default=DEFAULT_HANDLER_LEASE,
+        metavar="SECONDS",
+        help="how long a claimed handler run (a relay) is this instance's before another may take it; at "
+        f"least twice a relay's deadline (default {DEFAULT_HANDLER_LEASE:g})",
+    )
+
+
 def _add_repair(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--repair",
@@ -426,6 +440,7 @@ def _run_receiver(args: argparse.Namespace) -> int:
             app = Receiver(store, username=args.username, password=args.password,
                            previous_password=args.previous_password, max_body=args.max_body,
                            allow_anonymous=args.allow_anonymous, repair=args.repair,
+                           handler_lease=args.handler_lease,
                            dead_letters=DeadLetterBudget(per_second=args.dead_letter_rate,
                                                          max_total=args.dead_letter_max_bytes))  # fmt: skip
             options = server_options(app, host=args.host, port=args.port, threads=args.threads)
@@ -615,7 +630,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
             app = Bridge(
                 rest, store, legacy_users={legacy_name: legacy_password}, relay=relay,
                 callback_username=args.username, callback_password=args.password, public_url=args.public_url,
-                lockout=args.lockout_seconds or None, repair=args.repair,
+                lockout=args.lockout_seconds or None, repair=args.repair, handler_lease=args.handler_lease,
             )  # fmt: skip
             options = app.server_options(host=args.host, port=args.port, threads=args.threads)
             server: Any = None
