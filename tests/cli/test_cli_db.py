@@ -14,6 +14,7 @@ from pgserver import postgres_url  # noqa: F401 (a fixture)
 from uws_adapter import CallbackRequest, ReportedDevice
 from uws_adapter.cli.main import main
 from uws_adapter.store import open_store
+from uws_adapter.store.postgres import SCHEMA_VERSION
 
 
 def _callback() -> CallbackRequest:
@@ -27,11 +28,11 @@ def test_db_upgrade_then_status_on_postgres(postgres_url: str, capsys: pytest.Ca
     secret = "pa55-w0rd"
     url = postgres_url.replace("postgresql://uws@", f"postgresql://uws:{quote(secret)}@")
     assert main(["db", "version", "--db", url]) == 0
-    assert "store schema 0 (this release: 1; run 'db upgrade')" in capsys.readouterr().out
+    assert f"store schema 0 (this release: {SCHEMA_VERSION}; run 'db upgrade')" in capsys.readouterr().out
     assert main(["status", "r-cli", "--db", url]) == 1  # refused: an older schema
     assert "run `uws-adapter db upgrade --db URL`" in capsys.readouterr().err
     assert main(["db", "upgrade", "--db", url]) == 0
-    assert "store schema 0 -> 1" in capsys.readouterr().out
+    assert f"store schema 0 -> {SCHEMA_VERSION}" in capsys.readouterr().out
     assert main(["db", "upgrade", "--db", url]) == 0
     assert "nothing to do" in capsys.readouterr().out
     with open_store(url) as store:
@@ -58,4 +59,4 @@ def test_the_environment_names_the_store(
 ) -> None:
     monkeypatch.setenv("UWS_CALLBACK_DB", postgres_url)
     assert main(["db", "upgrade"]) == 0
-    assert "store schema 0 -> 1" in capsys.readouterr().out
+    assert f"store schema 0 -> {SCHEMA_VERSION}" in capsys.readouterr().out

@@ -29,7 +29,7 @@ import requests
 from uws_adapter import metrics
 from uws_adapter.bridge.address import checked_names, soap_address
 from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, StoredSessions
-from uws_adapter.callbacks.uws_render import render_callback
+from uws_adapter.callbacks.uws_render import callback_headers, check_soap_action, render_callback
 from uws_adapter.errors import (
     Code,
     HandlerGaveUp,
@@ -51,7 +51,6 @@ from uws_adapter.receiver.handlers import DEFAULT_HANDLER_LEASE, DEFAULT_HANDLER
 from uws_adapter.rest.client import RestClient
 from uws_adapter.soap.server import SoapServer
 from uws_adapter.store.interfaces import BridgeStore, StoredEvent
-from uws_adapter.wire import CONTENT_TYPE
 from uws_adapter.xmlsafe import MAX_BYTES
 
 #: A 10,000-device ChangeDeviceState is about 2 MB.
@@ -72,7 +71,9 @@ class _Acknowledged:
 
 class LegacyRelay:
     """A receiver handler that POSTs each stored callback to the legacy SOAP listener ``url``,
-    with the credentials the legacy system registered, as UWS would. Sent through the engine with
+    with the credentials the legacy system registered, as UWS would, and ``soap_action`` as its
+    SOAPAction header (None, the default: no header; see
+    :func:`~uws_adapter.callbacks.uws_render.callback_headers`). Sent through the engine with
     ``options`` (default :data:`~uws_adapter.provisioning.options.RELAY_OPTIONS`: no redirects, a
     30 s deadline, a 64 KiB answer cap, no retry of its own — the handler queue retries);
     ``timeout=`` is the older way to set its (connect, read) seconds."""
@@ -86,6 +87,7 @@ class LegacyRelay:
         timeout: Optional[Tuple[float, float]] = None,
         session: Optional[requests.Session] = None,
         options: SendOptions = RELAY_OPTIONS,
+        soap_action: Optional[str] = None,
     ) -> None:
         self.url = check_url(url, "legacy listener", fix="give the legacy listener's http(s) URL")
         self.username = username
@@ -95,6 +97,7 @@ class LegacyRelay:
             if value is not None and not _xml_safe(value):
                 raise InputError(field, "has characters XML cannot carry", "remove control characters")
         self.engine = Engine(options.with_(timeout=timeout), session=session)
+        self.headers = callback_headers(check_soap_action(soap_action, "legacy listener SOAPAction"))
 
     @property
     def deadline(self) -> float:
@@ -116,7 +119,7 @@ class LegacyRelay:
             raise HandlerGaveUp(f"the callback cannot be written as a UWS SOAP callback: {exc}") from None
         self.engine.call(
             Outgoing(
-                "POST", self.url, "callback relay", (("Content-Type", CONTENT_TYPE),), body,
+                "POST", self.url, "callback relay", tuple(self.headers.items()), body,
                 stakes=Stakes.REPEATABLE, describe=lambda: SentRequest("POST", self.url, "callback relay"),
             ),
             _ACKNOWLEDGED,

@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from uws_adapter.errors import InputError
-from uws_adapter.store import Backend, describe_store, is_postgres_url, open_store, upgrade_store
+from uws_adapter.store import Backend, describe_store, is_postgres_url, open_store, schema_versions, upgrade_store
 
 #: The environment variable that names the callback store, for every command that uses it.
 DB_VARIABLE = "UWS_CALLBACK_DB"
@@ -66,17 +66,9 @@ def _run_upgrade(args: argparse.Namespace) -> int:
 
 
 def _run_version(args: argparse.Namespace) -> int:
-    if is_postgres_url(args.db):
-        from uws_adapter.store.postgres import SCHEMA_VERSION, read_schema_version
-
-        version, expected = read_schema_version(args.db), SCHEMA_VERSION
-    else:
-        from uws_adapter.store.sqlite import SCHEMA_VERSION as SQLITE_VERSION
-        from uws_adapter.store.sqlite import Store
-
-        if not os.path.isfile(args.db):
-            raise InputError("--db", f"no store at {args.db}", "point --db at a SQLite file or a database URL")
-        version, expected = Store.schema_version(args.db), SQLITE_VERSION
+    if not is_postgres_url(args.db) and not os.path.isfile(args.db):
+        raise InputError("--db", f"no store at {args.db}", "point --db at a SQLite file or a database URL")
+    version, expected = schema_versions(args.db)
     state = "current" if version == expected else ("run 'db upgrade'" if version < expected else "newer release")
     sys.stdout.write(f"{describe_store(args.db)}: store schema {version} (this release: {expected}; {state})\n")
     return 0

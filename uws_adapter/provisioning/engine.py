@@ -80,6 +80,8 @@ class Outgoing:
     stakes: Stakes = Stakes.ONCE
     describe: Optional[Describe] = None
     auth: Optional[Tuple[str, str]] = None
+    #: Check the server's TLS certificate (only the first-contact tools look at one that fails).
+    verify: bool = True
 
     def sent(self) -> SentRequest:
         if self.describe is not None:
@@ -151,7 +153,9 @@ class Engine:
         attempt = 0
         while True:
             try:
-                answer = exchange(self.session, self.options, method, url, headers, request.body, request.auth)
+                answer = exchange(
+                    self.session, self.options, method, url, headers, request.body, request.auth, request.verify
+                )
             except LimitExceeded as exc:
                 raise self._lost(self._limit_text(exc), request) from None
             except requests.RequestException as exc:  # bytes of the request may have reached the server

@@ -216,7 +216,7 @@ def with_deadline_adapters(session: requests.Session) -> requests.Session:
 
 def exchange(
     session: requests.Session, options: SendOptions, method: str, url: str, headers: Mapping[str, str],
-    data: Optional[bytes], auth: Optional[Tuple[str, str]] = None,
+    data: Optional[bytes], auth: Optional[Tuple[str, str]] = None, verify: bool = True,
 ) -> Answer:  # fmt: skip
     """One attempt, never following a redirect. Raises :class:`NotSent` when no byte left,
     :class:`LimitExceeded` for the deadline or the cap, or the ``requests`` exception of a failure
@@ -229,7 +229,7 @@ def exchange(
         timeout = (min(options.timeout[0], options.deadline), min(options.timeout[1], options.deadline))
         response = session.request(
             method, url, data=data, headers=dict(headers), timeout=timeout, allow_redirects=False, stream=True,
-            auth=auth,
+            auth=auth, verify=verify,
         )  # fmt: skip
         # A session with adapters of its own: interruptible from here on at least.
         _attach(getattr(getattr(response.raw, "connection", None), "sock", None))

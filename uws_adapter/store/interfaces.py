@@ -232,6 +232,22 @@ class RequestLog(Protocol):
         identity of that line (once per request id per identity: callers count distinct request
         ids, e.g. when a device is given by its IMEI and its ICCID)."""
 
+    def reserve_request(
+        self, action: str, devices: Sequence[Device], *, api: str = "soap", since: Optional[float] = None,
+        admit: Callable[[Dict[str, List[Tuple[str, float]]]], Optional[bool]] = lambda found: False,
+    ) -> Optional[str]:  # fmt: skip
+        """Record a device-list request as pending before it is sent, in one transaction that
+        every other reservation (any thread, process or instance sharing the log) waits for: the
+        lines' :meth:`recent_actions` after ``since`` (none read when None) go to ``admit``, which
+        refuses (None: nothing written, None returned) or says whether it is sent over the budget
+        on purpose (recorded as forced). Returns the reservation's id."""
+
+    def confirm_request(self, reservation: str, request_id: str) -> None:
+        """The reserved request is known as ``request_id`` from now on (sent, or of unknown outcome)."""
+
+    def release_request(self, reservation: str) -> None:
+        """The reserved request provably never left: forget it."""
+
 
 class Tracking(Protocol):
     """Where requests stand."""
