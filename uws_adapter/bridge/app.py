@@ -96,7 +96,9 @@ class LegacyRelay:
         for field, value in (("legacy listener username", username), ("legacy listener password", password)):
             if value is not None and not _xml_safe(value):
                 raise InputError(field, "has characters XML cannot carry", "remove control characters")
-        self.engine = Engine(options.with_(timeout=timeout), session=session)
+        self.engine = Engine(
+            options.with_(timeout=timeout), session=session, urls="the legacy listener URL (--legacy-listener)"
+        )
         self.headers = callback_headers(check_soap_action(soap_action, "legacy listener SOAPAction"))
 
     @property

@@ -319,13 +319,15 @@ def _run_send(args: argparse.Namespace) -> int:
             )  # fmt: skip
         else:
             client = connect_backend(settings, store=store)
-        client.daily_budget = settings.daily_budget
-        if args.force and store is not None and isinstance(selection, DeviceList):
-            over = client.over_budget(selection.devices)
-            if over:
-                sys.stderr.write(f"warning: --force: {len(over)} line(s) over the daily budget of "
-                                 f"{settings.daily_budget}; sending anyway (recorded as forced)\n")  # fmt: skip
-        sys.stdout.write(client.change_device_state(action, selection, force=args.force) + "\n")
+        with client:  # a session it opened is logged out once the request is answered (or failed)
+            client.daily_budget = settings.daily_budget
+            if args.force and store is not None and isinstance(selection, DeviceList):
+                over = client.over_budget(selection.devices)
+                if over:
+                    sys.stderr.write(f"warning: --force: {len(over)} line(s) over the daily budget of "
+                                     f"{settings.daily_budget}; sending anyway (recorded as forced)\n")  # fmt: skip
+            sys.stdout.write(client.change_device_state(action, selection, force=args.force) + "\n")
+            sys.stdout.flush()  # the RequestId is out before the logout's round trip
     finally:
         if store is not None:
             store.close()

@@ -292,7 +292,8 @@ class Emulator:
     # Callbacks ----------------------------------------------------------------------------------
 
     def _deliver(self) -> None:
-        engine = Engine(CALLBACK_OPTIONS)  # no redirects, a deadline and an answer cap, as the carrier's
+        # No redirects, a deadline and an answer cap, as the carrier's.
+        engine = Engine(CALLBACK_OPTIONS, urls="the listener URL registered for the account")
         while True:
             with self._queued:
                 while not self._stopping and (not self._queue or self._queue[0][0] > time.monotonic()):

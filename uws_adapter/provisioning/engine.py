@@ -52,7 +52,8 @@ logger = logging.getLogger("uws_adapter.transport")
 #: How the limits are changed, for messages.
 DEADLINE_FIX = "raise deadline= (UWS_ADAPTER_DEADLINE, --deadline) if the service is just slow"
 ANSWER_FIX = "raise max_answer_bytes= (UWS_ADAPTER_MAX_ANSWER_BYTES, --max-answer-bytes) if such answers are expected"
-ENDPOINT_FIX = "check the endpoint URL (--endpoint, --rest-url, UWS_ENDPOINT, UWS_ADAPTER_REST_URL)"
+#: Where the clients' URLs are set, for messages (the relay and the emulator name their own).
+CLIENT_URLS = "the endpoint URL (--endpoint, --rest-url, UWS_ENDPOINT, UWS_ADAPTER_REST_URL)"
 
 
 class Stakes(enum.Enum):
@@ -126,7 +127,8 @@ def connect_failure(cause: BaseException) -> str:
 
 class Engine:
     """Sends :class:`Outgoing` requests under the rules above, through one
-    :class:`requests.Session` (its connections kept alive; pass ``session`` to share one)."""
+    :class:`requests.Session` (its connections kept alive; pass ``session`` to share one).
+    ``urls`` says where the URLs it sends to are set, for the messages that ask to check them."""
 
     def __init__(
         self,
@@ -134,12 +136,14 @@ class Engine:
         *,
         session: Optional[requests.Session] = None,
         sleep: Callable[[float], None] = time.sleep,
+        urls: str = CLIENT_URLS,
     ) -> None:
         if not isinstance(options, SendOptions):
             raise InputError("options", f"{type(options).__name__} is not SendOptions", "pass SendOptions(...)")
         self.options = options
         self.session = with_deadline_adapters(session if session is not None else requests.Session())
         self._sleep = sleep
+        self.urls = urls
 
     def call(self, request: Outgoing, codec: Codec[T]) -> T:
         """Send ``request`` and read its answer with ``codec``, or raise what the outcome means."""
@@ -171,9 +175,10 @@ class Engine:
                 why = connect_failure(cause)
                 if attempt >= self.options.connect_retries:
                     tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
+                    fix = "check the host name in" if why == "name not found" else "check that it runs there, and"
                     raise ConnectionFailed(
-                        f"{request.operation}: {why} at {masked_url(url)} ({tries}); nothing was sent: check that the "
-                        "service runs there and the URL is right"
+                        f"{request.operation}: {why} at {masked_url(url)} ({tries}); nothing was sent: "
+                        f"{fix} {self.urls}"
                     ) from None
                 # Capped exponential backoff with full jitter, so many clients do not retry in step.
                 delay = random.uniform(0, min(self.options.max_backoff, self.options.backoff * 2**attempt))
@@ -198,7 +203,7 @@ class Engine:
         detail = f"{request.operation}: HTTP {status} {kind}, {read.detail}"
         if status == 404:  # nothing answers at that path: neither a session nor a provisioning matter
             raise TransportError(
-                f"{detail}; nothing is served at {masked_url(request.url)}: {ENDPOINT_FIX}", http_status=status
+                f"{detail}; nothing is served at {masked_url(request.url)}: check {self.urls}", http_status=status
             )
         if request.stakes is Stakes.LOGIN:
             raise TransportError(f"{detail}; logging in failed: log in again", http_status=status)

@@ -62,6 +62,11 @@ class IdleSessions:
         with self._lock:
             self._last_use.pop(token or "", None)
 
+    def __len__(self) -> int:
+        """Sessions open (not logged out; the idle ones until touched)."""
+        with self._lock:
+            return len(self._last_use)
+
 
 @dataclass(frozen=True)
 class SoapCall:
