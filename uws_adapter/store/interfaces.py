@@ -206,7 +206,7 @@ class HandlerQueue(Protocol):
 
 class RequestLog(Protocol):
     """What the clients sent: all a client uses of its store (recording, the budget's count and
-    the clock it counts 24 hours by)."""
+    reserving and confirming under the budget, and the clock it counts 24 hours by)."""
 
     #: Seconds, the store's wall clock: what ``recent_actions``' ``since`` is measured on.
     clock: Callable[[], float]
