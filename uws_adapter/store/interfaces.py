@@ -205,8 +205,8 @@ class HandlerQueue(Protocol):
 
 
 class RequestLog(Protocol):
-    """What the clients sent: all a client uses of its store (recording, the budget's count and
-    reserving and confirming under the budget, and the clock it counts 24 hours by)."""
+    """What the clients sent: all a client uses of its store (recording requests, reserving and
+    confirming them under the daily budget, counting recent actions, and the clock it counts by)."""
 
     #: Seconds, the store's wall clock: what ``recent_actions``' ``since`` is measured on.
     clock: Callable[[], float]
