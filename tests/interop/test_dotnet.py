@@ -317,7 +317,10 @@ def test_dotnet_listener_receives_callbacks(
             assert record["soap_action"] == sent, record
             received.setdefault(record["request_id"], (record["action"], set()))[1].add(str(imei_of(record)))
         assert received == expected
-        assert server.emulator.counters["callbacks_acknowledged"] >= total
+        # The listener records a callback before it answers: the answer is counted a moment later.
+        wait_until(
+            lambda: server.emulator.counters["callbacks_acknowledged"] >= total, CALLBACKS_TIMEOUT, "acknowledgements"
+        )
 
 
 @pytest.mark.parametrize(
