@@ -142,3 +142,33 @@ def test_an_unknown_outcome_keeps_its_reservation(location: str) -> None:
             client.close()
     finally:
         silent.close()
+
+
+def test_counting_first_finds_every_line_the_rows_find(location: str) -> None:
+    """The check counts each line's actions in one query and reads rows only for lines that may be
+    at their budget; on any history it finds the same lines over as reading every row does."""
+    import random
+
+    from uws_adapter import CallbackRequest, ReportedDevice
+    from uws_adapter.provisioning.budget import lines_over, wanted_identities
+
+    rng = random.Random(7)
+    imeis = [f"IMEI:{350000000000000 + n}" for n in range(12)]
+    iccids = [f"ICCID:{89148000000000000000 + n}" for n in range(12)]
+    with open_store(location) as store:
+        for r in range(40):  # lines named by one identifier or both, some requests linking them
+            n = rng.randrange(12)
+            named = rng.choice([[imeis[n]], [iccids[n]], [imeis[n], iccids[n]]])
+            store.record_request(f"r{r}", "Suspend", [Device.parse("+".join(named))])
+        for q in range(3):  # a query's callbacks count too
+            n = rng.randrange(12)
+            device = (ReportedDevice("IMEI", imeis[n][5:]),)
+            store.add_callback(CallbackRequest(f"q{q}", device, service="CarrierService", action="Restore",
+                                               status="Success"))  # fmt: skip
+        devices = [Device.parse(f"{imeis[n]}+{iccids[n]}") for n in range(12)]
+        devices += [Device.parse(imeis[n]) for n in range(12)] + [Device.parse(iccids[n]) for n in range(12)]
+        everything = store.recent_actions(wanted_identities(devices), 0.0)
+        for budget in range(1, 9):
+            expected = lines_over(devices, everything, budget)
+            assert lines_over(devices, store.device_actions(devices, 0.0, at_least=budget), budget) == expected
+        assert 0 < len(lines_over(devices, everything, 4)) < len(devices)  # a history that tells them apart

@@ -204,3 +204,13 @@ def test_a_file_that_is_not_a_database_is_refused_and_nothing_is_left_beside_it(
     with pytest.raises(StoreError, match=r"cannot open the store .*notes\.txt: file is not a database"):
         Store(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_write_that_need_not_be_durable_is_committed_at_once_and_seen_by_others(tmp_path: Path) -> None:
+    # Committed without an fsync of its own (WAL, synchronous=NORMAL for that transaction only):
+    # atomic and seen at once by another connection, then the next durable commit is FULL again.
+    with Store(tmp_path / "s.db") as one, Store(tmp_path / "s.db") as two:
+        one.record_request("r-relaxed", "Suspend", [Device.parse("IMEI:350000000000001")])
+        assert two.status("r-relaxed").known
+        assert one.write(lambda db: db.execute("PRAGMA synchronous").fetchone()[0], durable=False) == 1  # NORMAL
+        assert one._local.writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again after it

@@ -40,7 +40,7 @@ from uws_adapter.errors import (
 from uws_adapter.model.actions import Action, Restore, Suspend
 from uws_adapter.model.devices import Device
 from uws_adapter.model.selection import DeviceList, Selection
-from uws_adapter.provisioning.budget import BUDGET_WINDOW, Reservation, lines_over, reserve, wanted_identities
+from uws_adapter.provisioning.budget import BUDGET_WINDOW, Reservation, lines_over, reserve
 from uws_adapter.provisioning.engine import Engine
 from uws_adapter.provisioning.options import CLIENT_OPTIONS, SendOptions
 from uws_adapter.store.interfaces import RequestLog
@@ -202,11 +202,11 @@ class Provisioner(ABC):
             if reservation is not None:
                 reservation.release()
             raise
-        except OutcomeUnknown:
+        except OutcomeUnknown as unknown:
             metrics.provisioning_sent(self.api, action.element, "unknown")
             metrics.provisioning_outcome_unknown(self.api)
             if reservation is not None:
-                reservation.unknown()
+                unknown.recorded_as = reservation.unknown()
             raise
         except ConnectionFailed:  # never connected: nothing left
             metrics.provisioning_sent(self.api, action.element, "not_sent")
@@ -239,7 +239,7 @@ class Provisioner(ABC):
             return ()
         budget = check_daily_budget(self.daily_budget)
         clock = self.budget_clock or self.store.clock
-        found = self.store.recent_actions(wanted_identities(devices), clock() - BUDGET_WINDOW)
+        found = self.store.device_actions(devices, clock() - BUDGET_WINDOW, at_least=budget)
         return lines_over(devices, found, budget)
 
     def change_device_state_in_batches(

@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional
 
 from uws_adapter import metrics
 from uws_adapter.errors import HandlerGaveUp, InputError, StoreError
+from uws_adapter.settings.receiver import DEFAULT_HANDLER_LEASE
 from uws_adapter.store.interfaces import ReceiverStore, StoredEvent
 
 __all__ = ["DEFAULT_HANDLER_LEASE", "DEFAULT_HANDLER_WORKERS", "LEASE_MARGIN", "Handler", "HandlerRunner"]
@@ -27,8 +28,6 @@ __all__ = ["DEFAULT_HANDLER_LEASE", "DEFAULT_HANDLER_WORKERS", "LEASE_MARGIN", "
 Handler = Callable[[StoredEvent], None]
 _log = logging.getLogger("uws_adapter.receiver")
 
-#: Seconds a claimed run is its claimer's. Four times the relay's default deadline (30 s).
-DEFAULT_HANDLER_LEASE = 120.0
 #: Runs of one handler in flight at once (each its own connection to the handler's listener).
 DEFAULT_HANDLER_WORKERS = 4
 #: How many times a handler's ``deadline`` its lease must be.

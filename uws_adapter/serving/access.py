@@ -280,10 +280,36 @@ class AsgiAccessLog:
 
 def receiver_worker() -> AsgiAccessLog:
     """The application each uvicorn worker of ``uws-adapter receiver`` builds: logging as the
-    command line chose (handed over in the environment), the receiver configured from the
-    environment (:func:`uws_adapter.receiver.wsgi.create_app`), one access line per request."""
+    command line chose (handed over in the environment), the receiver from the settings file the
+    command line wrote for its workers (:func:`uws_adapter.receiver.wsgi.create_app`), one access
+    line per request, and its store closed when uvicorn shuts the worker down (Ctrl-C leaves no
+    ``-wal``/``-shm`` beside a SQLite store)."""
     from uws_adapter.logs import configure_from_environment
-    from uws_adapter.receiver.asgi import create_app
+    from uws_adapter.receiver.asgi import AsyncReceiver
+    from uws_adapter.receiver.wsgi import create_app
 
     configure_from_environment()
-    return AsgiAccessLog(create_app(), "receiver")
+    receiver = create_app()
+    return AsgiAccessLog(_ClosedAtShutdown(AsyncReceiver(receiver), receiver), "receiver")
+
+
+class _ClosedAtShutdown:
+    """ASGI: ``app``, and ``receiver`` (its handlers, then its store) closed once the server's
+    lifespan shutdown completed."""
+
+    def __init__(self, app: AsgiApp, receiver: Any) -> None:
+        self.app = app
+        self.receiver = receiver
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                self.receiver.close()
+                self.receiver.store.close()
+            await send(message)
+
+        await self.app(scope, receive, sending)

@@ -28,11 +28,12 @@ from uws_adapter.errors import StoreError
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device
 from uws_adapter.redaction import redact
+from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals
 
 __all__ = [
-    "DEAD_LETTER_MAX", "POISONED", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterWrite",
-    "EventPages", "HandlerQueue", "Outcome", "ReceiverStore", "RequestLog", "RequestStatus", "SessionStore",
-    "StoreError", "StoredEvent", "Tracking", "Write",
+    "DEAD_LETTER_MAX", "POISONED", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterStore",
+    "DeadLetterWrite", "EventPages", "HandlerQueue", "Outcome", "ReceiverStore", "RequestLog", "RequestStatus",
+    "SessionStore", "StoreError", "StoredEvent", "Tracking", "Write",
 ]  # fmt: skip
 
 
@@ -111,8 +112,9 @@ class CallbackWrite:
 
 @dataclass(frozen=True)
 class DeadLetterWrite:
-    """Keep a refused document (redacted and cut by the caller) unless the dead letters already
-    hold ``max_total`` bytes; the outcome is its id, or 0 when it was not kept."""
+    """Keep a refused document (redacted and cut by the caller) within ``max_total`` bytes of dead
+    letters in all (None: no cap), the oldest rotated out past it (see
+    :mod:`uws_adapter.store.dead_letters`); the outcome is its id, or 0 when it alone is larger."""
 
     body: bytes
     media_type: Optional[str]
@@ -232,15 +234,24 @@ class RequestLog(Protocol):
         identity of that line (once per request id per identity: callers count distinct request
         ids, e.g. when a device is given by its IMEI and its ICCID)."""
 
+    def device_actions(
+        self, devices: Sequence[Device], since: float, *, at_least: int = 1
+    ) -> Dict[str, List[Tuple[str, float]]]:
+        """:meth:`recent_actions` of the identities of ``devices``, except that a device whose
+        line had fewer than ``at_least`` actions may be left out (they are counted first, in one
+        query: the budget check reads rows only for lines near their budget)."""
+
     def reserve_request(
         self, action: str, devices: Sequence[Device], *, api: str = "soap", since: Optional[float] = None,
         admit: Callable[[Dict[str, List[Tuple[str, float]]]], Optional[bool]] = lambda found: False,
+        at_least: int = 1,
     ) -> Optional[str]:  # fmt: skip
         """Record a device-list request as pending before it is sent, in one transaction that
         every other reservation (any thread, process or instance sharing the log) waits for: the
-        lines' :meth:`recent_actions` after ``since`` (none read when None) go to ``admit``, which
-        refuses (None: nothing written, None returned) or says whether it is sent over the budget
-        on purpose (recorded as forced). Returns the reservation's id."""
+        lines' actions after ``since`` (none read when None; as :meth:`device_actions` with
+        ``at_least``) go to ``admit``, which refuses (None: nothing written, None returned) or says
+        whether it is sent over the budget on purpose (recorded as forced). Returns the
+        reservation's id."""
 
     def confirm_request(self, reservation: str, request_id: str) -> None:
         """The reserved request is known as ``request_id`` from now on (sent, or of unknown outcome)."""
@@ -257,28 +268,20 @@ class Tracking(Protocol):
 
 
 class SessionStore(Protocol):
-    """The bridge's legacy sessions (SHA-256 of tokens only) and login lockouts; the policy is in
-    :mod:`uws_adapter.bridge.sessions`, each operation here is one transaction."""
+    """The bridge's legacy sessions (SHA-256 of tokens only), as rows: the policy (expiry, when to
+    write a use) is :mod:`uws_adapter.bridge.sessions`; each operation here is one transaction."""
 
-    def open_session(self, token_sha256: str, now: float, forget_before: float) -> None:
+    def open_session(self, token_sha256: str, now: float, forget_before: Optional[float]) -> None:
         """Record a new session used at ``now``; forget sessions last used before ``forget_before``."""
 
-    def touch_session(self, token_sha256: str, now: float, idle: float) -> str:
-        """``"valid"`` (and noted as used at ``now``), ``"expired"`` (idle over ``idle`` seconds:
-        forgotten) or ``"unknown"``."""
+    def session_last_used(self, token_sha256: str) -> Optional[float]:
+        """When the session was last recorded as used (None: no such session); a read, no write."""
+
+    def touch_session(self, token_sha256: str, now: float) -> None:
+        """Record a use at ``now`` (never moving a later one back)."""
 
     def close_session(self, token_sha256: str) -> None:
         """Forget a session."""
-
-    def count_login(
-        self, username: str, matched: bool, now: float, *, lock_after: Optional[int], lockout: Optional[float]
-    ) -> str:
-        """Count one LogIn on ``username``: ``"locked"`` (locked since less than ``lockout``
-        seconds, or for good when None), ``"ok"`` (``matched``: failures cleared), ``"locking"``
-        (this failure is the ``lock_after``-th in a row: locked from ``now``) or ``"wrong"``."""
-
-    def unlock_login(self, username: str) -> bool:
-        """Clear the failures and lock of ``username``; True if it had any."""
 
 
 class EventPages:
@@ -310,7 +313,24 @@ class BridgeStore(ReceiverStore, SessionStore, Protocol):
     """What the bridge needs: a receiver's store that keeps legacy sessions too."""
 
 
-class Backend(BridgeStore, RequestLog, Tracking, Protocol):
+class DeadLetterStore(Protocol):
+    """The operator's view of the dead letters (``uws-adapter dead-letters``; see
+    :mod:`uws_adapter.store.dead_letters`)."""
+
+    def dead_letters(self, *, after_id: int = 0, limit: int = 100, bodies: bool = False) -> List[DeadLetter]:
+        """Letters in the order they were kept, after ``after_id``; with their bodies if ``bodies``."""
+
+    def dead_letter(self, letter_id: int) -> Optional[DeadLetter]:
+        """One letter with its body, or None."""
+
+    def dead_letter_totals(self) -> DeadLetterTotals:
+        """The running total the cap counts, letters rotated out, the cap."""
+
+    def purge_dead_letters(self, *, ids: Sequence[int] = (), before: Optional[float] = None) -> int:
+        """Delete the letters ``ids``, or those kept before ``before`` (neither: all); how many."""
+
+
+class Backend(BridgeStore, RequestLog, Tracking, DeadLetterStore, Protocol):
     """Every role: what :func:`uws_adapter.store.open_store` returns."""
 
     def __enter__(self) -> Backend: ...

@@ -1,6 +1,6 @@
 """The PostgreSQL store: every store role on one database that several receivers and bridges share.
 
-    store = PostgresStore("postgresql://uws@db.example/uws")     # psycopg 3: pip install 'uws-adapter[postgres]'
+    store = PostgresStore("postgresql://uws@db.example/uws")     # psycopg 3: the postgres extra
 
 Writes are grouped as in the SQLite store: an event loop commits each group of concurrent callbacks
 in one transaction (:meth:`PostgresStore.commit_group`), threads hand their writes to one writer
@@ -22,9 +22,9 @@ import contextlib
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
-from uws_adapter.errors import StoreError
+from uws_adapter.errors import InputError, StoreError, install_hint
 from uws_adapter.store import is_postgres_url  # one rule for what names a PostgreSQL store
 from uws_adapter.store.core import CommitHealth, Job, SqlCore, newer_schema, next_group
 from uws_adapter.store.interfaces import Outcome, Write
@@ -35,9 +35,25 @@ from uws_adapter.store.sql import POSTGRES, Sql
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore", "is_postgres_url", "read_schema_version", "redact_url"]
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "check_url", "is_postgres_url", "read_schema_version", "redact_url"]
 
 T = TypeVar("T")
+
+
+def check_url(url: str) -> Dict[str, Any]:
+    """``url``'s parts, or :class:`InputError` saying what is wrong without a word of the driver's
+    message, which quotes the offending part of the URL — often the password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return dict(conninfo_to_dict(url))
+    except Exception:
+        raise InputError(
+            "database URL",
+            "a postgresql:// URL that cannot be read (not shown: it may hold the password)",
+            "write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with a '%' in the user or password "
+            "written %25 (and '@' %40, ':' %3A, '/' %2F): a '%' must start a two-digit hex escape",
+        ) from None
 
 
 def redact_url(url: str) -> str:
@@ -57,6 +73,7 @@ def redact_url(url: str) -> str:
 def read_schema_version(url: str, *, connect_timeout: float = 10.0) -> int:
     """The schema version of the database at ``url`` (0: none), without refusing any."""
     psycopg = _psycopg()
+    check_url(url)
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout))) as db:
             return _schema_version(db)
@@ -76,7 +93,7 @@ def _psycopg() -> Any:
     try:
         import psycopg
     except ImportError:
-        raise StoreError("a postgresql:// store needs psycopg 3: pip install 'uws-adapter[postgres]'") from None
+        raise StoreError(f"a postgresql:// store needs psycopg 3: {install_hint('postgres')}") from None
     return psycopg
 
 
@@ -99,6 +116,7 @@ class PostgresStore(SqlCore):
         clock: Callable[[], float] = time.time,
     ) -> None:
         _psycopg()
+        check_url(url)  # before anything quotes it
         self._url = url
         self.display = redact_url(url)
         self.lock_timeout = lock_timeout
@@ -311,9 +329,11 @@ class PostgresStore(SqlCore):
 
         return self._run(what, read)
 
-    def _transact(self, what: str, work: Callable[[Sql], T]) -> T:
+    def _transact(self, what: str, work: Callable[[Sql], T], *, durable: bool = True) -> T:
         def write(db: psycopg.Connection[Any]) -> T:
             with db.transaction():
+                if not durable:  # committed, not waited for on the WAL flush (see SqlCore._transact)
+                    db.execute("SET LOCAL synchronous_commit TO off")
                 return work(Sql(db, POSTGRES))
 
         return self._run(what, write)

@@ -40,7 +40,7 @@ T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 
 #: The schema this release writes (``PRAGMA user_version``). 0 is 0.1.0's, which had no version.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: How to go from version N-1 to N, applied in order in one transaction when a store is opened.
 _MIGRATIONS: Dict[int, str] = {
     1: "CREATE INDEX IF NOT EXISTS handler_queue_by_due ON handler_queue (next_at);",
@@ -69,6 +69,18 @@ _MIGRATIONS: Dict[int, str] = {
             ON request_identifiers (request_id, device, identifier);
         DROP INDEX IF EXISTS request_identifiers_by_identifier;
         CREATE INDEX IF NOT EXISTS request_identifiers_lines ON request_identifiers (identifier, request_id, device);
+    """,
+    # Dead letters: each one's size as the cap counts it, and the running total of those sizes
+    # (see store/dead_letters.py; the sizes of older letters are reckoned here once). Failed
+    # legacy LogIns are throttled in memory now: their table goes.
+    6: """
+        ALTER TABLE dead_letters ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+        UPDATE dead_letters SET size = length(body) + length(CAST(coalesce(content_type, '') || reason AS BLOB)) + 64;
+        CREATE TABLE IF NOT EXISTS dead_letter_totals (
+            id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL, rotated INTEGER NOT NULL, max_bytes INTEGER
+        );
+        INSERT OR IGNORE INTO dead_letter_totals SELECT 0, coalesce(sum(size), 0), 0, NULL FROM dead_letters;
+        DROP TABLE IF EXISTS bridge_login_failures;
     """,
 }
 #: The free space below which a store is not ready: room for a full group of callbacks' log frames.
@@ -217,7 +229,7 @@ class Store(SqlCore):
         try:
             setup = self._connect()  # reads the file: a file that is not a database fails here
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from None
+            raise _cannot_open(self.path, exc) from None
         try:
             with self._file_lock:
                 version = int(setup.execute("PRAGMA user_version").fetchone()[0])
@@ -238,18 +250,22 @@ class Store(SqlCore):
                 setup.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 setup.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from None
+            raise _cannot_open(self.path, exc) from None
         finally:
             setup.close()
 
     @staticmethod
     def schema_version(path: Union[str, Path]) -> int:
-        """The schema version of the database at ``path`` (0 for one written by 0.1.0)."""
-        connection = sqlite3.connect(str(path))
+        """The schema version of the database at ``path`` (0 for one written by 0.1.0); a file that
+        is not a database is a :class:`StoreError`, as when a store is opened."""
         try:
-            return int(connection.execute("PRAGMA user_version").fetchone()[0])
-        finally:
-            connection.close()
+            connection = sqlite3.connect(str(path))
+            try:
+                return int(connection.execute("PRAGMA user_version").fetchone()[0])
+            finally:
+                connection.close()
+        except sqlite3.Error as exc:
+            raise _cannot_open(path, exc) from None
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -269,12 +285,20 @@ class Store(SqlCore):
 
     # Writing -------------------------------------------------------------------------------------
 
-    def write(self, work: Callable[[sqlite3.Connection], T], *, timeout: float = 30.0) -> T:
-        """Run ``work`` in the writer's transaction; return once it is committed durably."""
+    def write(self, work: Callable[[sqlite3.Connection], T], *, timeout: float = 30.0, durable: bool = True) -> T:
+        """Run ``work`` in the writer's transaction; return once it is committed durably.
+
+        ``durable=False``: committed in the calling thread (no fsync to share with a group, so no
+        two thread switches) with ``synchronous=NORMAL`` for that transaction: atomic, seen by
+        every process, kept when a process dies, but a power loss or an OS crash may undo it until
+        the next durable commit or checkpoint fsyncs the write-ahead log."""
         if self._closed:
             raise StoreError("the store is closed")
-        job = Job(work)
-        self._jobs.put(job)
+        job = Job(work, durable)
+        if durable:
+            self._jobs.put(job)
+        else:
+            self._commit_here([job])
         result: T = job.wait(timeout)
         return result
 
@@ -296,19 +320,23 @@ class Store(SqlCore):
         """Store ``writes`` in one transaction in the calling thread (on a connection of its own),
         each in its own savepoint, committed durably: for a caller with its own committer thread,
         which must not hand every group to the writer thread."""
+        jobs = [Job(work_for(write, self.clock)) for write in writes]
+        self._commit_here(jobs)
+        return [Outcome(job.result, job.error) for job in jobs]
+
+    def _commit_here(self, jobs: List[Job]) -> None:
+        """Commit ``jobs`` in the calling thread, on its own connection."""
         connection: Optional[sqlite3.Connection] = getattr(self._local, "writer", None)
         if connection is None:
             if self._closed:
                 raise StoreError("the store is closed")
             connection = self._connect()
             self._local.writer = connection
-        jobs = [Job(work_for(write, self.clock)) for write in writes]
         self._commit(connection, jobs)
         failed = next((job.error for job in jobs if isinstance(job.error, sqlite3.OperationalError)), None)
         if failed is not None:  # the connection may be unusable now: the next group opens another
             connection.close()
             self._local.writer = None
-        return [Outcome(job.result, job.error) for job in jobs]
 
     def _commit(self, connection: sqlite3.Connection, jobs: List[Job]) -> None:
         # Writers in this process take turns on a lock, and writers in other processes (gunicorn
@@ -333,7 +361,10 @@ class Store(SqlCore):
             self._commit_lock.release()
 
     def _commit_locked(self, connection: sqlite3.Connection, jobs: List[Job]) -> None:
+        relaxed = self.synchronous != "NORMAL" and not any(job.durable for job in jobs)
         try:
+            if relaxed:  # non-durable writes only: committed without an fsync of their own
+                connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("BEGIN IMMEDIATE")
             for job in jobs:
                 connection.execute("SAVEPOINT job")
@@ -350,6 +381,9 @@ class Store(SqlCore):
                 connection.execute("ROLLBACK")
             for job in jobs:
                 job.error = job.error or exc
+        finally:
+            if relaxed:
+                connection.execute(f"PRAGMA synchronous={self.synchronous}")
         # A database failure (disk full, I/O, lock) in any job, or of the commit, is one the next
         # callback may meet too; a value refused in one job is not.
         self._health.record(not any(isinstance(job.error, sqlite3.OperationalError) for job in jobs), self.clock())
@@ -376,8 +410,8 @@ class Store(SqlCore):
         finally:
             db.execute("COMMIT")
 
-    def _transact(self, what: str, work: Callable[[Sql], T]) -> T:
-        return self.write(lambda connection: work(Sql(connection, SQLITE)))
+    def _transact(self, what: str, work: Callable[[Sql], T], *, durable: bool = True) -> T:
+        return self.write(lambda connection: work(Sql(connection, SQLITE)), durable=durable)
 
     def ready(self) -> bool:
         """Whether a callback can be committed now: no commit failed in the last few seconds
@@ -413,3 +447,8 @@ class Store(SqlCore):
             return False
         finally:
             self._commit_lock.release()
+
+
+def _cannot_open(path: Union[str, Path], exc: sqlite3.Error) -> StoreError:
+    """The one way a SQLite file that cannot be opened (not a database, unreadable) is reported."""
+    return StoreError(f"cannot open the store {path}: {exc}")
