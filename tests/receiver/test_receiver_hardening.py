@@ -259,6 +259,7 @@ def test_a_stuck_commit_answers_503_and_never_freezes_health(tmp_path: Path) -> 
         health = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         health.request("GET", "/health")
         assert health.getresponse().status == 200
+        health.close()
         assert answers["callback"] is None  # still waiting for its commit, while /health answered
         poster.join(30)
         assert answers["callback"] == 503

@@ -83,16 +83,22 @@ class _Line:
         status = self.status or 500
         if reason is None and status >= 400:
             reason = refusal_reason(self.content_type, self.head)
+        level = logging.WARNING if status >= 500 else logging.INFO
+        if not logger.isEnabledFor(level):
+            return
         duration = (time.perf_counter() - self.started) * 1000
-        logger.log(
-            logging.WARNING if status >= 500 else logging.INFO,
-            '"%s %s" %d %d bytes in %.1f ms from %s%s',
-            self.method, self.path, status, self.bytes, duration, self.client, f": {reason}" if reason else "",
-            extra={
+        # One record made and handed over directly: Logger.log would walk the stack to find the
+        # caller's file and line for every request, which no access line shows.
+        record = logger.makeRecord(
+            logger.name, level, __file__, 0, '"%s %s" %d %d bytes in %.1f ms from %s%s',
+            (self.method, self.path, status, self.bytes, duration, self.client, f": {reason}" if reason else ""),
+            None, "access",
+            {
                 "method": self.method, "path": self.path, "status": status, "bytes": self.bytes,
                 "duration_ms": round(duration, 3), "client": self.client, **({"reason": reason} if reason else {}),
             },
         )  # fmt: skip
+        logger.handle(record)
 
 
 def refusal_reason(content_type: str, head: bytes) -> str:

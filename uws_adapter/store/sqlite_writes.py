@@ -66,10 +66,11 @@ def callback_work(
         new = cursor.rowcount == 1
         if new:
             event_id = int(cursor.lastrowid or 0)
-            db.executemany(
-                "INSERT INTO handler_queue (event_id, handler, next_at) VALUES (?, ?, ?)",
-                [(event_id, name, now) for name in handlers],
-            )
+            if handlers:  # a receiver without handlers queues nothing: no statement at all
+                db.executemany(
+                    "INSERT INTO handler_queue (event_id, handler, next_at) VALUES (?, ?, ?)",
+                    [(event_id, name, now) for name in handlers],
+                )
         else:
             event_id, first_digest = db.execute(
                 "SELECT id, content_hash FROM events"
