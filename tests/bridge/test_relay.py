@@ -220,6 +220,9 @@ def test_after_a_kill_9_only_the_runs_in_flight_wait_for_their_lease(tmp_path: P
     finally:
         if process.poll() is None:
             process.kill()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
         if receiver is not None:
             receiver.close()
         store.close()
