@@ -197,12 +197,20 @@ def _closing_quote(text: str, at: int, quote: str) -> int:
         at = found + 1
 
 
-def masked_url(url: str) -> str:
-    """``url`` for a log line or a message: a user and password in it masked, cut short, quoted.
-    Plain string work, so that it cannot fail on a URL no parser accepts."""
+def masked_url(url: str, *, quoted: bool = True) -> str:
+    """``url`` for a log line or a message, the one way every module shows a URL: a user and
+    password in it masked, the values of its query masked (one may be a token), control characters escaped,
+    cut short; quoted unless ``quoted`` is False. Plain string work, so that it cannot fail on a
+    URL no parser accepts."""
     scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
+    cut = min((at for at in (rest.find("/"), rest.find("?")) if at >= 0), default=len(rest))
+    authority, path = rest[:cut], rest[cut:]
     if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    shown = scheme + sep + authority + slash + path
-    return repr(shown[:200] + ("..." if len(shown) > 200 else ""))
+        authority = REDACTED + "@" + authority.rpartition("@")[2]
+    path, mark, query = path.partition("?")
+    # The query's names are kept (?wsdl, ?singleWsdl), its values masked (one may be a token).
+    query = "&".join(name + (f"={REDACTED}" if equals else "") for name, equals, _ in (
+        part.partition("=") for part in query.split("&")))  # fmt: skip
+    shown = scheme + sep + authority + path + mark + query
+    text = repr(shown[:200] + ("..." if len(shown) > 200 else ""))
+    return text if quoted else text[1:-1]

@@ -186,7 +186,7 @@ def test_handler_runs_survive_a_store_that_fails_for_a_while(tmp_path: Path, cap
     )
     try:
         event_id, _ = store.write(callback_work(callback(), ("count",)))
-        receiver._wake.set()
+        receiver.wake_handlers()
         assert wait_until(lambda: ran == [event_id])
         assert wait_until(lambda: store.counts()["handler_queue"] == 0)  # the first run is recorded
         # A foreign writer holds the store's write lock: recording runs fails until it lets go.
@@ -197,7 +197,7 @@ def test_handler_runs_survive_a_store_that_fails_for_a_while(tmp_path: Path, cap
         second, _ = callback_work(callback(1), ("count",))(raw)
         raw.execute("COMMIT")
         raw.close()
-        receiver._wake.set()
+        receiver.wake_handlers()
         # Claiming a run is a write (so that no two runners take it): it fails while the lock is
         # held, the runner logs and keeps trying, and nothing runs unclaimed.
         assert wait_until(lambda: "handler queue unreadable" in caplog.text)
@@ -208,7 +208,7 @@ def test_handler_runs_survive_a_store_that_fails_for_a_while(tmp_path: Path, cap
         assert wait_until(lambda: ran == [event_id, second])
         assert wait_until(lambda: store.counts()["handler_queue"] == 0)
         third, _ = store.write(callback_work(callback(2), ("count",)))
-        receiver._wake.set()
+        receiver.wake_handlers()
         assert wait_until(lambda: ran[-1:] == [third])
         assert ran == [event_id, second, third]  # nothing ran twice
         assert receiver._runner is not None

@@ -19,8 +19,6 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-import requests
-
 from uws_adapter.callbacks.rest_json import render_rest_callback
 from uws_adapter.callbacks.uws_render import callback_headers, check_soap_action, render_callback
 from uws_adapter.emulator.lines import (
@@ -33,11 +31,13 @@ from uws_adapter.emulator.lines import (
     nidd_callback,
     resume_profile,
 )
-from uws_adapter.errors import InputError, Refused
+from uws_adapter.errors import Code, InputError, Refused
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import DeviceIdentifier, identity
 from uws_adapter.model.selection import CustomField
-from uws_adapter.provisioning.transport import check_base_url
+from uws_adapter.provisioning.engine import Engine, Outgoing, Stakes
+from uws_adapter.provisioning.options import CALLBACK_OPTIONS
+from uws_adapter.provisioning.urls import check_base_url
 from uws_adapter.redaction import masked_url
 from uws_adapter.soap.sessions import IdleSessions, LoginThrottle, LoginVerdict, login_refusal
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
@@ -229,7 +229,7 @@ class Emulator:
 
     def listed(self, devices: Sequence[Tuple[DeviceIdentifier, ...]]) -> List[Target]:
         if len(devices) > MAX_DEVICES_PER_REQUEST:
-            raise EmulatorFault("INPUT_INVALID.MaxRequestsExceeded", f"{len(devices)} devices")
+            raise EmulatorFault(Code.MAX_REQUESTS_EXCEEDED, f"{len(devices)} devices")
         return [(given, self.find(given)) for given in devices]
 
     def query(
@@ -238,9 +238,9 @@ class Emulator:
         if account is None and group is None and plan is None and not custom:
             # REST takes a service plan or custom fields alone [doc]; the SOAP front refused such a
             # query before it came here (UWS needs an account or a group).
-            raise EmulatorFault("INPUT_INVALID.RequestUndefined", "no devices, account, group or filter")
+            raise EmulatorFault(Code.REQUEST_UNDEFINED, "no devices, account, group or filter")
         if account is not None and not any(line.account == account for line in self.devices):
-            raise EmulatorFault("REQUEST_FAILED.AccountNotFound", f"no account {account}")
+            raise EmulatorFault(Code.ACCOUNT_NOT_FOUND, f"no account {account}")
         return [
             (line.device.identifiers, line)
             for line in self.devices
@@ -290,7 +290,8 @@ class Emulator:
     # Callbacks ----------------------------------------------------------------------------------
 
     def _deliver(self) -> None:
-        session = requests.Session()
+        # No redirects, a deadline and an answer cap, as the carrier's.
+        engine = Engine(CALLBACK_OPTIONS, urls="the listener URL registered for the account")
         while True:
             with self._queued:
                 while not self._stopping and (not self._queue or self._queue[0][0] > time.monotonic()):
@@ -304,7 +305,7 @@ class Emulator:
                 callback, callback_count=count, username=listener.username or None, password=listener.password or None
             )
             try:
-                status = self._send(session, attempt, listener)
+                status = self._send(engine, attempt, listener)
                 acknowledged = 200 <= status < 300
                 if not acknowledged:
                     _log.warning(
@@ -312,12 +313,13 @@ class Emulator:
                         attempt.request_id, count, self.max_callback_threshold, masked_url(listener.url), status,
                     )  # fmt: skip
                     self._refused(attempt, count, listener, status)
-            except Exception as exc:  # any failure (a URL requests cannot use, a body that cannot be
-                # written) is one unacknowledged attempt: this thread must go on delivering the others
+            except Exception as exc:  # any failure (a URL nothing can be sent to, a body that cannot be
+                # written) is one unacknowledged attempt: this thread must go on delivering the others.
+                # The engine's messages show the URL masked; a body's error holds no credential.
                 _log.warning(
-                    "callback %s (attempt %d of %d) to %s not delivered: %s",
+                    "callback %s (attempt %d of %d) to %s not delivered: %s: %s",
                     attempt.request_id, count, self.max_callback_threshold, masked_url(listener.url),
-                    _reason(exc, listener),
+                    type(exc).__name__, str(exc)[:300],
                 )  # fmt: skip
                 acknowledged = False
             with self._queued:
@@ -354,34 +356,19 @@ class Emulator:
         )  # fmt: skip
 
     @staticmethod
-    def _send(session: requests.Session, attempt: CallbackRequest, listener: Listener) -> int:
+    def _send(engine: Engine, attempt: CallbackRequest, listener: Listener) -> int:
         if listener.api == "rest":
             body, headers = render_rest_callback(attempt), {"Content-Type": "application/json"}
         else:
             body, headers = render_callback(attempt), callback_headers(listener.soap_action)
-        response = session.post(listener.url, data=body, headers=headers, timeout=(2, 10))
-        return int(response.status_code)
+        request = Outgoing("POST", listener.url, "callback", tuple(headers.items()), body, stakes=Stakes.REPEATABLE)
+        return engine.send(request).status_code
 
 
 def listener_url_problem(url: object) -> Optional[str]:
-    """Why callbacks cannot be sent to ``url`` (None when they can): an http(s) URL with a host,
-    printable ASCII (a user and password in it go into a Basic header, which must be latin-1),
-    that ``requests`` can parse."""
-    if isinstance(url, str) and not url.isascii():
-        return f"{masked_url(url)} has non-ASCII characters (percent-encode them)"
+    """Why callbacks cannot be sent to ``url`` (None when they can), by the one URL check."""
     try:
         check_base_url(url, "listener url")
     except InputError as exc:
         return exc.problem
     return None
-
-
-def _reason(exc: Exception, listener: Listener) -> str:
-    """The failure's type and message, with the listener's credentials masked (a parse error
-    may quote the whole URL, user and password included)."""
-    text = str(exc)
-    authority = listener.url.partition("://")[2].partition("/")[0]
-    for secret in (authority.rpartition("@")[0] if "@" in authority else "", listener.password):
-        if secret:
-            text = text.replace(secret, "***")
-    return f"{type(exc).__name__}: {text[:300]}"

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, unquote
 
 from uws_adapter.emulator.core import Emulator, EmulatorFault, Listener, Target, listener_url_problem
 from uws_adapter.emulator.listing import device_list
-from uws_adapter.errors import InputError, Refused
+from uws_adapter.errors import Code, InputError, Refused
 from uws_adapter.model.devices import DeviceIdentifier
 from uws_adapter.model.selection import CustomField
 from uws_adapter.rest.client import SESSION_LOGOUT_PATH
@@ -29,7 +29,7 @@ Reply = Tuple[int, bytes, str]
 _JSON = "application/json"
 _M2M = "/api/m2m/v1"  # the prefix of SESSION_LOGIN_PATH and CALLBACKS_PATH, under the base URL
 _CHANGE_KEYS = {"accountName", "customFields", "devices", "groupName", "servicePlan"}
-_UNDEFINED = "INPUT_INVALID.RequestUndefined"
+_UNDEFINED = Code.REQUEST_UNDEFINED
 
 
 def _json(status: int, value: object) -> Reply:
@@ -145,7 +145,7 @@ class RestFront:
             if mixed:
                 raise EmulatorFault(_UNDEFINED, f"do not use {', '.join(mixed)} with devices")
             if account is not None and not any(line.account == account for line in emulator.devices):
-                raise EmulatorFault("REQUEST_FAILED.AccountNotFound", f"no account {account}")
+                raise EmulatorFault(Code.ACCOUNT_NOT_FOUND, f"no account {account}")
             return emulator.provision(action, emulator.listed(_devices(data)), account=account)
         targets: List[Target] = emulator.query(
             account, _string(data, "groupName"), _string(data, "servicePlan"), _custom_fields(data)
@@ -168,7 +168,7 @@ class RestFront:
         if method == "DELETE" and len(rest) == 2 and rest[0] == "name":
             with emulator.lock:
                 if emulator.listeners.pop((account, rest[1]), None) is None:
-                    raise EmulatorFault("REQUEST_FAILED.CallbackNotFound", f"no {rest[1]} listener")  # [inferred]
+                    raise EmulatorFault(Code.CALLBACK_NOT_FOUND, f"no {rest[1]} listener")  # [inferred]
             return {"accountName": account, "serviceName": rest[1]}
         if method == "POST" and not rest:
             data = _object(body)
@@ -183,7 +183,7 @@ class RestFront:
                 existing = emulator.listeners.get((account, name))
                 if existing is not None and existing.api == "soap":
                     raise EmulatorFault(
-                        "REQUEST_FAILED.CallbackAlreadyRegistered",  # [inferred]
+                        Code.CALLBACK_REGISTERED,  # [inferred]
                         f"{name} is registered through UWS for {account}: unregister it there first",
                     )
                 listener = Listener(url, _string(data, "username") or "", _string(data, "password") or "", "rest")

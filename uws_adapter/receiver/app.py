@@ -23,14 +23,21 @@ import hmac
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from uws_adapter import metrics
 from uws_adapter.callbacks.rest_json import parse_rest_callback
 from uws_adapter.callbacks.uws_xml import parse_callback_mended
-from uws_adapter.errors import CallbackParseError, HandlerGaveUp, InputError, StoreError, install_hint
+from uws_adapter.errors import CallbackParseError, InputError, StoreError, install_hint
 from uws_adapter.model.callbacks import CallbackRequest
+from uws_adapter.receiver.handlers import (
+    DEFAULT_HANDLER_LEASE,
+    DEFAULT_HANDLER_WORKERS,
+    Handler,
+    HandlerRunner,
+    check_lease,
+)
 from uws_adapter.redaction import redact
 from uws_adapter.store.interfaces import (
     DEAD_LETTER_MAX,
@@ -38,13 +45,11 @@ from uws_adapter.store.interfaces import (
     CallbackWrite,
     DeadLetterWrite,
     ReceiverStore,
-    StoredEvent,
     Write,
 )
 from uws_adapter.wire import NS_SOAP_ENV, NS_V2
 from uws_adapter.xmlsafe import MAX_BYTES
 
-Handler = Callable[[StoredEvent], None]
 StartResponse = Callable[[str, List[Tuple[str, str]]], Any]
 
 _log = logging.getLogger("uws_adapter.receiver")
@@ -154,10 +159,11 @@ def _same(given: Optional[str], expected: str) -> bool:
 class Receiver:
     """WSGI application: ``Receiver(Store("callbacks.db"), username=..., password=...)``.
 
-    ``handlers`` are called with each new event after it is committed, at least once, in a
-    background thread, retried with backoff when they raise; they never delay acknowledgements.
-    Each run is claimed for ``handler_lease`` seconds first, so that instances sharing the store
-    never run it twice at once; a run whose claimer died is taken again when its lease is out.
+    ``handlers`` are called with each new event after it is committed, at least once, in
+    background threads (``handler_workers`` per handler), retried with backoff when they raise;
+    they never delay acknowledgements. Each run is claimed for ``handler_lease`` seconds as it
+    starts, so that instances sharing the store never run it twice at once; a run whose claimer
+    died is taken again when its lease is out (see :mod:`uws_adapter.receiver.handlers`).
     """
 
     def __init__(
@@ -170,8 +176,8 @@ class Receiver:
         max_body: int = MAX_BYTES,
         handlers: Optional[Dict[str, Handler]] = None,
         handler_backoff: float = 1.0,
-        handler_lease: float = 300.0,
-        handler_batch: int = 20,
+        handler_lease: float = DEFAULT_HANDLER_LEASE,
+        handler_workers: int = DEFAULT_HANDLER_WORKERS,
         allow_anonymous: bool = False,
         dead_letters: Optional[DeadLetterBudget] = None,
         repair: bool = False,
@@ -195,21 +201,21 @@ class Receiver:
         self.handlers = dict(handlers or {})
         self.handler_backoff = handler_backoff
         #: How long a claimed handler run is the claimer's: a run must end within it.
-        self.handler_lease = handler_lease
-        #: Runs claimed at a time: small, so that instances sharing a store share the work.
-        self.handler_batch = max(1, handler_batch)
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._runner: Optional[threading.Thread] = None
+        self.handler_lease = check_lease(handler_lease, self.handlers)
+        self._runner: Optional[HandlerRunner] = None
         if self.handlers:
-            self._runner = threading.Thread(target=self._run_handlers, daemon=True, name="uws-handlers")
-            self._runner.start()
+            self._runner = HandlerRunner(
+                store, self.handlers, backoff=handler_backoff, lease=handler_lease, workers=handler_workers
+            )
 
     def close(self) -> None:
-        self._stopping.set()
-        self._wake.set()
         if self._runner is not None:
-            self._runner.join(timeout=5)
+            self._runner.close()
+
+    def wake_handlers(self) -> None:
+        """Look for due handler runs now (new events written to the store by another path)."""
+        if self._runner is not None:
+            self._runner.wake()
 
     # The protocol, shared by the WSGI application and the asyncio one (receiver_async) -----------
 
@@ -323,8 +329,8 @@ class Receiver:
                 metrics.dead_letter(kept=True)
             else:
                 metrics.callback_committed(bool(result[1]))
-            if self.handlers and result[1]:
-                self._wake.set()
+            if result[1]:
+                self.wake_handlers()
         elif result == 0:
             self.dead_letters.drop(f"larger than the dead letters' cap of {self.dead_letters.max_total} bytes")
         else:
@@ -367,82 +373,6 @@ class Receiver:
         # Compare against every accepted password, always, so that timing says nothing.
         password_ok = [_same(callback.password, p) for p in self.passwords] or [_same(callback.password, "")]
         return user_ok and any(password_ok)
-
-    # Handlers --------------------------------------------------------------------------------------
-
-    def _run_handlers(self) -> None:
-        names = tuple(self.handlers)
-        more = False
-        while not self._stopping.is_set():
-            if not more:  # a full batch was claimed: there may be more due at once
-                self._wake.wait(timeout=self.handler_backoff)
-            self._wake.clear()
-            try:
-                # Claimed atomically (leased): a run is never taken by two runners at once, in this
-                # process or in another instance sharing the store.
-                due = self.store.claim_handlers(self.handler_batch, lease=self.handler_lease, names=names)
-            except Exception as exc:  # the store is down for a while: wait and look again
-                _log.warning("handler queue unreadable, retrying in %s s: %s", self.handler_backoff, exc)
-                more = False
-                continue
-            more = len(due) >= self.handler_batch
-            for position, (event_id, name, attempts) in enumerate(due):
-                if self._stopping.is_set():
-                    self._release([(e, n) for e, n, _ in due[position:]])
-                    return
-                try:
-                    self._run_one(event_id, name, attempts)
-                except Exception as exc:  # a store error around the run: it is run again when its lease is out
-                    _log.warning("handler %s on event %d: store error, will retry: %s", name, event_id, exc)
-
-    def _release(self, runs: List[Tuple[int, str]]) -> None:
-        """Give back what was claimed and not run, so that the next runner (a restart, or another
-        instance) need not wait for the lease to run out."""
-        try:
-            self.store.release_handlers(runs)
-        except Exception as exc:  # they come back when their lease is out
-            _log.warning("could not give back %d claimed handler runs: %s", len(runs), exc)
-
-    def _run_one(self, event_id: int, name: str, attempts: int) -> None:
-        handler = self.handlers.get(name)
-        if handler is None:
-            return  # registered in an earlier run; kept until a handler of that name is back
-        event = self.store.event(event_id)
-        try:
-            if event is not None:
-                handler(replace(event, handler_attempts=attempts))
-        except HandlerGaveUp as exc:
-            metrics.handler_run(name, "gave_up", attempts)
-            reason = exc.reason
-            _log.error("handler %s gave up on event %d (request %s): %s", name, event_id, _request_of(event), reason)
-            self._until_stored(lambda: self.store.handler_gave_up(event_id, name, reason))
-            return
-        except Exception as exc:  # a handler's failure is retried, never lost
-            metrics.handler_run(name, "failed", attempts)
-            delay = min(300.0, self.handler_backoff * 2**attempts)
-            _log.warning("handler %s failed on event %d (request %s, attempt %d), retry in %.0f s: %s: %s",
-                         name, event_id, _request_of(event), attempts + 1, delay, type(exc).__name__, exc)  # fmt: skip
-            self.store.handler_failed(event_id, name, f"{type(exc).__name__}: {exc}", delay)
-            return
-        # The handler ran: recording that must not be given up on, or it would run again.
-        metrics.handler_run(name, "done", attempts)
-        self._until_stored(lambda: self.store.handler_done(event_id, name))
-        _log.debug("handler %s done on event %d (request %s, attempt %d)", name, event_id, _request_of(event),
-                   attempts + 1)  # fmt: skip
-
-    def _until_stored(self, write: Callable[[], None]) -> None:
-        while True:
-            try:
-                write()
-                return
-            except StoreError as exc:
-                _log.warning("could not record a handler run, retrying in %s s: %s", self.handler_backoff, exc)
-                if self._stopping.wait(self.handler_backoff):
-                    return
-
-
-def _request_of(event: Optional[StoredEvent]) -> str:
-    return repr(event.callback.request_id[:80]) if event is not None else "unknown"
 
 
 def server_options(receiver: Receiver, **options: Any) -> Dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
 from lxml import etree
 
-from uws_adapter.errors import DocumentError, InputError, Refused
+from uws_adapter.errors import Code, DocumentError, InputError, Refused
 from uws_adapter.model.actions import Action
 from uws_adapter.model.selection import Selection
 from uws_adapter.soap.documents import served_document
@@ -111,7 +111,7 @@ def payload_schema() -> etree.XMLSchema:
 
 
 def _malformed(problem: str) -> Refused:
-    return Refused("DeserializationFailed", f"{problem}; send a SOAP 1.1 envelope as the WSDL describes")
+    return Refused(Code.DESERIALIZATION_FAILED, f"{problem}; send a SOAP 1.1 envelope as the WSDL describes")
 
 
 def _elements(parent: etree._Element, where: str) -> List[etree._Element]:
@@ -210,7 +210,7 @@ def _payload(body: etree._Element) -> etree._Element:
     if not schema.validate(payload):
         # The first complaint names the element and line, as WCF's message does.
         first = next(iter(schema.error_log), None)  # type: ignore[call-overload]  # lxml-stubs
-        raise Refused("DeserializationFailed", str(first) if first else "the request does not match the contract")
+        raise Refused(Code.DESERIALIZATION_FAILED, str(first) if first else "the request does not match the contract")
     for element in _found(_NIL, payload):
         parent = element.getparent()
         if parent is not None:
@@ -226,7 +226,7 @@ def read_call(service: str, body: bytes, *, max_bytes: int, soap_action_header: 
     try:
         root = parse_untrusted(body, max_bytes=max_bytes, what="request")
     except DocumentError as exc:
-        raise Refused("DeserializationFailed", str(exc)) from None
+        raise Refused(Code.DESERIALIZATION_FAILED, str(exc)) from None
     qname = etree.QName(root)
     if qname.localname == "Envelope" and qname.namespace != NS_SOAP_ENV:
         raise Refused(
@@ -263,7 +263,7 @@ def dispatch(operations: UwsOperations, call: SoapCall, client: str = "") -> byt
         operations.check_session(call.token)
         action, selection = read_change_device_state(call)
         return change_response(operations.change_device_state(action, selection))
-    raise Refused("INPUT_INVALID.RequestUndefined", f"{call.operation} is not a {call.service} operation")
+    raise Refused(Code.REQUEST_UNDEFINED, f"{call.operation} is not a {call.service} operation")
 
 
 def fault_envelope(faultcode: str, message: str, *, code_namespace: Optional[Tuple[str, str]] = None) -> bytes:
