@@ -2,6 +2,14 @@
 
 No DTD or DOCTYPE at all, no entities, no network, no XInclude, and caps on size and depth. The
 parser never recovers from errors: libxml2's recover mode turns attacks into empty documents.
+
+The one decode rule (:func:`text_codec`): a document may be written in a handful of real text
+encodings only (:data:`TEXT_ENCODINGS`: UTF-8, UTF-16, UTF-32, ISO-8859-1, windows-1252,
+US-ASCII), whether it names one in its XML declaration or in a ``charset`` parameter. Any other
+name is refused with a reason before anything decodes with it: Python's codec registry holds
+transforms (``base64``, ``zlib``, ``rot13``), codecs that refuse error handlers (``idna``) or fail
+on any input (``undefined``), and libxml2 reaches dozens more through iconv (``UTF-7``, EBCDIC).
+Nothing decodes by a name an attacker wrote except through this table.
 """
 
 from __future__ import annotations
@@ -30,6 +38,23 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 _SPACE_RUN = re.compile(rb"[ \t\r\n]*")
+
+#: Encoding names a document may declare (case aside, as written: libxml2 reads these spellings, not
+#: ``utf_8`` or ``latin-1``) -> Python's codec. Real text encodings that libxml2 reads without
+#: iconv or that every iconv has; the wide ones are read from their bytes (:func:`wide_encoding`),
+#: never from the name alone.
+TEXT_ENCODINGS = {
+    "utf-8": "utf-8", "utf8": "utf-8",
+    "utf-16": "utf-16", "utf-16le": "utf-16-le", "utf-16be": "utf-16-be",
+    "utf-32": "utf-32", "utf-32le": "utf-32-le", "utf-32be": "utf-32-be",
+    "iso-8859-1": "latin-1", "iso8859-1": "latin-1", "iso_8859-1": "latin-1", "latin1": "latin-1",
+    "windows-1252": "cp1252", "cp1252": "cp1252",
+    "us-ascii": "ascii", "ascii": "ascii",
+}  # fmt: skip
+#: The codecs whose bytes are ASCII where the text is (a byte scan for markup reads them).
+ASCII_COMPATIBLE = frozenset({"utf-8", "latin-1", "cp1252", "ascii"})
+#: What a refusal suggests instead.
+ENCODING_HINT = "send UTF-8 (or UTF-16, UTF-32, ISO-8859-1, windows-1252, US-ASCII)"
 
 
 class _NoResolver(etree.Resolver):
@@ -62,6 +87,44 @@ def _parser() -> etree.XMLParser:
     return parser
 
 
+def text_codec(name: str) -> Optional[str]:
+    """Python's codec for an encoding ``name`` a document declares (XML declaration or
+    ``charset``), or None when it is not one of :data:`TEXT_ENCODINGS`. A plain table lookup:
+    the name never reaches :func:`codecs.lookup` (which imports modules by name)."""
+    return TEXT_ENCODINGS.get(name.lower())
+
+
+def encoding_refusal(name: str, where: str = "encoding") -> Optional[str]:
+    """Why a declared encoding ``name`` is refused (None: it is one we read), for an error text."""
+    if text_codec(name) is not None:
+        return None
+    shown = name if len(name) <= 40 else name[:40] + "..."
+    return f"the {where} {shown!r} is not a text encoding we read; {ENCODING_HINT}"
+
+
+def declared_encoding(data: bytes) -> Optional[str]:
+    """The encoding name in ``data``'s XML declaration, as written (None without one). Read from
+    the first bytes only, in UTF-16 or UTF-32 when the bytes say so (see :func:`wide_encoding`)."""
+    wide = wide_encoding(data)
+    if wide is not None:
+        head = data[:1024].decode(wide, errors="replace").lstrip("\ufeff")
+    else:
+        head = data[len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0 :][:256].decode("latin-1")
+    head = head.lstrip(_XML_SPACE)
+    if not head.startswith("<?xml"):
+        return None
+    end = head.find("?>")
+    declaration = head[: end if end > 0 else 256]
+    at = declaration.find("encoding")
+    if at < 0:
+        return None
+    rest = declaration[at + len("encoding") :].lstrip(" \t\r\n=").lstrip()
+    if not rest or rest[0] not in "'\"":
+        return None
+    close = rest.find(rest[0], 1)
+    return rest[1:close] if close > 0 else None
+
+
 def parse_untrusted(
     data: Union[bytes, str],
     *,
@@ -87,6 +150,11 @@ def parse_untrusted(
         raise error(f"{what}: empty")
     if b"\x00" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise error(f"{what}: contains NUL bytes; not an XML text")
+    declared = declared_encoding(data)
+    if declared is not None:
+        refusal = encoding_refusal(declared)
+        if refusal is not None:
+            raise error(f"{what}: {refusal}", line=1)
     if prolog_has_doctype(data):
         raise error(f"{what}: a DOCTYPE is not allowed (DTDs and entities are refused)", line=1)
     try:

@@ -42,8 +42,9 @@ from uws_adapter.errors import (
 from uws_adapter.model.actions import Action
 from uws_adapter.model.selection import Selection
 from uws_adapter.provisioning.transport import check_timeout
-from uws_adapter.receiver.app import Receiver, StartResponse
+from uws_adapter.receiver.app import Receiver
 from uws_adapter.rest.client import RestClient
+from uws_adapter.serving.edge import StartResponse
 from uws_adapter.soap.server import SoapServer
 from uws_adapter.store.interfaces import BridgeStore, StoredEvent
 from uws_adapter.wire import CONTENT_TYPE

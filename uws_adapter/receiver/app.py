@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from urllib.parse import quote
 
 from uws_adapter import metrics
 from uws_adapter.callbacks.rest_json import parse_rest_callback
@@ -32,6 +33,7 @@ from uws_adapter.callbacks.uws_xml import parse_callback_mended
 from uws_adapter.errors import CallbackParseError, HandlerGaveUp, InputError, StoreError
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.redaction import redact
+from uws_adapter.serving.edge import Answer, BodyRules, StartResponse, screen, target_refusal
 from uws_adapter.store.interfaces import (
     DEAD_LETTER_MAX,
     POISONED,
@@ -45,7 +47,6 @@ from uws_adapter.wire import NS_SOAP_ENV, NS_V2
 from uws_adapter.xmlsafe import MAX_BYTES
 
 Handler = Callable[[StoredEvent], None]
-StartResponse = Callable[[str, List[Tuple[str, str]]], Any]
 
 _log = logging.getLogger("uws_adapter.receiver")
 
@@ -53,19 +54,6 @@ _XML_TYPES = ("text/xml", "application/xml", "application/soap+xml")
 _SOAP_ACK = (
     f'<s:Envelope xmlns:s="{NS_SOAP_ENV}"><s:Body><CallbackResponse xmlns="{NS_V2}"/></s:Body></s:Envelope>'
 ).encode()
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An HTTP answer: status, content type, body and extra headers."""
-
-    status: int
-    content_type: str
-    body: bytes
-    headers: Tuple[Tuple[str, str], ...] = ()
-
-    def send(self, start_response: StartResponse) -> List[bytes]:
-        return reply(start_response, self.status, self.content_type, self.body, self.headers)
 
 
 @dataclass(frozen=True)
@@ -88,6 +76,7 @@ class Probe:
 
 
 _JSON_ACK = Answer(200, "application/json", b'{"stored":true}')
+_MEDIA_HINT = "send text/xml (UWS) or application/json (REST)"
 _ALIVE = Answer(200, "text/plain", b"ok\n")
 _READY = Answer(200, "text/plain", b"ok\n")
 _NOT_READY = Answer(503, "text/plain", b"not ready: store\n")
@@ -192,6 +181,8 @@ class Receiver:
         self.repair = repair
         self.repaired = 0
         self.max_body = max_body
+        #: What a callback POST may carry (the one request screen of every service).
+        self.rules = BodyRules(max_body, (*_XML_TYPES, "application/json"), _MEDIA_HINT)
         self.handlers = dict(handlers or {})
         self.handler_backoff = handler_backoff
         #: How long a claimed handler run is the claimer's: a run must end within it.
@@ -217,7 +208,12 @@ class Receiver:
         self, method: str, path: str, length: Optional[str], encoding: Optional[str], content_type: Optional[str]
     ) -> Union[Answer, Probe, Tuple[int, str]]:
         """Everything decided before the body is read: an answer to send at once, a :class:`Probe`
-        to answer off the loop, or (the body's length, its media type)."""
+        to answer off the loop, or (the body's length, its media type). ``path`` is the request
+        target as sent (see :func:`raw_target`)."""
+        refusal = target_refusal(path)
+        if refusal is not None:
+            return Answer.text(400, refusal)
+        path = path.partition("?")[0]
         if method == "GET":
             if path in ("/", "/health", "/healthz"):
                 return _ALIVE
@@ -226,20 +222,10 @@ class Receiver:
             if path == "/metrics":
                 return Probe(self.scrape_metrics)
         if method != "POST":
-            return Answer(405, "text/plain", b"POST callbacks here\n", (("Allow", "POST"),))
+            return Answer.text(405, "POST callbacks here", ("Allow", "POST"))
         metrics.callback_received()
-        try:
-            size = int(length or "")
-        except ValueError:
-            return self.refuse(Answer(411, "text/plain", b"a Content-Length is required\n"))
-        if size > self.max_body:
-            return self.refuse(Answer(413, "text/plain", f"over the {self.max_body}-byte limit\n".encode()))
-        if (encoding or "identity").strip().lower() != "identity":
-            return self.refuse(Answer(415, "text/plain", b"compressed bodies are refused; send identity\n"))
-        kind = (content_type or "").split(";")[0].strip().lower()
-        if kind not in _XML_TYPES and kind != "application/json":
-            return self.refuse(Answer(415, "text/plain", b"send text/xml (UWS) or application/json (REST)\n"))
-        return size, kind
+        screened = screen(method, length, encoding, content_type, self.rules)
+        return self.refuse(screened) if isinstance(screened, Answer) else screened
 
     @staticmethod
     def refuse(answer: Answer) -> Answer:
@@ -328,7 +314,7 @@ class Receiver:
 
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
         screened = self.screen(
-            environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/"), environ.get("CONTENT_LENGTH"),
+            environ.get("REQUEST_METHOD", "GET"), raw_target(environ), environ.get("CONTENT_LENGTH"),
             environ.get("HTTP_CONTENT_ENCODING"), environ.get("CONTENT_TYPE"),
         )  # fmt: skip
         if isinstance(screened, Answer):
@@ -434,24 +420,17 @@ def _request_of(event: Optional[StoredEvent]) -> str:
     return repr(event.callback.request_id[:80]) if event is not None else "unknown"
 
 
+def raw_target(environ: Dict[str, Any]) -> str:
+    """The request target as the client sent it (waitress's ``REQUEST_URI``, gunicorn's
+    ``RAW_URI``), not the server's decoded and normalised ``PATH_INFO``: waitress serves
+    ``//metrics`` as ``/metrics``."""
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    if isinstance(raw, str) and raw:
+        return raw
+    return quote(environ.get("PATH_INFO") or "/")
+
+
 def server_options(receiver: Receiver, **options: Any) -> Dict[str, Any]:
     """waitress options for serving ``receiver``: waitress reads a whole body before calling the
     application, so the size cap must be its own as well, to answer 413 before reading."""
     return {"max_request_body_size": receiver.max_body, "ident": "uws-adapter", **options}
-
-
-def reply(
-    start_response: StartResponse,
-    status: int,
-    content_type: str,
-    body: bytes,
-    extra: Tuple[Tuple[str, str], ...] = (),
-) -> List[bytes]:
-    reasons = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-               411: "Length Required", 500: "Internal Server Error",
-               413: "Payload Too Large", 415: "Unsupported Media Type", 503: "Service Unavailable"}  # fmt: skip
-    headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *extra]
-    if status == 413:
-        headers.append(("Connection", "close"))  # the unread body must not be taken for the next request
-    start_response(f"{status} {reasons[status]}", headers)
-    return [body]

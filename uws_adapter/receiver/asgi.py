@@ -27,7 +27,8 @@ import time
 from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Sequence, Tuple
 
 from uws_adapter import metrics
-from uws_adapter.receiver.app import Answer, Intake, Probe, Receiver
+from uws_adapter.receiver.app import Intake, Probe, Receiver
+from uws_adapter.serving.edge import Answer
 from uws_adapter.store.interfaces import Outcome, ReceiverStore, Write
 
 Scope = MutableMapping[str, Any]
@@ -56,12 +57,14 @@ class AsyncReceiver:
         if scope["type"] != "http":
             return
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        raw_path = scope.get("raw_path")  # as sent; uvicorn's "path" is decoded
+        target = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else scope["path"]
         screened = self.receiver.screen(
-            scope["method"], scope["path"], headers.get("content-length"), headers.get("content-encoding"),
+            scope["method"], target, headers.get("content-length"), headers.get("content-encoding"),
             headers.get("content-type"),
         )  # fmt: skip
         if isinstance(screened, Answer):
-            await _send(send, screened, close=screened.status == 413)
+            await _send(send, screened)
             return
         if isinstance(screened, Probe):  # it reads the store: never in the loop's thread
             await _send(send, await asyncio.get_running_loop().run_in_executor(None, screened.answer))
@@ -69,8 +72,8 @@ class AsyncReceiver:
         length, media_type = screened
         body = await _read_body(receive, length)
         if body is None:
-            mismatch = self.receiver.refuse(Answer(400, "text/plain", b"the body does not match its Content-Length\n"))
-            await _send(send, mismatch, close=True)
+            mismatch = self.receiver.refuse(Answer.text(400, "the body does not match its Content-Length", close=True))
+            await _send(send, mismatch)
             return
         decided = self.receiver.intake(body, media_type)
         if isinstance(decided, Answer):
@@ -154,14 +157,9 @@ async def _read_body(receive: Receive, length: int) -> Optional[bytes]:
             return b"".join(parts) if size == length else None
 
 
-async def _send(send: Send, answer: Answer, *, close: bool = False) -> None:
-    headers: List[Tuple[bytes, bytes]] = [
-        (b"content-type", answer.content_type.encode("latin-1")),
-        (b"content-length", str(len(answer.body)).encode("latin-1")),
-    ]
-    headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers]
-    if close:  # an unread body must not be taken for the next request
-        headers.append((b"connection", b"close"))
+async def _send(send: Send, answer: Answer) -> None:
+    # Connection: close when the answer says so: an unread body must not be taken for the next request.
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.header_list()]
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
 
