@@ -57,6 +57,8 @@ def resolve_references(text: str) -> str:
         code = int(hexa or escape, 16) if (hexa or escape) else int(decimal)
         return chr(code) if code <= 0x10FFFF else "\ufffd"
 
+    if "&" not in text and "\\" not in text:  # found at memchr speed: most documents hold neither
+        return text
     resolved = _REFERENCE.sub(character, text)
     # Escaped surrogate pairs become one character; a lone surrogate becomes U+FFFD.
     return resolved.encode("utf-16", "surrogatepass").decode("utf-16", errors="replace")
@@ -65,8 +67,11 @@ def resolve_references(text: str) -> str:
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with the values of secret elements, attributes and members, and every known
     secret, replaced by ``***``."""
+    lowered = text.translate(_ASCII_LOWER)  # same length as text, unlike str.lower()
     for name in SECRET_NAMES:
-        text = _blank_values(text, name)
+        blanked = _blank_values(text, lowered, name)
+        if blanked is not text:
+            text, lowered = blanked, blanked.translate(_ASCII_LOWER)
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
@@ -83,8 +88,7 @@ def redact(body: bytes, secrets: Iterable[str] = (), *, limit: Optional[int] = N
     return kept
 
 
-def _blank_values(text: str, name: str) -> str:
-    lowered = text.translate(_ASCII_LOWER)  # same length as text, unlike str.lower()
+def _blank_values(text: str, lowered: str, name: str) -> str:
     blanks: List[Tuple[int, int]] = []
     at = 0
     while True:

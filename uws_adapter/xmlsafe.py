@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import itertools
 import re
 import threading
 from typing import Optional, Type, Union
@@ -28,6 +29,9 @@ from uws_adapter.errors import DocumentError
 MAX_BYTES = 1024 * 1024
 #: Default cap on element nesting (callbacks nest about 8 deep).
 MAX_DEPTH = 64
+#: Comments and processing instructions before the root, when nodes are bounded (real documents
+#: have none or one).
+MAX_PROLOG_NODES = 64
 
 _XINCLUDE = "{http://www.w3.org/2001/XInclude}"
 _XML_SPACE = " \t\r\n"
@@ -132,8 +136,16 @@ def parse_untrusted(
     max_depth: int = MAX_DEPTH,
     error: Type[DocumentError] = DocumentError,
     what: str = "document",
+    max_nodes: Optional[int] = None,
 ) -> etree._Element:
     """Parse ``data`` safely and return its root element, or raise ``error``.
+
+    ``max_nodes`` bounds the elements and comments (processing instructions are dropped in C) at a
+    cost close to the bare C parse, whatever the document holds: a document with no more ``<``
+    than that (counted in C) cannot hold more; one with more is parsed in pieces and refused as soon
+    as the count is passed, having cost the parse of that many only. With it, the prolog may hold
+    at most :data:`MAX_PROLOG_NODES` comments and PIs (lxml's event parser slows down
+    quadratically on nodes before the root).
 
     ``bytes`` are decoded as the XML declaration or BOM says (UTF-8 by default); a ``str`` is taken
     as already decoded, so any encoding named in its declaration is ignored.
@@ -155,10 +167,17 @@ def parse_untrusted(
         refusal = encoding_refusal(declared)
         if refusal is not None:
             raise error(f"{what}: {refusal}", line=1)
-    if prolog_has_doctype(data):
+    # Nodes are at most the "<" bytes (counted in C); only a document with more is counted exactly.
+    counted = max_nodes is not None and data.count(b"<") > max_nodes
+    prolog = _prolog_verdict(data, None if max_nodes is None else MAX_PROLOG_NODES)
+    if prolog is None:
+        raise error(f"{what}: more than {MAX_PROLOG_NODES} comments and processing instructions before the root")
+    if prolog:
         raise error(f"{what}: a DOCTYPE is not allowed (DTDs and entities are refused)", line=1)
     try:
-        root = etree.fromstring(data, _parser())
+        root = etree.fromstring(data, _parser()) if not counted else _parse_counted(data, max_nodes or 0)
+    except _TooMany:
+        raise error(f"{what}: {_too_many(max_nodes)}") from None
     except etree.XMLSyntaxError as exc:
         line = exc.position[0] if exc.position else None
         message = exc.msg or str(exc)
@@ -180,6 +199,44 @@ def parse_untrusted(
     return root
 
 
+class _TooMany(Exception):
+    """More nodes than the limit: the counted parse stops here."""
+
+
+def _too_many(max_nodes: Optional[int]) -> str:
+    return f"more than {max_nodes:,} elements and comments"
+
+
+#: Bytes given to the counted parser at a time: the overshoot past the limit is at most this.
+_PIECE = 16 * 1024
+
+
+def _parse_counted(data: bytes, max_nodes: int) -> etree._Element:
+    """``data`` parsed in pieces with the hardened options, raising :class:`_TooMany` once it has
+    shown more than ``max_nodes`` elements and comments: the work before the refusal is the C
+    parse of at most that many nodes (and one piece), and one event per node."""
+    # The one-shot parser's options; processing instructions are dropped in C (remove_pis), so they
+    # cost no event: only the prolog's are counted (by the prolog scan).
+    parser = etree.XMLPullParser(
+        events=("start", "comment"), resolve_entities=False, no_network=True, load_dtd=False,
+        dtd_validation=False, huge_tree=False, recover=False, remove_pis=True, collect_ids=False,
+    )  # fmt: skip
+    parser.resolvers.add(_NoResolver())
+    seen = 0
+    for start in range(0, len(data), _PIECE):
+        parser.feed(data[start : start + _PIECE])
+        for _ in parser.read_events():
+            seen += 1
+        if seen > max_nodes:
+            raise _TooMany()
+    root: etree._Element = parser.close()
+    for _ in parser.read_events():
+        seen += 1
+    if seen > max_nodes:
+        raise _TooMany()
+    return root
+
+
 def _strip_declaration(text: str) -> str:
     """``text`` without its XML declaration (a str is already decoded, so its encoding is moot)."""
     start = len(text) - len(text.lstrip(_XML_SPACE))
@@ -197,10 +254,20 @@ def prolog_has_doctype(data: bytes) -> bool:
     ended, so the time is linear in the prolog's length whatever it holds (the backtracking pattern
     this replaces took exponential time on a run of ``<?a?>``).
     """
+    return bool(_prolog_verdict(data, None))
+
+
+def _prolog_verdict(data: bytes, max_nodes: Optional[int]) -> Optional[bool]:
+    """Whether a DOCTYPE stands in the prolog; None when the prolog holds more than ``max_nodes``
+    comments and PIs (so that the scan, one step per node, stays bounded)."""
     encoding = wide_encoding(data)
     if encoding is not None:
-        return _scan_prolog(data.decode(encoding, errors="replace").lstrip("\ufeff").encode("utf-8"))
-    return _scan_prolog(data[len(codecs.BOM_UTF8) :] if data.startswith(codecs.BOM_UTF8) else data)
+        text = data.decode(encoding, errors="replace").lstrip("\ufeff").encode("utf-8")
+    else:
+        text = data[len(codecs.BOM_UTF8) :] if data.startswith(codecs.BOM_UTF8) else data
+    if max_nodes is None and b"<!DOCTYPE" not in text:  # in C: then the unbounded scan is not needed
+        return False
+    return _scan_prolog(text, max_nodes)
 
 
 def wide_encoding(data: bytes) -> Optional[str]:
@@ -222,9 +289,9 @@ def wide_encoding(data: bytes) -> Optional[str]:
     return None
 
 
-def _scan_prolog(text: bytes) -> bool:
+def _scan_prolog(text: bytes, max_nodes: Optional[int] = None) -> Optional[bool]:
     at = 0
-    while True:
+    for _ in itertools.count() if max_nodes is None else range(max_nodes + 1):
         # A single character class matched once from a fixed place: no backtracking.
         at = _SPACE_RUN.match(text, at).end()  # type: ignore[union-attr]
         if text.startswith(b"<?", at):
@@ -236,6 +303,7 @@ def _scan_prolog(text: bytes) -> bool:
         if end < 0:
             return False  # unterminated: not well-formed, and the parser says so
         at = end + len(closer)
+    return None
 
 
 @functools.lru_cache(maxsize=16)
