@@ -2,12 +2,12 @@
 # The interop suite (tests/interop, marker "interop"): third-party SOAP stacks and the vendor's REST
 # SDK against our emulator and bridge on loopback.
 #  1. installs the clients' toolchains from Debian (PHP SoapClient, JAX-WS wsimport + javac, Perl
-#     SOAP::Lite, Node.js + npm), only those not already there;
+#     SOAP::Lite, Node.js + npm, Mono with mcs, wsdl, svcutil, WCF and ASMX), only those not already there;
 #  2. warms npm's cache with the node-soap version the suite pins (tests/interop/clients/js), so a
 #     registry that cannot be reached fails here, by name;
 #  3. runs the suite with CI=true: a client that is missing fails the run instead of being skipped.
 # The suite itself builds each client from the WSDL our server serves, into a temp folder per run
-# (wsimport output, npm install, the vendor SDK's pip install).
+# (wsimport output, npm install, the vendor SDK's pip install, the .NET proxies and mcs builds).
 # Idempotent; works as root on a fresh Debian machine.
 # Usage: .ci/interop.sh [--install-only] [extra pytest args]
 #   --install-only: steps 1 and 2 only, for a CI that runs the suite within its normal test command
@@ -31,6 +31,10 @@ packages=(
   "default-jdk-headless:/usr/bin/javac"
   "nodejs:/usr/bin/node"
   "npm:/usr/bin/npm"
+  # .NET: mcs, the wsdl and svcutil proxy generators; WCF (System.ServiceModel); ASMX (System.Web.Services).
+  "mono-devel:/usr/lib/mono/4.5/svcutil.exe"
+  "libmono-system-servicemodel4.0a-cil:/usr/lib/mono/4.5/System.ServiceModel.dll"
+  "libmono-system-web-services4.0-cil:/usr/lib/mono/4.5/System.Web.Services.dll"
 )
 missing=()
 for entry in "${packages[@]}"; do
@@ -58,6 +62,7 @@ perl -MSOAP::Lite -e 'print "SOAP::Lite $SOAP::Lite::VERSION (Perl $^V)\n"'
 wsimport -version 2>&1 | head -n 1
 javac -version 2>&1
 echo "node $(node --version), npm $(npm --version)"
+mono --version | head -n 1
 # node-soap 1.13 needs Node.js 20.19 or later (Debian 12's own nodejs is 18; this machine kind ships 20).
 node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' \
   || { echo "node $(node --version) is too old for node-soap 1.13: install Node.js 20.19 or later" >&2; exit 1; }

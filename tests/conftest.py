@@ -17,7 +17,9 @@ from uws_adapter import RestClient, UwsClient
 pytest_plugins = ["secret_scan"]
 
 DATA = Path(__file__).parent / "data"
-SHARED_DOCS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "thingspace-docs"
+#: Excerpts of the carrier's documentation the fixtures are checked against (copied into the checkout,
+#: so nothing is read from outside it).
+CARRIER_DOCS = DATA / "thingspace-docs"
 
 Shape = Tuple[str, str, List["Shape"]]
 

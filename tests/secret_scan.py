@@ -126,6 +126,7 @@ class SecretScan:
         self.basetemp: Optional[Path] = None
         self.pending: List[Tuple[str, str, Optional[str]]] = []  # records seen before the secrets were known
         self.counts = {"records": 0, "files": 0, "sections": 0}
+        self.workers_secrets = 0  # under pytest-xdist, the controller knows the secrets only by count
         self._lock = threading.Lock()
         self._handler = _Capture(self)
         self._level = logging.NOTSET
@@ -194,8 +195,8 @@ class SecretScan:
         self._search(f"log record of {logger} ({test or 'outside any test'})", text)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.nodeid in self.exempt:
-            return
+        if report.nodeid in self.exempt or self.secrets is None:
+            return  # (no secrets known: pytest-xdist's controller, whose workers search their reports)
         for title, content in report.sections:
             self.counts["sections"] += 1
             self._search(f"{title} of {report.nodeid}", content)
@@ -240,11 +241,31 @@ class SecretScan:
         root.removeHandler(self._handler)
         logging.getLogger("uws_adapter").setLevel(self._level)
         self._search_files()
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:  # a pytest-xdist worker: the controller gives the verdict
+            workeroutput["secret_scan"] = {
+                "secrets": len(self.secrets or {}),
+                "counts": dict(self.counts),
+                "findings": [[place, name, excerpt] for (place, name), excerpt in self.findings.items()],
+            }
         if self.findings and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """pytest-xdist's controller: a worker's findings and counts become the session's."""
+        output = getattr(node, "workeroutput", {}).get("secret_scan")
+        if not output:
+            return
+        with self._lock:
+            self.workers_secrets = max(self.workers_secrets, int(output["secrets"]))
+            for key, count in output["counts"].items():
+                self.counts[key] += int(count)
+            for place, name, excerpt in output["findings"]:
+                self.findings.setdefault((f"{place} [{node.gateway.id}]", name), excerpt)
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        secrets = len(self.secrets or {})
+        secrets = max(len(self.secrets or {}), self.workers_secrets)
         searched = (
             f"{secrets} secrets in {self.counts['records']:,} log records, {self.counts['sections']:,} captured "
             f"outputs and {self.counts['files']:,} files"

@@ -172,18 +172,18 @@ def test_the_answer_limits_come_from_file_environment_and_arguments(tmp_path: Pa
         load_settings(environ={"UWS_ADAPTER_DEADLINE": "-1"})
 
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 
 def readme_ini_example() -> str:
-    """The first ```ini block of the README's configuration section, as written there."""
-    text = README.read_text(encoding="utf-8")
+    """The first ```ini block of the configuration guide's Configuration section, as written there."""
+    text = GUIDE.read_text(encoding="utf-8")
     section = text[text.index("\n## Configuration") :]
     start = section.index("```ini\n") + len("```ini\n")
     return section[start : section.index("```", start)]
 
 
-def test_the_readme_example_loads_as_written_with_its_inline_comments(tmp_path: Path) -> None:
+def test_the_guide_example_loads_as_written_with_its_inline_comments(tmp_path: Path) -> None:
     example = readme_ini_example()
     config = tmp_path / "uws-adapter.ini"
     config.write_text(example, encoding="utf-8")

@@ -93,3 +93,15 @@ def test_public_names_resolve_lazily_and_unknown_ones_fail_clearly() -> None:
     assert "Store" in dir(uws_adapter)
     with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
         uws_adapter.NoSuchThing  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("uws_adapter.wsgi", "uws_adapter.receiver.wsgi"), ("uws_adapter.receiver_async", "uws_adapter.receiver.asgi")],
+)
+def test_the_compatibility_modules_warn_and_name_their_new_home(old: str, new: str) -> None:
+    probe = f"import warnings; warnings.simplefilter('error'); import {old}"
+    finished = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert finished.returncode != 0
+    assert "DeprecationWarning" in finished.stderr
+    assert new in finished.stderr

@@ -165,7 +165,7 @@ def test_a_scrape_counts_callbacks_by_outcome_and_handler_runs(tmp_path: Path, s
         after = scrape(running.port)
 
     # waitress answers an announced body over the limit itself, before the application sees it:
-    # that 413 is counted under uvicorn only (README).
+    # that 413 is counted under uvicorn only (docs/production.md).
     oversized = 1 if running.kind == "uvicorn" else 0
     assert delta(after, before, "uws_adapter_callbacks_received_total") == 7 + oversized
     assert delta(after, before, "uws_adapter_callbacks_stored_total") == 3
@@ -381,7 +381,7 @@ def families(text: str) -> Dict[str, str]:
 
 
 def test_the_readme_sample_scrape_is_what_a_bridge_serves(tmp_path: Path, legacy: HttpServer) -> None:
-    """tests/data/metrics-sample.txt (the README's sample) was written by this scenario; every
+    """tests/data/metrics-sample.txt (the sample in docs/production.md) was written by this scenario; every
     metric it shows, and only those, comes out of a bridge after the same traffic. After adding a
     metric, rewrite it in a fresh process (so that only this scenario's values show) with
     ``UWS_WRITE_METRICS_SAMPLE=1 pytest tests/test_metrics.py -k readme_sample``."""

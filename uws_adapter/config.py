@@ -185,7 +185,8 @@ def _syntax_error(path: Union[str, Path], exc: configparser.Error) -> InputError
         problem = f"line {exc.lineno}: [{exc.section}] appears twice"
     else:
         problem = type(exc).__name__
-    return InputError(f"config file {path}", problem, f"write [{SECTION}] then KEY = VALUE lines (see the README)")
+    fix = f"write [{SECTION}] then KEY = VALUE lines (see the configuration guide)"
+    return InputError(f"config file {path}", problem, fix)
 
 
 def load_settings(
@@ -198,7 +199,7 @@ def load_settings(
     values: Dict[str, Any] = {}
     path = path if path is not None else env.get(CONFIG_VARIABLE) or None
     if path is not None:
-        # Inline comments (" ; ..." or " # ...", after whitespace) are stripped, as the README's
+        # Inline comments (" ; ..." or " # ...", after whitespace) are stripped, as the configuration guide's
         # example writes them: kept, they would become part of a login and fail it.
         parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=INLINE_COMMENTS)
         # Refusals are raised outside the except blocks, so that not even their context (a

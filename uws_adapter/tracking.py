@@ -26,7 +26,7 @@ from uws_adapter.uws.client import UwsClient
 #: as long as that means the callbacks have stopped coming [inferred].
 DEFAULT_SETTLE = 300.0
 
-#: The ends of a wait, as the CLI's exit codes (documented in the README).
+#: The ends of a wait, as the CLI's exit codes (documented in docs/python.md).
 COMPLETE, TIMED_OUT, SETTLED = 0, 1, 3
 
 

@@ -240,7 +240,8 @@ def soap_clients(url: str) -> Tuple[Any, Any]:
 
 
 def login(session: Any, password: str = LEGACY_PASSWORD, user: str = LEGACY_USER) -> str:
-    token: str = session.LogIn(Input={"Username": user, "Password": password}).SessionToken
+    # zeep answers a one-member result (a DataContract schema, as WCF publishes it) with its value.
+    token: str = session.LogIn(Input={"Username": user, "Password": password})
     return token
 
 
@@ -248,7 +249,7 @@ def suspend(carrier: Any, token: str, imei: str) -> str:
     devices = {"DeviceIdentifierCollection": [{"DeviceIdentifiers": {"DeviceIdentifier": [{"Kind": "IMEI", "Identifier": imei}]}}]}  # fmt: skip
     request_id: str = carrier.ChangeDeviceState(
         Input={"DeviceList": devices, "Suspend": {}}, _soapheaders={"token": token}
-    ).RequestId
+    )
     return request_id
 
 

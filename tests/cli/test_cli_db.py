@@ -6,6 +6,7 @@ store, on both backends; the URL's password never printed."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List
 from urllib.parse import quote
 
 import pytest
@@ -14,6 +15,7 @@ from pgserver import postgres_url  # noqa: F401 (a fixture)
 from uws_adapter import CallbackRequest, ReportedDevice
 from uws_adapter.cli.main import main
 from uws_adapter.store import open_store
+from uws_adapter.store.postgres import SCHEMA_VERSION
 
 
 def _callback() -> CallbackRequest:
@@ -27,11 +29,11 @@ def test_db_upgrade_then_status_on_postgres(postgres_url: str, capsys: pytest.Ca
     secret = "pa55-w0rd"
     url = postgres_url.replace("postgresql://uws@", f"postgresql://uws:{quote(secret)}@")
     assert main(["db", "version", "--db", url]) == 0
-    assert "store schema 0 (this release: 1; run 'db upgrade')" in capsys.readouterr().out
+    assert f"store schema 0 (this release: {SCHEMA_VERSION}; run 'db upgrade')" in capsys.readouterr().out
     assert main(["status", "r-cli", "--db", url]) == 1  # refused: an older schema
     assert "run `uws-adapter db upgrade --db URL`" in capsys.readouterr().err
     assert main(["db", "upgrade", "--db", url]) == 0
-    assert "store schema 0 -> 1" in capsys.readouterr().out
+    assert f"store schema 0 -> {SCHEMA_VERSION}" in capsys.readouterr().out
     assert main(["db", "upgrade", "--db", url]) == 0
     assert "nothing to do" in capsys.readouterr().out
     with open_store(url) as store:
@@ -47,7 +49,10 @@ def test_db_upgrade_and_version_on_sqlite(tmp_path: Path, capsys: pytest.Capture
     db = str(tmp_path / "c.db")
     assert main(["db", "version", "--db", db]) == 2  # no such file: nothing is created
     assert not Path(db).exists()
-    assert main(["db", "upgrade", "--db", db]) == 0
+    assert main(["db", "upgrade", "--db", db]) == 2  # a mistyped path: nothing is created either
+    assert "add --create to make a new one there" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    assert main(["db", "upgrade", "--create", "--db", db]) == 0
     assert "store schema 0 -> " in capsys.readouterr().out
     assert main(["db", "version", "--db", db]) == 0
     assert "current" in capsys.readouterr().out
@@ -58,4 +63,49 @@ def test_the_environment_names_the_store(
 ) -> None:
     monkeypatch.setenv("UWS_CALLBACK_DB", postgres_url)
     assert main(["db", "upgrade"]) == 0
-    assert "store schema 0 -> 1" in capsys.readouterr().out
+    assert f"store schema 0 -> {SCHEMA_VERSION}" in capsys.readouterr().out
+
+
+def test_db_upgrade_into_a_missing_folder_is_refused_as_status_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "nope" / "c.db")
+    for command in (
+        ["db", "upgrade", "--db", db],
+        ["db", "upgrade", "--create", "--db", db],
+        ["status", "r", "--db", db],
+    ):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert "--db" in err
+        assert "Traceback" not in err
+    assert not (tmp_path / "nope").exists()
+
+
+@pytest.mark.parametrize("command", [["db", "version"], ["db", "upgrade"], ["status", "r"]], ids=" ".join)
+def test_a_file_that_is_not_a_database_is_one_line(
+    command: List[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.db").write_text("not a database\n")
+    assert main([*command, "--db", str(tmp_path / "notes.db")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"uws-adapter: error: cannot open the store {tmp_path / 'notes.db'}: file is not a database\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]  # nothing left beside it
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["db", "version"], ["db", "upgrade"], ["status", "r"], ["callbacks"], ["wait", "r", "--timeout", "1"],
+     ["receiver", "--allow-anonymous", "--port", "0"]],
+    ids=" ".join,
+)  # fmt: skip
+def test_a_malformed_url_never_shows_its_password(command: List[str], capsys: pytest.CaptureFixture[str]) -> None:
+    password = "Pa%zzw0rd"  # '%zz' is no %-escape: the driver's own message quotes this token
+    assert main([*command, "--db", f"postgresql://uws:{password}@127.0.0.1:1/uws"]) == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err.count("\n") == 1
+    assert "cannot be read (not shown: it may hold the password)" in printed.err
+    assert "%25" in printed.err  # how to write a '%'
+    assert "zzw0rd" not in printed.err

@@ -204,4 +204,6 @@ def test_the_confirmation_prompt_takes_y(tmp_path: Path, emulator: Emulator, ans
     else:
         assert process.returncode == 2
         assert "confirmation: not given; nothing was sent" in stderr
-        assert emulator.counters["rest_requests"] == 0
+        # Only the device list was asked (the count in the question): no line was acted on.
+        assert "line(s) now)? [y/N]" in stderr
+        assert all(line.actions_today == 0 for line in emulator.devices)

@@ -173,32 +173,44 @@ class Target:
 
 
 @contextlib.contextmanager
-def running(target: str, tmp_path: Path) -> Iterator[Target]:
+def running(
+    target: str, tmp_path: Path, *, listener_url: Optional[str] = None, soap_action: Optional[str] = None
+) -> Iterator[Target]:
     """The emulator itself (``"emulator"``) or the bridge in front of its REST side (``"bridge"``),
-    with the fleet's lines and a legacy listener registered for the account's CarrierService."""
+    with the fleet's lines and a legacy listener registered for the account's CarrierService: our
+    recording one, or the one at ``listener_url`` (a third-party listener), its callbacks sent with
+    ``soap_action`` as their SOAPAction (None: no header)."""
     fleet = Fleet.new()
     listener = LegacyListener()
+    url = listener_url or listener.url
     try:
         with Emulator(devices=fleet.lines) as emulator:
             if target == "emulator":
-                emulator.register_listener(DEFAULT_ACCOUNT, listener.url, LISTENER_USER, LISTENER_PASSWORD)
+                emulator.register_listener(
+                    DEFAULT_ACCOUNT, url, LISTENER_USER, LISTENER_PASSWORD, soap_action=soap_action
+                )
                 yield Target(target, emulator.base_url, USER, PASSWORD, emulator, fleet, listener)
             else:
-                with running_bridge(tmp_path / "bridge.db", emulator, listener.url) as url:
-                    yield Target(target, f"{url}/api/v2", LEGACY_USER, LEGACY_PASSWORD, emulator, fleet, listener)
+                with running_bridge(tmp_path / "bridge.db", emulator, url, soap_action=soap_action) as root:
+                    yield Target(target, f"{root}/api/v2", LEGACY_USER, LEGACY_PASSWORD, emulator, fleet, listener)
     finally:
         listener.close()
 
 
 @contextlib.contextmanager
-def running_bridge(db: Path, emulator: Emulator, legacy_url: str) -> Iterator[str]:
-    """The bridge on loopback, registered as the REST listener of the default account; its root URL."""
+def running_bridge(
+    db: Path, emulator: Emulator, legacy_url: str, *, soap_action: Optional[str] = None
+) -> Iterator[str]:
+    """The bridge on loopback, registered as the REST listener of the default account; its root URL.
+    Its relay sends ``soap_action`` as each callback's SOAPAction (None: no header)."""
     store = Store(db)
     rest = RestClient(
         base_url=emulator.rest_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, username=USER,
         password=PASSWORD, store=store, timeout=(2.0, 5.0),
     )  # fmt: skip
-    relay = LegacyRelay(legacy_url, username=LISTENER_USER, password=LISTENER_PASSWORD, timeout=(1.0, 2.0))
+    relay = LegacyRelay(
+        legacy_url, username=LISTENER_USER, password=LISTENER_PASSWORD, timeout=(2.0, 10.0), soap_action=soap_action
+    )
     bridge = Bridge(
         rest, store, legacy_users={LEGACY_USER: LEGACY_PASSWORD}, relay=relay, callback_username=BRIDGE_USER,
         callback_password=BRIDGE_PASSWORD, handler_backoff=0.05,

@@ -32,7 +32,8 @@ from uws_adapter.emulator.core import DEFAULT_ACCOUNT
 pytestmark = pytest.mark.interop
 
 SDK_STEPS = (
-    "oauth-token", "login", "register-callback", "list-callbacks", "suspend-device-list", "restore-device-list",
+    "oauth-token", "login", "register-callback", "list-callbacks", "list-devices-account-group-field",
+    "suspend-device-list", "restore-device-list",
     "suspend-account-group-field", "restore-account-group-field", "remove-callback", "list-callbacks-after-remove",
     "logout",
 )  # fmt: skip
@@ -79,6 +80,15 @@ def test_the_vendor_rest_sdk_against_the_emulator(sdk_path: Optional[Path]) -> N
                 "remove-callback": ("fields", registered),
                 "list-callbacks-after-remove": ("listeners", []),
             }
+            # The device list a preview reads, through the SDK's AccountDeviceListResult model.
+            listed = steps.get("list-devices-account-group-field", {})
+            expected_devices = [
+                {"ids": sorted(f"{i.kind.lower()}:{i.identifier}" for i in line.device.identifiers), "state": "Active",
+                 "account_name": DEFAULT_ACCOUNT, "group_names": [GROUP]}
+                for line in fleet.queried
+            ]  # fmt: skip
+            if listed.get("ok") and (listed.get("devices"), listed.get("has_more_data")) != (expected_devices, False):
+                problems.append(f"list-devices: the SDK's model read {listed!r}; expected {expected_devices!r}")
             for name, (key, expected) in reads.items():
                 step = steps.get(name, {})
                 if step.get("ok") and step.get(key) != expected:

@@ -36,19 +36,19 @@ def _start(db: Path, port: int, server: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "uws_adapter", "receiver", "--port", str(port), "--db", str(db), "--allow-anonymous",
          *SERVERS[server]],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     )  # fmt: skip
 
 
 def _post(port: int, body: bytes) -> Optional[int]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         connection.request("POST", "/", body=body, headers={"Content-Type": "text/xml"})
-        status = connection.getresponse().status
-        connection.close()
-        return status
-    except OSError:
+        return connection.getresponse().status
+    except (OSError, http.client.HTTPException):  # a kill mid-answer is a bad status line
         return None
+    finally:
+        connection.close()
 
 
 def _callback(n: int) -> bytes:

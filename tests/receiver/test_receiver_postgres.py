@@ -53,6 +53,8 @@ def _stop(process: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 class Poster:
@@ -70,11 +72,23 @@ class Poster:
             response = self.connection.getresponse()
             response.read()
             return response.status
-        except OSError:
+        except (OSError, http.client.HTTPException):  # a kill mid-answer is an incomplete read
             if self.connection is not None:
                 self.connection.close()
             self.connection = None
             return None
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+
+def post_once(port: int, body: bytes) -> Optional[int]:
+    poster = Poster(port)
+    try:
+        return poster.post(body)
+    finally:
+        poster.close()
 
 
 def _callback(n: int, count: int = 1) -> bytes:
@@ -109,11 +123,13 @@ def test_kill_9_of_either_receiver_under_load_loses_nothing_acknowledged(databas
                     acknowledged.add(n)
             else:
                 time.sleep(0.005)
+        for poster in posters:
+            poster.close()
 
     def takes_traffic(port: int) -> bool:
         with lock:
             n = next(counter)
-        if Poster(port).post(_callback(n)) != 200:
+        if post_once(port, _callback(n)) != 200:
             return False
         with lock:
             acknowledged.add(n)
@@ -168,11 +184,13 @@ def test_four_deliveries_of_1000_callbacks_over_two_receivers_are_1000_events_an
             status = posters[(n + count + worker) % 2].post(_callback(n, count))
             with lock:
                 answers[status] += 1
+        for poster in posters:
+            poster.close()
 
     try:
         for port in ports:
             wait_until(
-                lambda port=port: Poster(port).post(_callback(10**6)) == 200, RESTART_BOUND, "the receivers to start"
+                lambda port=port: post_once(port, _callback(10**6)) == 200, RESTART_BOUND, "the receivers to start"
             )
         threads = [threading.Thread(target=send, args=(deliveries[w::8], w)) for w in range(8)]
         for thread in threads:
@@ -214,6 +232,8 @@ def test_handlers_on_two_receivers_run_once_per_event(database: str) -> None:
             assert posters[ports[(n + 1) % 2]].post(_callback(n, 2)) == 200
         wait_until(lambda: len(sink.bodies) >= 300, 120.0, "every handler run")
         wait_until(lambda: _rows(database, "SELECT count(*) FROM handler_queue") == [(0,)], 60.0, "an empty queue")
+        for poster in posters.values():
+            poster.close()
     finally:
         for process in processes:
             _stop(process)

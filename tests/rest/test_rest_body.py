@@ -7,7 +7,7 @@ import json
 from typing import Any, Dict, List
 
 import pytest
-from conftest import DATA, SHARED_DOCS
+from conftest import CARRIER_DOCS, DATA
 
 from uws_adapter import CustomField, Device, InputError, Restore, Suspend, select
 from uws_adapter.rest.body import profile_resume_body, rest_body, rest_request
@@ -28,12 +28,10 @@ def subset(data: Dict[str, Any], keys: List[str]) -> Dict[str, Any]:
 
 @pytest.mark.parametrize("name", ["restore", "suspend", "profile-resume"])
 def test_fixtures_are_the_documented_examples(name: str) -> None:
-    if not SHARED_DOCS.is_dir():
-        pytest.skip("the carrier docs are not beside the checkout")
     doc = {"restore": "rest-restore-devices.txt", "suspend": "rest-suspend-devices.txt"}.get(
         name, "rest-esim-profile-resume.txt"
     )
-    assert (DATA / f"doc-rest-{name}-request.json").read_text().strip() in (SHARED_DOCS / doc).read_text()
+    assert (DATA / f"doc-rest-{name}-request.json").read_text().strip() in (CARRIER_DOCS / doc).read_text()
 
 
 @pytest.mark.parametrize(

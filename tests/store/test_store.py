@@ -162,7 +162,7 @@ def test_a_database_of_the_previous_release_is_upgraded_in_place(tmp_path: Path)
     indexes = {
         row[0] for row in sqlite3.connect(str(path)).execute("SELECT name FROM sqlite_master WHERE type='index'")
     }
-    assert "handler_queue_by_due" in indexes
+    assert {"handler_queue_by_due", "request_identifiers_by_device"} <= indexes
 
 
 def test_a_database_of_a_newer_release_is_refused(tmp_path: Path) -> None:

@@ -110,7 +110,7 @@ def test_http_headers() -> None:
 def test_our_output_is_much_smaller_than_zeeps() -> None:
     # Half of zeep's size is out of reach while staying element-for-element identical: with no
     # prefix at all on the device elements, their tag names alone are 54% of zeep's bytes for
-    # single-identifier devices. Ours reaches that floor; the README states the measured ratio.
+    # single-identifier devices. Ours reaches that floor; docs/security.md states the measured ratio.
     selection = select([Device.of("IMEI", f"{350000000000000 + n}") for n in range(1000)])
     ours = build_envelope(Restore(), selection, token="t").body
     plain = etree.tostring(zeep_envelope(Restore(), selection, token="t"))

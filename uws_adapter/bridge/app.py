@@ -29,7 +29,7 @@ import requests
 from uws_adapter import metrics
 from uws_adapter.bridge.address import checked_names, soap_address
 from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, StoredSessions
-from uws_adapter.callbacks.uws_render import render_callback
+from uws_adapter.callbacks.uws_render import callback_headers, check_soap_action, render_callback
 from uws_adapter.errors import (
     HandlerGaveUp,
     InputError,
@@ -47,7 +47,6 @@ from uws_adapter.rest.client import RestClient
 from uws_adapter.serving.edge import StartResponse
 from uws_adapter.soap.server import SoapServer
 from uws_adapter.store.interfaces import BridgeStore, StoredEvent
-from uws_adapter.wire import CONTENT_TYPE
 from uws_adapter.xmlsafe import MAX_BYTES
 
 #: A 10,000-device ChangeDeviceState is about 2 MB.
@@ -58,7 +57,9 @@ _UNEXPECTED = "REQUEST_FAILED.UnexpectedError"  # [doc] code, used for answers t
 
 class LegacyRelay:
     """A receiver handler that POSTs each stored callback to the legacy SOAP listener ``url``,
-    with the credentials the legacy system registered, as UWS would."""
+    with the credentials the legacy system registered, as UWS would, and ``soap_action`` as its
+    SOAPAction header (None, the default: no header; see
+    :func:`~uws_adapter.callbacks.uws_render.callback_headers`)."""
 
     def __init__(
         self,
@@ -68,6 +69,7 @@ class LegacyRelay:
         password: Optional[str] = None,
         timeout: Tuple[float, float] = (5.0, 30.0),
         session: Optional[requests.Session] = None,
+        soap_action: Optional[str] = None,
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise InputError("legacy listener", f"{url!r} is not an http(s) URL", "give the legacy listener's URL")
@@ -80,6 +82,7 @@ class LegacyRelay:
                 raise InputError(field, "has characters XML cannot carry", "remove control characters")
         self.timeout = check_timeout(timeout)
         self.session = session if session is not None else requests.Session()
+        self.headers = callback_headers(check_soap_action(soap_action, "legacy listener SOAPAction"))
 
     def __call__(self, event: StoredEvent) -> None:
         callback = event.callback
@@ -94,7 +97,7 @@ class LegacyRelay:
             body = render_callback(document)
         except ValueError as exc:  # InputError included: no number of retries makes it renderable
             raise HandlerGaveUp(f"the callback cannot be written as a UWS SOAP callback: {exc}") from None
-        response = self.session.post(self.url, data=body, headers={"Content-Type": CONTENT_TYPE}, timeout=self.timeout)
+        response = self.session.post(self.url, data=body, headers=self.headers, timeout=self.timeout)
         if not 200 <= response.status_code < 300:
             raise RelayRefused(f"the legacy listener answered HTTP {response.status_code}")
 

@@ -1,23 +1,58 @@
 """Rendering :class:`CallbackRequest` as the UWS SOAP callback document the carrier sends (the
 emulator's callbacks, the bridge's relayed ones, ``uws-adapter parse --to soap``). The element
-names and orders it writes are the parser's, in :mod:`uws_adapter.callbacks.uws_xml`."""
+names and orders it writes are the parser's, in :mod:`uws_adapter.callbacks.uws_xml`. Also the
+headers of a callback POST (:func:`callback_headers`): its media type and, per listener, its
+SOAPAction."""
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from lxml import etree
 
 from uws_adapter.callbacks.uws_xml import CALLBACK_ACTION_ORDER, CARRIER_SECTIONS, OTHER_SECTIONS, SUSPEND_FIELDS
 from uws_adapter.errors import InputError
 from uws_adapter.model.callbacks import CallbackFault, CallbackRequest, ReportedDevice, SuspendResult, format_date
-from uws_adapter.wire import NS_SOAP_ENV, NS_V2, NS_XSI
+from uws_adapter.wire import CONTENT_TYPE, NS_SOAP_ENV, NS_V2, NS_XSI
+
+__all__ = ["SOAP_ACTION_MAX", "callback_headers", "check_soap_action", "render_callback"]
+
+#: The longest SOAPAction a listener may be given: a URI, not a document.
+SOAP_ACTION_MAX = 1000
 
 _V = f"{{{NS_V2}}}"
 _NIL = f"{{{NS_XSI}}}nil"
 
 # ASCII only: str.lower() changes the length of some letters (İ), and kinds are ASCII names.
 _ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
+
+
+def check_soap_action(value: Optional[str], field: str = "listener SOAPAction") -> Optional[str]:
+    """``value`` as a callback's SOAPAction may carry it (None: no header); :class:`.InputError`
+    naming ``field`` for a value a header cannot hold (quotes, control or non-ASCII characters)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > SOAP_ACTION_MAX:
+        raise InputError(
+            field, f"is not a SOAPAction of up to {SOAP_ACTION_MAX} characters", "give the listener's action URI"
+        )
+    if not all(" " <= c <= "~" and c != '"' for c in value):
+        raise InputError(
+            field, f"{value[:60]!r} has quotes, control or non-ASCII characters", "give the listener's action URI"
+        )
+    return value
+
+
+def callback_headers(soap_action: Optional[str] = None) -> Dict[str, str]:
+    """The headers of a UWS SOAP callback POST. ``soap_action`` None (the default): no SOAPAction
+    header, as our callbacks have always gone (the carrier's value is not documented); a string
+    (``""`` included) is sent quoted, as SOAP 1.1 section 6.1.1 writes it. Which listener takes
+    what: docs/interop.md (a WCF operation with a specific Action needs exactly its value;
+    ``""`` breaks ASMX services routed by SOAPAction, the default)."""
+    headers = {"Content-Type": CONTENT_TYPE}
+    if check_soap_action(soap_action) is not None:
+        headers["SOAPAction"] = f'"{soap_action}"'
+    return headers
 
 
 def _sub(parent: etree._Element, name: str, text: Optional[object] = None, *, nil: bool = False) -> etree._Element:

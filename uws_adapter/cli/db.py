@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from uws_adapter.errors import InputError
-from uws_adapter.store import Backend, describe_store, is_postgres_url, open_store, upgrade_store
+from uws_adapter.store import Backend, describe_store, is_postgres_url, open_store, schema_versions, upgrade_store
 
 #: The environment variable that names the callback store, for every command that uses it.
 DB_VARIABLE = "UWS_CALLBACK_DB"
@@ -34,11 +34,17 @@ def add_db_option(
     )
 
 
+def check_exists(location: str, fix: str = "point --db at the receiver's SQLite file or database URL") -> None:
+    """A SQLite path that is not a file is an error (exit 2): a reader must not create an empty
+    store and report that nothing is known, nor an upgrade a new one at a mistyped path."""
+    if not is_postgres_url(location) and not os.path.isfile(location):
+        raise InputError("--db", f"no store at {location}", fix)
+
+
 def open_db(location: str, *, must_exist: bool = False, **options: Any) -> Backend:
-    """The store at ``location``; with ``must_exist``, a SQLite path that is not a file is an
-    error (a reader must not create an empty store and report that nothing is known)."""
-    if must_exist and not is_postgres_url(location) and not os.path.isfile(location):
-        raise InputError("--db", f"no store at {location}", "point --db at the receiver's SQLite file or database URL")
+    """The store at ``location``; with ``must_exist``, only one that is there (:func:`check_exists`)."""
+    if must_exist:
+        check_exists(location)
     return open_store(location, **options)
 
 
@@ -54,6 +60,9 @@ def add_commands(commands: Any) -> None:
     actions.required = True
     upgrade = actions.add_parser("upgrade", help="bring the store to this release's schema (idempotent)")
     add_db_option(upgrade)
+    upgrade.add_argument(
+        "--create", action="store_true", help="make a new SQLite store if there is none at --db (else: an error)"
+    )
     upgrade.set_defaults(run=_run_upgrade)
     version = actions.add_parser("version", help="show the store's schema version")
     add_db_option(version)
@@ -61,22 +70,17 @@ def add_commands(commands: Any) -> None:
 
 
 def _run_upgrade(args: argparse.Namespace) -> int:
+    if not args.create:
+        check_exists(args.db, "point --db at the store to upgrade, or add --create to make a new one there")
+    elif not is_postgres_url(args.db) and not os.path.isdir(os.path.dirname(os.path.abspath(args.db))):
+        raise InputError("--db", f"no folder for a store at {args.db}", "create the folder first, or fix the path")
     sys.stdout.write(upgrade_store(args.db) + "\n")
     return 0
 
 
 def _run_version(args: argparse.Namespace) -> int:
-    if is_postgres_url(args.db):
-        from uws_adapter.store.postgres import SCHEMA_VERSION, read_schema_version
-
-        version, expected = read_schema_version(args.db), SCHEMA_VERSION
-    else:
-        from uws_adapter.store.sqlite import SCHEMA_VERSION as SQLITE_VERSION
-        from uws_adapter.store.sqlite import Store
-
-        if not os.path.isfile(args.db):
-            raise InputError("--db", f"no store at {args.db}", "point --db at a SQLite file or a database URL")
-        version, expected = Store.schema_version(args.db), SQLITE_VERSION
+    check_exists(args.db, "point --db at a SQLite file or a database URL")
+    version, expected = schema_versions(args.db)
     state = "current" if version == expected else ("run 'db upgrade'" if version < expected else "newer release")
     sys.stdout.write(f"{describe_store(args.db)}: store schema {version} (this release: {expected}; {state})\n")
     return 0

@@ -17,10 +17,12 @@ from typing import NoReturn, Optional, Sequence
 
 from uws_adapter import __version__
 from uws_adapter.cli import db as cli_db
+from uws_adapter.cli import doctor as cli_doctor
 from uws_adapter.cli import listeners as cli_listeners
 from uws_adapter.cli import provision as cli_provision
 from uws_adapter.cli import services as cli_services
 from uws_adapter.cli import tracking as cli_tracking
+from uws_adapter.cli import wsdl as cli_wsdl
 from uws_adapter.errors import DocumentError, InputError, UwsAdapterError
 
 PROG = "uws-adapter"
@@ -68,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    for module in (cli_provision, cli_services, cli_tracking, cli_db, cli_listeners):
+    for module in (cli_provision, cli_services, cli_tracking, cli_db, cli_listeners, cli_wsdl, cli_doctor):
         module.add_commands(commands)
     _show_defaults(parser)
     return parser

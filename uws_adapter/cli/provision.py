@@ -14,6 +14,7 @@ from uws_adapter.callbacks.rest_json import parse_rest_callback, rest_callback_d
 from uws_adapter.callbacks.uws_render import render_callback
 from uws_adapter.callbacks.uws_xml import parse_callback
 from uws_adapter.cli.db import DB_VARIABLE, open_db
+from uws_adapter.cli.preview import add_preview_option, count_text, describe_query, run_preview
 from uws_adapter.config import BACKENDS, CONFIG_VARIABLE, ENVIRONMENT, Settings, load_settings
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.errors import InputError
@@ -141,6 +142,7 @@ def add_commands(commands: Any) -> None:
         send.add_argument(
             "--yes", action="store_true", help="do not ask before acting on an account, group, service plan or filter"
         )
+        add_preview_option(send)
         send.add_argument(
             "--db", metavar="FILE|URL",
             help=f"record the request in this store (SQLite file or postgresql:// URL; default: the db setting, "
@@ -268,23 +270,14 @@ def parse_timeout(text: str, option: str = "--timeout") -> Tuple[float, float]:
     return connect, read
 
 
-def _confirm(args: argparse.Namespace, selection: Selection) -> None:
+def _confirm(args: argparse.Namespace, selection: Selection, settings: Settings) -> None:
     if args.yes or not isinstance(selection, DeviceQuery):
         return
-    parts = [
-        f"{label} {value}"
-        for label, value in (
-            ("account", selection.account),
-            ("group", selection.group),
-            ("plan", selection.service_plan),
-        )
-        if value
-    ]
-    parts += [f"{field.name}={field.value}" for field in selection.custom_fields]
-    what = ", ".join(parts)
+    what = describe_query(selection)
     if not sys.stdin.isatty():
         raise InputError("--yes", f"{args.action} would reach every line of {what}", "pass --yes to confirm")
-    sys.stderr.write(f"{args.action} every line of {what}? [y/N] ")
+    counted = count_text(settings, selection)  # through the REST device list, when configured
+    sys.stderr.write(f"{args.action} every line of {what}{f' ({counted})' if counted else ''}? [y/N] ")
     sys.stderr.flush()
     if sys.stdin.readline().strip().lower() not in ("y", "yes"):
         raise InputError("confirmation", "not given", "nothing was sent")
@@ -313,7 +306,9 @@ def _run_send(args: argparse.Namespace) -> int:
     selection = _selection(args)
     settings = connection_settings(args)
     token = _session_token(args, settings)
-    _confirm(args, selection)
+    if args.preview:
+        return run_preview(args.action, selection, settings)
+    _confirm(args, selection, settings)
     location = args.db or settings.db
     store = open_db(location) if location else None
     try:

@@ -18,6 +18,7 @@ from uws_adapter import metrics
 from uws_adapter.bridge.address import listen_names
 from uws_adapter.bridge.app import Bridge, LegacyRelay
 from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, unlock
+from uws_adapter.callbacks.uws_render import check_soap_action
 from uws_adapter.cli.db import add_db_option, open_db
 from uws_adapter.config import CONFIG_VARIABLE, load_settings
 from uws_adapter.emulator.core import (
@@ -38,6 +39,14 @@ from uws_adapter.wire import CALLBACK_SERVICES
 from uws_adapter.xmlsafe import MAX_BYTES
 
 T = TypeVar("T")
+
+
+#: --listener-soap-action of the emulator and the bridge (the trade-off: docs/interop.md).
+LISTENER_SOAP_ACTION_HELP = (
+    "the SOAPAction header of each callback to {0} (default: none, as before). A WCF listener whose "
+    'operation has a specific Action needs exactly that value; an empty one ("") breaks ASMX listeners '
+    "routed by SOAPAction (see docs/interop.md)"
+)
 
 
 def _pair(text: str, option: str) -> Tuple[str, str]:
@@ -125,6 +134,11 @@ def add_commands(commands: Any) -> None:
         metavar="PASSWORD",
         help="password written into each callback to --listener (default: $UWS_CALLBACK_PASSWORD, which the "
         "receiver reads too; prefer it: arguments show in ps)",
+    )
+    emulator.add_argument(
+        "--listener-soap-action",
+        metavar="ACTION",
+        help=LISTENER_SOAP_ACTION_HELP.format("--listener"),
     )
     emulator.add_argument(
         "--user", default="uws-user:uws-password", metavar="NAME:PASSWORD", help="the login it accepts"
@@ -238,6 +252,11 @@ def add_commands(commands: Any) -> None:
         metavar="NAME:PASSWORD",
         help="credentials written into relayed callbacks (default: $UWS_BRIDGE_LISTENER_LOGIN)",
     )
+    bridge.add_argument(
+        "--listener-soap-action",
+        metavar="ACTION",
+        help=LISTENER_SOAP_ACTION_HELP.format("--legacy-listener"),
+    )
     _add_callback_credentials(bridge)
     bridge.add_argument(
         "--register", metavar="ACCOUNT", action="append", default=[], help="register the bridge as REST listener"
@@ -300,10 +319,13 @@ def _run_emulator(args: argparse.Namespace) -> int:
         problem = listener_url_problem(args.listener)
         if problem is not None:
             raise InputError("--listener", problem, "give an http(s) URL with a host, e.g. http://127.0.0.1:8081/")
+        check_soap_action(args.listener_soap_action, "--listener-soap-action")
         if bool(args.listener_username) != bool(args.listener_password):
             raise InputError(
                 "--listener-username", "give both a username and a password, or neither", "set both, or neither"
             )
+    elif args.listener_soap_action is not None:
+        raise InputError("--listener-soap-action", "is for callbacks to --listener", "give --listener too")
     if args.devices_file:
         lines = [EmulatedDevice(device) for device in read_devices_csv(args.devices_file)]
     else:
@@ -319,7 +341,11 @@ def _run_emulator(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if args.listener:
         emulator.register_listener(
-            DEFAULT_ACCOUNT, args.listener, args.listener_username or "", args.listener_password or ""
+            DEFAULT_ACCOUNT,
+            args.listener,
+            args.listener_username or "",
+            args.listener_password or "",
+            soap_action=args.listener_soap_action,
         )
     with emulator:
         sys.stdout.write(
@@ -602,7 +628,12 @@ def _run_bridge(args: argparse.Namespace) -> int:
         listener = (
             _pair(args.legacy_listener_login, "--legacy-listener-login") if args.legacy_listener_login else (None, None)
         )
-        relay = LegacyRelay(args.legacy_listener, username=listener[0], password=listener[1])
+        soap_action = check_soap_action(args.listener_soap_action, "--listener-soap-action")
+        relay = LegacyRelay(args.legacy_listener, username=listener[0], password=listener[1], soap_action=soap_action)
+    elif args.listener_soap_action is not None:
+        raise InputError(
+            "--listener-soap-action", "is for callbacks to --legacy-listener", "give --legacy-listener too"
+        )
     created, started = _new_store(args.db), False
     try:
         with open_db(args.db) as store:

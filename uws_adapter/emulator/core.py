@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 import requests
 
 from uws_adapter.callbacks.rest_json import render_rest_callback
-from uws_adapter.callbacks.uws_render import render_callback
+from uws_adapter.callbacks.uws_render import callback_headers, check_soap_action, render_callback
 from uws_adapter.emulator.lines import (
     ACTIVE,
     DEFAULT_ACCOUNT,
@@ -40,7 +40,7 @@ from uws_adapter.model.selection import CustomField
 from uws_adapter.provisioning.transport import check_base_url
 from uws_adapter.redaction import masked_url
 from uws_adapter.soap.service import IdleSessions
-from uws_adapter.wire import CONTENT_TYPE, MAX_DEVICES_PER_REQUEST
+from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
 
 __all__ = [
     "ACTIVE", "DEFAULT_ACCOUNT", "MAX_BODY", "SUSPENDED", "EmulatedDevice", "Emulator", "EmulatorFault", "Listener",
@@ -60,12 +60,15 @@ class EmulatorFault(Refused):
 
 @dataclass(frozen=True)
 class Listener:
-    """Where callbacks of one account and service go; ``api`` is how they are written."""
+    """Where callbacks of one account and service go; ``api`` is how they are written;
+    ``soap_action`` the SOAPAction header of each SOAP callback (None: none; see
+    :func:`~uws_adapter.callbacks.uws_render.callback_headers`)."""
 
     url: str
     username: str = ""
     password: str = ""
     api: str = "soap"
+    soap_action: Optional[str] = None
 
 
 Target = Tuple[Tuple[DeviceIdentifier, ...], Optional[EmulatedDevice]]
@@ -178,16 +181,19 @@ class Emulator:
         self.stop()
 
     def register_listener(
-        self, account: str, url: str, username: str = "", password: str = "", *, service: str = "CarrierService"
-    ) -> None:
-        """Where ``service`` callbacks for ``account`` go, registered the UWS way: SOAP documents.
+        self, account: str, url: str, username: str = "", password: str = "", *, service: str = "CarrierService",
+        soap_action: Optional[str] = None,
+    ) -> None:  # fmt: skip
+        """Where ``service`` callbacks for ``account`` go, registered the UWS way: SOAP documents,
+        each sent with ``soap_action`` as its SOAPAction header (None, the default: no header).
         (UWS's CallbackRegistrationService is not emulated; this stands in for it.)
-        :class:`.InputError` for a URL callbacks cannot be sent to."""
+        :class:`.InputError` for a URL callbacks cannot be sent to, or a SOAPAction a header cannot hold."""
         problem = listener_url_problem(url)
         if problem is not None:
             raise InputError("listener url", problem, "give an http(s) URL with a host, e.g. http://127.0.0.1:8081/")
+        check_soap_action(soap_action)
         with self.lock:
-            self.listeners[(account, service)] = Listener(url, username, password, "soap")
+            self.listeners[(account, service)] = Listener(url, username, password, "soap", soap_action)
 
     def unregister_listener(self, account: str, service: str = "CarrierService") -> None:
         """Remove a listener, as UWS's unregistration would."""
@@ -354,10 +360,10 @@ class Emulator:
     @staticmethod
     def _send(session: requests.Session, attempt: CallbackRequest, listener: Listener) -> int:
         if listener.api == "rest":
-            body, content_type = render_rest_callback(attempt), "application/json"
+            body, headers = render_rest_callback(attempt), {"Content-Type": "application/json"}
         else:
-            body, content_type = render_callback(attempt), CONTENT_TYPE
-        response = session.post(listener.url, data=body, headers={"Content-Type": content_type}, timeout=(2, 10))
+            body, headers = render_callback(attempt), callback_headers(listener.soap_action)
+        response = session.post(listener.url, data=body, headers=headers, timeout=(2, 10))
         return int(response.status_code)
 
 

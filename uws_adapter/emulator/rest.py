@@ -17,10 +17,12 @@ from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qs, unquote
 
 from uws_adapter.emulator.core import Emulator, EmulatorFault, Listener, Target, listener_url_problem
+from uws_adapter.emulator.listing import device_list
 from uws_adapter.errors import InputError, Refused
 from uws_adapter.model.devices import DeviceIdentifier
 from uws_adapter.model.selection import CustomField
 from uws_adapter.rest.client import SESSION_LOGOUT_PATH
+from uws_adapter.rest.devicelist import PAGE_LIMIT
 from uws_adapter.wire import CALLBACK_SERVICES, M2M_TOKEN_HEADER, OAUTH_TOKEN_PATH, SESSION_LOGIN_PATH
 
 Reply = Tuple[int, bytes, str]
@@ -38,6 +40,8 @@ class RestFront:
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
         self._bearers: Dict[str, float] = {}
+        #: Devices per device-list answer: 2000 [doc]; tests lower it to see paging.
+        self.list_page_size = PAGE_LIMIT
 
     def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """One request; ``headers`` with lower-case names."""
@@ -52,7 +56,10 @@ class RestFront:
         if not self._bearer_ok(headers.get("authorization", "")):
             return _json(401, {"error": "invalid_token", "error_description": "missing or expired bearer token"})
         try:
-            return _json(200, self._m2m(method, path[len(_M2M) :], headers, body))
+            answer = self._m2m(method, path[len(_M2M) :], headers, body)
+            # A device-list page with more to come is answered 202 [doc: the vendor SDK's model].
+            more = isinstance(answer, dict) and answer.get("hasMoreData") is True
+            return _json(202 if more else 200, answer)
         except Refused as fault:  # EmulatorFault, or a session refused
             with emulator.lock:
                 emulator.counters["faults"] += 1
@@ -114,6 +121,11 @@ class RestFront:
             if account is None:
                 raise EmulatorFault(_UNDEFINED, "accountName is required")
             return {"requestId": emulator.provision("ProfileResume", emulator.listed(_devices(data)), account=account)}
+        if (method, path) == ("POST", "/devices/actions/list"):
+            data = _object(body)
+            fields = _custom_fields(data)
+            with emulator.lock:
+                return device_list(emulator.devices, data, fields, page_size=self.list_page_size)
         parts = [unquote(p) for p in path.split("/")[1:]]
         if parts[:1] == ["callbacks"] and len(parts) >= 2:
             return self._callbacks(method, parts[1], parts[2:], body)

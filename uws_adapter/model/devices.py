@@ -11,7 +11,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, List, Mapping, Pattern, Protocol, Tuple, Type, TypeVar, Union
+from typing import Dict, Iterable, Iterator, List, Mapping, Pattern, Protocol, Tuple, Type, TypeVar, Union
 
 from uws_adapter.errors import InputError
 
@@ -41,6 +41,11 @@ IDENTIFIER_INVALID = "INPUT_INVALID.Device.Identifier.Invalid"
 KINDS: Tuple[str, ...] = tuple(_KIND_RULES)
 #: Kinds that only the REST API knows [doc]; a UWS envelope refuses them.
 REST_ONLY_KINDS = frozenset({"EID", "IMSI"})
+#: The kinds each API accepts ("rest", "soap"): the one list their refusals quote.
+API_KINDS: Dict[str, Tuple[str, ...]] = {
+    "rest": KINDS,
+    "soap": tuple(kind for kind in KINDS if kind not in REST_ONLY_KINDS),
+}
 
 
 T = TypeVar("T")
@@ -81,18 +86,21 @@ def as_tuple_of(value: object, item_type: Type[T], field: str, fix: str) -> Tupl
     return items
 
 
-def normalize_kind(kind: object) -> str:
-    """The documented spelling of ``kind`` (any case), or :class:`InputError`."""
+def normalize_kind(kind: object, api: str = "rest") -> str:
+    """The documented spelling of ``kind`` (any case), or :class:`InputError` (``Kind.Invalid``)
+    for a kind ``api`` does not accept, quoting that API's kinds (:data:`API_KINDS`). The model
+    itself takes every kind (``"rest"``); a UWS request is read with ``"soap"``."""
+    kinds = API_KINDS[api]
     if not isinstance(kind, str):
-        raise InputError("kind", f"expected a string, got {type(kind).__name__}", _kinds_hint(), code=KIND_INVALID)
+        raise InputError("kind", f"expected a string, got {type(kind).__name__}", _kinds_hint(kinds), code=KIND_INVALID)
     upper = kind.strip().upper()
-    if upper not in _KIND_RULES:
-        raise InputError("kind", f"unknown identifier kind {kind!r}", _kinds_hint(), code=KIND_INVALID)
+    if upper not in kinds:
+        raise InputError("kind", f"unknown identifier kind {kind!r}", _kinds_hint(kinds), code=KIND_INVALID)
     return upper
 
 
-def _kinds_hint() -> str:
-    return "use one of " + ", ".join(KINDS)
+def _kinds_hint(kinds: Tuple[str, ...]) -> str:
+    return "use one of " + ", ".join(kinds)
 
 
 @dataclass(frozen=True)

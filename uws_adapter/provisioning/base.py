@@ -8,13 +8,12 @@ a time across threads; a failed login is never retried, five in a row lock the a
 batching, recording each request in a store for tracking, the provisioning-budget guard, and
 the client metrics (requests by outcome, faults by code, outcomes unknown; :mod:`uws_adapter.metrics`).
 
-The budget guard: the carrier allows most accounts five provisioning actions per line per day (25
-with an upgrade) [doc], and says a line is over only in that line's failure callback. So before a
-device-list request is sent, each line's actions of the last 24 hours are counted from the request
-log (:meth:`RequestLog.recent_actions`: requests recorded there, and callbacks of queries); a request
-that would take a line over ``daily_budget`` raises :class:`BudgetExceeded` and sends nothing, unless
-``force=True``, which sends it and records it as forced. A query selection (account, group, filter)
-cannot be counted in advance: it is never refused, and its lines count from their callbacks.
+The budget guard (:mod:`uws_adapter.provisioning.budget`): a device-list request that would take a
+line over ``daily_budget`` actions in 24 hours raises :class:`BudgetExceeded` and sends nothing,
+unless ``force=True``, which sends it and records it as forced; the count and a pending record of
+the request are one store transaction, so that concurrent senders never exceed the budget. A query
+selection (account, group, filter) cannot be counted in advance: it is never refused, and its lines
+count from their callbacks.
 """
 
 from __future__ import annotations
@@ -22,26 +21,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
 
 import requests
 
 from uws_adapter import metrics
 from uws_adapter.errors import (
-    BudgetExceeded,
     ConnectionFailed,
     InputError,
     OutcomeUnknown,
     ServiceFault,
     SessionExpired,
-    StoreError,
 )
 from uws_adapter.model.actions import Action, Restore, Suspend
-from uws_adapter.model.devices import Device, identity
+from uws_adapter.model.devices import Device
 from uws_adapter.model.selection import DeviceList, Selection
+from uws_adapter.provisioning.budget import BUDGET_WINDOW, Reservation, lines_over, reserve
 from uws_adapter.provisioning.transport import DEFAULT_DEADLINE, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_TIMEOUT, HttpSender
 from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
@@ -51,8 +48,6 @@ _log = logging.getLogger("uws_adapter.provisioning")
 
 #: Provisioning actions per line in 24 hours that most accounts allow [doc]; 25 with the upgrade.
 DEFAULT_DAILY_BUDGET = 5
-#: The window the budget counts over, in seconds.
-BUDGET_WINDOW = 24 * 60 * 60
 
 
 def check_daily_budget(budget: object, field: str = "daily_budget") -> int:
@@ -194,80 +189,54 @@ class Provisioner(ABC):
         ``daily_budget`` raises :class:`BudgetExceeded` first, unless ``force`` (then it is sent,
         logged and recorded as forced)."""
         self._check(action, selection)
-        forced = self._guard_budget(selection, force)
+        reservation = self._reserve(action, selection, force)
         try:
             request_id = self._with_session(lambda token: self._change(action, selection, token))
-        except ServiceFault as fault:
+        except ServiceFault as fault:  # answered with a fault: not acted on
             metrics.provisioning_sent(self.api, action.element, "fault")
             metrics.provisioning_fault(self.api, fault.code)
+            if reservation is not None:
+                reservation.release()
             raise
         except OutcomeUnknown:
             metrics.provisioning_sent(self.api, action.element, "unknown")
             metrics.provisioning_outcome_unknown(self.api)
-            self._record_unknown(action, selection, forced)
+            if reservation is not None:
+                reservation.unknown()
             raise
-        except ConnectionFailed:
+        except ConnectionFailed:  # never connected: nothing left
             metrics.provisioning_sent(self.api, action.element, "not_sent")
+            if reservation is not None:
+                reservation.release()
             raise
+        # Anything else may have happened after the request left: its reservation stays, pending.
         metrics.provisioning_sent(self.api, action.element, "accepted")
-        if self.store is not None:
-            devices = selection.devices if isinstance(selection, DeviceList) else ()
-            self.store.record_request(request_id, action.element, devices, api=self.api, forced=forced)
+        if reservation is not None:
+            reservation.confirm(request_id)
+        elif self.store is not None:  # a query: its lines are known from its callbacks only
+            self.store.record_request(request_id, action.element, (), api=self.api)
         return request_id
 
-    def _record_unknown(self, action: Action, selection: Selection, forced: bool) -> None:
-        """A device-list request that may have been acted on is recorded under an id of its own
-        (``outcome-unknown:<uuid>``), so that its lines count against the budget: a resend after
-        a lost answer is exactly what would burn a line's budget unseen."""
+    def _reserve(self, action: Action, selection: Selection, force: bool) -> Optional[Reservation]:
+        """A device-list request recorded as pending before it is sent (refused over the budget)."""
         if self.store is None or not isinstance(selection, DeviceList):
-            return
-        stand_in = f"outcome-unknown:{uuid.uuid4()}"
-        try:
-            self.store.record_request(stand_in, action.element, selection.devices, api=self.api, forced=forced)
-        except StoreError as exc:
-            _log.warning("could not record a request whose outcome is unknown: %s", exc)
-            return
-        _log.warning("a %s request's outcome is unknown; recorded as %s for the daily budget", action.element, stand_in)
-
-    def _guard_budget(self, selection: Selection, force: bool) -> bool:
-        """Refuse a device-list request that would take a line over its budget; True when it goes
-        out over the budget because of ``force``."""
-        if self.store is None or self.daily_budget is None or not isinstance(selection, DeviceList):
-            return False  # no log to count from; a query's lines are not known before its callbacks
-        over = self.over_budget(selection.devices)
-        if not over:
-            return False
-        if not force:
-            metrics.budget_decision(self.api, forced=False)
-            raise BudgetExceeded(over, self.daily_budget)
-        metrics.budget_decision(self.api, forced=True)
-        _log.warning(
-            "sending over the daily budget of %d on purpose (force): %s", self.daily_budget,
-            ", ".join(f"{line} ({count} in 24 h)" for line, count, _ in over[:20]),
+            return None  # no log to count from; a query's lines are not known before its callbacks
+        budget = None if self.daily_budget is None else check_daily_budget(self.daily_budget)
+        return reserve(
+            self.store, action.element, selection.devices, api=self.api, budget=budget, force=force,
+            clock=self.budget_clock or getattr(self.store, "clock", None) or time.time,
         )  # fmt: skip
-        return True
 
     def over_budget(self, devices: Sequence[Device]) -> Tuple[Tuple[str, int, float], ...]:
         """The lines among ``devices`` that already had ``daily_budget`` actions in the last 24
         hours: (the line, its actions, when the oldest counted one is 24 hours old). A line named by
-        several identifiers counts each request once."""
+        several identifiers counts each request once. A look only: a send decides again."""
         if self.store is None or self.daily_budget is None:
             return ()
         budget = check_daily_budget(self.daily_budget)
         clock = self.budget_clock or getattr(self.store, "clock", None) or time.time
-        named = [(device, {identity(i.kind, i.identifier) for i in device.identifiers}) for device in devices]
-        found = self.store.recent_actions(sorted(set().union(*(ids for _, ids in named))), clock() - BUDGET_WINDOW)
-        over: List[Tuple[str, int, float]] = []
-        for device, ids in named:
-            requests_seen: Dict[str, float] = {}
-            for name in ids:
-                for request_id, when in found.get(name, ()):
-                    requests_seen[request_id] = min(when, requests_seen.get(request_id, when))
-            if len(requests_seen) >= budget:
-                times = sorted(requests_seen.values())
-                # Sending needs len - k + 1 <= budget: the (len - budget + 1)th oldest must age out.
-                over.append((str(device), len(times), times[len(times) - budget] + BUDGET_WINDOW))
-        return tuple(over)
+        found = self.store.device_actions(devices, clock() - BUDGET_WINDOW, at_least=budget)
+        return lines_over(devices, found, budget)
 
     def change_device_state_in_batches(
         self, action: Action, devices: Sequence[Device], *, batch_size: int = MAX_DEVICES_PER_REQUEST,
@@ -288,6 +257,10 @@ class Provisioner(ABC):
                 raise
             results.append(BatchResult(request_id, chunk))
         return results
+
+    def logout(self) -> None:
+        """End the session (each API's own call) and forget its token."""
+        raise NotImplementedError
 
     def close(self) -> None:
         """Release the HTTP connections."""

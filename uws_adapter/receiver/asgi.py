@@ -11,7 +11,7 @@ The loop itself never waits for the database: a commit stuck behind another proc
 costs its group a 503 after ``commit_timeout`` seconds (the store's lock wait is bounded too), while
 ``/health`` and the parsing of other requests go on.
 
-    uvicorn --factory uws_adapter.receiver_async:create_app --port 8081
+    uvicorn --factory uws_adapter.receiver.asgi:create_app --port 8081
 
 (configured by the same environment variables as :mod:`uws_adapter.receiver.wsgi`), or
 ``uws-adapter receiver --server uvicorn``. Only the latter bounds connections (a limit, and

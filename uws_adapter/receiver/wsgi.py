@@ -1,6 +1,6 @@
 """The receiver for any WSGI server, configured from the environment:
 
-    gunicorn --workers 1 --threads 16 --bind 127.0.0.1:8081 'uws_adapter.wsgi:create_app()'
+    gunicorn --workers 1 --threads 16 --bind 127.0.0.1:8081 'uws_adapter.receiver.wsgi:create_app()'
 
 UWS_CALLBACK_DB (default callbacks.db; a SQLite path or a postgresql:// URL), UWS_CALLBACK_USERNAME,
 UWS_CALLBACK_PASSWORD, UWS_CALLBACK_PREVIOUS_PASSWORD, UWS_CALLBACK_MAX_BODY (bytes),

@@ -198,6 +198,13 @@ class RestClient(Provisioner):
             self.store.record_request(request_id, "ProfileResume", tuple(devices), api=self.api)
         return request_id
 
+    def list_devices(self, body: Mapping[str, Any]) -> Dict[str, Any]:
+        """One page of ``POST /m2m/v1/devices/actions/list`` (it changes nothing: safe to resend);
+        :mod:`uws_adapter.rest.devicelist` builds the body and reads the pages."""
+        from uws_adapter.rest.devicelist import DEVICE_LIST_PATH
+
+        return self._session_call(RestRequest("POST", self.base_url + DEVICE_LIST_PATH, body), may_resend=True)
+
     # Callback listeners ---------------------------------------------------------------------
 
     def register_callback(

@@ -17,7 +17,7 @@ from lxml import etree
 
 from uws_adapter.errors import InputError, Refused
 from uws_adapter.model.actions import Action, Restore, Suspend
-from uws_adapter.model.devices import Device, DeviceIdentifier
+from uws_adapter.model.devices import Device, DeviceIdentifier, normalize_kind
 from uws_adapter.model.selection import CustomField, DeviceList, Selection, check_uws_query, select
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST, NS_CARRIER, NS_SESSION, NS_SOAP_ENV, NS_V2
 
@@ -119,9 +119,13 @@ def read_change_device_state(call: SoapCall) -> Tuple[Action, Selection]:
 
 
 def _device(collection: etree._Element) -> Device:
+    # Kinds as UWS takes them: EID and IMSI exist only in the REST API [doc], here as in the fault's list.
     pairs = collection.iterfind("{*}DeviceIdentifiers/{*}DeviceIdentifier")
     return Device(
-        tuple(DeviceIdentifier(p.findtext("{*}Kind") or "", p.findtext("{*}Identifier") or "") for p in pairs)
+        tuple(
+            DeviceIdentifier(normalize_kind(p.findtext("{*}Kind") or "", "soap"), p.findtext("{*}Identifier") or "")
+            for p in pairs
+        )
     )
 
 

@@ -8,7 +8,7 @@ depend on :class:`RequestLog` only."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Tuple, Union
 
 from uws_adapter.errors import StoreError
 from uws_adapter.store.interfaces import (
@@ -33,7 +33,8 @@ from uws_adapter.store.sqlite import SCHEMA_VERSION, Store
 __all__ = [
     "POISONED", "SCHEMA_VERSION", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterWrite",
     "HandlerQueue", "Outcome", "ReceiverStore", "RequestLog", "RequestStatus", "SessionStore", "Store", "StoreError",
-    "StoredEvent", "Tracking", "Write", "describe_store", "is_postgres_url", "open_store", "upgrade_store",
+    "StoredEvent", "Tracking", "Write", "describe_store", "is_postgres_url", "open_store", "schema_versions",
+    "upgrade_store",
 ]  # fmt: skip
 
 
@@ -70,6 +71,19 @@ def upgrade_store(location: Union[str, Path]) -> str:
     if before == after:
         return f"{location}: store schema {after}, nothing to do"
     return f"{location}: store schema {before} -> {after}"
+
+
+def schema_versions(location: Union[str, Path]) -> Tuple[int, int]:
+    """The schema version of the store at ``location`` and this release's, read without creating,
+    upgrading or refusing anything; :class:`.StoreError` when there is no store there to read."""
+    if is_postgres_url(location):
+        from uws_adapter.store.postgres import SCHEMA_VERSION as POSTGRES_VERSION
+        from uws_adapter.store.postgres import read_schema_version
+
+        return read_schema_version(str(location)), POSTGRES_VERSION
+    if not Path(location).is_file():
+        raise StoreError(f"no store at {location}: point --db at the receiver's SQLite file or database URL")
+    return Store.schema_version(location), SCHEMA_VERSION  # a file that is not a database: StoreError
 
 
 def describe_store(location: Union[str, Path]) -> str:

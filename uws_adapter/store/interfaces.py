@@ -228,6 +228,31 @@ class RequestLog(Protocol):
         identity of that line (once per request id per identity: callers count distinct request
         ids, e.g. when a device is given by its IMEI and its ICCID)."""
 
+    def device_actions(
+        self, devices: Sequence[Device], since: float, *, at_least: int = 1
+    ) -> Dict[str, List[Tuple[str, float]]]:
+        """:meth:`recent_actions` of the identities of ``devices``, except that a device whose
+        line had fewer than ``at_least`` actions may be left out (they are counted first, in one
+        query: the budget check reads rows only for lines near their budget)."""
+
+    def reserve_request(
+        self, action: str, devices: Sequence[Device], *, api: str = "soap", since: Optional[float] = None,
+        admit: Callable[[Dict[str, List[Tuple[str, float]]]], Optional[bool]] = lambda found: False,
+        at_least: int = 1,
+    ) -> Optional[str]:  # fmt: skip
+        """Record a device-list request as pending before it is sent, in one transaction that
+        every other reservation (any thread, process or instance sharing the log) waits for: the
+        lines' actions after ``since`` (none read when None; as :meth:`device_actions` with
+        ``at_least``) go to ``admit``, which refuses (None: nothing written, None returned) or says
+        whether it is sent over the budget on purpose (recorded as forced). Returns the
+        reservation's id."""
+
+    def confirm_request(self, reservation: str, request_id: str) -> None:
+        """The reserved request is known as ``request_id`` from now on (sent, or of unknown outcome)."""
+
+    def release_request(self, reservation: str) -> None:
+        """The reserved request provably never left: forget it."""
+
 
 class Tracking(Protocol):
     """Where requests stand."""

@@ -19,31 +19,41 @@ The connection URL's password is never shown: not in a repr, a log record nor an
 from __future__ import annotations
 
 import contextlib
-import json
 import queue
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
-from uws_adapter.errors import StoreError
-from uws_adapter.model.callbacks import CallbackRequest
-from uws_adapter.model.devices import Device, identity
-from uws_adapter.store.interfaces import CallbackWrite, EventPages, Outcome, RequestStatus, StoredEvent, Write
+from uws_adapter.errors import InputError, StoreError
+from uws_adapter.store import is_postgres_url  # one rule for what names a PostgreSQL store
+from uws_adapter.store.core import CommitHealth, Job, SqlCore, newer_schema, next_group
+from uws_adapter.store.interfaces import Outcome, Write
 from uws_adapter.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION, UPGRADE_LOCK, VERSION_TABLE
-from uws_adapter.store.postgres_writes import commit_writes, is_database_failure, keep_dead_letter
-from uws_adapter.store.tracking_rows import recent_line_actions, request_status
+from uws_adapter.store.postgres_writes import commit_writes, is_database_failure
+from uws_adapter.store.sql import POSTGRES, Sql
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore", "is_postgres_url", "read_schema_version", "redact_url"]
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "check_url", "is_postgres_url", "read_schema_version", "redact_url"]
 
 T = TypeVar("T")
-_SCHEMES = ("postgresql://", "postgres://")
 
 
-def is_postgres_url(text: str) -> bool:
-    return text.strip().lower().startswith(_SCHEMES)
+def check_url(url: str) -> Dict[str, Any]:
+    """``url``'s parts, or :class:`InputError` saying what is wrong without a word of the driver's
+    message, which quotes the offending part of the URL — often the password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return dict(conninfo_to_dict(url))
+    except Exception:
+        raise InputError(
+            "database URL",
+            "a postgresql:// URL that cannot be read (not shown: it may hold the password)",
+            "write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with a '%' in the user or password "
+            "written %25 (and '@' %40, ':' %3A, '/' %2F): a '%' must start a two-digit hex escape",
+        ) from None
 
 
 def redact_url(url: str) -> str:
@@ -63,6 +73,7 @@ def redact_url(url: str) -> str:
 def read_schema_version(url: str, *, connect_timeout: float = 10.0) -> int:
     """The schema version of the database at ``url`` (0: none), without refusing any."""
     psycopg = _psycopg()
+    check_url(url)
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout))) as db:
             return _schema_version(db)
@@ -86,17 +97,12 @@ def _psycopg() -> Any:
     return psycopg
 
 
-class _Job:
-    def __init__(self, write: Write) -> None:
-        self.write = write
-        self.done = threading.Event()
-        self.outcome = Outcome()
-
-
-class PostgresStore(EventPages):
+class PostgresStore(SqlCore):
     """Every store role on a PostgreSQL database; ``batch=False`` commits each write alone (the
     baseline in benchmarks). ``upgrade=True`` brings the schema up to this release's first (what
     ``uws-adapter db upgrade`` does); otherwise a database on another schema is refused."""
+
+    dialect = POSTGRES
 
     def __init__(
         self,
@@ -110,6 +116,7 @@ class PostgresStore(EventPages):
         clock: Callable[[], float] = time.time,
     ) -> None:
         _psycopg()
+        check_url(url)  # before anything quotes it
         self._url = url
         self.display = redact_url(url)
         self.lock_timeout = lock_timeout
@@ -119,8 +126,9 @@ class PostgresStore(EventPages):
         self._local = threading.local()
         self._connections: List[Any] = []
         self._connections_lock = threading.Lock()
-        self._jobs: queue.Queue[Optional[_Job]] = queue.Queue()
+        self._jobs: queue.Queue[Optional[Job]] = queue.Queue()
         self._closed = False
+        self._health = CommitHealth()
         #: (schema before, after) of the upgrade run on opening (``upgrade=True``).
         self.last_upgrade = (SCHEMA_VERSION, SCHEMA_VERSION)
         try:
@@ -205,12 +213,6 @@ class PostgresStore(EventPages):
             with contextlib.suppress(Exception):  # closing what may be broken already
                 connection.close()
 
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # Schema --------------------------------------------------------------------------------------
 
     def schema_version(self) -> int:
@@ -221,10 +223,7 @@ class PostgresStore(EventPages):
     def check_schema(self) -> None:
         version = self.schema_version()
         if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.display} has store schema {version}, written by a newer uws-adapter; this release "
-                f"reads schema {SCHEMA_VERSION} at most: upgrade uws-adapter, or use another database"
-            )
+            raise newer_schema(self.display, version, SCHEMA_VERSION)
         if version < SCHEMA_VERSION:
             raise StoreError(
                 f"{self.display} has store schema {version} and this release needs {SCHEMA_VERSION}: "
@@ -241,10 +240,7 @@ class PostgresStore(EventPages):
                 row = db.execute("SELECT max(version) FROM uws_schema_version").fetchone()
                 version = int(row[0]) if row and row[0] is not None else 0
                 if version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.display} has store schema {version}, newer than this release's "
-                        f"{SCHEMA_VERSION}: upgrade uws-adapter instead"
-                    )
+                    raise newer_schema(self.display, version, SCHEMA_VERSION)
                 for step in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in MIGRATIONS[step].split(";"):
                         if statement.strip():
@@ -263,37 +259,17 @@ class PostgresStore(EventPages):
         committed, or raise :class:`StoreError`."""
         if self._closed:
             raise StoreError("the store is closed")
-        job = _Job(write)
+        job = Job(write)
         self._jobs.put(job)
-        if not job.done.wait(timeout):
-            raise StoreError(f"no commit within {timeout} s")
-        if job.outcome.error is not None:
-            raise StoreError(f"could not store: {_first_line(job.outcome.error)}") from None
-        return job.outcome.result
-
-    def add_callback(self, callback: CallbackRequest, handlers: Sequence[str] = ()) -> Tuple[int, bool]:
-        """Store a callback; (event id, whether it is a new event)."""
-        result: Tuple[int, bool] = self.apply(CallbackWrite(callback, tuple(handlers)))
-        return result
+        return job.wait(timeout, _first_line)
 
     def _write_loop(self) -> None:
         while True:
-            first = self._jobs.get()
-            if first is None:
+            jobs = next_group(self._jobs, self.max_batch)
+            if jobs is None:
                 return
-            jobs = [first]
-            while len(jobs) < self.max_batch:
-                try:
-                    more = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._jobs.put(None)
-                    break
-                jobs.append(more)
-            for job, outcome in zip(jobs, self._commit_or_fail([job.write for job in jobs])):
-                job.outcome = outcome
-                job.done.set()
+            for job, outcome in zip(jobs, self._commit_or_fail([job.work for job in jobs])):
+                job.finish(outcome.result, outcome.error)
 
     def commit_group(self, writes: Sequence[Write]) -> List[Outcome]:
         """Store ``writes`` in one transaction in the calling thread (on a connection of its own),
@@ -304,306 +280,61 @@ class PostgresStore(EventPages):
 
     def _commit_or_fail(self, writes: Sequence[Write]) -> List[Outcome]:
         try:
-            return self._run("store a group of writes", lambda db: commit_writes(db, writes, self.clock))
+            outcomes = self._run("store a group of writes", lambda db: commit_writes(db, writes, self.clock))
+            self._health.record(True, self.clock())
+            return outcomes
         except Exception as exc:  # nothing of the group is committed: every write failed
+            self._health.record(False, self.clock())
             error = exc if isinstance(exc, StoreError) else StoreError(f"could not store: {_first_line(exc)}")
             return [Outcome(error=error) for _ in writes]
 
-    def record_request(
-        self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap", forced: bool = False
-    ) -> None:
-        """Remember a sent request so that the tracker knows which devices to expect (and the
-        budget guard what each line was sent); ``forced``: sent over the budget on purpose."""
-        names = json.dumps([str(d) for d in devices])
-        identifiers = [
-            (request_id, identity(i.kind, i.identifier), position)
-            for position, device in enumerate(devices)
-            for i in device.identifiers
-        ]
-
-        def work(db: psycopg.Connection[Any]) -> None:
-            with db.transaction(), db.cursor() as cursor:
-                cursor.execute(
-                    "INSERT INTO requests (request_id, action, api, sent_at, devices, forced)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)"
-                    " ON CONFLICT (request_id) DO UPDATE SET action = EXCLUDED.action, api = EXCLUDED.api,"
-                    " sent_at = EXCLUDED.sent_at, devices = EXCLUDED.devices, forced = EXCLUDED.forced",
-                    (request_id, action, api, self.clock(), names, forced),
-                )
-                cursor.executemany(
-                    "INSERT INTO request_identifiers (request_id, identifier, device) VALUES (%s, %s, %s)"
-                    " ON CONFLICT DO NOTHING",
-                    identifiers,
-                )
-
-        self._run("record the request", work)
-
-    def recent_actions(self, identities: Sequence[str], since: float) -> Dict[str, List[Tuple[str, float]]]:
-        """Per identity, the ``(request id, when)`` of its line's provisioning actions after
-        ``since``, across every instance sharing the log (see
-        :meth:`uws_adapter.store.interfaces.RequestLog.recent_actions`)."""
-        wanted = set(identities)
-        if not wanted:
-            return {}
-
-        def read(db: psycopg.Connection[Any]) -> Dict[str, List[Tuple[str, float]]]:
-            # One snapshot for every query: a request recorded in between is not half seen.
-            db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            try:
-                return recent_line_actions(
-                    wanted,
-                    lambda names: db.execute(
-                        "SELECT a.identifier, b.identifier FROM request_identifiers a JOIN request_identifiers b"
-                        " ON b.request_id = a.request_id AND b.device = a.device AND b.identifier <> a.identifier"
-                        " WHERE a.identifier = ANY(%s)",
-                        (names,),
-                    ).fetchall(),
-                    lambda names: db.execute(
-                        "SELECT i.identifier, r.request_id, r.sent_at FROM request_identifiers i"
-                        " JOIN requests r ON r.request_id = i.request_id"
-                        " WHERE i.identifier = ANY(%s) AND r.sent_at > %s",
-                        (names, since),
-                    ).fetchall(),
-                    # A query's lines are known only from its callbacks; so are those of requests
-                    # sent by other tools. Callbacks of device-list requests are counted above.
-                    db.execute(
-                        "SELECT e.request_id, e.device, e.received_at FROM events e WHERE e.received_at > %s"
-                        " AND e.succeeded AND e.service <> 'NiddService' AND e.action <> ''"
-                        " AND NOT EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = e.request_id)",
-                        (since,),
-                    ).fetchall(),
-                )
-            finally:
-                db.execute("COMMIT")
-
-        return self._run("count recent actions", read)
-
     def ready(self) -> bool:
-        """Whether the database answers and takes a write now: a row lock taken and rolled back,
-        bounded by ``lock_timeout`` (2 s at most); False rather than an error."""
-        if self._closed:
+        """Whether a callback can be committed now: no commit failed in the last few seconds
+        (:data:`~uws_adapter.store.core.READY_MEMORY`), and a probe write goes through — a row
+        inserted and rolled back, which no other session's row lock can hold up (the probe once
+        updated the shared schema row, and waited on whoever held it) and a read-only server
+        refuses — bounded by ``lock_timeout`` (2 s at most). A connection the server dropped is
+        opened again once, as the next callback's commit would. False rather than an error."""
+        if self._closed or self._health.failing(self.clock()):
             return False
+        psycopg = _psycopg()
         wait = int(min(self.lock_timeout, 2.0) * 1000)
+        for _ in range(2):
+            try:
+                connection = self._connection()
+            except StoreError:  # the server cannot be reached
+                return False
+            try:
+                with connection.transaction(force_rollback=True):
+                    connection.execute(f"SET LOCAL statement_timeout = {wait}")
+                    connection.execute("INSERT INTO uws_schema_version (version) VALUES (0)")
+                return True
+            except psycopg.Error:
+                dropped = connection.broken or connection.closed
+                self._drop(connection)
+                if not dropped:
+                    return False
+        return False
 
-        def probe(db: psycopg.Connection[Any]) -> bool:
-            with db.transaction(force_rollback=True):
-                db.execute(f"SET LOCAL statement_timeout = {wait}")
-                db.execute("UPDATE uws_schema_version SET version = version")  # refused read-only
-            return True
+    # What the SQL core needs ---------------------------------------------------------------------
 
-        try:
-            return self._run("probe the store", probe)
-        except StoreError:
-            return False
+    def _read(self, what: str, work: Callable[[Sql], T]) -> T:
+        return self._run(what, lambda db: work(Sql(db, POSTGRES)))
 
-    def handler_backlog(self) -> Dict[str, Tuple[int, Optional[float]]]:
-        """Per handler name: runs queued, and when the oldest of their events was received."""
-        rows = self._run(
-            "read the handler backlog",
-            lambda db: db.execute(
-                "SELECT q.handler, count(*), min(e.received_at) FROM handler_queue q"
-                " LEFT JOIN events e ON e.id = q.event_id GROUP BY q.handler"
-            ).fetchall(),
-        )
-        return {str(r[0]): (int(r[1]), float(r[2]) if r[2] is not None else None) for r in rows}
-
-    # The handler and relay queue -------------------------------------------------------------------
-
-    def due_handlers(self, limit: int = 500) -> List[Tuple[int, str, int]]:
-        now = self.clock()
-        rows = self._run(
-            "read the handler queue",
-            lambda db: db.execute(
-                "SELECT event_id, handler, attempts FROM handler_queue WHERE next_at <= %s"
-                " AND (claimed_until IS NULL OR claimed_until <= %s) ORDER BY event_id LIMIT %s",
-                (now, now, limit),
-            ).fetchall(),
-        )
-        return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
-
-    def claim_handlers(
-        self, limit: int = 50, *, lease: float = 300.0, names: Optional[Sequence[str]] = None
-    ) -> List[Tuple[int, str, int]]:
-        """Claim due runs for ``lease`` seconds; SKIP LOCKED lets instances claim side by side
-        without waiting on each other's rows or taking the same one."""
-        now = self.clock()
-        only = "" if names is None else " AND handler = ANY(%(names)s)"
-        query = (
-            "UPDATE handler_queue q SET claimed_until = %(until)s FROM ("
-            " SELECT event_id, handler FROM handler_queue"
-            " WHERE next_at <= %(now)s AND (claimed_until IS NULL OR claimed_until <= %(now)s)" + only +
-            " ORDER BY next_at, event_id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) due"
-            " WHERE q.event_id = due.event_id AND q.handler = due.handler"
-            " RETURNING q.event_id, q.handler, q.attempts"
-        )  # fmt: skip
-        args = {"until": now + lease, "now": now, "limit": limit, "names": list(names or ())}
-        rows = self._run("claim handler runs", lambda db: db.execute(query, args).fetchall())
-        return sorted((int(r[0]), str(r[1]), int(r[2])) for r in rows)
-
-    def release_handlers(self, runs: Sequence[Tuple[int, str]]) -> None:
-        if runs:
-            self._run(
-                "give back handler runs",
-                lambda db: db.cursor().executemany(
-                    "UPDATE handler_queue SET claimed_until = NULL WHERE event_id = %s AND handler = %s", list(runs)
-                ),
-            )
-
-    def handler_done(self, event_id: int, handler: str) -> None:
-        self._run(
-            "record a handler run",
-            lambda db: db.execute(
-                "DELETE FROM handler_queue WHERE event_id = %s AND handler = %s", (event_id, handler)
-            ),
-        )
-
-    def handler_failed(self, event_id: int, handler: str, error: str, delay: float) -> None:
-        self._run(
-            "record a failed handler run",
-            lambda db: db.execute(
-                "UPDATE handler_queue SET attempts = attempts + 1, next_at = %s, claimed_until = NULL,"
-                " last_error = %s WHERE event_id = %s AND handler = %s",
-                (self.clock() + delay, _text(error)[:500], event_id, handler),
-            ),
-        )
-
-    def handler_gave_up(self, event_id: int, handler: str, reason: str) -> None:
-        """Take a handler run off the queue for good, kept among the dead letters with ``reason``."""
-        now = self.clock()
-
-        def work(db: psycopg.Connection[Any]) -> None:
-            with db.transaction(), db.cursor() as cursor:
-                row = cursor.execute("SELECT callback FROM events WHERE id = %s", (event_id,)).fetchone()
-                cursor.execute("DELETE FROM handler_queue WHERE event_id = %s AND handler = %s", (event_id, handler))
-                why = _text(f"handler {handler!r} gave up on event {event_id}: {reason}")[:500]
-                keep_dead_letter(cursor, (row[0] if row else "").encode("utf-8"), "application/json", why, now)
-
-        self._run("record a handler that gave up", work)
-
-    # Reading -------------------------------------------------------------------------------------
-
-    def events(self, *, request_id: Optional[str] = None, after_id: int = 0, limit: int = 1000) -> List[StoredEvent]:
-        """Events in arrival order, after ``after_id`` (poll with the last id you saw)."""
-        where, args = "e.id > %s", [after_id]
-        if request_id is not None:
-            where += " AND e.request_id = %s"
-            args.append(request_id)  # type: ignore[arg-type]
-        query = (
-            "SELECT e.id, e.callback, (SELECT count(*) FROM attempts a WHERE a.event_id = e.id),"
-            f" e.differs, e.received_at FROM events e WHERE {where} ORDER BY e.id LIMIT %s"
-        )
-        rows = self._run("read events", lambda db: db.execute(query, (*args, limit)).fetchall())
-        return [StoredEvent(r[0], CallbackRequest.from_dict(json.loads(r[1])), r[2], bool(r[3]), r[4]) for r in rows]
-
-    def counts(self) -> Dict[str, int]:
-        def count(db: psycopg.Connection[Any]) -> Dict[str, int]:
-            tables = ("events", "attempts", "dead_letters", "requests", "handler_queue")
-            return {t: int(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}  # type: ignore[index]
-
-        return self._run("count rows", count)
-
-    def status(self, request_id: str) -> RequestStatus:
-        """Per device of a request: succeeded, failed (fault code) or still pending."""
-
-        def read(db: psycopg.Connection[Any]) -> RequestStatus:
-            sent = db.execute(
-                "SELECT action, devices, sent_at FROM requests WHERE request_id = %s", (request_id,)
-            ).fetchone()
-            identifiers = db.execute(
-                "SELECT identifier, device FROM request_identifiers WHERE request_id = %s", (request_id,)
-            ).fetchall()
-            events = db.execute(
-                "SELECT device, succeeded, fault_code, action, received_at FROM events"
-                " WHERE request_id = %s AND service != 'NiddService'",
-                (request_id,),
-            ).fetchall()
-            return request_status(request_id, sent, identifiers, events)
-
-        return self._run("read the request's status", read)
-
-    # The bridge's sessions and lockouts --------------------------------------------------------------
-
-    def open_session(self, token_sha256: str, now: float, forget_before: float) -> None:
-        def work(db: psycopg.Connection[Any]) -> None:
+    def _snapshot(self, what: str, work: Callable[[Sql], T]) -> T:
+        def read(db: psycopg.Connection[Any]) -> T:
             with db.transaction():
-                db.execute("DELETE FROM bridge_sessions WHERE last_used < %s", (forget_before,))
-                db.execute("INSERT INTO bridge_sessions (token_sha256, last_used) VALUES (%s, %s)", (token_sha256, now))
+                db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                return work(Sql(db, POSTGRES))
 
-        self._run("record the session", work)
+        return self._run(what, read)
 
-    def touch_session(self, token_sha256: str, now: float, idle: float) -> str:
-        def work(db: psycopg.Connection[Any]) -> str:
+    def _transact(self, what: str, work: Callable[[Sql], T]) -> T:
+        def write(db: psycopg.Connection[Any]) -> T:
             with db.transaction():
-                row = db.execute(
-                    "SELECT last_used FROM bridge_sessions WHERE token_sha256 = %s FOR UPDATE", (token_sha256,)
-                ).fetchone()
-                if row is None:
-                    return "unknown"
-                if now - float(row[0]) > idle:
-                    db.execute("DELETE FROM bridge_sessions WHERE token_sha256 = %s", (token_sha256,))
-                    return "expired"
-                db.execute(
-                    "UPDATE bridge_sessions SET last_used = greatest(last_used, %s) WHERE token_sha256 = %s",
-                    (now, token_sha256),
-                )
-                return "valid"
+                return work(Sql(db, POSTGRES))
 
-        return self._run("note the session's use", work)
-
-    def close_session(self, token_sha256: str) -> None:
-        self._run(
-            "forget the session",
-            lambda db: db.execute("DELETE FROM bridge_sessions WHERE token_sha256 = %s", (token_sha256,)),
-        )
-
-    def count_login(
-        self, username: str, matched: bool, now: float, *, lock_after: Optional[int], lockout: Optional[float]
-    ) -> str:
-        def work(db: psycopg.Connection[Any]) -> str:
-            with db.transaction():
-                # A row to lock first: two instances counting the same login's failures take turns.
-                db.execute(
-                    "INSERT INTO bridge_login_failures (username, failures, locked_at) VALUES (%s, 0, NULL)"
-                    " ON CONFLICT DO NOTHING",
-                    (username,),
-                )
-                row = db.execute(
-                    "SELECT failures, locked_at FROM bridge_login_failures WHERE username = %s FOR UPDATE",
-                    (username,),
-                ).fetchone()
-                assert row is not None
-                failures = int(row[0])
-                if row[1] is not None:
-                    if lockout is None or now - float(row[1]) < lockout:
-                        return "locked"
-                    failures = 0  # the lock has run out: a fresh count
-                if matched:
-                    db.execute("DELETE FROM bridge_login_failures WHERE username = %s", (username,))
-                    return "ok"
-                failures += 1
-                locked_at = now if lock_after is not None and failures >= lock_after else None
-                db.execute(
-                    "UPDATE bridge_login_failures SET failures = %s, locked_at = %s WHERE username = %s",
-                    (failures, locked_at, username),
-                )
-                return "locking" if locked_at is not None else "wrong"
-
-        return self._run("count the login", work)
-
-    def unlock_login(self, username: str) -> bool:
-        def work(db: psycopg.Connection[Any]) -> bool:
-            cursor = db.execute(
-                "DELETE FROM bridge_login_failures WHERE username = %s AND (failures > 0 OR locked_at IS NOT NULL)",
-                (username,),
-            )
-            return cursor.rowcount > 0
-
-        return self._run("unlock the login", work)
-
-
-def _text(value: str) -> str:
-    """``value`` as PostgreSQL text can hold it (no NUL, no lone surrogate)."""
-    return value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+        return self._run(what, write)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Dict
 
 #: The schema this release writes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Any constant taken by every upgrade (pg_advisory_xact_lock): "uws-adapter" on a phone keypad.
 UPGRADE_LOCK = 8_792_332_378
 
@@ -86,6 +86,13 @@ CREATE TABLE IF NOT EXISTS bridge_login_failures (
     failures INTEGER NOT NULL,
     locked_at DOUBLE PRECISION
 )
+""",
+    # The budget check ties a line's identifiers together by (request, device position); see the
+    # SQLite store's migration 5.
+    2: """
+CREATE INDEX IF NOT EXISTS request_identifiers_by_device ON request_identifiers (request_id, device, identifier);
+DROP INDEX IF EXISTS request_identifiers_by_identifier;
+CREATE INDEX IF NOT EXISTS request_identifiers_lines ON request_identifiers (identifier, request_id, device)
 """,
 }
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 
 from uws_adapter.errors import StoreError
 from uws_adapter.store.interfaces import POISONED, CallbackWrite, DeadLetterWrite, Outcome, Write
-from uws_adapter.store.sqlite_writes import CallbackRow, callback_row
+from uws_adapter.store.rows import CallbackRow, callback_row
 
 if TYPE_CHECKING:  # psycopg is imported lazily: `import uws_adapter` must not need it
     import psycopg
@@ -228,11 +228,3 @@ def _poisoned(cursor: psycopg.Cursor[Any], write: CallbackWrite, exc: BaseExcept
     found = cursor.fetchone()
     _log.warning("%s; kept as dead letter %d", reason, int(found[0]) if found else 0)
     return POISONED, False
-
-
-def keep_dead_letter(
-    cursor: psycopg.Cursor[Any], body: bytes, media_type: Optional[str], reason: str, now: float
-) -> int:
-    cursor.execute(_DEAD_LETTER, (now, media_type, reason, body))
-    found = cursor.fetchone()
-    return int(found[0]) if found else 0

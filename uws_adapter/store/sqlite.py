@@ -14,15 +14,13 @@ upgraded in place when opened, newer ones refused.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar, Union
 
 try:
     import fcntl
@@ -30,12 +28,10 @@ except ImportError:  # Windows: one process per store there
     fcntl = None  # type: ignore[assignment]
 
 from uws_adapter.errors import StoreError, UwsAdapterError
-from uws_adapter.model.callbacks import CallbackRequest
-from uws_adapter.model.devices import Device, identity
-from uws_adapter.store.interfaces import EventPages, Outcome, RequestStatus, StoredEvent, Write
-from uws_adapter.store.sqlite_sessions import SqliteSessions
-from uws_adapter.store.sqlite_writes import callback_work, handler_gave_up_work, work_for
-from uws_adapter.store.tracking_rows import recent_line_actions, request_status
+from uws_adapter.store.core import CommitHealth, Job, SqlCore, newer_schema, next_group
+from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Write
+from uws_adapter.store.sql import SQLITE, Sql
+from uws_adapter.store.sqlite_writes import work_for
 
 __all__ = ["RequestStatus", "Store", "StoreError", "StoredEvent", "Work"]
 
@@ -44,7 +40,7 @@ T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 
 #: The schema this release writes (``PRAGMA user_version``). 0 is 0.1.0's, which had no version.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: How to go from version N-1 to N, applied in order in one transaction when a store is opened.
 _MIGRATIONS: Dict[int, str] = {
     1: "CREATE INDEX IF NOT EXISTS handler_queue_by_due ON handler_queue (next_at);",
@@ -65,7 +61,18 @@ _MIGRATIONS: Dict[int, str] = {
     # Handler runs are claimed (leased) before they run, so that two processes sharing the file
     # never run the same one at once.
     4: "ALTER TABLE handler_queue ADD COLUMN claimed_until REAL;",
+    # The budget check ties a line's identifiers together by (request, device position): without
+    # an index on it each of its rows scanned the whole request (quadratic in a device list's
+    # size). Both indexes cover what the check reads, so it never visits the table.
+    5: """
+        CREATE INDEX IF NOT EXISTS request_identifiers_by_device
+            ON request_identifiers (request_id, device, identifier);
+        DROP INDEX IF EXISTS request_identifiers_by_identifier;
+        CREATE INDEX IF NOT EXISTS request_identifiers_lines ON request_identifiers (identifier, request_id, device);
+    """,
 }
+#: The free space below which a store is not ready: room for a full group of callbacks' log frames.
+READY_RESERVE = 1024 * 1024
 #: How long a provisioning action counts against a line's daily budget.
 DAY = 24 * 60 * 60
 _SCHEMA = """
@@ -123,14 +130,6 @@ CREATE TABLE IF NOT EXISTS handler_queue (
 """
 
 
-@dataclass
-class _Job:
-    work: Callable[[sqlite3.Connection], Any]
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
-    error: Optional[BaseException] = None
-
-
 class _FileLock:
     """An exclusive advisory lock on a file, across processes (a no-op where fcntl is missing).
 
@@ -169,8 +168,10 @@ class _FileLock:
             self._fd = None
 
 
-class Store(SqliteSessions, EventPages):
+class Store(SqlCore):
     """A SQLite file; ``batch=False`` commits each write alone (the baseline in benchmarks)."""
+
+    dialect = SQLITE
 
     def __init__(
         self,
@@ -190,10 +191,11 @@ class Store(SqliteSessions, EventPages):
         self.clock = clock
         self.synchronous = synchronous.upper()
         self.max_batch = max_batch if batch else 1
-        self._jobs: queue.Queue[Optional[_Job]] = queue.Queue()
+        self._jobs: queue.Queue[Optional[Job]] = queue.Queue()
         self._local = threading.local()
         self._closed = False
         self._commit_lock = threading.Lock()
+        self._health = CommitHealth()
         if not self.path.parent.is_dir():
             raise StoreError(f"cannot open the store {self.path}: the folder {self.path.parent} does not exist")
         lock_path = Path(f"{self.path}.writelock")
@@ -215,15 +217,12 @@ class Store(SqliteSessions, EventPages):
         try:
             setup = self._connect()  # reads the file: a file that is not a database fails here
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from None
+            raise _cannot_open(self.path, exc) from None
         try:
             with self._file_lock:
                 version = int(setup.execute("PRAGMA user_version").fetchone()[0])
                 if version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.path} has store schema {version}, written by a newer uws-adapter; this release "
-                        f"reads schema {SCHEMA_VERSION} at most: upgrade uws-adapter, or use another database"
-                    )
+                    raise newer_schema(str(self.path), version, SCHEMA_VERSION)
                 if version == SCHEMA_VERSION:
                     return
                 setup.execute("BEGIN IMMEDIATE")
@@ -239,18 +238,22 @@ class Store(SqliteSessions, EventPages):
                 setup.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 setup.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from None
+            raise _cannot_open(self.path, exc) from None
         finally:
             setup.close()
 
     @staticmethod
     def schema_version(path: Union[str, Path]) -> int:
-        """The schema version of the database at ``path`` (0 for one written by 0.1.0)."""
-        connection = sqlite3.connect(str(path))
+        """The schema version of the database at ``path`` (0 for one written by 0.1.0); a file that
+        is not a database is a :class:`StoreError`, as when a store is opened."""
         try:
-            return int(connection.execute("PRAGMA user_version").fetchone()[0])
-        finally:
-            connection.close()
+            connection = sqlite3.connect(str(path))
+            try:
+                return int(connection.execute("PRAGMA user_version").fetchone()[0])
+            finally:
+                connection.close()
+        except sqlite3.Error as exc:
+            raise _cannot_open(path, exc) from None
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -268,44 +271,24 @@ class Store(SqliteSessions, EventPages):
             self._writer.join(timeout=10)
             self._file_lock.close()
 
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # Writing -------------------------------------------------------------------------------------
 
     def write(self, work: Callable[[sqlite3.Connection], T], *, timeout: float = 30.0) -> T:
         """Run ``work`` in the writer's transaction; return once it is committed durably."""
         if self._closed:
             raise StoreError("the store is closed")
-        job = _Job(work)
+        job = Job(work)
         self._jobs.put(job)
-        if not job.done.wait(timeout):
-            raise StoreError(f"no commit within {timeout} s")
-        if job.error is not None:
-            raise StoreError(f"could not store: {job.error}") from job.error
-        result: T = job.result
+        result: T = job.wait(timeout)
         return result
 
     def _write_loop(self) -> None:
         connection = self._connect()
         while True:
-            first = self._jobs.get()
-            if first is None:
+            jobs = next_group(self._jobs, self.max_batch)
+            if jobs is None:
                 connection.close()
                 return
-            jobs = [first]
-            while len(jobs) < self.max_batch:
-                try:
-                    more = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._jobs.put(None)
-                    break
-                jobs.append(more)
             self._commit(connection, jobs)
 
     def apply(self, write: Write, *, timeout: float = 30.0) -> Any:
@@ -323,7 +306,7 @@ class Store(SqliteSessions, EventPages):
                 raise StoreError("the store is closed")
             connection = self._connect()
             self._local.writer = connection
-        jobs = [_Job(work_for(write, self.clock)) for write in writes]
+        jobs = [Job(work_for(write, self.clock)) for write in writes]
         self._commit(connection, jobs)
         failed = next((job.error for job in jobs if isinstance(job.error, sqlite3.OperationalError)), None)
         if failed is not None:  # the connection may be unusable now: the next group opens another
@@ -331,12 +314,13 @@ class Store(SqliteSessions, EventPages):
             self._local.writer = None
         return [Outcome(job.result, job.error) for job in jobs]
 
-    def _commit(self, connection: sqlite3.Connection, jobs: List[_Job]) -> None:
+    def _commit(self, connection: sqlite3.Connection, jobs: List[Job]) -> None:
         # Writers in this process take turns on a lock, and writers in other processes (gunicorn
         # or uvicorn workers) on a file lock: both wake at once when it is free, where SQLite's own
         # busy handler would sleep in steps of up to 100 ms.
         if not self._commit_lock.acquire(timeout=self.lock_timeout):
             error = StoreError(f"no turn to commit within {self.lock_timeout} s")
+            self._health.record(False, self.clock())
             for job in jobs:
                 job.error = error
                 job.done.set()
@@ -345,13 +329,14 @@ class Store(SqliteSessions, EventPages):
             with self._file_lock:
                 self._commit_locked(connection, jobs)
         except StoreError as exc:  # the file lock was not had in time: nothing was written
+            self._health.record(False, self.clock())
             for job in jobs:
                 job.error = exc
                 job.done.set()
         finally:
             self._commit_lock.release()
 
-    def _commit_locked(self, connection: sqlite3.Connection, jobs: List[_Job]) -> None:
+    def _commit_locked(self, connection: sqlite3.Connection, jobs: List[Job]) -> None:
         try:
             connection.execute("BEGIN IMMEDIATE")
             for job in jobs:
@@ -369,39 +354,13 @@ class Store(SqliteSessions, EventPages):
                 connection.execute("ROLLBACK")
             for job in jobs:
                 job.error = job.error or exc
+        # A database failure (disk full, I/O, lock) in any job, or of the commit, is one the next
+        # callback may meet too; a value refused in one job is not.
+        self._health.record(not any(isinstance(job.error, sqlite3.OperationalError) for job in jobs), self.clock())
         for job in jobs:
             job.done.set()
 
-    def add_callback(self, callback: CallbackRequest, handlers: Sequence[str] = ()) -> Tuple[int, bool]:
-        """Store a callback durably; returns (event id, whether it is a new event). A re-send adds
-        an attempt, and flags the event when its content differs from the first delivery."""
-        return self.write(callback_work(callback, handlers, clock=self.clock))
-
-    def record_request(
-        self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap", forced: bool = False
-    ) -> None:
-        """Remember a sent request so that the tracker knows which devices to expect (and the
-        budget guard what each line was sent); ``forced``: sent over the budget on purpose."""
-        names = [str(d) for d in devices]
-
-        def work(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT OR REPLACE INTO requests (request_id, action, api, sent_at, devices, forced)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (request_id, action, api, self.clock(), json.dumps(names), int(forced)),
-            )
-            db.executemany(
-                "INSERT OR IGNORE INTO request_identifiers (request_id, identifier, device) VALUES (?, ?, ?)",
-                [
-                    (request_id, identity(i.kind, i.identifier), position)
-                    for position, device in enumerate(devices)
-                    for i in device.identifiers
-                ],
-            )
-
-        self.write(work)
-
-    # Reading -------------------------------------------------------------------------------------
+    # What the SQL core needs ---------------------------------------------------------------------
 
     def _reader(self) -> sqlite3.Connection:
         connection: Optional[sqlite3.Connection] = getattr(self._local, "connection", None)
@@ -410,143 +369,35 @@ class Store(SqliteSessions, EventPages):
             self._local.connection = connection
         return connection
 
-    def events(self, *, request_id: Optional[str] = None, after_id: int = 0, limit: int = 1000) -> List[StoredEvent]:
-        """Events in arrival order, after ``after_id`` (poll with the last id you saw)."""
-        where, args = "e.id > ?", [after_id]
-        if request_id is not None:
-            where += " AND e.request_id = ?"
-            args.append(request_id)  # type: ignore[arg-type]
-        rows = (
-            self._reader()
-            .execute(
-                "SELECT e.id, e.callback, (SELECT count(*) FROM attempts a WHERE a.event_id = e.id),"
-                f" e.differs, e.received_at FROM events e WHERE {where} ORDER BY e.id LIMIT ?",
-                (*args, limit),
-            )
-            .fetchall()
-        )
-        return [StoredEvent(r[0], CallbackRequest.from_dict(json.loads(r[1])), r[2], bool(r[3]), r[4]) for r in rows]
+    def _read(self, what: str, work: Callable[[Sql], T]) -> T:
+        return work(Sql(self._reader(), SQLITE))
 
-    def due_handlers(self, limit: int = 500) -> List[Tuple[int, str, int]]:
-        """(event id, handler name, attempts so far) of handler runs that are due (a look only)."""
-        now = self.clock()
-        rows = self._reader().execute(
-            "SELECT event_id, handler, attempts FROM handler_queue WHERE next_at <= ?"
-            " AND coalesce(claimed_until, 0) <= ? ORDER BY event_id LIMIT ?",
-            (now, now, limit),
-        )
-        return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
-
-    def claim_handlers(
-        self, limit: int = 50, *, lease: float = 300.0, names: Optional[Sequence[str]] = None
-    ) -> List[Tuple[int, str, int]]:
-        """Claim due runs for ``lease`` seconds, in the writer's transaction: processes sharing the
-        file take turns on its write lock, so no two claim the same run."""
-        now = self.clock()
-        only = "" if names is None else f" AND handler IN ({', '.join('?' for _ in names)})"
-
-        def work(db: sqlite3.Connection) -> List[Tuple[int, str, int]]:
-            rows = db.execute(
-                "SELECT event_id, handler, attempts FROM handler_queue WHERE next_at <= ?"
-                f" AND coalesce(claimed_until, 0) <= ?{only} ORDER BY event_id LIMIT ?",
-                (now, now, *(names or ()), limit),
-            ).fetchall()
-            db.executemany(
-                "UPDATE handler_queue SET claimed_until = ? WHERE event_id = ? AND handler = ?",
-                [(now + lease, r[0], r[1]) for r in rows],
-            )
-            return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
-
-        if names is not None and not names:
-            return []
-        return self.write(work)
-
-    def release_handlers(self, runs: Sequence[Tuple[int, str]]) -> None:
-        if runs:
-            self.write(
-                lambda db: db.executemany(
-                    "UPDATE handler_queue SET claimed_until = NULL WHERE event_id = ? AND handler = ?", list(runs)
-                )
-            )
-
-    def handler_done(self, event_id: int, handler: str) -> None:
-        self.write(
-            lambda db: db.execute("DELETE FROM handler_queue WHERE event_id = ? AND handler = ?", (event_id, handler))
-        )
-
-    def handler_failed(self, event_id: int, handler: str, error: str, delay: float) -> None:
-        self.write(
-            lambda db: db.execute(
-                "UPDATE handler_queue SET attempts = attempts + 1, next_at = ?, claimed_until = NULL, last_error = ?"
-                " WHERE event_id = ? AND handler = ?",
-                (self.clock() + delay, error[:500], event_id, handler),
-            )
-        )
-
-    def handler_gave_up(self, event_id: int, handler: str, reason: str) -> None:
-        """Take a handler run off the queue for good, kept among the dead letters with ``reason``."""
-        self.write(handler_gave_up_work(event_id, handler, reason, self.clock()))
-
-    def recent_actions(self, identities: Sequence[str], since: float) -> Dict[str, List[Tuple[str, float]]]:
-        """Per identity, the ``(request id, when)`` of its line's provisioning actions after
-        ``since``: device-list requests from the log, succeeded callbacks of every other request
-        (see :meth:`uws_adapter.store.interfaces.RequestLog.recent_actions`)."""
-        wanted = set(identities)
-        if not wanted:
-            return {}
+    def _snapshot(self, what: str, work: Callable[[Sql], T]) -> T:
         db = self._reader()
-
-        def linked(names: List[str]) -> Iterator[Sequence[Any]]:
-            for chunk in _chunks(names):
-                yield from db.execute(
-                    "SELECT a.identifier, b.identifier FROM request_identifiers a JOIN request_identifiers b"
-                    " ON b.request_id = a.request_id AND b.device = a.device AND b.identifier != a.identifier"
-                    f" WHERE a.identifier IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                )
-
-        def requests(names: List[str]) -> Iterator[Sequence[Any]]:
-            for chunk in _chunks(names):
-                yield from db.execute(
-                    "SELECT i.identifier, r.request_id, r.sent_at FROM request_identifiers i"
-                    " JOIN requests r ON r.request_id = i.request_id"
-                    f" WHERE i.identifier IN ({','.join('?' * len(chunk))}) AND r.sent_at > ?",
-                    (*chunk, since),
-                )
-
-        # Every source in one snapshot, so that a request recorded in between is not half seen.
         db.execute("BEGIN")
         try:
-            return recent_line_actions(
-                wanted,
-                linked,
-                requests,
-                # A query's lines are known only from its callbacks; so are those of requests sent
-                # by other tools. Callbacks of device-list requests in this log are counted above.
-                db.execute(
-                    "SELECT e.request_id, e.device, e.received_at FROM events e WHERE e.received_at > ?"
-                    " AND e.succeeded = 1 AND e.service != 'NiddService' AND e.action != ''"
-                    " AND NOT EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = e.request_id)",
-                    (since,),
-                ).fetchall(),
-            )
+            return work(Sql(db, SQLITE))
         finally:
             db.execute("COMMIT")
 
-    def handler_backlog(self) -> Dict[str, Tuple[int, Optional[float]]]:
-        """Per handler name: runs queued, and when the oldest of their events was received."""
-        rows = self._reader().execute(
-            "SELECT q.handler, count(*), min(e.received_at) FROM handler_queue q"
-            " LEFT JOIN events e ON e.id = q.event_id GROUP BY q.handler"
-        )
-        return {str(r[0]): (int(r[1]), float(r[2]) if r[2] is not None else None) for r in rows}
+    def _transact(self, what: str, work: Callable[[Sql], T]) -> T:
+        return self.write(lambda connection: work(Sql(connection, SQLITE)))
 
     def ready(self) -> bool:
-        """Whether the store answers and takes a write: a write transaction that is rolled back.
-        It takes its turn on the write locks as a commit does, so a probe never makes a commit
-        wait in SQLite's busy handler."""
-        if self._closed:
+        """Whether a callback can be committed now: no commit failed in the last few seconds
+        (:data:`~uws_adapter.store.core.READY_MEMORY`), the folder has room to grow the log
+        (:data:`READY_RESERVE`), and a probe commits: it rewrites the schema version (one page), so
+        it must reach the WAL and its fsync, as a callback's commit does (a transaction rolled back
+        never writes, and answered ready on a full disk). It takes its turn on the write locks as
+        a commit does, so that it never makes a commit wait in SQLite's busy handler."""
+        if self._closed or self._health.failing(self.clock()):
             return False
+        try:
+            folder = os.statvfs(self.path.parent)
+            if folder.f_bavail * folder.f_frsize < READY_RESERVE:
+                return False
+        except (AttributeError, OSError):  # no statvfs (Windows): the probe alone decides
+            pass
         wait = min(self.lock_timeout, 2.0)
         if not self._commit_lock.acquire(timeout=wait):
             return False
@@ -554,9 +405,11 @@ class Store(SqliteSessions, EventPages):
             with self._file_lock:
                 probe = sqlite3.connect(str(self.path), isolation_level=None, timeout=wait)
                 try:
+                    probe.execute(f"PRAGMA synchronous={self.synchronous}")
                     probe.execute("BEGIN IMMEDIATE")  # the write lock: refused on a read-only file or folder
-                    probe.execute("CREATE TABLE _ready_probe (x)")
-                    probe.execute("ROLLBACK")
+                    version = int(probe.execute("PRAGMA user_version").fetchone()[0])
+                    probe.execute(f"PRAGMA user_version = {version}")  # the same value, written again
+                    probe.execute("COMMIT")
                 finally:
                     probe.close()
             return True
@@ -565,31 +418,7 @@ class Store(SqliteSessions, EventPages):
         finally:
             self._commit_lock.release()
 
-    def counts(self) -> Dict[str, int]:
-        db = self._reader()
-        return {
-            table: int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-            for table in ("events", "attempts", "dead_letters", "requests", "handler_queue")
-        }
 
-    def status(self, request_id: str) -> RequestStatus:
-        """Per device of a request: succeeded, failed (fault code) or still pending."""
-        db = self._reader()
-        sent = db.execute(
-            "SELECT action, devices, sent_at FROM requests WHERE request_id = ?", (request_id,)
-        ).fetchone()
-        identifiers = db.execute(
-            "SELECT identifier, device FROM request_identifiers WHERE request_id = ?", (request_id,)
-        ).fetchall()
-        events = db.execute(
-            "SELECT device, succeeded, fault_code, action, received_at FROM events"
-            " WHERE request_id = ? AND service != 'NiddService'",
-            (request_id,),
-        ).fetchall()
-        return request_status(request_id, sent, identifiers, events)
-
-
-def _chunks(names: List[str], size: int = 500) -> Iterator[List[str]]:
-    """``names`` in pieces that SQLite's bound-parameter limit takes."""
-    for start in range(0, len(names), size):
-        yield names[start : start + size]
+def _cannot_open(path: Union[str, Path], exc: sqlite3.Error) -> StoreError:
+    """The one way a SQLite file that cannot be opened (not a database, unreadable) is reported."""
+    return StoreError(f"cannot open the store {path}: {exc}")

@@ -11,40 +11,17 @@ propagate, for a 503 and a re-send.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 from uws_adapter.model.callbacks import CallbackRequest
-from uws_adapter.model.devices import device_key
 from uws_adapter.store.interfaces import POISONED, CallbackWrite, DeadLetterWrite, Write
+from uws_adapter.store.rows import callback_row
 
 _log = logging.getLogger("uws_adapter.store")
-
-
-@dataclass(frozen=True)
-class CallbackRow:
-    """What any backend stores of a callback: its form (password redacted), the digest of what a
-    re-send may not change, its event key (service, RequestId, device, action), its fault code."""
-
-    form: Dict[str, Any]
-    digest: str
-    key: Tuple[str, str, str, str]
-    fault_code: Optional[str]
-
-
-def callback_row(callback: CallbackRequest) -> CallbackRow:
-    form = callback.to_dict()  # the password is redacted here, never stored
-    # What a re-send may change without being "different": its count, and its devices' order.
-    content = {k: v for k, v in form.items() if k != "callback_count"}
-    content["devices"] = sorted(content["devices"], key=lambda d: (d["kind"], d["identifier"].upper()))
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-    key = (callback.service or "", callback.request_id, device_key(callback.about), callback.action or "")
-    return CallbackRow(form, digest, key, callback.fault.code if callback.fault else None)
 
 
 def callback_work(
@@ -127,18 +104,6 @@ def dead_letter_work(
             if held + len(body) > max_total:
                 return 0
         return _insert_dead_letter(db, body, content_type, reason, clock())
-
-    return work
-
-
-def handler_gave_up_work(event_id: int, handler: str, reason: str, now: float) -> Callable[[sqlite3.Connection], None]:
-    """Take a handler run off the queue, keeping the event (password redacted) as a dead letter."""
-
-    def work(db: sqlite3.Connection) -> None:
-        row = db.execute("SELECT callback FROM events WHERE id = ?", (event_id,)).fetchone()
-        db.execute("DELETE FROM handler_queue WHERE event_id = ? AND handler = ?", (event_id, handler))
-        why = f"handler {handler!r} gave up on event {event_id}: {reason}"[:500]
-        _insert_dead_letter(db, (row[0] if row else "").encode("utf-8"), "application/json", why, now)
 
     return work
 

@@ -64,6 +64,12 @@ def _load() -> Bindings:
         client = zeep.Client(  # type: ignore[no-untyped-call]
             str(root / WSDL_FILE), transport=_OfflineTransport(root), settings=settings
         )
+        # UWS is a basicHttpBinding service, without WS-Addressing: the WSDL's wsaw:Action attributes
+        # are published for .NET's svcutil (as WCF publishes them), and zeep would answer them with
+        # wsa:Action/MessageID/To headers in every request we build. Our requests stay as before.
+        for port_type in client.wsdl.port_types.values():
+            for operation in port_type.operations.values():
+                operation.wsa_action = None
         carrier = client.bind("CarrierService", "CarrierServicePort")
         session = client.bind("SessionService", "SessionServicePort")
     except ResourceError:

@@ -1,6 +1,7 @@
 """The vendor's REST SDK (``sdksio-verizon-apis-sdk``, package ``verizon``) against the emulator's REST
-side: OAuth, session login, callback listener register/list/remove, suspend and restore with a
-device list and with account + group + custom field, session logout. Prints one JSON object: each
+side: OAuth, session login, callback listener register/list/remove, the device list of account +
+group + custom field (what a preview reads), suspend and restore with a device list and with
+account + group + custom field, session logout. Prints one JSON object: each
 step, and the fields the SDK's own response models read back (see tests/interop/interop_harness.py).
 Usage: python vendor_sdk_client.py REST_URL CLIENT_ID CLIENT_SECRET USER PASSWORD ACCOUNT GROUP FIELD
        VALUE LISTENER_URL DEVICE...   (REST_URL is the emulator's .../api; a DEVICE is KIND:ID[+KIND:ID...])"""
@@ -16,6 +17,7 @@ from verizon.configuration import Configuration, Environment, Server
 from verizon.http.auth.thingspace_oauth import ThingspaceOauthCredentials
 from verizon.http.auth.vz_m2m_token import VZM2mTokenCredentials
 from verizon.models.account_device_list import AccountDeviceList
+from verizon.models.account_device_list_request import AccountDeviceListRequest
 from verizon.models.carrier_actions_request import CarrierActionsRequest
 from verizon.models.custom_fields import CustomFields
 from verizon.models.device_id import DeviceId
@@ -87,6 +89,22 @@ def main() -> None:
         answer = state["client"].connectivity_callbacks.deregister_callback(account, SERVICE)
         return {"status": answer.status_code, "fields": fields(answer.body, ["account_name", "service_name"])}
 
+    def devices_listed() -> Dict[str, Any]:
+        request = AccountDeviceListRequest(
+            account_name=account, group_name=group, custom_fields=[CustomFields(key=field, value=value)]
+        )
+        answer = state["client"].device_management.list_devices_information(request)
+        found = [
+            {
+                "ids": sorted(f"{i.kind}:{i.id}" for i in item.device_ids),
+                "state": item.carrier_informations[0].state,
+                "account_name": item.account_name,
+                "group_names": item.group_names,
+            }
+            for item in answer.body.devices
+        ]
+        return {"status": answer.status_code, "has_more_data": answer.body.has_more_data, "devices": found}
+
     def change(action: str, request: CarrierActionsRequest) -> Dict[str, Any]:
         management = state["client"].device_management
         call = (
@@ -111,6 +129,7 @@ def main() -> None:
     step("login", login)
     step("register-callback", register)
     step("list-callbacks", listed)
+    step("list-devices-account-group-field", devices_listed)
     for action in ("Suspend", "Restore"):
         step(f"{action.lower()}-device-list", lambda action=action: change(action, by_devices))
     for action in ("Suspend", "Restore"):

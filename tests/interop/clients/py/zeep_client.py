@@ -34,12 +34,14 @@ def main() -> None:
         session, carrier = clients["session"].service, clients["carrier"].service
         token: List[str] = [""]
 
+        # zeep answers a result of one member (LogInResult, ChangeDeviceStateResult: DataContract
+        # schemas, as WCF publishes them) with that member's value: the token, the RequestId.
         def login() -> None:
-            token[0] = session.LogIn(Input={"Username": args.username, "Password": args.password}).SessionToken
+            token[0] = str(session.LogIn(Input={"Username": args.username, "Password": args.password}))
 
         def change(input: Dict[str, Any], with_token: Optional[str] = None) -> str:
             given = token[0] if with_token is None else with_token
-            return str(carrier.ChangeDeviceState(Input=input, _soapheaders={"token": given}).RequestId)
+            return str(carrier.ChangeDeviceState(Input=input, _soapheaders={"token": given}))
 
         def logout() -> None:
             session.LogOut(Input={"SessionToken": token[0]}, _soapheaders={"token": token[0]})

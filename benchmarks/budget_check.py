@@ -1,0 +1,105 @@
+"""The budget guard's cost as a store's history grows: one 10,000-line device list sent three times
+(suspend, restore, suspend) through the SOAP client, with a request log, to the carrier emulator on
+loopback. The floor is the first send (its check finds no history); the third finds two requests
+per line. Prints each send's time, the third/first ratio (goal: at most 1.3) and, after the third
+send, the check alone: the count of the lines' recent actions (``over_budget``) and the reservation
+(the count and the pending row in one transaction, then released).
+
+Runs on a SQLite file, and on PostgreSQL too when ``UWS_TEST_POSTGRES_URL`` is set (a schema of its
+own, dropped afterwards).
+
+    python benchmarks/budget_check.py [--lines N] [--checks K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator, List
+from urllib.parse import quote
+
+from uws_adapter import Device, Emulator, UwsClient, generated_devices, select
+from uws_adapter.provisioning.budget import BUDGET_WINDOW
+from uws_adapter.store import Backend, open_store, upgrade_store
+
+USER, PASSWORD = "uws-user", "uws-password"
+
+
+def _postgres() -> Iterator[str]:
+    """A fresh schema on the test server, dropped afterwards (nothing when none is set)."""
+    url = os.environ.get("UWS_TEST_POSTGRES_URL", "").strip()
+    if not url:
+        return
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        located = f"{url}{'&' if '?' in url else '?'}options={quote(f'-c search_path={schema}')}"
+        upgrade_store(located)
+        yield located
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _median_ms(work: Callable[[], object], times: int) -> float:
+    taken: List[float] = []
+    for _ in range(times):
+        start = time.perf_counter()
+        work()
+        taken.append((time.perf_counter() - start) * 1000)
+    return statistics.median(taken)
+
+
+def run(name: str, store: Backend, emulator: Emulator, devices: List[Device], checks: int) -> float:
+    client = UwsClient(base_url=emulator.base_url, username=USER, password=PASSWORD, timeout=(10.0, 120.0),
+                       deadline=300.0, store=store)  # fmt: skip
+    client.ensure_login()
+    sends: List[float] = []
+    for action in (client.suspend, client.restore, client.suspend):
+        start = time.perf_counter()
+        action(select(devices))
+        sends.append(time.perf_counter() - start)
+    count_ms = _median_ms(lambda: client.over_budget(devices), checks)
+    since = store.clock() - BUDGET_WINDOW
+
+    def reservation() -> None:
+        reserved = store.reserve_request("Suspend", devices, api="soap", since=since, admit=lambda found: False)
+        assert reserved is not None
+        store.release_request(reserved)
+
+    reserve_ms = _median_ms(reservation, checks)
+    client.close()
+    ratio = sends[2] / sends[0]
+    print(
+        f"{name:<10} sends {sends[0]:6.2f} s {sends[1]:6.2f} s {sends[2]:6.2f} s   third/first {ratio:4.2f}   "
+        f"check {count_ms:6.1f} ms   reservation {reserve_ms:6.1f} ms  ({len(devices):,} lines, 2 earlier requests)"
+    )
+    return ratio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lines", type=int, default=10_000)
+    parser.add_argument("--checks", type=int, default=5, help="times the check alone is timed (median)")
+    args = parser.parse_args()
+    lines = generated_devices(args.lines)
+    devices = [line.device for line in lines]
+    # The emulator's own daily limit is out of the way; callbacks go nowhere (no listener).
+    with tempfile.TemporaryDirectory() as folder:
+        with Emulator(devices=lines, daily_budget=1000) as emulator, open_store(Path(folder) / "budget.db") as store:
+            run("sqlite", store, emulator, devices, args.checks)
+        for url in _postgres():
+            with Emulator(devices=generated_devices(args.lines), daily_budget=1000) as fresh, open_store(url) as pg:
+                run("postgresql", pg, fresh, devices, args.checks)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""What the first-contact tools read from a server: one bounded GET (no redirect followed, a size
+cap), the server's clock from ``Date``, and failures named by their innermost reason."""
+
+from __future__ import annotations
+
+import pytest
+from firstcontact import DocumentServer
+from servers import closed_port
+
+from uws_adapter.errors import TransportError
+from uws_adapter.netcheck import clock_skew, fetch, reach, server_time
+
+
+def test_a_get_is_capped_and_answers_404_as_it_is() -> None:
+    with DocumentServer() as server:
+        server.documents["/big"] = b"x" * 5000
+        assert fetch(f"{server.url}/big").content == b"x" * 5000
+        with pytest.raises(TransportError, match="over the 1,000-byte limit"):
+            fetch(f"{server.url}/big", max_bytes=1000)
+        missing = fetch(f"{server.url}/missing")
+        assert missing.status_code == 404
+        assert server_time(missing.headers) is not None
+
+
+def test_a_refused_connection_is_named_by_its_reason() -> None:
+    url = f"http://127.0.0.1:{closed_port()}/x"
+    with pytest.raises(TransportError, match=r"Connection refused") as caught:
+        fetch(url)
+    assert "_TrackedHTTP" not in str(caught.value)
+    found = reach(url)
+    assert found.addresses
+    assert "no connection" in str(found.problem)
+
+
+def test_the_servers_clock() -> None:
+    headers = {"Date": "Mon, 07 Dec 2026 09:00:00 GMT"}
+    assert server_time(headers) == 1796634000.0
+    assert clock_skew(headers, lambda: 1796634090.0) == 90.0
+    assert clock_skew({}, lambda: 0.0) is None
+    assert server_time({"Date": "not a date"}) is None

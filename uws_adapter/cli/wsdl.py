@@ -1,0 +1,54 @@
+"""``uws-adapter wsdl diff SOURCE``: the WSDL we ship against a service's (:mod:`uws_adapter.wsdldiff`).
+Exit 0 when nothing is breaking, 1 when something is, 2 for a usage or input error (SOURCE that
+cannot be read, or is refused)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from uws_adapter.errors import InputError
+
+
+def add_commands(commands: Any) -> None:
+    wsdl = commands.add_parser(
+        "wsdl",
+        help="compare the WSDL we ship with the one a service publishes",
+        description="Work with the service's published WSDL.",
+    )
+    actions = wsdl.add_subparsers(dest="wsdl_action", metavar="ACTION", parser_class=type(wsdl))
+    actions.required = True
+    diff = actions.add_parser(
+        "diff",
+        help="list each difference from our WSDL with its verdict (breaking or benign)",
+        description="Compare the WSDL at SOURCE (a .svc?wsdl URL with its ?wsdl=wsdl0 and ?xsd=xsdN imports, "
+        "a ?singleWsdl URL, or a file) with the WSDL uws-adapter ships: operations, SOAPActions, body and header "
+        "elements, namespaces, member order, minOccurs, nillable, types. Each difference is breaking for our "
+        "client or benign. Only the host SOURCE names is read. Exit 0: nothing breaking; 1: something is; "
+        "2: SOURCE could not be read or the options are wrong.",
+    )
+    diff.add_argument("source", metavar="SOURCE", help="the service's WSDL URL, or a file")
+    diff.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    diff.add_argument("--timeout", default="10,30", metavar="CONNECT,READ", help="seconds per connect and per read")
+    diff.add_argument("--deadline", type=float, default=60.0, metavar="SECONDS", help="for each document")
+    diff.add_argument("--max-bytes", type=int, default=4 * 1024 * 1024, metavar="BYTES",
+                      help="largest document accepted")  # fmt: skip
+    diff.set_defaults(run=_run_diff)
+
+
+def _run_diff(args: argparse.Namespace) -> int:
+    from uws_adapter.cli.provision import parse_timeout
+    from uws_adapter.wsdldiff import diff
+
+    if args.max_bytes < 1:
+        raise InputError("--max-bytes", f"{args.max_bytes} is not a size", "give a number of bytes, e.g. 4194304")
+    if not args.deadline > 0:
+        raise InputError("--deadline", f"{args.deadline} is not a number of seconds", "give e.g. 60")
+    result = diff(args.source, timeout=parse_timeout(args.timeout), deadline=args.deadline, max_bytes=args.max_bytes)
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write("\n".join(result.lines()) + "\n")
+    return 1 if result.breaking else 0

@@ -1,0 +1,110 @@
+"""The emulator's REST device list (``POST /m2m/v1/devices/actions/list``) over its inventory:
+filters by account, group, service plan, custom fields (values case-insensitive, as for
+provisioning [doc]) and state, pages of at most ``page_size`` devices (2000 [doc]) with
+``hasMoreData`` (answered with HTTP 202 [doc: the vendor SDK's model]), oldest first, the next page
+asked for with ``earliest`` or, sorted by device ID, with ``largestDeviceIdSeen`` [doc]. The facts
+and what is [inferred] are listed in :mod:`uws_adapter.rest.devicelist`.
+
+Each line's ``createdAt`` is made up from its place in the inventory, one second apart from a
+fixed start [inferred format: ISO 8601 with an offset], and its device ID is its place plus one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from uws_adapter.emulator.core import EmulatorFault
+from uws_adapter.emulator.lines import EmulatedDevice
+from uws_adapter.model.selection import CustomField
+
+__all__ = ["LIST_FIELDS", "device_list"]
+
+#: The request's fields [doc: AccountDeviceListRequest]; ``deviceId`` and ``filter`` are not
+#: emulated and refused as unknown, as every other field is.
+LIST_FIELDS = frozenset({
+    "accountName", "groupName", "servicePlan", "customFields", "currentState", "earliest", "latest",
+    "largestDeviceIdSeen", "maxNumberOfDevices",
+})  # fmt: skip
+_UNDEFINED = "INPUT_INVALID.RequestUndefined"
+_START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+#: The carrier each line is on [inferred: the name the carrierInformations of Verizon lines carry].
+CARRIER = "Verizon Wireless"
+
+
+def created_at(position: int) -> str:
+    return (_START + dt.timedelta(seconds=position)).isoformat()
+
+
+def _when(data: Mapping[str, Any], key: str) -> Optional[dt.datetime]:
+    value = data.get(key)
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise EmulatorFault(_UNDEFINED, f"{key} must be an ISO 8601 date and time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def _count(data: Mapping[str, Any], key: str) -> Optional[int]:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise EmulatorFault(_UNDEFINED, f"{key} must be a whole number")
+    return value
+
+
+def _matches(line: EmulatedDevice, data: Mapping[str, Any], fields: Sequence[CustomField]) -> bool:
+    state = data.get("currentState")
+    return (
+        data.get("accountName") in (None, line.account)
+        and data.get("groupName") in (None, line.group)
+        and data.get("servicePlan") in (None, line.service_plan)
+        and (state is None or str(state).lower() == line.state.lower())
+        and all(line.custom_fields.get(f.name, "").lower() == f.value.lower() for f in fields)
+    )
+
+
+def _device(line: EmulatedDevice, position: int) -> Dict[str, Any]:
+    return {
+        "accountName": line.account,
+        "deviceIds": [{"id": i.identifier, "kind": i.kind.lower()} for i in line.device.identifiers],
+        "carrierInformations": [{"carrierName": CARRIER, "servicePlan": line.service_plan, "state": line.state}],
+        "connected": False,
+        "createdAt": created_at(position),
+        "customFields": [{"key": k, "value": v} for k, v in sorted(line.custom_fields.items())],
+        "groupNames": [line.group] if line.group else [],
+    }
+
+
+def device_list(
+    devices: Sequence[EmulatedDevice], data: Mapping[str, Any], fields: Sequence[CustomField], *, page_size: int
+) -> Dict[str, Any]:
+    """One page of the listing (``fields``: the request's custom fields, already checked)."""
+    unknown = sorted(set(data) - LIST_FIELDS)
+    if unknown:
+        raise EmulatorFault(_UNDEFINED, f"unknown field(s) {', '.join(unknown)}")
+    for key in ("accountName", "groupName", "servicePlan", "currentState"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise EmulatorFault(_UNDEFINED, f"{key} must be a string")
+    account = data.get("accountName")
+    if account is not None and not any(line.account == account for line in devices):
+        raise EmulatorFault("REQUEST_FAILED.AccountNotFound", f"no account {account}")
+    earliest, latest = _when(data, "earliest"), _when(data, "latest")
+    after_id = _count(data, "largestDeviceIdSeen")
+    size = min(page_size, _count(data, "maxNumberOfDevices") or page_size)
+    if size < 1:
+        raise EmulatorFault(_UNDEFINED, "maxNumberOfDevices must be 1 or more")
+    found: List[Tuple[int, EmulatedDevice]] = []
+    for position, line in enumerate(devices):
+        if after_id is not None and position + 1 <= after_id:
+            continue
+        added = _START + dt.timedelta(seconds=position)
+        if (earliest is not None and added < earliest) or (latest is not None and added > latest):
+            continue
+        if _matches(line, data, fields):
+            found.append((position, line))
+    page = found[:size]
+    return {"devices": [_device(line, position) for position, line in page], "hasMoreData": len(found) > size}

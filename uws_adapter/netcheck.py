@@ -1,0 +1,179 @@
+"""Reading what a server says about itself, for the first-contact tools (``wsdl diff``, ``doctor``):
+one bounded GET (through the clients' own :class:`.HttpSender`: deadline, size cap, no redirect
+followed), whether a URL's host resolves, whether its TLS certificate verifies and, when not, what
+is wrong with it in words, and the server's clock from its ``Date`` header.
+
+Nothing here sends credentials or changes anything on the server.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Callable, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
+
+from uws_adapter.errors import TransportError
+from uws_adapter.provisioning.transport import Answer, HttpSender, SentRequest
+from uws_adapter.redaction import masked_url
+
+__all__ = ["Reachability", "clock_skew", "failure_reason", "fetch", "reach", "server_time", "tls_problem"]
+
+#: What a failing certificate check is called in OpenSSL's words, and what to do about it.
+_CERTIFICATE_FIXES = (
+    ("self-signed", "the server presents a self-signed certificate: install one from a public CA, or trust this "
+     "one with REQUESTS_CA_BUNDLE=/path/to/ca.pem"),
+    ("expired", "the server's certificate has expired: renew it"),
+    ("not yet valid", "the server's certificate is not valid yet: check its dates and this machine's clock"),
+    ("hostname mismatch", "the certificate is not for this host name: use the name it was issued for"),
+    ("ip address mismatch", "the certificate is not for this IP address: use the host name it was issued for"),
+    ("unable to get local issuer", "the certificate's issuer is unknown here: add the CA chain with "
+     "REQUESTS_CA_BUNDLE=/path/to/ca.pem, or have the server send its intermediate certificates"),
+    ("unable to get issuer", "the certificate's issuer is unknown here: add the CA chain with REQUESTS_CA_BUNDLE"),
+    ("revoked", "the server's certificate has been revoked: replace it"),
+)  # fmt: skip
+
+
+def tls_problem(exc: BaseException) -> Optional[str]:
+    """The certificate problem behind ``exc`` (requests and urllib3 wrap it several times), in
+    OpenSSL's words with the fix; None when ``exc`` is not a TLS failure."""
+    seen = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            said = str(current.verify_message or current.reason or current)
+            # OpenSSL 1.1 writes "self signed", 3.x "self-signed": compared without the hyphens.
+            plain = said.lower().replace("-", " ")
+            for words, fix in _CERTIFICATE_FIXES:
+                if words.replace("-", " ") in plain:
+                    return f"certificate verify failed: {said} ({fix})"
+            return f"certificate verify failed: {said}"
+        if isinstance(current, ssl.SSLError):
+            return f"TLS handshake failed: {current.reason or current}"
+        # requests keeps the cause in args (MaxRetryError.reason), urllib3 in __context__/__cause__.
+        nested = [getattr(current, "reason", None), *getattr(current, "args", ())]
+        following = next((item for item in nested if isinstance(item, BaseException)), None)
+        current = following or current.__cause__ or current.__context__
+    return None
+
+
+def fetch(
+    url: str,
+    *,
+    timeout: Tuple[float, float] = (10.0, 30.0),
+    deadline: float = 60.0,
+    max_bytes: int = 4 * 1024 * 1024,
+    verify: bool = True,
+    accept: str = "*/*",
+) -> Answer:
+    """One GET of ``url``, its complete answer within ``deadline`` and ``max_bytes`` (counted
+    decompressed); a redirect is answered as it is, not followed. :class:`.TransportError` naming
+    the problem (a certificate one in words) when no answer comes."""
+    sender = HttpSender(timeout=timeout, deadline=deadline, max_answer_bytes=max_bytes, connect_retries=0)
+
+    def describe() -> SentRequest:
+        return SentRequest("GET", url, "GET", b"")
+
+    try:
+        # login=True: an answer lost after sending is a plain TransportError, not an OutcomeUnknown
+        # to reconcile (a GET provisions nothing).
+        return sender.send("GET", url, request=describe, headers={"Accept": accept}, login=True, verify=verify)
+    except TransportError as exc:
+        problem = tls_problem(exc)
+        shown = masked_url(url)
+        if problem is not None:
+            raise TransportError(f"GET {shown}: {problem}") from None
+        raise TransportError(f"GET {shown}: {failure_reason(exc)}") from None
+    finally:
+        sender.session.close()
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The innermost reason a request failed (``[Errno 111] Connection refused``, a name that does
+    not resolve, a timeout), not the layers of wrapping around it."""
+    seen = set()
+    current: Optional[BaseException] = exc
+    found: Optional[BaseException] = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (OSError, TimeoutError)) and not isinstance(current, TransportError):
+            found = current
+        nested = [getattr(current, "reason", None), *getattr(current, "args", ())]
+        following = next((item for item in nested if isinstance(item, BaseException)), None)
+        current = following or current.__cause__ or current.__context__
+    if found is None:
+        return str(exc).partition("; nothing was provisioned")[0][:300]
+    text = str(found)
+    # urllib3 writes "<connection object>: Failed to establish a new connection: [Errno ...] ...".
+    return text.rpartition(": ")[2] if "Failed to establish" in text else text[:300]
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """What :func:`reach` found: the addresses the host resolves to, and for https whether the
+    certificate verifies (``tls`` None for plain http) and, if not, why."""
+
+    host: str
+    addresses: Tuple[str, ...]
+    tls: Optional[bool]
+    problem: Optional[str] = None
+
+
+def reach(url: str, *, timeout: float = 10.0) -> Reachability:
+    """Resolve ``url``'s host, connect to it and, for https, make one TLS handshake with
+    certificate and host name checks, as requests would (its trust store, or ``REQUESTS_CA_BUNDLE``)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    secure = parts.scheme.lower() == "https"
+    port = parts.port or (443 if secure else 80)
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        return Reachability(host, (), None, f"{host} does not resolve ({exc})")
+    addresses = tuple(dict.fromkeys(str(entry[4][0]) for entry in found))
+    context = _client_context() if secure else None
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            if context is not None:
+                context.wrap_socket(raw, server_hostname=host).close()
+    except ssl.SSLError as exc:
+        return Reachability(host, addresses, False, tls_problem(exc))
+    except OSError as exc:
+        return Reachability(host, addresses, None, f"no connection to {host}:{port} ({exc.strerror or exc})")
+    return Reachability(host, addresses, True if secure else None)
+
+
+def _client_context() -> ssl.SSLContext:
+    """The trust requests uses: ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` when set, else certifi's."""
+    import os
+
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if not bundle:
+        try:
+            import certifi
+
+            bundle = certifi.where()
+        except ImportError:  # requests depends on certifi; the system store otherwise
+            bundle = None
+    return ssl.create_default_context(cafile=bundle)
+
+
+def server_time(headers: Mapping[str, str]) -> Optional[float]:
+    """The server's clock (seconds since the epoch) from a ``Date`` header; None without one."""
+    value = headers.get("Date")
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def clock_skew(headers: Mapping[str, str], clock: Callable[[], float] = time.time) -> Optional[float]:
+    """Seconds the local clock is ahead of the server's (negative: behind); None without a Date."""
+    theirs = server_time(headers)
+    return None if theirs is None else clock() - theirs

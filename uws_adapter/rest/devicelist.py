@@ -1,0 +1,166 @@
+"""The REST device-list API (``POST /m2m/v1/devices/actions/list``), for previews: which lines a
+selection by account, group, service plan and custom fields matches now, without acting on them.
+
+Facts, each tagged as in ``uws-wire-notes.md`` ([doc]: the carrier's "Retrieve Device
+Information" page or the vendor SDK's models ``AccountDeviceListRequest``,
+``AccountDeviceListResult``, ``ThingspaceDevice``, ``CarrierInformation``; [inferred]: ours):
+
+- Same headers as every M2M call: the bearer token and ``VZ-M2M-Token`` [doc].
+- Request body: ``accountName``, ``groupName``, ``servicePlan``, ``customFields``
+  (``[{key, value}]``), ``currentState``, ``earliest``, ``latest``, ``deviceId``,
+  ``largestDeviceIdSeen``, ``maxNumberOfDevices`` [doc: SDK model]; all criteria must match [doc].
+  The filter names are those of restore and suspend, so a preview sends the same filters [doc].
+- Answer: ``devices`` (``accountName``, ``deviceIds`` ``[{id, kind}]``, ``carrierInformations``
+  ``[{carrierName, servicePlan, state}]``, ``groupNames``, ``customFields``, ``createdAt``, ...)
+  and ``hasMoreData`` [doc: SDK model], which is true with HTTP 202 [doc: SDK model's text].
+- Paging: up to 2000 devices per answer [doc]; without ``largestDeviceIdSeen`` they come oldest
+  first by the date they were added, and the next page is asked for by moving ``earliest`` to
+  where the last one ended [doc]. The numeric device ID that ``largestDeviceIdSeen`` pages by is in
+  no answer model, so we page by ``earliest`` = the last device's ``createdAt`` [doc]; that the
+  bound is inclusive (the last device comes again) is [inferred], so lines are counted once by
+  their identifiers. A page that adds no line (more devices added in the same instant than one
+  page holds) ends the count, marked incomplete [inferred].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from uws_adapter.errors import InputError
+from uws_adapter.model.devices import DeviceIdentifier, identity
+from uws_adapter.model.selection import DeviceQuery
+
+__all__ = ["DEVICE_LIST_PATH", "PAGE_LIMIT", "ListedLine", "Preview", "device_list_body", "preview", "read_page"]
+
+DEVICE_LIST_PATH = "/m2m/v1/devices/actions/list"  # [doc]
+#: Devices in one answer at most [doc].
+PAGE_LIMIT = 2000
+#: Pages a preview reads at most (2,000,000 lines): a bound against a service that never ends.
+MAX_PAGES = 1000
+
+
+def device_list_body(query: DeviceQuery, *, earliest: Optional[str] = None) -> Dict[str, Any]:
+    """The list request for the lines ``query`` selects (the filters restore and suspend send)."""
+    body: Dict[str, Any] = {}
+    if query.account is not None:
+        body["accountName"] = query.account
+    if query.custom_fields:
+        body["customFields"] = [{"key": f.name, "value": f.value} for f in query.custom_fields]
+    if query.group is not None:
+        body["groupName"] = query.group
+    if query.service_plan is not None:
+        body["servicePlan"] = query.service_plan
+    if earliest is not None:
+        body["earliest"] = earliest
+    return body
+
+
+@dataclass(frozen=True)
+class ListedLine:
+    """One line of a listing: its identifiers and what the answer says of it."""
+
+    identifiers: Tuple[DeviceIdentifier, ...]
+    state: Optional[str] = None
+    service_plan: Optional[str] = None
+    groups: Tuple[str, ...] = ()
+    account: Optional[str] = None
+    created_at: Optional[str] = None
+
+    @property
+    def key(self) -> str:
+        return "+".join(sorted(identity(i.kind, i.identifier) for i in self.identifiers))
+
+    def text(self) -> str:
+        ids = "+".join(f"{i.kind}:{i.identifier}" for i in self.identifiers) or "(no identifier)"
+        facts = [f"state {self.state or '?'}"]
+        if self.service_plan:
+            facts.append(f"plan {self.service_plan}")
+        if self.groups:
+            facts.append("group " + ", ".join(self.groups))
+        return f"{ids}  {', '.join(facts)}"
+
+
+def _text(value: object) -> Optional[str]:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _line(item: Mapping[str, Any]) -> Optional[ListedLine]:
+    identifiers = []
+    for pair in item.get("deviceIds") or ():
+        if not isinstance(pair, Mapping):
+            continue
+        try:
+            identifiers.append(DeviceIdentifier(str(pair.get("kind") or ""), str(pair.get("id") or "")))
+        except InputError:
+            continue  # a kind we do not know (IMSI, EID under another name): not one we can show
+    if not identifiers:
+        return None
+    carrier = next((c for c in item.get("carrierInformations") or () if isinstance(c, Mapping)), {})
+    groups = tuple(str(g) for g in item.get("groupNames") or () if isinstance(g, str))
+    return ListedLine(
+        tuple(identifiers), _text(carrier.get("state")), _text(carrier.get("servicePlan")), groups,
+        _text(item.get("accountName")), _text(item.get("createdAt")),
+    )  # fmt: skip
+
+
+def read_page(answer: Mapping[str, Any]) -> Tuple[List[ListedLine], bool]:
+    """The lines of one answer, and whether more data is to be asked for."""
+    devices = answer.get("devices")
+    lines = [line for item in devices if isinstance(item, Mapping) for line in [_line(item)] if line is not None] if (
+        isinstance(devices, list)
+    ) else []  # fmt: skip
+    return lines, answer.get("hasMoreData") is True
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a selection matches now: ``count`` lines (a lower bound unless ``complete``), the
+    first of them, and how many are in each state."""
+
+    count: int
+    first: Tuple[ListedLine, ...]
+    states: Dict[str, int] = field(default_factory=dict)
+    complete: bool = True
+
+    def lines(self, what: str) -> List[str]:
+        """The preview as text: ``what`` names the selection."""
+        counted = f"{self.count}" if self.complete else f"at least {self.count}"
+        out = [f"{counted} line(s) match {what} now"]
+        out += [f"  {line.text()}" for line in self.first]
+        if self.count > len(self.first):
+            out.append(f"  ... and {self.count - len(self.first)} more")
+        if self.states:
+            out.append("states: " + ", ".join(f"{state} {n}" for state, n in sorted(self.states.items())))
+        if not self.complete:
+            out.append("the listing could not be paged to its end: the count is a lower bound")
+        return out
+
+
+def preview(
+    list_page: Any, query: DeviceQuery, *, first: int = 10, max_pages: int = MAX_PAGES
+) -> Preview:  # fmt: skip
+    """The lines ``query`` matches, read page by page through ``list_page(body) -> answer``
+    (:meth:`.RestClient.list_devices`)."""
+    seen: Dict[str, ListedLine] = {}
+    earliest: Optional[str] = None
+    complete = False
+    for _ in range(max_pages):
+        lines, more = read_page(list_page(device_list_body(query, earliest=earliest)))
+        added = 0
+        for line in lines:
+            if line.key not in seen:
+                seen[line.key] = line
+                added += 1
+        if not more:
+            complete = True
+            break
+        following = lines[-1].created_at if lines else None
+        if added == 0 or following is None or following == earliest:
+            break  # no way forward: counted so far, marked incomplete
+        earliest = following
+    found = list(seen.values())
+    states: Dict[str, int] = {}
+    for line in found:
+        states[line.state or "unknown"] = states.get(line.state or "unknown", 0) + 1
+    return Preview(len(found), tuple(found[:first]), states, complete)

@@ -1,0 +1,527 @@
+"""The SQL core: every store role but the callback write hot path, written once against the dialect
+of :mod:`.sql` (reads, tracking, the request log and the budget reservations, the handler queue,
+the bridge's session rows). A backend mixes :class:`SqlCore` in and gives it connections and
+transactions (:meth:`SqlCore._read`, :meth:`~SqlCore._snapshot`, :meth:`~SqlCore._transact`); its
+own module keeps only those, its locking, its migrations and the hot path (:mod:`.sqlite_writes`,
+:mod:`.postgres_writes`).
+
+The budget reservation: a device-list request is recorded *before* it is sent, as a pending request
+(``pending:<uuid>``) written in the same transaction as the count of its lines' recent actions, and
+that transaction takes turns with every other reservation (SQLite: the write lock of the file;
+PostgreSQL: an advisory lock), so that two senders — threads, processes or instances — never both
+see a line's last free action. The sender then confirms it under the carrier's RequestId, releases it
+when the request provably never left, or keeps it (``outcome-unknown:<uuid>``) when the outcome is
+unknown: the carrier may have acted on it.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import uuid
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+
+from uws_adapter.errors import StoreError
+from uws_adapter.model.callbacks import CallbackRequest
+from uws_adapter.model.devices import Device, identity
+from uws_adapter.store.interfaces import CallbackWrite, EventPages, RequestStatus, StoredEvent, Write
+from uws_adapter.store.sql import Dialect, Row, Sql
+from uws_adapter.store.tracking_rows import recent_line_actions, request_status
+
+__all__ = [
+    "BUDGET_LOCK", "PENDING", "READY_MEMORY", "UNKNOWN", "Admit", "CommitHealth", "Job", "LineActions", "SqlCore",
+    "newer_schema", "next_group", "pg_text",
+]  # fmt: skip
+
+T = TypeVar("T")
+J = TypeVar("J")
+S = TypeVar("S", bound="SqlCore")
+#: Per identity, its line's recent actions as (request id, when) pairs.
+LineActions = Dict[str, List[Tuple[str, float]]]
+#: Decides a reservation from its lines' recent actions: None refuses it (nothing is written),
+#: otherwise whether it goes out over the budget on purpose (recorded as forced).
+Admit = Callable[[LineActions], Optional[bool]]
+#: The request id prefix of a reservation not yet confirmed, and of one whose outcome is unknown.
+PENDING, UNKNOWN = "pending:", "outcome-unknown:"
+#: The key budget reservations take turns on (PostgreSQL's advisory lock): "budget" on a keypad.
+BUDGET_LOCK = 283_348
+_TABLES = ("events", "attempts", "dead_letters", "requests", "handler_queue")
+
+
+def pg_text(value: str) -> str:
+    """``value`` as PostgreSQL text can hold it (no NUL, no lone surrogate); SQLite stores it alike,
+    so both backends keep the same text."""
+    return value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+#: How long a failed commit keeps a store not ready (unless a later commit succeeds), in seconds:
+#: a readiness probe then says what the last callbacks met, not what one probe got through.
+READY_MEMORY = 5.0
+
+
+class CommitHealth:
+    """How the last commit went, for a readiness probe (plain assignments: safe across threads)."""
+
+    def __init__(self) -> None:
+        self.failed_at: Optional[float] = None
+
+    def record(self, ok: bool, now: float) -> None:
+        self.failed_at = None if ok else now
+
+    def failing(self, now: float) -> bool:
+        """The last commit failed less than :data:`READY_MEMORY` seconds ago."""
+        return self.failed_at is not None and 0 <= now - self.failed_at < READY_MEMORY
+
+
+def newer_schema(shown: str, version: int, supported: int) -> StoreError:
+    """The refusal of a store written by a newer release, whose meaning this one cannot know."""
+    return StoreError(
+        f"{shown} has store schema {version}, written by a newer uws-adapter; this release reads schema "
+        f"{supported} at most: upgrade uws-adapter, or use another database"
+    )
+
+
+class Job:
+    """One write handed to a backend's writer thread, and how it went."""
+
+    def __init__(self, work: Any) -> None:
+        self.work = work  # what the backend's writer runs: a function of a connection, or a Write
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: Optional[BaseException] = None
+
+    def finish(self, result: Any = None, error: Optional[BaseException] = None) -> None:
+        self.result, self.error = result, error
+        self.done.set()
+
+    def wait(self, timeout: float, describe: Callable[[BaseException], str] = str) -> Any:
+        """Its result once committed; StoreError when it failed or no commit came within ``timeout``."""
+        if not self.done.wait(timeout):
+            raise StoreError(f"no commit within {timeout} s")
+        if self.error is not None:
+            raise StoreError(f"could not store: {describe(self.error)}") from self.error
+        return self.result
+
+
+def next_group(jobs: queue.Queue[Optional[J]], max_batch: int) -> Optional[List[J]]:
+    """The next group for a writer thread: the first job (waiting for it) and up to ``max_batch`` in
+    all of those queued behind it; None when the writer is to stop (the sentinel None, which stays
+    queued for the next call when it follows jobs)."""
+    first = jobs.get()
+    if first is None:
+        return None
+    group = [first]
+    while len(group) < max_batch:
+        try:
+            more = jobs.get_nowait()
+        except queue.Empty:
+            break
+        if more is None:
+            jobs.put(None)
+            break
+        group.append(more)
+    return group
+
+
+class SqlCore(EventPages):
+    """The store roles written once; a backend provides the connections and the hot path."""
+
+    dialect: Dialect
+    clock: Callable[[], float]
+
+    # What a backend provides ---------------------------------------------------------------------
+
+    def _read(self, what: str, work: Callable[[Sql], T]) -> T:
+        """``work`` on a connection that reads what is committed (each statement by itself)."""
+        raise NotImplementedError
+
+    def _snapshot(self, what: str, work: Callable[[Sql], T]) -> T:
+        """``work``'s statements in one read snapshot: a write committed meanwhile is not half seen."""
+        raise NotImplementedError
+
+    def _transact(self, what: str, work: Callable[[Sql], T]) -> T:
+        """``work`` in one write transaction, committed durably before this returns."""
+        raise NotImplementedError
+
+    def apply(self, write: Write, *, timeout: float = 30.0) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Callbacks and events --------------------------------------------------------------------------
+
+    def add_callback(self, callback: CallbackRequest, handlers: Sequence[str] = ()) -> Tuple[int, bool]:
+        """Store a callback durably; (event id, whether it is a new event). A re-send adds an
+        attempt, and flags the event when its content differs from the first delivery."""
+        result: Tuple[int, bool] = self.apply(CallbackWrite(callback, tuple(handlers)))
+        return result
+
+    def events(self, *, request_id: Optional[str] = None, after_id: int = 0, limit: int = 1000) -> List[StoredEvent]:
+        """Events in arrival order, after ``after_id`` (poll with the last id you saw)."""
+        where, args = "e.id > ?", [after_id]
+        if request_id is not None:
+            where += " AND e.request_id = ?"
+            args.append(request_id)  # type: ignore[arg-type]
+        query = (
+            "SELECT e.id, e.callback, (SELECT count(*) FROM attempts a WHERE a.event_id = e.id),"
+            f" e.differs, e.received_at FROM events e WHERE {where} ORDER BY e.id LIMIT ?"
+        )
+        rows = self._read("read events", lambda db: db.all(query, (*args, limit)))
+        return [
+            StoredEvent(int(r[0]), CallbackRequest.from_dict(json.loads(r[1])), int(r[2]), bool(r[3]), float(r[4]))
+            for r in rows
+        ]
+
+    def counts(self) -> Dict[str, int]:
+        """Rows per table."""
+
+        def count(db: Sql) -> Dict[str, int]:
+            return {table: int((db.one(f"SELECT count(*) FROM {table}") or (0,))[0]) for table in _TABLES}
+
+        return self._read("count rows", count)
+
+    def status(self, request_id: str) -> RequestStatus:
+        """Per device of a request: succeeded, failed (fault code) or still pending."""
+
+        def read(db: Sql) -> RequestStatus:
+            sent = db.one("SELECT action, devices, sent_at FROM requests WHERE request_id = ?", (request_id,))
+            identifiers = db.all(
+                "SELECT identifier, device FROM request_identifiers WHERE request_id = ?", (request_id,)
+            )
+            events = db.all(
+                "SELECT device, succeeded, fault_code, action, received_at FROM events"
+                " WHERE request_id = ? AND service != 'NiddService'",
+                (request_id,),
+            )
+            return request_status(request_id, sent, identifiers, events)
+
+        return self._snapshot("read the request's status", read)
+
+    # The handler and relay queue -------------------------------------------------------------------
+
+    def due_handlers(self, limit: int = 500) -> List[Tuple[int, str, int]]:
+        """(event id, handler name, attempts so far) of handler runs that are due (a look only)."""
+        now = self.clock()
+        rows = self._read(
+            "read the handler queue",
+            lambda db: db.all(
+                "SELECT event_id, handler, attempts FROM handler_queue WHERE next_at <= ?"
+                " AND coalesce(claimed_until, 0) <= ? ORDER BY event_id LIMIT ?",
+                (now, now, limit),
+            ),
+        )
+        return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    def claim_handlers(
+        self, limit: int = 50, *, lease: float = 300.0, names: Optional[Sequence[str]] = None
+    ) -> List[Tuple[int, str, int]]:
+        """Claim due runs for ``lease`` seconds in one transaction: instances sharing a PostgreSQL
+        store claim side by side (SKIP LOCKED), processes sharing a SQLite file take turns on its
+        write lock; no two ever claim the same run."""
+        if names is not None and not names:
+            return []
+        now = self.clock()
+
+        def work(db: Sql) -> List[Tuple[int, str, int]]:
+            only, chosen = "", ()  # type: Tuple[str, Tuple[Any, ...]]
+            if names is not None:
+                pieces = list(db.lists("handler", list(names)))
+                only = " AND (" + " OR ".join(p[0] for p in pieces) + ")"
+                chosen = tuple(a for p in pieces for a in p[1])
+            rows = db.all(
+                "SELECT event_id, handler, attempts FROM handler_queue WHERE next_at <= ?"
+                f" AND coalesce(claimed_until, 0) <= ?{only} ORDER BY next_at, event_id LIMIT ?"
+                + db.dialect.skip_locked,
+                (now, now, *chosen, limit),
+            )
+            db.many(
+                "UPDATE handler_queue SET claimed_until = ? WHERE event_id = ? AND handler = ?",
+                [(now + lease, r[0], r[1]) for r in rows],
+            )
+            return sorted((int(r[0]), str(r[1]), int(r[2])) for r in rows)
+
+        return self._transact("claim handler runs", work)
+
+    def release_handlers(self, runs: Sequence[Tuple[int, str]]) -> None:
+        """Give back claimed runs that were not run: due again at once."""
+        if runs:
+            self._transact(
+                "give back handler runs",
+                lambda db: db.many(
+                    "UPDATE handler_queue SET claimed_until = NULL WHERE event_id = ? AND handler = ?", list(runs)
+                ),
+            )
+
+    def handler_done(self, event_id: int, handler: str) -> None:
+        self._transact(
+            "record a handler run",
+            lambda db: db.run("DELETE FROM handler_queue WHERE event_id = ? AND handler = ?", (event_id, handler)),
+        )
+
+    def handler_failed(self, event_id: int, handler: str, error: str, delay: float) -> None:
+        self._transact(
+            "record a failed handler run",
+            lambda db: db.run(
+                "UPDATE handler_queue SET attempts = attempts + 1, next_at = ?, claimed_until = NULL, last_error = ?"
+                " WHERE event_id = ? AND handler = ?",
+                (self.clock() + delay, pg_text(error)[:500], event_id, handler),
+            ),
+        )
+
+    def handler_gave_up(self, event_id: int, handler: str, reason: str) -> None:
+        """Take a handler run off the queue for good, kept among the dead letters with ``reason``."""
+        now = self.clock()
+
+        def work(db: Sql) -> None:
+            row = db.one("SELECT callback FROM events WHERE id = ?", (event_id,))
+            db.run("DELETE FROM handler_queue WHERE event_id = ? AND handler = ?", (event_id, handler))
+            why = pg_text(f"handler {handler!r} gave up on event {event_id}: {reason}")[:500]
+            db.insert(
+                "INSERT INTO dead_letters (received_at, content_type, reason, body) VALUES (?, ?, ?, ?)",
+                (now, "application/json", why, (row[0] if row else "").encode("utf-8")),
+            )
+
+        self._transact("record a handler that gave up", work)
+
+    def handler_backlog(self) -> Dict[str, Tuple[int, Optional[float]]]:
+        """Per handler name: runs queued, and when the oldest of their events was received."""
+        rows = self._read(
+            "read the handler backlog",
+            lambda db: db.all(
+                "SELECT q.handler, count(*), min(e.received_at) FROM handler_queue q"
+                " LEFT JOIN events e ON e.id = q.event_id GROUP BY q.handler"
+            ),
+        )
+        return {str(r[0]): (int(r[1]), float(r[2]) if r[2] is not None else None) for r in rows}
+
+    # The request log and the budget reservations ---------------------------------------------------
+
+    def record_request(
+        self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap", forced: bool = False
+    ) -> None:
+        """Remember a sent request so that the tracker knows which devices to expect (and the
+        budget guard what each line was sent); ``forced``: sent over the budget on purpose."""
+        self._transact(
+            "record the request", lambda db: _insert_request(db, request_id, action, devices, api, self.clock(), forced)
+        )
+
+    def recent_actions(self, identities: Sequence[str], since: float) -> LineActions:
+        """Per identity, the ``(request id, when)`` of its line's provisioning actions after
+        ``since``, across every process and instance sharing the log (see
+        :meth:`uws_adapter.store.interfaces.RequestLog.recent_actions`)."""
+        wanted = sorted(set(identities))
+        if not wanted:
+            return {}
+        return self._snapshot("count recent actions", lambda db: _line_actions(db, wanted, since))
+
+    def device_actions(self, devices: Sequence[Device], since: float, *, at_least: int = 1) -> LineActions:
+        """:meth:`recent_actions` of the identities of ``devices``, left out for every device whose
+        line had fewer than ``at_least`` actions (counted first, in one query)."""
+        return self._snapshot("count recent actions", lambda db: _lines_at_risk(db, devices, since, at_least))
+
+    def reserve_request(
+        self, action: str, devices: Sequence[Device], *, api: str = "soap", since: Optional[float] = None,
+        admit: Admit = lambda found: False, at_least: int = 1,
+    ) -> Optional[str]:  # fmt: skip
+        """Reserve a device-list request before it is sent (see the module): in one transaction that
+        every other reservation waits for, the recent actions of the devices' lines after ``since``
+        (none read when None; as :meth:`device_actions` with ``at_least``) are given to ``admit``;
+        when it refuses, nothing is written and the result is None, otherwise a pending request is
+        recorded and its id returned."""
+        reservation = f"{PENDING}{uuid.uuid4()}"
+
+        def work(db: Sql) -> Optional[str]:
+            db.take_turns(BUDGET_LOCK)
+            forced = admit(_lines_at_risk(db, devices, since, at_least) if since is not None else {})
+            if forced is None:
+                return None
+            _insert_request(db, reservation, action, devices, api, self.clock(), forced)
+            return reservation
+
+        return self._transact("reserve the request", work)
+
+    def confirm_request(self, reservation: str, request_id: str) -> None:
+        """The reserved request went out and is known as ``request_id`` from now on (an older
+        request recorded under that id is replaced, as :meth:`record_request` does)."""
+
+        def work(db: Sql) -> None:
+            if request_id != reservation:
+                _forget_request(db, request_id)
+            db.run("UPDATE requests SET request_id = ?, sent_at = ? WHERE request_id = ?",
+                   (request_id, self.clock(), reservation))  # fmt: skip
+            db.run("UPDATE request_identifiers SET request_id = ? WHERE request_id = ?", (request_id, reservation))
+
+        self._transact("confirm the request", work)
+
+    def release_request(self, reservation: str) -> None:
+        """The reserved request provably never left: its lines' reservation is given back."""
+
+        self._transact("release the reservation", lambda db: _forget_request(db, reservation))
+
+    # The bridge's session rows ---------------------------------------------------------------------
+
+    def open_session(self, token_sha256: str, now: float, forget_before: float) -> None:
+        def work(db: Sql) -> None:
+            db.run("DELETE FROM bridge_sessions WHERE last_used < ?", (forget_before,))
+            db.run("INSERT INTO bridge_sessions (token_sha256, last_used) VALUES (?, ?)", (token_sha256, now))
+
+        self._transact("record the session", work)
+
+    def touch_session(self, token_sha256: str, now: float, idle: float) -> str:
+        def work(db: Sql) -> str:
+            row = db.one(
+                "SELECT last_used FROM bridge_sessions WHERE token_sha256 = ?" + db.dialect.for_update, (token_sha256,)
+            )
+            if row is None:
+                return "unknown"
+            if now - float(row[0]) > idle:
+                db.run("DELETE FROM bridge_sessions WHERE token_sha256 = ?", (token_sha256,))
+                return "expired"
+            db.run(
+                f"UPDATE bridge_sessions SET last_used = {db.dialect.greatest}(last_used, ?) WHERE token_sha256 = ?",
+                (now, token_sha256),
+            )
+            return "valid"
+
+        return self._transact("note the session's use", work)
+
+    def close_session(self, token_sha256: str) -> None:
+        self._transact(
+            "forget the session",
+            lambda db: db.run("DELETE FROM bridge_sessions WHERE token_sha256 = ?", (token_sha256,)),
+        )
+
+    def count_login(
+        self, username: str, matched: bool, now: float, *, lock_after: Optional[int], lockout: Optional[float]
+    ) -> str:
+        def work(db: Sql) -> str:
+            # A row to lock first: two instances counting the same login's failures take turns.
+            db.run(
+                "INSERT INTO bridge_login_failures (username, failures, locked_at) VALUES (?, 0, NULL)"
+                " ON CONFLICT DO NOTHING",
+                (username,),
+            )
+            row = db.one(
+                "SELECT failures, locked_at FROM bridge_login_failures WHERE username = ?" + db.dialect.for_update,
+                (username,),
+            )
+            assert row is not None
+            failures = int(row[0])
+            if row[1] is not None:
+                if lockout is None or now - float(row[1]) < lockout:
+                    return "locked"
+                failures = 0  # the lock has run out: a fresh count
+            if matched:
+                db.run("DELETE FROM bridge_login_failures WHERE username = ?", (username,))
+                return "ok"
+            failures += 1
+            locked_at = now if lock_after is not None and failures >= lock_after else None
+            db.run(
+                "UPDATE bridge_login_failures SET failures = ?, locked_at = ? WHERE username = ?",
+                (failures, locked_at, username),
+            )
+            return "locking" if locked_at is not None else "wrong"
+
+        return self._transact("count the login", work)
+
+    def unlock_login(self, username: str) -> bool:
+        cleared = self._transact(
+            "unlock the login",
+            lambda db: db.run(
+                "DELETE FROM bridge_login_failures WHERE username = ? AND (failures > 0 OR locked_at IS NOT NULL)",
+                (username,),
+            ),
+        )
+        return cleared > 0
+
+
+def _insert_request(
+    db: Sql, request_id: str, action: str, devices: Sequence[Device], api: str, now: float, forced: bool
+) -> None:
+    db.run(
+        "INSERT INTO requests (request_id, action, api, sent_at, devices, forced) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (request_id) DO UPDATE SET action = excluded.action, api = excluded.api,"
+        " sent_at = excluded.sent_at, devices = excluded.devices, forced = excluded.forced",
+        (request_id, action, api, now, json.dumps([str(d) for d in devices]), forced),
+    )
+    db.many(
+        "INSERT INTO request_identifiers (request_id, identifier, device) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        [
+            (request_id, identity(i.kind, i.identifier), position)
+            for position, device in enumerate(devices)
+            for i in device.identifiers
+        ],
+    )
+
+
+def _forget_request(db: Sql, request_id: str) -> None:
+    db.run("DELETE FROM request_identifiers WHERE request_id = ?", (request_id,))
+    db.run("DELETE FROM requests WHERE request_id = ?", (request_id,))
+
+
+_CALLBACK_ACTIONS = (
+    # A query's lines are known only from its callbacks; so are those of requests sent by other
+    # tools. Callbacks of device-list requests in this log are counted from the log.
+    "SELECT e.request_id, e.device, e.received_at FROM events e WHERE e.received_at > ?"
+    " AND e.succeeded = TRUE AND e.service != 'NiddService' AND e.action != ''"
+    " AND NOT EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = e.request_id)"
+)
+
+
+def _lines_at_risk(db: Sql, devices: Sequence[Device], since: float, at_least: int) -> LineActions:
+    """:func:`_line_actions` of the devices whose line may have ``at_least`` actions. The log's
+    requests on each device's line are counted in one query (distinct requests over the lines of
+    its identifiers, as :func:`~uws_adapter.store.tracking_rows.recent_line_actions` counts them);
+    the callbacks' requests, which that query does not see, can add at most as many as there are,
+    so a device is left out only when its count and all of them together stay under ``at_least``.
+    Only the devices kept are read row by row: a check costs one query for lines far from their
+    budget, which most are."""
+    callbacks = db.all(_CALLBACK_ACTIONS, (since,))
+    spare = at_least - len({row[0] for row in callbacks})
+    pairs = [(p, identity(i.kind, i.identifier)) for p, device in enumerate(devices) for i in device.identifiers]
+    if spare > 0 and pairs and db.dialect.count_first:
+        wanted, args = db.pairs("budget_wanted", "w", pairs)
+        join = db.dialect.ordered_join  # from the wanted identities outwards, one index step each
+        kept = {
+            int(row[0])
+            for row in db.all(
+                f"SELECT w.pos FROM {wanted} {join} request_identifiers a ON a.identifier = w.identifier"
+                f" {join} request_identifiers b ON b.request_id = a.request_id AND b.device = a.device"
+                f" {join} request_identifiers i ON i.identifier = b.identifier"
+                f" {join} requests r ON r.request_id = i.request_id AND r.sent_at > ?"
+                " GROUP BY w.pos HAVING count(DISTINCT i.request_id) >= ?",
+                (*args, since, spare),
+            )
+        }
+        pairs = [pair for pair in pairs if pair[0] in kept]
+    return _line_actions(db, sorted({name for _, name in pairs}), since, callbacks) if pairs else {}
+
+
+def _line_actions(db: Sql, wanted: List[str], since: float, callbacks: Optional[List[Row]] = None) -> LineActions:
+    """The rows :func:`~uws_adapter.store.tracking_rows.recent_line_actions` reads, from ``db``."""
+
+    def linked(names: List[str]) -> List[Sequence[Any]]:
+        return db.all_in(
+            "SELECT DISTINCT a.identifier, b.identifier FROM request_identifiers a JOIN request_identifiers b"
+            " ON b.request_id = a.request_id AND b.device = a.device AND b.identifier != a.identifier WHERE {}",
+            "a.identifier", names,
+        )  # fmt: skip
+
+    def requests(names: List[str]) -> List[Sequence[Any]]:
+        return db.all_in(
+            "SELECT i.identifier, r.request_id, r.sent_at FROM request_identifiers i"
+            " JOIN requests r ON r.request_id = i.request_id WHERE {} AND r.sent_at > ?",
+            "i.identifier", names, (since,),
+        )  # fmt: skip
+
+    if callbacks is None:
+        callbacks = db.all(_CALLBACK_ACTIONS, (since,))
+    return recent_line_actions(set(wanted), linked, requests, callbacks)

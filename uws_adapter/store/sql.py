@@ -1,0 +1,129 @@
+"""The small dialect the SQL core (:mod:`.core`) is written against, and a connection that speaks it.
+
+Statements are written once, with ``?`` placeholders and the SQL both backends read alike
+(``ON CONFLICT``, ``coalesce``, ``TRUE``); what differs is named here: the placeholder, how a list
+is bound (SQLite: ``IN (?, ...)`` in pieces under its parameter limit; PostgreSQL: ``= ANY(?)``),
+the row locks (PostgreSQL's ``FOR UPDATE``; SQLite needs none, its write transaction holds the
+whole file), how transactions that must not interleave take turns, and how an insert gives its id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
+
+__all__ = ["POSTGRES", "SQLITE", "Dialect", "Row", "Sql"]
+
+Row = Sequence[Any]
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What one backend's SQL does its own way."""
+
+    name: str
+    #: The driver's placeholder for ``?``.
+    placeholder: str
+    #: Appended to a SELECT whose rows the transaction goes on to change (none on SQLite).
+    for_update: str
+    #: Appended to a SELECT of queue rows that concurrent claimers must split between them.
+    skip_locked: str
+    #: The most values one ``IN`` list binds, or None: the whole list is one array parameter.
+    list_limit: Optional[int]
+    #: The larger of two values (SQLite's scalar ``max``).
+    greatest: str
+    #: Run first in a transaction that every other such transaction (any process or instance)
+    #: must wait for, with a key: None where every write transaction already does (SQLite).
+    serialize: Optional[str]
+    #: A join its planner takes in the order written (SQLite's CROSS JOIN), where it may pick a
+    #: worse order on its own; a plain join elsewhere.
+    ordered_join: str
+    #: Whether the budget check counts each line's actions in one query before it reads any rows:
+    #: on SQLite that saves reading ten thousand lines' rows one by one; PostgreSQL's planner,
+    #: without fresh statistics right after a large request, ran that query slower than the reads.
+    count_first: bool
+
+
+SQLITE = Dialect("sqlite", "?", "", "", 500, "max", None, "CROSS JOIN", True)
+POSTGRES = Dialect(
+    "postgresql", "%s", " FOR UPDATE", " FOR UPDATE SKIP LOCKED", None, "greatest", "SELECT pg_advisory_xact_lock(?)",
+    "JOIN", False,
+)  # fmt: skip
+
+
+@lru_cache(maxsize=256)
+def _translate(sql: str, placeholder: str) -> str:
+    # The core's statements hold no literal '?' or '%': a plain replace is exact.
+    return sql if placeholder == "?" else sql.replace("?", placeholder)
+
+
+class Sql:
+    """A DB-API connection (sqlite3 or psycopg 3) in its dialect; each method one statement."""
+
+    def __init__(self, connection: Any, dialect: Dialect) -> None:
+        self.connection = connection
+        self.dialect = dialect
+
+    def _execute(self, sql: str, args: Sequence[Any]) -> Any:
+        return self.connection.execute(_translate(sql, self.dialect.placeholder), tuple(args))
+
+    def one(self, sql: str, args: Sequence[Any] = ()) -> Optional[Row]:
+        row: Optional[Row] = self._execute(sql, args).fetchone()
+        return row
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> List[Row]:
+        return list(self._execute(sql, args).fetchall())
+
+    def all_in(self, sql: str, column: str, values: Sequence[Any], args: Sequence[Any] = ()) -> List[Row]:
+        """Every row of ``sql`` whose ``{}`` is ``column`` in ``values`` (see :meth:`lists`), the
+        list's arguments bound before ``args``."""
+        return [
+            row for where, listed in self.lists(column, values) for row in self.all(sql.format(where), (*listed, *args))
+        ]
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        """Run a change; how many rows it touched."""
+        return int(self._execute(sql, args).rowcount)
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.connection.cursor().executemany(_translate(sql, self.dialect.placeholder), [tuple(r) for r in rows])
+
+    def insert(self, sql: str, args: Sequence[Any]) -> int:
+        """Run an INSERT into a table with an ``id`` key; the new row's id (RETURNING is left out on
+        SQLite, which has it only since 3.35)."""
+        if self.dialect.name == "sqlite":
+            return int(self._execute(sql, args).lastrowid or 0)
+        row = self.one(sql + " RETURNING id", args)
+        return int(row[0]) if row else 0
+
+    def take_turns(self, key: int) -> None:
+        """Wait for every other transaction that took turns on ``key`` to end (its locks held to
+        this transaction's end)."""
+        if self.dialect.serialize is not None:
+            self.one(self.dialect.serialize, (key,))
+
+    def pairs(self, name: str, alias: str, rows: Sequence[Tuple[int, str]]) -> Tuple[str, Tuple[Any, ...]]:
+        """``rows`` of (pos, identifier) as a table ``alias`` to join, and its arguments: on
+        PostgreSQL two arrays unnested, on SQLite a temporary table of this connection (any number
+        of rows, where a VALUES list would meet the parameter limit)."""
+        if self.dialect.name != "sqlite":
+            arrays = ([r[0] for r in rows], [r[1] for r in rows])
+            return f"unnest(?::bigint[], ?::text[]) AS {alias}(pos, identifier)", arrays
+        self.run(f"CREATE TEMP TABLE IF NOT EXISTS {name} (pos INTEGER NOT NULL, identifier TEXT NOT NULL)")
+        self.run(f"DELETE FROM temp.{name}")
+        self.many(f"INSERT INTO temp.{name} (pos, identifier) VALUES (?, ?)", rows)
+        return f"temp.{name} {alias}", ()
+
+    def lists(self, column: str, values: Sequence[Any]) -> Iterator[Tuple[str, Tuple[Any, ...]]]:
+        """``column`` in ``values`` as (condition, its arguments), in as many pieces as the
+        dialect's parameter limit needs (none for an empty list)."""
+        limit = self.dialect.list_limit
+        if limit is None:
+            if values:
+                yield f"{column} = ANY(?)", (list(values),)
+            return
+        for start in range(0, len(values), limit):
+            piece = tuple(values[start : start + limit])
+            yield f"{column} IN ({','.join('?' * len(piece))})", piece

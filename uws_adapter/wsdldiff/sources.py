@@ -1,0 +1,173 @@
+"""The documents of a WSDL, read as untrusted input: the WSDL at SOURCE and every document it
+imports (``wsdl:import``, ``xs:import`` / ``xs:include`` with a location), as WCF publishes them
+(``.svc?wsdl`` importing ``?wsdl=wsdl0`` and ``?xsd=xsdN``; ``?singleWsdl`` with everything inlined).
+
+Each document goes through :func:`.parse_untrusted` (no DTD, no entities, no network, size and
+depth caps) and each fetch through :func:`uws_adapter.netcheck.fetch` (timeouts, a deadline, a size
+cap, no redirect). Only the host SOURCE names is read: an import that points at another scheme,
+host or port is refused, and so is a file outside the folder of a local SOURCE.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Tuple
+from urllib.parse import urljoin, urlsplit
+
+from lxml import etree
+
+from uws_adapter.errors import DocumentError, InputError, TransportError
+from uws_adapter.netcheck import fetch
+from uws_adapter.redaction import masked_url
+from uws_adapter.xmlsafe import parse_untrusted
+
+__all__ = ["MAX_DOCUMENTS", "MAX_DOCUMENT_BYTES", "Documents", "read_documents"]
+
+NS_WSDL = "http://schemas.xmlsoap.org/wsdl/"
+NS_XS = "http://www.w3.org/2001/XMLSchema"
+#: Largest single document: a WCF singleWsdl of a big service is a few hundred KiB.
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+#: Most documents one WSDL may pull in (WCF splits a service into a handful).
+MAX_DOCUMENTS = 64
+_FIELD = "SOURCE"
+
+
+@dataclass(frozen=True)
+class Documents:
+    """The parsed documents, by the location each was read from, the WSDL's first."""
+
+    source: str
+    roots: Tuple[Tuple[str, etree._Element], ...]
+
+    def of_kind(self, tag: str) -> List[etree._Element]:
+        """Every element ``tag`` (Clark name) that is a document root or a child of one's
+        ``wsdl:types`` (schemas inlined in a WSDL)."""
+        found = []
+        for _, root in self.roots:
+            if root.tag == tag:
+                found.append(root)
+            for types in root.iterfind(f"{{{NS_WSDL}}}types"):
+                found.extend(child for child in types if child.tag == tag)
+        return found
+
+    def wsdl_roots(self) -> List[etree._Element]:
+        return [root for _, root in self.roots if root.tag == f"{{{NS_WSDL}}}definitions"]
+
+
+def _references(root: etree._Element) -> List[str]:
+    places = []
+    for element in root.iter(f"{{{NS_WSDL}}}import", f"{{{NS_XS}}}import", f"{{{NS_XS}}}include"):
+        location = element.get("location") if element.tag == f"{{{NS_WSDL}}}import" else element.get("schemaLocation")
+        if location and location.strip():
+            places.append(location.strip())
+    return places
+
+
+def _is_url(source: str) -> bool:
+    return source.lower().startswith(("http://", "https://"))
+
+
+def _origin(url: str) -> Tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise InputError(_FIELD, f"{masked_url(url)} has a port that is not a number", "fix the URL") from None
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def read_documents(
+    source: str,
+    *,
+    timeout: Tuple[float, float] = (10.0, 30.0),
+    deadline: float = 60.0,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+    max_documents: int = MAX_DOCUMENTS,
+) -> Documents:
+    """The WSDL at ``source`` (an http(s) URL or a file) and everything it imports, hardened.
+    :class:`.InputError` (field ``SOURCE``) for anything that cannot be read or is refused."""
+    if not isinstance(source, str) or not source.strip():
+        raise InputError(_FIELD, "no WSDL given", "give a .svc?wsdl URL or a file")
+    source = source.strip()
+    remote = _is_url(source)
+    if remote:
+        from uws_adapter.provisioning.transport import check_base_url
+
+        check_base_url(source, _FIELD)
+        home = _origin(source)
+        first = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(_FIELD, f"no file {source}", "give a .svc?wsdl URL or the path of a WSDL file")
+        folder = path.resolve().parent
+        first = path.resolve().as_uri()
+    roots: Dict[str, etree._Element] = {}
+    pending = [first]
+    while pending:
+        location = pending.pop(0)
+        if location in roots:
+            continue
+        if len(roots) >= max_documents:
+            raise InputError(_FIELD, f"imports more than {max_documents} documents", "give a smaller WSDL")
+        if remote:
+            data = _fetched(location, home, timeout=timeout, deadline=deadline, max_bytes=max_bytes)
+        else:
+            data = _read_file(location, folder, max_bytes)
+        shown = masked_url(location) if remote else location.rpartition("/")[2]
+        try:
+            root = parse_untrusted(data, max_bytes=max_bytes, what=shown)
+        except DocumentError as exc:
+            raise InputError(_FIELD, str(exc), "point SOURCE at the service's WSDL") from None
+        if root.tag not in (f"{{{NS_WSDL}}}definitions", f"{{{NS_XS}}}schema"):
+            raise InputError(
+                _FIELD, f"{shown} is {etree.QName(root).localname!r}, not a WSDL or an XML schema",
+                "point SOURCE at the service's .svc?wsdl (or ?singleWsdl)",
+            )  # fmt: skip
+        roots[location] = root
+        pending.extend(urljoin(location, reference) for reference in _references(root))
+    return Documents(source, tuple(roots.items()))
+
+
+def _fetched(url: str, home: Tuple[str, str, int], *, timeout: Tuple[float, float], deadline: float,
+             max_bytes: int) -> bytes:  # fmt: skip
+    if not _is_url(url) or _origin(url) != home:
+        scheme, host, port = home
+        raise InputError(
+            _FIELD, f"an import points at {masked_url(url)}, not at {scheme}://{host}:{port}; refused",
+            "only the host given is read: diff the service's ?singleWsdl (everything inlined) instead",
+        )  # fmt: skip
+    try:
+        answer = fetch(url, timeout=timeout, deadline=deadline, max_bytes=max_bytes, accept="text/xml, */*")
+    except TransportError as exc:
+        raise InputError(_FIELD, str(exc), "check the URL, the network and the certificate") from None
+    if answer.status_code != 200:
+        where = answer.headers.get("Location")
+        moved = f" (to {masked_url(where)})" if where and 300 <= answer.status_code < 400 else ""
+        raise InputError(
+            _FIELD, f"GET {masked_url(url)} answered HTTP {answer.status_code}{moved}",
+            "give the URL the service publishes its metadata at (.svc?wsdl or ?singleWsdl)",
+        )  # fmt: skip
+    return answer.content
+
+
+def _read_file(uri: str, folder: Path, max_bytes: int) -> bytes:
+    if not uri.startswith("file:"):
+        raise InputError(_FIELD, f"a local WSDL imports {masked_url(uri)}; refused", "download it beside the file")
+    from urllib.request import url2pathname
+
+    path = Path(url2pathname(urlsplit(uri).path)).resolve()
+    if folder != path.parent and folder not in path.parents:
+        raise InputError(_FIELD, f"an import points outside {folder} ({path.name}); refused", "copy it beside the WSDL")
+    try:
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise InputError(
+                _FIELD, f"{path.name}: {size:,} bytes is over the {max_bytes:,}-byte limit", "give a smaller file"
+            )
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(_FIELD, f"cannot read {path.name}: {exc.strerror}", "check the path") from None
