@@ -13,9 +13,9 @@ import test_receiver
 from servers import AsgiServer, wait_until
 from test_receiver import SECRET, Running
 
+from uws_adapter.edge import Answer
 from uws_adapter.receiver.app import Intake, Receiver
 from uws_adapter.receiver.asgi import INLINE_BODY, AsyncReceiver, server_config
-from uws_adapter.serving.edge import Answer
 from uws_adapter.store.sqlite import Store
 
 start = test_receiver.start  # both servers

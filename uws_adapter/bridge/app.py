@@ -30,6 +30,7 @@ from uws_adapter import metrics
 from uws_adapter.bridge.address import checked_names, soap_address
 from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, StoredSessions
 from uws_adapter.callbacks.uws_render import callback_headers, check_soap_action, render_callback
+from uws_adapter.edge import StartResponse
 from uws_adapter.errors import (
     HandlerGaveUp,
     InputError,
@@ -44,7 +45,6 @@ from uws_adapter.model.selection import Selection
 from uws_adapter.provisioning.transport import check_timeout
 from uws_adapter.receiver.app import Receiver
 from uws_adapter.rest.client import RestClient
-from uws_adapter.serving.edge import StartResponse
 from uws_adapter.soap.server import SoapServer
 from uws_adapter.store.interfaces import BridgeStore, StoredEvent
 from uws_adapter.xmlsafe import MAX_BYTES

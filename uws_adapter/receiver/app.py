@@ -30,9 +30,9 @@ from urllib.parse import quote
 from uws_adapter import metrics
 from uws_adapter.callbacks.rest_json import read_rest_callback, rest_callback_object, rest_credentials
 from uws_adapter.callbacks.uws_xml import callback_credentials, callback_element, read_callback
+from uws_adapter.edge import Answer, BodyRules, StartResponse, screen, target_refusal
 from uws_adapter.errors import CallbackParseError, HandlerGaveUp, InputError, StoreError
 from uws_adapter.redaction import redact
-from uws_adapter.serving.edge import Answer, BodyRules, StartResponse, screen, target_refusal
 from uws_adapter.store.interfaces import (
     DEAD_LETTER_MAX,
     POISONED,

@@ -27,8 +27,8 @@ import time
 from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Sequence, Tuple
 
 from uws_adapter import metrics
+from uws_adapter.edge import Answer
 from uws_adapter.receiver.app import Intake, Probe, Receiver
-from uws_adapter.serving.edge import Answer
 from uws_adapter.store.interfaces import Outcome, ReceiverStore, Write
 
 #: Bodies up to this size are read in the loop's thread (a carrier callback is about 1.5 KiB and
