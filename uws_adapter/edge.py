@@ -1,6 +1,7 @@
 """The inbound HTTP edge shared by the receiver, the bridge and the emulator: one answer type
-(:class:`Answer`, status lines from :class:`http.HTTPStatus`) and one request screen
-(:func:`screen`: method, request target, length, encoding, media type and charset), so that the
+(:class:`Answer`, status lines from :class:`http.HTTPStatus`), one request screen (:func:`screen`:
+length, encoding, charset and media type; :func:`target_refusal`: the request target) and one
+router (:class:`Router`: the SOAP services under ``/api/v2/``, the rest elsewhere), so that the
 same request gets the same answer from every service.
 
 Pure standard library (and :mod:`uws_adapter.xmlsafe`'s decode rule): importing it never loads a
@@ -11,13 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from urllib.parse import quote
 
 from uws_adapter.xmlsafe import encoding_refusal
 
-__all__ = ["Answer", "BodyRules", "StartResponse", "charset_of", "screen", "target_refusal"]
+__all__ = [
+    "SOAP_PREFIX", "Answer", "BodyRules", "Router", "StartResponse", "WsgiApp", "charset_of", "media_type_of",
+    "raw_target", "screen", "target_refusal",
+]  # fmt: skip
 
 StartResponse = Callable[..., Any]
+WsgiApp = Callable[[Dict[str, Any], StartResponse], Iterable[bytes]]
+#: Where our SOAP services are served (``/api/v2/CarrierService.svc``, as the carrier's).
+SOAP_PREFIX = "/api/v2/"
 
 
 @dataclass(frozen=True)
@@ -128,3 +136,33 @@ def screen(
     if rules.media_types is not None and kind not in rules.media_types:
         return Answer.text(415, rules.media_hint, close=True)
     return size, kind
+
+
+def raw_target(environ: Dict[str, Any]) -> str:
+    """The request target as the client sent it (waitress's ``REQUEST_URI``, gunicorn's
+    ``RAW_URI``), not the server's decoded and normalised ``PATH_INFO``: waitress serves
+    ``//metrics`` as ``/metrics``."""
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    if isinstance(raw, str) and raw:
+        return raw
+    return quote(environ.get("PATH_INFO") or "/")
+
+
+class Router:
+    """WSGI application: a request whose target is refused (:func:`target_refusal`) gets 400; else
+    the first of ``routes`` (path prefix, application) whose prefix the path starts with, else
+    ``default``. The one place that says which service of a process answers which path."""
+
+    def __init__(self, routes: Sequence[Tuple[str, WsgiApp]], default: WsgiApp) -> None:
+        self.routes = tuple(routes)
+        self.default = default
+
+    def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        refusal = target_refusal(raw_target(environ))
+        if refusal is not None:
+            return Answer.text(400, refusal).send(start_response)
+        path = environ.get("PATH_INFO") or "/"
+        for prefix, app in self.routes:
+            if path.startswith(prefix):
+                return app(environ, start_response)
+        return self.default(environ, start_response)

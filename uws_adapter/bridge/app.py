@@ -22,7 +22,7 @@ import hmac
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import requests
 
@@ -30,7 +30,7 @@ from uws_adapter import metrics
 from uws_adapter.bridge.address import checked_names, soap_address
 from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, StoredSessions
 from uws_adapter.callbacks.uws_render import callback_headers, check_soap_action, render_callback
-from uws_adapter.edge import StartResponse
+from uws_adapter.edge import SOAP_PREFIX, Router, StartResponse
 from uws_adapter.errors import (
     HandlerGaveUp,
     InputError,
@@ -163,6 +163,7 @@ class Bridge:
         self.soap = SoapServer(
             self, address=self._address, max_body=MAX_REQUEST_BYTES, count=self._count, refusal=_refusal
         )
+        self._router = Router([(SOAP_PREFIX, self.soap)], self.receiver)
 
     def close(self) -> None:
         self.receiver.close()
@@ -188,11 +189,8 @@ class Bridge:
 
     # WSGI --------------------------------------------------------------------------------------
 
-    def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
-        path = environ.get("PATH_INFO", "/")
-        if not path.startswith("/api/v2/"):
-            return self.receiver(environ, start_response)
-        return self.soap(environ, start_response)
+    def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        return self._router(environ, start_response)
 
     def _address(self, environ: Mapping[str, Any]) -> str:
         return soap_address(environ, public_url=self.public_url, allowed=self.allowed_hosts)  # HostRefused: 400

@@ -21,13 +21,8 @@ from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, unlock
 from uws_adapter.callbacks.uws_render import check_soap_action
 from uws_adapter.cli.db import add_db_option, open_db
 from uws_adapter.config import CONFIG_VARIABLE, load_settings
-from uws_adapter.emulator.core import (
-    DEFAULT_ACCOUNT,
-    EmulatedDevice,
-    Emulator,
-    generated_devices,
-    listener_url_problem,
-)
+from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice, generated_devices, listener_url_problem
+from uws_adapter.emulator.http import Emulator
 from uws_adapter.emulator.lines import seed_lines, seeds
 from uws_adapter.errors import InputError, UwsAdapterError
 from uws_adapter.logs import add_logging_options, configure_from_options, worker_environment

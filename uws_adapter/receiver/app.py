@@ -25,12 +25,11 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
-from urllib.parse import quote
 
 from uws_adapter import metrics
 from uws_adapter.callbacks.rest_json import read_rest_callback, rest_callback_object, rest_credentials
 from uws_adapter.callbacks.uws_xml import callback_credentials, callback_element, read_callback
-from uws_adapter.edge import Answer, BodyRules, StartResponse, screen, target_refusal
+from uws_adapter.edge import Answer, BodyRules, StartResponse, raw_target, screen, target_refusal
 from uws_adapter.errors import CallbackParseError, HandlerGaveUp, InputError, StoreError
 from uws_adapter.redaction import redact
 from uws_adapter.store.interfaces import (
@@ -422,16 +421,6 @@ class Receiver:
 
 def _request_of(event: Optional[StoredEvent]) -> str:
     return repr(event.callback.request_id[:80]) if event is not None else "unknown"
-
-
-def raw_target(environ: Dict[str, Any]) -> str:
-    """The request target as the client sent it (waitress's ``REQUEST_URI``, gunicorn's
-    ``RAW_URI``), not the server's decoded and normalised ``PATH_INFO``: waitress serves
-    ``//metrics`` as ``/metrics``."""
-    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
-    if isinstance(raw, str) and raw:
-        return raw
-    return quote(environ.get("PATH_INFO") or "/")
 
 
 def server_options(receiver: Receiver, **options: Any) -> Dict[str, Any]:
