@@ -124,3 +124,17 @@ def test_every_status_has_its_standard_line(status: int) -> None:
     Answer.text(status, "x").send(lambda line, headers: seen.update(line=line, headers=headers))
     assert seen["line"].split(" ", 1)[0] == str(status)
     assert len(seen["line"]) > 4
+
+
+def test_uvicorn_answers_a_chunked_callback_411_and_closes_at_once(endpoints: Dict[str, Tuple[int, str]]) -> None:
+    port, path = endpoints["receiver-uvicorn"]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(post(path, "Content-Type: text/xml", "Transfer-Encoding: chunked") + b"\r\n1000\r\n")
+        answer = b""
+        while True:  # the answer, then the end of the stream: the rest of the body is never read
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 411 Length Required")
+    assert b"connection: close" in answer.lower()

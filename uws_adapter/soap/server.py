@@ -20,12 +20,13 @@ What each operation reads and answers (the UWS messages) is in :mod:`uws_adapter
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
 from lxml import etree
 
 from uws_adapter.edge import Answer, BodyRules, StartResponse, screen
-from uws_adapter.errors import DocumentError, InputError, Refused
+from uws_adapter.errors import DocumentError, InputError, Refused, ServiceFault
 from uws_adapter.model.actions import Action
 from uws_adapter.model.selection import Selection
 from uws_adapter.soap.documents import served_document
@@ -46,8 +47,8 @@ from uws_adapter.wire import CONTENT_TYPE, NS_SOAP_ENV, NS_V2, NS_XSI, soap_acti
 from uws_adapter.xmlsafe import parse_untrusted
 
 __all__ = [
-    "QUALIFIED_CODES", "XML_TYPES", "SoapServer", "UwsOperations", "dispatch", "fault_envelope",
-    "payload_schema", "read_call", "served_file", "service_of",
+    "FAULT_KEY", "QUALIFIED_CODES", "XML_TYPES", "SoapServer", "UwsOperations", "dispatch", "fault_envelope",
+    "payload_schema", "read_call", "schema_complaint", "served_file", "service_of",
 ]  # fmt: skip
 
 #: What a SOAP 1.1 request may be sent as: text/xml, and application/xml as the receiver accepts it.
@@ -65,6 +66,10 @@ QUALIFIED_CODES = {
 ACTOR_NEXT = "http://schemas.xmlsoap.org/soap/actor/next"
 ENVELOPE, HEADER, BODY = (f"{{{NS_SOAP_ENV}}}{name}" for name in ("Envelope", "Header", "Body"))
 TOKEN = f"{{{NS_V2}}}token"
+#: A name in Clark notation (``{uri}Name``); linear: no nested quantifier.
+_QUALIFIED = re.compile(r"\{([^{}]*)\}([\w.\-]*)")
+#: Where the SOAP server says whose fault a fault was, for the access line (a client's at INFO).
+FAULT_KEY = "uws_adapter.fault"
 XSI_TYPE = f"{{{NS_XSI}}}type"
 _TYPED = etree.XPath("descendant-or-self::*[@xsi:type]", namespaces={"xsi": NS_XSI})
 _NIL = etree.XPath(
@@ -207,12 +212,32 @@ def _payload(body: etree._Element) -> etree._Element:
     if not schema.validate(payload):
         # The first complaint names the element and line, as WCF's message does.
         first = next(iter(schema.error_log), None)  # type: ignore[call-overload]  # lxml-stubs
-        raise Refused("DeserializationFailed", str(first) if first else "the request does not match the contract")
+        raise Refused("DeserializationFailed", schema_complaint(first))
     for element in _found(_NIL, payload):
         parent = element.getparent()
         if parent is not None:
             parent.remove(element)
     return payload
+
+
+def schema_complaint(entry: Optional[Any]) -> str:
+    """What is wrong, in words, from libxml2's first validation error: the element by its name,
+    what was expected, and the line, as WCF says it ("Expecting element 'Username'"), without
+    libxml2's internals (``<string>:1:0:ERROR:SCHEMASV:SCHEMAV_ELEMENT_CONTENT: ...``). A name in
+    the operations' namespace is written bare, any other with its namespace (which is what differs
+    when an element has the right name in the wrong namespace)."""
+    if entry is None:
+        return "the request does not match the contract"
+
+    def name(match: re.Match[str]) -> str:
+        return match.group(2) if match.group(1) == NS_V2 else f"{match.group(2)} (namespace {match.group(1)})"
+
+    text = _QUALIFIED.sub(name, str(entry.message)).strip()
+    text = text.replace("This element is not expected. Expected is one of ( ", "not expected here; expecting one of ")
+    text = text.replace("This element is not expected. Expected is ( ", "not expected here; expecting ")
+    text = text.replace("This element is not expected.", "not expected here.").replace(" ).", ".")
+    text = text.replace("No matching global declaration available for the validation root.", "not an operation")
+    return f"the request does not match the contract at line {entry.line}: {text[:300]}"
 
 
 def read_call(service: str, body: bytes, *, max_bytes: int, soap_action_header: Optional[str] = None) -> SoapCall:
@@ -322,7 +347,7 @@ class SoapServer:
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
         return self.answer(environ).send(start_response)
 
-    def answer(self, environ: Mapping[str, Any]) -> Answer:
+    def answer(self, environ: Dict[str, Any]) -> Answer:
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
         if method == "GET":
@@ -350,11 +375,15 @@ class SoapServer:
             call = read_call(service, body, max_bytes=self.max_body, soap_action_header=environ.get("HTTP_SOAPACTION"))
             return Answer(200, CONTENT_TYPE, dispatch(self.operations, call))
         except Refused as refused:
+            environ[FAULT_KEY] = "client"  # the request was refused: nothing of ours failed
             return self._fault(service, refused)
         except Exception as exc:  # the backend's own errors, when it says how they are answered
             refused_as = self.refusal(exc)
             if refused_as is None:
                 raise
+            # The service behind refused it (its own fault code) or our input check did: the client's;
+            # anything else (no answer from behind) is ours, logged as a warning.
+            environ[FAULT_KEY] = "client" if isinstance(exc, (ServiceFault, InputError)) else "server"
             return self._fault(service, refused_as)
 
     def _fault(self, service: str, refused: Refused) -> Answer:
