@@ -21,6 +21,8 @@ class DocumentServer:
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.documents: Dict[str, bytes] = {}
+        #: ``/path?query`` -> a Location answered with 302.
+        self.redirects: Dict[str, str] = {}
         self.requested: List[str] = []
         self.lock = threading.Lock()
         outer = self
@@ -35,6 +37,13 @@ class DocumentServer:
                 with outer.lock:
                     outer.requested.append(self.path)
                     body = outer.documents.get(self.path)
+                    moved = outer.redirects.get(self.path)
+                if moved is not None:
+                    self.send_response(302)
+                    self.send_header("Location", moved)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 status = 200 if body is not None else 404
                 body = body if body is not None else b"not found\n"
                 self.send_response(status)

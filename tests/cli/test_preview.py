@@ -48,6 +48,9 @@ def test_a_query_preview_counts_and_sends_nothing(tmp_path: Path, emulator: Emul
     assert lines[1].startswith("  IMEI:350000000000000+ICCID:89148000000000000000  state Suspended")
     assert "  ... and 2 more" in lines
     assert "states: Active 7, Suspended 5" in lines
+    assert "restore acts on suspended lines: 7 of these are not; each of them would get a failed callback" in (
+        done.stdout
+    )
     assert lines[-1] == "preview only: no restore was sent"
     assert emulator.counters["requests"] == 0
     assert [line.state for line in emulator.devices[:5]] == [SUSPENDED] * 5

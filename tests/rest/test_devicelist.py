@@ -47,6 +47,10 @@ def test_a_group_is_counted_across_pages_each_line_once(emulator: Emulator) -> N
     assert [line.identifiers[0].identifier for line in found.first] == [str(350000000000000 + n) for n in range(4)]
     assert "6 line(s) match" in found.lines("x")[0]
     assert found.lines("x")[-2] == "  ... and 2 more"
+    assert (found.ready_for("restore"), found.ready_for("suspend"), found.ready_for("other")) == (3, 3, None)
+    assert found.lines("x", "suspend")[-1] == (
+        "suspend acts on active lines: 3 of these are not; each of them would get a failed callback (DeviceState.Invalid)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -314,3 +314,21 @@ def test_a_soap_12_binding_only_is_breaking(tmp_path: Path) -> None:
     found = kinds(list(diff(str(altered(tmp_path, "uws.wsdl", soap12))).differences), BREAKING)
     assert set(found) == {"soap-version"}
     assert len(found["soap-version"]) == 3
+
+
+def test_a_redirect_is_not_followed(emulator: Emulator) -> None:
+    with DocumentServer() as server:
+        server.redirects["/CarrierService.svc?wsdl"] = f"{emulator.base_url}/CarrierService.svc?wsdl"
+        with pytest.raises(InputError, match=r"answered HTTP 302 \(to .*CarrierService.svc\?wsdl.*\)"):
+            diff(f"{server.url}/CarrierService.svc?wsdl")
+        assert server.requested == ["/CarrierService.svc?wsdl"]
+
+
+def test_too_deep_a_document_is_refused() -> None:
+    with DocumentServer() as server:
+        deep = b"<x>" * 200 + b"</x>" * 200
+        server.documents["/deep.svc?wsdl"] = (
+            b'<definitions xmlns="http://schemas.xmlsoap.org/wsdl/">' + deep + (b"</definitions>")
+        )
+        with pytest.raises(InputError, match="nesting deeper than"):
+            diff(f"{server.url}/deep.svc?wsdl")

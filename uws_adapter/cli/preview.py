@@ -80,7 +80,7 @@ def run_preview(action: str, selection: Selection, settings: Settings) -> int:
             sys.stdout.write(f"  ... and {len(devices) - SHOWN} more\n")
     else:
         found = _listed(settings, selection)
-        sys.stdout.write("\n".join(found.lines(describe_query(selection))) + "\n")
+        sys.stdout.write("\n".join(found.lines(describe_query(selection), action)) + "\n")
     sys.stdout.write(f"preview only: no {action} was sent\n")
     return 0
 

@@ -123,8 +123,18 @@ class Preview:
     states: Dict[str, int] = field(default_factory=dict)
     complete: bool = True
 
-    def lines(self, what: str) -> List[str]:
-        """The preview as text: ``what`` names the selection."""
+    def ready_for(self, action: str) -> Optional[int]:
+        """How many of the lines are in the state ``action`` acts on: Restore from Suspend, Suspend
+        from Active [doc: the state machine]. The answer's state names are read by their start
+        ("suspend...", "activ...") [inferred: the SDK lists Activate, Suspend, Deactive,
+        Pre-active]. None when the action is neither or no line has a state."""
+        start = {"restore": "suspend", "suspend": "activ"}.get(action.lower())
+        if start is None or set(self.states) <= {"unknown"}:
+            return None
+        return sum(n for state, n in self.states.items() if state.lower().startswith(start))
+
+    def lines(self, what: str, action: Optional[str] = None) -> List[str]:
+        """The preview as text: ``what`` names the selection, ``action`` what would be sent."""
         counted = f"{self.count}" if self.complete else f"at least {self.count}"
         out = [f"{counted} line(s) match {what} now"]
         out += [f"  {line.text()}" for line in self.first]
@@ -132,6 +142,11 @@ class Preview:
             out.append(f"  ... and {self.count - len(self.first)} more")
         if self.states:
             out.append("states: " + ", ".join(f"{state} {n}" for state, n in sorted(self.states.items())))
+        ready = self.ready_for(action) if action else None
+        if action and ready is not None and ready < self.count:
+            wanted = "suspended" if action.lower() == "restore" else "active"
+            out.append(f"{action} acts on {wanted} lines: {self.count - ready} of these are not; each of them "
+                       "would get a failed callback (DeviceState.Invalid)")  # fmt: skip
         if not self.complete:
             out.append("the listing could not be paged to its end: the count is a lower bound")
         return out
