@@ -1,5 +1,8 @@
 """Load on a live receiver on loopback, with wrk (Debian package ``wrk``): callbacks/s, p50 and p99,
-for one commit per callback and for group commit, with full synchronous commits, on both servers.
+for one commit per callback and for group commit, with full synchronous commits, on both servers,
+and the receiver's two floors served the same way (uvicorn x2, the same protocol and settings, see
+``receiver_floor.py``): an application that only answers and one that only parses. The ratios of
+ours to each floor are printed (issue 19's goal: at least 0.5 of the parse-only floor).
 
 The load is the callbacks of a 10,000-device request, each device sent 4 times (CallbackCount 1 to
 4), over 32 keep-alive connections. Timed runs are interleaved over ``--rounds`` and the best of
@@ -33,7 +36,10 @@ CONFIGS: Dict[str, List[str]] = {
     "waitress, group commit": ["--server", "waitress", "--commit", "group"],
     "uvicorn x2, one commit per callback": ["--server", "uvicorn", "--workers", "2", "--commit", "each"],
     "uvicorn x2, group commit (ours)": ["--server", "uvicorn", "--workers", "2", "--commit", "group"],
+    "floor: answer only (uvicorn x2)": ["floor", "answer"],
+    "floor: parse only (uvicorn x2)": ["floor", "parse"],
 }
+OURS = "uvicorn x2, group commit (ours)"
 THREADS, CONNECTIONS = 2, 32
 
 # Thread t of T sends request number k = n*T + t: device k % D, CallbackCount k // D % 4 + 1, so
@@ -70,11 +76,14 @@ def lua_script(devices: int) -> str:
 
 
 def start_receiver(db: Path, options: List[str]) -> Tuple[subprocess.Popen[str], int]:
+    if options[0] == "floor":
+        command = [sys.executable, str(Path(__file__).with_name("receiver_floor.py")), *options[1:]]
+    else:
+        command = [sys.executable, "-m", "uws_adapter", "receiver", "--port", "0", "--db", str(db),
+                   "--allow-anonymous", *options]  # fmt: skip
     receiver = subprocess.Popen(
-        [sys.executable, "-m", "uws_adapter", "receiver", "--port", "0", "--db", str(db), "--allow-anonymous",
-         *options],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
-    )  # fmt: skip
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True
+    )
     assert receiver.stdout is not None
     port = int(receiver.stdout.readline().split("http://127.0.0.1:")[1].split("/")[0])
     time.sleep(1.5)  # the workers start after the line is printed
@@ -165,6 +174,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=8.0, help="per timed run")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--only", action="append", choices=sorted(CONFIGS), help="run these configurations only")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -175,17 +185,22 @@ def main() -> None:
         print(f"{args.devices:,} devices x 4 callbacks over {CONNECTIONS} connections, {args.seconds:g} s per run")
         for _ in range(args.rounds):
             for label, options in CONFIGS.items():
+                if args.only and label not in args.only and label != OURS:
+                    continue
                 figures = timed_run(options, script, args.seconds)
                 if label not in best or figures[0] > best[label][0]:
                     best[label] = figures
         for label, (rate, p50, p99) in best.items():
             print(f"  {label:36} {rate:7,.0f} callbacks/s   p50 {p50:5.1f} ms   p99 {p99:5.1f} ms")
-        ours = best["uvicorn x2, group commit (ours)"][0]
+        ours = best[OURS][0]
         for baseline in ("uvicorn x2, one commit per callback", "waitress, one commit per callback"):
-            print(f"  ours / {baseline}: {ours / best[baseline][0]:.2f}x")
-        sent, acked, events, attempts = exact_run(
-            CONFIGS["uvicorn x2, group commit (ours)"], args.devices, Path(folder)
-        )
+            if baseline in best:
+                print(f"  ours / {baseline}: {ours / best[baseline][0]:.2f}x")
+        for floor in ("floor: parse only (uvicorn x2)", "floor: answer only (uvicorn x2)"):
+            if floor in best:
+                print(f"  ours / {floor}: {ours / best[floor][0]:.2f} of its callbacks/s, p99 "
+                  f"{best[OURS][2]:.1f} ms against {best[floor][2]:.1f} ms")  # fmt: skip
+        sent, acked, events, attempts = exact_run(CONFIGS[OURS], args.devices, Path(folder))
         print(f"  exact run: {sent:,} deliveries (every device 4 times, shuffled), {acked:,} acknowledged -> "
               f"{events:,} events, {attempts:,} attempts")  # fmt: skip
 
