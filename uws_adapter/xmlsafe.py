@@ -199,7 +199,7 @@ def parse_untrusted(
     return root
 
 
-class _TooMany(Exception):
+class _TooMany(DocumentError):
     """More nodes than the limit: the counted parse stops here."""
 
 
