@@ -228,12 +228,12 @@ def _parse_counted(data: bytes, max_nodes: int) -> etree._Element:
         for _ in parser.read_events():
             seen += 1
         if seen > max_nodes:
-            raise _TooMany()
+            raise _TooMany(_too_many(max_nodes))
     root: etree._Element = parser.close()
     for _ in parser.read_events():
         seen += 1
     if seen > max_nodes:
-        raise _TooMany()
+        raise _TooMany(_too_many(max_nodes))
     return root
 
 
