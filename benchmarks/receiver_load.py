@@ -86,7 +86,16 @@ def start_receiver(db: Path, options: List[str]) -> Tuple[subprocess.Popen[str],
     )
     assert receiver.stdout is not None
     port = int(receiver.stdout.readline().split("http://127.0.0.1:")[1].split("/")[0])
-    time.sleep(1.5)  # the workers start after the line is printed
+    time.sleep(1.5)  # the workers start after the line is printed: both must be up, not only the first
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
     return receiver, port
 
 
