@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
-from typing import Iterator, List, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 import pytest
 from hypothesis import settings
@@ -41,6 +42,97 @@ settings.load_profile(PROFILE)
 def examples(full: int) -> int:
     """The example count for a property test whose full count is ``full``, in the loaded profile."""
     return max(10, int(full * PROFILES[PROFILE]))
+
+
+#: The slow tests (marker ``slow``; ``-m "not slow"`` is the fast lane): each took a second or more
+#: in a serial run on the shared 2-core machine, mostly because it starts server processes, loads
+#: a receiver with thousands of callbacks, kills processes, builds a third-party client or fuzzes
+#: thousands of documents. A module path marks the whole module, ``path::name`` one test function
+#: (all its parameters). An entry that matches no test fails the run, so a rename cannot silently
+#: move a slow test into the fast lane.
+SLOW = (
+    "bridge/test_bridge_hardening.py::test_a_thousand_wrong_passwords_are_refused_and_none_reaches_rest",
+    "bridge/test_bridge_postgres.py::test_a_bridge_pair_relays_each_callback_once",
+    "cli/test_cli.py::test_an_account_selection_needs_yes",
+    "cli/test_cli.py::test_parse_repair_and_conversion_from_stdin",
+    "cli/test_emulator_listener.py::test_emulator_and_receiver_agree_on_credentials_from_the_environment",
+    "cli/test_listeners.py::test_register_list_and_remove",
+    "cli/test_tracking.py::test_an_account_request_is_never_complete_and_settles_only_after_its_last_callback",
+    "cli/test_tracking.py::test_demo_end_to_end",
+    "cli/test_tracking.py::test_status_callbacks_and_wait_commands",
+    "cli/test_tracking.py::test_wait_on_an_open_ended_request_exits_3_when_settled",
+    "cli/test_tracking.py::test_wait_times_out_with_a_clear_error",
+    "interop/test_soap_stacks.py::test_jaxws_wsimport_client",
+    "interop/test_soap_stacks.py::test_node_soap",
+    "interop/test_soap_stacks.py::test_perl_soap_lite_default_envelope",
+    "interop/test_soap_stacks.py::test_php_soapclient_in_wsdl_mode",
+    "interop/test_vendor_rest_sdk.py",
+    "model/test_callbacks.py::test_fuzz_rest_parser_raises_only_parse_errors",
+    "model/test_callbacks.py::test_fuzz_soap_parser_raises_only_parse_errors",
+    "model/test_callbacks.py::test_rest_round_trip",
+    "model/test_callbacks.py::test_soap_round_trip",
+    "provisioning/test_budget.py::test_the_cli_refuses_over_the_budget_and_force_sends",
+    "provisioning/test_client_limits.py::test_no_secret_in_what_a_rest_client_exposes",
+    "provisioning/test_client_limits.py::test_no_secret_in_what_a_soap_client_exposes",
+    "receiver/test_receiver.py::test_1000_callbacks_each_delivered_4_times",
+    "receiver/test_receiver_async.py::test_concurrent_callbacks_share_commits",
+    "receiver/test_receiver_crash.py",
+    "receiver/test_receiver_hardening.py::test_a_stuck_commit_answers_503_and_never_freezes_health",
+    "receiver/test_receiver_hardening.py::test_no_input_gets_a_5xx",
+    "receiver/test_receiver_postgres.py",
+    "serving/test_connections.py",
+    "soap/test_server_http.py::test_chunked_bodies_of_any_size_keep_the_connection_usable",
+    "test_examples.py::test_the_example_runs[README.md",
+    "test_logs.py::test_bridge_command_logs_access_lines_faults_and_its_rest_documents_redacted",
+    "test_logs.py::test_receiver_command_logs_json_access_lines",
+    "test_metrics.py::test_a_two_worker_uvicorn_receiver_reports_the_sum_of_both",
+    "test_metrics.py::test_the_readme_sample_scrape_is_what_a_bridge_serves",
+    "test_secret_scan.py::test_the_secret_scan_fails_a_run_that_leaks",
+)
+
+
+def _slow_entry(item: pytest.Item) -> Optional[str]:
+    where = item.nodeid.split("tests/", 1)[-1]
+    for entry in SLOW:
+        if (
+            where == entry
+            or where.startswith((entry + "::", entry + "["))
+            or ("[" in entry and where.startswith(entry))
+        ):
+            return entry
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    used = set()
+    for item in items:
+        entry = _slow_entry(item)
+        if entry is not None:
+            item.add_marker(pytest.mark.slow)
+            used.add(entry)
+    # Checked only when the whole suite is collected (a run of one file matches only its own entries).
+    if not config.args or [Path(arg).resolve() for arg in config.args] == [Path(__file__).parent]:
+        stale = sorted(set(SLOW) - used)
+        if stale:
+            raise pytest.UsageError(f"tests/conftest.py SLOW names no test: {', '.join(stale)}")
+
+
+@pytest.hookimpl(trylast=True)  # after the secret scan has searched the files
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A run that passed leaves no temporary folder behind (pytest would keep its last three); a run
+    that failed keeps its folder, for a look at what the failing test left. Under pytest-xdist the
+    controller removes the whole tree, its workers' folders included."""
+    if hasattr(session.config, "workerinput") or session.exitstatus != pytest.ExitCode.OK:
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    basetemp = getattr(factory, "_basetemp", None)
+    if basetemp is None:
+        return  # no test asked for a temporary folder
+    shutil.rmtree(basetemp, ignore_errors=True)
+    current = basetemp.parent / f"{basetemp.name.rsplit('-', 1)[0]}-current"
+    if current.is_symlink() and not current.exists():
+        current.unlink()  # pytest's pointer to the folder just removed
 
 
 def pytest_report_header() -> str:

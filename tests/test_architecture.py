@@ -26,7 +26,8 @@ def _units(*names: str) -> FrozenSet[str]:
 #: ``__init__`` is the lazy public API; ``*`` means any unit.
 MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "errors": _units(),
-    "metrics": _units(),
+    "metrics": _units("runfiles"),
+    "runfiles": _units(),
     "model": _units("errors"),
     "wire": _units("model"),
     "xmlsafe": _units("errors"),
@@ -40,7 +41,9 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "provisioning": _units("errors", "jsonsafe", "logs", "metrics", "model", "redaction", "store", "wire", "xmlsafe"),
     "rest": _units("errors", "jsonsafe", "model", "provisioning", "store", "wire"),
     "uws": _units("errors", "model", "provisioning", "soap", "store", "wire", "xmlsafe"),
-    "receiver": _units("callbacks", "edge", "errors", "metrics", "model", "redaction", "store", "wire", "xmlsafe"),
+    "receiver": _units(
+        "callbacks", "edge", "errors", "metrics", "model", "redaction", "settings", "store", "wire", "xmlsafe"
+    ),
     "serving": _units("edge", "errors", "jsonsafe", "logs", "metrics", "receiver"),
     "emulator": _units(
         "callbacks",
@@ -73,11 +76,13 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
         "wire",
         "xmlsafe",
     ),
-    "config": _units("errors", "provisioning", "rest", "store", "uws", "wire"),
+    "settings": _units("bridge", "callbacks", "emulator", "errors", "provisioning", "store", "wire", "xmlsafe"),
+    "config": _units("errors", "provisioning", "rest", "settings", "store", "uws", "wire"),
     "netcheck": _units("errors", "provisioning", "redaction"),
     "wsdldiff": _units("errors", "netcheck", "provisioning", "redaction", "soap", "xmlsafe"),
     "doctor": _units("config", "errors", "netcheck", "redaction", "rest", "store", "wsdldiff"),
-    "tracking": _units("emulator", "model", "provisioning", "receiver", "rest", "serving", "store", "uws"),
+    "tracking": _units("model", "store"),
+    "demo": _units("emulator", "model", "provisioning", "receiver", "rest", "serving", "store", "tracking", "uws"),
     "cli": ANY,
     "__init__": ANY,
     "__main__": _units("cli"),

@@ -36,6 +36,8 @@ class Service:
         self.stderr = ""
 
     def stop(self) -> None:
+        if self.process.stdout is not None and self.process.stdout.closed:
+            return  # stopped already (communicate closed its pipes)
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
         _, self.stderr = self.process.communicate(timeout=20)
@@ -46,8 +48,7 @@ def services() -> Iterator[List[Service]]:
     started: List[Service] = []
     yield started
     for service in started:
-        if service.process.poll() is None:
-            service.stop()
+        service.stop()  # also one that has exited: its pipes are closed
 
 
 def receiver(tmp_path: Path, services: List[Service], *extra: str) -> str:

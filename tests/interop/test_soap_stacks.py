@@ -29,7 +29,8 @@ from interop_harness import (
     unavailable,
 )
 
-pytestmark = pytest.mark.interop
+# One pytest-xdist worker runs them all: the clients' builds (session fixtures) are made once.
+pytestmark = [pytest.mark.interop, pytest.mark.xdist_group("interop-soap")]
 
 TARGETS = ["emulator", "bridge"]
 JAXWS_JARS = ["jaxws-rt", "jaxws-api", "jaxb-api", "jws-api", "javax.xml.soap-api"]

@@ -29,7 +29,7 @@ from servers import listener, wait_until
 from uws_adapter import Emulator, parse_rest_callback
 from uws_adapter.emulator.core import DEFAULT_ACCOUNT
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.xdist_group("interop-rest")]
 
 SDK_STEPS = (
     "oauth-token", "login", "register-callback", "list-callbacks", "list-devices-account-group-field",

@@ -21,8 +21,8 @@ class SoapFront:
         self.emulator = emulator
         self.server = SoapServer(self, address=address, max_body=MAX_BODY, count=emulator.count)
 
-    def log_in(self, username: str, password: str) -> str:
-        return self.emulator.open_session(username, password)
+    def log_in(self, username: str, password: str, client: str) -> str:
+        return self.emulator.open_session(username, password)  # UWS locks the account, whoever calls [doc]
 
     def check_session(self, token: Optional[str]) -> None:
         self.emulator.touch_session(token)

@@ -30,7 +30,7 @@ from uws_adapter import metrics
 from uws_adapter.callbacks.rest_json import read_rest_callback, rest_callback_object, rest_credentials
 from uws_adapter.callbacks.uws_xml import callback_credentials, callback_element, read_callback
 from uws_adapter.edge import Answer, BodyRules, StartResponse, raw_target, screen, target_refusal
-from uws_adapter.errors import CallbackParseError, HandlerGaveUp, InputError, StoreError
+from uws_adapter.errors import CallbackParseError, HandlerGaveUp, InputError, StoreError, install_hint
 from uws_adapter.redaction import redact
 from uws_adapter.store.interfaces import (
     DEAD_LETTER_MAX,
@@ -78,7 +78,7 @@ _MEDIA_HINT = "send text/xml (UWS) or application/json (REST)"
 _ALIVE = Answer(200, "text/plain", b"ok\n")
 _READY = Answer(200, "text/plain", b"ok\n")
 _NOT_READY = Answer(503, "text/plain", b"not ready: store\n")
-_NO_METRICS = Answer(404, "text/plain", b"metrics need prometheus_client: pip install 'uws-adapter[metrics]'\n")
+_NO_METRICS = Answer(404, "text/plain", f"metrics need prometheus_client: {install_hint('metrics')}\n".encode())
 
 
 class DeadLetterBudget:
@@ -241,7 +241,7 @@ class Receiver:
 
     def scrape_metrics(self) -> Answer:
         """``/metrics``: the Prometheus text exposition (404 without prometheus_client)."""
-        text = metrics.scrape(metrics.StoreCollector(self._backlog, self.store.clock))
+        text = metrics.scrape(metrics.StoreCollector(self._backlog, self.store.clock, self._dead_letter_totals))
         return _NO_METRICS if text is None else Answer(200, metrics.CONTENT_TYPE, text)
 
     def _backlog(self) -> Dict[str, Tuple[int, Optional[float]]]:
@@ -250,6 +250,17 @@ class Receiver:
         except Exception as exc:  # the counters are still worth serving without the queue gauges
             _log.warning("handler queue unreadable for /metrics: %s", exc)
             return {}
+
+    def _dead_letter_totals(self) -> Optional[Tuple[int, int]]:
+        read = getattr(self.store, "dead_letter_totals", None)  # a store without the operator's view
+        if read is None:
+            return None
+        try:
+            totals = read()
+        except Exception as exc:
+            _log.warning("dead letter totals unreadable for /metrics: %s", exc)
+            return None
+        return int(totals.bytes), int(totals.rotated)
 
     def intake(self, body: bytes, media_type: str) -> Union[Answer, Intake]:
         """What to store for a body of ``media_type`` (as :meth:`screen` gave it), and what to
@@ -304,7 +315,7 @@ class Receiver:
             if self.handlers and result[1]:
                 self._wake.set()
         elif result == 0:
-            self.dead_letters.drop(f"the dead letters hold {self.dead_letters.max_total} bytes")
+            self.dead_letters.drop(f"larger than the dead letters' cap of {self.dead_letters.max_total} bytes")
         else:
             metrics.dead_letter(kept=True)
 
