@@ -70,7 +70,7 @@ class Backend:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def log_in(self, username: str, password: str) -> str:
+    def log_in(self, username: str, password: str, client: str = "") -> str:
         raise self.error
 
     def check_session(self, token: Optional[str]) -> None:
