@@ -51,7 +51,7 @@ _PUBLIC: Dict[str, str] = {
     "REST_ONLY_KINDS": "model.devices",
     "read_devices_csv": "model.devices",
     "EmulatedDevice": "emulator.core",
-    "Emulator": "emulator.core",
+    "Emulator": "emulator.http",
     "generated_devices": "emulator.core",
     "SoapRequest": "uws.envelope",
     "build_envelope": "uws.envelope",
@@ -126,8 +126,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from uws_adapter.config import connect as connect
     from uws_adapter.config import load_settings as load_settings
     from uws_adapter.emulator.core import EmulatedDevice as EmulatedDevice
-    from uws_adapter.emulator.core import Emulator as Emulator
     from uws_adapter.emulator.core import generated_devices as generated_devices
+    from uws_adapter.emulator.http import Emulator as Emulator
     from uws_adapter.errors import AuthenticationFailed as AuthenticationFailed
     from uws_adapter.errors import BatchFailed as BatchFailed
     from uws_adapter.errors import BudgetExceeded as BudgetExceeded

@@ -122,9 +122,12 @@ def test_dead_letters_rotate_the_oldest_out_past_their_total_size(start: Callabl
         ('{"requestId": "r", "username": "listener", "password": "\\udfff"}', "application/json"),
         ('{"requestId": "\\ud800"}', "application/json"),
         ('{"requestId": "r", "callbackCount": ' + "9" * 4301 + "}", "application/json"),
-        ('{"requestId": "r", "callbackCount": "' + "9" * 4301 + '"}', "application/json"),
+        # Authenticated (the credentials are read first: wrong ones are a 401 before any value is).
+        ('{"requestId": "r", "username": "listener", "password": "' + SECRET + '", "callbackCount": "'
+         + "9" * 4301 + '"}', "application/json"),
         ('{"requestId": "r", "callbackCount": 99999999999999999999}', "application/json"),
-        ("<CallbackRequest xmlns='http://nphase.com/unifiedwebservice/v2'><RequestId>r</RequestId><Data><Data>"
+        ("<CallbackRequest xmlns='http://nphase.com/unifiedwebservice/v2'><Username>listener</Username>"
+         "<Password>" + SECRET + "</Password><RequestId>r</RequestId><Data><Data>"
          "<CallbackCount>" + "9" * 4301 + "</CallbackCount></Data></Data></CallbackRequest>", "text/xml"),
         ("<CallbackRequest xmlns='http://nphase.com/unifiedwebservice/v2'><RequestId>&#xD800;</RequestId>"
          "</CallbackRequest>", "text/xml"),

@@ -22,7 +22,7 @@ import hmac
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 import requests
 
@@ -30,6 +30,7 @@ from uws_adapter import metrics
 from uws_adapter.bridge.address import checked_names, soap_address
 from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, StoredSessions
 from uws_adapter.callbacks.uws_render import callback_headers, check_soap_action, render_callback
+from uws_adapter.edge import SOAP_PREFIX, Router, StartResponse
 from uws_adapter.errors import (
     Code,
     HandlerGaveUp,
@@ -46,7 +47,7 @@ from uws_adapter.provisioning.engine import Answer, Engine, NotUsable, Outgoing,
 from uws_adapter.provisioning.options import RELAY_OPTIONS, SendOptions
 from uws_adapter.provisioning.sent import SentRequest
 from uws_adapter.provisioning.urls import check_url
-from uws_adapter.receiver.app import Receiver, StartResponse
+from uws_adapter.receiver.app import Receiver
 from uws_adapter.receiver.handlers import DEFAULT_HANDLER_LEASE, DEFAULT_HANDLER_WORKERS
 from uws_adapter.rest.client import RestClient
 from uws_adapter.soap.server import SoapServer
@@ -198,6 +199,7 @@ class Bridge:
         self.soap = SoapServer(
             self, address=self._address, max_body=MAX_REQUEST_BYTES, count=self._count, refusal=_refusal
         )
+        self._router = Router([(SOAP_PREFIX, self.soap)], self.receiver)
 
     def close(self) -> None:
         self.receiver.close()
@@ -223,11 +225,8 @@ class Bridge:
 
     # WSGI --------------------------------------------------------------------------------------
 
-    def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
-        path = environ.get("PATH_INFO", "/")
-        if not path.startswith("/api/v2/"):
-            return self.receiver(environ, start_response)
-        return self.soap(environ, start_response)
+    def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        return self._router(environ, start_response)
 
     def _address(self, environ: Mapping[str, Any]) -> str:
         return soap_address(environ, public_url=self.public_url, allowed=self.allowed_hosts)  # HostRefused: 400

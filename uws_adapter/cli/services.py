@@ -27,7 +27,8 @@ from uws_adapter.cli.db import add_db_option, open_db
 from uws_adapter.cli.options import load_from_options, settings_defaults
 from uws_adapter.config import CONFIG_VARIABLE, ENVIRONMENT, Settings, load_settings
 from uws_adapter.config import connect as connect_backend
-from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice, Emulator, generated_devices
+from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice, generated_devices
+from uws_adapter.emulator.http import Emulator
 from uws_adapter.emulator.lines import seed_lines, seeds
 from uws_adapter.errors import InputError, UwsAdapterError, install_hint
 from uws_adapter.logs import worker_environment

@@ -1,7 +1,8 @@
-"""A carrier emulator on loopback: UWS SOAP (:mod:`uws_adapter.emulator.soap`) and the REST M2M API
-(:mod:`uws_adapter.emulator.rest`) in front of one device inventory with the documented state machine, and
-real callbacks to registered listeners, re-sent until acknowledged. Both fronts are one WSGI
-application on waitress (:mod:`uws_adapter.emulator.http`).
+"""The emulated carrier's state (:class:`Carrier`): one device inventory with the documented state
+machine, the users and sessions, the registered listeners, and real callbacks to them, re-sent until
+acknowledged. It knows nothing of HTTP: its UWS SOAP front (:mod:`uws_adapter.emulator.soap`) and
+REST M2M front (:mod:`uws_adapter.emulator.rest`) depend on it, and :class:`~uws_adapter.emulator.
+http.Emulator` serves both on waitress.
 
 Both fronts share the inventory, the users (five failed logins lock an account [doc]), the
 sessions (20 minutes idle [doc]) and the callback queue. Codes not in the carrier's documentation
@@ -17,7 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from uws_adapter.callbacks.rest_json import render_rest_callback
 from uws_adapter.callbacks.uws_render import callback_headers, check_soap_action, render_callback
@@ -43,7 +44,7 @@ from uws_adapter.soap.sessions import IdleSessions, LoginThrottle, LoginVerdict,
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
 
 __all__ = [
-    "ACTIVE", "DEFAULT_ACCOUNT", "MAX_BODY", "SUSPENDED", "EmulatedDevice", "Emulator", "EmulatorFault", "Listener",
+    "ACTIVE", "DEFAULT_ACCOUNT", "MAX_BODY", "SUSPENDED", "Carrier", "EmulatedDevice", "EmulatorFault", "Listener",
     "generated_devices",
 ]  # fmt: skip
 MAX_BODY = 8 * 1024 * 1024  # a 10,000-device request is about 2 MB
@@ -74,16 +75,13 @@ class Listener:
 Target = Tuple[Tuple[DeviceIdentifier, ...], Optional[EmulatedDevice]]
 
 
-class Emulator:
-    """Start with ``with Emulator(devices=100) as emu:``; ``emu.base_url`` is what a UwsClient
-    takes, ``emu.rest_url`` what a RestClient takes. Served by waitress (the ``receiver`` extra)
-    with ``threads`` worker threads; ``emu.app`` is the WSGI application itself."""
+class Carrier:
+    """The carrier's state and behaviour, without HTTP: inventory, state machine, users, sessions,
+    listeners and callback delivery (``delivery_workers`` threads, started by :meth:`start`)."""
 
     def __init__(
         self,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
         devices: Sequence[EmulatedDevice] = (),
         users: Optional[Dict[str, str]] = None,
         clients: Optional[Dict[str, str]] = None,
@@ -93,17 +91,8 @@ class Emulator:
         callback_spacing: float = 300.0,
         max_callback_threshold: int = 4,
         delivery_workers: int = 4,
-        threads: int = 8,
         clock: Callable[[], float] = time.monotonic,
-        middleware: Optional[Callable[[Any], Any]] = None,
     ) -> None:
-        from uws_adapter.emulator.http import EmulatorApp
-        from uws_adapter.emulator.rest import RestFront
-        from uws_adapter.emulator.soap import SoapFront
-        from uws_adapter.serving.thread import ServedApp
-
-        if not isinstance(threads, int) or threads < 1:
-            raise InputError("threads", f"{threads!r} is not a positive number", "give 1 or more (8 by default)")
         self.devices = list(devices)
         self._index: Dict[str, EmulatedDevice] = {}
         for line in self.devices:
@@ -131,55 +120,27 @@ class Emulator:
         self._stopping = False
         #: Listener URLs that refused a callback's credentials (the first refusal is a warning).
         self._refused_by: Set[str] = set()
-        self.soap = SoapFront(self)
-        self.rest = RestFront(self)
-        self.app = EmulatorApp(self.soap.server, self.rest.handle, max_body=MAX_BODY)
-        # middleware: what the command line wraps the application in (its access log).
-        self._server = ServedApp(
-            middleware(self.app) if middleware is not None else self.app, host=host, port=port, threads=threads,
-            max_body=MAX_BODY, ident="uws-emulator",
-        )  # fmt: skip
         self._threads = [
             threading.Thread(target=self._deliver, daemon=True, name=f"uws-callbacks-{n}")
             for n in range(delivery_workers)
         ]
 
-    @property
-    def root_url(self) -> str:
-        return self._server.url
-
-    @property
-    def base_url(self) -> str:
-        """The UWS base URL (``.../api/v2``)."""
-        return f"{self.root_url}/api/v2"
-
-    @property
-    def rest_url(self) -> str:
-        """The REST base URL (``.../api``)."""
-        return f"{self.root_url}/api"
-
-    def start(self) -> Emulator:
-        self._server.start()
+    def start(self) -> Carrier:
+        """Start delivering callbacks."""
         for thread in self._threads:
             thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop delivering callbacks (those queued are dropped)."""
         with self._queued:
             self._stopping = True
             self._queued.notify_all()
-        self._server.stop()
 
     def count(self, counter: str) -> None:
         """One more of ``counter`` (see :attr:`counters`)."""
         with self.lock:
             self.counters[counter] += 1
-
-    def __enter__(self) -> Emulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def register_listener(
         self, account: str, url: str, username: str = "", password: str = "", *, service: str = "CarrierService",

@@ -16,7 +16,8 @@ import uuid
 from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qs, unquote
 
-from uws_adapter.emulator.core import Emulator, EmulatorFault, Listener, Target, listener_url_problem
+from uws_adapter.edge import Answer
+from uws_adapter.emulator.core import Carrier, EmulatorFault, Listener, Target, listener_url_problem
 from uws_adapter.emulator.listing import device_list
 from uws_adapter.errors import Code, InputError, Refused
 from uws_adapter.model.devices import DeviceIdentifier
@@ -25,25 +26,24 @@ from uws_adapter.rest.client import SESSION_LOGOUT_PATH
 from uws_adapter.rest.devicelist import PAGE_LIMIT
 from uws_adapter.wire import CALLBACK_SERVICES, M2M_TOKEN_HEADER, OAUTH_TOKEN_PATH, SESSION_LOGIN_PATH
 
-Reply = Tuple[int, bytes, str]
 _JSON = "application/json"
 _M2M = "/api/m2m/v1"  # the prefix of SESSION_LOGIN_PATH and CALLBACKS_PATH, under the base URL
 _CHANGE_KEYS = {"accountName", "customFields", "devices", "groupName", "servicePlan"}
 _UNDEFINED = Code.REQUEST_UNDEFINED
 
 
-def _json(status: int, value: object) -> Reply:
-    return status, json.dumps(value).encode(), _JSON
+def _json(status: int, value: object) -> Answer:
+    return Answer(status, _JSON, json.dumps(value).encode())
 
 
 class RestFront:
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Carrier) -> None:
         self.emulator = emulator
         self._bearers: Dict[str, float] = {}
         #: Devices per device-list answer: 2000 [doc]; tests lower it to see paging.
         self.list_page_size = PAGE_LIMIT
 
-    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
         """One request; ``headers`` with lower-case names."""
         emulator = self.emulator
         path = path.partition("?")[0]
@@ -68,7 +68,7 @@ class RestFront:
 
     # OAuth2 -------------------------------------------------------------------------------------
 
-    def _token(self, headers: Mapping[str, str], body: bytes) -> Reply:
+    def _token(self, headers: Mapping[str, str], body: bytes) -> Answer:
         scheme, _, encoded = headers.get("authorization", "").partition(" ")
         try:
             client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")

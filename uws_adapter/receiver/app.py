@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from uws_adapter import metrics
-from uws_adapter.callbacks.rest_json import parse_rest_callback
-from uws_adapter.callbacks.uws_xml import parse_callback_mended
+from uws_adapter.callbacks.rest_json import read_rest_callback, rest_callback_object, rest_credentials
+from uws_adapter.callbacks.uws_xml import callback_credentials, callback_element, read_callback
+from uws_adapter.edge import Answer, BodyRules, StartResponse, raw_target, screen, target_refusal
 from uws_adapter.errors import CallbackParseError, InputError, StoreError, install_hint
-from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.receiver.handlers import (
     DEFAULT_HANDLER_LEASE,
     DEFAULT_HANDLER_WORKERS,
@@ -50,27 +50,12 @@ from uws_adapter.store.interfaces import (
 from uws_adapter.wire import NS_SOAP_ENV, NS_V2
 from uws_adapter.xmlsafe import MAX_BYTES
 
-StartResponse = Callable[[str, List[Tuple[str, str]]], Any]
-
 _log = logging.getLogger("uws_adapter.receiver")
 
 _XML_TYPES = ("text/xml", "application/xml", "application/soap+xml")
 _SOAP_ACK = (
     f'<s:Envelope xmlns:s="{NS_SOAP_ENV}"><s:Body><CallbackResponse xmlns="{NS_V2}"/></s:Body></s:Envelope>'
 ).encode()
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An HTTP answer: status, content type, body and extra headers."""
-
-    status: int
-    content_type: str
-    body: bytes
-    headers: Tuple[Tuple[str, str], ...] = ()
-
-    def send(self, start_response: StartResponse) -> List[bytes]:
-        return reply(start_response, self.status, self.content_type, self.body, self.headers)
 
 
 @dataclass(frozen=True)
@@ -93,6 +78,7 @@ class Probe:
 
 
 _JSON_ACK = Answer(200, "application/json", b'{"stored":true}')
+_MEDIA_HINT = "send text/xml (UWS) or application/json (REST)"
 _ALIVE = Answer(200, "text/plain", b"ok\n")
 _READY = Answer(200, "text/plain", b"ok\n")
 _NOT_READY = Answer(503, "text/plain", b"not ready: store\n")
@@ -198,6 +184,8 @@ class Receiver:
         self.repair = repair
         self.repaired = 0
         self.max_body = max_body
+        #: What a callback POST may carry (the one request screen of every service).
+        self.rules = BodyRules(max_body, (*_XML_TYPES, "application/json"), _MEDIA_HINT)
         self.handlers = dict(handlers or {})
         self.handler_backoff = handler_backoff
         #: How long a claimed handler run is the claimer's: a run must end within it.
@@ -223,7 +211,12 @@ class Receiver:
         self, method: str, path: str, length: Optional[str], encoding: Optional[str], content_type: Optional[str]
     ) -> Union[Answer, Probe, Tuple[int, str]]:
         """Everything decided before the body is read: an answer to send at once, a :class:`Probe`
-        to answer off the loop, or (the body's length, its media type)."""
+        to answer off the loop, or (the body's length, its media type). ``path`` is the request
+        target as sent (see :func:`raw_target`)."""
+        refusal = target_refusal(path)
+        if refusal is not None:
+            return Answer.text(400, refusal)
+        path = path.partition("?")[0]
         if method == "GET":
             if path in ("/", "/health", "/healthz"):
                 return _ALIVE
@@ -232,20 +225,10 @@ class Receiver:
             if path == "/metrics":
                 return Probe(self.scrape_metrics)
         if method != "POST":
-            return Answer(405, "text/plain", b"POST callbacks here\n", (("Allow", "POST"),))
+            return Answer.text(405, "POST callbacks here", ("Allow", "POST"))
         metrics.callback_received()
-        try:
-            size = int(length or "")
-        except ValueError:
-            return self.refuse(Answer(411, "text/plain", b"a Content-Length is required\n"))
-        if size > self.max_body:
-            return self.refuse(Answer(413, "text/plain", f"over the {self.max_body}-byte limit\n".encode()))
-        if (encoding or "identity").strip().lower() != "identity":
-            return self.refuse(Answer(415, "text/plain", b"compressed bodies are refused; send identity\n"))
-        kind = (content_type or "").split(";")[0].strip().lower()
-        if kind not in _XML_TYPES and kind != "application/json":
-            return self.refuse(Answer(415, "text/plain", b"send text/xml (UWS) or application/json (REST)\n"))
-        return size, kind
+        screened = screen(method, length, encoding, content_type, self.rules)
+        return self.refuse(screened) if isinstance(screened, Answer) else screened
 
     @staticmethod
     def refuse(answer: Answer) -> Answer:
@@ -289,13 +272,21 @@ class Receiver:
         answer once it is (or is not) stored."""
         is_xml = media_type in _XML_TYPES
         try:
+            # Bounded (MAX_CALLBACK_NODES, counted in C) and authenticated before the rest is read:
+            # what an unauthenticated body costs is close to its C parse.
             if is_xml:
-                callback, mended = parse_callback_mended(body, repair=self.repair)
-                if mended:
-                    self.repaired += 1
-                    _log.info("mended a </Name/> end tag in callback %r (repair is on)", callback.request_id[:80])
+                request, mended = callback_element(body, repair=self.repair)
+                username, password, request_id = callback_credentials(request)
             else:
-                callback = parse_rest_callback(body)
+                document = rest_callback_object(body)
+                username, password, request_id = rest_credentials(document)
+            if not self._authentic(username, password):
+                _log.info("refused callback %r: wrong username or password", (request_id or "")[:80])
+                return self.refuse(Answer.text(401, "wrong callback username or password"))
+            callback = read_callback(request) if is_xml else read_rest_callback(document)
+            if is_xml and mended:
+                self.repaired += 1
+                _log.info("mended a </Name/> end tag in callback %r (repair is on)", callback.request_id[:80])
         except CallbackParseError as exc:
             reason = " ".join(str(exc).split())[:300]
             refused = Answer(400, "text/plain", (reason + "\n").encode("utf-8", "replace"))
@@ -310,9 +301,6 @@ class Receiver:
                 # Kept or not, the document was refused: the answer says why, never "stored".
                 refused,
             )
-        if not self._authentic(callback):
-            _log.info("refused callback %r: wrong username or password", callback.request_id[:80])
-            return self.refuse(Answer(401, "text/plain", b"wrong callback username or password\n"))
         stored = Answer(200, "text/xml; charset=utf-8", _SOAP_ACK) if is_xml else _JSON_ACK
         return Intake(
             CallbackWrite(callback, tuple(self.handlers), document=body, media_type=media_type),
@@ -345,7 +333,7 @@ class Receiver:
 
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
         screened = self.screen(
-            environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/"), environ.get("CONTENT_LENGTH"),
+            environ.get("REQUEST_METHOD", "GET"), raw_target(environ), environ.get("CONTENT_LENGTH"),
             environ.get("HTTP_CONTENT_ENCODING"), environ.get("CONTENT_TYPE"),
         )  # fmt: skip
         if isinstance(screened, Answer):
@@ -366,12 +354,12 @@ class Receiver:
         self.committed(decided, result)
         return decided.stored.send(start_response)
 
-    def _authentic(self, callback: CallbackRequest) -> bool:
+    def _authentic(self, username: Optional[str], password: Optional[str]) -> bool:
         if self.allow_anonymous:
             return True
-        user_ok = _same(callback.username, self.username or "")
+        user_ok = _same(username, self.username or "")
         # Compare against every accepted password, always, so that timing says nothing.
-        password_ok = [_same(callback.password, p) for p in self.passwords] or [_same(callback.password, "")]
+        password_ok = [_same(password, p) for p in self.passwords] or [_same(password, "")]
         return user_ok and any(password_ok)
 
 
@@ -379,20 +367,3 @@ def server_options(receiver: Receiver, **options: Any) -> Dict[str, Any]:
     """waitress options for serving ``receiver``: waitress reads a whole body before calling the
     application, so the size cap must be its own as well, to answer 413 before reading."""
     return {"max_request_body_size": receiver.max_body, "ident": "uws-adapter", **options}
-
-
-def reply(
-    start_response: StartResponse,
-    status: int,
-    content_type: str,
-    body: bytes,
-    extra: Tuple[Tuple[str, str], ...] = (),
-) -> List[bytes]:
-    reasons = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-               411: "Length Required", 500: "Internal Server Error",
-               413: "Payload Too Large", 415: "Unsupported Media Type", 503: "Service Unavailable"}  # fmt: skip
-    headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *extra]
-    if status == 413:
-        headers.append(("Connection", "close"))  # the unread body must not be taken for the next request
-    start_response(f"{status} {reasons[status]}", headers)
-    return [body]

@@ -28,8 +28,16 @@ import time
 from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Sequence, Set, Tuple
 
 from uws_adapter import metrics
-from uws_adapter.receiver.app import Answer, Intake, Probe, Receiver
+from uws_adapter.edge import Answer
+from uws_adapter.receiver.app import Intake, Probe, Receiver
 from uws_adapter.store.interfaces import Outcome, ReceiverStore, Write
+
+#: Bodies up to this size are read in the loop's thread (a carrier callback is about 1.5 KiB and
+#: reads in a fraction of a millisecond); larger ones in a reader thread, so that a flood of large
+#: bodies, even bounded ones, never holds the loop that answers everyone else.
+INLINE_BODY = 16 * 1024
+#: Reader threads: bodies read at once off the loop (the rest wait their turn, not the loop).
+READERS = 2
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -59,6 +67,7 @@ class AsyncReceiver:
         self._groups: Set[asyncio.Future[None]] = set()
         self._committers = max(1, committers)
         self._committer = concurrent.futures.ThreadPoolExecutor(self._committers, thread_name_prefix="uws-commit")
+        self._readers = concurrent.futures.ThreadPoolExecutor(READERS, thread_name_prefix="uws-read")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -67,12 +76,14 @@ class AsyncReceiver:
         if scope["type"] != "http":
             return
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        raw_path = scope.get("raw_path")  # as sent; uvicorn's "path" is decoded
+        target = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else scope["path"]
         screened = self.receiver.screen(
-            scope["method"], scope["path"], headers.get("content-length"), headers.get("content-encoding"),
+            scope["method"], target, headers.get("content-length"), headers.get("content-encoding"),
             headers.get("content-type"),
         )  # fmt: skip
         if isinstance(screened, Answer):
-            await _send(send, screened, close=screened.status == 413)
+            await _send(send, screened)
             return
         if isinstance(screened, Probe):  # it reads the store: never in the loop's thread
             await _send(send, await asyncio.get_running_loop().run_in_executor(None, screened.answer))
@@ -80,14 +91,17 @@ class AsyncReceiver:
         length, media_type = screened
         body = await _read_body(receive, length)
         if body is None:
-            mismatch = self.receiver.refuse(Answer(400, "text/plain", b"the body does not match its Content-Length\n"))
-            await _send(send, mismatch, close=True)
+            mismatch = self.receiver.refuse(Answer.text(400, "the body does not match its Content-Length", close=True))
+            await _send(send, mismatch)
             return
-        decided = self.receiver.intake(body, media_type)
+        loop = asyncio.get_running_loop()
+        if len(body) <= INLINE_BODY:
+            decided = self.receiver.intake(body, media_type)
+        else:
+            decided = await loop.run_in_executor(self._readers, self.receiver.intake, body, media_type)
         if isinstance(decided, Answer):
             await _send(send, decided)
             return
-        loop = asyncio.get_running_loop()
         committed: asyncio.Future[Any] = loop.create_future()
         self._parked.append((decided, committed))
         if not self._scheduled:
@@ -151,6 +165,7 @@ class AsyncReceiver:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self._committer.shutdown(wait=True)
+                self._readers.shutdown(wait=False)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -171,14 +186,9 @@ async def _read_body(receive: Receive, length: int) -> Optional[bytes]:
             return b"".join(parts) if size == length else None
 
 
-async def _send(send: Send, answer: Answer, *, close: bool = False) -> None:
-    headers: List[Tuple[bytes, bytes]] = [
-        (b"content-type", answer.content_type.encode("latin-1")),
-        (b"content-length", str(len(answer.body)).encode("latin-1")),
-    ]
-    headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers]
-    if close:  # an unread body must not be taken for the next request
-        headers.append((b"connection", b"close"))
+async def _send(send: Send, answer: Answer) -> None:
+    # Connection: close when the answer says so: an unread body must not be taken for the next request.
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.header_list()]
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
 
