@@ -205,11 +205,6 @@ def _cycles() -> List[List[str]]:
     return found
 
 
-@pytest.mark.xfail(
-    reason="store/__init__ and store.postgres import each other (is_postgres_url); the emulator's core and "
-    "fronts no longer do (issue 18 item 4)",
-    strict=True,
-)
 def test_the_module_import_graph_has_no_cycle() -> None:
     assert _cycles() == []
 
