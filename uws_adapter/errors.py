@@ -87,16 +87,27 @@ class InputError(UwsAdapterError, ValueError):
     and ``code`` is the fault code the carrier answers the same mistake with (what the emulator and
     the bridge send back), set where the error is raised, never derived from the wording."""
 
-    def __init__(self, field: str, problem: str, fix: str, *, code: str = REQUEST_UNDEFINED) -> None:
+    def __init__(
+        self, field: str, problem: str, fix: str, *, code: str = REQUEST_UNDEFINED, wire_fix: Optional[str] = None
+    ) -> None:
         self.field = field
         self.problem = problem
         self.fix = fix
         self.code = code
+        #: The fix in the terms of the operation (for a fault sent to a SOAP or REST client), when
+        #: ``fix`` speaks of our command line or Python API; None when ``fix`` serves both.
+        self.wire_fix = wire_fix
         super().__init__(f"{field}: {problem}; {fix}")
+
+    def fault_text(self) -> str:
+        """What a fault sent to a SOAP or REST client says: the problem, and a fix in the
+        operation's terms only (never our command line's options or Python arguments)."""
+        fix = self.fix if self.wire_fix is None else self.wire_fix
+        return f"{self.field}: {self.problem}" + (f"; {fix}" if fix else "")
 
     def within(self, outer: str) -> InputError:
         """The same error, located inside ``outer`` (e.g. a list index or a file line)."""
-        located = type(self)(f"{outer}{self.field}", self.problem, self.fix, code=self.code)
+        located = type(self)(f"{outer}{self.field}", self.problem, self.fix, code=self.code, wire_fix=self.wire_fix)
         located.__cause__ = self.__cause__
         return located
 
@@ -129,11 +140,13 @@ class BudgetExceeded(InputError):
             "wait until then, send the other lines alone, raise daily_budget (--daily-budget, "
             "UWS_ADAPTER_DAILY_BUDGET; 25 with the upgrade), or send anyway with --force (force=True; recorded)",
             code=PROVISIONING_LIMIT,
+            wire_fix="send those lines again once the time given has passed, or send the other lines alone",
         )
 
     def within(self, outer: str) -> InputError:
         located = BudgetExceeded(self.lines, self.budget)
         located.field = f"{outer}{self.field}"
+        located.wire_fix = self.wire_fix
         located.args = (f"{located.field}: {self.problem}; {self.fix}",)
         return located
 

@@ -274,5 +274,5 @@ def _refusal(exc: Exception) -> Optional[Refused]:
     if isinstance(exc, TransportError):
         return Refused(_UNEXPECTED, f"the REST API did not answer: {exc}")
     if isinstance(exc, InputError):  # its carrier code, set where it was raised
-        return Refused(exc.code, str(exc))
+        return Refused(exc.code, exc.fault_text())
     return None

@@ -155,12 +155,21 @@ class Carrier:
             raise InputError("listener url", problem, "give an http(s) URL with a host, e.g. http://127.0.0.1:8081/")
         check_soap_action(soap_action)
         with self.lock:
+            existing = self.listeners.get((account, service))
+            if existing is not None and existing.api == "rest":
+                raise InputError(
+                    "listener", f"{service} of {account} has a listener registered over REST",
+                    "remove it through the REST API first (uws-adapter listeners remove)",
+                )  # fmt: skip
             self.listeners[(account, service)] = Listener(url, username, password, "soap", soap_action)
 
     def unregister_listener(self, account: str, service: str = "CarrierService") -> None:
-        """Remove a listener, as UWS's unregistration would."""
+        """Remove a listener registered the UWS way, as UWS's unregistration would (one registered
+        over REST is the REST API's to remove)."""
         with self.lock:
-            self.listeners.pop((account, service), None)
+            existing = self.listeners.get((account, service))
+            if existing is not None and existing.api == "soap":
+                del self.listeners[(account, service)]
 
     # Users and sessions (both APIs) --------------------------------------------------------
 

@@ -158,17 +158,23 @@ class RestFront:
         (``CallbackActionResult``, ``ConnectivityManagementCallback``) have them [doc]; the
         registration body names the service ``name`` [doc]."""
         emulator = self.emulator
+        # Each API sees and manages the listeners registered through it; a service has one
+        # listener per account, so registering it through the other API is refused [inferred].
         if method == "GET" and not rest:
             with emulator.lock:
                 return [
                     {"accountName": acc, "serviceName": service, "url": listener.url}
                     for (acc, service), listener in sorted(emulator.listeners.items())
-                    if acc == account
+                    if acc == account and listener.api == "rest"
                 ]
         if method == "DELETE" and len(rest) == 2 and rest[0] == "name":
             with emulator.lock:
-                if emulator.listeners.pop((account, rest[1]), None) is None:
-                    raise EmulatorFault(Code.CALLBACK_NOT_FOUND, f"no {rest[1]} listener")  # [inferred]
+                existing = emulator.listeners.get((account, rest[1]))
+                if existing is None or existing.api != "rest":
+                    raise EmulatorFault(
+                        Code.CALLBACK_NOT_FOUND, f"no {rest[1]} listener registered over REST"
+                    )  # [inferred]
+                del emulator.listeners[(account, rest[1])]
             return {"accountName": account, "serviceName": rest[1]}
         if method == "POST" and not rest:
             data = _object(body)
@@ -229,7 +235,7 @@ def _devices(data: Mapping[str, Any]) -> List[Tuple[DeviceIdentifier, ...]]:
             try:
                 given.append(DeviceIdentifier(pair.get("kind"), pair.get("id")))
             except InputError as exc:
-                raise EmulatorFault(exc.code, str(exc)) from None
+                raise EmulatorFault(exc.code, exc.fault_text()) from None
         out.append(tuple(given))
     return out
 
@@ -243,5 +249,5 @@ def _custom_fields(data: Mapping[str, Any]) -> List[CustomField]:
         try:
             fields.append(CustomField(item["key"], item["value"]))
         except InputError as exc:
-            raise EmulatorFault(exc.code, str(exc)) from None
+            raise EmulatorFault(exc.code, exc.fault_text()) from None
     return fields

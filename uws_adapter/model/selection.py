@@ -181,6 +181,7 @@ def check_uws_query(selection: Selection) -> None:
             "selection",
             "UWS needs an account or a device group; a service plan or custom field only narrows them",
             "add --account or --group, or send the request through the REST API",
+            wire_fix="add AccountName or DeviceGroupName",
         )
 
 

@@ -78,7 +78,7 @@ def read_change_device_state(call: SoapCall) -> Tuple[Action, Selection]:
         check_uws_query(selection)  # UWS needs an account or a group; a filter alone is refused
         return action, selection
     except InputError as exc:
-        raise Refused(input_fault_code(exc), str(exc)) from None
+        raise Refused(input_fault_code(exc), exc.fault_text()) from None
 
 
 def _device(collection: etree._Element) -> Device:
