@@ -7,9 +7,11 @@ shows the same table."""
 from __future__ import annotations
 
 import ast
+import importlib
 import re
+import warnings
 from pathlib import Path
-from typing import Dict, FrozenSet, Iterator, List, Set, Tuple
+from typing import Dict, FrozenSet, Iterator, List, Optional, Set, Tuple
 
 import pytest
 
@@ -226,3 +228,37 @@ def test_the_manual_shows_the_same_table() -> None:
     documented = _documented_table()
     expected = {unit: allowed for unit, allowed in MAY_IMPORT.items() if unit not in ("__init__", "__main__")}
     assert {u: sorted(a) for u, a in documented.items()} == {u: sorted(a) for u, a in expected.items()}
+
+
+def _public_names(module: str) -> Optional[FrozenSet[str]]:
+    """A module's ``__all__`` (None when it declares none); the compatibility modules' warnings muted."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        names = getattr(importlib.import_module(module), "__all__", None)
+    return None if names is None else frozenset(names)
+
+
+def test_one_rule_for_all() -> None:
+    """Every package declares ``__all__``; every name in an ``__all__`` exists; and another unit
+    imports from a module that declares ``__all__`` only the names listed there (or submodules)."""
+    offending = []
+    for module, path in MODULES.items():
+        if path.name == "__main__.py":
+            continue  # running it is its whole job
+        public = _public_names(module)
+        if path.name == "__init__.py" and public is None:
+            offending.append(f"{module}: a package without __all__")
+        for name in sorted(public or ()):
+            if not hasattr(importlib.import_module(module), name):
+                offending.append(f"{module}.__all__ names {name}, which it does not define")
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.ImportFrom) and node.module in MODULES and _unit(node.module) != _unit(module)
+            ):
+                continue
+            listed = _public_names(node.module)
+            for alias in node.names:
+                if listed is not None and alias.name not in listed and f"{node.module}.{alias.name}" not in MODULES:
+                    offending.append(f"{module}:{node.lineno} imports {alias.name}, not in {node.module}.__all__")
+    assert offending == []

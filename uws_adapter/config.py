@@ -33,9 +33,19 @@ from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import REST_BASE_URL, UWS_BASE_URL
 
 __all__ = [
-    "BACKENDS", "CONFIG_VARIABLE", "ENVIRONMENT", "OPTIONS", "SECRET_KEYS", "SECTION", "Settings", "check_login",
-    "connect", "load_settings", "timeout_seconds",
-]  # fmt: skip
+    "BACKENDS",
+    "CONFIG_VARIABLE",
+    "ENVIRONMENT",
+    "MAX_DAILY_BUDGET",
+    "OPTIONS",
+    "SECRET_KEYS",
+    "SECTION",
+    "Settings",
+    "check_login",
+    "connect",
+    "load_settings",
+    "timeout_seconds",
+]
 
 SECTION = "uws-adapter"
 BACKENDS = ("soap", "rest")

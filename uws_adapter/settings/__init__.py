@@ -10,3 +10,5 @@ Precedence, lowest first: the field's default, the INI file, the environment, th
 (or the keyword arguments of ``load``). This package imports nothing at import time, so that a
 receiver worker loads only what it needs.
 """
+
+__all__: "list[str]" = []  # the settings objects live in their modules (see above)

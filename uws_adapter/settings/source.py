@@ -24,6 +24,7 @@ from uws_adapter.errors import InputError
 __all__ = [
     "CONFIG_VARIABLE",
     "SECTIONS",
+    "Convert",
     "Loadable",
     "Option",
     "flag",
