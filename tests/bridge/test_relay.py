@@ -91,7 +91,8 @@ def trickler() -> Iterator[Trickler]:
 
 def test_a_relay_to_a_trickling_listener_ends_at_its_deadline(trickler: Trickler) -> None:
     relay = LegacyRelay(trickler.url, options=RELAY_OPTIONS.with_(deadline=1.0))
-    with pytest.raises(OutcomeUnknown, match=r"1 s deadline"):
+    # The deadline's watchdog or the read timeout it bounds, whichever a loaded machine fires first.
+    with pytest.raises(OutcomeUnknown, match=r"1 s deadline|ReadTimeout"):
         relay(event(1))
 
 

@@ -13,7 +13,7 @@ from uws_adapter.edge import SOAP_PREFIX, Answer, BodyRules, Router, StartRespon
 from uws_adapter.emulator.core import MAX_BODY, Carrier
 from uws_adapter.emulator.rest import RestFront
 from uws_adapter.emulator.soap import SoapFront
-from uws_adapter.errors import InputError
+from uws_adapter.errors import InputError, install_hint
 
 __all__ = ["Emulator", "RestApp"]
 
@@ -70,7 +70,7 @@ class Emulator(Carrier):
         try:
             from uws_adapter.serving.thread import ServedApp
         except ImportError:
-            raise InputError("waitress", "is not installed", "pip install 'uws-adapter[receiver]'") from None
+            raise InputError("waitress", "is not installed", install_hint("receiver")) from None
         super().__init__(**carrier)
         self.soap = SoapFront(self, address=self._address)
         self.rest = RestFront(self)
