@@ -62,6 +62,7 @@ SLOW = (
     "cli/test_tracking.py::test_status_callbacks_and_wait_commands",
     "cli/test_tracking.py::test_wait_on_an_open_ended_request_exits_3_when_settled",
     "cli/test_tracking.py::test_wait_times_out_with_a_clear_error",
+    "interop/test_dotnet.py",
     "interop/test_soap_stacks.py::test_jaxws_wsimport_client",
     "interop/test_soap_stacks.py::test_node_soap",
     "interop/test_soap_stacks.py::test_perl_soap_lite_default_envelope",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import warnings
 from typing import Callable, List
 
 import pytest
@@ -56,7 +57,9 @@ def _exception_classes() -> List[type]:
     for module in pkgutil.walk_packages(uws_adapter.__path__, "uws_adapter."):
         if module.name.endswith("__main__"):
             continue
-        loaded = importlib.import_module(module.name)
+        with warnings.catch_warnings():  # a deprecated alias module says so when imported: expected here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            loaded = importlib.import_module(module.name)
         found += [
             value
             for value in vars(loaded).values()

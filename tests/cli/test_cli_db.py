@@ -5,8 +5,9 @@ store, on both backends; the URL's password never printed."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import List
+from typing import Iterator, List
 from urllib.parse import quote
 
 import pytest
@@ -16,6 +17,17 @@ from uws_adapter import CallbackRequest, ReportedDevice
 from uws_adapter.cli.main import main
 from uws_adapter.store import open_store
 from uws_adapter.store.postgres import SCHEMA_VERSION
+
+
+@pytest.fixture(autouse=True)
+def _environment_kept() -> Iterator[None]:
+    """main() runs in this process here, and a service command exports its settings for its workers
+    (receiver: UWS_CALLBACK_DB, ...) before it fails on a bad --db: put the environment back, or the
+    next test in this process (any later CLI subprocess) inherits a broken store URL."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def _callback() -> CallbackRequest:
