@@ -69,10 +69,12 @@ SLOW = (
     "interop/test_soap_stacks.py::test_php_soapclient_in_wsdl_mode",
     "interop/test_vendor_rest_sdk.py",
     "model/test_callbacks.py::test_fuzz_rest_parser_raises_only_parse_errors",
+    "model/test_callbacks.py::test_json_form_matches_its_schema_and_round_trips",
     "model/test_callbacks.py::test_fuzz_soap_parser_raises_only_parse_errors",
     "model/test_callbacks.py::test_rest_round_trip",
     "model/test_callbacks.py::test_soap_round_trip",
     "provisioning/test_budget.py::test_the_cli_refuses_over_the_budget_and_force_sends",
+    "provisioning/test_budget_concurrency.py::test_cli_processes_never_send_over_the_budget",
     "provisioning/test_client_limits.py::test_no_secret_in_what_a_rest_client_exposes",
     "provisioning/test_client_limits.py::test_no_secret_in_what_a_soap_client_exposes",
     "receiver/test_receiver.py::test_1000_callbacks_each_delivered_4_times",
@@ -88,7 +90,9 @@ SLOW = (
     "test_logs.py::test_receiver_command_logs_json_access_lines",
     "test_metrics.py::test_a_two_worker_uvicorn_receiver_reports_the_sum_of_both",
     "test_metrics.py::test_the_readme_sample_scrape_is_what_a_bridge_serves",
+    "test_doctor.py::test_a_self_signed_server_is_named_and_passes_once_trusted",
     "test_secret_scan.py::test_the_secret_scan_fails_a_run_that_leaks",
+    "wsdldiff/test_wsdldiff.py::test_a_doctype_and_an_oversized_document_are_refused",
 )
 
 
