@@ -1,13 +1,17 @@
 """Two receiver processes on one PostgreSQL database, under wrk (Debian package ``wrk``): durable
-callbacks/s, p50 and p99, for group commit and for one commit per callback.
+callbacks/s and p99 as ratios to two floors served the same way in the same run (two processes of an
+app that only answers 200, and of one that only parses the body with the hardened parser:
+``receiver_floors.py``), with the servers' CPU time per callback.
 
 As behind a load balancer, each receiver takes half the load (one wrk per receiver, 16 keep-alive
 connections each): the callbacks of a 10,000-device request, each device sent 4 times (CallbackCount
-1 to 4), the two halves on different devices. Every run starts on an empty schema; runs are
-interleaved over ``--rounds`` and the best of each configuration is kept. The rate is the sum of
-both wrks'; p50 and p99 are the worse of the two. A last run sends every device's callback exactly 4
-times, shuffled, spread over both receivers, and reports the events and attempts stored. Durable
-means acknowledged after COMMIT, with the server's synchronous_commit (on, in .ci/postgres.sh).
+1 to 4), the two halves on different devices. Every receiver run starts on an empty schema; each round
+runs every configuration once and the ratios are taken within a round (median and range printed).
+The rate is the sum of both wrks'; p50 and p99 are the worse of the two. The receivers log as in
+production (INFO, one access line per request, to a file) and count metrics. ``--baselines`` adds one
+commit per callback. A last run sends every device's callback exactly 4 times, shuffled, spread over
+both receivers, and reports the events and attempts stored. Durable means acknowledged after COMMIT,
+with the server's synchronous_commit (on, in .ci/postgres.sh).
 
     eval "$(.ci/postgres.sh start)"
     python benchmarks/receiver_load_postgres.py --db "$UWS_TEST_POSTGRES_URL" [--seconds S] [--rounds R]
@@ -16,28 +20,38 @@ means acknowledged after COMMIT, with the server's synchronous_commit (on, in .c
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import random
-import re
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Dict, List, Tuple
 from urllib.parse import quote
 
-from receiver_load import deliver  # the sibling benchmark: python puts this folder on sys.path
+# The sibling benchmark (python puts this folder on sys.path): the same servers, load and report.
+from receiver_load import (
+    Figures,
+    cpu_seconds,
+    deliver,
+    figures,
+    floor_command,
+    process_tree,
+    receiver_command,
+    report,
+    start,
+    stop,
+)
 
 from uws_adapter import CallbackRequest, ReportedDevice, render_callback
 
-CONFIGS: Dict[str, List[str]] = {
-    "2 x uvicorn, one commit per callback": ["--server", "uvicorn", "--workers", "1", "--commit", "each"],
-    "2 x uvicorn, group commit (ours)": ["--server", "uvicorn", "--workers", "1", "--commit", "group"],
+OURS = "2 x receiver (uvicorn), group commit"
+ANSWER, PARSE = "2 x floor: answers 200 only", "2 x floor: parses only"
+FLOORS: Dict[str, List[str]] = {ANSWER: ["answer", "--workers", "1"], PARSE: ["parse", "--workers", "1"]}
+RECEIVERS: Dict[str, List[str]] = {OURS: ["--server", "uvicorn", "--workers", "1", "--commit", "group"]}
+BASELINES: Dict[str, List[str]] = {
+    "2 x receiver (uvicorn), one commit per callback": ["--server", "uvicorn", "--workers", "1", "--commit", "each"]
 }
 CONNECTIONS = 16  # per receiver
 
@@ -102,60 +116,42 @@ class Schema:
             admin.execute(f"DROP SCHEMA {self.name} CASCADE")  # type: ignore[arg-type]
 
 
-def start_receiver(db: str, options: List[str]) -> Tuple[subprocess.Popen[str], int]:
-    receiver = subprocess.Popen(
-        [sys.executable, "-m", "uws_adapter", "receiver", "--port", "0", "--db", db, "--allow-anonymous", *options],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
-    )  # fmt: skip
-    assert receiver.stdout is not None
-    port = int(receiver.stdout.readline().split("http://127.0.0.1:")[1].split("/")[0])
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # uvicorn binds after the line is printed
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/health")
-            if connection.getresponse().status == 200:
-                break
-        except OSError:
-            time.sleep(0.1)
-    return receiver, port
-
-
-def stop_receiver(receiver: subprocess.Popen[str]) -> None:
-    os.killpg(receiver.pid, signal.SIGINT)
-    receiver.wait(timeout=30)
-
-
-def milliseconds(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-
-
-def timed_run(url: str, options: List[str], scripts: List[Path], seconds: float) -> Tuple[float, float, float]:
-    schema = Schema(url)
-    receivers = [start_receiver(schema.url, options) for _ in range(2)]
+def timed_run(url: str, label: str, scripts: List[Path], seconds: float, folder: Path) -> Figures:
+    """One run of ``label``: two processes, half the load each; a receiver's access log is checked."""
+    schema = Schema(url) if label not in FLOORS else None
+    logs = [folder / f"receiver{i}.log" for i in range(2)]
+    if schema is not None:
+        options = {**RECEIVERS, **BASELINES}[label]
+        servers = [start(receiver_command(schema.url, options), log) for log in logs]
+    else:
+        servers = [start(floor_command(FLOORS[label])) for _ in range(2)]
     try:
+        pids = [pid for process, _ in servers for pid in process_tree(process.pid)]
+        before = cpu_seconds(pids)
         loads = [
             subprocess.Popen(
                 ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", str(script),
                  f"http://127.0.0.1:{port}/"],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )
-            for (_, port), script in zip(receivers, scripts)
+            for (_, port), script in zip(servers, scripts)
         ]  # fmt: skip
         outs = [load.communicate()[0] for load in loads]
+        cpu = cpu_seconds(pids) - before
     finally:
-        for receiver, _ in receivers:
-            stop_receiver(receiver)
-        schema.drop()
-    rate, p50, p99 = 0.0, 0.0, 0.0
+        for process, _ in servers:
+            stop(process)
+        if schema is not None:
+            schema.drop()
+    rate, p50, p99, count = 0.0, 0.0, 0.0, 0
     for out in outs:
-        if "Non-2xx" in out or "error" in out.lower():
-            raise SystemExit(f"a receiver refused callbacks:\n{out}")
-        rate += float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-        p50 = max(p50, milliseconds(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)))  # type: ignore[union-attr]
-        p99 = max(p99, milliseconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)))  # type: ignore[union-attr]
-    return rate, p50, p99
+        one = figures(out)
+        rate, p50, p99, count = rate + one[0], max(p50, one[1]), max(p99, one[2]), count + one[3]
+    if schema is not None:
+        lines = sum(log.read_text().count('"POST /" 200') for log in logs)
+        if lines < count:
+            raise SystemExit(f"{label}: {lines} access lines for {count} callbacks")
+    return rate, p50, p99, cpu * 1e6 / max(count, 1)
 
 
 def exact_run(url: str, options: List[str], devices: int) -> Tuple[int, int, int, int]:
@@ -164,13 +160,13 @@ def exact_run(url: str, options: List[str], devices: int) -> Tuple[int, int, int
     documents = [_document(n, count) for count in range(1, 5) for n in range(devices)]
     random.Random(1).shuffle(documents)
     schema = Schema(url)
-    receivers = [start_receiver(schema.url, options) for _ in range(2)]
+    receivers = [start(receiver_command(schema.url, options)) for _ in range(2)]
     try:
         acknowledged = deliver(documents, [port for _, port in receivers])
         events, attempts = schema.counts()
     finally:
         for receiver, _ in receivers:
-            stop_receiver(receiver)
+            stop(receiver)
         schema.drop()
     return len(documents), acknowledged, events, attempts
 
@@ -183,31 +179,31 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=8.0, help="per timed run")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baselines", action="store_true", help="also one commit per callback")
+    parser.add_argument("--no-exact", action="store_true", help="skip the exact-count run")
     args = parser.parse_args()
     if not args.db or not args.db.startswith(("postgresql://", "postgres://")):
         raise SystemExit('give --db postgresql://... (eval "$(.ci/postgres.sh start)" starts a server)')
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
-    best: Dict[str, Tuple[float, float, float]] = {}
+    labels = [ANSWER, PARSE, *RECEIVERS, *(BASELINES if args.baselines else ())]
+    rounds: List[Dict[str, Figures]] = []
     with tempfile.TemporaryDirectory() as folder:
         scripts = [Path(folder) / f"load{i}.lua" for i in range(2)]
         for offset, script in enumerate(scripts):
             script.write_text(lua_script(args.devices, offset))
-        print(f"2 receivers on one PostgreSQL database; {args.devices:,} devices x 4 callbacks over "
-              f"2 x {CONNECTIONS} connections, {args.seconds:g} s per run")  # fmt: skip
+        print(f"2 processes on one PostgreSQL database; {args.devices:,} devices x 4 callbacks over "
+              f"2 x {CONNECTIONS} connections, {args.seconds:g} s per run, {args.rounds} rounds; "
+              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
         for _ in range(args.rounds):
-            for label, options in CONFIGS.items():
-                figures = timed_run(args.db, options, scripts, args.seconds)
-                if label not in best or figures[0] > best[label][0]:
-                    best[label] = figures
-        for label, (rate, p50, p99) in best.items():
-            print(f"  {label:38} {rate:7,.0f} callbacks/s   p50 {p50:5.1f} ms   p99 {p99:5.1f} ms")
-        ours, baseline = best["2 x uvicorn, group commit (ours)"][0], best["2 x uvicorn, one commit per callback"][0]
-        print(f"  group commit / one commit per callback: {ours / baseline:.2f}x")
-    sent, acked, events, attempts = exact_run(args.db, CONFIGS["2 x uvicorn, group commit (ours)"], args.devices)
-    print(f"  exact run: {sent:,} deliveries (every device 4 times, shuffled, over both), {acked:,} acknowledged"
-          f" -> {events:,} events, {attempts:,} attempts")  # fmt: skip
+            rounds.append({label: timed_run(args.db, label, scripts, args.seconds, Path(folder)) for label in labels})
+        report(rounds, OURS, ANSWER, PARSE)
+        print(f"  load average {os.getloadavg()[0]:.1f} at the end")
+    if not args.no_exact:
+        sent, acked, events, attempts = exact_run(args.db, RECEIVERS[OURS], args.devices)
+        print(f"  exact run: {sent:,} deliveries (every device 4 times, shuffled, over both), {acked:,} acknowledged"
+              f" -> {events:,} events, {attempts:,} attempts")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def test_file_then_environment_then_arguments(tmp_path: Path) -> None:
         ("[uws-adapter]\nendpoint = x\n", {}, r"\[uws-adapter\] endpoint: unknown setting"),
         ("[uws-adapter]\ntimeout = soon\n", {}, "'soon' is not CONNECT,READ seconds"),
         ("not ini", {}, r"line 1 comes before any \[section\] header"),
-        ("", {"UWS_ADAPTER_TIMEOUT": "0,5"}, r"timeout: \(0.0, 5.0\) is not \(connect, read\) seconds"),
+        ("", {"UWS_ADAPTER_TIMEOUT": "0,5"}, r"^UWS_ADAPTER_TIMEOUT: \(0.0, 5.0\) is not \(connect, read\) seconds"),
     ],
     ids=["backend", "unknown-key", "timeout", "not-ini", "zero-timeout"],
 )
@@ -168,7 +168,7 @@ def test_the_answer_limits_come_from_file_environment_and_arguments(tmp_path: Pa
     config.write_text("[uws-adapter]\nmax_answer_bytes = lots\n")
     with pytest.raises(InputError, match=r"line 2: \[uws-adapter\] max_answer_bytes: 'lots' is not a byte count"):
         load_settings(config, environ={})
-    with pytest.raises(InputError, match=r"^deadline: -1.0 is not a number of seconds"):
+    with pytest.raises(InputError, match=r"^UWS_ADAPTER_DEADLINE: -1.0 is not a number of seconds"):
         load_settings(environ={"UWS_ADAPTER_DEADLINE": "-1"})
 
 
@@ -215,3 +215,117 @@ def test_inline_comments_are_stripped(tmp_path: Path, line: str, expected: str) 
     config = tmp_path / "settings.ini"
     config.write_text(f"[uws-adapter]\n{line}\n")
     assert load_settings(config, environ={}).username == expected
+
+
+# The services' settings objects (issue 18 item 5) -------------------------------------------------
+
+
+from uws_adapter.settings.receiver import ReceiverSettings  # noqa: E402
+from uws_adapter.settings.services import BridgeSettings, EmulatorSettings  # noqa: E402
+
+
+def test_a_service_reads_its_section_then_the_environment_then_arguments(tmp_path: Path) -> None:
+    config = tmp_path / "services.ini"
+    config.write_text("[receiver]\nport = 9001\nusername = from-file\npassword = file-pw\nthreads = 4\n"
+                      "[bridge]\nregister = 0000123456-00001, 0000123456-00002\npublic_url = https://bridge.example\n")  # fmt: skip
+    settings = ReceiverSettings.load(config, environ={"UWS_CALLBACK_USERNAME": "from-env"}, threads=8)
+    assert (settings.port, settings.username, settings.password, settings.threads) == (9001, "from-env", "file-pw", 8)
+    assert "file-pw" not in repr(settings)
+    assert "file-pw" not in str(settings)
+    bridge = BridgeSettings.load(config, environ={"UWS_BRIDGE_LEGACY_LOGIN": "legacy:pw", "UWS_CALLBACK_USERNAME": "u",
+                                                  "UWS_CALLBACK_PASSWORD": "p"})  # fmt: skip
+    assert bridge.register == ("0000123456-00001", "0000123456-00002")
+
+
+@pytest.mark.parametrize(
+    ("settings", "values"),
+    [(ReceiverSettings, {"password": SECRET, "previous_password": SECRET + "2", "username": "u",
+                         "db": f"postgresql://uws:{SECRET}@db/uws"}),
+     (BridgeSettings, {"legacy_login": f"legacy:{SECRET}", "legacy_listener_login": f"l:{SECRET}",
+                       "username": "u", "password": SECRET}),
+     (EmulatorSettings, {"listener_password": SECRET, "listener_username": "u", "user": f"n:{SECRET}",
+                         "client": f"c:{SECRET}"})],
+    ids=["receiver", "bridge", "emulator"],
+)  # fmt: skip
+def test_no_settings_repr_shows_a_secret(settings: Any, values: Dict[str, str]) -> None:
+    made = settings(**values)
+    assert SECRET not in repr(made)
+    assert "***" in repr(made)
+
+
+def test_settings_are_frozen_and_checked_in_code_too() -> None:
+    settings = ReceiverSettings(allow_anonymous=True)
+    with pytest.raises(Exception, match="cannot assign"):
+        settings.port = 1  # type: ignore[misc]
+    with pytest.raises(InputError, match=r"^port: 70000 is out of range; give 1 to 65535"):
+        ReceiverSettings(allow_anonymous=True, port=70000)
+    with pytest.raises(InputError, match="would store callbacks from anyone"):
+        ReceiverSettings()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("[uws-adapter]\nbackend = soap\n[reciever]\nport = 1\n",
+      r"^config file .*services.ini line 3: \[reciever\] is not a known section; use \[uws-adapter\], \[receiver\], "
+      r"\[bridge\] or \[emulator\]"),
+     ("[receiver]\n\nport = eighty\n", r"^config file .*services.ini line 3: \[receiver\] port: 'eighty' is not a port"),
+     ("[receiver]\nworkers = 65\n", r"line 2: \[receiver\] workers: 65 is out of range; give 1 to 64"),
+     ("[DEFAULT]\nport = 1\n", r"line 1: \[DEFAULT\] is not a known section")],
+    ids=["misspelled-section", "bad-port", "workers", "default-section"],
+)  # fmt: skip
+def test_settings_errors_name_the_file_and_line(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "services.ini"
+    config.write_text(text)
+    with pytest.raises(InputError, match=message):
+        ReceiverSettings.load(config, environ={"UWS_CALLBACK_USERNAME": "u", "UWS_CALLBACK_PASSWORD": "p"})
+
+
+def test_an_environment_error_names_the_variable_and_an_argument_error_the_option() -> None:
+    with pytest.raises(InputError, match=r"^UWS_CALLBACK_MAX_BODY: 'big' is not a whole number of bytes"):
+        ReceiverSettings.load(environ={"UWS_CALLBACK_MAX_BODY": "big", "UWS_CALLBACK_ALLOW_ANONYMOUS": "1"})
+    with pytest.raises(InputError, match=r"^--port: 'x' is not a port number"):
+        ReceiverSettings.load(environ={"UWS_CALLBACK_ALLOW_ANONYMOUS": "1"}, origins={"port": "--port"}, port="x")
+
+
+def test_a_username_without_password_is_named_as_such() -> None:
+    with pytest.raises(InputError, match=r"^password: the UWS login has a username but no password; set UWS_PASSWORD"):
+        connect(load_settings(environ={"UWS_USERNAME": "u"}))
+    with pytest.raises(InputError, match=r"^username: no UWS login configured"):
+        connect(load_settings(environ={}))
+
+
+def test_the_workers_settings_file_is_private_and_round_trips(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    settings = ReceiverSettings(username="u", password=SECRET, db=str(tmp_path / "c.db"), workers=2)
+    path = settings.write_private(tmp_path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert ReceiverSettings.for_worker({"UWS_ADAPTER_WORKER_SETTINGS": str(path)}) == settings
+    path.unlink()  # as the command line does at exit (the suite's secret scan reads what is left)
+
+
+CONFIGURATION = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+
+
+def test_the_configuration_page_names_every_setting_and_variable() -> None:
+    from uws_adapter.config import Settings
+
+    page = CONFIGURATION.read_text(encoding="utf-8")
+    for settings in (Settings, ReceiverSettings, BridgeSettings, EmulatorSettings):
+        for option in settings.OPTIONS:
+            assert f"`{option.name}`" in page or f"`{option.name}`," in page or option.name in page, option.name
+            if option.variable:
+                assert f"`{option.variable}`" in page, option.variable
+
+
+def test_the_configuration_pages_example_loads_for_every_service(tmp_path: Path) -> None:
+    page = CONFIGURATION.read_text(encoding="utf-8")
+    start = page.index("```ini\n", page.index("### One file for every service")) + len("```ini\n")
+    config = tmp_path / "uws-adapter.ini"
+    config.write_text(page[start : page.index("```", start)], encoding="utf-8")
+    env = {"UWS_CALLBACK_PASSWORD": "p", "UWS_CALLBACK_USERNAME": "u", "UWS_BRIDGE_LEGACY_LOGIN": "l:p"}
+    assert load_settings(config, environ={}).backend == "rest"
+    assert ReceiverSettings.load(config, environ=env).workers == 2
+    assert BridgeSettings.load(config, environ=env).register == ("0000123456-00001",)
+    assert EmulatorSettings.load(config, environ={}).devices == 500

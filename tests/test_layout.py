@@ -80,7 +80,7 @@ def test_retiring_uws_means_deleting_the_uws_client_the_emulator_uws_front_and_t
             for n in _imports(path)
         )
     }
-    allowed = {"uws_adapter/__init__.py", "uws_adapter/config.py", "uws_adapter/tracking.py"}
+    allowed = {"uws_adapter/__init__.py", "uws_adapter/config.py", "uws_adapter/demo.py"}
     assert {u for u in users if not u.startswith("uws_adapter/cli/")} - allowed == set()
 
 

@@ -407,7 +407,7 @@ with metrics.multiprocess_dir() as folder:
 with Store(sys.argv[1]) as store:
     app = Receiver(store, allow_anonymous=True)
     answer = app.screen("GET", "/metrics", None, None, None).answer()
-    assert answer.status == 404 and b"uws-adapter[metrics]" in answer.body, answer
+    assert answer.status == 404 and b"pip install '.[metrics]'" in answer.body, answer
     assert app.screen("GET", "/readyz", None, None, None).answer().status == 200
 print("no-ops")
 """

@@ -5,19 +5,20 @@ The same code then runs on either API::
     client = uws_adapter.connect()          # reads $UWS_ADAPTER_CONFIG and the environment
     request_id = client.suspend(select(devices))
 
-Environment variables win over the file, so that secrets can stay out of it.
+Environment variables win over the file, so that secrets can stay out of it; arguments win over
+both. The file may hold a section per service (see :mod:`uws_adapter.settings`); this module is
+the client's, ``[uws-adapter]``.
 """
 
 from __future__ import annotations
 
-import configparser
-import os
-from dataclasses import dataclass, fields, replace
+import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, ClassVar, Mapping, Optional, Tuple, Union
 
 from uws_adapter.errors import InputError
-from uws_adapter.provisioning.base import DEFAULT_DAILY_BUDGET, Provisioner, check_daily_budget
+from uws_adapter.provisioning.base import DEFAULT_DAILY_BUDGET, Provisioner
 from uws_adapter.provisioning.transport import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_ANSWER_BYTES,
@@ -27,41 +28,101 @@ from uws_adapter.provisioning.transport import (
     check_max_answer_bytes,
     check_timeout,
 )
+from uws_adapter.settings.source import CONFIG_VARIABLE, Convert, Loadable, Option, relocated, whole
 from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import REST_BASE_URL, UWS_BASE_URL
 
+__all__ = [
+    "BACKENDS", "CONFIG_VARIABLE", "ENVIRONMENT", "OPTIONS", "SECRET_KEYS", "SECTION", "Settings", "check_login",
+    "connect", "load_settings", "timeout_seconds",
+]  # fmt: skip
+
 SECTION = "uws-adapter"
 BACKENDS = ("soap", "rest")
+
+
+def _backend(value: Any, origin: str) -> str:
+    backend = value.strip().lower() if isinstance(value, str) else value
+    if backend not in BACKENDS:
+        raise InputError(origin, f"{value!r} is not a backend", "use soap or rest")
+    return str(backend)
+
+
+def _url(value: Any, origin: str) -> str:
+    return check_base_url(value, origin)
+
+
+def _checked(check: Callable[[Any], Any], parse: Callable[[str], Any], what: str, example: str) -> Convert:
+    """A converter from a check of the transport's (which names the setting) and a text parser."""
+
+    def convert(value: Any, origin: str) -> Any:
+        if isinstance(value, str):
+            try:
+                value = parse(value)
+            except ValueError:
+                raise InputError(origin, f"{value[:40]!r} is not {what}", f"write e.g. {example}") from None
+        try:
+            return check(value)
+        except InputError as exc:
+            raise relocated(exc, origin) from None
+
+    return convert
+
+
+def _pair_of_seconds(text: str) -> Tuple[float, float]:
+    connect, read = (float(part) for part in text.split(","))
+    return connect, read
+
+
+def _whole(text: str) -> int:
+    return int(text.strip().replace("_", ""))
+
+
+#: ``CONNECT,READ`` seconds (text, or a pair), both positive; an error names where it was written.
+timeout_seconds = _checked(check_timeout, _pair_of_seconds, "CONNECT,READ seconds", "10,120")
+
+#: The budget guard's range: 0 turns it off (deliberately, logged when a client starts), else
+#: 1 to 1,000 actions per line in 24 hours (5 for most accounts [doc], 25 with the upgrade).
+MAX_DAILY_BUDGET = 1000
+_budget = whole(
+    0, MAX_DAILY_BUDGET, "a whole number of actions per line per day",
+    f"give 1 to {MAX_DAILY_BUDGET:,} (5 for most accounts, 25 with the upgrade), or 0 to turn the guard off",
+)  # fmt: skip
+
+#: Setting -> environment variable, converter, secret (the one table for file, environment and arguments).
+OPTIONS = (
+    Option("backend", "UWS_ADAPTER_BACKEND", _backend),
+    Option("soap_url", "UWS_ENDPOINT", _url),
+    Option("rest_url", "UWS_ADAPTER_REST_URL", _url),
+    Option("username", "UWS_USERNAME"),
+    Option("password", "UWS_PASSWORD", secret=True),
+    Option("client_id", "THINGSPACE_CLIENT_ID"),
+    Option("client_secret", "THINGSPACE_CLIENT_SECRET", secret=True),
+    Option("timeout", "UWS_ADAPTER_TIMEOUT", timeout_seconds),
+    Option("deadline", "UWS_ADAPTER_DEADLINE", _checked(check_deadline, float, "a number of seconds", "180")),
+    Option(
+        "max_answer_bytes", "UWS_ADAPTER_MAX_ANSWER_BYTES",
+        _checked(check_max_answer_bytes, _whole, "a byte count", "1048576"),
+    ),
+    Option("daily_budget", "UWS_ADAPTER_DAILY_BUDGET", _budget),
+    Option("db", "UWS_CALLBACK_DB", secret=False),
+    Option("token", "UWS_TOKEN", secret=True),
+)  # fmt: skip
 #: Setting name -> environment variable.
-ENVIRONMENT = {
-    "backend": "UWS_ADAPTER_BACKEND",
-    "soap_url": "UWS_ENDPOINT",
-    "rest_url": "UWS_ADAPTER_REST_URL",
-    "username": "UWS_USERNAME",
-    "password": "UWS_PASSWORD",
-    "client_id": "THINGSPACE_CLIENT_ID",
-    "client_secret": "THINGSPACE_CLIENT_SECRET",
-    "timeout": "UWS_ADAPTER_TIMEOUT",
-    "deadline": "UWS_ADAPTER_DEADLINE",
-    "max_answer_bytes": "UWS_ADAPTER_MAX_ANSWER_BYTES",
-    "daily_budget": "UWS_ADAPTER_DAILY_BUDGET",
-    "db": "UWS_CALLBACK_DB",
-}
-#: Settings shown as *** in a repr. No error shows the value of any setting read from a file
-#: (only those that are not secret are checked, and only they are quoted), nor the text of a line
-#: that does not parse, nor a key that is not a plain name (a mangled line may hold a password).
-SECRET_KEYS = frozenset({"password", "client_secret"})
-CONFIG_VARIABLE = "UWS_ADAPTER_CONFIG"
-#: What starts an inline comment in the settings file, after whitespace: a value cannot hold
-#: " ;" or " #" (put such a password in the environment instead).
-INLINE_COMMENTS = (";", "#")
+ENVIRONMENT = {option.name: option.variable for option in OPTIONS if option.variable}
+#: Settings shown as *** in a repr (and never in --help or an error).
+SECRET_KEYS = frozenset(option.name for option in OPTIONS if option.secret)
 
 
-@dataclass(frozen=True)
-class Settings:
+@dataclass(frozen=True, repr=False)
+class Settings(Loadable):
     """Everything :func:`connect` needs. ``username`` / ``password`` are the UWS login, which the
     REST API's session login also takes; ``client_id`` / ``client_secret`` are the ThingSpace
-    OAuth2 application keys (REST only)."""
+    OAuth2 application keys (REST only); ``token`` a UWS session token used instead of a login
+    when no login is configured."""
+
+    SECTION: ClassVar[str] = SECTION
+    OPTIONS: ClassVar[Tuple[Option, ...]] = OPTIONS
 
     backend: str = "soap"
     soap_url: str = UWS_BASE_URL
@@ -75,187 +136,61 @@ class Settings:
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
     #: Provisioning actions per line in 24 hours the client's budget guard allows (5 for most
     #: accounts [doc], 25 with the upgrade); counted from the request log of the client's store.
+    #: 0 turns the guard off.
     daily_budget: int = DEFAULT_DAILY_BUDGET
     #: The store requests are recorded in (a SQLite path or a postgresql:// URL); None: none.
     db: Optional[str] = None
+    #: A UWS session token ($UWS_TOKEN): used by :func:`connect` only when no login is configured.
+    token: Optional[str] = None
 
-    def __post_init__(self) -> None:
-        backend = self.backend.strip().lower() if isinstance(self.backend, str) else self.backend
-        if backend not in BACKENDS:
-            raise InputError(
-                "backend", f"{self.backend!r} is not a backend", f"use soap or rest ({ENVIRONMENT['backend']})"
-            )
-        object.__setattr__(self, "backend", backend)
-        object.__setattr__(self, "soap_url", check_base_url(self.soap_url, "soap_url"))
-        object.__setattr__(self, "rest_url", check_base_url(self.rest_url, "rest_url"))
-        object.__setattr__(self, "timeout", check_timeout(self.timeout))
-        object.__setattr__(self, "deadline", check_deadline(self.deadline))
-        object.__setattr__(self, "max_answer_bytes", check_max_answer_bytes(self.max_answer_bytes))
-        object.__setattr__(self, "daily_budget", check_daily_budget(self.daily_budget))
-
-    def __repr__(self) -> str:  # secrets are shown as *** so that settings can be logged
-        shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        for secret in SECRET_KEYS:
-            if shown[secret] is not None:
-                shown[secret] = "***"
-        if self.db is not None:  # a database URL may hold a password
-            from uws_adapter.store import describe_store
-
-            shown["db"] = describe_store(self.db)
-        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
-
-    __str__ = __repr__
-
-
-def _timeout(text: str, origin: str) -> Tuple[float, float]:
-    try:
-        connect, read = (float(part) for part in text.split(","))
-    except ValueError:
-        raise InputError(origin, f"{text!r} is not CONNECT,READ seconds", "write e.g. 10,120") from None
-    return connect, read
-
-
-def _deadline(text: str, origin: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(origin, f"{text!r} is not a number of seconds", "write e.g. 180") from None
-
-
-def _byte_count(text: str, origin: str) -> int:
-    try:
-        return int(text.strip().replace("_", ""))
-    except ValueError:
-        raise InputError(origin, f"{text!r} is not a byte count", "write e.g. 1048576") from None
-
-
-def _action_count(text: str, origin: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise InputError(
-            origin, f"{text!r} is not a whole number of actions", "write e.g. 5 (25 with the upgrade)"
-        ) from None
-
-
-_CONVERT: Dict[str, Callable[[str, str], Any]] = {
-    "timeout": _timeout, "deadline": _deadline, "max_answer_bytes": _byte_count, "daily_budget": _action_count,
-    # A URL nothing can be sent to is refused here, naming where it was written.
-    "soap_url": check_base_url, "rest_url": check_base_url,
-}  # fmt: skip
-
-
-def _value(key: str, text: str, origin: str) -> Any:
-    convert = _CONVERT.get(key)
-    return convert(text, origin) if convert is not None else text
-
-
-def _plain_name(key: str) -> bool:
-    return bool(key) and all(c.isascii() and (c.isalnum() or c in "_-.") for c in key)
-
-
-def _key_lines(lines: List[str], parser: configparser.ConfigParser) -> Dict[str, int]:
-    """Line numbers of the keys of [uws-adapter], as configparser reads them (the last wins)."""
-    found: Dict[str, int] = {}
-    section = None
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if not stripped or stripped[0] in "#;" or line[0] in " \t":
-            continue  # blank, a comment, or a continuation of the value above
-        if stripped.startswith("[") and stripped.endswith("]"):
-            section = stripped[1:-1].strip()
-            continue
-        if section == SECTION:
-            cut = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
-            if cut > 0:
-                found[parser.optionxform(line[:cut].strip())] = number
-    return found
-
-
-def _syntax_error(path: Union[str, Path], exc: configparser.Error) -> InputError:
-    """The parser's complaint without the offending line's text, which may hold a password."""
-    if isinstance(exc, configparser.MissingSectionHeaderError):
-        problem = f"line {exc.lineno} comes before any [section] header"
-    elif isinstance(exc, configparser.ParsingError):
-        numbers = [str(error[0]) for error in getattr(exc, "errors", ())] or [str(getattr(exc, "lineno", "?"))]
-        problem = f"line {', '.join(numbers)} is not KEY = VALUE"
-    elif isinstance(exc, configparser.DuplicateOptionError):
-        problem = f"line {exc.lineno}: [{exc.section}] {exc.option} is set twice"
-    elif isinstance(exc, configparser.DuplicateSectionError):
-        problem = f"line {exc.lineno}: [{exc.section}] appears twice"
-    else:
-        problem = type(exc).__name__
-    fix = f"write [{SECTION}] then KEY = VALUE lines (see the configuration guide)"
-    return InputError(f"config file {path}", problem, fix)
+    @property
+    def budget_guard(self) -> Optional[int]:
+        """The client's ``daily_budget``: None when the guard is off (``daily_budget`` 0)."""
+        return self.daily_budget or None
 
 
 def load_settings(
-    path: Union[str, Path, None] = None, *, environ: Optional[Mapping[str, str]] = None, **overrides: Any
+    path: Union[str, Path, None] = None,
+    *,
+    environ: Optional[Mapping[str, str]] = None,
+    origins: Optional[Mapping[str, str]] = None,
+    **overrides: Any,
 ) -> Settings:
     """Settings from the ``[uws-adapter]`` section of ``path`` (default ``$UWS_ADAPTER_CONFIG``,
     if set), then the environment, then ``overrides``. No error shows the value of a secret key,
-    or the text of a line: errors name the key and the line number."""
-    env = os.environ if environ is None else environ
-    values: Dict[str, Any] = {}
-    path = path if path is not None else env.get(CONFIG_VARIABLE) or None
-    if path is not None:
-        # Inline comments (" ; ..." or " # ...", after whitespace) are stripped, as the configuration guide's
-        # example writes them: kept, they would become part of a login and fail it.
-        parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=INLINE_COMMENTS)
-        # Refusals are raised outside the except blocks, so that not even their context (a
-        # UnicodeDecodeError holds the whole file, a ParsingError the line) can show a secret.
-        refusal: Optional[InputError] = None
-        lines: List[str] = []
-        try:
-            with open(path, encoding="utf-8") as handle:
-                lines = handle.readlines()
-        except OSError as exc:
-            refusal = InputError("config file", f"cannot read {path}: {exc.strerror}", "check the path")
-        except UnicodeDecodeError as exc:
-            refusal = InputError("config file", f"{path} is not UTF-8 (byte {exc.start})", "save it as UTF-8")
-        if refusal is None:
-            try:
-                parser.read_file(lines, source=str(path))
-            except configparser.Error as exc:
-                refusal = _syntax_error(path, exc)
-        if refusal is not None:
-            raise refusal
-        if parser.has_section(SECTION):
-            where = _key_lines(lines, parser)
-            for key, text in parser.items(SECTION):
-                line = f"config file {path} line {where.get(key, '?')}: [{SECTION}]"
-                if key not in ENVIRONMENT:
-                    # A mangled line ("password hunter2 = x") makes a key of a secret: name only plain keys.
-                    shown = key if _plain_name(key) and len(key) <= 40 else "this key"
-                    raise InputError(f"{line} {shown}", "unknown setting", "use " + ", ".join(ENVIRONMENT))
-                origin = f"{line} {key}"
-                values[key] = _value(key, text, origin)
-    for key, variable in ENVIRONMENT.items():
-        if env.get(variable):
-            values[key] = _value(key, env[variable], variable)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return replace(Settings(), **values)
+    or the text of a line: errors name the file and line, the variable or the option."""
+    return Settings.load(path, environ=environ, origins=origins, **overrides)
 
 
 def connect(settings: Optional[Settings] = None, *, store: Optional[RequestLog] = None) -> Provisioner:
-    """A client for the configured backend (:class:`UwsClient` or :class:`RestClient`)."""
+    """A client for the configured backend (:class:`UwsClient` or :class:`RestClient`); a UWS
+    client with ``settings.token`` when no login is configured."""
     from uws_adapter.rest.client import RestClient
     from uws_adapter.uws.client import UwsClient
 
     settings = settings if settings is not None else load_settings()
-    if not (settings.username and settings.password):
-        raise InputError("username", "no UWS login configured", f"set {ENVIRONMENT['username']} and UWS_PASSWORD")
+    use_token = settings.backend == "soap" and settings.token and not (settings.username or settings.password)
+    if not use_token:
+        check_login(settings)
     if settings.backend == "rest":
         if not (settings.client_id and settings.client_secret):
+            missing = " and ".join(
+                ENVIRONMENT[name] for name in ("client_id", "client_secret") if not getattr(settings, name)
+            )
             raise InputError(
-                "client_id",
+                "client_id" if not settings.client_id else "client_secret",
                 "the REST backend needs OAuth2 keys",
-                "set THINGSPACE_CLIENT_ID and THINGSPACE_CLIENT_SECRET",
+                f"set {missing} (or client_id / client_secret in [{SECTION}] of the settings file)",
             )
         client: Provisioner = RestClient(
             base_url=settings.rest_url, client_id=settings.client_id, client_secret=settings.client_secret,
             username=settings.username, password=settings.password, timeout=settings.timeout,
             deadline=settings.deadline, max_answer_bytes=settings.max_answer_bytes, store=store,
+        )  # fmt: skip
+    elif use_token:
+        client = UwsClient(
+            base_url=settings.soap_url, token=settings.token, timeout=settings.timeout, deadline=settings.deadline,
+            max_answer_bytes=settings.max_answer_bytes, store=store,
         )  # fmt: skip
     else:
         client = UwsClient(
@@ -263,5 +198,30 @@ def connect(settings: Optional[Settings] = None, *, store: Optional[RequestLog] 
             timeout=settings.timeout, deadline=settings.deadline, max_answer_bytes=settings.max_answer_bytes,
             store=store,
         )  # fmt: skip
-    client.daily_budget = settings.daily_budget
+    client.daily_budget = settings.budget_guard
+    if settings.budget_guard is None:
+        logging.getLogger("uws_adapter.cli").warning(
+            "the daily budget guard is off (daily_budget 0): device lists are sent without counting actions"
+        )
     return client
+
+
+def check_login(settings: Settings) -> None:
+    """The UWS login is complete: what is missing is named (a username without a password is
+    not "no login")."""
+    if settings.username and settings.password:
+        return
+    if settings.username:
+        raise InputError(
+            "password", "the UWS login has a username but no password",
+            f"set {ENVIRONMENT['password']} (or password in [{SECTION}] of the settings file)",
+        )  # fmt: skip
+    if settings.password:
+        raise InputError(
+            "username", "the UWS login has a password but no username",
+            f"set {ENVIRONMENT['username']} (or username in [{SECTION}] of the settings file)",
+        )  # fmt: skip
+    raise InputError(
+        "username", "no UWS login configured",
+        f"set {ENVIRONMENT['username']} and {ENVIRONMENT['password']} (or username and password in [{SECTION}])",
+    )  # fmt: skip

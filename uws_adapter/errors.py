@@ -44,6 +44,12 @@ class UwsAdapterError(Exception):
 REQUEST_UNDEFINED = "INPUT_INVALID.RequestUndefined"
 
 
+def install_hint(extra: str) -> str:
+    """How to install an optional part: from a checkout, since the distribution's name is not on
+    the package index (a hint naming it there would install whatever someone publishes under it)."""
+    return f"install it from a checkout of uws-adapter: pip install '.[{extra}]'"
+
+
 class InputError(UwsAdapterError, ValueError):
     """Input that cannot become a valid request. ``field`` names where it is, ``fix`` what to do,
     and ``code`` is the fault code the carrier answers the same mistake with (what the emulator and
@@ -141,6 +147,10 @@ class OutcomeUnknown(TransportError):
     fault, an answer over the deadline or the size cap). Provisioning is not idempotent, so it is
     never re-sent blindly: ``request`` is what was sent (a :class:`~uws_adapter.provisioning.transport.SentRequest`,
     secrets redacted), to reconcile from callbacks."""
+
+    #: The id a device-list request was recorded under in the client's store (``outcome-unknown:...``,
+    #: which ``uws-adapter status`` accepts), or None when nothing was recorded.
+    recorded_as: Optional[str] = None
 
     def __init__(self, message: str, *, request: SentRequest, http_status: Optional[int] = None) -> None:
         self.request = request

@@ -14,9 +14,9 @@ shows the services' access lines and warnings).
 ``uws_adapter.wire`` (DEBUG)
     the SOAP and JSON documents the clients send and receive, secrets redacted.
 
-The services of the command line (``receiver``, ``bridge``, ``emulator``) take ``--log-level`` and
-``--log-format text|json`` (:func:`add_logging_options`, :func:`configure_from_options`) and hand
-the same choice to their worker processes through :data:`LEVEL_VARIABLE` and
+Every command of the command line takes ``--log-level`` and ``--log-format text|json``
+(:func:`add_logging_options`, :func:`configure_from_options`, called once for every command); the
+services hand the same choice to their worker processes through :data:`LEVEL_VARIABLE` and
 :data:`FORMAT_VARIABLE` (:func:`worker_environment`, :func:`configure_from_environment`).
 
 Standard library only: receiver workers import this without the clients' dependencies.
@@ -30,7 +30,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from uws_adapter.errors import InputError
 
@@ -122,16 +122,19 @@ class StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-def configure_logging(level: str = "info", log_format: str = "text") -> logging.Handler:
+def configure_logging(
+    level: str = "info", log_format: str = "text", *, origins: Tuple[str, str] = ("--log-level", "--log-format")
+) -> logging.Handler:
     """Log to stderr in ``log_format`` (text or json): the package's records from ``level`` up,
     other libraries' (waitress, uvicorn, urllib3) from WARNING up. Replaces what an earlier call
-    installed; for the command line and programs, never called by the library itself."""
+    installed; for the command line and programs, never called by the library itself. A bad value
+    is named by where it was written (``origins``: the option, or the environment variable)."""
     chosen = LEVELS.get((level or "").strip().lower())
     if chosen is None:
-        raise InputError("--log-level", f"{printable(str(level), 40)!r} is not a level", "use " + ", ".join(LEVELS))
+        raise InputError(origins[0], f"{printable(str(level), 40)!r} is not a level", "use " + ", ".join(LEVELS))
     kind = (log_format or "").strip().lower()
     if kind not in FORMATS:
-        raise InputError("--log-format", f"{printable(str(log_format), 40)!r} is not a format", "use text or json")
+        raise InputError(origins[1], f"{printable(str(log_format), 40)!r} is not a format", "use text or json")
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, StderrHandler)]:
         root.removeHandler(old)
@@ -140,34 +143,55 @@ def configure_logging(level: str = "info", log_format: str = "text") -> logging.
     root.addHandler(handler)
     root.setLevel(max(chosen, logging.WARNING))
     logging.getLogger("uws_adapter").setLevel(chosen)
+    _chosen.update({LEVEL_VARIABLE: level.strip().lower(), FORMAT_VARIABLE: kind})
     return handler
 
 
+#: What the last configure_logging chose, for the worker processes (worker_environment).
+_chosen: Dict[str, str] = {}
+
+
 def add_logging_options(parser: argparse.ArgumentParser) -> None:
-    """``--log-level`` and ``--log-format``, defaulting to the environment's choice, else info and text."""
-    parser.add_argument(
+    """``--log-level`` and ``--log-format``. No default is read here (help never shows a value
+    of the environment's): :func:`configure_from_options` takes the option, else the variable,
+    else info and text."""
+    group = parser.add_argument_group("logging (to stderr)")
+    group.add_argument(
         "--log-level",
-        default=os.environ.get(LEVEL_VARIABLE) or "info",
         metavar="LEVEL",
         help=f"debug, info, warning or error (default: ${LEVEL_VARIABLE}, else info); "
-        "debug adds the clients' documents, secrets redacted",
+        f"debug adds the documents sent and received ({WIRE}), secrets redacted",
     )
-    parser.add_argument(
+    group.add_argument(
         "--log-format",
-        default=os.environ.get(FORMAT_VARIABLE) or "text",
         metavar="FORMAT",
         help=f"text (one line a record) or json (one object a line) (default: ${FORMAT_VARIABLE}, else text)",
     )
 
 
-def configure_from_options(args: argparse.Namespace) -> logging.Handler:
-    """:func:`configure_logging` with the options :func:`add_logging_options` added."""
-    return configure_logging(args.log_level, args.log_format)
+def _pick(
+    given: Optional[str], option: str, variable: str, default: str, environ: Mapping[str, str]
+) -> Tuple[str, str]:
+    if given:
+        return given, option
+    if environ.get(variable):
+        return environ[variable], variable
+    return default, option
 
 
-def worker_environment(args: argparse.Namespace) -> Dict[str, str]:
-    """The environment that makes worker processes log as ``args`` says (see :func:`configure_from_environment`)."""
-    return {LEVEL_VARIABLE: args.log_level, FORMAT_VARIABLE: args.log_format}
+def configure_from_options(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None) -> logging.Handler:
+    """:func:`configure_logging` with the options :func:`add_logging_options` added: each from
+    its option, else its environment variable, else info and text."""
+    env = os.environ if environ is None else environ
+    level, level_origin = _pick(getattr(args, "log_level", None), "--log-level", LEVEL_VARIABLE, "info", env)
+    kind, kind_origin = _pick(getattr(args, "log_format", None), "--log-format", FORMAT_VARIABLE, "text", env)
+    return configure_logging(level, kind, origins=(level_origin, kind_origin))
+
+
+def worker_environment() -> Dict[str, str]:
+    """The environment that makes worker processes log as this process was configured to
+    (see :func:`configure_from_environment`)."""
+    return dict(_chosen)
 
 
 def configure_from_environment(environ: Optional[Mapping[str, str]] = None) -> Optional[logging.Handler]:
@@ -177,4 +201,4 @@ def configure_from_environment(environ: Optional[Mapping[str, str]] = None) -> O
     level, log_format = environ.get(LEVEL_VARIABLE), environ.get(FORMAT_VARIABLE)
     if not level and not log_format:
         return None
-    return configure_logging(level or "info", log_format or "text")
+    return configure_logging(level or "info", log_format or "text", origins=(LEVEL_VARIABLE, FORMAT_VARIABLE))

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 import threading
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+
+from uws_adapter.runfiles import run_folder
 
 __all__ = [
     "CONTENT_TYPE", "MULTIPROC_VARIABLE", "StoreCollector", "available", "bridge_call", "budget_decision",
@@ -29,6 +29,8 @@ __all__ = [
 ]  # fmt: skip
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+#: The name of a run's metrics folder in the temporary directory, before the pid and a random part.
+METRICS_PREFIX = "uws-adapter-metrics-"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: At most this many distinct fault codes get their own label value; the rest are counted as "other"
 #: (codes come from the server's answers: a broken one must not grow the metrics without bound).
@@ -195,11 +197,19 @@ def _fault_label(code: str) -> str:
 
 class StoreCollector:
     """Gauges read from the store when scraped: runs queued per handler (the bridge's relay is the
-    handler ``legacy-relay``) and the age of the oldest queued event."""
+    handler ``legacy-relay``) and the age of the oldest queued event; with ``dead_letters``, the
+    bytes the dead letters count against their cap and how many were ever rotated out past it
+    (kept in the store, so every process and instance reports the same)."""
 
-    def __init__(self, backlog: Callable[[], Dict[str, Tuple[int, Optional[float]]]], now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        backlog: Callable[[], Dict[str, Tuple[int, Optional[float]]]],
+        now: Callable[[], float],
+        dead_letters: Optional[Callable[[], Optional[Tuple[int, int]]]] = None,
+    ) -> None:
         self.backlog = backlog
         self.now = now
+        self.dead_letters = dead_letters
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
@@ -214,6 +224,18 @@ class StoreCollector:
             age.add_metric([handler], max(0.0, now - oldest) if oldest is not None else 0.0)
         yield depth
         yield age
+        totals = self.dead_letters() if self.dead_letters is not None else None
+        if totals is not None:
+            from prometheus_client.core import CounterMetricFamily
+
+            held = GaugeMetricFamily("uws_adapter_dead_letter_bytes", "Bytes the dead letters count against their cap")
+            held.add_metric([], totals[0])
+            yield held
+            rotated = CounterMetricFamily(
+                "uws_adapter_dead_letters_rotated", "Oldest dead letters deleted to stay under the cap"
+            )
+            rotated.add_metric([], totals[1])
+            yield rotated
 
 
 class _Forward:
@@ -261,14 +283,14 @@ def multiprocess_dir() -> Iterator[Optional[str]]:
     if _missing or not _installed():
         yield None
         return
-    # Values of an earlier run must not be summed into this one's: a new folder per run.
-    folder = tempfile.mkdtemp(prefix="uws-adapter-metrics-")
-    os.environ[MULTIPROC_VARIABLE] = folder
-    try:
-        yield folder
-    finally:
-        os.environ.pop(MULTIPROC_VARIABLE, None)
-        shutil.rmtree(folder, ignore_errors=True)
+    # Values of an earlier run must not be summed into this one's: a new folder per run, named
+    # by this process so that the next run removes it if this one is killed (runfiles).
+    with run_folder(METRICS_PREFIX) as folder:
+        os.environ[MULTIPROC_VARIABLE] = str(folder)
+        try:
+            yield str(folder)
+        finally:
+            os.environ.pop(MULTIPROC_VARIABLE, None)
 
 
 def _installed() -> bool:

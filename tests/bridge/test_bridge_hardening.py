@@ -1,11 +1,13 @@
 """The bridge against hostile or careless use, on loopback with real servers and SQLite files: a
-Host header it must not write into its WSDL, sessions and login lockouts that outlive a restart
-(timed by an injected clock, never by sleeping), and relays that can never be rendered."""
+Host header it must not write into its WSDL, sessions that outlive a restart, a LogIn throttle by
+client address that no one can turn against the legacy system (timed by an injected clock, never
+by sleeping), and relays that can never be rendered."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import os
 import signal
 import socket
@@ -35,9 +37,9 @@ from test_bridge import (
 from uws_adapter import Emulator, RestClient, generated_devices, render_rest_callback
 from uws_adapter.bridge.address import listen_names
 from uws_adapter.bridge.app import Bridge, LegacyRelay
-from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, MAX_FAILED_LOGINS, unlock
 from uws_adapter.errors import HandlerGaveUp, InputError, RelayRefused
 from uws_adapter.model.callbacks import CallbackRequest, ReportedDevice
+from uws_adapter.soap.sessions import FREE_FAILURES, KEEP_EXPIRED
 from uws_adapter.store.sqlite import Store, StoredEvent
 from uws_adapter.uws.envelope import build_login
 
@@ -55,12 +57,22 @@ class Clock:
         return self.now
 
 
+class CountingStore(Store):
+    """The real SQLite store, counting every transaction written (durable or not)."""
+
+    writes = 0
+
+    def write(self, work: Any, *, timeout: float = 30.0, durable: bool = True) -> Any:
+        self.writes += 1
+        return super().write(work, timeout=timeout, durable=durable)
+
+
 @contextlib.contextmanager
 def running_bridge(
     db: Path, rest_url: str, legacy_url: Optional[str] = None, **options: Any
 ) -> Iterator[Tuple[Bridge, str]]:
-    """A bridge on 127.0.0.1 (a free port) whose REST side is ``rest_url``."""
-    store = Store(db)
+    """A bridge on 127.0.0.1 (a free port; clients may come from any of 127/8) whose REST side is ``rest_url``."""
+    store = CountingStore(db)
     rest = RestClient(
         base_url=rest_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, username=USER, password=PASSWORD,
         store=store, timeout=(2.0, 5.0),
@@ -279,7 +291,7 @@ def test_a_legacy_session_survives_a_restart_and_only_its_hash_is_stored(tmp_pat
     assert stored == [hashlib.sha256(token.encode()).hexdigest()]
 
 
-def test_idle_expiry_holds_across_a_restart(tmp_path: Path) -> None:
+def test_idle_expiry_holds_across_a_restart_and_expired_stays_expired_for_a_day(tmp_path: Path) -> None:
     lines = generated_devices(1)
     clock = Clock()
     with Emulator(devices=lines) as emulator:
@@ -291,15 +303,51 @@ def test_idle_expiry_holds_across_a_restart(tmp_path: Path) -> None:
         with running_bridge(tmp_path / "b.db", emulator.rest_url, clock=clock) as (_, url):
             _, carrier = soap_clients(url)
             imei = lines[0].device.identifiers[0].identifier
-            assert (
-                fault_code(lambda: suspend(carrier, token, imei))
-                == "CarrierService.REQUEST_FAILED.SessionToken.Expired"
-            )
-            assert (
-                fault_code(lambda: suspend(carrier, token, imei))
-                == "CarrierService.REQUEST_FAILED.SessionToken.Invalid"
-            )
+            for _resend in range(3):  # every time it is sent, not once (the README promises a day)
+                assert (
+                    fault_code(lambda: suspend(carrier, token, imei))
+                    == "CarrierService.REQUEST_FAILED.SessionToken.Expired"
+                )
             assert suspend(carrier, other, imei)
+            clock.now += KEEP_EXPIRED - 60  # still within a day of expiring
+            assert fault_code(lambda: suspend(carrier, token, imei)).endswith(".SessionToken.Expired")
+            clock.now += 120
+            assert fault_code(lambda: suspend(carrier, token, imei)).endswith(".SessionToken.Invalid")
+
+
+def test_a_session_use_is_written_at_most_once_a_minute_and_expiry_stays_exact(tmp_path: Path) -> None:
+    lines = generated_devices(7)
+    imeis = [line.device.identifiers[0].identifier for line in lines]
+    clock = Clock()
+    with (
+        Emulator(devices=lines) as emulator,
+        running_bridge(tmp_path / "b.db", emulator.rest_url, clock=clock) as (
+            bridge,
+            url,
+        ),
+    ):
+        store = bridge.store
+        assert isinstance(store, CountingStore)
+        session, carrier = soap_clients(url)
+        token = login(session)
+        before = store.writes
+        clock.now += 10
+        assert suspend(carrier, token, imeis[0])
+        per_call = store.writes - before  # the request log's (the budget reservation, its RequestId)
+        assert per_call <= 2
+        for imei in imeis[1:3]:
+            clock.now += 10
+            assert suspend(carrier, token, imei)
+        assert store.writes == before + 3 * per_call  # no session write per call
+        clock.now += 40  # a minute since the last write of its use
+        assert suspend(carrier, token, imeis[3])
+        assert store.writes == before + 4 * per_call + 1  # its use written once
+        clock.now += 59
+        assert suspend(carrier, token, imeis[4])  # seen here, not written
+        clock.now += 20 * 60 - 1  # the store says 20 min 58 s idle; this process knows better
+        assert suspend(carrier, token, imeis[5])
+        clock.now += 20 * 60 + 1
+        assert fault_code(lambda: suspend(carrier, token, imeis[6])).endswith(".SessionToken.Expired")
 
 
 def test_logout_ends_the_session_for_good(tmp_path: Path) -> None:
@@ -312,73 +360,108 @@ def test_logout_ends_the_session_for_good(tmp_path: Path) -> None:
         ).endswith("SessionToken.Invalid")
 
 
-def test_five_failed_logins_lock_the_login_across_a_restart_until_the_lock_runs_out(tmp_path: Path) -> None:
+def post_login(url: str, user: str, password: str, source: str = "127.0.0.1") -> Tuple[int, bytes]:
+    """A SOAP LogIn sent from the loopback address ``source``: its status and body bytes."""
+    request = build_login(user, password, base_url=f"{url}/api/v2")
+    port = int(url.rpartition(":")[2])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    try:
+        connection.request("POST", "/api/v2/SessionService.svc", body=request.body, headers=dict(request.headers))
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def code_of(body: bytes) -> str:
+    return str(etree.fromstring(body).findtext(".//faultcode"))
+
+
+def test_failed_logins_make_their_address_wait_a_doubling_delay(tmp_path: Path) -> None:
     clock = Clock()
-    with Emulator() as emulator:
-        with running_bridge(tmp_path / "b.db", emulator.rest_url, clock=clock) as (_, url):
-            session, _ = soap_clients(url)
-            for _attempt in range(MAX_FAILED_LOGINS):
-                assert fault_code(lambda: login(session, "wrong")).endswith(".REQUEST_FAILED.InvalidCredentials")
-            # Locked: the right password is refused too, with the emulator's code, and reaches no REST.
-            assert fault_code(lambda: login(session)) == "SessionService.REQUEST_FAILED.AccountLocked"
-        with running_bridge(tmp_path / "b.db", emulator.rest_url, clock=clock) as (_, url):
-            session, _ = soap_clients(url)
-            assert fault_code(lambda: login(session)).endswith(".REQUEST_FAILED.AccountLocked")
-            assert emulator.counters["logins"] == 0
-            clock.now += DEFAULT_LOCKOUT
-            assert login(session)
-            # A fresh count: four failures and a success lock nothing.
-            for _attempt in range(MAX_FAILED_LOGINS - 1):
-                fault_code(lambda: login(session, "wrong"))
-            assert login(session)
-            fault_code(lambda: login(session, "wrong"))
-            assert login(session)
-
-
-def test_without_a_lock_duration_only_the_operator_unlocks_even_while_the_bridge_runs(tmp_path: Path) -> None:
-    clock = Clock()
-    with Emulator() as emulator:
-        with running_bridge(tmp_path / "b.db", emulator.rest_url, clock=clock, lockout=None) as (_, url):
-            session, _ = soap_clients(url)
-            for _attempt in range(MAX_FAILED_LOGINS):
-                fault_code(lambda: login(session, "wrong"))
-        with running_bridge(tmp_path / "b.db", emulator.rest_url, clock=clock, lockout=None) as (_, url):
-            session, _ = soap_clients(url)
-            clock.now += 365 * 24 * 3600.0
-            assert fault_code(lambda: login(session)).endswith(".REQUEST_FAILED.AccountLocked")
-            # The operator's unlock, from another process on the same store: no restart needed.
-            done = subprocess.run(
-                [sys.executable, "-m", "uws_adapter", "bridge", "--unlock", LEGACY_USER, "--db", str(tmp_path / "b.db")],
-                capture_output=True, text=True, timeout=60, check=True,
-            )  # fmt: skip
-            assert "unlocked" in done.stdout
-            assert LEGACY_PASSWORD not in done.stdout + done.stderr
-            assert login(session)
-
-
-def test_wrong_usernames_lock_nothing_and_are_counted_apart(tmp_path: Path) -> None:
-    with Emulator() as emulator, running_bridge(tmp_path / "b.db", emulator.rest_url) as (bridge, url):
-        session, _ = soap_clients(url)
-        for name in [f"guess-{n}" for n in range(2 * MAX_FAILED_LOGINS)]:
-            assert fault_code(lambda name=name: login(session, user=name)).endswith(
-                ".REQUEST_FAILED.InvalidCredentials"
-            )
-        assert login(session)
-        assert not unlock(bridge.store, "guess-0")  # no row per guessed name: the table stays small
-
-
-def test_a_thousand_wrong_passwords_are_refused_and_none_reaches_rest(tmp_path: Path) -> None:
-    with Emulator() as emulator, running_bridge(tmp_path / "b.db", emulator.rest_url) as (_, url):
-        codes = []
-        with requests.Session() as http:
-            for attempt in range(1000):
-                request = build_login(LEGACY_USER, f"guess-{attempt}", base_url=f"{url}/api/v2")
-                response = http.post(request.url, data=request.body, headers=dict(request.headers), timeout=10)
-                assert response.status_code == 500
-                codes.append(etree.fromstring(response.content).findtext(".//faultcode"))
-        assert codes[:MAX_FAILED_LOGINS] == ["SessionService.REQUEST_FAILED.InvalidCredentials"] * MAX_FAILED_LOGINS
-        assert set(codes[MAX_FAILED_LOGINS:]) == {"SessionService.REQUEST_FAILED.AccountLocked"}
+    with Emulator() as emulator, running_bridge(tmp_path / "b.db", emulator.rest_url, clock=clock) as (_, url):
+        for _attempt in range(FREE_FAILURES):
+            assert code_of(post_login(url, LEGACY_USER, "wrong")[1]).endswith(".REQUEST_FAILED.InvalidCredentials")
+        # This address waits 1 s: the right password is refused too, unseen, and reaches no REST.
+        status, body = post_login(url, LEGACY_USER, LEGACY_PASSWORD)
+        assert (status, code_of(body)) == (500, "SessionService.REQUEST_FAILED.AccountLocked")
+        assert b"try again in 1 s" in body
         assert emulator.counters["logins"] == 0
+        clock.now += 1
+        assert code_of(post_login(url, LEGACY_USER, "wrong")[1]).endswith(".InvalidCredentials")
+        clock.now += 1  # the delay doubled: 2 s now
+        assert code_of(post_login(url, LEGACY_USER, LEGACY_PASSWORD)[1]).endswith(".AccountLocked")
+        clock.now += 1
+        assert post_login(url, LEGACY_USER, LEGACY_PASSWORD)[0] == 200
+        # A success clears the address: five more failures before it waits again.
+        for _attempt in range(FREE_FAILURES - 1):
+            assert code_of(post_login(url, LEGACY_USER, "wrong")[1]).endswith(".InvalidCredentials")
+        assert post_login(url, LEGACY_USER, LEGACY_PASSWORD)[0] == 200
+
+
+def test_the_delay_is_bounded_by_the_lockout_and_a_restart_clears_it(tmp_path: Path) -> None:
+    clock = Clock()
+    with Emulator() as emulator:
+        with running_bridge(tmp_path / "b.db", emulator.rest_url, clock=clock, lockout=60.0) as (_, url):
+            for _attempt in range(FREE_FAILURES + 20):  # each failure after its delay: 1, 2, ... 32, 60, 60 s
+                assert code_of(post_login(url, LEGACY_USER, "wrong")[1]).endswith(".InvalidCredentials")
+                clock.now += 60
+            # Unbounded, the delay would be 2**20 s now; bounded, a minute was enough.
+            assert post_login(url, LEGACY_USER, LEGACY_PASSWORD)[0] == 200
+            for _attempt in range(FREE_FAILURES + 1):
+                post_login(url, LEGACY_USER, "wrong")
+            assert code_of(post_login(url, LEGACY_USER, LEGACY_PASSWORD)[1]).endswith(".AccountLocked")
+        with running_bridge(tmp_path / "b.db", emulator.rest_url, clock=clock) as (_, url):
+            # The throttle is in memory: a restart forgets it (nothing was written per failure).
+            assert post_login(url, LEGACY_USER, LEGACY_PASSWORD)[0] == 200
+
+
+def test_a_thousand_wrong_passwords_from_one_address_never_stop_the_legacy_system_at_another(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    with Emulator() as emulator, running_bridge(tmp_path / "b.db", emulator.rest_url, clock=clock) as (bridge, url):
+        store = bridge.store
+        assert isinstance(store, CountingStore)
+        writes_before = store.writes
+        codes = []
+        for attempt in range(1000):
+            status, body = post_login(url, LEGACY_USER, f"guess-{attempt}", source="127.0.0.9")
+            assert status == 500
+            codes.append(code_of(body))
+        assert codes[:FREE_FAILURES] == ["SessionService.REQUEST_FAILED.InvalidCredentials"] * FREE_FAILURES
+        assert set(codes[FREE_FAILURES:]) == {"SessionService.REQUEST_FAILED.AccountLocked"}
+        assert emulator.counters["logins"] == 0
+        assert store.writes == writes_before  # no store write for any of the 1,000 failures
+        # The legacy system, from its own address, logs in at once, again and again.
+        for _login in range(3):
+            status, body = post_login(url, LEGACY_USER, LEGACY_PASSWORD, source="127.0.0.1")
+            assert status == 200, body
+        assert store.writes == writes_before + 3  # one per session opened
+
+
+def test_known_and_unknown_names_get_byte_identical_answers(tmp_path: Path) -> None:
+    clock = Clock()
+    with Emulator() as emulator, running_bridge(tmp_path / "b.db", emulator.rest_url, clock=clock) as (_, url):
+        known = [post_login(url, LEGACY_USER, "wrong", source="127.0.0.2") for _ in range(FREE_FAILURES + 2)]
+        unknown = [post_login(url, "no-such-login", "wrong", source="127.0.0.3") for _ in range(FREE_FAILURES + 2)]
+        assert known == unknown  # status and every byte: wrong, then waiting, whatever the name
+        assert [code_of(body).rpartition(".")[2] for _, body in known] == (
+            ["InvalidCredentials"] * FREE_FAILURES + ["AccountLocked"] * 2
+        )
+        # The right password for a known name from a waiting address: the same answer as a guess.
+        assert post_login(url, LEGACY_USER, LEGACY_PASSWORD, source="127.0.0.2") == known[-1]
+
+
+def test_unlock_says_nothing_is_locked_in_the_store(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "uws_adapter", "bridge", "--unlock", LEGACY_USER, "--db", str(tmp_path / "b.db")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1
+    assert "throttled per client address" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 # Item 7: a relay that can never be rendered ---------------------------------------------------------

@@ -274,7 +274,10 @@ def test_rest_body_prints_the_documented_fields(tmp_path: Path) -> None:
         (["rest-body", "restore", "--device", "ESN:09611822299", "--group", "g"], "cannot be combined with group"),
         (["rest-body", "restore", "--with-billing", "--account", "1"], "unrecognized arguments: --with-billing"),
         (["suspend", "--device", "ESN:09611822299", "--with-billing", "--username", "u"], "no withBilling field"),
-        (["restore", "--backend", "rest", "--device", "ESN:09611822299"], "username: no UWS login configured"),
+        (
+            ["restore", "--backend", "rest", "--device", "ESN:09611822299"],
+            "username: the UWS login has a password but no username",
+        ),
         (["bridge"], "--legacy-login: no legacy login"),
         (["bridge", "--legacy-login", "nopassword"], "--legacy-login: is not NAME:PASSWORD"),
     ],

@@ -114,7 +114,12 @@ def test_a_file_that_is_not_a_database_is_one_line(
 )  # fmt: skip
 def test_a_malformed_url_never_shows_its_password(command: List[str], capsys: pytest.CaptureFixture[str]) -> None:
     password = "Pa%zzw0rd"  # '%zz' is no %-escape: the driver's own message quotes this token
-    assert main([*command, "--db", f"postgresql://uws:{password}@127.0.0.1:1/uws"]) == 2
+    saved = dict(os.environ)  # the uvicorn receiver hands its settings to its workers there
+    try:
+        assert main([*command, "--db", f"postgresql://uws:{password}@127.0.0.1:1/uws"]) == 2
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     printed = capsys.readouterr()
     assert printed.out == ""
     assert printed.err.count("\n") == 1

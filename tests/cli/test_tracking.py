@@ -63,7 +63,9 @@ def test_status_callbacks_and_wait_commands(tmp_path: Path) -> None:
                 status = run(["status", request_id, "--db", str(db), "--json"], tmp_path)
                 assert json.loads(status.stdout)["complete"] is True
                 listed = run(["callbacks", "--db", str(db), "--request-id", request_id], tmp_path)
-                assert len(listed.stdout.splitlines()) == 5
+                header, *rows = listed.stdout.splitlines()
+                assert header == "ID\tREQUEST_ID\tDEVICE\tACTION\tSTATUS\tDELIVERIES"
+                assert len(rows) == 5
                 as_json = run(["callbacks", "--db", str(db), "--json"], tmp_path)
                 assert {json.loads(line)["action"] for line in as_json.stdout.splitlines()} == {"Suspend"}
         finally:
@@ -77,7 +79,8 @@ def test_wait_times_out_with_a_clear_error(tmp_path: Path) -> None:
         store.record_request("r-9", "Restore", [Device.parse("MDN:5551234567")])
     result = run(["wait", "r-9", "--db", str(db), "--timeout", "0.3"], tmp_path)
     assert result.returncode == 1
-    assert "1 devices still without a callback after 0.3 s" in result.stderr
+    assert "1 device still without a callback after 0.3 s" in result.stderr
+    assert "no callback arrived at all: check that a listener is registered" in result.stderr
     missing = run(["status", "r-9", "--db", str(tmp_path / "nope.db")], tmp_path)
     assert missing.returncode == 2
     assert "no store at" in missing.stderr
@@ -165,7 +168,7 @@ def test_wait_on_an_open_ended_request_exits_3_when_settled(tmp_path: Path) -> N
                                            action="Restore", status="Success"))  # fmt: skip
     result = run(["wait", "acct-9", "--db", str(db), "--settle", "0"], tmp_path)
     assert result.returncode == 3, result.stderr
-    assert "open-ended (account, group or filter): 1 callbacks so far" in result.stdout
+    assert "open-ended (account, group or filter): 1 callback so far" in result.stdout
     assert "settled" in result.stdout
     status = run(["status", "acct-9", "--db", str(db), "--json"], tmp_path)
     form = json.loads(status.stdout)

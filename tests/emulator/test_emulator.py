@@ -47,6 +47,19 @@ def test_five_failed_logins_lock_the_account() -> None:
             client_for(emulator.base_url).login()
 
 
+def test_unknown_names_are_answered_as_known_ones_and_lock_alike() -> None:
+    with Emulator(devices=generated_devices(1)) as emulator:
+        answers = []
+        for name in ("uws-user", "no-such-user"):
+            for _ in range(6):
+                with pytest.raises(ServiceFault) as info:
+                    client_for(emulator.base_url, username=name, password="wrong").login()
+                answers.append((name, info.value.code, info.value.message))
+        known = [(code, message) for name, code, message in answers if name == "uws-user"]
+        assert known == [(code, message) for name, code, message in answers if name == "no-such-user"]
+        assert [code.rpartition(".")[2] for code, _ in known] == ["InvalidCredentials"] * 5 + ["AccountLocked"]
+
+
 @pytest.mark.parametrize(
     ("mutate", "code"),
     [

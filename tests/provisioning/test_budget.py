@@ -202,10 +202,22 @@ def test_the_budget_setting_from_a_file_and_bad_values(tmp_path: Path) -> None:
     config = tmp_path / "uws.ini"
     config.write_text("[uws-adapter]\ndaily_budget = 25\n")
     assert load_settings(config, environ={}).daily_budget == 25
-    for text, problem in (("five", "not a whole number"), ("0", "not a number of actions"), ("-3", "not a number")):
+    for text, problem in (
+        ("five", "not a whole number"),
+        ("-3", "-3 is out of range"),
+        ("1000000", r"give 1 to 1,000"),
+    ):
         with pytest.raises(InputError, match=problem) as refused:
             load_settings(environ={"UWS_ADAPTER_DAILY_BUDGET": text})
         assert "UWS_ADAPTER_DAILY_BUDGET" in str(refused.value) or "daily_budget" in str(refused.value)
+
+
+def test_a_daily_budget_of_0_turns_the_guard_off_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    settings = load_settings(environ={"UWS_ADAPTER_DAILY_BUDGET": "0"}, username=USER, password=PASSWORD)
+    assert settings.daily_budget == 0
+    with caplog.at_level("WARNING", logger="uws_adapter"):
+        assert connect(settings).daily_budget is None
+    assert "daily budget guard is off" in caplog.text
 
 
 def test_the_cli_refuses_over_the_budget_and_force_sends(tmp_path: Path) -> None:
@@ -247,7 +259,9 @@ def test_a_schema_2_database_is_upgraded_and_its_requests_count(tmp_path: Path) 
     )
     old.execute("INSERT INTO request_identifiers VALUES ('old', 'IMEI:350000000000000', 0)")
     old.close()
-    assert SCHEMA_VERSION == 5  # 3: the budget guard; 4: leased handler claims; 5: the linear budget check
+    assert (
+        SCHEMA_VERSION == 6
+    )  # 3: the budget guard; 4: leased handler claims; 5: the linear budget check; 6: dead letter sizes
     assert Store.schema_version(path) == 2
     with Store(path, clock=ManualClock(START + 10)) as store:
         assert store.recent_actions(["IMEI:350000000000000"], START - 1) == {"IMEI:350000000000000": [("old", START)]}

@@ -103,12 +103,16 @@ def test_the_budget_refills_at_its_rate(start: Callable[..., Running]) -> None:
     assert receiver.store.counts()["dead_letters"] == 4
 
 
-def test_dead_letters_stop_at_their_total_size(start: Callable[..., Running]) -> None:
+def test_dead_letters_rotate_the_oldest_out_past_their_total_size(start: Callable[..., Running]) -> None:
     receiver = start(dead_letters=DeadLetterBudget(max_total=25_000))
-    for _ in range(5):
-        assert receiver.post(b"<broken" + b"x" * 10_000)[0] == 400
-    assert receiver.store.counts()["dead_letters"] == 2
-    assert receiver.app.dead_letters.dropped == 3
+    for n in range(5):
+        assert receiver.post(b"<broken" + str(n).encode() + b"x" * 10_000)[0] == 400
+    store = receiver.store
+    letters = store.dead_letters(bodies=True)
+    assert [letter.body[:8] for letter in letters] == [b"<broken3", b"<broken4"]  # the newest two
+    totals = store.dead_letter_totals()
+    assert (totals.rotated, receiver.app.dead_letters.dropped) == (3, 0)
+    assert sum(letter.size for letter in letters) == totals.bytes <= 25_000
 
 
 @pytest.mark.parametrize(

@@ -5,18 +5,20 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 import pytest
 from pgserver import location  # noqa: F401 (a fixture)
 
 from uws_adapter import CallbackFault, CallbackRequest, Device, NiddResult, ReportedDevice
 from uws_adapter.model.devices import device_key
-from uws_adapter.store import open_store
+from uws_adapter.store import CallbackWrite, open_store
 from uws_adapter.store.sqlite import SCHEMA_VERSION, Store, StoreError
 
 
@@ -206,3 +208,86 @@ def test_a_file_that_is_not_a_database_is_refused_and_nothing_is_left_beside_it(
     with pytest.raises(StoreError, match=r"cannot open the store .*notes\.txt: file is not a database"):
         Store(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the WAL is fsynced by SQLite itself there")
+def test_a_group_is_answered_after_its_wal_is_fsynced_with_the_write_lock_let_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    store = Store(tmp_path / "s.db")
+    synced: List[Tuple[int, bool]] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        probe = os.open(f"{store.path}.writelock", os.O_RDWR)
+        try:  # another process's commit may take the lock while this one's fsync runs
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock_free = True
+            fcntl.flock(probe, fcntl.LOCK_UN)
+        except BlockingIOError:
+            lock_free = False
+        finally:
+            os.close(probe)
+        synced.append((os.fstat(fd).st_ino, lock_free))
+        real_fsync(fd)
+
+    try:
+        monkeypatch.setattr(os, "fsync", recording_fsync)
+        [first] = store.commit_group([CallbackWrite(_cb(1))])
+        wal, folder = os.stat(f"{store.path}-wal").st_ino, os.stat(tmp_path).st_ino
+        # The WAL's folder once (the file may be new), then the WAL, outside the write lock.
+        assert synced == [(folder, True), (wal, True)]
+        [second] = store.commit_group([CallbackWrite(_cb(2))])
+        assert synced[2:] == [(wal, True)]
+        assert (first.error, second.error) == (None, None)
+        # The writer thread's commits (store.apply) are made durable the same way.
+        store.apply(CallbackWrite(_cb(3)))
+        assert (wal, True) in synced[3:]
+    finally:
+        monkeypatch.undo()
+        store.close()
+    assert store.counts()["events"] == 3
+
+
+def test_a_failed_fsync_answers_the_group_as_not_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path / "s.db")
+    try:
+        store.commit_group([CallbackWrite(_cb(1))])  # the folder's fsync is behind us
+
+        def failing_fsync(fd: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(os, "fsync", failing_fsync)
+        [outcome] = store.commit_group([CallbackWrite(_cb(2))])
+        assert isinstance(outcome.error, StoreError)
+        assert "could not be made durable" in str(outcome.error)
+        assert not store.ready()  # a commit failed just now
+        monkeypatch.undo()
+        [again] = store.commit_group([CallbackWrite(_cb(2, count=2))])  # the WAL opened afresh
+        assert again.error is None
+    finally:
+        store.close()
+
+
+def test_a_write_that_need_not_be_durable_is_committed_at_once_and_seen_by_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Committed without an fsync of its own (WAL, synchronous=NORMAL): atomic and seen at once by
+    # another connection; a durable write after it is fsynced before it returns.
+    with Store(tmp_path / "s.db") as one, Store(tmp_path / "s.db") as two:
+        one.record_request("r-relaxed", "Suspend", [Device.parse("IMEI:350000000000001")])
+        assert two.status("r-relaxed").known
+        synced: List[int] = []
+        real_fsync = os.fsync
+
+        def recording_fsync(fd: int) -> None:
+            synced.append(fd)
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", recording_fsync)
+        assert one.write(lambda db: db.execute("PRAGMA synchronous").fetchone()[0], durable=False) == 1  # NORMAL
+        assert synced == []
+        one.write(lambda db: db.execute("PRAGMA user_version").fetchone()[0])
+        assert synced

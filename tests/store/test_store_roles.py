@@ -1,5 +1,5 @@
 """The roles every backend plays alike (the ``location`` fixture runs each on SQLite and on
-PostgreSQL): commit groups with poisoned callbacks, the dead-letter cap, re-sends racing across two
+PostgreSQL): commit groups with poisoned callbacks, re-sends racing across two
 instances, the shared handler queue and its leases, and the bridge's sessions."""
 
 # ruff: noqa: F811 (the fixtures imported from pgserver are the parameters of their name)
@@ -7,13 +7,13 @@ instances, the shared handler queue and its leases, and the bridge's sessions.""
 from __future__ import annotations
 
 import threading
-from typing import List, Set, Tuple
+from typing import List, Tuple
 
 from pgserver import location  # noqa: F401 (a fixture)
 from test_store import _cb
 
 from uws_adapter import CallbackRequest, ReportedDevice
-from uws_adapter.store import POISONED, CallbackWrite, DeadLetterWrite, open_store
+from uws_adapter.store import POISONED, CallbackWrite, open_store
 
 
 class Clock:
@@ -43,13 +43,6 @@ def test_a_poisoned_callback_is_a_dead_letter_and_its_group_is_stored(location: 
         assert outcomes[1].result == (POISONED, False)
         counts = store.counts()
         assert (counts["events"], counts["attempts"], counts["dead_letters"]) == (2, 2, 1)
-
-
-def test_the_dead_letters_stop_at_their_total_size(location: str) -> None:
-    with open_store(location) as store:
-        kept = [store.apply(DeadLetterWrite(b"x" * 400, "text/xml", "bad", max_total=1000)) for _ in range(4)]
-        assert [k > 0 for k in kept] == [True, True, False, False]
-        assert store.counts()["dead_letters"] == 2
 
 
 def test_a_group_with_one_event_twice_stores_it_once_with_two_attempts(location: str) -> None:
@@ -142,32 +135,27 @@ def test_a_claim_runs_out_and_a_failed_or_released_run_is_due_again(location: st
         assert (counts["handler_queue"], counts["dead_letters"]) == (0, 1)
 
 
-def test_sessions_and_lockouts(location: str) -> None:
+def test_sessions_are_rows_and_the_store_decides_nothing(location: str) -> None:
     with open_store(location) as store:
-        store.open_session("t1", 100.0, 0.0)
-        assert store.touch_session("t1", 150.0, idle=60.0) == "valid"
-        assert store.touch_session("t1", 300.0, idle=60.0) == "expired"
-        assert store.touch_session("t1", 301.0, idle=60.0) == "unknown"
-        store.open_session("t2", 100.0, 0.0)
+        store.open_session("t1", 100.0, None)
+        assert store.session_last_used("t1") == 100.0
+        store.touch_session("t1", 150.0)
+        store.touch_session("t1", 120.0)  # a late writer never moves a use back
+        assert store.session_last_used("t1") == 150.0
+        assert store.session_last_used("nobody") is None
+        store.open_session("t2", 100.0, None)
         store.close_session("t2")
-        assert store.touch_session("t2", 101.0, idle=60.0) == "unknown"
-        outcomes = [store.count_login("ops", False, 10.0 + n, lock_after=3, lockout=100.0) for n in range(4)]
-        assert outcomes == ["wrong", "wrong", "locking", "locked"]
-        assert store.count_login("ops", True, 20.0, lock_after=3, lockout=100.0) == "locked"
-        assert store.count_login("ops", True, 200.0, lock_after=3, lockout=100.0) == "ok"  # the lock ran out
-        assert [store.count_login("", False, 1.0, lock_after=None, lockout=None) for _ in range(6)] == ["wrong"] * 6
-        assert store.unlock_login("")
-        assert not store.unlock_login("nobody")
+        assert store.session_last_used("t2") is None
+        store.open_session("t3", 200.0, 151.0)  # forgets what was last used before 151
+        assert (store.session_last_used("t1"), store.session_last_used("t3")) == (None, 200.0)
 
 
 def test_sessions_opened_on_two_instances_are_seen_by_both(location: str) -> None:
     with open_store(location) as one, open_store(location) as two:
-        one.open_session("shared", 100.0, 0.0)
-        assert two.touch_session("shared", 110.0, idle=60.0) == "valid"
-        seen: Set[str] = set()
-        for store in (one, two):
-            seen.add(store.count_login("ops", False, 10.0, lock_after=2, lockout=None))
-        assert seen == {"wrong", "locking"}  # the second failure, on the other instance, locks
+        one.open_session("shared", 100.0, None)
+        assert two.session_last_used("shared") == 100.0
+        two.touch_session("shared", 110.0)
+        assert one.session_last_used("shared") == 110.0
 
 
 def test_recent_actions_count_a_line_by_any_of_its_identifiers(location: str) -> None:

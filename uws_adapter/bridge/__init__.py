@@ -3,6 +3,6 @@ API, with REST callbacks stored and relayed to the legacy SOAP listener."""
 
 from uws_adapter.bridge.address import HostRefused, listen_names
 from uws_adapter.bridge.app import RELAY_HANDLER, Bridge, LegacyRelay
-from uws_adapter.bridge.sessions import StoredSessions, unlock
+from uws_adapter.bridge.sessions import StoredSessions
 
-__all__ = ["RELAY_HANDLER", "Bridge", "HostRefused", "LegacyRelay", "StoredSessions", "listen_names", "unlock"]
+__all__ = ["RELAY_HANDLER", "Bridge", "HostRefused", "LegacyRelay", "StoredSessions", "listen_names"]

@@ -11,9 +11,9 @@ cannot change their code.
   re-runs with backoff until the legacy listener answers 2xx, counting ``CallbackCount`` up.
   Nothing is lost while the legacy listener is down; nothing is relayed again once acknowledged.
   A callback that can never be written as SOAP is given up (``HandlerGaveUp``), not retried.
-- Legacy sessions and login lockouts live in the store (:mod:`uws_adapter.bridge.sessions`), so a
-  restart changes neither; the WSDL's address never comes from an unchecked Host
-  (:mod:`uws_adapter.bridge.address`).
+- Legacy sessions live in the store (:mod:`uws_adapter.bridge.sessions`), so a restart does not
+  end them; failed LogIns are throttled per client address in memory; the WSDL's address never
+  comes from an unchecked Host (:mod:`uws_adapter.bridge.address`).
 """
 
 from __future__ import annotations
@@ -111,9 +111,9 @@ class Bridge:
     every other path. ``legacy_users`` maps each legacy login to its password; every legacy login
     is carried out with ``rest``'s credentials.
 
-    Legacy sessions and login lockouts are kept in ``store`` (see :mod:`uws_adapter.bridge.sessions`):
-    ``lockout`` seconds after five failed logins in a row (None: until :func:`~uws_adapter.
-    bridge.sessions.unlock`); ``clock`` is the wall clock they are timed by. The WSDL's address is
+    Legacy sessions are kept in ``store`` (see :mod:`uws_adapter.bridge.sessions`); an address
+    that keeps failing LogIns waits a doubling delay of at most ``lockout`` seconds (None: no bound);
+    ``clock`` is the wall clock they are timed by. The WSDL's address is
     ``public_url``, else the request's Host when it is one of ``allowed_hosts`` (default: the
     loopback names of the port it came in on; see :meth:`allow_hosts`)."""
 
@@ -212,7 +212,7 @@ class Bridge:
     def change_device_state(self, action: Action, selection: Selection) -> str:
         return self.rest.change_device_state(action, selection)
 
-    def log_in(self, username: str, password: str) -> str:
+    def log_in(self, username: str, password: str, client: str) -> str:
         # Compare against every legacy login, always, so that timing says nothing.
         given_name, given_password = username.encode("utf-8", "replace"), password.encode("utf-8", "replace")
         names = [hmac.compare_digest(given_name, name.encode()) for name in self.legacy_users]
@@ -220,9 +220,9 @@ class Bridge:
             known & hmac.compare_digest(given_password, pw.encode())
             for known, pw in zip(names, self.legacy_users.values())
         ]
-        # Locked, or wrong (counted towards the lock): a fault before anything reaches REST.
-        login = next((name for name, known in zip(self.legacy_users, names) if known), None)
-        self.sessions.check_login(login, matched=any(matches))
+        # Wrong, or from an address that must wait: a fault before anything reaches REST, the
+        # same whether the name exists or not.
+        self.sessions.check_login(client, matched=any(matches))
         self.rest.ensure_login()  # a refused REST login comes back as this LogIn's fault, with its code
         with self._lock:
             self.counters["logins"] += 1

@@ -1,15 +1,22 @@
-"""The bridge's legacy sessions and login lockout, kept in its store so that a restart changes
-neither: a legacy system's token stays valid (until 20 minutes idle, as UWS's), and a locked
-legacy login stays locked.
+"""The bridge's legacy sessions, kept in its store so that a restart does not end them (a legacy
+system's token stays valid until 20 minutes idle, as UWS's), and its failed-LogIn throttle. The
+rules (expiry, how long an expired token is recognised, the throttle's delays and answers) are
+:mod:`uws_adapter.soap.sessions`; the store returns rows.
 
 Only the SHA-256 of a token is stored, never the token: whoever reads the database cannot use
 the sessions in it. Times are wall-clock seconds (``clock``, injectable for tests), because they
 must mean the same thing to the next process.
 
-Lockout follows UWS and the emulator: five failed logins in a row lock the login [doc], and
-every later LogIn, with the right password or not, gets ``REQUEST_FAILED.AccountLocked``
-[inferred, as in the emulator]. UWS documents no duration; the bridge keeps the lock for
-``lockout`` seconds (``None``: until an operator unlocks it, see :func:`unlock`).
+A session's use is written to the store at most every ``touch_every`` seconds (a minute, at most a
+tenth of the idle time), not on every call: what is written is only what must survive a crash, and
+losing up to a minute of idle time in a crash costs a legacy client at worst one ``Expired`` and
+one new LogIn, which UWS clients do anyway. This process answers by what it saw itself, so without a
+crash a session expires to the second.
+
+Failed LogIns are throttled by **client address** (an IPv6 /64), in this process's memory: no
+store write per failure, nothing locked by name, so that guesses from one address never lock out the
+legacy system calling from another. A restart clears the throttle; instances sharing a store each
+keep their own.
 """
 
 from __future__ import annotations
@@ -17,45 +24,42 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
 import time
-from typing import Callable, Optional, TypeVar
+from collections import OrderedDict
+from typing import Callable, Optional, Tuple, TypeVar
 
 from uws_adapter.errors import InputError, Refused, UwsAdapterError
+from uws_adapter.soap.sessions import (
+    KEEP_EXPIRED,
+    MAX_SESSIONS,
+    LoginThrottle,
+    LoginVerdict,
+    check_session,
+    client_key,
+    login_refusal,
+)
 from uws_adapter.store.interfaces import SessionStore
+
+__all__ = ["DEFAULT_LOCKOUT", "StoredSessions"]
 
 log = logging.getLogger("uws_adapter.bridge")
 T = TypeVar("T")
 
-#: Failed logins in a row that lock a legacy login, as UWS [doc] and the emulator.
-MAX_FAILED_LOGINS = 5
-#: How long a lock lasts by default (UWS documents none; long enough to make guessing useless).
+#: The longest a client address that keeps failing LogIns waits between attempts by default.
 DEFAULT_LOCKOUT = 30 * 60.0
-LOCKED_CODE = "REQUEST_FAILED.AccountLocked"  # [inferred], the emulator's code
-_INVALID = "REQUEST_FAILED.SessionToken.Invalid"  # [inferred] code, as IdleSessions
-_EXPIRED = "REQUEST_FAILED.SessionToken.Expired"  # [doc]
+#: How often, at most, a process purges sessions expired over a day ago (when one opens).
+PURGE_EVERY = 60.0
 _UNEXPECTED = "REQUEST_FAILED.UnexpectedError"  # [doc]
-#: Failures for logins that do not exist are counted under this key (no legacy login is empty),
-#: so that a wrong name costs the same store write as a wrong password and timing says nothing.
-_NO_SUCH_LOGIN = ""
-
-#: How long an expired session's hash is kept, to answer Expired rather than Invalid.
-_KEEP_EXPIRED = 24 * 3600.0
 
 
 def _digest(token: Optional[str]) -> str:
     return hashlib.sha256((token or "").encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def unlock(store: SessionStore, username: str) -> bool:
-    """Clear ``username``'s failed logins and lock (the operator's unlock); True if it had any."""
-    cleared = store.unlock_login(username)
-    if cleared:
-        log.info("legacy login %r unlocked by the operator", username)
-    return bool(cleared)
-
-
 class StoredSessions:
-    """Legacy session tokens with idle expiry, and the login lockout, in ``store``."""
+    """Legacy session tokens with idle expiry in ``store``, and the LogIn throttle. ``lockout``:
+    the longest delay a failing address waits (None: no bound)."""
 
     def __init__(
         self,
@@ -68,60 +72,74 @@ class StoredSessions:
         if idle <= 0:
             raise InputError("session idle", f"{idle} is not positive", "give the idle expiry in seconds")
         if lockout is not None and lockout <= 0:
-            raise InputError("lockout", f"{lockout} is not positive", "give seconds, or None for until unlocked")
+            raise InputError("lockout", f"{lockout} is not positive", "give seconds, or None for no bound")
         self.store = store
         self.idle = idle
-        self.lockout = lockout
         self.clock = clock
+        self.touch_every = min(60.0, idle / 10)
+        self.throttle = LoginThrottle(max_delay=lockout, clock=clock)
+        # digest -> (last use seen here, last use written): the least recently used first.
+        self._seen: OrderedDict[str, Tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._purged_at = float("-inf")
 
-    def _write(self, work: Callable[[], T]) -> T:
+    def _store(self, work: Callable[[], T]) -> T:
         try:
             return work()
         except UwsAdapterError as exc:  # disk full, store closed: a fault the legacy client can retry
-            log.warning("bridge sessions: the store refused a write (%s)", type(exc).__name__)
-            raise Refused(_UNEXPECTED, "the bridge could not record the session; try again later") from None
+            log.warning("bridge sessions: the store failed (%s)", type(exc).__name__)
+            raise Refused(_UNEXPECTED, "the bridge could not read or record the session; try again later") from None
+
+    def _remember(self, key: str, used: float, written: float) -> None:
+        with self._lock:
+            self._seen[key] = (used, written)
+            self._seen.move_to_end(key)
+            while len(self._seen) > MAX_SESSIONS:
+                self._seen.popitem(last=False)
 
     # Sessions ------------------------------------------------------------------------------------
 
     def open(self) -> str:
         token = secrets.token_hex(16)
-        now = self.clock()
-        # Sessions nobody closed go when a new one opens, so the table stays small; a day late,
-        # so that a legacy system coming back after a while still hears "Expired" [doc].
-        self._write(lambda: self.store.open_session(_digest(token), now, now - self.idle - _KEEP_EXPIRED))
+        key, now = _digest(token), self.clock()
+        forget_before: Optional[float] = None
+        if now - self._purged_at >= PURGE_EVERY:  # sessions nobody closed go, a day after expiring
+            self._purged_at, forget_before = now, now - self.idle - KEEP_EXPIRED
+        self._store(lambda: self.store.open_session(key, now, forget_before))
+        self._remember(key, now, now)
         return token
 
     def touch(self, token: Optional[str]) -> None:
         """Note a use of ``token``; :class:`Refused` when it is unknown or has expired."""
-        now, key = self.clock(), _digest(token)
-        outcome = self._write(lambda: self.store.touch_session(key, now, self.idle))
-        if outcome == "unknown":
-            raise Refused(_INVALID, "unknown session token; log in again")
-        if outcome == "expired":
-            raise Refused(_EXPIRED, "the session token has expired; log in again")
+        key, now = _digest(token), self.clock()
+        stored = self._store(lambda: self.store.session_last_used(key))
+        with self._lock:
+            if stored is None:  # never issued, logged out (here or on another instance), or purged
+                self._seen.pop(key, None)
+            used, written = self._seen.get(key, (stored, stored))
+        check_session(None if stored is None or used is None else max(stored, used), now, self.idle)
+        assert stored is not None  # check_session refused a missing row
+        assert written is not None
+        if now - max(stored, written) >= self.touch_every:
+            self._store(lambda: self.store.touch_session(key, now))
+            written = now
+        self._remember(key, now, written)
 
     def close(self, token: Optional[str]) -> None:
         key = _digest(token)
-        self._write(lambda: self.store.close_session(key))
+        with self._lock:
+            self._seen.pop(key, None)
+        self._store(lambda: self.store.close_session(key))
 
-    # Lockout -------------------------------------------------------------------------------------
+    # LogIn throttle ------------------------------------------------------------------------------
 
-    def check_login(self, login: Optional[str], matched: bool) -> None:
-        """Count a LogIn attempt on the legacy ``login`` it named (None: no such login) whose
-        password was right or not (``matched``): :class:`Refused` when the login is locked or the
-        credentials are wrong."""
-        now = self.clock()
-        known = login is not None
-        key = login if login is not None else _NO_SUCH_LOGIN
-
-        outcome = self._write(
-            lambda: self.store.count_login(
-                key, matched, now, lock_after=MAX_FAILED_LOGINS if known else None, lockout=self.lockout
-            )
-        )
-        if outcome == "locked":
-            raise Refused(LOCKED_CODE, f"login locked after {MAX_FAILED_LOGINS} failed logins; ask the operator")
-        if outcome == "locking":  # only configured logins lock: the name is ours, not the client's
-            log.warning("legacy login %r locked after %d failed logins in a row", login, MAX_FAILED_LOGINS)
-        if outcome != "ok":
-            raise Refused("REQUEST_FAILED.InvalidCredentials", "wrong username or password")  # [inferred] code
+    def check_login(self, client: Optional[str], matched: bool) -> None:
+        """Count a LogIn from ``client`` (its address) whose credentials were right or not
+        (``matched``): :class:`Refused` when they were wrong or the address must wait."""
+        address = client_key(client)
+        verdict, wait = self.throttle.attempt(address, matched)
+        if verdict is LoginVerdict.WRONG and wait > 0:  # once per doubling: a few lines per address a day
+            log.warning("failed legacy LogIns from %s: refused for %.0f s", address, wait)
+        refused = login_refusal(verdict, wait if verdict is LoginVerdict.THROTTLED else 0.0)
+        if refused is not None:
+            raise refused

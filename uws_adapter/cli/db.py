@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Any
 
+from uws_adapter.cli.options import Default
 from uws_adapter.errors import InputError
 from uws_adapter.store import Backend, describe_store, is_postgres_url, open_store, schema_versions, upgrade_store
 
@@ -28,7 +29,7 @@ def add_db_option(
     """``--db FILE|URL``, defaulting to ``$variable`` and then ``default``."""
     parser.add_argument(
         "--db",
-        default=os.environ.get(variable) or default,
+        default=Default(variable, default),  # resolved after parsing: --help never shows the variable's value
         metavar="FILE|URL",
         help=f"{what}: a SQLite file or a postgresql:// URL (default: ${variable} or {default})",
     )

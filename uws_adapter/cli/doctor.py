@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
@@ -40,7 +39,7 @@ def _run_doctor(args: argparse.Namespace) -> int:
 
     settings = connection_settings(args)
     receiver = check_base_url(args.receiver_url, "--receiver-url") if args.receiver_url else None
-    token = args.token or (os.environ.get("UWS_TOKEN") if settings.backend == "soap" else None)
+    token = args.token or (settings.token if settings.backend == "soap" else None)  # $UWS_TOKEN, via the settings
     if args.token and (args.username or args.password):
         raise InputError("--token", "given with --username/--password", "give either a session token or a login")
     options = DoctorOptions(settings, account=args.account, receiver_url=receiver, db=args.db, token=token)

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
+from uws_adapter.cli.options import Default
 from uws_adapter.cli.provision import add_connection_options, rest_settings
 from uws_adapter.config import connect as connect_backend
-from uws_adapter.provisioning.transport import check_base_url
+from uws_adapter.errors import InputError
 from uws_adapter.rest.client import RestClient
+from uws_adapter.settings.services import check_listener_url
 from uws_adapter.wire import CALLBACK_SERVICES
 
 
@@ -32,23 +33,24 @@ def add_commands(commands: Any) -> None:
         help="register URL as the listener of a callback service for an account",
         description="Register URL as the listener of a callback service (default CarrierService) for ACCOUNT. "
         "The carrier sends the listener credentials in every callback; by default they are the ones the "
-        "receiver checks ($UWS_CALLBACK_USERNAME, $UWS_CALLBACK_PASSWORD).",
+        "receiver checks ($UWS_CALLBACK_USERNAME, $UWS_CALLBACK_PASSWORD). Without credentials the registration "
+        "is refused unless --allow-anonymous.",
     )
     register.add_argument("account", metavar="ACCOUNT", help="e.g. 0000123456-00001 (keep leading zeros)")
     register.add_argument("url", metavar="URL", help="the listener's full http(s) URL")
     register.add_argument("--service", choices=CALLBACK_SERVICES, default="CarrierService", help="the callback service")
     register.add_argument(
-        "--listener-username",
-        default=os.environ.get("UWS_CALLBACK_USERNAME"),
-        metavar="NAME",
-        help="username the callbacks carry (default: $UWS_CALLBACK_USERNAME)",
-    )
+        "--listener-username", default=Default("UWS_CALLBACK_USERNAME"), metavar="NAME",
+        help="username the callbacks carry",
+    )  # fmt: skip
     register.add_argument(
-        "--listener-password",
-        default=os.environ.get("UWS_CALLBACK_PASSWORD"),
-        metavar="PASSWORD",
-        help="password the callbacks carry (default: $UWS_CALLBACK_PASSWORD; prefer it: arguments show in ps)",
-    )
+        "--listener-password", default=Default("UWS_CALLBACK_PASSWORD"), metavar="PASSWORD",
+        help="password the callbacks carry (prefer the variable: arguments show in ps)",
+    )  # fmt: skip
+    register.add_argument(
+        "--allow-anonymous", action="store_true",
+        help="register without credentials (the receiver must then run with --allow-anonymous, on a closed network)",
+    )  # fmt: skip
     add_connection_options(register, rest_only=True)
     register.set_defaults(run=_run_register)
 
@@ -77,8 +79,23 @@ def _client(args: argparse.Namespace) -> RestClient:
     return client
 
 
+#: How to give a listener's credentials.
+CREDENTIALS_FIX = (
+    "give --listener-username and --listener-password (or set UWS_CALLBACK_USERNAME and UWS_CALLBACK_PASSWORD, "
+    "as for the receiver), or --allow-anonymous for a receiver that checks none"
+)
+
+
 def _run_register(args: argparse.Namespace) -> int:
-    url = check_base_url(args.url, "URL")
+    url = check_listener_url(args.url, "URL")
+    if bool(args.listener_username) != bool(args.listener_password):
+        raise InputError("--listener-username", "give both a username and a password, or neither", CREDENTIALS_FIX)
+    if not args.listener_username and not args.allow_anonymous:
+        raise InputError(
+            "--listener-username",
+            "no callback credentials: a receiver that checks them (the default) would refuse every callback with 401",
+            CREDENTIALS_FIX,
+        )
     with _client(args) as client:
         assert isinstance(client, RestClient)
         client.register_callback(

@@ -13,17 +13,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import NoReturn, Optional, Sequence
+from typing import Any, NoReturn, Optional, Sequence
 
 from uws_adapter import __version__
 from uws_adapter.cli import db as cli_db
+from uws_adapter.cli import dead_letters as cli_dead_letters
 from uws_adapter.cli import doctor as cli_doctor
 from uws_adapter.cli import listeners as cli_listeners
 from uws_adapter.cli import provision as cli_provision
 from uws_adapter.cli import services as cli_services
 from uws_adapter.cli import tracking as cli_tracking
 from uws_adapter.cli import wsdl as cli_wsdl
+from uws_adapter.cli.options import HelpFormatter, help_with_default, resolve_defaults
 from uws_adapter.errors import DocumentError, InputError, UwsAdapterError
+from uws_adapter.logs import add_logging_options, configure_from_options
 
 PROG = "uws-adapter"
 EXIT_INPUT = 2
@@ -31,7 +34,12 @@ EXIT_FAILURE = 1
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line, not usage text plus a message."""
+    """argparse, but a usage error is one line, not usage text plus a message; and every command's
+    help goes through the one formatter (cli/options.py), whatever a command asks for."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["formatter_class"] = HelpFormatter
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         # The line already starts with "uws-adapter: error:"; name the command, not the program again.
@@ -39,30 +47,23 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(command, message, f"see '{self.prog} --help'")
 
 
-#: Options whose default (often from the environment) is never shown in --help: secrets, and
-#: database locations (a postgresql:// URL may hold a password).
-_SECRET_WORDS = ("password", "token", "secret", "login", "db")
-
-
-def _show_defaults(parser: argparse.ArgumentParser) -> None:
-    """Every option of every command says its default in --help (unless its text already does),
-    and every command has a description; nested commands (rest-body restore) included."""
+def _finish(parser: argparse.ArgumentParser) -> None:
+    """Every command has a description, and every command that runs takes --log-level and
+    --log-format (nested commands, as rest-body restore, included)."""
+    leaf = True
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
+            leaf = False
             helps = {choice.dest: choice.help for choice in action._choices_actions}
             for name, sub in action.choices.items():
                 if sub.description is None and helps.get(name):
                     sub.description = str(helps[name])[:1].upper() + str(helps[name])[1:] + "."
-                _show_defaults(sub)
-            continue
-        default = action.default
-        if not action.option_strings or default in (None, False, [], argparse.SUPPRESS):
-            continue
-        if action.help == argparse.SUPPRESS or any(word in action.dest for word in _SECRET_WORDS):
-            continue  # a default read from the environment may be a secret: never printed
-        text = action.help or ""
-        if "default" not in text:
-            action.help = f"{text} (default: %(default)s)".strip()
+                _finish(sub)
+    if leaf and parser.prog != PROG:
+        add_logging_options(parser)
+    for option in parser._actions:
+        # Written into the help (not only when printing), so that the generated reference says it too.
+        option.help = help_with_default(option)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,9 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    for module in (cli_provision, cli_services, cli_tracking, cli_db, cli_listeners, cli_wsdl, cli_doctor):
+    for module in (
+        cli_provision,
+        cli_services,
+        cli_tracking,
+        cli_db,
+        cli_dead_letters,
+        cli_listeners,
+        cli_wsdl,
+        cli_doctor,
+    ):
         module.add_commands(commands)
-    _show_defaults(parser)
+    _finish(parser)
     return parser
 
 
@@ -84,6 +94,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_INPUT
     try:
         args = build_parser().parse_args(arguments)
+        resolve_defaults(args)
+        configure_from_options(args)
         status: int = args.run(args)
         return status
     except InputError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import replace
 from typing import Any, List, Optional, Tuple
@@ -14,20 +13,27 @@ from uws_adapter.callbacks.rest_json import parse_rest_callback, rest_callback_d
 from uws_adapter.callbacks.uws_render import render_callback
 from uws_adapter.callbacks.uws_xml import parse_callback
 from uws_adapter.cli.db import DB_VARIABLE, open_db
+from uws_adapter.cli.options import Default
 from uws_adapter.cli.preview import add_preview_option, count_text, describe_query, run_preview
-from uws_adapter.config import BACKENDS, CONFIG_VARIABLE, ENVIRONMENT, Settings, load_settings
+from uws_adapter.config import (
+    BACKENDS,
+    CONFIG_VARIABLE,
+    ENVIRONMENT,
+    MAX_DAILY_BUDGET,
+    Settings,
+    load_settings,
+    timeout_seconds,
+)
 from uws_adapter.config import connect as connect_backend
-from uws_adapter.errors import InputError
+from uws_adapter.errors import InputError, OutcomeUnknown
 from uws_adapter.model.actions import action_named
 from uws_adapter.model.callbacks import REDACTED
 from uws_adapter.model.devices import Device, read_devices_csv
 from uws_adapter.model.selection import CustomField, DeviceList, DeviceQuery, Selection, select
-from uws_adapter.provisioning.base import Provisioner
-from uws_adapter.provisioning.transport import check_base_url
 from uws_adapter.rest.body import rest_body
-from uws_adapter.uws.client import UwsClient
+from uws_adapter.store import describe_store
 from uws_adapter.uws.envelope import build_envelope
-from uws_adapter.xmlsafe import MAX_BYTES
+from uws_adapter.xmlsafe import MAX_BYTES, wide_encoding
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
@@ -90,11 +96,7 @@ def add_commands(commands: Any) -> None:
     )
     envelope.add_argument("action", choices=["restore", "suspend"])
     _add_selection(envelope)
-    envelope.add_argument(
-        "--token",
-        default=os.environ.get("UWS_TOKEN"),
-        help="session token for the v2:token header (default: $UWS_TOKEN)",
-    )
+    envelope.add_argument("--token", default=Default("UWS_TOKEN"), help="session token for the v2:token header")
     envelope.set_defaults(run=_run_envelope, with_billing=None)
 
     body = commands.add_parser(
@@ -150,9 +152,10 @@ def add_commands(commands: Any) -> None:
             "lines' actions of the last 24 hours counted from this store)",
         )  # fmt: skip
         send.add_argument(
-            "--daily-budget", type=int, metavar="N",
-            help=f"actions per line per 24 hours allowed with --db (default: ${ENVIRONMENT['daily_budget']} or 5; "
-            "25 for accounts with the upgrade)",
+            "--daily-budget", metavar="N",
+            help=f"actions per line per 24 hours allowed with --db, 1 to {MAX_DAILY_BUDGET:,} (default: "
+            f"${ENVIRONMENT['daily_budget']} or 5; 25 for accounts with the upgrade); 0 turns the guard off "
+            "(said at start)",
         )  # fmt: skip
         send.add_argument(
             "--force", action="store_true",
@@ -179,8 +182,8 @@ def add_connection_options(parser: argparse.ArgumentParser, *, rest_only: bool =
         connection.add_argument(
             "--token",
             help="UWS only: use this session token instead of logging in; it wins over a login from the "
-            "settings file or the environment, and is refused beside --username/--password (default: "
-            "$UWS_TOKEN, used only when no login is configured)",
+            f"settings file or the environment, and is refused beside --username/--password (default: "
+            f"${ENVIRONMENT['token']}, used only when no login is configured)",
         )
     connection.add_argument(
         "--timeout",
@@ -188,28 +191,41 @@ def add_connection_options(parser: argparse.ArgumentParser, *, rest_only: bool =
         help=f"seconds per connect and per read (default: ${ENVIRONMENT['timeout']} or 10,120)",
     )
     connection.add_argument(
-        "--deadline", type=float, metavar="SECONDS",
+        "--deadline", metavar="SECONDS",
         help=f"for each whole exchange, answer included (default: ${ENVIRONMENT['deadline']} or 180)",
     )  # fmt: skip
     connection.add_argument(
-        "--max-answer-bytes", type=int, metavar="BYTES",
+        "--max-answer-bytes", metavar="BYTES",
         help=f"largest answer accepted, decompressed (default: ${ENVIRONMENT['max_answer_bytes']} or 1048576)",
     )  # fmt: skip
     if rest_only:
         parser.set_defaults(backend="rest", endpoint=None, token=None)
 
 
+#: Settings field -> the option that gives it (the origin an error names).
+_OPTIONS = {
+    "backend": "--backend", "soap_url": "--endpoint", "rest_url": "--rest-url", "username": "--username",
+    "password": "--password", "timeout": "--timeout", "deadline": "--deadline",
+    "max_answer_bytes": "--max-answer-bytes", "daily_budget": "--daily-budget", "token": "--token", "db": "--db",
+}  # fmt: skip
+
+
 def connection_settings(args: argparse.Namespace) -> Settings:
-    """The settings the connection options, --config and the environment describe. A URL nothing
-    can be sent to is bad input, refused before any I/O (naming the option)."""
-    soap_url = check_base_url(args.endpoint, "--endpoint") if args.endpoint else None
-    rest_url = check_base_url(args.rest_url, "--rest-url") if args.rest_url else None
-    return load_settings(
-        args.config, backend=args.backend, soap_url=soap_url, rest_url=rest_url, username=args.username,
-        password=args.password, timeout=parse_timeout(args.timeout) if args.timeout else None,
-        deadline=args.deadline, max_answer_bytes=args.max_answer_bytes,
-        daily_budget=getattr(args, "daily_budget", None),
-    )  # fmt: skip
+    """The settings the connection options, --config and the environment describe, converted and
+    checked once (a URL nothing can be sent to is bad input, refused before any I/O, naming the
+    option). An explicit --token replaces a login from the file or the environment."""
+    given = {name: getattr(args, option[2:].replace("-", "_"), None) for name, option in _OPTIONS.items()}
+    given["soap_url"] = args.endpoint
+    settings = load_settings(args.config, origins=_OPTIONS, **given)
+    if args.token:
+        if args.username or args.password:
+            raise InputError(
+                "--token", "given with --username/--password", "give either a session token or a login, not both"
+            )
+        if settings.backend != "soap":
+            raise InputError("--token", "is a UWS session token", "drop it for --backend rest (it logs in itself)")
+        settings = replace(settings, username=None, password=None)
+    return settings
 
 
 def rest_settings(args: argparse.Namespace) -> Settings:
@@ -243,13 +259,19 @@ def _read_document(name: str) -> bytes:
         raise InputError("FILE", f"cannot read {name}: {exc.strerror}", "check the path") from None
 
 
+def is_xml(data: bytes) -> bool:
+    """Whether ``data`` is an XML document rather than JSON: its first character but blanks, in
+    the encoding its byte-order mark or its declaration's zero bytes say (UTF-8 otherwise), is
+    "<". Anything else is read as JSON, so that JSON that is not an object ([1,2]) gets a JSON
+    error, not an XML one. (An empty document is XML's to refuse.)"""
+    encoding = wide_encoding(data) or "utf-8"
+    head = data[:256].decode(encoding, errors="ignore").lstrip("\ufeff \t\r\n")
+    return head[:1] in ("<", "")
+
+
 def _run_parse(args: argparse.Namespace) -> int:
     data = _read_document(args.file)
-    # The first non-blank character decides: "<" is XML, anything else is read as JSON, so that
-    # JSON that is not an object ([1,2]) gets a JSON error, not an XML one.
-    start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    is_json = start not in (b"<", b"")
-    callback = parse_rest_callback(data) if is_json else parse_callback(data, repair=args.repair)
+    callback = parse_callback(data, repair=args.repair) if is_xml(data) else parse_rest_callback(data)
     if args.to is not None and callback.password and not args.reveal_password:
         callback = replace(callback, password=REDACTED)
     if args.to == "soap":
@@ -263,10 +285,8 @@ def _run_parse(args: argparse.Namespace) -> int:
 
 
 def parse_timeout(text: str, option: str = "--timeout") -> Tuple[float, float]:
-    try:
-        connect, read = (float(part) for part in text.split(","))
-    except ValueError:
-        raise InputError(option, f"{text!r} is not CONNECT,READ seconds", "write e.g. 10,120") from None
+    """``CONNECT,READ`` seconds, checked as the timeout setting is (one rule), naming ``option``."""
+    connect, read = timeout_seconds(text, option)
     return connect, read
 
 
@@ -283,50 +303,45 @@ def _confirm(args: argparse.Namespace, selection: Selection, settings: Settings)
         raise InputError("confirmation", "not given", "nothing was sent")
 
 
-def _session_token(args: argparse.Namespace, settings: Settings) -> Optional[str]:
-    """The token to use instead of logging in, by one rule: an explicit --token wins over a login
-    from the settings file or the environment (and is refused beside --username/--password on the
-    same command line); $UWS_TOKEN is used only when no login is configured at all."""
-    if args.token:
-        if args.username or args.password:
-            raise InputError(
-                "--token", "given with --username/--password", "give either a session token or a login, not both"
-            )
-        if settings.backend != "soap":
-            raise InputError("--token", "is a UWS session token", "drop it for --backend rest (it logs in itself)")
-        return str(args.token)
-    from_environment = os.environ.get("UWS_TOKEN")
-    if from_environment and settings.backend == "soap" and not (settings.username and settings.password):
-        return from_environment
-    return None
-
-
 def _run_send(args: argparse.Namespace) -> int:
     action = action_named(args.action, with_billing=args.with_billing)
     selection = _selection(args)
     settings = connection_settings(args)
-    token = _session_token(args, settings)
     if args.preview:
         return run_preview(args.action, selection, settings)
     _confirm(args, selection, settings)
-    location = args.db or settings.db
-    store = open_db(location) if location else None
+    store = open_db(settings.db) if settings.db else None
     try:
-        if token is not None:
-            client: Provisioner = UwsClient(
-                base_url=settings.soap_url, token=token, timeout=settings.timeout, deadline=settings.deadline,
-                max_answer_bytes=settings.max_answer_bytes, store=store,
-            )  # fmt: skip
-        else:
-            client = connect_backend(settings, store=store)
-        client.daily_budget = settings.daily_budget
-        if args.force and store is not None and isinstance(selection, DeviceList):
+        client = connect_backend(settings, store=store)
+        if args.force and store is not None and isinstance(selection, DeviceList) and client.daily_budget:
             over = client.over_budget(selection.devices)
             if over:
                 sys.stderr.write(f"warning: --force: {len(over)} line(s) over the daily budget of "
                                  f"{settings.daily_budget}; sending anyway (recorded as forced)\n")  # fmt: skip
-        sys.stdout.write(client.change_device_state(action, selection, force=args.force) + "\n")
+        try:
+            request_id = client.change_device_state(action, selection, force=args.force)
+        except OutcomeUnknown as unknown:
+            raise outcome_unknown_error(unknown, settings.db) from None
+        sys.stdout.write(request_id + "\n")
     finally:
         if store is not None:
             store.close()
     return 0
+
+
+def outcome_unknown_error(unknown: OutcomeUnknown, db: Optional[str]) -> OutcomeUnknown:
+    """``unknown``, its one line ending with the id the request was recorded under and the
+    command that follows it (the carrier may have acted: never re-send blindly)."""
+    if unknown.recorded_as is None:
+        where = "" if db else " (give --db to record such a request, and follow it with status)"
+        text = f"{unknown}; the carrier may have acted: check the lines before sending again{where}"
+    else:
+        shown = describe_store(db) if db else "the store"
+        text = (
+            f"{unknown}; recorded as {unknown.recorded_as} in {shown}: "
+            f"'uws-adapter status {unknown.recorded_as} --db ...' and "
+            f"'uws-adapter callbacks --device KIND:ID' show what arrives; do not send it again blindly"
+        )
+    told = OutcomeUnknown(text, request=unknown.request, http_status=unknown.http_status)
+    told.recorded_as = unknown.recorded_as
+    return told

@@ -1,4 +1,8 @@
-"""CLI commands that run a service until Ctrl-C: ``emulator``, ``receiver`` and ``bridge``."""
+"""CLI commands that run a service until Ctrl-C: ``emulator``, ``receiver`` and ``bridge``.
+
+Each reads its settings object (:mod:`uws_adapter.settings`) from --config, the environment and
+its options, once; Ctrl-C or SIGTERM closes what it opened and exits 130 (see main.py).
+"""
 
 from __future__ import annotations
 
@@ -9,36 +13,67 @@ import importlib.util
 import inspect
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
-from typing import Any, Callable, Tuple, TypeVar
+from dataclasses import replace
+from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple, TypeVar
 
-from uws_adapter import metrics
+from uws_adapter import metrics, runfiles
 from uws_adapter.bridge.address import listen_names
 from uws_adapter.bridge.app import Bridge, LegacyRelay
-from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, unlock
-from uws_adapter.callbacks.uws_render import check_soap_action
 from uws_adapter.cli.db import add_db_option, open_db
-from uws_adapter.config import CONFIG_VARIABLE, load_settings
-from uws_adapter.emulator.core import (
-    DEFAULT_ACCOUNT,
-    EmulatedDevice,
-    Emulator,
-    generated_devices,
-    listener_url_problem,
-)
+from uws_adapter.cli.options import load_from_options, settings_defaults
+from uws_adapter.config import CONFIG_VARIABLE, ENVIRONMENT, Settings, load_settings
+from uws_adapter.config import connect as connect_backend
+from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice, Emulator, generated_devices
 from uws_adapter.emulator.lines import seed_lines, seeds
-from uws_adapter.errors import InputError, UwsAdapterError
-from uws_adapter.logs import add_logging_options, configure_from_options, worker_environment
+from uws_adapter.errors import InputError, UwsAdapterError, install_hint
+from uws_adapter.logs import worker_environment
 from uws_adapter.model.devices import read_devices_csv
-from uws_adapter.receiver.app import DeadLetterBudget, Receiver, server_options
+from uws_adapter.receiver.app import server_options
+from uws_adapter.receiver.wsgi import build_receiver
+from uws_adapter.redaction import masked_url
 from uws_adapter.rest.client import RestClient
+from uws_adapter.settings.receiver import WORKER_SETTINGS_VARIABLE, ReceiverSettings
+from uws_adapter.settings.services import BridgeSettings, EmulatorSettings, login_pair
 from uws_adapter.store import describe_store, is_postgres_url
 from uws_adapter.wire import CALLBACK_SERVICES
-from uws_adapter.xmlsafe import MAX_BYTES
 
+#: The exit status of a service stopped by Ctrl-C or SIGTERM (the shell's for SIGINT).
+EXIT_INTERRUPTED = 130
+#: The uvicorn receiver's private folder of one run (its workers' settings file).
+WORKER_FOLDER_PREFIX = "uws-adapter-receiver-"
+logger = logging.getLogger("uws_adapter.cli")
 T = TypeVar("T")
+
+
+def _serving() -> Any:
+    """The bounded-serving module (it needs the receiver extra: waitress, uvicorn, httptools)."""
+    try:
+        from uws_adapter.serving import limits as serving
+    except ImportError:
+        raise InputError(
+            "waitress/uvicorn/httptools", "the receiver extra is not installed", install_hint("receiver")
+        ) from None
+    return serving
+
+
+def _limits(settings: Any) -> Any:
+    serving = _serving()
+    limits = serving.ConnectionLimits(
+        max_connections=settings.max_connections, idle_timeout=settings.idle_timeout,
+        header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
+    )  # fmt: skip
+    serving.ensure_descriptors(limits)
+    return limits
+
+
+# The options of each service: (flags, keyword arguments). Each option's dest is its settings
+# field; the defaults shown in --help come from the settings (uws_adapter/settings/), and the
+# values are converted and checked there, once, naming the option.
+Spec = Tuple[Tuple[str, ...], Dict[str, Any]]
 
 
 #: --listener-soap-action of the emulator and the bridge (the trade-off: docs/interop.md).
@@ -49,65 +84,100 @@ LISTENER_SOAP_ACTION_HELP = (
 )
 
 
-def _pair(text: str, option: str) -> Tuple[str, str]:
-    name, sep, password = text.partition(":")
-    if not sep or not name or not password:
-        raise InputError(option, "is not NAME:PASSWORD", "write e.g. legacy-user:secret")
-    return name, password
+def _o(flag: str, text: str, **options: Any) -> Spec:
+    return (flag,), {"help": text, **options}
 
 
-def _serving() -> Any:
-    """The bounded-serving module (it needs the receiver extra: waitress, uvicorn, httptools)."""
-    try:
-        from uws_adapter.serving import limits as serving
-    except ImportError:
-        raise InputError(
-            "waitress/uvicorn/httptools", "the receiver extra is not installed", "pip install 'uws-adapter[receiver]'"
-        ) from None
-    return serving
+_COMMON: List[Spec] = [
+    _o("--config", f"INI settings file (default: ${CONFIG_VARIABLE}); see docs/configuration.md", metavar="FILE"),
+    _o("--host", "address to listen on"),
+]
+_CONNECTIONS: List[Spec] = [
+    _o("--max-connections", "open connections per server process; at the limit an idle one (else the one whose "
+       "request has been arriving longest, over 1 s) is closed to make room, or the newcomer gets 503", metavar="N"),
+    _o("--idle-timeout", "keep-alive wait for the next request", metavar="SECONDS"),
+    _o("--header-timeout", "deadline for a request's headers, from its first byte (or the connection)",
+       metavar="SECONDS"),
+    _o("--body-timeout", "deadline for a request's body, from the end of its headers", metavar="SECONDS"),
+]  # fmt: skip
+_REPAIR = _o(
+    "--repair", "mend an end tag written </Name/> in SOAP callbacks, as in the carrier's documented example "
+    "(counted and logged; without it such callbacks are refused with 400)", action="store_true",
+)  # fmt: skip
+_EMULATOR: List[Spec] = [
+    _o("--port", "0 picks a free port"),
+    _o("--devices", "generated Active devices (IMEI+ICCID)", metavar="N"),
+    _o("--devices-file", "CSV devices instead (kind,identifier rows)", metavar="FILE"),
+    _o("--listener", "UWS (SOAP) callback listener for the emulated account", metavar="URL"),
+    _o("--listener-username", "username written into each callback to --listener (the receiver reads the same "
+       "variable)", metavar="NAME"),
+    _o("--listener-password", "password written into each callback to --listener (prefer the variable: arguments "
+       "show in ps)", metavar="PASSWORD"),
+    _o("--listener-soap-action", LISTENER_SOAP_ACTION_HELP.format("--listener"), metavar="ACTION"),
+    _o("--user", "the login it accepts (default: uws-user:uws-password)", metavar="NAME:PASSWORD"),
+    _o("--client", "the REST OAuth2 keys it accepts (default: ts-client:ts-secret)", metavar="ID:SECRET"),
+    _o("--callback-spacing", "between re-sends", metavar="SECONDS"),
+    _o("--session-idle", "a session's idle expiry", metavar="SECONDS"),
+    _o("--daily-budget", "actions per line per day, 1 to 1,000,000", metavar="N"),
+    _o("--threads", "waitress worker threads"),
+    # Seeding: each attribute is handed out from the first line on, in the order given (see seed_lines).
+    _o("--group", "put the next COUNT lines (default: all the rest) in device group NAME; repeat for more groups",
+       action="append", metavar="NAME[:COUNT]"),
+    _o("--service-plan", "give the next COUNT lines (default: all the rest) service plan PLAN (lines have "
+       "'M2M Flex' otherwise)", action="append", metavar="PLAN[:COUNT]"),
+    _o("--custom-field", "set custom field NAME (CustomField1..5) to VALUE on the next COUNT lines (default: all "
+       "the rest)", action="append", metavar="NAME=VALUE[:COUNT]"),
+]  # fmt: skip
+_CALLBACK_LOGIN: List[Spec] = [
+    _o("--username", "callback username"),
+    _o("--password", "callback password (prefer the variable: arguments show in ps)"),
+]
+_RECEIVER: List[Spec] = [
+    _o("--port", "0 picks a free port"),
+    *_CALLBACK_LOGIN,
+    _o("--previous-password", "also accepted, while rotating"),
+    _o("--allow-anonymous", "store callbacks without checking credentials (only on a closed network; logged at "
+       "start)", action="store_true"),
+    _REPAIR,
+    _o("--dead-letter-rate", "refused documents kept per second, after a burst of 100 (the rest are counted)",
+       metavar="N"),
+    _o("--dead-letter-max-bytes", "total size the dead letters may hold", metavar="BYTES"),
+    _o("--server", "uvicorn (asyncio, the fast one; auto picks it when installed) or waitress (WSGI threads)",
+       choices=["auto", "uvicorn", "waitress"]),
+    _o("--workers", "uvicorn worker processes, 1 to 64 (2 on a 2-core machine)"),
+    _o("--threads", "waitress worker threads"),
+    _o("--max-body", "largest callback accepted", metavar="BYTES"),
+    _o("--commit", "each: one commit per callback (a benchmark baseline)", choices=["group", "each"]),
+    *_CONNECTIONS,
+]  # fmt: skip
+_BRIDGE: List[Spec] = [
+    _o("--port", "0 picks a free port"),
+    _o("--legacy-login", "the UWS login legacy systems use with the bridge", metavar="NAME:PASSWORD"),
+    _o("--legacy-listener", "the legacy system's SOAP callback listener", metavar="URL"),
+    _o("--legacy-listener-login", "credentials written into relayed callbacks", metavar="NAME:PASSWORD"),
+    _o("--listener-soap-action", LISTENER_SOAP_ACTION_HELP.format("--legacy-listener"), metavar="ACTION"),
+    *_CALLBACK_LOGIN,
+    _o("--register", "register the bridge as REST listener of ACCOUNT (repeatable)", metavar="ACCOUNT",
+       action="append"),
+    _o("--replace", "with --register: replace another REST listener of the account (logged, and shown at start); "
+       "without it the start is refused", action="store_true"),
+    _o("--service", "with --register (default CarrierService)", action="append", choices=CALLBACK_SERVICES),
+    _o("--public-url", "the bridge's address as the carrier and legacy systems see it", metavar="URL"),
+    _o("--allowed-host", "without --public-url, a Host the WSDL's address may name (repeatable; default: the "
+       "listen address's names, e.g. 127.0.0.1:PORT and localhost:PORT for a loopback bind)", action="append",
+       metavar="NAME:PORT"),
+    _o("--lockout-seconds", "the longest a client address that keeps failing legacy LogIns must wait before its "
+       "next (0: no bound)", metavar="SECONDS"),
+    _o("--unlock", argparse.SUPPRESS, metavar="NAME"),  # nothing is locked in the store any more
+    _o("--threads", "waitress worker threads"),
+    _REPAIR,
+    *_CONNECTIONS,
+]  # fmt: skip
 
 
-def _add_connection_options(parser: argparse.ArgumentParser) -> None:
-    """Connection bounds, the same options on every service (see uws_adapter/serving/limits.py)."""
-    parser.add_argument(
-        "--max-connections",
-        type=int,
-        default=1000,
-        metavar="N",
-        help="open connections per server process (default 1000); at the limit an idle one (else the "
-        "one whose request has been arriving longest, over 1 s) is closed to make room, or the newcomer gets 503",
-    )
-    parser.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=5.0,
-        metavar="SECONDS",
-        help="keep-alive wait for the next request (default 5)",
-    )
-    parser.add_argument(
-        "--header-timeout",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="deadline for a request's headers, from its first byte (or the connection) (default 10)",
-    )
-    parser.add_argument(
-        "--body-timeout",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="deadline for a request's body, from the end of its headers (default 30)",
-    )
-
-
-def _limits(args: argparse.Namespace) -> Any:
-    serving = _serving()
-    limits = serving.ConnectionLimits(
-        max_connections=args.max_connections, idle_timeout=args.idle_timeout,
-        header_timeout=args.header_timeout, body_timeout=args.body_timeout,
-    )  # fmt: skip
-    serving.ensure_descriptors(limits)
-    return limits
+def _add(parser: argparse.ArgumentParser, specs: Sequence[Spec]) -> None:
+    for flags, options in specs:
+        parser.add_argument(*flags, **options)
 
 
 def add_commands(commands: Any) -> None:
@@ -116,116 +186,20 @@ def add_commands(commands: Any) -> None:
         help="run the carrier emulator (UWS SOAP and REST) on loopback",
         description="Run a carrier emulator (UWS SOAP, REST M2M, callbacks) until Ctrl-C.",
     )
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--port", type=int, default=8080)
-    emulator.add_argument("--devices", type=int, default=100, metavar="N", help="generated Active devices (IMEI+ICCID)")
-    emulator.add_argument("--devices-file", metavar="FILE", help="CSV devices instead (kind,identifier rows)")
-    emulator.add_argument("--listener", metavar="URL", help="UWS (SOAP) callback listener for the emulated account")
-    emulator.add_argument(
-        "--listener-username",
-        default=os.environ.get("UWS_CALLBACK_USERNAME"),
-        metavar="NAME",
-        help="username written into each callback to --listener (default: $UWS_CALLBACK_USERNAME, which the "
-        "receiver reads too)",
-    )
-    emulator.add_argument(
-        "--listener-password",
-        default=os.environ.get("UWS_CALLBACK_PASSWORD"),
-        metavar="PASSWORD",
-        help="password written into each callback to --listener (default: $UWS_CALLBACK_PASSWORD, which the "
-        "receiver reads too; prefer it: arguments show in ps)",
-    )
-    emulator.add_argument(
-        "--listener-soap-action",
-        metavar="ACTION",
-        help=LISTENER_SOAP_ACTION_HELP.format("--listener"),
-    )
-    emulator.add_argument(
-        "--user", default="uws-user:uws-password", metavar="NAME:PASSWORD", help="the login it accepts"
-    )
-    emulator.add_argument(
-        "--client", default="ts-client:ts-secret", metavar="ID:SECRET", help="the REST OAuth2 keys it accepts"
-    )
-    emulator.add_argument("--callback-spacing", type=float, default=300.0, metavar="SECONDS", help="between re-sends")
-    emulator.add_argument("--session-idle", type=float, default=1200.0, metavar="SECONDS")
-    emulator.add_argument("--daily-budget", type=int, default=5, metavar="N", help="actions per line per day")
-    emulator.add_argument("--threads", type=int, default=8, help="waitress worker threads")
-    # Seeding: each attribute is handed out from the first line on, in the order given (see seed_lines).
-    emulator.add_argument(
-        "--group",
-        action="append",
-        default=[],
-        metavar="NAME[:COUNT]",
-        help="put the next COUNT lines (default: all the rest) in device group NAME; repeat for more groups",
-    )
-    emulator.add_argument(
-        "--service-plan",
-        action="append",
-        default=[],
-        metavar="PLAN[:COUNT]",
-        help="give the next COUNT lines (default: all the rest) service plan PLAN (lines have 'M2M Flex' otherwise)",
-    )
-    emulator.add_argument(
-        "--custom-field",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE[:COUNT]",
-        help="set custom field NAME (CustomField1..5) to VALUE on the next COUNT lines (default: all the rest)",
-    )
-    add_logging_options(emulator)
+    _add(emulator, [*_COMMON, *_EMULATOR])
+    settings_defaults(emulator, EmulatorSettings)
     emulator.set_defaults(run=_run_emulator)
 
     receiver = commands.add_parser(
         "receiver",
-        help="receive callbacks into an SQLite store (needs the receiver extra: waitress)",
-        description="Receive UWS SOAP and REST JSON callbacks, store them durably, acknowledge after commit.",
+        help="receive callbacks into a store (needs the receiver extra: waitress, uvicorn)",
+        description="Receive UWS SOAP and REST JSON callbacks, store them durably, acknowledge after commit. "
+        f"Ctrl-C (or SIGTERM) closes the store and exits {EXIT_INTERRUPTED}.",
     )
-    receiver.add_argument("--host", default="127.0.0.1")
-    receiver.add_argument("--port", type=int, default=8081, help="0 picks a free port")
+    _add(receiver, _COMMON)
     add_db_option(receiver)
-    _add_callback_credentials(receiver)
-    receiver.add_argument(
-        "--previous-password",
-        default=os.environ.get("UWS_CALLBACK_PREVIOUS_PASSWORD"),
-        help="also accepted, while rotating (default: $UWS_CALLBACK_PREVIOUS_PASSWORD)",
-    )
-    receiver.add_argument(
-        "--allow-anonymous",
-        action="store_true",
-        help="store callbacks without checking credentials (only on a closed network; logged at start)",
-    )
-    _add_repair(receiver)
-    receiver.add_argument(
-        "--dead-letter-rate",
-        type=float,
-        default=2.0,
-        metavar="N",
-        help="refused documents kept per second, after a burst of 100 (default 2; the rest are counted)",
-    )
-    receiver.add_argument(
-        "--dead-letter-max-bytes",
-        type=int,
-        default=256 * 1024 * 1024,
-        metavar="BYTES",
-        help="total size the dead letters may hold (default 256 MiB)",
-    )
-    receiver.add_argument(
-        "--server",
-        choices=["auto", "uvicorn", "waitress"],
-        default="auto",
-        help="uvicorn (asyncio, the fast one; auto picks it when installed) or waitress (WSGI threads)",
-    )
-    receiver.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (2 on a 2-core machine)")
-    receiver.add_argument("--threads", type=int, default=16, help="waitress worker threads")
-    receiver.add_argument("--max-body", type=int, default=MAX_BYTES, metavar="BYTES")
-    receiver.add_argument(
-        "--commit",
-        choices=["group", "each"],
-        default="group",
-        help="each: one commit per callback (a benchmark baseline)",
-    )
-    _add_connection_options(receiver)
-    add_logging_options(receiver)
+    _add(receiver, _RECEIVER)
+    settings_defaults(receiver, ReceiverSettings)
     receiver.set_defaults(run=_run_receiver)
 
     bridge = commands.add_parser(
@@ -233,121 +207,41 @@ def add_commands(commands: Any) -> None:
         help="serve the UWS SOAP API to legacy systems and carry it out on the REST API",
         description="A UWS SOAP façade (our WSDL) that performs each call on the REST API, and relays REST "
         "callbacks to the legacy system's SOAP listener until acknowledged. REST credentials come from "
-        f"--config / ${CONFIG_VARIABLE} and the environment, as for restore and suspend.",
+        f"[uws-adapter] of --config / ${CONFIG_VARIABLE} and the environment, as for restore and suspend.",
     )
-    bridge.add_argument("--host", default="127.0.0.1")
-    bridge.add_argument("--port", type=int, default=8082)
+    _add(bridge, _COMMON)
     add_db_option(bridge, "bridge.db", variable="UWS_BRIDGE_DB", what="store and relay outbox")
-    bridge.add_argument("--config", metavar="FILE", help="INI settings file with the REST credentials")
-    bridge.add_argument(
-        "--legacy-login",
-        default=os.environ.get("UWS_BRIDGE_LEGACY_LOGIN"),
-        metavar="NAME:PASSWORD",
-        help="the UWS login legacy systems use with the bridge (default: $UWS_BRIDGE_LEGACY_LOGIN)",
-    )
-    bridge.add_argument("--legacy-listener", metavar="URL", help="the legacy system's SOAP callback listener")
-    bridge.add_argument(
-        "--legacy-listener-login",
-        default=os.environ.get("UWS_BRIDGE_LISTENER_LOGIN"),
-        metavar="NAME:PASSWORD",
-        help="credentials written into relayed callbacks (default: $UWS_BRIDGE_LISTENER_LOGIN)",
-    )
-    bridge.add_argument(
-        "--listener-soap-action",
-        metavar="ACTION",
-        help=LISTENER_SOAP_ACTION_HELP.format("--legacy-listener"),
-    )
-    _add_callback_credentials(bridge)
-    bridge.add_argument(
-        "--register", metavar="ACCOUNT", action="append", default=[], help="register the bridge as REST listener"
-    )
-    bridge.add_argument(
-        "--service",
-        action="append",
-        choices=CALLBACK_SERVICES,
-        default=[],
-        help="with --register (default CarrierService)",
-    )
-    bridge.add_argument(
-        "--public-url", metavar="URL", help="the bridge's address as the carrier and legacy systems see it"
-    )
-    bridge.add_argument(
-        "--allowed-host",
-        action="append",
-        default=[],
-        metavar="NAME:PORT",
-        help="without --public-url, a Host the WSDL's address may name (repeatable; default: the listen "
-        "address's names, e.g. 127.0.0.1:PORT and localhost:PORT for a loopback bind)",
-    )
-    bridge.add_argument(
-        "--lockout-seconds",
-        type=float,
-        default=DEFAULT_LOCKOUT,
-        metavar="SECONDS",
-        help=f"how long five failed legacy logins in a row lock that login (default {DEFAULT_LOCKOUT:.0f}; "
-        "0: until --unlock)",
-    )
-    bridge.add_argument(
-        "--unlock", metavar="NAME", help="clear the legacy login NAME's lockout in --db, then exit (no server)"
-    )
-    bridge.add_argument("--threads", type=int, default=16, help="waitress worker threads")
-    _add_repair(bridge)
-    _add_connection_options(bridge)
-    add_logging_options(bridge)
+    _add(bridge, _BRIDGE)
+    settings_defaults(bridge, BridgeSettings)
     bridge.set_defaults(run=_run_bridge)
 
 
-def _add_callback_credentials(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--username",
-        default=os.environ.get("UWS_CALLBACK_USERNAME"),
-        help="callback username (default: $UWS_CALLBACK_USERNAME)",
-    )
-    parser.add_argument(
-        "--password",
-        default=os.environ.get("UWS_CALLBACK_PASSWORD"),
-        help="callback password (default: $UWS_CALLBACK_PASSWORD)",
-    )
-
-
 def _run_emulator(args: argparse.Namespace) -> int:
-    configure_from_options(args)
-    _check_port(args.port)
-    name, password = _pair(args.user, "--user")
-    client_id, secret = _pair(args.client, "--client")
-    if args.listener:
-        problem = listener_url_problem(args.listener)
-        if problem is not None:
-            raise InputError("--listener", problem, "give an http(s) URL with a host, e.g. http://127.0.0.1:8081/")
-        check_soap_action(args.listener_soap_action, "--listener-soap-action")
-        if bool(args.listener_username) != bool(args.listener_password):
-            raise InputError(
-                "--listener-username", "give both a username and a password, or neither", "set both, or neither"
-            )
-    elif args.listener_soap_action is not None:
-        raise InputError("--listener-soap-action", "is for callbacks to --listener", "give --listener too")
-    if args.devices_file:
-        lines = [EmulatedDevice(device) for device in read_devices_csv(args.devices_file)]
+    settings = load_from_options(EmulatorSettings, args)
+    name, password = login_pair(settings.user)
+    client_id, secret = login_pair(settings.client)
+    if settings.devices_file:
+        lines = [EmulatedDevice(device) for device in read_devices_csv(settings.devices_file)]
     else:
-        lines = generated_devices(args.devices)
-    seed_lines(lines, seeds(groups=args.group, service_plans=args.service_plan, custom_fields=args.custom_field))
+        lines = generated_devices(settings.devices)
+    seeding = seeds(groups=list(settings.group), service_plans=list(settings.service_plan),
+                    custom_fields=list(settings.custom_field))  # fmt: skip
+    seed_lines(lines, seeding)
     emulator = _bind(
         lambda: Emulator(
-            host=args.host, port=args.port, devices=lines, users={name: password}, clients={client_id: secret},
-            session_idle=args.session_idle, daily_budget=args.daily_budget, callback_spacing=args.callback_spacing,
-            threads=args.threads, middleware=lambda wsgi: _access_log(wsgi, "emulator"),
+            host=settings.host, port=settings.port, devices=lines, users={name: password},
+            clients={client_id: secret}, session_idle=settings.session_idle, daily_budget=settings.daily_budget,
+            callback_spacing=settings.callback_spacing, threads=settings.threads,
+            middleware=lambda wsgi: _access_log(wsgi, "emulator"),
         ),
-        args.host, args.port,
+        settings.host, settings.port,
     )  # fmt: skip
-    if args.listener:
+    if settings.listener:
         emulator.register_listener(
-            DEFAULT_ACCOUNT,
-            args.listener,
-            args.listener_username or "",
-            args.listener_password or "",
-            soap_action=args.listener_soap_action,
-        )
-    with emulator:
+            DEFAULT_ACCOUNT, settings.listener, settings.listener_username or "", settings.listener_password or "",
+            soap_action=settings.listener_soap_action,
+        )  # fmt: skip
+    with _stopping_on_sigterm(), emulator:
         sys.stdout.write(
             f"emulator: UWS at {emulator.base_url}, REST at {emulator.rest_url} "
             f"({len(lines)} devices, account {DEFAULT_ACCOUNT})\n"
@@ -359,11 +253,6 @@ def _run_emulator(args: argparse.Namespace) -> int:
 
 # Start-up: bad input is exit 2 before anything is made; a failure to listen is exit 1; either way
 # one line, no banner, and no database file left behind. ----------------------------------------
-
-
-def _check_port(port: int) -> None:
-    if not 0 <= port <= 65535:
-        raise InputError("--port", f"{port} is out of range", "give 1 to 65535, or 0 to pick a free port")
 
 
 def _check_db(path: str) -> None:
@@ -412,74 +301,59 @@ def _bind(make: Callable[[], T], host: str, port: int) -> T:
         raise _bind_error(exc, host, port) from None
 
 
-def _add_repair(command: argparse.ArgumentParser) -> None:
-    command.add_argument(
-        "--repair",
-        action="store_true",
-        help="mend an end tag written </Name/> in SOAP callbacks, as in the carrier's documented example "
-        "(counted and logged; without it such callbacks are refused with 400)",
-    )
+@contextlib.contextmanager
+def _stopping_on_sigterm() -> Iterator[None]:
+    """SIGTERM (a service manager's stop) ends the service as Ctrl-C does: the store closed, exit
+    130. (Outside the main thread, as in tests that run a command in a thread, nothing changes.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_receiver(args: argparse.Namespace) -> int:
-    configure_from_options(args)
-    _check_port(args.port)
-    _check_db(args.db)
-    if bool(args.username) != bool(args.password):
-        raise InputError("--username", "give both a username and a password, or neither", "set UWS_CALLBACK_PASSWORD")
-    if not args.username and not args.allow_anonymous:
-        raise InputError(
-            "--username",
-            "a receiver without callback credentials would store callbacks from anyone",
-            "give --username and --password (or UWS_CALLBACK_USERNAME/UWS_CALLBACK_PASSWORD), "
-            "or --allow-anonymous on a closed network",
-        )
-    if args.dead_letter_rate < 0 or args.dead_letter_max_bytes < 0:
-        raise InputError("--dead-letter-rate", "cannot be negative", "use --dead-letter-max-bytes 0 to keep none")
-    server = args.server
+    settings = load_from_options(ReceiverSettings, args)
+    _check_db(settings.db)
+    server = settings.server
     if server == "auto":
         server = "uvicorn" if importlib.util.find_spec("uvicorn") is not None else "waitress"
     if server == "uvicorn":
-        return _run_uvicorn_receiver(args)
-    if args.workers != 1:
+        return _run_uvicorn_receiver(settings)
+    if settings.workers != 1:
         raise InputError("--workers", "applies to --server uvicorn only", "use --threads with waitress")
-    limits = _limits(args)
+    limits = _limits(settings)
     # waitress warns at every queued request; under a burst of callbacks that is the normal state.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    created, started = _new_store(args.db), False
+    created, started = _new_store(settings.db), False
     try:
-        with open_db(args.db, batch=args.commit == "group") as store:
-            app = Receiver(store, username=args.username, password=args.password,
-                           previous_password=args.previous_password, max_body=args.max_body,
-                           allow_anonymous=args.allow_anonymous, repair=args.repair,
-                           dead_letters=DeadLetterBudget(per_second=args.dead_letter_rate,
-                                                         max_total=args.dead_letter_max_bytes))  # fmt: skip
-            options = server_options(app, host=args.host, port=args.port, threads=args.threads)
+        with open_db(settings.db, batch=settings.commit == "group") as store:
+            app = build_receiver(store, settings)
+            options = server_options(app, host=settings.host, port=settings.port, threads=settings.threads)
             try:
-                server = _bind(
+                waitress = _bind(
                     lambda: _serving().waitress_server(_access_log(app, "receiver"), limits, **options),
-                    args.host,
-                    args.port,
+                    settings.host,
+                    settings.port,
                 )
             except UwsAdapterError:
                 app.close()
                 raise
             started = True
-            _warn_anonymous(args)
-            where = f"http://{args.host}:{server.effective_port}/"
-            _serve(server, app, f"receiver (waitress) on {where} storing into {describe_store(args.db)}")
+            settings.announce()
+            where = f"http://{settings.host}:{waitress.effective_port}/"
+            _serve(waitress, app, f"receiver (waitress) on {where} storing into {describe_store(settings.db)}")
     finally:
         if created and not started:
-            _remove_new_store(args.db)
+            _remove_new_store(settings.db)
     return 0
-
-
-def _warn_anonymous(args: argparse.Namespace) -> None:
-    """Said once the receiver listens (a start that fails says only why)."""
-    if args.allow_anonymous:
-        logging.getLogger("uws_adapter.receiver").warning(
-            "--allow-anonymous: callbacks are stored without checking any credentials"
-        )
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
@@ -498,66 +372,72 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run_uvicorn_receiver(args: argparse.Namespace) -> int:
+def _run_uvicorn_receiver(settings: ReceiverSettings) -> int:
     try:
         import uvicorn
     except ImportError:
-        raise InputError("--server", "uvicorn is not installed", "pip install 'uws-adapter[receiver]'") from None
+        raise InputError("--server", "uvicorn is not installed", install_hint("receiver")) from None
     from uws_adapter.receiver.asgi import server_config
 
-    limits = _limits(args)
-    if not 1 <= args.workers <= 64:
-        raise InputError("--workers", f"{args.workers} is out of range", "use 1 to 64 (2 on a 2-core machine)")
-    # The workers are separate processes that build the application from the environment.
-    settings = {
-        "UWS_CALLBACK_DB": args.db,
-        "UWS_CALLBACK_MAX_BODY": str(args.max_body),
-        "UWS_CALLBACK_COMMIT": args.commit,
-        "UWS_CALLBACK_USERNAME": args.username,
-        "UWS_CALLBACK_PASSWORD": args.password,
-        "UWS_CALLBACK_PREVIOUS_PASSWORD": args.previous_password,
-        "UWS_CALLBACK_ALLOW_ANONYMOUS": "1" if args.allow_anonymous else None,
-        "UWS_CALLBACK_REPAIR": "1" if args.repair else None,
-        "UWS_CALLBACK_DEAD_LETTER_RATE": str(args.dead_letter_rate),
-        "UWS_CALLBACK_DEAD_LETTER_MAX_BYTES": str(args.dead_letter_max_bytes),
-        **worker_environment(args),  # the workers log as this process does
-    }
-    for name, value in settings.items():
-        if value:
-            os.environ[name] = value
-        else:
-            os.environ.pop(name, None)
-    sock = _bind(lambda: _listening_socket(args.host, args.port), args.host, args.port)
+    limits = _limits(settings)
+    sock = _bind(lambda: _listening_socket(settings.host, settings.port), settings.host, settings.port)
     port = sock.getsockname()[1]
-    created, started = _new_store(args.db), False
+    created, started = _new_store(settings.db), False
+    # The workers build the receiver from a private file (0600, in a 0700 folder of this run,
+    # removed at exit), never from passwords copied into the environment; they log as this process.
+    with (
+        runfiles.run_folder(WORKER_FOLDER_PREFIX) as folder,
+        _worker_environment({WORKER_SETTINGS_VARIABLE: str(settings.write_private(folder)), **worker_environment()}),
+    ):
+        try:
+            open_db(settings.db).close()  # create (SQLite) or check (PostgreSQL) the schema once, before the workers
+            app = "uws_adapter.serving.access:receiver_worker"  # the receiver with its access log
+            # log_config None: uvicorn's own lines go through our handler and format (its access log stays off).
+            options = server_config(
+                factory=True, workers=settings.workers, host=settings.host, port=port, log_config=None
+            )
+            config = uvicorn.Config(app, **{**options, **_serving().uvicorn_options(limits)})
+            server = uvicorn.Server(config)
+            settings.announce()
+            workers = f"{settings.workers} worker{'s' if settings.workers > 1 else ''}"
+            sys.stdout.write(
+                f"receiver (uvicorn, {workers}) on http://{settings.host}:{port}/ "
+                f"storing into {describe_store(settings.db)}\n"
+            )
+            sys.stdout.flush()
+            started = True
+            # uvicorn serves on the socket bound above (as uvicorn.run does for several workers).
+            with _stopping_on_sigterm():
+                if settings.workers == 1:
+                    server.run(sockets=[sock])
+                    if not server.started:
+                        raise UwsAdapterError("receiver: uvicorn did not start (its reason is on the lines above)")
+                else:
+                    # Worker processes report their metrics through files in one folder, made (and removed) per run.
+                    with metrics.multiprocess_dir():
+                        _multiprocess(config, server, sock)
+            # uvicorn returns once a signal stopped it (its workers closed their stores first): the
+            # same end as the waitress receiver's.
+            raise KeyboardInterrupt
+        finally:
+            sock.close()
+            if created and not started:
+                _remove_new_store(settings.db)
+
+
+@contextlib.contextmanager
+def _worker_environment(values: Dict[str, str]) -> Iterator[None]:
+    """``values`` in the environment the worker processes inherit, for this run only."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
-        open_db(args.db).close()  # create (SQLite) or check (PostgreSQL) the schema once, before the workers start
-        app = "uws_adapter.serving.access:receiver_worker"  # the receiver with its access log
-        # log_config None: uvicorn's own lines go through our handler and format (its access log stays off).
-        options = server_config(factory=True, workers=args.workers, host=args.host, port=port, log_config=None)
-        config = uvicorn.Config(app, **{**options, **_serving().uvicorn_options(limits)})
-        server = uvicorn.Server(config)
-        _warn_anonymous(args)
-        sys.stdout.write(
-            f"receiver (uvicorn, {args.workers} worker{'s' if args.workers > 1 else ''}) on "
-            f"http://{args.host}:{port}/ storing into {describe_store(args.db)}\n"
-        )
-        sys.stdout.flush()
-        started = True
-        # uvicorn serves on the socket bound above (as uvicorn.run does for several workers).
-        if args.workers == 1:
-            server.run(sockets=[sock])
-            if not server.started:
-                raise UwsAdapterError("receiver: uvicorn did not start (its reason is on the lines above)")
-        else:
-            # Worker processes report their metrics through files in one folder, made (and removed) per run.
-            with metrics.multiprocess_dir():
-                _multiprocess(config, server, sock)
+        yield
     finally:
-        sock.close()
-        if created and not started:
-            _remove_new_store(args.db)
-    return 0
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _multiprocess(config: Any, server: Any, sock: socket.socket) -> None:
@@ -580,97 +460,112 @@ def _access_log(app: Any, service: str) -> Any:
 
 
 def _serve(server: Any, app: Any, announcement: str) -> None:
-    """Say where the service listens (first line of stdout), then serve until Ctrl-C."""
+    """Say where the service listens (first line of stdout), then serve until Ctrl-C or SIGTERM;
+    the application (and its store) is closed either way, and the end is the same as uvicorn's:
+    an interruption (exit 130)."""
     sys.stdout.write(announcement + "\n")
     sys.stdout.flush()
     try:
-        server.run()
+        with _stopping_on_sigterm():
+            server.run()  # waitress returns (rather than raising) when Ctrl-C stops it
     finally:
         server.close()
         app.close()
+    raise KeyboardInterrupt
 
 
-def _unlock_bridge_login(args: argparse.Namespace) -> int:
-    with open_db(args.db) as store:
-        cleared = unlock(store, args.unlock)
-    shown = describe_store(args.db)
-    sys.stdout.write(f"bridge: {'unlocked' if cleared else 'nothing to unlock for'} that login in {shown}\n")
-    return 0
+def _unlock_bridge_login(settings: BridgeSettings) -> int:
+    raise InputError(
+        "--unlock",
+        "no legacy login is locked in the store: failed LogIns are throttled per client address in the running "
+        "bridge's memory",
+        "restart the bridge to clear the throttle",
+    )
+
+
+def _rest_settings(args: argparse.Namespace) -> Settings:
+    """The bridge's REST login: [uws-adapter] of the same settings file, and the environment."""
+    rest = replace(load_settings(getattr(args, "config", None)), backend="rest")
+    if not (rest.client_id and rest.client_secret and rest.username and rest.password):
+        missing = [ENVIRONMENT[name] for name in ("client_id", "client_secret", "username", "password")
+                   if not getattr(rest, name)]  # fmt: skip
+        raise InputError(
+            "REST credentials", f"incomplete: {', '.join(missing)} not set",
+            "set them, or client_id, client_secret, username and password in [uws-adapter] of --config",
+        )  # fmt: skip
+    return rest
 
 
 def _run_bridge(args: argparse.Namespace) -> int:
-    configure_from_options(args)
-    _check_db(args.db)
-    if args.unlock:
-        return _unlock_bridge_login(args)
-    _check_port(args.port)
-    if args.lockout_seconds < 0:
-        raise InputError("--lockout-seconds", f"{args.lockout_seconds} is negative", "give seconds, or 0")
-    limits = _limits(args)
-    if not args.legacy_login:
-        raise InputError("--legacy-login", "no legacy login", "pass NAME:PASSWORD or set UWS_BRIDGE_LEGACY_LOGIN")
-    legacy_name, legacy_password = _pair(args.legacy_login, "--legacy-login")
-    if not (args.username and args.password):
-        raise InputError(
-            "--username", "the bridge needs callback credentials", "set UWS_CALLBACK_USERNAME and _PASSWORD"
-        )
-    if args.register and not args.public_url:
-        raise InputError("--public-url", "--register needs the address the carrier calls back", "pass --public-url")
-    settings = load_settings(args.config)
-    if not (settings.client_id and settings.client_secret and settings.username and settings.password):
-        raise InputError(
-            "REST credentials",
-            "incomplete",
-            "set THINGSPACE_CLIENT_ID, THINGSPACE_CLIENT_SECRET, UWS_USERNAME, UWS_PASSWORD",
-        )
+    settings = load_from_options(BridgeSettings, args)
+    _check_db(settings.db)
+    if settings.unlock:
+        return _unlock_bridge_login(settings)
+    limits = _limits(settings)
+    legacy_name, legacy_password = login_pair(settings.legacy_login or "")
+    rest_settings = _rest_settings(args)
     relay = None
-    if args.legacy_listener:
-        listener = (
-            _pair(args.legacy_listener_login, "--legacy-listener-login") if args.legacy_listener_login else (None, None)
-        )
-        soap_action = check_soap_action(args.listener_soap_action, "--listener-soap-action")
-        relay = LegacyRelay(args.legacy_listener, username=listener[0], password=listener[1], soap_action=soap_action)
-    elif args.listener_soap_action is not None:
-        raise InputError(
-            "--listener-soap-action", "is for callbacks to --legacy-listener", "give --legacy-listener too"
-        )
-    created, started = _new_store(args.db), False
+    if settings.legacy_listener:
+        listener = login_pair(settings.legacy_listener_login) if settings.legacy_listener_login else (None, None)
+        relay = LegacyRelay(
+            settings.legacy_listener, username=listener[0], password=listener[1],
+            soap_action=settings.listener_soap_action,
+        )  # fmt: skip
+    created, started = _new_store(settings.db), False
     try:
-        with open_db(args.db) as store:
-            rest = RestClient(
-                base_url=settings.rest_url, client_id=settings.client_id, client_secret=settings.client_secret,
-                username=settings.username, password=settings.password, timeout=settings.timeout, store=store,
-                deadline=settings.deadline, max_answer_bytes=settings.max_answer_bytes,
-            )  # fmt: skip
-            rest.daily_budget = settings.daily_budget  # the budget guard (daily_budget, UWS_ADAPTER_DAILY_BUDGET)
+        with open_db(settings.db) as store:
+            rest = connect_backend(rest_settings, store=store)
+            assert isinstance(rest, RestClient)
             app = Bridge(
                 rest, store, legacy_users={legacy_name: legacy_password}, relay=relay,
-                callback_username=args.username, callback_password=args.password, public_url=args.public_url,
-                lockout=args.lockout_seconds or None, repair=args.repair,
+                callback_username=settings.username, callback_password=settings.password,
+                public_url=settings.public_url, lockout=settings.lockout_seconds or None, repair=settings.repair,
             )  # fmt: skip
-            options = app.server_options(host=args.host, port=args.port, threads=args.threads)
+            options = app.server_options(host=settings.host, port=settings.port, threads=settings.threads)
             server: Any = None
             try:
                 server = _bind(
                     lambda: _serving().waitress_server(_access_log(app, "bridge"), limits, **options),
-                    args.host,
-                    args.port,
+                    settings.host,
+                    settings.port,
                 )
-                app.allow_hosts(args.allowed_host or listen_names(args.host, server.effective_port))
-                address = args.public_url or f"http://{args.host}:{server.effective_port}"
-                for account in args.register:
-                    app.register(account, f"{address}/callbacks", args.service or ["CarrierService"])
+                app.allow_hosts(list(settings.allowed_host) or listen_names(settings.host, server.effective_port))
+                address = settings.public_url or f"http://{settings.host}:{server.effective_port}"
+                replaced = register_bridge(app, rest, settings, f"{address}/callbacks")
             except Exception:
                 if server is not None:
                     server.close()
                 app.close()
                 raise
             started = True
-            shown = describe_store(args.db)
-            _serve(
-                server, app, f"bridge: UWS at {address}/api/v2, REST callbacks at {address}/callbacks, store {shown}"
-            )
+            shown = describe_store(settings.db)
+            banner = f"bridge: UWS at {address}/api/v2, REST callbacks at {address}/callbacks, store {shown}"
+            _serve(server, app, banner + "".join(f"; {line}" for line in replaced))
     finally:
         if created and not started:
-            _remove_new_store(args.db)
+            _remove_new_store(settings.db)
     return 0
+
+
+def register_bridge(app: Bridge, rest: RestClient, settings: BridgeSettings, url: str) -> List[str]:
+    """Register the bridge at ``url`` as the REST listener of each --register account. Another
+    listener of the account for the same service is replaced only with --replace (logged, and
+    returned for the banner); without it the start is refused, naming the listener."""
+    services = settings.service or ("CarrierService",)
+    replaced: List[str] = []
+    for account in settings.register:
+        current = {listener.service: listener.url for listener in rest.callback_listeners(account)}
+        for service in services:
+            other = current.get(service)
+            if not other or other == url:
+                continue
+            if not settings.replace:
+                raise InputError(
+                    "--register", f"{account} already has a {service} listener, {masked_url(other)}",
+                    "pass --replace to replace it with the bridge (or remove it: uws-adapter listeners remove)",
+                )  # fmt: skip
+            logger.warning("--replace: the %s listener of %s was %s; the bridge replaces it", service, account,
+                           masked_url(other))  # fmt: skip
+            replaced.append(f"replaced the {service} listener of {account} (was {masked_url(other)})")
+        app.register(account, url, services)
+    return replaced

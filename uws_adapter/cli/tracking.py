@@ -5,26 +5,57 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, Optional, Set
 
 from uws_adapter.cli.db import add_db_option, open_db
-from uws_adapter.errors import InputError, TransportError
-from uws_adapter.store import Backend
-from uws_adapter.tracking import DEFAULT_SETTLE, SETTLED, TIMED_OUT, run_demo, summary, wait_for
+from uws_adapter.errors import InputError, TransportError, install_hint
+from uws_adapter.model.devices import Device, identity
+from uws_adapter.settings.source import whole
+from uws_adapter.store import Backend, describe_store
+from uws_adapter.store.interfaces import StoredEvent
+from uws_adapter.tracking import (
+    COMPLETE,
+    DEFAULT_SETTLE,
+    NOTHING_ARRIVED,
+    NOTHING_ARRIVED_HINT,
+    SETTLED,
+    TIMED_OUT,
+    iso_time,
+    plural,
+    shown_device,
+    summary,
+    wait_for,
+)
 
 EXIT_FAILURE = 1
 
 
 def add_commands(commands: Any) -> None:
-    status = commands.add_parser("status", help="where a request stands, from the store")
+    status = commands.add_parser(
+        "status",
+        help="where a request stands, from the store",
+        description="Where a request stands, from the store: by the RequestId the carrier gave, or the id a "
+        "request whose outcome is unknown was recorded under (outcome-unknown:...). Devices are written as "
+        "--device takes them; --json times are ISO 8601 UTC.",
+    )
     status.add_argument("request_id", metavar="REQUEST_ID")
     add_db_option(status)
-    status.add_argument("--json", action="store_true", help="print JSON")
+    status.add_argument("--json", action="store_true", help="print JSON (times in ISO 8601 UTC)")
     status.set_defaults(run=_run_status)
 
-    listing = commands.add_parser("callbacks", help="list stored callbacks")
+    listing = commands.add_parser(
+        "callbacks",
+        help="list stored callbacks",
+        description="List stored callbacks, oldest first, under a header row (or one JSON object per line). "
+        "At most --limit are printed; the last line then says how to see the next ones (--after).",
+    )
     add_db_option(listing)
-    listing.add_argument("--request-id", metavar="REQUEST_ID")
+    listing.add_argument("--request-id", metavar="REQUEST_ID", help="only this request's callbacks")
+    listing.add_argument(
+        "--device", metavar="KIND:ID", help="only callbacks about this device (any of its identifiers, joined with +)"
+    )
+    listing.add_argument("--limit", default="100", metavar="N", help="print at most N callbacks, 1 to 100,000")
+    listing.add_argument("--after", default="0", metavar="ID", help="start after the callback with this id (paging)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line (the JSON form)")
     listing.set_defaults(run=_run_callbacks)
 
@@ -32,14 +63,13 @@ def add_commands(commands: Any) -> None:
         "wait",
         help="wait until every listed device of a request has a callback (or an open-ended one settles)",
         description="Wait for a request's callbacks. A device-list request is complete when every listed "
-        "device has a callback (exit 0). An account, group or filter request has no known total: it is "
-        "settled when no callback has come for --settle seconds (exit 3), never complete. Exit 1 when "
-        "--timeout passes first.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        f"device has a callback (exit {COMPLETE}). An account, group or filter request has no known total: it "
+        f"is settled when no callback has come for --settle seconds (exit {SETTLED}), never complete; if not one "
+        f"callback came, exit {NOTHING_ARRIVED}, with what to check. Exit {TIMED_OUT} when --timeout passes first.",
     )
     wait.add_argument("request_id", metavar="REQUEST_ID")
     add_db_option(wait)
-    wait.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS")
+    wait.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="how long to wait at most")
     wait.add_argument(
         "--settle",
         type=float,
@@ -70,30 +100,71 @@ def _run_status(args: argparse.Namespace) -> int:
     if args.json:
         form = {"request_id": status.request_id, "action": status.action, "open_ended": status.open_ended,
                 "total": None if status.open_ended else status.total, "callbacks": status.callbacks,
-                "succeeded": list(status.succeeded), "failed": status.failed, "pending": list(status.pending),
-                "complete": status.complete, "sent_at": status.sent_at,
-                "last_callback_at": status.last_callback_at}  # fmt: skip
+                "succeeded": [shown_device(d) for d in status.succeeded],
+                "failed": {shown_device(d): code for d, code in status.failed.items()},
+                "pending": [shown_device(d) for d in status.pending], "complete": status.complete,
+                "sent_at": iso_time(status.sent_at), "last_callback_at": iso_time(status.last_callback_at)}  # fmt: skip
         sys.stdout.write(json.dumps(form, indent=2) + "\n")
     else:
         sys.stdout.write(summary(status) + "\n")
     return 0
 
 
+#: The columns of ``callbacks``' rows.
+CALLBACK_HEADER = "ID\tREQUEST_ID\tDEVICE\tACTION\tSTATUS\tDELIVERIES"
+
+
+def _matches(event: StoredEvent, wanted: Optional[Set[str]]) -> bool:
+    if wanted is None:
+        return True
+    return any(identity(d.kind, d.identifier) in wanted for d in event.callback.devices)
+
+
 def _run_callbacks(args: argparse.Namespace) -> int:
+    limit = whole(1, 100_000, "a number of callbacks")(args.limit, "--limit")
+    after = whole(0, 2**62, "a callback id")(args.after, "--after")
+    wanted: Optional[Set[str]] = None
+    if args.device:
+        try:
+            device = Device.parse(args.device)
+        except InputError as exc:
+            raise exc.within("--device ") from None
+        wanted = {identity(i.kind, i.identifier) for i in device.identifiers}
+    shown = 0
+    last = after
+    more = False
     with _existing_store(args.db) as store:
-        for event in store.iter_events(request_id=args.request_id):
-            cb = event.callback
-            if args.json:
-                sys.stdout.write(json.dumps({"id": event.id, "attempts": event.attempts, **cb.to_dict()}) + "\n")
-            else:
-                devices = "+".join(f"{d.kind}:{d.identifier}" for d in cb.devices)
-                fault = f" {cb.fault.code}" if cb.fault else ""
-                changed = " (a re-send differed)" if event.differs else ""
-                sys.stdout.write(
-                    f"{event.id}\t{cb.request_id}\t{devices}\t{cb.action}\t{cb.status}{fault}\t"
-                    f"x{event.attempts}{changed}\n"
-                )
+        for event in store.iter_events(request_id=args.request_id, after_id=after):
+            if not _matches(event, wanted):
+                continue
+            if shown == limit:
+                more = True
+                break
+            if shown == 0 and not args.json:
+                sys.stdout.write(CALLBACK_HEADER + "\n")
+            _write_callback(event, args.json)
+            shown, last = shown + 1, event.id
+    if shown == 0 and not args.json:
+        which = " of that request" if args.request_id else ""
+        which += " about that device" if args.device else ""
+        since = f" after callback {after}" if after else ""
+        sys.stdout.write(f"no callbacks{which}{since} in {describe_store(args.db)}\n")
+    if more:
+        sys.stderr.write(f"{plural(limit, 'callback')} shown; more with --after {last}\n")
     return 0
+
+
+def _write_callback(event: StoredEvent, as_json: bool) -> None:
+    cb = event.callback
+    if as_json:
+        sys.stdout.write(json.dumps({"id": event.id, "attempts": event.attempts, **cb.to_dict()}) + "\n")
+        return
+    devices = shown_device("+".join(f"{d.kind}:{d.identifier}" for d in cb.devices))  # one device's identifiers
+    fault = f" {cb.fault.code}" if cb.fault else ""
+    changed = " (a re-send differed)" if event.differs else ""
+    sys.stdout.write(
+        f"{event.id}\t{cb.request_id}\t{devices or '-'}\t{cb.action}\t{cb.status}{fault}\tx{event.attempts}{changed}\n"
+    )
 
 
 def _run_wait(args: argparse.Namespace) -> int:
@@ -105,13 +176,16 @@ def _run_wait(args: argparse.Namespace) -> int:
         ended, statuses = wait_for(store, [args.request_id], timeout=args.timeout, settle=args.settle, out=sys.stderr)
     status = statuses[args.request_id]
     sys.stdout.write(summary(status, settled=ended == SETTLED) + "\n")
+    if ended == NOTHING_ARRIVED:
+        sys.stderr.write(f"{NOTHING_ARRIVED_HINT} (exit {NOTHING_ARRIVED})\n")
     if ended == TIMED_OUT:
         missing = (
-            f"{len(status.pending):,} devices still without a callback"
+            f"{plural(len(status.pending), 'device')} still without a callback"
             if not status.open_ended
             else f"callbacks still arriving less than {args.settle:g} s apart"
         )
-        raise TransportError(f"{missing} after {args.timeout:g} s")
+        hint = f"; {NOTHING_ARRIVED_HINT}" if status.callbacks == 0 else ""
+        raise TransportError(f"{missing} after {args.timeout:g} s{hint}")
     return ended
 
 
@@ -119,9 +193,11 @@ def _run_demo(args: argparse.Namespace) -> int:
     try:
         import waitress  # noqa: F401  # the demo runs the receiver on it
     except ImportError:
-        raise InputError("demo", "waitress is not installed", "pip install 'uws-adapter[receiver]'") from None
+        raise InputError("demo", "waitress is not installed", install_hint("receiver")) from None
     if not 1 <= args.devices <= 10_000:
         raise InputError("--devices", f"{args.devices} is out of range", "give 1 to 10,000 lines")
     if args.timeout <= 0:
         raise InputError("--timeout", "must be positive", "give seconds per phase")
+    from uws_adapter.demo import run_demo
+
     return 0 if run_demo(args.devices, timeout=args.timeout, backend=args.backend) else EXIT_FAILURE

@@ -39,7 +39,7 @@ from uws_adapter.model.devices import DeviceIdentifier, identity
 from uws_adapter.model.selection import CustomField
 from uws_adapter.provisioning.transport import check_base_url
 from uws_adapter.redaction import masked_url
-from uws_adapter.soap.service import IdleSessions
+from uws_adapter.soap.sessions import IdleSessions, LoginThrottle, LoginVerdict, login_refusal
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
 
 __all__ = [
@@ -122,7 +122,8 @@ class Emulator:
         )  # fmt: skip
         self.clock = clock  # times sessions and bearer tokens; callback spacing is real time
         self.sessions = IdleSessions(session_idle, clock)
-        self._failures: Dict[str, int] = {}
+        # UWS locks an account after five failed logins in a row [doc]: keyed by name, for good.
+        self._logins = LoginThrottle(first_delay=float("inf"), max_delay=None, clock=clock)
         self.lock = threading.RLock()
         self._queue: List[Tuple[float, int, CallbackRequest, Listener]] = []
         self._queued = threading.Condition(self.lock)
@@ -203,17 +204,12 @@ class Emulator:
     # Users and sessions (both APIs) --------------------------------------------------------
 
     def open_session(self, username: str, password: str) -> str:
-        with self.lock:
-            if self._failures.get(username, 0) >= 5:
-                raise EmulatorFault(
-                    "REQUEST_FAILED.AccountLocked", "account locked after 5 failed logins"
-                )  # [inferred]
-            if self.users.get(username) != password:
-                self._failures[username] = self._failures.get(username, 0) + 1
-                self.counters["failed_logins"] += 1
-                raise EmulatorFault("REQUEST_FAILED.InvalidCredentials", "wrong username or password")  # [inferred]
-            self._failures[username] = 0
-            self.counters["logins"] += 1
+        verdict, wait = self._logins.attempt(username, self.users.get(username) == password)
+        if verdict is not LoginVerdict.THROTTLED:  # refused unseen: neither a login nor a failure
+            self.count("logins" if verdict is LoginVerdict.OK else "failed_logins")
+        refused = login_refusal(verdict, wait if verdict is LoginVerdict.THROTTLED else 0.0)
+        if refused is not None:
+            raise EmulatorFault(refused.code, str(refused))
         return self.sessions.open()
 
     def touch_session(self, token: Optional[str]) -> None:

@@ -23,8 +23,8 @@ class SoapFront:
     def _address(self, environ: Mapping[str, Any]) -> str:
         return self.emulator.base_url  # the address it is bound to, whatever Host the caller sent
 
-    def log_in(self, username: str, password: str) -> str:
-        return self.emulator.open_session(username, password)
+    def log_in(self, username: str, password: str, client: str) -> str:
+        return self.emulator.open_session(username, password)  # UWS locks the account, whoever calls [doc]
 
     def check_session(self, token: Optional[str]) -> None:
         self.emulator.touch_session(token)

@@ -198,11 +198,11 @@ class Provisioner(ABC):
             if reservation is not None:
                 reservation.release()
             raise
-        except OutcomeUnknown:
+        except OutcomeUnknown as unknown:
             metrics.provisioning_sent(self.api, action.element, "unknown")
             metrics.provisioning_outcome_unknown(self.api)
             if reservation is not None:
-                reservation.unknown()
+                unknown.recorded_as = reservation.unknown()
             raise
         except ConnectionFailed:  # never connected: nothing left
             metrics.provisioning_sent(self.api, action.element, "not_sent")

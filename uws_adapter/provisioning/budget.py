@@ -84,15 +84,17 @@ class Reservation:
         except StoreError as exc:  # it keeps counting until it ages out: safe, if strict
             _log.warning("could not release the budget reservation %s: %s", self.id, exc)
 
-    def unknown(self) -> None:
-        """Its outcome is unknown: kept, under an id that says so, so that its lines count."""
+    def unknown(self) -> Optional[str]:
+        """Its outcome is unknown: kept, under an id that says so (returned: ``status`` accepts it),
+        so that its lines count."""
         stand_in = "outcome-unknown:" + self.id.partition(":")[2]
         try:
             self.store.confirm_request(self.id, stand_in)
         except StoreError as exc:  # kept as pending instead: it counts all the same
             _log.warning("could not mark %s as of unknown outcome: %s", self.id, exc)
-            return
+            return None
         _log.warning("a %s request's outcome is unknown; recorded as %s for the daily budget", self.action, stand_in)
+        return stand_in
 
 
 def reserve(

@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from uws_adapter import metrics
 from uws_adapter.callbacks.rest_json import parse_rest_callback
 from uws_adapter.callbacks.uws_xml import parse_callback_mended
-from uws_adapter.errors import CallbackParseError, HandlerGaveUp, InputError, StoreError
+from uws_adapter.errors import CallbackParseError, HandlerGaveUp, InputError, StoreError, install_hint
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.redaction import redact
 from uws_adapter.store.interfaces import (
@@ -91,7 +91,7 @@ _JSON_ACK = Answer(200, "application/json", b'{"stored":true}')
 _ALIVE = Answer(200, "text/plain", b"ok\n")
 _READY = Answer(200, "text/plain", b"ok\n")
 _NOT_READY = Answer(503, "text/plain", b"not ready: store\n")
-_NO_METRICS = Answer(404, "text/plain", b"metrics need prometheus_client: pip install 'uws-adapter[metrics]'\n")
+_NO_METRICS = Answer(404, "text/plain", f"metrics need prometheus_client: {install_hint('metrics')}\n".encode())
 
 
 class DeadLetterBudget:
@@ -257,7 +257,7 @@ class Receiver:
 
     def scrape_metrics(self) -> Answer:
         """``/metrics``: the Prometheus text exposition (404 without prometheus_client)."""
-        text = metrics.scrape(metrics.StoreCollector(self._backlog, self.store.clock))
+        text = metrics.scrape(metrics.StoreCollector(self._backlog, self.store.clock, self._dead_letter_totals))
         return _NO_METRICS if text is None else Answer(200, metrics.CONTENT_TYPE, text)
 
     def _backlog(self) -> Dict[str, Tuple[int, Optional[float]]]:
@@ -266,6 +266,17 @@ class Receiver:
         except Exception as exc:  # the counters are still worth serving without the queue gauges
             _log.warning("handler queue unreadable for /metrics: %s", exc)
             return {}
+
+    def _dead_letter_totals(self) -> Optional[Tuple[int, int]]:
+        read = getattr(self.store, "dead_letter_totals", None)  # a store without the operator's view
+        if read is None:
+            return None
+        try:
+            totals = read()
+        except Exception as exc:
+            _log.warning("dead letter totals unreadable for /metrics: %s", exc)
+            return None
+        return int(totals.bytes), int(totals.rotated)
 
     def intake(self, body: bytes, media_type: str) -> Union[Answer, Intake]:
         """What to store for a body of ``media_type`` (as :meth:`screen` gave it), and what to
@@ -315,7 +326,7 @@ class Receiver:
             if self.handlers and result[1]:
                 self._wake.set()
         elif result == 0:
-            self.dead_letters.drop(f"the dead letters hold {self.dead_letters.max_total} bytes")
+            self.dead_letters.drop(f"larger than the dead letters' cap of {self.dead_letters.max_total} bytes")
         else:
             metrics.dead_letter(kept=True)
 

@@ -2,7 +2,9 @@
 
     gunicorn --workers 1 --threads 16 --bind 127.0.0.1:8081 'uws_adapter.receiver.wsgi:create_app()'
 
-UWS_CALLBACK_DB (default callbacks.db; a SQLite path or a postgresql:// URL), UWS_CALLBACK_USERNAME,
+Its settings (:class:`uws_adapter.settings.receiver.ReceiverSettings`): ``[receiver]`` of the
+file $UWS_ADAPTER_CONFIG names, then the environment: UWS_CALLBACK_DB (default callbacks.db;
+a SQLite path or a postgresql:// URL), UWS_CALLBACK_USERNAME,
 UWS_CALLBACK_PASSWORD, UWS_CALLBACK_PREVIOUS_PASSWORD, UWS_CALLBACK_MAX_BODY (bytes),
 UWS_CALLBACK_COMMIT (group, or each for the one-commit-per-callback baseline),
 UWS_CALLBACK_ALLOW_ANONYMOUS (1 to store callbacks without credentials; refused to start otherwise),
@@ -21,68 +23,40 @@ keep-alive timeout, its deadlines for slow headers and bodies), or by a reverse 
 
 from __future__ import annotations
 
-import logging
-import os
-from typing import Callable
+from typing import Optional
 
-from uws_adapter.errors import InputError
 from uws_adapter.receiver.app import DeadLetterBudget, Receiver
+from uws_adapter.settings.receiver import ReceiverSettings
 from uws_adapter.store import open_store
-from uws_adapter.xmlsafe import MAX_BYTES
+from uws_adapter.store.interfaces import ReceiverStore
+
+__all__ = ["build_receiver", "create_app"]
 
 
-def create_app() -> Receiver:
-    """A Receiver over the store and credentials the environment names."""
-    username = os.environ.get("UWS_CALLBACK_USERNAME") or None
-    password = os.environ.get("UWS_CALLBACK_PASSWORD") or None
-    if bool(username) != bool(password):
-        raise InputError("UWS_CALLBACK_USERNAME", "set both a username and a password, or neither", "set both")
-    try:
-        max_body = int(os.environ.get("UWS_CALLBACK_MAX_BODY") or MAX_BYTES)
-    except ValueError:
-        raise InputError("UWS_CALLBACK_MAX_BODY", "is not a whole number of bytes", "e.g. 1048576") from None
-    commit = (os.environ.get("UWS_CALLBACK_COMMIT") or "group").strip().lower()
-    if commit not in ("group", "each"):
-        raise InputError("UWS_CALLBACK_COMMIT", f"{commit!r} is not group or each", "use group (each is a baseline)")
-    allow_anonymous = _flag("UWS_CALLBACK_ALLOW_ANONYMOUS")
-    if not username and not allow_anonymous:
-        raise InputError(
-            "UWS_CALLBACK_USERNAME",
-            "a receiver without callback credentials would store callbacks from anyone",
-            "set UWS_CALLBACK_USERNAME and UWS_CALLBACK_PASSWORD, or UWS_CALLBACK_ALLOW_ANONYMOUS=1",
-        )
-    budget = DeadLetterBudget(
-        per_second=_number("UWS_CALLBACK_DEAD_LETTER_RATE", 2.0, float),
-        max_total=int(_number("UWS_CALLBACK_DEAD_LETTER_MAX_BYTES", 256 * 1024 * 1024, int)),
-    )
-    # A SQLite path or a postgresql:// URL (whose schema must be current: `uws-adapter db upgrade`).
-    store = open_store(os.environ.get("UWS_CALLBACK_DB") or "callbacks.db", batch=commit == "group")
-    if allow_anonymous:
-        logging.getLogger("uws_adapter.receiver").warning("callbacks are stored without checking any credentials")
+def build_receiver(store: ReceiverStore, settings: ReceiverSettings) -> Receiver:
+    """The Receiver ``settings`` describe, over ``store`` (the one place a receiver is built
+    from settings: the command line's waitress and uvicorn receivers and :func:`create_app`)."""
     return Receiver(
         store,
-        username=username,
-        password=password,
-        previous_password=os.environ.get("UWS_CALLBACK_PREVIOUS_PASSWORD") or None,
-        max_body=max_body,
-        allow_anonymous=allow_anonymous,
-        dead_letters=budget,
-        repair=_flag("UWS_CALLBACK_REPAIR"),
+        username=settings.username,
+        password=settings.password,
+        previous_password=settings.previous_password,
+        max_body=settings.max_body,
+        allow_anonymous=settings.allow_anonymous,
+        dead_letters=DeadLetterBudget(per_second=settings.dead_letter_rate, max_total=settings.dead_letter_max_bytes),
+        repair=settings.repair,
     )
 
 
-def _flag(name: str) -> bool:
-    return (os.environ.get(name) or "").strip().lower() in ("1", "true", "yes")
-
-
-def _number(name: str, default: float, kind: Callable[[str], float]) -> float:
-    text = os.environ.get(name)
-    if not text:
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        raise InputError(name, f"{text[:40]!r} is not a number", "e.g. 2 (per second) or 268435456 (bytes)") from None
-    if value < 0:
-        raise InputError(name, "cannot be negative", "use UWS_CALLBACK_DEAD_LETTER_MAX_BYTES=0 to keep none")
-    return value
+def create_app(settings: Optional[ReceiverSettings] = None) -> Receiver:
+    """A Receiver over the store and credentials ``settings`` name (default: the worker settings
+    file ``uws-adapter receiver`` hands its workers, else ``[receiver]`` of $UWS_ADAPTER_CONFIG and
+    the environment). The receiver owns the store it opens (closing the receiver's store is the
+    server's shutdown)."""
+    handed_over = settings is None and ReceiverSettings.handed_over()
+    settings = settings if settings is not None else ReceiverSettings.for_worker()
+    # A SQLite path or a postgresql:// URL (whose schema must be current: `uws-adapter db upgrade`).
+    store = open_store(settings.db, batch=settings.commit == "group")
+    if not handed_over:  # the command line said it once already, for all its workers
+        settings.announce()
+    return build_receiver(store, settings)

@@ -83,16 +83,22 @@ class _Line:
         status = self.status or 500
         if reason is None and status >= 400:
             reason = refusal_reason(self.content_type, self.head)
+        level = logging.WARNING if status >= 500 else logging.INFO
+        if not logger.isEnabledFor(level):
+            return
         duration = (time.perf_counter() - self.started) * 1000
-        logger.log(
-            logging.WARNING if status >= 500 else logging.INFO,
-            '"%s %s" %d %d bytes in %.1f ms from %s%s',
-            self.method, self.path, status, self.bytes, duration, self.client, f": {reason}" if reason else "",
-            extra={
+        # One record made and handed over directly: Logger.log would walk the stack to find the
+        # caller's file and line for every request, which no access line shows.
+        record = logger.makeRecord(
+            logger.name, level, __file__, 0, '"%s %s" %d %d bytes in %.1f ms from %s%s',
+            (self.method, self.path, status, self.bytes, duration, self.client, f": {reason}" if reason else ""),
+            None, "access",
+            {
                 "method": self.method, "path": self.path, "status": status, "bytes": self.bytes,
                 "duration_ms": round(duration, 3), "client": self.client, **({"reason": reason} if reason else {}),
             },
         )  # fmt: skip
+        logger.handle(record)
 
 
 def refusal_reason(content_type: str, head: bytes) -> str:
@@ -280,10 +286,36 @@ class AsgiAccessLog:
 
 def receiver_worker() -> AsgiAccessLog:
     """The application each uvicorn worker of ``uws-adapter receiver`` builds: logging as the
-    command line chose (handed over in the environment), the receiver configured from the
-    environment (:func:`uws_adapter.receiver.wsgi.create_app`), one access line per request."""
+    command line chose (handed over in the environment), the receiver from the settings file the
+    command line wrote for its workers (:func:`uws_adapter.receiver.wsgi.create_app`), one access
+    line per request, and its store closed when uvicorn shuts the worker down (Ctrl-C leaves no
+    ``-wal``/``-shm`` beside a SQLite store)."""
     from uws_adapter.logs import configure_from_environment
-    from uws_adapter.receiver.asgi import create_app
+    from uws_adapter.receiver.asgi import AsyncReceiver
+    from uws_adapter.receiver.wsgi import create_app
 
     configure_from_environment()
-    return AsgiAccessLog(create_app(), "receiver")
+    receiver = create_app()
+    return AsgiAccessLog(_ClosedAtShutdown(AsyncReceiver(receiver), receiver), "receiver")
+
+
+class _ClosedAtShutdown:
+    """ASGI: ``app``, and ``receiver`` (its handlers, then its store) closed once the server's
+    lifespan shutdown completed."""
+
+    def __init__(self, app: AsgiApp, receiver: Any) -> None:
+        self.app = app
+        self.receiver = receiver
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                self.receiver.close()
+                self.receiver.store.close()
+            await send(message)
+
+        await self.app(scope, receive, sending)

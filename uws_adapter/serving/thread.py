@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Optional, Tuple
 
-from uws_adapter.errors import InputError
+from uws_adapter.errors import InputError, install_hint
 
 
 class ServedApp:
@@ -31,7 +31,7 @@ class ServedApp:
         try:
             from uws_adapter.serving.limits import ConnectionLimits, waitress_server
         except ImportError:
-            raise InputError("waitress", "is not installed", "pip install 'uws-adapter[receiver]'") from None
+            raise InputError("waitress", "is not installed", install_hint("receiver")) from None
 
         # The same bounded connections as the receiver and the bridge (limits, deadlines, no smuggling).
         self._server: Any = waitress_server(

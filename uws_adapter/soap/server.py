@@ -79,8 +79,8 @@ _NIL = etree.XPath(
 class UwsOperations(Protocol):
     """What a SOAP backend does; each method raises :class:`.Refused` to answer with a fault."""
 
-    def log_in(self, username: str, password: str) -> str:
-        """A new session token for this login."""
+    def log_in(self, username: str, password: str, client: str) -> str:
+        """A new session token for this login, asked for from the address ``client``."""
 
     def check_session(self, token: Optional[str]) -> None:
         """Note a use of ``token``; refuse an unknown or expired one."""
@@ -250,11 +250,11 @@ def read_call(service: str, body: bytes, *, max_bytes: int, soap_action_header: 
     return SoapCall(service, etree.QName(payload).localname, payload, token)
 
 
-def dispatch(operations: UwsOperations, call: SoapCall) -> bytes:
+def dispatch(operations: UwsOperations, call: SoapCall, client: str = "") -> bytes:
     """The answer to one validated call, by operation. The session is checked before the input is
     read, as UWS does: a stale token is refused whatever else is wrong."""
     if (call.service, call.operation) == ("SessionService", "LogIn"):
-        return login_response(operations.log_in(*login_credentials(call)))
+        return login_response(operations.log_in(*login_credentials(call), client))
     if (call.service, call.operation) == ("SessionService", "LogOut"):
         operations.check_session(call.token)
         operations.log_out(call.token)
@@ -366,7 +366,7 @@ class SoapServer:
         self.count("requests")
         try:
             call = read_call(service, body, max_bytes=self.max_body, soap_action_header=environ.get("HTTP_SOAPACTION"))
-            return 200, dispatch(self.operations, call), CONTENT_TYPE
+            return 200, dispatch(self.operations, call, str(environ.get("REMOTE_ADDR") or "")), CONTENT_TYPE
         except Refused as refused:
             return self._fault(service, refused)
         except Exception as exc:  # the backend's own errors, when it says how they are answered

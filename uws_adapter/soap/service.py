@@ -1,16 +1,13 @@
 """The UWS messages our SOAP server (:mod:`uws_adapter.soap.server`) reads and answers, shared by the
 emulator's UWS front and the bridge's SOAP façade: the LogIn credentials, a ChangeDeviceState
-``Input`` turned back into the request model, the answers written as UWS writes them, and the
-sessions both keep (:class:`IdleSessions`).
+``Input`` turned back into the request model, the answers written as UWS writes them. Their
+sessions are in :mod:`uws_adapter.soap.sessions`.
 """
 
 from __future__ import annotations
 
-import secrets
-import threading
-import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -27,40 +24,6 @@ OPERATIONS = {"SessionService": ("LogIn", "LogOut"), "CarrierService": ("ChangeD
 _ACTIONS = ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend")
 _QUERY = ("AccountName", "DeviceGroupName", "DeviceServicePlanFilter", "DeviceCustomFieldFilter")
 _UNDEFINED = "INPUT_INVALID.RequestUndefined"
-
-
-class IdleSessions:
-    """Session tokens that expire after ``idle`` seconds without use, as UWS's do (20 minutes
-    [doc]); thread-safe. The emulator (both of its APIs) and the bridge keep their sessions here.
-    ``clock`` is what idle time is measured by (tests pass one they move by hand)."""
-
-    def __init__(self, idle: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.idle = idle
-        self._clock = clock
-        self._last_use: Dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def open(self) -> str:
-        token = secrets.token_hex(16)
-        with self._lock:
-            self._last_use[token] = self._clock()
-        return token
-
-    def touch(self, token: Optional[str]) -> None:
-        """Note a use of ``token``; :class:`Refused` when it is unknown or has expired."""
-        now = self._clock()
-        with self._lock:
-            last = self._last_use.get(token or "")
-            if last is None:
-                raise Refused("REQUEST_FAILED.SessionToken.Invalid", "unknown session token")  # [inferred] code
-            if now - last > self.idle:
-                del self._last_use[token or ""]
-                raise Refused("REQUEST_FAILED.SessionToken.Expired", "the session token has expired")
-            self._last_use[token or ""] = now
-
-    def close(self, token: Optional[str]) -> None:
-        with self._lock:
-            self._last_use.pop(token or "", None)
 
 
 @dataclass(frozen=True)

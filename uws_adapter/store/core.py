@@ -25,6 +25,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 from uws_adapter.errors import StoreError
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device, identity
+from uws_adapter.store import dead_letters as dead_letter_sql
+from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals, keep_letter, letter_of, purge
 from uws_adapter.store.interfaces import CallbackWrite, EventPages, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sql import Dialect, Row, Sql
 from uws_adapter.store.tracking_rows import recent_line_actions, request_status
@@ -85,8 +87,9 @@ def newer_schema(shown: str, version: int, supported: int) -> StoreError:
 class Job:
     """One write handed to a backend's writer thread, and how it went."""
 
-    def __init__(self, work: Any) -> None:
+    def __init__(self, work: Any, durable: bool = True) -> None:
         self.work = work  # what the backend's writer runs: a function of a connection, or a Write
+        self.durable = durable  # False: committed, but no fsync of its own (see Store.write)
         self.done = threading.Event()
         self.result: Any = None
         self.error: Optional[BaseException] = None
@@ -140,8 +143,11 @@ class SqlCore(EventPages):
         """``work``'s statements in one read snapshot: a write committed meanwhile is not half seen."""
         raise NotImplementedError
 
-    def _transact(self, what: str, work: Callable[[Sql], T]) -> T:
-        """``work`` in one write transaction, committed durably before this returns."""
+    def _transact(self, what: str, work: Callable[[Sql], T], *, durable: bool = True) -> T:
+        """``work`` in one write transaction, committed durably before this returns; with
+        ``durable=False`` committed (atomic, seen by all, kept when a process dies) without waiting
+        for its own flush to disk: a power loss or an OS crash may undo it until the next durable
+        commit. For what need not survive that at the price of an fsync per call."""
         raise NotImplementedError
 
     def apply(self, write: Write, *, timeout: float = 30.0) -> Any:
@@ -284,10 +290,7 @@ class SqlCore(EventPages):
             row = db.one("SELECT callback FROM events WHERE id = ?", (event_id,))
             db.run("DELETE FROM handler_queue WHERE event_id = ? AND handler = ?", (event_id, handler))
             why = pg_text(f"handler {handler!r} gave up on event {event_id}: {reason}")[:500]
-            db.insert(
-                "INSERT INTO dead_letters (received_at, content_type, reason, body) VALUES (?, ?, ?, ?)",
-                (now, "application/json", why, (row[0] if row else "").encode("utf-8")),
-            )
+            keep_letter(db, (row[0] if row else "").encode("utf-8"), "application/json", why, now)
 
         self._transact("record a handler that gave up", work)
 
@@ -303,6 +306,10 @@ class SqlCore(EventPages):
         return {str(r[0]): (int(r[1]), float(r[2]) if r[2] is not None else None) for r in rows}
 
     # The request log and the budget reservations ---------------------------------------------------
+    # Committed without an fsync of their own (durable=False): every process and instance sees them at
+    # once and a process that dies keeps them, so the budget stays exact; a power loss or an OS crash
+    # may undo the last ones until the next durable commit (the request's callbacks, which the budget
+    # counts as well). An fsync here cost each request sent a millisecond or more.
 
     def record_request(
         self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap", forced: bool = False
@@ -310,7 +317,9 @@ class SqlCore(EventPages):
         """Remember a sent request so that the tracker knows which devices to expect (and the
         budget guard what each line was sent); ``forced``: sent over the budget on purpose."""
         self._transact(
-            "record the request", lambda db: _insert_request(db, request_id, action, devices, api, self.clock(), forced)
+            "record the request",
+            lambda db: _insert_request(db, request_id, action, devices, api, self.clock(), forced),
+            durable=False,
         )
 
     def recent_actions(self, identities: Sequence[str], since: float) -> LineActions:
@@ -346,7 +355,7 @@ class SqlCore(EventPages):
             _insert_request(db, reservation, action, devices, api, self.clock(), forced)
             return reservation
 
-        return self._transact("reserve the request", work)
+        return self._transact("reserve the request", work, durable=False)
 
     def confirm_request(self, reservation: str, request_id: str) -> None:
         """The reserved request went out and is known as ``request_id`` from now on (an older
@@ -359,39 +368,41 @@ class SqlCore(EventPages):
                    (request_id, self.clock(), reservation))  # fmt: skip
             db.run("UPDATE request_identifiers SET request_id = ? WHERE request_id = ?", (request_id, reservation))
 
-        self._transact("confirm the request", work)
+        self._transact("confirm the request", work, durable=False)
 
     def release_request(self, reservation: str) -> None:
         """The reserved request provably never left: its lines' reservation is given back."""
 
-        self._transact("release the reservation", lambda db: _forget_request(db, reservation))
+        self._transact("release the reservation", lambda db: _forget_request(db, reservation), durable=False)
 
-    # The bridge's session rows ---------------------------------------------------------------------
+    # The bridge's session rows (the policy is uws_adapter.bridge.sessions) ------------------------
+    # Committed without an fsync of their own but LogOut's: a power loss may undo the last ones, and
+    # a legacy client then logs in again; a logout undone would bring a token back.
 
-    def open_session(self, token_sha256: str, now: float, forget_before: float) -> None:
+    def open_session(self, token_sha256: str, now: float, forget_before: Optional[float]) -> None:
         def work(db: Sql) -> None:
-            db.run("DELETE FROM bridge_sessions WHERE last_used < ?", (forget_before,))
+            if forget_before is not None:
+                db.run("DELETE FROM bridge_sessions WHERE last_used < ?", (forget_before,))
             db.run("INSERT INTO bridge_sessions (token_sha256, last_used) VALUES (?, ?)", (token_sha256, now))
 
-        self._transact("record the session", work)
+        self._transact("record the session", work, durable=False)
 
-    def touch_session(self, token_sha256: str, now: float, idle: float) -> str:
-        def work(db: Sql) -> str:
-            row = db.one(
-                "SELECT last_used FROM bridge_sessions WHERE token_sha256 = ?" + db.dialect.for_update, (token_sha256,)
-            )
-            if row is None:
-                return "unknown"
-            if now - float(row[0]) > idle:
-                db.run("DELETE FROM bridge_sessions WHERE token_sha256 = ?", (token_sha256,))
-                return "expired"
-            db.run(
+    def session_last_used(self, token_sha256: str) -> Optional[float]:
+        row = self._read(
+            "read the session",
+            lambda db: db.one("SELECT last_used FROM bridge_sessions WHERE token_sha256 = ?", (token_sha256,)),
+        )
+        return None if row is None else float(row[0])
+
+    def touch_session(self, token_sha256: str, now: float) -> None:
+        self._transact(
+            "note the session's use",
+            lambda db: db.run(
                 f"UPDATE bridge_sessions SET last_used = {db.dialect.greatest}(last_used, ?) WHERE token_sha256 = ?",
                 (now, token_sha256),
-            )
-            return "valid"
-
-        return self._transact("note the session's use", work)
+            ),
+            durable=False,
+        )
 
     def close_session(self, token_sha256: str) -> None:
         self._transact(
@@ -399,48 +410,27 @@ class SqlCore(EventPages):
             lambda db: db.run("DELETE FROM bridge_sessions WHERE token_sha256 = ?", (token_sha256,)),
         )
 
-    def count_login(
-        self, username: str, matched: bool, now: float, *, lock_after: Optional[int], lockout: Optional[float]
-    ) -> str:
-        def work(db: Sql) -> str:
-            # A row to lock first: two instances counting the same login's failures take turns.
-            db.run(
-                "INSERT INTO bridge_login_failures (username, failures, locked_at) VALUES (?, 0, NULL)"
-                " ON CONFLICT DO NOTHING",
-                (username,),
-            )
-            row = db.one(
-                "SELECT failures, locked_at FROM bridge_login_failures WHERE username = ?" + db.dialect.for_update,
-                (username,),
-            )
-            assert row is not None
-            failures = int(row[0])
-            if row[1] is not None:
-                if lockout is None or now - float(row[1]) < lockout:
-                    return "locked"
-                failures = 0  # the lock has run out: a fresh count
-            if matched:
-                db.run("DELETE FROM bridge_login_failures WHERE username = ?", (username,))
-                return "ok"
-            failures += 1
-            locked_at = now if lock_after is not None and failures >= lock_after else None
-            db.run(
-                "UPDATE bridge_login_failures SET failures = ?, locked_at = ? WHERE username = ?",
-                (failures, locked_at, username),
-            )
-            return "locking" if locked_at is not None else "wrong"
+    # Dead letters, for the operator (uws-adapter dead-letters; see .dead_letters) -----------------
 
-        return self._transact("count the login", work)
+    def dead_letters(self, *, after_id: int = 0, limit: int = 100, bodies: bool = False) -> List[DeadLetter]:
+        """Letters in the order they were kept, after ``after_id``; with their bodies if ``bodies``."""
+        query = dead_letter_sql.LIST.format(", body" if bodies else "")
+        rows = self._read("read the dead letters", lambda db: db.all(query, (after_id, limit)))
+        return [letter_of(row) for row in rows]
 
-    def unlock_login(self, username: str) -> bool:
-        cleared = self._transact(
-            "unlock the login",
-            lambda db: db.run(
-                "DELETE FROM bridge_login_failures WHERE username = ? AND (failures > 0 OR locked_at IS NOT NULL)",
-                (username,),
-            ),
-        )
-        return cleared > 0
+    def dead_letter(self, letter_id: int) -> Optional[DeadLetter]:
+        """One letter with its body (as stored: redacted when it was kept), or None."""
+        row = self._read("read the dead letter", lambda db: db.one(dead_letter_sql.ONE, (letter_id,)))
+        return letter_of(row) if row is not None else None
+
+    def dead_letter_totals(self) -> DeadLetterTotals:
+        row = self._read("read the dead letters' total", lambda db: db.one(dead_letter_sql.TOTALS))
+        assert row is not None  # the schema's one row
+        return DeadLetterTotals(int(row[0]), int(row[1]), None if row[2] is None else int(row[2]))
+
+    def purge_dead_letters(self, *, ids: Sequence[int] = (), before: Optional[float] = None) -> int:
+        """Delete the letters ``ids``, or those kept before ``before`` (neither: all); how many."""
+        return self._transact("purge the dead letters", lambda db: purge(db, ids, before))
 
 
 def _insert_request(

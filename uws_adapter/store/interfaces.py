@@ -28,11 +28,12 @@ from uws_adapter.errors import StoreError
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device
 from uws_adapter.redaction import redact
+from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals
 
 __all__ = [
-    "DEAD_LETTER_MAX", "POISONED", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterWrite",
-    "EventPages", "HandlerQueue", "Outcome", "ReceiverStore", "RequestLog", "RequestStatus", "SessionStore",
-    "StoreError", "StoredEvent", "Tracking", "Write",
+    "DEAD_LETTER_MAX", "POISONED", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterStore",
+    "DeadLetterWrite", "EventPages", "HandlerQueue", "Outcome", "ReceiverStore", "RequestLog", "RequestStatus",
+    "SessionStore", "StoreError", "StoredEvent", "Tracking", "Write",
 ]  # fmt: skip
 
 
@@ -111,8 +112,9 @@ class CallbackWrite:
 
 @dataclass(frozen=True)
 class DeadLetterWrite:
-    """Keep a refused document (redacted and cut by the caller) unless the dead letters already
-    hold ``max_total`` bytes; the outcome is its id, or 0 when it was not kept."""
+    """Keep a refused document (redacted and cut by the caller) within ``max_total`` bytes of dead
+    letters in all (None: no cap), the oldest rotated out past it (see
+    :mod:`uws_adapter.store.dead_letters`); the outcome is its id, or 0 when it alone is larger."""
 
     body: bytes
     media_type: Optional[str]
@@ -262,28 +264,20 @@ class Tracking(Protocol):
 
 
 class SessionStore(Protocol):
-    """The bridge's legacy sessions (SHA-256 of tokens only) and login lockouts; the policy is in
-    :mod:`uws_adapter.bridge.sessions`, each operation here is one transaction."""
+    """The bridge's legacy sessions (SHA-256 of tokens only), as rows: the policy (expiry, when to
+    write a use) is :mod:`uws_adapter.bridge.sessions`; each operation here is one transaction."""
 
-    def open_session(self, token_sha256: str, now: float, forget_before: float) -> None:
+    def open_session(self, token_sha256: str, now: float, forget_before: Optional[float]) -> None:
         """Record a new session used at ``now``; forget sessions last used before ``forget_before``."""
 
-    def touch_session(self, token_sha256: str, now: float, idle: float) -> str:
-        """``"valid"`` (and noted as used at ``now``), ``"expired"`` (idle over ``idle`` seconds:
-        forgotten) or ``"unknown"``."""
+    def session_last_used(self, token_sha256: str) -> Optional[float]:
+        """When the session was last recorded as used (None: no such session); a read, no write."""
+
+    def touch_session(self, token_sha256: str, now: float) -> None:
+        """Record a use at ``now`` (never moving a later one back)."""
 
     def close_session(self, token_sha256: str) -> None:
         """Forget a session."""
-
-    def count_login(
-        self, username: str, matched: bool, now: float, *, lock_after: Optional[int], lockout: Optional[float]
-    ) -> str:
-        """Count one LogIn on ``username``: ``"locked"`` (locked since less than ``lockout``
-        seconds, or for good when None), ``"ok"`` (``matched``: failures cleared), ``"locking"``
-        (this failure is the ``lock_after``-th in a row: locked from ``now``) or ``"wrong"``."""
-
-    def unlock_login(self, username: str) -> bool:
-        """Clear the failures and lock of ``username``; True if it had any."""
 
 
 class EventPages:
@@ -315,7 +309,24 @@ class BridgeStore(ReceiverStore, SessionStore, Protocol):
     """What the bridge needs: a receiver's store that keeps legacy sessions too."""
 
 
-class Backend(BridgeStore, RequestLog, Tracking, Protocol):
+class DeadLetterStore(Protocol):
+    """The operator's view of the dead letters (``uws-adapter dead-letters``; see
+    :mod:`uws_adapter.store.dead_letters`)."""
+
+    def dead_letters(self, *, after_id: int = 0, limit: int = 100, bodies: bool = False) -> List[DeadLetter]:
+        """Letters in the order they were kept, after ``after_id``; with their bodies if ``bodies``."""
+
+    def dead_letter(self, letter_id: int) -> Optional[DeadLetter]:
+        """One letter with its body, or None."""
+
+    def dead_letter_totals(self) -> DeadLetterTotals:
+        """The running total the cap counts, letters rotated out, the cap."""
+
+    def purge_dead_letters(self, *, ids: Sequence[int] = (), before: Optional[float] = None) -> int:
+        """Delete the letters ``ids``, or those kept before ``before`` (neither: all); how many."""
+
+
+class Backend(BridgeStore, RequestLog, Tracking, DeadLetterStore, Protocol):
     """Every role: what :func:`uws_adapter.store.open_store` returns."""
 
     def __enter__(self) -> Backend: ...

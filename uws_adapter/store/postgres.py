@@ -1,6 +1,6 @@
 """The PostgreSQL store: every store role on one database that several receivers and bridges share.
 
-    store = PostgresStore("postgresql://uws@db.example/uws")     # psycopg 3: pip install 'uws-adapter[postgres]'
+    store = PostgresStore("postgresql://uws@db.example/uws")     # psycopg 3: the postgres extra
 
 Writes are grouped as in the SQLite store: an event loop commits each group of concurrent callbacks
 in one transaction (:meth:`PostgresStore.commit_group`), threads hand their writes to one writer
@@ -24,7 +24,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
-from uws_adapter.errors import InputError, StoreError
+from uws_adapter.errors import InputError, StoreError, install_hint
 from uws_adapter.store import is_postgres_url  # one rule for what names a PostgreSQL store
 from uws_adapter.store.core import CommitHealth, Job, SqlCore, newer_schema, next_group
 from uws_adapter.store.interfaces import Outcome, Write
@@ -93,7 +93,7 @@ def _psycopg() -> Any:
     try:
         import psycopg
     except ImportError:
-        raise StoreError("a postgresql:// store needs psycopg 3: pip install 'uws-adapter[postgres]'") from None
+        raise StoreError(f"a postgresql:// store needs psycopg 3: {install_hint('postgres')}") from None
     return psycopg
 
 
@@ -329,9 +329,11 @@ class PostgresStore(SqlCore):
 
         return self._run(what, read)
 
-    def _transact(self, what: str, work: Callable[[Sql], T]) -> T:
+    def _transact(self, what: str, work: Callable[[Sql], T], *, durable: bool = True) -> T:
         def write(db: psycopg.Connection[Any]) -> T:
             with db.transaction():
+                if not durable:  # committed, not waited for on the WAL flush (see SqlCore._transact)
+                    db.execute("SET LOCAL synchronous_commit TO off")
                 return work(Sql(db, POSTGRES))
 
         return self._run(what, write)

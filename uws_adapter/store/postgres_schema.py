@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Dict
 
 #: The schema this release writes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Any constant taken by every upgrade (pg_advisory_xact_lock): "uws-adapter" on a phone keypad.
 UPGRADE_LOCK = 8_792_332_378
 
@@ -93,6 +93,20 @@ CREATE TABLE IF NOT EXISTS bridge_login_failures (
 CREATE INDEX IF NOT EXISTS request_identifiers_by_device ON request_identifiers (request_id, device, identifier);
 DROP INDEX IF EXISTS request_identifiers_by_identifier;
 CREATE INDEX IF NOT EXISTS request_identifiers_lines ON request_identifiers (identifier, request_id, device)
+""",
+    # Dead letters: each one's size as the cap counts it, and the running total of those sizes
+    # (see store/dead_letters.py). Failed legacy LogIns are throttled in memory now.
+    3: """
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS size BIGINT NOT NULL DEFAULT 0;
+UPDATE dead_letters SET size = octet_length(body) + octet_length(coalesce(content_type, '') || reason) + 64;
+CREATE TABLE IF NOT EXISTS dead_letter_totals (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    bytes BIGINT NOT NULL,
+    rotated BIGINT NOT NULL,
+    max_bytes BIGINT
+);
+INSERT INTO dead_letter_totals SELECT 0, coalesce(sum(size), 0), 0, NULL FROM dead_letters ON CONFLICT DO NOTHING;
+DROP TABLE IF EXISTS bridge_login_failures
 """,
 }
 

@@ -23,8 +23,10 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from uws_adapter.errors import StoreError
+from uws_adapter.store.dead_letters import keep_letter
 from uws_adapter.store.interfaces import POISONED, CallbackWrite, DeadLetterWrite, Outcome, Write
 from uws_adapter.store.rows import CallbackRow, callback_row
+from uws_adapter.store.sql import POSTGRES, Sql
 
 if TYPE_CHECKING:  # psycopg is imported lazily: `import uws_adapter` must not need it
     import psycopg
@@ -61,15 +63,6 @@ WITH ev AS (
 )
 SELECT event_id FROM attempt
 """
-_DEAD_LETTER = "INSERT INTO dead_letters (received_at, content_type, reason, body) VALUES (%s, %s, %s, %s) RETURNING id"
-# The cap is checked in the same statement; two instances may each keep one letter past it at once,
-# which a cap against flooding the disk can afford (64 KiB a letter at most).
-_CAPPED_DEAD_LETTER = """
-INSERT INTO dead_letters (received_at, content_type, reason, body)
-SELECT %s, %s, %s, %s
-WHERE (SELECT coalesce(sum(octet_length(body)), 0) FROM dead_letters) + %s <= %s
-RETURNING id
-"""
 
 
 def is_database_failure(exc: BaseException) -> bool:
@@ -93,14 +86,8 @@ def _resend_args(row: CallbackRow, write: CallbackWrite, now: float) -> Tuple[An
 
 
 def _dead_letter(cursor: psycopg.Cursor[Any], write: DeadLetterWrite, now: float) -> int:
-    if write.max_total is None:
-        cursor.execute(_DEAD_LETTER, (now, write.media_type, write.reason, write.body))
-    else:
-        cursor.execute(
-            _CAPPED_DEAD_LETTER, (now, write.media_type, write.reason, write.body, len(write.body), write.max_total)
-        )
-    found = cursor.fetchone()
-    return int(found[0]) if found else 0
+    db = Sql(cursor, POSTGRES)
+    return keep_letter(db, write.body, write.media_type, write.reason, now, cap=write.max_total, set_cap=True)
 
 
 def _order(writes: Sequence[Write], rows: Dict[int, CallbackRow]) -> List[int]:
@@ -224,7 +211,6 @@ def _poisoned(cursor: psycopg.Cursor[Any], write: CallbackWrite, exc: BaseExcept
     would be refused on every re-send until the carrier gives up."""
     callback = write.callback
     reason = f"callback {callback.request_id[:80]!r} could not be stored as an event: {type(exc).__name__}"
-    cursor.execute(_DEAD_LETTER, (now, write.media_type, reason, write.dead_letter()))
-    found = cursor.fetchone()
-    _log.warning("%s; kept as dead letter %d", reason, int(found[0]) if found else 0)
+    letter = keep_letter(Sql(cursor, POSTGRES), write.dead_letter(), write.media_type, reason, now)
+    _log.warning("%s; kept as dead letter %d", reason, letter)
     return POISONED, False

@@ -5,8 +5,11 @@ the handler queue, the requests the clients sent, and the bridge's sessions.
 WAL mode with full synchronous commits. Writes go through one writer thread that commits queued
 jobs in groups (or, for a caller with a committer thread of its own such as the ASGI receiver,
 through :meth:`Store.commit_group` on that thread's connection): each job runs in its own savepoint,
-and every caller is released only after the COMMIT of its group returned, so nothing is
-acknowledged before it is durable while one fsync serves many concurrent callbacks. What a job
+and every caller is released only after its group is durable, so nothing is acknowledged before it
+is on disk while one fsync serves many concurrent callbacks. With ``synchronous="FULL"`` (the
+default) the writers' own commits append to the WAL without waiting, and the writer then fsyncs the
+WAL itself once the write locks are released: what SQLite's FULL does at COMMIT, but without holding
+the lock that other processes' commits wait for during the fsync (see :class:`_WalSync`). What a job
 writes is in :mod:`uws_adapter.store.sqlite_writes`. Waits for the write lock are bounded
 (``lock_timeout``). The schema carries its version (``PRAGMA user_version``): older databases are
 upgraded in place when opened, newer ones refused.
@@ -20,7 +23,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
 try:
     import fcntl
@@ -40,7 +43,7 @@ T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 
 #: The schema this release writes (``PRAGMA user_version``). 0 is 0.1.0's, which had no version.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: How to go from version N-1 to N, applied in order in one transaction when a store is opened.
 _MIGRATIONS: Dict[int, str] = {
     1: "CREATE INDEX IF NOT EXISTS handler_queue_by_due ON handler_queue (next_at);",
@@ -69,6 +72,18 @@ _MIGRATIONS: Dict[int, str] = {
             ON request_identifiers (request_id, device, identifier);
         DROP INDEX IF EXISTS request_identifiers_by_identifier;
         CREATE INDEX IF NOT EXISTS request_identifiers_lines ON request_identifiers (identifier, request_id, device);
+    """,
+    # Dead letters: each one's size as the cap counts it, and the running total of those sizes
+    # (see store/dead_letters.py; the sizes of older letters are reckoned here once). Failed
+    # legacy LogIns are throttled in memory now: their table goes.
+    6: """
+        ALTER TABLE dead_letters ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+        UPDATE dead_letters SET size = length(body) + length(CAST(coalesce(content_type, '') || reason AS BLOB)) + 64;
+        CREATE TABLE IF NOT EXISTS dead_letter_totals (
+            id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL, rotated INTEGER NOT NULL, max_bytes INTEGER
+        );
+        INSERT OR IGNORE INTO dead_letter_totals SELECT 0, coalesce(sum(size), 0), 0, NULL FROM dead_letters;
+        DROP TABLE IF EXISTS bridge_login_failures;
     """,
 }
 #: The free space below which a store is not ready: room for a full group of callbacks' log frames.
@@ -146,7 +161,7 @@ class _FileLock:
         if self._fd is None or fcntl is None:
             return
         deadline = time.monotonic() + self.timeout
-        pause = 0.0002
+        pause = 0.0001
         while True:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -154,13 +169,70 @@ class _FileLock:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise StoreError(f"another writer held the store's write lock for over {self.timeout} s") from None
-                # A commit holds the lock for about one fsync: short pauses, growing while it lasts.
+                # A commit holds the lock for its statements only (its fsync comes after): short
+                # pauses, growing a little, so that the lock is taken soon after it is let go.
                 time.sleep(pause)
-                pause = min(pause * 2, 0.005)
+                pause = min(pause * 2, 0.001)
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None and fcntl is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class _GroupJob:
+    """A write of a group committed by :meth:`Store.commit_group`: as a :class:`Job` without the
+    event (the committing thread reads the outcome itself), one allocation less per callback."""
+
+    __slots__ = ("error", "result", "work")
+    durable = True
+
+    def __init__(self, work: Callable[[sqlite3.Connection], Any]) -> None:
+        self.work = work
+        self.result: Any = None
+        self.error: Optional[BaseException] = None
+
+
+class _WalSync:
+    """The fsync of a writer connection's commits, made after the write locks are let go.
+
+    Why: under ``synchronous=FULL`` SQLite fsyncs the WAL inside COMMIT, while the write lock is
+    held, so every other process's commit waits for this one's fsync, and the disk never has two
+    groups in flight. A writer connection is run at ``synchronous=NORMAL`` instead (its COMMIT
+    appends the group's frames to the WAL and returns) and this fsyncs the WAL before any caller of
+    the group is answered: the acknowledgement waits for the disk exactly as under FULL, but the
+    next process commits meanwhile (and one fsync may carry both groups). A crash before the fsync
+    loses only what was never acknowledged; NORMAL keeps the database consistent in any case, and
+    syncs the WAL before each checkpoint, so frames it moves into the database are durable too.
+
+    The WAL is opened once per connection (it exists while any connection is open, and SQLite
+    deletes it only when the last one closes, after checkpointing everything into the database);
+    the folder is fsynced once as well, since the file may be new and its name must survive too.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._wal = f"{path}-wal"
+        self._folder = str(path.parent)
+        self._fd: Optional[int] = None
+
+    def __call__(self) -> None:
+        if self._fd is None:
+            fd = os.open(self._wal, os.O_RDONLY)
+            try:
+                folder = os.open(self._folder, os.O_RDONLY)
+                try:
+                    os.fsync(folder)
+                finally:
+                    os.close(folder)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+        os.fsync(self._fd)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -264,6 +336,22 @@ class Store(SqlCore):
         connection.execute("PRAGMA foreign_keys=ON")
         return connection
 
+    def _connect_writer(self) -> Tuple[sqlite3.Connection, Optional[_WalSync]]:
+        """A connection for group commits, and the fsync that makes its commits durable when
+        that is ours to make (FULL, in WAL mode, where files can be opened beside SQLite's)."""
+        connection = self._connect()
+        if self.synchronous != "FULL" or fcntl is None:
+            return connection, None
+        try:
+            mode = str(connection.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            if mode != "wal":  # a file system without WAL support: SQLite's own FULL commits
+                return connection, None
+            connection.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            connection.close()
+            raise
+        return connection, _WalSync(self.path)
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -273,23 +361,36 @@ class Store(SqlCore):
 
     # Writing -------------------------------------------------------------------------------------
 
-    def write(self, work: Callable[[sqlite3.Connection], T], *, timeout: float = 30.0) -> T:
-        """Run ``work`` in the writer's transaction; return once it is committed durably."""
+    def write(self, work: Callable[[sqlite3.Connection], T], *, timeout: float = 30.0, durable: bool = True) -> T:
+        """Run ``work`` in the writer's transaction; return once it is committed durably.
+
+        ``durable=False``: committed in the calling thread (no fsync to share with a group, so no
+        two thread switches) with ``synchronous=NORMAL`` for that transaction: atomic, seen by
+        every process, kept when a process dies, but a power loss or an OS crash may undo it until
+        the next durable commit or checkpoint fsyncs the write-ahead log."""
         if self._closed:
             raise StoreError("the store is closed")
-        job = Job(work)
-        self._jobs.put(job)
+        job = Job(work, durable)
+        if durable:
+            self._jobs.put(job)
+        else:
+            self._commit_here([job])
+            job.done.set()
         result: T = job.wait(timeout)
         return result
 
     def _write_loop(self) -> None:
-        connection = self._connect()
+        connection, sync = self._connect_writer()
         while True:
             jobs = next_group(self._jobs, self.max_batch)
             if jobs is None:
                 connection.close()
+                if sync is not None:
+                    sync.close()
                 return
-            self._commit(connection, jobs)
+            self._commit(connection, jobs, sync)
+            for job in jobs:
+                job.done.set()
 
     def apply(self, write: Write, *, timeout: float = 30.0) -> Any:
         """Store ``write`` through the writer thread's group commit; return its result once it is
@@ -300,21 +401,33 @@ class Store(SqlCore):
         """Store ``writes`` in one transaction in the calling thread (on a connection of its own),
         each in its own savepoint, committed durably: for a caller with its own committer thread,
         which must not hand every group to the writer thread."""
+        # Plain jobs: this thread reads their outcomes itself, nobody waits on their events.
+        jobs = [_GroupJob(work_for(write, self.clock)) for write in writes]
+        self._commit_here(jobs)
+        return [Outcome(job.result, job.error) for job in jobs]
+
+    def _commit_here(self, jobs: Sequence[Union[Job, _GroupJob]]) -> None:
+        """Commit ``jobs`` in the calling thread, on its own connection."""
         connection: Optional[sqlite3.Connection] = getattr(self._local, "writer", None)
+        sync: Optional[_WalSync] = getattr(self._local, "sync", None)
         if connection is None:
             if self._closed:
                 raise StoreError("the store is closed")
-            connection = self._connect()
-            self._local.writer = connection
-        jobs = [Job(work_for(write, self.clock)) for write in writes]
-        self._commit(connection, jobs)
+            connection, sync = self._connect_writer()
+            self._local.writer, self._local.sync = connection, sync
+        self._commit(connection, jobs, sync)
         failed = next((job.error for job in jobs if isinstance(job.error, sqlite3.OperationalError)), None)
         if failed is not None:  # the connection may be unusable now: the next group opens another
             connection.close()
-            self._local.writer = None
-        return [Outcome(job.result, job.error) for job in jobs]
+            if sync is not None:
+                sync.close()
+            self._local.writer = self._local.sync = None
 
-    def _commit(self, connection: sqlite3.Connection, jobs: List[Job]) -> None:
+    def _commit(
+        self, connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJob]], sync: Optional[_WalSync]
+    ) -> None:
+        """Run ``jobs`` in one transaction and make it durable; each job's result or error is
+        set (the caller tells whoever waits)."""
         # Writers in this process take turns on a lock, and writers in other processes (gunicorn
         # or uvicorn workers) on a file lock: both wake at once when it is free, where SQLite's own
         # busy handler would sleep in steps of up to 100 ms.
@@ -323,21 +436,38 @@ class Store(SqlCore):
             self._health.record(False, self.clock())
             for job in jobs:
                 job.error = error
-                job.done.set()
             return
         try:
             with self._file_lock:
-                self._commit_locked(connection, jobs)
+                committed = self._commit_locked(connection, jobs, sync)
         except StoreError as exc:  # the file lock was not had in time: nothing was written
             self._health.record(False, self.clock())
             for job in jobs:
                 job.error = exc
-                job.done.set()
+            return
         finally:
             self._commit_lock.release()
+        if committed and sync is not None and any(job.durable for job in jobs):
+            try:
+                sync()
+            except OSError as exc:  # committed, but not known to be on disk: answered as not stored
+                sync.close()  # the next commit opens the WAL afresh (an fsync error is told once per handle)
+                self._health.record(False, self.clock())
+                error = StoreError(f"the commit could not be made durable (fsync of the WAL): {exc}")
+                error.__cause__ = exc
+                for job in jobs:
+                    job.error = job.error or error
 
-    def _commit_locked(self, connection: sqlite3.Connection, jobs: List[Job]) -> None:
+    def _commit_locked(
+        self, connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJob]], sync: Optional[_WalSync]
+    ) -> bool:
+        """Whether the transaction committed (some jobs in it may have failed alone)."""
+        # A connection whose fsync is ours (sync) runs at NORMAL already; another one is let off
+        # its fsync for a transaction of non-durable writes only.
+        relaxed = sync is None and self.synchronous != "NORMAL" and not any(job.durable for job in jobs)
         try:
+            if relaxed:  # non-durable writes only: committed without an fsync of their own
+                connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("BEGIN IMMEDIATE")
             for job in jobs:
                 connection.execute("SAVEPOINT job")
@@ -349,16 +479,20 @@ class Store(SqlCore):
                     connection.execute("RELEASE job")
                     job.error = exc
             connection.execute("COMMIT")
+            committed = True
         except Exception as exc:  # the commit itself failed: nothing of this group is durable
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             for job in jobs:
                 job.error = job.error or exc
+            committed = False
+        finally:
+            if relaxed:
+                connection.execute(f"PRAGMA synchronous={self.synchronous}")
         # A database failure (disk full, I/O, lock) in any job, or of the commit, is one the next
         # callback may meet too; a value refused in one job is not.
         self._health.record(not any(isinstance(job.error, sqlite3.OperationalError) for job in jobs), self.clock())
-        for job in jobs:
-            job.done.set()
+        return committed
 
     # What the SQL core needs ---------------------------------------------------------------------
 
@@ -380,8 +514,8 @@ class Store(SqlCore):
         finally:
             db.execute("COMMIT")
 
-    def _transact(self, what: str, work: Callable[[Sql], T]) -> T:
-        return self.write(lambda connection: work(Sql(connection, SQLITE)))
+    def _transact(self, what: str, work: Callable[[Sql], T], *, durable: bool = True) -> T:
+        return self.write(lambda connection: work(Sql(connection, SQLITE)), durable=durable)
 
     def ready(self) -> bool:
         """Whether a callback can be committed now: no commit failed in the last few seconds

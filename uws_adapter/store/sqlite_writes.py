@@ -18,8 +18,10 @@ import time
 from typing import Callable, Optional, Sequence, Tuple
 
 from uws_adapter.model.callbacks import CallbackRequest
+from uws_adapter.store.dead_letters import keep_letter
 from uws_adapter.store.interfaces import POISONED, CallbackWrite, DeadLetterWrite, Write
 from uws_adapter.store.rows import callback_row
+from uws_adapter.store.sql import SQLITE, Sql
 
 _log = logging.getLogger("uws_adapter.store")
 
@@ -64,10 +66,11 @@ def callback_work(
         new = cursor.rowcount == 1
         if new:
             event_id = int(cursor.lastrowid or 0)
-            db.executemany(
-                "INSERT INTO handler_queue (event_id, handler, next_at) VALUES (?, ?, ?)",
-                [(event_id, name, now) for name in handlers],
-            )
+            if handlers:  # a receiver without handlers queues nothing: no statement at all
+                db.executemany(
+                    "INSERT INTO handler_queue (event_id, handler, next_at) VALUES (?, ?, ?)",
+                    [(event_id, name, now) for name in handlers],
+                )
         else:
             event_id, first_digest = db.execute(
                 "SELECT id, content_hash FROM events"
@@ -93,29 +96,27 @@ def dead_letter_work(
     max_total: Optional[int] = None,
     clock: Callable[[], float] = time.time,
 ) -> Callable[[sqlite3.Connection], int]:
-    """The store transaction that keeps a refused document (redacted and capped by the caller).
-
-    Returns the dead letter's id, or 0 when the dead letters already hold ``max_total`` bytes: a
-    flood of refused documents must not fill the disk that legitimate callbacks need."""
+    """The store transaction that keeps a refused document (redacted and capped by the caller)
+    within ``max_total`` bytes of dead letters in all, the oldest rotated out past it (see
+    :mod:`.dead_letters`). Returns the dead letter's id, or 0 when it is larger than the cap."""
 
     def work(db: sqlite3.Connection) -> int:
-        if max_total is not None:
-            held = int(db.execute("SELECT coalesce(sum(length(body)), 0) FROM dead_letters").fetchone()[0])
-            if held + len(body) > max_total:
-                return 0
-        return _insert_dead_letter(db, body, content_type, reason, clock())
+        return _insert_dead_letter(db, body, content_type, reason, clock(), cap=max_total, set_cap=True)
 
     return work
 
 
 def _insert_dead_letter(
-    db: sqlite3.Connection, body: bytes, content_type: Optional[str], reason: str, now: float
+    db: sqlite3.Connection,
+    body: bytes,
+    content_type: Optional[str],
+    reason: str,
+    now: float,
+    *,
+    cap: Optional[int] = None,
+    set_cap: bool = False,
 ) -> int:
-    cursor = db.execute(
-        "INSERT INTO dead_letters (received_at, content_type, reason, body) VALUES (?, ?, ?, ?)",
-        (now, content_type, reason, body),
-    )
-    return int(cursor.lastrowid or 0)
+    return keep_letter(Sql(db, SQLITE), body, content_type, reason, now, cap=cap, set_cap=set_cap)
 
 
 def work_for(write: Write, clock: Callable[[], float]) -> Callable[[sqlite3.Connection], object]:

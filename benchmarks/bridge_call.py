@@ -1,0 +1,166 @@
+"""What the migration bridge adds to the REST call it makes: a one-device ChangeDeviceState sent
+by a legacy SOAP client to the bridge (which checks the session, validates and reads the SOAP,
+checks the daily budget, records the request and makes the REST call to the emulator), against
+the same REST suspend made directly to the emulator by a ``RestClient``, in one run, interleaved
+call by call. Prints both p50s (and p99s) and the milliseconds the bridge adds.
+
+Its floor, in the same run and interleaved too: the same legacy request POSTed over the same
+server stack (waitress, connection limits, access log) to an application that only reads the body
+and answers a fixed ChangeDeviceStateResponse: what one more HTTP hop costs whatever the bridge
+does. What the bridge adds beyond that hop is its own work.
+
+The bridge runs as ``uws-adapter bridge`` runs it: waitress with the connection limits, the access
+log at INFO (written to a file), a SQLite store with full synchronous commits on this disk, the
+budget guard on (the carrier's 5 actions a line a day; every call is to a fresh line). The legacy
+client keeps its connection alive and sends the envelope our UWS client builds.
+
+    python benchmarks/bridge_call.py [--calls 300] [--db-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+import requests
+
+from uws_adapter import Emulator, RestClient, Suspend, generated_devices, select
+from uws_adapter.bridge.app import Bridge
+from uws_adapter.logs import TextFormatter
+from uws_adapter.serving.access import AccessLog
+from uws_adapter.serving.thread import ServedApp
+from uws_adapter.store.sqlite import Store
+from uws_adapter.uws.envelope import build_envelope, build_login
+
+USER, PASSWORD = "uws-user", "uws-password"
+CLIENT_ID, SECRET = "ts-client", "ts-secret"
+LEGACY_USER, LEGACY_PASSWORD = "legacy", "legacy-password"
+WARMUP = 20
+
+
+_ANSWER = (
+    b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><ChangeDeviceStateResponse '
+    b'xmlns="http://nphase.com/unifiedwebservice/v2"><Output xmlns:a="http://schemas.datacontract.org/2004/07/'
+    b'NPhase.UnifiedWebService.APIs.v2.Contract.CarrierService"><a:RequestId>00000000-0000-0000-0000-000000000000'
+    b"</a:RequestId></Output></ChangeDeviceStateResponse></s:Body></s:Envelope>"
+)
+
+
+def _hop_only(environ: Dict[str, Any], start_response: Callable[..., Any]) -> List[bytes]:
+    """The floor: read the request, answer as the bridge would, do nothing else."""
+    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    start_response("200 OK", [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(_ANSWER)))])
+    return [_ANSWER]
+
+
+def _percentile(values: List[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--calls", type=int, default=300, help="timed calls of each kind (default 300)")
+    parser.add_argument("--db-dir", help="folder for the bridge's store and log (default: a temporary one)")
+    args = parser.parse_args()
+    total = 2 * (args.calls + WARMUP)
+    folder = Path(args.db_dir or tempfile.mkdtemp(prefix="bridge-call-"))
+    log = logging.FileHandler(folder / "bridge.log")
+    log.setFormatter(TextFormatter())
+    logging.getLogger("uws_adapter").addHandler(log)
+    logging.getLogger("uws_adapter").setLevel(logging.INFO)
+
+    lines = generated_devices(total)
+    with Emulator(devices=lines, daily_budget=10**9) as emulator, Store(folder / "bridge.db") as store:
+        rest = RestClient(
+            base_url=emulator.rest_url, client_id=CLIENT_ID, client_secret=SECRET, username=USER, password=PASSWORD,
+            store=store,
+        )  # fmt: skip
+        rest.daily_budget = 5  # the carrier's, as the bridge command sets it from the settings
+        bridge = Bridge(
+            rest, store, legacy_users={LEGACY_USER: LEGACY_PASSWORD}, callback_username="cb",
+            callback_password="cb-password",
+        )  # fmt: skip
+        served = ServedApp(AccessLog(bridge, "bridge"), threads=16, max_body=8 * 1024 * 1024, ident="bridge")
+        served.start()
+        floor = ServedApp(AccessLog(_hop_only, "bridge"), threads=16, max_body=8 * 1024 * 1024, ident="floor")
+        floor.start()
+        floor_url = f"{floor.url}/api/v2"
+        bridge.allow_hosts([f"127.0.0.1:{served.address[1]}"])
+        base_url = f"{served.url}/api/v2"
+        direct = RestClient(
+            base_url=emulator.rest_url, client_id=CLIENT_ID, client_secret=SECRET, username=USER, password=PASSWORD
+        )
+        legacy = requests.Session()
+        try:
+            login = build_login(LEGACY_USER, LEGACY_PASSWORD, base_url=base_url)
+            answer = legacy.post(login.url, data=login.body, headers=dict(login.headers), timeout=10)
+            token = answer.text.split("SessionToken>")[1].split("<")[0]
+            devices = iter(line.device for line in lines)
+
+            def through_bridge() -> None:
+                request = build_envelope(Suspend(), select([next(devices)]), token=token, base_url=base_url)
+                body, headers = request.body, dict(request.headers)
+                start = time.perf_counter()
+                response = legacy.post(request.url, data=body, headers=headers, timeout=10)
+                timings["bridge"].append((time.perf_counter() - start) * 1000)
+                if response.status_code != 200 or b"RequestId" not in response.content:
+                    raise SystemExit(f"the bridge refused the call: {response.status_code} {response.text[:300]}")
+
+            def direct_rest() -> None:
+                selection = select([next(devices)])
+                start = time.perf_counter()
+                direct.suspend(selection)
+                timings["direct"].append((time.perf_counter() - start) * 1000)
+
+            def hop_only() -> None:
+                request = build_envelope(Suspend(), select([lines[0].device]), token=token, base_url=floor_url)
+                body, headers = request.body, dict(request.headers)
+                start = time.perf_counter()
+                response = legacy.post(request.url, data=body, headers=headers, timeout=10)
+                timings["hop"].append((time.perf_counter() - start) * 1000)
+                if response.status_code != 200:
+                    raise SystemExit(f"the floor app answered {response.status_code}")
+
+            timings: Dict[str, List[float]] = {"bridge": [], "direct": [], "hop": []}
+            calls: List[Callable[[], None]] = [through_bridge, direct_rest, hop_only]
+            for _ in range(args.calls + WARMUP):  # interleaved, so that drift touches both alike
+                for call in calls:
+                    call()
+            for values in timings.values():
+                del values[:WARMUP]
+        finally:
+            legacy.close()
+            direct.close()
+            served.stop()
+            floor.stop()
+            bridge.close()
+            rest.close()
+    bridge_p50, direct_p50 = _percentile(timings["bridge"], 0.5), _percentile(timings["direct"], 0.5)
+    hop_p50 = _percentile(timings["hop"], 0.5)
+    print(f"{args.calls} one-device suspends each, loopback, interleaved (Python {sys.version.split()[0]})")
+    print(f"{'path':<44}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
+    for name, label in (
+        ("bridge", "legacy SOAP -> bridge -> emulator REST"),
+        ("direct", "REST to the emulator"),
+        ("hop", "floor: legacy SOAP -> answer-only app"),
+    ):
+        values = timings[name]
+        print(
+            f"{label:<44}{_percentile(values, 0.5):>10.2f}{_percentile(values, 0.99):>10.2f}"
+            f"{statistics.mean(values):>10.2f}"
+        )
+    added = bridge_p50 - direct_p50
+    print(f"the bridge adds {added:.2f} ms at p50 ({bridge_p50 / direct_p50:.1f}x the direct call)")
+    print(f"of which the HTTP hop (floor) {hop_p50:.2f} ms; the bridge's own work {added - hop_p50:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

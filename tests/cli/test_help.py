@@ -1,0 +1,92 @@
+"""Every command's --help, with every environment variable the package reads set to a secret-looking
+value: no value of the environment ever appears (issue 20 item 1: `wait --help` printed
+$UWS_CALLBACK_DB with its PostgreSQL password), and every command goes through the one formatter."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from contextlib import redirect_stdout
+from typing import Dict, Iterator, List, Tuple
+
+import pytest
+
+from uws_adapter.cli.main import build_parser, main
+from uws_adapter.cli.options import HelpFormatter
+from uws_adapter.config import OPTIONS as CLIENT_OPTIONS
+from uws_adapter.logs import FORMAT_VARIABLE, LEVEL_VARIABLE
+from uws_adapter.settings.receiver import ReceiverSettings
+from uws_adapter.settings.services import BridgeSettings, EmulatorSettings
+from uws_adapter.settings.source import CONFIG_VARIABLE
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: Tuple[str, ...] = ()) -> Iterator[Tuple[str, ...]]:
+    children = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not children:
+        yield prefix
+    for action in children:
+        for name, sub in action.choices.items():
+            yield from _commands(sub, (*prefix, name))
+
+
+COMMANDS = sorted(_commands(build_parser()))
+
+
+def _variables() -> Dict[str, str]:
+    """Every variable a settings table names, and the others the CLI reads, each with a value
+    that no help text could contain by chance."""
+    names = {o.variable for o in CLIENT_OPTIONS if o.variable}
+    for settings in (ReceiverSettings, BridgeSettings, EmulatorSettings):
+        names |= {o.variable for o in settings.OPTIONS if o.variable}
+    names |= {CONFIG_VARIABLE, LEVEL_VARIABLE, FORMAT_VARIABLE}
+    values = {name: f"s3cret-{name.lower().replace('_', '-')}" for name in sorted(names)}
+    values["UWS_CALLBACK_DB"] = "postgresql://uws:pg-pa55word@db.internal:5432/uws"
+    values["UWS_BRIDGE_DB"] = "postgresql://bridge:bridge-pa55word@db.internal/bridge"
+    return values
+
+
+def test_the_commands_are_found() -> None:
+    flat = {" ".join(c) for c in COMMANDS}
+    assert {"wait", "receiver", "bridge", "emulator", "restore", "listeners register", "db upgrade"} <= flat
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
+def test_help_never_shows_an_environment_value(command: Tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    values = _variables()
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    out = io.StringIO()
+    with redirect_stdout(out), pytest.raises(SystemExit) as ended:
+        main([*command, "--help"])
+    assert ended.value.code == 0
+    text = out.getvalue()
+    assert text.startswith(f"usage: uws-adapter {' '.join(command)}")
+    leaked: List[str] = [name for name, value in values.items() if value in text]
+    assert leaked == [], f"--help shows the value of {leaked}"
+    for fragment in ("pa55word", "s3cret-", "db.internal"):
+        assert fragment not in text
+
+
+def test_every_command_uses_the_one_formatter() -> None:
+    def walk(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from walk(sub)
+
+    assert {parser.formatter_class for parser in walk(build_parser())} == {HelpFormatter}
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [(["wait"], "(default: $UWS_CALLBACK_DB or callbacks.db)"), (["receiver"], "(default: 8081)"),
+     (["receiver"], "(default: $UWS_CALLBACK_USERNAME)"), (["bridge"], "(default: $UWS_BRIDGE_DB or bridge.db)"),
+     (["receiver"], "(or $UWS_CALLBACK_ALLOW_ANONYMOUS=1)"), (["status"], "(default: $UWS_ADAPTER_LOG_LEVEL, else info)")],
+    ids=["wait-db", "receiver-port", "receiver-username", "bridge-db", "receiver-anonymous", "status-log-level"],
+)  # fmt: skip
+def test_help_names_where_a_default_comes_from(command: List[str], shown: str) -> None:
+    out = io.StringIO()
+    with redirect_stdout(out), pytest.raises(SystemExit):
+        main([*command, "--help"])
+    assert shown in " ".join(out.getvalue().split())

@@ -1,0 +1,122 @@
+"""How every command's options meet the settings: one help formatter, defaults that say where a
+value would come from (never the value itself), and the options of a service handed to its
+settings object (:mod:`uws_adapter.settings`) with the option's name as their origin.
+
+No option's default is read from the environment when the parser is built: ``--help`` could
+print it (a ``postgresql://`` URL with its password did). An option backed by an environment
+variable has a :class:`Default` instead, shown as ``$VARIABLE, else VALUE`` and resolved after
+parsing, by :func:`resolve_defaults` (commands without a settings object) or by the settings
+object itself (services, whose settings read the file, then the environment, then the options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from typing import Any, Dict, Mapping, Optional, Type, TypeVar
+
+from uws_adapter.settings.source import Loadable
+
+__all__ = [
+    "Default", "HelpFormatter", "help_with_default", "load_from_options", "option_name", "resolve_defaults",
+    "settings_defaults",
+]  # fmt: skip
+
+T = TypeVar("T", bound=Loadable)
+#: Words that mark an option whose default is never shown, whatever it is.
+SECRET_WORDS = ("password", "token", "secret", "login")
+
+
+class Default:
+    """An option's default: the environment ``variable`` (if any), else ``value``. Its text (what
+    --help shows) names the variable, never what the variable holds."""
+
+    def __init__(self, variable: Optional[str], value: Any = None) -> None:
+        self.variable = variable
+        self.value = value
+
+    def __str__(self) -> str:
+        shown = "" if self.value in (None, "", ()) else str(self.value)
+        if self.variable:
+            return f"${self.variable}, else {shown}" if shown else f"${self.variable}"
+        return shown
+
+    __repr__ = __str__
+
+    def resolve(self, environ: Optional[Mapping[str, str]] = None) -> Any:
+        env = os.environ if environ is None else environ
+        return (env.get(self.variable) if self.variable else None) or self.value
+
+
+def help_with_default(action: argparse.Action) -> Optional[str]:
+    """The one rule for an option's help: it ends with its default, unless the help already says
+    it, the option is secret, or it has none. (A :class:`Default` shows as ``$VARIABLE, else
+    VALUE``; nothing read from the environment is ever shown.)"""
+    text = action.help
+    default = action.default
+    if (
+        text == argparse.SUPPRESS
+        or not action.option_strings
+        or "default" in (text or "")
+        or default in (None, False, [], (), argparse.SUPPRESS)
+        or (not isinstance(default, Default) and any(word in action.dest for word in SECRET_WORDS))
+        or str(default) == ""
+    ):
+        return text
+    return f"{text or ''} (default: %(default)s)".strip()
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """The one formatter of every command (:func:`help_with_default`, which the command line also
+    writes into each option's help when it builds the parser, for the generated reference)."""
+
+    def _get_help_string(self, action: argparse.Action) -> Optional[str]:
+        return help_with_default(action)
+
+
+def option_name(dest: str) -> str:
+    """The option a settings field is given with (``max_body`` -> ``--max-body``)."""
+    return "--" + dest.replace("_", "-")
+
+
+def settings_defaults(parser: argparse.ArgumentParser, settings: Type[Loadable]) -> None:
+    """The defaults of ``parser``'s options that are ``settings``' fields, from its table: the
+    environment variable and the field's default (a secret's never). The command's options are
+    then handed to ``settings`` (:func:`load_from_options`)."""
+    table = {option.name: option for option in settings.OPTIONS}
+    defaults = {field.name: field.default for field in dataclasses.fields(settings)}  # type: ignore[arg-type]
+    for action in parser._actions:
+        option = table.get(action.dest)
+        if option is None or not action.option_strings:
+            continue
+        value = None if option.secret else defaults.get(action.dest)
+        if isinstance(action, (argparse._StoreTrueAction, argparse._AppendAction)):
+            if option.variable and "$" not in (action.help or ""):
+                action.help = f"{action.help or ''} (or ${option.variable}=1)".strip()
+            action.default = None  # a flag given or not, a list given or not: the settings decide
+            continue
+        action.default = Default(option.variable, value)
+    parser.set_defaults(settings_class=settings)
+
+
+def resolve_defaults(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None) -> None:
+    """After parsing: each :class:`Default` left in ``args`` becomes its value - or None for a
+    command with a settings object, which reads the environment itself (after the file)."""
+    has_settings = getattr(args, "settings_class", None) is not None
+    for name, value in vars(args).items():
+        if isinstance(value, Default):
+            setattr(args, name, None if has_settings else value.resolve(environ))
+
+
+def load_from_options(settings: Type[T], args: argparse.Namespace, **extra: Any) -> T:
+    """``settings`` from ``--config`` (else ``$UWS_ADAPTER_CONFIG``), the environment and the
+    options given on the command line (a flag not given, an option left out: not given)."""
+    given: Dict[str, Any] = {}
+    for option in settings.OPTIONS:
+        value = getattr(args, option.name, None)
+        if value is not None and value is not False and value != []:
+            given[option.name] = value
+    given.update(extra)
+    origins = {name: option_name(name) for name in given}
+    return settings.load(getattr(args, "config", None), origins=origins, **given)

@@ -1,0 +1,161 @@
+"""The receiver's settings (``[receiver]``, ``UWS_CALLBACK_*``, ``uws-adapter receiver``'s options),
+and the private file its uvicorn worker processes read them from.
+
+The workers are separate processes: they are handed the path of a file (mode 0600, in a folder
+only this user can read, removed when the receiver stops) in :data:`WORKER_SETTINGS_VARIABLE`,
+never the passwords themselves in the environment (which other processes of the user, and
+``/proc/PID/environ``, can read for the life of the process).
+
+Standard library only (and the package's errors): the workers import this.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Optional, Tuple, Union
+
+from uws_adapter.errors import InputError
+from uws_adapter.settings.source import Loadable, Option, choice, flag, number, whole
+from uws_adapter.xmlsafe import MAX_BYTES
+
+__all__ = [
+    "CONNECTION_OPTIONS",
+    "CREDENTIALS_FIX",
+    "WORKER_SETTINGS_VARIABLE",
+    "ReceiverSettings",
+    "port_option",
+]
+
+#: The environment variable that gives a worker process the path of its settings file.
+WORKER_SETTINGS_VARIABLE = "UWS_ADAPTER_WORKER_SETTINGS"
+#: How to give a receiver its callback credentials, wherever the check is made.
+CREDENTIALS_FIX = (
+    "give --username and --password (or UWS_CALLBACK_USERNAME and UWS_CALLBACK_PASSWORD, or username and "
+    "password in [receiver] of the settings file), or --allow-anonymous (UWS_CALLBACK_ALLOW_ANONYMOUS=1) on a "
+    "closed network"
+)
+
+
+def port_option() -> Option:
+    return Option("port", None, whole(0, 65535, "a port number", "give 1 to 65535, or 0 to pick a free port"))
+
+
+#: Connection bounds, the same on every service (see uws_adapter/serving/limits.py).
+CONNECTION_OPTIONS = (
+    Option("max_connections", None, whole(1, 1_000_000, "a number of connections")),
+    Option("idle_timeout", None, number(0, 3600, open_low=True)),
+    Option("header_timeout", None, number(0, 3600, open_low=True)),
+    Option("body_timeout", None, number(0, 3600, open_low=True)),
+)
+
+
+@dataclass(frozen=True, repr=False)
+class ReceiverSettings(Loadable):
+    """Everything ``uws-adapter receiver`` (and :func:`uws_adapter.receiver.wsgi.create_app`) needs."""
+
+    SECTION: ClassVar[str] = "receiver"
+    OPTIONS: ClassVar[Tuple[Option, ...]] = (
+        Option("host"),
+        port_option(),
+        Option("db", "UWS_CALLBACK_DB"),
+        Option("username", "UWS_CALLBACK_USERNAME"),
+        Option("password", "UWS_CALLBACK_PASSWORD", secret=True),
+        Option("previous_password", "UWS_CALLBACK_PREVIOUS_PASSWORD", secret=True),
+        Option("allow_anonymous", "UWS_CALLBACK_ALLOW_ANONYMOUS", flag),
+        Option("repair", "UWS_CALLBACK_REPAIR", flag),
+        Option("dead_letter_rate", "UWS_CALLBACK_DEAD_LETTER_RATE", number(0, what="a number per second")),
+        Option(
+            "dead_letter_max_bytes",
+            "UWS_CALLBACK_DEAD_LETTER_MAX_BYTES",
+            whole(0, 2**50, "a byte count", "give bytes, or 0 to keep none"),
+        ),
+        Option("server", None, choice("auto", "uvicorn", "waitress")),
+        Option("workers", None, whole(1, 64, "a number of processes", "give 1 to 64 (2 on a 2-core machine)")),
+        Option("threads", None, whole(1, 1000, "a number of threads")),
+        Option("max_body", "UWS_CALLBACK_MAX_BODY", whole(1, 2**31, "a whole number of bytes", "e.g. 1048576")),
+        Option("commit", "UWS_CALLBACK_COMMIT", choice("group", "each")),
+        *CONNECTION_OPTIONS,
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8081
+    #: A SQLite path or a postgresql:// URL (whose schema must be current: ``uws-adapter db upgrade``).
+    db: str = "callbacks.db"
+    username: Optional[str] = None
+    password: Optional[str] = None
+    #: Also accepted while rotating.
+    previous_password: Optional[str] = None
+    allow_anonymous: bool = False
+    repair: bool = False
+    dead_letter_rate: float = 2.0
+    dead_letter_max_bytes: int = 256 * 1024 * 1024
+    server: str = "auto"
+    workers: int = 1
+    threads: int = 16
+    max_body: int = MAX_BYTES
+    commit: str = "group"
+    max_connections: int = 1000
+    idle_timeout: float = 5.0
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+
+    def check(self) -> None:
+        if self.host is None or self.db is None:
+            raise InputError("host" if self.host is None else "db", "cannot be empty", "give one, or leave it out")
+        if bool(self.username) != bool(self.password):
+            raise InputError("--username", "give both a username and a password, or neither", CREDENTIALS_FIX)
+        if not self.username and not self.allow_anonymous:
+            raise InputError(
+                "--username",
+                "a receiver without callback credentials would store callbacks from anyone",
+                CREDENTIALS_FIX,
+            )
+
+    def announce(self) -> None:
+        """What a receiver says once when it starts: that it checks no credentials, if so."""
+        if self.allow_anonymous:
+            logging.getLogger("uws_adapter.receiver").warning(
+                "allow_anonymous (--allow-anonymous, UWS_CALLBACK_ALLOW_ANONYMOUS): callbacks are stored without "
+                "checking any credentials; only on a closed network"
+            )
+
+    # The private file of the worker processes. -------------------------------------------------
+
+    def write_private(self, folder: Union[str, Path]) -> Path:
+        """These settings as a file only this user can read, in ``folder`` (which should be
+        private too); the caller removes it."""
+        path = Path(folder) / "receiver-settings.json"
+        descriptor = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(asdict(self), handle)
+        return path
+
+    @classmethod
+    def read_private(cls, path: Union[str, Path]) -> ReceiverSettings:
+        """What :meth:`write_private` wrote."""
+        try:
+            with open(path, encoding="utf-8") as handle:
+                values: Mapping[str, Any] = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise InputError(
+                WORKER_SETTINGS_VARIABLE, f"cannot read the worker settings file ({exc})", "restart"
+            ) from None
+        return cls(**values)
+
+    @staticmethod
+    def handed_over(environ: Optional[Mapping[str, str]] = None) -> bool:
+        """Whether this process is a worker the command line started (it read its settings from
+        the command line's file, and the command line said what there was to say at start)."""
+        return bool((os.environ if environ is None else environ).get(WORKER_SETTINGS_VARIABLE))
+
+    @classmethod
+    def for_worker(cls, environ: Optional[Mapping[str, str]] = None) -> ReceiverSettings:
+        """In a worker process: the settings file :data:`WORKER_SETTINGS_VARIABLE` names, else the
+        settings file and the environment (a receiver started by another server, e.g. gunicorn)."""
+        env = os.environ if environ is None else environ
+        path = env.get(WORKER_SETTINGS_VARIABLE)
+        return cls.read_private(path) if path else cls.load(environ=env)

@@ -1,0 +1,212 @@
+"""The legacy session and login policy of our SOAP server, decided here once and used by the
+bridge (sessions in its store, :mod:`uws_adapter.bridge.sessions`) and by the emulator (in memory,
+:class:`IdleSessions`); the stores return rows, never verdicts.
+
+- **Sessions** expire after ``idle`` seconds without use (UWS: 20 minutes [doc]). An expired token is
+  answered ``SessionToken.Expired`` for a day after it expired ([doc]: the legacy client logs in
+  again once), every time it is sent, then ``SessionToken.Invalid`` like a token never issued
+  [inferred code]. What is kept to say so is bounded (a day, and :data:`MAX_SESSIONS` in memory).
+- **Failed logins** are throttled by a key (the bridge: the client's address; the emulator: the
+  login name, as UWS locks an account [doc]): :data:`FREE_FAILURES` failures in a row are answered
+  ``InvalidCredentials``; from then on the key must wait a delay that doubles with each further
+  failure (``first_delay``, up to ``max_delay``) and LogIns with that key meanwhile are refused,
+  right password or not, without being looked at. The table is in memory (no durable write per
+  failure) and bounded (:data:`MAX_THROTTLED` keys, the longest-quiet forgotten first). The answer
+  never depends on whether the name exists (no name oracle).
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import math
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from typing import Callable, Optional, Tuple
+
+from uws_adapter.errors import InputError, Refused
+
+__all__ = [
+    "FREE_FAILURES", "KEEP_EXPIRED", "MAX_SESSIONS", "MAX_THROTTLED", "THROTTLED_CODE", "IdleSessions",
+    "LoginThrottle", "LoginVerdict", "SessionVerdict", "check_session", "client_key", "login_refusal",
+    "session_refusal", "session_verdict",
+]  # fmt: skip
+
+#: How long an expired token is still answered ``Expired`` rather than ``Invalid`` (README: a day).
+KEEP_EXPIRED = 24 * 3600.0
+#: Sessions an in-memory :class:`IdleSessions` keeps at most (the least recently used go first).
+MAX_SESSIONS = 100_000
+#: Failures in a row a key makes before it must wait: UWS locks after five [doc].
+FREE_FAILURES = 5
+#: Keys a :class:`LoginThrottle` remembers at most (about 100 bytes each).
+MAX_THROTTLED = 65_536
+#: Failures are forgotten a day after a key's last one.
+FORGET_FAILURES = 24 * 3600.0
+#: The code of a throttled LogIn: the emulator's for UWS's lock [inferred], which legacy systems
+#: already treat as "stop logging in and ask someone".
+THROTTLED_CODE = "REQUEST_FAILED.AccountLocked"
+
+
+class SessionVerdict(enum.Enum):
+    VALID = "valid"
+    EXPIRED = "expired"  # idle too long, within a day of expiring
+    INVALID = "invalid"  # never issued, logged out, or expired over a day ago
+
+
+class LoginVerdict(enum.Enum):
+    OK = "ok"
+    WRONG = "wrong"  # counted against the key
+    THROTTLED = "throttled"  # refused unseen: the key must wait
+
+
+def session_verdict(last_used: Optional[float], now: float, idle: float) -> SessionVerdict:
+    """The one expiry rule: ``last_used`` is when the session was last used (None: no such session)."""
+    if last_used is None:
+        return SessionVerdict.INVALID
+    quiet = now - last_used
+    if quiet <= idle:
+        return SessionVerdict.VALID
+    return SessionVerdict.EXPIRED if quiet <= idle + KEEP_EXPIRED else SessionVerdict.INVALID
+
+
+def session_refusal(verdict: SessionVerdict) -> Optional[Refused]:
+    """The fault for a session ``verdict`` (None: valid)."""
+    if verdict is SessionVerdict.EXPIRED:
+        return Refused("REQUEST_FAILED.SessionToken.Expired", "the session token has expired; log in again")  # [doc]
+    if verdict is SessionVerdict.INVALID:
+        return Refused("REQUEST_FAILED.SessionToken.Invalid", "unknown session token; log in again")  # [inferred]
+    return None
+
+
+def check_session(last_used: Optional[float], now: float, idle: float) -> None:
+    """:class:`Refused` with the fault of a session that is not valid (see :func:`session_verdict`)."""
+    refused = session_refusal(session_verdict(last_used, now, idle))
+    if refused is not None:
+        raise refused
+
+
+def login_refusal(verdict: LoginVerdict, wait: float = 0.0) -> Optional[Refused]:
+    """The fault for a LogIn ``verdict`` (None: ok); the same bytes whatever name was given."""
+    if verdict is LoginVerdict.WRONG:
+        return Refused("REQUEST_FAILED.InvalidCredentials", "wrong username or password")  # [inferred] code
+    if verdict is LoginVerdict.THROTTLED:
+        when = "ask the operator" if math.isinf(wait) else f"try again in {math.ceil(wait)} s"
+        return Refused(THROTTLED_CODE, f"too many failed logins; {when}")
+    return None
+
+
+def client_key(address: Optional[str]) -> str:
+    """The throttle key of a client address: an IPv4 address, or an IPv6 address's /64 (one
+    host gets a whole /64, so single IPv6 addresses would be free to rotate)."""
+    try:
+        ip = ipaddress.ip_address((address or "").split("%")[0])
+    except ValueError:
+        return address or "-"  # a unix socket or a test client: one key for what we cannot read
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(getattr(ip, "ipv4_mapped", None) or ip)
+
+
+class LoginThrottle:
+    """Failed LogIns counted by key in memory (thread-safe, bounded): see the module's docstring.
+    ``max_delay`` None lets the delay grow without bound (in effect until a restart);
+    ``first_delay`` infinite locks a key for good after :data:`FREE_FAILURES` (the emulator)."""
+
+    def __init__(
+        self,
+        *,
+        first_delay: float = 1.0,
+        max_delay: Optional[float] = 30 * 60.0,
+        free_failures: int = FREE_FAILURES,
+        capacity: int = MAX_THROTTLED,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not first_delay > 0 or (max_delay is not None and not max_delay > 0):
+            raise InputError("login delay", "delays must be positive", "give seconds, or None for no upper bound")
+        if free_failures < 1 or capacity < 1:
+            raise InputError("login throttle", "needs at least one free failure and one key", "give 1 or more")
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.free_failures = free_failures
+        self.capacity = capacity
+        self._clock = clock
+        # key -> (failures in a row, refused until, last failure); oldest last failure first.
+        self._keys: OrderedDict[str, Tuple[int, float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def attempt(self, key: str, matched: bool) -> Tuple[LoginVerdict, float]:
+        """Count one LogIn with ``key`` whose credentials were right or not (``matched``): its
+        verdict, and the seconds the key must now wait (infinite: locked for good)."""
+        now = self._clock()
+        with self._lock:
+            failures, until, last = self._keys.get(key, (0, 0.0, now))
+            if now - last > FORGET_FAILURES:
+                failures, until = 0, 0.0
+            if now < until:
+                return LoginVerdict.THROTTLED, until - now
+            if matched:
+                self._keys.pop(key, None)
+                return LoginVerdict.OK, 0.0
+            failures += 1
+            if failures >= self.free_failures:
+                delay = self.first_delay * 2.0 ** min(failures - self.free_failures, 64)
+                until = now + (delay if self.max_delay is None else min(delay, self.max_delay))
+            self._keys[key] = (failures, until, now)
+            self._keys.move_to_end(key)
+            while len(self._keys) > self.capacity:
+                self._keys.popitem(last=False)
+            return LoginVerdict.WRONG, max(until - now, 0.0)
+
+    def waiting(self, key: str) -> bool:
+        """Whether ``key`` must wait now (for logs and tests)."""
+        with self._lock:
+            entry = self._keys.get(key)
+        return entry is not None and self._clock() < entry[1]
+
+
+class IdleSessions:
+    """Session tokens in memory under the rule of :func:`session_verdict` (thread-safe, at most
+    ``capacity``, the least recently used forgotten first). The emulator keeps its sessions here.
+    ``clock`` measures idle time (tests pass one they move by hand)."""
+
+    def __init__(
+        self, idle: float, clock: Callable[[], float] = time.monotonic, *, capacity: int = MAX_SESSIONS
+    ) -> None:
+        self.idle = idle
+        self.capacity = capacity
+        self._clock = clock
+        self._last_use: OrderedDict[str, float] = OrderedDict()  # least recently used first
+        self._lock = threading.Lock()
+
+    def open(self) -> str:
+        token = secrets.token_hex(16)
+        now = self._clock()
+        with self._lock:
+            self._last_use[token] = now
+            self._forget(now)
+        return token
+
+    def touch(self, token: Optional[str]) -> None:
+        """Note a use of ``token``; :class:`Refused` when it is unknown or has expired."""
+        now, key = self._clock(), token or ""
+        with self._lock:
+            check_session(self._last_use.get(key), now, self.idle)
+            self._last_use[key] = now
+            self._last_use.move_to_end(key)
+
+    def close(self, token: Optional[str]) -> None:
+        with self._lock:
+            self._last_use.pop(token or "", None)
+
+    def _forget(self, now: float) -> None:
+        """Drop what no verdict needs any more, and the oldest past ``capacity``."""
+        sessions = self._last_use
+        while sessions and (
+            len(sessions) > self.capacity or now - next(iter(sessions.values())) > self.idle + KEEP_EXPIRED
+        ):
+            sessions.popitem(last=False)
