@@ -51,7 +51,7 @@ def examples(full: int) -> int:
 #: (all its parameters). An entry that matches no test fails the run, so a rename cannot silently
 #: move a slow test into the fast lane.
 SLOW = (
-    "bridge/test_bridge_hardening.py::test_a_thousand_wrong_passwords_are_refused_and_none_reaches_rest",
+    "bridge/test_bridge_hardening.py::test_a_thousand_wrong_passwords_from_one_address_never_stop_the_legacy_system_at_another",
     "bridge/test_bridge_postgres.py::test_a_bridge_pair_relays_each_callback_once",
     "cli/test_cli.py::test_an_account_selection_needs_yes",
     "cli/test_cli.py::test_parse_repair_and_conversion_from_stdin",
