@@ -57,6 +57,7 @@ SLOW = (
     "cli/test_cli.py::test_parse_repair_and_conversion_from_stdin",
     "cli/test_emulator_listener.py::test_emulator_and_receiver_agree_on_credentials_from_the_environment",
     "cli/test_listeners.py::test_register_list_and_remove",
+    "cli/test_service_lifecycle.py",
     "cli/test_tracking.py::test_an_account_request_is_never_complete_and_settles_only_after_its_last_callback",
     "cli/test_tracking.py::test_demo_end_to_end",
     "cli/test_tracking.py::test_status_callbacks_and_wait_commands",

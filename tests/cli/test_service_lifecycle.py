@@ -22,12 +22,14 @@ PREFIXES = ("uws-adapter-receiver-", "uws-adapter-metrics-")
 
 
 def _healthy(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         connection.request("GET", "/healthz")
         return connection.getresponse().status == 200
     except OSError:
         return False
+    finally:
+        connection.close()  # (warnings are errors: an unclosed socket fails the test)
 
 
 def _children(pid: int) -> List[int]:
