@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator, List
+from typing import List
 from urllib.parse import quote
 
 import pytest
@@ -17,17 +17,6 @@ from uws_adapter import CallbackRequest, ReportedDevice
 from uws_adapter.cli.main import main
 from uws_adapter.store import open_store
 from uws_adapter.store.postgres import SCHEMA_VERSION
-
-
-@pytest.fixture(autouse=True)
-def _environment_kept() -> Iterator[None]:
-    """main() runs in this process here, and a service command exports its settings for its workers
-    (receiver: UWS_CALLBACK_DB, ...) before it fails on a bad --db: put the environment back, or the
-    next test in this process (any later CLI subprocess) inherits a broken store URL."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def _callback() -> CallbackRequest:
