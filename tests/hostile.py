@@ -7,7 +7,7 @@ worse than linear would not finish; ``benchmarks/hostile_inputs.py`` times them 
 
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable, Dict, List
 
 NS = 'xmlns="http://nphase.com/unifiedwebservice/v2"'
 
@@ -46,3 +46,26 @@ FAMILIES: Dict[str, tuple[str, Callable[[int], bytes]]] = {
     "json-deep": ("application/json", lambda n: _repeat(b"[", n)),
     "json-deep-objects": ("application/json", lambda n: _repeat(b'{"a":', n)),
 }
+
+
+def codec_names() -> List[str]:
+    """Every codec name Python knows (the aliases, their targets and the modules of the
+    ``encodings`` package: text encodings, transforms such as ``base64`` and ``zlib``, ``idna``,
+    ``undefined``), and names that are no codec at all (a NUL inside, an unknown name)."""
+    import encodings
+    import encodings.aliases
+    import pkgutil
+
+    names = set(encodings.aliases.aliases) | set(encodings.aliases.aliases.values())
+    names |= {module.name for module in pkgutil.iter_modules(encodings.__path__) if not module.name.startswith("_")}
+    names |= {"idna", "undefined", "x-no-such-codec", "utf-7", "UTF-8", "ISO-8859-1", "ebcdic-cp-us"}
+    return sorted(names)
+
+
+#: Names that cannot travel in an HTTP header (declared in the document only).
+NOT_IN_A_HEADER = ("utf\x00-8", "a\x00b")
+
+
+def declared(name: str, document: bytes = b"<a/>") -> bytes:
+    """``document`` after an XML declaration naming ``name`` as its encoding."""
+    return f'<?xml version="1.0" encoding="{name}"?>'.encode("latin-1") + document

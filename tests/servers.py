@@ -11,9 +11,10 @@ import threading
 import time
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, List, Set, Tuple
+from typing import Any, Callable, Dict, List, Set, Tuple, Union
 
-Responder = Callable[[bytes], Tuple[int, str, bytes]]
+#: (status, content type, body) or (status, content type, body, extra headers)
+Responder = Callable[[bytes], Union[Tuple[int, str, bytes], Tuple[int, str, bytes, Dict[str, str]]]]
 
 
 def serve_in_thread(server: socketserver.BaseServer) -> Callable[[], None]:
@@ -69,8 +70,10 @@ class HttpServer:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with outer.lock:
                     outer.bodies.append(body)
-                status, content_type, answer = responder(body)
+                status, content_type, answer, *extra = responder(body)
                 self.send_response(status)
+                for name, value in (extra[0] if extra else {}).items():  # e.g. a redirect's Location
+                    self.send_header(name, value)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()

@@ -57,7 +57,7 @@ def _exception_classes() -> List[type]:
     for module in pkgutil.walk_packages(uws_adapter.__path__, "uws_adapter."):
         if module.name.endswith("__main__"):
             continue
-        with warnings.catch_warnings():  # a deprecated alias module says so when imported: expected here
+        with warnings.catch_warnings():  # the deprecated compatibility modules warn on import
             warnings.simplefilter("ignore", DeprecationWarning)
             loaded = importlib.import_module(module.name)
         found += [

@@ -20,7 +20,7 @@ EXPECTED = {
     "SuspendResult", "callback_json_schema", "parse_callback", "parse_rest_callback", "render_callback",
     "render_rest_callback",
     # clients, configuration and emulator
-    "BatchResult", "Provisioner", "UwsClient", "RestClient", "RestRequest", "CallbackListener", "rest_body",
+    "BatchResult", "Provisioner", "SendOptions", "UwsClient", "RestClient", "RestRequest", "CallbackListener", "rest_body",
     "profile_resume_body", "Settings", "connect", "load_settings", "EmulatedDevice", "Emulator", "generated_devices",
     # services: receiver, store, bridge, the hardened parse
     "Store", "StoredEvent", "RequestStatus", "RequestLog", "Receiver", "AsyncReceiver", "DeadLetterBudget", "Bridge",
@@ -29,7 +29,7 @@ EXPECTED = {
     "UwsAdapterError", "InputError", "UnsupportedByApi", "DocumentError", "CallbackParseError", "ResourceError",
     "TransportError", "ConnectionFailed", "OutcomeUnknown", "ServiceFault", "SessionExpired", "InvalidInputFault",
     "DeviceFault", "UnknownFault", "StoreError", "HandlerGaveUp", "AuthenticationFailed", "BudgetExceeded",
-    "__version__",
+    "BatchFailed", "__version__",
 }  # fmt: skip
 
 

@@ -41,6 +41,7 @@ _PUBLIC: Dict[str, str] = {
     "SuspendResult": "model.callbacks",
     "callback_json_schema": "model.callbacks",
     "UwsClient": "uws.client",
+    "SendOptions": "provisioning.options",
     "Settings": "config",
     "connect": "config",
     "load_settings": "config",
@@ -50,13 +51,14 @@ _PUBLIC: Dict[str, str] = {
     "REST_ONLY_KINDS": "model.devices",
     "read_devices_csv": "model.devices",
     "EmulatedDevice": "emulator.core",
-    "Emulator": "emulator.core",
+    "Emulator": "emulator.http",
     "generated_devices": "emulator.core",
     "SoapRequest": "uws.envelope",
     "build_envelope": "uws.envelope",
     "zeep_envelope": "uws.envelope",
     "AuthenticationFailed": "errors",
     "BudgetExceeded": "errors",
+    "BatchFailed": "errors",
     "CallbackParseError": "errors",
     "ConnectionFailed": "errors",
     "DeviceFault": "errors",
@@ -124,9 +126,10 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from uws_adapter.config import connect as connect
     from uws_adapter.config import load_settings as load_settings
     from uws_adapter.emulator.core import EmulatedDevice as EmulatedDevice
-    from uws_adapter.emulator.core import Emulator as Emulator
     from uws_adapter.emulator.core import generated_devices as generated_devices
+    from uws_adapter.emulator.http import Emulator as Emulator
     from uws_adapter.errors import AuthenticationFailed as AuthenticationFailed
+    from uws_adapter.errors import BatchFailed as BatchFailed
     from uws_adapter.errors import BudgetExceeded as BudgetExceeded
     from uws_adapter.errors import CallbackParseError as CallbackParseError
     from uws_adapter.errors import ConnectionFailed as ConnectionFailed
@@ -169,6 +172,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from uws_adapter.model.selection import select as select
     from uws_adapter.provisioning.base import BatchResult as BatchResult
     from uws_adapter.provisioning.base import Provisioner as Provisioner
+    from uws_adapter.provisioning.options import SendOptions as SendOptions
     from uws_adapter.receiver import create_asgi_app as create_asgi_app
     from uws_adapter.receiver import create_wsgi_app as create_wsgi_app
     from uws_adapter.receiver.app import DeadLetterBudget as DeadLetterBudget

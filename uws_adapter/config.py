@@ -19,15 +19,15 @@ from typing import Any, Callable, ClassVar, Mapping, Optional, Tuple, Union
 
 from uws_adapter.errors import InputError
 from uws_adapter.provisioning.base import DEFAULT_DAILY_BUDGET, Provisioner
-from uws_adapter.provisioning.transport import (
+from uws_adapter.provisioning.options import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_TIMEOUT,
-    check_base_url,
     check_deadline,
     check_max_answer_bytes,
     check_timeout,
 )
+from uws_adapter.provisioning.urls import check_base_url
 from uws_adapter.settings.source import CONFIG_VARIABLE, Convert, Loadable, Option, relocated, whole
 from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import REST_BASE_URL, UWS_BASE_URL

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
-from uws_adapter.emulator.core import ACTIVE, DEFAULT_ACCOUNT, SUSPENDED, Emulator, generated_devices
+from uws_adapter.emulator.core import ACTIVE, DEFAULT_ACCOUNT, SUSPENDED, generated_devices
+from uws_adapter.emulator.http import Emulator
 from uws_adapter.model.actions import Restore, Suspend
 from uws_adapter.provisioning.base import Provisioner
 from uws_adapter.receiver.app import Receiver

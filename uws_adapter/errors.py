@@ -17,11 +17,13 @@ Every error the package raises on purpose derives from :class:`UwsAdapterError`:
     ├── ServiceFault                         the service refused: .code, .message, .http_status
     │   ├── SessionExpired                   ...SessionToken.Expired
     │   ├── InvalidInputFault                INPUT_INVALID..., DeserializationFailed, AccountNotFound
-    │   ├── DeviceFault                      DeviceNotFound, Device.*, DeviceState.Invalid
+    │   ├── DeviceFault                      DeviceNotFound, Device.Kind/Identifier, DeviceState.Invalid
+    │                                        (codes -> classes: FAULT_CLASSES, below the tree)
     │   ├── AuthenticationFailed             an OAuth2 error (.code: invalid_client, invalid_token, ...)
     │   └── UnknownFault                     any other code
     ├── Refused                              our server (emulator, bridge) answers with a fault .code
     ├── StoreError (also OSError)            the store could not write: nothing was acknowledged
+    ├── BatchFailed                          a batched send stopped part way (.sent, .error)
     ├── ResourceError                        the bundled WSDL/XSD files are missing or broken
     └── HandlerGaveUp                        a handler can never handle an event: no more retries
 
@@ -30,18 +32,48 @@ Messages name the offending field and say how to fix it, so that a CLI can print
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Tuple, Type
 
-if TYPE_CHECKING:  # transport imports this module
-    from uws_adapter.provisioning.transport import SentRequest
+if TYPE_CHECKING:  # sent imports this module
+    from uws_adapter.provisioning.sent import SentRequest
 
 
 class UwsAdapterError(Exception):
     """Base class of every exception uws-adapter raises on purpose."""
 
 
+class Code:
+    """The carrier's fault codes we raise, send or read, written once ([doc] unless marked). UWS
+    writes them after a ``<Service>.`` prefix (``CarrierService.REQUEST_FAILED.DeviceNotFound``),
+    REST bare; :func:`fault_for` maps either to its exception class by :data:`FAULT_CLASSES`."""
+
+    REQUEST_UNDEFINED = "INPUT_INVALID.RequestUndefined"
+    MAX_REQUESTS_EXCEEDED = "INPUT_INVALID.MaxRequestsExceeded"
+    INVALID_CHARACTER = "INPUT_INVALID.Request.InvalidCharacter"
+    CUSTOM_FIELD_NAME = "INPUT_INVALID.CustomField.InvalidName"
+    CUSTOM_FIELD_TOO_LONG = "INPUT_INVALID.CustomField.TooLong"
+    DEVICE_KIND = "INPUT_INVALID.Device.Kind.Invalid"
+    DEVICE_IDENTIFIER = "INPUT_INVALID.Device.Identifier.Invalid"
+    DEVICE_STATE = "INPUT_INVALID.DeviceState.Invalid"
+    DEVICE_NOT_FOUND = "REQUEST_FAILED.DeviceNotFound"
+    ACCOUNT_NOT_FOUND = "REQUEST_FAILED.AccountNotFound"
+    SESSION_EXPIRED = "REQUEST_FAILED.SessionToken.Expired"
+    SESSION_INVALID = "REQUEST_FAILED.SessionToken.Invalid"  # [inferred]
+    UNEXPECTED = "REQUEST_FAILED.UnexpectedError"
+    PROVISIONING_LIMIT = "REQUEST_FAILED.ProvisioningLimitExceeded"  # [inferred]
+    ACCOUNT_LOCKED = "REQUEST_FAILED.AccountLocked"  # [inferred]
+    INVALID_CREDENTIALS = "REQUEST_FAILED.InvalidCredentials"  # [inferred]
+    CALLBACK_NOT_FOUND = "REQUEST_FAILED.CallbackNotFound"  # [inferred]
+    CALLBACK_REGISTERED = "REQUEST_FAILED.CallbackAlreadyRegistered"  # [inferred]
+    #: WCF's fault for a body that does not match the contract (no family prefix).
+    DESERIALIZATION_FAILED = "DeserializationFailed"
+    #: Families: the first dotted part of a code.
+    INPUT_INVALID = "INPUT_INVALID"
+    REQUEST_FAILED = "REQUEST_FAILED"
+
+
 #: The carrier's code for a request it cannot make sense of, when no more precise code applies.
-REQUEST_UNDEFINED = "INPUT_INVALID.RequestUndefined"
+REQUEST_UNDEFINED = Code.REQUEST_UNDEFINED
 
 
 def install_hint(extra: str) -> str:
@@ -55,16 +87,27 @@ class InputError(UwsAdapterError, ValueError):
     and ``code`` is the fault code the carrier answers the same mistake with (what the emulator and
     the bridge send back), set where the error is raised, never derived from the wording."""
 
-    def __init__(self, field: str, problem: str, fix: str, *, code: str = REQUEST_UNDEFINED) -> None:
+    def __init__(
+        self, field: str, problem: str, fix: str, *, code: str = REQUEST_UNDEFINED, wire_fix: Optional[str] = None
+    ) -> None:
         self.field = field
         self.problem = problem
         self.fix = fix
         self.code = code
+        #: The fix in the terms of the operation (for a fault sent to a SOAP or REST client), when
+        #: ``fix`` speaks of our command line or Python API; None when ``fix`` serves both.
+        self.wire_fix = wire_fix
         super().__init__(f"{field}: {problem}; {fix}")
+
+    def fault_text(self) -> str:
+        """What a fault sent to a SOAP or REST client says: the problem, and a fix in the
+        operation's terms only (never our command line's options or Python arguments)."""
+        fix = self.fix if self.wire_fix is None else self.wire_fix
+        return f"{self.field}: {self.problem}" + (f"; {fix}" if fix else "")
 
     def within(self, outer: str) -> InputError:
         """The same error, located inside ``outer`` (e.g. a list index or a file line)."""
-        located = type(self)(f"{outer}{self.field}", self.problem, self.fix, code=self.code)
+        located = type(self)(f"{outer}{self.field}", self.problem, self.fix, code=self.code, wire_fix=self.wire_fix)
         located.__cause__ = self.__cause__
         return located
 
@@ -74,7 +117,7 @@ class UnsupportedByApi(InputError):
 
 
 #: The fault code for a line over its daily budget: what the emulator's per-device callbacks carry.
-PROVISIONING_LIMIT = "REQUEST_FAILED.ProvisioningLimitExceeded"
+PROVISIONING_LIMIT = Code.PROVISIONING_LIMIT
 
 
 class BudgetExceeded(InputError):
@@ -97,11 +140,13 @@ class BudgetExceeded(InputError):
             "wait until then, send the other lines alone, raise daily_budget (--daily-budget, "
             "UWS_ADAPTER_DAILY_BUDGET; 25 with the upgrade), or send anyway with --force (force=True; recorded)",
             code=PROVISIONING_LIMIT,
+            wire_fix="send those lines again once the time given has passed, or send the other lines alone",
         )
 
     def within(self, outer: str) -> InputError:
         located = BudgetExceeded(self.lines, self.budget)
         located.field = f"{outer}{self.field}"
+        located.wire_fix = self.wire_fix
         located.args = (f"{located.field}: {self.problem}; {self.fix}",)
         return located
 
@@ -145,7 +190,7 @@ class ConnectionFailed(TransportError):
 class OutcomeUnknown(TransportError):
     """The request may have been received and acted on (read timeout, reset, HTTP 5xx without a
     fault, an answer over the deadline or the size cap). Provisioning is not idempotent, so it is
-    never re-sent blindly: ``request`` is what was sent (a :class:`~uws_adapter.provisioning.transport.SentRequest`,
+    never re-sent blindly: ``request`` is what was sent (a :class:`~uws_adapter.provisioning.sent.SentRequest`,
     secrets redacted), to reconcile from callbacks."""
 
     #: The id a device-list request was recorded under in the client's store (``outcome-unknown:...``,
@@ -189,8 +234,68 @@ class UnknownFault(ServiceFault):
     """A fault code this package does not classify."""
 
 
+#: Fault code (without its ``<Service>.`` prefix) -> exception class; a code not listed takes its
+#: family's entry (``INPUT_INVALID``), else :class:`UnknownFault`.
+FAULT_CLASSES: Dict[str, Type[ServiceFault]] = {
+    Code.SESSION_EXPIRED: SessionExpired,
+    Code.DEVICE_NOT_FOUND: DeviceFault,
+    Code.DEVICE_STATE: DeviceFault,
+    Code.DEVICE_KIND: DeviceFault,
+    Code.DEVICE_IDENTIFIER: DeviceFault,
+    Code.ACCOUNT_NOT_FOUND: InvalidInputFault,
+    Code.DESERIALIZATION_FAILED: InvalidInputFault,
+    Code.INPUT_INVALID: InvalidInputFault,
+}
+#: Codes that refuse the session token: one new login and one resend are safe.
+SESSION_REFUSALS = frozenset({Code.SESSION_EXPIRED, Code.SESSION_INVALID})
+
+
+def bare_code(code: str) -> str:
+    """``code`` without a QName prefix (``a:``) or a ``<Service>.`` prefix: the key of
+    :data:`FAULT_CLASSES`."""
+    bare = code.strip().rpartition(":")[2]
+    family, dot, rest = bare.partition(".")
+    if dot and family not in (Code.INPUT_INVALID, Code.REQUEST_FAILED):  # CarrierService.REQUEST_FAILED...
+        return rest
+    return bare
+
+
+def fault_class(code: str) -> Type[ServiceFault]:
+    """The exception class a fault code means, by :data:`FAULT_CLASSES`."""
+    bare = bare_code(code)
+    found = FAULT_CLASSES.get(bare) or FAULT_CLASSES.get(bare.partition(".")[0])
+    return found if found is not None else UnknownFault
+
+
+def fault_for(code: str, message: str, http_status: Optional[int] = None) -> ServiceFault:
+    """The exception for a fault the service answered with."""
+    return fault_class(code)(code, message, http_status=http_status)
+
+
+def refuses_session(fault: ServiceFault) -> bool:
+    """True for a fault that refuses the session token (expired, or unknown after a restart)."""
+    return isinstance(fault, SessionExpired) or bare_code(fault.code) in SESSION_REFUSALS
+
+
 class RelayRefused(TransportError):
     """The legacy listener did not acknowledge a relayed callback (it will be sent again)."""
+
+
+class BatchFailed(UwsAdapterError):
+    """A batched send stopped part way: ``sent`` lists the batches that went out before it (their
+    RequestIds and devices), ``error`` is what stopped it (also the ``__cause__``), and ``unsent``
+    counts the devices not sent. The error's own class still says what happened to the failing
+    batch (an :class:`OutcomeUnknown` may have been carried out)."""
+
+    def __init__(self, sent: Tuple[object, ...], error: Exception, unsent: int) -> None:
+        self.sent = sent
+        self.error = error
+        self.unsent = unsent
+        super().__init__(
+            f"{len(sent)} batch(es) sent, then: {error} ({unsent:,} device(s) of that batch and after it not sent"
+            + (" or in doubt" if isinstance(error, OutcomeUnknown) else "")
+            + ")"
+        )
 
 
 class Refused(UwsAdapterError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, List, Mapping, Tuple, Type
+from typing import Any, List, Mapping, Optional, Tuple, Type
 
 from uws_adapter.errors import DocumentError
 
@@ -34,16 +34,22 @@ def _no_constant(name: str) -> Any:
 
 
 def loads_untrusted(
-    text: str, *, max_depth: int = MAX_DEPTH, error: Type[DocumentError] = DocumentError, what: str = "document"
+    text: str,
+    *,
+    max_depth: int = MAX_DEPTH,
+    error: Type[DocumentError] = DocumentError,
+    what: str = "document",
+    max_values: Optional[int] = None,
 ) -> Any:
-    """Decode ``text`` as JSON or raise ``error`` naming ``what`` and the reason."""
+    """Decode ``text`` as JSON or raise ``error`` naming ``what`` and the reason. ``max_values``
+    bounds the values inside containers (the walk after the C decode stops there)."""
     try:
         value = json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant)
     except RecursionError:
         raise error(f"{what}: JSON nested deeper than {max_depth} levels") from None
     except ValueError as exc:
         raise error(f"{what}: not valid JSON: {exc}") from None
-    check_depth(value, max_depth, error=error, what=what)
+    check_depth(value, max_depth, error=error, what=what, max_values=max_values)
     if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
@@ -53,18 +59,32 @@ def loads_untrusted(
 
 
 def check_depth(
-    value: Any, max_depth: int, *, error: Type[DocumentError] = DocumentError, what: str = "document"
+    value: Any,
+    max_depth: int,
+    *,
+    error: Type[DocumentError] = DocumentError,
+    what: str = "document",
+    max_values: Optional[int] = None,
 ) -> None:
-    """Raise ``error`` when ``value`` (decoded JSON) nests deeper than ``max_depth``."""
+    """Raise ``error`` when ``value`` (decoded JSON) nests deeper than ``max_depth``, or holds more
+    than ``max_values`` values in its containers (counted by container size before any is walked,
+    so the walk costs at most that many steps)."""
     stack: List[Tuple[Any, int]] = [(value, 1)]
+    seen = 0
     while stack:
         item, depth = stack.pop()
         if depth > max_depth:
             raise error(f"{what}: JSON nested deeper than {max_depth} levels")
         if isinstance(item, Mapping):
-            stack.extend((v, depth + 1) for v in item.values())
+            children: Any = item.values()
         elif isinstance(item, (list, tuple)):
-            stack.extend((v, depth + 1) for v in item)
+            children = item
+        else:
+            continue
+        seen += len(children)
+        if max_values is not None and seen > max_values:
+            raise error(f"{what}: more than {max_values:,} JSON values")
+        stack.extend((v, depth + 1) for v in children)
 
 
 def wire_integer(text: str) -> int:

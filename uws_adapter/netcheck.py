@@ -1,5 +1,5 @@
 """Reading what a server says about itself, for the first-contact tools (``wsdl diff``, ``doctor``):
-one bounded GET (through the clients' own :class:`.HttpSender`: deadline, size cap, no redirect
+one bounded GET (through the clients' own sending engine: deadline, size cap, no redirect
 followed), whether a URL's host resolves, whether its TLS certificate verifies and, when not, what
 is wrong with it in words, and the server's clock from its ``Date`` header.
 
@@ -17,7 +17,8 @@ from typing import Callable, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from uws_adapter.errors import TransportError
-from uws_adapter.provisioning.transport import Answer, HttpSender, SentRequest
+from uws_adapter.provisioning.engine import Answer, Engine, Outgoing, Stakes
+from uws_adapter.provisioning.options import SendOptions
 from uws_adapter.redaction import masked_url
 
 __all__ = ["Reachability", "clock_skew", "failure_reason", "fetch", "reach", "server_time", "tls_problem"]
@@ -73,15 +74,12 @@ def fetch(
     """One GET of ``url``, its complete answer within ``deadline`` and ``max_bytes`` (counted
     decompressed); a redirect is answered as it is, not followed. :class:`.TransportError` naming
     the problem (a certificate one in words) when no answer comes."""
-    sender = HttpSender(timeout=timeout, deadline=deadline, max_answer_bytes=max_bytes, connect_retries=0)
-
-    def describe() -> SentRequest:
-        return SentRequest("GET", url, "GET", b"")
-
+    sender = Engine(SendOptions(timeout=timeout, deadline=deadline, max_answer_bytes=max_bytes, connect_retries=0))
     try:
-        # login=True: an answer lost after sending is a plain TransportError, not an OutcomeUnknown
+        # Stakes.LOGIN: an answer lost after sending is a plain TransportError, not an OutcomeUnknown
         # to reconcile (a GET provisions nothing).
-        return sender.send("GET", url, request=describe, headers={"Accept": accept}, login=True, verify=verify)
+        request = Outgoing("GET", url, "GET", (("Accept", accept),), stakes=Stakes.LOGIN, verify=verify)
+        return sender.send(request)
     except TransportError as exc:
         problem = tls_problem(exc)
         shown = masked_url(url)
@@ -89,7 +87,7 @@ def fetch(
             raise TransportError(f"GET {shown}: {problem}") from None
         raise TransportError(f"GET {shown}: {failure_reason(exc)}") from None
     finally:
-        sender.session.close()
+        sender.close()
 
 
 def failure_reason(exc: BaseException) -> str:

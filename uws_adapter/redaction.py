@@ -18,7 +18,7 @@ import re
 from typing import Iterable, List, Optional, Tuple
 
 from uws_adapter.model.callbacks import REDACTED
-from uws_adapter.xmlsafe import wide_encoding
+from uws_adapter.xmlsafe import ASCII_COMPATIBLE, declared_encoding, text_codec, wide_encoding
 
 #: Element, attribute and JSON member names (their endings, case-insensitive) whose values are secret.
 SECRET_NAMES = ("password", "token", "secret")
@@ -31,36 +31,22 @@ _SPACE = " \t\r\n"
 
 
 def decode(body: bytes) -> str:
-    """``body`` as text: by its byte-order mark, its first bytes, or its XML declaration; UTF-8
-    otherwise. Undecodable bytes become U+FFFD rather than an error."""
+    """``body`` as text: by its byte-order mark or first bytes (UTF-16, UTF-32), else by its XML
+    declaration when that names an ASCII-compatible encoding we read (:func:`.xmlsafe.text_codec`),
+    else UTF-8. Undecodable bytes become U+FFFD rather than an error. A declared name outside that
+    table, or a wide encoding the bytes do not bear out, is not used: decoding by it could fail
+    (``idna``, ``undefined``) or turn the text, secrets included, into something else (``utf-16``
+    over ASCII bytes, ``rot13``, ``base64``) that no name search finds."""
     encoding = wide_encoding(body)
     if encoding is not None:
         return body.decode(encoding, errors="replace").lstrip("\ufeff")
     if body.startswith(codecs.BOM_UTF8):
         return body[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
-    declared = _declared_encoding(body)
-    if declared:
-        try:
-            return body.decode(declared, errors="replace")
-        except LookupError:
-            pass
+    declared = declared_encoding(body)
+    codec = text_codec(declared) if declared is not None else None
+    if codec in ASCII_COMPATIBLE:
+        return body.decode(codec, errors="replace")
     return body.decode("utf-8", errors="replace")
-
-
-def _declared_encoding(body: bytes) -> Optional[str]:
-    head = body[:256].lstrip()
-    if not head.startswith(b"<?xml"):
-        return None
-    end = head.find(b"?>")
-    declaration = head[: end if end > 0 else len(head)].decode("ascii", errors="replace")
-    at = declaration.find("encoding")
-    if at < 0:
-        return None
-    rest = declaration[at + len("encoding") :].lstrip(" \t\r\n=").lstrip()
-    if not rest or rest[0] not in "'\"":
-        return None
-    close = rest.find(rest[0], 1)
-    return rest[1:close] if close > 0 else None
 
 
 def resolve_references(text: str) -> str:
@@ -71,6 +57,8 @@ def resolve_references(text: str) -> str:
         code = int(hexa or escape, 16) if (hexa or escape) else int(decimal)
         return chr(code) if code <= 0x10FFFF else "\ufffd"
 
+    if "&" not in text and "\\" not in text:  # found at memchr speed: most documents hold neither
+        return text
     resolved = _REFERENCE.sub(character, text)
     # Escaped surrogate pairs become one character; a lone surrogate becomes U+FFFD.
     return resolved.encode("utf-16", "surrogatepass").decode("utf-16", errors="replace")
@@ -79,8 +67,11 @@ def resolve_references(text: str) -> str:
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with the values of secret elements, attributes and members, and every known
     secret, replaced by ``***``."""
+    lowered = text.translate(_ASCII_LOWER)  # same length as text, unlike str.lower()
     for name in SECRET_NAMES:
-        text = _blank_values(text, name)
+        blanked = _blank_values(text, lowered, name)
+        if blanked is not text:
+            text, lowered = blanked, blanked.translate(_ASCII_LOWER)
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
@@ -97,8 +88,7 @@ def redact(body: bytes, secrets: Iterable[str] = (), *, limit: Optional[int] = N
     return kept
 
 
-def _blank_values(text: str, name: str) -> str:
-    lowered = text.translate(_ASCII_LOWER)  # same length as text, unlike str.lower()
+def _blank_values(text: str, lowered: str, name: str) -> str:
     blanks: List[Tuple[int, int]] = []
     at = 0
     while True:
@@ -197,12 +187,20 @@ def _closing_quote(text: str, at: int, quote: str) -> int:
         at = found + 1
 
 
-def masked_url(url: str) -> str:
-    """``url`` for a log line or a message: a user and password in it masked, cut short, quoted.
-    Plain string work, so that it cannot fail on a URL no parser accepts."""
+def masked_url(url: str, *, quoted: bool = True) -> str:
+    """``url`` for a log line or a message, the one way every module shows a URL: a user and
+    password in it masked, the values of its query masked (one may be a token), control characters escaped,
+    cut short; quoted unless ``quoted`` is False. Plain string work, so that it cannot fail on a
+    URL no parser accepts."""
     scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
+    cut = min((at for at in (rest.find("/"), rest.find("?")) if at >= 0), default=len(rest))
+    authority, path = rest[:cut], rest[cut:]
     if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    shown = scheme + sep + authority + slash + path
-    return repr(shown[:200] + ("..." if len(shown) > 200 else ""))
+        authority = REDACTED + "@" + authority.rpartition("@")[2]
+    path, mark, query = path.partition("?")
+    # The query's names are kept (?wsdl, ?singleWsdl), its values masked (one may be a token).
+    query = "&".join(name + (f"={REDACTED}" if equals else "") for name, equals, _ in (
+        part.partition("=") for part in query.split("&")))  # fmt: skip
+    shown = scheme + sep + authority + path + mark + query
+    text = repr(shown[:200] + ("..." if len(shown) > 200 else ""))
+    return text if quoted else text[1:-1]

@@ -2,12 +2,21 @@
 
 No DTD or DOCTYPE at all, no entities, no network, no XInclude, and caps on size and depth. The
 parser never recovers from errors: libxml2's recover mode turns attacks into empty documents.
+
+The one decode rule (:func:`text_codec`): a document may be written in a handful of real text
+encodings only (:data:`TEXT_ENCODINGS`: UTF-8, UTF-16, UTF-32, ISO-8859-1, windows-1252,
+US-ASCII), whether it names one in its XML declaration or in a ``charset`` parameter. Any other
+name is refused with a reason before anything decodes with it: Python's codec registry holds
+transforms (``base64``, ``zlib``, ``rot13``), codecs that refuse error handlers (``idna``) or fail
+on any input (``undefined``), and libxml2 reaches dozens more through iconv (``UTF-7``, EBCDIC).
+Nothing decodes by a name an attacker wrote except through this table.
 """
 
 from __future__ import annotations
 
 import codecs
 import functools
+import itertools
 import re
 import threading
 from typing import Optional, Type, Union
@@ -20,6 +29,9 @@ from uws_adapter.errors import DocumentError
 MAX_BYTES = 1024 * 1024
 #: Default cap on element nesting (callbacks nest about 8 deep).
 MAX_DEPTH = 64
+#: Comments and processing instructions before the root, when nodes are bounded (real documents
+#: have none or one).
+MAX_PROLOG_NODES = 64
 
 _XINCLUDE = "{http://www.w3.org/2001/XInclude}"
 _XML_SPACE = " \t\r\n"
@@ -30,6 +42,23 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 _SPACE_RUN = re.compile(rb"[ \t\r\n]*")
+
+#: Encoding names a document may declare (case aside, as written: libxml2 reads these spellings, not
+#: ``utf_8`` or ``latin-1``) -> Python's codec. Real text encodings that libxml2 reads without
+#: iconv or that every iconv has; the wide ones are read from their bytes (:func:`wide_encoding`),
+#: never from the name alone.
+TEXT_ENCODINGS = {
+    "utf-8": "utf-8", "utf8": "utf-8",
+    "utf-16": "utf-16", "utf-16le": "utf-16-le", "utf-16be": "utf-16-be",
+    "utf-32": "utf-32", "utf-32le": "utf-32-le", "utf-32be": "utf-32-be",
+    "iso-8859-1": "latin-1", "iso8859-1": "latin-1", "iso_8859-1": "latin-1", "latin1": "latin-1",
+    "windows-1252": "cp1252", "cp1252": "cp1252",
+    "us-ascii": "ascii", "ascii": "ascii",
+}  # fmt: skip
+#: The codecs whose bytes are ASCII where the text is (a byte scan for markup reads them).
+ASCII_COMPATIBLE = frozenset({"utf-8", "latin-1", "cp1252", "ascii"})
+#: What a refusal suggests instead.
+ENCODING_HINT = "send UTF-8 (or UTF-16, UTF-32, ISO-8859-1, windows-1252, US-ASCII)"
 
 
 class _NoResolver(etree.Resolver):
@@ -62,6 +91,44 @@ def _parser() -> etree.XMLParser:
     return parser
 
 
+def text_codec(name: str) -> Optional[str]:
+    """Python's codec for an encoding ``name`` a document declares (XML declaration or
+    ``charset``), or None when it is not one of :data:`TEXT_ENCODINGS`. A plain table lookup:
+    the name never reaches :func:`codecs.lookup` (which imports modules by name)."""
+    return TEXT_ENCODINGS.get(name.lower())
+
+
+def encoding_refusal(name: str, where: str = "encoding") -> Optional[str]:
+    """Why a declared encoding ``name`` is refused (None: it is one we read), for an error text."""
+    if text_codec(name) is not None:
+        return None
+    shown = name if len(name) <= 40 else name[:40] + "..."
+    return f"the {where} {shown!r} is not a text encoding we read; {ENCODING_HINT}"
+
+
+def declared_encoding(data: bytes) -> Optional[str]:
+    """The encoding name in ``data``'s XML declaration, as written (None without one). Read from
+    the first bytes only, in UTF-16 or UTF-32 when the bytes say so (see :func:`wide_encoding`)."""
+    wide = wide_encoding(data)
+    if wide is not None:
+        head = data[:1024].decode(wide, errors="replace").lstrip("\ufeff")
+    else:
+        head = data[len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0 :][:256].decode("latin-1")
+    head = head.lstrip(_XML_SPACE)
+    if not head.startswith("<?xml"):
+        return None
+    end = head.find("?>")
+    declaration = head[: end if end > 0 else 256]
+    at = declaration.find("encoding")
+    if at < 0:
+        return None
+    rest = declaration[at + len("encoding") :].lstrip(" \t\r\n=").lstrip()
+    if not rest or rest[0] not in "'\"":
+        return None
+    close = rest.find(rest[0], 1)
+    return rest[1:close] if close > 0 else None
+
+
 def parse_untrusted(
     data: Union[bytes, str],
     *,
@@ -69,8 +136,16 @@ def parse_untrusted(
     max_depth: int = MAX_DEPTH,
     error: Type[DocumentError] = DocumentError,
     what: str = "document",
+    max_nodes: Optional[int] = None,
 ) -> etree._Element:
     """Parse ``data`` safely and return its root element, or raise ``error``.
+
+    ``max_nodes`` bounds the elements and comments (processing instructions are dropped in C) at a
+    cost close to the bare C parse, whatever the document holds: a document with no more ``<``
+    than that (counted in C) cannot hold more; one with more is parsed in pieces and refused as soon
+    as the count is passed, having cost the parse of that many only. With it, the prolog may hold
+    at most :data:`MAX_PROLOG_NODES` comments and PIs (lxml's event parser slows down
+    quadratically on nodes before the root).
 
     ``bytes`` are decoded as the XML declaration or BOM says (UTF-8 by default); a ``str`` is taken
     as already decoded, so any encoding named in its declaration is ignored.
@@ -87,10 +162,22 @@ def parse_untrusted(
         raise error(f"{what}: empty")
     if b"\x00" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise error(f"{what}: contains NUL bytes; not an XML text")
-    if prolog_has_doctype(data):
+    declared = declared_encoding(data)
+    if declared is not None:
+        refusal = encoding_refusal(declared)
+        if refusal is not None:
+            raise error(f"{what}: {refusal}", line=1)
+    # Nodes are at most the "<" bytes (counted in C); only a document with more is counted exactly.
+    counted = max_nodes is not None and data.count(b"<") > max_nodes
+    prolog = _prolog_verdict(data, None if max_nodes is None else MAX_PROLOG_NODES)
+    if prolog is None:
+        raise error(f"{what}: more than {MAX_PROLOG_NODES} comments and processing instructions before the root")
+    if prolog:
         raise error(f"{what}: a DOCTYPE is not allowed (DTDs and entities are refused)", line=1)
     try:
-        root = etree.fromstring(data, _parser())
+        root = etree.fromstring(data, _parser()) if not counted else _parse_counted(data, max_nodes or 0)
+    except _TooMany:
+        raise error(f"{what}: {_too_many(max_nodes)}") from None
     except etree.XMLSyntaxError as exc:
         line = exc.position[0] if exc.position else None
         message = exc.msg or str(exc)
@@ -112,6 +199,44 @@ def parse_untrusted(
     return root
 
 
+class _TooMany(DocumentError):
+    """More nodes than the limit: the counted parse stops here."""
+
+
+def _too_many(max_nodes: Optional[int]) -> str:
+    return f"more than {max_nodes:,} elements and comments"
+
+
+#: Bytes given to the counted parser at a time: the overshoot past the limit is at most this.
+_PIECE = 16 * 1024
+
+
+def _parse_counted(data: bytes, max_nodes: int) -> etree._Element:
+    """``data`` parsed in pieces with the hardened options, raising :class:`_TooMany` once it has
+    shown more than ``max_nodes`` elements and comments: the work before the refusal is the C
+    parse of at most that many nodes (and one piece), and one event per node."""
+    # The one-shot parser's options; processing instructions are dropped in C (remove_pis), so they
+    # cost no event: only the prolog's are counted (by the prolog scan).
+    parser = etree.XMLPullParser(
+        events=("start", "comment"), resolve_entities=False, no_network=True, load_dtd=False,
+        dtd_validation=False, huge_tree=False, recover=False, remove_pis=True, collect_ids=False,
+    )  # fmt: skip
+    parser.resolvers.add(_NoResolver())
+    seen = 0
+    for start in range(0, len(data), _PIECE):
+        parser.feed(data[start : start + _PIECE])
+        for _ in parser.read_events():
+            seen += 1
+        if seen > max_nodes:
+            raise _TooMany(_too_many(max_nodes))
+    root: etree._Element = parser.close()
+    for _ in parser.read_events():
+        seen += 1
+    if seen > max_nodes:
+        raise _TooMany(_too_many(max_nodes))
+    return root
+
+
 def _strip_declaration(text: str) -> str:
     """``text`` without its XML declaration (a str is already decoded, so its encoding is moot)."""
     start = len(text) - len(text.lstrip(_XML_SPACE))
@@ -129,10 +254,20 @@ def prolog_has_doctype(data: bytes) -> bool:
     ended, so the time is linear in the prolog's length whatever it holds (the backtracking pattern
     this replaces took exponential time on a run of ``<?a?>``).
     """
+    return bool(_prolog_verdict(data, None))
+
+
+def _prolog_verdict(data: bytes, max_nodes: Optional[int]) -> Optional[bool]:
+    """Whether a DOCTYPE stands in the prolog; None when the prolog holds more than ``max_nodes``
+    comments and PIs (so that the scan, one step per node, stays bounded)."""
     encoding = wide_encoding(data)
     if encoding is not None:
-        return _scan_prolog(data.decode(encoding, errors="replace").lstrip("\ufeff").encode("utf-8"))
-    return _scan_prolog(data[len(codecs.BOM_UTF8) :] if data.startswith(codecs.BOM_UTF8) else data)
+        text = data.decode(encoding, errors="replace").lstrip("\ufeff").encode("utf-8")
+    else:
+        text = data[len(codecs.BOM_UTF8) :] if data.startswith(codecs.BOM_UTF8) else data
+    if max_nodes is None and b"<!DOCTYPE" not in text:  # in C: then the unbounded scan is not needed
+        return False
+    return _scan_prolog(text, max_nodes)
 
 
 def wide_encoding(data: bytes) -> Optional[str]:
@@ -154,9 +289,9 @@ def wide_encoding(data: bytes) -> Optional[str]:
     return None
 
 
-def _scan_prolog(text: bytes) -> bool:
+def _scan_prolog(text: bytes, max_nodes: Optional[int] = None) -> Optional[bool]:
     at = 0
-    while True:
+    for _ in itertools.count() if max_nodes is None else range(max_nodes + 1):
         # A single character class matched once from a fixed place: no backtracking.
         at = _SPACE_RUN.match(text, at).end()  # type: ignore[union-attr]
         if text.startswith(b"<?", at):
@@ -168,6 +303,7 @@ def _scan_prolog(text: bytes) -> bool:
         if end < 0:
             return False  # unterminated: not well-formed, and the parser says so
         at = end + len(closer)
+    return None
 
 
 @functools.lru_cache(maxsize=16)

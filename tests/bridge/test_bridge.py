@@ -26,8 +26,9 @@ from uws_adapter import (
     render_rest_callback,
     select,
 )
-from uws_adapter.bridge.app import Bridge, LegacyRelay
+from uws_adapter.bridge.app import Bridge, LegacyRelay, _refusal
 from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice
+from uws_adapter.errors import BudgetExceeded, InputError, UnsupportedByApi
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.store.sqlite import Store
 
@@ -286,3 +287,26 @@ def test_a_carrier_resend_is_acknowledged_but_not_relayed_again(tmp_path: Path, 
         unauthenticated["password"] = "guess"
         refused = requests.post(f"{url}/callbacks", json=unauthenticated, timeout=5)
         assert refused.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        BudgetExceeded((("IMEI:350000000000000", 5, 0.0),), 5),
+        UnsupportedByApi(
+            "selection",
+            "UWS needs an account or a device group",
+            "add --account or --group",
+            wire_fix="add AccountName or DeviceGroupName",
+        ),
+    ],
+    ids=["over-the-daily-budget", "filter-without-account"],
+)
+def test_faults_sent_to_legacy_clients_give_no_command_line_advice(error: InputError) -> None:
+    refused = _refusal(error)
+    assert refused is not None
+    assert refused.code == error.code
+    text = str(refused)
+    for command_line_word in ("--", "force=", "UWS_ADAPTER_"):
+        assert command_line_word not in text
+    assert error.fix in str(error)  # the CLI's advice stays in the CLI's message

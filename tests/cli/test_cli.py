@@ -200,8 +200,42 @@ def test_suspend_against_the_emulator_prints_the_request_id(tmp_path: Path) -> N
             request_id = result.stdout.strip()
             assert {parse_callback(b).request_id for b in callbacks.wait_for(3)} == {request_id}
             assert "uws-password" not in result.stdout + result.stderr
+            assert emulator.counters["logins"] == 1
+            assert len(emulator.sessions) == 0  # logged out once the request was answered
     finally:
         callbacks.close()
+
+
+def test_restore_over_rest_logs_out_its_session(tmp_path: Path) -> None:
+    with Emulator(devices=generated_devices(1)) as emulator:
+        args = ["restore", "--backend", "rest", "--rest-url", emulator.rest_url, "--device", "ESN:09611822299"]
+        environment = {"UWS_USERNAME": "uws-user", "UWS_PASSWORD": "uws-password", "THINGSPACE_CLIENT_ID": "ts-client",
+                       "THINGSPACE_CLIENT_SECRET": "ts-secret"}  # fmt: skip
+        result = run(args, tmp_path, **environment)
+        assert result.returncode == 0, result.stderr
+        assert len(emulator.sessions) == 0
+
+
+def test_connection_refused_and_a_wrong_endpoint_are_said_in_words(tmp_path: Path) -> None:
+    from servers import HttpServer, closed_port
+
+    refused = run(["suspend", "--endpoint", f"http://127.0.0.1:{closed_port()}/api/v2", "--username", "u",
+                   "--device", "ESN:09611822299"], tmp_path, UWS_PASSWORD="p")  # fmt: skip
+    assert refused.returncode != 0
+    error = refused.stderr.splitlines()[-1]  # after the retries' INFO lines, which say it in words too
+    assert error.startswith("uws-adapter: error: LogIn: connection refused at 'http://127.0.0.1:"), refused.stderr
+    assert "(4 attempts); nothing was sent" in error
+    assert "NewConnectionError" not in refused.stderr
+    assert "Max retries" not in refused.stderr
+    not_found = HttpServer(lambda _: (404, "text/html", b"<html>Not Found</html>"))
+    try:
+        wrong = run(["suspend", "--endpoint", not_found.url + "/wrong", "--username", "u", "--device",
+                     "ESN:09611822299"], tmp_path, UWS_PASSWORD="p")  # fmt: skip
+    finally:
+        not_found.close()
+    assert wrong.returncode != 0
+    assert "check the endpoint URL" in wrong.stderr
+    assert "log in again" not in wrong.stderr
 
 
 def test_an_account_selection_needs_yes(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def _healthy(port: int) -> bool:
     except OSError:
         return False
     finally:
-        connection.close()  # (warnings are errors: an unclosed socket fails the test)
+        connection.close()
 
 
 def _children(pid: int) -> List[int]:

@@ -7,13 +7,15 @@ from typing import List, Tuple
 
 import pytest
 import requests
-from conftest import client_for
+from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER, client_for
 from servers import HttpServer, wait_until
 
 from uws_adapter import (
     CustomField,
     Device,
     Emulator,
+    InputError,
+    RestClient,
     Restore,
     ServiceFault,
     generated_devices,
@@ -160,3 +162,23 @@ def test_query_selection_with_filters(callbacks: HttpServer) -> None:
         assert reached == {lines[0].device.identifiers[0].identifier, lines[2].device.identifiers[0].identifier}
         with pytest.raises(ServiceFault, match="AccountNotFound"):
             client_for(emulator.base_url).suspend(select(account="0000999999-00001"))
+
+
+def test_each_api_manages_only_the_listeners_registered_through_it() -> None:
+    lines = generated_devices(1)
+    with Emulator(devices=lines) as emulator:
+        emulator.register_listener(DEFAULT_ACCOUNT, "http://127.0.0.1:9/uws", "u", "p")
+        rest = RestClient(
+            base_url=emulator.rest_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, username=USER,
+            password=PASSWORD,
+        )  # fmt: skip
+        assert rest.callback_listeners(DEFAULT_ACCOUNT) == []  # the UWS listener is not the REST API's
+        with pytest.raises(ServiceFault):
+            rest.unregister_callback(DEFAULT_ACCOUNT, "CarrierService")
+        assert (DEFAULT_ACCOUNT, "CarrierService") in emulator.listeners  # still there
+        emulator.unregister_listener(DEFAULT_ACCOUNT)
+        rest.register_callback(DEFAULT_ACCOUNT, "CarrierService", "http://127.0.0.1:9/rest")
+        with pytest.raises(InputError, match="registered over REST"):
+            emulator.register_listener(DEFAULT_ACCOUNT, "http://127.0.0.1:9/uws")
+        emulator.unregister_listener(DEFAULT_ACCOUNT)  # not UWS's to remove
+        assert [c.url for c in rest.callback_listeners(DEFAULT_ACCOUNT)] == ["http://127.0.0.1:9/rest"]

@@ -28,7 +28,8 @@ from uws_adapter import (
     load_settings,
     select,
 )
-from uws_adapter.provisioning.transport import DeadlineAdapter, SentRequest, redact_xml
+from uws_adapter.provisioning.sent import SentRequest, redact_xml
+from uws_adapter.provisioning.transport import DeadlineAdapter
 from uws_adapter.soap.service import change_response, login_response
 from uws_adapter.uws.envelope import build_envelope
 

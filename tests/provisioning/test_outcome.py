@@ -14,7 +14,7 @@ from servers import HttpServer, SilentServer
 
 from uws_adapter import ConnectionFailed, Device, InputError, OutcomeUnknown, RestClient, UwsClient, select
 from uws_adapter.errors import TransportError
-from uws_adapter.provisioning.transport import check_base_url
+from uws_adapter.provisioning.urls import check_base_url
 
 DEVICES = select([Device.parse("IMEI:990003420535573")])
 

@@ -122,9 +122,12 @@ def test_dead_letters_rotate_the_oldest_out_past_their_total_size(start: Callabl
         ('{"requestId": "r", "username": "listener", "password": "\\udfff"}', "application/json"),
         ('{"requestId": "\\ud800"}', "application/json"),
         ('{"requestId": "r", "callbackCount": ' + "9" * 4301 + "}", "application/json"),
-        ('{"requestId": "r", "callbackCount": "' + "9" * 4301 + '"}', "application/json"),
+        # Authenticated (the credentials are read first: wrong ones are a 401 before any value is).
+        ('{"requestId": "r", "username": "listener", "password": "' + SECRET + '", "callbackCount": "'
+         + "9" * 4301 + '"}', "application/json"),
         ('{"requestId": "r", "callbackCount": 99999999999999999999}', "application/json"),
-        ("<CallbackRequest xmlns='http://nphase.com/unifiedwebservice/v2'><RequestId>r</RequestId><Data><Data>"
+        ("<CallbackRequest xmlns='http://nphase.com/unifiedwebservice/v2'><Username>listener</Username>"
+         "<Password>" + SECRET + "</Password><RequestId>r</RequestId><Data><Data>"
          "<CallbackCount>" + "9" * 4301 + "</CallbackCount></Data></Data></CallbackRequest>", "text/xml"),
         ("<CallbackRequest xmlns='http://nphase.com/unifiedwebservice/v2'><RequestId>&#xD800;</RequestId>"
          "</CallbackRequest>", "text/xml"),
@@ -186,7 +189,7 @@ def test_handler_runs_survive_a_store_that_fails_for_a_while(tmp_path: Path, cap
     )
     try:
         event_id, _ = store.write(callback_work(callback(), ("count",)))
-        receiver._wake.set()
+        receiver.wake_handlers()
         assert wait_until(lambda: ran == [event_id])
         assert wait_until(lambda: store.counts()["handler_queue"] == 0)  # the first run is recorded
         # A foreign writer holds the store's write lock: recording runs fails until it lets go.
@@ -197,7 +200,7 @@ def test_handler_runs_survive_a_store_that_fails_for_a_while(tmp_path: Path, cap
         second, _ = callback_work(callback(1), ("count",))(raw)
         raw.execute("COMMIT")
         raw.close()
-        receiver._wake.set()
+        receiver.wake_handlers()
         # Claiming a run is a write (so that no two runners take it): it fails while the lock is
         # held, the runner logs and keeps trying, and nothing runs unclaimed.
         assert wait_until(lambda: "handler queue unreadable" in caplog.text)
@@ -208,7 +211,7 @@ def test_handler_runs_survive_a_store_that_fails_for_a_while(tmp_path: Path, cap
         assert wait_until(lambda: ran == [event_id, second])
         assert wait_until(lambda: store.counts()["handler_queue"] == 0)
         third, _ = store.write(callback_work(callback(2), ("count",)))
-        receiver._wake.set()
+        receiver.wake_handlers()
         assert wait_until(lambda: ran[-1:] == [third])
         assert ran == [event_id, second, third]  # nothing ran twice
         assert receiver._runner is not None

@@ -115,14 +115,14 @@ def until(condition: Callable[[], object], what: str, patience: float = PATIENCE
 
 
 def get_health(port: int) -> Optional[int]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         connection.request("GET", "/health")
-        status = connection.getresponse().status
-        connection.close()
-        return status
+        return connection.getresponse().status
     except OSError:
         return None
+    finally:
+        connection.close()
 
 
 def callback_body(n: int) -> bytes:
@@ -142,14 +142,14 @@ def callback_body(n: int) -> bytes:
 
 def post_callback(port: int, n: int) -> Optional[int]:
     """One carrier attempt: the status, or None when the connection failed."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         connection.request("POST", "/callbacks", body=callback_body(n), headers={"Content-Type": "text/xml"})
-        status = connection.getresponse().status
-        connection.close()
-        return status
+        return connection.getresponse().status
     except OSError:
         return None
+    finally:
+        connection.close()
 
 
 def connect(port: int) -> socket.socket:

@@ -156,7 +156,7 @@ def test_too_many_header_fields_or_a_long_line_get_431_and_close(
 
 
 def test_the_emulator_bounds_headers_too() -> None:
-    from uws_adapter.emulator.core import Emulator
+    from uws_adapter.emulator.http import Emulator
 
     with Emulator() as emulator:
         port = int(emulator.root_url.rsplit(":", 1)[1].split("/")[0])

@@ -22,7 +22,7 @@ import hmac
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 import requests
 
@@ -30,7 +30,9 @@ from uws_adapter import metrics
 from uws_adapter.bridge.address import checked_names, soap_address
 from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, StoredSessions
 from uws_adapter.callbacks.uws_render import callback_headers, check_soap_action, render_callback
+from uws_adapter.edge import SOAP_PREFIX, Router, StartResponse
 from uws_adapter.errors import (
+    Code,
     HandlerGaveUp,
     InputError,
     OutcomeUnknown,
@@ -41,8 +43,12 @@ from uws_adapter.errors import (
 )
 from uws_adapter.model.actions import Action
 from uws_adapter.model.selection import Selection
-from uws_adapter.provisioning.transport import check_timeout
-from uws_adapter.receiver.app import Receiver, StartResponse
+from uws_adapter.provisioning.engine import Answer, Engine, NotUsable, Outgoing, Stakes
+from uws_adapter.provisioning.options import RELAY_OPTIONS, SendOptions
+from uws_adapter.provisioning.sent import SentRequest
+from uws_adapter.provisioning.urls import check_url
+from uws_adapter.receiver.app import Receiver
+from uws_adapter.receiver.handlers import DEFAULT_HANDLER_LEASE, DEFAULT_HANDLER_WORKERS
 from uws_adapter.rest.client import RestClient
 from uws_adapter.soap.server import SoapServer
 from uws_adapter.store.interfaces import BridgeStore, StoredEvent
@@ -51,14 +57,27 @@ from uws_adapter.xmlsafe import MAX_BYTES
 #: A 10,000-device ChangeDeviceState is about 2 MB.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 RELAY_HANDLER = "legacy-relay"
-_UNEXPECTED = "REQUEST_FAILED.UnexpectedError"  # [doc] code, used for answers the REST side lost
+_UNEXPECTED = Code.UNEXPECTED  # for answers the REST side lost
+
+
+class _Acknowledged:
+    """The relay's codec: a 2xx is the listener's acknowledgement; anything else is refused (the
+    handler queue sends it again later, with backoff)."""
+
+    def read(self, answer: Answer) -> Union[NotUsable, None]:
+        if 200 <= answer.status_code < 300:
+            return None
+        raise RelayRefused(f"the legacy listener answered HTTP {answer.status_code}", http_status=answer.status_code)
 
 
 class LegacyRelay:
     """A receiver handler that POSTs each stored callback to the legacy SOAP listener ``url``,
     with the credentials the legacy system registered, as UWS would, and ``soap_action`` as its
     SOAPAction header (None, the default: no header; see
-    :func:`~uws_adapter.callbacks.uws_render.callback_headers`)."""
+    :func:`~uws_adapter.callbacks.uws_render.callback_headers`). Sent through the engine with
+    ``options`` (default :data:`~uws_adapter.provisioning.options.RELAY_OPTIONS`: no redirects, a
+    30 s deadline, a 64 KiB answer cap, no retry of its own — the handler queue retries);
+    ``timeout=`` is the older way to set its (connect, read) seconds."""
 
     def __init__(
         self,
@@ -66,22 +85,27 @@ class LegacyRelay:
         *,
         username: Optional[str] = None,
         password: Optional[str] = None,
-        timeout: Tuple[float, float] = (5.0, 30.0),
+        timeout: Optional[Tuple[float, float]] = None,
         session: Optional[requests.Session] = None,
+        options: SendOptions = RELAY_OPTIONS,
         soap_action: Optional[str] = None,
     ) -> None:
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise InputError("legacy listener", f"{url!r} is not an http(s) URL", "give the legacy listener's URL")
-        self.url = url
+        self.url = check_url(url, "legacy listener", fix="give the legacy listener's http(s) URL")
         self.username = username
         self.password = password
         # Credentials XML cannot carry would make every relay unrenderable: refuse them now.
         for field, value in (("legacy listener username", username), ("legacy listener password", password)):
             if value is not None and not _xml_safe(value):
                 raise InputError(field, "has characters XML cannot carry", "remove control characters")
-        self.timeout = check_timeout(timeout)
-        self.session = session if session is not None else requests.Session()
+        self.engine = Engine(
+            options.with_(timeout=timeout), session=session, urls="the legacy listener URL (--legacy-listener)"
+        )
         self.headers = callback_headers(check_soap_action(soap_action, "legacy listener SOAPAction"))
+
+    @property
+    def deadline(self) -> float:
+        """Seconds one relay may take in all: the receiver checks it fits well inside its lease."""
+        return self.engine.options.deadline
 
     def __call__(self, event: StoredEvent) -> None:
         callback = event.callback
@@ -96,9 +120,19 @@ class LegacyRelay:
             body = render_callback(document)
         except ValueError as exc:  # InputError included: no number of retries makes it renderable
             raise HandlerGaveUp(f"the callback cannot be written as a UWS SOAP callback: {exc}") from None
-        response = self.session.post(self.url, data=body, headers=self.headers, timeout=self.timeout)
-        if not 200 <= response.status_code < 300:
-            raise RelayRefused(f"the legacy listener answered HTTP {response.status_code}")
+        self.engine.call(
+            Outgoing(
+                "POST", self.url, "callback relay", tuple(self.headers.items()), body,
+                stakes=Stakes.REPEATABLE, describe=lambda: SentRequest("POST", self.url, "callback relay"),
+            ),
+            _ACKNOWLEDGED,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+_ACKNOWLEDGED = _Acknowledged()
 
 
 def _xml_safe(text: str) -> bool:
@@ -128,6 +162,8 @@ class Bridge:
         callback_password: Optional[str] = None,
         session_idle: float = 20 * 60,
         handler_backoff: float = 5.0,
+        handler_lease: float = DEFAULT_HANDLER_LEASE,
+        handler_workers: int = DEFAULT_HANDLER_WORKERS,
         max_callback_bytes: int = MAX_BYTES,
         public_url: Optional[str] = None,
         allowed_hosts: Optional[Sequence[str]] = None,
@@ -151,6 +187,7 @@ class Bridge:
         self.receiver = Receiver(
             store, username=callback_username, password=callback_password, max_body=max_callback_bytes,
             handlers={RELAY_HANDLER: relay} if relay is not None else {}, handler_backoff=handler_backoff,
+            handler_lease=handler_lease, handler_workers=handler_workers,
             repair=repair,
         )  # fmt: skip
         self.sessions = StoredSessions(store, idle=session_idle, lockout=lockout, clock=clock)
@@ -162,6 +199,7 @@ class Bridge:
         self.soap = SoapServer(
             self, address=self._address, max_body=MAX_REQUEST_BYTES, count=self._count, refusal=_refusal
         )
+        self._router = Router([(SOAP_PREFIX, self.soap)], self.receiver)
 
     def close(self) -> None:
         self.receiver.close()
@@ -187,11 +225,8 @@ class Bridge:
 
     # WSGI --------------------------------------------------------------------------------------
 
-    def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
-        path = environ.get("PATH_INFO", "/")
-        if not path.startswith("/api/v2/"):
-            return self.receiver(environ, start_response)
-        return self.soap(environ, start_response)
+    def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        return self._router(environ, start_response)
 
     def _address(self, environ: Mapping[str, Any]) -> str:
         return soap_address(environ, public_url=self.public_url, allowed=self.allowed_hosts)  # HostRefused: 400
@@ -239,5 +274,5 @@ def _refusal(exc: Exception) -> Optional[Refused]:
     if isinstance(exc, TransportError):
         return Refused(_UNEXPECTED, f"the REST API did not answer: {exc}")
     if isinstance(exc, InputError):  # its carrier code, set where it was raised
-        return Refused(exc.code, str(exc))
+        return Refused(exc.code, exc.fault_text())
     return None

@@ -29,7 +29,7 @@ import time
 from collections import OrderedDict
 from typing import Callable, Optional, Tuple, TypeVar
 
-from uws_adapter.errors import InputError, Refused, UwsAdapterError
+from uws_adapter.errors import Code, InputError, Refused, UwsAdapterError
 from uws_adapter.soap.sessions import (
     KEEP_EXPIRED,
     MAX_SESSIONS,
@@ -50,7 +50,7 @@ T = TypeVar("T")
 DEFAULT_LOCKOUT = 30 * 60.0
 #: How often, at most, a process purges sessions expired over a day ago (when one opens).
 PURGE_EVERY = 60.0
-_UNEXPECTED = "REQUEST_FAILED.UnexpectedError"  # [doc]
+_UNEXPECTED = Code.UNEXPECTED  # [doc]
 
 
 def _digest(token: Optional[str]) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from uws_adapter.errors import CallbackParseError
 from uws_adapter.jsonsafe import check_depth, loads_untrusted, wire_integer
 from uws_adapter.model.callbacks import (
+    MAX_CALLBACK_NODES,
     CallbackFault,
     CallbackRequest,
     NiddResult,
@@ -42,12 +43,29 @@ _KNOWN = {
 
 
 def parse_rest_callback(
-    data: Union[bytes, str, Mapping[str, Any]], *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH
+    data: Union[bytes, str, Mapping[str, Any]],
+    *,
+    max_bytes: int = MAX_BYTES,
+    max_depth: int = MAX_DEPTH,
+    max_values: int = MAX_CALLBACK_NODES,
 ) -> CallbackRequest:
     """Parse a REST JSON callback given as bytes, str or an already decoded mapping."""
+    return read_rest_callback(rest_callback_object(data, max_bytes=max_bytes, max_depth=max_depth,
+                                                   max_values=max_values))  # fmt: skip
+
+
+def rest_callback_object(
+    data: Union[bytes, str, Mapping[str, Any]],
+    *,
+    max_bytes: int = MAX_BYTES,
+    max_depth: int = MAX_DEPTH,
+    max_values: int = MAX_CALLBACK_NODES,
+) -> Mapping[str, Any]:
+    """The decoded JSON object of a callback, bounded (size, nesting, ``max_values`` values) but not
+    yet read: :func:`rest_credentials` reads its credentials, :func:`read_rest_callback` the rest."""
     if isinstance(data, Mapping):
-        check_depth(data, max_depth, error=CallbackParseError, what="callback")
-        return _read(data)
+        check_depth(data, max_depth, error=CallbackParseError, what="callback", max_values=max_values)
+        return data
     if isinstance(data, (bytes, bytearray)):
         if len(data) > max_bytes:
             raise CallbackParseError(f"callback: {len(data):,} bytes is over the {max_bytes:,}-byte limit")
@@ -65,10 +83,23 @@ def parse_rest_callback(
         raise CallbackParseError("callback: empty")
     if text.lstrip().startswith("<"):
         raise CallbackParseError("callback: this is XML, not JSON; parse it with parse_callback")
-    decoded = loads_untrusted(text, max_depth=max_depth, error=CallbackParseError, what="callback")
+    decoded = loads_untrusted(
+        text, max_depth=max_depth, error=CallbackParseError, what="callback", max_values=max_values
+    )
     if not isinstance(decoded, dict):
         raise CallbackParseError(f"callback: the JSON document is a {type(decoded).__name__}, not an object")
-    return _read(decoded)
+    return decoded
+
+
+def rest_credentials(obj: Mapping[str, Any]) -> Tuple[Optional[str], Optional[str], Optional[str]]:
+    """(username, password, requestId) of a decoded callback, read as :func:`read_rest_callback`
+    reads them: enough to authenticate it before anything else is read."""
+    return _string(obj, "username", ""), _string(obj, "password", ""), _string(obj, "requestId", "")
+
+
+def read_rest_callback(obj: Mapping[str, Any]) -> CallbackRequest:
+    """The callback of a decoded, bounded object (see :func:`rest_callback_object`)."""
+    return _read(obj)
 
 
 def _string(obj: Mapping[str, Any], key: str, where: str) -> Optional[str]:

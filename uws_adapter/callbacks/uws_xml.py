@@ -17,6 +17,7 @@ from uws_adapter.errors import CallbackParseError
 from uws_adapter.jsonsafe import wire_integer
 from uws_adapter.model.callbacks import (
     ACTIONS,
+    MAX_CALLBACK_NODES,
     SUCCESS_STATUSES,
     CallbackFault,
     CallbackRequest,
@@ -46,24 +47,46 @@ SUSPEND_FIELDS = {
 }
 
 
-def parse_callback(data: Union[bytes, str], *, repair: bool = False, max_bytes: int = MAX_BYTES) -> CallbackRequest:
+def parse_callback(
+    data: Union[bytes, str], *, repair: bool = False, max_bytes: int = MAX_BYTES, max_nodes: int = MAX_CALLBACK_NODES
+) -> CallbackRequest:
     """Parse a UWS SOAP callback: a SOAP 1.1 envelope or a bare ``CallbackRequest`` element.
 
     ``repair=True`` mends exactly one known defect of old senders (an end tag written
-    ``</Name/>``, as in the carrier's own example) and nothing else.
+    ``</Name/>``, as in the carrier's own example) and nothing else. At most ``max_nodes``
+    elements and comments (:data:`~uws_adapter.model.callbacks.MAX_CALLBACK_NODES`).
     """
-    return parse_callback_mended(data, repair=repair, max_bytes=max_bytes)[0]
+    return parse_callback_mended(data, repair=repair, max_bytes=max_bytes, max_nodes=max_nodes)[0]
 
 
 def parse_callback_mended(
-    data: Union[bytes, str], *, repair: bool = False, max_bytes: int = MAX_BYTES
+    data: Union[bytes, str], *, repair: bool = False, max_bytes: int = MAX_BYTES, max_nodes: int = MAX_CALLBACK_NODES
 ) -> Tuple[CallbackRequest, bool]:
     """As :func:`parse_callback`, and whether the repair was needed (for services to count it)."""
+    request, mended = callback_element(data, repair=repair, max_bytes=max_bytes, max_nodes=max_nodes)
+    return read_callback(request), mended
+
+
+def callback_element(
+    data: Union[bytes, str], *, repair: bool = False, max_bytes: int = MAX_BYTES, max_nodes: int = MAX_CALLBACK_NODES
+) -> Tuple[etree._Element, bool]:
+    """The ``CallbackRequest`` element of a document, parsed hardened and bounded but not yet read
+    (:func:`callback_credentials` reads its credentials, :func:`read_callback` the rest), and
+    whether the repair was needed."""
+
+    def parse(document: Union[bytes, str]) -> etree._Element:
+        return parse_untrusted(
+            document, max_bytes=max_bytes, error=CallbackParseError, what="callback", max_nodes=max_nodes
+        )
+
     mended_used = False
     try:
-        root = parse_untrusted(data, max_bytes=max_bytes, error=CallbackParseError, what="callback")
+        root = parse(data)
     except CallbackParseError as exc:
-        mended = _mend_end_tags(data)
+        # Looked for only where a callback could be (a few "<" per node): the search costs a step
+        # per end tag, and a flood of them must not pay for it.
+        markup = data.count("<" if isinstance(data, str) else b"<")  # type: ignore[arg-type]
+        mended = _mend_end_tags(data) if markup <= 2 * max_nodes else None
         if mended is None:
             raise
         if not repair:
@@ -71,9 +94,26 @@ def parse_callback_mended(
                 f"{exc} (an end tag written like </Name/>; pass repair=True, or --repair, to mend exactly that)",
                 line=exc.line,
             ) from None
-        root = parse_untrusted(mended, max_bytes=max_bytes, error=CallbackParseError, what="callback")
+        root = parse(mended)
         mended_used = True
-    return _Reader().read(_callback_element(root)), mended_used
+    return _callback_element(root), mended_used
+
+
+def callback_credentials(request: etree._Element) -> Tuple[Optional[str], Optional[str], Optional[str]]:
+    """(Username, Password, RequestId) of a ``CallbackRequest`` element, the first of each, read
+    as :func:`read_callback` reads them: enough to authenticate it before the rest is walked."""
+    found: Dict[str, Optional[str]] = {}
+    for name, child in _children(request):
+        if name in ("Username", "Password", "RequestId") and name not in found:
+            found[name] = _leaf_text(child)
+            if len(found) == 3:
+                break
+    return found.get("Username"), found.get("Password"), found.get("RequestId")
+
+
+def read_callback(request: etree._Element) -> CallbackRequest:
+    """The callback a ``CallbackRequest`` element holds (see :func:`callback_element`)."""
+    return _Reader().read(request)
 
 
 CARRIER_SECTIONS = (

@@ -11,7 +11,7 @@ from typing import Any
 from uws_adapter.cli.db import DB_VARIABLE
 from uws_adapter.cli.provision import add_connection_options, connection_settings
 from uws_adapter.errors import InputError
-from uws_adapter.provisioning.transport import check_base_url
+from uws_adapter.provisioning.urls import check_base_url
 
 
 def add_commands(commands: Any) -> None:

@@ -312,17 +312,20 @@ def _run_send(args: argparse.Namespace) -> int:
     _confirm(args, selection, settings)
     store = open_db(settings.db) if settings.db else None
     try:
-        client = connect_backend(settings, store=store)
-        if args.force and store is not None and isinstance(selection, DeviceList) and client.daily_budget:
-            over = client.over_budget(selection.devices)
-            if over:
-                sys.stderr.write(f"warning: --force: {len(over)} line(s) over the daily budget of "
-                                 f"{settings.daily_budget}; sending anyway (recorded as forced)\n")  # fmt: skip
-        try:
-            request_id = client.change_device_state(action, selection, force=args.force)
-        except OutcomeUnknown as unknown:
-            raise outcome_unknown_error(unknown, settings.db) from None
-        sys.stdout.write(request_id + "\n")
+        # A session the client opens is logged out when the block ends: once the request is
+        # answered (or has failed), never left to expire on the service.
+        with connect_backend(settings, store=store) as client:
+            if args.force and store is not None and isinstance(selection, DeviceList) and client.daily_budget:
+                over = client.over_budget(selection.devices)
+                if over:
+                    sys.stderr.write(f"warning: --force: {len(over)} line(s) over the daily budget of "
+                                     f"{settings.daily_budget}; sending anyway (recorded as forced)\n")  # fmt: skip
+            try:
+                request_id = client.change_device_state(action, selection, force=args.force)
+            except OutcomeUnknown as unknown:
+                raise outcome_unknown_error(unknown, settings.db) from None
+            sys.stdout.write(request_id + "\n")
+            sys.stdout.flush()  # the RequestId is out before the logout's round trip
     finally:
         if store is not None:
             store.close()

@@ -27,7 +27,8 @@ from uws_adapter.cli.db import add_db_option, open_db
 from uws_adapter.cli.options import load_from_options, settings_defaults
 from uws_adapter.config import CONFIG_VARIABLE, ENVIRONMENT, Settings, load_settings
 from uws_adapter.config import connect as connect_backend
-from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice, Emulator, generated_devices
+from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice, generated_devices
+from uws_adapter.emulator.http import Emulator
 from uws_adapter.emulator.lines import seed_lines, seeds
 from uws_adapter.errors import InputError, UwsAdapterError, install_hint
 from uws_adapter.logs import worker_environment
@@ -104,6 +105,10 @@ _REPAIR = _o(
     "--repair", "mend an end tag written </Name/> in SOAP callbacks, as in the carrier's documented example "
     "(counted and logged; without it such callbacks are refused with 400)", action="store_true",
 )  # fmt: skip
+_HANDLER_LEASE = _o(
+    "--handler-lease", "how long a claimed handler run (a relay) is this instance's before another may take it; at "
+    "least twice a relay's deadline (30 s)", metavar="SECONDS",
+)  # fmt: skip
 _EMULATOR: List[Spec] = [
     _o("--port", "0 picks a free port"),
     _o("--devices", "generated Active devices (IMEI+ICCID)", metavar="N"),
@@ -139,6 +144,7 @@ _RECEIVER: List[Spec] = [
     _o("--allow-anonymous", "store callbacks without checking credentials (only on a closed network; logged at "
        "start)", action="store_true"),
     _REPAIR,
+    _HANDLER_LEASE,
     _o("--dead-letter-rate", "refused documents kept per second, after a burst of 100 (the rest are counted)",
        metavar="N"),
     _o("--dead-letter-max-bytes", "total size the dead letters may hold", metavar="BYTES"),
@@ -171,6 +177,7 @@ _BRIDGE: List[Spec] = [
     _o("--unlock", argparse.SUPPRESS, metavar="NAME"),  # nothing is locked in the store any more
     _o("--threads", "waitress worker threads"),
     _REPAIR,
+    _HANDLER_LEASE,
     *_CONNECTIONS,
 ]  # fmt: skip
 
@@ -520,6 +527,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
                 rest, store, legacy_users={legacy_name: legacy_password}, relay=relay,
                 callback_username=settings.username, callback_password=settings.password,
                 public_url=settings.public_url, lockout=settings.lockout_seconds or None, repair=settings.repair,
+                handler_lease=settings.handler_lease,
             )  # fmt: skip
             options = app.server_options(host=settings.host, port=settings.port, threads=settings.threads)
             server: Any = None

@@ -1,7 +1,8 @@
-"""A carrier emulator on loopback: UWS SOAP (:mod:`uws_adapter.emulator.soap`) and the REST M2M API
-(:mod:`uws_adapter.emulator.rest`) in front of one device inventory with the documented state machine, and
-real callbacks to registered listeners, re-sent until acknowledged. Both fronts are one WSGI
-application on waitress (:mod:`uws_adapter.emulator.http`).
+"""The emulated carrier's state (:class:`Carrier`): one device inventory with the documented state
+machine, the users and sessions, the registered listeners, and real callbacks to them, re-sent until
+acknowledged. It knows nothing of HTTP: its UWS SOAP front (:mod:`uws_adapter.emulator.soap`) and
+REST M2M front (:mod:`uws_adapter.emulator.rest`) depend on it, and :class:`~uws_adapter.emulator.
+http.Emulator` serves both on waitress.
 
 Both fronts share the inventory, the users (five failed logins lock an account [doc]), the
 sessions (20 minutes idle [doc]) and the callback queue. Codes not in the carrier's documentation
@@ -17,9 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
-
-import requests
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from uws_adapter.callbacks.rest_json import render_rest_callback
 from uws_adapter.callbacks.uws_render import callback_headers, check_soap_action, render_callback
@@ -33,17 +32,19 @@ from uws_adapter.emulator.lines import (
     nidd_callback,
     resume_profile,
 )
-from uws_adapter.errors import InputError, Refused
+from uws_adapter.errors import Code, InputError, Refused
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import DeviceIdentifier, identity
 from uws_adapter.model.selection import CustomField
-from uws_adapter.provisioning.transport import check_base_url
+from uws_adapter.provisioning.engine import Engine, Outgoing, Stakes
+from uws_adapter.provisioning.options import CALLBACK_OPTIONS
+from uws_adapter.provisioning.urls import check_base_url
 from uws_adapter.redaction import masked_url
 from uws_adapter.soap.sessions import IdleSessions, LoginThrottle, LoginVerdict, login_refusal
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
 
 __all__ = [
-    "ACTIVE", "DEFAULT_ACCOUNT", "MAX_BODY", "SUSPENDED", "EmulatedDevice", "Emulator", "EmulatorFault", "Listener",
+    "ACTIVE", "DEFAULT_ACCOUNT", "MAX_BODY", "SUSPENDED", "Carrier", "EmulatedDevice", "EmulatorFault", "Listener",
     "generated_devices",
 ]  # fmt: skip
 MAX_BODY = 8 * 1024 * 1024  # a 10,000-device request is about 2 MB
@@ -74,16 +75,13 @@ class Listener:
 Target = Tuple[Tuple[DeviceIdentifier, ...], Optional[EmulatedDevice]]
 
 
-class Emulator:
-    """Start with ``with Emulator(devices=100) as emu:``; ``emu.base_url`` is what a UwsClient
-    takes, ``emu.rest_url`` what a RestClient takes. Served by waitress (the ``receiver`` extra)
-    with ``threads`` worker threads; ``emu.app`` is the WSGI application itself."""
+class Carrier:
+    """The carrier's state and behaviour, without HTTP: inventory, state machine, users, sessions,
+    listeners and callback delivery (``delivery_workers`` threads, started by :meth:`start`)."""
 
     def __init__(
         self,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
         devices: Sequence[EmulatedDevice] = (),
         users: Optional[Dict[str, str]] = None,
         clients: Optional[Dict[str, str]] = None,
@@ -93,17 +91,8 @@ class Emulator:
         callback_spacing: float = 300.0,
         max_callback_threshold: int = 4,
         delivery_workers: int = 4,
-        threads: int = 8,
         clock: Callable[[], float] = time.monotonic,
-        middleware: Optional[Callable[[Any], Any]] = None,
     ) -> None:
-        from uws_adapter.emulator.http import EmulatorApp
-        from uws_adapter.emulator.rest import RestFront
-        from uws_adapter.emulator.soap import SoapFront
-        from uws_adapter.serving.thread import ServedApp
-
-        if not isinstance(threads, int) or threads < 1:
-            raise InputError("threads", f"{threads!r} is not a positive number", "give 1 or more (8 by default)")
         self.devices = list(devices)
         self._index: Dict[str, EmulatedDevice] = {}
         for line in self.devices:
@@ -131,55 +120,27 @@ class Emulator:
         self._stopping = False
         #: Listener URLs that refused a callback's credentials (the first refusal is a warning).
         self._refused_by: Set[str] = set()
-        self.soap = SoapFront(self)
-        self.rest = RestFront(self)
-        self.app = EmulatorApp(self.soap.server, self.rest.handle, max_body=MAX_BODY)
-        # middleware: what the command line wraps the application in (its access log).
-        self._server = ServedApp(
-            middleware(self.app) if middleware is not None else self.app, host=host, port=port, threads=threads,
-            max_body=MAX_BODY, ident="uws-emulator",
-        )  # fmt: skip
         self._threads = [
             threading.Thread(target=self._deliver, daemon=True, name=f"uws-callbacks-{n}")
             for n in range(delivery_workers)
         ]
 
-    @property
-    def root_url(self) -> str:
-        return self._server.url
-
-    @property
-    def base_url(self) -> str:
-        """The UWS base URL (``.../api/v2``)."""
-        return f"{self.root_url}/api/v2"
-
-    @property
-    def rest_url(self) -> str:
-        """The REST base URL (``.../api``)."""
-        return f"{self.root_url}/api"
-
-    def start(self) -> Emulator:
-        self._server.start()
+    def start(self) -> Carrier:
+        """Start delivering callbacks."""
         for thread in self._threads:
             thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop delivering callbacks (those queued are dropped)."""
         with self._queued:
             self._stopping = True
             self._queued.notify_all()
-        self._server.stop()
 
     def count(self, counter: str) -> None:
         """One more of ``counter`` (see :attr:`counters`)."""
         with self.lock:
             self.counters[counter] += 1
-
-    def __enter__(self) -> Emulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def register_listener(
         self, account: str, url: str, username: str = "", password: str = "", *, service: str = "CarrierService",
@@ -194,12 +155,21 @@ class Emulator:
             raise InputError("listener url", problem, "give an http(s) URL with a host, e.g. http://127.0.0.1:8081/")
         check_soap_action(soap_action)
         with self.lock:
+            existing = self.listeners.get((account, service))
+            if existing is not None and existing.api == "rest":
+                raise InputError(
+                    "listener", f"{service} of {account} has a listener registered over REST",
+                    "remove it through the REST API first (uws-adapter listeners remove)",
+                )  # fmt: skip
             self.listeners[(account, service)] = Listener(url, username, password, "soap", soap_action)
 
     def unregister_listener(self, account: str, service: str = "CarrierService") -> None:
-        """Remove a listener, as UWS's unregistration would."""
+        """Remove a listener registered the UWS way, as UWS's unregistration would (one registered
+        over REST is the REST API's to remove)."""
         with self.lock:
-            self.listeners.pop((account, service), None)
+            existing = self.listeners.get((account, service))
+            if existing is not None and existing.api == "soap":
+                del self.listeners[(account, service)]
 
     # Users and sessions (both APIs) --------------------------------------------------------
 
@@ -229,7 +199,7 @@ class Emulator:
 
     def listed(self, devices: Sequence[Tuple[DeviceIdentifier, ...]]) -> List[Target]:
         if len(devices) > MAX_DEVICES_PER_REQUEST:
-            raise EmulatorFault("INPUT_INVALID.MaxRequestsExceeded", f"{len(devices)} devices")
+            raise EmulatorFault(Code.MAX_REQUESTS_EXCEEDED, f"{len(devices)} devices")
         return [(given, self.find(given)) for given in devices]
 
     def query(
@@ -238,9 +208,9 @@ class Emulator:
         if account is None and group is None and plan is None and not custom:
             # REST takes a service plan or custom fields alone [doc]; the SOAP front refused such a
             # query before it came here (UWS needs an account or a group).
-            raise EmulatorFault("INPUT_INVALID.RequestUndefined", "no devices, account, group or filter")
+            raise EmulatorFault(Code.REQUEST_UNDEFINED, "no devices, account, group or filter")
         if account is not None and not any(line.account == account for line in self.devices):
-            raise EmulatorFault("REQUEST_FAILED.AccountNotFound", f"no account {account}")
+            raise EmulatorFault(Code.ACCOUNT_NOT_FOUND, f"no account {account}")
         return [
             (line.device.identifiers, line)
             for line in self.devices
@@ -290,7 +260,8 @@ class Emulator:
     # Callbacks ----------------------------------------------------------------------------------
 
     def _deliver(self) -> None:
-        session = requests.Session()
+        # No redirects, a deadline and an answer cap, as the carrier's.
+        engine = Engine(CALLBACK_OPTIONS, urls="the listener URL registered for the account")
         while True:
             with self._queued:
                 while not self._stopping and (not self._queue or self._queue[0][0] > time.monotonic()):
@@ -304,7 +275,7 @@ class Emulator:
                 callback, callback_count=count, username=listener.username or None, password=listener.password or None
             )
             try:
-                status = self._send(session, attempt, listener)
+                status = self._send(engine, attempt, listener)
                 acknowledged = 200 <= status < 300
                 if not acknowledged:
                     _log.warning(
@@ -312,12 +283,13 @@ class Emulator:
                         attempt.request_id, count, self.max_callback_threshold, masked_url(listener.url), status,
                     )  # fmt: skip
                     self._refused(attempt, count, listener, status)
-            except Exception as exc:  # any failure (a URL requests cannot use, a body that cannot be
-                # written) is one unacknowledged attempt: this thread must go on delivering the others
+            except Exception as exc:  # any failure (a URL nothing can be sent to, a body that cannot be
+                # written) is one unacknowledged attempt: this thread must go on delivering the others.
+                # The engine's messages show the URL masked; a body's error holds no credential.
                 _log.warning(
-                    "callback %s (attempt %d of %d) to %s not delivered: %s",
+                    "callback %s (attempt %d of %d) to %s not delivered: %s: %s",
                     attempt.request_id, count, self.max_callback_threshold, masked_url(listener.url),
-                    _reason(exc, listener),
+                    type(exc).__name__, str(exc)[:300],
                 )  # fmt: skip
                 acknowledged = False
             with self._queued:
@@ -354,34 +326,19 @@ class Emulator:
         )  # fmt: skip
 
     @staticmethod
-    def _send(session: requests.Session, attempt: CallbackRequest, listener: Listener) -> int:
+    def _send(engine: Engine, attempt: CallbackRequest, listener: Listener) -> int:
         if listener.api == "rest":
             body, headers = render_rest_callback(attempt), {"Content-Type": "application/json"}
         else:
             body, headers = render_callback(attempt), callback_headers(listener.soap_action)
-        response = session.post(listener.url, data=body, headers=headers, timeout=(2, 10))
-        return int(response.status_code)
+        request = Outgoing("POST", listener.url, "callback", tuple(headers.items()), body, stakes=Stakes.REPEATABLE)
+        return engine.send(request).status_code
 
 
 def listener_url_problem(url: object) -> Optional[str]:
-    """Why callbacks cannot be sent to ``url`` (None when they can): an http(s) URL with a host,
-    printable ASCII (a user and password in it go into a Basic header, which must be latin-1),
-    that ``requests`` can parse."""
-    if isinstance(url, str) and not url.isascii():
-        return f"{masked_url(url)} has non-ASCII characters (percent-encode them)"
+    """Why callbacks cannot be sent to ``url`` (None when they can), by the one URL check."""
     try:
         check_base_url(url, "listener url")
     except InputError as exc:
         return exc.problem
     return None
-
-
-def _reason(exc: Exception, listener: Listener) -> str:
-    """The failure's type and message, with the listener's credentials masked (a parse error
-    may quote the whole URL, user and password included)."""
-    text = str(exc)
-    authority = listener.url.partition("://")[2].partition("/")[0]
-    for secret in (authority.rpartition("@")[0] if "@" in authority else "", listener.password):
-        if secret:
-            text = text.replace(secret, "***")
-    return f"{type(exc).__name__}: {text[:300]}"

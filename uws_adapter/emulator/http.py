@@ -1,46 +1,45 @@
-"""The emulator's HTTP side: one WSGI application (UWS SOAP under ``/api/v2/`` through the shared
-:class:`.SoapServer`, the REST M2M API everywhere else) served by waitress in a background
-thread, as the receiver and the bridge are served, so that chunked bodies, keep-alive, body
-limits and 413/415 behave the same on every service of the package."""
+"""The emulator's HTTP side: :class:`Emulator`, the emulated carrier (:class:`.Carrier`) served on
+loopback, its UWS SOAP front under ``/api/v2/`` (through the shared :class:`.SoapServer`) and its
+REST M2M front everywhere else, routed by the one :class:`~uws_adapter.edge.Router` and screened by
+the one request screen, on waitress in a background thread, as the receiver and the bridge are
+served: chunked bodies, keep-alive, body limits and the refusals behave the same on every service
+of the package."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
-from urllib.parse import quote
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from uws_adapter.soap.server import Reply, StartResponse, reply
+from uws_adapter.edge import SOAP_PREFIX, Answer, BodyRules, Router, StartResponse, raw_target, screen
+from uws_adapter.emulator.core import MAX_BODY, Carrier
+from uws_adapter.emulator.rest import RestFront
+from uws_adapter.emulator.soap import SoapFront
+from uws_adapter.errors import InputError
 
-#: ``rest(method, path, headers, body)``: the REST front's answer (headers with lower-case names).
-RestHandler = Callable[[str, str, Dict[str, str], bytes], Reply]
-WsgiApp = Callable[[Dict[str, Any], StartResponse], List[bytes]]
+__all__ = ["Emulator", "RestApp"]
 
 
-class EmulatorApp:
-    """WSGI application: ``soap`` for ``/api/v2/...``, ``rest`` for every other path."""
+class RestApp:
+    """WSGI application of the REST front: the one request screen (no length: an empty body, as
+    the vendor SDK's logout sends), then ``front``."""
 
-    def __init__(self, soap: WsgiApp, rest: RestHandler, *, max_body: int) -> None:
-        self.soap = soap
-        self.rest = rest
-        self.max_body = max_body
+    def __init__(self, front: RestFront, *, max_body: int) -> None:
+        self.front = front
+        self.rules = BodyRules(max_body, length_required=False)
 
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
-        if environ.get("PATH_INFO", "/").startswith("/api/v2/"):
-            return self.soap(environ, start_response)
-        return reply(start_response, *self.answer(environ))
+        return self.answer(environ).send(start_response)
 
-    def answer(self, environ: Dict[str, Any]) -> Reply:
+    def answer(self, environ: Dict[str, Any]) -> Answer:
         method = environ.get("REQUEST_METHOD", "GET")
         body = b""
         if method == "POST":
-            try:  # waitress has checked the header's digits; a chunked body arrives with its length
-                length = int(environ.get("CONTENT_LENGTH") or "0")
-            except ValueError:
-                return 400, b"Content-Length is invalid\n", "text/plain"
-            if length > self.max_body:
-                return 413, f"over the {self.max_body}-byte limit\n".encode(), "text/plain"
-            if (environ.get("HTTP_CONTENT_ENCODING") or "identity").strip().lower() != "identity":
-                return 415, b"compressed bodies are refused; send identity\n", "text/plain"
-            body = environ["wsgi.input"].read(length)
+            screened = screen(
+                method, environ.get("CONTENT_LENGTH"), environ.get("HTTP_CONTENT_ENCODING"),
+                environ.get("CONTENT_TYPE"), self.rules,
+            )  # fmt: skip
+            if isinstance(screened, Answer):
+                return screened
+            body = environ["wsgi.input"].read(screened[0])
         headers = {
             name[5:].replace("_", "-").lower(): value for name, value in environ.items() if name.startswith("HTTP_")
         }
@@ -48,7 +47,68 @@ class EmulatorApp:
             headers["content-type"] = environ["CONTENT_TYPE"]
         # The REST front splits and unquotes the path itself (an account name may hold a %2F), so
         # it takes the path as sent, not WSGI's decoded PATH_INFO.
-        raw = environ.get("REQUEST_URI") or ""
-        if not raw.startswith("/"):
-            raw = quote(environ.get("PATH_INFO", "/"))
-        return self.rest(method, raw, headers, body)
+        return self.front.handle(method, raw_target(environ), headers, body)
+
+
+class Emulator(Carrier):
+    """Start with ``with Emulator(devices=100) as emu:``; ``emu.base_url`` is what a UwsClient
+    takes, ``emu.rest_url`` what a RestClient takes. Served by waitress (the ``receiver`` extra)
+    with ``threads`` worker threads; ``emu.app`` is the WSGI application itself. The other keyword
+    arguments are the carrier's (:class:`.Carrier`)."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        threads: int = 8,
+        middleware: Optional[Callable[[Any], Any]] = None,
+        **carrier: Any,
+    ) -> None:
+        if not isinstance(threads, int) or threads < 1:
+            raise InputError("threads", f"{threads!r} is not a positive number", "give 1 or more (8 by default)")
+        try:
+            from uws_adapter.serving.thread import ServedApp
+        except ImportError:
+            raise InputError("waitress", "is not installed", "pip install 'uws-adapter[receiver]'") from None
+        super().__init__(**carrier)
+        self.soap = SoapFront(self, address=self._address)
+        self.rest = RestFront(self)
+        self.app = Router([(SOAP_PREFIX, self.soap.server)], RestApp(self.rest, max_body=MAX_BODY))
+        # middleware: what the command line wraps the application in (its access log).
+        self._server = ServedApp(
+            middleware(self.app) if middleware is not None else self.app, host=host, port=port, threads=threads,
+            max_body=MAX_BODY, ident="uws-emulator",
+        )  # fmt: skip
+
+    def _address(self, environ: Mapping[str, Any]) -> str:
+        return self.base_url  # the address it is bound to, whatever Host the caller sent
+
+    @property
+    def root_url(self) -> str:
+        return self._server.url
+
+    @property
+    def base_url(self) -> str:
+        """The UWS base URL (``.../api/v2``)."""
+        return f"{self.root_url}/api/v2"
+
+    @property
+    def rest_url(self) -> str:
+        """The REST base URL (``.../api``)."""
+        return f"{self.root_url}/api"
+
+    def start(self) -> Emulator:
+        self._server.start()
+        super().start()
+        return self
+
+    def stop(self) -> None:
+        super().stop()
+        self._server.stop()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from uws_adapter.errors import InputError
+from uws_adapter.errors import Code, InputError
 from uws_adapter.model.callbacks import (
     CallbackFault,
     CallbackRequest,
@@ -144,15 +144,13 @@ def change_state(
         max_callback_threshold=max_callback_threshold,
     )
     if line is None:
-        return replace(base, status="Failed", fault=CallbackFault("REQUEST_FAILED.DeviceNotFound", "device not found"))
+        return replace(base, status="Failed", fault=CallbackFault(Code.DEVICE_NOT_FOUND, "device not found"))
     needed = SUSPENDED if action == "Restore" else ACTIVE
     if line.state != needed:
-        fault = CallbackFault(
-            "INPUT_INVALID.DeviceState.Invalid", f"{action} needs the device {needed}; it is {line.state}"
-        )
+        fault = CallbackFault(Code.DEVICE_STATE, f"{action} needs the device {needed}; it is {line.state}")
         return replace(base, status="Failed", fault=fault)
     if line.actions_today >= daily_budget:
-        fault = CallbackFault("REQUEST_FAILED.ProvisioningLimitExceeded", f"{daily_budget} actions a day")  # [inferred]
+        fault = CallbackFault(Code.PROVISIONING_LIMIT, f"{daily_budget} actions a day")  # [inferred]
         return replace(base, status="Failed", fault=fault)
     line.actions_today += 1
     line.state = ACTIVE if action == "Restore" else SUSPENDED
@@ -184,10 +182,10 @@ def resume_profile(
         profile=ProfileResult(devices),
     )
     if line is None or line.profile_status is None:
-        fault = CallbackFault("REQUEST_FAILED.DeviceNotFound", "no eSIM profile with this ICCID")
+        fault = CallbackFault(Code.DEVICE_NOT_FOUND, "no eSIM profile with this ICCID")
         return replace(base, status="FAILED", fault=fault)
     if line.profile_status != "SUSPEND":
-        fault = CallbackFault("INPUT_INVALID.DeviceState.Invalid", f"the profile is {line.profile_status}")
+        fault = CallbackFault(Code.DEVICE_STATE, f"the profile is {line.profile_status}")
         return replace(base, status="FAILED", fault=fault)
     line.profile_status = "ENABLE"
     line.state = ACTIVE

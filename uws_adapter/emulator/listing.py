@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from uws_adapter.emulator.core import EmulatorFault
 from uws_adapter.emulator.lines import EmulatedDevice
+from uws_adapter.errors import Code
 from uws_adapter.model.selection import CustomField
 
 __all__ = ["LIST_FIELDS", "device_list"]
@@ -26,7 +27,7 @@ LIST_FIELDS = frozenset({
     "accountName", "groupName", "servicePlan", "customFields", "currentState", "earliest", "latest",
     "largestDeviceIdSeen", "maxNumberOfDevices",
 })  # fmt: skip
-_UNDEFINED = "INPUT_INVALID.RequestUndefined"
+_UNDEFINED = Code.REQUEST_UNDEFINED
 _START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 #: The carrier each line is on [inferred: the name the carrierInformations of Verizon lines carry].
 CARRIER = "Verizon Wireless"
@@ -91,7 +92,7 @@ def device_list(
             raise EmulatorFault(_UNDEFINED, f"{key} must be a string")
     account = data.get("accountName")
     if account is not None and not any(line.account == account for line in devices):
-        raise EmulatorFault("REQUEST_FAILED.AccountNotFound", f"no account {account}")
+        raise EmulatorFault(Code.ACCOUNT_NOT_FOUND, f"no account {account}")
     earliest, latest = _when(data, "earliest"), _when(data, "latest")
     after_id = _count(data, "largestDeviceIdSeen")
     size = min(page_size, _count(data, "maxNumberOfDevices") or page_size)

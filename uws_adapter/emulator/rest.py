@@ -16,34 +16,34 @@ import uuid
 from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qs, unquote
 
-from uws_adapter.emulator.core import Emulator, EmulatorFault, Listener, Target, listener_url_problem
+from uws_adapter.edge import Answer
+from uws_adapter.emulator.core import Carrier, EmulatorFault, Listener, Target, listener_url_problem
 from uws_adapter.emulator.listing import device_list
-from uws_adapter.errors import InputError, Refused
+from uws_adapter.errors import Code, InputError, Refused
 from uws_adapter.model.devices import DeviceIdentifier
 from uws_adapter.model.selection import CustomField
 from uws_adapter.rest.client import SESSION_LOGOUT_PATH
 from uws_adapter.rest.devicelist import PAGE_LIMIT
 from uws_adapter.wire import CALLBACK_SERVICES, M2M_TOKEN_HEADER, OAUTH_TOKEN_PATH, SESSION_LOGIN_PATH
 
-Reply = Tuple[int, bytes, str]
 _JSON = "application/json"
 _M2M = "/api/m2m/v1"  # the prefix of SESSION_LOGIN_PATH and CALLBACKS_PATH, under the base URL
 _CHANGE_KEYS = {"accountName", "customFields", "devices", "groupName", "servicePlan"}
-_UNDEFINED = "INPUT_INVALID.RequestUndefined"
+_UNDEFINED = Code.REQUEST_UNDEFINED
 
 
-def _json(status: int, value: object) -> Reply:
-    return status, json.dumps(value).encode(), _JSON
+def _json(status: int, value: object) -> Answer:
+    return Answer(status, _JSON, json.dumps(value).encode())
 
 
 class RestFront:
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Carrier) -> None:
         self.emulator = emulator
         self._bearers: Dict[str, float] = {}
         #: Devices per device-list answer: 2000 [doc]; tests lower it to see paging.
         self.list_page_size = PAGE_LIMIT
 
-    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
         """One request; ``headers`` with lower-case names."""
         emulator = self.emulator
         path = path.partition("?")[0]
@@ -68,7 +68,7 @@ class RestFront:
 
     # OAuth2 -------------------------------------------------------------------------------------
 
-    def _token(self, headers: Mapping[str, str], body: bytes) -> Reply:
+    def _token(self, headers: Mapping[str, str], body: bytes) -> Answer:
         scheme, _, encoded = headers.get("authorization", "").partition(" ")
         try:
             client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
@@ -145,7 +145,7 @@ class RestFront:
             if mixed:
                 raise EmulatorFault(_UNDEFINED, f"do not use {', '.join(mixed)} with devices")
             if account is not None and not any(line.account == account for line in emulator.devices):
-                raise EmulatorFault("REQUEST_FAILED.AccountNotFound", f"no account {account}")
+                raise EmulatorFault(Code.ACCOUNT_NOT_FOUND, f"no account {account}")
             return emulator.provision(action, emulator.listed(_devices(data)), account=account)
         targets: List[Target] = emulator.query(
             account, _string(data, "groupName"), _string(data, "servicePlan"), _custom_fields(data)
@@ -158,17 +158,23 @@ class RestFront:
         (``CallbackActionResult``, ``ConnectivityManagementCallback``) have them [doc]; the
         registration body names the service ``name`` [doc]."""
         emulator = self.emulator
+        # Each API sees and manages the listeners registered through it; a service has one
+        # listener per account, so registering it through the other API is refused [inferred].
         if method == "GET" and not rest:
             with emulator.lock:
                 return [
                     {"accountName": acc, "serviceName": service, "url": listener.url}
                     for (acc, service), listener in sorted(emulator.listeners.items())
-                    if acc == account
+                    if acc == account and listener.api == "rest"
                 ]
         if method == "DELETE" and len(rest) == 2 and rest[0] == "name":
             with emulator.lock:
-                if emulator.listeners.pop((account, rest[1]), None) is None:
-                    raise EmulatorFault("REQUEST_FAILED.CallbackNotFound", f"no {rest[1]} listener")  # [inferred]
+                existing = emulator.listeners.get((account, rest[1]))
+                if existing is None or existing.api != "rest":
+                    raise EmulatorFault(
+                        Code.CALLBACK_NOT_FOUND, f"no {rest[1]} listener registered over REST"
+                    )  # [inferred]
+                del emulator.listeners[(account, rest[1])]
             return {"accountName": account, "serviceName": rest[1]}
         if method == "POST" and not rest:
             data = _object(body)
@@ -183,7 +189,7 @@ class RestFront:
                 existing = emulator.listeners.get((account, name))
                 if existing is not None and existing.api == "soap":
                     raise EmulatorFault(
-                        "REQUEST_FAILED.CallbackAlreadyRegistered",  # [inferred]
+                        Code.CALLBACK_REGISTERED,  # [inferred]
                         f"{name} is registered through UWS for {account}: unregister it there first",
                     )
                 listener = Listener(url, _string(data, "username") or "", _string(data, "password") or "", "rest")
@@ -229,7 +235,7 @@ def _devices(data: Mapping[str, Any]) -> List[Tuple[DeviceIdentifier, ...]]:
             try:
                 given.append(DeviceIdentifier(pair.get("kind"), pair.get("id")))
             except InputError as exc:
-                raise EmulatorFault(exc.code, str(exc)) from None
+                raise EmulatorFault(exc.code, exc.fault_text()) from None
         out.append(tuple(given))
     return out
 
@@ -243,5 +249,5 @@ def _custom_fields(data: Mapping[str, Any]) -> List[CustomField]:
         try:
             fields.append(CustomField(item["key"], item["value"]))
         except InputError as exc:
-            raise EmulatorFault(exc.code, str(exc)) from None
+            raise EmulatorFault(exc.code, exc.fault_text()) from None
     return fields

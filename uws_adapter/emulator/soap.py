@@ -5,23 +5,21 @@ otherwise; faults written ``<Service>.<CODE>`` with HTTP 500 like WCF [inferred 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
-from uws_adapter.emulator.core import MAX_BODY, Emulator
+from uws_adapter.emulator.core import MAX_BODY, Carrier
 from uws_adapter.model.actions import Action
 from uws_adapter.model.selection import DeviceList, Selection
 from uws_adapter.soap.server import SoapServer
 
 
 class SoapFront:
-    """The UWS operations over ``emulator`` (a :class:`.UwsOperations`); ``server`` serves them."""
+    """The UWS operations over ``emulator`` (a :class:`.UwsOperations`); ``server`` serves them,
+    writing ``address(environ)`` into the WSDL."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Carrier, *, address: Callable[[Mapping[str, Any]], str]) -> None:
         self.emulator = emulator
-        self.server = SoapServer(self, address=self._address, max_body=MAX_BODY, count=emulator.count)
-
-    def _address(self, environ: Mapping[str, Any]) -> str:
-        return self.emulator.base_url  # the address it is bound to, whatever Host the caller sent
+        self.server = SoapServer(self, address=address, max_body=MAX_BODY, count=emulator.count)
 
     def log_in(self, username: str, password: str, client: str) -> str:
         return self.emulator.open_session(username, password)  # UWS locks the account, whoever calls [doc]

@@ -18,6 +18,12 @@ from uws_adapter.errors import CallbackParseError
 SUCCESS_STATUSES = frozenset({"success", "configcreated"})
 #: What :meth:`CallbackRequest.to_dict` writes in place of a password.
 REDACTED = "***"
+#: Nodes one callback may hold: XML elements and comments, or JSON values. The carrier's callbacks
+#: hold a few dozen (its documented restore callback: 40 elements [doc]); one device is three
+#: elements (Device, Kind, Identifier), so this leaves room for a NiddService or
+#: DeviceProfileService section listing a thousand devices [inferred: no documented callback lists
+#: more than a handful]. It bounds what an unauthenticated body costs before its credentials are read.
+MAX_CALLBACK_NODES = 4096
 #: The action names of ChangeDeviceState, in schema order [doc].
 ACTIONS = ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Mapping, Pattern, Protocol, Tuple, Type, TypeVar, Union
 
-from uws_adapter.errors import InputError
+from uws_adapter.errors import Code, InputError
 
 # Kind -> (pattern of a valid identifier, description used in error messages). Only what the
 # carrier's documents state is enforced [doc]: ESN decimal, ICCID up to 20 digits, IMEI up to 16
@@ -34,8 +34,8 @@ _KIND_RULES: Mapping[str, Tuple[Pattern[str], str]] = {
 }
 
 #: The carrier's fault codes for a bad kind and a bad identifier [doc].
-KIND_INVALID = "INPUT_INVALID.Device.Kind.Invalid"
-IDENTIFIER_INVALID = "INPUT_INVALID.Device.Identifier.Invalid"
+KIND_INVALID = Code.DEVICE_KIND
+IDENTIFIER_INVALID = Code.DEVICE_IDENTIFIER
 
 #: Every kind the package accepts, in the documented spelling.
 KINDS: Tuple[str, ...] = tuple(_KIND_RULES)

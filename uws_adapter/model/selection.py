@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple, Union
 
-from uws_adapter.errors import REQUEST_UNDEFINED, InputError, UnsupportedByApi
+from uws_adapter.errors import REQUEST_UNDEFINED, Code, InputError, UnsupportedByApi
 from uws_adapter.model.actions import Restore, Suspend
 from uws_adapter.model.devices import Device, as_tuple_of, identity
 
@@ -26,8 +26,8 @@ CUSTOM_FIELD_FORBIDDEN_CHARS = ("'", "<", "\\")
 ACCOUNT_FIX = "give the account name as a string, e.g. '0000123456-00001'"
 _CUSTOM_FIELD_BY_LOWER = {name.lower(): name for name in CUSTOM_FIELD_NAMES}
 # The carrier's fault codes for bad custom-field filters [doc].
-_INVALID_NAME = "INPUT_INVALID.CustomField.InvalidName"
-_INVALID_CHARACTER = "INPUT_INVALID.Request.InvalidCharacter"
+_INVALID_NAME = Code.CUSTOM_FIELD_NAME
+_INVALID_CHARACTER = Code.INVALID_CHARACTER
 
 
 def required_text(field: str, value: object, fix: str, *, code: str = REQUEST_UNDEFINED) -> str:
@@ -66,7 +66,7 @@ class CustomField:
                 f"custom field {canonical} value",
                 f"{len(value)} characters, the carrier allows {CUSTOM_FIELD_VALUE_MAX}",
                 "shorten the value",
-                code="INPUT_INVALID.CustomField.TooLong",
+                code=Code.CUSTOM_FIELD_TOO_LONG,
             )
         bad = [c for c in CUSTOM_FIELD_FORBIDDEN_CHARS if c in value]
         if bad:
@@ -113,7 +113,7 @@ class DeviceList:
                 "devices",
                 f"{len(devices):,} devices, the carrier takes at most {MAX_DEVICES_PER_REQUEST:,} per request",
                 "split them into several requests",
-                code="INPUT_INVALID.MaxRequestsExceeded",
+                code=Code.MAX_REQUESTS_EXCEEDED,
             )
         first_seen: Dict[str, int] = {}
         for position, device in enumerate(devices):
@@ -181,6 +181,7 @@ def check_uws_query(selection: Selection) -> None:
             "selection",
             "UWS needs an account or a device group; a service plan or custom field only narrows them",
             "add --account or --group, or send the request through the REST API",
+            wire_fix="add AccountName or DeviceGroupName",
         )
 
 

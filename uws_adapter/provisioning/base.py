@@ -23,23 +23,26 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import requests
 
 from uws_adapter import metrics
 from uws_adapter.errors import (
+    BatchFailed,
     ConnectionFailed,
     InputError,
     OutcomeUnknown,
     ServiceFault,
-    SessionExpired,
+    TransportError,
+    refuses_session,
 )
 from uws_adapter.model.actions import Action, Restore, Suspend
 from uws_adapter.model.devices import Device
 from uws_adapter.model.selection import DeviceList, Selection
 from uws_adapter.provisioning.budget import BUDGET_WINDOW, Reservation, lines_over, reserve
-from uws_adapter.provisioning.transport import DEFAULT_DEADLINE, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_TIMEOUT, HttpSender
+from uws_adapter.provisioning.engine import Engine
+from uws_adapter.provisioning.options import CLIENT_OPTIONS, SendOptions
 from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
 
@@ -67,9 +70,16 @@ class BatchResult:
     devices: Tuple[Device, ...]
 
 
-def session_refused(fault: ServiceFault) -> bool:
-    """True for a fault that refuses the session token: ``SessionToken.Expired`` or ``.Invalid``."""
-    return isinstance(fault, SessionExpired) or fault.code.rpartition(":")[2].endswith("SessionToken.Invalid")
+def client_engine(options: Optional[SendOptions], transport: Dict[str, Any]) -> Engine:
+    """The engine of a client built with ``options`` and the constructors' older keywords
+    (``timeout=``, ``deadline=``, ``max_answer_bytes=``, ``connect_retries=``, ``backoff=``,
+    ``max_backoff=``, mapped onto the options value; ``session=`` and ``sleep=`` go to the engine)."""
+    session = transport.pop("session", None)
+    sleep = transport.pop("sleep", None)
+    base = CLIENT_OPTIONS if options is None else options
+    if not isinstance(base, SendOptions):
+        raise InputError("options", f"{type(base).__name__} is not SendOptions", "pass SendOptions(...)")
+    return Engine(base.with_(**transport), session=session, sleep=sleep if sleep is not None else time.sleep)
 
 
 class Provisioner(ABC):
@@ -79,27 +89,14 @@ class Provisioner(ABC):
     api: str = ""
 
     def __init__(
-        self,
-        *,
-        username: Optional[str],
-        password: Optional[str],
-        token: Optional[str],
-        session: Optional[requests.Session],
-        timeout: Tuple[float, float] = DEFAULT_TIMEOUT,
-        deadline: float = DEFAULT_DEADLINE,
-        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
-        connect_retries: int = 3,
-        backoff: float = 0.5,
-        max_backoff: float = 8.0,
-        sleep: Callable[[float], None] = time.sleep,
+        self, *, username: Optional[str], password: Optional[str], token: Optional[str], engine: Engine,
         store: Optional[RequestLog] = None,
-    ) -> None:
-        self._http = HttpSender(
-            session=session, timeout=timeout, deadline=deadline, max_answer_bytes=max_answer_bytes,
-            connect_retries=connect_retries, backoff=backoff, max_backoff=max_backoff, sleep=sleep,
-        )  # fmt: skip
+    ) -> None:  # fmt: skip
+        self._http = engine
         self._credentials = (username, password) if username and password else None
         self._token = token
+        #: True once this client logged in itself: its session is ended by :meth:`close`.
+        self._own_session = False
         self._login_lock = threading.Lock()
         self.store = store
         #: Actions per line in 24 hours the guard allows (see the module); None turns the guard off.
@@ -113,18 +110,23 @@ class Provisioner(ABC):
         return self._http.session
 
     @property
+    def options(self) -> SendOptions:
+        """How each call is bounded: timeouts, deadline, answer cap, connect retries."""
+        return self._http.options
+
+    @property
     def timeout(self) -> Tuple[float, float]:
-        return self._http.timeout
+        return self.options.timeout
 
     @property
     def deadline(self) -> float:
         """Seconds for a whole exchange: connect, send and the complete answer."""
-        return self._http.deadline
+        return self.options.deadline
 
     @property
     def max_answer_bytes(self) -> int:
         """The largest answer accepted, counted after decompression."""
-        return self._http.max_answer_bytes
+        return self.options.max_answer_bytes
 
     @property
     def token(self) -> Optional[str]:
@@ -139,6 +141,7 @@ class Provisioner(ABC):
             raise InputError("username", "no credentials to log in with", "pass username= and password=")
         with self._login_lock:
             self._token = self._login(*self._credentials)
+            self._own_session = True
             return self._token
 
     def ensure_login(self) -> str:
@@ -153,6 +156,7 @@ class Provisioner(ABC):
                 if self._credentials is None:
                     raise InputError("username", "no session and no credentials", "pass username= and password=")
                 self._token = self._login(*self._credentials)
+                self._own_session = True
             return self._token
 
     def _with_session(self, call: Callable[[str], T]) -> T:
@@ -163,7 +167,7 @@ class Provisioner(ABC):
         try:
             return call(token)
         except ServiceFault as fault:
-            if self._credentials is None or not session_refused(fault):
+            if self._credentials is None or not refuses_session(fault):
                 raise
             return call(self._session_token(stale=token))
 
@@ -188,7 +192,7 @@ class Provisioner(ABC):
         so that its progress can be tracked, and a device-list request that would take a line over
         ``daily_budget`` raises :class:`BudgetExceeded` first, unless ``force`` (then it is sent,
         logged and recorded as forced)."""
-        self._check(action, selection)
+        self._check(action, selection)  # the one check: _change builds the request unchecked
         reservation = self._reserve(action, selection, force)
         try:
             request_id = self._with_session(lambda token: self._change(action, selection, token))
@@ -224,7 +228,7 @@ class Provisioner(ABC):
         budget = None if self.daily_budget is None else check_daily_budget(self.daily_budget)
         return reserve(
             self.store, action.element, selection.devices, api=self.api, budget=budget, force=force,
-            clock=self.budget_clock or getattr(self.store, "clock", None) or time.time,
+            clock=self.budget_clock or self.store.clock,
         )  # fmt: skip
 
     def over_budget(self, devices: Sequence[Device]) -> Tuple[Tuple[str, int, float], ...]:
@@ -234,7 +238,7 @@ class Provisioner(ABC):
         if self.store is None or self.daily_budget is None:
             return ()
         budget = check_daily_budget(self.daily_budget)
-        clock = self.budget_clock or getattr(self.store, "clock", None) or time.time
+        clock = self.budget_clock or self.store.clock
         found = self.store.device_actions(devices, clock() - BUDGET_WINDOW, at_least=budget)
         return lines_over(devices, found, budget)
 
@@ -243,8 +247,9 @@ class Provisioner(ABC):
         account: Optional[str] = None, force: bool = False,
     ) -> List[BatchResult]:  # fmt: skip
         """Send more devices than one request takes, ``batch_size`` at a time. Returns every
-        RequestId with its devices. A failure stops the sending; the error's ``sent`` attribute
-        lists the batches that went out before it (a batch over the budget stops it too)."""
+        RequestId with its devices. A failure stops the sending: on the first batch, its error as
+        it is; after some went out, a :class:`BatchFailed` listing them (``sent``), with the error
+        (``error``; a batch over the budget stops it too)."""
         if not 1 <= batch_size <= MAX_DEVICES_PER_REQUEST:
             raise InputError("batch_size", f"{batch_size} is out of range", f"use 1 to {MAX_DEVICES_PER_REQUEST:,}")
         results: List[BatchResult] = []
@@ -253,24 +258,33 @@ class Provisioner(ABC):
             try:
                 request_id = self.change_device_state(action, DeviceList(chunk, account), force=force)
             except Exception as exc:
-                exc.sent = list(results)  # type: ignore[attr-defined]
-                raise
+                if not results:
+                    raise
+                raise BatchFailed(tuple(results), exc, len(devices) - start) from exc
             results.append(BatchResult(request_id, chunk))
         return results
 
-    def logout(self) -> None:
-        """End the session (each API's own call) and forget its token."""
-        raise NotImplementedError
-
     def close(self) -> None:
-        """Release the HTTP connections."""
-        self._http.session.close()
+        """End the session this client opened (UWS LogOut, REST session logout), then release the
+        HTTP connections. A session given as ``token=`` is the caller's and stays open. A logout
+        that fails is logged, not raised: the session then expires on its own (20 minutes idle)."""
+        try:
+            if self._own_session and self._token is not None:
+                self.logout()
+        except (TransportError, ServiceFault) as exc:
+            _log.info("logging out failed; the session expires on its own: %s", exc)
+        finally:
+            self._http.close()
 
     def __enter__(self) -> Provisioner:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @abstractmethod
+    def logout(self) -> None:
+        """End the session (if any) on the service and forget its token."""
 
     @abstractmethod
     def _check(self, action: Action, selection: Selection) -> None:

@@ -1,35 +1,19 @@
-"""Service faults: which exception a fault code means, and reading SOAP faults from responses.
-
-Codes are matched, never messages [doc]. UWS writes ``<Service>.<CODE>``, e.g.
-``CarrierService.REQUEST_FAILED.SessionToken.Expired``; REST sends the bare code.
-"""
+"""Reading a SOAP fault out of an answer. Which exception a code means is decided by the one table
+beside the exception tree (:data:`uws_adapter.errors.FAULT_CLASSES`, :func:`~uws_adapter.errors.fault_for`):
+codes are matched, never messages [doc]."""
 
 from __future__ import annotations
 
-from typing import Optional, Tuple, Type
+from typing import Optional, Tuple
 
 from lxml import etree
 
-from uws_adapter.errors import DeviceFault, InvalidInputFault, ServiceFault, SessionExpired, UnknownFault
+from uws_adapter.errors import fault_class, fault_for
 from uws_adapter.wire import NS_SOAP_ENV
 
+__all__ = ["fault_class", "fault_for", "soap_fault"]
+
 _SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
-
-
-def fault_class(code: str) -> Type[ServiceFault]:
-    """The exception class for a fault code."""
-    bare = code.rpartition(":")[2]  # a QName prefix carries no meaning
-    if bare.endswith("SessionToken.Expired"):
-        return SessionExpired
-    if "DeviceNotFound" in bare or ".Device." in f".{bare}" or "DeviceState" in bare:
-        return DeviceFault
-    if "INPUT_INVALID" in bare or "DeserializationFailed" in bare or "AccountNotFound" in bare:
-        return InvalidInputFault
-    return UnknownFault
-
-
-def make_fault(code: str, message: str, http_status: Optional[int] = None) -> ServiceFault:
-    return fault_class(code)(code, message, http_status=http_status)
 
 
 def soap_fault(root: etree._Element) -> Optional[Tuple[str, str]]:

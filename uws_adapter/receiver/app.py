@@ -23,14 +23,21 @@ import hmac
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from uws_adapter import metrics
-from uws_adapter.callbacks.rest_json import parse_rest_callback
-from uws_adapter.callbacks.uws_xml import parse_callback_mended
-from uws_adapter.errors import CallbackParseError, HandlerGaveUp, InputError, StoreError, install_hint
-from uws_adapter.model.callbacks import CallbackRequest
+from uws_adapter.callbacks.rest_json import read_rest_callback, rest_callback_object, rest_credentials
+from uws_adapter.callbacks.uws_xml import callback_credentials, callback_element, read_callback
+from uws_adapter.edge import Answer, BodyRules, StartResponse, raw_target, screen, target_refusal
+from uws_adapter.errors import CallbackParseError, InputError, StoreError, install_hint
+from uws_adapter.receiver.handlers import (
+    DEFAULT_HANDLER_LEASE,
+    DEFAULT_HANDLER_WORKERS,
+    Handler,
+    HandlerRunner,
+    check_lease,
+)
 from uws_adapter.redaction import redact
 from uws_adapter.store.interfaces import (
     DEAD_LETTER_MAX,
@@ -38,14 +45,10 @@ from uws_adapter.store.interfaces import (
     CallbackWrite,
     DeadLetterWrite,
     ReceiverStore,
-    StoredEvent,
     Write,
 )
 from uws_adapter.wire import NS_SOAP_ENV, NS_V2
 from uws_adapter.xmlsafe import MAX_BYTES
-
-Handler = Callable[[StoredEvent], None]
-StartResponse = Callable[[str, List[Tuple[str, str]]], Any]
 
 _log = logging.getLogger("uws_adapter.receiver")
 
@@ -53,19 +56,6 @@ _XML_TYPES = ("text/xml", "application/xml", "application/soap+xml")
 _SOAP_ACK = (
     f'<s:Envelope xmlns:s="{NS_SOAP_ENV}"><s:Body><CallbackResponse xmlns="{NS_V2}"/></s:Body></s:Envelope>'
 ).encode()
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An HTTP answer: status, content type, body and extra headers."""
-
-    status: int
-    content_type: str
-    body: bytes
-    headers: Tuple[Tuple[str, str], ...] = ()
-
-    def send(self, start_response: StartResponse) -> List[bytes]:
-        return reply(start_response, self.status, self.content_type, self.body, self.headers)
 
 
 @dataclass(frozen=True)
@@ -88,6 +78,7 @@ class Probe:
 
 
 _JSON_ACK = Answer(200, "application/json", b'{"stored":true}')
+_MEDIA_HINT = "send text/xml (UWS) or application/json (REST)"
 _ALIVE = Answer(200, "text/plain", b"ok\n")
 _READY = Answer(200, "text/plain", b"ok\n")
 _NOT_READY = Answer(503, "text/plain", b"not ready: store\n")
@@ -154,10 +145,11 @@ def _same(given: Optional[str], expected: str) -> bool:
 class Receiver:
     """WSGI application: ``Receiver(Store("callbacks.db"), username=..., password=...)``.
 
-    ``handlers`` are called with each new event after it is committed, at least once, in a
-    background thread, retried with backoff when they raise; they never delay acknowledgements.
-    Each run is claimed for ``handler_lease`` seconds first, so that instances sharing the store
-    never run it twice at once; a run whose claimer died is taken again when its lease is out.
+    ``handlers`` are called with each new event after it is committed, at least once, in
+    background threads (``handler_workers`` per handler), retried with backoff when they raise;
+    they never delay acknowledgements. Each run is claimed for ``handler_lease`` seconds as it
+    starts, so that instances sharing the store never run it twice at once; a run whose claimer
+    died is taken again when its lease is out (see :mod:`uws_adapter.receiver.handlers`).
     """
 
     def __init__(
@@ -170,8 +162,8 @@ class Receiver:
         max_body: int = MAX_BYTES,
         handlers: Optional[Dict[str, Handler]] = None,
         handler_backoff: float = 1.0,
-        handler_lease: float = 300.0,
-        handler_batch: int = 20,
+        handler_lease: float = DEFAULT_HANDLER_LEASE,
+        handler_workers: int = DEFAULT_HANDLER_WORKERS,
         allow_anonymous: bool = False,
         dead_letters: Optional[DeadLetterBudget] = None,
         repair: bool = False,
@@ -192,24 +184,26 @@ class Receiver:
         self.repair = repair
         self.repaired = 0
         self.max_body = max_body
+        #: What a callback POST may carry (the one request screen of every service).
+        self.rules = BodyRules(max_body, (*_XML_TYPES, "application/json"), _MEDIA_HINT)
         self.handlers = dict(handlers or {})
         self.handler_backoff = handler_backoff
         #: How long a claimed handler run is the claimer's: a run must end within it.
-        self.handler_lease = handler_lease
-        #: Runs claimed at a time: small, so that instances sharing a store share the work.
-        self.handler_batch = max(1, handler_batch)
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._runner: Optional[threading.Thread] = None
+        self.handler_lease = check_lease(handler_lease, self.handlers)
+        self._runner: Optional[HandlerRunner] = None
         if self.handlers:
-            self._runner = threading.Thread(target=self._run_handlers, daemon=True, name="uws-handlers")
-            self._runner.start()
+            self._runner = HandlerRunner(
+                store, self.handlers, backoff=handler_backoff, lease=handler_lease, workers=handler_workers
+            )
 
     def close(self) -> None:
-        self._stopping.set()
-        self._wake.set()
         if self._runner is not None:
-            self._runner.join(timeout=5)
+            self._runner.close()
+
+    def wake_handlers(self) -> None:
+        """Look for due handler runs now (new events written to the store by another path)."""
+        if self._runner is not None:
+            self._runner.wake()
 
     # The protocol, shared by the WSGI application and the asyncio one (receiver_async) -----------
 
@@ -217,7 +211,12 @@ class Receiver:
         self, method: str, path: str, length: Optional[str], encoding: Optional[str], content_type: Optional[str]
     ) -> Union[Answer, Probe, Tuple[int, str]]:
         """Everything decided before the body is read: an answer to send at once, a :class:`Probe`
-        to answer off the loop, or (the body's length, its media type)."""
+        to answer off the loop, or (the body's length, its media type). ``path`` is the request
+        target as sent (see :func:`raw_target`)."""
+        refusal = target_refusal(path)
+        if refusal is not None:
+            return Answer.text(400, refusal)
+        path = path.partition("?")[0]
         if method == "GET":
             if path in ("/", "/health", "/healthz"):
                 return _ALIVE
@@ -226,20 +225,10 @@ class Receiver:
             if path == "/metrics":
                 return Probe(self.scrape_metrics)
         if method != "POST":
-            return Answer(405, "text/plain", b"POST callbacks here\n", (("Allow", "POST"),))
+            return Answer.text(405, "POST callbacks here", ("Allow", "POST"))
         metrics.callback_received()
-        try:
-            size = int(length or "")
-        except ValueError:
-            return self.refuse(Answer(411, "text/plain", b"a Content-Length is required\n"))
-        if size > self.max_body:
-            return self.refuse(Answer(413, "text/plain", f"over the {self.max_body}-byte limit\n".encode()))
-        if (encoding or "identity").strip().lower() != "identity":
-            return self.refuse(Answer(415, "text/plain", b"compressed bodies are refused; send identity\n"))
-        kind = (content_type or "").split(";")[0].strip().lower()
-        if kind not in _XML_TYPES and kind != "application/json":
-            return self.refuse(Answer(415, "text/plain", b"send text/xml (UWS) or application/json (REST)\n"))
-        return size, kind
+        screened = screen(method, length, encoding, content_type, self.rules)
+        return self.refuse(screened) if isinstance(screened, Answer) else screened
 
     @staticmethod
     def refuse(answer: Answer) -> Answer:
@@ -283,13 +272,21 @@ class Receiver:
         answer once it is (or is not) stored."""
         is_xml = media_type in _XML_TYPES
         try:
+            # Bounded (MAX_CALLBACK_NODES, counted in C) and authenticated before the rest is read:
+            # what an unauthenticated body costs is close to its C parse.
             if is_xml:
-                callback, mended = parse_callback_mended(body, repair=self.repair)
-                if mended:
-                    self.repaired += 1
-                    _log.info("mended a </Name/> end tag in callback %r (repair is on)", callback.request_id[:80])
+                request, mended = callback_element(body, repair=self.repair)
+                username, password, request_id = callback_credentials(request)
             else:
-                callback = parse_rest_callback(body)
+                document = rest_callback_object(body)
+                username, password, request_id = rest_credentials(document)
+            if not self._authentic(username, password):
+                _log.info("refused callback %r: wrong username or password", (request_id or "")[:80])
+                return self.refuse(Answer.text(401, "wrong callback username or password"))
+            callback = read_callback(request) if is_xml else read_rest_callback(document)
+            if is_xml and mended:
+                self.repaired += 1
+                _log.info("mended a </Name/> end tag in callback %r (repair is on)", callback.request_id[:80])
         except CallbackParseError as exc:
             reason = " ".join(str(exc).split())[:300]
             refused = Answer(400, "text/plain", (reason + "\n").encode("utf-8", "replace"))
@@ -304,9 +301,6 @@ class Receiver:
                 # Kept or not, the document was refused: the answer says why, never "stored".
                 refused,
             )
-        if not self._authentic(callback):
-            _log.info("refused callback %r: wrong username or password", callback.request_id[:80])
-            return self.refuse(Answer(401, "text/plain", b"wrong callback username or password\n"))
         stored = Answer(200, "text/xml; charset=utf-8", _SOAP_ACK) if is_xml else _JSON_ACK
         return Intake(
             CallbackWrite(callback, tuple(self.handlers), document=body, media_type=media_type),
@@ -323,8 +317,8 @@ class Receiver:
                 metrics.dead_letter(kept=True)
             else:
                 metrics.callback_committed(bool(result[1]))
-            if self.handlers and result[1]:
-                self._wake.set()
+            if result[1]:
+                self.wake_handlers()
         elif result == 0:
             self.dead_letters.drop(f"larger than the dead letters' cap of {self.dead_letters.max_total} bytes")
         else:
@@ -339,7 +333,7 @@ class Receiver:
 
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
         screened = self.screen(
-            environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/"), environ.get("CONTENT_LENGTH"),
+            environ.get("REQUEST_METHOD", "GET"), raw_target(environ), environ.get("CONTENT_LENGTH"),
             environ.get("HTTP_CONTENT_ENCODING"), environ.get("CONTENT_TYPE"),
         )  # fmt: skip
         if isinstance(screened, Answer):
@@ -360,109 +354,16 @@ class Receiver:
         self.committed(decided, result)
         return decided.stored.send(start_response)
 
-    def _authentic(self, callback: CallbackRequest) -> bool:
+    def _authentic(self, username: Optional[str], password: Optional[str]) -> bool:
         if self.allow_anonymous:
             return True
-        user_ok = _same(callback.username, self.username or "")
+        user_ok = _same(username, self.username or "")
         # Compare against every accepted password, always, so that timing says nothing.
-        password_ok = [_same(callback.password, p) for p in self.passwords] or [_same(callback.password, "")]
+        password_ok = [_same(password, p) for p in self.passwords] or [_same(password, "")]
         return user_ok and any(password_ok)
-
-    # Handlers --------------------------------------------------------------------------------------
-
-    def _run_handlers(self) -> None:
-        names = tuple(self.handlers)
-        more = False
-        while not self._stopping.is_set():
-            if not more:  # a full batch was claimed: there may be more due at once
-                self._wake.wait(timeout=self.handler_backoff)
-            self._wake.clear()
-            try:
-                # Claimed atomically (leased): a run is never taken by two runners at once, in this
-                # process or in another instance sharing the store.
-                due = self.store.claim_handlers(self.handler_batch, lease=self.handler_lease, names=names)
-            except Exception as exc:  # the store is down for a while: wait and look again
-                _log.warning("handler queue unreadable, retrying in %s s: %s", self.handler_backoff, exc)
-                more = False
-                continue
-            more = len(due) >= self.handler_batch
-            for position, (event_id, name, attempts) in enumerate(due):
-                if self._stopping.is_set():
-                    self._release([(e, n) for e, n, _ in due[position:]])
-                    return
-                try:
-                    self._run_one(event_id, name, attempts)
-                except Exception as exc:  # a store error around the run: it is run again when its lease is out
-                    _log.warning("handler %s on event %d: store error, will retry: %s", name, event_id, exc)
-
-    def _release(self, runs: List[Tuple[int, str]]) -> None:
-        """Give back what was claimed and not run, so that the next runner (a restart, or another
-        instance) need not wait for the lease to run out."""
-        try:
-            self.store.release_handlers(runs)
-        except Exception as exc:  # they come back when their lease is out
-            _log.warning("could not give back %d claimed handler runs: %s", len(runs), exc)
-
-    def _run_one(self, event_id: int, name: str, attempts: int) -> None:
-        handler = self.handlers.get(name)
-        if handler is None:
-            return  # registered in an earlier run; kept until a handler of that name is back
-        event = self.store.event(event_id)
-        try:
-            if event is not None:
-                handler(replace(event, handler_attempts=attempts))
-        except HandlerGaveUp as exc:
-            metrics.handler_run(name, "gave_up", attempts)
-            reason = exc.reason
-            _log.error("handler %s gave up on event %d (request %s): %s", name, event_id, _request_of(event), reason)
-            self._until_stored(lambda: self.store.handler_gave_up(event_id, name, reason))
-            return
-        except Exception as exc:  # a handler's failure is retried, never lost
-            metrics.handler_run(name, "failed", attempts)
-            delay = min(300.0, self.handler_backoff * 2**attempts)
-            _log.warning("handler %s failed on event %d (request %s, attempt %d), retry in %.0f s: %s: %s",
-                         name, event_id, _request_of(event), attempts + 1, delay, type(exc).__name__, exc)  # fmt: skip
-            self.store.handler_failed(event_id, name, f"{type(exc).__name__}: {exc}", delay)
-            return
-        # The handler ran: recording that must not be given up on, or it would run again.
-        metrics.handler_run(name, "done", attempts)
-        self._until_stored(lambda: self.store.handler_done(event_id, name))
-        _log.debug("handler %s done on event %d (request %s, attempt %d)", name, event_id, _request_of(event),
-                   attempts + 1)  # fmt: skip
-
-    def _until_stored(self, write: Callable[[], None]) -> None:
-        while True:
-            try:
-                write()
-                return
-            except StoreError as exc:
-                _log.warning("could not record a handler run, retrying in %s s: %s", self.handler_backoff, exc)
-                if self._stopping.wait(self.handler_backoff):
-                    return
-
-
-def _request_of(event: Optional[StoredEvent]) -> str:
-    return repr(event.callback.request_id[:80]) if event is not None else "unknown"
 
 
 def server_options(receiver: Receiver, **options: Any) -> Dict[str, Any]:
     """waitress options for serving ``receiver``: waitress reads a whole body before calling the
     application, so the size cap must be its own as well, to answer 413 before reading."""
     return {"max_request_body_size": receiver.max_body, "ident": "uws-adapter", **options}
-
-
-def reply(
-    start_response: StartResponse,
-    status: int,
-    content_type: str,
-    body: bytes,
-    extra: Tuple[Tuple[str, str], ...] = (),
-) -> List[bytes]:
-    reasons = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-               411: "Length Required", 500: "Internal Server Error",
-               413: "Payload Too Large", 415: "Unsupported Media Type", 503: "Service Unavailable"}  # fmt: skip
-    headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *extra]
-    if status == 413:
-        headers.append(("Connection", "close"))  # the unread body must not be taken for the next request
-    start_response(f"{status} {reasons[status]}", headers)
-    return [body]

@@ -2,10 +2,11 @@
 :class:`~uws_adapter.receiver.Receiver` (it delegates every decision to it), with group commits.
 
 Why: under WSGI each callback holds a worker thread while it waits for the writer thread, and the
-two trade the GIL for every callback. Here a request parks on a future, and one committer thread
-takes everything parked since its last commit as one group: written in one transaction and
-committed durably (one fsync, during which the GIL is free and the loop goes on parsing what
-becomes the next group). Only then are the group's acknowledgements sent. One handoff per group.
+two trade the GIL for every callback. Here a request parks on a future, and a committer thread
+takes everything parked as one group: written in one transaction and committed durably (one fsync,
+during which the GIL is free and the loop goes on parsing what becomes the next group). Only then
+are the group's acknowledgements sent. One handoff per group. Two groups may be committing at once
+(:data:`COMMITTERS`): the next is written while the last one's fsync runs.
 
 The loop itself never waits for the database: a commit stuck behind another process's write lock
 costs its group a 503 after ``commit_timeout`` seconds (the store's lock wait is bounded too), while
@@ -24,11 +25,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Sequence, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Sequence, Set, Tuple
 
 from uws_adapter import metrics
-from uws_adapter.receiver.app import Answer, Intake, Probe, Receiver
+from uws_adapter.edge import Answer
+from uws_adapter.receiver.app import Intake, Probe, Receiver
 from uws_adapter.store.interfaces import Outcome, ReceiverStore, Write
+
+#: Bodies up to this size are read in the loop's thread (a carrier callback is about 1.5 KiB and
+#: reads in a fraction of a millisecond); larger ones in a reader thread, so that a flood of large
+#: bodies, even bounded ones, never holds the loop that answers everyone else.
+INLINE_BODY = 16 * 1024
+#: Reader threads: bodies read at once off the loop (the rest wait their turn, not the loop).
+READERS = 2
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,18 +45,29 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+#: Groups committed at once by one process. Two: while one group waits for its fsync (which the
+#: SQLite store makes after letting the write lock go, and PostgreSQL makes on its own) the next
+#: group is written, instead of waiting its turn behind that fsync.
+COMMITTERS = 2
+
+
 class AsyncReceiver:
     """ASGI application over a :class:`Receiver` (its store, credentials, limits and handlers)."""
 
-    def __init__(self, receiver: Receiver, *, commit_timeout: Optional[float] = None) -> None:
+    def __init__(
+        self, receiver: Receiver, *, commit_timeout: Optional[float] = None, committers: int = COMMITTERS
+    ) -> None:
         self.receiver = receiver
         self.store: ReceiverStore = receiver.store
         #: How long a callback waits for its group's commit before it is answered 503.
         self.commit_timeout = commit_timeout if commit_timeout is not None else self.store.lock_timeout + 5.0
         self._parked: List[Tuple[Intake, asyncio.Future[Any]]] = []
-        self._committing = False
-        # One thread: commits of one process are serial anyway, and a group forms while one runs.
-        self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="uws-commit")
+        self._scheduled = False
+        self._in_flight = 0
+        self._groups: Set[asyncio.Future[None]] = set()
+        self._committers = max(1, committers)
+        self._committer = concurrent.futures.ThreadPoolExecutor(self._committers, thread_name_prefix="uws-commit")
+        self._readers = concurrent.futures.ThreadPoolExecutor(READERS, thread_name_prefix="uws-read")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -56,12 +76,14 @@ class AsyncReceiver:
         if scope["type"] != "http":
             return
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        raw_path = scope.get("raw_path")  # as sent; uvicorn's "path" is decoded
+        target = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else scope["path"]
         screened = self.receiver.screen(
-            scope["method"], scope["path"], headers.get("content-length"), headers.get("content-encoding"),
+            scope["method"], target, headers.get("content-length"), headers.get("content-encoding"),
             headers.get("content-type"),
         )  # fmt: skip
         if isinstance(screened, Answer):
-            await _send(send, screened, close=screened.status == 413)
+            await _send(send, screened)
             return
         if isinstance(screened, Probe):  # it reads the store: never in the loop's thread
             await _send(send, await asyncio.get_running_loop().run_in_executor(None, screened.answer))
@@ -69,21 +91,24 @@ class AsyncReceiver:
         length, media_type = screened
         body = await _read_body(receive, length)
         if body is None:
-            mismatch = self.receiver.refuse(Answer(400, "text/plain", b"the body does not match its Content-Length\n"))
-            await _send(send, mismatch, close=True)
+            mismatch = self.receiver.refuse(Answer.text(400, "the body does not match its Content-Length", close=True))
+            await _send(send, mismatch)
             return
-        decided = self.receiver.intake(body, media_type)
+        loop = asyncio.get_running_loop()
+        if len(body) <= INLINE_BODY:
+            decided = self.receiver.intake(body, media_type)
+        else:
+            decided = await loop.run_in_executor(self._readers, self.receiver.intake, body, media_type)
         if isinstance(decided, Answer):
             await _send(send, decided)
             return
-        loop = asyncio.get_running_loop()
         committed: asyncio.Future[Any] = loop.create_future()
         self._parked.append((decided, committed))
-        if not self._committing:
-            self._committing = True
+        if not self._scheduled:
+            self._scheduled = True
             # call_soon runs after the requests already scheduled in this loop iteration, so
             # everything that arrived together is committed together.
-            loop.call_soon(lambda: asyncio.ensure_future(self._commit_parked()))
+            loop.call_soon(self._start_groups)
         try:
             # shield: a timeout answers 503 but leaves the group's outcome to the committer.
             result = await asyncio.wait_for(asyncio.shield(committed), self.commit_timeout)
@@ -96,27 +121,33 @@ class AsyncReceiver:
         self.receiver.committed(decided, result)
         await _send(send, decided.stored)
 
-    async def _commit_parked(self) -> None:
-        """Commit everything parked, group after group, in the committer thread; what arrives
-        while one group commits becomes the next."""
-        loop = asyncio.get_running_loop()
+    def _start_groups(self) -> None:
+        """Start committing what is parked, as groups, while fewer than ``committers`` groups are
+        committing; what arrives meanwhile waits for one of them to end and becomes the next."""
+        self._scheduled = False
+        group = max(1, self.store.max_batch)  # max_batch 1 is the one-commit-per-callback baseline
+        while self._parked and self._in_flight < self._committers:
+            chunk, self._parked = self._parked[:group], self._parked[group:]
+            self._in_flight += 1
+            task = asyncio.ensure_future(self._commit_chunk(chunk))
+            self._groups.add(task)  # held until done: the loop keeps only a weak reference
+            task.add_done_callback(self._groups.discard)
+
+    async def _commit_chunk(self, chunk: List[Tuple[Intake, asyncio.Future[Any]]]) -> None:
+        """Commit one group in a committer thread and answer its callbacks' futures."""
         try:
-            while self._parked:
-                parked, self._parked = self._parked, []
-                group = max(1, self.store.max_batch)  # max_batch 1 is the one-commit-per-callback baseline
-                for start in range(0, len(parked), group):
-                    chunk = parked[start : start + group]
-                    writes = [intake.write for intake, _ in chunk]
-                    jobs = await loop.run_in_executor(self._committer, self._commit, writes)
-                    for (_, future), job in zip(chunk, jobs):
-                        if future.done():  # the client went away
-                            continue
-                        if job.error is not None:
-                            future.set_exception(job.error)
-                        else:
-                            future.set_result(job.result)
+            writes = [intake.write for intake, _ in chunk]
+            jobs = await asyncio.get_running_loop().run_in_executor(self._committer, self._commit, writes)
+            for (_, future), job in zip(chunk, jobs):
+                if future.done():  # the client went away
+                    continue
+                if job.error is not None:
+                    future.set_exception(job.error)
+                else:
+                    future.set_result(job.result)
         finally:
-            self._committing = False
+            self._in_flight -= 1
+            self._start_groups()
 
     def _commit(self, writes: List[Write]) -> Sequence[Outcome]:
         started = time.perf_counter()
@@ -134,6 +165,7 @@ class AsyncReceiver:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self._committer.shutdown(wait=True)
+                self._readers.shutdown(wait=False)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -154,14 +186,9 @@ async def _read_body(receive: Receive, length: int) -> Optional[bytes]:
             return b"".join(parts) if size == length else None
 
 
-async def _send(send: Send, answer: Answer, *, close: bool = False) -> None:
-    headers: List[Tuple[bytes, bytes]] = [
-        (b"content-type", answer.content_type.encode("latin-1")),
-        (b"content-length", str(len(answer.body)).encode("latin-1")),
-    ]
-    headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers]
-    if close:  # an unread body must not be taken for the next request
-        headers.append((b"connection", b"close"))
+async def _send(send: Send, answer: Answer) -> None:
+    # Connection: close when the answer says so: an unread body must not be taken for the next request.
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.header_list()]
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
 

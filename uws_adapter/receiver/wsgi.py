@@ -45,6 +45,7 @@ def build_receiver(store: ReceiverStore, settings: ReceiverSettings) -> Receiver
         allow_anonymous=settings.allow_anonymous,
         dead_letters=DeadLetterBudget(per_second=settings.dead_letter_rate, max_total=settings.dead_letter_max_bytes),
         repair=settings.repair,
+        handler_lease=settings.handler_lease,
     )
 
 

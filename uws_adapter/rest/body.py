@@ -56,13 +56,15 @@ def _device_ids(device: Device, id_first: bool = True) -> Dict[str, Any]:
     return {"deviceIds": pairs}
 
 
-def rest_body(action: Action, selection: Selection) -> Dict[str, Any]:
-    """The JSON body of ``devices/actions/restore`` or ``/suspend`` for ``selection``.
+def rest_body(action: Action, selection: Selection, *, checked: bool = False) -> Dict[str, Any]:
+    """The JSON body of ``devices/actions/restore`` or ``/suspend`` for ``selection``
+    (``checked``: the caller ran :func:`check_request` already, once per send).
 
     Key order as in the documented example: accountName, customFields, devices, withBilling,
     groupName, servicePlan.
     """
-    check_request(action, selection)
+    if not checked:
+        check_request(action, selection)
     body: Dict[str, Any] = {}
     if isinstance(selection, DeviceList):
         if selection.account is not None:
@@ -85,10 +87,12 @@ def rest_body(action: Action, selection: Selection) -> Dict[str, Any]:
     return body
 
 
-def rest_request(action: Action, selection: Selection, *, base_url: str = REST_BASE_URL) -> RestRequest:
+def rest_request(
+    action: Action, selection: Selection, *, base_url: str = REST_BASE_URL, checked: bool = False
+) -> RestRequest:
     """The POST for ``action`` on ``selection``."""
     path = RESTORE_PATH if isinstance(action, Restore) else SUSPEND_PATH
-    return RestRequest("POST", base_url.rstrip("/") + path, rest_body(action, selection))
+    return RestRequest("POST", base_url.rstrip("/") + path, rest_body(action, selection, checked=checked))
 
 
 def profile_resume_body(

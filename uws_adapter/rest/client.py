@@ -12,10 +12,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 from urllib.parse import quote, urlsplit
-
-import requests
 
 from uws_adapter.errors import (
     AuthenticationFailed,
@@ -23,25 +21,19 @@ from uws_adapter.errors import (
     InputError,
     OutcomeUnknown,
     ServiceFault,
-    SessionExpired,
     TransportError,
+    fault_for,
+    refuses_session,
 )
 from uws_adapter.jsonsafe import loads_untrusted
 from uws_adapter.model.actions import Action
 from uws_adapter.model.devices import Device
 from uws_adapter.model.selection import ACCOUNT_FIX, DeviceList, Selection, check_request, required_text
-from uws_adapter.provisioning.base import Provisioner
-from uws_adapter.provisioning.faults import make_fault
-from uws_adapter.provisioning.transport import (
-    DEFAULT_DEADLINE,
-    DEFAULT_MAX_ANSWER_BYTES,
-    DEFAULT_TIMEOUT,
-    Answer,
-    Describe,
-    SentRequest,
-    check_base_url,
-    redact_json,
-)
+from uws_adapter.provisioning.base import Provisioner, client_engine
+from uws_adapter.provisioning.engine import Answer, NotUsable, Outgoing, Stakes
+from uws_adapter.provisioning.options import SendOptions
+from uws_adapter.provisioning.sent import Describe, SentRequest, redact_json
+from uws_adapter.provisioning.urls import check_url
 from uws_adapter.rest.body import JSON_TYPE, PROFILE_RESUME_PATH, RestRequest, profile_resume_body, rest_request
 from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import (
@@ -71,7 +63,9 @@ class CallbackListener:
 class RestClient(Provisioner):
     """The REST M2M API. ``client_id`` / ``client_secret`` get the OAuth2 bearer token (cached and
     renewed ``renew_before`` seconds before it expires), or ``bearer_token`` is used as it is;
-    ``username`` / ``password`` open the M2M session (header ``VZ-M2M-Token``)."""
+    ``username`` / ``password`` open the M2M session (header ``VZ-M2M-Token``), which
+    :meth:`close` (or the end of a ``with`` block) logs out. ``options`` and the older transport
+    keywords are taken as by :class:`~uws_adapter.UwsClient`."""
 
     api = "rest"
 
@@ -85,28 +79,21 @@ class RestClient(Provisioner):
         username: Optional[str] = None,
         password: Optional[str] = None,
         token: Optional[str] = None,
-        session: Optional[requests.Session] = None,
-        timeout: Tuple[float, float] = DEFAULT_TIMEOUT,
-        deadline: float = DEFAULT_DEADLINE,
-        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
-        connect_retries: int = 3,
-        backoff: float = 0.5,
-        max_backoff: float = 8.0,
-        sleep: Callable[[float], None] = time.sleep,
         store: Optional[RequestLog] = None,
         renew_before: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        options: Optional[SendOptions] = None,
+        **transport: Any,
     ) -> None:
-        super().__init__(
-            username=username, password=password, token=token, session=session, timeout=timeout,
-            deadline=deadline, max_answer_bytes=max_answer_bytes, connect_retries=connect_retries, backoff=backoff,
-            max_backoff=max_backoff, sleep=sleep, store=store,
-        )  # fmt: skip
         if not (client_id and client_secret) and not bearer_token:
             raise InputError(
                 "client_id", "no OAuth2 credentials", "pass client_id= and client_secret= (or bearer_token=)"
             )
-        self.base_url = check_base_url(base_url, "base_url").rstrip("/")
+        base_url = check_url(base_url, "base_url").rstrip("/")
+        super().__init__(
+            username=username, password=password, token=token, engine=client_engine(options, transport), store=store
+        )
+        self.base_url = base_url
         self._oauth = (client_id, client_secret) if client_id and client_secret else None
         self._bearer = bearer_token
         self._bearer_expires = float("inf") if bearer_token else 0.0
@@ -129,17 +116,14 @@ class RestClient(Provisioner):
             url = self.base_url + OAUTH_TOKEN_PATH
             headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": JSON_TYPE}
 
-            def sent() -> SentRequest:
-                return SentRequest("POST", url, "OAuth2 token", b"grant_type=client_credentials", headers)
-
-            response = self._http.send(
-                "POST", url, request=sent, data=b"grant_type=client_credentials", headers=headers, auth=self._oauth,
-                login=True,
+            request = Outgoing(
+                "POST", url, "OAuth2 token", tuple(headers.items()), b"grant_type=client_credentials",
+                stakes=Stakes.LOGIN, auth=self._oauth,
             )  # fmt: skip
-            answer = _answer(response, may_resend=True, request=sent, login=True)
+            answer = self._http.call(request, _JSON)
             token, lifetime = answer.get("access_token"), answer.get("expires_in", 3600)
             if not isinstance(token, str) or not token:
-                raise TransportError("the OAuth2 token answer has no access_token", http_status=response.status_code)
+                raise TransportError("the OAuth2 token answer has no access_token")
             try:
                 seconds = float(lifetime)
             except (TypeError, ValueError):
@@ -151,7 +135,7 @@ class RestClient(Provisioner):
 
     def _login(self, username: str, password: str) -> str:
         request = RestRequest("POST", self.base_url + SESSION_LOGIN_PATH, {"username": username, "password": password})
-        answer = self._call(request, m2m_token=None, may_resend=True, login=True)
+        answer = self._call(request, m2m_token=None, stakes=Stakes.LOGIN)
         token = answer.get("sessionToken")
         if not isinstance(token, str) or not token:
             raise TransportError("session/login answered without a sessionToken")
@@ -166,11 +150,9 @@ class RestClient(Provisioner):
         token, self._token = self._token, None
         request = RestRequest("POST", self.base_url + SESSION_LOGOUT_PATH)
         try:
-            self._call(request, m2m_token=token, may_resend=True)
-        except SessionExpired:
-            return
+            self._call(request, m2m_token=token, stakes=Stakes.REPEATABLE)
         except ServiceFault as fault:
-            if not fault.code.endswith("SessionToken.Invalid"):
+            if not refuses_session(fault):
                 raise
 
     # Provisioning ---------------------------------------------------------------------------
@@ -179,7 +161,7 @@ class RestClient(Provisioner):
         check_request(action, selection)  # the REST body carries every valid request
 
     def _change(self, action: Action, selection: Selection, token: str) -> str:
-        request = rest_request(action, selection, base_url=self.base_url)
+        request = rest_request(action, selection, base_url=self.base_url, checked=True)
         sent = _sent(request, action.element, selection)
         return _request_id(self._call(request, m2m_token=token, sent=sent), sent)
 
@@ -203,7 +185,7 @@ class RestClient(Provisioner):
         :mod:`uws_adapter.rest.devicelist` builds the body and reads the pages."""
         from uws_adapter.rest.devicelist import DEVICE_LIST_PATH
 
-        return self._session_call(RestRequest("POST", self.base_url + DEVICE_LIST_PATH, body), may_resend=True)
+        return self._session_call(RestRequest("POST", self.base_url + DEVICE_LIST_PATH, body))
 
     # Callback listeners ---------------------------------------------------------------------
 
@@ -213,40 +195,41 @@ class RestClient(Provisioner):
         """Register ``url`` as the listener for ``service`` callbacks of ``account``. A service
         registered through UWS must be unregistered there first [doc]."""
         account, service = _account(account), _service(service)
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise InputError("url", f"{url!r} is not an http(s) URL", "give the listener's full URL")
+        check_url(url, "url", fix="give the listener's full http(s) URL")
         body: Dict[str, Any] = {"name": service, "url": url}
         if username:
             body["username"] = username
         if password:
             body["password"] = password
-        self._session_call(RestRequest("POST", self._callbacks_url(account), body), may_resend=True)
+        self._session_call(RestRequest("POST", self._callbacks_url(account), body))
 
     def callback_listeners(self, account: str) -> List[CallbackListener]:
         """The listeners registered for ``account``: ``accountName``, ``serviceName``, ``url`` as
         the API answers [doc] (``name`` read too, for older answers)."""
-        answer = self._session_call(RestRequest("GET", self._callbacks_url(_account(account))), may_resend=True)
+        answer = self._session_call(RestRequest("GET", self._callbacks_url(_account(account))))
         return listeners_from(answer.get("items", []), account)
 
     def unregister_callback(self, account: str, service: str) -> None:
         """Remove the listener of ``service`` for ``account``."""
         url = f"{self._callbacks_url(_account(account))}/name/{quote(_service(service), safe='')}"
-        self._session_call(RestRequest("DELETE", url), may_resend=True)
+        self._session_call(RestRequest("DELETE", url))
 
     def _callbacks_url(self, account: str) -> str:
         return f"{self.base_url}{CALLBACKS_PATH}/{quote(account, safe='')}"
 
-    def _session_call(self, request: RestRequest, *, may_resend: bool = False) -> Dict[str, Any]:
-        return self._with_session(lambda token: self._call(request, m2m_token=token, may_resend=may_resend))
+    def _session_call(self, request: RestRequest) -> Dict[str, Any]:
+        """A repeatable call in the M2M session (listings and listener registrations)."""
+        return self._with_session(lambda token: self._call(request, m2m_token=token, stakes=Stakes.REPEATABLE))
 
     # HTTP -------------------------------------------------------------------------------------
 
     def _call(
-        self, request: RestRequest, *, m2m_token: Optional[str], may_resend: bool = False, login: bool = False,
+        self, request: RestRequest, *, m2m_token: Optional[str], stakes: Stakes = Stakes.ONCE,
         sent: Optional[Describe] = None,
     ) -> Dict[str, Any]:  # fmt: skip
         """One call with the bearer (renewed once if the gateway refuses it with a bare 401)."""
-        sent = sent if sent is not None else _sent(request)
+        describe = sent if sent is not None else _sent(request)
+        operation = f"{request.method} {urlsplit(request.url).path}"
         for renew in (False, True):
             headers = {"Authorization": f"Bearer {self.bearer_token(renew=renew)}", "Accept": JSON_TYPE}
             if m2m_token is not None:
@@ -255,12 +238,13 @@ class RestClient(Provisioner):
             if request.method in ("POST", "PUT") and request.payload:  # a bodiless POST (logout) sends none
                 headers["Content-Type"] = JSON_TYPE
                 data = request.body
-            response = self._http.send(
-                request.method, request.url, request=sent, headers=headers, data=data, login=login
+            outgoing = Outgoing(
+                request.method, request.url, operation, tuple(headers.items()), data, stakes=stakes, describe=describe
             )
-            if response.status_code == 401 and not renew and self._oauth is not None and not _error_code(response):
+            answer = self._http.send(outgoing)
+            if answer.status_code == 401 and not renew and self._oauth is not None and not _error_code(answer):
                 continue  # a 401 was not acted on: a fresh bearer token and one resend are safe
-            return _answer(response, may_resend=may_resend, request=sent, login=login)
+            return self._http.judge(outgoing, answer, _JSON)
         raise AssertionError("unreachable")
 
 
@@ -342,28 +326,26 @@ def _oauth_error(decoded: Mapping[str, Any], status: int) -> AuthenticationFaile
     return AuthenticationFailed(error, f"the OAuth2 side refused the request{said}; {fix}", http_status=status)
 
 
-def _answer(response: Answer, *, may_resend: bool, request: Describe, login: bool = False) -> Dict[str, Any]:
-    status = response.status_code
-    decoded = _decode(response)
-    if isinstance(decoded, dict) and decoded.get("errorCode") not in (None, ""):
-        raise make_fault(str(decoded["errorCode"]), str(decoded.get("errorMessage") or ""), http_status=status)
-    if status in _OAUTH_STATUSES and isinstance(decoded, dict) and isinstance(decoded.get("error"), str):
-        raise _oauth_error(decoded, status)
-    if 200 <= status < 300:
-        if isinstance(decoded, dict):
-            return decoded
-        if isinstance(decoded, list):  # listings come as a bare array
-            return {"items": decoded}
-        if not response.content.strip():
-            return {}  # registration and removal may answer with an empty 2xx
-    kind = response.headers.get("Content-Type", "no content type")
-    detail = f"HTTP {status} ({kind}) without a JSON answer or an errorCode"
-    if login:  # nothing was provisioned, and a login may be repeated
-        raise TransportError(f"{detail}; logging in failed: log in again", http_status=status)
-    if status >= 500 or (200 <= status < 300 and not may_resend):
-        raise OutcomeUnknown(
-            f"{detail}; the request may have been carried out: check its callbacks before sending it again",
-            request=request(),
-            http_status=status,
-        )
-    raise TransportError(detail, http_status=status)
+class JsonCodec:
+    """Reads a REST answer: a JSON object (a bare array as ``{"items": [...]}``, an empty 2xx as
+    ``{}``); an ``errorCode`` raised as the :class:`ServiceFault` it means, an OAuth2 error as
+    :class:`AuthenticationFailed`; anything else :class:`NotUsable`."""
+
+    def read(self, answer: Answer) -> Union[Dict[str, Any], NotUsable]:
+        status = answer.status_code
+        decoded = _decode(answer)
+        if isinstance(decoded, dict) and decoded.get("errorCode") not in (None, ""):
+            raise fault_for(str(decoded["errorCode"]), str(decoded.get("errorMessage") or ""), http_status=status)
+        if status in _OAUTH_STATUSES and isinstance(decoded, dict) and isinstance(decoded.get("error"), str):
+            raise _oauth_error(decoded, status)
+        if 200 <= status < 300:
+            if isinstance(decoded, dict):
+                return decoded
+            if isinstance(decoded, list):  # listings come as a bare array
+                return {"items": decoded}
+            if not answer.content.strip():
+                return {}  # registration and removal may answer with an empty 2xx
+        return NotUsable("without a JSON answer or an errorCode")
+
+
+_JSON = JsonCodec()

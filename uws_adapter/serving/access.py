@@ -4,7 +4,9 @@
 (:class:`AccessErrorTask`: a body over the limit, a smuggled request), which never reach the
 application.
 
-Each line goes to ``uws_adapter.<service>.access`` at INFO (WARNING for 5xx)::
+Each line goes to ``uws_adapter.<service>.access`` at INFO (WARNING for a 5xx, except a SOAP fault
+the SOAP server marks as the client's: WCF answers every fault with 500, and a flood of bad
+requests must not write warnings at will)::
 
     "POST /" 401 37 bytes in 2.1 ms from 127.0.0.1:50312: wrong callback username or password
 
@@ -14,6 +16,8 @@ bodies, headers (so no credentials), and query strings (a query may carry a toke
 is read from the service's own answer: the first line of a plain-text refusal, a SOAP fault's
 code and string, a JSON error's code and message. Attacker-chosen text (the method, the path)
 is cut short and its control characters escaped, so that no request can forge a log line.
+Refusals repeat (the same status and reason): after :data:`REPEATS` lines in a minute, the rest of
+that minute's are counted, not written, and the count is logged with the next line that is.
 
 Applied where the command line builds each service, not inside the protocol classes: a program
 that serves a :class:`~uws_adapter.receiver.app.Receiver` itself wraps it the same way if it wants
@@ -23,6 +27,7 @@ these lines (``AccessLog(receiver, "receiver")``).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, List, MutableMapping, Optional, Tuple
 
@@ -42,6 +47,43 @@ AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: Bytes of a refusal's answer kept to read its reason from (our refusals are short).
 _REASON_BYTES = 2048
+#: Lines of one refusal (service, status, reason) written per :data:`REPEAT_WINDOW` seconds.
+REPEATS = 10
+REPEAT_WINDOW = 60.0
+#: Refusals remembered per window (beyond: written as they come, the memory stays bounded).
+_REPEAT_KEYS = 1000
+#: Where the SOAP server marks a fault as the client's (see uws_adapter.soap.server.FAULT_KEY).
+_FAULT_KEY = "uws_adapter.fault"
+
+
+class _Repeats:
+    """How many lines of each refusal were written in the current window; how many of the last
+    window's were left out (said with the first line of the next)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.window = clock()
+        self.seen: Dict[Tuple[str, int, str], int] = {}
+        self.previous: Dict[Tuple[str, int, str], int] = {}
+        self.lock = threading.Lock()
+
+    def allow(self, key: Tuple[str, int, str]) -> Optional[int]:
+        """None: leave this line out; else how many like it were left out before it."""
+        with self.lock:
+            now = self.clock()
+            if now - self.window >= REPEAT_WINDOW:
+                self.previous = {k: n - REPEATS for k, n in self.seen.items() if n > REPEATS}
+                self.window, self.seen = now, {}
+            count = self.seen.get(key, 0)
+            if count == 0 and len(self.seen) >= _REPEAT_KEYS:
+                return 0  # too many kinds of refusal to remember: written, not counted
+            self.seen[key] = count + 1
+            if count >= REPEATS:
+                return None
+            return self.previous.pop(key, 0) if count == 0 else 0
+
+
+_repeats = _Repeats()
 
 
 def access_logger(service: str) -> logging.Logger:
@@ -51,7 +93,9 @@ def access_logger(service: str) -> logging.Logger:
 class _Line:
     """What one request's access line says, filled in as the answer goes out."""
 
-    __slots__ = ("bytes", "client", "content_type", "head", "logged", "method", "path", "started", "status")
+    __slots__ = (
+        "bytes", "client", "client_fault", "content_type", "head", "logged", "method", "path", "started", "status",
+    )  # fmt: skip
 
     def __init__(self, method: str, path: str, client: str) -> None:
         self.method = method
@@ -63,6 +107,7 @@ class _Line:
         self.bytes = 0
         self.head = b""
         self.logged = False
+        self.client_fault = False
 
     def answered(self, status: int, headers: Iterable[Tuple[Any, Any]]) -> None:
         self.status = status
@@ -83,19 +128,27 @@ class _Line:
         status = self.status or 500
         if reason is None and status >= 400:
             reason = refusal_reason(self.content_type, self.head)
-        level = logging.WARNING if status >= 500 else logging.INFO
+        level = logging.WARNING if status >= 500 and not self.client_fault else logging.INFO
         if not logger.isEnabledFor(level):
             return
+        left_out = 0
+        if status >= 400:
+            allowed = _repeats.allow((logger.name, status, (reason or "")[:200]))
+            if allowed is None:
+                return
+            left_out = allowed
         duration = (time.perf_counter() - self.started) * 1000
         # One record made and handed over directly: Logger.log would walk the stack to find the
         # caller's file and line for every request, which no access line shows.
         record = logger.makeRecord(
-            logger.name, level, __file__, 0, '"%s %s" %d %d bytes in %.1f ms from %s%s',
-            (self.method, self.path, status, self.bytes, duration, self.client, f": {reason}" if reason else ""),
+            logger.name, level, __file__, 0, '"%s %s" %d %d bytes in %.1f ms from %s%s%s',
+            (self.method, self.path, status, self.bytes, duration, self.client, f": {reason}" if reason else "",
+             f" ({left_out} more like it left out in the last minute)" if left_out else ""),
             None, "access",
             {
                 "method": self.method, "path": self.path, "status": status, "bytes": self.bytes,
                 "duration_ms": round(duration, 3), "client": self.client, **({"reason": reason} if reason else {}),
+                **({"left_out": left_out} if left_out else {}),
             },
         )  # fmt: skip
         logger.handle(record)
@@ -181,6 +234,7 @@ class AccessLog:
 
         try:
             body = self.app(environ, recording_start_response)
+            line.client_fault = environ.get(_FAULT_KEY) == "client"
         except Exception as exc:  # the server answers 500 and logs the traceback; this is its line
             line.status = 500
             line.log(self.logger, f"the application failed: {type(exc).__name__}")

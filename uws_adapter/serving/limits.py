@@ -58,25 +58,25 @@ from waitress.task import ThreadedTaskDispatcher
 from waitress.utilities import RequestHeaderFieldsTooLarge
 
 from uws_adapter import metrics
+from uws_adapter.edge import Answer
 from uws_adapter.errors import InputError
 from uws_adapter.serving.access import AccessErrorTask
 
 logger = logging.getLogger("uws_adapter.serving")
 
 
-def _raw_answer(status: str, body: bytes, *extra: bytes) -> bytes:
+def _raw_answer(status: int, body: bytes, *extra: bytes) -> bytes:
     """A complete HTTP/1.1 answer that closes the connection, written past the application."""
-    head = [b"HTTP/1.1 " + status.encode("ascii"), b"Content-Type: text/plain",
+    head = [b"HTTP/1.1 " + Answer(status, "text/plain", body).status_line.encode("ascii"), b"Content-Type: text/plain",
             b"Content-Length: " + str(len(body)).encode("ascii"), *extra, b"Connection: close"]  # fmt: skip
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
 #: Written to a connection refused at the limit (before any request was read).
-REFUSED = _raw_answer("503 Service Unavailable", b"too many open connections; retry shortly\n", b"Retry-After: 1")
+REFUSED = _raw_answer(503, b"too many open connections; retry shortly\n", b"Retry-After: 1")
 #: Written to a request whose headers or body missed its deadline.
-TIMED_OUT = _raw_answer("408 Request Timeout", b"the request did not arrive in time\n")
+TIMED_OUT = _raw_answer(408, b"the request did not arrive in time\n")
 #: Written to a request whose headers are over a limit (the text says which, see :func:`too_large`).
-TOO_LARGE_STATUS = "431 Request Header Fields Too Large"
 #: Descriptors a process needs beside its connections (listening socket, SQLite files, logs, pipes).
 RESERVED_DESCRIPTORS = 64
 #: At the limit, a request still arriving after this many seconds may be closed for a newcomer.
@@ -155,7 +155,7 @@ def too_large(limits: ConnectionLimits, what: str) -> bytes:
     metrics.connection_refused(431)
     _too_large.refused_one(what)
     return _raw_answer(
-        TOO_LARGE_STATUS,
+        431,
         f"request headers over the limit: {what} (at most {limits.max_header_bytes} bytes, "
         f"{limits.max_header_count} fields, {limits.max_header_line} bytes a line)\n".encode("ascii"),
     )

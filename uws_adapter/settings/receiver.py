@@ -25,10 +25,18 @@ from uws_adapter.xmlsafe import MAX_BYTES
 __all__ = [
     "CONNECTION_OPTIONS",
     "CREDENTIALS_FIX",
+    "DEFAULT_HANDLER_LEASE",
+    "HANDLER_LEASE_OPTION",
     "WORKER_SETTINGS_VARIABLE",
     "ReceiverSettings",
     "port_option",
 ]
+
+#: Seconds a claimed handler run (a relay) is its instance's: four times the relay's deadline (30 s).
+#: Here, beside the settings that carry it; :mod:`uws_adapter.receiver.handlers` explains it.
+DEFAULT_HANDLER_LEASE = 120.0
+#: A handler lease, in seconds (``--handler-lease``), the same on the receiver and the bridge.
+HANDLER_LEASE_OPTION = Option("handler_lease", None, number(0, 86400, open_low=True))
 
 #: The environment variable that gives a worker process the path of its settings file.
 WORKER_SETTINGS_VARIABLE = "UWS_ADAPTER_WORKER_SETTINGS"
@@ -67,6 +75,7 @@ class ReceiverSettings(Loadable):
         Option("previous_password", "UWS_CALLBACK_PREVIOUS_PASSWORD", secret=True),
         Option("allow_anonymous", "UWS_CALLBACK_ALLOW_ANONYMOUS", flag),
         Option("repair", "UWS_CALLBACK_REPAIR", flag),
+        HANDLER_LEASE_OPTION,
         Option("dead_letter_rate", "UWS_CALLBACK_DEAD_LETTER_RATE", number(0, what="a number per second")),
         Option(
             "dead_letter_max_bytes",
@@ -91,6 +100,7 @@ class ReceiverSettings(Loadable):
     previous_password: Optional[str] = None
     allow_anonymous: bool = False
     repair: bool = False
+    handler_lease: float = DEFAULT_HANDLER_LEASE
     dead_letter_rate: float = 2.0
     dead_letter_max_bytes: int = 256 * 1024 * 1024
     server: str = "auto"

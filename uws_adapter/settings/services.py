@@ -9,7 +9,13 @@ from typing import Any, ClassVar, Optional, Tuple
 
 from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT
 from uws_adapter.errors import InputError
-from uws_adapter.settings.receiver import CONNECTION_OPTIONS, CREDENTIALS_FIX, port_option
+from uws_adapter.settings.receiver import (
+    CONNECTION_OPTIONS,
+    CREDENTIALS_FIX,
+    DEFAULT_HANDLER_LEASE,
+    HANDLER_LEASE_OPTION,
+    port_option,
+)
 from uws_adapter.settings.source import Loadable, Option, flag, names, number, text, whole
 from uws_adapter.wire import CALLBACK_SERVICES
 
@@ -21,7 +27,7 @@ LISTENER_URL_FIX = "give the listener's http(s) URL with a host, e.g. https://li
 
 def check_listener_url(url: Any, origin: str) -> str:
     """``url`` if callbacks can be sent to it; the refusal's example is a listener URL."""
-    from uws_adapter.provisioning.transport import check_base_url
+    from uws_adapter.provisioning.urls import check_base_url
 
     try:
         return check_base_url(url, origin)
@@ -81,6 +87,7 @@ class BridgeSettings(Loadable):
         Option("unlock"),
         Option("threads", None, whole(1, 1000, "a number of threads")),
         Option("repair", None, flag),
+        HANDLER_LEASE_OPTION,
         *CONNECTION_OPTIONS,
     )
 
@@ -110,6 +117,7 @@ class BridgeSettings(Loadable):
     unlock: Optional[str] = None
     threads: int = 16
     repair: bool = False
+    handler_lease: float = DEFAULT_HANDLER_LEASE
     max_connections: int = 1000
     idle_timeout: float = 5.0
     header_timeout: float = 10.0

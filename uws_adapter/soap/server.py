@@ -20,12 +20,13 @@ What each operation reads and answers (the UWS messages) is in :mod:`uws_adapter
 from __future__ import annotations
 
 import functools
-from http import HTTPStatus
+import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
 from lxml import etree
 
-from uws_adapter.errors import DocumentError, InputError, Refused
+from uws_adapter.edge import Answer, BodyRules, StartResponse, screen
+from uws_adapter.errors import Code, DocumentError, InputError, Refused, ServiceFault
 from uws_adapter.model.actions import Action
 from uws_adapter.model.selection import Selection
 from uws_adapter.soap.documents import served_document
@@ -46,13 +47,10 @@ from uws_adapter.wire import CONTENT_TYPE, NS_SOAP_ENV, NS_V2, NS_XSI, soap_acti
 from uws_adapter.xmlsafe import parse_untrusted
 
 __all__ = [
-    "QUALIFIED_CODES", "XML_TYPES", "Reply", "SoapServer", "UwsOperations", "dispatch", "fault_envelope",
-    "payload_schema", "read_call", "reply", "served_file", "service_of",
+    "FAULT_KEY", "QUALIFIED_CODES", "XML_TYPES", "SoapServer", "UwsOperations", "dispatch", "fault_envelope",
+    "payload_schema", "read_call", "schema_complaint", "served_file", "service_of",
 ]  # fmt: skip
 
-StartResponse = Callable[[str, List[Tuple[str, str]]], Any]
-#: An HTTP answer before it is sent: status, body, content type.
-Reply = Tuple[int, bytes, str]
 #: What a SOAP 1.1 request may be sent as: text/xml, and application/xml as the receiver accepts it.
 XML_TYPES = ("text/xml", "application/xml")
 #: SOAP 1.2's media type: a basicHttpBinding (SOAP 1.1) answers it with 415 [seen].
@@ -68,6 +66,10 @@ QUALIFIED_CODES = {
 ACTOR_NEXT = "http://schemas.xmlsoap.org/soap/actor/next"
 ENVELOPE, HEADER, BODY = (f"{{{NS_SOAP_ENV}}}{name}" for name in ("Envelope", "Header", "Body"))
 TOKEN = f"{{{NS_V2}}}token"
+#: A name in Clark notation (``{uri}Name``); linear: no nested quantifier.
+_QUALIFIED = re.compile(r"\{([^{}]*)\}([\w.\-]*)")
+#: Where the SOAP server says whose fault a fault was, for the access line (a client's at INFO).
+FAULT_KEY = "uws_adapter.fault"
 XSI_TYPE = f"{{{NS_XSI}}}type"
 _TYPED = etree.XPath("descendant-or-self::*[@xsi:type]", namespaces={"xsi": NS_XSI})
 _NIL = etree.XPath(
@@ -111,7 +113,7 @@ def payload_schema() -> etree.XMLSchema:
 
 
 def _malformed(problem: str) -> Refused:
-    return Refused("DeserializationFailed", f"{problem}; send a SOAP 1.1 envelope as the WSDL describes")
+    return Refused(Code.DESERIALIZATION_FAILED, f"{problem}; send a SOAP 1.1 envelope as the WSDL describes")
 
 
 def _elements(parent: etree._Element, where: str) -> List[etree._Element]:
@@ -210,12 +212,32 @@ def _payload(body: etree._Element) -> etree._Element:
     if not schema.validate(payload):
         # The first complaint names the element and line, as WCF's message does.
         first = next(iter(schema.error_log), None)  # type: ignore[call-overload]  # lxml-stubs
-        raise Refused("DeserializationFailed", str(first) if first else "the request does not match the contract")
+        raise Refused(Code.DESERIALIZATION_FAILED, schema_complaint(first))
     for element in _found(_NIL, payload):
         parent = element.getparent()
         if parent is not None:
             parent.remove(element)
     return payload
+
+
+def schema_complaint(entry: Optional[Any]) -> str:
+    """What is wrong, in words, from libxml2's first validation error: the element by its name,
+    what was expected, and the line, as WCF says it ("Expecting element 'Username'"), without
+    libxml2's internals (``<string>:1:0:ERROR:SCHEMASV:SCHEMAV_ELEMENT_CONTENT: ...``). A name in
+    the operations' namespace is written bare, any other with its namespace (which is what differs
+    when an element has the right name in the wrong namespace)."""
+    if entry is None:
+        return "the request does not match the contract"
+
+    def name(match: re.Match[str]) -> str:
+        return match.group(2) if match.group(1) == NS_V2 else f"{match.group(2)} (namespace {match.group(1)})"
+
+    text = _QUALIFIED.sub(name, str(entry.message)).strip()
+    text = text.replace("This element is not expected. Expected is one of ( ", "not expected here; expecting one of ")
+    text = text.replace("This element is not expected. Expected is ( ", "not expected here; expecting ")
+    text = text.replace("This element is not expected.", "not expected here.").replace(" ).", ".")
+    text = text.replace("No matching global declaration available for the validation root.", "not an operation")
+    return f"the request does not match the contract at line {entry.line}: {text[:300]}"
 
 
 def read_call(service: str, body: bytes, *, max_bytes: int, soap_action_header: Optional[str] = None) -> SoapCall:
@@ -226,7 +248,7 @@ def read_call(service: str, body: bytes, *, max_bytes: int, soap_action_header: 
     try:
         root = parse_untrusted(body, max_bytes=max_bytes, what="request")
     except DocumentError as exc:
-        raise Refused("DeserializationFailed", str(exc)) from None
+        raise Refused(Code.DESERIALIZATION_FAILED, str(exc)) from None
     qname = etree.QName(root)
     if qname.localname == "Envelope" and qname.namespace != NS_SOAP_ENV:
         raise Refused(
@@ -263,7 +285,7 @@ def dispatch(operations: UwsOperations, call: SoapCall, client: str = "") -> byt
         operations.check_session(call.token)
         action, selection = read_change_device_state(call)
         return change_response(operations.change_device_state(action, selection))
-    raise Refused("INPUT_INVALID.RequestUndefined", f"{call.operation} is not a {call.service} operation")
+    raise Refused(Code.REQUEST_UNDEFINED, f"{call.operation} is not a {call.service} operation")
 
 
 def fault_envelope(faultcode: str, message: str, *, code_namespace: Optional[Tuple[str, str]] = None) -> bytes:
@@ -284,33 +306,14 @@ def served_file(path: str, address: str) -> Optional[bytes]:
     return served_document(bare, query, address, service_of(bare))
 
 
-def reply(start_response: StartResponse, status: int, body: bytes, content_type: str) -> List[bytes]:
-    """Send one whole answer (its length known, so the connection can be kept alive)."""
-    headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
-    if status == 413:
-        headers.append(("Connection", "close"))  # the unread body must not be taken for the next request
-    start_response(f"{status} {HTTPStatus(status).phrase}", headers)
-    return [body]
-
-
-def screen(environ: Mapping[str, Any], max_body: int) -> Optional[Reply]:
-    """What to answer before reading a POSTed body (None: read it). A length is required (waitress
-    gives one for a chunked body, once it has it all), 413 over the cap, 415 for a compressed body,
-    for SOAP 1.2's media type (a basicHttpBinding answers so) or one that is not XML."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or "")
-    except ValueError:
-        return 411, b"a Content-Length is required\n", "text/plain"
-    if length > max_body:
-        return 413, f"over the {max_body}-byte limit\n".encode(), "text/plain"
-    if (environ.get("HTTP_CONTENT_ENCODING") or "identity").strip().lower() != "identity":
-        return 415, b"compressed bodies are refused; send identity\n", "text/plain"
-    kind = (environ.get("CONTENT_TYPE") or "").split(";")[0].strip().lower()
-    if kind == SOAP12_TYPE:
-        return 415, b"SOAP 1.2 (application/soap+xml) is not served; send SOAP 1.1 as text/xml\n", "text/plain"
-    if kind not in XML_TYPES:
-        return 415, b"send SOAP requests as text/xml\n", "text/plain"
-    return None
+def body_rules(max_body: int) -> BodyRules:
+    """What a SOAP request may carry, for the one request screen (:func:`uws_adapter.edge.screen`):
+    a length (waitress gives one for a chunked body, once it has it all), at most ``max_body``
+    bytes, text/xml (SOAP 1.2's media type is a 415 of its own, as a basicHttpBinding answers)."""
+    return BodyRules(
+        max_body, XML_TYPES, "send SOAP requests as text/xml",
+        refused_types=((SOAP12_TYPE, "SOAP 1.2 (application/soap+xml) is not served; send SOAP 1.1 as text/xml"),),
+    )  # fmt: skip
 
 
 # The WSGI application --------------------------------------------------------------------------
@@ -337,13 +340,14 @@ class SoapServer:
         self.operations = operations
         self.address = address
         self.max_body = max_body
+        self.rules = body_rules(max_body)
         self.count = count
         self.refusal = refusal
 
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
-        return reply(start_response, *self.answer(environ))
+        return self.answer(environ).send(start_response)
 
-    def answer(self, environ: Mapping[str, Any]) -> Reply:
+    def answer(self, environ: Dict[str, Any]) -> Answer:
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
         if method == "GET":
@@ -351,36 +355,43 @@ class SoapServer:
             try:
                 address = self.address(environ)
             except InputError as exc:  # e.g. a Host the bridge may not write into its WSDL
-                return 400, f"{exc}\n".encode("utf-8", "replace"), "text/plain"
+                return Answer.text(400, str(exc))
             data = served_file(path + ("?" + query if query else ""), address)
-            return (200, data, CONTENT_TYPE) if data is not None else (404, b"no such document\n", "text/plain")
+            return Answer(200, CONTENT_TYPE, data) if data is not None else Answer.text(404, "no such document")
         service = service_of(path)
         if method != "POST":
-            return 405, b"POST SOAP requests to a .svc address\n", "text/plain"
+            return Answer.text(405, "POST SOAP requests to a .svc address", ("Allow", "GET, POST"))
         if service is None:
-            return 404, b"no such service\n", "text/plain"
-        screened = screen(environ, self.max_body)
-        if screened is not None:
+            return Answer.text(404, "no such service")
+        screened = screen(
+            method, environ.get("CONTENT_LENGTH"), environ.get("HTTP_CONTENT_ENCODING"), environ.get("CONTENT_TYPE"),
+            self.rules,
+        )  # fmt: skip
+        if isinstance(screened, Answer):
             return screened
-        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        body = environ["wsgi.input"].read(screened[0])
         self.count("requests")
         try:
             call = read_call(service, body, max_bytes=self.max_body, soap_action_header=environ.get("HTTP_SOAPACTION"))
-            return 200, dispatch(self.operations, call, str(environ.get("REMOTE_ADDR") or "")), CONTENT_TYPE
+            return Answer(200, CONTENT_TYPE, dispatch(self.operations, call, str(environ.get("REMOTE_ADDR") or "")))
         except Refused as refused:
+            environ[FAULT_KEY] = "client"  # the request was refused: nothing of ours failed
             return self._fault(service, refused)
         except Exception as exc:  # the backend's own errors, when it says how they are answered
             refused_as = self.refusal(exc)
             if refused_as is None:
                 raise
+            # The service behind refused it (its own fault code) or our input check did: the client's;
+            # anything else (no answer from behind) is ours, logged as a warning.
+            environ[FAULT_KEY] = "client" if isinstance(exc, (ServiceFault, InputError)) else "server"
             return self._fault(service, refused_as)
 
-    def _fault(self, service: str, refused: Refused) -> Reply:
+    def _fault(self, service: str, refused: Refused) -> Answer:
         self.count("faults")
         namespace = QUALIFIED_CODES.get(refused.code)
         if namespace is None:
-            return 500, fault_envelope(f"{service}.{refused.code}", str(refused)), CONTENT_TYPE
+            return Answer(500, CONTENT_TYPE, fault_envelope(f"{service}.{refused.code}", str(refused)))
         prefix = "s" if namespace == NS_SOAP_ENV else "a"  # s: the envelope's own prefix
         code_namespace = None if prefix == "s" else (prefix, namespace)
         body = fault_envelope(f"{prefix}:{refused.code}", str(refused), code_namespace=code_namespace)
-        return 500, body, CONTENT_TYPE
+        return Answer(500, CONTENT_TYPE, body)

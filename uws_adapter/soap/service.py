@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from uws_adapter.errors import InputError, Refused
+from uws_adapter.errors import Code, InputError, Refused
 from uws_adapter.model.actions import Action, Restore, Suspend
 from uws_adapter.model.devices import Device, DeviceIdentifier, normalize_kind
 from uws_adapter.model.selection import CustomField, DeviceList, Selection, check_uws_query, select
@@ -23,7 +23,7 @@ SERVICES = ("SessionService", "CarrierService")
 OPERATIONS = {"SessionService": ("LogIn", "LogOut"), "CarrierService": ("ChangeDeviceState",)}
 _ACTIONS = ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend")
 _QUERY = ("AccountName", "DeviceGroupName", "DeviceServicePlanFilter", "DeviceCustomFieldFilter")
-_UNDEFINED = "INPUT_INVALID.RequestUndefined"
+_UNDEFINED = Code.REQUEST_UNDEFINED
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def read_change_device_state(call: SoapCall) -> Tuple[Action, Selection]:
                 raise Refused(_UNDEFINED, f"DeviceList with {', '.join(query)}")
             collections = list(fields["DeviceList"])
             if len(collections) > MAX_DEVICES_PER_REQUEST:
-                raise Refused("INPUT_INVALID.MaxRequestsExceeded", f"{len(collections)} devices")
+                raise Refused(Code.MAX_REQUESTS_EXCEEDED, f"{len(collections)} devices")
             return action, DeviceList(tuple(_device(c) for c in collections))
         custom: List[CustomField] = []
         if "DeviceCustomFieldFilter" in fields:
@@ -78,7 +78,7 @@ def read_change_device_state(call: SoapCall) -> Tuple[Action, Selection]:
         check_uws_query(selection)  # UWS needs an account or a group; a filter alone is refused
         return action, selection
     except InputError as exc:
-        raise Refused(input_fault_code(exc), str(exc)) from None
+        raise Refused(input_fault_code(exc), exc.fault_text()) from None
 
 
 def _device(collection: etree._Element) -> Device:

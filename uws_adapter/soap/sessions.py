@@ -26,7 +26,7 @@ import time
 from collections import OrderedDict
 from typing import Callable, Optional, Tuple
 
-from uws_adapter.errors import InputError, Refused
+from uws_adapter.errors import Code, InputError, Refused
 
 __all__ = [
     "FREE_FAILURES", "KEEP_EXPIRED", "MAX_SESSIONS", "MAX_THROTTLED", "THROTTLED_CODE", "IdleSessions",
@@ -46,7 +46,7 @@ MAX_THROTTLED = 65_536
 FORGET_FAILURES = 24 * 3600.0
 #: The code of a throttled LogIn: the emulator's for UWS's lock [inferred], which legacy systems
 #: already treat as "stop logging in and ask someone".
-THROTTLED_CODE = "REQUEST_FAILED.AccountLocked"
+THROTTLED_CODE = Code.ACCOUNT_LOCKED
 
 
 class SessionVerdict(enum.Enum):
@@ -74,9 +74,9 @@ def session_verdict(last_used: Optional[float], now: float, idle: float) -> Sess
 def session_refusal(verdict: SessionVerdict) -> Optional[Refused]:
     """The fault for a session ``verdict`` (None: valid)."""
     if verdict is SessionVerdict.EXPIRED:
-        return Refused("REQUEST_FAILED.SessionToken.Expired", "the session token has expired; log in again")  # [doc]
+        return Refused(Code.SESSION_EXPIRED, "the session token has expired; log in again")  # [doc]
     if verdict is SessionVerdict.INVALID:
-        return Refused("REQUEST_FAILED.SessionToken.Invalid", "unknown session token; log in again")  # [inferred]
+        return Refused(Code.SESSION_INVALID, "unknown session token; log in again")  # [inferred]
     return None
 
 
@@ -90,7 +90,7 @@ def check_session(last_used: Optional[float], now: float, idle: float) -> None:
 def login_refusal(verdict: LoginVerdict, wait: float = 0.0) -> Optional[Refused]:
     """The fault for a LogIn ``verdict`` (None: ok); the same bytes whatever name was given."""
     if verdict is LoginVerdict.WRONG:
-        return Refused("REQUEST_FAILED.InvalidCredentials", "wrong username or password")  # [inferred] code
+        return Refused(Code.INVALID_CREDENTIALS, "wrong username or password")  # [inferred] code
     if verdict is LoginVerdict.THROTTLED:
         when = "ask the operator" if math.isinf(wait) else f"try again in {math.ceil(wait)} s"
         return Refused(THROTTLED_CODE, f"too many failed logins; {when}")
@@ -202,6 +202,11 @@ class IdleSessions:
     def close(self, token: Optional[str]) -> None:
         with self._lock:
             self._last_use.pop(token or "", None)
+
+    def __len__(self) -> int:
+        """Sessions known: open, or expired and kept to be answered Expired; a logout removes one."""
+        with self._lock:
+            return len(self._last_use)
 
     def _forget(self, now: float) -> None:
         """Drop what no verdict needs any more, and the oldest past ``capacity``."""

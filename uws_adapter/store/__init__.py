@@ -28,6 +28,7 @@ from uws_adapter.store.interfaces import (
     Tracking,
     Write,
 )
+from uws_adapter.store.sql import is_postgres_url
 from uws_adapter.store.sqlite import SCHEMA_VERSION, Store
 
 __all__ = [
@@ -36,11 +37,6 @@ __all__ = [
     "StoredEvent", "Tracking", "Write", "describe_store", "is_postgres_url", "open_store", "schema_versions",
     "upgrade_store",
 ]  # fmt: skip
-
-
-def is_postgres_url(location: Union[str, Path]) -> bool:
-    """True for ``postgresql://...`` (or ``postgres://``); anything else is a SQLite file's path."""
-    return isinstance(location, str) and location.strip().lower().startswith(("postgresql://", "postgres://"))
 
 
 def open_store(location: Union[str, Path], *, batch: bool = True, **options: Any) -> Backend:

@@ -207,7 +207,11 @@ class HandlerQueue(Protocol):
 
 
 class RequestLog(Protocol):
-    """What the clients sent."""
+    """What the clients sent: all a client uses of its store (recording requests, reserving and
+    confirming them under the daily budget, counting recent actions, and the clock it counts by)."""
+
+    #: Seconds, the store's wall clock: what ``recent_actions``' ``since`` is measured on.
+    clock: Callable[[], float]
 
     def record_request(
         self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap", forced: bool = False

@@ -25,12 +25,15 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from uws_adapter.errors import InputError, StoreError, install_hint
-from uws_adapter.store import is_postgres_url  # one rule for what names a PostgreSQL store
 from uws_adapter.store.core import CommitHealth, Job, SqlCore, newer_schema, next_group
 from uws_adapter.store.interfaces import Outcome, Write
 from uws_adapter.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION, UPGRADE_LOCK, VERSION_TABLE
 from uws_adapter.store.postgres_writes import commit_writes, is_database_failure
-from uws_adapter.store.sql import POSTGRES, Sql
+from uws_adapter.store.sql import (
+    POSTGRES,
+    Sql,
+    is_postgres_url,  # one rule for what names a PostgreSQL store
+)
 
 if TYPE_CHECKING:
     import psycopg

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
-__all__ = ["POSTGRES", "SQLITE", "Dialect", "Row", "Sql"]
+__all__ = ["POSTGRES", "SQLITE", "Dialect", "Row", "Sql", "is_postgres_url"]
 
 Row = Sequence[Any]
 
@@ -43,6 +44,11 @@ class Dialect:
     #: on SQLite that saves reading ten thousand lines' rows one by one; PostgreSQL's planner,
     #: without fresh statistics right after a large request, ran that query slower than the reads.
     count_first: bool
+
+
+def is_postgres_url(location: Union[str, Path]) -> bool:
+    """True for ``postgresql://...`` (or ``postgres://``); anything else is a SQLite file's path."""
+    return isinstance(location, str) and location.strip().lower().startswith(("postgresql://", "postgres://"))
 
 
 SQLITE = Dialect("sqlite", "?", "", "", 500, "max", None, "CROSS JOIN", True)

@@ -144,9 +144,13 @@ def _render_devices(devices: Iterable[Device]) -> str:
     return "".join(parts)
 
 
-def build_envelope(action: Action, selection: Selection, *, token: str, base_url: str = UWS_BASE_URL) -> SoapRequest:
-    """The ChangeDeviceState request for ``action`` on ``selection``, with the token header."""
-    check_soap_request(action, selection)
+def build_envelope(
+    action: Action, selection: Selection, *, token: str, base_url: str = UWS_BASE_URL, checked: bool = False
+) -> SoapRequest:
+    """The ChangeDeviceState request for ``action`` on ``selection``, with the token header;
+    ``checked``: the caller ran :func:`check_soap_request` already (once per send)."""
+    if not checked:
+        check_soap_request(action, selection)
     devices = selection.devices if isinstance(selection, DeviceList) else ()
     skeleton = DeviceList(devices[:1]) if devices else selection
     message = _zeep_message(action, skeleton, token)

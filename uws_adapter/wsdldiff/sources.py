@@ -94,7 +94,7 @@ def read_documents(
     source = source.strip()
     remote = _is_url(source)
     if remote:
-        from uws_adapter.provisioning.transport import check_base_url
+        from uws_adapter.provisioning.urls import check_base_url
 
         check_base_url(source, _FIELD)
         home = _origin(source)
