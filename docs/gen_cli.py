@@ -93,7 +93,8 @@ def _section(parser: argparse.ArgumentParser, depth: int, out: List[str]) -> Non
         ]
         if not actions:
             continue
-        title = group.title or "options"
+        # Python 3.9's argparse titles the optionals "optional arguments", 3.10's "options": one page for both.
+        title = "options" if group is parser._optionals else group.title or "options"
         out += [f"**{_escape(title)}**", "", "| | |", "|---|---|"]
         for action in actions:
             out.append(f"| `{_invocation(action)}` | {_escape(_help_text(action, parser.prog))} |")

@@ -98,3 +98,13 @@ def test_the_version_is_written_once() -> None:
     for module in sorted(Path(uws_adapter.__file__).parent.rglob("*.py")):
         text = module.read_text(encoding="utf-8")
         assert not any(q in text for q in quoted), f"{module} writes the version; read uws_adapter.__version__"
+
+
+def test_every_package_is_in_setup_cfg() -> None:
+    """A subpackage missing from setup.cfg's packages is missing from the wheel: the installed
+    package fails to import (as uws_adapter.settings did, caught only by the floors run)."""
+    listed = re.search(r"^packages\s*=\s*\n((?:[ \t]+\S+\n)+)", (ROOT / "setup.cfg").read_text(encoding="utf-8"), re.M)
+    assert listed is not None
+    packages = {line.strip() for line in listed.group(1).splitlines()}
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "uws_adapter").rglob("__init__.py")}
+    assert found - packages == set(), "add them to [options] packages in setup.cfg"

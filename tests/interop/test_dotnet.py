@@ -50,7 +50,8 @@ from servers import wait_until
 from uws_adapter import UwsClient, select
 from uws_adapter.emulator.core import DEFAULT_ACCOUNT
 
-pytestmark = pytest.mark.interop
+# One pytest-xdist worker runs them all: the Mono builds (session fixtures) are made once.
+pytestmark = [pytest.mark.interop, pytest.mark.xdist_group("interop-dotnet")]
 
 TARGETS = ["emulator", "bridge"]
 DOTNET = CLIENTS / "dotnet"
@@ -217,10 +218,12 @@ class DotnetListeners:
         self.received: List[Dict[str, Any]] = []
         self.lock = threading.Lock()
         self.started = threading.Event()
-        threading.Thread(target=self._read, daemon=True, name="dotnet-listeners").start()
+        self.reader = threading.Thread(target=self._read, daemon=True, name="dotnet-listeners")
+        self.reader.start()
         if not self.started.wait(STARTUP_TIMEOUT) or not self.urls:
+            errors = self.errors()
             self.close()
-            pytest.fail(f"the .NET listeners did not start: {self.errors()}", False)
+            pytest.fail(f"the .NET listeners did not start: {errors}", False)
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -253,6 +256,10 @@ class DotnetListeners:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.reader.join(timeout=10)  # it ends at the end of the output; then the pipes can be closed
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
 
 
 @pytest.fixture(scope="session")
