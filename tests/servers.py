@@ -170,7 +170,9 @@ class WaitressServer:
     def __init__(self, app: Any, **options: Any) -> None:
         from waitress.server import create_server
 
-        self.server = create_server(app, **{"host": "127.0.0.1", "port": 0, **options})
+        # A socket map of its own: with waitress's default (one global map per process), closing
+        # one test server closed the sockets of every other server still running in the process.
+        self.server = create_server(app, map={}, **{"host": "127.0.0.1", "port": 0, **options})
         self.port: int = self.server.effective_port
         self.url = f"http://127.0.0.1:{self.port}"
         self._closing = threading.Event()
