@@ -218,26 +218,32 @@ class _WalSync:
         self._wal = f"{path}-wal"
         self._folder = str(path.parent)
         self._fd: Optional[int] = None
+        # The writer thread fsyncs while another thread may close the store: a descriptor closed
+        # twice, or fsynced after its close, could be a number the process has since given to
+        # another file or socket. One lock around the descriptor's whole life.
+        self._lock = threading.Lock()
 
     def __call__(self) -> None:
-        if self._fd is None:
-            fd = os.open(self._wal, os.O_RDONLY)
-            try:
-                folder = os.open(self._folder, os.O_RDONLY)
+        with self._lock:
+            if self._fd is None:
+                fd = os.open(self._wal, os.O_RDONLY)
                 try:
-                    os.fsync(folder)
-                finally:
-                    os.close(folder)
-            except BaseException:
-                os.close(fd)
-                raise
-            self._fd = fd
-        os.fsync(self._fd)
+                    folder = os.open(self._folder, os.O_RDONLY)
+                    try:
+                        os.fsync(folder)
+                    finally:
+                        os.close(folder)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                self._fd = fd
+            os.fsync(self._fd)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        with self._lock:
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                os.close(fd)
 
 
 class Store(SqlCore):
