@@ -20,12 +20,13 @@ import json
 import queue
 import threading
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
 
 from uws_adapter.errors import StoreError
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device, identity
 from uws_adapter.store import dead_letters as dead_letter_sql
+from uws_adapter.store import line_counts
 from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals, keep_letter, letter_of, purge
 from uws_adapter.store.interfaces import CallbackWrite, EventPages, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sql import Dialect, Row, Sql
@@ -364,8 +365,10 @@ class SqlCore(EventPages):
         def work(db: Sql) -> None:
             if request_id != reservation:
                 _forget_request(db, request_id)
+            now = self.clock()
+            line_counts.move_request(db, reservation, now)
             db.run("UPDATE requests SET request_id = ?, sent_at = ? WHERE request_id = ?",
-                   (request_id, self.clock(), reservation))  # fmt: skip
+                   (request_id, now, reservation))  # fmt: skip
             db.run("UPDATE request_identifiers SET request_id = ? WHERE request_id = ?", (request_id, reservation))
 
         self._transact("confirm the request", work, durable=False)
@@ -436,23 +439,28 @@ class SqlCore(EventPages):
 def _insert_request(
     db: Sql, request_id: str, action: str, devices: Sequence[Device], api: str, now: float, forced: bool
 ) -> None:
+    """Record a request, replacing one recorded under the same id (its devices included)."""
+    _forget_request(db, request_id)
     db.run(
         "INSERT INTO requests (request_id, action, api, sent_at, devices, forced) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (request_id) DO UPDATE SET action = excluded.action, api = excluded.api,"
         " sent_at = excluded.sent_at, devices = excluded.devices, forced = excluded.forced",
         (request_id, action, api, now, json.dumps([str(d) for d in devices]), forced),
     )
-    db.many(
-        "INSERT INTO request_identifiers (request_id, identifier, device) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    db.insert_rows(
+        "INSERT INTO request_identifiers (request_id, identifier, device) {rows} ON CONFLICT DO NOTHING",
+        ("request_id", "identifier", "device"), ("text", "text", "integer"),
         [
             (request_id, identity(i.kind, i.identifier), position)
             for position, device in enumerate(devices)
             for i in device.identifiers
         ],
-    )
+    )  # fmt: skip
+    line_counts.add_request(db, devices, now)
 
 
 def _forget_request(db: Sql, request_id: str) -> None:
+    line_counts.take_request(db, request_id)
     db.run("DELETE FROM request_identifiers WHERE request_id = ?", (request_id,))
     db.run("DELETE FROM requests WHERE request_id = ?", (request_id,))
 
@@ -467,34 +475,45 @@ _CALLBACK_ACTIONS = (
 
 
 def _lines_at_risk(db: Sql, devices: Sequence[Device], since: float, at_least: int) -> LineActions:
-    """:func:`_line_actions` of the devices whose line may have ``at_least`` actions. The log's
-    requests on each device's line are counted in one query (distinct requests over the lines of
-    its identifiers, as :func:`~uws_adapter.store.tracking_rows.recent_line_actions` counts them);
-    the callbacks' requests, which that query does not see, can add at most as many as there are,
-    so a device is left out only when its count and all of them together stay under ``at_least``.
-    Only the devices kept are read row by row: a check costs one query for lines far from their
-    budget, which most are."""
+    """:func:`_line_actions` of the devices whose line may have ``at_least`` actions. The callbacks'
+    requests, which the log's counts do not see, can add at most as many as there are, so a device
+    is left out only when its requests and all of them together stay under ``at_least``. Its
+    requests are bounded first from the summary (:mod:`.line_counts`: a row or two per identity);
+    on SQLite the devices it cannot clear are counted exactly in one query, and only the devices
+    kept after that are read row by row."""
     callbacks = db.all(_CALLBACK_ACTIONS, (since,))
     spare = at_least - len({row[0] for row in callbacks})
-    pairs = [(p, identity(i.kind, i.identifier)) for p, device in enumerate(devices) for i in device.identifiers]
-    if spare > 0 and pairs and db.dialect.count_first:
+    pairs = [
+        (p, name) for p, device in enumerate(devices) for name in sorted({identity(i.kind, i.identifier)
+                                                                          for i in device.identifiers})
+    ]  # fmt: skip
+    if spare > 0 and pairs:
         wanted, args = db.pairs("budget_wanted", "w", pairs)
-        join = db.dialect.ordered_join  # from the wanted identities outwards, one index step each
-        kept = {
-            int(row[0])
-            for row in db.all(
-                # The identifiers of each device's line first (once each), then their requests.
-                f"WITH line AS (SELECT DISTINCT w.pos AS pos, b.identifier AS member FROM {wanted}"
-                f" {join} request_identifiers a ON a.identifier = w.identifier"
-                f" {join} request_identifiers b ON b.request_id = a.request_id AND b.device = a.device)"
-                f" SELECT line.pos FROM line {join} request_identifiers i ON i.identifier = line.member"
-                f" {join} requests r ON r.request_id = i.request_id AND r.sent_at > ?"
-                " GROUP BY line.pos HAVING count(DISTINCT i.request_id) >= ?",
-                (*args, since, spare),
-            )
-        }
+        kept = line_counts.risky(db, wanted, args, since, spare)
         pairs = [pair for pair in pairs if pair[0] in kept]
+        if pairs and db.dialect.count_first:
+            kept = _counted(db, pairs, since, spare)
+            pairs = [pair for pair in pairs if pair[0] in kept]
     return _line_actions(db, sorted({name for _, name in pairs}), since, callbacks) if pairs else {}
+
+
+def _counted(db: Sql, pairs: Sequence[Tuple[int, str]], since: float, spare: int) -> Set[int]:
+    """The positions among ``pairs`` whose line had ``spare`` requests or more after ``since``,
+    counted in one query (distinct requests over the lines of its identifiers, as
+    :func:`~uws_adapter.store.tracking_rows.recent_line_actions` counts them)."""
+    wanted, args = db.pairs("budget_wanted", "w", pairs)
+    join = db.dialect.ordered_join  # from the wanted identities outwards, one index step each
+    rows = db.all(
+        # The identifiers of each device's line first (once each), then their requests.
+        f"WITH line AS (SELECT DISTINCT w.pos AS pos, b.identifier AS member FROM {wanted}"
+        f" {join} request_identifiers a ON a.identifier = w.identifier"
+        f" {join} request_identifiers b ON b.request_id = a.request_id AND b.device = a.device)"
+        f" SELECT line.pos FROM line {join} request_identifiers i ON i.identifier = line.member"
+        f" {join} requests r ON r.request_id = i.request_id AND r.sent_at > ?"
+        " GROUP BY line.pos HAVING count(DISTINCT i.request_id) >= ?",
+        (*args, since, spare),
+    )
+    return {int(row[0]) for row in rows}
 
 
 def _line_actions(db: Sql, wanted: List[str], since: float, callbacks: Optional[List[Row]] = None) -> LineActions:

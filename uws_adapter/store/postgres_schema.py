@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import Dict
 
+from uws_adapter.store import line_counts
+
 #: The schema this release writes.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Any constant taken by every upgrade (pg_advisory_xact_lock): "uws-adapter" on a phone keypad.
 UPGRADE_LOCK = 8_792_332_378
 
@@ -108,6 +110,8 @@ CREATE TABLE IF NOT EXISTS dead_letter_totals (
 INSERT INTO dead_letter_totals SELECT 0, coalesce(sum(size), 0), 0, NULL FROM dead_letters ON CONFLICT DO NOTHING;
 DROP TABLE IF EXISTS bridge_login_failures
 """,
+    # The budget check's summary (see store/line_counts.py), built from the log.
+    4: line_counts.MIGRATION_POSTGRES,
 }
 
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS uws_schema_version (version INTEGER NOT NULL)"

@@ -110,6 +110,22 @@ class Sql:
         if self.dialect.serialize is not None:
             self.one(self.dialect.serialize, (key,))
 
+    def insert_rows(
+        self, sql: str, columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """``sql`` (an INSERT whose rows are ``{rows}``) for each of ``rows``, in their order:
+        on PostgreSQL one statement over arrays of the ``columns`` (of PostgreSQL ``types``), where
+        one statement per row (``executemany``) cost 50 µs a row; on SQLite one execution per row
+        (in-process, cheap)."""
+        if not rows:
+            return
+        if self.dialect.list_limit is None:
+            arrays = tuple([row[n] for row in rows] for n in range(len(columns)))
+            source = ", ".join(f"?::{kind}[]" for kind in types)
+            self.run(sql.format(rows=f"SELECT * FROM unnest({source}) AS c({', '.join(columns)})"), arrays)
+        else:
+            self.many(sql.format(rows=f"VALUES ({', '.join('?' * len(columns))})"), rows)
+
     def pairs(self, name: str, alias: str, rows: Sequence[Tuple[int, str]]) -> Tuple[str, Tuple[Any, ...]]:
         """``rows`` of (pos, identifier) as a table ``alias`` to join, and its arguments: on
         PostgreSQL two arrays unnested, on SQLite a temporary table of this connection (any number
