@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Ty
 
 from uws_adapter.errors import StoreError
 from uws_adapter.model.callbacks import CallbackRequest
-from uws_adapter.model.devices import Device, identity
+from uws_adapter.model.devices import Device
 from uws_adapter.store import dead_letters as dead_letter_sql
 from uws_adapter.store import line_counts
 from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals, keep_letter, letter_of, purge
@@ -335,7 +335,8 @@ class SqlCore(EventPages):
     def device_actions(self, devices: Sequence[Device], since: float, *, at_least: int = 1) -> LineActions:
         """:meth:`recent_actions` of the identities of ``devices``, left out for every device whose
         line had fewer than ``at_least`` actions (counted first, in one query)."""
-        return self._snapshot("count recent actions", lambda db: _lines_at_risk(db, devices, since, at_least))
+        names = line_counts.identities_of(devices)
+        return self._snapshot("count recent actions", lambda db: _lines_at_risk(db, names, since, at_least))
 
     def reserve_request(
         self, action: str, devices: Sequence[Device], *, api: str = "soap", since: Optional[float] = None,
@@ -347,13 +348,14 @@ class SqlCore(EventPages):
         when it refuses, nothing is written and the result is None, otherwise a pending request is
         recorded and its id returned."""
         reservation = f"{PENDING}{uuid.uuid4()}"
+        names = line_counts.identities_of(devices)  # once: the check and the record both need them
 
         def work(db: Sql) -> Optional[str]:
             db.take_turns(BUDGET_LOCK)
-            forced = admit(_lines_at_risk(db, devices, since, at_least) if since is not None else {})
+            forced = admit(_lines_at_risk(db, names, since, at_least) if since is not None else {})
             if forced is None:
                 return None
-            _insert_request(db, reservation, action, devices, api, self.clock(), forced)
+            _insert_request(db, reservation, action, devices, api, self.clock(), forced, names)
             return reservation
 
         return self._transact("reserve the request", work, durable=False)
@@ -437,9 +439,12 @@ class SqlCore(EventPages):
 
 
 def _insert_request(
-    db: Sql, request_id: str, action: str, devices: Sequence[Device], api: str, now: float, forced: bool
-) -> None:
-    """Record a request, replacing one recorded under the same id (its devices included)."""
+    db: Sql, request_id: str, action: str, devices: Sequence[Device], api: str, now: float, forced: bool,
+    names: Optional[List[List[str]]] = None,
+) -> None:  # fmt: skip
+    """Record a request, replacing one recorded under the same id (its devices included);
+    ``names``: the identities of each device (:func:`.line_counts.identities_of`), if known."""
+    names = line_counts.identities_of(devices) if names is None else names
     _forget_request(db, request_id)
     db.run(
         "INSERT INTO requests (request_id, action, api, sent_at, devices, forced) VALUES (?, ?, ?, ?, ?, ?)"
@@ -450,13 +455,9 @@ def _insert_request(
     db.insert_rows(
         "INSERT INTO request_identifiers (request_id, identifier, device) {rows} ON CONFLICT DO NOTHING",
         ("request_id", "identifier", "device"), ("text", "text", "integer"),
-        [
-            (request_id, identity(i.kind, i.identifier), position)
-            for position, device in enumerate(devices)
-            for i in device.identifiers
-        ],
+        [(request_id, name, position) for position, group in enumerate(names) for name in group],
     )  # fmt: skip
-    line_counts.add_request(db, devices, now)
+    line_counts.add_request(db, names, now)
 
 
 def _forget_request(db: Sql, request_id: str) -> None:
@@ -474,7 +475,7 @@ _CALLBACK_ACTIONS = (
 )
 
 
-def _lines_at_risk(db: Sql, devices: Sequence[Device], since: float, at_least: int) -> LineActions:
+def _lines_at_risk(db: Sql, names: List[List[str]], since: float, at_least: int) -> LineActions:
     """:func:`_line_actions` of the devices whose line may have ``at_least`` actions. The callbacks'
     requests, which the log's counts do not see, can add at most as many as there are, so a device
     is left out only when its requests and all of them together stay under ``at_least``. Its
@@ -483,10 +484,7 @@ def _lines_at_risk(db: Sql, devices: Sequence[Device], since: float, at_least: i
     kept after that are read row by row."""
     callbacks = db.all(_CALLBACK_ACTIONS, (since,))
     spare = at_least - len({row[0] for row in callbacks})
-    pairs = [
-        (p, name) for p, device in enumerate(devices) for name in sorted({identity(i.kind, i.identifier)
-                                                                          for i in device.identifiers})
-    ]  # fmt: skip
+    pairs = [(p, name) for p, group in enumerate(names) for name in group]
     if spare > 0 and pairs:
         wanted, args = db.pairs("budget_wanted", "w", pairs)
         kept = line_counts.risky(db, wanted, args, since, spare)

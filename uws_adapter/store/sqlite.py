@@ -344,6 +344,9 @@ class Store(SqlCore):
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={self.synchronous}")
         connection.execute("PRAGMA foreign_keys=ON")
+        # Temporary tables (the budget check's list of identities) in memory: in a file, filling
+        # one with 20,000 rows took 100-700 ms on a loaded machine, 35 ms in memory.
+        connection.execute("PRAGMA temp_store=MEMORY")
         return connection
 
     def _connect_writer(self) -> Tuple[sqlite3.Connection, Optional[_WalSync]]:
