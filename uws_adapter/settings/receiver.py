@@ -29,6 +29,7 @@ __all__ = [
     "HANDLER_LEASE_OPTION",
     "WORKER_SETTINGS_VARIABLE",
     "ReceiverSettings",
+    "check_credentials",
     "port_option",
 ]
 
@@ -46,6 +47,17 @@ CREDENTIALS_FIX = (
     "password in [receiver] of the settings file), or --allow-anonymous (UWS_CALLBACK_ALLOW_ANONYMOUS=1) on a "
     "closed network"
 )
+
+
+def check_credentials(
+    field: str, username: Optional[str], password: Optional[str], fix: str, *, refuse_none: Optional[str] = None
+) -> None:
+    """The one rule for a pair of callback credentials (a receiver's, a listener's): both or neither,
+    and neither only where ``refuse_none`` (why none will not do) is None."""
+    if bool(username) != bool(password):
+        raise InputError(field, "give both a username and a password, or neither", fix)
+    if not username and refuse_none is not None:
+        raise InputError(field, refuse_none, fix)
 
 
 def port_option() -> Option:
@@ -116,14 +128,9 @@ class ReceiverSettings(Loadable):
     def check(self) -> None:
         if self.host is None or self.db is None:
             raise InputError("host" if self.host is None else "db", "cannot be empty", "give one, or leave it out")
-        if bool(self.username) != bool(self.password):
-            raise InputError("--username", "give both a username and a password, or neither", CREDENTIALS_FIX)
-        if not self.username and not self.allow_anonymous:
-            raise InputError(
-                "--username",
-                "a receiver without callback credentials would store callbacks from anyone",
-                CREDENTIALS_FIX,
-            )
+        anyone = "a receiver without callback credentials would store callbacks from anyone"
+        check_credentials("--username", self.username, self.password, CREDENTIALS_FIX,
+                          refuse_none=None if self.allow_anonymous else anyone)  # fmt: skip
 
     def announce(self) -> None:
         """What a receiver says once when it starts: that it checks no credentials, if so."""

@@ -14,6 +14,7 @@ from uws_adapter.settings.receiver import (
     CREDENTIALS_FIX,
     DEFAULT_HANDLER_LEASE,
     HANDLER_LEASE_OPTION,
+    check_credentials,
     port_option,
 )
 from uws_adapter.settings.source import Loadable, Option, flag, names, number, text, whole
@@ -205,7 +206,6 @@ class EmulatorSettings(Loadable):
     def check(self) -> None:
         if self.listener_soap_action is not None and not self.listener:
             raise InputError("--listener-soap-action", "is for callbacks to --listener", "give --listener too")
-        if self.listener and bool(self.listener_username) != bool(self.listener_password):
-            raise InputError(
-                "--listener-username", "give both a username and a password, or neither", "set both, or neither"
-            )
+        if self.listener:
+            login = (self.listener_username, self.listener_password)
+            check_credentials("--listener-username", *login, "set both, or neither")
