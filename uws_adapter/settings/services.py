@@ -20,20 +20,14 @@ from uws_adapter.settings.receiver import (
 from uws_adapter.settings.source import Loadable, Option, flag, names, number, text, whole
 from uws_adapter.wire import CALLBACK_SERVICES
 
-__all__ = ["LISTENER_URL_FIX", "BridgeSettings", "EmulatorSettings", "check_listener_url", "login_pair"]
-
-#: How to write a callback listener's URL (the receiver's, or a legacy system's SOAP listener).
-LISTENER_URL_FIX = "give the listener's http(s) URL with a host, e.g. https://listener.example.com/callbacks"
+__all__ = ["BridgeSettings", "EmulatorSettings", "check_listener_url", "login_pair"]
 
 
 def check_listener_url(url: Any, origin: str) -> str:
     """``url`` if callbacks can be sent to it; the refusal's example is a listener URL."""
-    from uws_adapter.provisioning.urls import check_base_url
+    from uws_adapter.provisioning.urls import LISTENER_URL_FIX, check_url
 
-    try:
-        return check_base_url(url, origin)
-    except InputError as exc:
-        raise InputError(origin, exc.problem, LISTENER_URL_FIX) from None
+    return check_url(url, origin, fix=LISTENER_URL_FIX)
 
 
 def _listener(value: Any, origin: str) -> Optional[str]:
@@ -142,17 +136,6 @@ class BridgeSettings(Loadable):
             )
 
 
-def _emulator_listener(value: Any, origin: str) -> Optional[str]:
-    from uws_adapter.emulator.core import listener_url_problem
-
-    if value in (None, ""):
-        return None
-    problem = listener_url_problem(value)
-    if problem is not None:
-        raise InputError(origin, problem, LISTENER_URL_FIX)
-    return str(value)
-
-
 @dataclass(frozen=True, repr=False)
 class EmulatorSettings(Loadable):
     """Everything ``uws-adapter emulator`` needs."""
@@ -163,7 +146,7 @@ class EmulatorSettings(Loadable):
         port_option(),
         Option("devices", None, whole(0, 1_000_000, "a number of lines")),
         Option("devices_file"),
-        Option("listener", None, _emulator_listener),
+        Option("listener", None, _listener),
         Option("listener_username", "UWS_CALLBACK_USERNAME"),
         Option("listener_password", "UWS_CALLBACK_PASSWORD", secret=True),
         Option("listener_soap_action", None, _soap_action),
