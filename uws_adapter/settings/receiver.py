@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_HANDLER_LEASE",
     "HANDLER_LEASE_OPTION",
     "WORKER_SETTINGS_VARIABLE",
+    "ConnectionBounds",
     "ReceiverSettings",
     "check_credentials",
     "port_option",
@@ -74,7 +75,17 @@ CONNECTION_OPTIONS = (
 
 
 @dataclass(frozen=True, repr=False)
-class ReceiverSettings(Loadable):
+class ConnectionBounds:
+    """The fields of :data:`CONNECTION_OPTIONS` and their defaults, for the services that take them."""
+
+    max_connections: int = 1000
+    idle_timeout: float = 5.0
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+
+
+@dataclass(frozen=True, repr=False)
+class ReceiverSettings(Loadable, ConnectionBounds):
     """Everything ``uws-adapter receiver`` (and :func:`uws_adapter.receiver.wsgi.create_app`) needs."""
 
     SECTION: ClassVar[str] = "receiver"
@@ -120,10 +131,6 @@ class ReceiverSettings(Loadable):
     threads: int = 16
     max_body: int = MAX_BYTES
     commit: str = "group"
-    max_connections: int = 1000
-    idle_timeout: float = 5.0
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
 
     def check(self) -> None:
         if self.host is None or self.db is None:

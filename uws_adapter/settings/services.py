@@ -14,6 +14,7 @@ from uws_adapter.settings.receiver import (
     CREDENTIALS_FIX,
     DEFAULT_HANDLER_LEASE,
     HANDLER_LEASE_OPTION,
+    ConnectionBounds,
     check_credentials,
     port_option,
 )
@@ -58,7 +59,7 @@ def login_pair(value: str) -> Tuple[str, str]:
 
 
 @dataclass(frozen=True, repr=False)
-class BridgeSettings(Loadable):
+class BridgeSettings(Loadable, ConnectionBounds):
     """Everything ``uws-adapter bridge`` needs but its REST login, which is the client's
     (:class:`uws_adapter.config.Settings`, ``[uws-adapter]``)."""
 
@@ -113,10 +114,6 @@ class BridgeSettings(Loadable):
     threads: int = 16
     repair: bool = False
     handler_lease: float = DEFAULT_HANDLER_LEASE
-    max_connections: int = 1000
-    idle_timeout: float = 5.0
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
 
     def check(self) -> None:
         if self.unlock:
