@@ -16,12 +16,12 @@ from email.utils import parsedate_to_datetime
 from typing import Callable, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
-from uws_adapter.errors import ConnectionFailed, TransportError
+from uws_adapter.errors import ConnectionFailed, InputError, TransportError
 from uws_adapter.provisioning.engine import Answer, Engine, Outgoing, Stakes, connect_failure
 from uws_adapter.provisioning.options import SendOptions
 from uws_adapter.redaction import masked_url
 
-__all__ = ["Reachability", "clock_skew", "fetch", "reach", "server_time", "tls_problem"]
+__all__ = ["Reachability", "clock_skew", "fetch", "origin", "reach", "server_time", "tls_problem"]
 
 #: What a failing certificate check is called in OpenSSL's words, and what to do about it.
 _CERTIFICATE_FIXES = (
@@ -101,13 +101,23 @@ class Reachability:
     problem: Optional[str] = None
 
 
+def origin(url: str, field: str = "url") -> Tuple[str, str, int]:
+    """``url``'s scheme, host (both in lower case) and port (by default its scheme's): whether two
+    URLs are the same server's."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise InputError(field, f"{masked_url(url)} has a port that is not a number", "fix the URL") from None
+    return scheme, (parts.hostname or "").lower(), port
+
+
 def reach(url: str, *, timeout: float = 10.0) -> Reachability:
     """Resolve ``url``'s host, connect to it and, for https, make one TLS handshake with
     certificate and host name checks, as requests would (its trust store, or ``REQUESTS_CA_BUNDLE``)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    secure = parts.scheme.lower() == "https"
-    port = parts.port or (443 if secure else 80)
+    scheme, host, port = origin(url)
+    secure = scheme == "https"
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
