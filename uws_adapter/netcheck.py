@@ -17,7 +17,7 @@ from typing import Callable, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from uws_adapter.errors import ConnectionFailed, InputError, TransportError
-from uws_adapter.provisioning.engine import Answer, Engine, Outgoing, Stakes, connect_failure
+from uws_adapter.provisioning.engine import Answer, Engine, Outgoing, Stakes, causes, connect_failure
 from uws_adapter.provisioning.options import SendOptions
 from uws_adapter.redaction import masked_url
 
@@ -41,10 +41,7 @@ _CERTIFICATE_FIXES = (
 def tls_problem(exc: BaseException) -> Optional[str]:
     """The certificate problem behind ``exc`` (requests and urllib3 wrap it several times), in
     OpenSSL's words with the fix; None when ``exc`` is not a TLS failure."""
-    seen = set()
-    current: Optional[BaseException] = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in causes(exc):
         if isinstance(current, ssl.SSLCertVerificationError):
             said = str(current.verify_message or current.reason or current)
             # OpenSSL 1.1 writes "self signed", 3.x "self-signed": compared without the hyphens.
@@ -55,10 +52,6 @@ def tls_problem(exc: BaseException) -> Optional[str]:
             return f"certificate verify failed: {said}"
         if isinstance(current, ssl.SSLError):
             return f"TLS handshake failed: {current.reason or current}"
-        # requests keeps the cause in args (MaxRetryError.reason), urllib3 in __context__/__cause__.
-        nested = [getattr(current, "reason", None), *getattr(current, "args", ())]
-        following = next((item for item in nested if isinstance(item, BaseException)), None)
-        current = following or current.__cause__ or current.__context__
     return None
 
 
