@@ -23,13 +23,14 @@ def test_a_get_is_capped_and_answers_404_as_it_is() -> None:
 
 
 def test_a_refused_connection_is_named_in_the_clients_words() -> None:
-    url = f"http://127.0.0.1:{closed_port()}/x"
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}/x"
     with pytest.raises(TransportError) as caught:
         fetch(url)
     assert str(caught.value) == f"GET {url!r}: connection refused"  # as the clients say it, no Errno
     found = reach(url)
     assert found.addresses
-    assert found.problem == f"no connection to 127.0.0.1:{url.split(':')[2].split('/')[0]} (connection refused)"
+    assert found.problem == f"no connection to 127.0.0.1:{port} (connection refused)"
 
 
 def test_the_servers_clock() -> None:
