@@ -51,7 +51,7 @@ def callback_work(
             db.execute("ROLLBACK TO event")
             db.execute("RELEASE event")
             reason = f"callback {callback.request_id[:80]!r} could not be stored as an event: {type(exc).__name__}"
-            letter = _insert_dead_letter(db, poisoned.dead_letter(), media_type, reason, clock())
+            letter = keep_letter(Sql(db, SQLITE), poisoned.dead_letter(), media_type, reason, clock())
             _log.warning("%s; kept as dead letter %d", reason, letter)
             return POISONED, False
         db.execute("RELEASE event")
@@ -101,22 +101,9 @@ def dead_letter_work(
     :mod:`.dead_letters`). Returns the dead letter's id, or 0 when it is larger than the cap."""
 
     def work(db: sqlite3.Connection) -> int:
-        return _insert_dead_letter(db, body, content_type, reason, clock(), cap=max_total, set_cap=True)
+        return keep_letter(Sql(db, SQLITE), body, content_type, reason, clock(), cap=max_total, set_cap=True)
 
     return work
-
-
-def _insert_dead_letter(
-    db: sqlite3.Connection,
-    body: bytes,
-    content_type: Optional[str],
-    reason: str,
-    now: float,
-    *,
-    cap: Optional[int] = None,
-    set_cap: bool = False,
-) -> int:
-    return keep_letter(Sql(db, SQLITE), body, content_type, reason, now, cap=cap, set_cap=set_cap)
 
 
 def work_for(write: Write, clock: Callable[[], float]) -> Callable[[sqlite3.Connection], object]:
