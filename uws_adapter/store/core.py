@@ -316,7 +316,8 @@ class SqlCore(EventPages):
         self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap", forced: bool = False
     ) -> None:
         """Remember a sent request so that the tracker knows which devices to expect (and the
-        budget guard what each line was sent); ``forced``: sent over the budget on purpose."""
+        budget guard what each line was sent); ``forced``: sent over the budget on purpose. A
+        request recorded under the same id before is replaced, its devices included."""
         self._transact(
             "record the request",
             lambda db: _insert_request(db, request_id, action, devices, api, self.clock(), forced),
