@@ -16,7 +16,11 @@ log at INFO (written to a file), a SQLite store with full synchronous commits on
 budget guard on (the carrier's 5 actions a line a day; every call is to a fresh line). The legacy
 client keeps its connection alive and sends the envelope our UWS client builds.
 
-    python benchmarks/bridge_call.py [--calls 300] [--db-dir DIR]
+``--history N`` first fills the store with what a day of traffic leaves there: N succeeded
+callbacks of device-list requests sent through the bridge (10 lines a request, other lines than the
+timed ones) within the last 24 hours, for the budget check to read past.
+
+    python benchmarks/bridge_call.py [--calls 300] [--db-dir DIR] [--history N]
 """
 
 from __future__ import annotations
@@ -36,8 +40,11 @@ import requests
 from uws_adapter import Emulator, RestClient, Suspend, generated_devices, select
 from uws_adapter.bridge.app import Bridge
 from uws_adapter.logs import TextFormatter
+from uws_adapter.model.callbacks import CallbackRequest, ReportedDevice
+from uws_adapter.model.devices import Device
 from uws_adapter.serving.access import AccessLog
 from uws_adapter.serving.thread import ServedApp
+from uws_adapter.store.interfaces import CallbackWrite
 from uws_adapter.store.sqlite import Store
 from uws_adapter.uws.envelope import build_envelope, build_login
 
@@ -62,6 +69,22 @@ def _hop_only(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Li
     return [_ANSWER]
 
 
+def _fill_history(store: Store, callbacks: int) -> None:
+    """``callbacks`` succeeded Suspend callbacks, 10 lines a request, of requests recorded as the
+    bridge records them; lines numbered from a billion, apart from the timed ones."""
+    for start in range(0, callbacks, 10):
+        devices = [Device.parse(f"IMEI:{10**9 + n}") for n in range(start, min(start + 10, callbacks))]
+        request_id = f"history-{start // 10}"
+        store.record_request(request_id, "Suspend", tuple(devices), api="rest")
+        store.commit_group([
+            CallbackWrite(CallbackRequest(
+                request_id, (ReportedDevice("IMEI", str(device.identifiers[0].identifier)),),
+                service="CarrierService", action="Suspend", status="Success",
+            ), ())
+            for device in devices
+        ])  # fmt: skip
+
+
 def _percentile(values: List[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -71,6 +94,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=300, help="timed calls of each kind (default 300)")
     parser.add_argument("--db-dir", help="folder for the bridge's store and log (default: a temporary one)")
+    parser.add_argument("--history", type=int, default=0, help="callbacks of the last 24 h in the store (default 0)")
     args = parser.parse_args()
     total = 2 * (args.calls + WARMUP)
     folder = Path(args.db_dir or tempfile.mkdtemp(prefix="bridge-call-"))
@@ -86,6 +110,7 @@ def main() -> int:
             store=store,
         )  # fmt: skip
         rest.daily_budget = 5  # the carrier's, as the bridge command sets it from the settings
+        _fill_history(store, args.history)
         bridge = Bridge(
             rest, store, legacy_users={LEGACY_USER: LEGACY_PASSWORD}, callback_username="cb",
             callback_password="cb-password",
@@ -168,7 +193,10 @@ def main() -> int:
             rest.close()
     bridge_p50, direct_p50 = _percentile(timings["bridge"], 0.5), _percentile(timings["direct"], 0.5)
     hop_p50 = _percentile(timings["hop"], 0.5)
-    print(f"{args.calls} one-device suspends each, loopback, interleaved (Python {sys.version.split()[0]})")
+    print(
+        f"{args.calls} one-device suspends each, loopback, interleaved, {args.history:,} callbacks of the last "
+        f"24 h in the store (Python {sys.version.split()[0]})"
+    )
     print(f"{'path':<44}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
     for name, label in (
         ("bridge", "legacy SOAP -> bridge -> emulator REST"),
