@@ -96,8 +96,17 @@ def main() -> int:
     parser.add_argument("--db-dir", help="folder for the bridge's store and log (default: a temporary one)")
     parser.add_argument("--history", type=int, default=0, help="callbacks of the last 24 h in the store (default 0)")
     args = parser.parse_args()
+    if args.db_dir:
+        return _run(args, Path(args.db_dir))
+    scratch = tempfile.TemporaryDirectory(prefix="bridge-call-")
+    try:
+        return _run(args, Path(scratch.name))
+    finally:
+        scratch.cleanup()
+
+
+def _run(args: argparse.Namespace, folder: Path) -> int:
     total = 2 * (args.calls + WARMUP)
-    folder = Path(args.db_dir or tempfile.mkdtemp(prefix="bridge-call-"))
     log = logging.FileHandler(folder / "bridge.log")
     log.setFormatter(TextFormatter())
     logging.getLogger("uws_adapter").addHandler(log)
@@ -215,6 +224,8 @@ def main() -> int:
         f"the bridge's own work timed inside it (its application less its REST exchange): "
         f"p50 {_percentile(inside, 0.5):.2f} ms, {_percentile(inside, 0.5) / direct_p50:.2f}x the direct call"
     )
+    logging.getLogger("uws_adapter").removeHandler(log)
+    log.close()
     return 0
 
 
