@@ -18,7 +18,6 @@ is acknowledged, and the carrier re-sends.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -75,7 +74,7 @@ def is_database_failure(exc: BaseException) -> bool:
 def _new_event_args(row: CallbackRow, write: CallbackWrite, now: float) -> Tuple[Any, ...]:
     callback = write.callback
     return (
-        *row.key, callback.status, callback.succeeded, row.fault_code, json.dumps(row.form), row.digest, now,
+        *row.key, callback.status, callback.succeeded, row.fault_code, row.text, row.digest, now,
         callback.callback_count, row.digest, now,
         now, list(write.handlers),
     )  # fmt: skip
