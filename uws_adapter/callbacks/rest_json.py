@@ -161,32 +161,56 @@ def _devices(obj: Mapping[str, Any], key: str, where: str) -> Tuple[ReportedDevi
     return tuple(devices)
 
 
+_Sections = Tuple[
+    Optional[str], Optional[str], Optional[SuspendResult], Optional[RestoreResult], Optional[ProfileResult]
+]
+
+
 def _read(obj: Mapping[str, Any]) -> CallbackRequest:
     request_id = _string(obj, "requestId", "")
     if request_id is None:
         raise CallbackParseError("callback: requestId is missing or empty")
     unmodeled = [key for key, value in obj.items() if key not in _KNOWN and value not in (None, "", [], {})]
+    service, action, suspend, restore, profile = _device_response(_object(obj, "deviceResponse") or {}, unmodeled)
+    nidd = _nidd(obj)
+    return CallbackRequest(
+        request_id=request_id,
+        devices=_devices(obj, "deviceIds", ""),
+        username=_string(obj, "username", ""),
+        password=_string(obj, "password", ""),
+        service="NiddService" if nidd is not None else service,
+        action=action,
+        status=_string(obj, "status", ""),
+        callback_count=_integer(obj, "callbackCount"),
+        max_callback_threshold=_integer(obj, "maxCallbackThreshold"),
+        comment=_string(obj, "comment", ""),
+        suspend=suspend,
+        restore=restore,
+        fault=_fault(obj),
+        nidd=nidd,
+        profile=profile,
+        unmodeled=tuple(unmodeled),
+    )
+
+
+def _device_response(response: Mapping[str, Any], unmodeled: List[str]) -> _Sections:
+    """(service, action, suspend, restore, profile) of ``deviceResponse``; the names of its
+    sections that are not modelled are appended to ``unmodeled``."""
     service = action = None
-    suspend = restore = None
-    profile = nidd = None
-    response = _object(obj, "deviceResponse")
-    for key, value in (response or {}).items():
+    suspend: Optional[SuspendResult] = None
+    restore: Optional[RestoreResult] = None
+    profile: Optional[ProfileResult] = None
+    for key, value in response.items():
         where = f"deviceResponse.{key}."
         if key in _ACTION_KEYS:
-            section = _object(response or {}, key, "deviceResponse.") or {}
+            section = _object(response, key, "deviceResponse.") or {}
             service, action = "CarrierService", _ACTION_KEYS[key]
             if key == "suspendResponse":
-                date = _string(section, "expectedResumeDate", where)
-                suspend = SuspendResult(
-                    None if date is None else parse_date(date, f"callback: {where}expectedResumeDate"),
-                    _integer(section, "maxSuspendDaysAllowed", where),
-                    _integer(section, "numDaysSuspendedLast12Months", where),
-                    _integer(section, "numDaysSuspendAllowedCurrent12Months", where),
-                )
+                suspend = _suspend(section, where)
             elif key == "restoreResponse":
                 restore = RestoreResult(_boolean(section, "restored", where))
         elif key == "deviceProfileResponse":
-            section = _object(response or {}, key, "deviceResponse.") or {}
+            section = _object(response, key, "deviceResponse.") or {}
             service = "DeviceProfileService"
             profile = ProfileResult(
                 _devices(section, "deviceIdentifierCollection", where),
@@ -196,41 +220,40 @@ def _read(obj: Mapping[str, Any]) -> CallbackRequest:
             )
         elif value not in (None, "", [], {}):
             unmodeled.append(f"deviceResponse.{key}")
+    return service, action, suspend, restore, profile
+
+
+def _suspend(section: Mapping[str, Any], where: str) -> SuspendResult:
+    date = _string(section, "expectedResumeDate", where)
+    return SuspendResult(
+        None if date is None else parse_date(date, f"callback: {where}expectedResumeDate"),
+        _integer(section, "maxSuspendDaysAllowed", where),
+        _integer(section, "numDaysSuspendedLast12Months", where),
+        _integer(section, "numDaysSuspendAllowedCurrent12Months", where),
+    )
+
+
+def _nidd(obj: Mapping[str, Any]) -> Optional[NiddResult]:
     nidd_response = _object(obj, "niddResponse")
-    if nidd_response is not None:
-        config = _object(nidd_response, "niddConfigResponse", "niddResponse.") or {}
-        where = "niddResponse.niddConfigResponse."
-        service = "NiddService"
-        nidd = NiddResult(_string(config, "accountName", where), _string(config, "reason", where),
-                          _devices(config, "deviceIds", where))  # fmt: skip
-    fault: Optional[CallbackFault] = None
+    if nidd_response is None:
+        return None
+    config = _object(nidd_response, "niddConfigResponse", "niddResponse.") or {}
+    where = "niddResponse.niddConfigResponse."
+    return NiddResult(_string(config, "accountName", where), _string(config, "reason", where),
+                      _devices(config, "deviceIds", where))  # fmt: skip
+
+
+def _fault(obj: Mapping[str, Any]) -> Optional[CallbackFault]:
     fault_response = _object(obj, "faultResponse")
-    if fault_response:
-        where = "faultResponse."
-        detail = fault_response.get("detail")
-        fault = CallbackFault(
-            _string(fault_response, "faultcode", where),
-            _string(fault_response, "faultstring", where),
-            _string(fault_response, "faultactor", where),
-            detail if detail is None or isinstance(detail, str) else json.dumps(detail, sort_keys=True),
-        )
-    return CallbackRequest(
-        request_id=request_id,
-        devices=_devices(obj, "deviceIds", ""),
-        username=_string(obj, "username", ""),
-        password=_string(obj, "password", ""),
-        service=service,
-        action=action,
-        status=_string(obj, "status", ""),
-        callback_count=_integer(obj, "callbackCount"),
-        max_callback_threshold=_integer(obj, "maxCallbackThreshold"),
-        comment=_string(obj, "comment", ""),
-        suspend=suspend,
-        restore=restore,
-        fault=fault,
-        nidd=nidd,
-        profile=profile,
-        unmodeled=tuple(unmodeled),
+    if not fault_response:
+        return None
+    where = "faultResponse."
+    detail = fault_response.get("detail")
+    return CallbackFault(
+        _string(fault_response, "faultcode", where),
+        _string(fault_response, "faultstring", where),
+        _string(fault_response, "faultactor", where),
+        detail if detail is None or isinstance(detail, str) else json.dumps(detail, sort_keys=True),
     )
 
 
@@ -250,51 +273,55 @@ def rest_callback_dict(callback: CallbackRequest) -> Dict[str, Any]:
     }
     if callback.devices:  # NiddService callbacks carry their devices inside niddResponse only
         out["deviceIds"] = _device_ids(callback.devices)
-    response: Dict[str, Any] = {}
-    if callback.action is not None:
-        key = next(k for k, v in _ACTION_KEYS.items() if v == callback.action)
-        section: Dict[str, Any] = {}
-        if callback.suspend is not None:
-            s = callback.suspend
-            values = (
-                ("expectedResumeDate", None if s.expected_resume_date is None else format_date(s.expected_resume_date)),
-                ("maxSuspendDaysAllowed", s.max_suspend_days_allowed),
-                ("numDaysSuspendedLast12Months", s.num_days_suspended_last_12_months),
-                ("numDaysSuspendAllowedCurrent12Months", s.num_days_suspend_allowed_current_12_months),
-            )
-            section.update((k, v) for k, v in values if v is not None)
-        if callback.restore is not None and callback.restore.restored is not None:
-            section["restored"] = callback.restore.restored
-        response[key] = section
-    if callback.profile is not None:
-        p = callback.profile
-        profile: Dict[str, Any] = {"deviceIdentifierCollection": _device_ids(p.devices)}
-        for key, value in (("state", p.state), ("profileStatus", p.profile_status), ("profileRole", p.profile_role)):
-            if value is not None:
-                profile[key] = value
-        response["deviceProfileResponse"] = profile
+    response = _device_response_dict(callback)
     if response:
         out["deviceResponse"] = response
     if callback.nidd is not None:
-        config: Dict[str, Any] = {}
-        if callback.nidd.account_name is not None:
-            config["accountName"] = callback.nidd.account_name
-        if callback.nidd.reason is not None:
-            config["reason"] = callback.nidd.reason
+        config = _present((("accountName", callback.nidd.account_name), ("reason", callback.nidd.reason)))
         config["deviceIds"] = _device_ids(callback.nidd.devices)
         out["niddResponse"] = {"niddConfigResponse": config}
     if callback.fault is not None:
         f = callback.fault
-        fault = {"faultcode": f.code, "faultstring": f.string, "faultactor": f.actor, "detail": f.detail}
-        out["faultResponse"] = {k: v for k, v in fault.items() if v is not None}
+        fault = (("faultcode", f.code), ("faultstring", f.string), ("faultactor", f.actor), ("detail", f.detail))
+        out["faultResponse"] = _present(fault)
     trailer: Tuple[Tuple[str, object], ...] = (
         ("comment", callback.comment),
         ("status", callback.status),
         ("callbackCount", callback.callback_count),
         ("maxCallbackThreshold", callback.max_callback_threshold),
     )
-    out.update((key, value) for key, value in trailer if value is not None)
+    out.update(_present(trailer))
     return out
+
+
+def _present(pairs: Tuple[Tuple[str, object], ...]) -> Dict[str, Any]:
+    """The pairs whose value is not None, as a dict in their order (absent keys stay absent)."""
+    return {key: value for key, value in pairs if value is not None}
+
+
+def _device_response_dict(callback: CallbackRequest) -> Dict[str, Any]:
+    response: Dict[str, Any] = {}
+    if callback.action is not None:
+        key = next(k for k, v in _ACTION_KEYS.items() if v == callback.action)
+        section: Dict[str, Any] = {}
+        if callback.suspend is not None:
+            s = callback.suspend
+            section.update(_present((
+                ("expectedResumeDate", None if s.expected_resume_date is None else format_date(s.expected_resume_date)),
+                ("maxSuspendDaysAllowed", s.max_suspend_days_allowed),
+                ("numDaysSuspendedLast12Months", s.num_days_suspended_last_12_months),
+                ("numDaysSuspendAllowedCurrent12Months", s.num_days_suspend_allowed_current_12_months),
+            )))  # fmt: skip
+        if callback.restore is not None and callback.restore.restored is not None:
+            section["restored"] = callback.restore.restored
+        response[key] = section
+    if callback.profile is not None:
+        p = callback.profile
+        response["deviceProfileResponse"] = {
+            "deviceIdentifierCollection": _device_ids(p.devices),
+            **_present((("state", p.state), ("profileStatus", p.profile_status), ("profileRole", p.profile_role))),
+        }
+    return response
 
 
 def render_rest_callback(callback: CallbackRequest) -> bytes:
