@@ -14,15 +14,34 @@ from __future__ import annotations
 import io
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
-from typing import Mapping, Sequence, Union
+from types import FrameType
+from typing import List, Mapping, Optional, Sequence, Union
 
 from uws_adapter import logs
 from uws_adapter.cli.main import main
 
 __all__ = ["run_in_process", "without"]
+
+#: A command that has not returned after this long is stopped (a service that started instead of
+#: refusing to would otherwise block the test for good): the test fails, naming the command.
+LIMIT = 120
+
+
+class _Overran(BaseException):  # not an Exception: main() must not turn it into an exit status
+    pass
+
+
+def _overran(signum: int, frame: Optional[FrameType]) -> None:
+    _fired.append(signum)  # said even if what was running catches every exception (a server's loop may)
+    raise _Overran()
+
+
+_fired: List[int] = []
 
 
 class _Stream(io.TextIOWrapper):
@@ -54,10 +73,23 @@ def run_in_process(
         os.environ.update(environ)
         os.chdir(cwd)
         sys.stdin, sys.stdout, sys.stderr = _Stream(stdin), out, err
+        _fired.clear()
+        timed = threading.current_thread() is threading.main_thread()  # signals reach the main thread only
+        previous = signal.signal(signal.SIGALRM, _overran) if timed else None
+        if timed:
+            signal.alarm(LIMIT)
         try:
             status = main(list(args))
         except SystemExit as exc:  # --help, --version
             status = _exit_status(exc.code)
+        except _Overran:
+            raise AssertionError(f"uws-adapter {' '.join(args)} still running after {LIMIT} s") from None
+        finally:
+            if timed:
+                signal.alarm(0)
+                signal.signal(signal.SIGALRM, previous)
+        if _fired:
+            raise AssertionError(f"uws-adapter {' '.join(args)} still running after {LIMIT} s")
         return subprocess.CompletedProcess(["uws-adapter", *args], status, out.value(), err.value())
     finally:
         sys.stdin, sys.stdout, sys.stderr = saved_streams

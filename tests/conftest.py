@@ -15,7 +15,7 @@ from servers import HttpServer, listener
 from uws_adapter import RestClient, UwsClient
 
 # No secret of the tests in a log record, a left-behind file or a test's output (tests/secret_scan.py).
-pytest_plugins = ["secret_scan"]
+pytest_plugins = ["secret_scan", "xdist_groups"]
 
 DATA = Path(__file__).parent / "data"
 #: Excerpts of the carrier's documentation the fixtures are checked against (copied into the checkout,
