@@ -63,12 +63,11 @@ def _version(version: argparse.ArgumentParser) -> None:
 
 
 def _db(db: argparse.ArgumentParser) -> None:
-    db.description = (
+    add_verbs(db, (
         "Manage a store's schema. A PostgreSQL store must be upgraded with 'db upgrade' before the services of a "
         "new release start on it (they refuse an older schema); a SQLite file is upgraded in place when opened, "
         "and 'db upgrade' does that too."
-    )
-    add_verbs(db, "db_command", [
+    ), "db_command", [
         ("upgrade", "bring the store to this release's schema (idempotent)", _upgrade),
         ("version", "show the store's schema version", _version),
     ])  # fmt: skip

@@ -54,12 +54,11 @@ def _purge_options(purge: argparse.ArgumentParser) -> None:
 
 
 def _dead_letters(group: argparse.ArgumentParser) -> None:
-    group.description = (
+    add_verbs(group, (
         "The dead letters of a receiver's or bridge's store: refused documents (redacted), callbacks whose values "
         "could not be stored and handler runs that gave up. They count against --dead-letter-max-bytes; past it "
         "the oldest are rotated out."
-    )
-    add_verbs(group, "verb", [
+    ), "verb", [
         ("list", "one line per letter: id, time (UTC), media type, size, reason", _list_options),
         ("show", "one letter with its body (redacted, control characters escaped)", _show_options),
         ("export", "every letter as JSON lines, bodies redacted (to --out or stdout)", _export_options),

@@ -60,12 +60,11 @@ def _remove(remove: argparse.ArgumentParser) -> None:
 
 
 def _listeners(listeners: argparse.ArgumentParser) -> None:
-    listeners.description = (
+    add_verbs(listeners, (
         "Register, list and remove the REST callback listeners of an account (REST API; the settings come from "
         "--config and the environment, as for restore and suspend). A service registered through UWS must be "
         "unregistered there first."
-    )
-    add_verbs(listeners, "listeners_action", [
+    ), "listeners_action", [
         ("register", "register URL as the listener of a callback service for an account", _register),
         ("list", "the listeners registered for an account", _list),
         ("remove", "remove the listener of a callback service for an account", _remove),

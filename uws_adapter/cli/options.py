@@ -78,10 +78,16 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 def add_verbs(
-    parser: argparse.ArgumentParser, dest: str, verbs: Sequence[Tuple[str, str, Build]], metavar: str = "ACTION"
+    parser: argparse.ArgumentParser,
+    description: str,
+    dest: str,
+    verbs: Sequence[Tuple[str, str, Build]],
+    metavar: str = "ACTION",
 ) -> None:
-    """The sub-commands of a command group (``db upgrade``, ``listeners list``): one of them is
-    required, each listed with its help and built by its function."""
+    """A command group (``db``, ``listeners``) with its ``description`` and its sub-commands (``db
+    upgrade``, ``listeners list``): one of them is required, each listed with its help and built by
+    its function."""
+    parser.description = description
     actions = parser.add_subparsers(dest=dest, metavar=metavar, parser_class=type(parser))
     actions.required = True
     for name, text, build in verbs:

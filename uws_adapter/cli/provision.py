@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 from dataclasses import replace
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 from uws_adapter.callbacks.rest_json import parse_rest_callback, rest_callback_dict
 from uws_adapter.callbacks.uws_render import render_callback
@@ -68,23 +68,27 @@ def _add_billing(parser: argparse.ArgumentParser) -> None:
     )
 
 
+T = TypeVar("T")
+
+
+def _each(texts: List[str], parse: Callable[[str], T], option: str) -> List[T]:
+    """Every value of a repeated option, parsed; an error names the option."""
+    parsed = []
+    for text in texts:
+        try:
+            parsed.append(parse(text))
+        except InputError as exc:
+            raise exc.within(f"{option} ") from None
+    return parsed
+
+
 def _selection(args: argparse.Namespace) -> Selection:
     devices: Optional[List[Device]] = None
     if args.device or args.devices_file:
-        devices = []
-        for text in args.device:
-            try:
-                devices.append(Device.parse(text))
-            except InputError as exc:
-                raise exc.within("--device ") from None
+        devices = _each(args.device, Device.parse, "--device")
         if args.devices_file:
             devices.extend(read_devices_csv(args.devices_file))
-    fields = []
-    for text in args.custom_field:
-        try:
-            fields.append(CustomField.parse(text))
-        except InputError as exc:
-            raise exc.within("--custom-field ") from None
+    fields = _each(args.custom_field, CustomField.parse, "--custom-field")
     return select(devices, account=args.account, group=args.group, service_plan=args.service_plan, custom_fields=fields)
 
 
@@ -110,11 +114,16 @@ def _rest_body_of(name: str) -> Build:
 
 
 def _rest_body(body: argparse.ArgumentParser) -> None:
-    body.description = (
-        "Print the body of POST /m2m/v1/devices/actions/restore|suspend for the same options as envelope. A device "
-        "list may carry --account here (UWS forbids it), and a service plan or custom fields may select on their own."
+    add_verbs(
+        body,
+        (
+            "Print the body of POST /m2m/v1/devices/actions/restore|suspend for the same options as envelope. A "
+            "device list may carry --account here (UWS forbids it), and a service plan or custom fields may select on "
+            "their own."
+        ),
+        "action",
+        [(name, f"the body of a {name}", _rest_body_of(name)) for name in ("restore", "suspend")],
     )
-    add_verbs(body, "action", [(name, f"the body of a {name}", _rest_body_of(name)) for name in ("restore", "suspend")])
 
 
 def _parse(parse: argparse.ArgumentParser) -> None:

@@ -31,8 +31,7 @@ def _diff(diff: argparse.ArgumentParser) -> None:
 
 
 def _wsdl(wsdl: argparse.ArgumentParser) -> None:
-    wsdl.description = "Work with the service's published WSDL."
-    add_verbs(wsdl, "wsdl_action", [
+    add_verbs(wsdl, "Work with the service's published WSDL.", "wsdl_action", [
         ("diff", "list each difference from our WSDL with its verdict (breaking or benign)", _diff),
     ])  # fmt: skip
 
