@@ -5,8 +5,10 @@ second of CPU each, and the suite ran some two hundred of them.
 
 :func:`run_in_process` answers what :func:`subprocess.run` would (a ``CompletedProcess`` with the
 exit status and both streams as text), with the same inputs: the arguments, the working folder and
-the whole environment. What stays a real process: signals, servers, the installed script, a
-command's standard input or output as a pipe, and start-up itself (``tests/cli/test_startup.py``).
+the whole environment. What stays a real process: signals, a service that serves, a start that
+fails after binding (its socket is left to the exit), the installed script, a command's standard
+input as a pipe or a terminal. A command that has not returned after :data:`LIMIT` seconds is
+stopped and fails its test.
 """
 
 from __future__ import annotations

@@ -45,11 +45,12 @@ def examples(full: int) -> int:
 
 
 #: The slow tests (marker ``slow``; ``-m "not slow"`` is the fast lane): each took a second or more
-#: in a serial run on the shared 2-core machine, mostly because it starts server processes, loads
-#: a receiver with thousands of callbacks, kills processes, builds a third-party client or fuzzes
-#: thousands of documents. A module path marks the whole module, ``path::name`` one test function
-#: (all its parameters). An entry that matches no test fails the run, so a rename cannot silently
-#: move a slow test into the fast lane.
+#: on the shared 2-core machine (``--durations``), mostly because it starts service processes, loads
+#: a receiver or PostgreSQL with thousands of rows, kills processes, runs a third-party client,
+#: sweeps every codec or fuzzes thousands of documents. A module path marks the whole module,
+#: ``path::name`` one test function (all its parameters), ``path::name[prefix`` the parameters whose
+#: id starts so. An entry that matches no test fails the run, so a rename cannot silently move a slow
+#: test into the fast lane.
 SLOW = (
     "bridge/test_bridge_encodings.py::test_every_declared_codec_name_gets_400_with_a_reason_on_the_bridge",
     "bridge/test_bridge_hardening.py::test_a_thousand_wrong_passwords_from_one_address_never_stop_the_legacy_system_at_another",
