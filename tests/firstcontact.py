@@ -4,63 +4,38 @@ process (tests/clirun.py)."""
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from clirun import run_in_process, without
-from servers import serve_in_thread
+from servers import LoopbackHttp, Reply, Request
 
 
-class DocumentServer:
+class DocumentServer(LoopbackHttp):
     """``documents`` maps ``/path?query`` to bytes; anything else is a 404. ``requested`` lists
     what was asked for."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", tls: Optional[ssl.SSLContext] = None) -> None:
         self.documents: Dict[str, bytes] = {}
         #: ``/path?query`` -> a Location answered with 302.
         self.redirects: Dict[str, str] = {}
         self.requested: List[str] = []
         self.lock = threading.Lock()
-        outer = self
+        super().__init__(self._answer, host, tls)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                with outer.lock:
-                    outer.requested.append(self.path)
-                    body = outer.documents.get(self.path)
-                    moved = outer.redirects.get(self.path)
-                if moved is not None:
-                    self.send_response(302)
-                    self.send_header("Location", moved)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                status = 200 if body is not None else 404
-                body = body if body is not None else b"not found\n"
-                self.send_response(status)
-                self.send_header("Content-Type", "text/xml; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer((host, 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://{host}:{self.server.server_address[1]}"
-        self._stop = serve_in_thread(self.server)
-
-    def __enter__(self) -> DocumentServer:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop()
+    def _answer(self, request: Request) -> Reply:
+        with self.lock:
+            self.requested.append(request.path)
+            body = self.documents.get(request.path)
+            moved = self.redirects.get(request.path)
+        if moved is not None:
+            return 302, "", b"", {"Location": moved}
+        if body is None:
+            return 404, "text/xml; charset=utf-8", b"not found\n"
+        return 200, "text/xml; charset=utf-8", body
 
 
 def run_cli(args: List[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -90,14 +65,6 @@ class TlsDocumentServer(DocumentServer):
     """:class:`DocumentServer` over TLS with ``cert`` and ``key``."""
 
     def __init__(self, cert: Path, key: Path) -> None:
-        import ssl
-
-        super().__init__()
-        self._stop()  # restarted below, wrapped in TLS
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.server.RequestHandlerClass)
-        self.server.daemon_threads = True
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(cert), str(key))
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
-        self._stop = serve_in_thread(self.server)
+        super().__init__(tls=context)

@@ -8,13 +8,17 @@ import contextlib
 import logging
 import socket
 import socketserver
+import ssl
 import threading
 import time
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple, TypeVar, Union
 
 #: (status, content type, body) or (status, content type, body, extra headers)
-Responder = Callable[[bytes], Union[Tuple[int, str, bytes], Tuple[int, str, bytes, Dict[str, str]]]]
+Reply = Union[Tuple[int, str, bytes], Tuple[int, str, bytes, Dict[str, str]]]
+Responder = Callable[[bytes], Reply]
+S = TypeVar("S", bound="LoopbackHttp")
 
 
 def serve_in_thread(server: socketserver.BaseServer) -> Callable[[], None]:
@@ -52,14 +56,22 @@ def wait_until(condition: Callable[[], object], timeout: float = 15.0, what: str
         time.sleep(0.01)
 
 
-class HttpServer:
-    """A real HTTP server on 127.0.0.1 that records request bodies and answers with ``responder``."""
+class Request(NamedTuple):
+    """A request as a :class:`LoopbackHttp` hook sees it."""
 
-    def __init__(self, responder: Responder) -> None:
-        self.bodies: List[bytes] = []
-        self.lock = threading.Lock()
-        outer = self
+    method: str
+    path: str
+    headers: Message
+    body: bytes
 
+
+class LoopbackHttp:
+    """A real HTTP/1.1 server on ``host`` (TLS with ``tls``) that answers every GET and POST with
+    ``answer(request)``; a content type of "" sends no Content-Type. A context manager."""
+
+    def __init__(
+        self, answer: Callable[[Request], Reply], host: str = "127.0.0.1", tls: Optional[ssl.SSLContext] = None
+    ) -> None:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
@@ -68,21 +80,45 @@ class HttpServer:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with outer.lock:
-                    outer.bodies.append(body)
-                status, content_type, answer, *extra = responder(body)
+                status, content_type, payload, *extra = answer(Request(self.command, self.path, self.headers, body))
                 self.send_response(status)
                 for name, value in (extra[0] if extra else {}).items():  # e.g. a redirect's Location
                     self.send_header(name, value)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(answer)))
+                if content_type:
+                    self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(answer)
+                self.wfile.write(payload)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            do_GET = do_POST
+
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._stop = serve_in_thread(self.server)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.server.server_address[1]}"
+        self.close = serve_in_thread(self.server)
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class HttpServer(LoopbackHttp):
+    """A real HTTP server on 127.0.0.1 that records request bodies and answers with ``responder``."""
+
+    def __init__(self, responder: Responder) -> None:
+        self.bodies: List[bytes] = []
+        self.lock = threading.Lock()
+
+        def answer(request: Request) -> Reply:
+            with self.lock:
+                self.bodies.append(request.body)
+            return responder(request.body)
+
+        super().__init__(answer)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> List[bytes]:
         deadline = time.monotonic() + timeout
@@ -93,9 +129,6 @@ class HttpServer:
             time.sleep(0.01)
         with self.lock:
             return list(self.bodies)
-
-    def close(self) -> None:
-        self._stop()
 
 
 def listener() -> HttpServer:

@@ -22,6 +22,7 @@ from conftest import CLIENT_SECRET, PASSWORD, client_for, rest_client_for
 from servers import AsgiServer, wait_until
 
 from uws_adapter import CallbackRequest, Emulator, ReportedDevice, RestoreResult, generated_devices, render_callback
+from uws_adapter.emulator.core import DEFAULT_ACCOUNT
 from uws_adapter.errors import InputError, ServiceFault
 from uws_adapter.logs import (
     FORMAT_VARIABLE,
@@ -35,7 +36,7 @@ from uws_adapter.logs import (
 from uws_adapter.model.selection import select
 from uws_adapter.receiver.app import Receiver
 from uws_adapter.receiver.asgi import AsyncReceiver, server_config
-from uws_adapter.redaction import redact
+from uws_adapter.redaction import masked_urls, redact
 from uws_adapter.serving.access import AccessLog, AsgiAccessLog, refusal_reason
 from uws_adapter.serving.limits import ConnectionLimits, uvicorn_options
 from uws_adapter.serving.thread import ServedApp
@@ -559,6 +560,25 @@ def test_wire_logger_shows_the_documents_with_secrets_redacted(api: str, caplog:
             assert f":{element}>***</" in text
     else:
         assert "'Authorization': '***'" in text
+
+
+def test_wire_logger_masks_credentials_in_a_listener_url(caplog: pytest.LogCaptureFixture) -> None:
+    # A listener URL may carry user:password@ (and a token in its query): the registration's body,
+    # the listing's answer and a Location header show it by the one URL masker.
+    caplog.set_level(logging.DEBUG, logger="uws_adapter.wire")
+    with Emulator(devices=generated_devices(1)) as emulator:
+        client = rest_client_for(emulator.rest_url)
+        url = "https://listener-user:listener-pw-7@listener.example/cb?key=listener-key-7"
+        client.register_callback(DEFAULT_ACCOUNT, "CarrierService", url, username="l", password="p")
+        assert [listener.url for listener in client.callback_listeners(DEFAULT_ACCOUNT)] == [url]
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "uws_adapter.wire")
+    assert '"url": "https://***@listener.example/cb?key=***"' in text
+    assert "listener-pw-7" not in text
+    assert "listener-key-7" not in text
+    assert (
+        masked_urls("see <a href='http://u:pw@h/'>http://h/x?q=1</a>")
+        == "see <a href='http://***@h/'>http://h/x?q=***</a>"
+    )
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from uws_adapter.config import ENVIRONMENT, Settings
 from uws_adapter.errors import InputError, ServiceFault, UwsAdapterError
-from uws_adapter.netcheck import clock_skew, fetch, reach
+from uws_adapter.netcheck import clock_skew, fetch, origin, reach
 from uws_adapter.redaction import masked_url
 
 __all__ = ["FAIL", "PASS", "WARN", "Check", "DoctorOptions", "run_checks", "summary"]
@@ -177,14 +177,12 @@ def check_rest(options: DoctorOptions, *, login_refused: bool = False) -> List[C
 def _same_url(a: str, b: str) -> bool:
     def key(url: str) -> Any:
         parts = urlsplit(url.strip())
-        scheme = parts.scheme.lower()
-        try:
-            port = parts.port or (443 if scheme == "https" else 80)
-        except ValueError:
-            port = -1
-        return scheme, (parts.hostname or "").lower(), port, parts.path.rstrip("/") or "/", parts.query
+        return origin(url), parts.path.rstrip("/") or "/", parts.query
 
-    return bool(key(a) == key(b))
+    try:
+        return bool(key(a) == key(b))
+    except InputError:  # a port that is not a number
+        return a.strip() == b.strip()
 
 
 def check_listeners(options: DoctorOptions, client: Any) -> Check:

@@ -16,12 +16,12 @@ from email.utils import parsedate_to_datetime
 from typing import Callable, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
-from uws_adapter.errors import TransportError
-from uws_adapter.provisioning.engine import Answer, Engine, Outgoing, Stakes
+from uws_adapter.errors import ConnectionFailed, InputError, TransportError
+from uws_adapter.provisioning.engine import Answer, Engine, Outgoing, Stakes, causes, connect_failure
 from uws_adapter.provisioning.options import SendOptions
 from uws_adapter.redaction import masked_url
 
-__all__ = ["Reachability", "clock_skew", "failure_reason", "fetch", "reach", "server_time", "tls_problem"]
+__all__ = ["Reachability", "clock_skew", "fetch", "origin", "reach", "server_time", "tls_problem"]
 
 #: What a failing certificate check is called in OpenSSL's words, and what to do about it.
 _CERTIFICATE_FIXES = (
@@ -41,10 +41,7 @@ _CERTIFICATE_FIXES = (
 def tls_problem(exc: BaseException) -> Optional[str]:
     """The certificate problem behind ``exc`` (requests and urllib3 wrap it several times), in
     OpenSSL's words with the fix; None when ``exc`` is not a TLS failure."""
-    seen = set()
-    current: Optional[BaseException] = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in causes(exc):
         if isinstance(current, ssl.SSLCertVerificationError):
             said = str(current.verify_message or current.reason or current)
             # OpenSSL 1.1 writes "self signed", 3.x "self-signed": compared without the hyphens.
@@ -55,10 +52,6 @@ def tls_problem(exc: BaseException) -> Optional[str]:
             return f"certificate verify failed: {said}"
         if isinstance(current, ssl.SSLError):
             return f"TLS handshake failed: {current.reason or current}"
-        # requests keeps the cause in args (MaxRetryError.reason), urllib3 in __context__/__cause__.
-        nested = [getattr(current, "reason", None), *getattr(current, "args", ())]
-        following = next((item for item in nested if isinstance(item, BaseException)), None)
-        current = following or current.__cause__ or current.__context__
     return None
 
 
@@ -81,33 +74,13 @@ def fetch(
         request = Outgoing("GET", url, "GET", (("Accept", accept),), stakes=Stakes.LOGIN, verify=verify)
         return sender.send(request)
     except TransportError as exc:
-        problem = tls_problem(exc)
-        shown = masked_url(url)
-        if problem is not None:
-            raise TransportError(f"GET {shown}: {problem}") from None
-        raise TransportError(f"GET {shown}: {failure_reason(exc)}") from None
+        # In the clients' words (the engine's): "connection refused", "name not found", ...
+        problem = tls_problem(exc) or (connect_failure(exc) if isinstance(exc, ConnectionFailed) else None)
+        if problem is None:  # no complete answer: the engine's words, without its advice to log in again
+            raise TransportError(str(exc).partition("; nothing was provisioned")[0]) from None
+        raise TransportError(f"GET {masked_url(url)}: {problem}") from None
     finally:
         sender.close()
-
-
-def failure_reason(exc: BaseException) -> str:
-    """The innermost reason a request failed (``[Errno 111] Connection refused``, a name that does
-    not resolve, a timeout), not the layers of wrapping around it."""
-    seen = set()
-    current: Optional[BaseException] = exc
-    found: Optional[BaseException] = None
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (OSError, TimeoutError)) and not isinstance(current, TransportError):
-            found = current
-        nested = [getattr(current, "reason", None), *getattr(current, "args", ())]
-        following = next((item for item in nested if isinstance(item, BaseException)), None)
-        current = following or current.__cause__ or current.__context__
-    if found is None:
-        return str(exc).partition("; nothing was provisioned")[0][:300]
-    text = str(found)
-    # urllib3 writes "<connection object>: Failed to establish a new connection: [Errno ...] ...".
-    return text.rpartition(": ")[2] if "Failed to establish" in text else text[:300]
 
 
 @dataclass(frozen=True)
@@ -121,13 +94,23 @@ class Reachability:
     problem: Optional[str] = None
 
 
+def origin(url: str, field: str = "url") -> Tuple[str, str, int]:
+    """``url``'s scheme, host (both in lower case) and port (by default its scheme's): whether two
+    URLs are the same server's."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise InputError(field, f"{masked_url(url)} has a port that is not a number", "fix the URL") from None
+    return scheme, (parts.hostname or "").lower(), port
+
+
 def reach(url: str, *, timeout: float = 10.0) -> Reachability:
     """Resolve ``url``'s host, connect to it and, for https, make one TLS handshake with
     certificate and host name checks, as requests would (its trust store, or ``REQUESTS_CA_BUNDLE``)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    secure = parts.scheme.lower() == "https"
-    port = parts.port or (443 if secure else 80)
+    scheme, host, port = origin(url)
+    secure = scheme == "https"
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
@@ -141,7 +124,7 @@ def reach(url: str, *, timeout: float = 10.0) -> Reachability:
     except ssl.SSLError as exc:
         return Reachability(host, addresses, False, tls_problem(exc))
     except OSError as exc:
-        return Reachability(host, addresses, None, f"no connection to {host}:{port} ({exc.strerror or exc})")
+        return Reachability(host, addresses, None, f"no connection to {host}:{port} ({connect_failure(exc)})")
     return Reachability(host, addresses, True if secure else None)
 
 

@@ -28,6 +28,9 @@ _REFERENCE = re.compile(r"&#[xX]([0-9a-fA-F]{1,6});|&#([0-9]{1,7});|\\u([0-9a-fA
 _ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _SPACE = " \t\r\n"
+# A URL in a document: a scheme of at most 32 characters (bounded: at most 32 tries per character),
+# then everything up to a quote, a tag, a space or an escape (one greedy class: no backtracking).
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s\"'<>\\]*")
 
 
 def decode(body: bytes) -> str:
@@ -204,3 +207,9 @@ def masked_url(url: str, *, quoted: bool = True) -> str:
     shown = scheme + sep + authority + path + mark + query
     text = repr(shown[:200] + ("..." if len(shown) > 200 else ""))
     return text if quoted else text[1:-1]
+
+
+def masked_urls(text: str) -> str:
+    """``text`` with every URL in it shown by :func:`masked_url`: for the wire log of documents that
+    carry one (a listener's registration may hold ``user:password@``)."""
+    return _URL.sub(lambda found: masked_url(found.group(), quoted=False), text) if "://" in text else text

@@ -70,7 +70,6 @@ class Progress:
         self.clock = clock
         self.terminal = bool(out is not None and getattr(out, "isatty", lambda: False)())
         self._last: Optional[float] = None
-        self._drawn = False
 
     def show(self, statuses: Sequence[RequestStatus], *, final: bool = False) -> None:
         if self.out is None:
@@ -82,7 +81,6 @@ class Progress:
             text = progress_bar(heard, sum(s.total for s in statuses)) + " callbacks"
         if self.terminal:
             self.out.write("\r" + text + ("\n" if final else ""))
-            self._drawn = True
         else:
             now = self.clock()
             if not final and self._last is not None and now - self._last < self.every:

@@ -246,20 +246,10 @@ def _strip_declaration(text: str) -> str:
     return text if end < 0 else text[end + 2 :]
 
 
-def prolog_has_doctype(data: bytes) -> bool:
-    """True when a DOCTYPE stands in the prolog: after a BOM, the declaration, comments and PIs.
-
-    Refusing it before parsing means libxml2 never reads an internal subset (entity bombs) at all.
-    One forward scan: each comment or PI is skipped with a single ``find`` from where the last one
-    ended, so the time is linear in the prolog's length whatever it holds (the backtracking pattern
-    this replaces took exponential time on a run of ``<?a?>``).
-    """
-    return bool(_prolog_verdict(data, None))
-
-
 def _prolog_verdict(data: bytes, max_nodes: Optional[int]) -> Optional[bool]:
-    """Whether a DOCTYPE stands in the prolog; None when the prolog holds more than ``max_nodes``
-    comments and PIs (so that the scan, one step per node, stays bounded)."""
+    """Whether a DOCTYPE stands in the prolog (after a BOM, the declaration, comments and PIs), so
+    that libxml2 never reads an internal subset; None when the prolog holds more than ``max_nodes``
+    comments and PIs. One forward scan, linear in the prolog's length (see :func:`_scan_prolog`)."""
     encoding = wide_encoding(data)
     if encoding is not None:
         text = data.decode(encoding, errors="replace").lstrip("\ufeff").encode("utf-8")

@@ -6,11 +6,10 @@ Which .NET listeners need which value: tests/interop/test_dotnet.py and docs/int
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, Iterator, List, Optional
 
 import pytest
-from servers import serve_in_thread, wait_until
+from servers import LoopbackHttp, Reply, Request, wait_until
 
 from uws_adapter import Emulator, generated_devices, parse_callback
 from uws_adapter.bridge.app import LegacyRelay
@@ -22,33 +21,20 @@ from uws_adapter.store.interfaces import StoredEvent
 ACTION = "http://legacy.example/ICallbackService/CallbackRequest"
 
 
-class HeaderListener:
+class HeaderListener(LoopbackHttp):
     """A loopback listener that acknowledges every POST and keeps its SOAPAction header (None: none)
     and its body."""
 
     def __init__(self) -> None:
         self.received: List[Dict[str, Optional[str]]] = []
         self.lock = threading.Lock()
-        outer = self
+        super().__init__(self._answer)
+        self.url += "/callbacks"
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with outer.lock:
-                    outer.received.append({"soap_action": self.headers.get("SOAPAction"), "body": body.decode()})
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/callbacks"
-        self.close = serve_in_thread(self.server)
+    def _answer(self, request: Request) -> Reply:
+        with self.lock:
+            self.received.append({"soap_action": request.headers.get("SOAPAction"), "body": request.body.decode()})
+        return 200, "", b""
 
     def actions(self) -> List[Optional[str]]:
         with self.lock:

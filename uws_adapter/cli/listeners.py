@@ -11,8 +11,8 @@ from typing import Dict
 from uws_adapter.cli.options import Build, Default, add_verbs
 from uws_adapter.cli.provision import add_connection_options, rest_settings
 from uws_adapter.config import connect as connect_backend
-from uws_adapter.errors import InputError
 from uws_adapter.rest.client import RestClient
+from uws_adapter.settings.receiver import check_credentials
 from uws_adapter.settings.services import check_listener_url
 from uws_adapter.wire import CALLBACK_SERVICES
 
@@ -90,14 +90,11 @@ CREDENTIALS_FIX = (
 
 def _run_register(args: argparse.Namespace) -> int:
     url = check_listener_url(args.url, "URL")
-    if bool(args.listener_username) != bool(args.listener_password):
-        raise InputError("--listener-username", "give both a username and a password, or neither", CREDENTIALS_FIX)
-    if not args.listener_username and not args.allow_anonymous:
-        raise InputError(
-            "--listener-username",
-            "no callback credentials: a receiver that checks them (the default) would refuse every callback with 401",
-            CREDENTIALS_FIX,
-        )
+    refused = "no callback credentials: a receiver that checks them (the default) would refuse every callback with 401"
+    check_credentials(
+        "--listener-username", args.listener_username, args.listener_password, CREDENTIALS_FIX,
+        refuse_none=None if args.allow_anonymous else refused,
+    )  # fmt: skip
     with _client(args) as client:
         assert isinstance(client, RestClient)
         client.register_callback(

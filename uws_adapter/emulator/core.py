@@ -38,7 +38,7 @@ from uws_adapter.model.devices import DeviceIdentifier, identity
 from uws_adapter.model.selection import CustomField
 from uws_adapter.provisioning.engine import Engine, Outgoing, Stakes
 from uws_adapter.provisioning.options import CALLBACK_OPTIONS
-from uws_adapter.provisioning.urls import check_base_url
+from uws_adapter.provisioning.urls import LISTENER_URL_FIX, check_url
 from uws_adapter.redaction import masked_url
 from uws_adapter.soap.sessions import IdleSessions, LoginThrottle, LoginVerdict, login_refusal
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
@@ -158,9 +158,7 @@ class Carrier:
         each sent with ``soap_action`` as its SOAPAction header (None, the default: no header).
         (UWS's CallbackRegistrationService is not emulated; this stands in for it.)
         :class:`.InputError` for a URL callbacks cannot be sent to, or a SOAPAction a header cannot hold."""
-        problem = listener_url_problem(url)
-        if problem is not None:
-            raise InputError("listener url", problem, "give an http(s) URL with a host, e.g. http://127.0.0.1:8081/")
+        check_url(url, "listener url", fix=LISTENER_URL_FIX)
         check_soap_action(soap_action)
         with self.lock:
             existing = self.listeners.get((account, service))
@@ -346,7 +344,7 @@ class Carrier:
 def listener_url_problem(url: object) -> Optional[str]:
     """Why callbacks cannot be sent to ``url`` (None when they can), by the one URL check."""
     try:
-        check_base_url(url, "listener url")
+        check_url(url, "listener url")
     except InputError as exc:
         return exc.problem
     return None

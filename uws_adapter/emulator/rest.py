@@ -22,6 +22,7 @@ from uws_adapter.emulator.listing import device_list
 from uws_adapter.errors import Code, InputError, Refused
 from uws_adapter.model.devices import DeviceIdentifier
 from uws_adapter.model.selection import CustomField
+from uws_adapter.provisioning.urls import LISTENER_URL_FIX
 from uws_adapter.rest.client import SESSION_LOGOUT_PATH
 from uws_adapter.rest.devicelist import PAGE_LIMIT
 from uws_adapter.wire import CALLBACK_SERVICES, M2M_TOKEN_HEADER, OAUTH_TOKEN_PATH, SESSION_LOGIN_PATH
@@ -184,7 +185,7 @@ class RestFront:
                 raise EmulatorFault(_UNDEFINED, f"name must be one of {', '.join(CALLBACK_SERVICES)} and url http(s)")
             problem = listener_url_problem(url)
             if problem is not None:
-                raise EmulatorFault(_UNDEFINED, f"url: {problem}; give an http(s) URL with a host")
+                raise EmulatorFault(_UNDEFINED, f"url: {problem}; {LISTENER_URL_FIX}")
             with emulator.lock:
                 existing = emulator.listeners.get((account, name))
                 if existing is not None and existing.api == "soap":

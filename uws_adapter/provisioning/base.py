@@ -43,6 +43,7 @@ from uws_adapter.model.selection import DeviceList, Selection
 from uws_adapter.provisioning.budget import BUDGET_WINDOW, Reservation, lines_over, reserve
 from uws_adapter.provisioning.engine import Engine
 from uws_adapter.provisioning.options import CLIENT_OPTIONS, SendOptions
+from uws_adapter.provisioning.urls import check_url
 from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
 
@@ -70,18 +71,6 @@ class BatchResult:
     devices: Tuple[Device, ...]
 
 
-def client_engine(options: Optional[SendOptions], transport: Dict[str, Any]) -> Engine:
-    """The engine of a client built with ``options`` and the constructors' older keywords
-    (``timeout=``, ``deadline=``, ``max_answer_bytes=``, ``connect_retries=``, ``backoff=``,
-    ``max_backoff=``, mapped onto the options value; ``session=`` and ``sleep=`` go to the engine)."""
-    session = transport.pop("session", None)
-    sleep = transport.pop("sleep", None)
-    base = CLIENT_OPTIONS if options is None else options
-    if not isinstance(base, SendOptions):
-        raise InputError("options", f"{type(base).__name__} is not SendOptions", "pass SendOptions(...)")
-    return Engine(base.with_(**transport), session=session, sleep=sleep if sleep is not None else time.sleep)
-
-
 class Provisioner(ABC):
     """Restore and suspend lines; every call returns the RequestId its callbacks will carry."""
 
@@ -89,10 +78,16 @@ class Provisioner(ABC):
     api: str = ""
 
     def __init__(
-        self, *, username: Optional[str], password: Optional[str], token: Optional[str], engine: Engine,
-        store: Optional[RequestLog] = None,
+        self, *, base_url: str, username: Optional[str], password: Optional[str], token: Optional[str],
+        store: Optional[RequestLog], options: Optional[SendOptions], transport: Dict[str, Any],
     ) -> None:  # fmt: skip
-        self._http = engine
+        self.base_url = check_url(base_url, "base_url").rstrip("/")
+        # The constructors' older keywords (timeout=, deadline=, max_answer_bytes=, connect_retries=,
+        # backoff=, max_backoff=) are mapped onto the options; session= and sleep= are the engine's.
+        session, sleep = transport.pop("session", None), transport.pop("sleep", None)
+        self._http = Engine(CLIENT_OPTIONS if options is None else options, session=session, sleep=sleep or time.sleep)
+        if transport:
+            self._http.options = self._http.options.with_(**transport)
         self._credentials = (username, password) if username and password else None
         self._token = token
         #: True once this client logged in itself: its session is ended by :meth:`close`.

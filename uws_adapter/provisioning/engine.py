@@ -25,7 +25,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol, Tuple, TypeVar, Union
+from typing import Callable, Iterator, Optional, Protocol, Set, Tuple, TypeVar, Union
 
 import requests
 
@@ -43,7 +43,7 @@ from uws_adapter.provisioning.transport import (
 from uws_adapter.provisioning.urls import URL_FIX
 from uws_adapter.redaction import masked_url
 
-__all__ = ["Answer", "Codec", "Engine", "NotUsable", "Outgoing", "Stakes", "connect_failure"]
+__all__ = ["Answer", "Codec", "Engine", "NotUsable", "Outgoing", "Stakes", "causes", "connect_failure"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -104,12 +104,22 @@ class Codec(Protocol[T_co]):
     def read(self, answer: Answer) -> Union[T_co, NotUsable]: ...
 
 
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps, outermost first, each once: requests keeps the cause in ``args``
+    (and urllib3's ``MaxRetryError`` in ``reason``), urllib3 in ``__cause__`` / ``__context__``."""
+    seen: Set[int] = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen and len(seen) < 16:  # short; bounded all the same
+        seen.add(id(current))
+        yield current
+        nested = [getattr(current, "reason", None), *getattr(current, "args", ())]
+        following = next((item for item in nested if isinstance(item, BaseException)), None)
+        current = following or current.__cause__ or current.__context__
+
+
 def connect_failure(cause: BaseException) -> str:
     """Why a connection could not be made, in words: no urllib3 internals."""
-    seen: Optional[BaseException] = cause
-    for _ in range(10):  # the chain is short; bounded all the same
-        if seen is None:
-            break
+    for seen in causes(cause):
         name = type(seen).__name__
         if name in ("gaierror", "NameResolutionError"):
             return "name not found"
@@ -119,9 +129,6 @@ def connect_failure(cause: BaseException) -> str:
             return "no connection within the connect timeout"
         if isinstance(seen, OSError) and seen.strerror:
             return seen.strerror[:100].lower()
-        reason = getattr(seen, "reason", None)
-        seen = reason if isinstance(reason, BaseException) else (seen.__cause__ or seen.__context__ or (
-            seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None))  # fmt: skip
     return "no connection"
 
 

@@ -14,7 +14,7 @@ from uws_adapter.jsonsafe import loads_untrusted
 from uws_adapter.logs import WIRE, printable
 from uws_adapter.model.devices import Device
 from uws_adapter.model.selection import DeviceList, Selection
-from uws_adapter.redaction import masked_url, redact
+from uws_adapter.redaction import masked_url, masked_urls, redact
 from uws_adapter.xmlsafe import parse_untrusted
 
 __all__ = [
@@ -81,13 +81,14 @@ def log_exchange(
     """One document on the ``uws_adapter.wire`` logger (DEBUG): a request as sent (``status``
     None) or an answer as received. Secret headers (Authorization, VZ-M2M-Token, cookies) are
     masked and the values of secret elements, attributes and members (passwords, tokens, client
-    secrets) blanked, by :func:`uws_adapter.redaction.redact`; the document is cut to
+    secrets) blanked, by :func:`uws_adapter.redaction.redact`, and URLs in it shown by the one URL
+    masker (a listener URL's ``user:password@``); the document is cut to
     :data:`WIRE_SHOWN_BYTES` after redaction, and its line breaks escaped."""
-    shown_headers = {name: printable(str(value), 200) for name, value in redact_headers(headers).items()}
+    shown_headers = {name: printable(masked_urls(str(value)), 200) for name, value in redact_headers(headers).items()}
     document = ""
     if body:
         # Cut before redacting as well, to bound the work; the redaction blanks a value cut short.
-        redacted = redact(body[: 4 * WIRE_SHOWN_BYTES])
+        redacted = masked_urls(redact(body[: 4 * WIRE_SHOWN_BYTES]).decode("utf-8")).encode("utf-8")
         kept = redacted[:WIRE_SHOWN_BYTES].decode("utf-8", errors="ignore")
         cut = len(body) > 4 * WIRE_SHOWN_BYTES or len(redacted) > WIRE_SHOWN_BYTES
         document = printable(kept, WIRE_SHOWN_BYTES) + (f"... ({len(body):,} bytes in all)" if cut else "")

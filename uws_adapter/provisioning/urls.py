@@ -12,9 +12,11 @@ import requests
 from uws_adapter.errors import InputError
 from uws_adapter.redaction import masked_url
 
-__all__ = ["URL_FIX", "check_base_url", "check_url"]
+__all__ = ["LISTENER_URL_FIX", "URL_FIX", "check_base_url", "check_url"]
 
 URL_FIX = "give an http(s) URL with a host, e.g. https://uws.apps.nphase.com/api/v2"
+#: How to write a callback listener's URL (the receiver's, or a legacy system's SOAP listener).
+LISTENER_URL_FIX = "give the listener's http(s) URL with a host, e.g. https://listener.example.com/callbacks"
 
 
 def check_url(url: object, field: str = "base_url", *, fix: str = URL_FIX) -> str:

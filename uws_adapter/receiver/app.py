@@ -78,6 +78,8 @@ class Probe:
 
 
 _JSON_ACK = Answer(200, "application/json", b'{"stored":true}')
+_XML_ACK = Answer(200, "text/xml; charset=utf-8", _SOAP_ACK)
+_NOT_STORED = Answer(503, "text/plain", b"not stored; send it again\n")
 _MEDIA_HINT = "send text/xml (UWS) or application/json (REST)"
 _ALIVE = Answer(200, "text/plain", b"ok\n")
 _READY = Answer(200, "text/plain", b"ok\n")
@@ -187,6 +189,7 @@ class Receiver:
         #: What a callback POST may carry (the one request screen of every service).
         self.rules = BodyRules(max_body, (*_XML_TYPES, "application/json"), _MEDIA_HINT)
         self.handlers = dict(handlers or {})
+        self._handler_names = tuple(self.handlers)
         self.handler_backoff = handler_backoff
         #: How long a claimed handler run is the claimer's: a run must end within it.
         self.handler_lease = check_lease(handler_lease, self.handlers)
@@ -301,11 +304,10 @@ class Receiver:
                 # Kept or not, the document was refused: the answer says why, never "stored".
                 refused,
             )
-        stored = Answer(200, "text/xml; charset=utf-8", _SOAP_ACK) if is_xml else _JSON_ACK
         return Intake(
-            CallbackWrite(callback, tuple(self.handlers), document=body, media_type=media_type),
-            stored,
-            Answer(503, "text/plain", b"not stored; send it again\n"),
+            CallbackWrite(callback, self._handler_names, document=body, media_type=media_type),
+            _XML_ACK if is_xml else _JSON_ACK,
+            _NOT_STORED,
             is_callback=True,
         )
 

@@ -29,7 +29,7 @@ from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optiona
 
 from uws_adapter import metrics
 from uws_adapter.edge import Answer
-from uws_adapter.receiver.app import Intake, Probe, Receiver
+from uws_adapter.receiver.app import _JSON_ACK, _XML_ACK, Intake, Probe, Receiver
 from uws_adapter.store.interfaces import Outcome, ReceiverStore, Write
 
 #: Bodies up to this size are read in the loop's thread (a carrier callback is about 1.5 KiB and
@@ -75,13 +75,19 @@ class AsyncReceiver:
             return
         if scope["type"] != "http":
             return
-        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        # Only the three headers the screen reads are decoded; the last of each counts, as ever.
+        length = encoding = content_type = None
+        for name, value in scope["headers"]:
+            lowered = name.lower()
+            if lowered == b"content-length":
+                length = value.decode("latin-1")
+            elif lowered == b"content-type":
+                content_type = value.decode("latin-1")
+            elif lowered == b"content-encoding":
+                encoding = value.decode("latin-1")
         raw_path = scope.get("raw_path")  # as sent; uvicorn's "path" is decoded
         target = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else scope["path"]
-        screened = self.receiver.screen(
-            scope["method"], target, headers.get("content-length"), headers.get("content-encoding"),
-            headers.get("content-type"),
-        )  # fmt: skip
+        screened = self.receiver.screen(scope["method"], target, length, encoding, content_type)
         if isinstance(screened, Answer):
             await _send(send, screened)
             return
@@ -109,15 +115,20 @@ class AsyncReceiver:
             # call_soon runs after the requests already scheduled in this loop iteration, so
             # everything that arrived together is committed together.
             loop.call_soon(self._start_groups)
+        # A timeout answers 503 and leaves the group's outcome to the committer (which skips a
+        # future already done): one timer per callback, where wait_for and shield cost a task's
+        # worth of futures and callbacks.
+        timer = loop.call_later(self.commit_timeout, _expire, committed, self.commit_timeout)
         try:
-            # shield: a timeout answers 503 but leaves the group's outcome to the committer.
-            result = await asyncio.wait_for(asyncio.shield(committed), self.commit_timeout)
+            result = await committed
         except Exception as exc:
             self.receiver.not_stored(decided, exc)
             if decided.is_callback:
                 metrics.callback_refused(decided.unstored.status)
             await _send(send, decided.unstored)
             return
+        finally:
+            timer.cancel()
         self.receiver.committed(decided, result)
         await _send(send, decided.stored)
 
@@ -186,9 +197,26 @@ async def _read_body(receive: Receive, length: int) -> Optional[bytes]:
             return b"".join(parts) if size == length else None
 
 
-async def _send(send: Send, answer: Answer) -> None:
+def _expire(committed: asyncio.Future[Any], timeout: float) -> None:
+    if not committed.done():
+        committed.set_exception(asyncio.TimeoutError(f"no commit within {timeout} s"))
+
+
+# The encoded headers of the answers sent to every stored callback, made once.
+_HEADERS: Dict[int, List[Tuple[bytes, bytes]]] = {}
+
+
+def _encoded(answer: Answer) -> List[Tuple[bytes, bytes]]:
     # Connection: close when the answer says so: an unread body must not be taken for the next request.
-    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.header_list()]
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.header_list()]
+
+
+for _constant in (_XML_ACK, _JSON_ACK):
+    _HEADERS[id(_constant)] = _encoded(_constant)
+
+
+async def _send(send: Send, answer: Answer) -> None:
+    headers = _HEADERS.get(id(answer)) or _encoded(answer)
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
 

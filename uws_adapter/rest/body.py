@@ -65,25 +65,30 @@ def rest_body(action: Action, selection: Selection, *, checked: bool = False) ->
     """
     if not checked:
         check_request(action, selection)
+    billing = action.with_billing if isinstance(action, Suspend) else None
+    if isinstance(selection, DeviceQuery):
+        return query_filters(selection, billing)
+    body: Dict[str, Any] = {} if selection.account is None else {"accountName": selection.account}
+    body["devices"] = [_device_ids(d) for d in selection.devices]
+    if billing is not None:
+        body["withBilling"] = billing
+    return body
+
+
+def query_filters(query: DeviceQuery, with_billing: Optional[bool] = None) -> Dict[str, Any]:
+    """The filters of ``query`` as the REST API takes them (restore, suspend, the device list), in
+    the documented examples' key order; a suspend's ``withBilling`` stands after the custom fields."""
     body: Dict[str, Any] = {}
-    if isinstance(selection, DeviceList):
-        if selection.account is not None:
-            body["accountName"] = selection.account
-        body["devices"] = [_device_ids(d) for d in selection.devices]
-        if isinstance(action, Suspend) and action.with_billing is not None:
-            body["withBilling"] = action.with_billing
-        return body
-    assert isinstance(selection, DeviceQuery)  # check_request said so
-    if selection.account is not None:
-        body["accountName"] = selection.account
-    if selection.custom_fields:
-        body["customFields"] = [{"key": f.name, "value": f.value} for f in selection.custom_fields]
-    if isinstance(action, Suspend) and action.with_billing is not None:
-        body["withBilling"] = action.with_billing
-    if selection.group is not None:
-        body["groupName"] = selection.group
-    if selection.service_plan is not None:
-        body["servicePlan"] = selection.service_plan
+    if query.account is not None:
+        body["accountName"] = query.account
+    if query.custom_fields:
+        body["customFields"] = [{"key": f.name, "value": f.value} for f in query.custom_fields]
+    if with_billing is not None:
+        body["withBilling"] = with_billing
+    if query.group is not None:
+        body["groupName"] = query.group
+    if query.service_plan is not None:
+        body["servicePlan"] = query.service_plan
     return body
 
 

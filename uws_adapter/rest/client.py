@@ -29,11 +29,11 @@ from uws_adapter.jsonsafe import loads_untrusted
 from uws_adapter.model.actions import Action
 from uws_adapter.model.devices import Device
 from uws_adapter.model.selection import ACCOUNT_FIX, DeviceList, Selection, check_request, required_text
-from uws_adapter.provisioning.base import Provisioner, client_engine
+from uws_adapter.provisioning.base import Provisioner
 from uws_adapter.provisioning.engine import Answer, NotUsable, Outgoing, Stakes
 from uws_adapter.provisioning.options import SendOptions
 from uws_adapter.provisioning.sent import Describe, SentRequest, redact_json
-from uws_adapter.provisioning.urls import check_url
+from uws_adapter.provisioning.urls import LISTENER_URL_FIX, check_url
 from uws_adapter.rest.body import JSON_TYPE, PROFILE_RESUME_PATH, RestRequest, profile_resume_body, rest_request
 from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import (
@@ -89,11 +89,8 @@ class RestClient(Provisioner):
             raise InputError(
                 "client_id", "no OAuth2 credentials", "pass client_id= and client_secret= (or bearer_token=)"
             )
-        base_url = check_url(base_url, "base_url").rstrip("/")
-        super().__init__(
-            username=username, password=password, token=token, engine=client_engine(options, transport), store=store
-        )
-        self.base_url = base_url
+        super().__init__(base_url=base_url, username=username, password=password, token=token, store=store,
+                         options=options, transport=transport)  # fmt: skip
         self._oauth = (client_id, client_secret) if client_id and client_secret else None
         self._bearer = bearer_token
         self._bearer_expires = float("inf") if bearer_token else 0.0
@@ -195,7 +192,7 @@ class RestClient(Provisioner):
         """Register ``url`` as the listener for ``service`` callbacks of ``account``. A service
         registered through UWS must be unregistered there first [doc]."""
         account, service = _account(account), _service(service)
-        check_url(url, "url", fix="give the listener's full http(s) URL")
+        check_url(url, "url", fix=LISTENER_URL_FIX)
         body: Dict[str, Any] = {"name": service, "url": url}
         if username:
             body["username"] = username

@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from uws_adapter.errors import InputError
 from uws_adapter.model.devices import DeviceIdentifier, identity
 from uws_adapter.model.selection import DeviceQuery
+from uws_adapter.rest.body import query_filters
 
 __all__ = ["DEVICE_LIST_PATH", "PAGE_LIMIT", "ListedLine", "Preview", "device_list_body", "preview", "read_page"]
 
@@ -42,15 +43,7 @@ MAX_PAGES = 1000
 
 def device_list_body(query: DeviceQuery, *, earliest: Optional[str] = None) -> Dict[str, Any]:
     """The list request for the lines ``query`` selects (the filters restore and suspend send)."""
-    body: Dict[str, Any] = {}
-    if query.account is not None:
-        body["accountName"] = query.account
-    if query.custom_fields:
-        body["customFields"] = [{"key": f.name, "value": f.value} for f in query.custom_fields]
-    if query.group is not None:
-        body["groupName"] = query.group
-    if query.service_plan is not None:
-        body["servicePlan"] = query.service_plan
+    body = query_filters(query)
     if earliest is not None:
         body["earliest"] = earliest
     return body

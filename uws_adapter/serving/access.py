@@ -138,19 +138,23 @@ class _Line:
                 return
             left_out = allowed
         duration = (time.perf_counter() - self.started) * 1000
-        # One record made and handed over directly: Logger.log would walk the stack to find the
-        # caller's file and line for every request, which no access line shows.
-        record = logger.makeRecord(
+        # One record made by the record factory and handed over directly: Logger.log would walk the
+        # stack to find the caller's file and line for every request, which no access line shows,
+        # and makeRecord would check each structured field's name against the record's (ours are
+        # fixed and never clash).
+        record = logging.getLogRecordFactory()(
             logger.name, level, __file__, 0, '"%s %s" %d %d bytes in %.1f ms from %s%s%s',
             (self.method, self.path, status, self.bytes, duration, self.client, f": {reason}" if reason else "",
              f" ({left_out} more like it left out in the last minute)" if left_out else ""),
             None, "access",
-            {
-                "method": self.method, "path": self.path, "status": status, "bytes": self.bytes,
-                "duration_ms": round(duration, 3), "client": self.client, **({"reason": reason} if reason else {}),
-                **({"left_out": left_out} if left_out else {}),
-            },
         )  # fmt: skip
+        fields = record.__dict__
+        fields["method"], fields["path"], fields["status"], fields["bytes"] = self.method, self.path, status, self.bytes
+        fields["duration_ms"], fields["client"] = round(duration, 3), self.client
+        if reason:
+            fields["reason"] = reason
+        if left_out:
+            fields["left_out"] = left_out
         logger.handle(record)
 
 

@@ -28,7 +28,9 @@ __all__ = [
     "DEFAULT_HANDLER_LEASE",
     "HANDLER_LEASE_OPTION",
     "WORKER_SETTINGS_VARIABLE",
+    "ConnectionBounds",
     "ReceiverSettings",
+    "check_credentials",
     "port_option",
 ]
 
@@ -48,6 +50,17 @@ CREDENTIALS_FIX = (
 )
 
 
+def check_credentials(
+    field: str, username: Optional[str], password: Optional[str], fix: str, *, refuse_none: Optional[str] = None
+) -> None:
+    """The one rule for a pair of callback credentials (a receiver's, a listener's): both or neither,
+    and neither only where ``refuse_none`` (why none will not do) is None."""
+    if bool(username) != bool(password):
+        raise InputError(field, "give both a username and a password, or neither", fix)
+    if not username and refuse_none is not None:
+        raise InputError(field, refuse_none, fix)
+
+
 def port_option() -> Option:
     return Option("port", None, whole(0, 65535, "a port number", "give 1 to 65535, or 0 to pick a free port"))
 
@@ -62,7 +75,17 @@ CONNECTION_OPTIONS = (
 
 
 @dataclass(frozen=True, repr=False)
-class ReceiverSettings(Loadable):
+class ConnectionBounds:
+    """The fields of :data:`CONNECTION_OPTIONS` and their defaults, for the services that take them."""
+
+    max_connections: int = 1000
+    idle_timeout: float = 5.0
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+
+
+@dataclass(frozen=True, repr=False)
+class ReceiverSettings(Loadable, ConnectionBounds):
     """Everything ``uws-adapter receiver`` (and :func:`uws_adapter.receiver.wsgi.create_app`) needs."""
 
     SECTION: ClassVar[str] = "receiver"
@@ -108,22 +131,13 @@ class ReceiverSettings(Loadable):
     threads: int = 16
     max_body: int = MAX_BYTES
     commit: str = "group"
-    max_connections: int = 1000
-    idle_timeout: float = 5.0
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
 
     def check(self) -> None:
         if self.host is None or self.db is None:
             raise InputError("host" if self.host is None else "db", "cannot be empty", "give one, or leave it out")
-        if bool(self.username) != bool(self.password):
-            raise InputError("--username", "give both a username and a password, or neither", CREDENTIALS_FIX)
-        if not self.username and not self.allow_anonymous:
-            raise InputError(
-                "--username",
-                "a receiver without callback credentials would store callbacks from anyone",
-                CREDENTIALS_FIX,
-            )
+        anyone = "a receiver without callback credentials would store callbacks from anyone"
+        check_credentials("--username", self.username, self.password, CREDENTIALS_FIX,
+                          refuse_none=None if self.allow_anonymous else anyone)  # fmt: skip
 
     def announce(self) -> None:
         """What a receiver says once when it starts: that it checks no credentials, if so."""

@@ -14,25 +14,21 @@ from uws_adapter.settings.receiver import (
     CREDENTIALS_FIX,
     DEFAULT_HANDLER_LEASE,
     HANDLER_LEASE_OPTION,
+    ConnectionBounds,
+    check_credentials,
     port_option,
 )
 from uws_adapter.settings.source import Loadable, Option, flag, names, number, text, whole
 from uws_adapter.wire import CALLBACK_SERVICES
 
-__all__ = ["LISTENER_URL_FIX", "BridgeSettings", "EmulatorSettings", "check_listener_url", "login_pair"]
-
-#: How to write a callback listener's URL (the receiver's, or a legacy system's SOAP listener).
-LISTENER_URL_FIX = "give the listener's http(s) URL with a host, e.g. https://listener.example.com/callbacks"
+__all__ = ["BridgeSettings", "EmulatorSettings", "check_listener_url", "login_pair"]
 
 
 def check_listener_url(url: Any, origin: str) -> str:
     """``url`` if callbacks can be sent to it; the refusal's example is a listener URL."""
-    from uws_adapter.provisioning.urls import check_base_url
+    from uws_adapter.provisioning.urls import LISTENER_URL_FIX, check_url
 
-    try:
-        return check_base_url(url, origin)
-    except InputError as exc:
-        raise InputError(origin, exc.problem, LISTENER_URL_FIX) from None
+    return check_url(url, origin, fix=LISTENER_URL_FIX)
 
 
 def _listener(value: Any, origin: str) -> Optional[str]:
@@ -63,7 +59,7 @@ def login_pair(value: str) -> Tuple[str, str]:
 
 
 @dataclass(frozen=True, repr=False)
-class BridgeSettings(Loadable):
+class BridgeSettings(Loadable, ConnectionBounds):
     """Everything ``uws-adapter bridge`` needs but its REST login, which is the client's
     (:class:`uws_adapter.config.Settings`, ``[uws-adapter]``)."""
 
@@ -118,10 +114,6 @@ class BridgeSettings(Loadable):
     threads: int = 16
     repair: bool = False
     handler_lease: float = DEFAULT_HANDLER_LEASE
-    max_connections: int = 1000
-    idle_timeout: float = 5.0
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
 
     def check(self) -> None:
         if self.unlock:
@@ -141,17 +133,6 @@ class BridgeSettings(Loadable):
             )
 
 
-def _emulator_listener(value: Any, origin: str) -> Optional[str]:
-    from uws_adapter.emulator.core import listener_url_problem
-
-    if value in (None, ""):
-        return None
-    problem = listener_url_problem(value)
-    if problem is not None:
-        raise InputError(origin, problem, LISTENER_URL_FIX)
-    return str(value)
-
-
 @dataclass(frozen=True, repr=False)
 class EmulatorSettings(Loadable):
     """Everything ``uws-adapter emulator`` needs."""
@@ -162,7 +143,7 @@ class EmulatorSettings(Loadable):
         port_option(),
         Option("devices", None, whole(0, 1_000_000, "a number of lines")),
         Option("devices_file"),
-        Option("listener", None, _emulator_listener),
+        Option("listener", None, _listener),
         Option("listener_username", "UWS_CALLBACK_USERNAME"),
         Option("listener_password", "UWS_CALLBACK_PASSWORD", secret=True),
         Option("listener_soap_action", None, _soap_action),
@@ -205,7 +186,6 @@ class EmulatorSettings(Loadable):
     def check(self) -> None:
         if self.listener_soap_action is not None and not self.listener:
             raise InputError("--listener-soap-action", "is for callbacks to --listener", "give --listener too")
-        if self.listener and bool(self.listener_username) != bool(self.listener_password):
-            raise InputError(
-                "--listener-username", "give both a username and a password, or neither", "set both, or neither"
-            )
+        if self.listener:
+            login = (self.listener_username, self.listener_password)
+            check_credentials("--listener-username", *login, "set both, or neither")

@@ -72,21 +72,16 @@ def whole_wsdl(address: str) -> bytes:
 def _only_service(root: etree._Element, service: str) -> None:
     """Remove from ``root`` every service but ``service`` and what only the others use."""
     wsdl = f"{{{NS_WSDL}}}"
-    for element in root.findall(f"{wsdl}service"):
-        if element.get("name") != service:
-            root.remove(element)
-    bindings = {_local(port.get("binding")) for port in root.iterfind(f"{wsdl}service/{wsdl}port")}
-    for element in root.findall(f"{wsdl}binding"):
-        if element.get("name") not in bindings:
-            root.remove(element)
-    port_types = {_local(b.get("type")) for b in root.iterfind(f"{wsdl}binding")}
-    for element in root.findall(f"{wsdl}portType"):
-        if element.get("name") not in port_types:
-            root.remove(element)
-    messages = {_local(e.get("message")) for e in root.iter() if e.get("message") and e.tag != f"{wsdl}part"}
-    for element in root.findall(f"{wsdl}message"):
-        if element.get("name") not in messages:
-            root.remove(element)
+
+    def keep(tag: str, names: Set[str]) -> None:
+        for element in root.findall(wsdl + tag):
+            if element.get("name") not in names:
+                root.remove(element)
+
+    keep("service", {service})  # then each kind by what the kept ones still use
+    keep("binding", {_local(port.get("binding")) for port in root.iterfind(f"{wsdl}service/{wsdl}port")})
+    keep("portType", {_local(b.get("type")) for b in root.iterfind(f"{wsdl}binding")})
+    keep("message", {_local(e.get("message")) for e in root.iter() if e.get("message") and e.tag != f"{wsdl}part"})
 
 
 def _inlined_schemas() -> List[etree._Element]:

@@ -34,7 +34,7 @@ from uws_adapter.errors import StoreError, UwsAdapterError
 from uws_adapter.store.core import CommitHealth, Job, SqlCore, newer_schema, next_group
 from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sql import SQLITE, Sql
-from uws_adapter.store.sqlite_writes import work_for
+from uws_adapter.store.sqlite_writes import WriteWork, work_for
 
 __all__ = ["RequestStatus", "Store", "StoreError", "StoredEvent", "Work"]
 
@@ -191,7 +191,7 @@ class _GroupJob:
     __slots__ = ("error", "result", "work")
     durable = True
 
-    def __init__(self, work: Callable[[sqlite3.Connection], Any]) -> None:
+    def __init__(self, work: WriteWork) -> None:
         self.work = work
         self.result: Any = None
         self.error: Optional[BaseException] = None
@@ -475,15 +475,17 @@ class Store(SqlCore):
             if relaxed:  # non-durable writes only: committed without an fsync of their own
                 connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("BEGIN IMMEDIATE")
-            for job in jobs:
-                connection.execute("SAVEPOINT job")
-                try:
-                    job.result = job.work(connection)
-                    connection.execute("RELEASE job")
-                except Exception as exc:  # one bad job must not undo the others
-                    connection.execute("ROLLBACK TO job")
-                    connection.execute("RELEASE job")
-                    job.error = exc
+            if not all(isinstance(job.work, WriteWork) for job in jobs) or not _run_fast(connection, jobs):
+                for job in jobs:
+                    job.result, job.error = None, None
+                    connection.execute("SAVEPOINT job")
+                    try:
+                        job.result = job.work(connection)
+                        connection.execute("RELEASE job")
+                    except Exception as exc:  # one bad job must not undo the others
+                        connection.execute("ROLLBACK TO job")
+                        connection.execute("RELEASE job")
+                        job.error = exc
             connection.execute("COMMIT")
             committed = True
         except Exception as exc:  # the commit itself failed: nothing of this group is durable
@@ -557,6 +559,21 @@ class Store(SqlCore):
             return False
         finally:
             self._commit_lock.release()
+
+
+def _run_fast(connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJob]]) -> bool:
+    """Run a group of store writes without savepoints (see :class:`WriteWork`): True when every
+    one of them ran; otherwise everything they wrote is rolled back and a new transaction begun,
+    for the group to be run again one savepoint per write."""
+    try:
+        for job in jobs:
+            job.result = job.work.fast(connection)
+        return True
+    except Exception:  # which write, and whether the database itself failed, the careful run says
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        connection.execute("BEGIN IMMEDIATE")
+        return False
 
 
 def _cannot_open(path: Union[str, Path], exc: sqlite3.Error) -> StoreError:

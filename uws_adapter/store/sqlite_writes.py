@@ -11,11 +11,10 @@ propagate, for a 503 and a re-send.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.store.dead_letters import keep_letter
@@ -26,6 +25,94 @@ from uws_adapter.store.sql import SQLITE, Sql
 _log = logging.getLogger("uws_adapter.store")
 
 
+class WriteWork:
+    """A write's transaction, run by the store in one of two ways. A group is first run
+    :meth:`fast`: every write's statements with no savepoint at all, any failure raised. Only if one
+    of them raised is the group rolled back and run again, each write called in a savepoint of its
+    own (a poisoned callback then becomes a dead letter in a savepoint of its own too), so that one
+    bad write never undoes the others. Both runs write the same rows: a write may run twice."""
+
+    __slots__ = ()
+
+    def __call__(self, db: sqlite3.Connection) -> Any:
+        raise NotImplementedError
+
+    def fast(self, db: sqlite3.Connection) -> Any:
+        raise NotImplementedError
+
+
+class CallbackWork(WriteWork):
+    """The store transaction for one callback: insert its event (or count a re-send), its attempt,
+    and its handler runs. ``document`` (the body as received) is kept, redacted, as a dead letter if
+    the callback's values cannot be stored; the result is then ``(POISONED, False)``."""
+
+    __slots__ = ("callback", "clock", "handlers", "media_type", "row", "write")
+
+    def __init__(
+        self,
+        callback: CallbackRequest,
+        handlers: Sequence[str] = (),
+        *,
+        document: Optional[bytes] = None,
+        media_type: Optional[str] = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.callback = callback
+        self.handlers = tuple(handlers)
+        self.write = CallbackWrite(callback, self.handlers, document, media_type)
+        self.media_type = media_type
+        self.clock = clock
+        self.row = callback_row(callback)
+
+    def fast(self, db: sqlite3.Connection) -> Tuple[int, bool]:
+        return self._store_event(db, self.clock())
+
+    def __call__(self, db: sqlite3.Connection) -> Tuple[int, bool]:
+        db.execute("SAVEPOINT event")
+        try:
+            stored = self._store_event(db, self.clock())
+        except sqlite3.OperationalError:
+            raise  # the database itself (disk, lock, I/O): worth a re-send
+        except Exception as exc:  # these values cannot be stored, now or on any re-send
+            db.execute("ROLLBACK TO event")
+            db.execute("RELEASE event")
+            reason = f"callback {self.callback.request_id[:80]!r} could not be stored as an event: {type(exc).__name__}"
+            letter = _insert_dead_letter(db, self.write.dead_letter(), self.media_type, reason, self.clock())
+            _log.warning("%s; kept as dead letter %d", reason, letter)
+            return POISONED, False
+        db.execute("RELEASE event")
+        return stored
+
+    def _store_event(self, db: sqlite3.Connection, now: float) -> Tuple[int, bool]:
+        callback, row = self.callback, self.row
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO events (service, request_id, device, action, status, succeeded, fault_code,"
+            " callback, content_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*row.key, callback.status, int(callback.succeeded), row.fault_code, row.text, row.digest, now),
+        )
+        new = cursor.rowcount == 1
+        if new:
+            event_id = int(cursor.lastrowid or 0)
+            if self.handlers:  # a receiver without handlers queues nothing: no statement at all
+                db.executemany(
+                    "INSERT INTO handler_queue (event_id, handler, next_at) VALUES (?, ?, ?)",
+                    [(event_id, name, now) for name in self.handlers],
+                )
+        else:
+            event_id, first_digest = db.execute(
+                "SELECT id, content_hash FROM events"
+                " WHERE service = ? AND request_id = ? AND device = ? AND action = ?",
+                row.key,
+            ).fetchone()
+            if first_digest != row.digest:
+                db.execute("UPDATE events SET differs = 1 WHERE id = ?", (event_id,))
+        db.execute(
+            "INSERT INTO attempts (event_id, callback_count, content_hash, received_at) VALUES (?, ?, ?, ?)",
+            (event_id, callback.callback_count, row.digest, now),
+        )
+        return event_id, new
+
+
 def callback_work(
     callback: CallbackRequest,
     handlers: Sequence[str] = (),
@@ -33,59 +120,25 @@ def callback_work(
     document: Optional[bytes] = None,
     media_type: Optional[str] = None,
     clock: Callable[[], float] = time.time,
-) -> Callable[[sqlite3.Connection], Tuple[int, bool]]:
-    """The store transaction for one callback: insert its event (or count a re-send), its attempt,
-    and its handler runs. ``document`` (the body as received) is kept, redacted, as a dead letter if
-    the callback's values cannot be stored; the result is then ``(POISONED, False)``."""
-    poisoned = CallbackWrite(callback, tuple(handlers), document, media_type)
-    row = callback_row(callback)
-    form, digest, key, fault_code = row.form, row.digest, row.key, row.fault_code
+) -> CallbackWork:
+    """The store transaction for one callback (see :class:`CallbackWork`)."""
+    return CallbackWork(callback, handlers, document=document, media_type=media_type, clock=clock)
 
-    def work(db: sqlite3.Connection) -> Tuple[int, bool]:
-        db.execute("SAVEPOINT event")
-        try:
-            stored = store_event(db, clock())
-        except sqlite3.OperationalError:
-            raise  # the database itself (disk, lock, I/O): worth a re-send
-        except Exception as exc:  # these values cannot be stored, now or on any re-send
-            db.execute("ROLLBACK TO event")
-            db.execute("RELEASE event")
-            reason = f"callback {callback.request_id[:80]!r} could not be stored as an event: {type(exc).__name__}"
-            letter = _insert_dead_letter(db, poisoned.dead_letter(), media_type, reason, clock())
-            _log.warning("%s; kept as dead letter %d", reason, letter)
-            return POISONED, False
-        db.execute("RELEASE event")
-        return stored
 
-    def store_event(db: sqlite3.Connection, now: float) -> Tuple[int, bool]:
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO events (service, request_id, device, action, status, succeeded, fault_code,"
-            " callback, content_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*key, callback.status, int(callback.succeeded), fault_code, json.dumps(form), digest, now),
-        )
-        new = cursor.rowcount == 1
-        if new:
-            event_id = int(cursor.lastrowid or 0)
-            if handlers:  # a receiver without handlers queues nothing: no statement at all
-                db.executemany(
-                    "INSERT INTO handler_queue (event_id, handler, next_at) VALUES (?, ?, ?)",
-                    [(event_id, name, now) for name in handlers],
-                )
-        else:
-            event_id, first_digest = db.execute(
-                "SELECT id, content_hash FROM events"
-                " WHERE service = ? AND request_id = ? AND device = ? AND action = ?",
-                key,
-            ).fetchone()
-            if first_digest != digest:
-                db.execute("UPDATE events SET differs = 1 WHERE id = ?", (event_id,))
-        db.execute(
-            "INSERT INTO attempts (event_id, callback_count, content_hash, received_at) VALUES (?, ?, ?, ?)",
-            (event_id, callback.callback_count, digest, now),
-        )
-        return event_id, new
+class _DeadLetterWork(WriteWork):
+    __slots__ = ("body", "clock", "content_type", "max_total", "reason")
 
-    return work
+    def __init__(
+        self, body: bytes, kind: Optional[str], reason: str, max_total: Optional[int], clock: Callable[[], float]
+    ) -> None:
+        self.body, self.content_type, self.reason = body, kind, reason
+        self.max_total, self.clock = max_total, clock
+
+    def __call__(self, db: sqlite3.Connection) -> int:
+        return _insert_dead_letter(db, self.body, self.content_type, self.reason, self.clock(), cap=self.max_total,
+                                   set_cap=True)  # fmt: skip
+
+    fast = __call__
 
 
 def dead_letter_work(
@@ -95,15 +148,11 @@ def dead_letter_work(
     *,
     max_total: Optional[int] = None,
     clock: Callable[[], float] = time.time,
-) -> Callable[[sqlite3.Connection], int]:
+) -> WriteWork:
     """The store transaction that keeps a refused document (redacted and capped by the caller)
     within ``max_total`` bytes of dead letters in all, the oldest rotated out past it (see
     :mod:`.dead_letters`). Returns the dead letter's id, or 0 when it is larger than the cap."""
-
-    def work(db: sqlite3.Connection) -> int:
-        return _insert_dead_letter(db, body, content_type, reason, clock(), cap=max_total, set_cap=True)
-
-    return work
+    return _DeadLetterWork(body, content_type, reason, max_total, clock)
 
 
 def _insert_dead_letter(
@@ -119,7 +168,7 @@ def _insert_dead_letter(
     return keep_letter(Sql(db, SQLITE), body, content_type, reason, now, cap=cap, set_cap=set_cap)
 
 
-def work_for(write: Write, clock: Callable[[], float]) -> Callable[[sqlite3.Connection], object]:
+def work_for(write: Write, clock: Callable[[], float]) -> WriteWork:
     """The SQLite transaction for a backend-neutral write."""
     if isinstance(write, CallbackWrite):
         return callback_work(write.callback, write.handlers, document=write.document, media_type=write.media_type,

@@ -13,12 +13,11 @@ from lxml import etree
 from uws_adapter.errors import DocumentError, TransportError, fault_for
 from uws_adapter.model.actions import Action
 from uws_adapter.model.selection import Selection
-from uws_adapter.provisioning.base import BatchResult, Provisioner, client_engine
+from uws_adapter.provisioning.base import BatchResult, Provisioner
 from uws_adapter.provisioning.engine import Answer, NotUsable, Outgoing, Stakes
 from uws_adapter.provisioning.faults import soap_fault
 from uws_adapter.provisioning.options import DEFAULT_TIMEOUT, SendOptions
 from uws_adapter.provisioning.sent import SentRequest, redact_xml
-from uws_adapter.provisioning.urls import check_url
 from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.uws.envelope import SoapRequest, build_envelope, build_login, build_logout, check_soap_request
 from uws_adapter.wire import UWS_BASE_URL
@@ -77,11 +76,8 @@ class UwsClient(Provisioner):
         options: Optional[SendOptions] = None,
         **transport: Any,
     ) -> None:
-        base_url = check_url(base_url, "base_url").rstrip("/")
-        super().__init__(
-            username=username, password=password, token=token, engine=client_engine(options, transport), store=store
-        )
-        self.base_url = base_url
+        super().__init__(base_url=base_url, username=username, password=password, token=token, store=store,
+                         options=options, transport=transport)  # fmt: skip
 
     def logout(self) -> None:
         """SessionService LogOut, then forget the token."""

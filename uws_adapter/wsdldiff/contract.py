@@ -204,7 +204,6 @@ class Contract:
 
     services: Dict[str, Dict[str, Operation]]
     schema: Schema
-    target_namespace: str
 
 
 def contract_of(documents: Documents) -> Contract:
@@ -251,7 +250,7 @@ def contract_of(documents: Documents) -> Contract:
             port_type = _clark(binding, binding.get("type")).rpartition("}")[2]
             name = port_type[1:] if port_type.startswith("I") and port_type[1:2].isupper() else port_type
             found.setdefault(name, {}).update(reader.operations(binding))
-    return Contract(found, Schema(documents), roots[0].get("targetNamespace") or "")
+    return Contract(found, Schema(documents))
 
 
 class _Reader:

@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 from lxml import etree
 
 from uws_adapter.errors import DocumentError, InputError, TransportError
-from uws_adapter.netcheck import fetch
+from uws_adapter.netcheck import fetch, origin
 from uws_adapter.redaction import masked_url
 from uws_adapter.xmlsafe import parse_untrusted
 
@@ -69,16 +69,6 @@ def _is_url(source: str) -> bool:
     return source.lower().startswith(("http://", "https://"))
 
 
-def _origin(url: str) -> Tuple[str, str, int]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError:
-        raise InputError(_FIELD, f"{masked_url(url)} has a port that is not a number", "fix the URL") from None
-    return scheme, (parts.hostname or "").lower(), port
-
-
 def read_documents(
     source: str,
     *,
@@ -97,7 +87,7 @@ def read_documents(
         from uws_adapter.provisioning.urls import check_base_url
 
         check_base_url(source, _FIELD)
-        home = _origin(source)
+        home = origin(source, _FIELD)
         first = source
     else:
         path = Path(source)
@@ -134,7 +124,7 @@ def read_documents(
 
 def _fetched(url: str, home: Tuple[str, str, int], *, timeout: Tuple[float, float], deadline: float,
              max_bytes: int) -> bytes:  # fmt: skip
-    if not _is_url(url) or _origin(url) != home:
+    if not _is_url(url) or origin(url, _FIELD) != home:
         scheme, host, port = home
         raise InputError(
             _FIELD, f"an import points at {masked_url(url)}, not at {scheme}://{host}:{port}; refused",

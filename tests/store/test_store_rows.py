@@ -1,0 +1,84 @@
+"""What the store writes of a callback, made fast: one serialisation for the stored text and the
+digest (which must stay the digest of its definition, since stored digests are compared with
+re-sends'), and a group written without savepoints unless one of its writes fails."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from uws_adapter import CallbackFault, CallbackRequest, NiddResult, ReportedDevice
+from uws_adapter.model.callbacks import SuspendResult
+from uws_adapter.store import CallbackWrite
+from uws_adapter.store.rows import callback_row, content_digest
+from uws_adapter.store.sqlite import Store
+
+IMEI, ICCID = ReportedDevice("IMEI", "350000000000001"), ReportedDevice("ICCID", "89148000000000000001")
+
+CALLBACKS = [
+    CallbackRequest("r", (IMEI,), service="CarrierService", action="Suspend", status="Success", callback_count=3),
+    CallbackRequest("r", (IMEI,), callback_count=None),  # no action: "action" is null
+    CallbackRequest("r", (ICCID, IMEI), action="Restore", callback_count=2),  # devices in order
+    CallbackRequest("r", (IMEI, ICCID), action="Restore", callback_count=2),  # out of order
+    CallbackRequest("r\u00e9\"\\", (IMEI,), action='Su"sp\\end', callback_count=10**20, password="secret"),
+    CallbackRequest(
+        "r", (IMEI,), service="CarrierService", action="Suspend", status="Failed", callback_count=1,
+        fault=CallbackFault("REQUEST_FAILED", "no", None, "d\u2028"), comment="\u00fc",
+        suspend=SuspendResult(datetime.date(2026, 1, 2), 90, 3, 87), unmodeled=("X",),
+    ),
+    CallbackRequest("r", (), service="NiddService", status="ConfigFailed", nidd=NiddResult("a", "b", (IMEI, ICCID))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("callback", CALLBACKS, ids=range(len(CALLBACKS)))
+def test_one_serialisation_gives_the_digest_of_its_definition(callback: CallbackRequest) -> None:
+    row = callback_row(callback)
+    assert row.digest == content_digest(callback.to_dict())
+    assert json.loads(row.text) == row.form == callback.to_dict()
+    assert "secret" not in row.text
+
+
+def test_the_digest_ignores_the_count_and_the_devices_order_only() -> None:
+    first, resent = callback_row(CALLBACKS[2]), callback_row(CALLBACKS[3])
+    assert first.digest == resent.digest
+    assert (
+        callback_row(CALLBACKS[0]).digest
+        != callback_row(
+            CallbackRequest("r", (IMEI,), service="CarrierService", action="Suspend", status="Failed", callback_count=3)
+        ).digest
+    )
+
+
+def _statements(store: Store, writes: List[CallbackWrite]) -> List[str]:
+    store.commit_group([CallbackWrite(CALLBACKS[1])])  # opens this thread's writer connection
+    seen: List[str] = []
+    store._local.writer.set_trace_callback(seen.append)
+    outcomes = store.commit_group(writes)
+    store._local.writer.set_trace_callback(None)
+    assert all(o.error is None for o in outcomes)
+    return seen
+
+
+def test_a_group_is_written_without_savepoints(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db") as store:
+        group = [CallbackWrite(CallbackRequest("g", (ReportedDevice("IMEI", f"35{n:013d}"),), callback_count=1))
+                 for n in range(16)]  # fmt: skip
+        seen = _statements(store, group)
+        assert not [s for s in seen if "SAVEPOINT" in s or "RELEASE" in s]
+        assert len([s for s in seen if s.startswith("INSERT")]) == 32  # an event and an attempt each
+
+
+def test_a_group_with_a_poisoned_write_is_written_again_one_savepoint_each(tmp_path: Path) -> None:
+    poisoned = CallbackRequest("bad\ud800", (IMEI,), action="Suspend")  # a lone surrogate: no UTF-8
+    with Store(tmp_path / "s.db") as store:
+        group = [CallbackWrite(CALLBACKS[0]), CallbackWrite(poisoned, document=b"<doc/>"), CallbackWrite(CALLBACKS[2])]
+        seen = _statements(store, group)
+        assert "ROLLBACK" in seen
+        assert any("SAVEPOINT" in s for s in seen)
+        counts = store.counts()
+    # The first group's one event, and the neighbours of the poisoned callback; it is a dead letter.
+    assert (counts["events"], counts["attempts"], counts["dead_letters"]) == (3, 3, 1)
