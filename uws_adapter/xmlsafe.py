@@ -167,8 +167,9 @@ def parse_untrusted(
         refusal = encoding_refusal(declared)
         if refusal is not None:
             raise error(f"{what}: {refusal}", line=1)
-    # Nodes are at most the "<" bytes (counted in C); only a document with more is counted exactly.
-    counted = max_nodes is not None and data.count(b"<") > max_nodes
+    # Nodes are at most the "<" bytes (counted in C, once); only a document with more is counted exactly.
+    markup = data.count(b"<")
+    counted = max_nodes is not None and markup > max_nodes
     prolog = _prolog_verdict(data, None if max_nodes is None else MAX_PROLOG_NODES)
     if prolog is None:
         raise error(f"{what}: more than {MAX_PROLOG_NODES} comments and processing instructions before the root")
@@ -189,7 +190,7 @@ def parse_untrusted(
         raise error(f"{what}: a DOCTYPE is not allowed (DTDs and entities are refused)", line=1)
     # Nesting D deep takes at least 2*D-1 "<" bytes (D start tags, D-1 end tags or more), so a
     # document with fewer cannot be too deep; the count runs in C and only over-counts in UTF-16.
-    if data.count(b"<") >= 2 * max_depth + 1:
+    if markup >= 2 * max_depth + 1:
         _check_depth(root, max_depth, error, what)
     include = next(root.iter(_XINCLUDE + "*"), None)
     if include is not None:
@@ -280,6 +281,8 @@ def wide_encoding(data: bytes) -> Optional[str]:
 
 
 def _scan_prolog(text: bytes, max_nodes: Optional[int] = None) -> Optional[bool]:
+    if text[:1] == b"<" and text[1:2] not in (b"?", b"!"):
+        return False  # the root's start tag comes first (most callbacks): no prolog at all
     at = 0
     for _ in itertools.count() if max_nodes is None else range(max_nodes + 1):
         # A single character class matched once from a fixed place: no backtracking.

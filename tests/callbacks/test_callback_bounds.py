@@ -67,6 +67,18 @@ def test_processing_instructions_cost_no_node_but_the_prolog_is_bounded() -> Non
     parse_untrusted(b"<!--a-->" * 1000 + b"<r/>")
 
 
+@pytest.mark.parametrize("lead", ["", "\ufeff", " \n", "<?xml version='1.0'?>"])
+def test_only_what_stands_before_the_root_is_the_prolog(lead: str) -> None:
+    # A document that opens with its root has no prolog: its comments and PIs, and a DOCTYPE
+    # written in a comment, are inside the root and bounded as nodes, not as prolog.
+    inside = "<!--a-->" * (MAX_PROLOG_NODES + 1) + "<?a?>" * (MAX_PROLOG_NODES + 1) + "<!-- <!DOCTYPE r> -->"
+    assert parse_callback(lead.encode() + callback_with(inside)).request_id == "r"
+    with pytest.raises(CallbackParseError, match=f"more than {MAX_PROLOG_NODES} comments and processing"):
+        parse_callback(lead.encode() + callback_with("", head="<!--a-->" * (MAX_PROLOG_NODES + 1)))
+    with pytest.raises(CallbackParseError, match="DOCTYPE is not allowed"):
+        parse_callback(lead.encode() + callback_with("", head="<!DOCTYPE r>"))
+
+
 def test_the_mend_hint_is_not_searched_for_in_a_flood() -> None:
     slashed = callback_with("<Data><Comment>x</Comment/></Data>")
     with pytest.raises(CallbackParseError, match="repair"):

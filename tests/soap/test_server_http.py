@@ -281,9 +281,10 @@ def test_unknown_header_blocks_are_ignored_unless_they_must_be_understood(
         assert "was not understood" in answer.text
 
 
-def test_nil_optional_members_count_as_absent(served: Served) -> None:
+@pytest.mark.parametrize("spelling", ["true", "1", " true\t"])
+def test_nil_optional_members_count_as_absent(served: Served, spelling: str) -> None:
     token = log_in(served)
-    nil = ' i:nil="true"'
+    nil = f' i:nil="{spelling}"'  # xsd:boolean: either word, whitespace collapsed
     # As a WCF client sends a query: every absent member written nil.
     query = (
         f"<nph:DeviceList{nil}/><nph:DeviceGroupName>fleet-a</nph:DeviceGroupName>"

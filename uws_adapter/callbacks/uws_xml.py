@@ -191,8 +191,15 @@ def _callback_element(root: etree._Element) -> etree._Element:
     namespace = _ENVELOPES.get(root.tag)
     if namespace is not None:
         body_tag = f"{{{namespace}}}Body"
-        body = next((child for child in root if child.tag == body_tag), None)
-        first = None if body is None else next((c for c in body if isinstance(c.tag, str)), None)
+        body = first = None
+        for child in root:  # plain loops: cheaper than generators, on every callback
+            if child.tag == body_tag:
+                body = child
+                break
+        for child in () if body is None else body:
+            if isinstance(child.tag, str):
+                first = child
+                break
         if first is None:
             raise _error(root if body is None else body, " is empty: no callback in the SOAP Body")
         if first.tag == f"{{{namespace}}}Fault":
@@ -240,17 +247,19 @@ def _leaf_text(element: etree._Element) -> Optional[str]:
 class _Reader:
     """Reads one CallbackRequest; remembers which single-valued elements it has seen."""
 
+    # What most callbacks never set stays a class default (None): no assignment per callback.
+    service: Optional[str] = None
+    action: Optional[str] = None
+    suspend: Optional[SuspendResult] = None
+    fault: Optional[CallbackFault] = None
+    nidd: Optional[NiddResult] = None
+    profile: Optional[ProfileResult] = None
+
     def __init__(self) -> None:
         self.values: Dict[str, Optional[str]] = {}
         self.counts: Dict[str, Optional[int]] = {}
         self.unmodeled: List[str] = []
         self.devices: List[ReportedDevice] = []
-        self.service: Optional[str] = None
-        self.action: Optional[str] = None
-        self.suspend: Optional[SuspendResult] = None
-        self.fault: Optional[CallbackFault] = None
-        self.nidd: Optional[NiddResult] = None
-        self.profile: Optional[ProfileResult] = None
 
     def scalar(self, element: etree._Element, name: str) -> None:
         if name in self.values:
@@ -401,7 +410,8 @@ def _innermost_data(data: etree._Element) -> etree._Element:
 
 def _device(element: etree._Element) -> ReportedDevice:
     kind = identifier = None
-    for name, child in _children(element):
+    for child in element:  # _children inlined: every callback has a device or two
+        name = _TAGS.get(child.tag) or _local(child)
         if name == "Kind":
             kind = _leaf_text(child)
         elif name == "Identifier":

@@ -72,10 +72,11 @@ _QUALIFIED = re.compile(r"\{([^{}]*)\}([\w.\-]*)")
 FAULT_KEY = "uws_adapter.fault"
 XSI_TYPE = f"{{{NS_XSI}}}type"
 _TYPED = etree.XPath("descendant-or-self::*[@xsi:type]", namespaces={"xsi": NS_XSI})
-_NIL = etree.XPath(
-    "descendant-or-self::*[normalize-space(@xsi:nil) = 'true' or normalize-space(@xsi:nil) = '1']",
-    namespaces={"xsi": NS_XSI},
-)
+XSI_NIL = f"{{{NS_XSI}}}nil"
+_XML_SPACE = " \t\r\n"  # what XPath's normalize-space strips
+# Elements carrying xsi:nil at all (rare), whose value is then read in Python: XPath's
+# normalize-space on every element's attribute costs four times the bare test.
+_NILLED = etree.XPath("descendant-or-self::*[@xsi:nil]", namespaces={"xsi": NS_XSI})
 
 
 class UwsOperations(Protocol):
@@ -213,9 +214,9 @@ def _payload(body: etree._Element) -> etree._Element:
         # The first complaint names the element and line, as WCF's message does.
         first = next(iter(schema.error_log), None)  # type: ignore[call-overload]  # lxml-stubs
         raise Refused(Code.DESERIALIZATION_FAILED, schema_complaint(first))
-    for element in _found(_NIL, payload):
+    for element in _found(_NILLED, payload):
         parent = element.getparent()
-        if parent is not None:
+        if parent is not None and (element.get(XSI_NIL) or "").strip(_XML_SPACE) in ("true", "1"):
             parent.remove(element)
     return payload
 

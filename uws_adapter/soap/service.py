@@ -81,15 +81,31 @@ def read_change_device_state(call: SoapCall) -> Tuple[Action, Selection]:
         raise Refused(input_fault_code(exc), exc.fault_text()) from None
 
 
+def _local(node: etree._Element) -> str:
+    """An element's local name in any namespace, as ``{*}`` matches it ("" for a comment or PI)."""
+    tag = node.tag
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+
+
 def _device(collection: etree._Element) -> Device:
     # Kinds as UWS takes them: EID and IMSI exist only in the REST API [doc], here as in the fault's list.
-    pairs = collection.iterfind("{*}DeviceIdentifiers/{*}DeviceIdentifier")
-    return Device(
-        tuple(
-            DeviceIdentifier(normalize_kind(p.findtext("{*}Kind") or "", "soap"), p.findtext("{*}Identifier") or "")
-            for p in pairs
-        )
-    )
+    # Walked child by child (the payload is schema-valid): ElementPath's find per element cost more
+    # than the rest of a 10,000-device request's reading together.
+    identifiers = []
+    for part in collection:
+        if _local(part) != "DeviceIdentifiers":
+            continue
+        for pair in part:
+            if _local(pair) != "DeviceIdentifier":
+                continue
+            fields: Dict[str, str] = {}
+            for field in pair:
+                name = _local(field)
+                if name in ("Kind", "Identifier") and name not in fields:  # the first, as findtext reads
+                    fields[name] = field.text or ""
+            kind = normalize_kind(fields.get("Kind", ""), "soap")
+            identifiers.append(DeviceIdentifier(kind, fields.get("Identifier", "")))
+    return Device(tuple(identifiers))
 
 
 def soap_envelope(body: str) -> bytes:
