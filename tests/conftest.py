@@ -15,7 +15,7 @@ from servers import HttpServer, listener
 from uws_adapter import RestClient, UwsClient
 
 # No secret of the tests in a log record, a left-behind file or a test's output (tests/secret_scan.py).
-pytest_plugins = ["secret_scan"]
+pytest_plugins = ["secret_scan", "xdist_groups"]
 
 DATA = Path(__file__).parent / "data"
 #: Excerpts of the carrier's documentation the fixtures are checked against (copied into the checkout,
@@ -45,33 +45,47 @@ def examples(full: int) -> int:
 
 
 #: The slow tests (marker ``slow``; ``-m "not slow"`` is the fast lane): each took a second or more
-#: in a serial run on the shared 2-core machine, mostly because it starts server processes, loads
-#: a receiver with thousands of callbacks, kills processes, builds a third-party client or fuzzes
-#: thousands of documents. A module path marks the whole module, ``path::name`` one test function
-#: (all its parameters). An entry that matches no test fails the run, so a rename cannot silently
-#: move a slow test into the fast lane.
+#: on the shared 2-core machine (``--durations``), mostly because it starts service processes, loads
+#: a receiver or PostgreSQL with thousands of rows, kills processes, runs a third-party client,
+#: sweeps every codec or fuzzes thousands of documents. A module path marks the whole module,
+#: ``path::name`` one test function (all its parameters), ``path::name[prefix`` the parameters whose
+#: id starts so. An entry that matches no test fails the run, so a rename cannot silently move a slow
+#: test into the fast lane.
 SLOW = (
+    "bridge/test_bridge_encodings.py::test_every_declared_codec_name_gets_400_with_a_reason_on_the_bridge",
     "bridge/test_bridge_hardening.py::test_a_thousand_wrong_passwords_from_one_address_never_stop_the_legacy_system_at_another",
+    "bridge/test_bridge_hardening.py::test_nothing_in_the_store_or_answers_holds_a_legacy_password",
+    "bridge/test_bridge_hardening.py::test_the_bridge_command_checks_the_host",
+    "bridge/test_bridge_hardening.py::test_unlock_says_nothing_is_locked_in_the_store",
     "bridge/test_bridge_postgres.py::test_a_bridge_pair_relays_each_callback_once",
+    "bridge/test_relay.py::test_a_trickling_listener_does_not_hold_back_relays_to_another",
+    "bridge/test_relay.py::test_after_a_kill_9_only_the_runs_in_flight_wait_for_their_lease",
+    "bridge/test_relay.py::test_two_bridges_on_one_store_with_a_short_lease_and_slow_answers_relay_each_callback_once",
     "cli/test_cli.py::test_an_account_selection_needs_yes",
     "cli/test_cli.py::test_parse_repair_and_conversion_from_stdin",
-    "cli/test_emulator_listener.py::test_emulator_and_receiver_agree_on_credentials_from_the_environment",
+    "cli/test_cli.py::test_the_bridge_command_serves_legacy_soap_over_rest_until_interrupted",
+    "cli/test_cli.py::test_the_emulator_command_serves_until_interrupted",
+    "cli/test_emulator_listener.py",
+    "cli/test_help.py::test_a_command_imports_only_its_own_module",
     "cli/test_listeners.py::test_register_list_and_remove",
+    "cli/test_options.py::test_the_confirmation_prompt_takes_y",
+    "cli/test_preview.py::test_the_confirmation_shows_the_count",
     "cli/test_service_lifecycle.py",
+    "cli/test_startup.py::test_a_port_in_use_is_one_line_exit_1_and_leaves_no_database",
+    "cli/test_startup.py::test_an_existing_database_is_kept_when_the_start_fails",
     "cli/test_tracking.py::test_an_account_request_is_never_complete_and_settles_only_after_its_last_callback",
     "cli/test_tracking.py::test_demo_end_to_end",
     "cli/test_tracking.py::test_status_callbacks_and_wait_commands",
     "cli/test_tracking.py::test_wait_on_an_open_ended_request_exits_3_when_settled",
     "cli/test_tracking.py::test_wait_times_out_with_a_clear_error",
+    "cli/test_trial_defects.py::test_the_bridge_replaces_another_listener_only_with_replace",
+    "emulator/test_emulator_seeding.py::test_the_emulator_command_seeds_lines_that_queries_match",
     "interop/test_dotnet.py",
-    "interop/test_soap_stacks.py::test_jaxws_wsimport_client",
-    "interop/test_soap_stacks.py::test_node_soap",
-    "interop/test_soap_stacks.py::test_perl_soap_lite_default_envelope",
-    "interop/test_soap_stacks.py::test_php_soapclient_in_wsdl_mode",
+    "interop/test_soap_stacks.py",
     "interop/test_vendor_rest_sdk.py",
     "model/test_callbacks.py::test_fuzz_rest_parser_raises_only_parse_errors",
-    "model/test_callbacks.py::test_json_form_matches_its_schema_and_round_trips",
     "model/test_callbacks.py::test_fuzz_soap_parser_raises_only_parse_errors",
+    "model/test_callbacks.py::test_json_form_matches_its_schema_and_round_trips",
     "model/test_callbacks.py::test_rest_round_trip",
     "model/test_callbacks.py::test_soap_round_trip",
     "provisioning/test_budget.py::test_the_cli_refuses_over_the_budget_and_force_sends",
@@ -81,19 +95,31 @@ SLOW = (
     "receiver/test_receiver.py::test_1000_callbacks_each_delivered_4_times",
     "receiver/test_receiver_async.py::test_concurrent_callbacks_share_commits",
     "receiver/test_receiver_crash.py",
+    "receiver/test_receiver_encodings.py::test_every_codec_name_as_a_charset_is_answered_without_a_5xx",
+    "receiver/test_receiver_encodings.py::test_every_declared_codec_name_is_answered_without_a_5xx",
     "receiver/test_receiver_hardening.py::test_a_stuck_commit_answers_503_and_never_freezes_health",
+    "receiver/test_receiver_hardening.py::test_dead_letters_stop_at_the_burst_while_callbacks_keep_being_stored",
     "receiver/test_receiver_hardening.py::test_no_input_gets_a_5xx",
     "receiver/test_receiver_postgres.py",
     "serving/test_connections.py",
+    "serving/test_header_limits.py::test_endless_headers_are_refused_431_with_memory_flat_and_callbacks_served",
+    "serving/test_header_limits.py::test_too_many_header_fields_or_a_long_line_get_431_and_close",
     "soap/test_server_http.py::test_chunked_bodies_of_any_size_keep_the_connection_usable",
+    "store/test_dead_letters.py::test_four_thousand_one_byte_letters_stay_under_the_cap",
+    "store/test_store.py::test_concurrent_writers_are_all_committed[postgres",
+    "store/test_store.py::test_iterating_events_in_pages",
+    "store/test_store_roles.py::test_handler_runs_are_claimed_by_one_runner_only[postgres",
+    "wsdldiff/test_wsdldiff.py::test_a_doctype_and_an_oversized_document_are_refused",
+    "test_architecture.py::test_one_rule_for_all",
+    "test_doctor.py::test_a_self_signed_server_is_named_and_passes_once_trusted",
     "test_examples.py::test_the_example_runs[README.md",
+    "test_init.py::test_the_bridge_and_our_soap_server_never_import_zeep_or_the_uws_client",
+    "test_layout.py::test_retiring_uws_means_deleting_the_uws_client_the_emulator_uws_front_and_the_cli_uws_commands",
     "test_logs.py::test_bridge_command_logs_access_lines_faults_and_its_rest_documents_redacted",
     "test_logs.py::test_receiver_command_logs_json_access_lines",
     "test_metrics.py::test_a_two_worker_uvicorn_receiver_reports_the_sum_of_both",
     "test_metrics.py::test_the_readme_sample_scrape_is_what_a_bridge_serves",
-    "test_doctor.py::test_a_self_signed_server_is_named_and_passes_once_trusted",
     "test_secret_scan.py::test_the_secret_scan_fails_a_run_that_leaks",
-    "wsdldiff/test_wsdldiff.py::test_a_doctype_and_an_oversized_document_are_refused",
 )
 
 

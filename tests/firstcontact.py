@@ -1,17 +1,16 @@
 """Helpers for the first-contact tools' tests (``wsdl diff``, ``doctor``, previews): a real HTTP
-server on 127.0.0.1 that serves fixed documents on GET (by path and query), and the CLI run as a
-process."""
+server on 127.0.0.1 that serves fixed documents on GET (by path and query), and the CLI run in this
+process (tests/clirun.py)."""
 
 from __future__ import annotations
 
-import os
 import ssl
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from clirun import run_in_process, without
 from servers import LoopbackHttp, Reply, Request
 
 
@@ -40,13 +39,8 @@ class DocumentServer(LoopbackHttp):
 
 
 def run_cli(args: List[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """``uws-adapter ARGS`` as a process, without the caller's UWS/ThingSpace settings."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("UWS_", "THINGSPACE_"))}
-    environment.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "uws_adapter", *args], cwd=cwd, capture_output=True, text=True, env=environment,
-        timeout=120, check=False,
-    )  # fmt: skip
+    """``uws-adapter ARGS`` (in this process), without the caller's UWS/ThingSpace settings."""
+    return run_in_process(args, cwd, without(("UWS_", "THINGSPACE_"), **env))
 
 
 def self_signed(folder: Path) -> Tuple[Path, Path]:

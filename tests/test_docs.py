@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import re
 import sys
@@ -34,7 +35,7 @@ def test_the_committed_cli_reference_is_what_the_parsers_generate() -> None:
 def test_the_reference_is_read_from_the_parsers(monkeypatch: pytest.MonkeyPatch) -> None:
     gen_cli = _gen_cli()
     parser = build_parser()
-    commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     commands.choices["status"].add_argument("--since", metavar="WHEN", help="only callbacks after <WHEN> (*new*)")
     page = gen_cli.render(parser)
     assert "| `--since WHEN` | only callbacks after &lt;WHEN&gt; (\\*new\\*) |" in page

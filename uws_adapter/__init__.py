@@ -9,13 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, Dict, List
-
-try:
-    __version__ = version("uws-adapter")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
 
 # A library logs, it never configures logging: without a handler of the program's, nothing is shown
 # (not even Python's last-resort echo of warnings to stderr). See uws_adapter.logs for the loggers.
@@ -103,7 +97,20 @@ _PUBLIC: Dict[str, str] = {
 __all__ = sorted([*_PUBLIC, "__version__"])
 
 
+def _version() -> str:
+    # Read on first use: importlib.metadata costs a command-line start more than most commands need.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("uws-adapter")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'uws_adapter' has no attribute {name!r}")
@@ -113,10 +120,11 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> List[str]:
-    return sorted([*globals(), *_PUBLIC])
+    return sorted({*globals(), *_PUBLIC, "__version__"})
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
+    __version__: str
     from uws_adapter.bridge.app import Bridge as Bridge
     from uws_adapter.callbacks.rest_json import parse_rest_callback as parse_rest_callback
     from uws_adapter.callbacks.rest_json import render_rest_callback as render_rest_callback

@@ -1,4 +1,6 @@
-"""The installed ``uws-adapter`` command, run as a real process from outside the checkout."""
+"""The ``uws-adapter`` command, run from outside the checkout: what each command prints and how it
+fails, called in this process (tests/clirun.py); the installed script, standard input, signals and
+the services as real processes."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
+from clirun import run_in_process, without
 from conftest import DATA, parse_trusted, shape
 from servers import listener
 
@@ -19,17 +22,7 @@ from uws_adapter.emulator.core import DEFAULT_ACCOUNT
 
 
 def run(args: List[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k not in ("UWS_TOKEN", "UWS_ADAPTER_DEBUG")}
-    environment.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "uws_adapter", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-        check=False,
-    )
+    return run_in_process(args, cwd, without((), ("UWS_TOKEN", "UWS_ADAPTER_DEBUG"), **env))
 
 
 def test_prints_the_documented_example(tmp_path: Path, doc_request: bytes) -> None:
@@ -134,7 +127,7 @@ def test_version_and_help(tmp_path: Path) -> None:
 def test_console_script_is_installed(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("uws-adapter")
     result = subprocess.run([str(script), "--version"], cwd=tmp_path, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr
+    assert (result.returncode, result.stdout.strip()) == (0, f"uws-adapter {__version__}"), result.stderr
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,11 @@ what an operator reads is redacted and escaped, the export is JSON lines, purges
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import os
 from pathlib import Path
 
 import pytest
+from clirun import run_in_process
 from pgserver import location  # noqa: F401 (a fixture)
 
 from uws_adapter.cli.main import main
@@ -86,10 +86,8 @@ def test_mistakes_are_one_line_errors(tmp_path: Path) -> None:
         (["list", "--limit", "0"], "is not positive"),
         (["list", "--db", str(tmp_path / "missing.db")], "missing.db"),
     ):
-        done = subprocess.run(
-            [sys.executable, "-m", "uws_adapter", "dead-letters", *args, *(["--db", db] if "--db" not in args else [])],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+        done = run_in_process(["dead-letters", *args, *(["--db", db] if "--db" not in args else [])], tmp_path,
+                              os.environ)  # fmt: skip
         assert done.returncode != 0, args
         assert words in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr

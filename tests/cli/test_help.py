@@ -5,12 +5,17 @@ $UWS_CALLBACK_DB with its PostgreSQL password), and every command goes through t
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
 import io
+import subprocess
+import sys
 from contextlib import redirect_stdout
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
 
+from uws_adapter.cli.main import COMMANDS as COMMAND_TABLE
 from uws_adapter.cli.main import build_parser, main
 from uws_adapter.cli.options import HelpFormatter
 from uws_adapter.config import OPTIONS as CLIENT_OPTIONS
@@ -90,3 +95,32 @@ def test_help_names_where_a_default_comes_from(command: List[str], shown: str) -
     with redirect_stdout(out), pytest.raises(SystemExit):
         main([*command, "--help"])
     assert shown in " ".join(out.getvalue().split())
+
+
+def test_the_command_table_names_what_each_module_builds() -> None:
+    built: Dict[str, List[str]] = {}
+    for name, module, _help in COMMAND_TABLE:
+        built.setdefault(module, []).append(name)
+    for module, names in built.items():
+        assert list(importlib.import_module(f"uws_adapter.cli.{module}").COMMANDS) == names, module
+
+
+def test_the_lazy_parser_lists_every_command_as_the_whole_one_does() -> None:
+    assert build_parser(lazy=True).format_help() == build_parser().format_help()
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """``--help`` imports no command's module, and ``status`` (the store) neither zeep, requests nor a
+    server: a start of the command line stays cheap (a fresh interpreter, so this is a process)."""
+    probe = (
+        "import sys\nfrom uws_adapter.cli.main import main\n"
+        "for argv in (['--help'], ['status', '--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "    print(sorted(m for m in sys.modules if m.startswith(('uws_adapter.cli.', 'zeep', 'requests', 'waitress',"
+        " 'uvicorn', 'importlib.metadata')) and m.count('.') < 3), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    after_help, after_status = (ast.literal_eval(line) for line in done.stderr.splitlines()[-2:])
+    assert after_help == ["uws_adapter.cli.main", "uws_adapter.cli.options"]
+    assert after_status == ["uws_adapter.cli.db", "uws_adapter.cli.main", "uws_adapter.cli.options",
+                            "uws_adapter.cli.tracking"]  # fmt: skip

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import List
 
 import pytest
+from clirun import run_in_process
 
 REST = {
     "THINGSPACE_CLIENT_ID": "ts-client", "THINGSPACE_CLIENT_SECRET": "ts-secret", "UWS_USERNAME": "uws-user",
@@ -20,11 +20,9 @@ REST = {
 
 
 def run(tmp_path: Path, args: List[str]) -> subprocess.CompletedProcess[str]:
+    """The service's start, in this process (tests/clirun.py): each of these is refused before it serves."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("UWS_", "THINGSPACE_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "uws_adapter", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-        check=False, env={**environment, **REST},
-    )  # fmt: skip
+    return run_in_process(args, tmp_path, {**environment, **REST})
 
 
 @pytest.mark.parametrize(

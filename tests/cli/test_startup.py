@@ -1,5 +1,7 @@
-"""Start-up failures of the services, run as processes: one line on stderr, exit 2 for bad input,
-1 otherwise, no banner, and no database file left behind."""
+"""Start-up failures of the services: one line on stderr, exit 2 for bad input, 1 otherwise, no
+banner, and no database file left behind. A start refused before it binds runs in this process
+(tests/clirun.py stops one that serves after all, failing the test); one that fails to bind, as a
+process."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List
 
 import pytest
+from clirun import run_in_process
 
 #: What each service needs to get as far as listening.
 SERVICE_ENV: Dict[str, str] = {
@@ -28,8 +31,12 @@ SERVICES = {
 WITH_DB = ["receiver-uvicorn", "receiver-waitress", "bridge"]
 
 
-def start(args: List[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def start(args: List[str], cwd: Path, *, process: bool = False) -> subprocess.CompletedProcess[str]:
+    """The service's start: refused before it binds, in this process (tests/clirun.py); with
+    ``process``, as a process (a start that fails after binding leaves its socket to the exit)."""
     environment = {k: v for k, v in os.environ.items() if k != "UWS_ADAPTER_DEBUG"}
+    if not process:
+        return run_in_process(args, cwd, {**environment, **SERVICE_ENV})
     return subprocess.run(
         [sys.executable, "-m", "uws_adapter", *args], cwd=cwd, capture_output=True, text=True,
         env={**environment, **SERVICE_ENV}, timeout=60, check=False,
@@ -60,7 +67,7 @@ def test_a_port_in_use_is_one_line_exit_1_and_leaves_no_database(
     args = [*SERVICES[service], "--port", str(busy_port)]
     if service in WITH_DB:
         args += ["--db", str(tmp_path / "new.db")]
-    result = start(args, tmp_path)
+    result = start(args, tmp_path, process=True)
     assert result.returncode == 1
     assert f"--port: 127.0.0.1:{busy_port} is already in use" in one_line(result)
     assert sorted(os.listdir(tmp_path)) == []
@@ -91,6 +98,7 @@ def test_an_existing_database_is_kept_when_the_start_fails(tmp_path: Path, busy_
     first = start(["receiver", "--server", "waitress", "--port", "99999", "--db", str(database)], tmp_path)
     assert first.returncode == 2
     database.write_bytes(b"")  # a database the user already has
-    result = start(["receiver", "--server", "waitress", "--port", str(busy_port), "--db", str(database)], tmp_path)
+    result = start(["receiver", "--server", "waitress", "--port", str(busy_port), "--db", str(database)], tmp_path,
+                   process=True)  # fmt: skip
     assert result.returncode == 1
     assert database.exists()

@@ -9,11 +9,11 @@ import logging
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
+from clirun import run_in_process
 from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER, ManualClock, client_for
 from servers import SilentServer, WaitressServer, wait_until
 
@@ -229,10 +229,7 @@ def test_the_cli_refuses_over_the_budget_and_force_sends(tmp_path: Path) -> None
         env["UWS_PASSWORD"] = PASSWORD
 
         def run(*extra: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "uws_adapter", *base, *extra], capture_output=True, text=True, env=env,
-                timeout=60, cwd=tmp_path,
-            )  # fmt: skip
+            return run_in_process([*base, *extra], tmp_path, env)
 
         assert run().returncode == 0
         refused = run()

@@ -26,10 +26,12 @@ def _sizes_stored(store: object) -> List[int]:
     return [letter_size(letter.body, letter.content_type, letter.reason) for letter in letters]
 
 
-def test_twenty_thousand_one_byte_letters_stay_under_the_cap(location: str) -> None:
-    cap = 64 * 1024
+def test_four_thousand_one_byte_letters_stay_under_the_cap(location: str) -> None:
+    # Eight groups, each past the cap many times over (the running total is what is tested, not the
+    # count: twenty thousand letters took half a minute on PostgreSQL for the same check).
+    cap = 16 * 1024
     with open_store(location) as store:
-        for start in range(0, 20_000, 500):  # groups, as the receiver commits them
+        for start in range(0, 4_000, 500):  # groups, as the receiver commits them
             outcomes = store.commit_group(
                 [DeadLetterWrite(b"x", "text/xml", f"refused {n}", max_total=cap) for n in range(start, start + 500)]
             )
@@ -39,10 +41,10 @@ def test_twenty_thousand_one_byte_letters_stay_under_the_cap(location: str) -> N
         # Everything a letter stores counts: one body byte is ~80 bytes with its reason and row.
         assert sum(sizes) == totals.bytes <= cap
         assert totals.bytes > cap - max(sizes)  # full, not emptied
-        assert len(sizes) + totals.rotated == 20_000
+        assert len(sizes) + totals.rotated == 4_000
         assert store.counts()["dead_letters"] == len(sizes) < cap // ROW_OVERHEAD
         newest = store.dead_letters(after_id=0, limit=100_000)[-1]
-        assert newest.reason == "refused 19999"  # the newest kept, the oldest rotated out
+        assert newest.reason == "refused 3999"  # the newest kept, the oldest rotated out
 
 
 def test_the_oldest_are_rotated_out_and_a_letter_over_the_cap_alone_is_not_kept(

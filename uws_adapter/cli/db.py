@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import Any, Dict
 
-from uws_adapter.cli.options import Default
+from uws_adapter.cli.options import Build, Default, add_verbs
 from uws_adapter.errors import InputError
 from uws_adapter.store import Backend, describe_store, is_postgres_url, open_store, schema_versions, upgrade_store
 
@@ -49,25 +49,32 @@ def open_db(location: str, *, must_exist: bool = False, **options: Any) -> Backe
     return open_store(location, **options)
 
 
-def add_commands(commands: Any) -> None:
-    db = commands.add_parser(
-        "db",
-        help="the store's schema: upgrade it, or show its version",
-        description="Manage a store's schema. A PostgreSQL store must be upgraded with 'db upgrade' before "
-        "the services of a new release start on it (they refuse an older schema); a SQLite file is upgraded "
-        "in place when opened, and 'db upgrade' does that too.",
-    )
-    actions = db.add_subparsers(dest="db_command", metavar="ACTION")
-    actions.required = True
-    upgrade = actions.add_parser("upgrade", help="bring the store to this release's schema (idempotent)")
+def _upgrade(upgrade: argparse.ArgumentParser) -> None:
     add_db_option(upgrade)
     upgrade.add_argument(
         "--create", action="store_true", help="make a new SQLite store if there is none at --db (else: an error)"
     )
     upgrade.set_defaults(run=_run_upgrade)
-    version = actions.add_parser("version", help="show the store's schema version")
+
+
+def _version(version: argparse.ArgumentParser) -> None:
     add_db_option(version)
     version.set_defaults(run=_run_version)
+
+
+def _db(db: argparse.ArgumentParser) -> None:
+    add_verbs(db, (
+        "Manage a store's schema. A PostgreSQL store must be upgraded with 'db upgrade' before the services of a "
+        "new release start on it (they refuse an older schema); a SQLite file is upgraded in place when opened, "
+        "and 'db upgrade' does that too."
+    ), "db_command", [
+        ("upgrade", "bring the store to this release's schema (idempotent)", _upgrade),
+        ("version", "show the store's schema version", _version),
+    ])  # fmt: skip
+
+
+#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
+COMMANDS: Dict[str, Build] = {"db": _db}
 
 
 def _run_upgrade(args: argparse.Namespace) -> int:

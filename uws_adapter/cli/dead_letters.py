@@ -12,52 +12,62 @@ from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, TextIO
 
 from uws_adapter.cli.db import add_db_option, open_db
+from uws_adapter.cli.options import Build, add_verbs
 from uws_adapter.errors import InputError
 from uws_adapter.logs import printable
 from uws_adapter.redaction import redact
 from uws_adapter.store import Backend, describe_store
 from uws_adapter.store.dead_letters import DeadLetter
 
-__all__ = ["add_commands"]
+__all__ = ["COMMANDS"]
 
 _PAGE = 500
 
 
-def add_commands(commands: Any) -> None:
-    group = commands.add_parser(
-        "dead-letters",
-        help="list, show, export or purge the dead letters (refused documents, given-up relays)",
-        description="The dead letters of a receiver's or bridge's store: refused documents (redacted), "
-        "callbacks whose values could not be stored and handler runs that gave up. They count against "
-        "--dead-letter-max-bytes; past it the oldest are rotated out.",
-    )
-    verbs = group.add_subparsers(dest="verb", metavar="VERB")
-    verbs.required = True
-
-    listing = verbs.add_parser("list", help="one line per letter: id, time (UTC), media type, size, reason")
+def _list_options(listing: argparse.ArgumentParser) -> None:
     add_db_option(listing)
     listing.add_argument("--after", type=int, default=0, metavar="ID", help="only letters after this id")
     listing.add_argument("--limit", type=int, default=100, metavar="N", help="at most N letters")
     listing.add_argument("--json", action="store_true", help="one JSON object per line, without bodies")
     listing.set_defaults(run=_run_list)
 
-    show = verbs.add_parser("show", help="one letter with its body (redacted, control characters escaped)")
+
+def _show_options(show: argparse.ArgumentParser) -> None:
     show.add_argument("letter_id", type=int, metavar="ID")
     add_db_option(show)
     show.set_defaults(run=_run_show)
 
-    export = verbs.add_parser("export", help="every letter as JSON lines, bodies redacted (to --out or stdout)")
+
+def _export_options(export: argparse.ArgumentParser) -> None:
     add_db_option(export)
     export.add_argument("--out", metavar="FILE", help="write to FILE (created; must not exist) instead of stdout")
     export.set_defaults(run=_run_export)
 
-    purge = verbs.add_parser("purge", help="delete letters: --id ID..., --before TIME, or --all")
+
+def _purge_options(purge: argparse.ArgumentParser) -> None:
     add_db_option(purge)
     which = purge.add_mutually_exclusive_group(required=True)
     which.add_argument("--id", type=int, action="append", dest="ids", metavar="ID", help="this letter (repeatable)")
     which.add_argument("--before", metavar="TIME", help="letters kept before TIME (ISO 8601; UTC unless a zone)")
     which.add_argument("--all", action="store_true", help="every letter")
     purge.set_defaults(run=_run_purge)
+
+
+def _dead_letters(group: argparse.ArgumentParser) -> None:
+    add_verbs(group, (
+        "The dead letters of a receiver's or bridge's store: refused documents (redacted), callbacks whose values "
+        "could not be stored and handler runs that gave up. They count against --dead-letter-max-bytes; past it "
+        "the oldest are rotated out."
+    ), "verb", [
+        ("list", "one line per letter: id, time (UTC), media type, size, reason", _list_options),
+        ("show", "one letter with its body (redacted, control characters escaped)", _show_options),
+        ("export", "every letter as JSON lines, bodies redacted (to --out or stdout)", _export_options),
+        ("purge", "delete letters: --id ID..., --before TIME, or --all", _purge_options),
+    ], metavar="VERB")  # fmt: skip
+
+
+#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
+COMMANDS: Dict[str, Build] = {"dead-letters": _dead_letters}
 
 
 def _store(location: str) -> Backend:

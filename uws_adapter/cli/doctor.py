@@ -6,23 +6,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Dict
 
 from uws_adapter.cli.db import DB_VARIABLE
+from uws_adapter.cli.options import Build
 from uws_adapter.cli.provision import add_connection_options, connection_settings
 from uws_adapter.errors import InputError
 from uws_adapter.provisioning.urls import check_base_url
 
 
-def add_commands(commands: Any) -> None:
-    doctor = commands.add_parser(
-        "doctor",
-        help="check URLs, TLS, logins, WSDL, callback listeners, store and clock before the first request",
-        description="Check everything that can be checked without provisioning anything: the URL resolves and "
-        "TLS verifies, UWS LogIn/LogOut (or the REST OAuth2 token and session), the WSDL against the service's "
-        "metadata, the REST callback listeners of --account against --receiver-url, the store's schema, and the "
-        "local clock against the server's. One line per check (PASS, WARN or FAIL with the fix), then a summary. "
-        "Exit 0 when nothing failed, 1 otherwise.",
+def _doctor(doctor: argparse.ArgumentParser) -> None:
+    doctor.description = (
+        "Check everything that can be checked without provisioning anything: the URL resolves and TLS verifies, "
+        "UWS LogIn/LogOut (or the REST OAuth2 token and session), the WSDL against the service's metadata, the REST "
+        "callback listeners of --account against --receiver-url, the store's schema, and the local clock against "
+        "the server's. One line per check (PASS, WARN or FAIL with the fix), then a summary. Exit 0 when nothing "
+        "failed, 1 otherwise."
     )
     add_connection_options(doctor)
     doctor.add_argument("--account", help="the account whose REST callback listeners are checked")
@@ -32,6 +31,10 @@ def add_commands(commands: Any) -> None:
     )
     doctor.add_argument("--json", action="store_true", help="print the checks as one JSON object")
     doctor.set_defaults(run=_run_doctor)
+
+
+#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
+COMMANDS: Dict[str, Build] = {"doctor": _doctor}
 
 
 def _run_doctor(args: argparse.Namespace) -> int:

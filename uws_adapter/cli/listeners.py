@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Dict
 
-from uws_adapter.cli.options import Default
+from uws_adapter.cli.options import Build, Default, add_verbs
 from uws_adapter.cli.provision import add_connection_options, rest_settings
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.rest.client import RestClient
@@ -17,24 +17,12 @@ from uws_adapter.settings.services import check_listener_url
 from uws_adapter.wire import CALLBACK_SERVICES
 
 
-def add_commands(commands: Any) -> None:
-    listeners = commands.add_parser(
-        "listeners",
-        help="register, list and remove REST callback listeners",
-        description="Register, list and remove the REST callback listeners of an account (REST API; the "
-        "settings come from --config and the environment, as for restore and suspend). A service registered "
-        "through UWS must be unregistered there first.",
-    )
-    actions = listeners.add_subparsers(dest="listeners_action", metavar="ACTION")
-    actions.required = True
-
-    register = actions.add_parser(
-        "register",
-        help="register URL as the listener of a callback service for an account",
-        description="Register URL as the listener of a callback service (default CarrierService) for ACCOUNT. "
-        "The carrier sends the listener credentials in every callback; by default they are the ones the "
-        "receiver checks ($UWS_CALLBACK_USERNAME, $UWS_CALLBACK_PASSWORD). Without credentials the registration "
-        "is refused unless --allow-anonymous.",
+def _register(register: argparse.ArgumentParser) -> None:
+    register.description = (
+        "Register URL as the listener of a callback service (default CarrierService) for ACCOUNT. The carrier "
+        "sends the listener credentials in every callback; by default they are the ones the receiver checks "
+        "($UWS_CALLBACK_USERNAME, $UWS_CALLBACK_PASSWORD). Without credentials the registration is refused unless "
+        "--allow-anonymous."
     )
     register.add_argument("account", metavar="ACCOUNT", help="e.g. 0000123456-00001 (keep leading zeros)")
     register.add_argument("url", metavar="URL", help="the listener's full http(s) URL")
@@ -54,23 +42,37 @@ def add_commands(commands: Any) -> None:
     add_connection_options(register, rest_only=True)
     register.set_defaults(run=_run_register)
 
-    listing = actions.add_parser(
-        "list", help="the listeners registered for an account", description="Print the listeners of ACCOUNT."
-    )
+
+def _list(listing: argparse.ArgumentParser) -> None:
+    listing.description = "Print the listeners of ACCOUNT."
     listing.add_argument("account", metavar="ACCOUNT")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     add_connection_options(listing, rest_only=True)
     listing.set_defaults(run=_run_list)
 
-    remove = actions.add_parser(
-        "remove",
-        help="remove the listener of a callback service for an account",
-        description="Remove the listener of a callback service (default CarrierService) for ACCOUNT.",
-    )
+
+def _remove(remove: argparse.ArgumentParser) -> None:
+    remove.description = "Remove the listener of a callback service (default CarrierService) for ACCOUNT."
     remove.add_argument("account", metavar="ACCOUNT")
     remove.add_argument("--service", choices=CALLBACK_SERVICES, default="CarrierService", help="the callback service")
     add_connection_options(remove, rest_only=True)
     remove.set_defaults(run=_run_remove)
+
+
+def _listeners(listeners: argparse.ArgumentParser) -> None:
+    add_verbs(listeners, (
+        "Register, list and remove the REST callback listeners of an account (REST API; the settings come from "
+        "--config and the environment, as for restore and suspend). A service registered through UWS must be "
+        "unregistered there first."
+    ), "listeners_action", [
+        ("register", "register URL as the listener of a callback service for an account", _register),
+        ("list", "the listeners registered for an account", _list),
+        ("remove", "remove the listener of a callback service for an account", _remove),
+    ])  # fmt: skip
+
+
+#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
+COMMANDS: Dict[str, Build] = {"listeners": _listeners}
 
 
 def _client(args: argparse.Namespace) -> RestClient:

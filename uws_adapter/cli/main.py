@@ -1,29 +1,19 @@
 """The ``uws-adapter`` command line.
 
 Every failure prints one line on stderr and exits non-zero (2 for bad input, 1 for anything else);
-set ``UWS_ADAPTER_DEBUG=1`` to see the traceback of an unexpected failure. The commands live in
-:mod:`uws_adapter.cli.provision` (envelope, rest-body, parse, restore, suspend),
-:mod:`uws_adapter.cli.services` (emulator, receiver, bridge), :mod:`uws_adapter.cli.tracking`
-(status, callbacks, wait, demo) and :mod:`uws_adapter.cli.listeners` (listeners register, list,
-remove).
+set ``UWS_ADAPTER_DEBUG=1`` to see the traceback of an unexpected failure. :data:`COMMANDS` says
+which module of this package builds each command (provision, services, tracking, db, dead_letters,
+listeners, wsdl, doctor); only the chosen command's module is imported.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from typing import Any, NoReturn, Optional, Sequence
+from typing import Any, Dict, NoReturn, Optional, Sequence, Tuple, cast
 
-from uws_adapter import __version__
-from uws_adapter.cli import db as cli_db
-from uws_adapter.cli import dead_letters as cli_dead_letters
-from uws_adapter.cli import doctor as cli_doctor
-from uws_adapter.cli import listeners as cli_listeners
-from uws_adapter.cli import provision as cli_provision
-from uws_adapter.cli import services as cli_services
-from uws_adapter.cli import tracking as cli_tracking
-from uws_adapter.cli import wsdl as cli_wsdl
 from uws_adapter.cli.options import HelpFormatter, help_with_default, resolve_defaults
 from uws_adapter.errors import DocumentError, InputError, UwsAdapterError
 from uws_adapter.logs import add_logging_options, configure_from_options
@@ -31,6 +21,32 @@ from uws_adapter.logs import add_logging_options, configure_from_options
 PROG = "uws-adapter"
 EXIT_INPUT = 2
 EXIT_FAILURE = 1
+
+#: Every command: its name, the module of ``uws_adapter.cli`` that builds its parser (the module's
+#: ``COMMANDS`` maps the name to a function that fills the parser in) and its help, which the
+#: top-level ``--help`` lists. A module is imported only when one of its commands is chosen (or the
+#: whole parser is built, for the reference), so that ``status`` does not import zeep and the
+#: servers: the command line starts in a fraction of the time.
+COMMANDS: Tuple[Tuple[str, str, str], ...] = (
+    ("envelope", "provision", "print a ChangeDeviceState SOAP envelope"),
+    ("rest-body", "provision", "print the REST JSON body of a restore or suspend"),
+    ("parse", "provision", "parse a callback (UWS SOAP or REST JSON) and print its JSON form"),
+    ("restore", "provision", "restore devices (UWS or REST) and print the RequestId"),
+    ("suspend", "provision", "suspend devices (UWS or REST) and print the RequestId"),
+    ("emulator", "services", "run the carrier emulator (UWS SOAP and REST) on loopback"),
+    ("receiver", "services", "receive callbacks into a store (needs the receiver extra: waitress, uvicorn)"),
+    ("bridge", "services", "serve the UWS SOAP API to legacy systems and carry it out on the REST API"),
+    ("status", "tracking", "where a request stands, from the store"),
+    ("callbacks", "tracking", "list stored callbacks"),
+    ("wait", "tracking", "wait until every listed device of a request has a callback (or an open-ended one settles)"),
+    ("demo", "tracking", "end to end on loopback: emulator, receiver, suspend and restore a few thousand devices"),
+    ("db", "db", "the store's schema: upgrade it, or show its version"),
+    ("dead-letters", "dead_letters",
+     "list, show, export or purge the dead letters (refused documents, given-up relays)"),
+    ("listeners", "listeners", "register, list and remove REST callback listeners"),
+    ("wsdl", "wsdl", "compare the WSDL we ship with the one a service publishes"),
+    ("doctor", "doctor", "check URLs, TLS, logins, WSDL, callback listeners, store and clock before the first request"),
+)  # fmt: skip
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,7 +74,8 @@ def _finish(parser: argparse.ArgumentParser) -> None:
             for name, sub in action.choices.items():
                 if sub.description is None and helps.get(name):
                     sub.description = str(helps[name])[:1].upper() + str(helps[name])[1:] + "."
-                _finish(sub)
+                if not isinstance(action, _Commands):  # the top level's are finished once built
+                    _finish(sub)
     if leaf and parser.prog != PROG:
         add_logging_options(parser)
     for option in parser._actions:
@@ -66,23 +83,54 @@ def _finish(parser: argparse.ArgumentParser) -> None:
         option.help = help_with_default(option)
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Version(argparse._VersionAction):
+    """``--version``, with the version looked up only when asked for (importlib.metadata is slow to import)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:  # fmt: skip
+        from uws_adapter import __version__
+
+        self.version = f"{PROG} {__version__}"
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """The top-level commands: each parser stays empty until its command is chosen, then its
+    module (:data:`COMMANDS`) is imported and fills it in."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.modules: Dict[str, str] = {}
+
+    def build(self, name: str) -> None:
+        module = self.modules.pop(name, None)
+        if module is not None:
+            sub = self.choices[name]
+            importlib.import_module(f"uws_adapter.cli.{module}").COMMANDS[name](sub)
+            _finish(sub)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:  # fmt: skip
+        self.build(values[0])  # an unknown name is left to argparse's own message
+        super().__call__(parser, namespace, values, option_string)
+
+
+def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
+    """The command line's parser: every command built (for the reference and the tests), or with
+    ``lazy`` only the one that is chosen (:data:`COMMANDS`)."""
     parser = _Parser(prog=PROG, description="Verizon ThingSpace UWS SOAP and REST provisioning adapter.")
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.add_argument("--version", action=_Version)
+    commands = cast(
+        _Commands, parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, action=_Commands)
+    )
     commands.required = True
-    for module in (
-        cli_provision,
-        cli_services,
-        cli_tracking,
-        cli_db,
-        cli_dead_letters,
-        cli_listeners,
-        cli_wsdl,
-        cli_doctor,
-    ):
-        module.add_commands(commands)
+    for name, module, text in COMMANDS:
+        commands.add_parser(name, help=text)
+        commands.modules[name] = module
     _finish(parser)
+    if not lazy:
+        for name, _module, _text in COMMANDS:
+            commands.build(name)
     return parser
 
 
@@ -90,10 +138,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the exit status."""
     arguments = sys.argv[1:] if argv is None else list(argv)
     if not arguments:  # a bare call: the usage and the commands, once, then exit 2
-        sys.stderr.write(build_parser().format_help())
+        sys.stderr.write(build_parser(lazy=True).format_help())
         return EXIT_INPUT
     try:
-        args = build_parser().parse_args(arguments)
+        args = build_parser(lazy=True).parse_args(arguments)
         resolve_defaults(args)
         configure_from_options(args)
         status: int = args.run(args)

@@ -14,16 +14,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from typing import Any, Dict, Mapping, Optional, Type, TypeVar
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type, TypeVar
 
 from uws_adapter.settings.source import Loadable
 
 __all__ = [
-    "Default", "HelpFormatter", "help_with_default", "load_from_options", "option_name", "resolve_defaults",
-    "settings_defaults",
+    "Build", "Default", "HelpFormatter", "add_verbs", "help_with_default", "load_from_options", "option_name",
+    "resolve_defaults", "settings_defaults",
 ]  # fmt: skip
 
 T = TypeVar("T", bound=Loadable)
+#: What fills in a command's parser (its description, options and what it runs).
+Build = Callable[[argparse.ArgumentParser], None]
 #: Words that mark an option whose default is never shown, whatever it is.
 SECRET_WORDS = ("password", "token", "secret", "login")
 
@@ -73,6 +75,23 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> Optional[str]:
         return help_with_default(action)
+
+
+def add_verbs(
+    parser: argparse.ArgumentParser,
+    description: str,
+    dest: str,
+    verbs: Sequence[Tuple[str, str, Build]],
+    metavar: str = "ACTION",
+) -> None:
+    """A command group (``db``, ``listeners``) with its ``description`` and its sub-commands (``db
+    upgrade``, ``listeners list``): one of them is required, each listed with its help and built by
+    its function."""
+    parser.description = description
+    actions = parser.add_subparsers(dest=dest, metavar=metavar, parser_class=type(parser))
+    actions.required = True
+    for name, text, build in verbs:
+        build(actions.add_parser(name, help=text))
 
 
 def option_name(dest: str) -> str:

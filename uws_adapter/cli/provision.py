@@ -7,13 +7,13 @@ import argparse
 import json
 import sys
 from dataclasses import replace
-from typing import Any, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 from uws_adapter.callbacks.rest_json import parse_rest_callback, rest_callback_dict
 from uws_adapter.callbacks.uws_render import render_callback
 from uws_adapter.callbacks.uws_xml import parse_callback
 from uws_adapter.cli.db import DB_VARIABLE, open_db
-from uws_adapter.cli.options import Default
+from uws_adapter.cli.options import Build, Default, add_verbs
 from uws_adapter.cli.preview import add_preview_option, count_text, describe_query, run_preview
 from uws_adapter.config import (
     BACKENDS,
@@ -68,60 +68,68 @@ def _add_billing(parser: argparse.ArgumentParser) -> None:
     )
 
 
+T = TypeVar("T")
+
+
+def _each(texts: List[str], parse: Callable[[str], T], option: str) -> List[T]:
+    """Every value of a repeated option, parsed; an error names the option."""
+    parsed = []
+    for text in texts:
+        try:
+            parsed.append(parse(text))
+        except InputError as exc:
+            raise exc.within(f"{option} ") from None
+    return parsed
+
+
 def _selection(args: argparse.Namespace) -> Selection:
     devices: Optional[List[Device]] = None
     if args.device or args.devices_file:
-        devices = []
-        for text in args.device:
-            try:
-                devices.append(Device.parse(text))
-            except InputError as exc:
-                raise exc.within("--device ") from None
+        devices = _each(args.device, Device.parse, "--device")
         if args.devices_file:
             devices.extend(read_devices_csv(args.devices_file))
-    fields = []
-    for text in args.custom_field:
-        try:
-            fields.append(CustomField.parse(text))
-        except InputError as exc:
-            raise exc.within("--custom-field ") from None
+    fields = _each(args.custom_field, CustomField.parse, "--custom-field")
     return select(devices, account=args.account, group=args.group, service_plan=args.service_plan, custom_fields=fields)
 
 
-def add_commands(commands: Any) -> None:
-    envelope = commands.add_parser(
-        "envelope",
-        help="print a ChangeDeviceState SOAP envelope",
-        description="Print a UWS ChangeDeviceState envelope for a selection (UWS has no withBilling: see rest-body).",
+def _envelope(envelope: argparse.ArgumentParser) -> None:
+    envelope.description = (
+        "Print a UWS ChangeDeviceState envelope for a selection (UWS has no withBilling: see rest-body)."
     )
     envelope.add_argument("action", choices=["restore", "suspend"])
     _add_selection(envelope)
     envelope.add_argument("--token", default=Default("UWS_TOKEN"), help="session token for the v2:token header")
     envelope.set_defaults(run=_run_envelope, with_billing=None)
 
-    body = commands.add_parser(
-        "rest-body",
-        help="print the REST JSON body of a restore or suspend",
-        description="Print the body of POST /m2m/v1/devices/actions/restore|suspend for the same options as "
-        "envelope. A device list may carry --account here (UWS forbids it), and a service plan or custom "
-        "fields may select on their own.",
-    )
-    actions = body.add_subparsers(dest="action", metavar="ACTION", parser_class=type(body))
-    actions.required = True
-    for name in ("restore", "suspend"):
-        action = actions.add_parser(
-            name, help=f"the body of a {name}", description=f"Print the REST JSON body of a {name}."
-        )
+
+def _rest_body_of(name: str) -> Build:
+    def build(action: argparse.ArgumentParser) -> None:
+        action.description = f"Print the REST JSON body of a {name}."
         _add_selection(action)
         if name == "suspend":
             _add_billing(action)
         action.set_defaults(run=_run_rest_body, with_billing=None)
 
-    parse = commands.add_parser(
-        "parse",
-        help="parse a callback (UWS SOAP or REST JSON) and print its JSON form",
-        description="Parse a carrier callback, UWS SOAP XML or REST JSON (detected), and print the JSON "
-        "form of the model, or convert it with --to.",
+    return build
+
+
+def _rest_body(body: argparse.ArgumentParser) -> None:
+    add_verbs(
+        body,
+        (
+            "Print the body of POST /m2m/v1/devices/actions/restore|suspend for the same options as envelope. A "
+            "device list may carry --account here (UWS forbids it), and a service plan or custom fields may select on "
+            "their own."
+        ),
+        "action",
+        [(name, f"the body of a {name}", _rest_body_of(name)) for name in ("restore", "suspend")],
+    )
+
+
+def _parse(parse: argparse.ArgumentParser) -> None:
+    parse.description = (
+        "Parse a carrier callback, UWS SOAP XML or REST JSON (detected), and print the JSON form of the model, or "
+        "convert it with --to."
     )
     parse.add_argument("file", metavar="FILE", help="the callback document, or - for standard input")
     parse.add_argument("--repair", action="store_true", help="mend end tags written </Name/> (old senders)")
@@ -129,13 +137,13 @@ def add_commands(commands: Any) -> None:
     parse.add_argument("--reveal-password", action="store_true", help="print the callback's password instead of ***")
     parse.set_defaults(run=_run_parse)
 
-    for name in ("restore", "suspend"):
-        send = commands.add_parser(
-            name,
-            help=f"{name} devices (UWS or REST) and print the RequestId",
-            description=f"{name.capitalize()} devices through the configured backend (UWS SOAP or REST) and print "
-            "the RequestId. A selection by account, group or filter reaches every matching line, so it asks for "
-            "confirmation unless --yes.",
+
+def _send_of(name: str) -> Build:
+    def build(send: argparse.ArgumentParser) -> None:
+        send.description = (
+            f"{name.capitalize()} devices through the configured backend (UWS SOAP or REST) and print the RequestId. "
+            "A selection by account, group or filter reaches every matching line, so it asks for confirmation "
+            "unless --yes."
         )
         _add_selection(send)
         if name == "suspend":
@@ -162,6 +170,15 @@ def add_commands(commands: Any) -> None:
             help="send a device list even if it takes lines over the daily budget (logged and recorded as forced)",
         )  # fmt: skip
         send.set_defaults(run=_run_send, action=name, with_billing=None)
+
+    return build
+
+
+#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
+COMMANDS: Dict[str, Build] = {
+    "envelope": _envelope, "rest-body": _rest_body, "parse": _parse,
+    "restore": _send_of("restore"), "suspend": _send_of("suspend"),
+}  # fmt: skip
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, rest_only: bool = False) -> None:

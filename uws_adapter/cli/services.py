@@ -24,7 +24,7 @@ from uws_adapter import metrics, runfiles
 from uws_adapter.bridge.address import listen_names
 from uws_adapter.bridge.app import Bridge, LegacyRelay
 from uws_adapter.cli.db import add_db_option, open_db
-from uws_adapter.cli.options import load_from_options, settings_defaults
+from uws_adapter.cli.options import Build, load_from_options, settings_defaults
 from uws_adapter.config import CONFIG_VARIABLE, ENVIRONMENT, Settings, load_settings
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice, generated_devices
@@ -187,21 +187,17 @@ def _add(parser: argparse.ArgumentParser, specs: Sequence[Spec]) -> None:
         parser.add_argument(*flags, **options)
 
 
-def add_commands(commands: Any) -> None:
-    emulator = commands.add_parser(
-        "emulator",
-        help="run the carrier emulator (UWS SOAP and REST) on loopback",
-        description="Run a carrier emulator (UWS SOAP, REST M2M, callbacks) until Ctrl-C.",
-    )
+def _emulator(emulator: argparse.ArgumentParser) -> None:
+    emulator.description = "Run a carrier emulator (UWS SOAP, REST M2M, callbacks) until Ctrl-C."
     _add(emulator, [*_COMMON, *_EMULATOR])
     settings_defaults(emulator, EmulatorSettings)
     emulator.set_defaults(run=_run_emulator)
 
-    receiver = commands.add_parser(
-        "receiver",
-        help="receive callbacks into a store (needs the receiver extra: waitress, uvicorn)",
-        description="Receive UWS SOAP and REST JSON callbacks, store them durably, acknowledge after commit. "
-        f"Ctrl-C (or SIGTERM) closes the store and exits {EXIT_INTERRUPTED}.",
+
+def _receiver(receiver: argparse.ArgumentParser) -> None:
+    receiver.description = (
+        "Receive UWS SOAP and REST JSON callbacks, store them durably, acknowledge after commit. Ctrl-C (or "
+        f"SIGTERM) closes the store and exits {EXIT_INTERRUPTED}."
     )
     _add(receiver, _COMMON)
     add_db_option(receiver)
@@ -209,18 +205,22 @@ def add_commands(commands: Any) -> None:
     settings_defaults(receiver, ReceiverSettings)
     receiver.set_defaults(run=_run_receiver)
 
-    bridge = commands.add_parser(
-        "bridge",
-        help="serve the UWS SOAP API to legacy systems and carry it out on the REST API",
-        description="A UWS SOAP façade (our WSDL) that performs each call on the REST API, and relays REST "
-        "callbacks to the legacy system's SOAP listener until acknowledged. REST credentials come from "
-        f"[uws-adapter] of --config / ${CONFIG_VARIABLE} and the environment, as for restore and suspend.",
+
+def _bridge(bridge: argparse.ArgumentParser) -> None:
+    bridge.description = (
+        "A UWS SOAP façade (our WSDL) that performs each call on the REST API, and relays REST callbacks to the "
+        "legacy system's SOAP listener until acknowledged. REST credentials come from [uws-adapter] of --config / "
+        f"${CONFIG_VARIABLE} and the environment, as for restore and suspend."
     )
     _add(bridge, _COMMON)
     add_db_option(bridge, "bridge.db", variable="UWS_BRIDGE_DB", what="store and relay outbox")
     _add(bridge, _BRIDGE)
     settings_defaults(bridge, BridgeSettings)
     bridge.set_defaults(run=_run_bridge)
+
+
+#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
+COMMANDS: Dict[str, Build] = {"emulator": _emulator, "receiver": _receiver, "bridge": _bridge}
 
 
 def _run_emulator(args: argparse.Namespace) -> int:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Optional, Set
+from typing import Dict, Optional, Set
 
 from uws_adapter.cli.db import add_db_option, open_db
+from uws_adapter.cli.options import Build
 from uws_adapter.errors import InputError, TransportError, install_hint
 from uws_adapter.model.devices import Device, identity
 from uws_adapter.settings.source import whole
@@ -30,24 +31,22 @@ from uws_adapter.tracking import (
 EXIT_FAILURE = 1
 
 
-def add_commands(commands: Any) -> None:
-    status = commands.add_parser(
-        "status",
-        help="where a request stands, from the store",
-        description="Where a request stands, from the store: by the RequestId the carrier gave, or the id a "
-        "request whose outcome is unknown was recorded under (outcome-unknown:...). Devices are written as "
-        "--device takes them; --json times are ISO 8601 UTC.",
+def _status(status: argparse.ArgumentParser) -> None:
+    status.description = (
+        "Where a request stands, from the store: by the RequestId the carrier gave, or the id a request whose "
+        "outcome is unknown was recorded under (outcome-unknown:...). Devices are written as --device takes them; "
+        "--json times are ISO 8601 UTC."
     )
     status.add_argument("request_id", metavar="REQUEST_ID")
     add_db_option(status)
     status.add_argument("--json", action="store_true", help="print JSON (times in ISO 8601 UTC)")
     status.set_defaults(run=_run_status)
 
-    listing = commands.add_parser(
-        "callbacks",
-        help="list stored callbacks",
-        description="List stored callbacks, oldest first, under a header row (or one JSON object per line). "
-        "At most --limit are printed; the last line then says how to see the next ones (--after).",
+
+def _callbacks(listing: argparse.ArgumentParser) -> None:
+    listing.description = (
+        "List stored callbacks, oldest first, under a header row (or one JSON object per line). At most --limit "
+        "are printed; the last line then says how to see the next ones (--after)."
     )
     add_db_option(listing)
     listing.add_argument("--request-id", metavar="REQUEST_ID", help="only this request's callbacks")
@@ -59,33 +58,33 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--json", action="store_true", help="one JSON object per line (the JSON form)")
     listing.set_defaults(run=_run_callbacks)
 
-    wait = commands.add_parser(
-        "wait",
-        help="wait until every listed device of a request has a callback (or an open-ended one settles)",
-        description="Wait for a request's callbacks. A device-list request is complete when every listed "
-        f"device has a callback (exit {COMPLETE}). An account, group or filter request has no known total: it "
-        f"is settled when no callback has come for --settle seconds (exit {SETTLED}), never complete; if not one "
-        f"callback came, exit {NOTHING_ARRIVED}, with what to check. Exit {TIMED_OUT} when --timeout passes first.",
+
+def _wait(wait: argparse.ArgumentParser) -> None:
+    wait.description = (
+        f"Wait for a request's callbacks. A device-list request is complete when every listed device has a callback "
+        f"(exit {COMPLETE}). An account, group or filter request has no known total: it is settled when no callback "
+        f"has come for --settle seconds (exit {SETTLED}), never complete; if not one callback came, exit "
+        f"{NOTHING_ARRIVED}, with what to check. Exit {TIMED_OUT} when --timeout passes first."
     )
     wait.add_argument("request_id", metavar="REQUEST_ID")
     add_db_option(wait)
     wait.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="how long to wait at most")
     wait.add_argument(
-        "--settle",
-        type=float,
-        default=DEFAULT_SETTLE,
-        metavar="SECONDS",
+        "--settle", type=float, default=DEFAULT_SETTLE, metavar="SECONDS",
         help="for account, group and filter requests: quiet time after the last callback that ends the wait",
-    )
+    )  # fmt: skip
     wait.set_defaults(run=_run_wait)
 
-    demo = commands.add_parser(
-        "demo", help="end to end on loopback: emulator, receiver, suspend and restore a few thousand devices"
-    )
+
+def _demo(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--devices", type=int, default=3000, metavar="N", help="emulated lines (1 to 10,000)")
     demo.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS", help="per phase")
     demo.add_argument("--backend", choices=["soap", "rest"], default="soap", help="the API the demo provisions over")
     demo.set_defaults(run=_run_demo)
+
+
+#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
+COMMANDS: Dict[str, Build] = {"status": _status, "callbacks": _callbacks, "wait": _wait, "demo": _demo}
 
 
 def _existing_store(location: str) -> Backend:

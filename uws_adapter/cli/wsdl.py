@@ -7,27 +7,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Dict
 
+from uws_adapter.cli.options import Build, add_verbs
 from uws_adapter.errors import InputError
 
 
-def add_commands(commands: Any) -> None:
-    wsdl = commands.add_parser(
-        "wsdl",
-        help="compare the WSDL we ship with the one a service publishes",
-        description="Work with the service's published WSDL.",
-    )
-    actions = wsdl.add_subparsers(dest="wsdl_action", metavar="ACTION", parser_class=type(wsdl))
-    actions.required = True
-    diff = actions.add_parser(
-        "diff",
-        help="list each difference from our WSDL with its verdict (breaking or benign)",
-        description="Compare the WSDL at SOURCE (a .svc?wsdl URL with its ?wsdl=wsdl0 and ?xsd=xsdN imports, "
-        "a ?singleWsdl URL, or a file) with the WSDL uws-adapter ships: operations, SOAPActions, body and header "
-        "elements, namespaces, member order, minOccurs, nillable, types. Each difference is breaking for our "
-        "client or benign. Only the host SOURCE names is read. Exit 0: nothing breaking; 1: something is; "
-        "2: SOURCE could not be read or the options are wrong.",
+def _diff(diff: argparse.ArgumentParser) -> None:
+    diff.description = (
+        "Compare the WSDL at SOURCE (a .svc?wsdl URL with its ?wsdl=wsdl0 and ?xsd=xsdN imports, a ?singleWsdl URL, "
+        "or a file) with the WSDL uws-adapter ships: operations, SOAPActions, body and header elements, namespaces, "
+        "member order, minOccurs, nillable, types. Each difference is breaking for our client or benign. Only the "
+        "host SOURCE names is read. Exit 0: nothing breaking; 1: something is; 2: SOURCE could not be read or the "
+        "options are wrong."
     )
     diff.add_argument("source", metavar="SOURCE", help="the service's WSDL URL, or a file")
     diff.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -36,6 +28,16 @@ def add_commands(commands: Any) -> None:
     diff.add_argument("--max-bytes", type=int, default=4 * 1024 * 1024, metavar="BYTES",
                       help="largest document accepted")  # fmt: skip
     diff.set_defaults(run=_run_diff)
+
+
+def _wsdl(wsdl: argparse.ArgumentParser) -> None:
+    add_verbs(wsdl, "Work with the service's published WSDL.", "wsdl_action", [
+        ("diff", "list each difference from our WSDL with its verdict (breaking or benign)", _diff),
+    ])  # fmt: skip
+
+
+#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
+COMMANDS: Dict[str, Build] = {"wsdl": _wsdl}
 
 
 def _run_diff(args: argparse.Namespace) -> int:
