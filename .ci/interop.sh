@@ -6,8 +6,10 @@
 #  2. warms npm's cache with the node-soap version the suite pins (tests/interop/clients/js), so a
 #     registry that cannot be reached fails here, by name;
 #  3. runs the suite with CI=true: a client that is missing fails the run instead of being skipped.
+#  The vendor's REST SDK is pip-installed once per machine into ~/.cache/uws-adapter
+#  (tests/interop/vendor_sdk.py; the suite installs it there itself when it is missing).
 # The suite itself builds each client from the WSDL our server serves, into a temp folder per run
-# (wsimport output, npm install, the vendor SDK's pip install, the .NET proxies and mcs builds).
+# (wsimport output, npm install, the .NET proxies and mcs builds).
 # Idempotent; works as root on a fresh Debian machine.
 # Usage: .ci/interop.sh [--install-only] [extra pytest args]
 #   --install-only: steps 1 and 2 only, for a CI that runs the suite within its normal test command
@@ -72,6 +74,9 @@ soap_version=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["
   tests/interop/clients/js/package-lock.json)
 npm cache add "soap@${soap_version}" --no-audit --no-fund >/dev/null
 echo "soap@${soap_version} cached"
+
+step "the vendor's REST SDK, as pinned in tests/interop/clients/py/vendor-sdk-requirements.txt"
+echo "installed in $(python3 tests/interop/vendor_sdk.py)"
 if [ "$install_only" = true ]; then
   step "clients installed in $(( $(date +%s) - started )) s"
   exit 0

@@ -25,16 +25,19 @@ CARRIER_DOCS = DATA / "thingspace-docs"
 Shape = Tuple[str, str, List["Shape"]]
 
 # Hypothesis profiles. "ci" runs every property test at its full example count (what `examples`
-# is given); "dev" runs a tenth of it, for a quick run while working. HYPOTHESIS_PROFILE picks one
-# and "ci" is the default; under CI=true it is always "ci", so CI never runs fewer examples.
-# Both are derandomized: a failure found once is found again on every run and machine.
-PROFILES = {"ci": 1.0, "dev": 0.1}
+# is given); "dev" runs a tenth of it, for a quick run while working; "deep" five times it, for a
+# fuzzing session before a release (its examples differ from ci's: more of them, another seed
+# stream). HYPOTHESIS_PROFILE picks one and "ci" is the default; under CI=true it is never "dev".
+# ci and dev are derandomized: a failure found once is found again on every run and machine; deep
+# prints the blob that reproduces what it finds (@reproduce_failure) and keeps no example database.
+PROFILES = {"ci": 1.0, "dev": 0.1, "deep": 5.0}
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("dev", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("deep", derandomize=False, database=None, deadline=None, print_blob=True)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or "ci"
 if PROFILE not in PROFILES:
     raise pytest.UsageError(f"HYPOTHESIS_PROFILE={PROFILE!r}: unknown profile; use one of {', '.join(PROFILES)}")
-if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
+if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes") and PROFILE == "dev":
     PROFILE = "ci"
 settings.load_profile(PROFILE)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Set, Tuple
 
 import pytest
+import vendor_sdk
 from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER
 from interop_harness import (
     CLIENTS,
@@ -40,21 +41,15 @@ SDK_STEPS = (
 
 
 @pytest.fixture(scope="session")
-def sdk_path(tmp_path_factory: pytest.TempPathFactory) -> Optional[Path]:
-    """Where the SDK is importable from: None when this interpreter has it, else a pip install of
-    the pinned version into this run's temp folder."""
+def sdk_path() -> Optional[Path]:
+    """Where the SDK is importable from: None when this interpreter has it, else the pinned version
+    installed once per machine (:mod:`vendor_sdk`)."""
     if subprocess.run([sys.executable, "-c", "import verizon"], capture_output=True, check=False).returncode == 0:
         return None
-    target = tmp_path_factory.mktemp("vendor-sdk")
-    requirements = CLIENTS / "py" / "vendor-sdk-requirements.txt"
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target", str(target),
-         "-r", str(requirements)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        unavailable(f"pip could not install {requirements.read_text().strip()}: {done.stderr[-2000:]}")
-    return target
+    folder, problem = vendor_sdk.install()
+    if problem:
+        unavailable(f"pip could not install {vendor_sdk.REQUIREMENTS.read_text().strip()}: {problem}")
+    return folder
 
 
 def test_the_vendor_rest_sdk_against_the_emulator(sdk_path: Optional[Path]) -> None:

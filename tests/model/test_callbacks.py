@@ -208,7 +208,7 @@ def _only_parse_errors(parse: Any, data: Any) -> None:
     assert isinstance(result, CallbackRequest)
 
 
-@settings(max_examples=examples(2500), suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1000), suppress_health_check=[HealthCheck.too_slow])
 @given(any_input)
 def test_fuzz_soap_parser_raises_only_parse_errors(data: Any) -> None:
     if isinstance(data, dict):
@@ -217,7 +217,7 @@ def test_fuzz_soap_parser_raises_only_parse_errors(data: Any) -> None:
     _only_parse_errors(lambda d: parse_callback(d, repair=True), data)
 
 
-@settings(max_examples=examples(2500), suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1000), suppress_health_check=[HealthCheck.too_slow])
 @given(any_input)
 def test_fuzz_rest_parser_raises_only_parse_errors(data: Any) -> None:
     _only_parse_errors(parse_rest_callback, data)
