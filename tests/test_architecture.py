@@ -78,7 +78,7 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
         "wire",
         "xmlsafe",
     ),
-    "settings": _units("bridge", "callbacks", "emulator", "errors", "provisioning", "store", "wire", "xmlsafe"),
+    "settings": _units("callbacks", "emulator", "errors", "provisioning", "soap", "store", "wire", "xmlsafe"),
     "config": _units("errors", "provisioning", "rest", "settings", "store", "uws", "wire"),
     "netcheck": _units("errors", "provisioning", "redaction"),
     "wsdldiff": _units("errors", "netcheck", "provisioning", "redaction", "soap", "xmlsafe"),

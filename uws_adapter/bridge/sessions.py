@@ -31,6 +31,7 @@ from typing import Callable, Optional, Tuple, TypeVar
 
 from uws_adapter.errors import Code, InputError, Refused, UwsAdapterError
 from uws_adapter.soap.sessions import (
+    DEFAULT_LOCKOUT,
     KEEP_EXPIRED,
     MAX_SESSIONS,
     LoginThrottle,
@@ -46,8 +47,6 @@ __all__ = ["DEFAULT_LOCKOUT", "StoredSessions"]
 log = logging.getLogger("uws_adapter.bridge")
 T = TypeVar("T")
 
-#: The longest a client address that keeps failing LogIns waits between attempts by default.
-DEFAULT_LOCKOUT = 30 * 60.0
 #: How often, at most, a process purges sessions expired over a day ago (when one opens).
 PURGE_EVERY = 60.0
 _UNEXPECTED = Code.UNEXPECTED  # [doc]

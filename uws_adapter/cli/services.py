@@ -18,29 +18,26 @@ import socket
 import sys
 import threading
 from dataclasses import replace
-from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Sequence, Tuple, TypeVar
 
 from uws_adapter import metrics, runfiles
-from uws_adapter.bridge.address import listen_names
-from uws_adapter.bridge.app import Bridge, LegacyRelay
 from uws_adapter.cli.db import add_db_option, open_db
 from uws_adapter.cli.options import Build, load_from_options, settings_defaults
-from uws_adapter.config import CONFIG_VARIABLE, ENVIRONMENT, Settings, load_settings
-from uws_adapter.config import connect as connect_backend
-from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice, generated_devices
-from uws_adapter.emulator.http import Emulator
-from uws_adapter.emulator.lines import seed_lines, seeds
 from uws_adapter.errors import InputError, UwsAdapterError, install_hint
 from uws_adapter.logs import worker_environment
-from uws_adapter.model.devices import read_devices_csv
 from uws_adapter.receiver.app import server_options
 from uws_adapter.receiver.wsgi import build_receiver
 from uws_adapter.redaction import masked_url
-from uws_adapter.rest.client import RestClient
 from uws_adapter.settings.receiver import WORKER_SETTINGS_VARIABLE, ReceiverSettings
 from uws_adapter.settings.services import BridgeSettings, EmulatorSettings, login_pair
+from uws_adapter.settings.source import CONFIG_VARIABLE
 from uws_adapter.store import describe_store, is_postgres_url
 from uws_adapter.wire import CALLBACK_SERVICES
+
+if TYPE_CHECKING:
+    from uws_adapter.bridge.app import Bridge
+    from uws_adapter.config import Settings
+    from uws_adapter.rest.client import RestClient
 
 #: The exit status of a service stopped by Ctrl-C or SIGTERM (the shell's for SIGINT).
 EXIT_INTERRUPTED = 130
@@ -224,6 +221,13 @@ COMMANDS: Dict[str, Build] = {"emulator": _emulator, "receiver": _receiver, "bri
 
 
 def _run_emulator(args: argparse.Namespace) -> int:
+    # Imported here, as in _run_bridge: a receiver's process (the one most often started) loads
+    # neither the emulator nor requests.
+    from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice, generated_devices
+    from uws_adapter.emulator.http import Emulator
+    from uws_adapter.emulator.lines import seed_lines, seeds
+    from uws_adapter.model.devices import read_devices_csv
+
     settings = load_from_options(EmulatorSettings, args)
     name, password = login_pair(settings.user)
     client_id, secret = login_pair(settings.client)
@@ -491,6 +495,8 @@ def _unlock_bridge_login(settings: BridgeSettings) -> int:
 
 
 def _rest_settings(args: argparse.Namespace) -> Settings:
+    from uws_adapter.config import ENVIRONMENT, load_settings
+
     """The bridge's REST login: [uws-adapter] of the same settings file, and the environment."""
     rest = replace(load_settings(getattr(args, "config", None)), backend="rest")
     if not (rest.client_id and rest.client_secret and rest.username and rest.password):
@@ -504,6 +510,11 @@ def _rest_settings(args: argparse.Namespace) -> Settings:
 
 
 def _run_bridge(args: argparse.Namespace) -> int:
+    from uws_adapter.bridge.address import listen_names
+    from uws_adapter.bridge.app import Bridge, LegacyRelay
+    from uws_adapter.config import connect as connect_backend
+    from uws_adapter.rest.client import RestClient
+
     settings = load_from_options(BridgeSettings, args)
     _check_db(settings.db)
     if settings.unlock:

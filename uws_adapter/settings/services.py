@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional, Tuple
 
-from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT
 from uws_adapter.errors import InputError
 from uws_adapter.settings.receiver import (
     CONNECTION_OPTIONS,
@@ -19,6 +18,7 @@ from uws_adapter.settings.receiver import (
     port_option,
 )
 from uws_adapter.settings.source import Loadable, Option, flag, names, number, text, whole
+from uws_adapter.soap.sessions import DEFAULT_LOCKOUT
 from uws_adapter.wire import CALLBACK_SERVICES
 
 __all__ = ["BridgeSettings", "EmulatorSettings", "check_listener_url", "login_pair"]

@@ -29,8 +29,8 @@ from typing import Callable, Optional, Tuple
 from uws_adapter.errors import Code, InputError, Refused
 
 __all__ = [
-    "FREE_FAILURES", "KEEP_EXPIRED", "MAX_SESSIONS", "MAX_THROTTLED", "THROTTLED_CODE", "IdleSessions",
-    "LoginThrottle", "LoginVerdict", "SessionVerdict", "check_session", "client_key", "login_refusal",
+    "DEFAULT_LOCKOUT", "FREE_FAILURES", "KEEP_EXPIRED", "MAX_SESSIONS", "MAX_THROTTLED", "THROTTLED_CODE",
+    "IdleSessions", "LoginThrottle", "LoginVerdict", "SessionVerdict", "check_session", "client_key", "login_refusal",
     "session_refusal", "session_verdict",
 ]  # fmt: skip
 
@@ -38,6 +38,8 @@ __all__ = [
 KEEP_EXPIRED = 24 * 3600.0
 #: Sessions an in-memory :class:`IdleSessions` keeps at most (the least recently used go first).
 MAX_SESSIONS = 100_000
+#: The longest a client address that keeps failing LogIns waits between attempts by default.
+DEFAULT_LOCKOUT = 30 * 60.0
 #: Failures in a row a key makes before it must wait: UWS locks after five [doc].
 FREE_FAILURES = 5
 #: Keys a :class:`LoginThrottle` remembers at most (about 100 bytes each).
