@@ -171,7 +171,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_report_header() -> str:
-    return f"hypothesis profile: {PROFILE} (HYPOTHESIS_PROFILE=dev for a quick run; CI=true forces ci)"
+    return f"hypothesis profile: {PROFILE} (HYPOTHESIS_PROFILE=dev for a quick run, deep to fuzz; CI=true never runs dev)"
 
 
 class ManualClock:
