@@ -61,10 +61,12 @@ SLOW = (
     "bridge/test_bridge_hardening.py::test_the_bridge_command_checks_the_host",
     "bridge/test_bridge_hardening.py::test_unlock_says_nothing_is_locked_in_the_store",
     "bridge/test_bridge_postgres.py::test_a_bridge_pair_relays_each_callback_once",
+    "bridge/test_relay.py::test_a_relay_to_a_trickling_listener_ends_at_its_deadline",
     "bridge/test_relay.py::test_a_trickling_listener_does_not_hold_back_relays_to_another",
     "bridge/test_relay.py::test_after_a_kill_9_only_the_runs_in_flight_wait_for_their_lease",
     "bridge/test_relay.py::test_two_bridges_on_one_store_with_a_short_lease_and_slow_answers_relay_each_callback_once",
     "cli/test_cli.py::test_an_account_selection_needs_yes",
+    "cli/test_cli.py::test_connection_refused_and_a_wrong_endpoint_are_said_in_words",
     "cli/test_cli.py::test_parse_repair_and_conversion_from_stdin",
     "cli/test_cli.py::test_the_bridge_command_serves_legacy_soap_over_rest_until_interrupted",
     "cli/test_cli.py::test_the_emulator_command_serves_until_interrupted",
@@ -81,6 +83,7 @@ SLOW = (
     "cli/test_tracking.py::test_status_callbacks_and_wait_commands",
     "cli/test_tracking.py::test_wait_on_an_open_ended_request_exits_3_when_settled",
     "cli/test_tracking.py::test_wait_times_out_with_a_clear_error",
+    "cli/test_trial_defects.py::test_an_unknown_outcome_prints_the_recorded_id_status_accepts",
     "cli/test_trial_defects.py::test_the_bridge_replaces_another_listener_only_with_replace",
     "emulator/test_emulator_seeding.py::test_the_emulator_command_seeds_lines_that_queries_match",
     "interop/test_dotnet.py",
@@ -108,6 +111,7 @@ SLOW = (
     "serving/test_header_limits.py::test_endless_headers_are_refused_431_with_memory_flat_and_callbacks_served",
     "serving/test_header_limits.py::test_too_many_header_fields_or_a_long_line_get_431_and_close",
     "soap/test_server_http.py::test_chunked_bodies_of_any_size_keep_the_connection_usable",
+    "store/test_budget_summary.py::test_the_summary_never_clears_a_line_the_rows_count_over",
     "store/test_dead_letters.py::test_four_thousand_one_byte_letters_stay_under_the_cap",
     "store/test_store.py::test_concurrent_writers_are_all_committed[postgres",
     "store/test_store.py::test_iterating_events_in_pages",
@@ -117,11 +121,17 @@ SLOW = (
     "test_doctor.py::test_a_self_signed_server_is_named_and_passes_once_trusted",
     "test_examples.py::test_the_example_runs[README.md",
     "test_init.py::test_the_bridge_and_our_soap_server_never_import_zeep_or_the_uws_client",
+    "test_init.py::test_the_compatibility_modules_warn_and_name_their_new_home",
+    "test_init.py::test_the_receiver_side_never_imports_zeep_requests_or_the_emulator",
     "test_layout.py::test_retiring_uws_means_deleting_the_uws_client_the_emulator_uws_front_and_the_cli_uws_commands",
+    "test_logs.py::test_an_unknown_log_level_is_refused_in_one_line",
     "test_logs.py::test_bridge_command_logs_access_lines_faults_and_its_rest_documents_redacted",
+    "test_logs.py::test_importing_the_package_adds_no_handler_and_shows_nothing",
     "test_logs.py::test_receiver_command_logs_json_access_lines",
     "test_metrics.py::test_a_two_worker_uvicorn_receiver_reports_the_sum_of_both",
+    "test_metrics.py::test_the_bridge_reports_its_rest_client_and_its_relay",
     "test_metrics.py::test_the_readme_sample_scrape_is_what_a_bridge_serves",
+    "test_metrics.py::test_without_prometheus_client_the_functions_do_nothing",
     "test_secret_scan.py::test_the_secret_scan_fails_a_run_that_leaks",
 )
 
@@ -171,7 +181,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_report_header() -> str:
-    return f"hypothesis profile: {PROFILE} (HYPOTHESIS_PROFILE=dev for a quick run, deep to fuzz; CI=true never runs dev)"
+    return (
+        f"hypothesis profile: {PROFILE} (HYPOTHESIS_PROFILE=dev for a quick run, deep to fuzz; CI=true never runs dev)"
+    )
 
 
 class ManualClock:
