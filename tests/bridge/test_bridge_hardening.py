@@ -360,13 +360,19 @@ def test_logout_ends_the_session_for_good(tmp_path: Path) -> None:
         ).endswith("SessionToken.Invalid")
 
 
-def post_login(url: str, user: str, password: str, source: str = "127.0.0.1") -> Tuple[int, bytes]:
-    """A SOAP LogIn sent from the loopback address ``source``: its status and body bytes."""
+def post_login(
+    url: str, user: str, password: str, source: str = "127.0.0.1", forwarded_for: Optional[str] = None
+) -> Tuple[int, bytes]:
+    """A SOAP LogIn sent from the loopback address ``source`` (with an ``X-Forwarded-For``, as a
+    reverse proxy sends it): its status and body bytes."""
     request = build_login(user, password, base_url=f"{url}/api/v2")
     port = int(url.rpartition(":")[2])
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    headers = dict(request.headers)
+    if forwarded_for is not None:
+        headers["X-Forwarded-For"] = forwarded_for
     try:
-        connection.request("POST", "/api/v2/SessionService.svc", body=request.body, headers=dict(request.headers))
+        connection.request("POST", "/api/v2/SessionService.svc", body=request.body, headers=headers)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -438,6 +444,27 @@ def test_a_thousand_wrong_passwords_from_one_address_never_stop_the_legacy_syste
             status, body = post_login(url, LEGACY_USER, LEGACY_PASSWORD, source="127.0.0.1")
             assert status == 200, body
         assert store.writes == writes_before + 3  # one per session opened
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["proxy-trusted", "proxy-not-trusted"])
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_delay(tmp_path: Path, trusted: bool) -> None:
+    proxy = "127.0.0.9"  # the reverse proxy every request comes through
+    options: Dict[str, Any] = {"clock": Clock(), "trusted_proxies": [proxy] if trusted else []}
+    with Emulator() as emulator, running_bridge(tmp_path / "b.db", emulator.rest_url, **options) as (_, url):
+        for attempt in range(FREE_FAILURES + 2):
+            post_login(url, LEGACY_USER, f"guess-{attempt}", source=proxy, forwarded_for="198.51.100.66")
+        # The legacy system behind the same proxy: its own key when the proxy is trusted; else it
+        # shares the proxy's, and waits with the guesser.
+        status, body = post_login(url, LEGACY_USER, LEGACY_PASSWORD, source=proxy, forwarded_for="198.51.100.7")
+        if trusted:
+            assert status == 200, body
+        else:
+            assert code_of(body) == "SessionService.REQUEST_FAILED.AccountLocked"
+        # A client that names itself in the header, in front of what the proxy appended, is not believed.
+        status, body = post_login(
+            url, LEGACY_USER, LEGACY_PASSWORD, source=proxy, forwarded_for="198.51.100.7, 198.51.100.66"
+        )
+        assert code_of(body) == "SessionService.REQUEST_FAILED.AccountLocked"
 
 
 def test_known_and_unknown_names_get_byte_identical_answers(tmp_path: Path) -> None:

@@ -363,3 +363,15 @@ def test_the_bridge_command_serves_legacy_soap_over_rest_until_interrupted(tmp_p
             _, stderr = process.communicate(timeout=10)
         assert process.returncode in (0, 130)  # waitress ends its loop cleanly on SIGINT
         assert "Traceback" not in stderr
+
+
+def test_a_trusted_proxy_that_is_not_an_address_is_one_line_exit_2(tmp_path: Path) -> None:
+    result = run(
+        ["bridge", "--legacy-login", "legacy:pw", "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "proxy.lan",
+         "--db", str(tmp_path / "b.db")],
+        tmp_path, UWS_CALLBACK_USERNAME="cb", UWS_CALLBACK_PASSWORD="cb-secret",
+    )  # fmt: skip
+    assert result.returncode == 2, result
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "--trusted-proxy: 'proxy.lan' is not an IP address or network" in result.stderr
+    assert not (tmp_path / "b.db").exists()

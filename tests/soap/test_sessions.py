@@ -15,10 +15,13 @@ from uws_adapter.soap.sessions import (
     IdleSessions,
     LoginThrottle,
     LoginVerdict,
+    MAX_FORWARDED,
     SessionVerdict,
+    client_address,
     client_key,
     login_refusal,
     session_verdict,
+    trusted_networks,
 )
 
 
@@ -134,3 +137,40 @@ def test_in_memory_sessions_are_bounded() -> None:
     clock.now += 60 + KEEP_EXPIRED + 1
     sessions.open()  # and whatever no verdict needs goes when another opens
     assert len(sessions._last_use) == 1
+
+
+PROXIES = trusted_networks(["10.0.0.5", "fd00::/64"])
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        pytest.param("203.0.113.9", "198.51.100.7", "203.0.113.9", id="an-untrusted-peer-is-the-client"),
+        pytest.param("10.0.0.5", None, "10.0.0.5", id="a-trusted-peer-without-the-header"),
+        pytest.param("10.0.0.5", "198.51.100.7", "198.51.100.7", id="what-the-proxy-saw"),
+        pytest.param("10.0.0.5", "1.2.3.4, 198.51.100.7", "198.51.100.7", id="the-client-s-own-entries-are-ignored"),
+        pytest.param("10.0.0.5", "198.51.100.7, fd00::9", "198.51.100.7", id="a-chain-of-trusted-proxies"),
+        pytest.param("fd00::1", "2001:db8::1", "2001:db8::1", id="ipv6"),
+        pytest.param("::ffff:10.0.0.5", "198.51.100.7", "198.51.100.7", id="an-ipv4-mapped-peer"),
+        pytest.param("10.0.0.5", "198.51.100.7, not-an-address", "10.0.0.5", id="a-malformed-entry-keys-the-proxy"),
+        pytest.param("10.0.0.5", "10.0.0.5, fd00::2", "10.0.0.5", id="only-proxies"),
+        pytest.param("10.0.0.5", "198.51.100.7" + ", 10.0.0.5" * MAX_FORWARDED, "10.0.0.5", id="past-the-bound"),
+    ],
+)
+def test_the_client_address_behind_trusted_proxies(peer: str, forwarded: str, expected: str) -> None:
+    assert client_address(peer, forwarded, PROXIES) == expected
+
+
+def test_without_trusted_proxies_the_header_is_never_read() -> None:
+    assert client_address("10.0.0.5", "198.51.100.7", ()) == "10.0.0.5"
+
+
+def test_a_long_forwarded_header_is_read_from_its_end_only() -> None:
+    header = ", ".join(["1.1.1.1"] * 100_000) + ", 198.51.100.7"
+    assert client_address("10.0.0.5", header, PROXIES) == "198.51.100.7"
+
+
+@pytest.mark.parametrize("value", ["nonsense", "10.0.0.300", "10.0.0.0/33"])
+def test_a_trusted_proxy_that_is_not_an_address_is_refused_by_name(value: str) -> None:
+    with pytest.raises(InputError, match=r"--trusted-proxy: .* is not an IP address or network"):
+        trusted_networks([value], "--trusted-proxy")

@@ -51,6 +51,7 @@ from uws_adapter.receiver.app import Receiver
 from uws_adapter.receiver.handlers import DEFAULT_HANDLER_LEASE, DEFAULT_HANDLER_WORKERS
 from uws_adapter.rest.client import RestClient
 from uws_adapter.soap.server import SoapServer
+from uws_adapter.soap.sessions import client_address, trusted_networks
 from uws_adapter.store.interfaces import BridgeStore, StoredEvent
 from uws_adapter.xmlsafe import MAX_BYTES
 
@@ -147,7 +148,10 @@ class Bridge:
 
     Legacy sessions are kept in ``store`` (see :mod:`uws_adapter.bridge.sessions`); an address
     that keeps failing LogIns waits a doubling delay of at most ``lockout`` seconds (None: no bound);
-    ``clock`` is the wall clock they are timed by. The WSDL's address is
+    ``clock`` is the wall clock they are timed by. Behind a reverse proxy, name it in
+    ``trusted_proxies`` (addresses or networks): a request from one is keyed by the address its
+    ``X-Forwarded-For`` gives (:func:`~uws_adapter.soap.sessions.client_address`), else every system
+    behind it would share one delay. The WSDL's address is
     ``public_url``, else the request's Host when it is one of ``allowed_hosts`` (default: the
     loopback names of the port it came in on; see :meth:`allow_hosts`)."""
 
@@ -170,6 +174,7 @@ class Bridge:
         lockout: Optional[float] = DEFAULT_LOCKOUT,
         clock: Callable[[], float] = time.time,
         repair: bool = False,
+        trusted_proxies: Sequence[str] = (),
     ) -> None:
         if not legacy_users or not all(
             isinstance(k, str) and k and isinstance(v, str) and v for k, v in legacy_users.items()
@@ -196,9 +201,13 @@ class Bridge:
             self.allow_hosts(allowed_hosts)
         self._lock = threading.Lock()
         self.counters: Dict[str, int] = {"logins": 0, "requests": 0, "faults": 0}
+        self.trusted_proxies = proxies = trusted_networks(trusted_proxies, "trusted_proxies")
         self.soap = SoapServer(
-            self, address=self._address, max_body=MAX_REQUEST_BYTES, count=self._count, refusal=_refusal
-        )
+            self, address=self._address, max_body=MAX_REQUEST_BYTES, count=self._count, refusal=_refusal,
+            client=lambda environ: client_address(
+                str(environ.get("REMOTE_ADDR") or ""), environ.get("HTTP_X_FORWARDED_FOR"), proxies
+            ),
+        )  # fmt: skip
         self._router = Router([(SOAP_PREFIX, self.soap)], self.receiver)
 
     def close(self) -> None:
@@ -220,8 +229,11 @@ class Bridge:
             )
 
     def server_options(self, **options: Any) -> Dict[str, Any]:
-        """waitress options: the body cap covers the largest SOAP request."""
-        return {"max_request_body_size": MAX_REQUEST_BYTES, "ident": "uws-adapter-bridge", **options}
+        """waitress options: the body cap covers the largest SOAP request. With trusted proxies,
+        waitress keeps ``X-Forwarded-For`` for us (it drops it from anyone it was not told to
+        trust; its own proxy support takes one address, not networks)."""
+        kept = {"clear_untrusted_proxy_headers": False} if self.trusted_proxies else {}
+        return {"max_request_body_size": MAX_REQUEST_BYTES, "ident": "uws-adapter-bridge", **kept, **options}
 
     # WSGI --------------------------------------------------------------------------------------
 

@@ -171,6 +171,9 @@ _BRIDGE: List[Spec] = [
        metavar="NAME:PORT"),
     _o("--lockout-seconds", "the longest a client address that keeps failing legacy LogIns must wait before its "
        "next (0: no bound)", metavar="SECONDS"),
+    _o("--trusted-proxy", "a reverse proxy in front of the bridge (address or network, repeatable): the LogIn "
+       "throttle keys its requests by the client its X-Forwarded-For names", action="append",
+       metavar="ADDRESS[/BITS]"),
     _o("--unlock", argparse.SUPPRESS, metavar="NAME"),  # nothing is locked in the store any more
     _o("--threads", "waitress worker threads"),
     _REPAIR,
@@ -538,7 +541,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
                 rest, store, legacy_users={legacy_name: legacy_password}, relay=relay,
                 callback_username=settings.username, callback_password=settings.password,
                 public_url=settings.public_url, lockout=settings.lockout_seconds or None, repair=settings.repair,
-                handler_lease=settings.handler_lease,
+                handler_lease=settings.handler_lease, trusted_proxies=settings.trusted_proxy,
             )  # fmt: skip
             options = app.server_options(host=settings.host, port=settings.port, threads=settings.threads)
             server: Any = None

@@ -18,7 +18,7 @@ from uws_adapter.settings.receiver import (
     port_option,
 )
 from uws_adapter.settings.source import Loadable, Option, flag, names, number, text, whole
-from uws_adapter.soap.sessions import DEFAULT_LOCKOUT
+from uws_adapter.soap.sessions import DEFAULT_LOCKOUT, trusted_networks
 from uws_adapter.wire import CALLBACK_SERVICES
 
 __all__ = ["BridgeSettings", "EmulatorSettings", "check_listener_url", "login_pair"]
@@ -52,6 +52,13 @@ def _soap_action(value: Any, origin: str) -> Optional[str]:
     return check_soap_action(value, origin)
 
 
+def _networks(value: Any, origin: str) -> Tuple[str, ...]:
+    """Addresses or networks (``10.0.0.5``, ``10.0.0.0/8``), checked and kept as written."""
+    found = names()(value, origin)
+    trusted_networks(found, origin)
+    return tuple(found)
+
+
 def login_pair(value: str) -> Tuple[str, str]:
     """A checked NAME:PASSWORD as (name, password)."""
     name, _, password = value.partition(":")
@@ -80,6 +87,7 @@ class BridgeSettings(Loadable, ConnectionBounds):
         Option("public_url", None, _listener),
         Option("allowed_host", None, names()),
         Option("lockout_seconds", None, number(0)),
+        Option("trusted_proxy", None, _networks),
         Option("unlock"),
         Option("threads", None, whole(1, 1000, "a number of threads")),
         Option("repair", None, flag),
@@ -109,6 +117,8 @@ class BridgeSettings(Loadable, ConnectionBounds):
     allowed_host: Tuple[str, ...] = ()
     #: The longest a client address that keeps failing legacy LogIns waits before its next; 0: no bound.
     lockout_seconds: float = DEFAULT_LOCKOUT
+    #: Reverse proxies whose X-Forwarded-For names the client a LogIn throttle is keyed by.
+    trusted_proxy: Tuple[str, ...] = ()
     #: Kept for old command lines: refused with the reason (nothing is locked in the store any more).
     unlock: Optional[str] = None
     threads: int = 16

@@ -337,8 +337,10 @@ class SoapServer:
         max_body: int,
         count: Callable[[str], None] = lambda name: None,
         refusal: Callable[[Exception], Optional[Refused]] = lambda exc: None,
+        client: Callable[[Mapping[str, Any]], str] = lambda environ: str(environ.get("REMOTE_ADDR") or ""),
     ) -> None:
         self.operations = operations
+        self.client = client
         self.address = address
         self.max_body = max_body
         self.rules = body_rules(max_body)
@@ -374,7 +376,7 @@ class SoapServer:
         self.count("requests")
         try:
             call = read_call(service, body, max_bytes=self.max_body, soap_action_header=environ.get("HTTP_SOAPACTION"))
-            return Answer(200, CONTENT_TYPE, dispatch(self.operations, call, str(environ.get("REMOTE_ADDR") or "")))
+            return Answer(200, CONTENT_TYPE, dispatch(self.operations, call, self.client(environ)))
         except Refused as refused:
             environ[FAULT_KEY] = "client"  # the request was refused: nothing of ours failed
             return self._fault(service, refused)

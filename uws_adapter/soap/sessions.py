@@ -24,14 +24,14 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 from uws_adapter.errors import Code, InputError, Refused
 
 __all__ = [
-    "DEFAULT_LOCKOUT", "FREE_FAILURES", "KEEP_EXPIRED", "MAX_SESSIONS", "MAX_THROTTLED", "THROTTLED_CODE",
-    "IdleSessions", "LoginThrottle", "LoginVerdict", "SessionVerdict", "check_session", "client_key", "login_refusal",
-    "session_refusal", "session_verdict",
+    "DEFAULT_LOCKOUT", "FREE_FAILURES", "KEEP_EXPIRED", "MAX_FORWARDED", "MAX_SESSIONS", "MAX_THROTTLED",
+    "THROTTLED_CODE", "IdleSessions", "LoginThrottle", "LoginVerdict", "SessionVerdict", "check_session",
+    "client_address", "client_key", "login_refusal", "session_refusal", "session_verdict", "trusted_networks",
 ]  # fmt: skip
 
 #: How long an expired token is still answered ``Expired`` rather than ``Invalid`` (README: a day).
@@ -109,6 +109,52 @@ def client_key(address: Optional[str]) -> str:
     if ip.version == 6 and ip.ipv4_mapped is None:
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(getattr(ip, "ipv4_mapped", None) or ip)
+
+
+#: X-Forwarded-For entries read from the right at most: the nearest proxies' (an attacker can
+#: put any number on the left; past this many, the peer itself is the key).
+MAX_FORWARDED = 16
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+
+def trusted_networks(values: Sequence[str], origin: str = "trusted proxies") -> Tuple[Network, ...]:
+    """The networks of ``values`` (``10.0.0.5``, ``10.0.0.0/8``, ``fd00::/64``), checked."""
+    networks = []
+    for value in [values] if isinstance(values, str) else values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise InputError(
+                origin, f"{value!r} is not an IP address or network", "write e.g. 10.0.0.5 or 10.0.0.0/8"
+            ) from None
+    return tuple(networks)
+
+
+def _trusted(address: str, networks: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip().split("%")[0])
+    except ValueError:
+        return False
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    return any(ip in network for network in networks)
+
+
+def client_address(peer: str, forwarded_for: Optional[str], trusted: Sequence[Network]) -> str:
+    """The address a request comes from: ``peer`` (the connection's), unless ``peer`` is a trusted
+    proxy; then the rightmost ``X-Forwarded-For`` entry that is not itself a trusted proxy (what
+    the nearest proxy saw; entries further left are the client's own word). A malformed entry, or
+    none that is untrusted within :data:`MAX_FORWARDED`, leaves ``peer``."""
+    if not trusted or not forwarded_for or not _trusted(peer, trusted):
+        return peer
+    for entry in reversed(forwarded_for.rsplit(",", MAX_FORWARDED)[-MAX_FORWARDED:]):
+        entry = entry.strip()
+        if not _trusted(entry, trusted):
+            try:
+                ipaddress.ip_address(entry.split("%")[0])
+            except ValueError:
+                return peer  # not an address: the proxy did not write it
+            return entry
+    return peer
 
 
 class LoginThrottle:
