@@ -12,10 +12,10 @@ from uws_adapter.errors import InputError, Refused
 from uws_adapter.soap.sessions import (
     FREE_FAILURES,
     KEEP_EXPIRED,
+    MAX_FORWARDED,
     IdleSessions,
     LoginThrottle,
     LoginVerdict,
-    MAX_FORWARDED,
     SessionVerdict,
     client_address,
     client_key,
