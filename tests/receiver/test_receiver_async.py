@@ -102,3 +102,21 @@ def test_a_failed_commit_is_503_and_the_next_callbacks_are_stored(served: Tuple[
     assert post(port, 1) == 200  # the carrier's re-send
     assert post(port, 2) == 200
     assert store.counts()["events"] == 2
+
+
+def test_the_asgi_factory_under_a_users_own_uvicorn_closes_its_store_at_shutdown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from uws_adapter.receiver.asgi import create_app
+
+    db = tmp_path / "own.db"
+    monkeypatch.setenv("UWS_CALLBACK_DB", str(db))
+    monkeypatch.setenv("UWS_CALLBACK_ALLOW_ANONYMOUS", "1")
+    server = AsgiServer(create_app(), lifespan="on", log_level="warning")
+    try:
+        assert db.with_name("own.db-wal").exists()  # the store is open in WAL mode while it serves
+    finally:
+        server.close()
+    # uvicorn's shutdown closed the handlers, then the store: SQLite removed its WAL files.
+    assert not db.with_name("own.db-wal").exists()
+    assert not db.with_name("own.db-shm").exists()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Sequence, Set, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Sequence, Set, Tuple, cast
 
 from uws_adapter import metrics
 from uws_adapter.edge import Answer
@@ -52,12 +52,21 @@ COMMITTERS = 2
 
 
 class AsyncReceiver:
-    """ASGI application over a :class:`Receiver` (its store, credentials, limits and handlers)."""
+    """ASGI application over a :class:`Receiver` (its store, credentials, limits and handlers).
+    With ``owns_store`` (as :func:`create_app` makes it), the server's lifespan shutdown closes the
+    receiver's handlers and then its store, once the last group is committed: a SQLite store is
+    left without its ``-wal``/``-shm`` files, a PostgreSQL pool is closed."""
 
     def __init__(
-        self, receiver: Receiver, *, commit_timeout: Optional[float] = None, committers: int = COMMITTERS
+        self,
+        receiver: Receiver,
+        *,
+        commit_timeout: Optional[float] = None,
+        committers: int = COMMITTERS,
+        owns_store: bool = False,
     ) -> None:
         self.receiver = receiver
+        self.owns_store = owns_store
         self.store: ReceiverStore = receiver.store
         #: How long a callback waits for its group's commit before it is answered 503.
         self.commit_timeout = commit_timeout if commit_timeout is not None else self.store.lock_timeout + 5.0
@@ -177,6 +186,9 @@ class AsyncReceiver:
             elif message["type"] == "lifespan.shutdown":
                 self._committer.shutdown(wait=True)
                 self._readers.shutdown(wait=False)
+                if self.owns_store:
+                    self.receiver.close()
+                    cast(Any, self.store).close()  # every store has close(); the protocol names what intake uses
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -222,10 +234,11 @@ async def _send(send: Send, answer: Answer) -> None:
 
 
 def create_app() -> AsyncReceiver:
-    """An AsyncReceiver configured from the environment, as :func:`uws_adapter.receiver.wsgi.create_app`."""
+    """An AsyncReceiver configured from the environment, as :func:`uws_adapter.receiver.wsgi.create_app`;
+    it owns its store (closed at the server's shutdown)."""
     from uws_adapter.receiver.wsgi import create_app as create_wsgi_app
 
-    return AsyncReceiver(create_wsgi_app())
+    return AsyncReceiver(create_wsgi_app(), owns_store=True)
 
 
 def server_config(app: Optional[AsyncReceiver] = None, **options: Any) -> Dict[str, Any]:

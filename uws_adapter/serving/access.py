@@ -354,26 +354,4 @@ def receiver_worker() -> AsgiAccessLog:
 
     configure_from_environment()
     receiver = create_app()
-    return AsgiAccessLog(_ClosedAtShutdown(AsyncReceiver(receiver), receiver), "receiver")
-
-
-class _ClosedAtShutdown:
-    """ASGI: ``app``, and ``receiver`` (its handlers, then its store) closed once the server's
-    lifespan shutdown completed."""
-
-    def __init__(self, app: AsgiApp, receiver: Any) -> None:
-        self.app = app
-        self.receiver = receiver
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "lifespan.shutdown.complete":
-                self.receiver.close()
-                self.receiver.store.close()
-            await send(message)
-
-        await self.app(scope, receive, sending)
+    return AsgiAccessLog(AsyncReceiver(receiver, owns_store=True), "receiver")
