@@ -146,10 +146,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         configure_from_options(args)
         status: int = args.run(args)
         return status
-    except InputError as exc:
-        _say(f"error: {exc}")
-        return EXIT_INPUT
-    except DocumentError as exc:
+    except (InputError, DocumentError) as exc:
         _say(f"error: {exc}")
         return EXIT_INPUT
     except UwsAdapterError as exc:

@@ -99,16 +99,25 @@ def login_refusal(verdict: LoginVerdict, wait: float = 0.0) -> Optional[Refused]
     return None
 
 
+def _ip(text: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]:
+    """The address ``text`` names (an IPv6 zone dropped, an IPv4-mapped IPv6 address as IPv4), or
+    None when it names none."""
+    try:
+        ip = ipaddress.ip_address(text.strip().split("%")[0])
+    except ValueError:
+        return None
+    return getattr(ip, "ipv4_mapped", None) or ip
+
+
 def client_key(address: Optional[str]) -> str:
     """The throttle key of a client address: an IPv4 address, or an IPv6 address's /64 (one
     host gets a whole /64, so single IPv6 addresses would be free to rotate)."""
-    try:
-        ip = ipaddress.ip_address((address or "").split("%")[0])
-    except ValueError:
+    ip = _ip(address or "")
+    if ip is None:
         return address or "-"  # a unix socket or a test client: one key for what we cannot read
-    if ip.version == 6 and ip.ipv4_mapped is None:
+    if ip.version == 6:
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(getattr(ip, "ipv4_mapped", None) or ip)
+    return str(ip)
 
 
 #: X-Forwarded-For entries read from the right at most: the nearest proxies' (an attacker can
@@ -130,30 +139,23 @@ def trusted_networks(values: Sequence[str], origin: str = "trusted proxies") -> 
     return tuple(networks)
 
 
-def _trusted(address: str, networks: Sequence[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.strip().split("%")[0])
-    except ValueError:
-        return False
-    ip = getattr(ip, "ipv4_mapped", None) or ip
-    return any(ip in network for network in networks)
-
-
 def client_address(peer: str, forwarded_for: Optional[str], trusted: Sequence[Network]) -> str:
     """The address a request comes from: ``peer`` (the connection's), unless ``peer`` is a trusted
     proxy; then the rightmost ``X-Forwarded-For`` entry that is not itself a trusted proxy (what
     the nearest proxy saw; entries further left are the client's own word). A malformed entry, or
     none that is untrusted within :data:`MAX_FORWARDED`, leaves ``peer``."""
-    if not trusted or not forwarded_for or not _trusted(peer, trusted):
+
+    def is_trusted(ip: Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]) -> bool:
+        return ip is not None and any(ip in network for network in trusted)
+
+    if not trusted or not forwarded_for or not is_trusted(_ip(peer)):
         return peer
     for entry in reversed(forwarded_for.rsplit(",", MAX_FORWARDED)[-MAX_FORWARDED:]):
-        entry = entry.strip()
-        if not _trusted(entry, trusted):
-            try:
-                ipaddress.ip_address(entry.split("%")[0])
-            except ValueError:
-                return peer  # not an address: the proxy did not write it
-            return entry
+        ip = _ip(entry)
+        if ip is None:
+            return peer  # not an address: the proxy did not write it
+        if not is_trusted(ip):
+            return entry.strip()
     return peer
 
 
