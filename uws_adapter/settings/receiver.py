@@ -27,6 +27,7 @@ __all__ = [
     "CREDENTIALS_FIX",
     "DEFAULT_HANDLER_LEASE",
     "HANDLER_LEASE_OPTION",
+    "THREADS_OPTION",
     "WORKER_SETTINGS_VARIABLE",
     "ConnectionBounds",
     "ReceiverSettings",
@@ -39,6 +40,8 @@ __all__ = [
 DEFAULT_HANDLER_LEASE = 120.0
 #: A handler lease, in seconds (``--handler-lease``), the same on the receiver and the bridge.
 HANDLER_LEASE_OPTION = Option("handler_lease", None, number(0, 86400, open_low=True))
+#: waitress worker threads, for every service that runs on waitress.
+THREADS_OPTION = Option("threads", None, whole(1, 1000, "a number of threads"))
 
 #: The environment variable that gives a worker process the path of its settings file.
 WORKER_SETTINGS_VARIABLE = "UWS_ADAPTER_WORKER_SETTINGS"
@@ -107,7 +110,7 @@ class ReceiverSettings(Loadable, ConnectionBounds):
         ),
         Option("server", None, choice("auto", "uvicorn", "waitress")),
         Option("workers", None, whole(1, 64, "a number of processes", "give 1 to 64 (2 on a 2-core machine)")),
-        Option("threads", None, whole(1, 1000, "a number of threads")),
+        THREADS_OPTION,
         Option("max_body", "UWS_CALLBACK_MAX_BODY", whole(1, 2**31, "a whole number of bytes", "e.g. 1048576")),
         Option("commit", "UWS_CALLBACK_COMMIT", choice("group", "each")),
         *CONNECTION_OPTIONS,
