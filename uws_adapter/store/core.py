@@ -485,15 +485,14 @@ def _lines_at_risk(db: Sql, names: List[List[str]], since: float, at_least: int)
     kept after that are read row by row."""
     callbacks = db.all(_CALLBACK_ACTIONS, (since,))
     spare = at_least - len({row[0] for row in callbacks})
-    pairs = [(p, name) for p, group in enumerate(names) for name in group]
-    if spare > 0 and pairs:
-        wanted, args = db.pairs("budget_wanted", "w", pairs)
-        kept = line_counts.risky(db, wanted, args, since, spare)
-        pairs = [pair for pair in pairs if pair[0] in kept]
-        if pairs and db.dialect.count_first:
-            kept = _counted(db, pairs, since, spare)
-            pairs = [pair for pair in pairs if pair[0] in kept]
-    return _line_actions(db, sorted({name for _, name in pairs}), since, callbacks) if pairs else {}
+    if spare > 0 and names:
+        keys = [line_counts.device_of(group) for group in names]
+        kept_keys = line_counts.risky(db, dict(zip(keys, names)), since, spare)
+        names = [group for group, key in zip(names, keys) if key in kept_keys]
+        if names and db.dialect.count_first:
+            kept = _counted(db, [(p, name) for p, group in enumerate(names) for name in group], since, spare)
+            names = [group for p, group in enumerate(names) if p in kept]
+    return _line_actions(db, sorted({name for group in names for name in group}), since, callbacks) if names else {}
 
 
 def _counted(db: Sql, pairs: Sequence[Tuple[int, str]], since: float, spare: int) -> Set[int]:

@@ -33,8 +33,8 @@ from uws_adapter.model.devices import Device, identity
 from uws_adapter.store.sql import Sql
 
 __all__ = [
-    "DAY", "MIGRATION_POSTGRES", "MIGRATION_SQLITE", "add_request", "day_of", "identities_of", "move_request",
-    "risky", "take_request",
+    "DAY", "MIGRATION_POSTGRES", "MIGRATION_SQLITE", "add_request", "day_of", "device_of", "identities_of",
+    "move_request", "risky", "take_request",
 ]  # fmt: skip
 
 #: The counters' bucket, in seconds.
@@ -119,7 +119,7 @@ def _add(db: Sql, groups: Iterable[Iterable[str]], day: int) -> None:
     keys: Dict[str, Set[str]] = defaultdict(set)
     for group in groups:
         names = sorted(set(group))
-        key = "|".join(names)
+        key = device_of(names)
         for name in names:
             keys[name].add(key)
     rows = []
@@ -155,10 +155,18 @@ def _groups(db: Sql, request_id: str) -> List[List[str]]:
     return list(groups.values())
 
 
+def device_of(names: Sequence[str]) -> str:
+    """The key a device of the identities ``names`` is kept under (``device_key`` of the summary)."""
+    return "|".join(sorted(names))
+
+
 def identities_of(devices: Sequence[Device]) -> List[List[str]]:
     """The identities of each of ``devices``, each once (computed once per request: 10,000 lines
-    are 20,000 normalisations)."""
-    return [list(dict.fromkeys([identity(i.kind, i.identifier) for i in device.identifiers])) for device in devices]
+    are 20,000 normalisations). What :func:`~uws_adapter.model.devices.identity` does, less what a
+    :class:`~uws_adapter.model.devices.DeviceIdentifier` has done already (its kind upper-case and
+    stripped, its value stripped) and with no de-duplication (a device names each kind once, so
+    its identities differ): half the time for 10,000 lines."""
+    return [[f"{i.kind}:{i.identifier.upper()}" for i in device.identifiers] for device in devices]
 
 
 def add_request(db: Sql, names: Sequence[Sequence[str]], now: float) -> None:
@@ -185,19 +193,28 @@ def move_request(db: Sql, request_id: str, now: float) -> None:
     _add(db, groups, day_of(now))
 
 
-def risky(db: Sql, wanted: str, args: Tuple[object, ...], since: float, spare: int) -> Set[int]:
-    """The positions of the ``wanted`` table (pos, identifier; each identity once per position)
-    whose device may have ``spare`` actions or more after ``since``: every one the summary cannot
-    clear (see the module). Of a device it clears, each identity's count is at least the device's
-    actions, so the mean of them is too."""
+def risky(db: Sql, devices: Dict[str, List[str]], since: float, spare: int) -> Set[str]:
+    """The keys among ``devices`` (each device's key, :func:`device_of`, to its identities) whose
+    device may have ``spare`` actions or more after ``since``: every one the summary cannot clear
+    (see the module). A device is cleared when none of its identities' rows says otherwise: each
+    row names the device's own key, was never named otherwise, is recent enough for its two days to
+    cover ``since``, and counts fewer than ``spare`` requests there. A row per identity decides by
+    itself (no grouping, and only the devices kept come back), and that keeps every device the
+    summary cannot bound: an identity of the device without a row beside one with a row means the
+    latter was named without it (its key is another); a device cleared has every identity's count
+    under ``spare`` (each at least its actions), so their mean is too."""
     day = day_of(since)
-    rows = db.all(
-        f"SELECT w.pos FROM {wanted} LEFT JOIN budget_identities k ON k.identifier = w.identifier"
-        " GROUP BY w.pos HAVING count(k.identifier) > 0 AND (count(k.identifier) < count(*)"
-        " OR max(CASE WHEN k.several THEN 1 ELSE 0 END) = 1 OR min(k.device_key) <> max(k.device_key)"
-        " OR max(k.members) <> count(*) OR max(k.day) >= ? + 2"
-        " OR sum(CASE WHEN k.day >= ? THEN k.actions ELSE 0 END + CASE WHEN k.day > ? THEN k.prior ELSE 0 END)"
-        " >= ? * count(*))",
-        (*args, day, day, day, spare),
-    )
-    return {int(row[0]) for row in rows}
+    found: Set[str] = set()
+    rows = [(key, name) for key, names in devices.items() for name in names]
+    for with_wanted, args in db.texts("w", ("device_key", "identifier"), rows):
+        found.update(
+            str(row[0])
+            for row in db.all(
+                f"{with_wanted} SELECT DISTINCT w.device_key FROM w {db.dialect.ordered_join} budget_identities k"
+                " ON k.identifier = w.identifier WHERE k.device_key <> w.device_key OR k.several OR k.day >= ? + 2"
+                " OR CASE WHEN k.day >= ? THEN k.actions ELSE 0 END + CASE WHEN k.day > ? THEN k.prior ELSE 0 END"
+                " >= ?",
+                (*args, day, day, day, spare),
+            )
+        )
+    return found
