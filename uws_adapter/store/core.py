@@ -26,7 +26,7 @@ from uws_adapter.errors import StoreError
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device
 from uws_adapter.store import dead_letters as dead_letter_sql
-from uws_adapter.store import line_counts
+from uws_adapter.store import line_counts, unlisted
 from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals, keep_letter, letter_of, purge
 from uws_adapter.store.interfaces import CallbackWrite, EventPages, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sql import Dialect, Row, Sql
@@ -45,8 +45,9 @@ LineActions = Dict[str, List[Tuple[str, float]]]
 #: Decides a reservation from its lines' recent actions: None refuses it (nothing is written),
 #: otherwise whether it goes out over the budget on purpose (recorded as forced).
 Admit = Callable[[LineActions], Optional[bool]]
-#: The request id prefix of a reservation not yet confirmed, and of one whose outcome is unknown.
-PENDING, UNKNOWN = "pending:", "outcome-unknown:"
+#: The request id prefix of a reservation not yet confirmed (:data:`.unlisted.PENDING`), and of
+#: one whose outcome is unknown.
+PENDING, UNKNOWN = unlisted.PENDING, "outcome-unknown:"
 #: The key budget reservations take turns on (PostgreSQL's advisory lock): "budget" on a keypad.
 BUDGET_LOCK = 283_348
 _TABLES = ("events", "attempts", "dead_letters", "requests", "handler_queue")
@@ -366,20 +367,23 @@ class SqlCore(EventPages):
         request recorded under that id is replaced, as :meth:`record_request` does)."""
 
         def work(db: Sql) -> None:
-            if request_id != reservation:
-                _forget_request(db, request_id)
             now = self.clock()
+            if request_id != reservation:
+                _forget_request(db, request_id, now)
             line_counts.move_request(db, reservation, now)
             db.run("UPDATE requests SET request_id = ?, sent_at = ? WHERE request_id = ?",
                    (request_id, now, reservation))  # fmt: skip
             db.run("UPDATE request_identifiers SET request_id = ? WHERE request_id = ?", (request_id, reservation))
+            unlisted.listed(db, request_id)  # its callbacks may have come first
 
         self._transact("confirm the request", work, durable=False)
 
     def release_request(self, reservation: str) -> None:
         """The reserved request provably never left: its lines' reservation is given back."""
 
-        self._transact("release the reservation", lambda db: _forget_request(db, reservation), durable=False)
+        self._transact(
+            "release the reservation", lambda db: _forget_request(db, reservation, self.clock()), durable=False
+        )
 
     # The bridge's session rows (the policy is uws_adapter.bridge.sessions) ------------------------
     # Committed without an fsync of their own but LogOut's: a power loss may undo the last ones, and
@@ -446,7 +450,7 @@ def _insert_request(
     """Record a request, replacing one recorded under the same id (its devices included);
     ``names``: the identities of each device (:func:`.line_counts.identities_of`), if known."""
     names = line_counts.identities_of(devices) if names is None else names
-    _forget_request(db, request_id)
+    _forget_request(db, request_id, now)
     db.run(
         "INSERT INTO requests (request_id, action, api, sent_at, devices, forced) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (request_id) DO UPDATE SET action = excluded.action, api = excluded.api,"
@@ -459,21 +463,18 @@ def _insert_request(
         [(request_id, name, position) for position, group in enumerate(names) for name in group],
     )  # fmt: skip
     line_counts.add_request(db, names, now)
+    if names and not request_id.startswith(PENDING):  # no callback carries a reservation's id
+        unlisted.listed(db, request_id)
 
 
-def _forget_request(db: Sql, request_id: str) -> None:
+def _forget_request(db: Sql, request_id: str, now: float) -> None:
+    if not request_id.startswith(PENDING) and db.one(
+        "SELECT 1 FROM request_identifiers WHERE request_id = ? LIMIT 1", (request_id,)
+    ):
+        unlisted.forgotten(db, request_id, now)
     line_counts.take_request(db, request_id)
     db.run("DELETE FROM request_identifiers WHERE request_id = ?", (request_id,))
     db.run("DELETE FROM requests WHERE request_id = ?", (request_id,))
-
-
-_CALLBACK_ACTIONS = (
-    # A query's lines are known only from its callbacks; so are those of requests sent by other
-    # tools. Callbacks of device-list requests in this log are counted from the log.
-    "SELECT e.request_id, e.device, e.received_at FROM events e WHERE e.received_at > ?"
-    " AND e.succeeded = TRUE AND e.service != 'NiddService' AND e.action != ''"
-    " AND NOT EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = e.request_id)"
-)
 
 
 def _lines_at_risk(db: Sql, names: List[List[str]], since: float, at_least: int) -> LineActions:
@@ -483,7 +484,7 @@ def _lines_at_risk(db: Sql, names: List[List[str]], since: float, at_least: int)
     requests are bounded first from the summary (:mod:`.line_counts`: a row or two per identity);
     on SQLite the devices it cannot clear are counted exactly in one query, and only the devices
     kept after that are read row by row."""
-    callbacks = db.all(_CALLBACK_ACTIONS, (since,))
+    callbacks = unlisted.callbacks(db, since)
     spare = at_least - len({row[0] for row in callbacks})
     if spare > 0 and names:
         keys = [line_counts.device_of(group) for group in names]
@@ -532,5 +533,5 @@ def _line_actions(db: Sql, wanted: List[str], since: float, callbacks: Optional[
         )  # fmt: skip
 
     if callbacks is None:
-        callbacks = db.all(_CALLBACK_ACTIONS, (since,))
+        callbacks = unlisted.callbacks(db, since)
     return recent_line_actions(set(wanted), linked, requests, callbacks)

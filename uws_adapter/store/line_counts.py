@@ -27,9 +27,9 @@ in identity order, so two statements never wait on each other in a circle.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Dict, Iterable, List, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Sequence, Set
 
-from uws_adapter.model.devices import Device, identity
+from uws_adapter.model.devices import Device
 from uws_adapter.store.sql import Sql
 
 __all__ = [

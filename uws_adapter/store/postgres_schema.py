@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Dict
 
-from uws_adapter.store import line_counts
+from uws_adapter.store import line_counts, unlisted
 
 #: The schema this release writes.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Any constant taken by every upgrade (pg_advisory_xact_lock): "uws-adapter" on a phone keypad.
 UPGRADE_LOCK = 8_792_332_378
 
@@ -112,6 +112,8 @@ DROP TABLE IF EXISTS bridge_login_failures
 """,
     # The budget check's summary (see store/line_counts.py), built from the log.
     4: line_counts.MIGRATION_POSTGRES,
+    # The budget's callbacks of unlisted requests (see store/unlisted.py).
+    5: unlisted.MIGRATION_POSTGRES,
 }
 
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS uws_schema_version (version INTEGER NOT NULL)"

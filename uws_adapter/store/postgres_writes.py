@@ -26,6 +26,7 @@ from uws_adapter.store.dead_letters import keep_letter
 from uws_adapter.store.interfaces import POISONED, CallbackWrite, DeadLetterWrite, Outcome, Write
 from uws_adapter.store.rows import CallbackRow, callback_row
 from uws_adapter.store.sql import POSTGRES, Sql
+from uws_adapter.store.unlisted import NEW_EVENT_MARK, mark_args
 
 if TYPE_CHECKING:  # psycopg is imported lazily: `import uws_adapter` must not need it
     import psycopg
@@ -35,8 +36,8 @@ _log = logging.getLogger("uws_adapter.store")
 _NEW_EVENT = """
 WITH ev AS (
     INSERT INTO events (service, request_id, device, action, status, succeeded, fault_code, callback,
-                        content_hash, received_at)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                        content_hash, received_at, unlisted)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {mark})
     ON CONFLICT (service, request_id, device, action) DO NOTHING
     RETURNING id
 ), attempt AS (
@@ -47,7 +48,7 @@ WITH ev AS (
     SELECT ev.id, name, %s FROM ev, unnest(%s::text[]) AS name
 )
 SELECT id FROM ev
-"""
+""".format(mark=NEW_EVENT_MARK.replace("?", "%s"))
 # A separate statement from _NEW_EVENT: one statement's snapshot cannot see the row another
 # instance committed while this one waited on the constraint.
 _RESEND = """
@@ -75,7 +76,7 @@ def _new_event_args(row: CallbackRow, write: CallbackWrite, now: float) -> Tuple
     callback = write.callback
     return (
         *row.key, callback.status, callback.succeeded, row.fault_code, row.text, row.digest, now,
-        callback.callback_count, row.digest, now,
+        *mark_args(row.key[1]), callback.callback_count, row.digest, now,
         now, list(write.handlers),
     )  # fmt: skip
 

@@ -147,7 +147,9 @@ class Sql:
         self.many(f"INSERT INTO temp.{name} (pos, identifier) VALUES (?, ?)", rows)
         return f"temp.{name} {alias}", ()
 
-    def texts(self, name: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Iterator[Tuple[str, Tuple[Any, ...]]]:
+    def texts(
+        self, name: str, columns: Sequence[str], rows: Sequence[Sequence[str]]
+    ) -> Iterator[Tuple[str, Tuple[Any, ...]]]:
         """``rows`` of text (no NUL) as a table ``name`` of ``columns``: (a ``WITH`` clause to put
         before a statement, its arguments), in as many pieces as the dialect's parameter limit
         needs (none for no rows). PostgreSQL: one piece, each column one string split by the server

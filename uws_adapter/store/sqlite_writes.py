@@ -21,6 +21,7 @@ from uws_adapter.store.dead_letters import keep_letter
 from uws_adapter.store.interfaces import POISONED, CallbackWrite, DeadLetterWrite, Write
 from uws_adapter.store.rows import callback_row
 from uws_adapter.store.sql import SQLITE, Sql
+from uws_adapter.store.unlisted import NEW_EVENT_MARK, mark_args
 
 _log = logging.getLogger("uws_adapter.store")
 
@@ -87,8 +88,17 @@ class CallbackWork(WriteWork):
         callback, row = self.callback, self.row
         cursor = db.execute(
             "INSERT OR IGNORE INTO events (service, request_id, device, action, status, succeeded, fault_code,"
-            " callback, content_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*row.key, callback.status, int(callback.succeeded), row.fault_code, row.text, row.digest, now),
+            f" callback, content_hash, received_at, unlisted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NEW_EVENT_MARK})",
+            (
+                *row.key,
+                callback.status,
+                int(callback.succeeded),
+                row.fault_code,
+                row.text,
+                row.digest,
+                now,
+                *mark_args(row.key[1]),
+            ),
         )
         new = cursor.rowcount == 1
         if new:
