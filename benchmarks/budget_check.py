@@ -6,10 +6,15 @@ send, the check alone: the count of the lines' recent actions (``over_budget``) 
 (the count and the pending row in one transaction, then released). Each round starts from a fresh
 store; the median ratio of the rounds is printed last (a loaded machine moves single runs a lot).
 
+Then the cost of one call as the bridge makes it (a one-line reservation with the budget check, then
+its confirmation under a RequestId), p50 of ``--calls``, on an empty store and again once the store
+holds ``--history`` succeeded callbacks of the last 24 hours (of requests in the log, 10 lines each,
+as the bridge leaves them): the floor is the empty store's, the ratio should stay near 1.
+
 Runs on a SQLite file, and on PostgreSQL too when ``UWS_TEST_POSTGRES_URL`` is set (a schema of its
 own, dropped afterwards).
 
-    python benchmarks/budget_check.py [--lines N] [--rounds R] [--checks K]
+    python benchmarks/budget_check.py [--lines N] [--rounds R] [--checks K] [--history N] [--calls K] [--no-sends]
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from urllib.parse import quote
 
 from uws_adapter import Device, Emulator, UwsClient, generated_devices, select
 from uws_adapter.emulator.core import EmulatedDevice
+from uws_adapter.model.callbacks import CallbackRequest, ReportedDevice
 from uws_adapter.provisioning.base import DEFAULT_DAILY_BUDGET
 from uws_adapter.provisioning.budget import BUDGET_WINDOW
 from uws_adapter.store import Backend, open_store, upgrade_store
+from uws_adapter.store.interfaces import CallbackWrite
 
 USER, PASSWORD = "uws-user", "uws-password"
 
@@ -92,6 +99,48 @@ def run(name: str, store: Backend, emulator: Emulator, devices: List[Device], ch
     return ratio
 
 
+def _fill_history(store: Backend, callbacks: int) -> None:
+    """``callbacks`` succeeded Suspend callbacks of requests in the log, 10 lines a request; lines
+    numbered from a billion, apart from the timed one."""
+    for start in range(0, callbacks, 10):
+        devices = [Device.parse(f"IMEI:{10**9 + n}") for n in range(start, min(start + 10, callbacks))]
+        request_id = f"history-{start // 10}"
+        store.record_request(request_id, "Suspend", tuple(devices), api="rest")
+        store.commit_group([
+            CallbackWrite(CallbackRequest(
+                request_id, (ReportedDevice("IMEI", device.identifiers[0].identifier),),
+                service="CarrierService", action="Suspend", status="Success",
+            ), ())
+            for device in devices
+        ])  # fmt: skip
+
+
+def _per_call(store: Backend, calls: int, first: int) -> float:
+    """p50 in ms of a one-line reservation with the budget check, then its confirmation; each call
+    on a line of its own (numbered from ``first``), so that only the history grows."""
+    taken: List[float] = []
+    for n in range(first, first + calls):
+        device = [Device.parse(f"IMEI:{359000000000000 + n}")]
+        start = time.perf_counter()
+        since = store.clock() - BUDGET_WINDOW
+        reserved = store.reserve_request("Suspend", device, api="rest", since=since, at_least=DEFAULT_DAILY_BUDGET)
+        assert reserved is not None
+        store.confirm_request(reserved, f"call-{uuid.uuid4()}")
+        taken.append((time.perf_counter() - start) * 1000)
+    return statistics.median(taken)
+
+
+def calls_with_history(name: str, store: Backend, history: int, calls: int) -> None:
+    empty = _per_call(store, calls, 0)
+    _fill_history(store, history)
+    full = _per_call(store, calls, calls)
+    print(
+        f"{name:<10} one call (reservation, confirmation), p50 of {calls}: {empty:6.2f} ms on an empty store,"
+        f" {full:6.2f} ms with {history:,} callbacks of the last 24 h: {full / empty:5.2f}x",
+        flush=True,
+    )
+
+
 def _sqlite_round(folder: Path, lines: List[EmulatedDevice], checks: int) -> float:
     with Emulator(devices=lines, daily_budget=1000) as emulator, open_store(folder / "b.db") as store:
         return run("sqlite", store, emulator, [line.device for line in lines], checks)
@@ -102,12 +151,15 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3, help="fresh stores, each sent to three times")
     parser.add_argument("--checks", type=int, default=5, help="times the check alone is timed (median)")
+    parser.add_argument("--history", type=int, default=20_000, help="callbacks in the store for the per-call row")
+    parser.add_argument("--calls", type=int, default=200, help="timed calls on each store (median)")
+    parser.add_argument("--no-sends", action="store_true", help="only the per-call row")
     args = parser.parse_args()
     lines = generated_devices(args.lines)
     devices = [line.device for line in lines]
     ratios: Dict[str, List[float]] = {}
     # The emulator's own daily limit is out of the way; callbacks go nowhere (no listener).
-    for _ in range(args.rounds):
+    for _ in range(0 if args.no_sends else args.rounds):
         with tempfile.TemporaryDirectory() as folder:
             ratios.setdefault("sqlite", []).append(_sqlite_round(Path(folder), lines, args.checks))
         for url in _postgres():
@@ -116,6 +168,11 @@ def main() -> None:
     for name, found in ratios.items():
         median = statistics.median(found)
         print(f"{name:<10} third/first, median of {len(found)} rounds: {median:.2f} (goal: 1.3 at most)")
+    with tempfile.TemporaryDirectory() as folder, open_store(Path(folder) / "calls.db") as store:
+        calls_with_history("sqlite", store, args.history, args.calls)
+    for url in _postgres():
+        with open_store(url) as pg:
+            calls_with_history("postgresql", pg, args.history, args.calls)
 
 
 if __name__ == "__main__":
