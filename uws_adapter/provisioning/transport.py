@@ -12,8 +12,12 @@ else judged by the kind of failure. What to do about each outcome is the engine'
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
+import os
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Any, List, Mapping, Optional, Tuple
@@ -78,6 +82,74 @@ def never_sent(exc: requests.RequestException) -> bool:
 _current = threading.local()
 
 
+class _Watchdog:
+    """One thread that calls each watched exchange's ``expire`` at its deadline, for every
+    exchange of the process: a ``threading.Timer`` per exchange started a thread per request (a
+    tenth of a one-device call's CPU, issue 19). An entry dropped before its deadline is only
+    marked; the heap is rebuilt without them once they are most of it."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._heap: List[List[Any]] = []  # [when, sequence, exchange or None once dropped]
+        self._sequence = itertools.count()
+        self._dropped = 0
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, seconds: float, exchange: _Exchange) -> List[Any]:
+        entry = [time.monotonic() + seconds, next(self._sequence), exchange]
+        with self._changed:
+            heapq.heappush(self._heap, entry)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="uws-adapter-deadlines", daemon=True)
+                self._thread.start()
+            elif self._heap[0] is entry:  # sooner than what the thread waits for
+                self._changed.notify()
+        return entry
+
+    def drop(self, entry: List[Any]) -> None:
+        with self._changed:
+            if entry[2] is None:
+                return
+            entry[2] = None
+            self._dropped += 1
+            if self._dropped > 256 and self._dropped * 2 > len(self._heap):
+                self._heap = [kept for kept in self._heap if kept[2] is not None]
+                heapq.heapify(self._heap)
+                self._dropped = 0
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while True:
+                    while self._heap and self._heap[0][2] is None:
+                        heapq.heappop(self._heap)
+                        self._dropped -= 1
+                    if not self._heap:
+                        self._changed.wait()
+                        continue
+                    left = self._heap[0][0] - time.monotonic()
+                    if left <= 0:
+                        entry = heapq.heappop(self._heap)
+                        break
+                    self._changed.wait(left)
+                due: Optional[_Exchange] = entry[2]
+                entry[2] = None
+            if due is not None:
+                due.expire()
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _after_fork() -> None:  # a child has none of its parent's threads, and maybe a lock held by one
+    global _WATCHDOG
+    _WATCHDOG = _Watchdog()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 class _Exchange:
     """One exchange's deadline. The socket is learnt when the connection is made (or taken from
     the pool); at the deadline it is shut down, which ends a blocked read at once, whatever the
@@ -92,9 +164,8 @@ class _Exchange:
         self.tracked = False
         #: True once a byte of the request may have been handed to a connected socket.
         self.sending = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
+        self._watchdog = _WATCHDOG
+        self._entry = self._watchdog.watch(seconds, self)
 
     def attach(self, sock: Optional[socket.socket]) -> None:
         with self._lock:
@@ -102,7 +173,7 @@ class _Exchange:
             if self.expired and sock is not None:
                 _shutdown(sock)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         with self._lock:
             if self._done:
                 return
@@ -113,8 +184,9 @@ class _Exchange:
     def finish(self) -> bool:
         """Stop the watchdog; True when the deadline had passed."""
         with self._lock:
-            self._done = True
-            self._timer.cancel()
+            if not self._done:
+                self._done = True
+                self._watchdog.drop(self._entry)
             return self.expired
 
 
