@@ -99,7 +99,8 @@ def test_a_callback_before_its_request_is_confirmed_and_a_request_recorded_again
         store.record_request("R1", "Query", ())
         clock.advance(REMEMBERED + 1)
         store.record_request("R2", "Suspend", [_device(2)])
-        store.record_request("R2", "Suspend", [_device(2)])  # a forgetting: the old row goes
+        store.record_request("R2", "Suspend", [_device(3)])  # recorded again with devices: not remembered
+        store.record_request("R2", "Query", ())  # a forgetting: the old row goes
         left = store._read("read", lambda db: db.all("SELECT request_id FROM budget_demoted"))  # type: ignore[attr-defined]
         assert [r[0] for r in left] == ["R2"]
         assert _same(store, 0.0) == 1

@@ -369,7 +369,8 @@ class SqlCore(EventPages):
         def work(db: Sql) -> None:
             now = self.clock()
             if request_id != reservation:
-                _forget_request(db, request_id, now)
+                relisted = db.one("SELECT 1 FROM request_identifiers WHERE request_id = ? LIMIT 1", (reservation,))
+                _forget_request(db, request_id, now, relisted=relisted is not None)
             line_counts.move_request(db, reservation, now)
             db.run("UPDATE requests SET request_id = ?, sent_at = ? WHERE request_id = ?",
                    (request_id, now, reservation))  # fmt: skip
@@ -381,9 +382,10 @@ class SqlCore(EventPages):
     def release_request(self, reservation: str) -> None:
         """The reserved request provably never left: its lines' reservation is given back."""
 
-        self._transact(
-            "release the reservation", lambda db: _forget_request(db, reservation, self.clock()), durable=False
-        )
+        def work(db: Sql) -> None:
+            _forget_request(db, reservation, self.clock(), relisted=False)
+
+        self._transact("release the reservation", work, durable=False)
 
     # The bridge's session rows (the policy is uws_adapter.bridge.sessions) ------------------------
     # Committed without an fsync of their own but LogOut's: a power loss may undo the last ones, and
@@ -450,7 +452,7 @@ def _insert_request(
     """Record a request, replacing one recorded under the same id (its devices included);
     ``names``: the identities of each device (:func:`.line_counts.identities_of`), if known."""
     names = line_counts.identities_of(devices) if names is None else names
-    _forget_request(db, request_id, now)
+    _forget_request(db, request_id, now, relisted=bool(names))
     db.run(
         "INSERT INTO requests (request_id, action, api, sent_at, devices, forced) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (request_id) DO UPDATE SET action = excluded.action, api = excluded.api,"
@@ -467,9 +469,13 @@ def _insert_request(
         unlisted.listed(db, request_id)
 
 
-def _forget_request(db: Sql, request_id: str, now: float) -> None:
-    if not request_id.startswith(PENDING) and db.one(
-        "SELECT 1 FROM request_identifiers WHERE request_id = ? LIMIT 1", (request_id,)
+def _forget_request(db: Sql, request_id: str, now: float, *, relisted: bool) -> None:
+    """Forget the request ``request_id``, its devices included; ``relisted``: it is recorded again
+    with devices in this transaction (its callbacks stay counted from the log)."""
+    if (
+        not relisted
+        and not request_id.startswith(PENDING)
+        and db.one("SELECT 1 FROM request_identifiers WHERE request_id = ? LIMIT 1", (request_id,))
     ):
         unlisted.forgotten(db, request_id, now)
     line_counts.take_request(db, request_id)
