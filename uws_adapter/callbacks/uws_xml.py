@@ -16,6 +16,7 @@ from lxml import etree
 from uws_adapter.errors import CallbackParseError
 from uws_adapter.jsonsafe import wire_integer
 from uws_adapter.model import callbacks as model
+from uws_adapter.model.callbacks import MAX_CALLBACK_NODES
 from uws_adapter.wire import NS_SOAP_ENV, NS_V2, NS_XSI
 from uws_adapter.xmlsafe import MAX_BYTES, parse_untrusted
 
@@ -35,11 +36,7 @@ SUSPEND_FIELDS = {
 
 
 def parse_callback(
-    data: Union[bytes, str],
-    *,
-    repair: bool = False,
-    max_bytes: int = MAX_BYTES,
-    max_nodes: int = model.MAX_CALLBACK_NODES,
+    data: Union[bytes, str], *, repair: bool = False, max_bytes: int = MAX_BYTES, max_nodes: int = MAX_CALLBACK_NODES
 ) -> model.CallbackRequest:
     """Parse a UWS SOAP callback: a SOAP 1.1 envelope or a bare ``CallbackRequest`` element.
 
@@ -51,11 +48,7 @@ def parse_callback(
 
 
 def parse_callback_mended(
-    data: Union[bytes, str],
-    *,
-    repair: bool = False,
-    max_bytes: int = MAX_BYTES,
-    max_nodes: int = model.MAX_CALLBACK_NODES,
+    data: Union[bytes, str], *, repair: bool = False, max_bytes: int = MAX_BYTES, max_nodes: int = MAX_CALLBACK_NODES
 ) -> Tuple[model.CallbackRequest, bool]:
     """As :func:`parse_callback`, and whether the repair was needed (for services to count it)."""
     request, mended = callback_element(data, repair=repair, max_bytes=max_bytes, max_nodes=max_nodes)
@@ -63,11 +56,7 @@ def parse_callback_mended(
 
 
 def callback_element(
-    data: Union[bytes, str],
-    *,
-    repair: bool = False,
-    max_bytes: int = MAX_BYTES,
-    max_nodes: int = model.MAX_CALLBACK_NODES,
+    data: Union[bytes, str], *, repair: bool = False, max_bytes: int = MAX_BYTES, max_nodes: int = MAX_CALLBACK_NODES
 ) -> Tuple[etree._Element, bool]:
     """The ``CallbackRequest`` element of a document, parsed hardened and bounded but not yet read
     (:func:`callback_credentials` reads its credentials, :func:`read_callback` the rest), and
