@@ -17,12 +17,11 @@ from uws_adapter.errors import CallbackParseError
 from uws_adapter.jsonsafe import wire_integer
 from uws_adapter.model import callbacks as model
 from uws_adapter.model.callbacks import MAX_CALLBACK_NODES
-from uws_adapter.wire import NS_SOAP_ENV, NS_V2, NS_XSI
+from uws_adapter.wire import NS_SOAP12_ENV, NS_SOAP_ENV, NS_V2, NS_XSI
 from uws_adapter.xmlsafe import MAX_BYTES, parse_untrusted
 
 _V = f"{{{NS_V2}}}"
 _NIL = f"{{{NS_XSI}}}nil"
-_SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 # The defect in the carrier's documented example: an end tag written as </Name/>.
 _SLASHED_END_TAG = r"</([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)\s*/>"
 _SLASHED_END_TAG_TEXT = re.compile(_SLASHED_END_TAG)
@@ -172,7 +171,7 @@ def _error(element: etree._Element, problem: str) -> CallbackParseError:
     return CallbackParseError(f"callback: {name} (line {_line(element)}){problem}", line=_line(element))
 
 
-_ENVELOPES = {f"{{{NS_SOAP_ENV}}}Envelope": NS_SOAP_ENV, f"{{{_SOAP12}}}Envelope": _SOAP12}
+_ENVELOPES = {f"{{{NS_SOAP_ENV}}}Envelope": NS_SOAP_ENV, f"{{{NS_SOAP12_ENV}}}Envelope": NS_SOAP12_ENV}
 
 
 def _callback_element(root: etree._Element) -> etree._Element:

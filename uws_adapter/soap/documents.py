@@ -22,14 +22,11 @@ from typing import Dict, List, Optional, Set
 from lxml import etree
 
 from uws_adapter.soap.resources import WSDL_FILE, resource_dir
-from uws_adapter.wire import UWS_BASE_URL
+from uws_adapter.wire import NS_WSDL, NS_WSDL_SOAP, NS_XS, UWS_BASE_URL
 from uws_adapter.xmlsafe import parse_untrusted
 
 __all__ = ["served_document", "service_wsdl", "whole_wsdl", "xsd_document"]
 
-NS_WSDL = "http://schemas.xmlsoap.org/wsdl/"
-NS_WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
-NS_XS = "http://www.w3.org/2001/XMLSchema"
 #: The schema the WSDL's types import; the other XSDs are reached from it.
 TYPES_XSD = "uws-v2.xsd"
 
