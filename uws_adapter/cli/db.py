@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any, Dict
 
-from uws_adapter.cli.options import Build, Default, add_verbs
+from uws_adapter.cli.options import Build, Default, verbs
 from uws_adapter.errors import InputError
 from uws_adapter.store import Backend, describe_store, is_postgres_url, open_store, schema_versions, upgrade_store
 
@@ -62,19 +62,15 @@ def _version(version: argparse.ArgumentParser) -> None:
     version.set_defaults(run=_run_version)
 
 
-def _db(db: argparse.ArgumentParser) -> None:
-    add_verbs(db, (
-        "Manage a store's schema. A PostgreSQL store must be upgraded with 'db upgrade' before the services of a "
-        "new release start on it (they refuse an older schema); a SQLite file is upgraded in place when opened, "
-        "and 'db upgrade' does that too."
-    ), "db_command", [
+#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
+COMMANDS: Dict[str, Build] = {"db": verbs(
+    "Manage a store's schema. A PostgreSQL store must be upgraded with 'db upgrade' before the services of a new "
+    "release start on it (they refuse an older schema); a SQLite file is upgraded in place when opened, and 'db "
+    "upgrade' does that too.", "db_command", [
         ("upgrade", "bring the store to this release's schema (idempotent)", _upgrade),
         ("version", "show the store's schema version", _version),
-    ])  # fmt: skip
-
-
-#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
-COMMANDS: Dict[str, Build] = {"db": _db}
+    ],
+)}  # fmt: skip
 
 
 def _run_upgrade(args: argparse.Namespace) -> int:
