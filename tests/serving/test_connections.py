@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import itertools
 import os
 import resource
 import select
@@ -36,6 +37,9 @@ SERVICES: Dict[str, List[str]] = {
     "uvicorn-2-workers": ["receiver", "--server", "uvicorn", "--workers", "2"],
     "bridge": ["bridge", "--legacy-login", "legacy:legacy-pw", "--threads", "4"],
 }
+#: A service kind as a test parameter whose tests share one service of that kind (``shared``): they
+#: run on one pytest-xdist worker, so each kind starts once per run instead of once per test.
+SHARED = [pytest.param(name, marks=pytest.mark.xdist_group(f"serving-{name}")) for name in SERVICES]
 #: Services that run one process: there the connection limit is the whole server's.
 SINGLE_PROCESS = ["waitress", "uvicorn-1-worker", "bridge"]
 #: Every wait on a condition is bounded by this; nothing asserts on how long it took.
@@ -103,6 +107,35 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     yield make
     for service in started:
         service.stop()
+
+
+@pytest.fixture(scope="session")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Service]]:
+    """Services with the default limits, one per kind for the run (started again if one died): the
+    tests that use them only attack and send, count what they add to the store, and number their
+    callbacks with ``fresh()`` so that none is a re-send of another test's."""
+    folder = tmp_path_factory.mktemp("shared-services")
+    services: Dict[str, Service] = {}
+
+    def get(name: str) -> Service:
+        if name not in services or services[name].process.poll() is not None:
+            services[name] = Service(folder, name)
+        return services[name]
+
+    yield get
+    for service in services.values():
+        service.stop()
+
+
+_NUMBERS = itertools.count(10_000)
+
+
+def fresh(count: int = 1) -> int:
+    """The first of ``count`` callback numbers no other test of this worker has used."""
+    first = next(_NUMBERS)
+    for _ in range(count - 1):
+        next(_NUMBERS)
+    return first
 
 
 def until(condition: Callable[[], object], what: str, patience: float = PATIENCE) -> None:
@@ -368,12 +401,13 @@ SMUGGLING = {
 }
 
 
-@pytest.mark.parametrize("name", list(SERVICES))
+@pytest.mark.parametrize("name", SHARED)
 def test_a_request_smuggled_behind_content_length_and_transfer_encoding_is_refused(
-    start: Callable[..., Service], name: str
+    shared: Callable[[str], Service], name: str
 ) -> None:
-    service: Service = start(name)  # one service for every framing: each is tried on its own connection
-    body = callback_body(4)
+    service = shared(name)  # one service for every framing: each is tried on its own connection
+    stored = service.stored()
+    body = callback_body(fresh())
     chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
     for framing, head_line in SMUGGLING.items():
         smuggler = connect(service.port)
@@ -394,7 +428,7 @@ def test_a_request_smuggled_behind_content_length_and_transfer_encoding_is_refus
         length = int(head.lower().partition(b"content-length:")[2].partition(b"\r\n")[0])
         assert rest[length:] == b"", (framing, answer)  # nothing answered for what was smuggled behind it
         assert b"keep-alive" not in head.lower(), framing
-    assert service.stored() == 0
+    assert service.stored() == stored
 
 
 @pytest.mark.parametrize("name", list(SERVICES))

@@ -10,12 +10,22 @@ import threading
 from typing import Callable, Dict, List, Tuple
 
 import pytest
-from test_connections import SERVICES, Service, callback_body, connect, post_callback, read_answer, start, until
+from test_connections import (
+    SHARED,
+    Service,
+    callback_body,
+    connect,
+    fresh,
+    post_callback,
+    read_answer,
+    shared,
+    until,
+)
 
 from uws_adapter.errors import InputError
 from uws_adapter.serving.limits import ConnectionLimits
 
-__all__ = ["start"]  # the fixture, shared with test_connections
+__all__ = ["shared"]  # the fixture, from test_connections
 
 #: What an attacker offers per connection: far more than any server may keep.
 OFFERED = 1 << 30
@@ -105,12 +115,13 @@ class Flood:
 
 
 @pytest.mark.parametrize("shape", ["many-lines", "one-value"])
-@pytest.mark.parametrize("name", list(SERVICES))
+@pytest.mark.parametrize("name", SHARED)
 def test_endless_headers_are_refused_431_with_memory_flat_and_callbacks_served(
-    start: Callable[..., Service], name: str, shape: str
+    shared: Callable[[str], Service], name: str, shape: str
 ) -> None:
-    service: Service = start(name)
-    assert post_callback(service.port, 0) == 200  # warm: first-request allocations are not growth
+    service = shared(name)
+    stored, first = service.stored(), fresh(11)
+    assert post_callback(service.port, first) == 200  # warm: first-request allocations are not growth
     before = resident_bytes(service.process.pid)
     sent, answer = offer_endless_headers(service.port, shape)
     assert answer.startswith((b"HTTP/1.1 431", b"HTTP/1.0 431")), answer[:200]
@@ -118,17 +129,17 @@ def test_endless_headers_are_refused_431_with_memory_flat_and_callbacks_served(
     assert sent < 64 * 1024 * 1024, f"{sent} bytes were read before the refusal"
     flood = Flood(service.port, shape)
     try:
-        statuses = [post_callback(service.port, n) for n in range(1, 11)]
+        statuses = [post_callback(service.port, n) for n in range(first + 1, first + 11)]
     finally:
         flood.stop()
     assert statuses == [200] * 10
     assert flood.answers, "the flood never got to send"
     grown = resident_bytes(service.process.pid) - before
     assert grown < GROWTH, f"{name} grew by {grown / 2**20:.1f} MiB"
-    until(lambda: service.stored() == 11, "every acknowledged callback is in the store")
+    until(lambda: service.stored() == stored + 11, "every acknowledged callback is in the store")
 
 
-@pytest.mark.parametrize("name", list(SERVICES))
+@pytest.mark.parametrize("name", SHARED)
 @pytest.mark.parametrize(
     ("what", "head"),
     [
@@ -137,10 +148,10 @@ def test_endless_headers_are_refused_431_with_memory_flat_and_callbacks_served(
     ],
 )
 def test_too_many_header_fields_or_a_long_line_get_431_and_close(
-    start: Callable[..., Service], name: str, what: str, head: bytes
+    shared: Callable[[str], Service], name: str, what: str, head: bytes
 ) -> None:
-    service: Service = start(name)
-    body = callback_body(1)
+    service = shared(name)
+    stored, body = service.stored(), callback_body(fresh())
     sock = connect(service.port)
     sock.settimeout(5)
     sock.sendall(
@@ -152,7 +163,7 @@ def test_too_many_header_fields_or_a_long_line_get_431_and_close(
     sock.close()
     assert answer.startswith((b"HTTP/1.1 431", b"HTTP/1.0 431")), answer[:200]
     assert closed
-    assert service.stored() == 0
+    assert service.stored() == stored
 
 
 def test_the_emulator_bounds_headers_too() -> None:
