@@ -46,7 +46,7 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "receiver": _units(
         "callbacks", "edge", "errors", "metrics", "model", "redaction", "settings", "store", "wire", "xmlsafe"
     ),
-    "serving": _units("edge", "errors", "jsonsafe", "logs", "metrics", "receiver"),
+    "serving": _units("edge", "errors", "jsonsafe", "logs", "metrics", "receiver", "settings"),
     "emulator": _units(
         "callbacks",
         "edge",

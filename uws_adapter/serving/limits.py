@@ -61,6 +61,7 @@ from uws_adapter import metrics
 from uws_adapter.edge import Answer
 from uws_adapter.errors import InputError
 from uws_adapter.serving.access import AccessErrorTask
+from uws_adapter.settings.receiver import ConnectionBounds
 
 logger = logging.getLogger("uws_adapter.serving")
 
@@ -86,13 +87,11 @@ WARN_EVERY = 60.0
 
 
 @dataclass(frozen=True)
-class ConnectionLimits:
-    """How many connections a server process keeps, and how long each may take (seconds)."""
+class ConnectionLimits(ConnectionBounds):
+    """How many connections a server process keeps, and how long each may take (seconds): the
+    services' settings (:class:`~uws_adapter.settings.receiver.ConnectionBounds`, their defaults
+    too) and the header bounds."""
 
-    max_connections: int = 1000
-    idle_timeout: float = 5.0
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
     #: The request line and every header together, in bytes (a carrier callback sends well under 1 KiB).
     max_header_bytes: int = 64 * 1024
     #: Header fields in one request.
