@@ -29,7 +29,7 @@ from uws_adapter.provisioning.options import (
     check_max_answer_bytes,
     check_timeout,
 )
-from uws_adapter.provisioning.urls import check_base_url
+from uws_adapter.provisioning.urls import check_url
 from uws_adapter.settings.source import CONFIG_VARIABLE, Convert, Loadable, Option, relocated, whole
 from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import REST_BASE_URL, UWS_BASE_URL
@@ -65,7 +65,7 @@ def _backend(value: Any, origin: str) -> str:
 
 
 def _url(value: Any, origin: str) -> str:
-    return check_base_url(value, origin)
+    return check_url(value, origin)
 
 
 def _checked(check: Callable[[Any], Any], parse: Callable[[str], Any], what: str, example: str) -> Convert:

@@ -83,9 +83,9 @@ def read_documents(
     source = source.strip()
     remote = _is_url(source)
     if remote:
-        from uws_adapter.provisioning.urls import check_base_url
+        from uws_adapter.provisioning.urls import check_url
 
-        check_base_url(source, _FIELD)
+        check_url(source, _FIELD)
         home = origin(source, _FIELD)
         first = source
     else:
