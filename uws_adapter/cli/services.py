@@ -90,6 +90,8 @@ _COMMON: List[Spec] = [
     _o("--config", f"INI settings file (default: ${CONFIG_VARIABLE}); see docs/configuration.md", metavar="FILE"),
     _o("--host", "address to listen on"),
 ]
+_PORT = _o("--port", "0 picks a free port")
+_THREADS = _o("--threads", "waitress worker threads")
 _CONNECTIONS: List[Spec] = [
     _o("--max-connections", "open connections per server process; at the limit an idle one (else the one whose "
        "request has been arriving longest, over 1 s) is closed to make room, or the newcomer gets 503", metavar="N"),
@@ -107,7 +109,7 @@ _HANDLER_LEASE = _o(
     "least twice a relay's deadline (30 s)", metavar="SECONDS",
 )  # fmt: skip
 _EMULATOR: List[Spec] = [
-    _o("--port", "0 picks a free port"),
+    _PORT,
     _o("--devices", "generated Active devices (IMEI+ICCID)", metavar="N"),
     _o("--devices-file", "CSV devices instead (kind,identifier rows)", metavar="FILE"),
     _o("--listener", "UWS (SOAP) callback listener for the emulated account", metavar="URL"),
@@ -121,7 +123,7 @@ _EMULATOR: List[Spec] = [
     _o("--callback-spacing", "between re-sends", metavar="SECONDS"),
     _o("--session-idle", "a session's idle expiry", metavar="SECONDS"),
     _o("--daily-budget", "actions per line per day, 1 to 1,000,000", metavar="N"),
-    _o("--threads", "waitress worker threads"),
+    _THREADS,
     # Seeding: each attribute is handed out from the first line on, in the order given (see seed_lines).
     _o("--group", "put the next COUNT lines (default: all the rest) in device group NAME; repeat for more groups",
        action="append", metavar="NAME[:COUNT]"),
@@ -135,7 +137,7 @@ _CALLBACK_LOGIN: List[Spec] = [
     _o("--password", "callback password (prefer the variable: arguments show in ps)"),
 ]
 _RECEIVER: List[Spec] = [
-    _o("--port", "0 picks a free port"),
+    _PORT,
     *_CALLBACK_LOGIN,
     _o("--previous-password", "also accepted, while rotating"),
     _o("--allow-anonymous", "store callbacks without checking credentials (only on a closed network; logged at "
@@ -148,13 +150,13 @@ _RECEIVER: List[Spec] = [
     _o("--server", "uvicorn (asyncio, the fast one; auto picks it when installed) or waitress (WSGI threads)",
        choices=["auto", "uvicorn", "waitress"]),
     _o("--workers", "uvicorn worker processes, 1 to 64 (2 on a 2-core machine)"),
-    _o("--threads", "waitress worker threads"),
+    _THREADS,
     _o("--max-body", "largest callback accepted", metavar="BYTES"),
     _o("--commit", "each: one commit per callback (a benchmark baseline)", choices=["group", "each"]),
     *_CONNECTIONS,
 ]  # fmt: skip
 _BRIDGE: List[Spec] = [
-    _o("--port", "0 picks a free port"),
+    _PORT,
     _o("--legacy-login", "the UWS login legacy systems use with the bridge", metavar="NAME:PASSWORD"),
     _o("--legacy-listener", "the legacy system's SOAP callback listener", metavar="URL"),
     _o("--legacy-listener-login", "credentials written into relayed callbacks", metavar="NAME:PASSWORD"),
@@ -175,7 +177,7 @@ _BRIDGE: List[Spec] = [
        "throttle keys its requests by the client its X-Forwarded-For names", action="append",
        metavar="ADDRESS[/BITS]"),
     _o("--unlock", argparse.SUPPRESS, metavar="NAME"),  # nothing is locked in the store any more
-    _o("--threads", "waitress worker threads"),
+    _THREADS,
     _REPAIR,
     _HANDLER_LEASE,
     *_CONNECTIONS,
