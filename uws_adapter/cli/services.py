@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Sequence, Tuple, TypeVar
 
 from uws_adapter import metrics, runfiles
-from uws_adapter.cli.db import add_db_option, open_db
+from uws_adapter.cli.db import add_db_option, check_creatable, open_db
 from uws_adapter.cli.options import Build, load_from_options, settings_defaults
 from uws_adapter.errors import InputError, UwsAdapterError, install_hint
 from uws_adapter.logs import worker_environment
@@ -271,20 +271,6 @@ def _run_emulator(args: argparse.Namespace) -> int:
 # one line, no banner, and no database file left behind. ----------------------------------------
 
 
-def _check_db(path: str) -> None:
-    """A database the service can create or open: named as given, never its companion files.
-    (A postgresql:// URL is checked when it is opened.)"""
-    if is_postgres_url(path):
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise InputError("--db", f"the folder of the database {path} does not exist", "create it, or give another path")
-    if os.path.isdir(path):
-        raise InputError("--db", f"{path} is a folder, not a database file", "give a file name")
-    if not os.access(folder, os.W_OK):
-        raise InputError("--db", f"cannot write in the folder of the database {path}", "give a writable place")
-
-
 def _new_store(path: str) -> bool:
     """True when starting would create the SQLite file at ``path`` (then a failed start removes it)."""
     return not is_postgres_url(path) and not os.path.exists(path)
@@ -337,7 +323,7 @@ def _stopping_on_sigterm() -> Iterator[None]:
 
 def _run_receiver(args: argparse.Namespace) -> int:
     settings = load_from_options(ReceiverSettings, args)
-    _check_db(settings.db)
+    check_creatable(settings.db)
     server = settings.server
     if server == "auto":
         server = "uvicorn" if importlib.util.find_spec("uvicorn") is not None else "waitress"
@@ -521,7 +507,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
     from uws_adapter.rest.client import RestClient
 
     settings = load_from_options(BridgeSettings, args)
-    _check_db(settings.db)
+    check_creatable(settings.db)
     if settings.unlock:
         return _unlock_bridge_login(settings)
     limits = _limits(settings)
