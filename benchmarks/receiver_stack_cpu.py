@@ -128,7 +128,7 @@ def main() -> None:
     from uws_adapter.logs import configure_logging
     from uws_adapter.receiver.app import Receiver
     from uws_adapter.receiver.asgi import AsyncReceiver
-    from uws_adapter.serving.access import AsgiAccessLog, _ClosedAtShutdown
+    from uws_adapter.serving.access import AsgiAccessLog
     from uws_adapter.store import open_store
 
     out = sys.stdout
@@ -138,7 +138,7 @@ def main() -> None:
     schema = Schema(args.db) if args.db else None  # the PostgreSQL benchmark's: a schema of its own
     store = open_store(schema.url if schema is not None else str(folder / "bench.db"))
     receiver = Receiver(store, allow_anonymous=True)
-    ours = AsgiAccessLog(_ClosedAtShutdown(AsyncReceiver(receiver), receiver), "receiver")
+    ours = AsgiAccessLog(AsyncReceiver(receiver), "receiver")
     floor = parse_only()
     committer = CommitterClock()
     committer.install()
