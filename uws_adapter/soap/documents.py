@@ -16,7 +16,6 @@ address holds is escaped.
 
 from __future__ import annotations
 
-import copy
 from typing import Dict, List, Optional, Set
 
 from lxml import etree
@@ -82,7 +81,7 @@ def _only_service(root: etree._Element, service: str) -> None:
 
 
 def _inlined_schemas() -> List[etree._Element]:
-    """Every XSD reachable from :data:`TYPES_XSD`, each root copied with its imports left by
+    """Every XSD reachable from :data:`TYPES_XSD`, each parsed afresh with its imports left by
     namespace only (the schemas are all in the same ``wsdl:types``)."""
     found: Dict[str, etree._Element] = {}
     pending = [TYPES_XSD]
@@ -90,7 +89,7 @@ def _inlined_schemas() -> List[etree._Element]:
         name = pending.pop(0)
         if name in found:
             continue
-        schema = copy.deepcopy(_bundled(name))
+        schema = _bundled(name)
         for reference in _schema_references(schema):
             pending.append(str(reference.get("schemaLocation")))
             del reference.attrib["schemaLocation"]
