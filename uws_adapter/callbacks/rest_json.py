@@ -24,6 +24,13 @@ _ACTION_KEYS = {
     "deactivateResponse": "Deactivate",
     "reconnectResponse": "Reconnect",
 }
+#: suspendResponse key -> SuspendResult field [doc], as read and as written; the date is MM/DD/YYYY.
+_SUSPEND_KEYS = {
+    "expectedResumeDate": "expected_resume_date",
+    "maxSuspendDaysAllowed": "max_suspend_days_allowed",
+    "numDaysSuspendedLast12Months": "num_days_suspended_last_12_months",
+    "numDaysSuspendAllowedCurrent12Months": "num_days_suspend_allowed_current_12_months",
+}
 _KNOWN = {
     "username", "password", "requestId", "deviceIds", "deviceResponse", "niddResponse", "faultResponse",
     "comment", "status", "callbackCount", "maxCallbackThreshold",
@@ -212,13 +219,14 @@ def _device_response(response: Mapping[str, Any], unmodeled: List[str]) -> _Sect
 
 
 def _suspend(section: Mapping[str, Any], where: str) -> model.SuspendResult:
-    date = _string(section, "expectedResumeDate", where)
-    return model.SuspendResult(
-        None if date is None else model.parse_date(date, f"callback: {where}expectedResumeDate"),
-        _integer(section, "maxSuspendDaysAllowed", where),
-        _integer(section, "numDaysSuspendedLast12Months", where),
-        _integer(section, "numDaysSuspendAllowedCurrent12Months", where),
-    )
+    found: Dict[str, Any] = {}
+    for key, field_name in _SUSPEND_KEYS.items():
+        if field_name == "expected_resume_date":
+            date = _string(section, key, where)
+            found[field_name] = None if date is None else model.parse_date(date, f"callback: {where}{key}")
+        else:
+            found[field_name] = _integer(section, key, where)
+    return model.SuspendResult(**found)
 
 
 def _nidd(obj: Mapping[str, Any]) -> Optional[model.NiddResult]:
@@ -293,14 +301,10 @@ def _device_response_dict(callback: model.CallbackRequest) -> Dict[str, Any]:
         key = next(k for k, v in _ACTION_KEYS.items() if v == callback.action)
         section: Dict[str, Any] = {}
         if callback.suspend is not None:
-            s = callback.suspend
-            resume = s.expected_resume_date
-            section.update(_present((
-                ("expectedResumeDate", None if resume is None else model.format_date(resume)),
-                ("maxSuspendDaysAllowed", s.max_suspend_days_allowed),
-                ("numDaysSuspendedLast12Months", s.num_days_suspended_last_12_months),
-                ("numDaysSuspendAllowedCurrent12Months", s.num_days_suspend_allowed_current_12_months),
-            )))  # fmt: skip
+            for name, field_name in _SUSPEND_KEYS.items():
+                value = getattr(callback.suspend, field_name)
+                if value is not None:
+                    section[name] = model.format_date(value) if field_name == "expected_resume_date" else value
         if callback.restore is not None and callback.restore.restored is not None:
             section["restored"] = callback.restore.restored
         response[key] = section
