@@ -418,6 +418,10 @@ def _run_uvicorn_receiver(settings: ReceiverSettings) -> int:
                     # Worker processes report their metrics through files in one folder, made (and removed) per run.
                     with metrics.multiprocess_dir():
                         _multiprocess(config, server, sock)
+                    # Workers that close their SQLite stores at the same instant each see the other
+                    # still connected, and neither folds the WAL back in: opened and closed once
+                    # more here, as the last connection, the store is left as one file.
+                    open_db(settings.db).close()
             # uvicorn returns once a signal stopped it (its workers closed their stores first): the
             # same end as the waitress receiver's.
             raise KeyboardInterrupt
