@@ -46,7 +46,7 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "receiver": _units(
         "callbacks", "edge", "errors", "metrics", "model", "redaction", "settings", "store", "wire", "xmlsafe"
     ),
-    "serving": _units("edge", "errors", "jsonsafe", "logs", "metrics", "receiver"),
+    "serving": _units("edge", "errors", "jsonsafe", "logs", "metrics", "receiver", "settings"),
     "emulator": _units(
         "callbacks",
         "edge",
@@ -81,7 +81,7 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "settings": _units("callbacks", "emulator", "errors", "provisioning", "soap", "store", "wire", "xmlsafe"),
     "config": _units("errors", "provisioning", "rest", "settings", "store", "uws", "wire"),
     "netcheck": _units("errors", "provisioning", "redaction"),
-    "wsdldiff": _units("errors", "netcheck", "provisioning", "redaction", "soap", "xmlsafe"),
+    "wsdldiff": _units("errors", "netcheck", "provisioning", "redaction", "soap", "wire", "xmlsafe"),
     "doctor": _units("config", "errors", "netcheck", "redaction", "rest", "store", "wsdldiff"),
     "tracking": _units("model", "store"),
     "demo": _units("emulator", "model", "provisioning", "receiver", "rest", "serving", "store", "tracking", "uws"),

@@ -11,7 +11,7 @@ from typing import Callable, List
 import pytest
 
 from uws_adapter import CustomField, Device, DeviceIdentifier, DeviceList, InputError, errors
-from uws_adapter.errors import REQUEST_UNDEFINED, UwsAdapterError
+from uws_adapter.errors import Code, UwsAdapterError
 
 _MANY = tuple(Device.of("IMEI", f"{350000000000000 + n}") for n in range(10_001))
 
@@ -31,7 +31,7 @@ _MANY = tuple(Device.of("IMEI", f"{350000000000000 + n}") for n in range(10_001)
         (lambda: CustomField("CustomField1", " "), "INPUT_INVALID.Request.InvalidCharacter"),
         (lambda: CustomField.parse("CustomField1"), "INPUT_INVALID.Request.InvalidCharacter"),
         (lambda: DeviceList(_MANY), "INPUT_INVALID.MaxRequestsExceeded"),
-        (lambda: DeviceList(()), REQUEST_UNDEFINED),
+        (lambda: DeviceList(()), Code.REQUEST_UNDEFINED),
     ],
     ids=["unknown-kind", "kind-not-text", "short-imei", "identifier-not-text", "no-colon", "unknown-field",
          "empty-field-name", "value-too-long", "forbidden-character", "empty-value", "no-equals",

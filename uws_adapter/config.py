@@ -15,22 +15,27 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Optional, Tuple, Union
 
 from uws_adapter.errors import InputError
 from uws_adapter.provisioning.base import DEFAULT_DAILY_BUDGET, Provisioner
 from uws_adapter.provisioning.options import (
+    CLIENT_OPTIONS,
     DEFAULT_DEADLINE,
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_TIMEOUT,
+    SendOptions,
     check_deadline,
     check_max_answer_bytes,
     check_timeout,
 )
-from uws_adapter.provisioning.urls import check_base_url
+from uws_adapter.provisioning.urls import check_url
 from uws_adapter.settings.source import CONFIG_VARIABLE, Convert, Loadable, Option, relocated, whole
 from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import REST_BASE_URL, UWS_BASE_URL
+
+if TYPE_CHECKING:
+    from uws_adapter.rest.client import RestClient
 
 __all__ = [
     "BACKENDS",
@@ -44,6 +49,7 @@ __all__ = [
     "check_login",
     "connect",
     "load_settings",
+    "rest_client",
     "timeout_seconds",
 ]
 
@@ -59,7 +65,7 @@ def _backend(value: Any, origin: str) -> str:
 
 
 def _url(value: Any, origin: str) -> str:
-    return check_base_url(value, origin)
+    return check_url(value, origin)
 
 
 def _checked(check: Callable[[Any], Any], parse: Callable[[str], Any], what: str, example: str) -> Convert:
@@ -158,6 +164,14 @@ class Settings(Loadable):
         """The client's ``daily_budget``: None when the guard is off (``daily_budget`` 0)."""
         return self.daily_budget or None
 
+    @property
+    def send_options(self) -> SendOptions:
+        """How each call of a client is bounded: the clients' defaults with this timeout, deadline
+        and answer cap."""
+        return CLIENT_OPTIONS.with_(
+            timeout=self.timeout, deadline=self.deadline, max_answer_bytes=self.max_answer_bytes
+        )
+
 
 def load_settings(
     path: Union[str, Path, None] = None,
@@ -175,7 +189,6 @@ def load_settings(
 def connect(settings: Optional[Settings] = None, *, store: Optional[RequestLog] = None) -> Provisioner:
     """A client for the configured backend (:class:`UwsClient` or :class:`RestClient`); a UWS
     client with ``settings.token`` when no login is configured."""
-    from uws_adapter.rest.client import RestClient
     from uws_adapter.uws.client import UwsClient
 
     settings = settings if settings is not None else load_settings()
@@ -192,21 +205,11 @@ def connect(settings: Optional[Settings] = None, *, store: Optional[RequestLog] 
                 "the REST backend needs OAuth2 keys",
                 f"set {missing} (or client_id / client_secret in [{SECTION}] of the settings file)",
             )
-        client: Provisioner = RestClient(
-            base_url=settings.rest_url, client_id=settings.client_id, client_secret=settings.client_secret,
-            username=settings.username, password=settings.password, timeout=settings.timeout,
-            deadline=settings.deadline, max_answer_bytes=settings.max_answer_bytes, store=store,
-        )  # fmt: skip
-    elif use_token:
-        client = UwsClient(
-            base_url=settings.soap_url, token=settings.token, timeout=settings.timeout, deadline=settings.deadline,
-            max_answer_bytes=settings.max_answer_bytes, store=store,
-        )  # fmt: skip
-    else:
+        client: Provisioner = rest_client(settings, store=store)
+    else:  # with a token, the login is empty (use_token): the client uses the token as it is
         client = UwsClient(
             base_url=settings.soap_url, username=settings.username, password=settings.password,
-            timeout=settings.timeout, deadline=settings.deadline, max_answer_bytes=settings.max_answer_bytes,
-            store=store,
+            token=settings.token if use_token else None, store=store, options=settings.send_options,
         )  # fmt: skip
     client.daily_budget = settings.budget_guard
     if settings.budget_guard is None:
@@ -214,6 +217,20 @@ def connect(settings: Optional[Settings] = None, *, store: Optional[RequestLog] 
             "the daily budget guard is off (daily_budget 0): device lists are sent without counting actions"
         )
     return client
+
+
+def rest_client(
+    settings: Settings, *, store: Optional[RequestLog] = None, options: Optional[SendOptions] = None
+) -> RestClient:
+    """A REST client with the settings' URL, OAuth2 keys and login, bounded by ``options`` (default:
+    :attr:`Settings.send_options`); the keys are not checked here (see :func:`connect`)."""
+    from uws_adapter.rest.client import RestClient
+
+    return RestClient(
+        base_url=settings.rest_url, client_id=settings.client_id, client_secret=settings.client_secret,
+        username=settings.username, password=settings.password, store=store,
+        options=settings.send_options if options is None else options,
+    )  # fmt: skip
 
 
 def check_login(settings: Settings) -> None:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlsplit
 
-from uws_adapter.config import ENVIRONMENT, Settings
+from uws_adapter.config import ENVIRONMENT, Settings, rest_client
 from uws_adapter.errors import InputError, ServiceFault, UwsAdapterError
 from uws_adapter.netcheck import clock_skew, fetch, origin, reach
 from uws_adapter.redaction import masked_url
@@ -124,22 +124,12 @@ def check_uws_login(options: DoctorOptions) -> Check:
     return Check("uws-login", PASS, f"LogIn and LogOut answered at {masked_url(settings.soap_url)}")
 
 
-def _rest_client(settings: Settings) -> Any:
-    from uws_adapter.rest.client import RestClient
-
-    return RestClient(
-        base_url=settings.rest_url, client_id=settings.client_id, client_secret=settings.client_secret,
-        username=settings.username, password=settings.password, timeout=settings.timeout,
-        deadline=settings.deadline, connect_retries=0,
-    )  # fmt: skip
-
-
 def check_rest(options: DoctorOptions, *, login_refused: bool = False) -> List[Check]:
     """The OAuth2 token, the M2M session, the listeners. ``login_refused``: UWS refused the same
     login already, so it is not tried again (each refusal counts towards the lockout)."""
     settings = options.settings
     checks: List[Check] = []
-    client = _rest_client(settings)
+    client = rest_client(settings, options=settings.send_options.with_(connect_retries=0))
     try:
         try:
             client.bearer_token()

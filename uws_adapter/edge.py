@@ -12,18 +12,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, MutableMapping, Optional, Sequence, Tuple, Union
 from urllib.parse import quote
 
 from uws_adapter.xmlsafe import encoding_refusal
 
 __all__ = [
-    "SOAP_PREFIX", "Answer", "BodyRules", "Router", "StartResponse", "WsgiApp", "charset_of", "media_type_of",
-    "raw_target", "screen", "target_refusal",
+    "SOAP_PREFIX", "Answer", "AsgiApp", "BodyRules", "Message", "Receive", "Router", "Scope", "Send", "StartResponse",
+    "WsgiApp", "charset_of", "media_type_of", "raw_target", "screen", "target_refusal",
 ]  # fmt: skip
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[Dict[str, Any], StartResponse], Iterable[bytes]]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Where our SOAP services are served (``/api/v2/CarrierService.svc``, as the carrier's).
 SOAP_PREFIX = "/api/v2/"
 

@@ -72,10 +72,6 @@ class Code:
     REQUEST_FAILED = "REQUEST_FAILED"
 
 
-#: The carrier's code for a request it cannot make sense of, when no more precise code applies.
-REQUEST_UNDEFINED = Code.REQUEST_UNDEFINED
-
-
 def install_hint(extra: str) -> str:
     """How to install an optional part: from a checkout, since the distribution's name is not on
     the package index (a hint naming it there would install whatever someone publishes under it)."""
@@ -88,7 +84,7 @@ class InputError(UwsAdapterError, ValueError):
     the bridge send back), set where the error is raised, never derived from the wording."""
 
     def __init__(
-        self, field: str, problem: str, fix: str, *, code: str = REQUEST_UNDEFINED, wire_fix: Optional[str] = None
+        self, field: str, problem: str, fix: str, *, code: str = Code.REQUEST_UNDEFINED, wire_fix: Optional[str] = None
     ) -> None:
         self.field = field
         self.problem = problem
@@ -116,10 +112,6 @@ class UnsupportedByApi(InputError):
     """A valid request that the chosen API (UWS SOAP or REST) has no way to express."""
 
 
-#: The fault code for a line over its daily budget: what the emulator's per-device callbacks carry.
-PROVISIONING_LIMIT = Code.PROVISIONING_LIMIT
-
-
 class BudgetExceeded(InputError):
     """A device-list request would take lines over their daily budget of provisioning actions
     (counted from the request log and stored callbacks of the last 24 hours). Nothing was sent.
@@ -139,7 +131,7 @@ class BudgetExceeded(InputError):
             f"{len(lines)} line(s) at or over the daily budget of {budget} provisioning action(s) ({shown}{more})",
             "wait until then, send the other lines alone, raise daily_budget (--daily-budget, "
             "UWS_ADAPTER_DAILY_BUDGET; 25 with the upgrade), or send anyway with --force (force=True; recorded)",
-            code=PROVISIONING_LIMIT,
+            code=Code.PROVISIONING_LIMIT,
             wire_fix="send those lines again once the time given has passed, or send the other lines alone",
         )
 

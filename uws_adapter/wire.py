@@ -24,6 +24,12 @@ NS_CARRIER = _CONTRACT + "CarrierService"
 NS_COMMON = _CONTRACT + "Common"
 NS_SESSION = _CONTRACT + "SessionService"  # [seen]
 NS_XSI = "http://www.w3.org/2001/XMLSchema-instance"
+#: SOAP 1.2's envelope: read (a fault, a callback), never written.
+NS_SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
+# The WSDL 1.1 and XML Schema documents we serve and compare.
+NS_WSDL = "http://schemas.xmlsoap.org/wsdl/"
+NS_WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
+NS_XS = "http://www.w3.org/2001/XMLSchema"
 
 #: Namespaces declared once, on the Envelope, in the requests we write. Prefixes carry no meaning
 #: on the wire; the Common contract is the default namespace because the per-device elements are

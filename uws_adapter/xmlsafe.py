@@ -33,6 +33,8 @@ MAX_DEPTH = 64
 #: have none or one).
 MAX_PROLOG_NODES = 64
 
+#: Whether found before parsing (in the prolog) or after (lxml's doctype), the same refusal.
+_NO_DOCTYPE = "a DOCTYPE is not allowed (DTDs and entities are refused)"
 _XINCLUDE = "{http://www.w3.org/2001/XInclude}"
 _XML_SPACE = " \t\r\n"
 _BOMS = (
@@ -174,7 +176,7 @@ def parse_untrusted(
     if prolog is None:
         raise error(f"{what}: more than {MAX_PROLOG_NODES} comments and processing instructions before the root")
     if prolog:
-        raise error(f"{what}: a DOCTYPE is not allowed (DTDs and entities are refused)", line=1)
+        raise error(f"{what}: {_NO_DOCTYPE}", line=1)
     try:
         root = etree.fromstring(data, _parser()) if not counted else _parse_counted(data, max_nodes or 0)
     except _TooMany:
@@ -187,7 +189,7 @@ def parse_untrusted(
         raise error(f"{what}: refused: {exc}") from None
     tree = root.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:  # type: ignore[union-attr]
-        raise error(f"{what}: a DOCTYPE is not allowed (DTDs and entities are refused)", line=1)
+        raise error(f"{what}: {_NO_DOCTYPE}", line=1)
     # Nesting D deep takes at least 2*D-1 "<" bytes (D start tags, D-1 end tags or more), so a
     # document with fewer cannot be too deep; the count runs in C and only over-counts in UTF-16.
     if markup >= 2 * max_depth + 1:

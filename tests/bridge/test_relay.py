@@ -28,7 +28,7 @@ from uws_adapter.model.callbacks import CallbackRequest, ReportedDevice
 from uws_adapter.provisioning.options import RELAY_OPTIONS
 from uws_adapter.receiver.app import Receiver
 from uws_adapter.store.sqlite import Store, StoredEvent
-from uws_adapter.store.sqlite_writes import callback_work
+from uws_adapter.store.sqlite_writes import CallbackWork
 
 HERE = Path(__file__).parent
 
@@ -131,7 +131,7 @@ def test_a_trickling_listener_does_not_hold_back_relays_to_another(tmp_path: Pat
     )  # fmt: skip
     try:
         for n in range(12):
-            store.write(callback_work(callback(n), ("slow", "fast")))
+            store.write(CallbackWork(callback(n), ("slow", "fast")))
         receiver.wake_handlers()
         wait_until(lambda: len(fast.acknowledged()) == 12, what="the fast listener's relays")
         assert sorted(cb.request_id for cb in fast.acknowledged()) == sorted(f"req-{n}" for n in range(12))
@@ -164,7 +164,7 @@ def test_two_bridges_on_one_store_with_a_short_lease_and_slow_answers_relay_each
     ]
     try:
         for n in range(25):
-            stores[n % 2].write(callback_work(callback(n), ("relay",)))
+            stores[n % 2].write(CallbackWork(callback(n), ("relay",)))
         for receiver in receivers:
             receiver.wake_handlers()
         wait_until(lambda: stores[0].counts()["handler_queue"] == 0, timeout=60, what="every relay done")
@@ -196,7 +196,7 @@ def test_after_a_kill_9_only_the_runs_in_flight_wait_for_their_lease(tmp_path: P
     db = tmp_path / "c.db"
     store = Store(db)
     for n in range(10):
-        store.write(callback_work(callback(n), ("relay",)))
+        store.write(CallbackWork(callback(n), ("relay",)))
     silent = SilentServer()
     process = subprocess.Popen(
         [sys.executable, "-c", RELAYING_PROCESS, str(db), silent.url], stdout=subprocess.PIPE, text=True,

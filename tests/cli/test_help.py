@@ -98,10 +98,8 @@ def test_help_names_where_a_default_comes_from(command: List[str], shown: str) -
 
 
 def test_the_command_table_names_what_each_module_builds() -> None:
-    built: Dict[str, List[str]] = {}
-    for name, module, _help in COMMAND_TABLE:
-        built.setdefault(module, []).append(name)
-    for module, names in built.items():
+    for module, named in COMMAND_TABLE.items():
+        names = [name for name, _help in named]
         assert list(importlib.import_module(f"uws_adapter.cli.{module}").COMMANDS) == names, module
 
 

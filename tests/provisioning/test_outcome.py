@@ -14,7 +14,7 @@ from servers import HttpServer, SilentServer
 
 from uws_adapter import ConnectionFailed, Device, InputError, OutcomeUnknown, RestClient, UwsClient, select
 from uws_adapter.errors import TransportError
-from uws_adapter.provisioning.urls import check_base_url
+from uws_adapter.provisioning.urls import check_url
 
 DEVICES = select([Device.parse("IMEI:990003420535573")])
 
@@ -35,7 +35,7 @@ def test_a_url_that_cannot_be_sent_to_is_refused_at_construction(url: str, probl
 
 def test_a_password_in_a_refused_url_is_not_shown() -> None:
     with pytest.raises(InputError) as caught:
-        check_base_url("http://user:hunter2@h:99999/", "--endpoint")
+        check_url("http://user:hunter2@h:99999/", "--endpoint")
     assert "hunter2" not in str(caught.value)
     assert str(caught.value).startswith("--endpoint: ")
 

@@ -26,7 +26,7 @@ from uws_adapter.errors import HandlerGaveUp
 from uws_adapter.receiver.app import DeadLetterBudget, Receiver
 from uws_adapter.receiver.asgi import AsyncReceiver
 from uws_adapter.store.sqlite import Store, StoredEvent
-from uws_adapter.store.sqlite_writes import POISONED, callback_work
+from uws_adapter.store.sqlite_writes import POISONED, CallbackWork
 
 start = test_receiver.start  # the same servers, both of them
 
@@ -147,7 +147,7 @@ def test_a_callback_the_store_cannot_hold_is_kept_as_a_dead_letter(tmp_path: Pat
     # hand the store a count no SQLite integer holds.
     with Store(tmp_path / "c.db") as store:
         poisoned = dataclasses.replace(callback(password=SECRET), callback_count=10**30)
-        result = store.write(callback_work(poisoned, (), document=b"<kept/>", media_type="text/xml"))
+        result = store.write(CallbackWork(poisoned, (), document=b"<kept/>", media_type="text/xml"))
         assert result == (POISONED, False)
         [(reason, body)] = dead_letters(store)
         assert "could not be stored as an event: OverflowError" in reason
@@ -188,7 +188,7 @@ def test_handler_runs_survive_a_store_that_fails_for_a_while(tmp_path: Path, cap
         store, allow_anonymous=True, handler_backoff=0.02, handlers={"count": lambda e: ran.append(e.id)}
     )
     try:
-        event_id, _ = store.write(callback_work(callback(), ("count",)))
+        event_id, _ = store.write(CallbackWork(callback(), ("count",)))
         receiver.wake_handlers()
         assert wait_until(lambda: ran == [event_id])
         assert wait_until(lambda: store.counts()["handler_queue"] == 0)  # the first run is recorded
@@ -197,7 +197,7 @@ def test_handler_runs_survive_a_store_that_fails_for_a_while(tmp_path: Path, cap
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         raw = sqlite3.connect(str(store.path), isolation_level=None)
         raw.execute("BEGIN IMMEDIATE")
-        second, _ = callback_work(callback(1), ("count",))(raw)
+        second, _ = CallbackWork(callback(1), ("count",))(raw)
         raw.execute("COMMIT")
         raw.close()
         receiver.wake_handlers()
@@ -210,7 +210,7 @@ def test_handler_runs_survive_a_store_that_fails_for_a_while(tmp_path: Path, cap
         held.close()
         assert wait_until(lambda: ran == [event_id, second])
         assert wait_until(lambda: store.counts()["handler_queue"] == 0)
-        third, _ = store.write(callback_work(callback(2), ("count",)))
+        third, _ = store.write(CallbackWork(callback(2), ("count",)))
         receiver.wake_handlers()
         assert wait_until(lambda: ran[-1:] == [third])
         assert ran == [event_id, second, third]  # nothing ran twice

@@ -12,19 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from uws_adapter.errors import CallbackParseError
 from uws_adapter.jsonsafe import check_depth, loads_untrusted, wire_integer
-from uws_adapter.model.callbacks import (
-    MAX_CALLBACK_NODES,
-    CallbackFault,
-    CallbackRequest,
-    NiddResult,
-    ProfileResult,
-    ReportedDevice,
-    RestoreResult,
-    SuspendResult,
-    format_date,
-    parse_date,
-    reported_kind,
-)
+from uws_adapter.model import callbacks as model
 from uws_adapter.xmlsafe import MAX_BYTES
 
 MAX_DEPTH = 32
@@ -35,6 +23,13 @@ _ACTION_KEYS = {
     "activateResponse": "Activate",
     "deactivateResponse": "Deactivate",
     "reconnectResponse": "Reconnect",
+}
+#: suspendResponse key -> SuspendResult field [doc], as read and as written; the date is MM/DD/YYYY.
+_SUSPEND_KEYS = {
+    "expectedResumeDate": "expected_resume_date",
+    "maxSuspendDaysAllowed": "max_suspend_days_allowed",
+    "numDaysSuspendedLast12Months": "num_days_suspended_last_12_months",
+    "numDaysSuspendAllowedCurrent12Months": "num_days_suspend_allowed_current_12_months",
 }
 _KNOWN = {
     "username", "password", "requestId", "deviceIds", "deviceResponse", "niddResponse", "faultResponse",
@@ -47,8 +42,8 @@ def parse_rest_callback(
     *,
     max_bytes: int = MAX_BYTES,
     max_depth: int = MAX_DEPTH,
-    max_values: int = MAX_CALLBACK_NODES,
-) -> CallbackRequest:
+    max_values: int = model.MAX_CALLBACK_NODES,
+) -> model.CallbackRequest:
     """Parse a REST JSON callback given as bytes, str or an already decoded mapping."""
     return read_rest_callback(rest_callback_object(data, max_bytes=max_bytes, max_depth=max_depth,
                                                    max_values=max_values))  # fmt: skip
@@ -59,7 +54,7 @@ def rest_callback_object(
     *,
     max_bytes: int = MAX_BYTES,
     max_depth: int = MAX_DEPTH,
-    max_values: int = MAX_CALLBACK_NODES,
+    max_values: int = model.MAX_CALLBACK_NODES,
 ) -> Mapping[str, Any]:
     """The decoded JSON object of a callback, bounded (size, nesting, ``max_values`` values) but not
     yet read: :func:`rest_credentials` reads its credentials, :func:`read_rest_callback` the rest."""
@@ -95,11 +90,6 @@ def rest_credentials(obj: Mapping[str, Any]) -> Tuple[Optional[str], Optional[st
     """(username, password, requestId) of a decoded callback, read as :func:`read_rest_callback`
     reads them: enough to authenticate it before anything else is read."""
     return _string(obj, "username", ""), _string(obj, "password", ""), _string(obj, "requestId", "")
-
-
-def read_rest_callback(obj: Mapping[str, Any]) -> CallbackRequest:
-    """The callback of a decoded, bounded object (see :func:`rest_callback_object`)."""
-    return _read(obj)
 
 
 def _string(obj: Mapping[str, Any], key: str, where: str) -> Optional[str]:
@@ -143,7 +133,7 @@ def _object(obj: Mapping[str, Any], key: str, where: str = "") -> Optional[Mappi
     return value
 
 
-def _devices(obj: Mapping[str, Any], key: str, where: str) -> Tuple[ReportedDevice, ...]:
+def _devices(obj: Mapping[str, Any], key: str, where: str) -> Tuple[model.ReportedDevice, ...]:
     items = obj.get(key)
     if items is None:
         return ()
@@ -157,23 +147,28 @@ def _devices(obj: Mapping[str, Any], key: str, where: str) -> Tuple[ReportedDevi
         kind, identifier = _string(item, "kind", here), _string(item, "id", here)
         if kind is None or identifier is None:
             raise CallbackParseError(f"callback: {here[:-1]}: needs both kind and id")
-        devices.append(ReportedDevice(reported_kind(kind), identifier))
+        devices.append(model.ReportedDevice(model.reported_kind(kind), identifier))
     return tuple(devices)
 
 
 _Sections = Tuple[
-    Optional[str], Optional[str], Optional[SuspendResult], Optional[RestoreResult], Optional[ProfileResult]
+    Optional[str],
+    Optional[str],
+    Optional[model.SuspendResult],
+    Optional[model.RestoreResult],
+    Optional[model.ProfileResult],
 ]
 
 
-def _read(obj: Mapping[str, Any]) -> CallbackRequest:
+def read_rest_callback(obj: Mapping[str, Any]) -> model.CallbackRequest:
+    """The callback of a decoded, bounded object (see :func:`rest_callback_object`)."""
     request_id = _string(obj, "requestId", "")
     if request_id is None:
         raise CallbackParseError("callback: requestId is missing or empty")
     unmodeled = [key for key, value in obj.items() if key not in _KNOWN and value not in (None, "", [], {})]
     service, action, suspend, restore, profile = _device_response(_object(obj, "deviceResponse") or {}, unmodeled)
     nidd = _nidd(obj)
-    return CallbackRequest(
+    return model.CallbackRequest(
         request_id=request_id,
         devices=_devices(obj, "deviceIds", ""),
         username=_string(obj, "username", ""),
@@ -197,9 +192,9 @@ def _device_response(response: Mapping[str, Any], unmodeled: List[str]) -> _Sect
     """(service, action, suspend, restore, profile) of ``deviceResponse``; the names of its
     sections that are not modelled are appended to ``unmodeled``."""
     service = action = None
-    suspend: Optional[SuspendResult] = None
-    restore: Optional[RestoreResult] = None
-    profile: Optional[ProfileResult] = None
+    suspend: Optional[model.SuspendResult] = None
+    restore: Optional[model.RestoreResult] = None
+    profile: Optional[model.ProfileResult] = None
     for key, value in response.items():
         where = f"deviceResponse.{key}."
         if key in _ACTION_KEYS:
@@ -208,11 +203,11 @@ def _device_response(response: Mapping[str, Any], unmodeled: List[str]) -> _Sect
             if key == "suspendResponse":
                 suspend = _suspend(section, where)
             elif key == "restoreResponse":
-                restore = RestoreResult(_boolean(section, "restored", where))
+                restore = model.RestoreResult(_boolean(section, "restored", where))
         elif key == "deviceProfileResponse":
             section = _object(response, key, "deviceResponse.") or {}
             service = "DeviceProfileService"
-            profile = ProfileResult(
+            profile = model.ProfileResult(
                 _devices(section, "deviceIdentifierCollection", where),
                 _string(section, "state", where),
                 _string(section, "profileStatus", where),
@@ -223,33 +218,34 @@ def _device_response(response: Mapping[str, Any], unmodeled: List[str]) -> _Sect
     return service, action, suspend, restore, profile
 
 
-def _suspend(section: Mapping[str, Any], where: str) -> SuspendResult:
-    date = _string(section, "expectedResumeDate", where)
-    return SuspendResult(
-        None if date is None else parse_date(date, f"callback: {where}expectedResumeDate"),
-        _integer(section, "maxSuspendDaysAllowed", where),
-        _integer(section, "numDaysSuspendedLast12Months", where),
-        _integer(section, "numDaysSuspendAllowedCurrent12Months", where),
-    )
+def _suspend(section: Mapping[str, Any], where: str) -> model.SuspendResult:
+    found: Dict[str, Any] = {}
+    for key, field_name in _SUSPEND_KEYS.items():
+        if field_name == "expected_resume_date":
+            date = _string(section, key, where)
+            found[field_name] = None if date is None else model.parse_date(date, f"callback: {where}{key}")
+        else:
+            found[field_name] = _integer(section, key, where)
+    return model.SuspendResult(**found)
 
 
-def _nidd(obj: Mapping[str, Any]) -> Optional[NiddResult]:
+def _nidd(obj: Mapping[str, Any]) -> Optional[model.NiddResult]:
     nidd_response = _object(obj, "niddResponse")
     if nidd_response is None:
         return None
     config = _object(nidd_response, "niddConfigResponse", "niddResponse.") or {}
     where = "niddResponse.niddConfigResponse."
-    return NiddResult(_string(config, "accountName", where), _string(config, "reason", where),
+    return model.NiddResult(_string(config, "accountName", where), _string(config, "reason", where),
                       _devices(config, "deviceIds", where))  # fmt: skip
 
 
-def _fault(obj: Mapping[str, Any]) -> Optional[CallbackFault]:
+def _fault(obj: Mapping[str, Any]) -> Optional[model.CallbackFault]:
     fault_response = _object(obj, "faultResponse")
     if not fault_response:
         return None
     where = "faultResponse."
     detail = fault_response.get("detail")
-    return CallbackFault(
+    return model.CallbackFault(
         _string(fault_response, "faultcode", where),
         _string(fault_response, "faultstring", where),
         _string(fault_response, "faultactor", where),
@@ -257,11 +253,11 @@ def _fault(obj: Mapping[str, Any]) -> Optional[CallbackFault]:
     )
 
 
-def _device_ids(devices: Tuple[ReportedDevice, ...]) -> List[Dict[str, str]]:
+def _device_ids(devices: Tuple[model.ReportedDevice, ...]) -> List[Dict[str, str]]:
     return [{"id": d.identifier, "kind": d.kind} for d in devices]
 
 
-def rest_callback_dict(callback: CallbackRequest) -> Dict[str, Any]:
+def rest_callback_dict(callback: model.CallbackRequest) -> Dict[str, Any]:
     """The REST JSON callback for ``callback`` as a dict, keys and nesting as the carrier's examples.
 
     Not rendered: ``unmodeled`` (only names are kept).
@@ -299,19 +295,16 @@ def _present(pairs: Tuple[Tuple[str, object], ...]) -> Dict[str, Any]:
     return {key: value for key, value in pairs if value is not None}
 
 
-def _device_response_dict(callback: CallbackRequest) -> Dict[str, Any]:
+def _device_response_dict(callback: model.CallbackRequest) -> Dict[str, Any]:
     response: Dict[str, Any] = {}
     if callback.action is not None:
         key = next(k for k, v in _ACTION_KEYS.items() if v == callback.action)
         section: Dict[str, Any] = {}
         if callback.suspend is not None:
-            s = callback.suspend
-            section.update(_present((
-                ("expectedResumeDate", None if s.expected_resume_date is None else format_date(s.expected_resume_date)),
-                ("maxSuspendDaysAllowed", s.max_suspend_days_allowed),
-                ("numDaysSuspendedLast12Months", s.num_days_suspended_last_12_months),
-                ("numDaysSuspendAllowedCurrent12Months", s.num_days_suspend_allowed_current_12_months),
-            )))  # fmt: skip
+            for name, field_name in _SUSPEND_KEYS.items():
+                value = getattr(callback.suspend, field_name)
+                if value is not None:
+                    section[name] = model.format_date(value) if field_name == "expected_resume_date" else value
         if callback.restore is not None and callback.restore.restored is not None:
             section["restored"] = callback.restore.restored
         response[key] = section
@@ -324,6 +317,6 @@ def _device_response_dict(callback: CallbackRequest) -> Dict[str, Any]:
     return response
 
 
-def render_rest_callback(callback: CallbackRequest) -> bytes:
+def render_rest_callback(callback: model.CallbackRequest) -> bytes:
     """The REST JSON callback for ``callback``, as UTF-8 bytes."""
     return json.dumps(rest_callback_dict(callback), ensure_ascii=False).encode("utf-8")

@@ -15,26 +15,13 @@ from lxml import etree
 
 from uws_adapter.errors import CallbackParseError
 from uws_adapter.jsonsafe import wire_integer
-from uws_adapter.model.callbacks import (
-    ACTIONS,
-    MAX_CALLBACK_NODES,
-    SUCCESS_STATUSES,
-    CallbackFault,
-    CallbackRequest,
-    NiddResult,
-    ProfileResult,
-    ReportedDevice,
-    RestoreResult,
-    SuspendResult,
-    parse_date,
-    reported_kind,
-)
-from uws_adapter.wire import NS_SOAP_ENV, NS_V2, NS_XSI
+from uws_adapter.model import callbacks as model
+from uws_adapter.model.callbacks import MAX_CALLBACK_NODES
+from uws_adapter.wire import NS_SOAP12_ENV, NS_SOAP_ENV, NS_V2, NS_XSI
 from uws_adapter.xmlsafe import MAX_BYTES, parse_untrusted
 
 _V = f"{{{NS_V2}}}"
 _NIL = f"{{{NS_XSI}}}nil"
-_SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 # The defect in the carrier's documented example: an end tag written as </Name/>.
 _SLASHED_END_TAG = r"</([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)\s*/>"
 _SLASHED_END_TAG_TEXT = re.compile(_SLASHED_END_TAG)
@@ -49,7 +36,7 @@ SUSPEND_FIELDS = {
 
 def parse_callback(
     data: Union[bytes, str], *, repair: bool = False, max_bytes: int = MAX_BYTES, max_nodes: int = MAX_CALLBACK_NODES
-) -> CallbackRequest:
+) -> model.CallbackRequest:
     """Parse a UWS SOAP callback: a SOAP 1.1 envelope or a bare ``CallbackRequest`` element.
 
     ``repair=True`` mends exactly one known defect of old senders (an end tag written
@@ -61,7 +48,7 @@ def parse_callback(
 
 def parse_callback_mended(
     data: Union[bytes, str], *, repair: bool = False, max_bytes: int = MAX_BYTES, max_nodes: int = MAX_CALLBACK_NODES
-) -> Tuple[CallbackRequest, bool]:
+) -> Tuple[model.CallbackRequest, bool]:
     """As :func:`parse_callback`, and whether the repair was needed (for services to count it)."""
     request, mended = callback_element(data, repair=repair, max_bytes=max_bytes, max_nodes=max_nodes)
     return read_callback(request), mended
@@ -112,7 +99,7 @@ def callback_credentials(request: etree._Element) -> Tuple[Optional[str], Option
     return found.get("Username"), found.get("Password"), found.get("RequestId")
 
 
-def read_callback(request: etree._Element) -> CallbackRequest:
+def read_callback(request: etree._Element) -> model.CallbackRequest:
     """The callback a ``CallbackRequest`` element holds (see :func:`callback_element`)."""
     return _Reader().read(request)
 
@@ -135,7 +122,7 @@ OTHER_SECTIONS = ("ExternalProvisioningChange", "PromoChange", "SMSDelivery", "P
 # every element's tag, and a dict hit is far cheaper than splitting the string each time.
 _KNOWN_NAMES = (
     "CallbackRequest", "Username", "Password", "RequestId", "Device", "Kind", "Identifier", "Data",
-    "CarrierService", "ChangeDeviceState", *ACTIONS, "Fault", "Comment", "Summary", "Status", "CallbackCount",
+    "CarrierService", "ChangeDeviceState", *model.ACTIONS, "Fault", "Comment", "Summary", "Status", "CallbackCount",
     "MaxCallbackThreshold", "NiddService", "DeviceProfileService", "AccountName", "Reason", "State",
     "ProfileStatus", "ProfileRole", "ExpectedResumeDate", "MaxSuspendDaysAllowed", "NumDaysSuspendedLast12Months",
     "NumDaysSuspendAllowedCurrent12Months", *CARRIER_SECTIONS, *OTHER_SECTIONS, "DeviceSuspendStatus", "Usage",
@@ -184,7 +171,7 @@ def _error(element: etree._Element, problem: str) -> CallbackParseError:
     return CallbackParseError(f"callback: {name} (line {_line(element)}){problem}", line=_line(element))
 
 
-_ENVELOPES = {f"{{{NS_SOAP_ENV}}}Envelope": NS_SOAP_ENV, f"{{{_SOAP12}}}Envelope": _SOAP12}
+_ENVELOPES = {f"{{{NS_SOAP_ENV}}}Envelope": NS_SOAP_ENV, f"{{{NS_SOAP12_ENV}}}Envelope": NS_SOAP12_ENV}
 
 
 def _callback_element(root: etree._Element) -> etree._Element:
@@ -250,16 +237,16 @@ class _Reader:
     # What most callbacks never set stays a class default (None): no assignment per callback.
     service: Optional[str] = None
     action: Optional[str] = None
-    suspend: Optional[SuspendResult] = None
-    fault: Optional[CallbackFault] = None
-    nidd: Optional[NiddResult] = None
-    profile: Optional[ProfileResult] = None
+    suspend: Optional[model.SuspendResult] = None
+    fault: Optional[model.CallbackFault] = None
+    nidd: Optional[model.NiddResult] = None
+    profile: Optional[model.ProfileResult] = None
 
     def __init__(self) -> None:
         self.values: Dict[str, Optional[str]] = {}
         self.counts: Dict[str, Optional[int]] = {}
         self.unmodeled: List[str] = []
-        self.devices: List[ReportedDevice] = []
+        self.devices: List[model.ReportedDevice] = []
 
     def scalar(self, element: etree._Element, name: str) -> None:
         if name in self.values:
@@ -275,7 +262,7 @@ class _Reader:
         except ValueError as exc:
             raise _error(element, f": {exc}") from None
 
-    def read(self, request: etree._Element) -> CallbackRequest:
+    def read(self, request: etree._Element) -> model.CallbackRequest:
         data_seen = False
         for child in request:  # _children, inlined: this runs for every callback received
             name = _TAGS.get(child.tag) or _local(child)
@@ -300,8 +287,8 @@ class _Reader:
         restore = None
         if self.action == "Restore":
             # UWS sends Restore empty; whether it worked is in Status and Fault, as for `succeeded`.
-            restore = RestoreResult(status is not None and status.lower() in SUCCESS_STATUSES and self.fault is None)
-        return CallbackRequest(
+            restore = model.RestoreResult(model.succeeds(status, self.fault))
+        return model.CallbackRequest(
             request_id=request_id,
             devices=tuple(self.devices),
             username=self.values.get("Username"),
@@ -351,11 +338,11 @@ class _Reader:
         if name == "CarrierService":
             self.carrier_service(section)
         elif name == "NiddService":
-            self.nidd = NiddResult(
+            self.nidd = model.NiddResult(
                 _child_text(section, "AccountName"), _child_text(section, "Reason"), _devices(section)
             )
         else:
-            self.profile = ProfileResult(
+            self.profile = model.ProfileResult(
                 _devices(section),
                 _child_text(section, "State"),
                 _child_text(section, "ProfileStatus"),
@@ -376,7 +363,7 @@ class _Reader:
                 action_name = _TAGS.get(action.tag) or _local(action)
                 if action_name is None:
                     continue
-                if action_name in ACTIONS:
+                if action_name in model.ACTIONS:
                     if len(action) == 0 and not (action.text or "").strip() and _nil(action):
                         continue
                     if self.action is not None:
@@ -387,17 +374,17 @@ class _Reader:
                 elif _has_content(action):
                     self.unmodeled.append(f"CarrierService/ChangeDeviceState/{action_name}")
 
-    def suspend_result(self, section: etree._Element) -> SuspendResult:
+    def suspend_result(self, section: etree._Element) -> model.SuspendResult:
         found: Dict[str, object] = {}
         for name, child in _children(section):
             field_name = SUSPEND_FIELDS.get(name)
             if field_name == "expected_resume_date":
                 text = _leaf_text(child)
                 where = f"callback: ExpectedResumeDate (line {_line(child)})"
-                found[field_name] = None if text is None else parse_date(text, where, _line(child))
+                found[field_name] = None if text is None else model.parse_date(text, where, _line(child))
             elif field_name is not None:
                 found[field_name] = self.integer(child)
-        return SuspendResult(**found)  # type: ignore[arg-type]
+        return model.SuspendResult(**found)  # type: ignore[arg-type]
 
 
 def _innermost_data(data: etree._Element) -> etree._Element:
@@ -408,7 +395,7 @@ def _innermost_data(data: etree._Element) -> etree._Element:
     return data
 
 
-def _device(element: etree._Element) -> ReportedDevice:
+def _device(element: etree._Element) -> model.ReportedDevice:
     kind = identifier = None
     for child in element:  # _children inlined: every callback has a device or two
         name = _TAGS.get(child.tag) or _local(child)
@@ -418,10 +405,10 @@ def _device(element: etree._Element) -> ReportedDevice:
             identifier = _leaf_text(child)
     if kind is None or identifier is None:
         raise _error(element, " needs a Kind and an Identifier")
-    return ReportedDevice(reported_kind(kind), identifier)
+    return model.ReportedDevice(model.reported_kind(kind), identifier)
 
 
-def _devices(section: etree._Element) -> Tuple[ReportedDevice, ...]:
+def _devices(section: etree._Element) -> Tuple[model.ReportedDevice, ...]:
     return tuple(_device(child) for child in section if _local(child) == "Device")
 
 
@@ -432,13 +419,13 @@ def _child_text(element: etree._Element, name: str) -> Optional[str]:
     return None
 
 
-def _fault(element: etree._Element) -> CallbackFault:
+def _fault(element: etree._Element) -> model.CallbackFault:
     values: Dict[str, Optional[str]] = {}
     for child in element:
         tag = child.tag if isinstance(child.tag, str) else ""
         name = tag.rpartition("}")[2]  # fault children are unqualified in SOAP; accept any namespace
         if name in ("faultcode", "faultstring", "faultactor", "faultfactor", "detail"):
             values["faultactor" if name == "faultfactor" else name] = _text(child)
-    return CallbackFault(
+    return model.CallbackFault(
         values.get("faultcode"), values.get("faultstring"), values.get("faultactor"), values.get("detail")
     )

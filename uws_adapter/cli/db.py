@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any, Dict
 
-from uws_adapter.cli.options import Build, Default, add_verbs
+from uws_adapter.cli.options import Build, Default, verbs
 from uws_adapter.errors import InputError
 from uws_adapter.store import Backend, describe_store, is_postgres_url, open_store, schema_versions, upgrade_store
 
@@ -42,6 +42,22 @@ def check_exists(location: str, fix: str = "point --db at the receiver's SQLite 
         raise InputError("--db", f"no store at {location}", fix)
 
 
+def check_creatable(location: str) -> None:
+    """A store that can be created or opened at ``location``: named as given, never its companion
+    files. (A postgresql:// URL is checked when it is opened.)"""
+    if is_postgres_url(location):
+        return
+    folder = os.path.dirname(os.path.abspath(location))
+    if not os.path.isdir(folder):
+        raise InputError(
+            "--db", f"the folder of the database {location} does not exist", "create it, or give another path"
+        )
+    if os.path.isdir(location):
+        raise InputError("--db", f"{location} is a folder, not a database file", "give a file name")
+    if not os.access(folder, os.W_OK):
+        raise InputError("--db", f"cannot write in the folder of the database {location}", "give a writable place")
+
+
 def open_db(location: str, *, must_exist: bool = False, **options: Any) -> Backend:
     """The store at ``location``; with ``must_exist``, only one that is there (:func:`check_exists`)."""
     if must_exist:
@@ -62,26 +78,22 @@ def _version(version: argparse.ArgumentParser) -> None:
     version.set_defaults(run=_run_version)
 
 
-def _db(db: argparse.ArgumentParser) -> None:
-    add_verbs(db, (
-        "Manage a store's schema. A PostgreSQL store must be upgraded with 'db upgrade' before the services of a "
-        "new release start on it (they refuse an older schema); a SQLite file is upgraded in place when opened, "
-        "and 'db upgrade' does that too."
-    ), "db_command", [
+#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
+COMMANDS: Dict[str, Build] = {"db": verbs(
+    "Manage a store's schema. A PostgreSQL store must be upgraded with 'db upgrade' before the services of a new "
+    "release start on it (they refuse an older schema); a SQLite file is upgraded in place when opened, and 'db "
+    "upgrade' does that too.", "db_command", [
         ("upgrade", "bring the store to this release's schema (idempotent)", _upgrade),
         ("version", "show the store's schema version", _version),
-    ])  # fmt: skip
-
-
-#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
-COMMANDS: Dict[str, Build] = {"db": _db}
+    ],
+)}  # fmt: skip
 
 
 def _run_upgrade(args: argparse.Namespace) -> int:
     if not args.create:
         check_exists(args.db, "point --db at the store to upgrade, or add --create to make a new one there")
-    elif not is_postgres_url(args.db) and not os.path.isdir(os.path.dirname(os.path.abspath(args.db))):
-        raise InputError("--db", f"no folder for a store at {args.db}", "create the folder first, or fix the path")
+    else:
+        check_creatable(args.db)
     sys.stdout.write(upgrade_store(args.db) + "\n")
     return 0
 

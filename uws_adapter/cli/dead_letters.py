@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, TextIO
 
 from uws_adapter.cli.db import add_db_option, open_db
-from uws_adapter.cli.options import Build, add_verbs
+from uws_adapter.cli.options import Build, verbs
 from uws_adapter.errors import InputError
 from uws_adapter.logs import printable
 from uws_adapter.redaction import redact
@@ -53,21 +53,17 @@ def _purge_options(purge: argparse.ArgumentParser) -> None:
     purge.set_defaults(run=_run_purge)
 
 
-def _dead_letters(group: argparse.ArgumentParser) -> None:
-    add_verbs(group, (
-        "The dead letters of a receiver's or bridge's store: refused documents (redacted), callbacks whose values "
-        "could not be stored and handler runs that gave up. They count against --dead-letter-max-bytes; past it "
-        "the oldest are rotated out."
-    ), "verb", [
+#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
+COMMANDS: Dict[str, Build] = {"dead-letters": verbs(
+    "The dead letters of a receiver's or bridge's store: refused documents (redacted), callbacks whose values "
+    "could not be stored and handler runs that gave up. They count against --dead-letter-max-bytes; past it "
+    "the oldest are rotated out.", "verb", [
         ("list", "one line per letter: id, time (UTC), media type, size, reason", _list_options),
         ("show", "one letter with its body (redacted, control characters escaped)", _show_options),
         ("export", "every letter as JSON lines, bodies redacted (to --out or stdout)", _export_options),
         ("purge", "delete letters: --id ID..., --before TIME, or --all", _purge_options),
-    ], metavar="VERB")  # fmt: skip
-
-
-#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
-COMMANDS: Dict[str, Build] = {"dead-letters": _dead_letters}
+    ], metavar="VERB",
+)}  # fmt: skip
 
 
 def _store(location: str) -> Backend:

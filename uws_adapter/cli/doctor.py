@@ -12,7 +12,7 @@ from uws_adapter.cli.db import DB_VARIABLE
 from uws_adapter.cli.options import Build
 from uws_adapter.cli.provision import add_connection_options, connection_settings
 from uws_adapter.errors import InputError
-from uws_adapter.provisioning.urls import check_base_url
+from uws_adapter.provisioning.urls import check_url
 
 
 def _doctor(doctor: argparse.ArgumentParser) -> None:
@@ -41,7 +41,7 @@ def _run_doctor(args: argparse.Namespace) -> int:
     from uws_adapter.doctor import FAIL, DoctorOptions, run_checks, summary
 
     settings = connection_settings(args)
-    receiver = check_base_url(args.receiver_url, "--receiver-url") if args.receiver_url else None
+    receiver = check_url(args.receiver_url, "--receiver-url") if args.receiver_url else None
     token = args.token or (settings.token if settings.backend == "soap" else None)  # $UWS_TOKEN, via the settings
     if args.token and (args.username or args.password):
         raise InputError("--token", "given with --username/--password", "give either a session token or a login")

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Dict
 
-from uws_adapter.cli.options import Build, Default, add_verbs
+from uws_adapter.cli.options import Build, Default, verbs
 from uws_adapter.cli.provision import add_connection_options, rest_settings
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.rest.client import RestClient
@@ -59,20 +59,16 @@ def _remove(remove: argparse.ArgumentParser) -> None:
     remove.set_defaults(run=_run_remove)
 
 
-def _listeners(listeners: argparse.ArgumentParser) -> None:
-    add_verbs(listeners, (
-        "Register, list and remove the REST callback listeners of an account (REST API; the settings come from "
-        "--config and the environment, as for restore and suspend). A service registered through UWS must be "
-        "unregistered there first."
-    ), "listeners_action", [
+#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
+COMMANDS: Dict[str, Build] = {"listeners": verbs(
+    "Register, list and remove the REST callback listeners of an account (REST API; the settings come from "
+    "--config and the environment, as for restore and suspend). A service registered through UWS must be "
+    "unregistered there first.", "listeners_action", [
         ("register", "register URL as the listener of a callback service for an account", _register),
         ("list", "the listeners registered for an account", _list),
         ("remove", "remove the listener of a callback service for an account", _remove),
-    ])  # fmt: skip
-
-
-#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
-COMMANDS: Dict[str, Build] = {"listeners": _listeners}
+    ],
+)}  # fmt: skip
 
 
 def _client(args: argparse.Namespace) -> RestClient:

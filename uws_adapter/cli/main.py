@@ -22,31 +22,40 @@ PROG = "uws-adapter"
 EXIT_INPUT = 2
 EXIT_FAILURE = 1
 
-#: Every command: its name, the module of ``uws_adapter.cli`` that builds its parser (the module's
-#: ``COMMANDS`` maps the name to a function that fills the parser in) and its help, which the
-#: top-level ``--help`` lists. A module is imported only when one of its commands is chosen (or the
-#: whole parser is built, for the reference), so that ``status`` does not import zeep and the
-#: servers: the command line starts in a fraction of the time.
-COMMANDS: Tuple[Tuple[str, str, str], ...] = (
-    ("envelope", "provision", "print a ChangeDeviceState SOAP envelope"),
-    ("rest-body", "provision", "print the REST JSON body of a restore or suspend"),
-    ("parse", "provision", "parse a callback (UWS SOAP or REST JSON) and print its JSON form"),
-    ("restore", "provision", "restore devices (UWS or REST) and print the RequestId"),
-    ("suspend", "provision", "suspend devices (UWS or REST) and print the RequestId"),
-    ("emulator", "services", "run the carrier emulator (UWS SOAP and REST) on loopback"),
-    ("receiver", "services", "receive callbacks into a store (needs the receiver extra: waitress, uvicorn)"),
-    ("bridge", "services", "serve the UWS SOAP API to legacy systems and carry it out on the REST API"),
-    ("status", "tracking", "where a request stands, from the store"),
-    ("callbacks", "tracking", "list stored callbacks"),
-    ("wait", "tracking", "wait until every listed device of a request has a callback (or an open-ended one settles)"),
-    ("demo", "tracking", "end to end on loopback: emulator, receiver, suspend and restore a few thousand devices"),
-    ("db", "db", "the store's schema: upgrade it, or show its version"),
-    ("dead-letters", "dead_letters",
-     "list, show, export or purge the dead letters (refused documents, given-up relays)"),
-    ("listeners", "listeners", "register, list and remove REST callback listeners"),
-    ("wsdl", "wsdl", "compare the WSDL we ship with the one a service publishes"),
-    ("doctor", "doctor", "check URLs, TLS, logins, WSDL, callback listeners, store and clock before the first request"),
-)  # fmt: skip
+#: Every command by the module of ``uws_adapter.cli`` that builds its parser (the module's
+#: ``COMMANDS`` maps the name to a function that fills the parser in), with its help, which the
+#: top-level ``--help`` lists in this order. A module is imported only when one of its commands is
+#: chosen (or the whole parser is built, for the reference), so that ``status`` does not import zeep
+#: and the servers: the command line starts in a fraction of the time.
+COMMANDS: Dict[str, Tuple[Tuple[str, str], ...]] = {
+    "provision": (
+        ("envelope", "print a ChangeDeviceState SOAP envelope"),
+        ("rest-body", "print the REST JSON body of a restore or suspend"),
+        ("parse", "parse a callback (UWS SOAP or REST JSON) and print its JSON form"),
+        ("restore", "restore devices (UWS or REST) and print the RequestId"),
+        ("suspend", "suspend devices (UWS or REST) and print the RequestId"),
+    ),
+    "services": (
+        ("emulator", "run the carrier emulator (UWS SOAP and REST) on loopback"),
+        ("receiver", "receive callbacks into a store (needs the receiver extra: waitress, uvicorn)"),
+        ("bridge", "serve the UWS SOAP API to legacy systems and carry it out on the REST API"),
+    ),
+    "tracking": (
+        ("status", "where a request stands, from the store"),
+        ("callbacks", "list stored callbacks"),
+        ("wait", "wait until every listed device of a request has a callback (or an open-ended one settles)"),
+        ("demo", "end to end on loopback: emulator, receiver, suspend and restore a few thousand devices"),
+    ),
+    "db": (("db", "the store's schema: upgrade it, or show its version"),),
+    "dead_letters": (
+        ("dead-letters", "list, show, export or purge the dead letters (refused documents, given-up relays)"),
+    ),
+    "listeners": (("listeners", "register, list and remove REST callback listeners"),),
+    "wsdl": (("wsdl", "compare the WSDL we ship with the one a service publishes"),),
+    "doctor": (
+        ("doctor", "check URLs, TLS, logins, WSDL, callback listeners, store and clock before the first request"),
+    ),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -124,12 +133,13 @@ def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
         _Commands, parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, action=_Commands)
     )
     commands.required = True
-    for name, module, text in COMMANDS:
-        commands.add_parser(name, help=text)
-        commands.modules[name] = module
+    for module, named in COMMANDS.items():
+        for name, text in named:
+            commands.add_parser(name, help=text)
+            commands.modules[name] = module
     _finish(parser)
     if not lazy:
-        for name, _module, _text in COMMANDS:
+        for name in list(commands.modules):
             commands.build(name)
     return parser
 

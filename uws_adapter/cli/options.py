@@ -19,8 +19,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type
 from uws_adapter.settings.source import Loadable
 
 __all__ = [
-    "Build", "Default", "HelpFormatter", "add_verbs", "help_with_default", "load_from_options", "option_name",
-    "resolve_defaults", "settings_defaults",
+    "Build", "Default", "HelpFormatter", "help_with_default", "load_from_options", "option_name",
+    "resolve_defaults", "settings_defaults", "verbs",
 ]  # fmt: skip
 
 T = TypeVar("T", bound=Loadable)
@@ -77,21 +77,19 @@ class HelpFormatter(argparse.HelpFormatter):
         return help_with_default(action)
 
 
-def add_verbs(
-    parser: argparse.ArgumentParser,
-    description: str,
-    dest: str,
-    verbs: Sequence[Tuple[str, str, Build]],
-    metavar: str = "ACTION",
-) -> None:
-    """A command group (``db``, ``listeners``) with its ``description`` and its sub-commands (``db
-    upgrade``, ``listeners list``): one of them is required, each listed with its help and built by
-    its function."""
-    parser.description = description
-    actions = parser.add_subparsers(dest=dest, metavar=metavar, parser_class=type(parser))
-    actions.required = True
-    for name, text, build in verbs:
-        build(actions.add_parser(name, help=text))
+def verbs(description: str, dest: str, table: Sequence[Tuple[str, str, Build]], metavar: str = "ACTION") -> Build:
+    """What builds a command group (``db``, ``listeners``): its ``description`` and its
+    sub-commands (``db upgrade``, ``listeners list``), one of them required, each listed with its
+    help and built by its function; the name of the one chosen goes to ``dest``."""
+
+    def build(parser: argparse.ArgumentParser) -> None:
+        parser.description = description
+        actions = parser.add_subparsers(dest=dest, metavar=metavar, parser_class=type(parser))
+        actions.required = True
+        for name, text, build_verb in table:
+            build_verb(actions.add_parser(name, help=text))
+
+    return build
 
 
 def option_name(dest: str) -> str:

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Optional
 
-from uws_adapter.config import ENVIRONMENT, Settings
+from uws_adapter.config import ENVIRONMENT, Settings, rest_client
 from uws_adapter.errors import InputError, UwsAdapterError
 from uws_adapter.model.selection import DeviceList, DeviceQuery, Selection
 from uws_adapter.rest.client import RestClient
@@ -54,11 +54,8 @@ def rest_lister(settings: Settings) -> RestClient:
             f"{ENVIRONMENT['rest_url']} or --rest-url)",
         )
     # A page holds up to 2000 devices [doc], some 1 MB of JSON: more than a provisioning answer's cap.
-    return RestClient(
-        base_url=settings.rest_url, client_id=settings.client_id, client_secret=settings.client_secret,
-        username=settings.username, password=settings.password, timeout=settings.timeout,
-        deadline=settings.deadline, max_answer_bytes=max(settings.max_answer_bytes, 16 * 1024 * 1024),
-    )  # fmt: skip
+    cap = max(settings.max_answer_bytes, 16 * 1024 * 1024)
+    return rest_client(settings, options=settings.send_options.with_(max_answer_bytes=cap))
 
 
 def _listed(settings: Settings, query: DeviceQuery) -> Preview:

@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Sequence, Tuple, TypeVar
 
 from uws_adapter import metrics, runfiles
-from uws_adapter.cli.db import add_db_option, open_db
+from uws_adapter.cli.db import add_db_option, check_creatable, open_db
 from uws_adapter.cli.options import Build, load_from_options, settings_defaults
 from uws_adapter.errors import InputError, UwsAdapterError, install_hint
 from uws_adapter.logs import worker_environment
@@ -90,6 +90,8 @@ _COMMON: List[Spec] = [
     _o("--config", f"INI settings file (default: ${CONFIG_VARIABLE}); see docs/configuration.md", metavar="FILE"),
     _o("--host", "address to listen on"),
 ]
+_PORT = _o("--port", "0 picks a free port")
+_THREADS = _o("--threads", "waitress worker threads")
 _CONNECTIONS: List[Spec] = [
     _o("--max-connections", "open connections per server process; at the limit an idle one (else the one whose "
        "request has been arriving longest, over 1 s) is closed to make room, or the newcomer gets 503", metavar="N"),
@@ -107,7 +109,7 @@ _HANDLER_LEASE = _o(
     "least twice a relay's deadline (30 s)", metavar="SECONDS",
 )  # fmt: skip
 _EMULATOR: List[Spec] = [
-    _o("--port", "0 picks a free port"),
+    _PORT,
     _o("--devices", "generated Active devices (IMEI+ICCID)", metavar="N"),
     _o("--devices-file", "CSV devices instead (kind,identifier rows)", metavar="FILE"),
     _o("--listener", "UWS (SOAP) callback listener for the emulated account", metavar="URL"),
@@ -121,7 +123,7 @@ _EMULATOR: List[Spec] = [
     _o("--callback-spacing", "between re-sends", metavar="SECONDS"),
     _o("--session-idle", "a session's idle expiry", metavar="SECONDS"),
     _o("--daily-budget", "actions per line per day, 1 to 1,000,000", metavar="N"),
-    _o("--threads", "waitress worker threads"),
+    _THREADS,
     # Seeding: each attribute is handed out from the first line on, in the order given (see seed_lines).
     _o("--group", "put the next COUNT lines (default: all the rest) in device group NAME; repeat for more groups",
        action="append", metavar="NAME[:COUNT]"),
@@ -135,7 +137,7 @@ _CALLBACK_LOGIN: List[Spec] = [
     _o("--password", "callback password (prefer the variable: arguments show in ps)"),
 ]
 _RECEIVER: List[Spec] = [
-    _o("--port", "0 picks a free port"),
+    _PORT,
     *_CALLBACK_LOGIN,
     _o("--previous-password", "also accepted, while rotating"),
     _o("--allow-anonymous", "store callbacks without checking credentials (only on a closed network; logged at "
@@ -148,13 +150,13 @@ _RECEIVER: List[Spec] = [
     _o("--server", "uvicorn (asyncio, the fast one; auto picks it when installed) or waitress (WSGI threads)",
        choices=["auto", "uvicorn", "waitress"]),
     _o("--workers", "uvicorn worker processes, 1 to 64 (2 on a 2-core machine)"),
-    _o("--threads", "waitress worker threads"),
+    _THREADS,
     _o("--max-body", "largest callback accepted", metavar="BYTES"),
     _o("--commit", "each: one commit per callback (a benchmark baseline)", choices=["group", "each"]),
     *_CONNECTIONS,
 ]  # fmt: skip
 _BRIDGE: List[Spec] = [
-    _o("--port", "0 picks a free port"),
+    _PORT,
     _o("--legacy-login", "the UWS login legacy systems use with the bridge", metavar="NAME:PASSWORD"),
     _o("--legacy-listener", "the legacy system's SOAP callback listener", metavar="URL"),
     _o("--legacy-listener-login", "credentials written into relayed callbacks", metavar="NAME:PASSWORD"),
@@ -175,7 +177,7 @@ _BRIDGE: List[Spec] = [
        "throttle keys its requests by the client its X-Forwarded-For names", action="append",
        metavar="ADDRESS[/BITS]"),
     _o("--unlock", argparse.SUPPRESS, metavar="NAME"),  # nothing is locked in the store any more
-    _o("--threads", "waitress worker threads"),
+    _THREADS,
     _REPAIR,
     _HANDLER_LEASE,
     *_CONNECTIONS,
@@ -269,20 +271,6 @@ def _run_emulator(args: argparse.Namespace) -> int:
 # one line, no banner, and no database file left behind. ----------------------------------------
 
 
-def _check_db(path: str) -> None:
-    """A database the service can create or open: named as given, never its companion files.
-    (A postgresql:// URL is checked when it is opened.)"""
-    if is_postgres_url(path):
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise InputError("--db", f"the folder of the database {path} does not exist", "create it, or give another path")
-    if os.path.isdir(path):
-        raise InputError("--db", f"{path} is a folder, not a database file", "give a file name")
-    if not os.access(folder, os.W_OK):
-        raise InputError("--db", f"cannot write in the folder of the database {path}", "give a writable place")
-
-
 def _new_store(path: str) -> bool:
     """True when starting would create the SQLite file at ``path`` (then a failed start removes it)."""
     return not is_postgres_url(path) and not os.path.exists(path)
@@ -335,7 +323,7 @@ def _stopping_on_sigterm() -> Iterator[None]:
 
 def _run_receiver(args: argparse.Namespace) -> int:
     settings = load_from_options(ReceiverSettings, args)
-    _check_db(settings.db)
+    check_creatable(settings.db)
     server = settings.server
     if server == "auto":
         server = "uvicorn" if importlib.util.find_spec("uvicorn") is not None else "waitress"
@@ -430,6 +418,10 @@ def _run_uvicorn_receiver(settings: ReceiverSettings) -> int:
                     # Worker processes report their metrics through files in one folder, made (and removed) per run.
                     with metrics.multiprocess_dir():
                         _multiprocess(config, server, sock)
+                    # Workers that close their SQLite stores at the same instant each see the other
+                    # still connected, and neither folds the WAL back in: opened and closed once
+                    # more here, as the last connection, the store is left as one file.
+                    open_db(settings.db).close()
             # uvicorn returns once a signal stopped it (its workers closed their stores first): the
             # same end as the waitress receiver's.
             raise KeyboardInterrupt
@@ -519,7 +511,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
     from uws_adapter.rest.client import RestClient
 
     settings = load_from_options(BridgeSettings, args)
-    _check_db(settings.db)
+    check_creatable(settings.db)
     if settings.unlock:
         return _unlock_bridge_login(settings)
     limits = _limits(settings)

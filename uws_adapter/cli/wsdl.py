@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Dict
 
-from uws_adapter.cli.options import Build, add_verbs
+from uws_adapter.cli.options import Build, verbs
 from uws_adapter.errors import InputError
 
 
@@ -30,14 +30,10 @@ def _diff(diff: argparse.ArgumentParser) -> None:
     diff.set_defaults(run=_run_diff)
 
 
-def _wsdl(wsdl: argparse.ArgumentParser) -> None:
-    add_verbs(wsdl, "Work with the service's published WSDL.", "wsdl_action", [
-        ("diff", "list each difference from our WSDL with its verdict (breaking or benign)", _diff),
-    ])  # fmt: skip
-
-
 #: The commands this module builds (uws_adapter.cli.main.COMMANDS).
-COMMANDS: Dict[str, Build] = {"wsdl": _wsdl}
+COMMANDS: Dict[str, Build] = {"wsdl": verbs("Work with the service's published WSDL.", "wsdl_action", [
+    ("diff", "list each difference from our WSDL with its verdict (breaking or benign)", _diff),
+])}  # fmt: skip
 
 
 def _run_diff(args: argparse.Namespace) -> int:

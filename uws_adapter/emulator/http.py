@@ -13,7 +13,8 @@ from uws_adapter.edge import SOAP_PREFIX, Answer, BodyRules, Router, StartRespon
 from uws_adapter.emulator.core import MAX_BODY, Carrier
 from uws_adapter.emulator.rest import RestFront
 from uws_adapter.emulator.soap import SoapFront
-from uws_adapter.errors import InputError, install_hint
+from uws_adapter.errors import InputError
+from uws_adapter.serving.thread import ServedApp
 
 __all__ = ["Emulator", "RestApp"]
 
@@ -67,10 +68,6 @@ class Emulator(Carrier):
     ) -> None:
         if not isinstance(threads, int) or threads < 1:
             raise InputError("threads", f"{threads!r} is not a positive number", "give 1 or more (8 by default)")
-        try:
-            from uws_adapter.serving.thread import ServedApp
-        except ImportError:
-            raise InputError("waitress", "is not installed", install_hint("receiver")) from None
         super().__init__(**carrier)
         self.soap = SoapFront(self, address=self._address)
         self.rest = RestFront(self)

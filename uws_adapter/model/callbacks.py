@@ -112,8 +112,7 @@ class CallbackRequest:
     succeeded: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        ok = self.status is not None and self.status.lower() in SUCCESS_STATUSES and self.fault is None
-        object.__setattr__(self, "succeeded", ok)
+        object.__setattr__(self, "succeeded", succeeds(self.status, self.fault))
 
     @property
     def about(self) -> Tuple[ReportedDevice, ...]:
@@ -224,6 +223,11 @@ def _profile(data: Any) -> Optional[ProfileResult]:
     return ProfileResult(
         _devices(data.get("devices", ())), data.get("state"), data.get("profile_status"), data.get("profile_role")
     )
+
+
+def succeeds(status: Optional[str], fault: Optional[CallbackFault]) -> bool:
+    """The rule of :attr:`CallbackRequest.succeeded`: the status means success and there is no fault."""
+    return status is not None and status.lower() in SUCCESS_STATUSES and fault is None
 
 
 def parse_date(text: str, where: str, line: Optional[int] = None) -> _dt.date:

@@ -33,10 +33,6 @@ _KIND_RULES: Mapping[str, Tuple[Pattern[str], str]] = {
     "IMSI": _LENIENT,
 }
 
-#: The carrier's fault codes for a bad kind and a bad identifier [doc].
-KIND_INVALID = Code.DEVICE_KIND
-IDENTIFIER_INVALID = Code.DEVICE_IDENTIFIER
-
 #: Every kind the package accepts, in the documented spelling.
 KINDS: Tuple[str, ...] = tuple(_KIND_RULES)
 #: Kinds that only the REST API knows [doc]; a UWS envelope refuses them.
@@ -92,10 +88,12 @@ def normalize_kind(kind: object, api: str = "rest") -> str:
     itself takes every kind (``"rest"``); a UWS request is read with ``"soap"``."""
     kinds = API_KINDS[api]
     if not isinstance(kind, str):
-        raise InputError("kind", f"expected a string, got {type(kind).__name__}", _kinds_hint(kinds), code=KIND_INVALID)
+        raise InputError(
+            "kind", f"expected a string, got {type(kind).__name__}", _kinds_hint(kinds), code=Code.DEVICE_KIND
+        )
     upper = kind.strip().upper()
     if upper not in kinds:
-        raise InputError("kind", f"unknown identifier kind {kind!r}", _kinds_hint(kinds), code=KIND_INVALID)
+        raise InputError("kind", f"unknown identifier kind {kind!r}", _kinds_hint(kinds), code=Code.DEVICE_KIND)
     return upper
 
 
@@ -123,7 +121,7 @@ class DeviceIdentifier:
                 "identifier",
                 f"expected a string, got {type(value).__name__} {value!r}",
                 "pass identifiers as strings: a number loses leading zeros",
-                code=IDENTIFIER_INVALID,
+                code=Code.DEVICE_IDENTIFIER,
             )
         value = value.strip()
         pattern, described = _KIND_RULES[kind]
@@ -132,7 +130,7 @@ class DeviceIdentifier:
                 "identifier",
                 f"{value!r} is not a valid {kind}",
                 f"an {kind} is {described}" if kind[0] in "AEIOU" else f"a {kind} is {described}",
-                code=IDENTIFIER_INVALID,
+                code=Code.DEVICE_IDENTIFIER,
             )
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "identifier", value)
@@ -146,7 +144,7 @@ class DeviceIdentifier:
                 "identifier",
                 f"{text!r} is not KIND:IDENTIFIER",
                 "write e.g. IMEI:990003420535573",
-                code=IDENTIFIER_INVALID,
+                code=Code.DEVICE_IDENTIFIER,
             )
         return cls(kind, value)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple, Union
 
-from uws_adapter.errors import REQUEST_UNDEFINED, Code, InputError, UnsupportedByApi
+from uws_adapter.errors import Code, InputError, UnsupportedByApi
 from uws_adapter.model.actions import Restore, Suspend
 from uws_adapter.model.devices import Device, as_tuple_of, identity
 
@@ -25,12 +25,9 @@ CUSTOM_FIELD_FORBIDDEN_CHARS = ("'", "<", "\\")
 
 ACCOUNT_FIX = "give the account name as a string, e.g. '0000123456-00001'"
 _CUSTOM_FIELD_BY_LOWER = {name.lower(): name for name in CUSTOM_FIELD_NAMES}
-# The carrier's fault codes for bad custom-field filters [doc].
-_INVALID_NAME = Code.CUSTOM_FIELD_NAME
-_INVALID_CHARACTER = Code.INVALID_CHARACTER
 
 
-def required_text(field: str, value: object, fix: str, *, code: str = REQUEST_UNDEFINED) -> str:
+def required_text(field: str, value: object, fix: str, *, code: str = Code.REQUEST_UNDEFINED) -> str:
     """A non-empty string; numbers are refused because account names keep their leading zeros."""
     if isinstance(value, bool) or not isinstance(value, str):
         raise InputError(field, f"expected a string, got {type(value).__name__} {value!r}", fix, code=code)
@@ -49,17 +46,19 @@ class CustomField:
     value: str
 
     def __post_init__(self) -> None:
-        name = required_text("custom field name", self.name, "use CustomField1 to CustomField5", code=_INVALID_NAME)
+        name = required_text(
+            "custom field name", self.name, "use CustomField1 to CustomField5", code=Code.CUSTOM_FIELD_NAME
+        )
         canonical = _CUSTOM_FIELD_BY_LOWER.get(name.lower())
         if canonical is None:
             raise InputError(
                 "custom field name",
                 f"{name!r} is not a custom field",
                 "use CustomField1 to CustomField5",
-                code=_INVALID_NAME,
+                code=Code.CUSTOM_FIELD_NAME,
             )
         value = required_text(
-            f"custom field {canonical} value", self.value, "give the value to match", code=_INVALID_CHARACTER
+            f"custom field {canonical} value", self.value, "give the value to match", code=Code.INVALID_CHARACTER
         )
         if len(value) > CUSTOM_FIELD_VALUE_MAX:
             raise InputError(
@@ -74,7 +73,7 @@ class CustomField:
                 f"custom field {canonical} value",
                 "contains " + " and ".join(repr(c) for c in bad) + ", which the carrier refuses",
                 "remove the characters ' < and \\",
-                code=_INVALID_CHARACTER,
+                code=Code.INVALID_CHARACTER,
             )
         object.__setattr__(self, "name", canonical)
         object.__setattr__(self, "value", value)
@@ -88,7 +87,7 @@ class CustomField:
                 "custom field",
                 f"{text!r} is not NAME=VALUE",
                 "write e.g. CustomField2=SuperVend",
-                code=_INVALID_CHARACTER,
+                code=Code.INVALID_CHARACTER,
             )
         return cls(name, value)
 

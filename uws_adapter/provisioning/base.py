@@ -23,7 +23,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 import requests
 
@@ -76,12 +76,15 @@ class Provisioner(ABC):
 
     #: ``"soap"`` or ``"rest"``: recorded with each request in the store.
     api: str = ""
+    #: Where the service is when ``base_url`` is not given: the carrier's endpoint.
+    default_url: str = ""
 
     def __init__(
-        self, *, base_url: str, username: Optional[str], password: Optional[str], token: Optional[str],
-        store: Optional[RequestLog], options: Optional[SendOptions], transport: Dict[str, Any],
+        self, *, base_url: Optional[str] = None, username: Optional[str] = None, password: Optional[str] = None,
+        token: Optional[str] = None, store: Optional[RequestLog] = None, options: Optional[SendOptions] = None,
+        **transport: Any,
     ) -> None:  # fmt: skip
-        self.base_url = check_url(base_url, "base_url").rstrip("/")
+        self.base_url = check_url(self.default_url if base_url is None else base_url, "base_url").rstrip("/")
         # The constructors' older keywords (timeout=, deadline=, max_answer_bytes=, connect_retries=,
         # backoff=, max_backoff=) are mapped onto the options; session= and sleep= are the engine's.
         session, sleep = transport.pop("session", None), transport.pop("sleep", None)

@@ -9,16 +9,14 @@ from typing import Optional, Tuple
 from lxml import etree
 
 from uws_adapter.errors import fault_class, fault_for
-from uws_adapter.wire import NS_SOAP_ENV
+from uws_adapter.wire import NS_SOAP12_ENV, NS_SOAP_ENV
 
 __all__ = ["fault_class", "fault_for", "soap_fault"]
-
-_SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 
 
 def soap_fault(root: etree._Element) -> Optional[Tuple[str, str]]:
     """(code, message) of the SOAP 1.1 (or 1.2) fault in an envelope, or None."""
-    for namespace in (NS_SOAP_ENV, _SOAP12):
+    for namespace in (NS_SOAP_ENV, NS_SOAP12_ENV):
         fault = root.find(f"{{{namespace}}}Body/{{{namespace}}}Fault")
         if fault is None:
             continue

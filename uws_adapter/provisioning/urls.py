@@ -12,7 +12,7 @@ import requests
 from uws_adapter.errors import InputError
 from uws_adapter.redaction import masked_url
 
-__all__ = ["LISTENER_URL_FIX", "URL_FIX", "check_base_url", "check_url"]
+__all__ = ["LISTENER_URL_FIX", "URL_FIX", "check_url"]
 
 URL_FIX = "give an http(s) URL with a host, e.g. https://uws.apps.nphase.com/api/v2"
 #: How to write a callback listener's URL (the receiver's, or a legacy system's SOAP listener).
@@ -47,7 +47,3 @@ def check_url(url: object, field: str = "base_url", *, fix: str = URL_FIX) -> st
     except (requests.RequestException, ValueError) as exc:
         raise InputError(field, f"{masked_url(url)} cannot be parsed ({type(exc).__name__})", fix) from None
     return url
-
-
-#: The name the clients' callers know it by.
-check_base_url = check_url

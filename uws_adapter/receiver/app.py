@@ -47,7 +47,7 @@ from uws_adapter.store.interfaces import (
     ReceiverStore,
     Write,
 )
-from uws_adapter.wire import NS_SOAP_ENV, NS_V2
+from uws_adapter.wire import CONTENT_TYPE, NS_SOAP_ENV, NS_V2
 from uws_adapter.xmlsafe import MAX_BYTES
 
 _log = logging.getLogger("uws_adapter.receiver")
@@ -78,7 +78,7 @@ class Probe:
 
 
 _JSON_ACK = Answer(200, "application/json", b'{"stored":true}')
-_XML_ACK = Answer(200, "text/xml; charset=utf-8", _SOAP_ACK)
+_XML_ACK = Answer(200, CONTENT_TYPE, _SOAP_ACK)
 _NOT_STORED = Answer(503, "text/plain", b"not stored; send it again\n")
 _MEDIA_HINT = "send text/xml (UWS) or application/json (REST)"
 _ALIVE = Answer(200, "text/plain", b"ok\n")

@@ -25,10 +25,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Sequence, Set, Tuple, cast
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, cast
 
 from uws_adapter import metrics
-from uws_adapter.edge import Answer
+from uws_adapter.edge import Answer, Receive, Scope, Send
 from uws_adapter.receiver.app import _JSON_ACK, _XML_ACK, Intake, Probe, Receiver
 from uws_adapter.store.interfaces import Outcome, ReceiverStore, Write
 
@@ -38,12 +38,6 @@ from uws_adapter.store.interfaces import Outcome, ReceiverStore, Write
 INLINE_BODY = 16 * 1024
 #: Reader threads: bodies read at once off the loop (the rest wait their turn, not the loop).
 READERS = 2
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
 
 #: Groups committed at once by one process. Two: while one group waits for its fsync (which the
 #: SQLite store makes after letting the write lock go, and PostgreSQL makes on its own) the next

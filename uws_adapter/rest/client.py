@@ -90,7 +90,7 @@ class RestClient(Provisioner):
                 "client_id", "no OAuth2 credentials", "pass client_id= and client_secret= (or bearer_token=)"
             )
         super().__init__(base_url=base_url, username=username, password=password, token=token, store=store,
-                         options=options, transport=transport)  # fmt: skip
+                         options=options, **transport)  # fmt: skip
         self._oauth = (client_id, client_secret) if client_id and client_secret else None
         self._bearer = bearer_token
         self._bearer_expires = float("inf") if bearer_token else 0.0

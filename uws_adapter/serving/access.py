@@ -29,21 +29,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, List, MutableMapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from waitress.task import ErrorTask
 
+from uws_adapter.edge import AsgiApp, Message, Receive, Scope, Send, StartResponse, WsgiApp
 from uws_adapter.errors import DocumentError
 from uws_adapter.jsonsafe import loads_untrusted
 from uws_adapter.logs import printable
-
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[Dict[str, Any], StartResponse], Iterable[bytes]]
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: Bytes of a refusal's answer kept to read its reason from (our refusals are short).
 _REASON_BYTES = 2048

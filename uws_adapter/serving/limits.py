@@ -61,6 +61,7 @@ from uws_adapter import metrics
 from uws_adapter.edge import Answer
 from uws_adapter.errors import InputError
 from uws_adapter.serving.access import AccessErrorTask
+from uws_adapter.settings.receiver import CONNECTION_OPTIONS, ConnectionBounds
 
 logger = logging.getLogger("uws_adapter.serving")
 
@@ -86,13 +87,11 @@ WARN_EVERY = 60.0
 
 
 @dataclass(frozen=True)
-class ConnectionLimits:
-    """How many connections a server process keeps, and how long each may take (seconds)."""
+class ConnectionLimits(ConnectionBounds):
+    """How many connections a server process keeps, and how long each may take (seconds): the
+    services' settings (:class:`~uws_adapter.settings.receiver.ConnectionBounds`, their defaults
+    too) and the header bounds."""
 
-    max_connections: int = 1000
-    idle_timeout: float = 5.0
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
     #: The request line and every header together, in bytes (a carrier callback sends well under 1 KiB).
     max_header_bytes: int = 64 * 1024
     #: Header fields in one request.
@@ -101,8 +100,9 @@ class ConnectionLimits:
     max_header_line: int = 8 * 1024
 
     def __post_init__(self) -> None:
-        if not 1 <= self.max_connections <= 1_000_000:
-            raise InputError("--max-connections", f"{self.max_connections} is out of range", "use 1 to 1000000")
+        for option in CONNECTION_OPTIONS:  # the services' own checks of these, naming the option
+            value = option.convert(getattr(self, option.name), "--" + option.name.replace("_", "-"))
+            object.__setattr__(self, option.name, value)
         for name, count, low, high in (
             ("max_header_bytes", self.max_header_bytes, 1024, 1024 * 1024),
             ("max_header_count", self.max_header_count, 1, 10_000),
@@ -110,13 +110,6 @@ class ConnectionLimits:
         ):
             if not low <= count <= high:
                 raise InputError(f"ConnectionLimits.{name}", f"{count} is out of range", f"use {low} to {high}")
-        for option, value in (
-            ("--idle-timeout", self.idle_timeout),
-            ("--header-timeout", self.header_timeout),
-            ("--body-timeout", self.body_timeout),
-        ):
-            if not 0 < value <= 3600:
-                raise InputError(option, f"{value} seconds is out of range", "give more than 0 and at most 3600")
 
 
 class _Warner:

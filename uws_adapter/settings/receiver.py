@@ -79,7 +79,8 @@ CONNECTION_OPTIONS = (
 
 @dataclass(frozen=True, repr=False)
 class ConnectionBounds:
-    """The fields of :data:`CONNECTION_OPTIONS` and their defaults, for the services that take them."""
+    """The fields of :data:`CONNECTION_OPTIONS` and their defaults, for the services that take them
+    (and for :class:`uws_adapter.serving.ConnectionLimits`, which adds the header bounds)."""
 
     max_connections: int = 1000
     idle_timeout: float = 5.0

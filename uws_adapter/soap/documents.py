@@ -16,20 +16,16 @@ address holds is escaped.
 
 from __future__ import annotations
 
-import copy
 from typing import Dict, List, Optional, Set
 
 from lxml import etree
 
 from uws_adapter.soap.resources import WSDL_FILE, resource_dir
-from uws_adapter.wire import UWS_BASE_URL
+from uws_adapter.wire import NS_WSDL, NS_WSDL_SOAP, NS_XS, UWS_BASE_URL
 from uws_adapter.xmlsafe import parse_untrusted
 
 __all__ = ["served_document", "service_wsdl", "whole_wsdl", "xsd_document"]
 
-NS_WSDL = "http://schemas.xmlsoap.org/wsdl/"
-NS_WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
-NS_XS = "http://www.w3.org/2001/XMLSchema"
 #: The schema the WSDL's types import; the other XSDs are reached from it.
 TYPES_XSD = "uws-v2.xsd"
 
@@ -85,7 +81,7 @@ def _only_service(root: etree._Element, service: str) -> None:
 
 
 def _inlined_schemas() -> List[etree._Element]:
-    """Every XSD reachable from :data:`TYPES_XSD`, each root copied with its imports left by
+    """Every XSD reachable from :data:`TYPES_XSD`, each parsed afresh with its imports left by
     namespace only (the schemas are all in the same ``wsdl:types``)."""
     found: Dict[str, etree._Element] = {}
     pending = [TYPES_XSD]
@@ -93,7 +89,7 @@ def _inlined_schemas() -> List[etree._Element]:
         name = pending.pop(0)
         if name in found:
             continue
-        schema = copy.deepcopy(_bundled(name))
+        schema = _bundled(name)
         for reference in _schema_references(schema):
             pending.append(str(reference.get("schemaLocation")))
             del reference.attrib["schemaLocation"]

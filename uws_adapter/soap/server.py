@@ -29,20 +29,10 @@ from uws_adapter.edge import Answer, BodyRules, StartResponse, screen
 from uws_adapter.errors import Code, DocumentError, InputError, Refused, ServiceFault
 from uws_adapter.model.actions import Action
 from uws_adapter.model.selection import Selection
+from uws_adapter.soap import service as messages
 from uws_adapter.soap.documents import served_document
 from uws_adapter.soap.resources import resource_dir
 from uws_adapter.soap.schemas import REQUEST_XSD
-from uws_adapter.soap.service import (
-    OPERATIONS,
-    SERVICES,
-    SoapCall,
-    change_response,
-    login_credentials,
-    login_response,
-    logout_response,
-    read_change_device_state,
-    soap_envelope,
-)
 from uws_adapter.wire import CONTENT_TYPE, NS_SOAP_ENV, NS_V2, NS_XSI, soap_action
 from uws_adapter.xmlsafe import parse_untrusted
 
@@ -102,7 +92,7 @@ def service_of(path: str) -> Optional[str]:
     """``CarrierService`` for ``.../CarrierService.svc``, None for anything else we do not serve."""
     name = path.partition("?")[0].rstrip("/").rpartition("/")[2]
     service = name[: -len(".svc")] if name.endswith(".svc") else ""
-    return service if service in SERVICES else None
+    return service if service in messages.SERVICES else None
 
 
 @functools.cache
@@ -179,14 +169,14 @@ def _check_action(service: str, operation: str, soap_action_header: Optional[str
     given = soap_action_header.strip()
     if len(given) >= 2 and given[0] == given[-1] == '"':
         given = given[1:-1]
-    expected = soap_action(service, operation) if operation in OPERATIONS[service] else None
+    expected = soap_action(service, operation) if operation in messages.OPERATIONS[service] else None
     if given != expected:
         shown = given if len(given) <= 200 else given[:200] + "..."
         raise Refused(
             "ActionNotSupported",
             f"The message with Action '{shown}' cannot be processed at the receiver, due to a ContractFilter "
             f"mismatch at the EndpointDispatcher; send SOAPAction "
-            + (f'"{expected}"' if expected else f"one of {', '.join(OPERATIONS[service])} of {service}"),
+            + (f'"{expected}"' if expected else f"one of {', '.join(messages.OPERATIONS[service])} of {service}"),
         )
 
 
@@ -241,7 +231,9 @@ def schema_complaint(entry: Optional[Any]) -> str:
     return f"the request does not match the contract at line {entry.line}: {text[:300]}"
 
 
-def read_call(service: str, body: bytes, *, max_bytes: int, soap_action_header: Optional[str] = None) -> SoapCall:
+def read_call(
+    service: str, body: bytes, *, max_bytes: int, soap_action_header: Optional[str] = None
+) -> messages.SoapCall:
     """Parse (hardened) and read one SOAP 1.1 request as the spec allows: any namespace-qualified
     attributes on Envelope, Header and Body; header blocks we do not know ignored unless they must
     be understood; the SOAPAction, when sent, naming the Body's operation; the payload validated
@@ -270,22 +262,22 @@ def read_call(service: str, body: bytes, *, max_bytes: int, soap_action_header: 
         _check_action(service, etree.QName(payloads[0]).localname, soap_action_header)
     token = _read_header(header)
     payload = _payload(parts[0])
-    return SoapCall(service, etree.QName(payload).localname, payload, token)
+    return messages.SoapCall(service, etree.QName(payload).localname, payload, token)
 
 
-def dispatch(operations: UwsOperations, call: SoapCall, client: str = "") -> bytes:
+def dispatch(operations: UwsOperations, call: messages.SoapCall, client: str = "") -> bytes:
     """The answer to one validated call, by operation. The session is checked before the input is
     read, as UWS does: a stale token is refused whatever else is wrong."""
     if (call.service, call.operation) == ("SessionService", "LogIn"):
-        return login_response(operations.log_in(*login_credentials(call), client))
+        return messages.login_response(operations.log_in(*messages.login_credentials(call), client))
     if (call.service, call.operation) == ("SessionService", "LogOut"):
         operations.check_session(call.token)
         operations.log_out(call.token)
-        return logout_response()
+        return messages.logout_response()
     if (call.service, call.operation) == ("CarrierService", "ChangeDeviceState"):
         operations.check_session(call.token)
-        action, selection = read_change_device_state(call)
-        return change_response(operations.change_device_state(action, selection))
+        action, selection = messages.read_change_device_state(call)
+        return messages.change_response(operations.change_device_state(action, selection))
     raise Refused(Code.REQUEST_UNDEFINED, f"{call.operation} is not a {call.service} operation")
 
 
@@ -298,7 +290,7 @@ def fault_envelope(faultcode: str, message: str, *, code_namespace: Optional[Tup
     text = etree.Element("faultstring")
     text.text = message
     detail = etree.tostring(code, encoding="unicode") + etree.tostring(text, encoding="unicode")
-    return soap_envelope(f"<s:Fault>{detail}</s:Fault>")
+    return messages.soap_envelope(f"<s:Fault>{detail}</s:Fault>")
 
 
 def served_file(path: str, address: str) -> Optional[bytes]:

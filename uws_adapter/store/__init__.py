@@ -53,20 +53,17 @@ def open_store(location: Union[str, Path], *, batch: bool = True, **options: Any
 def upgrade_store(location: Union[str, Path]) -> str:
     """Bring the store at ``location`` to this release's schema; says what was done."""
     if is_postgres_url(location):
-        from uws_adapter.store.postgres import PostgresStore, redact_url
+        from uws_adapter.store.postgres import PostgresStore
 
         with PostgresStore(str(location), upgrade=True) as store:
             before, after = store.last_upgrade
-        shown = redact_url(str(location))
-        if before == after:
-            return f"{shown}: store schema {after}, nothing to do"
-        return f"{shown}: store schema {before} -> {after}"
-    before = Store.schema_version(location) if Path(location).exists() else 0
-    Store(location).close()
-    after = Store.schema_version(location)
+    else:
+        before = Store.schema_version(location) if Path(location).exists() else 0
+        Store(location).close()
+        after = Store.schema_version(location)
     if before == after:
-        return f"{location}: store schema {after}, nothing to do"
-    return f"{location}: store schema {before} -> {after}"
+        return f"{describe_store(location)}: store schema {after}, nothing to do"
+    return f"{describe_store(location)}: store schema {before} -> {after}"
 
 
 def schema_versions(location: Union[str, Path]) -> Tuple[int, int]:

@@ -3,8 +3,9 @@
 Statements are written once, with ``?`` placeholders and the SQL both backends read alike
 (``ON CONFLICT``, ``coalesce``, ``TRUE``); what differs is named here: the placeholder, how a list
 is bound (SQLite: ``IN (?, ...)`` in pieces under its parameter limit; PostgreSQL: ``= ANY(?)``),
-the row locks (PostgreSQL's ``FOR UPDATE``; SQLite needs none, its write transaction holds the
-whole file), how transactions that must not interleave take turns, and how an insert gives its id.
+the row locks of a queue (PostgreSQL's ``FOR UPDATE SKIP LOCKED``; SQLite needs none, its write
+transaction holds the whole file), how transactions that must not interleave take turns, and how an
+insert gives its id.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ class Dialect:
     name: str
     #: The driver's placeholder for ``?``.
     placeholder: str
-    #: Appended to a SELECT whose rows the transaction goes on to change (none on SQLite).
-    for_update: str
     #: Appended to a SELECT of queue rows that concurrent claimers must split between them.
     skip_locked: str
     #: The most values one ``IN`` list binds, or None: the whole list is one array parameter.
@@ -51,9 +50,9 @@ def is_postgres_url(location: Union[str, Path]) -> bool:
     return isinstance(location, str) and location.strip().lower().startswith(("postgresql://", "postgres://"))
 
 
-SQLITE = Dialect("sqlite", "?", "", "", 500, "max", None, "CROSS JOIN", True)
+SQLITE = Dialect("sqlite", "?", "", 500, "max", None, "CROSS JOIN", True)
 POSTGRES = Dialect(
-    "postgresql", "%s", " FOR UPDATE", " FOR UPDATE SKIP LOCKED", None, "greatest", "SELECT pg_advisory_xact_lock(?)",
+    "postgresql", "%s", " FOR UPDATE SKIP LOCKED", None, "greatest", "SELECT pg_advisory_xact_lock(?)",
     "JOIN", False,
 )  # fmt: skip
 

@@ -95,8 +95,6 @@ _MIGRATIONS: Dict[int, str] = {
 }
 #: The free space below which a store is not ready: room for a full group of callbacks' log frames.
 READY_RESERVE = 1024 * 1024
-#: How long a provisioning action counts against a line's daily budget.
-DAY = 24 * 60 * 60
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,

@@ -123,19 +123,11 @@ class CallbackWork(WriteWork):
         return event_id, new
 
 
-def callback_work(
-    callback: CallbackRequest,
-    handlers: Sequence[str] = (),
-    *,
-    document: Optional[bytes] = None,
-    media_type: Optional[str] = None,
-    clock: Callable[[], float] = time.time,
-) -> CallbackWork:
-    """The store transaction for one callback (see :class:`CallbackWork`)."""
-    return CallbackWork(callback, handlers, document=document, media_type=media_type, clock=clock)
+class DeadLetterWork(WriteWork):
+    """The store transaction that keeps a refused document (redacted and capped by the caller)
+    within ``max_total`` bytes of dead letters in all, the oldest rotated out past it (see
+    :mod:`.dead_letters`). Returns the dead letter's id, or 0 when it is larger than the cap."""
 
-
-class _DeadLetterWork(WriteWork):
     __slots__ = ("body", "clock", "content_type", "max_total", "reason")
 
     def __init__(
@@ -151,25 +143,11 @@ class _DeadLetterWork(WriteWork):
     fast = __call__
 
 
-def dead_letter_work(
-    body: bytes,
-    content_type: Optional[str],
-    reason: str,
-    *,
-    max_total: Optional[int] = None,
-    clock: Callable[[], float] = time.time,
-) -> WriteWork:
-    """The store transaction that keeps a refused document (redacted and capped by the caller)
-    within ``max_total`` bytes of dead letters in all, the oldest rotated out past it (see
-    :mod:`.dead_letters`). Returns the dead letter's id, or 0 when it is larger than the cap."""
-    return _DeadLetterWork(body, content_type, reason, max_total, clock)
-
-
 def work_for(write: Write, clock: Callable[[], float]) -> WriteWork:
     """The SQLite transaction for a backend-neutral write."""
     if isinstance(write, CallbackWrite):
-        return callback_work(write.callback, write.handlers, document=write.document, media_type=write.media_type,
-                             clock=clock)  # fmt: skip
+        return CallbackWork(write.callback, write.handlers, document=write.document, media_type=write.media_type,
+                            clock=clock)  # fmt: skip
     if isinstance(write, DeadLetterWrite):
-        return dead_letter_work(write.body, write.media_type, write.reason, max_total=write.max_total, clock=clock)
+        return DeadLetterWork(write.body, write.media_type, write.reason, write.max_total, clock)
     raise TypeError(f"not a store write: {write!r}")

@@ -6,7 +6,7 @@ The session, retry and batching rules are the ones every backend shares
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from lxml import etree
 
@@ -16,9 +16,8 @@ from uws_adapter.model.selection import Selection
 from uws_adapter.provisioning.base import BatchResult, Provisioner
 from uws_adapter.provisioning.engine import Answer, NotUsable, Outgoing, Stakes
 from uws_adapter.provisioning.faults import soap_fault
-from uws_adapter.provisioning.options import DEFAULT_TIMEOUT, SendOptions
+from uws_adapter.provisioning.options import DEFAULT_TIMEOUT
 from uws_adapter.provisioning.sent import SentRequest, redact_xml
-from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.uws.envelope import SoapRequest, build_envelope, build_login, build_logout, check_soap_request
 from uws_adapter.wire import UWS_BASE_URL
 from uws_adapter.xmlsafe import parse_untrusted
@@ -51,7 +50,7 @@ _SOAP = SoapCodec()
 
 
 class UwsClient(Provisioner):
-    """UWS SessionService and CarrierService over HTTPS.
+    """UWS SessionService and CarrierService over HTTPS, at ``base_url`` (default: the carrier's).
 
     ``options`` (a :class:`~uws_adapter.provisioning.options.SendOptions`) bounds each call:
     (connect, read) timeouts, a ``deadline`` for each whole exchange, ``max_answer_bytes`` after
@@ -64,20 +63,7 @@ class UwsClient(Provisioner):
     """
 
     api = "soap"
-
-    def __init__(
-        self,
-        *,
-        base_url: str = UWS_BASE_URL,
-        username: Optional[str] = None,
-        password: Optional[str] = None,
-        token: Optional[str] = None,
-        store: Optional[RequestLog] = None,
-        options: Optional[SendOptions] = None,
-        **transport: Any,
-    ) -> None:
-        super().__init__(base_url=base_url, username=username, password=password, token=token, store=store,
-                         options=options, transport=transport)  # fmt: skip
+    default_url = UWS_BASE_URL
 
     def logout(self) -> None:
         """SessionService LogOut, then forget the token."""

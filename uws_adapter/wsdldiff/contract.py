@@ -15,11 +15,11 @@ from typing import Dict, List, Optional, Tuple
 
 from lxml import etree
 
-from uws_adapter.wsdldiff.sources import NS_WSDL, NS_XS, Documents
+from uws_adapter.wire import NS_WSDL, NS_WSDL_SOAP, NS_XS
+from uws_adapter.wsdldiff.sources import Documents
 
 __all__ = ["Contract", "Member", "Operation", "Schema", "contract_of", "documentation_of"]
 
-NS_SOAP11 = "http://schemas.xmlsoap.org/wsdl/soap/"
 NS_SOAP12 = "http://schemas.xmlsoap.org/wsdl/soap12/"
 W, X = f"{{{NS_WSDL}}}", f"{{{NS_XS}}}"
 #: A member that stands for ``xs:any``.
@@ -272,8 +272,8 @@ class _Reader:
         return tuple(parts)
 
     def operations(self, binding: etree._Element) -> Dict[str, Operation]:
-        soap = binding.find(f"{{{NS_SOAP11}}}binding")
-        version, ns = ("1.1", NS_SOAP11) if soap is not None else ("1.2", NS_SOAP12)
+        soap = binding.find(f"{{{NS_WSDL_SOAP}}}binding")
+        version, ns = ("1.1", NS_WSDL_SOAP) if soap is not None else ("1.2", NS_SOAP12)
         if soap is None:
             soap = binding.find(f"{{{NS_SOAP12}}}binding")
         if soap is None:

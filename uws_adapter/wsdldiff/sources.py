@@ -21,12 +21,11 @@ from lxml import etree
 from uws_adapter.errors import DocumentError, InputError, TransportError
 from uws_adapter.netcheck import fetch, origin
 from uws_adapter.redaction import masked_url
+from uws_adapter.wire import NS_WSDL, NS_XS
 from uws_adapter.xmlsafe import parse_untrusted
 
 __all__ = ["MAX_DOCUMENTS", "MAX_DOCUMENT_BYTES", "Documents", "read_documents"]
 
-NS_WSDL = "http://schemas.xmlsoap.org/wsdl/"
-NS_XS = "http://www.w3.org/2001/XMLSchema"
 #: Largest single document: a WCF singleWsdl of a big service is a few hundred KiB.
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 #: Most documents one WSDL may pull in (WCF splits a service into a handful).
@@ -84,9 +83,9 @@ def read_documents(
     source = source.strip()
     remote = _is_url(source)
     if remote:
-        from uws_adapter.provisioning.urls import check_base_url
+        from uws_adapter.provisioning.urls import check_url
 
-        check_base_url(source, _FIELD)
+        check_url(source, _FIELD)
         home = origin(source, _FIELD)
         first = source
     else:
