@@ -36,15 +36,13 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 import requests
+from budget_check import fill_history
 
 from uws_adapter import Emulator, RestClient, Suspend, generated_devices, select
 from uws_adapter.bridge.app import Bridge
 from uws_adapter.logs import TextFormatter
-from uws_adapter.model.callbacks import CallbackRequest, ReportedDevice
-from uws_adapter.model.devices import Device
 from uws_adapter.serving.access import AccessLog
 from uws_adapter.serving.thread import ServedApp
-from uws_adapter.store.interfaces import CallbackWrite
 from uws_adapter.store.sqlite import Store
 from uws_adapter.uws.envelope import build_envelope, build_login
 
@@ -67,22 +65,6 @@ def _hop_only(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Li
     environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     start_response("200 OK", [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(_ANSWER)))])
     return [_ANSWER]
-
-
-def _fill_history(store: Store, callbacks: int) -> None:
-    """``callbacks`` succeeded Suspend callbacks, 10 lines a request, of requests recorded as the
-    bridge records them; lines numbered from a billion, apart from the timed ones."""
-    for start in range(0, callbacks, 10):
-        devices = [Device.parse(f"IMEI:{10**9 + n}") for n in range(start, min(start + 10, callbacks))]
-        request_id = f"history-{start // 10}"
-        store.record_request(request_id, "Suspend", tuple(devices), api="rest")
-        store.commit_group([
-            CallbackWrite(CallbackRequest(
-                request_id, (ReportedDevice("IMEI", str(device.identifiers[0].identifier)),),
-                service="CarrierService", action="Suspend", status="Success",
-            ), ())
-            for device in devices
-        ])  # fmt: skip
 
 
 def _percentile(values: List[float], fraction: float) -> float:
@@ -119,7 +101,7 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
             store=store,
         )  # fmt: skip
         rest.daily_budget = 5  # the carrier's, as the bridge command sets it from the settings
-        _fill_history(store, args.history)
+        fill_history(store, args.history)
         bridge = Bridge(
             rest, store, legacy_users={LEGACY_USER: LEGACY_PASSWORD}, callback_username="cb",
             callback_password="cb-password",

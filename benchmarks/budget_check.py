@@ -99,9 +99,9 @@ def run(name: str, store: Backend, emulator: Emulator, devices: List[Device], ch
     return ratio
 
 
-def _fill_history(store: Backend, callbacks: int) -> None:
+def fill_history(store: Backend, callbacks: int) -> None:
     """``callbacks`` succeeded Suspend callbacks of requests in the log, 10 lines a request; lines
-    numbered from a billion, apart from the timed one."""
+    numbered from a billion, apart from the timed ones (bridge_call.py's too)."""
     for start in range(0, callbacks, 10):
         devices = [Device.parse(f"IMEI:{10**9 + n}") for n in range(start, min(start + 10, callbacks))]
         request_id = f"history-{start // 10}"
@@ -132,7 +132,7 @@ def _per_call(store: Backend, calls: int, first: int) -> float:
 
 def calls_with_history(name: str, store: Backend, history: int, calls: int) -> None:
     empty = _per_call(store, calls, 0)
-    _fill_history(store, history)
+    fill_history(store, history)
     full = _per_call(store, calls, calls)
     print(
         f"{name:<10} one call (reservation, confirmation), p50 of {calls}: {empty:6.2f} ms on an empty store,"
