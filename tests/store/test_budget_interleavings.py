@@ -1,0 +1,186 @@
+"""The budget's marks of unlisted callbacks (store/unlisted.py) under real concurrent PostgreSQL
+transactions (READ COMMITTED), each interleaving forced by a lock a second connection holds, never by
+timing: a callback stored while its request's devices are forgotten keeps the mark it took before
+(neither transaction sees the other's row), and the budget must count it all the same; and a store
+of the schema before the marks is refused until upgraded, its events marked right by the upgrade."""
+
+# ruff: noqa: F811 (the fixtures imported from pgserver are the parameters of their name)
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, List, Optional, Tuple
+
+import pytest
+from conftest import ManualClock
+from pgserver import location, postgres_url  # noqa: F401 (fixtures)
+
+from uws_adapter.errors import StoreError
+from uws_adapter.model.callbacks import CallbackRequest, ReportedDevice
+from uws_adapter.model.devices import Device
+from uws_adapter.store import Backend, open_store, upgrade_store
+from uws_adapter.store.unlisted import callbacks
+
+START = 1_800_000_000.0
+DEVICE = Device.parse("IMEI:350000000000001")
+SINCE = START - 24 * 3600.0
+# The definition: what the budget counted before the events were marked (a scan of the day).
+_EVERY_ONE = (
+    "SELECT e.request_id, e.device, e.received_at FROM events e WHERE e.received_at > ?"
+    " AND e.succeeded = TRUE AND e.service != 'NiddService' AND e.action != ''"
+    " AND NOT EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = e.request_id)"
+)
+
+
+def _callback(request_id: str) -> CallbackRequest:
+    return CallbackRequest(
+        request_id, (ReportedDevice("IMEI", DEVICE.identifiers[0].identifier),), service="CarrierService",
+        action="Suspend", status="Success",
+    )  # fmt: skip
+
+
+def _read(store: Backend, work: Callable[[Any], Any]) -> Any:
+    return store._read("read", work)  # type: ignore[attr-defined]
+
+
+def _wait_until_blocked(admin: Any, table: str) -> None:
+    """Until a session of the store waits for a lock while writing ``table`` (a condition
+    polled on the server, bounded: a test that never gets there fails, it does not hang)."""
+    for _ in range(100_000):
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'uws-adapter'"
+            " AND wait_event_type = 'Lock' AND query LIKE %s",
+            (f"%{table}%",),
+        ).fetchone()
+        if row and row[0]:
+            return
+    raise AssertionError(f"no store session came to wait on {table}")
+
+
+def _in_thread(work: Callable[[], None]) -> Tuple[threading.Thread, List[Optional[BaseException]]]:
+    failed: List[Optional[BaseException]] = [None]
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the test, which re-raises it
+            failed[0] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, failed
+
+
+def _forget_by_query(store: Backend) -> None:
+    store.record_request("R1", "Query", ())  # the id recorded again with no devices
+
+
+def _forget_by_confirming(store: Backend) -> None:
+    reservation = store.reserve_request("Query", ())  # a reservation without devices, confirmed over R1
+    assert reservation is not None
+    store.confirm_request(reservation, "R1")
+
+
+@pytest.mark.parametrize(
+    "forget", [_forget_by_query, _forget_by_confirming], ids=["recorded-as-query", "confirmed-over"]
+)
+def test_a_callback_stored_while_its_request_is_forgotten_still_counts(
+    postgres_url: str, forget: Callable[[Backend], None]
+) -> None:
+    import psycopg
+
+    url = postgres_url
+    upgrade_store(url)
+    clock = ManualClock(START)
+    with open_store(url, clock=clock) as store, psycopg.connect(url, autocommit=True) as admin:
+        store.record_request("R1", "Suspend", [DEVICE])
+        # A second connection holds an uncommitted row of the forgotten-requests table under R1:
+        # the forgetting transaction marks R1's events (none yet), then waits on that row before
+        # it deletes R1's devices and commits.
+        holder = psycopg.connect(url)
+        try:
+            holder.execute("INSERT INTO budget_demoted (request_id, at) VALUES ('R1', 0)")
+            thread, failed = _in_thread(lambda: forget(store))
+            _wait_until_blocked(admin, "budget_demoted")
+            # Meanwhile the carrier's callback is stored: R1 still lists its device in what this
+            # transaction sees, so its event is marked listed, and the forgetting one never sees it.
+            store.add_callback(_callback("R1"))
+        finally:
+            holder.rollback()
+            holder.close()
+        thread.join()
+        if failed[0] is not None:
+            raise failed[0]
+        marks = _read(store, lambda db: db.all("SELECT request_id, unlisted FROM events"))
+        assert [(str(r[0]), bool(r[1])) for r in marks] == [("R1", False)]  # the interleaving did happen
+        assert not _read(store, lambda db: db.all("SELECT 1 FROM request_identifiers WHERE request_id = 'R1'"))
+        # The budget counts it: the reading is the definition, and the line has R1's action.
+        expected = sorted(tuple(r) for r in _read(store, lambda db: db.all(_EVERY_ONE, (SINCE,))))
+        assert sorted(tuple(r) for r in _read(store, lambda db: callbacks(db, SINCE))) == expected
+        assert len(expected) == 1
+        found = store.device_actions([DEVICE], SINCE, at_least=1)
+        assert {request_id for actions in found.values() for request_id, _ in actions} == {"R1"}
+        assert store.reserve_request("Suspend", [DEVICE], since=SINCE, admit=lambda f: None if f else False) is None
+
+
+def test_a_callback_stored_while_its_request_is_confirmed_is_counted_once(location: str) -> None:
+    """The other way round (both backends): the callback comes while the RequestId is being
+    recorded; whichever mark it keeps, the line has the one request."""
+    clock = ManualClock(START)
+    with open_store(location, clock=clock) as store:
+        reservation = store.reserve_request("Suspend", [DEVICE])
+        assert reservation is not None
+        both = threading.Barrier(2)
+
+        def confirm() -> None:
+            both.wait()
+            store.confirm_request(reservation, "R1")
+
+        thread, failed = _in_thread(confirm)
+        both.wait()
+        store.add_callback(_callback("R1"))
+        thread.join()
+        if failed[0] is not None:
+            raise failed[0]
+        found = store.device_actions([DEVICE], SINCE, at_least=1)
+        assert {request_id for actions in found.values() for request_id, _ in actions} == {"R1"}
+        expected = sorted(tuple(r) for r in _read(store, lambda db: db.all(_EVERY_ONE, (SINCE,))))
+        assert sorted(tuple(r) for r in _read(store, lambda db: callbacks(db, SINCE))) == expected == []
+
+
+def test_a_schema_4_database_is_refused_then_upgraded_with_its_events_marked(postgres_url: str) -> None:
+    import psycopg
+
+    from uws_adapter.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE
+
+    url = postgres_url
+    with psycopg.connect(url, autocommit=True) as db:
+        for step in range(1, 5):
+            for statement in MIGRATIONS[step].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute(VERSION_TABLE)
+        db.execute("INSERT INTO uws_schema_version (version) VALUES (4)")
+        db.execute(
+            "INSERT INTO requests (request_id, action, api, sent_at, devices) VALUES ('listed', 'Suspend', 'soap', %s,"
+            " '[]')", (START - 60,),
+        )  # fmt: skip
+        db.execute("INSERT INTO request_identifiers VALUES ('listed', 'IMEI:350000000000001', 0)")
+        for request_id in ("listed", "unlisted", "forgotten-before"):
+            db.execute(
+                "INSERT INTO events (service, request_id, device, action, status, succeeded, callback, content_hash,"
+                " received_at) VALUES ('CarrierService', %s, 'IMEI:350000000000001', 'Suspend', 'Success', TRUE, '{}',"
+                " 'x', %s)", (request_id, START - 30),
+            )  # fmt: skip
+    assert SCHEMA_VERSION == 5
+    with pytest.raises(StoreError, match=r"schema 4 and this release needs 5: run `uws-adapter db upgrade"):
+        open_store(url)
+    assert upgrade_store(url).endswith("store schema 4 -> 5")
+    with open_store(url, clock=ManualClock(START)) as store:
+        marks = {
+            (str(r[0]), bool(r[1])) for r in _read(store, lambda db: db.all("SELECT request_id, unlisted FROM events"))
+        }
+        assert marks == {("listed", False), ("unlisted", True), ("forgotten-before", True)}
+        expected = sorted(tuple(r) for r in _read(store, lambda db: db.all(_EVERY_ONE, (0.0,))))
+        assert sorted(tuple(r) for r in _read(store, lambda db: callbacks(db, 0.0))) == expected
+        assert len(expected) == 2
