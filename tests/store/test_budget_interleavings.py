@@ -123,6 +123,73 @@ def test_a_callback_stored_while_its_request_is_forgotten_still_counts(
         assert store.reserve_request("Suspend", [DEVICE], since=SINCE, admit=lambda f: None if f else False) is None
 
 
+def test_a_request_forgotten_while_a_reservation_reads_still_counts(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reservation reads the marks, the forgotten requests and the log in several statements
+    (READ COMMITTED): a request whose devices are forgotten between two of them must not slip
+    between the readings. The reservation is held between its reading of the callbacks and of the
+    summary (the real reading, paused at that point) while the request is recorded again as a
+    query; the line's one action must refuse the reservation at a budget of one."""
+    import psycopg
+
+    from uws_adapter.store import line_counts
+
+    url = postgres_url
+    upgrade_store(url)
+    clock = ManualClock(START)
+    read_callbacks, go_on = threading.Event(), threading.Event()
+    risky = line_counts.risky
+
+    def paused(*args: Any, **kwargs: Any) -> Any:
+        read_callbacks.set()
+        assert go_on.wait(30)
+        return risky(*args, **kwargs)
+
+    with open_store(url, clock=clock) as store, psycopg.connect(url, autocommit=True) as admin:
+        store.record_request("R1", "Suspend", [DEVICE])
+        store.add_callback(_callback("R1"))  # counted from the log: R1 lists the device
+        monkeypatch.setattr(line_counts, "risky", paused)
+        results: List[Optional[str]] = []
+
+        def reserve() -> None:
+            results.append(
+                store.reserve_request("Suspend", [DEVICE], since=SINCE, admit=lambda f: None if f else False)
+            )
+
+        reserving, reserve_failed = _in_thread(reserve)
+        assert read_callbacks.wait(30)
+        forgotten = threading.Event()
+
+        def forget() -> None:
+            _forget_by_query(store)
+            forgotten.set()
+
+        forgetting, forget_failed = _in_thread(forget)
+        # Until the forgetting is committed, or waits for the reservation to end.
+        for _ in range(100_000):
+            if forgotten.is_set():
+                break
+            row = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'uws-adapter'"
+                " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+            ).fetchone()
+            if row and row[0]:
+                break
+        else:
+            raise AssertionError("the forgetting neither committed nor waited")
+        go_on.set()
+        reserving.join()
+        forgetting.join()
+        for failed in (reserve_failed, forget_failed):
+            if failed[0] is not None:
+                raise failed[0]
+        monkeypatch.setattr(line_counts, "risky", risky)
+        assert results == [None]  # refused: R1 is the line's action, whichever reading found it
+        found = store.device_actions([DEVICE], SINCE, at_least=1)
+        assert {request_id for actions in found.values() for request_id, _ in actions} == {"R1"}
+
+
 def test_a_callback_stored_while_its_request_is_confirmed_is_counted_once(location: str) -> None:
     """The other way round (both backends): the callback comes while the RequestId is being
     recorded; whichever mark it keeps, the line has the one request."""

@@ -477,6 +477,11 @@ def _forget_request(db: Sql, request_id: str, now: float, *, relisted: bool) -> 
         and not request_id.startswith(PENDING)
         and db.one("SELECT 1 FROM request_identifiers WHERE request_id = ? LIMIT 1", (request_id,))
     ):
+        # A reservation reads the marks, the forgotten requests and the log in several statements
+        # (PostgreSQL's READ COMMITTED): a request whose devices are forgotten between two of them
+        # would be counted by none. So this takes turns with the reservations, before any row lock
+        # (no cycle with them); rare: a RequestId recorded again without devices.
+        db.take_turns(BUDGET_LOCK)
         unlisted.forgotten(db, request_id, now)
     line_counts.take_request(db, request_id)
     db.run("DELETE FROM request_identifiers WHERE request_id = ?", (request_id,))

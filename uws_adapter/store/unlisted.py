@@ -19,7 +19,10 @@ keep the mark it took before (neither transaction sees the other's rows): the ch
 reads the events of the requests forgotten in the last two days, whatever their mark, and a
 request's remembered row is dropped only after its events have been marked again, when no
 transaction of its time can still run. A callback stored while its request's devices are confirmed
-may likewise keep an unlisted mark: only slower, and only that day.
+may likewise keep an unlisted mark: only slower, and only that day. A reservation reads the marks,
+the forgotten requests and the log in several statements, each seeing what is committed when it
+starts: a forgetting takes turns with the reservations (:mod:`.core`), or a request forgotten
+between two of them would be counted by none (tests/store/test_budget_interleavings.py).
 """
 
 from __future__ import annotations
