@@ -4,10 +4,20 @@ deadline never is; dropped entries do not pile up. Waits on events, times nothin
 
 from __future__ import annotations
 
+import os
+import select
+import signal
 import threading
-from typing import Any, List
+import warnings
+from typing import Any, Iterator, List
 
-from uws_adapter.provisioning.transport import _Watchdog
+import pytest
+import requests
+from test_client_limits import HostileServer, trickled_body
+
+from uws_adapter.provisioning import transport
+from uws_adapter.provisioning.options import SendOptions
+from uws_adapter.provisioning.transport import LimitExceeded, _Watchdog, with_deadline_adapters
 
 
 class _Exchange:
@@ -47,3 +57,111 @@ def test_one_thread_for_every_exchange_and_dropped_entries_do_not_pile_up() -> N
     assert len(watchdog._heap) <= 600  # rebuilt without the dropped ones as they became most of it
     assert [entry[2] for entry in watchdog._heap if entry[2] is not None] == [kept]
     assert order == []
+
+
+def test_a_deadline_of_centuries_does_not_end_the_thread_that_serves_every_other() -> None:
+    """A deadline the options accept (any finite number of seconds) but longer than a lock can
+    wait (threading.TIMEOUT_MAX) once ended the watchdog's thread with an OverflowError, and every
+    other exchange's deadline with it. The thread must wait for it in steps, and stay the one."""
+    watchdog, order = _Watchdog(), []  # type: _Watchdog, List[str]
+    soon, later = _Exchange("soon", order), _Exchange("later", order)
+    with watchdog._changed:  # both queued before the thread looks: it serves "soon", then waits on centuries
+        _watch(watchdog, 1e10, _Exchange("centuries", order))
+        _watch(watchdog, 0.0, soon)
+    assert soon.expired.wait(10)
+    serving = watchdog._thread
+    with watchdog._changed:  # the thread is waiting on the centuries-long deadline now (or has died)
+        _watch(watchdog, 0.0, later)
+    assert later.expired.wait(10)
+    assert watchdog._thread is serving  # the same thread, never started again
+    assert order == ["soon", "later"]
+
+
+# The watchdog of the process, serving real exchanges -----------------------------------------------
+
+CONCURRENT = 24
+
+
+@pytest.fixture
+def trickling() -> Iterator[HostileServer]:
+    server = HostileServer(trickled_body)
+    yield server
+    server.close()
+
+
+def _options() -> SendOptions:
+    # Each read well inside its timeout (a byte every 50 ms): only the watchdog can end the exchange.
+    return SendOptions(timeout=(2.0, 2.0), deadline=0.3, connect_retries=0)
+
+
+def _deadline_exchange(url: str) -> object:
+    """One real exchange against the trickling server: what it raised (or returned)."""
+    session = with_deadline_adapters(requests.Session())
+    try:
+        return transport.exchange(session, _options(), "POST", url, {"Content-Type": "text/xml"}, b"<a/>")
+    except Exception as exc:
+        return exc
+    finally:
+        session.close()
+
+
+def test_every_concurrent_exchange_ends_at_its_deadline_served_by_one_thread(trickling: HostileServer) -> None:
+    start = threading.Barrier(CONCURRENT)
+    results: List[object] = [None] * CONCURRENT
+
+    def send(n: int) -> None:
+        start.wait()
+        results[n] = _deadline_exchange(trickling.url)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(CONCURRENT)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(isinstance(r, LimitExceeded) and not r.cap for r in results), results
+    watchdog = transport._WATCHDOG
+    serving = [t for t in threading.enumerate() if t.name == "uws-adapter-deadlines"]
+    assert serving == [watchdog._thread]  # one thread for the process, whatever the exchanges
+    assert [entry for entry in watchdog._heap if entry[2] is not None] == []  # no exchange kept
+
+
+def test_a_forked_child_has_a_working_watchdog_even_if_a_parent_thread_held_it(trickling: HostileServer) -> None:
+    """A thread of the parent holds the watchdog's lock when the process forks (as uvicorn's or
+    multiprocessing's fork may happen at any moment): the child has no such thread, and must still
+    end its own exchanges at their deadline."""
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    transport._WATCHDOG.watch(3600.0, _Exchange("started", []))  # the parent's thread is running
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with transport._WATCHDOG._changed:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    read, write = os.pipe()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: forking beside threads, on purpose
+            pid = os.fork()
+        if pid == 0:  # the child: report what its exchange raised, and leave without pytest's teardown
+            try:
+                result = _deadline_exchange(trickling.url)
+                ok = isinstance(result, LimitExceeded) and not result.cap
+                os.write(write, b"deadline" if ok else repr(result).encode()[:200])
+            finally:
+                os._exit(0)
+        os.close(write)
+        ready, _, _ = select.select([read], [], [], 30)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        answer = os.read(read, 300) if ready else b"the child hung"
+    finally:
+        release.set()
+        holder.join()
+        os.close(read)
+    assert answer == b"deadline"

@@ -82,6 +82,10 @@ def never_sent(exc: requests.RequestException) -> bool:
 _current = threading.local()
 
 
+#: The watchdog's longest wait in one step, in seconds (well under ``threading.TIMEOUT_MAX``).
+_LONGEST_WAIT = 3600.0
+
+
 class _Watchdog:
     """One thread that calls each watched exchange's ``expire`` at its deadline, for every
     exchange of the process: a ``threading.Timer`` per exchange started a thread per request (a
@@ -131,7 +135,9 @@ class _Watchdog:
                     if left <= 0:
                         entry = heapq.heappop(self._heap)
                         break
-                    self._changed.wait(left)
+                    # In steps: a deadline the options accept (any finite seconds) may be longer
+                    # than a lock can wait (OverflowError), which would end this thread.
+                    self._changed.wait(min(left, _LONGEST_WAIT))
                 due: Optional[_Exchange] = entry[2]
                 entry[2] = None
             if due is not None:
