@@ -8,8 +8,12 @@ of the schema before the marks is refused until upgraded, its events marked righ
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from typing import Any, Callable, List, Optional, Tuple
+from urllib.parse import quote
 
 import pytest
 from conftest import ManualClock
@@ -215,12 +219,13 @@ def test_a_callback_stored_while_its_request_is_confirmed_is_counted_once(locati
         assert sorted(tuple(r) for r in _read(store, lambda db: callbacks(db, SINCE))) == expected == []
 
 
-def test_a_schema_4_database_is_refused_then_upgraded_with_its_events_marked(postgres_url: str) -> None:
+def _schema_4(url: str) -> None:
+    """The database at ``url`` as the release before the marks left it, with a listed request, and
+    events of it, of a request never listed and of one whose devices were forgotten before."""
     import psycopg
 
-    from uws_adapter.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE
+    from uws_adapter.store.postgres_schema import MIGRATIONS, VERSION_TABLE
 
-    url = postgres_url
     with psycopg.connect(url, autocommit=True) as db:
         for step in range(1, 5):
             for statement in MIGRATIONS[step].split(";"):
@@ -239,6 +244,13 @@ def test_a_schema_4_database_is_refused_then_upgraded_with_its_events_marked(pos
                 " received_at) VALUES ('CarrierService', %s, 'IMEI:350000000000001', 'Suspend', 'Success', TRUE, '{}',"
                 " 'x', %s)", (request_id, START - 30),
             )  # fmt: skip
+
+
+def test_a_schema_4_database_is_refused_then_upgraded_with_its_events_marked(postgres_url: str) -> None:
+    from uws_adapter.store.postgres_schema import SCHEMA_VERSION
+
+    url = postgres_url
+    _schema_4(url)
     assert SCHEMA_VERSION == 5
     with pytest.raises(StoreError, match=r"schema 4 and this release needs 5: run `uws-adapter db upgrade"):
         open_store(url)
@@ -251,3 +263,40 @@ def test_a_schema_4_database_is_refused_then_upgraded_with_its_events_marked(pos
         expected = sorted(tuple(r) for r in _read(store, lambda db: db.all(_EVERY_ONE, (0.0,))))
         assert sorted(tuple(r) for r in _read(store, lambda db: callbacks(db, 0.0))) == expected
         assert len(expected) == 2
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["receiver", "--server", "uvicorn", "--workers", "2"],
+        ["receiver", "--server", "waitress"],
+        ["bridge"],
+    ],
+    ids=["receiver-uvicorn", "receiver-waitress", "bridge"],
+)
+def test_a_service_on_the_schema_before_refuses_to_start_naming_the_upgrade(
+    postgres_url: str, command: List[str], tmp_path: Any
+) -> None:
+    """A real service process on a schema-4 database: one line saying to run `uws-adapter db
+    upgrade`, a non-zero exit, no traceback, no password, before it serves anything."""
+    secret = "pa55-w0rd"
+    url = postgres_url.replace("postgresql://uws@", f"postgresql://uws:{quote(secret)}@")
+    _schema_4(postgres_url)
+    environ = {
+        **os.environ, "UWS_CALLBACK_USERNAME": "u", "UWS_CALLBACK_PASSWORD": "p",
+        # The bridge's other settings (it reaches nothing before its store is open).
+        "UWS_BRIDGE_LEGACY_LOGIN": "legacy:legacy-pw", "UWS_ADAPTER_REST_URL": "http://127.0.0.1:9",
+        "UWS_USERNAME": "user", "UWS_PASSWORD": "pw", "THINGSPACE_CLIENT_ID": "id", "THINGSPACE_CLIENT_SECRET": "s",
+    }  # fmt: skip
+    environ.pop("UWS_ADAPTER_CONFIG", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "uws_adapter", *command, "--port", "0", "--db", url], cwd=str(tmp_path), env=environ,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode not in (0, None), done
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert "schema 4" in lines[0]
+    assert "uws-adapter db upgrade" in lines[0]
+    assert "Traceback" not in done.stderr
+    assert secret not in done.stdout + done.stderr
