@@ -1,0 +1,49 @@
+"""The budget check over more devices than one statement binds (store/sql.py ``texts``: SQLite's
+VALUES lists in pieces of 250 rows, issue 19), on SQLite and PostgreSQL: lines over the budget are
+found wherever they fall, at the first and last device, at a piece's edge, and with a device's
+identities split between two pieces, exactly as reading every row finds them."""
+
+# ruff: noqa: F811 (the fixtures imported from pgserver are the parameters of their name)
+
+from __future__ import annotations
+
+from typing import List
+
+from conftest import ManualClock
+from pgserver import location  # noqa: F401 (fixture)
+
+from uws_adapter.model.devices import Device
+from uws_adapter.provisioning.budget import lines_over, wanted_identities
+from uws_adapter.store import open_store
+
+START = 1_800_000_000.0
+COUNT = 700
+#: Three identities a device: 250 rows a piece end inside devices 83, 166, 249, ...
+HOT = (0, 83, 84, 166, 333, 500, COUNT - 1)
+BUDGET = 3
+
+
+def _device(n: int) -> Device:
+    return Device.parse(f"IMEI:{350000000000000 + n}+ICCID:{89148000000000000000 + n}+MDN:{5550000000 + n}")
+
+
+def test_lines_over_the_budget_are_found_in_every_piece(location: str) -> None:
+    devices: List[Device] = [_device(n) for n in range(COUNT)]
+    clock = ManualClock(START)
+    with open_store(location, clock=clock) as store:
+        store.record_request("all", "Suspend", devices)
+        for round_ in range(BUDGET - 1):
+            clock.advance(60.0)
+            store.record_request(f"hot-{round_}", "Restore", [devices[n] for n in HOT])
+        # One more line over the budget, named by its IMEI alone (its summary rows say "several").
+        clock.advance(60.0)
+        store.record_request("imei-only-1", "Suspend", [Device.parse(f"IMEI:{350000000000000 + 400}")])
+        store.record_request("imei-only-2", "Restore", [Device.parse(f"IMEI:{350000000000000 + 400}")])
+        since = START - 3600.0
+        everything = store.recent_actions(wanted_identities(devices), since)
+        expected = lines_over(devices, everything, BUDGET)
+        assert {str(device) for device, _, _ in expected} == {str(devices[n]) for n in (*HOT, 400)}
+        found = store.device_actions(devices, since, at_least=BUDGET)
+        assert lines_over(devices, found, BUDGET) == expected
+        # One under the budget: nothing is over.
+        assert lines_over(devices, store.device_actions(devices, since, at_least=BUDGET + 1), BUDGET + 1) == ()
