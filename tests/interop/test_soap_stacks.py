@@ -10,15 +10,19 @@ clients/."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
 from interop_harness import (
+    CLIENT_TIMEOUT,
     CLIENTS,
     RecordingProxy,
     Target,
@@ -52,8 +56,28 @@ def build_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def java_builds(build_root: Path) -> Dict[str, Path]:
-    """Compiled JAX-WS clients, one per target kind, each from the WSDL that target served."""
+    """Compiled JAX-WS clients, one per contract served (:func:`served_contract`)."""
     return {}
+
+
+def served_contract(target: Target) -> str:
+    """A digest of what wsimport reads from ``target``: both services' WSDLs and every schema they
+    import, with the target's own address taken out. The emulator and the bridge serve the same
+    contract, so the JAX-WS client is built once: its classes take the WSDL's URL at run time
+    (``new SessionService(url)``) and read the target's address from it then. A target serving
+    anything else is built for on its own."""
+    digest = hashlib.sha256()
+    pending, seen = [target.session_wsdl, target.carrier_wsdl], set()
+    while pending:
+        url = pending.pop(0)
+        if url in seen:
+            continue
+        seen.add(url)
+        with urllib.request.urlopen(url, timeout=CLIENT_TIMEOUT) as answer:
+            text = answer.read().decode("utf-8")
+        pending.extend(re.findall(r'schemaLocation="([^"]+)"', text))
+        digest.update(text.replace(target.base_url, "{address}").encode("utf-8"))
+    return digest.hexdigest()
 
 
 def java_client(target: Target, build_root: Path, builds: Dict[str, Path]) -> List[str]:
@@ -66,12 +90,13 @@ def java_client(target: Target, build_root: Path, builds: Dict[str, Path]) -> Li
             f"the JAX-WS runtime is incomplete, {', '.join(missing)} missing (Debian packages jaxws, libjaxws-java)"
         )
     classpath = ":".join(str(jar) for jar in jars)
-    out = builds.get(target.name)
+    contract = served_contract(target)
+    out = builds.get(contract)
     if out is None:
-        out = build_root / f"java-{target.name}"
+        out = build_root / f"java-{target.name}-{contract[:12]}"
         sources, classes = out / "src", out / "classes"
         sources.mkdir(parents=True)
-        builds[target.name] = out  # built once per run, even when the build fails
+        builds[contract] = out  # built once per run, even when the build fails
         for package, wsdl in (("uws.session", target.session_wsdl), ("uws.carrier", target.carrier_wsdl)):
             options = ["-quiet", "-Xnocompile", "-XadditionalHeaders", "-b", str(CLIENTS / "java" / "bindings.xjb")]
             options += ["-s", str(sources), "-d", str(sources)]
