@@ -6,7 +6,11 @@ bounded; a token that cannot be rendered is neither kept nor shown in the error.
 
 from __future__ import annotations
 
+import os
+import select as select_
+import signal
 import threading
+import warnings
 from typing import List, Optional, Tuple
 
 import pytest
@@ -77,3 +81,42 @@ def test_a_token_zeep_cannot_render_is_not_kept_nor_shown() -> None:
     assert "s3cr3t" not in str(refused.value)
     assert "s3cr3t" not in repr(refused.value)
     assert dict(envelope._FRAMES) == before
+
+
+def test_a_forked_child_builds_envelopes_even_if_a_parent_thread_held_the_frames() -> None:
+    """A thread of the parent holds the frames' lock when the process forks (a multiprocessing
+    fork beside threads that build envelopes): the child has no such thread, and must still build."""
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with envelope._FRAMES_LOCK:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    read, write = os.pipe()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: forking beside threads, on purpose
+            pid = os.fork()
+        if pid == 0:  # the child: report what it built, and leave without pytest's teardown
+            try:
+                body = build_envelope(Suspend(), select([_device(1, 0)]), token="child-token").body
+                os.write(write, b"built" if _token_of(body) == "child-token" else b"wrong token")
+            finally:
+                os._exit(0)
+        os.close(write)
+        ready, _, _ = select_.select([read], [], [], 30)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        answer = os.read(read, 100) if ready else b"the child hung"
+    finally:
+        release.set()
+        holder.join()
+        os.close(read)
+    assert answer == b"built"

@@ -11,6 +11,7 @@ request on one), and declares every namespace once, on the envelope.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -164,6 +165,15 @@ _FRAMES: OrderedDict[Tuple[Action, str, Tuple[str, ...]], Tuple[str, str]] = Ord
 _FRAMES_LOCK = threading.Lock()
 #: A few actions and kinds over a session or two: more keys only means rendering again.
 _FRAMES_KEPT = 32
+
+
+def _after_fork() -> None:  # a child has none of its parent's threads, and maybe the lock held by one
+    global _FRAMES_LOCK
+    _FRAMES_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def _frame(action: Action, first: Device, token: str) -> Tuple[str, str]:
