@@ -257,6 +257,23 @@ def test_the_limits_are_checked_and_shown() -> None:
             UwsClient(**options)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"deadline": 1e10}, "deadline"),
+        ({"timeout": (10.0, 1e10)}, "timeout"),
+        ({"deadline": 400 * 86400.0}, "deadline"),
+    ],
+    ids=["deadline-centuries", "read-timeout-centuries", "deadline-over-a-year"],
+)
+def test_a_wait_no_socket_or_lock_can_make_is_refused_by_its_name(options: Any, field: str) -> None:
+    # Once accepted (finite), then an OverflowError out of the exchange (and out of the deadline
+    # watchdog's thread, which serves every exchange).
+    with pytest.raises(ValueError, match=f"^{field}: "):
+        UwsClient(token="t", **options)
+    UwsClient(token="t", deadline=300 * 86400.0)  # long, but a platform's wait: accepted
+
+
 # Secrets ---------------------------------------------------------------------------------------
 
 PASSWORD, CLIENT_SECRET = "pw-Zq81&<x", "cs-Yt55"

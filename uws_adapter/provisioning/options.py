@@ -19,7 +19,7 @@ from uws_adapter.errors import InputError
 
 __all__ = [
     "CALLBACK_OPTIONS", "CLIENT_OPTIONS", "DEFAULT_DEADLINE", "DEFAULT_MAX_ANSWER_BYTES", "DEFAULT_TIMEOUT",
-    "RELAY_OPTIONS", "SendOptions", "check_deadline", "check_max_answer_bytes", "check_timeout",
+    "LONGEST_WAIT", "RELAY_OPTIONS", "SendOptions", "check_deadline", "check_max_answer_bytes", "check_timeout",
 ]  # fmt: skip
 
 #: (connect, read) seconds. The carrier can take a while to accept a 10,000-device request.
@@ -28,6 +28,9 @@ DEFAULT_TIMEOUT: Tuple[float, float] = (10.0, 120.0)
 DEFAULT_DEADLINE = 180.0
 #: Bytes of an answer, after decompression. A RequestId answer is a few hundred bytes.
 DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
+#: The longest wait of any kind accepted, in seconds: a year, far beyond any exchange. A socket, a
+#: lock or a sleep cannot wait much over 292 years at all (an OverflowError out of the exchange).
+LONGEST_WAIT = 365 * 24 * 60 * 60.0
 
 
 def check_timeout(timeout: object) -> Tuple[float, float]:
@@ -35,7 +38,7 @@ def check_timeout(timeout: object) -> Tuple[float, float]:
     if not (
         isinstance(timeout, tuple)
         and len(timeout) == 2
-        and all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < float("inf") for t in timeout)
+        and all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t <= LONGEST_WAIT for t in timeout)
     ):
         raise InputError("timeout", f"{timeout!r} is not (connect, read) seconds", "pass e.g. (10, 120)")
     return float(timeout[0]), float(timeout[1])
@@ -46,6 +49,8 @@ def _seconds(field: str, value: object, example: str, *, zero: bool = False) -> 
         raise InputError(field, f"{value!r} is not a number of seconds", f"pass e.g. {example}")
     if value == float("inf"):
         raise InputError(field, "is infinite", f"pass e.g. {example}")
+    if value > LONGEST_WAIT:
+        raise InputError(field, f"{value!r} seconds is longer than a year", f"pass e.g. {example}")
     return float(value)
 
 
