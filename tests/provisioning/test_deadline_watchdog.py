@@ -4,15 +4,12 @@ deadline never is; dropped entries do not pile up. Waits on events, times nothin
 
 from __future__ import annotations
 
-import os
-import select
-import signal
 import threading
-import warnings
 from typing import Any, Iterator, List, Set
 
 import pytest
 import requests
+from forking import forked_while_held
 from test_client_limits import HostileServer, trickled_body
 
 from uws_adapter.provisioning import transport
@@ -134,39 +131,11 @@ def test_a_forked_child_has_a_working_watchdog_even_if_a_parent_thread_held_it(t
     """A thread of the parent holds the watchdog's lock when the process forks (as uvicorn's or
     multiprocessing's fork may happen at any moment): the child has no such thread, and must still
     end its own exchanges at their deadline."""
-    if not hasattr(os, "fork"):
-        pytest.skip("no fork on this platform")
     transport._WATCHDOG.watch(3600.0, _Exchange("started", []))  # the parent's thread is running
-    held, release = threading.Event(), threading.Event()
 
-    def hold() -> None:
-        with transport._WATCHDOG._changed:
-            held.set()
-            release.wait(30)
+    def exchange() -> bytes:
+        result = _deadline_exchange(trickling.url)
+        ok = isinstance(result, LimitExceeded) and not result.cap
+        return b"deadline" if ok else repr(result).encode()
 
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert held.wait(10)
-    read, write = os.pipe()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: forking beside threads, on purpose
-            pid = os.fork()
-        if pid == 0:  # the child: report what its exchange raised, and leave without pytest's teardown
-            try:
-                result = _deadline_exchange(trickling.url)
-                ok = isinstance(result, LimitExceeded) and not result.cap
-                os.write(write, b"deadline" if ok else repr(result).encode()[:200])
-            finally:
-                os._exit(0)
-        os.close(write)
-        ready, _, _ = select.select([read], [], [], 30)
-        if not ready:
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        answer = os.read(read, 300) if ready else b"the child hung"
-    finally:
-        release.set()
-        holder.join()
-        os.close(read)
-    assert answer == b"deadline"
+    assert forked_while_held(transport._WATCHDOG._changed, exchange) == b"deadline"

@@ -6,15 +6,12 @@ bounded; a token that cannot be rendered is neither kept nor shown in the error.
 
 from __future__ import annotations
 
-import os
-import select as select_
-import signal
 import threading
-import warnings
 from typing import List, Optional, Tuple
 
 import pytest
 from conftest import parse_trusted, shape
+from forking import forked_while_held
 
 from uws_adapter import Device, Restore, Suspend, build_envelope, select, zeep_envelope
 from uws_adapter.model.actions import Action
@@ -86,37 +83,9 @@ def test_a_token_zeep_cannot_render_is_not_kept_nor_shown() -> None:
 def test_a_forked_child_builds_envelopes_even_if_a_parent_thread_held_the_frames() -> None:
     """A thread of the parent holds the frames' lock when the process forks (a multiprocessing
     fork beside threads that build envelopes): the child has no such thread, and must still build."""
-    if not hasattr(os, "fork"):
-        pytest.skip("no fork on this platform")
-    held, release = threading.Event(), threading.Event()
 
-    def hold() -> None:
-        with envelope._FRAMES_LOCK:
-            held.set()
-            release.wait(30)
+    def build() -> bytes:
+        body = build_envelope(Suspend(), select([_device(1, 0)]), token="child-token").body
+        return b"built" if _token_of(body) == "child-token" else b"wrong token"
 
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert held.wait(10)
-    read, write = os.pipe()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: forking beside threads, on purpose
-            pid = os.fork()
-        if pid == 0:  # the child: report what it built, and leave without pytest's teardown
-            try:
-                body = build_envelope(Suspend(), select([_device(1, 0)]), token="child-token").body
-                os.write(write, b"built" if _token_of(body) == "child-token" else b"wrong token")
-            finally:
-                os._exit(0)
-        os.close(write)
-        ready, _, _ = select_.select([read], [], [], 30)
-        if not ready:
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        answer = os.read(read, 100) if ready else b"the child hung"
-    finally:
-        release.set()
-        holder.join()
-        os.close(read)
-    assert answer == b"built"
+    assert forked_while_held(envelope._FRAMES_LOCK, build) == b"built"
