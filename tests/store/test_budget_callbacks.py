@@ -13,6 +13,7 @@ import random
 from typing import Any, List, Set, Tuple
 
 from conftest import ManualClock
+from older_stores import sqlite_at_version
 from pgserver import location  # noqa: F401 (fixture)
 
 from uws_adapter.model.callbacks import CallbackRequest, ReportedDevice
@@ -163,15 +164,11 @@ def test_a_reading_visits_the_unlisted_callbacks_only(location: str) -> None:
 
 
 def test_the_marks_of_an_older_store_are_made_on_upgrade(tmp_path: Any) -> None:
-    import sqlite3
 
-    from uws_adapter.store.sqlite import _MIGRATIONS, _SCHEMA, SCHEMA_VERSION
+    from uws_adapter.store.sqlite import SCHEMA_VERSION
 
     path = tmp_path / "v7.db"
-    old = sqlite3.connect(str(path), isolation_level=None)
-    for script in (_SCHEMA, *(_MIGRATIONS[n] for n in range(1, 8))):
-        old.executescript(script)
-    old.execute("PRAGMA user_version = 7")
+    old = sqlite_at_version(path, 7)
     old.execute("INSERT INTO requests (request_id, action, api, sent_at, devices) VALUES ('listed', 'Suspend', 'soap', ?, '[]')",
                 (START - 60,))  # fmt: skip
     old.execute("INSERT INTO request_identifiers VALUES ('listed', 'IMEI:350000000000001', 0)")

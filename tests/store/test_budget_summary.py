@@ -9,17 +9,17 @@ that counts that history."""
 from __future__ import annotations
 
 import random
-import sqlite3
 from pathlib import Path
 from typing import List
 
 from conftest import ManualClock
+from older_stores import sqlite_at_version
 from pgserver import location, postgres_url  # noqa: F401 (fixtures)
 
 from uws_adapter.model.devices import Device
 from uws_adapter.provisioning.budget import BUDGET_WINDOW, lines_over, wanted_identities
 from uws_adapter.store import Backend, open_store, upgrade_store
-from uws_adapter.store.sqlite import _MIGRATIONS, _SCHEMA, SCHEMA_VERSION, Store
+from uws_adapter.store.sqlite import SCHEMA_VERSION, Store
 
 DAY = 24 * 60 * 60
 START = 20834 * 24 * 60 * 60 - 3600.0  # an hour before a UTC midnight: requests fall on both days
@@ -116,10 +116,7 @@ def test_a_device_list_sent_again_and_again_counts_each_send(location: str) -> N
 
 def test_a_schema_6_file_with_history_is_upgraded_to_a_summary_of_it(tmp_path: Path) -> None:
     path = tmp_path / "v6.db"
-    old = sqlite3.connect(str(path), isolation_level=None)
-    for script in (_SCHEMA, *(_MIGRATIONS[n] for n in range(1, 7))):
-        old.executescript(script)
-    old.execute("PRAGMA user_version = 6")
+    old = sqlite_at_version(path, 6)
     for n, when in enumerate((START - 2 * DAY, START - 600, START - 300, START - 60)):  # one is 2 days old
         old.execute("INSERT INTO requests (request_id, action, api, sent_at, devices) VALUES (?, 'Suspend', 'soap', ?, '[]')",
                     (f"old-{n}", when))  # fmt: skip

@@ -7,17 +7,17 @@ gives up counts too; the operator's reads and purges keep the total right."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 from pathlib import Path
 from typing import List
 
 import pytest
+from older_stores import sqlite_at_version
 from pgserver import location  # noqa: F401 (a fixture)
 from test_store import _cb
 
 from uws_adapter.store import CallbackWrite, DeadLetterWrite, dead_letters, open_store
 from uws_adapter.store.dead_letters import ROW_OVERHEAD, DeadLetterTotals, letter_size
-from uws_adapter.store.sqlite import _MIGRATIONS, _SCHEMA, Store
+from uws_adapter.store.sqlite import Store
 
 
 def _sizes_stored(store: object) -> List[int]:
@@ -94,10 +94,7 @@ def test_purges_keep_the_total_right(location: str) -> None:
 
 def test_letters_of_a_schema_4_file_are_sized_and_summed_once_on_upgrade(tmp_path: Path) -> None:
     path = tmp_path / "v4.db"
-    old = sqlite3.connect(str(path), isolation_level=None)
-    for script in (_SCHEMA, *(_MIGRATIONS[n] for n in range(1, 5))):
-        old.executescript(script)
-    old.execute("PRAGMA user_version = 4")
+    old = sqlite_at_version(path, 4)
     insert = "INSERT INTO dead_letters (received_at, content_type, reason, body) VALUES (?, ?, ?, ?)"
     old.execute(insert, (1, "text/xml", "bad", b"<a"))
     old.execute(insert, (2, None, "é", b""))
