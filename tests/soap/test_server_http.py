@@ -20,9 +20,12 @@ from lxml import etree
 from servers import WaitressServer
 
 from uws_adapter import Emulator, RestClient, generated_devices, select
-from uws_adapter.bridge.app import Bridge
+from uws_adapter.bridge.app import MAX_REQUEST_BYTES, Bridge
 from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice
 from uws_adapter.model.actions import Suspend
+from uws_adapter.model.devices import API_KINDS, Device, DeviceIdentifier
+from uws_adapter.model.selection import MAX_DEVICES_PER_REQUEST
+from uws_adapter.soap.server import MAX_REQUEST_NODES, read_call
 from uws_adapter.store.sqlite import Store
 from uws_adapter.uws.envelope import build_envelope, build_login
 from uws_adapter.wire import NS_CARRIER, NS_COMMON, NS_SESSION, NS_SOAP_ENV, NS_V2, NS_XSI, soap_action
@@ -379,6 +382,31 @@ def test_a_soap_12_envelope_is_a_version_mismatch(served: Served) -> None:
 def test_envelopes_that_are_not_soap_are_deserialization_faults(served: Served, body: str) -> None:
     answer = post(served, "SessionService", body.encode(), action=None)
     assert fault_code(answer) == (None, "SessionService.DeserializationFailed")
+
+
+def test_a_body_of_more_elements_than_the_largest_request_is_refused_without_a_session(served: Served) -> None:
+    """Counted while parsing, before any session is looked up: the largest request there is fits
+    (below), one element more of anything does not."""
+    flood = envelope("<a/>" * (MAX_REQUEST_NODES + 1), f"<v2:token>{'f' * 32}</v2:token>")
+    answer = post(served, "CarrierService", flood, action=None)
+    assert fault_code(answer) == (None, "CarrierService.DeserializationFailed")
+    assert f"more than {MAX_REQUEST_NODES:,} elements and comments" in answer.text
+
+
+def test_the_largest_request_fits_the_body_and_the_element_bounds() -> None:
+    """10,000 devices (the carrier's most), each named by every kind UWS takes."""
+    forms = {"ESN": "%011d", "MEID": "A%013X", "IMEI": "%015d", "ICCID": "8914%016d", "MDN": "%010d",
+             "MSISDN": "1%010d", "MIN": "%010d"}  # fmt: skip
+    assert sorted(forms) == sorted(API_KINDS["soap"])
+    devices = [
+        Device(tuple(DeviceIdentifier(kind, form % (10**9 + n)) for kind, form in forms.items()))
+        for n in range(MAX_DEVICES_PER_REQUEST)
+    ]
+    body = build_envelope(Suspend(), select(devices), token="t" * 32).body
+    assert len(body) <= MAX_REQUEST_BYTES
+    call = read_call("CarrierService", body, max_bytes=MAX_REQUEST_BYTES)
+    assert call.operation == "ChangeDeviceState"
+    assert len(call.payload.findall(f".//{{{NS_COMMON}}}DeviceIdentifierCollection")) == MAX_DEVICES_PER_REQUEST
 
 
 # 2. WSDL served as WCF serves it ---------------------------------------------------------------

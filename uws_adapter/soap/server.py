@@ -28,7 +28,8 @@ from lxml import etree
 from uws_adapter.edge import Answer, BodyRules, StartResponse, screen
 from uws_adapter.errors import Code, DocumentError, InputError, Refused, ServiceFault
 from uws_adapter.model.actions import Action
-from uws_adapter.model.selection import Selection
+from uws_adapter.model.devices import API_KINDS
+from uws_adapter.model.selection import MAX_DEVICES_PER_REQUEST, Selection
 from uws_adapter.soap import service as messages
 from uws_adapter.soap.documents import served_document
 from uws_adapter.soap.resources import resource_dir
@@ -56,6 +57,14 @@ QUALIFIED_CODES = {
 ACTOR_NEXT = "http://schemas.xmlsoap.org/soap/actor/next"
 ENVELOPE, HEADER, BODY = (f"{{{NS_SOAP_ENV}}}{name}" for name in ("Envelope", "Header", "Body"))
 TOKEN = f"{{{NS_V2}}}token"
+#: The most elements and comments a request may hold, counted while it is parsed (before any
+#: session is looked up): the largest request there is, a ChangeDeviceState of
+#: MAX_DEVICES_PER_REQUEST devices each named by every kind UWS takes (per device a
+#: DeviceIdentifierCollection, its DeviceIdentifiers, and a DeviceIdentifier, Kind and Identifier
+#: per kind: 23 elements, 740 bytes), with room for the envelope, the header and the filters.
+#: Without it, a body of empty elements within the bridge's 8 MiB limit (two million of them)
+#: cost over a second of CPU before it was refused, without credentials.
+MAX_REQUEST_NODES = MAX_DEVICES_PER_REQUEST * (2 + 3 * len(API_KINDS["soap"])) + 1_000
 #: A name in Clark notation (``{uri}Name``); linear: no nested quantifier.
 _QUALIFIED = re.compile(r"\{([^{}]*)\}([\w.\-]*)")
 #: Where the SOAP server says whose fault a fault was, for the access line (a client's at INFO).
@@ -239,7 +248,7 @@ def read_call(
     be understood; the SOAPAction, when sent, naming the Body's operation; the payload validated
     against our XSD."""
     try:
-        root = parse_untrusted(body, max_bytes=max_bytes, what="request")
+        root = parse_untrusted(body, max_bytes=max_bytes, what="request", max_nodes=MAX_REQUEST_NODES)
     except DocumentError as exc:
         raise Refused(Code.DESERIALIZATION_FAILED, str(exc)) from None
     qname = etree.QName(root)
