@@ -63,7 +63,7 @@ TOKEN = f"{{{NS_V2}}}token"
 #: DeviceIdentifierCollection, its DeviceIdentifiers, and a DeviceIdentifier, Kind and Identifier
 #: per kind: 23 elements, 740 bytes), with room for the envelope, the header and the filters.
 #: Without it, a body of empty elements within the bridge's 8 MiB limit (two million of them)
-#: cost over a second of CPU before it was refused, without credentials.
+#: cost about a second of CPU before it was refused, without credentials (benchmarks/soap_flood.py).
 MAX_REQUEST_NODES = MAX_DEVICES_PER_REQUEST * (2 + 3 * len(API_KINDS["soap"])) + 1_000
 #: A name in Clark notation (``{uri}Name``); linear: no nested quantifier.
 _QUALIFIED = re.compile(r"\{([^{}]*)\}([\w.\-]*)")
