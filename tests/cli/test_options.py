@@ -44,6 +44,24 @@ def test_a_usage_error_names_the_command_once(tmp_path: Path) -> None:
     assert "unrecognized arguments: --bogus" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["receiver", "--prot", "8081"], "receiver: unrecognized arguments: --prot 8081 (did you mean --port?); "
+                                         "see 'uws-adapter receiver --help'"),
+        (["listeners", "list", "1", "--jsn"], "listeners list: unrecognized arguments: --jsn (did you mean --json?); "
+                                              "see 'uws-adapter listeners list --help'"),
+        (["status", "x", "y"], "status: unrecognized arguments: y; see 'uws-adapter status --help'"),
+    ],
+)  # fmt: skip
+def test_a_mistyped_option_names_its_command_and_the_option_meant(
+    tmp_path: Path, arguments: List[str], expected: str
+) -> None:
+    result = run(arguments, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == f"uws-adapter: error: {expected}\n"
+
+
 def _commands(parser: argparse.ArgumentParser, path: str = "") -> Iterator[tuple]:  # type: ignore[type-arg]
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):

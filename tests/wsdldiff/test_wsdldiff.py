@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List
 
 import pytest
+import requests
 from firstcontact import DocumentServer, run_cli
 from lxml import etree
 
@@ -263,6 +264,21 @@ def test_a_local_import_outside_the_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "outside.xsd").write_text((BUNDLED / "uws-session.xsd").read_text())
     with pytest.raises(InputError, match="outside"):
         diff(str(source))
+
+
+def test_a_saved_svc_wsdl_says_to_save_the_single_wsdl_which_then_diffs(emulator: Emulator, tmp_path: Path) -> None:
+    # What a user saves from a .svc?wsdl imports its XSDs by absolute URL; a local file is never
+    # allowed to fetch, so the fix must name a file that needs no import: the ?singleWsdl.
+    saved = tmp_path / "CarrierService.wsdl"
+    saved.write_bytes(requests.get(f"{emulator.base_url}/CarrierService.svc?wsdl", timeout=30).content)
+    done = run_cli(["wsdl", "diff", str(saved)], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "a local WSDL imports" in done.stderr
+    assert "save the service's ?singleWsdl (everything inlined) and diff that file" in done.stderr
+    single = tmp_path / "single.wsdl"
+    single.write_bytes(requests.get(f"{emulator.base_url}/CarrierService.svc?singleWsdl", timeout=30).content)
+    assert diff(str(single)).differences == ()
 
 
 def test_a_source_with_none_of_our_services(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ listeners, wsdl, doctor); only the chosen command's module is imported.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
@@ -70,6 +71,36 @@ class _Parser(argparse.ArgumentParser):
         # The line already starts with "uws-adapter: error:"; name the command, not the program again.
         command = self.prog[len(PROG) :].strip() or "arguments"
         raise InputError(command, message, f"see '{self.prog} --help'")
+
+    def parse_args(self, args: Optional[Sequence[str]] = None, namespace: None = None) -> argparse.Namespace:  # type: ignore[override]
+        # argparse reports a command's unknown option from the top-level parser ("arguments: ...;
+        # see 'uws-adapter --help'"): report it from the command it was given to, with the
+        # option it most resembles (--prot: did you mean --port?).
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            chosen = _chosen(self, parsed)
+            chosen.error(f"unrecognized arguments: {' '.join(extras)}{_resembles(chosen, extras)}")
+        return parsed
+
+
+def _chosen(parser: argparse.ArgumentParser, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost command ``parsed`` chose (``listeners list``), else ``parser`` itself."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub = action.choices.get(getattr(parsed, action.dest, None) or "")
+            return parser if sub is None else _chosen(sub, parsed)
+    return parser
+
+
+def _resembles(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """" (did you mean --port?)" for the first unknown option close to one of ``parser``'s, else ""."""
+    options = [name for action in parser._actions for name in action.option_strings if name.startswith("--")]
+    for extra in extras:
+        if extra.startswith("--"):
+            close = difflib.get_close_matches(extra.partition("=")[0], options, n=1)
+            if close:
+                return f" (did you mean {close[0]}?)"
+    return ""
 
 
 def _finish(parser: argparse.ArgumentParser) -> None:

@@ -145,7 +145,10 @@ def _fetched(url: str, home: Tuple[str, str, int], *, timeout: Tuple[float, floa
 
 def _read_file(uri: str, folder: Path, max_bytes: int) -> bytes:
     if not uri.startswith("file:"):
-        raise InputError(_FIELD, f"a local WSDL imports {masked_url(uri)}; refused", "download it beside the file")
+        raise InputError(
+            _FIELD, f"a local WSDL imports {masked_url(uri)}; refused",
+            "save the service's ?singleWsdl (everything inlined) and diff that file, or give the .svc?wsdl URL",
+        )  # fmt: skip
     from urllib.request import url2pathname
 
     path = Path(url2pathname(urlsplit(uri).path)).resolve()
