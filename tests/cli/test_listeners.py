@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterator
 
@@ -40,6 +41,20 @@ def test_register_list_and_remove(tmp_path: Path, emulator: Emulator) -> None:
     assert removed.returncode == 0, removed.stderr
     assert (DEFAULT_ACCOUNT, "NiddService") not in emulator.listeners
     assert run(["listeners", "list", DEFAULT_ACCOUNT, "--json"], tmp_path, **env).stdout == ""
+
+
+def test_a_listing_masks_the_password_in_a_listener_url(tmp_path: Path, emulator: Emulator) -> None:
+    env = {**LOGIN, "UWS_ADAPTER_REST_URL": emulator.rest_url, "UWS_CALLBACK_USERNAME": "cb-user",
+           "UWS_CALLBACK_PASSWORD": "cb-secret"}  # fmt: skip
+    url = "http://relay:url-pass-77@127.0.0.1:9/callbacks"
+    registered = run(["listeners", "register", DEFAULT_ACCOUNT, url, "--service", "NiddService"], tmp_path, **env)
+    assert registered.returncode == 0, registered.stderr
+    assert emulator.listeners[(DEFAULT_ACCOUNT, "NiddService")].url == url  # registered as given
+    listed = run(["listeners", "list", DEFAULT_ACCOUNT], tmp_path, **env)
+    assert listed.stdout == f"{DEFAULT_ACCOUNT}\tNiddService\thttp://***@127.0.0.1:9/callbacks\n", listed.stderr
+    as_json = run(["listeners", "list", DEFAULT_ACCOUNT, "--json"], tmp_path, **env)
+    assert json.loads(as_json.stdout)["url"] == "http://***@127.0.0.1:9/callbacks"
+    assert "url-pass-77" not in listed.stdout + listed.stderr + as_json.stdout + as_json.stderr
 
 
 def test_settings_from_a_config_file_and_bad_urls(tmp_path: Path, emulator: Emulator) -> None:

@@ -11,6 +11,7 @@ from typing import Dict
 from uws_adapter.cli.options import Build, Default, verbs
 from uws_adapter.cli.provision import add_connection_options, rest_settings
 from uws_adapter.config import connect as connect_backend
+from uws_adapter.redaction import masked_url
 from uws_adapter.rest.client import RestClient
 from uws_adapter.settings.receiver import check_credentials
 from uws_adapter.settings.services import check_listener_url
@@ -105,11 +106,13 @@ def _run_list(args: argparse.Namespace) -> int:
         assert isinstance(client, RestClient)
         found = client.callback_listeners(args.account)
     for listener in found:
+        # A listener's URL may carry user:password@ (the carrier sends it back as registered): shown
+        # as every URL is shown, so that a listing pasted into a ticket or a log holds no password.
+        url = masked_url(listener.url, quoted=False)
         if args.json:
-            sys.stdout.write(json.dumps({"account": listener.account, "service": listener.service,
-                                         "url": listener.url}) + "\n")  # fmt: skip
+            sys.stdout.write(json.dumps({"account": listener.account, "service": listener.service, "url": url}) + "\n")
         else:
-            sys.stdout.write(f"{listener.account}\t{listener.service}\t{listener.url}\n")
+            sys.stdout.write(f"{listener.account}\t{listener.service}\t{url}\n")
     return 0
 
 
