@@ -93,7 +93,7 @@ def _chosen(parser: argparse.ArgumentParser, parsed: argparse.Namespace) -> argp
 
 
 def _resembles(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
-    """" (did you mean --port?)" for the first unknown option close to one of ``parser``'s, else ""."""
+    """The hint " (did you mean --port?)" for the first unknown option close to one of ``parser``'s, else ""."""
     options = [name for action in parser._actions for name in action.option_strings if name.startswith("--")]
     for extra in extras:
         if extra.startswith("--"):
