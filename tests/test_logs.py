@@ -25,6 +25,7 @@ from uws_adapter import CallbackRequest, Emulator, ReportedDevice, RestoreResult
 from uws_adapter.emulator.core import DEFAULT_ACCOUNT
 from uws_adapter.errors import InputError, ServiceFault
 from uws_adapter.logs import (
+    _ESCAPES,
     FORMAT_VARIABLE,
     LEVEL_VARIABLE,
     StderrHandler,
@@ -207,6 +208,16 @@ def test_workers_are_configured_from_the_environment_only_when_asked(
 def test_printable_cuts_and_escapes() -> None:
     assert printable("a\u2028b\x1b[31m\tc", 40) == "a\\u2028b\\x1b[31m\\tc"
     assert printable("x" * 10, 4) == "xxxx..."
+
+
+def test_printable_escapes_every_character_as_its_table_says() -> None:
+    # printable() skips str.translate for text that str.isprintable accepts, which is right only if
+    # every character of the table is one isprintable refuses: each character of the BMP (the
+    # table's are all in it), alone and beside one that is escaped.
+    for code in range(0x10000):
+        text = f"a{chr(code)}b"
+        assert printable(text) == text.translate(_ESCAPES), hex(code)
+        assert printable("\n" + text) == ("\n" + text).translate(_ESCAPES), hex(code)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ before it."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import http.client
 import os
@@ -183,6 +184,48 @@ def test_a_scrape_counts_callbacks_by_outcome_and_handler_runs(tmp_path: Path, s
         groups = delta(after, before, "uws_adapter_commit_group_size_count")
         assert 1 <= groups <= 5
         assert delta(after, before, "uws_adapter_commit_seconds_count") == groups
+
+
+def test_one_group_counts_its_new_events_re_sends_and_dead_letters(tmp_path: Path) -> None:
+    # The ASGI receiver counts a group's outcomes at once: five callbacks parked in one loop
+    # iteration are one group (two of them re-sends of others in it), with a malformed one (kept as
+    # a dead letter, answered 400) beside; the new events reach their handler.
+    woken = threading.Event()
+    store = Store(tmp_path / "callbacks.db")
+    receiver = Receiver(store, username="listener", password=SECRET, handlers={"seen": lambda event: woken.set()})
+    app = AsyncReceiver(receiver)
+    malformed = callback(9).replace(b"<CallbackCount>1<", b"<CallbackCount>99999999999999999999<")
+    bodies = [callback(1), callback(2), callback(3), callback(1, count=2), callback(2, count=2), malformed]
+
+    async def deliver(body: bytes) -> int:
+        sent: List[Dict[str, object]] = []
+        scope = {"type": "http", "method": "POST", "path": "/", "raw_path": b"/", "client": ("127.0.0.1", 1),
+                 "headers": [(b"content-type", b"text/xml"), (b"content-length", str(len(body)).encode())]}  # fmt: skip
+
+        async def receive() -> Dict[str, object]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: Dict[str, object]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return int(sent[0]["status"])  # type: ignore[call-overload]
+
+    async def group() -> List[int]:
+        return list(await asyncio.gather(*(deliver(body) for body in bodies)))
+
+    before = parse(receiver.scrape_metrics().body.decode())
+    try:
+        assert asyncio.run(group()) == [200] * 5 + [400]
+        after = parse(receiver.scrape_metrics().body.decode())
+        assert woken.wait(10)
+    finally:
+        receiver.close()
+        store.close()
+    assert delta(after, before, "uws_adapter_callbacks_stored_total") == 3
+    assert delta(after, before, "uws_adapter_callbacks_duplicate_total") == 2
+    assert delta(after, before, "uws_adapter_dead_letters_total", outcome="kept") == 1
+    assert delta(after, before, "uws_adapter_commit_group_size_count") == 1
 
 
 def test_queue_depth_and_oldest_age_are_read_from_the_store(tmp_path: Path) -> None:

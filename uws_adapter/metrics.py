@@ -23,9 +23,9 @@ from uws_adapter.runfiles import run_folder
 
 __all__ = [
     "CONTENT_TYPE", "MULTIPROC_VARIABLE", "StoreCollector", "available", "bridge_call", "budget_decision",
-    "callback_committed", "callback_received", "callback_refused", "commit_group", "connection_refused",
-    "dead_letter", "handler_run", "multiprocess_dir", "provisioning_fault", "provisioning_outcome_unknown",
-    "provisioning_sent", "scrape",
+    "callback_committed", "callback_received", "callback_refused", "callbacks_committed", "commit_group",
+    "connection_refused", "dead_letter", "handler_run", "multiprocess_dir", "provisioning_fault",
+    "provisioning_outcome_unknown", "provisioning_sent", "scrape",
 ]  # fmt: skip
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -140,6 +140,15 @@ def connection_refused(status: int) -> None:
 
 def callback_committed(new: bool) -> None:
     _inc("stored" if new else "duplicate")
+
+
+def callbacks_committed(new: int, duplicate: int) -> None:
+    """A group's committed callbacks at once: ``new`` events and ``duplicate`` re-sends (one
+    increment per counter, where :func:`callback_committed` per callback costs one each)."""
+    if new:
+        _inc("stored", by=new)
+    if duplicate:
+        _inc("duplicate", by=duplicate)
 
 
 def dead_letter(kept: bool) -> None:

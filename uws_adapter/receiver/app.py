@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from uws_adapter import metrics
 from uws_adapter.callbacks.rest_json import read_rest_callback, rest_callback_object, rest_credentials
@@ -325,6 +325,23 @@ class Receiver:
             self.dead_letters.drop(f"larger than the dead letters' cap of {self.dead_letters.max_total} bytes")
         else:
             metrics.dead_letter(kept=True)
+
+    def committed_group(self, committed: Iterable[Tuple[Intake, Any]]) -> None:
+        """:meth:`committed` for the writes of one group at once (the ASGI receiver's): the same
+        counts, each counter bumped once for the group; the handlers woken once."""
+        new = duplicate = 0
+        wake = False
+        for intake, result in committed:
+            if not intake.is_callback or result[0] == POISONED:
+                self.committed(intake, result)  # dead letters: rare, and counted as ever
+            elif result[1]:
+                new += 1
+                wake = True
+            else:
+                duplicate += 1
+        metrics.callbacks_committed(new, duplicate)
+        if wake:
+            self.wake_handlers()
 
     def not_stored(self, intake: Intake, exc: BaseException) -> None:
         """Call when ``intake.write`` could not be committed (it is answered ``intake.unstored``)."""

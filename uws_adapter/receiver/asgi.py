@@ -123,7 +123,7 @@ class AsyncReceiver:
         # worth of futures and callbacks.
         timer = loop.call_later(self.commit_timeout, _expire, committed, self.commit_timeout)
         try:
-            result = await committed
+            await committed
         except Exception as exc:
             self.receiver.not_stored(decided, exc)
             if decided.is_callback:
@@ -132,8 +132,7 @@ class AsyncReceiver:
             return
         finally:
             timer.cancel()
-        self.receiver.committed(decided, result)
-        await _send(send, decided.stored)
+        await _send(send, decided.stored)  # counted by _commit_chunk (Receiver.committed_group)
 
     def _start_groups(self) -> None:
         """Start committing what is parked, as groups, while fewer than ``committers`` groups are
@@ -152,13 +151,18 @@ class AsyncReceiver:
         try:
             writes = [intake.write for intake, _ in chunk]
             jobs = await asyncio.get_running_loop().run_in_executor(self._committer, self._commit, writes)
-            for (_, future), job in zip(chunk, jobs):
-                if future.done():  # the client went away
+            committed: List[Tuple[Intake, Any]] = []
+            for (intake, future), job in zip(chunk, jobs):
+                if future.done():  # the client went away, or its wait ran out (answered 503)
                     continue
                 if job.error is not None:
                     future.set_exception(job.error)
                 else:
                     future.set_result(job.result)
+                    committed.append((intake, job.result))
+            # Counted here for the group at once (as Receiver.committed counts one), before any
+            # of its answers is sent: each answer is sent after this callback returns.
+            self.receiver.committed_group(committed)
         finally:
             self._in_flight -= 1
             self._start_groups()

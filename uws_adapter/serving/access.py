@@ -104,6 +104,8 @@ class _Line:
 
     def answered(self, status: int, headers: Iterable[Tuple[Any, Any]]) -> None:
         self.status = status
+        if status < 400:
+            return  # the content type serves only to read a refusal's reason (see log)
         for name, value in headers:
             name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
             if name.lower() == "content-type":
