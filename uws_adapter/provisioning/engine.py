@@ -189,7 +189,9 @@ class Engine:
                     ) from None
                 # Capped exponential backoff with full jitter, so many clients do not retry in step.
                 delay = random.uniform(0, min(self.options.max_backoff, self.options.backoff * 2**attempt))
-                logger.info(
+                # DEBUG: a retry that works is not news, and one that does not ends in an error
+                # that counts the attempts (a command line prints that one line, nothing before it).
+                logger.debug(
                     "%s %s: %s (attempt %d of %d), retrying in %.2f s", method, masked_url(url, quoted=False), why,
                     attempt + 1, self.options.connect_retries + 1, delay,
                 )  # fmt: skip
