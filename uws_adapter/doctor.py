@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlsplit
 
 from uws_adapter.config import ENVIRONMENT, Settings, rest_client
-from uws_adapter.errors import InputError, ServiceFault, UwsAdapterError
+from uws_adapter.errors import LOCKOUT, InputError, ServiceFault, UwsAdapterError
 from uws_adapter.netcheck import clock_skew, fetch, origin, reach
 from uws_adapter.redaction import masked_url
 
@@ -33,7 +33,6 @@ PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 #: certificate validity and the dates in callbacks all read the clock [inferred thresholds].
 SKEW_WARN, SKEW_FAIL = 30.0, 300.0
 UWS_SERVICES = ("SessionService", "CarrierService")
-LOCKOUT = "five failed logins in a row lock the account: do not retry in a loop"
 #: How a uws-login check that the service refused starts (the REST session then is not tried).
 LOGIN_REFUSED = "LogIn refused"
 

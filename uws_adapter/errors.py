@@ -72,6 +72,17 @@ class Code:
     REQUEST_FAILED = "REQUEST_FAILED"
 
 
+#: Said with every refused login: the carrier locks an account after five in a row [doc].
+LOCKOUT = "five failed logins in a row lock the account: do not retry in a loop"
+#: What to do about a fault the service answered with, where its own text says only what went
+#: wrong, in the terms of our command line and environment (the command line adds it to the
+#: fault's line); other codes speak for themselves.
+FAULT_FIXES: Dict[str, str] = {
+    Code.INVALID_CREDENTIALS: f"check --username and --password (UWS_USERNAME, UWS_PASSWORD); {LOCKOUT}",
+    Code.ACCOUNT_LOCKED: "the carrier locked the login after failed attempts: ask it to unlock the account",
+}
+
+
 def install_hint(extra: str) -> str:
     """How to install an optional part: from a checkout, since the distribution's name is not on
     the package index (a hint naming it there would install whatever someone publishes under it)."""
@@ -262,6 +273,11 @@ def fault_class(code: str) -> Type[ServiceFault]:
 def fault_for(code: str, message: str, http_status: Optional[int] = None) -> ServiceFault:
     """The exception for a fault the service answered with."""
     return fault_class(code)(code, message, http_status=http_status)
+
+
+def fault_fix(fault: ServiceFault) -> Optional[str]:
+    """What to do about ``fault`` (:data:`FAULT_FIXES`), or None when its text is enough."""
+    return FAULT_FIXES.get(bare_code(fault.code))
 
 
 def refuses_session(fault: ServiceFault) -> bool:

@@ -375,3 +375,17 @@ def test_a_trusted_proxy_that_is_not_an_address_is_one_line_exit_2(tmp_path: Pat
     assert result.stderr.count("\n") == 1, result.stderr
     assert "--trusted-proxy: 'proxy.lan' is not an IP address or network" in result.stderr
     assert not (tmp_path / "b.db").exists()
+
+
+@pytest.mark.parametrize("backend", ["soap", "rest"])
+def test_a_refused_login_says_what_to_check_and_the_lockout_in_one_line(tmp_path: Path, backend: str) -> None:
+    with Emulator(devices=generated_devices(1)) as emulator:
+        args = ["suspend", "--backend", backend, "--endpoint", emulator.base_url, "--rest-url", emulator.rest_url,
+                "--username", "uws-user", "--device", "ESN:09611822299"]  # fmt: skip
+        result = run(args, tmp_path, UWS_PASSWORD="not-the-password", THINGSPACE_CLIENT_ID="ts-client",
+                     THINGSPACE_CLIENT_SECRET="ts-secret")  # fmt: skip
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert "InvalidCredentials: wrong username or password; check --username and --password" in line
+    assert "five failed logins in a row lock the account" in line
+    assert "not-the-password" not in result.stderr + result.stdout

@@ -16,7 +16,7 @@ import sys
 from typing import Any, Dict, NoReturn, Optional, Sequence, Tuple, cast
 
 from uws_adapter.cli.options import HelpFormatter, help_with_default, resolve_defaults
-from uws_adapter.errors import DocumentError, InputError, UwsAdapterError
+from uws_adapter.errors import DocumentError, InputError, ServiceFault, UwsAdapterError, fault_fix
 from uws_adapter.logs import add_logging_options, configure_from_options
 
 PROG = "uws-adapter"
@@ -190,6 +190,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (InputError, DocumentError) as exc:
         _say(f"error: {exc}")
         return EXIT_INPUT
+    except ServiceFault as exc:
+        fix = fault_fix(exc)
+        _say(f"error: {exc}" + (f"; {fix}" if fix else ""))
+        return EXIT_FAILURE
     except UwsAdapterError as exc:
         _say(f"error: {exc}")
         return EXIT_FAILURE
