@@ -41,6 +41,9 @@ def test_register_list_and_remove(tmp_path: Path, emulator: Emulator) -> None:
     assert removed.returncode == 0, removed.stderr
     assert (DEFAULT_ACCOUNT, "NiddService") not in emulator.listeners
     assert run(["listeners", "list", DEFAULT_ACCOUNT, "--json"], tmp_path, **env).stdout == ""
+    empty = run(["listeners", "list", DEFAULT_ACCOUNT], tmp_path, **env)
+    assert (empty.returncode, empty.stdout) == (0, "")  # a script reading stdout sees no listener
+    assert empty.stderr.startswith(f"no REST listener registered for {DEFAULT_ACCOUNT}"), empty.stderr
 
 
 def test_a_listing_masks_the_password_in_a_listener_url(tmp_path: Path, emulator: Emulator) -> None:

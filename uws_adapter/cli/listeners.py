@@ -105,6 +105,11 @@ def _run_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
         assert isinstance(client, RestClient)
         found = client.callback_listeners(args.account)
+    if not found and not args.json:  # said on stderr: a script reading stdout sees no listener
+        sys.stderr.write(
+            f"no REST listener registered for {args.account} (a UWS registration is not listed here); "
+            "register one with: uws-adapter listeners register ACCOUNT URL\n"
+        )
     for listener in found:
         # A listener's URL may carry user:password@ (the carrier sends it back as registered): shown
         # as every URL is shown, so that a listing pasted into a ticket or a log holds no password.
