@@ -28,7 +28,8 @@ def _units(*names: str) -> FrozenSet[str]:
 #: ``__init__`` is the lazy public API; ``*`` means any unit.
 MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "errors": _units(),
-    "metrics": _units("runfiles"),
+    "forksafe": _units(),
+    "metrics": _units("forksafe", "runfiles"),
     "runfiles": _units(),
     "model": _units("errors"),
     "wire": _units("model"),
@@ -42,7 +43,7 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "store": _units("errors", "model", "redaction"),
     "provisioning": _units("errors", "jsonsafe", "logs", "metrics", "model", "redaction", "store", "wire", "xmlsafe"),
     "rest": _units("errors", "jsonsafe", "model", "provisioning", "store", "wire"),
-    "uws": _units("errors", "model", "provisioning", "soap", "store", "wire", "xmlsafe"),
+    "uws": _units("errors", "forksafe", "model", "provisioning", "soap", "store", "wire", "xmlsafe"),
     "receiver": _units(
         "callbacks", "edge", "errors", "metrics", "model", "redaction", "settings", "store", "wire", "xmlsafe"
     ),

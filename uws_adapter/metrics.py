@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
+from uws_adapter.forksafe import ForkSafeLock
 from uws_adapter.runfiles import run_folder
 
 __all__ = [
@@ -38,7 +38,7 @@ MAX_FAULT_CODES = 50
 _GROUP_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 _made: Optional[Dict[str, Any]] = None
 _missing = False
 _fault_codes: Dict[str, None] = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -12,6 +11,7 @@ import zeep
 from zeep.transports import Transport
 
 from uws_adapter.errors import ResourceError
+from uws_adapter.forksafe import ForkSafeLock
 from uws_adapter.soap.resources import WSDL_FILE, resource_dir
 
 
@@ -43,7 +43,7 @@ class Bindings:
     session: Any  # zeep ServiceProxy of SessionService
 
 
-_lock = threading.Lock()
+_lock = ForkSafeLock()  # a child forked while a thread loads them must load them too
 _loaded: Optional[Bindings] = None
 
 

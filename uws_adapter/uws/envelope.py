@@ -11,8 +11,6 @@ request on one), and declares every namespace once, on the envelope.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -21,6 +19,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Tuple
 from lxml import etree
 
 from uws_adapter.errors import InputError, UnsupportedByApi
+from uws_adapter.forksafe import ForkSafeLock
 from uws_adapter.model.actions import Action, Suspend
 from uws_adapter.model.devices import REST_ONLY_KINDS, Device
 from uws_adapter.model.selection import DeviceList, DeviceQuery, Selection, check_request, check_uws_query
@@ -162,18 +161,9 @@ def _rendered(action: Action, selection: Selection, token: str) -> str:
 #: there does not depend on the identifiers' values (plain text, [0-9A-Za-z+-]: nothing to escape),
 #: so zeep renders it once per key, not per request (a third of a one-device call's CPU, issue 19).
 _FRAMES: OrderedDict[Tuple[Action, str, Tuple[str, ...]], Tuple[str, str]] = OrderedDict()
-_FRAMES_LOCK = threading.Lock()
+_FRAMES_LOCK = ForkSafeLock()
 #: A few actions and kinds over a session or two: more keys only means rendering again.
 _FRAMES_KEPT = 32
-
-
-def _after_fork() -> None:  # a child has none of its parent's threads, and maybe the lock held by one
-    global _FRAMES_LOCK
-    _FRAMES_LOCK = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows
-    os.register_at_fork(after_in_child=_after_fork)
 
 
 def _frame(action: Action, first: Device, token: str) -> Tuple[str, str]:
