@@ -490,9 +490,9 @@ def _unlock_bridge_login(settings: BridgeSettings) -> int:
 
 
 def _rest_settings(args: argparse.Namespace) -> Settings:
+    """The bridge's REST login: [uws-adapter] of the same settings file, and the environment."""
     from uws_adapter.config import ENVIRONMENT, load_settings
 
-    """The bridge's REST login: [uws-adapter] of the same settings file, and the environment."""
     rest = replace(load_settings(getattr(args, "config", None)), backend="rest")
     if not (rest.client_id and rest.client_secret and rest.username and rest.password):
         missing = [ENVIRONMENT[name] for name in ("client_id", "client_secret", "username", "password")
