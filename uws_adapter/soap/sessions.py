@@ -131,6 +131,8 @@ def trusted_networks(values: Sequence[str], origin: str = "trusted proxies") -> 
     networks = []
     for value in [values] if isinstance(values, str) else values:
         try:
+            if not isinstance(value, str):
+                raise ValueError(value)
             networks.append(ipaddress.ip_network(value.strip(), strict=False))
         except ValueError:
             raise InputError(
