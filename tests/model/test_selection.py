@@ -5,7 +5,7 @@ from typing import Any, Dict
 import pytest
 
 from uws_adapter import CustomField, Device, DeviceList, DeviceQuery, InputError, select
-from uws_adapter.errors import UnsupportedByApi
+from uws_adapter.errors import Code, UnsupportedByApi
 from uws_adapter.model.selection import check_uws_query
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
 
@@ -94,8 +94,10 @@ def test_custom_field_characters_the_carrier_refuses(char: str) -> None:
 
 def test_custom_field_parse() -> None:
     assert CustomField.parse("CustomField2=Super=Vend") == CustomField("CustomField2", "Super=Vend")
-    with pytest.raises(InputError, match="is not NAME=VALUE"):
+    with pytest.raises(InputError) as refused:
         CustomField.parse("CustomField2")
+    assert str(refused.value) == "custom field: 'CustomField2' is not NAME=VALUE; write e.g. CustomField2=SuperVend"
+    assert refused.value.code == Code.INVALID_CHARACTER
 
 
 def test_the_same_custom_field_twice_is_refused() -> None:
