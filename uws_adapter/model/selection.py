@@ -33,6 +33,11 @@ _CUSTOM_FIELD_BY_LOWER = {name.lower(): name for name in CUSTOM_FIELD_NAMES}
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+def xml_carries(text: str) -> bool:
+    """Whether XML 1.0 can carry ``text``."""
+    return _NOT_XML.search(text) is None
+
+
 def xml_text(field: str, value: str, *, code: str = Code.REQUEST_UNDEFINED) -> str:
     """``value`` if XML 1.0 can carry it, else the one :class:`InputError` for text that cannot
     go into a SOAP document. The value itself is never shown: it may be a password or a token."""
@@ -45,6 +50,13 @@ def xml_text(field: str, value: str, *, code: str = Code.REQUEST_UNDEFINED) -> s
             code=code,
         )
     return value
+
+
+def xml_escaped(text: str) -> str:
+    """``text`` with each character XML cannot carry written as ``\\uXXXX``: for text relayed from
+    elsewhere into a document we answer with (a fault's code and message), which must reach the
+    client readable rather than end the answer."""
+    return _NOT_XML.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def required_text(field: str, value: object, fix: str, *, code: str = Code.REQUEST_UNDEFINED) -> str:
