@@ -1,12 +1,12 @@
 """The sending engine and its options value: one validated SendOptions (the clients' older keywords
 mapped onto it), the outcome rules in words (connection refused, name not found, a wrong endpoint),
-no redirect followed, the fault-code table, one check per send, a typed error for a batch that
+no redirect followed, a header that cannot be written, the fault-code table, one check per send, a typed error for a batch that
 stopped part way, and clients that log out when closed."""
 
 from __future__ import annotations
 
 import logging
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 from conftest import client_for, rest_client_for
@@ -125,6 +125,36 @@ def test_no_redirect_is_followed() -> None:
     finally:
         target.close()
         redirecting.close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "auth"),
+    [
+        ((("X-Token", "S3cr3t\u20ac"),), None),
+        ((("X-Token", "S3cr3t\r\nX-Injected: 1"),), None),
+        ((), ("k\u20ac", "S3cr3t")),
+    ],
+    ids=["not-iso-8859-1", "line-break", "basic-key-not-iso-8859-1"],
+)
+def test_a_header_that_cannot_be_written_is_input_naming_the_headers_and_nothing_is_sent(
+    headers: Tuple[Tuple[str, str], ...], auth: Optional[Tuple[str, str]]
+) -> None:
+    # http.client writes headers in ISO-8859-1: any other character was a raw UnicodeEncodeError,
+    # and requests' refusal of a line break was reported as a URL that cannot be sent to.
+    server = HttpServer(lambda _: (200, "text/plain", b"ok"))
+    try:
+        engine = Engine(SendOptions(connect_retries=0))
+        engine.send(Outgoing("POST", server.url, "test", (), b"<a/>", stakes=Stakes.REPEATABLE))  # kept alive
+        request = Outgoing("POST", server.url, "test", headers, b"<a/>", stakes=Stakes.ONCE, auth=auth)
+        with pytest.raises(InputError) as info:
+            engine.send(request)
+        assert info.value.field == "headers"
+        assert "nothing was sent" in str(info.value)
+        assert "S3cr3t" not in str(info.value)
+        assert engine.send(Outgoing("POST", server.url, "test", (), b"<b/>", stakes=Stakes.ONCE)).status_code == 200
+        assert server.bodies == [b"<a/>", b"<b/>"]
+    finally:
+        server.close()
 
 
 @pytest.mark.parametrize(

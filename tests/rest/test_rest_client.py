@@ -10,7 +10,7 @@ from typing import List, Type
 
 import pytest
 from conftest import ManualClock, rest_client_for
-from servers import HttpServer, SilentServer, closed_port
+from servers import HttpServer, LoopbackHttp, Reply, Request, SilentServer, closed_port
 
 from uws_adapter import (
     ConnectionFailed,
@@ -22,6 +22,7 @@ from uws_adapter import (
     OutcomeUnknown,
     ServiceFault,
     SessionExpired,
+    TransportError,
     UnknownFault,
     generated_devices,
     parse_rest_callback,
@@ -61,6 +62,22 @@ def test_the_bearer_token_is_cached_and_renewed_before_it_expires() -> None:
         now[0] = 3301.0  # within 300 s of the end of its hour
         assert client.bearer_token() != first
         assert emulator.counters["oauth_tokens"] == 2
+
+
+@pytest.mark.parametrize("lifetime", ["nan", "NaN", "soon", None, [60]])
+def test_a_token_lifetime_that_is_not_a_number_counts_as_an_hour(lifetime: object) -> None:
+    issued: List[str] = []
+
+    def answer(request: Request) -> Reply:
+        issued.append(request.path)
+        return 200, "application/json", json.dumps({"access_token": f"b{len(issued)}", "expires_in": lifetime}).encode()
+
+    now = [0.0]
+    with LoopbackHttp(answer) as server:
+        client = rest_client_for(server.url, clock=lambda: now[0], renew_before=300)
+        assert client.bearer_token() == client.bearer_token() == "b1"  # "nan" fetched a token every call
+        now[0] = 3301.0
+        assert client.bearer_token() == "b2"
 
 
 def test_a_bearer_refused_with_a_bare_401_is_renewed_once_and_the_call_resent() -> None:
@@ -212,6 +229,40 @@ def test_answers_without_a_request_id_are_outcome_unknown_and_not_resent(
         assert len(server.bodies) == 1
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("field", ["client_id", "client_secret", "bearer_token", "token"])
+@pytest.mark.parametrize("value", ["S3cr3t\u20ac", "S3cr3t\r\nX-Injected: 1", " S3cr3t", "S3\x00cr3t"])
+def test_credentials_a_header_cannot_carry_are_refused_by_name(field: str, value: str) -> None:
+    # They go into headers, which http.client writes in ISO-8859-1: they ended the first call in a
+    # raw UnicodeEncodeError, or in an error about the URL.
+    with pytest.raises(InputError) as info:
+        rest_client_for("http://127.0.0.1:9/api", **{field: value})
+    assert info.value.field == field
+    assert "HTTP header" in str(info.value)
+    assert "S3cr3t" not in str(info.value)
+
+
+@pytest.mark.parametrize("token", ["S3cr3t\u20ac", "S3cr3t\r\nX-Injected: 1", "\tS3cr3t"])
+@pytest.mark.parametrize("answering", ["oauth", "login"])
+def test_a_token_answered_that_a_header_cannot_carry_is_an_error_of_the_login(answering: str, token: str) -> None:
+    def answer(request: Request) -> Reply:
+        if request.path.endswith("/oauth2/token"):
+            issued = token if answering == "oauth" else "bearer"
+            return 200, "application/json", json.dumps({"access_token": issued, "expires_in": 3600}).encode()
+        if request.path.endswith("/session/login"):
+            return 200, "application/json", json.dumps({"sessionToken": token}).encode()
+        return 200, "application/json", b'{"requestId": "r1"}'
+
+    with LoopbackHttp(answer) as server:
+        client = rest_client_for(server.url)
+        with pytest.raises(TransportError) as info:
+            client.suspend(select([ESN]))
+        assert not isinstance(info.value, OutcomeUnknown)
+        named = "access_token" if answering == "oauth" else "sessionToken"
+        assert f"{named} " in str(info.value)
+        assert "HTTP header cannot carry" in str(info.value)
+        assert "S3cr3t" not in str(info.value)
 
 
 def test_listener_registration_listing_and_removal(callbacks: HttpServer) -> None:

@@ -52,6 +52,8 @@ logger = logging.getLogger("uws_adapter.transport")
 #: How the limits are changed, for messages.
 DEADLINE_FIX = "raise deadline= (UWS_ADAPTER_DEADLINE, --deadline) if the service is just slow"
 ANSWER_FIX = "raise max_answer_bytes= (UWS_ADAPTER_MAX_ANSWER_BYTES, --max-answer-bytes) if such answers are expected"
+#: What to check when a header cannot be written: the credentials and tokens that go into one.
+HEADER_FIX = "check the credentials and tokens given (client_id, client_secret, bearer_token, token)"
 #: Where the clients' URLs are set, for messages (the relay and the emulator name their own).
 CLIENT_URLS = "the endpoint URL (--endpoint, --rest-url, UWS_ENDPOINT, UWS_ADAPTER_REST_URL)"
 
@@ -173,7 +175,14 @@ class Engine:
                 raise self._lost(type(exc).__name__, request) from exc
             except NotSent as failure:
                 cause = failure.cause
-                if isinstance(cause, Unsendable):  # no retry fixes a URL or a header
+                if isinstance(cause, requests.exceptions.InvalidHeader):  # no retry fixes it either
+                    raise InputError(
+                        "headers",
+                        f"a header of the request to {masked_url(url)} cannot be sent (a line break, a control "
+                        "character or a character outside ISO-8859-1 in it); nothing was sent",
+                        HEADER_FIX,
+                    ) from None
+                if isinstance(cause, Unsendable):  # no retry fixes a URL
                     raise InputError(
                         "url",
                         f"{masked_url(url)} cannot be sent to ({type(cause).__name__}); nothing was sent",

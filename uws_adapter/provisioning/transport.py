@@ -305,10 +305,15 @@ def exchange(
     try:
         # Each wait is also capped by the deadline, so that a connect or a read never outlives it.
         timeout = (min(options.timeout[0], options.deadline), min(options.timeout[1], options.deadline))
-        response = session.request(
-            method, url, data=data, headers=dict(headers), timeout=timeout, allow_redirects=False, stream=True,
-            auth=auth, verify=verify,
-        )  # fmt: skip
+        try:
+            response = session.request(
+                method, url, data=data, headers=dict(headers), timeout=timeout, allow_redirects=False, stream=True,
+                auth=auth, verify=verify,
+            )  # fmt: skip
+        except UnicodeEncodeError as exc:
+            # http.client writes headers (and requests the Basic keys) in ISO-8859-1, before a byte of
+            # the request is sent: a header that cannot be written, named as requests names the others.
+            raise requests.exceptions.InvalidHeader(f"a header value {exc.reason} (not ISO-8859-1)") from None
         # A session with adapters of its own: interruptible from here on at least.
         _attach(getattr(getattr(response.raw, "connection", None), "sock", None))
         content = _read(response, options.max_answer_bytes)

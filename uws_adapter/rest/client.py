@@ -31,6 +31,7 @@ from uws_adapter.model.devices import Device
 from uws_adapter.model.selection import ACCOUNT_FIX, DeviceList, Selection, check_request, required_text, xml_carries
 from uws_adapter.provisioning.base import Provisioner
 from uws_adapter.provisioning.engine import Answer, NotUsable, Outgoing, Stakes
+from uws_adapter.provisioning.headers import header_problem, header_text
 from uws_adapter.provisioning.options import SendOptions
 from uws_adapter.provisioning.sent import Describe, SentRequest, redact_json
 from uws_adapter.provisioning.urls import LISTENER_URL_FIX, check_url
@@ -89,6 +90,11 @@ class RestClient(Provisioner):
             raise InputError(
                 "client_id", "no OAuth2 credentials", "pass client_id= and client_secret= (or bearer_token=)"
             )
+        # Each goes into a header (the keys Basic-encoded): one a header cannot carry is refused here.
+        for field, value in (("client_id", client_id), ("client_secret", client_secret),
+                             ("bearer_token", bearer_token), ("token", token)):  # fmt: skip
+            if isinstance(value, str) and value:
+                header_text(field, value, "give it as the ThingSpace app or the service issued it")
         super().__init__(base_url=base_url, username=username, password=password, token=token, store=store,
                          options=options, **transport)  # fmt: skip
         self._oauth = (client_id, client_secret) if client_id and client_secret else None
@@ -121,9 +127,12 @@ class RestClient(Provisioner):
             token, lifetime = answer.get("access_token"), answer.get("expires_in", 3600)
             if not isinstance(token, str) or not token:
                 raise TransportError("the OAuth2 token answer has no access_token")
+            _answered_header("the OAuth2 token answer's access_token", token)
             try:
                 seconds = float(lifetime)
             except (TypeError, ValueError):
+                seconds = 3600.0
+            if seconds != seconds:  # "NaN" is no lifetime: compared with it, every call fetched a new token
                 seconds = 3600.0
             # Renew early, but never sooner than half way through a short-lived token.
             self._bearer = token
@@ -136,7 +145,7 @@ class RestClient(Provisioner):
         token = answer.get("sessionToken")
         if not isinstance(token, str) or not token:
             raise TransportError("session/login answered without a sessionToken")
-        return token
+        return _answered_header("session/login's sessionToken", token)
 
     def logout(self) -> None:
         """End the M2M session (POST ``/m2m/v1/session/logout``, no body [doc]), then forget its
@@ -270,6 +279,15 @@ def listeners_from(items: object, account: str) -> List[CallbackListener]:
         for item in items
         if isinstance(item, Mapping)
     ]
+
+
+def _answered_header(what: str, token: str) -> str:
+    """``token`` from an answer, to be sent back in a header: one that cannot be is an unusable answer
+    (nothing was provisioned; the token itself is never shown)."""
+    problem = header_problem(token)
+    if problem is not None:
+        raise TransportError(f"{what} {problem}; it cannot be sent back: check the service at the REST base URL")
+    return token
 
 
 def _account(account: object) -> str:
