@@ -522,6 +522,28 @@ def test_listener_credentials_xml_cannot_carry_are_refused_at_start() -> None:
         LegacyRelay("http://127.0.0.1:1/", username="u", password="p\x00")
 
 
+@pytest.mark.parametrize(
+    ("given", "field"),
+    [
+        ({"legacy_users": {"legacy\udce4": "pw"}}, "legacy_users"),
+        ({"legacy_users": {"legacy": "S3cr3t\udce4"}}, "legacy_users['legacy']"),
+        ({"callback_username": "bridge\udce4", "callback_password": "pw"}, "callback_username"),
+        ({"callback_username": "bridge", "callback_password": "S3cr3t\udce4"}, "callback_password"),
+    ],
+)
+def test_logins_with_a_byte_the_locale_cannot_decode_are_refused_at_start(
+    tmp_path: Path, given: Dict[str, Any], field: str
+) -> None:
+    # What Python makes of a Latin-1 password in a UTF-8 environment: every LogIn or callback was a 500.
+    settings: Dict[str, Any] = {"legacy_users": {"legacy": "pw"}, "callback_username": "b", "callback_password": "p"}
+    rest = RestClient(base_url="http://127.0.0.1:9/api", client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    with Store(tmp_path / "b.db") as store:
+        with pytest.raises(InputError) as info:
+            Bridge(rest, store, **{**settings, **given})
+        assert info.value.field == field
+        assert "S3cr3t" not in str(info.value)
+
+
 def post_callbacks(url: str, bodies: List[bytes]) -> None:
     for body in bodies:
         response = requests.post(f"{url}/callbacks", data=body, headers={"Content-Type": "application/json"}, timeout=5)

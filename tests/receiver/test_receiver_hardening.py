@@ -52,6 +52,17 @@ def dead_letters(store: Store) -> List[Tuple[str, bytes]]:
     return [(r[0], r[1]) for r in store._reader().execute("SELECT reason, body FROM dead_letters ORDER BY id")]
 
 
+@pytest.mark.parametrize("field", ["username", "password", "previous_password"])
+def test_credentials_with_a_byte_the_locale_cannot_decode_are_refused_at_start(tmp_path: Path, field: str) -> None:
+    # What Python makes of a Latin-1 password in a UTF-8 environment: every callback was a 500.
+    given = {"username": "u", "password": "p", field: "S3cr3t\udce4"}
+    with Store(tmp_path / "c.db") as store:
+        with pytest.raises(InputError) as info:
+            Receiver(store, **given)
+        assert info.value.field == field
+        assert "S3cr3t" not in str(info.value)
+
+
 def test_a_receiver_without_credentials_refuses_to_start(tmp_path: Path) -> None:
     with Store(tmp_path / "c.db") as store:
         with pytest.raises(InputError, match="allow_anonymous"):

@@ -52,6 +52,27 @@ def xml_text(field: str, value: str, *, code: str = Code.REQUEST_UNDEFINED) -> s
     return value
 
 
+# A lone surrogate: what Python makes of a byte the locale's encoding cannot decode, in the command
+# line and the environment (a Latin-1 password in a UTF-8 locale). No request can carry it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def compared_text(field: str, value: str) -> str:
+    """``value`` (a login name or password we compare what clients send with) if it is text, else
+    the :class:`InputError` naming ``field``: with a lone surrogate in it, no client could ever send
+    it, and encoding it for the comparison ended each request in an exception (a 500). The value
+    itself is never shown."""
+    found = _LONE_SURROGATE.search(value)
+    if found is not None:
+        raise InputError(
+            field,
+            f"is not text at position {found.start()} (a byte the locale's encoding cannot decode, as Python "
+            "reads the command line and the environment)",
+            "give it in UTF-8, or set it in the settings file",
+        )
+    return value
+
+
 def xml_escaped(text: str) -> str:
     """``text`` with each character XML cannot carry written as ``\\uXXXX``: for text relayed from
     elsewhere into a document we answer with (a fault's code and message), which must reach the
