@@ -83,7 +83,12 @@ def test_mistakes_are_one_line_errors(tmp_path: Path) -> None:
         (["show", "7"], "no dead letter 7"),
         (["purge"], "one of the arguments --id --before --all is required"),
         (["purge", "--before", "yesterday"], "not an ISO 8601 time"),
-        (["list", "--limit", "0"], "is not positive"),
+        (["list", "--limit", "0"], "--limit: 0 is out of range"),
+        (["list", "--after", "99999999999999999999"], "--after: 99999999999999999999 is out of range"),
+        (["list", "--limit", "99999999999999999999"], "--limit: 99999999999999999999 is out of range"),
+        (["show", "99999999999999999999"], "ID: 99999999999999999999 is out of range"),
+        (["show", "seven"], "ID: 'seven' is not a letter id"),
+        (["purge", "--id", "1", "--id", "99999999999999999999"], "--id: 99999999999999999999 is out of range"),
         (["list", "--db", str(tmp_path / "missing.db")], "missing.db"),
     ):
         done = run_in_process(["dead-letters", *args, *(["--db", db] if "--db" not in args else [])], tmp_path,

@@ -175,6 +175,28 @@ def test_wait_on_an_open_ended_request_exits_3_when_settled(tmp_path: Path) -> N
     assert (form["open_ended"], form["total"], form["callbacks"], form["complete"]) == (True, None, 1, False)
 
 
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["wait", "r-9", "--timeout", "nan"], "--timeout: nan is not a number of seconds"),  # it waited for good
+        (["wait", "r-9", "--timeout", "0.1", "--settle", "nan"], "--settle: nan is not a number of seconds"),
+        (["wait", "r-9", "--timeout", "0.1", "--settle", "-1"], "--settle: -1 is out of range"),
+        (["demo", "--devices", "1", "--timeout", "nan"], "--timeout: nan is not a number of seconds"),
+        (["status", "r-9\udcff"], "request_id: is not text at position 3"),  # a byte the locale cannot decode
+        (["callbacks", "--request-id", "r-9\udcff"], "request_id: is not text at position 3"),
+    ],
+    ids=["wait-nan", "settle-nan", "settle-negative", "demo-nan", "status-undecodable", "callbacks-undecodable"],
+)
+def test_tracking_commands_refuse_odd_values_in_one_line(tmp_path: Path, args: List[str], words: str) -> None:
+    db = tmp_path / "callbacks.db"
+    with Store(db) as store:
+        store.record_request("r-9", "Restore", [Device.parse("MDN:5551234567")])
+    result = run([*args, *(["--db", str(db)] if args[0] != "demo" else [])], tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert words in result.stderr
+
+
 @pytest.mark.parametrize("devices", ["0", "10001"], ids=["no-lines", "over-10000"])
 def test_demo_refuses_a_line_count_it_cannot_demonstrate(tmp_path: Path, devices: str) -> None:
     result = run(["demo", "--devices", devices], tmp_path)

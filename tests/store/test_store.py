@@ -16,7 +16,7 @@ from typing import List, Tuple
 import pytest
 from pgserver import location  # noqa: F401 (a fixture)
 
-from uws_adapter import CallbackFault, CallbackRequest, Device, NiddResult, ReportedDevice
+from uws_adapter import CallbackFault, CallbackRequest, Device, InputError, NiddResult, ReportedDevice
 from uws_adapter.model.devices import device_key
 from uws_adapter.store import CallbackWrite, open_store
 from uws_adapter.store.sqlite import SCHEMA_VERSION, Store, StoreError
@@ -129,6 +129,30 @@ def test_iterating_events_in_pages(location: str) -> None:
         assert len(list(store.iter_events())) == 2500
         assert len(list(store.iter_events(request_id="r3"))) == 1250
         assert [e.id for e in store.events(after_id=2498)] == [2499, 2500]
+
+
+def test_reads_refuse_what_no_query_can_bind_by_name(location: str) -> None:
+    # Past a 64-bit column sqlite3 raised a raw OverflowError; a lone surrogate (a byte the locale
+    # cannot decode, on a command line) a raw UnicodeEncodeError.
+    huge = 2**70
+    with open_store(location) as store:
+        store.add_callback(_cb(1))
+        for read, field in (
+            (lambda: store.events(after_id=huge), "after_id"),
+            (lambda: store.events(limit=-huge), "limit"),
+            (lambda: list(store.iter_events(after_id=huge)), "after_id"),
+            (lambda: store.event(huge), "event_id"),
+            (lambda: store.dead_letters(after_id=huge), "after_id"),
+            (lambda: store.dead_letter(-huge), "letter_id"),
+            (lambda: store.purge_dead_letters(ids=[1, huge]), "ids"),
+            (lambda: store.status("r1\udcff"), "request_id"),
+            (lambda: store.events(request_id="r1\udcff"), "request_id"),
+        ):
+            with pytest.raises(InputError) as info:
+                read()
+            assert info.value.field == field
+        assert [e.id for e in store.events(after_id=2**63 - 1)] == []  # the largest id is a query like any
+        assert store.event(1) is not None
 
 
 def test_the_nidd_callback_of_a_restore_does_not_decide_the_device_outcome(location: str) -> None:

@@ -42,7 +42,7 @@ from uws_adapter.errors import (
     TransportError,
 )
 from uws_adapter.model.actions import Action
-from uws_adapter.model.selection import Selection, compared_text, xml_text
+from uws_adapter.model.selection import Selection, decoded_text, xml_text
 from uws_adapter.provisioning.engine import Answer, Engine, NotUsable, Outgoing, Stakes
 from uws_adapter.provisioning.options import RELAY_OPTIONS, SendOptions
 from uws_adapter.provisioning.sent import SentRequest
@@ -178,11 +178,11 @@ class Bridge:
                 "legacy_users", "no legacy login with a password", "give NAME:PASSWORD for the legacy system"
             )
         for name, password in legacy_users.items():
-            compared_text("legacy_users", name)
-            compared_text(f"legacy_users[{name!r}]", password)
+            decoded_text("legacy_users", name)
+            decoded_text(f"legacy_users[{name!r}]", password)
         for field, value in (("callback_username", callback_username), ("callback_password", callback_password)):
             if isinstance(value, str):
-                compared_text(field, value)
+                decoded_text(field, value)
         self.rest = rest
         self.store = store
         self.legacy_users = dict(legacy_users)

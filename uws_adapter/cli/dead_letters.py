@@ -16,24 +16,29 @@ from uws_adapter.cli.options import Build, verbs
 from uws_adapter.errors import InputError
 from uws_adapter.logs import printable
 from uws_adapter.redaction import redact
+from uws_adapter.settings.source import whole
 from uws_adapter.store import Backend, describe_store
 from uws_adapter.store.dead_letters import DeadLetter
 
 __all__ = ["COMMANDS"]
 
 _PAGE = 500
+#: Letter ids and counts, as the callbacks command takes its own (a number past what the store's
+#: columns hold was a raw OverflowError from the store).
+_LETTER_ID = whole(0, 2**62, "a letter id")
+_LETTERS = whole(1, 2**62, "a number of letters")
 
 
 def _list_options(listing: argparse.ArgumentParser) -> None:
     add_db_option(listing)
-    listing.add_argument("--after", type=int, default=0, metavar="ID", help="only letters after this id")
-    listing.add_argument("--limit", type=int, default=100, metavar="N", help="at most N letters")
+    listing.add_argument("--after", default="0", metavar="ID", help="only letters after this id")
+    listing.add_argument("--limit", default="100", metavar="N", help="at most N letters")
     listing.add_argument("--json", action="store_true", help="one JSON object per line, without bodies")
     listing.set_defaults(run=_run_list)
 
 
 def _show_options(show: argparse.ArgumentParser) -> None:
-    show.add_argument("letter_id", type=int, metavar="ID")
+    show.add_argument("letter_id", metavar="ID")
     add_db_option(show)
     show.set_defaults(run=_run_show)
 
@@ -47,7 +52,7 @@ def _export_options(export: argparse.ArgumentParser) -> None:
 def _purge_options(purge: argparse.ArgumentParser) -> None:
     add_db_option(purge)
     which = purge.add_mutually_exclusive_group(required=True)
-    which.add_argument("--id", type=int, action="append", dest="ids", metavar="ID", help="this letter (repeatable)")
+    which.add_argument("--id", action="append", dest="ids", metavar="ID", help="this letter (repeatable)")
     which.add_argument("--before", metavar="TIME", help="letters kept before TIME (ISO 8601; UTC unless a zone)")
     which.add_argument("--all", action="store_true", help="every letter")
     purge.set_defaults(run=_run_purge)
@@ -98,10 +103,9 @@ def _pages(store: Backend, *, after: int, bodies: bool) -> Iterator[DeadLetter]:
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    if args.limit < 1:
-        raise InputError("--limit", f"{args.limit} is not positive", "give 1 or more")
+    after, limit = _LETTER_ID(args.after, "--after"), _LETTERS(args.limit, "--limit")
     with _store(args.db) as store:
-        letters = store.dead_letters(after_id=args.after, limit=args.limit)
+        letters = store.dead_letters(after_id=after, limit=limit)
         totals = store.dead_letter_totals()
     for letter in letters:
         if args.json:
@@ -120,10 +124,11 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _run_show(args: argparse.Namespace) -> int:
+    letter_id = _LETTER_ID(args.letter_id, "ID")
     with _store(args.db) as store:
-        letter = store.dead_letter(args.letter_id)
+        letter = store.dead_letter(letter_id)
     if letter is None:
-        raise InputError("ID", f"no dead letter {args.letter_id}", "see `uws-adapter dead-letters list`")
+        raise InputError("ID", f"no dead letter {letter_id}", "see `uws-adapter dead-letters list`")
     sys.stdout.write(
         f"id: {letter.id}\nreceived: {_when(letter.received_at)}\n"
         f"content type: {printable(letter.content_type or '-', 200)}\nsize: {letter.size}\n"
@@ -159,6 +164,7 @@ def _export(store: Backend, out: TextIO) -> int:
 
 
 def _run_purge(args: argparse.Namespace) -> int:
+    ids = [_LETTER_ID(letter_id, "--id") for letter_id in args.ids or ()]
     before = None
     if args.before is not None:
         try:
@@ -167,6 +173,6 @@ def _run_purge(args: argparse.Namespace) -> int:
             raise InputError("--before", f"{args.before!r} is not an ISO 8601 time", "e.g. 2026-12-01T00:00") from None
         before = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
     with _store(args.db) as store:
-        gone = store.purge_dead_letters(ids=args.ids or (), before=before)
+        gone = store.purge_dead_letters(ids=ids, before=before)
     sys.stdout.write(f"dead letters: {gone} purged from {describe_store(args.db)}\n")
     return 0

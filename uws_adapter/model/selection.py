@@ -57,18 +57,18 @@ def xml_text(field: str, value: str, *, code: str = Code.REQUEST_UNDEFINED) -> s
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def compared_text(field: str, value: str) -> str:
-    """``value`` (a login name or password we compare what clients send with) if it is text, else
-    the :class:`InputError` naming ``field``: with a lone surrogate in it, no client could ever send
-    it, and encoding it for the comparison ended each request in an exception (a 500). The value
-    itself is never shown."""
+def decoded_text(field: str, value: str, fix: str = "give it in UTF-8 (a settings file is read as UTF-8)") -> str:
+    """``value`` if it is text, else the :class:`InputError` naming ``field``: a lone surrogate is no
+    text a request can carry or a database store, and encoding it (to compare a login, to query a
+    store) ended each call in a raw ``UnicodeEncodeError`` (a 500 for a login or a callback).
+    The value itself is never shown: it may be a password."""
     found = _LONE_SURROGATE.search(value)
     if found is not None:
         raise InputError(
             field,
             f"is not text at position {found.start()} (a byte the locale's encoding cannot decode, as Python "
             "reads the command line and the environment)",
-            "give it in UTF-8, or set it in the settings file",
+            fix,
         )
     return value
 

@@ -31,7 +31,7 @@ from uws_adapter.callbacks.rest_json import read_rest_callback, rest_callback_ob
 from uws_adapter.callbacks.uws_xml import callback_credentials, callback_element, read_callback
 from uws_adapter.edge import Answer, BodyRules, StartResponse, raw_target, screen, target_refusal
 from uws_adapter.errors import CallbackParseError, InputError, StoreError, install_hint
-from uws_adapter.model.selection import compared_text
+from uws_adapter.model.selection import decoded_text
 from uws_adapter.receiver.handlers import (
     DEFAULT_HANDLER_LEASE,
     DEFAULT_HANDLER_WORKERS,
@@ -180,7 +180,7 @@ class Receiver:
             )
         for field, value in (("username", username), ("password", password), ("previous_password", previous_password)):
             if isinstance(value, str):
-                compared_text(field, value)
+                decoded_text(field, value)
         self.store = store
         self.username = username
         self.passwords = [p for p in (password, previous_password) if p]

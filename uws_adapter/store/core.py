@@ -29,7 +29,7 @@ from uws_adapter.store import dead_letters as dead_letter_sql
 from uws_adapter.store import line_counts, unlisted
 from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals, keep_letter, letter_of, purge
 from uws_adapter.store.interfaces import CallbackWrite, EventPages, RequestStatus, StoredEvent, Write
-from uws_adapter.store.sql import Dialect, Row, Sql
+from uws_adapter.store.sql import Dialect, Row, Sql, bound_int, bound_text
 from uws_adapter.store.tracking_rows import recent_line_actions, request_status
 
 __all__ = [
@@ -174,6 +174,8 @@ class SqlCore(EventPages):
 
     def events(self, *, request_id: Optional[str] = None, after_id: int = 0, limit: int = 1000) -> List[StoredEvent]:
         """Events in arrival order, after ``after_id`` (poll with the last id you saw)."""
+        after_id, limit = bound_int("after_id", after_id), bound_int("limit", limit)
+        request_id = bound_text("request_id", request_id)
         where, args = "e.id > ?", [after_id]
         if request_id is not None:
             where += " AND e.request_id = ?"
@@ -198,6 +200,7 @@ class SqlCore(EventPages):
 
     def status(self, request_id: str) -> RequestStatus:
         """Per device of a request: succeeded, failed (fault code) or still pending."""
+        bound_text("request_id", request_id)
 
         def read(db: Sql) -> RequestStatus:
             sent = db.one("SELECT action, devices, sent_at FROM requests WHERE request_id = ?", (request_id,))
@@ -426,12 +429,14 @@ class SqlCore(EventPages):
 
     def dead_letters(self, *, after_id: int = 0, limit: int = 100, bodies: bool = False) -> List[DeadLetter]:
         """Letters in the order they were kept, after ``after_id``; with their bodies if ``bodies``."""
+        after_id, limit = bound_int("after_id", after_id), bound_int("limit", limit)
         query = dead_letter_sql.LIST.format(", body" if bodies else "")
         rows = self._read("read the dead letters", lambda db: db.all(query, (after_id, limit)))
         return [letter_of(row) for row in rows]
 
     def dead_letter(self, letter_id: int) -> Optional[DeadLetter]:
         """One letter with its body (as stored: redacted when it was kept), or None."""
+        letter_id = bound_int("letter_id", letter_id)
         row = self._read("read the dead letter", lambda db: db.one(dead_letter_sql.ONE, (letter_id,)))
         return letter_of(row) if row is not None else None
 
@@ -442,6 +447,7 @@ class SqlCore(EventPages):
 
     def purge_dead_letters(self, *, ids: Sequence[int] = (), before: Optional[float] = None) -> int:
         """Delete the letters ``ids``, or those kept before ``before`` (neither: all); how many."""
+        ids = [bound_int("ids", letter_id) for letter_id in ids]
         return self._transact("purge the dead letters", lambda db: purge(db, ids, before))
 
 

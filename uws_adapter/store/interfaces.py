@@ -29,6 +29,7 @@ from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device
 from uws_adapter.redaction import redact
 from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals
+from uws_adapter.store.sql import bound_int
 
 __all__ = [
     "DEAD_LETTER_MAX", "POISONED", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterStore",
@@ -301,7 +302,7 @@ class EventPages:
 
     def event(self, event_id: int) -> Optional[StoredEvent]:
         """One event, or None."""
-        page = self.events(after_id=event_id - 1, limit=1)
+        page = self.events(after_id=bound_int("event_id", event_id) - 1, limit=1)
         return page[0] if page and page[0].id == event_id else None
 
 

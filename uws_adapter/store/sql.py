@@ -15,7 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
-__all__ = ["POSTGRES", "SQLITE", "Dialect", "Row", "Sql", "is_postgres_url"]
+from uws_adapter.errors import InputError
+from uws_adapter.model.selection import decoded_text
+
+__all__ = ["POSTGRES", "SQLITE", "Dialect", "Row", "Sql", "bound_int", "bound_text", "is_postgres_url"]
 
 Row = Sequence[Any]
 
@@ -55,6 +58,27 @@ POSTGRES = Dialect(
     "postgresql", "%s", " FOR UPDATE SKIP LOCKED", None, "greatest", "SELECT pg_advisory_xact_lock(?)",
     "JOIN", False,
 )  # fmt: skip
+
+
+#: The integers a statement can bind on both backends: a signed 64-bit column's (SQLite's INTEGER,
+#: PostgreSQL's bigint). Past them sqlite3 raised a raw OverflowError, psycopg its own error.
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+
+
+def bound_int(field: str, value: object) -> int:
+    """``value`` (an id or a count a caller gives a read) if a statement can bind it, else the
+    :class:`InputError` naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not BIGINT_MIN <= value <= BIGINT_MAX:
+        raise InputError(
+            field, f"{str(value)[:40]!r} is not a whole number a 64-bit column holds", f"give 0 to {BIGINT_MAX:,}"
+        )
+    return value
+
+
+def bound_text(field: str, value: Optional[str]) -> Optional[str]:
+    """``value`` (a RequestId a caller looks up) if a statement can bind it: a lone surrogate (a byte
+    the locale cannot decode, on the command line) cannot be encoded for either backend."""
+    return decoded_text(field, value) if isinstance(value, str) else value
 
 
 @lru_cache(maxsize=256)
