@@ -154,6 +154,15 @@ def test_a_settings_file_that_is_not_utf8_is_refused_without_its_text(tmp_path: 
     assert info.value.__context__ is None
 
 
+def test_a_settings_file_is_read_within_a_bound(tmp_path: Path) -> None:
+    # /dev/zero as a settings file was read until memory ran out.
+    config = tmp_path / "settings.ini"
+    config.write_text(f"[uws-adapter]\npassword = {SECRET}\n" + "#" * (1024 * 1024) + "\n")
+    with pytest.raises(InputError, match="is over 1,048,576 characters: not a settings file") as info:
+        load_settings(config, environ={})
+    assert SECRET not in str(info.value)
+
+
 def test_the_answer_limits_come_from_file_environment_and_arguments(tmp_path: Path) -> None:
     config = tmp_path / "settings.ini"
     config.write_text("[uws-adapter]\ndeadline = 30\nmax_answer_bytes = 65536\n")

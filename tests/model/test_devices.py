@@ -132,6 +132,22 @@ def test_csv_errors_name_the_line(text: str, message: str) -> None:
         read_devices_csv(io.StringIO(text))
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("IMEI," + "9" * 3_000_000, r"devices\.csv line 1: is longer than 65,536 characters"),  # /dev/zero: no end
+        ('IMEI,"' + ("9" * 60_000 + "\n") * 3, r"devices\.csv line 3: is not CSV \(field larger than field limit"),
+    ],
+    ids=["a-line-without-end", "a-quoted-field-past-csvs-limit"],
+)
+def test_csv_a_file_cannot_make_a_line_or_a_field_unbounded(tmp_path: Path, text: str, message: str) -> None:
+    # The first was read whole into memory, then both raised csv.Error from outside our tree.
+    path = tmp_path / "devices.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        read_devices_csv(path)
+
+
 def test_csv_missing_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot read"):
         read_devices_csv(tmp_path / "absent.csv")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,7 +217,7 @@ def read_devices_csv(source: Union[str, Path, io.TextIOBase]) -> List[Device]:
         path = Path(source)
         try:
             with path.open(newline="", encoding="utf-8-sig") as handle:
-                return list(_rows_to_devices(handle, str(path)))
+                return list(_rows_to_devices(_bounded_lines(handle, str(path)), str(path)))
         except OSError as exc:
             raise InputError("devices file", f"cannot read {path}: {exc.strerror}", "check the path") from None
         except UnicodeDecodeError:
@@ -224,8 +225,31 @@ def read_devices_csv(source: Union[str, Path, io.TextIOBase]) -> List[Device]:
     return list(_rows_to_devices(source, "devices file"))
 
 
+#: The longest line a devices file may have: a row holds one device's few identifiers. Bounds what
+#: one line costs to read (a file with no line break, /dev/zero say, was read whole into memory).
+MAX_CSV_LINE = 64 * 1024
+_CSV_FIX = "write each row as kind,identifier[,kind,identifier...]"
+
+
+def _bounded_lines(handle: io.TextIOBase, name: str) -> Iterator[str]:
+    for line_no in itertools.count(1):
+        line = handle.readline(MAX_CSV_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_CSV_LINE:
+            raise InputError(f"{name} line {line_no}", f"is longer than {MAX_CSV_LINE:,} characters", _CSV_FIX)
+        yield line
+
+
 def _rows_to_devices(handle: Iterable[str], name: str) -> Iterator[Device]:
-    for line_no, row in enumerate(csv.reader(handle), start=1):
+    rows = csv.reader(handle)
+    for line_no in itertools.count(1):
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a field past csv's limit; a NUL before Python 3.11
+            raise InputError(f"{name} line {rows.line_num}", f"is not CSV ({exc})", _CSV_FIX) from None
         cells = [cell.strip() for cell in row]
         while cells and not cells[-1]:
             cells.pop()
@@ -237,7 +261,7 @@ def _rows_to_devices(handle: Iterable[str], name: str) -> Iterator[Device]:
             raise InputError(
                 f"{name} line {line_no}",
                 f"{len(cells)} cells, expected kind,identifier pairs",
-                "write each row as kind,identifier[,kind,identifier...]",
+                _CSV_FIX,
             )
         try:
             yield Device(tuple(DeviceIdentifier(cells[i], cells[i + 1]) for i in range(0, len(cells), 2)))

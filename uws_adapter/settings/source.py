@@ -13,6 +13,7 @@ Standard library only: the receiver's worker processes import this.
 from __future__ import annotations
 
 import configparser
+import io
 import math
 import os
 from dataclasses import dataclass, fields
@@ -42,6 +43,8 @@ CONFIG_VARIABLE = "UWS_ADAPTER_CONFIG"
 #: The sections a settings file may have: one per service. Any other is refused (a misspelled
 #: section would otherwise be ignored, and its settings with it).
 SECTIONS = ("uws-adapter", "receiver", "bridge", "emulator")
+#: The largest settings file read: it holds a few dozen settings.
+MAX_FILE_CHARACTERS = 1024 * 1024
 #: What starts an inline comment in the settings file, after whitespace: a value cannot hold
 #: " ;" or " #" (put such a password in the environment instead).
 INLINE_COMMENTS = (";", "#")
@@ -218,7 +221,11 @@ def read_file(path: Union[str, Path]) -> Dict[str, Dict[str, Tuple[str, int]]]:
     lines: List[str] = []
     try:
         with open(path, encoding="utf-8-sig") as handle:
-            lines = handle.readlines()
+            text = handle.read(MAX_FILE_CHARACTERS + 1)  # bounded: /dev/zero was read until memory ran out
+        if len(text) > MAX_FILE_CHARACTERS:
+            over = f"{path} is over {MAX_FILE_CHARACTERS:,} characters: not a settings file"
+            refusal = InputError("config file", over, "check the path")
+        lines = io.StringIO(text).readlines()
     except OSError as exc:
         refusal = InputError("config file", f"cannot read {path}: {exc.strerror}", "check the path")
     except UnicodeDecodeError as exc:
