@@ -117,6 +117,15 @@ def test_callbacks_are_resent_until_acknowledged() -> None:
         server.close()
 
 
+@pytest.mark.parametrize("spacing", [1e10, float("inf"), float("nan"), 0.0])
+def test_a_callback_spacing_no_wait_can_take_is_refused(spacing: float) -> None:
+    # 1e10 s (--callback-spacing 1e10) passed, and the first refused callback ended the delivery
+    # thread in a raw OverflowError: no callback went out after it, to any listener.
+    with pytest.raises(InputError) as info:
+        Emulator(callback_spacing=spacing)
+    assert info.value.field == "callback_spacing"
+
+
 def test_callbacks_stop_at_the_threshold() -> None:
     server = HttpServer(lambda _: (500, "text/plain", b""))
     lines = generated_devices(1)

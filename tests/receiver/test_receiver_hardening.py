@@ -63,6 +63,15 @@ def test_credentials_with_a_byte_the_locale_cannot_decode_are_refused_at_start(t
         assert "S3cr3t" not in str(info.value)
 
 
+@pytest.mark.parametrize("backoff", [float("nan"), float("inf"), 1e10, 0.0, -1.0])
+def test_a_handler_backoff_no_wait_can_take_is_refused_at_start(tmp_path: Path, backoff: float) -> None:
+    # NaN made the handler threads spin; past threading.TIMEOUT_MAX a raw OverflowError ended them.
+    with Store(tmp_path / "c.db") as store:
+        with pytest.raises(InputError) as info:
+            Receiver(store, allow_anonymous=True, handler_backoff=backoff)
+        assert info.value.field == "handler_backoff"
+
+
 def test_a_receiver_without_credentials_refuses_to_start(tmp_path: Path) -> None:
     with Store(tmp_path / "c.db") as store:
         with pytest.raises(InputError, match="allow_anonymous"):

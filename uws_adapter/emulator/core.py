@@ -37,7 +37,7 @@ from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import DeviceIdentifier, identity
 from uws_adapter.model.selection import CustomField
 from uws_adapter.provisioning.engine import Engine, Outgoing, Stakes
-from uws_adapter.provisioning.options import CALLBACK_OPTIONS
+from uws_adapter.provisioning.options import CALLBACK_OPTIONS, check_seconds
 from uws_adapter.provisioning.urls import LISTENER_URL_FIX, check_url
 from uws_adapter.redaction import masked_url
 from uws_adapter.soap.sessions import IdleSessions, LoginThrottle, LoginVerdict, login_refusal
@@ -110,7 +110,8 @@ class Carrier:
         self.clients = dict(clients or {"ts-client": "ts-secret"})
         self.bearer_lifetime = bearer_lifetime
         self.daily_budget = daily_budget
-        self.callback_spacing = callback_spacing
+        # Waited for by the delivery thread: past a year, a raw OverflowError ended it (no more callbacks).
+        self.callback_spacing = check_seconds("callback_spacing", callback_spacing, "300")
         self.max_callback_threshold = max_callback_threshold
         self.listeners: Dict[Tuple[str, str], Listener] = {}
         self.counters: Dict[str, int] = dict.fromkeys(

@@ -19,7 +19,8 @@ from uws_adapter.errors import InputError
 
 __all__ = [
     "CALLBACK_OPTIONS", "CLIENT_OPTIONS", "DEFAULT_DEADLINE", "DEFAULT_MAX_ANSWER_BYTES", "DEFAULT_TIMEOUT",
-    "LONGEST_WAIT", "RELAY_OPTIONS", "SendOptions", "check_deadline", "check_max_answer_bytes", "check_timeout",
+    "LONGEST_WAIT", "RELAY_OPTIONS", "SendOptions", "check_deadline", "check_max_answer_bytes", "check_seconds",
+    "check_timeout",
 ]  # fmt: skip
 
 #: (connect, read) seconds. The carrier can take a while to accept a 10,000-device request.
@@ -44,7 +45,9 @@ def check_timeout(timeout: object) -> Tuple[float, float]:
     return float(timeout[0]), float(timeout[1])
 
 
-def _seconds(field: str, value: object, example: str, *, zero: bool = False) -> float:
+def check_seconds(field: str, value: object, example: str, *, zero: bool = False) -> float:
+    """``value`` as seconds a wait can take: positive (or zero with ``zero``), at most a year (a lock or
+    an event cannot wait much longer: past it, a raw OverflowError ended the thread waiting)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 if zero else value > 0):
         raise InputError(field, f"{value!r} is not a number of seconds", f"pass e.g. {example}")
     if value == float("inf"):
@@ -56,7 +59,7 @@ def _seconds(field: str, value: object, example: str, *, zero: bool = False) -> 
 
 def check_deadline(deadline: object) -> float:
     """``deadline`` as positive seconds."""
-    return _seconds("deadline", deadline, "180")
+    return check_seconds("deadline", deadline, "180")
 
 
 def check_max_answer_bytes(limit: object) -> int:
@@ -90,8 +93,8 @@ class SendOptions:
         retries = self.connect_retries
         if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
             raise InputError("connect_retries", f"{retries!r} is not a count", "pass 0 to 100")
-        object.__setattr__(self, "backoff", _seconds("backoff", self.backoff, "0.5", zero=True))
-        object.__setattr__(self, "max_backoff", _seconds("max_backoff", self.max_backoff, "8", zero=True))
+        object.__setattr__(self, "backoff", check_seconds("backoff", self.backoff, "0.5", zero=True))
+        object.__setattr__(self, "max_backoff", check_seconds("max_backoff", self.max_backoff, "8", zero=True))
 
     def with_(self, **changes: Any) -> SendOptions:
         """A copy with ``changes`` (the old constructor keywords: ``timeout=``, ``deadline=``, ...);

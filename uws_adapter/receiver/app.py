@@ -40,6 +40,7 @@ from uws_adapter.receiver.handlers import (
     check_lease,
 )
 from uws_adapter.redaction import redact
+from uws_adapter.settings.source import number
 from uws_adapter.store.interfaces import (
     DEAD_LETTER_MAX,
     POISONED,
@@ -194,7 +195,8 @@ class Receiver:
         self.rules = BodyRules(max_body, (*_XML_TYPES, "application/json"), _MEDIA_HINT)
         self.handlers = dict(handlers or {})
         self._handler_names = tuple(self.handlers)
-        self.handler_backoff = handler_backoff
+        # Waited for by the handler threads: NaN made them spin, past TIMEOUT_MAX a raw OverflowError ended them.
+        self.handler_backoff = number(0, 86400, open_low=True)(handler_backoff, "handler_backoff")
         #: How long a claimed handler run is the claimer's: a run must end within it.
         self.handler_lease = check_lease(handler_lease, self.handlers)
         self._runner: Optional[HandlerRunner] = None
