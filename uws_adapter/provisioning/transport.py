@@ -314,9 +314,8 @@ class OriginSession(requests.Session):
         super().__init__()
         self._origins: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
 
-    def merge_environment_settings(
-        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> Dict[str, Any]:  # fmt: skip
+    # Any: requests' stubs name the settings with a TypedDict of their own (private).
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
         if proxies or not self.trust_env:
             return dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
         parts = urlsplit(url)
