@@ -116,8 +116,10 @@ def test_tabs_and_line_breaks_inside_text_are_kept() -> None:
 
 def test_custom_field_parse() -> None:
     assert CustomField.parse("CustomField2=Super=Vend") == CustomField("CustomField2", "Super=Vend")
-    with pytest.raises(InputError, match="is not NAME=VALUE"):
+    with pytest.raises(InputError) as refused:
         CustomField.parse("CustomField2")
+    assert str(refused.value) == "custom field: 'CustomField2' is not NAME=VALUE; write e.g. CustomField2=SuperVend"
+    assert refused.value.code == Code.INVALID_CHARACTER
 
 
 def test_the_same_custom_field_twice_is_refused() -> None:

@@ -15,7 +15,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 from uws_adapter.errors import Code, InputError, UnsupportedByApi
 from uws_adapter.model.actions import Restore, Suspend
-from uws_adapter.model.devices import Device, as_tuple_of, identity
+from uws_adapter.model.devices import Device, as_tuple_of, identity, split_pair
 
 # Limits [doc].
 MAX_DEVICES_PER_REQUEST = 10_000
@@ -116,14 +116,9 @@ class CustomField:
     @classmethod
     def parse(cls, text: str) -> CustomField:
         """Parse ``NAME=VALUE``."""
-        name, sep, value = text.partition("=")
-        if not sep:
-            raise InputError(
-                "custom field",
-                f"{text!r} is not NAME=VALUE",
-                "write e.g. CustomField2=SuperVend",
-                code=Code.INVALID_CHARACTER,
-            )
+        name, value = split_pair(
+            text, "=", "custom field", "NAME=VALUE", "CustomField2=SuperVend", code=Code.INVALID_CHARACTER
+        )
         return cls(name, value)
 
 
