@@ -75,6 +75,11 @@ def test_the_sessions_own_settings_and_given_proxies_count(environment: pytest.M
     assert ours.merge_environment_settings(url, dict(given), True, True, None) == theirs.merge_environment_settings(
         url, dict(given), True, True, None
     )
+    for session in (ours, theirs):  # a setting that cannot be kept under a key: read each time
+        session.cert = ["/etc/ssl/client.pem", "/etc/ssl/client.key"]  # type: ignore[assignment]
+    assert ours.merge_environment_settings(url, {}, True, True, None) == theirs.merge_environment_settings(
+        url, {}, True, True, None
+    )
     ours.trust_env = theirs.trust_env = False
     assert ours.merge_environment_settings(url, {}, True, True, None) == theirs.merge_environment_settings(
         url, {}, True, True, None

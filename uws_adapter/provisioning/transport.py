@@ -324,7 +324,10 @@ class OriginSession(requests.Session):
             parts.scheme, parts.netloc, stream, verify, cert, tuple(self.proxies.items()), self.stream,
             self.verify, self.cert,
         )  # fmt: skip
-        settings = self._origins.get(key)
+        try:
+            settings = self._origins.get(key)
+        except TypeError:  # a setting that cannot be a key (a list for cert=): requests reads it all
+            return dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
         if settings is None:
             settings = dict(super().merge_environment_settings(url, {}, stream, verify, cert))
             if len(self._origins) >= self.MAX_ORIGINS:
