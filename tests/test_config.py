@@ -338,3 +338,17 @@ def test_the_configuration_pages_example_loads_for_every_service(tmp_path: Path)
     assert ReceiverSettings.load(config, environ=env).workers == 2
     assert BridgeSettings.load(config, environ=env).register == ("0000123456-00001",)
     assert EmulatorSettings.load(config, environ={}).devices == 500
+
+
+@pytest.mark.parametrize(("path", "environ"), [(0, {}), (True, {}), ("a\x00b.ini", {}), (None, 0), (None, ["x"])])
+def test_a_settings_path_or_environment_of_the_wrong_kind_is_refused_by_name(path: Any, environ: Any) -> None:
+    # open(0) read the standard input as settings and closed it; the others raised outside our tree.
+    with pytest.raises(InputError) as info:
+        load_settings(path, environ=environ)
+    assert info.value.field in ("config file", "environ")
+
+
+@pytest.mark.parametrize("settings", [0, "settings.ini", {"backend": "rest"}])
+def test_connect_refuses_what_is_not_settings(settings: Any) -> None:
+    with pytest.raises(InputError, match=r"settings: a .* is not Settings"):
+        connect(settings)

@@ -189,6 +189,8 @@ def connect(settings: Optional[Settings] = None, *, store: Optional[RequestLog] 
     from uws_adapter.uws.client import UwsClient
 
     settings = settings if settings is not None else load_settings()
+    if not isinstance(settings, Settings):
+        raise InputError("settings", f"a {type(settings).__name__} is not Settings", "pass load_settings(...)")
     use_token = settings.backend == "soap" and settings.token and not (settings.username or settings.password)
     if not use_token:
         check_login(settings)

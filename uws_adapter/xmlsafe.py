@@ -136,6 +136,17 @@ def declared_encoding(data: bytes) -> Optional[str]:
     return rest[1:close] if close > 0 else None
 
 
+def _utf8(text: str, error: Type[DocumentError], what: str) -> bytes:
+    """``text`` in UTF-8, or ``error`` for a lone surrogate (no XML text holds one; it was a raw
+    UnicodeEncodeError), raised outside the handler so that the encoder's error (which holds the
+    text) is not its context."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        position = exc.start
+    raise error(f"{what}: a lone surrogate at character {position:,}; not text")
+
+
 def parse_untrusted(
     data: Union[bytes, str],
     *,
@@ -158,7 +169,7 @@ def parse_untrusted(
     as already decoded, so any encoding named in its declaration is ignored.
     """
     if isinstance(data, str):
-        data = _strip_declaration(data.lstrip("\ufeff")).encode("utf-8")
+        data = _utf8(_strip_declaration(data.lstrip("\ufeff")), error, what)
     elif not isinstance(data, (bytes, bytearray, memoryview)):
         raise error(f"{what}: expected bytes or str, got {type(data).__name__}")
     if type(data) is not bytes:

@@ -143,3 +143,11 @@ def test_repair_keeps_str_input_as_text_whatever_its_declaration_says() -> None:
         parse_callback(text)
     cb = parse_callback(text, repair=True)
     assert (cb.comment, cb.callback_count) == ("é", 1)
+
+
+@pytest.mark.parametrize("data", [None, 0, memoryview(b"<CallbackRequest"), "<a>\udcff</a>"])
+def test_what_is_not_a_document_is_a_parse_error(data: object) -> None:
+    # None and a memoryview ended in an AttributeError (the repair's search), a lone surrogate in
+    # text in a UnicodeEncodeError.
+    with pytest.raises(CallbackParseError):
+        parse_callback(data)  # type: ignore[arg-type]

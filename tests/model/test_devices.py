@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from uws_adapter import Device, DeviceIdentifier, InputError, read_devices_csv
+from uws_adapter import CustomField, Device, DeviceIdentifier, InputError, read_devices_csv
 from uws_adapter.model.devices import KINDS
 
 DATA = Path(__file__).parents[1] / "data"
@@ -158,3 +158,17 @@ def test_identifiers_must_be_identifier_objects() -> None:
         Device((DeviceIdentifier("MDN", "5551234567"), "IMEI:990003420535573"))  # type: ignore[arg-type]
     with pytest.raises(InputError, match="identifiers: expected DeviceIdentifier objects, got 'IMEI:1'"):
         Device("IMEI:1")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("source", [None, 0, True, b"IMEI,990003420535573\n", "a\x00b.csv"])
+def test_csv_a_source_that_is_neither_a_path_nor_text_is_refused_by_name(source: object) -> None:
+    with pytest.raises(InputError, match="devices file"):
+        read_devices_csv(source)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", [None, 0, b"IMEI:1", ["IMEI", "1"]])
+def test_parse_refuses_what_is_not_text_by_name(text: object) -> None:
+    with pytest.raises(InputError, match="device: expected a string"):
+        Device.parse(text)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="custom field: expected a string"):
+        CustomField.parse(text)  # type: ignore[arg-type]

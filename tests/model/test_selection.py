@@ -167,3 +167,14 @@ def test_custom_fields_must_be_custom_field_objects(fields: Any, message: str) -
 def test_a_single_custom_field_is_taken_as_one() -> None:
     field = CustomField("CustomField1", "x")
     assert DeviceQuery(account="1", custom_fields=field).custom_fields == (field,)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"devices": 0}, "devices"), ({"account": "a", "custom_fields": None}, "custom_fields"),
+     ({"account": "a", "custom_fields": 5}, "custom_fields")],
+)  # fmt: skip
+def test_select_refuses_what_is_not_a_collection_by_name(kwargs: Dict[str, Any], field: str) -> None:
+    with pytest.raises(InputError) as info:  # they were a raw TypeError from tuple()
+        select(**kwargs)
+    assert info.value.field == field

@@ -188,3 +188,10 @@ def test_any_device_list_renders_as_zeep_does(raw: List[List[str]]) -> None:
     assert shape(parse_trusted(build_envelope(Suspend(), selection, token="t").body)) == shape(
         zeep_envelope(Suspend(), selection, token="t")
     )
+
+
+@pytest.mark.parametrize("base_url", [None, 0, b"https://example.com"])
+def test_a_base_url_that_is_not_text_is_refused_by_name(base_url: object) -> None:
+    with pytest.raises(InputError) as info:  # an AttributeError (rstrip) before
+        build_envelope(Restore(), select([Device.parse("MDN:5551234567")]), token="t", base_url=base_url)  # type: ignore[arg-type]
+    assert info.value.field == "base_url"

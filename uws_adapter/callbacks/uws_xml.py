@@ -70,6 +70,8 @@ def callback_element(
     try:
         root = parse(data)
     except CallbackParseError as exc:
+        if not isinstance(data, (str, bytes, bytearray)):  # not text (None, a memoryview): nothing to mend
+            raise
         # Looked for only where a callback could be (a few "<" per node): the search costs a step
         # per end tag, and a flood of them must not pay for it.
         markup = data.count("<" if isinstance(data, str) else b"<")  # type: ignore[arg-type]

@@ -89,6 +89,8 @@ def split_pair(
     """The two sides of ``text`` around its first ``separator`` (``KIND:IDENTIFIER``,
     ``NAME=VALUE``): the one refusal of text that is not of that ``form`` (nor, without
     ``allow_blank``, of text with a blank side), naming an ``example``."""
+    if not isinstance(text, str):
+        raise InputError(field, f"expected a string, got {type(text).__name__}", f"write e.g. {example}", code=code)
     head, sep, tail = text.partition(separator)
     if not sep or not (allow_blank or (head.strip() and tail.strip())):
         raise InputError(field, f"{text!r} is not {form}", f"write e.g. {example}", code=code)
@@ -222,6 +224,12 @@ def read_devices_csv(source: Union[str, Path, io.TextIOBase]) -> List[Device]:
             raise InputError("devices file", f"cannot read {path}: {exc.strerror}", "check the path") from None
         except UnicodeDecodeError:
             raise InputError("devices file", f"{path} is not UTF-8 text", "save it as UTF-8 CSV") from None
+        except InputError:
+            raise
+        except ValueError:  # open()'s "embedded null byte": a NUL in the path
+            raise InputError("devices file", f"cannot read {path!r}: a NUL in the path", "check the path") from None
+    if isinstance(source, (bytes, bytearray)) or not isinstance(source, Iterable):
+        raise InputError("devices file", f"a {type(source).__name__} is not a path or text", "pass a path or open(...)")
     return list(_rows_to_devices(source, "devices file"))
 
 

@@ -261,8 +261,8 @@ def select(
                 "a device list cannot be combined with " + ", ".join(mixed),
                 "name devices, or select by account/group with filters, not both",
             )
-        return DeviceList(tuple(devices), account)
-    return DeviceQuery(account, group, service_plan, tuple(custom_fields))
+        return DeviceList(devices, account)  # type: ignore[arg-type]  # each checks and makes its tuple
+    return DeviceQuery(account, group, service_plan, custom_fields)  # type: ignore[arg-type]
 
 
 def check_request(action: object, selection: object) -> None:

@@ -245,7 +245,15 @@ def read_file(path: Union[str, Path]) -> Dict[str, Dict[str, Tuple[str, int]]]:
 
 
 def config_path(path: Union[str, Path, None], environ: Mapping[str, str]) -> Union[str, Path, None]:
-    return path if path is not None else environ.get(CONFIG_VARIABLE) or None
+    if not isinstance(environ, Mapping):
+        raise InputError("environ", f"a {type(environ).__name__} is not a mapping of variables", "pass os.environ")
+    chosen = path if path is not None else environ.get(CONFIG_VARIABLE) or None
+    # open() takes an int as a file descriptor: 0 read the standard input as settings, then closed it.
+    if chosen is not None and (isinstance(chosen, bool) or not isinstance(chosen, (str, os.PathLike))):
+        raise InputError("config file", f"a {type(chosen).__name__} is not a path", "give the settings file's path")
+    if "\x00" in os.fspath(chosen) if chosen is not None else False:  # open()'s raw "embedded null byte"
+        raise InputError("config file", f"{chosen!r} has a NUL in it", "give the settings file's path")
+    return chosen
 
 
 def gather(

@@ -23,6 +23,7 @@ from uws_adapter.forksafe import ForkSafeLock
 from uws_adapter.model.actions import Action, Suspend
 from uws_adapter.model.devices import REST_ONLY_KINDS, Device
 from uws_adapter.model.selection import DeviceList, DeviceQuery, Selection, check_request, check_uws_query, xml_text
+from uws_adapter.provisioning.urls import URL_FIX
 from uws_adapter.uws.bindings import bindings
 from uws_adapter.wire import CONTENT_TYPE, NS_SESSION, REQUEST_PREFIXES, UWS_BASE_URL, soap_action
 
@@ -31,6 +32,8 @@ OPERATION = "ChangeDeviceState"
 
 def service_url(base_url: str, service: str) -> str:
     """``<base>/<Service>.svc``, e.g. the emulator's or the carrier's CarrierService endpoint."""
+    if not isinstance(base_url, str):
+        raise InputError("base_url", f"a {type(base_url).__name__} is not a URL", URL_FIX)
     return f"{base_url.rstrip('/')}/{service}.svc"
 
 
