@@ -47,7 +47,9 @@ class Answer:
     @classmethod
     def text(cls, status: int, message: str, *headers: Tuple[str, str], close: bool = False) -> Answer:
         """A plain-text answer of one line (``message``, a newline added)."""
-        return cls(status, "text/plain", (message + "\n").encode("utf-8", "replace"), headers, close)
+        # The charset said: a message may quote the refused document, and text/plain is US-ASCII
+        # unless it says otherwise (RFC 6657), so clients misread every other character.
+        return cls(status, "text/plain; charset=utf-8", (message + "\n").encode("utf-8", "replace"), headers, close)
 
     @property
     def status_line(self) -> str:

@@ -72,6 +72,22 @@ def test_a_handler_backoff_no_wait_can_take_is_refused_at_start(tmp_path: Path, 
         assert info.value.field == "handler_backoff"
 
 
+def test_a_refusal_quoting_the_document_says_its_charset(start: Callable[..., Running]) -> None:
+    # The reason quotes the refused value; as bare text/plain (US-ASCII) clients misread it.
+    receiver = start()
+    body = render_callback(callback()).replace(b"<CallbackCount>1<", "<CallbackCount>\uff13<".encode())
+    connection = http.client.HTTPConnection("127.0.0.1", receiver.port, timeout=10)
+    try:
+        connection.request("POST", "/callbacks", body=body, headers={"Content-Type": "text/xml; charset=utf-8"})
+        response = connection.getresponse()
+        answer = response.read()
+    finally:
+        connection.close()
+    assert response.status == 400
+    assert response.getheader("Content-Type") == "text/plain; charset=utf-8"
+    assert "'\uff13' is not an integer" in answer.decode("utf-8")
+
+
 def test_a_receiver_without_credentials_refuses_to_start(tmp_path: Path) -> None:
     with Store(tmp_path / "c.db") as store:
         with pytest.raises(InputError, match="allow_anonymous"):

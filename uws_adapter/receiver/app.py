@@ -298,7 +298,7 @@ class Receiver:
                 _log.info("mended a </Name/> end tag in callback %r (repair is on)", callback.request_id[:80])
         except CallbackParseError as exc:
             reason = " ".join(str(exc).split())[:300]
-            refused = Answer(400, "text/plain", (reason + "\n").encode("utf-8", "replace"))
+            refused = Answer.text(400, reason)
             _log.info("refused %s body of %d bytes: %s", media_type, len(body), reason)
             metrics.callback_refused(400)
             if not self.dead_letters.take():
