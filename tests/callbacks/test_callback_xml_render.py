@@ -3,9 +3,12 @@ carrier's example, and read back by the parser to the same model."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from conftest import DATA, parse_trusted
 
-from uws_adapter import CallbackRequest, parse_callback, render_callback
+from uws_adapter import CallbackRequest, InputError, parse_callback, render_callback, render_rest_callback
 from uws_adapter.soap.schemas import CALLBACK_XSD, lxml_schema, xmlschema_schema
 
 DOC = (DATA / "doc-restore-callback.xml").read_bytes()
@@ -44,3 +47,17 @@ def test_kinds_are_written_as_the_carrier_writes_them() -> None:
     rendered = render_callback(parsed)
     assert b"<Kind>imei</Kind>" in rendered
     assert b"<Kind>iccid</Kind>" in rendered
+
+
+@pytest.mark.parametrize(
+    ("callback", "field"),
+    [(None, "callback"), ({"request_id": "r"}, "callback"), (CallbackRequest(request_id="r", devices=[1]), "callback.devices"),  # type: ignore[arg-type]
+     (CallbackRequest(request_id="r", devices=5), "callback.devices")],  # type: ignore[arg-type]
+    ids=["none", "a-dict", "a-device-that-is-not-one", "devices-not-a-collection"],
+)  # fmt: skip
+@pytest.mark.parametrize("render", [render_callback, render_rest_callback], ids=["uws", "rest"])
+def test_what_is_not_a_callback_is_refused_by_name(callback: object, field: str, render: Any) -> None:
+    # Both renderers raised a raw AttributeError or TypeError.
+    with pytest.raises(InputError) as info:
+        render(callback)
+    assert info.value.field == field

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from uws_adapter import Device
+import pytest
+
+from uws_adapter import Device, InputError
 from uws_adapter.emulator.lines import (
     ACTIVE,
     SUSPENDED,
@@ -49,3 +51,11 @@ def test_profile_resume_and_the_nidd_callback() -> None:
     nidd = nidd_callback(resumed, "0000123456-00001")
     assert nidd.nidd is not None
     assert (nidd.service, nidd.status, nidd.nidd.devices) == ("NiddService", "ConfigCreated", resumed.devices)
+
+
+@pytest.mark.parametrize("count", [-1, 1_000_001, 2**70, None, 2.0, True])
+def test_generated_devices_refuses_a_count_it_cannot_or_should_not_build(count: object) -> None:
+    # 2**70 was built in memory until the machine ran out of it.
+    with pytest.raises(InputError) as info:
+        generated_devices(count)  # type: ignore[arg-type]
+    assert info.value.field == "count"

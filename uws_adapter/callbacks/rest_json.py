@@ -262,6 +262,7 @@ def rest_callback_dict(callback: model.CallbackRequest) -> Dict[str, Any]:
 
     Not rendered: ``unmodeled`` (only names are kept).
     """
+    callback = model.renderable(callback)
     out: Dict[str, Any] = {
         "username": callback.username or "",
         "password": callback.password or "",

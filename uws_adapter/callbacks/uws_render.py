@@ -12,7 +12,14 @@ from lxml import etree
 
 from uws_adapter.callbacks.uws_xml import CALLBACK_ACTION_ORDER, CARRIER_SECTIONS, OTHER_SECTIONS, SUSPEND_FIELDS
 from uws_adapter.errors import InputError
-from uws_adapter.model.callbacks import CallbackFault, CallbackRequest, ReportedDevice, SuspendResult, format_date
+from uws_adapter.model.callbacks import (
+    CallbackFault,
+    CallbackRequest,
+    ReportedDevice,
+    SuspendResult,
+    format_date,
+    renderable,
+)
 from uws_adapter.model.selection import xml_text
 from uws_adapter.wire import CONTENT_TYPE, NS_SOAP_ENV, NS_V2, NS_XSI
 
@@ -86,6 +93,7 @@ def render_callback(callback: CallbackRequest) -> bytes:
     from Status. NiddService and DeviceProfileService sections are our own [inferred] shape: UWS
     documents no such callbacks.
     """
+    callback = renderable(callback)
     envelope = etree.Element(f"{{{NS_SOAP_ENV}}}Envelope", nsmap={"s": NS_SOAP_ENV})
     body = etree.SubElement(envelope, f"{{{NS_SOAP_ENV}}}Body", nsmap={"xsi": NS_XSI})
     request = etree.SubElement(body, _V + "CallbackRequest", nsmap={None: NS_V2})  # type: ignore[dict-item]

@@ -44,8 +44,16 @@ class EmulatedDevice:
     profile_status: Optional[str] = None
 
 
+#: The most lines the emulator generates, as its ``--devices`` option takes them (settings.services,
+#: which does not import the emulator): a count past it was built in memory whatever it was (2**70
+#: exhausted the machine's memory).
+MAX_GENERATED = 1_000_000
+
+
 def generated_devices(count: int, *, account: str = DEFAULT_ACCOUNT, state: str = ACTIVE) -> List[EmulatedDevice]:
-    """``count`` Active devices, each with an IMEI and an ICCID."""
+    """``count`` Active devices (at most :data:`MAX_GENERATED`), each with an IMEI and an ICCID."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_GENERATED:
+        raise InputError("count", f"{str(count)[:40]!r} is not a number of lines", f"give 0 to {MAX_GENERATED:,}")
     return [
         EmulatedDevice(
             Device.parse(f"IMEI:{350000000000000 + n}+ICCID:{89148000000000000000 + n}"), account, state=state

@@ -12,7 +12,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from uws_adapter.errors import CallbackParseError
+from uws_adapter.errors import CallbackParseError, InputError
 
 #: Status values that mean the device's change went through [doc].
 SUCCESS_STATUSES = frozenset({"success", "configcreated"})
@@ -223,6 +223,21 @@ def _profile(data: Any) -> Optional[ProfileResult]:
     return ProfileResult(
         _devices(data.get("devices", ())), data.get("state"), data.get("profile_status"), data.get("profile_role")
     )
+
+
+def renderable(callback: object) -> CallbackRequest:
+    """``callback`` if it is a :class:`CallbackRequest` whose devices are :class:`ReportedDevice`
+    objects (what both renderers read), else the :class:`InputError` naming it: another value ended
+    a render in a raw AttributeError or TypeError."""
+    if not isinstance(callback, CallbackRequest):
+        raise InputError("callback", f"a {type(callback).__name__} is not a CallbackRequest", _RENDER_FIX)
+    devices = callback.devices
+    if not isinstance(devices, (tuple, list)) or not all(isinstance(device, ReportedDevice) for device in devices):
+        raise InputError("callback.devices", "expected ReportedDevice objects", "give ReportedDevice(kind, identifier)")
+    return callback
+
+
+_RENDER_FIX = "build it with CallbackRequest(...), parse_callback or parse_rest_callback"
 
 
 def succeeds(status: Optional[str], fault: Optional[CallbackFault]) -> bool:
