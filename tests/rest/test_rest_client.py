@@ -80,6 +80,14 @@ def test_a_token_lifetime_that_is_not_a_number_counts_as_an_hour(lifetime: objec
         assert client.bearer_token() == "b2"
 
 
+@pytest.mark.parametrize("renew_before", ["300", float("nan"), -1.0, float("inf")])
+def test_a_renewal_margin_that_is_not_seconds_is_refused_by_name(renew_before: object) -> None:
+    # "300" passed, and the first token fetched ended in a TypeError (str minus float).
+    with pytest.raises(InputError) as info:
+        rest_client_for("http://127.0.0.1:9/api", renew_before=renew_before)
+    assert info.value.field == "renew_before"
+
+
 def test_a_bearer_refused_with_a_bare_401_is_renewed_once_and_the_call_resent() -> None:
     lines = generated_devices(1)
     clock = ManualClock()

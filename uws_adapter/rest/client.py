@@ -32,7 +32,7 @@ from uws_adapter.model.selection import ACCOUNT_FIX, DeviceList, Selection, chec
 from uws_adapter.provisioning.base import Provisioner
 from uws_adapter.provisioning.engine import Answer, NotUsable, Outgoing, Stakes
 from uws_adapter.provisioning.headers import header_problem, header_text
-from uws_adapter.provisioning.options import SendOptions
+from uws_adapter.provisioning.options import SendOptions, check_seconds
 from uws_adapter.provisioning.sent import Describe, SentRequest, redact_json
 from uws_adapter.provisioning.urls import LISTENER_URL_FIX, check_url
 from uws_adapter.rest.body import JSON_TYPE, PROFILE_RESUME_PATH, RestRequest, profile_resume_body, rest_request
@@ -101,7 +101,7 @@ class RestClient(Provisioner):
         self._bearer = bearer_token
         self._bearer_expires = float("inf") if bearer_token else 0.0
         self._bearer_lock = threading.Lock()
-        self.renew_before = renew_before
+        self.renew_before = check_seconds("renew_before", renew_before, "300", zero=True)  # "300" was a TypeError later
         self._clock = clock
 
     # OAuth2 and session ---------------------------------------------------------------------
