@@ -82,3 +82,33 @@ def test_a_group_with_a_poisoned_write_is_written_again_one_savepoint_each(tmp_p
         counts = store.counts()
     # The first group's one event, and the neighbours of the poisoned callback; it is a dead letter.
     assert (counts["events"], counts["attempts"], counts["dead_letters"]) == (3, 3, 1)
+
+
+def test_a_groups_attempts_are_inserted_at_its_end_in_its_order(tmp_path: Path) -> None:
+    # The fast run inserts a group's attempts at once after its events: the same rows, ids and
+    # outcomes as one write at a time, re-sends within the group and a differing one included.
+    first = CallbackRequest(
+        "q", (IMEI,), service="CarrierService", action="Suspend", status="Success", callback_count=1
+    )
+    other = CallbackRequest("q", (ICCID,), service="CarrierService", action="Suspend", callback_count=1)
+    again = CallbackRequest(
+        "q", (IMEI,), service="CarrierService", action="Suspend", status="Success", callback_count=2
+    )
+    differs = CallbackRequest(
+        "q", (IMEI,), service="CarrierService", action="Suspend", status="Failed", callback_count=3
+    )
+    writes = [CallbackWrite(c) for c in (first, other, again, differs)]
+    with Store(tmp_path / "group.db") as grouped, Store(tmp_path / "each.db") as each:
+        outcomes = [(o.result, o.error) for o in grouped.commit_group(writes)]
+        one_by_one = [(o.result, o.error) for w in writes for o in each.commit_group([w])]
+        assert outcomes == one_by_one == [((1, True), None), ((2, True), None), ((1, False), None), ((1, False), None)]
+        rows = []
+        for store in (grouped, each):
+            db = store._reader()
+            rows.append((
+                db.execute("SELECT id, event_id, callback_count, content_hash FROM attempts ORDER BY id").fetchall(),
+                db.execute("SELECT id, differs FROM events ORDER BY id").fetchall(),
+            ))  # fmt: skip
+    assert rows[0] == rows[1]
+    assert [(a[1], a[2]) for a in rows[0][0]] == [(1, 1), (2, 1), (1, 2), (1, 3)]
+    assert rows[0][1] == [(1, 1), (2, 0)]
