@@ -6,14 +6,14 @@ import contextlib
 import signal
 import socket
 import threading
-from typing import Callable, Dict, Iterator, List, Set, Union
+from typing import Callable, Dict, Iterator, List, Set, Tuple, Union
 
 import pytest
 from hostile import FAMILIES
 from servers import wait_until
 
 from uws_adapter import CallbackParseError, DocumentError, parse_callback, parse_rest_callback
-from uws_adapter.xmlsafe import parse_untrusted
+from uws_adapter.xmlsafe import TooManyDocuments, imported_documents, parse_untrusted
 
 NS = 'xmlns="http://nphase.com/unifiedwebservice/v2"'
 VALID = f"<CallbackRequest {NS}><RequestId>r1</RequestId></CallbackRequest>"
@@ -200,3 +200,32 @@ def test_safe_under_threads() -> None:
         thread.join()
     assert errors == []
     assert all(ids == [f"r{n}" for n in range(200)] for ids in results.values())
+
+
+#: A graph of imports: a cycle (b <-> c), a shared import (d from b and c) and a self-import (e).
+IMPORTS = {"a": ["b", "c"], "b": ["c", "d", "a"], "c": ["b", "d"], "d": ["e"], "e": ["e"]}
+
+
+def test_imported_documents_reads_each_once_breadth_first() -> None:
+    reads: List[str] = []
+
+    def read(location: str) -> Tuple[str, List[str]]:
+        reads.append(location)
+        return location.upper(), IMPORTS[location]
+
+    assert imported_documents("a", read) == {"a": "A", "b": "B", "c": "C", "d": "D", "e": "E"}
+    assert reads == ["a", "b", "c", "d", "e"]
+
+
+def test_imported_documents_stops_before_reading_past_the_cap() -> None:
+    reads: List[str] = []
+
+    def read(location: str) -> Tuple[str, List[str]]:
+        reads.append(location)
+        return location, IMPORTS[location]
+
+    assert len(imported_documents("a", read, max_documents=5)) == 5
+    reads.clear()
+    with pytest.raises(TooManyDocuments, match="imports more than 4 documents"):
+        imported_documents("a", read, max_documents=4)
+    assert reads == ["a", "b", "c", "d"]

@@ -43,7 +43,6 @@ __all__ = [
     "ENVIRONMENT",
     "MAX_DAILY_BUDGET",
     "OPTIONS",
-    "SECRET_KEYS",
     "SECTION",
     "Settings",
     "check_login",
@@ -126,8 +125,6 @@ OPTIONS = (
 )  # fmt: skip
 #: Setting name -> environment variable.
 ENVIRONMENT = {option.name: option.variable for option in OPTIONS if option.variable}
-#: Settings shown as *** in a repr (and never in --help or an error).
-SECRET_KEYS = frozenset(option.name for option in OPTIONS if option.secret)
 
 
 @dataclass(frozen=True, repr=False)

@@ -10,21 +10,26 @@ name is refused with a reason before anything decodes with it: Python's codec re
 transforms (``base64``, ``zlib``, ``rot13``), codecs that refuse error handlers (``idna``) or fail
 on any input (``undefined``), and libxml2 reaches dozens more through iconv (``UTF-7``, EBCDIC).
 Nothing decodes by a name an attacker wrote except through this table.
+
+A WSDL and the schemas it imports are read by one walk (:func:`imported_documents`): each location
+once, however the imports loop, and no more documents than the caller allows.
 """
 
 from __future__ import annotations
 
 import codecs
+import collections
 import functools
 import itertools
 import re
 import threading
-from typing import Optional, Type, Union
+from typing import Callable, Dict, Iterable, Optional, Tuple, Type, TypeVar, Union
 
 from lxml import etree
 
 from uws_adapter.errors import DocumentError
 
+D = TypeVar("D")
 #: Default cap on the size of one document.
 MAX_BYTES = 1024 * 1024
 #: Default cap on element nesting (callbacks nest about 8 deep).
@@ -200,6 +205,31 @@ def parse_untrusted(
         at: Optional[int] = include.sourceline
         raise error(f"{what}: XInclude is not allowed (line {at})", line=at)
     return root
+
+
+class TooManyDocuments(DocumentError):
+    """A document's imports reach more than :func:`imported_documents`' ``max_documents``."""
+
+
+def imported_documents(
+    first: str, read: Callable[[str], Tuple[D, Iterable[str]]], *, max_documents: Optional[int] = None
+) -> Dict[str, D]:
+    """``first`` and every document its imports reach (a WSDL's, an XSD's), by location, each read
+    once, breadth first: ``read`` gives a location's document and the locations it imports, in the
+    form the documents are keyed by. :class:`TooManyDocuments` rather than read one more than
+    ``max_documents``."""
+    found: Dict[str, D] = {}
+    pending = collections.deque([first])
+    while pending:
+        location = pending.popleft()
+        if location in found:
+            continue
+        if max_documents is not None and len(found) >= max_documents:
+            raise TooManyDocuments(f"imports more than {max_documents} documents")
+        document, imports = read(location)
+        found[location] = document
+        pending.extend(imports)
+    return found
 
 
 class _TooMany(DocumentError):

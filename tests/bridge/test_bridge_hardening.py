@@ -506,7 +506,7 @@ def rest_callback(request_id: str, imei: str, comment: Optional[str] = None) -> 
 
 def test_the_relay_gives_up_on_a_callback_xml_cannot_carry_but_not_on_a_listener_that_is_down() -> None:
     poison = StoredEvent(1, CallbackRequest("r-1", comment="bell \x07 here"), 1, False, 0.0)
-    with pytest.raises(HandlerGaveUp, match=r"Comment: .* has characters XML cannot carry"):
+    with pytest.raises(HandlerGaveUp, match=r"Comment: has a character XML cannot carry"):
         LegacyRelay(f"http://127.0.0.1:{closed_port()}")(poison)
     down = LegacyListener()
     try:

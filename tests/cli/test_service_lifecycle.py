@@ -58,14 +58,18 @@ def _companions(folder: Path) -> List[str]:
 def run_receiver(tmp_path: Path) -> Iterator[object]:
     started: List[subprocess.Popen[str]] = []
 
-    def start(*args: str) -> Tuple[subprocess.Popen[str], int, Path]:
+    def start(*args: str, sigint_ignored: bool = False) -> Tuple[subprocess.Popen[str], int, Path]:
         temp = tmp_path / "tmp"
         temp.mkdir(exist_ok=True)
         env: Dict[str, str] = {k: v for k, v in os.environ.items() if not k.startswith(("UWS_", "PROMETHEUS_"))}
         env["TMPDIR"] = str(temp)
         command = [sys.executable, "-m", "uws_adapter", "receiver", "--port", "0", "--db",
                    str(tmp_path / "callbacks.db"), *args]  # fmt: skip
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # What a non-interactive shell does to a command started with '&': SIGINT ignored.
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore
+        )
         started.append(process)
         assert process.stdout is not None
         banner = process.stdout.readline()
@@ -114,9 +118,12 @@ def test_uvicorn_workers_read_a_private_file_and_nothing_is_left(tmp_path: Path,
     assert _companions(tmp_path) == []
 
 
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["at-a-terminal", "started-with-ampersand-by-a-script"])
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
-def test_ctrl_c_closes_the_store_and_exits_130(tmp_path: Path, run_receiver: object, server: str) -> None:
-    process, _, temp = run_receiver("--server", server, "--allow-anonymous")  # type: ignore[operator]
+def test_ctrl_c_closes_the_store_and_exits_130(
+    tmp_path: Path, run_receiver: object, server: str, sigint_ignored: bool
+) -> None:
+    process, _, temp = run_receiver("--server", server, "--allow-anonymous", sigint_ignored=sigint_ignored)  # type: ignore[operator]
     stderr = _interrupt(process)
     assert process.returncode == 130, stderr
     assert stderr.rstrip().endswith("uws-adapter: interrupted"), stderr

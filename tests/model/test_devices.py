@@ -85,10 +85,11 @@ def test_device_parse_joins_identifiers_with_plus() -> None:
     [
         ("990003420535573", "is not KIND:IDENTIFIER"),
         ("IMEI:", "is not KIND:IDENTIFIER"),
+        (" :990003420535573", "identifier: ' :990003420535573' is not KIND:IDENTIFIER; write e.g. IMEI:99000"),
         ("IMEI:990003420535573+", "part 2"),
         ("IMEI:990003420535573+IMEI:9900034205355731", "a second IMEI for one device"),
     ],
-    ids=["no-kind", "no-identifier", "empty-part", "kind-twice"],
+    ids=["no-kind", "no-identifier", "blank-kind", "empty-part", "kind-twice"],
 )
 def test_device_parse_errors_name_the_problem(text: str, message: str) -> None:
     with pytest.raises(InputError, match=message):

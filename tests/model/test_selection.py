@@ -5,7 +5,7 @@ from typing import Any, Dict
 import pytest
 
 from uws_adapter import CustomField, Device, DeviceList, DeviceQuery, InputError, select
-from uws_adapter.errors import UnsupportedByApi
+from uws_adapter.errors import Code, UnsupportedByApi
 from uws_adapter.model.selection import check_uws_query
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
 
@@ -92,10 +92,34 @@ def test_custom_field_characters_the_carrier_refuses(char: str) -> None:
         CustomField("CustomField3", f"a{char}b")
 
 
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\ud800", "\ufffe"], ids=["nul", "bell", "lone-surrogate", "ufffe"])
+@pytest.mark.parametrize(
+    ("field", "build"),
+    [
+        ("account", lambda text: DeviceQuery(account=text)),
+        ("group", lambda text: DeviceQuery(group=text)),
+        ("service_plan", lambda text: DeviceQuery(service_plan=text)),
+        ("custom field CustomField2 value", lambda text: CustomField("CustomField2", text)),
+        ("account", lambda text: DeviceList((ONE,), account=text)),
+    ],
+    ids=["account", "group", "service-plan", "custom-field", "device-list-account"],
+)
+def test_text_xml_cannot_carry_is_refused_by_name(field: str, build: Any, char: str) -> None:
+    with pytest.raises(InputError, match=f"^{field}: has a character XML cannot carry at position 2") as refused:
+        build(f"ab{char}cd")
+    assert refused.value.code == Code.INVALID_CHARACTER
+
+
+def test_tabs_and_line_breaks_inside_text_are_kept() -> None:
+    assert DeviceQuery(account="a\tb\nc").account == "a\tb\nc"
+
+
 def test_custom_field_parse() -> None:
     assert CustomField.parse("CustomField2=Super=Vend") == CustomField("CustomField2", "Super=Vend")
-    with pytest.raises(InputError, match="is not NAME=VALUE"):
+    with pytest.raises(InputError) as refused:
         CustomField.parse("CustomField2")
+    assert str(refused.value) == "custom field: 'CustomField2' is not NAME=VALUE; write e.g. CustomField2=SuperVend"
+    assert refused.value.code == Code.INVALID_CHARACTER
 
 
 def test_the_same_custom_field_twice_is_refused() -> None:

@@ -197,8 +197,9 @@ def test_a_server_that_never_answers_gives_outcome_unknown_after_one_request() -
         (500, "application/json", b"{}"),
         (200, "application/json", b'{"status": "ok"}'),
         (200, "text/html", b"<html>login page</html>"),
+        (200, "application/json", b'{"requestId": "abc\\u0001def"}'),
     ],
-    ids=["503-html", "500-no-error-code", "200-no-request-id", "200-html"],
+    ids=["503-html", "500-no-error-code", "200-no-request-id", "200-html", "200-request-id-with-a-control-character"],
 )
 def test_answers_without_a_request_id_are_outcome_unknown_and_not_resent(
     status: int, content_type: str, body: bytes

@@ -119,6 +119,28 @@ def test_a_client_fault_is_logged_at_info_and_a_failure_behind_at_warning(
     assert [r.levelno for r in caplog.records if r.name == "uws_adapter.bridge.access"] == [level]
 
 
+def test_a_fault_relayed_from_behind_with_text_xml_cannot_carry_is_answered_readable() -> None:
+    """The bridge relays the REST API's error code and message into the SOAP fault: a control
+    character or a lone surrogate in them is written as \\uXXXX, not a failed answer."""
+    server = SoapServer(
+        Backend(Refused("REQUEST_FAILED.Odd\x01Code", "the carrier said \x07no\ud800")),
+        address=lambda environ: "http://x/api/v2", max_body=10_000,
+    )  # fmt: skip
+    body = soap(
+        f'<LogIn xmlns="{NS_V2}"><Input xmlns:a="{NS_SESSION}"><a:Username>u</a:Username>'
+        "<a:Password>p</a:Password></Input></LogIn>"
+    )
+    environ: Dict[str, Any] = {
+        "REQUEST_METHOD": "POST", "PATH_INFO": "/api/v2/SessionService.svc", "CONTENT_TYPE": "text/xml",
+        "CONTENT_LENGTH": str(len(body)), "wsgi.input": __import__("io").BytesIO(body), "REMOTE_ADDR": "127.0.0.1",
+    }  # fmt: skip
+    seen: List[str] = []
+    content = b"".join(server(environ, lambda status, headers, exc_info=None: seen.append(status)))
+    assert seen == ["500 Internal Server Error"]
+    assert faultstring(content) == "the carrier said \\u0007no\\ud800"
+    assert etree.fromstring(content).findtext(".//faultcode") == "SessionService.REQUEST_FAILED.Odd\\u0001Code"
+
+
 def test_repeated_refusals_are_rate_limited_and_counted(
     caplog: pytest.LogCaptureFixture, fresh_repeats: FakeClock
 ) -> None:

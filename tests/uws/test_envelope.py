@@ -22,6 +22,7 @@ from uws_adapter import (
     zeep_envelope,
 )
 from uws_adapter.soap.schemas import lxml_schema, xmlschema_schema
+from uws_adapter.uws.envelope import build_login
 
 NS_CARRIER = "http://schemas.datacontract.org/2004/07/NPhase.UnifiedWebService.APIs.v2.Contract.CarrierService"
 
@@ -143,6 +144,20 @@ def test_more_than_one_custom_field_is_refused_for_soap() -> None:
 def test_token_is_required(token: str) -> None:
     with pytest.raises(InputError, match="token: a session token is required"):
         build_envelope(Restore(), select([Device.of("ESN", "09611822299")]), token=token)
+
+
+@pytest.mark.parametrize("char", ["\x01", "\x1b", "\ud800", "\uffff"], ids=["soh", "escape", "lone-surrogate", "uffff"])
+@pytest.mark.parametrize("field", ["username", "password", "token"])
+def test_credentials_xml_cannot_carry_are_refused_by_name_never_shown(field: str, char: str) -> None:
+    secret = f"s3cr3t{char}value"
+    if field == "token":
+        build = lambda: build_envelope(Restore(), select([Device.of("ESN", "09611822299")]), token=secret)  # noqa: E731
+    else:
+        build = lambda: build_login(**{"username": "user", "password": "pass", field: secret})  # noqa: E731
+    with pytest.raises(InputError, match=f"^{field}: has a character XML cannot carry at position 6") as refused:
+        build()
+    assert "s3cr3t" not in str(refused.value)
+    assert "s3cr3t" not in repr(refused.value)
 
 
 def test_selection_must_be_a_selection() -> None:

@@ -17,6 +17,7 @@ from lxml import etree
 from uws_adapter import Emulator
 from uws_adapter.errors import InputError
 from uws_adapter.wsdldiff import BENIGN, BREAKING, Difference, diff
+from uws_adapter.wsdldiff.sources import read_documents
 
 BUNDLED = Path(__file__).resolve().parents[2] / "wsdl"
 
@@ -264,6 +265,13 @@ def test_a_local_import_outside_the_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "outside.xsd").write_text((BUNDLED / "uws-session.xsd").read_text())
     with pytest.raises(InputError, match="outside"):
         diff(str(source))
+
+
+def test_a_wsdl_importing_more_documents_than_allowed_is_refused() -> None:
+    # Our WSDL is 5 documents: the WSDL and 4 XSDs reached through its imports.
+    assert len(read_documents(str(BUNDLED / "uws.wsdl"), max_documents=5).roots) == 5
+    with pytest.raises(InputError, match="SOURCE: imports more than 4 documents; give a smaller WSDL"):
+        read_documents(str(BUNDLED / "uws.wsdl"), max_documents=4)
 
 
 def test_a_saved_svc_wsdl_says_to_save_the_single_wsdl_which_then_diffs(emulator: Emulator, tmp_path: Path) -> None:

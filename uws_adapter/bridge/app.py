@@ -42,7 +42,7 @@ from uws_adapter.errors import (
     TransportError,
 )
 from uws_adapter.model.actions import Action
-from uws_adapter.model.selection import Selection
+from uws_adapter.model.selection import Selection, xml_text
 from uws_adapter.provisioning.engine import Answer, Engine, NotUsable, Outgoing, Stakes
 from uws_adapter.provisioning.options import RELAY_OPTIONS, SendOptions
 from uws_adapter.provisioning.sent import SentRequest
@@ -96,8 +96,8 @@ class LegacyRelay:
         self.password = password
         # Credentials XML cannot carry would make every relay unrenderable: refuse them now.
         for field, value in (("legacy listener username", username), ("legacy listener password", password)):
-            if value is not None and not _xml_safe(value):
-                raise InputError(field, "has characters XML cannot carry", "remove control characters")
+            if value is not None:
+                xml_text(field, value)
         self.engine = Engine(
             options.with_(timeout=timeout), session=session, urls="the legacy listener URL (--legacy-listener)"
         )
@@ -134,11 +134,6 @@ class LegacyRelay:
 
 
 _ACKNOWLEDGED = _Acknowledged()
-
-
-def _xml_safe(text: str) -> bool:
-    """Whether XML 1.0 can carry ``text`` (no control characters but tab, LF, CR; no surrogates)."""
-    return all(c in "\t\n\r" or "\x20" <= c <= "\ud7ff" or "\ue000" <= c <= "\ufffd" or c >= "\U00010000" for c in text)
 
 
 class Bridge:

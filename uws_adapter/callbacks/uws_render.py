@@ -13,6 +13,7 @@ from lxml import etree
 from uws_adapter.callbacks.uws_xml import CALLBACK_ACTION_ORDER, CARRIER_SECTIONS, OTHER_SECTIONS, SUSPEND_FIELDS
 from uws_adapter.errors import InputError
 from uws_adapter.model.callbacks import CallbackFault, CallbackRequest, ReportedDevice, SuspendResult, format_date
+from uws_adapter.model.selection import xml_text
 from uws_adapter.wire import CONTENT_TYPE, NS_SOAP_ENV, NS_V2, NS_XSI
 
 __all__ = ["SOAP_ACTION_MAX", "callback_headers", "check_soap_action", "render_callback"]
@@ -63,9 +64,8 @@ def _sub(parent: etree._Element, name: str, text: Optional[object] = None, *, ni
         try:
             element.text = str(text)
         except ValueError:  # control characters, which JSON can carry and XML 1.0 cannot
-            raise InputError(
-                name, f"{str(text)[:40]!r} has characters XML cannot carry", "remove control characters"
-            ) from None
+            xml_text(name, str(text))  # raises the one error for such text
+            raise
     return element
 
 

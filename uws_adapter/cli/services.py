@@ -257,7 +257,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
             DEFAULT_ACCOUNT, settings.listener, settings.listener_username or "", settings.listener_password or "",
             soap_action=settings.listener_soap_action,
         )  # fmt: skip
-    with _stopping_on_sigterm(), emulator:
+    with _stopping_on_signals(), emulator:
         sys.stdout.write(
             f"emulator: UWS at {emulator.base_url}, REST at {emulator.rest_url} "
             f"({len(lines)} devices, account {DEFAULT_ACCOUNT})\n"
@@ -304,9 +304,11 @@ def _bind(make: Callable[[], T], host: str, port: int) -> T:
 
 
 @contextlib.contextmanager
-def _stopping_on_sigterm() -> Iterator[None]:
-    """SIGTERM (a service manager's stop) ends the service as Ctrl-C does: the store closed, exit
-    130. (Outside the main thread, as in tests that run a command in a thread, nothing changes.)"""
+def _stopping_on_signals() -> Iterator[None]:
+    """SIGTERM (a service manager's stop) and SIGINT end the service as Ctrl-C does: the store
+    closed, exit 130. SIGINT too, because a service started with ``&`` by a script inherits it
+    ignored, and would outlive a ``kill -INT`` (uvicorn's own handlers take both, ignored or not).
+    (Outside the main thread, as in tests that run a command in a thread, nothing changes.)"""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -314,11 +316,12 @@ def _stopping_on_sigterm() -> Iterator[None]:
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _run_receiver(args: argparse.Namespace) -> int:
@@ -409,7 +412,7 @@ def _run_uvicorn_receiver(settings: ReceiverSettings) -> int:
             sys.stdout.flush()
             started = True
             # uvicorn serves on the socket bound above (as uvicorn.run does for several workers).
-            with _stopping_on_sigterm():
+            with _stopping_on_signals():
                 if settings.workers == 1:
                     server.run(sockets=[sock])
                     if not server.started:
@@ -472,7 +475,7 @@ def _serve(server: Any, app: Any, announcement: str) -> None:
     sys.stdout.write(announcement + "\n")
     sys.stdout.flush()
     try:
-        with _stopping_on_sigterm():
+        with _stopping_on_signals():
             server.run()  # waitress returns (rather than raising) when Ctrl-C stops it
     finally:
         server.close()

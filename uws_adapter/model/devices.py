@@ -82,6 +82,18 @@ def as_tuple_of(value: object, item_type: Type[T], field: str, fix: str) -> Tupl
     return items
 
 
+def split_pair(
+    text: str, separator: str, field: str, form: str, example: str, *, code: str, allow_blank: bool = True
+) -> Tuple[str, str]:
+    """The two sides of ``text`` around its first ``separator`` (``KIND:IDENTIFIER``,
+    ``NAME=VALUE``): the one refusal of text that is not of that ``form`` (nor, without
+    ``allow_blank``, of text with a blank side), naming an ``example``."""
+    head, sep, tail = text.partition(separator)
+    if not sep or not (allow_blank or (head.strip() and tail.strip())):
+        raise InputError(field, f"{text!r} is not {form}", f"write e.g. {example}", code=code)
+    return head, tail
+
+
 def normalize_kind(kind: object, api: str = "rest") -> str:
     """The documented spelling of ``kind`` (any case), or :class:`InputError` (``Kind.Invalid``)
     for a kind ``api`` does not accept, quoting that API's kinds (:data:`API_KINDS`). The model
@@ -138,14 +150,10 @@ class DeviceIdentifier:
     @classmethod
     def parse(cls, text: str) -> DeviceIdentifier:
         """Parse ``KIND:IDENTIFIER``, e.g. ``"ESN:09611822299"``."""
-        kind, sep, value = text.partition(":")
-        if not sep or not kind.strip() or not value.strip():
-            raise InputError(
-                "identifier",
-                f"{text!r} is not KIND:IDENTIFIER",
-                "write e.g. IMEI:990003420535573",
-                code=Code.DEVICE_IDENTIFIER,
-            )
+        kind, value = split_pair(
+            text, ":", "identifier", "KIND:IDENTIFIER", "IMEI:990003420535573", code=Code.DEVICE_IDENTIFIER,
+            allow_blank=False,
+        )  # fmt: skip
         return cls(kind, value)
 
     def __str__(self) -> str:

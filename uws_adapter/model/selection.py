@@ -9,12 +9,13 @@ forbids AccountName beside DeviceList [doc], so the SOAP envelope builder refuse
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 from uws_adapter.errors import Code, InputError, UnsupportedByApi
 from uws_adapter.model.actions import Restore, Suspend
-from uws_adapter.model.devices import Device, as_tuple_of, identity
+from uws_adapter.model.devices import Device, as_tuple_of, identity, split_pair
 
 # Limits [doc].
 MAX_DEVICES_PER_REQUEST = 10_000
@@ -27,14 +28,48 @@ ACCOUNT_FIX = "give the account name as a string, e.g. '0000123456-00001'"
 _CUSTOM_FIELD_BY_LOWER = {name.lower(): name for name in CUSTOM_FIELD_NAMES}
 
 
+# What XML 1.0 cannot carry: control characters but tab, LF and CR, lone surrogates, U+FFFE and
+# U+FFFF. One character class, so the search is linear whatever the text.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_carries(text: str) -> bool:
+    """Whether XML 1.0 can carry ``text``."""
+    return _NOT_XML.search(text) is None
+
+
+def xml_text(field: str, value: str, *, code: str = Code.REQUEST_UNDEFINED) -> str:
+    """``value`` if XML 1.0 can carry it, else the one :class:`InputError` for text that cannot
+    go into a SOAP document. The value itself is never shown: it may be a password or a token."""
+    found = _NOT_XML.search(value)
+    if found is not None:
+        raise InputError(
+            field,
+            f"has a character XML cannot carry at position {found.start()} (a control character or a lone surrogate)",
+            "remove control characters",
+            code=code,
+        )
+    return value
+
+
+def xml_escaped(text: str) -> str:
+    """``text`` with each character XML cannot carry written as ``\\uXXXX``: for text relayed from
+    elsewhere into a document we answer with (a fault's code and message), which must reach the
+    client readable rather than end the answer."""
+    return _NOT_XML.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
 def required_text(field: str, value: object, fix: str, *, code: str = Code.REQUEST_UNDEFINED) -> str:
-    """A non-empty string; numbers are refused because account names keep their leading zeros."""
+    """A non-empty string XML can carry; numbers are refused because account names keep their
+    leading zeros."""
     if isinstance(value, bool) or not isinstance(value, str):
         raise InputError(field, f"expected a string, got {type(value).__name__} {value!r}", fix, code=code)
     stripped = value.strip()
     if not stripped:
         raise InputError(field, "is empty", fix, code=code)
-    return stripped
+    # The carrier's code for characters it refuses in a custom field [doc]; for the other text
+    # fields the same code is [inferred].
+    return xml_text(field, stripped, code=Code.INVALID_CHARACTER)
 
 
 @dataclass(frozen=True)
@@ -81,14 +116,9 @@ class CustomField:
     @classmethod
     def parse(cls, text: str) -> CustomField:
         """Parse ``NAME=VALUE``."""
-        name, sep, value = text.partition("=")
-        if not sep:
-            raise InputError(
-                "custom field",
-                f"{text!r} is not NAME=VALUE",
-                "write e.g. CustomField2=SuperVend",
-                code=Code.INVALID_CHARACTER,
-            )
+        name, value = split_pair(
+            text, "=", "custom field", "NAME=VALUE", "CustomField2=SuperVend", code=Code.INVALID_CHARACTER
+        )
         return cls(name, value)
 
 

@@ -28,7 +28,7 @@ from uws_adapter.errors import (
 from uws_adapter.jsonsafe import loads_untrusted
 from uws_adapter.model.actions import Action
 from uws_adapter.model.devices import Device
-from uws_adapter.model.selection import ACCOUNT_FIX, DeviceList, Selection, check_request, required_text
+from uws_adapter.model.selection import ACCOUNT_FIX, DeviceList, Selection, check_request, required_text, xml_carries
 from uws_adapter.provisioning.base import Provisioner
 from uws_adapter.provisioning.engine import Answer, NotUsable, Outgoing, Stakes
 from uws_adapter.provisioning.options import SendOptions
@@ -288,6 +288,11 @@ def _request_id(answer: Mapping[str, Any], request: Describe) -> str:
     if not isinstance(request_id, str) or not request_id.strip():
         raise OutcomeUnknown(
             "the service answered without a requestId; check callbacks before sending it again", request=request()
+        )
+    if not xml_carries(request_id):  # no id of the carrier's has them; the bridge could not relay it
+        raise OutcomeUnknown(
+            "the service answered with a requestId holding control characters; check callbacks before sending it again",
+            request=request(),
         )
     return request_id.strip()
 

@@ -16,13 +16,13 @@ address holds is escaped.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Set
+from typing import List, Optional, Set, Tuple
 
 from lxml import etree
 
 from uws_adapter.soap.resources import WSDL_FILE, resource_dir
 from uws_adapter.wire import NS_WSDL, NS_WSDL_SOAP, NS_XS, UWS_BASE_URL
-from uws_adapter.xmlsafe import parse_untrusted
+from uws_adapter.xmlsafe import imported_documents, parse_untrusted
 
 __all__ = ["served_document", "service_wsdl", "whole_wsdl", "xsd_document"]
 
@@ -83,19 +83,13 @@ def _only_service(root: etree._Element, service: str) -> None:
 def _inlined_schemas() -> List[etree._Element]:
     """Every XSD reachable from :data:`TYPES_XSD`, each parsed afresh with its imports left by
     namespace only (the schemas are all in the same ``wsdl:types``)."""
-    found: Dict[str, etree._Element] = {}
-    pending = [TYPES_XSD]
-    while pending:
-        name = pending.pop(0)
-        if name in found:
-            continue
+
+    def read(name: str) -> Tuple[etree._Element, List[str]]:
         schema = _bundled(name)
-        for reference in _schema_references(schema):
-            pending.append(str(reference.get("schemaLocation")))
-            del reference.attrib["schemaLocation"]
-        found[name] = schema
+        return schema, [str(reference.attrib.pop("schemaLocation")) for reference in _schema_references(schema)]
+
     # Dependencies first: some stacks read the schemas in order.
-    return list(reversed(list(found.values())))
+    return list(reversed(list(imported_documents(TYPES_XSD, read).values())))
 
 
 def service_wsdl(service: str, address: str, *, single: bool = False) -> bytes:

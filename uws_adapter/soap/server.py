@@ -29,7 +29,7 @@ from uws_adapter.edge import Answer, BodyRules, StartResponse, screen
 from uws_adapter.errors import Code, DocumentError, InputError, Refused, ServiceFault
 from uws_adapter.model.actions import Action
 from uws_adapter.model.devices import API_KINDS
-from uws_adapter.model.selection import MAX_DEVICES_PER_REQUEST, Selection
+from uws_adapter.model.selection import MAX_DEVICES_PER_REQUEST, Selection, xml_escaped
 from uws_adapter.soap import service as messages
 from uws_adapter.soap.documents import served_document
 from uws_adapter.soap.resources import resource_dir
@@ -295,9 +295,10 @@ def fault_envelope(faultcode: str, message: str, *, code_namespace: Optional[Tup
     (prefix, URI) is declared on ``faultcode`` for a code qualified by another namespace than the
     envelope's (prefix ``s``)."""
     code = etree.Element("faultcode", nsmap=dict([code_namespace]) if code_namespace else None)
-    code.text = faultcode
+    # Both may come from the REST API behind the bridge: not ours to trust to be XML text.
+    code.text = xml_escaped(faultcode)
     text = etree.Element("faultstring")
-    text.text = message
+    text.text = xml_escaped(message)
     detail = etree.tostring(code, encoding="unicode") + etree.tostring(text, encoding="unicode")
     return messages.soap_envelope(f"<s:Fault>{detail}</s:Fault>")
 

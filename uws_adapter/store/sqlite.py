@@ -37,11 +37,9 @@ from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Wr
 from uws_adapter.store.sql import SQLITE, Sql
 from uws_adapter.store.sqlite_writes import INSERT_ATTEMPT, WriteWork, work_for
 
-__all__ = ["RequestStatus", "Store", "StoreError", "StoredEvent", "Work"]
+__all__ = ["RequestStatus", "Store", "StoreError", "StoredEvent"]
 
 T = TypeVar("T")
-#: A unit of store work: runs inside the writer's transaction, returns its result.
-Work = Callable[[sqlite3.Connection], Any]
 
 #: The schema this release writes (``PRAGMA user_version``). 0 is 0.1.0's, which had no version.
 SCHEMA_VERSION = 8

@@ -22,7 +22,7 @@ from uws_adapter.errors import InputError, UnsupportedByApi
 from uws_adapter.forksafe import ForkSafeLock
 from uws_adapter.model.actions import Action, Suspend
 from uws_adapter.model.devices import REST_ONLY_KINDS, Device
-from uws_adapter.model.selection import DeviceList, DeviceQuery, Selection, check_request, check_uws_query
+from uws_adapter.model.selection import DeviceList, DeviceQuery, Selection, check_request, check_uws_query, xml_text
 from uws_adapter.uws.bindings import bindings
 from uws_adapter.wire import CONTENT_TYPE, NS_SESSION, REQUEST_PREFIXES, UWS_BASE_URL, soap_action
 
@@ -92,7 +92,7 @@ def check_soap_request(action: Action, selection: Selection) -> None:
 def _check_token(token: object) -> str:
     if not isinstance(token, str) or not token.strip():
         raise InputError("token", "a session token is required", "log in first (SessionService LogIn)")
-    return token
+    return xml_text("token", token)
 
 
 def _zeep_device(device: Device) -> Dict[str, Any]:
@@ -218,6 +218,7 @@ def build_login(username: str, password: str, *, base_url: str = UWS_BASE_URL) -
     for field_name, value in (("username", username), ("password", password)):
         if not isinstance(value, str) or not value:
             raise InputError(field_name, "is required to log in", f"pass the UWS {field_name}")
+        xml_text(field_name, value)
     body = _session_message("LogIn", Input={"Username": username, "Password": password})
     return SoapRequest(service_url(base_url, "SessionService"), body, _headers("SessionService", "LogIn"))
 

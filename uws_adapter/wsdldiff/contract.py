@@ -98,15 +98,14 @@ class Schema:
         local = element.get("name") or ""
         return (f"{{{namespace}}}{local}" if form == "qualified" and namespace else local), element, schema
 
-    def member(self, element: etree._Element, *, min_occurs: Optional[str] = None,
-               max_occurs: Optional[str] = None) -> Member:  # fmt: skip
+    def member(self, element: etree._Element) -> Member:
         if element.tag == f"{X}any":
             return Member(ANY, "", _occurs(element.get("minOccurs", "1")), _max(element.get("maxOccurs", "1")),
                           False, "", element)  # fmt: skip
         name, declaration, _ = self.declared(element)
         return Member(
             name, _clark(declaration, declaration.get("type")),
-            _occurs(element.get("minOccurs", min_occurs or "1")), _max(element.get("maxOccurs", max_occurs or "1")),
+            _occurs(element.get("minOccurs", "1")), _max(element.get("maxOccurs", "1")),
             (declaration.get("nillable") or element.get("nillable") or "false").strip() in ("true", "1"),
             documentation_of(element) or documentation_of(declaration), declaration,
         )  # fmt: skip

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
@@ -22,7 +22,7 @@ from uws_adapter.errors import DocumentError, InputError, TransportError
 from uws_adapter.netcheck import fetch, origin
 from uws_adapter.redaction import masked_url
 from uws_adapter.wire import NS_WSDL, NS_XS
-from uws_adapter.xmlsafe import parse_untrusted
+from uws_adapter.xmlsafe import TooManyDocuments, imported_documents, parse_untrusted
 
 __all__ = ["MAX_DOCUMENTS", "MAX_DOCUMENT_BYTES", "Documents", "read_documents"]
 
@@ -94,14 +94,8 @@ def read_documents(
             raise InputError(_FIELD, f"no file {source}", "give a .svc?wsdl URL or the path of a WSDL file")
         folder = path.resolve().parent
         first = path.resolve().as_uri()
-    roots: Dict[str, etree._Element] = {}
-    pending = [first]
-    while pending:
-        location = pending.pop(0)
-        if location in roots:
-            continue
-        if len(roots) >= max_documents:
-            raise InputError(_FIELD, f"imports more than {max_documents} documents", "give a smaller WSDL")
+
+    def read(location: str) -> Tuple[etree._Element, List[str]]:
         if remote:
             data = _fetched(location, home, timeout=timeout, deadline=deadline, max_bytes=max_bytes)
         else:
@@ -116,8 +110,12 @@ def read_documents(
                 _FIELD, f"{shown} is {etree.QName(root).localname!r}, not a WSDL or an XML schema",
                 "point SOURCE at the service's .svc?wsdl (or ?singleWsdl)",
             )  # fmt: skip
-        roots[location] = root
-        pending.extend(urljoin(location, reference) for reference in _references(root))
+        return root, [urljoin(location, reference) for reference in _references(root)]
+
+    try:
+        roots = imported_documents(first, read, max_documents=max_documents)
+    except TooManyDocuments:
+        raise InputError(_FIELD, f"imports more than {max_documents} documents", "give a smaller WSDL") from None
     return Documents(source, tuple(roots.items()))
 
 
