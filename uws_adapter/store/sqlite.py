@@ -35,7 +35,7 @@ from uws_adapter.store import line_counts, unlisted
 from uws_adapter.store.core import CommitHealth, Job, SqlCore, newer_schema, next_group
 from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sql import SQLITE, Sql
-from uws_adapter.store.sqlite_writes import INSERT_ATTEMPT, WriteWork, work_for
+from uws_adapter.store.sqlite_writes import WriteWork, work_for
 
 __all__ = ["RequestStatus", "Store", "StoreError", "StoredEvent"]
 
@@ -572,11 +572,8 @@ def _run_fast(connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJo
     one of them ran; otherwise everything they wrote is rolled back and a new transaction begun,
     for the group to be run again one savepoint per write."""
     try:
-        attempts: List[Tuple[int, Optional[int], str, float]] = []
         for job in jobs:
-            job.result = job.work.fast(connection, attempts)
-        if attempts:  # the group's attempts at once, in the order of its writes (the same ids)
-            connection.executemany(INSERT_ATTEMPT, attempts)
+            job.result = job.work.fast(connection)
         return True
     except Exception:  # which write, and whether the database itself failed, the careful run says
         if connection.in_transaction:

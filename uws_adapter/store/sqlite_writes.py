@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.store.dead_letters import keep_letter
@@ -24,8 +24,6 @@ from uws_adapter.store.sql import SQLITE, Sql
 from uws_adapter.store.unlisted import NEW_EVENT_MARK, mark_args
 
 _log = logging.getLogger("uws_adapter.store")
-#: One delivery of a callback: its event, its CallbackCount, its digest, when it came.
-INSERT_ATTEMPT = "INSERT INTO attempts (event_id, callback_count, content_hash, received_at) VALUES (?, ?, ?, ?)"
 
 
 class WriteWork:
@@ -33,18 +31,14 @@ class WriteWork:
     :meth:`fast`: every write's statements with no savepoint at all, any failure raised. Only if one
     of them raised is the group rolled back and run again, each write called in a savepoint of its
     own (a poisoned callback then becomes a dead letter in a savepoint of its own too), so that one
-    bad write never undoes the others. Both runs write the same rows: a write may run twice.
-
-    In the fast run a write may leave rows for the group to insert at its end, all at once
-    (:meth:`fast` appends them to ``attempts``: one ``executemany`` for the group, where a
-    statement per callback cost a call into SQLite, and a hand-over of the GIL, each)."""
+    bad write never undoes the others. Both runs write the same rows: a write may run twice."""
 
     __slots__ = ()
 
     def __call__(self, db: sqlite3.Connection) -> Any:
         raise NotImplementedError
 
-    def fast(self, db: sqlite3.Connection, attempts: List[Tuple[int, Optional[int], str, float]]) -> Any:
+    def fast(self, db: sqlite3.Connection) -> Any:
         raise NotImplementedError
 
 
@@ -63,18 +57,16 @@ class CallbackWork(WriteWork):
         document: Optional[bytes] = None,
         media_type: Optional[str] = None,
         clock: Callable[[], float] = time.time,
-        write: Optional[CallbackWrite] = None,
     ) -> None:
         self.callback = callback
         self.handlers = tuple(handlers)
-        # The receiver's own write when it gave one (the same values): no second one made per callback.
-        self.write = write if write is not None else CallbackWrite(callback, self.handlers, document, media_type)
+        self.write = CallbackWrite(callback, self.handlers, document, media_type)
         self.media_type = media_type
         self.clock = clock
         self.row = callback_row(callback)
 
-    def fast(self, db: sqlite3.Connection, attempts: List[Tuple[int, Optional[int], str, float]]) -> Tuple[int, bool]:
-        return self._store_event(db, self.clock(), attempts)
+    def fast(self, db: sqlite3.Connection) -> Tuple[int, bool]:
+        return self._store_event(db, self.clock())
 
     def __call__(self, db: sqlite3.Connection) -> Tuple[int, bool]:
         db.execute("SAVEPOINT event")
@@ -92,11 +84,7 @@ class CallbackWork(WriteWork):
         db.execute("RELEASE event")
         return stored
 
-    def _store_event(
-        self, db: sqlite3.Connection, now: float, attempts: Optional[List[Tuple[int, Optional[int], str, float]]] = None
-    ) -> Tuple[int, bool]:
-        """The event (or its re-send's mark), its handler runs, and its attempt: inserted here, or
-        appended to ``attempts`` for the group to insert at its end (the fast run)."""
+    def _store_event(self, db: sqlite3.Connection, now: float) -> Tuple[int, bool]:
         callback, row = self.callback, self.row
         cursor = db.execute(
             "INSERT OR IGNORE INTO events (service, request_id, device, action, status, succeeded, fault_code,"
@@ -128,11 +116,10 @@ class CallbackWork(WriteWork):
             ).fetchone()
             if first_digest != row.digest:
                 db.execute("UPDATE events SET differs = 1 WHERE id = ?", (event_id,))
-        attempt = (event_id, callback.callback_count, row.digest, now)
-        if attempts is None:
-            db.execute(INSERT_ATTEMPT, attempt)
-        else:
-            attempts.append(attempt)
+        db.execute(
+            "INSERT INTO attempts (event_id, callback_count, content_hash, received_at) VALUES (?, ?, ?, ?)",
+            (event_id, callback.callback_count, row.digest, now),
+        )
         return event_id, new
 
 
@@ -153,15 +140,14 @@ class DeadLetterWork(WriteWork):
         return keep_letter(Sql(db, SQLITE), self.body, self.content_type, self.reason, self.clock(),
                            cap=self.max_total, set_cap=True)  # fmt: skip
 
-    def fast(self, db: sqlite3.Connection, attempts: List[Tuple[int, Optional[int], str, float]]) -> int:
-        return self(db)
+    fast = __call__
 
 
 def work_for(write: Write, clock: Callable[[], float]) -> WriteWork:
     """The SQLite transaction for a backend-neutral write."""
     if isinstance(write, CallbackWrite):
         return CallbackWork(write.callback, write.handlers, document=write.document, media_type=write.media_type,
-                            clock=clock, write=write)  # fmt: skip
+                            clock=clock)  # fmt: skip
     if isinstance(write, DeadLetterWrite):
         return DeadLetterWork(write.body, write.media_type, write.reason, write.max_total, clock)
     raise TypeError(f"not a store write: {write!r}")
