@@ -151,7 +151,10 @@ class AsyncReceiver:
 
     def _commit_chunk(self, loop: asyncio.AbstractEventLoop, chunk: List[Tuple[Intake, asyncio.Future[Any]]]) -> None:
         """In a committer thread: commit one group, then have the loop answer its callbacks."""
-        jobs = self._commit([intake.write for intake, _ in chunk])
+        try:
+            jobs = self._commit([intake.write for intake, _ in chunk])
+        except Exception as exc:  # never a group left unanswered (its slot among the committers lost)
+            jobs = [Outcome(error=exc)] * len(chunk)
         # A closed loop (the server is gone) raises RuntimeError: nobody waits for an answer then.
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._committed, chunk, jobs)
