@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, cast
 
 from uws_adapter import metrics
 from uws_adapter.edge import Answer, Receive, Scope, Send
@@ -68,6 +67,7 @@ class AsyncReceiver:
         self._parked: List[Tuple[Intake, asyncio.Future[Any]]] = []
         self._scheduled = False
         self._in_flight = 0
+        self._groups: Set[asyncio.Future[None]] = set()
         self._committers = max(1, committers)
         self._committer = concurrent.futures.ThreadPoolExecutor(self._committers, thread_name_prefix="uws-commit")
         self._readers = concurrent.futures.ThreadPoolExecutor(READERS, thread_name_prefix="uws-read")
@@ -132,7 +132,7 @@ class AsyncReceiver:
             return
         finally:
             timer.cancel()
-        await _send(send, decided.stored)  # counted by _committed (Receiver.committed_group)
+        await _send(send, decided.stored)  # counted by _commit_chunk (Receiver.committed_group)
 
     def _start_groups(self) -> None:
         """Start committing what is parked, as groups, while fewer than ``committers`` groups are
@@ -142,26 +142,15 @@ class AsyncReceiver:
         while self._parked and self._in_flight < self._committers:
             chunk, self._parked = self._parked[:group], self._parked[group:]
             self._in_flight += 1
-            # Handed to a committer thread as it is, and answered by one call back into the loop:
-            # no task, no asyncio future wrapping the thread's (run_in_executor's), per group.
-            try:
-                self._committer.submit(self._commit_chunk, asyncio.get_running_loop(), chunk)
-            except RuntimeError as exc:  # the executor is shut down: these are not stored
-                self._committed(chunk, [Outcome(error=exc)] * len(chunk))
+            task = asyncio.ensure_future(self._commit_chunk(chunk))
+            self._groups.add(task)  # held until done: the loop keeps only a weak reference
+            task.add_done_callback(self._groups.discard)
 
-    def _commit_chunk(self, loop: asyncio.AbstractEventLoop, chunk: List[Tuple[Intake, asyncio.Future[Any]]]) -> None:
-        """In a committer thread: commit one group, then have the loop answer its callbacks."""
+    async def _commit_chunk(self, chunk: List[Tuple[Intake, asyncio.Future[Any]]]) -> None:
+        """Commit one group in a committer thread and answer its callbacks' futures."""
         try:
-            jobs = self._commit([intake.write for intake, _ in chunk])
-        except Exception as exc:  # never a group left unanswered (its slot among the committers lost)
-            jobs = [Outcome(error=exc)] * len(chunk)
-        # A closed loop (the server is gone) raises RuntimeError: nobody waits for an answer then.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._committed, chunk, jobs)
-
-    def _committed(self, chunk: List[Tuple[Intake, asyncio.Future[Any]]], jobs: Sequence[Outcome]) -> None:
-        """In the loop: answer the futures of one committed group, and start the next groups."""
-        try:
+            writes = [intake.write for intake, _ in chunk]
+            jobs = await asyncio.get_running_loop().run_in_executor(self._committer, self._commit, writes)
             committed: List[Tuple[Intake, Any]] = []
             for (intake, future), job in zip(chunk, jobs):
                 if future.done():  # the client went away, or its wait ran out (answered 503)
