@@ -14,7 +14,11 @@ makes (``Engine.send``), so that it does not rest only on the difference of two 
 The bridge runs as ``uws-adapter bridge`` runs it: waitress with the connection limits, the access
 log at INFO (written to a file), a SQLite store with full synchronous commits on this disk, the
 budget guard on (the carrier's 5 actions a line a day; every call is to a fresh line). The legacy
-client keeps its connection alive and sends the envelope our UWS client builds.
+client keeps its connection alive and sends the envelope our UWS client builds. It is timed twice,
+interleaved: as a ``requests`` session (about half a millisecond of its own per call on these
+machines), and as a bare ``http.client`` connection, as lean as the HTTP layer of a PHP, Java or .NET
+SOAP stack: what the bridge adds is the hop and the bridge's work, and the client's own cost is in
+both the hop and the bridged call.
 
 ``--history N`` first fills the store with what a day of traffic leaves there: N succeeded
 callbacks of device-list requests sent through the bridge (10 lines a request, other lines than the
@@ -26,6 +30,7 @@ timed ones) within the last 24 hours, for the budget check to read past.
 from __future__ import annotations
 
 import argparse
+import http.client
 import logging
 import statistics
 import sys
@@ -88,7 +93,7 @@ def main() -> int:
 
 
 def _run(args: argparse.Namespace, folder: Path) -> int:
-    total = 2 * (args.calls + WARMUP)
+    total = 3 * (args.calls + WARMUP)  # fresh lines for the direct call and both legacy clients
     log = logging.FileHandler(folder / "bridge.log")
     log.setFormatter(TextFormatter())
     logging.getLogger("uws_adapter").addHandler(log)
@@ -152,6 +157,28 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
                 if response.status_code != 200 or b"RequestId" not in response.content:
                     raise SystemExit(f"the bridge refused the call: {response.status_code} {response.text[:300]}")
 
+            lean = {
+                "bridge-lean": http.client.HTTPConnection(*served.address[:2], timeout=10),
+                "hop-lean": http.client.HTTPConnection(*floor.address[:2], timeout=10),
+            }
+
+            def lean_call(name: str, url: str) -> Callable[[], None]:
+                def call() -> None:
+                    device = next(devices) if name == "bridge-lean" else lines[0].device
+                    target = url if name == "bridge-lean" else floor_url
+                    request = build_envelope(Suspend(), select([device]), token=token, base_url=target)
+                    path = "/" + request.url.split("/", 3)[3]
+                    connection, body, headers = lean[name], request.body, dict(request.headers)
+                    start = time.perf_counter()
+                    connection.request("POST", path, body=body, headers=headers)
+                    response = connection.getresponse()
+                    content = response.read()
+                    timings[name].append((time.perf_counter() - start) * 1000)
+                    if response.status != 200 or b"RequestId" not in content:
+                        raise SystemExit(f"{name}: answered {response.status} {content[:300]!r}")
+
+                return call
+
             def direct_rest() -> None:
                 selection = select([next(devices)])
                 start = time.perf_counter()
@@ -167,14 +194,22 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
                 if response.status_code != 200:
                     raise SystemExit(f"the floor app answered {response.status_code}")
 
-            timings: Dict[str, List[float]] = {"bridge": [], "direct": [], "hop": []}
-            calls: List[Callable[[], None]] = [through_bridge, direct_rest, hop_only]
+            timings: Dict[str, List[float]] = {name: [] for name in ("bridge", "direct", "hop", *lean)}
+            calls: List[Callable[[], None]] = [
+                through_bridge,
+                direct_rest,
+                hop_only,
+                lean_call("bridge-lean", base_url),
+                lean_call("hop-lean", ""),
+            ]
             for _ in range(args.calls + WARMUP):  # interleaved, so that drift touches both alike
                 for call in calls:
                     call()
             for values in timings.values():
                 del values[:WARMUP]
             del inside[:WARMUP]
+            for connection in lean.values():
+                connection.close()
         finally:
             legacy.close()
             direct.close()
@@ -182,26 +217,32 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
             floor.stop()
             bridge.close()
             rest.close()
-    bridge_p50, direct_p50 = _percentile(timings["bridge"], 0.5), _percentile(timings["direct"], 0.5)
-    hop_p50 = _percentile(timings["hop"], 0.5)
+    direct_p50 = _percentile(timings["direct"], 0.5)
     print(
         f"{args.calls} one-device suspends each, loopback, interleaved, {args.history:,} callbacks of the last "
         f"24 h in the store (Python {sys.version.split()[0]})"
     )
-    print(f"{'path':<44}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
+    print(f"{'path':<52}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
     for name, label in (
-        ("bridge", "legacy SOAP -> bridge -> emulator REST"),
-        ("direct", "REST to the emulator"),
-        ("hop", "floor: legacy SOAP -> answer-only app"),
+        ("direct", "REST to the emulator (RestClient)"),
+        ("bridge", "legacy SOAP (requests) -> bridge -> emulator REST"),
+        ("hop", "floor: legacy SOAP (requests) -> answer-only app"),
+        ("bridge-lean", "legacy SOAP (http.client) -> bridge -> REST"),
+        ("hop-lean", "floor: legacy SOAP (http.client) -> answer-only"),
     ):
         values = timings[name]
         print(
-            f"{label:<44}{_percentile(values, 0.5):>10.2f}{_percentile(values, 0.99):>10.2f}"
+            f"{label:<52}{_percentile(values, 0.5):>10.2f}{_percentile(values, 0.99):>10.2f}"
             f"{statistics.mean(values):>10.2f}"
         )
-    added = bridge_p50 - direct_p50
-    print(f"the bridge adds {added:.2f} ms at p50 ({bridge_p50 / direct_p50:.1f}x the direct call)")
-    print(f"of which the HTTP hop (floor) {hop_p50:.2f} ms; the bridge's own work {added - hop_p50:.2f} ms")
+    for client, bridged, hop in (("requests", "bridge", "hop"), ("http.client", "bridge-lean", "hop-lean")):
+        bridge_p50, hop_p50 = _percentile(timings[bridged], 0.5), _percentile(timings[hop], 0.5)
+        added = bridge_p50 - direct_p50
+        print(
+            f"legacy client {client}: the bridge adds {added:.2f} ms at p50 ({bridge_p50 / direct_p50:.1f}x the "
+            f"direct call), of which the HTTP hop (floor) {hop_p50:.2f} ms, the bridge's own work "
+            f"{added - hop_p50:.2f} ms"
+        )
     print(
         f"the bridge's own work timed inside it (its application less its REST exchange): "
         f"p50 {_percentile(inside, 0.5):.2f} ms, {_percentile(inside, 0.5) / direct_p50:.2f}x the direct call"

@@ -1,17 +1,20 @@
 """What the store writes of a callback, made fast: one serialisation for the stored text and the
 digest (which must stay the digest of its definition, since stored digests are compared with
-re-sends'), and a group written without savepoints unless one of its writes fails."""
+re-sends'), a group written without savepoints unless one of its writes fails, and a write alone in
+its transaction without one."""
 
 from __future__ import annotations
 
 import datetime
 import json
+import sqlite3
 from pathlib import Path
 from typing import List
 
 import pytest
 
 from uws_adapter import CallbackFault, CallbackRequest, NiddResult, ReportedDevice
+from uws_adapter.errors import StoreError
 from uws_adapter.model.callbacks import SuspendResult
 from uws_adapter.store import CallbackWrite
 from uws_adapter.store.rows import callback_row, content_digest
@@ -135,3 +138,22 @@ def test_groups_write_what_one_write_at_a_time_writes(tmp_path: Path) -> None:
     assert len(tables[2]) == 2 * len(tables[0])
     assert {differs for differs, _ in marks} == {0, 1}
     assert {unlisted for _, unlisted in marks} == {0, 1}
+
+
+def test_a_write_alone_in_its_transaction_has_no_savepoint_and_a_failure_undoes_all_of_it(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db") as store:
+        store.write(lambda db: db.execute("CREATE TABLE t (x INTEGER UNIQUE)"), durable=False)
+        seen: List[str] = []
+        store._local.writer.set_trace_callback(seen.append)
+
+        def half_then_fail(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO t VALUES (1)")
+            db.execute("INSERT INTO t VALUES (1)")  # the unique key refuses it
+
+        with pytest.raises(StoreError, match="UNIQUE"):
+            store.write(half_then_fail, durable=False)
+        assert store.write(lambda db: db.execute("INSERT INTO t VALUES (2)").rowcount, durable=False) == 1
+        store._local.writer.set_trace_callback(None)
+        assert not [s for s in seen if "SAVEPOINT" in s or "RELEASE" in s]
+        assert "ROLLBACK" in seen
+        assert [row[0] for row in store._reader().execute("SELECT x FROM t")] == [2]  # the first write: none of it

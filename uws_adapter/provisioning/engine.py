@@ -36,6 +36,7 @@ from uws_adapter.provisioning.transport import (
     Answer,
     LimitExceeded,
     NotSent,
+    OriginSession,
     Unsendable,
     exchange,
     with_deadline_adapters,
@@ -134,7 +135,8 @@ def connect_failure(cause: BaseException) -> str:
 
 class Engine:
     """Sends :class:`Outgoing` requests under the rules above, through one
-    :class:`requests.Session` (its connections kept alive; pass ``session`` to share one).
+    :class:`requests.Session` (its connections kept alive; pass ``session`` to share one; the
+    engine's own is an :class:`~uws_adapter.provisioning.transport.OriginSession`).
     ``urls`` says where the URLs it sends to are set, for the messages that ask to check them."""
 
     def __init__(
@@ -148,7 +150,8 @@ class Engine:
         if not isinstance(options, SendOptions):
             raise InputError("options", f"{type(options).__name__} is not SendOptions", "pass SendOptions(...)")
         self.options = options
-        self.session = with_deadline_adapters(session if session is not None else requests.Session())
+        # Ours reads the environment's proxy and CA settings once per origin; one passed in is the caller's.
+        self.session = with_deadline_adapters(session if session is not None else OriginSession())
         self._sleep = sleep
         self.urls = urls
 

@@ -357,7 +357,8 @@ class SqlCore(EventPages):
             forced = admit(_lines_at_risk(db, names, since, at_least) if since is not None else {})
             if forced is None:
                 return None
-            _insert_request(db, reservation, action, devices, api, self.clock(), forced, names)
+            # A fresh id: nothing was ever recorded under it, so there is nothing to forget first.
+            _insert_request(db, reservation, action, devices, api, self.clock(), forced, names, fresh=True)
             return reservation
 
         return self._transact("reserve the request", work, durable=False)
@@ -368,7 +369,9 @@ class SqlCore(EventPages):
 
         def work(db: Sql) -> None:
             now = self.clock()
-            if request_id != reservation:
+            # Most often nothing was recorded under the carrier's new RequestId: one look says so,
+            # where forgetting it read and deleted by that id four times over.
+            if request_id != reservation and _recorded(db, request_id):
                 relisted = db.one("SELECT 1 FROM request_identifiers WHERE request_id = ? LIMIT 1", (reservation,))
                 _forget_request(db, request_id, now, relisted=relisted is not None)
             line_counts.move_request(db, reservation, now)
@@ -447,12 +450,14 @@ class SqlCore(EventPages):
 
 def _insert_request(
     db: Sql, request_id: str, action: str, devices: Sequence[Device], api: str, now: float, forced: bool,
-    names: Optional[List[List[str]]] = None,
+    names: Optional[List[List[str]]] = None, *, fresh: bool = False,
 ) -> None:  # fmt: skip
     """Record a request, replacing one recorded under the same id (its devices included);
-    ``names``: the identities of each device (:func:`.line_counts.identities_of`), if known."""
+    ``names``: the identities of each device (:func:`.line_counts.identities_of`), if known;
+    ``fresh``: the id was made just now (a reservation's), so none can be recorded under it."""
     names = line_counts.identities_of(devices) if names is None else names
-    _forget_request(db, request_id, now, relisted=bool(names))
+    if not fresh:
+        _forget_request(db, request_id, now, relisted=bool(names))
     db.run(
         "INSERT INTO requests (request_id, action, api, sent_at, devices, forced) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (request_id) DO UPDATE SET action = excluded.action, api = excluded.api,"
@@ -467,6 +472,16 @@ def _insert_request(
     line_counts.add_request(db, names, now)
     if names and not request_id.startswith(PENDING):  # no callback carries a reservation's id
         unlisted.listed(db, request_id)
+
+
+def _recorded(db: Sql, request_id: str) -> bool:
+    """Whether anything is recorded under ``request_id`` (its request row, or rows of its devices)."""
+    row = db.one(
+        "SELECT 1 FROM requests WHERE request_id = ?"
+        " UNION ALL SELECT 1 FROM request_identifiers WHERE request_id = ? LIMIT 1",
+        (request_id, request_id),
+    )
+    return row is not None
 
 
 def _forget_request(db: Sql, request_id: str, now: float, *, relisted: bool) -> None:

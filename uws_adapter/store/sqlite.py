@@ -481,7 +481,12 @@ class Store(SqlCore):
             if relaxed:  # non-durable writes only: committed without an fsync of their own
                 connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("BEGIN IMMEDIATE")
-            if not all(isinstance(job.work, WriteWork) for job in jobs) or not _run_fast(connection, jobs):
+            ran = True
+            if len(jobs) == 1 and not isinstance(jobs[0].work, WriteWork):
+                # Alone in its transaction (as every non-durable write, committed in its caller's
+                # thread): no savepoint, the transaction is the job's own, rolled back if it fails.
+                ran = _run_alone(connection, jobs[0])
+            elif not all(isinstance(job.work, WriteWork) for job in jobs) or not _run_fast(connection, jobs):
                 for job in jobs:
                     job.result, job.error = None, None
                     connection.execute("SAVEPOINT job")
@@ -492,8 +497,9 @@ class Store(SqlCore):
                         connection.execute("ROLLBACK TO job")
                         connection.execute("RELEASE job")
                         job.error = exc
-            connection.execute("COMMIT")
-            committed = True
+            if ran:
+                connection.execute("COMMIT")
+            committed = ran
         except Exception as exc:  # the commit itself failed: nothing of this group is durable
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
@@ -565,6 +571,21 @@ class Store(SqlCore):
             return False
         finally:
             self._commit_lock.release()
+
+
+def _run_alone(connection: sqlite3.Connection, job: Union[Job, _GroupJob]) -> bool:
+    """Run one job as the whole transaction: True when it ran (the transaction is to be
+    committed); otherwise its error is set and the transaction rolled back (where a savepoint
+    rolled back and an empty commit came to the same, in two statements more per transaction)."""
+    job.result, job.error = None, None
+    try:
+        job.result = job.work(connection)
+        return True
+    except Exception as exc:
+        job.error = exc
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        return False
 
 
 def _run_fast(connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJob]]) -> bool:
