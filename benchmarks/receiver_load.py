@@ -11,7 +11,9 @@ printed per round with their median and range, with the servers' CPU time per ca
 system, all their processes, from /proc: the figure that others' load on a shared machine moves
 least). The receiver logs as in production (INFO, one access line per request, to a file) and
 serves metrics (prometheus_client's multiprocess files): after each run its ``/metrics`` and its
-log are read back to show both were on. ``--baselines`` adds one commit per callback and waitress.
+log are read back to show both were on, and each run of the receiver prints its groups' mean size
+(from ``/metrics``) and its CPU per callback in the event loops' threads and in the others (the
+committers). ``--baselines`` adds one commit per callback and waitress.
 A last run sends every device's callback exactly 4 times, shuffled, and reports the events (one per
 device) and attempts (one per delivery) the store ends with.
 
@@ -189,12 +191,43 @@ def cpu_seconds(pids: List[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.0
 
 
+def thread_seconds(pids: List[int]) -> Tuple[float, float]:
+    """CPU seconds of the processes ``pids`` in their main threads (a uvicorn worker's event loop)
+    and in their other threads (the committers, readers and store writer), read from /proc."""
+    main = other = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks = int(fields[11]) + int(fields[12])
+            if task.name == str(pid):
+                main += ticks
+            else:
+                other += ticks
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    return main / tick, other / tick
+
+
 def loaded(port: int, script: Path, seconds: float, pid: int) -> Tuple[float, float, float, int, float]:
     """wrk on ``port``: (requests/s, p50 ms, p99 ms, requests, server CPU microseconds per request)."""
+    rate, p50, p99, count, cpu, _ = loaded_threads(port, script, seconds, pid)
+    return rate, p50, p99, count, cpu
+
+
+def loaded_threads(
+    port: int, script: Path, seconds: float, pid: int
+) -> Tuple[float, float, float, int, float, Tuple[float, float]]:
+    """As :func:`loaded`, and the CPU microseconds per request in the servers' main threads and in
+    their other threads (:func:`thread_seconds`)."""
     pids = process_tree(pid) if Path("/proc").is_dir() else []
-    before = cpu_seconds(pids)
+    before, threads_before = cpu_seconds(pids), thread_seconds(pids)
     rate, p50, p99, count = figures(wrk(port, script, seconds))
-    return rate, p50, p99, count, (cpu_seconds(pids) - before) * 1e6 / max(count, 1)
+    after, threads_after = cpu_seconds(pids), thread_seconds(pids)
+    per = 1e6 / max(count, 1)
+    split = ((threads_after[0] - threads_before[0]) * per, (threads_after[1] - threads_before[1]) * per)
+    return rate, p50, p99, count, (after - before) * per, split
 
 
 def scraped(port: int, name: str) -> float:
@@ -219,10 +252,17 @@ def timed_run(label: str, script: Path, seconds: float, folder: Path) -> Figures
     with tempfile.TemporaryDirectory() as store:
         process, port = start(receiver_command(str(Path(store) / "bench.db"), {**RECEIVERS, **BASELINES}[label]), log)
         try:
-            rate, p50, p99, count, cpu = loaded(port, script, seconds, process.pid)
+            rate, p50, p99, count, cpu, (main, other) = loaded_threads(port, script, seconds, process.pid)
             received = scraped(port, "uws_adapter_callbacks_received_total")
+            groups = scraped(port, "uws_adapter_commit_group_size_count")
+            grouped = scraped(port, "uws_adapter_commit_group_size_sum")
         finally:
             stop(process)
+        # Where a callback's CPU went, and how large the groups were: what the per-group costs
+        # (a thread's wake-up, the transaction, the fsync) are spread over.
+        if groups > 0:
+            print(f"    {label}: groups of {grouped / groups:.1f} callbacks on average; CPU per callback "
+                  f"{main:.0f} us in the event loops' threads, {other:.0f} us in the other threads")  # fmt: skip
     lines = sum(1 for line in log.read_text().splitlines() if '"POST /" 200' in line)
     # wrk counts what was answered in its time; what it had sent when it stopped is answered too.
     if received not in (-1.0,) and received < count:

@@ -87,6 +87,59 @@ def test_a_group_with_a_poisoned_write_is_written_again_one_savepoint_each(tmp_p
     assert (counts["events"], counts["attempts"], counts["dead_letters"]) == (3, 3, 1)
 
 
+def _tables(store: Store) -> List[List[tuple]]:  # type: ignore[type-arg]
+    db = store._reader()
+    return [
+        db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+        for table in ("events", "attempts", "handler_queue")
+    ]
+
+
+def test_groups_write_what_one_write_at_a_time_writes(tmp_path: Path) -> None:
+    # Random groups (1 to 90 writes: re-sends within a group and across groups, re-sends that
+    # differ, requests the log lists devices for and not, handler runs) against the same writes
+    # committed one at a time: every row of every table, every outcome. (A group is run without
+    # savepoints, one write after the other; a faster run of a group must keep this.)
+    import random
+
+    from uws_adapter.model.devices import Device
+
+    rng = random.Random(19)
+    writes = [
+        CallbackWrite(
+            CallbackRequest(
+                rng.choice(["listed", "unlisted", "pending:x"]), (ReportedDevice("IMEI", f"35{rng.randrange(60):013d}"),),
+                service="CarrierService", action=rng.choice(["Suspend", "Restore"]),
+                status=rng.choice(["Success", "Failed"]), callback_count=rng.randrange(1, 5),
+            ),
+            ("relay", "audit"),
+        )
+        for _ in range(300)
+    ]  # fmt: skip
+    sizes: List[int] = []
+    while sum(sizes) < len(writes):
+        sizes.append(rng.choice([1, 2, 7, 16, 40, 90]))
+    clock = lambda: 1000.5  # noqa: E731 (one time for both stores: their rows compare equal)
+    with Store(tmp_path / "g.db", clock=clock) as grouped, Store(tmp_path / "e.db", clock=clock) as each:
+        for store in (grouped, each):
+            store.record_request("listed", "Suspend", [Device.parse("IMEI:35" + "0" * 13)])
+        grouped_outcomes, each_outcomes, start = [], [], 0
+        for size in sizes:
+            group = writes[start : start + size]
+            start += size
+            grouped_outcomes += [(o.result, o.error) for o in grouped.commit_group(group)]
+            each_outcomes += [(o.result, o.error) for w in group for o in each.commit_group([w])]
+        assert grouped_outcomes == each_outcomes
+        assert {new for (_, new), _ in grouped_outcomes} == {True, False}
+        tables = _tables(grouped)
+        assert tables == _tables(each)
+        marks = grouped._reader().execute("SELECT DISTINCT differs, unlisted FROM events").fetchall()
+    assert len(tables[1]) == 300
+    assert len(tables[2]) == 2 * len(tables[0])
+    assert {differs for differs, _ in marks} == {0, 1}
+    assert {unlisted for _, unlisted in marks} == {0, 1}
+
+
 def test_a_write_alone_in_its_transaction_has_no_savepoint_and_a_failure_undoes_all_of_it(tmp_path: Path) -> None:
     with Store(tmp_path / "s.db") as store:
         store.write(lambda db: db.execute("CREATE TABLE t (x INTEGER UNIQUE)"), durable=False)
