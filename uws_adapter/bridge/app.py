@@ -42,7 +42,8 @@ from uws_adapter.errors import (
     TransportError,
 )
 from uws_adapter.model.actions import Action
-from uws_adapter.model.selection import Selection, decoded_text, xml_text
+from uws_adapter.model.selection import Selection
+from uws_adapter.model.text import decoded_text, xml_text
 from uws_adapter.provisioning.engine import Answer, Engine, NotUsable, Outgoing, Stakes
 from uws_adapter.provisioning.options import RELAY_OPTIONS, SendOptions
 from uws_adapter.provisioning.sent import SentRequest

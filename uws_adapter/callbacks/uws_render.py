@@ -20,7 +20,7 @@ from uws_adapter.model.callbacks import (
     format_date,
     renderable,
 )
-from uws_adapter.model.selection import xml_text
+from uws_adapter.model.text import xml_text
 from uws_adapter.wire import CONTENT_TYPE, NS_SOAP_ENV, NS_V2, NS_XSI
 
 __all__ = ["SOAP_ACTION_MAX", "callback_headers", "check_soap_action", "render_callback"]

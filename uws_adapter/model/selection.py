@@ -9,13 +9,13 @@ forbids AccountName beside DeviceList [doc], so the SOAP envelope builder refuse
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 from uws_adapter.errors import Code, InputError, UnsupportedByApi
 from uws_adapter.model.actions import Restore, Suspend
 from uws_adapter.model.devices import Device, as_tuple_of, identity, split_pair
+from uws_adapter.model.text import xml_text
 
 # Limits [doc].
 MAX_DEVICES_PER_REQUEST = 10_000
@@ -26,58 +26,6 @@ CUSTOM_FIELD_FORBIDDEN_CHARS = ("'", "<", "\\")
 
 ACCOUNT_FIX = "give the account name as a string, e.g. '0000123456-00001'"
 _CUSTOM_FIELD_BY_LOWER = {name.lower(): name for name in CUSTOM_FIELD_NAMES}
-
-
-# What XML 1.0 cannot carry: control characters but tab, LF and CR, lone surrogates, U+FFFE and
-# U+FFFF. One character class, so the search is linear whatever the text.
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def xml_carries(text: str) -> bool:
-    """Whether XML 1.0 can carry ``text``."""
-    return _NOT_XML.search(text) is None
-
-
-def xml_text(field: str, value: str, *, code: str = Code.REQUEST_UNDEFINED) -> str:
-    """``value`` if XML 1.0 can carry it, else the one :class:`InputError` for text that cannot
-    go into a SOAP document. The value itself is never shown: it may be a password or a token."""
-    found = _NOT_XML.search(value)
-    if found is not None:
-        raise InputError(
-            field,
-            f"has a character XML cannot carry at position {found.start()} (a control character or a lone surrogate)",
-            "remove control characters",
-            code=code,
-        )
-    return value
-
-
-# A lone surrogate: what Python makes of a byte the locale's encoding cannot decode, in the command
-# line and the environment (a Latin-1 password in a UTF-8 locale). No request can carry it.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def decoded_text(field: str, value: str, fix: str = "give it in UTF-8 (a settings file is read as UTF-8)") -> str:
-    """``value`` if it is text, else the :class:`InputError` naming ``field``: a lone surrogate is no
-    text a request can carry or a database store, and encoding it (to compare a login, to query a
-    store) ended each call in a raw ``UnicodeEncodeError`` (a 500 for a login or a callback).
-    The value itself is never shown: it may be a password."""
-    found = _LONE_SURROGATE.search(value)
-    if found is not None:
-        raise InputError(
-            field,
-            f"is not text at position {found.start()} (a byte the locale's encoding cannot decode, as Python "
-            "reads the command line and the environment)",
-            fix,
-        )
-    return value
-
-
-def xml_escaped(text: str) -> str:
-    """``text`` with each character XML cannot carry written as ``\\uXXXX``: for text relayed from
-    elsewhere into a document we answer with (a fault's code and message), which must reach the
-    client readable rather than end the answer."""
-    return _NOT_XML.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def required_text(field: str, value: object, fix: str, *, code: str = Code.REQUEST_UNDEFINED) -> str:

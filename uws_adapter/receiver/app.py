@@ -31,7 +31,7 @@ from uws_adapter.callbacks.rest_json import read_rest_callback, rest_callback_ob
 from uws_adapter.callbacks.uws_xml import callback_credentials, callback_element, read_callback
 from uws_adapter.edge import Answer, BodyRules, StartResponse, raw_target, screen, target_refusal
 from uws_adapter.errors import CallbackParseError, InputError, StoreError, install_hint
-from uws_adapter.model.selection import decoded_text
+from uws_adapter.model.text import decoded_text
 from uws_adapter.receiver.handlers import (
     DEFAULT_HANDLER_LEASE,
     DEFAULT_HANDLER_WORKERS,

@@ -28,7 +28,8 @@ from uws_adapter.errors import (
 from uws_adapter.jsonsafe import loads_untrusted
 from uws_adapter.model.actions import Action
 from uws_adapter.model.devices import Device
-from uws_adapter.model.selection import ACCOUNT_FIX, DeviceList, Selection, check_request, required_text, xml_carries
+from uws_adapter.model.selection import ACCOUNT_FIX, DeviceList, Selection, check_request, required_text
+from uws_adapter.model.text import xml_carries
 from uws_adapter.provisioning.base import Provisioner
 from uws_adapter.provisioning.engine import Answer, NotUsable, Outgoing, Stakes
 from uws_adapter.provisioning.headers import header_problem, header_text

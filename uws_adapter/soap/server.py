@@ -29,7 +29,8 @@ from uws_adapter.edge import Answer, BodyRules, StartResponse, screen
 from uws_adapter.errors import Code, DocumentError, InputError, Refused, ServiceFault
 from uws_adapter.model.actions import Action
 from uws_adapter.model.devices import API_KINDS
-from uws_adapter.model.selection import MAX_DEVICES_PER_REQUEST, Selection, xml_escaped
+from uws_adapter.model.selection import MAX_DEVICES_PER_REQUEST, Selection
+from uws_adapter.model.text import xml_escaped
 from uws_adapter.soap import service as messages
 from uws_adapter.soap.documents import served_document
 from uws_adapter.soap.resources import resource_dir

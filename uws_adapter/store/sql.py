@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 from uws_adapter.errors import InputError
-from uws_adapter.model.selection import decoded_text
+from uws_adapter.model.text import decoded_text
 
 __all__ = ["POSTGRES", "SQLITE", "Dialect", "Row", "Sql", "bound_int", "bound_text", "is_postgres_url"]
 

@@ -22,7 +22,8 @@ from uws_adapter.errors import InputError, UnsupportedByApi
 from uws_adapter.forksafe import ForkSafeLock
 from uws_adapter.model.actions import Action, Suspend
 from uws_adapter.model.devices import REST_ONLY_KINDS, Device
-from uws_adapter.model.selection import DeviceList, DeviceQuery, Selection, check_request, check_uws_query, xml_text
+from uws_adapter.model.selection import DeviceList, DeviceQuery, Selection, check_request, check_uws_query
+from uws_adapter.model.text import xml_text
 from uws_adapter.provisioning.urls import URL_FIX
 from uws_adapter.uws.bindings import bindings
 from uws_adapter.wire import CONTENT_TYPE, NS_SESSION, REQUEST_PREFIXES, UWS_BASE_URL, soap_action
