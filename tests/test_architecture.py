@@ -31,6 +31,7 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "forksafe": _units(),
     "metrics": _units("forksafe", "runfiles"),
     "runfiles": _units(),
+    "waits": _units("errors"),
     "model": _units("errors"),
     "wire": _units("model"),
     "xmlsafe": _units("errors"),
@@ -40,8 +41,10 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "edge": _units("xmlsafe"),
     "callbacks": _units("errors", "jsonsafe", "model", "wire", "xmlsafe"),
     "soap": _units("edge", "errors", "model", "wire", "xmlsafe"),
-    "store": _units("errors", "model", "redaction"),
-    "provisioning": _units("errors", "jsonsafe", "logs", "metrics", "model", "redaction", "store", "wire", "xmlsafe"),
+    "store": _units("errors", "model", "redaction", "waits"),
+    "provisioning": _units(
+        "errors", "jsonsafe", "logs", "metrics", "model", "redaction", "store", "waits", "wire", "xmlsafe"
+    ),
     "rest": _units("errors", "jsonsafe", "model", "provisioning", "store", "wire"),
     "uws": _units("errors", "forksafe", "model", "provisioning", "soap", "store", "wire", "xmlsafe"),
     "receiver": _units(

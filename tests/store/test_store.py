@@ -315,3 +315,16 @@ def test_a_write_that_need_not_be_durable_is_committed_at_once_and_seen_by_other
         assert synced == []
         one.write(lambda db: db.execute("PRAGMA user_version").fetchone()[0])
         assert synced
+
+
+@pytest.mark.parametrize(
+    "wait",
+    [float("nan"), float("inf"), 1e10, 0, -1, "10", None],
+    ids=["nan", "inf", "1e10", "zero", "negative", "text", "none"],
+)
+def test_a_lock_timeout_no_thread_can_wait_is_refused_by_name(location: str, wait: object) -> None:
+    """The writer thread and the commit lock wait for it: NaN or infinity ended the writer thread
+    (every write after it failed with 'no commit within 30 s'); on PostgreSQL, the first connection."""
+    with pytest.raises(InputError, match=r"^lock_timeout: ") as refused:
+        open_store(location, lock_timeout=wait)
+    assert "pass e.g. 10" in str(refused.value)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Dict, Tuple
 
 from uws_adapter.errors import InputError
+from uws_adapter.waits import LONGEST_WAIT, check_seconds
 
 __all__ = [
     "CALLBACK_OPTIONS", "CLIENT_OPTIONS", "DEFAULT_DEADLINE", "DEFAULT_MAX_ANSWER_BYTES", "DEFAULT_TIMEOUT",
@@ -29,9 +30,6 @@ DEFAULT_TIMEOUT: Tuple[float, float] = (10.0, 120.0)
 DEFAULT_DEADLINE = 180.0
 #: Bytes of an answer, after decompression. A RequestId answer is a few hundred bytes.
 DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
-#: The longest wait of any kind accepted, in seconds: a year, far beyond any exchange. A socket, a
-#: lock or a sleep cannot wait much over 292 years at all (an OverflowError out of the exchange).
-LONGEST_WAIT = 365 * 24 * 60 * 60.0
 
 
 def check_timeout(timeout: object) -> Tuple[float, float]:
@@ -43,18 +41,6 @@ def check_timeout(timeout: object) -> Tuple[float, float]:
     ):
         raise InputError("timeout", f"{timeout!r} is not (connect, read) seconds", "pass e.g. (10, 120)")
     return float(timeout[0]), float(timeout[1])
-
-
-def check_seconds(field: str, value: object, example: str, *, zero: bool = False) -> float:
-    """``value`` as seconds a wait can take: positive (or zero with ``zero``), at most a year (a lock or
-    an event cannot wait much longer: past it, a raw OverflowError ended the thread waiting)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 if zero else value > 0):
-        raise InputError(field, f"{value!r} is not a number of seconds", f"pass e.g. {example}")
-    if value == float("inf"):
-        raise InputError(field, "is infinite", f"pass e.g. {example}")
-    if value > LONGEST_WAIT:
-        raise InputError(field, f"{value!r} seconds is longer than a year", f"pass e.g. {example}")
-    return float(value)
 
 
 def check_deadline(deadline: object) -> float:

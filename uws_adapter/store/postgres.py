@@ -34,6 +34,7 @@ from uws_adapter.store.sql import (
     Sql,
     is_postgres_url,  # one rule for what names a PostgreSQL store
 )
+from uws_adapter.waits import check_seconds
 
 if TYPE_CHECKING:
     import psycopg
@@ -122,8 +123,10 @@ class PostgresStore(SqlCore):
         check_url(url)  # before anything quotes it
         self._url = url
         self.display = redact_url(url)
-        self.lock_timeout = lock_timeout
-        self.connect_timeout = connect_timeout
+        # Both given to the server or the driver as whole milliseconds or seconds: NaN or infinity was a raw
+        # ValueError or OverflowError at the first connection.
+        self.lock_timeout = check_seconds("lock_timeout", lock_timeout, "10")
+        self.connect_timeout = check_seconds("connect_timeout", connect_timeout, "10")
         self.clock = clock
         self.max_batch = max_batch if batch else 1
         self._local = threading.local()

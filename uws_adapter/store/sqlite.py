@@ -36,6 +36,7 @@ from uws_adapter.store.core import CommitHealth, Job, SqlCore, newer_schema, nex
 from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sql import SQLITE, Sql
 from uws_adapter.store.sqlite_writes import WriteWork, work_for
+from uws_adapter.waits import check_seconds
 
 __all__ = ["RequestStatus", "Store", "StoreError", "StoredEvent"]
 
@@ -267,7 +268,8 @@ class Store(SqlCore):
         if synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
             raise UwsAdapterError(f"synchronous={synchronous!r}: use FULL, EXTRA or NORMAL")
         self.path = Path(path)
-        self.lock_timeout = lock_timeout
+        # Waited for by the writer and the commit lock: NaN, infinity or past a year ended the writer thread.
+        self.lock_timeout = check_seconds("lock_timeout", lock_timeout, "10")
         #: Wall-clock time for what is stored and for handler back-off (injected by tests).
         self.clock = clock
         self.synchronous = synchronous.upper()
