@@ -48,7 +48,7 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "rest": _units("errors", "jsonsafe", "model", "provisioning", "store", "wire"),
     "uws": _units("errors", "forksafe", "model", "provisioning", "soap", "store", "wire", "xmlsafe"),
     "receiver": _units(
-        "callbacks", "edge", "errors", "metrics", "model", "redaction", "settings", "store", "wire", "xmlsafe"
+        "callbacks", "edge", "errors", "metrics", "model", "redaction", "settings", "store", "waits", "wire", "xmlsafe"
     ),
     "serving": _units("edge", "errors", "jsonsafe", "logs", "metrics", "receiver", "settings"),
     "emulator": _units(

@@ -126,6 +126,15 @@ def test_a_callback_spacing_no_wait_can_take_is_refused(spacing: float) -> None:
     assert info.value.field == "callback_spacing"
 
 
+@pytest.mark.parametrize("field", ["session_idle", "bearer_lifetime"])
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -1.0], ids=["nan", "inf", "negative"])
+def test_session_and_token_lifetimes_are_seconds(field: str, seconds: float) -> None:
+    # No comparison with NaN is true: with a NaN idle time every session was refused as invalid at once.
+    with pytest.raises(InputError) as info:
+        Emulator(**{field: seconds})  # type: ignore[arg-type]
+    assert info.value.field == field
+
+
 def test_callbacks_stop_at_the_threshold() -> None:
     server = HttpServer(lambda _: (500, "text/plain", b""))
     lines = generated_devices(1)

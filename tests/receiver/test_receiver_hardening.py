@@ -72,6 +72,19 @@ def test_a_handler_backoff_no_wait_can_take_is_refused_at_start(tmp_path: Path, 
         assert info.value.field == "handler_backoff"
 
 
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), 1e10, 0.0, "15"])
+def test_a_commit_timeout_no_timer_can_take_is_refused(tmp_path: Path, timeout: object) -> None:
+    # A timer of the event loop's: NaN went into its queue of timers as it was.
+    with Store(tmp_path / "c.db") as store:
+        receiver = Receiver(store, allow_anonymous=True)
+        try:
+            with pytest.raises(InputError) as info:
+                AsyncReceiver(receiver, commit_timeout=timeout)  # type: ignore[arg-type]
+            assert info.value.field == "commit_timeout"
+        finally:
+            receiver.close()
+
+
 def test_a_refusal_quoting_the_document_says_its_charset(start: Callable[..., Running]) -> None:
     # The reason quotes the refused value; as bare text/plain (US-ASCII) clients misread it.
     receiver = start()

@@ -108,7 +108,7 @@ class Carrier:
                 self._index[identity(ident.kind, ident.identifier)] = line
         self.users = dict(users or {"uws-user": "uws-password"})
         self.clients = dict(clients or {"ts-client": "ts-secret"})
-        self.bearer_lifetime = bearer_lifetime
+        self.bearer_lifetime = check_seconds("bearer_lifetime", bearer_lifetime, "3600")
         self.daily_budget = daily_budget
         # Waited for by the delivery thread: past a year, a raw OverflowError ended it (no more callbacks).
         self.callback_spacing = check_seconds("callback_spacing", callback_spacing, "300")
@@ -119,7 +119,7 @@ class Carrier:
              "oauth_tokens", "rest_requests"), 0,
         )  # fmt: skip
         self.clock = clock  # times sessions and bearer tokens; callback spacing is real time
-        self.sessions = IdleSessions(session_idle, clock)
+        self.sessions = IdleSessions(check_seconds("session_idle", session_idle, "1200"), clock)
         # UWS locks an account after five failed logins in a row [doc]: keyed by name, for good.
         self._logins = LoginThrottle(first_delay=float("inf"), max_delay=None, clock=clock)
         self.lock = threading.RLock()

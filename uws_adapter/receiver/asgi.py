@@ -31,6 +31,7 @@ from uws_adapter import metrics
 from uws_adapter.edge import Answer, Receive, Scope, Send
 from uws_adapter.receiver.app import _JSON_ACK, _XML_ACK, Intake, Probe, Receiver
 from uws_adapter.store.interfaces import Outcome, ReceiverStore, Write
+from uws_adapter.waits import check_seconds
 
 #: Bodies up to this size are read in the loop's thread (a carrier callback is about 1.5 KiB and
 #: reads in a fraction of a millisecond); larger ones in a reader thread, so that a flood of large
@@ -63,7 +64,11 @@ class AsyncReceiver:
         self.owns_store = owns_store
         self.store: ReceiverStore = receiver.store
         #: How long a callback waits for its group's commit before it is answered 503.
-        self.commit_timeout = commit_timeout if commit_timeout is not None else self.store.lock_timeout + 5.0
+        # A timer of the event loop's: NaN or infinity would be put in its queue of timers as they are.
+        self.commit_timeout = (
+            check_seconds("commit_timeout", commit_timeout, "15") if commit_timeout is not None
+            else self.store.lock_timeout + 5.0
+        )  # fmt: skip
         self._parked: List[Tuple[Intake, asyncio.Future[Any]]] = []
         self._scheduled = False
         self._in_flight = 0
