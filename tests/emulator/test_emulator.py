@@ -3,7 +3,7 @@ serves, and callback delivery with re-sends until acknowledged."""
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import pytest
 import requests
@@ -200,3 +200,23 @@ def test_each_api_manages_only_the_listeners_registered_through_it() -> None:
             emulator.register_listener(DEFAULT_ACCOUNT, "http://127.0.0.1:9/uws")
         emulator.unregister_listener(DEFAULT_ACCOUNT)  # not UWS's to remove
         assert [c.url for c in rest.callback_listeners(DEFAULT_ACCOUNT)] == ["http://127.0.0.1:9/rest"]
+
+
+@pytest.mark.parametrize(
+    ("given", "field"),
+    [
+        ({"devices": None}, "devices"),
+        ({"devices": [1]}, "devices[0]"),
+        ({"users": -1}, "users"),
+        ({"clients": {"id": 1}}, "clients"),
+        ({"delivery_workers": None}, "delivery_workers"),
+        ({"max_callback_threshold": 0}, "max_callback_threshold"),
+        ({"daily_budget": True}, "daily_budget"),
+    ],
+    ids=["devices-none", "devices-not-lines", "users-a-number", "clients-secret-a-number", "workers-none",
+         "threshold-zero", "budget-a-bool"],
+)  # fmt: skip
+def test_arguments_of_the_wrong_kind_are_refused_by_name(given: Dict[str, object], field: str) -> None:
+    with pytest.raises(InputError) as info:
+        Emulator(**given)  # type: ignore[arg-type]
+    assert info.value.field == field

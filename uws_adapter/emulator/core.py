@@ -34,7 +34,7 @@ from uws_adapter.emulator.lines import (
 )
 from uws_adapter.errors import Code, InputError, Refused
 from uws_adapter.model.callbacks import CallbackRequest
-from uws_adapter.model.devices import DeviceIdentifier, identity
+from uws_adapter.model.devices import DeviceIdentifier, as_tuple_of, identity
 from uws_adapter.model.selection import CustomField
 from uws_adapter.provisioning.engine import Engine, Outgoing, Stakes
 from uws_adapter.provisioning.options import CALLBACK_OPTIONS, check_seconds
@@ -83,6 +83,17 @@ class Listener:
 Target = Tuple[Tuple[DeviceIdentifier, ...], Optional[EmulatedDevice]]
 
 
+def _logins(field: str, given: object, default: Dict[str, str]) -> Dict[str, str]:
+    """``given`` (name -> password or secret) as a dict, ``default`` when None or empty."""
+    if given is None:
+        return dict(default)
+    if not isinstance(given, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in given.items()):
+        raise InputError(
+            field, "expected a dict of names to passwords (strings)", f"pass e.g. {field}={{'name': '...'}}"
+        )
+    return dict(given or default)
+
+
 class Carrier:
     """The carrier's state and behaviour, without HTTP: inventory, state machine, users, sessions,
     listeners and callback delivery (``delivery_workers`` threads, started by :meth:`start`)."""
@@ -101,13 +112,20 @@ class Carrier:
         delivery_workers: int = 4,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.devices = list(devices)
+        self.devices = list(as_tuple_of(devices, EmulatedDevice, "devices", "give EmulatedDevice objects"))
         self._index: Dict[str, EmulatedDevice] = {}
         for line in self.devices:
             for ident in line.device.identifiers:
                 self._index[identity(ident.kind, ident.identifier)] = line
-        self.users = dict(users or {"uws-user": "uws-password"})
-        self.clients = dict(clients or {"ts-client": "ts-secret"})
+        self.users = _logins("users", users, {"uws-user": "uws-password"})
+        self.clients = _logins("clients", clients, {"ts-client": "ts-secret"})
+        for field, count in (
+            ("daily_budget", daily_budget), ("max_callback_threshold", max_callback_threshold),
+            ("delivery_workers", delivery_workers),
+        ):  # fmt: skip
+            low = 0 if field == "daily_budget" else 1
+            if isinstance(count, bool) or not isinstance(count, int) or count < low:
+                raise InputError(field, f"{count!r} is not a whole number of {low} or more", "give e.g. 4")
         self.bearer_lifetime = check_seconds("bearer_lifetime", bearer_lifetime, "3600")
         self.daily_budget = daily_budget
         # Waited for by the delivery thread: past a year, a raw OverflowError ended it (no more callbacks).
