@@ -4,6 +4,8 @@ and requests sent through it take the proxy the environment names, over real loo
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Dict, List
 
 import pytest
@@ -120,3 +122,45 @@ def test_the_engine_sends_through_the_proxy_the_environment_names(environment: p
         finally:
             later.close()
         assert seen["proxy"][-1] == "/y"  # straight to it, as a server, not as a proxy
+
+
+def test_a_copied_or_unpickled_session_still_sends(environment: pytest.MonkeyPatch) -> None:
+    # requests copies and pickles only the attributes it names: the cache came back missing.
+    environment.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    session = OriginSession()
+    session.merge_environment_settings(_URLS[0], {}, True, True, None)
+    expected = requests.Session().merge_environment_settings(_URLS[0], {}, True, True, None)
+    for other in (copy.copy(session), pickle.loads(pickle.dumps(session))):
+        assert other.merge_environment_settings(_URLS[0], {}, True, True, None) == expected
+
+
+def test_the_key_is_the_origin_without_user_or_password(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    environment.setenv("NO_PROXY", "bypassed.example:8080,[::1]")
+    ours, theirs = OriginSession(), requests.Session()
+    urls = [
+        "http://alice:first-secret@carrier.example:8080/a", "http://bob:second-secret@carrier.example:8080/b",
+        "http://CARRIER.example:8080/c", "http://carrier.example/d", "http://carrier.example:80/e",
+        "http://bypassed.example:8080/f", "http://BYPASSED.example:8080/g", "http://bypassed.example:8081/h",
+        "http://[::1]:8080/i", "http://user:pw@[::1]:8080/j",
+    ]  # fmt: skip
+    for url in urls * 2:
+        expected = theirs.merge_environment_settings(url, {}, True, True, None)
+        assert ours.merge_environment_settings(url, {}, True, True, None) == expected, url
+    kept = repr(vars(ours))
+    # Nothing of a URL's user and password is kept.
+    assert "secret" not in kept
+    assert "alice" not in kept
+    # One entry per origin as requests reads it (host in lower case, port): not one per user or spelling.
+    hosts = {(key[1], key[2]) for key in ours._origins}
+    assert len(ours._origins) == len(hosts) == 6
+
+
+def test_session_proxies_of_none_are_requests_own(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    ours, theirs = OriginSession(), requests.Session()
+    ours.proxies = theirs.proxies = None  # type: ignore[assignment]
+    for url in _URLS:
+        assert ours.merge_environment_settings(url, {}, True, True, None) == theirs.merge_environment_settings(
+            url, {}, True, True, None
+        )

@@ -314,19 +314,29 @@ class OriginSession(requests.Session):
         super().__init__()
         self._origins: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
 
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        # requests pickles (and copy.copy copies) only the attributes it names: without this, a
+        # copied or unpickled session had no cache, and its first request was an AttributeError.
+        super().__setstate__(state)
+        self._origins = {}
+
     # Any: requests' stubs name the settings with a TypedDict of their own (private).
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
         if proxies or not self.trust_env:
             return dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
-        parts = urlsplit(url)
-        # The session's own settings are part of the key: one changed after a request is seen.
-        key = (
-            parts.scheme, parts.netloc, stream, verify, cert, tuple(self.proxies.items()), self.stream,
-            self.verify, self.cert,
-        )  # fmt: skip
         try:
+            parts = urlsplit(url)
+            # What requests reads of the URL is its host (lower case) and port: the origin, without a
+            # user and password in it (neither kept here nor a key of its own). The session's own
+            # settings are part of the key: one changed after a request is seen.
+            key = (
+                parts.scheme, parts.hostname, parts.port, stream, verify, cert,
+                None if self.proxies is None else tuple(self.proxies.items()), self.stream, self.verify, self.cert,
+            )  # fmt: skip
             settings = self._origins.get(key)
-        except TypeError:  # a setting that cannot be a key (a list for cert=): requests reads it all
+        except (AttributeError, TypeError, ValueError):
+            # A setting that cannot be a key (a list for cert=, proxies not a dict) or a port urlsplit
+            # refuses: requests reads it all, as it would without us.
             return dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
         if settings is None:
             settings = dict(super().merge_environment_settings(url, {}, stream, verify, cert))
