@@ -268,6 +268,9 @@ def test_settings_are_frozen_and_checked_in_code_too() -> None:
         settings.port = 1  # type: ignore[misc]
     with pytest.raises(InputError, match=r"^port: 70000 is out of range; give 1 to 65535"):
         ReceiverSettings(allow_anonymous=True, port=70000)
+    # Python refuses to write an integer of over 4,300 digits: the refusal was a raw ValueError.
+    with pytest.raises(InputError, match=r"^port: an integer of 16,610 bits is out of range; give 1 to 65535"):
+        ReceiverSettings(allow_anonymous=True, port=10**5000)
     with pytest.raises(InputError, match="would store callbacks from anyone"):
         ReceiverSettings()
 

@@ -89,6 +89,21 @@ def install_hint(extra: str) -> str:
     return f"install it from a checkout of uws-adapter: pip install '.[{extra}]'"
 
 
+#: The most of a value given to us that an error quotes: enough to recognise it.
+SHOWN_CHARACTERS = 40
+
+
+def shown(value: object) -> str:
+    """``value`` as an error quotes it: its repr cut at :data:`SHOWN_CHARACTERS`, an integer
+    longer than that by its size. Python refuses to write an integer of over 4,300 digits (a raw
+    ``ValueError`` in place of the error that meant to quote it) and writes a long one in
+    quadratic time."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length():,} bits"
+    text = repr(value[: SHOWN_CHARACTERS + 1] if isinstance(value, str) else value)
+    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "..."
+
+
 class InputError(UwsAdapterError, ValueError):
     """Input that cannot become a valid request. ``field`` names where it is, ``fix`` what to do,
     and ``code`` is the fault code the carrier answers the same mistake with (what the emulator and

@@ -9,7 +9,7 @@ exchange or lock we make.
 
 from __future__ import annotations
 
-from uws_adapter.errors import InputError
+from uws_adapter.errors import InputError, shown
 
 __all__ = ["LONGEST_WAIT", "check_seconds"]
 
@@ -21,9 +21,9 @@ def check_seconds(field: str, value: object, example: str, *, zero: bool = False
     """``value`` as seconds a wait can take: positive (or zero with ``zero``), finite, at most
     :data:`LONGEST_WAIT`; else the :class:`InputError` naming ``field`` (``example``: a value to give)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 if zero else value > 0):
-        raise InputError(field, f"{value!r} is not a number of seconds", f"pass e.g. {example}")
+        raise InputError(field, f"{shown(value)} is not a number of seconds", f"pass e.g. {example}")
     if value == float("inf"):
         raise InputError(field, "is infinite", f"pass e.g. {example}")
     if value > LONGEST_WAIT:
-        raise InputError(field, f"{value!r} seconds is longer than a year", f"pass e.g. {example}")
+        raise InputError(field, f"{shown(value)} seconds is longer than a year", f"pass e.g. {example}")
     return float(value)

@@ -11,7 +11,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import List, Tuple
+from typing import Any, Callable, List, Tuple
 
 import pytest
 from pgserver import location  # noqa: F401 (a fixture)
@@ -131,20 +131,31 @@ def test_iterating_events_in_pages(location: str) -> None:
         assert [e.id for e in store.events(after_id=2498)] == [2499, 2500]
 
 
+def _reads_of(store: Any, huge: int) -> List[Tuple[Callable[[], object], str]]:
+    """Each read given ``huge`` where it cannot go, and the field its refusal names."""
+    return [
+        (lambda: store.events(after_id=huge), "after_id"),
+        (lambda: store.events(limit=-huge), "limit"),
+        (lambda: list(store.iter_events(after_id=huge)), "after_id"),
+        (lambda: store.event(huge), "event_id"),
+        (lambda: store.dead_letters(after_id=huge), "after_id"),
+        (lambda: store.dead_letter(-huge), "letter_id"),
+        (lambda: store.purge_dead_letters(ids=[1, huge]), "ids"),
+    ]
+
+
 def test_reads_refuse_what_no_query_can_bind_by_name(location: str) -> None:
     # Past a 64-bit column sqlite3 raised a raw OverflowError; a lone surrogate (a byte the locale
     # cannot decode, on a command line) a raw UnicodeEncodeError.
-    huge = 2**70
+    # And an integer of over 4,300 digits: Python refuses to write it, which the refusal itself did.
     with open_store(location) as store:
         store.add_callback(_cb(1))
+        for huge in (2**70, 10**5000):
+            for read, field in _reads_of(store, huge):
+                with pytest.raises(InputError) as info:
+                    read()
+                assert info.value.field == field
         for read, field in (
-            (lambda: store.events(after_id=huge), "after_id"),
-            (lambda: store.events(limit=-huge), "limit"),
-            (lambda: list(store.iter_events(after_id=huge)), "after_id"),
-            (lambda: store.event(huge), "event_id"),
-            (lambda: store.dead_letters(after_id=huge), "after_id"),
-            (lambda: store.dead_letter(-huge), "letter_id"),
-            (lambda: store.purge_dead_letters(ids=[1, huge]), "ids"),
             (lambda: store.status("r1\udcff"), "request_id"),
             (lambda: store.events(request_id="r1\udcff"), "request_id"),
         ):
@@ -153,6 +164,9 @@ def test_reads_refuse_what_no_query_can_bind_by_name(location: str) -> None:
             assert info.value.field == field
         assert [e.id for e in store.events(after_id=2**63 - 1)] == []  # the largest id is a query like any
         assert store.event(1) is not None
+        # No event has an id below 1; the smallest a column holds was an after_id one below it, refused.
+        assert store.event(-(2**63)) is None
+        assert store.event(0) is None
 
 
 def test_the_nidd_callback_of_a_restore_does_not_decide_the_device_outcome(location: str) -> None:
@@ -319,8 +333,8 @@ def test_a_write_that_need_not_be_durable_is_committed_at_once_and_seen_by_other
 
 @pytest.mark.parametrize(
     "wait",
-    [float("nan"), float("inf"), 1e10, 0, -1, "10", None],
-    ids=["nan", "inf", "1e10", "zero", "negative", "text", "none"],
+    [float("nan"), float("inf"), 1e10, 10**5000, 0, -1, "10", None],
+    ids=["nan", "inf", "1e10", "5000-digits", "zero", "negative", "text", "none"],
 )
 def test_a_lock_timeout_no_thread_can_wait_is_refused_by_name(location: str, wait: object) -> None:
     """The writer thread and the commit lock wait for it: NaN or infinity ended the writer thread

@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 
-from uws_adapter.errors import InputError
+from uws_adapter.errors import InputError, shown
 
 __all__ = [
     "CONFIG_VARIABLE",
@@ -91,10 +91,6 @@ def flag(value: Any, origin: str) -> bool:
     raise InputError(origin, "is not a yes/no setting", "write 1 or 0 (true/false, yes/no)")
 
 
-def _shown(value: Any) -> str:
-    return repr(value[:40] if isinstance(value, str) else value)
-
-
 def whole(low: int, high: int, what: str = "a whole number", fix: str = "") -> Convert:
     """An integer from ``low`` to ``high``; an error says the range."""
 
@@ -104,11 +100,11 @@ def whole(low: int, high: int, what: str = "a whole number", fix: str = "") -> C
             try:
                 number_ = int(value.strip().replace("_", ""))
             except ValueError:
-                raise InputError(origin, f"{_shown(value)} is not {what}", fix or f"give {low:,} to {high:,}") from None
+                raise InputError(origin, f"{shown(value)} is not {what}", fix or f"give {low:,} to {high:,}") from None
         if isinstance(number_, bool) or not isinstance(number_, int):
-            raise InputError(origin, f"{_shown(value)} is not {what}", fix or f"give {low:,} to {high:,}")
+            raise InputError(origin, f"{shown(value)} is not {what}", fix or f"give {low:,} to {high:,}")
         if not low <= number_ <= high:
-            raise InputError(origin, f"{number_} is out of range", fix or f"give {low:,} to {high:,}")
+            raise InputError(origin, f"{shown(number_)} is out of range", fix or f"give {low:,} to {high:,}")
         return number_
 
     return convert
@@ -125,9 +121,9 @@ def number(low: float, high: float = math.inf, what: str = "a number of seconds"
             try:
                 number_ = float(value.strip())
             except ValueError:
-                raise InputError(origin, f"{_shown(value)} is not {what}", fix) from None
+                raise InputError(origin, f"{shown(value)} is not {what}", fix) from None
         if isinstance(number_, bool) or not isinstance(number_, (int, float)) or math.isnan(number_):
-            raise InputError(origin, f"{_shown(value)} is not {what}", fix)
+            raise InputError(origin, f"{shown(value)} is not {what}", fix)
         if (number_ <= low if open_low else number_ < low) or number_ > high or math.isinf(number_):
             raise InputError(origin, f"{number_:g} is out of range", fix)
         return float(number_)
@@ -143,7 +139,7 @@ def names(choices: Optional[Sequence[str]] = None) -> Convert:
         items = [item for item in items if item]
         for item in items:
             if choices is not None and item not in choices:
-                raise InputError(origin, f"{_shown(item)} is not one of them", "use " + ", ".join(choices))
+                raise InputError(origin, f"{shown(item)} is not one of them", "use " + ", ".join(choices))
         return tuple(items)
 
     return convert
@@ -154,7 +150,7 @@ def choice(*choices: str) -> Convert:
         chosen = value.strip().lower() if isinstance(value, str) else value
         if chosen not in choices:
             raise InputError(
-                origin, f"{_shown(value)} is not one of {', '.join(choices)}", "use " + " or ".join(choices)
+                origin, f"{shown(value)} is not one of {', '.join(choices)}", "use " + " or ".join(choices)
             )
         return str(chosen)
 
@@ -198,10 +194,10 @@ def _scan(path: Union[str, Path], lines: List[str], parser: configparser.ConfigP
         if stripped.startswith("[") and "]" in stripped:
             section = stripped[1 : stripped.index("]")].strip()
             if section not in SECTIONS:
-                shown = f"[{section}]" if _plain_name(section) else "this section"
+                named = f"[{section}]" if _plain_name(section) else "this section"
                 known = ", ".join(f"[{name}]" for name in SECTIONS[:-1]) + f" or [{SECTIONS[-1]}]"
                 raise InputError(
-                    f"config file {path} line {number_}", f"{shown} is not a known section", f"use {known}"
+                    f"config file {path} line {number_}", f"{named} is not a known section", f"use {known}"
                 )
             continue
         cut = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)

@@ -302,7 +302,9 @@ class EventPages:
 
     def event(self, event_id: int) -> Optional[StoredEvent]:
         """One event, or None."""
-        page = self.events(after_id=bound_int("event_id", event_id) - 1, limit=1)
+        if bound_int("event_id", event_id) < 1:  # ids start at 1: one below the smallest is no id either
+            return None
+        page = self.events(after_id=event_id - 1, limit=1)
         return page[0] if page and page[0].id == event_id else None
 
 

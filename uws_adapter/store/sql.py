@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
-from uws_adapter.errors import InputError
+from uws_adapter.errors import InputError, shown
 from uws_adapter.model.text import decoded_text
 
 __all__ = ["POSTGRES", "SQLITE", "Dialect", "Row", "Sql", "bound_int", "bound_text", "is_postgres_url"]
@@ -70,7 +70,7 @@ def bound_int(field: str, value: object) -> int:
     :class:`InputError` naming ``field``."""
     if isinstance(value, bool) or not isinstance(value, int) or not BIGINT_MIN <= value <= BIGINT_MAX:
         raise InputError(
-            field, f"{str(value)[:40]!r} is not a whole number a 64-bit column holds", f"give 0 to {BIGINT_MAX:,}"
+            field, f"{shown(value)} is not a whole number a 64-bit column holds", f"give 0 to {BIGINT_MAX:,}"
         )
     return value
 

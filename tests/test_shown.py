@@ -1,0 +1,35 @@
+"""errors.shown: how an error quotes a value given to us, short whatever it is (an integer Python
+refuses to write was a raw ValueError in place of the error that quoted it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from uws_adapter.errors import SHOWN_CHARACTERS, InputError, shown
+from uws_adapter.waits import check_seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (42, "42"),
+        (-(2**63), str(-(2**63))),
+        (True, "True"),
+        (2**200, "an integer of 201 bits"),
+        (10**5000, "an integer of 16,610 bits"),
+        ("soon", "'soon'"),
+        ("x" * 100, repr("x" * 100)[:SHOWN_CHARACTERS] + "..."),
+        (None, "None"),
+        ([1, 2], "[1, 2]"),
+    ],
+    ids=["int", "bigint-min", "bool", "200-bits", "5000-digits", "text", "long-text", "none", "list"],
+)
+def test_a_value_is_quoted_short(value: object, expected: str) -> None:
+    assert shown(value) == expected
+    assert len(shown(value)) <= SHOWN_CHARACTERS + 3
+
+
+@pytest.mark.parametrize("value", [10**5000, -(10**5000), 2**70], ids=["5000-digits", "negative", "70-bits"])
+def test_a_wait_of_an_integer_past_writing_is_refused_by_name(value: int) -> None:
+    with pytest.raises(InputError, match=r"^timeout: an integer of [\d,]+ bits|^timeout: .* longer than a year"):
+        check_seconds("timeout", value, "10")
