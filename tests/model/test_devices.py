@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from uws_adapter import CustomField, Device, DeviceIdentifier, InputError, read_devices_csv
-from uws_adapter.model.devices import KINDS
+from uws_adapter.model.devices import KINDS, MAX_CSV_LINE
 
 DATA = Path(__file__).parents[1] / "data"
 
@@ -145,6 +145,19 @@ def test_csv_a_file_cannot_make_a_line_or_a_field_unbounded(tmp_path: Path, text
     path = tmp_path / "devices.csv"
     path.write_text(text)
     with pytest.raises(InputError, match=message):
+        read_devices_csv(path)
+
+
+@pytest.mark.parametrize("end", ["", "\n", "\r\n", "\r"], ids=["last", "lf", "crlf", "cr"])
+def test_csv_a_line_of_the_longest_length_is_read_whatever_its_end(tmp_path: Path, end: str) -> None:
+    # The line's end was counted: a line of 65,536 characters was read only as the file's last.
+    longest = "#" + "x" * (MAX_CSV_LINE - 1)  # a comment row: skipped once read
+    text = f"{longest}{end}IMEI,990003420535573{end}" if end else f"IMEI,990003420535573\n{longest}"
+    path = tmp_path / "devices.csv"
+    path.write_bytes(text.encode())
+    assert [str(device) for device in read_devices_csv(path)] == ["IMEI:990003420535573"]
+    path.write_bytes(text.replace(longest, longest + "x").encode())
+    with pytest.raises(InputError, match=r"devices\.csv line \d: is longer than 65,536 characters"):
         read_devices_csv(path)
 
 

@@ -241,10 +241,12 @@ _CSV_FIX = "write each row as kind,identifier[,kind,identifier...]"
 
 def _bounded_lines(handle: io.TextIOBase, name: str) -> Iterator[str]:
     for line_no in itertools.count(1):
-        line = handle.readline(MAX_CSV_LINE + 1)
+        # Room for the line's end too ("\r\n" at most), which is not counted: the bound is the
+        # same for the last line, a line ending in "\n" and one ending in "\r\n".
+        line = handle.readline(MAX_CSV_LINE + 2)
         if not line:
             return
-        if len(line) > MAX_CSV_LINE:
+        if len(line.rstrip("\r\n")) > MAX_CSV_LINE:
             raise InputError(f"{name} line {line_no}", f"is longer than {MAX_CSV_LINE:,} characters", _CSV_FIX)
         yield line
 
