@@ -317,7 +317,7 @@ class OriginSession(requests.Session):
     def __setstate__(self, state: Dict[str, Any]) -> None:
         # requests pickles (and copy.copy copies) only the attributes it names: without this, a
         # copied or unpickled session had no cache, and its first request was an AttributeError.
-        super().__setstate__(state)
+        super().__setstate__(state)  # type: ignore[misc]  # in requests, not in its stubs
         self._origins = {}
 
     # Any: requests' stubs name the settings with a TypedDict of their own (private).
