@@ -72,6 +72,16 @@ def test_a_handler_backoff_no_wait_can_take_is_refused_at_start(tmp_path: Path, 
         assert info.value.field == "handler_backoff"
 
 
+@pytest.mark.parametrize("field", ["handler_backoff", "handler_lease"])
+def test_an_integer_past_a_float_is_refused_by_name(tmp_path: Path, field: str) -> None:
+    # Each was converted to a float before it was compared: a raw OverflowError.
+    with Store(tmp_path / "c.db") as store:
+        for wait in (10**400, -(10**400), 10**5000):
+            with pytest.raises(InputError) as info:
+                Receiver(store, allow_anonymous=True, **{field: wait})
+            assert info.value.field == field
+
+
 @pytest.mark.parametrize("timeout", [float("nan"), float("inf"), 1e10, 0.0, "15"])
 def test_a_commit_timeout_no_timer_can_take_is_refused(tmp_path: Path, timeout: object) -> None:
     # A timer of the event loop's: NaN went into its queue of timers as it was.

@@ -22,6 +22,7 @@ from uws_adapter import metrics
 from uws_adapter.errors import HandlerGaveUp, InputError, StoreError
 from uws_adapter.settings.receiver import DEFAULT_HANDLER_LEASE
 from uws_adapter.store.interfaces import ReceiverStore, StoredEvent
+from uws_adapter.waits import check_seconds
 
 __all__ = ["DEFAULT_HANDLER_LEASE", "DEFAULT_HANDLER_WORKERS", "LEASE_MARGIN", "Handler", "HandlerRunner"]
 
@@ -36,17 +37,17 @@ LEASE_MARGIN = 2.0
 
 def check_lease(lease: object, handlers: Dict[str, Handler]) -> float:
     """``lease`` as seconds, well above every handler's declared ``deadline``."""
-    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not 0 < lease < float("inf"):
-        raise InputError("handler_lease", f"{lease!r} is not a number of seconds", "use e.g. 120 (--handler-lease)")
+    # The one check of seconds given to us (an integer past a float was a raw OverflowError here).
+    seconds = check_seconds("handler_lease", lease, "120 (--handler-lease)")
     for name, handler in handlers.items():
         deadline = getattr(handler, "deadline", None)
-        if isinstance(deadline, (int, float)) and lease < LEASE_MARGIN * deadline:
+        if isinstance(deadline, (int, float)) and seconds < LEASE_MARGIN * deadline:
             raise InputError(
                 "handler_lease",
-                f"{lease:g} s is not well above the {deadline:g} s a {name} run may take",
+                f"{seconds:g} s is not well above the {deadline:g} s a {name} run may take",
                 f"use at least {LEASE_MARGIN * deadline:g} s (--handler-lease), so that no run outlives its claim",
             )
-    return float(lease)
+    return seconds
 
 
 class HandlerRunner:

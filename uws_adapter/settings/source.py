@@ -122,10 +122,12 @@ def number(low: float, high: float = math.inf, what: str = "a number of seconds"
                 number_ = float(value.strip())
             except ValueError:
                 raise InputError(origin, f"{shown(value)} is not {what}", fix) from None
-        if isinstance(number_, bool) or not isinstance(number_, (int, float)) or math.isnan(number_):
+        # Compared, never converted: an integer past a float (10**400) was a raw OverflowError.
+        if isinstance(number_, bool) or not isinstance(number_, (int, float)) or number_ != number_:
             raise InputError(origin, f"{shown(value)} is not {what}", fix)
-        if (number_ <= low if open_low else number_ < low) or number_ > high or math.isinf(number_):
-            raise InputError(origin, f"{number_:g} is out of range", fix)
+        if (number_ <= low if open_low else number_ < low) or number_ > high or abs(number_) == math.inf:
+            big = isinstance(number_, int) and number_.bit_length() > 128
+            raise InputError(origin, f"{shown(number_) if big else format(number_, 'g')} is out of range", fix)
         return float(number_)
 
     return convert
