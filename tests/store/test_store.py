@@ -156,6 +156,9 @@ def test_reads_refuse_what_no_query_can_bind_by_name(location: str) -> None:
                     read()
                 assert info.value.field == field
         for read, field in (
+            # A negative limit was every row on SQLite (LIMIT -1 is none), a StoreError on PostgreSQL.
+            (lambda: store.events(limit=-1), "limit"),
+            (lambda: store.dead_letters(limit=-1), "limit"),
             (lambda: store.status("r1\udcff"), "request_id"),
             (lambda: store.events(request_id="r1\udcff"), "request_id"),
         ):

@@ -29,7 +29,7 @@ from uws_adapter.store import dead_letters as dead_letter_sql
 from uws_adapter.store import line_counts, unlisted
 from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals, keep_letter, letter_of, purge
 from uws_adapter.store.interfaces import CallbackWrite, EventPages, RequestStatus, StoredEvent, Write
-from uws_adapter.store.sql import Dialect, Row, Sql, bound_int, bound_text
+from uws_adapter.store.sql import Dialect, Row, Sql, bound_int, bound_limit, bound_text
 from uws_adapter.store.tracking_rows import recent_line_actions, request_status
 
 __all__ = [
@@ -174,7 +174,7 @@ class SqlCore(EventPages):
 
     def events(self, *, request_id: Optional[str] = None, after_id: int = 0, limit: int = 1000) -> List[StoredEvent]:
         """Events in arrival order, after ``after_id`` (poll with the last id you saw)."""
-        after_id, limit = bound_int("after_id", after_id), bound_int("limit", limit)
+        after_id, limit = bound_int("after_id", after_id), bound_limit(limit)
         request_id = bound_text("request_id", request_id)
         where, args = "e.id > ?", [after_id]
         if request_id is not None:
@@ -432,7 +432,7 @@ class SqlCore(EventPages):
 
     def dead_letters(self, *, after_id: int = 0, limit: int = 100, bodies: bool = False) -> List[DeadLetter]:
         """Letters in the order they were kept, after ``after_id``; with their bodies if ``bodies``."""
-        after_id, limit = bound_int("after_id", after_id), bound_int("limit", limit)
+        after_id, limit = bound_int("after_id", after_id), bound_limit(limit)
         query = dead_letter_sql.LIST.format(", body" if bodies else "")
         rows = self._read("read the dead letters", lambda db: db.all(query, (after_id, limit)))
         return [letter_of(row) for row in rows]

@@ -18,7 +18,7 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 from uws_adapter.errors import InputError, shown
 from uws_adapter.model.text import decoded_text
 
-__all__ = ["POSTGRES", "SQLITE", "Dialect", "Row", "Sql", "bound_int", "bound_text", "is_postgres_url"]
+__all__ = ["POSTGRES", "SQLITE", "Dialect", "Row", "Sql", "bound_int", "bound_limit", "bound_text", "is_postgres_url"]
 
 Row = Sequence[Any]
 
@@ -65,14 +65,22 @@ POSTGRES = Dialect(
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 
 
-def bound_int(field: str, value: object) -> int:
-    """``value`` (an id or a count a caller gives a read) if a statement can bind it, else the
-    :class:`InputError` naming ``field``."""
+def bound_int(field: str, value: object, *, low: int = BIGINT_MIN) -> int:
+    """``value`` (an id or a count a caller gives a read) if a statement can bind it, and at least
+    ``low``, else the :class:`InputError` naming ``field``."""
     if isinstance(value, bool) or not isinstance(value, int) or not BIGINT_MIN <= value <= BIGINT_MAX:
         raise InputError(
             field, f"{shown(value)} is not a whole number a 64-bit column holds", f"give 0 to {BIGINT_MAX:,}"
         )
+    if value < low:
+        raise InputError(field, f"{value} is below {low}", f"give {low} to {BIGINT_MAX:,}")
     return value
+
+
+def bound_limit(limit: object) -> int:
+    """A read's ``limit``: a count from 0. A negative one is no limit at all to SQLite (every row
+    read) and an error to PostgreSQL."""
+    return bound_int("limit", limit, low=0)
 
 
 def bound_text(field: str, value: Optional[str]) -> Optional[str]:
