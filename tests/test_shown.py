@@ -18,15 +18,16 @@ from uws_adapter.waits import check_seconds
         (2**200, "an integer of 201 bits"),
         (10**5000, "an integer of 16,610 bits"),
         ("soon", "'soon'"),
-        ("x" * 100, repr("x" * 100)[:SHOWN_CHARACTERS] + "..."),
+        ("x" * 100, repr("x" * SHOWN_CHARACTERS) + "..."),
+        (list(range(100)), repr(list(range(100)))[:SHOWN_CHARACTERS] + "..."),
         (None, "None"),
         ([1, 2], "[1, 2]"),
     ],
-    ids=["int", "bigint-min", "bool", "200-bits", "5000-digits", "text", "long-text", "none", "list"],
+    ids=["int", "bigint-min", "bool", "200-bits", "5000-digits", "text", "long-text", "long-list", "none", "list"],
 )
 def test_a_value_is_quoted_short(value: object, expected: str) -> None:
     assert shown(value) == expected
-    assert len(shown(value)) <= SHOWN_CHARACTERS + 3
+    assert len(shown(value)) <= SHOWN_CHARACTERS + 5  # quotes and '...'
 
 
 @pytest.mark.parametrize("value", [10**5000, -(10**5000), 2**70], ids=["5000-digits", "negative", "70-bits"])

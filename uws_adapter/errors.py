@@ -94,13 +94,15 @@ SHOWN_CHARACTERS = 40
 
 
 def shown(value: object) -> str:
-    """``value`` as an error quotes it: its repr cut at :data:`SHOWN_CHARACTERS`, an integer
-    longer than that by its size. Python refuses to write an integer of over 4,300 digits (a raw
-    ``ValueError`` in place of the error that meant to quote it) and writes a long one in
-    quadratic time."""
+    """``value`` as an error quotes it: text by its first :data:`SHOWN_CHARACTERS` characters,
+    another value by its repr cut there, an integer past 128 bits by its size. Python refuses to
+    write an integer of over 4,300 digits (a raw ``ValueError`` in place of the error that meant to
+    quote it) and writes a long one in quadratic time."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
         return f"an integer of {value.bit_length():,} bits"
-    text = repr(value[: SHOWN_CHARACTERS + 1] if isinstance(value, str) else value)
+    if isinstance(value, str):  # its first characters, quoted whole
+        return repr(value[:SHOWN_CHARACTERS]) + ("..." if len(value) > SHOWN_CHARACTERS else "")
+    text = repr(value)
     return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "..."
 
 
