@@ -271,6 +271,9 @@ def test_settings_are_frozen_and_checked_in_code_too() -> None:
     # Python refuses to write an integer of over 4,300 digits: the refusal was a raw ValueError.
     with pytest.raises(InputError, match=r"^port: an integer of 16,610 bits is out of range; give 1 to 65535"):
         ReceiverSettings(allow_anonymous=True, port=10**5000)
+    for huge in (10**400, -(10**400)):  # past any float: a raw OverflowError where no upper bound was set
+        with pytest.raises(InputError, match=r"^lockout_seconds: an integer of 1,329 bits is out of range"):
+            BridgeSettings(lockout_seconds=huge)
     with pytest.raises(InputError, match="would store callbacks from anyone"):
         ReceiverSettings()
 

@@ -122,13 +122,16 @@ def number(low: float, high: float = math.inf, what: str = "a number of seconds"
                 number_ = float(value.strip())
             except ValueError:
                 raise InputError(origin, f"{shown(value)} is not {what}", fix) from None
-        # Compared, never converted: an integer past a float (10**400) was a raw OverflowError.
         if isinstance(number_, bool) or not isinstance(number_, (int, float)) or number_ != number_:
             raise InputError(origin, f"{shown(value)} is not {what}", fix)
-        if (number_ <= low if open_low else number_ < low) or number_ > high or abs(number_) == math.inf:
+        try:
+            seconds = float(number_)
+        except OverflowError:  # an integer past any float (10**400): out of range, not a raw error
+            seconds = math.inf if number_ > 0 else -math.inf
+        if (seconds <= low if open_low else seconds < low) or seconds > high or math.isinf(seconds):
             big = isinstance(number_, int) and number_.bit_length() > 128
-            raise InputError(origin, f"{shown(number_) if big else format(number_, 'g')} is out of range", fix)
-        return float(number_)
+            raise InputError(origin, f"{shown(number_) if big else format(seconds, 'g')} is out of range", fix)
+        return seconds
 
     return convert
 
