@@ -3,10 +3,12 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from uws_adapter import CustomField, Device, DeviceIdentifier, InputError, read_devices_csv
+from uws_adapter.errors import shown
 from uws_adapter.model.devices import KINDS, MAX_CSV_LINE
 
 DATA = Path(__file__).parents[1] / "data"
@@ -52,7 +54,8 @@ def test_valid_identifiers_are_accepted(kind: str, identifier: str) -> None:
 
 @pytest.mark.parametrize(("kind", "identifier"), INVALID, ids=[f"{k}-{i}" for k, i in INVALID])
 def test_identifiers_that_cannot_be_of_their_kind_are_refused(kind: str, identifier: str) -> None:
-    with pytest.raises(InputError, match=rf"identifier: '{re.escape(identifier)}' is not a valid {kind}") as info:
+    # Quoted as every error quotes a value (errors.shown): a long one by its first characters.
+    with pytest.raises(InputError, match=rf"identifier: {re.escape(shown(identifier))} is not a valid {kind}") as info:
         DeviceIdentifier(kind, identifier)
     assert info.value.field == "identifier"
     assert "digits" in info.value.fix
@@ -185,3 +188,19 @@ def test_parse_refuses_what_is_not_text_by_name(text: object) -> None:
         Device.parse(text)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="custom field: expected a string"):
         CustomField.parse(text)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda text: DeviceIdentifier.parse(text),
+        lambda text: DeviceIdentifier("IMEI", text),
+        lambda text: DeviceIdentifier(text, "1"),
+        lambda text: CustomField.parse(text),
+    ],
+    ids=["parse", "identifier", "kind", "custom-field-parse"],
+)
+def test_a_refusal_quotes_a_long_value_by_its_start(build: Any) -> None:
+    with pytest.raises(InputError) as info:
+        build("9" * 100_000)
+    assert len(str(info.value)) < 300

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Optional, Union
 
-from uws_adapter.errors import InputError
+from uws_adapter.errors import InputError, shown
 
 
 @dataclass(frozen=True)
@@ -39,4 +39,4 @@ def action_named(name: str, *, with_billing: Optional[bool] = None) -> Action:
         return Restore()
     if lowered == "suspend":
         return Suspend(with_billing)
-    raise InputError("action", f"unknown action {name!r}", "use restore or suspend")
+    raise InputError("action", f"unknown action {shown(name)}", "use restore or suspend")

@@ -12,7 +12,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from uws_adapter.errors import CallbackParseError, InputError
+from uws_adapter.errors import CallbackParseError, InputError, shown
 
 #: Status values that mean the device's change went through [doc].
 SUCCESS_STATUSES = frozenset({"success", "configcreated"})
@@ -254,7 +254,9 @@ def parse_date(text: str, where: str, line: Optional[int] = None) -> _dt.date:
             return _dt.date(int(year), int(month), int(day))
         return _dt.date.fromisoformat(value[:10])
     except ValueError:
-        raise CallbackParseError(f"{where}: {text!r} is not a date (MM/DD/YYYY or YYYY-MM-DD)", line=line) from None
+        raise CallbackParseError(
+            f"{where}: {shown(text)} is not a date (MM/DD/YYYY or YYYY-MM-DD)", line=line
+        ) from None
 
 
 def format_date(value: _dt.date) -> str:

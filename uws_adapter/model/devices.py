@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Mapping, Pattern, Protocol, Tuple, Type, TypeVar, Union
 
-from uws_adapter.errors import Code, InputError
+from uws_adapter.errors import Code, InputError, shown
 
 # Kind -> (pattern of a valid identifier, description used in error messages). Only what the
 # carrier's documents state is enforced [doc]: ESN decimal, ICCID up to 20 digits, IMEI up to 16
@@ -75,7 +75,7 @@ def as_tuple_of(value: object, item_type: Type[T], field: str, fix: str) -> Tupl
     if isinstance(value, item_type):
         return (value,)
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise InputError(field, f"expected {item_type.__name__} objects, got {value!r}", fix)
+        raise InputError(field, f"expected {item_type.__name__} objects, got {shown(value)}", fix)
     items = tuple(value)
     for position, item in enumerate(items):
         if not isinstance(item, item_type):
@@ -93,7 +93,7 @@ def split_pair(
         raise InputError(field, f"expected a string, got {type(text).__name__}", f"write e.g. {example}", code=code)
     head, sep, tail = text.partition(separator)
     if not sep or not (allow_blank or (head.strip() and tail.strip())):
-        raise InputError(field, f"{text!r} is not {form}", f"write e.g. {example}", code=code)
+        raise InputError(field, f"{shown(text)} is not {form}", f"write e.g. {example}", code=code)
     return head, tail
 
 
@@ -108,7 +108,7 @@ def normalize_kind(kind: object, api: str = "rest") -> str:
         )
     upper = kind.strip().upper()
     if upper not in kinds:
-        raise InputError("kind", f"unknown identifier kind {kind!r}", _kinds_hint(kinds), code=Code.DEVICE_KIND)
+        raise InputError("kind", f"unknown identifier kind {shown(kind)}", _kinds_hint(kinds), code=Code.DEVICE_KIND)
     return upper
 
 
@@ -134,7 +134,7 @@ class DeviceIdentifier:
         if not isinstance(value, str):
             raise InputError(
                 "identifier",
-                f"expected a string, got {type(value).__name__} {value!r}",
+                f"expected a string, got {type(value).__name__} {shown(value)}",
                 "pass identifiers as strings: a number loses leading zeros",
                 code=Code.DEVICE_IDENTIFIER,
             )
@@ -143,7 +143,7 @@ class DeviceIdentifier:
         if not pattern.fullmatch(value):
             raise InputError(
                 "identifier",
-                f"{value!r} is not a valid {kind}",
+                f"{shown(value)} is not a valid {kind}",
                 f"an {kind} is {described}" if kind[0] in "AEIOU" else f"a {kind} is {described}",
                 code=Code.DEVICE_IDENTIFIER,
             )
@@ -201,7 +201,7 @@ class Device:
             try:
                 identifiers.append(DeviceIdentifier.parse(part))
             except InputError as exc:
-                where = f"{text!r} part {position + 1}: " if len(parts) > 1 else f"{text!r}: "
+                where = f"{shown(text)} part {position + 1}: " if len(parts) > 1 else f"{shown(text)}: "
                 raise exc.within(where) from None
         return cls(tuple(identifiers))
 
@@ -227,7 +227,9 @@ def read_devices_csv(source: Union[str, Path, io.TextIOBase]) -> List[Device]:
         except InputError:
             raise
         except ValueError:  # open()'s "embedded null byte": a NUL in the path
-            raise InputError("devices file", f"cannot read {path!r}: a NUL in the path", "check the path") from None
+            raise InputError(
+                "devices file", f"cannot read {shown(path)}: a NUL in the path", "check the path"
+            ) from None
     if isinstance(source, (bytes, bytearray)) or not isinstance(source, Iterable):
         raise InputError("devices file", f"a {type(source).__name__} is not a path or text", "pass a path or open(...)")
     return list(_rows_to_devices(source, "devices file"))

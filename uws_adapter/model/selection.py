@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple, Union
 
-from uws_adapter.errors import Code, InputError, UnsupportedByApi
+from uws_adapter.errors import Code, InputError, UnsupportedByApi, shown
 from uws_adapter.model.actions import Restore, Suspend
 from uws_adapter.model.devices import Device, as_tuple_of, identity, split_pair
 from uws_adapter.model.text import xml_text
@@ -32,7 +32,7 @@ def required_text(field: str, value: object, fix: str, *, code: str = Code.REQUE
     """A non-empty string XML can carry; numbers are refused because account names keep their
     leading zeros."""
     if isinstance(value, bool) or not isinstance(value, str):
-        raise InputError(field, f"expected a string, got {type(value).__name__} {value!r}", fix, code=code)
+        raise InputError(field, f"expected a string, got {type(value).__name__} {shown(value)}", fix, code=code)
     stripped = value.strip()
     if not stripped:
         raise InputError(field, "is empty", fix, code=code)
@@ -57,7 +57,7 @@ class CustomField:
         if canonical is None:
             raise InputError(
                 "custom field name",
-                f"{name!r} is not a custom field",
+                f"{shown(name)} is not a custom field",
                 "use CustomField1 to CustomField5",
                 code=Code.CUSTOM_FIELD_NAME,
             )
@@ -216,6 +216,10 @@ def select(
 def check_request(action: object, selection: object) -> None:
     """Refuse anything but an action and a selection of this package (both APIs' first check)."""
     if not isinstance(action, (Restore, Suspend)):
-        raise InputError("action", f"expected Restore() or Suspend(), got {action!r}", "use action_named('restore')")
+        raise InputError(
+            "action", f"expected Restore() or Suspend(), got {shown(action)}", "use action_named('restore')"
+        )
     if not isinstance(selection, (DeviceList, DeviceQuery)):
-        raise InputError("selection", f"expected a DeviceList or DeviceQuery, got {selection!r}", "use select(...)")
+        raise InputError(
+            "selection", f"expected a DeviceList or DeviceQuery, got {shown(selection)}", "use select(...)"
+        )
