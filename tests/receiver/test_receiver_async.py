@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator, List, Sequence, Tuple
 
 import pytest
-from servers import AsgiServer
+from servers import AsgiServer, wait_until
 
 from uws_adapter import CallbackRequest, ReportedDevice, render_callback
 from uws_adapter.receiver.app import Receiver
@@ -114,7 +114,10 @@ def test_the_asgi_factory_under_a_users_own_uvicorn_closes_its_store_at_shutdown
     monkeypatch.setenv("UWS_CALLBACK_ALLOW_ANONYMOUS", "1")
     server = AsgiServer(create_app(), lifespan="on", log_level="warning")
     try:
-        assert db.with_name("own.db-wal").exists()  # the store is open in WAL mode while it serves
+        # The store is open in WAL mode while it serves. Waited for: its writer thread opens its own
+        # connection when it first runs, and under load the setup's connection may be closed first
+        # (SQLite removes the WAL with the last connection).
+        wait_until(lambda: db.with_name("own.db-wal").exists(), 10, "the store's WAL")
     finally:
         server.close()
     # uvicorn's shutdown closed the handlers, then the store: SQLite removed its WAL files.
