@@ -38,12 +38,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Sequence
 
 import requests
 from budget_check import fill_history
 
-from uws_adapter import Emulator, RestClient, Suspend, generated_devices, select
+from uws_adapter import EmulatedDevice, Emulator, RestClient, Suspend, generated_devices, select
 from uws_adapter.bridge.app import Bridge
 from uws_adapter.logs import TextFormatter
 from uws_adapter.serving.access import AccessLog
@@ -75,6 +75,109 @@ def _hop_only(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Li
 def _percentile(values: List[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def timed_calls(
+    calls: int, direct: RestClient, bridge_url: str, floor_url: str, lines: Sequence[EmulatedDevice]
+) -> Dict[str, List[float]]:
+    """Each kind of call both bridge benchmarks time, interleaved call by call so that drift touches
+    every kind alike, ``calls`` times after a warm-up (ms each): the direct REST call (``direct``, on
+    a fresh line of ``lines`` each time), and a legacy SOAP client, as a ``requests`` session and as
+    a bare ``http.client`` connection, both kept alive and logged in once, to the bridge at
+    ``bridge_url`` (a fresh line each time) and to the floor app at ``floor_url``."""
+    devices = iter(line.device for line in lines)
+    legacy = requests.Session()
+    lean = {name: http.client.HTTPConnection(url.split("//")[1].split("/")[0], timeout=10)
+            for name, url in (("bridge-lean", bridge_url), ("hop-lean", floor_url))}  # fmt: skip
+    login = build_login(LEGACY_USER, LEGACY_PASSWORD, base_url=bridge_url)
+    answer = legacy.post(login.url, data=login.body, headers=dict(login.headers), timeout=10)
+    if "SessionToken>" not in answer.text:
+        raise SystemExit(f"the bridge refused the legacy LogIn: {answer.status_code} {answer.text[:300]}")
+    token = answer.text.split("SessionToken>")[1].split("<")[0]
+    timings: Dict[str, List[float]] = {name: [] for name in ("bridge", "direct", "hop", *lean)}
+
+    def with_requests(name: str, base_url: str, fresh: bool) -> Callable[[], None]:
+        def call() -> None:
+            device = next(devices) if fresh else lines[0].device
+            request = build_envelope(Suspend(), select([device]), token=token, base_url=base_url)
+            body, headers = request.body, dict(request.headers)
+            start = time.perf_counter()
+            response = legacy.post(request.url, data=body, headers=headers, timeout=10)
+            timings[name].append((time.perf_counter() - start) * 1000)
+            if response.status_code != 200 or b"RequestId" not in response.content:
+                raise SystemExit(f"{name}: answered {response.status_code} {response.text[:300]}")
+
+        return call
+
+    def with_http_client(name: str, base_url: str, fresh: bool) -> Callable[[], None]:
+        def call() -> None:
+            device = next(devices) if fresh else lines[0].device
+            request = build_envelope(Suspend(), select([device]), token=token, base_url=base_url)
+            path = "/" + request.url.split("/", 3)[3]
+            connection, body, headers = lean[name], request.body, dict(request.headers)
+            start = time.perf_counter()
+            connection.request("POST", path, body=body, headers=headers)
+            response = connection.getresponse()
+            content = response.read()
+            timings[name].append((time.perf_counter() - start) * 1000)
+            if response.status != 200 or b"RequestId" not in content:
+                raise SystemExit(f"{name}: answered {response.status} {content[:300]!r}")
+
+        return call
+
+    def direct_rest() -> None:
+        selection = select([next(devices)])
+        start = time.perf_counter()
+        direct.suspend(selection)
+        timings["direct"].append((time.perf_counter() - start) * 1000)
+
+    order = [
+        with_requests("bridge", bridge_url, True), direct_rest, with_requests("hop", floor_url, False),
+        with_http_client("bridge-lean", bridge_url, True), with_http_client("hop-lean", floor_url, False),
+    ]  # fmt: skip
+    try:
+        for _ in range(calls + WARMUP):  # interleaved, so that drift touches every kind alike
+            for call in order:
+                call()
+    finally:
+        legacy.close()
+        for connection in lean.values():
+            connection.close()
+    for values in timings.values():
+        del values[:WARMUP]
+    return timings
+
+
+#: The rows of the table both bridge benchmarks print.
+ROWS = (
+    ("direct", "REST to the emulator (RestClient)"),
+    ("bridge", "legacy SOAP (requests) -> bridge -> emulator REST"),
+    ("hop", "floor: legacy SOAP (requests) -> answer-only app"),
+    ("bridge-lean", "legacy SOAP (http.client) -> bridge -> REST"),
+    ("hop-lean", "floor: legacy SOAP (http.client) -> answer-only"),
+)
+
+
+def print_table(timings: Dict[str, List[float]]) -> float:
+    """Print p50, p99 and mean of each kind of call, and what the bridge adds for each legacy
+    client; return the direct call's p50."""
+    direct_p50 = _percentile(timings["direct"], 0.5)
+    print(f"{'path':<52}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
+    for name, label in ROWS:
+        values = timings[name]
+        print(
+            f"{label:<52}{_percentile(values, 0.5):>10.2f}{_percentile(values, 0.99):>10.2f}"
+            f"{statistics.mean(values):>10.2f}"
+        )
+    for client, bridged, hop in (("requests", "bridge", "hop"), ("http.client", "bridge-lean", "hop-lean")):
+        bridge_p50, hop_p50 = _percentile(timings[bridged], 0.5), _percentile(timings[hop], 0.5)
+        added = bridge_p50 - direct_p50
+        print(
+            f"legacy client {client}: the bridge adds {added:.2f} ms at p50 ({bridge_p50 / direct_p50:.1f}x the "
+            f"direct call), of which the HTTP hop (floor) {hop_p50:.2f} ms, the bridge's own work "
+            f"{added - hop_p50:.2f} ms"
+        )
+    return direct_p50
 
 
 def main() -> int:
@@ -141,108 +244,20 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
         direct = RestClient(
             base_url=emulator.rest_url, client_id=CLIENT_ID, client_secret=SECRET, username=USER, password=PASSWORD
         )
-        legacy = requests.Session()
         try:
-            login = build_login(LEGACY_USER, LEGACY_PASSWORD, base_url=base_url)
-            answer = legacy.post(login.url, data=login.body, headers=dict(login.headers), timeout=10)
-            token = answer.text.split("SessionToken>")[1].split("<")[0]
-            devices = iter(line.device for line in lines)
-
-            def through_bridge() -> None:
-                request = build_envelope(Suspend(), select([next(devices)]), token=token, base_url=base_url)
-                body, headers = request.body, dict(request.headers)
-                start = time.perf_counter()
-                response = legacy.post(request.url, data=body, headers=headers, timeout=10)
-                timings["bridge"].append((time.perf_counter() - start) * 1000)
-                if response.status_code != 200 or b"RequestId" not in response.content:
-                    raise SystemExit(f"the bridge refused the call: {response.status_code} {response.text[:300]}")
-
-            lean = {
-                "bridge-lean": http.client.HTTPConnection(*served.address[:2], timeout=10),
-                "hop-lean": http.client.HTTPConnection(*floor.address[:2], timeout=10),
-            }
-
-            def lean_call(name: str, url: str) -> Callable[[], None]:
-                def call() -> None:
-                    device = next(devices) if name == "bridge-lean" else lines[0].device
-                    target = url if name == "bridge-lean" else floor_url
-                    request = build_envelope(Suspend(), select([device]), token=token, base_url=target)
-                    path = "/" + request.url.split("/", 3)[3]
-                    connection, body, headers = lean[name], request.body, dict(request.headers)
-                    start = time.perf_counter()
-                    connection.request("POST", path, body=body, headers=headers)
-                    response = connection.getresponse()
-                    content = response.read()
-                    timings[name].append((time.perf_counter() - start) * 1000)
-                    if response.status != 200 or b"RequestId" not in content:
-                        raise SystemExit(f"{name}: answered {response.status} {content[:300]!r}")
-
-                return call
-
-            def direct_rest() -> None:
-                selection = select([next(devices)])
-                start = time.perf_counter()
-                direct.suspend(selection)
-                timings["direct"].append((time.perf_counter() - start) * 1000)
-
-            def hop_only() -> None:
-                request = build_envelope(Suspend(), select([lines[0].device]), token=token, base_url=floor_url)
-                body, headers = request.body, dict(request.headers)
-                start = time.perf_counter()
-                response = legacy.post(request.url, data=body, headers=headers, timeout=10)
-                timings["hop"].append((time.perf_counter() - start) * 1000)
-                if response.status_code != 200:
-                    raise SystemExit(f"the floor app answered {response.status_code}")
-
-            timings: Dict[str, List[float]] = {name: [] for name in ("bridge", "direct", "hop", *lean)}
-            calls: List[Callable[[], None]] = [
-                through_bridge,
-                direct_rest,
-                hop_only,
-                lean_call("bridge-lean", base_url),
-                lean_call("hop-lean", ""),
-            ]
-            for _ in range(args.calls + WARMUP):  # interleaved, so that drift touches both alike
-                for call in calls:
-                    call()
-            for values in timings.values():
-                del values[:WARMUP]
+            timings = timed_calls(args.calls, direct, base_url, floor_url, lines)
             del inside[:WARMUP]
-            for connection in lean.values():
-                connection.close()
         finally:
-            legacy.close()
             direct.close()
             served.stop()
             floor.stop()
             bridge.close()
             rest.close()
-    direct_p50 = _percentile(timings["direct"], 0.5)
     print(
         f"{args.calls} one-device suspends each, loopback, interleaved, {args.history:,} callbacks of the last "
         f"24 h in the store (Python {sys.version.split()[0]})"
     )
-    print(f"{'path':<52}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
-    for name, label in (
-        ("direct", "REST to the emulator (RestClient)"),
-        ("bridge", "legacy SOAP (requests) -> bridge -> emulator REST"),
-        ("hop", "floor: legacy SOAP (requests) -> answer-only app"),
-        ("bridge-lean", "legacy SOAP (http.client) -> bridge -> REST"),
-        ("hop-lean", "floor: legacy SOAP (http.client) -> answer-only"),
-    ):
-        values = timings[name]
-        print(
-            f"{label:<52}{_percentile(values, 0.5):>10.2f}{_percentile(values, 0.99):>10.2f}"
-            f"{statistics.mean(values):>10.2f}"
-        )
-    for client, bridged, hop in (("requests", "bridge", "hop"), ("http.client", "bridge-lean", "hop-lean")):
-        bridge_p50, hop_p50 = _percentile(timings[bridged], 0.5), _percentile(timings[hop], 0.5)
-        added = bridge_p50 - direct_p50
-        print(
-            f"legacy client {client}: the bridge adds {added:.2f} ms at p50 ({bridge_p50 / direct_p50:.1f}x the "
-            f"direct call), of which the HTTP hop (floor) {hop_p50:.2f} ms, the bridge's own work "
-            f"{added - hop_p50:.2f} ms"
-        )
+    direct_p50 = print_table(timings)
     print(
         f"the bridge's own work timed inside it (its application less its REST exchange): "
         f"p50 {_percentile(inside, 0.5):.2f} ms, {_percentile(inside, 0.5) / direct_p50:.2f}x the direct call"

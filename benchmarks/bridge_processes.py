@@ -21,28 +21,31 @@ alive and send the envelope our UWS client builds.
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import IO, Callable, Dict, List, Optional, Tuple
+from typing import IO, Dict, List, Optional, Tuple
 
-import requests
-from bridge_call import WARMUP, _hop_only, _percentile
+from bridge_call import (
+    CLIENT_ID,
+    LEGACY_PASSWORD,
+    LEGACY_USER,
+    PASSWORD,
+    SECRET,
+    USER,
+    WARMUP,
+    _hop_only,
+    print_table,
+    timed_calls,
+)
 from budget_check import fill_history
 
-from uws_adapter import RestClient, Suspend, generated_devices, select
+from uws_adapter import RestClient, generated_devices
 from uws_adapter.store.sqlite import Store
-from uws_adapter.uws.envelope import build_envelope, build_login
 
-USER, PASSWORD = "uws-user", "uws-password"
-CLIENT_ID, SECRET = "ts-client", "ts-secret"
-LEGACY_USER, LEGACY_PASSWORD = "legacy", "legacy-password"
 HERE = Path(__file__).resolve().parent
 _URL = re.compile(r"http://127\.0\.0\.1:\d+")
 
@@ -113,7 +116,16 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
         processes.append(bridge)
         floor, floor_url = _start([sys.executable, str(HERE / "bridge_processes.py"), "--serve-floor"], logs["floor"])
         processes.append(floor)
-        timings = _timed(args.calls, f"{emulator_url}/api", f"{bridge_url}/api/v2", f"{floor_url}/api/v2", total)
+        direct = RestClient(
+            base_url=f"{emulator_url}/api", client_id=CLIENT_ID, client_secret=SECRET, username=USER,
+            password=PASSWORD,
+        )  # fmt: skip
+        try:
+            # The emulator's own lines: the same generator, the same order.
+            lines = generated_devices(total)
+            timings = timed_calls(args.calls, direct, f"{bridge_url}/api/v2", f"{floor_url}/api/v2", lines)
+        finally:
+            direct.close()
     finally:
         for process in processes:
             if process.stdin is not None:
@@ -131,101 +143,13 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
     return 0
 
 
-def _timed(calls: int, rest_url: str, bridge_url: str, floor_url: str, total: int) -> Dict[str, List[float]]:
-    lines = generated_devices(total)  # the emulator's own lines: the same generator, the same order
-    devices = iter(line.device for line in lines)
-    direct = RestClient(base_url=rest_url, client_id=CLIENT_ID, client_secret=SECRET, username=USER, password=PASSWORD)
-    legacy = requests.Session()
-    lean = {name: http.client.HTTPConnection(url.split("//")[1].split("/")[0], timeout=10)
-            for name, url in (("bridge-lean", bridge_url), ("hop-lean", floor_url))}  # fmt: skip
-    login = build_login(LEGACY_USER, LEGACY_PASSWORD, base_url=bridge_url)
-    answer = legacy.post(login.url, data=login.body, headers=dict(login.headers), timeout=10)
-    if "SessionToken>" not in answer.text:
-        raise SystemExit(f"the bridge refused the legacy LogIn: {answer.status_code} {answer.text[:300]}")
-    token = answer.text.split("SessionToken>")[1].split("<")[0]
-    timings: Dict[str, List[float]] = {name: [] for name in ("bridge", "direct", "hop", *lean)}
-
-    def with_requests(name: str, base_url: str, fresh: bool) -> Callable[[], None]:
-        def call() -> None:
-            device = next(devices) if fresh else lines[0].device
-            request = build_envelope(Suspend(), select([device]), token=token, base_url=base_url)
-            body, headers = request.body, dict(request.headers)
-            start = time.perf_counter()
-            response = legacy.post(request.url, data=body, headers=headers, timeout=10)
-            timings[name].append((time.perf_counter() - start) * 1000)
-            if response.status_code != 200 or b"RequestId" not in response.content:
-                raise SystemExit(f"{name}: answered {response.status_code} {response.text[:300]}")
-
-        return call
-
-    def with_http_client(name: str, base_url: str, fresh: bool) -> Callable[[], None]:
-        def call() -> None:
-            device = next(devices) if fresh else lines[0].device
-            request = build_envelope(Suspend(), select([device]), token=token, base_url=base_url)
-            path = "/" + request.url.split("/", 3)[3]
-            connection, body, headers = lean[name], request.body, dict(request.headers)
-            start = time.perf_counter()
-            connection.request("POST", path, body=body, headers=headers)
-            response = connection.getresponse()
-            content = response.read()
-            timings[name].append((time.perf_counter() - start) * 1000)
-            if response.status != 200 or b"RequestId" not in content:
-                raise SystemExit(f"{name}: answered {response.status} {content[:300]!r}")
-
-        return call
-
-    def direct_rest() -> None:
-        selection = select([next(devices)])
-        start = time.perf_counter()
-        direct.suspend(selection)
-        timings["direct"].append((time.perf_counter() - start) * 1000)
-
-    order = [
-        with_requests("bridge", bridge_url, True), direct_rest, with_requests("hop", floor_url, False),
-        with_http_client("bridge-lean", bridge_url, True), with_http_client("hop-lean", floor_url, False),
-    ]  # fmt: skip
-    try:
-        for _ in range(calls + WARMUP):  # interleaved, so that drift touches every kind alike
-            for call in order:
-                call()
-    finally:
-        legacy.close()
-        direct.close()
-        for connection in lean.values():
-            connection.close()
-    for values in timings.values():
-        del values[:WARMUP]
-    return timings
-
-
 def _report(args: argparse.Namespace, timings: Dict[str, List[float]], access_lines: int) -> None:
-    direct_p50 = _percentile(timings["direct"], 0.5)
     print(
         f"{args.calls} one-device suspends each, loopback, every party in its own process, interleaved, "
         f"{args.history:,} callbacks of the last 24 h in the store (Python {sys.version.split()[0]}, "
         f"load average {os.getloadavg()[0]:.1f})"
     )
-    print(f"{'path':<52}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
-    for name, label in (
-        ("direct", "REST to the emulator (RestClient)"),
-        ("bridge", "legacy SOAP (requests) -> bridge -> emulator REST"),
-        ("hop", "floor: legacy SOAP (requests) -> answer-only app"),
-        ("bridge-lean", "legacy SOAP (http.client) -> bridge -> REST"),
-        ("hop-lean", "floor: legacy SOAP (http.client) -> answer-only"),
-    ):
-        values = timings[name]
-        print(
-            f"{label:<52}{_percentile(values, 0.5):>10.2f}{_percentile(values, 0.99):>10.2f}"
-            f"{statistics.mean(values):>10.2f}"
-        )
-    for client, bridged, hop in (("requests", "bridge", "hop"), ("http.client", "bridge-lean", "hop-lean")):
-        bridge_p50, hop_p50 = _percentile(timings[bridged], 0.5), _percentile(timings[hop], 0.5)
-        added = bridge_p50 - direct_p50
-        print(
-            f"legacy client {client}: the bridge adds {added:.2f} ms at p50 ({bridge_p50 / direct_p50:.1f}x the "
-            f"direct call), of which the HTTP hop (floor) {hop_p50:.2f} ms, the bridge's own work "
-            f"{added - hop_p50:.2f} ms"
-        )
+    print_table(timings)
     print(f"the bridge's access log: {access_lines:,} lines")
 
 

@@ -35,7 +35,9 @@ def top_level_names(script: Path) -> Set[str]:
             names.add(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names.update(target.id for target in targets if isinstance(target, ast.Name))
+            for target in targets:  # NAME = ... or NAME, OTHER = ...
+                parts = target.elts if isinstance(target, ast.Tuple) else [target]
+                names.update(part.id for part in parts if isinstance(part, ast.Name))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
     return names

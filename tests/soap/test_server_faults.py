@@ -7,7 +7,7 @@ rate-limited."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import pytest
 import requests
@@ -84,6 +84,11 @@ class Backend:
 
 
 def call(app: Any) -> int:
+    return int(answered(app)[0][:3])
+
+
+def answered(app: Any) -> Tuple[str, bytes]:
+    """A LogIn through the WSGI ``app``: its status line and its body."""
     body = soap(
         f'<LogIn xmlns="{NS_V2}"><Input xmlns:a="{NS_SESSION}"><a:Username>u</a:Username>'
         "<a:Password>p</a:Password></Input></LogIn>"
@@ -94,10 +99,9 @@ def call(app: Any) -> int:
     }  # fmt: skip
     seen: List[str] = []
     chunks: Iterable[bytes] = app(environ, lambda status, headers, exc_info=None: seen.append(status))
-    for _ in chunks:
-        pass
+    content = b"".join(chunks)
     getattr(chunks, "close", lambda: None)()
-    return int(seen[0][:3])
+    return seen[0], content
 
 
 @pytest.mark.parametrize(
@@ -126,17 +130,8 @@ def test_a_fault_relayed_from_behind_with_text_xml_cannot_carry_is_answered_read
         Backend(Refused("REQUEST_FAILED.Odd\x01Code", "the carrier said \x07no\ud800")),
         address=lambda environ: "http://x/api/v2", max_body=10_000,
     )  # fmt: skip
-    body = soap(
-        f'<LogIn xmlns="{NS_V2}"><Input xmlns:a="{NS_SESSION}"><a:Username>u</a:Username>'
-        "<a:Password>p</a:Password></Input></LogIn>"
-    )
-    environ: Dict[str, Any] = {
-        "REQUEST_METHOD": "POST", "PATH_INFO": "/api/v2/SessionService.svc", "CONTENT_TYPE": "text/xml",
-        "CONTENT_LENGTH": str(len(body)), "wsgi.input": __import__("io").BytesIO(body), "REMOTE_ADDR": "127.0.0.1",
-    }  # fmt: skip
-    seen: List[str] = []
-    content = b"".join(server(environ, lambda status, headers, exc_info=None: seen.append(status)))
-    assert seen == ["500 Internal Server Error"]
+    status, content = answered(server)
+    assert status == "500 Internal Server Error"
     assert faultstring(content) == "the carrier said \\u0007no\\ud800"
     assert etree.fromstring(content).findtext(".//faultcode") == "SessionService.REQUEST_FAILED.Odd\\u0001Code"
 
