@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Optional, Tuple, Union
 
-from uws_adapter.errors import InputError
+from uws_adapter.errors import InputError, shown
 from uws_adapter.provisioning.base import DEFAULT_DAILY_BUDGET, Provisioner
 from uws_adapter.provisioning.options import (
     CLIENT_OPTIONS,
@@ -59,7 +59,7 @@ BACKENDS = ("soap", "rest")
 def _backend(value: Any, origin: str) -> str:
     backend = value.strip().lower() if isinstance(value, str) else value
     if backend not in BACKENDS:
-        raise InputError(origin, f"{value!r} is not a backend", "use soap or rest")
+        raise InputError(origin, f"{shown(value)} is not a backend", "use soap or rest")
     return str(backend)
 
 

@@ -102,7 +102,10 @@ def shown(value: object) -> str:
         return f"an integer of {value.bit_length():,} bits"
     if isinstance(value, str):  # its first characters, quoted whole
         return repr(value[:SHOWN_CHARACTERS]) + ("..." if len(value) > SHOWN_CHARACTERS else "")
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # a container holding such an integer
+        return f"a {type(value).__name__} holding an integer too long to write"
     return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "..."
 
 

@@ -32,7 +32,7 @@ from uws_adapter.emulator.lines import (
     nidd_callback,
     resume_profile,
 )
-from uws_adapter.errors import Code, InputError, Refused
+from uws_adapter.errors import Code, InputError, Refused, shown
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import DeviceIdentifier, as_tuple_of, identity
 from uws_adapter.model.selection import CustomField
@@ -125,7 +125,7 @@ class Carrier:
         ):  # fmt: skip
             low = 0 if field == "daily_budget" else 1
             if isinstance(count, bool) or not isinstance(count, int) or count < low:
-                raise InputError(field, f"{count!r} is not a whole number of {low} or more", "give e.g. 4")
+                raise InputError(field, f"{shown(count)} is not a whole number of {low} or more", "give e.g. 4")
         self.bearer_lifetime = check_seconds("bearer_lifetime", bearer_lifetime, "3600")
         self.daily_budget = daily_budget
         # Waited for by the delivery thread: past a year, a raw OverflowError ended it (no more callbacks).

@@ -13,7 +13,7 @@ from uws_adapter.edge import SOAP_PREFIX, Answer, BodyRules, Router, StartRespon
 from uws_adapter.emulator.core import MAX_BODY, Carrier
 from uws_adapter.emulator.rest import RestFront
 from uws_adapter.emulator.soap import SoapFront
-from uws_adapter.errors import InputError
+from uws_adapter.errors import InputError, shown
 from uws_adapter.serving.thread import ServedApp
 
 __all__ = ["Emulator", "RestApp"]
@@ -67,7 +67,7 @@ class Emulator(Carrier):
         **carrier: Any,
     ) -> None:
         if not isinstance(threads, int) or threads < 1:
-            raise InputError("threads", f"{threads!r} is not a positive number", "give 1 or more (8 by default)")
+            raise InputError("threads", f"{shown(threads)} is not a positive number", "give 1 or more (8 by default)")
         super().__init__(**carrier)
         self.soap = SoapFront(self, address=self._address)
         self.rest = RestFront(self)

@@ -36,6 +36,7 @@ from uws_adapter.errors import (
     ServiceFault,
     TransportError,
     refuses_session,
+    shown,
 )
 from uws_adapter.model.actions import Action, Restore, Suspend
 from uws_adapter.model.devices import Device
@@ -58,7 +59,7 @@ def check_daily_budget(budget: object, field: str = "daily_budget") -> int:
     """``budget`` as a whole number of actions per line per day, 1 to 1,000."""
     if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= 1000:
         raise InputError(
-            field, f"{budget!r} is not a number of actions per line per day", "use 5, or 25 with the upgrade"
+            field, f"{shown(budget)} is not a number of actions per line per day", "use 5, or 25 with the upgrade"
         )
     return budget
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Dict, Tuple
 
-from uws_adapter.errors import InputError
+from uws_adapter.errors import InputError, shown
 from uws_adapter.waits import LONGEST_WAIT, check_seconds
 
 __all__ = [
@@ -33,14 +33,14 @@ DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
 
 
 def check_timeout(timeout: object) -> Tuple[float, float]:
-    """``timeout`` as (connect, read) seconds, both positive; never None (requests would wait forever)."""
-    if not (
-        isinstance(timeout, tuple)
-        and len(timeout) == 2
-        and all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t <= LONGEST_WAIT for t in timeout)
-    ):
-        raise InputError("timeout", f"{timeout!r} is not (connect, read) seconds", "pass e.g. (10, 120)")
-    return float(timeout[0]), float(timeout[1])
+    """``timeout`` as (connect, read) seconds, both waits :func:`~uws_adapter.waits.check_seconds`
+    takes; never None (requests would wait forever)."""
+    if isinstance(timeout, tuple) and len(timeout) == 2:
+        try:
+            return check_seconds("timeout", timeout[0], "10"), check_seconds("timeout", timeout[1], "120")
+        except InputError:
+            pass  # refused below as a pair, the way it is given
+    raise InputError("timeout", f"{shown(timeout)} is not (connect, read) seconds", "pass e.g. (10, 120)")
 
 
 def check_deadline(deadline: object) -> float:
@@ -51,7 +51,7 @@ def check_deadline(deadline: object) -> float:
 def check_max_answer_bytes(limit: object) -> int:
     """``limit`` as a positive byte count."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InputError("max_answer_bytes", f"{limit!r} is not a byte count", "pass e.g. 1048576")
+        raise InputError("max_answer_bytes", f"{shown(limit)} is not a byte count", "pass e.g. 1048576")
     return limit
 
 
@@ -78,7 +78,7 @@ class SendOptions:
         object.__setattr__(self, "max_answer_bytes", check_max_answer_bytes(self.max_answer_bytes))
         retries = self.connect_retries
         if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
-            raise InputError("connect_retries", f"{retries!r} is not a count", "pass 0 to 100")
+            raise InputError("connect_retries", f"{shown(retries)} is not a count", "pass 0 to 100")
         object.__setattr__(self, "backoff", check_seconds("backoff", self.backoff, "0.5", zero=True))
         object.__setattr__(self, "max_backoff", check_seconds("max_backoff", self.max_backoff, "8", zero=True))
 

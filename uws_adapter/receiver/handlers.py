@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Callable, Dict, List, Optional
 
 from uws_adapter import metrics
-from uws_adapter.errors import HandlerGaveUp, InputError, StoreError
+from uws_adapter.errors import HandlerGaveUp, InputError, StoreError, shown
 from uws_adapter.settings.receiver import DEFAULT_HANDLER_LEASE
 from uws_adapter.store.interfaces import ReceiverStore, StoredEvent
 from uws_adapter.waits import check_seconds
@@ -65,7 +65,7 @@ class HandlerRunner:
         workers: int = DEFAULT_HANDLER_WORKERS,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
-            raise InputError("handler_workers", f"{workers!r} is not a count", "use 1 to 64")
+            raise InputError("handler_workers", f"{shown(workers)} is not a count", "use 1 to 64")
         self.store = store
         self.handlers = dict(handlers)
         self.backoff = backoff

@@ -24,6 +24,7 @@ from uws_adapter.errors import (
     TransportError,
     fault_for,
     refuses_session,
+    shown,
 )
 from uws_adapter.jsonsafe import loads_untrusted
 from uws_adapter.model.actions import Action
@@ -298,7 +299,9 @@ def _account(account: object) -> str:
 def _service(service: object) -> str:
     name = required_text("service", service, "use one of " + ", ".join(CALLBACK_SERVICES))
     if name not in CALLBACK_SERVICES:
-        raise InputError("service", f"unknown callback service {name!r}", "use one of " + ", ".join(CALLBACK_SERVICES))
+        raise InputError(
+            "service", f"unknown callback service {shown(name)}", "use one of " + ", ".join(CALLBACK_SERVICES)
+        )
     return name
 
 

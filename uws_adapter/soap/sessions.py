@@ -26,7 +26,7 @@ import time
 from collections import OrderedDict
 from typing import Callable, Optional, Sequence, Tuple, Union
 
-from uws_adapter.errors import Code, InputError, Refused
+from uws_adapter.errors import Code, InputError, Refused, shown
 
 __all__ = [
     "DEFAULT_LOCKOUT", "FREE_FAILURES", "KEEP_EXPIRED", "MAX_FORWARDED", "MAX_SESSIONS", "MAX_THROTTLED",
@@ -136,7 +136,7 @@ def trusted_networks(values: Sequence[str], origin: str = "trusted proxies") -> 
             networks.append(ipaddress.ip_network(value.strip(), strict=False))
         except ValueError:
             raise InputError(
-                origin, f"{value!r} is not an IP address or network", "write e.g. 10.0.0.5 or 10.0.0.0/8"
+                origin, f"{shown(value)} is not an IP address or network", "write e.g. 10.0.0.5 or 10.0.0.0/8"
             ) from None
     return tuple(networks)
 
