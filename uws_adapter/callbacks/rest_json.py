@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from uws_adapter.errors import CallbackParseError
 from uws_adapter.jsonsafe import check_depth, loads_untrusted, wire_integer
 from uws_adapter.model import callbacks as model
+from uws_adapter.model.text import xml_carries
 from uws_adapter.xmlsafe import MAX_BYTES
 
 MAX_DEPTH = 32
@@ -99,6 +100,10 @@ def _string(obj: Mapping[str, Any], key: str, where: str) -> Optional[str]:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise CallbackParseError(f"callback: {where}{key}: expected a string, got {type(value).__name__}")
     text = str(value).strip()
+    if not xml_carries(text):
+        # The same callback as XML could not carry it, and the bridge relays callbacks to SOAP
+        # listeners; PostgreSQL text cannot hold a NUL. Refused here, so both backends keep alike.
+        raise CallbackParseError(f"callback: {where}{key}: has a control character (no text of the carrier's has one)")
     return text or None
 
 
