@@ -24,6 +24,7 @@ from uws_adapter import metrics
 from uws_adapter.errors import BudgetExceeded, StoreError
 from uws_adapter.model.devices import Device, identity
 from uws_adapter.store.interfaces import RequestLog
+from uws_adapter.store.line_counts import identities_of
 
 __all__ = ["BUDGET_WINDOW", "Reservation", "lines_over", "reserve", "wanted_identities"]
 
@@ -43,10 +44,16 @@ def lines_over(devices: Sequence[Device], found: Dict[str, List[Tuple[str, float
     """The lines among ``devices`` that already had ``budget`` actions in the window, given their
     recent actions ``found`` (per identity: request id, when). A line named by several identifiers
     counts each request once."""
+    if not found and budget > 0:
+        # No line had an action: none is over. The common answer, given at once: normalising
+        # 10,000 devices' identities took 14 ms, half of the budget check (issue 19).
+        return ()
     over: List[Tuple[str, int, float]] = []
-    for device in devices:
+    # Each device's identities as the store computes them (the same strings as identity()'s,
+    # without normalising what a DeviceIdentifier has normalised already).
+    for device, names in zip(devices, identities_of(devices)):
         requests_seen: Dict[str, float] = {}
-        for name in _identities(device):
+        for name in names:
             for request_id, when in found.get(name, ()):
                 requests_seen[request_id] = min(when, requests_seen.get(request_id, when))
         if len(requests_seen) >= budget:

@@ -520,7 +520,7 @@ def _lines_at_risk(db: Sql, names: List[List[str]], since: float, at_least: int)
     spare = at_least - len({row[0] for row in callbacks})
     if spare > 0 and names:
         keys = [line_counts.device_of(group) for group in names]
-        kept_keys = line_counts.risky(db, dict(zip(keys, names)), since, spare)
+        kept_keys = line_counts.risky(db, list(dict.fromkeys(keys)), since, spare)
         names = [group for group, key in zip(names, keys) if key in kept_keys]
         if names and db.dialect.count_first:
             kept = _counted(db, [(p, name) for p, group in enumerate(names) for name in group], since, spare)

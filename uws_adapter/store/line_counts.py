@@ -27,7 +27,7 @@ in identity order, so two statements never wait on each other in a circle.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Dict, Iterable, List, Sequence, Set
+from typing import Collection, Dict, Iterable, List, Sequence, Set
 
 from uws_adapter.model.devices import Device
 from uws_adapter.store.sql import Sql
@@ -193,28 +193,63 @@ def move_request(db: Sql, request_id: str, now: float) -> None:
     _add(db, groups, day_of(now))
 
 
-def risky(db: Sql, devices: Dict[str, List[str]], since: float, spare: int) -> Set[str]:
-    """The keys among ``devices`` (each device's key, :func:`device_of`, to its identities) whose
-    device may have ``spare`` actions or more after ``since``: every one the summary cannot clear
-    (see the module). A device is cleared when none of its identities' rows says otherwise: each
-    row names the device's own key, was never named otherwise, is recent enough for its two days to
-    cover ``since``, and counts fewer than ``spare`` requests there. A row per identity decides by
-    itself (no grouping, and only the devices kept come back), and that keeps every device the
-    summary cannot bound: an identity of the device without a row beside one with a row means the
-    latter was named without it (its key is another); a device cleared has every identity's count
-    under ``spare`` (each at least its actions), so their mean is too."""
+# A summary row ``k`` that does not clear the device ``{key}`` it was looked up for (see risky()).
+_KEEPS = (
+    "k.device_key <> {key} OR k.several OR k.day >= ? + 2"
+    " OR CASE WHEN k.day >= ? THEN k.actions ELSE 0 END + CASE WHEN k.day > ? THEN k.prior ELSE 0 END >= ?"
+)
+# PostgreSQL: the keys as one string, split on the server into keys and each key into its
+# identities (a third of the text the (key, identity) pairs took, one statement).
+_POSTGRES_RISKY = (
+    "SELECT DISTINCT w.device_key FROM unnest({keys}) AS w(device_key)"
+    " CROSS JOIN LATERAL unnest(string_to_array(w.device_key, '|')) AS i(identifier)"
+    " JOIN budget_identities k ON k.identifier = i.identifier WHERE " + _KEEPS.format(key="w.device_key")
+)
+# SQLite, a device of one or two identities: its key alone is bound, its identities cut from it
+# (the first is '' for a device of one, and no identity is ''); LEFT JOINs keep the written order.
+_PAIRED_KEEPS = "(k.identifier IS NOT NULL AND (" + _KEEPS.format(key="w.device_key") + "))"
+_SQLITE_RISKY = (
+    "WITH w(device_key) AS (VALUES {rows}) SELECT w.device_key FROM w"
+    " LEFT JOIN budget_identities a ON a.identifier = substr(w.device_key, 1, instr(w.device_key, '|') - 1)"
+    " LEFT JOIN budget_identities b ON b.identifier = substr(w.device_key, instr(w.device_key, '|') + 1)"
+    " WHERE " + _PAIRED_KEEPS.replace("k.", "a.") + " OR " + _PAIRED_KEEPS.replace("k.", "b.")
+)
+# SQLite, a device of three identities or more (rare): a row per identity, with its device's key.
+_SQLITE_RISKY_EACH = (
+    "{with_wanted} SELECT DISTINCT w.device_key FROM w CROSS JOIN budget_identities k"
+    " ON k.identifier = w.identifier WHERE " + _KEEPS.format(key="w.device_key")
+)
+
+
+def risky(db: Sql, keys: Collection[str], since: float, spare: int) -> Set[str]:
+    """The keys among ``keys`` (devices' keys, :func:`device_of`: their identities, which hold no
+    ``|``, sorted and ``|``-joined) whose device may have ``spare`` actions or more after
+    ``since``: every one the summary cannot clear (see the module). A device is cleared when none
+    of its identities' rows says otherwise: each row names the device's own key, was never named
+    otherwise, is recent enough for its two days to cover ``since``, and counts fewer than
+    ``spare`` requests there. A row per identity decides by itself (no grouping, and only the
+    devices kept come back), and that keeps every device the summary cannot bound: an identity of
+    the device without a row beside one with a row means the latter was named without it (its key
+    is another); a device cleared has every identity's count under ``spare`` (each at least its
+    actions), so their mean is too. The identities are cut from the keys by the database: 10,000
+    strings bound where (key, identity) pairs were 40,000 (issue 19)."""
     day = day_of(since)
+    checks = (day, day, day, spare)
+    if db.dialect.list_limit is None:
+        source, bound = db.text_array(list(keys))
+        return {str(row[0]) for row in db.all(_POSTGRES_RISKY.format(keys=source), (bound, *checks))}
     found: Set[str] = set()
-    rows = [(key, name) for key, names in devices.items() for name in names]
-    for with_wanted, args in db.texts("w", ("device_key", "identifier"), rows):
+    few = [key for key in keys if key.count("|") < 2]
+    step = db.dialect.list_limit - 2 * len(checks)
+    for start in range(0, len(few), step):
+        piece = few[start : start + step]
         found.update(
             str(row[0])
-            for row in db.all(
-                f"{with_wanted} SELECT DISTINCT w.device_key FROM w {db.dialect.ordered_join} budget_identities k"
-                " ON k.identifier = w.identifier WHERE k.device_key <> w.device_key OR k.several OR k.day >= ? + 2"
-                " OR CASE WHEN k.day >= ? THEN k.actions ELSE 0 END + CASE WHEN k.day > ? THEN k.prior ELSE 0 END"
-                " >= ?",
-                (*args, day, day, day, spare),
-            )
+            for row in db.all(_SQLITE_RISKY.format(rows=", ".join(["(?)"] * len(piece))), (*piece, *checks, *checks))
+        )
+    more = [(key, name) for key in keys if key.count("|") >= 2 for name in key.split("|")]
+    for with_wanted, args in db.texts("w", ("device_key", "identifier"), more):
+        found.update(
+            str(row[0]) for row in db.all(_SQLITE_RISKY_EACH.format(with_wanted=with_wanted), (*args, *checks))
         )
     return found

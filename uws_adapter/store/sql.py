@@ -196,18 +196,22 @@ class Sql:
         head = f"WITH {name}({', '.join(columns)}) AS "
         limit = self.dialect.list_limit
         if limit is None:
-            arrays = [[row[n] for row in rows] for n in range(len(columns))]
-            if not any(" " in value for array in arrays for value in array):
-                unnest = ", ".join("string_to_array(?, ' ')" for _ in columns)
-                yield f"{head}(SELECT * FROM unnest({unnest}))", tuple(" ".join(array) for array in arrays)
-            else:
-                yield f"{head}(SELECT * FROM unnest({', '.join('?::text[]' for _ in columns)}))", tuple(arrays)
+            arrays = [self.text_array([row[n] for row in rows]) for n in range(len(columns))]
+            yield f"{head}(SELECT * FROM unnest({', '.join(a[0] for a in arrays)}))", tuple(a[1] for a in arrays)
             return
         step = max(1, limit // len(columns))
         each = f"({', '.join('?' * len(columns))})"
         for start in range(0, len(rows), step):
             piece = rows[start : start + step]
             yield f"{head}(VALUES {', '.join([each] * len(piece))})", tuple(v for row in piece for v in row)
+
+    def text_array(self, values: Sequence[str]) -> Tuple[str, Any]:
+        """``values`` (text, no NUL) as a PostgreSQL ``text[]``: (its expression, its argument).
+        Without a space among them, one string split by the server: psycopg took longer to send
+        20,000 strings as an array than the query took to run."""
+        if not any(" " in value for value in values):
+            return "string_to_array(?, ' ')", " ".join(values)
+        return "?::text[]", list(values)
 
     def lists(self, column: str, values: Sequence[Any]) -> Iterator[Tuple[str, Tuple[Any, ...]]]:
         """``column`` in ``values`` as (condition, its arguments), in as many pieces as the
