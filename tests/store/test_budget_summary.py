@@ -12,13 +12,14 @@ import random
 from pathlib import Path
 from typing import List
 
+import pytest
 from conftest import ManualClock
 from older_stores import sqlite_at_version
-from pgserver import location, postgres_url  # noqa: F401 (fixtures)
+from pgserver import location, postgres_url, upgraded  # noqa: F401 (fixtures)
 
 from uws_adapter.model.devices import Device
 from uws_adapter.provisioning.budget import BUDGET_WINDOW, lines_over, wanted_identities
-from uws_adapter.store import Backend, open_store, upgrade_store
+from uws_adapter.store import Backend, line_counts, open_store, upgrade_store
 from uws_adapter.store.sqlite import SCHEMA_VERSION, Store
 
 DAY = 24 * 60 * 60
@@ -96,6 +97,15 @@ def test_the_summary_never_clears_a_line_the_rows_count_over(location: str) -> N
         store.record_request("late", "Suspend", [Device.parse(f"{IMEIS[0]}+{ICCIDS[0]}")])
         telling += _assert_exact(store, clock())
     assert telling > 10  # a history with lines over and under the budget
+
+
+def test_looked_up_by_key_the_summary_decides_as_when_hashed(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL looks each identity up by its key once the summary is many times the identities
+    wanted (line_counts.PROBE_RATIO; a fleet's history): the same history, always looked up so."""
+    monkeypatch.setattr(line_counts, "PROBE_RATIO", float("-inf"))
+    test_the_summary_never_clears_a_line_the_rows_count_over(upgraded(postgres_url))
 
 
 def test_a_device_list_sent_again_and_again_counts_each_send(location: str) -> None:
