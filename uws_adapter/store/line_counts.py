@@ -27,7 +27,7 @@ in identity order, so two statements never wait on each other in a circle.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Collection, Dict, Iterable, List, Sequence, Set
+from typing import Collection, Dict, Iterable, List, Sequence, Set, Tuple
 
 from uws_adapter.model.devices import Device
 from uws_adapter.store.sql import Sql
@@ -248,11 +248,19 @@ def risky(db: Sql, keys: Collection[str], since: float, spare: int) -> Set[str]:
         source, bound = db.text_array(list(keys))
         # The planner's estimate of the summary's rows (-1 or 0 before its first ANALYZE: small).
         rows = db.one("SELECT reltuples FROM pg_class WHERE oid = to_regclass('budget_identities')")
-        wanted = sum(key.count("|") + 1 for key in keys)
-        join = _PROBED if rows is not None and float(rows[0]) > PROBE_RATIO * wanted else _HASHED
+        summary = float(rows[0]) if rows is not None else 0.0
+        # The identities wanted are counted only when the keys alone do not decide.
+        small = summary <= PROBE_RATIO * len(keys) or summary <= PROBE_RATIO * sum(k.count("|") + 1 for k in keys)
+        join = _HASHED if small else _PROBED
         return {str(row[0]) for row in db.all(_POSTGRES_RISKY.format(keys=source, join=join), (bound, *checks))}
     found: Set[str] = set()
-    few = [key for key in keys if key.count("|") < 2]
+    few: List[str] = []
+    more: List[Tuple[str, str]] = []  # (key, identity) of the devices of three identities or more
+    for key in keys:
+        if key.count("|") < 2:
+            few.append(key)
+        else:
+            more.extend((key, name) for name in key.split("|"))
     step = db.dialect.list_limit - 2 * len(checks)
     for start in range(0, len(few), step):
         piece = few[start : start + step]
@@ -260,7 +268,6 @@ def risky(db: Sql, keys: Collection[str], since: float, spare: int) -> Set[str]:
             str(row[0])
             for row in db.all(_SQLITE_RISKY.format(rows=", ".join(["(?)"] * len(piece))), (*piece, *checks, *checks))
         )
-    more = [(key, name) for key in keys if key.count("|") >= 2 for name in key.split("|")]
     for with_wanted, args in db.texts("w", ("device_key", "identifier"), more):
         found.update(
             str(row[0]) for row in db.all(_SQLITE_RISKY_EACH.format(with_wanted=with_wanted), (*args, *checks))
