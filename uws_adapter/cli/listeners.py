@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Dict
+from typing import Callable, Dict
 
-from uws_adapter.cli.options import Build, Default, verbs
+from uws_adapter.cli.options import Build, Default, Verbs
 from uws_adapter.cli.provision import add_connection_options, rest_settings
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.redaction import masked_url
@@ -17,7 +17,31 @@ from uws_adapter.settings.receiver import check_credentials
 from uws_adapter.settings.services import check_listener_url
 from uws_adapter.wire import CALLBACK_SERVICES
 
+#: The ``listeners`` group (uws_adapter.cli.main.COMMANDS).
+_LISTENERS = Verbs(
+    "Register, list and remove the REST callback listeners of an account (REST API; the settings come from "
+    "--config and the environment, as for restore and suspend). A service registered through UWS must be "
+    "unregistered there first."
+)
+COMMANDS: Dict[str, Build] = {"listeners": _LISTENERS}
 
+
+def _verb(name: str, text: str) -> Callable[[Build], Build]:
+    """A ``listeners`` verb: the decorated function's options, then the REST connection options
+    (every verb talks to the REST API, with the settings restore and suspend use)."""
+
+    def declare(own: Build) -> Build:
+        def build(parser: argparse.ArgumentParser) -> None:
+            own(parser)
+            add_connection_options(parser, rest_only=True)
+
+        _LISTENERS.add(name, text, build)
+        return own
+
+    return declare
+
+
+@_verb("register", "register URL as the listener of a callback service for an account")
 def _register(register: argparse.ArgumentParser) -> None:
     register.description = (
         "Register URL as the listener of a callback service (default CarrierService) for ACCOUNT. The carrier "
@@ -40,36 +64,23 @@ def _register(register: argparse.ArgumentParser) -> None:
         "--allow-anonymous", action="store_true",
         help="register without credentials (the receiver must then run with --allow-anonymous, on a closed network)",
     )  # fmt: skip
-    add_connection_options(register, rest_only=True)
     register.set_defaults(run=_run_register)
 
 
+@_verb("list", "the listeners registered for an account")
 def _list(listing: argparse.ArgumentParser) -> None:
     listing.description = "Print the listeners of ACCOUNT."
     listing.add_argument("account", metavar="ACCOUNT")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    add_connection_options(listing, rest_only=True)
     listing.set_defaults(run=_run_list)
 
 
+@_verb("remove", "remove the listener of a callback service for an account")
 def _remove(remove: argparse.ArgumentParser) -> None:
     remove.description = "Remove the listener of a callback service (default CarrierService) for ACCOUNT."
     remove.add_argument("account", metavar="ACCOUNT")
     remove.add_argument("--service", choices=CALLBACK_SERVICES, default="CarrierService", help="the callback service")
-    add_connection_options(remove, rest_only=True)
     remove.set_defaults(run=_run_remove)
-
-
-#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
-COMMANDS: Dict[str, Build] = {"listeners": verbs(
-    "Register, list and remove the REST callback listeners of an account (REST API; the settings come from "
-    "--config and the environment, as for restore and suspend). A service registered through UWS must be "
-    "unregistered there first.", "listeners_action", [
-        ("register", "register URL as the listener of a callback service for an account", _register),
-        ("list", "the listeners registered for an account", _list),
-        ("remove", "remove the listener of a callback service for an account", _remove),
-    ],
-)}  # fmt: skip
 
 
 def _client(args: argparse.Namespace) -> RestClient:

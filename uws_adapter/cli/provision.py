@@ -13,7 +13,7 @@ from uws_adapter.callbacks.rest_json import parse_rest_callback, rest_callback_d
 from uws_adapter.callbacks.uws_render import render_callback
 from uws_adapter.callbacks.uws_xml import parse_callback
 from uws_adapter.cli.db import DB_VARIABLE, open_db
-from uws_adapter.cli.options import Build, Default, verbs
+from uws_adapter.cli.options import Build, Default, Verbs
 from uws_adapter.cli.preview import add_preview_option, count_text, describe_query, run_preview
 from uws_adapter.config import (
     BACKENDS,
@@ -113,12 +113,13 @@ def _rest_body_of(name: str) -> Build:
     return build
 
 
-_rest_body = verbs(
+_rest_body = Verbs(
     "Print the body of POST /m2m/v1/devices/actions/restore|suspend for the same options as envelope. A device list "
     "may carry --account here (UWS forbids it), and a service plan or custom fields may select on their own.",
-    "action",
-    [(name, f"the body of a {name}", _rest_body_of(name)) for name in ("restore", "suspend")],
+    dest="action",
 )
+for _name in ("restore", "suspend"):
+    _rest_body.add(_name, f"the body of a {_name}", _rest_body_of(_name))
 
 
 def _parse(parse: argparse.ArgumentParser) -> None:
