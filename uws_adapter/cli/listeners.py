@@ -13,7 +13,7 @@ from uws_adapter.cli.provision import add_connection_options, rest_settings
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.redaction import masked_url
 from uws_adapter.rest.client import RestClient
-from uws_adapter.settings.receiver import check_credentials
+from uws_adapter.settings.receiver import CALLBACK_PASSWORD_VARIABLE, CALLBACK_USERNAME_VARIABLE, check_credentials
 from uws_adapter.settings.services import check_listener_url
 from uws_adapter.wire import CALLBACK_SERVICES
 
@@ -53,11 +53,11 @@ def _register(register: argparse.ArgumentParser) -> None:
     register.add_argument("url", metavar="URL", help="the listener's full http(s) URL")
     register.add_argument("--service", choices=CALLBACK_SERVICES, default="CarrierService", help="the callback service")
     register.add_argument(
-        "--listener-username", default=Default("UWS_CALLBACK_USERNAME"), metavar="NAME",
+        "--listener-username", default=Default(CALLBACK_USERNAME_VARIABLE), metavar="NAME",
         help="username the callbacks carry",
     )  # fmt: skip
     register.add_argument(
-        "--listener-password", default=Default("UWS_CALLBACK_PASSWORD"), metavar="PASSWORD",
+        "--listener-password", default=Default(CALLBACK_PASSWORD_VARIABLE), metavar="PASSWORD",
         help="password the callbacks carry (prefer the variable: arguments show in ps)",
     )  # fmt: skip
     register.add_argument(
