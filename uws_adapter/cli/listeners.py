@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable, Dict
+from typing import Dict
 
 from uws_adapter.cli.options import Build, Default, Verbs
 from uws_adapter.cli.provision import add_connection_options, rest_settings
@@ -21,27 +21,13 @@ from uws_adapter.wire import CALLBACK_SERVICES
 _LISTENERS = Verbs(
     "Register, list and remove the REST callback listeners of an account (REST API; the settings come from "
     "--config and the environment, as for restore and suspend). A service registered through UWS must be "
-    "unregistered there first."
+    "unregistered there first.",
+    common=lambda verb: add_connection_options(verb, rest_only=True),
 )
 COMMANDS: Dict[str, Build] = {"listeners": _LISTENERS}
 
 
-def _verb(name: str, text: str) -> Callable[[Build], Build]:
-    """A ``listeners`` verb: the decorated function's options, then the REST connection options
-    (every verb talks to the REST API, with the settings restore and suspend use)."""
-
-    def declare(own: Build) -> Build:
-        def build(parser: argparse.ArgumentParser) -> None:
-            own(parser)
-            add_connection_options(parser, rest_only=True)
-
-        _LISTENERS.add(name, text, build)
-        return own
-
-    return declare
-
-
-@_verb("register", "register URL as the listener of a callback service for an account")
+@_LISTENERS.verb("register", "register URL as the listener of a callback service for an account")
 def _register(register: argparse.ArgumentParser) -> None:
     register.description = (
         "Register URL as the listener of a callback service (default CarrierService) for ACCOUNT. The carrier "
@@ -67,7 +53,7 @@ def _register(register: argparse.ArgumentParser) -> None:
     register.set_defaults(run=_run_register)
 
 
-@_verb("list", "the listeners registered for an account")
+@_LISTENERS.verb("list", "the listeners registered for an account")
 def _list(listing: argparse.ArgumentParser) -> None:
     listing.description = "Print the listeners of ACCOUNT."
     listing.add_argument("account", metavar="ACCOUNT")
@@ -75,7 +61,7 @@ def _list(listing: argparse.ArgumentParser) -> None:
     listing.set_defaults(run=_run_list)
 
 
-@_verb("remove", "remove the listener of a callback service for an account")
+@_LISTENERS.verb("remove", "remove the listener of a callback service for an account")
 def _remove(remove: argparse.ArgumentParser) -> None:
     remove.description = "Remove the listener of a callback service (default CarrierService) for ACCOUNT."
     remove.add_argument("account", metavar="ACCOUNT")

@@ -81,23 +81,23 @@ class Verbs:
     """What builds a command group (``db``, ``listeners``): its ``description`` and its
     sub-commands (``db upgrade``, ``listeners list``), one of them required, each declared where
     its parser is built (:meth:`verb`), with its help, and listed in the order declared; the name
-    of the one chosen goes to ``dest``. A module's ``COMMANDS`` maps the group's name to it."""
+    of the one chosen goes to ``dest``; ``common`` adds, after each verb's own options, those every
+    verb takes. A module's ``COMMANDS`` maps the group's name to it."""
 
-    def __init__(self, description: str, *, dest: str = "verb", metavar: str = "ACTION") -> None:
+    def __init__(
+        self, description: str, *, dest: str = "verb", metavar: str = "ACTION", common: Optional[Build] = None
+    ) -> None:
         self.description = description
         self.dest = dest
         self.metavar = metavar
+        self.common = common
         self._table: List[Tuple[str, str, Build]] = []
 
-    def add(self, name: str, text: str, build: Build) -> None:
-        """The verb ``name``, listed with ``text`` and built by ``build``."""
-        self._table.append((name, text, build))
-
     def verb(self, name: str, text: str) -> Callable[[Build], Build]:
-        """:meth:`add` as a decorator of the function that builds the verb."""
+        """Declares the verb ``name``, listed with ``text``: a decorator of the function that builds it."""
 
         def declare(build: Build) -> Build:
-            self.add(name, text, build)
+            self._table.append((name, text, build))
             return build
 
         return declare
@@ -107,7 +107,10 @@ class Verbs:
         actions = parser.add_subparsers(dest=self.dest, metavar=self.metavar, parser_class=type(parser))
         actions.required = True
         for name, text, build_verb in self._table:
-            build_verb(actions.add_parser(name, help=text))
+            verb = actions.add_parser(name, help=text)
+            build_verb(verb)
+            if self.common is not None:
+                self.common(verb)
 
 
 def option_name(dest: str) -> str:

@@ -119,7 +119,7 @@ _rest_body = Verbs(
     dest="action",
 )
 for _name in ("restore", "suspend"):
-    _rest_body.add(_name, f"the body of a {_name}", _rest_body_of(_name))
+    _rest_body.verb(_name, f"the body of a {_name}")(_rest_body_of(_name))
 
 
 def _parse(parse: argparse.ArgumentParser) -> None:
