@@ -72,10 +72,6 @@ def _purge_options(purge: argparse.ArgumentParser) -> None:
     purge.set_defaults(run=_run_purge)
 
 
-def _store(location: str) -> Backend:
-    return open_db(location, must_exist=True)
-
-
 def _when(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
 
@@ -105,7 +101,7 @@ def _pages(store: Backend, *, after: int, bodies: bool) -> Iterator[DeadLetter]:
 
 def _run_list(args: argparse.Namespace) -> int:
     after, limit = _LETTER_ID(args.after, "--after"), _LETTERS(args.limit, "--limit")
-    with _store(args.db) as store:
+    with open_db(args.db, must_exist=True) as store:
         letters = store.dead_letters(after_id=after, limit=limit)
         totals = store.dead_letter_totals()
     for letter in letters:
@@ -126,7 +122,7 @@ def _run_list(args: argparse.Namespace) -> int:
 
 def _run_show(args: argparse.Namespace) -> int:
     letter_id = _LETTER_ID(args.letter_id, "ID")
-    with _store(args.db) as store:
+    with open_db(args.db, must_exist=True) as store:
         letter = store.dead_letter(letter_id)
     if letter is None:
         raise InputError("ID", f"no dead letter {letter_id}", "see `uws-adapter dead-letters list`")
@@ -141,7 +137,7 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    with _store(args.db) as store:
+    with open_db(args.db, must_exist=True) as store:
         if args.out is None:
             count = _export(store, sys.stdout)
         else:
@@ -173,7 +169,7 @@ def _run_purge(args: argparse.Namespace) -> int:
         except ValueError:
             raise InputError("--before", f"{args.before!r} is not an ISO 8601 time", "e.g. 2026-12-01T00:00") from None
         before = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
-    with _store(args.db) as store:
+    with open_db(args.db, must_exist=True) as store:
         gone = store.purge_dead_letters(ids=ids, before=before)
     sys.stdout.write(f"dead letters: {gone} purged from {describe_store(args.db)}\n")
     return 0

@@ -12,7 +12,7 @@ from uws_adapter.cli.options import Build
 from uws_adapter.errors import InputError, TransportError, install_hint
 from uws_adapter.model.devices import Device, identity
 from uws_adapter.settings.source import number, whole
-from uws_adapter.store import Backend, describe_store
+from uws_adapter.store import describe_store
 from uws_adapter.store.interfaces import StoredEvent
 from uws_adapter.tracking import (
     COMPLETE,
@@ -87,12 +87,8 @@ def _demo(demo: argparse.ArgumentParser) -> None:
 COMMANDS: Dict[str, Build] = {"status": _status, "callbacks": _callbacks, "wait": _wait, "demo": _demo}
 
 
-def _existing_store(location: str) -> Backend:
-    return open_db(location, must_exist=True)
-
-
 def _run_status(args: argparse.Namespace) -> int:
-    with _existing_store(args.db) as store:
+    with open_db(args.db, must_exist=True) as store:
         status = store.status(args.request_id)
     if not status.known:
         raise InputError("REQUEST_ID", f"nothing known of {args.request_id}", "check the id and --db")
@@ -132,7 +128,7 @@ def _run_callbacks(args: argparse.Namespace) -> int:
     shown = 0
     last = after
     more = False
-    with _existing_store(args.db) as store:
+    with open_db(args.db, must_exist=True) as store:
         for event in store.iter_events(request_id=args.request_id, after_id=after):
             if not _matches(event, wanted):
                 continue
@@ -169,7 +165,7 @@ def _write_callback(event: StoredEvent, as_json: bool) -> None:
 def _run_wait(args: argparse.Namespace) -> int:
     # The one check of seconds (NaN is never reached: a wait for it was endless).
     timeout, settle = number(0)(args.timeout, "--timeout"), number(0)(args.settle, "--settle")
-    with _existing_store(args.db) as store:
+    with open_db(args.db, must_exist=True) as store:
         if not store.status(args.request_id).known:
             raise InputError("REQUEST_ID", f"nothing known of {args.request_id}", "check the id and --db")
         ended, statuses = wait_for(store, [args.request_id], timeout=timeout, settle=settle, out=sys.stderr)
