@@ -230,7 +230,10 @@ def test_the_confirmation_prompt_takes_y(tmp_path: Path, emulator: Emulator, ans
 def test_a_verb_group_lists_its_verbs_as_declared_with_the_shared_options_after_their_own() -> None:
     from uws_adapter.cli.options import Verbs
 
-    group = Verbs("a group", common=lambda verb: verb.add_argument("--shared"))
+    def shared(verb: argparse.ArgumentParser) -> None:
+        verb.add_argument("--shared")
+
+    group = Verbs("a group", common=shared)
 
     @group.verb("second", "declared first")
     def _second(parser: argparse.ArgumentParser) -> None:
