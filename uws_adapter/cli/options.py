@@ -14,16 +14,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
 
+from uws_adapter.errors import InputError
 from uws_adapter.settings.source import Loadable
 
 __all__ = [
     "Build", "Default", "HelpFormatter", "Verbs", "help_with_default", "load_from_options", "option_name",
-    "resolve_defaults", "settings_defaults",
+    "parsed", "resolve_defaults", "settings_defaults",
 ]  # fmt: skip
 
 T = TypeVar("T", bound=Loadable)
+V = TypeVar("V")
 #: What fills in a command's parser (its description, options and what it runs).
 Build = Callable[[argparse.ArgumentParser], None]
 #: Words that mark an option whose default is never shown, whatever it is.
@@ -111,6 +113,17 @@ class Verbs:
             build_verb(verb)
             if self.common is not None:
                 self.common(verb)
+
+
+def parsed(texts: Sequence[str], parse: Callable[[str], V], option: str) -> List[V]:
+    """Each value given to ``option``, parsed; an error names the option."""
+    values = []
+    for text in texts:
+        try:
+            values.append(parse(text))
+        except InputError as exc:
+            raise exc.within(f"{option} ") from None
+    return values
 
 
 def option_name(dest: str) -> str:

@@ -8,7 +8,7 @@ import sys
 from typing import Dict, Optional, Set
 
 from uws_adapter.cli.db import add_db_option, open_db
-from uws_adapter.cli.options import Build
+from uws_adapter.cli.options import Build, parsed
 from uws_adapter.errors import InputError, TransportError, install_hint
 from uws_adapter.model.devices import Device, identity
 from uws_adapter.settings.source import number, whole
@@ -120,10 +120,7 @@ def _run_callbacks(args: argparse.Namespace) -> int:
     after = whole(0, 2**62, "a callback id")(args.after, "--after")
     wanted: Optional[Set[str]] = None
     if args.device:
-        try:
-            device = Device.parse(args.device)
-        except InputError as exc:
-            raise exc.within("--device ") from None
+        (device,) = parsed([args.device], Device.parse, "--device")
         wanted = {identity(i.kind, i.identifier) for i in device.identifiers}
     shown = 0
     last = after
