@@ -90,7 +90,6 @@ def _run_register(args: argparse.Namespace) -> int:
         refuse_none=None if args.allow_anonymous else refused,
     )  # fmt: skip
     with _client(args) as client:
-        assert isinstance(client, RestClient)
         client.register_callback(
             args.account, args.service, url, username=args.listener_username, password=args.listener_password
         )
@@ -100,7 +99,6 @@ def _run_register(args: argparse.Namespace) -> int:
 
 def _run_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        assert isinstance(client, RestClient)
         found = client.callback_listeners(args.account)
     if not found and not args.json:  # said on stderr: a script reading stdout sees no listener
         sys.stderr.write(
@@ -120,7 +118,6 @@ def _run_list(args: argparse.Namespace) -> int:
 
 def _run_remove(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        assert isinstance(client, RestClient)
         client.unregister_callback(args.account, args.service)
     sys.stdout.write(f"removed {args.service} listener of {args.account}\n")
     return 0
