@@ -14,9 +14,10 @@ import pytest
 from conftest import ManualClock
 from pgserver import location  # noqa: F401 (fixture)
 
-from uws_adapter.model.devices import Device
+from uws_adapter.errors import InputError
+from uws_adapter.model.devices import KINDS, Device, DeviceIdentifier
 from uws_adapter.provisioning.budget import lines_over, wanted_identities
-from uws_adapter.store import open_store
+from uws_adapter.store import line_counts, open_store
 
 START = 1_800_000_000.0
 COUNT = 700
@@ -53,3 +54,15 @@ def test_lines_over_the_budget_are_found_in_every_piece(location: str, kinds: in
         assert lines_over(devices, found, BUDGET) == expected
         # One under the budget: nothing is over.
         assert lines_over(devices, store.device_actions(devices, since, at_least=BUDGET + 1), BUDGET + 1) == ()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_identity_holds_the_separators_the_check_splits_on(kind: str) -> None:
+    """The check cuts a device's identities from its key at ``|`` and sends the keys to PostgreSQL
+    joined by spaces (line_counts.risky): no identifier of any kind may hold either."""
+    for value in ("1|2", "1 2"):
+        with pytest.raises(InputError):
+            DeviceIdentifier(kind, value)
+    device = Device((DeviceIdentifier(kind, "1"), DeviceIdentifier("ICCID" if kind != "ICCID" else "IMEI", "2")))
+    (names,) = line_counts.identities_of([device])
+    assert line_counts.device_of(names).split("|") == sorted(names)
