@@ -11,10 +11,16 @@ its confirmation under a RequestId), p50 of ``--calls``, on an empty store and a
 holds ``--history`` succeeded callbacks of the last 24 hours (of requests in the log, 10 lines each,
 as the bridge leaves them): the floor is the empty store's, the ratio should stay near 1.
 
+With ``--other-lines N``, the check alone again once the summary also holds N other lines' rows
+(a fleet's history: written straight into ``budget_identities``, the table the check reads, since
+as many requests would take minutes to send; then analysed, as autovacuum would): the check should
+stay what it was, whatever the store holds besides the lines checked.
+
 Runs on a SQLite file, and on PostgreSQL too when ``UWS_TEST_POSTGRES_URL`` is set (a schema of its
 own, dropped afterwards).
 
     python benchmarks/budget_check.py [--lines N] [--rounds R] [--checks K] [--history N] [--calls K] [--no-sends]
+                                      [--other-lines N]
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from uws_adapter.model.callbacks import CallbackRequest, ReportedDevice
 from uws_adapter.provisioning.base import DEFAULT_DAILY_BUDGET
 from uws_adapter.provisioning.budget import BUDGET_WINDOW
 from uws_adapter.store import Backend, open_store, upgrade_store
+from uws_adapter.store.core import SqlCore
 from uws_adapter.store.interfaces import CallbackWrite
 
 USER, PASSWORD = "uws-user", "uws-password"
@@ -68,7 +75,27 @@ def _median_ms(work: Callable[[], object], times: int) -> float:
     return statistics.median(taken)
 
 
-def run(name: str, store: Backend, emulator: Emulator, devices: List[Device], checks: int) -> float:
+# N rows of lines never sent in this run, on the day of ? (SQLite: a recursive count; PostgreSQL:
+# generate_series), and the statistics a planner reads.
+_OTHERS = {
+    "sqlite": "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ?) INSERT INTO"
+    " budget_identities SELECT 'IMEI:9' || n, 'IMEI:9' || n, 1, 0, ?, 1, 0 FROM g",
+    "postgresql": "INSERT INTO budget_identities SELECT 'IMEI:9' || g, 'IMEI:9' || g, 1, FALSE, ?, 1, 0"
+    " FROM generate_series(1, ?::integer) g",
+}
+
+
+def other_lines(store: Backend, count: int) -> None:
+    """``count`` other lines' rows in the summary, analysed."""
+    assert isinstance(store, SqlCore)  # both backends are
+    day = int(store.clock() // 86400)
+    dialect = store.dialect.name
+    args = (count, day) if dialect == "sqlite" else (day, count)
+    store._transact("other lines", lambda db: db.run(_OTHERS[dialect], args))
+    store._transact("analyse", lambda db: db.run("ANALYZE" if dialect == "sqlite" else "ANALYZE budget_identities"))
+
+
+def run(name: str, store: Backend, emulator: Emulator, devices: List[Device], checks: int, others: int = 0) -> float:
     """Three sends on one store; prints them and the check alone, returns third/first."""
     client = UwsClient(base_url=emulator.base_url, username=USER, password=PASSWORD, timeout=(10.0, 120.0),
                        deadline=300.0, store=store)  # fmt: skip
@@ -89,13 +116,17 @@ def run(name: str, store: Backend, emulator: Emulator, devices: List[Device], ch
         store.release_request(reserved)
 
     reserve_ms = _median_ms(reservation, checks)
-    client.close()
     ratio = sends[2] / sends[0]
     print(
         f"{name:<10} sends {sends[0]:5.2f} s {sends[1]:5.2f} s {sends[2]:5.2f} s  third/first {ratio:4.2f}  "
         f"then the check {count_ms:6.1f} ms, a reservation {reserve_ms:6.1f} ms (3 earlier requests a line)",
         flush=True,
     )
+    if others:
+        other_lines(store, others)
+        more_ms = _median_ms(lambda: client.over_budget(devices), checks)
+        print(f"{name:<10} the check with {others:,} other lines in the summary {more_ms:6.1f} ms", flush=True)
+    client.close()
     return ratio
 
 
@@ -141,9 +172,9 @@ def calls_with_history(name: str, store: Backend, history: int, calls: int) -> N
     )
 
 
-def _sqlite_round(folder: Path, lines: List[EmulatedDevice], checks: int) -> float:
+def _sqlite_round(folder: Path, lines: List[EmulatedDevice], checks: int, others: int) -> float:
     with Emulator(devices=lines, daily_budget=1000) as emulator, open_store(folder / "b.db") as store:
-        return run("sqlite", store, emulator, [line.device for line in lines], checks)
+        return run("sqlite", store, emulator, [line.device for line in lines], checks, others)
 
 
 def main() -> None:
@@ -154,6 +185,7 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=20_000, help="callbacks in the store for the per-call row")
     parser.add_argument("--calls", type=int, default=200, help="timed calls on each store (median)")
     parser.add_argument("--no-sends", action="store_true", help="only the per-call row")
+    parser.add_argument("--other-lines", type=int, default=0, help="other lines' rows in the summary, then the check")
     args = parser.parse_args()
     lines = generated_devices(args.lines)
     devices = [line.device for line in lines]
@@ -161,10 +193,11 @@ def main() -> None:
     # The emulator's own daily limit is out of the way; callbacks go nowhere (no listener).
     for _ in range(0 if args.no_sends else args.rounds):
         with tempfile.TemporaryDirectory() as folder:
-            ratios.setdefault("sqlite", []).append(_sqlite_round(Path(folder), lines, args.checks))
+            ratios.setdefault("sqlite", []).append(_sqlite_round(Path(folder), lines, args.checks, args.other_lines))
         for url in _postgres():
             with Emulator(devices=lines, daily_budget=1000) as emulator, open_store(url) as pg:
-                ratios.setdefault("postgresql", []).append(run("postgresql", pg, emulator, devices, args.checks))
+                ratio = run("postgresql", pg, emulator, devices, args.checks, args.other_lines)
+                ratios.setdefault("postgresql", []).append(ratio)
     for name, found in ratios.items():
         median = statistics.median(found)
         print(f"{name:<10} third/first, median of {len(found)} rounds: {median:.2f} (goal: 1.3 at most)")
