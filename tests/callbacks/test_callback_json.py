@@ -128,9 +128,11 @@ def test_unknown_sections_are_named_not_dropped() -> None:
         (_base(deviceResponse={"suspendResponse": {"expectedResumeDate": "25.05.2018"}}), "is not a date"),
         (_base(deviceResponse={"restoreResponse": {"restored": "maybe"}}), "is not true or false"),
         (_base(status={"a": 1}), "status: expected a string"),
+        (_base(requestId="a\u0000b"), "requestId: has a control character"),
+        (_base(deviceIds=[{"kind": "IMEI", "id": "1\u001b"}]), r"deviceIds\[0\]\.id: has a control character"),
     ],
     ids=["no-request-id", "count-word", "count-float", "count-bool", "device-no-id", "devices-not-list",
-         "response-not-object", "bad-date", "bad-bool", "status-object"],
+         "response-not-object", "bad-date", "bad-bool", "status-object", "nul-in-request-id", "escape-in-device-id"],
 )  # fmt: skip
 def test_wrong_types_are_parse_errors(body: Dict[str, Any], message: str) -> None:
     with pytest.raises(CallbackParseError, match=message):

@@ -151,6 +151,22 @@ def test_csv_a_file_cannot_make_a_line_or_a_field_unbounded(tmp_path: Path, text
         read_devices_csv(path)
 
 
+def test_csv_an_open_stream_is_read_a_bounded_line_at_a_time() -> None:
+    # A stream (stdin, a pipe) was iterated by line with no bound: a line without end read whole.
+    class Endless(io.TextIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readline(self, size: int = -1) -> str:
+            assert 0 < size <= MAX_CSV_LINE + 2, "a line read without a bound"
+            return "9" * size
+
+    with pytest.raises(InputError, match=r"devices file line 1: is longer than 65,536 characters"):
+        read_devices_csv(Endless())
+    assert [str(d) for d in read_devices_csv(io.StringIO("IMEI,990003420535573\n"))] == ["IMEI:990003420535573"]
+    assert [str(d) for d in read_devices_csv(["IMEI,990003420535573"])] == ["IMEI:990003420535573"]  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("end", ["", "\n", "\r\n", "\r"], ids=["last", "lf", "crlf", "cr"])
 def test_csv_a_line_of_the_longest_length_is_read_whatever_its_end(tmp_path: Path, end: str) -> None:
     # The line's end was counted: a line of 65,536 characters was read only as the file's last.

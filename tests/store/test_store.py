@@ -161,6 +161,9 @@ def test_reads_refuse_what_no_query_can_bind_by_name(location: str) -> None:
             (lambda: store.dead_letters(limit=-1), "limit"),
             (lambda: store.status("r1\udcff"), "request_id"),
             (lambda: store.events(request_id="r1\udcff"), "request_id"),
+            # A NUL ended the statement on PostgreSQL (a StoreError there, nothing found on SQLite).
+            (lambda: store.status("r1\x00"), "request_id"),
+            (lambda: store.events(request_id="r1\x00"), "request_id"),
         ):
             with pytest.raises(InputError) as info:
                 read()

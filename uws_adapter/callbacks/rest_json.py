@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from uws_adapter.errors import CallbackParseError
 from uws_adapter.jsonsafe import check_depth, loads_untrusted, wire_integer
 from uws_adapter.model import callbacks as model
+from uws_adapter.model.text import xml_carries
 from uws_adapter.xmlsafe import MAX_BYTES
 
 MAX_DEPTH = 32
@@ -102,6 +103,19 @@ def _string(obj: Mapping[str, Any], key: str, where: str) -> Optional[str]:
     return text or None
 
 
+def _key(obj: Mapping[str, Any], key: str, where: str) -> Optional[str]:
+    """:func:`_string` for what a callback is stored and looked up by (its requestId, its devices):
+    no text of the carrier's there has a character XML cannot carry (the REST client refuses such a
+    requestId in an answer too). PostgreSQL text cannot hold a NUL, and the bridge could not relay
+    it to a SOAP listener. Free text (a comment, a status) is kept as sent: the relay gives up on it."""
+    text = _string(obj, key, where)
+    if text is not None and not xml_carries(text):
+        raise CallbackParseError(
+            f"callback: {where}{key}: has a control character (no such value of the carrier's has one)"
+        )
+    return text
+
+
 def _integer(obj: Mapping[str, Any], key: str, where: str = "") -> Optional[int]:
     value = obj.get(key)
     if value is None or value == "":
@@ -144,7 +158,7 @@ def _devices(obj: Mapping[str, Any], key: str, where: str) -> Tuple[model.Report
         here = f"{where}{key}[{position}]."
         if not isinstance(item, Mapping):
             raise CallbackParseError(f"callback: {here[:-1]}: expected an object, got {type(item).__name__}")
-        kind, identifier = _string(item, "kind", here), _string(item, "id", here)
+        kind, identifier = _key(item, "kind", here), _key(item, "id", here)
         if kind is None or identifier is None:
             raise CallbackParseError(f"callback: {here[:-1]}: needs both kind and id")
         devices.append(model.ReportedDevice(model.reported_kind(kind), identifier))
@@ -162,7 +176,7 @@ _Sections = Tuple[
 
 def read_rest_callback(obj: Mapping[str, Any]) -> model.CallbackRequest:
     """The callback of a decoded, bounded object (see :func:`rest_callback_object`)."""
-    request_id = _string(obj, "requestId", "")
+    request_id = _key(obj, "requestId", "")
     if request_id is None:
         raise CallbackParseError("callback: requestId is missing or empty")
     unmodeled = [key for key, value in obj.items() if key not in _KNOWN and value not in (None, "", [], {})]

@@ -232,7 +232,10 @@ def read_devices_csv(source: Union[str, Path, io.TextIOBase]) -> List[Device]:
             ) from None
     if isinstance(source, (bytes, bytearray)) or not isinstance(source, Iterable):
         raise InputError("devices file", f"a {type(source).__name__} is not a path or text", "pass a path or open(...)")
-    return list(_rows_to_devices(source, "devices file"))
+    # An open stream is read a bounded line at a time, as a file by its path is (sys.stdin, a pipe);
+    # any other iterable of lines is already in memory.
+    lines = _bounded_lines(source, "devices file") if hasattr(source, "readline") else source
+    return list(_rows_to_devices(lines, "devices file"))
 
 
 #: The longest line a devices file may have: a row holds one device's few identifiers. Bounds what

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 from uws_adapter.errors import InputError, shown
-from uws_adapter.model.text import decoded_text
+from uws_adapter.model.text import decoded_text, xml_text
 
 __all__ = ["POSTGRES", "SQLITE", "Dialect", "Row", "Sql", "bound_int", "bound_limit", "bound_text", "is_postgres_url"]
 
@@ -85,8 +85,12 @@ def bound_limit(limit: object) -> int:
 
 def bound_text(field: str, value: Optional[str]) -> Optional[str]:
     """``value`` (a RequestId a caller looks up) if a statement can bind it: a lone surrogate (a byte
-    the locale cannot decode, on the command line) cannot be encoded for either backend."""
-    return decoded_text(field, value) if isinstance(value, str) else value
+    the locale cannot decode, on the command line) cannot be encoded for either backend, and a NUL
+    ends a PostgreSQL statement. No RequestId stored has a character XML cannot carry (both
+    callback parsers and the clients refuse them), so such a lookup is refused alike on both."""
+    if not isinstance(value, str):
+        return value
+    return xml_text(field, decoded_text(field, value))
 
 
 @lru_cache(maxsize=256)
