@@ -201,7 +201,7 @@ _KEEPS = (
 # PostgreSQL: the keys as one string, split on the server into keys and each key into its
 # identities (a third of the text the (key, identity) pairs took, one statement), joined to the
 # summary as the planner likes (a hash of the whole summary: the fastest while it is small), or
-# ({probe}) each looked up by its key: a LATERAL ... LIMIT 1 is never made a hash join.
+# (past PROBE_RATIO) each looked up by its key: a LATERAL ... LIMIT 1 is never made a hash join.
 _POSTGRES_RISKY = (
     "SELECT DISTINCT w.device_key FROM unnest({keys}) AS w(device_key)"
     " CROSS JOIN LATERAL unnest(string_to_array(w.device_key, '|')) AS i(identifier)"
@@ -211,8 +211,8 @@ _HASHED = "JOIN budget_identities k ON k.identifier = i.identifier"
 _PROBED = "CROSS JOIN LATERAL (SELECT * FROM budget_identities k WHERE k.identifier = i.identifier LIMIT 1) k"
 #: PostgreSQL looks each wanted identity up by its key once the summary holds more than this many
 #: rows per identity wanted: its planner, costing a lookup as a read from disk, hash-joined the
-#: whole summary instead (a million rows: 0.3-0.8 s for 10,000 lines, where 20,000 lookups take
-#: 80 ms; with 20,000 rows the hash took 25-45 ms).
+#: whole summary instead (a million rows: 0.5-0.65 s for 10,000 lines, where their 20,000 lookups
+#: take 55-70 ms; a summary of 20,000 rows: the hash 26-46 ms, the lookups 62-113 ms).
 PROBE_RATIO = 10.0
 # SQLite, a device of one or two identities: its key alone is bound, its identities cut from it
 # (the first is '' for a device of one, and no identity is ''); LEFT JOINs keep the written order.
