@@ -11,7 +11,8 @@ its confirmation under a RequestId), p50 of ``--calls``, on an empty store and a
 holds ``--history`` succeeded callbacks of the last 24 hours (of requests in the log, 10 lines each,
 as the bridge leaves them): the floor is the empty store's, the ratio should stay near 1.
 
-With ``--other-lines N``, the check alone again once the summary also holds N other lines' rows
+With ``--other-lines N``, the check alone again (on the store opened anew, as a command's first
+check) once the summary also holds N other lines' rows
 (a fleet's history: written straight into ``budget_identities``, the table the check reads, since
 as many requests would take minutes to send; then analysed, as autovacuum would): the check should
 stay what it was, whatever the store holds besides the lines checked.
@@ -39,7 +40,7 @@ from uws_adapter import Device, Emulator, UwsClient, generated_devices, select
 from uws_adapter.emulator.core import EmulatedDevice
 from uws_adapter.model.callbacks import CallbackRequest, ReportedDevice
 from uws_adapter.provisioning.base import DEFAULT_DAILY_BUDGET
-from uws_adapter.provisioning.budget import BUDGET_WINDOW
+from uws_adapter.provisioning.budget import BUDGET_WINDOW, lines_over
 from uws_adapter.store import Backend, open_store, upgrade_store
 from uws_adapter.store.core import SqlCore
 from uws_adapter.store.interfaces import CallbackWrite
@@ -95,7 +96,10 @@ def other_lines(store: Backend, count: int) -> None:
     store._transact("analyse", lambda db: db.run("ANALYZE" if dialect == "sqlite" else "ANALYZE budget_identities"))
 
 
-def run(name: str, store: Backend, emulator: Emulator, devices: List[Device], checks: int, others: int = 0) -> float:
+def run(
+    name: str, store: Backend, emulator: Emulator, devices: List[Device], checks: int, others: int = 0,
+    location: str = "",
+) -> float:  # fmt: skip
     """Three sends on one store; prints them and the check alone, returns third/first."""
     client = UwsClient(base_url=emulator.base_url, username=USER, password=PASSWORD, timeout=(10.0, 120.0),
                        deadline=300.0, store=store)  # fmt: skip
@@ -124,10 +128,20 @@ def run(name: str, store: Backend, emulator: Emulator, devices: List[Device], ch
     )
     if others:
         other_lines(store, others)
-        more_ms = _median_ms(lambda: client.over_budget(devices), checks)
-        print(f"{name:<10} the check with {others:,} other lines in the summary {more_ms:6.1f} ms", flush=True)
+        # On a store opened anew, as a command's first check: a connection that ran a statement five
+        # times has psycopg prepare it, and PostgreSQL may then plan it for any list (fewer rows).
+        with open_store(location) as fresh:
+            found = _median_ms(lambda: _check(fresh, devices), min(checks, 5))
+        print(f"{name:<10} the check with {others:,} other lines in the summary {found:6.1f} ms", flush=True)
     client.close()
     return ratio
+
+
+def _check(store: Backend, devices: List[Device]) -> object:
+    """What ``over_budget`` does, on ``store``."""
+    since = store.clock() - BUDGET_WINDOW
+    found = store.device_actions(devices, since, at_least=DEFAULT_DAILY_BUDGET)
+    return lines_over(devices, found, DEFAULT_DAILY_BUDGET)
 
 
 def fill_history(store: Backend, callbacks: int) -> None:
@@ -174,7 +188,7 @@ def calls_with_history(name: str, store: Backend, history: int, calls: int) -> N
 
 def _sqlite_round(folder: Path, lines: List[EmulatedDevice], checks: int, others: int) -> float:
     with Emulator(devices=lines, daily_budget=1000) as emulator, open_store(folder / "b.db") as store:
-        return run("sqlite", store, emulator, [line.device for line in lines], checks, others)
+        return run("sqlite", store, emulator, [line.device for line in lines], checks, others, str(folder / "b.db"))
 
 
 def main() -> None:
@@ -196,7 +210,7 @@ def main() -> None:
             ratios.setdefault("sqlite", []).append(_sqlite_round(Path(folder), lines, args.checks, args.other_lines))
         for url in _postgres():
             with Emulator(devices=lines, daily_budget=1000) as emulator, open_store(url) as pg:
-                ratio = run("postgresql", pg, emulator, devices, args.checks, args.other_lines)
+                ratio = run("postgresql", pg, emulator, devices, args.checks, args.other_lines, url)
                 ratios.setdefault("postgresql", []).append(ratio)
     for name, found in ratios.items():
         median = statistics.median(found)
