@@ -31,7 +31,7 @@ except ImportError:  # Windows: one process per store there
     fcntl = None  # type: ignore[assignment]
 
 from uws_adapter.errors import StoreError, UwsAdapterError
-from uws_adapter.store import line_counts, unlisted
+from uws_adapter.store import line_counts, names, unlisted
 from uws_adapter.store.core import CommitHealth, Job, SqlCore, newer_schema, next_group
 from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sql import SQLITE, Sql
@@ -43,7 +43,7 @@ __all__ = ["RequestStatus", "Store", "StoreError", "StoredEvent"]
 T = TypeVar("T")
 
 #: The schema this release writes (``PRAGMA user_version``). 0 is 0.1.0's, which had no version.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 #: How to go from version N-1 to N, applied in order in one transaction when a store is opened.
 _MIGRATIONS: Dict[int, str] = {
     1: "CREATE INDEX IF NOT EXISTS handler_queue_by_due ON handler_queue (next_at);",
@@ -91,6 +91,9 @@ _MIGRATIONS: Dict[int, str] = {
     # The budget's callbacks of requests the log lists no devices for, found without visiting the
     # others (see store/unlisted.py); the events stored so far are marked here.
     8: unlisted.MIGRATION_SQLITE,
+    # A confirmed reservation's rows keep its key; the carrier's RequestId is written beside it
+    # (see store/names.py).
+    9: names.MIGRATION_SQLITE,
 }
 #: The free space below which a store is not ready: room for a full group of callbacks' log frames.
 READY_RESERVE = 1024 * 1024
