@@ -246,6 +246,16 @@ def test_a_service_reads_its_section_then_the_environment_then_arguments(tmp_pat
     assert bridge.register == ("0000123456-00001", "0000123456-00002")
 
 
+def test_every_service_takes_the_callback_credentials_from_the_receivers_variables() -> None:
+    # One home (settings/receiver.py callback_login_options): the receiver checks what the emulator
+    # writes into its callbacks and what the bridge is called back with, by default.
+    env = {"UWS_CALLBACK_USERNAME": "cb-user", "UWS_CALLBACK_PASSWORD": "cb-pw", "UWS_BRIDGE_LEGACY_LOGIN": "l:pw"}
+    receiver, bridge = ReceiverSettings.load(environ=env), BridgeSettings.load(environ=env)
+    emulator = EmulatorSettings.load(environ=env)
+    assert (receiver.username, receiver.password) == (bridge.username, bridge.password) == ("cb-user", "cb-pw")
+    assert (emulator.listener_username, emulator.listener_password) == ("cb-user", "cb-pw")
+
+
 @pytest.mark.parametrize(
     ("settings", "values"),
     [(ReceiverSettings, {"password": SECRET, "previous_password": SECRET + "2", "username": "u",

@@ -225,3 +225,28 @@ def test_the_confirmation_prompt_takes_y(tmp_path: Path, emulator: Emulator, ans
         # Only the device list was asked (the count in the question): no line was acted on.
         assert "line(s) now)? [y/N]" in stderr
         assert all(line.actions_today == 0 for line in emulator.devices)
+
+
+def test_a_verb_group_lists_its_verbs_as_declared_with_the_shared_options_after_their_own() -> None:
+    from uws_adapter.cli.options import Verbs
+
+    def shared(verb: argparse.ArgumentParser) -> None:
+        verb.add_argument("--shared")
+
+    group = Verbs("a group", common=shared)
+
+    @group.verb("second", "declared first")
+    def _second(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--own")
+
+    group.verb("first", "declared second")(lambda parser: None)
+    parser = argparse.ArgumentParser(prog="x")
+    group(parser)
+    assert parser.description == "a group"
+    assert parser.format_help().index("second") < parser.format_help().index("first")
+    verb = parser._subparsers._group_actions[0].choices["second"]  # type: ignore[union-attr, index]
+    assert [a.dest for a in verb._actions if a.option_strings][1:] == ["own", "shared"]
+    assert vars(parser.parse_args(["second", "--own", "1", "--shared", "2"])) == {"verb": "second", "own": "1",
+                                                                                "shared": "2"}  # fmt: skip
+    with pytest.raises(SystemExit):  # one verb is required
+        parser.parse_args([])

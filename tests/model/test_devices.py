@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from uws_adapter import CustomField, Device, DeviceIdentifier, InputError, read_devices_csv
+from uws_adapter import CustomField, Device, DeviceIdentifier, DeviceList, InputError, read_devices_csv
 from uws_adapter.errors import shown
 from uws_adapter.model.devices import KINDS, MAX_CSV_LINE
 
@@ -204,6 +204,22 @@ def test_parse_refuses_what_is_not_text_by_name(text: object) -> None:
         Device.parse(text)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="custom field: expected a string"):
         CustomField.parse(text)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("field", "make"),
+    [
+        ("device", lambda: Device.parse(990003420535573)),  # type: ignore[arg-type]
+        ("custom field", lambda: CustomField.parse(2)),  # type: ignore[arg-type]
+        ("kind", lambda: DeviceIdentifier(1, "990003420535573")),  # type: ignore[arg-type]
+        ("identifier", lambda: DeviceIdentifier("IMEI", 990003420535573)),  # type: ignore[arg-type]
+        ("account", lambda: DeviceList([Device.of("IMEI", "1")], account=123456)),  # type: ignore[arg-type]
+    ],
+)
+def test_a_value_that_is_not_a_string_is_refused_in_one_wording(field: str, make: Any) -> None:
+    # One rule (model/text.py a_string): the field, the type and the value given, wherever it is.
+    with pytest.raises(InputError, match=rf"^{field}: expected a string, got (int|bool) \d+; "):
+        make()
 
 
 @pytest.mark.parametrize(

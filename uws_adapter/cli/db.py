@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any, Dict
 
-from uws_adapter.cli.options import Build, Default, verbs
+from uws_adapter.cli.options import Build, Default, Verbs
 from uws_adapter.errors import InputError
 from uws_adapter.store import Backend, describe_store, is_postgres_url, open_store, schema_versions, upgrade_store
 
@@ -65,6 +65,16 @@ def open_db(location: str, *, must_exist: bool = False, **options: Any) -> Backe
     return open_store(location, **options)
 
 
+#: The ``db`` group (uws_adapter.cli.main.COMMANDS).
+_DB = Verbs(
+    "Manage a store's schema. A PostgreSQL store must be upgraded with 'db upgrade' before the services of a new "
+    "release start on it (they refuse an older schema); a SQLite file is upgraded in place when opened, and 'db "
+    "upgrade' does that too."
+)
+COMMANDS: Dict[str, Build] = {"db": _DB}
+
+
+@_DB.verb("upgrade", "bring the store to this release's schema (idempotent)")
 def _upgrade(upgrade: argparse.ArgumentParser) -> None:
     add_db_option(upgrade)
     upgrade.add_argument(
@@ -73,20 +83,10 @@ def _upgrade(upgrade: argparse.ArgumentParser) -> None:
     upgrade.set_defaults(run=_run_upgrade)
 
 
+@_DB.verb("version", "show the store's schema version")
 def _version(version: argparse.ArgumentParser) -> None:
     add_db_option(version)
     version.set_defaults(run=_run_version)
-
-
-#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
-COMMANDS: Dict[str, Build] = {"db": verbs(
-    "Manage a store's schema. A PostgreSQL store must be upgraded with 'db upgrade' before the services of a new "
-    "release start on it (they refuse an older schema); a SQLite file is upgraded in place when opened, and 'db "
-    "upgrade' does that too.", "db_command", [
-        ("upgrade", "bring the store to this release's schema (idempotent)", _upgrade),
-        ("version", "show the store's schema version", _version),
-    ],
-)}  # fmt: skip
 
 
 def _run_upgrade(args: argparse.Namespace) -> int:

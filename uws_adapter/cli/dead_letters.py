@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, TextIO
 
 from uws_adapter.cli.db import add_db_option, open_db
-from uws_adapter.cli.options import Build, verbs
+from uws_adapter.cli.options import Build, Verbs
 from uws_adapter.errors import InputError
 from uws_adapter.logs import printable
 from uws_adapter.redaction import redact
@@ -29,6 +29,17 @@ _LETTER_ID = whole(0, 2**62, "a letter id")
 _LETTERS = whole(1, 2**62, "a number of letters")
 
 
+#: The ``dead-letters`` group (uws_adapter.cli.main.COMMANDS).
+_LETTERS_GROUP = Verbs(
+    "The dead letters of a receiver's or bridge's store: refused documents (redacted), callbacks whose values "
+    "could not be stored and handler runs that gave up. They count against --dead-letter-max-bytes; past it "
+    "the oldest are rotated out.",
+    metavar="VERB",
+)
+COMMANDS: Dict[str, Build] = {"dead-letters": _LETTERS_GROUP}
+
+
+@_LETTERS_GROUP.verb("list", "one line per letter: id, time (UTC), media type, size, reason")
 def _list_options(listing: argparse.ArgumentParser) -> None:
     add_db_option(listing)
     listing.add_argument("--after", default="0", metavar="ID", help="only letters after this id")
@@ -37,18 +48,21 @@ def _list_options(listing: argparse.ArgumentParser) -> None:
     listing.set_defaults(run=_run_list)
 
 
+@_LETTERS_GROUP.verb("show", "one letter with its body (redacted, control characters escaped)")
 def _show_options(show: argparse.ArgumentParser) -> None:
     show.add_argument("letter_id", metavar="ID")
     add_db_option(show)
     show.set_defaults(run=_run_show)
 
 
+@_LETTERS_GROUP.verb("export", "every letter as JSON lines, bodies redacted (to --out or stdout)")
 def _export_options(export: argparse.ArgumentParser) -> None:
     add_db_option(export)
     export.add_argument("--out", metavar="FILE", help="write to FILE (created; must not exist) instead of stdout")
     export.set_defaults(run=_run_export)
 
 
+@_LETTERS_GROUP.verb("purge", "delete letters: --id ID..., --before TIME, or --all")
 def _purge_options(purge: argparse.ArgumentParser) -> None:
     add_db_option(purge)
     which = purge.add_mutually_exclusive_group(required=True)
@@ -56,23 +70,6 @@ def _purge_options(purge: argparse.ArgumentParser) -> None:
     which.add_argument("--before", metavar="TIME", help="letters kept before TIME (ISO 8601; UTC unless a zone)")
     which.add_argument("--all", action="store_true", help="every letter")
     purge.set_defaults(run=_run_purge)
-
-
-#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
-COMMANDS: Dict[str, Build] = {"dead-letters": verbs(
-    "The dead letters of a receiver's or bridge's store: refused documents (redacted), callbacks whose values "
-    "could not be stored and handler runs that gave up. They count against --dead-letter-max-bytes; past it "
-    "the oldest are rotated out.", "verb", [
-        ("list", "one line per letter: id, time (UTC), media type, size, reason", _list_options),
-        ("show", "one letter with its body (redacted, control characters escaped)", _show_options),
-        ("export", "every letter as JSON lines, bodies redacted (to --out or stdout)", _export_options),
-        ("purge", "delete letters: --id ID..., --before TIME, or --all", _purge_options),
-    ], metavar="VERB",
-)}  # fmt: skip
-
-
-def _store(location: str) -> Backend:
-    return open_db(location, must_exist=True)
 
 
 def _when(seconds: float) -> str:
@@ -104,7 +101,7 @@ def _pages(store: Backend, *, after: int, bodies: bool) -> Iterator[DeadLetter]:
 
 def _run_list(args: argparse.Namespace) -> int:
     after, limit = _LETTER_ID(args.after, "--after"), _LETTERS(args.limit, "--limit")
-    with _store(args.db) as store:
+    with open_db(args.db, must_exist=True) as store:
         letters = store.dead_letters(after_id=after, limit=limit)
         totals = store.dead_letter_totals()
     for letter in letters:
@@ -125,7 +122,7 @@ def _run_list(args: argparse.Namespace) -> int:
 
 def _run_show(args: argparse.Namespace) -> int:
     letter_id = _LETTER_ID(args.letter_id, "ID")
-    with _store(args.db) as store:
+    with open_db(args.db, must_exist=True) as store:
         letter = store.dead_letter(letter_id)
     if letter is None:
         raise InputError("ID", f"no dead letter {letter_id}", "see `uws-adapter dead-letters list`")
@@ -140,7 +137,7 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    with _store(args.db) as store:
+    with open_db(args.db, must_exist=True) as store:
         if args.out is None:
             count = _export(store, sys.stdout)
         else:
@@ -172,7 +169,7 @@ def _run_purge(args: argparse.Namespace) -> int:
         except ValueError:
             raise InputError("--before", f"{args.before!r} is not an ISO 8601 time", "e.g. 2026-12-01T00:00") from None
         before = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
-    with _store(args.db) as store:
+    with open_db(args.db, must_exist=True) as store:
         gone = store.purge_dead_letters(ids=ids, before=before)
     sys.stdout.write(f"dead letters: {gone} purged from {describe_store(args.db)}\n")
     return 0

@@ -8,16 +8,26 @@ import json
 import sys
 from typing import Dict
 
-from uws_adapter.cli.options import Build, Default, verbs
+from uws_adapter.cli.options import Build, Default, Verbs
 from uws_adapter.cli.provision import add_connection_options, rest_settings
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.redaction import masked_url
 from uws_adapter.rest.client import RestClient
-from uws_adapter.settings.receiver import check_credentials
+from uws_adapter.settings.receiver import CALLBACK_PASSWORD_VARIABLE, CALLBACK_USERNAME_VARIABLE, check_credentials
 from uws_adapter.settings.services import check_listener_url
 from uws_adapter.wire import CALLBACK_SERVICES
 
+#: The ``listeners`` group (uws_adapter.cli.main.COMMANDS).
+_LISTENERS = Verbs(
+    "Register, list and remove the REST callback listeners of an account (REST API; the settings come from "
+    "--config and the environment, as for restore and suspend). A service registered through UWS must be "
+    "unregistered there first.",
+    common=lambda verb: add_connection_options(verb, rest_only=True),
+)
+COMMANDS: Dict[str, Build] = {"listeners": _LISTENERS}
 
+
+@_LISTENERS.verb("register", "register URL as the listener of a callback service for an account")
 def _register(register: argparse.ArgumentParser) -> None:
     register.description = (
         "Register URL as the listener of a callback service (default CarrierService) for ACCOUNT. The carrier "
@@ -29,47 +39,34 @@ def _register(register: argparse.ArgumentParser) -> None:
     register.add_argument("url", metavar="URL", help="the listener's full http(s) URL")
     register.add_argument("--service", choices=CALLBACK_SERVICES, default="CarrierService", help="the callback service")
     register.add_argument(
-        "--listener-username", default=Default("UWS_CALLBACK_USERNAME"), metavar="NAME",
+        "--listener-username", default=Default(CALLBACK_USERNAME_VARIABLE), metavar="NAME",
         help="username the callbacks carry",
     )  # fmt: skip
     register.add_argument(
-        "--listener-password", default=Default("UWS_CALLBACK_PASSWORD"), metavar="PASSWORD",
+        "--listener-password", default=Default(CALLBACK_PASSWORD_VARIABLE), metavar="PASSWORD",
         help="password the callbacks carry (prefer the variable: arguments show in ps)",
     )  # fmt: skip
     register.add_argument(
         "--allow-anonymous", action="store_true",
         help="register without credentials (the receiver must then run with --allow-anonymous, on a closed network)",
     )  # fmt: skip
-    add_connection_options(register, rest_only=True)
     register.set_defaults(run=_run_register)
 
 
+@_LISTENERS.verb("list", "the listeners registered for an account")
 def _list(listing: argparse.ArgumentParser) -> None:
     listing.description = "Print the listeners of ACCOUNT."
     listing.add_argument("account", metavar="ACCOUNT")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    add_connection_options(listing, rest_only=True)
     listing.set_defaults(run=_run_list)
 
 
+@_LISTENERS.verb("remove", "remove the listener of a callback service for an account")
 def _remove(remove: argparse.ArgumentParser) -> None:
     remove.description = "Remove the listener of a callback service (default CarrierService) for ACCOUNT."
     remove.add_argument("account", metavar="ACCOUNT")
     remove.add_argument("--service", choices=CALLBACK_SERVICES, default="CarrierService", help="the callback service")
-    add_connection_options(remove, rest_only=True)
     remove.set_defaults(run=_run_remove)
-
-
-#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
-COMMANDS: Dict[str, Build] = {"listeners": verbs(
-    "Register, list and remove the REST callback listeners of an account (REST API; the settings come from "
-    "--config and the environment, as for restore and suspend). A service registered through UWS must be "
-    "unregistered there first.", "listeners_action", [
-        ("register", "register URL as the listener of a callback service for an account", _register),
-        ("list", "the listeners registered for an account", _list),
-        ("remove", "remove the listener of a callback service for an account", _remove),
-    ],
-)}  # fmt: skip
 
 
 def _client(args: argparse.Namespace) -> RestClient:
@@ -93,7 +90,6 @@ def _run_register(args: argparse.Namespace) -> int:
         refuse_none=None if args.allow_anonymous else refused,
     )  # fmt: skip
     with _client(args) as client:
-        assert isinstance(client, RestClient)
         client.register_callback(
             args.account, args.service, url, username=args.listener_username, password=args.listener_password
         )
@@ -103,7 +99,6 @@ def _run_register(args: argparse.Namespace) -> int:
 
 def _run_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        assert isinstance(client, RestClient)
         found = client.callback_listeners(args.account)
     if not found and not args.json:  # said on stderr: a script reading stdout sees no listener
         sys.stderr.write(
@@ -123,7 +118,6 @@ def _run_list(args: argparse.Namespace) -> int:
 
 def _run_remove(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        assert isinstance(client, RestClient)
         client.unregister_callback(args.account, args.service)
     sys.stdout.write(f"removed {args.service} listener of {args.account}\n")
     return 0

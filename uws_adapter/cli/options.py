@@ -14,16 +14,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
 
+from uws_adapter.errors import InputError
 from uws_adapter.settings.source import Loadable
 
 __all__ = [
-    "Build", "Default", "HelpFormatter", "help_with_default", "load_from_options", "option_name",
-    "resolve_defaults", "settings_defaults", "verbs",
+    "Build", "Default", "HelpFormatter", "Verbs", "help_with_default", "load_from_options", "option_name",
+    "parsed", "resolve_defaults", "settings_defaults",
 ]  # fmt: skip
 
 T = TypeVar("T", bound=Loadable)
+V = TypeVar("V")
 #: What fills in a command's parser (its description, options and what it runs).
 Build = Callable[[argparse.ArgumentParser], None]
 #: Words that mark an option whose default is never shown, whatever it is.
@@ -77,19 +79,51 @@ class HelpFormatter(argparse.HelpFormatter):
         return help_with_default(action)
 
 
-def verbs(description: str, dest: str, table: Sequence[Tuple[str, str, Build]], metavar: str = "ACTION") -> Build:
+class Verbs:
     """What builds a command group (``db``, ``listeners``): its ``description`` and its
-    sub-commands (``db upgrade``, ``listeners list``), one of them required, each listed with its
-    help and built by its function; the name of the one chosen goes to ``dest``."""
+    sub-commands (``db upgrade``, ``listeners list``), one of them required, each declared where
+    its parser is built (:meth:`verb`), with its help, and listed in the order declared; the name
+    of the one chosen goes to ``dest``; ``common`` adds, after each verb's own options, those every
+    verb takes. A module's ``COMMANDS`` maps the group's name to it."""
 
-    def build(parser: argparse.ArgumentParser) -> None:
-        parser.description = description
-        actions = parser.add_subparsers(dest=dest, metavar=metavar, parser_class=type(parser))
+    def __init__(
+        self, description: str, *, dest: str = "verb", metavar: str = "ACTION", common: Optional[Build] = None
+    ) -> None:
+        self.description = description
+        self.dest = dest
+        self.metavar = metavar
+        self.common = common
+        self._table: List[Tuple[str, str, Build]] = []
+
+    def verb(self, name: str, text: str) -> Callable[[Build], Build]:
+        """Declares the verb ``name``, listed with ``text``: a decorator of the function that builds it."""
+
+        def declare(build: Build) -> Build:
+            self._table.append((name, text, build))
+            return build
+
+        return declare
+
+    def __call__(self, parser: argparse.ArgumentParser) -> None:
+        parser.description = self.description
+        actions = parser.add_subparsers(dest=self.dest, metavar=self.metavar, parser_class=type(parser))
         actions.required = True
-        for name, text, build_verb in table:
-            build_verb(actions.add_parser(name, help=text))
+        for name, text, build_verb in self._table:
+            verb = actions.add_parser(name, help=text)
+            build_verb(verb)
+            if self.common is not None:
+                self.common(verb)
 
-    return build
+
+def parsed(texts: Sequence[str], parse: Callable[[str], V], option: str) -> List[V]:
+    """Each value given to ``option``, parsed; an error names the option."""
+    values = []
+    for text in texts:
+        try:
+            values.append(parse(text))
+        except InputError as exc:
+            raise exc.within(f"{option} ") from None
+    return values
 
 
 def option_name(dest: str) -> str:

@@ -60,7 +60,6 @@ def rest_lister(settings: Settings) -> RestClient:
 
 def _listed(settings: Settings, query: DeviceQuery) -> Preview:
     with rest_lister(settings) as client:
-        assert isinstance(client, RestClient)
         try:
             return preview(client.list_devices, query, first=SHOWN)
         finally:

@@ -7,13 +7,13 @@ import argparse
 import json
 import sys
 from dataclasses import replace
-from typing import Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import Dict, List, Optional, Tuple
 
 from uws_adapter.callbacks.rest_json import parse_rest_callback, rest_callback_dict
 from uws_adapter.callbacks.uws_render import render_callback
 from uws_adapter.callbacks.uws_xml import parse_callback
 from uws_adapter.cli.db import DB_VARIABLE, open_db
-from uws_adapter.cli.options import Build, Default, verbs
+from uws_adapter.cli.options import Build, Default, Verbs, parsed
 from uws_adapter.cli.preview import add_preview_option, count_text, describe_query, run_preview
 from uws_adapter.config import (
     BACKENDS,
@@ -68,27 +68,13 @@ def _add_billing(parser: argparse.ArgumentParser) -> None:
     )
 
 
-T = TypeVar("T")
-
-
-def _each(texts: List[str], parse: Callable[[str], T], option: str) -> List[T]:
-    """Every value of a repeated option, parsed; an error names the option."""
-    parsed = []
-    for text in texts:
-        try:
-            parsed.append(parse(text))
-        except InputError as exc:
-            raise exc.within(f"{option} ") from None
-    return parsed
-
-
 def _selection(args: argparse.Namespace) -> Selection:
     devices: Optional[List[Device]] = None
     if args.device or args.devices_file:
-        devices = _each(args.device, Device.parse, "--device")
+        devices = parsed(args.device, Device.parse, "--device")
         if args.devices_file:
             devices.extend(read_devices_csv(args.devices_file))
-    fields = _each(args.custom_field, CustomField.parse, "--custom-field")
+    fields = parsed(args.custom_field, CustomField.parse, "--custom-field")
     return select(devices, account=args.account, group=args.group, service_plan=args.service_plan, custom_fields=fields)
 
 
@@ -113,12 +99,13 @@ def _rest_body_of(name: str) -> Build:
     return build
 
 
-_rest_body = verbs(
+_rest_body = Verbs(
     "Print the body of POST /m2m/v1/devices/actions/restore|suspend for the same options as envelope. A device list "
     "may carry --account here (UWS forbids it), and a service plan or custom fields may select on their own.",
-    "action",
-    [(name, f"the body of a {name}", _rest_body_of(name)) for name in ("restore", "suspend")],
+    dest="action",
 )
+for _name in ("restore", "suspend"):
+    _rest_body.verb(_name, f"the body of a {_name}")(_rest_body_of(_name))
 
 
 def _parse(parse: argparse.ArgumentParser) -> None:

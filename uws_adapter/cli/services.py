@@ -271,16 +271,18 @@ def _run_emulator(args: argparse.Namespace) -> int:
 # one line, no banner, and no database file left behind. ----------------------------------------
 
 
-def _new_store(path: str) -> bool:
-    """True when starting would create the SQLite file at ``path`` (then a failed start removes it)."""
-    return not is_postgres_url(path) and not os.path.exists(path)
-
-
-def _remove_new_store(path: str) -> None:
-    """The files a start that failed created (it found no database there before)."""
-    for suffix in ("", "-wal", "-shm", "-journal", ".writelock"):
-        with contextlib.suppress(OSError):
-            os.remove(path + suffix)
+@contextlib.contextmanager
+def _starting(path: str) -> Iterator[Callable[[], None]]:
+    """Around a service's start, which calls what this yields once it is up: a SQLite file the
+    start created at ``path`` (there was none) is removed with its companion files if it fails."""
+    created, up = not is_postgres_url(path) and not os.path.exists(path), []
+    try:
+        yield lambda: up.append(True)
+    finally:
+        if created and not up:
+            for suffix in ("", "-wal", "-shm", "-journal", ".writelock"):
+                with contextlib.suppress(OSError):
+                    os.remove(path + suffix)
 
 
 def _bind_error(exc: OSError, host: str, port: int) -> UwsAdapterError:
@@ -337,27 +339,22 @@ def _run_receiver(args: argparse.Namespace) -> int:
     limits = _limits(settings)
     # waitress warns at every queued request; under a burst of callbacks that is the normal state.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    created, started = _new_store(settings.db), False
-    try:
-        with open_db(settings.db, batch=settings.commit == "group") as store:
-            app = build_receiver(store, settings)
-            options = server_options(app, host=settings.host, port=settings.port, threads=settings.threads)
-            try:
-                waitress = _bind(
-                    lambda: _serving().waitress_server(_access_log(app, "receiver"), limits, **options),
-                    settings.host,
-                    settings.port,
-                )
-            except UwsAdapterError:
-                app.close()
-                raise
-            started = True
-            settings.announce()
-            where = f"http://{settings.host}:{waitress.effective_port}/"
-            _serve(waitress, app, f"receiver (waitress) on {where} storing into {describe_store(settings.db)}")
-    finally:
-        if created and not started:
-            _remove_new_store(settings.db)
+    with _starting(settings.db) as started, open_db(settings.db, batch=settings.commit == "group") as store:
+        app = build_receiver(store, settings)
+        options = server_options(app, host=settings.host, port=settings.port, threads=settings.threads)
+        try:
+            waitress = _bind(
+                lambda: _serving().waitress_server(_access_log(app, "receiver"), limits, **options),
+                settings.host,
+                settings.port,
+            )
+        except UwsAdapterError:
+            app.close()
+            raise
+        started()
+        settings.announce()
+        where = f"http://{settings.host}:{waitress.effective_port}/"
+        _serve(waitress, app, f"receiver (waitress) on {where} storing into {describe_store(settings.db)}")
     return 0
 
 
@@ -387,10 +384,10 @@ def _run_uvicorn_receiver(settings: ReceiverSettings) -> int:
     limits = _limits(settings)
     sock = _bind(lambda: _listening_socket(settings.host, settings.port), settings.host, settings.port)
     port = sock.getsockname()[1]
-    created, started = _new_store(settings.db), False
     # The workers build the receiver from a private file (0600, in a 0700 folder of this run,
     # removed at exit), never from passwords copied into the environment; they log as this process.
     with (
+        _starting(settings.db) as started,
         runfiles.run_folder(WORKER_FOLDER_PREFIX) as folder,
         _worker_environment({WORKER_SETTINGS_VARIABLE: str(settings.write_private(folder)), **worker_environment()}),
     ):
@@ -410,7 +407,7 @@ def _run_uvicorn_receiver(settings: ReceiverSettings) -> int:
                 f"storing into {describe_store(settings.db)}\n"
             )
             sys.stdout.flush()
-            started = True
+            started()
             # uvicorn serves on the socket bound above (as uvicorn.run does for several workers).
             with _stopping_on_signals():
                 if settings.workers == 1:
@@ -430,8 +427,6 @@ def _run_uvicorn_receiver(settings: ReceiverSettings) -> int:
             raise KeyboardInterrupt
         finally:
             sock.close()
-            if created and not started:
-                _remove_new_store(settings.db)
 
 
 @contextlib.contextmanager
@@ -527,40 +522,35 @@ def _run_bridge(args: argparse.Namespace) -> int:
             settings.legacy_listener, username=listener[0], password=listener[1],
             soap_action=settings.listener_soap_action,
         )  # fmt: skip
-    created, started = _new_store(settings.db), False
-    try:
-        with open_db(settings.db) as store:
-            rest = connect_backend(rest_settings, store=store)
-            assert isinstance(rest, RestClient)
-            app = Bridge(
-                rest, store, legacy_users={legacy_name: legacy_password}, relay=relay,
-                callback_username=settings.username, callback_password=settings.password,
-                public_url=settings.public_url, lockout=settings.lockout_seconds or None, repair=settings.repair,
-                handler_lease=settings.handler_lease, trusted_proxies=settings.trusted_proxy,
-            )  # fmt: skip
-            options = app.server_options(host=settings.host, port=settings.port, threads=settings.threads)
-            server: Any = None
-            try:
-                server = _bind(
-                    lambda: _serving().waitress_server(_access_log(app, "bridge"), limits, **options),
-                    settings.host,
-                    settings.port,
-                )
-                app.allow_hosts(list(settings.allowed_host) or listen_names(settings.host, server.effective_port))
-                address = settings.public_url or f"http://{settings.host}:{server.effective_port}"
-                replaced = register_bridge(app, rest, settings, f"{address}/callbacks")
-            except Exception:
-                if server is not None:
-                    server.close()
-                app.close()
-                raise
-            started = True
-            shown = describe_store(settings.db)
-            banner = f"bridge: UWS at {address}/api/v2, REST callbacks at {address}/callbacks, store {shown}"
-            _serve(server, app, banner + "".join(f"; {line}" for line in replaced))
-    finally:
-        if created and not started:
-            _remove_new_store(settings.db)
+    with _starting(settings.db) as started, open_db(settings.db) as store:
+        rest = connect_backend(rest_settings, store=store)
+        assert isinstance(rest, RestClient)
+        app = Bridge(
+            rest, store, legacy_users={legacy_name: legacy_password}, relay=relay,
+            callback_username=settings.username, callback_password=settings.password,
+            public_url=settings.public_url, lockout=settings.lockout_seconds or None, repair=settings.repair,
+            handler_lease=settings.handler_lease, trusted_proxies=settings.trusted_proxy,
+        )  # fmt: skip
+        options = app.server_options(host=settings.host, port=settings.port, threads=settings.threads)
+        server: Any = None
+        try:
+            server = _bind(
+                lambda: _serving().waitress_server(_access_log(app, "bridge"), limits, **options),
+                settings.host,
+                settings.port,
+            )
+            app.allow_hosts(list(settings.allowed_host) or listen_names(settings.host, server.effective_port))
+            address = settings.public_url or f"http://{settings.host}:{server.effective_port}"
+            replaced = register_bridge(app, rest, settings, f"{address}/callbacks")
+        except Exception:
+            if server is not None:
+                server.close()
+            app.close()
+            raise
+        started()
+        shown = describe_store(settings.db)
+        banner = f"bridge: UWS at {address}/api/v2, REST callbacks at {address}/callbacks, store {shown}"
+        _serve(server, app, banner + "".join(f"; {line}" for line in replaced))
     return 0
 
 

@@ -8,11 +8,11 @@ import sys
 from typing import Dict, Optional, Set
 
 from uws_adapter.cli.db import add_db_option, open_db
-from uws_adapter.cli.options import Build
+from uws_adapter.cli.options import Build, parsed
 from uws_adapter.errors import InputError, TransportError, install_hint
 from uws_adapter.model.devices import Device, identity
 from uws_adapter.settings.source import number, whole
-from uws_adapter.store import Backend, describe_store
+from uws_adapter.store import describe_store
 from uws_adapter.store.interfaces import StoredEvent
 from uws_adapter.tracking import (
     COMPLETE,
@@ -87,12 +87,8 @@ def _demo(demo: argparse.ArgumentParser) -> None:
 COMMANDS: Dict[str, Build] = {"status": _status, "callbacks": _callbacks, "wait": _wait, "demo": _demo}
 
 
-def _existing_store(location: str) -> Backend:
-    return open_db(location, must_exist=True)
-
-
 def _run_status(args: argparse.Namespace) -> int:
-    with _existing_store(args.db) as store:
+    with open_db(args.db, must_exist=True) as store:
         status = store.status(args.request_id)
     if not status.known:
         raise InputError("REQUEST_ID", f"nothing known of {args.request_id}", "check the id and --db")
@@ -124,15 +120,12 @@ def _run_callbacks(args: argparse.Namespace) -> int:
     after = whole(0, 2**62, "a callback id")(args.after, "--after")
     wanted: Optional[Set[str]] = None
     if args.device:
-        try:
-            device = Device.parse(args.device)
-        except InputError as exc:
-            raise exc.within("--device ") from None
+        (device,) = parsed([args.device], Device.parse, "--device")
         wanted = {identity(i.kind, i.identifier) for i in device.identifiers}
     shown = 0
     last = after
     more = False
-    with _existing_store(args.db) as store:
+    with open_db(args.db, must_exist=True) as store:
         for event in store.iter_events(request_id=args.request_id, after_id=after):
             if not _matches(event, wanted):
                 continue
@@ -169,7 +162,7 @@ def _write_callback(event: StoredEvent, as_json: bool) -> None:
 def _run_wait(args: argparse.Namespace) -> int:
     # The one check of seconds (NaN is never reached: a wait for it was endless).
     timeout, settle = number(0)(args.timeout, "--timeout"), number(0)(args.settle, "--settle")
-    with _existing_store(args.db) as store:
+    with open_db(args.db, must_exist=True) as store:
         if not store.status(args.request_id).known:
             raise InputError("REQUEST_ID", f"nothing known of {args.request_id}", "check the id and --db")
         ended, statuses = wait_for(store, [args.request_id], timeout=timeout, settle=settle, out=sys.stderr)

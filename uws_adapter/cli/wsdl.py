@@ -9,10 +9,15 @@ import json
 import sys
 from typing import Dict
 
-from uws_adapter.cli.options import Build, verbs
+from uws_adapter.cli.options import Build, Verbs
 from uws_adapter.errors import InputError
 
+#: The ``wsdl`` group (uws_adapter.cli.main.COMMANDS).
+_WSDL = Verbs("Work with the service's published WSDL.")
+COMMANDS: Dict[str, Build] = {"wsdl": _WSDL}
 
+
+@_WSDL.verb("diff", "list each difference from our WSDL with its verdict (breaking or benign)")
 def _diff(diff: argparse.ArgumentParser) -> None:
     diff.description = (
         "Compare the WSDL at SOURCE (a .svc?wsdl URL with its ?wsdl=wsdl0 and ?xsd=xsdN imports, a ?singleWsdl URL, "
@@ -28,12 +33,6 @@ def _diff(diff: argparse.ArgumentParser) -> None:
     diff.add_argument("--max-bytes", type=int, default=4 * 1024 * 1024, metavar="BYTES",
                       help="largest document accepted")  # fmt: skip
     diff.set_defaults(run=_run_diff)
-
-
-#: The commands this module builds (uws_adapter.cli.main.COMMANDS).
-COMMANDS: Dict[str, Build] = {"wsdl": verbs("Work with the service's published WSDL.", "wsdl_action", [
-    ("diff", "list each difference from our WSDL with its verdict (breaking or benign)", _diff),
-])}  # fmt: skip
 
 
 def _run_diff(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Mapping, Pattern, Protocol, Tuple, Type, TypeVar, Union
 
 from uws_adapter.errors import Code, InputError, shown
+from uws_adapter.model.text import a_string
 
 # Kind -> (pattern of a valid identifier, description used in error messages). Only what the
 # carrier's documents state is enforced [doc]: ESN decimal, ICCID up to 20 digits, IMEI up to 16
@@ -89,9 +90,7 @@ def split_pair(
     """The two sides of ``text`` around its first ``separator`` (``KIND:IDENTIFIER``,
     ``NAME=VALUE``): the one refusal of text that is not of that ``form`` (nor, without
     ``allow_blank``, of text with a blank side), naming an ``example``."""
-    if not isinstance(text, str):
-        raise InputError(field, f"expected a string, got {type(text).__name__}", f"write e.g. {example}", code=code)
-    head, sep, tail = text.partition(separator)
+    head, sep, tail = a_string(field, text, f"write e.g. {example}", code=code).partition(separator)
     if not sep or not (allow_blank or (head.strip() and tail.strip())):
         raise InputError(field, f"{shown(text)} is not {form}", f"write e.g. {example}", code=code)
     return head, tail
@@ -102,11 +101,7 @@ def normalize_kind(kind: object, api: str = "rest") -> str:
     for a kind ``api`` does not accept, quoting that API's kinds (:data:`API_KINDS`). The model
     itself takes every kind (``"rest"``); a UWS request is read with ``"soap"``."""
     kinds = API_KINDS[api]
-    if not isinstance(kind, str):
-        raise InputError(
-            "kind", f"expected a string, got {type(kind).__name__}", _kinds_hint(kinds), code=Code.DEVICE_KIND
-        )
-    upper = kind.strip().upper()
+    upper = a_string("kind", kind, _kinds_hint(kinds), code=Code.DEVICE_KIND).strip().upper()
     if upper not in kinds:
         raise InputError("kind", f"unknown identifier kind {shown(kind)}", _kinds_hint(kinds), code=Code.DEVICE_KIND)
     return upper
@@ -130,15 +125,10 @@ class DeviceIdentifier:
 
     def __post_init__(self) -> None:
         kind = normalize_kind(self.kind)
-        value = self.identifier
-        if not isinstance(value, str):
-            raise InputError(
-                "identifier",
-                f"expected a string, got {type(value).__name__} {shown(value)}",
-                "pass identifiers as strings: a number loses leading zeros",
-                code=Code.DEVICE_IDENTIFIER,
-            )
-        value = value.strip()
+        value = a_string(
+            "identifier", self.identifier, "pass identifiers as strings: a number loses leading zeros",
+            code=Code.DEVICE_IDENTIFIER,
+        ).strip()  # fmt: skip
         pattern, described = _KIND_RULES[kind]
         if not pattern.fullmatch(value):
             raise InputError(
@@ -193,10 +183,8 @@ class Device:
     @classmethod
     def parse(cls, text: str) -> Device:
         """Parse ``KIND:ID`` or several joined with ``+``: ``"IMEI:...+ICCID:..."``."""
-        if not isinstance(text, str):
-            raise InputError("device", f"expected a string, got {type(text).__name__}", "write KIND:IDENTIFIER")
         identifiers = []
-        parts = text.split("+")
+        parts = a_string("device", text, "write KIND:IDENTIFIER").split("+")
         for position, part in enumerate(parts):
             try:
                 identifiers.append(DeviceIdentifier.parse(part))

@@ -15,7 +15,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 from uws_adapter.errors import Code, InputError, UnsupportedByApi, shown
 from uws_adapter.model.actions import Restore, Suspend
 from uws_adapter.model.devices import Device, as_tuple_of, identity, split_pair
-from uws_adapter.model.text import xml_text
+from uws_adapter.model.text import a_string, xml_text
 
 # Limits [doc].
 MAX_DEVICES_PER_REQUEST = 10_000
@@ -31,9 +31,7 @@ _CUSTOM_FIELD_BY_LOWER = {name.lower(): name for name in CUSTOM_FIELD_NAMES}
 def required_text(field: str, value: object, fix: str, *, code: str = Code.REQUEST_UNDEFINED) -> str:
     """A non-empty string XML can carry; numbers are refused because account names keep their
     leading zeros."""
-    if isinstance(value, bool) or not isinstance(value, str):
-        raise InputError(field, f"expected a string, got {type(value).__name__} {shown(value)}", fix, code=code)
-    stripped = value.strip()
+    stripped = a_string(field, value, fix, code=code).strip()
     if not stripped:
         raise InputError(field, "is empty", fix, code=code)
     # The carrier's code for characters it refuses in a custom field [doc]; for the other text

@@ -1,17 +1,26 @@
 """Text a request, a document or a store can carry: the one home of each rule, since a value may
 pass through all three (a password compared, written into a SOAP envelope, kept in a store). The
-checks never show the value: it may be a password or a token. Each is one character class, so
-the search is linear whatever the text."""
+checks of what text holds never show the value: it may be a password or a token. Each is one
+character class, so the search is linear whatever the text."""
 
 from __future__ import annotations
 
 import re
 
-from uws_adapter.errors import Code, InputError
+from uws_adapter.errors import Code, InputError, shown
 
 # What XML 1.0 cannot carry: control characters but tab, LF and CR, lone surrogates, U+FFFE and
 # U+FFFF. One character class, so the search is linear whatever the text.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def a_string(field: str, value: object, fix: str, *, code: str = Code.REQUEST_UNDEFINED) -> str:
+    """``value`` if it is a string, else the one :class:`InputError` for a value of another type
+    given for a name or an identifier (a number would lose its leading zeros). It shows the value
+    (bounded): what it checks is never a secret."""
+    if not isinstance(value, str):
+        raise InputError(field, f"expected a string, got {type(value).__name__} {shown(value)}", fix, code=code)
+    return value
 
 
 def xml_carries(text: str) -> bool:

@@ -49,6 +49,7 @@ from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
 
 T = TypeVar("T")
+P = TypeVar("P", bound="Provisioner")
 _log = logging.getLogger("uws_adapter.provisioning")
 
 #: Provisioning actions per line in 24 hours that most accounts allow [doc]; 25 with the upgrade.
@@ -275,7 +276,7 @@ class Provisioner(ABC):
         finally:
             self._http.close()
 
-    def __enter__(self) -> Provisioner:
+    def __enter__(self: P) -> P:
         return self
 
     def __exit__(self, *exc: object) -> None:

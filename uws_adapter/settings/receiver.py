@@ -23,6 +23,8 @@ from uws_adapter.settings.source import Loadable, Option, choice, flag, number, 
 from uws_adapter.xmlsafe import MAX_BYTES
 
 __all__ = [
+    "CALLBACK_PASSWORD_VARIABLE",
+    "CALLBACK_USERNAME_VARIABLE",
     "CONNECTION_OPTIONS",
     "CREDENTIALS_FIX",
     "DEFAULT_HANDLER_LEASE",
@@ -31,6 +33,7 @@ __all__ = [
     "WORKER_SETTINGS_VARIABLE",
     "ConnectionBounds",
     "ReceiverSettings",
+    "callback_login_options",
     "check_credentials",
     "port_option",
 ]
@@ -62,6 +65,21 @@ def check_credentials(
         raise InputError(field, "give both a username and a password, or neither", fix)
     if not username and refuse_none is not None:
         raise InputError(field, refuse_none, fix)
+
+
+#: The variables of the callback credentials: the receiver's, and by default what the emulator
+#: writes into its callbacks and a listener is registered with, so that the two sides agree.
+CALLBACK_USERNAME_VARIABLE = "UWS_CALLBACK_USERNAME"
+CALLBACK_PASSWORD_VARIABLE = "UWS_CALLBACK_PASSWORD"
+
+
+def callback_login_options(prefix: str = "") -> Tuple[Option, Option]:
+    """The options of a pair of callback credentials (``username``, ``password``; with ``prefix``,
+    e.g. ``listener_username``), read from the receiver's variables."""
+    return (
+        Option(f"{prefix}username", CALLBACK_USERNAME_VARIABLE),
+        Option(f"{prefix}password", CALLBACK_PASSWORD_VARIABLE, secret=True),
+    )
 
 
 def port_option() -> Option:
@@ -97,8 +115,7 @@ class ReceiverSettings(Loadable, ConnectionBounds):
         Option("host"),
         port_option(),
         Option("db", "UWS_CALLBACK_DB"),
-        Option("username", "UWS_CALLBACK_USERNAME"),
-        Option("password", "UWS_CALLBACK_PASSWORD", secret=True),
+        *callback_login_options(),
         Option("previous_password", "UWS_CALLBACK_PREVIOUS_PASSWORD", secret=True),
         Option("allow_anonymous", "UWS_CALLBACK_ALLOW_ANONYMOUS", flag),
         Option("repair", "UWS_CALLBACK_REPAIR", flag),

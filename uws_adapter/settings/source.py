@@ -91,20 +91,28 @@ def flag(value: Any, origin: str) -> bool:
     raise InputError(origin, "is not a yes/no setting", "write 1 or 0 (true/false, yes/no)")
 
 
+def _numeric(value: Any, origin: str, parse: Callable[[str], Any], kinds: Tuple[type, ...], what: str, fix: str) -> Any:
+    """``value``, or the text ``value`` parsed by ``parse``: a number of ``kinds`` (never a bool,
+    nor NaN), else the error that it is not ``what``."""
+    found: Any = value
+    if isinstance(value, str):
+        try:
+            found = parse(value.strip())
+        except ValueError:
+            found = None
+    if isinstance(found, bool) or not isinstance(found, kinds) or found != found:
+        raise InputError(origin, f"{shown(value)} is not {what}", fix)
+    return found
+
+
 def whole(low: int, high: int, what: str = "a whole number", fix: str = "") -> Convert:
     """An integer from ``low`` to ``high``; an error says the range."""
+    fix = fix or f"give {low:,} to {high:,}"
 
     def convert(value: Any, origin: str) -> int:
-        number_: Any = value
-        if isinstance(value, str):
-            try:
-                number_ = int(value.strip().replace("_", ""))
-            except ValueError:
-                raise InputError(origin, f"{shown(value)} is not {what}", fix or f"give {low:,} to {high:,}") from None
-        if isinstance(number_, bool) or not isinstance(number_, int):
-            raise InputError(origin, f"{shown(value)} is not {what}", fix or f"give {low:,} to {high:,}")
+        number_: int = _numeric(value, origin, lambda text: int(text.replace("_", "")), (int,), what, fix)
         if not low <= number_ <= high:
-            raise InputError(origin, f"{shown(number_)} is out of range", fix or f"give {low:,} to {high:,}")
+            raise InputError(origin, f"{shown(number_)} is out of range", fix)
         return number_
 
     return convert
@@ -116,14 +124,7 @@ def number(low: float, high: float = math.inf, what: str = "a number of seconds"
     fix = f"give {bound}" if high == math.inf else f"give {bound}, up to {high:g}"
 
     def convert(value: Any, origin: str) -> float:
-        number_: Any = value
-        if isinstance(value, str):
-            try:
-                number_ = float(value.strip())
-            except ValueError:
-                raise InputError(origin, f"{shown(value)} is not {what}", fix) from None
-        if isinstance(number_, bool) or not isinstance(number_, (int, float)) or number_ != number_:
-            raise InputError(origin, f"{shown(value)} is not {what}", fix)
+        number_: Any = _numeric(value, origin, float, (int, float), what, fix)
         try:
             seconds = float(number_)
         except OverflowError:  # an integer past any float (10**400): out of range, not a raw error
