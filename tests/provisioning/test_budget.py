@@ -257,8 +257,9 @@ def test_a_schema_2_database_is_upgraded_and_its_requests_count(tmp_path: Path) 
     old.execute("INSERT INTO request_identifiers VALUES ('old', 'IMEI:350000000000000', 0)")
     old.close()
     # 3: the budget guard; 4: leased handler claims; 5: the linear budget check; 6: dead letter sizes;
-    # 7: the budget check's summary; 8: the marks of unlisted requests' callbacks; 9: requests' names
-    assert SCHEMA_VERSION == 9
+    # 7: the budget check's summary; 8: the marks of unlisted requests' callbacks; 9: requests' names;
+    # 10: request_identifiers in its key's b-tree
+    assert SCHEMA_VERSION == 10
     assert Store.schema_version(path) == 2
     with Store(path, clock=ManualClock(START + 10)) as store:
         assert store.recent_actions(["IMEI:350000000000000"], START - 1) == {"IMEI:350000000000000": [("old", START)]}

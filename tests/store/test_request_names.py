@@ -7,14 +7,18 @@ backends."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, List, Sequence
 
+import pytest
+from older_stores import sqlite_at_version
 from pgserver import location  # noqa: F401 (a fixture)
 
 from uws_adapter.model.callbacks import CallbackRequest, ReportedDevice
 from uws_adapter.model.devices import Device, identity
 from uws_adapter.store import Backend, open_store
 from uws_adapter.store.sql import Sql
+from uws_adapter.store.sqlite import SCHEMA_VERSION, Store
 from uws_adapter.store.unlisted import callbacks
 
 START = 1_800_000_000.0
@@ -113,3 +117,31 @@ def test_an_unknown_outcome_is_known_by_its_stand_in_and_a_release_forgets_its_r
         assert store.recent_actions([identity("IMEI", "350000000000001"), identity("IMEI", "350000000000002")],
                                     START - 1) == {"IMEI:350000000000001": [(stand_in, START)]}  # fmt: skip
         assert {str(r[0]) for r in _rows(store, "SELECT request_id FROM request_identifiers")} == {kept}
+
+
+@pytest.mark.parametrize("version", [8, 9])
+def test_an_older_sqlite_store_keeps_its_requests_known_by_their_ids(tmp_path: Path, version: int) -> None:
+    """Schema 9 adds the names (nothing to rewrite: every request so far is known by its key),
+    schema 10 moves the devices into their key's b-tree: the rows stay and are found as before."""
+    path = tmp_path / "old.db"
+    old = sqlite_at_version(path, version)
+    old.execute(
+        "INSERT INTO requests (request_id, action, api, sent_at, devices) VALUES ('R0', 'Suspend', 'soap', ?, ?)",
+        (START, '["IMEI:350000000000001", "IMEI:350000000000002"]'),
+    )
+    old.executemany(
+        "INSERT INTO request_identifiers (request_id, identifier, device) VALUES ('R0', ?, ?)",
+        [("IMEI:350000000000001", 0), ("IMEI:350000000000002", 1)],
+    )
+    old.close()
+    with Store(path, clock=Clock()) as store:
+        assert store.status("R0").pending == (str(ONE), str(TWO))
+        assert store.recent_actions([identity("IMEI", "350000000000002")], START - 1) == {
+            "IMEI:350000000000002": [("R0", START)]
+        }
+        store.record_request("R0", "Restore", [THREE])  # recorded again under its id: replaced
+        assert store.status("R0").pending == (str(THREE),)
+        schema = dict(_rows(store, "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'request_identifiers'"))
+    assert Store.schema_version(path) == SCHEMA_VERSION
+    assert "WITHOUT ROWID" in schema["request_identifiers"]
+    assert {"request_identifiers_by_device", "request_identifiers_lines"} <= set(schema)

@@ -43,7 +43,7 @@ __all__ = ["RequestStatus", "Store", "StoreError", "StoredEvent"]
 T = TypeVar("T")
 
 #: The schema this release writes (``PRAGMA user_version``). 0 is 0.1.0's, which had no version.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 #: How to go from version N-1 to N, applied in order in one transaction when a store is opened.
 _MIGRATIONS: Dict[int, str] = {
     1: "CREATE INDEX IF NOT EXISTS handler_queue_by_due ON handler_queue (next_at);",
@@ -94,6 +94,22 @@ _MIGRATIONS: Dict[int, str] = {
     # A confirmed reservation's rows keep its key; the carrier's RequestId is written beside it
     # (see store/names.py).
     9: names.MIGRATION_SQLITE,
+    # The devices of each request in their key's b-tree (WITHOUT ROWID): a rowid table beside its
+    # key's index was one b-tree more for every reservation to write (about 0.015 ms of its 0.15).
+    10: """
+        CREATE TABLE request_identifiers_keyed (
+            request_id TEXT NOT NULL,
+            identifier TEXT NOT NULL,
+            device INTEGER NOT NULL,
+            PRIMARY KEY (request_id, identifier)
+        ) WITHOUT ROWID;
+        INSERT INTO request_identifiers_keyed (request_id, identifier, device)
+            SELECT request_id, identifier, device FROM request_identifiers;
+        DROP TABLE request_identifiers;
+        ALTER TABLE request_identifiers_keyed RENAME TO request_identifiers;
+        CREATE INDEX request_identifiers_by_device ON request_identifiers (request_id, device, identifier);
+        CREATE INDEX request_identifiers_lines ON request_identifiers (identifier, request_id, device);
+    """,
 }
 #: The free space below which a store is not ready: room for a full group of callbacks' log frames.
 READY_RESERVE = 1024 * 1024
