@@ -10,8 +10,8 @@ an older request, the budget's listing of callbacks in :mod:`.unlisted`) goes th
 statements here.
 
 Why: a confirmation used to rename the key, which rewrote the request's rows in both tables and
-their four indexes (a dozen log pages and 0.1-0.2 ms a call through the bridge); now it writes one
-row and one entry of a partial index. A reservation writes no entry there at all (the index holds
+their four indexes (some nine log pages, about 0.1 ms a call through the bridge); now it writes
+one row and one entry of a partial index. A reservation writes no entry there at all (the index holds
 only the names given by a confirmation): an entry written for every reservation cost about as much
 as the confirmation saved.
 
