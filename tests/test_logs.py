@@ -179,6 +179,63 @@ def test_text_format_is_one_line_a_record_and_escapes_line_breaks(
     assert line.endswith('"GET /x\\n2026-01-01 INFO forged\\r" 404')
 
 
+RECORDLESS = """
+import logging, sys
+from uws_adapter.logs import JsonFormatter, configure_logging, text_handler
+from uws_adapter.serving.access import _Line, access_logger
+
+handler = configure_logging("info")
+logger = access_logger("receiver")
+
+def line(status, path):
+    answered = _Line("POST", path, "127.0.0.1:50312")
+    answered.status, answered.bytes = status, 227
+    answered.log(logger, "wrong password" if status >= 400 else None)
+
+assert text_handler(logger, logging.INFO) is handler
+line(200, "/cb\\x07")
+line(401, "/cb")
+logger.addFilter(lambda record: True)  # something that must see a record: written through one
+assert text_handler(logger, logging.INFO) is None
+line(200, "/cb\\x07")
+line(401, "/cb")
+logger.filters.clear()
+other = logging.StreamHandler(sys.stdout)
+logging.getLogger("uws_adapter").addHandler(other)
+assert text_handler(logger, logging.INFO) is None
+logging.getLogger("uws_adapter").removeHandler(other)
+handler.setFormatter(JsonFormatter())
+assert text_handler(logger, logging.INFO) is None
+configure_logging("info")
+logging.setLogRecordFactory(lambda *args, **kwargs: logging.LogRecord(*args, **kwargs))
+assert text_handler(logger, logging.INFO) is None
+print("checked")
+"""
+
+
+def test_an_access_line_written_without_a_record_is_the_line_a_record_writes() -> None:
+    """The access line's fast path (no LogRecord when a text StderrHandler is the only handler a
+    record would reach) writes what the record would, and steps aside for anything else that
+    would see the record: a filter, another handler, the JSON format, a program's record factory.
+    In a process of its own: pytest's log capture is a handler of the root logger."""
+    done = subprocess.run([sys.executable, "-c", RECORDLESS], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "checked", done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 4, lines
+
+    def shape(text: str) -> str:  # the time and the duration differ between two lines
+        stamp, rest = text.split(" ", 1)
+        assert stamp.endswith("Z")
+        assert stamp[:4].isdigit()
+        return rest.replace(rest[rest.index(" in ") : rest.index(" ms ")], " in 0.0")
+
+    assert [shape(text) for text in lines[:2]] == [shape(text) for text in lines[2:]]
+    assert shape(lines[0]) == (
+        'INFO uws_adapter.receiver.access "POST /cb\\x07" 200 227 bytes in 0.0 ms from 127.0.0.1:50312'
+    )
+    assert shape(lines[1]).endswith("from 127.0.0.1:50312: wrong password")
+
+
 def test_configuring_again_replaces_the_handler(configured: Callable[..., logging.Handler]) -> None:
     configured("info", "text")
     configured("warning", "json")

@@ -437,6 +437,34 @@ def test_the_readme_sample_scrape_is_what_a_bridge_serves(tmp_path: Path, legacy
     assert set(shown) <= set(parse(served))
 
 
+def test_callbacks_received_from_many_threads_are_each_counted_once_by_the_folds() -> None:
+    """callback_received is one next() on a counter, added to prometheus_client's counter by the
+    folds (a group's counts, a refusal, a scrape): every call is counted once, whatever the folds
+    running meanwhile in other threads."""
+    name = "uws_adapter_callbacks_received_total"
+    before = value(parse(uws_metrics.scrape().decode()), name)  # type: ignore[union-attr]
+    go = threading.Event()
+
+    def receive() -> None:
+        go.wait()
+        for _ in range(5000):
+            uws_metrics.callback_received()
+
+    def fold() -> None:
+        go.wait()
+        for _ in range(300):
+            uws_metrics.callbacks_committed(0, 0)
+
+    threads = [threading.Thread(target=receive) for _ in range(4)] + [threading.Thread(target=fold) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    go.set()
+    for thread in threads:
+        thread.join()
+    after = value(parse(uws_metrics.scrape().decode()), name)  # type: ignore[union-attr]
+    assert after - before == 20_000
+
+
 WITHOUT_PROMETHEUS = """
 import sys
 sys.modules["prometheus_client"] = None  # what an installation without the metrics extra has

@@ -79,13 +79,22 @@ _second: Tuple[int, str] = (-1, "")
 
 
 def _time(record: logging.LogRecord) -> str:
+    return _stamp(record.created, record.msecs)
+
+
+def _stamp(created: float, msecs: float) -> str:
     global _second
-    second = int(record.created)
+    second = int(created)
     cached, text = _second
     if cached != second:
         text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _second = (second, text)
-    return f"{text}.{int(record.msecs):03d}Z"
+    return f"{text}.{int(msecs):03d}Z"
+
+
+def _text_line(created: float, msecs: float, level: str, name: str, message: str) -> str:
+    # The one shape of a text line, whether a record was made for it or not (StderrHandler.write_line).
+    return f"{_stamp(created, msecs)} {level} {name} {printable(message, 100_000)}"
 
 
 class TextFormatter(logging.Formatter):
@@ -93,7 +102,7 @@ class TextFormatter(logging.Formatter):
     per record (the message's control characters escaped), then any traceback."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_time(record)} {record.levelname} {record.name} {printable(record.getMessage(), 100_000)}"
+        line = _text_line(record.created, record.msecs, record.levelname, record.name, record.getMessage())
         details = self._details(record)
         return f"{line}\n{details}" if details else line
 
@@ -136,6 +145,49 @@ class StderrHandler(logging.Handler):
             stream.flush()
         except Exception:
             self.handleError(record)
+
+    def write_line(self, level: int, name: str, message: str) -> None:
+        """What :meth:`emit` writes for a record of ``level`` on logger ``name`` with ``message``
+        (formatted as text), without the record: for a caller that found this handler to be the
+        only one its record would reach (:func:`text_handler`). A record holds the process's id (a
+        system call), its thread's and its process's names, which a text line never shows."""
+        created = time.time()
+        line = _text_line(created, (created - int(created)) * 1000, logging.getLevelName(level), name, message)
+        self.acquire()  # as Handler.handle does around emit
+        try:
+            stream = sys.stderr
+            stream.write(line + "\n")
+            stream.flush()
+        except Exception:
+            self.handleError(logging.makeLogRecord({"name": name, "levelno": level, "msg": message}))
+        finally:
+            self.release()
+
+
+def text_handler(logger: logging.Logger, level: int) -> Optional[StderrHandler]:
+    """The handler a record of ``level`` (enabled) on ``logger`` would reach, when it is the only
+    one, a :class:`StderrHandler` writing :class:`TextFormatter` lines, and nothing on the way (a
+    filter, another handler, a record factory of the program's) could see the record or change it:
+    then :meth:`StderrHandler.write_line` writes the same line without a record. None otherwise
+    (log as usual)."""
+    if logging.getLogRecordFactory() is not logging.LogRecord:
+        return None
+    found: Optional[StderrHandler] = None
+    current: Optional[logging.Logger] = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if level < handler.level or type(handler) is logging.NullHandler:
+                continue
+            if (
+                found is not None or type(handler) is not StderrHandler or handler.filters
+                or type(handler.formatter) is not TextFormatter
+            ):  # fmt: skip
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    return found
 
 
 def configure_logging(

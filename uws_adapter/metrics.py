@@ -15,6 +15,7 @@ and a scrape of any worker sums them all (prometheus_client's multiprocess mode)
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
@@ -125,11 +126,41 @@ def _inc(name: str, *labels: str, by: float = 1.0) -> None:
         (metric.labels(*labels) if labels else metric).inc(by)
 
 
+# Callback POSTs received and not yet added to the "received" counter. Every callback POST is counted
+# here, at the cost of one next() (atomic under the GIL, so safe from any thread); the count is added
+# to prometheus_client's counter (a lock, a pid check that is a system call, a write to the shared
+# file) once per group commit, refusal or scrape instead of once per callback: every received
+# callback ends in one of those before it is answered, so no scrape of any worker sees an answered
+# callback uncounted. Each fold takes one number of its own (skipped: it is no callback).
+_received = itertools.count()
+_received_upto = 0  # the numbers below it are counted (or were a fold's own); guarded by _lock
+
+
 def callback_received() -> None:
-    _inc("received")
+    next(_received)
+
+
+def _fold_received() -> None:
+    global _received_upto
+    with _lock:
+        taken = next(_received)  # this fold's own number: the callbacks are those before it
+        pending, _received_upto = taken - _received_upto, taken + 1
+    if pending:
+        _inc("received", by=pending)
+
+
+def _forget_received() -> None:
+    # A forked child starts with none pending: the parent's are the parent's to count.
+    global _received, _received_upto
+    _received, _received_upto = itertools.count(), 0
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_received)
 
 
 def callback_refused(status: int) -> None:
+    _fold_received()
     _inc("refused", str(status))
 
 
@@ -139,12 +170,14 @@ def connection_refused(status: int) -> None:
 
 
 def callback_committed(new: bool) -> None:
+    _fold_received()
     _inc("stored" if new else "duplicate")
 
 
 def callbacks_committed(new: int, duplicate: int) -> None:
     """A group's committed callbacks at once: ``new`` events and ``duplicate`` re-sends (one
     increment per counter, where :func:`callback_committed` per callback costs one each)."""
+    _fold_received()
     if new:
         _inc("stored", by=new)
     if duplicate:
@@ -152,6 +185,7 @@ def callbacks_committed(new: int, duplicate: int) -> None:
 
 
 def dead_letter(kept: bool) -> None:
+    _fold_received()  # a callback whose values could not be stored ends here
     _inc("dead_letters", "kept" if kept else "dropped")
 
 
@@ -266,6 +300,7 @@ def scrape(store_collector: Optional[StoreCollector] = None) -> Optional[bytes]:
     made = _metrics()
     if made is None:
         return None
+    _fold_received()
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)

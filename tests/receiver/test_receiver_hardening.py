@@ -333,6 +333,44 @@ def test_a_stuck_commit_answers_503_and_never_freezes_health(tmp_path: Path) -> 
     store.close()
 
 
+def test_every_callback_waiting_on_a_stuck_commit_is_answered_503_at_its_deadline(tmp_path: Path) -> None:
+    """One timer serves every waiting callback (the head's deadline): callbacks parked in the same
+    group and behind it are all answered 503, and once the lock is free the next one is stored."""
+    from servers import AsgiServer
+
+    from uws_adapter.receiver.asgi import server_config
+
+    store = Store(tmp_path / "c.db", lock_timeout=30)
+    app = AsyncReceiver(Receiver(store, allow_anonymous=True), commit_timeout=0.5, committers=1)
+    server = AsgiServer(app, **server_config(app))
+    held = open(f"{store.path}.writelock", "a+")  # noqa: SIM115  # a foreign process's write lock
+    fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+
+    def post(number: int) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        body = render_callback(callback(number, password=None))
+        connection.request("POST", "/", body=body, headers={"Content-Type": "text/xml"})
+        status = connection.getresponse().status
+        connection.close()
+        return status
+
+    statuses: List[int] = []
+    try:
+        posters = [threading.Thread(target=lambda n=n: statuses.append(post(n))) for n in range(6)]
+        for poster in posters:
+            poster.start()
+        for poster in posters:
+            poster.join(30)
+        assert statuses == [503] * 6
+    finally:
+        fcntl.flock(held.fileno(), fcntl.LOCK_UN)
+        held.close()
+    assert post(99) == 200  # the watchdog went on after the queue of deadlines emptied
+    assert wait_until(lambda: 1 <= store.counts()["events"] <= 7)
+    server.close()
+    store.close()
+
+
 def _fuzz_inputs(seed: int, count: int) -> List[Tuple[str, bytes, str]]:
     rng = random.Random(seed)
     valid = [render_callback(callback(n, password=SECRET)) for n in range(5)]

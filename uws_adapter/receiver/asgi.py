@@ -23,9 +23,10 @@ merge :func:`uws_adapter.serving.uvicorn_options` over :func:`server_config`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import time
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, cast
+from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Tuple, cast
 
 from uws_adapter import metrics
 from uws_adapter.edge import Answer, Receive, Scope, Send
@@ -70,6 +71,10 @@ class AsyncReceiver:
             else self.store.lock_timeout + 5.0
         )  # fmt: skip
         self._parked: List[Tuple[Intake, asyncio.Future[Any]]] = []
+        # Every waiting callback's deadline, in arrival order (so in deadline order), and the one
+        # timer that expires them: the head's (see _watch).
+        self._deadlines: Deque[Tuple[float, asyncio.Future[Any]]] = collections.deque()
+        self._watchdog: Optional[asyncio.TimerHandle] = None
         self._scheduled = False
         self._in_flight = 0
         self._groups: Set[asyncio.Future[None]] = set()
@@ -124,9 +129,12 @@ class AsyncReceiver:
             # everything that arrived together is committed together.
             loop.call_soon(self._start_groups)
         # A timeout answers 503 and leaves the group's outcome to the committer (which skips a
-        # future already done): one timer per callback, where wait_for and shield cost a task's
-        # worth of futures and callbacks.
-        timer = loop.call_later(self.commit_timeout, _expire, committed, self.commit_timeout)
+        # future already done). One timer for every waiting callback (_watch), where a timer per
+        # callback cost its making and cancelling (3 us), and wait_for and shield a task's worth
+        # of futures and callbacks.
+        self._deadlines.append((loop.time() + self.commit_timeout, committed))
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(self._deadlines[0][0], self._watch)
         try:
             await committed
         except Exception as exc:
@@ -135,9 +143,29 @@ class AsyncReceiver:
                 metrics.callback_refused(decided.unstored.status)
             await _send(send, decided.unstored)
             return
-        finally:
-            timer.cancel()
         await _send(send, decided.stored)  # counted by _commit_chunk (Receiver.committed_group)
+
+    def _watch(self) -> None:
+        """Answer 503 to every callback whose deadline has passed (its future fails), forget those
+        already answered, and wait for the next deadline."""
+        self._watchdog = None
+        self._forget_answered()
+        deadlines = self._deadlines
+        if not deadlines:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while deadlines and (deadlines[0][0] <= now or deadlines[0][1].done()):
+            _expire(deadlines.popleft()[1], self.commit_timeout)
+        if deadlines:
+            self._watchdog = loop.call_at(deadlines[0][0], self._watch)
+
+    def _forget_answered(self) -> None:
+        # Callbacks are answered about in arrival order: the head's are popped as their groups end,
+        # so that the deadlines held are those of the callbacks still waiting (and a few behind them).
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][1].done():
+            deadlines.popleft()
 
     def _start_groups(self) -> None:
         """Start committing what is parked, as groups, while fewer than ``committers`` groups are
@@ -168,6 +196,7 @@ class AsyncReceiver:
             # Counted here for the group at once (as Receiver.committed counts one), before any
             # of its answers is sent: each answer is sent after this callback returns.
             self.receiver.committed_group(committed)
+            self._forget_answered()
         finally:
             self._in_flight -= 1
             self._start_groups()

@@ -36,7 +36,7 @@ from waitress.task import ErrorTask
 from uws_adapter.edge import AsgiApp, Message, Receive, Scope, Send, StartResponse, WsgiApp
 from uws_adapter.errors import DocumentError
 from uws_adapter.jsonsafe import loads_untrusted
-from uws_adapter.logs import printable
+from uws_adapter.logs import printable, text_handler
 
 #: Bytes of a refusal's answer kept to read its reason from (our refusals are short).
 _REASON_BYTES = 2048
@@ -45,6 +45,8 @@ REPEATS = 10
 REPEAT_WINDOW = 60.0
 #: Refusals remembered per window (beyond: written as they come, the memory stays bounded).
 _REPEAT_KEYS = 1000
+#: An access line's message, with its arguments (see _Line.log).
+_MESSAGE = '"%s %s" %d %d bytes in %.1f ms from %s%s%s'
 #: Where the SOAP server marks a fault as the client's (see uws_adapter.soap.server.FAULT_KEY).
 _FAULT_KEY = "uws_adapter.fault"
 
@@ -133,16 +135,19 @@ class _Line:
                 return
             left_out = allowed
         duration = (time.perf_counter() - self.started) * 1000
+        arguments = (
+            self.method, self.path, status, self.bytes, duration, self.client, f": {reason}" if reason else "",
+            f" ({left_out} more like it left out in the last minute)" if left_out else "",
+        )  # fmt: skip
+        direct = text_handler(logger, level)
+        if direct is not None:  # a text line to stderr and nothing else: the same line, without a record
+            direct.write_line(level, logger.name, _MESSAGE % arguments)
+            return
         # One record made by the record factory and handed over directly: Logger.log would walk the
         # stack to find the caller's file and line for every request, which no access line shows,
         # and makeRecord would check each structured field's name against the record's (ours are
         # fixed and never clash).
-        record = logging.getLogRecordFactory()(
-            logger.name, level, __file__, 0, '"%s %s" %d %d bytes in %.1f ms from %s%s%s',
-            (self.method, self.path, status, self.bytes, duration, self.client, f": {reason}" if reason else "",
-             f" ({left_out} more like it left out in the last minute)" if left_out else ""),
-            None, "access",
-        )  # fmt: skip
+        record = logging.getLogRecordFactory()(logger.name, level, __file__, 0, _MESSAGE, arguments, None, "access")
         fields = record.__dict__
         fields["method"], fields["path"], fields["status"], fields["bytes"] = self.method, self.path, status, self.bytes
         fields["duration_ms"], fields["client"] = round(duration, 3), self.client
