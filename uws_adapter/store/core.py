@@ -208,12 +208,11 @@ class SqlCore(EventPages):
 
         def read(db: Sql) -> RequestStatus:
             key = _key_of(db, request_id)
-            sent = None if key is None else db.one("SELECT action, devices, sent_at FROM requests WHERE request_id = ?",
-                                                   (key,))  # fmt: skip
-            identifiers = (
-                [] if key is None else db.all("SELECT identifier, device FROM request_identifiers WHERE request_id = ?",
-                                              (key,))
-            )  # fmt: skip
+            sent: Optional[Row] = None
+            identifiers: List[Row] = []
+            if key is not None:
+                sent = db.one("SELECT action, devices, sent_at FROM requests WHERE request_id = ?", (key,))
+                identifiers = db.all("SELECT identifier, device FROM request_identifiers WHERE request_id = ?", (key,))
             events = db.all(
                 "SELECT device, succeeded, fault_code, action, received_at FROM events"
                 " WHERE request_id = ? AND service != 'NiddService'",
