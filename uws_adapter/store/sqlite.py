@@ -421,7 +421,8 @@ class Store(SqlCore):
         """Run ``work`` in the writer's transaction; return once it is committed durably.
 
         ``durable=False``: committed in the calling thread (no fsync to share with a group, so no
-        two thread switches) with ``synchronous=NORMAL`` for that transaction: atomic, seen by
+        two thread switches), on the one connection every thread's such writes share in turn, with
+        ``synchronous=NORMAL`` for that transaction: atomic, seen by
         every process, kept when a process dies, but a power loss or an OS crash may undo it until
         the next durable commit or checkpoint fsyncs the write-ahead log."""
         if self._closed:
