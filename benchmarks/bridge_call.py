@@ -9,7 +9,8 @@ server stack (waitress, connection limits, access log) to an application that on
 and answers a fixed ChangeDeviceStateResponse: what one more HTTP hop costs whatever the bridge
 does. What the bridge adds beyond that hop is its own work. That work is also timed inside the
 bridge, call by call: the time in the bridge's WSGI application less the time of the REST exchange it
-makes (``Engine.send``), so that it does not rest only on the difference of two noisy p50s.
+makes (``Engine.send``), so that it does not rest only on the difference of two noisy p50s, and
+so are the request log's two transactions in it (the budget reservation and its confirmation).
 
 The bridge runs as ``uws-adapter bridge`` runs it: waitress with the connection limits, the access
 log at INFO (written to a file), a SQLite store with full synchronous commits on this disk, the
@@ -180,6 +181,19 @@ def print_table(timings: Dict[str, List[float]]) -> float:
     return direct_p50
 
 
+def _timed(method: Callable[..., Any], into: List[float]) -> Callable[..., Any]:
+    """``method``, appending the milliseconds of each call to ``into``."""
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            into.append((time.perf_counter() - start) * 1000)
+
+    return timed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=300, help="timed calls of each kind (default 300)")
@@ -215,6 +229,10 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
             callback_password="cb-password",
         )  # fmt: skip
         inside: List[float] = []  # per bridge call: ms in the application, less its REST exchange
+        # The request log's two transactions in each call, timed where the bridge makes them.
+        log_ms: Dict[str, List[float]] = {"reserve_request": [], "confirm_request": []}
+        for name, values in log_ms.items():
+            setattr(store, name, _timed(getattr(store, name), values))
         exchange_ms = threading.local()
         send = rest._http.send
 
@@ -246,7 +264,8 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
         )
         try:
             timings = timed_calls(args.calls, direct, base_url, floor_url, lines)
-            del inside[:WARMUP]
+            for values in (inside, *log_ms.values()):
+                del values[: 2 * WARMUP]  # both legacy clients' warm-up calls
         finally:
             direct.close()
             served.stop()
@@ -260,7 +279,10 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
     direct_p50 = print_table(timings)
     print(
         f"the bridge's own work timed inside it (its application less its REST exchange): "
-        f"p50 {_percentile(inside, 0.5):.2f} ms, {_percentile(inside, 0.5) / direct_p50:.2f}x the direct call"
+        f"p50 {_percentile(inside, 0.5):.2f} ms, {_percentile(inside, 0.5) / direct_p50:.2f}x the direct call; "
+        f"of which the request log's reservation p50 {_percentile(log_ms['reserve_request'], 0.5):.2f} ms "
+        f"(mean {statistics.mean(log_ms['reserve_request']):.2f}) and its confirmation p50 "
+        f"{_percentile(log_ms['confirm_request'], 0.5):.2f} ms (mean {statistics.mean(log_ms['confirm_request']):.2f})"
     )
     logging.getLogger("uws_adapter").removeHandler(log)
     log.close()

@@ -87,7 +87,7 @@ def test_force_sends_and_is_recorded_and_logged(setup: Setup, caplog: pytest.Log
     assert "over the daily budget of 5 on purpose" in caplog.text
     assert str(busy) in caplog.text
     with sqlite3.connect(store.path) as db:
-        forced = dict(db.execute("SELECT request_id, forced FROM requests").fetchall())
+        forced = dict(db.execute("SELECT known_as, forced FROM requests").fetchall())
     assert forced[request_id] == 1
     assert sum(forced.values()) == 1
     assert client.over_budget([busy])[0][1] == 6  # a forced request counts like any other
@@ -257,8 +257,9 @@ def test_a_schema_2_database_is_upgraded_and_its_requests_count(tmp_path: Path) 
     old.execute("INSERT INTO request_identifiers VALUES ('old', 'IMEI:350000000000000', 0)")
     old.close()
     # 3: the budget guard; 4: leased handler claims; 5: the linear budget check; 6: dead letter sizes;
-    # 7: the budget check's summary; 8: the marks of unlisted requests' callbacks
-    assert SCHEMA_VERSION == 8
+    # 7: the budget check's summary; 8: the marks of unlisted requests' callbacks; 9: requests' names;
+    # 10: request_identifiers in its key's b-tree
+    assert SCHEMA_VERSION == 10
     assert Store.schema_version(path) == 2
     with Store(path, clock=ManualClock(START + 10)) as store:
         assert store.recent_actions(["IMEI:350000000000000"], START - 1) == {"IMEI:350000000000000": [("old", START)]}

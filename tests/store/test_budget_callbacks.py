@@ -27,7 +27,8 @@ START = 1_800_000_000.0
 _EVERY_ONE = (
     "SELECT e.request_id, e.device, e.received_at FROM events e WHERE e.received_at > ?"
     " AND e.succeeded = TRUE AND e.service != 'NiddService' AND e.action != ''"
-    " AND NOT EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = e.request_id)"
+    " AND NOT EXISTS (SELECT 1 FROM requests r JOIN request_identifiers i ON i.request_id = r.request_id"
+    " WHERE coalesce(r.known_as, r.request_id) = e.request_id)"
 )
 
 

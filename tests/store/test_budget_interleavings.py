@@ -32,7 +32,8 @@ SINCE = START - 24 * 3600.0
 _EVERY_ONE = (
     "SELECT e.request_id, e.device, e.received_at FROM events e WHERE e.received_at > ?"
     " AND e.succeeded = TRUE AND e.service != 'NiddService' AND e.action != ''"
-    " AND NOT EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = e.request_id)"
+    " AND NOT EXISTS (SELECT 1 FROM requests r JOIN request_identifiers i ON i.request_id = r.request_id"
+    " WHERE coalesce(r.known_as, r.request_id) = e.request_id)"
 )
 
 
@@ -251,10 +252,12 @@ def test_a_schema_4_database_is_refused_then_upgraded_with_its_events_marked(pos
 
     url = postgres_url
     _schema_4(url)
-    assert SCHEMA_VERSION == 5
-    with pytest.raises(StoreError, match=r"schema 4 and this release needs 5: run `uws-adapter db upgrade"):
+    assert SCHEMA_VERSION >= 5
+    with pytest.raises(
+        StoreError, match=rf"schema 4 and this release needs {SCHEMA_VERSION}: run `uws-adapter db upgrade"
+    ):
         open_store(url)
-    assert upgrade_store(url).endswith("store schema 4 -> 5")
+    assert upgrade_store(url).endswith(f"store schema 4 -> {SCHEMA_VERSION}")
     with open_store(url, clock=ManualClock(START)) as store:
         marks = {
             (str(r[0]), bool(r[1])) for r in _read(store, lambda db: db.all("SELECT request_id, unlisted FROM events"))

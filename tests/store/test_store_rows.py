@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import json
 import sqlite3
+import threading
 from pathlib import Path
 from typing import List
 
@@ -59,9 +60,9 @@ def test_the_digest_ignores_the_count_and_the_devices_order_only() -> None:
 def _statements(store: Store, writes: List[CallbackWrite]) -> List[str]:
     store.commit_group([CallbackWrite(CALLBACKS[1])])  # opens this thread's writer connection
     seen: List[str] = []
-    store._local.writer.set_trace_callback(seen.append)
+    store._local.held.writer.set_trace_callback(seen.append)
     outcomes = store.commit_group(writes)
-    store._local.writer.set_trace_callback(None)
+    store._local.held.writer.set_trace_callback(None)
     assert all(o.error is None for o in outcomes)
     return seen
 
@@ -144,7 +145,7 @@ def test_a_write_alone_in_its_transaction_has_no_savepoint_and_a_failure_undoes_
     with Store(tmp_path / "s.db") as store:
         store.write(lambda db: db.execute("CREATE TABLE t (x INTEGER UNIQUE)"), durable=False)
         seen: List[str] = []
-        store._local.writer.set_trace_callback(seen.append)
+        store._shared.writer.set_trace_callback(seen.append)  # the connection non-durable writes share
 
         def half_then_fail(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO t VALUES (1)")
@@ -153,7 +154,32 @@ def test_a_write_alone_in_its_transaction_has_no_savepoint_and_a_failure_undoes_
         with pytest.raises(StoreError, match="UNIQUE"):
             store.write(half_then_fail, durable=False)
         assert store.write(lambda db: db.execute("INSERT INTO t VALUES (2)").rowcount, durable=False) == 1
-        store._local.writer.set_trace_callback(None)
+        store._shared.writer.set_trace_callback(None)
         assert not [s for s in seen if "SAVEPOINT" in s or "RELEASE" in s]
         assert "ROLLBACK" in seen
         assert [row[0] for row in store._reader().execute("SELECT x FROM t")] == [2]  # the first write: none of it
+
+
+def test_non_durable_writes_of_every_thread_share_one_connection(tmp_path: Path) -> None:
+    """Each connection reads again every page it uses after another connection's commit, and a
+    server's threads take calls in turn: the request log's writes share one warm connection."""
+    used: List[int] = []
+    with Store(tmp_path / "s.db") as store:
+        store.write(lambda db: db.execute("CREATE TABLE t (x INTEGER)"), durable=False)
+
+        together = threading.Barrier(6)  # every thread alive until all wrote: no id is reused
+
+        def write(n: int) -> None:
+            store.write(lambda db: (used.append(id(db)), db.execute("INSERT INTO t VALUES (?)", (n,))), durable=False)
+            together.wait(timeout=30)
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(used) == 6
+        assert len(set(used)) == 1
+        assert store.write(lambda db: db.execute("SELECT count(*) FROM t").fetchone()[0], durable=False) == 6
+        shared = store._shared
+    assert shared.writer is None  # closed with the store

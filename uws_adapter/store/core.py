@@ -12,6 +12,9 @@ PostgreSQL: an advisory lock), so that two senders — threads, processes or ins
 see a line's last free action. The sender then confirms it under the carrier's RequestId, releases it
 when the request provably never left, or keeps it (``outcome-unknown:<uuid>``) when the outcome is
 unknown: the carrier may have acted on it.
+
+A confirmed reservation keeps its id as the key of its rows; the carrier's RequestId is written
+beside it (:mod:`.names`), and every lookup by RequestId goes by that name.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from uws_adapter.store import dead_letters as dead_letter_sql
 from uws_adapter.store import line_counts, unlisted
 from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals, keep_letter, letter_of, purge
 from uws_adapter.store.interfaces import CallbackWrite, EventPages, RequestStatus, StoredEvent, Write
+from uws_adapter.store.names import KEY_OF, NAME
 from uws_adapter.store.sql import Dialect, Row, Sql, bound_int, bound_limit, bound_text
 from uws_adapter.store.tracking_rows import recent_line_actions, request_status
 
@@ -203,10 +207,12 @@ class SqlCore(EventPages):
         bound_text("request_id", request_id)
 
         def read(db: Sql) -> RequestStatus:
-            sent = db.one("SELECT action, devices, sent_at FROM requests WHERE request_id = ?", (request_id,))
-            identifiers = db.all(
-                "SELECT identifier, device FROM request_identifiers WHERE request_id = ?", (request_id,)
-            )
+            key = _key_of(db, request_id)
+            sent: Optional[Row] = None
+            identifiers: List[Row] = []
+            if key is not None:
+                sent = db.one("SELECT action, devices, sent_at FROM requests WHERE request_id = ?", (key,))
+                identifiers = db.all("SELECT identifier, device FROM request_identifiers WHERE request_id = ?", (key,))
             events = db.all(
                 "SELECT device, succeeded, fault_code, action, received_at FROM events"
                 " WHERE request_id = ? AND service != 'NiddService'",
@@ -372,15 +378,17 @@ class SqlCore(EventPages):
 
         def work(db: Sql) -> None:
             now = self.clock()
+            key = _key_of(db, reservation)
+            if key is None:  # released, or confirmed already: nothing is known by that name
+                return
             # Most often nothing was recorded under the carrier's new RequestId: one look says so,
             # where forgetting it read and deleted by that id four times over.
-            if request_id != reservation and _recorded(db, request_id):
-                relisted = db.one("SELECT 1 FROM request_identifiers WHERE request_id = ? LIMIT 1", (reservation,))
+            if request_id != reservation and _key_of(db, request_id) is not None:
+                relisted = db.one("SELECT 1 FROM request_identifiers WHERE request_id = ? LIMIT 1", (key,))
                 _forget_request(db, request_id, now, relisted=relisted is not None)
-            line_counts.move_request(db, reservation, now)
-            db.run("UPDATE requests SET request_id = ?, sent_at = ? WHERE request_id = ?",
-                   (request_id, now, reservation))  # fmt: skip
-            db.run("UPDATE request_identifiers SET request_id = ? WHERE request_id = ?", (request_id, reservation))
+            line_counts.move_request(db, key, now)
+            # Its rows keep their key (see .names): only its name and time change.
+            db.run("UPDATE requests SET known_as = ?, sent_at = ? WHERE request_id = ?", (request_id, now, key))
             unlisted.listed(db, request_id)  # its callbacks may have come first
 
         self._transact("confirm the request", work, durable=False)
@@ -466,7 +474,7 @@ def _insert_request(
         _forget_request(db, request_id, now, relisted=bool(names))
     db.run(
         "INSERT INTO requests (request_id, action, api, sent_at, devices, forced) VALUES (?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (request_id) DO UPDATE SET action = excluded.action, api = excluded.api,"
+        " ON CONFLICT (request_id) DO UPDATE SET known_as = NULL, action = excluded.action, api = excluded.api,"
         " sent_at = excluded.sent_at, devices = excluded.devices, forced = excluded.forced",
         (request_id, action, api, now, json.dumps([str(d) for d in devices]), forced),
     )
@@ -480,23 +488,22 @@ def _insert_request(
         unlisted.listed(db, request_id)
 
 
-def _recorded(db: Sql, request_id: str) -> bool:
-    """Whether anything is recorded under ``request_id`` (its request row, or rows of its devices)."""
-    row = db.one(
-        "SELECT 1 FROM requests WHERE request_id = ?"
-        " UNION ALL SELECT 1 FROM request_identifiers WHERE request_id = ? LIMIT 1",
-        (request_id, request_id),
-    )
-    return row is not None
+def _key_of(db: Sql, request_id: str) -> Optional[str]:
+    """The key of the rows of the request known as ``request_id`` (see :mod:`.names`), if any."""
+    row = db.one(KEY_OF, (request_id, request_id))
+    return None if row is None else str(row[0])
 
 
 def _forget_request(db: Sql, request_id: str, now: float, *, relisted: bool) -> None:
-    """Forget the request ``request_id``, its devices included; ``relisted``: it is recorded again
-    with devices in this transaction (its callbacks stay counted from the log)."""
+    """Forget the request known as ``request_id``, its devices included; ``relisted``: it is
+    recorded again with devices in this transaction (its callbacks stay counted from the log)."""
+    key = _key_of(db, request_id)
+    if key is None:
+        return
     if (
         not relisted
         and not request_id.startswith(PENDING)
-        and db.one("SELECT 1 FROM request_identifiers WHERE request_id = ? LIMIT 1", (request_id,))
+        and db.one("SELECT 1 FROM request_identifiers WHERE request_id = ? LIMIT 1", (key,))
     ):
         # A reservation reads the marks, the forgotten requests and the log in several statements
         # (PostgreSQL's READ COMMITTED): a request whose devices are forgotten between two of them
@@ -504,9 +511,9 @@ def _forget_request(db: Sql, request_id: str, now: float, *, relisted: bool) -> 
         # (no cycle with them); rare: a RequestId recorded again without devices.
         db.take_turns(BUDGET_LOCK)
         unlisted.forgotten(db, request_id, now)
-    line_counts.take_request(db, request_id)
-    db.run("DELETE FROM request_identifiers WHERE request_id = ?", (request_id,))
-    db.run("DELETE FROM requests WHERE request_id = ?", (request_id,))
+    line_counts.take_request(db, key)
+    db.run("DELETE FROM request_identifiers WHERE request_id = ?", (key,))
+    db.run("DELETE FROM requests WHERE request_id = ?", (key,))
 
 
 def _lines_at_risk(db: Sql, names: List[List[str]], since: float, at_least: int) -> LineActions:
@@ -559,7 +566,7 @@ def _line_actions(db: Sql, wanted: List[str], since: float, callbacks: Optional[
 
     def requests(names: List[str]) -> List[Sequence[Any]]:
         return db.all_in(
-            "SELECT i.identifier, r.request_id, r.sent_at FROM request_identifiers i"
+            f"SELECT i.identifier, {NAME}, r.sent_at FROM request_identifiers i"
             " JOIN requests r ON r.request_id = i.request_id WHERE {} AND r.sent_at > ?",
             "i.identifier", names, (since,),
         )  # fmt: skip

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Dict
 
-from uws_adapter.store import line_counts, unlisted
+from uws_adapter.store import line_counts, names, unlisted
 
 #: The schema this release writes.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: Any constant taken by every upgrade (pg_advisory_xact_lock): "uws-adapter" on a phone keypad.
 UPGRADE_LOCK = 8_792_332_378
 
@@ -114,6 +114,9 @@ DROP TABLE IF EXISTS bridge_login_failures
     4: line_counts.MIGRATION_POSTGRES,
     # The budget's callbacks of unlisted requests (see store/unlisted.py).
     5: unlisted.MIGRATION_POSTGRES,
+    # A confirmed reservation's rows keep its key; the carrier's RequestId is written beside it
+    # (see store/names.py).
+    6: names.MIGRATION_POSTGRES,
 }
 
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS uws_schema_version (version INTEGER NOT NULL)"

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import List, Tuple
 
+from uws_adapter.store.names import listed_as
 from uws_adapter.store.sql import Row, Sql
 
 __all__ = [
@@ -51,22 +52,23 @@ CREATE TABLE IF NOT EXISTS budget_demoted (request_id TEXT PRIMARY KEY, at {real
 MIGRATION_SQLITE = _MIGRATION.format(if_not="", boolean="INTEGER", real="REAL")
 MIGRATION_POSTGRES = _MIGRATION.format(if_not="IF NOT EXISTS ", boolean="BOOLEAN", real="DOUBLE PRECISION")
 
+
 #: The id prefix of a reservation (a request not yet confirmed: see :mod:`.core`).
 PENDING = "pending:"
 #: The value of a new event's ``unlisted``, with :func:`mark_args` as its arguments. A
 #: reservation's id (never sent to the carrier) is marked unlisted whatever the log says: its
 #: devices are forgotten when it is released, and that forgetting is not remembered.
-NEW_EVENT_MARK = "(? OR NOT EXISTS (SELECT 1 FROM request_identifiers WHERE request_id = ?))"
+NEW_EVENT_MARK = f"(? OR NOT {listed_as('?')})"
 
 
-def mark_args(request_id: str) -> Tuple[bool, str]:
+def mark_args(request_id: str) -> Tuple[bool, str, str]:
     """The arguments of :data:`NEW_EVENT_MARK` for an event of the request ``request_id``."""
-    return request_id.startswith(PENDING), request_id
+    return request_id.startswith(PENDING), request_id, request_id
 
 
 _COUNTED = (
     " AND e.received_at > ? AND e.succeeded = TRUE AND e.service != 'NiddService' AND e.action != ''"
-    " AND NOT EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = e.request_id)"
+    f" AND NOT {listed_as('e.request_id')}"
 )
 _SELECT = "SELECT e.request_id, e.device, e.received_at FROM events e WHERE "
 #: The callbacks of the events marked unlisted (the partial index's), ``since`` its argument.
@@ -90,9 +92,8 @@ def listed(db: Sql, request_id: str) -> None:
     """The request ``request_id`` may list devices now (recorded or confirmed in this transaction):
     its events are marked listed if it does."""
     db.run(
-        "UPDATE events SET unlisted = FALSE WHERE request_id = ? AND unlisted = TRUE"
-        " AND EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = events.request_id)",
-        (request_id,),
+        f"UPDATE events SET unlisted = FALSE WHERE request_id = ? AND unlisted = TRUE AND {listed_as('?')}",
+        (request_id, request_id, request_id),
     )
 
 
@@ -110,8 +111,7 @@ def forgotten(db: Sql, request_id: str, now: float) -> None:
     old = [str(row[0]) for row in db.all("SELECT request_id FROM budget_demoted WHERE at < ?", (now - REMEMBERED,))]
     for name in old:
         db.run(
-            "UPDATE events SET unlisted = TRUE WHERE request_id = ? AND unlisted = FALSE"
-            " AND NOT EXISTS (SELECT 1 FROM request_identifiers i WHERE i.request_id = events.request_id)",
-            (name,),
+            f"UPDATE events SET unlisted = TRUE WHERE request_id = ? AND unlisted = FALSE AND NOT {listed_as('?')}",
+            (name, name, name),
         )
         db.run("DELETE FROM budget_demoted WHERE request_id = ?", (name,))
