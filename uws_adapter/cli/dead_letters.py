@@ -62,7 +62,7 @@ def _export_options(export: argparse.ArgumentParser) -> None:
     export.set_defaults(run=_run_export)
 
 
-@_LETTERS_GROUP.verb("purge", "delete letters: --id ID..., --before TIME, or --all")
+@_LETTERS_GROUP.verb("purge", "delete letters: --id ID (repeatable), --before TIME, or --all")
 def _purge_options(purge: argparse.ArgumentParser) -> None:
     add_db_option(purge)
     which = purge.add_mutually_exclusive_group(required=True)
