@@ -1,8 +1,9 @@
 """The budget's marks of unlisted callbacks (store/unlisted.py) under real concurrent PostgreSQL
 transactions (READ COMMITTED), each interleaving forced by a lock a second connection holds, never by
 timing: a callback stored while its request's devices are forgotten keeps the mark it took before
-(neither transaction sees the other's row), and the budget must count it all the same; and a store
-of the schema before the marks is refused until upgraded, its events marked right by the upgrade."""
+(neither transaction sees the other's row), and the budget must count it all the same; a RequestId
+given by two transactions at once names one request; and a store of the schema before the marks is
+refused until upgraded, its events marked right by the upgrade."""
 
 # ruff: noqa: F811 (the fixtures imported from pgserver are the parameters of their name)
 
@@ -303,3 +304,64 @@ def test_a_service_on_the_schema_before_refuses_to_start_naming_the_upgrade(
     assert "uws-adapter db upgrade" in lines[0]
     assert "Traceback" not in done.stderr
     assert secret not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("second", ["recorded", "confirmed"])
+def test_a_request_id_given_while_it_is_confirmed_names_one_request(postgres_url: str, second: str) -> None:
+    """A reservation confirmed under a RequestId while another transaction records that RequestId,
+    or confirms another reservation under it (READ COMMITTED: neither sees the other's row when it
+    looks the name up): one request must be known by it afterwards, the later one, as when the two
+    come one after the other. The first confirmation is held on its request's row (a lock a second
+    connection holds) after it looked the name up and found none."""
+    import psycopg
+
+    url = postgres_url
+    upgrade_store(url)
+    with open_store(url, clock=ManualClock(START)) as store, psycopg.connect(url, autocommit=True) as admin:
+        reservation = store.reserve_request("Suspend", [DEVICE])
+        other = store.reserve_request("Suspend", [Device.parse("IMEI:350000000000002")])
+        assert reservation is not None
+        assert other is not None
+        holder = psycopg.connect(url)
+        try:
+            holder.execute("SELECT 1 FROM requests WHERE request_id = %s FOR UPDATE", (reservation,))
+            confirming, confirm_failed = _in_thread(lambda: store.confirm_request(reservation, "R1"))
+            _wait_until_blocked(admin, "known_as")
+            recorded = threading.Event()
+
+            def record() -> None:
+                if second == "recorded":
+                    _forget_by_query(store)
+                else:
+                    store.confirm_request(other, "R1")
+                recorded.set()
+
+            recording, record_failed = _in_thread(record)
+            # Until the recording is committed, or waits for the confirmation to end.
+            for _ in range(100_000):
+                if recorded.is_set():
+                    break
+                row = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'uws-adapter'"
+                    " AND wait_event_type = 'Lock'"
+                ).fetchone()
+                if row and row[0] >= 2:
+                    break
+            else:
+                raise AssertionError("the recording neither committed nor waited")
+        finally:
+            holder.rollback()
+            holder.close()
+        confirming.join()
+        recording.join()
+        for failed in (confirm_failed, record_failed):
+            if failed[0] is not None:
+                raise failed[0]
+        named = _read(store, lambda db: db.all(
+            "SELECT request_id, known_as FROM requests WHERE coalesce(known_as, request_id) = 'R1'"
+        ))  # fmt: skip
+        # The confirmation held the name first; the second then replaced its request.
+        assert [tuple(r) for r in named] == ([("R1", None)] if second == "recorded" else [(other, "R1")])
+        assert store.status("R1").open_ended is (second == "recorded")
+        # The first reservation is gone; the other is still pending when R1 was recorded.
+        assert store.counts()["requests"] == (2 if second == "recorded" else 1)
