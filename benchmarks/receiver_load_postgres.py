@@ -40,6 +40,7 @@ from receiver_load import (
     process_tree,
     receiver_command,
     report,
+    scraped,
     start,
     stop,
 )
@@ -47,6 +48,10 @@ from receiver_load import (
 from uws_adapter import CallbackRequest, ReportedDevice, render_callback
 
 OURS = "2 x receiver (uvicorn), group commit"
+_GROUP_METRICS = (
+    "uws_adapter_commit_group_size_sum", "uws_adapter_commit_group_size_count",
+    "uws_adapter_commit_seconds_sum", "uws_adapter_commit_seconds_count",
+)  # fmt: skip
 ANSWER, PARSE = "2 x floor: answers 200 only", "2 x floor: parses only"
 FLOORS: Dict[str, List[str]] = {ANSWER: ["answer", "--workers", "1"], PARSE: ["parse", "--workers", "1"]}
 RECEIVERS: Dict[str, List[str]] = {OURS: ["--server", "uvicorn", "--workers", "1", "--commit", "group"]}
@@ -138,6 +143,13 @@ def timed_run(url: str, label: str, scripts: List[Path], seconds: float, folder:
         ]  # fmt: skip
         outs = [load.communicate()[0] for load in loads]
         cpu = cpu_seconds(pids) - before
+        if schema is not None:
+            # How large the groups were and how long their commits took (both processes): what
+            # a callback's wait and the per-group costs come from.
+            sums = [sum(scraped(port, name) for _, port in servers) for name in _GROUP_METRICS]
+            if sums[1] > 0:
+                print(f"    {label}: groups of {sums[0] / sums[1]:.1f} callbacks on average, "
+                      f"a commit {sums[2] / max(sums[3], 1) * 1e3:.1f} ms on average")  # fmt: skip
     finally:
         for process, _ in servers:
             stop(process)

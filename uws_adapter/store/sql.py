@@ -162,21 +162,10 @@ class Sql:
             self.many(sql.format(rows=f"VALUES ({', '.join('?' * len(columns))})"), rows)
 
     def pairs(self, name: str, alias: str, rows: Sequence[Tuple[int, str]]) -> Tuple[str, Tuple[Any, ...]]:
-        """``rows`` of (pos, identifier) as a table ``alias`` to join, and its arguments: on
-        PostgreSQL two arrays unnested, on SQLite a temporary table of this connection (any number
-        of rows, where a VALUES list would meet the parameter limit)."""
-        if self.dialect.name != "sqlite":
-            names = [r[1] for r in rows]
-            if not any(" " in name for name in names):  # identities never hold one (model.devices)
-                # Two strings split by the server: a list of 20,000 strings took psycopg longer to
-                # send as an array than the query took to run.
-                joined = (" ".join(str(r[0]) for r in rows), " ".join(names))
-                return (
-                    f"unnest(string_to_array(?, ' ')::bigint[], string_to_array(?, ' ')) AS {alias}(pos, identifier)",
-                    joined,
-                )
-            arrays = ([r[0] for r in rows], names)
-            return f"unnest(?::bigint[], ?::text[]) AS {alias}(pos, identifier)", arrays
+        """SQLite's ``rows`` of (pos, identifier) as a table ``alias`` to join, and its arguments: a
+        temporary table of this connection (any number of rows, where a VALUES list would meet the
+        parameter limit). PostgreSQL binds lists whole (:meth:`text_array`) and needs no such table."""
+        assert self.dialect.list_limit is not None, "SQLite only"
         self.run(f"CREATE TEMP TABLE IF NOT EXISTS {name} (pos INTEGER NOT NULL, identifier TEXT NOT NULL)")
         self.run(f"DELETE FROM temp.{name}")
         self.many(f"INSERT INTO temp.{name} (pos, identifier) VALUES (?, ?)", rows)
@@ -185,20 +174,14 @@ class Sql:
     def texts(
         self, name: str, columns: Sequence[str], rows: Sequence[Sequence[str]]
     ) -> Iterator[Tuple[str, Tuple[Any, ...]]]:
-        """``rows`` of text (no NUL) as a table ``name`` of ``columns``: (a ``WITH`` clause to put
-        before a statement, its arguments), in as many pieces as the dialect's parameter limit
-        needs (none for no rows). PostgreSQL: one piece, each column one string split by the server
-        (psycopg took longer to send 20,000 strings as an array than the query took); SQLite:
-        ``VALUES`` lists, with a quarter of the limit's parameters free for the statement's own. No
-        temporary table: filling one cost the budget check as much as its query (issue 19)."""
-        if not rows:
-            return
-        head = f"WITH {name}({', '.join(columns)}) AS "
+        """SQLite's ``rows`` of text as a table ``name`` of ``columns``: (a ``WITH`` clause to put
+        before a statement, its arguments), as ``VALUES`` lists in as many pieces as the parameter
+        limit needs (none for no rows), with a quarter of the limit's parameters free for the
+        statement's own. No temporary table: filling one cost the budget check as much as its query
+        (issue 19). PostgreSQL binds lists whole (:meth:`text_array`)."""
         limit = self.dialect.list_limit
-        if limit is None:
-            arrays = [self.text_array([row[n] for row in rows]) for n in range(len(columns))]
-            yield f"{head}(SELECT * FROM unnest({', '.join(a[0] for a in arrays)}))", tuple(a[1] for a in arrays)
-            return
+        assert limit is not None, "SQLite only"
+        head = f"WITH {name}({', '.join(columns)}) AS "
         step = max(1, limit // len(columns))
         each = f"({', '.join('?' * len(columns))})"
         for start in range(0, len(rows), step):
