@@ -306,6 +306,25 @@ def test_a_service_on_the_schema_before_refuses_to_start_naming_the_upgrade(
     assert secret not in done.stdout + done.stderr
 
 
+def _waits_behind(admin: Any, pid: int, depth: int) -> bool:
+    """Whether a session waits for a lock held by the session ``pid`` (``depth`` 1), or by a
+    session that waits behind it (2): asked by backend, so that tests running at once on the
+    server do not answer for each other."""
+    behind = "%s = ANY(pg_blocking_pids(a.pid))"
+    if depth == 2:
+        behind = "EXISTS (SELECT 1 FROM pg_stat_activity b WHERE %s = ANY(pg_blocking_pids(b.pid))"
+        behind += " AND b.pid = ANY(pg_blocking_pids(a.pid)))"
+    row = admin.execute(f"SELECT count(*) FROM pg_stat_activity a WHERE {behind}", (pid,)).fetchone()
+    return bool(row and row[0])
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(100_000):  # polled on the server, bounded: a test that never gets there fails
+        if condition():
+            return
+    raise AssertionError(what)
+
+
 @pytest.mark.parametrize("second", ["recorded", "confirmed"])
 def test_a_request_id_given_while_it_is_confirmed_names_one_request(postgres_url: str, second: str) -> None:
     """A reservation confirmed under a RequestId while another transaction records that RequestId,
@@ -325,8 +344,9 @@ def test_a_request_id_given_while_it_is_confirmed_names_one_request(postgres_url
         holder = psycopg.connect(url)
         try:
             holder.execute("SELECT 1 FROM requests WHERE request_id = %s FOR UPDATE", (reservation,))
+            held = holder.info.backend_pid
             confirming, confirm_failed = _in_thread(lambda: store.confirm_request(reservation, "R1"))
-            _wait_until_blocked(admin, "known_as")
+            _until(lambda: _waits_behind(admin, held, 1), "the confirmation never waited")
             recorded = threading.Event()
 
             def record() -> None:
@@ -337,18 +357,10 @@ def test_a_request_id_given_while_it_is_confirmed_names_one_request(postgres_url
                 recorded.set()
 
             recording, record_failed = _in_thread(record)
-            # Until the recording is committed, or waits for the confirmation to end.
-            for _ in range(100_000):
-                if recorded.is_set():
-                    break
-                row = admin.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'uws-adapter'"
-                    " AND wait_event_type = 'Lock'"
-                ).fetchone()
-                if row and row[0] >= 2:
-                    break
-            else:
-                raise AssertionError("the recording neither committed nor waited")
+            # Until the second is committed, or waits for the first to end.
+            _until(
+                lambda: recorded.is_set() or _waits_behind(admin, held, 2), "the second neither committed nor waited"
+            )
         finally:
             holder.rollback()
             holder.close()
@@ -365,3 +377,45 @@ def test_a_request_id_given_while_it_is_confirmed_names_one_request(postgres_url
         assert store.status("R1").open_ended is (second == "recorded")
         # The first reservation is gone; the other is still pending when R1 was recorded.
         assert store.counts()["requests"] == (2 if second == "recorded" else 1)
+
+
+def test_a_request_id_recorded_twice_at_once_names_the_later_request(postgres_url: str) -> None:
+    """Two transactions recording one RequestId at once: the later replaces the earlier, its
+    devices included, as one after the other (they merged the two requests' devices under it, the
+    first's line counted one action too many). The first is held on its line's summary row."""
+    import psycopg
+
+    other = Device.parse("IMEI:350000000000002")
+    url = postgres_url
+    upgrade_store(url)
+    with open_store(url, clock=ManualClock(START)) as store, psycopg.connect(url, autocommit=True) as admin:
+        store.record_request("R0", "Suspend", [DEVICE])  # the line's summary row, to hold
+        holder = psycopg.connect(url)
+        try:
+            holder.execute("SELECT 1 FROM budget_identities WHERE identifier = 'IMEI:350000000000001' FOR UPDATE")
+            held = holder.info.backend_pid
+            first, first_failed = _in_thread(lambda: store.record_request("R1", "Suspend", [DEVICE]))
+            _until(lambda: _waits_behind(admin, held, 1), "the first recording never waited")
+            recorded = threading.Event()
+
+            def record() -> None:
+                store.record_request("R1", "Restore", [other])
+                recorded.set()
+
+            second, second_failed = _in_thread(record)
+            _until(
+                lambda: recorded.is_set() or _waits_behind(admin, held, 2), "the second neither committed nor waited"
+            )
+        finally:
+            holder.rollback()
+            holder.close()
+        first.join()
+        second.join()
+        for failed in (first_failed, second_failed):
+            if failed[0] is not None:
+                raise failed[0]
+        assert store.status("R1").pending == (str(other),)
+        rows = _read(store, lambda db: db.all("SELECT identifier FROM request_identifiers WHERE request_id = 'R1'"))
+        assert [str(r[0]) for r in rows] == ["IMEI:350000000000002"]
+        found = store.device_actions([DEVICE], SINCE, at_least=1)
+        assert {request_id for actions in found.values() for request_id, _ in actions} == {"R0"}
