@@ -49,20 +49,6 @@ def _read(store: Backend, work: Callable[[Any], Any]) -> Any:
     return store._read("read", work)  # type: ignore[attr-defined]
 
 
-def _wait_until_blocked(admin: Any, table: str) -> None:
-    """Until a session of the store waits for a lock while writing ``table`` (a condition
-    polled on the server, bounded: a test that never gets there fails, it does not hang)."""
-    for _ in range(100_000):
-        row = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'uws-adapter'"
-            " AND wait_event_type = 'Lock' AND query LIKE %s",
-            (f"%{table}%",),
-        ).fetchone()
-        if row and row[0]:
-            return
-    raise AssertionError(f"no store session came to wait on {table}")
-
-
 def _in_thread(work: Callable[[], None]) -> Tuple[threading.Thread, List[Optional[BaseException]]]:
     failed: List[Optional[BaseException]] = [None]
 
@@ -107,7 +93,8 @@ def test_a_callback_stored_while_its_request_is_forgotten_still_counts(
         try:
             holder.execute("INSERT INTO budget_demoted (request_id, at) VALUES ('R1', 0)")
             thread, failed = _in_thread(lambda: forget(store))
-            _wait_until_blocked(admin, "budget_demoted")
+            held = holder.info.backend_pid
+            _until(lambda: _waits_behind(admin, held, 1), "the forgetting never waited")
             # Meanwhile the carrier's callback is stored: R1 still lists its device in what this
             # transaction sees, so its event is marked listed, and the forgetting one never sees it.
             store.add_callback(_callback("R1"))
