@@ -406,3 +406,52 @@ def test_a_request_id_recorded_twice_at_once_names_the_later_request(postgres_ur
         assert [str(r[0]) for r in rows] == ["IMEI:350000000000002"]
         found = store.device_actions([DEVICE], SINCE, at_least=1)
         assert {request_id for actions in found.values() for request_id, _ in actions} == {"R0"}
+
+
+def test_a_confirmed_request_replaced_twice_at_once_is_uncounted_once(postgres_url: str) -> None:
+    """Two transactions recording a RequestId a confirmed reservation is known by, at once: its
+    line's summary must lose that request once. Both uncounted it (the second's decrement applied
+    again to the row the first had decremented), and the budget check then cleared a line that had
+    its action of the day (R0) at a budget of one. The first is held on another line's summary row,
+    after its decrement and before its commit."""
+    import psycopg
+
+    other = Device.parse("IMEI:350000000000002")
+    url = postgres_url
+    upgrade_store(url)
+    with open_store(url, clock=ManualClock(START)) as store, psycopg.connect(url, autocommit=True) as admin:
+        store.record_request("R0", "Suspend", [DEVICE])  # the line's action of the day
+        store.record_request("R9", "Suspend", [other])  # the other line's summary row, to hold
+        reservation = store.reserve_request("Suspend", [DEVICE])
+        assert reservation is not None
+        store.confirm_request(reservation, "R1")
+        holder = psycopg.connect(url)
+        try:
+            holder.execute("SELECT 1 FROM budget_identities WHERE identifier = 'IMEI:350000000000002' FOR UPDATE")
+            held = holder.info.backend_pid
+            first, first_failed = _in_thread(lambda: store.record_request("R1", "Restore", [other]))
+            _until(lambda: _waits_behind(admin, held, 1), "the first recording never waited")
+            recorded = threading.Event()
+
+            def record() -> None:
+                store.record_request("R1", "Restore", [other])
+                recorded.set()
+
+            second, second_failed = _in_thread(record)
+            _until(
+                lambda: recorded.is_set() or _waits_behind(admin, held, 2), "the second neither committed nor waited"
+            )
+        finally:
+            holder.rollback()
+            holder.close()
+        first.join()
+        second.join()
+        for failed in (first_failed, second_failed):
+            if failed[0] is not None:
+                raise failed[0]
+        found = store.device_actions([DEVICE], SINCE, at_least=1)
+        assert {request_id for actions in found.values() for request_id, _ in actions} == {"R0"}
+        counted = _read(store, lambda db: db.all(
+            "SELECT actions FROM budget_identities WHERE identifier = 'IMEI:350000000000001'"
+        ))  # fmt: skip
+        assert [int(r[0]) for r in counted] == [1]
