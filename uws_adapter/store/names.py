@@ -20,8 +20,10 @@ it first, in the same transaction, after taking turns on the name (:func:`turn_o
 the partial unique index holds only the names a confirmation gave, so on PostgreSQL (READ
 COMMITTED) a RequestId recorded while a reservation is confirmed under it conflicted with nothing,
 neither transaction saw the other's row when it looked the name up, and both committed: two
-requests known by one name (the rename used to meet the other row in the primary key). SQLite
-commits one write at a time: the turn costs it nothing.
+requests known by one name (the rename used to meet the other row in the primary key); and two
+transactions recording one name at once both forgot the request it named, uncounting it twice from
+its lines' summary (:mod:`.line_counts`: too low, so the budget check could clear a line over it).
+SQLite commits one write at a time: the turn costs it nothing.
 """
 
 from __future__ import annotations
