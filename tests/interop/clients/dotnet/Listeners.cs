@@ -53,23 +53,72 @@ public static class Listeners
 
     public static void Main(string[] args)
     {
-        string xml = Url(FreePort(), "xmlserializer"), any = Url(FreePort(), "wcf-any"), specific = Url(FreePort(), "wcf-action");
-        var http = new HttpListener();
-        http.Prefixes.Add(xml);
-        http.Start();
-        new Thread(() => Serve(http)) { IsBackground = true }.Start();
-        string asmx = Url(FreePort(), "asmx");
-        var asmxHttp = new HttpListener();
-        asmxHttp.Prefixes.Add(asmx);
-        asmxHttp.Start();
+        try
+        {
+            Listen(args);
+        }
+        catch (Exception e)
+        {
+            // Ended, not hung: the test sees the output end and starts the listeners again.
+            Console.Error.WriteLine(e);
+            Environment.Exit(1);
+        }
+        Console.In.ReadToEnd();  // until the test closes our stdin
+    }
+
+    static void Listen(string[] args)
+    {
+        string xml = Bound("xmlserializer", url =>
+        {
+            var http = new HttpListener();
+            http.Prefixes.Add(url);
+            http.Start();
+            new Thread(() => Serve(http)) { IsBackground = true }.Start();
+        });
         var asmxHost = AsmxHost.Create(System.IO.Path.GetFullPath(args[0]));
-        new Thread(() => ServeAsmx(asmxHttp, asmxHost)) { IsBackground = true }.Start();
-        Host(typeof(IAnyActionListener), "wcf-any", any);
-        Host(typeof(ISpecificActionListener), "wcf-action", specific);
+        string asmx = Bound("asmx", url =>
+        {
+            var asmxHttp = new HttpListener();
+            asmxHttp.Prefixes.Add(url);
+            asmxHttp.Start();
+            new Thread(() => ServeAsmx(asmxHttp, asmxHost)) { IsBackground = true }.Start();
+        });
+        string any = Bound("wcf-any", url => Host(typeof(IAnyActionListener), "wcf-any", url));
+        string specific = Bound("wcf-action", url => Host(typeof(ISpecificActionListener), "wcf-action", url));
         Console.Out.WriteLine("{\"listening\": {\"xmlserializer\": " + Json.Quote(xml) + ", \"wcf-any\": " + Json.Quote(any)
             + ", \"wcf-action\": " + Json.Quote(specific) + ", \"asmx\": " + Json.Quote(asmx + "Callback.asmx") + "}, \"runtime\": " + Json.Quote(Steps.MonoVersion()) + "}");
         Console.Out.Flush();
-        Console.In.ReadToEnd();  // until the test closes our stdin
+    }
+
+    // Each listener's URL on a port picked just before it is bound, and picked again when another
+    // socket took the port in between (a loaded machine's connections use the same port range).
+    static string Bound(string path, Action<string> start)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            string url = Url(FreePort(), path);
+            try
+            {
+                start(url);
+                return url;
+            }
+            catch (Exception e)
+            {
+                if (attempt == 10 || !AddressInUse(e)) throw;
+                Console.Error.WriteLine(path + ": " + url + " was taken; another port");
+            }
+        }
+    }
+
+    static bool AddressInUse(Exception e)
+    {
+        for (; e != null; e = e.InnerException)
+        {
+            var socket = e as SocketException;
+            if (socket != null && socket.SocketErrorCode == SocketError.AddressAlreadyInUse) return true;
+            if (e is AddressAlreadyInUseException) return true;
+        }
+        return false;
     }
 
     static void Host(Type contract, string name, string url)
