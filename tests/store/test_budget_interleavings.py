@@ -1,8 +1,9 @@
 """The budget's marks of unlisted callbacks (store/unlisted.py) under real concurrent PostgreSQL
 transactions (READ COMMITTED), each interleaving forced by a lock a second connection holds, never by
 timing: a callback stored while its request's devices are forgotten keeps the mark it took before
-(neither transaction sees the other's row), and the budget must count it all the same; and a store
-of the schema before the marks is refused until upgraded, its events marked right by the upgrade."""
+(neither transaction sees the other's row), and the budget must count it all the same; a RequestId
+given by two transactions at once names one request; and a store of the schema before the marks is
+refused until upgraded, its events marked right by the upgrade."""
 
 # ruff: noqa: F811 (the fixtures imported from pgserver are the parameters of their name)
 
@@ -46,20 +47,6 @@ def _callback(request_id: str) -> CallbackRequest:
 
 def _read(store: Backend, work: Callable[[Any], Any]) -> Any:
     return store._read("read", work)  # type: ignore[attr-defined]
-
-
-def _wait_until_blocked(admin: Any, table: str) -> None:
-    """Until a session of the store waits for a lock while writing ``table`` (a condition
-    polled on the server, bounded: a test that never gets there fails, it does not hang)."""
-    for _ in range(100_000):
-        row = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'uws-adapter'"
-            " AND wait_event_type = 'Lock' AND query LIKE %s",
-            (f"%{table}%",),
-        ).fetchone()
-        if row and row[0]:
-            return
-    raise AssertionError(f"no store session came to wait on {table}")
 
 
 def _in_thread(work: Callable[[], None]) -> Tuple[threading.Thread, List[Optional[BaseException]]]:
@@ -106,7 +93,8 @@ def test_a_callback_stored_while_its_request_is_forgotten_still_counts(
         try:
             holder.execute("INSERT INTO budget_demoted (request_id, at) VALUES ('R1', 0)")
             thread, failed = _in_thread(lambda: forget(store))
-            _wait_until_blocked(admin, "budget_demoted")
+            held = holder.info.backend_pid
+            _until(lambda: _waits_behind(admin, held, 1), "the forgetting never waited")
             # Meanwhile the carrier's callback is stored: R1 still lists its device in what this
             # transaction sees, so its event is marked listed, and the forgetting one never sees it.
             store.add_callback(_callback("R1"))
@@ -303,3 +291,167 @@ def test_a_service_on_the_schema_before_refuses_to_start_naming_the_upgrade(
     assert "uws-adapter db upgrade" in lines[0]
     assert "Traceback" not in done.stderr
     assert secret not in done.stdout + done.stderr
+
+
+def _waits_behind(admin: Any, pid: int, depth: int) -> bool:
+    """Whether a session waits for a lock held by the session ``pid`` (``depth`` 1), or by a
+    session that waits behind it (2): asked by backend, so that tests running at once on the
+    server do not answer for each other."""
+    behind = "%s = ANY(pg_blocking_pids(a.pid))"
+    if depth == 2:
+        behind = "EXISTS (SELECT 1 FROM pg_stat_activity b WHERE %s = ANY(pg_blocking_pids(b.pid))"
+        behind += " AND b.pid = ANY(pg_blocking_pids(a.pid)))"
+    row = admin.execute(f"SELECT count(*) FROM pg_stat_activity a WHERE {behind}", (pid,)).fetchone()
+    return bool(row and row[0])
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(100_000):  # polled on the server, bounded: a test that never gets there fails
+        if condition():
+            return
+    raise AssertionError(what)
+
+
+@pytest.mark.parametrize("second", ["recorded", "confirmed"])
+def test_a_request_id_given_while_it_is_confirmed_names_one_request(postgres_url: str, second: str) -> None:
+    """A reservation confirmed under a RequestId while another transaction records that RequestId,
+    or confirms another reservation under it (READ COMMITTED: neither sees the other's row when it
+    looks the name up): one request must be known by it afterwards, the later one, as when the two
+    come one after the other. The first confirmation is held on its request's row (a lock a second
+    connection holds) after it looked the name up and found none."""
+    import psycopg
+
+    url = postgres_url
+    upgrade_store(url)
+    with open_store(url, clock=ManualClock(START)) as store, psycopg.connect(url, autocommit=True) as admin:
+        reservation = store.reserve_request("Suspend", [DEVICE])
+        other = store.reserve_request("Suspend", [Device.parse("IMEI:350000000000002")])
+        assert reservation is not None
+        assert other is not None
+        holder = psycopg.connect(url)
+        try:
+            holder.execute("SELECT 1 FROM requests WHERE request_id = %s FOR UPDATE", (reservation,))
+            held = holder.info.backend_pid
+            confirming, confirm_failed = _in_thread(lambda: store.confirm_request(reservation, "R1"))
+            _until(lambda: _waits_behind(admin, held, 1), "the confirmation never waited")
+            recorded = threading.Event()
+
+            def record() -> None:
+                if second == "recorded":
+                    _forget_by_query(store)
+                else:
+                    store.confirm_request(other, "R1")
+                recorded.set()
+
+            recording, record_failed = _in_thread(record)
+            # Until the second is committed, or waits for the first to end.
+            _until(
+                lambda: recorded.is_set() or _waits_behind(admin, held, 2), "the second neither committed nor waited"
+            )
+        finally:
+            holder.rollback()
+            holder.close()
+        confirming.join()
+        recording.join()
+        for failed in (confirm_failed, record_failed):
+            if failed[0] is not None:
+                raise failed[0]
+        named = _read(store, lambda db: db.all(
+            "SELECT request_id, known_as FROM requests WHERE coalesce(known_as, request_id) = 'R1'"
+        ))  # fmt: skip
+        # The confirmation held the name first; the second then replaced its request.
+        assert [tuple(r) for r in named] == ([("R1", None)] if second == "recorded" else [(other, "R1")])
+        assert store.status("R1").open_ended is (second == "recorded")
+        # The first reservation is gone; the other is still pending when R1 was recorded.
+        assert store.counts()["requests"] == (2 if second == "recorded" else 1)
+
+
+def test_a_request_id_recorded_twice_at_once_names_the_later_request(postgres_url: str) -> None:
+    """Two transactions recording one RequestId at once: the later replaces the earlier, its
+    devices included, as one after the other (they merged the two requests' devices under it, the
+    first's line counted one action too many). The first is held on its line's summary row."""
+    import psycopg
+
+    other = Device.parse("IMEI:350000000000002")
+    url = postgres_url
+    upgrade_store(url)
+    with open_store(url, clock=ManualClock(START)) as store, psycopg.connect(url, autocommit=True) as admin:
+        store.record_request("R0", "Suspend", [DEVICE])  # the line's summary row, to hold
+        holder = psycopg.connect(url)
+        try:
+            holder.execute("SELECT 1 FROM budget_identities WHERE identifier = 'IMEI:350000000000001' FOR UPDATE")
+            held = holder.info.backend_pid
+            first, first_failed = _in_thread(lambda: store.record_request("R1", "Suspend", [DEVICE]))
+            _until(lambda: _waits_behind(admin, held, 1), "the first recording never waited")
+            recorded = threading.Event()
+
+            def record() -> None:
+                store.record_request("R1", "Restore", [other])
+                recorded.set()
+
+            second, second_failed = _in_thread(record)
+            _until(
+                lambda: recorded.is_set() or _waits_behind(admin, held, 2), "the second neither committed nor waited"
+            )
+        finally:
+            holder.rollback()
+            holder.close()
+        first.join()
+        second.join()
+        for failed in (first_failed, second_failed):
+            if failed[0] is not None:
+                raise failed[0]
+        assert store.status("R1").pending == (str(other),)
+        rows = _read(store, lambda db: db.all("SELECT identifier FROM request_identifiers WHERE request_id = 'R1'"))
+        assert [str(r[0]) for r in rows] == ["IMEI:350000000000002"]
+        found = store.device_actions([DEVICE], SINCE, at_least=1)
+        assert {request_id for actions in found.values() for request_id, _ in actions} == {"R0"}
+
+
+def test_a_confirmed_request_replaced_twice_at_once_is_uncounted_once(postgres_url: str) -> None:
+    """Two transactions recording a RequestId a confirmed reservation is known by, at once: its
+    line's summary must lose that request once. Both uncounted it (the second's decrement applied
+    again to the row the first had decremented), and the budget check then cleared a line that had
+    its action of the day (R0) at a budget of one. The first is held on another line's summary row,
+    after its decrement and before its commit."""
+    import psycopg
+
+    other = Device.parse("IMEI:350000000000002")
+    url = postgres_url
+    upgrade_store(url)
+    with open_store(url, clock=ManualClock(START)) as store, psycopg.connect(url, autocommit=True) as admin:
+        store.record_request("R0", "Suspend", [DEVICE])  # the line's action of the day
+        store.record_request("R9", "Suspend", [other])  # the other line's summary row, to hold
+        reservation = store.reserve_request("Suspend", [DEVICE])
+        assert reservation is not None
+        store.confirm_request(reservation, "R1")
+        holder = psycopg.connect(url)
+        try:
+            holder.execute("SELECT 1 FROM budget_identities WHERE identifier = 'IMEI:350000000000002' FOR UPDATE")
+            held = holder.info.backend_pid
+            first, first_failed = _in_thread(lambda: store.record_request("R1", "Restore", [other]))
+            _until(lambda: _waits_behind(admin, held, 1), "the first recording never waited")
+            recorded = threading.Event()
+
+            def record() -> None:
+                store.record_request("R1", "Restore", [other])
+                recorded.set()
+
+            second, second_failed = _in_thread(record)
+            _until(
+                lambda: recorded.is_set() or _waits_behind(admin, held, 2), "the second neither committed nor waited"
+            )
+        finally:
+            holder.rollback()
+            holder.close()
+        first.join()
+        second.join()
+        for failed in (first_failed, second_failed):
+            if failed[0] is not None:
+                raise failed[0]
+        found = store.device_actions([DEVICE], SINCE, at_least=1)
+        assert {request_id for actions in found.values() for request_id, _ in actions} == {"R0"}
+        counted = _read(store, lambda db: db.all(
+            "SELECT actions FROM budget_identities WHERE identifier = 'IMEI:350000000000001'"
+        ))  # fmt: skip
+        assert [int(r[0]) for r in counted] == [1]

@@ -32,7 +32,7 @@ from uws_adapter.store import dead_letters as dead_letter_sql
 from uws_adapter.store import line_counts, unlisted
 from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals, keep_letter, letter_of, purge
 from uws_adapter.store.interfaces import CallbackWrite, EventPages, RequestStatus, StoredEvent, Write
-from uws_adapter.store.names import KEY_OF, NAME
+from uws_adapter.store.names import KEY_OF, NAME, turn_of
 from uws_adapter.store.sql import Dialect, Row, Sql, bound_int, bound_limit, bound_text
 from uws_adapter.store.tracking_rows import recent_line_actions, request_status
 
@@ -381,6 +381,7 @@ class SqlCore(EventPages):
             key = _key_of(db, reservation)
             if key is None:  # released, or confirmed already: nothing is known by that name
                 return
+            db.take_turns(turn_of(request_id))  # before the name is looked up (see .names)
             # Most often nothing was recorded under the carrier's new RequestId: one look says so,
             # where forgetting it read and deleted by that id four times over.
             if request_id != reservation and _key_of(db, request_id) is not None:
@@ -471,6 +472,7 @@ def _insert_request(
     ``fresh``: the id was made just now (a reservation's), so none can be recorded under it."""
     names = line_counts.identities_of(devices) if names is None else names
     if not fresh:
+        db.take_turns(turn_of(request_id))  # before the name is looked up (see .names)
         _forget_request(db, request_id, now, relisted=bool(names))
     db.run(
         "INSERT INTO requests (request_id, action, api, sent_at, devices, forced) VALUES (?, ?, ?, ?, ?, ?)"

@@ -16,12 +16,21 @@ only the names given by a confirmation): an entry written for every reservation 
 as the confirmation saved.
 
 Names are unique: whatever records or confirms a request under a name forgets the request known by
-it first, in the same transaction.
+it first, in the same transaction, after taking turns on the name (:func:`turn_of`). Why the turn:
+the partial unique index holds only the names a confirmation gave, so on PostgreSQL (READ
+COMMITTED) a RequestId recorded while a reservation is confirmed under it conflicted with nothing,
+neither transaction saw the other's row when it looked the name up, and both committed: two
+requests known by one name (the rename used to meet the other row in the primary key); and two
+transactions recording one name at once both forgot the request it named, uncounting it twice from
+its lines' summary (:mod:`.line_counts`: too low, so the budget check could clear a line over it).
+SQLite commits one write at a time: the turn costs it nothing.
 """
 
 from __future__ import annotations
 
-__all__ = ["KEY_OF", "MIGRATION_POSTGRES", "MIGRATION_SQLITE", "NAME", "listed_as"]
+import hashlib
+
+__all__ = ["KEY_OF", "MIGRATION_POSTGRES", "MIGRATION_SQLITE", "NAME", "listed_as", "turn_of"]
 
 #: The name of the request of the row ``r`` of ``requests``.
 NAME = "coalesce(r.known_as, r.request_id)"
@@ -31,6 +40,14 @@ KEY_OF = (
     "SELECT request_id FROM requests WHERE known_as = ?"
     " UNION ALL SELECT request_id FROM requests WHERE request_id = ? AND known_as IS NULL LIMIT 1"
 )
+
+
+def turn_of(name: str) -> int:
+    """The key (a signed 64-bit integer) the transactions that record or confirm a request under
+    ``name`` take turns on (:meth:`.sql.Sql.take_turns`); another name's rarely, and then only
+    waits."""
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def listed_as(name: str) -> str:
