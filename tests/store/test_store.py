@@ -228,6 +228,17 @@ def test_a_store_in_a_missing_folder_names_the_database(tmp_path: Path) -> None:
         Store(tmp_path / "nowhere" / "c.db")
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no fcntl: the store takes no lock file")
+def test_a_lock_file_that_cannot_be_opened_is_a_store_error_naming_it(tmp_path: Path) -> None:
+    # As when the store belongs to another user (the lock file is 0600) or lives on a read-only mount.
+    (tmp_path / "c.db.writelock").mkdir()
+    with pytest.raises(
+        StoreError, match=r"c\.db: its lock file .*c\.db\.writelock cannot be opened \(Is a directory\)"
+    ):
+        Store(tmp_path / "c.db")
+    assert not (tmp_path / "c.db").exists()
+
+
 def test_nidd_callbacks_of_two_devices_are_two_events(location: str) -> None:
     # The documented NiddService callbacks name their devices only under niddResponse.
     from uws_adapter import parse_rest_callback

@@ -323,7 +323,14 @@ class Store(SqlCore):
             raise StoreError(f"cannot open the store {self.path}: the folder {self.path.parent} does not exist")
         lock_path = Path(f"{self.path}.writelock")
         lock_existed = lock_path.exists()
-        self._file_lock = _FileLock(lock_path, lock_timeout)
+        try:
+            self._file_lock = _FileLock(lock_path, lock_timeout)
+        except OSError as error:  # another user's store, a read-only place: said, not an unexpected OSError
+            raise StoreError(
+                f"cannot open the store {self.path}: its lock file {lock_path} cannot be opened"
+                f" ({error.strerror or type(error).__name__}); run as the user the store belongs to,"
+                " or give a store in a place this user can write"
+            ) from None
         try:
             self._migrate()
         except StoreError:
