@@ -175,6 +175,15 @@ def test_wait_on_an_open_ended_request_exits_3_when_settled(tmp_path: Path) -> N
     assert (form["open_ended"], form["total"], form["callbacks"], form["complete"]) == (True, None, 1, False)
 
 
+def test_callbacks_lists_a_callback_without_a_status_as_a_dash(tmp_path: Path) -> None:
+    db = tmp_path / "callbacks.db"
+    with Store(db) as store:  # a REST suspend callback with its suspendResponse and no status
+        store.add_callback(CallbackRequest("r-1", (ReportedDevice("IMEI", "990003420535573"),), action="Suspend"))
+    listed = run(["callbacks", "--db", str(db)], tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[1] == "1\tr-1\tIMEI:990003420535573\tSuspend\t-\tx1"
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [

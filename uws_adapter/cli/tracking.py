@@ -155,7 +155,9 @@ def _write_callback(event: StoredEvent, as_json: bool) -> None:
     fault = f" {cb.fault.code}" if cb.fault else ""
     changed = " (a re-send differed)" if event.differs else ""
     sys.stdout.write(
-        f"{event.id}\t{cb.request_id}\t{devices or '-'}\t{cb.action}\t{cb.status}{fault}\tx{event.attempts}{changed}\n"
+        # A REST callback may carry no status (nor an action): '-', as for no device, not 'None'.
+        f"{event.id}\t{cb.request_id}\t{devices or '-'}\t{cb.action or '-'}\t{cb.status or '-'}{fault}"
+        f"\tx{event.attempts}{changed}\n"
     )
 
 
