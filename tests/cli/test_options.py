@@ -77,7 +77,7 @@ def test_every_command_has_a_description() -> None:
 
 @pytest.mark.parametrize(
     ("command", "shown"),
-    [(["receiver"], "(default: 8081)"), (["emulator"], "(default: 127.0.0.1)"), (["wait"], "(default: 600.0)"),
+    [(["receiver"], "(default: 8081)"), (["emulator"], "(default: 127.0.0.1)"), (["wait"], "(default: 600)"),
      (["listeners", "register"], "(default: CarrierService)"), (["bridge"], "bridge.db)")],
     ids=["receiver-port", "emulator-host", "wait-timeout", "listeners-service", "bridge-db"],
 )  # fmt: skip

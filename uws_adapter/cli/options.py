@@ -41,7 +41,7 @@ class Default:
         self.value = value
 
     def __str__(self) -> str:
-        shown = "" if self.value in (None, "", ()) else str(self.value)
+        shown = "" if self.value in (None, "", ()) else default_text(self.value)
         if self.variable:
             return f"${self.variable}, else {shown}" if shown else f"${self.variable}"
         return shown
@@ -68,7 +68,15 @@ def help_with_default(action: argparse.Action) -> Optional[str]:
         or str(default) == ""
     ):
         return text
-    return f"{text or ''} (default: %(default)s)".strip()
+    # Written out here, not left to argparse's %(default)s: 300.0 seconds reads as 300.
+    return f"{text or ''} (default: {default_text(default).replace('%', '%%')})".strip()
+
+
+def default_text(value: object) -> str:
+    """A default as help shows it: a whole number of seconds without its ``.0``."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 class HelpFormatter(argparse.HelpFormatter):
