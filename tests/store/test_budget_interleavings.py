@@ -312,6 +312,36 @@ def _until(condition: Callable[[], bool], what: str) -> None:
     raise AssertionError(what)
 
 
+def _two_behind_a_lock(url: str, admin: Any, lock: str, first: Callable[[], None], second: Callable[[], None]) -> None:
+    """``first`` run while a second connection holds the row lock ``lock`` (a SELECT ... FOR
+    UPDATE) and waits behind it; then ``second`` until it commits or waits behind ``first``; then the
+    lock is let go and both end (what either raised is raised here)."""
+    import psycopg
+
+    holder = psycopg.connect(url)
+    try:
+        holder.execute(lock)
+        held = holder.info.backend_pid
+        one, one_failed = _in_thread(first)
+        _until(lambda: _waits_behind(admin, held, 1), "the first never waited")
+        done = threading.Event()
+
+        def run_second() -> None:
+            second()
+            done.set()
+
+        two, two_failed = _in_thread(run_second)
+        _until(lambda: done.is_set() or _waits_behind(admin, held, 2), "the second neither committed nor waited")
+    finally:
+        holder.rollback()
+        holder.close()
+    one.join()
+    two.join()
+    for failed in (one_failed, two_failed):
+        if failed[0] is not None:
+            raise failed[0]
+
+
 @pytest.mark.parametrize("second", ["recorded", "confirmed"])
 def test_a_request_id_given_while_it_is_confirmed_names_one_request(postgres_url: str, second: str) -> None:
     """A reservation confirmed under a RequestId while another transaction records that RequestId,
@@ -328,34 +358,15 @@ def test_a_request_id_given_while_it_is_confirmed_names_one_request(postgres_url
         other = store.reserve_request("Suspend", [Device.parse("IMEI:350000000000002")])
         assert reservation is not None
         assert other is not None
-        holder = psycopg.connect(url)
-        try:
-            holder.execute("SELECT 1 FROM requests WHERE request_id = %s FOR UPDATE", (reservation,))
-            held = holder.info.backend_pid
-            confirming, confirm_failed = _in_thread(lambda: store.confirm_request(reservation, "R1"))
-            _until(lambda: _waits_behind(admin, held, 1), "the confirmation never waited")
-            recorded = threading.Event()
 
-            def record() -> None:
-                if second == "recorded":
-                    _forget_by_query(store)
-                else:
-                    store.confirm_request(other, "R1")
-                recorded.set()
+        def record() -> None:
+            if second == "recorded":
+                _forget_by_query(store)
+            else:
+                store.confirm_request(other, "R1")
 
-            recording, record_failed = _in_thread(record)
-            # Until the second is committed, or waits for the first to end.
-            _until(
-                lambda: recorded.is_set() or _waits_behind(admin, held, 2), "the second neither committed nor waited"
-            )
-        finally:
-            holder.rollback()
-            holder.close()
-        confirming.join()
-        recording.join()
-        for failed in (confirm_failed, record_failed):
-            if failed[0] is not None:
-                raise failed[0]
+        lock = f"SELECT 1 FROM requests WHERE request_id = '{reservation}' FOR UPDATE"
+        _two_behind_a_lock(url, admin, lock, lambda: store.confirm_request(reservation, "R1"), record)
         named = _read(store, lambda db: db.all(
             "SELECT request_id, known_as FROM requests WHERE coalesce(known_as, request_id) = 'R1'"
         ))  # fmt: skip
@@ -377,30 +388,11 @@ def test_a_request_id_recorded_twice_at_once_names_the_later_request(postgres_ur
     upgrade_store(url)
     with open_store(url, clock=ManualClock(START)) as store, psycopg.connect(url, autocommit=True) as admin:
         store.record_request("R0", "Suspend", [DEVICE])  # the line's summary row, to hold
-        holder = psycopg.connect(url)
-        try:
-            holder.execute("SELECT 1 FROM budget_identities WHERE identifier = 'IMEI:350000000000001' FOR UPDATE")
-            held = holder.info.backend_pid
-            first, first_failed = _in_thread(lambda: store.record_request("R1", "Suspend", [DEVICE]))
-            _until(lambda: _waits_behind(admin, held, 1), "the first recording never waited")
-            recorded = threading.Event()
-
-            def record() -> None:
-                store.record_request("R1", "Restore", [other])
-                recorded.set()
-
-            second, second_failed = _in_thread(record)
-            _until(
-                lambda: recorded.is_set() or _waits_behind(admin, held, 2), "the second neither committed nor waited"
-            )
-        finally:
-            holder.rollback()
-            holder.close()
-        first.join()
-        second.join()
-        for failed in (first_failed, second_failed):
-            if failed[0] is not None:
-                raise failed[0]
+        _two_behind_a_lock(
+            url, admin, "SELECT 1 FROM budget_identities WHERE identifier = 'IMEI:350000000000001' FOR UPDATE",
+            lambda: store.record_request("R1", "Suspend", [DEVICE]),
+            lambda: store.record_request("R1", "Restore", [other]),
+        )  # fmt: skip
         assert store.status("R1").pending == (str(other),)
         rows = _read(store, lambda db: db.all("SELECT identifier FROM request_identifiers WHERE request_id = 'R1'"))
         assert [str(r[0]) for r in rows] == ["IMEI:350000000000002"]
@@ -425,30 +417,9 @@ def test_a_confirmed_request_replaced_twice_at_once_is_uncounted_once(postgres_u
         reservation = store.reserve_request("Suspend", [DEVICE])
         assert reservation is not None
         store.confirm_request(reservation, "R1")
-        holder = psycopg.connect(url)
-        try:
-            holder.execute("SELECT 1 FROM budget_identities WHERE identifier = 'IMEI:350000000000002' FOR UPDATE")
-            held = holder.info.backend_pid
-            first, first_failed = _in_thread(lambda: store.record_request("R1", "Restore", [other]))
-            _until(lambda: _waits_behind(admin, held, 1), "the first recording never waited")
-            recorded = threading.Event()
-
-            def record() -> None:
-                store.record_request("R1", "Restore", [other])
-                recorded.set()
-
-            second, second_failed = _in_thread(record)
-            _until(
-                lambda: recorded.is_set() or _waits_behind(admin, held, 2), "the second neither committed nor waited"
-            )
-        finally:
-            holder.rollback()
-            holder.close()
-        first.join()
-        second.join()
-        for failed in (first_failed, second_failed):
-            if failed[0] is not None:
-                raise failed[0]
+        again = lambda: store.record_request("R1", "Restore", [other])  # noqa: E731
+        lock = "SELECT 1 FROM budget_identities WHERE identifier = 'IMEI:350000000000002' FOR UPDATE"
+        _two_behind_a_lock(url, admin, lock, again, again)
         found = store.device_actions([DEVICE], SINCE, at_least=1)
         assert {request_id for actions in found.values() for request_id, _ in actions} == {"R0"}
         counted = _read(store, lambda db: db.all(
