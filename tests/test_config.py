@@ -177,7 +177,7 @@ def test_the_answer_limits_come_from_file_environment_and_arguments(tmp_path: Pa
     config.write_text("[uws-adapter]\nmax_answer_bytes = lots\n")
     with pytest.raises(InputError, match=r"line 2: \[uws-adapter\] max_answer_bytes: 'lots' is not a byte count"):
         load_settings(config, environ={})
-    with pytest.raises(InputError, match=r"^UWS_ADAPTER_DEADLINE: -1.0 is not a number of seconds"):
+    with pytest.raises(InputError, match=r"^UWS_ADAPTER_DEADLINE: -1.0 is not a positive number of seconds"):
         load_settings(environ={"UWS_ADAPTER_DEADLINE": "-1"})
 
 

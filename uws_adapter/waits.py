@@ -20,8 +20,11 @@ LONGEST_WAIT = 365 * 24 * 60 * 60.0
 def check_seconds(field: str, value: object, example: str, *, zero: bool = False) -> float:
     """``value`` as seconds a wait can take: positive (or zero with ``zero``), finite, at most
     :data:`LONGEST_WAIT`; else the :class:`InputError` naming ``field`` (``example``: a value to give)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 if zero else value > 0):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # NaN is no number
         raise InputError(field, f"{shown(value)} is not a number of seconds", f"pass e.g. {example}")
+    if not (value >= 0 if zero else value > 0):
+        wrong = "is below 0 seconds" if zero else "is not a positive number of seconds"
+        raise InputError(field, f"{shown(value)} {wrong}", f"pass e.g. {example}")
     if value == float("inf"):
         raise InputError(field, "is infinite", f"pass e.g. {example}")
     if value > LONGEST_WAIT:

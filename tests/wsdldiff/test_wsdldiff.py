@@ -259,6 +259,22 @@ def test_a_doctype_and_an_oversized_document_are_refused(tmp_path: Path) -> None
         assert "HTTP 404" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("deadline", "message"),
+    [
+        ("0", "0.0 is not a positive number of seconds"),
+        ("inf", "is infinite"),
+        ("1e9", "1000000000.0 seconds is longer than a year"),
+    ],
+    ids=["zero", "infinite", "past-a-year"],
+)
+def test_the_deadline_is_checked_as_every_wait_is(tmp_path: Path, deadline: str, message: str) -> None:
+    # Its own check let an infinite deadline through (and said "not a number" of 0).
+    done = run_cli(["wsdl", "diff", str(tmp_path / "x.wsdl"), "--deadline", deadline], tmp_path)
+    assert done.returncode == 2
+    assert f"--deadline: {message}" in done.stderr
+
+
 def test_a_local_import_outside_the_folder_is_refused(tmp_path: Path) -> None:
     source = altered(tmp_path, "uws-v2.xsd", lambda t: t.replace('schemaLocation="uws-session.xsd"',
                                                                  'schemaLocation="../outside.xsd"'))  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Dict
 
 from uws_adapter.cli.options import Build, Verbs
 from uws_adapter.errors import InputError
+from uws_adapter.waits import check_seconds
 
 #: The ``wsdl`` group (uws_adapter.cli.main.COMMANDS).
 _WSDL = Verbs("Work with the service's published WSDL.")
@@ -41,9 +42,8 @@ def _run_diff(args: argparse.Namespace) -> int:
 
     if args.max_bytes < 1:
         raise InputError("--max-bytes", f"{args.max_bytes} is not a size", "give a number of bytes, e.g. 4194304")
-    if not args.deadline > 0:
-        raise InputError("--deadline", f"{args.deadline} is not a number of seconds", "give e.g. 60")
-    result = diff(args.source, timeout=parse_timeout(args.timeout), deadline=args.deadline, max_bytes=args.max_bytes)
+    deadline = check_seconds("--deadline", args.deadline, "60")
+    result = diff(args.source, timeout=parse_timeout(args.timeout), deadline=deadline, max_bytes=args.max_bytes)
     if args.json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     else:
