@@ -59,3 +59,12 @@ def test_generated_devices_refuses_a_count_it_cannot_or_should_not_build(count: 
     with pytest.raises(InputError) as info:
         generated_devices(count)  # type: ignore[arg-type]
     assert info.value.field == "count"
+
+
+@pytest.mark.parametrize(
+    "count", [-1, 1_000_001, 10**5000, "3", True], ids=["negative", "past-the-cap", "huge", "text", "bool"]
+)
+def test_generated_devices_refuses_what_is_no_count_of_lines(count: object) -> None:
+    # An integer past 4,300 digits made the refusal itself a raw ValueError (str of it).
+    with pytest.raises(InputError, match=r"^count: .* is not a number of lines"):
+        generated_devices(count)  # type: ignore[arg-type]

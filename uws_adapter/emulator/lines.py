@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from uws_adapter.errors import Code, InputError
+from uws_adapter.errors import Code, InputError, shown
 from uws_adapter.model.callbacks import (
     CallbackFault,
     CallbackRequest,
@@ -53,7 +53,7 @@ MAX_GENERATED = 1_000_000
 def generated_devices(count: int, *, account: str = DEFAULT_ACCOUNT, state: str = ACTIVE) -> List[EmulatedDevice]:
     """``count`` Active devices (at most :data:`MAX_GENERATED`), each with an IMEI and an ICCID."""
     if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_GENERATED:
-        raise InputError("count", f"{str(count)[:40]!r} is not a number of lines", f"give 0 to {MAX_GENERATED:,}")
+        raise InputError("count", f"{shown(count)} is not a number of lines", f"give 0 to {MAX_GENERATED:,}")
     return [
         EmulatedDevice(
             Device.parse(f"IMEI:{350000000000000 + n}+ICCID:{89148000000000000000 + n}"), account, state=state
