@@ -20,6 +20,7 @@ from uws_adapter.xmlsafe import encoding_refusal
 __all__ = [
     "SOAP_PREFIX", "Answer", "AsgiApp", "BodyRules", "Message", "Receive", "Router", "Scope", "Send", "StartResponse",
     "WsgiApp", "charset_of", "media_type_of", "raw_target", "screen", "target_refusal",
+    "wsgi_body",
 ]  # fmt: skip
 
 StartResponse = Callable[..., Any]
@@ -143,6 +144,15 @@ def screen(
     if rules.media_types is not None and kind not in rules.media_types:
         return Answer.text(415, rules.media_hint, close=True)
     return size, kind
+
+
+def wsgi_body(environ: Dict[str, Any], rules: BodyRules) -> Union[Answer, bytes]:
+    """The body of a WSGI request, read once :func:`screen` lets it through; else its refusal."""
+    screened = screen(
+        environ.get("REQUEST_METHOD", "GET"), environ.get("CONTENT_LENGTH"), environ.get("HTTP_CONTENT_ENCODING"),
+        environ.get("CONTENT_TYPE"), rules,
+    )  # fmt: skip
+    return screened if isinstance(screened, Answer) else environ["wsgi.input"].read(screened[0])
 
 
 def raw_target(environ: Dict[str, Any]) -> str:

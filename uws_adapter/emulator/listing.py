@@ -83,16 +83,8 @@ def _device(line: EmulatedDevice, position: int) -> Dict[str, Any]:
 def device_list(
     devices: Sequence[EmulatedDevice], data: Mapping[str, Any], fields: Sequence[CustomField], *, page_size: int
 ) -> Dict[str, Any]:
-    """One page of the listing (``fields``: the request's custom fields, already checked)."""
-    unknown = sorted(set(data) - LIST_FIELDS)
-    if unknown:
-        raise EmulatorFault(_UNDEFINED, f"unknown field(s) {', '.join(unknown)}")
-    for key in ("accountName", "groupName", "servicePlan", "currentState"):
-        if data.get(key) is not None and not isinstance(data[key], str):
-            raise EmulatorFault(_UNDEFINED, f"{key} must be a string")
-    account = data.get("accountName")
-    if account is not None and not any(line.account == account for line in devices):
-        raise EmulatorFault(Code.ACCOUNT_NOT_FOUND, f"no account {account}")
+    """One page of the listing: ``data`` holds only :data:`LIST_FIELDS`, its names as strings and
+    an account some line is in, and ``fields`` are its custom fields (the REST front checks them)."""
     earliest, latest = _when(data, "earliest"), _when(data, "latest")
     after_id = _count(data, "largestDeviceIdSeen")
     size = min(page_size, _count(data, "maxNumberOfDevices") or page_size)

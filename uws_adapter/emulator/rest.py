@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, unquote
 
 from uws_adapter.edge import Answer
 from uws_adapter.emulator.core import Carrier, EmulatorFault, Listener, Target, listener_url_problem
-from uws_adapter.emulator.listing import device_list
+from uws_adapter.emulator.listing import LIST_FIELDS, device_list
 from uws_adapter.errors import Code, InputError, Refused
 from uws_adapter.model.devices import DeviceIdentifier
 from uws_adapter.model.selection import CustomField
@@ -125,6 +125,10 @@ class RestFront:
         if (method, path) == ("POST", "/devices/actions/list"):
             data = _object(body)
             fields = _custom_fields(data)
+            _only(data, LIST_FIELDS)
+            for key in ("accountName", "groupName", "servicePlan", "currentState"):
+                _string(data, key)
+            emulator.check_account(data.get("accountName"))
             with emulator.lock:
                 return device_list(emulator.devices, data, fields, page_size=self.list_page_size)
         parts = [unquote(p) for p in path.split("/")[1:]]
@@ -145,8 +149,7 @@ class RestFront:
             mixed = sorted({"groupName", "servicePlan", "customFields"} & set(data))
             if mixed:
                 raise EmulatorFault(_UNDEFINED, f"do not use {', '.join(mixed)} with devices")
-            if account is not None and not any(line.account == account for line in emulator.devices):
-                raise EmulatorFault(Code.ACCOUNT_NOT_FOUND, f"no account {account}")
+            emulator.check_account(account)
             return emulator.provision(action, emulator.listed(_devices(data)), account=account)
         targets: List[Target] = emulator.query(
             account, _string(data, "groupName"), _string(data, "servicePlan"), _custom_fields(data)

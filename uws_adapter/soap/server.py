@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
 from lxml import etree
 
-from uws_adapter.edge import Answer, BodyRules, StartResponse, screen
+from uws_adapter.edge import Answer, BodyRules, StartResponse, wsgi_body
 from uws_adapter.errors import Code, DocumentError, InputError, Refused, ServiceFault
 from uws_adapter.model.actions import Action
 from uws_adapter.model.devices import API_KINDS
@@ -369,13 +369,9 @@ class SoapServer:
             return Answer.text(405, "POST SOAP requests to a .svc address", ("Allow", "GET, POST"))
         if service is None:
             return Answer.text(404, "no such service")
-        screened = screen(
-            method, environ.get("CONTENT_LENGTH"), environ.get("HTTP_CONTENT_ENCODING"), environ.get("CONTENT_TYPE"),
-            self.rules,
-        )  # fmt: skip
-        if isinstance(screened, Answer):
-            return screened
-        body = environ["wsgi.input"].read(screened[0])
+        body = wsgi_body(environ, self.rules)
+        if isinstance(body, Answer):
+            return body
         self.count("requests")
         try:
             call = read_call(service, body, max_bytes=self.max_body, soap_action_header=environ.get("HTTP_SOAPACTION"))
