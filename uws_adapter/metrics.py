@@ -64,6 +64,9 @@ def _metrics() -> Optional[Dict[str, Any]]:
         def counter(name: str, text: str, labels: Tuple[str, ...] = ()) -> Any:
             return Counter(f"uws_adapter_{name}", text, labels, registry=registry)
 
+        def histogram(name: str, text: str, buckets: Tuple[float, ...]) -> Any:
+            return Histogram(f"uws_adapter_{name}", text, buckets=buckets, registry=registry)
+
         _made = {
             "registry": registry,
             "received": counter("callbacks_received", "Callback POSTs that reached the receiver"),
@@ -81,18 +84,8 @@ def _metrics() -> Optional[Dict[str, Any]]:
             "dead_letters": counter(
                 "dead_letters", "Refused or unstorable documents kept or dropped (over budget)", ("outcome",)
             ),
-            "group": Histogram(
-                "uws_adapter_commit_group_size",
-                "Callbacks per group commit (ASGI receiver)",
-                buckets=_GROUP_BUCKETS,
-                registry=registry,
-            ),
-            "latency": Histogram(
-                "uws_adapter_commit_seconds",
-                "Duration of one group commit (ASGI receiver)",
-                buckets=_LATENCY_BUCKETS,
-                registry=registry,
-            ),
+            "group": histogram("commit_group_size", "Callbacks per group commit (ASGI receiver)", _GROUP_BUCKETS),
+            "latency": histogram("commit_seconds", "Duration of one group commit (ASGI receiver)", _LATENCY_BUCKETS),
             "handler": counter("handler_runs", "Handler (and relay) runs by outcome", ("handler", "outcome")),
             "retries": counter("handler_retries", "Handler runs that were a retry of a failed one", ("handler",)),
             "bridge": counter(

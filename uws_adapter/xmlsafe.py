@@ -23,7 +23,7 @@ import functools
 import itertools
 import re
 import threading
-from typing import Callable, Dict, Iterable, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Type, TypeVar, Union
 
 from lxml import etree
 
@@ -77,22 +77,18 @@ class _NoResolver(etree.Resolver):
 
 
 _local = threading.local()
+#: The options of every parser of untrusted XML (the one-shot one and the counting one).
+_HARDENED: Dict[str, Any] = dict(
+    resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False, recover=False,
+    remove_pis=True, collect_ids=False,
+)  # fmt: skip
 
 
 def _parser() -> etree.XMLParser:
     # lxml parsers are not safe to share between threads; one per thread, reused.
     parser: Optional[etree.XMLParser] = getattr(_local, "parser", None)
     if parser is None:
-        parser = etree.XMLParser(
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=False,
-            recover=False,
-            remove_pis=True,
-            collect_ids=False,
-        )
+        parser = etree.XMLParser(**_HARDENED)
         parser.resolvers.add(_NoResolver())
         _local.parser = parser
     return parser
@@ -259,12 +255,9 @@ def _parse_counted(data: bytes, max_nodes: int) -> etree._Element:
     """``data`` parsed in pieces with the hardened options, raising :class:`_TooMany` once it has
     shown more than ``max_nodes`` elements and comments: the work before the refusal is the C
     parse of at most that many nodes (and one piece), and one event per node."""
-    # The one-shot parser's options; processing instructions are dropped in C (remove_pis), so they
-    # cost no event: only the prolog's are counted (by the prolog scan).
-    parser = etree.XMLPullParser(
-        events=("start", "comment"), resolve_entities=False, no_network=True, load_dtd=False,
-        dtd_validation=False, huge_tree=False, recover=False, remove_pis=True, collect_ids=False,
-    )  # fmt: skip
+    # Processing instructions are dropped in C (remove_pis), so they cost no event: only the
+    # prolog's are counted (by the prolog scan).
+    parser = etree.XMLPullParser(events=("start", "comment"), **_HARDENED)
     parser.resolvers.add(_NoResolver())
     seen = 0
     for start in range(0, len(data), _PIECE):
