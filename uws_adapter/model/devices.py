@@ -261,11 +261,7 @@ def _rows_to_devices(handle: Iterable[str], name: str) -> Iterator[Device]:
         if line_no == 1 and cells[0].lower() == "kind":
             continue
         if len(cells) % 2:
-            raise InputError(
-                f"{name} line {line_no}",
-                f"{len(cells)} cells, expected kind,identifier pairs",
-                _CSV_FIX,
-            )
+            raise InputError(f"{name} line {line_no}", f"{len(cells)} cells, expected kind,identifier pairs", _CSV_FIX)
         try:
             yield Device(tuple(DeviceIdentifier(cells[i], cells[i + 1]) for i in range(0, len(cells), 2)))
         except InputError as exc:
