@@ -44,17 +44,9 @@ from uws_adapter.soap.sessions import IdleSessions, LoginThrottle, LoginVerdict,
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
 
 __all__ = [
-    "ACTIVE",
-    "DEFAULT_ACCOUNT",
-    "MAX_BODY",
-    "SUSPENDED",
-    "Carrier",
-    "EmulatedDevice",
-    "EmulatorFault",
-    "Listener",
-    "generated_devices",
-    "listener_url_problem",
-]
+    "ACTIVE", "DEFAULT_ACCOUNT", "MAX_BODY", "SUSPENDED", "Carrier", "EmulatedDevice", "EmulatorFault", "Listener",
+    "generated_devices", "listener_url_problem",
+]  # fmt: skip
 MAX_BODY = 8 * 1024 * 1024  # a 10,000-device request is about 2 MB
 _log = logging.getLogger("uws_adapter.emulator")
 
