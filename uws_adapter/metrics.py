@@ -15,6 +15,7 @@ and a scrape of any worker sums them all (prometheus_client's multiprocess mode)
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import itertools
 import os
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
@@ -317,7 +318,8 @@ def multiprocess_dir() -> Iterator[Optional[str]]:
     if os.environ.get(MULTIPROC_VARIABLE):
         yield os.environ[MULTIPROC_VARIABLE]
         return
-    if _missing or not _installed():
+    # Found without importing it: the parent process must not make its metrics before the variable is set.
+    if _missing or importlib.util.find_spec("prometheus_client") is None:
         yield None
         return
     # Values of an earlier run must not be summed into this one's: a new folder per run, named
@@ -328,10 +330,3 @@ def multiprocess_dir() -> Iterator[Optional[str]]:
             yield str(folder)
         finally:
             os.environ.pop(MULTIPROC_VARIABLE, None)
-
-
-def _installed() -> bool:
-    # Without importing it: the parent process must not make its metrics before the variable is set.
-    import importlib.util
-
-    return importlib.util.find_spec("prometheus_client") is not None

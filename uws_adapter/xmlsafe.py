@@ -204,8 +204,8 @@ def parse_untrusted(
         raise error(f"{what}: {_NO_DOCTYPE}", line=1)
     # Nesting D deep takes at least 2*D-1 "<" bytes (D start tags, D-1 end tags or more), so a
     # document with fewer cannot be too deep; the count runs in C and only over-counts in UTF-16.
-    if markup >= 2 * max_depth + 1:
-        _check_depth(root, max_depth, error, what)
+    if markup >= 2 * max_depth + 1 and _too_deep(max_depth)(root):
+        raise error(f"{what}: nesting deeper than {max_depth} levels")
     include = next(root.iter(_XINCLUDE + "*"), None)
     if include is not None:
         # Never processed; refused outright so that no later code can be talked into it.
@@ -339,8 +339,3 @@ def _scan_prolog(text: bytes, max_nodes: Optional[int] = None) -> Optional[bool]
 def _too_deep(max_depth: int) -> etree.XPath:
     # True when an element stands at depth max_depth + 1; evaluated in C, unlike a Python walk.
     return etree.XPath("boolean(/" + "/*" * (max_depth + 1) + ")")
-
-
-def _check_depth(root: etree._Element, max_depth: int, error: Type[DocumentError], what: str) -> None:
-    if _too_deep(max_depth)(root):
-        raise error(f"{what}: nesting deeper than {max_depth} levels")
