@@ -33,8 +33,8 @@ _START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 CARRIER = "Verizon Wireless"
 
 
-def created_at(position: int) -> str:
-    return (_START + dt.timedelta(seconds=position)).isoformat()
+def _added(position: int) -> dt.datetime:
+    return _START + dt.timedelta(seconds=position)
 
 
 def _when(data: Mapping[str, Any], key: str) -> Optional[dt.datetime]:
@@ -74,7 +74,7 @@ def _device(line: EmulatedDevice, position: int) -> Dict[str, Any]:
         "deviceIds": [{"id": i.identifier, "kind": i.kind.lower()} for i in line.device.identifiers],
         "carrierInformations": [{"carrierName": CARRIER, "servicePlan": line.service_plan, "state": line.state}],
         "connected": False,
-        "createdAt": created_at(position),
+        "createdAt": _added(position).isoformat(),
         "customFields": [{"key": k, "value": v} for k, v in sorted(line.custom_fields.items())],
         "groupNames": [line.group] if line.group else [],
     }
@@ -94,7 +94,7 @@ def device_list(
     for position, line in enumerate(devices):
         if after_id is not None and position + 1 <= after_id:
             continue
-        added = _START + dt.timedelta(seconds=position)
+        added = _added(position)
         if (earliest is not None and added < earliest) or (latest is not None and added > latest):
             continue
         if _matches(line, data, fields):
