@@ -87,7 +87,8 @@ def device_list(
     an account some line is in, and ``fields`` are its custom fields (the REST front checks them)."""
     earliest, latest = _when(data, "earliest"), _when(data, "latest")
     after_id = _count(data, "largestDeviceIdSeen")
-    size = min(page_size, _count(data, "maxNumberOfDevices") or page_size)
+    asked = _count(data, "maxNumberOfDevices")  # 0 is refused below, not taken for "no limit"
+    size = page_size if asked is None else min(page_size, asked)
     if size < 1:
         raise EmulatorFault(_UNDEFINED, "maxNumberOfDevices must be 1 or more")
     found: List[Tuple[int, EmulatedDevice]] = []
