@@ -157,6 +157,17 @@ def test_malformed_documents(data: bytes, message: str) -> None:
         parse_rest_callback(data)
 
 
+@pytest.mark.parametrize("where", ["requestId", "status", "device id"])
+def test_a_mapping_holding_an_integer_too_long_to_write_is_a_parse_error(where: str) -> None:
+    # A decoded mapping is not bounded by the JSON decoder: str() of such an integer was a raw ValueError.
+    huge = 10**5000
+    body: Dict[str, Any] = {"requestId": huge} if where == "requestId" else _base(status=huge)
+    if where == "device id":
+        body = _base(deviceIds=[{"kind": "IMEI", "id": huge}])
+    with pytest.raises(CallbackParseError, match="expected a string, got an integer of 16,610 bits"):
+        parse_rest_callback(body)
+
+
 def test_deep_mapping_input_is_refused_without_recursion() -> None:
     deep: Dict[str, Any] = {"requestId": "r"}
     node = deep

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from uws_adapter.errors import CallbackParseError
+from uws_adapter.errors import CallbackParseError, shown
 from uws_adapter.jsonsafe import check_depth, loads_untrusted, wire_integer
 from uws_adapter.model import callbacks as model
 from uws_adapter.model.text import xml_carries
@@ -97,8 +97,11 @@ def _string(obj: Mapping[str, Any], key: str, where: str) -> Optional[str]:
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise CallbackParseError(f"callback: {where}{key}: expected a string, got {type(value).__name__}")
+    if not isinstance(value, str):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CallbackParseError(f"callback: {where}{key}: expected a string, got {type(value).__name__}")
+        if isinstance(value, int) and value.bit_length() > 64:  # str() past 4,300 digits: a raw ValueError
+            raise CallbackParseError(f"callback: {where}{key}: expected a string, got {shown(value)}")
     text = str(value).strip()
     return text or None
 
