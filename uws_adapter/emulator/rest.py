@@ -48,8 +48,7 @@ class RestFront:
         """One request; ``headers`` with lower-case names."""
         emulator = self.emulator
         path = path.partition("?")[0]
-        with emulator.lock:
-            emulator.counters["rest_requests"] += 1
+        emulator.count("rest_requests")
         if (method, path) == ("POST", "/api" + OAUTH_TOKEN_PATH):
             return self._token(headers, body)
         if not path.startswith(_M2M + "/"):
@@ -62,8 +61,7 @@ class RestFront:
             more = isinstance(answer, dict) and answer.get("hasMoreData") is True
             return _json(202 if more else 200, answer)
         except Refused as fault:  # EmulatorFault, or a session refused
-            with emulator.lock:
-                emulator.counters["faults"] += 1
+            emulator.count("faults")
             status = fault.http_status if isinstance(fault, EmulatorFault) else 400
             return _json(status, {"errorCode": fault.code, "errorMessage": str(fault)})
 
