@@ -143,11 +143,10 @@ class DeviceIdentifier:
     @classmethod
     def parse(cls, text: str) -> DeviceIdentifier:
         """Parse ``KIND:IDENTIFIER``, e.g. ``"ESN:09611822299"``."""
-        kind, value = split_pair(
+        return cls(*split_pair(
             text, ":", "identifier", "KIND:IDENTIFIER", "IMEI:990003420535573", code=Code.DEVICE_IDENTIFIER,
             allow_blank=False,
-        )  # fmt: skip
-        return cls(kind, value)
+        ))  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.identifier}"

@@ -83,10 +83,9 @@ class CustomField:
     @classmethod
     def parse(cls, text: str) -> CustomField:
         """Parse ``NAME=VALUE``."""
-        name, value = split_pair(
-            text, "=", "custom field", "NAME=VALUE", "CustomField2=SuperVend", code=Code.INVALID_CHARACTER
+        return cls(
+            *split_pair(text, "=", "custom field", "NAME=VALUE", "CustomField2=SuperVend", code=Code.INVALID_CHARACTER)
         )
-        return cls(name, value)
 
 
 @dataclass(frozen=True)
