@@ -207,6 +207,8 @@ def _payload(body: etree._Element) -> etree._Element:
     # Worked on in place (the tree is this request's own), found by XPath: a 10,000-device
     # request has some 100,000 elements, too many to walk in Python.
     payload = children[0]
+    # Comments are no content: a value reads whole and every child is an element (1 ms at 10,000 devices).
+    etree.strip_tags(payload, etree.Comment)
     for element in _found(_TYPED, payload):
         del element.attrib[XSI_TYPE]
     schema = payload_schema()
