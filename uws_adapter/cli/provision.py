@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 from dataclasses import replace
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 from uws_adapter.callbacks.rest_json import parse_rest_callback, rest_callback_dict
 from uws_adapter.callbacks.uws_render import render_callback
@@ -22,7 +22,6 @@ from uws_adapter.config import (
     MAX_DAILY_BUDGET,
     Settings,
     load_settings,
-    timeout_seconds,
 )
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.errors import InputError, OutcomeUnknown
@@ -227,11 +226,6 @@ def connection_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def rest_settings(args: argparse.Namespace) -> Settings:
-    """:func:`connection_settings` for a REST-only command."""
-    return connection_settings(args)
-
-
 def _run_envelope(args: argparse.Namespace) -> int:
     action = action_named(args.action, with_billing=args.with_billing)
     selection = _selection(args)
@@ -281,12 +275,6 @@ def _run_parse(args: argparse.Namespace) -> int:
         form = callback.to_dict(reveal_password=args.reveal_password)
         sys.stdout.write(json.dumps(form, indent=2, ensure_ascii=False) + "\n")
     return 0
-
-
-def parse_timeout(text: str, option: str = "--timeout") -> Tuple[float, float]:
-    """``CONNECT,READ`` seconds, checked as the timeout setting is (one rule), naming ``option``."""
-    connect, read = timeout_seconds(text, option)
-    return connect, read
 
 
 def _confirm(args: argparse.Namespace, selection: Selection, settings: Settings) -> None:
