@@ -63,10 +63,6 @@ def _backend(value: Any, origin: str) -> str:
     return str(backend)
 
 
-def _url(value: Any, origin: str) -> str:
-    return check_url(value, origin)
-
-
 def _checked(check: Callable[[Any], Any], parse: Callable[[str], Any], what: str, example: str) -> Convert:
     """A converter from a check of the transport's (which names the setting) and a text parser."""
 
@@ -107,8 +103,8 @@ _budget = whole(
 #: Setting -> environment variable, converter, secret (the one table for file, environment and arguments).
 OPTIONS = (
     Option("backend", "UWS_ADAPTER_BACKEND", _backend),
-    Option("soap_url", "UWS_ENDPOINT", _url),
-    Option("rest_url", "UWS_ADAPTER_REST_URL", _url),
+    Option("soap_url", "UWS_ENDPOINT", check_url),
+    Option("rest_url", "UWS_ADAPTER_REST_URL", check_url),
     Option("username", "UWS_USERNAME"),
     Option("password", "UWS_PASSWORD", secret=True),
     Option("client_id", "THINGSPACE_CLIENT_ID"),

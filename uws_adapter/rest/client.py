@@ -296,12 +296,13 @@ def _account(account: object) -> str:
     return required_text("account", account, ACCOUNT_FIX)
 
 
+_SERVICE_FIX = "use one of " + ", ".join(CALLBACK_SERVICES)
+
+
 def _service(service: object) -> str:
-    name = required_text("service", service, "use one of " + ", ".join(CALLBACK_SERVICES))
+    name = required_text("service", service, _SERVICE_FIX)
     if name not in CALLBACK_SERVICES:
-        raise InputError(
-            "service", f"unknown callback service {shown(name)}", "use one of " + ", ".join(CALLBACK_SERVICES)
-        )
+        raise InputError("service", f"unknown callback service {shown(name)}", _SERVICE_FIX)
     return name
 
 
