@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Optional, Tuple, Union
 
 from uws_adapter.errors import InputError, shown
-from uws_adapter.provisioning.base import DEFAULT_DAILY_BUDGET, Provisioner
+from uws_adapter.provisioning.base import DEFAULT_DAILY_BUDGET, MAX_DAILY_BUDGET, Provisioner
 from uws_adapter.provisioning.options import (
     CLIENT_OPTIONS,
     DEFAULT_DEADLINE,
@@ -94,7 +94,6 @@ timeout_seconds = _checked(check_timeout, _pair_of_seconds, "CONNECT,READ second
 
 #: The budget guard's range: 0 turns it off (deliberately, logged when a client starts), else
 #: 1 to 1,000 actions per line in 24 hours (5 for most accounts [doc], 25 with the upgrade).
-MAX_DAILY_BUDGET = 1000
 _budget = whole(
     0, MAX_DAILY_BUDGET, "a whole number of actions per line per day",
     f"give 1 to {MAX_DAILY_BUDGET:,} (5 for most accounts, 25 with the upgrade), or 0 to turn the guard off",
