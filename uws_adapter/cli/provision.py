@@ -59,12 +59,9 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
 
 def _add_billing(parser: argparse.ArgumentParser) -> None:
     billing = parser.add_mutually_exclusive_group()
-    billing.add_argument(
-        "--with-billing", dest="with_billing", action="store_const", const=True, help="REST only: withBilling true"
-    )
-    billing.add_argument(
-        "--without-billing", dest="with_billing", action="store_const", const=False, help="REST only: withBilling false"
-    )
+    for flag, value in (("--with-billing", True), ("--without-billing", False)):
+        help_text = f"REST only: withBilling {str(value).lower()}"
+        billing.add_argument(flag, dest="with_billing", action="store_const", const=value, help=help_text)
 
 
 def _selection(args: argparse.Namespace) -> Selection:
