@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, List, Mapping, Optional, Sequence, Tuple, Union
 
 from uws_adapter.errors import InputError, shown
 from uws_adapter.provisioning.base import DEFAULT_DAILY_BUDGET, MAX_DAILY_BUDGET, Provisioner
@@ -50,6 +50,7 @@ __all__ = [
     "load_settings",
     "rest_client",
     "timeout_seconds",
+    "unset",
 ]
 
 SECTION = "uws-adapter"
@@ -191,13 +192,11 @@ def connect(settings: Optional[Settings] = None, *, store: Optional[RequestLog] 
         check_login(settings)
     if settings.backend == "rest":
         if not (settings.client_id and settings.client_secret):
-            missing = " and ".join(
-                ENVIRONMENT[name] for name in ("client_id", "client_secret") if not getattr(settings, name)
-            )
             raise InputError(
                 "client_id" if not settings.client_id else "client_secret",
                 "the REST backend needs OAuth2 keys",
-                f"set {missing} (or client_id / client_secret in [{SECTION}] of the settings file)",
+                f"set {' and '.join(unset(settings, _OAUTH_KEYS))} (or client_id / client_secret in [{SECTION}] of "
+                "the settings file)",
             )
         client: Provisioner = rest_client(settings, store=store)
     else:  # with a token, the login is empty (use_token): the client uses the token as it is
@@ -225,6 +224,16 @@ def rest_client(
         username=settings.username, password=settings.password, store=store,
         options=settings.send_options if options is None else options,
     )  # fmt: skip
+
+
+#: What a REST client is made of: the OAuth2 application keys, then the login of its M2M session.
+_OAUTH_KEYS = ("client_id", "client_secret")
+_REST_CREDENTIALS = (*_OAUTH_KEYS, "username", "password")
+
+
+def unset(settings: Settings, names: Sequence[str] = _REST_CREDENTIALS) -> List[str]:
+    """The environment variables of the settings among ``names`` that ``settings`` leaves empty."""
+    return [ENVIRONMENT[name] for name in names if not getattr(settings, name)]
 
 
 def check_login(settings: Settings) -> None:

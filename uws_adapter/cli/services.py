@@ -478,12 +478,10 @@ def _serve(server: Any, app: Any, announcement: str) -> None:
 
 def _rest_settings(args: argparse.Namespace) -> Settings:
     """The bridge's REST login: [uws-adapter] of the same settings file, and the environment."""
-    from uws_adapter.config import ENVIRONMENT, load_settings
+    from uws_adapter.config import load_settings, unset
 
     rest = replace(load_settings(getattr(args, "config", None)), backend="rest")
-    missing = [
-        ENVIRONMENT[name] for name in ("client_id", "client_secret", "username", "password") if not getattr(rest, name)
-    ]
+    missing = unset(rest)
     if missing:
         raise InputError(
             "REST credentials", f"incomplete: {', '.join(missing)} not set",
