@@ -210,7 +210,6 @@ def connection_settings(args: argparse.Namespace) -> Settings:
     checked once (a URL nothing can be sent to is bad input, refused before any I/O, naming the
     option). An explicit --token replaces a login from the file or the environment."""
     given = {name: getattr(args, option[2:].replace("-", "_"), None) for name, option in _OPTIONS.items()}
-    given["soap_url"] = args.endpoint
     settings = load_settings(args.config, origins=_OPTIONS, **given)
     if args.token:
         if args.username or args.password:
