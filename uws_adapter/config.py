@@ -68,7 +68,8 @@ def _checked(check: Callable[[Any], Any], parse: Callable[[str], Any], what: str
     """A converter from a check of the transport's (which names the setting) and a text parser."""
 
     def convert(value: Any, origin: str) -> Any:
-        if isinstance(value, str):
+        written = isinstance(value, str)  # in a file, a variable or an option: the fix is written so too
+        if written:
             try:
                 value = parse(value)
             except ValueError:
@@ -76,7 +77,7 @@ def _checked(check: Callable[[Any], Any], parse: Callable[[str], Any], what: str
         try:
             return check(value)
         except InputError as exc:
-            raise relocated(exc, origin) from None
+            raise relocated(exc, origin, f"write e.g. {example}" if written else None) from None
 
     return convert
 
