@@ -172,10 +172,8 @@ class RestFront:
         if method == "DELETE" and len(rest) == 2 and rest[0] == "name":
             with emulator.lock:
                 existing = emulator.listeners.get((account, rest[1]))
-                if existing is None or existing.api != "rest":
-                    raise EmulatorFault(
-                        Code.CALLBACK_NOT_FOUND, f"no {rest[1]} listener registered over REST"
-                    )  # [inferred]
+                if existing is None or existing.api != "rest":  # the code is [inferred]
+                    raise EmulatorFault(Code.CALLBACK_NOT_FOUND, f"no {rest[1]} listener registered over REST")
                 del emulator.listeners[(account, rest[1])]
             return {"accountName": account, "serviceName": rest[1]}
         if method == "POST" and not rest:
