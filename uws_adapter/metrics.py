@@ -306,8 +306,7 @@ def scrape(store_collector: Optional[StoreCollector] = None) -> Optional[bytes]:
         registry.register(_Forward(made["registry"]))
     if store_collector is not None:
         registry.register(store_collector)
-    text: bytes = generate_latest(registry)
-    return text
+    return generate_latest(registry)
 
 
 @contextlib.contextmanager

@@ -130,8 +130,7 @@ def render_callback(callback: CallbackRequest) -> bytes:
     _sub(data, "Status", callback.status, nil=callback.status is None)
     _sub(data, "CallbackCount", callback.callback_count, nil=callback.callback_count is None)
     _sub(data, "MaxCallbackThreshold", callback.max_callback_threshold, nil=callback.max_callback_threshold is None)
-    rendered: bytes = etree.tostring(envelope, encoding="utf-8")
-    return rendered
+    return etree.tostring(envelope, encoding="utf-8")
 
 
 def _render_suspend(section: etree._Element, result: SuspendResult) -> None:
