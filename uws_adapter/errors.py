@@ -286,8 +286,7 @@ def bare_code(code: str) -> str:
 def fault_class(code: str) -> Type[ServiceFault]:
     """The exception class a fault code means, by :data:`FAULT_CLASSES`."""
     bare = bare_code(code)
-    found = FAULT_CLASSES.get(bare) or FAULT_CLASSES.get(bare.partition(".")[0])
-    return found if found is not None else UnknownFault
+    return FAULT_CLASSES.get(bare) or FAULT_CLASSES.get(bare.partition(".")[0]) or UnknownFault
 
 
 def fault_for(code: str, message: str, http_status: Optional[int] = None) -> ServiceFault:
