@@ -277,10 +277,8 @@ def bare_code(code: str) -> str:
     """``code`` without a QName prefix (``a:``) or a ``<Service>.`` prefix: the key of
     :data:`FAULT_CLASSES`."""
     bare = code.strip().rpartition(":")[2]
-    family, dot, rest = bare.partition(".")
-    if dot and family not in (Code.INPUT_INVALID, Code.REQUEST_FAILED):  # CarrierService.REQUEST_FAILED...
-        return rest
-    return bare
+    family, dot, rest = bare.partition(".")  # CarrierService.REQUEST_FAILED...: the service dropped
+    return rest if dot and family not in (Code.INPUT_INVALID, Code.REQUEST_FAILED) else bare
 
 
 def fault_class(code: str) -> Type[ServiceFault]:
