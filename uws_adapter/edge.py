@@ -160,9 +160,7 @@ def raw_target(environ: Dict[str, Any]) -> str:
     ``RAW_URI``), not the server's decoded and normalised ``PATH_INFO``: waitress serves
     ``//metrics`` as ``/metrics``."""
     raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
-    if isinstance(raw, str) and raw:
-        return raw
-    return quote(environ.get("PATH_INFO") or "/")
+    return raw if isinstance(raw, str) and raw else quote(environ.get("PATH_INFO") or "/")
 
 
 class Router:
