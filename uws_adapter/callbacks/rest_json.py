@@ -129,7 +129,7 @@ def _integer(obj: Mapping[str, Any], key: str, where: str = "") -> Optional[int]
             return wire_integer(value.strip() if isinstance(value, str) else str(value))
         except ValueError as exc:
             raise CallbackParseError(f"callback: {where}{key}: {exc}") from None
-    raise CallbackParseError(f"callback: {where}{key}: {value!r} is not an integer")
+    raise CallbackParseError(f"callback: {where}{key}: {shown(value)} is not an integer")
 
 
 def _boolean(obj: Mapping[str, Any], key: str, where: str) -> Optional[bool]:
@@ -138,7 +138,7 @@ def _boolean(obj: Mapping[str, Any], key: str, where: str) -> Optional[bool]:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise CallbackParseError(f"callback: {where}{key}: {value!r} is not true or false")
+    raise CallbackParseError(f"callback: {where}{key}: {shown(value)} is not true or false")
 
 
 def _object(obj: Mapping[str, Any], key: str, where: str = "") -> Optional[Mapping[str, Any]]:
@@ -262,11 +262,15 @@ def _fault(obj: Mapping[str, Any]) -> Optional[model.CallbackFault]:
         return None
     where = "faultResponse."
     detail = fault_response.get("detail")
+    try:
+        detail = detail if detail is None or isinstance(detail, str) else json.dumps(detail, sort_keys=True)
+    except (TypeError, ValueError):  # a decoded mapping's own values: bytes, an integer past 4,300 digits
+        raise CallbackParseError(f"callback: {where}detail: not a JSON value") from None
     return model.CallbackFault(
         _string(fault_response, "faultcode", where),
         _string(fault_response, "faultstring", where),
         _string(fault_response, "faultactor", where),
-        detail if detail is None or isinstance(detail, str) else json.dumps(detail, sort_keys=True),
+        detail,
     )
 
 
