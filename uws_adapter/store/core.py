@@ -145,6 +145,11 @@ class SqlCore(EventPages):
         """``work`` on a connection that reads what is committed (each statement by itself)."""
         raise NotImplementedError
 
+    def _glance(self, what: str, work: Callable[[Sql], T]) -> T:
+        """:meth:`_read` of one short statement on every call of a service (the bridge's session
+        read): a backend may run it where it is cheapest, never waiting for a write."""
+        return self._read(what, work)
+
     def _snapshot(self, what: str, work: Callable[[Sql], T]) -> T:
         """``work``'s statements in one read snapshot: a write committed meanwhile is not half seen."""
         raise NotImplementedError
@@ -415,7 +420,7 @@ class SqlCore(EventPages):
         self._transact("record the session", work, durable=False)
 
     def session_last_used(self, token_sha256: str) -> Optional[float]:
-        row = self._read(
+        row = self._glance(
             "read the session",
             lambda db: db.one("SELECT last_used FROM bridge_sessions WHERE token_sha256 = ?", (token_sha256,)),
         )
