@@ -374,6 +374,7 @@ def test_a_wait_and_the_emulators_lines_are_bounded_as_the_library_bounds_them()
     # Each bound has one home (waits.LONGEST_WAIT, emulator.lines.MAX_GENERATED); a setting past it
     # was accepted here and refused later, naming the library's field instead of the option.
     from uws_adapter.emulator.lines import MAX_GENERATED
+    from uws_adapter.settings.source import number
     from uws_adapter.waits import LONGEST_WAIT
 
     for field in ("session_idle", "callback_spacing"):
@@ -385,6 +386,9 @@ def test_a_wait_and_the_emulators_lines_are_bounded_as_the_library_bounds_them()
     assert EmulatorSettings(devices=MAX_GENERATED).devices == MAX_GENERATED
     with pytest.raises(InputError, match=r"^lockout_seconds: 4e\+07 is out of range"):
         BridgeSettings(lockout_seconds=4e7)
+    # Just past the bound, the value is quoted whole: 'g' would round it to one inside the range.
+    with pytest.raises(InputError, match=r"^--timeout: 31536001.0 is out of range; give 0 or more, up to a year"):
+        number(0)(str(int(LONGEST_WAIT) + 1), "--timeout")
 
 
 def test_a_limit_refused_where_it_was_written_is_fixed_as_it_is_written() -> None:

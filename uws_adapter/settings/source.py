@@ -136,7 +136,10 @@ def number(
             seconds = math.inf if number_ > 0 else -math.inf
         if (seconds <= low if open_low else seconds < low) or seconds > high or math.isinf(seconds):
             big = isinstance(number_, int) and number_.bit_length() > 128
-            raise InputError(origin, f"{shown(number_) if big else format(seconds, 'g')} is out of range", fix)
+            # 'g' is short (1e+10) but rounds: 31536001 would read 3.1536e+07, a value in range
+            written = format(seconds, "g")
+            written = written if float(written) == seconds or math.isinf(seconds) else repr(seconds)
+            raise InputError(origin, f"{shown(number_) if big else written} is out of range", fix)
         return seconds
 
     return convert
