@@ -150,6 +150,7 @@ def test_the_store_behind_missing_or_not_a_store(tmp_path: Path) -> None:
     missing = check_store(options(tmp_path, db=str(gone)))
     assert missing.status == FAIL
     assert not gone.exists()  # a check never creates a store
+    assert missing.fix.endswith(f"uws-adapter db upgrade --create --db {gone}")  # the command that makes one
     (tmp_path / "text.db").write_text("not a database")
     assert check_store(options(tmp_path, db=str(tmp_path / "text.db"))).status == FAIL
     assert check_store(options(tmp_path)).status == WARN

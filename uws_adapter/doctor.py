@@ -238,7 +238,9 @@ def check_store(options: DoctorOptions) -> Check:
     try:
         version, expected = schema_versions(location)
     except UwsAdapterError as exc:
-        return Check("store", FAIL, _reason(exc), "point --db at the receiver's store, or create it with db upgrade")
+        # db upgrade alone refuses a missing store: the fix names the --create that makes one
+        create = f"uws-adapter db upgrade --create --db {shown}"
+        return Check("store", FAIL, _reason(exc), f"point --db at the receiver's store, or create one: {create}")
     if version < expected:
         return Check("store", FAIL, f"{shown}: schema {version}, this release needs {expected}",
                      f"uws-adapter db upgrade --db {shown}")  # fmt: skip
