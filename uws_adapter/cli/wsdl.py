@@ -11,6 +11,7 @@ from typing import Dict
 
 from uws_adapter.cli.options import Build, Verbs
 from uws_adapter.errors import InputError
+from uws_adapter.settings.source import relocated
 from uws_adapter.waits import check_seconds
 
 #: The ``wsdl`` group (uws_adapter.cli.main.COMMANDS).
@@ -42,7 +43,10 @@ def _run_diff(args: argparse.Namespace) -> int:
 
     if args.max_bytes < 1:
         raise InputError("--max-bytes", f"{args.max_bytes} is not a size", "give a number of bytes, e.g. 4194304")
-    deadline = check_seconds("--deadline", args.deadline, "60")
+    try:
+        deadline = check_seconds("--deadline", args.deadline, "60")
+    except InputError as exc:  # an option is written, not passed: its fix says so, as the settings' do
+        raise relocated(exc, "--deadline", "write e.g. 60") from None
     timeout = timeout_seconds(args.timeout, "--timeout")
     result = diff(args.source, timeout=timeout, deadline=deadline, max_bytes=args.max_bytes)
     if args.json:
