@@ -83,7 +83,9 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
         "wire",
         "xmlsafe",
     ),
-    "settings": _units("callbacks", "emulator", "errors", "provisioning", "soap", "store", "waits", "wire", "xmlsafe"),
+    "settings": _units(
+        "callbacks", "emulator", "errors", "provisioning", "redaction", "soap", "store", "waits", "wire", "xmlsafe"
+    ),
     "config": _units("errors", "provisioning", "rest", "settings", "store", "uws", "wire"),
     "netcheck": _units("errors", "provisioning", "redaction"),
     "wsdldiff": _units("errors", "netcheck", "provisioning", "redaction", "soap", "wire", "xmlsafe"),
