@@ -50,9 +50,10 @@ T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 logger = logging.getLogger("uws_adapter.transport")
 
-#: How the limits are changed, for messages.
+#: How the clients' limits are changed, for messages (the relay and the emulator say their own).
 DEADLINE_FIX = "raise deadline= (UWS_ADAPTER_DEADLINE, --deadline) if the service is just slow"
 ANSWER_FIX = "raise max_answer_bytes= (UWS_ADAPTER_MAX_ANSWER_BYTES, --max-answer-bytes) if such answers are expected"
+CLIENT_LIMITS = (DEADLINE_FIX, ANSWER_FIX)
 #: What to check when a header cannot be written: the credentials and tokens that go into one.
 HEADER_FIX = "check the credentials and tokens given (client_id, client_secret, bearer_token, token)"
 #: Where the clients' URLs are set, for messages (the relay and the emulator name their own).
@@ -139,7 +140,8 @@ class Engine:
     """Sends :class:`Outgoing` requests under the rules above, through one
     :class:`requests.Session` (its connections kept alive; pass ``session`` to share one; the
     engine's own is an :class:`~uws_adapter.provisioning.transport.OriginSession`).
-    ``urls`` says where the URLs it sends to are set, for the messages that ask to check them."""
+    ``urls`` says where the URLs it sends to are set, for the messages that ask to check them;
+    ``limits`` what to do when the deadline, then the answer cap, ends an exchange."""
 
     def __init__(
         self,
@@ -148,6 +150,7 @@ class Engine:
         session: Optional[requests.Session] = None,
         sleep: Callable[[float], None] = time.sleep,
         urls: str = CLIENT_URLS,
+        limits: Tuple[str, str] = CLIENT_LIMITS,
     ) -> None:
         if not isinstance(options, SendOptions):
             raise InputError("options", f"{type(options).__name__} is not SendOptions", "pass SendOptions(...)")
@@ -156,6 +159,7 @@ class Engine:
         self.session = with_deadline_adapters(session if session is not None else OriginSession())
         self._sleep = sleep
         self.urls = urls
+        self.limits = limits
 
     def call(self, request: Outgoing, codec: Codec[T]) -> T:
         """Send ``request`` and read its answer with ``codec``, or raise what the outcome means."""
@@ -252,8 +256,10 @@ class Engine:
 
     def _limit_text(self, exc: LimitExceeded) -> str:
         if exc.cap:
-            return f"the answer is over the {self.options.max_answer_bytes:,}-byte limit (decompressed); {ANSWER_FIX}"
-        return f"no complete answer within the {self.options.deadline:g} s deadline; {DEADLINE_FIX}"
+            return (
+                f"the answer is over the {self.options.max_answer_bytes:,}-byte limit (decompressed); {self.limits[1]}"
+            )
+        return f"no complete answer within the {self.options.deadline:g} s deadline; {self.limits[0]}"
 
     def close(self) -> None:
         """Release the connections."""
