@@ -136,3 +136,17 @@ def test_a_2xx_without_a_request_id_is_an_unknown_outcome_on_both_apis(api: str)
         assert len(server.bodies) == 1
     finally:
         server.close()
+
+
+def test_a_lost_answer_to_a_repeatable_request_does_not_ask_to_check_callbacks() -> None:
+    # A listing (or a registration, a relay) changes nothing when sent twice: "check its callbacks
+    # before sending it again" is the advice for provisioning only.
+    silent = SilentServer()
+    try:
+        client = RestClient(base_url=silent.url + "/api", bearer_token="b", token="s", timeout=(2.0, 0.5))
+        with pytest.raises(TransportError) as caught:
+            client.callback_listeners("0000123456-00001")
+        assert "callbacks before sending it again" not in str(caught.value)
+        assert "safe" in str(caught.value)
+    finally:
+        silent.close()

@@ -248,11 +248,11 @@ class Engine:
                 f"{request.operation}: no usable answer from {url} ({reason}); nothing was provisioned: "
                 "log in again (it is safe)"
             )
-        return OutcomeUnknown(
-            f"{reason} after the request was sent to {url}; it may have been carried out: check its "
-            "callbacks before sending it again",
-            request=request.sent(),
-        )
+        if request.stakes is Stakes.REPEATABLE:  # a listing, a registration, a relay: nothing to reconcile
+            advice = "it may have been carried out; sending it again is safe (it changes nothing twice)"
+        else:
+            advice = "it may have been carried out: check its callbacks before sending it again"
+        return OutcomeUnknown(f"{reason} after the request was sent to {url}; {advice}", request=request.sent())
 
     def _limit_text(self, exc: LimitExceeded) -> str:
         if exc.cap:
