@@ -79,15 +79,15 @@ def fetch(
     options = SendOptions(timeout=timeout, deadline=deadline, max_answer_bytes=max_bytes, connect_retries=0)
     sender = Engine(options, limits=limits)
     try:
-        # Stakes.LOGIN: an answer lost after sending is a plain TransportError, not an OutcomeUnknown
+        # Stakes.READ: an answer lost after sending is a plain TransportError, not an OutcomeUnknown
         # to reconcile (a GET provisions nothing).
-        request = Outgoing("GET", url, "GET", (("Accept", accept),), stakes=Stakes.LOGIN, verify=verify)
+        request = Outgoing("GET", url, "GET", (("Accept", accept),), stakes=Stakes.READ, verify=verify)
         return sender.send(request)
     except TransportError as exc:
         # In the clients' words (the engine's): "connection refused", "name not found", ...
         problem = tls_problem(exc) or (connect_failure(exc) if isinstance(exc, ConnectionFailed) else None)
-        if problem is None:  # no complete answer: the engine's words, without its advice to log in again
-            raise TransportError(str(exc).partition("; nothing was provisioned")[0]) from None
+        if problem is None:  # no complete answer: the engine's words
+            raise TransportError(str(exc)) from None
         raise TransportError(f"GET {masked_url(url)}: {problem}") from None
     finally:
         sender.close()

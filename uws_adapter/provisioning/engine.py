@@ -69,6 +69,9 @@ class Stakes(enum.Enum):
     REPEATABLE = "repeatable"
     #: It must not be sent twice blindly (provisioning): a lost answer is an outcome to reconcile.
     ONCE = "once"
+    #: It reads a document and changes nothing (the first-contact tools' GETs): a lost answer is a
+    #: plain :class:`TransportError`, with no advice of its own (the caller says what to check).
+    READ = "read"
 
 
 @dataclass(frozen=True)
@@ -232,7 +235,9 @@ class Engine:
             )
         if request.stakes is Stakes.LOGIN:
             raise TransportError(f"{detail}; logging in failed: log in again", http_status=status)
-        if status >= 500 or (200 <= status < 300 and request.stakes is Stakes.ONCE):
+        if request.stakes is not Stakes.READ and (
+            status >= 500 or (200 <= status < 300 and request.stakes is Stakes.ONCE)
+        ):
             raise OutcomeUnknown(
                 f"{detail}; the request may have been carried out: check its callbacks before sending it again",
                 request=request.sent(),
@@ -243,6 +248,8 @@ class Engine:
     def _lost(self, reason: str, request: Outgoing) -> TransportError:
         url = masked_url(request.url)
         logger.info("%s at %s: %s", request.operation, masked_url(request.url, quoted=False), reason)
+        if request.stakes is Stakes.READ:
+            return TransportError(f"{request.operation}: no usable answer from {url} ({reason})")
         if request.stakes is Stakes.LOGIN:
             return TransportError(
                 f"{request.operation}: no usable answer from {url} ({reason}); nothing was provisioned: "
