@@ -11,7 +11,8 @@ follows from each outcome is decided here, once:
   a URL nothing can be sent to is an :class:`InputError`;
 - a request whose bytes **may have left** and got no complete answer (reset, read timeout, the
   deadline, the answer cap) is :class:`OutcomeUnknown`, carrying what was sent (secrets
-  redacted) — provisioning is not idempotent, so nothing is sent again blindly; a login is a
+  redacted) — provisioning is not idempotent, so nothing is sent again blindly (a repeatable
+  request says sending it again is safe); a login, or a read that changes nothing, is a
   :class:`TransportError` instead (nothing was provisioned, logging in again is safe);
 - an answer that is **not usable** (an HTML page, a proxy's text, an empty body): a 404 says
   to check the endpoint URL; a login says to log in again; a 5xx, or a 2xx to a request that
