@@ -180,11 +180,11 @@ class CallbackRequest:
                 callback_count=data.get("callback_count"),
                 max_callback_threshold=data.get("max_callback_threshold"),
                 comment=data.get("comment"),
-                suspend=_suspend(data.get("suspend")),
+                suspend=None if data.get("suspend") is None else _suspend(data["suspend"]),
                 restore=None if data.get("restore") is None else RestoreResult(**data["restore"]),
                 fault=None if data.get("fault") is None else CallbackFault(**data["fault"]),
-                nidd=_nidd(data.get("nidd")),
-                profile=_profile(data.get("profile")),
+                nidd=None if data.get("nidd") is None else _nidd(data["nidd"]),
+                profile=None if data.get("profile") is None else _profile(data["profile"]),
                 unmodeled=tuple(data.get("unmodeled", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -199,9 +199,7 @@ def _devices(items: Any) -> Tuple[ReportedDevice, ...]:
     return tuple(ReportedDevice(item["kind"], item["identifier"]) for item in items)
 
 
-def _suspend(data: Any) -> Optional[SuspendResult]:
-    if data is None:
-        return None
+def _suspend(data: Any) -> SuspendResult:
     date = data.get("expected_resume_date")
     return SuspendResult(
         None if date is None else _dt.date.fromisoformat(date),
@@ -211,15 +209,11 @@ def _suspend(data: Any) -> Optional[SuspendResult]:
     )
 
 
-def _nidd(data: Any) -> Optional[NiddResult]:
-    if data is None:
-        return None
+def _nidd(data: Any) -> NiddResult:
     return NiddResult(data.get("account_name"), data.get("reason"), _devices(data.get("devices", ())))
 
 
-def _profile(data: Any) -> Optional[ProfileResult]:
-    if data is None:
-        return None
+def _profile(data: Any) -> ProfileResult:
     return ProfileResult(
         _devices(data.get("devices", ())), data.get("state"), data.get("profile_status"), data.get("profile_role")
     )
