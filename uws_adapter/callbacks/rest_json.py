@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from uws_adapter.errors import CallbackParseError, shown
+from uws_adapter.errors import CallbackParseError, InputError, shown
 from uws_adapter.jsonsafe import check_depth, loads_untrusted, wire_integer
 from uws_adapter.model import callbacks as model
 from uws_adapter.model.text import xml_carries
@@ -341,4 +341,9 @@ def _device_response_dict(callback: model.CallbackRequest) -> Dict[str, Any]:
 
 def render_rest_callback(callback: model.CallbackRequest) -> bytes:
     """The REST JSON callback for ``callback``, as UTF-8 bytes."""
-    return json.dumps(rest_callback_dict(callback), ensure_ascii=False).encode("utf-8")
+    try:
+        return json.dumps(rest_callback_dict(callback), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 document can carry it
+        raise InputError(
+            "callback", "a text in it holds a lone surrogate, which no UTF-8 document can carry", "give decoded text"
+        ) from None

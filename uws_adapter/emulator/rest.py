@@ -83,7 +83,15 @@ class RestFront:
         token = uuid.uuid4().hex
         lifetime = self.emulator.bearer_lifetime
         with self.emulator.lock:
-            self._bearers[token] = self.emulator.clock() + lifetime
+            now = self.emulator.clock()
+            # Tokens are held in the order they expire (one lifetime for all): forget the expired
+            # ones first, so that a client asking for tokens in a loop holds only the live ones.
+            while self._bearers:
+                oldest = next(iter(self._bearers))
+                if self._bearers[oldest] > now:
+                    break
+                del self._bearers[oldest]
+            self._bearers[token] = now + lifetime
             self.emulator.counters["oauth_tokens"] += 1
         return _json(200, {"access_token": token, "token_type": "bearer", "expires_in": int(lifetime)})
 
