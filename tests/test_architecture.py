@@ -84,7 +84,17 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
         "xmlsafe",
     ),
     "settings": _units(
-        "callbacks", "emulator", "errors", "provisioning", "redaction", "soap", "store", "waits", "wire", "xmlsafe"
+        "callbacks",
+        "emulator",
+        "errors",
+        "model",
+        "provisioning",
+        "redaction",
+        "soap",
+        "store",
+        "waits",
+        "wire",
+        "xmlsafe",
     ),
     "config": _units("errors", "provisioning", "rest", "settings", "store", "uws", "wire"),
     "netcheck": _units("errors", "provisioning", "redaction"),
