@@ -38,6 +38,8 @@ def _store(url: str, clock: Any = None) -> PostgresStore:
 def test_a_group_of_callbacks_is_one_statement(postgres_url: str) -> None:
     # One statement: every row it wrote has the same transaction (xmin) and command (cmin), where a
     # statement per callback gave each event a command of its own.
+    import psycopg
+
     upgrade_store(postgres_url)
     with _store(postgres_url) as store:
         store.commit_group([CallbackWrite(_callback(n)) for n in range(3)])
@@ -56,6 +58,10 @@ def test_a_group_of_callbacks_is_one_statement(postgres_url: str) -> None:
         )
         assert len(marks) == 1
         assert store.counts()["attempts"] == 11
+        # Committed when commit_group returned: no transaction left open, every row seen by others.
+        assert store._run("look", lambda db: db.info.transaction_status) == psycopg.pq.TransactionStatus.IDLE
+        with psycopg.connect(postgres_url) as other:
+            assert other.execute("SELECT count(*) FROM attempts").fetchone() == (11,)
 
 
 def test_a_resend_of_an_event_another_instance_is_committing_waits_and_is_its_attempt(postgres_url: str) -> None:

@@ -1,19 +1,23 @@
-"""What the PostgreSQL store writes for a group of callbacks and refused documents, in one
-transaction (:func:`commit_writes`).
+"""What the PostgreSQL store writes for a group of callbacks and refused documents
+(:func:`commit_writes`), committed before it returns.
 
-De-duplication is the events table's unique constraint: ``INSERT ... ON CONFLICT DO NOTHING``,
-then a separate statement counts the attempt. A re-send racing on another instance waits on the
-constraint for that instance's commit, then finds the event in the next statement (a new snapshot
-under READ COMMITTED) and is stored once and counted as an attempt. The writes of a group are run
-in the order of their event keys, so two instances' groups lock rows in the same order and cannot
-deadlock on one another.
+De-duplication is the events table's unique constraint: ``INSERT ... ON CONFLICT DO NOTHING``. A
+group's callbacks are one statement (:data:`_GROUP`, the group's values bound as arrays), which is
+its own transaction: one wait on the server and one WAL flush per group. It stores the new events
+and the attempts of the re-sends whose events its snapshot holds. A re-send racing on another
+instance waits on the constraint for that instance's commit, and the statement's snapshot, taken
+before, cannot see the event: such callbacks (and a group's duplicates, and re-sends whose content
+differs, whose events are flagged) are stored next by a statement per callback (:data:`_RESEND`,
+under READ COMMITTED a new snapshot), in a transaction of their own, before any callback of the
+group is answered: each is stored once and counted as an attempt. The callbacks of a group are
+written in the order of their event keys, so two instances' groups lock rows in the same order and
+cannot deadlock on one another.
 
-The fast path runs the whole group in a pipeline (one round trip per stage, not per statement).
 If a value is refused (a NUL character, a lone surrogate: what PostgreSQL text cannot hold) the
-group is rolled back and written again one savepoint per write, so that only the poisoned
-callback becomes a dead letter (as :mod:`.sqlite_writes` does) and its neighbours are stored.
-Failures of the database itself (connection, disk, lock timeout) propagate: nothing of the group
-is acknowledged, and the carrier re-sends.
+group's statement fails whole and the group is written again one savepoint per write, so that only
+the poisoned callback becomes a dead letter (as :mod:`.sqlite_writes` does) and its neighbours are
+stored. Failures of the database itself (connection, disk, lock timeout) propagate: nothing of the
+group is acknowledged, and the carrier re-sends.
 """
 
 from __future__ import annotations
@@ -194,15 +198,19 @@ def _fast(connection: psycopg.Connection[Any], writes: Sequence[Write], now: flo
         first.setdefault(rows[i].key, i)
     group = list(first.values())  # in key order, each event key once
     args = _group_args(group, rows, writes, now)
+    found: List[Tuple[Any, ...]] = []
     if letters:  # rare: the callbacks' statement and the dead letters in one transaction
         with connection.transaction():
             found = connection.execute(_GROUP, args).fetchall() if group else []
             cursor = connection.cursor()
             for i in letters:
                 outcomes[i].result = _dead_letter(cursor, _letter_write(writes[i]), now)
-    elif group:  # the common group: one statement, its own transaction, committed when it returns
+    elif group:
+        # The common group: one statement outside a transaction block (autocommit), so its own
+        # transaction, which the server commits (and flushes, under synchronous_commit) before it
+        # says it is ready for the next query; psycopg returns only then.
         found = connection.execute(_GROUP, args).fetchall()
-    for n, event_id, new in found if group else ():
+    for n, event_id, new in found:
         outcomes[group[n - 1]].result = (int(event_id), bool(new))
     return outcomes, [i for i in callbacks if outcomes[i].result is None]
 
