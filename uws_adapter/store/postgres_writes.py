@@ -37,6 +37,22 @@ if TYPE_CHECKING:  # psycopg is imported lazily: `import uws_adapter` must not n
 
 _log = logging.getLogger("uws_adapter.store")
 
+
+def _event_of(key: str) -> str:
+    """A join to ``e``, the stored event (its id, content_hash, differs) of the event key in the
+    row ``key`` (service, request_id, device, action), if any: the first key at or after it in the
+    unique index's order, compared. A plan only that index serves, whatever the statistics: with a
+    plain equality, the plan cached on a new, empty table went by events_by_request, and read every
+    event of the request for each callback (a benchmark's request held all of them)."""
+    columns = "service, request_id, device, action"
+    own = ", ".join(f"{key}.{c}" for c in columns.split(", "))
+    return (
+        f"CROSS JOIN LATERAL (SELECT id, {columns}, content_hash, differs FROM events"
+        f" WHERE ({columns}) >= ({own}) ORDER BY {columns} LIMIT 1) e"
+        f" WHERE (e.service, e.request_id, e.device, e.action) = ({own})"
+    )
+
+
 _NEW_EVENT = """
 WITH ev AS (
     INSERT INTO events (service, request_id, device, action, status, succeeded, fault_code, callback,
@@ -56,8 +72,10 @@ SELECT id FROM ev
 # A separate statement from _NEW_EVENT: one statement's snapshot cannot see the row another
 # instance committed while this one waited on the constraint.
 _RESEND = """
-WITH ev AS (
-    SELECT id, content_hash FROM events WHERE service = %s AND request_id = %s AND device = %s AND action = %s
+WITH k AS (
+    SELECT %s::text AS service, %s::text AS request_id, %s::text AS device, %s::text AS action
+), ev AS (
+    SELECT e.id, e.content_hash FROM k {event}
 ), flagged AS (
     UPDATE events SET differs = TRUE WHERE id = (SELECT id FROM ev) AND content_hash <> %s AND NOT differs
 ), attempt AS (
@@ -66,7 +84,7 @@ WITH ev AS (
     RETURNING event_id
 )
 SELECT event_id FROM attempt
-"""
+""".format(event=_event_of("k"))
 
 
 #: The columns of a group's callbacks, each bound as one array (:data:`_GROUP`).
@@ -82,10 +100,6 @@ _TYPES = ("text",) * 5 + ("boolean", "text", "text", "text", "integer")
 # answers (n, event id, new) for those. What it cannot see it leaves to _RESEND: an event another
 # instance committed while this insert waited on the constraint (the snapshot is older), and a
 # re-send whose content differs (its row lock taken after the inserts, as before).
-# The lookup of an existing event finds the first key at or after the callback's in the unique
-# index's order and compares it: a plan that only that index can serve. With a plain equality the
-# plan cached on a new, empty table went by events_by_request, and read every event of the
-# request for each callback (a benchmark's request held all of them).
 _GROUP = """
 WITH input AS (
     SELECT * FROM unnest({arrays}) WITH ORDINALITY AS g({columns}, n)
@@ -100,12 +114,7 @@ WITH input AS (
 ), new AS (
     SELECT g.n, ev.id, g.callback_count, g.content_hash FROM ev JOIN input g USING (service, request_id, device, action)
 ), seen AS (
-    SELECT g.n, e.id, g.callback_count, g.content_hash FROM input g CROSS JOIN LATERAL (
-        SELECT id, service, request_id, device, action, content_hash, differs FROM events
-        WHERE (service, request_id, device, action) >= (g.service, g.request_id, g.device, g.action)
-        ORDER BY service, request_id, device, action LIMIT 1
-    ) e
-    WHERE e.service = g.service AND e.request_id = g.request_id AND e.device = g.device AND e.action = g.action
+    SELECT g.n, e.id, g.callback_count, g.content_hash FROM input g {event}
         AND (e.content_hash = g.content_hash OR e.differs)
 ), attempt AS (
     INSERT INTO attempts (event_id, callback_count, content_hash, received_at)
@@ -120,7 +129,7 @@ SELECT n, id, TRUE FROM new UNION ALL SELECT n, id, FALSE FROM seen
     # Binary: psycopg writes a text array's elements as they are, where its text form escaped every
     # quote of the stored JSON with a regular expression (about 100 us a callback).
     arrays=", ".join(f"%({name})b::{kind}[]" for name, kind in zip(_COLUMNS, _TYPES)),
-    columns=", ".join(_COLUMNS), mark=event_mark("g.request_id"),
+    columns=", ".join(_COLUMNS), mark=event_mark("g.request_id"), event=_event_of("g"),
 )  # fmt: skip
 
 
