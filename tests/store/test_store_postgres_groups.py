@@ -171,3 +171,37 @@ def _tables(store: PostgresStore) -> Dict[str, List[Tuple[Any, ...]]]:
         name: sorted(store._run("read the rows", lambda db, q=query: db.execute(q).fetchall()))  # type: ignore[misc]
         for name, query in queries.items()
     }
+
+
+def test_values_the_split_form_cannot_carry_are_bound_as_arrays(postgres_url: str) -> None:
+    # A group's columns go to the server as one text each, split there; a value holding the
+    # separator or the null marker makes its group go as arrays; a lone empty value, and NULLs,
+    # come back as they were.
+    from uws_adapter.store.postgres_writes import _GROUP, _GROUP_SPLIT, _bound
+
+    odd = [
+        CallbackRequest("r\x1fx", (ReportedDevice("IMEI", "350000000000001"),), service="CarrierService",
+                        action="Suspend", status="Success"),
+        CallbackRequest("r\x1ey", (ReportedDevice("IMEI", "350000000000002"),), service="CarrierService",
+                        action="Suspend", status="Success"),
+        CallbackRequest("r2", (ReportedDevice("IMEI", "350000000000003"),), service="", action="", status=None),
+    ]  # fmt: skip
+    assert _bound({"service": ["a", "b\x1fc"], "now": 1.0})[0] is _GROUP
+    assert _bound({"status": ["a", "b\x1e"], "now": 1.0})[0] is _GROUP
+    assert _bound({"status": [None, ""], "n": [1, None], "ok": [True, False], "now": 1.0}) == (
+        _GROUP_SPLIT,
+        {"status": "\x1f\x1e\x1f", "n": "\x1f1\x1f\x1e", "ok": "\x1ft\x1ff", "now": 1.0},
+    )
+    upgrade_store(postgres_url)
+    with _store(postgres_url) as store:
+        for callback in odd:
+            [outcome] = store.commit_group([CallbackWrite(callback, ("relay",))])
+            assert outcome.result[1] is True
+        assert [o.result[1] for o in store.commit_group([CallbackWrite(c) for c in odd])] == [False] * 3
+        stored = store._run(
+            "read the events",
+            lambda db: db.execute("SELECT request_id, service, action, status FROM events ORDER BY id").fetchall(),
+        )
+        assert stored == [("r\x1fx", "CarrierService", "Suspend", "Success"),
+                          ("r\x1ey", "CarrierService", "Suspend", "Success"), ("r2", "", "", None)]  # fmt: skip
+        assert (store.counts()["attempts"], store.counts()["handler_queue"]) == (6, 3)
