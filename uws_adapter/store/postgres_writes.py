@@ -128,37 +128,22 @@ SELECT n, id, TRUE FROM new UNION ALL SELECT n, id, FALSE FROM seen
 """
 
 
-def _group_statement(bind: Callable[[str, str], str]) -> str:
-    """:data:`_GROUP_TEMPLATE` with each column's array written by ``bind`` (its name, its type).
-
-    Each array is a scalar subquery, whose value the planner does not look into: a plan made for
-    a group's own arrays then costs what the generic plan costs, and PostgreSQL keeps the generic
-    one (made once per connection). Bound plainly, a plan made for the group's arrays looked
-    cheaper, and the server planned the statement again for every group whose sizes varied
-    (0.55 ms of planning, more than the statement's run)."""
-
-    def array(name: str, kind: str) -> str:
-        return f"(SELECT {bind(name, kind)})"
-
-    return _GROUP_TEMPLATE.format(
-        arrays=", ".join(array(name, kind) for name, kind in zip(_COLUMNS, _TYPES)),
-        columns=", ".join(_COLUMNS), mark=event_mark("g.request_id"), event=_event_of("g"),
-        handler_arrays=f"{array('handler_n', 'integer')}, {array('handler_name', 'text')}",
-    )  # fmt: skip
+def _array(name: str, kind: str) -> str:
+    """The argument ``name`` as an array of ``kind``: in psycopg's binary format (in its text
+    format psycopg escaped every quote of the stored JSON with a regular expression, about 100 us a
+    callback), behind a scalar subquery, whose value the planner does not look into. A plan made
+    for a group's own arrays then costs what the generic plan costs, and PostgreSQL keeps the
+    generic one (made once per connection); bound plainly, a plan made for each group's arrays
+    looked cheaper, and the server planned the statement again for every group (0.55 ms of
+    planning, more than the statement's run)."""
+    return f"(SELECT %({name})b::{kind}[])"
 
 
-#: What separates a column's values in the one text :data:`_GROUP_SPLIT` binds for it, and what
-#: stands for NULL: control characters that no stored JSON text holds (json escapes them) nor any
-#: value read from XML (which cannot carry them). A group with either in a value is bound as arrays.
-_SEPARATOR, _NULL = "\x1f", "\x1e"
-#: The group's statement with each column bound as one text the server splits (string_to_array):
-#: psycopg binds a string as it is, where it dumps an array element by element in Python (its
-#: share of the committing thread's CPU, profiled: half). The text starts with a separator, so
-#: that a single empty value is an array of one, not an empty one.
-_GROUP_SPLIT = _group_statement(lambda name, kind: f"(string_to_array(%({name})s, chr(31), chr(30)))[2:]::{kind}[]")
-#: The group's statement with each column bound as an array, in psycopg's binary format: in its
-#: text format psycopg escaped every quote of the stored JSON with a regular expression.
-_GROUP = _group_statement(lambda name, kind: f"%({name})b::{kind}[]")
+_GROUP = _GROUP_TEMPLATE.format(
+    arrays=", ".join(_array(name, kind) for name, kind in zip(_COLUMNS, _TYPES)),
+    columns=", ".join(_COLUMNS), mark=event_mark("g.request_id"), event=_event_of("g"),
+    handler_arrays=f"{_array('handler_n', 'integer')}, {_array('handler_name', 'text')}",
+)  # fmt: skip
 
 
 def is_database_failure(exc: BaseException) -> bool:
@@ -238,7 +223,7 @@ def _fast(connection: psycopg.Connection[Any], writes: Sequence[Write], now: flo
     found: List[Tuple[Any, ...]] = []
     if letters:  # rare: the callbacks' statement and the dead letters in one transaction
         with connection.transaction():
-            found = connection.execute(*_bound(args)).fetchall() if group else []
+            found = connection.execute(_GROUP, args).fetchall() if group else []
             cursor = connection.cursor()
             for i in letters:
                 outcomes[i].result = _dead_letter(cursor, _letter_write(writes[i]), now)
@@ -246,7 +231,7 @@ def _fast(connection: psycopg.Connection[Any], writes: Sequence[Write], now: flo
         # The common group: one statement outside a transaction block (autocommit), so its own
         # transaction, which the server commits (and flushes, under synchronous_commit) before it
         # says it is ready for the next query; psycopg returns only then.
-        found = connection.execute(*_bound(args)).fetchall()
+        found = connection.execute(_GROUP, args).fetchall()
     for n, event_id, new in found:
         outcomes[group[n - 1]].result = (int(event_id), bool(new))
     return outcomes, [i for i in callbacks if outcomes[i].result is None]
@@ -269,22 +254,6 @@ def _resends(
             if found is None:
                 raise StoreError("an event vanished between its insert and its re-send's attempt")
             outcomes[i].result = (int(found[0]), False)
-
-
-def _bound(args: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
-    """The group's statement and its arguments: each column as one text (:data:`_GROUP_SPLIT`),
-    or, when a value holds a separator, as an array (:data:`_GROUP`)."""
-    split: Dict[str, Any] = {}
-    for name, values in args.items():
-        if not isinstance(values, list):
-            split[name] = values
-            continue
-        texts = [_NULL if v is None else ("t" if v else "f") if isinstance(v, bool) else str(v) for v in values]
-        joined = _SEPARATOR + _SEPARATOR.join(texts) if texts else ""
-        if joined.count(_SEPARATOR) != len(texts) or joined.count(_NULL) != values.count(None):
-            return _GROUP, args
-        split[name] = joined
-    return _GROUP_SPLIT, split
 
 
 def _group_args(group: List[int], rows: Dict[int, CallbackRow], writes: Sequence[Write], now: float) -> Dict[str, Any]:
