@@ -188,14 +188,16 @@ def _rows(writes: Sequence[Write]) -> Dict[int, CallbackRow]:
 def commit_writes(
     connection: psycopg.Connection[Any], writes: Sequence[Write], clock: Callable[[], float]
 ) -> List[Outcome]:
-    """Store ``writes`` in one transaction on ``connection`` (autocommit mode), committed before
-    this returns; one outcome per write. Raises what the database itself raised."""
+    """Store ``writes`` on ``connection`` (autocommit mode), committed before this returns: the
+    group in one transaction, the re-sends it leaves (rare) in another; one outcome per write.
+    Raises what the database itself raised."""
     for write in writes:
         if not isinstance(write, (CallbackWrite, DeadLetterWrite)):
             raise TypeError(f"not a store write: {write!r}")
     now = clock()
+    rows = _rows(writes)
     try:
-        outcomes, resends = _fast(connection, writes, now)
+        outcomes, resends = _fast(connection, writes, rows, now)
     except Exception as exc:
         if is_database_failure(exc):
             raise
@@ -203,15 +205,16 @@ def commit_writes(
         return _careful(connection, writes, clock())
     # After the group's commit: a failure here fails the group (its callbacks are sent again), and
     # never runs it again one savepoint each, which would count its stored attempts twice.
-    _resends(connection, writes, resends, outcomes, now)
+    _resends(connection, writes, rows, resends, outcomes, now)
     return outcomes
 
 
-def _fast(connection: psycopg.Connection[Any], writes: Sequence[Write], now: float) -> Tuple[List[Outcome], List[int]]:
+def _fast(
+    connection: psycopg.Connection[Any], writes: Sequence[Write], rows: Dict[int, CallbackRow], now: float
+) -> Tuple[List[Outcome], List[int]]:
     """The group in one transaction; its outcomes, and the positions of the callbacks left to
     :func:`_resends` (see :data:`_GROUP`)."""
     outcomes = [Outcome() for _ in writes]
-    rows = _rows(writes)
     order = _order(writes, rows)
     callbacks = [i for i in order if i in rows]
     letters = [i for i in order if i not in rows]
@@ -238,8 +241,8 @@ def _fast(connection: psycopg.Connection[Any], writes: Sequence[Write], now: flo
 
 
 def _resends(
-    connection: psycopg.Connection[Any], writes: Sequence[Write], resends: List[int], outcomes: List[Outcome],
-    now: float,
+    connection: psycopg.Connection[Any], writes: Sequence[Write], rows: Dict[int, CallbackRow], resends: List[int],
+    outcomes: List[Outcome], now: float,
 ) -> None:  # fmt: skip
     """The callbacks :data:`_GROUP` left (rare: a group's duplicate, an event another instance
     committed meanwhile, a re-send to flag), in key order, in a transaction of their own."""
@@ -247,8 +250,7 @@ def _resends(
         return
     with connection.transaction(), connection.pipeline():
         cursor = connection.cursor()
-        args = [_resend_args(callback_row(_callback_write(writes[i]).callback), _callback_write(writes[i]), now)
-                for i in resends]  # fmt: skip
+        args = [_resend_args(rows[i], _callback_write(writes[i]), now) for i in resends]
         cursor.executemany(_RESEND, args, returning=True)
         for i, found in zip(resends, _results(cursor)):
             if found is None:
