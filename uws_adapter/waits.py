@@ -26,7 +26,7 @@ def check_seconds(field: str, value: object, example: str, *, zero: bool = False
         wrong = "is below 0 seconds" if zero else "is not a positive number of seconds"
         raise InputError(field, f"{shown(value)} {wrong}", f"pass e.g. {example}")
     if value == float("inf"):
-        raise InputError(field, "is infinite", f"pass e.g. {example}")
+        raise InputError(field, f"{shown(value)} is not a finite number of seconds", f"pass e.g. {example}")
     if value > LONGEST_WAIT:
         raise InputError(field, f"{shown(value)} seconds is longer than a year", f"pass e.g. {example}")
     return float(value)

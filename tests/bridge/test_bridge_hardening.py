@@ -599,7 +599,7 @@ def test_nothing_in_the_store_or_answers_holds_a_legacy_password(tmp_path: Path)
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"idle": float("inf")}, r"^session idle: is infinite"),
+    [({"idle": float("inf")}, r"^session idle: inf is not a finite number of seconds"),
      ({"idle": 0}, r"^session idle: 0 is not a positive number of seconds"),
      ({"lockout": float("nan")}, r"^lockout: nan is not a number of seconds"),
      ({"lockout": 10.0**9}, r"^lockout: 1000000000.0 seconds is longer than a year")],
