@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Sequence,
 from uws_adapter import metrics, runfiles
 from uws_adapter.cli.db import add_db_option, check_creatable, open_db
 from uws_adapter.cli.options import Build, load_from_options, settings_defaults
+from uws_adapter.edge import SOAP_BASE
 from uws_adapter.errors import InputError, UwsAdapterError, install_hint
 from uws_adapter.logs import worker_environment
 from uws_adapter.receiver.app import server_options
@@ -538,7 +539,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
             raise
         started()
         shown = describe_store(settings.db)
-        banner = f"bridge: UWS at {address}/api/v2, REST callbacks at {address}/callbacks, store {shown}"
+        banner = f"bridge: UWS at {address}{SOAP_BASE}, REST callbacks at {address}/callbacks, store {shown}"
         _serve(server, app, banner + "".join(f"; {line}" for line in replaced))
     return 0
 
