@@ -322,8 +322,8 @@ def outcome_unknown_error(unknown: OutcomeUnknown, db: Optional[str]) -> Outcome
     """``unknown``, its one line ending with the id the request was recorded under and the
     command that follows it (the carrier may have acted: never re-send blindly)."""
     if unknown.recorded_as is None:
-        where = "" if db else " (give --db to record such a request, and follow it with status)"
-        text = f"{unknown}; the carrier may have acted: check the lines before sending again{where}"
+        # The engine's text says already that the carrier may have acted, and what to check.
+        text = f"{unknown}" + ("" if db else " (give --db to record such a request, and follow it with status)")
     else:
         shown = describe_store(db) if db else "the store"
         text = (
