@@ -9,7 +9,8 @@ in the order of their event keys, so two instances' groups lock rows in the same
 deadlock on one another.
 
 The fast path runs the whole group in a pipeline (one round trip per stage, not per statement).
-If a value is refused (a NUL character, a lone surrogate: what PostgreSQL text cannot hold) the
+If a value is refused (a NUL character, a lone surrogate: what PostgreSQL text cannot hold; a key
+too long for its index) the
 group is rolled back and written again one savepoint per write, so that only the poisoned
 callback becomes a dead letter (as :mod:`.sqlite_writes` does) and its neighbours are stored.
 Failures of the database itself (connection, disk, lock timeout) propagate: nothing of the group
@@ -66,9 +67,16 @@ SELECT event_id FROM attempt
 
 
 def is_database_failure(exc: BaseException) -> bool:
-    """A failure of the database itself (worth a re-send), not of the values written."""
-    import psycopg
+    """A failure of the database itself (worth a re-send), not of the values written.
 
+    A program limit (SQLSTATE class 54, an OperationalError to psycopg) is the values' doing: a key
+    too long for its index (a RequestId or device of about 2,700 bytes that do not compress) is
+    refused on every re-send, so it is a poisoned callback (a dead letter), not a reason for 503."""
+    import psycopg
+    from psycopg import errors
+
+    if isinstance(exc, errors.ProgramLimitExceeded):
+        return False
     return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
 
 
