@@ -31,8 +31,9 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "forksafe": _units(),
     "metrics": _units("forksafe", "runfiles"),
     "runfiles": _units(),
+    "localfiles": _units(),
     "waits": _units("errors"),
-    "model": _units("errors"),
+    "model": _units("errors", "localfiles"),
     "wire": _units("model"),
     "xmlsafe": _units("errors"),
     "jsonsafe": _units("errors"),
@@ -83,7 +84,9 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
         "wire",
         "xmlsafe",
     ),
-    "settings": _units("callbacks", "emulator", "errors", "provisioning", "soap", "store", "waits", "wire", "xmlsafe"),
+    "settings": _units(
+        "callbacks", "emulator", "errors", "localfiles", "provisioning", "soap", "store", "waits", "wire", "xmlsafe"
+    ),
     "config": _units("errors", "provisioning", "rest", "settings", "store", "uws", "wire"),
     "netcheck": _units("errors", "provisioning", "redaction"),
     "wsdldiff": _units("errors", "netcheck", "provisioning", "redaction", "soap", "wire", "xmlsafe"),
