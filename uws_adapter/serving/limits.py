@@ -549,6 +549,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
+        if not self.url.startswith(b"/") and "raw_path" in self.scope:
+            # httptools keeps only the path of an absolute-form target (http://host/callbacks) or
+            # none of an authority-form one: the application's target rule (edge.target_refusal),
+            # which refuses both on waitress, is given the target as sent. The request's task has
+            # not run yet, so it reads this scope.
+            self.scope["raw_path"] = self.url.partition(b"?")[0]
         self._header_bytes = 0  # the next request's headers have their own budget
         self._phase = _BODY
         # A pipelined request waits (reading paused) for the one before it: its body is due only
