@@ -67,6 +67,12 @@ def _values_outside_strings(text: str) -> int:
     return outside.count(",") + outside.count("[") + outside.count("{") - empty
 
 
+def _more_values_than(text: str, bound: int) -> bool:
+    """Whether ``text`` holds more than ``bound`` values in containers: the quick count first (in
+    strings too), the exact one only when that is over."""
+    return sum(text.count(c) for c in _QUICK) > bound and _values_outside_strings(text) > bound
+
+
 def loads_untrusted(
     text: str,
     *,
@@ -79,9 +85,8 @@ def loads_untrusted(
     """Decode ``text`` as JSON or raise ``error`` naming ``what`` and the reason. ``max_values``
     bounds the values inside containers (counted before the decode, see the module); with
     ``unique_keys`` a key twice in one object is refused."""
-    if max_values is not None and sum(text.count(c) for c in _QUICK) > max_values:
-        if _values_outside_strings(text) > max_values:
-            raise error(f"{what}: more than {max_values:,} JSON values")
+    if max_values is not None and _more_values_than(text, max_values):
+        raise error(f"{what}: more than {max_values:,} JSON values")
     hook = _unique if unique_keys else None
     try:
         value = json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant, object_pairs_hook=hook)

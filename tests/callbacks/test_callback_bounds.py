@@ -119,7 +119,9 @@ def test_json_values_are_counted_before_the_decode() -> None:
 @pytest.mark.parametrize("unit", ["[]", "{}", "0", "[ ]", '"a,[{"'])
 def test_the_count_before_the_decode_is_exact_at_the_bound(unit: str) -> None:
     # The values of a list of n units: n, plus what each unit holds (nothing here).
-    fits = json.dumps({"requestId": "r", "x": []}).replace("[]", "[" + ",".join([unit] * (MAX_CALLBACK_NODES - 2)) + "]")
+    fits = json.dumps({"requestId": "r", "x": []}).replace(
+        "[]", "[" + ",".join([unit] * (MAX_CALLBACK_NODES - 2)) + "]"
+    )
     parse_rest_callback(fits.encode())
     over = fits.replace("[", "[" + unit + ",", 1)
     with pytest.raises(CallbackParseError, match="more than"):
