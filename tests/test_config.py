@@ -385,3 +385,13 @@ def test_a_wait_and_the_emulators_lines_are_bounded_as_the_library_bounds_them()
     assert EmulatorSettings(devices=MAX_GENERATED).devices == MAX_GENERATED
     with pytest.raises(InputError, match=r"^lockout_seconds: 4e\+07 is out of range"):
         BridgeSettings(lockout_seconds=4e7)
+
+
+def test_a_limit_refused_where_it_was_written_is_fixed_as_it_is_written() -> None:
+    # Text (a file, a variable, an option) is told how to write the value, not the Python call's form.
+    with pytest.raises(InputError, match=r"^UWS_ADAPTER_TIMEOUT: \(1e\+300, 1.0\) .*; write e.g. 10,120$"):
+        load_settings(environ={"UWS_ADAPTER_TIMEOUT": "1e300,1"})
+    with pytest.raises(InputError, match=r"^--deadline: 1e\+300 seconds is longer than a year; write e.g. 180$"):
+        load_settings(environ={}, origins={"deadline": "--deadline"}, deadline="1e300")
+    with pytest.raises(InputError, match=r"^timeout: .*; pass e.g. \(10, 120\)$"):
+        load_settings(environ={}, timeout=(1e300, 1.0))

@@ -90,8 +90,7 @@ def check_url(name: str, url: str, timeout: float) -> Check:
         return Check(name, FAIL, f"{where}; {found.problem}", "check the port, firewalls and proxies")
     if found.tls:
         return Check(name, PASS, f"{where}; TLS verifies")
-    loopback = found.host in ("localhost", "127.0.0.1", "::1")
-    if loopback:
+    if found.host in ("localhost", "127.0.0.1", "::1"):
         return Check(name, PASS, f"{where}; plain http on loopback")
     return Check(name, WARN, f"{where}; plain http: logins and callbacks travel unencrypted", "use the https URL")
 

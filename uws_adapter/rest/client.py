@@ -118,12 +118,10 @@ class RestClient(Provisioner):
                 if self._bearer is None:
                     raise InputError("client_id", "no OAuth2 credentials", "pass client_id= and client_secret=")
                 return self._bearer
-            url = self.base_url + OAUTH_TOKEN_PATH
-            headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": JSON_TYPE}
-
             request = Outgoing(
-                "POST", url, "OAuth2 token", tuple(headers.items()), b"grant_type=client_credentials",
-                stakes=Stakes.LOGIN, auth=self._oauth,
+                "POST", self.base_url + OAUTH_TOKEN_PATH, "OAuth2 token",
+                (("Content-Type", "application/x-www-form-urlencoded"), ("Accept", JSON_TYPE)),
+                b"grant_type=client_credentials", stakes=Stakes.LOGIN, auth=self._oauth,
             )  # fmt: skip
             answer = self._http.call(request, _JSON)
             token, lifetime = answer.get("access_token"), answer.get("expires_in", 3600)
@@ -296,12 +294,13 @@ def _account(account: object) -> str:
     return required_text("account", account, ACCOUNT_FIX)
 
 
+_SERVICE_FIX = "use one of " + ", ".join(CALLBACK_SERVICES)
+
+
 def _service(service: object) -> str:
-    name = required_text("service", service, "use one of " + ", ".join(CALLBACK_SERVICES))
+    name = required_text("service", service, _SERVICE_FIX)
     if name not in CALLBACK_SERVICES:
-        raise InputError(
-            "service", f"unknown callback service {shown(name)}", "use one of " + ", ".join(CALLBACK_SERVICES)
-        )
+        raise InputError("service", f"unknown callback service {shown(name)}", _SERVICE_FIX)
     return name
 
 

@@ -68,9 +68,9 @@ class Option:
     secret: bool = False
 
 
-def relocated(exc: InputError, origin: str) -> InputError:
-    """``exc`` (raised by a check that names the setting) as written at ``origin``."""
-    return InputError(origin, exc.problem, exc.fix, code=exc.code)
+def relocated(exc: InputError, origin: str, fix: Optional[str] = None) -> InputError:
+    """``exc`` (raised by a check that names the setting) as written at ``origin`` (with ``fix``, if given)."""
+    return InputError(origin, exc.problem, fix or exc.fix, code=exc.code)
 
 
 # Converters: each takes text (a file, the environment) or a value (code, the command line). ---------
