@@ -25,7 +25,7 @@ from uws_adapter.cli.db import add_db_option, check_creatable, open_db
 from uws_adapter.cli.options import Build, load_from_options, settings_defaults
 from uws_adapter.errors import InputError, UwsAdapterError, install_hint
 from uws_adapter.logs import worker_environment
-from uws_adapter.receiver.app import server_options
+from uws_adapter.receiver.app import check_login_text, server_options
 from uws_adapter.receiver.wsgi import build_receiver
 from uws_adapter.redaction import masked_url
 from uws_adapter.settings.receiver import WORKER_SETTINGS_VARIABLE, ReceiverSettings
@@ -328,6 +328,7 @@ def _stopping_on_signals() -> Iterator[None]:
 
 def _run_receiver(args: argparse.Namespace) -> int:
     settings = load_from_options(ReceiverSettings, args)
+    check_login_text(settings.username, settings.password, settings.previous_password)
     check_creatable(settings.db)
     server = settings.server
     if server == "auto":
