@@ -252,12 +252,12 @@ def _run_emulator(args: argparse.Namespace) -> int:
         ),
         settings,
     )  # fmt: skip
-    if settings.listener:
-        emulator.register_listener(
-            DEFAULT_ACCOUNT, settings.listener, settings.listener_username or "", settings.listener_password or "",
-            soap_action=settings.listener_soap_action,
-        )  # fmt: skip
-    with _stopping_on_signals(), emulator:
+    with _stopping_on_signals(), emulator:  # closed (its socket too) if the listener is refused
+        if settings.listener:
+            emulator.register_listener(
+                DEFAULT_ACCOUNT, settings.listener, settings.listener_username or "", settings.listener_password or "",
+                soap_action=settings.listener_soap_action,
+            )  # fmt: skip
         sys.stdout.write(
             f"emulator: UWS at {emulator.base_url}, REST at {emulator.rest_url} "
             f"({len(lines)} devices, account {DEFAULT_ACCOUNT})\n"
