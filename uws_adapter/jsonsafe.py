@@ -40,13 +40,17 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+class _KeyTwice(ValueError):
+    """JSON allows a key twice (RFC 8259 says it SHOULD NOT); we refuse it, so it is not "invalid"."""
+
+
 def _unique(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         seen: Set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise ValueError(f"the key {shown(key)} appears twice in one object")
+                raise _KeyTwice(f"the key {shown(key)} appears twice in one object")
             seen.add(key)
     return obj
 
@@ -92,6 +96,8 @@ def loads_untrusted(
         value = json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant, object_pairs_hook=hook)
     except RecursionError:
         raise error(f"{what}: JSON nested deeper than {max_depth} levels") from None
+    except _KeyTwice as exc:
+        raise error(f"{what}: {exc}") from None
     except ValueError as exc:
         raise error(f"{what}: not valid JSON: {exc}") from None
     check_depth(value, max_depth, error=error, what=what, max_values=max_values)

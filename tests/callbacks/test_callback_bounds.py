@@ -141,6 +141,6 @@ def test_a_key_twice_in_one_object_is_refused_as_xml_refuses_an_element_twice(ke
     body = '{"username": "u", "password": "p", "requestId": "r", "deviceIds": [{"id": "1", "kind": "IMEI"}]}'
     where = body.index('"id"') if key == "id" else 1
     doubled = body[:where] + f'"{key}": "other", ' + body[where:]
-    with pytest.raises(CallbackParseError, match=f"the key '{key}' appears twice"):
+    with pytest.raises(CallbackParseError, match=f"^callback: the key '{key}' appears twice in one object$"):
         rest_callback_object(doubled.encode())
     assert rest_credentials(rest_callback_object(body.encode())) == ("u", "p", "r")
