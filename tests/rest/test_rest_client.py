@@ -100,6 +100,17 @@ def test_a_bearer_refused_with_a_bare_401_is_renewed_once_and_the_call_resent() 
         assert lines[0].state == "Suspended"
 
 
+def test_the_emulator_forgets_expired_bearer_tokens_as_it_issues_new_ones() -> None:
+    # Every token issued was held for the emulator's life.
+    clock = ManualClock()
+    with Emulator(devices=generated_devices(1), bearer_lifetime=10, clock=clock) as emulator:
+        for _ in range(5):
+            rest_client_for(emulator.rest_url).login()
+            clock.advance(4)
+        assert emulator.counters["oauth_tokens"] == 5
+        assert len(emulator.rest._bearers) == 3  # those issued in the last 10 s
+
+
 def test_wrong_oauth_keys_are_refused_without_a_retry() -> None:
     with Emulator() as emulator:
         client = rest_client_for(emulator.rest_url, client_secret="wrong-secret")

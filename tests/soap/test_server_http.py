@@ -308,6 +308,30 @@ def test_nil_optional_members_count_as_absent(served: Served, spelling: str) -> 
     assert answer.status_code == 200, answer.text
 
 
+def test_comments_anywhere_in_a_request_mean_nothing(served: Served) -> None:
+    # A comment is no content (the schema check skips it). One inside Input was a 500, one before it
+    # or between devices a refusal, one inside a value cut the value there, one in the token refused it.
+    def commented(text: str) -> str:
+        return f"{text[:4]}<!-- c -->{text[4:]}"
+
+    login = (
+        login_body(served)
+        .replace(served.username, commented(served.username))
+        .replace("<v2:Input>", "<!-- a --><v2:Input><!-- b -->")
+    )
+    answer = post(served, "SessionService", envelope(login), action=LOGIN_ACTION)
+    assert answer.status_code == 200, answer.text
+    first, second = (line.device.identifiers[0].identifier for line in served.lines[2:])
+    listed = device_list(commented(first), second).replace(
+        "</nph1:DeviceIdentifierCollection><nph1:", "</nph1:DeviceIdentifierCollection><!-- d --><nph1:"
+    )
+    body = change_body(listed).replace("<v2:Input>", "<!-- a --><v2:Input><!-- b -->")
+    token = token_header(commented(answer_text(answer.content, "SessionToken")))  # in the header too
+    answer = post(served, "CarrierService", envelope(body, token), action=CHANGE_ACTION)
+    assert answer.status_code == 200, answer.text
+    assert [line.state for line in served.lines] == ["Active", "Active", "Suspended", "Suspended"]
+
+
 def test_a_nil_required_member_is_still_refused(served: Served) -> None:
     token = log_in(served)
     broken = (

@@ -283,6 +283,16 @@ def test_a_local_import_outside_the_folder_is_refused(tmp_path: Path) -> None:
         diff(str(source))
 
 
+@pytest.mark.parametrize("location", ["http://[bad/y.xsd", "http://u:pw@[::1/y.xsd"], ids=["bad-ipv6", "with-password"])
+def test_an_import_location_that_is_not_a_url_is_refused_in_one_line(tmp_path: Path, location: str) -> None:
+    # urljoin's ValueError ("Invalid IPv6 URL") ended the command as an unexpected error.
+    source = altered(tmp_path, "uws-v2.xsd", lambda t: t.replace('schemaLocation="uws-session.xsd"',
+                                                                 f'schemaLocation="{location}"'))  # fmt: skip
+    with pytest.raises(InputError, match=r"^SOURCE: uws-v2.xsd imports '.*', which is not a URL") as caught:
+        diff(str(source))
+    assert "pw" not in str(caught.value)
+
+
 def test_a_wsdl_importing_more_documents_than_allowed_is_refused() -> None:
     # Our WSDL is 5 documents: the WSDL and 4 XSDs reached through its imports.
     assert len(read_documents(str(BUNDLED / "uws.wsdl"), max_documents=5).roots) == 5

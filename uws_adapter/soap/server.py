@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
 from lxml import etree
 
-from uws_adapter.edge import Answer, BodyRules, StartResponse, screen
+from uws_adapter.edge import Answer, BodyRules, StartResponse, wsgi_body
 from uws_adapter.errors import Code, DocumentError, InputError, Refused, ServiceFault
 from uws_adapter.model.actions import Action
 from uws_adapter.model.devices import API_KINDS
@@ -118,16 +118,10 @@ def _malformed(problem: str) -> Refused:
 
 
 def _elements(parent: etree._Element, where: str) -> List[etree._Element]:
-    """The element children of ``parent`` (comments skipped); text between them is refused."""
-    if (parent.text or "").strip():
+    """The children of ``parent`` (elements: comments are gone); text between them is refused."""
+    if (parent.text or "").strip() or any((node.tail or "").strip() for node in parent):
         raise _malformed(f"text inside {where}")
-    found = []
-    for node in parent:
-        if isinstance(node.tag, str):  # not a comment or processing instruction
-            found.append(node)
-        if (node.tail or "").strip():
-            raise _malformed(f"text inside {where}")
-    return found
+    return list(parent)
 
 
 def _check_attributes(element: etree._Element, where: str) -> None:
@@ -252,6 +246,9 @@ def read_call(
         root = parse_untrusted(body, max_bytes=max_bytes, what="request", max_nodes=MAX_REQUEST_NODES)
     except DocumentError as exc:
         raise Refused(Code.DESERIALIZATION_FAILED, str(exc)) from None
+    # Comments are no content: a value reads whole and every child is an element (1 ms at 10,000
+    # devices); processing instructions are dropped by the parser.
+    etree.strip_tags(root, etree.Comment)
     qname = etree.QName(root)
     if qname.localname == "Envelope" and qname.namespace != NS_SOAP_ENV:
         raise Refused(
@@ -267,7 +264,7 @@ def read_call(
     # SOAP 1.1 section 4.3: qualified elements may follow the Body; they mean nothing to us.
     if any(etree.QName(extra).namespace in (None, NS_SOAP_ENV) for extra in parts[1:]):
         raise _malformed("only namespace-qualified elements of another namespace may follow the Body")
-    payloads = [child for child in parts[0] if isinstance(child.tag, str)]
+    payloads = list(parts[0])
     if len(payloads) == 1:  # else not SOAP we can dispatch at all: DeserializationFailed below
         _check_action(service, etree.QName(payloads[0]).localname, soap_action_header)
     token = _read_header(header)
@@ -369,13 +366,9 @@ class SoapServer:
             return Answer.text(405, "POST SOAP requests to a .svc address", ("Allow", "GET, POST"))
         if service is None:
             return Answer.text(404, "no such service")
-        screened = screen(
-            method, environ.get("CONTENT_LENGTH"), environ.get("HTTP_CONTENT_ENCODING"), environ.get("CONTENT_TYPE"),
-            self.rules,
-        )  # fmt: skip
-        if isinstance(screened, Answer):
-            return screened
-        body = environ["wsgi.input"].read(screened[0])
+        body = wsgi_body(environ, self.rules)
+        if isinstance(body, Answer):
+            return body
         self.count("requests")
         try:
             call = read_call(service, body, max_bytes=self.max_body, soap_action_header=environ.get("HTTP_SOAPACTION"))
