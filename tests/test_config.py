@@ -229,6 +229,7 @@ def test_inline_comments_are_stripped(tmp_path: Path, line: str, expected: str) 
 # The services' settings objects (issue 18 item 5) -------------------------------------------------
 
 
+from uws_adapter.config import Settings  # noqa: E402
 from uws_adapter.settings.receiver import ReceiverSettings  # noqa: E402
 from uws_adapter.settings.services import BridgeSettings, EmulatorSettings  # noqa: E402
 
@@ -270,6 +271,23 @@ def test_no_settings_repr_shows_a_secret(settings: Any, values: Dict[str, str]) 
     made = settings(**values)
     assert SECRET not in repr(made)
     assert "***" in repr(made)
+
+
+@pytest.mark.parametrize(
+    ("settings", "values"),
+    [(Settings, {"soap_url": f"https://u:{SECRET}@uws.example/api/v2",
+                 "rest_url": f"https://u:{SECRET}@rest.example/api?token={SECRET}"}),
+     (BridgeSettings, {"legacy_login": "legacy:pw", "username": "u", "password": "p", "legacy_listener": f"https://l:{SECRET}@legacy.example/cb",
+                       "public_url": f"https://p:{SECRET}@bridge.example"}),
+     (EmulatorSettings, {"listener": f"http://l:{SECRET}@127.0.0.1:9/cb"})],
+    ids=["client", "bridge", "emulator"],
+)  # fmt: skip
+def test_no_settings_repr_shows_a_password_in_a_url(settings: Any, values: Dict[str, str]) -> None:
+    # A URL may carry user:password@ (and a token in its query): shown as every URL is shown.
+    made = settings(**values)
+    assert SECRET not in repr(made)
+    assert SECRET not in str(made)
+    assert "***@" in repr(made)
 
 
 def test_settings_are_frozen_and_checked_in_code_too() -> None:

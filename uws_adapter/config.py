@@ -183,8 +183,6 @@ def load_settings(
 def connect(settings: Optional[Settings] = None, *, store: Optional[RequestLog] = None) -> Provisioner:
     """A client for the configured backend (:class:`UwsClient` or :class:`RestClient`); a UWS
     client with ``settings.token`` when no login is configured."""
-    from uws_adapter.uws.client import UwsClient
-
     settings = settings if settings is not None else load_settings()
     if not isinstance(settings, Settings):
         raise InputError("settings", f"a {type(settings).__name__} is not Settings", "pass load_settings(...)")
@@ -201,6 +199,9 @@ def connect(settings: Optional[Settings] = None, *, store: Optional[RequestLog] 
             )
         client: Provisioner = rest_client(settings, store=store)
     else:  # with a token, the login is empty (use_token): the client uses the token as it is
+        # Imported for the UWS backend only: the REST one (the bridge's) runs without uws/ and zeep.
+        from uws_adapter.uws.client import UwsClient
+
         client = UwsClient(
             base_url=settings.soap_url, username=settings.username, password=settings.password,
             token=settings.token if use_token else None, store=store, options=settings.send_options,

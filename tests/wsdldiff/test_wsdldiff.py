@@ -254,6 +254,10 @@ def test_a_doctype_and_an_oversized_document_are_refused(tmp_path: Path) -> None
         done = run_cli(["wsdl", "diff", f"{server.url}/big.svc?wsdl", "--max-bytes", "1000"], tmp_path)
         assert done.returncode == 2
         assert "1,000-byte limit" in done.stderr
+        # Its own option is named, not the client's settings (which do not bound it).
+        assert "--max-bytes" in done.stderr
+        assert "UWS_ADAPTER_" not in done.stderr
+        assert "--max-answer-bytes" not in done.stderr
         done = run_cli(["wsdl", "diff", f"{server.url}/missing.svc?wsdl"], tmp_path)
         assert done.returncode == 2
         assert "HTTP 404" in done.stderr

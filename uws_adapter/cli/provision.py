@@ -32,7 +32,6 @@ from uws_adapter.model.devices import Device, read_devices_csv
 from uws_adapter.model.selection import CustomField, DeviceList, DeviceQuery, Selection, select
 from uws_adapter.rest.body import rest_body
 from uws_adapter.store import describe_store
-from uws_adapter.uws.envelope import build_envelope
 from uws_adapter.xmlsafe import MAX_BYTES, wide_encoding
 
 
@@ -228,6 +227,10 @@ def _run_envelope(args: argparse.Namespace) -> int:
     selection = _selection(args)
     if not args.token:
         raise InputError("--token", "a session token is required", "pass --token or set UWS_TOKEN")
+    # Imported here: the REST commands of this module run without the UWS client (retiring UWS
+    # deletes uws/ and this command), and without loading zeep.
+    from uws_adapter.uws.envelope import build_envelope
+
     sys.stdout.write(build_envelope(action, selection, token=args.token).text + "\n")
     return 0
 

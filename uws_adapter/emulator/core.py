@@ -286,7 +286,7 @@ class Carrier:
 
     def _deliver(self) -> None:
         # No redirects, a deadline and an answer cap, as the carrier's.
-        engine = Engine(CALLBACK_OPTIONS, urls="the listener URL registered for the account")
+        engine = Engine(CALLBACK_OPTIONS, urls="the listener URL registered for the account", limits=_CALLBACK_LIMITS)
         while True:
             with self._queued:
                 while not self._stopping and (not self._queue or self._queue[0][0] > time.monotonic()):
@@ -358,6 +358,13 @@ class Carrier:
             body, headers = render_callback(attempt), callback_headers(listener.soap_action)
         request = Outgoing("POST", listener.url, "callback", tuple(headers.items()), body, stakes=Stakes.REPEATABLE)
         return engine.send(request).status_code
+
+
+#: What to do when a callback's bounds (CALLBACK_OPTIONS) end an exchange: the listener's side.
+_CALLBACK_LIMITS = (
+    "a listener must acknowledge a callback promptly, as the carrier expects",
+    "a listener's acknowledgement is a short document: check what answers at the listener URL",
+)
 
 
 def listener_url_problem(url: object) -> Optional[str]:

@@ -28,6 +28,17 @@ MAX_CALLBACK_NODES = 4096
 ACTIONS = ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend")
 
 
+def check_credentials(
+    field: str, username: Optional[str], password: Optional[str], fix: str, *, refuse_none: Optional[str] = None
+) -> None:
+    """The one rule for a pair of callback credentials (a receiver's, a listener's, a registration's):
+    both or neither, and neither only where ``refuse_none`` (why none will not do) is None."""
+    if bool(username) != bool(password):
+        raise InputError(field, "give both a username and a password, or neither", fix)
+    if not username and refuse_none is not None:
+        raise InputError(field, refuse_none, fix)
+
+
 @dataclass(frozen=True)
 class ReportedDevice:
     """An identifier as the carrier reports it: ``kind`` upper-cased, ``identifier`` verbatim

@@ -28,6 +28,7 @@ from uws_adapter.errors import (
 )
 from uws_adapter.jsonsafe import loads_untrusted
 from uws_adapter.model.actions import Action
+from uws_adapter.model.callbacks import check_credentials
 from uws_adapter.model.devices import Device
 from uws_adapter.model.selection import ACCOUNT_FIX, DeviceList, Selection, check_request, required_text
 from uws_adapter.model.text import xml_carries
@@ -202,6 +203,7 @@ class RestClient(Provisioner):
         registered through UWS must be unregistered there first [doc]."""
         account, service = _account(account), _service(service)
         check_url(url, "url", fix=LISTENER_URL_FIX)
+        check_credentials("username", username, password, "pass username= and password= (the receiver's), or neither")
         body: Dict[str, Any] = {"name": service, "url": url}
         if username:
             body["username"] = username

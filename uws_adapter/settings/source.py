@@ -340,6 +340,11 @@ class Loadable:
                 from uws_adapter.store import describe_store
 
                 value = describe_store(str(value))
+            elif isinstance(value, str) and "://" in value:  # user:password@, a token in the query
+                from uws_adapter.redaction import masked_url
+
+                shown.append(f"{field.name}={masked_url(value)}")
+                continue
             shown.append(f"{field.name}={value!r}")
         return f"{type(self).__name__}({', '.join(shown)})"
 
