@@ -40,7 +40,7 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-class _KeyTwice(ValueError):
+class _KeyTwice(DocumentError):
     """JSON allows a key twice (RFC 8259 says it SHOULD NOT); we refuse it, so it is not "invalid"."""
 
 
