@@ -136,3 +136,21 @@ def test_a_malformed_url_never_shows_its_password(command: List[str], capsys: py
     assert "cannot be read (not shown: it may hold the password)" in printed.err
     assert "%25" in printed.err  # how to write a '%'
     assert "zzw0rd" not in printed.err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["status", "r-cli"], ["callbacks"], ["wait", "r-cli", "--timeout", "1"], ["db", "version"], ["db", "upgrade"]],
+    ids=["status", "callbacks", "wait", "db-version", "db-upgrade"],
+)
+def test_an_empty_file_is_no_store_and_a_reader_leaves_it_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: List[str]
+) -> None:
+    # A 0-byte file (`touch callbacks.db`, a placeholder) passed the "is it a file" check: status,
+    # callbacks and db version wrote a whole empty store into it (102,400 bytes) and said that
+    # nothing was known, as for a store that never received anything.
+    db = tmp_path / "callbacks.db"
+    db.touch()
+    assert main([*command, "--db", str(db)]) == 2
+    assert "no store at" in capsys.readouterr().err
+    assert db.stat().st_size == 0

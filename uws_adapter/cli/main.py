@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
-import logging
 import os
 import sys
 from typing import Any, Dict, NoReturn, Optional, Sequence, Tuple, cast
@@ -186,7 +185,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = build_parser(lazy=True).parse_args(arguments)
         resolve_defaults(args)
         configure_from_options(args)
-        _one_line_for_a_lost_answer(args.command)
         status: int = args.run(args)
         return status
     except (InputError, DocumentError) as exc:
@@ -212,15 +210,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         _say(f"unexpected {type(exc).__name__}: {exc} (set UWS_ADAPTER_DEBUG=1 for a traceback)")
         return EXIT_FAILURE
-
-
-def _one_line_for_a_lost_answer(command: str) -> None:
-    """A command that runs once says a lost answer in its error line; the transport's INFO line
-    saying it too (for the services, which answer for it otherwise) would be a second line."""
-    services = {name for name, _ in COMMANDS["services"]}
-    transport = logging.getLogger("uws_adapter.transport")
-    quiet = command not in services and logging.getLogger("uws_adapter").getEffectiveLevel() == logging.INFO
-    transport.setLevel(logging.WARNING if quiet else logging.NOTSET)
 
 
 def _say(line: str) -> None:

@@ -25,6 +25,7 @@ from uws_adapter.config import (
 )
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.errors import InputError, OutcomeUnknown
+from uws_adapter.localfiles import open_to_read
 from uws_adapter.model.actions import action_named
 from uws_adapter.model.callbacks import REDACTED
 from uws_adapter.model.devices import Device, read_devices_csv
@@ -245,8 +246,9 @@ def _read_document(name: str) -> bytes:
     if name == "-":
         return sys.stdin.buffer.read(limit)
     try:
-        with open(name, "rb") as handle:
-            return handle.read(limit)
+        with open_to_read(name) as handle:
+            data: bytes = handle.read(limit)
+            return data
     except OSError as exc:
         raise InputError("FILE", f"cannot read {name}: {exc.strerror}", "check the path") from None
 

@@ -26,7 +26,7 @@ from uws_adapter.cli.options import Build, load_from_options, settings_defaults
 from uws_adapter.edge import SOAP_BASE
 from uws_adapter.errors import InputError, UwsAdapterError, install_hint
 from uws_adapter.logs import worker_environment
-from uws_adapter.receiver.app import server_options
+from uws_adapter.receiver.app import check_login_text, server_options
 from uws_adapter.receiver.wsgi import build_receiver
 from uws_adapter.redaction import masked_url
 from uws_adapter.settings.receiver import WORKER_SETTINGS_VARIABLE, ReceiverSettings
@@ -253,12 +253,12 @@ def _run_emulator(args: argparse.Namespace) -> int:
         ),
         settings,
     )  # fmt: skip
-    if settings.listener:
-        emulator.register_listener(
-            DEFAULT_ACCOUNT, settings.listener, settings.listener_username or "", settings.listener_password or "",
-            soap_action=settings.listener_soap_action,
-        )  # fmt: skip
-    with _stopping_on_signals(), emulator:
+    with _stopping_on_signals(), emulator:  # closed (its socket too) if the listener is refused
+        if settings.listener:
+            emulator.register_listener(
+                DEFAULT_ACCOUNT, settings.listener, settings.listener_username or "", settings.listener_password or "",
+                soap_action=settings.listener_soap_action,
+            )  # fmt: skip
         sys.stdout.write(
             f"emulator: UWS at {emulator.base_url}, REST at {emulator.rest_url} "
             f"({len(lines)} devices, account {DEFAULT_ACCOUNT})\n"
@@ -329,6 +329,7 @@ def _stopping_on_signals() -> Iterator[None]:
 
 def _run_receiver(args: argparse.Namespace) -> int:
     settings = load_from_options(ReceiverSettings, args)
+    check_login_text(settings.username, settings.password, settings.previous_password)
     check_creatable(settings.db)
     server = settings.server
     if server == "auto":
