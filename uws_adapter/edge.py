@@ -18,8 +18,8 @@ from urllib.parse import quote
 from uws_adapter.xmlsafe import encoding_refusal
 
 __all__ = [
-    "SOAP_PREFIX", "Answer", "AsgiApp", "BodyRules", "Message", "Receive", "Router", "Scope", "Send", "StartResponse",
-    "WsgiApp", "charset_of", "media_type_of", "raw_target", "screen", "target_refusal",
+    "SOAP_BASE", "SOAP_PREFIX", "Answer", "AsgiApp", "BodyRules", "Message", "Receive", "Router", "Scope", "Send",
+    "StartResponse", "WsgiApp", "charset_of", "media_type_of", "raw_target", "screen", "target_refusal",
     "wsgi_body",
 ]  # fmt: skip
 
@@ -32,6 +32,8 @@ Send = Callable[[Message], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Where our SOAP services are served (``/api/v2/CarrierService.svc``, as the carrier's).
 SOAP_PREFIX = "/api/v2/"
+#: The UWS base URL's path (what a client is given, ``.../api/v2``).
+SOAP_BASE = SOAP_PREFIX.rstrip("/")
 
 
 @dataclass(frozen=True)

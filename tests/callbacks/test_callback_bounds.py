@@ -105,3 +105,42 @@ def test_json_values_are_bounded() -> None:
         body = json.dumps({"requestId": "r", "x": flood}).encode()
         with pytest.raises(CallbackParseError, match=f"more than {MAX_CALLBACK_NODES:,} JSON values"):
             parse_rest_callback(body)
+
+
+def test_json_values_are_counted_before_the_decode() -> None:
+    # Past the bound comes what is not JSON at all: the refusal names the bound, so the decode
+    # never ran (decoding 1 MB of [] or 1 cost 100-300 ms of CPU before any credential was read).
+    for unit in ("0", "[]", "{}", '{"a":1}', '"s"'):
+        body = '{"requestId": "r", "x": [' + ",".join([unit] * (MAX_CALLBACK_NODES * 3)) + ", @@@ not json"
+        with pytest.raises(CallbackParseError, match=f"more than {MAX_CALLBACK_NODES:,} JSON values"):
+            parse_rest_callback(body.encode())
+
+
+@pytest.mark.parametrize("unit", ["[]", "{}", "0", "[ ]", '"a,[{"'])
+def test_the_count_before_the_decode_is_exact_at_the_bound(unit: str) -> None:
+    # The values of a list of n units: n, plus what each unit holds (nothing here).
+    fits = json.dumps({"requestId": "r", "x": []}).replace(
+        "[]", "[" + ",".join([unit] * (MAX_CALLBACK_NODES - 2)) + "]"
+    )
+    parse_rest_callback(fits.encode())
+    over = fits.replace("[", "[" + unit + ",", 1)
+    with pytest.raises(CallbackParseError, match="more than"):
+        parse_rest_callback(over.encode())
+
+
+def test_commas_brackets_and_escaped_quotes_inside_strings_are_not_values() -> None:
+    comment = ('a,[{,\\"],{' * (MAX_CALLBACK_NODES * 2)) + "\\\\"
+    body = json.dumps({"requestId": "r", "status": "Success"})[:-1] + f', "comment": "{comment}"}}'
+    assert parse_rest_callback(body.encode()).request_id == "r"
+
+
+@pytest.mark.parametrize("key", ["password", "requestId", "username", "id"])
+def test_a_key_twice_in_one_object_is_refused_as_xml_refuses_an_element_twice(key: str) -> None:
+    # The last one won: {"password": "wrong", ..., "password": "right"} was accepted, and a proxy
+    # or log reader that takes the first saw another password, RequestId or device.
+    body = '{"username": "u", "password": "p", "requestId": "r", "deviceIds": [{"id": "1", "kind": "IMEI"}]}'
+    where = body.index('"id"') if key == "id" else 1
+    doubled = body[:where] + f'"{key}": "other", ' + body[where:]
+    with pytest.raises(CallbackParseError, match=f"^callback: the key '{key}' appears twice in one object$"):
+        rest_callback_object(doubled.encode())
+    assert rest_credentials(rest_callback_object(body.encode())) == ("u", "p", "r")

@@ -147,10 +147,12 @@ def test_wrong_types_are_parse_errors(body: Dict[str, Any], message: str) -> Non
         (b"<CallbackRequest/>", "this is XML, not JSON"),
         (b"{'a': 1}", "not valid JSON"),
         (b"\xff\xfe{}", "not UTF-8"),
-        (b"[" * 100_000 + b"]" * 100_000, "nested deeper than 32 levels"),
+        # 100,000 lists, each a value: counted (before the decode) before their depth is seen.
+        (b"[" * 100_000 + b"]" * 100_000, "more than 4,096 JSON values"),
+        (b"[" * 1_000 + b"]" * 1_000, "nested deeper than 32 levels"),
         (b'{"requestId": "' + b"x" * (1024 * 1024) + b'"}', "over the 1,048,576-byte limit"),
     ],
-    ids=["empty", "array", "xml", "single-quotes", "not-utf8", "deep", "oversized"],
+    ids=["empty", "array", "xml", "single-quotes", "not-utf8", "deep", "deep-within-the-count", "oversized"],
 )
 def test_malformed_documents(data: bytes, message: str) -> None:
     with pytest.raises(CallbackParseError, match=message):

@@ -95,6 +95,27 @@ def test_a_file_that_is_not_a_database_is_one_line(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]  # nothing left beside it
 
 
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["status", "r"], ["callbacks"]], ids=" ".join)
+def test_another_programs_sqlite_database_is_refused_and_left_as_it_was(
+    command: List[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Our ten tables were written into it, beside its own.
+    import sqlite3
+
+    other = tmp_path / "crm.db"
+    with sqlite3.connect(str(other)) as connection:
+        connection.execute("CREATE TABLE customers (id INTEGER)")
+    assert main([*command, "--db", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"uws-adapter: error: cannot open the store {other}: it is another program's SQLite database (tables:"
+        " customers), not a uws-adapter store; give the path of a new file or of a uws-adapter store\n"
+    )
+    with sqlite3.connect(str(other)) as connection:
+        assert connection.execute("SELECT name FROM sqlite_master").fetchall() == [("customers",)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crm.db"]
+
+
 @pytest.mark.parametrize(
     "command",
     [["db", "version"], ["db", "upgrade"], ["status", "r"], ["callbacks"], ["wait", "r", "--timeout", "1"],
@@ -115,3 +136,21 @@ def test_a_malformed_url_never_shows_its_password(command: List[str], capsys: py
     assert "cannot be read (not shown: it may hold the password)" in printed.err
     assert "%25" in printed.err  # how to write a '%'
     assert "zzw0rd" not in printed.err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["status", "r-cli"], ["callbacks"], ["wait", "r-cli", "--timeout", "1"], ["db", "version"], ["db", "upgrade"]],
+    ids=["status", "callbacks", "wait", "db-version", "db-upgrade"],
+)
+def test_an_empty_file_is_no_store_and_a_reader_leaves_it_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: List[str]
+) -> None:
+    # A 0-byte file (`touch callbacks.db`, a placeholder) passed the "is it a file" check: status,
+    # callbacks and db version wrote a whole empty store into it (102,400 bytes) and said that
+    # nothing was known, as for a store that never received anything.
+    db = tmp_path / "callbacks.db"
+    db.touch()
+    assert main([*command, "--db", str(db)]) == 2
+    assert "no store at" in capsys.readouterr().err
+    assert db.stat().st_size == 0

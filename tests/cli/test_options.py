@@ -250,3 +250,28 @@ def test_a_verb_group_lists_its_verbs_as_declared_with_the_shared_options_after_
                                                                                 "shared": "2"}  # fmt: skip
     with pytest.raises(SystemExit):  # one verb is required
         parser.parse_args([])
+
+
+def test_a_lost_answer_is_one_line_not_also_a_log_line(tmp_path: Path) -> None:
+    # The transport's INFO line ("... ConnectionError") came before the error line, and the error
+    # said twice that the carrier may have acted.
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def read_then_close() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+
+    threading.Thread(target=read_then_close, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/api/v2"
+    try:
+        result = run(["suspend", "--device", "IMEI:350000000000000", "--endpoint", url, "--token", "t"], tmp_path)
+    finally:
+        listener.close()
+    assert result.returncode == 1, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.count("before sending") == 1
+    assert "may have been carried out" in result.stderr

@@ -5,10 +5,12 @@ process."""
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Dict, Iterator, List
 
@@ -110,3 +112,52 @@ def test_a_bridge_without_its_whole_rest_login_names_what_is_unset(tmp_path: Pat
     line = one_line(run_in_process(["bridge", "--port", "0"], tmp_path, {**environment, **given}))
     assert "REST credentials: incomplete: THINGSPACE_CLIENT_SECRET, UWS_PASSWORD not set" in line
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "service",
+    [["receiver", "--server", "uvicorn", "--workers", "2"], ["receiver", "--server", "uvicorn"],
+     ["receiver", "--server", "waitress"]],
+    ids=["uvicorn-2-workers", "uvicorn-1-worker", "waitress"],
+)  # fmt: skip
+@pytest.mark.parametrize("variable", ["UWS_CALLBACK_PASSWORD", "UWS_CALLBACK_USERNAME"])
+def test_a_login_that_is_not_text_is_one_line_before_the_banner(
+    tmp_path: Path, service: List[str], variable: str
+) -> None:
+    # A Latin-1 password in a UTF-8 locale reaches Python as lone surrogates. The uvicorn receiver
+    # announced itself, then each worker died on it with a traceback, and with two workers the
+    # supervisor started them again for ever: the command never ended.
+    environment = {k: v for k, v in os.environ.items() if k != "UWS_ADAPTER_DEBUG"}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "uws_adapter", *service, "--port", "0", "--db", str(tmp_path / "c.db")],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+            env={**environment, **SERVICE_ENV, variable: "caf\udce9-secret"},
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("the receiver neither served nor ended")
+    assert result.returncode == 2
+    line = one_line(result)
+    assert "is not text at position 3" in line
+    assert "caf" not in line
+
+
+@pytest.mark.parametrize("variable", ["UWS_CALLBACK_PASSWORD", "UWS_CALLBACK_USERNAME"])
+def test_an_emulator_listener_login_no_callback_can_carry_is_refused_at_start(tmp_path: Path, variable: str) -> None:
+    # The emulator started, and every callback to the listener then failed ("not delivered") on
+    # a password that a SOAP document cannot carry.
+    # The refusal comes once the emulator listens: its server is closed, not left to the collector
+    # (an unclosed socket's ResourceWarning then surfaced in whichever test ran next).
+    environment = {k: v for k, v in os.environ.items() if k != "UWS_ADAPTER_DEBUG"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        refused = run_in_process(
+            ["emulator", "--port", "0", "--listener", "http://127.0.0.1:9/callbacks"], tmp_path,
+            {**environment, **SERVICE_ENV, variable: "caf\udce9\x01"},
+        )  # fmt: skip
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert refused.returncode == 2
+    line = one_line(refused)
+    assert "listener" in line
+    assert "cannot carry at position 3" in line

@@ -431,6 +431,33 @@ def test_a_request_smuggled_behind_content_length_and_transfer_encoding_is_refus
     assert service.stored() == stored
 
 
+@pytest.mark.parametrize("name", SHARED)
+@pytest.mark.parametrize(
+    "target", [b"http://elsewhere.example/callbacks", b"HTTP://127.0.0.1/callbacks", b"127.0.0.1:80"]
+)
+def test_a_target_not_in_origin_form_is_refused_and_nothing_stored(
+    shared: Callable[[str], Service], name: str, target: bytes
+) -> None:
+    # uvicorn's scope holds only the path of an absolute-form target (httptools parses it away):
+    # the receiver there stored, and acknowledged, a callback that waitress refused with 400.
+    service = shared(name)
+    stored, body = service.stored(), callback_body(fresh())
+    sock = connect(service.port)
+    sock.settimeout(5)
+    sock.sendall(
+        b"POST "
+        + target
+        + b" HTTP/1.1\r\nHost: receiver\r\nContent-Type: text/xml\r\nConnection: close\r\n"
+        + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    answer, _ = read_answer(sock)
+    sock.close()
+    assert answer.startswith((b"HTTP/1.1 400 Bad Request", b"HTTP/1.0 400 Bad Request")), answer[:300]
+    if target.lower().startswith(b"http"):  # httptools refuses an authority-form POST itself
+        assert b"is not a path starting with one /" in answer, answer[:300]
+    assert service.stored() == stored
+
+
 @pytest.mark.parametrize("name", list(SERVICES))
 def test_pipelined_requests_are_all_answered_within_the_deadlines(start: Callable[..., Service], name: str) -> None:
     service: Service = start(name, idle_timeout=1, header_timeout=2, body_timeout=2)

@@ -166,6 +166,35 @@ def test_too_many_header_fields_or_a_long_line_get_431_and_close(
     assert service.stored() == stored
 
 
+def request_at_the_limits(body: bytes, fields: int, line: int) -> bytes:
+    """A callback POST with exactly ``fields`` header fields, one of them a line of ``line`` bytes
+    (its CRLF not counted, as "8 KiB a line" is read)."""
+    fixed = [b"Host: receiver", b"Content-Type: text/xml", b"Content-Length: %d" % len(body), b"Connection: close"]
+    extra = [b"X-F%03d: v" % n for n in range(fields - len(fixed))]
+    extra[0] = extra[0] + b"v" * (line - len(extra[0]))
+    return b"POST /callbacks HTTP/1.1\r\n" + b"".join(field + b"\r\n" for field in fixed + extra) + b"\r\n" + body
+
+
+@pytest.mark.parametrize("name", SHARED)
+@pytest.mark.parametrize(
+    ("fields", "line", "status"),
+    [(100, 100, b"200"), (10, 8192, b"200"), (101, 100, b"431"), (10, 8193, b"431")],
+    ids=["100-fields", "8192-byte-line", "101-fields", "8193-byte-line"],
+)
+def test_the_header_limits_are_exactly_the_documented_ones_on_every_server(
+    shared: Callable[[str], Service], name: str, fields: int, line: int, status: bytes
+) -> None:
+    # waitress counted the request line and the blank line as fields, and a line's CR as a byte:
+    # 99 fields or an 8,192-byte line got 431 there, and 200 on uvicorn.
+    service = shared(name)
+    sock = connect(service.port)
+    sock.settimeout(5)
+    sock.sendall(request_at_the_limits(callback_body(fresh()), fields, line))
+    answer, _ = read_answer(sock)
+    sock.close()
+    assert answer.startswith((b"HTTP/1.1 " + status, b"HTTP/1.0 " + status)), answer[:300]
+
+
 def test_the_emulator_bounds_headers_too() -> None:
     from uws_adapter.emulator.http import Emulator
 

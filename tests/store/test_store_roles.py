@@ -45,6 +45,33 @@ def test_a_poisoned_callback_is_a_dead_letter_and_its_group_is_stored(location: 
         assert (counts["events"], counts["attempts"], counts["dead_letters"]) == (2, 2, 1)
 
 
+def test_a_callback_whose_key_is_too_long_for_an_index_is_never_a_database_failure(location: str) -> None:
+    # A RequestId of 3,000 characters that do not compress: PostgreSQL's b-tree refuses the key
+    # (ProgramLimitExceeded, an OperationalError), which was taken for a failure of the database:
+    # the whole group answered 503 on every re-send, for ever, and /readyz said "not ready".
+    # SQLite stores it; PostgreSQL keeps it as a dead letter, as it does a NUL. Either way the
+    # group is stored and nothing is an error.
+    import random
+
+    rng = random.Random(7)
+    long_id = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(3000))
+    long = CallbackRequest(
+        long_id, (ReportedDevice("IMEI", "350000000000009"),), service="CarrierService", action="Suspend",
+        status="Success",
+    )  # fmt: skip
+    with open_store(location) as store:
+        outcomes = store.commit_group(
+            [CallbackWrite(_cb(1)), CallbackWrite(long, document=b"<doc/>", media_type="text/xml"),
+             CallbackWrite(_cb(2))]
+        )  # fmt: skip
+        assert [o.error for o in outcomes] == [None, None, None]
+        assert outcomes[0].result[1]
+        assert outcomes[2].result[1]
+        counts = store.counts()
+        assert counts["events"] + counts["dead_letters"] == 3
+        assert store.ready()
+
+
 def test_a_group_with_one_event_twice_stores_it_once_with_two_attempts(location: str) -> None:
     with open_store(location) as store:
         outcomes = store.commit_group([CallbackWrite(_cb(1)), CallbackWrite(_cb(1, count=2))])

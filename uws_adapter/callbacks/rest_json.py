@@ -80,7 +80,7 @@ def rest_callback_object(
     if text.lstrip().startswith("<"):
         raise CallbackParseError("callback: this is XML, not JSON; parse it with parse_callback")
     decoded = loads_untrusted(
-        text, max_depth=max_depth, error=CallbackParseError, what="callback", max_values=max_values
+        text, max_depth=max_depth, error=CallbackParseError, what="callback", max_values=max_values, unique_keys=True
     )
     if not isinstance(decoded, dict):
         raise CallbackParseError(f"callback: the JSON document is a {type(decoded).__name__}, not an object")

@@ -37,9 +37,14 @@ def add_db_option(
 
 def check_exists(location: str, fix: str = "point --db at the receiver's SQLite file or database URL") -> None:
     """A SQLite path that is not a file is an error (exit 2): a reader must not create an empty
-    store and report that nothing is known, nor an upgrade a new one at a mistyped path."""
-    if not is_postgres_url(location) and not os.path.isfile(location):
+    store and report that nothing is known, nor an upgrade a new one at a mistyped path. An empty
+    file is not a store either (every store has its schema): SQLite would make one in it."""
+    if is_postgres_url(location):
+        return
+    if not os.path.isfile(location):
         raise InputError("--db", f"no store at {location}", fix)
+    if os.path.getsize(location) == 0:
+        raise InputError("--db", f"no store at {location} (an empty file)", fix)
 
 
 def check_creatable(location: str) -> None:

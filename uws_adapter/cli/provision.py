@@ -25,6 +25,7 @@ from uws_adapter.config import (
 )
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.errors import InputError, OutcomeUnknown
+from uws_adapter.localfiles import open_to_read
 from uws_adapter.model.actions import action_named
 from uws_adapter.model.callbacks import REDACTED
 from uws_adapter.model.devices import Device, read_devices_csv
@@ -245,8 +246,9 @@ def _read_document(name: str) -> bytes:
     if name == "-":
         return sys.stdin.buffer.read(limit)
     try:
-        with open(name, "rb") as handle:
-            return handle.read(limit)
+        with open_to_read(name) as handle:
+            data: bytes = handle.read(limit)
+            return data
     except OSError as exc:
         raise InputError("FILE", f"cannot read {name}: {exc.strerror}", "check the path") from None
 
@@ -322,8 +324,8 @@ def outcome_unknown_error(unknown: OutcomeUnknown, db: Optional[str]) -> Outcome
     """``unknown``, its one line ending with the id the request was recorded under and the
     command that follows it (the carrier may have acted: never re-send blindly)."""
     if unknown.recorded_as is None:
-        where = "" if db else " (give --db to record such a request, and follow it with status)"
-        text = f"{unknown}; the carrier may have acted: check the lines before sending again{where}"
+        # The engine's text says already that the carrier may have acted, and what to check.
+        text = f"{unknown}" + ("" if db else " (give --db to record such a request, and follow it with status)")
     else:
         shown = describe_store(db) if db else "the store"
         text = (

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Sequence,
 from uws_adapter import metrics, runfiles
 from uws_adapter.cli.db import add_db_option, check_creatable, open_db
 from uws_adapter.cli.options import Build, load_from_options, settings_defaults
+from uws_adapter.edge import SOAP_BASE
 from uws_adapter.errors import InputError, UwsAdapterError, install_hint
 from uws_adapter.logs import worker_environment
-from uws_adapter.receiver.app import server_options
+from uws_adapter.receiver.app import check_login_text, server_options
 from uws_adapter.receiver.wsgi import build_receiver
 from uws_adapter.redaction import masked_url
 from uws_adapter.settings.receiver import WORKER_SETTINGS_VARIABLE, ReceiverSettings
@@ -252,12 +253,12 @@ def _run_emulator(args: argparse.Namespace) -> int:
         ),
         settings,
     )  # fmt: skip
-    if settings.listener:
-        emulator.register_listener(
-            DEFAULT_ACCOUNT, settings.listener, settings.listener_username or "", settings.listener_password or "",
-            soap_action=settings.listener_soap_action,
-        )  # fmt: skip
-    with _stopping_on_signals(), emulator:
+    with _stopping_on_signals(), emulator:  # closed (its socket too) if the listener is refused
+        if settings.listener:
+            emulator.register_listener(
+                DEFAULT_ACCOUNT, settings.listener, settings.listener_username or "", settings.listener_password or "",
+                soap_action=settings.listener_soap_action,
+            )  # fmt: skip
         sys.stdout.write(
             f"emulator: UWS at {emulator.base_url}, REST at {emulator.rest_url} "
             f"({len(lines)} devices, account {DEFAULT_ACCOUNT})\n"
@@ -328,6 +329,7 @@ def _stopping_on_signals() -> Iterator[None]:
 
 def _run_receiver(args: argparse.Namespace) -> int:
     settings = load_from_options(ReceiverSettings, args)
+    check_login_text(settings.username, settings.password, settings.previous_password)
     check_creatable(settings.db)
     server = settings.server
     if server == "auto":
@@ -538,7 +540,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
             raise
         started()
         shown = describe_store(settings.db)
-        banner = f"bridge: UWS at {address}/api/v2, REST callbacks at {address}/callbacks, store {shown}"
+        banner = f"bridge: UWS at {address}{SOAP_BASE}, REST callbacks at {address}/callbacks, store {shown}"
         _serve(server, app, banner + "".join(f"; {line}" for line in replaced))
     return 0
 

@@ -36,6 +36,7 @@ from uws_adapter.errors import Code, InputError, Refused, shown
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import DeviceIdentifier, as_tuple_of, identity
 from uws_adapter.model.selection import CustomField
+from uws_adapter.model.text import xml_text
 from uws_adapter.provisioning.engine import Engine, Outgoing, Stakes
 from uws_adapter.provisioning.options import CALLBACK_OPTIONS, check_seconds
 from uws_adapter.provisioning.urls import LISTENER_URL_FIX, check_url
@@ -168,9 +169,12 @@ class Carrier:
         """Where ``service`` callbacks for ``account`` go, registered the UWS way: SOAP documents,
         each sent with ``soap_action`` as its SOAPAction header (None, the default: no header).
         (UWS's CallbackRegistrationService is not emulated; this stands in for it.)
-        :class:`.InputError` for a URL callbacks cannot be sent to, or a SOAPAction a header cannot hold."""
+        :class:`.InputError` for a URL callbacks cannot be sent to, a SOAPAction a header cannot hold,
+        or a login the callbacks' SOAP documents cannot carry (each delivery failed on it)."""
         check_url(url, "listener url", fix=LISTENER_URL_FIX)
         check_soap_action(soap_action)
+        xml_text("listener username", username)
+        xml_text("listener password", password)
         with self.lock:
             existing = self.listeners.get((account, service))
             if existing is not None and existing.api == "rest":

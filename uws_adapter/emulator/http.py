@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from uws_adapter.edge import SOAP_PREFIX, Answer, BodyRules, Router, StartResponse, raw_target, wsgi_body
+from uws_adapter.edge import SOAP_BASE, SOAP_PREFIX, Answer, BodyRules, Router, StartResponse, raw_target, wsgi_body
 from uws_adapter.emulator.core import MAX_BODY, Carrier
 from uws_adapter.emulator.rest import RestFront
 from uws_adapter.emulator.soap import SoapFront
@@ -82,7 +82,7 @@ class Emulator(Carrier):
     @property
     def base_url(self) -> str:
         """The UWS base URL (``.../api/v2``)."""
-        return f"{self.root_url}/api/v2"
+        return f"{self.root_url}{SOAP_BASE}"
 
     @property
     def rest_url(self) -> str:

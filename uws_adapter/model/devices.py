@@ -12,9 +12,10 @@ import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Mapping, Pattern, Protocol, Tuple, Type, TypeVar, Union
+from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Pattern, Protocol, Tuple, Type, TypeVar, Union
 
 from uws_adapter.errors import Code, InputError, shown
+from uws_adapter.localfiles import open_to_read
 from uws_adapter.model.text import a_string
 
 # Kind -> (pattern of a valid identifier, description used in error messages). Only what the
@@ -205,7 +206,7 @@ def read_devices_csv(source: Union[str, Path, io.TextIOBase]) -> List[Device]:
     if isinstance(source, (str, Path)):
         path = Path(source)
         try:
-            with path.open(newline="", encoding="utf-8-sig") as handle:
+            with open_to_read(path, "r", newline="", encoding="utf-8-sig") as handle:
                 return list(_rows_to_devices(_bounded_lines(handle, str(path)), str(path)))
         except OSError as exc:
             raise InputError("devices file", f"cannot read {path}: {exc.strerror}", "check the path") from None
@@ -231,7 +232,7 @@ MAX_CSV_LINE = 64 * 1024
 _CSV_FIX = "write each row as kind,identifier[,kind,identifier...]"
 
 
-def _bounded_lines(handle: io.TextIOBase, name: str) -> Iterator[str]:
+def _bounded_lines(handle: Union[io.TextIOBase, IO[Any]], name: str) -> Iterator[str]:
     for line_no in itertools.count(1):
         # Room for the line's end too ("\r\n" at most), which is not counted: the bound is the
         # same for the last line, a line ending in "\n" and one ending in "\r\n".

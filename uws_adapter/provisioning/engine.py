@@ -248,7 +248,9 @@ class Engine:
 
     def _lost(self, reason: str, request: Outgoing) -> TransportError:
         url = masked_url(request.url)
-        logger.info("%s at %s: %s", request.operation, masked_url(request.url, quoted=False), reason)
+        # DEBUG, as a retry is: the error raised here says all of it, and whoever catches it logs
+        # or prints it (a command line printed it twice, a log line and then its error line).
+        logger.debug("%s at %s: %s", request.operation, masked_url(request.url, quoted=False), reason)
         if request.stakes is Stakes.READ:
             return TransportError(f"{request.operation}: no usable answer from {url} ({reason})")
         if request.stakes is Stakes.LOGIN:

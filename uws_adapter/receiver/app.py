@@ -146,6 +146,16 @@ def _same(given: Optional[str], expected: str) -> bool:
     return hmac.compare_digest((given or "").encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
 
 
+def check_login_text(username: Optional[str], password: Optional[str], previous_password: Optional[str]) -> None:
+    """The :class:`InputError` for a callback credential that is no text (a byte the locale could not
+    decode: see :func:`~uws_adapter.model.text.decoded_text`). The receiver checks it when it is
+    built, and the command before a uvicorn receiver says it listens: its workers build theirs, and
+    each died on it with a traceback, started again by the supervisor for ever."""
+    for field, value in (("username", username), ("password", password), ("previous_password", previous_password)):
+        if isinstance(value, str):
+            decoded_text(field, value)
+
+
 class Receiver:
     """WSGI application: ``Receiver(Store("callbacks.db"), username=..., password=...)``.
 
@@ -179,9 +189,7 @@ class Receiver:
                 "give the ones registered with the carrier (--username/--password, UWS_CALLBACK_USERNAME/"
                 "UWS_CALLBACK_PASSWORD), or allow_anonymous=True (--allow-anonymous) for a closed network",
             )
-        for field, value in (("username", username), ("password", password), ("previous_password", previous_password)):
-            if isinstance(value, str):
-                decoded_text(field, value)
+        check_login_text(username, password, previous_password)
         self.store = store
         self.username = username
         self.passwords = [p for p in (password, previous_password) if p]

@@ -240,16 +240,20 @@ class StrictRequestParser(HTTPRequestParser):  # type: ignore[misc]
 def _over_line_limits(header_plus: bytes, limits: ConnectionLimits) -> Optional[str]:
     """What is over the count or line-length limit in a complete header block, if anything
     (bytes methods only: linear, in C)."""
-    fields = header_plus.count(b"\n")  # one line per field after the request line
+    # waitress hands over the block with the blank line that ends it: without it, one line break
+    # per field after the request line. A line is counted without its CRLF, as httptools counts.
+    block = header_plus.rstrip(b"\r\n")
+    fields = block.count(b"\n")
     if fields > limits.max_header_count:
         return f"{fields} header fields"
     start = 0
-    while start < len(header_plus):
-        end = header_plus.find(b"\n", start)
+    while start < len(block):
+        end = block.find(b"\n", start)
         if end < 0:
-            end = len(header_plus)
-        if end - start > limits.max_header_line:
-            return f"a line of {end - start} bytes"
+            end = len(block)
+        length = end - start - (end > start and block[end - 1 : end] == b"\r")
+        if length > limits.max_header_line:
+            return f"a line of {length} bytes"
         start = end + 1
     return None
 
@@ -547,6 +551,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
+        if not self.url.startswith(b"/") and "raw_path" in self.scope:
+            # httptools keeps only the path of an absolute-form target (http://host/callbacks) or
+            # none of an authority-form one: the application's target rule (edge.target_refusal),
+            # which refuses both on waitress, is given the target as sent. The request's task has
+            # not run yet, so it reads this scope.
+            self.scope["raw_path"] = self.url.partition(b"?")[0]
         self._header_bytes = 0  # the next request's headers have their own budget
         self._phase = _BODY
         # A pipelined request waits (reading paused) for the one before it: its body is due only

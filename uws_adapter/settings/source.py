@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from uws_adapter.errors import InputError, shown
+from uws_adapter.localfiles import open_to_read
 from uws_adapter.waits import LONGEST_WAIT
 
 __all__ = [
@@ -230,7 +231,7 @@ def read_file(path: Union[str, Path]) -> Dict[str, Dict[str, Tuple[str, int]]]:
     refusal: Optional[InputError] = None
     lines: List[str] = []
     try:
-        with open(path, encoding="utf-8-sig") as handle:
+        with open_to_read(path, "r", encoding="utf-8-sig") as handle:
             text = handle.read(MAX_FILE_CHARACTERS + 1)  # bounded: /dev/zero was read until memory ran out
         if len(text) > MAX_FILE_CHARACTERS:
             over = f"{path} is over {MAX_FILE_CHARACTERS:,} characters: not a settings file"

@@ -13,11 +13,12 @@ group is answered: each is stored once and counted as an attempt. The callbacks 
 written in the order of their event keys, so two instances' groups lock rows in the same order and
 cannot deadlock on one another.
 
-If a value is refused (a NUL character, a lone surrogate: what PostgreSQL text cannot hold) the
-group's statement fails whole and the group is written again one savepoint per write, so that only
-the poisoned callback becomes a dead letter (as :mod:`.sqlite_writes` does) and its neighbours are
-stored. Failures of the database itself (connection, disk, lock timeout) propagate: nothing of the
-group is acknowledged, and the carrier re-sends.
+If a value is refused (a NUL character, a lone surrogate: what PostgreSQL text cannot hold; a key
+too long for its index) the group's statement fails whole and the group is written again one
+savepoint per write, so that only the poisoned callback becomes a dead letter (as
+:mod:`.sqlite_writes` does) and its neighbours are stored. Failures of the database itself
+(connection, disk, lock timeout) propagate: nothing of the group is acknowledged, and the carrier
+re-sends.
 """
 
 from __future__ import annotations
@@ -147,9 +148,16 @@ _GROUP = _GROUP_TEMPLATE.format(
 
 
 def is_database_failure(exc: BaseException) -> bool:
-    """A failure of the database itself (worth a re-send), not of the values written."""
-    import psycopg
+    """A failure of the database itself (worth a re-send), not of the values written.
 
+    A program limit (SQLSTATE class 54, an OperationalError to psycopg) is the values' doing: a key
+    too long for its index (a RequestId or device of about 2,700 bytes that do not compress) is
+    refused on every re-send, so it is a poisoned callback (a dead letter), not a reason for 503."""
+    import psycopg
+    from psycopg import errors
+
+    if isinstance(exc, errors.ProgramLimitExceeded):
+        return False
     return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
 
 

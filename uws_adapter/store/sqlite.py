@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import queue
 import sqlite3
+import stat
 import threading
 import time
 from pathlib import Path
@@ -353,6 +354,7 @@ class Store(SqlCore):
     def _migrate(self) -> None:
         """Create the schema, or bring a database of an earlier release up to this one's in place;
         refuse one written by a newer release, whose meaning this one cannot know."""
+        _check_ours(self.path)
         try:
             setup = self._connect()  # reads the file: a file that is not a database fails here
         except sqlite3.Error as exc:
@@ -690,6 +692,33 @@ def _run_fast(connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJo
             connection.execute("ROLLBACK")
         connection.execute("BEGIN IMMEDIATE")
         return False
+
+
+def _check_ours(path: Path) -> None:
+    """A database without a schema version is new (no table) or 0.1.0's store (its ``events``);
+    one with other tables belongs to another program, into which ours must not be written. Read
+    before the store's own connection, whose WAL mode would stay in that file's header."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode) or path.stat().st_size == 0:
+            return
+    except OSError:  # missing or unreadable: the store's own opening says so
+        return
+    try:
+        probe = sqlite3.connect(str(path))
+        try:
+            version = int(probe.execute("PRAGMA user_version").fetchone()[0])
+            names = probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        finally:
+            probe.close()
+    except sqlite3.Error as exc:
+        raise _cannot_open(path, exc) from None
+    tables = sorted(str(name) for (name,) in names)
+    if version == 0 and tables and "events" not in tables:
+        listed = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StoreError(
+            f"cannot open the store {path}: it is another program's SQLite database (tables: {listed}),"
+            " not a uws-adapter store; give the path of a new file or of a uws-adapter store"
+        )
 
 
 def _cannot_open(path: Union[str, Path], exc: sqlite3.Error) -> StoreError:
