@@ -263,6 +263,14 @@ def test_a_doctype_and_an_oversized_document_are_refused(tmp_path: Path) -> None
         assert "HTTP 404" in done.stderr
 
 
+def test_a_source_that_is_no_file_is_told_from_a_missing_one(tmp_path: Path) -> None:
+    # A folder exists: "no file" sent the user looking for a path that is there.
+    with pytest.raises(InputError, match=r"^SOURCE: .* is not a file; give a \.svc\?wsdl URL"):
+        diff(str(tmp_path))
+    with pytest.raises(InputError, match=r"^SOURCE: no file .*gone\.wsdl; give"):
+        diff(str(tmp_path / "gone.wsdl"))
+
+
 @pytest.mark.parametrize(
     ("deadline", "message"),
     [

@@ -102,8 +102,9 @@ def read_documents(
         first = source
     else:
         path = Path(source)
-        if not path.is_file():
-            raise InputError(_FIELD, f"no file {source}", "give a .svc?wsdl URL or the path of a WSDL file")
+        if not path.is_file():  # a folder or a device exists, but is no document to read
+            problem = f"{source} is not a file" if path.exists() else f"no file {source}"
+            raise InputError(_FIELD, problem, "give a .svc?wsdl URL or the path of a WSDL file")
         folder = path.resolve().parent
         first = path.resolve().as_uri()
 
