@@ -31,6 +31,7 @@ from uws_adapter.model.callbacks import REDACTED
 from uws_adapter.model.devices import Device, read_devices_csv
 from uws_adapter.model.selection import CustomField, DeviceList, DeviceQuery, Selection, select
 from uws_adapter.rest.body import rest_body
+from uws_adapter.settings.source import relocated
 from uws_adapter.store import describe_store
 from uws_adapter.xmlsafe import MAX_BYTES, wide_encoding
 
@@ -71,7 +72,17 @@ def _selection(args: argparse.Namespace) -> Selection:
         if args.devices_file:
             devices.extend(read_devices_csv(args.devices_file))
     fields = parsed(args.custom_field, CustomField.parse, "--custom-field")
-    return select(devices, account=args.account, group=args.group, service_plan=args.service_plan, custom_fields=fields)
+    try:
+        return select(devices, account=args.account, group=args.group, service_plan=args.service_plan,
+                      custom_fields=fields)  # fmt: skip
+    except InputError as exc:  # a refused value is named by the option it was typed in, not the model's field
+        if exc.field not in _OPTION_OF:
+            raise
+        raise relocated(exc, _OPTION_OF[exc.field]) from None
+
+
+#: the selection's fields by the options that give them
+_OPTION_OF = {"account": "--account", "group": "--group", "service_plan": "--service-plan"}
 
 
 def _envelope(envelope: argparse.ArgumentParser) -> None:
