@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from waitress.task import ErrorTask
 
@@ -324,12 +324,15 @@ class AsgiAccessLog:
             _client(*_host_port(scope.get("client"))),
         )
 
-        async def recording_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
+        # A plain function handing back the server's awaitable: an async one made a coroutine of
+        # its own for every message (two a request).
+        def recording_send(message: Message) -> Awaitable[None]:
+            kind = message["type"]
+            if kind == "http.response.start":
                 line.answered(int(message["status"]), message.get("headers") or ())
-            elif message["type"] == "http.response.body":
+            elif kind == "http.response.body":
                 line.sent(bytes(message.get("body", b"")))
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, recording_send)
