@@ -368,3 +368,20 @@ def test_a_settings_path_or_environment_of_the_wrong_kind_is_refused_by_name(pat
 def test_connect_refuses_what_is_not_settings(settings: Any) -> None:
     with pytest.raises(InputError, match=r"settings: a .* is not Settings"):
         connect(settings)
+
+
+def test_a_wait_and_the_emulators_lines_are_bounded_as_the_library_bounds_them() -> None:
+    # Each bound has one home (waits.LONGEST_WAIT, emulator.lines.MAX_GENERATED); a setting past it
+    # was accepted here and refused later, naming the library's field instead of the option.
+    from uws_adapter.emulator.lines import MAX_GENERATED
+    from uws_adapter.waits import LONGEST_WAIT
+
+    for field in ("session_idle", "callback_spacing"):
+        with pytest.raises(InputError, match=r"^--x: 1e\+10 is out of range; give more than 0, up to a year"):
+            EmulatorSettings.load(environ={}, origins={field: "--x"}, **{field: "1e10"})
+        assert getattr(EmulatorSettings(**{field: LONGEST_WAIT}), field) == LONGEST_WAIT
+    with pytest.raises(InputError, match=rf"^--devices: {MAX_GENERATED + 1} is out of range; give 0 to 1,000,000"):
+        EmulatorSettings.load(environ={}, origins={"devices": "--devices"}, devices=str(MAX_GENERATED + 1))
+    assert EmulatorSettings(devices=MAX_GENERATED).devices == MAX_GENERATED
+    with pytest.raises(InputError, match=r"^lockout_seconds: 4e\+07 is out of range"):
+        BridgeSettings(lockout_seconds=4e7)

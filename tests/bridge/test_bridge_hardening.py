@@ -595,3 +595,24 @@ def test_nothing_in_the_store_or_answers_holds_a_legacy_password(tmp_path: Path)
     data = store_bytes(tmp_path / "b.db")
     assert LEGACY_PASSWORD.encode() not in data
     assert LEGACY_PASSWORD[::-1].encode() not in data
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"idle": float("inf")}, r"^session idle: is infinite"),
+     ({"idle": 0}, r"^session idle: 0 is not a positive number of seconds"),
+     ({"lockout": float("nan")}, r"^lockout: nan is not a number of seconds"),
+     ({"lockout": 10.0**9}, r"^lockout: 1000000000.0 seconds is longer than a year")],
+    ids=["idle-infinite", "idle-zero", "lockout-nan", "lockout-past-a-year"],
+)  # fmt: skip
+def test_the_bridges_session_waits_are_checked_by_the_one_rule_for_waits(
+    tmp_path: Path, options: Dict[str, float], message: str
+) -> None:
+    from uws_adapter.bridge.sessions import StoredSessions
+
+    store = Store(tmp_path / "s.db")
+    try:
+        with pytest.raises(InputError, match=message):
+            StoredSessions(store, **options)  # type: ignore[arg-type]
+    finally:
+        store.close()

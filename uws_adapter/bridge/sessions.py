@@ -29,7 +29,7 @@ import time
 from collections import OrderedDict
 from typing import Callable, Optional, Tuple, TypeVar
 
-from uws_adapter.errors import Code, InputError, Refused, UwsAdapterError
+from uws_adapter.errors import Code, Refused, UwsAdapterError
 from uws_adapter.soap.sessions import (
     DEFAULT_LOCKOUT,
     KEEP_EXPIRED,
@@ -41,6 +41,7 @@ from uws_adapter.soap.sessions import (
     login_refusal,
 )
 from uws_adapter.store.interfaces import SessionStore
+from uws_adapter.waits import check_seconds
 
 __all__ = ["DEFAULT_LOCKOUT", "StoredSessions"]
 
@@ -68,10 +69,9 @@ class StoredSessions:
         lockout: Optional[float] = DEFAULT_LOCKOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if idle <= 0:
-            raise InputError("session idle", f"{idle} is not positive", "give the idle expiry in seconds")
-        if lockout is not None and lockout <= 0:
-            raise InputError("lockout", f"{lockout} is not positive", "give seconds, or None for no bound")
+        idle = check_seconds("session idle", idle, "1200")
+        if lockout is not None:
+            lockout = check_seconds("lockout", lockout, "1800, or None for no bound")
         self.store = store
         self.idle = idle
         self.clock = clock

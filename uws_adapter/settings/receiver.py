@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -120,7 +121,7 @@ class ReceiverSettings(Loadable, ConnectionBounds):
         Option("allow_anonymous", "UWS_CALLBACK_ALLOW_ANONYMOUS", flag),
         Option("repair", "UWS_CALLBACK_REPAIR", flag),
         HANDLER_LEASE_OPTION,
-        Option("dead_letter_rate", "UWS_CALLBACK_DEAD_LETTER_RATE", number(0, what="a number per second")),
+        Option("dead_letter_rate", "UWS_CALLBACK_DEAD_LETTER_RATE", number(0, math.inf, "a number per second")),
         Option(
             "dead_letter_max_bytes",
             "UWS_CALLBACK_DEAD_LETTER_MAX_BYTES",

@@ -54,6 +54,15 @@ def _soap_action(value: Any, origin: str) -> Optional[str]:
     return check_soap_action(value, origin)
 
 
+def _devices(value: Any, origin: str) -> int:
+    # The emulator's own bound, read when the option is given: importing the emulator at the top
+    # would load it into every service that reads its settings.
+    from uws_adapter.emulator.lines import MAX_GENERATED
+
+    count: int = whole(0, MAX_GENERATED, "a number of lines")(value, origin)
+    return count
+
+
 def _networks(value: Any, origin: str) -> Tuple[str, ...]:
     """Addresses or networks (``10.0.0.5``, ``10.0.0.0/8``), checked and kept as written."""
     found = names()(value, origin)
@@ -152,7 +161,7 @@ class EmulatorSettings(Loadable):
     OPTIONS: ClassVar[Tuple[Option, ...]] = (
         Option("host"),
         port_option(),
-        Option("devices", None, whole(0, 1_000_000, "a number of lines")),
+        Option("devices", None, _devices),
         Option("devices_file"),
         Option("listener", None, _listener),
         *callback_login_options("listener_"),

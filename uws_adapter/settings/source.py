@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from uws_adapter.errors import InputError, shown
+from uws_adapter.waits import LONGEST_WAIT
 
 __all__ = [
     "CONFIG_VARIABLE",
@@ -118,10 +119,14 @@ def whole(low: int, high: int, what: str = "a whole number", fix: str = "") -> C
     return convert
 
 
-def number(low: float, high: float = math.inf, what: str = "a number of seconds", *, open_low: bool = False) -> Convert:
-    """A float from ``low`` (excluded with ``open_low``) to ``high``."""
+def number(
+    low: float, high: float = LONGEST_WAIT, what: str = "a number of seconds", *, open_low: bool = False
+) -> Convert:
+    """A float from ``low`` (excluded with ``open_low``) to ``high``: by default a wait, which
+    :mod:`uws_adapter.waits` bounds at a year, so that the library would not refuse it later."""
     bound = f"more than {low:g}" if open_low else f"{low:g} or more"
-    fix = f"give {bound}" if high == math.inf else f"give {bound}, up to {high:g}"
+    limit = f"a year ({LONGEST_WAIT:,.0f})" if high == LONGEST_WAIT else f"{high:g}"
+    fix = f"give {bound}" if high == math.inf else f"give {bound}, up to {limit}"
 
     def convert(value: Any, origin: str) -> float:
         number_: Any = _numeric(value, origin, float, (int, float), what, fix)
