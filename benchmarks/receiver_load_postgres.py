@@ -133,6 +133,7 @@ def timed_run(url: str, label: str, scripts: List[Path], seconds: float, folder:
     try:
         pids = [pid for process, _ in servers for pid in process_tree(process.pid)]
         before = cpu_seconds(pids)
+        backends_before = _backends(url) if schema is not None else {}
         loads = [
             subprocess.Popen(
                 ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", str(script),
@@ -147,9 +148,14 @@ def timed_run(url: str, label: str, scripts: List[Path], seconds: float, folder:
             # How large the groups were and how long their commits took (both processes): what
             # a callback's wait and the per-group costs come from.
             sums = [sum(scraped(port, name) for _, port in servers) for name in _GROUP_METRICS]
+            served = sum(figures(out)[3] for out in outs)
+            server = _backends(url)
+            used = sum(seconds - backends_before.get(pid, 0.0) for pid, seconds in server.items())
             if sums[1] > 0:
                 print(f"    {label}: groups of {sums[0] / sums[1]:.1f} callbacks on average, "
-                      f"a commit {sums[2] / max(sums[3], 1) * 1e3:.1f} ms on average")  # fmt: skip
+                      f"a commit {sums[2] / max(sums[3], 1) * 1e3:.1f} ms on average"
+                      + (f"; the server's backends {used * 1e6 / max(served, 1):.0f} us of CPU a callback"
+                         if server else ""))  # fmt: skip
     finally:
         for process, _ in servers:
             stop(process)
@@ -164,6 +170,24 @@ def timed_run(url: str, label: str, scripts: List[Path], seconds: float, folder:
         if lines < count:
             raise SystemExit(f"{label}: {lines} access lines for {count} callbacks")
     return rate, p50, p99, cpu * 1e6 / max(count, 1)
+
+
+def _backends(url: str) -> Dict[int, float]:
+    """CPU seconds so far of each server process serving the receivers (``application_name``
+    uws-adapter), read from /proc: empty when the server runs on another machine. Its CPU is
+    taken from the same cores as the receivers' when it runs on this one."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        rows = admin.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'uws-adapter'").fetchall()
+    return {int(row[0]): cpu_seconds([int(row[0])]) for row in rows if _local_postgres(int(row[0]))}
+
+
+def _local_postgres(pid: int) -> bool:
+    try:  # a process of this machine's server, not one that happens to have a remote backend's pid
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"
+    except OSError:
+        return False
 
 
 def exact_run(url: str, options: List[str], devices: int) -> Tuple[int, int, int, int]:

@@ -229,6 +229,7 @@ def test_inline_comments_are_stripped(tmp_path: Path, line: str, expected: str) 
 # The services' settings objects (issue 18 item 5) -------------------------------------------------
 
 
+from uws_adapter.config import Settings  # noqa: E402
 from uws_adapter.settings.receiver import ReceiverSettings  # noqa: E402
 from uws_adapter.settings.services import BridgeSettings, EmulatorSettings  # noqa: E402
 
@@ -270,6 +271,23 @@ def test_no_settings_repr_shows_a_secret(settings: Any, values: Dict[str, str]) 
     made = settings(**values)
     assert SECRET not in repr(made)
     assert "***" in repr(made)
+
+
+@pytest.mark.parametrize(
+    ("settings", "values"),
+    [(Settings, {"soap_url": f"https://u:{SECRET}@uws.example/api/v2",
+                 "rest_url": f"https://u:{SECRET}@rest.example/api?token={SECRET}"}),
+     (BridgeSettings, {"legacy_login": "legacy:pw", "username": "u", "password": "p", "legacy_listener": f"https://l:{SECRET}@legacy.example/cb",
+                       "public_url": f"https://p:{SECRET}@bridge.example"}),
+     (EmulatorSettings, {"listener": f"http://l:{SECRET}@127.0.0.1:9/cb"})],
+    ids=["client", "bridge", "emulator"],
+)  # fmt: skip
+def test_no_settings_repr_shows_a_password_in_a_url(settings: Any, values: Dict[str, str]) -> None:
+    # A URL may carry user:password@ (and a token in its query): shown as every URL is shown.
+    made = settings(**values)
+    assert SECRET not in repr(made)
+    assert SECRET not in str(made)
+    assert "***@" in repr(made)
 
 
 def test_settings_are_frozen_and_checked_in_code_too() -> None:
@@ -385,3 +403,13 @@ def test_a_wait_and_the_emulators_lines_are_bounded_as_the_library_bounds_them()
     assert EmulatorSettings(devices=MAX_GENERATED).devices == MAX_GENERATED
     with pytest.raises(InputError, match=r"^lockout_seconds: 4e\+07 is out of range"):
         BridgeSettings(lockout_seconds=4e7)
+
+
+def test_a_limit_refused_where_it_was_written_is_fixed_as_it_is_written() -> None:
+    # Text (a file, a variable, an option) is told how to write the value, not the Python call's form.
+    with pytest.raises(InputError, match=r"^UWS_ADAPTER_TIMEOUT: \(1e\+300, 1.0\) .*; write e.g. 10,120$"):
+        load_settings(environ={"UWS_ADAPTER_TIMEOUT": "1e300,1"})
+    with pytest.raises(InputError, match=r"^--deadline: 1e\+300 seconds is longer than a year; write e.g. 180$"):
+        load_settings(environ={}, origins={"deadline": "--deadline"}, deadline="1e300")
+    with pytest.raises(InputError, match=r"^timeout: .*; pass e.g. \(10, 120\)$"):
+        load_settings(environ={}, timeout=(1e300, 1.0))

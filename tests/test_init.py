@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +107,17 @@ def test_the_compatibility_modules_warn_and_name_their_new_home(old: str, new: s
     assert finished.returncode != 0
     assert "DeprecationWarning" in finished.stderr
     assert new in finished.stderr
+
+
+def test_the_lazy_table_names_the_modules_the_type_checkers_import_from() -> None:
+    # The table (run time) and the imports under TYPE_CHECKING (mypy, IDEs) say the same thing twice:
+    # a name moved in one and not the other would resolve differently for a program and its checker.
+    tree = ast.parse(Path(uws_adapter.__file__).read_text(encoding="utf-8"))
+    guarded = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+    imported = {
+        alias.name: node.module.removeprefix("uws_adapter.")
+        for node in guarded.body
+        if isinstance(node, ast.ImportFrom) and node.module
+        for alias in node.names
+    }
+    assert imported == uws_adapter._PUBLIC

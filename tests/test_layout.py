@@ -89,3 +89,48 @@ _STDLIB = {
     "functools", "hashlib", "importlib", "io", "itertools", "json", "math", "os", "pathlib", "re", "string", "sys",
     "typing", "uuid", "warnings",
 }  # fmt: skip
+
+
+#: Run in a fresh interpreter in which the UWS client package and zeep cannot be imported (as
+#: after retiring UWS): the emulator (its REST front), then the REST commands of the CLI.
+_WITHOUT_UWS = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class Retired(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name in ("zeep", "uws_adapter.uws") or name.startswith(("zeep.", "uws_adapter.uws.")):
+            raise ModuleNotFoundError(f"No module named {name!r} (retired)")
+        return None
+
+sys.meta_path.insert(0, Retired())
+from uws_adapter import Emulator, generated_devices
+from uws_adapter.cli.main import main
+
+with Emulator(devices=generated_devices(3)) as emulator:
+    device = emulator.devices[0].device.identifiers[0]
+    common = ["--backend", "rest", "--rest-url", emulator.rest_url, "--daily-budget", "0"]
+    for argv in (["suspend", "--device", f"{device.kind}:{device.identifier}", *common],
+                 ["rest-body", "suspend", "--device", f"{device.kind}:{device.identifier}"],
+                 ["listeners", "list", "0000123456-00001", "--rest-url", emulator.rest_url]):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+        assert code in (0, None), (argv, code)
+"""
+
+
+def test_the_rest_commands_run_with_the_uws_client_package_gone(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ, "UWS_USERNAME": "uws-user", "UWS_PASSWORD": "uws-password",
+        "THINGSPACE_CLIENT_ID": "ts-client", "THINGSPACE_CLIENT_SECRET": "ts-secret",
+    }  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_UWS], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -35,9 +35,10 @@ from uws_adapter.logs import (
     printable,
 )
 from uws_adapter.model.selection import select
+from uws_adapter.provisioning.urls import check_url
 from uws_adapter.receiver.app import Receiver
 from uws_adapter.receiver.asgi import AsyncReceiver, server_config
-from uws_adapter.redaction import masked_urls, redact
+from uws_adapter.redaction import masked_url, masked_urls, redact
 from uws_adapter.serving.access import AccessLog, AsgiAccessLog, refusal_reason
 from uws_adapter.serving.limits import ConnectionLimits, uvicorn_options
 from uws_adapter.serving.thread import ServedApp
@@ -658,6 +659,27 @@ def test_wire_logger_masks_credentials_in_a_listener_url(caplog: pytest.LogCaptu
         masked_urls("see <a href='http://u:pw@h/'>http://h/x?q=1</a>")
         == "see <a href='http://***@h/'>http://h/x?q=***</a>"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("listener:pw-42@host.example/cb", "***@host.example/cb"),  # no scheme: refused, and quoted
+        ("//listener:pw-42@host.example/cb", "***@host.example/cb"),
+        ("http:/listener:pw-42@host.example", "***@host.example"),  # a mistyped scheme
+        ("https://listener:pw/42@host.example/cb", "https://***@host.example/cb"),  # "/" typed in the password
+        ("https://listener:pw?42@host.example/cb", "https://***@host.example/cb"),  # "?" typed in the password
+        ("https://host.example/users/a@b", "https://host.example/users/a@b"),  # an "@" in a path: no password
+        ("https://host.example/cb?mail=a@b", "https://host.example/cb?mail=***"),
+    ],
+)
+def test_the_url_masker_masks_a_password_wherever_a_mistyped_url_puts_it(url: str, shown: str) -> None:
+    # Scheme-less and mistyped URLs were quoted whole (password included) by the very checks that refuse them.
+    assert masked_url(url, quoted=False) == shown
+    if "pw" in url:  # a URL no check accepts: refused, the password not quoted
+        with pytest.raises(InputError) as refused:
+            check_url(url, "listener url")
+        assert "pw" not in str(refused.value)
 
 
 @pytest.mark.parametrize(

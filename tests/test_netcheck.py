@@ -39,3 +39,23 @@ def test_the_servers_clock() -> None:
     assert clock_skew(headers, lambda: 1796634090.0) == 90.0
     assert clock_skew({}, lambda: 0.0) is None
     assert server_time({"Date": "not a date"}) is None
+
+
+def test_a_lost_answer_is_a_plain_transport_error_without_login_advice() -> None:
+    # A GET provisions nothing: no OutcomeUnknown to reconcile, no "log in again" (the engine's
+    # READ stakes say so; the words are not cut out of another stake's message).
+    from servers import SilentServer
+
+    from uws_adapter.errors import OutcomeUnknown
+
+    silent = SilentServer()
+    try:
+        with pytest.raises(TransportError) as caught:
+            fetch(f"{silent.url}/x", timeout=(2.0, 0.5), deadline=5.0)
+        assert not isinstance(caught.value, OutcomeUnknown)
+        said = str(caught.value)
+        assert "no usable answer" in said
+        assert "log in" not in said
+        assert "provisioned" not in said
+    finally:
+        silent.close()

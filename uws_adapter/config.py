@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, List, Mapping, Optional, Sequence, Tuple, Union
 
 from uws_adapter.errors import InputError, shown
-from uws_adapter.provisioning.base import DEFAULT_DAILY_BUDGET, Provisioner
+from uws_adapter.provisioning.base import DEFAULT_DAILY_BUDGET, MAX_DAILY_BUDGET, Provisioner
 from uws_adapter.provisioning.options import (
     CLIENT_OPTIONS,
     DEFAULT_DEADLINE,
@@ -50,6 +50,7 @@ __all__ = [
     "load_settings",
     "rest_client",
     "timeout_seconds",
+    "unset",
 ]
 
 SECTION = "uws-adapter"
@@ -63,15 +64,12 @@ def _backend(value: Any, origin: str) -> str:
     return str(backend)
 
 
-def _url(value: Any, origin: str) -> str:
-    return check_url(value, origin)
-
-
 def _checked(check: Callable[[Any], Any], parse: Callable[[str], Any], what: str, example: str) -> Convert:
     """A converter from a check of the transport's (which names the setting) and a text parser."""
 
     def convert(value: Any, origin: str) -> Any:
-        if isinstance(value, str):
+        written = isinstance(value, str)  # in a file, a variable or an option: the fix is written so too
+        if written:
             try:
                 value = parse(value)
             except ValueError:
@@ -79,7 +77,7 @@ def _checked(check: Callable[[Any], Any], parse: Callable[[str], Any], what: str
         try:
             return check(value)
         except InputError as exc:
-            raise relocated(exc, origin) from None
+            raise relocated(exc, origin, f"write e.g. {example}" if written else None) from None
 
     return convert
 
@@ -98,7 +96,6 @@ timeout_seconds = _checked(check_timeout, _pair_of_seconds, "CONNECT,READ second
 
 #: The budget guard's range: 0 turns it off (deliberately, logged when a client starts), else
 #: 1 to 1,000 actions per line in 24 hours (5 for most accounts [doc], 25 with the upgrade).
-MAX_DAILY_BUDGET = 1000
 _budget = whole(
     0, MAX_DAILY_BUDGET, "a whole number of actions per line per day",
     f"give 1 to {MAX_DAILY_BUDGET:,} (5 for most accounts, 25 with the upgrade), or 0 to turn the guard off",
@@ -107,8 +104,8 @@ _budget = whole(
 #: Setting -> environment variable, converter, secret (the one table for file, environment and arguments).
 OPTIONS = (
     Option("backend", "UWS_ADAPTER_BACKEND", _backend),
-    Option("soap_url", "UWS_ENDPOINT", _url),
-    Option("rest_url", "UWS_ADAPTER_REST_URL", _url),
+    Option("soap_url", "UWS_ENDPOINT", check_url),
+    Option("rest_url", "UWS_ADAPTER_REST_URL", check_url),
     Option("username", "UWS_USERNAME"),
     Option("password", "UWS_PASSWORD", secret=True),
     Option("client_id", "THINGSPACE_CLIENT_ID"),
@@ -186,8 +183,6 @@ def load_settings(
 def connect(settings: Optional[Settings] = None, *, store: Optional[RequestLog] = None) -> Provisioner:
     """A client for the configured backend (:class:`UwsClient` or :class:`RestClient`); a UWS
     client with ``settings.token`` when no login is configured."""
-    from uws_adapter.uws.client import UwsClient
-
     settings = settings if settings is not None else load_settings()
     if not isinstance(settings, Settings):
         raise InputError("settings", f"a {type(settings).__name__} is not Settings", "pass load_settings(...)")
@@ -196,16 +191,17 @@ def connect(settings: Optional[Settings] = None, *, store: Optional[RequestLog] 
         check_login(settings)
     if settings.backend == "rest":
         if not (settings.client_id and settings.client_secret):
-            missing = " and ".join(
-                ENVIRONMENT[name] for name in ("client_id", "client_secret") if not getattr(settings, name)
-            )
             raise InputError(
                 "client_id" if not settings.client_id else "client_secret",
                 "the REST backend needs OAuth2 keys",
-                f"set {missing} (or client_id / client_secret in [{SECTION}] of the settings file)",
+                f"set {' and '.join(unset(settings, _OAUTH_KEYS))} (or client_id / client_secret in [{SECTION}] of "
+                "the settings file)",
             )
         client: Provisioner = rest_client(settings, store=store)
     else:  # with a token, the login is empty (use_token): the client uses the token as it is
+        # Imported for the UWS backend only: the REST one (the bridge's) runs without uws/ and zeep.
+        from uws_adapter.uws.client import UwsClient
+
         client = UwsClient(
             base_url=settings.soap_url, username=settings.username, password=settings.password,
             token=settings.token if use_token else None, store=store, options=settings.send_options,
@@ -230,6 +226,16 @@ def rest_client(
         username=settings.username, password=settings.password, store=store,
         options=settings.send_options if options is None else options,
     )  # fmt: skip
+
+
+#: What a REST client is made of: the OAuth2 application keys, then the login of its M2M session.
+_OAUTH_KEYS = ("client_id", "client_secret")
+_REST_CREDENTIALS = (*_OAUTH_KEYS, "username", "password")
+
+
+def unset(settings: Settings, names: Sequence[str] = _REST_CREDENTIALS) -> List[str]:
+    """The environment variables of the settings among ``names`` that ``settings`` leaves empty."""
+    return [ENVIRONMENT[name] for name in names if not getattr(settings, name)]
 
 
 def check_login(settings: Settings) -> None:

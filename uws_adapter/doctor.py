@@ -90,8 +90,7 @@ def check_url(name: str, url: str, timeout: float) -> Check:
         return Check(name, FAIL, f"{where}; {found.problem}", "check the port, firewalls and proxies")
     if found.tls:
         return Check(name, PASS, f"{where}; TLS verifies")
-    loopback = found.host in ("localhost", "127.0.0.1", "::1")
-    if loopback:
+    if found.host in ("localhost", "127.0.0.1", "::1"):
         return Check(name, PASS, f"{where}; plain http on loopback")
     return Check(name, WARN, f"{where}; plain http: logins and callbacks travel unencrypted", "use the https URL")
 
@@ -249,10 +248,19 @@ def check_store(options: DoctorOptions) -> Check:
     return Check("store", PASS, f"{shown}: reachable, schema {version} (current)")
 
 
+#: How the clock check's bounds are raised: its deadline is the client's, its size cap its own.
+_CLOCK_LIMITS = (
+    "raise --deadline (UWS_ADAPTER_DEADLINE) if the service is just slow",
+    "the clock check reads one page's Date header: check the URL",
+)
+
+
 def check_clock(options: DoctorOptions, url: str) -> Check:
     settings = options.settings
     try:
-        answer = fetch(url, timeout=settings.timeout, deadline=settings.deadline, max_bytes=256 * 1024)
+        answer = fetch(
+            url, timeout=settings.timeout, deadline=settings.deadline, max_bytes=256 * 1024, limits=_CLOCK_LIMITS
+        )
     except UwsAdapterError as exc:
         return Check("clock", WARN, f"not checked: {_reason(exc)}", "check the URL")
     skew = clock_skew(answer.headers, options.clock)

@@ -18,8 +18,9 @@ from urllib.parse import quote
 from uws_adapter.xmlsafe import encoding_refusal
 
 __all__ = [
-    "SOAP_PREFIX", "Answer", "AsgiApp", "BodyRules", "Message", "Receive", "Router", "Scope", "Send", "StartResponse",
-    "WsgiApp", "charset_of", "media_type_of", "raw_target", "screen", "target_refusal",
+    "SOAP_BASE", "SOAP_PREFIX", "Answer", "AsgiApp", "BodyRules", "Message", "Receive", "Router", "Scope", "Send",
+    "StartResponse", "WsgiApp", "charset_of", "media_type_of", "raw_target", "screen", "target_refusal",
+    "wsgi_body",
 ]  # fmt: skip
 
 StartResponse = Callable[..., Any]
@@ -31,6 +32,8 @@ Send = Callable[[Message], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Where our SOAP services are served (``/api/v2/CarrierService.svc``, as the carrier's).
 SOAP_PREFIX = "/api/v2/"
+#: The UWS base URL's path (what a client is given, ``.../api/v2``).
+SOAP_BASE = SOAP_PREFIX.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -145,14 +148,21 @@ def screen(
     return size, kind
 
 
+def wsgi_body(environ: Dict[str, Any], rules: BodyRules) -> Union[Answer, bytes]:
+    """The body of a WSGI request, read once :func:`screen` lets it through; else its refusal."""
+    screened = screen(
+        environ.get("REQUEST_METHOD", "GET"), environ.get("CONTENT_LENGTH"), environ.get("HTTP_CONTENT_ENCODING"),
+        environ.get("CONTENT_TYPE"), rules,
+    )  # fmt: skip
+    return screened if isinstance(screened, Answer) else environ["wsgi.input"].read(screened[0])
+
+
 def raw_target(environ: Dict[str, Any]) -> str:
     """The request target as the client sent it (waitress's ``REQUEST_URI``, gunicorn's
     ``RAW_URI``), not the server's decoded and normalised ``PATH_INFO``: waitress serves
     ``//metrics`` as ``/metrics``."""
     raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
-    if isinstance(raw, str) and raw:
-        return raw
-    return quote(environ.get("PATH_INFO") or "/")
+    return raw if isinstance(raw, str) and raw else quote(environ.get("PATH_INFO") or "/")
 
 
 class Router:

@@ -277,17 +277,14 @@ def bare_code(code: str) -> str:
     """``code`` without a QName prefix (``a:``) or a ``<Service>.`` prefix: the key of
     :data:`FAULT_CLASSES`."""
     bare = code.strip().rpartition(":")[2]
-    family, dot, rest = bare.partition(".")
-    if dot and family not in (Code.INPUT_INVALID, Code.REQUEST_FAILED):  # CarrierService.REQUEST_FAILED...
-        return rest
-    return bare
+    family, dot, rest = bare.partition(".")  # CarrierService.REQUEST_FAILED...: the service dropped
+    return rest if dot and family not in (Code.INPUT_INVALID, Code.REQUEST_FAILED) else bare
 
 
 def fault_class(code: str) -> Type[ServiceFault]:
     """The exception class a fault code means, by :data:`FAULT_CLASSES`."""
     bare = bare_code(code)
-    found = FAULT_CLASSES.get(bare) or FAULT_CLASSES.get(bare.partition(".")[0])
-    return found if found is not None else UnknownFault
+    return FAULT_CLASSES.get(bare) or FAULT_CLASSES.get(bare.partition(".")[0]) or UnknownFault
 
 
 def fault_for(code: str, message: str, http_status: Optional[int] = None) -> ServiceFault:

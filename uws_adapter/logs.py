@@ -78,10 +78,6 @@ def fields(record: logging.LogRecord) -> Dict[str, Any]:
 _second: Tuple[int, str] = (-1, "")
 
 
-def _time(record: logging.LogRecord) -> str:
-    return _stamp(record.created, record.msecs)
-
-
 def _stamp(created: float, msecs: float) -> str:
     global _second
     second = int(created)
@@ -121,7 +117,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: Dict[str, Any] = {
-            "time": _time(record),
+            "time": _stamp(record.created, record.msecs),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

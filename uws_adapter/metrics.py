@@ -15,6 +15,7 @@ and a scrape of any worker sums them all (prometheus_client's multiprocess mode)
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import itertools
 import os
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
@@ -64,6 +65,9 @@ def _metrics() -> Optional[Dict[str, Any]]:
         def counter(name: str, text: str, labels: Tuple[str, ...] = ()) -> Any:
             return Counter(f"uws_adapter_{name}", text, labels, registry=registry)
 
+        def histogram(name: str, text: str, buckets: Tuple[float, ...]) -> Any:
+            return Histogram(f"uws_adapter_{name}", text, buckets=buckets, registry=registry)
+
         _made = {
             "registry": registry,
             "received": counter("callbacks_received", "Callback POSTs that reached the receiver"),
@@ -81,18 +85,8 @@ def _metrics() -> Optional[Dict[str, Any]]:
             "dead_letters": counter(
                 "dead_letters", "Refused or unstorable documents kept or dropped (over budget)", ("outcome",)
             ),
-            "group": Histogram(
-                "uws_adapter_commit_group_size",
-                "Callbacks per group commit (ASGI receiver)",
-                buckets=_GROUP_BUCKETS,
-                registry=registry,
-            ),
-            "latency": Histogram(
-                "uws_adapter_commit_seconds",
-                "Duration of one group commit (ASGI receiver)",
-                buckets=_LATENCY_BUCKETS,
-                registry=registry,
-            ),
+            "group": histogram("commit_group_size", "Callbacks per group commit (ASGI receiver)", _GROUP_BUCKETS),
+            "latency": histogram("commit_seconds", "Duration of one group commit (ASGI receiver)", _LATENCY_BUCKETS),
             "handler": counter("handler_runs", "Handler (and relay) runs by outcome", ("handler", "outcome")),
             "retries": counter("handler_retries", "Handler runs that were a retry of a failed one", ("handler",)),
             "bridge": counter(
@@ -312,8 +306,7 @@ def scrape(store_collector: Optional[StoreCollector] = None) -> Optional[bytes]:
         registry.register(_Forward(made["registry"]))
     if store_collector is not None:
         registry.register(store_collector)
-    text: bytes = generate_latest(registry)
-    return text
+    return generate_latest(registry)
 
 
 @contextlib.contextmanager
@@ -324,7 +317,8 @@ def multiprocess_dir() -> Iterator[Optional[str]]:
     if os.environ.get(MULTIPROC_VARIABLE):
         yield os.environ[MULTIPROC_VARIABLE]
         return
-    if _missing or not _installed():
+    # Found without importing it: the parent process must not make its metrics before the variable is set.
+    if _missing or importlib.util.find_spec("prometheus_client") is None:
         yield None
         return
     # Values of an earlier run must not be summed into this one's: a new folder per run, named
@@ -335,10 +329,3 @@ def multiprocess_dir() -> Iterator[Optional[str]]:
             yield str(folder)
         finally:
             os.environ.pop(MULTIPROC_VARIABLE, None)
-
-
-def _installed() -> bool:
-    # Without importing it: the parent process must not make its metrics before the variable is set.
-    import importlib.util
-
-    return importlib.util.find_spec("prometheus_client") is not None

@@ -55,6 +55,13 @@ def tls_problem(exc: BaseException) -> Optional[str]:
     return None
 
 
+#: How a fetch's bounds are raised, by default: the command line's options of ``wsdl diff``.
+FETCH_LIMITS = (
+    "raise --deadline if the service is just slow",
+    "raise --max-bytes if the document is that large",
+)
+
+
 def fetch(
     url: str,
     *,
@@ -63,21 +70,24 @@ def fetch(
     max_bytes: int = 4 * 1024 * 1024,
     verify: bool = True,
     accept: str = "*/*",
+    limits: Tuple[str, str] = FETCH_LIMITS,
 ) -> Answer:
     """One GET of ``url``, its complete answer within ``deadline`` and ``max_bytes`` (counted
     decompressed); a redirect is answered as it is, not followed. :class:`.TransportError` naming
-    the problem (a certificate one in words) when no answer comes."""
-    sender = Engine(SendOptions(timeout=timeout, deadline=deadline, max_answer_bytes=max_bytes, connect_retries=0))
+    the problem (a certificate one in words) when no answer comes; ``limits`` says how the
+    caller's deadline, then its size cap, are raised."""
+    options = SendOptions(timeout=timeout, deadline=deadline, max_answer_bytes=max_bytes, connect_retries=0)
+    sender = Engine(options, limits=limits)
     try:
-        # Stakes.LOGIN: an answer lost after sending is a plain TransportError, not an OutcomeUnknown
+        # Stakes.READ: an answer lost after sending is a plain TransportError, not an OutcomeUnknown
         # to reconcile (a GET provisions nothing).
-        request = Outgoing("GET", url, "GET", (("Accept", accept),), stakes=Stakes.LOGIN, verify=verify)
+        request = Outgoing("GET", url, "GET", (("Accept", accept),), stakes=Stakes.READ, verify=verify)
         return sender.send(request)
     except TransportError as exc:
         # In the clients' words (the engine's): "connection refused", "name not found", ...
         problem = tls_problem(exc) or (connect_failure(exc) if isinstance(exc, ConnectionFailed) else None)
-        if problem is None:  # no complete answer: the engine's words, without its advice to log in again
-            raise TransportError(str(exc).partition("; nothing was provisioned")[0]) from None
+        if problem is None:  # no complete answer: the engine's words
+            raise TransportError(str(exc)) from None
         raise TransportError(f"GET {masked_url(url)}: {problem}") from None
     finally:
         sender.close()

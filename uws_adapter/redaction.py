@@ -196,15 +196,18 @@ def masked_url(url: str, *, quoted: bool = True) -> str:
     cut short; quoted unless ``quoted`` is False. Plain string work, so that it cannot fail on a
     URL no parser accepts."""
     scheme, sep, rest = url.partition("://")
-    cut = min((at for at in (rest.find("/"), rest.find("?")) if at >= 0), default=len(rest))
-    authority, path = rest[:cut], rest[cut:]
-    if "@" in authority:
-        authority = REDACTED + "@" + authority.rpartition("@")[2]
-    path, mark, query = path.partition("?")
+    if not sep:  # no scheme, or a mistyped one (http:/): the URL a check refuses, and quotes
+        scheme, rest = "", url
+    # A user and password up to the last "@" whatever they hold (a "/" or "?" typed unescaped in a
+    # password ends the authority for a parser), unless that "@" is in a path of a host without one.
+    at = rest.rfind("@")
+    if at >= 0 and (":" in rest[:at] or "/" not in rest[:at]):
+        rest = REDACTED + rest[at:]
+    path, mark, query = rest.partition("?")
     # The query's names are kept (?wsdl, ?singleWsdl), its values masked (one may be a token).
     query = "&".join(name + (f"={REDACTED}" if equals else "") for name, equals, _ in (
         part.partition("=") for part in query.split("&")))  # fmt: skip
-    shown = scheme + sep + authority + path + mark + query
+    shown = scheme + sep + path + mark + query
     text = repr(shown[:200] + ("..." if len(shown) > 200 else ""))
     return text if quoted else text[1:-1]
 

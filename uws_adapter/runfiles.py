@@ -49,7 +49,7 @@ def remove_stale(prefix: str, where: Optional[str] = None) -> List[Path]:
         if not path.is_dir() or path.is_symlink() or (uid is not None and info.st_uid != uid):
             continue
         pid_text = path.name[len(prefix) :].partition("-")[0]
-        if pid_text.isdigit():
+        if pid_text.isascii() and pid_text.isdigit() and len(pid_text) <= 9:  # int() and kill() take it
             if _alive(int(pid_text)):
                 continue
         elif time.time() - info.st_mtime < 86400:

@@ -34,11 +34,7 @@ NS_XS = "http://www.w3.org/2001/XMLSchema"
 #: Namespaces declared once, on the Envelope, in the requests we write. Prefixes carry no meaning
 #: on the wire; the Common contract is the default namespace because the per-device elements are
 #: in it, and at 10,000 devices their tags are most of the message.
-REQUEST_PREFIXES: Dict[Optional[str], str] = {
-    "v2": NS_V2,
-    "nph": NS_CARRIER,
-    None: NS_COMMON,
-}
+REQUEST_PREFIXES: Dict[Optional[str], str] = {"v2": NS_V2, "nph": NS_CARRIER, None: NS_COMMON}
 
 # Transport [seen unless noted].
 CONTENT_TYPE = "text/xml; charset=utf-8"

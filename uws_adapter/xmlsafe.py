@@ -23,7 +23,7 @@ import functools
 import itertools
 import re
 import threading
-from typing import Callable, Dict, Iterable, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Type, TypeVar, Union
 
 from lxml import etree
 
@@ -77,22 +77,18 @@ class _NoResolver(etree.Resolver):
 
 
 _local = threading.local()
+#: The options of every parser of untrusted XML (the one-shot one and the counting one).
+_HARDENED: Dict[str, Any] = dict(
+    resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False, recover=False,
+    remove_pis=True, collect_ids=False,
+)  # fmt: skip
 
 
 def _parser() -> etree.XMLParser:
     # lxml parsers are not safe to share between threads; one per thread, reused.
     parser: Optional[etree.XMLParser] = getattr(_local, "parser", None)
     if parser is None:
-        parser = etree.XMLParser(
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=False,
-            recover=False,
-            remove_pis=True,
-            collect_ids=False,
-        )
+        parser = etree.XMLParser(**_HARDENED)
         parser.resolvers.add(_NoResolver())
         _local.parser = parser
     return parser
@@ -208,8 +204,8 @@ def parse_untrusted(
         raise error(f"{what}: {_NO_DOCTYPE}", line=1)
     # Nesting D deep takes at least 2*D-1 "<" bytes (D start tags, D-1 end tags or more), so a
     # document with fewer cannot be too deep; the count runs in C and only over-counts in UTF-16.
-    if markup >= 2 * max_depth + 1:
-        _check_depth(root, max_depth, error, what)
+    if markup >= 2 * max_depth + 1 and _too_deep(max_depth)(root):
+        raise error(f"{what}: nesting deeper than {max_depth} levels")
     include = next(root.iter(_XINCLUDE + "*"), None)
     if include is not None:
         # Never processed; refused outright so that no later code can be talked into it.
@@ -259,12 +255,9 @@ def _parse_counted(data: bytes, max_nodes: int) -> etree._Element:
     """``data`` parsed in pieces with the hardened options, raising :class:`_TooMany` once it has
     shown more than ``max_nodes`` elements and comments: the work before the refusal is the C
     parse of at most that many nodes (and one piece), and one event per node."""
-    # The one-shot parser's options; processing instructions are dropped in C (remove_pis), so they
-    # cost no event: only the prolog's are counted (by the prolog scan).
-    parser = etree.XMLPullParser(
-        events=("start", "comment"), resolve_entities=False, no_network=True, load_dtd=False,
-        dtd_validation=False, huge_tree=False, recover=False, remove_pis=True, collect_ids=False,
-    )  # fmt: skip
+    # Processing instructions are dropped in C (remove_pis), so they cost no event: only the
+    # prolog's are counted (by the prolog scan).
+    parser = etree.XMLPullParser(events=("start", "comment"), **_HARDENED)
     parser.resolvers.add(_NoResolver())
     seen = 0
     for start in range(0, len(data), _PIECE):
@@ -346,8 +339,3 @@ def _scan_prolog(text: bytes, max_nodes: Optional[int] = None) -> Optional[bool]
 def _too_deep(max_depth: int) -> etree.XPath:
     # True when an element stands at depth max_depth + 1; evaluated in C, unlike a Python walk.
     return etree.XPath("boolean(/" + "/*" * (max_depth + 1) + ")")
-
-
-def _check_depth(root: etree._Element, max_depth: int, error: Type[DocumentError], what: str) -> None:
-    if _too_deep(max_depth)(root):
-        raise error(f"{what}: nesting deeper than {max_depth} levels")

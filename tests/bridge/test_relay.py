@@ -111,6 +111,25 @@ def test_a_relay_follows_no_redirect_and_caps_the_answer() -> None:
             server.close()
 
 
+def test_a_relay_over_its_limits_names_the_listener_not_the_clients_settings(trickler: Trickler) -> None:
+    # The relay's bounds are not the client's: raising UWS_ADAPTER_DEADLINE or --max-answer-bytes
+    # changes nothing for it, so its errors (kept as the handler's last error) do not say to.
+    huge = HttpServer(lambda _: (200, "text/xml", b"<a>" + b"x" * (RELAY_OPTIONS.max_answer_bytes + 10) + b"</a>"))
+    try:
+        for url, options in ((huge.url, RELAY_OPTIONS), (trickler.url, RELAY_OPTIONS.with_(deadline=1.0))):
+            with pytest.raises(OutcomeUnknown) as caught:
+                LegacyRelay(url, options=options)(event(1))
+            said = str(caught.value)
+            if "ReadTimeout" in said:  # a loaded machine's read timeout fired before the deadline
+                continue
+            assert "UWS_ADAPTER_" not in said
+            assert "--deadline" not in said
+            assert "--max-answer-bytes" not in said
+            assert "legacy listener" in said
+    finally:
+        huge.close()
+
+
 def test_a_lease_not_well_above_the_relay_deadline_is_refused(tmp_path: Path) -> None:
     store = Store(tmp_path / "c.db")
     try:

@@ -157,6 +157,33 @@ def test_malformed_documents(data: bytes, message: str) -> None:
         parse_rest_callback(data)
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (_base(callbackCount=[10**5000]), "callbackCount: a list holding an integer too long to write is not an"),
+        (_base(deviceResponse={"restoreResponse": {"restored": 10**5000}}), "an integer of 16,610 bits is not true"),
+        (_base(faultResponse={"faultcode": "x", "detail": {"n": 10**5000}}), "faultResponse.detail: not a JSON value"),
+        (_base(faultResponse={"faultcode": "x", "detail": b"raw"}), "faultResponse.detail: not a JSON value"),
+    ],
+    ids=["count-list", "restored-integer", "detail-integer", "detail-bytes"],
+)
+def test_a_mapping_holding_what_no_json_text_holds_is_a_parse_error(body: Dict[str, Any], message: str) -> None:
+    # Each was a raw ValueError or TypeError (quoting or writing such a value back as JSON).
+    with pytest.raises(CallbackParseError, match=message):
+        parse_rest_callback(body)
+
+
+@pytest.mark.parametrize("where", ["requestId", "status", "device id"])
+def test_a_mapping_holding_an_integer_too_long_to_write_is_a_parse_error(where: str) -> None:
+    # A decoded mapping is not bounded by the JSON decoder: str() of such an integer was a raw ValueError.
+    huge = 10**5000
+    body: Dict[str, Any] = {"requestId": huge} if where == "requestId" else _base(status=huge)
+    if where == "device id":
+        body = _base(deviceIds=[{"kind": "IMEI", "id": huge}])
+    with pytest.raises(CallbackParseError, match="expected a string, got an integer of 16,610 bits"):
+        parse_rest_callback(body)
+
+
 def test_deep_mapping_input_is_refused_without_recursion() -> None:
     deep: Dict[str, Any] = {"requestId": "r"}
     node = deep

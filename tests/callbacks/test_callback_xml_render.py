@@ -9,6 +9,7 @@ import pytest
 from conftest import DATA, parse_trusted
 
 from uws_adapter import CallbackRequest, InputError, parse_callback, render_callback, render_rest_callback
+from uws_adapter.model.callbacks import CallbackFault, NiddResult, ReportedDevice, SuspendResult
 from uws_adapter.soap.schemas import CALLBACK_XSD, lxml_schema, xmlschema_schema
 
 DOC = (DATA / "doc-restore-callback.xml").read_bytes()
@@ -52,8 +53,21 @@ def test_kinds_are_written_as_the_carrier_writes_them() -> None:
 @pytest.mark.parametrize(
     ("callback", "field"),
     [(None, "callback"), ({"request_id": "r"}, "callback"), (CallbackRequest(request_id="r", devices=[1]), "callback.devices"),  # type: ignore[arg-type]
-     (CallbackRequest(request_id="r", devices=5), "callback.devices")],  # type: ignore[arg-type]
-    ids=["none", "a-dict", "a-device-that-is-not-one", "devices-not-a-collection"],
+     (CallbackRequest(request_id="r", devices=5), "callback.devices"),  # type: ignore[arg-type]
+     # A field of another type than declared, as a program may build one by hand.
+     (CallbackRequest(request_id=5), "callback.request_id"),  # type: ignore[arg-type]
+     (CallbackRequest(request_id="r", devices=(ReportedDevice(None, "1"),)), "callback.devices.kind"),  # type: ignore[arg-type]
+     (CallbackRequest(request_id="r", callback_count=10**5000), "callback.callback_count"),
+     (CallbackRequest(request_id="r", callback_count=True), "callback.callback_count"),
+     (CallbackRequest(request_id="r", suspend=SuspendResult(expected_resume_date="2020-01-01")),  # type: ignore[arg-type]
+      "callback.suspend.expected_resume_date"),
+     (CallbackRequest(request_id="r", unmodeled=("a", 1)), "callback.unmodeled"),  # type: ignore[arg-type]
+     (CallbackRequest(request_id="r", fault=CallbackFault(code=3)), "callback.fault.code"),  # type: ignore[arg-type]
+     (CallbackRequest(request_id="r", nidd=NiddResult(devices=(ReportedDevice("IMEI", 5),))),  # type: ignore[arg-type]
+      "callback.nidd.devices.identifier")],
+    ids=["none", "a-dict", "a-device-that-is-not-one", "devices-not-a-collection", "request-id-a-number",
+         "kind-none", "count-past-64-bits", "count-a-bool", "date-a-string", "unmodeled-a-number",
+         "fault-code-a-number", "nidd-identifier-a-number"],
 )  # fmt: skip
 @pytest.mark.parametrize("render", [render_callback, render_rest_callback], ids=["uws", "rest"])
 def test_what_is_not_a_callback_is_refused_by_name(callback: object, field: str, render: Any) -> None:
@@ -61,3 +75,11 @@ def test_what_is_not_a_callback_is_refused_by_name(callback: object, field: str,
     with pytest.raises(InputError) as info:
         render(callback)
     assert info.value.field == field
+
+
+def test_a_lone_surrogate_is_refused_by_the_rest_renderer_as_the_uws_one_refuses_it() -> None:
+    # The REST renderer's UTF-8 encoding raised a raw UnicodeEncodeError.
+    callback = CallbackRequest(request_id="r", comment="\ud800")
+    for render in (render_callback, render_rest_callback):
+        with pytest.raises(InputError):
+            render(callback)

@@ -95,6 +95,27 @@ def test_a_file_that_is_not_a_database_is_one_line(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]  # nothing left beside it
 
 
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["status", "r"], ["callbacks"]], ids=" ".join)
+def test_another_programs_sqlite_database_is_refused_and_left_as_it_was(
+    command: List[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Our ten tables were written into it, beside its own.
+    import sqlite3
+
+    other = tmp_path / "crm.db"
+    with sqlite3.connect(str(other)) as connection:
+        connection.execute("CREATE TABLE customers (id INTEGER)")
+    assert main([*command, "--db", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"uws-adapter: error: cannot open the store {other}: it is another program's SQLite database (tables:"
+        " customers), not a uws-adapter store; give the path of a new file or of a uws-adapter store\n"
+    )
+    with sqlite3.connect(str(other)) as connection:
+        assert connection.execute("SELECT name FROM sqlite_master").fetchall() == [("customers",)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crm.db"]
+
+
 @pytest.mark.parametrize(
     "command",
     [["db", "version"], ["db", "upgrade"], ["status", "r"], ["callbacks"], ["wait", "r", "--timeout", "1"],

@@ -102,3 +102,11 @@ def test_an_existing_database_is_kept_when_the_start_fails(tmp_path: Path, busy_
                    process=True)  # fmt: skip
     assert result.returncode == 1
     assert database.exists()
+
+
+def test_a_bridge_without_its_whole_rest_login_names_what_is_unset(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("UWS_", "THINGSPACE_"))}
+    given = {k: v for k, v in SERVICE_ENV.items() if k not in ("THINGSPACE_CLIENT_SECRET", "UWS_PASSWORD")}
+    line = one_line(run_in_process(["bridge", "--port", "0"], tmp_path, {**environment, **given}))
+    assert "REST credentials: incomplete: THINGSPACE_CLIENT_SECRET, UWS_PASSWORD not set" in line
+    assert list(tmp_path.iterdir()) == []

@@ -207,3 +207,26 @@ def test_callbacks_follow_no_redirect_and_a_redirect_is_not_an_acknowledgement(c
         assert callbacks.bodies == []
     finally:
         redirecting.close()
+
+
+def test_a_callback_over_its_answer_cap_names_the_listener_not_the_clients_settings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The emulator's callbacks have their own bounds: the client's settings change nothing for them.
+    from uws_adapter.provisioning.options import CALLBACK_OPTIONS
+
+    huge = HttpServer(lambda _: (200, "text/xml", b"<a>" + b"x" * (CALLBACK_OPTIONS.max_answer_bytes + 10) + b"</a>"))
+    lines = generated_devices(1)
+    caplog.set_level(logging.WARNING, logger="uws_adapter.emulator")
+    try:
+        with Emulator(devices=lines, delivery_workers=1, callback_spacing=0.01, max_callback_threshold=1) as emulator:
+            emulator.register_listener(DEFAULT_ACCOUNT, huge.url)
+            client_for(emulator.base_url).suspend(select([lines[0].device]))
+            wait_until(lambda: emulator.counters["callbacks_sent"] == 1)
+    finally:
+        huge.close()
+    said = " ".join(record.getMessage() for record in caplog.records if "byte limit" in record.getMessage())
+    assert "byte limit" in said
+    assert "listener" in said
+    assert "UWS_ADAPTER_" not in said
+    assert "--max-answer-bytes" not in said

@@ -27,8 +27,17 @@ from uws_adapter.emulator.lines import Seed, generated_devices, parse_seed, seed
         ("plan:v2", "service_plan", Seed("service_plan", "plan:v2", None)),
         ("customfield2=SuperVend:4", "custom_field", Seed("CustomField2", "SuperVend", 4)),
         ("CustomField1=a=b", "custom_field", Seed("CustomField1", "a=b", None)),
+        ("fleet:\u00b2", "group", Seed("group", "fleet:\u00b2", None)),  # a digit int() refuses: the value's
     ],
-    ids=["group-with-count", "group-all", "plan-with-space", "colon-in-value", "custom-field", "equals-in-value"],
+    ids=[
+        "group-with-count",
+        "group-all",
+        "plan-with-space",
+        "colon-in-value",
+        "custom-field",
+        "equals-in-value",
+        "superscript-in-value",
+    ],
 )
 def test_seed_options_are_parsed(text: str, attribute: str, expected: Seed) -> None:
     assert parse_seed(text, attribute) == expected
@@ -42,8 +51,9 @@ def test_seed_options_are_parsed(text: str, attribute: str, expected: Seed) -> N
         ("SuperVend:4", "custom_field", "--custom-field"),
         ("CustomField9=x", "custom_field", "--custom-field custom field name"),
         ("CustomField1=a<b", "custom_field", "--custom-field custom field CustomField1 value"),
+        ("fleet:" + "9" * 5000, "group", "--group"),  # was a raw ValueError (int() of over 4,300 digits)
     ],
-    ids=["zero-count", "no-name", "no-field-name", "unknown-field", "forbidden-character"],
+    ids=["zero-count", "no-name", "no-field-name", "unknown-field", "forbidden-character", "count-too-long"],
 )
 def test_bad_seed_options_name_the_option(text: str, attribute: str, field: str) -> None:
     with pytest.raises(InputError) as raised:

@@ -27,3 +27,6 @@ def test_unknown_action() -> None:
 def test_with_billing_must_be_a_bool() -> None:
     with pytest.raises(InputError, match="with_billing: expected True, False or None"):
         Suspend(with_billing="yes")  # type: ignore[arg-type]
+    # Quoted by the one rule (errors.shown): repr() of an integer past 4,300 digits was a raw ValueError.
+    with pytest.raises(InputError, match="got an integer of 16,610 bits"):
+        Suspend(with_billing=10**5000)  # type: ignore[arg-type]

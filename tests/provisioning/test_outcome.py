@@ -108,3 +108,45 @@ def test_a_non_soap_answer_names_its_status_and_content_type() -> None:
         assert caught.value.http_status == 404
     finally:
         page.close()
+
+
+EMPTY_ENVELOPE = (
+    b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+    b'<ChangeDeviceStateResponse xmlns="http://nphase.com/unifiedwebservice/v2"/></s:Body></s:Envelope>'
+)
+
+
+@pytest.mark.parametrize("api", ["uws", "rest"])
+def test_a_2xx_without_a_request_id_is_an_unknown_outcome_on_both_apis(api: str) -> None:
+    # The outcome rule is one: a 2xx to a provisioning request that cannot be read may have been
+    # carried out, on either API (the UWS client once said "no usable answer", inviting a resend).
+    if api == "uws":
+        server = HttpServer(lambda body: (200, "text/xml; charset=utf-8", EMPTY_ENVELOPE))
+    else:
+        server = HttpServer(lambda body: (200, "application/json", b"{}"))
+    try:
+        client = (
+            UwsClient(base_url=server.url + "/api/v2", token="t", timeout=(2.0, 5.0))
+            if api == "uws"
+            else RestClient(base_url=server.url + "/api", bearer_token="b", token="s", timeout=(2.0, 5.0))
+        )
+        with pytest.raises(OutcomeUnknown, match=r"check (its )?callbacks before sending it again") as caught:
+            client.restore(DEVICES)
+        assert caught.value.request is not None  # what was sent, to reconcile
+        assert len(server.bodies) == 1
+    finally:
+        server.close()
+
+
+def test_a_lost_answer_to_a_repeatable_request_does_not_ask_to_check_callbacks() -> None:
+    # A listing (or a registration, a relay) changes nothing when sent twice: "check its callbacks
+    # before sending it again" is the advice for provisioning only.
+    silent = SilentServer()
+    try:
+        client = RestClient(base_url=silent.url + "/api", bearer_token="b", token="s", timeout=(2.0, 0.5))
+        with pytest.raises(TransportError) as caught:
+            client.callback_listeners("0000123456-00001")
+        assert "callbacks before sending it again" not in str(caught.value)
+        assert "safe" in str(caught.value)
+    finally:
+        silent.close()

@@ -110,6 +110,12 @@ def test_the_wire_202_while_more_data_and_the_documented_fields(emulator: Emulat
     refused = requests.post(url, json={**body, "deviceList": []}, headers=headers, timeout=10)
     assert refused.status_code == 400
     assert refused.json()["errorCode"] == "INPUT_INVALID.RequestUndefined"
+    one = requests.post(url, json={**body, "maxNumberOfDevices": 1}, headers=headers, timeout=10)
+    assert (one.status_code, len(one.json()["devices"])) == (202, 1)
+    # 0 was taken for "no limit" (a full page): the refusal written for it could never be given.
+    none = requests.post(url, json={**body, "maxNumberOfDevices": 0}, headers=headers, timeout=10)
+    assert none.status_code == 400
+    assert none.json()["errorMessage"] == "maxNumberOfDevices must be 1 or more"
 
 
 def test_a_page_that_adds_nothing_ends_an_incomplete_count() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import List, Type
+from typing import List, Optional, Type
 
 import pytest
 from conftest import ManualClock, rest_client_for
@@ -20,6 +20,7 @@ from uws_adapter import (
     InputError,
     InvalidInputFault,
     OutcomeUnknown,
+    RestClient,
     ServiceFault,
     SessionExpired,
     TransportError,
@@ -98,6 +99,17 @@ def test_a_bearer_refused_with_a_bare_401_is_renewed_once_and_the_call_resent() 
         assert client.suspend(select([lines[0].device]))
         assert emulator.counters["oauth_tokens"] == 2
         assert lines[0].state == "Suspended"
+
+
+def test_the_emulator_forgets_expired_bearer_tokens_as_it_issues_new_ones() -> None:
+    # Every token issued was held for the emulator's life.
+    clock = ManualClock()
+    with Emulator(devices=generated_devices(1), bearer_lifetime=10, clock=clock) as emulator:
+        for _ in range(5):
+            rest_client_for(emulator.rest_url).login()
+            clock.advance(4)
+        assert emulator.counters["oauth_tokens"] == 5
+        assert len(emulator.rest._bearers) == 3  # those issued in the last 10 s
 
 
 def test_wrong_oauth_keys_are_refused_without_a_retry() -> None:
@@ -334,3 +346,22 @@ def test_profile_resume_sends_esim_profile_callbacks(callbacks: HttpServer) -> N
         assert profile is not None
         assert (profile.state, profile.profile_status) == ("ACTIVE", "ENABLE")
         assert lines[0].state == "Active"
+
+
+@pytest.mark.parametrize(("username", "password"), [("listener", None), (None, "s3cret"), ("listener", "")])
+def test_a_listener_registration_with_half_its_credentials_is_refused_before_sending(
+    username: Optional[str], password: Optional[str]
+) -> None:
+    # The one rule for a pair of callback credentials (both or neither), as `listeners register` and
+    # the emulator's --listener apply it: half of them would register a listener every callback of
+    # which a receiver that checks credentials refuses.
+    server = HttpServer(lambda _: (200, "application/json", b"{}"))
+    try:
+        client = RestClient(base_url=server.url + "/api", bearer_token="b", token="s")
+        with pytest.raises(InputError, match="give both a username and a password, or neither") as caught:
+            client.register_callback(DEFAULT_ACCOUNT, "CarrierService", server.url + "/cb", username=username,
+                                     password=password)  # fmt: skip
+        assert "s3cret" not in str(caught.value)
+        assert server.bodies == []
+    finally:
+        server.close()

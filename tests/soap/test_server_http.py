@@ -25,7 +25,7 @@ from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice
 from uws_adapter.model.actions import Suspend
 from uws_adapter.model.devices import API_KINDS, Device, DeviceIdentifier
 from uws_adapter.model.selection import MAX_DEVICES_PER_REQUEST
-from uws_adapter.soap.server import MAX_REQUEST_NODES, read_call
+from uws_adapter.soap.server import MAX_REQUEST_NODES, may_hold_xsi, read_call
 from uws_adapter.store.sqlite import Store
 from uws_adapter.uws.envelope import build_envelope, build_login
 from uws_adapter.wire import NS_CARRIER, NS_COMMON, NS_SESSION, NS_SOAP_ENV, NS_V2, NS_XSI, soap_action
@@ -308,6 +308,30 @@ def test_nil_optional_members_count_as_absent(served: Served, spelling: str) -> 
     assert answer.status_code == 200, answer.text
 
 
+def test_comments_anywhere_in_a_request_mean_nothing(served: Served) -> None:
+    # A comment is no content (the schema check skips it). One inside Input was a 500, one before it
+    # or between devices a refusal, one inside a value cut the value there, one in the token refused it.
+    def commented(text: str) -> str:
+        return f"{text[:4]}<!-- c -->{text[4:]}"
+
+    login = (
+        login_body(served)
+        .replace(served.username, commented(served.username))
+        .replace("<v2:Input>", "<!-- a --><v2:Input><!-- b -->")
+    )
+    answer = post(served, "SessionService", envelope(login), action=LOGIN_ACTION)
+    assert answer.status_code == 200, answer.text
+    first, second = (line.device.identifiers[0].identifier for line in served.lines[2:])
+    listed = device_list(commented(first), second).replace(
+        "</nph1:DeviceIdentifierCollection><nph1:", "</nph1:DeviceIdentifierCollection><!-- d --><nph1:"
+    )
+    body = change_body(listed).replace("<v2:Input>", "<!-- a --><v2:Input><!-- b -->")
+    token = token_header(commented(answer_text(answer.content, "SessionToken")))  # in the header too
+    answer = post(served, "CarrierService", envelope(body, token), action=CHANGE_ACTION)
+    assert answer.status_code == 200, answer.text
+    assert [line.state for line in served.lines] == ["Active", "Active", "Suspended", "Suspended"]
+
+
 def test_a_nil_required_member_is_still_refused(served: Served) -> None:
     token = log_in(served)
     broken = (
@@ -325,6 +349,47 @@ def test_xsi_type_annotations_are_accepted(served: Served) -> None:
     typed = device_list(imei).replace("<nph1:Kind>", '<nph1:Kind i:type="xsd:string">')
     body = envelope(change_body(typed), token_header(token, ' i:type="xsd:string"'))
     body = body.replace(b"<v2:ChangeDeviceState>", b'<v2:ChangeDeviceState i:type="v2:ChangeDeviceState">')
+    answer = post(served, "CarrierService", body, action=CHANGE_ACTION)
+    assert answer.status_code == 200, answer.text
+
+
+def _typed_and_nil(served: Served, token: str) -> str:
+    """A device list whose Kind carries xsi:type and with a query member sent nil: refused unless
+    the type is dropped and the nil member removed."""
+    imei = served.lines[3].device.identifiers[0].identifier
+    typed = device_list(imei).replace("<nph1:Kind>", '<nph1:Kind i:type="xsd:string">')
+    return change_body(typed + '<nph:DeviceGroupName i:nil="true"/>')
+
+
+@pytest.mark.parametrize(
+    ("spelled", "encoding"),
+    [(NS_XSI.replace("-", "&#45;"), "utf-8"), (NS_XSI.replace("w3", "&#x77;3"), "utf-8"), (NS_XSI, "utf-16")],
+    ids=["decimal-reference", "hex-reference", "utf-16"],
+)
+def test_xsi_attributes_are_found_however_their_namespace_is_written(
+    served: Served, spelled: str, encoding: str
+) -> None:
+    # The searches for xsi attributes are skipped only when the request's bytes cannot declare their
+    # namespace (server.may_hold_xsi): a character reference or UTF-16 hides the URI from a byte scan.
+    token = log_in(served)
+    text = envelope(_typed_and_nil(served, token), token_header(token)).decode().replace(NS_XSI, spelled)
+    assert NS_XSI.encode() not in text.encode(encoding)
+    answer = post(
+        served, "CarrierService", text.encode(encoding), action=CHANGE_ACTION,
+        content_type=f"text/xml; charset={encoding}",
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert answer_text(answer.content, "RequestId")
+
+
+def test_without_xsi_in_the_bytes_nothing_is_searched_and_the_request_reads_the_same(served: Served) -> None:
+    token = log_in(served)
+    imei = served.lines[3].device.identifiers[0].identifier
+    body = envelope(change_body(device_list(imei)), token_header(token)).replace(f' xmlns:i="{NS_XSI}"'.encode(), b"")
+    assert not may_hold_xsi(body)
+    assert may_hold_xsi(envelope(change_body(device_list(imei)), token_header(token)))
+    call = read_call("CarrierService", body, max_bytes=MAX_REQUEST_BYTES)
+    assert etree.tostring(call.payload).count(b"IMEI") == 1
     answer = post(served, "CarrierService", body, action=CHANGE_ACTION)
     assert answer.status_code == 200, answer.text
 

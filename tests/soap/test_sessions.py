@@ -77,6 +77,18 @@ def test_the_table_of_keys_is_bounded() -> None:
     assert len(throttle) == 100
 
 
+def test_a_long_key_is_held_by_its_digest_and_still_counted_as_itself() -> None:
+    # The emulator's keys are usernames as long as a request may carry: 65,536 of them of 1 MiB
+    # each were held whole.
+    throttle = LoginThrottle(first_delay=math.inf, max_delay=None, clock=Clock())
+    long_name, other = "u" * 1_000_000, "u" * 999_999 + "v"
+    for _ in range(FREE_FAILURES):
+        throttle.attempt(long_name, False)
+    assert throttle.waiting(long_name)
+    assert not throttle.waiting(other)
+    assert all(len(key) < 100 for key in throttle._keys)
+
+
 def test_a_key_locked_for_good_says_so_in_the_same_words_for_any_name() -> None:
     throttle = LoginThrottle(first_delay=math.inf, max_delay=None, clock=Clock())
     for name in ("known", "unknown"):

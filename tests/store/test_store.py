@@ -348,6 +348,44 @@ def test_a_write_that_need_not_be_durable_is_committed_at_once_and_seen_by_other
         assert synced
 
 
+def test_the_session_read_never_waits_for_a_write_holding_the_shared_connection(tmp_path: Path) -> None:
+    # The session read may run on the connection the non-durable writes share (its pages current);
+    # while a write holds that connection, it reads on its own thread's connection instead.
+    with Store(tmp_path / "s.db") as store, ThreadPoolExecutor(2) as pool:
+        store.open_session("a" * 64, 1000.0, None)
+        assert store.session_last_used("a" * 64) == 1000.0  # the shared connection is free
+        holding, release = threading.Event(), threading.Event()
+
+        def held(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE bridge_sessions SET last_used = 2000.0")
+            holding.set()
+            assert release.wait(30)
+
+        writing = pool.submit(store.write, held, durable=False)
+        assert holding.wait(30)
+        read = pool.submit(store.session_last_used, "a" * 64)
+        try:
+            assert read.result(timeout=30) == 1000.0  # what is committed, while the write still holds on
+        finally:
+            release.set()
+        writing.result(timeout=30)
+        assert store.session_last_used("a" * 64) == 2000.0
+
+
+def test_the_session_read_inside_a_write_of_its_own_thread_sees_only_what_is_committed(tmp_path: Path) -> None:
+    # The shared connection is this thread's own then (its lock is re-entrant) and in a transaction:
+    # the read goes to the thread's reader, not into the uncommitted write.
+    with Store(tmp_path / "s.db") as store:
+        store.open_session("b" * 64, 1000.0, None)
+
+        def forget_then_read(db: sqlite3.Connection) -> Any:
+            db.execute("DELETE FROM bridge_sessions")
+            return store.session_last_used("b" * 64)
+
+        assert store.write(forget_then_read, durable=False) == 1000.0
+        assert store.session_last_used("b" * 64) is None
+
+
 @pytest.mark.parametrize(
     "wait",
     [float("nan"), float("inf"), 1e10, 10**5000, 0, -1, "10", None],

@@ -254,6 +254,10 @@ def test_a_doctype_and_an_oversized_document_are_refused(tmp_path: Path) -> None
         done = run_cli(["wsdl", "diff", f"{server.url}/big.svc?wsdl", "--max-bytes", "1000"], tmp_path)
         assert done.returncode == 2
         assert "1,000-byte limit" in done.stderr
+        # Its own option is named, not the client's settings (which do not bound it).
+        assert "--max-bytes" in done.stderr
+        assert "UWS_ADAPTER_" not in done.stderr
+        assert "--max-answer-bytes" not in done.stderr
         done = run_cli(["wsdl", "diff", f"{server.url}/missing.svc?wsdl"], tmp_path)
         assert done.returncode == 2
         assert "HTTP 404" in done.stderr
@@ -281,6 +285,16 @@ def test_a_local_import_outside_the_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "outside.xsd").write_text((BUNDLED / "uws-session.xsd").read_text())
     with pytest.raises(InputError, match="outside"):
         diff(str(source))
+
+
+@pytest.mark.parametrize("location", ["http://[bad/y.xsd", "http://u:pw@[::1/y.xsd"], ids=["bad-ipv6", "with-password"])
+def test_an_import_location_that_is_not_a_url_is_refused_in_one_line(tmp_path: Path, location: str) -> None:
+    # urljoin's ValueError ("Invalid IPv6 URL") ended the command as an unexpected error.
+    source = altered(tmp_path, "uws-v2.xsd", lambda t: t.replace('schemaLocation="uws-session.xsd"',
+                                                                 f'schemaLocation="{location}"'))  # fmt: skip
+    with pytest.raises(InputError, match=r"^SOURCE: uws-v2.xsd imports '.*', which is not a URL") as caught:
+        diff(str(source))
+    assert "pw" not in str(caught.value)
 
 
 def test_a_wsdl_importing_more_documents_than_allowed_is_refused() -> None:

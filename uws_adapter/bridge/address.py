@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from uws_adapter.edge import SOAP_BASE
 from uws_adapter.errors import InputError
 
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
@@ -63,7 +64,7 @@ def soap_address(environ: Mapping[str, object], *, public_url: Optional[str], al
     """The ``.../api/v2`` base for this request's WSDL. Without ``public_url``, the Host must be in
     ``allowed`` (None: the loopback names of the port the request came in on)."""
     if public_url:
-        return public_url.rstrip("/") + "/api/v2"
+        return public_url.rstrip("/") + SOAP_BASE
     if allowed is None:
         allowed = listen_names("127.0.0.1", int(str(environ.get("SERVER_PORT") or 80)))
     names = tuple(allowed)
@@ -78,4 +79,4 @@ def soap_address(environ: Mapping[str, object], *, public_url: Optional[str], al
                 f"is not a name of this bridge (allowed: {', '.join(names)})",  # what was sent is not echoed
                 "call the bridge by one of those names, or start it with --allowed-host NAME:PORT or --public-url URL",
             )
-    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}/api/v2"
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}{SOAP_BASE}"

@@ -60,6 +60,11 @@ from uws_adapter.xmlsafe import MAX_BYTES
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 RELAY_HANDLER = "legacy-relay"
 _UNEXPECTED = Code.UNEXPECTED  # for answers the REST side lost
+#: What to do when the relay's own bounds end an exchange: they are not the client's settings.
+RELAY_LIMITS = (
+    "check that the legacy listener acknowledges promptly (the relay is sent again later, with backoff)",
+    "check what answers at the legacy listener URL: an acknowledgement is a short document",
+)
 
 
 class _Acknowledged:
@@ -100,8 +105,9 @@ class LegacyRelay:
             if value is not None:
                 xml_text(field, value)
         self.engine = Engine(
-            options.with_(timeout=timeout), session=session, urls="the legacy listener URL (--legacy-listener)"
-        )
+            options.with_(timeout=timeout), session=session, urls="the legacy listener URL (--legacy-listener)",
+            limits=RELAY_LIMITS,
+        )  # fmt: skip
         self.headers = callback_headers(check_soap_action(soap_action, "legacy listener SOAPAction"))
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from uws_adapter.errors import CallbackParseError
+from uws_adapter.errors import CallbackParseError, InputError, shown
 from uws_adapter.jsonsafe import check_depth, loads_untrusted, wire_integer
 from uws_adapter.model import callbacks as model
 from uws_adapter.model.text import xml_carries
@@ -97,8 +97,11 @@ def _string(obj: Mapping[str, Any], key: str, where: str) -> Optional[str]:
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise CallbackParseError(f"callback: {where}{key}: expected a string, got {type(value).__name__}")
+    if not isinstance(value, str):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CallbackParseError(f"callback: {where}{key}: expected a string, got {type(value).__name__}")
+        if isinstance(value, int) and value.bit_length() > 64:  # str() past 4,300 digits: a raw ValueError
+            raise CallbackParseError(f"callback: {where}{key}: expected a string, got {shown(value)}")
     text = str(value).strip()
     return text or None
 
@@ -126,7 +129,7 @@ def _integer(obj: Mapping[str, Any], key: str, where: str = "") -> Optional[int]
             return wire_integer(value.strip() if isinstance(value, str) else str(value))
         except ValueError as exc:
             raise CallbackParseError(f"callback: {where}{key}: {exc}") from None
-    raise CallbackParseError(f"callback: {where}{key}: {value!r} is not an integer")
+    raise CallbackParseError(f"callback: {where}{key}: {shown(value)} is not an integer")
 
 
 def _boolean(obj: Mapping[str, Any], key: str, where: str) -> Optional[bool]:
@@ -135,7 +138,7 @@ def _boolean(obj: Mapping[str, Any], key: str, where: str) -> Optional[bool]:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise CallbackParseError(f"callback: {where}{key}: {value!r} is not true or false")
+    raise CallbackParseError(f"callback: {where}{key}: {shown(value)} is not true or false")
 
 
 def _object(obj: Mapping[str, Any], key: str, where: str = "") -> Optional[Mapping[str, Any]]:
@@ -259,11 +262,15 @@ def _fault(obj: Mapping[str, Any]) -> Optional[model.CallbackFault]:
         return None
     where = "faultResponse."
     detail = fault_response.get("detail")
+    try:
+        detail = detail if detail is None or isinstance(detail, str) else json.dumps(detail, sort_keys=True)
+    except (TypeError, ValueError):  # a decoded mapping's own values: bytes, an integer past 4,300 digits
+        raise CallbackParseError(f"callback: {where}detail: not a JSON value") from None
     return model.CallbackFault(
         _string(fault_response, "faultcode", where),
         _string(fault_response, "faultstring", where),
         _string(fault_response, "faultactor", where),
-        detail if detail is None or isinstance(detail, str) else json.dumps(detail, sort_keys=True),
+        detail,
     )
 
 
@@ -334,4 +341,9 @@ def _device_response_dict(callback: model.CallbackRequest) -> Dict[str, Any]:
 
 def render_rest_callback(callback: model.CallbackRequest) -> bytes:
     """The REST JSON callback for ``callback``, as UTF-8 bytes."""
-    return json.dumps(rest_callback_dict(callback), ensure_ascii=False).encode("utf-8")
+    try:
+        return json.dumps(rest_callback_dict(callback), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 document can carry it
+        raise InputError(
+            "callback", "a text in it holds a lone surrogate, which no UTF-8 document can carry", "give decoded text"
+        ) from None

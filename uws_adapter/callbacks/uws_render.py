@@ -10,16 +10,9 @@ from typing import Dict, Optional, Tuple
 
 from lxml import etree
 
-from uws_adapter.callbacks.uws_xml import CALLBACK_ACTION_ORDER, CARRIER_SECTIONS, OTHER_SECTIONS, SUSPEND_FIELDS
+from uws_adapter.callbacks import uws_xml as names
 from uws_adapter.errors import InputError
-from uws_adapter.model.callbacks import (
-    CallbackFault,
-    CallbackRequest,
-    ReportedDevice,
-    SuspendResult,
-    format_date,
-    renderable,
-)
+from uws_adapter.model.callbacks import CallbackRequest, ReportedDevice, SuspendResult, format_date, renderable
 from uws_adapter.model.text import xml_text
 from uws_adapter.wire import CONTENT_TYPE, NS_SOAP_ENV, NS_V2, NS_XSI
 
@@ -106,15 +99,15 @@ def render_callback(callback: CallbackRequest) -> bytes:
         carrier = _sub(data, "CarrierService")
         state = _sub(carrier, "ChangeDeviceState", nil=callback.action is None)
         if callback.action is not None:
-            for action in CALLBACK_ACTION_ORDER:
+            for action in names.CALLBACK_ACTION_ORDER:
                 section = _sub(state, action, nil=action != callback.action)
                 if action == "Suspend" and callback.action == "Suspend" and callback.suspend is not None:
                     _render_suspend(section, callback.suspend)
-        for name in CARRIER_SECTIONS:
+        for name in names.CARRIER_SECTIONS:
             _sub(carrier, name, nil=True)
     else:
         _sub(data, "CarrierService", nil=True)
-    for name in OTHER_SECTIONS:
+    for name in names.OTHER_SECTIONS:
         _sub(data, name, nil=True)
     if callback.service == "NiddService" and callback.nidd is not None:
         nidd = _sub(data, "NiddService")
@@ -127,9 +120,9 @@ def render_callback(callback: CallbackRequest) -> bytes:
         _sub(profile, "State", callback.profile.state)
         _sub(profile, "ProfileStatus", callback.profile.profile_status)
         _sub(profile, "ProfileRole", callback.profile.profile_role)
-    fault = _sub(data, "Fault", nil=callback.fault is None)
-    if callback.fault is not None:
-        for name, value in zip(("faultcode", "faultstring", "faultactor", "detail"), _fault_values(callback.fault)):
+    fault, given = _sub(data, "Fault", nil=callback.fault is None), callback.fault
+    if given is not None:
+        for name, value in zip(names.FAULT_NAMES, (given.code, given.string, given.actor, given.detail)):
             if value is not None:
                 _sub(fault, name, value)
     _sub(data, "Comment", callback.comment, nil=callback.comment is None)
@@ -137,16 +130,11 @@ def render_callback(callback: CallbackRequest) -> bytes:
     _sub(data, "Status", callback.status, nil=callback.status is None)
     _sub(data, "CallbackCount", callback.callback_count, nil=callback.callback_count is None)
     _sub(data, "MaxCallbackThreshold", callback.max_callback_threshold, nil=callback.max_callback_threshold is None)
-    rendered: bytes = etree.tostring(envelope, encoding="utf-8")
-    return rendered
-
-
-def _fault_values(fault: CallbackFault) -> Tuple[Optional[str], ...]:
-    return (fault.code, fault.string, fault.actor, fault.detail)
+    return etree.tostring(envelope, encoding="utf-8")
 
 
 def _render_suspend(section: etree._Element, result: SuspendResult) -> None:
-    for element_name, field_name in SUSPEND_FIELDS.items():
+    for element_name, field_name in names.SUSPEND_FIELDS.items():
         value = getattr(result, field_name)
         if value is not None:
             _sub(section, element_name, format_date(value) if field_name == "expected_resume_date" else value)

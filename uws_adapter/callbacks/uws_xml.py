@@ -118,6 +118,8 @@ CARRIER_SECTIONS = (
 )
 # The callback example orders the actions so [doc], unlike the request schema.
 CALLBACK_ACTION_ORDER = ("Activate", "Deactivate", "Restore", "Suspend", "Reconnect")
+#: A SOAP fault's children, in the order of :class:`~uws_adapter.model.callbacks.CallbackFault`'s fields.
+FAULT_NAMES = ("faultcode", "faultstring", "faultactor", "detail")
 OTHER_SECTIONS = ("ExternalProvisioningChange", "PromoChange", "SMSDelivery", "PRLInformation", "GoToState")
 
 # Known names, qualified and unqualified, map straight to their local name: the parser looks up
@@ -426,8 +428,7 @@ def _fault(element: etree._Element) -> model.CallbackFault:
     for child in element:
         tag = child.tag if isinstance(child.tag, str) else ""
         name = tag.rpartition("}")[2]  # fault children are unqualified in SOAP; accept any namespace
-        if name in ("faultcode", "faultstring", "faultactor", "faultfactor", "detail"):
-            values["faultactor" if name == "faultfactor" else name] = _text(child)
-    return model.CallbackFault(
-        values.get("faultcode"), values.get("faultstring"), values.get("faultactor"), values.get("detail")
-    )
+        name = "faultactor" if name == "faultfactor" else name
+        if name in FAULT_NAMES:
+            values[name] = _text(child)
+    return model.CallbackFault(*(values.get(name) for name in FAULT_NAMES))

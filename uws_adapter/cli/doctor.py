@@ -11,7 +11,6 @@ from typing import Dict
 from uws_adapter.cli.db import DB_VARIABLE
 from uws_adapter.cli.options import Build
 from uws_adapter.cli.provision import add_connection_options, connection_settings
-from uws_adapter.errors import InputError
 from uws_adapter.provisioning.urls import check_url
 
 
@@ -43,8 +42,6 @@ def _run_doctor(args: argparse.Namespace) -> int:
     settings = connection_settings(args)
     receiver = check_url(args.receiver_url, "--receiver-url") if args.receiver_url else None
     token = args.token or (settings.token if settings.backend == "soap" else None)  # $UWS_TOKEN, via the settings
-    if args.token and (args.username or args.password):
-        raise InputError("--token", "given with --username/--password", "give either a session token or a login")
     options = DoctorOptions(settings, account=args.account, receiver_url=receiver, db=args.db, token=token)
     checks = run_checks(options)
     failed = any(check.status == FAIL for check in checks)

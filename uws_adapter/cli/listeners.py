@@ -9,7 +9,7 @@ import sys
 from typing import Dict
 
 from uws_adapter.cli.options import Build, Default, Verbs
-from uws_adapter.cli.provision import add_connection_options, rest_settings
+from uws_adapter.cli.provision import add_connection_options, connection_settings
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.redaction import masked_url
 from uws_adapter.rest.client import RestClient
@@ -70,8 +70,8 @@ def _remove(remove: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> RestClient:
-    client = connect_backend(rest_settings(args))
-    assert isinstance(client, RestClient)  # rest_settings chose the REST backend
+    client = connect_backend(connection_settings(args))
+    assert isinstance(client, RestClient)  # add_connection_options(rest_only=True) chose the REST backend
     return client
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
 
 from uws_adapter.errors import InputError
 from uws_adapter.settings.source import Loadable
@@ -171,11 +171,8 @@ def resolve_defaults(args: argparse.Namespace, environ: Optional[Mapping[str, st
 def load_from_options(settings: Type[T], args: argparse.Namespace, **extra: Any) -> T:
     """``settings`` from ``--config`` (else ``$UWS_ADAPTER_CONFIG``), the environment and the
     options given on the command line (a flag not given, an option left out: not given)."""
-    given: Dict[str, Any] = {}
-    for option in settings.OPTIONS:
-        value = getattr(args, option.name, None)
-        if value is not None and value is not False and value != []:
-            given[option.name] = value
+    values = {option.name: getattr(args, option.name, None) for option in settings.OPTIONS}
+    given = {name: value for name, value in values.items() if value is not None and value is not False and value != []}
     given.update(extra)
     origins = {name: option_name(name) for name in given}
     return settings.load(getattr(args, "config", None), origins=origins, **given)

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Optional
 
-from uws_adapter.config import ENVIRONMENT, Settings, rest_client
+from uws_adapter.config import ENVIRONMENT, Settings, rest_client, unset
 from uws_adapter.errors import InputError, UwsAdapterError
 from uws_adapter.model.selection import DeviceList, DeviceQuery, Selection
 from uws_adapter.rest.client import RestClient
@@ -42,9 +42,7 @@ def describe_query(query: DeviceQuery) -> str:
 def rest_lister(settings: Settings) -> RestClient:
     """A REST client for listing, from the settings whatever the backend; an :class:`.InputError`
     naming what is missing otherwise."""
-    missing = [
-        ENVIRONMENT[key] for key in ("client_id", "client_secret", "username", "password") if not getattr(settings, key)
-    ]
+    missing = unset(settings)
     if missing:
         raise InputError(
             "--preview",

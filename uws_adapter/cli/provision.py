@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 from dataclasses import replace
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 from uws_adapter.callbacks.rest_json import parse_rest_callback, rest_callback_dict
 from uws_adapter.callbacks.uws_render import render_callback
@@ -22,7 +22,6 @@ from uws_adapter.config import (
     MAX_DAILY_BUDGET,
     Settings,
     load_settings,
-    timeout_seconds,
 )
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.errors import InputError, OutcomeUnknown
@@ -32,7 +31,6 @@ from uws_adapter.model.devices import Device, read_devices_csv
 from uws_adapter.model.selection import CustomField, DeviceList, DeviceQuery, Selection, select
 from uws_adapter.rest.body import rest_body
 from uws_adapter.store import describe_store
-from uws_adapter.uws.envelope import build_envelope
 from uws_adapter.xmlsafe import MAX_BYTES, wide_encoding
 
 
@@ -60,12 +58,9 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
 
 def _add_billing(parser: argparse.ArgumentParser) -> None:
     billing = parser.add_mutually_exclusive_group()
-    billing.add_argument(
-        "--with-billing", dest="with_billing", action="store_const", const=True, help="REST only: withBilling true"
-    )
-    billing.add_argument(
-        "--without-billing", dest="with_billing", action="store_const", const=False, help="REST only: withBilling false"
-    )
+    for flag, value in (("--with-billing", True), ("--without-billing", False)):
+        help_text = f"REST only: withBilling {str(value).lower()}"
+        billing.add_argument(flag, dest="with_billing", action="store_const", const=value, help=help_text)
 
 
 def _selection(args: argparse.Namespace) -> Selection:
@@ -214,7 +209,6 @@ def connection_settings(args: argparse.Namespace) -> Settings:
     checked once (a URL nothing can be sent to is bad input, refused before any I/O, naming the
     option). An explicit --token replaces a login from the file or the environment."""
     given = {name: getattr(args, option[2:].replace("-", "_"), None) for name, option in _OPTIONS.items()}
-    given["soap_url"] = args.endpoint
     settings = load_settings(args.config, origins=_OPTIONS, **given)
     if args.token:
         if args.username or args.password:
@@ -227,16 +221,15 @@ def connection_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def rest_settings(args: argparse.Namespace) -> Settings:
-    """:func:`connection_settings` for a REST-only command."""
-    return connection_settings(args)
-
-
 def _run_envelope(args: argparse.Namespace) -> int:
     action = action_named(args.action, with_billing=args.with_billing)
     selection = _selection(args)
     if not args.token:
         raise InputError("--token", "a session token is required", "pass --token or set UWS_TOKEN")
+    # Imported here: the REST commands of this module run without the UWS client (retiring UWS
+    # deletes uws/ and this command), and without loading zeep.
+    from uws_adapter.uws.envelope import build_envelope
+
     sys.stdout.write(build_envelope(action, selection, token=args.token).text + "\n")
     return 0
 
@@ -281,12 +274,6 @@ def _run_parse(args: argparse.Namespace) -> int:
         form = callback.to_dict(reveal_password=args.reveal_password)
         sys.stdout.write(json.dumps(form, indent=2, ensure_ascii=False) + "\n")
     return 0
-
-
-def parse_timeout(text: str, option: str = "--timeout") -> Tuple[float, float]:
-    """``CONNECT,READ`` seconds, checked as the timeout setting is (one rule), naming ``option``."""
-    connect, read = timeout_seconds(text, option)
-    return connect, read
 
 
 def _confirm(args: argparse.Namespace, selection: Selection, settings: Settings) -> None:

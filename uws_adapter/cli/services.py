@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Sequence,
 from uws_adapter import metrics, runfiles
 from uws_adapter.cli.db import add_db_option, check_creatable, open_db
 from uws_adapter.cli.options import Build, load_from_options, settings_defaults
+from uws_adapter.edge import SOAP_BASE
 from uws_adapter.errors import InputError, UwsAdapterError, install_hint
 from uws_adapter.logs import worker_environment
 from uws_adapter.receiver.app import server_options
@@ -250,7 +251,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
             callback_spacing=settings.callback_spacing, threads=settings.threads,
             middleware=lambda wsgi: _access_log(wsgi, "emulator"),
         ),
-        settings.host, settings.port,
+        settings,
     )  # fmt: skip
     if settings.listener:
         emulator.register_listener(
@@ -297,12 +298,12 @@ def _bind_error(exc: OSError, host: str, port: int) -> UwsAdapterError:
     return UwsAdapterError(f"cannot listen on {where}: {exc.strerror or exc}")
 
 
-def _bind(make: Callable[[], T], host: str, port: int) -> T:
-    """``make()``, which binds a listening socket; its OSError as one line naming the option."""
+def _bind(make: Callable[[], T], settings: Any) -> T:
+    """``make()``, which binds a socket at ``settings.host``, ``.port``; its OSError as one line naming the option."""
     try:
         return make()
     except OSError as exc:
-        raise _bind_error(exc, host, port) from None
+        raise _bind_error(exc, settings.host, settings.port) from None
 
 
 @contextlib.contextmanager
@@ -344,9 +345,7 @@ def _run_receiver(args: argparse.Namespace) -> int:
         options = server_options(app, host=settings.host, port=settings.port, threads=settings.threads)
         try:
             waitress = _bind(
-                lambda: _serving().waitress_server(_access_log(app, "receiver"), limits, **options),
-                settings.host,
-                settings.port,
+                lambda: _serving().waitress_server(_access_log(app, "receiver"), limits, **options), settings
             )
         except UwsAdapterError:
             app.close()
@@ -382,7 +381,7 @@ def _run_uvicorn_receiver(settings: ReceiverSettings) -> int:
     from uws_adapter.receiver.asgi import server_config
 
     limits = _limits(settings)
-    sock = _bind(lambda: _listening_socket(settings.host, settings.port), settings.host, settings.port)
+    sock = _bind(lambda: _listening_socket(settings.host, settings.port), settings)
     port = sock.getsockname()[1]
     # The workers build the receiver from a private file (0600, in a 0700 folder of this run,
     # removed at exit), never from passwords copied into the environment; they log as this process.
@@ -478,23 +477,13 @@ def _serve(server: Any, app: Any, announcement: str) -> None:
     raise KeyboardInterrupt
 
 
-def _unlock_bridge_login(settings: BridgeSettings) -> int:
-    raise InputError(
-        "--unlock",
-        "no legacy login is locked in the store: failed LogIns are throttled per client address in the running "
-        "bridge's memory",
-        "restart the bridge to clear the throttle",
-    )
-
-
 def _rest_settings(args: argparse.Namespace) -> Settings:
     """The bridge's REST login: [uws-adapter] of the same settings file, and the environment."""
-    from uws_adapter.config import ENVIRONMENT, load_settings
+    from uws_adapter.config import load_settings, unset
 
     rest = replace(load_settings(getattr(args, "config", None)), backend="rest")
-    if not (rest.client_id and rest.client_secret and rest.username and rest.password):
-        missing = [ENVIRONMENT[name] for name in ("client_id", "client_secret", "username", "password")
-                   if not getattr(rest, name)]  # fmt: skip
+    missing = unset(rest)
+    if missing:
         raise InputError(
             "REST credentials", f"incomplete: {', '.join(missing)} not set",
             "set them, or client_id, client_secret, username and password in [uws-adapter] of --config",
@@ -511,7 +500,12 @@ def _run_bridge(args: argparse.Namespace) -> int:
     settings = load_from_options(BridgeSettings, args)
     check_creatable(settings.db)
     if settings.unlock:
-        return _unlock_bridge_login(settings)
+        raise InputError(
+            "--unlock",
+            "no legacy login is locked in the store: failed LogIns are throttled per client address in the running "
+            "bridge's memory",
+            "restart the bridge to clear the throttle",
+        )
     limits = _limits(settings)
     legacy_name, legacy_password = login_pair(settings.legacy_login or "")
     rest_settings = _rest_settings(args)
@@ -534,11 +528,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
         options = app.server_options(host=settings.host, port=settings.port, threads=settings.threads)
         server: Any = None
         try:
-            server = _bind(
-                lambda: _serving().waitress_server(_access_log(app, "bridge"), limits, **options),
-                settings.host,
-                settings.port,
-            )
+            server = _bind(lambda: _serving().waitress_server(_access_log(app, "bridge"), limits, **options), settings)
             app.allow_hosts(list(settings.allowed_host) or listen_names(settings.host, server.effective_port))
             address = settings.public_url or f"http://{settings.host}:{server.effective_port}"
             replaced = register_bridge(app, rest, settings, f"{address}/callbacks")
@@ -549,7 +539,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
             raise
         started()
         shown = describe_store(settings.db)
-        banner = f"bridge: UWS at {address}/api/v2, REST callbacks at {address}/callbacks, store {shown}"
+        banner = f"bridge: UWS at {address}{SOAP_BASE}, REST callbacks at {address}/callbacks, store {shown}"
         _serve(server, app, banner + "".join(f"; {line}" for line in replaced))
     return 0
 

@@ -110,9 +110,7 @@ CALLBACK_HEADER = "ID\tREQUEST_ID\tDEVICE\tACTION\tSTATUS\tDELIVERIES"
 
 
 def _matches(event: StoredEvent, wanted: Optional[Set[str]]) -> bool:
-    if wanted is None:
-        return True
-    return any(identity(d.kind, d.identifier) in wanted for d in event.callback.devices)
+    return wanted is None or any(identity(d.kind, d.identifier) in wanted for d in event.callback.devices)
 
 
 def _run_callbacks(args: argparse.Namespace) -> int:
@@ -122,9 +120,7 @@ def _run_callbacks(args: argparse.Namespace) -> int:
     if args.device:
         (device,) = parsed([args.device], Device.parse, "--device")
         wanted = {identity(i.kind, i.identifier) for i in device.identifiers}
-    shown = 0
-    last = after
-    more = False
+    shown, last, more = 0, after, False
     with open_db(args.db, must_exist=True) as store:
         for event in store.iter_events(request_id=args.request_id, after_id=after):
             if not _matches(event, wanted):

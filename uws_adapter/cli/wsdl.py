@@ -37,13 +37,14 @@ def _diff(diff: argparse.ArgumentParser) -> None:
 
 
 def _run_diff(args: argparse.Namespace) -> int:
-    from uws_adapter.cli.provision import parse_timeout
+    from uws_adapter.config import timeout_seconds
     from uws_adapter.wsdldiff import diff
 
     if args.max_bytes < 1:
         raise InputError("--max-bytes", f"{args.max_bytes} is not a size", "give a number of bytes, e.g. 4194304")
     deadline = check_seconds("--deadline", args.deadline, "60")
-    result = diff(args.source, timeout=parse_timeout(args.timeout), deadline=deadline, max_bytes=args.max_bytes)
+    timeout = timeout_seconds(args.timeout, "--timeout")
+    result = diff(args.source, timeout=timeout, deadline=deadline, max_bytes=args.max_bytes)
     if args.json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     else:

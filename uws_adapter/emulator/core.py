@@ -44,17 +44,9 @@ from uws_adapter.soap.sessions import IdleSessions, LoginThrottle, LoginVerdict,
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
 
 __all__ = [
-    "ACTIVE",
-    "DEFAULT_ACCOUNT",
-    "MAX_BODY",
-    "SUSPENDED",
-    "Carrier",
-    "EmulatedDevice",
-    "EmulatorFault",
-    "Listener",
-    "generated_devices",
-    "listener_url_problem",
-]
+    "ACTIVE", "DEFAULT_ACCOUNT", "MAX_BODY", "SUSPENDED", "Carrier", "EmulatedDevice", "EmulatorFault", "Listener",
+    "generated_devices", "listener_url_problem",
+]  # fmt: skip
 MAX_BODY = 8 * 1024 * 1024  # a 10,000-device request is about 2 MB
 _log = logging.getLogger("uws_adapter.emulator")
 
@@ -234,8 +226,7 @@ class Carrier:
             # REST takes a service plan or custom fields alone [doc]; the SOAP front refused such a
             # query before it came here (UWS needs an account or a group).
             raise EmulatorFault(Code.REQUEST_UNDEFINED, "no devices, account, group or filter")
-        if account is not None and not any(line.account == account for line in self.devices):
-            raise EmulatorFault(Code.ACCOUNT_NOT_FOUND, f"no account {account}")
+        self.check_account(account)
         return [
             (line.device.identifiers, line)
             for line in self.devices
@@ -244,6 +235,11 @@ class Carrier:
             and (plan is None or line.service_plan == plan)
             and all(line.custom_fields.get(f.name, "").lower() == f.value.lower() for f in custom)
         ]
+
+    def check_account(self, account: Optional[str]) -> None:
+        """Refuse an account none of the lines is in (both fronts, the listing too)."""
+        if account is not None and not any(line.account == account for line in self.devices):
+            raise EmulatorFault(Code.ACCOUNT_NOT_FOUND, f"no account {account}")
 
     def provision(self, action: str, targets: Sequence[Target], *, account: Optional[str] = None) -> str:
         """Apply ``action`` to every target and queue one callback per device; the RequestId."""
@@ -286,7 +282,7 @@ class Carrier:
 
     def _deliver(self) -> None:
         # No redirects, a deadline and an answer cap, as the carrier's.
-        engine = Engine(CALLBACK_OPTIONS, urls="the listener URL registered for the account")
+        engine = Engine(CALLBACK_OPTIONS, urls="the listener URL registered for the account", limits=_CALLBACK_LIMITS)
         while True:
             with self._queued:
                 while not self._stopping and (not self._queue or self._queue[0][0] > time.monotonic()):
@@ -358,6 +354,13 @@ class Carrier:
             body, headers = render_callback(attempt), callback_headers(listener.soap_action)
         request = Outgoing("POST", listener.url, "callback", tuple(headers.items()), body, stakes=Stakes.REPEATABLE)
         return engine.send(request).status_code
+
+
+#: What to do when a callback's bounds (CALLBACK_OPTIONS) end an exchange: the listener's side.
+_CALLBACK_LIMITS = (
+    "a listener must acknowledge a callback promptly, as the carrier expects",
+    "a listener's acknowledgement is a short document: check what answers at the listener URL",
+)
 
 
 def listener_url_problem(url: object) -> Optional[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from uws_adapter.edge import SOAP_PREFIX, Answer, BodyRules, Router, StartResponse, raw_target, screen
+from uws_adapter.edge import SOAP_BASE, SOAP_PREFIX, Answer, BodyRules, Router, StartResponse, raw_target, wsgi_body
 from uws_adapter.emulator.core import MAX_BODY, Carrier
 from uws_adapter.emulator.rest import RestFront
 from uws_adapter.emulator.soap import SoapFront
@@ -32,15 +32,9 @@ class RestApp:
 
     def answer(self, environ: Dict[str, Any]) -> Answer:
         method = environ.get("REQUEST_METHOD", "GET")
-        body = b""
-        if method == "POST":
-            screened = screen(
-                method, environ.get("CONTENT_LENGTH"), environ.get("HTTP_CONTENT_ENCODING"),
-                environ.get("CONTENT_TYPE"), self.rules,
-            )  # fmt: skip
-            if isinstance(screened, Answer):
-                return screened
-            body = environ["wsgi.input"].read(screened[0])
+        body = wsgi_body(environ, self.rules) if method == "POST" else b""
+        if isinstance(body, Answer):
+            return body
         headers = {
             name[5:].replace("_", "-").lower(): value for name, value in environ.items() if name.startswith("HTTP_")
         }
@@ -88,7 +82,7 @@ class Emulator(Carrier):
     @property
     def base_url(self) -> str:
         """The UWS base URL (``.../api/v2``)."""
-        return f"{self.root_url}/api/v2"
+        return f"{self.root_url}{SOAP_BASE}"
 
     @property
     def rest_url(self) -> str:

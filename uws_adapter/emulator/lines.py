@@ -78,7 +78,10 @@ def parse_seed(text: str, attribute: str) -> Seed:
     of digits after the last ``:`` is the count; anything else is part of the value."""
     option = "--" + attribute.replace("_", "-")
     head, sep, tail = text.rpartition(":")
-    value, count = (head, int(tail)) if sep and tail.isdigit() else (text, None)
+    counted = bool(sep) and tail.isdecimal()  # not isdigit(): int() refuses "²"
+    if counted and len(tail.lstrip("0")) > len(str(MAX_GENERATED)):  # nor past 4,300 digits
+        raise InputError(option, f"{shown(text)} seeds more lines than the emulator makes", "give a smaller count")
+    value, count = (head, int(tail)) if counted else (text, None)
     if count is not None and count < 1:
         raise InputError(option, f"{text!r} seeds no line", "give a count of 1 or more, or none for every line")
     if attribute == "custom_field":

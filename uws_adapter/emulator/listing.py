@@ -33,8 +33,8 @@ _START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 CARRIER = "Verizon Wireless"
 
 
-def created_at(position: int) -> str:
-    return (_START + dt.timedelta(seconds=position)).isoformat()
+def _added(position: int) -> dt.datetime:
+    return _START + dt.timedelta(seconds=position)
 
 
 def _when(data: Mapping[str, Any], key: str) -> Optional[dt.datetime]:
@@ -74,7 +74,7 @@ def _device(line: EmulatedDevice, position: int) -> Dict[str, Any]:
         "deviceIds": [{"id": i.identifier, "kind": i.kind.lower()} for i in line.device.identifiers],
         "carrierInformations": [{"carrierName": CARRIER, "servicePlan": line.service_plan, "state": line.state}],
         "connected": False,
-        "createdAt": created_at(position),
+        "createdAt": _added(position).isoformat(),
         "customFields": [{"key": k, "value": v} for k, v in sorted(line.custom_fields.items())],
         "groupNames": [line.group] if line.group else [],
     }
@@ -83,26 +83,19 @@ def _device(line: EmulatedDevice, position: int) -> Dict[str, Any]:
 def device_list(
     devices: Sequence[EmulatedDevice], data: Mapping[str, Any], fields: Sequence[CustomField], *, page_size: int
 ) -> Dict[str, Any]:
-    """One page of the listing (``fields``: the request's custom fields, already checked)."""
-    unknown = sorted(set(data) - LIST_FIELDS)
-    if unknown:
-        raise EmulatorFault(_UNDEFINED, f"unknown field(s) {', '.join(unknown)}")
-    for key in ("accountName", "groupName", "servicePlan", "currentState"):
-        if data.get(key) is not None and not isinstance(data[key], str):
-            raise EmulatorFault(_UNDEFINED, f"{key} must be a string")
-    account = data.get("accountName")
-    if account is not None and not any(line.account == account for line in devices):
-        raise EmulatorFault(Code.ACCOUNT_NOT_FOUND, f"no account {account}")
+    """One page of the listing: ``data`` holds only :data:`LIST_FIELDS`, its names as strings and
+    an account some line is in, and ``fields`` are its custom fields (the REST front checks them)."""
     earliest, latest = _when(data, "earliest"), _when(data, "latest")
     after_id = _count(data, "largestDeviceIdSeen")
-    size = min(page_size, _count(data, "maxNumberOfDevices") or page_size)
+    asked = _count(data, "maxNumberOfDevices")  # 0 is refused below, not taken for "no limit"
+    size = page_size if asked is None else min(page_size, asked)
     if size < 1:
         raise EmulatorFault(_UNDEFINED, "maxNumberOfDevices must be 1 or more")
     found: List[Tuple[int, EmulatedDevice]] = []
     for position, line in enumerate(devices):
         if after_id is not None and position + 1 <= after_id:
             continue
-        added = _START + dt.timedelta(seconds=position)
+        added = _added(position)
         if (earliest is not None and added < earliest) or (latest is not None and added > latest):
             continue
         if _matches(line, data, fields):

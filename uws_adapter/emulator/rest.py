@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, unquote
 
 from uws_adapter.edge import Answer
 from uws_adapter.emulator.core import Carrier, EmulatorFault, Listener, Target, listener_url_problem
-from uws_adapter.emulator.listing import device_list
+from uws_adapter.emulator.listing import LIST_FIELDS, device_list
 from uws_adapter.errors import Code, InputError, Refused
 from uws_adapter.model.devices import DeviceIdentifier
 from uws_adapter.model.selection import CustomField
@@ -48,8 +48,7 @@ class RestFront:
         """One request; ``headers`` with lower-case names."""
         emulator = self.emulator
         path = path.partition("?")[0]
-        with emulator.lock:
-            emulator.counters["rest_requests"] += 1
+        emulator.count("rest_requests")
         if (method, path) == ("POST", "/api" + OAUTH_TOKEN_PATH):
             return self._token(headers, body)
         if not path.startswith(_M2M + "/"):
@@ -62,8 +61,7 @@ class RestFront:
             more = isinstance(answer, dict) and answer.get("hasMoreData") is True
             return _json(202 if more else 200, answer)
         except Refused as fault:  # EmulatorFault, or a session refused
-            with emulator.lock:
-                emulator.counters["faults"] += 1
+            emulator.count("faults")
             status = fault.http_status if isinstance(fault, EmulatorFault) else 400
             return _json(status, {"errorCode": fault.code, "errorMessage": str(fault)})
 
@@ -85,7 +83,15 @@ class RestFront:
         token = uuid.uuid4().hex
         lifetime = self.emulator.bearer_lifetime
         with self.emulator.lock:
-            self._bearers[token] = self.emulator.clock() + lifetime
+            now = self.emulator.clock()
+            # Tokens are held in the order they expire (one lifetime for all): forget the expired
+            # ones first, so that a client asking for tokens in a loop holds only the live ones.
+            while self._bearers:
+                oldest = next(iter(self._bearers))
+                if self._bearers[oldest] > now:
+                    break
+                del self._bearers[oldest]
+            self._bearers[token] = now + lifetime
             self.emulator.counters["oauth_tokens"] += 1
         return _json(200, {"access_token": token, "token_type": "bearer", "expires_in": int(lifetime)})
 
@@ -125,6 +131,10 @@ class RestFront:
         if (method, path) == ("POST", "/devices/actions/list"):
             data = _object(body)
             fields = _custom_fields(data)
+            _only(data, LIST_FIELDS)
+            for key in ("accountName", "groupName", "servicePlan", "currentState"):
+                _string(data, key)
+            emulator.check_account(data.get("accountName"))
             with emulator.lock:
                 return device_list(emulator.devices, data, fields, page_size=self.list_page_size)
         parts = [unquote(p) for p in path.split("/")[1:]]
@@ -145,8 +155,7 @@ class RestFront:
             mixed = sorted({"groupName", "servicePlan", "customFields"} & set(data))
             if mixed:
                 raise EmulatorFault(_UNDEFINED, f"do not use {', '.join(mixed)} with devices")
-            if account is not None and not any(line.account == account for line in emulator.devices):
-                raise EmulatorFault(Code.ACCOUNT_NOT_FOUND, f"no account {account}")
+            emulator.check_account(account)
             return emulator.provision(action, emulator.listed(_devices(data)), account=account)
         targets: List[Target] = emulator.query(
             account, _string(data, "groupName"), _string(data, "servicePlan"), _custom_fields(data)
@@ -171,10 +180,8 @@ class RestFront:
         if method == "DELETE" and len(rest) == 2 and rest[0] == "name":
             with emulator.lock:
                 existing = emulator.listeners.get((account, rest[1]))
-                if existing is None or existing.api != "rest":
-                    raise EmulatorFault(
-                        Code.CALLBACK_NOT_FOUND, f"no {rest[1]} listener registered over REST"
-                    )  # [inferred]
+                if existing is None or existing.api != "rest":  # the code is [inferred]
+                    raise EmulatorFault(Code.CALLBACK_NOT_FOUND, f"no {rest[1]} listener registered over REST")
                 del emulator.listeners[(account, rest[1])]
             return {"accountName": account, "serviceName": rest[1]}
         if method == "POST" and not rest:

@@ -24,7 +24,9 @@ class Suspend:
 
     def __post_init__(self) -> None:
         if self.with_billing is not None and not isinstance(self.with_billing, bool):
-            raise InputError("with_billing", f"expected True, False or None, got {self.with_billing!r}", "pass a bool")
+            raise InputError(
+                "with_billing", f"expected True, False or None, got {shown(self.with_billing)}", "pass a bool"
+            )
 
 
 Action = Union[Restore, Suspend]

@@ -9,8 +9,8 @@ The JSON form (:meth:`CallbackRequest.to_dict`) uses the field names as keys and
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union, get_args, get_origin, get_type_hints
 
 from uws_adapter.errors import CallbackParseError, InputError, shown
 
@@ -26,6 +26,17 @@ REDACTED = "***"
 MAX_CALLBACK_NODES = 4096
 #: The action names of ChangeDeviceState, in schema order [doc].
 ACTIONS = ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend")
+
+
+def check_credentials(
+    field: str, username: Optional[str], password: Optional[str], fix: str, *, refuse_none: Optional[str] = None
+) -> None:
+    """The one rule for a pair of callback credentials (a receiver's, a listener's, a registration's):
+    both or neither, and neither only where ``refuse_none`` (why none will not do) is None."""
+    if bool(username) != bool(password):
+        raise InputError(field, "give both a username and a password, or neither", fix)
+    if not username and refuse_none is not None:
+        raise InputError(field, refuse_none, fix)
 
 
 @dataclass(frozen=True)
@@ -180,11 +191,11 @@ class CallbackRequest:
                 callback_count=data.get("callback_count"),
                 max_callback_threshold=data.get("max_callback_threshold"),
                 comment=data.get("comment"),
-                suspend=_suspend(data.get("suspend")),
+                suspend=None if data.get("suspend") is None else _suspend(data["suspend"]),
                 restore=None if data.get("restore") is None else RestoreResult(**data["restore"]),
                 fault=None if data.get("fault") is None else CallbackFault(**data["fault"]),
-                nidd=_nidd(data.get("nidd")),
-                profile=_profile(data.get("profile")),
+                nidd=None if data.get("nidd") is None else _nidd(data["nidd"]),
+                profile=None if data.get("profile") is None else _profile(data["profile"]),
                 unmodeled=tuple(data.get("unmodeled", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -199,9 +210,7 @@ def _devices(items: Any) -> Tuple[ReportedDevice, ...]:
     return tuple(ReportedDevice(item["kind"], item["identifier"]) for item in items)
 
 
-def _suspend(data: Any) -> Optional[SuspendResult]:
-    if data is None:
-        return None
+def _suspend(data: Any) -> SuspendResult:
     date = data.get("expected_resume_date")
     return SuspendResult(
         None if date is None else _dt.date.fromisoformat(date),
@@ -211,15 +220,11 @@ def _suspend(data: Any) -> Optional[SuspendResult]:
     )
 
 
-def _nidd(data: Any) -> Optional[NiddResult]:
-    if data is None:
-        return None
+def _nidd(data: Any) -> NiddResult:
     return NiddResult(data.get("account_name"), data.get("reason"), _devices(data.get("devices", ())))
 
 
-def _profile(data: Any) -> Optional[ProfileResult]:
-    if data is None:
-        return None
+def _profile(data: Any) -> ProfileResult:
     return ProfileResult(
         _devices(data.get("devices", ())), data.get("state"), data.get("profile_status"), data.get("profile_role")
     )
@@ -234,7 +239,47 @@ def renderable(callback: object) -> CallbackRequest:
     devices = callback.devices
     if not isinstance(devices, (tuple, list)) or not all(isinstance(device, ReportedDevice) for device in devices):
         raise InputError("callback.devices", "expected ReportedDevice objects", "give ReportedDevice(kind, identifier)")
+    _check_fields(callback, "callback")
     return callback
+
+
+def _check_fields(value: Any, where: str) -> None:
+    """Each field of the dataclass ``value`` holds what its annotation says (a renderer writes
+    them: a number as a text, a ``None`` kind, an integer past 4,300 digits ended in raw errors)."""
+    for name, (kinds, optional) in _field_kinds(type(value)).items():
+        held, place = getattr(value, name), f"{where}.{name}"
+        if held is None and optional:
+            continue
+        if kinds[0] is tuple and not isinstance(held, (tuple, list)):
+            raise InputError(place, f"expected a tuple, got {type(held).__name__}", _RENDER_FIX)
+        items: Tuple[Any, ...] = tuple(held) if kinds[0] is tuple else (held,)
+        for item in items:
+            kind = kinds[-1]
+            if isinstance(item, bool) is not (kind is bool) or not isinstance(item, kind):
+                got = f"expected {kind.__name__}, got {type(item).__name__} {shown(item)}"
+                raise InputError(place, got, _RENDER_FIX)
+            if isinstance(item, int) and not -(2**63) <= item < 2**63:
+                raise InputError(place, f"{shown(item)} does not fit 64 bits", _RENDER_FIX)
+            if is_dataclass(kind):
+                _check_fields(item, place)
+
+
+_KINDS: Dict[type, Dict[str, Tuple[Tuple[type, ...], bool]]] = {}
+
+
+def _field_kinds(cls: type) -> Dict[str, Tuple[Tuple[type, ...], bool]]:
+    """``cls``'s init fields -> ((tuple, item type) or (type,), whether None is allowed), from its annotations."""
+    if cls not in _KINDS:
+        hints = get_type_hints(cls)
+        kinds: Dict[str, Tuple[Tuple[type, ...], bool]] = {}
+        for item in fields(cls):
+            if item.init:
+                hint, optional = hints[item.name], False
+                if get_origin(hint) is Union:  # Optional[X]
+                    hint, optional = next(a for a in get_args(hint) if a is not type(None)), True
+                kinds[item.name] = ((tuple, get_args(hint)[0]) if get_origin(hint) is tuple else (hint,), optional)
+        _KINDS[cls] = kinds
+    return _KINDS[cls]
 
 
 _RENDER_FIX = "build it with CallbackRequest(...), parse_callback or parse_rest_callback"

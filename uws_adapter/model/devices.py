@@ -145,11 +145,10 @@ class DeviceIdentifier:
     @classmethod
     def parse(cls, text: str) -> DeviceIdentifier:
         """Parse ``KIND:IDENTIFIER``, e.g. ``"ESN:09611822299"``."""
-        kind, value = split_pair(
+        return cls(*split_pair(
             text, ":", "identifier", "KIND:IDENTIFIER", "IMEI:990003420535573", code=Code.DEVICE_IDENTIFIER,
             allow_blank=False,
-        )  # fmt: skip
-        return cls(kind, value)
+        ))  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.identifier}"
@@ -263,11 +262,7 @@ def _rows_to_devices(handle: Iterable[str], name: str) -> Iterator[Device]:
         if line_no == 1 and cells[0].lower() == "kind":
             continue
         if len(cells) % 2:
-            raise InputError(
-                f"{name} line {line_no}",
-                f"{len(cells)} cells, expected kind,identifier pairs",
-                _CSV_FIX,
-            )
+            raise InputError(f"{name} line {line_no}", f"{len(cells)} cells, expected kind,identifier pairs", _CSV_FIX)
         try:
             yield Device(tuple(DeviceIdentifier(cells[i], cells[i + 1]) for i in range(0, len(cells), 2)))
         except InputError as exc:

@@ -83,10 +83,9 @@ class CustomField:
     @classmethod
     def parse(cls, text: str) -> CustomField:
         """Parse ``NAME=VALUE``."""
-        name, value = split_pair(
-            text, "=", "custom field", "NAME=VALUE", "CustomField2=SuperVend", code=Code.INVALID_CHARACTER
+        return cls(
+            *split_pair(text, "=", "custom field", "NAME=VALUE", "CustomField2=SuperVend", code=Code.INVALID_CHARACTER)
         )
-        return cls(name, value)
 
 
 @dataclass(frozen=True)
@@ -99,8 +98,7 @@ class DeviceList:
 
     def __post_init__(self) -> None:
         if self.account is not None:
-            account = required_text("account", self.account, ACCOUNT_FIX)
-            object.__setattr__(self, "account", account)
+            object.__setattr__(self, "account", required_text("account", self.account, ACCOUNT_FIX))
         devices = as_tuple_of(self.devices, Device, "devices", "build devices with Device.parse('KIND:ID')")
         if not devices:
             raise InputError("devices", "the device list is empty", "name at least one device")
@@ -118,9 +116,7 @@ class DeviceList:
                 earlier = first_seen.setdefault(key, position)
                 if earlier != position:
                     raise InputError(
-                        f"devices[{position}]",
-                        f"{ident} is already devices[{earlier}]",
-                        "name each device once",
+                        f"devices[{position}]", f"{ident} is already devices[{earlier}]", "name each device once"
                     )
         object.__setattr__(self, "devices", devices)
 
@@ -139,13 +135,10 @@ class DeviceQuery:
     custom_fields: Tuple[CustomField, ...] = ()
 
     def __post_init__(self) -> None:
-        account = None
-        if self.account is not None:
-            account = required_text("account", self.account, ACCOUNT_FIX)
+        account = None if self.account is None else required_text("account", self.account, ACCOUNT_FIX)
         group = None if self.group is None else required_text("group", self.group, "give the device group name")
-        plan = None
-        if self.service_plan is not None:
-            plan = required_text("service_plan", self.service_plan, "give the service plan name")
+        plan = self.service_plan
+        plan = None if plan is None else required_text("service_plan", plan, "give the service plan name")
         fields = as_tuple_of(self.custom_fields, CustomField, "custom_fields", "use CustomField(name, value)")
         if account is None and group is None and plan is None and not fields:
             raise InputError(
@@ -192,15 +185,8 @@ def select(
     """The selection the arguments describe. A device list may carry ``account`` (REST only);
     group, service plan and custom fields never go with a device list."""
     if devices is not None:
-        mixed = [
-            name
-            for name, value in (
-                ("group", group),
-                ("service_plan", service_plan),
-                ("custom_fields", custom_fields),
-            )
-            if value
-        ]
+        given = (("group", group), ("service_plan", service_plan), ("custom_fields", custom_fields))
+        mixed = [name for name, value in given if value]
         if mixed:
             raise InputError(
                 "selection",

@@ -54,11 +54,13 @@ _log = logging.getLogger("uws_adapter.provisioning")
 
 #: Provisioning actions per line in 24 hours that most accounts allow [doc]; 25 with the upgrade.
 DEFAULT_DAILY_BUDGET = 5
+#: The most a budget guard allows (the guard's range is 1 to this; the settings take 0 for "off").
+MAX_DAILY_BUDGET = 1000
 
 
 def check_daily_budget(budget: object, field: str = "daily_budget") -> int:
-    """``budget`` as a whole number of actions per line per day, 1 to 1,000."""
-    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= 1000:
+    """``budget`` as a whole number of actions per line per day, 1 to :data:`MAX_DAILY_BUDGET`."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= MAX_DAILY_BUDGET:
         raise InputError(
             field, f"{shown(budget)} is not a number of actions per line per day", "use 5, or 25 with the upgrade"
         )

@@ -11,7 +11,8 @@ follows from each outcome is decided here, once:
   a URL nothing can be sent to is an :class:`InputError`;
 - a request whose bytes **may have left** and got no complete answer (reset, read timeout, the
   deadline, the answer cap) is :class:`OutcomeUnknown`, carrying what was sent (secrets
-  redacted) — provisioning is not idempotent, so nothing is sent again blindly; a login is a
+  redacted) — provisioning is not idempotent, so nothing is sent again blindly (a repeatable
+  request says sending it again is safe); a login, or a read that changes nothing, is a
   :class:`TransportError` instead (nothing was provisioned, logging in again is safe);
 - an answer that is **not usable** (an HTML page, a proxy's text, an empty body): a 404 says
   to check the endpoint URL; a login says to log in again; a 5xx, or a 2xx to a request that
@@ -50,9 +51,10 @@ T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 logger = logging.getLogger("uws_adapter.transport")
 
-#: How the limits are changed, for messages.
+#: How the clients' limits are changed, for messages (the relay and the emulator say their own).
 DEADLINE_FIX = "raise deadline= (UWS_ADAPTER_DEADLINE, --deadline) if the service is just slow"
 ANSWER_FIX = "raise max_answer_bytes= (UWS_ADAPTER_MAX_ANSWER_BYTES, --max-answer-bytes) if such answers are expected"
+CLIENT_LIMITS = (DEADLINE_FIX, ANSWER_FIX)
 #: What to check when a header cannot be written: the credentials and tokens that go into one.
 HEADER_FIX = "check the credentials and tokens given (client_id, client_secret, bearer_token, token)"
 #: Where the clients' URLs are set, for messages (the relay and the emulator name their own).
@@ -68,6 +70,9 @@ class Stakes(enum.Enum):
     REPEATABLE = "repeatable"
     #: It must not be sent twice blindly (provisioning): a lost answer is an outcome to reconcile.
     ONCE = "once"
+    #: It reads a document and changes nothing (the first-contact tools' GETs): a lost answer is a
+    #: plain :class:`TransportError`, with no advice of its own (the caller says what to check).
+    READ = "read"
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,8 @@ class Engine:
     """Sends :class:`Outgoing` requests under the rules above, through one
     :class:`requests.Session` (its connections kept alive; pass ``session`` to share one; the
     engine's own is an :class:`~uws_adapter.provisioning.transport.OriginSession`).
-    ``urls`` says where the URLs it sends to are set, for the messages that ask to check them."""
+    ``urls`` says where the URLs it sends to are set, for the messages that ask to check them;
+    ``limits`` what to do when the deadline, then the answer cap, ends an exchange."""
 
     def __init__(
         self,
@@ -148,6 +154,7 @@ class Engine:
         session: Optional[requests.Session] = None,
         sleep: Callable[[float], None] = time.sleep,
         urls: str = CLIENT_URLS,
+        limits: Tuple[str, str] = CLIENT_LIMITS,
     ) -> None:
         if not isinstance(options, SendOptions):
             raise InputError("options", f"{type(options).__name__} is not SendOptions", "pass SendOptions(...)")
@@ -156,6 +163,7 @@ class Engine:
         self.session = with_deadline_adapters(session if session is not None else OriginSession())
         self._sleep = sleep
         self.urls = urls
+        self.limits = limits
 
     def call(self, request: Outgoing, codec: Codec[T]) -> T:
         """Send ``request`` and read its answer with ``codec``, or raise what the outcome means."""
@@ -228,7 +236,9 @@ class Engine:
             )
         if request.stakes is Stakes.LOGIN:
             raise TransportError(f"{detail}; logging in failed: log in again", http_status=status)
-        if status >= 500 or (200 <= status < 300 and request.stakes is Stakes.ONCE):
+        if request.stakes is not Stakes.READ and (
+            status >= 500 or (200 <= status < 300 and request.stakes is Stakes.ONCE)
+        ):
             raise OutcomeUnknown(
                 f"{detail}; the request may have been carried out: check its callbacks before sending it again",
                 request=request.sent(),
@@ -239,21 +249,25 @@ class Engine:
     def _lost(self, reason: str, request: Outgoing) -> TransportError:
         url = masked_url(request.url)
         logger.info("%s at %s: %s", request.operation, masked_url(request.url, quoted=False), reason)
+        if request.stakes is Stakes.READ:
+            return TransportError(f"{request.operation}: no usable answer from {url} ({reason})")
         if request.stakes is Stakes.LOGIN:
             return TransportError(
                 f"{request.operation}: no usable answer from {url} ({reason}); nothing was provisioned: "
                 "log in again (it is safe)"
             )
-        return OutcomeUnknown(
-            f"{reason} after the request was sent to {url}; it may have been carried out: check its "
-            "callbacks before sending it again",
-            request=request.sent(),
-        )
+        if request.stakes is Stakes.REPEATABLE:  # a listing, a registration, a relay: nothing to reconcile
+            advice = "it may have been carried out; sending it again is safe (it changes nothing twice)"
+        else:
+            advice = "it may have been carried out: check its callbacks before sending it again"
+        return OutcomeUnknown(f"{reason} after the request was sent to {url}; {advice}", request=request.sent())
 
     def _limit_text(self, exc: LimitExceeded) -> str:
         if exc.cap:
-            return f"the answer is over the {self.options.max_answer_bytes:,}-byte limit (decompressed); {ANSWER_FIX}"
-        return f"no complete answer within the {self.options.deadline:g} s deadline; {DEADLINE_FIX}"
+            return (
+                f"the answer is over the {self.options.max_answer_bytes:,}-byte limit (decompressed); {self.limits[1]}"
+            )
+        return f"no complete answer within the {self.options.deadline:g} s deadline; {self.limits[0]}"
 
     def close(self) -> None:
         """Release the connections."""

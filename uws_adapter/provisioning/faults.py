@@ -8,10 +8,9 @@ from typing import Optional, Tuple
 
 from lxml import etree
 
-from uws_adapter.errors import fault_class, fault_for
 from uws_adapter.wire import NS_SOAP12_ENV, NS_SOAP_ENV
 
-__all__ = ["fault_class", "fault_for", "soap_fault"]
+__all__ = ["soap_fault"]
 
 
 def soap_fault(root: etree._Element) -> Optional[Tuple[str, str]]:

@@ -35,12 +35,13 @@ DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
 def check_timeout(timeout: object) -> Tuple[float, float]:
     """``timeout`` as (connect, read) seconds, both waits :func:`~uws_adapter.waits.check_seconds`
     takes; never None (requests would wait forever)."""
+    why = ""
     if isinstance(timeout, tuple) and len(timeout) == 2:
         try:
-            return check_seconds("timeout", timeout[0], "10"), check_seconds("timeout", timeout[1], "120")
-        except InputError:
-            pass  # refused below as a pair, the way it is given
-    raise InputError("timeout", f"{shown(timeout)} is not (connect, read) seconds", "pass e.g. (10, 120)")
+            return check_seconds("connect", timeout[0], "10"), check_seconds("read", timeout[1], "120")
+        except InputError as exc:
+            why = f" ({exc.field} {exc.problem})"  # refused as a pair, the way it is given, saying which
+    raise InputError("timeout", f"{shown(timeout)} is not (connect, read) seconds{why}", "pass e.g. (10, 120)")
 
 
 def check_deadline(deadline: object) -> float:

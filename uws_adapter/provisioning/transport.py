@@ -251,24 +251,22 @@ class _TrackedHTTPSConnection(_SendTracking, HTTPSConnection):
     pass
 
 
-class _TrackedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _TrackedHTTPConnection
+class _PoolTracking:
+    """Marks the exchange served by one of our connections, and attaches the socket of a kept-alive one."""
 
     def _get_conn(self, timeout: Optional[float] = None) -> Any:
-        conn = super()._get_conn(timeout)
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
         _mark(tracked=isinstance(conn, _SendTracking))
         _attach(getattr(conn, "sock", None))  # a kept-alive connection is already open
         return conn
 
 
-class _TrackedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _TrackedHTTPSConnection
+class _TrackedHTTPPool(_PoolTracking, HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
 
-    def _get_conn(self, timeout: Optional[float] = None) -> Any:
-        conn = super()._get_conn(timeout)
-        _mark(tracked=isinstance(conn, _SendTracking))
-        _attach(getattr(conn, "sock", None))
-        return conn
+
+class _TrackedHTTPSPool(_PoolTracking, HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
 
 
 class DeadlineAdapter(HTTPAdapter):

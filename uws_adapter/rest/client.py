@@ -28,6 +28,7 @@ from uws_adapter.errors import (
 )
 from uws_adapter.jsonsafe import loads_untrusted
 from uws_adapter.model.actions import Action
+from uws_adapter.model.callbacks import check_credentials
 from uws_adapter.model.devices import Device
 from uws_adapter.model.selection import ACCOUNT_FIX, DeviceList, Selection, check_request, required_text
 from uws_adapter.model.text import xml_carries
@@ -118,12 +119,10 @@ class RestClient(Provisioner):
                 if self._bearer is None:
                     raise InputError("client_id", "no OAuth2 credentials", "pass client_id= and client_secret=")
                 return self._bearer
-            url = self.base_url + OAUTH_TOKEN_PATH
-            headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": JSON_TYPE}
-
             request = Outgoing(
-                "POST", url, "OAuth2 token", tuple(headers.items()), b"grant_type=client_credentials",
-                stakes=Stakes.LOGIN, auth=self._oauth,
+                "POST", self.base_url + OAUTH_TOKEN_PATH, "OAuth2 token",
+                (("Content-Type", "application/x-www-form-urlencoded"), ("Accept", JSON_TYPE)),
+                b"grant_type=client_credentials", stakes=Stakes.LOGIN, auth=self._oauth,
             )  # fmt: skip
             answer = self._http.call(request, _JSON)
             token, lifetime = answer.get("access_token"), answer.get("expires_in", 3600)
@@ -204,6 +203,7 @@ class RestClient(Provisioner):
         registered through UWS must be unregistered there first [doc]."""
         account, service = _account(account), _service(service)
         check_url(url, "url", fix=LISTENER_URL_FIX)
+        check_credentials("username", username, password, "pass username= and password= (the receiver's), or neither")
         body: Dict[str, Any] = {"name": service, "url": url}
         if username:
             body["username"] = username
@@ -296,12 +296,13 @@ def _account(account: object) -> str:
     return required_text("account", account, ACCOUNT_FIX)
 
 
+_SERVICE_FIX = "use one of " + ", ".join(CALLBACK_SERVICES)
+
+
 def _service(service: object) -> str:
-    name = required_text("service", service, "use one of " + ", ".join(CALLBACK_SERVICES))
+    name = required_text("service", service, _SERVICE_FIX)
     if name not in CALLBACK_SERVICES:
-        raise InputError(
-            "service", f"unknown callback service {shown(name)}", "use one of " + ", ".join(CALLBACK_SERVICES)
-        )
+        raise InputError("service", f"unknown callback service {shown(name)}", _SERVICE_FIX)
     return name
 
 

@@ -24,6 +24,7 @@ Information" page or the vendor SDK's models ``AccountDeviceListRequest``,
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -168,7 +169,5 @@ def preview(
             break  # no way forward: counted so far, marked incomplete
         earliest = following
     found = list(seen.values())
-    states: Dict[str, int] = {}
-    for line in found:
-        states[line.state or "unknown"] = states.get(line.state or "unknown", 0) + 1
+    states = dict(Counter(line.state or "unknown" for line in found))
     return Preview(len(found), tuple(found[:first]), states, complete)

@@ -61,6 +61,7 @@ from uws_adapter import metrics
 from uws_adapter.edge import Answer
 from uws_adapter.errors import InputError
 from uws_adapter.serving.access import AccessErrorTask
+from uws_adapter.serving.onewrite import OneWriteTask
 from uws_adapter.settings.receiver import CONNECTION_OPTIONS, ConnectionBounds
 
 logger = logging.getLogger("uws_adapter.serving")
@@ -257,6 +258,7 @@ class BoundedChannel(HTTPChannel):  # type: ignore[misc]
     """A waitress connection that knows when its current request began and when its headers ended."""
 
     parser_class = StrictRequestParser
+    task_class = OneWriteTask  # an answer's head and first body bytes in one send
     error_task_class = AccessErrorTask  # waitress's own refusals get an access line too
     request: Any = None  # as waitress's: the request still arriving, if any
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping, Optional, Tuple, Union
 
 from uws_adapter.errors import InputError
+from uws_adapter.model.callbacks import check_credentials
 from uws_adapter.settings.source import Loadable, Option, choice, flag, number, whole
 from uws_adapter.xmlsafe import MAX_BYTES
 
@@ -55,17 +56,6 @@ CREDENTIALS_FIX = (
     "password in [receiver] of the settings file), or --allow-anonymous (UWS_CALLBACK_ALLOW_ANONYMOUS=1) on a "
     "closed network"
 )
-
-
-def check_credentials(
-    field: str, username: Optional[str], password: Optional[str], fix: str, *, refuse_none: Optional[str] = None
-) -> None:
-    """The one rule for a pair of callback credentials (a receiver's, a listener's): both or neither,
-    and neither only where ``refuse_none`` (why none will not do) is None."""
-    if bool(username) != bool(password):
-        raise InputError(field, "give both a username and a password, or neither", fix)
-    if not username and refuse_none is not None:
-        raise InputError(field, refuse_none, fix)
 
 
 #: The variables of the callback credentials: the receiver's, and by default what the emulator

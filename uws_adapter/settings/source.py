@@ -67,9 +67,9 @@ class Option:
     secret: bool = False
 
 
-def relocated(exc: InputError, origin: str) -> InputError:
-    """``exc`` (raised by a check that names the setting) as written at ``origin``."""
-    return InputError(origin, exc.problem, exc.fix, code=exc.code)
+def relocated(exc: InputError, origin: str, fix: Optional[str] = None) -> InputError:
+    """``exc`` (raised by a check that names the setting) as written at ``origin`` (with ``fix``, if given)."""
+    return InputError(origin, exc.problem, fix or exc.fix, code=exc.code)
 
 
 # Converters: each takes text (a file, the environment) or a value (code, the command line). ---------
@@ -339,6 +339,11 @@ class Loadable:
                 from uws_adapter.store import describe_store
 
                 value = describe_store(str(value))
+            elif isinstance(value, str) and "://" in value:  # user:password@, a token in the query
+                from uws_adapter.redaction import masked_url
+
+                shown.append(f"{field.name}={masked_url(value)}")
+                continue
             shown.append(f"{field.name}={value!r}")
         return f"{type(self).__name__}({', '.join(shown)})"
 

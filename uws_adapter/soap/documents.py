@@ -34,10 +34,6 @@ def _bundled(name: str) -> etree._Element:
     return parse_untrusted((resource_dir() / name).read_bytes(), what=f"bundled {name}")
 
 
-def _xsd_names() -> Set[str]:
-    return {path.name for path in resource_dir().iterdir() if path.name.endswith(".xsd")}
-
-
 def _written(root: etree._Element) -> bytes:
     return etree.tostring(root.getroottree(), xml_declaration=True, encoding="utf-8")
 
@@ -117,7 +113,8 @@ def _xsd_url(address: str, service: str, name: str) -> str:
 def xsd_document(name: str, *, address: Optional[str] = None, service: Optional[str] = None) -> Optional[bytes]:
     """The bundled XSD ``name`` (None when there is no such file): as it is, or with its imports
     pointed at ``<address>/<service>.svc?xsd=...`` when both are given."""
-    if name not in _xsd_names():  # only our files: no path, no other name reaches the disk
+    # Only our files: no path, no other name reaches the disk.
+    if name not in {path.name for path in resource_dir().iterdir() if path.name.endswith(".xsd")}:
         return None
     if address is None or service is None:
         return (resource_dir() / name).read_bytes()

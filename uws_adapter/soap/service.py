@@ -40,12 +40,6 @@ def login_credentials(call: SoapCall) -> Tuple[str, str]:
     return call.payload.findtext("{*}Input/{*}Username") or "", call.payload.findtext("{*}Input/{*}Password") or ""
 
 
-def input_fault_code(exc: InputError) -> str:
-    """The carrier's code for input our model refuses [doc]: set where the error is raised
-    (``InputError.code``), never read from its wording."""
-    return exc.code
-
-
 def read_change_device_state(call: SoapCall) -> Tuple[Action, Selection]:
     """The action and selection of a ChangeDeviceState ``Input`` (already schema-valid)."""
     fields: Dict[str, etree._Element] = {etree.QName(child).localname: child for child in call.payload[0]}
@@ -78,7 +72,7 @@ def read_change_device_state(call: SoapCall) -> Tuple[Action, Selection]:
         check_uws_query(selection)  # UWS needs an account or a group; a filter alone is refused
         return action, selection
     except InputError as exc:
-        raise Refused(input_fault_code(exc), exc.fault_text()) from None
+        raise Refused(exc.code, exc.fault_text()) from None
 
 
 def _local(node: etree._Element) -> str:

@@ -18,6 +18,7 @@ bridge (sessions in its store, :mod:`uws_adapter.bridge.sessions`) and by the em
 from __future__ import annotations
 
 import enum
+import hashlib
 import ipaddress
 import math
 import secrets
@@ -194,7 +195,7 @@ class LoginThrottle:
     def attempt(self, key: str, matched: bool) -> Tuple[LoginVerdict, float]:
         """Count one LogIn with ``key`` whose credentials were right or not (``matched``): its
         verdict, and the seconds the key must now wait (infinite: locked for good)."""
-        now = self._clock()
+        key, now = _held(key), self._clock()
         with self._lock:
             failures, until, last = self._keys.get(key, (0, 0.0, now))
             if now - last > FORGET_FAILURES:
@@ -217,8 +218,16 @@ class LoginThrottle:
     def waiting(self, key: str) -> bool:
         """Whether ``key`` must wait now (for logs and tests)."""
         with self._lock:
-            entry = self._keys.get(key)
+            entry = self._keys.get(_held(key))
         return entry is not None and self._clock() < entry[1]
+
+
+def _held(key: str) -> str:
+    """``key`` as the throttle holds it: a long one (the emulator's keys are usernames, as long as a
+    request may be) by its digest, so that the keys held take at most a few MiB, however long."""
+    if len(key) <= 64:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class IdleSessions:

@@ -32,13 +32,13 @@ from uws_adapter.store import dead_letters as dead_letter_sql
 from uws_adapter.store import line_counts, unlisted
 from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals, keep_letter, letter_of, purge
 from uws_adapter.store.interfaces import CallbackWrite, EventPages, RequestStatus, StoredEvent, Write
-from uws_adapter.store.names import KEY_OF, NAME, turn_of
+from uws_adapter.store.names import KEY_OF, NAME, RESERVED_AT, turn_of
 from uws_adapter.store.sql import Dialect, Row, Sql, bound_int, bound_limit, bound_text
 from uws_adapter.store.tracking_rows import recent_line_actions, request_status
 
 __all__ = [
     "BUDGET_LOCK", "PENDING", "READY_MEMORY", "UNKNOWN", "Admit", "CommitHealth", "Job", "LineActions", "SqlCore",
-    "newer_schema", "next_group", "pg_text",
+    "newer_schema", "next_group", "pg_text", "stored",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -108,9 +108,14 @@ class Job:
         """Its result once committed; StoreError when it failed or no commit came within ``timeout``."""
         if not self.done.wait(timeout):
             raise StoreError(f"no commit within {timeout} s")
-        if self.error is not None:
-            raise StoreError(f"could not store: {describe(self.error)}") from self.error
-        return self.result
+        return stored(self.result, self.error, describe)
+
+
+def stored(result: Any, error: Optional[BaseException], describe: Callable[[BaseException], str] = str) -> Any:
+    """A committed write's ``result``, or the StoreError of its ``error``."""
+    if error is not None:
+        raise StoreError(f"could not store: {describe(error)}") from error
+    return result
 
 
 def next_group(jobs: queue.Queue[Optional[J]], max_batch: int) -> Optional[List[J]]:
@@ -144,6 +149,11 @@ class SqlCore(EventPages):
     def _read(self, what: str, work: Callable[[Sql], T]) -> T:
         """``work`` on a connection that reads what is committed (each statement by itself)."""
         raise NotImplementedError
+
+    def _glance(self, what: str, work: Callable[[Sql], T]) -> T:
+        """:meth:`_read` of one short statement on every call of a service (the bridge's session
+        read): a backend may run it where it is cheapest, never waiting for a write."""
+        return self._read(what, work)
 
     def _snapshot(self, what: str, work: Callable[[Sql], T]) -> T:
         """``work``'s statements in one read snapshot: a write committed meanwhile is not half seen."""
@@ -378,7 +388,11 @@ class SqlCore(EventPages):
 
         def work(db: Sql) -> None:
             now = self.clock()
-            key = _key_of(db, reservation)
+            # A reservation not yet confirmed is known by its key: one look finds it and when it was
+            # made (two statements before: the name's lookup, then the time's). Anything else (a
+            # reservation released or confirmed already) is looked up by its name, as before.
+            row = db.one(RESERVED_AT, (reservation,)) if reservation.startswith(PENDING) else None
+            key: Optional[str] = reservation if row is not None else _key_of(db, reservation)
             if key is None:  # released, or confirmed already: nothing is known by that name
                 return
             db.take_turns(turn_of(request_id))  # before the name is looked up (see .names)
@@ -387,7 +401,7 @@ class SqlCore(EventPages):
             if request_id != reservation and _key_of(db, request_id) is not None:
                 relisted = db.one("SELECT 1 FROM request_identifiers WHERE request_id = ? LIMIT 1", (key,))
                 _forget_request(db, request_id, now, relisted=relisted is not None)
-            line_counts.move_request(db, key, now)
+            line_counts.move_request(db, key, now, float(row[0]) if row is not None else None)
             # Its rows keep their key (see .names): only its name and time change.
             db.run("UPDATE requests SET known_as = ?, sent_at = ? WHERE request_id = ?", (request_id, now, key))
             unlisted.listed(db, request_id)  # its callbacks may have come first
@@ -415,7 +429,7 @@ class SqlCore(EventPages):
         self._transact("record the session", work, durable=False)
 
     def session_last_used(self, token_sha256: str) -> Optional[float]:
-        row = self._read(
+        row = self._glance(
             "read the session",
             lambda db: db.one("SELECT last_used FROM bridge_sessions WHERE token_sha256 = ?", (token_sha256,)),
         )

@@ -27,7 +27,7 @@ in identity order, so two statements never wait on each other in a circle.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Collection, Dict, Iterable, List, Sequence, Set, Tuple
+from typing import Collection, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from uws_adapter.model.devices import Device
 from uws_adapter.store.sql import Sql
@@ -182,14 +182,18 @@ def take_request(db: Sql, request_id: str) -> None:
         _take(db, sorted({name for group in _groups(db, request_id) for name in group}), day_of(float(sent[0])))
 
 
-def move_request(db: Sql, request_id: str, now: float) -> None:
+def move_request(db: Sql, request_id: str, now: float, sent_at: Optional[float] = None) -> None:
     """The request ``request_id`` counts as sent at ``now`` from now on: its counts follow it when
-    that is another day."""
-    sent = db.one("SELECT sent_at FROM requests WHERE request_id = ?", (request_id,))
-    if sent is None or day_of(float(sent[0])) == day_of(now):
+    that is another day. ``sent_at``: when it counts as sent until now, if the caller read it."""
+    if sent_at is None:
+        sent = db.one("SELECT sent_at FROM requests WHERE request_id = ?", (request_id,))
+        if sent is None:
+            return
+        sent_at = float(sent[0])
+    if day_of(sent_at) == day_of(now):
         return
     groups = _groups(db, request_id)
-    _take(db, sorted({name for group in groups for name in group}), day_of(float(sent[0])))
+    _take(db, sorted({name for group in groups for name in group}), day_of(sent_at))
     _add(db, groups, day_of(now))
 
 

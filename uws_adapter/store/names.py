@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["KEY_OF", "MIGRATION_POSTGRES", "MIGRATION_SQLITE", "NAME", "listed_as", "turn_of"]
+__all__ = ["KEY_OF", "MIGRATION_POSTGRES", "MIGRATION_SQLITE", "NAME", "RESERVED_AT", "listed_as", "turn_of"]
 
 #: The name of the request of the row ``r`` of ``requests``.
 NAME = "coalesce(r.known_as, r.request_id)"
@@ -40,6 +40,10 @@ KEY_OF = (
     "SELECT request_id FROM requests WHERE known_as = ?"
     " UNION ALL SELECT request_id FROM requests WHERE request_id = ? AND known_as IS NULL LIMIT 1"
 )
+
+#: When the reservation bound once was made, while it is not confirmed: such a request is known by
+#: its key (one probe of the key, where :data:`KEY_OF` probes the name first, then the key).
+RESERVED_AT = "SELECT sent_at FROM requests WHERE request_id = ? AND known_as IS NULL"
 
 
 def turn_of(name: str) -> int:

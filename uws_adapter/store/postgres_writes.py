@@ -1,19 +1,23 @@
-"""What the PostgreSQL store writes for a group of callbacks and refused documents, in one
-transaction (:func:`commit_writes`).
+"""What the PostgreSQL store writes for a group of callbacks and refused documents
+(:func:`commit_writes`), committed before it returns.
 
-De-duplication is the events table's unique constraint: ``INSERT ... ON CONFLICT DO NOTHING``,
-then a separate statement counts the attempt. A re-send racing on another instance waits on the
-constraint for that instance's commit, then finds the event in the next statement (a new snapshot
-under READ COMMITTED) and is stored once and counted as an attempt. The writes of a group are run
-in the order of their event keys, so two instances' groups lock rows in the same order and cannot
-deadlock on one another.
+De-duplication is the events table's unique constraint: ``INSERT ... ON CONFLICT DO NOTHING``. A
+group's callbacks are one statement (:data:`_GROUP`, the group's values bound as arrays), which is
+its own transaction: one wait on the server and one WAL flush per group. It stores the new events
+and the attempts of the re-sends whose events its snapshot holds. A re-send racing on another
+instance waits on the constraint for that instance's commit, and the statement's snapshot, taken
+before, cannot see the event: such callbacks (and a group's duplicates, and re-sends whose content
+differs, whose events are flagged) are stored next by a statement per callback (:data:`_RESEND`,
+under READ COMMITTED a new snapshot), in a transaction of their own, before any callback of the
+group is answered: each is stored once and counted as an attempt. The callbacks of a group are
+written in the order of their event keys, so two instances' groups lock rows in the same order and
+cannot deadlock on one another.
 
-The fast path runs the whole group in a pipeline (one round trip per stage, not per statement).
 If a value is refused (a NUL character, a lone surrogate: what PostgreSQL text cannot hold) the
-group is rolled back and written again one savepoint per write, so that only the poisoned
-callback becomes a dead letter (as :mod:`.sqlite_writes` does) and its neighbours are stored.
-Failures of the database itself (connection, disk, lock timeout) propagate: nothing of the group
-is acknowledged, and the carrier re-sends.
+group's statement fails whole and the group is written again one savepoint per write, so that only
+the poisoned callback becomes a dead letter (as :mod:`.sqlite_writes` does) and its neighbours are
+stored. Failures of the database itself (connection, disk, lock timeout) propagate: nothing of the
+group is acknowledged, and the carrier re-sends.
 """
 
 from __future__ import annotations
@@ -26,12 +30,28 @@ from uws_adapter.store.dead_letters import keep_letter
 from uws_adapter.store.interfaces import POISONED, CallbackWrite, DeadLetterWrite, Outcome, Write
 from uws_adapter.store.rows import CallbackRow, callback_row
 from uws_adapter.store.sql import POSTGRES, Sql
-from uws_adapter.store.unlisted import NEW_EVENT_MARK, mark_args
+from uws_adapter.store.unlisted import NEW_EVENT_MARK, event_mark, mark_args
 
 if TYPE_CHECKING:  # psycopg is imported lazily: `import uws_adapter` must not need it
     import psycopg
 
 _log = logging.getLogger("uws_adapter.store")
+
+
+def _event_of(key: str) -> str:
+    """A join to ``e``, the stored event (its id, content_hash, differs) of the event key in the
+    row ``key`` (service, request_id, device, action), if any: the first key at or after it in the
+    unique index's order, compared. A plan only that index serves, whatever the statistics: with a
+    plain equality, the plan cached on a new, empty table went by events_by_request, and read every
+    event of the request for each callback (a benchmark's request held all of them)."""
+    columns = "service, request_id, device, action"
+    own = ", ".join(f"{key}.{c}" for c in columns.split(", "))
+    return (
+        f"CROSS JOIN LATERAL (SELECT id, {columns}, content_hash, differs FROM events"
+        f" WHERE ({columns}) >= ({own}) ORDER BY {columns} LIMIT 1) e"
+        f" WHERE (e.service, e.request_id, e.device, e.action) = ({own})"
+    )
+
 
 _NEW_EVENT = """
 WITH ev AS (
@@ -52,8 +72,10 @@ SELECT id FROM ev
 # A separate statement from _NEW_EVENT: one statement's snapshot cannot see the row another
 # instance committed while this one waited on the constraint.
 _RESEND = """
-WITH ev AS (
-    SELECT id, content_hash FROM events WHERE service = %s AND request_id = %s AND device = %s AND action = %s
+WITH k AS (
+    SELECT %s::text AS service, %s::text AS request_id, %s::text AS device, %s::text AS action
+), ev AS (
+    SELECT e.id, e.content_hash FROM k {event}
 ), flagged AS (
     UPDATE events SET differs = TRUE WHERE id = (SELECT id FROM ev) AND content_hash <> %s AND NOT differs
 ), attempt AS (
@@ -62,7 +84,66 @@ WITH ev AS (
     RETURNING event_id
 )
 SELECT event_id FROM attempt
+""".format(event=_event_of("k"))
+
+
+#: The columns of a group's callbacks, each bound as one array (:data:`_GROUP`).
+_COLUMNS = (
+    "service", "request_id", "device", "action", "status", "succeeded", "fault_code", "callback", "content_hash",
+    "callback_count",
+)  # fmt: skip
+_TYPES = ("text",) * 5 + ("boolean", "text", "text", "text", "integer")
+# A group of callbacks (distinct event keys, in key order) in one statement, its own transaction:
+# one wait on the server and one WAL flush per group, where a statement per callback in a
+# transaction waited four or five times (issue 19). It stores the new events (their attempts and
+# handler runs) and the attempts of the re-sends whose events it sees and need not flag, and
+# answers (n, event id, new) for those. What it cannot see it leaves to _RESEND: an event another
+# instance committed while this insert waited on the constraint (the snapshot is older), and a
+# re-send whose content differs (its row lock taken after the inserts, as before).
+_GROUP_TEMPLATE = """
+WITH input AS (
+    SELECT * FROM unnest({arrays}) WITH ORDINALITY AS g({columns}, n)
+), ev AS (
+    INSERT INTO events (service, request_id, device, action, status, succeeded, fault_code, callback,
+                        content_hash, received_at, unlisted)
+    SELECT service, request_id, device, action, status, succeeded, fault_code, callback, content_hash,
+           %(now)s, {mark}
+    FROM input g ORDER BY n
+    ON CONFLICT (service, request_id, device, action) DO NOTHING
+    RETURNING id, service, request_id, device, action
+), new AS (
+    SELECT g.n, ev.id, g.callback_count, g.content_hash FROM ev JOIN input g USING (service, request_id, device, action)
+), seen AS (
+    SELECT g.n, e.id, g.callback_count, g.content_hash FROM input g {event}
+        AND (e.content_hash = g.content_hash OR e.differs)
+), attempt AS (
+    INSERT INTO attempts (event_id, callback_count, content_hash, received_at)
+    SELECT id, callback_count, content_hash, %(now)s FROM (SELECT * FROM new UNION ALL SELECT * FROM seen) a ORDER BY n
+), runs AS (
+    INSERT INTO handler_queue (event_id, handler, next_at)
+    SELECT new.id, h.name, %(now)s
+    FROM new JOIN unnest({handler_arrays}) AS h(n, name) USING (n)
+)
+SELECT n, id, TRUE FROM new UNION ALL SELECT n, id, FALSE FROM seen
 """
+
+
+def _array(name: str, kind: str) -> str:
+    """The argument ``name`` as an array of ``kind``: in psycopg's binary format (in its text
+    format psycopg escaped every quote of the stored JSON with a regular expression, about 100 us a
+    callback), behind a scalar subquery, whose value the planner does not look into. A plan made
+    for a group's own arrays then costs what the generic plan costs, and PostgreSQL keeps the
+    generic one (made once per connection); bound plainly, a plan made for each group's arrays
+    looked cheaper, and the server planned the statement again for every group (0.55 ms of
+    planning, more than the statement's run)."""
+    return f"(SELECT %({name})b::{kind}[])"
+
+
+_GROUP = _GROUP_TEMPLATE.format(
+    arrays=", ".join(_array(name, kind) for name, kind in zip(_COLUMNS, _TYPES)),
+    columns=", ".join(_COLUMNS), mark=event_mark("g.request_id"), event=_event_of("g"),
+    handler_arrays=f"{_array('handler_n', 'integer')}, {_array('handler_name', 'text')}",
+)  # fmt: skip
 
 
 def is_database_failure(exc: BaseException) -> bool:
@@ -107,53 +188,91 @@ def _rows(writes: Sequence[Write]) -> Dict[int, CallbackRow]:
 def commit_writes(
     connection: psycopg.Connection[Any], writes: Sequence[Write], clock: Callable[[], float]
 ) -> List[Outcome]:
-    """Store ``writes`` in one transaction on ``connection`` (autocommit mode), committed before
-    this returns; one outcome per write. Raises what the database itself raised."""
+    """Store ``writes`` on ``connection`` (autocommit mode), committed before this returns: the
+    group in one transaction, the re-sends it leaves (rare) in another; one outcome per write.
+    Raises what the database itself raised."""
     for write in writes:
         if not isinstance(write, (CallbackWrite, DeadLetterWrite)):
             raise TypeError(f"not a store write: {write!r}")
+    now = clock()
+    rows = _rows(writes)
     try:
-        return _fast(connection, writes, clock())
+        outcomes, resends = _fast(connection, writes, rows, now)
     except Exception as exc:
         if is_database_failure(exc):
             raise
         # A value was refused somewhere in the group (rolled back): find it, one savepoint each.
         return _careful(connection, writes, clock())
+    # After the group's commit: a failure here fails the group (its callbacks are sent again), and
+    # never runs it again one savepoint each, which would count its stored attempts twice.
+    _resends(connection, writes, rows, resends, outcomes, now)
+    return outcomes
 
 
-def _fast(connection: psycopg.Connection[Any], writes: Sequence[Write], now: float) -> List[Outcome]:
+def _fast(
+    connection: psycopg.Connection[Any], writes: Sequence[Write], rows: Dict[int, CallbackRow], now: float
+) -> Tuple[List[Outcome], List[int]]:
+    """The group in one transaction; its outcomes, and the positions of the callbacks left to
+    :func:`_resends` (see :data:`_GROUP`)."""
     outcomes = [Outcome() for _ in writes]
-    rows = _rows(writes)
     order = _order(writes, rows)
     callbacks = [i for i in order if i in rows]
-    # The transaction outside the pipeline: BEGIN, the inserts (executemany sends a group's
-    # statements in one go), the re-sends' attempts, COMMIT: four or five waits on the server
-    # whatever the group's size. The other way round (a transaction opened inside the pipeline)
-    # psycopg nests a second pipeline in the transaction, and a group waited nine times: each wait
-    # costs CPU (a poll and a wake-up), and small groups paid it per callback (profiled: 650 us of
-    # CPU per group of one, issue 19).
+    letters = [i for i in order if i not in rows]
+    first: Dict[Tuple[str, ...], int] = {}
+    for i in callbacks:
+        first.setdefault(rows[i].key, i)
+    group = list(first.values())  # in key order, each event key once
+    args = _group_args(group, rows, writes, now)
+    found: List[Tuple[Any, ...]] = []
+    if letters:  # rare: the callbacks' statement and the dead letters in one transaction
+        with connection.transaction():
+            found = connection.execute(_GROUP, args).fetchall() if group else []
+            cursor = connection.cursor()
+            for i in letters:
+                outcomes[i].result = _dead_letter(cursor, _letter_write(writes[i]), now)
+    elif group:
+        # The common group: one statement outside a transaction block (autocommit), so its own
+        # transaction, which the server commits (and flushes, under synchronous_commit) before it
+        # says it is ready for the next query; psycopg returns only then.
+        found = connection.execute(_GROUP, args).fetchall()
+    for n, event_id, new in found:
+        outcomes[group[n - 1]].result = (int(event_id), bool(new))
+    return outcomes, [i for i in callbacks if outcomes[i].result is None]
+
+
+def _resends(
+    connection: psycopg.Connection[Any], writes: Sequence[Write], rows: Dict[int, CallbackRow], resends: List[int],
+    outcomes: List[Outcome], now: float,
+) -> None:  # fmt: skip
+    """The callbacks :data:`_GROUP` left (rare: a group's duplicate, an event another instance
+    committed meanwhile, a re-send to flag), in key order, in a transaction of their own."""
+    if not resends:
+        return
     with connection.transaction(), connection.pipeline():
         cursor = connection.cursor()
-        if callbacks:
-            new_args = [_new_event_args(rows[i], _callback_write(writes[i]), now) for i in callbacks]
-            inserted = _each_result(cursor, _NEW_EVENT, new_args)
-            resends = []
-            for i, found in zip(callbacks, inserted):
-                if found is not None:
-                    outcomes[i].result = (int(found[0]), True)
-                else:
-                    resends.append(i)
-            if resends:
-                resend_args = [_resend_args(rows[i], _callback_write(writes[i]), now) for i in resends]
-                for i, found in zip(resends, _each_result(cursor, _RESEND, resend_args)):
-                    if found is None:
-                        raise StoreError("an event vanished between its insert and its re-send's attempt")
-                    outcomes[i].result = (int(found[0]), False)
-        for i in order:
-            write = writes[i]
-            if isinstance(write, DeadLetterWrite):
-                outcomes[i].result = _dead_letter(cursor, write, now)
-    return outcomes
+        args = [_resend_args(rows[i], _callback_write(writes[i]), now) for i in resends]
+        cursor.executemany(_RESEND, args, returning=True)
+        for i, found in zip(resends, _results(cursor)):
+            if found is None:
+                raise StoreError("an event vanished between its insert and its re-send's attempt")
+            outcomes[i].result = (int(found[0]), False)
+
+
+def _group_args(group: List[int], rows: Dict[int, CallbackRow], writes: Sequence[Write], now: float) -> Dict[str, Any]:
+    columns: Dict[str, List[Any]] = {name: [] for name in _COLUMNS}
+    handler_n: List[int] = []
+    handler_name: List[str] = []
+    for n, i in enumerate(group, 1):
+        row, write = rows[i], _callback_write(writes[i])
+        callback = write.callback
+        values = (*row.key, callback.status, callback.succeeded, row.fault_code, row.text, row.digest,
+                  callback.callback_count)  # fmt: skip
+        for name, value in zip(_COLUMNS, values):
+            columns[name].append(value)
+        for handler in write.handlers:
+            handler_n.append(n)
+            handler_name.append(handler)
+    return {**columns, "now": now, "handler_n": handler_n, "handler_name": handler_name}
 
 
 def _callback_write(write: Write) -> CallbackWrite:
@@ -161,11 +280,13 @@ def _callback_write(write: Write) -> CallbackWrite:
     return write
 
 
-def _each_result(
-    cursor: psycopg.Cursor[Any], query: str, args: List[Tuple[Any, ...]]
-) -> List[Optional[Tuple[Any, ...]]]:
-    """The first row (or None) of each execution of ``query``, run once per ``args``."""
-    cursor.executemany(query, args, returning=True)
+def _letter_write(write: Write) -> DeadLetterWrite:
+    assert isinstance(write, DeadLetterWrite)
+    return write
+
+
+def _results(cursor: psycopg.Cursor[Any]) -> List[Optional[Tuple[Any, ...]]]:
+    """The first row (or None) of each execution of the cursor's last ``executemany``."""
     found: List[Optional[Tuple[Any, ...]]] = []
     while True:
         found.append(cursor.fetchone())

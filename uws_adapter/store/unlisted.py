@@ -34,7 +34,7 @@ from uws_adapter.store.sql import Row, Sql
 
 __all__ = [
     "MIGRATION_POSTGRES", "MIGRATION_SQLITE", "NEW_EVENT_MARK", "PENDING", "REMEMBERED", "UNLISTED_EVENTS",
-    "callbacks", "forgotten", "listed", "mark_args",
+    "callbacks", "event_mark", "forgotten", "listed", "mark_args",
 ]  # fmt: skip
 
 #: How long a forgotten request is remembered (see the module), in seconds: far longer than any
@@ -64,6 +64,13 @@ NEW_EVENT_MARK = f"(? OR NOT {listed_as('?')})"
 def mark_args(request_id: str) -> Tuple[bool, str, str]:
     """The arguments of :data:`NEW_EVENT_MARK` for an event of the request ``request_id``."""
     return request_id.startswith(PENDING), request_id, request_id
+
+
+def event_mark(column: str) -> str:
+    """:data:`NEW_EVENT_MARK` of the request id in the SQL expression ``column`` (PostgreSQL: a
+    group's events written by one statement, each row's mark its own); ``column`` is not ``i``
+    nor ``r``, the aliases of :func:`.names.listed_as`."""
+    return f"(starts_with({column}, '{PENDING}') OR NOT {listed_as(column)})"
 
 
 _COUNTED = (

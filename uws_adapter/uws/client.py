@@ -6,7 +6,7 @@ The session, retry and batching rules are the ones every backend shares
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Optional, TypeVar, Union
 
 from lxml import etree
 
@@ -14,7 +14,7 @@ from uws_adapter.errors import DocumentError, TransportError, fault_for
 from uws_adapter.model.actions import Action
 from uws_adapter.model.selection import Selection
 from uws_adapter.provisioning.base import BatchResult, Provisioner
-from uws_adapter.provisioning.engine import Answer, NotUsable, Outgoing, Stakes
+from uws_adapter.provisioning.engine import Answer, Codec, NotUsable, Outgoing, Stakes
 from uws_adapter.provisioning.faults import soap_fault
 from uws_adapter.provisioning.options import DEFAULT_TIMEOUT
 from uws_adapter.provisioning.sent import SentRequest, redact_xml
@@ -23,6 +23,8 @@ from uws_adapter.wire import UWS_BASE_URL
 from uws_adapter.xmlsafe import parse_untrusted
 
 __all__ = ["DEFAULT_TIMEOUT", "BatchResult", "SoapCodec", "UwsClient"]
+
+T = TypeVar("T")
 
 
 class SoapCodec:
@@ -49,6 +51,20 @@ class SoapCodec:
 _SOAP = SoapCodec()
 
 
+class _RequestIdCodec:
+    """Reads a ChangeDeviceState answer into its RequestId. An envelope without one is not usable,
+    so the engine's outcome rule decides what it means (a 2xx: it may have been carried out)."""
+
+    def read(self, answer: Answer) -> Union[str, NotUsable]:
+        root = _SOAP.read(answer)
+        if isinstance(root, NotUsable):
+            return root
+        return _find_text(root, "RequestId") or NotUsable("without a RequestId")
+
+
+_REQUEST_ID = _RequestIdCodec()
+
+
 class UwsClient(Provisioner):
     """UWS SessionService and CarrierService over HTTPS, at ``base_url`` (default: the carrier's).
 
@@ -70,13 +86,13 @@ class UwsClient(Provisioner):
         if self._token is None:
             return
         token, self._token = self._token, None
-        self._post(build_logout(token, base_url=self.base_url), "LogOut", Stakes.REPEATABLE)
+        self._post(build_logout(token, base_url=self.base_url), "LogOut", Stakes.REPEATABLE, _SOAP)
 
     def _check(self, action: Action, selection: Selection) -> None:
         check_soap_request(action, selection)
 
     def _login(self, username: str, password: str) -> str:
-        root = self._post(build_login(username, password, base_url=self.base_url), "LogIn", Stakes.LOGIN)
+        root = self._post(build_login(username, password, base_url=self.base_url), "LogIn", Stakes.LOGIN, _SOAP)
         token = _find_text(root, "SessionToken")
         if not token:
             raise TransportError("LogIn answered without a SessionToken")
@@ -84,16 +100,12 @@ class UwsClient(Provisioner):
 
     def _change(self, action: Action, selection: Selection, token: str) -> str:
         envelope = build_envelope(action, selection, token=token, base_url=self.base_url, checked=True)
-        root = self._post(envelope, "ChangeDeviceState", Stakes.ONCE, action=action, selection=selection)
-        request_id = _find_text(root, "RequestId")
-        if not request_id:
-            raise TransportError("ChangeDeviceState answered without a RequestId")
-        return request_id
+        return self._post(envelope, "ChangeDeviceState", Stakes.ONCE, _REQUEST_ID, action=action, selection=selection)
 
     def _post(
-        self, soap: SoapRequest, operation: str, stakes: Stakes, *, action: Optional[Action] = None,
-        selection: Optional[Selection] = None,
-    ) -> etree._Element:  # fmt: skip
+        self, soap: SoapRequest, operation: str, stakes: Stakes, codec: Codec[T], *,
+        action: Optional[Action] = None, selection: Optional[Selection] = None,
+    ) -> T:  # fmt: skip
         def describe() -> SentRequest:  # what an OutcomeUnknown shows: no password, no token
             return SentRequest(
                 "POST", soap.url, operation, redact_xml(soap.body), soap.headers,
@@ -103,7 +115,7 @@ class UwsClient(Provisioner):
         request = Outgoing(
             "POST", soap.url, operation, tuple(soap.headers.items()), soap.body, stakes=stakes, describe=describe
         )
-        return self._http.call(request, _SOAP)
+        return self._http.call(request, codec)
 
 
 def _find_text(root: etree._Element, local_name: str) -> Optional[str]:

@@ -163,9 +163,7 @@ class _Comparison:
     def _sent_members(self, where: str, ours: List[Member], theirs: List[Member], *, ordered: bool,
                       depth: int) -> None:  # fmt: skip
         positions = {m.name: i for i, m in enumerate(theirs) if m.name != ANY}
-        by_local: Dict[str, Member] = {}
-        for m in theirs:
-            by_local.setdefault(m.local, m)
+        by_local = {m.local: m for m in reversed(theirs)}  # the first of each local name
         matched: Set[str] = set()
         last: Optional[Member] = None  # the sent member before, as theirs orders them
         for mine in ours:

@@ -218,18 +218,14 @@ def contract_of(documents: Documents) -> Contract:
     port_types: Dict[str, etree._Element] = {}
     bindings: Dict[str, etree._Element] = {}
     services: List[etree._Element] = []
+    named = {f"{W}message": messages, f"{W}portType": port_types, f"{W}binding": bindings}
     for root in roots:
         namespace = root.get("targetNamespace") or ""
         for child in root:
-            key = f"{{{namespace}}}{child.get('name')}"
-            if child.tag == f"{W}message":
-                messages[key] = child
-            elif child.tag == f"{W}portType":
-                port_types[key] = child
-            elif child.tag == f"{W}binding":
-                bindings[key] = child
-            elif child.tag == f"{W}service":
+            if child.tag == f"{W}service":
                 services.append(child)
+            elif child.tag in named:
+                named[child.tag][f"{{{namespace}}}{child.get('name')}"] = child
     reader = _Reader(messages, port_types)
     found: Dict[str, Dict[str, Operation]] = {}
     for service in services:

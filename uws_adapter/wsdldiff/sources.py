@@ -64,6 +64,18 @@ def _references(root: etree._Element) -> List[str]:
     return places
 
 
+def _joined(location: str, reference: str, shown: str) -> str:
+    """``reference`` read from the document at ``location`` (shown as ``shown``), made absolute."""
+    try:
+        joined = urljoin(location, reference)
+        urlsplit(joined)  # a malformed host ("http://[bad/") fails here or in urljoin: a ValueError
+    except ValueError:
+        raise InputError(
+            _FIELD, f"{shown} imports {masked_url(reference)}, which is not a URL", "fix the import's location"
+        ) from None
+    return joined
+
+
 def _is_url(source: str) -> bool:
     return source.lower().startswith(("http://", "https://"))
 
@@ -110,7 +122,7 @@ def read_documents(
                 _FIELD, f"{shown} is {etree.QName(root).localname!r}, not a WSDL or an XML schema",
                 "point SOURCE at the service's .svc?wsdl (or ?singleWsdl)",
             )  # fmt: skip
-        return root, [urljoin(location, reference) for reference in _references(root)]
+        return root, [_joined(location, reference, shown) for reference in _references(root)]
 
     try:
         roots = imported_documents(first, read, max_documents=max_documents)
