@@ -302,6 +302,17 @@ def test_refusal_reason_is_read_from_the_answer(content_type: str, body: bytes, 
     assert refusal_reason(content_type, body) == reason
 
 
+@pytest.mark.parametrize(
+    "client", [("127.0.0.1", 50312), ("::1", 8), ("a\nb", 1), ["10.0.0.1", 2], None, (["x"], 3), ("h",)]
+)
+def test_an_asgi_client_kept_by_its_address_reads_as_it_is_written(client: Any) -> None:
+    # Kept per (host, port) for a keep-alive connection's next requests; what is not a key is written as ever.
+    from uws_adapter.serving.access import _asgi_client, _client, _host_port
+
+    written = _client(*_host_port(client))
+    assert _asgi_client(client) == _asgi_client(client) == written
+
+
 # Access lines on the receiver, in process, on both servers ---------------------------------------
 
 
