@@ -519,12 +519,15 @@ def test_receiver_command_logs_json_access_lines(start: Callable[..., Service], 
     assert exchange(receiver.port, "POST", "/", callback(), **xml)[0] == 200
     assert exchange(receiver.port, "POST", "/", callback(password="wrong-password"), **xml)[0] == 401
     assert exchange(receiver.port, "POST", "/", Content_Length="99999", **xml)[0] == 413
-    lines = receiver.wait_for(
-        lambda lines: {401, 413} <= {e["status"] for e in _json_access(lines, "receiver")}, "the refusals' lines"
-    )
+
+    # A line is written once its answer is sent, by the thread that served it: they may come in
+    # any order, so wait for all of them (/health at least once, the callback, both refusals).
+    def all_written(lines: List[str]) -> bool:
+        statuses = [e["status"] for e in _json_access(lines, "receiver")]
+        return statuses.count(200) >= 2 and {401, 413} <= set(statuses)
+
+    lines = receiver.wait_for(all_written, "the access lines")
     access = _json_access(lines, "receiver")
-    statuses = [e["status"] for e in access]
-    assert statuses.count(200) >= 2  # /health (at least once) and the callback
     for entry in access:
         assert {
             "time",
