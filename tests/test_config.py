@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER
@@ -417,3 +417,11 @@ def test_a_limit_refused_where_it_was_written_is_fixed_as_it_is_written() -> Non
         load_settings(environ={}, origins={"deadline": "--deadline"}, deadline="1e300")
     with pytest.raises(InputError, match=r"^timeout: .*; pass e.g. \(10, 120\)$"):
         load_settings(environ={}, timeout=(1e300, 1.0))
+
+
+@pytest.mark.parametrize(("text", "expected"), [("20", (20.0, 20.0)), ("5,60", (5.0, 60.0)), (" 7 ", (7.0, 7.0))])
+def test_one_number_written_for_the_timeout_sets_both_waits(text: str, expected: Tuple[float, float]) -> None:
+    # "--timeout 20" is what a new user tries first (requests takes one number for both).
+    assert load_settings(environ={"UWS_ADAPTER_TIMEOUT": text}).timeout == expected
+    with pytest.raises(InputError, match=r"^UWS_ADAPTER_TIMEOUT: '1,2,3' is not CONNECT,READ seconds"):
+        load_settings(environ={"UWS_ADAPTER_TIMEOUT": "1,2,3"})

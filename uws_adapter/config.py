@@ -83,7 +83,10 @@ def _checked(check: Callable[[Any], Any], parse: Callable[[str], Any], what: str
 
 
 def _pair_of_seconds(text: str) -> Tuple[float, float]:
-    connect, read = (float(part) for part in text.split(","))
+    parts = [float(part) for part in text.split(",")]
+    if len(parts) == 1:  # one number for both waits, as requests takes one
+        return parts[0], parts[0]
+    connect, read = parts
     return connect, read
 
 
@@ -91,7 +94,8 @@ def _whole(text: str) -> int:
     return int(text.strip().replace("_", ""))
 
 
-#: ``CONNECT,READ`` seconds (text, or a pair), both positive; an error names where it was written.
+#: ``CONNECT,READ`` seconds (text, or a pair; one number sets both), both positive; an error names where
+#: it was written.
 timeout_seconds = _checked(check_timeout, _pair_of_seconds, "CONNECT,READ seconds", "10,120")
 
 #: The budget guard's range: 0 turns it off (deliberately, logged when a client starts), else

@@ -236,3 +236,14 @@ def test_a_refusal_quotes_a_long_value_by_its_start(build: Any) -> None:
     with pytest.raises(InputError) as info:
         build("9" * 100_000)
     assert len(str(info.value)) < 300
+
+
+def test_device_key_of_one_identifier_is_that_of_any_iterable_of_it() -> None:
+    # One identifier in a tuple (every single-device callback) takes a shorter path: the same key.
+    from uws_adapter import ReportedDevice
+    from uws_adapter.model.devices import device_key
+
+    one = ReportedDevice("imei", " 35000000000000a ")
+    assert device_key((one,)) == device_key([one]) == device_key(iter([one])) == "IMEI:35000000000000A"
+    two = (ReportedDevice("ICCID", "89148"), one)
+    assert device_key(two) == device_key(tuple(reversed(two))) == "ICCID:89148|IMEI:35000000000000A"

@@ -15,6 +15,7 @@ from pgserver import (
     postgres_url,  # noqa: F401 (a fixture)
     upgraded,
 )
+from test_store_rows import random_groups
 
 from uws_adapter import CallbackRequest, ReportedDevice
 from uws_adapter.model.devices import Device
@@ -111,20 +112,7 @@ def test_groups_write_what_one_write_at_a_time_writes() -> None:
     # differ, requests the log lists devices for and not, reservations, handler runs) against the
     # same writes committed one at a time on another schema: every row but the ids, every outcome.
     rng = random.Random(19)
-    writes = [
-        CallbackWrite(
-            CallbackRequest(
-                rng.choice(["listed", "unlisted", "pending:x"]), (ReportedDevice("IMEI", f"35{rng.randrange(60):013d}"),),
-                service="CarrierService", action=rng.choice(["Suspend", "Restore"]),
-                status=rng.choice(["Success", "Failed"]), callback_count=rng.randrange(1, 5),
-            ),
-            ("relay", "audit"),
-        )
-        for _ in range(300)
-    ]  # fmt: skip
-    sizes: List[int] = []
-    while sum(sizes) < len(writes):
-        sizes.append(rng.choice([1, 2, 7, 16, 40, 90]))
+    writes, sizes = random_groups(rng)
     clock = lambda: 1000.5  # noqa: E731 (one time for both stores: their rows compare equal)
     schemas = [fresh_schema(), fresh_schema()]
     try:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import datetime
 import json
+import random
 import sqlite3
 import threading
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 import pytest
 
@@ -43,6 +44,9 @@ def test_one_serialisation_gives_the_digest_of_its_definition(callback: Callback
     row = callback_row(callback)
     assert row.digest == content_digest(callback.to_dict())
     assert json.loads(row.text) == row.form == callback.to_dict()
+    # The text itself, character for character, as the standard encoder writes it (the store's
+    # encoder is made once from the same arguments).
+    assert row.text == json.dumps(callback.to_dict(), sort_keys=True)
     assert "secret" not in row.text
 
 
@@ -96,16 +100,9 @@ def _tables(store: Store) -> List[List[tuple]]:  # type: ignore[type-arg]
     ]
 
 
-def test_groups_write_what_one_write_at_a_time_writes(tmp_path: Path) -> None:
-    # Random groups (1 to 90 writes: re-sends within a group and across groups, re-sends that
-    # differ, requests the log lists devices for and not, handler runs) against the same writes
-    # committed one at a time: every row of every table, every outcome. (A group is run without
-    # savepoints, one write after the other; a faster run of a group must keep this.)
-    import random
-
-    from uws_adapter.model.devices import Device
-
-    rng = random.Random(19)
+def random_groups(rng: random.Random) -> Tuple[List[CallbackWrite], List[int]]:
+    """300 callback writes over few requests and devices (re-sends, re-sends that differ, listed
+    and unlisted requests, reservations) and group sizes from 1 to 90 that cover them."""
     writes = [
         CallbackWrite(
             CallbackRequest(
@@ -120,6 +117,20 @@ def test_groups_write_what_one_write_at_a_time_writes(tmp_path: Path) -> None:
     sizes: List[int] = []
     while sum(sizes) < len(writes):
         sizes.append(rng.choice([1, 2, 7, 16, 40, 90]))
+    return writes, sizes
+
+
+def test_groups_write_what_one_write_at_a_time_writes(tmp_path: Path) -> None:
+    # Random groups (1 to 90 writes: re-sends within a group and across groups, re-sends that
+    # differ, requests the log lists devices for and not, handler runs) against the same writes
+    # committed one at a time: every row of every table, every outcome. (A group is run without
+    # savepoints, one write after the other; a faster run of a group must keep this.)
+    import random
+
+    from uws_adapter.model.devices import Device
+
+    rng = random.Random(19)
+    writes, sizes = random_groups(rng)
     clock = lambda: 1000.5  # noqa: E731 (one time for both stores: their rows compare equal)
     with Store(tmp_path / "g.db", clock=clock) as grouped, Store(tmp_path / "e.db", clock=clock) as each:
         for store in (grouped, each):

@@ -194,7 +194,7 @@ def add_connection_options(parser: argparse.ArgumentParser, *, rest_only: bool =
     connection.add_argument(
         "--timeout",
         metavar="CONNECT,READ",
-        help=f"seconds per connect and per read (default: ${ENVIRONMENT['timeout']} or 10,120)",
+        help=f"seconds per connect and per read, one number for both (default: ${ENVIRONMENT['timeout']} or 10,120)",
     )
     connection.add_argument(
         "--deadline", metavar="SECONDS",

@@ -30,7 +30,9 @@ def _diff(diff: argparse.ArgumentParser) -> None:
     )
     diff.add_argument("source", metavar="SOURCE", help="the service's WSDL URL, or a file")
     diff.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    diff.add_argument("--timeout", default="10,30", metavar="CONNECT,READ", help="seconds per connect and per read")
+    diff.add_argument(
+        "--timeout", default="10,30", metavar="CONNECT,READ", help="seconds per connect and per read (one number: both)"
+    )
     diff.add_argument("--deadline", type=float, default=60.0, metavar="SECONDS", help="for each document")
     diff.add_argument("--max-bytes", type=int, default=4 * 1024 * 1024, metavar="BYTES",
                       help="largest document accepted")  # fmt: skip

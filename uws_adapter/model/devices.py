@@ -68,6 +68,8 @@ def identity(kind: str, identifier: str) -> str:
 def device_key(identifiers: Iterable[_Named]) -> str:
     """The one key of a device named by ``identifiers`` (any order, any case): their identities,
     sorted, joined by ``|``."""
+    if type(identifiers) is tuple and len(identifiers) == 1:  # most callbacks: nothing to sort or join
+        return identity(identifiers[0].kind, identifiers[0].identifier)
     return "|".join(sorted(identity(i.kind, i.identifier) for i in identifiers))
 
 

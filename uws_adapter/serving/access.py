@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from waitress.task import ErrorTask
 
@@ -195,6 +195,27 @@ def _host_port(address: Any) -> Tuple[Any, Any]:
     return (address[0], address[1]) if isinstance(address, (tuple, list)) and len(address) >= 2 else (None, None)
 
 
+#: The text of the ASGI clients seen lately: a keep-alive connection's every request has the same
+#: (host, port). Bounded: emptied when full.
+_CLIENTS: Dict[Tuple[Any, Any], str] = {}
+_CLIENTS_KEPT = 1024
+
+
+def _asgi_client(client: Any) -> str:
+    if type(client) is not tuple:  # a list, or None: not a key
+        return _client(*_host_port(client))
+    try:
+        text = _CLIENTS.get(client)
+    except TypeError:  # a server's odd client, unhashable: written as it is, not kept
+        return _client(*_host_port(client))
+    if text is None:
+        text = _client(*_host_port(client))
+        if len(_CLIENTS) >= _CLIENTS_KEPT:
+            _CLIENTS.clear()
+        _CLIENTS[client] = text
+    return text
+
+
 def _client(host: Any, port: Any) -> str:
     if not host:
         return "-"
@@ -321,15 +342,18 @@ class AsgiAccessLog:
         line = _Line(
             printable(str(scope.get("method", "-")), 16),
             printable(str(scope.get("path", "/")), 200),  # the ASGI path has no query string
-            _client(*_host_port(scope.get("client"))),
+            _asgi_client(scope.get("client")),
         )
 
-        async def recording_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
+        # A plain function handing back the server's awaitable: an async one made a coroutine of
+        # its own for every message (two a request).
+        def recording_send(message: Message) -> Awaitable[None]:
+            kind = message["type"]
+            if kind == "http.response.start":
                 line.answered(int(message["status"]), message.get("headers") or ())
-            elif message["type"] == "http.response.body":
+            elif kind == "http.response.body":
                 line.sent(bytes(message.get("body", b"")))
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, recording_send)

@@ -25,6 +25,16 @@ from uws_adapter.store.unlisted import NEW_EVENT_MARK, mark_args
 
 _log = logging.getLogger("uws_adapter.store")
 
+# A callback's statements, made once: the connection's statement cache is keyed by the text, which
+# an f-string in the call built (and hashed) anew for every callback.
+_INSERT_EVENT = (
+    "INSERT OR IGNORE INTO events (service, request_id, device, action, status, succeeded, fault_code,"
+    f" callback, content_hash, received_at, unlisted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NEW_EVENT_MARK})"
+)
+_QUEUE_RUNS = "INSERT INTO handler_queue (event_id, handler, next_at) VALUES (?, ?, ?)"
+_KNOWN_EVENT = "SELECT id, content_hash FROM events WHERE service = ? AND request_id = ? AND device = ? AND action = ?"
+_INSERT_ATTEMPT = "INSERT INTO attempts (event_id, callback_count, content_hash, received_at) VALUES (?, ?, ?, ?)"
+
 
 class WriteWork:
     """A write's transaction, run by the store in one of two ways. A group is first run
@@ -57,10 +67,14 @@ class CallbackWork(WriteWork):
         document: Optional[bytes] = None,
         media_type: Optional[str] = None,
         clock: Callable[[], float] = time.time,
+        write: Optional[CallbackWrite] = None,
     ) -> None:
         self.callback = callback
-        self.handlers = tuple(handlers)
-        self.write = CallbackWrite(callback, self.handlers, document, media_type)
+        # The receiver's own write when it is this callback's (work_for): not made a second time.
+        if write is None or write.callback is not callback:
+            write = CallbackWrite(callback, tuple(handlers), document, media_type)
+        self.write = write
+        self.handlers = write.handlers
         self.media_type = media_type
         self.clock = clock
         self.row = callback_row(callback)
@@ -87,8 +101,7 @@ class CallbackWork(WriteWork):
     def _store_event(self, db: sqlite3.Connection, now: float) -> Tuple[int, bool]:
         callback, row = self.callback, self.row
         cursor = db.execute(
-            "INSERT OR IGNORE INTO events (service, request_id, device, action, status, succeeded, fault_code,"
-            f" callback, content_hash, received_at, unlisted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NEW_EVENT_MARK})",
+            _INSERT_EVENT,
             (
                 *row.key,
                 callback.status,
@@ -105,21 +118,14 @@ class CallbackWork(WriteWork):
             event_id = int(cursor.lastrowid or 0)
             if self.handlers:  # a receiver without handlers queues nothing: no statement at all
                 db.executemany(
-                    "INSERT INTO handler_queue (event_id, handler, next_at) VALUES (?, ?, ?)",
+                    _QUEUE_RUNS,
                     [(event_id, name, now) for name in self.handlers],
                 )
         else:
-            event_id, first_digest = db.execute(
-                "SELECT id, content_hash FROM events"
-                " WHERE service = ? AND request_id = ? AND device = ? AND action = ?",
-                row.key,
-            ).fetchone()
+            event_id, first_digest = db.execute(_KNOWN_EVENT, row.key).fetchone()
             if first_digest != row.digest:
                 db.execute("UPDATE events SET differs = 1 WHERE id = ?", (event_id,))
-        db.execute(
-            "INSERT INTO attempts (event_id, callback_count, content_hash, received_at) VALUES (?, ?, ?, ?)",
-            (event_id, callback.callback_count, row.digest, now),
-        )
+        db.execute(_INSERT_ATTEMPT, (event_id, callback.callback_count, row.digest, now))
         return event_id, new
 
 
@@ -147,7 +153,7 @@ def work_for(write: Write, clock: Callable[[], float]) -> WriteWork:
     """The SQLite transaction for a backend-neutral write."""
     if isinstance(write, CallbackWrite):
         return CallbackWork(write.callback, write.handlers, document=write.document, media_type=write.media_type,
-                            clock=clock)  # fmt: skip
+                            clock=clock, write=write)  # fmt: skip
     if isinstance(write, DeadLetterWrite):
         return DeadLetterWork(write.body, write.media_type, write.reason, write.max_total, clock)
     raise TypeError(f"not a store write: {write!r}")
