@@ -275,3 +275,14 @@ def test_a_lost_answer_is_one_line_not_also_a_log_line(tmp_path: Path) -> None:
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.count("before sending") == 1
     assert "may have been carried out" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--with-billing", "--without-billing"])
+def test_billing_on_the_uws_backend_is_named_by_its_option(tmp_path: Path, flag: str) -> None:
+    # It was reported under the library's field, "with_billing: ...; leave it unset for SOAP".
+    args = ["suspend", "--device", "IMEI:350000000000000", flag, "--endpoint", "http://127.0.0.1:9/api/v2"]
+    result = run([*args, "--token", "t"], tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"uws-adapter: error: {flag}: UWS ChangeDeviceState has no withBilling field; drop it, or give --backend rest\n"
+    )

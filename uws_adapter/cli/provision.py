@@ -323,6 +323,11 @@ def _run_send(args: argparse.Namespace) -> int:
                 request_id = client.change_device_state(action, selection, force=args.force)
             except OutcomeUnknown as unknown:
                 raise outcome_unknown_error(unknown, settings.db) from None
+            except InputError as exc:  # UWS has no withBilling: named by the option it was given as
+                if exc.field != "with_billing":
+                    raise
+                flag = "--with-billing" if args.with_billing else "--without-billing"
+                raise relocated(exc, flag, "drop it, or give --backend rest") from None
             sys.stdout.write(request_id + "\n")
             sys.stdout.flush()  # the RequestId is out before the logout's round trip
     finally:
