@@ -19,7 +19,7 @@ from uws_adapter.xmlsafe import encoding_refusal
 
 __all__ = [
     "SOAP_BASE", "SOAP_PREFIX", "Answer", "AsgiApp", "BodyRules", "Message", "Receive", "Router", "Scope", "Send",
-    "StartResponse", "WsgiApp", "charset_of", "media_type_of", "raw_target", "screen", "target_refusal",
+    "StartResponse", "WsgiApp", "charset_of", "media_type_of", "over_the_cap", "raw_target", "screen", "target_refusal",
     "wsgi_body",
 ]  # fmt: skip
 
@@ -115,13 +115,18 @@ def target_refusal(raw_path: str) -> Optional[str]:
 
 
 def screen(
-    method: str, length: Optional[str], encoding: Optional[str], content_type: Optional[str], rules: BodyRules
-) -> Union[Answer, Tuple[int, str]]:
+    method: str, length: Optional[str], encoding: Optional[str], content_type: Optional[str], rules: BodyRules,
+    *, chunked: bool = False,
+) -> Union[Answer, Tuple[int, str]]:  # fmt: skip
     """Everything decided about a request body before it is read: the refusal to send (and close
     after), or (its length, its media type). The same request gets the same answer on every
     service: no or a malformed Content-Length 411 / 400, over the cap 413, compressed 415, a charset
-    that is not a text encoding we read 400, a media type the service does not take 415."""
-    if length is None or not length.strip():
+    that is not a text encoding we read 400, a media type the service does not take 415.
+    ``chunked``: the body comes chunked, its length unknown (-1) until it is read, within the cap
+    (an ASGI server hands it over as it comes; waitress reads it whole and gives its length)."""
+    if chunked and (length is None or not length.strip()):
+        size = -1
+    elif length is None or not length.strip():
         if rules.length_required and method == "POST":
             return Answer.text(411, "a Content-Length is required", close=True)
         size = 0
@@ -131,7 +136,7 @@ def screen(
             return Answer.text(400, "the Content-Length is not a number of bytes", close=True)
         size = int(text)
     if size > rules.max_body:
-        return Answer.text(413, f"over the {rules.max_body}-byte limit", close=True)
+        return over_the_cap(rules.max_body)
     if (encoding or "identity").strip().lower() != "identity":
         return Answer.text(415, "compressed bodies are refused; send identity", close=True)
     charset = charset_of(content_type)
@@ -146,6 +151,11 @@ def screen(
     if rules.media_types is not None and kind not in rules.media_types:
         return Answer.text(415, rules.media_hint, close=True)
     return size, kind
+
+
+def over_the_cap(max_body: int) -> Answer:
+    """The answer to a body over ``max_body`` bytes, known from its length or found while reading it."""
+    return Answer.text(413, f"over the {max_body}-byte limit", close=True)
 
 
 def wsgi_body(environ: Dict[str, Any], rules: BodyRules) -> Union[Answer, bytes]:

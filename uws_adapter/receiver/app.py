@@ -225,11 +225,12 @@ class Receiver:
     # The protocol, shared by the WSGI application and the asyncio one (receiver_async) -----------
 
     def screen(
-        self, method: str, path: str, length: Optional[str], encoding: Optional[str], content_type: Optional[str]
-    ) -> Union[Answer, Probe, Tuple[int, str]]:
+        self, method: str, path: str, length: Optional[str], encoding: Optional[str], content_type: Optional[str],
+        *, chunked: bool = False,
+    ) -> Union[Answer, Probe, Tuple[int, str]]:  # fmt: skip
         """Everything decided before the body is read: an answer to send at once, a :class:`Probe`
-        to answer off the loop, or (the body's length, its media type). ``path`` is the request
-        target as sent (see :func:`raw_target`)."""
+        to answer off the loop, or (the body's length, its media type; -1 for a ``chunked`` body,
+        read within :attr:`max_body`). ``path`` is the request target as sent (see :func:`raw_target`)."""
         refusal = target_refusal(path)
         if refusal is not None:
             return Answer.text(400, refusal)
@@ -244,7 +245,7 @@ class Receiver:
         if method != "POST":
             return Answer.text(405, "POST callbacks here", ("Allow", "POST"))
         metrics.callback_received()
-        screened = screen(method, length, encoding, content_type, self.rules)
+        screened = screen(method, length, encoding, content_type, self.rules, chunked=chunked)
         return self.refuse(screened) if isinstance(screened, Answer) else screened
 
     @staticmethod

@@ -29,7 +29,7 @@ import time
 from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Tuple, cast
 
 from uws_adapter import metrics
-from uws_adapter.edge import Answer, Message, Receive, Scope, Send
+from uws_adapter.edge import Answer, Message, Receive, Scope, Send, over_the_cap
 from uws_adapter.receiver.app import _JSON_ACK, _XML_ACK, Intake, Probe, Receiver
 from uws_adapter.store.interfaces import Outcome, ReceiverStore, Write
 from uws_adapter.waits import check_seconds
@@ -90,6 +90,7 @@ class AsyncReceiver:
             return
         # Only the three headers the screen reads are decoded; the last of each counts, as ever.
         length = encoding = content_type = None
+        chunked = False
         for name, value in scope["headers"]:
             lowered = name.lower()
             if lowered == b"content-length":
@@ -98,9 +99,11 @@ class AsyncReceiver:
                 content_type = value.decode("latin-1")
             elif lowered == b"content-encoding":
                 encoding = value.decode("latin-1")
+            elif lowered == b"transfer-encoding":  # the server refuses any other coding, and one beside a length
+                chunked = value.strip().lower() == b"chunked"
         raw_path = scope.get("raw_path")  # as sent; uvicorn's "path" is decoded
         target = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else scope["path"]
-        screened = self.receiver.screen(scope["method"], target, length, encoding, content_type)
+        screened = self.receiver.screen(scope["method"], target, length, encoding, content_type, chunked=chunked)
         if isinstance(screened, Answer):
             await _send(send, screened)
             return
@@ -111,9 +114,14 @@ class AsyncReceiver:
         # A callback's body comes in one message (uvicorn hands over what it has read of a small
         # body at once): taken as it is, without the general reader's list and join.
         message = await receive()
-        if message["type"] == "http.request" and not message.get("more_body", False):
-            body: Optional[bytes] = message.get("body", b"")
-            if len(body) != length:  # type: ignore[arg-type]
+        if length < 0:  # chunked: read as it comes, within the cap, as waitress reads it
+            body = await _read_body(receive, self.receiver.max_body, message, exact=False)
+            if body is _OVER:
+                await _send(send, self.receiver.refuse(over_the_cap(self.receiver.max_body)))
+                return
+        elif message["type"] == "http.request" and not message.get("more_body", False):
+            body = message.get("body", b"")
+            if len(body) != length:
                 body = None
         else:
             body = await _read_body(receive, length, message)
@@ -233,9 +241,13 @@ class AsyncReceiver:
                 return
 
 
-async def _read_body(receive: Receive, length: int, message: Message) -> Optional[bytes]:
-    """The body of ``length`` bytes whose first message is ``message``; None when the client went
-    away or sent more or fewer bytes."""
+#: What :func:`_read_body` returns for a chunked body over the cap.
+_OVER = b"\x00over"
+
+
+async def _read_body(receive: Receive, length: int, message: Message, *, exact: bool = True) -> Optional[bytes]:
+    """The body of ``length`` bytes (not ``exact``: at most ``length``, else :data:`_OVER`) whose
+    first message is ``message``; None when the client went away or sent more or fewer bytes."""
     parts: List[bytes] = []
     size = 0
     while True:
@@ -244,10 +256,10 @@ async def _read_body(receive: Receive, length: int, message: Message) -> Optiona
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > length:
-            return None
+            return None if exact else _OVER
         parts.append(chunk)
         if not message.get("more_body", False):
-            return b"".join(parts) if size == length else None
+            return b"".join(parts) if size == length or not exact else None
         message = await receive()
 
 
