@@ -5,7 +5,9 @@ and the hardened fetch (another host, a DOCTYPE, a size cap, a file outside the 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List
 
@@ -303,6 +305,37 @@ def test_an_import_location_that_is_not_a_url_is_refused_in_one_line(tmp_path: P
     with pytest.raises(InputError, match=r"^SOURCE: uws-v2.xsd imports '.*', which is not a URL") as caught:
         diff(str(source))
     assert "pw" not in str(caught.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_local_import_that_is_not_a_file_is_refused_without_waiting(tmp_path: Path) -> None:
+    # The WSDL itself is refused when it is no file; a FIFO it imports (no one writing to it) hung
+    # the command in read_bytes(), as --devices-file and --config did (see localfiles).
+    source = altered(tmp_path, "uws-v2.xsd", lambda t: t.replace('schemaLocation="uws-session.xsd"',
+                                                                 'schemaLocation="pipe.xsd"'))  # fmt: skip
+    os.mkfifo(source.parent / "pipe.xsd")
+    outcome: List[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            diff(str(source))
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert done.wait(60), "wsdl diff waited for a writer to the FIFO"
+    assert isinstance(outcome[0], InputError)
+    assert str(outcome[0]) == "SOURCE: pipe.xsd is not a file; give the import the path of a file beside the WSDL"
+
+
+def test_a_local_import_naming_a_nul_is_refused_in_one_line(tmp_path: Path) -> None:
+    # url2pathname decodes %00: Path.resolve() then ended the command in a raw ValueError.
+    source = altered(tmp_path, "uws-v2.xsd", lambda t: t.replace('schemaLocation="uws-session.xsd"',
+                                                                 'schemaLocation="a%00.xsd"'))  # fmt: skip
+    with pytest.raises(InputError, match=r"^SOURCE: an import names 'a%00.xsd', which is not a file name; fix"):
+        diff(str(source))
 
 
 def test_a_wsdl_importing_more_documents_than_allowed_is_refused() -> None:

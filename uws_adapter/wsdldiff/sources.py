@@ -11,6 +11,7 @@ host or port is refused, and so is a file outside the folder of a local SOURCE.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Tuple
@@ -19,6 +20,8 @@ from urllib.parse import urljoin, urlsplit
 from lxml import etree
 
 from uws_adapter.errors import DocumentError, InputError, TransportError
+from uws_adapter.errors import shown as quoted
+from uws_adapter.localfiles import open_to_read
 from uws_adapter.netcheck import fetch, origin
 from uws_adapter.redaction import masked_url
 from uws_adapter.wire import NS_WSDL, NS_XS
@@ -162,15 +165,26 @@ def _read_file(uri: str, folder: Path, max_bytes: int) -> bytes:
         )  # fmt: skip
     from urllib.request import url2pathname
 
-    path = Path(url2pathname(urlsplit(uri).path)).resolve()
+    name = url2pathname(urlsplit(uri).path)
+    if "\x00" in name:  # a %00 in the import: resolve() and open() raise a raw ValueError
+        raise InputError(_FIELD, f"an import names {quoted(uri.rpartition('/')[2])}, which is not a file name",
+                         "fix the import's location")  # fmt: skip
+    path = Path(name).resolve()
     if folder != path.parent and folder not in path.parents:
         raise InputError(_FIELD, f"an import points outside {folder} ({path.name}); refused", "copy it beside the WSDL")
     try:
-        size = os.path.getsize(path)
-        if size > max_bytes:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO no one writes to hung read_bytes() for ever
             raise InputError(
-                _FIELD, f"{path.name}: {size:,} bytes is over the {max_bytes:,}-byte limit", "give a smaller file"
-            )
-        return path.read_bytes()
+                _FIELD, f"{path.name} is not a file", "give the import the path of a file beside the WSDL"
+            )  # fmt: skip
+        with open_to_read(path) as handle:  # bounded: the file may grow once measured
+            size = os.fstat(handle.fileno()).st_size
+            content: bytes = handle.read(max_bytes + 1)
+        if max(size, len(content)) > max_bytes:
+            raise InputError(
+                _FIELD, f"{path.name}: {max(size, len(content)):,} bytes is over the {max_bytes:,}-byte limit",
+                "give a smaller file",
+            )  # fmt: skip
+        return content
     except OSError as exc:
         raise InputError(_FIELD, f"cannot read {path.name}: {exc.strerror}", "check the path") from None
