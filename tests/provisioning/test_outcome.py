@@ -150,3 +150,18 @@ def test_a_lost_answer_to_a_repeatable_request_does_not_ask_to_check_callbacks()
         assert "safe" in str(caught.value)
     finally:
         silent.close()
+
+
+def test_a_5xx_page_answering_a_repeatable_request_does_not_ask_to_check_callbacks() -> None:
+    # The twin of the lost answer above: a proxy's 502 page to a listing said "check its callbacks
+    # before sending it again" (provisioning's advice) where a lost answer said it is safe.
+    server = HttpServer(lambda _: (502, "text/html", b"<html>Bad Gateway</html>"))
+    try:
+        client = RestClient(base_url=server.url + "/api", bearer_token="b", token="s", timeout=(2.0, 2.0))
+        with pytest.raises(OutcomeUnknown) as caught:
+            client.callback_listeners("0000123456-00001")
+        assert "callbacks before sending it again" not in str(caught.value)
+        assert "sending it again is safe" in str(caught.value)
+        assert caught.value.http_status == 502
+    finally:
+        server.close()

@@ -140,6 +140,14 @@ def connect_failure(cause: BaseException) -> str:
     return "no connection"
 
 
+def _advice(stakes: Stakes) -> str:
+    """What an :class:`OutcomeUnknown` advises, by what the request was: one rule for a lost answer
+    and for an unusable 5xx (a proxy's page) alike."""
+    if stakes is Stakes.REPEATABLE:  # a listing, a registration, a relay: nothing to reconcile
+        return "it may have been carried out; sending it again is safe (it changes nothing twice)"
+    return "it may have been carried out: check its callbacks before sending it again"
+
+
 class Engine:
     """Sends :class:`Outgoing` requests under the rules above, through one
     :class:`requests.Session` (its connections kept alive; pass ``session`` to share one; the
@@ -239,11 +247,7 @@ class Engine:
         if request.stakes is not Stakes.READ and (
             status >= 500 or (200 <= status < 300 and request.stakes is Stakes.ONCE)
         ):
-            raise OutcomeUnknown(
-                f"{detail}; the request may have been carried out: check its callbacks before sending it again",
-                request=request.sent(),
-                http_status=status,
-            )
+            raise OutcomeUnknown(f"{detail}; {_advice(request.stakes)}", request=request.sent(), http_status=status)
         raise TransportError(detail, http_status=status)
 
     def _lost(self, reason: str, request: Outgoing) -> TransportError:
@@ -258,11 +262,9 @@ class Engine:
                 f"{request.operation}: no usable answer from {url} ({reason}); nothing was provisioned: "
                 "log in again (it is safe)"
             )
-        if request.stakes is Stakes.REPEATABLE:  # a listing, a registration, a relay: nothing to reconcile
-            advice = "it may have been carried out; sending it again is safe (it changes nothing twice)"
-        else:
-            advice = "it may have been carried out: check its callbacks before sending it again"
-        return OutcomeUnknown(f"{reason} after the request was sent to {url}; {advice}", request=request.sent())
+        return OutcomeUnknown(
+            f"{reason} after the request was sent to {url}; {_advice(request.stakes)}", request=request.sent()
+        )
 
     def _limit_text(self, exc: LimitExceeded) -> str:
         if exc.cap:
