@@ -116,6 +116,22 @@ def test_another_programs_sqlite_database_is_refused_and_left_as_it_was(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crm.db"]
 
 
+def test_another_programs_table_names_are_quoted_not_written_to_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The names are the file's: a line break or a terminal escape in one went out as it was.
+    import sqlite3
+
+    other = tmp_path / "crm.db"
+    with sqlite3.connect(str(other)) as connection:
+        connection.execute('CREATE TABLE "a\nuws-adapter: ok\x1b[31m" (id INTEGER)')
+    assert main(["status", "r", "--db", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    assert err.count("\n") == 1
+    assert "(tables: 'a\\nuws-adapter: ok\\x1b[31m')" in err
+
+
 @pytest.mark.parametrize(
     "command",
     [["db", "version"], ["db", "upgrade"], ["status", "r"], ["callbacks"], ["wait", "r", "--timeout", "1"],

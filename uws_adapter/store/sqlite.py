@@ -31,7 +31,7 @@ try:
 except ImportError:  # Windows: one process per store there
     fcntl = None  # type: ignore[assignment]
 
-from uws_adapter.errors import StoreError, UwsAdapterError
+from uws_adapter.errors import StoreError, UwsAdapterError, shown
 from uws_adapter.store import line_counts, names, unlisted
 from uws_adapter.store.core import CommitHealth, Job, SqlCore, newer_schema, next_group, stored
 from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Write
@@ -714,7 +714,10 @@ def _check_ours(path: Path) -> None:
         raise _cannot_open(path, exc) from None
     tables = sorted(str(name) for (name,) in names)
     if version == 0 and tables and "events" not in tables:
-        listed = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        # The names are the file's: one with a control character (a line break, a terminal escape)
+        # or a long one is quoted as an error quotes a value; plain ones are shown as they are.
+        listed = ", ".join(t if t.isprintable() and len(t) <= 80 else shown(t) for t in tables[:5])
+        listed += ", ..." if len(tables) > 5 else ""
         raise StoreError(
             f"cannot open the store {path}: it is another program's SQLite database (tables: {listed}),"
             " not a uws-adapter store; give the path of a new file or of a uws-adapter store"
