@@ -155,3 +155,13 @@ def test_a_chunked_body_over_the_cap_gets_413_on_both_servers(
     over = _chunked(b"x" * (MAX_BYTES + 1), 64 * 1024) + b"0\r\n\r\n"
     head = post(path, "Content-Type: text/xml", "Transfer-Encoding: chunked")
     assert exchange(port, head, over).startswith(b"HTTP/1.1 413")
+
+
+@pytest.mark.parametrize("service", ["receiver-waitress", "receiver-uvicorn"])
+def test_a_transfer_coding_other_than_chunked_gets_501_on_both_servers(
+    endpoints: Dict[str, Tuple[int, str]], service: str
+) -> None:
+    # uvicorn's httptools lets "gzip, chunked" through, and the receiver answered 411 where waitress says 501.
+    port, path = endpoints[service]
+    head = post(path, "Content-Type: text/xml", "Transfer-Encoding: gzip, chunked")
+    assert exchange(port, head, b"4\r\n<a/>\r\n0\r\n\r\n").startswith(b"HTTP/1.1 501")

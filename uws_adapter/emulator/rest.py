@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import uuid
+from collections import OrderedDict
 from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qs, unquote
 
@@ -40,7 +41,9 @@ def _json(status: int, value: object) -> Answer:
 class RestFront:
     def __init__(self, emulator: Carrier) -> None:
         self.emulator = emulator
-        self._bearers: Dict[str, float] = {}
+        # In the order issued, which is the order they expire (one lifetime): an OrderedDict, whose
+        # oldest entry is found at once where a dict's is found past the slots of those deleted.
+        self._bearers: OrderedDict[str, float] = OrderedDict()
         #: Devices per device-list answer: 2000 [doc]; tests lower it to see paging.
         self.list_page_size = PAGE_LIMIT
 
@@ -87,10 +90,10 @@ class RestFront:
             # Tokens are held in the order they expire (one lifetime for all): forget the expired
             # ones first, so that a client asking for tokens in a loop holds only the live ones.
             while self._bearers:
-                oldest = next(iter(self._bearers))
-                if self._bearers[oldest] > now:
+                expires = next(iter(self._bearers.values()))
+                if expires > now:
                     break
-                del self._bearers[oldest]
+                self._bearers.popitem(last=False)
             self._bearers[token] = now + lifetime
             self.emulator.counters["oauth_tokens"] += 1
         return _json(200, {"access_token": token, "token_type": "bearer", "expires_in": int(lifetime)})

@@ -90,7 +90,7 @@ class AsyncReceiver:
             return
         # Only the three headers the screen reads are decoded; the last of each counts, as ever.
         length = encoding = content_type = None
-        chunked = False
+        coding = b""
         for name, value in scope["headers"]:
             lowered = name.lower()
             if lowered == b"content-length":
@@ -99,11 +99,14 @@ class AsyncReceiver:
                 content_type = value.decode("latin-1")
             elif lowered == b"content-encoding":
                 encoding = value.decode("latin-1")
-            elif lowered == b"transfer-encoding":  # the server refuses any other coding, and one beside a length
-                chunked = value.strip().lower() == b"chunked"
+            elif lowered == b"transfer-encoding":
+                coding = value.strip().lower()
         raw_path = scope.get("raw_path")  # as sent; uvicorn's "path" is decoded
         target = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else scope["path"]
-        screened = self.receiver.screen(scope["method"], target, length, encoding, content_type, chunked=chunked)
+        if coding and coding != b"chunked":  # gzip, chunked: as waitress answers it (httptools lets it through)
+            await _send(send, Answer.text(501, "only the chunked transfer coding is supported", close=True))
+            return
+        screened = self.receiver.screen(scope["method"], target, length, encoding, content_type, chunked=bool(coding))
         if isinstance(screened, Answer):
             await _send(send, screened)
             return
