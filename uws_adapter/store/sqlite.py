@@ -354,7 +354,7 @@ class Store(SqlCore):
     def _migrate(self) -> None:
         """Create the schema, or bring a database of an earlier release up to this one's in place;
         refuse one written by a newer release, whose meaning this one cannot know."""
-        _check_ours(self.path)
+        _check_ours(self.path, self.lock_timeout)
         try:
             setup = self._connect()  # reads the file: a file that is not a database fails here
         except sqlite3.Error as exc:
@@ -694,7 +694,7 @@ def _run_fast(connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJo
         return False
 
 
-def _check_ours(path: Path) -> None:
+def _check_ours(path: Path, lock_timeout: float) -> None:
     """A database without a schema version is new (no table) or 0.1.0's store (its ``events``);
     one with other tables belongs to another program, into which ours must not be written. Read
     before the store's own connection, whose WAL mode would stay in that file's header."""
@@ -704,7 +704,7 @@ def _check_ours(path: Path) -> None:
     except OSError:  # missing or unreadable: the store's own opening says so
         return
     try:
-        probe = sqlite3.connect(str(path))
+        probe = sqlite3.connect(str(path), timeout=lock_timeout)  # the store's own patience for a lock
         try:
             version = int(probe.execute("PRAGMA user_version").fetchone()[0])
             names = probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
