@@ -141,7 +141,9 @@ def test_the_store_behind_missing_or_not_a_store(tmp_path: Path) -> None:
     current = store_at(tmp_path)
     assert check_store(options(tmp_path, db=str(current))).status == PASS
     old = tmp_path / "old.db"
-    sqlite3.connect(str(old)).close()  # schema 0: a SQLite file no release has upgraded
+    with sqlite3.connect(str(old)) as connection:  # schema 0: 0.1.0's store, which no release has upgraded
+        connection.execute("CREATE TABLE events (id INTEGER)")
+    connection.close()
     behind = check_store(options(tmp_path, db=str(old)))
     assert behind.status == FAIL
     assert f"schema 0, this release needs {SCHEMA_VERSION}" in behind.detail
@@ -151,6 +153,10 @@ def test_the_store_behind_missing_or_not_a_store(tmp_path: Path) -> None:
     assert missing.status == FAIL
     assert not gone.exists()  # a check never creates a store
     assert missing.fix.endswith(f"uws-adapter db upgrade --create --db {gone}")  # the command that makes one
+    (tmp_path / "empty.db").touch()  # "schema 0: db upgrade", which refuses an empty file
+    empty = check_store(options(tmp_path, db=str(tmp_path / "empty.db")))
+    assert (empty.status, "(an empty file)" in empty.detail) == (FAIL, True)
+    assert empty.fix.endswith(f"uws-adapter db upgrade --create --db {tmp_path / 'empty.db'}")
     (tmp_path / "text.db").write_text("not a database")
     assert check_store(options(tmp_path, db=str(tmp_path / "text.db"))).status == FAIL
     assert check_store(options(tmp_path)).status == WARN

@@ -17,7 +17,15 @@ from typing import Any, Dict
 
 from uws_adapter.cli.options import Build, Default, Verbs
 from uws_adapter.errors import InputError
-from uws_adapter.store import Backend, describe_store, is_postgres_url, open_store, schema_versions, upgrade_store
+from uws_adapter.store import (
+    Backend,
+    describe_store,
+    is_postgres_url,
+    no_store_at,
+    open_store,
+    schema_versions,
+    upgrade_store,
+)
 
 #: The environment variable that names the callback store, for every command that uses it.
 DB_VARIABLE = "UWS_CALLBACK_DB"
@@ -41,10 +49,9 @@ def check_exists(location: str, fix: str = "point --db at the receiver's SQLite 
     file is not a store either (every store has its schema): SQLite would make one in it."""
     if is_postgres_url(location):
         return
-    if not os.path.isfile(location):
-        raise InputError("--db", f"no store at {location}", fix)
-    if os.path.getsize(location) == 0:
-        raise InputError("--db", f"no store at {location} (an empty file)", fix)
+    missing = no_store_at(location)
+    if missing is not None:
+        raise InputError("--db", missing, fix)
 
 
 def check_creatable(location: str) -> None:

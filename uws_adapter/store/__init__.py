@@ -8,7 +8,7 @@ depend on :class:`RequestLog` only."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 from uws_adapter.errors import StoreError
 from uws_adapter.store.interfaces import (
@@ -34,8 +34,8 @@ from uws_adapter.store.sqlite import SCHEMA_VERSION, Store
 __all__ = [
     "POISONED", "SCHEMA_VERSION", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterWrite",
     "HandlerQueue", "Outcome", "ReceiverStore", "RequestLog", "RequestStatus", "SessionStore", "Store", "StoreError",
-    "StoredEvent", "Tracking", "Write", "describe_store", "is_postgres_url", "open_store", "schema_versions",
-    "upgrade_store",
+    "StoredEvent", "Tracking", "Write", "describe_store", "is_postgres_url", "no_store_at", "open_store",
+    "schema_versions", "upgrade_store",
 ]  # fmt: skip
 
 
@@ -74,9 +74,22 @@ def schema_versions(location: Union[str, Path]) -> Tuple[int, int]:
         from uws_adapter.store.postgres import read_schema_version
 
         return read_schema_version(str(location)), POSTGRES_VERSION
-    if not Path(location).is_file():
-        raise StoreError(f"no store at {location}: point --db at the receiver's SQLite file or database URL")
+    missing = no_store_at(location)
+    if missing is not None:
+        raise StoreError(f"{missing}: point --db at the receiver's SQLite file or database URL")
     return Store.schema_version(location), SCHEMA_VERSION  # a file that is not a database: StoreError
+
+
+def no_store_at(location: Union[str, Path]) -> Optional[str]:
+    """Why there is no SQLite store to read at ``location`` (None: a file with something in it). An
+    empty file is no store either: SQLite would read it as a database of schema 0, and write one
+    into it."""
+    path = Path(location)
+    if not path.is_file():
+        return f"no store at {location}"
+    if path.stat().st_size == 0:
+        return f"no store at {location} (an empty file)"
+    return None
 
 
 def describe_store(location: Union[str, Path]) -> str:
