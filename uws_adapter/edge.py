@@ -116,15 +116,18 @@ def target_refusal(raw_path: str) -> Optional[str]:
 
 def screen(
     method: str, length: Optional[str], encoding: Optional[str], content_type: Optional[str], rules: BodyRules,
-    *, chunked: bool = False,
+    *, coding: Optional[str] = None,
 ) -> Union[Answer, Tuple[int, str]]:  # fmt: skip
     """Everything decided about a request body before it is read: the refusal to send (and close
     after), or (its length, its media type). The same request gets the same answer on every
     service: no or a malformed Content-Length 411 / 400, over the cap 413, compressed 415, a charset
     that is not a text encoding we read 400, a media type the service does not take 415.
-    ``chunked``: the body comes chunked, its length unknown (-1) until it is read, within the cap
-    (an ASGI server hands it over as it comes; waitress reads it whole and gives its length)."""
-    if chunked and (length is None or not length.strip()):
+    ``coding``: the Transfer-Encoding an ASGI server passes on (waitress reads a chunked body whole
+    and gives its length, and answers 501 to any other coding itself): ``chunked`` leaves the
+    length unknown (-1) until the body is read, within the cap; any other is 501, as waitress's."""
+    if coding and coding.strip().lower() != "chunked":
+        return Answer.text(501, "only the chunked transfer coding is supported", close=True)
+    if coding and (length is None or not length.strip()):
         size = -1
     elif length is None or not length.strip():
         if rules.length_required and method == "POST":

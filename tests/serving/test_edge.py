@@ -97,7 +97,10 @@ def test_get_double_slash_metrics_is_refused_not_served(endpoints: Dict[str, Tup
 def test_the_screen_gives_each_refusal_its_status_and_reason() -> None:
     rules = BodyRules(100, ("text/xml",), "send text/xml", refused_types=(("application/soap+xml", "no 1.2"),))
     assert screen("POST", "4", None, "text/xml; charset=UTF-8", rules) == (4, "text/xml")
-    assert screen("POST", None, None, "text/xml", rules, chunked=True) == (-1, "text/xml")  # read within the cap
+    assert screen("POST", None, None, "text/xml", rules, coding="chunked") == (-1, "text/xml")  # read within the cap
+    refused = screen("POST", None, None, "text/xml", rules, coding="gzip, chunked")
+    assert isinstance(refused, Answer)
+    assert (refused.status, refused.close) == (501, True)
     for length, encoding, content_type, status, words in [
         (None, None, "text/xml", 411, "required"),
         ("-1", None, "text/xml", 400, "not a number"),

@@ -226,11 +226,12 @@ class Receiver:
 
     def screen(
         self, method: str, path: str, length: Optional[str], encoding: Optional[str], content_type: Optional[str],
-        *, chunked: bool = False,
+        *, coding: Optional[str] = None,
     ) -> Union[Answer, Probe, Tuple[int, str]]:  # fmt: skip
         """Everything decided before the body is read: an answer to send at once, a :class:`Probe`
-        to answer off the loop, or (the body's length, its media type; -1 for a ``chunked`` body,
-        read within :attr:`max_body`). ``path`` is the request target as sent (see :func:`raw_target`)."""
+        to answer off the loop, or (the body's length, its media type; -1 for a chunked body, read
+        within :attr:`max_body`; ``coding``: the Transfer-Encoding, see :func:`.edge.screen`). ``path``
+        is the request target as sent (see :func:`raw_target`)."""
         refusal = target_refusal(path)
         if refusal is not None:
             return Answer.text(400, refusal)
@@ -245,7 +246,7 @@ class Receiver:
         if method != "POST":
             return Answer.text(405, "POST callbacks here", ("Allow", "POST"))
         metrics.callback_received()
-        screened = screen(method, length, encoding, content_type, self.rules, chunked=chunked)
+        screened = screen(method, length, encoding, content_type, self.rules, coding=coding)
         return self.refuse(screened) if isinstance(screened, Answer) else screened
 
     @staticmethod

@@ -88,9 +88,8 @@ class AsyncReceiver:
             return
         if scope["type"] != "http":
             return
-        # Only the three headers the screen reads are decoded; the last of each counts, as ever.
-        length = encoding = content_type = None
-        coding = b""
+        # Only the four headers the screen reads are decoded; the last of each counts, as ever.
+        length = encoding = content_type = coding = None
         for name, value in scope["headers"]:
             lowered = name.lower()
             if lowered == b"content-length":
@@ -100,13 +99,10 @@ class AsyncReceiver:
             elif lowered == b"content-encoding":
                 encoding = value.decode("latin-1")
             elif lowered == b"transfer-encoding":
-                coding = value.strip().lower()
+                coding = value.decode("latin-1")
         raw_path = scope.get("raw_path")  # as sent; uvicorn's "path" is decoded
         target = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else scope["path"]
-        if coding and coding != b"chunked":  # gzip, chunked: as waitress answers it (httptools lets it through)
-            await _send(send, Answer.text(501, "only the chunked transfer coding is supported", close=True))
-            return
-        screened = self.receiver.screen(scope["method"], target, length, encoding, content_type, chunked=bool(coding))
+        screened = self.receiver.screen(scope["method"], target, length, encoding, content_type, coding=coding)
         if isinstance(screened, Answer):
             await _send(send, screened)
             return
