@@ -699,7 +699,8 @@ def _check_ours(path: Path, lock_timeout: float) -> None:
     one with other tables belongs to another program, into which ours must not be written. Read
     before the store's own connection, whose WAL mode would stay in that file's header."""
     try:
-        if not stat.S_ISREG(path.stat().st_mode) or path.stat().st_size == 0:
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode) or status.st_size == 0:
             return
     except OSError:  # missing or unreadable: the store's own opening says so
         return
@@ -707,12 +708,12 @@ def _check_ours(path: Path, lock_timeout: float) -> None:
         probe = sqlite3.connect(str(path), timeout=lock_timeout)  # the store's own patience for a lock
         try:
             version = int(probe.execute("PRAGMA user_version").fetchone()[0])
-            names = probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+            rows = probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         finally:
             probe.close()
     except sqlite3.Error as exc:
         raise _cannot_open(path, exc) from None
-    tables = sorted(str(name) for (name,) in names)
+    tables = sorted(str(name) for (name,) in rows)
     if version == 0 and tables and "events" not in tables:
         # The names are the file's: one with a control character (a line break, a terminal escape)
         # or a long one is quoted as an error quotes a value; plain ones are shown as they are.
