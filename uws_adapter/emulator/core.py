@@ -173,8 +173,10 @@ class Carrier:
         or a login the callbacks' SOAP documents cannot carry (each delivery failed on it)."""
         check_url(url, "listener url", fix=LISTENER_URL_FIX)
         check_soap_action(soap_action)
-        xml_text("listener username", username)
-        xml_text("listener password", password)
+        for field, value in (("listener username", username), ("listener password", password)):
+            if not isinstance(value, str):  # not shown: it may be a password
+                raise InputError(field, f"expected a string, got {type(value).__name__}", 'give text, or "" for none')
+            xml_text(field, value)
         with self.lock:
             existing = self.listeners.get((account, service))
             if existing is not None and existing.api == "rest":
