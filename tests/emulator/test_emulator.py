@@ -227,10 +227,11 @@ def test_arguments_of_the_wrong_kind_are_refused_by_name(given: Dict[str, object
     [((None, "p"), "listener username"), (("u", 12345), "listener password"), (("u\x01", "p"), "listener username")],
     ids=["username-none", "password-a-number", "username-control-character"],
 )
-def test_a_listener_login_that_is_no_text_is_refused_by_name_without_showing_it(login: Tuple[object, object], field: str) -> None:
+def test_a_listener_login_that_is_no_text_is_refused_by_name_without_showing_it(
+    login: Tuple[object, object], field: str
+) -> None:
     # None or a number ended registration in a raw TypeError from the XML check.
-    with Emulator() as emulator:
-        with pytest.raises(InputError) as caught:
-            emulator.register_listener(DEFAULT_ACCOUNT, "http://127.0.0.1:9/", *login)  # type: ignore[arg-type]
+    with Emulator() as emulator, pytest.raises(InputError) as caught:
+        emulator.register_listener(DEFAULT_ACCOUNT, "http://127.0.0.1:9/", *login)  # type: ignore[arg-type]
     assert caught.value.field == field
     assert "12345" not in str(caught.value)
