@@ -191,6 +191,17 @@ def connect(port: int) -> socket.socket:
     return sock
 
 
+def send_raw(port: int, data: bytes) -> Tuple[bytes, bool]:
+    """``data`` sent on a new connection as it is, and :func:`read_answer` of what comes back."""
+    sock = connect(port)
+    try:
+        sock.settimeout(5)
+        sock.sendall(data)
+        return read_answer(sock)
+    finally:
+        sock.close()
+
+
 def read_answer(sock: socket.socket) -> Tuple[bytes, bool]:
     """Everything the server sends until it closes (or goes quiet for the socket's timeout):
     (bytes, closed)."""
@@ -442,16 +453,13 @@ def test_a_target_not_in_origin_form_is_refused_and_nothing_stored(
     # the receiver there stored, and acknowledged, a callback that waitress refused with 400.
     service = shared(name)
     stored, body = service.stored(), callback_body(fresh())
-    sock = connect(service.port)
-    sock.settimeout(5)
-    sock.sendall(
+    answer, _ = send_raw(
+        service.port,
         b"POST "
         + target
         + b" HTTP/1.1\r\nHost: receiver\r\nContent-Type: text/xml\r\nConnection: close\r\n"
-        + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        + b"Content-Length: %d\r\n\r\n%s" % (len(body), body),
     )
-    answer, _ = read_answer(sock)
-    sock.close()
     assert answer.startswith((b"HTTP/1.1 400 Bad Request", b"HTTP/1.0 400 Bad Request")), answer[:300]
     if target.lower().startswith(b"http"):  # httptools refuses an authority-form POST itself
         assert b"is not a path starting with one /" in answer, answer[:300]
@@ -463,13 +471,10 @@ def test_pipelined_requests_are_all_answered_within_the_deadlines(start: Callabl
     service: Service = start(name, idle_timeout=1, header_timeout=2, body_timeout=2)
     body = callback_body(6)
     post = b"POST /callbacks HTTP/1.1\r\nHost: receiver\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n%s"
-    sock = connect(service.port)
-    sock.settimeout(5)
-    sock.sendall(
-        post % (len(body), body) + b"GET /health HTTP/1.1\r\nHost: receiver\r\n\r\n" + post % (len(body), body)
+    answer, closed = send_raw(  # then closed once idle
+        service.port,
+        post % (len(body), body) + b"GET /health HTTP/1.1\r\nHost: receiver\r\n\r\n" + post % (len(body), body),
     )
-    answer, closed = read_answer(sock)  # then closed once idle
-    sock.close()
     assert closed
     assert answer.count(b"HTTP/1.1 200") == 3, answer
     assert service.stored() == 1

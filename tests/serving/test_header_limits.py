@@ -18,6 +18,7 @@ from test_connections import (
     fresh,
     post_callback,
     read_answer,
+    send_raw,
     shared,
     until,
 )
@@ -152,15 +153,12 @@ def test_too_many_header_fields_or_a_long_line_get_431_and_close(
 ) -> None:
     service = shared(name)
     stored, body = service.stored(), callback_body(fresh())
-    sock = connect(service.port)
-    sock.settimeout(5)
-    sock.sendall(
+    answer, closed = send_raw(
+        service.port,
         b"POST /callbacks HTTP/1.1\r\nHost: receiver\r\nContent-Type: text/xml\r\n"
         + head
-        + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        + b"Content-Length: %d\r\n\r\n%s" % (len(body), body),
     )
-    answer, closed = read_answer(sock)
-    sock.close()
     assert answer.startswith((b"HTTP/1.1 431", b"HTTP/1.0 431")), answer[:200]
     assert closed
     assert service.stored() == stored
@@ -187,11 +185,7 @@ def test_the_header_limits_are_exactly_the_documented_ones_on_every_server(
     # waitress counted the request line and the blank line as fields, and a line's CR as a byte:
     # 99 fields or an 8,192-byte line got 431 there, and 200 on uvicorn.
     service = shared(name)
-    sock = connect(service.port)
-    sock.settimeout(5)
-    sock.sendall(request_at_the_limits(callback_body(fresh()), fields, line))
-    answer, _ = read_answer(sock)
-    sock.close()
+    answer, _ = send_raw(service.port, request_at_the_limits(callback_body(fresh()), fields, line))
     assert answer.startswith((b"HTTP/1.1 " + status, b"HTTP/1.0 " + status)), answer[:300]
 
 
