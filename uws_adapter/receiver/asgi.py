@@ -2,11 +2,13 @@
 :class:`~uws_adapter.receiver.Receiver` (it delegates every decision to it), with group commits.
 
 Why: under WSGI each callback holds a worker thread while it waits for the writer thread, and the
-two trade the GIL for every callback. Here a request parks on a future, and a committer thread
-takes everything parked as one group: written in one transaction and committed durably (one fsync,
-during which the GIL is free and the loop goes on parsing what becomes the next group). Only then
-are the group's acknowledgements sent. One handoff per group. Two groups may be committing at once
-(:data:`COMMITTERS`): the next is written while the last one's fsync runs.
+two trade the GIL for every callback. Here a request parks on a future, and what is parked at the
+end of a loop iteration is handed to a committer thread as one group: written in one transaction
+and committed durably (one fsync, during which the GIL is free and the loop goes on parsing what
+becomes the next group). Only then are the group's acknowledgements sent. Two groups may be
+committing at once (:data:`COMMITTERS`): the next is written while the last one's fsync runs. A
+committer whose commit ends takes what was handed over meanwhile itself, so that under load a group
+costs no thread a wake-up (see :mod:`uws_adapter.receiver.committers`).
 
 The loop itself never waits for the database: a commit stuck behind another process's write lock
 costs its group a 503 after ``commit_timeout`` seconds (the store's lock wait is bounded too), while
@@ -26,11 +28,13 @@ import asyncio
 import collections
 import concurrent.futures
 import time
-from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Tuple, cast
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple, cast
 
 from uws_adapter import metrics
 from uws_adapter.edge import Answer, Message, Receive, Scope, Send, over_the_cap
+from uws_adapter.errors import StoreError
 from uws_adapter.receiver.app import _JSON_ACK, _XML_ACK, Intake, Probe, Receiver
+from uws_adapter.receiver.committers import Committers, ShuttingDown
 from uws_adapter.store.interfaces import Outcome, ReceiverStore, Write
 from uws_adapter.waits import check_seconds
 
@@ -45,6 +49,9 @@ READERS = 2
 #: SQLite store makes after letting the write lock go, and PostgreSQL makes on its own) the next
 #: group is written, instead of waiting its turn behind that fsync.
 COMMITTERS = 2
+
+#: A callback waiting for its group's commit: what it stores, and the future its answer waits on.
+Parked = Tuple[Intake, "asyncio.Future[Any]"]
 
 
 class AsyncReceiver:
@@ -70,16 +77,16 @@ class AsyncReceiver:
             check_seconds("commit_timeout", commit_timeout, "15") if commit_timeout is not None
             else self.store.lock_timeout + 5.0
         )  # fmt: skip
-        self._parked: List[Tuple[Intake, asyncio.Future[Any]]] = []
+        self._parked: List[Parked] = []
         # Every waiting callback's deadline, in arrival order (so in deadline order), and the one
         # timer that expires them: the head's (see _watch).
         self._deadlines: Deque[Tuple[float, asyncio.Future[Any]]] = collections.deque()
         self._watchdog: Optional[asyncio.TimerHandle] = None
         self._scheduled = False
-        self._in_flight = 0
-        self._groups: Set[asyncio.Future[None]] = set()
-        self._committers = max(1, committers)
-        self._committer = concurrent.futures.ThreadPoolExecutor(self._committers, thread_name_prefix="uws-commit")
+        # max_batch 1 is the one-commit-per-callback baseline.
+        self.committers: Committers[Parked] = Committers(
+            self._commit_items, self._answer, count=committers, max_batch=max(1, self.store.max_batch)
+        )
         self._readers = concurrent.futures.ThreadPoolExecutor(READERS, thread_name_prefix="uws-read")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -183,38 +190,36 @@ class AsyncReceiver:
             deadlines.popleft()
 
     def _start_groups(self) -> None:
-        """Start committing what is parked, as groups, while fewer than ``committers`` groups are
-        committing; what arrives meanwhile waits for one of them to end and becomes the next."""
+        """Hand what is parked to the committers as one group (queued when both are committing:
+        the first whose commit ends takes it, with whatever else is queued by then)."""
         self._scheduled = False
-        group = max(1, self.store.max_batch)  # max_batch 1 is the one-commit-per-callback baseline
-        while self._parked and self._in_flight < self._committers:
-            chunk, self._parked = self._parked[:group], self._parked[group:]
-            self._in_flight += 1
-            task = asyncio.ensure_future(self._commit_chunk(chunk))
-            self._groups.add(task)  # held until done: the loop keeps only a weak reference
-            task.add_done_callback(self._groups.discard)
-
-    async def _commit_chunk(self, chunk: List[Tuple[Intake, asyncio.Future[Any]]]) -> None:
-        """Commit one group in a committer thread and answer its callbacks' futures."""
+        parked, self._parked = self._parked, []
         try:
-            writes = [intake.write for intake, _ in chunk]
-            jobs = await asyncio.get_running_loop().run_in_executor(self._committer, self._commit, writes)
-            committed: List[Tuple[Intake, Any]] = []
-            for (intake, future), job in zip(chunk, jobs):
-                if future.done():  # the client went away, or its wait ran out (answered 503)
-                    continue
-                if job.error is not None:
-                    future.set_exception(job.error)
-                else:
-                    future.set_result(job.result)
-                    committed.append((intake, job.result))
-            # Counted here for the group at once (as Receiver.committed counts one), before any
-            # of its answers is sent: each answer is sent after this callback returns.
-            self.receiver.committed_group(committed)
-            self._forget_answered()
-        finally:
-            self._in_flight -= 1
-            self._start_groups()
+            self.committers.hand_over(asyncio.get_running_loop(), parked)
+        except ShuttingDown as exc:  # after the lifespan's shutdown: nothing more is committed
+            self._answer(parked, [Outcome(error=StoreError(str(exc)))] * len(parked))
+
+    def _commit_items(self, parked: List[Parked]) -> Sequence[Outcome]:
+        # In a committer thread. Looked up on every group (not bound once) for the benchmarks,
+        # which time _commit by wrapping it.
+        return self._commit([intake.write for intake, _ in parked])
+
+    def _answer(self, parked: List[Parked], outcomes: Sequence[Outcome]) -> None:
+        """Answer a group's callbacks' futures with its outcomes (in the loop's thread, once a
+        committer is done with the group)."""
+        committed: List[Tuple[Intake, Any]] = []
+        for (intake, future), outcome in zip(parked, outcomes):
+            if future.done():  # the client went away, or its wait ran out (answered 503)
+                continue
+            if outcome.error is not None:
+                future.set_exception(outcome.error)
+            else:
+                future.set_result(outcome.result)
+                committed.append((intake, outcome.result))
+        # Counted here for the group at once (as Receiver.committed counts one), before any of
+        # its answers is sent: each answer is sent after this callback returns.
+        self.receiver.committed_group(committed)
+        self._forget_answered()
 
     def _commit(self, writes: List[Write]) -> Sequence[Outcome]:
         started = time.perf_counter()
@@ -231,7 +236,9 @@ class AsyncReceiver:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self._committer.shutdown(wait=True)
+                # Everything handed over is committed and answered first: the loop goes on (it
+                # sends those answers) while another thread waits for the committers.
+                await asyncio.get_running_loop().run_in_executor(None, self.committers.close)
                 self._readers.shutdown(wait=False)
                 if self.owns_store:
                     self.receiver.close()
