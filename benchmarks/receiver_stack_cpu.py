@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import resource
 import shutil
 import statistics
@@ -76,8 +77,15 @@ def cpu() -> float:
     return used.ru_utime + used.ru_stime
 
 
-async def timed(app: App, bodies: Sequence[bytes], burst: int) -> float:
-    """CPU microseconds per callback of delivering ``bodies`` (after a warm-up of 320)."""
+async def timed(app: App, bodies: Sequence[bytes], burst: int, lanes: int = 0) -> float:
+    """CPU microseconds per callback of delivering ``bodies`` (after a warm-up of 320): in bursts of
+    ``burst``, or (``lanes``) by that many clients each sending its next callback once the last
+    one is answered, as wrk's connections do."""
+    if lanes:
+        await in_lanes(app, bodies[:320], lanes)
+        before = cpu()
+        await in_lanes(app, bodies, lanes)
+        return (cpu() - before) * 1e6 / len(bodies)
     for start in range(0, 320, burst):
         await asyncio.gather(*(deliver(app, body) for body in bodies[start : start + burst]))
     before = cpu()
@@ -86,12 +94,29 @@ async def timed(app: App, bodies: Sequence[bytes], burst: int) -> float:
     return (cpu() - before) * 1e6 / len(bodies)
 
 
+async def in_lanes(app: App, bodies: Sequence[bytes], lanes: int) -> None:
+    """``lanes`` clients sending ``bodies`` one after another, each waiting 0 to 7 loop iterations
+    (a seeded draw) before its next: their callbacks arrive spread over iterations, as a server's
+    connections' do, so that groups are handed over while others commit."""
+    queued = iter(bodies)
+    draw = random.Random(1).randrange
+
+    async def lane() -> None:
+        for body in queued:
+            await deliver(app, body)
+            for _ in range(draw(8)):
+                await asyncio.sleep(0)
+
+    await asyncio.gather(*(lane() for _ in range(lanes)))
+
+
 class CommitterClock:
     """The committer threads' CPU time, summed around ``AsyncReceiver._commit``."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
         self.callbacks = 0
+        self.groups = 0
 
     def install(self) -> None:
         from uws_adapter.receiver.asgi import AsyncReceiver
@@ -106,19 +131,24 @@ class CommitterClock:
             finally:
                 clock.seconds += time.thread_time() - started
                 clock.callbacks += len(writes)
+                clock.groups += 1
 
         AsyncReceiver._commit = commit  # type: ignore[method-assign]
 
-    def take(self) -> float:
+    def take(self) -> Tuple[float, float]:
+        """The committer threads' CPU microseconds per callback, and the groups' mean size, since
+        the last call."""
         per = self.seconds * 1e6 / max(1, self.callbacks)
-        self.seconds, self.callbacks = 0.0, 0
-        return per
+        size = self.callbacks / max(1, self.groups)
+        self.seconds, self.callbacks, self.groups = 0.0, 0, 0
+        return per, size
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--callbacks", type=int, default=4000)
     parser.add_argument("--burst", type=int, default=16, help="callbacks in flight at once (one group)")
+    parser.add_argument("--lanes", type=int, default=0, help="instead of bursts: clients sending one after another")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--db", help="a PostgreSQL URL (default: a SQLite file)")
     parser.add_argument("--no-commit", action="store_true", help="the store answers every group at once")
@@ -154,18 +184,20 @@ def main() -> None:
     committer = CommitterClock()
     committer.install()
     bodies = documents(args.callbacks)
-    rows: List[Tuple[float, float, float]] = []
+    rows: List[Tuple[float, float, float, float]] = []
 
     async def rounds() -> None:
         for number in range(args.rounds):
-            floor_cpu = await timed(floor, bodies, args.burst)
+            floor_cpu = await timed(floor, bodies, args.burst, args.lanes)
             committer.take()
-            our_cpu = await timed(ours, bodies, args.burst)
-            rows.append((floor_cpu, our_cpu, committer.take()))
+            our_cpu = await timed(ours, bodies, args.burst, args.lanes)
+            rows.append((floor_cpu, our_cpu, *committer.take()))
             print(f"  round {number + 1}: parse-only floor {floor_cpu:6.1f} us, receiver {our_cpu:6.1f} us "
-                  f"(committer threads {rows[-1][2]:5.1f} us), {our_cpu / floor_cpu:4.2f}x", file=out)  # fmt: skip
+                  f"(committer threads {rows[-1][2]:5.1f} us, groups of {rows[-1][3]:.1f}), "
+                  f"{our_cpu / floor_cpu:4.2f}x", file=out)  # fmt: skip
 
-    print(f"{args.callbacks:,} callbacks in bursts of {args.burst}, {args.rounds} rounds, store: "
+    shape = f"{args.lanes} lanes" if args.lanes else f"bursts of {args.burst}"
+    print(f"{args.callbacks:,} callbacks in {shape}, {args.rounds} rounds, store: "
           f"{'PostgreSQL' if args.db else 'SQLite FULL'}{' (not committing)' if args.no_commit else ''}; "
           f"load average {os.getloadavg()[0]:.1f}", file=out)  # fmt: skip
     try:
@@ -178,10 +210,11 @@ def main() -> None:
             schema.drop()
         log.close()
         shutil.rmtree(folder, ignore_errors=True)
-    extra = statistics.median(o - f for f, o, _ in rows)
-    ratio = statistics.median(o / f for f, o, _ in rows)
+    extra = statistics.median(o - f for f, o, _, _ in rows)
+    ratio = statistics.median(o / f for f, o, _, _ in rows)
     print(f"  median: receiver - floor {extra:.1f} us CPU per callback, receiver / floor {ratio:.2f}x, "
-          f"committer threads {statistics.median(c for _, _, c in rows):.1f} us; "
+          f"committer threads {statistics.median(c for _, _, c, _ in rows):.1f} us, "
+          f"groups of {statistics.median(g for _, _, _, g in rows):.1f}; "
           f"load average {os.getloadavg()[0]:.1f} at the end", file=out)  # fmt: skip
 
 

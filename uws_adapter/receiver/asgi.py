@@ -34,7 +34,7 @@ from uws_adapter import metrics
 from uws_adapter.edge import Answer, Message, Receive, Scope, Send, over_the_cap
 from uws_adapter.errors import StoreError
 from uws_adapter.receiver.app import _JSON_ACK, _XML_ACK, Intake, Probe, Receiver
-from uws_adapter.receiver.committers import Committers, ShuttingDown
+from uws_adapter.receiver.committers import Committers
 from uws_adapter.store.interfaces import Outcome, ReceiverStore, Write
 from uws_adapter.waits import check_seconds
 
@@ -196,8 +196,8 @@ class AsyncReceiver:
         parked, self._parked = self._parked, []
         try:
             self.committers.hand_over(asyncio.get_running_loop(), parked)
-        except ShuttingDown as exc:  # after the lifespan's shutdown: nothing more is committed
-            self._answer(parked, [Outcome(error=StoreError(str(exc)))] * len(parked))
+        except StoreError as exc:  # after the lifespan's shutdown (ShuttingDown), or no thread at all
+            self._answer(parked, [Outcome(error=exc)] * len(parked))
 
     def _commit_items(self, parked: List[Parked]) -> Sequence[Outcome]:
         # In a committer thread. Looked up on every group (not bound once) for the benchmarks,

@@ -23,6 +23,7 @@ import logging
 import threading
 from typing import Any, Callable, Deque, Generic, List, Optional, Sequence, Tuple, TypeVar
 
+from uws_adapter.errors import StoreError
 from uws_adapter.store.interfaces import Outcome
 
 _log = logging.getLogger("uws_adapter.receiver")
@@ -33,7 +34,7 @@ Item = TypeVar("Item")
 Group = Tuple[asyncio.AbstractEventLoop, List[Item]]
 
 
-class ShuttingDown(Exception):
+class ShuttingDown(StoreError):
     """A group handed over after :meth:`Committers.close`: nothing of it is committed."""
 
 
@@ -76,10 +77,21 @@ class Committers(Generic[Item]):
         self._idle: List[_Sleeper] = []
         self._sleepers: List[_Sleeper] = []
         self._stopping = False
+        #: Set by :meth:`close` once nothing more is taken (it then waits for what was).
+        self.closing = threading.Event()
         #: Groups a committer took from the queue itself (no wake-up), and groups handed to a
         #: sleeping or new committer: how the hand-over went, for tests and benchmarks.
         self.taken = 0
         self.woken = 0
+
+    @property
+    def queued(self) -> int:
+        """Groups handed over and waiting for a committer."""
+        return len(self._queue)
+
+    def threads(self) -> List[threading.Thread]:
+        """The committer threads started so far."""
+        return [sleeper.thread for sleeper in self._sleepers if sleeper.thread is not None]
 
     def hand_over(self, loop: asyncio.AbstractEventLoop, items: List[Item]) -> None:
         """Commit ``items`` (in the loop's thread; the list becomes the committers'): to an idle
@@ -92,15 +104,15 @@ class Committers(Generic[Item]):
             if self._stopping:
                 raise ShuttingDown("the receiver is shutting down")
             for chunk in chunks:
-                if self._idle:
-                    sleeper = self._idle.pop()
-                elif len(self._sleepers) < self.count:
-                    sleeper = self._start()
-                else:
+                sleeper = self._idle.pop() if self._idle else self._start()
+                if sleeper is None:
                     self._queue.append((loop, chunk))
-                    continue
-                sleeper.group = (loop, chunk)
-                wake.append(sleeper)
+                else:
+                    sleeper.group = (loop, chunk)
+                    wake.append(sleeper)
+            if not self._sleepers:  # not one thread could be started: none of these will be committed
+                self._queue.clear()
+                raise StoreError("no committer thread could be started (see the log)")
         self.woken += len(wake)
         for sleeper in wake:
             sleeper.lock.release()
@@ -112,20 +124,29 @@ class Committers(Generic[Item]):
             self._stopping = True
             idle, self._idle = self._idle, []
             sleepers = list(self._sleepers)
+        self.closing.set()
         for sleeper in idle:  # group None: woken to see that it is to stop
             sleeper.lock.release()
         for sleeper in sleepers:
             if sleeper.thread is not None and sleeper.thread is not threading.current_thread():
                 sleeper.thread.join()
 
-    def _start(self) -> _Sleeper:
+    def _start(self) -> Optional[_Sleeper]:
+        """Another committer thread (under the mutex), or None when there are ``count`` already or
+        the system would not start one (then those started go on alone)."""
+        if len(self._sleepers) >= self.count:
+            return None
         sleeper = _Sleeper()
         thread = threading.Thread(
             target=self._run, args=(sleeper,), name=f"{self.name}_{len(self._sleepers)}", daemon=True
         )
+        try:
+            thread.start()
+        except RuntimeError as exc:  # "can't start new thread": out of threads or memory
+            _log.error("a committer thread could not be started: %s", exc)
+            return None
         sleeper.thread = thread
         self._sleepers.append(sleeper)
-        thread.start()
         return sleeper
 
     def _run(self, me: _Sleeper) -> None:
