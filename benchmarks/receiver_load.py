@@ -191,14 +191,17 @@ def cpu_seconds(pids: List[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.0
 
 
-def thread_seconds(pids: List[int]) -> Tuple[float, float]:
+def thread_seconds(pids: List[int]) -> Tuple[float, float, int]:
     """CPU seconds of the processes ``pids`` in their main threads (a uvicorn worker's event loop)
-    and in their other threads (the committers, readers and store writer), read from /proc."""
-    main = other = 0
+    and in their other threads (the committers, readers and store writer), and their threads'
+    voluntary context switches (each wait: for the GIL, a lock, the disk or the network), read
+    from /proc."""
+    main = other = switches = 0
     for pid in pids:
         for task in Path(f"/proc/{pid}/task").glob("*"):
             try:
                 fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                status = (task / "status").read_text()
             except OSError:
                 continue
             ticks = int(fields[11]) + int(fields[12])
@@ -206,8 +209,10 @@ def thread_seconds(pids: List[int]) -> Tuple[float, float]:
                 main += ticks
             else:
                 other += ticks
+            found = re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M)
+            switches += int(found.group(1)) if found else 0
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    return main / tick, other / tick
+    return main / tick, other / tick, switches
 
 
 def loaded(port: int, script: Path, seconds: float, pid: int) -> Tuple[float, float, float, int, float]:
@@ -218,15 +223,19 @@ def loaded(port: int, script: Path, seconds: float, pid: int) -> Tuple[float, fl
 
 def loaded_threads(
     port: int, script: Path, seconds: float, pid: int
-) -> Tuple[float, float, float, int, float, Tuple[float, float]]:
+) -> Tuple[float, float, float, int, float, Tuple[float, float, float]]:
     """As :func:`loaded`, and the CPU microseconds per request in the servers' main threads and in
-    their other threads (:func:`thread_seconds`)."""
+    their other threads, and their voluntary context switches per request (:func:`thread_seconds`)."""
     pids = process_tree(pid) if Path("/proc").is_dir() else []
     before, threads_before = cpu_seconds(pids), thread_seconds(pids)
     rate, p50, p99, count = figures(wrk(port, script, seconds))
     after, threads_after = cpu_seconds(pids), thread_seconds(pids)
     per = 1e6 / max(count, 1)
-    split = ((threads_after[0] - threads_before[0]) * per, (threads_after[1] - threads_before[1]) * per)
+    split = (
+        (threads_after[0] - threads_before[0]) * per,
+        (threads_after[1] - threads_before[1]) * per,
+        (threads_after[2] - threads_before[2]) / max(count, 1),
+    )
     return rate, p50, p99, count, (after - before) * per, split
 
 
@@ -252,7 +261,7 @@ def timed_run(label: str, script: Path, seconds: float, folder: Path) -> Figures
     with tempfile.TemporaryDirectory() as store:
         process, port = start(receiver_command(str(Path(store) / "bench.db"), {**RECEIVERS, **BASELINES}[label]), log)
         try:
-            rate, p50, p99, count, cpu, (main, other) = loaded_threads(port, script, seconds, process.pid)
+            rate, p50, p99, count, cpu, (main, other, switches) = loaded_threads(port, script, seconds, process.pid)
             received = scraped(port, "uws_adapter_callbacks_received_total")
             groups = scraped(port, "uws_adapter_commit_group_size_count")
             grouped = scraped(port, "uws_adapter_commit_group_size_sum")
@@ -262,7 +271,8 @@ def timed_run(label: str, script: Path, seconds: float, folder: Path) -> Figures
         # (a thread's wake-up, the transaction, the fsync) are spread over.
         if groups > 0:
             print(f"    {label}: groups of {grouped / groups:.1f} callbacks on average; CPU per callback "
-                  f"{main:.0f} us in the event loops' threads, {other:.0f} us in the other threads")  # fmt: skip
+                  f"{main:.0f} us in the event loops' threads, {other:.0f} us in the other threads; "
+                  f"{switches:.2f} voluntary context switches")  # fmt: skip
     lines = sum(1 for line in log.read_text().splitlines() if '"POST /" 200' in line)
     # wrk counts what was answered in its time; what it had sent when it stopped is answered too.
     if received not in (-1.0,) and received < count:
