@@ -5,8 +5,9 @@ loop again for its answer, through two futures chained across the threads; each 
 of the GIL between the two threads (a futex wake and a context switch, 136-180 µs of CPU a group on
 the 2-core machine of docs/performance.md, seventh round). Here the loop appends each group to a
 queue and wakes a committer only when one is idle; a committer whose commit ends takes what was
-queued meanwhile itself (all of it, up to ``max_batch`` callbacks: one group), so that under load no
-group needs a wake-up. Each group's answers go back to the loop in one ``call_soon_threadsafe``,
+queued meanwhile itself (all of it, up to ``max_batch`` callbacks: one group), so that a group
+handed over while every committer commits needs no wake-up (under wrk, with two committers, a third
+to a half of the groups). Each group's answers go back to the loop in one ``call_soon_threadsafe``,
 the committer's last step before it commits the next group or sleeps.
 
 The loop's side (:meth:`Committers.hand_over`) and a committer's (:meth:`Committers._take`) decide
@@ -96,6 +97,8 @@ class Committers(Generic[Item]):
     def hand_over(self, loop: asyncio.AbstractEventLoop, items: List[Item]) -> None:
         """Commit ``items`` (in the loop's thread; the list becomes the committers'): to an idle
         committer, else queued for the next committer whose commit ends."""
+        if not items:
+            return
         chunks = [items] if len(items) <= self.max_batch else [
             items[start : start + self.max_batch] for start in range(0, len(items), self.max_batch)
         ]  # fmt: skip
