@@ -49,23 +49,27 @@ T = TypeVar("T")
 
 
 def _serving() -> Any:
-    """The bounded-serving module (it needs the receiver extra: waitress, uvicorn, httptools)."""
+    """The serving package, its bounded servers loaded (they need the receiver extra: waitress,
+    uvicorn, httptools)."""
     try:
-        from uws_adapter.serving import limits as serving
+        import uws_adapter.serving.bounded_uvicorn
+        import uws_adapter.serving.bounded_waitress
     except ImportError:
         raise InputError(
             "waitress/uvicorn/httptools", "the receiver extra is not installed", install_hint("receiver")
         ) from None
-    return serving
+    return uws_adapter.serving
 
 
 def _limits(settings: Any) -> Any:
-    serving = _serving()
-    limits = serving.ConnectionLimits(
+    _serving()
+    from uws_adapter.serving.limits import ConnectionLimits, ensure_descriptors
+
+    limits = ConnectionLimits(
         max_connections=settings.max_connections, idle_timeout=settings.idle_timeout,
         header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
     )  # fmt: skip
-    serving.ensure_descriptors(limits)
+    ensure_descriptors(limits)
     return limits
 
 
