@@ -44,14 +44,12 @@ def servers() -> Any:
 
 
 def connection_limits(settings: Any) -> Any:
-    servers()
-    from uws_adapter.serving.limits import ConnectionLimits, ensure_descriptors
-
-    limits = ConnectionLimits(
+    serving = servers()
+    limits = serving.ConnectionLimits(
         max_connections=settings.max_connections, idle_timeout=settings.idle_timeout,
         header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
     )  # fmt: skip
-    ensure_descriptors(limits)
+    serving.limits.ensure_descriptors(limits)
     return limits
 
 
