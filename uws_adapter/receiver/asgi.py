@@ -7,8 +7,8 @@ end of a loop iteration is handed to a committer thread as one group: written in
 and committed durably (one fsync, during which the GIL is free and the loop goes on parsing what
 becomes the next group). Only then are the group's acknowledgements sent. Two groups may be
 committing at once (:data:`COMMITTERS`): the next is written while the last one's fsync runs. A
-committer whose commit ends takes what was handed over meanwhile itself, so that under load a group
-costs no thread a wake-up (see :mod:`uws_adapter.receiver.committers`).
+committer whose commit ends takes what was handed over meanwhile itself, so that a group handed
+over while both commit costs no thread a wake-up (see :mod:`uws_adapter.receiver.committers`).
 
 The loop itself never waits for the database: a commit stuck behind another process's write lock
 costs its group a 503 after ``commit_timeout`` seconds (the store's lock wait is bounded too), while
