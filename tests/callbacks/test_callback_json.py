@@ -122,6 +122,10 @@ def test_unknown_sections_are_named_not_dropped() -> None:
         (_base(callbackCount="two"), "callbackCount: 'two' is not an integer"),
         (_base(callbackCount=1.5), "callbackCount: 1.5 is not an integer"),
         (_base(callbackCount=True), "callbackCount: True is not an integer"),
+        (_base(callbackCount=-1), "callbackCount: -1 is negative: a count is 0 or more"),
+        (_base(maxCallbackThreshold="-4"), "maxCallbackThreshold: -4 is negative"),
+        (_base(deviceResponse={"suspendResponse": {"numDaysSuspendedLast12Months": -3}}),
+         r"deviceResponse\.suspendResponse\.numDaysSuspendedLast12Months: -3 is negative"),
         (_base(deviceIds=[{"kind": "IMEI"}]), r"deviceIds\[0\]: needs both kind and id"),
         (_base(deviceIds="IMEI:1"), "deviceIds: expected a list"),
         (_base(deviceResponse=[]), "deviceResponse: expected an object"),
@@ -131,7 +135,8 @@ def test_unknown_sections_are_named_not_dropped() -> None:
         (_base(requestId="a\u0000b"), "requestId: has a control character"),
         (_base(deviceIds=[{"kind": "IMEI", "id": "1\u001b"}]), r"deviceIds\[0\]\.id: has a control character"),
     ],
-    ids=["no-request-id", "count-word", "count-float", "count-bool", "device-no-id", "devices-not-list",
+    ids=["no-request-id", "count-word", "count-float", "count-bool", "count-negative", "threshold-negative",
+         "days-negative", "device-no-id", "devices-not-list",
          "response-not-object", "bad-date", "bad-bool", "status-object", "nul-in-request-id", "escape-in-device-id"],
 )  # fmt: skip
 def test_wrong_types_are_parse_errors(body: Dict[str, Any], message: str) -> None:

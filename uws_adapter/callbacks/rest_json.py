@@ -126,7 +126,7 @@ def _integer(obj: Mapping[str, Any], key: str, where: str = "") -> Optional[int]
     if isinstance(value, (int, str)) and not isinstance(value, bool):
         try:
             # An int from an already decoded mapping is bounded like one read from text.
-            return wire_integer(value.strip() if isinstance(value, str) else str(value))
+            return model.a_count(wire_integer(value.strip() if isinstance(value, str) else str(value)))
         except ValueError as exc:
             raise CallbackParseError(f"callback: {where}{key}: {exc}") from None
     raise CallbackParseError(f"callback: {where}{key}: {shown(value)} is not an integer")
