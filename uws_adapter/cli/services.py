@@ -29,7 +29,7 @@ from uws_adapter.logs import worker_environment
 from uws_adapter.receiver.app import check_login_text, server_options
 from uws_adapter.receiver.wsgi import build_receiver
 from uws_adapter.redaction import masked_url
-from uws_adapter.settings.receiver import WORKER_SETTINGS_VARIABLE, ReceiverSettings
+from uws_adapter.settings.receiver import WORKER_SETTINGS_VARIABLE, ReceiverSettings, worker_failure
 from uws_adapter.settings.services import DEFAULT_DEVICES, BridgeSettings, EmulatorSettings, login_pair
 from uws_adapter.settings.source import CONFIG_VARIABLE
 from uws_adapter.store import describe_store, is_postgres_url
@@ -418,6 +418,9 @@ def _run_uvicorn_receiver(settings: ReceiverSettings) -> int:
                     # Worker processes report their metrics through files in one folder, made (and removed) per run.
                     with metrics.multiprocess_dir():
                         _multiprocess(config, server, sock)
+                    failed = worker_failure(folder)  # said once here, not by each worker
+                    if failed is not None:
+                        raise failed
                     # Workers that close their SQLite stores at the same instant each see the other
                     # still connected, and neither folds the WAL back in: opened and closed once
                     # more here, as the last connection, the store is left as one file.
