@@ -23,11 +23,10 @@ re-sends.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from uws_adapter.errors import StoreError
-from uws_adapter.store.dead_letters import keep_letter
+from uws_adapter.store.dead_letters import keep_letter, keep_poisoned
 from uws_adapter.store.interfaces import POISONED, CallbackWrite, DeadLetterWrite, Outcome, Write
 from uws_adapter.store.rows import CallbackRow, callback_row
 from uws_adapter.store.sql import POSTGRES, Sql
@@ -35,8 +34,6 @@ from uws_adapter.store.unlisted import NEW_EVENT_MARK, event_mark, mark_args
 
 if TYPE_CHECKING:  # psycopg is imported lazily: `import uws_adapter` must not need it
     import psycopg
-
-_log = logging.getLogger("uws_adapter.store")
 
 
 def _event_of(key: str, *, outer: bool = False) -> str:
@@ -339,7 +336,9 @@ def _careful(connection: psycopg.Connection[Any], writes: Sequence[Write], now: 
                 if not isinstance(write, CallbackWrite):
                     outcomes[i].error = exc
                     continue
-                outcomes[i].result = _poisoned(cursor, write, exc, now)
+                # These values cannot be stored, now or on any re-send: kept, to be acknowledged.
+                keep_poisoned(Sql(cursor, POSTGRES), write, exc, now)
+                outcomes[i].result = (POISONED, False)
     return outcomes
 
 
@@ -353,13 +352,3 @@ def _one_callback(cursor: psycopg.Cursor[Any], write: CallbackWrite, row: Callba
     if found is None:
         raise StoreError("an event vanished between its insert and its re-send's attempt")
     return int(found[0]), False
-
-
-def _poisoned(cursor: psycopg.Cursor[Any], write: CallbackWrite, exc: BaseException, now: float) -> Tuple[int, bool]:
-    """Keep a callback whose values PostgreSQL refused as a dead letter, to be acknowledged: it
-    would be refused on every re-send until the carrier gives up."""
-    callback = write.callback
-    reason = f"callback {callback.request_id[:80]!r} could not be stored as an event: {type(exc).__name__}"
-    letter = keep_letter(Sql(cursor, POSTGRES), write.dead_letter(), write.media_type, reason, now)
-    _log.warning("%s; kept as dead letter %d", reason, letter)
-    return POISONED, False
