@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
 
 from uws_adapter.cli.db import add_db_option, check_creatable, open_db
-from uws_adapter.cli.options import Build, load_from_options, settings_defaults
+from uws_adapter.cli.options import CONFIG_HELP, Build, load_from_options, settings_defaults
 from uws_adapter.cli.receiver import run_receiver
 from uws_adapter.cli.running import (
     EXIT_INTERRUPTED,
@@ -30,7 +30,7 @@ from uws_adapter.edge import SOAP_BASE
 from uws_adapter.errors import InputError
 from uws_adapter.redaction import masked_url
 from uws_adapter.settings.receiver import ReceiverSettings
-from uws_adapter.settings.services import BridgeSettings, EmulatorSettings, login_pair
+from uws_adapter.settings.services import DEFAULT_DEVICES, BridgeSettings, EmulatorSettings, login_pair
 from uws_adapter.settings.source import CONFIG_VARIABLE
 from uws_adapter.store import describe_store
 from uws_adapter.wire import CALLBACK_SERVICES
@@ -62,7 +62,7 @@ def _o(flag: str, text: str, **options: Any) -> Spec:
 
 
 _COMMON: List[Spec] = [
-    _o("--config", f"INI settings file (default: ${CONFIG_VARIABLE}); see docs/configuration.md", metavar="FILE"),
+    _o("--config", CONFIG_HELP, metavar="FILE"),
     _o("--host", "address to listen on"),
 ]
 _PORT = _o("--port", "0 picks a free port")
@@ -85,8 +85,8 @@ _HANDLER_LEASE = _o(
 )  # fmt: skip
 _EMULATOR: List[Spec] = [
     _PORT,
-    _o("--devices", "generated Active devices (IMEI+ICCID)", metavar="N"),
-    _o("--devices-file", "CSV devices instead (kind,identifier rows)", metavar="FILE"),
+    _o("--devices", f"generated Active devices (IMEI+ICCID) (default: {DEFAULT_DEVICES})", metavar="N"),
+    _o("--devices-file", "CSV devices instead (kind,identifier rows; not with --devices)", metavar="FILE"),
     _o("--listener", "UWS (SOAP) callback listener for the emulated account", metavar="URL"),
     _o("--listener-username", "username written into each callback to --listener (the receiver reads the same "
        "variable)", metavar="NAME"),
@@ -214,7 +214,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
     if settings.devices_file:
         lines = [EmulatedDevice(device) for device in read_devices_csv(settings.devices_file)]
     else:
-        lines = generated_devices(settings.devices)
+        lines = generated_devices(DEFAULT_DEVICES if settings.devices is None else settings.devices)
     seeding = seeds(groups=list(settings.group), service_plans=list(settings.service_plan),
                     custom_fields=list(settings.custom_field))  # fmt: skip
     seed_lines(lines, seeding)

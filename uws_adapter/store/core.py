@@ -24,7 +24,7 @@ import threading
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
 
-from uws_adapter.errors import StoreError
+from uws_adapter.errors import StoreError, shown
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device
 from uws_adapter.store import dead_letters as dead_letter_sql
@@ -32,7 +32,7 @@ from uws_adapter.store import line_counts, unlisted
 from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals, letter_of, purge
 from uws_adapter.store.handler_queue import HandlerQueueSql, pg_text
 from uws_adapter.store.interfaces import CallbackWrite, EventPages, RequestStatus, StoredEvent, Write
-from uws_adapter.store.names import KEY_OF, NAME, RESERVED_AT, turn_of
+from uws_adapter.store.names import CONFIRMED_SAME_DAY, KEY_OF, NAME, RESERVED_AT, turn_of
 from uws_adapter.store.sql import Row, Sql, bound_int, bound_limit, bound_text
 from uws_adapter.store.tracking_rows import recent_line_actions, request_status
 
@@ -81,6 +81,19 @@ def newer_schema(shown: str, version: int, supported: int) -> StoreError:
     return StoreError(
         f"{shown} has store schema {version}, written by a newer uws-adapter; this release reads schema "
         f"{supported} at most: upgrade uws-adapter, or use another database"
+    )
+
+
+def another_programs(shown_as: str, kind: str, tables: Sequence[str], fix: str) -> StoreError:
+    """The refusal of a database that holds ``tables`` but no store schema: another program's,
+    into which ours must not be written. The names are the database's: one with a control
+    character (a line break, a terminal escape) or a long one is quoted as an error quotes a
+    value; plain ones are shown as they are."""
+    listed = ", ".join(t if t.isprintable() and len(t) <= 80 else shown(t) for t in sorted(tables)[:5])
+    listed += ", ..." if len(tables) > 5 else ""
+    return StoreError(
+        f"cannot open the store {shown_as}: it is another program's {kind} (tables: {listed}), not a uws-adapter"
+        f" store; {fix}"
     )
 
 
@@ -264,6 +277,18 @@ class SqlCore(HandlerQueueSql, EventPages):
 
         def work(db: Sql) -> None:
             now = self.clock()
+            if reservation.startswith(PENDING) and request_id != reservation:
+                db.take_turns(turn_of(request_id))  # before the name is looked up (see .names)
+                day = line_counts.day_of(now) * line_counts.DAY
+                if _key_of(db, request_id) is None and db.run(
+                    CONFIRMED_SAME_DAY, (request_id, now, reservation, day, day + line_counts.DAY)
+                ):
+                    # Most often: a reservation not yet confirmed, made today (its counts stay on
+                    # their day), named by a RequestId nothing is known by. One statement names it
+                    # where the reservation's time was read first (issue 19.3); anything else is
+                    # done below, as before.
+                    unlisted.listed(db, request_id)  # its callbacks may have come first
+                    return
             # A reservation not yet confirmed is known by its key: one look finds it and when it was
             # made (two statements before: the name's lookup, then the time's). Anything else (a
             # reservation released or confirmed already) is looked up by its name, as before.
