@@ -242,7 +242,7 @@ def syntax_complaint(exc: etree.XMLSyntaxError) -> str:
     """What is wrong with a document libxml2 could not parse, and where, without a character of
     the document: its error by type (:data:`_SYNTAX_WORDS`, else the type's own name in words)."""
     line, column = exc.position if exc.position else (0, 0)
-    kind = _ERROR_TYPES.get(exc.code or 0, "")
+    kind = _ERROR_TYPES.get(getattr(exc, "code", 0) or 0, "")  # lxml-stubs lack ``code``
     words = "" if kind == "ERR_INTERNAL_ERROR" else kind.partition("ERR_")[2].replace("_", " ").lower()
     words = _SYNTAX_WORDS.get(kind, words)
     where = f" at line {line}" + (f", column {column}" if column else "") if line else ""

@@ -464,8 +464,11 @@ def test_a_flood_of_namespace_declarations_above_the_payload_costs_linear_time(s
     passed the element bound, and validating the payload beneath them was quadratic in their
     number (about 90 s of CPU per request, before any login was looked at). The alarm turns that
     into a failure; the declarations are still allowed, and the LogIn answered."""
+
     def flooded(count: int) -> bytes:
-        return envelope(login_body(served), envelope_attributes="".join(f' xmlns:p{n}="urn:p:{n}"' for n in range(count)))
+        return envelope(
+            login_body(served), envelope_attributes="".join(f' xmlns:p{n}="urn:p:{n}"' for n in range(count))
+        )
 
     # What makes it linear: past a few declarations, what is validated is a copy declaring only what it uses.
     call = read_call("SessionService", flooded(1_000), max_bytes=MAX_REQUEST_BYTES)

@@ -12,7 +12,22 @@ import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Pattern, Protocol, Tuple, Type, TypeVar, Union
+from typing import (
+    IO,
+    Any,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Pattern,
+    Protocol,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 from uws_adapter.errors import Code, InputError, shown
 from uws_adapter.localfiles import open_to_read
