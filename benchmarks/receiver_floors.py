@@ -102,11 +102,11 @@ def main() -> None:
     import uvicorn
 
     # The command line's own pieces, so that nothing but the application differs from the receiver's run.
-    from uws_adapter.cli.services import _listening_socket, _multiprocess
+    from uws_adapter.cli.receiver import listening_socket, multiprocess
     from uws_adapter.receiver.asgi import server_config
     from uws_adapter.serving import ConnectionLimits, uvicorn_options
 
-    sock = _listening_socket(args.host, args.port)
+    sock = listening_socket(args.host, args.port)
     port = sock.getsockname()[1]
     options = server_config(factory=True, workers=args.workers, host=args.host, port=port, log_config=None)
     config = uvicorn.Config(FACTORIES[args.kind], **{**options, **uvicorn_options(ConnectionLimits())})
@@ -117,7 +117,7 @@ def main() -> None:
         if args.workers == 1:
             server.run(sockets=[sock])
         else:
-            _multiprocess(config, server, sock)
+            multiprocess(config, server, sock)
     finally:
         sock.close()
 

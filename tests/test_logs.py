@@ -40,7 +40,8 @@ from uws_adapter.receiver.app import Receiver
 from uws_adapter.receiver.asgi import AsyncReceiver, server_config
 from uws_adapter.redaction import masked_url, masked_urls, redact
 from uws_adapter.serving.access import AccessLog, AsgiAccessLog, refusal_reason
-from uws_adapter.serving.limits import ConnectionLimits, uvicorn_options
+from uws_adapter.serving.bounded_uvicorn import uvicorn_options
+from uws_adapter.serving.limits import ConnectionLimits
 from uws_adapter.serving.thread import ServedApp
 from uws_adapter.store.sqlite import Store
 

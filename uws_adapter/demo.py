@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, TextIO
+from typing import Any, Dict, List, Sequence, TextIO
 
 from uws_adapter.emulator.core import ACTIVE, DEFAULT_ACCOUNT, SUSPENDED, generated_devices
 from uws_adapter.emulator.http import Emulator
@@ -47,7 +47,6 @@ def run_demo(
     devices: int = 3000,
     *,
     out: TextIO = sys.stdout,
-    progress: Optional[TextIO] = sys.stderr,
     timeout: float = 300.0,
     backend: str = "soap",
 ) -> bool:
@@ -90,7 +89,7 @@ def run_demo(
                     ids: List[str] = [batch.request_id for batch in batches]
                     out.write(f"{action.element}: sent {len(ids)} request(s), waiting for callbacks\n")
                     out.flush()
-                    _, statuses = wait_for(store, ids, timeout=timeout, out=progress)
+                    _, statuses = wait_for(store, ids, timeout=timeout, out=sys.stderr)
                     for status in statuses.values():
                         out.write(summary(status) + "\n")
                     reached = sum(1 for line in lines if line.state == expected)

@@ -30,16 +30,13 @@ class ForkSafeLock:
     def __exit__(self, *exc: Any) -> None:
         self._lock.release()
 
-    def _renew(self) -> None:
-        self._lock = threading.Lock()
-
 
 _LOCKS: weakref.WeakSet[ForkSafeLock] = weakref.WeakSet()
 
 
 def _after_fork() -> None:
     for lock in list(_LOCKS):
-        lock._renew()
+        lock._lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows

@@ -60,11 +60,11 @@ def remove_stale(prefix: str, where: Optional[str] = None) -> List[Path]:
 
 
 @contextlib.contextmanager
-def run_folder(prefix: str, where: Optional[str] = None) -> Iterator[Path]:
+def run_folder(prefix: str) -> Iterator[Path]:
     """A new folder (mode 0700) for this run, after removing the folders of dead runs; removed at
     the end of the ``with`` block, whatever ends it."""
-    remove_stale(prefix, where)
-    made = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=where))
+    remove_stale(prefix)
+    made = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
     try:
         yield made
     finally:

@@ -26,7 +26,8 @@ from uws_adapter.model.devices import Device
 from uws_adapter.provisioning.base import BUDGET_WINDOW
 from uws_adapter.receiver.app import Receiver, server_options
 from uws_adapter.rest.client import RestClient
-from uws_adapter.store.sqlite import _MIGRATIONS, _SCHEMA, SCHEMA_VERSION, Store
+from uws_adapter.store.sqlite import Store
+from uws_adapter.store.sqlite_schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 DAY = BUDGET_WINDOW
 START = 1_800_000_000.0
@@ -247,7 +248,7 @@ def test_the_cli_refuses_over_the_budget_and_force_sends(tmp_path: Path) -> None
 def test_a_schema_2_database_is_upgraded_and_its_requests_count(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
     old = sqlite3.connect(str(path), isolation_level=None)
-    for script in (_SCHEMA, _MIGRATIONS[1], _MIGRATIONS[2]):
+    for script in (SCHEMA, MIGRATIONS[1], MIGRATIONS[2]):
         old.executescript(script)
     old.execute("PRAGMA user_version = 2")
     old.execute(

@@ -118,6 +118,21 @@ def test_a_receiver_without_credentials_refuses_to_start(tmp_path: Path) -> None
         Receiver(store, allow_anonymous=True).close()
 
 
+@pytest.mark.parametrize(
+    "given", [{"username": "listener"}, {"password": "S3cr3t-half"}], ids=["username-only", "password-only"]
+)
+@pytest.mark.parametrize("anonymous", [False, True], ids=["named", "anonymous-allowed"])
+def test_half_a_login_is_refused_as_the_settings_refuse_it(
+    tmp_path: Path, given: Dict[str, str], anonymous: bool
+) -> None:
+    # A username and no password let in every callback that gave that name and an empty password.
+    with Store(tmp_path / "c.db") as store, pytest.raises(InputError) as info:
+        Receiver(store, allow_anonymous=anonymous, **given)
+    assert info.value.field == "username"
+    assert "both a username and a password" in str(info.value)
+    assert "S3cr3t" not in str(info.value)
+
+
 def test_dead_letters_stop_at_the_burst_while_callbacks_keep_being_stored(start: Callable[..., Running]) -> None:
     clock = FrozenClock()  # no refill: exactly the burst is kept, however long the flood lasts
     receiver = start(username="listener", password=SECRET, dead_letters=DeadLetterBudget(burst=5, clock=clock))

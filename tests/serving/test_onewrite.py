@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 
-from uws_adapter.serving.limits import BoundedChannel
+from uws_adapter.serving.bounded_waitress import BoundedChannel
 from uws_adapter.serving.onewrite import JOINED_MAX, OneWriteTask
 from uws_adapter.serving.thread import ServedApp
 

@@ -166,7 +166,7 @@ def test_a_reading_visits_the_unlisted_callbacks_only(location: str) -> None:
 
 def test_the_marks_of_an_older_store_are_made_on_upgrade(tmp_path: Any) -> None:
 
-    from uws_adapter.store.sqlite import SCHEMA_VERSION
+    from uws_adapter.store.sqlite_schema import SCHEMA_VERSION
 
     path = tmp_path / "v7.db"
     old = sqlite_at_version(path, 7)

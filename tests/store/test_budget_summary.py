@@ -20,7 +20,8 @@ from pgserver import location, postgres_url, upgraded  # noqa: F401 (fixtures)
 from uws_adapter.model.devices import Device
 from uws_adapter.provisioning.budget import BUDGET_WINDOW, lines_over, wanted_identities
 from uws_adapter.store import Backend, line_counts, open_store, upgrade_store
-from uws_adapter.store.sqlite import SCHEMA_VERSION, Store
+from uws_adapter.store.sqlite import Store
+from uws_adapter.store.sqlite_schema import SCHEMA_VERSION
 
 DAY = 24 * 60 * 60
 START = 20834 * 24 * 60 * 60 - 3600.0  # an hour before a UTC midnight: requests fall on both days

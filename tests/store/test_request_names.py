@@ -18,7 +18,8 @@ from uws_adapter.model.callbacks import CallbackRequest, ReportedDevice
 from uws_adapter.model.devices import Device, identity
 from uws_adapter.store import Backend, open_store
 from uws_adapter.store.sql import Sql
-from uws_adapter.store.sqlite import SCHEMA_VERSION, Store
+from uws_adapter.store.sqlite import Store
+from uws_adapter.store.sqlite_schema import SCHEMA_VERSION
 from uws_adapter.store.unlisted import callbacks
 
 START = 1_800_000_000.0

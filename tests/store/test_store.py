@@ -19,7 +19,8 @@ from pgserver import location  # noqa: F401 (a fixture)
 from uws_adapter import CallbackFault, CallbackRequest, Device, InputError, NiddResult, ReportedDevice
 from uws_adapter.model.devices import device_key
 from uws_adapter.store import CallbackWrite, open_store
-from uws_adapter.store.sqlite import SCHEMA_VERSION, Store, StoreError
+from uws_adapter.store.sqlite import Store, StoreError
+from uws_adapter.store.sqlite_schema import SCHEMA_VERSION
 
 
 def _cb(n: int, request_id: str = "r1", *, count: int = 1, failed: bool = False) -> CallbackRequest:

@@ -23,10 +23,6 @@ _HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-:[]_")
 _MAX_HOST = 300
 
 
-def _bracketed(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
 def listen_names(host: str, port: int) -> List[str]:
     """The Host values that name a bridge listening on ``host``:``port``: both loopback names for a
     loopback bind, this machine's names (and loopback) for a wildcard bind, else ``host`` itself;
@@ -36,7 +32,7 @@ def listen_names(host: str, port: int) -> List[str]:
     elif host in _WILDCARD:
         hosts = (*_LOOPBACK, socket.gethostname(), socket.getfqdn())
     else:
-        hosts = (_bracketed(host),)
+        hosts = (f"[{host}]" if ":" in host and not host.startswith("[") else host,)  # IPv6 in brackets
     names = [f"{name}:{port}" for name in hosts]
     if port == 80:
         names += list(hosts)

@@ -7,32 +7,32 @@ its options, once; Ctrl-C or SIGTERM closes what it opened and exits 130 (see ma
 from __future__ import annotations
 
 import argparse
-import contextlib
-import errno
-import importlib.util
-import inspect
 import logging
-import os
-import signal
-import socket
 import sys
 import threading
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Sequence, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
 
-from uws_adapter import metrics, runfiles
 from uws_adapter.cli.db import add_db_option, check_creatable, open_db
 from uws_adapter.cli.options import Build, load_from_options, settings_defaults
+from uws_adapter.cli.receiver import run_receiver
+from uws_adapter.cli.running import (
+    EXIT_INTERRUPTED,
+    access_log,
+    bind,
+    connection_limits,
+    serve,
+    servers,
+    starting,
+    stopping_on_signals,
+)
 from uws_adapter.edge import SOAP_BASE
-from uws_adapter.errors import InputError, UwsAdapterError, install_hint
-from uws_adapter.logs import worker_environment
-from uws_adapter.receiver.app import check_login_text, server_options
-from uws_adapter.receiver.wsgi import build_receiver
+from uws_adapter.errors import InputError
 from uws_adapter.redaction import masked_url
-from uws_adapter.settings.receiver import WORKER_SETTINGS_VARIABLE, ReceiverSettings
+from uws_adapter.settings.receiver import ReceiverSettings
 from uws_adapter.settings.services import BridgeSettings, EmulatorSettings, login_pair
 from uws_adapter.settings.source import CONFIG_VARIABLE
-from uws_adapter.store import describe_store, is_postgres_url
+from uws_adapter.store import describe_store
 from uws_adapter.wire import CALLBACK_SERVICES
 
 if TYPE_CHECKING:
@@ -40,33 +40,7 @@ if TYPE_CHECKING:
     from uws_adapter.config import Settings
     from uws_adapter.rest.client import RestClient
 
-#: The exit status of a service stopped by Ctrl-C or SIGTERM (the shell's for SIGINT).
-EXIT_INTERRUPTED = 130
-#: The uvicorn receiver's private folder of one run (its workers' settings file).
-WORKER_FOLDER_PREFIX = "uws-adapter-receiver-"
 logger = logging.getLogger("uws_adapter.cli")
-T = TypeVar("T")
-
-
-def _serving() -> Any:
-    """The bounded-serving module (it needs the receiver extra: waitress, uvicorn, httptools)."""
-    try:
-        from uws_adapter.serving import limits as serving
-    except ImportError:
-        raise InputError(
-            "waitress/uvicorn/httptools", "the receiver extra is not installed", install_hint("receiver")
-        ) from None
-    return serving
-
-
-def _limits(settings: Any) -> Any:
-    serving = _serving()
-    limits = serving.ConnectionLimits(
-        max_connections=settings.max_connections, idle_timeout=settings.idle_timeout,
-        header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
-    )  # fmt: skip
-    serving.ensure_descriptors(limits)
-    return limits
 
 
 # The options of each service: (flags, keyword arguments). Each option's dest is its settings
@@ -206,7 +180,7 @@ def _receiver(receiver: argparse.ArgumentParser) -> None:
     add_db_option(receiver)
     _add(receiver, _RECEIVER)
     settings_defaults(receiver, ReceiverSettings)
-    receiver.set_defaults(run=_run_receiver)
+    receiver.set_defaults(run=run_receiver)
 
 
 def _bridge(bridge: argparse.ArgumentParser) -> None:
@@ -245,16 +219,16 @@ def _run_emulator(args: argparse.Namespace) -> int:
     seeding = seeds(groups=list(settings.group), service_plans=list(settings.service_plan),
                     custom_fields=list(settings.custom_field))  # fmt: skip
     seed_lines(lines, seeding)
-    emulator = _bind(
+    emulator = bind(
         lambda: Emulator(
             host=settings.host, port=settings.port, devices=lines, users={name: password},
             clients={client_id: secret}, session_idle=settings.session_idle, daily_budget=settings.daily_budget,
             callback_spacing=settings.callback_spacing, threads=settings.threads,
-            middleware=lambda wsgi: _access_log(wsgi, "emulator"),
+            middleware=lambda wsgi: access_log(wsgi, "emulator"),
         ),
         settings,
     )  # fmt: skip
-    with _stopping_on_signals(), emulator:  # closed (its socket too) if the listener is refused
+    with stopping_on_signals(), emulator:  # closed (its socket too) if the listener is refused
         if settings.listener:
             emulator.register_listener(
                 DEFAULT_ACCOUNT, settings.listener, settings.listener_username or "", settings.listener_password or "",
@@ -267,216 +241,6 @@ def _run_emulator(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         threading.Event().wait()  # until Ctrl-C
     return 0
-
-
-# Start-up: bad input is exit 2 before anything is made; a failure to listen is exit 1; either way
-# one line, no banner, and no database file left behind. ----------------------------------------
-
-
-@contextlib.contextmanager
-def _starting(path: str) -> Iterator[Callable[[], None]]:
-    """Around a service's start, which calls what this yields once it is up: a SQLite file the
-    start created at ``path`` (there was none) is removed with its companion files if it fails."""
-    created, up = not is_postgres_url(path) and not os.path.exists(path), []
-    try:
-        yield lambda: up.append(True)
-    finally:
-        if created and not up:
-            for suffix in ("", "-wal", "-shm", "-journal", ".writelock"):
-                with contextlib.suppress(OSError):
-                    os.remove(path + suffix)
-
-
-def _bind_error(exc: OSError, host: str, port: int) -> UwsAdapterError:
-    where = f"{host}:{port}"
-    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
-        problem = f"cannot listen on {host} ({exc.strerror or exc})"
-        return InputError("--host", problem, "give an address of this machine")
-    if exc.errno == errno.EADDRINUSE:
-        return UwsAdapterError(f"--port: {where} is already in use; stop what listens there, or give another --port")
-    if exc.errno == errno.EACCES:
-        return UwsAdapterError(f"--port: no permission to listen on {where}; use a port above 1023")
-    return UwsAdapterError(f"cannot listen on {where}: {exc.strerror or exc}")
-
-
-def _bind(make: Callable[[], T], settings: Any) -> T:
-    """``make()``, which binds a socket at ``settings.host``, ``.port``; its OSError as one line naming the option."""
-    try:
-        return make()
-    except OSError as exc:
-        raise _bind_error(exc, settings.host, settings.port) from None
-
-
-@contextlib.contextmanager
-def _stopping_on_signals() -> Iterator[None]:
-    """SIGTERM (a service manager's stop) and SIGINT end the service as Ctrl-C does: the store
-    closed, exit 130. SIGINT too, because a service started with ``&`` by a script inherits it
-    ignored, and would outlive a ``kill -INT`` (uvicorn's own handlers take both, ignored or not).
-    (Outside the main thread, as in tests that run a command in a thread, nothing changes.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
-def _run_receiver(args: argparse.Namespace) -> int:
-    settings = load_from_options(ReceiverSettings, args)
-    check_login_text(settings.username, settings.password, settings.previous_password)
-    check_creatable(settings.db)
-    server = settings.server
-    if server == "auto":
-        server = "uvicorn" if importlib.util.find_spec("uvicorn") is not None else "waitress"
-    if server == "uvicorn":
-        return _run_uvicorn_receiver(settings)
-    if settings.workers != 1:
-        raise InputError("--workers", "applies to --server uvicorn only", "use --threads with waitress")
-    limits = _limits(settings)
-    # waitress warns at every queued request; under a burst of callbacks that is the normal state.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    with _starting(settings.db) as started, open_db(settings.db, batch=settings.commit == "group") as store:
-        app = build_receiver(store, settings)
-        options = server_options(app, host=settings.host, port=settings.port, threads=settings.threads)
-        try:
-            waitress = _bind(
-                lambda: _serving().waitress_server(_access_log(app, "receiver"), limits, **options), settings
-            )
-        except UwsAdapterError:
-            app.close()
-            raise
-        started()
-        settings.announce()
-        where = f"http://{settings.host}:{waitress.effective_port}/"
-        _serve(waitress, app, f"receiver (waitress) on {where} storing into {describe_store(settings.db)}")
-    return 0
-
-
-def _listening_socket(host: str, port: int) -> socket.socket:
-    """Bound and listening, as uvicorn binds its own (SO_REUSEADDR, inheritable for its workers):
-    made here so that a failure is one line before anything else, and the banner comes after it."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
-
-
-def _run_uvicorn_receiver(settings: ReceiverSettings) -> int:
-    try:
-        import uvicorn
-    except ImportError:
-        raise InputError("--server", "uvicorn is not installed", install_hint("receiver")) from None
-    from uws_adapter.receiver.asgi import server_config
-
-    limits = _limits(settings)
-    sock = _bind(lambda: _listening_socket(settings.host, settings.port), settings)
-    port = sock.getsockname()[1]
-    # The workers build the receiver from a private file (0600, in a 0700 folder of this run,
-    # removed at exit), never from passwords copied into the environment; they log as this process.
-    with (
-        _starting(settings.db) as started,
-        runfiles.run_folder(WORKER_FOLDER_PREFIX) as folder,
-        _worker_environment({WORKER_SETTINGS_VARIABLE: str(settings.write_private(folder)), **worker_environment()}),
-    ):
-        try:
-            open_db(settings.db).close()  # create (SQLite) or check (PostgreSQL) the schema once, before the workers
-            app = "uws_adapter.serving.access:receiver_worker"  # the receiver with its access log
-            # log_config None: uvicorn's own lines go through our handler and format (its access log stays off).
-            options = server_config(
-                factory=True, workers=settings.workers, host=settings.host, port=port, log_config=None
-            )
-            config = uvicorn.Config(app, **{**options, **_serving().uvicorn_options(limits)})
-            server = uvicorn.Server(config)
-            settings.announce()
-            workers = f"{settings.workers} worker{'s' if settings.workers > 1 else ''}"
-            sys.stdout.write(
-                f"receiver (uvicorn, {workers}) on http://{settings.host}:{port}/ "
-                f"storing into {describe_store(settings.db)}\n"
-            )
-            sys.stdout.flush()
-            started()
-            # uvicorn serves on the socket bound above (as uvicorn.run does for several workers).
-            with _stopping_on_signals():
-                if settings.workers == 1:
-                    server.run(sockets=[sock])
-                    if not server.started:
-                        raise UwsAdapterError("receiver: uvicorn did not start (its reason is on the lines above)")
-                else:
-                    # Worker processes report their metrics through files in one folder, made (and removed) per run.
-                    with metrics.multiprocess_dir():
-                        _multiprocess(config, server, sock)
-                    # Workers that close their SQLite stores at the same instant each see the other
-                    # still connected, and neither folds the WAL back in: opened and closed once
-                    # more here, as the last connection, the store is left as one file.
-                    open_db(settings.db).close()
-            # uvicorn returns once a signal stopped it (its workers closed their stores first): the
-            # same end as the waitress receiver's.
-            raise KeyboardInterrupt
-        finally:
-            sock.close()
-
-
-@contextlib.contextmanager
-def _worker_environment(values: Dict[str, str]) -> Iterator[None]:
-    """``values`` in the environment the worker processes inherit, for this run only."""
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def _multiprocess(config: Any, server: Any, sock: socket.socket) -> None:
-    from uvicorn.supervisors import Multiprocess
-
-    supervisor: Any = Multiprocess
-    # Older uvicorn releases take the target; later ones make each worker's server themselves.
-    if "target" in inspect.signature(Multiprocess.__init__).parameters:
-        supervisor(config, target=server.run, sockets=[sock]).run()
-    else:
-        supervisor(config, sockets=[sock]).run()
-
-
-def _access_log(app: Any, service: str) -> Any:
-    """``app`` logging one line per request on ``uws_adapter.<service>.access``."""
-    _serving()  # the receiver extra, with a clear message when it is missing
-    from uws_adapter.serving.access import AccessLog
-
-    return AccessLog(app, service)
-
-
-def _serve(server: Any, app: Any, announcement: str) -> None:
-    """Say where the service listens (first line of stdout), then serve until Ctrl-C or SIGTERM;
-    the application (and its store) is closed either way, and the end is the same as uvicorn's:
-    an interruption (exit 130)."""
-    sys.stdout.write(announcement + "\n")
-    sys.stdout.flush()
-    try:
-        with _stopping_on_signals():
-            server.run()  # waitress returns (rather than raising) when Ctrl-C stops it
-    finally:
-        server.close()
-        app.close()
-    raise KeyboardInterrupt
 
 
 def _rest_settings(args: argparse.Namespace) -> Settings:
@@ -508,7 +272,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
             "bridge's memory",
             "restart the bridge to clear the throttle",
         )
-    limits = _limits(settings)
+    limits = connection_limits(settings)
     legacy_name, legacy_password = login_pair(settings.legacy_login or "")
     rest_settings = _rest_settings(args)
     relay = None
@@ -518,7 +282,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
             settings.legacy_listener, username=listener[0], password=listener[1],
             soap_action=settings.listener_soap_action,
         )  # fmt: skip
-    with _starting(settings.db) as started, open_db(settings.db) as store:
+    with starting(settings.db) as started, open_db(settings.db) as store:
         rest = connect_backend(rest_settings, store=store)
         assert isinstance(rest, RestClient)
         app = Bridge(
@@ -530,7 +294,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
         options = app.server_options(host=settings.host, port=settings.port, threads=settings.threads)
         server: Any = None
         try:
-            server = _bind(lambda: _serving().waitress_server(_access_log(app, "bridge"), limits, **options), settings)
+            server = bind(lambda: servers().waitress_server(access_log(app, "bridge"), limits, **options), settings)
             app.allow_hosts(list(settings.allowed_host) or listen_names(settings.host, server.effective_port))
             address = settings.public_url or f"http://{settings.host}:{server.effective_port}"
             replaced = register_bridge(app, rest, settings, f"{address}/callbacks")
@@ -542,7 +306,7 @@ def _run_bridge(args: argparse.Namespace) -> int:
         started()
         shown = describe_store(settings.db)
         banner = f"bridge: UWS at {address}{SOAP_BASE}, REST callbacks at {address}/callbacks, store {shown}"
-        _serve(server, app, banner + "".join(f"; {line}" for line in replaced))
+        serve(server, app, banner + "".join(f"; {line}" for line in replaced))
     return 0
 
 

@@ -28,6 +28,10 @@ MAX_CALLBACK_NODES = 4096
 ACTIONS = ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend")
 
 
+#: Why a receiver with no callback credentials is refused unless anonymity was asked for.
+OPEN_TO_ANYONE = "a receiver without callback credentials would store callbacks from anyone"
+
+
 def check_credentials(
     field: str, username: Optional[str], password: Optional[str], fix: str, *, refuse_none: Optional[str] = None
 ) -> None:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from uws_adapter import metrics
 from uws_adapter.errors import BudgetExceeded, StoreError
-from uws_adapter.model.devices import Device, identity
+from uws_adapter.model.devices import Device
 from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.store.line_counts import identities_of
 
@@ -34,10 +34,6 @@ _log = logging.getLogger("uws_adapter.provisioning")
 BUDGET_WINDOW = 24 * 60 * 60
 #: Per line: (the line, its actions in the window, when it has a free action again).
 Over = Tuple[Tuple[str, int, float], ...]
-
-
-def _identities(device: Device) -> Set[str]:
-    return {identity(i.kind, i.identifier) for i in device.identifiers}
 
 
 def lines_over(devices: Sequence[Device], found: Dict[str, List[Tuple[str, float]]], budget: int) -> Over:
@@ -65,7 +61,7 @@ def lines_over(devices: Sequence[Device], found: Dict[str, List[Tuple[str, float
 
 def wanted_identities(devices: Sequence[Device]) -> List[str]:
     """Every identity that names one of ``devices``, once."""
-    return sorted(set().union(*(_identities(d) for d in devices)))
+    return sorted(set().union(*identities_of(devices)))
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from uws_adapter.callbacks.rest_json import read_rest_callback, rest_callback_ob
 from uws_adapter.callbacks.uws_xml import callback_credentials, callback_element, read_callback
 from uws_adapter.edge import Answer, BodyRules, StartResponse, raw_target, screen, target_refusal
 from uws_adapter.errors import CallbackParseError, InputError, StoreError, install_hint
+from uws_adapter.model.callbacks import OPEN_TO_ANYONE, check_credentials
 from uws_adapter.model.text import decoded_text
 from uws_adapter.receiver.handlers import (
     DEFAULT_HANDLER_LEASE,
@@ -182,13 +183,15 @@ class Receiver:
         dead_letters: Optional[DeadLetterBudget] = None,
         repair: bool = False,
     ) -> None:
-        if not username and not password and not allow_anonymous:
-            raise InputError(
-                "callback credentials",
-                "a receiver without a username and password would store callbacks from anyone",
-                "give the ones registered with the carrier (--username/--password, UWS_CALLBACK_USERNAME/"
-                "UWS_CALLBACK_PASSWORD), or allow_anonymous=True (--allow-anonymous) for a closed network",
-            )
+        # Half a login (a username and no password) let in every callback that sent that name and no password.
+        check_credentials(
+            "username",
+            username,
+            password,
+            "pass username= and password= (the ones registered with the carrier), or allow_anonymous=True "
+            "on a closed network",
+            refuse_none=None if allow_anonymous else OPEN_TO_ANYONE,
+        )
         check_login_text(username, password, previous_password)
         self.store = store
         self.username = username

@@ -146,15 +146,13 @@ class Preview:
         return out
 
 
-def preview(
-    list_page: Any, query: DeviceQuery, *, first: int = 10, max_pages: int = MAX_PAGES
-) -> Preview:  # fmt: skip
+def preview(list_page: Any, query: DeviceQuery, *, first: int = 10) -> Preview:
     """The lines ``query`` matches, read page by page through ``list_page(body) -> answer``
     (:meth:`.RestClient.list_devices`)."""
     seen: Dict[str, ListedLine] = {}
     earliest: Optional[str] = None
     complete = False
-    for _ in range(max_pages):
+    for _ in range(MAX_PAGES):
         lines, more = read_page(list_page(device_list_body(query, earliest=earliest)))
         added = 0
         for line in lines:

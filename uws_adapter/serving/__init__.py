@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["ConnectionLimits", "ServedApp", "uvicorn_options", "waitress_server"]
 _WHERE = {
     "ConnectionLimits": "limits",
-    "uvicorn_options": "limits",
-    "waitress_server": "limits",
+    "uvicorn_options": "bounded_uvicorn",
+    "waitress_server": "bounded_waitress",
     "ServedApp": "thread",
 }
 
@@ -27,7 +27,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from uws_adapter.serving.bounded_uvicorn import uvicorn_options as uvicorn_options
+    from uws_adapter.serving.bounded_waitress import waitress_server as waitress_server
     from uws_adapter.serving.limits import ConnectionLimits as ConnectionLimits
-    from uws_adapter.serving.limits import uvicorn_options as uvicorn_options
-    from uws_adapter.serving.limits import waitress_server as waitress_server
     from uws_adapter.serving.thread import ServedApp as ServedApp

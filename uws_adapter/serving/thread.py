@@ -29,7 +29,8 @@ class ServedApp:
         limits: Optional[Any] = None,
     ) -> None:
         try:
-            from uws_adapter.serving.limits import ConnectionLimits, waitress_server
+            from uws_adapter.serving.bounded_waitress import waitress_server
+            from uws_adapter.serving.limits import ConnectionLimits
         except ImportError:
             raise InputError("waitress", "is not installed", install_hint("receiver")) from None
 

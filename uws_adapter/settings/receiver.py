@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping, Optional, Tuple, Union
 
 from uws_adapter.errors import InputError
-from uws_adapter.model.callbacks import check_credentials
+from uws_adapter.model.callbacks import OPEN_TO_ANYONE, check_credentials
 from uws_adapter.settings.source import Loadable, Option, choice, flag, number, whole
 from uws_adapter.xmlsafe import MAX_BYTES
 
@@ -147,9 +147,8 @@ class ReceiverSettings(Loadable, ConnectionBounds):
     def check(self) -> None:
         if self.host is None or self.db is None:
             raise InputError("host" if self.host is None else "db", "cannot be empty", "give one, or leave it out")
-        anyone = "a receiver without callback credentials would store callbacks from anyone"
         check_credentials("--username", self.username, self.password, CREDENTIALS_FIX,
-                          refuse_none=None if self.allow_anonymous else anyone)  # fmt: skip
+                          refuse_none=None if self.allow_anonymous else OPEN_TO_ANYONE)  # fmt: skip
 
     def announce(self) -> None:
         """What a receiver says once when it starts: that it checks no credentials, if so."""

@@ -137,7 +137,7 @@ class BridgeSettings(Loadable, ConnectionBounds):
 
     def check(self) -> None:
         if self.unlock:
-            return  # clears a lockout in the store: needs nothing else
+            return  # the command refuses it with its reason: nothing is locked in the store any more
         if not self.legacy_login:
             raise InputError(
                 "--legacy-login", "no legacy login",

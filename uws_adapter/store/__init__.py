@@ -29,7 +29,8 @@ from uws_adapter.store.interfaces import (
     Write,
 )
 from uws_adapter.store.sql import is_postgres_url
-from uws_adapter.store.sqlite import SCHEMA_VERSION, Store
+from uws_adapter.store.sqlite import Store
+from uws_adapter.store.sqlite_schema import SCHEMA_VERSION
 
 __all__ = [
     "POISONED", "SCHEMA_VERSION", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterWrite",

@@ -1,9 +1,8 @@
 """The SQL core: every store role but the callback write hot path, written once against the dialect
-of :mod:`.sql` (reads, tracking, the request log and the budget reservations, the handler queue,
-the bridge's session rows). A backend mixes :class:`SqlCore` in and gives it connections and
-transactions (:meth:`SqlCore._read`, :meth:`~SqlCore._snapshot`, :meth:`~SqlCore._transact`); its
-own module keeps only those, its locking, its migrations and the hot path (:mod:`.sqlite_writes`,
-:mod:`.postgres_writes`).
+of :mod:`.sql` (reads, tracking, the request log and the budget reservations, the handler queue of
+:mod:`.handler_queue`, the bridge's session rows). A backend mixes :class:`SqlCore` in and gives it
+connections and transactions (:class:`.sql.SqlAccess`); its own module keeps only those, its
+locking, its migrations and the hot path (:mod:`.sqlite_writes`, :mod:`.postgres_writes`).
 
 The budget reservation: a device-list request is recorded *before* it is sent, as a pending request
 (``pending:<uuid>``) written in the same transaction as the count of its lines' recent actions, and
@@ -30,10 +29,11 @@ from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device
 from uws_adapter.store import dead_letters as dead_letter_sql
 from uws_adapter.store import line_counts, unlisted
-from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals, keep_letter, letter_of, purge
+from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals, letter_of, purge
+from uws_adapter.store.handler_queue import HandlerQueueSql, pg_text
 from uws_adapter.store.interfaces import CallbackWrite, EventPages, RequestStatus, StoredEvent, Write
 from uws_adapter.store.names import KEY_OF, NAME, RESERVED_AT, turn_of
-from uws_adapter.store.sql import Dialect, Row, Sql, bound_int, bound_limit, bound_text
+from uws_adapter.store.sql import Row, Sql, bound_int, bound_limit, bound_text
 from uws_adapter.store.tracking_rows import recent_line_actions, request_status
 
 __all__ = [
@@ -55,12 +55,6 @@ PENDING, UNKNOWN = unlisted.PENDING, "outcome-unknown:"
 #: The key budget reservations take turns on (PostgreSQL's advisory lock): "budget" on a keypad.
 BUDGET_LOCK = 283_348
 _TABLES = ("events", "attempts", "dead_letters", "requests", "handler_queue")
-
-
-def pg_text(value: str) -> str:
-    """``value`` as PostgreSQL text can hold it (no NUL, no lone surrogate); SQLite stores it alike,
-    so both backends keep the same text."""
-    return value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 #: How long a failed commit keeps a store not ready (unless a later commit succeeds), in seconds:
@@ -138,33 +132,9 @@ def next_group(jobs: queue.Queue[Optional[J]], max_batch: int) -> Optional[List[
     return group
 
 
-class SqlCore(EventPages):
-    """The store roles written once; a backend provides the connections and the hot path."""
-
-    dialect: Dialect
-    clock: Callable[[], float]
-
-    # What a backend provides ---------------------------------------------------------------------
-
-    def _read(self, what: str, work: Callable[[Sql], T]) -> T:
-        """``work`` on a connection that reads what is committed (each statement by itself)."""
-        raise NotImplementedError
-
-    def _glance(self, what: str, work: Callable[[Sql], T]) -> T:
-        """:meth:`_read` of one short statement on every call of a service (the bridge's session
-        read): a backend may run it where it is cheapest, never waiting for a write."""
-        return self._read(what, work)
-
-    def _snapshot(self, what: str, work: Callable[[Sql], T]) -> T:
-        """``work``'s statements in one read snapshot: a write committed meanwhile is not half seen."""
-        raise NotImplementedError
-
-    def _transact(self, what: str, work: Callable[[Sql], T], *, durable: bool = True) -> T:
-        """``work`` in one write transaction, committed durably before this returns; with
-        ``durable=False`` committed (atomic, seen by all, kept when a process dies) without waiting
-        for its own flush to disk: a power loss or an OS crash may undo it until the next durable
-        commit. For what need not survive that at the price of an fsync per call."""
-        raise NotImplementedError
+class SqlCore(HandlerQueueSql, EventPages):
+    """The store roles written once; a backend provides the connections (:class:`.sql.SqlAccess`)
+    and the hot path."""
 
     def apply(self, write: Write, *, timeout: float = 30.0) -> Any:
         raise NotImplementedError
@@ -231,100 +201,6 @@ class SqlCore(EventPages):
             return request_status(request_id, sent, identifiers, events)
 
         return self._snapshot("read the request's status", read)
-
-    # The handler and relay queue -------------------------------------------------------------------
-
-    def due_handlers(self, limit: int = 500) -> List[Tuple[int, str, int]]:
-        """(event id, handler name, attempts so far) of handler runs that are due (a look only)."""
-        now = self.clock()
-        rows = self._read(
-            "read the handler queue",
-            lambda db: db.all(
-                "SELECT event_id, handler, attempts FROM handler_queue WHERE next_at <= ?"
-                " AND coalesce(claimed_until, 0) <= ? ORDER BY event_id LIMIT ?",
-                (now, now, limit),
-            ),
-        )
-        return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
-
-    def claim_handlers(
-        self, limit: int = 50, *, lease: float = 300.0, names: Optional[Sequence[str]] = None
-    ) -> List[Tuple[int, str, int]]:
-        """Claim due runs for ``lease`` seconds in one transaction: instances sharing a PostgreSQL
-        store claim side by side (SKIP LOCKED), processes sharing a SQLite file take turns on its
-        write lock; no two ever claim the same run."""
-        if names is not None and not names:
-            return []
-        now = self.clock()
-
-        def work(db: Sql) -> List[Tuple[int, str, int]]:
-            only, chosen = "", ()  # type: Tuple[str, Tuple[Any, ...]]
-            if names is not None:
-                pieces = list(db.lists("handler", list(names)))
-                only = " AND (" + " OR ".join(p[0] for p in pieces) + ")"
-                chosen = tuple(a for p in pieces for a in p[1])
-            rows = db.all(
-                "SELECT event_id, handler, attempts FROM handler_queue WHERE next_at <= ?"
-                f" AND coalesce(claimed_until, 0) <= ?{only} ORDER BY next_at, event_id LIMIT ?"
-                + db.dialect.skip_locked,
-                (now, now, *chosen, limit),
-            )
-            db.many(
-                "UPDATE handler_queue SET claimed_until = ? WHERE event_id = ? AND handler = ?",
-                [(now + lease, r[0], r[1]) for r in rows],
-            )
-            return sorted((int(r[0]), str(r[1]), int(r[2])) for r in rows)
-
-        return self._transact("claim handler runs", work)
-
-    def release_handlers(self, runs: Sequence[Tuple[int, str]]) -> None:
-        """Give back claimed runs that were not run: due again at once."""
-        if runs:
-            self._transact(
-                "give back handler runs",
-                lambda db: db.many(
-                    "UPDATE handler_queue SET claimed_until = NULL WHERE event_id = ? AND handler = ?", list(runs)
-                ),
-            )
-
-    def handler_done(self, event_id: int, handler: str) -> None:
-        self._transact(
-            "record a handler run",
-            lambda db: db.run("DELETE FROM handler_queue WHERE event_id = ? AND handler = ?", (event_id, handler)),
-        )
-
-    def handler_failed(self, event_id: int, handler: str, error: str, delay: float) -> None:
-        self._transact(
-            "record a failed handler run",
-            lambda db: db.run(
-                "UPDATE handler_queue SET attempts = attempts + 1, next_at = ?, claimed_until = NULL, last_error = ?"
-                " WHERE event_id = ? AND handler = ?",
-                (self.clock() + delay, pg_text(error)[:500], event_id, handler),
-            ),
-        )
-
-    def handler_gave_up(self, event_id: int, handler: str, reason: str) -> None:
-        """Take a handler run off the queue for good, kept among the dead letters with ``reason``."""
-        now = self.clock()
-
-        def work(db: Sql) -> None:
-            row = db.one("SELECT callback FROM events WHERE id = ?", (event_id,))
-            db.run("DELETE FROM handler_queue WHERE event_id = ? AND handler = ?", (event_id, handler))
-            why = pg_text(f"handler {handler!r} gave up on event {event_id}: {reason}")[:500]
-            keep_letter(db, (row[0] if row else "").encode("utf-8"), "application/json", why, now)
-
-        self._transact("record a handler that gave up", work)
-
-    def handler_backlog(self) -> Dict[str, Tuple[int, Optional[float]]]:
-        """Per handler name: runs queued, and when the oldest of their events was received."""
-        rows = self._read(
-            "read the handler backlog",
-            lambda db: db.all(
-                "SELECT q.handler, count(*), min(e.received_at) FROM handler_queue q"
-                " LEFT JOIN events e ON e.id = q.event_id GROUP BY q.handler"
-            ),
-        )
-        return {str(r[0]): (int(r[1]), float(r[2]) if r[2] is not None else None) for r in rows}
 
     # The request log and the budget reservations ---------------------------------------------------
     # Committed without an fsync of their own (durable=False): every process and instance sees them at

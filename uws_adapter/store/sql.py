@@ -1,4 +1,5 @@
-"""The small dialect the SQL core (:mod:`.core`) is written against, and a connection that speaks it.
+"""The small dialect the SQL core (:mod:`.core`) is written against, a connection that speaks it,
+and what a backend gives the core (:class:`SqlAccess`).
 
 Statements are written once, with ``?`` placeholders and the SQL both backends read alike
 (``ON CONFLICT``, ``coalesce``, ``TRUE``); what differs is named here: the placeholder, how a list
@@ -13,14 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from uws_adapter.errors import InputError, shown
 from uws_adapter.model.text import decoded_text, xml_text
 
-__all__ = ["POSTGRES", "SQLITE", "Dialect", "Row", "Sql", "bound_int", "bound_limit", "bound_text", "is_postgres_url"]
+__all__ = [
+    "POSTGRES", "SQLITE", "Dialect", "Row", "Sql", "SqlAccess", "bound_int", "bound_limit", "bound_text",
+    "is_postgres_url",
+]  # fmt: skip
 
 Row = Sequence[Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -207,3 +212,32 @@ class Sql:
         for start in range(0, len(values), limit):
             piece = tuple(values[start : start + limit])
             yield f"{column} IN ({','.join('?' * len(piece))})", piece
+
+
+class SqlAccess:
+    """How the SQL written once reaches a backend's database: a backend gives its dialect, its
+    clock, and connections for reads, snapshots and write transactions; the roles written once
+    (:mod:`.core`, :mod:`.handler_queue`) use only these."""
+
+    dialect: Dialect
+    clock: Callable[[], float]
+
+    def _read(self, what: str, work: Callable[[Sql], T]) -> T:
+        """``work`` on a connection that reads what is committed (each statement by itself)."""
+        raise NotImplementedError
+
+    def _glance(self, what: str, work: Callable[[Sql], T]) -> T:
+        """:meth:`_read` of one short statement on every call of a service (the bridge's session
+        read): a backend may run it where it is cheapest, never waiting for a write."""
+        return self._read(what, work)
+
+    def _snapshot(self, what: str, work: Callable[[Sql], T]) -> T:
+        """``work``'s statements in one read snapshot: a write committed meanwhile is not half seen."""
+        raise NotImplementedError
+
+    def _transact(self, what: str, work: Callable[[Sql], T], *, durable: bool = True) -> T:
+        """``work`` in one write transaction, committed durably before this returns; with
+        ``durable=False`` committed (atomic, seen by all, kept when a process dies) without waiting
+        for its own flush to disk: a power loss or an OS crash may undo it until the next durable
+        commit. For what need not survive that at the price of an fsync per call."""
+        raise NotImplementedError

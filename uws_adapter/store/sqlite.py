@@ -9,10 +9,10 @@ and every caller is released only after its group is durable, so nothing is ackn
 is on disk while one fsync serves many concurrent callbacks. With ``synchronous="FULL"`` (the
 default) the writers' own commits append to the WAL without waiting, and the writer then fsyncs the
 WAL itself once the write locks are released: what SQLite's FULL does at COMMIT, but without holding
-the lock that other processes' commits wait for during the fsync (see :class:`_WalSync`). What a job
-writes is in :mod:`uws_adapter.store.sqlite_writes`. Waits for the write lock are bounded
-(``lock_timeout``). The schema carries its version (``PRAGMA user_version``): older databases are
-upgraded in place when opened, newer ones refused.
+the lock that other processes' commits wait for during the fsync (see
+:class:`~uws_adapter.store.sqlite_files.WalSync`). Waits for the write lock are bounded
+(``lock_timeout``). What a job writes is in :mod:`uws_adapter.store.sqlite_writes`; the schema,
+its version and its migrations are in :mod:`uws_adapter.store.sqlite_schema`.
 """
 
 from __future__ import annotations
@@ -20,22 +20,17 @@ from __future__ import annotations
 import os
 import queue
 import sqlite3
-import stat
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar, Union
 
-try:
-    import fcntl
-except ImportError:  # Windows: one process per store there
-    fcntl = None  # type: ignore[assignment]
-
-from uws_adapter.errors import StoreError, UwsAdapterError, shown
-from uws_adapter.store import line_counts, names, unlisted
-from uws_adapter.store.core import CommitHealth, Job, SqlCore, newer_schema, next_group, stored
+from uws_adapter.errors import StoreError, UwsAdapterError
+from uws_adapter.store.core import CommitHealth, Job, SqlCore, next_group, stored
 from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sql import SQLITE, Sql
+from uws_adapter.store.sqlite_files import POSIX_LOCKS, FileLock, WalSync
+from uws_adapter.store.sqlite_schema import cannot_open, check_ours, upgrade
 from uws_adapter.store.sqlite_writes import WriteWork, work_for
 from uws_adapter.waits import check_seconds
 
@@ -43,169 +38,8 @@ __all__ = ["RequestStatus", "Store", "StoreError", "StoredEvent"]
 
 T = TypeVar("T")
 
-#: The schema this release writes (``PRAGMA user_version``). 0 is 0.1.0's, which had no version.
-SCHEMA_VERSION = 10
-#: How to go from version N-1 to N, applied in order in one transaction when a store is opened.
-_MIGRATIONS: Dict[int, str] = {
-    1: "CREATE INDEX IF NOT EXISTS handler_queue_by_due ON handler_queue (next_at);",
-    # The bridge's legacy sessions (token hashes only) and login lockout, kept across restarts.
-    2: """
-        CREATE TABLE IF NOT EXISTS bridge_sessions (token_sha256 TEXT PRIMARY KEY, last_used REAL NOT NULL);
-        CREATE TABLE IF NOT EXISTS bridge_login_failures (
-            username TEXT PRIMARY KEY, failures INTEGER NOT NULL, locked_at REAL
-        );
-    """,
-    # The budget guard: requests sent over the budget on purpose, and the lookups it makes (the
-    # requests naming an identity; the callbacks of the last 24 hours).
-    3: """
-        ALTER TABLE requests ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
-        CREATE INDEX IF NOT EXISTS request_identifiers_by_identifier ON request_identifiers (identifier);
-        CREATE INDEX IF NOT EXISTS events_by_received ON events (received_at);
-    """,
-    # Handler runs are claimed (leased) before they run, so that two processes sharing the file
-    # never run the same one at once.
-    4: "ALTER TABLE handler_queue ADD COLUMN claimed_until REAL;",
-    # The budget check ties a line's identifiers together by (request, device position): without
-    # an index on it each of its rows scanned the whole request (quadratic in a device list's
-    # size). Both indexes cover what the check reads, so it never visits the table.
-    5: """
-        CREATE INDEX IF NOT EXISTS request_identifiers_by_device
-            ON request_identifiers (request_id, device, identifier);
-        DROP INDEX IF EXISTS request_identifiers_by_identifier;
-        CREATE INDEX IF NOT EXISTS request_identifiers_lines ON request_identifiers (identifier, request_id, device);
-    """,
-    # Dead letters: each one's size as the cap counts it, and the running total of those sizes
-    # (see store/dead_letters.py; the sizes of older letters are reckoned here once). Failed
-    # legacy LogIns are throttled in memory now: their table goes.
-    6: """
-        ALTER TABLE dead_letters ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
-        UPDATE dead_letters SET size = length(body) + length(CAST(coalesce(content_type, '') || reason AS BLOB)) + 64;
-        CREATE TABLE IF NOT EXISTS dead_letter_totals (
-            id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL, rotated INTEGER NOT NULL, max_bytes INTEGER
-        );
-        INSERT OR IGNORE INTO dead_letter_totals SELECT 0, coalesce(sum(size), 0), 0, NULL FROM dead_letters;
-        DROP TABLE IF EXISTS bridge_login_failures;
-    """,
-    # The budget check's summary: per identity, how it was named and its requests per day, kept
-    # with every request recorded or forgotten (see store/line_counts.py), built here from the log.
-    7: line_counts.MIGRATION_SQLITE,
-    # The budget's callbacks of requests the log lists no devices for, found without visiting the
-    # others (see store/unlisted.py); the events stored so far are marked here.
-    8: unlisted.MIGRATION_SQLITE,
-    # A confirmed reservation's rows keep its key; the carrier's RequestId is written beside it
-    # (see store/names.py).
-    9: names.MIGRATION_SQLITE,
-    # The devices of each request in their key's b-tree (WITHOUT ROWID): a rowid table beside its
-    # key's index was one b-tree more for every reservation to write (about 0.015 ms of its 0.15).
-    10: """
-        CREATE TABLE request_identifiers_keyed (
-            request_id TEXT NOT NULL,
-            identifier TEXT NOT NULL,
-            device INTEGER NOT NULL,
-            PRIMARY KEY (request_id, identifier)
-        ) WITHOUT ROWID;
-        INSERT INTO request_identifiers_keyed (request_id, identifier, device)
-            SELECT request_id, identifier, device FROM request_identifiers;
-        DROP TABLE request_identifiers;
-        ALTER TABLE request_identifiers_keyed RENAME TO request_identifiers;
-        CREATE INDEX request_identifiers_by_device ON request_identifiers (request_id, device, identifier);
-        CREATE INDEX request_identifiers_lines ON request_identifiers (identifier, request_id, device);
-    """,
-}
 #: The free space below which a store is not ready: room for a full group of callbacks' log frames.
 READY_RESERVE = 1024 * 1024
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    service TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    device TEXT NOT NULL,
-    action TEXT NOT NULL,
-    status TEXT,
-    succeeded INTEGER NOT NULL,
-    fault_code TEXT,
-    callback TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    differs INTEGER NOT NULL DEFAULT 0,
-    received_at REAL NOT NULL,
-    UNIQUE (service, request_id, device, action)
-);
-CREATE INDEX IF NOT EXISTS events_by_request ON events (request_id);
-CREATE TABLE IF NOT EXISTS attempts (
-    id INTEGER PRIMARY KEY,
-    event_id INTEGER NOT NULL REFERENCES events (id),
-    callback_count INTEGER,
-    content_hash TEXT NOT NULL,
-    received_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY,
-    received_at REAL NOT NULL,
-    content_type TEXT,
-    reason TEXT NOT NULL,
-    body BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS requests (
-    request_id TEXT PRIMARY KEY,
-    action TEXT NOT NULL,
-    api TEXT NOT NULL,
-    sent_at REAL NOT NULL,
-    devices TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS request_identifiers (
-    request_id TEXT NOT NULL,
-    identifier TEXT NOT NULL,
-    device INTEGER NOT NULL,
-    PRIMARY KEY (request_id, identifier)
-);
-CREATE TABLE IF NOT EXISTS handler_queue (
-    event_id INTEGER NOT NULL,
-    handler TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_at REAL NOT NULL,
-    last_error TEXT,
-    PRIMARY KEY (event_id, handler)
-);
-"""
-
-
-class _FileLock:
-    """An exclusive advisory lock on a file, across processes (a no-op where fcntl is missing).
-
-    Waits at most ``timeout`` seconds: a writer that holds it longer (stuck, or a foreign process)
-    must cost a group of callbacks a 503, never freeze the process that waits."""
-
-    def __init__(self, path: Path, timeout: float) -> None:
-        self._fd: Optional[int] = None
-        self.timeout = timeout
-        if fcntl is not None:
-            self._fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o600)
-
-    def __enter__(self) -> None:
-        if self._fd is None or fcntl is None:
-            return
-        deadline = time.monotonic() + self.timeout
-        pause = 0.0001
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise StoreError(f"another writer held the store's write lock for over {self.timeout} s") from None
-                # A commit holds the lock for its statements only (its fsync comes after): short
-                # pauses, growing a little, so that the lock is taken soon after it is let go.
-                time.sleep(pause)
-                pause = min(pause * 2, 0.001)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None and fcntl is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 class _GroupJob:
@@ -238,7 +72,7 @@ class _Held:
 
     def __init__(self) -> None:
         self.writer: Optional[sqlite3.Connection] = None
-        self.sync: Optional[_WalSync] = None
+        self.sync: Optional[WalSync] = None
 
     def close(self) -> None:
         writer, sync, self.writer, self.sync = self.writer, self.sync, None, None
@@ -246,55 +80,6 @@ class _Held:
             writer.close()
         if sync is not None:
             sync.close()
-
-
-class _WalSync:
-    """The fsync of a writer connection's commits, made after the write locks are let go.
-
-    Why: under ``synchronous=FULL`` SQLite fsyncs the WAL inside COMMIT, while the write lock is
-    held, so every other process's commit waits for this one's fsync, and the disk never has two
-    groups in flight. A writer connection is run at ``synchronous=NORMAL`` instead (its COMMIT
-    appends the group's frames to the WAL and returns) and this fsyncs the WAL before any caller of
-    the group is answered: the acknowledgement waits for the disk exactly as under FULL, but the
-    next process commits meanwhile (and one fsync may carry both groups). A crash before the fsync
-    loses only what was never acknowledged; NORMAL keeps the database consistent in any case, and
-    syncs the WAL before each checkpoint, so frames it moves into the database are durable too.
-
-    The WAL is opened once per connection (it exists while any connection is open, and SQLite
-    deletes it only when the last one closes, after checkpointing everything into the database);
-    the folder is fsynced once as well, since the file may be new and its name must survive too.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._wal = f"{path}-wal"
-        self._folder = str(path.parent)
-        self._fd: Optional[int] = None
-        # The writer thread fsyncs while another thread may close the store: a descriptor closed
-        # twice, or fsynced after its close, could be a number the process has since given to
-        # another file or socket. One lock around the descriptor's whole life.
-        self._lock = threading.Lock()
-
-    def __call__(self) -> None:
-        with self._lock:
-            if self._fd is None:
-                fd = os.open(self._wal, os.O_RDONLY)
-                try:
-                    folder = os.open(self._folder, os.O_RDONLY)
-                    try:
-                        os.fsync(folder)
-                    finally:
-                        os.close(folder)
-                except BaseException:
-                    os.close(fd)
-                    raise
-                self._fd = fd
-            os.fsync(self._fd)
-
-    def close(self) -> None:
-        with self._lock:
-            fd, self._fd = self._fd, None
-            if fd is not None:
-                os.close(fd)
 
 
 class Store(SqlCore):
@@ -334,7 +119,7 @@ class Store(SqlCore):
         lock_path = Path(f"{self.path}.writelock")
         lock_existed = lock_path.exists()
         try:
-            self._file_lock = _FileLock(lock_path, lock_timeout)
+            self._file_lock = FileLock(lock_path, lock_timeout)
         except OSError as error:  # another user's store, a read-only place: said, not an unexpected OSError
             raise StoreError(
                 f"cannot open the store {self.path}: its lock file {lock_path} cannot be opened"
@@ -352,34 +137,16 @@ class Store(SqlCore):
         self._writer.start()
 
     def _migrate(self) -> None:
-        """Create the schema, or bring a database of an earlier release up to this one's in place;
-        refuse one written by a newer release, whose meaning this one cannot know."""
-        _check_ours(self.path, self.lock_timeout)
+        check_ours(self.path, self.lock_timeout)
         try:
             setup = self._connect()  # reads the file: a file that is not a database fails here
         except sqlite3.Error as exc:
-            raise _cannot_open(self.path, exc) from None
+            raise cannot_open(self.path, exc) from None
         try:
             with self._file_lock:
-                version = int(setup.execute("PRAGMA user_version").fetchone()[0])
-                if version > SCHEMA_VERSION:
-                    raise newer_schema(str(self.path), version, SCHEMA_VERSION)
-                if version == SCHEMA_VERSION:
-                    return
-                setup.execute("BEGIN IMMEDIATE")
-                setup.execute("CREATE TABLE IF NOT EXISTS _probe (x)")  # fails early on a read-only file
-                setup.execute("DROP TABLE _probe")
-                for statement in _SCHEMA.split(";"):  # executescript would commit on its own
-                    if statement.strip():
-                        setup.execute(statement)
-                for step in range(version + 1, SCHEMA_VERSION + 1):
-                    for statement in _MIGRATIONS[step].split(";"):
-                        if statement.strip():
-                            setup.execute(statement)
-                setup.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                setup.execute("COMMIT")
+                upgrade(setup, self.path)
         except sqlite3.Error as exc:
-            raise _cannot_open(self.path, exc) from None
+            raise cannot_open(self.path, exc) from None
         finally:
             setup.close()
 
@@ -394,7 +161,7 @@ class Store(SqlCore):
             finally:
                 connection.close()
         except sqlite3.Error as exc:
-            raise _cannot_open(path, exc) from None
+            raise cannot_open(path, exc) from None
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -408,11 +175,11 @@ class Store(SqlCore):
         connection.execute("PRAGMA temp_store=MEMORY")
         return connection
 
-    def _connect_writer(self) -> Tuple[sqlite3.Connection, Optional[_WalSync]]:
+    def _connect_writer(self) -> Tuple[sqlite3.Connection, Optional[WalSync]]:
         """A connection for group commits, and the fsync that makes its commits durable when
         that is ours to make (FULL, in WAL mode, where files can be opened beside SQLite's)."""
         connection = self._connect()
-        if self.synchronous != "FULL" or fcntl is None:
+        if self.synchronous != "FULL" or not POSIX_LOCKS:
             return connection, None
         try:
             mode = str(connection.execute("PRAGMA journal_mode").fetchone()[0]).lower()
@@ -422,7 +189,7 @@ class Store(SqlCore):
         except BaseException:
             connection.close()
             raise
-        return connection, _WalSync(self.path)
+        return connection, WalSync(self.path)
 
     def close(self) -> None:
         if not self._closed:
@@ -512,7 +279,7 @@ class Store(SqlCore):
             held.close()
 
     def _commit(
-        self, connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJob]], sync: Optional[_WalSync]
+        self, connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJob]], sync: Optional[WalSync]
     ) -> None:
         """Run ``jobs`` in one transaction and make it durable; each job's result or error is
         set (the caller tells whoever waits)."""
@@ -547,7 +314,7 @@ class Store(SqlCore):
                     job.error = job.error or error
 
     def _commit_locked(
-        self, connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJob]], sync: Optional[_WalSync]
+        self, connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJob]], sync: Optional[WalSync]
     ) -> bool:
         """Whether the transaction committed (some jobs in it may have failed alone)."""
         # A connection whose fsync is ours (sync) runs at NORMAL already; another one is let off
@@ -692,39 +459,3 @@ def _run_fast(connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJo
             connection.execute("ROLLBACK")
         connection.execute("BEGIN IMMEDIATE")
         return False
-
-
-def _check_ours(path: Path, lock_timeout: float) -> None:
-    """A database without a schema version is new (no table) or 0.1.0's store (its ``events``);
-    one with other tables belongs to another program, into which ours must not be written. Read
-    before the store's own connection, whose WAL mode would stay in that file's header."""
-    try:
-        status = path.stat()
-        if not stat.S_ISREG(status.st_mode) or status.st_size == 0:
-            return
-    except OSError:  # missing or unreadable: the store's own opening says so
-        return
-    try:
-        probe = sqlite3.connect(str(path), timeout=lock_timeout)  # the store's own patience for a lock
-        try:
-            version = int(probe.execute("PRAGMA user_version").fetchone()[0])
-            rows = probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        finally:
-            probe.close()
-    except sqlite3.Error as exc:
-        raise _cannot_open(path, exc) from None
-    tables = sorted(str(name) for (name,) in rows)
-    if version == 0 and tables and "events" not in tables:
-        # The names are the file's: one with a control character (a line break, a terminal escape)
-        # or a long one is quoted as an error quotes a value; plain ones are shown as they are.
-        listed = ", ".join(t if t.isprintable() and len(t) <= 80 else shown(t) for t in tables[:5])
-        listed += ", ..." if len(tables) > 5 else ""
-        raise StoreError(
-            f"cannot open the store {path}: it is another program's SQLite database (tables: {listed}),"
-            " not a uws-adapter store; give the path of a new file or of a uws-adapter store"
-        )
-
-
-def _cannot_open(path: Union[str, Path], exc: sqlite3.Error) -> StoreError:
-    """The one way a SQLite file that cannot be opened (not a database, unreadable) is reported."""
-    return StoreError(f"cannot open the store {path}: {exc}")
