@@ -196,6 +196,33 @@ def test_a_password_sent_unescaped_is_never_quoted_in_the_refusal(
         assert piece not in reasons[0][1]
 
 
+def test_a_probe_answers_head_as_get_without_a_body(start: Callable[..., Running]) -> None:
+    # Load balancers check health with HEAD as well as GET (HAProxy's "option httpchk HEAD /"): it
+    # was answered 405 "Allow: POST", so such a check took a healthy receiver for down.
+    receiver = start()
+    for path in ("/", "/health", "/healthz", "/readyz", "/metrics"):
+        answers = []
+        for method in ("GET", "HEAD"):
+            connection = http.client.HTTPConnection("127.0.0.1", receiver.port, timeout=10)
+            try:
+                connection.request(method, path)
+                response = connection.getresponse()
+                answers.append((response.status, response.getheader("Content-Type"), response.read()))
+            finally:
+                connection.close()
+        (status, kind, body), head = answers
+        assert head == (status, kind, b""), path
+        assert status in (200, 404), path  # /metrics: 404 without prometheus_client
+        assert body, path
+    connection = http.client.HTTPConnection("127.0.0.1", receiver.port, timeout=10)
+    try:
+        connection.request("DELETE", "/healthz")
+        response = connection.getresponse()
+        assert (response.status, response.getheader("Allow")) == (405, "GET, HEAD, POST")
+    finally:
+        connection.close()
+
+
 def test_hostile_corpus_over_http(start: Callable[..., Running]) -> None:
     receiver = start()
     canary = Canary()
