@@ -82,3 +82,12 @@ def test_the_documented_tree_names_every_public_error_and_its_builtin() -> None:
     for cls, builtin in builtins.items():
         assert issubclass(cls, builtin), cls
         assert f"{cls.__name__} (also {builtin.__name__})" in documented
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("x", "a string"), (5, "a number"), (2.5, "a number"), (True, "a boolean"), (None, "null"), ({}, "an object"),
+     ([], "an array"), ((), "an array"), (b"x", "a bytes")],
+)  # fmt: skip
+def test_kind_of_names_a_value_in_a_wires_words(value: object, words: str) -> None:
+    assert errors.kind_of(value) == words

@@ -304,6 +304,22 @@ def _worker_values(folder: Path, metric: str) -> Dict[str, float]:
     return found
 
 
+def _holding(parent: int, path: str) -> List[int]:
+    """The child processes of ``parent`` that have ``path`` open (a worker that built its receiver)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) != parent:
+                continue
+            if any(os.readlink(link) == path for link in (entry / "fd").iterdir()):
+                found.append(int(entry.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
 def test_a_two_worker_uvicorn_receiver_reports_the_sum_of_both(tmp_path: Path) -> None:
     temp = tmp_path / "tmp"
     temp.mkdir()
@@ -323,13 +339,22 @@ def test_a_two_worker_uvicorn_receiver_reports_the_sum_of_both(tmp_path: Path) -
                 return False
 
         wait_until(answers, 30, "the receiver to start")
+        # /healthz proves one worker serves: until the other has built its receiver (its store open),
+        # the first takes every connection, and on a loaded machine a worker's start outlasted the
+        # 4,000 callbacks below (the test failed as if one worker took every connection).
+        store = os.path.realpath(tmp_path / "callbacks.db")
+        wait_until(lambda: len(_holding(process.pid, store)) == 2, 60, "both workers to open the store")
         folders = list(temp.glob("uws-adapter-metrics-*"))
         assert len(folders) == 1  # made by the CLI for this run
         sent = 0
+        failures: List[BaseException] = []
 
         def send(first: int, count: int) -> None:
-            for n in range(first, first + count):
-                assert post(port, callback(n, password=None)) == 200
+            try:
+                for n in range(first, first + count):
+                    assert post(port, callback(n, password=None)) == 200
+            except BaseException as exc:  # said by the test, not lost with its thread (the sum failed instead)
+                failures.append(exc)
 
         # Concurrent connections until both workers have taken some (the kernel decides who accepts).
         while len(_worker_values(folders[0], "uws_adapter_callbacks_received_total")) < 2:
@@ -339,6 +364,7 @@ def test_a_two_worker_uvicorn_receiver_reports_the_sum_of_both(tmp_path: Path) -
                 thread.start()
             for thread in threads:
                 thread.join()
+            assert failures == []
             sent += 80
         per_worker = _worker_values(folders[0], "uws_adapter_callbacks_received_total")
         assert sum(per_worker.values()) == sent

@@ -32,7 +32,7 @@ Messages name the offending field and say how to fix it, so that a CLI can print
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Optional, Tuple, Type
+from typing import TYPE_CHECKING, Dict, Mapping, Optional, Tuple, Type
 
 if TYPE_CHECKING:  # sent imports this module
     from uws_adapter.provisioning.sent import SentRequest
@@ -107,6 +107,26 @@ def shown(value: object) -> str:
     except ValueError:  # a container holding such an integer
         return f"a {type(value).__name__} holding an integer too long to write"
     return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "..."
+
+
+def kind_of(value: object) -> str:
+    """What ``value`` is, in the words of a JSON or SOAP wire (``a string``, ``a number``, ``a
+    boolean``, ``null``, ``an object``, ``an array``): the one way an error names the type of a value
+    that came from a wire, whose sender knows no Python type ("got int"). A value only a program
+    can give (bytes, a set) is named by its type. Never the value itself: it may be a password."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    return f"a {type(value).__name__}"
 
 
 class InputError(UwsAdapterError, ValueError):

@@ -122,8 +122,12 @@ def test_unknown_sections_are_named_not_dropped() -> None:
         (_base(callbackCount="two"), "callbackCount: 'two' is not an integer"),
         (_base(callbackCount=1.5), "callbackCount: 1.5 is not an integer"),
         (_base(callbackCount=True), "callbackCount: True is not an integer"),
+        (_base(callbackCount=-1), "callbackCount: -1 is negative: a count is 0 or more"),
+        (_base(maxCallbackThreshold="-4"), "maxCallbackThreshold: -4 is negative"),
+        (_base(deviceResponse={"suspendResponse": {"numDaysSuspendedLast12Months": -3}}),
+         r"deviceResponse\.suspendResponse\.numDaysSuspendedLast12Months: -3 is negative"),
         (_base(deviceIds=[{"kind": "IMEI"}]), r"deviceIds\[0\]: needs both kind and id"),
-        (_base(deviceIds="IMEI:1"), "deviceIds: expected a list"),
+        (_base(deviceIds="IMEI:1"), "deviceIds: expected an array, got a string"),
         (_base(deviceResponse=[]), "deviceResponse: expected an object"),
         (_base(deviceResponse={"suspendResponse": {"expectedResumeDate": "25.05.2018"}}), "is not a date"),
         (_base(deviceResponse={"restoreResponse": {"restored": "maybe"}}), "is not true or false"),
@@ -131,7 +135,8 @@ def test_unknown_sections_are_named_not_dropped() -> None:
         (_base(requestId="a\u0000b"), "requestId: has a control character"),
         (_base(deviceIds=[{"kind": "IMEI", "id": "1\u001b"}]), r"deviceIds\[0\]\.id: has a control character"),
     ],
-    ids=["no-request-id", "count-word", "count-float", "count-bool", "device-no-id", "devices-not-list",
+    ids=["no-request-id", "count-word", "count-float", "count-bool", "count-negative", "threshold-negative",
+         "days-negative", "device-no-id", "devices-not-list",
          "response-not-object", "bad-date", "bad-bool", "status-object", "nul-in-request-id", "escape-in-device-id"],
 )  # fmt: skip
 def test_wrong_types_are_parse_errors(body: Dict[str, Any], message: str) -> None:
@@ -143,7 +148,7 @@ def test_wrong_types_are_parse_errors(body: Dict[str, Any], message: str) -> Non
     ("data", "message"),
     [
         (b"", "empty"),
-        (b"[1, 2]", "is a list, not an object"),
+        (b"[1, 2]", "is an array, not an object"),
         (b"<CallbackRequest/>", "this is XML, not JSON"),
         (b"{'a': 1}", "not valid JSON"),
         (b"\xff\xfe{}", "not UTF-8"),
@@ -209,3 +214,24 @@ def test_rendering_gives_back_the_documented_document(name: str) -> None:
     original.setdefault("password", "")
     assert rendered == _upper_kinds(original)
     assert parse_rest_callback(render_rest_callback(parse_rest_callback(original))) == parse_rest_callback(original)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (_base(status={"a": 1}), "status: expected a string, got an object"),
+        (_base(status=[True]), "status: expected a string, got an array"),
+        (_base(deviceIds={}), "deviceIds: expected an array, got an object"),
+        (_base(deviceIds=[5]), r"deviceIds\[0\]: expected an object, got a number"),
+        (_base(deviceIds=[None]), r"deviceIds\[0\]: expected an object, got null"),
+        (_base(deviceResponse=[1]), "deviceResponse: expected an object, got an array"),
+        (_base(faultResponse=True), "faultResponse: expected an object, got a boolean"),
+    ],
+    ids=["object", "array", "devices-object", "device-number", "device-null", "response-array",
+         "fault-boolean"],
+)  # fmt: skip
+def test_a_value_of_the_wrong_type_is_named_in_json_words(body: Dict[str, Any], message: str) -> None:
+    # The sender of a JSON callback knows no Python type: "got dict", "got list", "got int" said them.
+    with pytest.raises(CallbackParseError, match=message) as info:
+        parse_rest_callback(json.dumps(body))
+    assert not any(f"got {name}" in str(info.value) for name in ("dict", "list", "int", "NoneType", "bool"))

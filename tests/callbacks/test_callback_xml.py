@@ -116,6 +116,10 @@ def test_unknown_elements_anywhere_are_named_or_ignored() -> None:
         (_bare("<RequestId>r2</RequestId>"), "RequestId \\(line 1\\) appears twice", 1),
         (_bare("<Data>\n<CallbackCount>abc</CallbackCount></Data>"), "CallbackCount \\(line 2\\): 'abc' is not an integer", 2),
         (_bare("<Data><MaxCallbackThreshold>4.0</MaxCallbackThreshold></Data>"), "'4.0' is not an integer", 1),
+        (_bare("<Data>\n<CallbackCount>-1</CallbackCount></Data>"),
+         "CallbackCount \\(line 2\\): -1 is negative: a count is 0 or more", 2),
+        (_bare("<Data><CarrierService><ChangeDeviceState><Suspend><MaxSuspendDaysAllowed>-90</MaxSuspendDaysAllowed>"
+               "</Suspend></ChangeDeviceState></CarrierService></Data>"), "MaxSuspendDaysAllowed \\(line 1\\): -90 is negative", 1),
         (_bare("<Device><Kind>IMEI</Kind></Device>"), "Device \\(line 1\\) needs a Kind and an Identifier", 1),
         (_bare("<Data><CarrierService><ChangeDeviceState><Restore/><Suspend/></ChangeDeviceState></CarrierService></Data>"),
          "Suspend \\(line 1\\) beside Restore", 1),
@@ -126,7 +130,8 @@ def test_unknown_elements_anywhere_are_named_or_ignored() -> None:
         ("<s:Envelope xmlns:s='http://schemas.xmlsoap.org/soap/envelope/'><s:Body><s:Fault><faultcode>x</faultcode>"
          "</s:Fault></s:Body></s:Envelope>", "a SOAP Fault", 1),
     ],
-    ids=["no-request-id", "two-request-ids", "count-not-integer", "threshold-decimal", "device-without-identifier",
+    ids=["no-request-id", "two-request-ids", "count-not-integer", "threshold-decimal", "count-negative",
+         "days-negative", "device-without-identifier",
          "two-actions", "bad-date", "not-a-callback", "empty-body", "soap-fault"],
 )  # fmt: skip
 def test_strict_where_it_matters(document: str, message: str, line: int) -> None:

@@ -59,6 +59,10 @@ def test_kinds_are_written_as_the_carrier_writes_them() -> None:
      (CallbackRequest(request_id="r", devices=(ReportedDevice(None, "1"),)), "callback.devices.kind"),  # type: ignore[arg-type]
      (CallbackRequest(request_id="r", callback_count=10**5000), "callback.callback_count"),
      (CallbackRequest(request_id="r", callback_count=True), "callback.callback_count"),
+     # What the parsers refuse (every integer of a callback is a count) is not sent either.
+     (CallbackRequest(request_id="r", callback_count=-1), "callback.callback_count"),
+     (CallbackRequest(request_id="r", suspend=SuspendResult(max_suspend_days_allowed=-(10**5000))),
+      "callback.suspend.max_suspend_days_allowed"),
      (CallbackRequest(request_id="r", suspend=SuspendResult(expected_resume_date="2020-01-01")),  # type: ignore[arg-type]
       "callback.suspend.expected_resume_date"),
      (CallbackRequest(request_id="r", unmodeled=("a", 1)), "callback.unmodeled"),  # type: ignore[arg-type]
@@ -66,7 +70,7 @@ def test_kinds_are_written_as_the_carrier_writes_them() -> None:
      (CallbackRequest(request_id="r", nidd=NiddResult(devices=(ReportedDevice("IMEI", 5),))),  # type: ignore[arg-type]
       "callback.nidd.devices.identifier")],
     ids=["none", "a-dict", "a-device-that-is-not-one", "devices-not-a-collection", "request-id-a-number",
-         "kind-none", "count-past-64-bits", "count-a-bool", "date-a-string", "unmodeled-a-number",
+         "kind-none", "count-past-64-bits", "count-a-bool", "count-negative", "days-far-below-0", "date-a-string", "unmodeled-a-number",
          "fault-code-a-number", "nidd-identifier-a-number"],
 )  # fmt: skip
 @pytest.mark.parametrize("render", [render_callback, render_rest_callback], ids=["uws", "rest"])

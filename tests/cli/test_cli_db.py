@@ -116,6 +116,31 @@ def test_another_programs_sqlite_database_is_refused_and_left_as_it_was(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crm.db"]
 
 
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["status", "r"]], ids=" ".join)
+def test_another_programs_postgresql_database_is_refused_and_left_as_it_was(
+    command: List[str], postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # db upgrade wrote our tables beside its own (and took an `events` of its own for ours), as the
+    # SQLite store refused to.
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("CREATE TABLE customers (id INTEGER)")
+        db.execute("CREATE TABLE events (id INTEGER, what TEXT)")
+    assert main([*command, "--db", postgres_url]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "it is another program's PostgreSQL database (tables: customers, events), not a uws-adapter store" in err
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        tables = db.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()
+    assert sorted(tables) == [("customers",), ("events",)]
+
+
+def test_an_empty_postgresql_database_is_upgraded(postgres_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "upgrade", "--db", postgres_url]) == 0
+    assert f"store schema 0 -> {SCHEMA_VERSION}" in capsys.readouterr().out
+
+
 def test_another_programs_table_names_are_quoted_not_written_to_the_terminal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -110,7 +110,7 @@ def test_billing_options_are_offered_only_where_accepted(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"[1,2]", "the JSON document is a list, not an object"), (b"  \n 42", "the JSON document is a int"),
+    [(b"[1,2]", "the JSON document is an array, not an object"), (b"  \n 42", "the JSON document is a number,"),
      (b'\xef\xbb\xbf {"requestId": ', "not valid JSON"), (b"\n<CallbackRequest", "not well-formed XML")],
     ids=["json-list", "json-number-after-blanks", "bom-then-broken-json", "broken-xml"],
 )  # fmt: skip

@@ -34,7 +34,7 @@ from uws_adapter.model.callbacks import ACTIONS, REDACTED, SUCCESS_STATUSES
 _chars = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff")
 text = st.text(_chars, min_size=1, max_size=20).map(str.strip).filter(bool)
 maybe_text = st.none() | text
-maybe_int = st.none() | st.integers(-(2**40), 2**40)
+maybe_int = st.none() | st.integers(0, 2**40)  # counts: 0 or more (negatives are refused)
 kinds = st.sampled_from(["ESN", "MEID", "IMEI", "ICCID", "MDN", "MSISDN", "MIN", "EID", "IMSI"]) | text.map(
     str.upper
 ).filter(lambda k: k == k.strip().upper())

@@ -64,7 +64,7 @@ def test_a_filter_alone_is_a_rest_selection_that_uws_refuses(kwargs: Dict[str, A
 
 
 def test_account_given_as_a_number_is_refused() -> None:
-    with pytest.raises(InputError, match=r"account: expected a string, got int 123456; give the account name"):
+    with pytest.raises(InputError, match=r"account: expected a string, got a number \(123456\); give the account name"):
         select(account=123456)  # type: ignore[arg-type]
 
 

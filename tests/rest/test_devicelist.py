@@ -131,3 +131,18 @@ def test_a_page_that_adds_nothing_ends_an_incomplete_count() -> None:
     assert (found.count, found.complete) == (1, False)
     assert [body.get("earliest") for body in asked] == [None, "t1"]
     assert "lower bound" in found.lines("g")[-1]
+
+
+def test_an_identifier_of_the_wrong_json_type_is_named_in_json_words(emulator: Emulator) -> None:
+    # The emulator's REST front said "kind: expected a string, got int 5" to a JSON client.
+    token = requests.post(f"{emulator.rest_url}/ts/v1/oauth2/token", data={"grant_type": "client_credentials"},
+                          auth=(CLIENT_ID, CLIENT_SECRET), timeout=10).json()["access_token"]  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}"}
+    session = requests.post(f"{emulator.rest_url}/m2m/v1/session/login", json={"username": USER, "password": PASSWORD},
+                            headers=headers, timeout=10).json()["sessionToken"]  # fmt: skip
+    headers["VZ-M2M-Token"] = session
+    body = {"accountName": DEFAULT_ACCOUNT, "devices": [{"deviceIds": [{"kind": 5, "id": 350000000000001}]}]}
+    answer = requests.post(f"{emulator.rest_url}/m2m/v1/devices/actions/suspend", json=body, headers=headers,
+                           timeout=10)  # fmt: skip
+    assert answer.status_code == 400
+    assert "kind: expected a string, got a number (5)" in answer.text

@@ -146,3 +146,22 @@ def test_an_older_sqlite_store_keeps_its_requests_known_by_their_ids(tmp_path: P
     assert Store.schema_version(path) == SCHEMA_VERSION
     assert "WITHOUT ROWID" in schema["request_identifiers"]
     assert {"request_identifiers_by_device", "request_identifiers_lines"} <= set(schema)
+
+
+def test_a_callback_may_come_before_sent_at_which_is_when_the_answer_was_recorded(location: str) -> None:
+    # status --json showed sent_at after last_callback_at: the carrier (and the emulator) queues a
+    # request's callbacks as it accepts it, before its answer reaches the client, which confirms the
+    # request (sent_at) only then. Kept so: the budget counts a request from that later time, never
+    # from before the carrier could have had it (docs/cli-notes.md says what sent_at is).
+    clock = Clock()
+    with open_store(location, clock=clock) as store:
+        reservation = store.reserve_request("Suspend", [ONE])
+        assert reservation is not None
+        clock.now += 1.0
+        store.add_callback(CallbackRequest("req-fast", (ReportedDevice("IMEI", ONE.identifiers[0].identifier),),
+                                           service="CarrierService", action="Suspend", status="Success"))  # fmt: skip
+        clock.now += 1.0
+        store.confirm_request(reservation, "req-fast")
+        status = store.status("req-fast")
+    assert status.last_callback_at == START + 1.0
+    assert status.sent_at == START + 2.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from uws_adapter.errors import CallbackParseError, InputError, shown
+from uws_adapter.errors import CallbackParseError, InputError, kind_of, shown
 from uws_adapter.jsonsafe import check_depth, loads_untrusted, wire_integer
 from uws_adapter.model import callbacks as model
 from uws_adapter.model.text import xml_carries
@@ -83,7 +83,7 @@ def rest_callback_object(
         text, max_depth=max_depth, error=CallbackParseError, what="callback", max_values=max_values, unique_keys=True
     )
     if not isinstance(decoded, dict):
-        raise CallbackParseError(f"callback: the JSON document is a {type(decoded).__name__}, not an object")
+        raise CallbackParseError(f"callback: the JSON document is {kind_of(decoded)}, not an object")
     return decoded
 
 
@@ -99,7 +99,7 @@ def _string(obj: Mapping[str, Any], key: str, where: str) -> Optional[str]:
         return None
     if not isinstance(value, str):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CallbackParseError(f"callback: {where}{key}: expected a string, got {type(value).__name__}")
+            raise CallbackParseError(f"callback: {where}{key}: expected a string, got {kind_of(value)}")
         if isinstance(value, int) and value.bit_length() > 64:  # str() past 4,300 digits: a raw ValueError
             raise CallbackParseError(f"callback: {where}{key}: expected a string, got {shown(value)}")
     text = str(value).strip()
@@ -126,7 +126,7 @@ def _integer(obj: Mapping[str, Any], key: str, where: str = "") -> Optional[int]
     if isinstance(value, (int, str)) and not isinstance(value, bool):
         try:
             # An int from an already decoded mapping is bounded like one read from text.
-            return wire_integer(value.strip() if isinstance(value, str) else str(value))
+            return model.a_count(wire_integer(value.strip() if isinstance(value, str) else str(value)))
         except ValueError as exc:
             raise CallbackParseError(f"callback: {where}{key}: {exc}") from None
     raise CallbackParseError(f"callback: {where}{key}: {shown(value)} is not an integer")
@@ -146,7 +146,7 @@ def _object(obj: Mapping[str, Any], key: str, where: str = "") -> Optional[Mappi
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise CallbackParseError(f"callback: {where}{key}: expected an object, got {type(value).__name__}")
+        raise CallbackParseError(f"callback: {where}{key}: expected an object, got {kind_of(value)}")
     return value
 
 
@@ -155,12 +155,12 @@ def _devices(obj: Mapping[str, Any], key: str, where: str) -> Tuple[model.Report
     if items is None:
         return ()
     if not isinstance(items, list):
-        raise CallbackParseError(f"callback: {where}{key}: expected a list, got {type(items).__name__}")
+        raise CallbackParseError(f"callback: {where}{key}: expected an array, got {kind_of(items)}")
     devices = []
     for position, item in enumerate(items):
         here = f"{where}{key}[{position}]."
         if not isinstance(item, Mapping):
-            raise CallbackParseError(f"callback: {here[:-1]}: expected an object, got {type(item).__name__}")
+            raise CallbackParseError(f"callback: {here[:-1]}: expected an object, got {kind_of(item)}")
         kind, identifier = _key(item, "kind", here), _key(item, "id", here)
         if kind is None or identifier is None:
             raise CallbackParseError(f"callback: {here[:-1]}: needs both kind and id")

@@ -262,7 +262,7 @@ class _Reader:
         if text is None:
             return None
         try:
-            return wire_integer(text)
+            return model.a_count(wire_integer(text))
         except ValueError as exc:
             raise _error(element, f": {exc}") from None
 

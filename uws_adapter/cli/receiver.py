@@ -22,7 +22,7 @@ from uws_adapter.errors import InputError, UwsAdapterError, install_hint
 from uws_adapter.logs import worker_environment
 from uws_adapter.receiver.app import check_login_text, server_options
 from uws_adapter.receiver.wsgi import build_receiver
-from uws_adapter.settings.receiver import WORKER_SETTINGS_VARIABLE, ReceiverSettings
+from uws_adapter.settings.receiver import WORKER_SETTINGS_VARIABLE, ReceiverSettings, worker_failure
 from uws_adapter.store import describe_store
 
 __all__ = ["WORKER_FOLDER_PREFIX", "listening_socket", "multiprocess", "run_receiver"]
@@ -120,6 +120,9 @@ def _run_uvicorn(settings: ReceiverSettings) -> int:
                     # Worker processes report their metrics through files in one folder, made (and removed) per run.
                     with metrics.multiprocess_dir():
                         multiprocess(config, server, sock)
+                    failed = worker_failure(folder)  # said once here, not by each worker
+                    if failed is not None:
+                        raise failed
                     # Workers that close their SQLite stores at the same instant each see the other
                     # still connected, and neither folds the WAL back in: opened and closed once
                     # more here, as the last connection, the store is left as one file.

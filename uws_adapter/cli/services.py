@@ -30,7 +30,7 @@ from uws_adapter.edge import SOAP_BASE
 from uws_adapter.errors import InputError
 from uws_adapter.redaction import masked_url
 from uws_adapter.settings.receiver import ReceiverSettings
-from uws_adapter.settings.services import BridgeSettings, EmulatorSettings, login_pair
+from uws_adapter.settings.services import DEFAULT_DEVICES, BridgeSettings, EmulatorSettings, login_pair
 from uws_adapter.settings.source import CONFIG_VARIABLE
 from uws_adapter.store import describe_store
 from uws_adapter.wire import CALLBACK_SERVICES
@@ -85,8 +85,8 @@ _HANDLER_LEASE = _o(
 )  # fmt: skip
 _EMULATOR: List[Spec] = [
     _PORT,
-    _o("--devices", "generated Active devices (IMEI+ICCID)", metavar="N"),
-    _o("--devices-file", "CSV devices instead (kind,identifier rows)", metavar="FILE"),
+    _o("--devices", f"generated Active devices (IMEI+ICCID) (default: {DEFAULT_DEVICES})", metavar="N"),
+    _o("--devices-file", "CSV devices instead (kind,identifier rows; not with --devices)", metavar="FILE"),
     _o("--listener", "UWS (SOAP) callback listener for the emulated account", metavar="URL"),
     _o("--listener-username", "username written into each callback to --listener (the receiver reads the same "
        "variable)", metavar="NAME"),
@@ -215,7 +215,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
         # The same bound as --devices: the inventory is held in memory.
         lines = [EmulatedDevice(d) for d in read_devices_csv(settings.devices_file, max_devices=MAX_GENERATED)]
     else:
-        lines = generated_devices(settings.devices)
+        lines = generated_devices(DEFAULT_DEVICES if settings.devices is None else settings.devices)
     seeding = seeds(groups=list(settings.group), service_plans=list(settings.service_plan),
                     custom_fields=list(settings.custom_field))  # fmt: skip
     seed_lines(lines, seeding)

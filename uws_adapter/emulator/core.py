@@ -32,7 +32,7 @@ from uws_adapter.emulator.lines import (
     nidd_callback,
     resume_profile,
 )
-from uws_adapter.errors import Code, InputError, Refused, shown
+from uws_adapter.errors import Code, InputError, Refused, kind_of, shown
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import DeviceIdentifier, as_tuple_of, identity
 from uws_adapter.model.selection import CustomField
@@ -175,7 +175,7 @@ class Carrier:
         check_soap_action(soap_action)
         for field, value in (("listener username", username), ("listener password", password)):
             if not isinstance(value, str):  # not shown: it may be a password
-                raise InputError(field, f"expected a string, got {type(value).__name__}", 'give text, or "" for none')
+                raise InputError(field, f"expected a string, got {kind_of(value)}", 'give text, or "" for none')
             xml_text(field, value)
         with self.lock:
             existing = self.listeners.get((account, service))

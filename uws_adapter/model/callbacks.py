@@ -271,8 +271,13 @@ def _check_fields(value: Any, where: str) -> None:
             if isinstance(item, bool) is not (kind is bool) or not isinstance(item, kind):
                 got = f"expected {kind.__name__}, got {type(item).__name__} {shown(item)}"
                 raise InputError(place, got, _RENDER_FIX)
-            if isinstance(item, int) and not -(2**63) <= item < 2**63:
-                raise InputError(place, f"{shown(item)} does not fit 64 bits", _RENDER_FIX)
+            if isinstance(item, int) and not isinstance(item, bool):
+                if item >= 2**63:
+                    raise InputError(place, f"{shown(item)} does not fit 64 bits", _RENDER_FIX)
+                try:
+                    a_count(item)  # what the parsers refuse is not sent either
+                except ValueError as exc:
+                    raise InputError(place, str(exc), _RENDER_FIX) from None
             if is_dataclass(kind):
                 _check_fields(item, place)
 
@@ -296,6 +301,14 @@ def _field_kinds(cls: type) -> Dict[str, Tuple[Tuple[type, ...], bool]]:
 
 
 _RENDER_FIX = "build it with CallbackRequest(...), parse_callback or parse_rest_callback"
+
+
+def a_count(value: int) -> int:
+    """``value`` if it is 0 or more, else the ``ValueError`` whose text the parsers write after the
+    field's name: every integer of a callback is a count (of attempts, of days) [doc]."""
+    if value < 0:
+        raise ValueError(f"{shown(value)} is negative: a count is 0 or more")
+    return value
 
 
 def succeeds(status: Optional[str], fault: Optional[CallbackFault]) -> bool:

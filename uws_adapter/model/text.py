@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from uws_adapter.errors import Code, InputError, shown
+from uws_adapter.errors import Code, InputError, kind_of, shown
 
 # What XML 1.0 cannot carry: control characters but tab, LF and CR, lone surrogates, U+FFFE and
 # U+FFFF. One character class, so the search is linear whatever the text.
@@ -19,7 +19,8 @@ def a_string(field: str, value: object, fix: str, *, code: str = Code.REQUEST_UN
     given for a name or an identifier (a number would lose its leading zeros). It shows the value
     (bounded): what it checks is never a secret."""
     if not isinstance(value, str):
-        raise InputError(field, f"expected a string, got {type(value).__name__} {shown(value)}", fix, code=code)
+        got = kind_of(value) if value is None else f"{kind_of(value)} ({shown(value)})"
+        raise InputError(field, f"expected a string, got {got}", fix, code=code)
     return value
 
 

@@ -27,6 +27,9 @@ these lines (``AccessLog(receiver, "receiver")``).
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import signal
 import threading
 import time
 from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -34,7 +37,7 @@ from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, List, Opt
 from waitress.task import ErrorTask
 
 from uws_adapter.edge import AsgiApp, Message, Receive, Scope, Send, StartResponse, WsgiApp
-from uws_adapter.errors import DocumentError
+from uws_adapter.errors import DocumentError, UwsAdapterError
 from uws_adapter.jsonsafe import loads_untrusted
 from uws_adapter.logs import printable, text_handler
 
@@ -375,7 +378,19 @@ def receiver_worker() -> AsgiAccessLog:
     from uws_adapter.logs import configure_from_environment
     from uws_adapter.receiver.asgi import AsyncReceiver
     from uws_adapter.receiver.wsgi import create_app
+    from uws_adapter.settings.receiver import ReceiverSettings
 
     configure_from_environment()
-    receiver = create_app()
+    try:
+        receiver = create_app()
+    except UwsAdapterError as exc:  # a store that cannot be opened now, say
+        # A worker process of the command line's: its reason handed to the command line, which says
+        # it once, and the supervisor (the command line's process) stopped as SIGTERM stops it. Each
+        # worker printed a traceback and uvicorn started it again, for ever. Not uvicorn's
+        # startup-failure status (3): uvicorn 0.30+ logs its own line for it, uvicorn 0.20 ignores it.
+        # (In the command line's own process, as with one worker, the error goes up to it.)
+        if multiprocessing.parent_process() is None or not ReceiverSettings.worker_failed(exc):
+            raise
+        os.kill(os.getppid(), signal.SIGTERM)
+        raise SystemExit(1) from None
     return AsgiAccessLog(AsyncReceiver(receiver, owns_store=True), "receiver")

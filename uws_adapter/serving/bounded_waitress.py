@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
-from waitress.parser import HTTPRequestParser, ParsingError
+from waitress.parser import HTTPRequestParser, ParsingError, TransferEncodingNotImplemented
 from waitress.server import MultiSocketServer, TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 from waitress.utilities import RequestHeaderFieldsTooLarge
@@ -38,7 +38,12 @@ class StrictRequestParser(HTTPRequestParser):  # type: ignore[misc]
             if over:
                 self.too_large = over
                 raise ParsingError(over)
-        super().parse_header(header_plus)
+        try:
+            super().parse_header(header_plus)
+        except TransferEncodingNotImplemented:
+            if "CONTENT_LENGTH" not in self.headers:
+                raise  # a coding other than chunked, alone: 501, as the edge's screen answers it on uvicorn
+            self.chunked = True  # beside a Content-Length, any coding is refused as chunked is (uvicorn: 400)
         problem = None
         # waitress removes TRANSFER_ENCODING from HTTP/1.1 headers once parsed; ``chunked`` remains.
         if self.chunked and "CONTENT_LENGTH" in self.headers:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Optional, Tuple, Union
 
-from uws_adapter.errors import InputError
+from uws_adapter.errors import InputError, UwsAdapterError
 from uws_adapter.model.callbacks import OPEN_TO_ANYONE, check_credentials
 from uws_adapter.settings.source import Loadable, Option, choice, flag, number, whole
 from uws_adapter.xmlsafe import MAX_BYTES
@@ -38,6 +38,7 @@ __all__ = [
     "callback_login_options",
     "check_credentials",
     "port_option",
+    "worker_failure",
 ]
 
 #: Seconds a claimed handler run (a relay) is its instance's: four times the relay's deadline (30 s).
@@ -50,6 +51,8 @@ THREADS_OPTION = Option("threads", None, whole(1, 1000, "a number of threads"))
 
 #: The environment variable that gives a worker process the path of its settings file.
 WORKER_SETTINGS_VARIABLE = "UWS_ADAPTER_WORKER_SETTINGS"
+#: Beside that file: why a worker could not start (see :meth:`ReceiverSettings.worker_failed`).
+WORKER_FAILURE_FILE = "worker-failed.json"
 #: How to give a receiver its callback credentials, wherever the check is made.
 CREDENTIALS_FIX = (
     "give --username and --password (or UWS_CALLBACK_USERNAME and UWS_CALLBACK_PASSWORD, or username and "
@@ -187,6 +190,25 @@ class ReceiverSettings(Loadable, ConnectionBounds):
         the command line's file, and the command line said what there was to say at start)."""
         return bool((os.environ if environ is None else environ).get(WORKER_SETTINGS_VARIABLE))
 
+    @staticmethod
+    def worker_failed(exc: UwsAdapterError, environ: Optional[Mapping[str, str]] = None) -> bool:
+        """In a worker process the command line started (:meth:`handed_over`): why it cannot start,
+        written beside its settings file for the command line to say once (:func:`worker_failure`),
+        where each worker printed a traceback, and uvicorn started it again, and again. False (and
+        nothing written) in any other process."""
+        path = (os.environ if environ is None else environ).get(WORKER_SETTINGS_VARIABLE)
+        if not path:
+            return False
+        failure = Path(path).parent / WORKER_FAILURE_FILE
+        written = failure.with_name(f"{WORKER_FAILURE_FILE}.{os.getpid()}")
+        try:
+            with open(written, "w", encoding="utf-8") as handle:
+                json.dump({"message": str(exc)}, handle)
+            os.replace(written, failure)  # whole, whichever worker writes last
+        except OSError:  # the run's folder is gone: the error goes up as it is
+            return False
+        return True
+
     @classmethod
     def for_worker(cls, environ: Optional[Mapping[str, str]] = None) -> ReceiverSettings:
         """In a worker process: the settings file :data:`WORKER_SETTINGS_VARIABLE` names, else the
@@ -194,3 +216,16 @@ class ReceiverSettings(Loadable, ConnectionBounds):
         env = os.environ if environ is None else environ
         path = env.get(WORKER_SETTINGS_VARIABLE)
         return cls.read_private(path) if path else cls.load(environ=env)
+
+
+def worker_failure(folder: Union[str, Path]) -> Optional[UwsAdapterError]:
+    """Why a worker of the run whose private ``folder`` this is could not start, if one could not
+    (:meth:`ReceiverSettings.worker_failed`): the error to say, once."""
+    try:
+        with open(Path(folder) / WORKER_FAILURE_FILE, encoding="utf-8") as handle:
+            found: Mapping[str, Any] = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        return UwsAdapterError(f"receiver: a worker could not start, and its reason cannot be read ({exc})")
+    return UwsAdapterError(f"receiver: a worker could not start: {found.get('message')}")

@@ -22,7 +22,10 @@ from uws_adapter.settings.source import Loadable, Option, flag, names, number, t
 from uws_adapter.soap.sessions import DEFAULT_LOCKOUT, trusted_networks
 from uws_adapter.wire import CALLBACK_SERVICES
 
-__all__ = ["BridgeSettings", "EmulatorSettings", "check_listener_url", "login_pair"]
+__all__ = ["DEFAULT_DEVICES", "BridgeSettings", "EmulatorSettings", "check_listener_url", "login_pair"]
+
+#: The emulator's generated lines when neither --devices nor --devices-file is given.
+DEFAULT_DEVICES = 100
 
 
 def check_listener_url(url: Any, origin: str) -> str:
@@ -61,7 +64,9 @@ def _soap_action(value: Any, origin: str) -> Optional[str]:
     return check_soap_action(value, origin)
 
 
-def _devices(value: Any, origin: str) -> int:
+def _devices(value: Any, origin: str) -> Optional[int]:
+    if value is None:  # not given: the lines are generated (DEFAULT_DEVICES) or read from devices_file
+        return None
     # The emulator's own bound, read when the option is given: importing the emulator at the top
     # would load it into every service that reads its settings.
     from uws_adapter.emulator.lines import MAX_GENERATED
@@ -190,7 +195,8 @@ class EmulatorSettings(Loadable):
 
     host: str = "127.0.0.1"
     port: int = 8080
-    devices: int = 100
+    #: Generated lines; None: :data:`DEFAULT_DEVICES`, unless ``devices_file`` gives the lines.
+    devices: Optional[int] = None
     devices_file: Optional[str] = None
     listener: Optional[str] = None
     listener_username: Optional[str] = None
@@ -210,6 +216,10 @@ class EmulatorSettings(Loadable):
     custom_field: Tuple[str, ...] = ()
 
     def check(self) -> None:
+        if self.devices is not None and self.devices_file:  # one says how many, the other which: not both
+            raise InputError(
+                "--devices", "is for generated lines, and --devices-file gives the lines", "give one of the two"
+            )
         if self.listener_soap_action is not None and not self.listener:
             raise InputError("--listener-soap-action", "is for callbacks to --listener", "give --listener too")
         if self.listener:

@@ -24,7 +24,7 @@ import threading
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
 
-from uws_adapter.errors import StoreError
+from uws_adapter.errors import StoreError, shown
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.model.devices import Device
 from uws_adapter.store import dead_letters as dead_letter_sql
@@ -81,6 +81,19 @@ def newer_schema(shown: str, version: int, supported: int) -> StoreError:
     return StoreError(
         f"{shown} has store schema {version}, written by a newer uws-adapter; this release reads schema "
         f"{supported} at most: upgrade uws-adapter, or use another database"
+    )
+
+
+def another_programs(shown_as: str, kind: str, tables: Sequence[str], fix: str) -> StoreError:
+    """The refusal of a database that holds ``tables`` but no store schema: another program's,
+    into which ours must not be written. The names are the database's: one with a control
+    character (a line break, a terminal escape) or a long one is quoted as an error quotes a
+    value; plain ones are shown as they are."""
+    listed = ", ".join(t if t.isprintable() and len(t) <= 80 else shown(t) for t in sorted(tables)[:5])
+    listed += ", ..." if len(tables) > 5 else ""
+    return StoreError(
+        f"cannot open the store {shown_as}: it is another program's {kind} (tables: {listed}), not a uws-adapter"
+        f" store; {fix}"
     )
 
 

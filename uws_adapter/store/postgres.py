@@ -25,7 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from uws_adapter.errors import InputError, StoreError, install_hint
-from uws_adapter.store.core import CommitHealth, Job, SqlCore, newer_schema, next_group
+from uws_adapter.store.core import CommitHealth, Job, SqlCore, another_programs, newer_schema, next_group
 from uws_adapter.store.interfaces import Outcome, Write
 from uws_adapter.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION, UPGRADE_LOCK, VERSION_TABLE
 from uws_adapter.store.postgres_writes import commit_writes, is_database_failure
@@ -91,6 +91,20 @@ def _schema_version(db: psycopg.Connection[Any]) -> int:
         return 0
     row = db.execute("SELECT max(version) FROM uws_schema_version").fetchone()
     return int(row[0]) if row and row[0] is not None else 0
+
+
+#: The tables of the schema a store writes into (the first of the search path).
+_TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+
+
+def _check_ours(db: psycopg.Connection[Any], display: str) -> None:
+    """A database without a store schema is new (no table: fine) or another program's, into which
+    ours must not be written (an ``events`` table of its own would be taken for ours)."""
+    if _schema_version(db) == 0:
+        tables = [str(row[0]) for row in db.execute(_TABLES).fetchall()]
+        if tables:
+            fix = "give the URL of a new database (or a search_path of a new schema) or of a uws-adapter store"
+            raise another_programs(display, "PostgreSQL database", tables, fix)
 
 
 def _psycopg() -> Any:
@@ -230,6 +244,8 @@ class PostgresStore(SqlCore):
 
     def check_schema(self) -> None:
         version = self.schema_version()
+        if version == 0:  # said before "run db upgrade", which would refuse it
+            self._run("read the schema version", lambda db: _check_ours(db, self.display))
         if version > SCHEMA_VERSION:
             raise newer_schema(self.display, version, SCHEMA_VERSION)
         if version < SCHEMA_VERSION:
@@ -244,6 +260,7 @@ class PostgresStore(SqlCore):
         def migrate(db: psycopg.Connection[Any]) -> Tuple[int, int]:
             with db.transaction():
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (UPGRADE_LOCK,))  # one upgrader at a time
+                _check_ours(db, self.display)
                 db.execute(VERSION_TABLE)
                 row = db.execute("SELECT max(version) FROM uws_schema_version").fetchone()
                 version = int(row[0]) if row and row[0] is not None else 0

@@ -12,9 +12,9 @@ import stat
 from pathlib import Path
 from typing import Dict, Union
 
-from uws_adapter.errors import StoreError, shown
+from uws_adapter.errors import StoreError
 from uws_adapter.store import line_counts, names, unlisted
-from uws_adapter.store.core import newer_schema
+from uws_adapter.store.core import another_programs, newer_schema
 
 __all__ = ["MIGRATIONS", "SCHEMA", "SCHEMA_VERSION", "cannot_open", "check_ours", "upgrade"]
 
@@ -183,16 +183,10 @@ def check_ours(path: Path, lock_timeout: float) -> None:
             probe.close()
     except sqlite3.Error as exc:
         raise cannot_open(path, exc) from None
-    tables = sorted(str(name) for (name,) in rows)
+    tables = [str(name) for (name,) in rows]
     if version == 0 and tables and "events" not in tables:
-        # The names are the file's: one with a control character (a line break, a terminal escape)
-        # or a long one is quoted as an error quotes a value; plain ones are shown as they are.
-        listed = ", ".join(t if t.isprintable() and len(t) <= 80 else shown(t) for t in tables[:5])
-        listed += ", ..." if len(tables) > 5 else ""
-        raise StoreError(
-            f"cannot open the store {path}: it is another program's SQLite database (tables: {listed}),"
-            " not a uws-adapter store; give the path of a new file or of a uws-adapter store"
-        )
+        fix = "give the path of a new file or of a uws-adapter store"
+        raise another_programs(str(path), "SQLite database", tables, fix)
 
 
 def cannot_open(path: Union[str, Path], exc: sqlite3.Error) -> StoreError:
