@@ -44,7 +44,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._timer: Optional[asyncio.TimerHandle] = None
         self._header_bytes = 0  # of the request whose headers are arriving
         self._too_large: Optional[str] = None
-        self._deferred: Optional[Callable[[], None]] = None  # a refusal, sent once the answers before it are
+        self._deferred: Optional[Callable[[], None]] = None  # a refusal waiting for the answers before it
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         room = len(self.connections) < self.limits.max_connections or self._make_room()
