@@ -52,6 +52,55 @@ def test_a_schema_1_database_is_upgraded_and_keeps_its_rows(postgres_url: str) -
     assert ("request_identifiers_by_device",) in {tuple(i) for i in indexes}
 
 
+def test_a_schema_6_database_is_upgraded_to_7_without_the_attempts_key_and_keeps_its_rows(postgres_url: str) -> None:
+    # Schema 7 drops the attempts' foreign key and the unused events_by_received index (issue 19,
+    # eighth round); the events and attempts stored under 6 stay, and new callbacks join them.
+    import psycopg
+
+    from uws_adapter import CallbackRequest, ReportedDevice
+    from uws_adapter.store import CallbackWrite
+    from uws_adapter.store.postgres_schema import MIGRATIONS, VERSION_TABLE
+
+    def shape(db: psycopg.Connection) -> tuple:  # type: ignore[type-arg]
+        keys = db.execute("SELECT count(*) FROM pg_constraint WHERE conrelid = 'attempts'::regclass AND contype = 'f'")
+        index = db.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 'events_by_received'")
+        return keys.fetchone(), index.fetchone()
+
+    with psycopg.connect(postgres_url, autocommit=True) as old:
+        old.execute(VERSION_TABLE)
+        for version in range(1, 7):
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    old.execute(statement)
+        old.execute("INSERT INTO uws_schema_version (version) VALUES (6)")
+        old.execute(
+            "INSERT INTO events (service, request_id, device, action, succeeded, callback, content_hash, received_at)"
+            " VALUES ('CarrierService', 'old', 'IMEI:350000000000001', 'Suspend', TRUE, '{}', 'h', 5.0)"
+        )
+        old.execute(
+            "INSERT INTO attempts (event_id, callback_count, content_hash, received_at) VALUES (1, 1, 'h', 5.0)"
+        )
+        assert shape(old) == ((1,), (1,))
+    with pytest.raises(StoreError, match="schema 6 and this release needs"):
+        open_store(postgres_url)
+    assert upgrade_store(postgres_url).endswith(f"store schema 6 -> {SCHEMA_VERSION}")
+    with psycopg.connect(postgres_url, autocommit=True) as new:
+        assert shape(new) == ((0,), (0,))
+    callback = CallbackRequest(
+        "new",
+        (ReportedDevice("IMEI", "350000000000002"),),
+        service="CarrierService",
+        action="Suspend",
+        status="Success",
+    )
+    with open_store(postgres_url) as store:
+        assert isinstance(store, PostgresStore)
+        [outcome] = store.commit_group([CallbackWrite(callback)])
+        assert outcome.result == (2, True)
+        counts = store.counts()
+        assert (counts["events"], counts["attempts"]) == (2, 2)
+
+
 def test_a_database_of_a_newer_release_is_refused(postgres_url: str) -> None:
     upgrade_store(postgres_url)
     with open_store(postgres_url) as store:

@@ -65,6 +65,37 @@ def test_a_group_of_callbacks_is_one_statement(postgres_url: str) -> None:
             assert other.execute("SELECT count(*) FROM attempts").fetchone() == (11,)
 
 
+def test_a_resend_the_group_finds_goes_to_its_attempt_not_to_the_insert(postgres_url: str) -> None:
+    # The group's statement looks each callback's event up first and inserts only those it does not
+    # find: a re-send takes no event id (an insert that meets the constraint takes one from the
+    # sequence before it finds the conflict, as main's statement did for every re-send), and a group
+    # without handlers writes no handler run while one with them writes them.
+    upgrade_store(postgres_url)
+    with _store(postgres_url) as store:
+        first = store.commit_group([CallbackWrite(_callback(n)) for n in range(3)])
+        assert [o.result for o in first] == [(1, True), (2, True), (3, True)]
+        again = store.commit_group(
+            [CallbackWrite(_callback(n, count=2)) for n in range(3)]  # re-sends of the same content
+            + [CallbackWrite(_callback(1, count=3, status="Failed"))]  # a group's duplicate, which differs
+            + [CallbackWrite(_callback(3))]  # a new event
+        )
+        assert [o.error for o in again] == [None] * 5
+        assert [o.result for o in again] == [(1, False), (2, False), (3, False), (2, False), (4, True)]
+        assert store.counts()["handler_queue"] == 0
+        differs = store._run("read the flags", lambda db: db.execute("SELECT id FROM events WHERE differs").fetchall())
+        assert differs == [(2,)]
+        last = store.commit_group(
+            [CallbackWrite(_callback(4), ("relay",)), CallbackWrite(_callback(5)), CallbackWrite(_callback(0, count=4))]
+        )
+        assert [o.result for o in last] == [(5, True), (6, True), (1, False)]
+        runs = store._run(
+            "read the runs", lambda db: db.execute("SELECT event_id, handler FROM handler_queue").fetchall()
+        )
+        assert runs == [(5, "relay")]
+        assert store.counts()["attempts"] == 11
+        assert [e.attempts for e in store.events()] == [3, 3, 2, 1, 1, 1]
+
+
 def test_a_resend_of_an_event_another_instance_is_committing_waits_and_is_its_attempt(postgres_url: str) -> None:
     # The other instance's group has inserted device 1's event and not committed: this group's
     # insert waits on the constraint, and its snapshot, older than the other's commit, cannot see

@@ -17,17 +17,19 @@ import os
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
 
 from uws_adapter.errors import InputError
-from uws_adapter.settings.source import Loadable
+from uws_adapter.settings.source import CONFIG_VARIABLE, Loadable
 
 __all__ = [
-    "Build", "Default", "HelpFormatter", "Verbs", "help_with_default", "load_from_options", "option_name",
-    "parsed", "resolve_defaults", "settings_defaults",
+    "CONFIG_HELP", "Build", "Default", "HelpFormatter", "Verbs", "help_with_default", "load_from_options",
+    "option_name", "parsed", "resolve_defaults", "settings_defaults",
 ]  # fmt: skip
 
 T = TypeVar("T", bound=Loadable)
 V = TypeVar("V")
 #: What fills in a command's parser (its description, options and what it runs).
 Build = Callable[[argparse.ArgumentParser], None]
+#: ``--config``'s help, on every command that reads the settings file.
+CONFIG_HELP = f"INI settings file (default: ${CONFIG_VARIABLE}); see docs/configuration.md"
 #: Words that mark an option whose default is never shown, whatever it is.
 SECRET_WORDS = ("password", "token", "secret", "login")
 

@@ -13,11 +13,10 @@ from uws_adapter.callbacks.rest_json import parse_rest_callback, rest_callback_d
 from uws_adapter.callbacks.uws_render import render_callback
 from uws_adapter.callbacks.uws_xml import parse_callback
 from uws_adapter.cli.db import DB_VARIABLE, open_db
-from uws_adapter.cli.options import Build, Default, Verbs, parsed
+from uws_adapter.cli.options import CONFIG_HELP, Build, Default, Verbs, parsed
 from uws_adapter.cli.preview import add_preview_option, count_text, describe_query, run_preview
 from uws_adapter.config import (
     BACKENDS,
-    CONFIG_VARIABLE,
     ENVIRONMENT,
     MAX_DAILY_BUDGET,
     Settings,
@@ -174,7 +173,7 @@ COMMANDS: Dict[str, Build] = {
 def add_connection_options(parser: argparse.ArgumentParser, *, rest_only: bool = False) -> None:
     """Where and how to reach the backend: the same options on restore, suspend and listeners."""
     connection = parser.add_argument_group("connection (defaults: --config file, then environment)")
-    connection.add_argument("--config", metavar="FILE", help=f"INI settings file (default: ${CONFIG_VARIABLE})")
+    connection.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     if not rest_only:
         connection.add_argument("--backend", choices=BACKENDS, help=f"default: ${ENVIRONMENT['backend']} or soap")
         connection.add_argument(

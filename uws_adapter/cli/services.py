@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
 
 from uws_adapter.cli.db import add_db_option, check_creatable, open_db
-from uws_adapter.cli.options import Build, load_from_options, settings_defaults
+from uws_adapter.cli.options import CONFIG_HELP, Build, load_from_options, settings_defaults
 from uws_adapter.cli.receiver import run_receiver
 from uws_adapter.cli.running import (
     EXIT_INTERRUPTED,
@@ -62,7 +62,7 @@ def _o(flag: str, text: str, **options: Any) -> Spec:
 
 
 _COMMON: List[Spec] = [
-    _o("--config", f"INI settings file (default: ${CONFIG_VARIABLE}); see docs/configuration.md", metavar="FILE"),
+    _o("--config", CONFIG_HELP, metavar="FILE"),
     _o("--host", "address to listen on"),
 ]
 _PORT = _o("--port", "0 picks a free port")

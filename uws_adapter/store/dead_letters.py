@@ -21,9 +21,15 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from uws_adapter.store.sql import Sql
+
+if TYPE_CHECKING:  # interfaces imports this module
+    from uws_adapter.store.interfaces import CallbackWrite
+
+if TYPE_CHECKING:  # interfaces imports this module
+    pass
 
 __all__ = [
     "LIST", "ONE", "ROW_OVERHEAD", "TOTALS", "DeadLetter", "DeadLetterTotals", "keep_letter", "letter_of",
@@ -92,6 +98,16 @@ class _RotationLog:
 
 
 _rotation_log = _RotationLog()
+
+
+def keep_poisoned(db: Sql, write: CallbackWrite, error: BaseException, now: float) -> int:
+    """Keep a callback whose values the database refused as a dead letter, in the group's
+    transaction, so that it can be acknowledged: it would be refused on every re-send until the
+    carrier gives up. The reason names the error's type only: its text may quote the values."""
+    reason = f"callback {write.callback.request_id[:80]!r} could not be stored as an event: {type(error).__name__}"
+    letter = keep_letter(db, write.dead_letter(), write.media_type, reason, now)
+    _log.warning("%s; kept as dead letter %d", reason, letter)
+    return letter
 
 
 def keep_letter(

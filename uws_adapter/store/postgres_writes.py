@@ -23,11 +23,10 @@ re-sends.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from uws_adapter.errors import StoreError
-from uws_adapter.store.dead_letters import keep_letter
+from uws_adapter.store.dead_letters import keep_letter, keep_poisoned
 from uws_adapter.store.interfaces import POISONED, CallbackWrite, DeadLetterWrite, Outcome, Write
 from uws_adapter.store.rows import CallbackRow, callback_row
 from uws_adapter.store.sql import POSTGRES, Sql
@@ -36,22 +35,22 @@ from uws_adapter.store.unlisted import NEW_EVENT_MARK, event_mark, mark_args
 if TYPE_CHECKING:  # psycopg is imported lazily: `import uws_adapter` must not need it
     import psycopg
 
-_log = logging.getLogger("uws_adapter.store")
 
-
-def _event_of(key: str) -> str:
+def _event_of(key: str, *, outer: bool = False) -> str:
     """A join to ``e``, the stored event (its id, content_hash, differs) of the event key in the
     row ``key`` (service, request_id, device, action), if any: the first key at or after it in the
     unique index's order, compared. A plan only that index serves, whatever the statistics: with a
     plain equality, the plan cached on a new, empty table went by events_by_request, and read every
-    event of the request for each callback (a benchmark's request held all of them)."""
+    event of the request for each callback (a benchmark's request held all of them). ``outer``:
+    every row of ``key`` is kept, ``e``'s columns NULL where no event has its key."""
     columns = "service, request_id, device, action"
     own = ", ".join(f"{key}.{c}" for c in columns.split(", "))
-    return (
-        f"CROSS JOIN LATERAL (SELECT id, {columns}, content_hash, differs FROM events"
+    lookup = (
+        f"JOIN LATERAL (SELECT id, {columns}, content_hash, differs FROM events"
         f" WHERE ({columns}) >= ({own}) ORDER BY {columns} LIMIT 1) e"
-        f" WHERE (e.service, e.request_id, e.device, e.action) = ({own})"
     )
+    same = f"(e.service, e.request_id, e.device, e.action) = ({own})"
+    return f"LEFT {lookup} ON {same}" if outer else f"CROSS {lookup} WHERE {same}"
 
 
 _NEW_EVENT = """
@@ -96,37 +95,44 @@ _COLUMNS = (
 _TYPES = ("text",) * 5 + ("boolean", "text", "text", "text", "integer")
 # A group of callbacks (distinct event keys, in key order) in one statement, its own transaction:
 # one wait on the server and one WAL flush per group, where a statement per callback in a
-# transaction waited four or five times (issue 19). It stores the new events (their attempts and
-# handler runs) and the attempts of the re-sends whose events it sees and need not flag, and
-# answers (n, event id, new) for those. What it cannot see it leaves to _RESEND: an event another
-# instance committed while this insert waited on the constraint (the snapshot is older), and a
-# re-send whose content differs (its row lock taken after the inserts, as before).
+# transaction waited four or five times (issue 19). Each callback's event is looked up first
+# (``known``, in the statement's snapshot); only those it does not find go to the insert, so a
+# re-send costs one index lookup and its attempt, not a speculative insert, a conflict check and
+# the ``unlisted`` mark's two lookups (issue 19, eighth round: 8% of the server's instructions a
+# group). It stores the new events (their attempts and handler runs) and the attempts of the
+# re-sends it finds and need not flag, and answers (n, event id, new) for those. What it cannot
+# see or must flag it leaves to _RESEND: an event another instance committed while this insert
+# waited on the constraint (the snapshot is older: the insert does nothing), and a re-send whose
+# content differs (its row lock taken after the inserts, as before).
 _GROUP_TEMPLATE = """
 WITH input AS (
-    SELECT * FROM unnest({arrays}) WITH ORDINALITY AS g({columns}, n)
+    SELECT g.*, e.id AS known, (e.content_hash = g.content_hash OR e.differs) AS same
+    FROM unnest({arrays}) WITH ORDINALITY AS g({columns}, n) {lookup}
 ), ev AS (
     INSERT INTO events (service, request_id, device, action, status, succeeded, fault_code, callback,
                         content_hash, received_at, unlisted)
     SELECT service, request_id, device, action, status, succeeded, fault_code, callback, content_hash,
            %(now)s, {mark}
-    FROM input g ORDER BY n
+    FROM input g WHERE known IS NULL ORDER BY n
     ON CONFLICT (service, request_id, device, action) DO NOTHING
     RETURNING id, service, request_id, device, action
 ), new AS (
     SELECT g.n, ev.id, g.callback_count, g.content_hash FROM ev JOIN input g USING (service, request_id, device, action)
 ), seen AS (
-    SELECT g.n, e.id, g.callback_count, g.content_hash FROM input g {event}
-        AND (e.content_hash = g.content_hash OR e.differs)
+    SELECT n, known AS id, callback_count, content_hash FROM input WHERE same
 ), attempt AS (
     INSERT INTO attempts (event_id, callback_count, content_hash, received_at)
     SELECT id, callback_count, content_hash, %(now)s FROM (SELECT * FROM new UNION ALL SELECT * FROM seen) a ORDER BY n
-), runs AS (
+){runs}
+SELECT n, id, TRUE FROM new UNION ALL SELECT n, id, FALSE FROM seen
+"""
+# The handler runs of the new events, only in the statement of a group that has handlers: an
+# insert into a table, even of no rows, is a table and its indexes opened and locked per group.
+_RUNS = """, runs AS (
     INSERT INTO handler_queue (event_id, handler, next_at)
     SELECT new.id, h.name, %(now)s
     FROM new JOIN unnest({handler_arrays}) AS h(n, name) USING (n)
-)
-SELECT n, id, TRUE FROM new UNION ALL SELECT n, id, FALSE FROM seen
-"""
+)"""
 
 
 def _array(name: str, kind: str) -> str:
@@ -140,11 +146,18 @@ def _array(name: str, kind: str) -> str:
     return f"(SELECT %({name})b::{kind}[])"
 
 
-_GROUP = _GROUP_TEMPLATE.format(
+_GROUP_PARTS = dict(
     arrays=", ".join(_array(name, kind) for name, kind in zip(_COLUMNS, _TYPES)),
-    columns=", ".join(_COLUMNS), mark=event_mark("g.request_id"), event=_event_of("g"),
-    handler_arrays=f"{_array('handler_n', 'integer')}, {_array('handler_name', 'text')}",
-)  # fmt: skip
+    columns=", ".join(_COLUMNS),
+    mark=event_mark("g.request_id"),
+    lookup=_event_of("g", outer=True),
+)
+#: A group's statement, without handlers (the common case) and with them.
+_GROUP = _GROUP_TEMPLATE.format(**_GROUP_PARTS, runs="")
+_GROUP_RUNS = _GROUP_TEMPLATE.format(
+    **_GROUP_PARTS,
+    runs=_RUNS.format(handler_arrays=f"{_array('handler_n', 'integer')}, {_array('handler_name', 'text')}"),
+)
 
 
 def is_database_failure(exc: BaseException) -> bool:
@@ -231,10 +244,11 @@ def _fast(
         first.setdefault(rows[i].key, i)
     group = list(first.values())  # in key order, each event key once
     args = _group_args(group, rows, writes, now)
+    statement = _GROUP_RUNS if args["handler_n"] else _GROUP
     found: List[Tuple[Any, ...]] = []
     if letters:  # rare: the callbacks' statement and the dead letters in one transaction
         with connection.transaction():
-            found = connection.execute(_GROUP, args).fetchall() if group else []
+            found = connection.execute(statement, args).fetchall() if group else []
             cursor = connection.cursor()
             for i in letters:
                 outcomes[i].result = _dead_letter(cursor, _letter_write(writes[i]), now)
@@ -242,7 +256,7 @@ def _fast(
         # The common group: one statement outside a transaction block (autocommit), so its own
         # transaction, which the server commits (and flushes, under synchronous_commit) before it
         # says it is ready for the next query; psycopg returns only then.
-        found = connection.execute(_GROUP, args).fetchall()
+        found = connection.execute(statement, args).fetchall()
     for n, event_id, new in found:
         outcomes[group[n - 1]].result = (int(event_id), bool(new))
     return outcomes, [i for i in callbacks if outcomes[i].result is None]
@@ -322,7 +336,9 @@ def _careful(connection: psycopg.Connection[Any], writes: Sequence[Write], now: 
                 if not isinstance(write, CallbackWrite):
                     outcomes[i].error = exc
                     continue
-                outcomes[i].result = _poisoned(cursor, write, exc, now)
+                # These values cannot be stored, now or on any re-send: kept, to be acknowledged.
+                keep_poisoned(Sql(cursor, POSTGRES), write, exc, now)
+                outcomes[i].result = (POISONED, False)
     return outcomes
 
 
@@ -336,13 +352,3 @@ def _one_callback(cursor: psycopg.Cursor[Any], write: CallbackWrite, row: Callba
     if found is None:
         raise StoreError("an event vanished between its insert and its re-send's attempt")
     return int(found[0]), False
-
-
-def _poisoned(cursor: psycopg.Cursor[Any], write: CallbackWrite, exc: BaseException, now: float) -> Tuple[int, bool]:
-    """Keep a callback whose values PostgreSQL refused as a dead letter, to be acknowledged: it
-    would be refused on every re-send until the carrier gives up."""
-    callback = write.callback
-    reason = f"callback {callback.request_id[:80]!r} could not be stored as an event: {type(exc).__name__}"
-    letter = keep_letter(Sql(cursor, POSTGRES), write.dead_letter(), write.media_type, reason, now)
-    _log.warning("%s; kept as dead letter %d", reason, letter)
-    return POISONED, False

@@ -11,19 +11,16 @@ propagate, for a 503 and a re-send.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import time
 from typing import Any, Callable, Optional, Sequence, Tuple
 
 from uws_adapter.model.callbacks import CallbackRequest
-from uws_adapter.store.dead_letters import keep_letter
+from uws_adapter.store.dead_letters import keep_letter, keep_poisoned
 from uws_adapter.store.interfaces import POISONED, CallbackWrite, DeadLetterWrite, Write
 from uws_adapter.store.rows import callback_row
 from uws_adapter.store.sql import SQLITE, Sql
 from uws_adapter.store.unlisted import NEW_EVENT_MARK, mark_args
-
-_log = logging.getLogger("uws_adapter.store")
 
 # A callback's statements, made once: the connection's statement cache is keyed by the text, which
 # an f-string in the call built (and hashed) anew for every callback.
@@ -91,9 +88,7 @@ class CallbackWork(WriteWork):
         except Exception as exc:  # these values cannot be stored, now or on any re-send
             db.execute("ROLLBACK TO event")
             db.execute("RELEASE event")
-            reason = f"callback {self.callback.request_id[:80]!r} could not be stored as an event: {type(exc).__name__}"
-            letter = keep_letter(Sql(db, SQLITE), self.write.dead_letter(), self.media_type, reason, self.clock())
-            _log.warning("%s; kept as dead letter %d", reason, letter)
+            keep_poisoned(Sql(db, SQLITE), self.write, exc, self.clock())
             return POISONED, False
         db.execute("RELEASE event")
         return stored
