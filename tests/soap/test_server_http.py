@@ -481,6 +481,35 @@ def test_a_flood_of_namespace_declarations_above_the_payload_costs_linear_time(s
     assert answer_text(answer.content, "SessionToken")
 
 
+def test_a_head_request_is_answered_without_a_body(served: Served) -> None:
+    # waitress writes whatever body it is given: the 405's text after a HEAD answer was read as the
+    # start of the next answer on the connection (here a GET sent behind it).
+    host, port = served.address
+    path = served.base.split(str(port), 1)[1].encode() + b"/SessionService.svc?wsdl"
+    named = b"Host: %s:%d\r\n" % (host.encode(), port)  # the bridge writes only a name of its own into a WSDL
+    with socket.create_connection((host, port), timeout=10) as connection:
+        connection.sendall(
+            b"HEAD "
+            + path
+            + b" HTTP/1.1\r\n"
+            + named
+            + b"\r\nGET "
+            + path
+            + b" HTTP/1.1\r\n"
+            + named
+            + b"Connection: close\r\n\r\n"
+        )
+        answer = b""
+        while True:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405 "), answer[:300]
+    assert rest.startswith(b"HTTP/1.1 200 OK"), rest[:300]
+
+
 def test_the_largest_request_fits_the_body_and_the_element_bounds() -> None:
     """10,000 devices (the carrier's most), each named by every kind UWS takes."""
     forms = {"ESN": "%011d", "MEID": "A%013X", "IMEI": "%015d", "ICCID": "8914%016d", "MDN": "%010d",

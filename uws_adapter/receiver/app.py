@@ -379,22 +379,22 @@ class Receiver:
             environ.get("HTTP_CONTENT_ENCODING"), environ.get("CONTENT_TYPE"),
         )  # fmt: skip
         if isinstance(screened, Answer):
-            return screened.send(start_response)
+            return screened.send(start_response, environ)
         if isinstance(screened, Probe):
-            return screened.answer().send(start_response)
+            return screened.answer().send(start_response, environ)
         length, media_type = screened
         decided = self.intake(environ["wsgi.input"].read(length), media_type)
         if isinstance(decided, Answer):
-            return decided.send(start_response)
+            return decided.send(start_response, environ)
         try:
             result = self.store.apply(decided.write)
         except StoreError as exc:
             self.not_stored(decided, exc)
             if decided.is_callback:
                 metrics.callback_refused(decided.unstored.status)
-            return decided.unstored.send(start_response)
+            return decided.unstored.send(start_response, environ)
         self.committed(decided, result)
-        return decided.stored.send(start_response)
+        return decided.stored.send(start_response, environ)
 
     def _authentic(self, username: Optional[str], password: Optional[str]) -> bool:
         if self.allow_anonymous:

@@ -371,7 +371,7 @@ class SoapServer:
         self.refusal = refusal
 
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
-        return self.answer(environ).send(start_response)
+        return self.answer(environ).send(start_response, environ)
 
     def answer(self, environ: Dict[str, Any]) -> Answer:
         path = environ.get("PATH_INFO", "/")
