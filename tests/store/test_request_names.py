@@ -165,3 +165,52 @@ def test_a_callback_may_come_before_sent_at_which_is_when_the_answer_was_recorde
         status = store.status("req-fast")
     assert status.last_callback_at == START + 1.0
     assert status.sent_at == START + 2.0
+
+
+MIDNIGHT = 20834 * 86400.0  # a UTC day's first second, after START
+
+
+@pytest.mark.parametrize(
+    ("reserved_at", "confirmed_at"),
+    [
+        (MIDNIGHT - 0.001, MIDNIGHT),  # the day before: its count moves to the confirmation's day
+        (MIDNIGHT, MIDNIGHT + 86399.999),  # the same day, at both its ends: it stays
+        (MIDNIGHT + 10, MIDNIGHT + 5),  # the wall clock stepped back: still the same day
+    ],
+)
+def test_a_confirmation_counts_the_request_on_the_day_it_is_sent_from_now_on(
+    location: str, reserved_at: float, confirmed_at: float
+) -> None:
+    """The one-statement confirmation (a reservation made on the confirmation's day) and the one
+    that moves the budget counts (another day) leave the summary as the log says."""
+    clock = Clock()
+    with open_store(location, clock=clock) as store:
+        clock.now = reserved_at
+        reservation = store.reserve_request("Suspend", [ONE], api="rest", since=reserved_at - 86400)
+        assert reservation is not None
+        clock.now = confirmed_at
+        store.confirm_request(reservation, "R1")
+        assert store.status("R1").sent_at == confirmed_at
+        assert [tuple(r) for r in _rows(store, "SELECT identifier, day, actions, prior FROM budget_identities")] == [
+            ("IMEI:350000000000001", int(confirmed_at // 86400), 1, 0)
+        ]
+        assert store.recent_actions([identity("IMEI", "350000000000001")], confirmed_at - 86400) == {
+            "IMEI:350000000000001": [("R1", confirmed_at)]
+        }
+
+
+def test_a_reservation_confirmed_on_its_day_is_named_in_one_statement(tmp_path: Path) -> None:
+    """Its time is not read first (issue 19.3): the name looked up, the row named, its callbacks
+    marked. A reservation of another day, or a name taken, goes the longer way (the test above,
+    test_a_request_id_recorded_again_replaces_the_confirmed_request)."""
+    with Store(tmp_path / "s.db", clock=Clock()) as store:
+        reservation = store.reserve_request("Suspend", [ONE], api="rest", since=START - 86400)
+        assert reservation is not None
+        seen: List[str] = []
+        store._shared.writer.set_trace_callback(seen.append)  # type: ignore[union-attr]
+        store.confirm_request(reservation, "R1")
+        store._shared.writer.set_trace_callback(None)  # type: ignore[union-attr]
+        assert store.status("R1").pending == (str(ONE),)
+    inside = seen[seen.index("BEGIN IMMEDIATE") + 1 : seen.index("COMMIT")]
+    assert [statement.split()[0] for statement in inside] == ["SELECT", "UPDATE", "UPDATE"]
+    assert "UPDATE requests SET known_as" in inside[1]

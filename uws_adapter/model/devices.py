@@ -93,9 +93,12 @@ def as_tuple_of(value: object, item_type: Type[T], field: str, fix: str) -> Tupl
     names ``field`` (and the position of a wrong item)."""
     if isinstance(value, item_type):
         return (value,)
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+    if type(value) is tuple:  # most often (every model object holds tuples): no Iterable check (1 µs)
+        items: Tuple[Any, ...] = value
+    elif isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise InputError(field, f"expected {item_type.__name__} objects, got {shown(value)}", fix)
-    items = tuple(value)
+    else:
+        items = tuple(value)
     for position, item in enumerate(items):
         if not isinstance(item, item_type):
             raise InputError(f"{field}[{position}]", f"expected a {item_type.__name__}, got {type(item).__name__}", fix)

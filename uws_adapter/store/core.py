@@ -32,7 +32,7 @@ from uws_adapter.store import line_counts, unlisted
 from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals, letter_of, purge
 from uws_adapter.store.handler_queue import HandlerQueueSql, pg_text
 from uws_adapter.store.interfaces import CallbackWrite, EventPages, RequestStatus, StoredEvent, Write
-from uws_adapter.store.names import KEY_OF, NAME, RESERVED_AT, turn_of
+from uws_adapter.store.names import CONFIRMED_SAME_DAY, KEY_OF, NAME, RESERVED_AT, turn_of
 from uws_adapter.store.sql import Row, Sql, bound_int, bound_limit, bound_text
 from uws_adapter.store.tracking_rows import recent_line_actions, request_status
 
@@ -277,6 +277,18 @@ class SqlCore(HandlerQueueSql, EventPages):
 
         def work(db: Sql) -> None:
             now = self.clock()
+            if reservation.startswith(PENDING) and request_id != reservation:
+                db.take_turns(turn_of(request_id))  # before the name is looked up (see .names)
+                day = line_counts.day_of(now) * line_counts.DAY
+                if _key_of(db, request_id) is None and db.run(
+                    CONFIRMED_SAME_DAY, (request_id, now, reservation, day, day + line_counts.DAY)
+                ):
+                    # Most often: a reservation not yet confirmed, made today (its counts stay on
+                    # their day), named by a RequestId nothing is known by. One statement names it
+                    # where the reservation's time was read first (issue 19.3); anything else is
+                    # done below, as before.
+                    unlisted.listed(db, request_id)  # its callbacks may have come first
+                    return
             # A reservation not yet confirmed is known by its key: one look finds it and when it was
             # made (two statements before: the name's lookup, then the time's). Anything else (a
             # reservation released or confirmed already) is looked up by its name, as before.

@@ -30,7 +30,10 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["KEY_OF", "MIGRATION_POSTGRES", "MIGRATION_SQLITE", "NAME", "RESERVED_AT", "listed_as", "turn_of"]
+__all__ = [
+    "CONFIRMED_SAME_DAY", "KEY_OF", "MIGRATION_POSTGRES", "MIGRATION_SQLITE", "NAME", "RESERVED_AT", "listed_as",
+    "turn_of",
+]  # fmt: skip
 
 #: The name of the request of the row ``r`` of ``requests``.
 NAME = "coalesce(r.known_as, r.request_id)"
@@ -44,6 +47,14 @@ KEY_OF = (
 #: When the reservation bound once was made, while it is not confirmed: such a request is known by
 #: its key (one probe of the key, where :data:`KEY_OF` probes the name first, then the key).
 RESERVED_AT = "SELECT sent_at FROM requests WHERE request_id = ? AND known_as IS NULL"
+
+#: Name the reservation bound third by the name bound first, as sent at the time bound second, when
+#: it is not confirmed yet and was made in ``[fourth, fifth)`` (the day of the second: its budget
+#: counts stay on their day). No row changed: it is not such a reservation (see ``core``).
+CONFIRMED_SAME_DAY = (
+    "UPDATE requests SET known_as = ?, sent_at = ? WHERE request_id = ? AND known_as IS NULL"
+    " AND sent_at >= ? AND sent_at < ?"
+)
 
 
 def turn_of(name: str) -> int:
