@@ -67,10 +67,12 @@ class Answer:
             headers.append(("Connection", "close"))
         return headers
 
-    def send(self, start_response: StartResponse) -> List[bytes]:
-        """Send the whole answer through a WSGI ``start_response``."""
+    def send(self, start_response: StartResponse, environ: Optional[Dict[str, Any]] = None) -> List[bytes]:
+        """Send the whole answer through a WSGI ``start_response``; to a HEAD request (``environ``'s
+        method) without its body, its length said: waitress writes whatever body it is given, and
+        bytes after a HEAD answer were read as the start of the next answer on the connection."""
         start_response(self.status_line, self.header_list(hop_by_hop=False))
-        return [self.body]
+        return [] if environ is not None and environ.get("REQUEST_METHOD") == "HEAD" else [self.body]
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ class Router:
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         refusal = target_refusal(raw_target(environ))
         if refusal is not None:
-            return Answer.text(400, refusal).send(start_response)
+            return Answer.text(400, refusal).send(start_response, environ)
         path = environ.get("PATH_INFO") or "/"
         for prefix, app in self.routes:
             if path.startswith(prefix):

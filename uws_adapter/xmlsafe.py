@@ -195,8 +195,7 @@ def parse_untrusted(
         raise error(f"{what}: {_too_many(max_nodes)}") from None
     except etree.XMLSyntaxError as exc:
         line = exc.position[0] if exc.position else None
-        message = exc.msg or str(exc)
-        raise error(f"{what}: not well-formed XML at line {line}: {message}", line=line) from None
+        raise error(f"{what}: {syntax_complaint(exc)}", line=line) from None
     except (ValueError, LookupError) as exc:  # an unknown encoding name, or our resolver's refusal
         raise error(f"{what}: refused: {exc}") from None
     tree = root.getroottree()
@@ -212,6 +211,42 @@ def parse_untrusted(
         at: Optional[int] = include.sourceline
         raise error(f"{what}: XInclude is not allowed (line {at})", line=at)
     return root
+
+
+#: What a libxml2 syntax error is, in our words, by its type: libxml2's own message quotes the
+#: document (``Entity 'X' not defined``, ``Opening and ending tag mismatch: X ... and Y``,
+#: ``Specification mandates value for attribute X``, the bytes of an undecodable run), and in a
+#: credential's text what it quotes is a piece of the password: a sender that does not escape
+#: ``&`` or ``<`` in it put that piece into our answer, the log and the dead letter's reason.
+_SYNTAX_WORDS = {
+    "ERR_UNDECLARED_ENTITY": "a reference to an undefined entity (an & not written &amp;?)",
+    "ERR_ENTITYREF_SEMICOL_MISSING": "an & that starts no reference (write &amp;)",
+    "ERR_ATTRIBUTE_WITHOUT_VALUE": "an attribute without a value (a < not written &lt;?)",
+    "ERR_NAME_REQUIRED": "a < not followed by a name (write &lt;)",
+    "ERR_LT_IN_ATTRIBUTE": "a < in an attribute value (write &lt;)",
+    "ERR_TAG_NAME_MISMATCH": "an end tag that does not match its start tag",
+    "ERR_TAG_NOT_FINISHED": "the document ends inside an element",
+    "ERR_GT_REQUIRED": "a tag not closed by >",
+    "ERR_DOCUMENT_END": "content after the root element",
+    "ERR_DOCUMENT_EMPTY": "no root element",
+    "ERR_INVALID_CHAR": "a character XML does not allow",
+    "ERR_INVALID_ENCODING": "bytes that are not text in the document's encoding",
+    "ERR_ATTRIBUTE_REDEFINED": "an attribute given twice on one element",
+    "NS_ERR_UNDEFINED_NAMESPACE": "a namespace prefix that is not declared",
+    "ERR_MISPLACED_CDATA_END": "]]> in text (write ]]&gt;)",
+}  # fmt: skip
+_ERROR_TYPES = {value: name for name, value in vars(etree.ErrorTypes).items() if name.isupper() and type(value) is int}
+
+
+def syntax_complaint(exc: etree.XMLSyntaxError) -> str:
+    """What is wrong with a document libxml2 could not parse, and where, without a character of
+    the document: its error by type (:data:`_SYNTAX_WORDS`, else the type's own name in words)."""
+    line, column = exc.position if exc.position else (0, 0)
+    kind = _ERROR_TYPES.get(getattr(exc, "code", 0) or 0, "")  # lxml-stubs lack ``code``
+    words = "" if kind == "ERR_INTERNAL_ERROR" else kind.partition("ERR_")[2].replace("_", " ").lower()
+    words = _SYNTAX_WORDS.get(kind, words)
+    where = f" at line {line}" + (f", column {column}" if column else "") if line else ""
+    return f"not well-formed XML{where}" + (f": {words}" if words else "")
 
 
 class TooManyDocuments(DocumentError):

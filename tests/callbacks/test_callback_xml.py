@@ -24,7 +24,7 @@ def _bare(data: str, head: str = "<RequestId>r1</RequestId>") -> str:
 
 
 def test_documented_example_is_an_error_naming_the_line_by_default() -> None:
-    with pytest.raises(CallbackParseError, match=r"at line 1: .*pass repair=True") as info:
+    with pytest.raises(CallbackParseError, match=r"at line 1, column \d+: .*pass repair=True") as info:
         parse_callback(DOC)
     assert info.value.line == 1
     assert isinstance(info.value, ValueError)

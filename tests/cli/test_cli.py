@@ -396,3 +396,17 @@ def test_a_refused_login_says_what_to_check_and_the_lockout_in_one_line(tmp_path
     assert "InvalidCredentials: wrong username or password; check --username and --password" in line
     assert "five failed logins in a row lock the account" in line
     assert "not-the-password" not in result.stderr + result.stdout
+
+
+def test_a_devices_file_is_read_no_further_than_one_request_takes(tmp_path: Path) -> None:
+    # 10,001 devices, then a row that is not one: the file was read to its end (and held in memory:
+    # ten million rows took 3.8 GB and minutes) before its count was refused; now its reading stops
+    # at the row past what one request takes, and the error names that row.
+    rows = "".join(f"IMEI,{350000000000000 + n}\n" for n in range(10_001))
+    (tmp_path / "many.csv").write_text("kind,identifier\n" + rows + "IMEI,not-a-device\n")
+    result = run(["envelope", "restore", "--devices-file", "many.csv", "--token", "t"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "uws-adapter: error: many.csv line 10002: more than 10,000 devices; split it into files of at most "
+        "10,000 devices\n"
+    )

@@ -66,3 +66,49 @@ def test_a_bad_endpoint_is_one_line_on_stderr(tmp_path: Path, endpoint: str) -> 
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("uws-adapter: error: LogIn: "), lines[0]
+
+
+class RawAnswer(ClosingServer):
+    """Reads each request's first bytes, answers ``answer`` as it is, then closes."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        super().__init__()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                with contextlib.suppress(OSError):  # the client gave up first
+                    conn.recv(65536)
+                    conn.sendall(self.answer)
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % n for n in range(150)) + b"\r\n",
+         "an answer of more than 100 header fields"),
+        (b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * 70_000 + b"\r\n\r\n", "an answer line over 65,536 bytes"),
+        (b"SSH-2.0-OpenSSH_9.6 \x1b[31mnot http\r\n\r\n", "an answer that is not HTTP"),
+        (b"", "the connection was closed without an answer"),
+    ],
+    ids=["too-many-headers", "header-line-too-long", "not-http", "closed-unanswered"],
+)  # fmt: skip
+def test_an_answer_that_cannot_be_read_is_said_in_words(tmp_path: Path, answer: bytes, reason: str) -> None:
+    # Each was "(ConnectionError)", the name of requests' exception, whatever had happened.
+    server = RawAnswer(answer)
+    try:
+        command = ["wsdl", "diff", "--timeout", "2", "--deadline", "5", f"{server.url}/x?wsdl"]
+        result = run_in_process(command, tmp_path, dict(os.environ))
+    finally:
+        server.close()
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"uws-adapter: error: SOURCE: GET: no usable answer from '{server.url}/x?wsdl' ({reason}); check the URL, "
+        "the network and the certificate\n"
+    )

@@ -114,6 +114,19 @@ def test_a_bridge_without_its_whole_rest_login_names_what_is_unset(tmp_path: Pat
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_bridge_without_callback_credentials_says_where_to_give_them(tmp_path: Path) -> None:
+    # The advice was the receiver's cut at its first ", or": it ended inside its parenthesis,
+    # without the settings file (and the receiver's names [receiver] where the bridge reads [bridge]).
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("UWS_", "THINGSPACE_"))}
+    given = {k: v for k, v in SERVICE_ENV.items() if k != "UWS_CALLBACK_PASSWORD"}
+    line = one_line(run_in_process(["bridge", "--port", "0"], tmp_path, {**environment, **given}))
+    assert line == (
+        "uws-adapter: error: --username: the bridge needs callback credentials; give --username and --password "
+        "(or UWS_CALLBACK_USERNAME and UWS_CALLBACK_PASSWORD, or username and password in [bridge] of the settings "
+        "file)"
+    )
+
+
 @pytest.mark.parametrize(
     "service",
     [["receiver", "--server", "uvicorn", "--workers", "2"], ["receiver", "--server", "uvicorn"],

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from uws_adapter import CustomField, Device, DeviceIdentifier, DeviceList, InputError, read_devices_csv
-from uws_adapter.errors import shown
+from uws_adapter.errors import Code, shown
 from uws_adapter.model.devices import KINDS, MAX_CSV_LINE
 
 DATA = Path(__file__).parents[1] / "data"
@@ -247,3 +247,18 @@ def test_device_key_of_one_identifier_is_that_of_any_iterable_of_it() -> None:
     assert device_key((one,)) == device_key([one]) == device_key(iter([one])) == "IMEI:35000000000000A"
     two = (ReportedDevice("ICCID", "89148"), one)
     assert device_key(two) == device_key(tuple(reversed(two))) == "ICCID:89148|IMEI:35000000000000A"
+
+
+def test_csv_reading_stops_at_the_row_past_max_devices(tmp_path: Path) -> None:
+    # Without the bound every row was read and held before a caller could count them: ten million
+    # rows took 3.8 GB and minutes, only to be refused for being over 10,000. The row past the
+    # bound is refused; what follows it (a row that is not even valid here) is never read.
+    path = tmp_path / "devices.csv"
+    path.write_text("kind,identifier\n" + "".join(f"IMEI,{n:015d}\n" for n in range(3)) + "# the end\n")
+    assert len(read_devices_csv(path, max_devices=3)) == 3
+    path.write_text("kind,identifier\n" + "".join(f"IMEI,{n:015d}\n" for n in range(4)) + "IMEI,not-read\n")
+    with pytest.raises(InputError, match=r"devices\.csv line 5: more than 3 devices; split it") as raised:
+        read_devices_csv(path, max_devices=3)
+    assert raised.value.code == Code.MAX_REQUESTS_EXCEEDED
+    with pytest.raises(InputError, match=r"devices file line 4: more than 3 devices"):
+        read_devices_csv(io.StringIO("".join(f"IMEI,{n:015d}\n" for n in range(5))), max_devices=3)

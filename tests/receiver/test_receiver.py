@@ -168,6 +168,62 @@ def test_malformed_documents_are_400_and_kept_redacted(start: Callable[..., Runn
     assert receiver.store.counts()["events"] == 0
 
 
+@pytest.mark.parametrize(
+    "written",
+    ["Sup3r&Cr3t;pw", "Sup3r<Cr3t pw", "Sup3r<Cr3t", "Sup3r</Cr3t>", "Sup3r\udcffCr3t"],
+    ids=["amp-and-semicolon", "lt-and-space", "lt", "end-tag", "latin-1-byte"],
+)
+def test_a_password_sent_unescaped_is_never_quoted_in_the_refusal(
+    start: Callable[..., Running], written: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A sender that does not escape & or < in the password (string-built SOAP) makes the document
+    # malformed, and libxml2's message quoted what followed: "Entity 'Cr3t' not defined", "Opening
+    # and ending tag mismatch: Cr3t ...", "Specification mandates value for attribute pw". That
+    # went into the 400, both log lines and the dead letter's reason; the body itself was redacted.
+    receiver = start(username="listener", password="placeholder")
+    document = render_callback(callback(password="placeholder"))
+    password = written.encode("utf-8", "surrogateescape")  # the last: a byte that is no UTF-8
+    status, reason = receiver.post(document.replace(b"placeholder", password))
+    assert status == 400
+    assert reason.startswith(b"callback: not well-formed XML at line 1, column ")
+    reasons = receiver.store._reader().execute("SELECT reason, body FROM dead_letters").fetchall()
+    assert [row[0].encode() + b"\n" for row in reasons] == [reason]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "not well-formed XML" in logged
+    for piece in (b"Cr3t", b"pw", b"Sup3r"):
+        assert piece not in reason
+        assert piece.decode() not in logged
+        assert piece not in reasons[0][1]
+
+
+def test_a_probe_answers_head_as_get_without_a_body(start: Callable[..., Running]) -> None:
+    # Load balancers check health with HEAD as well as GET (HAProxy's "option httpchk HEAD /"): it
+    # was answered 405 "Allow: POST", so such a check took a healthy receiver for down. And waitress
+    # writes whatever body it is given: the bytes after a HEAD answer were read as the next answer
+    # on the connection (here: the GET after it, on one kept-alive connection).
+    receiver = start()
+    connection = http.client.HTTPConnection("127.0.0.1", receiver.port, timeout=10)
+    try:
+        for path in ("/", "/health", "/healthz", "/readyz", "/metrics", "/callbacks"):
+            answers = []
+            for method in ("GET", "HEAD", "GET"):
+                connection.request(method, path)
+                response = connection.getresponse()
+                answers.append((response.status, response.getheader("Content-Length"), response.read()))
+            (status, length, body), head, again = answers
+            assert head == (status, length, b""), path
+            assert again == answers[0], path
+            assert status in ((405,) if path == "/callbacks" else (200, 404)), (
+                path
+            )  # /metrics: 404 without prometheus_client
+            assert body, path
+        connection.request("DELETE", "/healthz")
+        response = connection.getresponse()
+        assert (response.status, response.getheader("Allow")) == (405, "GET, HEAD, POST")
+    finally:
+        connection.close()
+
+
 def test_hostile_corpus_over_http(start: Callable[..., Running]) -> None:
     receiver = start()
     canary = Canary()

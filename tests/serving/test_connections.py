@@ -10,6 +10,7 @@ import contextlib
 import http.client
 import itertools
 import os
+import re
 import resource
 import select
 import signal
@@ -480,6 +481,31 @@ def test_pipelined_requests_are_all_answered_within_the_deadlines(start: Callabl
     assert closed
     assert answer.count(b"HTTP/1.1 200") == 3, answer
     assert service.stored() == 1
+
+
+@pytest.mark.parametrize("name", SHARED)
+@pytest.mark.parametrize(
+    "broken",
+    [b"GARBAGE\r\n\r\n", b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+     b"POST /callbacks HTTP/1.1\r\nHost: receiver\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n"],
+    ids=["not-http", "header-line-too-long", "broken-chunked-body"],
+)  # fmt: skip
+def test_a_request_refused_behind_pipelined_callbacks_is_answered_after_them(
+    shared: Callable[[str], Service], name: str, broken: bytes
+) -> None:
+    # uvicorn wrote its refusal (400, 431) as soon as it read the broken request and closed: the
+    # callbacks before it were stored, and logged as answered 200, but their answers were dropped,
+    # and a client reading answers in order took the refusal for its first callback's answer.
+    service = shared(name)
+    stored, first = service.stored(), fresh(2)
+    post = b"POST /callbacks HTTP/1.1\r\nHost: receiver\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n%s"
+    callbacks = [callback_body(first + n) for n in range(2)]
+    answer, closed = send_raw(service.port, b"".join(post % (len(body), body) for body in callbacks) + broken)
+    assert closed
+    statuses = re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer)  # an answer follows the body before it
+    assert statuses[:2] == [b"200", b"200"], answer[-600:]
+    assert statuses[2:] in ([b"400"], [b"431"]), answer[-600:]
+    assert service.stored() == stored + 2
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ import zeep
 from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER
 from lxml import etree
 from servers import WaitressServer
+from test_xmlsafe import hang_guard
 
 from uws_adapter import Emulator, RestClient, generated_devices, select
 from uws_adapter.bridge.app import MAX_REQUEST_BYTES, Bridge
@@ -25,7 +26,7 @@ from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice
 from uws_adapter.model.actions import Suspend
 from uws_adapter.model.devices import API_KINDS, Device, DeviceIdentifier
 from uws_adapter.model.selection import MAX_DEVICES_PER_REQUEST
-from uws_adapter.soap.server import MAX_REQUEST_NODES, may_hold_xsi, read_call
+from uws_adapter.soap.server import MAX_INHERITED_NAMESPACES, MAX_REQUEST_NODES, may_hold_xsi, read_call
 from uws_adapter.store.sqlite import Store
 from uws_adapter.uws.envelope import build_envelope, build_login
 from uws_adapter.wire import NS_CARRIER, NS_COMMON, NS_SESSION, NS_SOAP_ENV, NS_V2, NS_XSI, soap_action
@@ -456,6 +457,57 @@ def test_a_body_of_more_elements_than_the_largest_request_is_refused_without_a_s
     answer = post(served, "CarrierService", flood, action=None)
     assert fault_code(answer) == (None, "CarrierService.DeserializationFailed")
     assert f"more than {MAX_REQUEST_NODES:,} elements and comments" in answer.text
+
+
+def test_a_flood_of_namespace_declarations_above_the_payload_costs_linear_time(served: Served) -> None:
+    """Declarations are no elements: 250,000 of them on the Envelope (6 MB, under the body cap)
+    passed the element bound, and validating the payload beneath them was quadratic in their
+    number (about 90 s of CPU per request, before any login was looked at). The alarm turns that
+    into a failure; the declarations are still allowed, and the LogIn answered."""
+
+    def flooded(count: int) -> bytes:
+        return envelope(
+            login_body(served), envelope_attributes="".join(f' xmlns:p{n}="urn:p:{n}"' for n in range(count))
+        )
+
+    # What makes it linear: past a few declarations, what is validated is a copy declaring only what it uses.
+    call = read_call("SessionService", flooded(1_000), max_bytes=MAX_REQUEST_BYTES)
+    assert len(call.payload.nsmap) < MAX_INHERITED_NAMESPACES
+    body = flooded(250_000)
+    assert len(body) <= MAX_REQUEST_BYTES
+    with hang_guard(60):
+        answer = post(served, "SessionService", body, action=f'"{LOGIN_ACTION}"')
+    assert answer.status_code == 200, answer.text[:300]
+    assert answer_text(answer.content, "SessionToken")
+
+
+def test_a_head_request_is_answered_without_a_body(served: Served) -> None:
+    # waitress writes whatever body it is given: the 405's text after a HEAD answer was read as the
+    # start of the next answer on the connection (here a GET sent behind it).
+    host, port = served.address
+    path = served.base.split(str(port), 1)[1].encode() + b"/SessionService.svc?wsdl"
+    named = b"Host: %s:%d\r\n" % (host.encode(), port)  # the bridge writes only a name of its own into a WSDL
+    with socket.create_connection((host, port), timeout=10) as connection:
+        connection.sendall(
+            b"HEAD "
+            + path
+            + b" HTTP/1.1\r\n"
+            + named
+            + b"\r\nGET "
+            + path
+            + b" HTTP/1.1\r\n"
+            + named
+            + b"Connection: close\r\n\r\n"
+        )
+        answer = b""
+        while True:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405 "), answer[:300]
+    assert rest.startswith(b"HTTP/1.1 200 OK"), rest[:300]
 
 
 def test_the_largest_request_fits_the_body_and_the_element_bounds() -> None:

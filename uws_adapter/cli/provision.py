@@ -28,7 +28,7 @@ from uws_adapter.localfiles import open_to_read
 from uws_adapter.model.actions import action_named
 from uws_adapter.model.callbacks import REDACTED
 from uws_adapter.model.devices import Device, read_devices_csv
-from uws_adapter.model.selection import CustomField, DeviceList, DeviceQuery, Selection, select
+from uws_adapter.model.selection import MAX_DEVICES_PER_REQUEST, CustomField, DeviceList, DeviceQuery, Selection, select
 from uws_adapter.rest.body import rest_body
 from uws_adapter.settings.source import relocated
 from uws_adapter.store import describe_store
@@ -69,7 +69,8 @@ def _selection(args: argparse.Namespace) -> Selection:
     if args.device or args.devices_file:
         devices = parsed(args.device, Device.parse, "--device")
         if args.devices_file:
-            devices.extend(read_devices_csv(args.devices_file))
+            # No more than one request takes: past it the file is not read on (nor held in memory).
+            devices.extend(read_devices_csv(args.devices_file, max_devices=MAX_DEVICES_PER_REQUEST))
     fields = parsed(args.custom_field, CustomField.parse, "--custom-field")
     try:
         return select(devices, account=args.account, group=args.group, service_plan=args.service_plan,

@@ -205,14 +205,15 @@ def _run_emulator(args: argparse.Namespace) -> int:
     # neither the emulator nor requests.
     from uws_adapter.emulator.core import DEFAULT_ACCOUNT, EmulatedDevice, generated_devices
     from uws_adapter.emulator.http import Emulator
-    from uws_adapter.emulator.lines import seed_lines, seeds
+    from uws_adapter.emulator.lines import MAX_GENERATED, seed_lines, seeds
     from uws_adapter.model.devices import read_devices_csv
 
     settings = load_from_options(EmulatorSettings, args)
     name, password = login_pair(settings.user)
     client_id, secret = login_pair(settings.client)
     if settings.devices_file:
-        lines = [EmulatedDevice(device) for device in read_devices_csv(settings.devices_file)]
+        # The same bound as --devices: the inventory is held in memory.
+        lines = [EmulatedDevice(d) for d in read_devices_csv(settings.devices_file, max_devices=MAX_GENERATED)]
     else:
         lines = generated_devices(DEFAULT_DEVICES if settings.devices is None else settings.devices)
     seeding = seeds(groups=list(settings.group), service_plans=list(settings.service_plan),

@@ -28,7 +28,7 @@ class RestApp:
         self.rules = BodyRules(max_body, length_required=False)
 
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
-        return self.answer(environ).send(start_response)
+        return self.answer(environ).send(start_response, environ)
 
     def answer(self, environ: Dict[str, Any]) -> Answer:
         method = environ.get("REQUEST_METHOD", "GET")

@@ -12,7 +12,22 @@ import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Pattern, Protocol, Tuple, Type, TypeVar, Union
+from typing import (
+    IO,
+    Any,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Pattern,
+    Protocol,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 from uws_adapter.errors import Code, InputError, shown
 from uws_adapter.localfiles import open_to_read
@@ -202,17 +217,18 @@ class Device:
         return "+".join(str(i) for i in self.identifiers)
 
 
-def read_devices_csv(source: Union[str, Path, io.TextIOBase]) -> List[Device]:
+def read_devices_csv(source: Union[str, Path, io.TextIOBase], *, max_devices: Optional[int] = None) -> List[Device]:
     """Devices from CSV rows ``kind,identifier[,kind,identifier...]`` (one device per row).
 
     A header row starting with ``kind``, blank rows and rows starting with ``#`` are skipped.
-    Errors name the file and line.
+    Errors name the file and line. ``max_devices``: the most the caller can use (None: no bound);
+    the row past it is an error there, before the rest of the file is read.
     """
     if isinstance(source, (str, Path)):
         path = Path(source)
         try:
             with open_to_read(path, "r", newline="", encoding="utf-8-sig") as handle:
-                return list(_rows_to_devices(_bounded_lines(handle, str(path)), str(path)))
+                return list(_rows_to_devices(_bounded_lines(handle, str(path)), str(path), max_devices))
         except OSError as exc:
             raise InputError("devices file", f"cannot read {path}: {exc.strerror}", "check the path") from None
         except UnicodeDecodeError:
@@ -228,7 +244,7 @@ def read_devices_csv(source: Union[str, Path, io.TextIOBase]) -> List[Device]:
     # An open stream is read a bounded line at a time, as a file by its path is (sys.stdin, a pipe);
     # any other iterable of lines is already in memory.
     lines = _bounded_lines(source, "devices file") if hasattr(source, "readline") else source
-    return list(_rows_to_devices(lines, "devices file"))
+    return list(_rows_to_devices(lines, "devices file", max_devices))
 
 
 #: The longest line a devices file may have: a row holds one device's few identifiers. Bounds what
@@ -249,8 +265,9 @@ def _bounded_lines(handle: Union[io.TextIOBase, IO[Any]], name: str) -> Iterator
         yield line
 
 
-def _rows_to_devices(handle: Iterable[str], name: str) -> Iterator[Device]:
+def _rows_to_devices(handle: Iterable[str], name: str, max_devices: Optional[int] = None) -> Iterator[Device]:
     rows = csv.reader(handle)
+    found = 0
     for line_no in itertools.count(1):
         try:
             row = next(rows)
@@ -267,6 +284,13 @@ def _rows_to_devices(handle: Iterable[str], name: str) -> Iterator[Device]:
             continue
         if len(cells) % 2:
             raise InputError(f"{name} line {line_no}", f"{len(cells)} cells, expected kind,identifier pairs", _CSV_FIX)
+        found += 1
+        if max_devices is not None and found > max_devices:
+            # Refused here, not once all is read: ten million rows took 3.8 GB and minutes to refuse.
+            raise InputError(
+                f"{name} line {line_no}", f"more than {max_devices:,} devices",
+                f"split it into files of at most {max_devices:,} devices", code=Code.MAX_REQUESTS_EXCEEDED,
+            )  # fmt: skip
         try:
             yield Device(tuple(DeviceIdentifier(cells[i], cells[i + 1]) for i in range(0, len(cells), 2)))
         except InputError as exc:

@@ -22,6 +22,7 @@ follows from each outcome is decided here, once:
 from __future__ import annotations
 
 import enum
+import http.client
 import logging
 import random
 import time
@@ -45,7 +46,9 @@ from uws_adapter.provisioning.transport import (
 from uws_adapter.provisioning.urls import URL_FIX
 from uws_adapter.redaction import masked_url
 
-__all__ = ["Answer", "Codec", "Engine", "NotUsable", "Outgoing", "Stakes", "causes", "connect_failure"]
+__all__ = [
+    "Answer", "Codec", "Engine", "NotUsable", "Outgoing", "Stakes", "answer_failure", "causes", "connect_failure",
+]  # fmt: skip
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -140,6 +143,24 @@ def connect_failure(cause: BaseException) -> str:
     return "no connection"
 
 
+def answer_failure(exc: BaseException) -> str:
+    """Why no answer could be read once the request was on its way, in words (it was the name of
+    requests' exception, ``ConnectionError``, whatever happened). Never the server's own text: a
+    status line it sent may hold anything."""
+    for seen in causes(exc):
+        if isinstance(seen, http.client.RemoteDisconnected):
+            return "the connection was closed without an answer"
+        if isinstance(seen, http.client.LineTooLong):
+            return "an answer line over 65,536 bytes"
+        if isinstance(seen, http.client.BadStatusLine):
+            return "an answer that is not HTTP"
+        if isinstance(seen, http.client.HTTPException) and "headers" in str(seen):
+            return "an answer of more than 100 header fields"  # http.client's limit
+        if isinstance(seen, ConnectionResetError):
+            return "the connection was reset"
+    return type(exc).__name__
+
+
 def _advice(stakes: Stakes) -> str:
     """What an :class:`OutcomeUnknown` advises, by what the request was: one rule for a lost answer
     and for an unusable 5xx (a proxy's page) alike."""
@@ -191,7 +212,7 @@ class Engine:
             except LimitExceeded as exc:
                 raise self._lost(self._limit_text(exc), request) from None
             except requests.RequestException as exc:  # bytes of the request may have reached the server
-                raise self._lost(type(exc).__name__, request) from exc
+                raise self._lost(answer_failure(exc), request) from exc
             except NotSent as failure:
                 cause = failure.cause
                 if isinstance(cause, requests.exceptions.InvalidHeader):  # no retry fixes it either

@@ -56,6 +56,8 @@ from uws_adapter.xmlsafe import MAX_BYTES
 _log = logging.getLogger("uws_adapter.receiver")
 
 _XML_TYPES = ("text/xml", "application/xml", "application/soap+xml")
+#: The paths answered to GET (and HEAD) without credentials.
+_PROBES = frozenset({"/", "/health", "/healthz", "/readyz", "/metrics"})
 _SOAP_ACK = (
     f'<s:Envelope xmlns:s="{NS_SOAP_ENV}"><s:Body><CallbackResponse xmlns="{NS_V2}"/></s:Body></s:Envelope>'
 ).encode()
@@ -239,15 +241,17 @@ class Receiver:
         if refusal is not None:
             return Answer.text(400, refusal)
         path = path.partition("?")[0]
-        if method == "GET":
-            if path in ("/", "/health", "/healthz"):
-                return _ALIVE
+        probe = path in _PROBES
+        # HEAD as GET (the servers send no body): load balancers check health with either, and
+        # HEAD was answered 405 with "Allow: POST", so such a check took the receiver for down.
+        if probe and method in ("GET", "HEAD"):
             if path == "/readyz":
                 return Probe(self.readiness)
             if path == "/metrics":
                 return Probe(self.scrape_metrics)
-        if method != "POST":
-            return Answer.text(405, "POST callbacks here", ("Allow", "POST"))
+            return _ALIVE
+        if method != "POST":  # a callback may be POSTed to any path, a probe's too
+            return Answer.text(405, "POST callbacks here", ("Allow", "GET, HEAD, POST" if probe else "POST"))
         metrics.callback_received()
         screened = screen(method, length, encoding, content_type, self.rules, coding=coding)
         return self.refuse(screened) if isinstance(screened, Answer) else screened
@@ -375,22 +379,22 @@ class Receiver:
             environ.get("HTTP_CONTENT_ENCODING"), environ.get("CONTENT_TYPE"),
         )  # fmt: skip
         if isinstance(screened, Answer):
-            return screened.send(start_response)
+            return screened.send(start_response, environ)
         if isinstance(screened, Probe):
-            return screened.answer().send(start_response)
+            return screened.answer().send(start_response, environ)
         length, media_type = screened
         decided = self.intake(environ["wsgi.input"].read(length), media_type)
         if isinstance(decided, Answer):
-            return decided.send(start_response)
+            return decided.send(start_response, environ)
         try:
             result = self.store.apply(decided.write)
         except StoreError as exc:
             self.not_stored(decided, exc)
             if decided.is_callback:
                 metrics.callback_refused(decided.unstored.status)
-            return decided.unstored.send(start_response)
+            return decided.unstored.send(start_response, environ)
         self.committed(decided, result)
-        return decided.stored.send(start_response)
+        return decided.stored.send(start_response, environ)
 
     def _authentic(self, username: Optional[str], password: Optional[str]) -> bool:
         if self.allow_anonymous:

@@ -9,7 +9,7 @@ import asyncio
 import functools
 import logging
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -44,6 +44,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._timer: Optional[asyncio.TimerHandle] = None
         self._header_bytes = 0  # of the request whose headers are arriving
         self._too_large: Optional[str] = None
+        self._deferred: Optional[Callable[[], None]] = None  # a refusal waiting for the answers before it
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         room = len(self.connections) < self.limits.max_connections or self._make_room()
@@ -111,13 +112,37 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 metrics.connection_refused(400)
                 _malformed.refused_one()
-                self.send_400_response("Invalid HTTP request received.")
+                self._refuse(functools.partial(self.send_400_response, "Invalid HTTP request received."))
 
     def _refuse_headers(self, what: str) -> None:
+        self._refuse(functools.partial(self._close_with, too_large(self.limits, what)))
+
+    def _close_with(self, answer: bytes) -> None:
+        self.transport.write(answer)
+        self.transport.close()
+
+    def _refuse(self, send: Callable[[], None]) -> None:
+        """``send`` a refusal (it writes and closes), but after the answers to the requests read
+        whole before it: a pipelining client takes answers for its requests in order. uvicorn wrote
+        its 400 at once and closed, so the 200 of the callback before it (stored, and logged as
+        answered 200) was dropped, and the client took the 400 for that callback's answer."""
         self._phase = _REFUSED
         self._arm(None)
-        self.transport.write(too_large(self.limits, what))
-        self.transport.close()
+        # self.cycle is the last request whose headers were read. One whose body was still due is the
+        # broken one: queued behind a running request, it is dropped (its answer is the refusal);
+        # running, nothing is before it.
+        cycle = self.cycle
+        queued = next((item for item in self.pipeline if item[0] is cycle), None)
+        if cycle is not None and cycle.more_body and queued is not None:
+            self.pipeline.remove(queued)
+        in_flight = queued is not None or bool(self.pipeline)
+        if not in_flight and cycle is not None and not cycle.more_body and not cycle.response_complete:
+            in_flight = True
+        if in_flight:
+            self._deferred = send
+            self.flow.pause_reading()
+            return
+        send()
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -163,8 +188,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._arm(None)
 
     def on_response_complete(self) -> None:
+        starts_next = bool(self.pipeline)  # uvicorn starts the next pipelined request now
         super().on_response_complete()
         self._served = True
+        if self._deferred is not None:
+            if not starts_next and not self.transport.is_closing():
+                self._deferred()  # the answers to every request before it are out
+            return
         if self._phase == _APPLICATION and self.cycle is not None and self.cycle.response_complete:
             self._phase = _AWAITING  # uvicorn has armed its keep-alive timer
             self._since = time.monotonic()

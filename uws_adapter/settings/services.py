@@ -10,7 +10,6 @@ from typing import Any, ClassVar, Optional, Tuple
 from uws_adapter.errors import InputError
 from uws_adapter.settings.receiver import (
     CONNECTION_OPTIONS,
-    CREDENTIALS_FIX,
     DEFAULT_HANDLER_LEASE,
     HANDLER_LEASE_OPTION,
     THREADS_OPTION,
@@ -38,6 +37,14 @@ def check_listener_url(url: Any, origin: str) -> str:
 
 def _listener(value: Any, origin: str) -> Optional[str]:
     return None if value in (None, "") else check_listener_url(value, origin)
+
+
+#: The receiver's advice less --allow-anonymous (the bridge has none), naming the bridge's section. A
+#: cut of the receiver's text ended inside its parenthesis and named [receiver].
+BRIDGE_CREDENTIALS_FIX = (
+    "give --username and --password (or UWS_CALLBACK_USERNAME and UWS_CALLBACK_PASSWORD, or username and "
+    "password in [bridge] of the settings file)"
+)
 
 
 def _login(value: Any, origin: str) -> Optional[str]:
@@ -149,7 +156,7 @@ class BridgeSettings(Loadable, ConnectionBounds):
                 "pass NAME:PASSWORD, set UWS_BRIDGE_LEGACY_LOGIN or legacy_login in [bridge]",
             )  # fmt: skip
         if not (self.username and self.password):
-            raise InputError("--username", "the bridge needs callback credentials", CREDENTIALS_FIX.split(", or")[0])
+            raise InputError("--username", "the bridge needs callback credentials", BRIDGE_CREDENTIALS_FIX)
         if self.register and not self.public_url:
             raise InputError("--public-url", "--register needs the address the carrier calls back", "pass --public-url")
         if self.listener_soap_action is not None and not self.legacy_listener:

@@ -19,6 +19,7 @@ What each operation reads and answers (the UWS messages) is in :mod:`uws_adapter
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
@@ -78,6 +79,9 @@ _XML_SPACE = " \t\r\n"  # what XPath's normalize-space strips
 # normalize-space on every element's attribute costs four times the bare test.
 _NILLED = etree.XPath("descendant-or-self::*[@xsi:nil]", namespaces={"xsi": NS_XSI})
 _XSI_BYTES = NS_XSI.encode("ascii")
+#: Namespaces the Envelope and Body may declare before the payload is validated as a copy (real
+#: envelopes declare a handful; see _payload).
+MAX_INHERITED_NAMESPACES = 64
 
 
 class UwsOperations(Protocol):
@@ -213,6 +217,12 @@ def _payload(body: etree._Element, xsi: bool = True) -> etree._Element:
     # Worked on in place (the tree is this request's own), found by XPath: a 10,000-device
     # request has some 100,000 elements, too many to walk in Python.
     payload = children[0]
+    if len(body.nsmap) > MAX_INHERITED_NAMESPACES:
+        # lxml validates an element that is not its document's root in a stand-in document given
+        # every namespace declared above it, checking each against those given so far: quadratic.
+        # 250,000 declarations on the Envelope (6 MB, no element, before any login) cost 90 s of
+        # CPU. A copy declares only the namespaces it uses.
+        payload = copy.deepcopy(payload)
     for element in _found(_TYPED, payload) if xsi else ():
         del element.attrib[XSI_TYPE]
     schema = payload_schema()
@@ -361,7 +371,7 @@ class SoapServer:
         self.refusal = refusal
 
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
-        return self.answer(environ).send(start_response)
+        return self.answer(environ).send(start_response, environ)
 
     def answer(self, environ: Dict[str, Any]) -> Answer:
         path = environ.get("PATH_INFO", "/")
