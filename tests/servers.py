@@ -272,3 +272,19 @@ class AsgiServer:
         self._server.should_exit = True
         self._thread.join(10)
         self._listener.close()
+
+
+def read_answer(sock: socket.socket) -> Tuple[bytes, bool]:
+    """Everything the server sends until it closes (or goes quiet for the socket's timeout):
+    (bytes, closed)."""
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data, True
+            data += chunk
+    except ConnectionResetError:
+        return data, True
+    except socket.timeout:
+        return data, False

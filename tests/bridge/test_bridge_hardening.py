@@ -22,7 +22,7 @@ import requests
 import zeep
 from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER
 from lxml import etree
-from servers import WaitressServer, closed_port
+from servers import WaitressServer, closed_port, read_answer
 from test_bridge import (
     BRIDGE_PASSWORD,
     BRIDGE_USER,
@@ -103,12 +103,7 @@ def raw_get(url: str, path: str, host: Optional[bytes], *, version: bytes = b"HT
     request += b"Connection: close\r\n\r\n"
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         connection.sendall(request)
-        answer = b""
-        while True:
-            chunk = connection.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
+        answer, _ = read_answer(connection)
     head, _, body = answer.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), body
 

@@ -18,9 +18,10 @@ from servers import LoopbackHttp, SilentServer
 
 
 class ClosingServer:
-    """Reads each request's first bytes, then closes the connection without a word."""
+    """Reads each request's first bytes, answers ``answer`` as it is (nothing: not a word), then closes."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: bytes = b"") -> None:
+        self.answer = answer
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         threading.Thread(target=self._serve, daemon=True).start()
@@ -35,6 +36,8 @@ class ClosingServer:
                 conn.settimeout(5)
                 with contextlib.suppress(OSError):  # the client gave up first
                     conn.recv(65536)
+                    if self.answer:
+                        conn.sendall(self.answer)
 
     def close(self) -> None:
         self.sock.close()
@@ -68,26 +71,6 @@ def test_a_bad_endpoint_is_one_line_on_stderr(tmp_path: Path, endpoint: str) -> 
     assert lines[0].startswith("uws-adapter: error: LogIn: "), lines[0]
 
 
-class RawAnswer(ClosingServer):
-    """Reads each request's first bytes, answers ``answer`` as it is, then closes."""
-
-    def __init__(self, answer: bytes) -> None:
-        self.answer = answer
-        super().__init__()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                with contextlib.suppress(OSError):  # the client gave up first
-                    conn.recv(65536)
-                    conn.sendall(self.answer)
-
-
 @pytest.mark.parametrize(
     ("answer", "reason"),
     [
@@ -101,7 +84,7 @@ class RawAnswer(ClosingServer):
 )  # fmt: skip
 def test_an_answer_that_cannot_be_read_is_said_in_words(tmp_path: Path, answer: bytes, reason: str) -> None:
     # Each was "(ConnectionError)", the name of requests' exception, whatever had happened.
-    server = RawAnswer(answer)
+    server = ClosingServer(answer)
     try:
         command = ["wsdl", "diff", "--timeout", "2", "--deadline", "5", f"{server.url}/x?wsdl"]
         result = run_in_process(command, tmp_path, dict(os.environ))

@@ -3,7 +3,7 @@ the same filters as restore and suspend, the states counted, 202 while more data
 
 from __future__ import annotations
 
-from typing import Iterator, List
+from typing import Dict, Iterator, List
 
 import pytest
 import requests
@@ -84,13 +84,19 @@ def test_nothing_changes(emulator: Emulator) -> None:
     assert emulator.counters["requests"] == 0
 
 
-def test_the_wire_202_while_more_data_and_the_documented_fields(emulator: Emulator) -> None:
+def logged_in(emulator: Emulator) -> Dict[str, str]:
+    """The two headers of a REST call: the OAuth bearer and the M2M session token, got over the wire."""
     token = requests.post(f"{emulator.rest_url}/ts/v1/oauth2/token", data={"grant_type": "client_credentials"},
                           auth=(CLIENT_ID, CLIENT_SECRET), timeout=10).json()["access_token"]  # fmt: skip
     headers = {"Authorization": f"Bearer {token}"}
     session = requests.post(f"{emulator.rest_url}/m2m/v1/session/login", json={"username": USER, "password": PASSWORD},
                             headers=headers, timeout=10).json()["sessionToken"]  # fmt: skip
     headers["VZ-M2M-Token"] = session
+    return headers
+
+
+def test_the_wire_202_while_more_data_and_the_documented_fields(emulator: Emulator) -> None:
+    headers = logged_in(emulator)
     url = f"{emulator.rest_url}/m2m/v1/devices/actions/list"
     body = device_list_body(DeviceQuery(account=DEFAULT_ACCOUNT, group="fleet-a"))
     first = requests.post(url, json=body, headers=headers, timeout=10)
@@ -135,12 +141,7 @@ def test_a_page_that_adds_nothing_ends_an_incomplete_count() -> None:
 
 def test_an_identifier_of_the_wrong_json_type_is_named_in_json_words(emulator: Emulator) -> None:
     # The emulator's REST front said "kind: expected a string, got int 5" to a JSON client.
-    token = requests.post(f"{emulator.rest_url}/ts/v1/oauth2/token", data={"grant_type": "client_credentials"},
-                          auth=(CLIENT_ID, CLIENT_SECRET), timeout=10).json()["access_token"]  # fmt: skip
-    headers = {"Authorization": f"Bearer {token}"}
-    session = requests.post(f"{emulator.rest_url}/m2m/v1/session/login", json={"username": USER, "password": PASSWORD},
-                            headers=headers, timeout=10).json()["sessionToken"]  # fmt: skip
-    headers["VZ-M2M-Token"] = session
+    headers = logged_in(emulator)
     body = {"accountName": DEFAULT_ACCOUNT, "devices": [{"deviceIds": [{"kind": 5, "id": 350000000000001}]}]}
     answer = requests.post(f"{emulator.rest_url}/m2m/v1/devices/actions/suspend", json=body, headers=headers,
                            timeout=10)  # fmt: skip

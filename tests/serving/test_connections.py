@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
-from servers import closed_port
+from servers import closed_port, read_answer
 
 from uws_adapter import CallbackRequest, ReportedDevice, render_callback
 from uws_adapter.errors import InputError
@@ -201,22 +201,6 @@ def send_raw(port: int, data: bytes) -> Tuple[bytes, bool]:
         return read_answer(sock)
     finally:
         sock.close()
-
-
-def read_answer(sock: socket.socket) -> Tuple[bytes, bool]:
-    """Everything the server sends until it closes (or goes quiet for the socket's timeout):
-    (bytes, closed)."""
-    data = b""
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return data, True
-            data += chunk
-    except ConnectionResetError:
-        return data, True
-    except socket.timeout:
-        return data, False
 
 
 def idle_client(port: int) -> socket.socket:

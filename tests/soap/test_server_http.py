@@ -17,7 +17,7 @@ import requests
 import zeep
 from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER
 from lxml import etree
-from servers import WaitressServer
+from servers import WaitressServer, read_answer
 from test_xmlsafe import hang_guard
 
 from uws_adapter import Emulator, RestClient, generated_devices, select
@@ -499,12 +499,7 @@ def test_a_head_request_is_answered_without_a_body(served: Served) -> None:
             + named
             + b"Connection: close\r\n\r\n"
         )
-        answer = b""
-        while True:
-            chunk = connection.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
+        answer, _ = read_answer(connection)
     head, _, rest = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 405 "), answer[:300]
     assert rest.startswith(b"HTTP/1.1 200 OK"), rest[:300]
