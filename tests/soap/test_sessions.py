@@ -19,6 +19,7 @@ from uws_adapter.soap.sessions import (
     SessionVerdict,
     client_address,
     client_key,
+    known_login,
     login_refusal,
     session_verdict,
     trusted_networks,
@@ -186,3 +187,24 @@ def test_a_long_forwarded_header_is_read_from_its_end_only() -> None:
 def test_a_trusted_proxy_that_is_not_an_address_is_refused_by_name(value: object) -> None:
     with pytest.raises(InputError, match=r"--trusted-proxy: .* is not an IP address or network"):
         trusted_networks([value], "--trusted-proxy")  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "known"),
+    [
+        ("uws-user", "uws-password", True),
+        ("other", "other-password", True),
+        ("uws-user", "other-password", False),  # another login's password
+        ("nobody", "uws-password", False),
+        ("uws-user", "uws-passwor", False),
+        ("uws-user", "", False),
+        ("", "", False),
+        ("uws-user", "uws-password\udce4", False),  # a lone surrogate from a JSON escape: wrong, no crash
+        ("\u00fcser", "p\u00e4ss", True),
+    ],
+    ids=["first", "second", "crossed", "unknown-name", "prefix", "empty-password", "empty", "surrogate", "non-ascii"],
+)
+def test_a_login_is_known_only_as_a_whole_pair(username: str, password: str, known: bool) -> None:
+    # One rule for the bridge's legacy logins, the emulator's users and its OAuth clients.
+    logins = {"uws-user": "uws-password", "other": "other-password", "\u00fcser": "p\u00e4ss"}
+    assert known_login(logins, username, password) is known

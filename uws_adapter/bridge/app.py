@@ -18,7 +18,6 @@ cannot change their code.
 
 from __future__ import annotations
 
-import hmac
 import threading
 import time
 from dataclasses import replace
@@ -52,7 +51,7 @@ from uws_adapter.receiver.app import Receiver
 from uws_adapter.receiver.handlers import DEFAULT_HANDLER_LEASE, DEFAULT_HANDLER_WORKERS
 from uws_adapter.rest.client import RestClient
 from uws_adapter.soap.server import SoapServer
-from uws_adapter.soap.sessions import client_address, trusted_networks
+from uws_adapter.soap.sessions import client_address, known_login, trusted_networks
 from uws_adapter.store.interfaces import BridgeStore, StoredEvent
 from uws_adapter.xmlsafe import MAX_BYTES
 
@@ -268,16 +267,9 @@ class Bridge:
         return self.rest.change_device_state(action, selection)
 
     def log_in(self, username: str, password: str, client: str) -> str:
-        # Compare against every legacy login, always, so that timing says nothing.
-        given_name, given_password = username.encode("utf-8", "replace"), password.encode("utf-8", "replace")
-        names = [hmac.compare_digest(given_name, name.encode()) for name in self.legacy_users]
-        matches = [
-            known & hmac.compare_digest(given_password, pw.encode())
-            for known, pw in zip(names, self.legacy_users.values())
-        ]
         # Wrong, or from an address that must wait: a fault before anything reaches REST, the
         # same whether the name exists or not.
-        self.sessions.check_login(client, matched=any(matches))
+        self.sessions.check_login(client, matched=known_login(self.legacy_users, username, password))
         self.rest.ensure_login()  # a refused REST login comes back as this LogIn's fault, with its code
         with self._lock:
             self.counters["logins"] += 1

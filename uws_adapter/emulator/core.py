@@ -41,7 +41,7 @@ from uws_adapter.provisioning.engine import Engine, Outgoing, Stakes
 from uws_adapter.provisioning.options import CALLBACK_OPTIONS, check_seconds
 from uws_adapter.provisioning.urls import LISTENER_URL_FIX, check_url
 from uws_adapter.redaction import masked_url
-from uws_adapter.soap.sessions import IdleSessions, LoginThrottle, LoginVerdict, login_refusal
+from uws_adapter.soap.sessions import IdleSessions, LoginThrottle, LoginVerdict, known_login, login_refusal
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST
 
 __all__ = [
@@ -197,7 +197,7 @@ class Carrier:
     # Users and sessions (both APIs) --------------------------------------------------------
 
     def open_session(self, username: str, password: str) -> str:
-        verdict, wait = self._logins.attempt(username, self.users.get(username) == password)
+        verdict, wait = self._logins.attempt(username, known_login(self.users, username, password))
         if verdict is not LoginVerdict.THROTTLED:  # refused unseen: neither a login nor a failure
             self.count("logins" if verdict is LoginVerdict.OK else "failed_logins")
         refused = login_refusal(verdict, wait if verdict is LoginVerdict.THROTTLED else 0.0)

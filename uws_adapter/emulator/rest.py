@@ -26,6 +26,7 @@ from uws_adapter.model.selection import CustomField
 from uws_adapter.provisioning.urls import LISTENER_URL_FIX
 from uws_adapter.rest.client import SESSION_LOGOUT_PATH
 from uws_adapter.rest.devicelist import PAGE_LIMIT
+from uws_adapter.soap.sessions import known_login
 from uws_adapter.wire import CALLBACK_SERVICES, M2M_TOKEN_HEADER, OAUTH_TOKEN_PATH, SESSION_LOGIN_PATH
 
 _JSON = "application/json"
@@ -77,7 +78,7 @@ class RestFront:
         except (binascii.Error, UnicodeDecodeError):
             client_id = secret = ""
         grant = parse_qs(body.decode("utf-8", "replace")).get("grant_type", [""])[0]
-        if scheme.lower() != "basic" or self.emulator.clients.get(client_id) != secret or not client_id:
+        if scheme.lower() != "basic" or not client_id or not known_login(self.emulator.clients, client_id, secret):
             return _json(401, {"error": "invalid_client", "error_description": "client authentication failed"})
         if grant != "client_credentials":
             return _json(

@@ -19,20 +19,22 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 import ipaddress
 import math
 import secrets
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Callable, Mapping, Optional, Sequence, Tuple, Union
 
 from uws_adapter.errors import Code, InputError, Refused, shown
 
 __all__ = [
     "DEFAULT_LOCKOUT", "FREE_FAILURES", "KEEP_EXPIRED", "MAX_FORWARDED", "MAX_SESSIONS", "MAX_THROTTLED",
     "THROTTLED_CODE", "IdleSessions", "LoginThrottle", "LoginVerdict", "SessionVerdict", "check_session",
-    "client_address", "client_key", "login_refusal", "session_refusal", "session_verdict", "trusted_networks",
+    "client_address", "client_key", "known_login", "login_refusal", "session_refusal", "session_verdict",
+    "trusted_networks",
 ]  # fmt: skip
 
 #: How long an expired token is still answered ``Expired`` rather than ``Invalid`` (README: a day).
@@ -88,6 +90,19 @@ def check_session(last_used: Optional[float], now: float, idle: float) -> None:
     refused = session_refusal(session_verdict(last_used, now, idle))
     if refused is not None:
         raise refused
+
+
+def known_login(logins: Mapping[str, str], username: str, password: str) -> bool:
+    """Whether ``username`` and ``password`` are one of ``logins`` (name to password), compared with
+    every login, always, in constant time: how long a LogIn takes says neither that a name exists
+    nor how much of a password was right."""
+    # "replace": a lone surrogate (from a JSON escape) is a wrong login, not a crash.
+    name, secret = username.encode("utf-8", "replace"), password.encode("utf-8", "replace")
+    found = False
+    for known_name, known_password in logins.items():
+        same_name = hmac.compare_digest(name, known_name.encode("utf-8"))
+        found |= same_name & hmac.compare_digest(secret, known_password.encode("utf-8"))
+    return found
 
 
 def login_refusal(verdict: LoginVerdict, wait: float = 0.0) -> Optional[Refused]:
