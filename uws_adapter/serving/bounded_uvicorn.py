@@ -212,9 +212,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._timer = None
         if self.transport.is_closing():
             return
-        answering = self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete
-        if self._phase in (_HEADERS, _BODY) and not answering:
-            self.transport.write(TIMED_OUT)  # a request was under way: say why it ends
+        if self._phase in (_HEADERS, _BODY):
+            # A request was under way: its 408 comes after the answer to a request before it still
+            # being answered (headers late behind a callback being committed), as a refusal does.
+            # Written at once, it dropped that answer and was read as it.
+            self._refuse(self._timed_out)
+            return
+        self.transport.close()
+
+    def _timed_out(self) -> None:
+        cycle = self.cycle
+        if cycle is None or not cycle.response_started or cycle.response_complete:
+            self.transport.write(TIMED_OUT)  # say why it ends (not in the middle of an answer begun)
             metrics.connection_refused(408)
         self.transport.close()
 
