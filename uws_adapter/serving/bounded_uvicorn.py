@@ -73,6 +73,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """See :func:`evict`."""
         if self.transport.is_closing() or self._phase in (_APPLICATION, _REFUSED):
             return None
+        if self.pipeline or (self.cycle is not None and self._phase == _HEADERS and not self.cycle.response_complete):
+            return None  # a request before the one arriving is being answered: it has an answer to lose
         if self._phase == _AWAITING and self._served:
             return (0, self._since)
         return (1, self._since) if now - self._since > EVICT_AFTER else None
