@@ -67,12 +67,13 @@ class Answer:
             headers.append(("Connection", "close"))
         return headers
 
-    def send(self, start_response: StartResponse, environ: Optional[Dict[str, Any]] = None) -> List[bytes]:
+    def send(self, start_response: StartResponse, environ: Dict[str, Any]) -> List[bytes]:
         """Send the whole answer through a WSGI ``start_response``; to a HEAD request (``environ``'s
         method) without its body, its length said: waitress writes whatever body it is given, and
-        bytes after a HEAD answer were read as the start of the next answer on the connection."""
+        bytes after a HEAD answer were read as the start of the next answer on the connection.
+        ``environ`` is required so that no answer can forget whose request it answers."""
         start_response(self.status_line, self.header_list(hop_by_hop=False))
-        return [] if environ is not None and environ.get("REQUEST_METHOD") == "HEAD" else [self.body]
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [self.body]
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,9 @@ def test_the_screen_gives_each_refusal_its_status_and_reason() -> None:
 @pytest.mark.parametrize("status", [200, 400, 401, 404, 405, 408, 409, 411, 413, 415, 422, 429, 431, 500, 503])
 def test_every_status_has_its_standard_line(status: int) -> None:
     seen: Dict[str, Any] = {}
-    Answer.text(status, "x").send(lambda line, headers: seen.update(line=line, headers=headers))
+    Answer.text(status, "x").send(
+        lambda line, headers: seen.update(line=line, headers=headers), {"REQUEST_METHOD": "GET"}
+    )
     assert seen["line"].split(" ", 1)[0] == str(status)
     assert len(seen["line"]) > 4
 
