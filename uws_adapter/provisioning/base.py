@@ -7,13 +7,8 @@ has expired or is invalid, e.g. after its restart, log in once more and resend o
 a time across threads; a failed login is never retried, five in a row lock the account [doc]),
 batching, recording each request in a store for tracking, the provisioning-budget guard, and
 the client metrics (requests by outcome, faults by code, outcomes unknown; :mod:`uws_adapter.metrics`).
-
-The budget guard (:mod:`uws_adapter.provisioning.budget`): a device-list request that would take a
-line over ``daily_budget`` actions in 24 hours raises :class:`BudgetExceeded` and sends nothing,
-unless ``force=True``, which sends it and records it as forced; the count and a pending record of
-the request are one store transaction, so that concurrent senders never exceed the budget. A query
-selection (account, group, filter) cannot be counted in advance: it is never refused, and its lines
-count from their callbacks.
+The budget guard (:mod:`uws_adapter.provisioning.budget`) refuses a device-list request over ``daily_budget``
+unless ``force``; a query selection (account, group, filter) cannot be counted in advance and is never refused.
 """
 
 from __future__ import annotations
@@ -141,10 +136,7 @@ class Provisioner(ABC):
             self._credentials = (username or "", password or "")
         if self._credentials is None:
             raise InputError("username", "no credentials to log in with", "pass username= and password=")
-        with self._login_lock:
-            self._token = self._login(*self._credentials)
-            self._own_session = True
-            return self._token
+        return self._session_token(stale=self._token)  # a login under way in another thread is this one
 
     def ensure_login(self) -> str:
         """The session token, logging in first if there is none yet."""
@@ -190,10 +182,8 @@ class Provisioner(ABC):
         return self.change_device_state(Suspend(with_billing), selection, force=force)
 
     def change_device_state(self, action: Action, selection: Selection, *, force: bool = False) -> str:
-        """Send the action; returns the RequestId. With a ``store``, the request is recorded there
-        so that its progress can be tracked, and a device-list request that would take a line over
-        ``daily_budget`` raises :class:`BudgetExceeded` first, unless ``force`` (then it is sent,
-        logged and recorded as forced)."""
+        """Send the action; returns the RequestId. With a ``store``, the request is recorded there,
+        and a device-list request over ``daily_budget`` raises :class:`BudgetExceeded` unless ``force``."""
         self._check(action, selection)  # the one check: _change builds the request unchecked
         reservation = self._reserve(action, selection, force)
         try:

@@ -58,8 +58,7 @@ def check_max_answer_bytes(limit: object) -> int:
 
 @dataclass(frozen=True)
 class SendOptions:
-    """The bounds of one kind of request (see the module). Checked when made; :meth:`with_`
-    gives a changed copy, checked again."""
+    """The bounds of one kind of request (see the module); :meth:`with_` gives a checked copy."""
 
     #: (connect, read) seconds: each wait for a connection, and for each piece of the answer.
     timeout: Tuple[float, float] = DEFAULT_TIMEOUT

@@ -161,9 +161,7 @@ if hasattr(os, "register_at_fork"):  # not on Windows
 
 
 class _Exchange:
-    """One exchange's deadline. The socket is learnt when the connection is made (or taken from
-    the pool); at the deadline it is shut down, which ends a blocked read at once, whatever the
-    per-read timeout."""
+    """One exchange's deadline; its socket is learnt when the connection is made (or taken from the pool)."""
 
     def __init__(self, seconds: float) -> None:
         self._lock = threading.Lock()
@@ -270,9 +268,8 @@ class _TrackedHTTPSPool(_PoolTracking, HTTPSConnectionPool):
 
 
 class DeadlineAdapter(HTTPAdapter):
-    """A requests transport adapter whose connections the deadline watchdog can interrupt,
-    also while the status line and headers are still arriving. Mount it on a session you pass
-    in if that session has its own adapters (plain ones are replaced by this one)."""
+    """A requests transport adapter whose connections the deadline watchdog can interrupt, headers
+    included. Mount it on a session you pass in that has adapters of its own (plain ones are replaced)."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -295,15 +292,11 @@ def with_deadline_adapters(session: requests.Session) -> requests.Session:
 
 
 class OriginSession(requests.Session):
-    """A :class:`requests.Session` that reads the environment's proxy and CA settings once per
-    origin (scheme, host and port) instead of on every request: requests' own reading
-    (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``,
-    ``CURL_CA_BUNDLE``, each as requests documents it) is done at the first request to an origin
-    and kept, since it walks the whole environment every time (a tenth of a millisecond a request,
-    issue 19). What it gives is requests' own answer for that origin; a change to the environment
-    after a session's first request to an origin is seen by the next session, not by this one.
-    Proxies passed with a request, and a session that does not trust the environment
-    (``trust_env = False``), are handled by requests itself, every time."""
+    """A :class:`requests.Session` that keeps requests' own reading of the environment's proxy and
+    CA settings per origin (scheme, host, port) from the first request there, since requests walks
+    the whole environment every time (a tenth of a millisecond a request, issue 19). A change to the
+    environment is seen by the next session. Proxies passed with a request, and ``trust_env = False``,
+    are left to requests, every time."""
 
     #: Origins kept per session (a client talks to one or two; the emulator to its listeners).
     MAX_ORIGINS = 256

@@ -309,15 +309,12 @@ def _service(service: object) -> str:
 def _request_id(answer: Mapping[str, Any], request: Describe) -> str:
     request_id = answer.get("requestId")
     if not isinstance(request_id, str) or not request_id.strip():
-        raise OutcomeUnknown(
-            "the service answered without a requestId; check callbacks before sending it again", request=request()
-        )
-    if not xml_carries(request_id):  # no id of the carrier's has them; the bridge could not relay it
-        raise OutcomeUnknown(
-            "the service answered with a requestId holding control characters; check callbacks before sending it again",
-            request=request(),
-        )
-    return request_id.strip()
+        problem = "without a requestId"
+    elif not xml_carries(request_id):  # no id of the carrier's has them; the bridge could not relay it
+        problem = "with a requestId holding control characters"
+    else:
+        return request_id.strip()
+    raise OutcomeUnknown(f"the service answered {problem}; check callbacks before sending it again", request=request())
 
 
 def _decode(response: Answer) -> Optional[Any]:
