@@ -35,6 +35,8 @@ SKEW_WARN, SKEW_FAIL = 30.0, 300.0
 UWS_SERVICES = ("SessionService", "CarrierService")
 #: How a uws-login check that the service refused starts (the REST session then is not tried).
 LOGIN_REFUSED = "LogIn refused"
+#: The settings of the login that UWS LogIn and the REST M2M session both use.
+_LOGIN = f"{ENVIRONMENT['username']} and {ENVIRONMENT['password']}"
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,18 @@ def check_url(name: str, url: str, timeout: float) -> Check:
     return Check(name, WARN, f"{where}; plain http: logins and callbacks travel unencrypted", "use the https URL")
 
 
+def _login_logout(name: str, client: Any, refused: str, failed: str, fix: str, passed: str) -> Check:
+    """``client``'s login, then its logout, as the check ``name``."""
+    try:
+        client.login()
+        client.logout()
+    except ServiceFault as exc:
+        return Check(name, FAIL, f"{refused} ({_reason(exc)})", f"check {_LOGIN}; {LOCKOUT}")
+    except UwsAdapterError as exc:
+        return Check(name, FAIL, f"{failed}: {_reason(exc)}", fix)
+    return Check(name, PASS, passed)
+
+
 def check_uws_login(options: DoctorOptions) -> Check:
     from dataclasses import replace
 
@@ -104,22 +118,17 @@ def check_uws_login(options: DoctorOptions) -> Check:
     if not (settings.username and settings.password):
         if options.token:
             return Check("uws-login", WARN, "a session token is given, no login: LogIn is not checked",
-                         f"set {ENVIRONMENT['username']} and {ENVIRONMENT['password']} to check it")  # fmt: skip
-        return Check("uws-login", FAIL, "no UWS login configured",
-                     f"set {ENVIRONMENT['username']} and {ENVIRONMENT['password']} (or --config)")  # fmt: skip
+                         f"set {_LOGIN} to check it")  # fmt: skip
+        return Check("uws-login", FAIL, "no UWS login configured", f"set {_LOGIN} (or --config)")
     # Through the client factory: retiring UWS deletes the client, not this check's import of it.
     client = connect(replace(settings, backend="soap"))
     try:
-        client.login()
-        client.logout()
-    except ServiceFault as exc:
-        return Check("uws-login", FAIL, f"{LOGIN_REFUSED} ({_reason(exc)})",
-                     f"check {ENVIRONMENT['username']} and {ENVIRONMENT['password']}; {LOCKOUT}")  # fmt: skip
-    except UwsAdapterError as exc:
-        return Check("uws-login", FAIL, f"LogIn/LogOut failed: {_reason(exc)}", "check --endpoint and the network")
+        return _login_logout(
+            "uws-login", client, LOGIN_REFUSED, "LogIn/LogOut failed", "check --endpoint and the network",
+            f"LogIn and LogOut answered at {masked_url(settings.soap_url)}",
+        )  # fmt: skip
     finally:
         client.close()
-    return Check("uws-login", PASS, f"LogIn and LogOut answered at {masked_url(settings.soap_url)}")
 
 
 def check_rest(options: DoctorOptions, *, login_refused: bool = False) -> List[Check]:
@@ -135,24 +144,16 @@ def check_rest(options: DoctorOptions, *, login_refused: bool = False) -> List[C
             fix = f"check {ENVIRONMENT['client_id']} and {ENVIRONMENT['client_secret']} and --rest-url"
             return [Check("rest-oauth", FAIL, f"no OAuth2 token: {_reason(exc)}", fix)]
         checks.append(Check("rest-oauth", PASS, f"OAuth2 token issued at {masked_url(settings.rest_url)}"))
-        login = f"{ENVIRONMENT['username']} and {ENVIRONMENT['password']}"
         if not (settings.username and settings.password):
-            checks.append(Check("rest-session", FAIL, "no login for the M2M session", f"set {login}"))
+            checks.append(Check("rest-session", FAIL, "no login for the M2M session", f"set {_LOGIN}"))
         elif login_refused:
             said = "not tried: UWS refused the same login (each refusal counts towards the lockout)"
-            checks.append(Check("rest-session", WARN, said, f"fix {login} first"))
+            checks.append(Check("rest-session", WARN, said, f"fix {_LOGIN} first"))
         else:
-            try:
-                client.login()
-                client.logout()
-            except ServiceFault as exc:
-                said = f"session login refused ({_reason(exc)})"
-                checks.append(Check("rest-session", FAIL, said, f"check {login}; {LOCKOUT}"))
-            except UwsAdapterError as exc:
-                said = f"session login/logout failed: {_reason(exc)}"
-                checks.append(Check("rest-session", FAIL, said, "check --rest-url"))
-            else:
-                checks.append(Check("rest-session", PASS, "M2M session login and logout answered"))
+            checks.append(_login_logout(
+                "rest-session", client, "session login refused", "session login/logout failed", "check --rest-url",
+                "M2M session login and logout answered",
+            ))  # fmt: skip
         if checks[-1].status == PASS:
             checks.append(check_listeners(options, client))
         else:

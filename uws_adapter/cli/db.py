@@ -1,11 +1,5 @@
-"""Where the CLI's stores are, and the ``db`` command group.
-
-Every ``--db`` takes a SQLite file's path (the embedded default) or a ``postgresql://`` URL (the
-``postgres`` extra), with ``$UWS_CALLBACK_DB`` as the default where the command reads or writes
-the callback store. ``uws-adapter db upgrade --db URL`` brings a store to this release's schema
-(a PostgreSQL store is never upgraded behind the operator's back: a service refuses to start on an
-older schema and says to run it); ``uws-adapter db version --db URL`` shows where one stands.
-A URL is shown without its password, always.
+"""Where the CLI's stores are (``--db``: a SQLite file or a ``postgresql://`` URL, shown without its
+password), and the ``db`` command group (``upgrade``, ``version``).
 """
 
 from __future__ import annotations

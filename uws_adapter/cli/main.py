@@ -1,9 +1,7 @@
 """The ``uws-adapter`` command line.
 
 Every failure prints one line on stderr and exits non-zero (2 for bad input, 1 for anything else);
-set ``UWS_ADAPTER_DEBUG=1`` to see the traceback of an unexpected failure. :data:`COMMANDS` says
-which module of this package builds each command (provision, services, tracking, db, dead_letters,
-listeners, wsdl, doctor); only the chosen command's module is imported.
+set ``UWS_ADAPTER_DEBUG=1`` to see the traceback of an unexpected failure.
 """
 
 from __future__ import annotations
@@ -104,8 +102,7 @@ def _resembles(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
 
 
 def _finish(parser: argparse.ArgumentParser) -> None:
-    """Every command has a description, and every command that runs takes --log-level and
-    --log-format (nested commands, as rest-body restore, included)."""
+    """Every command gets a description, and every command that runs --log-level and --log-format."""
     leaf = True
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -187,16 +184,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         configure_from_options(args)
         status: int = args.run(args)
         return status
-    except (InputError, DocumentError) as exc:
-        _say(f"error: {exc}")
-        return EXIT_INPUT
-    except ServiceFault as exc:
-        fix = fault_fix(exc)
-        _say(f"error: {exc}" + (f"; {fix}" if fix else ""))
-        return EXIT_FAILURE
     except UwsAdapterError as exc:
-        _say(f"error: {exc}")
-        return EXIT_FAILURE
+        fix = fault_fix(exc) if isinstance(exc, ServiceFault) else None
+        _say(f"error: {exc}" + (f"; {fix}" if fix else ""))
+        return EXIT_INPUT if isinstance(exc, (InputError, DocumentError)) else EXIT_FAILURE
     except KeyboardInterrupt:
         _say("interrupted")
         return 130

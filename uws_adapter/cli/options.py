@@ -1,12 +1,9 @@
 """How every command's options meet the settings: one help formatter, defaults that say where a
-value would come from (never the value itself), and the options of a service handed to its
-settings object (:mod:`uws_adapter.settings`) with the option's name as their origin.
+value would come from, and the options of a service handed to its settings object
+(:mod:`uws_adapter.settings`) with the option's name as their origin.
 
-No option's default is read from the environment when the parser is built: ``--help`` could
-print it (a ``postgresql://`` URL with its password did). An option backed by an environment
-variable has a :class:`Default` instead, shown as ``$VARIABLE, else VALUE`` and resolved after
-parsing, by :func:`resolve_defaults` (commands without a settings object) or by the settings
-object itself (services, whose settings read the file, then the environment, then the options).
+No option's default is read from the environment when the parser is built: ``--help`` could print
+it (a ``postgresql://`` URL with its password did). A :class:`Default` is resolved after parsing.
 """
 
 from __future__ import annotations
@@ -57,8 +54,7 @@ class Default:
 
 def help_with_default(action: argparse.Action) -> Optional[str]:
     """The one rule for an option's help: it ends with its default, unless the help already says
-    it, the option is secret, or it has none. (A :class:`Default` shows as ``$VARIABLE, else
-    VALUE``; nothing read from the environment is ever shown.)"""
+    it, the option is secret, or it has none."""
     text = action.help
     default = action.default
     if (
@@ -82,19 +78,16 @@ def default_text(value: object) -> str:
 
 
 class HelpFormatter(argparse.HelpFormatter):
-    """The one formatter of every command (:func:`help_with_default`, which the command line also
-    writes into each option's help when it builds the parser, for the generated reference)."""
+    """The one formatter of every command: :func:`help_with_default`."""
 
     def _get_help_string(self, action: argparse.Action) -> Optional[str]:
         return help_with_default(action)
 
 
 class Verbs:
-    """What builds a command group (``db``, ``listeners``): its ``description`` and its
-    sub-commands (``db upgrade``, ``listeners list``), one of them required, each declared where
-    its parser is built (:meth:`verb`), with its help, and listed in the order declared; the name
-    of the one chosen goes to ``dest``; ``common`` adds, after each verb's own options, those every
-    verb takes. A module's ``COMMANDS`` maps the group's name to it."""
+    """What builds a command group (``db``, ``listeners``): its ``description`` and its required
+    sub-commands, each declared by :meth:`verb` where its parser is built, listed in that order; the
+    one chosen goes to ``dest``; ``common`` adds, after each verb's own options, those every verb takes."""
 
     def __init__(
         self, description: str, *, dest: str = "verb", metavar: str = "ACTION", common: Optional[Build] = None

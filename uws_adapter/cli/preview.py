@@ -69,7 +69,7 @@ def run_preview(action: str, selection: Selection, settings: Settings) -> int:
         devices = selection.devices
         sys.stdout.write(f"{len(devices)} line(s) listed; {action} would reach each of them\n")
         for device in devices[:SHOWN]:
-            sys.stdout.write("  " + "+".join(f"{i.kind}:{i.identifier}" for i in device.identifiers) + "\n")
+            sys.stdout.write(f"  {device}\n")
         if len(devices) > SHOWN:
             sys.stdout.write(f"  ... and {len(devices) - SHOWN} more\n")
     else:

@@ -1,7 +1,6 @@
-"""How a service command runs (``emulator``, ``receiver``, ``bridge``): its start, where bad input
-is exit 2 before anything is made and a failure to listen is exit 1, either way one line, no banner
-and no database file left behind; its bounded servers and their access log; and its end, by Ctrl-C
-or SIGTERM, exit 130.
+"""How a service command (``emulator``, ``receiver``, ``bridge``) starts (bad input exit 2 before
+anything is made, a failure to listen exit 1, no database file left behind), serves, and ends
+(Ctrl-C or SIGTERM, exit 130).
 """
 
 from __future__ import annotations
@@ -118,8 +117,7 @@ def access_log(app: Any, service: str) -> Any:
 
 def serve(server: Any, app: Any, announcement: str) -> None:
     """Say where the service listens (first line of stdout), then serve until Ctrl-C or SIGTERM;
-    the application (and its store) is closed either way, and the end is the same as uvicorn's:
-    an interruption (exit 130)."""
+    the application (and its store) is closed either way, and the end is uvicorn's (exit 130)."""
     sys.stdout.write(announcement + "\n")
     sys.stdout.flush()
     try:

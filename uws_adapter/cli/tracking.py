@@ -8,12 +8,13 @@ import sys
 from typing import Dict, Optional, Set
 
 from uws_adapter.cli.db import add_db_option, open_db
+from uws_adapter.cli.main import EXIT_FAILURE
 from uws_adapter.cli.options import Build, parsed
 from uws_adapter.errors import InputError, TransportError, install_hint
 from uws_adapter.model.devices import Device, identity
 from uws_adapter.settings.source import number, whole
 from uws_adapter.store import describe_store
-from uws_adapter.store.interfaces import StoredEvent
+from uws_adapter.store.interfaces import RequestStatus, StoredEvent, Tracking
 from uws_adapter.tracking import (
     COMPLETE,
     DEFAULT_SETTLE,
@@ -27,8 +28,6 @@ from uws_adapter.tracking import (
     summary,
     wait_for,
 )
-
-EXIT_FAILURE = 1
 
 
 def _status(status: argparse.ArgumentParser) -> None:
@@ -89,9 +88,7 @@ COMMANDS: Dict[str, Build] = {"status": _status, "callbacks": _callbacks, "wait"
 
 def _run_status(args: argparse.Namespace) -> int:
     with open_db(args.db, must_exist=True) as store:
-        status = store.status(args.request_id)
-    if not status.known:
-        raise InputError("REQUEST_ID", f"nothing known of {args.request_id}", "check the id and --db")
+        status = _known(store, args.request_id)
     if args.json:
         form = {"request_id": status.request_id, "action": status.action, "open_ended": status.open_ended,
                 "total": None if status.open_ended else status.total, "callbacks": status.callbacks,
@@ -103,6 +100,13 @@ def _run_status(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(summary(status) + "\n")
     return 0
+
+
+def _known(store: Tracking, request_id: str) -> RequestStatus:
+    status = store.status(request_id)
+    if not status.known:
+        raise InputError("REQUEST_ID", f"nothing known of {request_id}", "check the id and --db")
+    return status
 
 
 #: The columns of ``callbacks``' rows.
@@ -161,8 +165,7 @@ def _run_wait(args: argparse.Namespace) -> int:
     # The one check of seconds (NaN is never reached: a wait for it was endless).
     timeout, settle = number(0)(args.timeout, "--timeout"), number(0)(args.settle, "--settle")
     with open_db(args.db, must_exist=True) as store:
-        if not store.status(args.request_id).known:
-            raise InputError("REQUEST_ID", f"nothing known of {args.request_id}", "check the id and --db")
+        _known(store, args.request_id)
         ended, statuses = wait_for(store, [args.request_id], timeout=timeout, settle=settle, out=sys.stderr)
     status = statuses[args.request_id]
     sys.stdout.write(summary(status, settled=ended == SETTLED) + "\n")

@@ -274,9 +274,16 @@ class Provisioner(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @abstractmethod
     def logout(self) -> None:
         """End the session (if any) on the service and forget its token."""
+        if self._token is None:
+            return
+        token, self._token = self._token, None
+        self._logout(token)
+
+    @abstractmethod
+    def _logout(self, token: str) -> None:
+        """End the session of ``token`` on the service."""
 
     @abstractmethod
     def _check(self, action: Action, selection: Selection) -> None:

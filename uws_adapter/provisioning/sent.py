@@ -79,11 +79,9 @@ def log_exchange(
     method: str, url: str, *, headers: Mapping[str, str], body: Optional[bytes], status: Optional[int] = None
 ) -> None:
     """One document on the ``uws_adapter.wire`` logger (DEBUG): a request as sent (``status``
-    None) or an answer as received. Secret headers (Authorization, VZ-M2M-Token, cookies) are
-    masked and the values of secret elements, attributes and members (passwords, tokens, client
-    secrets) blanked, by :func:`uws_adapter.redaction.redact`, and URLs in it shown by the one URL
-    masker (a listener URL's ``user:password@``); the document is cut to
-    :data:`WIRE_SHOWN_BYTES` after redaction, and its line breaks escaped."""
+    None) or an answer as received; secret headers masked, the document redacted
+    (:func:`uws_adapter.redaction.redact`, URLs by :func:`~uws_adapter.redaction.masked_urls`),
+    then cut to :data:`WIRE_SHOWN_BYTES`, its line breaks escaped."""
     shown_headers = {name: printable(masked_urls(str(value)), 200) for name, value in redact_headers(headers).items()}
     document = ""
     if body:
@@ -104,13 +102,10 @@ def log_exchange(
 
 @dataclass(frozen=True)
 class SentRequest:
-    """A request as it went out, for reconciling an unknown outcome, with every secret redacted
-    (passwords, tokens, the client secret and the Authorization header never appear here).
-
-    ``operation`` names the call (``ChangeDeviceState``, ``LogIn``, ``POST /m2m/v1/...``),
-    ``action`` the provisioning action (``Suspend``, ``Restore``, ``ProfileResume``) if any, and
-    ``selection`` the devices or filter it acted on. The carrier assigns the RequestId in its
-    answer, so a request whose answer was lost has none: find its callbacks by these devices."""
+    """A request as it went out, every secret redacted, for reconciling an unknown outcome:
+    ``operation`` names the call (``LogIn``, ``POST /m2m/v1/...``), ``action`` the provisioning
+    action if any, ``selection`` what it acted on. The carrier assigns the RequestId in its answer,
+    so a request whose answer was lost has none: find its callbacks by these devices."""
 
     method: str
     url: str

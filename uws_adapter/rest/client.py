@@ -148,14 +148,9 @@ class RestClient(Provisioner):
             raise TransportError("session/login answered without a sessionToken")
         return _answered_header("session/login's sessionToken", token)
 
-    def logout(self) -> None:
-        """End the M2M session (POST ``/m2m/v1/session/logout``, no body [doc]), then forget its
-        token. A session the service no longer knows (expired, invalid) is ended already: that is
-        not an error. Nothing to do without a session."""
-        if self._token is None:
-            return
-        token, self._token = self._token, None
-        request = RestRequest("POST", self.base_url + SESSION_LOGOUT_PATH)
+    def _logout(self, token: str) -> None:
+        # A session the service no longer knows (expired, invalid) is ended already: not an error.
+        request = RestRequest("POST", self.base_url + SESSION_LOGOUT_PATH)  # no body [doc]
         try:
             self._call(request, m2m_token=token, stakes=Stakes.REPEATABLE)
         except ServiceFault as fault:

@@ -66,7 +66,7 @@ class ListedLine:
         return "+".join(sorted(identity(i.kind, i.identifier) for i in self.identifiers))
 
     def text(self) -> str:
-        ids = "+".join(f"{i.kind}:{i.identifier}" for i in self.identifiers) or "(no identifier)"
+        ids = "+".join(map(str, self.identifiers)) or "(no identifier)"
         facts = [f"state {self.state or '?'}"]
         if self.service_plan:
             facts.append(f"plan {self.service_plan}")

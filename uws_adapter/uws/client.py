@@ -81,11 +81,7 @@ class UwsClient(Provisioner):
     api = "soap"
     default_url = UWS_BASE_URL
 
-    def logout(self) -> None:
-        """SessionService LogOut, then forget the token."""
-        if self._token is None:
-            return
-        token, self._token = self._token, None
+    def _logout(self, token: str) -> None:
         self._post(build_logout(token, base_url=self.base_url), "LogOut", Stakes.REPEATABLE, _SOAP)
 
     def _check(self, action: Action, selection: Selection) -> None:
