@@ -77,12 +77,7 @@ def test_a_group_is_written_without_savepoints(tmp_path: Path) -> None:
                  for n in range(16)]  # fmt: skip
         seen = _statements(store, group)
         assert not [s for s in seen if "SAVEPOINT" in s or "RELEASE" in s]
-        # The group's events in one statement and its attempts in another (store_callbacks), where
-        # one write after the other made 32; in all the highest id, the events, their ids read back
-        # in one row and the attempts, between BEGIN and COMMIT.
-        inserts = [s for s in seen if s.startswith("INSERT")]
-        assert [s.split(" (")[0] for s in inserts] == ["INSERT OR IGNORE INTO events", "INSERT INTO attempts"]
-        assert len(seen) == 6
+        assert len([s for s in seen if s.startswith("INSERT")]) == 32  # an event and an attempt each
 
 
 def test_a_group_with_a_poisoned_write_is_written_again_one_savepoint_each(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar, Union, cast
+from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from uws_adapter.errors import StoreError, UwsAdapterError
 from uws_adapter.store.core import CommitHealth, Job, SqlCore, next_group, stored
@@ -31,7 +31,7 @@ from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Wr
 from uws_adapter.store.sql import SQLITE, Sql
 from uws_adapter.store.sqlite_files import POSIX_LOCKS, FileLock, WalSync
 from uws_adapter.store.sqlite_schema import cannot_open, check_ours, upgrade
-from uws_adapter.store.sqlite_writes import CallbackWork, WriteWork, store_callbacks, work_for
+from uws_adapter.store.sqlite_writes import WriteWork, work_for
 from uws_adapter.waits import check_seconds
 
 __all__ = ["RequestStatus", "Store", "StoreError", "StoredEvent"]
@@ -451,13 +451,8 @@ def _run_fast(connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJo
     one of them ran; otherwise everything they wrote is rolled back and a new transaction begun,
     for the group to be run again one savepoint per write."""
     try:
-        works = [job.work for job in jobs]
-        if len(works) > 1 and all(type(work) is CallbackWork for work in works):
-            for job, result in zip(jobs, store_callbacks(connection, cast(List[CallbackWork], works))):
-                job.result = result
-        else:
-            for job in jobs:
-                job.result = job.work.fast(connection)
+        for job in jobs:
+            job.result = job.work.fast(connection)
         return True
     except Exception:  # which write, and whether the database itself failed, the careful run says
         if connection.in_transaction:

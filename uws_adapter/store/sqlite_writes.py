@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.store.dead_letters import keep_letter, keep_poisoned
@@ -28,11 +28,9 @@ _INSERT_EVENT = (
     "INSERT OR IGNORE INTO events (service, request_id, device, action, status, succeeded, fault_code,"
     f" callback, content_hash, received_at, unlisted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NEW_EVENT_MARK})"
 )
-_QUEUE_RUNS_HEAD = "INSERT INTO handler_queue (event_id, handler, next_at) VALUES "
-_QUEUE_RUNS = _QUEUE_RUNS_HEAD + "(?, ?, ?)"
+_QUEUE_RUNS = "INSERT INTO handler_queue (event_id, handler, next_at) VALUES (?, ?, ?)"
 _KNOWN_EVENT = "SELECT id, content_hash FROM events WHERE service = ? AND request_id = ? AND device = ? AND action = ?"
-_INSERT_ATTEMPTS_HEAD = "INSERT INTO attempts (event_id, callback_count, content_hash, received_at) VALUES "
-_INSERT_ATTEMPT = _INSERT_ATTEMPTS_HEAD + "(?, ?, ?, ?)"
+_INSERT_ATTEMPT = "INSERT INTO attempts (event_id, callback_count, content_hash, received_at) VALUES (?, ?, ?, ?)"
 
 
 class WriteWork:
@@ -144,98 +142,6 @@ class DeadLetterWork(WriteWork):
                            cap=self.max_total, set_cap=True)  # fmt: skip
 
     fast = __call__
-
-
-#: Callbacks written by one set of a group's statements (a larger group takes several sets): it
-#: bounds the statements' texts (one per size, each kept in the connection's statement cache) and
-#: their parameters (13 a callback, far below SQLite's 32,766).
-GROUP_CHUNK = 32
-#: How many handler runs one statement queues (3 parameters each).
-_RUNS_CHUNK = 256
-_EVENT_VALUES = f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NEW_EVENT_MARK})"
-_INSERT_EVENTS = _INSERT_EVENT[: _INSERT_EVENT.index(" VALUES ")] + " VALUES "
-# Each key's event id and first digest, in one row: ordinal, id and digest of each found key joined
-# by characters no id, ordinal or hex digest holds (checked again by _found's count).
-_FOUND_ARM = (
-    "SELECT ? AS k, id, content_hash FROM events WHERE service = ? AND request_id = ? AND device = ? AND action = ?"
-)
-_HIGHEST_EVENT = "SELECT coalesce(max(id), 0) FROM events"
-_UNIT, _RECORD = "\x1f", "\x1e"
-
-
-def _many(head: str, values: str, count: int) -> str:
-    return head + ", ".join([values] * count)
-
-
-def store_callbacks(db: sqlite3.Connection, works: Sequence[CallbackWork]) -> List[Tuple[int, bool]]:
-    """The fast run of a group of callbacks (no savepoints; any failure raised, for the careful run
-    of :class:`WriteWork`) in a few statements for the group, where :meth:`CallbackWork.fast` makes
-    two or three for each callback: the same rows, ids and outcomes as those one after the other.
-
-    Why: CPython's ``sqlite3`` lets the GIL go around every step of a statement, and a committer
-    thread must then wait for the event loop's thread to let it go again before its next statement,
-    while it holds the database's write lock (and the file lock that the other worker processes wait
-    on): under wrk, a group of 11 held that lock 1.7 ms, of which 0.44 ms was its CPU. Here a
-    group takes six steps, whatever its size, not two or three per callback."""
-    results: List[Tuple[int, bool]] = []
-    for start in range(0, len(works), GROUP_CHUNK):
-        results.extend(_store_chunk(db, works[start : start + GROUP_CHUNK]))
-    return results
-
-
-def _store_chunk(db: sqlite3.Connection, works: Sequence[CallbackWork]) -> List[Tuple[int, bool]]:
-    nows = [work.clock() for work in works]
-    # Every event of this chunk not stored before gets an id above this one: an INTEGER PRIMARY KEY
-    # takes the highest plus one (checked below against the rows the insert counts).
-    highest = db.execute(_HIGHEST_EVENT).fetchone()[0]
-    values: List[Any] = []
-    for work, now in zip(works, nows):
-        callback, row = work.callback, work.row
-        values += (*row.key, callback.status, int(callback.succeeded), row.fault_code, row.text, row.digest, now,
-                   *mark_args(row.key[1]))  # fmt: skip
-    # In the writes' order: a key's first write is its event, the others are ignored (re-sends), as
-    # one INSERT OR IGNORE after the other.
-    inserted = db.execute(_many(_INSERT_EVENTS, _EVENT_VALUES, len(works)), values).rowcount
-    found = _found(db, list(dict.fromkeys(work.row.key for work in works)))
-    results: List[Tuple[int, bool]] = []
-    attempts: List[Any] = []
-    runs: List[Tuple[int, str, float]] = []
-    differs: List[int] = []
-    written = set()
-    for work, now in zip(works, nows):
-        row = work.row
-        event_id, first_digest = found[row.key]  # a key not found: its row was refused (careful run)
-        new = event_id > highest and row.key not in written
-        written.add(row.key)
-        if new:
-            runs += [(event_id, name, now) for name in work.handlers]
-        elif first_digest != row.digest:
-            differs.append(event_id)
-        attempts += (event_id, work.callback.callback_count, row.digest, now)
-        results.append((event_id, new))
-    if sum(new for _, new in results) != inserted:
-        raise sqlite3.DatabaseError("a group's new events are not the rows it inserted")  # the careful run
-    if differs:
-        db.execute(f"UPDATE events SET differs = 1 WHERE id IN ({', '.join('?' * len(differs))})", differs)
-    for start in range(0, len(runs), _RUNS_CHUNK):
-        chunk = runs[start : start + _RUNS_CHUNK]
-        db.execute(_many(_QUEUE_RUNS_HEAD, "(?, ?, ?)", len(chunk)), [v for run in chunk for v in run])
-    db.execute(_many(_INSERT_ATTEMPTS_HEAD, "(?, ?, ?, ?)", len(works)), attempts)
-    return results
-
-
-def _found(
-    db: sqlite3.Connection, keys: List[Tuple[str, str, str, str]]
-) -> Dict[Tuple[str, str, str, str], Tuple[int, str]]:
-    """The event id and first digest of each of ``keys`` that has an event, read in one step."""
-    arms = " UNION ALL ".join([_FOUND_ARM] * len(keys))
-    sql = f"SELECT group_concat(k || char(31) || id || char(31) || content_hash, char(30)) FROM ({arms})"
-    text = db.execute(sql, [v for number, key in enumerate(keys) for v in (number, *key)]).fetchone()[0]
-    found: Dict[Tuple[str, str, str, str], Tuple[int, str]] = {}
-    for item in text.split(_RECORD) if text else ():
-        number, event_id, digest = item.split(_UNIT)
-        found[keys[int(number)]] = (int(event_id), digest)
-    return found
 
 
 def work_for(write: Write, clock: Callable[[], float]) -> WriteWork:
