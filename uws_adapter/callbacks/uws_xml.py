@@ -206,7 +206,7 @@ def _callback_element(root: etree._Element) -> etree._Element:
 
 
 def _nil(element: etree._Element) -> bool:
-    value = element.get(_NIL_KEY)  # type: ignore[arg-type]  # lxml-stubs: str only
+    value = element.get(_NIL_KEY)
     return value is not None and value.strip() in _NIL_TRUE
 
 
@@ -388,7 +388,7 @@ class _Reader:
                     continue
                 if action_name in model.ACTIONS:
                     if len(action) == 0 and not (action.text or "").strip():
-                        nil = action.get(_NIL_KEY)  # type: ignore[arg-type]  # _nil, inlined
+                        nil = action.get(_NIL_KEY)  # _nil, inlined
                         if nil is not None and nil.strip() in _NIL_TRUE:
                             continue
                     if self.action is not None:

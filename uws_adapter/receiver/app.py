@@ -212,7 +212,9 @@ class Receiver:
         # The callback POSTs let through by screen, by their request line and headers: a verdict that
         # depends on those alone (and on the rules, fixed here), for the few shapes one sender's
         # callbacks take (their lengths vary a little). Bounded: emptied when full.
-        self._screened: Dict[Tuple[str, str, Optional[str], Optional[str], Optional[str], Optional[str]], Tuple[int, str]] = {}
+        self._screened: Dict[
+            Tuple[str, str, Optional[str], Optional[str], Optional[str], Optional[str]], Tuple[int, str]
+        ] = {}
         self.handlers = dict(handlers or {})
         self._handler_names = tuple(self.handlers)
         # Waited for by the handler threads: NaN made them spin, past TIMEOUT_MAX a raw OverflowError ended them.
@@ -346,10 +348,12 @@ class Receiver:
             )
         # Both made without their frozen __init__, a call per field (see model.frozen): every field given.
         write = made(
-            CallbackWrite, {"callback": callback, "handlers": self._handler_names, "document": body, "media_type": media_type}
+            CallbackWrite,
+            {"callback": callback, "handlers": self._handler_names, "document": body, "media_type": media_type},
         )
         return made(
-            Intake, {"write": write, "stored": _XML_ACK if is_xml else _JSON_ACK, "unstored": _NOT_STORED, "is_callback": True}
+            Intake,
+            {"write": write, "stored": _XML_ACK if is_xml else _JSON_ACK, "unstored": _NOT_STORED, "is_callback": True},
         )
 
     def committed(self, intake: Intake, result: Any) -> None:
