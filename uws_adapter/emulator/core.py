@@ -1,12 +1,7 @@
-"""The emulated carrier's state (:class:`Carrier`): one device inventory with the documented state
-machine, the users and sessions, the registered listeners, and real callbacks to them, re-sent until
-acknowledged. It knows nothing of HTTP: its UWS SOAP front (:mod:`uws_adapter.emulator.soap`) and
-REST M2M front (:mod:`uws_adapter.emulator.rest`) depend on it, and :class:`~uws_adapter.emulator.
-http.Emulator` serves both on waitress.
-
-Both fronts share the inventory, the users (five failed logins lock an account [doc]), the
-sessions (20 minutes idle [doc]) and the callback queue. Codes not in the carrier's documentation
-are marked [inferred] where they are raised.
+"""The emulated carrier's state (:class:`Carrier`), without HTTP: one inventory under the documented
+state machine, the users (five failed logins lock an account [doc]) and sessions (20 minutes idle
+[doc]) both fronts share, the registered listeners, and real callbacks re-sent until acknowledged.
+Codes not in the carrier's documentation are marked [inferred] where they are raised.
 """
 
 from __future__ import annotations
@@ -205,12 +200,6 @@ class Carrier:
             raise EmulatorFault(refused.code, str(refused))
         return self.sessions.open()
 
-    def touch_session(self, token: Optional[str]) -> None:
-        self.sessions.touch(token)
-
-    def close_session(self, token: Optional[str]) -> None:
-        self.sessions.close(token)
-
     # Inventory ------------------------------------------------------------------------------
 
     def find(self, given: Sequence[DeviceIdentifier]) -> Optional[EmulatedDevice]:
@@ -233,14 +222,7 @@ class Carrier:
             # query before it came here (UWS needs an account or a group).
             raise EmulatorFault(Code.REQUEST_UNDEFINED, "no devices, account, group or filter")
         self.check_account(account)
-        return [
-            (line.device.identifiers, line)
-            for line in self.devices
-            if (account is None or line.account == account)
-            and (group is None or line.group == group)
-            and (plan is None or line.service_plan == plan)
-            and all(line.custom_fields.get(f.name, "").lower() == f.value.lower() for f in custom)
-        ]
+        return [(line.device.identifiers, line) for line in self.devices if line.matches(account, group, plan, custom)]
 
     def check_account(self, account: Optional[str]) -> None:
         """Refuse an account none of the lines is in (both fronts, the listing too)."""

@@ -1,8 +1,6 @@
 """The emulated inventory: lines, and what each provisioning action does to one of them by the
 documented state machine (Suspend from Active, Restore from Suspended, a daily budget of actions
-per line), with the callback it produces. The emulator's callback queue is in
-:mod:`uws_adapter.emulator.core`, its fronts in :mod:`uws_adapter.emulator.soap` and
-:mod:`uws_adapter.emulator.rest`, its HTTP side in :mod:`uws_adapter.emulator.http`."""
+per line), with the callback it produces."""
 
 from __future__ import annotations
 
@@ -42,6 +40,18 @@ class EmulatedDevice:
     suspended_days: int = 0
     nb_iot: bool = False
     profile_status: Optional[str] = None
+
+    def matches(
+        self, account: Optional[str], group: Optional[str], plan: Optional[str], custom: Sequence[CustomField]
+    ) -> bool:
+        """Whether the line is in ``account``, ``group`` and ``plan`` (None: any) and holds each of
+        ``custom`` (values case-insensitive, as the carrier matches them [doc]): both fronts' filter."""
+        return (
+            account in (None, self.account)
+            and group in (None, self.group)
+            and plan in (None, self.service_plan)
+            and all(self.custom_fields.get(f.name, "").lower() == f.value.lower() for f in custom)
+        )
 
 
 #: The most lines the emulator generates, as its ``--devices`` option takes them (settings.services,

@@ -57,17 +57,6 @@ def _count(data: Mapping[str, Any], key: str) -> Optional[int]:
     return value
 
 
-def _matches(line: EmulatedDevice, data: Mapping[str, Any], fields: Sequence[CustomField]) -> bool:
-    state = data.get("currentState")
-    return (
-        data.get("accountName") in (None, line.account)
-        and data.get("groupName") in (None, line.group)
-        and data.get("servicePlan") in (None, line.service_plan)
-        and (state is None or str(state).lower() == line.state.lower())
-        and all(line.custom_fields.get(f.name, "").lower() == f.value.lower() for f in fields)
-    )
-
-
 def _device(line: EmulatedDevice, position: int) -> Dict[str, Any]:
     return {
         "accountName": line.account,
@@ -91,6 +80,7 @@ def device_list(
     size = page_size if asked is None else min(page_size, asked)
     if size < 1:
         raise EmulatorFault(_UNDEFINED, "maxNumberOfDevices must be 1 or more")
+    state = data.get("currentState")
     found: List[Tuple[int, EmulatedDevice]] = []
     for position, line in enumerate(devices):
         if after_id is not None and position + 1 <= after_id:
@@ -98,7 +88,9 @@ def device_list(
         added = _added(position)
         if (earliest is not None and added < earliest) or (latest is not None and added > latest):
             continue
-        if _matches(line, data, fields):
+        if state is not None and str(state).lower() != line.state.lower():
+            continue
+        if line.matches(data.get("accountName"), data.get("groupName"), data.get("servicePlan"), fields):
             found.append((position, line))
     page = found[:size]
     return {"devices": [_device(line, position) for position, line in page], "hasMoreData": len(found) > size}

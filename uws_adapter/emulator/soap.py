@@ -1,7 +1,5 @@
-"""The emulator's UWS front: SessionService and CarrierService as our WSDL describes them, carried
-out on the emulator's inventory and served by the shared :class:`.SoapServer` (SOAP 1.1 read as
-the spec allows, the Body's payload validated against our XSD, ``DeserializationFailed``
-otherwise; faults written ``<Service>.<CODE>`` with HTTP 500 like WCF [inferred status])."""
+"""The emulator's UWS front: SessionService and CarrierService carried out on its inventory, served
+by the shared :class:`.SoapServer` (faults ``<Service>.<CODE>`` with HTTP 500 like WCF [inferred status])."""
 
 from __future__ import annotations
 
@@ -25,10 +23,10 @@ class SoapFront:
         return self.emulator.open_session(username, password)  # UWS locks the account, whoever calls [doc]
 
     def check_session(self, token: Optional[str]) -> None:
-        self.emulator.touch_session(token)
+        self.emulator.sessions.touch(token)
 
     def log_out(self, token: Optional[str]) -> None:
-        self.emulator.close_session(token)
+        self.emulator.sessions.close(token)
 
     def change_device_state(self, action: Action, selection: Selection) -> str:
         emulator = self.emulator
