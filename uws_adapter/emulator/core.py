@@ -200,6 +200,12 @@ class Carrier:
             raise EmulatorFault(refused.code, str(refused))
         return self.sessions.open()
 
+    def touch_session(self, token: Optional[str]) -> None:
+        self.sessions.touch(token)
+
+    def close_session(self, token: Optional[str]) -> None:
+        self.sessions.close(token)
+
     # Inventory ------------------------------------------------------------------------------
 
     def find(self, given: Sequence[DeviceIdentifier]) -> Optional[EmulatedDevice]:

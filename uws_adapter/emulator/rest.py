@@ -114,9 +114,9 @@ class RestFront:
                 raise EmulatorFault(_UNDEFINED, "username and password are required strings")
             return {"sessionToken": emulator.open_session(username, password)}
         token = headers.get(M2M_TOKEN_HEADER.lower())
-        emulator.sessions.touch(token)
+        emulator.touch_session(token)
         if (method, "/m2m/v1" + path) == ("POST", SESSION_LOGOUT_PATH):
-            emulator.sessions.close(token)  # no body is read: the SDK sends none [doc]
+            emulator.close_session(token)  # no body is read: the SDK sends none [doc]
             return {"sessionToken": token}
         if method == "POST" and path in ("/devices/actions/restore", "/devices/actions/suspend"):
             action = "Restore" if path.endswith("restore") else "Suspend"

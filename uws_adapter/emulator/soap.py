@@ -23,10 +23,10 @@ class SoapFront:
         return self.emulator.open_session(username, password)  # UWS locks the account, whoever calls [doc]
 
     def check_session(self, token: Optional[str]) -> None:
-        self.emulator.sessions.touch(token)
+        self.emulator.touch_session(token)
 
     def log_out(self, token: Optional[str]) -> None:
-        self.emulator.sessions.close(token)
+        self.emulator.close_session(token)
 
     def change_device_state(self, action: Action, selection: Selection) -> str:
         emulator = self.emulator

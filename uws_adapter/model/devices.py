@@ -44,11 +44,7 @@ _KIND_RULES: Mapping[str, Tuple[Pattern[str], str]] = {
     "MEID": (re.compile(r"[0-9A-Fa-f]{1,32}"), "hexadecimal digits"),
     "IMEI": (re.compile(r"[0-9]{1,16}"), "up to 16 digits"),
     "ICCID": (re.compile(r"[0-9]{1,20}"), "up to 20 digits"),
-    "MDN": _LENIENT,
-    "MSISDN": _LENIENT,
-    "MIN": _LENIENT,
-    "EID": _LENIENT,
-    "IMSI": _LENIENT,
+    **dict.fromkeys(("MDN", "MSISDN", "MIN", "EID", "IMSI"), _LENIENT),
 }
 
 #: Every kind the package accepts, in the documented spelling.
@@ -122,14 +118,11 @@ def normalize_kind(kind: object, api: str = "rest") -> str:
     for a kind ``api`` does not accept, quoting that API's kinds (:data:`API_KINDS`). The model
     itself takes every kind (``"rest"``); a UWS request is read with ``"soap"``."""
     kinds = API_KINDS[api]
-    upper = a_string("kind", kind, _kinds_hint(kinds), code=Code.DEVICE_KIND).strip().upper()
+    hint = "use one of " + ", ".join(kinds)
+    upper = a_string("kind", kind, hint, code=Code.DEVICE_KIND).strip().upper()
     if upper not in kinds:
-        raise InputError("kind", f"unknown identifier kind {shown(kind)}", _kinds_hint(kinds), code=Code.DEVICE_KIND)
+        raise InputError("kind", f"unknown identifier kind {shown(kind)}", hint, code=Code.DEVICE_KIND)
     return upper
-
-
-def _kinds_hint(kinds: Tuple[str, ...]) -> str:
-    return "use one of " + ", ".join(kinds)
 
 
 @dataclass(frozen=True)
