@@ -129,18 +129,16 @@ def seed_lines(lines: Sequence[EmulatedDevice], seeds: Iterable[Seed]) -> None:
     for seed in seeds:
         start = given.get(seed.attribute, 0)
         count = len(lines) - start if seed.count is None else seed.count
+        own = seed.attribute in ("group", "service_plan")  # else the name of a custom field
         if start + count > len(lines) or count < 1:
-            option = f"--{seed.attribute.replace('_', '-')}" if seed.attribute in ("group", "service_plan") else ""
             raise InputError(
-                option or f"--custom-field {seed.attribute}",
+                f"--{seed.attribute.replace('_', '-')}" if own else f"--custom-field {seed.attribute}",
                 f"{seed.value!r} wants {count} line(s) but {len(lines) - start} of {len(lines)} are left",
                 "lower the count or generate more devices (--devices)",
             )
         for line in lines[start : start + count]:
-            if seed.attribute == "group":
-                line.group = seed.value
-            elif seed.attribute == "service_plan":
-                line.service_plan = seed.value
+            if own:
+                setattr(line, seed.attribute, seed.value)
             else:
                 line.custom_fields[seed.attribute] = seed.value
         given[seed.attribute] = start + count
@@ -178,12 +176,8 @@ def change_state(
     if action == "Restore":
         return replace(base, status="Success")
     allowed = 180
-    suspend = SuspendResult(
-        dt.date.today() + dt.timedelta(days=allowed - line.suspended_days),
-        allowed,
-        line.suspended_days,
-        allowed - line.suspended_days,
-    )
+    left = allowed - line.suspended_days
+    suspend = SuspendResult(dt.date.today() + dt.timedelta(days=left), allowed, line.suspended_days, left)
     return replace(
         base, status="Success", suspend=suspend, comment="Device Suspended - Applicable Charges Will Continue"
     )
