@@ -1,9 +1,7 @@
-"""The emulator's REST device list (``POST /m2m/v1/devices/actions/list``) over its inventory:
-filters by account, group, service plan, custom fields (values case-insensitive, as for
-provisioning [doc]) and state, pages of at most ``page_size`` devices (2000 [doc]) with
-``hasMoreData`` (answered with HTTP 202 [doc: the vendor SDK's model]), oldest first, the next page
-asked for with ``earliest`` or, sorted by device ID, with ``largestDeviceIdSeen`` [doc]. The facts
-and what is [inferred] are listed in :mod:`uws_adapter.rest.devicelist`.
+"""The emulator's REST device list (``POST /m2m/v1/devices/actions/list``) over its inventory, by the
+facts (and what is [inferred]) :mod:`uws_adapter.rest.devicelist` lists: filters, pages of at most
+``page_size`` devices with ``hasMoreData`` and HTTP 202, oldest first, paged by ``earliest`` or,
+sorted by device ID, by ``largestDeviceIdSeen``.
 
 Each line's ``createdAt`` is made up from its place in the inventory, one second apart from a
 fixed start [inferred format: ISO 8601 with an offset], and its device ID is its place plus one.

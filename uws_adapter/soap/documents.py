@@ -118,10 +118,8 @@ def served_document(path: str, query: str, address: str, service: Optional[str])
     key, _, value = query.partition("=")
     key = key.strip().lower()
     if service is not None:
-        if key == "wsdl" and not value:
-            return service_wsdl(service, address)
-        if key == "singlewsdl" and not value:
-            return service_wsdl(service, address, single=True)
+        if key in ("wsdl", "singlewsdl") and not value:
+            return service_wsdl(service, address, single=key == "singlewsdl")
         if key == "xsd" and value:
             return xsd_document(value, address=address, service=service)
         return None
