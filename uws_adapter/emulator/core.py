@@ -297,7 +297,7 @@ class Carrier:
                         "callback %s (attempt %d of %d) to %s answered HTTP %d",
                         attempt.request_id, count, self.max_callback_threshold, masked_url(listener.url), status,
                     )  # fmt: skip
-                    self._refused(attempt, count, listener, status)
+                    self._refused(attempt, listener, status)
             except Exception as exc:  # any failure (a URL nothing can be sent to, a body that cannot be
                 # written) is one unacknowledged attempt: this thread must go on delivering the others.
                 # The engine's messages show the URL masked; a body's error holds no credential.
@@ -323,7 +323,7 @@ class Carrier:
                         count,
                     )
 
-    def _refused(self, attempt: CallbackRequest, count: int, listener: Listener, status: int) -> None:
+    def _refused(self, attempt: CallbackRequest, listener: Listener, status: int) -> None:
         """A listener that answers 401/403 does not take the credentials registered with it: said
         with the fix, once per listener (never the credentials themselves)."""
         if status not in (401, 403):

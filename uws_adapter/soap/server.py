@@ -6,13 +6,10 @@ SOAP 1.1 allows and validates the Body's payload against our XSD as WCF would
 writes SOAP 1.1 faults the way UWS does (HTTP 500, ``<Service>.<CODE>``), and serves the WSDL
 and XSDs as WCF serves a ``.svc`` (:mod:`uws_adapter.soap.documents`).
 
-Lenient where SOAP 1.1 allows (what legacy stacks send): chunked bodies (waitress reassembles
-them), qualified attributes such as ``soap:encodingStyle`` on Envelope, Header and Body, header
-blocks we do not know (ignored unless ``mustUnderstand="1"``: a ``soap:MustUnderstand`` fault),
-``soap:mustUnderstand`` / ``soap:actor`` on ``v2:token``, ``xsi:nil="true"`` optional members
-(absent) and ``xsi:type`` annotations (ignored). Strict where the carrier is: a SOAPAction that
-does not name the Body's operation is an ``ActionNotSupported`` fault [inferred code], SOAP 1.2's
-``application/soap+xml`` is a 415, an Envelope of another namespace a ``VersionMismatch``.
+Lenient where SOAP 1.1 allows (what legacy stacks send: qualified attributes on Envelope, Header
+and Body, unknown header blocks unless they must be understood, ``xsi:nil`` and ``xsi:type``),
+strict where the carrier, a WCF basicHttpBinding, is (a SOAPAction not naming the Body's operation
+is ``ActionNotSupported`` [inferred code]); the manual lists both (docs/services.md).
 """
 
 from __future__ import annotations
