@@ -1,10 +1,7 @@
-"""The emulator's REST M2M front: OAuth2 token, session login and logout, suspend, restore, eSIM
-profile_resume and callback registration, over the same inventory and state machine as UWS.
-
-Errors are ``{errorCode, errorMessage}`` with HTTP 400 [doc]; a missing or expired bearer token is
-a bare HTTP 401, as an API gateway answers. Bodies are checked strictly (unknown fields, wrong
-types, a device list mixed with group / plan / custom fields), so that the emulator catches a
-client that drifts from the documented bodies.
+"""The emulator's REST M2M front, over the same inventory and state machine as UWS (what it serves:
+docs/services.md, "The emulator"). Errors are ``{errorCode, errorMessage}`` with HTTP 400 [doc]; a
+missing or expired bearer token is a bare HTTP 401, as an API gateway answers. Bodies are checked
+strictly, so that the emulator catches a client that drifts from the documented bodies.
 """
 
 from __future__ import annotations
