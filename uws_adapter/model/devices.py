@@ -12,22 +12,7 @@ import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import (
-    IO,
-    Any,
-    Dict,
-    Iterable,
-    Iterator,
-    List,
-    Mapping,
-    Optional,
-    Pattern,
-    Protocol,
-    Tuple,
-    Type,
-    TypeVar,
-    Union,
-)
+from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Protocol, Tuple, Type, TypeVar, Union
 
 from uws_adapter.errors import Code, InputError, shown
 from uws_adapter.localfiles import open_to_read
@@ -39,7 +24,7 @@ from uws_adapter.model.text import a_string
 # various lengths, so those are checked leniently: 1 to 64 letters, digits, "+" or "-", the rest
 # left to the carrier [inferred]. A real line refused here would be a bug.
 _LENIENT = (re.compile(r"[0-9A-Za-z+\-]{1,64}"), "1 to 64 letters, digits, + or - (the carrier checks the rest)")
-_KIND_RULES: Mapping[str, Tuple[Pattern[str], str]] = {
+_KIND_RULES: Mapping[str, Tuple[re.Pattern[str], str]] = {
     "ESN": (re.compile(r"[0-9]{1,32}"), "decimal digits"),
     "MEID": (re.compile(r"[0-9A-Fa-f]{1,32}"), "hexadecimal digits"),
     "IMEI": (re.compile(r"[0-9]{1,16}"), "up to 16 digits"),

@@ -19,9 +19,9 @@ from uws_adapter.model.devices import Device, DeviceIdentifier, normalize_kind
 from uws_adapter.model.selection import CustomField, DeviceList, Selection, check_uws_query, select
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST, NS_CARRIER, NS_SESSION, NS_SOAP_ENV, NS_V2
 
-SERVICES = ("SessionService", "CarrierService")
 #: The operations of each service, as the WSDL binds them.
 OPERATIONS = {"SessionService": ("LogIn", "LogOut"), "CarrierService": ("ChangeDeviceState",)}
+SERVICES = tuple(OPERATIONS)
 _QUERY = ("AccountName", "DeviceGroupName", "DeviceServicePlanFilter", "DeviceCustomFieldFilter")
 _UNDEFINED = Code.REQUEST_UNDEFINED
 
