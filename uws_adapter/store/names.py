@@ -29,10 +29,13 @@ SQLite commits one write at a time: the turn costs it nothing.
 from __future__ import annotations
 
 import hashlib
+from typing import Optional
+
+from uws_adapter.store.sql import Sql
 
 __all__ = [
-    "CONFIRMED_SAME_DAY", "KEY_OF", "MIGRATION_POSTGRES", "MIGRATION_SQLITE", "NAME", "RESERVED_AT", "listed_as",
-    "turn_of",
+    "CONFIRMED_SAME_DAY", "KEY_OF", "MIGRATION_POSTGRES", "MIGRATION_SQLITE", "NAME", "RESERVED_AT", "key_of",
+    "listed_as", "turn_of",
 ]  # fmt: skip
 
 #: The name of the request of the row ``r`` of ``requests``.
@@ -43,6 +46,13 @@ KEY_OF = (
     "SELECT request_id FROM requests WHERE known_as = ?"
     " UNION ALL SELECT request_id FROM requests WHERE request_id = ? AND known_as IS NULL LIMIT 1"
 )
+
+
+def key_of(db: Sql, name: str) -> Optional[str]:
+    """The key of the rows of the request known as ``name``, if any."""
+    row = db.one(KEY_OF, (name, name))
+    return None if row is None else str(row[0])
+
 
 #: When the reservation bound once was made, while it is not confirmed: such a request is known by
 #: its key (one probe of the key, where :data:`KEY_OF` probes the name first, then the key).
