@@ -247,15 +247,11 @@ def check_login(settings: Settings) -> None:
     not "no login")."""
     if settings.username and settings.password:
         return
-    if settings.username:
+    if settings.username or settings.password:
+        given, missing = ("username", "password") if settings.username else ("password", "username")
         raise InputError(
-            "password", "the UWS login has a username but no password",
-            f"set {ENVIRONMENT['password']} (or password in [{SECTION}] of the settings file)",
-        )  # fmt: skip
-    if settings.password:
-        raise InputError(
-            "username", "the UWS login has a password but no username",
-            f"set {ENVIRONMENT['username']} (or username in [{SECTION}] of the settings file)",
+            missing, f"the UWS login has a {given} but no {missing}",
+            f"set {ENVIRONMENT[missing]} (or {missing} in [{SECTION}] of the settings file)",
         )  # fmt: skip
     raise InputError(
         "username", "no UWS login configured",

@@ -207,9 +207,8 @@ class SqlCore(HandlerQueueSql, EventPages):
     def record_request(
         self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap", forced: bool = False
     ) -> None:
-        """Remember a sent request so that the tracker knows which devices to expect (and the
-        budget guard what each line was sent); ``forced``: sent over the budget on purpose. A
-        request recorded under the same id before is replaced, its devices included."""
+        """Remember a sent request (``forced``: over the budget on purpose); one recorded under the
+        same id before is replaced, its devices included."""
         self._transact(
             "record the request",
             lambda db: _insert_request(db, request_id, action, devices, api, self.clock(), forced),
@@ -217,17 +216,14 @@ class SqlCore(HandlerQueueSql, EventPages):
         )
 
     def recent_actions(self, identities: Sequence[str], since: float) -> LineActions:
-        """Per identity, the ``(request id, when)`` of its line's provisioning actions after
-        ``since``, across every process and instance sharing the log (see
-        :meth:`uws_adapter.store.interfaces.RequestLog.recent_actions`)."""
+        """See :meth:`uws_adapter.store.interfaces.RequestLog.recent_actions`."""
         wanted = sorted(set(identities))
         if not wanted:
             return {}
         return self._snapshot("count recent actions", lambda db: line_actions(db, wanted, since))
 
     def device_actions(self, devices: Sequence[Device], since: float, *, at_least: int = 1) -> LineActions:
-        """:meth:`recent_actions` of the identities of ``devices``, left out for every device whose
-        line had fewer than ``at_least`` actions (counted first, in one query)."""
+        """See :meth:`uws_adapter.store.interfaces.RequestLog.device_actions`."""
         names = line_counts.identities_of(devices)
         return self._snapshot("count recent actions", lambda db: _lines_at_risk(db, names, since, at_least))
 
@@ -235,11 +231,8 @@ class SqlCore(HandlerQueueSql, EventPages):
         self, action: str, devices: Sequence[Device], *, api: str = "soap", since: Optional[float] = None,
         admit: Admit = lambda found: False, at_least: int = 1,
     ) -> Optional[str]:  # fmt: skip
-        """Reserve a device-list request before it is sent (see the module): in one transaction that
-        every other reservation waits for, the recent actions of the devices' lines after ``since``
-        (none read when None; as :meth:`device_actions` with ``at_least``) are given to ``admit``;
-        when it refuses, nothing is written and the result is None, otherwise a pending request is
-        recorded and its id returned."""
+        """Reserve a device-list request before it is sent (see the module and
+        :meth:`uws_adapter.store.interfaces.RequestLog.reserve_request`)."""
         reservation = f"{PENDING}{uuid.uuid4()}"
         names = line_counts.identities_of(devices)  # once: the check and the record both need them
 
@@ -267,14 +260,11 @@ class SqlCore(HandlerQueueSql, EventPages):
                     CONFIRMED_SAME_DAY, (request_id, now, reservation, day, day + line_counts.DAY)
                 ):
                     # Most often: a reservation not yet confirmed, made today (its counts stay on
-                    # their day), named by a RequestId nothing is known by. One statement names it
-                    # where the reservation's time was read first (issue 19.3); anything else is
-                    # done below, as before.
+                    # their day), named by a RequestId nothing is known by, in one statement (issue 19.3).
                     unlisted.listed(db, request_id)  # its callbacks may have come first
                     return
             # A reservation not yet confirmed is known by its key: one look finds it and when it was
-            # made (two statements before: the name's lookup, then the time's). Anything else (a
-            # reservation released or confirmed already) is looked up by its name, as before.
+            # made. Anything else (released, or confirmed already) is looked up by its name.
             row = db.one(RESERVED_AT, (reservation,)) if reservation.startswith(PENDING) else None
             key: Optional[str] = reservation if row is not None else key_of(db, reservation)
             if key is None:  # released, or confirmed already: nothing is known by that name

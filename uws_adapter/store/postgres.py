@@ -239,7 +239,6 @@ class PostgresStore(SqlCore):
 
     def schema_version(self) -> int:
         """The schema version the database holds (0: none yet)."""
-
         return self._run("read the schema version", _schema_version)
 
     def check_schema(self) -> None:
@@ -262,8 +261,7 @@ class PostgresStore(SqlCore):
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (UPGRADE_LOCK,))  # one upgrader at a time
                 _check_ours(db, self.display)
                 db.execute(VERSION_TABLE)
-                row = db.execute("SELECT max(version) FROM uws_schema_version").fetchone()
-                version = int(row[0]) if row and row[0] is not None else 0
+                version = _schema_version(db)
                 if version > SCHEMA_VERSION:
                     raise newer_schema(self.display, version, SCHEMA_VERSION)
                 for step in range(version + 1, SCHEMA_VERSION + 1):

@@ -30,7 +30,7 @@ from uws_adapter.store.core import CommitHealth, Job, SqlCore, next_group, store
 from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sql import SQLITE, Sql
 from uws_adapter.store.sqlite_files import POSIX_LOCKS, FileLock, WalSync
-from uws_adapter.store.sqlite_schema import cannot_open, check_ours, upgrade
+from uws_adapter.store.sqlite_schema import cannot_open, check_ours, read_schema, upgrade
 from uws_adapter.store.sqlite_writes import WriteWork, work_for
 from uws_adapter.waits import check_seconds
 
@@ -154,14 +154,7 @@ class Store(SqlCore):
     def schema_version(path: Union[str, Path]) -> int:
         """The schema version of the database at ``path`` (0 for one written by 0.1.0); a file that
         is not a database is a :class:`StoreError`, as when a store is opened."""
-        try:
-            connection = sqlite3.connect(str(path))
-            try:
-                return int(connection.execute("PRAGMA user_version").fetchone()[0])
-            finally:
-                connection.close()
-        except sqlite3.Error as exc:
-            raise cannot_open(path, exc) from None
+        return read_schema(path)[0]
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
