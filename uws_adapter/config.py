@@ -1,13 +1,6 @@
-"""Which backend to use, and how to reach it: an INI file and/or environment variables.
-
-The same code then runs on either API::
-
-    client = uws_adapter.connect()          # reads $UWS_ADAPTER_CONFIG and the environment
-    request_id = client.suspend(select(devices))
-
-Environment variables win over the file, so that secrets can stay out of it; arguments win over
-both. The file may hold a section per service (see :mod:`uws_adapter.settings`); this module is
-the client's, ``[uws-adapter]``.
+"""The client's settings (``[uws-adapter]``: which backend to use, and how to reach it) and
+:func:`connect`, which builds the client they describe. Environment variables win over the file,
+so that secrets can stay out of it; arguments win over both (see :mod:`uws_adapter.settings`).
 """
 
 from __future__ import annotations
