@@ -9,11 +9,9 @@ is ``coalesce(known_as, request_id)``, and every lookup by RequestId (tracking, 
 an older request, the budget's listing of callbacks in :mod:`.unlisted`) goes through the
 statements here.
 
-Why: a confirmation used to rename the key, which rewrote the request's rows in both tables and
-their four indexes (some nine log pages, about 0.1 ms a call through the bridge); now it writes
-one row and one entry of a partial index. A reservation writes no entry there at all (the index holds
-only the names given by a confirmation): an entry written for every reservation cost about as much
-as the confirmation saved.
+Why: a confirmation writes one row and one entry of a partial index, where renaming the key
+rewrote the request's rows and their indexes (docs/performance.md); a reservation writes no entry
+there (one per reservation cost about as much as the confirmation saved).
 
 Names are unique: whatever records or confirms a request under a name forgets the request known by
 it first, in the same transaction, after taking turns on the name (:func:`turn_of`). Why the turn:
