@@ -27,8 +27,7 @@ __all__ = ["run_demo"]
 
 
 def _what_is_missing(action: str, expected: str, lines: Sequence[Any], statuses: Dict[str, RequestStatus]) -> List[str]:
-    """Why a demo phase failed, in words: requests without all their callbacks, failed devices,
-    lines not in the state the action should have left them in."""
+    """Why a demo phase failed, in words."""
     reasons = [
         f"request {s.request_id}: {len(s.pending):,} of {s.total:,} devices without a callback"
         for s in statuses.values()

@@ -72,19 +72,16 @@ def fetch(
     accept: str = "*/*",
     limits: Tuple[str, str] = FETCH_LIMITS,
 ) -> Answer:
-    """One GET of ``url``, its complete answer within ``deadline`` and ``max_bytes`` (counted
-    decompressed); a redirect is answered as it is, not followed. :class:`.TransportError` naming
-    the problem (a certificate one in words) when no answer comes; ``limits`` says how the
-    caller's deadline, then its size cap, are raised."""
+    """One GET of ``url``, its complete answer within ``deadline`` and ``max_bytes``, a redirect not
+    followed; :class:`.TransportError` naming the problem when no answer comes. ``limits`` says how
+    the caller's deadline, then its size cap, are raised."""
     options = SendOptions(timeout=timeout, deadline=deadline, max_answer_bytes=max_bytes, connect_retries=0)
     sender = Engine(options, limits=limits)
     try:
-        # Stakes.READ: an answer lost after sending is a plain TransportError, not an OutcomeUnknown
-        # to reconcile (a GET provisions nothing).
+        # Stakes.READ: a lost answer is a plain TransportError (a GET provisions nothing).
         request = Outgoing("GET", url, "GET", (("Accept", accept),), stakes=Stakes.READ, verify=verify)
         return sender.send(request)
     except TransportError as exc:
-        # In the clients' words (the engine's): "connection refused", "name not found", ...
         problem = tls_problem(exc) or (connect_failure(exc) if isinstance(exc, ConnectionFailed) else None)
         if problem is None:  # no complete answer: the engine's words
             raise TransportError(str(exc)) from None

@@ -103,12 +103,8 @@ def wait_for(
 ) -> Tuple[int, Dict[str, RequestStatus]]:
     """Poll the store until the requests are done, or ``timeout`` passes; returns how the wait
     ended (:data:`COMPLETE`, :data:`SETTLED`, :data:`NOTHING_ARRIVED` or :data:`TIMED_OUT`) and
-    where each request stands.
-
-    A device-list request is done when every listed device has a callback. An open-ended one
-    (account, group, filter) is done when no callback of it has arrived for ``settle`` seconds:
-    then it is *settled*, never complete, since no total exists to compare with - or, when not
-    one callback came, :data:`NOTHING_ARRIVED`."""
+    where each request stands. An open-ended request (account, group, filter) has no total: it is
+    done, *settled*, when no callback of it has arrived for ``settle`` seconds."""
     started = clock()
     deadline = started + timeout
     progress = Progress(out, clock=clock)

@@ -1,6 +1,5 @@
-"""What both clients share: the :class:`Provisioner` interface (sessions, batching, recording into a
-:class:`~uws_adapter.store.RequestLog`), the one sending engine (:mod:`.engine`) with its options
-value (:class:`SendOptions`), its deadline, cap and outcome rules, and the one URL check."""
+"""What both clients share: the :class:`Provisioner` interface, the one sending engine
+(:mod:`.engine`) with its :class:`SendOptions`, and the one URL check."""
 
 from uws_adapter.provisioning.base import BatchResult, Provisioner
 from uws_adapter.provisioning.engine import Engine

@@ -80,9 +80,8 @@ class Stakes(enum.Enum):
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One request, as a codec built it. ``operation`` names it in messages (``LogIn``,
-    ``POST /m2m/v1/devices/actions/suspend``, ``callback``); ``describe`` builds what an
-    :class:`OutcomeUnknown` carries (secrets redacted), only when one is raised."""
+    """One request, as a codec built it. ``operation`` names it in messages; ``describe`` builds what
+    an :class:`OutcomeUnknown` carries (secrets redacted), only when one is raised."""
 
     method: str
     url: str
@@ -144,9 +143,8 @@ def connect_failure(cause: BaseException) -> str:
 
 
 def answer_failure(exc: BaseException) -> str:
-    """Why no answer could be read once the request was on its way, in words (it was the name of
-    requests' exception, ``ConnectionError``, whatever happened). Never the server's own text: a
-    status line it sent may hold anything."""
+    """Why no answer could be read once the request was on its way, in words; never the server's
+    own text (a status line it sent may hold anything)."""
     for seen in causes(exc):
         if isinstance(seen, http.client.RemoteDisconnected):
             return "the connection was closed without an answer"
@@ -162,19 +160,16 @@ def answer_failure(exc: BaseException) -> str:
 
 
 def _advice(stakes: Stakes) -> str:
-    """What an :class:`OutcomeUnknown` advises, by what the request was: one rule for a lost answer
-    and for an unusable 5xx (a proxy's page) alike."""
+    """What an :class:`OutcomeUnknown` advises, for a lost answer and an unusable 5xx alike."""
     if stakes is Stakes.REPEATABLE:  # a listing, a registration, a relay: nothing to reconcile
         return "it may have been carried out; sending it again is safe (it changes nothing twice)"
     return "it may have been carried out: check its callbacks before sending it again"
 
 
 class Engine:
-    """Sends :class:`Outgoing` requests under the rules above, through one
-    :class:`requests.Session` (its connections kept alive; pass ``session`` to share one; the
-    engine's own is an :class:`~uws_adapter.provisioning.transport.OriginSession`).
-    ``urls`` says where the URLs it sends to are set, for the messages that ask to check them;
-    ``limits`` what to do when the deadline, then the answer cap, ends an exchange."""
+    """Sends :class:`Outgoing` requests under the rules above, through one :class:`requests.Session`
+    (pass ``session`` to share one). ``urls`` says where the URLs it sends to are set, ``limits``
+    how to raise the deadline, then the answer cap, for the messages that name them."""
 
     def __init__(
         self,

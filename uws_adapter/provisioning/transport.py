@@ -4,9 +4,8 @@ the request left.
 The deadline is a watchdog that shuts the exchange's socket down when time is up, which ends a
 blocked read at once, whatever the per-read timeout. The cap is counted after decompression while
 reading (a small gzip answer that inflates to gigabytes is stopped at the cap). Whether the request
-may have left is known from our own connections (a byte handed to ``send`` on a connected socket),
-else judged by the kind of failure. What to do about each outcome is the engine's
-(:mod:`uws_adapter.provisioning.engine`); this module only tells them apart.
+may have left is known from our own connections, else judged by the kind of failure; what each
+outcome means is the engine's (:mod:`uws_adapter.provisioning.engine`).
 """
 
 from __future__ import annotations

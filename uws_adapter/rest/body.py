@@ -30,8 +30,8 @@ JSON_TYPE = "application/json"
 
 @dataclass(frozen=True)
 class RestRequest:
-    """A REST request ready to send: ``method``, ``url``, JSON ``body`` (UTF-8) and what it
-    was built from (``payload``). Tokens are added by the client at send time."""
+    """A REST request ready to send: ``method``, ``url`` and its JSON ``payload`` (``body``: UTF-8).
+    Tokens are added by the client at send time."""
 
     method: str
     url: str
@@ -57,12 +57,8 @@ def _device_ids(device: Device, id_first: bool = True) -> Dict[str, Any]:
 
 
 def rest_body(action: Action, selection: Selection, *, checked: bool = False) -> Dict[str, Any]:
-    """The JSON body of ``devices/actions/restore`` or ``/suspend`` for ``selection``
-    (``checked``: the caller ran :func:`check_request` already, once per send).
-
-    Key order as in the documented example: accountName, customFields, devices, withBilling,
-    groupName, servicePlan.
-    """
+    """The JSON body of ``devices/actions/restore`` or ``/suspend`` for ``selection``, keys in the
+    documented example's order (``checked``: the caller ran :func:`check_request` already)."""
     if not checked:
         check_request(action, selection)
     billing = action.with_billing if isinstance(action, Suspend) else None

@@ -183,8 +183,7 @@ class RestClient(Provisioner):
         return request_id
 
     def list_devices(self, body: Mapping[str, Any]) -> Dict[str, Any]:
-        """One page of ``POST /m2m/v1/devices/actions/list`` (it changes nothing: safe to resend);
-        :mod:`uws_adapter.rest.devicelist` builds the body and reads the pages."""
+        """One page of ``POST /m2m/v1/devices/actions/list`` (:mod:`uws_adapter.rest.devicelist`)."""
         from uws_adapter.rest.devicelist import DEVICE_LIST_PATH
 
         return self._session_call(RestRequest("POST", self.base_url + DEVICE_LIST_PATH, body))
@@ -207,8 +206,7 @@ class RestClient(Provisioner):
         self._session_call(RestRequest("POST", self._callbacks_url(account), body))
 
     def callback_listeners(self, account: str) -> List[CallbackListener]:
-        """The listeners registered for ``account``: ``accountName``, ``serviceName``, ``url`` as
-        the API answers [doc] (``name`` read too, for older answers)."""
+        """The listeners registered for ``account`` (read by :func:`listeners_from`)."""
         answer = self._session_call(RestRequest("GET", self._callbacks_url(_account(account))))
         return listeners_from(answer.get("items", []), account)
 

@@ -28,9 +28,8 @@ T = TypeVar("T")
 
 
 class SoapCodec:
-    """Reads a SOAP answer: the envelope of a 2xx, the fault it carries (raised as the
-    :class:`ServiceFault` its code means), or :class:`NotUsable` (an HTML error page, an empty
-    body, a proxy's text)."""
+    """Reads a SOAP answer: the envelope of a 2xx, its fault raised as the :class:`ServiceFault` its
+    code means, or :class:`NotUsable` (an HTML error page, an empty body, a proxy's text)."""
 
     def read(self, answer: Answer) -> Union[etree._Element, NotUsable]:
         status = answer.status_code
@@ -68,14 +67,11 @@ _REQUEST_ID = _RequestIdCodec()
 class UwsClient(Provisioner):
     """UWS SessionService and CarrierService over HTTPS, at ``base_url`` (default: the carrier's).
 
-    ``options`` (a :class:`~uws_adapter.provisioning.options.SendOptions`) bounds each call:
-    (connect, read) timeouts, a ``deadline`` for each whole exchange, ``max_answer_bytes`` after
-    decompression, connect retries; the older keywords (``timeout=``, ``deadline=``, ...) are
-    still taken and mapped onto it, ``session=`` (a :class:`requests.Session`) and ``sleep=`` are
-    the engine's. With ``username`` and ``password`` the client logs in on first use and once
-    more when the token expires or is refused as invalid; with ``token`` alone it uses that token
-    as it is. Use it as a context manager (or call :meth:`close`): a session it opened is logged
-    out at the end.
+    ``options`` (a :class:`~uws_adapter.provisioning.options.SendOptions`) bounds each call; the
+    older keywords (``timeout=``, ``deadline=``, ...) are mapped onto it, ``session=`` and ``sleep=``
+    are the engine's. With ``username`` and ``password`` the client logs in on first use and again
+    when the token expires or is refused; with ``token`` alone it uses that token as it is. Use it
+    as a context manager (or call :meth:`close`): a session it opened is logged out at the end.
     """
 
     api = "soap"

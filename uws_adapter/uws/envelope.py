@@ -172,8 +172,7 @@ _FRAMES_KEPT = 32
 
 def _frame(action: Action, first: Device, token: str) -> Tuple[str, str]:
     """The envelope before and after the devices, for a device list whose first device is
-    ``first``. Made by rendering ``first`` with zeep and finding the device template's rendering
-    of it there, once per key: the template cannot drift from zeep's rendering silently."""
+    ``first``: zeep's rendering of ``first``, split where the device template's rendering of it is."""
     key = (action, token, tuple(i.kind for i in first.identifiers))
     with _FRAMES_LOCK:
         found = _FRAMES.get(key)
