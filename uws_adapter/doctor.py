@@ -286,12 +286,10 @@ def run_checks(options: DoctorOptions) -> List[Check]:
     uws = settings.backend == "soap"
     rest = settings.backend == "rest" or _rest_configured(settings)
     reachable: Dict[str, bool] = {}
-    if uws:
-        checks.append(check_url("uws-url", settings.soap_url, connect))
-        reachable["uws"] = checks[-1].status != FAIL
-    if rest:
-        checks.append(check_url("rest-url", settings.rest_url, connect))
-        reachable["rest"] = checks[-1].status != FAIL
+    for side, wanted, url in (("uws", uws, settings.soap_url), ("rest", rest, settings.rest_url)):
+        if wanted:
+            checks.append(check_url(f"{side}-url", url, connect))
+            reachable[side] = checks[-1].status != FAIL
     if uws:
         if reachable["uws"]:
             checks += [check_uws_login(options), check_wsdl(options)]

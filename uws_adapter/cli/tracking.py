@@ -113,10 +113,6 @@ def _known(store: Tracking, request_id: str) -> RequestStatus:
 CALLBACK_HEADER = "ID\tREQUEST_ID\tDEVICE\tACTION\tSTATUS\tDELIVERIES"
 
 
-def _matches(event: StoredEvent, wanted: Optional[Set[str]]) -> bool:
-    return wanted is None or any(identity(d.kind, d.identifier) in wanted for d in event.callback.devices)
-
-
 def _run_callbacks(args: argparse.Namespace) -> int:
     limit = whole(1, 100_000, "a number of callbacks")(args.limit, "--limit")
     after = whole(0, 2**62, "a callback id")(args.after, "--after")
@@ -127,7 +123,7 @@ def _run_callbacks(args: argparse.Namespace) -> int:
     shown, last, more = 0, after, False
     with open_db(args.db, must_exist=True) as store:
         for event in store.iter_events(request_id=args.request_id, after_id=after):
-            if not _matches(event, wanted):
+            if wanted is not None and not any(identity(d.kind, d.identifier) in wanted for d in event.callback.devices):
                 continue
             if shown == limit:
                 more = True
