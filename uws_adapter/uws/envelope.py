@@ -15,7 +15,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Dict, Iterable, List, Mapping, Tuple
-from urllib.parse import urlsplit
 
 from lxml import etree
 
@@ -25,8 +24,7 @@ from uws_adapter.model.actions import Action, Suspend
 from uws_adapter.model.devices import REST_ONLY_KINDS, Device
 from uws_adapter.model.selection import DeviceList, DeviceQuery, Selection, check_request, check_uws_query
 from uws_adapter.model.text import xml_text
-from uws_adapter.provisioning.urls import URL_FIX
-from uws_adapter.redaction import masked_url
+from uws_adapter.provisioning.urls import URL_FIX, check_service_base
 from uws_adapter.uws.bindings import bindings
 from uws_adapter.wire import CONTENT_TYPE, NS_SESSION, REQUEST_PREFIXES, UWS_BASE_URL, soap_action
 
@@ -37,15 +35,7 @@ def service_url(base_url: str, service: str) -> str:
     """``<base>/<Service>.svc``, e.g. the emulator's or the carrier's CarrierService endpoint."""
     if not isinstance(base_url, str):
         raise InputError("base_url", f"a {type(base_url).__name__} is not a URL", URL_FIX)
-    base = base_url.rstrip("/")
-    last = urlsplit(base).path.rsplit("/", 1)[-1]
-    if last.lower().endswith(".svc"):
-        # A service's own address (copied from its ?wsdl URL) would be sent .../X.svc/Y.svc: the
-        # emulator answers that (it serves a service under any prefix), the carrier's WCF need not.
-        raise InputError(
-            "base_url", f"{masked_url(base)} is a service's address, not the base the services sit under",
-            f"drop the /{last}, e.g. {UWS_BASE_URL} (--endpoint, UWS_ENDPOINT, soap_url)",
-        )  # fmt: skip
+    base = check_service_base(base_url.rstrip("/"), UWS_BASE_URL)
     return f"{base}/{service}.svc"
 
 
