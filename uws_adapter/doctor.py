@@ -229,7 +229,7 @@ def check_wsdl(options: DoctorOptions) -> Check:
 
 
 def check_store(options: DoctorOptions) -> Check:
-    from uws_adapter.store import describe_store, is_postgres_url, no_store_at, schema_versions
+    from uws_adapter.store import describe_store, is_postgres_url, no_store_at, other_url, schema_versions
 
     location = options.db or options.settings.db
     if not location:
@@ -239,7 +239,7 @@ def check_store(options: DoctorOptions) -> Check:
     try:
         version, expected = schema_versions(location)
     except UwsAdapterError as exc:
-        if is_postgres_url(location) or no_store_at(location) is None or os.path.isdir(location):
+        if is_postgres_url(location) or other_url(location) or no_store_at(location) is None or os.path.isdir(location):
             # There, but it cannot be opened or reached (not a database, another program's, a login
             # the server refuses, a folder): the reason says why; --create would fail the same way.
             fix = "point --db at the receiver's store (the file or URL it writes)"
