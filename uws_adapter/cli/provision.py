@@ -24,7 +24,7 @@ from uws_adapter.config import (
 )
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.errors import InputError, OutcomeUnknown
-from uws_adapter.localfiles import open_to_read
+from uws_adapter.localfiles import cannot_read, open_to_read
 from uws_adapter.model.actions import action_named
 from uws_adapter.model.callbacks import REDACTED
 from uws_adapter.model.devices import Device, read_devices_csv
@@ -261,7 +261,7 @@ def _read_document(name: str) -> bytes:
             data: bytes = handle.read(limit)
             return data
     except OSError as exc:
-        raise InputError("FILE", f"cannot read {name}: {exc.strerror}", "check the path") from None
+        raise InputError("FILE", cannot_read(name, exc), "check the path") from None
 
 
 def is_xml(data: bytes) -> bool:
