@@ -238,6 +238,93 @@ def test_an_access_line_written_without_a_record_is_the_line_a_record_writes() -
     assert shape(lines[1]).endswith("from 127.0.0.1:50312: wrong password")
 
 
+BATCHED = """
+import asyncio, io, sys
+from uws_adapter.logs import configure_logging
+from uws_adapter.serving.access import AsgiAccessLog, _Line, access_logger
+
+class Counted(io.StringIO):
+    writes = 0
+    def write(self, text):
+        Counted.writes += 1
+        return super().write(text)
+
+sys.stderr = stream = Counted()
+configure_logging("info")
+logger = access_logger("receiver")
+# The direct path's lines, one write each, for the shape the batched ones must have.
+for status, path, size in ((200, "/cb", 15), (401, "/refused", 14)):
+    direct = _Line("POST", path, "127.0.0.1:50312")
+    direct.status, direct.bytes = status, size
+    direct.log(logger, "wrong password" if status >= 400 else None)
+direct_writes, direct_text = Counted.writes, stream.getvalue()
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    status = 401 if scope["path"] == "/refused" else 200
+    body = b"wrong password" if status == 401 else b"{}" * 7 + b"!"
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+logged = AsgiAccessLog(app, "receiver")
+
+async def request(path):
+    scope = {"type": "http", "method": "POST", "path": path, "client": ("127.0.0.1", 50312), "headers": []}
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+    async def send(message):
+        pass
+    await logged(scope, receive, send)
+
+async def main():
+    before = Counted.writes
+    await request("/cb")  # neither suspends this task: both in this iteration of the loop
+    await request("/refused")
+    assert Counted.writes == before, "written before the end of the loop's iteration"
+    await asyncio.sleep(0)
+    assert Counted.writes == before + 1, Counted.writes - before  # two lines, one write
+    await asyncio.gather(request("/cb"), request("/cb"))  # two tasks of one iteration
+    assert Counted.writes == before + 2, Counted.writes - before
+    # A lifespan's shutdown writes what its iteration logged.
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    async def lifespan_receive():
+        return next(messages)
+    async def lifespan_send(message):
+        pass
+    await request("/cb")
+    await logged({"type": "lifespan"}, lifespan_receive, lifespan_send)
+    assert Counted.writes == before + 3, Counted.writes - before
+
+asyncio.run(main())
+sys.__stdout__.write(f"{direct_writes}\\n{direct_text}---\\n{stream.getvalue()[len(direct_text):]}")
+"""
+
+
+def test_access_lines_of_one_loop_iteration_are_written_at_once_as_the_direct_path_writes_them() -> None:
+    """The ASGI wrapper's text lines wait for the end of the event-loop iteration that logged them
+    (a lifespan's shutdown writes them too) and go out in one write: the same lines, in order, as
+    written one by one. In a process of its own: pytest's log capture is a handler of the root logger."""
+    done = subprocess.run([sys.executable, "-c", BATCHED], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    writes, rest = done.stdout.split("\n", 1)
+    direct, batched = rest.split("---\n")
+    assert writes == "2"  # one write a line when nothing batches them
+
+    def shape(text: str) -> str:  # the time and the duration differ between two lines
+        stamp, rest = text.split(" ", 1)
+        assert stamp.endswith("Z")
+        return rest.replace(rest[rest.index(" in ") : rest.index(" ms ")], " in 0.0")
+
+    ok, refused = (shape(line) for line in direct.splitlines())
+    assert [shape(line) for line in batched.splitlines()] == [ok, refused, ok, ok, ok]
+
+
 def test_configuring_again_replaces_the_handler(configured: Callable[..., logging.Handler]) -> None:
     configured("info", "text")
     configured("warning", "json")

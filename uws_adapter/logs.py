@@ -30,7 +30,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from uws_adapter.errors import InputError
 
@@ -147,15 +147,26 @@ class StderrHandler(logging.Handler):
         (formatted as text), without the record: for a caller that found this handler to be the
         only one its record would reach (:func:`text_handler`). A record holds the process's id (a
         system call), its thread's and its process's names, which a text line never shows."""
+        self.write_lines([self.text_line(level, name, message)])
+
+    @staticmethod
+    def text_line(level: int, name: str, message: str) -> str:
+        """The line :meth:`write_line` writes, stamped now, for :meth:`write_lines` to write later."""
         created = time.time()
-        line = _text_line(created, (created - int(created)) * 1000, logging.getLevelName(level), name, message)
+        return _text_line(created, (created - int(created)) * 1000, logging.getLevelName(level), name, message)
+
+    def write_lines(self, lines: List[str]) -> None:
+        """``lines`` (from :meth:`text_line`) in one write and one flush: a caller that logs many
+        lines at once (the access lines of the requests one event-loop iteration answered) makes
+        one system call for them, not one each."""
         self.acquire()  # as Handler.handle does around emit
         try:
             stream = sys.stderr
-            stream.write(line + "\n")
+            stream.write("\n".join(lines) + "\n")
             stream.flush()
         except Exception:
-            self.handleError(logging.makeLogRecord({"name": name, "levelno": level, "msg": message}))
+            for line in lines:
+                self.handleError(logging.makeLogRecord({"msg": line}))
         finally:
             self.release()
 
