@@ -29,6 +29,7 @@ from uws_adapter.logs import (
     FORMAT_VARIABLE,
     LEVEL_VARIABLE,
     StderrHandler,
+    Throttled,
     configure_from_environment,
     configure_logging,
     fields,
@@ -798,3 +799,17 @@ def test_wire_logger_costs_nothing_when_off(caplog: pytest.LogCaptureFixture) ->
     with Emulator(devices=generated_devices(1)) as emulator:
         client_for(emulator.base_url).login()
     assert not [r for r in caplog.records if r.name == "uws_adapter.wire"]
+
+
+def test_a_throttled_warning_is_one_line_a_minute_with_the_count_since(caplog: pytest.LogCaptureFixture) -> None:
+    # The one rate limit for warnings an attacker can repeat (refusals, letters not kept, rotations).
+    now = [100.0]
+    throttled = Throttled(logging.getLogger("uws_adapter.test"), "refused (%s): %d", every=60.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, "uws_adapter.test"):
+        throttled.note("first")
+        for _ in range(5):
+            now[0] += 10.0
+            throttled.note("again", count=2)
+        now[0] += 10.0  # 60 s after the first line
+        throttled.note("late")
+    assert [r.getMessage() for r in caplog.records] == ["refused (first): 1", "refused (late): 11"]

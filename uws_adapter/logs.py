@@ -29,8 +29,9 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from uws_adapter.errors import InputError
 
@@ -66,6 +67,36 @@ def printable(text: str, limit: int = 200) -> str:
     if not cut.isprintable():
         cut = cut.translate(_ESCAPES)
     return cut + "..." if len(text) > limit else cut
+
+
+class Throttled:
+    """One log line per ``every`` seconds at most about an event that can recur without bound (a
+    refusal, a letter not kept, letters rotated out), with how many happened since the last line as
+    the text's last argument: an attacker who makes the event happen must not flood the log."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        text: str,
+        level: int = logging.WARNING,
+        *,
+        every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger, self.text, self.level, self.every, self.clock = logger, text, level, every, clock
+        self.since = 0
+        self._logged_at: Optional[float] = None
+        self._lock = threading.Lock()
+
+    def note(self, *args: object, count: int = 1) -> None:
+        """Count ``count`` more events; log ``text % (*args, count since the last line)`` when a line is due."""
+        now = self.clock()
+        with self._lock:
+            self.since += count
+            if self._logged_at is not None and now - self._logged_at < self.every:
+                return
+            since, self.since, self._logged_at = self.since, 0, now
+        self.logger.log(self.level, self.text, *args, since)
 
 
 def fields(record: logging.LogRecord) -> Dict[str, Any]:

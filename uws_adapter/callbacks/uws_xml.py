@@ -18,7 +18,7 @@ from uws_adapter.jsonsafe import wire_integer
 from uws_adapter.model import callbacks as model
 from uws_adapter.model.callbacks import MAX_CALLBACK_NODES
 from uws_adapter.model.frozen import made
-from uws_adapter.wire import NS_SOAP12_ENV, NS_SOAP_ENV, NS_V2, NS_XSI
+from uws_adapter.wire import CALLBACK_SERVICES, NS_SOAP12_ENV, NS_SOAP_ENV, NS_V2, NS_XSI
 from uws_adapter.xmlsafe import MAX_BYTES, parse_untrusted
 
 _V = f"{{{NS_V2}}}"
@@ -130,15 +130,14 @@ OTHER_SECTIONS = ("ExternalProvisioningChange", "PromoChange", "SMSDelivery", "P
 # every element's tag, and a dict hit is far cheaper than splitting the string each time.
 _KNOWN_NAMES = (
     "CallbackRequest", "Username", "Password", "RequestId", "Device", "Kind", "Identifier", "Data",
-    "CarrierService", "ChangeDeviceState", *model.ACTIONS, "Fault", "Comment", "Summary", "Status", "CallbackCount",
-    "MaxCallbackThreshold", "NiddService", "DeviceProfileService", "AccountName", "Reason", "State",
+    *CALLBACK_SERVICES, "ChangeDeviceState", *model.ACTIONS, "Fault", "Comment", "Summary", "Status", "CallbackCount",
+    "MaxCallbackThreshold", "AccountName", "Reason", "State",
     "ProfileStatus", "ProfileRole", "ExpectedResumeDate", "MaxSuspendDaysAllowed", "NumDaysSuspendedLast12Months",
     "NumDaysSuspendAllowedCurrent12Months", *CARRIER_SECTIONS, *OTHER_SECTIONS, "DeviceSuspendStatus", "Usage",
 )  # fmt: skip
-_SERVICES = ("CarrierService", "NiddService", "DeviceProfileService")
 # Empty elements whose emptiness still says something: an empty service section or Fault is
 # present (unless nil), and a scalar seen twice is an error even when empty.
-_EMPTY_MATTERS = frozenset({*_SERVICES, "Fault", "Status", "Comment", "CallbackCount", "MaxCallbackThreshold"})
+_EMPTY_MATTERS = frozenset({*CALLBACK_SERVICES, "Fault", "Status", "Comment", "CallbackCount", "MaxCallbackThreshold"})
 _TAGS = {**{name: name for name in _KNOWN_NAMES}, **{f"{{{NS_V2}}}{name}": name for name in _KNOWN_NAMES}}
 
 
@@ -345,7 +344,7 @@ class _Reader:
                 if nested:
                     text = _leaf_text(child)
                 counts[name] = None if text is None else _count(child, text)
-            elif name in _SERVICES:
+            elif name in CALLBACK_SERVICES:
                 if content or not _nil(child):
                     self.service_section(name, child)
             elif name == "Fault":

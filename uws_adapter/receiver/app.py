@@ -31,6 +31,7 @@ from uws_adapter.callbacks.rest_json import read_rest_callback, rest_callback_ob
 from uws_adapter.callbacks.uws_xml import callback_credentials, callback_element, read_callback
 from uws_adapter.edge import Answer, BodyRules, StartResponse, raw_target, screen, target_refusal
 from uws_adapter.errors import CallbackParseError, InputError, StoreError, install_hint
+from uws_adapter.logs import Throttled
 from uws_adapter.model.callbacks import OPEN_TO_ANYONE, check_credentials
 from uws_adapter.model.frozen import made
 from uws_adapter.model.text import decoded_text
@@ -119,9 +120,10 @@ class DeadLetterBudget:
         self._clock = clock
         self._tokens = float(burst)
         self._last = clock()
-        self._logged_at: Optional[float] = None
-        self._dropped_since_log = 0
         self._lock = threading.Lock()
+        self._log = Throttled(
+            _log, "refused documents not kept as dead letters (%s, %d in all): %d", every=log_every, clock=clock
+        )
 
     def take(self) -> bool:
         """True when one more dead letter may be kept now."""
@@ -139,12 +141,8 @@ class DeadLetterBudget:
         metrics.dead_letter(kept=False)
         with self._lock:
             self.dropped += 1
-            self._dropped_since_log += 1
-            now = self._clock()
-            if self._logged_at is not None and now - self._logged_at < self.log_every:
-                return
-            count, self._dropped_since_log, self._logged_at = self._dropped_since_log, 0, now
-        _log.warning("refused documents not kept as dead letters (%s): %d, %d in all", why, count, self.dropped)
+            dropped = self.dropped
+        self._log.note(why, dropped)
 
 
 def _same(given: Optional[str], expected: str) -> bool:

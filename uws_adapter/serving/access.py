@@ -439,4 +439,15 @@ def receiver_worker() -> AsgiAccessLog:
             raise
         os.kill(os.getppid(), signal.SIGTERM)
         raise SystemExit(1) from None
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_stop_when_orphaned, args=(parent,), name="uws-orphan-watch", daemon=True).start()
     return AsgiAccessLog(AsyncReceiver(receiver, owns_store=True), "receiver")
+
+
+def _stop_when_orphaned(parent: multiprocessing.process.BaseProcess) -> None:
+    """Stop this worker as SIGTERM stops it once the command line's process is gone without
+    stopping it (kill -9, the OOM killer): uvicorn's workers outlived it, kept the port (a restart
+    said "already in use") and went on storing callbacks. Waits on the parent's sentinel: no polling."""
+    parent.join()
+    os.kill(os.getpid(), signal.SIGTERM)
