@@ -128,24 +128,20 @@ def wait_for(
 def summary(status: RequestStatus, *, settled: bool = False) -> str:
     """One line per request, then one per failed device."""
     counts = f"{len(status.succeeded):,} succeeded, {len(status.failed):,} failed"
+    name = f"{status.request_id} {status.action or '?'}"
     if not status.known:
         head = f"{status.request_id}: nothing known (not sent through this store, and no callback yet)"
     elif status.open_ended:
         state = "settled: no callback for the settle period" if settled else "callbacks may still come"
         head = (
-            f"{status.request_id} {status.action or '?'}: open-ended (account, group or filter): "
-            f"{plural(status.callbacks, 'callback')} so far ({counts}); {state}"
+            f"{name}: open-ended (account, group or filter): {plural(status.callbacks, 'callback')} so far "
+            f"({counts}); {state}"
         )
     elif status.callbacks == 0:
-        head = (
-            f"{status.request_id} {status.action or '?'}: sent, no callback yet (0 of {plural(status.total, 'device')})"
-        )
+        head = f"{name}: sent, no callback yet (0 of {plural(status.total, 'device')})"
     else:
         state = "complete" if status.complete else "in progress"
-        head = (
-            f"{status.request_id} {status.action or '?'}: {counts}, "
-            f"{len(status.pending):,} pending of {status.total:,} ({state})"
-        )
+        head = f"{name}: {counts}, {len(status.pending):,} pending of {status.total:,} ({state})"
     lines = [head]
     failed = sorted((shown_device(device), code) for device, code in status.failed.items())
     lines += [f"  failed {device}: {code or 'no fault code'}" for device, code in failed]

@@ -35,7 +35,8 @@ from uws_adapter.store import describe_store
 from uws_adapter.xmlsafe import MAX_BYTES, wide_encoding
 
 
-def _add_selection(parser: argparse.ArgumentParser) -> None:
+def _add_selection(parser: argparse.ArgumentParser, action: str = "") -> None:
+    """The devices options, and a suspend's --with-billing/--without-billing (REST only)."""
     group = parser.add_argument_group("devices (a list, or account/group with filters)")
     group.add_argument(
         "--device",
@@ -55,13 +56,12 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--custom-field", action="append", default=[], metavar="NAME=VALUE", help="e.g. CustomField2=SuperVend"
     )
-
-
-def _add_billing(parser: argparse.ArgumentParser) -> None:
-    billing = parser.add_mutually_exclusive_group()
-    for flag, value in (("--with-billing", True), ("--without-billing", False)):
-        help_text = f"REST only: withBilling {str(value).lower()}"
-        billing.add_argument(flag, dest="with_billing", action="store_const", const=value, help=help_text)
+    parser.set_defaults(with_billing=None)
+    if action == "suspend":
+        billing = parser.add_mutually_exclusive_group()
+        for flag, value in (("--with-billing", True), ("--without-billing", False)):
+            help_text = f"REST only: withBilling {str(value).lower()}"
+            billing.add_argument(flag, dest="with_billing", action="store_const", const=value, help=help_text)
 
 
 def _selection(args: argparse.Namespace) -> Selection:
@@ -92,16 +92,14 @@ def _envelope(envelope: argparse.ArgumentParser) -> None:
     envelope.add_argument("action", choices=["restore", "suspend"])
     _add_selection(envelope)
     envelope.add_argument("--token", default=Default("UWS_TOKEN"), help="session token for the v2:token header")
-    envelope.set_defaults(run=_run_envelope, with_billing=None)
+    envelope.set_defaults(run=_run_envelope)
 
 
 def _rest_body_of(name: str) -> Build:
     def build(action: argparse.ArgumentParser) -> None:
         action.description = f"Print the REST JSON body of a {name}."
-        _add_selection(action)
-        if name == "suspend":
-            _add_billing(action)
-        action.set_defaults(run=_run_rest_body, with_billing=None)
+        _add_selection(action, name)
+        action.set_defaults(run=_run_rest_body)
 
     return build
 
@@ -134,9 +132,7 @@ def _send_of(name: str) -> Build:
             "A selection by account, group or filter reaches every matching line, so it asks for confirmation "
             "unless --yes."
         )
-        _add_selection(send)
-        if name == "suspend":
-            _add_billing(send)
+        _add_selection(send, name)
         add_connection_options(send)
         send.add_argument(
             "--yes", action="store_true", help="do not ask before acting on an account, group, service plan or filter"
@@ -158,7 +154,7 @@ def _send_of(name: str) -> Build:
             "--force", action="store_true",
             help="send a device list even if it takes lines over the daily budget (logged and recorded as forced)",
         )  # fmt: skip
-        send.set_defaults(run=_run_send, action=name, with_billing=None)
+        send.set_defaults(run=_run_send, action=name)
 
     return build
 
