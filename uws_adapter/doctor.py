@@ -1,14 +1,6 @@
 """``uws-adapter doctor``: everything that can be checked before the first real request, without
-provisioning anything. One :class:`Check` per thing, each PASS, WARN or FAIL with the fix:
-
-- ``uws-url`` / ``rest-url``: the host resolves, and TLS verifies (the certificate problem named);
-- ``uws-login``: UWS LogIn then LogOut; ``rest-oauth`` and ``rest-session``: the OAuth2 token,
-  then the M2M session login and logout (when the REST credentials are configured);
-- ``wsdl``: ``wsdl diff`` of each UWS service against its published metadata, where published;
-- ``listeners``: the REST callback listeners of ``--account``, and whether the CarrierService one
-  is the receiver you run (``--receiver-url``);
-- ``store``: the store reachable and at this release's schema;
-- ``clock``: the local clock against the server's ``Date``.
+provisioning anything (URLs and TLS, logins, WSDL, callback listeners, store, clock; in order in
+:func:`run_checks`). One :class:`Check` per thing, each PASS, WARN or FAIL with the fix.
 
 No check prints a secret: details come from our own errors, which never hold one, and URLs are
 shown masked.
