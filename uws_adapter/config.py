@@ -1,13 +1,6 @@
-"""Which backend to use, and how to reach it: an INI file and/or environment variables.
-
-The same code then runs on either API::
-
-    client = uws_adapter.connect()          # reads $UWS_ADAPTER_CONFIG and the environment
-    request_id = client.suspend(select(devices))
-
-Environment variables win over the file, so that secrets can stay out of it; arguments win over
-both. The file may hold a section per service (see :mod:`uws_adapter.settings`); this module is
-the client's, ``[uws-adapter]``.
+"""The client's settings (``[uws-adapter]``: which backend to use, and how to reach it) and
+:func:`connect`, which builds the client they describe. Environment variables win over the file,
+so that secrets can stay out of it; arguments win over both (see :mod:`uws_adapter.settings`).
 """
 
 from __future__ import annotations
@@ -247,15 +240,11 @@ def check_login(settings: Settings) -> None:
     not "no login")."""
     if settings.username and settings.password:
         return
-    if settings.username:
+    if settings.username or settings.password:
+        given, missing = ("username", "password") if settings.username else ("password", "username")
         raise InputError(
-            "password", "the UWS login has a username but no password",
-            f"set {ENVIRONMENT['password']} (or password in [{SECTION}] of the settings file)",
-        )  # fmt: skip
-    if settings.password:
-        raise InputError(
-            "username", "the UWS login has a password but no username",
-            f"set {ENVIRONMENT['username']} (or username in [{SECTION}] of the settings file)",
+            missing, f"the UWS login has a {given} but no {missing}",
+            f"set {ENVIRONMENT[missing]} (or {missing} in [{SECTION}] of the settings file)",
         )  # fmt: skip
     raise InputError(
         "username", "no UWS login configured",

@@ -30,12 +30,6 @@ MAX_DEPTH = 32
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise ValueError(f"an integer of {len(text.lstrip('-')):,} digits (at most {MAX_INT_DIGITS})")
-    return int(text)
-
-
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
@@ -55,10 +49,6 @@ def _unique(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
     return obj
 
 
-#: Quick bound on the values in containers: every ``,`` ``[`` and ``{`` of the text, in strings too.
-_QUICK = (",", "[", "{")
-
-
 def _values_outside_strings(text: str) -> int:
     """The values inside containers in ``text`` (as :func:`check_depth` counts them), for valid JSON
     exactly: each container with n members holds n - 1 commas, so the values are the commas plus
@@ -69,12 +59,6 @@ def _values_outside_strings(text: str) -> int:
     outside = "".join("".join(unescaped.split('"')[::2]).split())
     empty = outside.count("[]") + outside.count("{}")
     return outside.count(",") + outside.count("[") + outside.count("{") - empty
-
-
-def _more_values_than(text: str, bound: int) -> bool:
-    """Whether ``text`` holds more than ``bound`` values in containers: the quick count first (in
-    strings too), the exact one only when that is over."""
-    return sum(text.count(c) for c in _QUICK) > bound and _values_outside_strings(text) > bound
 
 
 def loads_untrusted(
@@ -89,11 +73,15 @@ def loads_untrusted(
     """Decode ``text`` as JSON or raise ``error`` naming ``what`` and the reason. ``max_values``
     bounds the values inside containers (counted before the decode, see the module); with
     ``unique_keys`` a key twice in one object is refused."""
-    if max_values is not None and _more_values_than(text, max_values):
+    if (
+        max_values is not None
+        and sum(map(text.count, ",[{")) > max_values  # a quick bound (in strings too) before the exact count
+        and _values_outside_strings(text) > max_values
+    ):
         raise error(f"{what}: more than {max_values:,} JSON values")
     hook = _unique if unique_keys else None
     try:
-        value = json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant, object_pairs_hook=hook)
+        value = json.loads(text, parse_int=wire_integer, parse_constant=_no_constant, object_pairs_hook=hook)
     except RecursionError:
         raise error(f"{what}: JSON nested deeper than {max_depth} levels") from None
     except _KeyTwice as exc:

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
-# The carrier's request limits are model rules; named here too, with the other wire facts.
-from uws_adapter.model.selection import CUSTOM_FIELD_FORBIDDEN_CHARS as CUSTOM_FIELD_FORBIDDEN_CHARS
-from uws_adapter.model.selection import CUSTOM_FIELD_NAMES as CUSTOM_FIELD_NAMES
-from uws_adapter.model.selection import CUSTOM_FIELD_VALUE_MAX as CUSTOM_FIELD_VALUE_MAX
+# The carrier's request limits are model rules (model.selection); the device limit is named here too.
 from uws_adapter.model.selection import MAX_DEVICES_PER_REQUEST as MAX_DEVICES_PER_REQUEST
 
 # Namespaces [doc], spelled exactly; prefixes as in the carrier's example envelope.

@@ -9,7 +9,8 @@ import time
 from typing import Callable, Dict, Iterator, Tuple
 
 import pytest
-from conftest import PASSWORD, USER, client_for, rest_client_for
+import requests
+from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER, client_for, rest_client_for
 from servers import HttpServer, closed_port
 
 from uws_adapter import Emulator, InputError, generated_devices, parse_callback, select
@@ -230,3 +231,25 @@ def test_a_callback_over_its_answer_cap_names_the_listener_not_the_clients_setti
     assert "listener" in said
     assert "UWS_ADAPTER_" not in said
     assert "--max-answer-bytes" not in said
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"[" * 100_000, "nested deeper"),
+        (b'{"username": ' + b"9" * 5_000 + b"}", "digits"),
+        (b'{"username": NaN}', "NaN"),
+        (b'{"username": "\xff"}', "UTF-8"),
+    ],
+    ids=["nested-100000-deep", "integer-5000-digits", "nan", "not-utf8"],
+)
+def test_a_rest_body_is_read_by_the_hardened_json_path(emulator: Emulator, body: bytes, reason: str) -> None:
+    # The REST front decoded bodies with plain json.loads: a 5,000-digit integer is converted in
+    # quadratic time on Python 3.9, and NaN was taken.
+    token = requests.post(f"{emulator.rest_url}/ts/v1/oauth2/token", data={"grant_type": "client_credentials"},
+                          auth=(CLIENT_ID, CLIENT_SECRET), timeout=10).json()["access_token"]  # fmt: skip
+    answer = requests.post(f"{emulator.rest_url}/m2m/v1/session/login", data=body, timeout=10,
+                           headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})  # fmt: skip
+    assert answer.status_code == 400
+    assert "the body is not JSON" in answer.text
+    assert reason in answer.text

@@ -1,12 +1,7 @@
-"""The emulated carrier's state (:class:`Carrier`): one device inventory with the documented state
-machine, the users and sessions, the registered listeners, and real callbacks to them, re-sent until
-acknowledged. It knows nothing of HTTP: its UWS SOAP front (:mod:`uws_adapter.emulator.soap`) and
-REST M2M front (:mod:`uws_adapter.emulator.rest`) depend on it, and :class:`~uws_adapter.emulator.
-http.Emulator` serves both on waitress.
-
-Both fronts share the inventory, the users (five failed logins lock an account [doc]), the
-sessions (20 minutes idle [doc]) and the callback queue. Codes not in the carrier's documentation
-are marked [inferred] where they are raised.
+"""The emulated carrier's state (:class:`Carrier`), without HTTP: one inventory under the documented
+state machine, the users (five failed logins lock an account [doc]) and sessions (20 minutes idle
+[doc]) both fronts share, the registered listeners, and real callbacks re-sent until acknowledged.
+Codes not in the carrier's documentation are marked [inferred] where they are raised.
 """
 
 from __future__ import annotations
@@ -233,14 +228,7 @@ class Carrier:
             # query before it came here (UWS needs an account or a group).
             raise EmulatorFault(Code.REQUEST_UNDEFINED, "no devices, account, group or filter")
         self.check_account(account)
-        return [
-            (line.device.identifiers, line)
-            for line in self.devices
-            if (account is None or line.account == account)
-            and (group is None or line.group == group)
-            and (plan is None or line.service_plan == plan)
-            and all(line.custom_fields.get(f.name, "").lower() == f.value.lower() for f in custom)
-        ]
+        return [(line.device.identifiers, line) for line in self.devices if line.matches(account, group, plan, custom)]
 
     def check_account(self, account: Optional[str]) -> None:
         """Refuse an account none of the lines is in (both fronts, the listing too)."""
@@ -309,7 +297,7 @@ class Carrier:
                         "callback %s (attempt %d of %d) to %s answered HTTP %d",
                         attempt.request_id, count, self.max_callback_threshold, masked_url(listener.url), status,
                     )  # fmt: skip
-                    self._refused(attempt, count, listener, status)
+                    self._refused(attempt, listener, status)
             except Exception as exc:  # any failure (a URL nothing can be sent to, a body that cannot be
                 # written) is one unacknowledged attempt: this thread must go on delivering the others.
                 # The engine's messages show the URL masked; a body's error holds no credential.
@@ -335,7 +323,7 @@ class Carrier:
                         count,
                     )
 
-    def _refused(self, attempt: CallbackRequest, count: int, listener: Listener, status: int) -> None:
+    def _refused(self, attempt: CallbackRequest, listener: Listener, status: int) -> None:
         """A listener that answers 401/403 does not take the credentials registered with it: said
         with the fix, once per listener (never the credentials themselves)."""
         if status not in (401, 403):

@@ -1,13 +1,11 @@
-"""The emulator's HTTP side: :class:`Emulator`, the emulated carrier (:class:`.Carrier`) served on
-loopback, its UWS SOAP front under ``/api/v2/`` (through the shared :class:`.SoapServer`) and its
-REST M2M front everywhere else, routed by the one :class:`~uws_adapter.edge.Router` and screened by
-the one request screen, on waitress in a background thread, as the receiver and the bridge are
-served: chunked bodies, keep-alive, body limits and the refusals behave the same on every service
-of the package."""
+"""The emulator's HTTP side: :class:`Emulator`, the carrier (:class:`.Carrier`) on waitress on
+loopback, its UWS SOAP front under ``/api/v2/`` and its REST M2M front everywhere else, behind the
+one :class:`~uws_adapter.edge.Router` and request screen: chunked bodies, keep-alive, body limits
+and refusals behave as on every service of the package."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from uws_adapter.edge import SOAP_BASE, SOAP_PREFIX, Answer, BodyRules, Router, StartResponse, raw_target, wsgi_body
 from uws_adapter.emulator.core import MAX_BODY, Carrier
@@ -63,7 +61,8 @@ class Emulator(Carrier):
         if not isinstance(threads, int) or threads < 1:
             raise InputError("threads", f"{shown(threads)} is not a positive number", "give 1 or more (8 by default)")
         super().__init__(**carrier)
-        self.soap = SoapFront(self, address=self._address)
+        # The address it is bound to goes into the WSDL, whatever Host the caller sent.
+        self.soap = SoapFront(self, address=lambda environ: self.base_url)
         self.rest = RestFront(self)
         self.app = Router([(SOAP_PREFIX, self.soap.server)], RestApp(self.rest, max_body=MAX_BODY))
         # middleware: what the command line wraps the application in (its access log).
@@ -71,9 +70,6 @@ class Emulator(Carrier):
             middleware(self.app) if middleware is not None else self.app, host=host, port=port, threads=threads,
             max_body=MAX_BODY, ident="uws-emulator",
         )  # fmt: skip
-
-    def _address(self, environ: Mapping[str, Any]) -> str:
-        return self.base_url  # the address it is bound to, whatever Host the caller sent
 
     @property
     def root_url(self) -> str:

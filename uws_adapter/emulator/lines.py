@@ -1,8 +1,6 @@
 """The emulated inventory: lines, and what each provisioning action does to one of them by the
 documented state machine (Suspend from Active, Restore from Suspended, a daily budget of actions
-per line), with the callback it produces. The emulator's callback queue is in
-:mod:`uws_adapter.emulator.core`, its fronts in :mod:`uws_adapter.emulator.soap` and
-:mod:`uws_adapter.emulator.rest`, its HTTP side in :mod:`uws_adapter.emulator.http`."""
+per line), with the callback it produces."""
 
 from __future__ import annotations
 
@@ -42,6 +40,18 @@ class EmulatedDevice:
     suspended_days: int = 0
     nb_iot: bool = False
     profile_status: Optional[str] = None
+
+    def matches(
+        self, account: Optional[str], group: Optional[str], plan: Optional[str], custom: Sequence[CustomField]
+    ) -> bool:
+        """Whether the line is in ``account``, ``group`` and ``plan`` (None: any) and holds each of
+        ``custom`` (values case-insensitive, as the carrier matches them [doc]): both fronts' filter."""
+        return (
+            account in (None, self.account)
+            and group in (None, self.group)
+            and plan in (None, self.service_plan)
+            and all(self.custom_fields.get(f.name, "").lower() == f.value.lower() for f in custom)
+        )
 
 
 #: The most lines the emulator generates, as its ``--devices`` option takes them (settings.services,
@@ -119,18 +129,16 @@ def seed_lines(lines: Sequence[EmulatedDevice], seeds: Iterable[Seed]) -> None:
     for seed in seeds:
         start = given.get(seed.attribute, 0)
         count = len(lines) - start if seed.count is None else seed.count
+        own = seed.attribute in ("group", "service_plan")  # else the name of a custom field
         if start + count > len(lines) or count < 1:
-            option = f"--{seed.attribute.replace('_', '-')}" if seed.attribute in ("group", "service_plan") else ""
             raise InputError(
-                option or f"--custom-field {seed.attribute}",
+                f"--{seed.attribute.replace('_', '-')}" if own else f"--custom-field {seed.attribute}",
                 f"{seed.value!r} wants {count} line(s) but {len(lines) - start} of {len(lines)} are left",
                 "lower the count or generate more devices (--devices)",
             )
         for line in lines[start : start + count]:
-            if seed.attribute == "group":
-                line.group = seed.value
-            elif seed.attribute == "service_plan":
-                line.service_plan = seed.value
+            if own:
+                setattr(line, seed.attribute, seed.value)
             else:
                 line.custom_fields[seed.attribute] = seed.value
         given[seed.attribute] = start + count
@@ -168,12 +176,8 @@ def change_state(
     if action == "Restore":
         return replace(base, status="Success")
     allowed = 180
-    suspend = SuspendResult(
-        dt.date.today() + dt.timedelta(days=allowed - line.suspended_days),
-        allowed,
-        line.suspended_days,
-        allowed - line.suspended_days,
-    )
+    left = allowed - line.suspended_days
+    suspend = SuspendResult(dt.date.today() + dt.timedelta(days=left), allowed, line.suspended_days, left)
     return replace(
         base, status="Success", suspend=suspend, comment="Device Suspended - Applicable Charges Will Continue"
     )

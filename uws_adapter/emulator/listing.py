@@ -1,9 +1,7 @@
-"""The emulator's REST device list (``POST /m2m/v1/devices/actions/list``) over its inventory:
-filters by account, group, service plan, custom fields (values case-insensitive, as for
-provisioning [doc]) and state, pages of at most ``page_size`` devices (2000 [doc]) with
-``hasMoreData`` (answered with HTTP 202 [doc: the vendor SDK's model]), oldest first, the next page
-asked for with ``earliest`` or, sorted by device ID, with ``largestDeviceIdSeen`` [doc]. The facts
-and what is [inferred] are listed in :mod:`uws_adapter.rest.devicelist`.
+"""The emulator's REST device list (``POST /m2m/v1/devices/actions/list``) over its inventory, by the
+facts (and what is [inferred]) :mod:`uws_adapter.rest.devicelist` lists: filters, pages of at most
+``page_size`` devices with ``hasMoreData`` and HTTP 202, oldest first, paged by ``earliest`` or,
+sorted by device ID, by ``largestDeviceIdSeen``.
 
 Each line's ``createdAt`` is made up from its place in the inventory, one second apart from a
 fixed start [inferred format: ISO 8601 with an offset], and its device ID is its place plus one.
@@ -57,17 +55,6 @@ def _count(data: Mapping[str, Any], key: str) -> Optional[int]:
     return value
 
 
-def _matches(line: EmulatedDevice, data: Mapping[str, Any], fields: Sequence[CustomField]) -> bool:
-    state = data.get("currentState")
-    return (
-        data.get("accountName") in (None, line.account)
-        and data.get("groupName") in (None, line.group)
-        and data.get("servicePlan") in (None, line.service_plan)
-        and (state is None or str(state).lower() == line.state.lower())
-        and all(line.custom_fields.get(f.name, "").lower() == f.value.lower() for f in fields)
-    )
-
-
 def _device(line: EmulatedDevice, position: int) -> Dict[str, Any]:
     return {
         "accountName": line.account,
@@ -91,6 +78,7 @@ def device_list(
     size = page_size if asked is None else min(page_size, asked)
     if size < 1:
         raise EmulatorFault(_UNDEFINED, "maxNumberOfDevices must be 1 or more")
+    state = data.get("currentState")
     found: List[Tuple[int, EmulatedDevice]] = []
     for position, line in enumerate(devices):
         if after_id is not None and position + 1 <= after_id:
@@ -98,7 +86,9 @@ def device_list(
         added = _added(position)
         if (earliest is not None and added < earliest) or (latest is not None and added > latest):
             continue
-        if _matches(line, data, fields):
+        if state is not None and str(state).lower() != line.state.lower():
+            continue
+        if line.matches(data.get("accountName"), data.get("groupName"), data.get("servicePlan"), fields):
             found.append((position, line))
     page = found[:size]
     return {"devices": [_device(line, position) for position, line in page], "hasMoreData": len(found) > size}

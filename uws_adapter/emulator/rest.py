@@ -1,10 +1,7 @@
-"""The emulator's REST M2M front: OAuth2 token, session login and logout, suspend, restore, eSIM
-profile_resume and callback registration, over the same inventory and state machine as UWS.
-
-Errors are ``{errorCode, errorMessage}`` with HTTP 400 [doc]; a missing or expired bearer token is
-a bare HTTP 401, as an API gateway answers. Bodies are checked strictly (unknown fields, wrong
-types, a device list mixed with group / plan / custom fields), so that the emulator catches a
-client that drifts from the documented bodies.
+"""The emulator's REST M2M front, over the same inventory and state machine as UWS (what it serves:
+docs/services.md, "The emulator"). Errors are ``{errorCode, errorMessage}`` with HTTP 400 [doc]; a
+missing or expired bearer token is a bare HTTP 401, as an API gateway answers. Bodies are checked
+strictly, so that the emulator catches a client that drifts from the documented bodies.
 """
 
 from __future__ import annotations
@@ -20,7 +17,8 @@ from urllib.parse import parse_qs, unquote
 from uws_adapter.edge import Answer
 from uws_adapter.emulator.core import Carrier, EmulatorFault, Listener, Target, listener_url_problem
 from uws_adapter.emulator.listing import LIST_FIELDS, device_list
-from uws_adapter.errors import Code, InputError, Refused
+from uws_adapter.errors import Code, DocumentError, InputError, Refused
+from uws_adapter.jsonsafe import loads_untrusted
 from uws_adapter.model.devices import DeviceIdentifier
 from uws_adapter.model.selection import CustomField
 from uws_adapter.provisioning.urls import LISTENER_URL_FIX
@@ -44,6 +42,7 @@ class RestFront:
         self.emulator = emulator
         # In the order issued, which is the order they expire (one lifetime): an OrderedDict, whose
         # oldest entry is found at once where a dict's is found past the slots of those deleted.
+        # The expired go first, so that a client asking for tokens in a loop holds only the live ones.
         self._bearers: OrderedDict[str, float] = OrderedDict()
         #: Devices per device-list answer: 2000 [doc]; tests lower it to see paging.
         self.list_page_size = PAGE_LIMIT
@@ -88,12 +87,7 @@ class RestFront:
         lifetime = self.emulator.bearer_lifetime
         with self.emulator.lock:
             now = self.emulator.clock()
-            # Tokens are held in the order they expire (one lifetime for all): forget the expired
-            # ones first, so that a client asking for tokens in a loop holds only the live ones.
-            while self._bearers:
-                expires = next(iter(self._bearers.values()))
-                if expires > now:
-                    break
+            while self._bearers and next(iter(self._bearers.values())) <= now:
                 self._bearers.popitem(last=False)
             self._bearers[token] = now + lifetime
             self.emulator.counters["oauth_tokens"] += 1
@@ -211,10 +205,12 @@ class RestFront:
 
 
 def _object(body: bytes) -> Dict[str, Any]:
+    # The one hardened path, as for every JSON from outside: linear time, integers and nesting bounded.
     try:
-        data = json.loads(body.decode("utf-8")) if body.strip() else None
-    except (ValueError, RecursionError):
-        raise EmulatorFault(_UNDEFINED, "the body is not JSON") from None
+        data = loads_untrusted(body.decode("utf-8"), what="the body") if body.strip() else None
+    except (DocumentError, UnicodeDecodeError) as exc:
+        reason = exc if isinstance(exc, DocumentError) else "the body is not UTF-8"
+        raise EmulatorFault(_UNDEFINED, f"the body is not JSON ({reason})") from None
     if not isinstance(data, dict):
         raise EmulatorFault(_UNDEFINED, "the body must be a JSON object")
     return data
@@ -242,13 +238,10 @@ def _devices(data: Mapping[str, Any]) -> List[Tuple[DeviceIdentifier, ...]]:
         ids = item.get("deviceIds") if isinstance(item, dict) else None
         if not isinstance(ids, list) or not ids or not all(isinstance(i, dict) for i in ids):
             raise EmulatorFault(_UNDEFINED, "each device needs deviceIds: [{id, kind}]")
-        given = []
-        for pair in ids:
-            try:
-                given.append(DeviceIdentifier(pair.get("kind"), pair.get("id")))
-            except InputError as exc:
-                raise EmulatorFault(exc.code, exc.fault_text()) from None
-        out.append(tuple(given))
+        try:
+            out.append(tuple(DeviceIdentifier(pair.get("kind"), pair.get("id")) for pair in ids))
+        except InputError as exc:
+            raise EmulatorFault(exc.code, exc.fault_text()) from None
     return out
 
 
@@ -256,10 +249,7 @@ def _custom_fields(data: Mapping[str, Any]) -> List[CustomField]:
     items = data.get("customFields", [])
     if not isinstance(items, list) or not all(isinstance(i, dict) and set(i) == {"key", "value"} for i in items):
         raise EmulatorFault(_UNDEFINED, "customFields must be [{key, value}]")
-    fields = []
-    for item in items:
-        try:
-            fields.append(CustomField(item["key"], item["value"]))
-        except InputError as exc:
-            raise EmulatorFault(exc.code, exc.fault_text()) from None
-    return fields
+    try:
+        return [CustomField(item["key"], item["value"]) for item in items]
+    except InputError as exc:
+        raise EmulatorFault(exc.code, exc.fault_text()) from None

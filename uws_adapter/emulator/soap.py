@@ -1,7 +1,5 @@
-"""The emulator's UWS front: SessionService and CarrierService as our WSDL describes them, carried
-out on the emulator's inventory and served by the shared :class:`.SoapServer` (SOAP 1.1 read as
-the spec allows, the Body's payload validated against our XSD, ``DeserializationFailed``
-otherwise; faults written ``<Service>.<CODE>`` with HTTP 500 like WCF [inferred status])."""
+"""The emulator's UWS front: SessionService and CarrierService carried out on its inventory, served
+by the shared :class:`.SoapServer` (faults ``<Service>.<CODE>`` with HTTP 500 like WCF [inferred status])."""
 
 from __future__ import annotations
 

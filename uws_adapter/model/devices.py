@@ -12,22 +12,7 @@ import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import (
-    IO,
-    Any,
-    Dict,
-    Iterable,
-    Iterator,
-    List,
-    Mapping,
-    Optional,
-    Pattern,
-    Protocol,
-    Tuple,
-    Type,
-    TypeVar,
-    Union,
-)
+from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Protocol, Tuple, Type, TypeVar, Union
 
 from uws_adapter.errors import Code, InputError, shown
 from uws_adapter.localfiles import open_to_read
@@ -39,16 +24,12 @@ from uws_adapter.model.text import a_string
 # various lengths, so those are checked leniently: 1 to 64 letters, digits, "+" or "-", the rest
 # left to the carrier [inferred]. A real line refused here would be a bug.
 _LENIENT = (re.compile(r"[0-9A-Za-z+\-]{1,64}"), "1 to 64 letters, digits, + or - (the carrier checks the rest)")
-_KIND_RULES: Mapping[str, Tuple[Pattern[str], str]] = {
+_KIND_RULES: Mapping[str, Tuple[re.Pattern[str], str]] = {
     "ESN": (re.compile(r"[0-9]{1,32}"), "decimal digits"),
     "MEID": (re.compile(r"[0-9A-Fa-f]{1,32}"), "hexadecimal digits"),
     "IMEI": (re.compile(r"[0-9]{1,16}"), "up to 16 digits"),
     "ICCID": (re.compile(r"[0-9]{1,20}"), "up to 20 digits"),
-    "MDN": _LENIENT,
-    "MSISDN": _LENIENT,
-    "MIN": _LENIENT,
-    "EID": _LENIENT,
-    "IMSI": _LENIENT,
+    **dict.fromkeys(("MDN", "MSISDN", "MIN", "EID", "IMSI"), _LENIENT),
 }
 
 #: Every kind the package accepts, in the documented spelling.
@@ -122,14 +103,11 @@ def normalize_kind(kind: object, api: str = "rest") -> str:
     for a kind ``api`` does not accept, quoting that API's kinds (:data:`API_KINDS`). The model
     itself takes every kind (``"rest"``); a UWS request is read with ``"soap"``."""
     kinds = API_KINDS[api]
-    upper = a_string("kind", kind, _kinds_hint(kinds), code=Code.DEVICE_KIND).strip().upper()
+    hint = "use one of " + ", ".join(kinds)
+    upper = a_string("kind", kind, hint, code=Code.DEVICE_KIND).strip().upper()
     if upper not in kinds:
-        raise InputError("kind", f"unknown identifier kind {shown(kind)}", _kinds_hint(kinds), code=Code.DEVICE_KIND)
+        raise InputError("kind", f"unknown identifier kind {shown(kind)}", hint, code=Code.DEVICE_KIND)
     return upper
-
-
-def _kinds_hint(kinds: Tuple[str, ...]) -> str:
-    return "use one of " + ", ".join(kinds)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Which devices a request acts on: EITHER a device list OR a query by account, device group,
 service plan and custom fields (the carrier refuses the mix [doc]). UWS needs an account or a
-device group in a query; REST also takes a service plan or custom fields alone [doc].
+device group in a query, which the filters narrow [doc]; REST takes "any combination of groupName,
+servicePlan, and customFields" [doc], a service plan alone included.
 
 A device list may name the billing account its devices are in. The REST API recommends sending
 ``accountName`` with a device list whenever the login reaches several billing accounts [doc]; UWS
@@ -123,11 +124,8 @@ class DeviceList:
 
 @dataclass(frozen=True)
 class DeviceQuery:
-    """Every device that matches all the criteria given: an account, a device group, a service
-    plan, custom fields. ``account`` is a string such as ``"0000123456-00001"``: leading zeros
-    matter. The REST API takes "any combination of groupName, servicePlan, and customFields"
-    [doc], a service plan alone included; UWS needs an account or a device group, which the
-    filters narrow [doc] (see :func:`check_uws_query`)."""
+    """Every device that matches all the criteria given (what each API needs: see the module and
+    :func:`check_uws_query`). ``account`` is a string such as ``"0000123456-00001"``: leading zeros matter."""
 
     account: Optional[str] = None
     group: Optional[str] = None

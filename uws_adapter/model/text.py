@@ -9,8 +9,7 @@ import re
 
 from uws_adapter.errors import Code, InputError, kind_of, shown
 
-# What XML 1.0 cannot carry: control characters but tab, LF and CR, lone surrogates, U+FFFE and
-# U+FFFF. One character class, so the search is linear whatever the text.
+# What XML 1.0 cannot carry: control characters but tab, LF and CR, lone surrogates, U+FFFE and U+FFFF.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 

@@ -6,9 +6,8 @@ one place (:mod:`uws_adapter.settings.source`), validated once, secrets redacted
 - :class:`uws_adapter.settings.services.BridgeSettings` (``[bridge]``) and
   :class:`uws_adapter.settings.services.EmulatorSettings` (``[emulator]``).
 
-Precedence, lowest first: the field's default, the INI file, the environment, the command line
-(or the keyword arguments of ``load``). This package imports nothing at import time, so that a
-receiver worker loads only what it needs.
+Precedence: docs/configuration.md. This package imports nothing at import time, so that a receiver
+worker loads only what it needs.
 """
 
 __all__: "list[str]" = []  # the settings objects live in their modules (see above)

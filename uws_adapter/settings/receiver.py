@@ -41,8 +41,8 @@ __all__ = [
     "worker_failure",
 ]
 
-#: Seconds a claimed handler run (a relay) is its instance's: four times the relay's deadline (30 s).
-#: Here, beside the settings that carry it; :mod:`uws_adapter.receiver.handlers` explains it.
+#: Seconds a claimed handler run (a relay) is its instance's: four times the relay's deadline (30 s;
+#: see :mod:`uws_adapter.receiver.handlers`).
 DEFAULT_HANDLER_LEASE = 120.0
 #: A handler lease, in seconds (``--handler-lease``), the same on the receiver and the bridge.
 HANDLER_LEASE_OPTION = Option("handler_lease", None, number(0, 86400, open_low=True))

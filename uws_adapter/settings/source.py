@@ -50,7 +50,7 @@ MAX_FILE_CHARACTERS = 1024 * 1024
 #: What starts an inline comment in the settings file, after whitespace: a value cannot hold
 #: " ;" or " #" (put such a password in the environment instead).
 INLINE_COMMENTS = (";", "#")
-#: Origin -> the text an error shows for a value written there.
+#: A converter: ``convert(value, origin)`` (see :class:`Option`).
 Convert = Callable[[Any, str], Any]
 T = TypeVar("T", bound="Loadable")
 

@@ -1,17 +1,7 @@
-"""The WSDL and XSD documents our SOAP server serves on GET, laid out as WCF serves a ``.svc``:
-
-- ``<Service>.svc?wsdl`` (any case: ``?WSDL``, ``?Wsdl``): a WSDL describing that service only
-  (its service, binding, port type and messages), its schema imported from ``?xsd=...``;
-- ``<Service>.svc?singleWsdl`` (any case): the same with every XSD inlined in ``wsdl:types``, for
-  stacks that fetch one document only;
-- ``<Service>.svc?xsd=<file>.xsd``: one bundled XSD, its own imports pointed at ``?xsd=...`` too;
-- ``.../uws.wsdl`` (both services) and ``.../<file>.xsd`` as the bundled files are (relative
-  imports, resolvable from that path).
-
-Every ``soap:address`` is written under the caller's base address (checked by the caller: see
-:mod:`uws_adapter.bridge.address`) and every ``schemaLocation`` is an absolute URL under it, so a
-client can fetch each one from the served URL. Documents are written by lxml, so whatever the
-address holds is escaped.
+"""The WSDL and XSD documents our SOAP server serves on GET, laid out as WCF serves a ``.svc`` (the
+URLs are listed in the manual: docs/services.md, "WSDL URLs"). Every ``soap:address`` and every
+``schemaLocation`` is written under the caller's base address (checked by the caller: see
+:mod:`uws_adapter.bridge.address`), by lxml, so whatever the address holds is escaped.
 """
 
 from __future__ import annotations
@@ -21,13 +11,11 @@ from typing import List, Optional, Set, Tuple
 from lxml import etree
 
 from uws_adapter.soap.resources import WSDL_FILE, resource_dir
+from uws_adapter.soap.schemas import REQUEST_XSD
 from uws_adapter.wire import NS_WSDL, NS_WSDL_SOAP, NS_XS, UWS_BASE_URL
 from uws_adapter.xmlsafe import imported_documents, parse_untrusted
 
 __all__ = ["served_document", "service_wsdl", "whole_wsdl", "xsd_document"]
-
-#: The schema the WSDL's types import; the other XSDs are reached from it.
-TYPES_XSD = "uws-v2.xsd"
 
 
 def _bundled(name: str) -> etree._Element:
@@ -77,7 +65,7 @@ def _only_service(root: etree._Element, service: str) -> None:
 
 
 def _inlined_schemas() -> List[etree._Element]:
-    """Every XSD reachable from :data:`TYPES_XSD`, each parsed afresh with its imports left by
+    """Every XSD reachable from the one the WSDL's types import, each parsed afresh with its imports left by
     namespace only (the schemas are all in the same ``wsdl:types``)."""
 
     def read(name: str) -> Tuple[etree._Element, List[str]]:
@@ -85,7 +73,7 @@ def _inlined_schemas() -> List[etree._Element]:
         return schema, [str(reference.attrib.pop("schemaLocation")) for reference in _schema_references(schema)]
 
     # Dependencies first: some stacks read the schemas in order.
-    return list(reversed(list(imported_documents(TYPES_XSD, read).values())))
+    return list(reversed(list(imported_documents(REQUEST_XSD, read).values())))
 
 
 def service_wsdl(service: str, address: str, *, single: bool = False) -> bytes:
@@ -101,13 +89,13 @@ def service_wsdl(service: str, address: str, *, single: bool = False) -> bytes:
                 types.remove(child)
             types.extend(_inlined_schemas())
         else:
-            for reference in _schema_references(types):
-                reference.set("schemaLocation", _xsd_url(address, service, str(reference.get("schemaLocation"))))
+            _import_from_svc(types, address, service)
     return _written(root)
 
 
-def _xsd_url(address: str, service: str, name: str) -> str:
-    return f"{address}/{service}.svc?xsd={name}"
+def _import_from_svc(root: etree._Element, address: str, service: str) -> None:
+    for reference in _schema_references(root):
+        reference.set("schemaLocation", f"{address}/{service}.svc?xsd={reference.get('schemaLocation')}")
 
 
 def xsd_document(name: str, *, address: Optional[str] = None, service: Optional[str] = None) -> Optional[bytes]:
@@ -119,8 +107,7 @@ def xsd_document(name: str, *, address: Optional[str] = None, service: Optional[
     if address is None or service is None:
         return (resource_dir() / name).read_bytes()
     root = _bundled(name)
-    for reference in _schema_references(root):
-        reference.set("schemaLocation", _xsd_url(address, service, str(reference.get("schemaLocation"))))
+    _import_from_svc(root, address, service)
     return _written(root)
 
 
@@ -131,10 +118,8 @@ def served_document(path: str, query: str, address: str, service: Optional[str])
     key, _, value = query.partition("=")
     key = key.strip().lower()
     if service is not None:
-        if key == "wsdl" and not value:
-            return service_wsdl(service, address)
-        if key == "singlewsdl" and not value:
-            return service_wsdl(service, address, single=True)
+        if key in ("wsdl", "singlewsdl") and not value:
+            return service_wsdl(service, address, single=key == "singlewsdl")
         if key == "xsd" and value:
             return xsd_document(value, address=address, service=service)
         return None

@@ -6,15 +6,10 @@ SOAP 1.1 allows and validates the Body's payload against our XSD as WCF would
 writes SOAP 1.1 faults the way UWS does (HTTP 500, ``<Service>.<CODE>``), and serves the WSDL
 and XSDs as WCF serves a ``.svc`` (:mod:`uws_adapter.soap.documents`).
 
-Lenient where SOAP 1.1 allows (what legacy stacks send): chunked bodies (waitress reassembles
-them), qualified attributes such as ``soap:encodingStyle`` on Envelope, Header and Body, header
-blocks we do not know (ignored unless ``mustUnderstand="1"``: a ``soap:MustUnderstand`` fault),
-``soap:mustUnderstand`` / ``soap:actor`` on ``v2:token``, ``xsi:nil="true"`` optional members
-(absent) and ``xsi:type`` annotations (ignored). Strict where the carrier is: a SOAPAction that
-does not name the Body's operation is an ``ActionNotSupported`` fault [inferred code], SOAP 1.2's
-``application/soap+xml`` is a 415, an Envelope of another namespace a ``VersionMismatch``.
-
-What each operation reads and answers (the UWS messages) is in :mod:`uws_adapter.soap.service`.
+Lenient where SOAP 1.1 allows (what legacy stacks send: qualified attributes on Envelope, Header
+and Body, unknown header blocks unless they must be understood, ``xsi:nil`` and ``xsi:type``),
+strict where the carrier, a WCF basicHttpBinding, is (a SOAPAction not naming the Body's operation
+is ``ActionNotSupported`` [inferred code]); the manual lists both (docs/services.md).
 """
 
 from __future__ import annotations
@@ -260,10 +255,7 @@ def schema_complaint(entry: Optional[Any]) -> str:
 def read_call(
     service: str, body: bytes, *, max_bytes: int, soap_action_header: Optional[str] = None
 ) -> messages.SoapCall:
-    """Parse (hardened) and read one SOAP 1.1 request as the spec allows: any namespace-qualified
-    attributes on Envelope, Header and Body; header blocks we do not know ignored unless they must
-    be understood; the SOAPAction, when sent, naming the Body's operation; the payload validated
-    against our XSD."""
+    """Parse (hardened) and read one SOAP 1.1 request, lenient and strict as the module says."""
     try:
         root = parse_untrusted(body, max_bytes=max_bytes, what="request", max_nodes=MAX_REQUEST_NODES)
     except DocumentError as exc:

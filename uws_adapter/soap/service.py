@@ -14,14 +14,14 @@ from lxml import etree
 
 from uws_adapter.errors import Code, InputError, Refused
 from uws_adapter.model.actions import Action, Restore, Suspend
+from uws_adapter.model.callbacks import ACTIONS
 from uws_adapter.model.devices import Device, DeviceIdentifier, normalize_kind
 from uws_adapter.model.selection import CustomField, DeviceList, Selection, check_uws_query, select
 from uws_adapter.wire import MAX_DEVICES_PER_REQUEST, NS_CARRIER, NS_SESSION, NS_SOAP_ENV, NS_V2
 
-SERVICES = ("SessionService", "CarrierService")
 #: The operations of each service, as the WSDL binds them.
 OPERATIONS = {"SessionService": ("LogIn", "LogOut"), "CarrierService": ("ChangeDeviceState",)}
-_ACTIONS = ("Activate", "Deactivate", "Reconnect", "Restore", "Suspend")
+SERVICES = tuple(OPERATIONS)
 _QUERY = ("AccountName", "DeviceGroupName", "DeviceServicePlanFilter", "DeviceCustomFieldFilter")
 _UNDEFINED = Code.REQUEST_UNDEFINED
 
@@ -43,7 +43,7 @@ def login_credentials(call: SoapCall) -> Tuple[str, str]:
 def read_change_device_state(call: SoapCall) -> Tuple[Action, Selection]:
     """The action and selection of a ChangeDeviceState ``Input`` (already schema-valid)."""
     fields: Dict[str, etree._Element] = {etree.QName(child).localname: child for child in call.payload[0]}
-    actions = [name for name in _ACTIONS if name in fields]
+    actions = [name for name in ACTIONS if name in fields]
     if len(actions) != 1:
         raise Refused(_UNDEFINED, "send exactly one action element")
     if actions[0] not in ("Restore", "Suspend"):

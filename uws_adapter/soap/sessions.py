@@ -1,18 +1,12 @@
 """The legacy session and login policy of our SOAP server, decided here once and used by the
 bridge (sessions in its store, :mod:`uws_adapter.bridge.sessions`) and by the emulator (in memory,
-:class:`IdleSessions`); the stores return rows, never verdicts.
-
-- **Sessions** expire after ``idle`` seconds without use (UWS: 20 minutes [doc]). An expired token is
-  answered ``SessionToken.Expired`` for a day after it expired ([doc]: the legacy client logs in
-  again once), every time it is sent, then ``SessionToken.Invalid`` like a token never issued
-  [inferred code]. What is kept to say so is bounded (a day, and :data:`MAX_SESSIONS` in memory).
-- **Failed logins** are throttled by a key (the bridge: the client's address; the emulator: the
-  login name, as UWS locks an account [doc]): :data:`FREE_FAILURES` failures in a row are answered
-  ``InvalidCredentials``; from then on the key must wait a delay that doubles with each further
-  failure (``first_delay``, up to ``max_delay``) and LogIns with that key meanwhile are refused,
-  right password or not, without being looked at. The table is in memory (no durable write per
-  failure) and bounded (:data:`MAX_THROTTLED` keys, the longest-quiet forgotten first). The answer
-  never depends on whether the name exists (no name oracle).
+:class:`IdleSessions`); the stores return rows, never verdicts. The manual states the rules in full
+(docs/services.md, "Legacy sessions and the LogIn throttle"): a session expires after ``idle``
+seconds unused (UWS: 20 minutes [doc]); an expired token is answered ``SessionToken.Expired`` for a
+day ([doc]: the legacy client logs in again once), then ``SessionToken.Invalid`` [inferred code].
+Failed LogIns are counted per key (the bridge: the client's address; the emulator: the login name,
+as UWS locks an account [doc]); from :data:`FREE_FAILURES` in a row the key waits a doubling delay,
+refused unseen meanwhile. Both tables are bounded; no answer depends on whether the name exists.
 """
 
 from __future__ import annotations

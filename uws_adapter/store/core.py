@@ -32,9 +32,9 @@ from uws_adapter.store import line_counts, unlisted
 from uws_adapter.store.dead_letters import DeadLetter, DeadLetterTotals, letter_of, purge
 from uws_adapter.store.handler_queue import HandlerQueueSql, pg_text
 from uws_adapter.store.interfaces import CallbackWrite, EventPages, RequestStatus, StoredEvent, Write
-from uws_adapter.store.names import CONFIRMED_SAME_DAY, KEY_OF, NAME, RESERVED_AT, turn_of
-from uws_adapter.store.sql import Row, Sql, bound_int, bound_limit, bound_text
-from uws_adapter.store.tracking_rows import recent_line_actions, request_status
+from uws_adapter.store.names import CONFIRMED_SAME_DAY, RESERVED_AT, key_of, turn_of
+from uws_adapter.store.sql import Sql, bound_int, bound_limit, bound_text
+from uws_adapter.store.tracking_rows import LineActions, line_actions, request_status
 
 __all__ = [
     "BUDGET_LOCK", "PENDING", "READY_MEMORY", "UNKNOWN", "Admit", "CommitHealth", "Job", "LineActions", "SqlCore",
@@ -44,8 +44,6 @@ __all__ = [
 T = TypeVar("T")
 J = TypeVar("J")
 S = TypeVar("S", bound="SqlCore")
-#: Per identity, its line's recent actions as (request id, when) pairs.
-LineActions = Dict[str, List[Tuple[str, float]]]
 #: Decides a reservation from its lines' recent actions: None refuses it (nothing is written),
 #: otherwise whether it goes out over the budget on purpose (recorded as forced).
 Admit = Callable[[LineActions], Optional[bool]]
@@ -198,22 +196,7 @@ class SqlCore(HandlerQueueSql, EventPages):
     def status(self, request_id: str) -> RequestStatus:
         """Per device of a request: succeeded, failed (fault code) or still pending."""
         bound_text("request_id", request_id)
-
-        def read(db: Sql) -> RequestStatus:
-            key = _key_of(db, request_id)
-            sent: Optional[Row] = None
-            identifiers: List[Row] = []
-            if key is not None:
-                sent = db.one("SELECT action, devices, sent_at FROM requests WHERE request_id = ?", (key,))
-                identifiers = db.all("SELECT identifier, device FROM request_identifiers WHERE request_id = ?", (key,))
-            events = db.all(
-                "SELECT device, succeeded, fault_code, action, received_at FROM events"
-                " WHERE request_id = ? AND service != 'NiddService'",
-                (request_id,),
-            )
-            return request_status(request_id, sent, identifiers, events)
-
-        return self._snapshot("read the request's status", read)
+        return self._snapshot("read the request's status", lambda db: request_status(db, request_id))
 
     # The request log and the budget reservations ---------------------------------------------------
     # Committed without an fsync of their own (durable=False): every process and instance sees them at
@@ -224,9 +207,8 @@ class SqlCore(HandlerQueueSql, EventPages):
     def record_request(
         self, request_id: str, action: str, devices: Sequence[Device], *, api: str = "soap", forced: bool = False
     ) -> None:
-        """Remember a sent request so that the tracker knows which devices to expect (and the
-        budget guard what each line was sent); ``forced``: sent over the budget on purpose. A
-        request recorded under the same id before is replaced, its devices included."""
+        """Remember a sent request (``forced``: over the budget on purpose); one recorded under the
+        same id before is replaced, its devices included."""
         self._transact(
             "record the request",
             lambda db: _insert_request(db, request_id, action, devices, api, self.clock(), forced),
@@ -234,17 +216,14 @@ class SqlCore(HandlerQueueSql, EventPages):
         )
 
     def recent_actions(self, identities: Sequence[str], since: float) -> LineActions:
-        """Per identity, the ``(request id, when)`` of its line's provisioning actions after
-        ``since``, across every process and instance sharing the log (see
-        :meth:`uws_adapter.store.interfaces.RequestLog.recent_actions`)."""
+        """See :meth:`uws_adapter.store.interfaces.RequestLog.recent_actions`."""
         wanted = sorted(set(identities))
         if not wanted:
             return {}
-        return self._snapshot("count recent actions", lambda db: _line_actions(db, wanted, since))
+        return self._snapshot("count recent actions", lambda db: line_actions(db, wanted, since))
 
     def device_actions(self, devices: Sequence[Device], since: float, *, at_least: int = 1) -> LineActions:
-        """:meth:`recent_actions` of the identities of ``devices``, left out for every device whose
-        line had fewer than ``at_least`` actions (counted first, in one query)."""
+        """See :meth:`uws_adapter.store.interfaces.RequestLog.device_actions`."""
         names = line_counts.identities_of(devices)
         return self._snapshot("count recent actions", lambda db: _lines_at_risk(db, names, since, at_least))
 
@@ -252,11 +231,8 @@ class SqlCore(HandlerQueueSql, EventPages):
         self, action: str, devices: Sequence[Device], *, api: str = "soap", since: Optional[float] = None,
         admit: Admit = lambda found: False, at_least: int = 1,
     ) -> Optional[str]:  # fmt: skip
-        """Reserve a device-list request before it is sent (see the module): in one transaction that
-        every other reservation waits for, the recent actions of the devices' lines after ``since``
-        (none read when None; as :meth:`device_actions` with ``at_least``) are given to ``admit``;
-        when it refuses, nothing is written and the result is None, otherwise a pending request is
-        recorded and its id returned."""
+        """Reserve a device-list request before it is sent (see the module and
+        :meth:`uws_adapter.store.interfaces.RequestLog.reserve_request`)."""
         reservation = f"{PENDING}{uuid.uuid4()}"
         names = line_counts.identities_of(devices)  # once: the check and the record both need them
 
@@ -280,26 +256,23 @@ class SqlCore(HandlerQueueSql, EventPages):
             if reservation.startswith(PENDING) and request_id != reservation:
                 db.take_turns(turn_of(request_id))  # before the name is looked up (see .names)
                 day = line_counts.day_of(now) * line_counts.DAY
-                if _key_of(db, request_id) is None and db.run(
+                if key_of(db, request_id) is None and db.run(
                     CONFIRMED_SAME_DAY, (request_id, now, reservation, day, day + line_counts.DAY)
                 ):
                     # Most often: a reservation not yet confirmed, made today (its counts stay on
-                    # their day), named by a RequestId nothing is known by. One statement names it
-                    # where the reservation's time was read first (issue 19.3); anything else is
-                    # done below, as before.
+                    # their day), named by a RequestId nothing is known by, in one statement (issue 19.3).
                     unlisted.listed(db, request_id)  # its callbacks may have come first
                     return
             # A reservation not yet confirmed is known by its key: one look finds it and when it was
-            # made (two statements before: the name's lookup, then the time's). Anything else (a
-            # reservation released or confirmed already) is looked up by its name, as before.
+            # made. Anything else (released, or confirmed already) is looked up by its name.
             row = db.one(RESERVED_AT, (reservation,)) if reservation.startswith(PENDING) else None
-            key: Optional[str] = reservation if row is not None else _key_of(db, reservation)
+            key: Optional[str] = reservation if row is not None else key_of(db, reservation)
             if key is None:  # released, or confirmed already: nothing is known by that name
                 return
             db.take_turns(turn_of(request_id))  # before the name is looked up (see .names)
             # Most often nothing was recorded under the carrier's new RequestId: one look says so,
             # where forgetting it read and deleted by that id four times over.
-            if request_id != reservation and _key_of(db, request_id) is not None:
+            if request_id != reservation and key_of(db, request_id) is not None:
                 relisted = db.one("SELECT 1 FROM request_identifiers WHERE request_id = ? LIMIT 1", (key,))
                 _forget_request(db, request_id, now, relisted=relisted is not None)
             line_counts.move_request(db, key, now, float(row[0]) if row is not None else None)
@@ -405,16 +378,10 @@ def _insert_request(
         unlisted.listed(db, request_id)
 
 
-def _key_of(db: Sql, request_id: str) -> Optional[str]:
-    """The key of the rows of the request known as ``request_id`` (see :mod:`.names`), if any."""
-    row = db.one(KEY_OF, (request_id, request_id))
-    return None if row is None else str(row[0])
-
-
 def _forget_request(db: Sql, request_id: str, now: float, *, relisted: bool) -> None:
     """Forget the request known as ``request_id``, its devices included; ``relisted``: it is
     recorded again with devices in this transaction (its callbacks stay counted from the log)."""
-    key = _key_of(db, request_id)
+    key = key_of(db, request_id)
     if key is None:
         return
     if (
@@ -434,7 +401,7 @@ def _forget_request(db: Sql, request_id: str, now: float, *, relisted: bool) -> 
 
 
 def _lines_at_risk(db: Sql, names: List[List[str]], since: float, at_least: int) -> LineActions:
-    """:func:`_line_actions` of the devices whose line may have ``at_least`` actions. The callbacks'
+    """:func:`.tracking_rows.line_actions` of the devices whose line may have ``at_least`` actions. The callbacks'
     requests, which the log's counts do not see, can add at most as many as there are, so a device
     is left out only when its requests and all of them together stay under ``at_least``. Its
     requests are bounded first from the summary (:mod:`.line_counts`: a row or two per identity);
@@ -449,13 +416,13 @@ def _lines_at_risk(db: Sql, names: List[List[str]], since: float, at_least: int)
         if names and db.dialect.count_first:
             kept = _counted(db, [(p, name) for p, group in enumerate(names) for name in group], since, spare)
             names = [group for p, group in enumerate(names) if p in kept]
-    return _line_actions(db, sorted({name for group in names for name in group}), since, callbacks) if names else {}
+    return line_actions(db, sorted({name for group in names for name in group}), since, callbacks) if names else {}
 
 
 def _counted(db: Sql, pairs: Sequence[Tuple[int, str]], since: float, spare: int) -> Set[int]:
     """The positions among ``pairs`` whose line had ``spare`` requests or more after ``since``,
     counted in one query (distinct requests over the lines of its identifiers, as
-    :func:`~uws_adapter.store.tracking_rows.recent_line_actions` counts them)."""
+    :func:`.tracking_rows.line_actions` counts them)."""
     wanted, args = db.pairs("budget_wanted", "w", pairs)
     join = db.dialect.ordered_join  # from the wanted identities outwards, one index step each
     rows = db.all(
@@ -469,25 +436,3 @@ def _counted(db: Sql, pairs: Sequence[Tuple[int, str]], since: float, spare: int
         (*args, since, spare),
     )
     return {int(row[0]) for row in rows}
-
-
-def _line_actions(db: Sql, wanted: List[str], since: float, callbacks: Optional[List[Row]] = None) -> LineActions:
-    """The rows :func:`~uws_adapter.store.tracking_rows.recent_line_actions` reads, from ``db``."""
-
-    def linked(names: List[str]) -> List[Sequence[Any]]:
-        return db.all_in(
-            "SELECT DISTINCT a.identifier, b.identifier FROM request_identifiers a JOIN request_identifiers b"
-            " ON b.request_id = a.request_id AND b.device = a.device AND b.identifier != a.identifier WHERE {}",
-            "a.identifier", names,
-        )  # fmt: skip
-
-    def requests(names: List[str]) -> List[Sequence[Any]]:
-        return db.all_in(
-            f"SELECT i.identifier, {NAME}, r.sent_at FROM request_identifiers i"
-            " JOIN requests r ON r.request_id = i.request_id WHERE {} AND r.sent_at > ?",
-            "i.identifier", names, (since,),
-        )  # fmt: skip
-
-    if callbacks is None:
-        callbacks = unlisted.callbacks(db, since)
-    return recent_line_actions(set(wanted), linked, requests, callbacks)

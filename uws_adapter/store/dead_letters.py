@@ -10,9 +10,6 @@ the table per letter). Past the cap the **oldest letters are rotated out** (dele
 is not kept. The cap is the receiver's (``DeadLetterWrite.max_total``, ``--dead-letter-max-bytes``);
 the letters kept when a callback's values cannot be stored or a handler gives up count in the same
 total under the last cap a receiver wrote (the row's ``max_bytes``).
-
-The SQL here is written once against the store's small dialect (:mod:`.sql`); the reads and purges
-are the SQL core's (:class:`~uws_adapter.store.core.SqlCore`).
 """
 
 from __future__ import annotations
@@ -27,9 +24,6 @@ from uws_adapter.store.sql import Sql
 
 if TYPE_CHECKING:  # interfaces imports this module
     from uws_adapter.store.interfaces import CallbackWrite
-
-if TYPE_CHECKING:  # interfaces imports this module
-    pass
 
 __all__ = [
     "LIST", "ONE", "ROW_OVERHEAD", "TOTALS", "DeadLetter", "DeadLetterTotals", "keep_letter", "letter_of",

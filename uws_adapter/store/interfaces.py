@@ -1,21 +1,8 @@
-"""What the services need of a store, as small typed interfaces, so that a second backend can
-implement them without touching the receiver, the bridge, the tracker or the clients.
-
-Four roles, one per concern:
-
-- :class:`CallbackEvents`: callbacks as events (one per service, RequestId, device and action),
-  every delivery attempt, and dead letters. Writes are described by :class:`CallbackWrite` and
-  :class:`DeadLetterWrite`; a backend commits a group of them in one transaction, each in its own
-  savepoint, and a caller acknowledges nothing before that commit returned.
-- :class:`HandlerQueue`: the runs of handlers (and of the bridge's relay) still due per event.
-- :class:`RequestLog`: what the clients sent, so that the tracker knows which devices to expect.
-  The clients depend on this role only.
-- :class:`Tracking`: where a request stands.
-
-:class:`SessionStore` keeps the bridge's legacy sessions and lockouts.
-
+"""What the services need of a store, as small typed interfaces (one per concern), so that a
+backend implements them without touching the receiver, the bridge, the tracker or the clients;
 :class:`~uws_adapter.store.Store` (SQLite) and :class:`~uws_adapter.store.postgres.PostgresStore`
-implement them all; :func:`~uws_adapter.store.open_store` picks one from a path or a URL.
+implement them all. A backend commits a group of writes (:data:`Write`) in one transaction, each in
+its own savepoint, and a caller acknowledges nothing before that commit returned.
 """
 
 from __future__ import annotations
@@ -139,7 +126,8 @@ class Outcome:
 
 
 class CallbackEvents(Protocol):
-    """Callback events, their attempts, and dead letters."""
+    """Callbacks as events (one per service, RequestId, device and action), every delivery
+    attempt, and dead letters."""
 
     #: Wall-clock time for what is stored and for handler back-off (tests inject one).
     clock: Callable[[], float]
@@ -175,7 +163,7 @@ class CallbackEvents(Protocol):
 
 
 class HandlerQueue(Protocol):
-    """Handler runs still due, per event and handler name."""
+    """Handler runs (and the bridge's relay) still due, per event and handler name."""
 
     def due_handlers(self, limit: int = 500) -> List[Tuple[int, str, int]]:
         """(event id, handler name, attempts so far) of runs that are due now (a look: nothing is

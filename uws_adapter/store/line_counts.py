@@ -114,8 +114,10 @@ def day_of(when: float) -> int:
     return int(when // DAY)
 
 
-def _add(db: Sql, groups: Iterable[Iterable[str]], day: int) -> None:
-    """One request more on ``day`` for each identity of ``groups`` (a device's identities each)."""
+def add_request(db: Sql, groups: Iterable[Iterable[str]], now: float) -> None:
+    """Count a request sent at ``now`` (recorded or moved in the same transaction) for each
+    identity of ``groups`` (a device's identities each)."""
+    day = day_of(now)
     keys: Dict[str, Set[str]] = defaultdict(set)
     for group in groups:
         names = sorted(set(group))
@@ -133,10 +135,10 @@ def _add(db: Sql, groups: Iterable[Iterable[str]], day: int) -> None:
     )  # fmt: skip
 
 
-def _take(db: Sql, names: Sequence[str], day: int) -> None:
-    """One request less on ``day`` for each of ``names`` (in identity order: see the module)."""
+def _take(db: Sql, groups: Iterable[Iterable[str]], day: int) -> None:
+    """One request less on ``day`` for each identity of ``groups`` (in identity order: see the module)."""
     greatest = db.dialect.greatest
-    for where, listed in db.lists("identifier", sorted(names)):
+    for where, listed in db.lists("identifier", sorted({name for group in groups for name in group})):
         db.run(
             "UPDATE budget_identities SET"
             f" actions = CASE WHEN day = ? THEN {greatest}(actions - 1, 0) ELSE actions END,"
@@ -169,17 +171,11 @@ def identities_of(devices: Sequence[Device]) -> List[List[str]]:
     return [[f"{i.kind}:{i.identifier.upper()}" for i in device.identifiers] for device in devices]
 
 
-def add_request(db: Sql, names: Sequence[Sequence[str]], now: float) -> None:
-    """Count a request naming devices of ``names`` (each one's identities), sent at ``now``
-    (recorded in the same transaction)."""
-    _add(db, names, day_of(now))
-
-
 def take_request(db: Sql, request_id: str) -> None:
     """Uncount the request ``request_id`` (about to be forgotten in the same transaction)."""
     sent = db.one("SELECT sent_at FROM requests WHERE request_id = ?", (request_id,))
     if sent is not None:
-        _take(db, sorted({name for group in _groups(db, request_id) for name in group}), day_of(float(sent[0])))
+        _take(db, _groups(db, request_id), day_of(float(sent[0])))
 
 
 def move_request(db: Sql, request_id: str, now: float, sent_at: Optional[float] = None) -> None:
@@ -193,8 +189,8 @@ def move_request(db: Sql, request_id: str, now: float, sent_at: Optional[float] 
     if day_of(sent_at) == day_of(now):
         return
     groups = _groups(db, request_id)
-    _take(db, sorted({name for group in groups for name in group}), day_of(sent_at))
-    _add(db, groups, day_of(now))
+    _take(db, groups, day_of(sent_at))
+    add_request(db, groups, now)
 
 
 # A summary row ``k`` that does not clear the device ``{key}`` it was looked up for (see risky()).

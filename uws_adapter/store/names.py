@@ -9,11 +9,9 @@ is ``coalesce(known_as, request_id)``, and every lookup by RequestId (tracking, 
 an older request, the budget's listing of callbacks in :mod:`.unlisted`) goes through the
 statements here.
 
-Why: a confirmation used to rename the key, which rewrote the request's rows in both tables and
-their four indexes (some nine log pages, about 0.1 ms a call through the bridge); now it writes
-one row and one entry of a partial index. A reservation writes no entry there at all (the index holds
-only the names given by a confirmation): an entry written for every reservation cost about as much
-as the confirmation saved.
+Why: a confirmation writes one row and one entry of a partial index, where renaming the key
+rewrote the request's rows and their indexes (docs/performance.md); a reservation writes no entry
+there (one per reservation cost about as much as the confirmation saved).
 
 Names are unique: whatever records or confirms a request under a name forgets the request known by
 it first, in the same transaction, after taking turns on the name (:func:`turn_of`). Why the turn:
@@ -29,10 +27,13 @@ SQLite commits one write at a time: the turn costs it nothing.
 from __future__ import annotations
 
 import hashlib
+from typing import Optional
+
+from uws_adapter.store.sql import Sql
 
 __all__ = [
-    "CONFIRMED_SAME_DAY", "KEY_OF", "MIGRATION_POSTGRES", "MIGRATION_SQLITE", "NAME", "RESERVED_AT", "listed_as",
-    "turn_of",
+    "CONFIRMED_SAME_DAY", "KEY_OF", "MIGRATION_POSTGRES", "MIGRATION_SQLITE", "NAME", "RESERVED_AT", "key_of",
+    "listed_as", "turn_of",
 ]  # fmt: skip
 
 #: The name of the request of the row ``r`` of ``requests``.
@@ -43,6 +44,13 @@ KEY_OF = (
     "SELECT request_id FROM requests WHERE known_as = ?"
     " UNION ALL SELECT request_id FROM requests WHERE request_id = ? AND known_as IS NULL LIMIT 1"
 )
+
+
+def key_of(db: Sql, name: str) -> Optional[str]:
+    """The key of the rows of the request known as ``name``, if any."""
+    row = db.one(KEY_OF, (name, name))
+    return None if row is None else str(row[0])
+
 
 #: When the reservation bound once was made, while it is not confirmed: such a request is known by
 #: its key (one probe of the key, where :data:`KEY_OF` probes the name first, then the key).

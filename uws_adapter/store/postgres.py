@@ -1,6 +1,5 @@
-"""The PostgreSQL store: every store role on one database that several receivers and bridges share.
-
-    store = PostgresStore("postgresql://uws@db.example/uws")     # psycopg 3: the postgres extra
+"""The PostgreSQL store: every store role on one database that several receivers and bridges share
+(psycopg 3: the ``postgres`` extra); its connections, schema checks and group commits.
 
 Writes are grouped as in the SQLite store: an event loop commits each group of concurrent callbacks
 in one transaction (:meth:`PostgresStore.commit_group`), threads hand their writes to one writer
@@ -8,10 +7,6 @@ thread that does the same (:meth:`PostgresStore.apply`); a caller is released on
 returned (``synchronous_commit`` as the server has it: keep it on for durable acknowledgements).
 What a group writes is in :mod:`.postgres_writes`; the schema and its versions in
 :mod:`.postgres_schema`.
-
-The handler and relay queue is shared by every instance: :meth:`claim_handlers` takes due runs with
-``FOR UPDATE SKIP LOCKED`` and leases them (``claimed_until``), so that two instances never run the
-same one at once, and a run whose claimer died is taken again once its lease is out.
 
 The connection URL's password is never shown: not in a repr, a log record nor an error message.
 """
@@ -239,7 +234,6 @@ class PostgresStore(SqlCore):
 
     def schema_version(self) -> int:
         """The schema version the database holds (0: none yet)."""
-
         return self._run("read the schema version", _schema_version)
 
     def check_schema(self) -> None:
@@ -262,8 +256,7 @@ class PostgresStore(SqlCore):
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (UPGRADE_LOCK,))  # one upgrader at a time
                 _check_ours(db, self.display)
                 db.execute(VERSION_TABLE)
-                row = db.execute("SELECT max(version) FROM uws_schema_version").fetchone()
-                version = int(row[0]) if row and row[0] is not None else 0
+                version = _schema_version(db)
                 if version > SCHEMA_VERSION:
                     raise newer_schema(self.display, version, SCHEMA_VERSION)
                 for step in range(version + 1, SCHEMA_VERSION + 1):

@@ -2,11 +2,8 @@
 and what a backend gives the core (:class:`SqlAccess`).
 
 Statements are written once, with ``?`` placeholders and the SQL both backends read alike
-(``ON CONFLICT``, ``coalesce``, ``TRUE``); what differs is named here: the placeholder, how a list
-is bound (SQLite: ``IN (?, ...)`` in pieces under its parameter limit; PostgreSQL: ``= ANY(?)``),
-the row locks of a queue (PostgreSQL's ``FOR UPDATE SKIP LOCKED``; SQLite needs none, its write
-transaction holds the whole file), how transactions that must not interleave take turns, and how an
-insert gives its id.
+(``ON CONFLICT``, ``coalesce``, ``TRUE``); what differs is a field of :class:`Dialect`, or a
+method of :class:`Sql` that asks it.
 """
 
 from __future__ import annotations
@@ -35,9 +32,10 @@ class Dialect:
     name: str
     #: The driver's placeholder for ``?``.
     placeholder: str
-    #: Appended to a SELECT of queue rows that concurrent claimers must split between them.
+    #: Appended to a SELECT of queue rows that concurrent claimers must split between them (none on
+    #: SQLite, whose write transaction holds the whole file).
     skip_locked: str
-    #: The most values one ``IN`` list binds, or None: the whole list is one array parameter.
+    #: The most values one ``IN (?, ...)`` list binds, or None: the whole list is one array (``= ANY(?)``).
     list_limit: Optional[int]
     #: The larger of two values (SQLite's scalar ``max``).
     greatest: str

@@ -1,18 +1,15 @@
-"""The SQLite store, implementing every role of :mod:`uws_adapter.store.interfaces`: callbacks
-(one event per service, RequestId, device and action, every delivery attempt kept), dead letters,
-the handler queue, the requests the clients sent, and the bridge's sessions.
+"""The SQLite store: every role of :mod:`uws_adapter.store.interfaces` on one file; its
+connections, locking and group commits.
 
 WAL mode with full synchronous commits. Writes go through one writer thread that commits queued
 jobs in groups (or, for a caller with a committer thread of its own such as the ASGI receiver,
 through :meth:`Store.commit_group` on that thread's connection): each job runs in its own savepoint,
 and every caller is released only after its group is durable, so nothing is acknowledged before it
 is on disk while one fsync serves many concurrent callbacks. With ``synchronous="FULL"`` (the
-default) the writers' own commits append to the WAL without waiting, and the writer then fsyncs the
-WAL itself once the write locks are released: what SQLite's FULL does at COMMIT, but without holding
-the lock that other processes' commits wait for during the fsync (see
-:class:`~uws_adapter.store.sqlite_files.WalSync`). Waits for the write lock are bounded
-(``lock_timeout``). What a job writes is in :mod:`uws_adapter.store.sqlite_writes`; the schema,
-its version and its migrations are in :mod:`uws_adapter.store.sqlite_schema`.
+default) the WAL is fsynced after the write locks are let go
+(:class:`~uws_adapter.store.sqlite_files.WalSync` says why). Waits for the write lock are bounded
+(``lock_timeout``). What a job writes is in :mod:`.sqlite_writes`; the schema, its version and its
+migrations are in :mod:`.sqlite_schema`.
 """
 
 from __future__ import annotations
@@ -30,7 +27,7 @@ from uws_adapter.store.core import CommitHealth, Job, SqlCore, next_group, store
 from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Write
 from uws_adapter.store.sql import SQLITE, Sql
 from uws_adapter.store.sqlite_files import POSIX_LOCKS, FileLock, WalSync
-from uws_adapter.store.sqlite_schema import cannot_open, check_ours, upgrade
+from uws_adapter.store.sqlite_schema import cannot_open, check_ours, read_schema, upgrade
 from uws_adapter.store.sqlite_writes import WriteWork, work_for
 from uws_adapter.waits import check_seconds
 
@@ -154,14 +151,7 @@ class Store(SqlCore):
     def schema_version(path: Union[str, Path]) -> int:
         """The schema version of the database at ``path`` (0 for one written by 0.1.0); a file that
         is not a database is a :class:`StoreError`, as when a store is opened."""
-        try:
-            connection = sqlite3.connect(str(path))
-            try:
-                return int(connection.execute("PRAGMA user_version").fetchone()[0])
-            finally:
-                connection.close()
-        except sqlite3.Error as exc:
-            raise cannot_open(path, exc) from None
+        return read_schema(path)[0]
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -204,12 +194,9 @@ class Store(SqlCore):
 
     def write(self, work: Callable[[sqlite3.Connection], T], *, timeout: float = 30.0, durable: bool = True) -> T:
         """Run ``work`` in the writer's transaction; return once it is committed durably.
-
-        ``durable=False``: committed in the calling thread (no fsync to share with a group, so no
-        two thread switches), on the one connection every thread's such writes share in turn, with
-        ``synchronous=NORMAL`` for that transaction: atomic, seen by
-        every process, kept when a process dies, but a power loss or an OS crash may undo it until
-        the next durable commit or checkpoint fsyncs the write-ahead log."""
+        ``durable=False`` (see :meth:`.sql.SqlAccess._transact`): committed in the calling thread (no
+        fsync to share with a group, so no two thread switches) with ``synchronous=NORMAL``, on the
+        one connection every thread's such writes share in turn."""
         if self._closed:
             raise StoreError("the store is closed")
         if durable:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import sqlite3
 import stat
 from pathlib import Path
-from typing import Dict, Union
+from typing import Dict, List, Tuple, Union
 
 from uws_adapter.errors import StoreError
 from uws_adapter.store import line_counts, names, unlisted
 from uws_adapter.store.core import another_programs, newer_schema
 
-__all__ = ["MIGRATIONS", "SCHEMA", "SCHEMA_VERSION", "cannot_open", "check_ours", "upgrade"]
+__all__ = ["MIGRATIONS", "SCHEMA", "SCHEMA_VERSION", "cannot_open", "check_ours", "read_schema", "upgrade"]
 
 #: The schema this release writes (``PRAGMA user_version``). 0 is 0.1.0's, which had no version.
 SCHEMA_VERSION = 10
@@ -174,8 +174,17 @@ def check_ours(path: Path, lock_timeout: float) -> None:
             return
     except OSError:  # missing or unreadable: the store's own opening says so
         return
+    version, tables = read_schema(path, lock_timeout)  # the store's own patience for a lock
+    if version == 0 and tables and "events" not in tables:
+        fix = "give the path of a new file or of a uws-adapter store"
+        raise another_programs(str(path), "SQLite database", tables, fix)
+
+
+def read_schema(path: Union[str, Path], timeout: float = 5.0) -> Tuple[int, List[str]]:
+    """The schema version (``PRAGMA user_version``) and the tables of the SQLite file at ``path``;
+    a file that is not a database is the :class:`StoreError` of :func:`cannot_open`."""
     try:
-        probe = sqlite3.connect(str(path), timeout=lock_timeout)  # the store's own patience for a lock
+        probe = sqlite3.connect(str(path), timeout=timeout)
         try:
             version = int(probe.execute("PRAGMA user_version").fetchone()[0])
             rows = probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
@@ -183,10 +192,7 @@ def check_ours(path: Path, lock_timeout: float) -> None:
             probe.close()
     except sqlite3.Error as exc:
         raise cannot_open(path, exc) from None
-    tables = [str(name) for (name,) in rows]
-    if version == 0 and tables and "events" not in tables:
-        fix = "give the path of a new file or of a uws-adapter store"
-        raise another_programs(str(path), "SQLite database", tables, fix)
+    return version, [str(name) for (name,) in rows]
 
 
 def cannot_open(path: Union[str, Path], exc: sqlite3.Error) -> StoreError:

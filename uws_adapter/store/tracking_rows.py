@@ -1,24 +1,36 @@
-"""Where a request stands, from the rows any backend keeps: shared by the SQLite and PostgreSQL
-stores so that both answer :meth:`~uws_adapter.store.interfaces.Tracking.status` alike."""
+"""Where a request stands, and what each line did lately, read from the rows of the SQL core
+(:mod:`.core`): :meth:`~uws_adapter.store.interfaces.Tracking.status` and
+:meth:`~uws_adapter.store.interfaces.RequestLog.recent_actions`."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
+from uws_adapter.store import unlisted
 from uws_adapter.store.interfaces import RequestStatus
+from uws_adapter.store.names import NAME, key_of
+from uws_adapter.store.sql import Row, Sql
+
+#: Per identity, its line's recent actions as (request id, when) pairs.
+LineActions = Dict[str, List[Tuple[str, float]]]
 
 
-def request_status(
-    request_id: str,
-    sent: Optional[Sequence[Any]],
-    identifiers: Sequence[Sequence[Any]],
-    events: Sequence[Sequence[Any]],
-) -> RequestStatus:
-    """``sent``: the request's (action, devices as JSON, sent_at) row, if recorded;
-    ``identifiers``: its (identifier, device position) rows; ``events``: its (device, succeeded,
-    fault code, action, received_at) rows, NiddService callbacks left out (a NiddService callback
-    follows an NB-IoT restore [doc]; the device's outcome is its CarrierService callback)."""
+def request_status(db: Sql, request_id: str) -> RequestStatus:
+    """Per device of the request known as ``request_id``: succeeded, failed or pending. NiddService
+    callbacks are left out (a NiddService callback follows an NB-IoT restore [doc]; the device's
+    outcome is its CarrierService callback)."""
+    key = key_of(db, request_id)
+    sent: Optional[Row] = None
+    identifiers: List[Row] = []
+    if key is not None:
+        sent = db.one("SELECT action, devices, sent_at FROM requests WHERE request_id = ?", (key,))
+        identifiers = db.all("SELECT identifier, device FROM request_identifiers WHERE request_id = ?", (key,))
+    events = db.all(
+        "SELECT device, succeeded, fault_code, action, received_at FROM events"
+        " WHERE request_id = ? AND service != 'NiddService'",
+        (request_id,),
+    )
     positions = {str(i[0]): int(i[1]) for i in identifiers}
     names: List[str] = json.loads(sent[1]) if sent else []
     outcome: Dict[str, Tuple[bool, Optional[str]]] = {}
@@ -45,19 +57,18 @@ def request_status(
     )
 
 
-def recent_line_actions(
-    wanted: Set[str],
-    linked: Callable[[List[str]], Iterable[Sequence[Any]]],
-    requests: Callable[[List[str]], Iterable[Sequence[Any]]],
-    callbacks: Iterable[Sequence[Any]],
-) -> Dict[str, List[Tuple[str, float]]]:
-    """:meth:`~uws_adapter.store.interfaces.RequestLog.recent_actions` from a backend's rows:
-    ``linked(identities)`` gives (identity, other identifier) pairs a request named together for
-    one device; ``requests(identifiers)`` the (identifier, request id, sent_at) of recent requests
-    naming them; ``callbacks`` the (request id, device key, received_at) of recent succeeded
-    callbacks of requests the log does not name devices for."""
+def line_actions(db: Sql, wanted: Iterable[str], since: float, callbacks: Optional[List[Row]] = None) -> LineActions:
+    """:meth:`~uws_adapter.store.interfaces.RequestLog.recent_actions` of the identities ``wanted``:
+    ``callbacks`` are :func:`.unlisted.callbacks` after ``since``, if the caller read them."""
+    if callbacks is None:
+        callbacks = unlisted.callbacks(db, since)
     line_of: Dict[str, Set[str]] = {name: {name} for name in wanted}
-    for mine, other in linked(sorted(wanted)):
+    linked = db.all_in(
+        "SELECT DISTINCT a.identifier, b.identifier FROM request_identifiers a JOIN request_identifiers b"
+        " ON b.request_id = a.request_id AND b.device = a.device AND b.identifier != a.identifier WHERE {}",
+        "a.identifier", sorted(line_of),
+    )  # fmt: skip
+    for mine, other in linked:
         line_of[str(mine)].add(str(other))
     named_by: Dict[str, Set[str]] = {}  # an identifier -> the wanted identities of its line
     for name, others in line_of.items():
@@ -70,7 +81,12 @@ def recent_line_actions(
             seen = found.setdefault(name, {})
             seen[request_id] = min(when, seen.get(request_id, when))
 
-    for identifier, request_id, sent_at in requests(sorted(named_by)):
+    requests = db.all_in(
+        f"SELECT i.identifier, {NAME}, r.sent_at FROM request_identifiers i"
+        " JOIN requests r ON r.request_id = i.request_id WHERE {} AND r.sent_at > ?",
+        "i.identifier", sorted(named_by), (since,),
+    )  # fmt: skip
+    for identifier, request_id, sent_at in requests:
         add(str(identifier), str(request_id), float(sent_at))
     for request_id, device, received_at in callbacks:
         for part in str(device).split("|"):

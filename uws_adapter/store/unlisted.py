@@ -5,11 +5,10 @@ tools), found without visiting the callbacks of the requests it lists (see :mod:
 **What is kept.** Each event says whether its request had no devices in the log (``unlisted``)
 when the event was stored, and again whenever that request's devices are recorded or confirmed
 (:func:`listed`); only the unlisted events are in the partial index the check reads, so a
-reservation visits the day's unlisted callbacks, never the day's others (before: every callback of
-the last 24 hours, about 24 ms a call at 20,000 of them). A request whose devices are forgotten
-and not recorded again (its id recorded again as a query's, or confirmed over by a reservation
-without devices) has its events marked unlisted again (:func:`forgotten`) and is remembered in
-``budget_demoted`` for two days.
+reservation visits the day's unlisted callbacks, never the day's others (docs/performance.md). A
+request whose devices are forgotten and not recorded again (its id recorded again as a query's, or
+confirmed over by a reservation without devices) has its events marked unlisted again
+(:func:`forgotten`) and is remembered in ``budget_demoted`` for two days.
 
 **Why it is exact.** The read still asks the log whether each event's request lists devices, as
 before: an event marked unlisted whose request is listed is left out there (marked too many is

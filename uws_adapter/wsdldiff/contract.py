@@ -67,8 +67,8 @@ class Schema:
     """The global elements and named types of every schema in a set of documents."""
 
     def __init__(self, documents: Documents) -> None:
-        self.elements: Dict[str, Tuple[etree._Element, etree._Element]] = {}
-        self.types: Dict[str, Tuple[etree._Element, etree._Element]] = {}
+        self.elements: Dict[str, etree._Element] = {}
+        self.types: Dict[str, etree._Element] = {}
         for schema in documents.of_kind(f"{X}schema"):
             namespace = schema.get("targetNamespace") or ""
             for child in schema:
@@ -77,32 +77,29 @@ class Schema:
                     continue
                 key = f"{{{namespace}}}{name}" if namespace else name
                 if child.tag == f"{X}element":
-                    self.elements.setdefault(key, (child, schema))
+                    self.elements.setdefault(key, child)
                 elif child.tag in (f"{X}complexType", f"{X}simpleType"):
-                    self.types.setdefault(key, (child, schema))
+                    self.types.setdefault(key, child)
 
-    def declared(self, element: etree._Element) -> Tuple[str, etree._Element, etree._Element]:
-        """An ``xs:element``'s wire name, and the declaration and schema its type is read from
-        (a ``ref`` leads to the global declaration)."""
+    def declared(self, element: etree._Element) -> Tuple[str, etree._Element]:
+        """An ``xs:element``'s wire name, and the declaration its type is read from (a ``ref`` leads
+        to the global declaration)."""
         ref = element.get("ref")
         if ref:
             name = _clark(element, ref)
-            found = self.elements.get(name)
-            if found is None:
-                return name, element, _schema_of(element)
-            return name, found[0], found[1]
+            return name, self.elements.get(name, element)
         schema = _schema_of(element)
         namespace = schema.get("targetNamespace") or ""
         is_global = element.getparent() is schema
         form = element.get("form") or ("qualified" if is_global else schema.get("elementFormDefault", "unqualified"))
         local = element.get("name") or ""
-        return (f"{{{namespace}}}{local}" if form == "qualified" and namespace else local), element, schema
+        return (f"{{{namespace}}}{local}" if form == "qualified" and namespace else local), element
 
     def member(self, element: etree._Element) -> Member:
         if element.tag == f"{X}any":
             return Member(ANY, "", _occurs(element.get("minOccurs", "1")), _max(element.get("maxOccurs", "1")),
                           False, "", element)  # fmt: skip
-        name, declaration, _ = self.declared(element)
+        name, declaration = self.declared(element)
         return Member(
             name, _clark(declaration, declaration.get("type")),
             _occurs(element.get("minOccurs", "1")), _max(element.get("maxOccurs", "1")),
@@ -116,7 +113,7 @@ class Schema:
         if inline is not None:
             return inline
         found = self.types.get(member.type)
-        return found[0] if found is not None and found[0].tag == f"{X}complexType" else None
+        return found if found is not None and found.tag == f"{X}complexType" else None
 
     def simple_base(self, type_name: str) -> str:
         """The built-in type a simple type comes down to (its restriction bases followed)."""
@@ -124,7 +121,7 @@ class Schema:
         while type_name and not type_name.startswith(f"{{{NS_XS}}}") and type_name not in seen:
             seen.add(type_name)
             found = self.types.get(type_name)
-            restriction = found[0].find(f"{X}restriction") if found is not None else None
+            restriction = found.find(f"{X}restriction") if found is not None else None
             if restriction is None:
                 return type_name
             type_name = _clark(restriction, restriction.get("base"))
@@ -138,8 +135,8 @@ class Schema:
         extension = complex_type.find(f"{X}complexContent/{X}extension")
         if extension is not None:
             base = self.types.get(_clark(extension, extension.get("base")))
-            if base is not None and base[0].tag == f"{X}complexType":
-                members.extend(self.members(base[0])[1])
+            if base is not None and base.tag == f"{X}complexType":
+                members.extend(self.members(base)[1])
             body = extension
         kind = "sequence"
         for compositor in ("sequence", "all", "choice"):
@@ -161,7 +158,7 @@ class Schema:
 
     def global_member(self, name: str) -> Optional[Member]:
         found = self.elements.get(name)
-        return None if found is None else self.member(found[0])
+        return None if found is None else self.member(found)
 
 
 def _schema_of(element: etree._Element) -> etree._Element:
