@@ -40,7 +40,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Sequence
 
 import requests
 from budget_check import fill_history
@@ -80,13 +80,16 @@ def _percentile(values: List[float], fraction: float) -> float:
 
 
 def timed_calls(
-    calls: int, direct: RestClient, bridge_url: str, floor_url: str, lines: Sequence[EmulatedDevice]
-) -> Dict[str, List[float]]:
+    calls: int, direct: RestClient, bridge_url: str, floor_url: str, lines: Sequence[EmulatedDevice],
+    settled: Callable[[], None] = lambda: None,
+) -> Dict[str, List[float]]:  # fmt: skip
     """Each kind of call both bridge benchmarks time, interleaved call by call so that drift touches
     every kind alike, ``calls`` times after a warm-up (ms each): the direct REST call (``direct``, on
     a fresh line of ``lines`` each time), and a legacy SOAP client, as a ``requests`` session and as
     a bare ``http.client`` connection, both kept alive and logged in once, to the bridge at
-    ``bridge_url`` (a fresh line each time) and to the floor app at ``floor_url``."""
+    ``bridge_url`` (a fresh line each time) and to the floor app at ``floor_url``. ``settled`` is
+    called after each bridge call, untimed: it waits for what the bridge does after answering, so
+    that it does not run into the next call's time (in one process they share the interpreter)."""
     devices = iter(line.device for line in lines)
     legacy = requests.Session()
     lean = {name: http.client.HTTPConnection(url.split("//")[1].split("/")[0], timeout=10)
@@ -106,6 +109,8 @@ def timed_calls(
             start = time.perf_counter()
             response = legacy.post(request.url, data=body, headers=headers, timeout=10)
             timings[name].append((time.perf_counter() - start) * 1000)
+            if fresh:
+                settled()
             if response.status_code != 200 or b"RequestId" not in response.content:
                 raise SystemExit(f"{name}: answered {response.status_code} {response.text[:300]}")
 
@@ -122,6 +127,8 @@ def timed_calls(
             response = connection.getresponse()
             content = response.read()
             timings[name].append((time.perf_counter() - start) * 1000)
+            if fresh:
+                settled()
             if response.status != 200 or b"RequestId" not in content:
                 raise SystemExit(f"{name}: answered {response.status} {content[:300]!r}")
 
@@ -246,14 +253,36 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
 
         rest._http.send = timed_send  # type: ignore[method-assign]
 
-        def timed_bridge(environ: Dict[str, Any], start_response: Callable[..., Any]) -> List[bytes]:
+        done = threading.Semaphore(0)  # released as the server closes each ChangeDeviceState's body
+
+        class Closed:
+            """The bridge's body, handed on unread, telling when the server has closed it."""
+
+            def __init__(self, body: Iterable[bytes]) -> None:
+                self.body = body
+
+            def __iter__(self) -> Iterator[bytes]:
+                return iter(self.body)
+
+            def close(self) -> None:
+                try:
+                    getattr(self.body, "close", lambda: None)()
+                finally:
+                    done.release()
+
+        def timed_bridge(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             # Until its answer is ready to send (what the bridge writes after sending it, the
-            # record under the RequestId, is timed in log_ms); the body is handed on unread.
+            # record under the RequestId, is timed in log_ms).
             exchange_ms.value, start = 0.0, time.perf_counter()
             body = bridge(environ, start_response)
-            if "ChangeDeviceState" in environ.get("HTTP_SOAPACTION", ""):
-                inside.append((time.perf_counter() - start) * 1000 - exchange_ms.value)
-            return body
+            if "ChangeDeviceState" not in environ.get("HTTP_SOAPACTION", ""):
+                return body  # the LogIn
+            inside.append((time.perf_counter() - start) * 1000 - exchange_ms.value)
+            return Closed(body)
+
+        def settled() -> None:
+            if not done.acquire(timeout=10):
+                raise SystemExit("the bridge's answer was never closed")
 
         served = ServedApp(AccessLog(timed_bridge, "bridge"), threads=16, max_body=8 * 1024 * 1024, ident="bridge")
         served.start()
@@ -266,7 +295,7 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
             base_url=emulator.rest_url, client_id=CLIENT_ID, client_secret=SECRET, username=USER, password=PASSWORD
         )
         try:
-            timings = timed_calls(args.calls, direct, base_url, floor_url, lines)
+            timings = timed_calls(args.calls, direct, base_url, floor_url, lines, settled)
             for values in (inside, *log_ms.values()):
                 del values[: 2 * WARMUP]  # both legacy clients' warm-up calls
         finally:
