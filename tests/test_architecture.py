@@ -42,14 +42,25 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "edge": _units("xmlsafe"),
     "callbacks": _units("errors", "jsonsafe", "model", "wire", "xmlsafe"),
     "soap": _units("edge", "errors", "model", "wire", "xmlsafe"),
-    "store": _units("errors", "model", "redaction", "waits"),
+    "store": _units("errors", "logs", "model", "redaction", "waits"),
     "provisioning": _units(
         "errors", "jsonsafe", "logs", "metrics", "model", "redaction", "store", "waits", "wire", "xmlsafe"
     ),
     "rest": _units("errors", "jsonsafe", "model", "provisioning", "store", "wire"),
     "uws": _units("errors", "forksafe", "model", "provisioning", "soap", "store", "wire", "xmlsafe"),
     "receiver": _units(
-        "callbacks", "edge", "errors", "metrics", "model", "redaction", "settings", "store", "waits", "wire", "xmlsafe"
+        "callbacks",
+        "edge",
+        "errors",
+        "logs",
+        "metrics",
+        "model",
+        "redaction",
+        "settings",
+        "store",
+        "waits",
+        "wire",
+        "xmlsafe",
     ),
     "serving": _units("edge", "errors", "jsonsafe", "logs", "metrics", "receiver", "settings"),
     "emulator": _units(

@@ -202,3 +202,18 @@ def test_an_unreachable_url_skips_what_needs_it(tmp_path: Path) -> None:
     assert statuses["uws-login"] == WARN
     assert statuses["clock"] == WARN
     assert all(isinstance(check, Check) for check in checks)
+
+
+def test_a_store_that_cannot_be_opened_is_not_told_to_be_created(tmp_path: Path) -> None:
+    # `db upgrade --create` makes a store where there is none; on a file that is not a database, or
+    # a server that refuses the login, it fails as the check did: the fix must not send one there.
+    (tmp_path / "text.db").write_text("not a database")
+    unreachable = "postgresql://op:s3cret@127.0.0.1:1/opdb"
+    for location in (str(tmp_path / "text.db"), unreachable):
+        check = check_store(options(tmp_path, db=location))
+        assert check.status == FAIL
+        assert "--create" not in check.fix, check
+        assert "point --db at the receiver's store" in check.fix
+    assert "s3cret" not in repr(check_store(options(tmp_path, db=unreachable)))
+    (tmp_path / "folder.db").mkdir()
+    assert "--create" not in check_store(options(tmp_path, db=str(tmp_path / "folder.db"))).fix

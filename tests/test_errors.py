@@ -91,3 +91,15 @@ def test_the_documented_tree_names_every_public_error_and_its_builtin() -> None:
 )  # fmt: skip
 def test_kind_of_names_a_value_in_a_wires_words(value: object, words: str) -> None:
     assert errors.kind_of(value) == words
+
+
+def test_a_locked_login_is_told_to_wait_when_the_service_says_how_long() -> None:
+    # The bridge's LogIn throttle answers AccountLocked with "try again in N s"; the CLI's line must
+    # not send its operator to the carrier for a lock that ends on its own.
+    from uws_adapter.errors import fault_fix, fault_for
+
+    throttled = fault_for("SessionService.REQUEST_FAILED.AccountLocked", "too many failed logins; try again in 1 s")
+    fix = fault_fix(throttled)
+    assert fix is not None
+    assert fix.startswith("failed logins locked this login: wait as long as the service says")
+    assert "ask the carrier to unlock the account" in fix

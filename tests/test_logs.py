@@ -29,6 +29,7 @@ from uws_adapter.logs import (
     FORMAT_VARIABLE,
     LEVEL_VARIABLE,
     StderrHandler,
+    Throttled,
     configure_from_environment,
     configure_logging,
     fields,
@@ -236,6 +237,93 @@ def test_an_access_line_written_without_a_record_is_the_line_a_record_writes() -
         'INFO uws_adapter.receiver.access "POST /cb\\x07" 200 227 bytes in 0.0 ms from 127.0.0.1:50312'
     )
     assert shape(lines[1]).endswith("from 127.0.0.1:50312: wrong password")
+
+
+BATCHED = """
+import asyncio, io, sys
+from uws_adapter.logs import configure_logging
+from uws_adapter.serving.access import AsgiAccessLog, _Line, access_logger
+
+class Counted(io.StringIO):
+    writes = 0
+    def write(self, text):
+        Counted.writes += 1
+        return super().write(text)
+
+sys.stderr = stream = Counted()
+configure_logging("info")
+logger = access_logger("receiver")
+# The direct path's lines, one write each, for the shape the batched ones must have.
+for status, path, size in ((200, "/cb", 15), (401, "/refused", 14)):
+    direct = _Line("POST", path, "127.0.0.1:50312")
+    direct.status, direct.bytes = status, size
+    direct.log(logger, "wrong password" if status >= 400 else None)
+direct_writes, direct_text = Counted.writes, stream.getvalue()
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    status = 401 if scope["path"] == "/refused" else 200
+    body = b"wrong password" if status == 401 else b"{}" * 7 + b"!"
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+logged = AsgiAccessLog(app, "receiver")
+
+async def request(path):
+    scope = {"type": "http", "method": "POST", "path": path, "client": ("127.0.0.1", 50312), "headers": []}
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+    async def send(message):
+        pass
+    await logged(scope, receive, send)
+
+async def main():
+    before = Counted.writes
+    await request("/cb")  # neither suspends this task: both in this iteration of the loop
+    await request("/refused")
+    assert Counted.writes == before, "written before the end of the loop's iteration"
+    await asyncio.sleep(0)
+    assert Counted.writes == before + 1, Counted.writes - before  # two lines, one write
+    await asyncio.gather(request("/cb"), request("/cb"))  # two tasks of one iteration
+    assert Counted.writes == before + 2, Counted.writes - before
+    # A lifespan's shutdown writes what its iteration logged.
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    async def lifespan_receive():
+        return next(messages)
+    async def lifespan_send(message):
+        pass
+    await request("/cb")
+    await logged({"type": "lifespan"}, lifespan_receive, lifespan_send)
+    assert Counted.writes == before + 3, Counted.writes - before
+
+asyncio.run(main())
+sys.__stdout__.write(f"{direct_writes}\\n{direct_text}---\\n{stream.getvalue()[len(direct_text):]}")
+"""
+
+
+def test_access_lines_of_one_loop_iteration_are_written_at_once_as_the_direct_path_writes_them() -> None:
+    """The ASGI wrapper's text lines wait for the end of the event-loop iteration that logged them
+    (a lifespan's shutdown writes them too) and go out in one write: the same lines, in order, as
+    written one by one. In a process of its own: pytest's log capture is a handler of the root logger."""
+    done = subprocess.run([sys.executable, "-c", BATCHED], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    writes, rest = done.stdout.split("\n", 1)
+    direct, batched = rest.split("---\n")
+    assert writes == "2"  # one write a line when nothing batches them
+
+    def shape(text: str) -> str:  # the time and the duration differ between two lines
+        stamp, rest = text.split(" ", 1)
+        assert stamp.endswith("Z")
+        return rest.replace(rest[rest.index(" in ") : rest.index(" ms ")], " in 0.0")
+
+    ok, refused = (shape(line) for line in direct.splitlines())
+    assert [shape(line) for line in batched.splitlines()] == [ok, refused, ok, ok, ok]
 
 
 def test_configuring_again_replaces_the_handler(configured: Callable[..., logging.Handler]) -> None:
@@ -711,3 +799,17 @@ def test_wire_logger_costs_nothing_when_off(caplog: pytest.LogCaptureFixture) ->
     with Emulator(devices=generated_devices(1)) as emulator:
         client_for(emulator.base_url).login()
     assert not [r for r in caplog.records if r.name == "uws_adapter.wire"]
+
+
+def test_a_throttled_warning_is_one_line_a_minute_with_the_count_since(caplog: pytest.LogCaptureFixture) -> None:
+    # The one rate limit for warnings an attacker can repeat (refusals, letters not kept, rotations).
+    now = [100.0]
+    throttled = Throttled(logging.getLogger("uws_adapter.test"), "refused (%s): %d", every=60.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, "uws_adapter.test"):
+        throttled.note("first")
+        for _ in range(5):
+            now[0] += 10.0
+            throttled.note("again", count=2)
+        now[0] += 10.0  # 60 s after the first line
+        throttled.note("late")
+    assert [r.getMessage() for r in caplog.records] == ["refused (first): 1", "refused (late): 11"]

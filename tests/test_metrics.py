@@ -524,3 +524,25 @@ def test_fault_codes_from_a_server_cannot_grow_the_labels_without_bound(monkeypa
     for n in range(uws_metrics.MAX_FAULT_CODES + 5):
         uws_metrics._fault_label(f"Made.Up{n}")
     assert uws_metrics._fault_label("Made.Up.Late") == "other"
+
+
+def test_a_screen_verdict_kept_for_a_request_shape_still_counts_every_callback(tmp_path: Path) -> None:
+    # Receiver.screen keeps the verdicts of the POSTs it let through, by their request line and
+    # headers: each POST is still counted as received, a refusal is never kept (counted each time),
+    # and what is kept stays bounded.
+    from uws_adapter.receiver.app import _SCREENED_KEPT
+
+    with Store(tmp_path / "callbacks.db") as store:
+        receiver = Receiver(store, username="listener", password=SECRET)
+        before = parse(uws_metrics.scrape().decode())  # type: ignore[union-attr]
+        xml = ("POST", "/", "1200", None, "text/xml; charset=utf-8")
+        assert [receiver.screen(*xml) for _ in range(3)] == [(1200, "text/xml")] * 3
+        png = ("POST", "/", "10", None, "image/png")
+        assert [receiver.screen(*png).status for _ in range(2)] == [415, 415]  # type: ignore[union-attr]
+        assert receiver.screen("POST", "/", "1201", None, "text/xml; charset=utf-8") == (1201, "text/xml")
+        after = parse(uws_metrics.scrape().decode())  # type: ignore[union-attr]
+        for length in range(2 * _SCREENED_KEPT):
+            receiver.screen("POST", "/", str(length), None, "application/json")
+        assert 0 < len(receiver._screened) <= _SCREENED_KEPT
+    assert delta(after, before, "uws_adapter_callbacks_received_total") == 6
+    assert delta(after, before, "uws_adapter_callbacks_refused_total", reason="415") == 2

@@ -16,6 +16,7 @@ shown masked.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Optional
@@ -228,7 +229,7 @@ def check_wsdl(options: DoctorOptions) -> Check:
 
 
 def check_store(options: DoctorOptions) -> Check:
-    from uws_adapter.store import describe_store, schema_versions
+    from uws_adapter.store import describe_store, is_postgres_url, no_store_at, other_url, schema_versions
 
     location = options.db or options.settings.db
     if not location:
@@ -238,6 +239,11 @@ def check_store(options: DoctorOptions) -> Check:
     try:
         version, expected = schema_versions(location)
     except UwsAdapterError as exc:
+        if is_postgres_url(location) or other_url(location) or no_store_at(location) is None or os.path.isdir(location):
+            # There, but it cannot be opened or reached (not a database, another program's, a login
+            # the server refuses, a folder): the reason says why; --create would fail the same way.
+            fix = "point --db at the receiver's store (the file or URL it writes)"
+            return Check("store", FAIL, _reason(exc), fix)
         # db upgrade alone refuses a missing store: the fix names the --create that makes one
         create = f"uws-adapter db upgrade --create --db {shown}"
         return Check("store", FAIL, _reason(exc), f"point --db at the receiver's store, or create one: {create}")

@@ -79,7 +79,12 @@ LOCKOUT = "five failed logins in a row lock the account: do not retry in a loop"
 #: fault's line); other codes speak for themselves.
 FAULT_FIXES: Dict[str, str] = {
     Code.INVALID_CREDENTIALS: f"check --username and --password (UWS_USERNAME, UWS_PASSWORD); {LOCKOUT}",
-    Code.ACCOUNT_LOCKED: "the carrier locked the login after failed attempts: ask it to unlock the account",
+    # The bridge answers its LogIn throttle with this code too, saying how long to wait: a lock of
+    # the carrier's is for good [doc] and needs the carrier.
+    Code.ACCOUNT_LOCKED: (
+        "failed logins locked this login: wait as long as the service says, if it says; otherwise "
+        "ask the carrier to unlock the account, and fix the password before the next try"
+    ),
 }
 
 

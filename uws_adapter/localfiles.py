@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import IO, Any, Union
 
-__all__ = ["open_to_read"]
+__all__ = ["cannot_read", "open_to_read"]
 
 
 def open_to_read(path: Union[str, Path], mode: str = "rb", **kwargs: Any) -> IO[Any]:
@@ -34,3 +34,15 @@ def open_to_read(path: Union[str, Path], mode: str = "rb", **kwargs: Any) -> IO[
     except BaseException:
         os.close(descriptor)
         raise
+
+
+def cannot_read(path: Union[str, Path], exc: OSError) -> str:
+    """The one way a file that cannot be read is said: ``cannot read NAME: REASON``. A URL given
+    where a file's path was wanted (``https://user:password@host/x``, which ``Path`` writes with
+    one slash) is shown with its user and password as ``***``: it was echoed whole."""
+    name = str(path)
+    scheme, separator, rest = name.partition(":/")
+    authority, slash, tail = rest.lstrip("/").partition("/")
+    if separator and scheme.isalpha() and "@" in authority:
+        name = f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{tail}"
+    return f"cannot read {name}: {exc.strerror or type(exc).__name__}"

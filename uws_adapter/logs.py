@@ -29,8 +29,9 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from uws_adapter.errors import InputError
 
@@ -66,6 +67,36 @@ def printable(text: str, limit: int = 200) -> str:
     if not cut.isprintable():
         cut = cut.translate(_ESCAPES)
     return cut + "..." if len(text) > limit else cut
+
+
+class Throttled:
+    """One log line per ``every`` seconds at most about an event that can recur without bound (a
+    refusal, a letter not kept, letters rotated out), with how many happened since the last line as
+    the text's last argument: an attacker who makes the event happen must not flood the log."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        text: str,
+        level: int = logging.WARNING,
+        *,
+        every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger, self.text, self.level, self.every, self.clock = logger, text, level, every, clock
+        self.since = 0
+        self._logged_at: Optional[float] = None
+        self._lock = threading.Lock()
+
+    def note(self, *args: object, count: int = 1) -> None:
+        """Count ``count`` more events; log ``text % (*args, count since the last line)`` when a line is due."""
+        now = self.clock()
+        with self._lock:
+            self.since += count
+            if self._logged_at is not None and now - self._logged_at < self.every:
+                return
+            since, self.since, self._logged_at = self.since, 0, now
+        self.logger.log(self.level, self.text, *args, since)
 
 
 def fields(record: logging.LogRecord) -> Dict[str, Any]:
@@ -147,15 +178,26 @@ class StderrHandler(logging.Handler):
         (formatted as text), without the record: for a caller that found this handler to be the
         only one its record would reach (:func:`text_handler`). A record holds the process's id (a
         system call), its thread's and its process's names, which a text line never shows."""
+        self.write_lines([self.text_line(level, name, message)])
+
+    @staticmethod
+    def text_line(level: int, name: str, message: str) -> str:
+        """The line :meth:`write_line` writes, stamped now, for :meth:`write_lines` to write later."""
         created = time.time()
-        line = _text_line(created, (created - int(created)) * 1000, logging.getLevelName(level), name, message)
+        return _text_line(created, (created - int(created)) * 1000, logging.getLevelName(level), name, message)
+
+    def write_lines(self, lines: List[str]) -> None:
+        """``lines`` (from :meth:`text_line`) in one write and one flush: a caller that logs many
+        lines at once (the access lines of the requests one event-loop iteration answered) makes
+        one system call for them, not one each."""
         self.acquire()  # as Handler.handle does around emit
         try:
             stream = sys.stderr
-            stream.write(line + "\n")
+            stream.write("\n".join(lines) + "\n")
             stream.flush()
         except Exception:
-            self.handleError(logging.makeLogRecord({"name": name, "levelno": level, "msg": message}))
+            for line in lines:
+                self.handleError(logging.makeLogRecord({"msg": line}))
         finally:
             self.release()
 

@@ -29,8 +29,9 @@ COMPLETE, TIMED_OUT, SETTLED, NOTHING_ARRIVED = 0, 1, 3, 4
 #: What to check when nothing arrived (said by ``wait`` and the demo).
 NOTHING_ARRIVED_HINT = (
     "no callback arrived at all: check that a listener is registered for the account (uws-adapter listeners list "
-    "ACCOUNT, or the UWS registration), that the receiver runs and the carrier can reach it, and that --db is the "
-    "store that receiver writes"
+    "ACCOUNT, or the UWS registration), that the receiver runs and the carrier can reach it, that the receiver "
+    "accepts the credentials registered with the listener (its log says 401 if not), and that --db is the store "
+    "that receiver writes"
 )
 
 

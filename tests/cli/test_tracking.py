@@ -81,6 +81,8 @@ def test_wait_times_out_with_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "1 device still without a callback after 0.3 s" in result.stderr
     assert "no callback arrived at all: check that a listener is registered" in result.stderr
+    # the usual first-day cause: callback credentials that differ between registration and receiver
+    assert "accepts the credentials registered with the listener (its log says 401 if not)" in result.stderr
     missing = run(["status", "r-9", "--db", str(tmp_path / "nope.db")], tmp_path)
     assert missing.returncode == 2
     assert "no store at" in missing.stderr

@@ -15,6 +15,7 @@ from older_stores import sqlite_at_version
 from pgserver import location  # noqa: F401 (a fixture)
 from test_store import _cb
 
+from uws_adapter.logs import Throttled
 from uws_adapter.store import CallbackWrite, DeadLetterWrite, dead_letters, open_store
 from uws_adapter.store.dead_letters import ROW_OVERHEAD, DeadLetterTotals, letter_size
 from uws_adapter.store.sqlite import Store
@@ -50,7 +51,8 @@ def test_four_thousand_one_byte_letters_stay_under_the_cap(location: str) -> Non
 def test_the_oldest_are_rotated_out_and_a_letter_over_the_cap_alone_is_not_kept(
     location: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dead_letters, "_rotation_log", dead_letters._RotationLog())  # this test's minute
+    fresh = Throttled(dead_letters._log, dead_letters._rotation_log.text)
+    monkeypatch.setattr(dead_letters, "_rotation_log", fresh)  # this test's minute
     size = letter_size(b"x" * 400, "text/xml", "bad")
     with open_store(location) as store, caplog.at_level(logging.WARNING, "uws_adapter.store"):
         kept = [store.apply(DeadLetterWrite(b"x" * 400, "text/xml", "bad", max_total=2 * size)) for _ in range(4)]

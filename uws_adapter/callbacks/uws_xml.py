@@ -17,11 +17,15 @@ from uws_adapter.errors import CallbackParseError
 from uws_adapter.jsonsafe import wire_integer
 from uws_adapter.model import callbacks as model
 from uws_adapter.model.callbacks import MAX_CALLBACK_NODES
-from uws_adapter.wire import NS_SOAP12_ENV, NS_SOAP_ENV, NS_V2, NS_XSI
+from uws_adapter.model.frozen import made
+from uws_adapter.wire import CALLBACK_SERVICES, NS_SOAP12_ENV, NS_SOAP_ENV, NS_V2, NS_XSI
 from uws_adapter.xmlsafe import MAX_BYTES, parse_untrusted
 
 _V = f"{{{NS_V2}}}"
 _NIL = f"{{{NS_XSI}}}nil"
+# As bytes: lxml takes an attribute's name as either, and bytes spare it encoding the str on every read.
+_NIL_KEY = _NIL.encode()
+_NIL_TRUE = ("true", "1")
 # The defect in the carrier's documented example: an end tag written as </Name/>.
 _SLASHED_END_TAG = r"</([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)\s*/>"
 _SLASHED_END_TAG_TEXT = re.compile(_SLASHED_END_TAG)
@@ -126,15 +130,14 @@ OTHER_SECTIONS = ("ExternalProvisioningChange", "PromoChange", "SMSDelivery", "P
 # every element's tag, and a dict hit is far cheaper than splitting the string each time.
 _KNOWN_NAMES = (
     "CallbackRequest", "Username", "Password", "RequestId", "Device", "Kind", "Identifier", "Data",
-    "CarrierService", "ChangeDeviceState", *model.ACTIONS, "Fault", "Comment", "Summary", "Status", "CallbackCount",
-    "MaxCallbackThreshold", "NiddService", "DeviceProfileService", "AccountName", "Reason", "State",
+    *CALLBACK_SERVICES, "ChangeDeviceState", *model.ACTIONS, "Fault", "Comment", "Summary", "Status", "CallbackCount",
+    "MaxCallbackThreshold", "AccountName", "Reason", "State",
     "ProfileStatus", "ProfileRole", "ExpectedResumeDate", "MaxSuspendDaysAllowed", "NumDaysSuspendedLast12Months",
     "NumDaysSuspendAllowedCurrent12Months", *CARRIER_SECTIONS, *OTHER_SECTIONS, "DeviceSuspendStatus", "Usage",
 )  # fmt: skip
-_SERVICES = ("CarrierService", "NiddService", "DeviceProfileService")
 # Empty elements whose emptiness still says something: an empty service section or Fault is
 # present (unless nil), and a scalar seen twice is an error even when empty.
-_EMPTY_MATTERS = frozenset({*_SERVICES, "Fault", "Status", "Comment", "CallbackCount", "MaxCallbackThreshold"})
+_EMPTY_MATTERS = frozenset({*CALLBACK_SERVICES, "Fault", "Status", "Comment", "CallbackCount", "MaxCallbackThreshold"})
 _TAGS = {**{name: name for name in _KNOWN_NAMES}, **{f"{{{NS_V2}}}{name}": name for name in _KNOWN_NAMES}}
 
 
@@ -202,8 +205,8 @@ def _callback_element(root: etree._Element) -> etree._Element:
 
 
 def _nil(element: etree._Element) -> bool:
-    value = element.get(_NIL)
-    return value is not None and value.strip() in ("true", "1")
+    value = element.get(_NIL_KEY)
+    return value is not None and value.strip() in _NIL_TRUE
 
 
 def _text(element: etree._Element) -> Optional[str]:
@@ -259,21 +262,19 @@ class _Reader:
 
     def integer(self, element: etree._Element) -> Optional[int]:
         text = _leaf_text(element)
-        if text is None:
-            return None
-        try:
-            return model.a_count(wire_integer(text))
-        except ValueError as exc:
-            raise _error(element, f": {exc}") from None
+        return None if text is None else _count(element, text)
 
     def read(self, request: etree._Element) -> model.CallbackRequest:
         data_seen = False
-        for child in request:  # _children, inlined: this runs for every callback received
+        values = self.values
+        for child in request:  # _children and scalar, inlined: this runs for every callback received
             name = _TAGS.get(child.tag) or _local(child)
             if name is None:
                 continue
             if name in ("Username", "Password", "RequestId"):
-                self.scalar(child, name)
+                if name in values:
+                    raise _error(child, " appears twice")
+                values[name] = _leaf_text(child) if len(child) else (child.text or "").strip() or None
             elif name == "Device":
                 self.devices.append(_device(child))
             elif name == "Data":
@@ -284,55 +285,72 @@ class _Reader:
                     self.data(_innermost_data(child))
             elif _has_content(child):
                 self.unmodeled.append(name)
-        request_id = self.values.get("RequestId")
+        request_id = values.get("RequestId")
         if request_id is None:
             raise _error(request, " has no RequestId")
-        status = self.values.get("Status")
+        status = values.get("Status")
+        fault = self.fault
         restore = None
         if self.action == "Restore":
             # UWS sends Restore empty; whether it worked is in Status and Fault, as for `succeeded`.
-            restore = model.RestoreResult(model.succeeds(status, self.fault))
-        return model.CallbackRequest(
-            request_id=request_id,
-            devices=tuple(self.devices),
-            username=self.values.get("Username"),
-            password=self.values.get("Password"),
-            service=self.service,
-            action=self.action,
-            status=status,
-            callback_count=self.counts.get("CallbackCount"),
-            max_callback_threshold=self.counts.get("MaxCallbackThreshold"),
-            comment=self.values.get("Comment"),
-            suspend=self.suspend,
-            restore=restore,
-            fault=self.fault,
-            nidd=self.nidd,
-            profile=self.profile,
-            unmodeled=tuple(self.unmodeled),
+            restore = made(model.RestoreResult, {"restored": model.succeeds(status, fault)})
+        counts = self.counts
+        # Every field, `succeeded` by its one rule: made without the frozen __init__ (see model.frozen).
+        return made(
+            model.CallbackRequest,
+            {
+                "request_id": request_id,
+                "devices": tuple(self.devices),
+                "username": values.get("Username"),
+                "password": values.get("Password"),
+                "service": self.service,
+                "action": self.action,
+                "status": status,
+                "callback_count": counts.get("CallbackCount"),
+                "max_callback_threshold": counts.get("MaxCallbackThreshold"),
+                "comment": values.get("Comment"),
+                "suspend": self.suspend,
+                "restore": restore,
+                "fault": fault,
+                "nidd": self.nidd,
+                "profile": self.profile,
+                "unmodeled": tuple(self.unmodeled),
+                "succeeded": model.succeeds(status, fault),
+            },
         )
 
     def data(self, data: etree._Element) -> None:
-        # The hot loop of the parser (a callback is mostly empty sections): _children and
-        # _has_content are inlined here, which measurably cuts the cost per callback.
+        # The hot loop of the parser (a callback is mostly empty sections): _children, _has_content,
+        # scalar and integer are inlined here, each leaf's text read once, which measurably cuts
+        # the cost per callback.
+        values = self.values
+        counts = self.counts
         for child in data:
             name = _TAGS.get(child.tag) or _local(child)
             if name is None:
                 continue
-            if len(child) == 0 and not (child.text or "").strip() and name not in _EMPTY_MATTERS:
+            nested = len(child) > 0  # a section, or markup inside a leaf (rare)
+            text = None if nested else (child.text or "").strip() or None
+            content = nested or text is not None
+            if not content and name not in _EMPTY_MATTERS:
                 continue
             if name in ("Status", "Comment"):
-                self.scalar(child, name)
-            elif name in ("CallbackCount", "MaxCallbackThreshold"):
-                if name in self.counts:
+                if name in values:
                     raise _error(child, " appears twice")
-                self.counts[name] = self.integer(child)
-            elif name in _SERVICES:
-                if _present(child):
+                values[name] = _leaf_text(child) if nested else text
+            elif name in ("CallbackCount", "MaxCallbackThreshold"):
+                if name in counts:
+                    raise _error(child, " appears twice")
+                if nested:
+                    text = _leaf_text(child)
+                counts[name] = None if text is None else _count(child, text)
+            elif name in CALLBACK_SERVICES:
+                if content or not _nil(child):
                     self.service_section(name, child)
             elif name == "Fault":
-                if _present(child):
+                if content or not _nil(child):
                     self.fault = _fault(child)
-            elif _has_content(child):
+            elif content:
                 self.unmodeled.append(name)
 
     def service_section(self, name: str, section: etree._Element) -> None:
@@ -368,8 +386,10 @@ class _Reader:
                 if action_name is None:
                     continue
                 if action_name in model.ACTIONS:
-                    if len(action) == 0 and not (action.text or "").strip() and _nil(action):
-                        continue
+                    if len(action) == 0 and not (action.text or "").strip():
+                        nil = action.get(_NIL_KEY)  # _nil, inlined
+                        if nil is not None and nil.strip() in _NIL_TRUE:
+                            continue
                     if self.action is not None:
                         raise _error(action, f" beside {self.action}: one action per callback")
                     self.action = action_name
@@ -380,6 +400,8 @@ class _Reader:
 
     def suspend_result(self, section: etree._Element) -> model.SuspendResult:
         found: Dict[str, object] = {}
+        if not len(section):  # how the carrier sends it (an empty <Suspend/>): nothing to walk
+            return made(model.SuspendResult, _NO_SUSPEND_VALUES)
         for name, child in _children(section):
             field_name = SUSPEND_FIELDS.get(name)
             if field_name == "expected_resume_date":
@@ -389,6 +411,9 @@ class _Reader:
             elif field_name is not None:
                 found[field_name] = self.integer(child)
         return model.SuspendResult(**found)  # type: ignore[arg-type]
+
+
+_NO_SUSPEND_VALUES = {name: None for name in SUSPEND_FIELDS.values()}
 
 
 def _innermost_data(data: etree._Element) -> etree._Element:
@@ -409,7 +434,15 @@ def _device(element: etree._Element) -> model.ReportedDevice:
             identifier = _leaf_text(child)
     if kind is None or identifier is None:
         raise _error(element, " needs a Kind and an Identifier")
-    return model.ReportedDevice(model.reported_kind(kind), identifier)
+    return made(model.ReportedDevice, {"kind": model.reported_kind(kind), "identifier": identifier})
+
+
+def _count(element: etree._Element, text: str) -> int:
+    """The count ``text`` of ``element`` (stripped, not empty), or the error naming it."""
+    try:
+        return model.a_count(wire_integer(text))
+    except ValueError as exc:
+        raise _error(element, f": {exc}") from None
 
 
 def _devices(section: etree._Element) -> Tuple[model.ReportedDevice, ...]:

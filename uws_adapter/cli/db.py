@@ -23,6 +23,7 @@ from uws_adapter.store import (
     is_postgres_url,
     no_store_at,
     open_store,
+    other_url,
     schema_versions,
     upgrade_store,
 )
@@ -59,6 +60,9 @@ def check_creatable(location: str) -> None:
     files. (A postgresql:// URL is checked when it is opened.)"""
     if is_postgres_url(location):
         return
+    url = other_url(location)
+    if url is not None:
+        raise InputError("--db", url, "give a SQLite file's path (e.g. callbacks.db) or a postgresql:// URL")
     folder = os.path.dirname(os.path.abspath(location))
     if not os.path.isdir(folder):
         raise InputError(

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 from uws_adapter.callbacks.rest_json import parse_rest_callback, rest_callback_dict
 from uws_adapter.callbacks.uws_render import render_callback
 from uws_adapter.callbacks.uws_xml import parse_callback
-from uws_adapter.cli.db import DB_VARIABLE, open_db
+from uws_adapter.cli.db import DB_VARIABLE, check_creatable, open_db
 from uws_adapter.cli.options import CONFIG_HELP, Build, Default, Verbs, parsed
 from uws_adapter.cli.preview import add_preview_option, count_text, describe_query, run_preview
 from uws_adapter.config import (
@@ -24,7 +24,7 @@ from uws_adapter.config import (
 )
 from uws_adapter.config import connect as connect_backend
 from uws_adapter.errors import InputError, OutcomeUnknown
-from uws_adapter.localfiles import open_to_read
+from uws_adapter.localfiles import cannot_read, open_to_read
 from uws_adapter.model.actions import action_named
 from uws_adapter.model.callbacks import REDACTED
 from uws_adapter.model.devices import Device, read_devices_csv
@@ -261,7 +261,7 @@ def _read_document(name: str) -> bytes:
             data: bytes = handle.read(limit)
             return data
     except OSError as exc:
-        raise InputError("FILE", f"cannot read {name}: {exc.strerror}", "check the path") from None
+        raise InputError("FILE", cannot_read(name, exc), "check the path") from None
 
 
 def is_xml(data: bytes) -> bool:
@@ -308,6 +308,10 @@ def _run_send(args: argparse.Namespace) -> int:
     settings = connection_settings(args)
     if args.preview:
         return run_preview(args.action, selection, settings)
+    if settings.db:
+        # The request log is created on first use: a path where none can be is bad input (exit 2),
+        # refused before the confirmation and the login, as the receiver refuses it.
+        check_creatable(settings.db)
     _confirm(args, selection, settings)
     store = open_db(settings.db) if settings.db else None
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Protocol, Tuple, Type, TypeVar, Union
 
 from uws_adapter.errors import Code, InputError, shown
-from uws_adapter.localfiles import open_to_read
+from uws_adapter.localfiles import cannot_read, open_to_read
 from uws_adapter.model.text import a_string
 
 # Kind -> (pattern of a valid identifier, description used in error messages). Only what the
@@ -208,7 +208,7 @@ def read_devices_csv(source: Union[str, Path, io.TextIOBase], *, max_devices: Op
             with open_to_read(path, "r", newline="", encoding="utf-8-sig") as handle:
                 return list(_rows_to_devices(_bounded_lines(handle, str(path)), str(path), max_devices))
         except OSError as exc:
-            raise InputError("devices file", f"cannot read {path}: {exc.strerror}", "check the path") from None
+            raise InputError("devices file", cannot_read(path, exc), "check the path") from None
         except UnicodeDecodeError:
             raise InputError("devices file", f"{path} is not UTF-8 text", "save it as UTF-8 CSV") from None
         except InputError:

@@ -12,7 +12,7 @@ import requests
 from uws_adapter.errors import InputError
 from uws_adapter.redaction import masked_url
 
-__all__ = ["LISTENER_URL_FIX", "URL_FIX", "check_url"]
+__all__ = ["LISTENER_URL_FIX", "URL_FIX", "check_service_base", "check_url"]
 
 URL_FIX = "give an http(s) URL with a host, e.g. https://uws.apps.nphase.com/api/v2"
 #: How to write a callback listener's URL (the receiver's, or a legacy system's SOAP listener).
@@ -47,3 +47,17 @@ def check_url(url: object, field: str = "base_url", *, fix: str = URL_FIX) -> st
     except (requests.RequestException, ValueError) as exc:
         raise InputError(field, f"{masked_url(url)} cannot be parsed ({type(exc).__name__})", fix) from None
     return url
+
+
+def check_service_base(base: str, example: str) -> str:
+    """``base``, the address WCF services sit under (``.../api/v2``), unless it is a service's own
+    address (``.../CarrierService.svc``, copied from its ``?wsdl`` URL): that would be sent
+    ``.../X.svc/Y.svc``, which the emulator answers (it serves a service under any prefix) and the
+    carrier's WCF need not, so the mistake passed every local run."""
+    last = urlsplit(base).path.rsplit("/", 1)[-1]
+    if last.lower().endswith(".svc"):
+        raise InputError(
+            "base_url", f"{masked_url(base)} is a service's address, not the base the services sit under",
+            f"drop the /{last}, e.g. {example} (--endpoint, UWS_ENDPOINT, soap_url)",
+        )  # fmt: skip
+    return base

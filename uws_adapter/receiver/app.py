@@ -31,7 +31,9 @@ from uws_adapter.callbacks.rest_json import read_rest_callback, rest_callback_ob
 from uws_adapter.callbacks.uws_xml import callback_credentials, callback_element, read_callback
 from uws_adapter.edge import Answer, BodyRules, StartResponse, raw_target, screen, target_refusal
 from uws_adapter.errors import CallbackParseError, InputError, StoreError, install_hint
+from uws_adapter.logs import Throttled
 from uws_adapter.model.callbacks import OPEN_TO_ANYONE, check_credentials
+from uws_adapter.model.frozen import made
 from uws_adapter.model.text import decoded_text
 from uws_adapter.receiver.handlers import (
     DEFAULT_HANDLER_LEASE,
@@ -85,6 +87,8 @@ class Probe:
 _JSON_ACK = Answer(200, "application/json", b'{"stored":true}')
 _XML_ACK = Answer(200, CONTENT_TYPE, _SOAP_ACK)
 _NOT_STORED = Answer(503, "text/plain", b"not stored; send it again\n")
+#: Verdicts of :meth:`Receiver.screen` kept (see ``Receiver._screened``).
+_SCREENED_KEPT = 256
 _MEDIA_HINT = "send text/xml (UWS) or application/json (REST)"
 _ALIVE = Answer(200, "text/plain", b"ok\n")
 _READY = Answer(200, "text/plain", b"ok\n")
@@ -116,9 +120,10 @@ class DeadLetterBudget:
         self._clock = clock
         self._tokens = float(burst)
         self._last = clock()
-        self._logged_at: Optional[float] = None
-        self._dropped_since_log = 0
         self._lock = threading.Lock()
+        self._log = Throttled(
+            _log, "refused documents not kept as dead letters (%s, %d in all): %d", every=log_every, clock=clock
+        )
 
     def take(self) -> bool:
         """True when one more dead letter may be kept now."""
@@ -136,12 +141,8 @@ class DeadLetterBudget:
         metrics.dead_letter(kept=False)
         with self._lock:
             self.dropped += 1
-            self._dropped_since_log += 1
-            now = self._clock()
-            if self._logged_at is not None and now - self._logged_at < self.log_every:
-                return
-            count, self._dropped_since_log, self._logged_at = self._dropped_since_log, 0, now
-        _log.warning("refused documents not kept as dead letters (%s): %d, %d in all", why, count, self.dropped)
+            dropped = self.dropped
+        self._log.note(why, dropped)
 
 
 def _same(given: Optional[str], expected: str) -> bool:
@@ -206,6 +207,12 @@ class Receiver:
         self.max_body = max_body
         #: What a callback POST may carry (the one request screen of every service).
         self.rules = BodyRules(max_body, (*_XML_TYPES, "application/json"), _MEDIA_HINT)
+        # The callback POSTs let through by screen, by their request line and headers: a verdict that
+        # depends on those alone (and on the rules, fixed here), for the few shapes one sender's
+        # callbacks take (their lengths vary a little). Bounded: emptied when full.
+        self._screened: Dict[
+            Tuple[str, str, Optional[str], Optional[str], Optional[str], Optional[str]], Tuple[int, str]
+        ] = {}
         self.handlers = dict(handlers or {})
         self._handler_names = tuple(self.handlers)
         # Waited for by the handler threads: NaN made them spin, past TIMEOUT_MAX a raw OverflowError ended them.
@@ -237,6 +244,11 @@ class Receiver:
         to answer off the loop, or (the body's length, its media type; -1 for a chunked body, read
         within :attr:`max_body`; ``coding``: the Transfer-Encoding, see :func:`.edge.screen`). ``path``
         is the request target as sent (see :func:`raw_target`)."""
+        key = (method, path, length, encoding, content_type, coding)
+        known = self._screened.get(key)
+        if known is not None:  # let through before: counted as screen counts it below
+            metrics.callback_received()
+            return known
         refusal = target_refusal(path)
         if refusal is not None:
             return Answer.text(400, refusal)
@@ -254,7 +266,12 @@ class Receiver:
             return Answer.text(405, "POST callbacks here", ("Allow", "GET, HEAD, POST" if probe else "POST"))
         metrics.callback_received()
         screened = screen(method, length, encoding, content_type, self.rules, coding=coding)
-        return self.refuse(screened) if isinstance(screened, Answer) else screened
+        if isinstance(screened, Answer):
+            return self.refuse(screened)
+        if len(self._screened) >= _SCREENED_KEPT:
+            self._screened.clear()
+        self._screened[key] = screened
+        return screened
 
     @staticmethod
     def refuse(answer: Answer) -> Answer:
@@ -327,11 +344,14 @@ class Receiver:
                 # Kept or not, the document was refused: the answer says why, never "stored".
                 refused,
             )
-        return Intake(
-            CallbackWrite(callback, self._handler_names, document=body, media_type=media_type),
-            _XML_ACK if is_xml else _JSON_ACK,
-            _NOT_STORED,
-            is_callback=True,
+        # Both made without their frozen __init__, a call per field (see model.frozen): every field given.
+        write = made(
+            CallbackWrite,
+            {"callback": callback, "handlers": self._handler_names, "document": body, "media_type": media_type},
+        )
+        return made(
+            Intake,
+            {"write": write, "stored": _XML_ACK if is_xml else _JSON_ACK, "unstored": _NOT_STORED, "is_callback": True},
         )
 
     def committed(self, intake: Intake, result: Any) -> None:

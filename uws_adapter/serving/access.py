@@ -26,6 +26,7 @@ these lines (``AccessLog(receiver, "receiver")``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
@@ -39,7 +40,7 @@ from waitress.task import ErrorTask
 from uws_adapter.edge import AsgiApp, Message, Receive, Scope, Send, StartResponse, WsgiApp
 from uws_adapter.errors import DocumentError, UwsAdapterError
 from uws_adapter.jsonsafe import loads_untrusted
-from uws_adapter.logs import printable, text_handler
+from uws_adapter.logs import StderrHandler, printable, text_handler
 
 #: Bytes of a refusal's answer kept to read its reason from (our refusals are short).
 _REASON_BYTES = 2048
@@ -121,7 +122,9 @@ class _Line:
         if self.status >= 400 and len(self.head) < _REASON_BYTES:
             self.head += chunk[: _REASON_BYTES - len(self.head)]
 
-    def log(self, logger: logging.Logger, reason: Optional[str] = None) -> None:
+    def log(self, logger: logging.Logger, reason: Optional[str] = None, batch: Optional[_Batch] = None) -> None:
+        """Log the line (once), in ``batch`` when it goes straight to a text handler (the ASGI
+        wrapper's: written with the other lines of its event-loop iteration)."""
         if self.logged:
             return
         self.logged = True
@@ -144,7 +147,10 @@ class _Line:
         )  # fmt: skip
         direct = text_handler(logger, level)
         if direct is not None:  # a text line to stderr and nothing else: the same line, without a record
-            direct.write_line(level, logger.name, _MESSAGE % arguments)
+            if batch is not None:
+                batch.add(direct, direct.text_line(level, logger.name, _MESSAGE % arguments))
+            else:
+                direct.write_line(level, logger.name, _MESSAGE % arguments)
             return
         # One record made by the record factory and handed over directly: Logger.log would walk the
         # stack to find the caller's file and line for every request, which no access line shows,
@@ -330,6 +336,42 @@ class AccessErrorTask(ErrorTask):  # type: ignore[misc]
 # ASGI ----------------------------------------------------------------------------------------------
 
 
+class _Batch:
+    """The text access lines of one event-loop iteration, written together at its end (one write
+    and one flush for a group of callbacks answered at once, not one each: a system call each,
+    3.2 against 0.4 µs a line timed alone). Each line is stamped when it is logged; a line reaches
+    the log at the end of the iteration that logged it, a few microseconds later. Lines for
+    another handler (logging configured anew meanwhile) first write those before them."""
+
+    __slots__ = ("handler", "lines", "loop")
+
+    def __init__(self) -> None:
+        self.handler: Optional[StderrHandler] = None
+        self.lines: List[str] = []
+        self.loop: Optional[asyncio.AbstractEventLoop] = None  # the one that will write them
+
+    def add(self, handler: StderrHandler, line: str) -> None:
+        # A loop closed before its iteration ended (a program's own, stopped at once) never writes them.
+        if self.lines and (handler is not self.handler or self.loop is None or self.loop.is_closed()):
+            self.flush()
+        if not self.lines:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop running this request: written at once
+                handler.write_lines([line])
+                return
+            loop.call_soon(self.flush)
+            self.handler, self.loop = handler, loop
+        self.lines.append(line)
+
+    def flush(self) -> None:
+        handler, lines = self.handler, self.lines
+        if handler is None or not lines:
+            return
+        self.handler, self.lines = None, []
+        handler.write_lines(lines)
+
+
 class AsgiAccessLog:
     """ASGI wrapper: ``AsgiAccessLog(app, "receiver")``, as :class:`AccessLog` for WSGI."""
 
@@ -337,10 +379,14 @@ class AsgiAccessLog:
         self.app = app
         self.service = service
         self.logger = access_logger(service)
+        self._batch = _Batch()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self._batch.flush()  # the lifespan's shutdown: nothing left unwritten
             return
         line = _Line(
             printable(str(scope.get("method", "-")), 16),
@@ -363,10 +409,10 @@ class AsgiAccessLog:
         except Exception as exc:  # uvicorn answers 500 and logs the traceback; this is its line
             if not line.status:
                 line.status = 500
-            line.log(self.logger, f"the application failed: {type(exc).__name__}")
+            line.log(self.logger, f"the application failed: {type(exc).__name__}", self._batch)
             raise
         finally:
-            line.log(self.logger)
+            line.log(self.logger, batch=self._batch)
 
 
 def receiver_worker() -> AsgiAccessLog:
@@ -393,4 +439,15 @@ def receiver_worker() -> AsgiAccessLog:
             raise
         os.kill(os.getppid(), signal.SIGTERM)
         raise SystemExit(1) from None
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_stop_when_orphaned, args=(parent,), name="uws-orphan-watch", daemon=True).start()
     return AsgiAccessLog(AsyncReceiver(receiver, owns_store=True), "receiver")
+
+
+def _stop_when_orphaned(parent: multiprocessing.process.BaseProcess) -> None:
+    """Stop this worker as SIGTERM stops it once the command line's process is gone without
+    stopping it (kill -9, the OOM killer): uvicorn's workers outlived it, kept the port (a restart
+    said "already in use") and went on storing callbacks. Waits on the parent's sentinel: no polling."""
+    parent.join()
+    os.kill(os.getpid(), signal.SIGTERM)

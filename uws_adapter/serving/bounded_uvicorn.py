@@ -15,14 +15,16 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from uws_adapter import metrics
+from uws_adapter.logs import Throttled
 from uws_adapter.serving.limits import (
     EVICT_AFTER,
     REFUSED,
     TIMED_OUT,
+    WARN_EVERY,
     ConnectionLimits,
-    Warner,
     evict,
     limit_warner,
+    logger,
     too_large,
 )
 
@@ -53,7 +55,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._phase = _REFUSED
             transport.write(REFUSED)
             transport.close()
-            _warner.refused_one(self.limits.max_connections)
+            _warner.note(self.limits.max_connections)
             metrics.connection_refused(503)
             return
         self._since = time.monotonic()
@@ -113,7 +115,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse_headers(self._too_large)
             else:
                 metrics.connection_refused(400)
-                _malformed.refused_one()
+                _malformed.note()
                 self._refuse(functools.partial(self.send_400_response, "Invalid HTTP request received."))
 
     def _refuse_headers(self, what: str) -> None:
@@ -232,7 +234,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
 _warner = limit_warner()
 #: Requests httptools could not parse (one line a minute at most, with the count).
-_malformed = Warner("malformed HTTP requests: %d answered 400 and closed", logging.INFO)
+_malformed = Throttled(logger, "malformed HTTP requests: %d answered 400 and closed", logging.INFO, every=WARN_EVERY)
 
 
 def uvicorn_options(limits: ConnectionLimits) -> Dict[str, Any]:

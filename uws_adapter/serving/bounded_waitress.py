@@ -215,7 +215,7 @@ class BoundedWsgiServer(TcpWSGIServer):  # type: ignore[misc]
                 pass
             finally:
                 conn.close()
-            self._warner.refused_one(self.limits.max_connections)
+            self._warner.note(self.limits.max_connections)
             metrics.connection_refused(503)
             return
         super().handle_accept()

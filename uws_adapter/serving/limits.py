@@ -45,13 +45,13 @@ enforce and answer.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Iterable, Optional, Protocol, Tuple, TypeVar
 
 from uws_adapter import metrics
 from uws_adapter.edge import Answer
 from uws_adapter.errors import InputError
+from uws_adapter.logs import Throttled
 from uws_adapter.settings.receiver import CONNECTION_OPTIONS, ConnectionBounds
 
 logger = logging.getLogger("uws_adapter.serving")
@@ -102,39 +102,25 @@ class ConnectionLimits(ConnectionBounds):
                 raise InputError(f"ConnectionLimits.{name}", f"{count} is out of range", f"use {low} to {high}")
 
 
-class Warner:
-    """Logs a refusal at most once per WARN_EVERY seconds, with the count of refusals meanwhile:
-    an attacker must not flood the log."""
-
-    def __init__(self, text: str, level: int = logging.WARNING) -> None:
-        self.text = text
-        self.level = level
-        self.refused = 0
-        self.last = -WARN_EVERY
-
-    def refused_one(self, *args: object) -> None:
-        self.refused += 1
-        now = time.monotonic()
-        if now - self.last >= WARN_EVERY:
-            logger.log(self.level, self.text, *args, self.refused)
-            self.last, self.refused = now, 0
-
-
-def limit_warner() -> Warner:
-    return Warner(
+def limit_warner() -> Throttled:
+    return Throttled(
+        logger,
         "connection limit %d reached: %d connection(s) refused with 503 (raise --max-connections, "
-        "or filter slow clients in front)"
+        "or filter slow clients in front)",
+        every=WARN_EVERY,
     )
 
 
 #: Requests whose headers were over a limit (one line a minute at most, with the count).
-_too_large = Warner("request headers over the limit (%s): %d request(s) answered 431 and closed", logging.INFO)
+_too_large = Throttled(
+    logger, "request headers over the limit (%s): %d request(s) answered 431 and closed", logging.INFO, every=WARN_EVERY
+)
 
 
 def too_large(limits: ConnectionLimits, what: str) -> bytes:
     """The 431 answer for headers over a limit, counted and (rate-limited) logged."""
     metrics.connection_refused(431)
-    _too_large.refused_one(what)
+    _too_large.note(what)
     return raw_answer(
         431,
         f"request headers over the limit: {what} (at most {limits.max_header_bytes} bytes, "

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from uws_adapter.errors import InputError, shown
-from uws_adapter.localfiles import open_to_read
+from uws_adapter.localfiles import cannot_read, open_to_read
 from uws_adapter.waits import LONGEST_WAIT
 
 __all__ = [
@@ -238,7 +238,7 @@ def read_file(path: Union[str, Path]) -> Dict[str, Dict[str, Tuple[str, int]]]:
             refusal = InputError("config file", over, "check the path")
         lines = io.StringIO(text).readlines()
     except OSError as exc:
-        refusal = InputError("config file", f"cannot read {path}: {exc.strerror}", "check the path")
+        refusal = InputError("config file", cannot_read(path, exc), "check the path")
     except UnicodeDecodeError as exc:
         refusal = InputError("config file", f"{path} is not UTF-8 (byte {exc.start})", "save it as UTF-8")
     if refusal is None:

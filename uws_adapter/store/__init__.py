@@ -35,7 +35,7 @@ from uws_adapter.store.sqlite_schema import SCHEMA_VERSION
 __all__ = [
     "POISONED", "SCHEMA_VERSION", "Backend", "BridgeStore", "CallbackEvents", "CallbackWrite", "DeadLetterWrite",
     "HandlerQueue", "Outcome", "ReceiverStore", "RequestLog", "RequestStatus", "SessionStore", "Store", "StoreError",
-    "StoredEvent", "Tracking", "Write", "describe_store", "is_postgres_url", "no_store_at", "open_store",
+    "StoredEvent", "Tracking", "Write", "describe_store", "is_postgres_url", "no_store_at", "open_store", "other_url",
     "schema_versions", "upgrade_store",
 ]  # fmt: skip
 
@@ -81,10 +81,25 @@ def schema_versions(location: Union[str, Path]) -> Tuple[int, int]:
     return Store.schema_version(location), SCHEMA_VERSION  # a file that is not a database: StoreError
 
 
+def other_url(location: Union[str, Path]) -> Optional[str]:
+    """What a URL that is not PostgreSQL's (``mysql://...``, SQLAlchemy's ``sqlite:///...``) is, said
+    without the URL, which may hold a password; None for a path or a ``postgresql://`` URL. Taken
+    for a SQLite path, it was echoed whole in every message about it."""
+    if not isinstance(location, str) or is_postgres_url(location):
+        return None
+    scheme, separator, _ = location.strip().partition("://")
+    if not separator or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+        return None
+    return f"a {scheme}:// URL (not shown: it may hold a password) is not a store: only postgresql:// URLs are"
+
+
 def no_store_at(location: Union[str, Path]) -> Optional[str]:
     """Why there is no SQLite store to read at ``location`` (None: a file with something in it). An
     empty file is no store either: SQLite would read it as a database of schema 0, and write one
     into it."""
+    url = other_url(location)
+    if url is not None:
+        return url
     path = Path(location)
     if not path.is_file():
         return f"no store at {location}"
@@ -99,4 +114,6 @@ def describe_store(location: Union[str, Path]) -> str:
         from uws_adapter.store.postgres import redact_url
 
         return redact_url(str(location))
+    if other_url(location) is not None:
+        return f"{str(location).strip().partition('://')[0]}://(not shown)"
     return str(location)

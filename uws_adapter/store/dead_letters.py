@@ -15,11 +15,10 @@ total under the last cap a receiver wrote (the row's ``max_bytes``).
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
+from uws_adapter.logs import Throttled
 from uws_adapter.store.sql import Sql
 
 if TYPE_CHECKING:  # interfaces imports this module
@@ -72,26 +71,7 @@ class DeadLetterTotals:
     max_bytes: Optional[int]  # the cap last written by a receiver (None: none)
 
 
-class _RotationLog:
-    """At most one log line a minute per process about rotated letters, with the count since."""
-
-    def __init__(self, every: float = 60.0) -> None:
-        self.every = every
-        self._lock = threading.Lock()
-        self._since = 0
-        self._logged_at: Optional[float] = None
-
-    def note(self, count: int, cap: int) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._since += count
-            if self._logged_at is not None and now - self._logged_at < self.every:
-                return
-            count, self._since, self._logged_at = self._since, 0, now
-        _log.warning("dead letters over their cap of %d bytes: %d oldest rotated out", cap, count)
-
-
-_rotation_log = _RotationLog()
+_rotation_log = Throttled(_log, "dead letters over their cap of %d bytes: %d oldest rotated out")
 
 
 def keep_poisoned(db: Sql, write: CallbackWrite, error: BaseException, now: float) -> int:
@@ -146,7 +126,7 @@ def keep_letter(
         db.run("DELETE FROM dead_letters WHERE id <= ?", (last,))
     db.run(_ROTATED, (held, rotated))
     if rotated and limit is not None:
-        _rotation_log.note(rotated, int(limit))
+        _rotation_log.note(int(limit), count=rotated)
     return letter
 
 

@@ -77,7 +77,7 @@ def read_schema_version(url: str, *, connect_timeout: float = 10.0) -> int:
         with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout))) as db:
             return _schema_version(db)
     except psycopg.Error as exc:
-        raise StoreError(f"cannot read the schema of {redact_url(url)}: {_first_line(exc)}") from None
+        raise unreachable(f"cannot read the schema of {redact_url(url)}", exc) from None
 
 
 def _schema_version(db: psycopg.Connection[Any]) -> int:
@@ -178,7 +178,7 @@ class PostgresStore(SqlCore):
                 application_name="uws-adapter",
             )  # fmt: skip
         except pg.Error as exc:
-            raise StoreError(f"cannot connect to the store {self.display}: {_first_line(exc)}") from None
+            raise unreachable(f"cannot connect to the store {self.display}", exc) from None
         with self._connections_lock:
             self._connections.append(connection)
         opened: psycopg.Connection[Any] = connection
@@ -355,6 +355,37 @@ class PostgresStore(SqlCore):
                 return work(Sql(db, POSTGRES))
 
         return self._run(what, write)
+
+
+#: What to check when a connection fails, by the words of libpq's message (all of them must be in
+#: it; English, the driver's language unless the client sets another): the first that matches.
+_CONNECT_FIXES = (
+    (
+        ("password authentication failed",),
+        "check the user and password in the database URL (--db), or PGPASSWORD / ~/.pgpass",
+    ),
+    (("no password supplied",), "give the password in the database URL (--db), or PGPASSWORD / ~/.pgpass"),
+    (("role ", "does not exist"), "check the user name in the database URL (--db)"),
+    (("database ", "does not exist"), "check the database name in the URL (--db), or create the database"),
+    (("no pg_hba.conf entry",), "the server refuses this user from this host: allow it in the server's pg_hba.conf"),
+    (("could not translate host name",), "check the host name in the database URL (--db)"),
+    (("connection refused",), "check the host and port in the database URL (--db), and that the server runs there"),
+    (
+        ("timeout expired",),
+        "check the host and port in the database URL (--db), and that no firewall drops the connection",
+    ),
+)
+
+
+def unreachable(prefix: str, exc: BaseException) -> StoreError:
+    """The one way a connection the server refused (or never answered) is reported: ``prefix``
+    (which names the store without its password), the driver's first line, and what to check."""
+    text = str(exc).lower()
+    fix = next(
+        (fix for words, fix in _CONNECT_FIXES if all(word in text for word in words)),
+        "check the database URL (--db) and that the server accepts connections from this host",
+    )
+    return StoreError(f"{prefix}: {_first_line(exc)}; {fix}")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -28,7 +28,7 @@ from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Wr
 from uws_adapter.store.sql import SQLITE, Sql
 from uws_adapter.store.sqlite_files import POSIX_LOCKS, FileLock, WalSync
 from uws_adapter.store.sqlite_schema import cannot_open, check_ours, read_schema, upgrade
-from uws_adapter.store.sqlite_writes import WriteWork, work_for
+from uws_adapter.store.sqlite_writes import WriteWork, insert_attempts, work_for
 from uws_adapter.waits import check_seconds
 
 __all__ = ["RequestStatus", "Store", "StoreError", "StoredEvent"]
@@ -438,8 +438,10 @@ def _run_fast(connection: sqlite3.Connection, jobs: Sequence[Union[Job, _GroupJo
     one of them ran; otherwise everything they wrote is rolled back and a new transaction begun,
     for the group to be run again one savepoint per write."""
     try:
+        attempts: List[Any] = []
         for job in jobs:
-            job.result = job.work.fast(connection)
+            job.result = job.work.fast(connection, attempts)
+        insert_attempts(connection, attempts)
         return True
     except Exception:  # which write, and whether the database itself failed, the careful run says
         if connection.in_transaction:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from uws_adapter.model.callbacks import CallbackRequest
 from uws_adapter.store.dead_letters import keep_letter, keep_poisoned
@@ -38,14 +38,19 @@ class WriteWork:
     :meth:`fast`: every write's statements with no savepoint at all, any failure raised. Only if one
     of them raised is the group rolled back and run again, each write called in a savepoint of its
     own (a poisoned callback then becomes a dead letter in a savepoint of its own too), so that one
-    bad write never undoes the others. Both runs write the same rows: a write may run twice."""
+    bad write never undoes the others. Both runs write the same rows: a write may run twice.
+
+    In the fast run a write leaves its attempt's values in ``attempts`` (four each) for the group to
+    insert at its end in one multi-row statement (:func:`insert_attempts`): CPython's ``sqlite3``
+    lets the GIL go around each statement, and the committer, holding the write lock, then waits
+    for the event loop's thread to let it go again."""
 
     __slots__ = ()
 
     def __call__(self, db: sqlite3.Connection) -> Any:
         raise NotImplementedError
 
-    def fast(self, db: sqlite3.Connection) -> Any:
+    def fast(self, db: sqlite3.Connection, attempts: List[Any]) -> Any:
         raise NotImplementedError
 
 
@@ -76,8 +81,8 @@ class CallbackWork(WriteWork):
         self.clock = clock
         self.row = callback_row(callback)
 
-    def fast(self, db: sqlite3.Connection) -> Tuple[int, bool]:
-        return self._store_event(db, self.clock())
+    def fast(self, db: sqlite3.Connection, attempts: List[Any]) -> Tuple[int, bool]:
+        return self._store_event(db, self.clock(), attempts)
 
     def __call__(self, db: sqlite3.Connection) -> Tuple[int, bool]:
         db.execute("SAVEPOINT event")
@@ -93,7 +98,11 @@ class CallbackWork(WriteWork):
         db.execute("RELEASE event")
         return stored
 
-    def _store_event(self, db: sqlite3.Connection, now: float) -> Tuple[int, bool]:
+    def _store_event(
+        self, db: sqlite3.Connection, now: float, attempts: Optional[List[Any]] = None
+    ) -> Tuple[int, bool]:
+        """The event (or its re-send's mark), its handler runs, and its attempt: inserted here, or
+        its values appended to ``attempts`` (the fast run's, see :class:`WriteWork`)."""
         callback, row = self.callback, self.row
         cursor = db.execute(
             _INSERT_EVENT,
@@ -120,7 +129,10 @@ class CallbackWork(WriteWork):
             event_id, first_digest = db.execute(_KNOWN_EVENT, row.key).fetchone()
             if first_digest != row.digest:
                 db.execute("UPDATE events SET differs = 1 WHERE id = ?", (event_id,))
-        db.execute(_INSERT_ATTEMPT, (event_id, callback.callback_count, row.digest, now))
+        if attempts is None:
+            db.execute(_INSERT_ATTEMPT, (event_id, callback.callback_count, row.digest, now))
+        else:
+            attempts += (event_id, callback.callback_count, row.digest, now)
         return event_id, new
 
 
@@ -141,7 +153,22 @@ class DeadLetterWork(WriteWork):
         return keep_letter(Sql(db, SQLITE), self.body, self.content_type, self.reason, self.clock(),
                            cap=self.max_total, set_cap=True)  # fmt: skip
 
-    fast = __call__
+    def fast(self, db: sqlite3.Connection, attempts: List[Any]) -> int:
+        return self(db)
+
+
+#: Attempts inserted by one statement (a larger group takes several): the statement's text is one
+#: per count, each kept in the connection's statement cache.
+ATTEMPTS_CHUNK = 32
+_ATTEMPTS_HEAD = _INSERT_ATTEMPT[: _INSERT_ATTEMPT.index(" VALUES ")] + " VALUES "
+
+
+def insert_attempts(db: sqlite3.Connection, attempts: List[Any]) -> None:
+    """Insert the attempts a group's fast run left (four values each), in their order: the same
+    rows and ids as one statement each."""
+    for start in range(0, len(attempts), 4 * ATTEMPTS_CHUNK):
+        values = attempts[start : start + 4 * ATTEMPTS_CHUNK]
+        db.execute(_ATTEMPTS_HEAD + ", ".join(["(?, ?, ?, ?)"] * (len(values) // 4)), values)
 
 
 def work_for(write: Write, clock: Callable[[], float]) -> WriteWork:

@@ -24,7 +24,7 @@ from uws_adapter.model.actions import Action, Suspend
 from uws_adapter.model.devices import REST_ONLY_KINDS, Device
 from uws_adapter.model.selection import DeviceList, DeviceQuery, Selection, check_request, check_uws_query
 from uws_adapter.model.text import xml_text
-from uws_adapter.provisioning.urls import URL_FIX
+from uws_adapter.provisioning.urls import URL_FIX, check_service_base
 from uws_adapter.uws.bindings import bindings
 from uws_adapter.wire import CONTENT_TYPE, NS_SESSION, REQUEST_PREFIXES, UWS_BASE_URL, soap_action
 
@@ -35,7 +35,8 @@ def service_url(base_url: str, service: str) -> str:
     """``<base>/<Service>.svc``, e.g. the emulator's or the carrier's CarrierService endpoint."""
     if not isinstance(base_url, str):
         raise InputError("base_url", f"a {type(base_url).__name__} is not a URL", URL_FIX)
-    return f"{base_url.rstrip('/')}/{service}.svc"
+    base = check_service_base(base_url.rstrip("/"), UWS_BASE_URL)
+    return f"{base}/{service}.svc"
 
 
 def _headers(service: str, operation: str) -> Dict[str, str]:

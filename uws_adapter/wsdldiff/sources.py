@@ -103,6 +103,10 @@ def read_documents(
         check_url(source, _FIELD)
         home = origin(source, _FIELD)
         first = source
+    elif "://" in source:  # another scheme's URL, never a file's name: shown masked (it may hold a password)
+        raise InputError(
+            _FIELD, f"{masked_url(source)} is not an http(s) URL", "give a .svc?wsdl URL or the path of a WSDL file"
+        )
     else:
         path = Path(source)
         if not path.is_file():  # a folder or a device exists, but is no document to read

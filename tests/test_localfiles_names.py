@@ -1,0 +1,32 @@
+"""A URL given where a file's path is wanted (``--devices-file``, ``--config``, ``parse FILE``):
+the one line that says it cannot be read shows its user and password as ``***``. They were
+echoed whole ("cannot read https:/u:Secr3tPw@h/d.csv")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from uws_adapter.cli.main import main
+
+SECRET = "Secr3tPw"
+URL = f"https://u:{SECRET}@h.example/d.csv?x=1"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["suspend", "--devices-file", URL], ["receiver", "--config", URL], ["parse", URL],
+     ["emulator", "--devices-file", URL]],
+    ids=lambda c: " ".join(c[:2]),
+)  # fmt: skip
+def test_a_url_as_a_file_is_not_shown_with_its_password(
+    command: List[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert SECRET not in err
+    assert "cannot read https://***@h.example/d.csv" in err

@@ -1,0 +1,43 @@
+"""The UWS endpoint is the base the services sit under (``.../api/v2``). A service's own address
+given as the endpoint (copied from its ``?wsdl`` URL, say) is refused before anything is sent,
+naming the setting: it used to go out as ``.../CarrierService.svc/SessionService.svc``, which the
+emulator answered (it serves a service under any prefix) and the carrier's WCF would not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from uws_adapter import Device, Emulator, UwsClient, generated_devices, select
+from uws_adapter.cli.main import main
+from uws_adapter.errors import InputError
+from uws_adapter.uws.envelope import build_login, service_url
+
+
+@pytest.mark.parametrize("service", ["CarrierService.svc", "SessionService.svc/", "sessionservice.SVC"])
+def test_a_service_address_is_not_a_base(service: str) -> None:
+    base = f"https://uws.apps.nphase.com/api/v2/{service}"
+    with pytest.raises(InputError, match=r"(?i)^base_url: .* is a service's address,.*drop the /[^ ]+\.svc"):
+        service_url(base, "SessionService")
+    with pytest.raises(InputError, match="base_url"):
+        build_login("u", "p", base_url=base)
+    assert service_url("https://uws.apps.nphase.com/api/v2/", "SessionService").endswith("/api/v2/SessionService.svc")
+
+
+def test_the_client_sends_nothing_to_a_service_address(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with Emulator(devices=generated_devices(2)) as emulator:
+        client = UwsClient(
+            base_url=f"{emulator.base_url}/CarrierService.svc", username="uws-user", password="uws-password"
+        )
+        with pytest.raises(InputError, match="is a service's address"):
+            client.suspend(select([Device.parse("IMEI:350000000000000")]))
+        assert (emulator.counters["logins"], emulator.counters["failed_logins"]) == (0, 0)
+        endpoint = f"{emulator.base_url}/SessionService.svc"
+        status = main(["suspend", "--device", "IMEI:350000000000000", "--endpoint", endpoint,
+                       "--username", "uws-user", "--password", "uws-password"])  # fmt: skip
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "is a service's address" in err
+    assert "UWS_ENDPOINT" in err
