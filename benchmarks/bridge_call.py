@@ -8,9 +8,10 @@ Its floor, in the same run and interleaved too: the same legacy request POSTed o
 server stack (waitress, connection limits, access log) to an application that only reads the body
 and answers a fixed ChangeDeviceStateResponse: what one more HTTP hop costs whatever the bridge
 does. What the bridge adds beyond that hop is its own work. That work is also timed inside the
-bridge, call by call: the time in the bridge's WSGI application less the time of the REST exchange it
-makes (``Engine.send``), so that it does not rest only on the difference of two noisy p50s, and
-so are the request log's two transactions in it (the budget reservation and its confirmation).
+bridge, call by call: the time in the bridge's WSGI application until its answer is ready, less the
+time of the REST exchange it makes (``Engine.send``), so that it does not rest only on the difference
+of two noisy p50s, and so are the request log's two transactions (the budget reservation, and its
+confirmation, which the bridge writes once its answer has gone out).
 
 The bridge runs as ``uws-adapter bridge`` runs it: waitress with the connection limits, the access
 log at INFO (written to a file), a SQLite store with full synchronous commits on this disk, the
@@ -39,7 +40,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Sequence
 
 import requests
 from budget_check import fill_history
@@ -79,13 +80,16 @@ def _percentile(values: List[float], fraction: float) -> float:
 
 
 def timed_calls(
-    calls: int, direct: RestClient, bridge_url: str, floor_url: str, lines: Sequence[EmulatedDevice]
-) -> Dict[str, List[float]]:
+    calls: int, direct: RestClient, bridge_url: str, floor_url: str, lines: Sequence[EmulatedDevice],
+    settled: Callable[[], None] = lambda: None,
+) -> Dict[str, List[float]]:  # fmt: skip
     """Each kind of call both bridge benchmarks time, interleaved call by call so that drift touches
     every kind alike, ``calls`` times after a warm-up (ms each): the direct REST call (``direct``, on
     a fresh line of ``lines`` each time), and a legacy SOAP client, as a ``requests`` session and as
     a bare ``http.client`` connection, both kept alive and logged in once, to the bridge at
-    ``bridge_url`` (a fresh line each time) and to the floor app at ``floor_url``."""
+    ``bridge_url`` (a fresh line each time) and to the floor app at ``floor_url``. ``settled`` is
+    called after each bridge call, untimed: it waits for what the bridge does after answering, so
+    that it does not run into the next call's time (in one process they share the interpreter)."""
     devices = iter(line.device for line in lines)
     legacy = requests.Session()
     lean = {name: http.client.HTTPConnection(url.split("//")[1].split("/")[0], timeout=10)
@@ -105,6 +109,8 @@ def timed_calls(
             start = time.perf_counter()
             response = legacy.post(request.url, data=body, headers=headers, timeout=10)
             timings[name].append((time.perf_counter() - start) * 1000)
+            if fresh:
+                settled()
             if response.status_code != 200 or b"RequestId" not in response.content:
                 raise SystemExit(f"{name}: answered {response.status_code} {response.text[:300]}")
 
@@ -121,6 +127,8 @@ def timed_calls(
             response = connection.getresponse()
             content = response.read()
             timings[name].append((time.perf_counter() - start) * 1000)
+            if fresh:
+                settled()
             if response.status != 200 or b"RequestId" not in content:
                 raise SystemExit(f"{name}: answered {response.status} {content[:300]!r}")
 
@@ -245,12 +253,36 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
 
         rest._http.send = timed_send  # type: ignore[method-assign]
 
-        def timed_bridge(environ: Dict[str, Any], start_response: Callable[..., Any]) -> List[bytes]:
+        done = threading.Semaphore(0)  # released as the server closes each ChangeDeviceState's body
+
+        class Closed:
+            """The bridge's body, handed on unread, telling when the server has closed it."""
+
+            def __init__(self, body: Iterable[bytes]) -> None:
+                self.body = body
+
+            def __iter__(self) -> Iterator[bytes]:
+                return iter(self.body)
+
+            def close(self) -> None:
+                try:
+                    getattr(self.body, "close", lambda: None)()
+                finally:
+                    done.release()
+
+        def timed_bridge(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            # Until its answer is ready to send (what the bridge writes after sending it, the
+            # record under the RequestId, is timed in log_ms).
             exchange_ms.value, start = 0.0, time.perf_counter()
-            body = list(bridge(environ, start_response))
-            if "ChangeDeviceState" in environ.get("HTTP_SOAPACTION", ""):
-                inside.append((time.perf_counter() - start) * 1000 - exchange_ms.value)
-            return body
+            body = bridge(environ, start_response)
+            if "ChangeDeviceState" not in environ.get("HTTP_SOAPACTION", ""):
+                return body  # the LogIn
+            inside.append((time.perf_counter() - start) * 1000 - exchange_ms.value)
+            return Closed(body)
+
+        def settled() -> None:
+            if not done.acquire(timeout=10):
+                raise SystemExit("the bridge's answer was never closed")
 
         served = ServedApp(AccessLog(timed_bridge, "bridge"), threads=16, max_body=8 * 1024 * 1024, ident="bridge")
         served.start()
@@ -263,7 +295,7 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
             base_url=emulator.rest_url, client_id=CLIENT_ID, client_secret=SECRET, username=USER, password=PASSWORD
         )
         try:
-            timings = timed_calls(args.calls, direct, base_url, floor_url, lines)
+            timings = timed_calls(args.calls, direct, base_url, floor_url, lines, settled)
             for values in (inside, *log_ms.values()):
                 del values[: 2 * WARMUP]  # both legacy clients' warm-up calls
         finally:
@@ -278,7 +310,7 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
     )
     direct_p50 = print_table(timings)
     print(
-        f"the bridge's own work timed inside it (its application less its REST exchange): "
+        f"the bridge's own work timed inside it (its application until its answer, less its REST exchange): "
         f"p50 {_percentile(inside, 0.5):.2f} ms, {_percentile(inside, 0.5) / direct_p50:.2f}x the direct call; "
         f"of which the request log's reservation p50 {_percentile(log_ms['reserve_request'], 0.5):.2f} ms "
         f"(mean {statistics.mean(log_ms['reserve_request']):.2f}) and its confirmation p50 "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import io
 import os
 import signal
 import socket
@@ -34,14 +35,14 @@ from test_bridge import (
     wait_until,
 )
 
-from uws_adapter import Emulator, RestClient, generated_devices, render_rest_callback
+from uws_adapter import Emulator, RestClient, Suspend, generated_devices, render_rest_callback, select
 from uws_adapter.bridge.address import listen_names
 from uws_adapter.bridge.app import Bridge, LegacyRelay
 from uws_adapter.errors import HandlerGaveUp, InputError, RelayRefused
 from uws_adapter.model.callbacks import CallbackRequest, ReportedDevice
 from uws_adapter.soap.sessions import FREE_FAILURES, KEEP_EXPIRED
 from uws_adapter.store.sqlite import Store, StoredEvent
-from uws_adapter.uws.envelope import build_login
+from uws_adapter.uws.envelope import build_envelope, build_login
 
 NS_WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
 WSDL_PATH = "/api/v2/CarrierService.svc?wsdl"
@@ -61,10 +62,22 @@ class CountingStore(Store):
     """The real SQLite store, counting every transaction written (durable or not)."""
 
     writes = 0
+    confirmed = 0  # requests recorded under their RequestId (the bridge does it after answering)
 
     def write(self, work: Any, *, timeout: float = 30.0, durable: bool = True) -> Any:
         self.writes += 1
         return super().write(work, timeout=timeout, durable=durable)
+
+    def confirm_request(self, reservation: str, request_id: str) -> None:
+        try:
+            super().confirm_request(reservation, request_id)
+        finally:
+            self.confirmed += 1
+
+    def settled(self, calls: int) -> int:
+        """The transactions written, once the last of ``calls`` ChangeDeviceStates is recorded."""
+        wait_until(lambda: self.confirmed == calls)
+        return self.writes
 
 
 @contextlib.contextmanager
@@ -328,15 +341,15 @@ def test_a_session_use_is_written_at_most_once_a_minute_and_expiry_stays_exact(t
         before = store.writes
         clock.now += 10
         assert suspend(carrier, token, imeis[0])
-        per_call = store.writes - before  # the request log's (the budget reservation, its RequestId)
+        per_call = store.settled(1) - before  # the request log's (the budget reservation, its RequestId)
         assert per_call <= 2
         for imei in imeis[1:3]:
             clock.now += 10
             assert suspend(carrier, token, imei)
-        assert store.writes == before + 3 * per_call  # no session write per call
+        assert store.settled(3) == before + 3 * per_call  # no session write per call
         clock.now += 40  # a minute since the last write of its use
         assert suspend(carrier, token, imeis[3])
-        assert store.writes == before + 4 * per_call + 1  # its use written once
+        assert store.settled(4) == before + 4 * per_call + 1  # its use written once
         clock.now += 59
         assert suspend(carrier, token, imeis[4])  # seen here, not written
         clock.now += 20 * 60 - 1  # the store says 20 min 58 s idle; this process knows better
@@ -611,3 +624,45 @@ def test_the_bridges_session_waits_are_checked_by_the_one_rule_for_waits(
             StoredSessions(store, **options)  # type: ignore[arg-type]
     finally:
         store.close()
+
+
+def test_a_request_is_recorded_under_its_request_id_once_its_answer_has_gone_whatever_the_server_does(
+    tmp_path: Path,
+) -> None:
+    lines = generated_devices(3)
+    with (
+        Emulator(devices=lines) as emulator,
+        running_bridge(tmp_path / "b.db", emulator.rest_url) as (bridge, url),
+    ):
+        store = bridge.store
+        assert isinstance(store, CountingStore)
+        session, carrier = soap_clients(url)
+        token = login(session)
+        request_id = suspend(carrier, token, lines[0].device.identifiers[0].identifier)
+        store.settled(1)
+        assert store.status(request_id).total == 1  # tracked under the carrier's RequestId
+        # A server that drops the body unread (its client gone): the request is recorded when it
+        # closes the body; a server that reads it: once the last byte has been handed over.
+        statuses: List[str] = []
+        for served in ("closed unread", "read"):
+            device = lines[1 if served == "read" else 2].device
+            request = build_envelope(Suspend(), select([device]), token=token, base_url=f"{url}/api/v2")
+            environ: Dict[str, Any] = {
+                "REQUEST_METHOD": "POST", "PATH_INFO": "/" + request.url.split("/", 3)[3],
+                "CONTENT_LENGTH": str(len(request.body)), "wsgi.input": io.BytesIO(request.body),
+                "REMOTE_ADDR": "127.0.0.1", "CONTENT_TYPE": request.headers["Content-Type"],
+                "HTTP_SOAPACTION": request.headers["SOAPAction"],
+            }  # fmt: skip
+            statuses.clear()
+            body: Any = bridge(environ, lambda status, headers, exc_info=None: statuses.append(status))
+            before = store.confirmed
+            assert statuses == ["200 OK"]
+            if served == "read":
+                answer = b"".join(body)
+                assert b"RequestId" in answer
+                assert store.confirmed == before + 1
+            else:
+                assert store.confirmed == before  # not yet: the answer has not gone
+                body.close()
+                assert store.confirmed == before + 1
+        assert store.confirmed == 3

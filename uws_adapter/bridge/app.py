@@ -18,10 +18,11 @@ cannot change their code.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import requests
 
@@ -58,6 +59,7 @@ from uws_adapter.xmlsafe import MAX_BYTES
 #: A 10,000-device ChangeDeviceState is about 2 MB.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 RELAY_HANDLER = "legacy-relay"
+_log = logging.getLogger("uws_adapter.bridge")
 _UNEXPECTED = Code.UNEXPECTED  # for answers the REST side lost
 #: What to do when the relay's own bounds end an exchange: they are not the client's settings.
 RELAY_LIMITS = (
@@ -207,6 +209,8 @@ class Bridge:
         if allowed_hosts is not None:
             self.allow_hosts(allowed_hosts)
         self._lock = threading.Lock()
+        # Per serving thread: what records the request this thread's call sent (see __call__).
+        self._unrecorded = threading.local()
         self.counters: Dict[str, int] = {"logins": 0, "requests": 0, "faults": 0}
         self.trusted_proxies = proxies = trusted_networks(trusted_proxies, "trusted_proxies")
         self.soap = SoapServer(
@@ -245,7 +249,20 @@ class Bridge:
     # WSGI --------------------------------------------------------------------------------------
 
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        return self._router(environ, start_response)
+        # A ChangeDeviceState's record under its RequestId is written once the answer has gone
+        # out (the server asks for the body's end after sending it), not before: the reservation
+        # already counts its lines, so the budget is the same either way, and the legacy client
+        # need not wait for the write (issue 19.3). Written whatever happens to the answer.
+        pending: List[Callable[[], None]] = []
+        self._unrecorded.pending = pending
+        try:
+            body = self._router(environ, start_response)
+        except BaseException:
+            _recorded(pending)
+            raise
+        finally:
+            self._unrecorded.pending = None
+        return body if not pending else _ThenRecord(body, pending)
 
     def _address(self, environ: Mapping[str, Any]) -> str:
         return soap_address(environ, public_url=self.public_url, allowed=self.allowed_hosts)  # HostRefused: 400
@@ -264,7 +281,13 @@ class Bridge:
         self.sessions.close(token)
 
     def change_device_state(self, action: Action, selection: Selection) -> str:
-        return self.rest.change_device_state(action, selection)
+        request_id, record = self.rest.send_change(action, selection)
+        pending: Optional[List[Callable[[], None]]] = getattr(self._unrecorded, "pending", None)
+        if pending is None:  # called directly, not while serving a request: recorded now
+            record()
+        else:
+            pending.append(record)
+        return request_id
 
     def log_in(self, username: str, password: str, client: str) -> str:
         # Wrong, or from an address that must wait: a fault before anything reaches REST, the
@@ -275,6 +298,37 @@ class Bridge:
             self.counters["logins"] += 1
         metrics.bridge_call("logins")
         return self.sessions.open()
+
+
+def _recorded(records: List[Callable[[], None]]) -> None:
+    """Run and drop ``records`` (what records a sent request in the store); a failure is logged,
+    never raised: the answer has gone (a store failure is logged where it is caught, as before)."""
+    while records:
+        try:
+            records.pop(0)()
+        except Exception as exc:  # nothing is left to answer it
+            _log.warning("a sent request could not be recorded under its RequestId: %s", type(exc).__name__)
+
+
+class _ThenRecord:
+    """An answer's body, then the records of the request it answers: run when the server asks for
+    the body's end (after sending it), or when it closes the body, whichever comes first."""
+
+    def __init__(self, body: Iterable[bytes], records: List[Callable[[], None]]) -> None:
+        self._body = body
+        self._records = records
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._body
+        _recorded(self._records)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            _recorded(self._records)
 
 
 def _refusal(exc: Exception) -> Optional[Refused]:

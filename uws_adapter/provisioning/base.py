@@ -53,6 +53,10 @@ DEFAULT_DAILY_BUDGET = 5
 MAX_DAILY_BUDGET = 1000
 
 
+def _nothing() -> None:
+    """What records a request sent without a store."""
+
+
 def check_daily_budget(budget: object, field: str = "daily_budget") -> int:
     """``budget`` as a whole number of actions per line per day, 1 to :data:`MAX_DAILY_BUDGET`."""
     if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= MAX_DAILY_BUDGET:
@@ -184,6 +188,17 @@ class Provisioner(ABC):
     def change_device_state(self, action: Action, selection: Selection, *, force: bool = False) -> str:
         """Send the action; returns the RequestId. With a ``store``, the request is recorded there,
         and a device-list request over ``daily_budget`` raises :class:`BudgetExceeded` unless ``force``."""
+        request_id, record = self.send_change(action, selection, force=force)
+        record()
+        return request_id
+
+    def send_change(
+        self, action: Action, selection: Selection, *, force: bool = False
+    ) -> Tuple[str, Callable[[], None]]:
+        """:meth:`change_device_state`, its request sent (reserved first, released if it provably
+        never left), but its record under the RequestId left to the caller: (the RequestId, what
+        records it). The migration bridge records it after its answer has left, so that the legacy
+        client does not wait for a write the budget does not need (the reservation already counts)."""
         self._check(action, selection)  # the one check: _change builds the request unchecked
         reservation = self._reserve(action, selection, force)
         try:
@@ -208,10 +223,11 @@ class Provisioner(ABC):
         # Anything else may have happened after the request left: its reservation stays, pending.
         metrics.provisioning_sent(self.api, action.element, "accepted")
         if reservation is not None:
-            reservation.confirm(request_id)
-        elif self.store is not None:  # a query: its lines are known from its callbacks only
-            self.store.record_request(request_id, action.element, (), api=self.api)
-        return request_id
+            return request_id, lambda: reservation.confirm(request_id)
+        store = self.store
+        if store is not None:  # a query: its lines are known from its callbacks only
+            return request_id, lambda: store.record_request(request_id, action.element, (), api=self.api)
+        return request_id, _nothing
 
     def _reserve(self, action: Action, selection: Selection, force: bool) -> Optional[Reservation]:
         """A device-list request recorded as pending before it is sent (refused over the budget)."""
