@@ -88,6 +88,18 @@ def test_connection_refused_is_said_in_words_with_the_masked_url_and_the_attempt
     assert len(pauses) == 2
 
 
+def test_https_to_a_plain_http_service_fails_at_once_and_says_so() -> None:
+    # Our waitress services waited for headers a TLS handshake never sends: the client waited for
+    # its connect timeout, four times, and blamed the timeout.
+    with Emulator() as emulator:
+        client = client_for(emulator.root_url.replace("http://", "https://") + "/api/v2", connect_retries=0)
+        with pytest.raises(ConnectionFailed) as info:
+            client.login()
+    message = str(info.value)
+    assert "TLS asked of a server that answered in plain HTTP" in message
+    assert "SSLError" not in message
+
+
 def test_a_name_that_is_not_found_is_said_in_words() -> None:
     client = client_for("http://no-such-host.invalid/api/v2", connect_retries=0)
     with pytest.raises(ConnectionFailed) as info:

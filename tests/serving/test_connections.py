@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
+import requests
 from servers import closed_port, read_answer
 
-from uws_adapter import CallbackRequest, ReportedDevice, render_callback
+from uws_adapter import CallbackRequest, Emulator, ReportedDevice, render_callback
 from uws_adapter.errors import InputError
 from uws_adapter.serving.limits import ConnectionLimits
 from uws_adapter.store.sqlite import Store
@@ -515,3 +516,16 @@ def test_a_limit_beyond_the_open_file_hard_limit_refuses_to_start(tmp_path: Path
     assert finished.returncode != 0
     assert "--max-connections" in finished.stderr
     assert "ulimit -Hn" in finished.stderr
+
+
+def test_a_tls_handshake_on_a_waitress_port_is_answered_400_at_once() -> None:
+    # A ClientHello's first bytes: a handshake record (0x16) of TLS 1.0's record version.
+    with Emulator() as emulator:
+        host, port = emulator.root_url.rpartition("/")[2].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+            answer, closed = read_answer(sock)
+        assert closed
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        assert b"this port speaks plain HTTP, not TLS: use an http:// URL" in answer
+        assert requests.get(emulator.root_url + "/api/v2/CarrierService.svc?wsdl", timeout=5).status_code == 200

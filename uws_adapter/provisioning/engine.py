@@ -25,6 +25,7 @@ import enum
 import http.client
 import logging
 import random
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Protocol, Set, Tuple, TypeVar, Union
@@ -135,6 +136,8 @@ def connect_failure(cause: BaseException) -> str:
             return "name not found"
         if isinstance(seen, ConnectionRefusedError):
             return "connection refused"
+        if isinstance(seen, ssl.SSLError) and seen.reason == "WRONG_VERSION_NUMBER":
+            return "TLS asked of a server that answered in plain HTTP (an https:// URL for an http:// service?)"
         if isinstance(seen, (requests.ConnectTimeout, TimeoutError)) or name == "ConnectTimeoutError":
             return "no connection within the connect timeout"
         if isinstance(seen, OSError) and seen.strerror:

@@ -18,7 +18,16 @@ from waitress.utilities import RequestHeaderFieldsTooLarge
 from uws_adapter import metrics
 from uws_adapter.errors import InputError
 from uws_adapter.serving.access import AccessErrorTask
-from uws_adapter.serving.limits import EVICT_AFTER, REFUSED, TIMED_OUT, ConnectionLimits, evict, limit_warner, too_large
+from uws_adapter.serving.limits import (
+    EVICT_AFTER,
+    NOT_TLS,
+    REFUSED,
+    TIMED_OUT,
+    ConnectionLimits,
+    evict,
+    limit_warner,
+    too_large,
+)
 from uws_adapter.serving.onewrite import OneWriteTask
 
 __all__ = ["BoundedChannel", "BoundedWsgiServer", "StrictRequestParser", "waitress_server"]
@@ -93,6 +102,10 @@ def _over_line_limits(header_plus: bytes, limits: ConnectionLimits) -> Optional[
     return None
 
 
+#: The first byte of a TLS record carrying a handshake (RFC 8446 section 5.1): never an HTTP method's.
+_TLS_HANDSHAKE = b"\x16"
+
+
 class BoundedChannel(HTTPChannel):  # type: ignore[misc]
     """A waitress connection that knows when its current request began and when its headers ended."""
 
@@ -112,6 +125,11 @@ class BoundedChannel(HTTPChannel):  # type: ignore[misc]
         now = time.time()
         fresh = not self._seen_bytes
         self._seen_bytes = True
+        if fresh and data[:1] == _TLS_HANDSHAKE:
+            metrics.connection_refused(400)
+            self.write_soon(NOT_TLS)
+            self.close_when_flushed = True
+            return False
         result: bool = super().received(data)
         request = self.request  # the request still arriving, if any
         if request is not self._tracked:

@@ -66,6 +66,10 @@ def raw_answer(status: int, body: bytes, *extra: bytes) -> bytes:
 
 #: Written to a connection refused at the limit (before any request was read).
 REFUSED = raw_answer(503, b"too many open connections; retry shortly\n", b"Retry-After: 1")
+#: Written to a connection whose first byte opens a TLS handshake (a client given https:// for a plain
+#: HTTP port): the client fails at once on these bytes, where waiting for headers that never come
+#: made it wait for its timeout, and retry.
+NOT_TLS = raw_answer(400, b"this port speaks plain HTTP, not TLS: use an http:// URL\n")
 #: Written to a request whose headers or body missed its deadline.
 TIMED_OUT = raw_answer(408, b"the request did not arrive in time\n")
 #: Descriptors a process needs beside its connections (listening socket, SQLite files, logs, pipes).
