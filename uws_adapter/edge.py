@@ -12,15 +12,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Awaitable, Callable, Dict, Iterable, List, MutableMapping, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    MutableMapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 from urllib.parse import quote
 
 from uws_adapter.xmlsafe import encoding_refusal
 
 __all__ = [
     "SOAP_BASE", "SOAP_PREFIX", "Answer", "AsgiApp", "BodyRules", "Message", "Receive", "Router", "Scope", "Send",
-    "StartResponse", "WsgiApp", "charset_of", "media_type_of", "over_the_cap", "raw_target", "screen", "target_refusal",
-    "wsgi_body",
+    "StartResponse", "WsgiApp", "WsgiBody", "charset_of", "media_type_of", "over_the_cap", "raw_target", "screen",
+    "target_refusal", "wsgi_body",
 ]  # fmt: skip
 
 StartResponse = Callable[..., Any]
@@ -179,6 +192,28 @@ def raw_target(environ: Dict[str, Any]) -> str:
     ``//metrics`` as ``/metrics``."""
     raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
     return raw if isinstance(raw, str) and raw else quote(environ.get("PATH_INFO") or "/")
+
+
+class WsgiBody:
+    """An answer's body passed on, with :meth:`closed` run once the server closes it (PEP 3333: after
+    the last byte, or when the client went away), after the body's own ``close``."""
+
+    def __init__(self, body: Iterable[bytes]) -> None:
+        self._body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.closed()
+
+    def closed(self) -> None:
+        raise NotImplementedError
 
 
 class Router:

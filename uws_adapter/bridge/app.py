@@ -30,7 +30,7 @@ from uws_adapter import metrics
 from uws_adapter.bridge.address import checked_names, soap_address
 from uws_adapter.bridge.sessions import DEFAULT_LOCKOUT, StoredSessions
 from uws_adapter.callbacks.uws_render import callback_headers, check_soap_action, render_callback
-from uws_adapter.edge import SOAP_PREFIX, Router, StartResponse
+from uws_adapter.edge import SOAP_PREFIX, Router, StartResponse, WsgiBody
 from uws_adapter.errors import (
     Code,
     HandlerGaveUp,
@@ -310,25 +310,20 @@ def _recorded(records: List[Callable[[], None]]) -> None:
             _log.warning("a sent request could not be recorded under its RequestId: %s", type(exc).__name__)
 
 
-class _ThenRecord:
+class _ThenRecord(WsgiBody):
     """An answer's body, then the records of the request it answers: run when the server asks for
     the body's end (after sending it), or when it closes the body, whichever comes first."""
 
     def __init__(self, body: Iterable[bytes], records: List[Callable[[], None]]) -> None:
-        self._body = body
+        super().__init__(body)
         self._records = records
 
     def __iter__(self) -> Iterator[bytes]:
         yield from self._body
         _recorded(self._records)
 
-    def close(self) -> None:
-        try:
-            close = getattr(self._body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            _recorded(self._records)
+    def closed(self) -> None:
+        _recorded(self._records)
 
 
 def _refusal(exc: Exception) -> Optional[Refused]:

@@ -37,7 +37,7 @@ from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, List, Opt
 
 from waitress.task import ErrorTask
 
-from uws_adapter.edge import AsgiApp, Message, Receive, Scope, Send, StartResponse, WsgiApp
+from uws_adapter.edge import AsgiApp, Message, Receive, Scope, Send, StartResponse, WsgiApp, WsgiBody
 from uws_adapter.errors import DocumentError, UwsAdapterError
 from uws_adapter.jsonsafe import loads_untrusted
 from uws_adapter.logs import StderrHandler, printable, text_handler
@@ -298,12 +298,12 @@ class AccessLog:
             close()
 
 
-class _LoggedBody:
+class _LoggedBody(WsgiBody):
     """The answer's body as the application gave it, counted as it goes out; the line is logged
-    when the server closes it (after the last byte, or when the client went away)."""
+    when the server closes it."""
 
     def __init__(self, body: Iterable[bytes], line: _Line, logger: logging.Logger) -> None:
-        self._body = body
+        super().__init__(body)
         self._line = line
         self._logger = logger
 
@@ -312,13 +312,8 @@ class _LoggedBody:
             self._line.sent(chunk)
             yield chunk
 
-    def close(self) -> None:
-        try:
-            close = getattr(self._body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._line.log(self._logger)
+    def closed(self) -> None:
+        self._line.log(self._logger)
 
 
 class AccessErrorTask(ErrorTask):  # type: ignore[misc]
