@@ -140,7 +140,10 @@ class Provisioner(ABC):
             self._credentials = (username or "", password or "")
         if self._credentials is None:
             raise InputError("username", "no credentials to log in with", "pass username= and password=")
-        return self._session_token(stale=self._token)  # a login under way in another thread is this one
+        with self._login_lock:
+            self._token = self._login(*self._credentials)
+            self._own_session = True
+            return self._token
 
     def ensure_login(self) -> str:
         """The session token, logging in first if there is none yet."""
