@@ -112,7 +112,7 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "config": _units("errors", "provisioning", "rest", "settings", "store", "uws", "wire"),
     "netcheck": _units("errors", "provisioning", "redaction"),
     "wsdldiff": _units("errors", "localfiles", "netcheck", "provisioning", "redaction", "soap", "wire", "xmlsafe"),
-    "doctor": _units("config", "errors", "netcheck", "redaction", "rest", "store", "wsdldiff"),
+    "doctor": _units("config", "errors", "netcheck", "redaction", "rest", "store", "wire", "wsdldiff"),
     "tracking": _units("model", "store"),
     "demo": _units("emulator", "model", "provisioning", "receiver", "rest", "serving", "store", "tracking", "uws"),
     "cli": ANY,

@@ -18,6 +18,7 @@ from uws_adapter.config import ENVIRONMENT, Settings, rest_client
 from uws_adapter.errors import LOCKOUT, InputError, ServiceFault, UwsAdapterError
 from uws_adapter.netcheck import clock_skew, fetch, origin, reach
 from uws_adapter.redaction import masked_url
+from uws_adapter.wire import UWS_SERVICES
 
 __all__ = ["FAIL", "PASS", "WARN", "Check", "DoctorOptions", "run_checks", "summary"]
 
@@ -25,7 +26,6 @@ PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 #: Clock skew (seconds) that is worth a warning, and one that fails: session and token lifetimes,
 #: certificate validity and the dates in callbacks all read the clock [inferred thresholds].
 SKEW_WARN, SKEW_FAIL = 30.0, 300.0
-UWS_SERVICES = ("SessionService", "CarrierService")
 #: How a uws-login check that the service refused starts (the REST session then is not tried).
 LOGIN_REFUSED = "LogIn refused"
 #: The settings of the login that UWS LogIn and the REST M2M session both use.

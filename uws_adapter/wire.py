@@ -51,6 +51,8 @@ SESSION_LOGIN_PATH = "/m2m/v1/session/login"
 CALLBACKS_PATH = "/m2m/v1/callbacks"
 #: The header that carries the M2M session token, beside ``Authorization: Bearer``.
 M2M_TOKEN_HEADER = "VZ-M2M-Token"
+#: The UWS services our WSDL describes, the carrier's names [doc]; ``/api/v2/<name>.svc``.
+UWS_SERVICES = ("SessionService", "CarrierService")
 #: The services of a callback: the sections of a UWS CallbackRequest, and what a REST listener is
 #: registered for [doc for the names].
 CALLBACK_SERVICES = ("CarrierService", "NiddService", "DeviceProfileService")

@@ -17,11 +17,11 @@ from uws_adapter.model.actions import Action, Restore, Suspend
 from uws_adapter.model.callbacks import ACTIONS
 from uws_adapter.model.devices import Device, DeviceIdentifier, normalize_kind
 from uws_adapter.model.selection import CustomField, DeviceList, Selection, check_uws_query, select
-from uws_adapter.wire import MAX_DEVICES_PER_REQUEST, NS_CARRIER, NS_SESSION, NS_SOAP_ENV, NS_V2
+from uws_adapter.wire import MAX_DEVICES_PER_REQUEST, NS_CARRIER, NS_SESSION, NS_SOAP_ENV, NS_V2, UWS_SERVICES
 
 #: The operations of each service, as the WSDL binds them.
-OPERATIONS = {"SessionService": ("LogIn", "LogOut"), "CarrierService": ("ChangeDeviceState",)}
-SERVICES = tuple(OPERATIONS)
+OPERATIONS = dict(zip(UWS_SERVICES, (("LogIn", "LogOut"), ("ChangeDeviceState",))))
+SERVICES = UWS_SERVICES
 _QUERY = ("AccountName", "DeviceGroupName", "DeviceServicePlanFilter", "DeviceCustomFieldFilter")
 _UNDEFINED = Code.REQUEST_UNDEFINED
 
