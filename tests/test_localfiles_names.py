@@ -30,3 +30,16 @@ def test_a_url_as_a_file_is_not_shown_with_its_password(
     assert err.count("\n") == 1, err
     assert SECRET not in err
     assert "cannot read https://***@h.example/d.csv" in err
+
+
+@pytest.mark.parametrize("password", ["Secr/3tPw", "Xq7/Zk8?Wv5#Jp6", "Qz9@Kw7/Jm4"])
+def test_a_password_typed_unescaped_is_not_shown_either(
+    password: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A "/" in a password typed raw ends the authority for a URL parser; the password still goes.
+    monkeypatch.chdir(tmp_path)
+    assert main(["parse", f"https://u:{password}@h.example/d.csv"]) == 2
+    err = capsys.readouterr().err
+    for part in password.replace("@", "/").replace("?", "/").replace("#", "/").split("/"):
+        assert part not in err, err
+    assert "cannot read https://***@h.example/d.csv" in err

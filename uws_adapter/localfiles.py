@@ -42,7 +42,11 @@ def cannot_read(path: Union[str, Path], exc: OSError) -> str:
     one slash) is shown with its user and password as ``***``: it was echoed whole."""
     name = str(path)
     scheme, separator, rest = name.partition(":/")
-    authority, slash, tail = rest.lstrip("/").partition("/")
-    if separator and scheme.isalpha() and "@" in authority:
-        name = f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{tail}"
+    rest = rest.lstrip("/")
+    # Up to the last "@" whatever it holds: a "/", "?" or "#" typed unescaped in a password ends
+    # the authority for a parser, and the rest of the password was shown. The rule of
+    # redaction.masked_url (which this module, below every other, may not import).
+    at = rest.rfind("@")
+    if separator and scheme.isalpha() and at >= 0 and (":" in rest[:at] or "/" not in rest[:at]):
+        name = f"{scheme}://***{rest[at:]}"
     return f"cannot read {name}: {exc.strerror or type(exc).__name__}"
