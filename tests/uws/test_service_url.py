@@ -41,3 +41,15 @@ def test_the_client_sends_nothing_to_a_service_address(tmp_path: Path, capsys: p
     assert err.count("\n") == 1
     assert "is a service's address" in err
     assert "UWS_ENDPOINT" in err
+
+
+def test_a_base_no_parser_reads_is_bad_input_naming_it() -> None:
+    # The service-address check reads the base's path: a base urlsplit refuses (an unclosed IPv6
+    # bracket) came out of build_envelope/build_login as a bare ValueError, password and all in no
+    # message, but not an error of ours either.
+    base = "https://u:Secr3tPw@[::1/api/v2"
+    with pytest.raises(InputError, match=r"^base_url: .* cannot be parsed") as raised:
+        service_url(base, "SessionService")
+    assert "Secr3tPw" not in str(raised.value)
+    with pytest.raises(InputError, match="base_url"):
+        build_login("u", "p", base_url=base)

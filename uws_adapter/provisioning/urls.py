@@ -5,7 +5,7 @@ by :func:`uws_adapter.redaction.masked_url` (a user and password in it, and its 
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import requests
 
@@ -28,10 +28,7 @@ def check_url(url: object, field: str = "base_url", *, fix: str = URL_FIX) -> st
         raise InputError(field, f"{masked_url(url)} has spaces or control characters", fix)
     if not url.isascii():  # a user and password in it go into a Basic header, which must be latin-1
         raise InputError(field, f"{masked_url(url)} has non-ASCII characters (percent-encode them)", fix)
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
-        raise InputError(field, f"{masked_url(url)} cannot be parsed ({exc})", fix) from None
+    parts = _split(url, field, fix)
     try:
         port = parts.port  # ValueError for a port that is not a number in 0..65535
     except ValueError:
@@ -54,10 +51,18 @@ def check_service_base(base: str, example: str) -> str:
     address (``.../CarrierService.svc``, copied from its ``?wsdl`` URL): that would be sent
     ``.../X.svc/Y.svc``, which the emulator answers (it serves a service under any prefix) and the
     carrier's WCF need not, so the mistake passed every local run."""
-    last = urlsplit(base).path.rsplit("/", 1)[-1]
+    last = _split(base, "base_url", URL_FIX).path.rsplit("/", 1)[-1]
     if last.lower().endswith(".svc"):
         raise InputError(
             "base_url", f"{masked_url(base)} is a service's address, not the base the services sit under",
             f"drop the /{last}, e.g. {example} (--endpoint, UWS_ENDPOINT, soap_url)",
         )  # fmt: skip
     return base
+
+
+def _split(url: str, field: str, fix: str) -> SplitResult:
+    """``url``'s parts, or bad input naming ``field`` when no parser reads it."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise InputError(field, f"{masked_url(url)} cannot be parsed ({exc})", fix) from None
