@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -666,3 +667,32 @@ def test_a_request_is_recorded_under_its_request_id_once_its_answer_has_gone_wha
                 body.close()
                 assert store.confirmed == before + 1
         assert store.confirmed == 3
+
+
+def test_a_request_whose_client_went_away_before_its_answer_is_recorded_all_the_same(tmp_path: Path) -> None:
+    # On waitress itself: the legacy client sends a ChangeDeviceState and hangs up at once. The
+    # request went to REST; its record under the RequestId is written although no answer was read.
+    lines = generated_devices(2)
+    with (
+        Emulator(devices=lines) as emulator,
+        running_bridge(tmp_path / "b.db", emulator.rest_url) as (bridge, url),
+    ):
+        store = bridge.store
+        assert isinstance(store, CountingStore)
+        session, _ = soap_clients(url)
+        token = login(session)
+        device = lines[0].device
+        request = build_envelope(Suspend(), select([device]), token=token, base_url=f"{url}/api/v2")
+        host, port = url.split("//")[1].split(":")
+        path = "/" + request.url.split("/", 3)[3]
+        head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(request.body)}\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in request.headers.items()
+        )
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(head.encode("latin-1") + b"\r\n" + request.body)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, not FIN
+        store.settled(1)
+        recent = store.recent_actions([f"IMEI:{device.identifiers[0].identifier}"], 0.0)
+        (request_id,) = {rid for actions in recent.values() for rid, _ in actions}
+        assert not request_id.startswith("pending:")  # confirmed under the carrier's RequestId
+        assert store.status(request_id).total == 1
