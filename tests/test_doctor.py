@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, Iterator, List
 
@@ -217,3 +218,16 @@ def test_a_store_that_cannot_be_opened_is_not_told_to_be_created(tmp_path: Path)
     assert "s3cret" not in repr(check_store(options(tmp_path, db=unreachable)))
     (tmp_path / "folder.db").mkdir()
     assert "--create" not in check_store(options(tmp_path, db=str(tmp_path / "folder.db"))).fix
+
+
+def test_a_listener_url_no_parser_reads_is_not_the_receivers(tmp_path: Path, emulator: Emulator) -> None:
+    # What the carrier lists was registered by any tool (its portal, another program): a URL that
+    # urlsplit refuses (an unclosed IPv6 bracket) is not --receiver-url, said as a check, not a crash.
+    listener = emulator.listeners[(DEFAULT_ACCOUNT, "CarrierService")]
+    emulator.listeners[(DEFAULT_ACCOUNT, "CarrierService")] = replace(listener, url="http://[::1:8081/callbacks")
+    done = run_cli(["doctor", "--backend", "rest", "--json", "--account", DEFAULT_ACCOUNT, "--receiver-url", RECEIVER],
+                   tmp_path, **environment(emulator))  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    check = next(c for c in json.loads(done.stdout)["checks"] if c["name"] == "listeners")
+    assert check["status"] == FAIL
+    assert "not to" in check["detail"]

@@ -163,7 +163,7 @@ def _same_url(a: str, b: str) -> bool:
 
     try:
         return bool(key(a) == key(b))
-    except InputError:  # a port that is not a number
+    except ValueError:  # a port that is not a number (InputError), a URL urlsplit refuses (an unclosed [)
         return a.strip() == b.strip()
 
 
