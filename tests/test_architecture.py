@@ -38,7 +38,7 @@ MAY_IMPORT: Dict[str, FrozenSet[str]] = {
     "xmlsafe": _units("errors"),
     "jsonsafe": _units("errors"),
     "logs": _units("errors"),
-    "redaction": _units("errors", "model", "xmlsafe"),
+    "redaction": _units("errors", "localfiles", "model", "xmlsafe"),
     "edge": _units("xmlsafe"),
     "callbacks": _units("errors", "jsonsafe", "model", "wire", "xmlsafe"),
     "soap": _units("edge", "errors", "model", "wire", "xmlsafe"),

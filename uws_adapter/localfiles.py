@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import IO, Any, Union
 
-__all__ = ["cannot_read", "open_to_read"]
+__all__ = ["cannot_read", "open_to_read", "without_login"]
 
 
 def open_to_read(path: Union[str, Path], mode: str = "rb", **kwargs: Any) -> IO[Any]:
@@ -36,6 +36,18 @@ def open_to_read(path: Union[str, Path], mode: str = "rb", **kwargs: Any) -> IO[
         raise
 
 
+def without_login(rest: str, mask: str = "***") -> str:
+    """``rest`` (a URL after its ``scheme://``) with its user and password, if any, as ``mask``: the
+    one rule for every URL we show. Up to the last "@" whatever it holds (a "/", "?" or "#" typed
+    unescaped in a password ends the authority for a parser, and the rest of the password was
+    shown), unless that "@" is in the path of a host without one. Here, below every other module,
+    so that a file's name is masked as a URL is."""
+    at = rest.rfind("@")
+    if at >= 0 and (":" in rest[:at] or "/" not in rest[:at]):
+        return mask + rest[at:]
+    return rest
+
+
 def cannot_read(path: Union[str, Path], exc: OSError) -> str:
     """The one way a file that cannot be read is said: ``cannot read NAME: REASON``. A URL given
     where a file's path was wanted (``https://user:password@host/x``, which ``Path`` writes with
@@ -43,10 +55,7 @@ def cannot_read(path: Union[str, Path], exc: OSError) -> str:
     name = str(path)
     scheme, separator, rest = name.partition(":/")
     rest = rest.lstrip("/")
-    # Up to the last "@" whatever it holds: a "/", "?" or "#" typed unescaped in a password ends
-    # the authority for a parser, and the rest of the password was shown. The rule of
-    # redaction.masked_url (which this module, below every other, may not import).
-    at = rest.rfind("@")
-    if separator and scheme.isalpha() and at >= 0 and (":" in rest[:at] or "/" not in rest[:at]):
-        name = f"{scheme}://***{rest[at:]}"
+    masked = without_login(rest)
+    if separator and scheme.isalpha() and masked != rest:
+        name = f"{scheme}://{masked}"
     return f"cannot read {name}: {exc.strerror or type(exc).__name__}"

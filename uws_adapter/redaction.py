@@ -17,6 +17,7 @@ import codecs
 import re
 from typing import Iterable, List, Optional, Tuple
 
+from uws_adapter.localfiles import without_login
 from uws_adapter.model.callbacks import REDACTED
 from uws_adapter.xmlsafe import ASCII_COMPATIBLE, declared_encoding, text_codec, wide_encoding
 
@@ -213,11 +214,7 @@ def masked_url(url: str, *, quoted: bool = True) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:  # no scheme, or a mistyped one (http:/): the URL a check refuses, and quotes
         scheme, rest = "", url
-    # A user and password up to the last "@" whatever they hold (a "/" or "?" typed unescaped in a
-    # password ends the authority for a parser), unless that "@" is in a path of a host without one.
-    at = rest.rfind("@")
-    if at >= 0 and (":" in rest[:at] or "/" not in rest[:at]):
-        rest = REDACTED + rest[at:]
+    rest = without_login(rest, REDACTED)
     path, mark, query = rest.partition("?")
     # The query's names are kept (?wsdl, ?singleWsdl), its values masked (one may be a token).
     query = "&".join(name + (f"={REDACTED}" if equals else "") for name, equals, _ in (
