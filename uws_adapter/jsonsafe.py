@@ -17,6 +17,7 @@ carry a password or a RequestId that another reader of it takes to be a differen
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, Type
 
@@ -81,7 +82,9 @@ def loads_untrusted(
         raise error(f"{what}: more than {max_values:,} JSON values")
     hook = _unique if unique_keys else None
     try:
-        value = json.loads(text, parse_int=wire_integer, parse_constant=_no_constant, object_pairs_hook=hook)
+        value = json.loads(
+            text, parse_int=wire_integer, parse_float=_finite, parse_constant=_no_constant, object_pairs_hook=hook
+        )
     except RecursionError:
         raise error(f"{what}: JSON nested deeper than {max_depth} levels") from None
     except _KeyTwice as exc:
@@ -124,6 +127,14 @@ def check_depth(
         if max_values is not None and seen > max_values:
             raise error(f"{what}: more than {max_values:,} JSON values")
         stack.extend((v, depth + 1) for v in children)
+
+
+def _finite(text: str) -> float:
+    # 1e999 is valid JSON that Python reads as inf: the Infinity the module refuses, spelled another way.
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:40]!r} is out of range for a number")
+    return value
 
 
 def wire_integer(text: str) -> int:
