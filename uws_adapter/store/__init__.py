@@ -28,7 +28,7 @@ from uws_adapter.store.interfaces import (
     Tracking,
     Write,
 )
-from uws_adapter.store.sql import is_postgres_url
+from uws_adapter.store.sql import is_postgres_url, other_url
 from uws_adapter.store.sqlite import Store
 from uws_adapter.store.sqlite_schema import SCHEMA_VERSION
 
@@ -79,18 +79,6 @@ def schema_versions(location: Union[str, Path]) -> Tuple[int, int]:
     if missing is not None:
         raise StoreError(f"{missing}: point --db at the receiver's SQLite file or database URL")
     return Store.schema_version(location), SCHEMA_VERSION  # a file that is not a database: StoreError
-
-
-def other_url(location: Union[str, Path]) -> Optional[str]:
-    """What a URL that is not PostgreSQL's (``mysql://...``, SQLAlchemy's ``sqlite:///...``) is, said
-    without the URL, which may hold a password; None for a path or a ``postgresql://`` URL. Taken
-    for a SQLite path, it was echoed whole in every message about it."""
-    if not isinstance(location, str) or is_postgres_url(location):
-        return None
-    scheme, separator, _ = location.strip().partition("://")
-    if not separator or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
-        return None
-    return f"a {scheme}:// URL (not shown: it may hold a password) is not a store: only postgresql:// URLs are"
 
 
 def no_store_at(location: Union[str, Path]) -> Optional[str]:

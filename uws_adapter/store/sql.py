@@ -56,6 +56,19 @@ def is_postgres_url(location: Union[str, Path]) -> bool:
     return isinstance(location, str) and location.strip().lower().startswith(("postgresql://", "postgres://"))
 
 
+def other_url(location: Union[str, Path]) -> Optional[str]:
+    """What a URL that is not PostgreSQL's (``mysql://...``, SQLAlchemy's ``sqlite:///...``) is, said
+    without the URL, which may hold a password; None for a path or a ``postgresql://`` URL. Taken
+    for a SQLite path, it was echoed whole in every message about it (a SQLite :class:`Store`
+    refuses it too)."""
+    if not isinstance(location, str) or is_postgres_url(location):
+        return None
+    scheme, separator, _ = location.strip().partition("://")
+    if not separator or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+        return None
+    return f"a {scheme}:// URL (not shown: it may hold a password) is not a store: only postgresql:// URLs are"
+
+
 SQLITE = Dialect("sqlite", "?", "", 500, "max", None, "CROSS JOIN", True)
 POSTGRES = Dialect(
     "postgresql", "%s", " FOR UPDATE SKIP LOCKED", None, "greatest", "SELECT pg_advisory_xact_lock(?)",

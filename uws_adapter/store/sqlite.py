@@ -25,7 +25,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar, Unio
 from uws_adapter.errors import StoreError, UwsAdapterError
 from uws_adapter.store.core import CommitHealth, Job, SqlCore, next_group, stored
 from uws_adapter.store.interfaces import Outcome, RequestStatus, StoredEvent, Write
-from uws_adapter.store.sql import SQLITE, Sql
+from uws_adapter.store.sql import SQLITE, Sql, other_url
 from uws_adapter.store.sqlite_files import POSIX_LOCKS, FileLock, WalSync
 from uws_adapter.store.sqlite_schema import cannot_open, check_ours, read_schema, upgrade
 from uws_adapter.store.sqlite_writes import WriteWork, insert_attempts, work_for
@@ -94,6 +94,9 @@ class Store(SqlCore):
         lock_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        url = other_url(path)
+        if url is not None:  # not a file's path: refused whole, never shown (it may hold a password)
+            raise StoreError(url)
         if synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
             raise UwsAdapterError(f"synchronous={synchronous!r}: use FULL, EXTRA or NORMAL")
         self.path = Path(path)
