@@ -22,7 +22,7 @@ from uws_adapter.provisioning.options import (
     check_max_answer_bytes,
     check_timeout,
 )
-from uws_adapter.provisioning.urls import check_url
+from uws_adapter.provisioning.urls import check_service_base, check_url
 from uws_adapter.settings.source import CONFIG_VARIABLE, Convert, Loadable, Option, relocated, whole
 from uws_adapter.store.interfaces import RequestLog
 from uws_adapter.wire import REST_BASE_URL, UWS_BASE_URL
@@ -98,10 +98,16 @@ _budget = whole(
     f"give 1 to {MAX_DAILY_BUDGET:,} (5 for most accounts, 25 with the upgrade), or 0 to turn the guard off",
 )  # fmt: skip
 
+
+def _uws_base(value: Any, field: str) -> str:
+    # Checked where the setting is read, so that a service's address names where it came from.
+    return check_service_base(check_url(value, field), UWS_BASE_URL, field)
+
+
 #: Setting -> environment variable, converter, secret (the one table for file, environment and arguments).
 OPTIONS = (
     Option("backend", "UWS_ADAPTER_BACKEND", _backend),
-    Option("soap_url", "UWS_ENDPOINT", check_url),
+    Option("soap_url", "UWS_ENDPOINT", _uws_base),
     Option("rest_url", "UWS_ADAPTER_REST_URL", check_url),
     Option("username", "UWS_USERNAME"),
     Option("password", "UWS_PASSWORD", secret=True),

@@ -53,3 +53,31 @@ def test_a_base_no_parser_reads_is_bad_input_naming_it() -> None:
     assert "Secr3tPw" not in str(raised.value)
     with pytest.raises(InputError, match="base_url"):
         build_login("u", "p", base_url=base)
+
+
+@pytest.mark.parametrize(
+    ("where", "named"),
+    [("environment", "UWS_ENDPOINT: "), ("option", "--endpoint: "), ("file", "soap_url: ")],
+    ids=["environment", "option", "settings-file"],
+)
+def test_the_refusal_names_where_the_endpoint_was_given(
+    where: str, named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It named base_url, the library's argument, whichever setting the address came from; a
+    # trailing slash after the service's address let it through the setting's check.
+    endpoint = "http://127.0.0.1:9/api/v2/CarrierService.svc/"
+    args = ["suspend", "--device", "IMEI:350000000000000", "--username", "u", "--password", "p"]
+    monkeypatch.delenv("UWS_ENDPOINT", raising=False)
+    if where == "environment":
+        monkeypatch.setenv("UWS_ENDPOINT", endpoint)
+    elif where == "option":
+        args += ["--endpoint", endpoint]
+    else:
+        settings = tmp_path / "uws.ini"
+        settings.write_text(f"[uws-adapter]\nsoap_url = {endpoint}\n")
+        args += ["--config", str(settings)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert named in err
+    assert "is a service's address" in err

@@ -46,15 +46,15 @@ def check_url(url: object, field: str = "base_url", *, fix: str = URL_FIX) -> st
     return url
 
 
-def check_service_base(base: str, example: str) -> str:
+def check_service_base(base: str, example: str, field: str = "base_url") -> str:
     """``base``, the address WCF services sit under (``.../api/v2``), unless it is a service's own
     address (``.../CarrierService.svc``, copied from its ``?wsdl`` URL): that would be sent
     ``.../X.svc/Y.svc``, which the emulator answers (it serves a service under any prefix) and the
     carrier's WCF need not, so the mistake passed every local run."""
-    last = _split(base, "base_url", URL_FIX).path.rsplit("/", 1)[-1]
+    last = _split(base, field, URL_FIX).path.rstrip("/").rsplit("/", 1)[-1]
     if last.lower().endswith(".svc"):
         raise InputError(
-            "base_url", f"{masked_url(base)} is a service's address, not the base the services sit under",
+            field, f"{masked_url(base)} is a service's address, not the base the services sit under",
             f"drop the /{last}, e.g. {example} (--endpoint, UWS_ENDPOINT, soap_url)",
         )  # fmt: skip
     return base
